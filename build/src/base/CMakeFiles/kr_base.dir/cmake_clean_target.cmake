@@ -1,0 +1,3 @@
+file(REMOVE_RECURSE
+  "../../lib/libkr_base.a"
+)

@@ -1,0 +1,111 @@
+// Backend: the device operations a Llama forward pass is made of. The CPU
+// backend (backend/cpu) is the float32 reference; the CUDA backend implements
+// the same ops and is tested op by op against it (backend-ops test).
+//
+// Threading: a Backend and everything it allocated belong to ONE thread (the
+// engine thread in the server, the main thread in tools and tests). Ops are
+// enqueued in order; on CUDA they are asynchronous until synchronize() or a
+// copy to host.
+//
+// Dtypes: weights are kBF16, kF16 or kF32 (whatever upload_weight produced);
+// activations are activation_dtype() (kF32 on CPU, kBF16 on CUDA); ids,
+// positions and metadata are kI32; norms and softmax accumulate in float32.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/tensor.h"
+#include "base/status.h"
+
+namespace kr {
+
+// Per-step layout of a batch for attention and the KV cache. Tokens of all
+// sequences are concatenated: sequence s owns rows [query_start[s],
+// query_start[s+1]). Built on the host by the model runner; the backend
+// copies it to the device in set_step_metadata() once per step.
+struct StepMetadata {
+  int32_t num_tokens = 0;                // T
+  int32_t num_seqs = 0;                  // S
+  int32_t block_size = 0;                // tokens per KV block
+  int32_t max_blocks_per_seq = 0;        // width of block_tables
+  int32_t max_context_len = 0;           // max over context_lens
+  std::vector<int32_t> positions;        // [T] absolute position of each token
+  std::vector<int32_t> slot_mapping;     // [T] block_id * block_size + offset: where its K/V go
+  std::vector<int32_t> query_start;      // [S + 1] prefix sums of new tokens per sequence
+  std::vector<int32_t> context_lens;     // [S] tokens in cache after this step (old + new)
+  std::vector<int32_t> block_tables;     // [S, max_blocks_per_seq] block ids, row-major, -1 padded
+};
+
+// Paged KV cache of one layer: K and V each [num_blocks, block_size, kv_heads, head_dim]
+// in activation_dtype().
+struct KvLayer {
+  Tensor k;
+  Tensor v;
+};
+
+struct RopeParams {
+  int32_t head_dim = 0;
+  // [head_dim / 2] float32 inverse frequencies, llama3/linear scaling already applied.
+  // angle(pos, i) = pos * inv_freq[i], computed in double on the CPU.
+  std::vector<float> inv_freq;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual DType activation_dtype() const = 0;
+
+  // ---- memory ----
+  // Uninitialised tensor; freed by free() or when the backend is destroyed.
+  virtual Tensor alloc(DType dtype, std::initializer_list<int64_t> dims) = 0;
+  virtual void free(Tensor& t) = 0;
+  // Weight from host memory (e.g. an mmap'd safetensors view). The backend may keep
+  // a pointer to `host` (CPU) or copy it (CUDA); `host` must outlive the backend in the
+  // first case. Returned dtype is the backend's choice for weights of that source dtype.
+  virtual Tensor upload_weight(const Tensor& host) = 0;
+  virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
+  virtual void fill_zero(Tensor& t) = 0;
+  virtual void synchronize() = 0;
+  // Bytes the KV cache may use (CPU: from a configured budget; CUDA: free memory
+  // times KR_GPU_MEMORY_FRACTION after weights).
+  virtual size_t kv_cache_budget_bytes() const = 0;
+
+  // ---- per-step metadata ----
+  // Copies `meta` to the backend; attention() and store_kv() of this step read it.
+  virtual void set_step_metadata(const StepMetadata& meta) = 0;
+
+  // ---- ops (shapes: T tokens, H hidden, V vocab, I intermediate) ----
+  // out[t, :] = table[ids[t], :]. table [V, H] weight dtype; ids [T] i32; out [T, H].
+  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * w. x, out [T, H]; w [H].
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+  // residual += x; out = rms_norm(residual) * w. residual, x, out [T, H].
+  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
+                            Tensor& out) = 0;
+  // out = x · wᵀ. x [T, K] activations; w [N, K] weight; out [T, N] (activation dtype,
+  // or kF32 when out.dtype is kF32, as for logits).
+  virtual void matmul(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  // Rotate q and k inside qkv [T, (Hq + 2 Hkv) * D] in place (rotate_half / NeoX layout,
+  // as Hugging Face Llama): positions from the step metadata.
+  virtual void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) = 0;
+  // Write k and v parts of qkv [T, (Hq + 2 Hkv) * D] into the paged cache at slot_mapping.
+  virtual void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) = 0;
+  // Causal grouped-query attention of each new token over its sequence's cached
+  // tokens [0, its position]: out [T, Hq * D]; q from qkv; scale = 1/sqrt(D).
+  virtual void attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads,
+                         int head_dim, float scale, Tensor& out) = 0;
+  // out[t, i] = silu(gu[t, i]) * gu[t, I + i]. gate_up [T, 2I]; out [T, I].
+  virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
+  // out[r, :] = x[idx[r], :]. x [T, H]; idx [R] i32; out [R, H].
+  virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
+};
+
+// Creates the CPU reference backend. threads <= 0: hardware concurrency.
+std::unique_ptr<Backend> make_cpu_backend(int threads, size_t kv_cache_bytes);
+
+}  // namespace kr

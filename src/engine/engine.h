@@ -1,0 +1,49 @@
+// Engine: the single submission point. One engine thread owns the ModelRunner
+// (device + KV cache); every other thread talks to it only through submit()
+// and cancel(), which never block on a step.
+//
+// Threading: submit/cancel/snapshot: any thread. start/stop: the owner thread.
+// on_event callbacks run on the engine thread.
+#pragma once
+
+#include <memory>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "engine/engine_config.h"
+#include "engine/model_runner.h"
+#include "engine/request.h"
+
+namespace kr {
+
+class Metrics;
+
+class Engine {
+ public:
+  // runner, clock and metrics must outlive the engine.
+  Engine(ModelRunner* runner, const EngineConfig& config, const Clock* clock, Metrics* metrics);
+  ~Engine();  // stops the thread; unfinished requests get a kCancelled event
+
+  void start();
+  // Stop accepting; finish in-flight requests within `drain_timeout_s`, then cancel the rest.
+  void stop(double drain_timeout_s);
+
+  // Validates (context length -> kOutOfRange, queue full -> kResourceExhausted)
+  // and enqueues. On error nothing was enqueued and no event will come.
+  Status submit(GenerationRequest request);
+  // Cancels at the next step boundary (its KV blocks are freed then); the
+  // request gets a final event with FinishReason::kCancelled. Unknown ids: no-op.
+  void cancel(RequestId id);
+
+  int32_t max_model_len() const;
+  // Counters read without locks, for /health, /stats and tests.
+  int32_t num_running() const;
+  int32_t num_waiting() const;
+  int32_t num_free_blocks() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kr
