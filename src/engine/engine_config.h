@@ -1,0 +1,37 @@
+// Engine and scheduler configuration. Parsed from KR_* environment variables
+// (seed aliases MLX_*) and flags by engine_config.cc; flags win.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace kr {
+
+struct AutoTuneConfig {
+  bool enabled = false;               // KR_AUTO_TUNE
+  double target_ttft_p99_ms = 100.0;  // KR_AUTO_TUNE_TARGET_TTFT_MS
+  double target_itl_p99_ms = 50.0;    // KR_AUTO_TUNE_TARGET_ITL_MS
+  double ema_alpha = 0.3;
+  int32_t min_batch_size = 2, max_batch_size = 64;
+  double min_window_ms = 0.0, max_window_ms = 10.0;
+  int32_t interval_steps = 10;        // at most one adjustment per this many steps
+};
+
+struct EngineConfig {
+  bool scheduler_on = true;           // KR_GPU_SCHEDULER; off = baseline: one request at a time, FIFO
+  double window_ms = 1.0;             // KR_GPU_SCHEDULER_WINDOW_MS
+  int32_t batch_size = 8;             // KR_GPU_SCHEDULER_BATCH_SIZE: new admissions per step
+  bool fast_path = true;              // KR_FAST_PATH
+  bool adaptive_window = false;       // KR_ADAPTIVE_WINDOW
+  AutoTuneConfig auto_tune;
+  int32_t max_num_seqs = 256;         // KR_MAX_NUM_SEQS: running-sequence cap
+  int32_t max_batched_tokens = 2048;  // KR_MAX_BATCHED_TOKENS: tokens per step (chunked prefill)
+  int32_t max_queued_requests = 4096; // KR_MAX_QUEUED_REQUESTS: submit() refuses beyond
+  double background_max_wait_s = 30;  // KR_BACKGROUND_MAX_WAIT_S: aging bound for low priorities
+  double request_timeout_s = 0;       // KR_REQUEST_TIMEOUT_S: 0 = none
+};
+
+}  // namespace kr
