@@ -67,6 +67,10 @@ class Backend {
   // a pointer to `host` (CPU) or copy it (CUDA); `host` must outlive the backend in the
   // first case. Returned dtype is the backend's choice for weights of that source dtype.
   virtual Tensor upload_weight(const Tensor& host) = 0;
+  // True when upload_weight() keeps pointing at `host` (CPU), so the caller must keep
+  // host memory alive; false when it copies (CUDA), so host buffers may be freed
+  // right after the upload. (Addition: defaults to false.)
+  virtual bool upload_keeps_host_pointer() const { return false; }
   virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
   virtual void fill_zero(Tensor& t) = 0;

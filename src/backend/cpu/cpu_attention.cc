@@ -1,0 +1,114 @@
+// RoPE, KV-cache writes and paged causal attention on the CPU, driven by the
+// StepMetadata of the current step (see backend.h for the layouts).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+
+namespace kr {
+
+void CpuBackend::rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) {
+  // qkv [T, (Hq + 2 Hkv) * D]; q and k heads rotated: rotate_half pairs element i
+  // with i + D/2: x'[i] = x[i] cos - x[i + D/2] sin, x'[i + D/2] = x[i + D/2] cos + x[i] sin.
+  const int64_t T = qkv.dim(0), D = rope.head_dim, half = D / 2;
+  const int64_t width = (q_heads + 2 * kv_heads) * D;
+  KR_CHECK(qkv.dim(1) == width && T == meta_.num_tokens);
+  KR_CHECK(static_cast<int64_t>(rope.inv_freq.size()) == half);
+  pool_.parallel_for(T, 4, [&](int64_t b, int64_t e) {
+    std::vector<float> cos_v(half), sin_v(half);
+    for (int64_t t = b; t < e; ++t) {
+      const double pos = meta_.positions[t];
+      for (int64_t i = 0; i < half; ++i) {
+        // Angle in double (an exact product for any position), cos/sin used in float.
+        const double angle = pos * static_cast<double>(rope.inv_freq[i]);
+        cos_v[i] = static_cast<float>(std::cos(angle));
+        sin_v[i] = static_cast<float>(std::sin(angle));
+      }
+      float* row = qkv.as<float>() + t * width;
+      for (int h = 0; h < q_heads + kv_heads; ++h) {  // q heads then k heads: contiguous
+        float* x = row + h * D;
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = x[i], c = x[i + half];
+          x[i] = a * cos_v[i] - c * sin_v[i];
+          x[i + half] = c * cos_v[i] + a * sin_v[i];
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) {
+  // qkv [T, (Hq + 2 Hkv) * D] → k, v [num_blocks, block_size, Hkv, D] at slot_mapping[t].
+  const int64_t T = qkv.dim(0), D = head_dim;
+  const int64_t width = (q_heads + 2 * kv_heads) * D, kv_width = kv_heads * D;
+  KR_CHECK(qkv.dim(1) == width && T == meta_.num_tokens);
+  const int64_t num_slots = kv.k.dim(0) * kv.k.dim(1);
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t slot = meta_.slot_mapping[t];
+    if (slot < 0) continue;  // padding token: nothing to store
+    KR_CHECK_MSG(slot < num_slots, "store_kv: slot out of range");
+    const float* row = qkv.as<float>() + t * width;
+    std::copy(row + q_heads * D, row + q_heads * D + kv_width, kv.k.as<float>() + slot * kv_width);
+    std::copy(row + q_heads * D + kv_width, row + width, kv.v.as<float>() + slot * kv_width);
+  }
+}
+
+void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads,
+                           int head_dim, float scale, Tensor& out) {
+  // For token t of sequence s at position p and query head h (kv head h / group):
+  //   out[t, h] = Σ_j softmax_j(q·k_j · scale) v_j over cache positions j = 0..p of s.
+  const int64_t T = qkv.dim(0), D = head_dim;
+  const int64_t width = (q_heads + 2 * kv_heads) * D, kv_width = kv_heads * D;
+  const int group = q_heads / kv_heads;
+  KR_CHECK(q_heads % kv_heads == 0 && T == meta_.num_tokens);
+  KR_CHECK(out.dim(0) == T && out.dim(1) == q_heads * D);
+  const int32_t bs = meta_.block_size;
+  const float* kc = kv.k.as<float>();
+  const float* vc = kv.v.as<float>();
+  pool_.parallel_for(T * q_heads, 4, [&](int64_t b, int64_t e) {
+    std::vector<float> scores;
+    std::vector<const float*> krows, vrows;
+    std::vector<float> acc(D);
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t t = item / q_heads;
+      const int h = static_cast<int>(item % q_heads);
+      const int g = h / group;
+      const int32_t s = token_seq_[t];
+      KR_CHECK_MSG(s >= 0, "attention: token outside every sequence");
+      const int64_t ctx = static_cast<int64_t>(meta_.positions[t]) + 1;
+      KR_CHECK_MSG(ctx <= meta_.context_lens[s], "attention: position past context length");
+      const int32_t* table = meta_.block_tables.data() + static_cast<int64_t>(s) * meta_.max_blocks_per_seq;
+      const float* q = qkv.as<float>() + t * width + h * D;
+      scores.resize(ctx);
+      krows.resize(ctx);
+      vrows.resize(ctx);
+      float max_score = -INFINITY;
+      for (int64_t j = 0; j < ctx; ++j) {
+        const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+        krows[j] = kc + slot * kv_width + g * D;
+        vrows[j] = vc + slot * kv_width + g * D;
+        float dot = 0.0f;
+        for (int64_t d = 0; d < D; ++d) dot += q[d] * krows[j][d];
+        scores[j] = dot * scale;
+        max_score = std::max(max_score, scores[j]);
+      }
+      double sum = 0.0;
+      for (int64_t j = 0; j < ctx; ++j) {
+        scores[j] = std::exp(scores[j] - max_score);
+        sum += scores[j];
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t j = 0; j < ctx; ++j) {
+        const float p = scores[j];
+        const float* v = vrows[j];
+        for (int64_t d = 0; d < D; ++d) acc[d] += p * v[d];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      float* o = out.as<float>() + t * q_heads * D + h * D;
+      for (int64_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+    }
+  });
+}
+
+}  // namespace kr

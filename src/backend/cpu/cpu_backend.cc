@@ -1,0 +1,188 @@
+// Memory, metadata and the element-wise / row-wise ops of the CPU backend.
+// matmul is in cpu_matmul.cc; rope, store_kv and attention in cpu_attention.cc.
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/dtype_convert.h"
+
+namespace kr {
+
+std::unique_ptr<Backend> make_cpu_backend(int threads, size_t kv_cache_bytes) {
+  return std::make_unique<CpuBackend>(threads, kv_cache_bytes);
+}
+
+CpuBackend::CpuBackend(int threads, size_t kv_cache_bytes)
+    : pool_(threads), kv_cache_bytes_(kv_cache_bytes) {}
+
+CpuBackend::~CpuBackend() {
+  for (void* p : allocations_) std::free(p);
+}
+
+float cpu_load_as_f32(const void* data, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::kF32: return static_cast<const float*>(data)[i];
+    case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::kI32: break;
+  }
+  KR_CHECK_MSG(false, "not a float dtype");
+  return 0.0f;
+}
+
+void cpu_convert_to_f32(const void* src, DType dtype, int64_t offset, int64_t n, float* dst) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(dst, static_cast<const float*>(src) + offset, static_cast<size_t>(n) * 4);
+      return;
+    case DType::kBF16: {
+      const uint16_t* s = static_cast<const uint16_t*>(src) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);  // vectorizes (shift)
+      return;
+    }
+    case DType::kF16: {
+      const uint16_t* s = static_cast<const uint16_t*>(src) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+      return;
+    }
+    case DType::kI32: break;
+  }
+  KR_CHECK_MSG(false, "not a float dtype");
+}
+
+Tensor CpuBackend::alloc(DType dtype, std::initializer_list<int64_t> dims) {
+  Tensor t(nullptr, dtype, dims);
+  KR_CHECK(t.numel() >= 0);
+  // 64-byte alignment for vector loads; aligned_alloc needs a multiple of the alignment.
+  const size_t bytes = (std::max<size_t>(t.bytes(), 1) + 63) / 64 * 64;
+  t.data = std::aligned_alloc(64, bytes);
+  KR_CHECK_MSG(t.data != nullptr, "CpuBackend::alloc: out of memory");
+  allocations_.push_back(t.data);
+  return t;
+}
+
+void CpuBackend::free(Tensor& t) {
+  if (t.data == nullptr) return;
+  for (size_t i = 0; i < allocations_.size(); ++i) {
+    if (allocations_[i] == t.data) {
+      std::free(t.data);
+      allocations_[i] = allocations_.back();
+      allocations_.pop_back();
+      t.data = nullptr;
+      return;
+    }
+  }
+  t.data = nullptr;  // a weight view (upload_weight): not ours to free
+}
+
+Tensor CpuBackend::upload_weight(const Tensor& host) {
+  KR_CHECK(host.dtype == DType::kF32 || host.dtype == DType::kBF16 || host.dtype == DType::kF16);
+  return host;
+}
+
+void CpuBackend::copy_from_host(Tensor& dst, const void* src, size_t bytes) {
+  KR_CHECK(bytes <= dst.bytes());
+  std::memcpy(dst.data, src, bytes);
+}
+
+void CpuBackend::copy_to_host(void* dst, const Tensor& src, size_t bytes) {
+  KR_CHECK(bytes <= src.bytes());
+  std::memcpy(dst, src.data, bytes);
+}
+
+void CpuBackend::fill_zero(Tensor& t) { std::memset(t.data, 0, t.bytes()); }
+
+void CpuBackend::set_step_metadata(const StepMetadata& meta) {
+  KR_CHECK(static_cast<int32_t>(meta.positions.size()) == meta.num_tokens);
+  KR_CHECK(static_cast<int32_t>(meta.slot_mapping.size()) == meta.num_tokens);
+  KR_CHECK(static_cast<int32_t>(meta.query_start.size()) == meta.num_seqs + 1);
+  KR_CHECK(static_cast<int32_t>(meta.context_lens.size()) == meta.num_seqs);
+  KR_CHECK(static_cast<int64_t>(meta.block_tables.size()) ==
+           static_cast<int64_t>(meta.num_seqs) * meta.max_blocks_per_seq);
+  meta_ = meta;
+  token_seq_.assign(meta.num_tokens, -1);
+  for (int32_t s = 0; s < meta.num_seqs; ++s) {
+    for (int32_t t = meta.query_start[s]; t < meta.query_start[s + 1]; ++t) token_seq_[t] = s;
+  }
+}
+
+void CpuBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
+  // table [V, H]; ids [T]; out [T, H] f32
+  KR_CHECK(ids.dtype == DType::kI32 && out.dtype == DType::kF32);
+  const int64_t T = ids.dim(0), H = table.dim(1), V = table.dim(0);
+  KR_CHECK(out.dim(0) == T && out.dim(1) == H);
+  const int32_t* id = ids.as<int32_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    KR_CHECK_MSG(id[t] >= 0 && id[t] < V, "embedding: token id out of range");
+    cpu_convert_to_f32(table.data, table.dtype, id[t] * H, H, out.as<float>() + t * H);
+  }
+}
+
+namespace {
+
+// out = x / sqrt(mean(x^2) + eps) * w for one row; sum of squares in double.
+void rms_norm_row(const float* x, const Tensor& w, float eps, int64_t H, float* out) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < H; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(H) + eps));
+  for (int64_t i = 0; i < H; ++i) out[i] = x[i] * inv * cpu_load_as_f32(w.data, w.dtype, i);
+}
+
+}  // namespace
+
+void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
+  // x, out [T, H]; w [H]
+  const int64_t T = x.dim(0), H = x.dim(1);
+  KR_CHECK(out.dim(0) == T && out.dim(1) == H && w.numel() == H);
+  pool_.parallel_for(T, 16, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) rms_norm_row(x.as<float>() + t * H, w, eps, H, out.as<float>() + t * H);
+  });
+}
+
+void CpuBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
+                              Tensor& out) {
+  // residual, x, out [T, H]; w [H]
+  const int64_t T = x.dim(0), H = x.dim(1);
+  KR_CHECK(residual.dim(0) == T && residual.dim(1) == H && out.dim(0) == T && w.numel() == H);
+  pool_.parallel_for(T, 16, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* r = residual.as<float>() + t * H;
+      const float* xi = x.as<float>() + t * H;
+      for (int64_t i = 0; i < H; ++i) r[i] += xi[i];
+      rms_norm_row(r, w, eps, H, out.as<float>() + t * H);
+    }
+  });
+}
+
+void CpuBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
+  // gate_up [T, 2I]; out [T, I]
+  const int64_t T = gate_up.dim(0), I = gate_up.dim(1) / 2;
+  KR_CHECK(out.dim(0) == T && out.dim(1) == I);
+  pool_.parallel_for(T, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* g = gate_up.as<float>() + t * 2 * I;
+      const float* u = g + I;
+      float* o = out.as<float>() + t * I;
+      for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    }
+  });
+}
+
+void CpuBackend::gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) {
+  // x [T, H]; idx [R]; out [R, H]
+  KR_CHECK(idx.dtype == DType::kI32 && x.dtype == out.dtype);
+  const int64_t R = idx.dim(0), T = x.dim(0), H = x.dim(1);
+  KR_CHECK(out.dim(0) == R && out.dim(1) == H);
+  const size_t row_bytes = static_cast<size_t>(H) * dtype_size_bytes(x.dtype);
+  for (int64_t r = 0; r < R; ++r) {
+    const int32_t i = idx.as<int32_t>()[r];
+    KR_CHECK_MSG(i >= 0 && i < T, "gather_rows: index out of range");
+    std::memcpy(static_cast<char*>(out.data) + r * row_bytes,
+                static_cast<const char*>(x.data) + i * row_bytes, row_bytes);
+  }
+}
+
+}  // namespace kr

@@ -1,0 +1,233 @@
+// Each CPU op against a direct double-precision computation of its formula.
+#include "backend/cpu/cpu_backend.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backend/dtype_convert.h"
+
+namespace kr {
+namespace {
+
+std::vector<float> random_vec(size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+Tensor upload_f32(Backend& be, const std::vector<float>& v, std::initializer_list<int64_t> dims) {
+  Tensor t = be.alloc(DType::kF32, dims);
+  be.copy_from_host(t, v.data(), v.size() * 4);
+  return t;
+}
+
+std::vector<float> download(Backend& be, const Tensor& t) {
+  std::vector<float> v(t.numel());
+  be.copy_to_host(v.data(), t, t.bytes());
+  return v;
+}
+
+TEST(DTypeConvert, HalfAndBfloat) {
+  EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
+  EXPECT_EQ(f16_to_f32(0xc000), -2.0f);
+  EXPECT_EQ(f16_to_f32(0x7bff), 65504.0f);
+  EXPECT_FLOAT_EQ(f16_to_f32(0x0001), 5.9604645e-8f);
+  EXPECT_TRUE(std::isinf(f16_to_f32(0x7c00)));
+  EXPECT_TRUE(std::isnan(f16_to_f32(0x7e00)));
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.5f)), 1.5f);
+  EXPECT_EQ(f32_to_bf16(1.0f + 1.0f / 256), f32_to_bf16(1.0f));  // ties to even
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
+}
+
+class MatmulTest : public ::testing::TestWithParam<std::tuple<DType, int>> {};
+
+TEST_P(MatmulTest, MatchesNaive) {
+  const auto [wdt, T] = GetParam();
+  CpuBackend be(3, 0);
+  const int64_t K = 37, N = 45;  // not multiples of the tile sizes
+  auto xv = random_vec(T * K, 1);
+  auto wv = random_vec(N * K, 2);
+  std::vector<uint16_t> w16(N * K);
+  for (int64_t i = 0; i < N * K; ++i) {
+    if (wdt == DType::kBF16) {
+      w16[i] = f32_to_bf16(wv[i]);
+      wv[i] = bf16_to_f32(w16[i]);
+    } else if (wdt == DType::kF16) {
+      // exact halves: k/1024 in [-1, 1]
+      const int q = static_cast<int>(std::lround(wv[i] * 1024));
+      wv[i] = q / 1024.0f;
+      const float a = std::fabs(wv[i]);
+      uint16_t h = 0;
+      if (a != 0) {
+        int e = 0;
+        float m = std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+        h = static_cast<uint16_t>(((e - 1 + 15) << 10) | (static_cast<int>((m * 2 - 1) * 1024) & 0x3ff));
+        if (e - 1 + 15 <= 0) h = static_cast<uint16_t>(a / 5.9604645e-8f);
+      }
+      if (wv[i] < 0) h |= 0x8000;
+      w16[i] = h;
+      ASSERT_EQ(f16_to_f32(h), wv[i]);
+    }
+  }
+  Tensor x = upload_f32(be, xv, {T, K});
+  Tensor host_w = wdt == DType::kF32 ? Tensor(wv.data(), DType::kF32, {N, K})
+                                     : Tensor(w16.data(), wdt, {N, K});
+  Tensor w = be.upload_weight(host_w);
+  Tensor out = be.alloc(DType::kF32, {T, N});
+  be.matmul(x, w, out);
+  auto ov = download(be, out);
+  for (int t = 0; t < T; ++t) {
+    for (int64_t n = 0; n < N; ++n) {
+      double ref = 0;
+      for (int64_t k = 0; k < K; ++k) ref += static_cast<double>(xv[t * K + k]) * wv[n * K + k];
+      ASSERT_NEAR(ov[t * N + n], ref, 1e-5) << "t=" << t << " n=" << n;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllDTypes, MatmulTest,
+                         ::testing::Combine(::testing::Values(DType::kF32, DType::kBF16, DType::kF16),
+                                            ::testing::Values(1, 5, 130)));
+
+TEST(CpuBackend, RmsNormAndAddRmsNorm) {
+  CpuBackend be(2, 0);
+  const int64_t T = 3, H = 20;
+  auto xv = random_vec(T * H, 3), rv = random_vec(T * H, 4), wv = random_vec(H, 5);
+  Tensor x = upload_f32(be, xv, {T, H}), r = upload_f32(be, rv, {T, H}), w = upload_f32(be, wv, {H});
+  Tensor out = be.alloc(DType::kF32, {T, H});
+  be.rms_norm(x, w, 1e-5f, out);
+  auto o1 = download(be, out);
+  be.add_rms_norm(r, x, w, 1e-5f, out);
+  auto o2 = download(be, out);
+  auto r2 = download(be, r);
+  for (int64_t t = 0; t < T; ++t) {
+    double ss1 = 0, ss2 = 0;
+    for (int64_t i = 0; i < H; ++i) {
+      ss1 += double(xv[t * H + i]) * xv[t * H + i];
+      const double s = double(xv[t * H + i]) + rv[t * H + i];
+      ss2 += s * s;
+    }
+    for (int64_t i = 0; i < H; ++i) {
+      const double s = double(xv[t * H + i]) + rv[t * H + i];
+      EXPECT_NEAR(o1[t * H + i], xv[t * H + i] / std::sqrt(ss1 / H + 1e-5) * wv[i], 1e-5);
+      EXPECT_NEAR(r2[t * H + i], s, 1e-6);
+      EXPECT_NEAR(o2[t * H + i], s / std::sqrt(ss2 / H + 1e-5) * wv[i], 1e-5);
+    }
+  }
+}
+
+TEST(CpuBackend, EmbeddingSiluMulGather) {
+  CpuBackend be(2, 0);
+  const int64_t V = 10, H = 6, I = 5;
+  auto tv = random_vec(V * H, 6);
+  std::vector<uint16_t> t16(V * H);
+  for (size_t i = 0; i < tv.size(); ++i) t16[i] = f32_to_bf16(tv[i]);
+  Tensor table = be.upload_weight(Tensor(t16.data(), DType::kBF16, {V, H}));
+  std::vector<int32_t> idv = {3, 0, 9};
+  Tensor ids = be.alloc(DType::kI32, {3});
+  be.copy_from_host(ids, idv.data(), 12);
+  Tensor emb = be.alloc(DType::kF32, {3, H});
+  be.embedding(table, ids, emb);
+  auto ev = download(be, emb);
+  for (int r = 0; r < 3; ++r)
+    for (int64_t i = 0; i < H; ++i) EXPECT_EQ(ev[r * H + i], bf16_to_f32(t16[idv[r] * H + i]));
+
+  auto gu = random_vec(2 * 2 * I, 7, 4.0f);
+  Tensor g = upload_f32(be, gu, {2, 2 * I});
+  Tensor o = be.alloc(DType::kF32, {2, I});
+  be.silu_mul(g, o);
+  auto ov = download(be, o);
+  for (int t = 0; t < 2; ++t)
+    for (int64_t i = 0; i < I; ++i) {
+      const double a = gu[t * 2 * I + i], u = gu[t * 2 * I + I + i];
+      EXPECT_NEAR(ov[t * I + i], a / (1 + std::exp(-a)) * u, 1e-5);
+    }
+
+  std::vector<int32_t> gi = {2, 2, 0};
+  Tensor idx = be.alloc(DType::kI32, {3});
+  be.copy_from_host(idx, gi.data(), 12);
+  Tensor rows = be.alloc(DType::kF32, {3, H});
+  be.gather_rows(emb, idx, rows);
+  auto rv = download(be, rows);
+  for (int r = 0; r < 3; ++r)
+    for (int64_t i = 0; i < H; ++i) EXPECT_EQ(rv[r * H + i], ev[gi[r] * H + i]);
+}
+
+// Two sequences in one step over a paged cache with scattered blocks: rope +
+// store_kv + attention against contiguous double-precision attention.
+TEST(CpuBackend, RopeStoreKvAttentionPaged) {
+  CpuBackend be(3, 0);
+  const int Hq = 4, Hkv = 2, D = 8, bs = 3, num_blocks = 8;
+  const int width = (Hq + 2 * Hkv) * D;
+  RopeParams rp;
+  rp.head_dim = D;
+  for (int i = 0; i < D / 2; ++i) rp.inv_freq.push_back(std::pow(10000.0f, -2.0f * i / D));
+  // seq 0: 5 tokens, blocks {6, 1}; seq 1: 4 tokens, blocks {0, 4}.
+  StepMetadata m;
+  m.num_tokens = 9;
+  m.num_seqs = 2;
+  m.block_size = bs;
+  m.max_blocks_per_seq = 2;
+  m.query_start = {0, 5, 9};
+  m.context_lens = {5, 4};
+  m.block_tables = {6, 1, 0, 4};
+  m.max_context_len = 5;
+  for (int s = 0; s < 2; ++s)
+    for (int p = 0; p < m.context_lens[s]; ++p) {
+      m.positions.push_back(p);
+      m.slot_mapping.push_back(m.block_tables[s * 2 + p / bs] * bs + p % bs);
+    }
+  be.set_step_metadata(m);
+  auto qv = random_vec(9 * width, 8);
+  Tensor qkv = upload_f32(be, qv, {9, width});
+  be.rope(qkv, Hq, Hkv, rp);
+  auto roped = download(be, qkv);
+  // Rope check: head 0 of token 2 (position 2).
+  for (int i = 0; i < D / 2; ++i) {
+    const double ang = 2.0 * rp.inv_freq[i];
+    const double a = qv[2 * width + i], c = qv[2 * width + i + D / 2];
+    EXPECT_NEAR(roped[2 * width + i], a * std::cos(ang) - c * std::sin(ang), 1e-5);
+    EXPECT_NEAR(roped[2 * width + i + D / 2], c * std::cos(ang) + a * std::sin(ang), 1e-5);
+  }
+  // v is not rotated.
+  for (int i = 0; i < Hkv * D; ++i) EXPECT_EQ(roped[2 * width + (Hq + Hkv) * D + i], qv[2 * width + (Hq + Hkv) * D + i]);
+
+  KvLayer kv{be.alloc(DType::kF32, {num_blocks, bs, Hkv, D}), be.alloc(DType::kF32, {num_blocks, bs, Hkv, D})};
+  be.fill_zero(kv.k);
+  be.fill_zero(kv.v);
+  be.store_kv(qkv, Hq, Hkv, D, kv);
+  Tensor out = be.alloc(DType::kF32, {9, Hq * D});
+  be.attention(qkv, kv, Hq, Hkv, D, 1.0f / std::sqrt(float(D)), out);
+  auto ov = download(be, out);
+  for (int s = 0; s < 2; ++s) {
+    const int base = m.query_start[s];
+    for (int p = 0; p < m.context_lens[s]; ++p) {
+      for (int h = 0; h < Hq; ++h) {
+        const int g = h / (Hq / Hkv);
+        std::vector<double> sc(p + 1);
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j <= p; ++j) {
+          double d = 0;
+          for (int i = 0; i < D; ++i)
+            d += double(roped[(base + p) * width + h * D + i]) * roped[(base + j) * width + (Hq + g) * D + i];
+          sc[j] = d / std::sqrt(double(D));
+          mx = std::max(mx, sc[j]);
+        }
+        for (auto& x : sc) sum += (x = std::exp(x - mx));
+        for (int i = 0; i < D; ++i) {
+          double ref = 0;
+          for (int j = 0; j <= p; ++j) ref += sc[j] / sum * roped[(base + j) * width + (Hq + Hkv + g) * D + i];
+          EXPECT_NEAR(ov[(base + p) * Hq * D + h * D + i], ref, 1e-5) << "s=" << s << " p=" << p;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kr
