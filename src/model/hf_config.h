@@ -1,0 +1,73 @@
+// Llama-family model configuration from a Hugging Face folder (config.json and
+// the optional generation_config.json), or from a built-in preset.
+// Plain structs; any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace kr {
+
+enum class RopeScalingType { kNone, kLinear, kLlama3 };
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;                   // llama3
+  double high_freq_factor = 4.0;                  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3
+};
+
+struct LlamaConfig {
+  int32_t hidden_size = 0;
+  int32_t intermediate_size = 0;
+  int32_t num_hidden_layers = 0;
+  int32_t num_attention_heads = 0;
+  int32_t num_key_value_heads = 0;  // defaults to num_attention_heads
+  int32_t head_dim = 0;             // defaults to hidden_size / num_attention_heads
+  int32_t vocab_size = 0;
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  int64_t max_position_embeddings = 2048;
+  std::optional<int32_t> bos_token_id;
+  std::vector<int32_t> eos_token_ids;
+  std::string torch_dtype;          // e.g. "bfloat16"; informational
+};
+
+// Defaults of generation_config.json (absent fields stay empty).
+struct GenerationDefaults {
+  std::optional<float> temperature;
+  std::optional<float> top_p;
+  std::optional<int32_t> top_k;
+  std::vector<int32_t> eos_token_ids;
+};
+
+// Parses the text of a config.json; `file` names it in error messages.
+StatusOr<LlamaConfig> parse_llama_config(const std::string& json_text, const std::string& file);
+// Reads DIR/config.json (NotFound when missing).
+StatusOr<LlamaConfig> load_llama_config(const std::string& model_dir);
+// Parses the text of a generation_config.json.
+StatusOr<GenerationDefaults> parse_generation_config(const std::string& json_text, const std::string& file);
+// Reads DIR/generation_config.json; an absent file gives empty defaults.
+StatusOr<GenerationDefaults> load_generation_config(const std::string& model_dir);
+// Built-in shapes for --arch (no folder needed): "llama-3.2-3b". NotFound otherwise.
+StatusOr<LlamaConfig> llama_config_preset(const std::string& arch);
+
+// The union of config and generation-config EOS ids, in first-seen order.
+std::vector<int32_t> merged_eos_ids(const LlamaConfig& config, const GenerationDefaults& gen);
+
+// [head_dim / 2] rotary inverse frequencies in float32, with rope scaling applied
+// exactly as Hugging Face's _compute_default_rope_parameters /
+// _compute_llama3_parameters (float32 arithmetic).
+std::vector<float> rope_inv_freq(const LlamaConfig& config);
+
+// Reads a whole file; NotFound / DataLoss naming the path on failure.
+StatusOr<std::string> read_text_file(const std::string& path);
+
+}  // namespace kr

@@ -1,0 +1,147 @@
+// The tiny Llama-3 fixture on the CPU backend against Hugging Face float64
+// references (tests/golden/tiny-llama3.expected.json).
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "model/llama_model.h"
+
+namespace kr {
+namespace {
+
+using json = nlohmann::json;
+
+const std::string kModelDir = std::string(KR_SOURCE_DIR) + "/models/tiny-llama3";
+
+json load_golden() {
+  std::ifstream in(std::string(KR_SOURCE_DIR) + "/tests/golden/tiny-llama3.expected.json");
+  EXPECT_TRUE(in.good());
+  return json::parse(in);
+}
+
+// One sequence whose KV blocks are 0, 1, 2, ...: the step feeding tokens
+// [start, start + n) of it.
+StepMetadata single_seq_step(int32_t start, int32_t n, int32_t block_size) {
+  StepMetadata m;
+  m.num_tokens = n;
+  m.num_seqs = 1;
+  m.block_size = block_size;
+  const int32_t ctx = start + n;
+  m.max_blocks_per_seq = (ctx + block_size - 1) / block_size;
+  m.max_context_len = ctx;
+  m.query_start = {0, n};
+  m.context_lens = {ctx};
+  for (int32_t b = 0; b < m.max_blocks_per_seq; ++b) m.block_tables.push_back(b);
+  for (int32_t p = start; p < ctx; ++p) {
+    m.positions.push_back(p);
+    m.slot_mapping.push_back(p);  // block b holds positions [b * bs, (b + 1) * bs)
+  }
+  return m;
+}
+
+struct Fixture {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<LlamaModel> model;
+};
+
+Fixture load_tiny(int32_t max_tokens) {
+  Fixture f;
+  f.backend = make_cpu_backend(0, size_t{64} << 20);
+  ModelOptions opt;
+  opt.block_size = 16;
+  opt.max_tokens_per_step = max_tokens;
+  opt.max_logit_rows = max_tokens;
+  auto m = load_model(kModelDir, *f.backend, opt);
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (m.ok()) f.model = std::move(m).value();
+  return f;
+}
+
+// Runs `ids` from position `start` and returns logits of every fed token [n, V].
+std::vector<float> run_rows(LlamaModel& model, const std::vector<int32_t>& ids, int32_t start) {
+  const int32_t n = static_cast<int32_t>(ids.size());
+  std::vector<int32_t> rows(n);
+  std::iota(rows.begin(), rows.end(), 0);
+  auto logits = model.forward(single_seq_step(start, n, model.block_size()), ids, rows);
+  EXPECT_TRUE(logits.ok()) << logits.status().to_string();
+  std::vector<float> host(static_cast<size_t>(n) * model.config().vocab_size);
+  if (logits.ok()) model.backend().copy_to_host(host.data(), *logits, host.size() * 4);
+  return host;
+}
+
+// argmax with the lowest id on ties, and the margin over the runner-up.
+std::pair<int32_t, float> argmax_margin(const float* row, int64_t V) {
+  int32_t best = 0;
+  for (int64_t i = 1; i < V; ++i)
+    if (row[i] > row[best]) best = static_cast<int32_t>(i);
+  float second = -INFINITY;
+  for (int64_t i = 0; i < V; ++i)
+    if (i != best) second = std::max(second, row[i]);
+  return {best, row[best] - second};
+}
+
+double logsumexp(const float* row, int64_t V) {
+  const float mx = *std::max_element(row, row + V);
+  double s = 0;
+  for (int64_t i = 0; i < V; ++i) s += std::exp(static_cast<double>(row[i]) - mx);
+  return mx + std::log(s);
+}
+
+TEST(LlamaGolden, LogitsArgmaxAndGreedy) {
+  const json golden = load_golden();
+  constexpr int32_t kChunk = 512;  // prefill chunk: bounds the [chunk, V] logits buffer
+  Fixture f = load_tiny(kChunk);
+  ASSERT_NE(f.model, nullptr);
+  const int64_t V = f.model->config().vocab_size;
+  ASSERT_EQ(golden["logits"].size(), 6u);
+  for (const json& c : golden["logits"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    const auto pos_argmax = c["pos_argmax"].get<std::vector<int32_t>>();
+    const auto pos_margin = c["pos_margin"].get<std::vector<double>>();
+    const int32_t n = static_cast<int32_t>(ids.size());
+    std::vector<float> last;
+    for (int32_t start = 0; start < n; start += kChunk) {
+      const int32_t len = std::min(kChunk, n - start);
+      std::vector<int32_t> chunk(ids.begin() + start, ids.begin() + start + len);
+      auto logits = run_rows(*f.model, chunk, start);
+      for (int32_t r = 0; r < len; ++r) {
+        const int32_t p = start + r;
+        if (pos_margin[p] > 1e-3) {
+          EXPECT_EQ(argmax_margin(&logits[r * V], V).first, pos_argmax[p]) << "position " << p;
+        }
+      }
+      if (start + len == n) last.assign(logits.end() - V, logits.end());
+    }
+    const auto top_ids = c["last_top_ids"].get<std::vector<int32_t>>();
+    const auto top_logits = c["last_top_logits"].get<std::vector<double>>();
+    ASSERT_EQ(top_ids.size(), 40u);
+    for (size_t i = 0; i < top_ids.size(); ++i)
+      EXPECT_NEAR(last[top_ids[i]], top_logits[i], 1e-4) << "top logit " << i << " id " << top_ids[i];
+    EXPECT_NEAR(logsumexp(last.data(), V), c["last_logsumexp"].get<double>(), 1e-4);
+
+    if (!c.contains("greedy_next_ids")) continue;
+    // Greedy decode one token at a time through the KV cache; the reference
+    // token is fed back so that a near-tie cannot derail the later steps.
+    const auto next = c["greedy_next_ids"].get<std::vector<int32_t>>();
+    const auto margins = c["greedy_margins"].get<std::vector<double>>();
+    ASSERT_EQ(next.size(), 24u);
+    std::vector<float> row = last;
+    for (size_t k = 0; k < next.size(); ++k) {
+      if (margins[k] > 1e-3) {
+        EXPECT_EQ(argmax_margin(row.data(), V).first, next[k]) << "greedy step " << k;
+      }
+      row = run_rows(*f.model, {next[k]}, n + static_cast<int32_t>(k));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kr

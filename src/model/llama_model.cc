@@ -1,0 +1,185 @@
+#include "model/llama_model.h"
+
+#include <cmath>
+#include <sys/stat.h>
+
+#include "base/log.h"
+
+namespace kr {
+
+LlamaModel::LlamaModel(LlamaConfig config, GenerationDefaults gen, std::unique_ptr<LlamaWeights> weights,
+                       Backend& backend, const ModelOptions& options)
+    : config_(std::move(config)),
+      gen_(std::move(gen)),
+      weights_(std::move(weights)),
+      backend_(backend),
+      options_(options) {
+  eos_ids_ = merged_eos_ids(config_, gen_);
+  rope_.head_dim = config_.head_dim;
+  rope_.inv_freq = rope_inv_freq(config_);
+}
+
+LlamaModel::~LlamaModel() {
+  for (Tensor* t : {&ids_, &residual_, &normed_, &qkv_, &attn_, &proj_, &gate_up_, &act_, &row_idx_, &last_, &logits_})
+    backend_.free(*t);
+  for (KvLayer& l : kv_) {
+    backend_.free(l.k);
+    backend_.free(l.v);
+  }
+}
+
+Status LlamaModel::init() {
+  const LlamaConfig& c = config_;
+  if (options_.block_size <= 0 || options_.max_tokens_per_step <= 0 || options_.max_logit_rows <= 0)
+    return InvalidArgument("block_size, max_tokens_per_step and max_logit_rows must be positive");
+  const DType act = backend_.activation_dtype();
+  const int64_t H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  const int64_t T = options_.max_tokens_per_step, R = options_.max_logit_rows;
+  const int64_t bs = options_.block_size;
+  // K and V of every layer for one block.
+  const size_t block_bytes = 2 * static_cast<size_t>(c.num_hidden_layers) * bs * Hkv * D * dtype_size_bytes(act);
+  int64_t blocks = static_cast<int64_t>(backend_.kv_cache_budget_bytes() / block_bytes);
+  if (options_.max_kv_tokens > 0) blocks = std::min<int64_t>(blocks, (options_.max_kv_tokens + bs - 1) / bs);
+  blocks = std::min<int64_t>(blocks, INT32_MAX / bs);
+  if (blocks <= 0)
+    return ResourceExhausted("KV cache budget of " + std::to_string(backend_.kv_cache_budget_bytes()) +
+                             " bytes holds no block of " + std::to_string(block_bytes) + " bytes");
+  num_kv_blocks_ = static_cast<int32_t>(blocks);
+  kv_cache_bytes_ = block_bytes * static_cast<size_t>(blocks);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    KvLayer layer{backend_.alloc(act, {blocks, bs, Hkv, D}), backend_.alloc(act, {blocks, bs, Hkv, D})};
+    // Zeroed so that a stale slot can never hold NaN bits (padding reads are masked anyway).
+    backend_.fill_zero(layer.k);
+    backend_.fill_zero(layer.v);
+    kv_.push_back(layer);
+  }
+  ids_ = backend_.alloc(DType::kI32, {T});
+  residual_ = backend_.alloc(act, {T, H});
+  normed_ = backend_.alloc(act, {T, H});
+  qkv_ = backend_.alloc(act, {T, (Hq + 2 * Hkv) * D});
+  attn_ = backend_.alloc(act, {T, Hq * D});
+  proj_ = backend_.alloc(act, {T, H});
+  gate_up_ = backend_.alloc(act, {T, 2 * static_cast<int64_t>(c.intermediate_size)});
+  act_ = backend_.alloc(act, {T, c.intermediate_size});
+  row_idx_ = backend_.alloc(DType::kI32, {R});
+  last_ = backend_.alloc(act, {R, H});
+  logits_ = backend_.alloc(DType::kF32, {R, c.vocab_size});
+  return Status::Ok();
+}
+
+Status LlamaModel::validate_step(const StepMetadata& m, std::span<const int32_t> ids,
+                                 std::span<const int32_t> rows) const {
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (T == 0 || m.num_tokens != T) return InvalidArgument("forward: token count does not match the step metadata");
+  if (T > options_.max_tokens_per_step)
+    return InvalidArgument("forward: " + std::to_string(T) + " tokens exceed max_tokens_per_step " +
+                           std::to_string(options_.max_tokens_per_step));
+  if (static_cast<int64_t>(rows.size()) > options_.max_logit_rows)
+    return InvalidArgument("forward: " + std::to_string(rows.size()) + " logit rows exceed max_logit_rows " +
+                           std::to_string(options_.max_logit_rows));
+  if (m.block_size != options_.block_size) return InvalidArgument("forward: step block_size differs from the model's");
+  for (int32_t id : ids)
+    if (id < 0 || id >= config_.vocab_size)
+      return InvalidArgument("forward: token id " + std::to_string(id) + " is outside the vocabulary");
+  for (int32_t r : rows)
+    if (r < 0 || r >= T) return InvalidArgument("forward: logit row out of range");
+  for (int32_t b : m.block_tables)
+    if (b < -1 || b >= num_kv_blocks_) return InvalidArgument("forward: KV block id out of range");
+  for (int32_t s : m.slot_mapping)
+    if (s >= static_cast<int64_t>(num_kv_blocks_) * options_.block_size)
+      return InvalidArgument("forward: KV slot out of range");
+  for (int32_t s = 0; s < m.num_seqs; ++s) {
+    const int32_t needed_blocks = (m.context_lens[s] + m.block_size - 1) / m.block_size;
+    if (needed_blocks > m.max_blocks_per_seq) return InvalidArgument("forward: block table too short");
+    for (int32_t b = 0; b < needed_blocks; ++b)
+      if (m.block_tables[static_cast<size_t>(s) * m.max_blocks_per_seq + b] < 0)
+        return InvalidArgument("forward: block table has a hole below the context length");
+    for (int32_t t = m.query_start[s]; t < m.query_start[s + 1]; ++t)
+      if (m.positions[t] < 0 || m.positions[t] >= m.context_lens[s])
+        return InvalidArgument("forward: position outside the sequence's context");
+  }
+  return Status::Ok();
+}
+
+StatusOr<Tensor> LlamaModel::forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
+                                     std::span<const int32_t> logit_rows) {
+  KR_RETURN_IF_ERROR(validate_step(meta, token_ids, logit_rows));
+  const LlamaConfig& c = config_;
+  const int64_t T = static_cast<int64_t>(token_ids.size()), R = static_cast<int64_t>(logit_rows.size());
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const int Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+
+  backend_.set_step_metadata(meta);
+  Tensor ids = ids_.rows(0, T);
+  backend_.copy_from_host(ids, token_ids.data(), token_ids.size_bytes());
+  Tensor residual = residual_.rows(0, T);  // [T, H]
+  Tensor normed = normed_.rows(0, T);      // [T, H]
+  Tensor qkv = qkv_.rows(0, T);            // [T, (Hq + 2 Hkv) * D]
+  Tensor attn = attn_.rows(0, T);          // [T, Hq * D]
+  Tensor proj = proj_.rows(0, T);          // [T, H]
+  Tensor gate_up = gate_up_.rows(0, T);    // [T, 2 I]
+  Tensor act = act_.rows(0, T);            // [T, I]
+
+  backend_.embedding(weights_->embed, ids, residual);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const LlamaLayerWeights& w = weights_->layers[l];
+    // The residual stream absorbs the previous layer's MLP output here.
+    if (l == 0) {
+      backend_.rms_norm(residual, w.input_norm, eps, normed);
+    } else {
+      backend_.add_rms_norm(residual, proj, w.input_norm, eps, normed);
+    }
+    backend_.matmul(normed, w.qkv, qkv);
+    backend_.rope(qkv, Hq, Hkv, rope_);
+    backend_.store_kv(qkv, Hq, Hkv, D, kv_[l]);
+    backend_.attention(qkv, kv_[l], Hq, Hkv, D, scale, attn);
+    backend_.matmul(attn, w.o, proj);
+    backend_.add_rms_norm(residual, proj, w.post_norm, eps, normed);
+    backend_.matmul(normed, w.gate_up, gate_up);
+    backend_.silu_mul(gate_up, act);
+    backend_.matmul(act, w.down, proj);
+  }
+  backend_.add_rms_norm(residual, proj, weights_->final_norm, eps, normed);
+  Tensor logits = logits_.rows(0, R);  // [R, V] f32
+  if (R == 0) return logits;
+  Tensor idx = row_idx_.rows(0, R);
+  backend_.copy_from_host(idx, logit_rows.data(), logit_rows.size_bytes());
+  Tensor last = last_.rows(0, R);  // [R, H]
+  backend_.gather_rows(normed, idx, last);
+  backend_.matmul(last, weights_->lm_head, logits);
+  return logits;
+}
+
+StatusOr<std::unique_ptr<LlamaModel>> load_model(const std::string& dir, Backend& backend,
+                                                 const ModelOptions& options) {
+  LlamaConfig config;
+  GenerationDefaults gen;
+  if (!options.arch.empty()) {
+    KR_ASSIGN_OR_RETURN(config, llama_config_preset(options.arch));
+  } else {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return NotFound(dir + ": model folder does not exist");
+    KR_ASSIGN_OR_RETURN(config, load_llama_config(dir));
+    KR_ASSIGN_OR_RETURN(gen, load_generation_config(dir));
+  }
+  std::unique_ptr<LlamaWeights> weights;
+  if (options.dummy_weights) {
+    KR_ASSIGN_OR_RETURN(weights, make_dummy_llama_weights(config, backend, options.dummy_seed));
+  } else {
+    if (!options.arch.empty() && dir.empty())
+      return InvalidArgument("--arch without --dummy-weights needs a model folder for the weights");
+    KR_ASSIGN_OR_RETURN(auto files, SafetensorsSet::open_dir(dir));
+    KR_ASSIGN_OR_RETURN(weights, load_llama_weights(config, std::move(files), backend));
+  }
+  auto model = std::make_unique<LlamaModel>(std::move(config), std::move(gen), std::move(weights), backend, options);
+  KR_RETURN_IF_ERROR(model->init());
+  KR_LOG(kInfo, "model: %d layers, hidden %d, vocab %d, weights %.1f MB on %s; KV cache %d blocks x %d tokens (%.1f MB)",
+         model->config().num_hidden_layers, model->config().hidden_size, model->config().vocab_size,
+         static_cast<double>(model->weight_bytes()) / 1e6, backend.name().c_str(), model->num_kv_blocks(),
+         model->block_size(), static_cast<double>(model->kv_cache_bytes()) / 1e6);
+  return model;
+}
+
+}  // namespace kr

@@ -1,0 +1,100 @@
+// LlamaModel: the Llama forward pass as a sequence of Backend ops over a paged
+// KV cache, plus load_model() which builds it from a Hugging Face folder (or a
+// preset with dummy weights). Tokenizer-independent.
+//
+// Threading: the model, its backend and its KV cache belong to one thread (the
+// engine thread); forward() must only be called from it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/status.h"
+#include "model/hf_config.h"
+#include "model/llama_weights.h"
+
+namespace kr {
+
+struct ModelOptions {
+  int32_t block_size = 16;             // tokens per KV block
+  int32_t max_tokens_per_step = 2048;  // T bound: workspace rows
+  int32_t max_logit_rows = 256;        // R bound: rows of logits one forward can return
+  // Cap on KV-cache tokens (0: as many blocks as the backend's budget holds).
+  int64_t max_kv_tokens = 0;
+  // Random weights of the configured shape instead of safetensors.
+  bool dummy_weights = false;
+  uint64_t dummy_seed = 1234;
+  // Built-in config instead of DIR/config.json (e.g. "llama-3.2-3b"); needs no folder
+  // with dummy_weights.
+  std::string arch;
+};
+
+class LlamaModel {
+ public:
+  LlamaModel(LlamaConfig config, GenerationDefaults gen, std::unique_ptr<LlamaWeights> weights, Backend& backend,
+             const ModelOptions& options);
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  // Allocates workspace and the KV cache. ResourceExhausted when the budget holds no block.
+  Status init();
+
+  // One forward step. `meta` describes the batch (meta.num_tokens == token_ids.size());
+  // `logit_rows` picks the token rows whose logits are wanted (e.g. each sequence's
+  // last token). Returns logits [R, V] kF32 on the backend, valid until the next call.
+  // InvalidArgument for ids out of vocabulary, too many tokens/rows, bad block ids.
+  StatusOr<Tensor> forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
+                           std::span<const int32_t> logit_rows);
+
+  const LlamaConfig& config() const { return config_; }
+  const GenerationDefaults& generation_defaults() const { return gen_; }
+  const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
+  Backend& backend() { return backend_; }
+  int32_t block_size() const { return options_.block_size; }
+  int32_t num_kv_blocks() const { return num_kv_blocks_; }
+  int32_t max_tokens_per_step() const { return options_.max_tokens_per_step; }
+  int32_t max_logit_rows() const { return options_.max_logit_rows; }
+  size_t weight_bytes() const { return weights_->weight_bytes; }
+  size_t kv_cache_bytes() const { return kv_cache_bytes_; }
+
+ private:
+  Status validate_step(const StepMetadata& meta, std::span<const int32_t> token_ids,
+                       std::span<const int32_t> logit_rows) const;
+
+  LlamaConfig config_;
+  GenerationDefaults gen_;
+  std::vector<int32_t> eos_ids_;
+  std::unique_ptr<LlamaWeights> weights_;
+  Backend& backend_;
+  ModelOptions options_;
+  RopeParams rope_;
+  int32_t num_kv_blocks_ = 0;
+  size_t kv_cache_bytes_ = 0;
+  std::vector<KvLayer> kv_;  // [layers]
+
+  // Workspace, allocated once for max_tokens_per_step rows (T) / max_logit_rows (R).
+  Tensor ids_;       // [T] i32
+  Tensor residual_;  // [T, H]
+  Tensor normed_;    // [T, H]
+  Tensor qkv_;       // [T, (Hq + 2 Hkv) * D]
+  Tensor attn_;      // [T, Hq * D]
+  Tensor proj_;      // [T, H]: output of o_proj and of down_proj
+  Tensor gate_up_;   // [T, 2 I]
+  Tensor act_;       // [T, I]
+  Tensor row_idx_;   // [R] i32
+  Tensor last_;      // [R, H]
+  Tensor logits_;    // [R, V] f32
+};
+
+// Reads DIR/config.json (or options.arch's preset), DIR/generation_config.json
+// (optional), the safetensors (or dummy weights), and initialises the model on
+// `backend`, which must outlive the model. Errors name the file/key/tensor.
+StatusOr<std::unique_ptr<LlamaModel>> load_model(const std::string& dir, Backend& backend,
+                                                 const ModelOptions& options);
+
+}  // namespace kr
