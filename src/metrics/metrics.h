@@ -47,8 +47,23 @@ struct StatsSnapshot {
 struct MetricsOptions {
   std::string model_name = "model";
   bool vllm_names = false;  // also export every series under vLLM's names
+  // Top of the request_prompt_tokens / request_generation_tokens buckets
+  // (1-2-5 series up to this, as vLLM does with max_model_len).
+  int32_t max_model_len = 131072;
+  // Finished requests kept for the /stats percentiles.
+  int32_t percentile_window = 1024;
 };
 
+// What feeds what (beyond the obvious histogram per record_* call):
+// - tokens/s windows count generated tokens as they are produced: one per
+//   record_first_token and one per record_inter_token call.
+// - requests/s windows and request_success_total count record_finished calls
+//   of every reason; prompt_tokens_total / generation_tokens_total are added at
+//   record_finished (so they include cancelled requests' work).
+// - The latency percentiles use only requests finished with kStop or kLength;
+//   TTFT percentiles use every record_first_token.
+// - requests_failed in StatsSnapshot counts kError finishes; requests_finished
+//   counts all finishes.
 class Metrics {
  public:
   Metrics(const Clock* clock, MetricsOptions options);
@@ -77,6 +92,7 @@ class Metrics {
   // Prometheus text exposition format 0.0.4, names prefixed krserve_.
   std::string render_prometheus() const;
   StatsSnapshot stats() const;
+  double uptime_s() const;  // since construction, by the given clock
 
  private:
   struct Impl;
