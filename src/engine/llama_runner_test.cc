@@ -1,0 +1,180 @@
+// LlamaRunner on the tiny fixture: all six golden prompts at once in one batch,
+// with 4-token KV blocks handed out in a shuffled order and prompts prefilled
+// in chunks of 7 tokens next to other sequences' decode tokens. The sampled
+// logprobs and greedy tokens must match the Hugging Face references.
+#include "engine/llama_runner.h"
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace kr {
+namespace {
+
+using json = nlohmann::json;
+
+const std::string kModelDir = std::string(KR_SOURCE_DIR) + "/models/tiny-llama3";
+
+std::unique_ptr<LlamaRunner> make_tiny_runner(int32_t block_size) {
+  ModelOptions opt;
+  opt.block_size = block_size;
+  opt.max_tokens_per_step = 256;
+  opt.max_logit_rows = 16;
+  auto r = make_llama_runner(kModelDir, make_cpu_backend(0, size_t{32} << 20), opt);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+struct Seq {
+  std::string name;
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> greedy;        // reference continuation (may be empty)
+  std::vector<double> greedy_margins;
+  std::vector<int32_t> top_ids;       // reference top-40 at the last prompt position
+  std::vector<double> top_logprobs;
+  std::vector<int32_t> blocks;
+  std::vector<int32_t> fed;           // tokens in the KV cache so far
+  std::vector<int32_t> chunk;         // this step's tokens
+  std::vector<int32_t> output;
+  size_t decoded = 0;                 // greedy steps checked
+  bool done = false;
+};
+
+TEST(LlamaRunner, BatchedChunkedPagedMatchesGolden) {
+  constexpr int32_t kBlock = 4, kChunk = 7;
+  auto runner = make_tiny_runner(kBlock);
+  ASSERT_NE(runner, nullptr);
+  ASSERT_EQ(runner->block_size(), kBlock);
+  std::ifstream in(std::string(KR_SOURCE_DIR) + "/tests/golden/tiny-llama3.expected.json");
+  const json golden = json::parse(in);
+
+  std::vector<Seq> seqs;
+  for (const json& c : golden["logits"]) {
+    Seq s;
+    s.name = c["name"];
+    s.prompt = c["ids"].get<std::vector<int32_t>>();
+    s.top_ids = c["last_top_ids"].get<std::vector<int32_t>>();
+    const double lse = c["last_logsumexp"];
+    for (double l : c["last_top_logits"].get<std::vector<double>>()) s.top_logprobs.push_back(l - lse);
+    if (c.contains("greedy_next_ids")) {
+      s.greedy = c["greedy_next_ids"].get<std::vector<int32_t>>();
+      s.greedy_margins = c["greedy_margins"].get<std::vector<double>>();
+    }
+    seqs.push_back(std::move(s));
+  }
+  // Blocks handed out in a shuffled order, so that no sequence is contiguous.
+  std::vector<int32_t> free_blocks(runner->num_kv_blocks());
+  for (int32_t i = 0; i < runner->num_kv_blocks(); ++i) free_blocks[i] = i;
+  std::shuffle(free_blocks.begin(), free_blocks.end(), std::mt19937_64(99));
+
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.logprobs = 40;
+  std::vector<SampledToken> out;
+  int steps = 0;
+  while (std::any_of(seqs.begin(), seqs.end(), [](const Seq& s) { return !s.done; })) {
+    std::vector<SeqStep> batch;
+    std::vector<Seq*> owners;
+    for (Seq& s : seqs) {
+      if (s.done) continue;
+      const size_t p = s.fed.size();
+      if (p < s.prompt.size()) {
+        const size_t n = std::min<size_t>(kChunk, s.prompt.size() - p);
+        s.chunk.assign(s.prompt.begin() + p, s.prompt.begin() + p + n);
+      } else {
+        s.chunk = {s.greedy[s.decoded - 1]};  // teacher-forced: the reference token
+      }
+      while (static_cast<int64_t>(s.blocks.size()) * kBlock < static_cast<int64_t>(p + s.chunk.size())) {
+        ASSERT_FALSE(free_blocks.empty());
+        s.blocks.push_back(free_blocks.back());
+        free_blocks.pop_back();
+      }
+      SeqStep st;
+      st.seq_id = static_cast<int64_t>(&s - seqs.data());
+      st.tokens = s.chunk;
+      st.start_pos = static_cast<int32_t>(p);
+      st.block_table = s.blocks;
+      st.sample = p + s.chunk.size() >= s.prompt.size();
+      st.sampling = &greedy;
+      st.prompt_ids = s.prompt;
+      st.output_ids = s.output;
+      batch.push_back(st);
+      owners.push_back(&s);
+    }
+    ASSERT_TRUE(runner->step(batch, &out).ok());
+    ++steps;
+    size_t k = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Seq& s = *owners[i];
+      s.fed.insert(s.fed.end(), s.chunk.begin(), s.chunk.end());
+      if (!batch[i].sample) continue;
+      ASSERT_LT(k, out.size());
+      const SampledToken& t = out[k++];
+      EXPECT_EQ(t.seq_id, batch[i].seq_id);
+      EXPECT_FALSE(t.non_finite);
+      if (s.decoded == 0) {  // first token after the prompt: check the top-40 logprobs
+        SCOPED_TRACE(s.name);
+        ASSERT_EQ(t.top.size(), 40u);
+        for (size_t j = 0; j < 40; ++j) {
+          // Reference ids are sorted by logit; where two are within the tolerance
+          // their order may differ, so look each reference id up.
+          auto it = std::find_if(t.top.begin(), t.top.end(), [&](auto& e) { return e.first == s.top_ids[j]; });
+          if (j < 30) {
+            ASSERT_NE(it, t.top.end()) << "id " << s.top_ids[j] << " not in our top 40";
+          }
+          if (it != t.top.end()) {
+            EXPECT_NEAR(it->second, s.top_logprobs[j], 2e-4) << "rank " << j;
+          }
+        }
+      }
+      if (s.decoded < s.greedy.size()) {
+        if (s.greedy_margins[s.decoded] > 1e-3) {
+          EXPECT_EQ(t.id, s.greedy[s.decoded]) << s.name << " greedy step " << s.decoded;
+        }
+        s.output.push_back(s.greedy[s.decoded]);
+        ++s.decoded;
+      }
+      if (s.decoded >= s.greedy.size()) s.done = true;
+    }
+    EXPECT_EQ(k, out.size());
+  }
+  EXPECT_GT(steps, 2048 / kChunk);
+}
+
+TEST(LlamaRunner, RejectsBadSteps) {
+  auto runner = make_tiny_runner(4);
+  ASSERT_NE(runner, nullptr);
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  std::vector<int32_t> tokens = {1, 2, 3, 4, 5};
+  std::vector<int32_t> one_block = {0};
+  SeqStep s;
+  s.tokens = tokens;
+  s.block_table = one_block;  // covers 4 tokens, 5 fed
+  s.sample = true;
+  s.sampling = &greedy;
+  std::vector<SampledToken> out;
+  EXPECT_EQ(runner->step(std::span<const SeqStep>(&s, 1), &out).code(), StatusCode::kInvalidArgument);
+  std::vector<int32_t> two_blocks = {0, 1};
+  s.block_table = two_blocks;
+  std::vector<int32_t> bad = {1, 2, 3, 999999, 5};
+  s.tokens = bad;
+  EXPECT_EQ(runner->step(std::span<const SeqStep>(&s, 1), &out).code(), StatusCode::kInvalidArgument);
+  std::vector<int32_t> bad_blocks = {0, runner->num_kv_blocks()};
+  s.tokens = tokens;
+  s.block_table = bad_blocks;
+  EXPECT_EQ(runner->step(std::span<const SeqStep>(&s, 1), &out).code(), StatusCode::kInvalidArgument);
+  s.block_table = two_blocks;
+  ASSERT_TRUE(runner->step(std::span<const SeqStep>(&s, 1), &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_GE(out[0].id, 0);
+  EXPECT_EQ(runner->max_model_len(), std::min<int32_t>(131072, runner->num_kv_blocks() * 4));
+  EXPECT_EQ(std::vector<int32_t>(runner->eos_ids().begin(), runner->eos_ids().end()),
+            (std::vector<int32_t>{128001, 128008, 128009}));
+}
+
+}  // namespace
+}  // namespace kr

@@ -1,0 +1,154 @@
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/check.h"
+
+namespace kr {
+namespace {
+
+// vLLM's threshold below which a temperature means greedy.
+constexpr float kGreedyTemperature = 1e-5f;
+
+double log_sum_exp(std::span<const float> v) {
+  float mx = -INFINITY;
+  for (float x : v) mx = std::max(mx, x);
+  double s = 0;
+  for (float x : v) s += std::exp(static_cast<double>(x) - mx);
+  return mx + std::log(s);
+}
+
+}  // namespace
+
+int32_t argmax_lowest_id(std::span<const float> v) {
+  int32_t best = 0;
+  for (size_t i = 1; i < v.size(); ++i)
+    if (v[i] > v[best]) best = static_cast<int32_t>(i);
+  return best;
+}
+
+SampledToken Sampler::sample(std::span<const float> logits, const SampleInput& in) {
+  SampledToken out;
+  const SamplingParams& p = *in.params;
+  const int32_t V = static_cast<int32_t>(logits.size());
+  for (float x : logits) {
+    if (!std::isfinite(x)) {
+      out.non_finite = true;
+      return out;
+    }
+  }
+
+  // ---- penalties and suppression on a copy ----
+  work_.assign(logits.begin(), logits.end());
+  if (p.repetition_penalty != 1.0f) {
+    // HF: each distinct seen token once: positive logits divided, negative multiplied.
+    cand_.clear();
+    for (auto ids : {in.prompt_ids, in.output_ids})
+      for (int32_t id : ids)
+        if (id >= 0 && id < V) cand_.push_back(id);
+    std::sort(cand_.begin(), cand_.end());
+    cand_.erase(std::unique(cand_.begin(), cand_.end()), cand_.end());
+    for (int32_t id : cand_) {
+      float& l = work_[id];
+      l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;
+    }
+  }
+  if (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+    // OpenAI: l -= frequency * count + presence * (count > 0), over output tokens.
+    counts_.resize(V, 0);
+    for (int32_t id : in.output_ids)
+      if (id >= 0 && id < V) ++counts_[id];
+    for (int32_t id : in.output_ids) {
+      if (id < 0 || id >= V || counts_[id] == 0) continue;
+      work_[id] -= p.frequency_penalty * static_cast<float>(counts_[id]) + p.presence_penalty;
+      counts_[id] = 0;  // applied once per distinct id; leaves counts_ all zero again
+    }
+  }
+  if (in.suppress_eos)
+    for (int32_t id : in.eos_ids)
+      if (id >= 0 && id < V) work_[id] = -INFINITY;
+
+  // ---- choose ----
+  if (p.temperature < kGreedyTemperature) {
+    out.id = argmax_lowest_id(work_);
+  } else {
+    const float inv_t = 1.0f / p.temperature;
+    float mx = -INFINITY;
+    for (float& l : work_) {
+      l *= inv_t;
+      mx = std::max(mx, l);
+    }
+    // Unnormalised probabilities; masked tokens get 0.
+    for (float& l : work_) l = std::exp(l - mx);
+    if (p.min_p > 0.0f) {
+      // vLLM: drop tokens whose probability is below min_p × the top probability
+      // (the top token has weight exp(0) = 1, so its probability is 1 / total).
+      const float threshold = p.min_p;  // compared on the unnormalised scale (max = 1)
+      for (float& w : work_)
+        if (w < threshold) w = 0.0f;
+    }
+    cand_.clear();
+    for (int32_t i = 0; i < V; ++i)
+      if (work_[i] > 0.0f) cand_.push_back(i);
+    const bool use_top_k = p.top_k > 0 && p.top_k < static_cast<int32_t>(cand_.size());
+    if (use_top_k || p.top_p < 1.0f) {
+      // Highest weight first, lowest id first among equals.
+      auto better = [&](int32_t a, int32_t b) { return work_[a] > work_[b] || (work_[a] == work_[b] && a < b); };
+      if (use_top_k) {
+        // vLLM keeps every token tied with the k-th value.
+        std::nth_element(cand_.begin(), cand_.begin() + (p.top_k - 1), cand_.end(), better);
+        const float kth = work_[cand_[p.top_k - 1]];
+        auto keep_end = std::partition(cand_.begin(), cand_.end(), [&](int32_t i) { return work_[i] >= kth; });
+        cand_.erase(keep_end, cand_.end());
+      }
+      std::sort(cand_.begin(), cand_.end(), better);
+      if (p.top_p < 1.0f) {
+        // vLLM: drop the tail whose cumulative probability (from the least likely
+        // up) is <= 1 - top_p; the most likely token always stays.
+        double sum = 0;
+        for (int32_t i : cand_) sum += work_[i];
+        double tail = 0;
+        size_t keep = cand_.size();
+        while (keep > 1) {
+          tail += work_[cand_[keep - 1]] / sum;
+          if (tail > 1.0 - p.top_p) break;
+          --keep;
+        }
+        cand_.resize(keep);
+      }
+    }
+    double sum = 0;
+    for (int32_t i : cand_) sum += work_[i];
+    if (cand_.empty()) cand_.push_back(argmax_lowest_id(logits));  // everything masked: fall back
+    std::uniform_real_distribution<double> uni(0.0, 1.0);
+    KR_CHECK_MSG(in.rng != nullptr, "Sampler: random sampling needs an rng");
+    const double u = uni(*in.rng) * sum;
+    double acc = 0;
+    out.id = cand_.back();
+    for (int32_t i : cand_) {
+      acc += work_[i];
+      if (u < acc) {
+        out.id = i;
+        break;
+      }
+    }
+  }
+
+  // ---- logprobs of the raw logits ----
+  const double lse = log_sum_exp(logits);
+  out.logprob = static_cast<float>(logits[out.id] - lse);
+  if (p.logprobs > 0) {
+    const int32_t k = std::min(p.logprobs, V);
+    cand_.resize(V);
+    for (int32_t i = 0; i < V; ++i) cand_[i] = i;
+    auto higher = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+    std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), higher);
+    out.top.reserve(k);
+    for (int32_t r = 0; r < k; ++r)
+      out.top.emplace_back(cand_[r], static_cast<float>(logits[cand_[r]] - lse));
+  }
+  return out;
+}
+
+}  // namespace kr
