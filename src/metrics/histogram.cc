@@ -20,8 +20,8 @@ AtomicHistogram::AtomicHistogram(std::vector<double> upper_bounds)
 void AtomicHistogram::observe(double v) {
   if (std::isnan(v)) return;
   // First bound >= v; past the end means the +Inf bucket.
-  const size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
-                                       bounds_.begin());
+  const size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
 }

@@ -13,12 +13,11 @@ namespace kr {
 namespace {
 
 // Bucket bounds as vLLM defines them (vllm/v1/metrics/loggers.py).
-const std::vector<double> kTtftBuckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-                                          0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0,
+const std::vector<double> kTtftBuckets = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                          0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
                                           20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
-const std::vector<double> kItlBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
-                                         0.3,  0.4,   0.5,  0.75,  1.0, 2.5,  5.0,
-                                         7.5,  10.0,  20.0, 40.0,  80.0};
+const std::vector<double> kItlBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,  0.3,  0.4, 0.5,
+                                         0.75, 1.0,   2.5,  5.0,   7.5, 10.0, 20.0, 40.0, 80.0};
 const std::vector<double> kRequestLatencyBuckets = {
     0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
     30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
@@ -44,11 +43,16 @@ struct alignas(64) Counter {
 // Local names so that the engine module's finish_reason_name() is not needed.
 const char* reason_label(FinishReason r, bool vllm) {
   switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return vllm ? "abort" : "cancelled";
-    case FinishReason::kError: return "error";
-    case FinishReason::kNone: break;
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return vllm ? "abort" : "cancelled";
+    case FinishReason::kError:
+      return "error";
+    case FinishReason::kNone:
+      break;
   }
   return "unknown";
 }
@@ -249,8 +253,8 @@ namespace {
 struct ScrapeView {
   HistogramSnapshot ttft, itl, e2e, queue, prefill, decode, prompt_tokens_hist,
       generation_tokens_hist, iteration_tokens, step_duration, seqs_per_step;
-  uint64_t received = 0, rejected = 0, prompt_tokens = 0, generation_tokens = 0,
-           preemptions = 0, fast_path = 0, auto_tune_adjustments = 0;
+  uint64_t received = 0, rejected = 0, prompt_tokens = 0, generation_tokens = 0, preemptions = 0,
+           fast_path = 0, auto_tune_adjustments = 0;
   std::array<uint64_t, kNumReasons> finished{};
   double running = 0, waiting = 0, swapped = 0, kv_usage = 0, uptime_s = 0;
   SchedulerState scheduler;
@@ -270,8 +274,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
     w.family(name(suffix), "counter", help);
     w.sample(name(suffix), labels, static_cast<double>(value));
   };
-  auto histogram = [&](std::string_view suffix, std::string_view help,
-                       const HistogramSnapshot& h) {
+  auto histogram = [&](std::string_view suffix, std::string_view help, const HistogramSnapshot& h) {
     w.family(name(suffix), "histogram", help);
     w.histogram(name(suffix), labels, h);
   };
@@ -285,8 +288,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
     gauge("gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", v.kv_usage);
   }
   counter("prompt_tokens_total", "Number of prefill tokens processed.", v.prompt_tokens);
-  counter("generation_tokens_total", "Number of generation tokens processed.",
-          v.generation_tokens);
+  counter("generation_tokens_total", "Number of generation tokens processed.", v.generation_tokens);
   w.family(name("request_success_total"), "counter",
            "Count of finished requests by finish reason.");
   for (int r = 0; r < kNumReasons; ++r) {
@@ -299,10 +301,8 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   }
   counter("num_preemptions_total", "Cumulative number of preemptions from the engine.",
           v.preemptions);
-  histogram("time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-            v.ttft);
-  histogram("inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-            v.itl);
+  histogram("time_to_first_token_seconds", "Histogram of time to first token in seconds.", v.ttft);
+  histogram("inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", v.itl);
   if (vllm) {
     // The older vLLM name for the same per-token gaps; older dashboards use it.
     histogram("time_per_output_token_seconds", "Histogram of time per output token in seconds.",
@@ -341,8 +341,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   gauge("auto_tune_ema_p99_itl_ms",
         "Auto-tune's moving estimate of p99 inter-token latency in milliseconds.",
         v.scheduler.ema_p99_itl_ms);
-  counter("auto_tune_adjustments_total", "Adjustments made by auto-tune.",
-          v.auto_tune_adjustments);
+  counter("auto_tune_adjustments_total", "Adjustments made by auto-tune.", v.auto_tune_adjustments);
   counter("fast_path_total", "Requests served by the single-request fast path.", v.fast_path);
   counter("requests_received_total", "Requests accepted for scheduling.", v.received);
   counter("requests_rejected_total", "Requests refused at submit (queue full, bad input).",

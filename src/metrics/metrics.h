@@ -20,7 +20,7 @@ namespace kr {
 struct SchedulerState {
   bool scheduler_on = true;
   double window_ms = 0;
-  int32_t batch_size = 0;          // admissions per step
+  int32_t batch_size = 0;  // admissions per step
   bool auto_tune = false;
   bool adaptive_window = false;
   double ema_p99_ttft_ms = 0;
@@ -71,14 +71,14 @@ class Metrics {
 
   // ---- requests ----
   void record_arrival();
-  void record_queue_time(double seconds);        // arrival -> first scheduled
+  void record_queue_time(double seconds);  // arrival -> first scheduled
   void record_first_token(double ttft_seconds);
-  void record_inter_token(double seconds);       // gap between consecutive tokens of a request
-  void record_prefill_time(double seconds);      // first scheduled -> first token
-  void record_decode_time(double seconds);       // first token -> finish
+  void record_inter_token(double seconds);   // gap between consecutive tokens of a request
+  void record_prefill_time(double seconds);  // first scheduled -> first token
+  void record_decode_time(double seconds);   // first token -> finish
   void record_finished(FinishReason reason, double e2e_seconds, int32_t prompt_tokens,
                        int32_t generation_tokens);
-  void record_rejected();                        // refused at submit (queue full, bad input)
+  void record_rejected();  // refused at submit (queue full, bad input)
   // ---- steps (engine thread) ----
   void record_step(int32_t num_seqs, int32_t num_tokens, double step_seconds);
   void record_preemption();

@@ -52,8 +52,8 @@ TEST(AtomicHistogram, ConcurrentObservationsAreExact) {
 
 TEST(Buckets125, MatchesVllmSeries) {
   EXPECT_EQ(buckets_1_2_5(100), (std::vector<double>{1, 2, 5, 10, 20, 50, 100}));
-  EXPECT_EQ(buckets_1_2_5(4096), (std::vector<double>{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000,
-                                                      2000}));
+  EXPECT_EQ(buckets_1_2_5(4096),
+            (std::vector<double>{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000}));
   EXPECT_EQ(buckets_1_2_5(1), (std::vector<double>{1}));
 }
 
@@ -101,7 +101,7 @@ TEST(PerSecondCounter, SumsTheLastSeconds) {
   EXPECT_EQ(c.sum_last(now, 40), 401u);
   EXPECT_EQ(c.sum_last(now, 60), 401u);
   // A slot reused 64 s later forgets its old second.
-  c.add(164 * kS, 3);  // same slot as second 100
+  c.add(164 * kS, 3);                                     // same slot as second 100
   EXPECT_EQ(c.sum_last(164 * kS, 60), 10u * 35 + 1 + 3);  // seconds 105..139, and 164
   // Nothing recent: all windows empty, even though slots hold old counts.
   EXPECT_EQ(c.sum_last(300 * kS, 60), 0u);
@@ -128,7 +128,7 @@ TEST(PerSecondCounter, ConcurrentAddsAreExact) {
 TEST(RateSpan, CoversWindowPartialSecondAndStart) {
   constexpr int64_t kS = 1'000'000'000;
   EXPECT_DOUBLE_EQ(rate_span_s(0, 100 * kS + kS / 2, 5), 4.5);
-  EXPECT_DOUBLE_EQ(rate_span_s(98 * kS, 100 * kS + kS / 2, 5), 2.5);  // started 2.5 s ago
+  EXPECT_DOUBLE_EQ(rate_span_s(98 * kS, 100 * kS + kS / 2, 5), 2.5);   // started 2.5 s ago
   EXPECT_DOUBLE_EQ(rate_span_s(100 * kS, 100 * kS + kS / 4, 5), 1.0);  // floor of 1 s
 }
 

@@ -18,7 +18,7 @@ class SampleRing {
  public:
   explicit SampleRing(int32_t capacity);  // capacity >= 1
   void add(double v);
-  std::vector<double> samples() const;    // at most capacity, unordered
+  std::vector<double> samples() const;  // at most capacity, unordered
   uint64_t total_added() const { return next_.load(std::memory_order_relaxed); }
 
  private:
