@@ -46,7 +46,10 @@ struct StatsSnapshot {
 
 struct MetricsOptions {
   std::string model_name = "model";
-  bool vllm_names = false;  // also export every series under vLLM's names
+  // Also export the series vLLM has under vLLM's names (vllm:..., cancelled as
+  // finished_reason="abort", ITL also as vllm:time_per_output_token_seconds,
+  // KV usage also as vllm:gpu_cache_usage_perc) so vLLM dashboards work.
+  bool vllm_names = false;
   // Top of the request_prompt_tokens / request_generation_tokens buckets
   // (1-2-5 series up to this, as vLLM does with max_model_len).
   int32_t max_model_len = 131072;
@@ -89,7 +92,9 @@ class Metrics {
   void set_kv_usage(double used_fraction);
   void set_scheduler_state(const SchedulerState& state);
 
-  // Prometheus text exposition format 0.0.4, names prefixed krserve_.
+  // Prometheus text exposition format 0.0.4, names prefixed krserve_; serve it
+  // with Content-Type kPrometheusContentType.
+  static constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
   std::string render_prometheus() const;
   StatsSnapshot stats() const;
   double uptime_s() const;  // since construction, by the given clock
