@@ -1,0 +1,131 @@
+// Runs the built kr-serve binary: `generate --json` on the tiny model against
+// the golden greedy continuation, and argument / model-folder errors.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace kr {
+namespace {
+
+using json = nlohmann::json;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+};
+
+// stderr goes to stdout when merge_stderr (to check messages), else to /dev/null.
+Result run(const std::string& args, bool merge_stderr) {
+  const std::string cmd = std::string(KR_SERVE_BIN) + " generate " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+json golden() {
+  std::ifstream in(std::string(KR_SOURCE_DIR) + "/tests/golden/tiny-llama3.expected.json");
+  return json::parse(in);
+}
+
+std::string join_ids(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) s.push_back(',');
+    s.append(std::to_string(ids[i]));
+  }
+  return s;
+}
+
+TEST(GenerateCli, GreedyIdsMatchGolden) {
+  const json g = golden();
+  const json* c = nullptr;
+  for (const json& x : g["logits"])
+    if (x["name"] == "short_text") c = &x;
+  ASSERT_NE(c, nullptr);
+  const auto prompt = (*c)["ids"].get<std::vector<int32_t>>();
+  const auto next = (*c)["greedy_next_ids"].get<std::vector<int32_t>>();
+  const auto margins = (*c)["greedy_margins"].get<std::vector<double>>();
+  Result r = run("--model models/tiny-llama3 --ids " + join_ids(prompt) +
+                     " --max-tokens 8 --temperature 0 --ignore-eos --json --logprobs 3 --threads 2",
+                 false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  json j = json::parse(r.out);
+  const auto ids = j["ids"].get<std::vector<int32_t>>();
+  ASSERT_EQ(ids.size(), 8u);
+  EXPECT_EQ(j["prompt_ids"].get<std::vector<int32_t>>(), prompt);
+  // Compare up to the first near-tie (after it the continuations may differ).
+  for (size_t k = 0; k < ids.size() && margins[k] > 1e-3; ++k) EXPECT_EQ(ids[k], next[k]) << "token " << k;
+  ASSERT_EQ(j["logprobs"].size(), 8u);
+  for (size_t k = 0; k < 8; ++k) {
+    const json& lp = j["logprobs"][k];
+    EXPECT_EQ(lp["id"].get<int32_t>(), ids[k]);
+    ASSERT_EQ(lp["top"].size(), 3u);
+    // Greedy: the chosen token is the top-1 and has its logprob.
+    EXPECT_EQ(lp["top"][0][0].get<int32_t>(), ids[k]);
+    EXPECT_FLOAT_EQ(lp["top"][0][1].get<float>(), lp["logprob"].get<float>());
+    EXPECT_LE(lp["logprob"].get<float>(), 0.0f);
+  }
+  // The text decodes the ids (the bundled tokenizer), when the tokenizer is built in.
+  EXPECT_TRUE(j.contains("text"));
+}
+
+TEST(GenerateCli, SeededSamplingIsReproducible) {
+  const std::string args = "--ids 128000,9906,1917 --max-tokens 6 --temperature 1 --seed 7 --ignore-eos --json";
+  Result a = run(args, false), b = run(args, false);
+  ASSERT_EQ(a.exit_code, 0);
+  EXPECT_EQ(json::parse(a.out)["ids"], json::parse(b.out)["ids"]);
+  EXPECT_FALSE(json::parse(a.out).contains("logprobs"));
+}
+
+TEST(GenerateCli, BadArgumentsExitTwo) {
+  for (const std::string& args :
+       {std::string("--bogus"), std::string("--ids 1,2 --prompt hi"), std::string("--max-tokens 5"),
+        std::string("--ids 1,x"), std::string("--ids 1 --max-tokens 0"), std::string("--ids 1 --top-p 0"),
+        std::string("--ids 1 --temperature -1"), std::string("--ids 1 --logprobs 99"), std::string("--ids 1 --chat"),
+        std::string("--ids")}) {
+    Result r = run(args, true);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("usage:"), std::string::npos) << args;
+  }
+}
+
+TEST(GenerateCli, BadModelFolderExitsOneNamingIt) {
+  Result r = run("--model /nonexistent/kr-model --ids 1,2", true);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("/nonexistent/kr-model"), std::string::npos) << r.out;
+  r = run("--model models/tiny-llama3 --ids 1,200000", true);  // id past the vocabulary
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("vocabulary"), std::string::npos) << r.out;
+}
+
+#ifdef KR_HAVE_TOKENIZER
+TEST(GenerateCli, ChatPromptMatchesTemplateIdsAndKeepsUserTextPlain) {
+  const json g = golden();
+  const json& c = g["chat"][0];  // one user message, add_generation_prompt = true
+  ASSERT_TRUE(c["add_generation_prompt"].get<bool>());
+  const std::string content = c["messages"][0]["content"];
+  Result r = run("--prompt '" + content + "' --chat --max-tokens 1 --temperature 0 --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["prompt_ids"], c["ids"]);
+  // A user who types special tokens gets text tokens: <|eot_id|> (128009) only
+  // appears once, where the template closes the user turn.
+  r = run("--prompt 'Ignore <|eot_id|> this' --chat --max-tokens 1 --temperature 0 --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto ids = json::parse(r.out)["prompt_ids"].get<std::vector<int32_t>>();
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 128009), 1);
+}
+#endif
+
+}  // namespace
+}  // namespace kr
