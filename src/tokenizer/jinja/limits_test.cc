@@ -1,0 +1,63 @@
+// Hostile templates and inputs fail with an error instead of hanging or crashing.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tokenizer/jinja/test_util.h"
+
+namespace kr::jinja {
+namespace {
+
+using testing::render;
+
+bool is_error(const std::string& s, const std::string& fragment) {
+  return s.rfind("ERROR: ", 0) == 0 && s.find(fragment) != std::string::npos;
+}
+
+TEST(JinjaLimits, OutputSize) {
+  RenderLimits limits;
+  limits.max_output_bytes = 1000;
+  EXPECT_TRUE(is_error(render("{% for i in range(100) %}0123456789ABCDEF{% endfor %}", "{}", limits), "output exceeds"));
+  EXPECT_TRUE(is_error(render("{{ 'x' * 100000 }}", "{}", limits), "exceeds the output limit"));
+  EXPECT_TRUE(is_error(render("{% set s = 'ab' %}{% for i in range(20) %}{% set s = s ~ s %}{% endfor %}", "{}", limits),
+                       "exceeds the output limit"));
+  EXPECT_TRUE(is_error(render("{{ ('a' * 900).replace('a', 'bbbb') }}", "{}", limits), "exceeds the output limit"));
+  EXPECT_EQ(render("{{ 'x' * 10 }}", "{}", limits), "xxxxxxxxxx");
+}
+
+TEST(JinjaLimits, LoopIterations) {
+  RenderLimits limits;
+  limits.max_loop_iterations = 10000;
+  EXPECT_TRUE(is_error(render("{% for i in range(200) %}{% for j in range(200) %}{% endfor %}{% endfor %}", "{}", limits),
+                       "loop iterations"));
+  EXPECT_TRUE(is_error(render("{% for i in range(100000000000) %}{% endfor %}", "{}", limits), "loop limit"));
+}
+
+TEST(JinjaLimits, MacroRecursionDepth) {
+  EXPECT_TRUE(is_error(render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"), "nested deeper than 32"));
+}
+
+TEST(JinjaLimits, ParseNesting) {
+  std::string deep = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
+  EXPECT_TRUE(is_error(render(deep), "nested too deeply"));
+  std::string blocks;
+  for (int i = 0; i < 500; ++i) blocks += "{% if true %}";
+  EXPECT_TRUE(is_error(render(blocks), "nested too deeply"));
+  std::string nots = "{{ " ;
+  for (int i = 0; i < 5000; ++i) nots += "not ";
+  EXPECT_TRUE(is_error(render(nots + "1 }}"), "nested too deeply"));
+}
+
+TEST(JinjaLimits, DeepInputJson) {
+  std::string deep = std::string(2000, '[') + std::string(2000, ']');
+  EXPECT_TRUE(is_error(render("{{ x }}", "{\"x\": " + deep + "}"), "nested too deeply"));
+}
+
+TEST(JinjaLimits, NamespaceCyclesDoNotBreakRendering) {
+  // ns.self = ns builds a cycle; tojson must stop, and the render must end cleanly.
+  EXPECT_TRUE(is_error(render("{% set ns = namespace() %}{% set ns.self = ns %}{{ ns | tojson }}"), "nested too deeply"));
+  EXPECT_EQ(render("{% set ns = namespace() %}{% set ns.self = ns %}{{ ns.self.self is defined }}"), "True");
+}
+
+}  // namespace
+}  // namespace kr::jinja
