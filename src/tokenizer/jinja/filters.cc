@@ -45,7 +45,7 @@ Value attr_path(const Value& item, const std::string& path, const CallSite& site
 }
 
 Value sort_key(const Value& v, bool case_sensitive) {
-  if (!case_sensitive && v.is_string()) return Value(ascii_lower(v.as_string()));
+  if (!case_sensitive && v.is_string()) return Value(py_lower(v.as_string()));
   return v;
 }
 
@@ -72,8 +72,8 @@ Value f_tojson(const Value& v, const CallArgs& a, const CallSite& site) {
 }
 
 Value f_length(const Value& v, const CallArgs&, const CallSite& site) { return Value(length_of(v, site)); }
-Value f_upper(const Value& v, const CallArgs&, const CallSite&) { return Value(ascii_upper(v.str())); }
-Value f_lower(const Value& v, const CallArgs&, const CallSite&) { return Value(ascii_lower(v.str())); }
+Value f_upper(const Value& v, const CallArgs&, const CallSite&) { return Value(py_upper(v.str())); }
+Value f_lower(const Value& v, const CallArgs&, const CallSite&) { return Value(py_lower(v.str())); }
 Value f_capitalize(const Value& v, const CallArgs&, const CallSite&) { return Value(py_capitalize(v.str())); }
 Value f_title(const Value& v, const CallArgs&, const CallSite&) { return Value(jinja_title(v.str())); }
 Value f_string(const Value& v, const CallArgs&, const CallSite&) { return Value(v.str()); }
@@ -187,6 +187,7 @@ Value f_round(const Value& v, const CallArgs& a, const CallSite& site) {
   int64_t precision = p ? p->as_int() : 0;
   std::string method = arg_string(a, 1, "method").value_or("common");
   if (!v.is_number()) site.fail("TypeError: round needs a number, got " + v.type_repr());
+  if (!v.is_float() && method == "common") return Value(v.as_int());  // Python: round(7, 0) == 7
   double scale = std::pow(10.0, static_cast<double>(std::clamp<int64_t>(precision, -300, 300)));
   double x = v.as_float() * scale;
   if (method == "common") {

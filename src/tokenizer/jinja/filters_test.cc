@@ -16,13 +16,14 @@ TEST(JinjaFilters, Strings) {
   EXPECT_EQ(render("{{ 'aXbX' | replace('X', '-') }}{{ 'a' | safe }}{{ 'x' | escape }}"), "a-b-ax");
   EXPECT_EQ(render("{{ 'a\\nb\\n\\nc' | indent(2) }}|{{ 'a\\nb' | indent(2, true) }}|{{ 'a\\n\\nb' | indent(width=1, blank=true) }}"),
             "a\n  b\n\n  c|  a\n  b|a\n \n b");
+  EXPECT_EQ(render("{{ 'éßπж' | upper }}|{{ 'ÉΠЖ' | lower }}|{{ 'Ünï'.upper() }}"), "ÉSSΠЖ|éπж|ÜNÏ");
   // \u3000 (ideographic space) is whitespace to Python's strip.
   EXPECT_EQ(render("[{{ '\\u3000a\\u00a0' | trim }}]"), "[a]");
 }
 
 TEST(JinjaFilters, Sequences) {
   const std::string ctx = R"({"xs": [3, 1, 2], "e": [], "d": {"b": 2, "A": 1}})";
-  EXPECT_EQ(render("{{ xs | length }}{{ 'héllo' | length }}{{ d | count }}{{ missing | length }}", ctx), "3540");
+  EXPECT_EQ(render("{{ xs | length }}{{ 'héllo' | length }}{{ d | count }}{{ missing | length }}", ctx), "3520");
   EXPECT_EQ(render("{{ xs | first }}{{ xs | last }}[{{ e | first }}]{{ 'abc' | first }}", ctx), "32[]a");
   EXPECT_EQ(render("{{ xs | join(', ') }}|{{ xs | join }}|{{ xs | list }}|{{ 'ab' | list }}", ctx), "3, 1, 2|312|[3, 1, 2]|['a', 'b']");
   EXPECT_EQ(render("{{ xs | reverse | list }}{{ 'abc' | reverse }}{{ xs | sort }}{{ xs | sort(reverse=true) }}", ctx),
@@ -47,9 +48,10 @@ TEST(JinjaFilters, SelectAndMap) {
 
 TEST(JinjaFilters, NumbersAndDefaults) {
   EXPECT_EQ(render("{{ '42' | int }}{{ 'x' | int }}{{ 'x' | int(7) }}{{ 3.9 | int }}{{ '1.5' | float }}{{ 2 | float }}"),
-            "42077 31.52.0");
-  EXPECT_EQ(render("{{ -3 | abs }}{{ (-2.5) | abs }}{{ 2.567 | round(2) }}{{ 2.5 | round }}{{ 2.1 | round(method='ceil') }}"),
-            "32.52.572.03.0");
+            "420731.52.0");
+  EXPECT_EQ(render("{{ -3 | abs }}{{ (-2.5) | abs }}{{ 2.567 | round(2) }}{{ 2.5 | round }}{{ 2.1 | round(method='ceil') }}"
+                   "|{{ 7 | round }}|{{ 3.5 | round }}"),
+            "32.52.572.03.0|7|4.0");
   EXPECT_EQ(render("{{ missing | default('d') }}{{ '' | default('d') }}{{ '' | default('d', true) }}{{ 0 | d('z', boolean=true) }}"),
             "ddz");
 }

@@ -19,7 +19,8 @@ TEST(JinjaLimits, OutputSize) {
   limits.max_output_bytes = 1000;
   EXPECT_TRUE(is_error(render("{% for i in range(100) %}0123456789ABCDEF{% endfor %}", "{}", limits), "output exceeds"));
   EXPECT_TRUE(is_error(render("{{ 'x' * 100000 }}", "{}", limits), "exceeds the output limit"));
-  EXPECT_TRUE(is_error(render("{% set s = 'ab' %}{% for i in range(20) %}{% set s = s ~ s %}{% endfor %}", "{}", limits),
+  EXPECT_TRUE(is_error(render("{% set ns = namespace(s='ab') %}{% for i in range(20) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "{}",
+                              limits),
                        "exceeds the output limit"));
   EXPECT_TRUE(is_error(render("{{ ('a' * 900).replace('a', 'bbbb') }}", "{}", limits), "exceeds the output limit"));
   EXPECT_EQ(render("{{ 'x' * 10 }}", "{}", limits), "xxxxxxxxxx");

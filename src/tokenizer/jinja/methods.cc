@@ -122,8 +122,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     if (too_big) site.check_size(site.limits->max_output_bytes + 1);
     return Value(std::move(out));
   }
-  if (name == "upper") return Value(ascii_upper(s));
-  if (name == "lower") return Value(ascii_lower(s));
+  if (name == "upper") return Value(py_upper(s));
+  if (name == "lower") return Value(py_lower(s));
   if (name == "title") return Value(py_title(s));
   if (name == "capitalize") return Value(py_capitalize(s));
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {

@@ -1,6 +1,7 @@
 #include "tokenizer/jinja/py_string.h"
 
 #include <cctype>
+#include <cstdint>
 
 #include "tokenizer/jinja/value.h"
 
@@ -119,10 +120,80 @@ size_t py_count(const std::string& s, const std::string& sub) {
   return n;
 }
 
-std::string ascii_upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
+namespace {
+
+uint32_t decode(const std::string& ch) {
+  unsigned char c = static_cast<unsigned char>(ch[0]);
+  if (ch.size() == 1) return c;
+  uint32_t cp = ch.size() == 2 ? (c & 0x1f) : ch.size() == 3 ? (c & 0x0f) : (c & 0x07);
+  for (size_t i = 1; i < ch.size(); ++i) cp = (cp << 6) | (static_cast<unsigned char>(ch[i]) & 0x3f);
+  return cp;
 }
+
+void encode(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
+
+// Case pairs of the scripts chat text meets most (Latin-1, Latin Extended-A,
+// Greek, Cyrillic); other code points keep their case.
+uint32_t to_upper_cp(uint32_t c) {
+  if (c >= 'a' && c <= 'z') return c - 32;
+  if (c < 0x80) return c;
+  if (c >= 0xe0 && c <= 0xfe && c != 0xf7) return c - 32;
+  if (c == 0xff) return 0x178;
+  if ((c >= 0x100 && c <= 0x137) || (c >= 0x14a && c <= 0x177)) return c & ~1u;
+  if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) return (c % 2 == 0) ? c - 1 : c;
+  if (c == 0x3c2) return 0x3a3;
+  if (c >= 0x3b1 && c <= 0x3c9) return c - 32;
+  if (c >= 0x430 && c <= 0x44f) return c - 32;
+  if (c >= 0x450 && c <= 0x45f) return c - 80;
+  return c;
+}
+
+uint32_t to_lower_cp(uint32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 32;
+  if (c < 0x80) return c;
+  if (c >= 0xc0 && c <= 0xde && c != 0xd7) return c + 32;
+  if (c == 0x178) return 0xff;
+  if ((c >= 0x100 && c <= 0x137) || (c >= 0x14a && c <= 0x177)) return c | 1u;
+  if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) return (c % 2 == 1) ? c + 1 : c;
+  if (c >= 0x391 && c <= 0x3a9 && c != 0x3a2) return c + 32;
+  if (c >= 0x410 && c <= 0x42f) return c + 32;
+  if (c >= 0x400 && c <= 0x40f) return c + 80;
+  return c;
+}
+
+std::string map_case(const std::string& s, bool upper) {
+  std::string out;
+  out.reserve(s.size());
+  for (const std::string& ch : utf8_chars(s)) {
+    uint32_t cp = decode(ch);
+    if (cp >= 0x800) {  // beyond the mapped scripts: copy as is
+      out += ch;
+    } else if (upper && cp == 0xdf) {
+      out += "SS";  // Python: 'ß'.upper() == 'SS'
+    } else {
+      uint32_t mapped = upper ? to_upper_cp(cp) : to_lower_cp(cp);
+      if (mapped == cp) out += ch;
+      else encode(out, mapped);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string py_upper(const std::string& s) { return map_case(s, true); }
+std::string py_lower(const std::string& s) { return map_case(s, false); }
 
 std::string ascii_lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

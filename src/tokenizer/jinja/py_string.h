@@ -1,6 +1,7 @@
 // Python str semantics on UTF-8 std::string (strip, split, replace, title, ...),
-// used by the string filters and the string methods. Case mapping is ASCII-only:
-// non-ASCII letters keep their case. Pure functions; any thread.
+// used by the string filters and the string methods. upper/lower map ASCII,
+// Latin-1, Latin Extended-A, Greek and Cyrillic; capitalize/title and other
+// scripts are ASCII-only (other letters keep their case). Pure functions.
 #pragma once
 
 #include <optional>
@@ -19,7 +20,8 @@ std::vector<std::string> py_split(const std::string& s, const std::optional<std:
 std::string py_replace(const std::string& s, const std::string& from, const std::string& to, long count,
                        size_t max_bytes, bool* too_big);
 size_t py_count(const std::string& s, const std::string& sub);
-std::string ascii_upper(std::string s);
+std::string py_upper(const std::string& s);
+std::string py_lower(const std::string& s);
 std::string ascii_lower(std::string s);
 std::string py_capitalize(const std::string& s);  // str.capitalize
 std::string py_title(const std::string& s);       // str.title
