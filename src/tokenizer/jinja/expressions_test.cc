@@ -27,6 +27,8 @@ TEST(JinjaExpressions, Arithmetic) {
             "ababab [0, 0] a1None [1, 2] xy");
   EXPECT_EQ(render("{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 2 * 3 ~ 4 }} {{ 10 - 2 - 3 }}"), "7 9 64 5");
   EXPECT_EQ(render("{{ 9223372036854775807 + 1 }}"), "ERROR: integer overflow at line 1");
+  EXPECT_EQ(render("{{ '%s has %d items (%.2f%%)' % ('x', 3, 12.345) }}|{{ '%r' % 'q' }}"), "x has 3 items (12.35%)|'q'");
+  EXPECT_EQ(render("{{ '%s %s' % 1 }}"), "ERROR: TypeError: not enough arguments for format string at line 1");
 }
 
 TEST(JinjaExpressions, ComparisonsAndLogic) {

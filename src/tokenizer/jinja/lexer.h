@@ -1,6 +1,7 @@
 // Lexer: splits template source into text and tag tokens, applying Jinja's
 // whitespace control the way transformers configures it (trim_blocks=True,
-// lstrip_blocks=True, plus the per-tag "-" and "+" modifiers). Pure function.
+// lstrip_blocks=True, plus the per-tag "-" and "+" modifiers; newlines
+// normalised to "\n" and one trailing newline dropped). Pure function.
 #pragma once
 
 #include <string>

@@ -1,6 +1,9 @@
 #include "tokenizer/jinja/operators.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <optional>
 
@@ -101,6 +104,51 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, const Ca
   site.fail("unknown operator '" + op + "'");
 }
 
+// Python's printf-style str % args for %s %r %d %i %f (with .N precision) and %%.
+Value percent_format(const std::string& fmt, const Value& args, const CallSite& site) {
+  std::vector<Value> items = args.is_list() && args.as_list().is_tuple ? args.as_list().items : std::vector<Value>{args};
+  std::string out;
+  size_t next = 0;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out += fmt[i];
+      continue;
+    }
+    if (++i >= fmt.size()) site.fail("ValueError: incomplete format");
+    int precision = -1;
+    if (fmt[i] == '.') {
+      precision = 0;
+      while (++i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) precision = std::min(precision * 10 + (fmt[i] - '0'), 50);
+      if (i >= fmt.size()) site.fail("ValueError: incomplete format");
+    }
+    char conv = fmt[i];
+    if (conv == '%') {
+      out += '%';
+      continue;
+    }
+    if (next >= items.size()) site.fail("TypeError: not enough arguments for format string");
+    const Value& v = items[next++];
+    if (conv == 's') {
+      out += v.str();
+    } else if (conv == 'r') {
+      out += v.repr();
+    } else if (conv == 'd' || conv == 'i') {
+      if (!v.is_number()) site.fail("TypeError: %d format: a real number is required, not " + py_type(v));
+      out += std::to_string(v.is_float() ? static_cast<int64_t>(v.as_float()) : v.as_int());
+    } else if (conv == 'f') {
+      if (!v.is_number()) site.fail("TypeError: must be real number, not " + py_type(v));
+      char buf[400];
+      std::snprintf(buf, sizeof(buf), "%.*f", precision < 0 ? 6 : precision, v.as_float());
+      out += buf;
+    } else {
+      site.fail(std::string("unsupported format character '") + conv + "'");
+    }
+    site.check_size(out.size());
+  }
+  if (next < items.size()) site.fail("TypeError: not all arguments converted during string formatting");
+  return Value(std::move(out));
+}
+
 }  // namespace
 
 [[noreturn]] void fail_undefined(const Value& v, const CallSite& site) {
@@ -140,6 +188,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, const Cal
       site.fail("TypeError: can only concatenate str (not \"" + py_type(b) + "\") to str");
     }
   }
+  if (op == "%" && a.is_string()) return percent_format(a.as_string(), b, site);
   if (op == "*") {
     if ((a.is_string() || a.is_list()) && is_int_like(b)) return repeat(a, b.as_int(), site);
     if ((b.is_string() || b.is_list()) && is_int_like(a)) return repeat(b, a.as_int(), site);

@@ -96,6 +96,14 @@ TEST(JinjaWhitespace, TrimBlocksAndLstripBlocks) {
   EXPECT_EQ(render("x  {% if true %}y{% endif %}"), "x  y");
 }
 
+TEST(JinjaWhitespace, NewlineNormalisationAndTrailingNewline) {
+  // Jinja's defaults: \r\n and \r become \n; one trailing newline of the source goes.
+  EXPECT_EQ(render("{% if true %}\r\nx\r\ny{% endif %}"), "x\ny");
+  EXPECT_EQ(render("a\n"), "a");
+  EXPECT_EQ(render("a\n\n"), "a\n");
+  EXPECT_EQ(render("  {% for x in [1, 2] %} {{ x }}{% endfor %}  \n"), " 1 2  ");
+}
+
 TEST(JinjaWhitespace, MinusAndPlusModifiers) {
   EXPECT_EQ(render("a  \n  {{- 'b' -}}  \n  c"), "abc");
   EXPECT_EQ(render("a\n\n{%- if true -%}\n\n b \n{%- endif %}"), "ab");
