@@ -1,5 +1,6 @@
 #include "tokenizer/jinja/interpreter.h"
 
+#include <optional>
 #include <unordered_map>
 
 #include "tokenizer/jinja/builtins.h"
@@ -277,12 +278,13 @@ class Renderer {
   Value eval_call(const Expr& e, Frame& frame, const Stmt* call_block) {
     const Expr& callee = *e.args[0];
     Value fn;
+    std::optional<CallArgs> args;
     if (callee.kind == Expr::Kind::kAttr) {
       Value obj = eval(*callee.args[0], frame);
       if (obj.is_undefined()) fail_undefined(obj, site(e.line));
       if (obj.is_string() || obj.is_dict()) {
-        CallArgs args = eval_args(e, 1, frame);
-        if (std::optional<Value> r = call_method(obj, callee.name, args, site(e.line))) return *r;
+        args = eval_args(e, 1, frame);
+        if (std::optional<Value> r = call_method(obj, callee.name, *args, site(e.line))) return *r;
       }
       fn = get_attr(obj, callee.name, site(e.line));
     } else {
@@ -290,10 +292,10 @@ class Renderer {
     }
     if (fn.is_undefined()) fail_undefined(fn, site(e.line));
     if (!fn.is_callable()) site(e.line).fail("TypeError: '" + fn.type_repr() + "' is not callable");
-    CallArgs args = eval_args(e, 1, frame);
+    if (!args) args = eval_args(e, 1, frame);
     const Callable& c = fn.as_callable();
-    if (!c.macro) return call_builtin(c.name, args, site(e.line), &namespaces_);
-    return call_macro(c, args, e.line, call_block);
+    if (!c.macro) return call_builtin(c.name, *args, site(e.line), &namespaces_);
+    return call_macro(c, *args, e.line, call_block);
   }
 
   Value call_macro(const Callable& c, const CallArgs& args, int line, const Stmt* call_block) {

@@ -1,6 +1,8 @@
 #include "tokenizer/jinja/py_string.h"
 
+#include <algorithm>
 #include <cctype>
+#include <string_view>
 #include <cstdint>
 
 #include "tokenizer/jinja/value.h"
@@ -23,26 +25,47 @@ bool py_isspace(const std::string& ch) {
   return false;
 }
 
+namespace {
+
+size_t char_len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1; }
+
+}  // namespace
+
+// Works on byte offsets (no per-character allocation): strip runs on every
+// message of a long conversation.
 std::string py_strip(const std::string& s, const std::optional<std::string>& chars, bool left, bool right) {
-  std::vector<std::string> cs = utf8_chars(s);
   std::vector<std::string> set = chars ? utf8_chars(*chars) : std::vector<std::string>{};
-  auto strip_it = [&](const std::string& c) {
-    if (!chars) return py_isspace(c);
+  auto strip_it = [&](size_t pos, size_t len) {
+    std::string_view c(s.data() + pos, len);
+    if (!chars) {
+      if (len == 1) {
+        unsigned char u = static_cast<unsigned char>(c[0]);
+        return u == ' ' || (u >= 0x09 && u <= 0x0d) || (u >= 0x1c && u <= 0x1f);
+      }
+      return py_isspace(std::string(c));
+    }
     for (const auto& x : set) {
       if (x == c) return true;
     }
     return false;
   };
-  size_t b = 0, e = cs.size();
+  size_t b = 0, e = s.size();
   if (left) {
-    while (b < e && strip_it(cs[b])) ++b;
+    while (b < e) {
+      size_t len = std::min(char_len(static_cast<unsigned char>(s[b])), e - b);
+      if (!strip_it(b, len)) break;
+      b += len;
+    }
   }
   if (right) {
-    while (e > b && strip_it(cs[e - 1])) --e;
+    while (e > b) {
+      size_t start = e - 1;
+      while (start > b && (static_cast<unsigned char>(s[start]) & 0xc0) == 0x80) --start;
+      if (!strip_it(start, e - start)) break;
+      e = start;
+    }
   }
-  std::string out;
-  for (size_t i = b; i < e; ++i) out += cs[i];
-  return out;
+  return s.substr(b, e - b);
 }
 
 std::vector<std::string> py_split(const std::string& s, const std::optional<std::string>& sep, long maxsplit) {
