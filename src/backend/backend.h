@@ -107,6 +107,27 @@ class Backend {
   virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
   // out[r, :] = x[idx[r], :]. x [T, H]; idx [R] i32; out [R, H].
   virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
+
+  // ---- optional (additions by the CUDA backend; defaults keep other backends unchanged) ----
+  // Greedy sampling on the device: for each row r of logits [R, V] f32, ids[r] =
+  // argmax (lowest id on ties) and logprobs[r] = its log-softmax. Host arrays of R
+  // entries; synchronous. Returns false when the backend does not implement it.
+  virtual bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) {
+    (void)logits, (void)ids, (void)logprobs;
+    return false;
+  }
+  // Step graphs (CUDA graphs): a caller brackets one forward step with
+  // begin_graph(key) ... end_graph(). The first step of a key is recorded; later
+  // steps of that key replay the recording and only their host->device copies
+  // (copy_from_host, set_step_metadata) take fresh data, so every step of one key
+  // must issue the same ops on the same tensors with the same shapes (e.g. decode
+  // steps of one batch size and block-table width). copy_to_host is not allowed
+  // in between. Returns false (and does nothing) where unsupported.
+  virtual bool begin_graph(uint64_t key) {
+    (void)key;
+    return false;
+  }
+  virtual void end_graph() {}
 };
 
 // Creates the CPU reference backend. threads <= 0: hardware concurrency.

@@ -1,0 +1,427 @@
+// kr-backend-ops: every CUDA op against the CPU reference on fresh random
+// inputs (several shapes, the Llama-3.2-3B shapes and odd sizes included),
+// then the tiny fixture model on the GPU against its golden argmaxes.
+// Inputs are rounded to bf16 first so that both backends see the same values;
+// CUDA outputs are NaN-poisoned before each op. Prints a table; exit status 1
+// on any failure, 2 when no GPU is present.
+//
+// Usage: kr-backend-ops [--fixture DIR] [--golden FILE]
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/dtype_convert.h"
+#include "model/llama_model.h"
+
+namespace kr {
+namespace {
+
+std::mt19937_64 g_rng(42);
+int g_failures = 0;
+
+std::vector<float> random_bf16_values(size_t n, float scale) {
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = bf16_to_f32(f32_to_bf16(d(g_rng)));
+  return v;
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> o(v.size());
+  for (size_t i = 0; i < v.size(); ++i) o[i] = f32_to_bf16(v[i]);
+  return o;
+}
+
+// A tensor on both backends with the same (bf16-exact) values.
+struct Pair {
+  Tensor cpu, gpu;
+};
+
+struct Ctx {
+  Backend& cpu;
+  Backend& gpu;
+  std::vector<Tensor> cpu_allocs, gpu_allocs;
+
+  Ctx(Backend& c, Backend& g) : cpu(c), gpu(g) {}
+  ~Ctx() {
+    for (Tensor& t : cpu_allocs) cpu.free(t);
+    for (Tensor& t : gpu_allocs) gpu.free(t);
+  }
+  Pair act(std::initializer_list<int64_t> dims, const std::vector<float>& values) {
+    Pair p{cpu.alloc(DType::kF32, dims), gpu.alloc(DType::kBF16, dims)};
+    cpu_allocs.push_back(p.cpu);
+    gpu_allocs.push_back(p.gpu);
+    if (!values.empty()) {
+      cpu.copy_from_host(p.cpu, values.data(), values.size() * 4);
+      const auto b = to_bf16(values);
+      gpu.copy_from_host(p.gpu, b.data(), b.size() * 2);
+    }
+    return p;
+  }
+  Pair f32(std::initializer_list<int64_t> dims) {
+    Pair p{cpu.alloc(DType::kF32, dims), gpu.alloc(DType::kF32, dims)};
+    cpu_allocs.push_back(p.cpu);
+    gpu_allocs.push_back(p.gpu);
+    return p;
+  }
+  Pair ints(std::initializer_list<int64_t> dims, const std::vector<int32_t>& values) {
+    Pair p{cpu.alloc(DType::kI32, dims), gpu.alloc(DType::kI32, dims)};
+    cpu_allocs.push_back(p.cpu);
+    gpu_allocs.push_back(p.gpu);
+    cpu.copy_from_host(p.cpu, values.data(), values.size() * 4);
+    gpu.copy_from_host(p.gpu, values.data(), values.size() * 4);
+    return p;
+  }
+  // Weights: bf16 host data, uploaded by each backend (the CPU keeps the pointer).
+  std::vector<std::unique_ptr<std::vector<uint16_t>>> host_weights;
+  Pair weight(std::initializer_list<int64_t> dims, const std::vector<float>& values) {
+    host_weights.push_back(std::make_unique<std::vector<uint16_t>>(to_bf16(values)));
+    Tensor host(host_weights.back()->data(), DType::kBF16, dims);
+    Pair p{cpu.upload_weight(host), gpu.upload_weight(host)};
+    gpu_allocs.push_back(p.gpu);
+    return p;
+  }
+  void poison(Tensor& gpu_t) {
+    std::vector<uint8_t> nan(gpu_t.bytes(), 0xFF);  // all-ones: NaN in bf16 and f32
+    gpu.copy_from_host(gpu_t, nan.data(), nan.size());
+  }
+  std::vector<float> read(const Pair& p, bool from_gpu) {
+    const Tensor& t = from_gpu ? p.gpu : p.cpu;
+    std::vector<float> out(t.numel());
+    if (t.dtype == DType::kBF16) {
+      std::vector<uint16_t> b(t.numel());
+      gpu.copy_to_host(b.data(), t, b.size() * 2);
+      for (size_t i = 0; i < b.size(); ++i) out[i] = bf16_to_f32(b[i]);
+    } else {
+      (from_gpu ? gpu : cpu).copy_to_host(out.data(), t, out.size() * 4);
+    }
+    return out;
+  }
+};
+
+// Max abs error relative to the reference's largest magnitude; NaN counts as failure.
+void report(const std::string& op, const std::string& shape, const std::vector<float>& ref,
+            const std::vector<float>& got, double tol) {
+  double max_err = 0.0, max_ref = 1e-6;
+  bool bad = ref.size() != got.size();
+  for (size_t i = 0; i < ref.size() && !bad; ++i) {
+    if (!std::isfinite(got[i])) {
+      bad = true;
+      break;
+    }
+    max_err = std::max(max_err, std::abs(static_cast<double>(ref[i]) - got[i]));
+    max_ref = std::max(max_ref, std::abs(static_cast<double>(ref[i])));
+  }
+  const double rel = bad ? INFINITY : max_err / max_ref;
+  const bool ok = rel <= tol;
+  if (!ok) ++g_failures;
+  std::printf("%-14s %-34s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), shape.c_str(), max_err, rel, tol,
+              ok ? "ok" : "FAIL");
+}
+
+void test_embedding(Ctx& c, int V, int H, int T) {
+  Pair table = c.weight({V, H}, random_bf16_values(static_cast<size_t>(V) * H, 1.0f));
+  std::vector<int32_t> idv(T);
+  for (int& i : idv) i = static_cast<int>(g_rng() % V);
+  Pair ids = c.ints({T}, idv);
+  Pair out = c.act({T, H}, {});
+  c.poison(out.gpu);
+  c.cpu.embedding(table.cpu, ids.cpu, out.cpu);
+  c.gpu.embedding(table.gpu, ids.gpu, out.gpu);
+  report("embedding", "V" + std::to_string(V) + " H" + std::to_string(H) + " T" + std::to_string(T), c.read(out, false),
+         c.read(out, true), 0.0);
+}
+
+void test_norm(Ctx& c, int T, int H, bool add) {
+  Pair x = c.act({T, H}, random_bf16_values(static_cast<size_t>(T) * H, 2.0f));
+  Pair res = c.act({T, H}, random_bf16_values(static_cast<size_t>(T) * H, 2.0f));
+  Pair w = c.weight({H}, random_bf16_values(H, 1.5f));
+  Pair out = c.act({T, H}, {});
+  c.poison(out.gpu);
+  const std::string shape = "T" + std::to_string(T) + " H" + std::to_string(H);
+  if (add) {
+    c.cpu.add_rms_norm(res.cpu, x.cpu, w.cpu, 1e-5f, out.cpu);
+    c.gpu.add_rms_norm(res.gpu, x.gpu, w.gpu, 1e-5f, out.gpu);
+    report("add_rms_norm", shape, c.read(out, false), c.read(out, true), 0.02);
+    report("  residual", shape, c.read(res, false), c.read(res, true), 0.01);
+  } else {
+    c.cpu.rms_norm(x.cpu, w.cpu, 1e-5f, out.cpu);
+    c.gpu.rms_norm(x.gpu, w.gpu, 1e-5f, out.gpu);
+    report("rms_norm", shape, c.read(out, false), c.read(out, true), 0.02);
+  }
+}
+
+void test_matmul(Ctx& c, int T, int K, int N, bool out_f32) {
+  Pair x = c.act({T, K}, random_bf16_values(static_cast<size_t>(T) * K, 1.0f));
+  Pair w = c.weight({N, K}, random_bf16_values(static_cast<size_t>(N) * K, 0.05f));
+  Pair out = out_f32 ? c.f32({T, N}) : c.act({T, N}, {});
+  c.poison(out.gpu);
+  c.cpu.matmul(x.cpu, w.cpu, out.cpu);
+  c.gpu.matmul(x.gpu, w.gpu, out.gpu);
+  report(out_f32 ? "matmul->f32" : "matmul",
+         "T" + std::to_string(T) + " K" + std::to_string(K) + " N" + std::to_string(N), c.read(out, false),
+         c.read(out, true), out_f32 ? 0.005 : 0.02);
+}
+
+void test_silu_gather(Ctx& c, int T, int I) {
+  Pair gu = c.act({T, 2 * I}, random_bf16_values(static_cast<size_t>(T) * 2 * I, 4.0f));
+  Pair out = c.act({T, I}, {});
+  c.poison(out.gpu);
+  c.cpu.silu_mul(gu.cpu, out.cpu);
+  c.gpu.silu_mul(gu.gpu, out.gpu);
+  report("silu_mul", "T" + std::to_string(T) + " I" + std::to_string(I), c.read(out, false), c.read(out, true), 0.02);
+  std::vector<int32_t> idxv = {T - 1, 0, T / 2};
+  Pair idx = c.ints({3}, idxv);
+  Pair g = c.act({3, 2 * I}, {});
+  c.poison(g.gpu);
+  c.cpu.gather_rows(gu.cpu, idx.cpu, g.cpu);
+  c.gpu.gather_rows(gu.gpu, idx.gpu, g.gpu);
+  report("gather_rows", "R3 W" + std::to_string(2 * I), c.read(g, false), c.read(g, true), 0.0);
+}
+
+// A random paged layout: `cached[s]` tokens already in the cache, `fresh[s]` new tokens.
+StepMetadata make_meta(const std::vector<int>& cached, const std::vector<int>& fresh, int block_size,
+                       int num_blocks) {
+  StepMetadata m;
+  m.num_seqs = static_cast<int>(cached.size());
+  m.block_size = block_size;
+  int maxb = 0;
+  for (size_t s = 0; s < cached.size(); ++s) maxb = std::max(maxb, (cached[s] + fresh[s] + block_size - 1) / block_size);
+  m.max_blocks_per_seq = maxb + 1;  // one spare column of -1 padding
+  std::vector<int32_t> perm(num_blocks);
+  for (int i = 0; i < num_blocks; ++i) perm[i] = i;
+  std::shuffle(perm.begin(), perm.end(), g_rng);
+  int next = 0;
+  m.query_start.push_back(0);
+  for (size_t s = 0; s < cached.size(); ++s) {
+    const int ctx = cached[s] + fresh[s];
+    std::vector<int32_t> table(m.max_blocks_per_seq, -1);
+    for (int b = 0; b < (ctx + block_size - 1) / block_size; ++b) table[b] = perm[next++];
+    m.block_tables.insert(m.block_tables.end(), table.begin(), table.end());
+    for (int i = 0; i < fresh[s]; ++i) {
+      const int pos = cached[s] + i;
+      m.positions.push_back(pos);
+      m.slot_mapping.push_back(table[pos / block_size] * block_size + pos % block_size);
+    }
+    m.query_start.push_back(m.query_start.back() + fresh[s]);
+    m.context_lens.push_back(ctx);
+    m.max_context_len = std::max(m.max_context_len, ctx);
+  }
+  m.num_tokens = m.query_start.back();
+  return m;
+}
+
+void test_attention(Ctx& c, const std::string& label, const std::vector<int>& cached, const std::vector<int>& fresh,
+                    int Hq, int Hkv, int D) {
+  const int bs = 16;
+  int blocks = 1;
+  for (size_t s = 0; s < cached.size(); ++s) blocks += (cached[s] + fresh[s] + bs - 1) / bs;
+  blocks += 3;
+  const StepMetadata m = make_meta(cached, fresh, bs, blocks);
+  const int T = m.num_tokens, W = (Hq + 2 * Hkv) * D;
+  const size_t cache_elems = static_cast<size_t>(blocks) * bs * Hkv * D;
+  // Old cache contents random everywhere (slots of new tokens get overwritten by store_kv).
+  KvLayer kc{}, kg{};
+  Pair k = c.act({blocks, bs, Hkv, D}, random_bf16_values(cache_elems, 1.0f));
+  Pair v = c.act({blocks, bs, Hkv, D}, random_bf16_values(cache_elems, 1.0f));
+  kc.k = k.cpu, kc.v = v.cpu, kg.k = k.gpu, kg.v = v.gpu;
+  Pair qkv = c.act({T, W}, random_bf16_values(static_cast<size_t>(T) * W, 2.0f));
+  RopeParams rope;
+  rope.head_dim = D;
+  for (int i = 0; i < D / 2; ++i) rope.inv_freq.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / D)));
+  c.cpu.set_step_metadata(m);
+  c.gpu.set_step_metadata(m);
+  const std::string shape = label + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" + std::to_string(D);
+  c.cpu.rope(qkv.cpu, Hq, Hkv, rope);
+  c.gpu.rope(qkv.gpu, Hq, Hkv, rope);
+  report("rope", shape, c.read(qkv, false), c.read(qkv, true), 0.02);
+  // From here on both start from the same (GPU-rounded) rotated values.
+  const std::vector<float> rotated = c.read(qkv, true);
+  c.cpu.copy_from_host(qkv.cpu, rotated.data(), rotated.size() * 4);
+  c.cpu.store_kv(qkv.cpu, Hq, Hkv, D, kc);
+  c.gpu.store_kv(qkv.gpu, Hq, Hkv, D, kg);
+  report("store_kv", shape, c.read(k, false), c.read(k, true), 0.0);
+  Pair out = c.act({T, Hq * D}, {});
+  c.poison(out.gpu);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  c.cpu.attention(qkv.cpu, kc, Hq, Hkv, D, scale, out.cpu);
+  c.gpu.attention(qkv.gpu, kg, Hq, Hkv, D, scale, out.gpu);
+  report("attention", shape, c.read(out, false), c.read(out, true), 0.02);
+}
+
+void test_argmax(Ctx& c, int R, int V) {
+  std::vector<float> logits = random_bf16_values(static_cast<size_t>(R) * V, 8.0f);
+  Pair l = c.f32({R, V});
+  c.gpu.copy_from_host(l.gpu, logits.data(), logits.size() * 4);
+  std::vector<int32_t> ids(R);
+  std::vector<float> lps(R);
+  const bool supported = c.gpu.argmax_logprob(l.gpu, ids.data(), lps.data());
+  std::vector<float> want_lp(R), got_lp(R);
+  int mismatches = supported ? 0 : 1;
+  for (int r = 0; r < R; ++r) {
+    const float* row = logits.data() + static_cast<size_t>(r) * V;
+    const int best = static_cast<int>(std::max_element(row, row + V) - row);
+    double sum = 0.0;
+    for (int i = 0; i < V; ++i) sum += std::exp(static_cast<double>(row[i]) - row[best]);
+    want_lp[r] = static_cast<float>(-std::log(sum));
+    got_lp[r] = lps[r];
+    mismatches += ids[r] != best;
+  }
+  report("argmax_logprob", "R" + std::to_string(R) + " V" + std::to_string(V) + " id_mismatch " + std::to_string(mismatches),
+         want_lp, mismatches ? std::vector<float>(R, NAN) : got_lp, 1e-3);
+}
+
+// Step graphs: an embedding whose ids arrive by copy_from_host, recorded once and
+// replayed with new ids, must equal the eager op.
+void test_graph(Ctx& c) {
+  const int V = 512, H = 256, T = 3;
+  Pair table = c.weight({V, H}, random_bf16_values(static_cast<size_t>(V) * H, 1.0f));
+  Pair ids = c.ints({T}, {0, 0, 0});
+  Pair out = c.act({T, H}, {});
+  for (int round = 0; round < 3; ++round) {
+    std::vector<int32_t> idv(T);
+    for (int& i : idv) i = static_cast<int>(g_rng() % V);
+    c.cpu.copy_from_host(ids.cpu, idv.data(), T * 4);
+    c.cpu.embedding(table.cpu, ids.cpu, out.cpu);
+    c.poison(out.gpu);
+    c.gpu.synchronize();
+    if (!c.gpu.begin_graph(77)) {
+      ++g_failures;
+      std::printf("graph: begin_graph unsupported FAIL\n");
+      return;
+    }
+    c.gpu.copy_from_host(ids.gpu, idv.data(), T * 4);
+    c.gpu.embedding(table.gpu, ids.gpu, out.gpu);
+    c.gpu.end_graph();
+    report("graph", round == 0 ? "embedding (recorded)" : "embedding (replay)", c.read(out, false), c.read(out, true), 0.0);
+  }
+}
+
+// The tiny fixture on the GPU: argmax at every position must equal the golden
+// one wherever the golden top-2 margin exceeds 0.05.
+void test_fixture(Backend& gpu, const std::string& dir, const std::string& golden_path) {
+  ModelOptions opt;
+  opt.max_kv_tokens = 4096;
+  auto model_or = load_model(dir, gpu, opt);
+  if (!model_or.ok()) {
+    std::printf("fixture        load failed: %s FAIL\n", model_or.status().to_string().c_str());
+    ++g_failures;
+    return;
+  }
+  LlamaModel& model = **model_or;
+  std::ifstream f(golden_path);
+  const nlohmann::json golden = nlohmann::json::parse(f, nullptr, false);
+  if (golden.is_discarded() || !golden.contains("logits")) {
+    std::printf("fixture        cannot read %s FAIL\n", golden_path.c_str());
+    ++g_failures;
+    return;
+  }
+  int checked = 0, wrong = 0;
+  for (const auto& cs : golden["logits"]) {
+    const std::vector<int32_t> ids = cs["ids"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> want = cs["pos_argmax"].get<std::vector<int32_t>>();
+    const std::vector<double> margin = cs["pos_margin"].get<std::vector<double>>();
+    const int T = static_cast<int>(ids.size());
+    const int bs = model.block_size();
+    StepMetadata m;
+    m.num_tokens = T;
+    m.num_seqs = 1;
+    m.block_size = bs;
+    m.max_blocks_per_seq = (T + bs - 1) / bs;
+    m.max_context_len = T;
+    for (int i = 0; i < T; ++i) {
+      m.positions.push_back(i);
+      m.slot_mapping.push_back(i);  // blocks 0.. in order
+    }
+    m.query_start = {0, T};
+    m.context_lens = {T};
+    for (int b = 0; b < m.max_blocks_per_seq; ++b) m.block_tables.push_back(b);
+    std::vector<int32_t> rows(T);
+    for (int i = 0; i < T; ++i) rows[i] = i;
+    auto logits_or = model.forward(m, ids, rows);
+    if (!logits_or.ok()) {
+      std::printf("fixture        forward failed: %s FAIL\n", logits_or.status().to_string().c_str());
+      ++g_failures;
+      return;
+    }
+    std::vector<int32_t> got(T);
+    std::vector<float> lp(T);
+    gpu.argmax_logprob(*logits_or, got.data(), lp.data());
+    for (int i = 0; i < T; ++i) {
+      if (margin[i] <= 0.05) continue;
+      ++checked;
+      wrong += got[i] != want[i];
+    }
+  }
+  const bool ok = wrong == 0 && checked > 0;
+  if (!ok) ++g_failures;
+  std::printf("%-14s %-34s argmax equal at %d/%d positions with margin > 0.05 %s\n", "fixture", dir.c_str(),
+              checked - wrong, checked, ok ? "ok" : "FAIL");
+}
+
+}  // namespace
+}  // namespace kr
+
+int main(int argc, char** argv) {
+  std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--fixture") fixture = argv[i + 1];
+    if (a == "--golden") golden = argv[i + 1];
+  }
+  if (!kr::cuda_device_available()) {
+    std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
+    return 2;
+  }
+  auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
+  auto gpu = kr::make_cuda_backend(0);
+  {
+    kr::Ctx c(*cpu, *gpu);
+    kr::test_embedding(c, 1000, 3072, 7);
+    kr::test_embedding(c, 50, 72, 1);
+    for (bool add : {false, true}) {
+      kr::test_norm(c, 1, 3072, add);
+      kr::test_norm(c, 33, 3072, add);
+      kr::test_norm(c, 5, 136, add);
+      kr::test_norm(c, 2, 64, add);
+    }
+    // GEMV path (T ≤ 4) and cuBLAS path, 3B shapes and odd ones.
+    kr::test_matmul(c, 1, 3072, 5120, false);
+    kr::test_matmul(c, 2, 3072, 3072, false);
+    kr::test_matmul(c, 3, 8192, 3072, false);
+    kr::test_matmul(c, 4, 3072, 16384, false);
+    kr::test_matmul(c, 1, 3072, 128256, true);
+    kr::test_matmul(c, 1, 24, 40, false);
+    kr::test_matmul(c, 7, 3072, 5120, false);
+    kr::test_matmul(c, 64, 3072, 8192, false);
+    kr::test_matmul(c, 37, 136, 72, false);
+    kr::test_matmul(c, 5, 64, 1000, true);
+    kr::test_silu_gather(c, 3, 8192);
+    kr::test_silu_gather(c, 5, 24);
+    // Attention: prefill, decode batches (split keys), chunked prefill, mixed; GQA groups 3, 2, 1.
+    kr::test_attention(c, "prefill 100", {0}, {100}, 24, 8, 128);
+    kr::test_attention(c, "decode x5", {1, 15, 16, 300, 1500}, {1, 1, 1, 1, 1}, 24, 8, 128);
+    kr::test_attention(c, "decode x1 4000", {4000}, {1}, 24, 8, 128);
+    kr::test_attention(c, "chunk 300+50", {300}, {50}, 24, 8, 128);
+    kr::test_attention(c, "mixed", {0, 40, 7}, {23, 1, 70}, 24, 8, 128);
+    kr::test_attention(c, "prefill 37", {0}, {37}, 4, 2, 16);
+    kr::test_attention(c, "decode x3", {5, 60, 200}, {1, 1, 1}, 4, 2, 16);
+    kr::test_attention(c, "mixed g1", {3, 0}, {1, 45}, 8, 8, 64);
+    kr::test_argmax(c, 3, 128256);
+    kr::test_argmax(c, 1, 1000);
+    kr::test_graph(c);
+  }
+  kr::test_fixture(*gpu, fixture, golden);
+  std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
+  return kr::g_failures ? 1 : 0;
+}

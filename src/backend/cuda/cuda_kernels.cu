@@ -1,0 +1,360 @@
+// Element-wise, normalisation, RoPE, KV-store, GEMV and sampling kernels.
+// Activations are bf16 in memory; every reduction accumulates in float.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cfloat>
+#include <cstdint>
+
+#include "backend/cuda/cuda_kernels.h"
+
+namespace kr::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+// 8 bf16 in one 16-byte word.
+union Vec8 {
+  uint4 u;
+  bf16 h[8];
+};
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__global__ void embedding_kernel(const uint4* table, const int32_t* ids, uint4* out, int vecs_per_row) {
+  const int t = blockIdx.x;
+  const int64_t src = static_cast<int64_t>(ids[t]) * vecs_per_row;
+  for (int i = threadIdx.x; i < vecs_per_row; i += blockDim.x) out[static_cast<int64_t>(t) * vecs_per_row + i] = table[src + i];
+}
+
+// One block per row; H/8 vectors spread over the threads; the row stays in registers.
+template <int kMaxVecsPerThread>
+__global__ void rms_norm_kernel(bf16* residual, const bf16* x, const bf16* w, float eps, bf16* out, int H) {
+  const int t = blockIdx.x;
+  const int vecs = H / 8;
+  float vals[kMaxVecsPerThread][8];
+  float ss = 0.0f;
+  const size_t row = static_cast<size_t>(t) * H;
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j) {
+    const int v = threadIdx.x + j * blockDim.x;
+    if (v < vecs) {
+      Vec8 a;
+      a.u = reinterpret_cast<const uint4*>(x + row)[v];
+      if (residual != nullptr) {
+        Vec8 r;
+        r.u = reinterpret_cast<const uint4*>(residual + row)[v];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          // Residual kept in bf16 like the HF model: round the sum before normalising.
+          r.h[e] = __float2bfloat16(__bfloat162float(r.h[e]) + __bfloat162float(a.h[e]));
+          vals[j][e] = __bfloat162float(r.h[e]);
+        }
+        reinterpret_cast<uint4*>(residual + row)[v] = r.u;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) vals[j][e] = __bfloat162float(a.h[e]);
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
+    }
+  }
+  __shared__ float warp_ss[32];
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) warp_ss[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float s = threadIdx.x < (blockDim.x >> 5) ? warp_ss[threadIdx.x] : 0.0f;
+    s = warp_sum(s);
+    if (threadIdx.x == 0) warp_ss[0] = s;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(warp_ss[0] / static_cast<float>(H) + eps);
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j) {
+    const int v = threadIdx.x + j * blockDim.x;
+    if (v < vecs) {
+      Vec8 wv, o;
+      wv.u = reinterpret_cast<const uint4*>(w)[v];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        // HF: normalise in float, round to bf16, then multiply by the weight.
+        const float n = __bfloat162float(__float2bfloat16(vals[j][e] * inv));
+        o.h[e] = __float2bfloat16(n * __bfloat162float(wv.h[e]));
+      }
+      reinterpret_cast<uint4*>(out + row)[v] = o.u;
+    }
+  }
+}
+
+// grid (T), block (half): thread i computes cos/sin of pair i once and rotates it in every head.
+__global__ void rope_kernel(bf16* qkv, const int32_t* positions, const float* inv_freq, int heads, int D,
+                            int width) {
+  const int t = blockIdx.x;
+  const int half = D / 2;
+  const double angle = static_cast<double>(positions[t]) * static_cast<double>(inv_freq[threadIdx.x]);
+  double sd, cd;
+  sincos(angle, &sd, &cd);
+  const float s = static_cast<float>(sd), c = static_cast<float>(cd);
+  bf16* row = qkv + static_cast<size_t>(t) * width;
+  for (int h = 0; h < heads; ++h) {
+    bf16* x = row + h * D;
+    const float a = __bfloat162float(x[threadIdx.x]);
+    const float b = __bfloat162float(x[threadIdx.x + half]);
+    x[threadIdx.x] = __float2bfloat16(a * c - b * s);
+    x[threadIdx.x + half] = __float2bfloat16(b * c + a * s);
+  }
+}
+
+__global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, uint4* k_cache, uint4* v_cache,
+                                int row_vecs, int k_offset_vecs, int kv_vecs) {
+  const int t = blockIdx.x;
+  const int slot = slot_mapping[t];
+  if (slot < 0) return;
+  const uint4* src = qkv + static_cast<size_t>(t) * row_vecs + k_offset_vecs;
+  for (int i = threadIdx.x; i < 2 * kv_vecs; i += blockDim.x) {
+    if (i < kv_vecs) {
+      k_cache[static_cast<size_t>(slot) * kv_vecs + i] = src[i];
+    } else {
+      v_cache[static_cast<size_t>(slot) * kv_vecs + i - kv_vecs] = src[i];
+    }
+  }
+}
+
+__global__ void silu_mul_kernel(const uint4* gu, uint4* out, int vecs_per_row, int64_t total_vecs) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total_vecs) return;
+  const int64_t t = i / vecs_per_row, c = i % vecs_per_row;
+  Vec8 g, u, o;
+  g.u = gu[t * 2 * vecs_per_row + c];
+  u.u = gu[t * 2 * vecs_per_row + vecs_per_row + c];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const float gf = __bfloat162float(g.h[e]);
+    // HF rounds silu(gate) to bf16 before the product.
+    const float sg = __bfloat162float(__float2bfloat16(gf / (1.0f + __expf(-gf))));
+    o.h[e] = __float2bfloat16(sg * __bfloat162float(u.h[e]));
+  }
+  out[i] = o.u;
+}
+
+__global__ void gather_rows_kernel(const uint4* x, const int32_t* idx, uint4* out, int vecs_per_row) {
+  const int r = blockIdx.x;
+  const int64_t src = static_cast<int64_t>(idx[r]) * vecs_per_row;
+  for (int i = threadIdx.x; i < vecs_per_row; i += blockDim.x) out[static_cast<int64_t>(r) * vecs_per_row + i] = x[src + i];
+}
+
+// GEMV: one warp per output row n, T tokens share each weight load. Each lane
+// streams 16-byte weight vectors with kUnroll loads in flight; x comes through L1.
+template <int T, int kUnroll>
+__global__ void __launch_bounds__(256) gemv_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
+                                                   void* out, bool out_f32, int N, int K) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int n = blockIdx.x * (blockDim.x >> 5) + warp;
+  if (n >= N) return;
+  const int kvecs = K / 8;
+  const uint4* wrow = reinterpret_cast<const uint4*>(w + static_cast<size_t>(n) * K);
+  const uint4* xv = reinterpret_cast<const uint4*>(x);
+  float acc[T];
+#pragma unroll
+  for (int t = 0; t < T; ++t) acc[t] = 0.0f;
+  for (int base = 0; base < kvecs; base += 32 * kUnroll) {
+    Vec8 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int v = base + u * 32 + lane;
+      if (v < kvecs) {
+        wv[u].u = __ldcs(wrow + v);  // streamed once: keep it out of L1/L2's way
+      } else {
+        wv[u].u = make_uint4(0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int v = base + u * 32 + lane;
+      if (v >= kvecs) continue;
+#pragma unroll
+      for (int t = 0; t < T; ++t) {
+        Vec8 xx;
+        xx.u = __ldg(xv + static_cast<size_t>(t) * kvecs + v);
+#pragma unroll
+        for (int e = 0; e < 8; e += 2) {
+          const float2 wf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv[u].h[e]));
+          const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xx.h[e]));
+          acc[t] = fmaf(wf.x, xf.x, acc[t]);
+          acc[t] = fmaf(wf.y, xf.y, acc[t]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    const float s = warp_sum(acc[t]);
+    if (lane == 0) {
+      if (out_f32) {
+        static_cast<float*>(out)[static_cast<size_t>(t) * N + n] = s;
+      } else {
+        static_cast<bf16*>(out)[static_cast<size_t>(t) * N + n] = __float2bfloat16(s);
+      }
+    }
+  }
+}
+
+// One block per row: argmax (lowest index on ties) and log-sum-exp.
+__global__ void argmax_logprob_kernel(const float* logits, int V, int32_t* ids, float* logprobs) {
+  const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
+  float best = -FLT_MAX;
+  int best_i = 0x7fffffff;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = row[i];
+    if (v > best || (v == best && i < best_i)) {
+      best = v;
+      best_i = i;
+    }
+  }
+  __shared__ float s_val[32];
+  __shared__ int s_idx[32];
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+    if (ov > best || (ov == best && oi < best_i)) {
+      best = ov;
+      best_i = oi;
+    }
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  if (lane == 0) {
+    s_val[warp] = best;
+    s_idx[warp] = best_i;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    best = lane < warps ? s_val[lane] : -FLT_MAX;
+    best_i = lane < warps ? s_idx[lane] : 0x7fffffff;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+      if (ov > best || (ov == best && oi < best_i)) {
+        best = ov;
+        best_i = oi;
+      }
+    }
+    if (lane == 0) {
+      s_val[0] = best;
+      s_idx[0] = best_i;
+    }
+  }
+  __syncthreads();
+  const float mx = s_val[0];
+  float sum = 0.0f;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) sum += __expf(row[i] - mx);
+  sum = warp_sum(sum);
+  __syncthreads();
+  if (lane == 0) s_val[warp] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float total = 0.0f;
+    for (int w = 0; w < warps; ++w) total += s_val[w];
+    ids[blockIdx.x] = s_idx[0];
+    logprobs[blockIdx.x] = -logf(total);  // logits[id] - (mx + log total) with logits[id] == mx
+  }
+}
+
+__global__ void to_bf16_kernel(const void* src, int kind, bf16* dst, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  if (kind == 1) {
+    dst[i] = __float2bfloat16(__half2float(static_cast<const __half*>(src)[i]));
+  } else {
+    dst[i] = __float2bfloat16(static_cast<const float*>(src)[i]);
+  }
+}
+
+}  // namespace
+
+void launch_embedding(const void* table, const int32_t* ids, void* out, int T, int H, cudaStream_t stream) {
+  if (T == 0) return;
+  embedding_kernel<<<T, 128, 0, stream>>>(static_cast<const uint4*>(table), ids, static_cast<uint4*>(out), H / 8);
+}
+
+void launch_rms_norm(void* residual, const void* x, const void* w, float eps, void* out, int T, int H,
+                     cudaStream_t stream) {
+  if (T == 0) return;
+  const int vecs = H / 8;
+  int threads = ((vecs + 31) / 32) * 32;
+  if (threads > 512) threads = 512;
+  const int per = (vecs + threads - 1) / threads;
+  auto* r = static_cast<bf16*>(residual);
+  auto* xx = static_cast<const bf16*>(x);
+  auto* ww = static_cast<const bf16*>(w);
+  auto* o = static_cast<bf16*>(out);
+  if (per <= 1) {
+    rms_norm_kernel<1><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);
+  } else if (per <= 2) {
+    rms_norm_kernel<2><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);
+  } else if (per <= 4) {
+    rms_norm_kernel<4><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);
+  } else {
+    rms_norm_kernel<8><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);  // H ≤ 32768
+  }
+}
+
+void launch_rope(void* qkv, const int32_t* positions, const float* inv_freq, int T, int q_heads, int kv_heads,
+                 int head_dim, cudaStream_t stream) {
+  if (T == 0) return;
+  rope_kernel<<<T, head_dim / 2, 0, stream>>>(static_cast<bf16*>(qkv), positions, inv_freq, q_heads + kv_heads,
+                                              head_dim, (q_heads + 2 * kv_heads) * head_dim);
+}
+
+void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
+                     int q_heads, int kv_heads, int head_dim, cudaStream_t stream) {
+  if (T == 0) return;
+  const int row_vecs = (q_heads + 2 * kv_heads) * head_dim / 8;
+  store_kv_kernel<<<T, 128, 0, stream>>>(static_cast<const uint4*>(qkv), slot_mapping, static_cast<uint4*>(k_cache),
+                                         static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
+                                         kv_heads * head_dim / 8);
+}
+
+void launch_silu_mul(const void* gate_up, void* out, int T, int I, cudaStream_t stream) {
+  const int64_t total = static_cast<int64_t>(T) * (I / 8);
+  if (total == 0) return;
+  silu_mul_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(
+      static_cast<const uint4*>(gate_up), static_cast<uint4*>(out), I / 8, total);
+}
+
+void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int64_t row_bytes,
+                        cudaStream_t stream) {
+  if (R == 0) return;
+  gather_rows_kernel<<<R, 128, 0, stream>>>(static_cast<const uint4*>(x), idx, static_cast<uint4*>(out),
+                                            static_cast<int>(row_bytes / 16));
+}
+
+void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream) {
+  const int rows_per_block = 8;
+  const unsigned blocks = static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block);
+  auto* xx = static_cast<const bf16*>(x);
+  auto* ww = static_cast<const bf16*>(w);
+  switch (T) {
+    case 1: gemv_kernel<1, 8><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
+    case 2: gemv_kernel<2, 8><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
+    case 3: gemv_kernel<3, 4><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
+    case 4: gemv_kernel<4, 4><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
+    default: break;
+  }
+}
+
+void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {
+  if (R == 0) return;
+  argmax_logprob_kernel<<<R, 1024, 0, stream>>>(logits, V, ids, logprobs);
+}
+
+void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream) {
+  if (n == 0 || (!src_is_f16 && !src_is_f32)) return;
+  to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(src, src_is_f16 ? 1 : 0,
+                                                                            static_cast<bf16*>(dst), n);
+}
+
+}  // namespace kr::cuda
