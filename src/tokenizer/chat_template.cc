@@ -17,6 +17,8 @@ StatusOr<ChatTemplate> ChatTemplate::parse(std::string_view source, jinja::Rende
     return InvalidArgument(std::string("chat template: ") + e.what());
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("chat template: out of memory while parsing");
+  } catch (const std::exception& e) {  // a bug: still no exception leaves the module
+    return Internal(std::string("chat template: ") + e.what());
   }
 }
 
@@ -31,6 +33,8 @@ StatusOr<std::string> ChatTemplate::render_impl(const Json& context) const {
     return InvalidArgument(e.what());
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("chat template: out of memory while rendering");
+  } catch (const std::exception& e) {  // a bug: still no exception leaves the module
+    return Internal(std::string("chat template: ") + e.what());
   }
 }
 

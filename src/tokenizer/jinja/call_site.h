@@ -33,6 +33,11 @@ struct CallSite {
   const RenderLimits* limits;
 
   [[noreturn]] void fail(const std::string& message) const { throw TemplateError(message, line); }
+  // An integer argument (bools count, as in Python); TypeError otherwise.
+  int64_t int_arg(const Value& v, const char* what) const {
+    if (!v.is_int() && !v.is_bool()) fail(std::string("TypeError: ") + what + " must be an integer, not " + v.type_repr());
+    return v.as_int();
+  }
   // Throws LimitError when a string/list being built would pass the output limit.
   void check_size(size_t size) const {
     if (size > limits->max_output_bytes) {

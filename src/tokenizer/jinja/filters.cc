@@ -120,7 +120,7 @@ Value f_replace(const Value& v, const CallArgs& a, const CallSite& site) {
   const Value* to = a.get(1, "new");
   if (!from || !to) site.fail("replace needs two arguments");
   const Value* count = a.get(2, "count");
-  long n = count && !count->is_none() ? static_cast<long>(count->as_int()) : -1;
+  long n = count && !count->is_none() ? static_cast<long>(site.int_arg(*count, "count")) : -1;
   bool too_big = false;
   std::string out = py_replace(v.str(), from->str(), to->str(), n, site.limits->max_output_bytes, &too_big);
   if (too_big) site.check_size(site.limits->max_output_bytes + 1);
@@ -184,7 +184,7 @@ Value f_abs(const Value& v, const CallArgs&, const CallSite& site) {
 
 Value f_round(const Value& v, const CallArgs& a, const CallSite& site) {
   const Value* p = a.get(0, "precision");
-  int64_t precision = p ? p->as_int() : 0;
+  int64_t precision = p ? site.int_arg(*p, "precision") : 0;
   std::string method = arg_string(a, 1, "method").value_or("common");
   if (!v.is_number()) site.fail("TypeError: round needs a number, got " + v.type_repr());
   if (!v.is_float() && method == "common") return Value(v.as_int());  // Python: round(7, 0) == 7
@@ -205,7 +205,7 @@ Value f_round(const Value& v, const CallArgs& a, const CallSite& site) {
 Value f_indent(const Value& v, const CallArgs& a, const CallSite& site) {
   std::string pad;
   if (const Value* w = a.get(0, "width")) {
-    pad = w->is_string() ? w->as_string() : std::string(static_cast<size_t>(std::clamp<int64_t>(w->as_int(), 0, 1024)), ' ');
+    pad = w->is_string() ? w->as_string() : std::string(static_cast<size_t>(std::clamp<int64_t>(site.int_arg(*w, "width"), 0, 1024)), ' ');
   } else {
     pad = "    ";
   }

@@ -98,7 +98,7 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     std::vector<Value> parts;
     std::optional<std::string> sep = opt_string(a, 0, "sep", site);
     if (sep && sep->empty()) site.fail("ValueError: empty separator");
-    for (std::string& p : py_split(s, sep, maxsplit ? static_cast<long>(maxsplit->as_int()) : -1)) {
+    for (std::string& p : py_split(s, sep, maxsplit ? static_cast<long>(site.int_arg(*maxsplit, "maxsplit")) : -1)) {
       parts.emplace_back(std::move(p));
     }
     return Value::list(std::move(parts));
@@ -117,7 +117,7 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     const Value* count = a.get(2, "count");
     bool too_big = false;
     std::string out = py_replace(s, need_string(a, 0, "old", name, site), need_string(a, 1, "new", name, site),
-                                 count ? static_cast<long>(count->as_int()) : -1, site.limits->max_output_bytes,
+                                 count ? static_cast<long>(site.int_arg(*count, "count")) : -1, site.limits->max_output_bytes,
                                  &too_big);
     if (too_big) site.check_size(site.limits->max_output_bytes + 1);
     return Value(std::move(out));
