@@ -1,0 +1,128 @@
+// BPE merging with a min-heap of candidate pairs (rank, then leftmost
+// position), as Hugging Face tokenizers does, so long pieces (whitespace runs)
+// stay O(n log n).
+#include "tokenizer/bpe.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace kr {
+namespace {
+
+uint64_t pair_key(int32_t left, int32_t right) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+}
+
+uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+struct Symbol {
+  int32_t id;
+  int32_t prev, next;  // indices into the symbol array, -1 at the ends
+  uint32_t bytes;      // 0 once merged into its left neighbour
+};
+
+struct Candidate {
+  int32_t rank;
+  int32_t pos;  // index of the left symbol
+  int32_t left, right, merged;
+  // Min-heap order: lowest rank first, then the leftmost position.
+  bool operator<(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+};
+
+}  // namespace
+
+BpeModel::BpeModel(StringIdMap vocab_bytes, const std::vector<Merge>& merges, bool ignore_merges)
+    : vocab_bytes_(std::move(vocab_bytes)), ignore_merges_(ignore_merges) {
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    auto it = vocab_bytes_.find(std::string_view(&c, 1));
+    byte_ids_[b] = it == vocab_bytes_.end() ? -1 : it->second;
+  }
+  size_t cap = 16;
+  while (cap < merges.size() * 2) cap *= 2;
+  pairs_.assign(cap, PairEntry{kEmpty, 0, 0});
+  pair_mask_ = cap - 1;
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const Merge& m = merges[rank];
+    const uint64_t key = pair_key(m.left, m.right);
+    for (uint64_t h = mix(key) & pair_mask_;; h = (h + 1) & pair_mask_) {
+      if (pairs_[h].key == key) break;  // duplicate merge: the first (lowest rank) wins
+      if (pairs_[h].key == kEmpty) {
+        pairs_[h] = PairEntry{key, static_cast<int32_t>(rank), m.merged};
+        break;
+      }
+    }
+  }
+}
+
+const BpeModel::PairEntry* BpeModel::find_pair(int32_t left, int32_t right) const {
+  const uint64_t key = pair_key(left, right);
+  for (uint64_t h = mix(key) & pair_mask_;; h = (h + 1) & pair_mask_) {
+    const PairEntry& e = pairs_[h];
+    if (e.key == key) return &e;
+    if (e.key == kEmpty) return nullptr;
+  }
+}
+
+std::optional<int32_t> BpeModel::byte_token(uint8_t b) const {
+  if (byte_ids_[b] < 0) return std::nullopt;
+  return byte_ids_[b];
+}
+
+void BpeModel::encode_word(std::string_view word, std::vector<int32_t>* ids) const {
+  if (word.empty()) return;
+  if (word.size() == 1 || ignore_merges_) {
+    auto it = vocab_bytes_.find(word);
+    if (it != vocab_bytes_.end()) {
+      ids->push_back(it->second);
+      return;
+    }
+  }
+  thread_local std::vector<Symbol> syms;
+  thread_local std::vector<Candidate> heap;
+  syms.clear();
+  heap.clear();
+  for (size_t i = 0; i < word.size(); ++i) {
+    const int32_t id = byte_ids_[static_cast<uint8_t>(word[i])];
+    // Load checked that every byte has a token.
+    KR_CHECK(id >= 0);
+    syms.push_back(Symbol{id, static_cast<int32_t>(i) - 1,
+                          i + 1 < word.size() ? static_cast<int32_t>(i + 1) : -1, 1});
+  }
+  const auto push_candidate = [&](int32_t pos) {
+    const int32_t next = syms[pos].next;
+    if (next < 0) return;
+    if (const PairEntry* e = find_pair(syms[pos].id, syms[next].id)) {
+      heap.push_back(Candidate{e->rank, pos, syms[pos].id, syms[next].id, e->merged});
+      std::push_heap(heap.begin(), heap.end());
+    }
+  };
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i) push_candidate(i);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end());
+    const Candidate c = heap.back();
+    heap.pop_back();
+    Symbol& left = syms[c.pos];
+    // Stale if either side changed since the candidate was queued (a
+    // symbol's id identifies its bytes, so equal ids mean unchanged).
+    if (left.bytes == 0 || left.id != c.left || left.next < 0) continue;
+    Symbol& right = syms[left.next];
+    if (right.id != c.right) continue;
+    left.id = c.merged;
+    left.bytes += right.bytes;
+    right.bytes = 0;
+    left.next = right.next;
+    if (left.next >= 0) syms[left.next].prev = c.pos;
+    if (left.prev >= 0) push_candidate(left.prev);
+    push_candidate(c.pos);
+  }
+  for (int32_t i = 0; i >= 0; i = syms[i].next) ids->push_back(syms[i].id);
+}
+
+}  // namespace kr

@@ -1,0 +1,161 @@
+// Golden tests against Hugging Face tokenizers (all cases of the fixtures)
+// and behaviour tests of special tokens and the public API.
+#include "tokenizer/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "tokenizer/tokenizer_test_util.h"
+#include "tokenizer/unicode.h"
+
+namespace kr {
+namespace {
+
+using testing_util::GoldenCase;
+
+std::string show(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) s += std::to_string(id) + " ";
+  return s;
+}
+
+void check_golden(const Tokenizer& tok, const std::vector<GoldenCase>& cases, size_t expected_count) {
+  ASSERT_EQ(cases.size(), expected_count);
+  size_t failures = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const GoldenCase& c = cases[i];
+    const std::vector<int32_t> ids = tok.encode(c.text, /*parse_special=*/true);
+    if (ids != c.ids) {
+      ++failures;
+      ADD_FAILURE() << "case " << i << " encode of \"" << c.text << "\"\n got " << show(ids) << "\nwant "
+                    << show(c.ids);
+    }
+    const std::string decoded = tok.decode(c.ids, /*skip_special_tokens=*/false);
+    if (decoded != c.decoded) {
+      ++failures;
+      ADD_FAILURE() << "case " << i << " decode: got \"" << decoded << "\" want \"" << c.decoded << "\"";
+    }
+    if (failures > 20) FAIL() << "too many failures";
+  }
+}
+
+TEST(TokenizerGolden, Llama3AllCases) { check_golden(testing_util::llama3(), testing_util::llama3_cases(), 358); }
+
+TEST(TokenizerGolden, Qwen3AllCases) { check_golden(testing_util::qwen3(), testing_util::qwen3_cases(), 258); }
+
+TEST(Tokenizer, LoadIsFast) {
+  // Each file is loaded again here to time it; a Debug or sanitizer build may
+  // be slower, so the bound is loose there.
+#ifdef NDEBUG
+  const double limit_s = 1.5;
+#else
+  const double limit_s = 10.0;
+#endif
+  for (const char* rel : {"models/tiny-llama3/tokenizer.json", "tests/golden/qwen3-tokenizer/tokenizer.json"}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto tok = Tokenizer::load_from_file(testing_util::source_path(rel));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_TRUE(tok.ok()) << tok.status().to_string();
+    EXPECT_LT(s, limit_s) << rel;
+  }
+}
+
+TEST(Tokenizer, SpecialTokenTextIsPlainWithoutParseSpecial) {
+  const Tokenizer& tok = testing_util::llama3();
+  const std::string text = "hi<|eot_id|>there";
+  const std::vector<int32_t> with = tok.encode(text, true);
+  EXPECT_NE(std::find(with.begin(), with.end(), 128009), with.end());
+  const std::vector<int32_t> without = tok.encode(text, false);
+  for (int32_t id : without) EXPECT_FALSE(tok.is_special(id)) << id;
+  EXPECT_EQ(std::find(without.begin(), without.end(), 128009), without.end());
+  // The plain tokens still spell the text.
+  EXPECT_EQ(tok.decode(without, false), text);
+  EXPECT_EQ(tok.decode(with, false), text);
+  EXPECT_EQ(tok.decode(with, /*skip_special_tokens=*/true), "hithere");
+}
+
+TEST(Tokenizer, QwenNonSpecialAddedTokensAlwaysMatch) {
+  const Tokenizer& tok = testing_util::qwen3();
+  const auto id = tok.token_to_id("<tool_call>");
+  ASSERT_TRUE(id.has_value());
+  EXPECT_FALSE(tok.is_special(*id));
+  EXPECT_EQ(tok.encode("<tool_call>", false), std::vector<int32_t>{*id});
+  const auto im_start = tok.token_to_id("<|im_start|>");
+  ASSERT_TRUE(im_start.has_value());
+  EXPECT_TRUE(tok.is_special(*im_start));
+  EXPECT_EQ(tok.encode("<|im_start|>", true), std::vector<int32_t>{*im_start});
+  EXPECT_GT(tok.encode("<|im_start|>", false).size(), 1u);
+}
+
+TEST(Tokenizer, TokenAccessors) {
+  const Tokenizer& tok = testing_util::llama3();
+  EXPECT_EQ(tok.vocab_size(), 128256);
+  const auto hello = tok.token_to_id("Ġhello");
+  ASSERT_TRUE(hello.has_value());
+  EXPECT_EQ(tok.token_text(*hello), "Ġhello");
+  EXPECT_EQ(tok.token_bytes(*hello), " hello");
+  EXPECT_EQ(tok.encode(" hello", false), std::vector<int32_t>{*hello});
+  EXPECT_EQ(tok.token_to_id("<|eot_id|>"), std::optional<int32_t>(128009));
+  EXPECT_EQ(tok.token_bytes(128009), "<|eot_id|>");
+  EXPECT_TRUE(tok.is_special(128009));
+  EXPECT_FALSE(tok.is_special(*hello));
+  EXPECT_FALSE(tok.is_special(-1));
+  EXPECT_FALSE(tok.is_special(1 << 30));
+  EXPECT_EQ(tok.token_bytes(-5), "");
+  EXPECT_EQ(tok.token_to_id("no such token here"), std::nullopt);
+  // Unknown ids are skipped by decode.
+  const std::vector<int32_t> ids = {*hello, 999999999, -3};
+  EXPECT_EQ(tok.decode(ids, false), " hello");
+}
+
+TEST(Tokenizer, DecodeReplacesInvalidUtf8) {
+  const Tokenizer& tok = testing_util::llama3();
+  // "é" is two bytes; its first byte alone is a token in a byte-level vocab.
+  const std::vector<int32_t> ids = tok.encode("é", false);
+  std::optional<int32_t> lead;
+  for (int32_t id = 0; id < tok.vocab_size() && !lead; ++id) {
+    if (tok.token_bytes(id) == "\xC3") lead = id;
+  }
+  ASSERT_TRUE(lead.has_value());
+  const std::vector<int32_t> broken = {*lead, *tok.token_to_id("a")};
+  EXPECT_EQ(tok.decode(broken, false), "\xEF\xBF\xBD" "a");
+  EXPECT_EQ(tok.decode(ids, false), "é");
+}
+
+TEST(Tokenizer, LongWhitespaceRunIsFastAndRoundTrips) {
+  const Tokenizer& tok = testing_util::llama3();
+  const std::string text = std::string(100000, ' ') + "x" + std::string(50000, '\n');
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<int32_t> ids = tok.encode(text, false);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(tok.decode(ids, false), text);
+  EXPECT_LT(s, 2.0);
+}
+
+TEST(Tokenizer, LoadErrors) {
+  auto missing = Tokenizer::load_from_file("no/such/dir/tokenizer.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("no/such/dir/tokenizer.json"), std::string::npos);
+  EXPECT_EQ(Tokenizer::load_from_json("{not json", "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Tokenizer::load_from_json("[]", "x").status().code(), StatusCode::kInvalidArgument);
+  // A pre-tokenizer regex we do not match by hand.
+  const std::string other_regex = R"({"model": {"type": "BPE", "vocab": {}, "merges": []},
+    "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated", "invert": false},
+    "decoder": {"type": "ByteLevel"}})";
+  auto r = Tokenizer::load_from_json(other_regex, "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(r.status().message().find("\\w+"), std::string::npos);
+  const std::string other_normalizer = R"({"model": {"type": "BPE", "vocab": {}, "merges": []},
+    "normalizer": {"type": "Lowercase"}, "pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"}})";
+  EXPECT_EQ(Tokenizer::load_from_json(other_normalizer, "x").status().code(), StatusCode::kUnimplemented);
+  // Byte-level vocab lacking byte tokens.
+  const std::string no_bytes = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+    "pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"}})";
+  EXPECT_EQ(Tokenizer::load_from_json(no_bytes, "x").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kr

@@ -1,0 +1,68 @@
+// Shared fixtures of the tokenizer tests: each tokenizer.json is loaded once
+// per test binary; golden cases are read from tests/golden.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tokenizer.h"
+
+namespace kr::testing_util {
+
+inline std::string source_path(const std::string& rel) { return std::string(KR_SOURCE_DIR) + "/" + rel; }
+
+inline const Tokenizer& load_once(const std::string& rel) {
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  auto& slot = cache[rel];
+  if (!slot) {
+    auto tok = Tokenizer::load_from_file(source_path(rel));
+    if (!tok.ok()) {
+      ADD_FAILURE() << tok.status().to_string();
+      std::abort();
+    }
+    slot = std::move(*tok);
+  }
+  return *slot;
+}
+
+inline const Tokenizer& llama3() { return load_once("models/tiny-llama3/tokenizer.json"); }
+inline const Tokenizer& qwen3() { return load_once("tests/golden/qwen3-tokenizer/tokenizer.json"); }
+
+struct GoldenCase {
+  std::string text;
+  std::vector<int32_t> ids;
+  std::string decoded;
+};
+
+inline std::vector<GoldenCase> golden_cases(const std::string& rel, const std::string& key) {
+  std::ifstream in(source_path(rel));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const nlohmann::json j = nlohmann::json::parse(ss.str());
+  std::vector<GoldenCase> out;
+  for (const auto& c : j.at(key)) {
+    out.push_back(GoldenCase{c.at("text").get<std::string>(), c.at("ids").get<std::vector<int32_t>>(),
+                             c.at("decoded").get<std::string>()});
+  }
+  return out;
+}
+
+inline const std::vector<GoldenCase>& llama3_cases() {
+  static const auto cases = golden_cases("tests/golden/tiny-llama3.expected.json", "tokenizer");
+  return cases;
+}
+inline const std::vector<GoldenCase>& qwen3_cases() {
+  static const auto cases = golden_cases("tests/golden/chat-templates.expected.json", "qwen3_tokenizer");
+  return cases;
+}
+
+}  // namespace kr::testing_util
