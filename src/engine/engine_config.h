@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,19 @@ struct EngineConfig {
   double background_max_wait_s = 30;  // KR_BACKGROUND_MAX_WAIT_S: aging bound for low priorities
   double request_timeout_s = 0;       // KR_REQUEST_TIMEOUT_S: 0 = none
 };
+
+struct ParsedEngineConfig {
+  EngineConfig config;
+  // One line per seed alias used (e.g. "MLX_FAST_PATH is deprecated; use KR_FAST_PATH");
+  // the caller logs them.
+  std::vector<std::string> notices;
+};
+
+// Reads the KR_* variables (and the seed's MLX_* aliases) from `env`, then
+// `flags` (same names, e.g. {"KR_MAX_NUM_SEQS", "64"}) on top: flags win, and a
+// KR_ name wins over its MLX_ alias. Unknown names are ignored. A bad value is
+// InvalidArgument naming the variable and the allowed values. Any thread.
+StatusOr<ParsedEngineConfig> engine_config_from_env(const std::map<std::string, std::string>& env,
+                                                    const std::map<std::string, std::string>& flags = {});
 
 }  // namespace kr

@@ -1,0 +1,402 @@
+// The engine thread's loop reads like nano-vllm's step: take the inbox,
+// schedule, run, postprocess (commit tokens, detect finishes), publish.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "base/check.h"
+#include "engine/auto_tune.h"
+#include "engine/kv_block_manager.h"
+#include "engine/scheduler.h"
+#include "engine/sequence.h"
+#include "metrics/metrics.h"
+
+namespace kr {
+
+struct Engine::Impl {
+  Impl(ModelRunner* r, const EngineConfig& c, const Clock* clk, Metrics* m)
+      : runner(r),
+        config(c),
+        clock(clk),
+        metrics(m),
+        max_model_len(r->max_model_len()),
+        blocks(r->num_kv_blocks(), r->block_size()),
+        sched(c, &blocks),
+        tuner(c.auto_tune, !c.auto_tune.enabled, c.window_ms, c.batch_size),
+        tuning(c.scheduler_on && (c.auto_tune.enabled || c.adaptive_window)),
+        eos(r->eos_ids().begin(), r->eos_ids().end()),
+        seed_source(std::random_device{}()) {
+    if (tuning) {
+      sched.set_window_ms(tuner.window_ms());
+      sched.set_batch_size(tuner.batch_size());
+    }
+    free_blocks.store(blocks.num_free_blocks());
+  }
+
+  // ---- any thread ----
+  Status submit(GenerationRequest req);
+  void cancel(RequestId id);
+
+  // ---- engine thread ----
+  void loop();
+  void take_inbox();
+  void step();
+  void commit(const SchedulerOutput& out, std::vector<SampledToken>& sampled, int64_t now_ns);
+  FinishReason check_finish(const Sequence& s, int32_t token) const;
+  void publish(Sequence* s);
+  void finish(Sequence* s, FinishReason reason, Status error);
+  void check_timeouts(int64_t now_ns);
+  void publish_gauges();
+  void publish_scheduler_state();
+
+  ModelRunner* runner;
+  EngineConfig config;
+  const Clock* clock;
+  Metrics* metrics;
+  const int32_t max_model_len;
+
+  // Shared with other threads, under mu. Held only to move items in or out.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<GenerationRequest> inbox;
+  std::vector<RequestId> cancels;
+  std::unordered_set<RequestId> live_ids;  // submitted, not yet finished
+  bool accepting = true;
+  bool stopping = false;
+  int64_t drain_deadline_ns = 0;  // steady clock: stop() is a wall-clock affair
+
+  std::atomic<int32_t> running_count{0}, waiting_count{0}, free_blocks{0};
+
+  // Engine thread only.
+  KvBlockManager blocks;
+  Scheduler sched;
+  AutoTuner tuner;
+  const bool tuning;
+  std::vector<int32_t> eos;
+  std::mt19937_64 seed_source;
+  std::unordered_map<RequestId, std::unique_ptr<Sequence>> seqs;
+  std::vector<SeqStep> steps;          // scratch
+  std::vector<SampledToken> sampled;   // scratch
+  std::thread thread;
+};
+
+Status Engine::Impl::submit(GenerationRequest req) {
+  auto reject = [this](Status s) {
+    if (metrics) metrics->record_rejected();
+    return s;
+  };
+  if (req.prompt_ids.empty()) return reject(InvalidArgument("the prompt is empty"));
+  if (req.max_tokens < 1) return reject(InvalidArgument("max_tokens must be at least 1"));
+  const int64_t p = static_cast<int64_t>(req.prompt_ids.size());
+  const int64_t total = p + req.max_tokens;
+  if (total > max_model_len) {
+    return reject(OutOfRange("This model's maximum context length is " + std::to_string(max_model_len) +
+                             " tokens. However, you requested " + std::to_string(total) + " tokens (" +
+                             std::to_string(p) + " in the messages, " + std::to_string(req.max_tokens) +
+                             " in the completion). Please reduce the length of the messages or completion."));
+  }
+  req.arrival_ns = clock->now_ns();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!accepting) return reject(FailedPrecondition("the engine is stopping"));
+    if (live_ids.count(req.id) != 0) {
+      return reject(InvalidArgument("request id " + std::to_string(req.id) + " is already in flight"));
+    }
+    const int32_t queued = static_cast<int32_t>(inbox.size()) + waiting_count.load(std::memory_order_relaxed);
+    if (queued >= config.max_queued_requests) {
+      return reject(ResourceExhausted("the request queue is full (" + std::to_string(config.max_queued_requests) +
+                                      " waiting); retry later"));
+    }
+    live_ids.insert(req.id);
+    inbox.push_back(std::move(req));
+  }
+  if (metrics) metrics->record_arrival();
+  cv.notify_one();
+  return Status::Ok();
+}
+
+void Engine::Impl::cancel(RequestId id) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (live_ids.count(id) == 0) return;
+    cancels.push_back(id);
+  }
+  cv.notify_one();
+}
+
+// Moves submissions into sequences and applies cancels. The lock is held
+// only for the swap.
+void Engine::Impl::take_inbox() {
+  std::vector<GenerationRequest> reqs;
+  std::vector<RequestId> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    reqs.swap(inbox);
+    cancelled.swap(cancels);
+  }
+  const int64_t now = clock->now_ns();
+  for (GenerationRequest& r : reqs) {
+    auto s = std::make_unique<Sequence>();
+    s->rng.seed(r.sampling.seed.has_value() ? *r.sampling.seed : seed_source());
+    s->tokens = r.prompt_ids;
+    s->num_prompt_tokens = static_cast<int32_t>(r.prompt_ids.size());
+    s->request = std::move(r);
+    Sequence* raw = s.get();
+    seqs.emplace(raw->id(), std::move(s));
+    sched.add(raw, now);
+  }
+  for (RequestId id : cancelled) {
+    auto it = seqs.find(id);
+    if (it != seqs.end()) finish(it->second.get(), FinishReason::kCancelled, Status::Ok());
+  }
+}
+
+void Engine::Impl::check_timeouts(int64_t now_ns) {
+  if (config.request_timeout_s <= 0) return;
+  std::vector<Sequence*> late;
+  for (auto& [id, s] : seqs) {
+    if (static_cast<double>(now_ns - s->arrival_ns()) >= config.request_timeout_s * 1e9) late.push_back(s.get());
+  }
+  for (Sequence* s : late) {
+    finish(s, FinishReason::kError,
+           Status(StatusCode::kDeadlineExceeded,
+                  "request timed out after " + std::to_string(config.request_timeout_s) + " s"));
+  }
+}
+
+void Engine::Impl::loop() {
+  publish_scheduler_state();
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return !inbox.empty() || !cancels.empty() || stopping || !seqs.empty(); });
+    }
+    take_inbox();
+    bool stop_now = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_now = stopping && (seqs.empty() || steady_now_ns() >= drain_deadline_ns);
+    }
+    if (stop_now) {
+      while (!seqs.empty()) finish(seqs.begin()->second.get(), FinishReason::kCancelled, Status::Ok());
+      std::lock_guard<std::mutex> lock(mu);
+      if (inbox.empty()) break;  // accepting is false: nothing more can come
+      continue;
+    }
+    const int64_t now = clock->now_ns();
+    check_timeouts(now);
+    const int64_t wait_ns = sched.ready_in_ns(now);
+    if (wait_ns < 0) {
+      publish_gauges();
+      continue;  // nothing runnable: sleep on the condition variable
+    }
+    if (wait_ns > 0) {  // batching window: wake at its end or on an arrival
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_for(lock, std::chrono::nanoseconds(wait_ns),
+                  [&] { return !inbox.empty() || !cancels.empty() || stopping; });
+      continue;
+    }
+    if (sched.fast_path_taken() && metrics) metrics->record_fast_path();
+    step();
+    publish_gauges();
+  }
+  publish_gauges();
+}
+
+void Engine::Impl::step() {
+  const int64_t t0 = clock->now_ns();
+  SchedulerOutput out = sched.schedule(t0);
+  for (size_t i = 0; i < out.preempted.size(); ++i) {
+    if (metrics) metrics->record_preemption();
+  }
+  for (Sequence* s : out.admitted) {
+    if (s->num_preemptions == 0 && metrics) metrics->record_queue_time(static_cast<double>(t0 - s->arrival_ns()) * 1e-9);
+  }
+  if (out.empty()) return;
+
+  steps.clear();
+  for (const ScheduledSeq& ss : out.seqs) {
+    Sequence* s = ss.seq;
+    SeqStep st;
+    st.seq_id = s->id();
+    st.tokens = std::span<const int32_t>(s->tokens.data() + s->num_computed, static_cast<size_t>(ss.num_tokens));
+    st.start_pos = s->num_computed;
+    st.block_table = s->block_table;
+    st.sample = ss.sample;
+    if (ss.sample) {
+      st.sampling = &s->request.sampling;
+      st.prompt_ids = std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(s->num_prompt_tokens));
+      st.output_ids = std::span<const int32_t>(s->tokens.data() + s->num_prompt_tokens,
+                                               static_cast<size_t>(s->num_output_tokens()));
+      st.suppress_eos = s->num_output_tokens() < s->request.min_tokens;
+      st.rng = &s->rng;
+    }
+    steps.push_back(st);
+  }
+  sampled.clear();
+  const Status st = runner->step(steps, &sampled);
+  const int64_t t1 = clock->now_ns();
+  if (!st.ok()) {
+    // The step's sequences are in an unknown state: fail them, keep the rest.
+    for (const ScheduledSeq& ss : out.seqs) finish(ss.seq, FinishReason::kError, st);
+    return;
+  }
+  sched.on_step_done(out);
+  if (metrics) metrics->record_step(static_cast<int32_t>(out.seqs.size()), out.num_tokens, static_cast<double>(t1 - t0) * 1e-9);
+  commit(out, sampled, t1);
+  if (tuning && tuner.on_step(sched.num_waiting())) {
+    sched.set_window_ms(tuner.window_ms());
+    sched.set_batch_size(tuner.batch_size());
+    if (metrics) metrics->record_auto_tune_adjustment();
+    publish_scheduler_state();
+  }
+}
+
+FinishReason Engine::Impl::check_finish(const Sequence& s, int32_t token) const {
+  const GenerationRequest& r = s.request;
+  const int32_t n_out = s.num_output_tokens();
+  if (n_out >= r.min_tokens) {
+    if (std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(), token) != r.stop_token_ids.end()) {
+      return FinishReason::kStop;
+    }
+    if (!r.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) return FinishReason::kStop;
+  }
+  if (n_out >= r.max_tokens || s.num_tokens() >= max_model_len) return FinishReason::kLength;
+  return FinishReason::kNone;
+}
+
+void Engine::Impl::commit(const SchedulerOutput& out, std::vector<SampledToken>& tokens, int64_t now_ns) {
+  size_t j = 0;
+  for (const ScheduledSeq& ss : out.seqs) {
+    if (!ss.sample) continue;
+    KR_CHECK_MSG(j < tokens.size(), "the runner returned fewer tokens than sampling sequences");
+    SampledToken& t = tokens[j++];
+    Sequence* s = ss.seq;
+    if (t.non_finite) {
+      finish(s, FinishReason::kError, Internal("the model produced non-finite logits"));
+      continue;
+    }
+    s->tokens.push_back(t.id);
+    s->pending.push_back({t.id, t.logprob, std::move(t.top)});
+    if (s->first_token_ns == 0) {
+      s->first_token_ns = now_ns;
+      const double ttft_s = static_cast<double>(now_ns - s->arrival_ns()) * 1e-9;
+      if (metrics) {
+        metrics->record_first_token(ttft_s);
+        metrics->record_prefill_time(static_cast<double>(now_ns - s->first_scheduled_ns) * 1e-9);
+      }
+      if (tuning) tuner.add_ttft_ms(ttft_s * 1e3);
+    } else {
+      const double itl_s = static_cast<double>(now_ns - s->last_token_ns) * 1e-9;
+      if (metrics) metrics->record_inter_token(itl_s);
+      if (tuning) tuner.add_itl_ms(itl_s * 1e3);
+    }
+    s->last_token_ns = now_ns;
+    const FinishReason reason = check_finish(*s, t.id);
+    if (reason != FinishReason::kNone) {
+      finish(s, reason, Status::Ok());
+    } else {
+      publish(s);
+    }
+  }
+}
+
+void Engine::Impl::publish(Sequence* s) {
+  TokenEvent ev;
+  ev.request_id = s->id();
+  ev.tokens.swap(s->pending);
+  ev.prompt_tokens = s->num_prompt_tokens;
+  ev.completion_tokens = s->num_output_tokens();
+  if (s->request.on_event) s->request.on_event(std::move(ev));
+}
+
+void Engine::Impl::finish(Sequence* s, FinishReason reason, Status error) {
+  const int64_t now = clock->now_ns();
+  sched.remove(s);  // frees its KV blocks
+  TokenEvent ev;
+  ev.request_id = s->id();
+  ev.tokens.swap(s->pending);
+  ev.finished = true;
+  ev.finish_reason = reason;
+  ev.error = std::move(error);
+  ev.prompt_tokens = s->num_prompt_tokens;
+  ev.completion_tokens = s->num_output_tokens();
+  const int64_t scheduled = s->first_scheduled_ns != 0 ? s->first_scheduled_ns : now;
+  ev.queue_time_s = static_cast<double>(scheduled - s->arrival_ns()) * 1e-9;
+  ev.ttft_s = s->first_token_ns != 0 ? static_cast<double>(s->first_token_ns - s->arrival_ns()) * 1e-9 : 0.0;
+  ev.e2e_s = static_cast<double>(now - s->arrival_ns()) * 1e-9;
+  if (metrics) {
+    if (s->first_token_ns != 0) metrics->record_decode_time(static_cast<double>(now - s->first_token_ns) * 1e-9);
+    metrics->record_finished(reason, ev.e2e_s, ev.prompt_tokens, ev.completion_tokens);
+  }
+  if (s->request.on_event) s->request.on_event(std::move(ev));
+  const RequestId id = s->id();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    live_ids.erase(id);
+  }
+  seqs.erase(id);  // s is gone from here on
+}
+
+void Engine::Impl::publish_gauges() {
+  running_count.store(sched.num_running(), std::memory_order_relaxed);
+  waiting_count.store(sched.num_waiting(), std::memory_order_relaxed);
+  free_blocks.store(blocks.num_free_blocks(), std::memory_order_relaxed);
+  if (metrics) {
+    metrics->set_queue(sched.num_running(), sched.num_waiting(), 0);
+    metrics->set_kv_usage(blocks.usage());
+  }
+}
+
+void Engine::Impl::publish_scheduler_state() {
+  if (!metrics) return;
+  SchedulerState st;
+  st.scheduler_on = config.scheduler_on;
+  st.window_ms = sched.window_ms();
+  st.batch_size = sched.batch_size();
+  st.auto_tune = config.auto_tune.enabled;
+  st.adaptive_window = config.adaptive_window;
+  st.ema_p99_ttft_ms = tuner.ema_ttft_ms();
+  st.ema_p99_itl_ms = tuner.ema_itl_ms();
+  metrics->set_scheduler_state(st);
+}
+
+// ---- Engine ----
+
+Engine::Engine(ModelRunner* runner, const EngineConfig& config, const Clock* clock, Metrics* metrics)
+    : impl_(std::make_unique<Impl>(runner, config, clock, metrics)) {}
+
+Engine::~Engine() {
+  if (impl_->thread.joinable()) stop(0);
+}
+
+void Engine::start() {
+  KR_CHECK(!impl_->thread.joinable());
+  impl_->thread = std::thread([this] { impl_->loop(); });
+}
+
+void Engine::stop(double drain_timeout_s) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->accepting = false;
+    impl_->stopping = true;
+    impl_->drain_deadline_ns = steady_now_ns() + static_cast<int64_t>(drain_timeout_s * 1e9);
+  }
+  impl_->cv.notify_one();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+Status Engine::submit(GenerationRequest request) { return impl_->submit(std::move(request)); }
+void Engine::cancel(RequestId id) { impl_->cancel(id); }
+int32_t Engine::max_model_len() const { return impl_->max_model_len; }
+int32_t Engine::num_running() const { return impl_->running_count.load(std::memory_order_relaxed); }
+int32_t Engine::num_waiting() const { return impl_->waiting_count.load(std::memory_order_relaxed); }
+int32_t Engine::num_free_blocks() const { return impl_->free_blocks.load(std::memory_order_relaxed); }
+
+}  // namespace kr

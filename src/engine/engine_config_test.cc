@@ -1,0 +1,87 @@
+#include "engine/engine_config.h"
+
+#include <gtest/gtest.h>
+
+namespace kr {
+namespace {
+
+TEST(EngineConfig, DefaultsWithEmptyEnv) {
+  auto r = engine_config_from_env({});
+  ASSERT_TRUE(r.ok());
+  const EngineConfig d;
+  EXPECT_EQ(r->config.scheduler_on, d.scheduler_on);
+  EXPECT_EQ(r->config.batch_size, d.batch_size);
+  EXPECT_TRUE(r->notices.empty());
+}
+
+TEST(EngineConfig, ReadsKrVariables) {
+  auto r = engine_config_from_env({{"KR_GPU_SCHEDULER", "off"},
+                                   {"KR_GPU_SCHEDULER_WINDOW_MS", "2.5"},
+                                   {"KR_GPU_SCHEDULER_BATCH_SIZE", "4"},
+                                   {"KR_FAST_PATH", "0"},
+                                   {"KR_ADAPTIVE_WINDOW", "true"},
+                                   {"KR_AUTO_TUNE", "on"},
+                                   {"KR_AUTO_TUNE_TARGET_TTFT_MS", "80"},
+                                   {"KR_MAX_NUM_SEQS", "64"},
+                                   {"KR_MAX_BATCHED_TOKENS", "512"},
+                                   {"KR_MAX_QUEUED_REQUESTS", "10"},
+                                   {"KR_BACKGROUND_MAX_WAIT_S", "5"},
+                                   {"KR_REQUEST_TIMEOUT_S", "60"}});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const EngineConfig& c = r->config;
+  EXPECT_FALSE(c.scheduler_on);
+  EXPECT_DOUBLE_EQ(c.window_ms, 2.5);
+  EXPECT_EQ(c.batch_size, 4);
+  EXPECT_FALSE(c.fast_path);
+  EXPECT_TRUE(c.adaptive_window);
+  EXPECT_TRUE(c.auto_tune.enabled);
+  EXPECT_DOUBLE_EQ(c.auto_tune.target_ttft_p99_ms, 80);
+  EXPECT_EQ(c.max_num_seqs, 64);
+  EXPECT_EQ(c.max_batched_tokens, 512);
+  EXPECT_EQ(c.max_queued_requests, 10);
+  EXPECT_DOUBLE_EQ(c.background_max_wait_s, 5);
+  EXPECT_DOUBLE_EQ(c.request_timeout_s, 60);
+}
+
+TEST(EngineConfig, SeedAliasesWorkWithANotice) {
+  auto r = engine_config_from_env({{"MLX_GPU_SCHEDULER", "off"}, {"MLX_GPU_SCHEDULER_BATCH_SIZE", "3"},
+                                   {"MLX_AUTO_TUNE", "1"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->config.scheduler_on);
+  EXPECT_EQ(r->config.batch_size, 3);
+  EXPECT_TRUE(r->config.auto_tune.enabled);
+  ASSERT_EQ(r->notices.size(), 3u);
+  EXPECT_NE(r->notices[0].find("KR_"), std::string::npos);
+}
+
+TEST(EngineConfig, KrBeatsAliasAndFlagsBeatEnv) {
+  auto r = engine_config_from_env({{"MLX_GPU_SCHEDULER_BATCH_SIZE", "3"}, {"KR_GPU_SCHEDULER_BATCH_SIZE", "5"},
+                                   {"KR_MAX_NUM_SEQS", "7"}},
+                                  {{"KR_MAX_NUM_SEQS", "9"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->config.batch_size, 5);
+  EXPECT_TRUE(r->notices.empty());
+  EXPECT_EQ(r->config.max_num_seqs, 9);
+}
+
+TEST(EngineConfig, InvalidValuesNameTheVariableAndRange) {
+  struct Case {
+    const char* name;
+    const char* value;
+  };
+  for (const Case& c : {Case{"KR_GPU_SCHEDULER", "maybe"}, Case{"KR_GPU_SCHEDULER_WINDOW_MS", "-1"},
+                        Case{"KR_GPU_SCHEDULER_BATCH_SIZE", "0"}, Case{"KR_GPU_SCHEDULER_BATCH_SIZE", "4x"},
+                        Case{"KR_MAX_NUM_SEQS", ""}, Case{"KR_REQUEST_TIMEOUT_S", "nan"},
+                        Case{"MLX_FAST_PATH", "2"}}) {
+    auto r = engine_config_from_env({{c.name, c.value}});
+    ASSERT_FALSE(r.ok()) << c.name << "=" << c.value;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(c.name), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find("expected"), std::string::npos);
+  }
+  auto r = engine_config_from_env({{"KR_AUTO_TUNE_MIN_BATCH_SIZE", "9"}, {"KR_AUTO_TUNE_MAX_BATCH_SIZE", "4"}});
+  EXPECT_FALSE(r.ok());
+}
+
+}  // namespace
+}  // namespace kr

@@ -1,0 +1,271 @@
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "engine/fake_runner_for_test.h"
+
+namespace kr {
+namespace {
+
+// Gathers events from the engine thread; the test thread waits on it.
+struct Collector {
+  struct Result {
+    std::vector<int32_t> tokens;
+    bool finished = false;
+    FinishReason reason = FinishReason::kNone;
+    Status error;
+    int events = 0;
+  };
+
+  std::function<void(TokenEvent&&)> sink() {
+    return [this](TokenEvent&& ev) {
+      std::lock_guard<std::mutex> lock(mu);
+      Result& r = results[ev.request_id];
+      for (const GeneratedToken& t : ev.tokens) r.tokens.push_back(t.id);
+      ++r.events;
+      if (ev.finished) {
+        EXPECT_FALSE(r.finished) << "two final events for " << ev.request_id;
+        r.finished = true;
+        r.reason = ev.finish_reason;
+        r.error = ev.error;
+        EXPECT_EQ(ev.completion_tokens, static_cast<int32_t>(r.tokens.size()));
+        order.push_back(ev.request_id);
+      }
+      cv.notify_all();
+    };
+  }
+
+  bool wait_finished(size_t n, double timeout_s = 20) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] { return order.size() >= n; });
+  }
+  bool wait_tokens(RequestId id, size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(20), [&] { return results[id].tokens.size() >= n; });
+  }
+  Result get(RequestId id) {
+    std::lock_guard<std::mutex> lock(mu);
+    return results[id];
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<RequestId, Result> results;
+  std::vector<RequestId> order;
+};
+
+GenerationRequest make_request(RequestId id, std::vector<int32_t> prompt, int32_t max_tokens, Collector* c) {
+  GenerationRequest r;
+  r.id = id;
+  r.prompt_ids = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0;
+  r.on_event = c->sink();
+  return r;
+}
+
+bool wait_until(const std::function<bool()>& f) {
+  for (int i = 0; i < 4000; ++i) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return f();
+}
+
+EngineConfig small_config() {
+  EngineConfig c;
+  c.window_ms = 0.5;
+  c.max_batched_tokens = 64;
+  c.max_num_seqs = 16;
+  return c;
+}
+
+TEST(Engine, ConcurrentSubmitsGiveEachRequestItsOwnTokens) {
+  FakeRunner runner(4, 40, 64);  // small cache: preemptions happen
+  SteadyClock clock;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  engine.start();
+  Collector col;
+  std::map<RequestId, std::vector<int32_t>> expected;
+  std::mutex expected_mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<uint32_t>(t));
+      for (int i = 0; i < 25; ++i) {
+        const RequestId id = t * 100 + i;
+        std::vector<int32_t> prompt(1 + rng() % 20);
+        for (auto& x : prompt) x = static_cast<int32_t>(3 + rng() % 500);
+        const int32_t max_tokens = 1 + static_cast<int32_t>(rng() % 20);
+        {
+          std::lock_guard<std::mutex> lock(expected_mu);
+          expected[id] = fake_continuation(prompt, max_tokens);
+        }
+        ASSERT_TRUE(engine.submit(make_request(id, prompt, max_tokens, &col)).ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(col.wait_finished(100));
+  for (const auto& [id, want] : expected) {
+    const Collector::Result r = col.get(id);
+    EXPECT_EQ(r.reason, FinishReason::kLength) << id;
+    EXPECT_EQ(r.tokens, want) << id;
+  }
+  EXPECT_GT(runner.max_seqs_in_step.load(), 1);  // it did batch
+  EXPECT_TRUE(wait_until([&] { return engine.num_free_blocks() == 40; }));
+  EXPECT_EQ(engine.num_running(), 0);
+  EXPECT_EQ(engine.num_waiting(), 0);
+}
+
+TEST(Engine, CancelMidStreamFreesBlocks) {
+  FakeRunner runner(4, 64, 1024);
+  runner.step_delay_us = 1000;
+  SteadyClock clock;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  engine.start();
+  Collector col;
+  ASSERT_TRUE(engine.submit(make_request(1, {5, 6, 7}, 200, &col)).ok());
+  ASSERT_TRUE(col.wait_tokens(1, 3));
+  EXPECT_LT(engine.num_free_blocks(), 64);
+  engine.cancel(1);
+  ASSERT_TRUE(col.wait_finished(1));
+  const Collector::Result r = col.get(1);
+  EXPECT_EQ(r.reason, FinishReason::kCancelled);
+  EXPECT_LT(r.tokens.size(), 200u);
+  EXPECT_TRUE(wait_until([&] { return engine.num_free_blocks() == 64; }));
+  engine.cancel(12345);  // unknown id: no-op
+}
+
+TEST(Engine, NonFiniteLogitsFailOneRequestAlone) {
+  FakeRunner runner(4, 64, 256);
+  runner.make_non_finite(2);
+  SteadyClock clock;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  Collector col;
+  for (RequestId id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(engine.submit(make_request(id, {static_cast<int32_t>(id) + 10, 4}, 8, &col)).ok());
+  }
+  engine.start();
+  ASSERT_TRUE(col.wait_finished(3));
+  EXPECT_EQ(col.get(2).reason, FinishReason::kError);
+  EXPECT_FALSE(col.get(2).error.ok());
+  for (RequestId id : {1, 3}) {
+    EXPECT_EQ(col.get(id).reason, FinishReason::kLength);
+    EXPECT_EQ(col.get(id).tokens, fake_continuation({static_cast<int32_t>(id) + 10, 4}, 8));
+  }
+}
+
+TEST(Engine, StopTokensMinTokensAndIgnoreEos) {
+  FakeRunner runner(4, 64, 256);
+  SteadyClock clock;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  Collector col;
+  const std::vector<int32_t> prompt = {9, 8, 7};
+  const std::vector<int32_t> cont = fake_continuation(prompt, 10);
+  GenerationRequest a = make_request(1, prompt, 10, &col);
+  a.stop_token_ids = {cont[2]};
+  GenerationRequest b = make_request(2, prompt, 10, &col);
+  b.stop_token_ids = {cont[2]};
+  b.min_tokens = 5;  // the stop token at position 3 comes too early to count
+  ASSERT_TRUE(engine.submit(std::move(a)).ok());
+  ASSERT_TRUE(engine.submit(std::move(b)).ok());
+  engine.start();
+  ASSERT_TRUE(col.wait_finished(2));
+  EXPECT_EQ(col.get(1).reason, FinishReason::kStop);
+  EXPECT_EQ(col.get(1).tokens, std::vector<int32_t>(cont.begin(), cont.begin() + 3));
+  bool stop_later = false;
+  for (size_t i = 5; i < cont.size(); ++i) stop_later |= cont[i] == cont[2];
+  EXPECT_EQ(col.get(2).reason, stop_later ? FinishReason::kStop : FinishReason::kLength);
+  EXPECT_GE(col.get(2).tokens.size(), 6u);
+}
+
+TEST(Engine, SubmitValidates) {
+  FakeRunner runner(4, 64, 100);
+  SteadyClock clock;
+  EngineConfig c = small_config();
+  c.max_queued_requests = 2;
+  Engine engine(&runner, c, &clock, nullptr);  // not started: the queue fills
+  Collector col;
+  EXPECT_EQ(engine.submit(make_request(1, {}, 4, &col)).code(), StatusCode::kInvalidArgument);
+  const Status too_long = engine.submit(make_request(2, std::vector<int32_t>(90, 5), 20, &col));
+  EXPECT_EQ(too_long.code(), StatusCode::kOutOfRange);
+  EXPECT_NE(too_long.message().find("maximum context length is 100 tokens"), std::string::npos);
+  EXPECT_NE(too_long.message().find("you requested 110 tokens (90 in the messages, 20 in the completion)"),
+            std::string::npos);
+  EXPECT_TRUE(engine.submit(make_request(3, {5}, 4, &col)).ok());
+  EXPECT_EQ(engine.submit(make_request(3, {5}, 4, &col)).code(), StatusCode::kInvalidArgument);  // same id
+  EXPECT_TRUE(engine.submit(make_request(4, {5}, 4, &col)).ok());
+  EXPECT_EQ(engine.submit(make_request(5, {5}, 4, &col)).code(), StatusCode::kResourceExhausted);
+}
+
+TEST(Engine, StopDrainsInFlightRequests) {
+  FakeRunner runner(4, 64, 256);
+  runner.step_delay_us = 200;
+  SteadyClock clock;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  engine.start();
+  Collector col;
+  for (RequestId id = 1; id <= 5; ++id) ASSERT_TRUE(engine.submit(make_request(id, {1, 2, 3}, 20, &col)).ok());
+  engine.stop(30);
+  ASSERT_EQ(col.order.size(), 5u);
+  for (RequestId id = 1; id <= 5; ++id) EXPECT_EQ(col.get(id).reason, FinishReason::kLength);
+  EXPECT_EQ(engine.submit(make_request(9, {1}, 2, &col)).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(Engine, StopWithoutDrainCancels) {
+  FakeRunner runner(4, 64, 4096);
+  runner.step_delay_us = 1000;
+  SteadyClock clock;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  engine.start();
+  Collector col;
+  ASSERT_TRUE(engine.submit(make_request(1, {1, 2, 3}, 4000, &col)).ok());
+  ASSERT_TRUE(col.wait_tokens(1, 1));
+  engine.stop(0);
+  EXPECT_EQ(col.get(1).reason, FinishReason::kCancelled);
+}
+
+TEST(Engine, SchedulerOffServesOneAtATimeInArrivalOrder) {
+  FakeRunner runner(4, 64, 256);
+  SteadyClock clock;
+  EngineConfig c = small_config();
+  c.scheduler_on = false;
+  Engine engine(&runner, c, &clock, nullptr);
+  Collector col;
+  for (RequestId id = 1; id <= 4; ++id) {
+    GenerationRequest r = make_request(id, {static_cast<int32_t>(id), 3}, 5, &col);
+    r.priority = id == 4 ? kPriorityUrgent : kPriorityDefault;
+    ASSERT_TRUE(engine.submit(std::move(r)).ok());
+  }
+  engine.start();
+  ASSERT_TRUE(col.wait_finished(4));
+  EXPECT_EQ(col.order, (std::vector<RequestId>{1, 2, 3, 4}));
+  EXPECT_EQ(runner.max_seqs_in_step.load(), 1);
+}
+
+TEST(Engine, RunnerFailureFailsThatStepsRequests) {
+  FakeRunner runner(4, 64, 256);
+  runner.fail_next_step = true;
+  SteadyClock clock;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  Collector col;
+  ASSERT_TRUE(engine.submit(make_request(1, {1, 2}, 3, &col)).ok());
+  engine.start();
+  ASSERT_TRUE(col.wait_finished(1));
+  EXPECT_EQ(col.get(1).reason, FinishReason::kError);
+  ASSERT_TRUE(engine.submit(make_request(2, {1, 2}, 3, &col)).ok());  // the engine goes on
+  ASSERT_TRUE(col.wait_finished(2));
+  EXPECT_EQ(col.get(2).reason, FinishReason::kLength);
+  EXPECT_TRUE(wait_until([&] { return engine.num_free_blocks() == 64; }));
+}
+
+}  // namespace
+}  // namespace kr
