@@ -92,7 +92,7 @@ TEST(GenerateCli, BadArgumentsExitTwo) {
   for (const std::string& args :
        {std::string("--bogus"), std::string("--ids 1,2 --prompt hi"), std::string("--max-tokens 5"),
         std::string("--ids 1,x"), std::string("--ids 1 --max-tokens 0"), std::string("--ids 1 --top-p 0"),
-        std::string("--ids 1 --temperature -1"), std::string("--ids 1 --logprobs 99"), std::string("--ids 1 --chat"),
+        std::string("--ids 1 --temperature -1"), std::string("--ids 1 --logprobs 99"), std::string("--ids 1 --chat"), std::string("--ids 1 --arch llama-9b"),
         std::string("--ids")}) {
     Result r = run(args, true);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;

@@ -165,6 +165,8 @@ int parse_args(int argc, char** argv, GenerateArgs* a) {
   }
   if (a->prompt.has_value() == a->ids.has_value()) return bad("give exactly one of --prompt or --ids");
   if (a->chat && !a->prompt) return bad("--chat needs --prompt");
+  if (!a->arch.empty() && !llama_config_preset(a->arch).ok())
+    return bad("unknown --arch '" + a->arch + "' (known: llama-3.2-3b)");
   if (a->model_dir.empty()) a->model_dir = default_model_dir();
   return 0;
 }

@@ -28,6 +28,33 @@ int32_t argmax_lowest_id(std::span<const float> v) {
   return best;
 }
 
+// vLLM's top-p: in ascending order of probability, drop the longest prefix whose
+// cumulative probability is <= 1 - top_p (the most likely token always stays).
+// A weighted quickselect finds that prefix in expected O(n) instead of sorting
+// the whole vocabulary; the kept candidates are left unsorted.
+void Sampler::drop_top_p_tail(float top_p) {
+  auto worse = [&](int32_t a, int32_t b) { return work_[a] < work_[b] || (work_[a] == work_[b] && a > b); };
+  double total = 0;
+  for (int32_t i : cand_) total += work_[i];
+  const double budget = (1.0 - static_cast<double>(top_p)) * total;
+  double dropped = 0;
+  size_t lo = 0, hi = cand_.size();  // cand_[0, lo) dropped; the cut lies in [lo, hi]
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(cand_.begin() + lo, cand_.begin() + mid, cand_.begin() + hi, worse);
+    double mass = 0;  // cand_[lo, mid] are the (mid - lo + 1) least likely of [lo, hi)
+    for (size_t i = lo; i <= mid; ++i) mass += work_[cand_[i]];
+    if (dropped + mass <= budget) {
+      dropped += mass;
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo >= cand_.size()) lo = cand_.size() - 1;  // keep at least one
+  cand_.erase(cand_.begin(), cand_.begin() + lo);
+}
+
 SampledToken Sampler::sample(std::span<const float> logits, const SampleInput& in) {
   SampledToken out;
   const SamplingParams& p = *in.params;
@@ -92,35 +119,19 @@ SampledToken Sampler::sample(std::span<const float> logits, const SampleInput& i
     for (int32_t i = 0; i < V; ++i)
       if (work_[i] > 0.0f) cand_.push_back(i);
     const bool use_top_k = p.top_k > 0 && p.top_k < static_cast<int32_t>(cand_.size());
-    if (use_top_k || p.top_p < 1.0f) {
-      // Highest weight first, lowest id first among equals.
+    if (use_top_k) {
+      // Highest weight first, lowest id first among equals; vLLM keeps every
+      // token tied with the k-th value.
       auto better = [&](int32_t a, int32_t b) { return work_[a] > work_[b] || (work_[a] == work_[b] && a < b); };
-      if (use_top_k) {
-        // vLLM keeps every token tied with the k-th value.
-        std::nth_element(cand_.begin(), cand_.begin() + (p.top_k - 1), cand_.end(), better);
-        const float kth = work_[cand_[p.top_k - 1]];
-        auto keep_end = std::partition(cand_.begin(), cand_.end(), [&](int32_t i) { return work_[i] >= kth; });
-        cand_.erase(keep_end, cand_.end());
-      }
-      std::sort(cand_.begin(), cand_.end(), better);
-      if (p.top_p < 1.0f) {
-        // vLLM: drop the tail whose cumulative probability (from the least likely
-        // up) is <= 1 - top_p; the most likely token always stays.
-        double sum = 0;
-        for (int32_t i : cand_) sum += work_[i];
-        double tail = 0;
-        size_t keep = cand_.size();
-        while (keep > 1) {
-          tail += work_[cand_[keep - 1]] / sum;
-          if (tail > 1.0 - p.top_p) break;
-          --keep;
-        }
-        cand_.resize(keep);
-      }
+      std::nth_element(cand_.begin(), cand_.begin() + (p.top_k - 1), cand_.end(), better);
+      const float kth = work_[cand_[p.top_k - 1]];
+      auto keep_end = std::partition(cand_.begin(), cand_.end(), [&](int32_t i) { return work_[i] >= kth; });
+      cand_.erase(keep_end, cand_.end());
     }
+    if (p.top_p < 1.0f) drop_top_p_tail(p.top_p);
+    if (cand_.empty()) cand_.push_back(argmax_lowest_id(logits));  // everything masked: fall back
     double sum = 0;
     for (int32_t i : cand_) sum += work_[i];
-    if (cand_.empty()) cand_.push_back(argmax_lowest_id(logits));  // everything masked: fall back
     std::uniform_real_distribution<double> uni(0.0, 1.0);
     KR_CHECK_MSG(in.rng != nullptr, "Sampler: random sampling needs an rng");
     const double u = uni(*in.rng) * sum;

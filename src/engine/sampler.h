@@ -37,6 +37,8 @@ class Sampler {
   SampledToken sample(std::span<const float> logits, const SampleInput& in);
 
  private:
+  void drop_top_p_tail(float top_p);
+
   std::vector<float> work_;      // [V] processed logits
   std::vector<int32_t> cand_;    // candidate ids
   std::vector<int32_t> counts_;  // [V] output-token counts (sparse reset)

@@ -63,6 +63,41 @@ void tile_kernel(const float* x, int64_t x_stride, int64_t count, const float* w
   }
 }
 
+// Σ_k x[k] · w[k] with w in bf16, converted in registers (a shift): the decode
+// path, where each weight row is used by only a few tokens.
+KR_CLONES
+float dot_bf16(const float* x, const uint16_t* w, int64_t K) {
+  float acc[16] = {};
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    for (int j = 0; j < 16; ++j) {
+      const uint32_t bits = static_cast<uint32_t>(w[k + j]) << 16;
+      float wf;
+      std::memcpy(&wf, &bits, 4);
+      acc[j] += x[k + j] * wf;
+    }
+  }
+  float s = 0.0f;
+  for (; k < K; ++k) s += x[k] * cpu_load_as_f32(w, DType::kBF16, k);
+  for (int j = 0; j < 16; ++j) s += acc[j];
+  return s;
+}
+
+KR_CLONES
+float dot_f32(const float* x, const float* w, int64_t K) {
+  float acc[16] = {};
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += x[k + j] * w[k + j];
+  float s = 0.0f;
+  for (; k < K; ++k) s += x[k] * w[k];
+  for (int j = 0; j < 16; ++j) s += acc[j];
+  return s;
+}
+
+// Fewer tokens than this: one dot product per (token, row), no f32 copy of the weights.
+constexpr int64_t kDirectMaxTokens = 4;
+
 }  // namespace
 
 void CpuBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
@@ -71,10 +106,21 @@ void CpuBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
   KR_CHECK_MSG(w.dim(1) == K, "matmul: inner dimensions differ");
   KR_CHECK(out.dim(0) == T && out.dim(1) == N);
   if (T == 0 || N == 0) return;
-  const int64_t n_tiles = (N + kRowsPerTile - 1) / kRowsPerTile;
-  const int64_t t_tiles = (T + kTokensPerTile - 1) / kTokensPerTile;
   const float* xs = x.as<float>();
   float* os = out.as<float>();
+  if (T < kDirectMaxTokens && (w.dtype == DType::kBF16 || w.dtype == DType::kF32)) {
+    pool_.parallel_for(N, 64, [&](int64_t b, int64_t e) {
+      for (int64_t n = b; n < e; ++n) {
+        for (int64_t t = 0; t < T; ++t) {
+          os[t * N + n] = w.dtype == DType::kBF16 ? dot_bf16(xs + t * K, w.as<uint16_t>() + n * K, K)
+                                                  : dot_f32(xs + t * K, w.as<float>() + n * K, K);
+        }
+      }
+    });
+    return;
+  }
+  const int64_t n_tiles = (N + kRowsPerTile - 1) / kRowsPerTile;
+  const int64_t t_tiles = (T + kTokensPerTile - 1) / kTokensPerTile;
   pool_.parallel_for(n_tiles * t_tiles, 1, [&](int64_t b, int64_t e) {
     std::vector<float> row(static_cast<size_t>(K));
     std::vector<float> wt(static_cast<size_t>(K * kRowsPerTile));  // [K, 16] f32
