@@ -37,12 +37,40 @@ struct Candidate {
 
 }  // namespace
 
-BpeModel::BpeModel(StringIdMap vocab_bytes, const std::vector<Merge>& merges, bool ignore_merges)
-    : vocab_bytes_(std::move(vocab_bytes)), ignore_merges_(ignore_merges) {
+StringIdTable::StringIdTable(const std::vector<std::string>* keys, size_t expected_count) : keys_(keys) {
+  size_t cap = 16;
+  while (cap < expected_count * 2) cap *= 2;
+  slots_.assign(cap, -1);
+  mask_ = cap - 1;
+}
+
+void StringIdTable::insert(int32_t id) {
+  const std::string& key = (*keys_)[static_cast<size_t>(id)];
+  for (size_t h = std::hash<std::string_view>{}(key) & mask_;; h = (h + 1) & mask_) {
+    if (slots_[h] < 0) {
+      slots_[h] = id;
+      return;
+    }
+    if ((*keys_)[static_cast<size_t>(slots_[h])] == key) return;
+  }
+}
+
+std::optional<int32_t> StringIdTable::find(std::string_view key) const {
+  if (slots_.empty()) return std::nullopt;
+  for (size_t h = std::hash<std::string_view>{}(key) & mask_;; h = (h + 1) & mask_) {
+    const int32_t id = slots_[h];
+    if (id < 0) return std::nullopt;
+    if ((*keys_)[static_cast<size_t>(id)] == key) return id;
+  }
+}
+
+BpeModel::BpeModel(const std::vector<std::string>* id_bytes, const std::vector<int32_t>& vocab_ids,
+                   const std::vector<Merge>& merges, bool ignore_merges)
+    : vocab_bytes_(id_bytes, vocab_ids.size()), ignore_merges_(ignore_merges) {
+  for (int32_t id : vocab_ids) vocab_bytes_.insert(id);
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
-    auto it = vocab_bytes_.find(std::string_view(&c, 1));
-    byte_ids_[b] = it == vocab_bytes_.end() ? -1 : it->second;
+    byte_ids_[b] = vocab_bytes_.find(std::string_view(&c, 1)).value_or(-1);
   }
   size_t cap = 16;
   while (cap < merges.size() * 2) cap *= 2;
@@ -78,9 +106,8 @@ std::optional<int32_t> BpeModel::byte_token(uint8_t b) const {
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
   if (word.size() == 1 || ignore_merges_) {
-    auto it = vocab_bytes_.find(word);
-    if (it != vocab_bytes_.end()) {
-      ids->push_back(it->second);
+    if (std::optional<int32_t> id = vocab_bytes_.find(word)) {
+      ids->push_back(*id);
       return;
     }
   }

@@ -7,35 +7,46 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace kr {
 
-// Transparent hash so that maps keyed by std::string accept string_view lookups.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+// Hash index from strings to ids whose strings live elsewhere (keys[id]):
+// no string copies or node allocations, so building 150k entries is cheap.
+class StringIdTable {
+ public:
+  StringIdTable() = default;
+  // keys must outlive the table and not change for the indexed ids.
+  explicit StringIdTable(const std::vector<std::string>* keys, size_t expected_count);
+  // Adds id (keys[id]); a key already present keeps its first id.
+  void insert(int32_t id);
+  std::optional<int32_t> find(std::string_view key) const;
+
+ private:
+  const std::vector<std::string>* keys_ = nullptr;
+  std::vector<int32_t> slots_;  // -1 = empty; open addressing, power-of-two size
+  size_t mask_ = 0;
 };
-using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
 class BpeModel {
  public:
-  // vocab_bytes: raw bytes of each vocabulary token → id. Every single byte
-  // must be in the vocabulary (byte-level BPE has no unknown token).
+  // Every single byte must be in the vocabulary (byte-level BPE has no
+  // unknown token): check byte_token() after construction.
   // merges: (left id, right id) in rank order (rank = index), each with the
   // id of the merged token.
   struct Merge {
     int32_t left, right, merged;
   };
-  BpeModel(StringIdMap vocab_bytes, const std::vector<Merge>& merges, bool ignore_merges);
+  // id_bytes: raw bytes by id (must outlive the model); vocab_ids: the ids of
+  // the model's vocabulary (added tokens are not part of it).
+  BpeModel() = default;
+  BpeModel(const std::vector<std::string>* id_bytes, const std::vector<int32_t>& vocab_ids,
+           const std::vector<Merge>& merges, bool ignore_merges);
 
   // Appends the ids of `word` (raw bytes, non-empty) to *ids.
   void encode_word(std::string_view word, std::vector<int32_t>* ids) const;
   std::optional<int32_t> byte_token(uint8_t b) const;
 
-  // Id of the token whose raw bytes are `bytes`.
-  const StringIdMap& vocab_bytes() const { return vocab_bytes_; }
 
  private:
   struct PairEntry {
@@ -46,8 +57,8 @@ class BpeModel {
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   const PairEntry* find_pair(int32_t left, int32_t right) const;
 
-  StringIdMap vocab_bytes_;
-  int32_t byte_ids_[256];
+  StringIdTable vocab_bytes_;
+  int32_t byte_ids_[256] = {};
   std::vector<PairEntry> pairs_;  // open addressing, power-of-two size
   uint64_t pair_mask_ = 0;
   bool ignore_merges_ = false;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/unicode.h"
 
 namespace kr {
@@ -16,13 +17,14 @@ namespace {
 // bytes map to themselves, the rest to U+0100 onwards in byte order.
 struct ByteLevelMap {
   uint32_t byte_to_cp[256];
-  std::unordered_map<uint32_t, uint8_t> cp_to_byte;
+  int16_t cp_to_byte[0x144];  // -1 where no byte maps to the code point
   ByteLevelMap() {
+    for (int16_t& v : cp_to_byte) v = -1;
     uint32_t next = 256;
     for (uint32_t b = 0; b < 256; ++b) {
       const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       byte_to_cp[b] = printable ? b : next++;
-      cp_to_byte[byte_to_cp[b]] = static_cast<uint8_t>(b);
+      cp_to_byte[byte_to_cp[b]] = static_cast<int16_t>(b);
     }
   }
 };
@@ -42,9 +44,8 @@ std::optional<std::string> vocab_text_to_bytes(std::string_view text) {
     size_t n = 0;
     const uint32_t cp = unicode::decode_utf8(text, i, &n);
     i += n;
-    auto it = m.cp_to_byte.find(cp);
-    if (it == m.cp_to_byte.end()) return std::nullopt;
-    out.push_back(static_cast<char>(it->second));
+    if (cp >= 0x144 || m.cp_to_byte[cp] < 0) return std::nullopt;
+    out.push_back(static_cast<char>(m.cp_to_byte[cp]));
   }
   return out;
 }
@@ -76,38 +77,23 @@ Status check_decoder(const nlohmann::json& j) {
   return Unimplemented("decoder type " + type + " is not supported (only ByteLevel)");
 }
 
-// "a b" or ["a", "b"].
-bool split_merge(const nlohmann::json& m, std::string* a, std::string* b) {
-  if (m.is_string()) {
-    const std::string& s = m.get_ref<const std::string&>();
-    const size_t sp = s.find(' ', 1);
-    if (sp == std::string::npos) return false;
-    *a = s.substr(0, sp);
-    *b = s.substr(sp + 1);
-    return true;
-  }
-  if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-    *a = m[0].get<std::string>();
-    *b = m[1].get<std::string>();
-    return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_from_file(const std::string& tokenizer_json_path) {
   std::ifstream in(tokenizer_json_path, std::ios::binary);
   if (!in) return NotFound("cannot open tokenizer file " + tokenizer_json_path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (!in && !in.eof()) return DataLoss("cannot read tokenizer file " + tokenizer_json_path);
-  return load_from_json(ss.str(), tokenizer_json_path);
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(0, std::ios::beg);
+  std::string text(static_cast<size_t>(std::max<std::streamoff>(size, 0)), '\0');
+  if (size < 0 || !in.read(text.data(), size)) return DataLoss("cannot read tokenizer file " + tokenizer_json_path);
+  return load_from_json(text, tokenizer_json_path);
 }
 
 StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_from_json(std::string_view json_text, const std::string& name) {
-  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument(name + ": not a JSON object");
+  KR_ASSIGN_OR_RETURN(tokenizer_json::Parsed parsed, tokenizer_json::parse(json_text, name));
+  const nlohmann::json& j = parsed.root;
+  if (!j.is_object()) return InvalidArgument(name + ": not a JSON object");
   try {
     const nlohmann::json& model = j.at("model");
     if (model.value("type", std::string("BPE")) != "BPE") {
@@ -122,26 +108,21 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_from_json(std::string_view 
     KR_RETURN_IF_ERROR(check_decoder(j.value("decoder", nlohmann::json())));
 
     // Vocabulary.
-    const nlohmann::json& vocab = model.at("vocab");
+    if (!parsed.has_vocab || !parsed.has_merges) return InvalidArgument(name + ": model.vocab or model.merges missing");
     int32_t max_id = -1;
-    StringIdMap text_to_id, bytes_to_id;
-    text_to_id.reserve(vocab.size() + 512);
-    bytes_to_id.reserve(vocab.size());
-    std::vector<std::pair<int32_t, const std::string*>> entries;
-    entries.reserve(vocab.size());
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-      const int32_t id = it.value().get<int32_t>();
-      if (id < 0) return InvalidArgument(name + ": negative token id for " + it.key());
-      max_id = std::max(max_id, id);
-      text_to_id.emplace(it.key(), id);
-      entries.emplace_back(id, &it.key());
+    std::vector<int32_t> vocab_ids;
+    vocab_ids.reserve(parsed.vocab.size());
+    for (const auto& [text, id64] : parsed.vocab) {
+      if (id64 < 0 || id64 > (int64_t{1} << 30)) return InvalidArgument(name + ": bad token id for " + text);
+      vocab_ids.push_back(static_cast<int32_t>(id64));
+      max_id = std::max(max_id, vocab_ids.back());
     }
     // Added tokens.
     std::vector<AddedToken> added;
     if (j.contains("added_tokens")) {
       for (const auto& a : j.at("added_tokens")) {
         AddedToken t{a.at("content").get<std::string>(), a.at("id").get<int32_t>(), a.value("special", false)};
-        if (t.id < 0 || t.content.empty()) return InvalidArgument(name + ": bad added token");
+        if (t.id < 0 || t.id > (1 << 30) || t.content.empty()) return InvalidArgument(name + ": bad added token");
         if (a.value("lstrip", false) || a.value("rstrip", false) || a.value("single_word", false)) {
           return Unimplemented(name + ": added token " + t.content + " uses lstrip/rstrip/single_word");
         }
@@ -150,46 +131,48 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_from_json(std::string_view 
       }
     }
     const size_t n = static_cast<size_t>(max_id + 1);
-    std::vector<std::string> id_bytes(n), id_text(n);
-    for (const auto& [id, text] : entries) {
-      std::optional<std::string> bytes = vocab_text_to_bytes(*text);
-      if (!bytes) return InvalidArgument(name + ": vocab entry is not byte-level: " + *text);
-      id_text[static_cast<size_t>(id)] = *text;
-      bytes_to_id.emplace(*bytes, id);
-      id_bytes[static_cast<size_t>(id)] = std::move(*bytes);
+    // The tables below index strings owned by the tokenizer, so build it in place.
+    std::unique_ptr<Tokenizer> tok(new Tokenizer());
+    tok->id_bytes_.resize(n);
+    tok->id_text_.resize(n);
+    for (auto& [text, id64] : parsed.vocab) {
+      const size_t id = static_cast<size_t>(id64);
+      std::optional<std::string> bytes = vocab_text_to_bytes(text);
+      if (!bytes) return InvalidArgument(name + ": vocab entry is not byte-level: " + text);
+      tok->id_text_[id] = std::move(text);
+      tok->id_bytes_[id] = std::move(*bytes);
     }
+    tok->text_to_id_ = StringIdTable(&tok->id_text_, vocab_ids.size() + added.size());
+    for (int32_t id : vocab_ids) tok->text_to_id_.insert(id);
+    // Merges, resolved to ids.
+    std::vector<BpeModel::Merge> merges;
+    merges.reserve(parsed.merges.size());
+    std::string joined;
+    for (const auto& [a, b] : parsed.merges) {
+      joined.assign(a).append(b);
+      const auto ia = tok->text_to_id_.find(a), ib = tok->text_to_id_.find(b), im = tok->text_to_id_.find(joined);
+      if (!ia || !ib || !im) return InvalidArgument(name + ": merge of tokens not in the vocab: " + a + " " + b);
+      merges.push_back(BpeModel::Merge{*ia, *ib, *im});
+    }
+    tok->model_ = BpeModel(&tok->id_bytes_, vocab_ids, merges, model.value("ignore_merges", false));
     for (int b = 0; b < 256; ++b) {
-      const char c = static_cast<char>(b);
-      if (!bytes_to_id.count(std::string_view(&c, 1))) {
+      if (!tok->model_.byte_token(static_cast<uint8_t>(b))) {
         return InvalidArgument(name + ": byte-level vocab lacks the token of byte " + std::to_string(b));
       }
     }
-    // Merges, resolved to ids.
-    std::vector<BpeModel::Merge> merges;
-    const nlohmann::json& jm = model.at("merges");
-    merges.reserve(jm.size());
-    std::string a, b;
-    for (const auto& m : jm) {
-      if (!split_merge(m, &a, &b)) return InvalidArgument(name + ": bad merge " + m.dump());
-      auto ia = text_to_id.find(a), ib = text_to_id.find(b), im = text_to_id.find(a + b);
-      if (ia == text_to_id.end() || ib == text_to_id.end() || im == text_to_id.end()) {
-        return InvalidArgument(name + ": merge of tokens not in the vocab: " + a + " " + b);
-      }
-      merges.push_back(BpeModel::Merge{ia->second, ib->second, im->second});
-    }
-    const bool ignore_merges = model.value("ignore_merges", false);
-
-    std::unique_ptr<Tokenizer> tok(new Tokenizer(BpeModel(std::move(bytes_to_id), merges, ignore_merges)));
     tok->pre_tokenizer_ = std::move(pre);
     tok->nfc_ = nfc;
     tok->special_.assign(n, 0);
     tok->added_by_first_byte_.resize(256);
     for (const AddedToken& t : added) {
       const size_t id = static_cast<size_t>(t.id);
-      id_bytes[id] = t.content;
-      id_text[id] = t.content;
+      if (!tok->id_text_[id].empty() && tok->id_text_[id] != t.content) {
+        return InvalidArgument(name + ": added token " + t.content + " reuses the id of vocab entry " + tok->id_text_[id]);
+      }
+      tok->id_bytes_[id] = t.content;
+      tok->id_text_[id] = t.content;
       tok->special_[id] = t.special ? 1 : 0;
-      text_to_id[t.content] = t.id;
+      tok->text_to_id_.insert(t.id);
     }
     tok->added_ = std::move(added);
     for (uint32_t i = 0; i < tok->added_.size(); ++i) {
@@ -200,9 +183,6 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_from_json(std::string_view 
         return tok->added_[x].content.size() > tok->added_[y].content.size();
       });
     }
-    tok->id_bytes_ = std::move(id_bytes);
-    tok->id_text_ = std::move(id_text);
-    tok->text_to_id_ = std::move(text_to_id);
     return tok;
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgument(name + ": " + e.what());
@@ -272,9 +252,7 @@ std::string Tokenizer::token_text(int32_t id) const {
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
-  auto it = text_to_id_.find(token);
-  if (it == text_to_id_.end()) return std::nullopt;
-  return it->second;
+  return text_to_id_.find(token);
 }
 
 bool Tokenizer::is_special(int32_t id) const {

@@ -50,7 +50,7 @@ class Tokenizer {
     int32_t id;
     bool special;
   };
-  Tokenizer(BpeModel model) : model_(std::move(model)) {}
+  Tokenizer() = default;
   // Encodes text that holds no added token.
   void encode_plain(std::string_view text, std::vector<int32_t>* ids) const;
   // Longest added token starting at text[pos] that may be matched, or nullptr.
@@ -62,7 +62,7 @@ class Tokenizer {
   std::vector<std::string> id_bytes_;  // raw bytes by id
   std::vector<std::string> id_text_;   // vocab string by id
   std::vector<uint8_t> special_;       // by id
-  StringIdMap text_to_id_;             // vocab strings and added-token contents
+  StringIdTable text_to_id_;           // vocab strings and added-token contents (keys: id_text_)
   std::vector<AddedToken> added_;
   // Indices into added_ by first byte, longest content first.
   std::vector<std::vector<uint32_t>> added_by_first_byte_;

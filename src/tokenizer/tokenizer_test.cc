@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "tokenizer/tokenizer_test_util.h"
 #include "tokenizer/unicode.h"
@@ -45,19 +46,17 @@ TEST(TokenizerGolden, Llama3AllCases) { check_golden(testing_util::llama3(), tes
 TEST(TokenizerGolden, Qwen3AllCases) { check_golden(testing_util::qwen3(), testing_util::qwen3_cases(), 258); }
 
 TEST(Tokenizer, LoadIsFast) {
-  // Each file is loaded again here to time it; a Debug or sanitizer build may
-  // be slower, so the bound is loose there.
+  // The shared fixture timed its one load of each file. Debug or sanitizer
+  // builds are slower, so the bound is loose there.
 #ifdef NDEBUG
   const double limit_s = 1.5;
 #else
   const double limit_s = 10.0;
 #endif
-  for (const char* rel : {"models/tiny-llama3/tokenizer.json", "tests/golden/qwen3-tokenizer/tokenizer.json"}) {
-    const auto t0 = std::chrono::steady_clock::now();
-    auto tok = Tokenizer::load_from_file(testing_util::source_path(rel));
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ASSERT_TRUE(tok.ok()) << tok.status().to_string();
-    EXPECT_LT(s, limit_s) << rel;
+  for (const char* rel : {testing_util::kLlama3Path, testing_util::kQwen3Path}) {
+    const testing_util::Loaded& l = testing_util::load_once(rel);
+    EXPECT_LT(l.load_s, limit_s) << rel;
+    std::printf("load %s: %.3f s\n", rel, l.load_s);
   }
 }
 

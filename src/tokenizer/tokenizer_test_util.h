@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -20,22 +21,31 @@ namespace kr::testing_util {
 
 inline std::string source_path(const std::string& rel) { return std::string(KR_SOURCE_DIR) + "/" + rel; }
 
-inline const Tokenizer& load_once(const std::string& rel) {
-  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
-  auto& slot = cache[rel];
-  if (!slot) {
+struct Loaded {
+  std::unique_ptr<Tokenizer> tok;
+  double load_s = 0;  // how long the one load took
+};
+
+inline const Loaded& load_once(const std::string& rel) {
+  static std::map<std::string, Loaded> cache;
+  Loaded& slot = cache[rel];
+  if (!slot.tok) {
+    const auto t0 = std::chrono::steady_clock::now();
     auto tok = Tokenizer::load_from_file(source_path(rel));
+    slot.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!tok.ok()) {
       ADD_FAILURE() << tok.status().to_string();
       std::abort();
     }
-    slot = std::move(*tok);
+    slot.tok = std::move(*tok);
   }
-  return *slot;
+  return slot;
 }
 
-inline const Tokenizer& llama3() { return load_once("models/tiny-llama3/tokenizer.json"); }
-inline const Tokenizer& qwen3() { return load_once("tests/golden/qwen3-tokenizer/tokenizer.json"); }
+constexpr const char* kLlama3Path = "models/tiny-llama3/tokenizer.json";
+constexpr const char* kQwen3Path = "tests/golden/qwen3-tokenizer/tokenizer.json";
+inline const Tokenizer& llama3() { return *load_once(kLlama3Path).tok; }
+inline const Tokenizer& qwen3() { return *load_once(kQwen3Path).tok; }
 
 struct GoldenCase {
   std::string text;
