@@ -1,6 +1,7 @@
 #include "engine/llama_runner.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kr {
 
@@ -57,6 +58,12 @@ Status LlamaRunner::build_metadata(std::span<const SeqStep> seqs) {
   if (static_cast<int32_t>(logit_rows_.size()) > model_->max_logit_rows())
     return InvalidArgument("step: more than " + std::to_string(model_->max_logit_rows()) + " sampling sequences");
   m.num_tokens = static_cast<int32_t>(token_ids_.size());
+  // Width rounded up to a power of two (at most the cache's block count; the
+  // extra entries are -1), so that step graphs keyed by width are recorded only
+  // a few times as contexts grow.
+  int32_t padded = 4;
+  while (padded < m.max_blocks_per_seq) padded *= 2;
+  m.max_blocks_per_seq = std::max(m.max_blocks_per_seq, std::min(padded, model_->num_kv_blocks()));
   // Block tables: only the blocks covering each context, -1 padded to a common width.
   m.block_tables.assign(static_cast<size_t>(m.num_seqs) * m.max_blocks_per_seq, -1);
   for (int32_t i = 0; i < m.num_seqs; ++i) {
@@ -66,12 +73,56 @@ Status LlamaRunner::build_metadata(std::span<const SeqStep> seqs) {
   return Status::Ok();
 }
 
+namespace {
+
+// Greedy with nothing that needs the full row on the host: no penalties, no
+// EOS suppression, no top-k logprobs. The backend's argmax_logprob serves it.
+bool plain_greedy(const SeqStep& s) {
+  const SamplingParams& p = *s.sampling;
+  return p.temperature < 1e-5f && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
+         p.frequency_penalty == 0.0f && !s.suppress_eos && p.logprobs <= 0;
+}
+
+}  // namespace
+
 Status LlamaRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) {
   out->clear();
   if (seqs.empty()) return InvalidArgument("step: no sequences");
   KR_RETURN_IF_ERROR(build_metadata(seqs));
-  KR_ASSIGN_OR_RETURN(Tensor logits, model_->forward(meta_, token_ids_, logit_rows_));
+  // Pure decode steps (one token per sequence, all sampling) replay a recorded
+  // step graph where the backend has them, keyed by batch size and the padded
+  // block-table width (see Backend::begin_graph).
+  const bool decode_only = meta_.num_tokens == meta_.num_seqs &&
+                           static_cast<int32_t>(logit_rows_.size()) == meta_.num_seqs;
+  const bool graph = use_graphs_ && decode_only &&
+                     backend_->begin_graph((static_cast<uint64_t>(meta_.num_seqs) << 32) |
+                                           static_cast<uint32_t>(meta_.max_blocks_per_seq));
+  auto logits_or = model_->forward(meta_, token_ids_, logit_rows_);
+  if (graph) backend_->end_graph();
+  if (!logits_or.ok()) return logits_or.status();
+  const Tensor logits = *logits_or;
   if (logit_rows_.empty()) return Status::Ok();
+  bool all_plain = true;
+  for (const SeqStep& s : seqs) all_plain &= !s.sample || plain_greedy(s);
+  if (all_plain) {
+    device_ids_.resize(logit_rows_.size());
+    device_logprobs_.resize(logit_rows_.size());
+    if (backend_->argmax_logprob(logits, device_ids_.data(), device_logprobs_.data())) {
+      size_t row = 0;
+      for (const SeqStep& s : seqs) {
+        if (!s.sample) continue;
+        SampledToken t;
+        t.seq_id = s.seq_id;
+        t.id = device_ids_[row];
+        t.logprob = device_logprobs_[row];
+        t.non_finite = !std::isfinite(t.logprob);
+        if (t.non_finite) t.id = -1;
+        out->push_back(std::move(t));
+        ++row;
+      }
+      return Status::Ok();
+    }
+  }
   const size_t V = static_cast<size_t>(model_->config().vocab_size);
   logits_host_.resize(logit_rows_.size() * V);
   backend_->copy_to_host(logits_host_.data(), logits, logits_host_.size() * sizeof(float));

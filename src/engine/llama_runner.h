@@ -1,7 +1,10 @@
 // LlamaRunner: the ModelRunner of a Llama model. Each step it turns the
 // SeqSteps into StepMetadata (positions, slot_mapping from the block tables,
 // context lengths), runs LlamaModel::forward, copies the logits of the rows
-// that sample to the host and samples them with the CPU Sampler.
+// that sample to the host and samples them with the CPU Sampler. When every
+// sampled row is plain greedy (no penalties, no top logprobs), the backend's
+// argmax_logprob picks on the device and only ids come back; pure decode steps
+// run inside Backend::begin_graph/end_graph (step graphs on CUDA).
 //
 // Threading: engine thread only (it owns the backend, the model and the KV cache).
 #pragma once
@@ -35,6 +38,9 @@ class LlamaRunner final : public ModelRunner {
   // does not cover start_pos + tokens, or a sampling SeqStep without params.
   Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) override;
 
+  // Step graphs for pure decode steps (on by default; a no-op on backends without them).
+  void set_use_graphs(bool on) { use_graphs_ = on; }
+
   LlamaModel& model() { return *model_; }
   Backend& backend() { return *backend_; }
   int32_t max_tokens_per_step() const { return model_->max_tokens_per_step(); }
@@ -52,6 +58,9 @@ class LlamaRunner final : public ModelRunner {
   std::vector<int32_t> token_ids_;
   std::vector<int32_t> logit_rows_;
   std::vector<float> logits_host_;  // [R, V]
+  std::vector<int32_t> device_ids_;   // [R] from Backend::argmax_logprob
+  std::vector<float> device_logprobs_;
+  bool use_graphs_ = true;
 };
 
 // Loads `model_dir` (or options.arch with options.dummy_weights) onto `backend`

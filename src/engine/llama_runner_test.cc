@@ -144,6 +144,41 @@ TEST(LlamaRunner, BatchedChunkedPagedMatchesGolden) {
   EXPECT_GT(steps, 2048 / kChunk);
 }
 
+// Plain greedy rows go through Backend::argmax_logprob; rows with top logprobs
+// through the host Sampler. Both must agree on the id and its logprob.
+TEST(LlamaRunner, DeviceGreedyMatchesHostSampler) {
+  auto runner = make_tiny_runner(16);
+  ASSERT_NE(runner, nullptr);
+  SamplingParams plain, with_top;
+  plain.temperature = 0;
+  with_top.temperature = 0;
+  with_top.logprobs = 1;
+  const std::vector<int32_t> prompt = {128000, 791, 6864, 315, 9822, 374};
+  const std::vector<int32_t> blocks_a = {0}, blocks_b = {1};
+  std::vector<SeqStep> batch(2);
+  for (int i = 0; i < 2; ++i) {
+    batch[i].seq_id = i;
+    batch[i].tokens = prompt;
+    batch[i].block_table = i == 0 ? blocks_a : blocks_b;
+    batch[i].sample = true;
+    batch[i].sampling = &plain;
+  }
+  std::vector<SampledToken> device, host;
+  ASSERT_TRUE(runner->step(batch, &device).ok());
+  batch[0].sampling = batch[1].sampling = &with_top;
+  ASSERT_TRUE(runner->step(batch, &host).ok());
+  ASSERT_EQ(device.size(), 2u);
+  ASSERT_EQ(host.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(device[i].seq_id, i);
+    EXPECT_EQ(device[i].id, host[i].id);
+    EXPECT_NEAR(device[i].logprob, host[i].logprob, 1e-5);
+    EXPECT_TRUE(device[i].top.empty());
+    EXPECT_FALSE(device[i].non_finite);
+  }
+  EXPECT_EQ(device[0].id, device[1].id);
+}
+
 TEST(LlamaRunner, RejectsBadSteps) {
   auto runner = make_tiny_runner(4);
   ASSERT_NE(runner, nullptr);

@@ -185,4 +185,23 @@ void CpuBackend::gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) {
   }
 }
 
+bool CpuBackend::argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) {
+  // logits [R, V] f32 → per row: argmax (lowest id on ties) and its log-softmax.
+  KR_CHECK(logits.dtype == DType::kF32 && logits.ndim == 2);
+  const int64_t R = logits.dim(0), V = logits.dim(1);
+  pool_.parallel_for(R, 1, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* row = logits.as<float>() + r * V;
+      int64_t best = 0;
+      for (int64_t i = 1; i < V; ++i)
+        if (row[i] > row[best]) best = i;
+      double sum = 0;
+      for (int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(row[i]) - row[best]);
+      ids[r] = static_cast<int32_t>(best);
+      logprobs[r] = static_cast<float>(-std::log(sum));  // NaN/Inf rows give a non-finite value
+    }
+  });
+  return true;
+}
+
 }  // namespace kr

@@ -49,6 +49,7 @@ class CpuBackend final : public Backend {
                  float scale, Tensor& out) override;
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
+  bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override;
 
   ThreadPool& pool() { return pool_; }
 
