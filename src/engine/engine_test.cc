@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "engine/fake_runner_for_test.h"
+#include "metrics/metrics.h"
 
 namespace kr {
 namespace {
@@ -265,6 +266,47 @@ TEST(Engine, RunnerFailureFailsThatStepsRequests) {
   ASSERT_TRUE(col.wait_finished(2));
   EXPECT_EQ(col.get(2).reason, FinishReason::kLength);
   EXPECT_TRUE(wait_until([&] { return engine.num_free_blocks() == 64; }));
+}
+
+// Value of the first sample of `name` in Prometheus text (labels ignored), -1 when absent.
+double series(const std::string& text, const std::string& name) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string line = text.substr(pos, end - pos);
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() && (line[name.size()] == '{' || line[name.size()] == ' ')) {
+      return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    pos = end + 1;
+  }
+  return -1;
+}
+
+TEST(Engine, RecordsMetrics) {
+  FakeRunner runner(4, 24, 64);  // small: preemptions
+  SteadyClock clock;
+  Metrics metrics(&clock, MetricsOptions{});
+  Engine engine(&runner, small_config(), &clock, &metrics);
+  engine.start();
+  Collector col;
+  ASSERT_TRUE(engine.submit(make_request(1, {4, 5}, 3, &col)).ok());  // alone: the fast path
+  ASSERT_TRUE(col.wait_finished(1));
+  int64_t tokens = 3;
+  for (RequestId id = 2; id <= 31; ++id) {
+    ASSERT_TRUE(engine.submit(make_request(id, std::vector<int32_t>(10, static_cast<int32_t>(id)), 20, &col)).ok());
+    tokens += 20;
+  }
+  ASSERT_TRUE(col.wait_finished(31));
+  EXPECT_EQ(engine.submit(make_request(99, {}, 3, &col)).code(), StatusCode::kInvalidArgument);
+  engine.stop(1);
+  const StatsSnapshot st = metrics.stats();
+  EXPECT_EQ(st.requests_finished, 31u);
+  EXPECT_EQ(st.generation_tokens, static_cast<uint64_t>(tokens));
+  EXPECT_EQ(st.scheduler.batch_size, small_config().batch_size);
+  const std::string text = metrics.render_prometheus();
+  EXPECT_GE(series(text, "krserve_fast_path_total"), 1);
+  EXPECT_GT(series(text, "krserve_num_preemptions_total"), 0);
+  EXPECT_EQ(series(text, "krserve_requests_rejected_total"), 1);
 }
 
 }  // namespace
