@@ -28,6 +28,9 @@
 #include "backend/backend.h"
 #include "base/clock.h"
 #include "engine/llama_runner.h"
+#ifdef KR_HAVE_CUDA_BACKEND
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace kr {
 namespace {
@@ -49,6 +52,7 @@ struct GenerateArgs {
   int threads = 0;
   bool dummy_weights = false;
   std::string arch;
+  std::string device = "cpu";
 };
 
 void print_usage() {
@@ -67,7 +71,8 @@ void print_usage() {
                "  --json            print {\"ids\", \"text\", \"logprobs\"} as one JSON object\n"
                "  --threads N       CPU threads (default: all)\n"
                "  --dummy-weights   random weights of the configured shape (speed tests)\n"
-               "  --arch NAME       built-in shape instead of DIR/config.json (llama-3.2-3b)\n");
+               "  --arch NAME       built-in shape instead of DIR/config.json (llama-3.2-3b)\n"
+               "  --device D        cpu (default) or cuda (when built with CUDA)\n");
 }
 
 bool parse_int64(const char* s, int64_t lo, int64_t hi, int64_t* out) {
@@ -119,7 +124,7 @@ int parse_args(int argc, char** argv, GenerateArgs* a) {
     if (flag == "--json") { a->json_out = true; continue; }
     if (flag == "--dummy-weights") { a->dummy_weights = true; continue; }
     static const char* kValued[] = {"--model", "--prompt", "--ids", "--max-tokens", "--temperature", "--top-k",
-                                    "--top-p", "--min-p", "--seed", "--logprobs", "--threads", "--arch"};
+                                    "--top-p", "--min-p", "--seed", "--logprobs", "--threads", "--arch", "--device"};
     bool known = false;
     for (const char* k : kValued) known |= (flag == k);
     if (!known) return bad("unknown option '" + flag + "'");
@@ -161,6 +166,13 @@ int parse_args(int argc, char** argv, GenerateArgs* a) {
       a->threads = static_cast<int>(n);
     } else if (flag == "--arch") {
       a->arch = v;
+    } else if (flag == "--device") {
+      a->device = v;
+#ifdef KR_HAVE_CUDA_BACKEND
+      if (a->device != "cpu" && a->device != "cuda") return bad("--device must be cpu or cuda");
+#else
+      if (a->device != "cpu") return bad("--device must be cpu (built without CUDA)");
+#endif
     }
   }
   if (a->prompt.has_value() == a->ids.has_value()) return bad("give exactly one of --prompt or --ids");
@@ -230,7 +242,12 @@ int run_generate(int argc, char** argv) {
   opt.max_tokens_per_step = static_cast<int32_t>(std::min<int64_t>(prompt_ids.size(), 2048));
 
   // The budget is only an upper bound: blocks are capped by max_kv_tokens.
-  auto runner_or = make_llama_runner(a.model_dir, make_cpu_backend(a.threads, size_t{1} << 40), opt);
+  std::unique_ptr<Backend> backend;
+#ifdef KR_HAVE_CUDA_BACKEND
+  if (a.device == "cuda") backend = make_cuda_backend(0);
+#endif
+  if (!backend) backend = make_cpu_backend(a.threads, size_t{1} << 40);
+  auto runner_or = make_llama_runner(a.model_dir, std::move(backend), opt);
   if (!runner_or.ok()) return fail(runner_or.status());
   LlamaRunner& runner = **runner_or;
   if (total > runner.max_model_len())
