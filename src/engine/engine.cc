@@ -373,7 +373,13 @@ Engine::Engine(ModelRunner* runner, const EngineConfig& config, const Clock* clo
     : impl_(std::make_unique<Impl>(runner, config, clock, metrics)) {}
 
 Engine::~Engine() {
-  if (impl_->thread.joinable()) stop(0);
+  if (impl_->thread.joinable()) {
+    stop(0);
+    return;
+  }
+  // Never started: no engine thread exists, so this thread may play its part.
+  impl_->take_inbox();
+  while (!impl_->seqs.empty()) impl_->finish(impl_->seqs.begin()->second.get(), FinishReason::kCancelled, Status::Ok());
 }
 
 void Engine::start() {

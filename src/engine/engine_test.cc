@@ -234,6 +234,34 @@ TEST(Engine, StopWithoutDrainCancels) {
   EXPECT_EQ(col.get(1).reason, FinishReason::kCancelled);
 }
 
+TEST(Engine, RequestTimeoutFailsTheRequest) {
+  FakeRunner runner(4, 64, 4096);
+  runner.step_delay_us = 1000;
+  SteadyClock clock;
+  EngineConfig c = small_config();
+  c.request_timeout_s = 0.03;
+  Engine engine(&runner, c, &clock, nullptr);
+  engine.start();
+  Collector col;
+  ASSERT_TRUE(engine.submit(make_request(1, {1, 2, 3}, 4000, &col)).ok());
+  ASSERT_TRUE(col.wait_finished(1));
+  EXPECT_EQ(col.get(1).reason, FinishReason::kError);
+  EXPECT_EQ(col.get(1).error.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(wait_until([&] { return engine.num_free_blocks() == 64; }));
+}
+
+TEST(Engine, DestroyedUnstartedEngineCancelsQueuedRequests) {
+  FakeRunner runner(4, 64, 256);
+  SteadyClock clock;
+  Collector col;
+  {
+    Engine engine(&runner, small_config(), &clock, nullptr);
+    ASSERT_TRUE(engine.submit(make_request(1, {1, 2}, 3, &col)).ok());
+  }
+  ASSERT_EQ(col.order.size(), 1u);
+  EXPECT_EQ(col.get(1).reason, FinishReason::kCancelled);
+}
+
 TEST(Engine, SchedulerOffServesOneAtATimeInArrivalOrder) {
   FakeRunner runner(4, 64, 256);
   SteadyClock clock;
