@@ -4,6 +4,9 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <cstring>
 
 #include "base/check.h"
 
@@ -34,6 +37,24 @@ struct Candidate {
   // Min-heap order: lowest rank first, then the leftmost position.
   bool operator<(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
 };
+
+// Direct-mapped cache of recent words, one per thread. An entry is valid for
+// the model whose cache_key_ it holds.
+struct WordCache {
+  static constexpr size_t kEntries = 4096;
+  static constexpr size_t kMaxWordBytes = 24;
+  static constexpr size_t kMaxIds = 8;
+  struct Entry {
+    uint64_t model = 0;  // 0 = empty
+    uint8_t word_bytes = 0;
+    uint8_t n_ids = 0;
+    char word[kMaxWordBytes];
+    int32_t ids[kMaxIds];
+  };
+  Entry entries[kEntries];
+};
+
+std::atomic<uint64_t> next_cache_key{1};
 
 }  // namespace
 
@@ -66,7 +87,7 @@ std::optional<int32_t> StringIdTable::find(std::string_view key) const {
 
 BpeModel::BpeModel(const std::vector<std::string>* id_bytes, const std::vector<int32_t>& vocab_ids,
                    const std::vector<Merge>& merges, bool ignore_merges)
-    : vocab_bytes_(id_bytes, vocab_ids.size()), ignore_merges_(ignore_merges) {
+    : vocab_bytes_(id_bytes, vocab_ids.size()), ignore_merges_(ignore_merges), cache_key_(next_cache_key++) {
   for (int32_t id : vocab_ids) vocab_bytes_.insert(id);
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
@@ -111,6 +132,29 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>* ids) con
       return;
     }
   }
+  if (word.size() > WordCache::kMaxWordBytes) {
+    merge_word(word, ids);
+    return;
+  }
+  thread_local std::unique_ptr<WordCache> cache = std::make_unique<WordCache>();
+  WordCache::Entry& e = cache->entries[std::hash<std::string_view>{}(word) % WordCache::kEntries];
+  if (e.model == cache_key_ && e.word_bytes == word.size() && std::memcmp(e.word, word.data(), word.size()) == 0) {
+    ids->insert(ids->end(), e.ids, e.ids + e.n_ids);
+    return;
+  }
+  const size_t first = ids->size();
+  merge_word(word, ids);
+  const size_t n = ids->size() - first;
+  if (n <= WordCache::kMaxIds) {
+    e.model = cache_key_;
+    e.word_bytes = static_cast<uint8_t>(word.size());
+    std::memcpy(e.word, word.data(), word.size());
+    e.n_ids = static_cast<uint8_t>(n);
+    std::copy(ids->begin() + static_cast<ptrdiff_t>(first), ids->end(), e.ids);
+  }
+}
+
+void BpeModel::merge_word(std::string_view word, std::vector<int32_t>* ids) const {
   thread_local std::vector<Symbol> syms;
   thread_local std::vector<Candidate> heap;
   syms.clear();

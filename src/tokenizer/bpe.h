@@ -43,7 +43,8 @@ class BpeModel {
   BpeModel(const std::vector<std::string>* id_bytes, const std::vector<int32_t>& vocab_ids,
            const std::vector<Merge>& merges, bool ignore_merges);
 
-  // Appends the ids of `word` (raw bytes, non-empty) to *ids.
+  // Appends the ids of `word` (raw bytes, non-empty) to *ids. Short words
+  // are remembered in a small per-thread cache (words repeat a lot in text).
   void encode_word(std::string_view word, std::vector<int32_t>* ids) const;
   std::optional<int32_t> byte_token(uint8_t b) const;
 
@@ -56,12 +57,16 @@ class BpeModel {
   };
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   const PairEntry* find_pair(int32_t left, int32_t right) const;
+  void merge_word(std::string_view word, std::vector<int32_t>* ids) const;
 
   StringIdTable vocab_bytes_;
   int32_t byte_ids_[256] = {};
   std::vector<PairEntry> pairs_;  // open addressing, power-of-two size
   uint64_t pair_mask_ = 0;
   bool ignore_merges_ = false;
+  // Identifies this model in the per-thread word cache (never reused, unlike
+  // an address); 0 for a default-constructed model.
+  uint64_t cache_key_ = 0;
 };
 
 }  // namespace kr

@@ -158,3 +158,25 @@ TEST(Tokenizer, LoadErrors) {
 
 }  // namespace
 }  // namespace kr
+
+namespace kr {
+namespace {
+
+TEST(Tokenizer, WordCacheIsPerTokenizer) {
+  // The per-thread word cache must not hand one tokenizer's ids to another.
+  const Tokenizer& a = testing_util::llama3();
+  const Tokenizer& b = testing_util::qwen3();
+  const std::string text = "Tokenization caches repeated words: tokenization, caches, repeated, words.";
+  const std::vector<int32_t> first_a = a.encode(text, false);
+  const std::vector<int32_t> first_b = b.encode(text, false);
+  EXPECT_NE(first_a, first_b);
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(a.encode(text, false), first_a);
+    EXPECT_EQ(b.encode(text, false), first_b);
+  }
+  EXPECT_EQ(a.decode(first_a, false), text);
+  EXPECT_EQ(b.decode(first_b, false), text);
+}
+
+}  // namespace
+}  // namespace kr
