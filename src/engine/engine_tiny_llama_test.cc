@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "engine/llama_runner.h"
+#include "metrics/metrics.h"
 
 namespace kr {
 namespace {
@@ -29,11 +30,23 @@ std::unique_ptr<LlamaRunner> make_runner(int64_t max_kv_tokens) {
 }
 
 // Runs every prompt through one engine and returns each request's tokens.
+// Preemptions counted by the engine, read back from the Prometheus text.
+double preemptions(const Metrics& m) {
+  const std::string text = m.render_prometheus();
+  const std::string name = "krserve_num_preemptions_total{";
+  const size_t pos = text.find("\n" + name);
+  if (pos == std::string::npos) return -1;
+  const size_t end = text.find('\n', pos + 1);
+  const std::string line = text.substr(pos + 1, end - pos - 1);
+  return std::stod(line.substr(line.rfind(' ') + 1));
+}
+
 std::map<RequestId, std::vector<int32_t>> run_all(LlamaRunner* runner, const EngineConfig& config,
                                                   const std::vector<std::vector<int32_t>>& prompts,
-                                                  int32_t gen_len) {
+                                                  int32_t gen_len, double* num_preemptions) {
   SteadyClock clock;
-  Engine engine(runner, config, &clock, nullptr);
+  Metrics metrics(&clock, MetricsOptions{});
+  Engine engine(runner, config, &clock, &metrics);
   std::mutex mu;
   std::condition_variable cv;
   std::map<RequestId, std::vector<int32_t>> out;
@@ -62,6 +75,7 @@ std::map<RequestId, std::vector<int32_t>> run_all(LlamaRunner* runner, const Eng
   lock.unlock();
   engine.stop(0);
   EXPECT_EQ(engine.num_free_blocks(), runner->num_kv_blocks());
+  *num_preemptions = preemptions(metrics);
   return out;
 }
 
@@ -79,20 +93,24 @@ TEST(EngineTinyLlama, GreedyTokensDoNotDependOnBatchOrPreemption) {
   EngineConfig alone;
   alone.scheduler_on = false;  // one request at a time
   alone.max_batched_tokens = 512;
-  const auto ref = run_all(runner.get(), alone, prompts, gen_len);
+  double n_preempted = 0;
+  const auto ref = run_all(runner.get(), alone, prompts, gen_len, &n_preempted);
+  ASSERT_EQ(ref.size(), prompts.size());
 
   EngineConfig together;
   together.batch_size = 64;
   together.max_num_seqs = 64;
   together.max_batched_tokens = 256;  // chunked prefill as well
   together.window_ms = 0;
-  EXPECT_EQ(run_all(runner.get(), together, prompts, gen_len), ref);
+  EXPECT_EQ(run_all(runner.get(), together, prompts, gen_len, &n_preempted), ref);
+  EXPECT_EQ(n_preempted, 0);
 
   // A cache of 128 tokens (32 blocks) for 64 sequences of up to 26 tokens: preemptions.
   auto small = make_runner(128);
   ASSERT_NE(small, nullptr);
   ASSERT_LT(small->num_kv_blocks(), 64);
-  EXPECT_EQ(run_all(small.get(), together, prompts, gen_len), ref);
+  EXPECT_EQ(run_all(small.get(), together, prompts, gen_len, &n_preempted), ref);
+  EXPECT_GT(n_preempted, 0);
 }
 
 }  // namespace
