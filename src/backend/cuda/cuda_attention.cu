@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
 namespace {
@@ -22,27 +23,35 @@ constexpr int kRows = 64;     // query rows per tile
 constexpr int kKeys = 32;     // keys per inner tile (= warp size: one lane per key in the softmax)
 constexpr int kThreads = 128;
 
-template <int D>
+// ROWS: shared-memory rows for Q. kRows for prefill tiles; a small variant for
+// decode-only steps (one token per tile, rows = GQA group) that needs a quarter of
+// the shared memory, so more blocks fit on an SM.
+template <int D, int ROWS>
 struct Smem {
-  static constexpr int kQ = kRows * (D + 1);   // padded: rows land in different banks
+  static constexpr int kQ = ROWS * (D + 1);   // padded: rows land in different banks
   static constexpr int kK = kKeys * (D + 1);
   static constexpr int kV = kKeys * D;
-  static constexpr int kP = kRows * kKeys;
-  static constexpr size_t bytes = sizeof(float) * (kQ + kK + kV + kP + 4 * kRows);
+  static constexpr int kP = ROWS * kKeys;
+  static constexpr size_t bytes = sizeof(float) * (kQ + kK + kV + kP + 4 * ROWS);
 };
 
-template <int D>
+template <int D, int ROWS>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
+  // Decode variant: the 4 warps split the keys in P·V (few rows to split instead).
+  constexpr bool kDecode = ROWS <= 16;
+  constexpr int kAccRows = kDecode ? ROWS : 16;
   extern __shared__ float smem[];
   float* Qs = smem;
-  float* Ks = Qs + Smem<D>::kQ;
-  float* Vs = Ks + Smem<D>::kK;
-  float* Ps = Vs + Smem<D>::kV;
-  float* row_m = Ps + Smem<D>::kP;
-  float* row_l = row_m + kRows;
-  float* row_alpha = row_l + kRows;
-  int* row_pos = reinterpret_cast<int*>(row_alpha + kRows);
+  float* Ks = Qs + Smem<D, ROWS>::kQ;
+  float* Vs = Ks + Smem<D, ROWS>::kK;
+  float* Ps = Vs + Smem<D, ROWS>::kV;
+  float* row_m = Ps + Smem<D, ROWS>::kP;
+  float* row_l = row_m + ROWS;
+  float* row_alpha = row_l + ROWS;
+  int* row_pos = reinterpret_cast<int*>(row_alpha + ROWS);
 
+  pdl_launch_dependents();
+  pdl_wait();
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const AttnTile tile = a.tiles[blockIdx.x];
   const int g = blockIdx.y, split = blockIdx.z;
@@ -52,7 +61,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
   const int ctx = a.context_lens[tile.seq];
 
   // Q rows (scaled) and each row's causal limit.
-  for (int i = tid; i < kRows * (D / 8); i += kThreads) {
+  for (int i = tid; i < ROWS * (D / 8); i += kThreads) {
     const int r = i / (D / 8), c = i % (D / 8);
     float* dst = Qs + r * (D + 1) + c * 8;
     if (r < R) {
@@ -71,7 +80,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     }
   }
   int kend = 0;  // keys [0, kend) are visible to some row of the tile
-  if (tid < kRows) {
+  if (tid < ROWS) {
     int pos = -1;
     if (tid < R) {
       pos = a.positions[tile.first + tid / group];
@@ -91,9 +100,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
   }
 
   constexpr int DV = (D + 31) / 32;  // output dims per lane
-  float acc[16][DV];
+  float acc[kAccRows][DV];
 #pragma unroll
-  for (int i = 0; i < 16; ++i)
+  for (int i = 0; i < kAccRows; ++i)
 #pragma unroll
     for (int k = 0; k < DV; ++k) acc[i][k] = 0.0f;
 
@@ -131,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     }
     __syncthreads();
     // Scores.
-    if (R > 16) {
+    if (!kDecode && R > 16) {
       // 4 rows × 4 keys per thread (keys strided by 8 so the padded rows of Ks spread over banks).
       const int rg = tid >> 3, kg = tid & 7;
       if (rg * 4 < R) {
@@ -192,9 +201,33 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
       }
     }
     __syncthreads();
+    if constexpr (kDecode) {
+      // P·V: every warp takes all rows and every 4th key; lane owns dims lane + 32k.
+#pragma unroll
+      for (int i = 0; i < kAccRows; ++i) {
+        if (i < R) {
+          const float al = row_alpha[i];
+#pragma unroll
+          for (int k = 0; k < DV; ++k) acc[i][k] *= al;
+        }
+      }
+      for (int key = warp; key < nkeys; key += kThreads / 32) {
+        float v[DV];
+#pragma unroll
+        for (int k = 0; k < DV; ++k) v[k] = (lane + 32 * k < D) ? Vs[key * D + lane + 32 * k] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < kAccRows; ++i) {
+          if (i < R) {
+            const float p = Ps[i * kKeys + key];
+#pragma unroll
+            for (int k = 0; k < DV; ++k) acc[i][k] = fmaf(p, v[k], acc[i][k]);
+          }
+        }
+      }
+    } else {
     // P·V: warp w owns rows [16w, 16w + 16), lane owns dims lane + 32k.
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
+    for (int i = 0; i < kAccRows; ++i) {
       const int r = warp * 16 + i;
       if (r < R) {
         const float al = row_alpha[r];
@@ -208,7 +241,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
 #pragma unroll
         for (int k = 0; k < DV; ++k) v[k] = (lane + 32 * k < D) ? Vs[key * D + lane + 32 * k] : 0.0f;
 #pragma unroll
-        for (int i = 0; i < 16; ++i) {
+        for (int i = 0; i < kAccRows; ++i) {
           const int r = warp * 16 + i;
           if (r < R) {
             const float p = Ps[r * kKeys + key];
@@ -218,13 +251,34 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
         }
       }
     }
+    }
   }
   __syncthreads();
+  if constexpr (kDecode) {
+    // Sum the warps' partial rows (Ks is free now: 4 * ROWS * D floats fit in it);
+    // then warp w writes rows w, w + 4, ... below.
+    float* red = Ks;
+#pragma unroll
+    for (int i = 0; i < kAccRows; ++i)
+#pragma unroll
+      for (int k = 0; k < DV; ++k)
+        if (i < R && lane + 32 * k < D) red[(warp * ROWS + i) * D + lane + 32 * k] = acc[i][k];
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kAccRows; ++i)
+#pragma unroll
+      for (int k = 0; k < DV; ++k) {
+        float sum = 0.0f;
+        if (i < R && lane + 32 * k < D)
+          for (int w = 0; w < kThreads / 32; ++w) sum += red[(w * ROWS + i) * D + lane + 32 * k];
+        acc[i][k] = sum;
+      }
+  }
   // Results: normalised rows (and their max/sum when split).
 #pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    const int r = warp * 16 + i;
-    if (r >= R) continue;
+  for (int i = 0; i < kAccRows; ++i) {
+    const int r = kDecode ? i : warp * 16 + i;
+    if (r >= R || (kDecode && i % (kThreads / 32) != warp)) continue;
     const float l = row_l[r];
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
     if (a.num_splits == 1) {
@@ -247,48 +301,76 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
   }
 }
 
-// grid (num_tiles, kv_heads, rows): merges the splits of one row; D threads.
+// grid (num_tiles, kv_heads, rows): merges the splits of one row. Split weights
+// are computed once per split into shared memory; then every thread sums its
+// dims over the splits with independent loads.
+constexpr int kMaxSplits = 256;
 __global__ void combine_splits_kernel(AttnArgs a, int D) {
+  pdl_launch_dependents();
+  pdl_wait();
+  __shared__ float weight[kMaxSplits];
+  __shared__ float red[32];
   const AttnTile tile = a.tiles[blockIdx.x];
   const int g = blockIdx.y, r = blockIdx.z;
   const int group = a.q_heads / a.kv_heads;
   const int R = (kRows / group) * group < tile.count * group ? (kRows / group) * group : tile.count * group;
   if (r >= R) return;
   const size_t base = ((static_cast<size_t>(blockIdx.x) * a.kv_heads + g) * R + r) * a.num_splits;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   float m = -INFINITY;
-  for (int s = 0; s < a.num_splits; ++s)
+  for (int s = tid; s < a.num_splits; s += blockDim.x)
     if (a.partial_ml[(base + s) * 2 + 1] > 0.0f) m = fmaxf(m, a.partial_ml[(base + s) * 2]);
-  float num = 0.0f, den = 0.0f;
-  for (int s = 0; s < a.num_splits; ++s) {
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  m = red[0];
+  for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) m = fmaxf(m, red[w]);
+  for (int s = tid; s < a.num_splits; s += blockDim.x) {
     const float l = a.partial_ml[(base + s) * 2 + 1];
-    if (l <= 0.0f) continue;
-    const float w = l * __expf(a.partial_ml[(base + s) * 2] - m);
-    num += w * a.partial_out[(base + s) * D + threadIdx.x];
-    den += w;
+    weight[s] = l > 0.0f ? l * __expf(a.partial_ml[(base + s) * 2] - m) : 0.0f;
   }
+  __syncthreads();
+  float den = 0.0f;
+  for (int s = 0; s < a.num_splits; ++s) den += weight[s];
   const int token = tile.first + r / group, h = g * group + r % group;
-  static_cast<bf16*>(a.out)[static_cast<size_t>(token) * a.q_heads * D + h * D + threadIdx.x] =
-      __float2bfloat16(den > 0.0f ? num / den : 0.0f);
+  for (int d = tid; d < D; d += blockDim.x) {
+    float num = 0.0f;
+#pragma unroll 8
+    for (int s = 0; s < a.num_splits; ++s) num += weight[s] * a.partial_out[(base + s) * D + d];
+    static_cast<bf16*>(a.out)[static_cast<size_t>(token) * a.q_heads * D + h * D + d] =
+        __float2bfloat16(den > 0.0f ? num / den : 0.0f);
+  }
+}
+
+template <int D, int ROWS>
+void launch_rows(const AttnArgs& a, cudaStream_t stream) {
+  static bool configured = false;  // one backend thread: no race
+  if (!configured) {
+    cudaFuncSetAttribute(paged_attention_kernel<D, ROWS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(Smem<D, ROWS>::bytes));
+    configured = true;
+  }
+  const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
+  launch_pdl(paged_attention_kernel<D, ROWS>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a);
 }
 
 template <int D>
 void launch_d(const AttnArgs& a, cudaStream_t stream) {
-  static bool configured = false;  // one backend thread: no race
-  if (!configured) {
-    cudaFuncSetAttribute(paged_attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(Smem<D>::bytes));
-    configured = true;
+  const int group = a.q_heads / a.kv_heads;
+  if (a.decode_only && group <= 8) {
+    launch_rows<D, 8>(a, stream);
+  } else {
+    launch_rows<D, kRows>(a, stream);
   }
-  const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  paged_attention_kernel<D><<<grid, kThreads, Smem<D>::bytes, stream>>>(a);
   if (a.num_splits > 1) {
-    const int group = a.q_heads / a.kv_heads;
-    const dim3 cgrid(a.num_tiles, a.kv_heads, (kRows / group) * group);
-    combine_splits_kernel<<<cgrid, D, 0, stream>>>(a, D);
+    const dim3 cgrid(a.num_tiles, a.kv_heads, a.decode_only ? group : (kRows / group) * group);
+    launch_pdl(combine_splits_kernel, cgrid, dim3(128), 0, stream, a, D);
   }
 }
 
 }  // namespace
+
+int attn_max_splits() { return kMaxSplits; }
 
 int attn_tile_tokens(int group) { return group >= kRows ? 1 : kRows / group; }
 

@@ -37,7 +37,7 @@ constexpr size_t kMetaInts = size_t{8} << 20;              // device int32 slots
 constexpr size_t kAttnScratchBytes = size_t{256} << 20;    // split-K partials
 constexpr size_t kCublasWorkspaceBytes = size_t{64} << 20;
 constexpr size_t kReserveBytes = size_t{1} << 30;          // left free after the KV cache: workspace, cuBLAS
-constexpr int kTargetBlocks = 264;                         // two waves of 132 SMs for split decode
+constexpr int kTargetBlocks = 528;                         // 4 blocks per SM (132 SMs) for split decode
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -58,9 +58,12 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_ids_dev_), 4096 * sizeof(int32_t)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_lp_dev_), 4096 * sizeof(float)));
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
+    KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&inv_freq_pinned_), 512 * sizeof(float), cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     const char* f = std::getenv("KR_GPU_MEMORY_FRACTION");
     if (f != nullptr) memory_fraction_ = std::clamp(std::atof(f), 0.05, 0.99);
+    if (const char* r = std::getenv("KR_GEMV_ROWS_PER_WARP")) cuda::set_gemv_rows_per_warp(std::atoi(r));
+    if (const char* p = std::getenv("KR_PDL")) cuda::set_pdl_enabled(std::atoi(p) != 0);
   }
 
   ~CudaBackend() override {
@@ -74,6 +77,7 @@ class CudaBackend final : public Backend {
     cudaFree(sample_ids_dev_);
     cudaFree(sample_lp_dev_);
     cudaFreeHost(staging_);
+    cudaFreeHost(inv_freq_pinned_);
     cudaEventDestroy(graph_done_);
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
@@ -93,6 +97,7 @@ class CudaBackend final : public Backend {
   }
 
   void free(Tensor& t) override {
+    flush_rope();
     if (t.data == nullptr) return;
     if (allocations_.erase(t.data) > 0) {
       cudaStreamSynchronize(stream_);
@@ -125,6 +130,7 @@ class CudaBackend final : public Backend {
   }
 
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
+    flush_rope();
     KR_CHECK(bytes <= dst.bytes());
     if (bytes == 0) return;
     if (mode_ == Mode::kEager) {
@@ -135,6 +141,7 @@ class CudaBackend final : public Backend {
   }
 
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override {
+    flush_rope();
     KR_CHECK_MSG(mode_ == Mode::kEager, "copy_to_host inside a step graph");
     KR_CHECK(bytes <= src.bytes());
     KR_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
@@ -143,10 +150,14 @@ class CudaBackend final : public Backend {
 
   void fill_zero(Tensor& t) override {
     if (mode_ == Mode::kReplay) return;
+    flush_rope();
     KR_CUDA_CHECK(cudaMemsetAsync(t.data, 0, t.bytes(), stream_));
   }
 
-  void synchronize() override { KR_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void synchronize() override {
+    flush_rope();
+    KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
 
   size_t kv_cache_budget_bytes() const override {
     size_t free_bytes = 0, total_bytes = 0;
@@ -159,6 +170,7 @@ class CudaBackend final : public Backend {
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
+    flush_rope();
     KR_CHECK(table.dtype == DType::kBF16 && out.dtype == DType::kBF16 && ids.dim(0) == out.dim(0));
     KR_CHECK(table.dim(1) == out.dim(1) && out.dim(1) % 8 == 0);
     cuda::launch_embedding(table.data, ids.as<int32_t>(), out.data, static_cast<int>(out.dim(0)),
@@ -167,6 +179,7 @@ class CudaBackend final : public Backend {
 
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
+    flush_rope();
     check_norm(x, w, out);
     cuda::launch_rms_norm(nullptr, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
                           static_cast<int>(x.dim(1)), stream_);
@@ -174,6 +187,7 @@ class CudaBackend final : public Backend {
 
   void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
+    flush_rope();
     check_norm(x, w, out);
     KR_CHECK(residual.numel() == x.numel());
     cuda::launch_rms_norm(residual.data, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
@@ -188,20 +202,31 @@ class CudaBackend final : public Backend {
     KR_CHECK(T == meta_.num_tokens && qkv.dim(1) == (q_heads + 2 * kv_heads) * int64_t{rope.head_dim});
     KR_CHECK(static_cast<int>(rope.inv_freq.size()) == rope.head_dim / 2 && rope.head_dim <= 1024);
     if (inv_freq_host_ != rope.inv_freq) {
-      // Synchronous upload on the legacy stream: allowed in a relaxed capture, never captured.
-      KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      KR_CUDA_CHECK(cudaMemcpy(inv_freq_dev_, rope.inv_freq.data(), rope.inv_freq.size() * sizeof(float),
-                               cudaMemcpyHostToDevice));
+      // Copied from a pinned buffer that keeps these values: a step graph recorded
+      // now replays the (tiny) copy from there.
+      if (mode_ == Mode::kEager) KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      std::memcpy(inv_freq_pinned_, rope.inv_freq.data(), rope.inv_freq.size() * sizeof(float));
       inv_freq_host_ = rope.inv_freq;
+      inv_freq_bytes_ = rope.inv_freq.size() * sizeof(float);
+      KR_CUDA_CHECK(cudaMemcpyAsync(inv_freq_dev_, inv_freq_pinned_, inv_freq_bytes_, cudaMemcpyHostToDevice, stream_));
     }
-    cuda::launch_rope(qkv.data, positions_dev(), inv_freq_dev_, static_cast<int>(T), q_heads, kv_heads,
-                      rope.head_dim, stream_);
+    // Deferred: launched fused with the store_kv() that normally follows, or alone
+    // by flush_rope() before anything else touches the step's tensors.
+    pending_rope_ = PendingRope{qkv.data, static_cast<int>(T), q_heads, kv_heads, rope.head_dim};
   }
 
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override {
     if (mode_ == Mode::kReplay) return;
     KR_CHECK(qkv.dim(0) == meta_.num_tokens && head_dim % 8 == 0);
     KR_CHECK(kv.k.dtype == DType::kBF16 && kv.k.numel() % (int64_t{kv_heads} * head_dim) == 0);
+    if (pending_rope_.qkv == qkv.data && pending_rope_.q_heads == q_heads && pending_rope_.kv_heads == kv_heads &&
+        pending_rope_.head_dim == head_dim) {
+      cuda::launch_rope(qkv.data, positions_dev(), inv_freq_dev_, pending_rope_.tokens, q_heads, kv_heads, head_dim,
+                        stream_, slots_dev(), kv.k.data, kv.v.data);
+      pending_rope_ = PendingRope{};
+      return;
+    }
+    flush_rope();
     cuda::launch_store_kv(qkv.data, slots_dev(), kv.k.data, kv.v.data, static_cast<int>(qkv.dim(0)), q_heads,
                           kv_heads, head_dim, stream_);
   }
@@ -211,6 +236,7 @@ class CudaBackend final : public Backend {
 
   void silu_mul(const Tensor& gate_up, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
+    flush_rope();
     const int64_t I = out.dim(1);
     KR_CHECK(gate_up.dim(0) == out.dim(0) && gate_up.dim(1) == 2 * I && I % 8 == 0);
     cuda::launch_silu_mul(gate_up.data, out.data, static_cast<int>(out.dim(0)), static_cast<int>(I), stream_);
@@ -218,12 +244,14 @@ class CudaBackend final : public Backend {
 
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
+    flush_rope();
     const int64_t row_bytes = x.bytes() / std::max<int64_t>(x.dim(0), 1);
     KR_CHECK(idx.dim(0) == out.dim(0) && out.dtype == x.dtype && row_bytes % 16 == 0);
     cuda::launch_gather_rows(x.data, idx.as<int32_t>(), out.data, static_cast<int>(out.dim(0)), row_bytes, stream_);
   }
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
+    flush_rope();
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
     const int64_t R = logits.dim(0), V = logits.dim(1);
     KR_CHECK(logits.dtype == DType::kF32 && R <= 4096);
@@ -245,6 +273,16 @@ class CudaBackend final : public Backend {
     std::vector<size_t> copy_bytes;  // sizes of the staged copies, in order, for the replay check
   };
 
+  struct PendingRope {
+    void* qkv = nullptr;
+    int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  };
+  void flush_rope() {
+    if (pending_rope_.qkv == nullptr) return;
+    const PendingRope p = pending_rope_;
+    pending_rope_ = PendingRope{};
+    cuda::launch_rope(p.qkv, positions_dev(), inv_freq_dev_, p.tokens, p.q_heads, p.kv_heads, p.head_dim, stream_);
+  }
   void check_norm(const Tensor& x, const Tensor& w, const Tensor& out) const {
     KR_CHECK(x.dtype == DType::kBF16 && out.dtype == DType::kBF16 && w.dtype == DType::kBF16);
     KR_CHECK(x.ndim == 2 && out.numel() == x.numel() && w.numel() == x.dim(1) && x.dim(1) % 8 == 0);
@@ -263,6 +301,7 @@ class CudaBackend final : public Backend {
   // Step metadata: host copy, the attention tiles built from it, and the device image
   // [positions | slots | context_lens | block_tables | tiles] in meta_dev_.
   StepMetadata meta_;
+  PendingRope pending_rope_;  // a rope() not launched yet
   std::vector<int32_t> meta_host_;
   int32_t* meta_dev_ = nullptr;
   size_t off_positions_ = 0, off_slots_ = 0, off_ctx_ = 0, off_tables_ = 0, off_tiles_ = 0;
@@ -272,6 +311,8 @@ class CudaBackend final : public Backend {
   void* attn_scratch_ = nullptr;
 
   float* inv_freq_dev_ = nullptr;
+  float* inv_freq_pinned_ = nullptr;
+  size_t inv_freq_bytes_ = 0;
   std::vector<float> inv_freq_host_;
   int32_t* sample_ids_dev_ = nullptr;
   float* sample_lp_dev_ = nullptr;
@@ -308,6 +349,7 @@ void CudaBackend::staged_copy(void* dst, const void* src, size_t bytes) {
 }
 
 void CudaBackend::set_step_metadata(const StepMetadata& m) {
+  flush_rope();
   KR_CHECK(static_cast<int>(m.positions.size()) == m.num_tokens &&
            static_cast<int>(m.slot_mapping.size()) == m.num_tokens);
   KR_CHECK(static_cast<int>(m.query_start.size()) == m.num_seqs + 1 &&
@@ -355,6 +397,7 @@ void CudaBackend::build_tiles(int group) {
 }
 
 void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
+  flush_rope();
   if (mode_ == Mode::kReplay) return;
   const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
   KR_CHECK(w.dim(1) == K && out.dim(0) == T && out.dim(1) == N);
@@ -378,6 +421,7 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
 
 void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim,
                             float scale, Tensor& out) {
+  flush_rope();
   if (mode_ == Mode::kReplay) {
     // The tiles are one of the step's staged copies: keep the copy sequence identical.
     if (tile_group_ == 0) build_tiles(q_heads / kv_heads);
@@ -400,6 +444,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, i
   a.block_tables = meta_dev_ + off_tables_;
   a.tiles = reinterpret_cast<const cuda::AttnTile*>(meta_dev_ + off_tiles_);
   a.num_tiles = num_tiles_;
+  a.decode_only = decode_only_;
   a.max_blocks = meta_.max_blocks_per_seq;
   a.block_size = meta_.block_size;
   a.q_heads = q_heads;
@@ -414,9 +459,10 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, i
   a.num_splits = 1;
   a.split_keys = kv_keys;
   if (decode_only_ && num_tiles_ > 0) {
+    // At least 64 keys per split: fewer splits to merge, two key tiles per block.
     int splits = (kTargetBlocks + num_tiles_ * kv_heads - 1) / (num_tiles_ * kv_heads);
-    splits = std::max(1, std::min(splits, (kv_keys + 31) / 32));
-    a.split_keys = static_cast<int>(align_up((kv_keys + splits - 1) / splits, 32));
+    splits = std::max(1, std::min({splits, (kv_keys + 63) / 64, cuda::attn_max_splits()}));
+    a.split_keys = static_cast<int>(align_up((kv_keys + splits - 1) / splits, 64));
     a.num_splits = (kv_keys + a.split_keys - 1) / a.split_keys;
     // Partials: [tiles * kv_heads * rows, splits, D + 2] floats must fit the scratch.
     if (static_cast<size_t>(num_tiles_) * kv_heads * rows * a.num_splits * (head_dim + 2) * sizeof(float) >
@@ -450,6 +496,7 @@ bool CudaBackend::begin_graph(uint64_t key) {
 }
 
 void CudaBackend::end_graph() {
+  flush_rope();
   Graph& g = graphs_[graph_key_];
   if (mode_ == Mode::kCapture) {
     cudaGraph_t graph = nullptr;

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_kernels.h"
 #include "model/llama_model.h"
 
 namespace kr {
@@ -74,6 +75,30 @@ struct Bench {
     return n / best;
   }
 
+  // Greedy decode of B sequences for `steps` steps, with or without step graphs;
+  // returns the ids and logprobs of every step (same inputs both ways).
+  std::vector<float> greedy_trace(int B, int ctx0, int steps, bool use_graphs) {
+    const int bs = model.block_size();
+    const int width = (ctx0 + steps + bs - 1) / bs;
+    std::vector<int32_t> ids(B), rows(B), out_ids(B);
+    for (int i = 0; i < B; ++i) ids[i] = 1000 + 17 * i, rows[i] = i;
+    std::vector<float> lps(B), trace;
+    for (int i = 0; i < steps; ++i) {
+      const StepMetadata m = make_step(B, 1, ctx0 + i, bs, width);
+      const bool g = use_graphs && gpu.begin_graph((uint64_t{1} << 63) | static_cast<uint64_t>(B));
+      auto l = model.forward(m, ids, rows);
+      KR_CHECK(l.ok());
+      if (g) gpu.end_graph();
+      KR_CHECK(gpu.argmax_logprob(*l, out_ids.data(), lps.data()));
+      for (int s = 0; s < B; ++s) {
+        ids[s] = out_ids[s];
+        trace.push_back(static_cast<float>(out_ids[s]));
+        trace.push_back(lps[s]);
+      }
+    }
+    return trace;
+  }
+
   // `steps` decode steps of B sequences starting at context ctx0; greedy ids back to the host each step.
   double decode(int B, int ctx0, int steps) {
     const int bs = model.block_size();
@@ -100,6 +125,45 @@ struct Bench {
     return static_cast<double>(B) * steps / (now_s() - t0);
   }
 };
+
+// GEMV bandwidth per 3B matrix shape and rows-per-warp variant, weights rotated
+// through 2 GB so that L2 holds none of them.
+void gemv_bench() {
+  const size_t pool_bytes = size_t{2} << 30;
+  void* pool = nullptr;
+  void* x = nullptr;
+  void* out = nullptr;
+  KR_CHECK(cudaMalloc(&pool, pool_bytes) == cudaSuccess && cudaMalloc(&x, 1 << 20) == cudaSuccess &&
+           cudaMalloc(&out, 1 << 20) == cudaSuccess);
+  cudaMemset(pool, 0, pool_bytes);
+  cudaMemset(x, 0, 1 << 20);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  const int shapes[][2] = {{5120, 3072}, {3072, 3072}, {16384, 3072}, {3072, 8192}, {128256, 3072}};
+  for (int rpw : {1, 2, 4}) {
+    cuda::set_gemv_rows_per_warp(rpw);
+    for (const auto& sh : shapes) {
+      const size_t mat = static_cast<size_t>(sh[0]) * sh[1] * 2;
+      const int copies = static_cast<int>(pool_bytes / mat);
+      const int reps = 40;
+      cudaEventRecord(e0, nullptr);
+      for (int i = 0; i < reps; ++i)
+        cuda::launch_gemv(x, static_cast<char*>(pool) + (i % copies) * mat, sh[0] == 128256 ? out : out,
+                          false, 1, sh[0], sh[1], nullptr);
+      cudaEventRecord(e1, nullptr);
+      cudaEventSynchronize(e1);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      std::printf("gemv rows/warp %d N %-6d K %-5d %7.2f us %7.0f GB/s\n", rpw, sh[0], sh[1], 1000.0 * ms / reps,
+                  static_cast<double>(mat) * reps / (ms * 1e-3) / 1e9);
+    }
+  }
+  cuda::set_gemv_rows_per_warp(2);
+  cudaFree(pool);
+  cudaFree(x);
+  cudaFree(out);
+}
 
 int dump_logits(Backend& gpu, LlamaModel& model, const std::string& ids_path, const std::string& out_path) {
   std::ifstream in(ids_path);
@@ -132,13 +196,18 @@ int dump_logits(Backend& gpu, LlamaModel& model, const std::string& ids_path, co
 
 int main(int argc, char** argv) {
   std::string model_dir, arch, json_path, dump_ids, dump_out;
-  bool graphs = true;
+  bool graphs = true, decode_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
     else if (a == "--arch" && i + 1 < argc) arch = argv[++i];
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--no-graphs") graphs = false;
+    else if (a == "--decode-only") decode_only = true;
+    else if (a == "--gemv-bench") {
+      kr::gemv_bench();
+      return 0;
+    }
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
       dump_out = argv[++i];
@@ -185,6 +254,14 @@ int main(int argc, char** argv) {
               load_s, model.weight_bytes() / 1e9, model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
   std::fflush(stdout);
   kr::Bench b{*gpu, model, graphs};
+  {
+    // Step graphs (and PDL inside them) must reproduce the eager steps exactly.
+    const std::vector<float> eager = b.greedy_trace(5, 40, 12, false);
+    const std::vector<float> replay = b.greedy_trace(5, 40, 12, true);
+    const bool same = eager == replay;
+    r["graph_replay_equals_eager"] = same;
+    std::printf("graph replay check (5 seqs x 12 steps, ids and logprobs): %s\n", same ? "equal" : "DIFFERENT");
+  }
   const double roofline = 3.9e12 / static_cast<double>(model.weight_bytes());
   for (int ctx : {128, 4096}) {
     const double tps = b.decode(1, ctx, 128);
@@ -194,6 +271,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   r["roofline_b1_tok_s"] = roofline;
+  if (decode_only) return 0;
   for (int n : {64, 512, 2048}) {
     const double tps = b.prefill(n, 3);
     r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;

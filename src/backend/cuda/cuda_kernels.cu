@@ -7,8 +7,13 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
+
+bool g_pdl_enabled = false;
+void set_pdl_enabled(bool on) { g_pdl_enabled = on; }
+
 namespace {
 
 using bf16 = __nv_bfloat16;
@@ -25,6 +30,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 __global__ void embedding_kernel(const uint4* table, const int32_t* ids, uint4* out, int vecs_per_row) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int t = blockIdx.x;
   const int64_t src = static_cast<int64_t>(ids[t]) * vecs_per_row;
   for (int i = threadIdx.x; i < vecs_per_row; i += blockDim.x) out[static_cast<int64_t>(t) * vecs_per_row + i] = table[src + i];
@@ -33,6 +40,8 @@ __global__ void embedding_kernel(const uint4* table, const int32_t* ids, uint4* 
 // One block per row; H/8 vectors spread over the threads; the row stays in registers.
 template <int kMaxVecsPerThread>
 __global__ void rms_norm_kernel(bf16* residual, const bf16* x, const bf16* w, float eps, bf16* out, int H) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int t = blockIdx.x;
   const int vecs = H / 8;
   float vals[kMaxVecsPerThread][8];
@@ -91,8 +100,13 @@ __global__ void rms_norm_kernel(bf16* residual, const bf16* x, const bf16* w, fl
 }
 
 // grid (T), block (half): thread i computes cos/sin of pair i once and rotates it in every head.
-__global__ void rope_kernel(bf16* qkv, const int32_t* positions, const float* inv_freq, int heads, int D,
-                            int width) {
+// grid (T), block (half): thread i computes cos/sin of pair i once and rotates it in
+// every head. With k_cache set it also stores the rotated k and the v of the token
+// into the paged cache (rope and store_kv fused).
+__global__ void rope_kernel(bf16* qkv, const int32_t* positions, const float* inv_freq, int q_heads, int kv_heads,
+                            int D, int width, const int32_t* slot_mapping, bf16* k_cache, bf16* v_cache) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int t = blockIdx.x;
   const int half = D / 2;
   const double angle = static_cast<double>(positions[t]) * static_cast<double>(inv_freq[threadIdx.x]);
@@ -100,17 +114,32 @@ __global__ void rope_kernel(bf16* qkv, const int32_t* positions, const float* in
   sincos(angle, &sd, &cd);
   const float s = static_cast<float>(sd), c = static_cast<float>(cd);
   bf16* row = qkv + static_cast<size_t>(t) * width;
-  for (int h = 0; h < heads; ++h) {
+  const int slot = k_cache != nullptr ? slot_mapping[t] : -1;
+  const size_t kv_width = static_cast<size_t>(kv_heads) * D;
+  for (int h = 0; h < q_heads + kv_heads; ++h) {
     bf16* x = row + h * D;
     const float a = __bfloat162float(x[threadIdx.x]);
     const float b = __bfloat162float(x[threadIdx.x + half]);
-    x[threadIdx.x] = __float2bfloat16(a * c - b * s);
-    x[threadIdx.x + half] = __float2bfloat16(b * c + a * s);
+    const bf16 ra = __float2bfloat16(a * c - b * s);
+    const bf16 rb = __float2bfloat16(b * c + a * s);
+    x[threadIdx.x] = ra;
+    x[threadIdx.x + half] = rb;
+    if (slot >= 0 && h >= q_heads) {
+      bf16* kd = k_cache + slot * kv_width + static_cast<size_t>(h - q_heads) * D;
+      kd[threadIdx.x] = ra;
+      kd[threadIdx.x + half] = rb;
+    }
+  }
+  if (slot >= 0) {
+    const bf16* v = row + static_cast<size_t>(q_heads + kv_heads) * D;
+    for (size_t j = threadIdx.x; j < kv_width; j += blockDim.x) v_cache[slot * kv_width + j] = v[j];
   }
 }
 
 __global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, uint4* k_cache, uint4* v_cache,
                                 int row_vecs, int k_offset_vecs, int kv_vecs) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int t = blockIdx.x;
   const int slot = slot_mapping[t];
   if (slot < 0) return;
@@ -125,6 +154,8 @@ __global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, u
 }
 
 __global__ void silu_mul_kernel(const uint4* gu, uint4* out, int vecs_per_row, int64_t total_vecs) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= total_vecs) return;
   const int64_t t = i / vecs_per_row, c = i % vecs_per_row;
@@ -142,36 +173,54 @@ __global__ void silu_mul_kernel(const uint4* gu, uint4* out, int vecs_per_row, i
 }
 
 __global__ void gather_rows_kernel(const uint4* x, const int32_t* idx, uint4* out, int vecs_per_row) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int r = blockIdx.x;
   const int64_t src = static_cast<int64_t>(idx[r]) * vecs_per_row;
   for (int i = threadIdx.x; i < vecs_per_row; i += blockDim.x) out[static_cast<int64_t>(r) * vecs_per_row + i] = x[src + i];
 }
 
-// GEMV: one warp per output row n, T tokens share each weight load. Each lane
-// streams 16-byte weight vectors with kUnroll loads in flight; x comes through L1.
-template <int T, int kUnroll>
+// GEMV: each warp computes RPW output rows; T tokens share each weight load.
+// Each lane streams 16-byte weight vectors, RPW * kUnroll loads in flight; x
+// comes through L1 (every warp reads the same x).
+template <int T, int RPW, int kUnroll>
 __global__ void __launch_bounds__(256) gemv_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
                                                    void* out, bool out_f32, int N, int K) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int n = blockIdx.x * (blockDim.x >> 5) + warp;
-  if (n >= N) return;
+  const int n0 = (blockIdx.x * (blockDim.x >> 5) + warp) * RPW;
+  if (n0 >= N) return;
   const int kvecs = K / 8;
-  const uint4* wrow = reinterpret_cast<const uint4*>(w + static_cast<size_t>(n) * K);
   const uint4* xv = reinterpret_cast<const uint4*>(x);
-  float acc[T];
+  float acc[RPW][T];
 #pragma unroll
-  for (int t = 0; t < T; ++t) acc[t] = 0.0f;
-  for (int base = 0; base < kvecs; base += 32 * kUnroll) {
-    Vec8 wv[kUnroll];
+  for (int r = 0; r < RPW; ++r)
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int v = base + u * 32 + lane;
-      if (v < kvecs) {
-        wv[u].u = __ldcs(wrow + v);  // streamed once: keep it out of L1/L2's way
-      } else {
-        wv[u].u = make_uint4(0, 0, 0, 0);
+    for (int t = 0; t < T; ++t) acc[r][t] = 0.0f;
+  // Weights of the next iteration are in flight while this one computes; the first
+  // ones are requested before waiting for the kernel that writes x.
+  Vec8 next[RPW][kUnroll];
+  auto load_w = [&](int base) {
+#pragma unroll
+    for (int r = 0; r < RPW; ++r) {
+      const int n = min(n0 + r, N - 1);  // rows past N repeat the last one; not stored
+      const uint4* wrow = reinterpret_cast<const uint4*>(w + static_cast<size_t>(n) * K);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int v = base + u * 32 + lane;
+        next[r][u].u = v < kvecs ? __ldcs(wrow + v) : make_uint4(0, 0, 0, 0);  // streamed once
       }
     }
+  };
+  load_w(0);
+  pdl_launch_dependents();
+  pdl_wait();
+  for (int base = 0; base < kvecs; base += 32 * kUnroll) {
+    Vec8 wv[RPW][kUnroll];
+#pragma unroll
+    for (int r = 0; r < RPW; ++r)
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) wv[r][u] = next[r][u];
+    if (base + 32 * kUnroll < kvecs) load_w(base + 32 * kUnroll);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int v = base + u * 32 + lane;
@@ -182,29 +231,55 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16* __restrict__ x, c
         xx.u = __ldg(xv + static_cast<size_t>(t) * kvecs + v);
 #pragma unroll
         for (int e = 0; e < 8; e += 2) {
-          const float2 wf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv[u].h[e]));
           const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xx.h[e]));
-          acc[t] = fmaf(wf.x, xf.x, acc[t]);
-          acc[t] = fmaf(wf.y, xf.y, acc[t]);
+#pragma unroll
+          for (int r = 0; r < RPW; ++r) {
+            const float2 wf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv[r][u].h[e]));
+            acc[r][t] = fmaf(wf.x, xf.x, acc[r][t]);
+            acc[r][t] = fmaf(wf.y, xf.y, acc[r][t]);
+          }
         }
       }
     }
   }
 #pragma unroll
-  for (int t = 0; t < T; ++t) {
-    const float s = warp_sum(acc[t]);
-    if (lane == 0) {
-      if (out_f32) {
-        static_cast<float*>(out)[static_cast<size_t>(t) * N + n] = s;
-      } else {
-        static_cast<bf16*>(out)[static_cast<size_t>(t) * N + n] = __float2bfloat16(s);
+  for (int r = 0; r < RPW; ++r) {
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      const float s = warp_sum(acc[r][t]);
+      if (lane == 0 && n0 + r < N) {
+        if (out_f32) {
+          static_cast<float*>(out)[static_cast<size_t>(t) * N + n0 + r] = s;
+        } else {
+          static_cast<bf16*>(out)[static_cast<size_t>(t) * N + n0 + r] = __float2bfloat16(s);
+        }
       }
     }
   }
 }
 
+int g_gemv_rows_per_warp = 2;
+
+template <int T, int RPW, int kUnroll>
+void gemv_t(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, cudaStream_t stream) {
+  const int rows_per_block = 8 * RPW;
+  const unsigned blocks = static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block);
+  launch_pdl(gemv_kernel<T, RPW, kUnroll>, dim3(blocks), dim3(256), 0, stream, x, w, out, out_f32, N, K);
+}
+
+template <int T>
+void gemv_rows(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, cudaStream_t stream) {
+  switch (g_gemv_rows_per_warp) {
+    case 1: gemv_t<T, 1, 8>(x, w, out, out_f32, N, K, stream); break;
+    case 4: gemv_t<T, 4, 2>(x, w, out, out_f32, N, K, stream); break;
+    default: gemv_t<T, 2, 4>(x, w, out, out_f32, N, K, stream); break;
+  }
+}
+
 // One block per row: argmax (lowest index on ties) and log-sum-exp.
 __global__ void argmax_logprob_kernel(const float* logits, int V, int32_t* ids, float* logprobs) {
+  pdl_launch_dependents();
+  pdl_wait();
   const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
   float best = -FLT_MAX;
   int best_i = 0x7fffffff;
@@ -277,7 +352,8 @@ __global__ void to_bf16_kernel(const void* src, int kind, bf16* dst, int64_t n) 
 
 void launch_embedding(const void* table, const int32_t* ids, void* out, int T, int H, cudaStream_t stream) {
   if (T == 0) return;
-  embedding_kernel<<<T, 128, 0, stream>>>(static_cast<const uint4*>(table), ids, static_cast<uint4*>(out), H / 8);
+  launch_pdl(embedding_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(table), ids,
+             static_cast<uint4*>(out), H / 8);
 }
 
 void launch_rms_norm(void* residual, const void* x, const void* w, float eps, void* out, int T, int H,
@@ -292,63 +368,64 @@ void launch_rms_norm(void* residual, const void* x, const void* w, float eps, vo
   auto* ww = static_cast<const bf16*>(w);
   auto* o = static_cast<bf16*>(out);
   if (per <= 1) {
-    rms_norm_kernel<1><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);
+    launch_pdl(rms_norm_kernel<1>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
   } else if (per <= 2) {
-    rms_norm_kernel<2><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);
+    launch_pdl(rms_norm_kernel<2>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
   } else if (per <= 4) {
-    rms_norm_kernel<4><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);
+    launch_pdl(rms_norm_kernel<4>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
   } else {
-    rms_norm_kernel<8><<<T, threads, 0, stream>>>(r, xx, ww, eps, o, H);  // H ≤ 32768
+    launch_pdl(rms_norm_kernel<8>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);  // H ≤ 32768
   }
 }
 
 void launch_rope(void* qkv, const int32_t* positions, const float* inv_freq, int T, int q_heads, int kv_heads,
-                 int head_dim, cudaStream_t stream) {
+                 int head_dim, cudaStream_t stream, const int32_t* slot_mapping, void* k_cache, void* v_cache) {
   if (T == 0) return;
-  rope_kernel<<<T, head_dim / 2, 0, stream>>>(static_cast<bf16*>(qkv), positions, inv_freq, q_heads + kv_heads,
-                                              head_dim, (q_heads + 2 * kv_heads) * head_dim);
+  launch_pdl(rope_kernel, dim3(T), dim3(head_dim / 2), 0, stream, static_cast<bf16*>(qkv), positions, inv_freq,
+             q_heads, kv_heads, head_dim, (q_heads + 2 * kv_heads) * head_dim, slot_mapping,
+             static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
 }
 
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
                      int q_heads, int kv_heads, int head_dim, cudaStream_t stream) {
   if (T == 0) return;
   const int row_vecs = (q_heads + 2 * kv_heads) * head_dim / 8;
-  store_kv_kernel<<<T, 128, 0, stream>>>(static_cast<const uint4*>(qkv), slot_mapping, static_cast<uint4*>(k_cache),
-                                         static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
-                                         kv_heads * head_dim / 8);
+  launch_pdl(store_kv_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
+             static_cast<uint4*>(k_cache), static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
+             kv_heads * head_dim / 8);
 }
 
 void launch_silu_mul(const void* gate_up, void* out, int T, int I, cudaStream_t stream) {
   const int64_t total = static_cast<int64_t>(T) * (I / 8);
   if (total == 0) return;
-  silu_mul_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(
-      static_cast<const uint4*>(gate_up), static_cast<uint4*>(out), I / 8, total);
+  launch_pdl(silu_mul_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256), 0, stream,
+             static_cast<const uint4*>(gate_up), static_cast<uint4*>(out), I / 8, total);
 }
 
 void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int64_t row_bytes,
                         cudaStream_t stream) {
   if (R == 0) return;
-  gather_rows_kernel<<<R, 128, 0, stream>>>(static_cast<const uint4*>(x), idx, static_cast<uint4*>(out),
-                                            static_cast<int>(row_bytes / 16));
+  launch_pdl(gather_rows_kernel, dim3(R), dim3(128), 0, stream, static_cast<const uint4*>(x), idx,
+             static_cast<uint4*>(out), static_cast<int>(row_bytes / 16));
 }
 
+void set_gemv_rows_per_warp(int rows) { g_gemv_rows_per_warp = rows; }
+
 void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream) {
-  const int rows_per_block = 8;
-  const unsigned blocks = static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block);
   auto* xx = static_cast<const bf16*>(x);
   auto* ww = static_cast<const bf16*>(w);
   switch (T) {
-    case 1: gemv_kernel<1, 8><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
-    case 2: gemv_kernel<2, 8><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
-    case 3: gemv_kernel<3, 4><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
-    case 4: gemv_kernel<4, 4><<<blocks, 256, 0, stream>>>(xx, ww, out, out_f32, N, K); break;
+    case 1: gemv_rows<1>(xx, ww, out, out_f32, N, K, stream); break;
+    case 2: gemv_rows<2>(xx, ww, out, out_f32, N, K, stream); break;
+    case 3: gemv_t<3, 1, 4>(xx, ww, out, out_f32, N, K, stream); break;
+    case 4: gemv_t<4, 1, 4>(xx, ww, out, out_f32, N, K, stream); break;
     default: break;
   }
 }
 
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {
   if (R == 0) return;
-  argmax_logprob_kernel<<<R, 1024, 0, stream>>>(logits, V, ids, logprobs);
+  launch_pdl(argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
 }
 
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream) {

@@ -17,8 +17,10 @@ void launch_embedding(const void* table, const int32_t* ids, void* out, int T, i
 void launch_rms_norm(void* residual, const void* x, const void* w, float eps, void* out, int T, int H,
                      cudaStream_t stream);
 // Rotates q and k heads of qkv [T, (Hq + 2 Hkv) * D] in place; angle = positions[t] * inv_freq[i] in double.
+// With k_cache/v_cache set, also stores the token's rotated k and its v at slot_mapping[t] (fused store_kv).
 void launch_rope(void* qkv, const int32_t* positions, const float* inv_freq, int T, int q_heads, int kv_heads,
-                 int head_dim, cudaStream_t stream);
+                 int head_dim, cudaStream_t stream, const int32_t* slot_mapping = nullptr, void* k_cache = nullptr,
+                 void* v_cache = nullptr);
 // k/v parts of qkv → caches [slots, Hkv * D] at slot_mapping[t] (negative: skipped).
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
                      int q_heads, int kv_heads, int head_dim, cudaStream_t stream);
@@ -29,9 +31,13 @@ void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int
                         cudaStream_t stream);
 // out[t, n] = Σ_k x[t, k] w[n, k] for T ≤ kGemvMaxTokens; x, w bf16; out bf16 or f32 (out_f32).
 constexpr int kGemvMaxTokens = 4;
+// Rows of w each warp of the T ≤ 2 GEMV computes: 1, 2 (default) or 4 (for tuning).
+void set_gemv_rows_per_warp(int rows);
 void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream);
 // Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row).
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream);
+// Programmatic dependent launch between this backend's kernels (default off; KR_PDL=1).
+void set_pdl_enabled(bool on);
 // f32/f16 → bf16 conversion of n elements (used at weight upload).
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream);
 
@@ -53,6 +59,7 @@ struct AttnArgs {
   const int32_t* block_tables;  // [S, max_blocks]
   const AttnTile* tiles;      // [num_tiles]
   int num_tiles;
+  bool decode_only;  // every tile holds one token (a decode step)
   int max_blocks;
   int block_size;
   int q_heads, kv_heads, head_dim;
@@ -66,6 +73,8 @@ struct AttnArgs {
 };
 // Rows (token, head-of-group) one tile holds: tile tokens = attn_tile_tokens(group).
 int attn_tile_tokens(int group);
+// Upper bound on AttnArgs::num_splits.
+int attn_max_splits();
 void launch_paged_attention(const AttnArgs& a, cudaStream_t stream);
 
 }  // namespace kr::cuda
