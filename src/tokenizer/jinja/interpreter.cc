@@ -65,7 +65,21 @@ class Renderer {
     return Flow::kNormal;
   }
 
+  // Bounds the recursion of exec/eval, so that the stack a render needs is bounded too.
+  struct DepthGuard {
+    DepthGuard(Renderer* r, int line) : r(r) {
+      if (++r->render_depth_ > r->limits_.max_render_depth) {
+        --r->render_depth_;
+        throw LimitError("template evaluation nested deeper than " + std::to_string(r->limits_.max_render_depth),
+                         line);
+      }
+    }
+    ~DepthGuard() { --r->render_depth_; }
+    Renderer* r;
+  };
+
   Flow exec(const Stmt& s, Frame& frame, std::string& out) {
+    DepthGuard guard(this, s.line);
     switch (s.kind) {
       case Stmt::Kind::kText: append(out, s.text, s.line); return Flow::kNormal;
       case Stmt::Kind::kOutput: append(out, eval(*s.expr, frame).str(), s.line); return Flow::kNormal;
@@ -201,6 +215,7 @@ class Renderer {
   }
 
   Value eval(const Expr& e, Frame& frame) {
+    DepthGuard guard(this, e.line);
     switch (e.kind) {
       case Expr::Kind::kLiteral: return e.literal;
       case Expr::Kind::kName: {
@@ -357,6 +372,7 @@ class Renderer {
   Frame root_;
   int64_t iterations_ = 0;
   int call_depth_ = 0;
+  int render_depth_ = 0;
   std::vector<std::pair<const Stmt*, Frame*>> callers_;  // active {% call %} blocks
   std::vector<DictPtr> namespaces_;
 };

@@ -39,6 +39,15 @@ TEST(JinjaLimits, MacroRecursionDepth) {
   EXPECT_TRUE(is_error(render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"), "nested deeper than 32"));
 }
 
+TEST(JinjaLimits, RenderNesting) {
+  RenderLimits limits;
+  limits.max_render_depth = 20;
+  std::string t = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}";
+  EXPECT_EQ(render(t, "{}", limits), "");
+  EXPECT_TRUE(is_error(render("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(10) }}", "{}", limits),
+                       "nested deeper than 20"));
+}
+
 TEST(JinjaLimits, ParseNesting) {
   std::string deep = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
   EXPECT_TRUE(is_error(render(deep), "nested too deeply"));
