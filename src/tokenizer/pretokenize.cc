@@ -124,7 +124,7 @@ StatusOr<SplitPattern> parse_split_pattern(std::string_view regex) {
                        std::string(regex));
 }
 
-void find_matches(SplitPattern pattern, std::string_view text, std::vector<Span>* matches) {
+void find_matches(SplitPattern pattern, std::string_view text, std::vector<PieceSpan>* matches) {
   thread_local std::vector<Ch> ch;
   ch.clear();
   for (size_t i = 0; i < text.size();) {
@@ -142,7 +142,7 @@ void find_matches(SplitPattern pattern, std::string_view text, std::vector<Span>
       case SplitPattern::kQwen2: j = match_gpt4(ch, i, 1); break;
       default: j = match_gpt2(ch, i); break;
     }
-    matches->push_back(Span{offset(i), offset(j)});
+    matches->push_back(PieceSpan{offset(i), offset(j)});
     i = j;
   }
 }
@@ -192,7 +192,7 @@ StatusOr<PreTokenizer> PreTokenizer::from_json(std::string_view pre_tokenizer_js
   }
 }
 
-void PreTokenizer::split(std::string_view text, std::vector<std::string_view>* pieces, std::vector<Span>* scratch,
+void PreTokenizer::split(std::string_view text, std::vector<std::string_view>* pieces, std::vector<PieceSpan>* scratch,
                          std::deque<std::string>* storage) const {
   const size_t first_piece = pieces->size();
   pieces->push_back(text);
@@ -207,7 +207,7 @@ void PreTokenizer::split(std::string_view text, std::vector<std::string_view>* p
       // (then the matches are what is kept and the empty gaps are removed).
       const bool keep_matches = step.behavior == SplitBehavior::kIsolated || step.invert;
       if (keep_matches) {
-        for (const Span& s : *scratch) pieces->push_back(piece.substr(s.begin, s.end - s.begin));
+        for (const PieceSpan& s : *scratch) pieces->push_back(piece.substr(s.begin, s.end - s.begin));
       }
     }
   }

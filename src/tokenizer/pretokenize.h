@@ -30,10 +30,10 @@ StatusOr<SplitPattern> parse_split_pattern(std::string_view regex);
 // Byte spans [begin, end) of the successive matches of `pattern` in `text`,
 // appended to *matches. These patterns match every character, so the matches
 // cover the text. Invalid UTF-8 bytes count as one non-letter character each.
-struct Span {
+struct PieceSpan {
   uint32_t begin, end;
 };
-void find_matches(SplitPattern pattern, std::string_view text, std::vector<Span>* matches);
+void find_matches(SplitPattern pattern, std::string_view text, std::vector<PieceSpan>* matches);
 
 enum class SplitBehavior { kIsolated, kRemoved };
 
@@ -55,7 +55,7 @@ class PreTokenizer {
   // Appends the pieces of `text` to *pieces. With add_prefix_space a piece not
   // starting with ' ' gets one (a copy is stored in *storage, a deque so
   // that earlier pieces stay valid, which must outlive the pieces' use). *scratch is reused between calls.
-  void split(std::string_view text, std::vector<std::string_view>* pieces, std::vector<Span>* scratch,
+  void split(std::string_view text, std::vector<std::string_view>* pieces, std::vector<PieceSpan>* scratch,
              std::deque<std::string>* storage) const;
   bool byte_level() const { return byte_level_; }
 

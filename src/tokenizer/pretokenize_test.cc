@@ -8,10 +8,10 @@ namespace kr {
 namespace {
 
 std::vector<std::string> split(SplitPattern p, std::string_view text) {
-  std::vector<Span> spans;
+  std::vector<PieceSpan> spans;
   find_matches(p, text, &spans);
   std::vector<std::string> out;
-  for (const Span& s : spans) out.emplace_back(text.substr(s.begin, s.end - s.begin));
+  for (const PieceSpan& s : spans) out.emplace_back(text.substr(s.begin, s.end - s.begin));
   return out;
 }
 
@@ -79,7 +79,7 @@ TEST(Pretokenize, PatternRecognition) {
 
 TEST(Pretokenize, PipelineBehaviours) {
   std::vector<std::string_view> pieces;
-  std::vector<Span> scratch;
+  std::vector<PieceSpan> scratch;
   std::deque<std::string> storage;
   PreTokenizer removed({SplitStep{SplitPattern::kLlama3, SplitBehavior::kRemoved, false}}, true, false);
   removed.split("a b", &pieces, &scratch, &storage);

@@ -206,7 +206,7 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<int32_t>* ids) c
     text = normalized;
   }
   thread_local std::vector<std::string_view> pieces;
-  thread_local std::vector<Span> scratch;
+  thread_local std::vector<PieceSpan> scratch;
   std::deque<std::string> storage;
   pieces.clear();
   pre_tokenizer_.split(text, &pieces, &scratch, &storage);
