@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <random>
 
 #include "tokenizer/tokenizer_test_util.h"
 #include "tokenizer/unicode.h"
@@ -176,6 +177,48 @@ TEST(Tokenizer, WordCacheIsPerTokenizer) {
   }
   EXPECT_EQ(a.decode(first_a, false), text);
   EXPECT_EQ(b.decode(first_b, false), text);
+}
+
+}  // namespace
+}  // namespace kr
+
+namespace kr {
+namespace {
+
+// Random text from pieces that stress the pre-tokenizer and BPE.
+std::string random_text(std::mt19937* rng) {
+  static const char* kPieces[] = {"a", "Z", "hello", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "123", "4567", ".",
+                                  "!?", "é", "e\xCC\x81", "中文", "テ", "😀", "👍🏽", "ß", "ﬁ", "한", "\xE1\x84\x92\xE1\x85\xA1",
+                                  "<|eot_id|>", "<|im_start|>", "<tool_call>", "<|", "|>", "\xC2\xA0", "\xE2\x80\x83"};
+  std::string s;
+  const size_t n = (*rng)() % 40;
+  for (size_t i = 0; i < n; ++i) s += kPieces[(*rng)() % std::size(kPieces)];
+  return s;
+}
+
+TEST(Tokenizer, RandomTextRoundTrips) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 500; ++i) {
+    const std::string text = random_text(&rng);
+    for (bool parse_special : {false, true}) {
+      EXPECT_EQ(testing_util::llama3().decode(testing_util::llama3().encode(text, parse_special), false), text);
+      // Qwen3 normalises to NFC first.
+      EXPECT_EQ(testing_util::qwen3().decode(testing_util::qwen3().encode(text, parse_special), false),
+                unicode::nfc(text));
+    }
+  }
+}
+
+TEST(Tokenizer, InvalidUtf8DoesNotCrash) {
+  std::mt19937 rng(11);
+  for (int i = 0; i < 200; ++i) {
+    std::string bytes(rng() % 64, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    // Byte-level BPE keeps every byte, so the lossy decode of the input comes back.
+    EXPECT_EQ(testing_util::llama3().decode(testing_util::llama3().encode(bytes, true), false),
+              unicode::utf8_lossy(bytes));
+    testing_util::qwen3().encode(bytes, true);  // NFC replaces invalid bytes; must not crash
+  }
 }
 
 }  // namespace
