@@ -15,6 +15,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#ifdef KR_BENCH_WITH_FAKE
+#include "bench/kr_bench/fake_server.h"
+#endif
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -169,6 +173,30 @@ TEST(KrBenchCli, SweepWritesCompleteReport) {
   ASSERT_EQ(rc, 0) << log;
   check_sweep(dir.path(), 2);
 }
+
+#ifdef KR_BENCH_WITH_FAKE
+TEST(KrBenchCli, SweepAgainstExternalUrl) {
+  kr::bench::FakeServerOptions o;
+  o.inter_token_delay_ms = 2;
+  kr::bench::FakeServer server(o);
+  const int port = server.start();
+  ASSERT_GT(port, 0);
+  TempDir dir;
+  std::string log;
+  const int rc = run_bench("sweep --url http://127.0.0.1:" + std::to_string(port) + " --max-tokens " +
+                               std::to_string(kMaxTokens) + " --warmup 1 --concurrency 1,4 --requests-per-level 8 "
+                               "--rate 200 --out-dir " + dir.path(),
+                           log);
+  ASSERT_EQ(rc, 0) << log;
+  check_sweep(dir.path(), 1);
+  const json r = load(dir.path() + "/sweep.json");
+  EXPECT_EQ(r["configurations"][0]["name"], "external");
+  EXPECT_EQ(r["configurations"][0]["served_model"], "fake-model");  // from GET /v1/models
+  EXPECT_EQ(r["parameters"]["arrivals"], "poisson");
+  EXPECT_EQ(server.chat_requests(), 1 + 2 * 8);
+  EXPECT_LE(server.max_concurrent_streams(), 4);
+}
+#endif
 
 TEST(KrBenchCli, RejectsBadArguments) {
   std::string log;

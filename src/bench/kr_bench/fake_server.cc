@@ -161,9 +161,10 @@ void FakeServer::handle(int fd) {
     event(json{{"choices", json::array()},
                {"usage", {{"prompt_tokens", 7}, {"completion_tokens", max_tokens}, {"total_tokens", 7 + max_tokens}}}}
               .dump());
+  // Counted as ended before [DONE]: the client may start its next request as soon as it reads it.
+  --streams_;
   event("[DONE]");
   if (opts_.chunked) send_str(fd, "0\r\n\r\n");
-  --streams_;
 }
 
 }  // namespace kr::bench

@@ -121,7 +121,8 @@ std::string render_fifty_markdown(const json& r) {
           fmt(o["total_time_s"], 2) + " s) | " + fmt_pct(o["mean_response_time_pct"]) + " (" +
           fmt(o["mean_response_time_ms"], 2) + " ms) | " + fmt_pct(o["median_response_time_pct"]) + " | " +
           fmt_pct(o["p95_response_time_pct"]) + " | " + fmt_pct(o["ttft_mean_pct"]) + " (" +
-          fmt(o["ttft_mean_ms"], 2) + " ms) | " + fmt(o["tpot_mean_ms"], 3) + " ms | " +
+          fmt(o["ttft_mean_ms"], 2) + " ms) | " + (o["tpot_mean_ms"].get<double>() >= 0 ? "+" : "") +
+          fmt(o["tpot_mean_ms"], 3) + " ms | " +
           fmt_pct(o["throughput_mean_pct"]) + " | " + fmt(o["mean_response_time_noise_ms"], 2) + " ms |\n";
   }
   md += "\n## Conclusions\n\n" + conclusions(configs);

@@ -64,6 +64,11 @@ Status Target::open(const CommonOptions& opts, const ServerConfig& cfg) {
     }
     for (std::string& a : split_args(opts.extra_server_args)) launch.args.push_back(std::move(a));
     launch.env = cfg.env();
+    if (cfg.metrics_export) {
+      // The metrics listener defaults to a fixed port (9090); a free one keeps parallel runs apart.
+      KR_ASSIGN_OR_RETURN(int metrics_port, pick_free_port());
+      launch.env.emplace_back("KR_METRICS_PORT", std::to_string(metrics_port));
+    }
     launch.log_path = opts.out_dir + "/server-" + cfg.name + ".log";
     proc_ = std::make_unique<ServerProcess>();
     KR_RETURN_IF_ERROR(proc_->start(launch));
