@@ -61,7 +61,7 @@ std::string error_json(const ApiError& e) {
 HttpResponse error_response(const ApiError& e) {
   HttpResponse r;
   r.status = e.http_status;
-  r.body = error_json(e);
+  r.body = error_json(e) + "\n";
   if (e.http_status == 503) r.headers.emplace_back("Retry-After", "1");
   if (e.http_status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;

@@ -327,7 +327,7 @@ void Generation::maybe_complete() {
   json j = {{"id", id_}, {"object", req_.chat ? "chat.completion" : "text_completion"}, {"created", created_s_},
             {"model", ctx_->served_model_name}, {"choices", choices}, {"usage", usage}};
   HttpResponse r;
-  r.body = dump(j);
+  r.body = dump(j) + "\n";
   writer_->send(std::move(r));
 }
 

@@ -18,7 +18,7 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 HttpResponse json_response(int status, const json& j) {
   HttpResponse r;
   r.status = status;
-  r.body = dump(j);
+  r.body = dump(j) + "\n";  // a final newline: line-oriented tools (and pipelined readers) see whole lines
   return r;
 }
 
