@@ -16,6 +16,13 @@ namespace {
 
 using testing_util::GoldenCase;
 
+// Timing bounds are loose in Debug and sanitizer builds.
+#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+constexpr bool kReleaseBuild = true;
+#else
+constexpr bool kReleaseBuild = false;
+#endif
+
 std::string show(const std::vector<int32_t>& ids) {
   std::string s;
   for (int32_t id : ids) s += std::to_string(id) + " ";
@@ -49,11 +56,7 @@ TEST(TokenizerGolden, Qwen3AllCases) { check_golden(testing_util::qwen3(), testi
 TEST(Tokenizer, LoadIsFast) {
   // The shared fixture timed its one load of each file. Debug or sanitizer
   // builds are slower, so the bound is loose there.
-#ifdef NDEBUG
-  const double limit_s = 1.5;
-#else
-  const double limit_s = 10.0;
-#endif
+  const double limit_s = kReleaseBuild ? 1.5 : 30.0;
   for (const char* rel : {testing_util::kLlama3Path, testing_util::kQwen3Path}) {
     const testing_util::Loaded& l = testing_util::load_once(rel);
     EXPECT_LT(l.load_s, limit_s) << rel;
@@ -130,7 +133,8 @@ TEST(Tokenizer, LongWhitespaceRunIsFastAndRoundTrips) {
   const std::vector<int32_t> ids = tok.encode(text, false);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(tok.decode(ids, false), text);
-  EXPECT_LT(s, 2.0);
+  // Quadratic merging would take minutes here.
+  EXPECT_LT(s, kReleaseBuild ? 2.0 : 30.0);
 }
 
 TEST(Tokenizer, LoadErrors) {
