@@ -50,6 +50,7 @@ constexpr uint64_t kWakeId = 0;
 constexpr uint64_t kListenerBase = 1;       // listeners: 1..15
 constexpr uint64_t kFirstConnId = 1u << 8;  // connections from here on
 constexpr int kTickMs = 200;
+constexpr int64_t kLingerNs = 2'000'000'000;
 
 std::string status_line(int status, bool keep_alive) {
   std::string s = "HTTP/1.1 " + std::to_string(status) + " " + http_reason_phrase(status) + "\r\n";
@@ -85,6 +86,7 @@ struct HttpServerLoop {
     bool want_out = false; // EPOLLOUT registered
     int64_t request_start_ns = 0;  // first byte of a request not yet complete
     int64_t last_activity_ns = 0;
+    int64_t linger_until_ns = 0;   // lingering close in progress (see flush)
   };
 
   HttpServerOptions options;
@@ -176,6 +178,16 @@ struct HttpServerLoop {
   // Reads what is there. Returns false if the connection was dropped.
   bool on_readable(uint64_t id, Conn& c) {
     char buf[64 * 1024];
+    if (c.linger_until_ns != 0) {
+      while (true) {
+        const ssize_t n = ::read(c.fd, buf, sizeof buf);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        drop(id);  // EOF or error: the peer is done
+        return false;
+      }
+    }
     const size_t cap = options.limits.max_header_bytes + options.limits.max_body_bytes + 64 * 1024;
     while (!c.read_eof) {
       const ssize_t n = ::read(c.fd, buf, sizeof buf);
@@ -284,9 +296,17 @@ struct HttpServerLoop {
       c.out.clear();
       c.out_off = 0;
       if (c.close_after_flush && !c.busy) {
+        // Lingering close: half-close, then read and discard until the peer
+        // closes (or a short deadline), so that a client still sending a body
+        // we refused (413) reads our answer instead of a reset.
         ::shutdown(c.fd, SHUT_WR);
-        drop(id);
-        return false;
+        if (c.read_eof) {
+          drop(id);
+          return false;
+        }
+        if (c.linger_until_ns == 0) c.linger_until_ns = steady_now_ns() + kLingerNs;
+        c.in.clear();
+        c.reading = true;
       }
     } else if (c.out.size() - c.out_off > options.max_output_bytes) {
       drop(id);  // the client stopped reading
@@ -353,12 +373,15 @@ struct HttpServerLoop {
     const auto read_ns = static_cast<int64_t>(options.read_timeout_s * 1e9);
     const auto idle_ns = static_cast<int64_t>(options.idle_timeout_s * 1e9);
     std::vector<uint64_t> timed_out, idle;
+    std::vector<uint64_t> lingered;
     for (auto& [id, c] : conns) {
+      if (c.linger_until_ns != 0 && now > c.linger_until_ns) lingered.push_back(id);
       if (c.busy || c.close_after_flush) continue;
       if (c.request_start_ns != 0 && now - c.request_start_ns > read_ns) timed_out.push_back(id);
       else if (c.in.empty() && now - c.last_activity_ns > idle_ns) idle.push_back(id);
     }
     for (uint64_t id : idle) drop(id);
+    for (uint64_t id : lingered) drop(id);
     for (uint64_t id : timed_out) {
       Conn& c = conns[id];
       c.in.clear();

@@ -14,8 +14,9 @@ export function freePort() {
 }
 
 // Sends raw bytes; resolves {status, headers, body, text} at the first complete
-// response (Content-Length or chunked end) or when the peer closes.
-export function raw(port, bytes, { timeoutMs = 20000 } = {}) {
+// response (Content-Length or chunked end) or when the peer closes (only the
+// latter with untilClose).
+export function raw(port, bytes, { timeoutMs = 20000, untilClose = false } = {}) {
   return new Promise((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
@@ -42,7 +43,7 @@ export function raw(port, bytes, { timeoutMs = 20000 } = {}) {
       buf = Buffer.concat([buf, d]);
       const t = buf.toString('latin1');
       const h = t.indexOf('\r\n\r\n');
-      if (h < 0) return;
+      if (h < 0 || untilClose) return;
       const cl = /content-length:\s*(\d+)/i.exec(t.slice(0, h));
       if (cl && buf.length >= h + 4 + Number(cl[1])) finish();
       if (/transfer-encoding:\s*chunked/i.test(t.slice(0, h)) && t.endsWith('\r\n0\r\n\r\n')) finish();

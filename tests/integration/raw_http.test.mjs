@@ -67,7 +67,7 @@ test('SSE framing, tokenize/detokenize, stats, keep-alive pipelining', async () 
     const stats = JSON.parse((await get(s.port, '/stats')).body);
     assert.ok(stats.requests_finished >= 1);
     assert.ok('latency_s' in stats && 'tokens_per_s' in stats);
-    const two = await raw(s.port, Buffer.from('GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    const two = await raw(s.port, Buffer.from('GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), { untilClose: true });
     assert.equal((two.text.match(/HTTP\/1\.1 200/g) || []).length, 2, two.text);
   } finally {
     await stopServer(s);
