@@ -100,10 +100,15 @@ void check_timed_stream(bool chunked, bool usage) {
   EXPECT_GE(r.ttft_ms, 59.0);
   EXPECT_LT(r.ttft_ms, 1000.0);
   ASSERT_EQ(r.itl_ms.size(), 5u);
+  // One late chunk makes the next gap short, so only the sum of the gaps is bounded below
+  // (the server spaces chunks 20 ms apart; delivery jitter under load moves single arrivals).
+  double gaps_ms = 0;
   for (double gap : r.itl_ms) {
-    EXPECT_GE(gap, 19.0);
+    EXPECT_GT(gap, 0.0);
     EXPECT_LT(gap, 1000.0);
+    gaps_ms += gap;
   }
+  EXPECT_GE(gaps_ms, 80.0);
   EXPECT_GE(r.e2e_ms, r.ttft_ms + 5 * 19.0);
   // TPOT = (E2E - TTFT) / (tokens - 1) by definition.
   EXPECT_DOUBLE_EQ(r.tpot_ms(), (r.e2e_ms - r.ttft_ms) / 5.0);
