@@ -52,6 +52,7 @@ struct ServeArgs {
   double read_timeout_s = 30;
   double shutdown_timeout_s = 30;
   bool dummy_weights = false;
+  std::string arch;  // built-in shape preset (with --dummy-weights), e.g. llama-3.2-3b
   std::map<std::string, std::string> engine_flags;  // KR_* name -> value
 };
 
@@ -66,7 +67,7 @@ void usage() {
                "usage: kr-serve serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--backend auto|cpu|cuda]\n"
                "         [--api-key K] [--threads N] [--kv-cache-mb N] [--max-model-len N]\n"
                "         [--served-model-name NAME] [--cors-origin ORIGIN] [--http-workers N]\n"
-               "         [--metrics-port P] [--read-timeout-s S] [--shutdown-timeout-s S] [--dummy-weights]\n"
+               "         [--metrics-port P] [--read-timeout-s S] [--shutdown-timeout-s S] [--dummy-weights [--arch llama-3.2-3b]]\n"
                "         engine: [--gpu-scheduler on|off] [--gpu-scheduler-window-ms MS] [--gpu-scheduler-batch-size N]\n"
                "                 [--fast-path on|off] [--adaptive-window on|off] [--auto-tune on|off]\n"
                "                 [--auto-tune-target-ttft-ms MS] [--auto-tune-target-itl-ms MS] [--max-num-seqs N]\n"
@@ -145,6 +146,7 @@ int parse_args(int argc, char** argv, const char* default_model_dir, ServeArgs* 
     else if (name == "kv-cache-mb") { if (!to_int(v, 1, 1 << 24, &n)) return bad("--kv-cache-mb must be >= 1"); a->kv_cache_mb = n; }
     else if (name == "max-model-len") { if (!to_int(v, 1, 1 << 24, &n)) return bad("--max-model-len must be >= 1"); a->max_model_len = n; }
     else if (name == "served-model-name") a->served_model_name = v;
+    else if (name == "arch") a->arch = v;
     else if (name == "cors-origin") a->cors_origin = v;
     else if (name == "http-workers") { if (!to_int(v, 1, 256, &n)) return bad("--http-workers must be in [1, 256]"); a->http_workers = static_cast<int>(n); }
     else if (name == "metrics-port") { if (!to_int(v, 0, 65535, &n)) return bad("--metrics-port must be a port number"); a->metrics_port = static_cast<int>(n); a->metrics_export = true; }
@@ -298,6 +300,7 @@ int serve_main(int argc, char** argv, const char* default_model_dir) {
   mo.max_tokens_per_step = engine_config.max_batched_tokens;
   mo.max_logit_rows = engine_config.max_num_seqs;
   mo.dummy_weights = a.dummy_weights;
+  mo.arch = a.arch;
   auto runner = make_llama_runner(a.model_dir, std::move(backend).value(), mo);
   if (!runner.ok()) return fail(runner.status());
   auto engine = std::make_unique<Engine>(runner->get(), engine_config, &clock, &metrics);
