@@ -126,7 +126,7 @@ Status LlamaRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken
   const size_t V = static_cast<size_t>(model_->config().vocab_size);
   logits_host_.resize(logit_rows_.size() * V);
   backend_->copy_to_host(logits_host_.data(), logits, logits_host_.size() * sizeof(float));
-  size_t row = 0;
+  sample_inputs_.clear();
   for (const SeqStep& s : seqs) {
     if (!s.sample) continue;
     SampleInput in;
@@ -136,11 +136,31 @@ Status LlamaRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken
     in.suppress_eos = s.suppress_eos;
     in.eos_ids = model_->eos_ids();
     in.rng = s.rng != nullptr ? s.rng : &default_rng_;
-    SampledToken t = sampler_.sample(std::span<const float>(logits_host_.data() + row * V, V), in);
-    t.seq_id = s.seq_id;
-    out->push_back(std::move(t));
-    ++row;
+    sample_inputs_.push_back({s.seq_id, in});
   }
+  // Rows are independent (each has its own rng), so they are sampled in parallel:
+  // at batch 64 the host sampler would otherwise dominate the step.
+  const int64_t rows = static_cast<int64_t>(sample_inputs_.size());
+  const int64_t parts = std::min<int64_t>(rows, sample_pool_.num_threads());
+  if (static_cast<int64_t>(samplers_.size()) < parts) samplers_.resize(static_cast<size_t>(parts));
+  sampled_.assign(static_cast<size_t>(rows), SampledToken{});
+  auto sample_part = [&](int64_t part_begin, int64_t part_end) {
+    for (int64_t part = part_begin; part < part_end; ++part) {
+      for (int64_t r = part * rows / parts; r < (part + 1) * rows / parts; ++r) {
+        const auto& [seq_id, in] = sample_inputs_[static_cast<size_t>(r)];
+        SampledToken t = samplers_[static_cast<size_t>(part)].sample(
+            std::span<const float>(logits_host_.data() + static_cast<size_t>(r) * V, V), in);
+        t.seq_id = seq_id;
+        sampled_[static_cast<size_t>(r)] = std::move(t);
+      }
+    }
+  };
+  if (parts <= 1) {
+    sample_part(0, parts);
+  } else {
+    sample_pool_.parallel_for(parts, 1, sample_part);
+  }
+  for (SampledToken& t : sampled_) out->push_back(std::move(t));
   return Status::Ok();
 }
 

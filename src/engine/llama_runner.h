@@ -9,13 +9,17 @@
 // Threading: engine thread only (it owns the backend, the model and the KV cache).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
+#include "base/thread_pool.h"
 #include "engine/model_runner.h"
 #include "engine/sampler.h"
 #include "model/llama_model.h"
@@ -51,7 +55,11 @@ class LlamaRunner final : public ModelRunner {
 
   std::unique_ptr<Backend> backend_;  // declared first: destroyed after the model
   std::unique_ptr<LlamaModel> model_;
-  Sampler sampler_;
+  // Host sampling of non-greedy rows: one Sampler per part, parts run on the pool.
+  ThreadPool sample_pool_{std::min(16, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))};
+  std::vector<Sampler> samplers_;
+  std::vector<std::pair<int64_t, SampleInput>> sample_inputs_;
+  std::vector<SampledToken> sampled_;
   std::mt19937_64 default_rng_{0};  // for a sampling step that brings no rng
   // Per-step scratch, reused.
   StepMetadata meta_;
