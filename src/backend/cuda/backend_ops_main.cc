@@ -173,6 +173,24 @@ void test_matmul(Ctx& c, int T, int K, int N, bool out_f32) {
          c.read(out, true), out_f32 ? 0.005 : 0.02);
 }
 
+// The MLP pair at batch 1: the backend may fuse silu_mul into the matmul before it;
+// both outputs (gate_up and the product) must match the reference.
+void test_matmul_silu(Ctx& c, int K, int I) {
+  Pair x = c.act({1, K}, random_bf16_values(static_cast<size_t>(K), 1.0f));
+  Pair w = c.weight({2 * I, K}, random_bf16_values(static_cast<size_t>(2) * I * K, 0.05f));
+  Pair gu = c.act({1, 2 * I}, {});
+  Pair out = c.act({1, I}, {});
+  c.poison(gu.gpu);
+  c.poison(out.gpu);
+  c.cpu.matmul(x.cpu, w.cpu, gu.cpu);
+  c.cpu.silu_mul(gu.cpu, out.cpu);
+  c.gpu.matmul(x.gpu, w.gpu, gu.gpu);
+  c.gpu.silu_mul(gu.gpu, out.gpu);
+  const std::string shape = "T1 K" + std::to_string(K) + " I" + std::to_string(I);
+  report("matmul+silu", shape, c.read(gu, false), c.read(gu, true), 0.02);
+  report("  silu_mul", shape, c.read(out, false), c.read(out, true), 0.02);
+}
+
 void test_silu_gather(Ctx& c, int T, int I) {
   Pair gu = c.act({T, 2 * I}, random_bf16_values(static_cast<size_t>(T) * 2 * I, 4.0f));
   Pair out = c.act({T, I}, {});
@@ -414,6 +432,8 @@ int main(int argc, char** argv) {
     kr::test_matmul(c, 64, 3072, 8192, false);
     kr::test_matmul(c, 37, 136, 72, false);
     kr::test_matmul(c, 5, 64, 1000, true);
+    kr::test_matmul_silu(c, 3072, 8192);
+    kr::test_matmul_silu(c, 40, 24);
     kr::test_silu_gather(c, 3, 8192);
     kr::test_silu_gather(c, 5, 24);
     // Attention: prefill, decode batches (split keys), chunked prefill, mixed; GQA groups 3, 2, 1.

@@ -63,10 +63,18 @@ class CudaBackend final : public Backend {
     const char* f = std::getenv("KR_GPU_MEMORY_FRACTION");
     if (f != nullptr) memory_fraction_ = std::clamp(std::atof(f), 0.05, 0.99);
     if (const char* r = std::getenv("KR_GEMV_ROWS_PER_WARP")) cuda::set_gemv_rows_per_warp(std::atoi(r));
-    if (const char* p = std::getenv("KR_PDL")) cuda::set_pdl_enabled(std::atoi(p) != 0);
+    if (const char* r = std::getenv("KR_GEMV_BLOCK_ROWS")) cuda::set_gemv_block_rows(std::atoi(r));
+    if (const char* f = std::getenv("KR_FUSE_SWIGLU")) fuse_swiglu_ = std::atoi(f) != 0;
+    if (const char* a = std::getenv("KR_ATTN_MAX_SPLITS")) attn_max_splits_ = std::max(1, std::atoi(a));
+    // KR_PDL: 0 off, 1 every kernel, 2 (default) batch-1 GEMVs only.
+    const char* pdl = std::getenv("KR_PDL");
+    const int pdl_mode = pdl != nullptr ? std::atoi(pdl) : 2;
+    cuda::set_pdl_enabled(pdl_mode == 1);
+    cuda::set_pdl_gemv(pdl_mode == 2);
   }
 
   ~CudaBackend() override {
+    flush_rope();
     cudaStreamSynchronize(stream_);
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
     for (void* p : allocations_) cudaFree(p);
@@ -198,6 +206,7 @@ class CudaBackend final : public Backend {
 
   void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) override {
     if (mode_ == Mode::kReplay) return;
+    flush_gemv();
     const int64_t T = qkv.dim(0);
     KR_CHECK(T == meta_.num_tokens && qkv.dim(1) == (q_heads + 2 * kv_heads) * int64_t{rope.head_dim});
     KR_CHECK(static_cast<int>(rope.inv_freq.size()) == rope.head_dim / 2 && rope.head_dim <= 1024);
@@ -236,9 +245,15 @@ class CudaBackend final : public Backend {
 
   void silu_mul(const Tensor& gate_up, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
-    flush_rope();
     const int64_t I = out.dim(1);
     KR_CHECK(gate_up.dim(0) == out.dim(0) && gate_up.dim(1) == 2 * I && I % 8 == 0);
+    if (pending_gemv_.out == gate_up.data && pending_gemv_.N == 2 * I && out.dim(0) == 1) {
+      const PendingGemv p = pending_gemv_;
+      pending_gemv_ = PendingGemv{};
+      if (cuda::launch_gemv_swiglu(p.x, p.w, p.out, out.data, p.N, p.K, stream_)) return;
+      cuda::launch_gemv(p.x, p.w, p.out, false, 1, p.N, p.K, stream_);
+    }
+    flush_rope();
     cuda::launch_silu_mul(gate_up.data, out.data, static_cast<int>(out.dim(0)), static_cast<int>(I), stream_);
   }
 
@@ -273,11 +288,28 @@ class CudaBackend final : public Backend {
     std::vector<size_t> copy_bytes;  // sizes of the staged copies, in order, for the replay check
   };
 
+  // A batch-1 bf16 matmul not launched yet: launched fused with the silu_mul() that
+  // normally follows it (gate_up), or alone by flush_gemv() before any other op.
+  struct PendingGemv {
+    const void* x = nullptr;
+    const void* w = nullptr;
+    void* out = nullptr;
+    int N = 0, K = 0;
+  };
+  void flush_gemv() {
+    if (pending_gemv_.out == nullptr) return;
+    const PendingGemv p = pending_gemv_;
+    pending_gemv_ = PendingGemv{};
+    cuda::launch_gemv(p.x, p.w, p.out, false, 1, p.N, p.K, stream_);
+  }
+
   struct PendingRope {
     void* qkv = nullptr;
     int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
   };
+  // Launches every deferred op (gemv, then rope), in the order they were issued.
   void flush_rope() {
+    flush_gemv();
     if (pending_rope_.qkv == nullptr) return;
     const PendingRope p = pending_rope_;
     pending_rope_ = PendingRope{};
@@ -302,6 +334,9 @@ class CudaBackend final : public Backend {
   // [positions | slots | context_lens | block_tables | tiles] in meta_dev_.
   StepMetadata meta_;
   PendingRope pending_rope_;  // a rope() not launched yet
+  PendingGemv pending_gemv_;  // a batch-1 matmul not launched yet
+  bool fuse_swiglu_ = true;
+  int attn_max_splits_ = 1 << 20;
   std::vector<int32_t> meta_host_;
   int32_t* meta_dev_ = nullptr;
   size_t off_positions_ = 0, off_slots_ = 0, off_ctx_ = 0, off_tables_ = 0, off_tiles_ = 0;
@@ -405,6 +440,10 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
   KR_CHECK(out.dtype == DType::kBF16 || out.dtype == DType::kF32);
   const bool out_f32 = out.dtype == DType::kF32;
   if (T == 0) return;
+  if (T == 1 && !out_f32 && fuse_swiglu_ && N % 2 == 0 && K % 8 == 0) {
+    pending_gemv_ = PendingGemv{x.data, w.data, out.data, static_cast<int>(N), static_cast<int>(K)};
+    return;
+  }
   if (T <= cuda::kGemvMaxTokens && K % 8 == 0) {
     cuda::launch_gemv(x.data, w.data, out.data, out_f32, static_cast<int>(T), static_cast<int>(N),
                       static_cast<int>(K), stream_);
@@ -461,7 +500,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, i
   if (decode_only_ && num_tiles_ > 0) {
     // At least 64 keys per split: fewer splits to merge, two key tiles per block.
     int splits = (kTargetBlocks + num_tiles_ * kv_heads - 1) / (num_tiles_ * kv_heads);
-    splits = std::max(1, std::min({splits, (kv_keys + 63) / 64, cuda::attn_max_splits()}));
+    splits = std::max(1, std::min({splits, (kv_keys + 63) / 64, cuda::attn_max_splits(), attn_max_splits_}));
     a.split_keys = static_cast<int>(align_up((kv_keys + splits - 1) / splits, 64));
     a.num_splits = (kv_keys + a.split_keys - 1) / a.split_keys;
     // Partials: [tiles * kv_heads * rows, splits, D + 2] floats must fit the scratch.
@@ -479,6 +518,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, i
 
 bool CudaBackend::begin_graph(uint64_t key) {
   KR_CHECK_MSG(mode_ == Mode::kEager, "begin_graph twice");
+  flush_rope();  // deferred eager ops stay outside the graph
   // The previous replay may still read the pinned staging buffer.
   KR_CUDA_CHECK(cudaEventSynchronize(graph_done_));
   graph_key_ = key;

@@ -100,7 +100,9 @@ struct Bench {
   }
 
   // `steps` decode steps of B sequences starting at context ctx0; greedy ids back to the host each step.
-  double decode(int B, int ctx0, int steps) {
+  // sample = false: graph launches only (no argmax, no read of ids), to separate the
+  // GPU time of a step from the host round trip.
+  double decode(int B, int ctx0, int steps, bool sample = true) {
     const int bs = model.block_size();
     const int width = (ctx0 + steps + 8 + bs - 1) / bs;
     KR_CHECK(static_cast<int64_t>(B) * width <= model.num_kv_blocks());
@@ -119,9 +121,11 @@ struct Bench {
       auto l = model.forward(m, ids, rows);
       KR_CHECK(l.ok());
       if (g) gpu.end_graph();
+      if (!sample && i >= 0) continue;
       KR_CHECK(gpu.argmax_logprob(*l, out_ids.data(), lps.data()));
       for (int s = 0; s < B; ++s) ids[s] = out_ids[s];
     }
+    gpu.synchronize();
     return static_cast<double>(B) * steps / (now_s() - t0);
   }
 };
@@ -141,8 +145,12 @@ void gemv_bench() {
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
   const int shapes[][2] = {{5120, 3072}, {3072, 3072}, {16384, 3072}, {3072, 8192}, {128256, 3072}};
-  for (int rpw : {1, 2, 4}) {
+  // Variant v: 0..2 = split-K block kernel with 2, 4, 8 rows per block; 3..5 = 1, 2, 4 rows per warp.
+  for (int v = 0; v < 6; ++v) {
+    const int rpw = v < 3 ? 0 : (v == 3 ? 1 : (v == 4 ? 2 : 4));
+    const int brows = v == 0 ? 2 : (v == 1 ? 4 : 8);
     cuda::set_gemv_rows_per_warp(rpw);
+    cuda::set_gemv_block_rows(brows);
     for (const auto& sh : shapes) {
       const size_t mat = static_cast<size_t>(sh[0]) * sh[1] * 2;
       const int copies = static_cast<int>(pool_bytes / mat);
@@ -155,11 +163,13 @@ void gemv_bench() {
       cudaEventSynchronize(e1);
       float ms = 0;
       cudaEventElapsedTime(&ms, e0, e1);
-      std::printf("gemv rows/warp %d N %-6d K %-5d %7.2f us %7.0f GB/s\n", rpw, sh[0], sh[1], 1000.0 * ms / reps,
+      std::printf("gemv rows/warp %d block rows %d N %-6d K %-5d %7.2f us %7.0f GB/s\n", rpw, rpw == 0 ? brows : 0,
+                  sh[0], sh[1], 1000.0 * ms / reps,
                   static_cast<double>(mat) * reps / (ms * 1e-3) / 1e9);
     }
   }
-  cuda::set_gemv_rows_per_warp(2);
+  cuda::set_gemv_rows_per_warp(0);
+  cuda::set_gemv_block_rows(4);
   cudaFree(pool);
   cudaFree(x);
   cudaFree(out);
@@ -271,6 +281,12 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   r["roofline_b1_tok_s"] = roofline;
+  {
+    const double tps = b.decode(1, 128, 128, false);
+    r["decode_b1_ctx128_no_sampling_tok_s"] = tps;
+    std::printf("decode batch 1 ctx 128   %8.1f tok/s without argmax/read of ids (graph launches only)\n", tps);
+    std::fflush(stdout);
+  }
   if (decode_only) return 0;
   for (int n : {64, 512, 2048}) {
     const double tps = b.prefill(n, 3);
