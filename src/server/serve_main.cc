@@ -73,7 +73,7 @@ void usage() {
                "                 [--auto-tune-target-ttft-ms MS] [--auto-tune-target-itl-ms MS] [--max-num-seqs N]\n"
                "                 [--max-batched-tokens N] [--max-queued-requests N] [--background-max-wait-s S]\n"
                "                 [--request-timeout-s S]\n"
-               "Environment (flags win): KR_API_KEY, KR_READ_TIMEOUT_S, KR_SHUTDOWN_TIMEOUT_S, KR_METRICS_EXPORT,\n"
+               "Environment (flags win): KR_API_KEY, KR_KV_CACHE_MB, KR_READ_TIMEOUT_S, KR_SHUTDOWN_TIMEOUT_S, KR_METRICS_EXPORT,\n"
                "  KR_METRICS_PORT, KR_CORS_ORIGIN and the engine's KR_* variables (docs/api.md).\n");
 }
 
@@ -123,6 +123,10 @@ int parse_args(int argc, char** argv, const char* default_model_dir, ServeArgs* 
   if (const char* v = std::getenv("KR_READ_TIMEOUT_S")) {
     if (!to_double(v, 0.01, 86400, &d)) return bad("KR_READ_TIMEOUT_S must be seconds in [0.01, 86400]");
     a->read_timeout_s = d;
+  }
+  if (const char* v = std::getenv("KR_KV_CACHE_MB")) {
+    if (!to_int(v, 1, 1 << 24, &n)) return bad("KR_KV_CACHE_MB must be an integer in [1, 16777216]");
+    a->kv_cache_mb = n;
   }
   if (const char* v = std::getenv("KR_SHUTDOWN_TIMEOUT_S")) {
     if (!to_double(v, 0, 86400, &d)) return bad("KR_SHUTDOWN_TIMEOUT_S must be seconds in [0, 86400]");
