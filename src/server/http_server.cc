@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -189,6 +190,11 @@ struct HttpServerLoop {
       }
     }
     const size_t cap = options.limits.max_header_bytes + options.limits.max_body_bytes + 64 * 1024;
+    // Parse after at most kReadSliceBytes: a body announced over the limit is refused
+    // (413) from its headers before megabytes of it are buffered. epoll is
+    // level-triggered, so what is left unread is reported again.
+    constexpr size_t kReadSliceBytes = 256 * 1024;
+    size_t read_now = 0;
     while (!c.read_eof) {
       const ssize_t n = ::read(c.fd, buf, sizeof buf);
       if (n > 0) {
@@ -199,6 +205,8 @@ struct HttpServerLoop {
           c.reading = false;  // pipelined input beyond one maximal request: wait
           break;
         }
+        read_now += static_cast<size_t>(n);
+        if (read_now >= kReadSliceBytes) break;
         continue;
       }
       if (n == 0) {
@@ -368,6 +376,8 @@ struct HttpServerLoop {
     }
   }
 
+  int64_t last_trim_ns_ = 0;
+
   void check_timeouts() {
     const int64_t now = steady_now_ns();
     const auto read_ns = static_cast<int64_t>(options.read_timeout_s * 1e9);
@@ -382,6 +392,14 @@ struct HttpServerLoop {
     }
     for (uint64_t id : idle) drop(id);
     for (uint64_t id : lingered) drop(id);
+    // When no request is in flight, hand freed heap memory back to the system (at most
+    // every 2 s): after a burst of large bodies the allocator would otherwise keep it.
+    bool any_busy = false;
+    for (const auto& [id, c] : conns) any_busy |= c.busy;
+    if (!any_busy && now - last_trim_ns_ > 2'000'000'000) {
+      malloc_trim(0);
+      last_trim_ns_ = now;
+    }
     for (uint64_t id : timed_out) {
       Conn& c = conns[id];
       c.in.clear();

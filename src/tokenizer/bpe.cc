@@ -2,6 +2,7 @@
 // position), as Hugging Face tokenizers does, so long pieces (whitespace runs)
 // stay O(n log n).
 #include "tokenizer/bpe.h"
+#include "tokenizer/scratch.h"
 
 #include <algorithm>
 #include <atomic>
@@ -194,6 +195,8 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>* ids) cons
     push_candidate(c.pos);
   }
   for (int32_t i = 0; i >= 0; i = syms[i].next) ids->push_back(syms[i].id);
+  release_if_large(syms);
+  release_if_large(heap);
 }
 
 }  // namespace kr

@@ -2,6 +2,7 @@
 // leftmost-first alternation and backtracking semantics of Oniguruma (which
 // Hugging Face tokenizers uses), and the PreTokenizer pipeline.
 #include "tokenizer/pretokenize.h"
+#include "tokenizer/scratch.h"
 
 #include <nlohmann/json.hpp>
 
@@ -127,6 +128,9 @@ StatusOr<SplitPattern> parse_split_pattern(std::string_view regex) {
 void find_matches(SplitPattern pattern, std::string_view text, std::vector<PieceSpan>* matches) {
   thread_local std::vector<Ch> ch;
   ch.clear();
+  struct Release {
+    ~Release() { release_if_large(ch); }
+  } release_after_use;
   for (size_t i = 0; i < text.size();) {
     size_t len = 0;
     const uint32_t cp = unicode::decode_utf8(text, i, &len);

@@ -1,5 +1,6 @@
 // Loading tokenizer.json and the encode/decode paths.
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/scratch.h"
 
 #include <algorithm>
 #include <fstream>
@@ -211,6 +212,8 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<int32_t>* ids) c
   pieces.clear();
   pre_tokenizer_.split(text, &pieces, &scratch, &storage);
   for (std::string_view p : pieces) model_.encode_word(p, ids);
+  release_if_large(pieces);
+  release_if_large(scratch);
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
