@@ -48,6 +48,7 @@ struct ServeArgs {
   std::string cors_origin;
   int http_workers = 4;
   bool metrics_export = false;
+  bool metrics_vllm_names = false;  // also export every series under vLLM's names
   int metrics_port = 9090;
   double read_timeout_s = 30;
   double shutdown_timeout_s = 30;
@@ -68,13 +69,14 @@ void usage() {
                "         [--api-key K] [--threads N] [--kv-cache-mb N] [--max-model-len N]\n"
                "         [--served-model-name NAME] [--cors-origin ORIGIN] [--http-workers N]\n"
                "         [--metrics-port P] [--read-timeout-s S] [--shutdown-timeout-s S] [--dummy-weights [--arch llama-3.2-3b]]\n"
+               "         [--metrics-vllm-names]\n"
                "         engine: [--gpu-scheduler on|off] [--gpu-scheduler-window-ms MS] [--gpu-scheduler-batch-size N]\n"
                "                 [--fast-path on|off] [--adaptive-window on|off] [--auto-tune on|off]\n"
                "                 [--auto-tune-target-ttft-ms MS] [--auto-tune-target-itl-ms MS] [--max-num-seqs N]\n"
                "                 [--max-batched-tokens N] [--max-queued-requests N] [--background-max-wait-s S]\n"
                "                 [--request-timeout-s S]\n"
                "Environment (flags win): KR_API_KEY, KR_KV_CACHE_MB, KR_READ_TIMEOUT_S, KR_SHUTDOWN_TIMEOUT_S, KR_METRICS_EXPORT,\n"
-               "  KR_METRICS_PORT, KR_CORS_ORIGIN and the engine's KR_* variables (docs/api.md).\n");
+               "  KR_METRICS_PORT, KR_METRICS_VLLM_NAMES, KR_CORS_ORIGIN and the engine's KR_* variables (docs/api.md).\n");
 }
 
 bool to_int(const std::string& s, int64_t lo, int64_t hi, int64_t* out) {
@@ -114,6 +116,7 @@ int parse_args(int argc, char** argv, const char* default_model_dir, ServeArgs* 
   a->api_key = env_or("KR_API_KEY", "");
   a->cors_origin = env_or("KR_CORS_ORIGIN", "");
   a->metrics_export = truthy(env_or("KR_METRICS_EXPORT", "0"));
+  a->metrics_vllm_names = truthy(env_or("KR_METRICS_VLLM_NAMES", "0"));
   int64_t n = 0;
   double d = 0;
   if (const char* v = std::getenv("KR_METRICS_PORT")) {
@@ -137,6 +140,7 @@ int parse_args(int argc, char** argv, const char* default_model_dir, ServeArgs* 
     if (flag == "serve" && i == 1) continue;
     if (flag == "--help" || flag == "-h") return -1;
     if (flag == "--dummy-weights") { a->dummy_weights = true; continue; }
+    if (flag == "--metrics-vllm-names") { a->metrics_vllm_names = true; continue; }
     if (flag.rfind("--", 0) != 0) return bad("unexpected argument '" + flag + "'");
     if (i + 1 >= argc) return bad("option " + flag + " needs a value");
     const std::string v = argv[++i];
@@ -257,6 +261,7 @@ int serve_main(int argc, char** argv, const char* default_model_dir) {
   ctx.created_unix_s =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   MetricsOptions mopt;
+  mopt.vllm_names = a.metrics_vllm_names;
   mopt.model_name = a.served_model_name;
   Metrics metrics(&clock, mopt);
   ctx.metrics = &metrics;
