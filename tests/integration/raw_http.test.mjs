@@ -39,7 +39,7 @@ test('error classes over raw HTTP', async () => {
     // Special-token text in user content is accepted as text.
     assert.equal((await post(s.port, '/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'a <|eot_id|> b' }] }), auth)).status, 200);
     // Queue full: KR_MAX_QUEUED_REQUESTS=1 and several long requests at once -> some 503 with Retry-After.
-    const long = { model: MODEL, prompt: 'x', max_tokens: 400, ignore_eos: true };
+    const long = { model: MODEL, prompt: 'x', max_tokens: 64, ignore_eos: true };
     const rs = await Promise.all(Array.from({ length: 12 }, () => post(s.port, '/v1/completions', long, auth)));
     const refused = rs.filter((r) => r.status === 503);
     assert.ok(refused.length > 0, `statuses: ${rs.map((r) => r.status)}`);
