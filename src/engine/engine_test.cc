@@ -91,9 +91,9 @@ EngineConfig small_config() {
 TEST(Engine, ConcurrentSubmitsGiveEachRequestItsOwnTokens) {
   FakeRunner runner(4, 40, 64);  // small cache: preemptions happen
   SteadyClock clock;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, nullptr);
   engine.start();
-  Collector col;
   std::map<RequestId, std::vector<int32_t>> expected;
   std::mutex expected_mu;
   std::vector<std::thread> threads;
@@ -130,9 +130,9 @@ TEST(Engine, CancelMidStreamFreesBlocks) {
   FakeRunner runner(4, 64, 1024);
   runner.step_delay_us = 1000;
   SteadyClock clock;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, nullptr);
   engine.start();
-  Collector col;
   ASSERT_TRUE(engine.submit(make_request(1, {5, 6, 7}, 200, &col)).ok());
   ASSERT_TRUE(col.wait_tokens(1, 3));
   EXPECT_LT(engine.num_free_blocks(), 64);
@@ -149,8 +149,8 @@ TEST(Engine, NonFiniteLogitsFailOneRequestAlone) {
   FakeRunner runner(4, 64, 256);
   runner.make_non_finite(2);
   SteadyClock clock;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, nullptr);
-  Collector col;
   for (RequestId id = 1; id <= 3; ++id) {
     ASSERT_TRUE(engine.submit(make_request(id, {static_cast<int32_t>(id) + 10, 4}, 8, &col)).ok());
   }
@@ -167,8 +167,8 @@ TEST(Engine, NonFiniteLogitsFailOneRequestAlone) {
 TEST(Engine, StopTokensMinTokensAndIgnoreEos) {
   FakeRunner runner(4, 64, 256);
   SteadyClock clock;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, nullptr);
-  Collector col;
   const std::vector<int32_t> prompt = {9, 8, 7};
   const std::vector<int32_t> cont = fake_continuation(prompt, 10);
   GenerationRequest a = make_request(1, prompt, 10, &col);
@@ -193,8 +193,8 @@ TEST(Engine, SubmitValidates) {
   SteadyClock clock;
   EngineConfig c = small_config();
   c.max_queued_requests = 2;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, c, &clock, nullptr);  // not started: the queue fills
-  Collector col;
   EXPECT_EQ(engine.submit(make_request(1, {}, 4, &col)).code(), StatusCode::kInvalidArgument);
   const Status too_long = engine.submit(make_request(2, std::vector<int32_t>(90, 5), 20, &col));
   EXPECT_EQ(too_long.code(), StatusCode::kOutOfRange);
@@ -211,9 +211,9 @@ TEST(Engine, StopDrainsInFlightRequests) {
   FakeRunner runner(4, 64, 256);
   runner.step_delay_us = 200;
   SteadyClock clock;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, nullptr);
   engine.start();
-  Collector col;
   for (RequestId id = 1; id <= 5; ++id) ASSERT_TRUE(engine.submit(make_request(id, {1, 2, 3}, 20, &col)).ok());
   engine.stop(30);
   ASSERT_EQ(col.order.size(), 5u);
@@ -225,9 +225,9 @@ TEST(Engine, StopWithoutDrainCancels) {
   FakeRunner runner(4, 64, 4096);
   runner.step_delay_us = 1000;
   SteadyClock clock;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, nullptr);
   engine.start();
-  Collector col;
   ASSERT_TRUE(engine.submit(make_request(1, {1, 2, 3}, 4000, &col)).ok());
   ASSERT_TRUE(col.wait_tokens(1, 1));
   engine.stop(0);
@@ -240,9 +240,9 @@ TEST(Engine, RequestTimeoutFailsTheRequest) {
   SteadyClock clock;
   EngineConfig c = small_config();
   c.request_timeout_s = 0.03;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, c, &clock, nullptr);
   engine.start();
-  Collector col;
   ASSERT_TRUE(engine.submit(make_request(1, {1, 2, 3}, 4000, &col)).ok());
   ASSERT_TRUE(col.wait_finished(1));
   EXPECT_EQ(col.get(1).reason, FinishReason::kError);
@@ -267,8 +267,8 @@ TEST(Engine, SchedulerOffServesOneAtATimeInArrivalOrder) {
   SteadyClock clock;
   EngineConfig c = small_config();
   c.scheduler_on = false;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, c, &clock, nullptr);
-  Collector col;
   for (RequestId id = 1; id <= 4; ++id) {
     GenerationRequest r = make_request(id, {static_cast<int32_t>(id), 3}, 5, &col);
     r.priority = id == 4 ? kPriorityUrgent : kPriorityDefault;
@@ -284,8 +284,8 @@ TEST(Engine, RunnerFailureFailsThatStepsRequests) {
   FakeRunner runner(4, 64, 256);
   runner.fail_next_step = true;
   SteadyClock clock;
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, nullptr);
-  Collector col;
   ASSERT_TRUE(engine.submit(make_request(1, {1, 2}, 3, &col)).ok());
   engine.start();
   ASSERT_TRUE(col.wait_finished(1));
@@ -314,9 +314,9 @@ TEST(Engine, RecordsMetrics) {
   FakeRunner runner(4, 24, 64);  // small: preemptions
   SteadyClock clock;
   Metrics metrics(&clock, MetricsOptions{});
+  Collector col;  // declared first: the engine, destroyed first, may still send it events
   Engine engine(&runner, small_config(), &clock, &metrics);
   engine.start();
-  Collector col;
   ASSERT_TRUE(engine.submit(make_request(1, {4, 5}, 3, &col)).ok());  // alone: the fast path
   ASSERT_TRUE(col.wait_finished(1));
   int64_t tokens = 3;
