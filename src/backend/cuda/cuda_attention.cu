@@ -5,12 +5,16 @@
 // and walks its keys in tiles of kKeys: K/V go to shared memory as float,
 // scores Q·Kᵀ, an online softmax per row, then P·V into register accumulators.
 // Decode steps have few rows per tile; there the keys are split over
-// blockIdx.z (flash-decoding) and a second kernel merges the splits by
-// log-sum-exp.
+// blockIdx.z (flash-decoding) and the splits are merged by log-sum-exp: by
+// default inside the same kernel (the last split block of a (tile, kv head) to
+// finish merges them, see merge_splits), or with KR_ATTN_MERGE=0 by a second
+// kernel, combine_splits_kernel (kept to compare the two on the GPU).
 #include <cuda_bf16.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
@@ -35,8 +39,68 @@ struct Smem {
   static constexpr size_t bytes = sizeof(float) * (kQ + kK + kV + kP + 4 * ROWS);
 };
 
+// Split arrival counters, one per (tile, kv head) of a split launch: the block
+// that brings a counter to num_splits merges and puts it back to 0, so every
+// launch (and every CUDA-graph replay) starts from zeros. Launches of one
+// backend are stream-ordered (a kernel touches the counters only after
+// pdl_wait), so they never share a counter concurrently. 16 KiB of device memory.
+constexpr int kMaxSplitCounters = 4096;
+__device__ int g_split_counters[kMaxSplitCounters] = {0};
+
+// Row r of (tile blockIdx.x, kv head g): final bf16 output from the num_splits
+// normalised partials and their (max, sum), the same math as combine_splits_kernel.
+// One warp per row; lane j of each 32-split chunk computes split j's weight and
+// shuffles it to the others. Partials were written by other blocks of this grid:
+// __ldcg reads them from L2 (never a stale L1 line).
+template <int D>
+__device__ void merge_splits(const AttnArgs& a, const AttnTile& tile, int g, int R, int group) {
+  constexpr int DV = (D + 31) / 32;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int S = a.num_splits;
+  for (int r = warp; r < R; r += kThreads / 32) {
+    const size_t base = ((static_cast<size_t>(blockIdx.x) * a.kv_heads + g) * R + r) * S;
+    const float* ml = a.partial_ml + base * 2;  // [S, 2]: max, sum
+    const float* po = a.partial_out + base * D;  // [S, D]
+    float m = -INFINITY;
+    for (int s = lane; s < S; s += 32) {
+      const float l = __ldcg(ml + 2 * s + 1);
+      if (l > 0.0f) m = fmaxf(m, __ldcg(ml + 2 * s));
+    }
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    float den = 0.0f;
+    float num[DV];
+#pragma unroll
+    for (int k = 0; k < DV; ++k) num[k] = 0.0f;
+    for (int s0 = 0; s0 < S; s0 += 32) {
+      float w = 0.0f;  // split s0 + lane's weight; 0 for an empty split (m is finite when l > 0)
+      if (s0 + lane < S) {
+        const float l = __ldcg(ml + 2 * (s0 + lane) + 1);
+        if (l > 0.0f) w = l * __expf(__ldcg(ml + 2 * (s0 + lane)) - m);
+      }
+      den += w;
+      const int n = min(32, S - s0);  // warp-uniform
+#pragma unroll 4
+      for (int j = 0; j < n; ++j) {
+        const float wj = __shfl_sync(0xffffffffu, w, j);
+        const float* p = po + static_cast<size_t>(s0 + j) * D;
+#pragma unroll
+        for (int k = 0; k < DV; ++k)
+          if (lane + 32 * k < D) num[k] = fmaf(wj, __ldcg(p + lane + 32 * k), num[k]);
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) den += __shfl_xor_sync(0xffffffffu, den, o);
+    const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+    const int token = tile.first + r / group, h = g * group + r % group;
+    bf16* out = static_cast<bf16*>(a.out) + static_cast<size_t>(token) * a.q_heads * D + h * D;
+#pragma unroll
+    for (int k = 0; k < DV; ++k)
+      if (lane + 32 * k < D) out[lane + 32 * k] = __float2bfloat16(num[k] * inv);
+  }
+}
+
+// merge: num_splits > 1 and the splits are merged in this kernel (no combine kernel follows).
 template <int D, int ROWS>
-__global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
+__global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, bool merge) {
   // Decode variant: the 4 warps split the keys in P·V (few rows to split instead).
   constexpr bool kDecode = ROWS <= 16;
   constexpr int kAccRows = kDecode ? ROWS : 16;
@@ -299,6 +363,30 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
       }
     }
   }
+  if (merge) {
+    // Every block of the grid reaches this point (no early exit above; a split past
+    // the context writes l = 0), so each counter sees exactly num_splits arrivals.
+    // Release: each thread's fence orders its partial stores before the barrier,
+    // and thread 0's fence (cumulative over what the barrier ordered before it)
+    // orders them all before its atomicAdd. Acquire: the last arriver fences
+    // after the atomic that observed every other block's increment, the barrier
+    // orders the block's partial reads after that fence, and they read L2.
+    __shared__ int is_last;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+      int* counter = g_split_counters + blockIdx.x * a.kv_heads + g;
+      __threadfence();
+      const int arrived = atomicAdd(counter, 1);
+      is_last = arrived == a.num_splits - 1;
+      if (is_last) {
+        atomicExch(counter, 0);  // all arrivals are in: ready for the next launch / graph replay
+        __threadfence();
+      }
+    }
+    __syncthreads();
+    if (is_last) merge_splits<D>(a, tile, g, R, group);
+  }
 }
 
 // grid (num_tiles, kv_heads, rows): merges the splits of one row. Split weights
@@ -342,8 +430,17 @@ __global__ void combine_splits_kernel(AttnArgs a, int D) {
   }
 }
 
+// KR_ATTN_MERGE=0: merge splits with the separate combine kernel (to compare on the GPU).
+bool merge_in_kernel() {
+  static const bool on = [] {
+    const char* e = std::getenv("KR_ATTN_MERGE");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }();
+  return on;
+}
+
 template <int D, int ROWS>
-void launch_rows(const AttnArgs& a, cudaStream_t stream) {
+void launch_rows(const AttnArgs& a, bool merge, cudaStream_t stream) {
   static bool configured = false;  // one backend thread: no race
   if (!configured) {
     cudaFuncSetAttribute(paged_attention_kernel<D, ROWS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -351,18 +448,23 @@ void launch_rows(const AttnArgs& a, cudaStream_t stream) {
     configured = true;
   }
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch_pdl(paged_attention_kernel<D, ROWS>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a);
+  launch_pdl(paged_attention_kernel<D, ROWS>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a, merge);
 }
 
 template <int D>
 void launch_d(const AttnArgs& a, cudaStream_t stream) {
   const int group = a.q_heads / a.kv_heads;
+  // In-kernel merge needs one counter per (tile, kv head); beyond that (the backend
+  // splits only when tiles × kv heads is below its block target, far under the
+  // bound) the combine kernel merges instead.
+  const bool merge = a.num_splits > 1 && merge_in_kernel() &&
+                     static_cast<int64_t>(a.num_tiles) * a.kv_heads <= kMaxSplitCounters;
   if (a.decode_only && group <= 8) {
-    launch_rows<D, 8>(a, stream);
+    launch_rows<D, 8>(a, merge, stream);
   } else {
-    launch_rows<D, kRows>(a, stream);
+    launch_rows<D, kRows>(a, merge, stream);
   }
-  if (a.num_splits > 1) {
+  if (a.num_splits > 1 && !merge) {
     const dim3 cgrid(a.num_tiles, a.kv_heads, a.decode_only ? group : (kRows / group) * group);
     launch_pdl(combine_splits_kernel, cgrid, dim3(128), 0, stream, a, D);
   }
