@@ -232,9 +232,13 @@ int run_generate(int argc, char** argv) {
     // The BOS id comes from the config; read it through a cheap config load.
     auto cfg = a.arch.empty() ? load_llama_config(a.model_dir) : llama_config_preset(a.arch);
     if (!cfg.ok()) return fail(cfg.status());
-    auto ids = a.chat ? codec->encode_chat_user(*a.prompt) : codec->encode_plain(*a.prompt, cfg->bos_token_id);
-    if (!ids.ok()) return fail(ids.status());
-    prompt_ids = std::move(ids).value();
+    if (a.chat) {
+      auto ids = codec->encode_chat_user(*a.prompt);
+      if (!ids.ok()) return fail(ids.status());
+      prompt_ids = std::move(ids).value();
+    } else {
+      prompt_ids = codec->encode_plain(*a.prompt, cfg->bos_token_id);
+    }
   }
   if (prompt_ids.empty()) return fail(InvalidArgument("the prompt has no tokens"));
   const int64_t total = static_cast<int64_t>(prompt_ids.size()) + a.max_tokens;
@@ -302,11 +306,7 @@ int run_generate(int argc, char** argv) {
   const int64_t t1 = steady_now_ns();
 
   std::optional<std::string> text;
-  if (codec) {
-    auto t = codec->decode(output);
-    if (!t.ok()) return fail(t.status());
-    text = std::move(t).value();
-  }
+  if (codec) text = codec->decode(output);
   if (a.json_out) {
     json j;
     j["ids"] = output;

@@ -1,19 +1,13 @@
-// PromptCodec: text ⇄ ids for `kr-serve generate`, over the tokenizer module
-// (tokenizer.json) and the model's chat template (tokenizer_config.json).
+// PromptCodec: text ⇄ ids for `kr-serve generate`, over the tokenizer module:
+// DIR/tokenizer.json, and DIR/tokenizer_config.json (read_tokenizer_config)
+// for the chat template.
 //
-// Chat prompts keep the user's text plain: the template is rendered twice,
-// once with the real content and once with a sentinel in its place. The
-// sentinel rendering splits the template's own text into a prefix and a
-// suffix; the real rendering must be prefix + content' + suffix (content'
-// being the content as the template transformed it, e.g. trimmed). Prefix and
-// suffix are encoded with special tokens parsed (they hold <|start_header_id|>
-// etc.); content' is encoded with special tokens NOT parsed, so a user who
-// types "<|eot_id|>" gets plain text tokens. The segments meet where the
-// template puts special tokens or newlines, which are pre-tokenizer
-// boundaries of byte-level BPE, so encoding them apart gives the same ids as
-// encoding the whole (checked against the golden chat ids in the CLI test).
+// --chat prompts go through the server's ChatPromptBuilder
+// (tokenizer/chat_prompt.h), so `generate --chat` and /v1/chat/completions
+// give the same ids for the same message, with the user's text kept plain (a
+// user who types "<|eot_id|>" gets text tokens).
 //
-// Threading: one thread.
+// Threading: immutable after load(); its methods from any thread.
 #pragma once
 
 #include <cstdint>
@@ -23,21 +17,32 @@
 #include <vector>
 
 #include "base/status.h"
+#include "tokenizer/chat_prompt.h"
+#include "tokenizer/tokenizer.h"
 
 namespace kr {
 
 class PromptCodec {
  public:
-  // Loads DIR/tokenizer.json and (when present) DIR/tokenizer_config.json's chat template.
+  // Loads DIR/tokenizer.json and, when the file exists, DIR/tokenizer_config.json's
+  // chat template. Errors: the tokenizer's; InvalidArgument for a malformed
+  // tokenizer_config.json or a chat template that does not parse.
   static StatusOr<std::unique_ptr<PromptCodec>> load(const std::string& model_dir);
-  virtual ~PromptCodec() = default;
 
   // Text with special tokens parsed; `bos` prepended unless the text already starts with it.
-  virtual StatusOr<std::vector<int32_t>> encode_plain(const std::string& text, std::optional<int32_t> bos) = 0;
-  // One user message in the chat template, add_generation_prompt = true (see above).
-  virtual StatusOr<std::vector<int32_t>> encode_chat_user(const std::string& content) = 0;
+  std::vector<int32_t> encode_plain(const std::string& text, std::optional<int32_t> bos) const;
+  // One user message in the chat template, add_generation_prompt = true.
+  // FailedPrecondition when the model has no chat template.
+  StatusOr<std::vector<int32_t>> encode_chat_user(const std::string& content) const;
   // Generated ids to text, special tokens skipped.
-  virtual StatusOr<std::string> decode(const std::vector<int32_t>& ids) = 0;
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+ private:
+  PromptCodec() = default;
+
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<ChatPromptBuilder> chat_;  // null: no chat template
+  std::string config_path_;                  // for error messages
 };
 
 }  // namespace kr

@@ -13,14 +13,9 @@
 
 #include "engine/sampling_params.h"
 #include "server/api_error.h"
+#include "tokenizer/chat_message.h"
 
 namespace kr {
-
-struct ChatMessage {
-  std::string role;                    // system | user | assistant | tool | developer
-  std::optional<std::string> content;  // text parts joined; nullopt for null (assistant with tool_calls)
-  std::string extra_json;              // other fields (name, tool_calls, tool_call_id) as a JSON object
-};
 
 struct OpenAIRequest {
   bool chat = false;

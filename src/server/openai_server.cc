@@ -4,8 +4,8 @@
 
 #include "engine/engine.h"
 #include "metrics/metrics.h"
-#include "server/chat_prompt.h"
 #include "server/generation.h"
+#include "tokenizer/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kr {

@@ -20,10 +20,9 @@
 #include "engine/engine_config.h"
 #include "engine/llama_runner.h"
 #include "metrics/metrics.h"
-#include "server/chat_prompt.h"
 #include "server/http_server.h"
 #include "server/openai_server.h"
-#include "tokenizer/chat_template.h"
+#include "tokenizer/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
 #ifdef KR_HAVE_CUDA_BACKEND
@@ -292,12 +291,12 @@ int serve_main(int argc, char** argv, const char* default_model_dir) {
   if (!tok.ok()) return fail(tok.status());
   std::unique_ptr<ChatPromptBuilder> chat;
   auto tcfg = read_tokenizer_config(a.model_dir + "/tokenizer_config.json");
-  if (tcfg.ok() && !tcfg->chat_template.empty()) {
-    auto tmpl = ChatTemplate::parse(tcfg->chat_template);
-    if (!tmpl.ok()) return fail(tmpl.status());
-    chat = std::make_unique<ChatPromptBuilder>(tok->get(), std::move(tmpl).value(), tcfg->bos_token.value_or(""),
-                                               tcfg->eos_token.value_or(""));
-  } else {
+  if (tcfg.ok()) {
+    auto made = make_chat_prompt_builder(tok->get(), *tcfg);
+    if (!made.ok()) return fail(made.status());
+    chat = std::move(made).value();
+  }
+  if (!chat) {
     KR_LOG(kWarn, "no chat template in %s/tokenizer_config.json: /v1/chat/completions is disabled", a.model_dir.c_str());
   }
 

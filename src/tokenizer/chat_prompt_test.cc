@@ -1,4 +1,4 @@
-#include "server/chat_prompt.h"
+#include "tokenizer/chat_prompt.h"
 
 #include <algorithm>
 #include <fstream>
@@ -69,6 +69,26 @@ TEST_F(ChatPromptTest, TemplateRaiseIsInvalidArgument) {
   auto p = builder->build({msg("assistant", "a"), msg("assistant", "b")}, "", false);
   if (p.ok()) EXPECT_EQ(p->ids, tok->encode(p->text, true));
   else EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(ChatPromptTest, BuilderFromConfigIsNullWithoutTemplateAndFailsOnABadOne) {
+  TokenizerConfig cfg;
+  auto none = make_chat_prompt_builder(tok.get(), cfg);
+  ASSERT_TRUE(none.ok()) << none.status().to_string();
+  EXPECT_EQ(none->get(), nullptr);
+  cfg.chat_template = "{% for m in messages %}{{ m.content }";  // unclosed expression
+  EXPECT_FALSE(make_chat_prompt_builder(tok.get(), cfg).ok());
+  // The model's own config gives a builder that agrees with the one made by hand.
+  auto model_cfg = read_tokenizer_config(kModel + "/tokenizer_config.json");
+  ASSERT_TRUE(model_cfg.ok());
+  auto made = make_chat_prompt_builder(tok.get(), *model_cfg);
+  ASSERT_TRUE(made.ok()) << made.status().to_string();
+  ASSERT_NE(made->get(), nullptr);
+  const std::vector<ChatMessage> msgs = {msg("user", "Hello there")};
+  auto a = (*made)->build(msgs, "", true);
+  auto b = builder->build(msgs, "", true);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->ids, b->ids);
 }
 
 }  // namespace

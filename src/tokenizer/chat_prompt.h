@@ -13,6 +13,9 @@
 // boundaries of byte-level BPE, so encoding them apart gives the same ids as
 // encoding the whole rendering with specials parsed (tested).
 //
+// Used by the server (/v1/chat/completions) and by `kr-serve generate --chat`,
+// so both turn the same messages into the same ids.
+//
 // Threading: immutable after construction; build() from any thread.
 #pragma once
 
@@ -22,9 +25,10 @@
 #include <vector>
 
 #include "base/status.h"
-#include "server/openai_request.h"
+#include "tokenizer/chat_message.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_config.h"
 
 namespace kr {
 
@@ -50,5 +54,12 @@ class ChatPromptBuilder {
   ChatTemplate tmpl_;
   std::string bos_token_, eos_token_;
 };
+
+// The builder for a model's tokenizer_config.json (bos/eos strings and chat
+// template): null when the config has no chat template; the parse error
+// (naming the construct and line) when the template does not parse.
+// `tok` must outlive the builder.
+StatusOr<std::unique_ptr<ChatPromptBuilder>> make_chat_prompt_builder(const Tokenizer* tok,
+                                                                      const TokenizerConfig& config);
 
 }  // namespace kr

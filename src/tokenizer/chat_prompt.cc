@@ -1,4 +1,4 @@
-#include "server/chat_prompt.h"
+#include "tokenizer/chat_prompt.h"
 
 #include <algorithm>
 
@@ -122,6 +122,14 @@ StatusOr<ChatPrompt> ChatPromptBuilder::build(const std::vector<ChatMessage>& me
     return Internal("chat template renders contents in a way the prompt builder cannot split");
   encode_template(tail);
   return out;
+}
+
+StatusOr<std::unique_ptr<ChatPromptBuilder>> make_chat_prompt_builder(const Tokenizer* tok,
+                                                                      const TokenizerConfig& config) {
+  if (config.chat_template.empty()) return std::unique_ptr<ChatPromptBuilder>();
+  KR_ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::parse(config.chat_template));
+  return std::make_unique<ChatPromptBuilder>(tok, std::move(tmpl), config.bos_token.value_or(""),
+                                             config.eos_token.value_or(""));
 }
 
 }  // namespace kr
