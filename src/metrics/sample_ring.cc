@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/check.h"
+#include "base/percentile.h"
 
 namespace kr {
 
@@ -30,16 +31,6 @@ std::vector<double> SampleRing::samples() const {
     if (!std::isnan(v)) out.push_back(v);
   }
   return out;
-}
-
-double percentile_sorted(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  q = std::clamp(q, 0.0, 1.0);
-  const double pos = q * static_cast<double>(sorted.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, sorted.size() - 1);
-  const double frac = pos - static_cast<double>(lo);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
 }
 
 SampleSummary summarize(std::vector<double>& values) {

@@ -31,10 +31,8 @@ struct SampleSummary {
   double min = 0, max = 0, mean = 0, p50 = 0, p95 = 0, p99 = 0;
 };
 
-// Percentile q in [0, 1] of an ascending vector, linear interpolation between
-// the closest ranks (numpy's default). Empty -> 0.
-double percentile_sorted(const std::vector<double>& sorted, double q);
-// Sorts `values` in place; all zeros when empty.
+// Sorts `values` in place; all zeros when empty. Percentiles follow
+// base/percentile.h (linear between closest ranks, numpy's default).
 SampleSummary summarize(std::vector<double>& values);
 
 }  // namespace kr

@@ -4,18 +4,14 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "base/percentile.h"
 
 namespace kr::bench {
 
 double percentile_sorted(const std::vector<double>& sorted, double p) {
   KR_CHECK(!sorted.empty());
   KR_CHECK(p >= 0 && p <= 100);
-  // Rank on [0, n-1]; the value between the two closest ranks is interpolated.
-  const double rank = p / 100.0 * static_cast<double>(sorted.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(rank));
-  const size_t hi = std::min(lo + 1, sorted.size() - 1);
-  const double frac = rank - static_cast<double>(lo);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
+  return kr::percentile_sorted(sorted, p / 100.0);
 }
 
 double percentile(std::vector<double> values, double p) {

@@ -1,6 +1,7 @@
-// Summary statistics for benchmark samples. Percentiles interpolate linearly
-// between closest ranks, as numpy.percentile's default ("linear") does; the
-// standard deviation is the sample one (ddof = 1). Pure functions, any thread.
+// Summary statistics for benchmark samples. Percentiles are base/percentile.h's
+// (linear between closest ranks, numpy.percentile's default), here on a 0..100
+// scale; the standard deviation is the sample one (ddof = 1). Pure functions,
+// any thread.
 #pragma once
 
 #include <cstddef>
@@ -13,7 +14,7 @@ struct Summary {
   double mean = 0, median = 0, p50 = 0, p90 = 0, p95 = 0, p99 = 0, std = 0, min = 0, max = 0;
 };
 
-// p in [0, 100]. `sorted` ascending and non-empty.
+// p in [0, 100] (checked). `sorted` ascending and non-empty (checked).
 double percentile_sorted(const std::vector<double>& sorted, double p);
 // Copies and sorts; 0 for an empty sample.
 double percentile(std::vector<double> values, double p);
