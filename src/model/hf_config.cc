@@ -66,21 +66,20 @@ Status read_ids(const json& j, const std::string& file, const char* key, std::ve
   return one(*it);
 }
 
-Status parse_rope_scaling(const json& j, const std::string& file, RopeScaling* rs) {
-  auto it = j.find("rope_scaling");
-  if (it == j.end() || it->is_null()) return Status::Ok();
-  if (!it->is_object()) return InvalidArgument(where(file, "rope_scaling") + " must be an object or null");
-  const json& r = *it;
+// The scaling fields of a RoPE object: `rope_scaling` (transformers 4) or
+// `rope_parameters` (transformers 5); `ctx` names it in errors. A missing or
+// "default" rope_type means no scaling.
+Status parse_rope_object(const json& r, const std::string& file, const std::string& ctx, RopeScaling* rs) {
+  if (!r.is_object()) return InvalidArgument(where(file, ctx) + " must be an object or null");
   std::string type;
   for (const char* k : {"rope_type", "type"}) {
     auto t = r.find(k);
     if (t != r.end()) {
-      if (!t->is_string()) return InvalidArgument(where(file, std::string("rope_scaling.") + k) + " must be a string");
+      if (!t->is_string()) return InvalidArgument(where(file, ctx + "." + k) + " must be a string");
       type = t->get<std::string>();
       break;
     }
   }
-  const std::string ctx = "rope_scaling";
   if (type == "default" || type.empty()) {
     rs->type = RopeScalingType::kNone;
     return Status::Ok();
@@ -110,6 +109,31 @@ Status parse_rope_scaling(const json& j, const std::string& file, RopeScaling* r
     return Status::Ok();
   }
   return Unimplemented(where(file, ctx + ".rope_type") + ": unsupported rope scaling '" + type + "'");
+}
+
+// rope_theta and scaling. transformers 5 writes both inside `rope_parameters`
+// ({rope_type, rope_theta, factor, ...}) instead of `rope_scaling` plus a
+// top-level `rope_theta`; when `rope_parameters` is there it wins (a top-level
+// rope_theta is only the fallback for a rope_parameters without one, and
+// rope_scaling is ignored).
+Status parse_rope(const json& j, const std::string& file, LlamaConfig* c) {
+  KR_RETURN_IF_ERROR(read_double(j, file, "rope_theta", &c->rope_theta));
+  auto params = j.find("rope_parameters");
+  if (params != j.end() && !params->is_null()) {
+    KR_RETURN_IF_ERROR(parse_rope_object(*params, file, "rope_parameters", &c->rope_scaling));
+    auto theta = params->find("rope_theta");
+    if (theta != params->end() && !theta->is_null()) {
+      if (!theta->is_number() || !std::isfinite(theta->get<double>()))
+        return InvalidArgument(where(file, "rope_parameters.rope_theta") + " must be a finite number");
+      c->rope_theta = theta->get<double>();
+    }
+    if (!(c->rope_theta > 0)) return InvalidArgument(where(file, "rope_parameters.rope_theta") + " must be > 0");
+    return Status::Ok();
+  }
+  if (!(c->rope_theta > 0)) return InvalidArgument(where(file, "rope_theta") + " must be > 0");
+  auto scaling = j.find("rope_scaling");
+  if (scaling == j.end() || scaling->is_null()) return Status::Ok();
+  return parse_rope_object(*scaling, file, "rope_scaling", &c->rope_scaling);
 }
 
 Status parse_config_object(const json& j, const std::string& file, LlamaConfig* c) {
@@ -147,9 +171,7 @@ Status parse_config_object(const json& j, const std::string& file, LlamaConfig* 
   if (c->num_attention_heads % c->num_key_value_heads != 0)
     return InvalidArgument(where(file, "num_key_value_heads") + " must divide num_attention_heads");
   KR_RETURN_IF_ERROR(read_double(j, file, "rms_norm_eps", &c->rms_norm_eps));
-  KR_RETURN_IF_ERROR(read_double(j, file, "rope_theta", &c->rope_theta));
-  if (!(c->rope_theta > 0)) return InvalidArgument(where(file, "rope_theta") + " must be > 0");
-  KR_RETURN_IF_ERROR(parse_rope_scaling(j, file, &c->rope_scaling));
+  KR_RETURN_IF_ERROR(parse_rope(j, file, c));
   auto tie = j.find("tie_word_embeddings");
   if (tie != j.end() && !tie->is_null()) {
     if (!tie->is_boolean()) return InvalidArgument(where(file, "tie_word_embeddings") + " must be a boolean");

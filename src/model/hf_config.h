@@ -31,6 +31,8 @@ struct LlamaConfig {
   int32_t head_dim = 0;             // defaults to hidden_size / num_attention_heads
   int32_t vocab_size = 0;
   double rms_norm_eps = 1e-5;
+  // From rope_parameters (transformers 5) when present, else from the top-level
+  // rope_theta and rope_scaling (transformers 4).
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;

@@ -254,5 +254,73 @@ TEST(HfConfig, Llama3InvFreqMatchesHuggingFace) {
   }
 }
 
+// transformers 5 writes RoPE as `rope_parameters` (theta included) instead of
+// `rope_scaling` + a top-level `rope_theta`; both must give the same config.
+TEST(HfConfig, RopeParametersOfTransformers5) {
+  const json base = json::parse(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":8,
+      "num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10})");
+  const json scaling = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 2.0},
+                        {"high_freq_factor", 6.0}, {"original_max_position_embeddings", 4096}};
+  json v4 = base;
+  v4["rope_theta"] = 250000.0;
+  v4["rope_scaling"] = scaling;
+  json v5 = base;
+  v5["rope_parameters"] = scaling;
+  v5["rope_parameters"]["rope_theta"] = 250000.0;
+  auto a = parse_llama_config(v4.dump(), "v4.json");
+  auto b = parse_llama_config(v5.dump(), "v5.json");
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_DOUBLE_EQ(b->rope_theta, 250000.0);
+  EXPECT_EQ(b->rope_scaling.type, RopeScalingType::kLlama3);
+  EXPECT_DOUBLE_EQ(b->rope_scaling.factor, 8.0);
+  EXPECT_DOUBLE_EQ(b->rope_scaling.low_freq_factor, 2.0);
+  EXPECT_DOUBLE_EQ(b->rope_scaling.high_freq_factor, 6.0);
+  EXPECT_EQ(b->rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_EQ(rope_inv_freq(*a), rope_inv_freq(*b));
+
+  // rope_parameters wins over the old keys when a file has both.
+  json both = v5;
+  both["rope_theta"] = 10000.0;
+  both["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  auto c = parse_llama_config(both.dump(), "both.json");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_DOUBLE_EQ(c->rope_theta, 250000.0);
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kLlama3);
+
+  // The default type: theta only, no scaling; without a theta inside, the top-level one stays.
+  json plain = base;
+  plain["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+  auto d = parse_llama_config(plain.dump(), "plain.json");
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_DOUBLE_EQ(d->rope_theta, 500000.0);
+  EXPECT_EQ(d->rope_scaling.type, RopeScalingType::kNone);
+  plain["rope_theta"] = 30000.0;
+  plain["rope_parameters"] = {{"rope_type", "default"}};
+  d = parse_llama_config(plain.dump(), "plain.json");
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_DOUBLE_EQ(d->rope_theta, 30000.0);
+
+  // Errors name rope_parameters and the field.
+  json bad = v5;
+  bad["rope_parameters"]["rope_type"] = "yarn";
+  auto e = parse_llama_config(bad.dump(), "bad.json");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("rope_parameters.rope_type"), std::string::npos) << e.status().to_string();
+  bad = v5;
+  bad["rope_parameters"].erase("low_freq_factor");
+  e = parse_llama_config(bad.dump(), "bad.json");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("rope_parameters.low_freq_factor"), std::string::npos) << e.status().to_string();
+  bad = v5;
+  bad["rope_parameters"]["rope_theta"] = -1.0;
+  e = parse_llama_config(bad.dump(), "bad.json");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("rope_parameters.rope_theta"), std::string::npos) << e.status().to_string();
+  bad = base;
+  bad["rope_parameters"] = "llama3";
+  EXPECT_FALSE(parse_llama_config(bad.dump(), "bad.json").ok());
+}
+
 }  // namespace
 }  // namespace kr
