@@ -175,30 +175,44 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
   for (int kt = kbeg; kt < kstop; kt += kKeys) {
     const int nkeys = min(kKeys, kstop - kt);
     __syncthreads();  // previous tile's Ks/Vs/Ps fully used (and Q/row state written)
-    for (int i = tid; i < kKeys * (D / 8); i += kThreads) {
-      const int key = i / (D / 8), c = i % (D / 8);
-      float* kd = Ks + key * (D + 1) + c * 8;
-      float* vd = Vs + key * D + c * 8;
-      if (key < nkeys) {
-        const int j = kt + key;
-        const size_t slot = static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
-        const size_t off = slot * kv_row + static_cast<size_t>(g) * D + c * 8;
-        union {
-          uint4 u;
-          bf16 h[8];
-        } kv, vv;
-        kv.u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.k_cache) + off);
-        vv.u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.v_cache) + off);
+    // K/V tile: each thread owns kIters 8-element chunks. All loads of a batch are
+    // issued before any shared store: the compiler cannot move a generic global
+    // load above a shared store (the pointers might alias), so a load-store loop
+    // would pay the table + K/V latency once per chunk instead of once per batch.
+    constexpr int kChunks = kKeys * (D / 8);
+    constexpr int kIters = (kChunks + kThreads - 1) / kThreads;
+    constexpr int kBatch = kIters < 4 ? kIters : 4;  // ≤ 32 staging registers
+    static_assert(kIters % kBatch == 0, "batches must tile the chunks");
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          kd[e] = __bfloat162float(kv.h[e]);
-          vd[e] = __bfloat162float(vv.h[e]);
+    for (int b0 = 0; b0 < kIters; b0 += kBatch) {
+      union Chunk {
+        uint4 u;
+        bf16 h[8];
+      } kv[kBatch], vv[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
+        kv[b].u = make_uint4(0, 0, 0, 0);  // bf16 zeros: padding keys get K = V = 0
+        vv[b].u = make_uint4(0, 0, 0, 0);
+        if (i < kChunks && key < nkeys) {
+          const int j = kt + key;
+          const size_t slot = static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+          const size_t off = slot * kv_row + static_cast<size_t>(g) * D + c * 8;
+          kv[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.k_cache) + off);
+          vv[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.v_cache) + off);
         }
-      } else {
+      }
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          kd[e] = 0.0f;
-          vd[e] = 0.0f;
+      for (int b = 0; b < kBatch; ++b) {
+        const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
+        if (i < kChunks) {
+          float* kd = Ks + key * (D + 1) + c * 8;
+          float* vd = Vs + key * D + c * 8;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            kd[e] = __bfloat162float(kv[b].h[e]);
+            vd[e] = __bfloat162float(vv[b].h[e]);
+          }
         }
       }
     }
