@@ -14,9 +14,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "backend/device_sampling.h"
 #include "backend/tensor.h"
 #include "base/status.h"
 
@@ -114,6 +116,23 @@ class Backend {
   // entries; synchronous. Returns false when the backend does not implement it.
   virtual bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) {
     (void)logits, (void)ids, (void)logprobs;
+    return false;
+  }
+  // Full sampling on the device (semantics and row parameters in
+  // backend/device_sampling.h): for each row r of logits [R, V] f32, out[r] gets
+  // the chosen id, its logprob, the non-finite flag and rows[r].top_logprobs top
+  // logprobs; only those cross to the host. rows [R]; penalty_ids /
+  // penalty_counts [P], each row reading its [penalty_begin, penalty_end) range
+  // (ids ascending, distinct, in [0, V)); eos_ids: suppressed in rows with
+  // suppress_eos. out: host array of R. Eager only (not between begin_graph and
+  // end_graph); synchronous. Returns false (nothing done) when the backend does
+  // not implement it or cannot serve these rows; the caller samples on the host.
+  // With no rows it is a probe: touches nothing (logits may be empty, out null)
+  // and returns whether the backend implements it.
+  virtual bool sample(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
+                      std::span<const int32_t> penalty_ids, std::span<const int32_t> penalty_counts,
+                      std::span<const int32_t> eos_ids, DeviceSampleResult* out) {
+    (void)logits, (void)rows, (void)penalty_ids, (void)penalty_counts, (void)eos_ids, (void)out;
     return false;
   }
   // Step graphs (CUDA graphs): a caller brackets one forward step with

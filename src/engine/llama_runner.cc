@@ -8,6 +8,10 @@ namespace kr {
 LlamaRunner::LlamaRunner(std::unique_ptr<Backend> backend, std::unique_ptr<LlamaModel> model)
     : backend_(std::move(backend)), model_(std::move(model)) {
   KR_CHECK(backend_ != nullptr && model_ != nullptr && &model_->backend() == backend_.get());
+  // A call without rows asks whether the backend implements Backend::sample at all,
+  // so that no random bits are drawn for a backend that would refuse.
+  backend_samples_ = backend_->sample(Tensor{}, {}, {}, {}, {}, nullptr);
+  use_device_sampling_ = backend_samples_;
 }
 
 LlamaRunner::~LlamaRunner() { model_.reset(); }  // frees its tensors while the backend lives
@@ -85,6 +89,40 @@ bool plain_greedy(const SeqStep& s) {
 
 }  // namespace
 
+bool pack_device_sampling(std::span<const SeqStep> seqs, int32_t vocab, std::mt19937_64* default_rng,
+                          DeviceSamplingBatch* batch) {
+  batch->rows.clear();
+  batch->penalty_ids.clear();
+  batch->penalty_counts.clear();
+  for (const SeqStep& s : seqs)
+    if (s.sample && s.sampling->logprobs > kDeviceSamplingMaxTop) return false;
+  for (const SeqStep& s : seqs) {
+    if (!s.sample) continue;
+    const SamplingParams& p = *s.sampling;
+    DeviceSamplingRow r;
+    r.temperature = p.temperature;
+    r.top_p = p.top_p;
+    r.top_k = p.top_k;
+    r.min_p = p.min_p;
+    r.repetition_penalty = p.repetition_penalty;
+    r.presence_penalty = p.presence_penalty;
+    r.frequency_penalty = p.frequency_penalty;
+    r.suppress_eos = s.suppress_eos ? 1 : 0;
+    r.top_logprobs = std::max(0, p.logprobs);
+    const bool repetition = p.repetition_penalty != 1.0f;
+    if (repetition || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+      const auto range = append_penalty_entries(s.prompt_ids.data(), s.prompt_ids.size(), s.output_ids.data(),
+                                                s.output_ids.size(), repetition, vocab, &batch->penalty_ids,
+                                                &batch->penalty_counts, &batch->scratch);
+      r.penalty_begin = range.first;
+      r.penalty_end = range.second;
+    }
+    if (p.temperature >= 1e-5f) r.random_bits = (*(s.rng != nullptr ? s.rng : default_rng))();
+    batch->rows.push_back(r);
+  }
+  return true;
+}
+
 Status LlamaRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) {
   out->clear();
   if (seqs.empty()) return InvalidArgument("step: no sequences");
@@ -124,6 +162,27 @@ Status LlamaRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken
     }
   }
   const size_t V = static_cast<size_t>(model_->config().vocab_size);
+  if (use_device_sampling_ &&
+      pack_device_sampling(seqs, static_cast<int32_t>(V), &default_rng_, &device_batch_)) {
+    device_results_.resize(device_batch_.rows.size());
+    if (backend_->sample(logits, device_batch_.rows, device_batch_.penalty_ids, device_batch_.penalty_counts,
+                         model_->eos_ids(), device_results_.data())) {
+      size_t row = 0;
+      for (const SeqStep& s : seqs) {
+        if (!s.sample) continue;
+        const DeviceSampleResult& d = device_results_[row++];
+        SampledToken t;
+        t.seq_id = s.seq_id;
+        t.non_finite = d.non_finite != 0;
+        t.id = t.non_finite ? -1 : d.id;
+        t.logprob = d.logprob;
+        t.top.reserve(static_cast<size_t>(d.num_top));
+        for (int32_t k = 0; k < d.num_top; ++k) t.top.emplace_back(d.top_ids[k], d.top_logprobs[k]);
+        out->push_back(std::move(t));
+      }
+      return Status::Ok();
+    }
+  }
   logits_host_.resize(logit_rows_.size() * V);
   backend_->copy_to_host(logits_host_.data(), logits, logits_host_.size() * sizeof(float));
   sample_inputs_.clear();

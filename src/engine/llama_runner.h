@@ -3,8 +3,11 @@
 // context lengths), runs LlamaModel::forward, copies the logits of the rows
 // that sample to the host and samples them with the CPU Sampler. When every
 // sampled row is plain greedy (no penalties, no top logprobs), the backend's
-// argmax_logprob picks on the device and only ids come back; pure decode steps
-// run inside Backend::begin_graph/end_graph (step graphs on CUDA).
+// argmax_logprob picks on the device and only ids come back; otherwise, where
+// the backend implements Backend::sample (CUDA), every row is sampled on the
+// device (penalties, temperature, top-k/p, min-p, top logprobs) and again only
+// ids and logprobs come back. Pure decode steps run inside
+// Backend::begin_graph/end_graph (step graphs on CUDA).
 //
 // Threading: engine thread only (it owns the backend, the model and the KV cache).
 #pragma once
@@ -26,6 +29,23 @@
 
 namespace kr {
 
+// Backend::sample's inputs for the sampling rows of one step.
+struct DeviceSamplingBatch {
+  std::vector<DeviceSamplingRow> rows;  // [R] one per SeqStep with sample == true, in order
+  std::vector<int32_t> penalty_ids;     // [P] per-row ranges, ids ascending
+  std::vector<int32_t> penalty_counts;  // [P] occurrences in the row's output ids
+  std::vector<int32_t> scratch;
+};
+
+// Packs the sampling SeqSteps of `seqs` into `batch` (cleared first). Rows that
+// draw (temperature >= 1e-5) take one 64-bit value from their sequence's rng
+// (`default_rng` when it has none), as the host Sampler takes one per draw, so
+// a seeded request is reproducible. Penalty entries are packed only for rows
+// whose penalties are on. Returns false, drawing nothing, when a row asks for
+// more than kDeviceSamplingMaxTop logprobs (the host serves the step).
+bool pack_device_sampling(std::span<const SeqStep> seqs, int32_t vocab, std::mt19937_64* default_rng,
+                          DeviceSamplingBatch* batch);
+
 class LlamaRunner final : public ModelRunner {
  public:
   // Takes ownership of both; the model must have been loaded on `backend`.
@@ -44,6 +64,9 @@ class LlamaRunner final : public ModelRunner {
 
   // Step graphs for pure decode steps (on by default; a no-op on backends without them).
   void set_use_graphs(bool on) { use_graphs_ = on; }
+  // Backend::sample for rows that are not plain greedy (on by default where the
+  // backend implements it; off samples them on the host).
+  void set_use_device_sampling(bool on) { use_device_sampling_ = on && backend_samples_; }
 
   LlamaModel& model() { return *model_; }
   Backend& backend() { return *backend_; }
@@ -68,7 +91,11 @@ class LlamaRunner final : public ModelRunner {
   std::vector<float> logits_host_;  // [R, V]
   std::vector<int32_t> device_ids_;   // [R] from Backend::argmax_logprob
   std::vector<float> device_logprobs_;
+  DeviceSamplingBatch device_batch_;              // Backend::sample inputs
+  std::vector<DeviceSampleResult> device_results_;
   bool use_graphs_ = true;
+  bool backend_samples_ = false;  // Backend::sample answered the probe (no rows) with true
+  bool use_device_sampling_ = false;
 };
 
 // Loads `model_dir` (or options.arch with options.dummy_weights) onto `backend`

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_sampling.h"
 #include "base/check.h"
 #include "base/log.h"
 
@@ -57,6 +58,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&inv_freq_dev_), 512 * sizeof(float)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_ids_dev_), 4096 * sizeof(int32_t)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_lp_dev_), 4096 * sizeof(float)));
+    sampler_ = std::make_unique<cuda::CudaSampler>();  // its device and pinned buffers (grown on demand)
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&inv_freq_pinned_), 512 * sizeof(float), cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
@@ -84,6 +86,7 @@ class CudaBackend final : public Backend {
     cudaFree(inv_freq_dev_);
     cudaFree(sample_ids_dev_);
     cudaFree(sample_lp_dev_);
+    sampler_.reset();
     cudaFreeHost(staging_);
     cudaFreeHost(inv_freq_pinned_);
     cudaEventDestroy(graph_done_);
@@ -278,6 +281,19 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  bool sample(const Tensor& logits, std::span<const DeviceSamplingRow> rows, std::span<const int32_t> penalty_ids,
+              std::span<const int32_t> penalty_counts, std::span<const int32_t> eos_ids,
+              DeviceSampleResult* out) override {
+    if (rows.empty()) return true;  // the probe: implemented
+    KR_CHECK_MSG(mode_ == Mode::kEager, "sample inside a step graph");
+    KR_CHECK(logits.dtype == DType::kF32 && logits.dim(0) == static_cast<int64_t>(rows.size()) &&
+             penalty_ids.size() == penalty_counts.size());
+    return sampler_->sample(logits.as<float>(), static_cast<int>(rows.size()), static_cast<int>(logits.dim(1)),
+                            rows.data(), penalty_ids.data(), penalty_counts.data(),
+                            static_cast<int>(penalty_ids.size()), eos_ids.data(), static_cast<int>(eos_ids.size()),
+                            out, stream_);
+  }
+
   bool begin_graph(uint64_t key) override;
   void end_graph() override;
 
@@ -351,6 +367,7 @@ class CudaBackend final : public Backend {
   std::vector<float> inv_freq_host_;
   int32_t* sample_ids_dev_ = nullptr;
   float* sample_lp_dev_ = nullptr;
+  std::unique_ptr<cuda::CudaSampler> sampler_;  // Backend::sample
 
   // Graphs.
   Mode mode_ = Mode::kEager;

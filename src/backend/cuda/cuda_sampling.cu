@@ -1,0 +1,508 @@
+// Device sampling kernel: one 1024-thread block per logits row (method in
+// cuda_sampling.h). Every pass re-reads the raw row from global memory (L2
+// after the first pass) and recomputes processed logits and weights on the fly.
+#include "backend/cuda/cuda_sampling.h"
+
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace kr::cuda {
+namespace {
+
+#define KR_SAMPLING_CUDA_CHECK(expr)                                                                 \
+  do {                                                                                               \
+    const cudaError_t kr_err_ = (expr);                                                              \
+    if (kr_err_ != cudaSuccess) {                                                                    \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(kr_err_)); \
+      std::abort();                                                                                  \
+    }                                                                                                \
+  } while (0)
+
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;  // 32: the last level of every block reduction is one warp
+constexpr int kBins = 2048;            // radix digits of 11, 11 and 10 bits
+constexpr int kTopCap = 1024;          // candidates for the top logprobs (ties beyond are dropped)
+constexpr int kMaxEos = 64;
+constexpr int kMaxBitmapWords = 32768;  // 128 KiB of dynamic shared memory: V <= 1,048,576
+constexpr float kGreedyTemperature = 1e-5f;  // as the CPU Sampler (vLLM)
+
+struct Shared {
+  float hist[kBins];
+  float red_f[kWarps];
+  double red_d[kWarps];
+  int red_i[kWarps];
+  int pick[2];
+  float pick_excl;
+  int top_n;
+  unsigned top_key[kTopCap];
+  int top_id[kTopCap];
+  int eos[kMaxEos];
+};
+
+struct Args {
+  const float* logits;  // [R, V]
+  int V;
+  int vec4;  // rows are 16-byte aligned and V % 4 == 0
+  const DeviceSamplingRow* rows;
+  const int32_t* penalty_ids;
+  const int32_t* penalty_counts;
+  const int32_t* eos_ids;
+  int num_eos;
+  DeviceSampleResult* out;
+};
+
+// Everything a pass needs to turn a raw logit into a processed one.
+struct RowCtx {
+  const unsigned* bitmap;  // shared: ids a penalty or suppression touches
+  const int32_t* pids;     // this row's entries, ascending
+  const int32_t* pcounts;
+  int np;
+  float rep, pres, freq;
+  bool rep_on, pf_on, suppress;
+  const int* eos;
+  int neos;
+};
+
+__device__ __noinline__ float processed_slow(const RowCtx& c, int i, float raw) {
+  float v = raw;
+  int lo = 0, hi = c.np;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (c.pids[mid] < i) lo = mid + 1; else hi = mid;
+  }
+  if (lo < c.np && c.pids[lo] == i) {
+    // Rounded exactly as the CPU (no fast-math division, no contraction).
+    if (c.rep_on) v = v > 0.0f ? __fdiv_rn(v, c.rep) : __fmul_rn(v, c.rep);
+    const int n = c.pcounts[lo];
+    if (c.pf_on && n > 0) v = __fsub_rn(v, __fadd_rn(__fmul_rn(c.freq, static_cast<float>(n)), c.pres));
+  }
+  if (c.suppress)
+    for (int e = 0; e < c.neos; ++e)
+      if (c.eos[e] == i) v = -INFINITY;
+  return v;
+}
+
+__device__ __forceinline__ float processed(const RowCtx& c, int i, float raw) {
+  if (((c.bitmap[i >> 5] >> (i & 31)) & 1u) == 0) return raw;
+  return processed_slow(c, i, raw);
+}
+
+// exp((p - pmax) / T) as the CPU: 0 below -87 (and for -inf).
+__device__ __forceinline__ float weight(float p, float pmax, float inv_t) {
+  const float x = (p - pmax) * inv_t;
+  return x >= -87.0f ? __expf(x) : 0.0f;
+}
+
+// Order-preserving map of a float to unsigned (larger float, larger key).
+__device__ __forceinline__ unsigned raw_key(float x) {
+  const unsigned u = __float_as_uint(x);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// Calls f(id, raw) for every id of the row, this thread's share.
+template <class F>
+__device__ __forceinline__ void for_row(const float* row, int V, bool vec4, F&& f) {
+  if (vec4) {
+    const float4* r4 = reinterpret_cast<const float4*>(row);
+    for (int j = threadIdx.x; j < V / 4; j += kThreads) {
+      const float4 q = r4[j];
+      f(4 * j, q.x);
+      f(4 * j + 1, q.y);
+      f(4 * j + 2, q.z);
+      f(4 * j + 3, q.w);
+    }
+  } else {
+    for (int i = threadIdx.x; i < V; i += kThreads) f(i, row[i]);
+  }
+}
+
+__device__ __forceinline__ bool better(float a, int ia, float b, int ib) { return a > b || (a == b && ia < ib); }
+
+__device__ __forceinline__ void warp_argmax(float& v, int& id) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, id, o);
+    if (better(ov, oi, v, id)) v = ov, id = oi;
+  }
+}
+
+// Block-wide (max, lowest id on ties); every thread gets the result.
+__device__ void block_argmax(Shared& sm, float& v, int& id) {
+  warp_argmax(v, id);
+  __syncthreads();  // earlier readers of red_* are done
+  if ((threadIdx.x & 31) == 0) sm.red_f[threadIdx.x >> 5] = v, sm.red_i[threadIdx.x >> 5] = id;
+  __syncthreads();
+  v = sm.red_f[threadIdx.x & 31];
+  id = sm.red_i[threadIdx.x & 31];
+  warp_argmax(v, id);
+}
+
+__device__ double block_sum(Shared& sm, double x) {
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) sm.red_d[threadIdx.x >> 5] = x;
+  __syncthreads();
+  x = sm.red_d[threadIdx.x & 31];
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+// Exclusive prefix sum of one value per thread (thread order) and the total.
+__device__ void block_exclusive_scan(Shared& sm, float x, float& excl, float& total) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  float incl = x;
+  for (int o = 1; o < 32; o <<= 1) {
+    const float y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
+  }
+  __syncthreads();
+  if (lane == 31) sm.red_f[w] = incl;
+  __syncthreads();
+  const float wt = sm.red_f[lane];
+  float wincl = wt;
+  for (int o = 1; o < 32; o <<= 1) {
+    const float y = __shfl_up_sync(0xffffffffu, wincl, o);
+    if (lane >= o) wincl += y;
+  }
+  const float woff = __shfl_sync(0xffffffffu, wincl - wt, w);
+  total = __shfl_sync(0xffffffffu, wincl, 31);
+  excl = woff + incl - x;
+}
+
+// Radix select over 32-bit keys in three histogram passes; visit(g) calls
+// g(key, mass) for every element that takes part (this thread's share).
+//   kMass == false: the key of the k-th largest element, or 0 when at most k
+//     take part (keep all).
+//   kMass == true: the smallest key v such that the mass of keys < v is
+//     <= drop_frac * (total mass): keys < v are the longest ascending prefix
+//     that top-p may drop; ties at v stay whole.
+template <bool kMass, class Visit>
+__device__ unsigned radix_select(Shared& sm, Visit&& visit, int k, float drop_frac) {
+  unsigned prefix = 0, mask = 0;
+  float before = 0.0f;  // outside the current bucket, on the side the walk starts from
+  float target = 0.0f;
+  for (int level = 0; level < 3; ++level) {
+    const int shift = level == 0 ? 21 : (level == 1 ? 10 : 0);
+    const int nbins = level == 2 ? 1024 : 2048;
+    for (int b = threadIdx.x; b < kBins; b += kThreads) sm.hist[b] = 0.0f;
+    __syncthreads();
+    visit([&](unsigned key, float mass) {
+      if ((key & mask) == prefix) atomicAdd(&sm.hist[(key >> shift) & (nbins - 1)], kMass ? mass : 1.0f);
+    });
+    __syncthreads();
+    // Ordered position j: the count walk starts at the largest keys, the mass walk at the smallest.
+    const int per = nbins / kThreads;  // 2 or 1
+    float local[2] = {0.0f, 0.0f};
+    float sum = 0.0f;
+    for (int q = 0; q < per; ++q) {
+      const int j = threadIdx.x * per + q;
+      local[q] = sm.hist[kMass ? j : nbins - 1 - j];
+      sum += local[q];
+    }
+    float excl = 0.0f, total = 0.0f;
+    block_exclusive_scan(sm, sum, excl, total);
+    if (level == 0) {
+      if (kMass) {
+        target = drop_frac * total;
+      } else {
+        if (total <= static_cast<float>(k)) return 0u;
+        target = static_cast<float>(k);
+      }
+    }
+    if (threadIdx.x == 0) sm.pick[0] = INT_MAX, sm.pick[1] = -1;
+    __syncthreads();
+    float run = excl;
+    for (int q = 0; q < per; ++q) {
+      const int j = threadIdx.x * per + q;
+      const float incl = run + local[q];
+      const bool cross = kMass ? (before + incl > target) : (before + incl >= target);
+      if (cross) atomicMin(&sm.pick[0], j);
+      if (local[q] > 0.0f) atomicMax(&sm.pick[1], j);
+      run = incl;
+    }
+    __syncthreads();
+    int j = sm.pick[0];
+    if (j == INT_MAX) j = sm.pick[1] > 0 ? sm.pick[1] : 0;  // rounding left no crossing: the last non-empty bucket
+    if (j / per == static_cast<int>(threadIdx.x)) {
+      float e = excl;
+      for (int q = 0; q < j % per; ++q) e += local[q];
+      sm.pick_excl = e;
+    }
+    __syncthreads();
+    before += sm.pick_excl;
+    const int b = kMass ? j : nbins - 1 - j;
+    prefix |= static_cast<unsigned>(b) << shift;
+    mask |= static_cast<unsigned>(nbins - 1) << shift;
+    __syncthreads();  // pick / pick_excl / hist are reused
+  }
+  return prefix;
+}
+
+__device__ __forceinline__ uint64_t splitmix64(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+__global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
+  extern __shared__ unsigned bitmap[];
+  __shared__ Shared sm;
+  const int r = blockIdx.x;
+  const int V = a.V;
+  const bool vec4 = a.vec4 != 0;
+  const float* row = a.logits + static_cast<size_t>(r) * V;
+  const DeviceSamplingRow p = a.rows[r];
+  DeviceSampleResult* out = a.out + r;
+
+  RowCtx c;
+  c.bitmap = bitmap;
+  c.pids = a.penalty_ids + p.penalty_begin;
+  c.pcounts = a.penalty_counts + p.penalty_begin;
+  c.np = p.penalty_end - p.penalty_begin;
+  c.rep = p.repetition_penalty;
+  c.pres = p.presence_penalty;
+  c.freq = p.frequency_penalty;
+  c.rep_on = p.repetition_penalty != 1.0f;
+  c.pf_on = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+  c.suppress = p.suppress_eos != 0;
+  c.eos = sm.eos;
+  c.neos = a.num_eos;
+
+  // ---- bitmap of touched ids ----
+  const int words = (V + 31) / 32;
+  for (int w = threadIdx.x; w < words; w += kThreads) bitmap[w] = 0u;
+  for (int e = threadIdx.x; e < a.num_eos; e += kThreads) sm.eos[e] = a.eos_ids[e];
+  __syncthreads();
+  if (c.rep_on || c.pf_on)
+    for (int e = threadIdx.x; e < c.np; e += kThreads) {
+      const int id = c.pids[e];
+      atomicOr(&bitmap[id >> 5], 1u << (id & 31));
+    }
+  if (c.suppress)
+    for (int e = threadIdx.x; e < a.num_eos; e += kThreads) {
+      const int id = sm.eos[e];
+      if (id >= 0 && id < V) atomicOr(&bitmap[id >> 5], 1u << (id & 31));
+    }
+  __syncthreads();
+
+  // ---- pass 1: finiteness, raw max/argmax and online sum of exp, processed max/argmax ----
+  int bad = 0;
+  float rmax = -INFINITY, rsum = 0.0f, pmax = -INFINITY;
+  int rarg = INT_MAX, parg = INT_MAX;
+  for_row(row, V, vec4, [&](int i, float x) {
+    bad |= (__float_as_uint(x) & 0x7f800000u) == 0x7f800000u;
+    if (x > rmax) {
+      rsum = rsum * __expf(rmax - x) + 1.0f;
+      rmax = x;
+      rarg = i;
+    } else {
+      rsum += __expf(x - rmax);
+      if (x == rmax && i < rarg) rarg = i;
+    }
+    const float v = processed(c, i, x);
+    if (better(v, i, pmax, parg)) pmax = v, parg = i;
+  });
+  bad = __syncthreads_or(bad);
+  if (bad) {
+    if (threadIdx.x == 0) {
+      out->id = -1;
+      out->logprob = 0.0f;
+      out->non_finite = 1;
+      out->num_top = 0;
+    }
+    return;
+  }
+  const float my_max = rmax;
+  block_argmax(sm, rmax, rarg);
+  const double total = block_sum(sm, my_max == -INFINITY ? 0.0 : static_cast<double>(rsum * __expf(my_max - rmax)));
+  const float lse = rmax + static_cast<float>(log(total));
+  block_argmax(sm, pmax, parg);
+
+  // ---- top logprobs of the raw logits ----
+  const int ntop = p.top_logprobs;
+  if (ntop > 0) {
+    const unsigned kth = radix_select<false>(
+        sm, [&](auto&& g) { for_row(row, V, vec4, [&](int, float x) { g(raw_key(x), 0.0f); }); }, ntop, 0.0f);
+    if (threadIdx.x == 0) sm.top_n = 0;
+    __syncthreads();
+    for_row(row, V, vec4, [&](int i, float x) {
+      const unsigned key = raw_key(x);
+      if (key >= kth) {
+        const int s = atomicAdd(&sm.top_n, 1);
+        if (s < kTopCap) sm.top_key[s] = key, sm.top_id[s] = i;
+      }
+    });
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      const int n = sm.top_n < kTopCap ? sm.top_n : kTopCap;
+      for (int t = 0; t < ntop && t < n; ++t) {
+        // best remaining (largest key, lowest id); taken ones have key 0 (no finite float maps to 0)
+        unsigned bk = 0;
+        int bi = INT_MAX, bs = -1;
+        for (int s = threadIdx.x; s < n; s += 32) {
+          const unsigned k = sm.top_key[s];
+          const int id = sm.top_id[s];
+          if (k > bk || (k == bk && k != 0 && id < bi)) bk = k, bi = id, bs = s;
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+          const unsigned ok = __shfl_xor_sync(0xffffffffu, bk, o);
+          const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+          const int os = __shfl_xor_sync(0xffffffffu, bs, o);
+          if (ok > bk || (ok == bk && oi < bi)) bk = ok, bi = oi, bs = os;
+        }
+        if (threadIdx.x == 0) {
+          out->top_ids[t] = bi;
+          out->top_logprobs[t] = row[bi] - lse;
+          sm.top_key[bs] = 0;
+        }
+        __syncwarp();
+      }
+    }
+  }
+
+  // ---- choose ----
+  int chosen = parg;
+  if (p.temperature >= kGreedyTemperature && pmax != -INFINITY) {
+    const float inv_t = 1.0f / p.temperature;
+    const float min_p = p.min_p;
+    auto cand = [&](float w) { return w > 0.0f && !(min_p > 0.0f && w < min_p); };
+    unsigned thr = 0;
+    if (p.top_k > 0) {
+      thr = radix_select<false>(
+          sm,
+          [&](auto&& g) {
+            for_row(row, V, vec4, [&](int i, float x) {
+              const float w = weight(processed(c, i, x), pmax, inv_t);
+              if (cand(w)) g(__float_as_uint(w), 0.0f);
+            });
+          },
+          p.top_k, 0.0f);
+    }
+    if (p.top_p < 1.0f) {
+      const unsigned thr_k = thr;
+      thr = radix_select<true>(
+          sm,
+          [&](auto&& g) {
+            for_row(row, V, vec4, [&](int i, float x) {
+              const float w = weight(processed(c, i, x), pmax, inv_t);
+              if (cand(w) && __float_as_uint(w) >= thr_k) g(__float_as_uint(w), w);
+            });
+          },
+          0, 1.0f - p.top_p);
+      if (thr < thr_k) thr = thr_k;
+    }
+    // Gumbel-max: argmax of log w + G with G = -log(E), E ~ Exp(1) from the hash.
+    float best = -INFINITY;
+    int best_id = INT_MAX;
+    const uint64_t bits = p.random_bits;
+    for_row(row, V, vec4, [&](int i, float x) {
+      const float pv = processed(c, i, x);
+      const float w = weight(pv, pmax, inv_t);
+      if (!cand(w) || __float_as_uint(w) < thr) return;
+      const uint64_t h = splitmix64(bits, static_cast<uint64_t>(i));
+      // v in (0, 1), fine near 0 where E = -log1p(-v) ~ v is small and G large.
+      const float v = (static_cast<float>(static_cast<uint32_t>(h >> 32)) + 0.5f) * 2.3283064365386963e-10f;
+      const float e = -log1pf(-v);
+      const float s = (pv - pmax) * inv_t - __logf(e);
+      if (better(s, i, best, best_id)) best = s, best_id = i;
+    });
+    block_argmax(sm, best, best_id);
+    chosen = best_id != INT_MAX ? best_id : rarg;  // nothing kept: the CPU falls back to the raw argmax
+  } else if (p.temperature >= kGreedyTemperature) {
+    chosen = rarg;  // every logit masked to -inf: as the CPU, the raw argmax
+  }
+  if (threadIdx.x == 0) {
+    out->id = chosen;
+    out->logprob = row[chosen] - lse;
+    out->non_finite = 0;
+    out->num_top = ntop;
+  }
+}
+
+size_t align16(size_t v) { return (v + 15) / 16 * 16; }
+
+}  // namespace
+
+CudaSampler::CudaSampler() {
+  KR_SAMPLING_CUDA_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              kMaxBitmapWords * static_cast<int>(sizeof(unsigned))));
+  in_capacity_ = size_t{1} << 20;
+  out_capacity_ = 256 * sizeof(DeviceSampleResult);
+  KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
+  KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
+  KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
+}
+
+CudaSampler::~CudaSampler() {
+  cudaFreeHost(in_host_);
+  cudaFree(in_dev_);
+  cudaFree(out_dev_);
+}
+
+void CudaSampler::reserve(size_t in_bytes, size_t out_bytes, cudaStream_t stream) {
+  if (in_bytes <= in_capacity_ && out_bytes <= out_capacity_) return;
+  KR_SAMPLING_CUDA_CHECK(cudaStreamSynchronize(stream));  // the old buffers may still be read
+  if (in_bytes > in_capacity_) {
+    cudaFreeHost(in_host_);
+    cudaFree(in_dev_);
+    in_capacity_ = in_bytes * 2;
+    KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
+    KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
+  }
+  if (out_bytes > out_capacity_) {
+    cudaFree(out_dev_);
+    out_capacity_ = out_bytes * 2;
+    KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
+  }
+}
+
+bool CudaSampler::sample(const float* logits, int R, int V, const DeviceSamplingRow* rows, const int32_t* penalty_ids,
+                         const int32_t* penalty_counts, int num_penalty, const int32_t* eos_ids, int num_eos,
+                         DeviceSampleResult* out, cudaStream_t stream) {
+  if (R <= 0) return true;
+  const int words = (V + 31) / 32;
+  if (V <= 0 || words > kMaxBitmapWords || num_eos < 0 || num_eos > kMaxEos || num_penalty < 0) return false;
+  for (int r = 0; r < R; ++r) {
+    const DeviceSamplingRow& p = rows[r];
+    if (p.top_logprobs < 0 || p.top_logprobs > kDeviceSamplingMaxTop || p.top_logprobs > V) return false;
+    if (p.penalty_begin < 0 || p.penalty_begin > p.penalty_end || p.penalty_end > num_penalty) return false;
+  }
+  for (int e = 0; e < num_penalty; ++e)
+    if (penalty_ids[e] < 0 || penalty_ids[e] >= V) return false;
+  // One host->device copy: rows, penalty ids, penalty counts, eos ids.
+  const size_t rows_bytes = align16(R * sizeof(DeviceSamplingRow));
+  const size_t pen_bytes = align16(static_cast<size_t>(num_penalty) * sizeof(int32_t));
+  const size_t eos_bytes = align16(static_cast<size_t>(num_eos) * sizeof(int32_t));
+  const size_t in_bytes = rows_bytes + 2 * pen_bytes + eos_bytes;
+  const size_t out_bytes = R * sizeof(DeviceSampleResult);
+  reserve(in_bytes, out_bytes, stream);
+  std::memcpy(in_host_, rows, R * sizeof(DeviceSamplingRow));
+  if (num_penalty > 0) {
+    std::memcpy(in_host_ + rows_bytes, penalty_ids, num_penalty * sizeof(int32_t));
+    std::memcpy(in_host_ + rows_bytes + pen_bytes, penalty_counts, num_penalty * sizeof(int32_t));
+  }
+  if (num_eos > 0) std::memcpy(in_host_ + rows_bytes + 2 * pen_bytes, eos_ids, num_eos * sizeof(int32_t));
+  KR_SAMPLING_CUDA_CHECK(cudaMemcpyAsync(in_dev_, in_host_, in_bytes, cudaMemcpyHostToDevice, stream));
+  Args a;
+  a.logits = logits;
+  a.V = V;
+  a.vec4 = (V % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0) ? 1 : 0;
+  a.rows = reinterpret_cast<const DeviceSamplingRow*>(in_dev_);
+  a.penalty_ids = reinterpret_cast<const int32_t*>(in_dev_ + rows_bytes);
+  a.penalty_counts = reinterpret_cast<const int32_t*>(in_dev_ + rows_bytes + pen_bytes);
+  a.eos_ids = reinterpret_cast<const int32_t*>(in_dev_ + rows_bytes + 2 * pen_bytes);
+  a.num_eos = num_eos;
+  a.out = out_dev_;
+  sample_kernel<<<R, kThreads, words * sizeof(unsigned), stream>>>(a);
+  KR_SAMPLING_CUDA_CHECK(cudaGetLastError());
+  KR_SAMPLING_CUDA_CHECK(cudaMemcpyAsync(out, out_dev_, out_bytes, cudaMemcpyDeviceToHost, stream));
+  KR_SAMPLING_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return true;
+}
+
+}  // namespace kr::cuda
