@@ -3,6 +3,7 @@
 // after the first pass) and recomputes processed logits and weights on the fly.
 #include "backend/cuda/cuda_sampling.h"
 
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -12,6 +13,8 @@
 
 namespace kr::cuda {
 namespace {
+
+namespace cg = cooperative_groups;
 
 #define KR_SAMPLING_CUDA_CHECK(expr)                                                                 \
   do {                                                                                               \
@@ -31,16 +34,37 @@ constexpr int kMaxBitmapWords = 32768;  // 128 KiB of dynamic shared memory: V <
 constexpr float kGreedyTemperature = 1e-5f;  // as the CPU Sampler (vLLM)
 
 struct Shared {
-  float hist[kBins];
+  float hist[2][kBins];  // alternate histogram levels: another block of the cluster may still read the last one
   float red_f[kWarps];
   double red_d[kWarps];
   int red_i[kWarps];
+  float cl_f[2];  // this block's part of a cluster reduction, alternating like hist
+  int cl_i[2];
+  double cl_d[2];
   int pick[2];
   float pick_excl;
   int top_n;
-  unsigned top_key[kTopCap];
+  unsigned top_key[kTopCap];  // this block's top-logprob candidates
   int top_id[kTopCap];
+  unsigned merged_key[kTopCap];  // block 0 of the cluster: everyone's candidates
+  int merged_id[kTopCap];
   int eos[kMaxEos];
+};
+
+// The blocks (a thread block cluster) that share one row. Every block computes
+// the same reductions from the same partial results, in the same order, so all
+// take the same decisions without broadcasts.
+struct Cl {
+  unsigned rank;
+  unsigned size;
+  int red_phase;
+  int hist_phase;
+  __device__ void sync() const {
+    if (size > 1) cg::this_cluster().sync(); else __syncthreads();
+  }
+  __device__ Shared* at(Shared* local, unsigned r) const {
+    return size > 1 ? cg::this_cluster().map_shared_rank(local, r) : local;
+  }
 };
 
 struct Args {
@@ -53,6 +77,7 @@ struct Args {
   const int32_t* eos_ids;
   int num_eos;
   DeviceSampleResult* out;
+  int cluster;  // blocks per row (a thread block cluster of that size)
 };
 
 // Everything a pass needs to turn a raw logit into a processed one.
@@ -103,12 +128,15 @@ __device__ __forceinline__ unsigned raw_key(float x) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-// Calls f(id, raw) for every id of the row, this thread's share.
+// Calls f(id, raw) for every id of the row, this thread's share (the row is
+// split over the cluster's blocks).
 template <class F>
-__device__ __forceinline__ void for_row(const float* row, int V, bool vec4, F&& f) {
+__device__ __forceinline__ void for_row(const float* row, int V, bool vec4, const Cl& cl, F&& f) {
+  const int start = static_cast<int>(cl.rank) * kThreads + static_cast<int>(threadIdx.x);
+  const int stride = static_cast<int>(cl.size) * kThreads;
   if (vec4) {
     const float4* r4 = reinterpret_cast<const float4*>(row);
-    for (int j = threadIdx.x; j < V / 4; j += kThreads) {
+    for (int j = start; j < V / 4; j += stride) {
       const float4 q = r4[j];
       f(4 * j, q.x);
       f(4 * j + 1, q.y);
@@ -116,7 +144,7 @@ __device__ __forceinline__ void for_row(const float* row, int V, bool vec4, F&& 
       f(4 * j + 3, q.w);
     }
   } else {
-    for (int i = threadIdx.x; i < V; i += kThreads) f(i, row[i]);
+    for (int i = start; i < V; i += stride) f(i, row[i]);
   }
 }
 
@@ -151,6 +179,33 @@ __device__ double block_sum(Shared& sm, double x) {
   return x;
 }
 
+// Cluster-wide versions: the block's result, then every block combines all
+// blocks' results in rank order.
+__device__ void cluster_argmax(Shared& sm, Cl& cl, float& v, int& id) {
+  block_argmax(sm, v, id);
+  if (cl.size == 1) return;
+  const int ph = cl.red_phase++ & 1;
+  if (threadIdx.x == 0) sm.cl_f[ph] = v, sm.cl_i[ph] = id;
+  cl.sync();
+  v = -INFINITY;
+  id = INT_MAX;
+  for (unsigned k = 0; k < cl.size; ++k) {
+    const Shared* o = cl.at(&sm, k);
+    if (better(o->cl_f[ph], o->cl_i[ph], v, id)) v = o->cl_f[ph], id = o->cl_i[ph];
+  }
+}
+
+__device__ double cluster_sum(Shared& sm, Cl& cl, double x) {
+  x = block_sum(sm, x);
+  if (cl.size == 1) return x;
+  const int ph = cl.red_phase++ & 1;
+  if (threadIdx.x == 0) sm.cl_d[ph] = x;
+  cl.sync();
+  x = 0.0;
+  for (unsigned k = 0; k < cl.size; ++k) x += cl.at(&sm, k)->cl_d[ph];
+  return x;
+}
+
 // Exclusive prefix sum of one value per thread (thread order) and the total.
 __device__ void block_exclusive_scan(Shared& sm, float x, float& excl, float& total) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
@@ -181,26 +236,30 @@ __device__ void block_exclusive_scan(Shared& sm, float x, float& excl, float& to
 //     <= drop_frac * (total mass): keys < v are the longest ascending prefix
 //     that top-p may drop; ties at v stay whole.
 template <bool kMass, class Visit>
-__device__ unsigned radix_select(Shared& sm, Visit&& visit, int k, float drop_frac) {
+__device__ unsigned radix_select(Shared& sm, Cl& cl, Visit&& visit, int k, float drop_frac) {
   unsigned prefix = 0, mask = 0;
   float before = 0.0f;  // outside the current bucket, on the side the walk starts from
   float target = 0.0f;
   for (int level = 0; level < 3; ++level) {
     const int shift = level == 0 ? 21 : (level == 1 ? 10 : 0);
     const int nbins = level == 2 ? 1024 : 2048;
-    for (int b = threadIdx.x; b < kBins; b += kThreads) sm.hist[b] = 0.0f;
+    const int hb = cl.hist_phase++ & 1;
+    float* hist = sm.hist[hb];
+    for (int b = threadIdx.x; b < kBins; b += kThreads) hist[b] = 0.0f;
     __syncthreads();
     visit([&](unsigned key, float mass) {
-      if ((key & mask) == prefix) atomicAdd(&sm.hist[(key >> shift) & (nbins - 1)], kMass ? mass : 1.0f);
+      if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & (nbins - 1)], kMass ? mass : 1.0f);
     });
-    __syncthreads();
+    cl.sync();
     // Ordered position j: the count walk starts at the largest keys, the mass walk at the smallest.
     const int per = nbins / kThreads;  // 2 or 1
     float local[2] = {0.0f, 0.0f};
     float sum = 0.0f;
     for (int q = 0; q < per; ++q) {
       const int j = threadIdx.x * per + q;
-      local[q] = sm.hist[kMass ? j : nbins - 1 - j];
+      const int b = kMass ? j : nbins - 1 - j;
+      local[q] = 0.0f;
+      for (unsigned c = 0; c < cl.size; ++c) local[q] += cl.at(&sm, c)->hist[hb][b];
       sum += local[q];
     }
     float excl = 0.0f, total = 0.0f;
@@ -252,7 +311,12 @@ __device__ __forceinline__ uint64_t splitmix64(uint64_t seed, uint64_t i) {
 __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
   extern __shared__ unsigned bitmap[];
   __shared__ Shared sm;
-  const int r = blockIdx.x;
+  Cl cl;
+  cl.size = static_cast<unsigned>(a.cluster);
+  cl.rank = cl.size > 1 ? cg::this_cluster().block_rank() : 0u;
+  cl.red_phase = 0;
+  cl.hist_phase = 0;
+  const int r = blockIdx.x / a.cluster;
   const int V = a.V;
   const bool vec4 = a.vec4 != 0;
   const float* row = a.logits + static_cast<size_t>(r) * V;
@@ -294,7 +358,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
   int bad = 0;
   float rmax = -INFINITY, rsum = 0.0f, pmax = -INFINITY;
   int rarg = INT_MAX, parg = INT_MAX;
-  for_row(row, V, vec4, [&](int i, float x) {
+  for_row(row, V, vec4, cl, [&](int i, float x) {
     bad |= (__float_as_uint(x) & 0x7f800000u) == 0x7f800000u;
     if (x > rmax) {
       rsum = rsum * __expf(rmax - x) + 1.0f;
@@ -307,46 +371,56 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
     const float v = processed(c, i, x);
     if (better(v, i, pmax, parg)) pmax = v, parg = i;
   });
-  bad = __syncthreads_or(bad);
-  if (bad) {
-    if (threadIdx.x == 0) {
+  if (cluster_sum(sm, cl, bad ? 1.0 : 0.0) > 0.0) {
+    if (cl.rank == 0 && threadIdx.x == 0) {
       out->id = -1;
       out->logprob = 0.0f;
       out->non_finite = 1;
       out->num_top = 0;
     }
+    cl.sync();  // no block may leave while another can still read its shared memory
     return;
   }
   const float my_max = rmax;
-  block_argmax(sm, rmax, rarg);
-  const double total = block_sum(sm, my_max == -INFINITY ? 0.0 : static_cast<double>(rsum * __expf(my_max - rmax)));
+  cluster_argmax(sm, cl, rmax, rarg);
+  const double total =
+      cluster_sum(sm, cl, my_max == -INFINITY ? 0.0 : static_cast<double>(rsum * __expf(my_max - rmax)));
   const float lse = rmax + static_cast<float>(log(total));
-  block_argmax(sm, pmax, parg);
+  cluster_argmax(sm, cl, pmax, parg);
 
   // ---- top logprobs of the raw logits ----
   const int ntop = p.top_logprobs;
   if (ntop > 0) {
     const unsigned kth = radix_select<false>(
-        sm, [&](auto&& g) { for_row(row, V, vec4, [&](int, float x) { g(raw_key(x), 0.0f); }); }, ntop, 0.0f);
+        sm, cl, [&](auto&& g) { for_row(row, V, vec4, cl, [&](int, float x) { g(raw_key(x), 0.0f); }); }, ntop, 0.0f);
     if (threadIdx.x == 0) sm.top_n = 0;
     __syncthreads();
-    for_row(row, V, vec4, [&](int i, float x) {
+    for_row(row, V, vec4, cl, [&](int i, float x) {
       const unsigned key = raw_key(x);
       if (key >= kth) {
         const int s = atomicAdd(&sm.top_n, 1);
         if (s < kTopCap) sm.top_key[s] = key, sm.top_id[s] = i;
       }
     });
-    __syncthreads();
-    if (threadIdx.x < 32) {
-      const int n = sm.top_n < kTopCap ? sm.top_n : kTopCap;
+    cl.sync();
+    if (cl.rank == 0 && threadIdx.x < 32) {
+      // Gather every block's candidates (at most kTopCap in all; ties beyond are dropped).
+      int n = 0;
+      for (unsigned b = 0; b < cl.size; ++b) {
+        const Shared* o = cl.at(&sm, b);
+        const int nb = o->top_n < kTopCap ? o->top_n : kTopCap;
+        for (int s = threadIdx.x; s < nb && n + s < kTopCap; s += 32)
+          sm.merged_key[n + s] = o->top_key[s], sm.merged_id[n + s] = o->top_id[s];
+        n = n + nb < kTopCap ? n + nb : kTopCap;
+      }
+      __syncwarp();
       for (int t = 0; t < ntop && t < n; ++t) {
         // best remaining (largest key, lowest id); taken ones have key 0 (no finite float maps to 0)
         unsigned bk = 0;
         int bi = INT_MAX, bs = -1;
         for (int s = threadIdx.x; s < n; s += 32) {
-          const unsigned k = sm.top_key[s];
-          const int id = sm.top_id[s];
+          const unsigned k = sm.merged_key[s];
+          const int id = sm.merged_id[s];
           if (k > bk || (k == bk && k != 0 && id < bi)) bk = k, bi = id, bs = s;
         }
         for (int o = 16; o > 0; o >>= 1) {
@@ -358,7 +432,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
         if (threadIdx.x == 0) {
           out->top_ids[t] = bi;
           out->top_logprobs[t] = row[bi] - lse;
-          sm.top_key[bs] = 0;
+          sm.merged_key[bs] = 0;
         }
         __syncwarp();
       }
@@ -374,9 +448,9 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
     unsigned thr = 0;
     if (p.top_k > 0) {
       thr = radix_select<false>(
-          sm,
+          sm, cl,
           [&](auto&& g) {
-            for_row(row, V, vec4, [&](int i, float x) {
+            for_row(row, V, vec4, cl, [&](int i, float x) {
               const float w = weight(processed(c, i, x), pmax, inv_t);
               if (cand(w)) g(__float_as_uint(w), 0.0f);
             });
@@ -386,9 +460,9 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
     if (p.top_p < 1.0f) {
       const unsigned thr_k = thr;
       thr = radix_select<true>(
-          sm,
+          sm, cl,
           [&](auto&& g) {
-            for_row(row, V, vec4, [&](int i, float x) {
+            for_row(row, V, vec4, cl, [&](int i, float x) {
               const float w = weight(processed(c, i, x), pmax, inv_t);
               if (cand(w) && __float_as_uint(w) >= thr_k) g(__float_as_uint(w), w);
             });
@@ -400,7 +474,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
     float best = -INFINITY;
     int best_id = INT_MAX;
     const uint64_t bits = p.random_bits;
-    for_row(row, V, vec4, [&](int i, float x) {
+    for_row(row, V, vec4, cl, [&](int i, float x) {
       const float pv = processed(c, i, x);
       const float w = weight(pv, pmax, inv_t);
       if (!cand(w) || __float_as_uint(w) < thr) return;
@@ -411,26 +485,47 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
       const float s = (pv - pmax) * inv_t - __logf(e);
       if (better(s, i, best, best_id)) best = s, best_id = i;
     });
-    block_argmax(sm, best, best_id);
+    cluster_argmax(sm, cl, best, best_id);
     chosen = best_id != INT_MAX ? best_id : rarg;  // nothing kept: the CPU falls back to the raw argmax
   } else if (p.temperature >= kGreedyTemperature) {
     chosen = rarg;  // every logit masked to -inf: as the CPU, the raw argmax
   }
-  if (threadIdx.x == 0) {
+  if (cl.rank == 0 && threadIdx.x == 0) {
     out->id = chosen;
     out->logprob = row[chosen] - lse;
     out->non_finite = 0;
     out->num_top = ntop;
   }
+  cl.sync();  // no block may leave while another can still read its shared memory
 }
 
 size_t align16(size_t v) { return (v + 15) / 16 * 16; }
+
+cudaError_t launch(Args a, int R, int cluster, size_t smem_bytes, cudaStream_t stream) {
+  a.cluster = cluster;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(R * cluster));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = smem_bytes;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(cluster);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, sample_kernel, a);
+}
 
 }  // namespace
 
 CudaSampler::CudaSampler() {
   KR_SAMPLING_CUDA_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               kMaxBitmapWords * static_cast<int>(sizeof(unsigned))));
+  int device = 0;
+  KR_SAMPLING_CUDA_CHECK(cudaGetDevice(&device));
+  KR_SAMPLING_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
   in_capacity_ = size_t{1} << 20;
   out_capacity_ = 256 * sizeof(DeviceSampleResult);
   KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
@@ -498,8 +593,16 @@ bool CudaSampler::sample(const float* logits, int R, int V, const DeviceSampling
   a.eos_ids = reinterpret_cast<const int32_t*>(in_dev_ + rows_bytes + 2 * pen_bytes);
   a.num_eos = num_eos;
   a.out = out_dev_;
-  sample_kernel<<<R, kThreads, words * sizeof(unsigned), stream>>>(a);
-  KR_SAMPLING_CUDA_CHECK(cudaGetLastError());
+  // Few rows leave most SMs idle: split each row over a cluster of up to 8
+  // blocks (one per SM) so that a batch-1 call is not one SM's work.
+  int cluster = 1;
+  while (cluster < 8 && R * cluster * 2 <= num_sms_) cluster *= 2;
+  cudaError_t err = launch(a, R, cluster, words * sizeof(unsigned), stream);
+  if (err != cudaSuccess && cluster > 1) {  // e.g. no room for a cluster: one block per row
+    (void)cudaGetLastError();
+    err = launch(a, R, 1, words * sizeof(unsigned), stream);
+  }
+  KR_SAMPLING_CUDA_CHECK(err);
   KR_SAMPLING_CUDA_CHECK(cudaMemcpyAsync(out, out_dev_, out_bytes, cudaMemcpyDeviceToHost, stream));
   KR_SAMPLING_CUDA_CHECK(cudaStreamSynchronize(stream));
   return true;

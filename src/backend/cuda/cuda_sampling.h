@@ -2,7 +2,9 @@
 // the semantics). One thread block per logits row; only ids and logprobs come
 // back to the host.
 //
-// Method per row (cuda_sampling.cu): a bitmap in shared memory marks the few
+// Method per row (cuda_sampling.cu): one block per row at large batches; with
+// few rows a thread block cluster of up to 8 blocks splits the row, merging
+// partial results through distributed shared memory. A bitmap in shared memory marks the few
 // ids whose logit a penalty or EOS suppression changes, so the processed logit
 // of every id is computed on the fly from the raw row (no copy of the row).
 // Pass 1 checks finiteness and finds the raw max/argmax, the raw log-sum-exp
@@ -52,6 +54,7 @@ class CudaSampler {
   size_t in_capacity_ = 0;
   DeviceSampleResult* out_dev_ = nullptr;
   size_t out_capacity_ = 0;  // bytes
+  int num_sms_ = 0;          // rows per call below this get several blocks each
 };
 
 }  // namespace kr::cuda
