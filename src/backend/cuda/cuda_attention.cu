@@ -61,8 +61,15 @@ __device__ void merge_splits(const AttnArgs& a, const AttnTile& tile, int g, int
     const size_t base = ((static_cast<size_t>(blockIdx.x) * a.kv_heads + g) * R + r) * S;
     const float* ml = a.partial_ml + base * 2;  // [S, 2]: max, sum
     const float* po = a.partial_out + base * D;  // [S, D]
-    float m = -INFINITY;
-    for (int s = lane; s < S; s += 32) {
+    // (max, sum) of split lane (the first 32 splits) stay in registers: no second
+    // L2 round trip for the common case S ≤ 32.
+    float m0 = -INFINITY, l0 = 0.0f;
+    if (lane < S) {
+      m0 = __ldcg(ml + 2 * lane);
+      l0 = __ldcg(ml + 2 * lane + 1);
+    }
+    float m = l0 > 0.0f ? m0 : -INFINITY;
+    for (int s = lane + 32; s < S; s += 32) {
       const float l = __ldcg(ml + 2 * s + 1);
       if (l > 0.0f) m = fmaxf(m, __ldcg(ml + 2 * s));
     }
@@ -72,11 +79,17 @@ __device__ void merge_splits(const AttnArgs& a, const AttnTile& tile, int g, int
 #pragma unroll
     for (int k = 0; k < DV; ++k) num[k] = 0.0f;
     for (int s0 = 0; s0 < S; s0 += 32) {
-      float w = 0.0f;  // split s0 + lane's weight; 0 for an empty split (m is finite when l > 0)
-      if (s0 + lane < S) {
-        const float l = __ldcg(ml + 2 * (s0 + lane) + 1);
-        if (l > 0.0f) w = l * __expf(__ldcg(ml + 2 * (s0 + lane)) - m);
+      float ms = m0, ls = l0;  // split s0 + lane
+      if (s0 > 0) {
+        ms = -INFINITY;
+        ls = 0.0f;
+        if (s0 + lane < S) {
+          ms = __ldcg(ml + 2 * (s0 + lane));
+          ls = __ldcg(ml + 2 * (s0 + lane) + 1);
+        }
       }
+      // Weight 0 for an empty split (and m is finite whenever some l > 0).
+      const float w = ls > 0.0f ? ls * __expf(ms - m) : 0.0f;
       den += w;
       const int n = min(32, S - s0);  // warp-uniform
 #pragma unroll 4
@@ -172,48 +185,66 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
 
   const int32_t* table = a.block_tables + static_cast<size_t>(tile.seq) * a.max_blocks;
   const size_t kv_row = static_cast<size_t>(a.kv_heads) * D;
+  // K/V tiles: each thread owns kIters 8-element chunks of a key tile. All loads of
+  // a batch are issued before any shared store: the compiler cannot move a
+  // generic global load above a shared store (they might alias), so a load-store
+  // loop would pay the table + K/V latency once per chunk instead of per batch.
+  // Decode blocks (few warps: the latency is exposed) stage the whole next tile in
+  // registers while computing the current one, where it costs ≤ 32 registers.
+  constexpr int kChunks = kKeys * (D / 8);
+  constexpr int kIters = (kChunks + kThreads - 1) / kThreads;
+  constexpr bool kPrefetch = kDecode && kIters <= 4;
+  constexpr int kBatch = kPrefetch ? kIters : (kIters < 4 ? kIters : 4);
+  static_assert(kIters % kBatch == 0, "batches must tile the chunks");
+  union Chunk {
+    uint4 u;
+    bf16 h[8];
+  };
+  Chunk kst[kBatch], vst[kBatch];
+  // Loads chunks [b0, b0 + kBatch) of the key tile at kt into kst/vst (zeros past the split).
+  auto load_chunks = [&](int kt, int b0) {
+    const int nk = min(kKeys, kstop - kt);
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
+      kst[b].u = make_uint4(0, 0, 0, 0);  // bf16 zeros: padding keys get K = V = 0
+      vst[b].u = make_uint4(0, 0, 0, 0);
+      if (i < kChunks && key < nk) {
+        const int j = kt + key;
+        const size_t slot = static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+        const size_t off = slot * kv_row + static_cast<size_t>(g) * D + c * 8;
+        kst[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.k_cache) + off);
+        vst[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.v_cache) + off);
+      }
+    }
+  };
+  auto store_chunks = [&](int b0) {
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
+      if (i < kChunks) {
+        float* kd = Ks + key * (D + 1) + c * 8;
+        float* vd = Vs + key * D + c * 8;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          kd[e] = __bfloat162float(kst[b].h[e]);
+          vd[e] = __bfloat162float(vst[b].h[e]);
+        }
+      }
+    }
+  };
+  if (kPrefetch && kbeg < kstop) load_chunks(kbeg, 0);
   for (int kt = kbeg; kt < kstop; kt += kKeys) {
     const int nkeys = min(kKeys, kstop - kt);
     __syncthreads();  // previous tile's Ks/Vs/Ps fully used (and Q/row state written)
-    // K/V tile: each thread owns kIters 8-element chunks. All loads of a batch are
-    // issued before any shared store: the compiler cannot move a generic global
-    // load above a shared store (the pointers might alias), so a load-store loop
-    // would pay the table + K/V latency once per chunk instead of once per batch.
-    constexpr int kChunks = kKeys * (D / 8);
-    constexpr int kIters = (kChunks + kThreads - 1) / kThreads;
-    constexpr int kBatch = kIters < 4 ? kIters : 4;  // ≤ 32 staging registers
-    static_assert(kIters % kBatch == 0, "batches must tile the chunks");
+    if constexpr (kPrefetch) {
+      store_chunks(0);
+      if (kt + kKeys < kstop) load_chunks(kt + kKeys, 0);  // in flight during this tile's math
+    } else {
 #pragma unroll
-    for (int b0 = 0; b0 < kIters; b0 += kBatch) {
-      union Chunk {
-        uint4 u;
-        bf16 h[8];
-      } kv[kBatch], vv[kBatch];
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
-        kv[b].u = make_uint4(0, 0, 0, 0);  // bf16 zeros: padding keys get K = V = 0
-        vv[b].u = make_uint4(0, 0, 0, 0);
-        if (i < kChunks && key < nkeys) {
-          const int j = kt + key;
-          const size_t slot = static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
-          const size_t off = slot * kv_row + static_cast<size_t>(g) * D + c * 8;
-          kv[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.k_cache) + off);
-          vv[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.v_cache) + off);
-        }
-      }
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
-        if (i < kChunks) {
-          float* kd = Ks + key * (D + 1) + c * 8;
-          float* vd = Vs + key * D + c * 8;
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            kd[e] = __bfloat162float(kv[b].h[e]);
-            vd[e] = __bfloat162float(vv[b].h[e]);
-          }
-        }
+      for (int b0 = 0; b0 < kIters; b0 += kBatch) {
+        load_chunks(kt, b0);
+        store_chunks(b0);
       }
     }
     __syncthreads();
@@ -249,9 +280,15 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
       // Few rows (decode): one (row, key) pair per thread.
       for (int p = tid; p < R * kKeys; p += kThreads) {
         const int r = p / kKeys, key = p % kKeys;
-        float s = 0.0f;
-#pragma unroll 16
-        for (int d = 0; d < D; ++d) s = fmaf(Qs[r * (D + 1) + d], Ks[key * (D + 1) + d], s);
+        // Four partial sums: independent FMA chains instead of one D-long chain.
+        const float* q = Qs + r * (D + 1);
+        const float* k = Ks + key * (D + 1);
+        float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
+        for (int d = 0; d < D; d += 4)
+#pragma unroll
+          for (int u = 0; u < 4; ++u) s4[u] = fmaf(q[d + u], k[d + u], s4[u]);
+        const float s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
         const bool ok = key < nkeys && kt + key <= row_pos[r];
         Ps[r * kKeys + key] = ok ? s : -INFINITY;
       }
@@ -380,13 +417,14 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
   if (merge) {
     // Every block of the grid reaches this point (no early exit above; a split past
     // the context writes l = 0), so each counter sees exactly num_splits arrivals.
-    // Release: each thread's fence orders its partial stores before the barrier,
-    // and thread 0's fence (cumulative over what the barrier ordered before it)
-    // orders them all before its atomicAdd. Acquire: the last arriver fences
-    // after the atomic that observed every other block's increment, the barrier
-    // orders the block's partial reads after that fence, and they read L2.
+    // Release: the barrier orders every thread's partial stores before thread 0's
+    // __threadfence, which is cumulative (it covers writes ordered before it, not
+    // only its own) and orders them before its atomicAdd — the pattern of the
+    // cooperative-groups grid sync. Acquire: the last arriver fences after the
+    // atomic that observed every other block's increment (each made after that
+    // block's release fence); the barrier orders the block's reads after that
+    // fence, and __ldcg reads them from L2.
     __shared__ int is_last;
-    __threadfence();
     __syncthreads();
     if (tid == 0) {
       int* counter = g_split_counters + blockIdx.x * a.kv_heads + g;
