@@ -1,6 +1,10 @@
-// Device sampling kernel: one 1024-thread block per logits row (method in
+// Device sampling kernel: one 1024-thread block per logits row, or a cluster of
+// up to 8 such blocks sharing a row when the batch is small (method in
 // cuda_sampling.h). Every pass re-reads the raw row from global memory (L2
 // after the first pass) and recomputes processed logits and weights on the fly.
+// Thresholds come from float histograms whose atomics add in any order, so in
+// the rare case where a cumulative mass lands within rounding of the top-p
+// budget the kept set (and so a seeded draw) may differ between calls.
 #include "backend/cuda/cuda_sampling.h"
 
 #include <cooperative_groups.h>
@@ -48,6 +52,7 @@ struct Shared {
   int top_id[kTopCap];
   unsigned merged_key[kTopCap];  // block 0 of the cluster: everyone's candidates
   int merged_id[kTopCap];
+  float cnt[kBins];  // candidate counts per first-level bin (compaction; written once per row)
   int eos[kMaxEos];
 };
 
@@ -308,6 +313,171 @@ __device__ __forceinline__ uint64_t splitmix64(uint64_t seed, uint64_t i) {
   return z ^ (z >> 31);
 }
 
+// Gumbel noise of id i: G = -log(E), E ~ Exp(1) from the row's random bits.
+__device__ __forceinline__ float gumbel(uint64_t bits, int i) {
+  const uint64_t h = splitmix64(bits, static_cast<uint64_t>(i));
+  // v in (0, 1), fine near 0 where E = -log1p(-v) ~ v is small and G large.
+  const float v = (static_cast<float>(static_cast<uint32_t>(h >> 32)) + 0.5f) * 2.3283064365386963e-10f;
+  return -__logf(-log1pf(-v));
+}
+
+// Top-k / top-p with one histogram pass and one collecting pass instead of
+// three radix passes each: the first-level histogram (mass and count per bin of
+// the weight's top 11 bits) finds the bin that bounds the kept set (the k-th
+// largest weight's bin for top-k, else the bin where the ascending mass crosses
+// the top-p budget); when at most kTopCap candidates lie in or above it, they
+// are gathered in block 0, sorted, cut exactly and drawn from there. Returns
+// the drawn id (in block 0; -2 elsewhere) or -1 when the caller must take the
+// full path (too many candidates, or no cut to make).
+__device__ int compact_and_draw(Shared& sm, Cl& cl, const RowCtx& c, const float* row, int V, bool vec4,
+                                const DeviceSamplingRow& p, float pmax, float inv_t, float min_p) {
+  const bool want_p = p.top_p < 1.0f;
+  if (p.top_k <= 0 && !want_p) return -1;
+  auto cand = [&](float w) { return w > 0.0f && !(min_p > 0.0f && w < min_p); };
+  const int hb = cl.hist_phase++ & 1;
+  float* hist = sm.hist[hb];
+  for (int b = threadIdx.x; b < kBins; b += kThreads) hist[b] = 0.0f, sm.cnt[b] = 0.0f;
+  __syncthreads();
+  for_row(row, V, vec4, cl, [&](int i, float x) {
+    const float w = weight(processed(c, i, x), pmax, inv_t);
+    if (cand(w)) {
+      const unsigned b = __float_as_uint(w) >> 21;
+      atomicAdd(&hist[b], w);
+      atomicAdd(&sm.cnt[b], 1.0f);
+    }
+  });
+  cl.sync();
+  // Thread t owns descending positions j = 2t, 2t + 1 (bin = kBins - 1 - j).
+  float m[2], n[2];
+  for (int q = 0; q < 2; ++q) {
+    const int b = kBins - 1 - (2 * static_cast<int>(threadIdx.x) + q);
+    m[q] = 0.0f;
+    n[q] = 0.0f;
+    for (unsigned k = 0; k < cl.size; ++k) {
+      const Shared* o = cl.at(&sm, k);
+      m[q] += o->hist[hb][b];
+      n[q] += o->cnt[b];
+    }
+  }
+  float mexcl, mtotal, nexcl, ntotal;
+  block_exclusive_scan(sm, m[0] + m[1], mexcl, mtotal);
+  block_exclusive_scan(sm, n[0] + n[1], nexcl, ntotal);
+  const bool top_k_cuts = p.top_k > 0 && static_cast<float>(p.top_k) < ntotal;
+  if (!top_k_cuts && !want_p) return -1;
+  const float budget = (1.0f - p.top_p) * mtotal;  // top-p only: the mass it may drop
+  if (threadIdx.x == 0) sm.pick[0] = INT_MAX, sm.pick[1] = -1;
+  __syncthreads();
+  {
+    float mrun = mexcl, nrun = nexcl;
+    for (int q = 0; q < 2; ++q) {
+      const int j = 2 * static_cast<int>(threadIdx.x) + q;
+      if (top_k_cuts) {
+        if (nrun + n[q] >= static_cast<float>(p.top_k)) atomicMin(&sm.pick[0], j);
+      } else if (mtotal - mrun > budget && n[q] > 0.0f) {
+        atomicMax(&sm.pick[1], j);  // lowest bin whose ascending inclusive mass passes the budget
+      }
+      mrun += m[q];
+      nrun += n[q];
+    }
+  }
+  __syncthreads();
+  int jcut = top_k_cuts ? sm.pick[0] : sm.pick[1];
+  __syncthreads();
+  if (jcut == INT_MAX || jcut < 0) return -1;  // rounding left no crossing: the full path decides
+  const unsigned bin_cut = static_cast<unsigned>(kBins - 1 - jcut);
+  // Candidates in and above the cut bin, and the mass strictly below it.
+  float in_list = 0.0f, below = 0.0f;
+  for (int q = 0; q < 2; ++q) {
+    const int j = 2 * static_cast<int>(threadIdx.x) + q;
+    if (j <= jcut) in_list += n[q]; else below += m[q];
+  }
+  in_list = static_cast<float>(block_sum(sm, in_list));
+  below = static_cast<float>(block_sum(sm, below));
+  if (in_list > static_cast<float>(kTopCap)) return -1;
+
+  // ---- gather (x = (l - max) / T, id) of those candidates into block 0 ----
+  if (threadIdx.x == 0) sm.top_n = 0;
+  __syncthreads();
+  for_row(row, V, vec4, cl, [&](int i, float raw) {
+    const float xv = __fmul_rn(processed(c, i, raw) - pmax, inv_t);
+    const float w = xv >= -87.0f ? __expf(xv) : 0.0f;  // = weight()
+    if (cand(w) && (__float_as_uint(w) >> 21) >= bin_cut) {
+      const int s = atomicAdd(&sm.top_n, 1);
+      if (s < kTopCap) sm.top_key[s] = __float_as_uint(xv), sm.top_id[s] = i;
+    }
+  });
+  cl.sync();
+  if (cl.rank != 0) return -2;  // block 0 finishes the row
+  int total_n = 0;
+  for (unsigned b = 0; b < cl.size; ++b) {
+    const Shared* o = cl.at(&sm, b);
+    const int nb = o->top_n < kTopCap - total_n ? o->top_n : kTopCap - total_n;
+    for (int s = threadIdx.x; s < nb; s += kThreads)
+      sm.merged_key[total_n + s] = o->top_key[s], sm.merged_id[total_n + s] = o->top_id[s];
+    total_n += nb;
+  }
+  for (int s = total_n + threadIdx.x; s < kTopCap; s += kThreads)
+    sm.merged_key[s] = __float_as_uint(-INFINITY), sm.merged_id[s] = INT_MAX;
+  __syncthreads();
+  // Bitonic sort, best first (x descending, id ascending); kTopCap == kThreads.
+  const int t = threadIdx.x;
+  for (int k = 2; k <= kTopCap; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      const int u = t ^ j;
+      const float xt = __uint_as_float(sm.merged_key[t]), xu = __uint_as_float(sm.merged_key[u]);
+      const int it = sm.merged_id[t], iu = sm.merged_id[u];
+      __syncthreads();
+      if (u > t) {
+        const bool up = (t & k) == 0;  // this pair's run sorts best first
+        const bool swap = up ? better(xu, iu, xt, it) : better(xt, it, xu, iu);
+        if (swap) {
+          sm.merged_key[t] = __float_as_uint(xu), sm.merged_id[t] = iu;
+          sm.merged_key[u] = __float_as_uint(xt), sm.merged_id[u] = it;
+        }
+      }
+      __syncthreads();
+    }
+  }
+  const float x = __uint_as_float(sm.merged_key[t]);
+  const int id = sm.merged_id[t];
+  const float w = t < total_n ? (x >= -87.0f ? __expf(x) : 0.0f) : 0.0f;
+  // top-k: keep every weight >= the k-th (the list holds all of them).
+  int nk = total_n;
+  if (top_k_cuts) {
+    if (t == p.top_k - 1) sm.pick_excl = w;
+    __syncthreads();
+    const float kth = sm.pick_excl;
+    nk = __syncthreads_count(t < total_n && w >= kth);
+  }
+  int cut = nk;
+  if (want_p) {
+    // Drop the longest ascending run (a suffix here) whose mass, with what lies
+    // below the list, stays <= budget; ties with the last kept weight stay.
+    const float v = t < nk ? w : 0.0f;
+    float pre, tot;
+    block_exclusive_scan(sm, v, pre, tot);
+    const float total = top_k_cuts ? tot : mtotal;
+    const float base = top_k_cuts ? 0.0f : below;
+    const float drop_budget = (1.0f - p.top_p) * total;
+    if (t == 0) sm.pick[0] = nk;
+    __syncthreads();
+    if (t >= 1 && t < nk && base + (tot - pre) <= drop_budget) atomicMin(&sm.pick[0], t);
+    __syncthreads();
+    const int c0 = sm.pick[0];
+    __syncthreads();
+    if (t == c0 - 1) sm.pick_excl = w;
+    __syncthreads();
+    const float last = sm.pick_excl;
+    cut = __syncthreads_count(t < nk && w >= last);
+  }
+  // Gumbel-max over the kept list.
+  float best = -INFINITY;
+  int best_id = INT_MAX;
+  if (t < cut) best = x + gumbel(p.random_bits, id), best_id = id;
+  block_argmax(sm, best, best_id);
+  return best_id;
+}
+
 __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
   extern __shared__ unsigned bitmap[];
   __shared__ Shared sm;
@@ -437,6 +607,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
         __syncwarp();
       }
     }
+    cl.sync();  // block 0 has read every block's candidates: the arrays are free again
   }
 
   // ---- choose ----
@@ -446,6 +617,10 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
     const float min_p = p.min_p;
     auto cand = [&](float w) { return w > 0.0f && !(min_p > 0.0f && w < min_p); };
     unsigned thr = 0;
+    const int compact = compact_and_draw(sm, cl, c, row, V, vec4, p, pmax, inv_t, min_p);
+    if (compact != -1) {  // the cluster agrees on -1 (every block saw the same histogram)
+      chosen = compact == INT_MAX ? rarg : compact;  // meaningful in block 0, the one that writes the result
+    } else {
     if (p.top_k > 0) {
       thr = radix_select<false>(
           sm, cl,
@@ -478,15 +653,12 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
       const float pv = processed(c, i, x);
       const float w = weight(pv, pmax, inv_t);
       if (!cand(w) || __float_as_uint(w) < thr) return;
-      const uint64_t h = splitmix64(bits, static_cast<uint64_t>(i));
-      // v in (0, 1), fine near 0 where E = -log1p(-v) ~ v is small and G large.
-      const float v = (static_cast<float>(static_cast<uint32_t>(h >> 32)) + 0.5f) * 2.3283064365386963e-10f;
-      const float e = -log1pf(-v);
-      const float s = (pv - pmax) * inv_t - __logf(e);
+      const float s = __fmul_rn(pv - pmax, inv_t) + gumbel(bits, i);  // as compact_and_draw
       if (better(s, i, best, best_id)) best = s, best_id = i;
     });
     cluster_argmax(sm, cl, best, best_id);
     chosen = best_id != INT_MAX ? best_id : rarg;  // nothing kept: the CPU falls back to the raw argmax
+    }
   } else if (p.temperature >= kGreedyTemperature) {
     chosen = rarg;  // every logit masked to -inf: as the CPU, the raw argmax
   }
