@@ -113,6 +113,10 @@ StatusOr<Tensor> LlamaModel::forward(const StepMetadata& meta, std::span<const i
   backend_.set_step_metadata(meta);
   Tensor ids = ids_.rows(0, T);
   backend_.copy_from_host(ids, token_ids.data(), token_ids.size_bytes());
+  // All host->device copies of the step come first: in a step graph each is a copy
+  // node, and one in the middle of the layer chain would sit on its critical path.
+  Tensor idx = row_idx_.rows(0, R);
+  if (R > 0) backend_.copy_from_host(idx, logit_rows.data(), logit_rows.size_bytes());
   Tensor residual = residual_.rows(0, T);  // [T, H]
   Tensor normed = normed_.rows(0, T);      // [T, H]
   Tensor qkv = qkv_.rows(0, T);            // [T, (Hq + 2 Hkv) * D]
@@ -143,8 +147,6 @@ StatusOr<Tensor> LlamaModel::forward(const StepMetadata& meta, std::span<const i
   backend_.add_rms_norm(residual, proj, weights_->final_norm, eps, normed);
   Tensor logits = logits_.rows(0, R);  // [R, V] f32
   if (R == 0) return logits;
-  Tensor idx = row_idx_.rows(0, R);
-  backend_.copy_from_host(idx, logit_rows.data(), logit_rows.size_bytes());
   Tensor last = last_.rows(0, R);  // [R, H]
   backend_.gather_rows(normed, idx, last);
   backend_.matmul(last, weights_->lm_head, logits);

@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_sampling.h"
 #include "base/check.h"
@@ -65,8 +66,9 @@ class CudaBackend final : public Backend {
     const char* f = std::getenv("KR_GPU_MEMORY_FRACTION");
     if (f != nullptr) memory_fraction_ = std::clamp(std::atof(f), 0.05, 0.99);
     if (const char* r = std::getenv("KR_GEMV_ROWS_PER_WARP")) cuda::set_gemv_rows_per_warp(std::atoi(r));
-    if (const char* r = std::getenv("KR_GEMV_BLOCK_ROWS")) cuda::set_gemv_block_rows(std::atoi(r));
-    if (const char* f = std::getenv("KR_FUSE_SWIGLU")) fuse_swiglu_ = std::atoi(f) != 0;
+    // KR_FUSE: bit mask of the batch-1 GEMV fusions (see PendingGemv), all on by default.
+    if (const char* f = std::getenv("KR_FUSE")) fuse_ = std::atoi(f);
+    if (const char* t = std::getenv("KR_GEMV1_TUNE")) cuda::set_gemv1_tune(std::atoi(t));
     if (const char* a = std::getenv("KR_ATTN_MAX_SPLITS")) attn_max_splits_ = std::max(1, std::atoi(a));
     // KR_PDL: 0 off, 1 every kernel, 2 (default) batch-1 GEMVs only.
     const char* pdl = std::getenv("KR_PDL");
@@ -76,7 +78,7 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
-    flush_rope();
+    flush_pending();
     cudaStreamSynchronize(stream_);
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
     for (void* p : allocations_) cudaFree(p);
@@ -108,7 +110,7 @@ class CudaBackend final : public Backend {
   }
 
   void free(Tensor& t) override {
-    flush_rope();
+    flush_pending();
     if (t.data == nullptr) return;
     if (allocations_.erase(t.data) > 0) {
       cudaStreamSynchronize(stream_);
@@ -141,7 +143,7 @@ class CudaBackend final : public Backend {
   }
 
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
-    flush_rope();
+    flush_pending();
     KR_CHECK(bytes <= dst.bytes());
     if (bytes == 0) return;
     if (mode_ == Mode::kEager) {
@@ -152,7 +154,7 @@ class CudaBackend final : public Backend {
   }
 
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override {
-    flush_rope();
+    flush_pending();
     KR_CHECK_MSG(mode_ == Mode::kEager, "copy_to_host inside a step graph");
     KR_CHECK(bytes <= src.bytes());
     KR_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
@@ -161,12 +163,12 @@ class CudaBackend final : public Backend {
 
   void fill_zero(Tensor& t) override {
     if (mode_ == Mode::kReplay) return;
-    flush_rope();
+    flush_pending();
     KR_CUDA_CHECK(cudaMemsetAsync(t.data, 0, t.bytes(), stream_));
   }
 
   void synchronize() override {
-    flush_rope();
+    flush_pending();
     KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
@@ -181,7 +183,7 @@ class CudaBackend final : public Backend {
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
-    flush_rope();
+    flush_pending();
     KR_CHECK(table.dtype == DType::kBF16 && out.dtype == DType::kBF16 && ids.dim(0) == out.dim(0));
     KR_CHECK(table.dim(1) == out.dim(1) && out.dim(1) % 8 == 0);
     cuda::launch_embedding(table.data, ids.as<int32_t>(), out.data, static_cast<int>(out.dim(0)),
@@ -190,17 +192,33 @@ class CudaBackend final : public Backend {
 
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
-    flush_rope();
+    flush_pending();
     check_norm(x, w, out);
+    if (x.dim(0) == 1 && (fuse_ & kFuseNorm)) {
+      pending_norm_ = PendingNorm{x.data, w.data, eps, out.data, static_cast<int>(x.dim(1))};
+      return;
+    }
     cuda::launch_rms_norm(nullptr, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
                           static_cast<int>(x.dim(1)), stream_);
   }
 
   void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
-    flush_rope();
     check_norm(x, w, out);
     KR_CHECK(residual.numel() == x.numel());
+    if (x.dim(0) == 1 && (fuse_ & kFuseResidual) && pending_gemv_.out == x.data && !pending_gemv_.rope &&
+        x.data != residual.data && pending_gemv_.norm.x != residual.data) {
+      // The GEMV that produced x adds it to the residual in its epilogue; what is
+      // left is a plain rms_norm of the residual (itself fused into the next GEMV).
+      cuda::Gemv1Args a = gemv_args(pending_gemv_);
+      a.residual = residual.data;
+      if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kResidual, stream_)) {
+        pending_gemv_ = PendingGemv{};
+        rms_norm(residual, w, eps, out);
+        return;
+      }
+    }
+    flush_pending();
     cuda::launch_rms_norm(residual.data, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
                           static_cast<int>(x.dim(1)), stream_);
   }
@@ -209,7 +227,8 @@ class CudaBackend final : public Backend {
 
   void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) override {
     if (mode_ == Mode::kReplay) return;
-    flush_gemv();
+    const bool into_gemv = (fuse_ & kFuseRope) && pending_gemv_.out == qkv.data && !pending_gemv_.rope;
+    if (!into_gemv) flush_pending();
     const int64_t T = qkv.dim(0);
     KR_CHECK(T == meta_.num_tokens && qkv.dim(1) == (q_heads + 2 * kv_heads) * int64_t{rope.head_dim});
     KR_CHECK(static_cast<int>(rope.inv_freq.size()) == rope.head_dim / 2 && rope.head_dim <= 1024);
@@ -222,9 +241,11 @@ class CudaBackend final : public Backend {
       inv_freq_bytes_ = rope.inv_freq.size() * sizeof(float);
       KR_CUDA_CHECK(cudaMemcpyAsync(inv_freq_dev_, inv_freq_pinned_, inv_freq_bytes_, cudaMemcpyHostToDevice, stream_));
     }
-    // Deferred: launched fused with the store_kv() that normally follows, or alone
-    // by flush_rope() before anything else touches the step's tensors.
+    // Deferred: launched fused with the store_kv() that normally follows (into the
+    // pending qkv GEMV's epilogue at batch 1), or alone by flush_pending() before
+    // anything else touches the step's tensors.
     pending_rope_ = PendingRope{qkv.data, static_cast<int>(T), q_heads, kv_heads, rope.head_dim};
+    pending_gemv_.rope = into_gemv;
   }
 
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override {
@@ -233,12 +254,29 @@ class CudaBackend final : public Backend {
     KR_CHECK(kv.k.dtype == DType::kBF16 && kv.k.numel() % (int64_t{kv_heads} * head_dim) == 0);
     if (pending_rope_.qkv == qkv.data && pending_rope_.q_heads == q_heads && pending_rope_.kv_heads == kv_heads &&
         pending_rope_.head_dim == head_dim) {
+      if (pending_gemv_.rope) {
+        cuda::Gemv1Args a = gemv_args(pending_gemv_);
+        a.positions = positions_dev();
+        a.slots = slots_dev();
+        a.inv_freq = inv_freq_dev_;
+        a.k_cache = kv.k.data;
+        a.v_cache = kv.v.data;
+        a.q_heads = q_heads;
+        a.kv_heads = kv_heads;
+        a.head_dim = head_dim;
+        if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kRope, stream_)) {
+          pending_gemv_ = PendingGemv{};
+          pending_rope_ = PendingRope{};
+          return;
+        }
+        launch_pending_gemv();  // unfused: the GEMV, then rope+store below
+      }
       cuda::launch_rope(qkv.data, positions_dev(), inv_freq_dev_, pending_rope_.tokens, q_heads, kv_heads, head_dim,
                         stream_, slots_dev(), kv.k.data, kv.v.data);
       pending_rope_ = PendingRope{};
       return;
     }
-    flush_rope();
+    flush_pending();
     cuda::launch_store_kv(qkv.data, slots_dev(), kv.k.data, kv.v.data, static_cast<int>(qkv.dim(0)), q_heads,
                           kv_heads, head_dim, stream_);
   }
@@ -250,26 +288,37 @@ class CudaBackend final : public Backend {
     if (mode_ == Mode::kReplay) return;
     const int64_t I = out.dim(1);
     KR_CHECK(gate_up.dim(0) == out.dim(0) && gate_up.dim(1) == 2 * I && I % 8 == 0);
-    if (pending_gemv_.out == gate_up.data && pending_gemv_.N == 2 * I && out.dim(0) == 1) {
-      const PendingGemv p = pending_gemv_;
-      pending_gemv_ = PendingGemv{};
-      if (cuda::launch_gemv_swiglu(p.x, p.w, p.out, out.data, p.N, p.K, stream_)) return;
-      cuda::launch_gemv(p.x, p.w, p.out, false, 1, p.N, p.K, stream_);
+    if ((fuse_ & kFuseSwiglu) && pending_gemv_.out == gate_up.data && pending_gemv_.N == 2 * I &&
+        !pending_gemv_.rope && out.dim(0) == 1) {
+      cuda::Gemv1Args a = gemv_args(pending_gemv_);
+      a.act = out.data;
+      if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kSwiglu, stream_)) {
+        pending_gemv_ = PendingGemv{};
+        return;
+      }
     }
-    flush_rope();
+    flush_pending();
     cuda::launch_silu_mul(gate_up.data, out.data, static_cast<int>(out.dim(0)), static_cast<int>(I), stream_);
   }
 
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override {
     if (mode_ == Mode::kReplay) return;
-    flush_rope();
+    if (x.dim(0) == 1 && out.dim(0) == 1 && pending_norm_.out == x.data && pending_norm_.copy == nullptr &&
+        out.dtype == x.dtype) {
+      // One row from one row: idx can only be 0 (LlamaModel validates logit rows), so
+      // the pending norm writes its result to `out` as well, and stays pending for the
+      // lm_head GEMV that normally follows.
+      pending_norm_.copy = out.data;
+      return;
+    }
+    flush_pending();
     const int64_t row_bytes = x.bytes() / std::max<int64_t>(x.dim(0), 1);
     KR_CHECK(idx.dim(0) == out.dim(0) && out.dtype == x.dtype && row_bytes % 16 == 0);
     cuda::launch_gather_rows(x.data, idx.as<int32_t>(), out.data, static_cast<int>(out.dim(0)), row_bytes, stream_);
   }
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
-    flush_rope();
+    flush_pending();
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
     const int64_t R = logits.dim(0), V = logits.dim(1);
     KR_CHECK(logits.dtype == DType::kF32 && R <= 4096);
@@ -285,6 +334,7 @@ class CudaBackend final : public Backend {
               std::span<const int32_t> penalty_counts, std::span<const int32_t> eos_ids,
               DeviceSampleResult* out) override {
     if (rows.empty()) return true;  // the probe: implemented
+    flush_pending();
     KR_CHECK_MSG(mode_ == Mode::kEager, "sample inside a step graph");
     KR_CHECK(logits.dtype == DType::kF32 && logits.dim(0) == static_cast<int64_t>(rows.size()) &&
              penalty_ids.size() == penalty_counts.size());
@@ -304,28 +354,73 @@ class CudaBackend final : public Backend {
     std::vector<size_t> copy_bytes;  // sizes of the staged copies, in order, for the replay check
   };
 
-  // A batch-1 bf16 matmul not launched yet: launched fused with the silu_mul() that
-  // normally follows it (gate_up), or alone by flush_gemv() before any other op.
-  struct PendingGemv {
+  // Batch-1 fusion. At batch 1 a decode step is a chain of GEMVs with small ops in
+  // between; those ops are held back here and launched inside the GEMV that
+  // produces or consumes their vector (cuda_gemv1.h) when the next op allows it:
+  //   rms_norm(x) -> matmul            : norm in the GEMV's prologue (kFuseNorm)
+  //   matmul -> add_rms_norm(res, out) : residual add in the GEMV's epilogue (kFuseResidual)
+  //   matmul -> silu_mul               : SiLU·mul in the epilogue (kFuseSwiglu)
+  //   matmul -> rope -> store_kv       : RoPE and the KV store in the epilogue (kFuseRope)
+  // Any other op first launches what is pending, unfused and in issue order
+  // (flush_pending), so every tensor the ops promise to write is written.
+  static constexpr int kFuseSwiglu = 1, kFuseNorm = 2, kFuseResidual = 4, kFuseRope = 8;
+  struct PendingNorm {  // out = rms_norm(x) * w, x [1, H]; also into `copy` when set (a gather of it)
+    const void* x = nullptr;
+    const void* w = nullptr;
+    float eps = 0.0f;
+    void* out = nullptr;
+    int H = 0;
+    void* copy = nullptr;
+  };
+  struct PendingGemv {  // out [1, N] = x · wᵀ, with x = norm.out computed from norm.x when norm.out is set
     const void* x = nullptr;
     const void* w = nullptr;
     void* out = nullptr;
     int N = 0, K = 0;
+    PendingNorm norm;
+    bool rope = false;  // a rope() of `out` is pending too (pending_rope_)
   };
-  void flush_gemv() {
-    if (pending_gemv_.out == nullptr) return;
+  cuda::Gemv1Args gemv_args(const PendingGemv& p) const {
+    cuda::Gemv1Args a;
+    a.x = p.norm.out != nullptr ? p.norm.x : p.x;
+    a.w = p.w;
+    a.out = p.out;
+    a.N = p.N;
+    a.K = p.K;
+    if (p.norm.out != nullptr) {
+      a.norm_w = p.norm.w;
+      a.eps = p.norm.eps;
+      a.normed = p.norm.out;
+      a.normed_copy = p.norm.copy;
+    }
+    return a;
+  }
+  void launch_pending_gemv() {
     const PendingGemv p = pending_gemv_;
     pending_gemv_ = PendingGemv{};
+    if (p.out == nullptr) return;
+    if (cuda::launch_gemv1(gemv_args(p), cuda::Gemv1Epilogue::kPlain, stream_)) return;
+    launch_norm(p.norm);
     cuda::launch_gemv(p.x, p.w, p.out, false, 1, p.N, p.K, stream_);
+  }
+  void launch_norm(const PendingNorm& n) {
+    if (n.out == nullptr) return;
+    cuda::launch_rms_norm(nullptr, n.x, n.w, n.eps, n.out, 1, n.H, stream_);
+    if (n.copy != nullptr)
+      KR_CUDA_CHECK(cudaMemcpyAsync(n.copy, n.out, static_cast<size_t>(n.H) * 2, cudaMemcpyDeviceToDevice, stream_));
   }
 
   struct PendingRope {
     void* qkv = nullptr;
     int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
   };
-  // Launches every deferred op (gemv, then rope), in the order they were issued.
-  void flush_rope() {
-    flush_gemv();
+  // Launches every deferred op unfused, in the order they were issued: a pending
+  // norm (not yet consumed by a GEMV), the GEMV, then the rope of its output.
+  void flush_pending() {
+    const PendingNorm n = pending_norm_;
+    pending_norm_ = PendingNorm{};
+    launch_norm(n);
+    launch_pending_gemv();
     if (pending_rope_.qkv == nullptr) return;
     const PendingRope p = pending_rope_;
     pending_rope_ = PendingRope{};
@@ -349,9 +444,10 @@ class CudaBackend final : public Backend {
   // Step metadata: host copy, the attention tiles built from it, and the device image
   // [positions | slots | context_lens | block_tables | tiles] in meta_dev_.
   StepMetadata meta_;
-  PendingRope pending_rope_;  // a rope() not launched yet
+  PendingNorm pending_norm_;  // a batch-1 rms_norm not launched yet
   PendingGemv pending_gemv_;  // a batch-1 matmul not launched yet
-  bool fuse_swiglu_ = true;
+  PendingRope pending_rope_;  // a rope() not launched yet
+  int fuse_ = kFuseSwiglu | kFuseNorm | kFuseResidual | kFuseRope;
   int attn_max_splits_ = 1 << 20;
   std::vector<int32_t> meta_host_;
   int32_t* meta_dev_ = nullptr;
@@ -401,7 +497,7 @@ void CudaBackend::staged_copy(void* dst, const void* src, size_t bytes) {
 }
 
 void CudaBackend::set_step_metadata(const StepMetadata& m) {
-  flush_rope();
+  flush_pending();
   KR_CHECK(static_cast<int>(m.positions.size()) == m.num_tokens &&
            static_cast<int>(m.slot_mapping.size()) == m.num_tokens);
   KR_CHECK(static_cast<int>(m.query_start.size()) == m.num_seqs + 1 &&
@@ -449,18 +545,31 @@ void CudaBackend::build_tiles(int group) {
 }
 
 void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
-  flush_rope();
   if (mode_ == Mode::kReplay) return;
+  PendingNorm norm;
+  if (pending_norm_.out != nullptr && (pending_norm_.out == x.data || pending_norm_.copy == x.data) &&
+      x.dim(0) == 1) {
+    norm = pending_norm_;  // consumed by this GEMV's prologue
+    pending_norm_ = PendingNorm{};
+  }
+  flush_pending();
   const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
   KR_CHECK(w.dim(1) == K && out.dim(0) == T && out.dim(1) == N);
   KR_CHECK(x.dtype == DType::kBF16 && w.dtype == DType::kBF16);
   KR_CHECK(out.dtype == DType::kBF16 || out.dtype == DType::kF32);
   const bool out_f32 = out.dtype == DType::kF32;
   if (T == 0) return;
-  if (T == 1 && !out_f32 && fuse_swiglu_ && N % 2 == 0 && K % 8 == 0) {
-    pending_gemv_ = PendingGemv{x.data, w.data, out.data, static_cast<int>(N), static_cast<int>(K)};
-    return;
+  if (T == 1 && K % 8 == 0) {
+    const PendingGemv p{x.data, w.data, out.data, static_cast<int>(N), static_cast<int>(K), norm, false};
+    if (!out_f32) {
+      pending_gemv_ = p;
+      return;
+    }
+    cuda::Gemv1Args a = gemv_args(p);  // logits: nothing fuses after it
+    a.out_f32 = true;
+    if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kPlain, stream_)) return;
   }
+  launch_norm(norm);
   if (T <= cuda::kGemvMaxTokens && K % 8 == 0) {
     cuda::launch_gemv(x.data, w.data, out.data, out_f32, static_cast<int>(T), static_cast<int>(N),
                       static_cast<int>(K), stream_);
@@ -477,7 +586,7 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
 
 void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim,
                             float scale, Tensor& out) {
-  flush_rope();
+  flush_pending();
   if (mode_ == Mode::kReplay) {
     // The tiles are one of the step's staged copies: keep the copy sequence identical.
     if (tile_group_ == 0) build_tiles(q_heads / kv_heads);
@@ -535,7 +644,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, i
 
 bool CudaBackend::begin_graph(uint64_t key) {
   KR_CHECK_MSG(mode_ == Mode::kEager, "begin_graph twice");
-  flush_rope();  // deferred eager ops stay outside the graph
+  flush_pending();  // deferred eager ops stay outside the graph
   // The previous replay may still read the pinned staging buffer.
   KR_CUDA_CHECK(cudaEventSynchronize(graph_done_));
   graph_key_ = key;
@@ -553,7 +662,7 @@ bool CudaBackend::begin_graph(uint64_t key) {
 }
 
 void CudaBackend::end_graph() {
-  flush_rope();
+  flush_pending();
   Graph& g = graphs_[graph_key_];
   if (mode_ == Mode::kCapture) {
     cudaGraph_t graph = nullptr;

@@ -145,12 +145,9 @@ void gemv_bench() {
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
   const int shapes[][2] = {{5120, 3072}, {3072, 3072}, {16384, 3072}, {3072, 8192}, {128256, 3072}};
-  // Variant v: 0..2 = split-K block kernel with 2, 4, 8 rows per block; 3..5 = 1, 2, 4 rows per warp.
-  for (int v = 0; v < 6; ++v) {
-    const int rpw = v < 3 ? 0 : (v == 3 ? 1 : (v == 4 ? 2 : 4));
-    const int brows = v == 0 ? 2 : (v == 1 ? 4 : 8);
+  // Variant 0: the split-K block kernel (cuda_gemv1.cu, 4 rows per block); 1, 2, 4 rows per warp.
+  for (const int rpw : {0, 1, 2, 4}) {
     cuda::set_gemv_rows_per_warp(rpw);
-    cuda::set_gemv_block_rows(brows);
     for (const auto& sh : shapes) {
       const size_t mat = static_cast<size_t>(sh[0]) * sh[1] * 2;
       const int copies = static_cast<int>(pool_bytes / mat);
@@ -163,13 +160,12 @@ void gemv_bench() {
       cudaEventSynchronize(e1);
       float ms = 0;
       cudaEventElapsedTime(&ms, e0, e1);
-      std::printf("gemv rows/warp %d block rows %d N %-6d K %-5d %7.2f us %7.0f GB/s\n", rpw, rpw == 0 ? brows : 0,
-                  sh[0], sh[1], 1000.0 * ms / reps,
+      std::printf("gemv %-12s N %-6d K %-5d %7.2f us %7.0f GB/s\n",
+                  rpw == 0 ? "split-K" : (std::to_string(rpw) + " rows/warp").c_str(), sh[0], sh[1], 1000.0 * ms / reps,
                   static_cast<double>(mat) * reps / (ms * 1e-3) / 1e9);
     }
   }
   cuda::set_gemv_rows_per_warp(0);
-  cuda::set_gemv_block_rows(4);
   cudaFree(pool);
   cudaFree(x);
   cudaFree(out);

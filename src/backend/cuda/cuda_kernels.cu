@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
@@ -260,120 +261,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16* __restrict__ x, c
   }
 }
 
-// Batch-1 GEMV, split-K inside the block: a block of 128 threads owns R output rows
-// and its threads divide K between them, each issuing R * V 16-byte weight loads
-// before using any. Many short blocks (≥ 768 for the 3B shapes) fill every SM with
-// bytes in flight and leave a short tail, where a warp-per-row kernel over narrow
-// matrices (3072 rows) runs only 1.5 blocks per SM.
-//
-// SWIGLU: w is [gate; up] with N = 2 I rows; the block owns gate rows i..i+R/2-1 and
-// the up rows I+i.. of the same outputs, writes both to out ([2 I], as the plain
-// GEMV would) and silu(gate) * up to act ([I], exactly as silu_mul_kernel).
-template <int R, int V, bool SWIGLU>
-__global__ void __launch_bounds__(128) gemv_block_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
-                                                         void* out, bool out_f32, int N, int K, bf16* act) {
-  const int I = N / 2;
-  const int n0 = blockIdx.x * (SWIGLU ? R / 2 : R);
-  // Output row of the block's r-th row.
-  auto row_of = [&](int r) { return SWIGLU ? (r < R / 2 ? n0 + r : I + n0 + r - R / 2) : n0 + r; };
-  auto row_valid = [&](int r) { return SWIGLU ? n0 + (r < R / 2 ? r : r - R / 2) < I : n0 + r < N; };
-  const int kvecs = K / 8;
-  const uint4* xv = reinterpret_cast<const uint4*>(x);
-  const uint4* wrow[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-    wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row_valid(r) ? row_of(r) : N - 1) * K);
-  float acc[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  bool waited = false;
-  for (int base = 0; base < kvecs; base += 128 * V) {
-    Vec8 wv[R][V];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int u = 0; u < V; ++u) {
-        const int v = base + u * 128 + threadIdx.x;
-        wv[r][u].u = v < kvecs ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once
-      }
-    if (!waited) {  // weights are requested before waiting for the kernel that writes x
-      pdl_launch_dependents();
-      pdl_wait();
-      waited = true;
-    }
-#pragma unroll
-    for (int u = 0; u < V; ++u) {
-      const int v = base + u * 128 + threadIdx.x;
-      if (v >= kvecs) continue;
-      Vec8 xx;
-      xx.u = __ldg(xv + v);
-#pragma unroll
-      for (int e = 0; e < 8; e += 2) {
-        const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xx.h[e]));
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const float2 wf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv[r][u].h[e]));
-          acc[r] = fmaf(wf.x, xf.x, acc[r]);
-          acc[r] = fmaf(wf.y, xf.y, acc[r]);
-        }
-      }
-    }
-  }
-  __shared__ float part[4][R];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const float s = warp_sum(acc[r]);
-    if (lane == 0) part[warp][r] = s;
-  }
-  __syncthreads();
-  if (SWIGLU) {
-    if (threadIdx.x < R / 2 && row_valid(threadIdx.x)) {
-      const int r = threadIdx.x, ru = r + R / 2;
-      const bf16 g = __float2bfloat16(part[0][r] + part[1][r] + part[2][r] + part[3][r]);
-      const bf16 u = __float2bfloat16(part[0][ru] + part[1][ru] + part[2][ru] + part[3][ru]);
-      static_cast<bf16*>(out)[row_of(r)] = g;
-      static_cast<bf16*>(out)[row_of(ru)] = u;
-      const float gf = __bfloat162float(g);
-      const float sg = __bfloat162float(__float2bfloat16(gf / (1.0f + __expf(-gf))));
-      act[n0 + r] = __float2bfloat16(sg * __bfloat162float(u));
-    }
-  } else if (threadIdx.x < R && row_valid(threadIdx.x)) {
-    const int r = threadIdx.x;
-    const float s = part[0][r] + part[1][r] + part[2][r] + part[3][r];
-    if (out_f32) {
-      static_cast<float*>(out)[n0 + r] = s;
-    } else {
-      static_cast<bf16*>(out)[n0 + r] = __float2bfloat16(s);
-    }
-  }
-}
-
-int g_gemv_rows_per_warp = 0;  // 0: gemv_block_kernel for batch 1
-int g_gemv_block_rows = 4;
-
-template <int R, bool SWIGLU>
-void gemv_block_r(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, bf16* act,
-                  cudaStream_t stream) {
-  const int rows = SWIGLU ? R / 2 : R;
-  const int outputs = SWIGLU ? N / 2 : N;
-  const unsigned blocks = static_cast<unsigned>((outputs + rows - 1) / rows);
-  if ((K / 8) % 384 == 0 && K / 8 <= 384 * 2) {  // K = 3072: three vectors per thread, one pass
-    launch_pdl_if(g_pdl_enabled || g_pdl_gemv, gemv_block_kernel<R, 3, SWIGLU>, dim3(blocks), dim3(128), 0, stream, x, w, out, out_f32, N, K, act);
-  } else {
-    launch_pdl_if(g_pdl_enabled || g_pdl_gemv, gemv_block_kernel<R, 4, SWIGLU>, dim3(blocks), dim3(128), 0, stream, x, w, out, out_f32, N, K, act);
-  }
-}
-
-template <bool SWIGLU>
-void gemv_block(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, bf16* act,
-                cudaStream_t stream) {
-  switch (g_gemv_block_rows) {
-    case 2: gemv_block_r<2, SWIGLU>(x, w, out, out_f32, N, K, act, stream); break;
-    case 8: gemv_block_r<8, SWIGLU>(x, w, out, out_f32, N, K, act, stream); break;
-    default: gemv_block_r<4, SWIGLU>(x, w, out, out_f32, N, K, act, stream); break;
-  }
-}
+int g_gemv_rows_per_warp = 0;  // 0: gemv1_kernel (cuda_gemv1.cu) for batch 1
 
 template <int T, int RPW, int kUnroll>
 void gemv_t(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, cudaStream_t stream) {
@@ -525,7 +413,6 @@ void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int
 }
 
 void set_gemv_rows_per_warp(int rows) { g_gemv_rows_per_warp = rows; }
-void set_gemv_block_rows(int rows) { g_gemv_block_rows = rows; }
 
 void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream) {
   auto* xx = static_cast<const bf16*>(x);
@@ -533,7 +420,15 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
   switch (T) {
     case 1:
       if (g_gemv_rows_per_warp == 0) {
-        gemv_block<false>(xx, ww, out, out_f32, N, K, nullptr, stream);
+        Gemv1Args a;
+        a.x = x;
+        a.w = w;
+        a.out = out;
+        a.out_f32 = out_f32;
+        a.N = N;
+        a.K = K;
+        if (launch_gemv1(a, Gemv1Epilogue::kPlain, stream)) break;
+        gemv_rows<1>(xx, ww, out, out_f32, N, K, stream);
       } else {
         gemv_rows<1>(xx, ww, out, out_f32, N, K, stream);
       }
@@ -543,13 +438,6 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
     case 4: gemv_t<4, 1, 4>(xx, ww, out, out_f32, N, K, stream); break;
     default: break;
   }
-}
-
-bool launch_gemv_swiglu(const void* x, const void* w, void* gate_up, void* act, int N, int K, cudaStream_t stream) {
-  if (g_gemv_rows_per_warp != 0 || N % 2 != 0 || K % 8 != 0) return false;
-  gemv_block<true>(static_cast<const bf16*>(x), static_cast<const bf16*>(w), gate_up, false, N, K,
-                   static_cast<bf16*>(act), stream);
-  return true;
 }
 
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {

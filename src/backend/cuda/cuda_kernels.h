@@ -32,14 +32,9 @@ void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int
 // out[t, n] = Σ_k x[t, k] w[n, k] for T ≤ kGemvMaxTokens; x, w bf16; out bf16 or f32 (out_f32).
 constexpr int kGemvMaxTokens = 4;
 // Rows of w each warp of the T ≤ 2 GEMV computes: 1, 2 (default) or 4 (for tuning).
-// Batch-1 GEMV variant: 0 (default) = split-K per block (set_gemv_block_rows rows
-// per block: 2, 4 or 8); 1, 2, 4 = that many rows per warp (the batch-2 kernel too).
+// Batch-1 GEMV variant: 0 (default) = split-K per block (launch_gemv1, cuda_gemv1.h,
+// which also has the fused forms); 1, 2, 4 = that many rows per warp (the batch-2 kernel too).
 void set_gemv_rows_per_warp(int rows);
-void set_gemv_block_rows(int rows);
-// Batch 1: gate_up[2 I] = x · w[2 I, K]ᵀ and act[I] = silu_mul(gate_up) in one kernel
-// (same bits as launch_gemv + launch_silu_mul). False (nothing launched) when the
-// selected GEMV variant has no fused form.
-bool launch_gemv_swiglu(const void* x, const void* w, void* gate_up, void* act, int N, int K, cudaStream_t stream);
 void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream);
 // Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row).
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream);

@@ -1,0 +1,284 @@
+// Batch-1 GEMV kernels with fused prologue/epilogue (see cuda_gemv1.h).
+//
+// Split-K inside the block: a block of 128 threads owns R output rows and its
+// threads divide K between them, each issuing R * V 16-byte weight loads before
+// using any. Many short blocks (≥ 768 for the 3B shapes) keep every SM busy with
+// bytes in flight and leave a short tail. The first weights are requested before
+// waiting on the previous kernel (programmatic dependent launch), so the ramp-up
+// of one GEMV overlaps the drain of the one before.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/cuda_gemv1.h"
+#include "backend/cuda/cuda_launch.cuh"
+
+namespace kr::cuda {
+
+extern bool g_pdl_gemv;
+// Tuning switches (KR_GEMV1_TUNE, read by the backend): bit 0 reads x through L1
+// (__ldg) instead of L2; bit 1 launches the norm-prologue variants without PDL.
+__constant__ bool g_x_via_l1 = false;
+int g_gemv1_tune = 0;
+void set_gemv1_tune(int bits) {
+  g_gemv1_tune = bits;
+  const bool l1 = (bits & 1) != 0;
+  cudaMemcpyToSymbol(g_x_via_l1, &l1, sizeof(l1));
+}
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kThreads = 128;
+constexpr int kRows = 4;  // rows per block (8 measured the same on the H200; 4 gives more blocks)
+
+union Vec8 {
+  uint4 u;
+  bf16 h[8];
+};
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float bf(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }
+
+// Sum of `v` over the block's threads, returned to every thread.
+__device__ float block_sum(float v) {
+  __shared__ float warp_part[kThreads / 32];
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) warp_part[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kThreads / 32; ++w) total += warp_part[w];
+  return total;
+}
+
+// Row layout of a block. Plain/residual: rows n0 .. n0 + R - 1. Paired (SwiGLU,
+// RoPE): R/2 rows from base_a and the R/2 rows at base_b that pair with them
+// (gate i and up I + i; RoPE dims i and i + D/2 of one head).
+template <int R, Gemv1Epilogue E>
+struct RowMap {
+  static constexpr bool kPaired = E == Gemv1Epilogue::kSwiglu || E == Gemv1Epilogue::kRope;
+  int base_a = 0, base_b = 0, count = 0;  // count: valid rows (plain) or valid pairs (paired)
+  __device__ RowMap(const Gemv1Args& a) {
+    if constexpr (E == Gemv1Epilogue::kSwiglu) {
+      const int I = a.N / 2;
+      base_a = blockIdx.x * (R / 2);
+      base_b = I + base_a;
+      count = min(R / 2, I - base_a);
+    } else if constexpr (E == Gemv1Epilogue::kRope) {
+      const int half = a.head_dim / 2;
+      const int p0 = blockIdx.x * (R / 2);  // pair index; half % (R / 2) == 0, so one head per block
+      base_a = (p0 / half) * a.head_dim + p0 % half;
+      base_b = base_a + half;
+      count = R / 2;
+    } else {
+      base_a = blockIdx.x * R;
+      count = min(R, a.N - base_a);
+    }
+  }
+  __device__ bool valid(int r) const { return kPaired ? (r % (R / 2)) < count : r < count; }
+  __device__ int row(int r) const { return kPaired ? (r < R / 2 ? base_a + r : base_b + r - R / 2) : base_a + r; }
+};
+
+template <int R, int V, bool kNorm, Gemv1Epilogue E>
+__global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
+  const RowMap<R, E> map(a);
+  const int K = a.K, kvecs = K / 8;
+  const uint4* xv = static_cast<const uint4*>(a.x);
+  const uint4* wrow[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    wrow[r] = static_cast<const uint4*>(a.w) + static_cast<size_t>(map.valid(r) ? map.row(r) : a.N - 1) * kvecs;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  float res_old = 0.0f;  // kResidual: residual[row(threadIdx.x)], fetched early
+  for (int base = 0; base < kvecs; base += kThreads * V) {
+    Vec8 wv[R][V];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int u = 0; u < V; ++u) {
+        const int v = base + u * kThreads + threadIdx.x;
+        wv[r][u].u = v < kvecs ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once
+      }
+    if (base == 0) {  // weights are in flight before waiting for the kernel that writes x
+      pdl_launch_dependents();
+      pdl_wait();
+      if constexpr (E == Gemv1Epilogue::kResidual) {
+        if (threadIdx.x < R && map.valid(threadIdx.x))
+          res_old = bf(static_cast<const bf16*>(a.residual)[map.row(threadIdx.x)]);
+      }
+    }
+    // This pass's x, read through L2 (__ldcg: the previous kernel wrote it).
+    Vec8 xr[V];
+#pragma unroll
+    for (int u = 0; u < V; ++u) {
+      const int v = base + u * kThreads + threadIdx.x;
+      xr[u].u = v >= kvecs ? make_uint4(0, 0, 0, 0) : (g_x_via_l1 ? __ldg(xv + v) : __ldcg(xv + v));
+    }
+    if constexpr (kNorm) {
+      // The launcher guarantees one pass covers the row, so the whole row is in
+      // registers: x' = bf16(bf16(x * inv) * w) exactly as rms_norm_kernel.
+      float ss = 0.0f;
+#pragma unroll
+      for (int u = 0; u < V; ++u)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss += bf(xr[u].h[e]) * bf(xr[u].h[e]);
+      const float inv = rsqrtf(block_sum(ss) / static_cast<float>(K) + a.eps);
+#pragma unroll
+      for (int u = 0; u < V; ++u) {
+        const int v = u * kThreads + threadIdx.x;
+        Vec8 g;  // the norm weight: the same for every block, so an L1 hit after the first
+        g.u = v < kvecs ? __ldg(static_cast<const uint4*>(a.norm_w) + v) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) xr[u].h[e] = to_bf(bf(to_bf(bf(xr[u].h[e]) * inv)) * bf(g.h[e]));
+        if (blockIdx.x == 0 && v < kvecs) {
+          static_cast<uint4*>(a.normed)[v] = xr[u].u;
+          if (a.normed_copy != nullptr) static_cast<uint4*>(a.normed_copy)[v] = xr[u].u;
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < V; ++u) {
+#pragma unroll
+      for (int e = 0; e < 8; e += 2) {
+        const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xr[u].h[e]));
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const float2 wf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv[r][u].h[e]));
+          acc[r] = fmaf(wf.x, xf.x, acc[r]);
+          acc[r] = fmaf(wf.y, xf.y, acc[r]);
+        }
+      }
+    }
+  }
+  __shared__ float part[kThreads / 32][R];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float s = warp_sum(acc[r]);
+    if (lane == 0) part[warp][r] = s;
+  }
+  __syncthreads();
+  auto total = [&](int r) { return part[0][r] + part[1][r] + part[2][r] + part[3][r]; };
+  bf16* out = static_cast<bf16*>(a.out);
+  if constexpr (E == Gemv1Epilogue::kPlain || E == Gemv1Epilogue::kResidual) {
+    const int r = threadIdx.x;
+    if (r >= R || !map.valid(r)) return;
+    const int n = map.row(r);
+    if (a.out_f32) {
+      static_cast<float*>(a.out)[n] = total(r);
+      return;
+    }
+    const bf16 o = to_bf(total(r));
+    out[n] = o;
+    if constexpr (E == Gemv1Epilogue::kResidual) {
+      // As rms_norm_kernel's add: the residual is kept in bf16, like the HF model.
+      static_cast<bf16*>(a.residual)[n] = to_bf(res_old + bf(o));
+    }
+  } else {
+    const int r = threadIdx.x;
+    if (r >= R / 2 || !map.valid(r)) return;
+    const int na = map.row(r), nb = map.row(r + R / 2);
+    const bf16 ga = to_bf(total(r)), gb = to_bf(total(r + R / 2));
+    if constexpr (E == Gemv1Epilogue::kSwiglu) {
+      out[na] = ga;
+      out[nb] = gb;
+      const float gf = bf(ga);
+      // HF rounds silu(gate) to bf16 before the product (as silu_mul_kernel).
+      const float sg = bf(to_bf(gf / (1.0f + __expf(-gf))));
+      static_cast<bf16*>(a.act)[map.base_a + r] = to_bf(sg * bf(gb));
+    } else {
+      const int D = a.head_dim, half = D / 2;
+      const int h = na / D, i = na % D;
+      const int qk_heads = a.q_heads + a.kv_heads;
+      bf16 ra = ga, rb = gb;
+      if (h < qk_heads) {  // q and k heads rotate (as rope_kernel)
+        const double angle = static_cast<double>(a.positions[0]) * static_cast<double>(a.inv_freq[i]);
+        double sd, cd;
+        sincos(angle, &sd, &cd);
+        const float s = static_cast<float>(sd), c = static_cast<float>(cd);
+        const float fa = bf(ga), fb = bf(gb);
+        ra = to_bf(fa * c - fb * s);
+        rb = to_bf(fb * c + fa * s);
+      }
+      out[na] = ra;
+      out[nb] = rb;
+      const int slot = a.slots[0];
+      if (slot >= 0 && h >= a.q_heads) {
+        const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
+        const bool is_k = h < qk_heads;
+        bf16* dst = static_cast<bf16*>(is_k ? a.k_cache : a.v_cache) + slot * kv_width +
+                    static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
+        dst[i] = ra;
+        dst[i + half] = rb;
+      }
+    }
+  }
+}
+
+template <int R, bool kNorm, Gemv1Epilogue E>
+void launch_v(const Gemv1Args& a, cudaStream_t stream) {
+  const bool pdl = (g_pdl_gemv || g_pdl_enabled) && !(kNorm && (g_gemv1_tune & 2));
+  unsigned blocks = static_cast<unsigned>((a.N + R - 1) / R);
+  if (E == Gemv1Epilogue::kSwiglu) blocks = static_cast<unsigned>((a.N / 2 + R / 2 - 1) / (R / 2));
+  if (E == Gemv1Epilogue::kRope) blocks = static_cast<unsigned>(a.N / R);
+  // K = 3072 (the 3B hidden size): three vectors per thread cover the row in one pass.
+  if ((a.K / 8) % (kThreads * 3) == 0 && a.K / 8 <= kThreads * 3 * 2) {
+    launch_pdl_if(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+  } else {
+    launch_pdl_if(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+  }
+}
+
+template <Gemv1Epilogue E>
+void launch_e(const Gemv1Args& a, cudaStream_t stream) {
+  if (a.norm_w == nullptr) {
+    launch_v<kRows, false, E>(a, stream);
+  } else if (g_gemv1_tune & 4) {  // 8 rows per block: half the blocks pay the norm prologue
+    launch_v<2 * kRows, true, E>(a, stream);
+  } else {
+    launch_v<kRows, true, E>(a, stream);
+  }
+}
+
+}  // namespace
+
+bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, cudaStream_t stream) {
+  if (a.K <= 0 || a.N <= 0 || a.K % 8 != 0) return false;
+  // The norm prologue keeps the whole row in registers: one pass of V = 3 or 4 vectors per thread.
+  if (a.norm_w != nullptr && (a.normed == nullptr || a.K / 8 > kThreads * ((a.K / 8) % (kThreads * 3) == 0 ? 3 : 4)))
+    return false;
+  if (a.out_f32 && epi != Gemv1Epilogue::kPlain) return false;
+  switch (epi) {
+    case Gemv1Epilogue::kPlain:
+      launch_e<Gemv1Epilogue::kPlain>(a, stream);
+      return true;
+    case Gemv1Epilogue::kResidual:
+      if (a.residual == nullptr) return false;
+      launch_e<Gemv1Epilogue::kResidual>(a, stream);
+      return true;
+    case Gemv1Epilogue::kSwiglu:
+      if (a.N % 2 != 0 || a.act == nullptr) return false;
+      launch_e<Gemv1Epilogue::kSwiglu>(a, stream);
+      return true;
+    case Gemv1Epilogue::kRope: {
+      const int D = a.head_dim;
+      if (D <= 0 || D % 2 != 0 || (D / 2) % kRows != 0 || a.q_heads <= 0 || a.kv_heads <= 0) return false;
+      if (a.N != (a.q_heads + 2 * a.kv_heads) * D || a.positions == nullptr || a.slots == nullptr ||
+          a.inv_freq == nullptr || a.k_cache == nullptr || a.v_cache == nullptr)
+        return false;
+      launch_e<Gemv1Epilogue::kRope>(a, stream);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace kr::cuda
