@@ -32,8 +32,15 @@ constexpr int kThreads = 128;
 // the shared memory, so more blocks fit on an SM.
 template <int D, int ROWS>
 struct Smem {
-  static constexpr int kQ = ROWS * (D + 1);   // padded: rows land in different banks
-  static constexpr int kK = kKeys * (D + 1);
+  // Row strides in floats. K rows: 16-byte aligned (float4 stores and score reads)
+  // yet spread over banks: 8 consecutive keys start 4 banks apart (D + 4 ≡ 4 mod 32,
+  // or 20 for D = 16). Q rows: the prefill score loop reads 4 rows 4 apart, which
+  // stay conflict-free only with an odd stride; decode tiles (all lanes of a warp
+  // read one Q row) take the aligned stride to read float4.
+  static constexpr int kKStride = D + 4;
+  static constexpr int kQStride = ROWS <= 16 ? D + 4 : D + 1;
+  static constexpr int kQ = ROWS * kQStride;
+  static constexpr int kK = kKeys * kKStride;
   static constexpr int kV = kKeys * D;
   static constexpr int kP = ROWS * kKeys;
   static constexpr size_t bytes = sizeof(float) * (kQ + kK + kV + kP + 4 * ROWS);
@@ -117,7 +124,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
   // Decode variant: the 4 warps split the keys in P·V (few rows to split instead).
   constexpr bool kDecode = ROWS <= 16;
   constexpr int kAccRows = kDecode ? ROWS : 16;
-  extern __shared__ float smem[];
+  constexpr int kQS = Smem<D, ROWS>::kQStride, kKS = Smem<D, ROWS>::kKStride;
+  static_assert(Smem<D, ROWS>::kQ % 4 == 0 && Smem<D, ROWS>::kK % 4 == 0, "Ks and Vs must be 16-byte aligned");
+  extern __shared__ __align__(16) float smem[];
   float* Qs = smem;
   float* Ks = Qs + Smem<D, ROWS>::kQ;
   float* Vs = Ks + Smem<D, ROWS>::kK;
@@ -140,7 +149,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
   // Q rows (scaled) and each row's causal limit.
   for (int i = tid; i < ROWS * (D / 8); i += kThreads) {
     const int r = i / (D / 8), c = i % (D / 8);
-    float* dst = Qs + r * (D + 1) + c * 8;
+    float* dst = Qs + r * kQS + c * 8;
     if (r < R) {
       const int token = tile.first + r / group, h = g * group + r % group;
       union {
@@ -223,13 +232,18 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
     for (int b = 0; b < kBatch; ++b) {
       const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
       if (i < kChunks) {
-        float* kd = Ks + key * (D + 1) + c * 8;
-        float* vd = Vs + key * D + c * 8;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          kd[e] = __bfloat162float(kst[b].h[e]);
-          vd[e] = __bfloat162float(vst[b].h[e]);
-        }
+        float4* kd = reinterpret_cast<float4*>(Ks + key * kKS + c * 8);
+        float4* vd = reinterpret_cast<float4*>(Vs + key * D + c * 8);
+        const Chunk& kc = kst[b];
+        const Chunk& vc = vst[b];
+        kd[0] = make_float4(__bfloat162float(kc.h[0]), __bfloat162float(kc.h[1]), __bfloat162float(kc.h[2]),
+                            __bfloat162float(kc.h[3]));
+        kd[1] = make_float4(__bfloat162float(kc.h[4]), __bfloat162float(kc.h[5]), __bfloat162float(kc.h[6]),
+                            __bfloat162float(kc.h[7]));
+        vd[0] = make_float4(__bfloat162float(vc.h[0]), __bfloat162float(vc.h[1]), __bfloat162float(vc.h[2]),
+                            __bfloat162float(vc.h[3]));
+        vd[1] = make_float4(__bfloat162float(vc.h[4]), __bfloat162float(vc.h[5]), __bfloat162float(vc.h[6]),
+                            __bfloat162float(vc.h[7]));
       }
     }
   };
@@ -257,9 +271,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
         for (int d = 0; d < D; ++d) {
           float q[4], k[4];
 #pragma unroll
-          for (int i = 0; i < 4; ++i) q[i] = Qs[(rg * 4 + i) * (D + 1) + d];
+          for (int i = 0; i < 4; ++i) q[i] = Qs[(rg * 4 + i) * kQS + d];
 #pragma unroll
-          for (int j = 0; j < 4; ++j) k[j] = Ks[(kg + 8 * j) * (D + 1) + d];
+          for (int j = 0; j < 4; ++j) k[j] = Ks[(kg + 8 * j) * kKS + d];
 #pragma unroll
           for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -280,14 +294,25 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
       // Few rows (decode): one (row, key) pair per thread.
       for (int p = tid; p < R * kKeys; p += kThreads) {
         const int r = p / kKeys, key = p % kKeys;
-        // Four partial sums: independent FMA chains instead of one D-long chain.
-        const float* q = Qs + r * (D + 1);
-        const float* k = Ks + key * (D + 1);
+        // float4 reads (Q: one row per warp, a broadcast); four partial sums give
+        // independent FMA chains instead of one D-long chain.
+        const float* q = Qs + r * kQS;
+        const float4* k4 = reinterpret_cast<const float4*>(Ks + key * kKS);
         float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll 4
-        for (int d = 0; d < D; d += 4)
-#pragma unroll
-          for (int u = 0; u < 4; ++u) s4[u] = fmaf(q[d + u], k[d + u], s4[u]);
+#pragma unroll 8
+        for (int d4 = 0; d4 < D / 4; ++d4) {
+          const float4 kv = k4[d4];
+          float4 qv;
+          if constexpr (kQS % 4 == 0) {
+            qv = reinterpret_cast<const float4*>(q)[d4];
+          } else {
+            qv = make_float4(q[4 * d4], q[4 * d4 + 1], q[4 * d4 + 2], q[4 * d4 + 3]);
+          }
+          s4[0] = fmaf(qv.x, kv.x, s4[0]);
+          s4[1] = fmaf(qv.y, kv.y, s4[1]);
+          s4[2] = fmaf(qv.z, kv.z, s4[2]);
+          s4[3] = fmaf(qv.w, kv.w, s4[3]);
+        }
         const float s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
         const bool ok = key < nkeys && kt + key <= row_pos[r];
         Ps[r * kKeys + key] = ok ? s : -INFINITY;
@@ -372,6 +397,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
   if constexpr (kDecode) {
     // Sum the warps' partial rows (Ks is free now: 4 * ROWS * D floats fit in it);
     // then warp w writes rows w, w + 4, ... below.
+    static_assert(Smem<D, ROWS>::kK >= (kThreads / 32) * ROWS * D, "reduction scratch must fit in Ks");
     float* red = Ks;
 #pragma unroll
     for (int i = 0; i < kAccRows; ++i)
