@@ -511,6 +511,11 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
   const int words = (V + 31) / 32;
   for (int w = threadIdx.x; w < words; w += kThreads) bitmap[w] = 0u;
   for (int e = threadIdx.x; e < a.num_eos; e += kThreads) sm.eos[e] = a.eos_ids[e];
+  // Top logprobs: pass 1 also counts raw keys per first-level bin.
+  const int ntop = p.top_logprobs;
+  const int hb0 = ntop > 0 ? (cl.hist_phase++ & 1) : 0;
+  if (ntop > 0)
+    for (int b = threadIdx.x; b < kBins; b += kThreads) sm.hist[hb0][b] = 0.0f;
   __syncthreads();
   if (c.rep_on || c.pf_on)
     for (int e = threadIdx.x; e < c.np; e += kThreads) {
@@ -540,6 +545,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
     }
     const float v = processed(c, i, x);
     if (better(v, i, pmax, parg)) pmax = v, parg = i;
+    if (ntop > 0) atomicAdd(&sm.hist[hb0][raw_key(x) >> 21], 1.0f);
   });
   if (cluster_sum(sm, cl, bad ? 1.0 : 0.0) > 0.0) {
     if (cl.rank == 0 && threadIdx.x == 0) {
@@ -559,10 +565,38 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
   cluster_argmax(sm, cl, pmax, parg);
 
   // ---- top logprobs of the raw logits ----
-  const int ntop = p.top_logprobs;
   if (ntop > 0) {
-    const unsigned kth = radix_select<false>(
-        sm, cl, [&](auto&& g) { for_row(row, V, vec4, cl, [&](int, float x) { g(raw_key(x), 0.0f); }); }, ntop, 0.0f);
+    // The N-th largest raw key's first-level bin from pass 1's counts (every
+    // block merges them alike); when at most kTopCap keys lie in or above it,
+    // they are the candidates, else a radix select finds the exact N-th key.
+    float n[2];
+    for (int q = 0; q < 2; ++q) {
+      const int b = kBins - 1 - (2 * static_cast<int>(threadIdx.x) + q);
+      n[q] = 0.0f;
+      for (unsigned k = 0; k < cl.size; ++k) n[q] += cl.at(&sm, k)->hist[hb0][b];
+    }
+    float nexcl, ntotal;
+    block_exclusive_scan(sm, n[0] + n[1], nexcl, ntotal);
+    unsigned kth = 0;  // all keys when the row has at most N entries
+    if (ntotal > static_cast<float>(ntop)) {
+      if (threadIdx.x == 0) sm.pick[0] = INT_MAX;
+      __syncthreads();
+      if (nexcl + n[0] >= static_cast<float>(ntop)) atomicMin(&sm.pick[0], 2 * static_cast<int>(threadIdx.x));
+      else if (nexcl + n[0] + n[1] >= static_cast<float>(ntop)) atomicMin(&sm.pick[0], 2 * static_cast<int>(threadIdx.x) + 1);
+      __syncthreads();
+      const int jcut = sm.pick[0];
+      __syncthreads();
+      float mine = 0.0f;
+      for (int q = 0; q < 2; ++q) mine += 2 * static_cast<int>(threadIdx.x) + q <= jcut ? n[q] : 0.0f;
+      const double in_list = block_sum(sm, mine);
+      if (jcut != INT_MAX && in_list <= kTopCap) {
+        kth = static_cast<unsigned>(kBins - 1 - jcut) << 21;
+      } else {
+        kth = radix_select<false>(
+            sm, cl, [&](auto&& g) { for_row(row, V, vec4, cl, [&](int, float x) { g(raw_key(x), 0.0f); }); }, ntop,
+            0.0f);
+      }
+    }
     if (threadIdx.x == 0) sm.top_n = 0;
     __syncthreads();
     for_row(row, V, vec4, cl, [&](int i, float x) {

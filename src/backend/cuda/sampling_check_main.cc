@@ -276,7 +276,7 @@ std::vector<std::pair<int32_t, double>> reference_kept(const std::vector<float>&
 void check_distribution(Backend& b, int draws, int rows_per_call) {
   std::mt19937_64 rng(7);
   const int32_t V = kVocab;
-  std::vector<Case> cases(7);
+  std::vector<Case> cases(9);
   cases[0].name = "t1";
   cases[0].params.temperature = 1.0f;
   cases[1].name = "t0.7_topp0.9";
@@ -304,6 +304,15 @@ void check_distribution(Backend& b, int draws, int rows_per_call) {
   cases[6].params.temperature = 2.0f;
   cases[6].params.top_p = 0.5f;
   cases[6].params.logprobs = 5;
+  // More than 1024 candidates at the cut: the full radix path (top-k, then top-p).
+  cases[7].name = "t1.5_topk3000";
+  cases[7].params.temperature = 1.5f;
+  cases[7].params.top_k = 3000;
+  cases[8].name = "t1.5_topk3000_topp0.8_logprobs20";
+  cases[8].params.temperature = 1.5f;
+  cases[8].params.top_k = 3000;
+  cases[8].params.top_p = 0.8f;
+  cases[8].params.logprobs = 20;
   const int kRows = rows_per_call;
   const std::string suffix = "_r" + std::to_string(rows_per_call);
   Gpu gpu(b);
@@ -418,7 +427,7 @@ void time_calls(Backend& b) {
     SamplingParams params;
     bool penalties;
   };
-  std::vector<Mode> modes(4);
+  std::vector<Mode> modes(5);
   modes[0].name = "greedy_penalties";
   modes[0].params.temperature = 0.0f;
   modes[0].params.repetition_penalty = 1.1f;
@@ -441,6 +450,10 @@ void time_calls(Backend& b) {
   modes[3].params.presence_penalty = 0.5f;
   modes[3].params.repetition_penalty = 1.1f;
   modes[3].penalties = true;
+  modes[4].name = "t0.6_topp0.9";  // Llama 3's generation_config
+  modes[4].params.temperature = 0.6f;
+  modes[4].params.top_p = 0.9f;
+  modes[4].penalties = false;
   nlohmann::json timing = nlohmann::json::object();
   for (int R : {1, 64, 256}) {
     std::vector<float> flat;
