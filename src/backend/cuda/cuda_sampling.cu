@@ -737,12 +737,14 @@ CudaSampler::CudaSampler() {
   KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
   KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
   KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
+  KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
 }
 
 CudaSampler::~CudaSampler() {
   cudaFreeHost(in_host_);
   cudaFree(in_dev_);
   cudaFree(out_dev_);
+  cudaFreeHost(out_host_);
 }
 
 void CudaSampler::reserve(size_t in_bytes, size_t out_bytes, cudaStream_t stream) {
@@ -757,8 +759,10 @@ void CudaSampler::reserve(size_t in_bytes, size_t out_bytes, cudaStream_t stream
   }
   if (out_bytes > out_capacity_) {
     cudaFree(out_dev_);
+    cudaFreeHost(out_host_);
     out_capacity_ = out_bytes * 2;
     KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
+  KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
   }
 }
 
@@ -809,8 +813,9 @@ bool CudaSampler::sample(const float* logits, int R, int V, const DeviceSampling
     err = launch(a, R, 1, words * sizeof(unsigned), stream);
   }
   KR_SAMPLING_CUDA_CHECK(err);
-  KR_SAMPLING_CUDA_CHECK(cudaMemcpyAsync(out, out_dev_, out_bytes, cudaMemcpyDeviceToHost, stream));
+  KR_SAMPLING_CUDA_CHECK(cudaMemcpyAsync(out_host_, out_dev_, out_bytes, cudaMemcpyDeviceToHost, stream));
   KR_SAMPLING_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::memcpy(static_cast<void*>(out), out_host_, out_bytes);
   return true;
 }
 

@@ -53,6 +53,7 @@ class CudaSampler {
   char* in_dev_ = nullptr;
   size_t in_capacity_ = 0;
   DeviceSampleResult* out_dev_ = nullptr;
+  DeviceSampleResult* out_host_ = nullptr;  // pinned
   size_t out_capacity_ = 0;  // bytes
   int num_sms_ = 0;          // rows per call below this get several blocks each
 };
