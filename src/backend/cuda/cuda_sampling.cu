@@ -141,8 +141,23 @@ __device__ __forceinline__ void for_row(const float* row, int V, bool vec4, cons
   const int stride = static_cast<int>(cl.size) * kThreads;
   if (vec4) {
     const float4* r4 = reinterpret_cast<const float4*>(row);
-    for (int j = start; j < V / 4; j += stride) {
-      const float4 q = r4[j];
+    const int n4 = V / 4;
+    int j = start;
+    // Two loads in flight per thread before the (latency-bound) per-element work.
+    for (; j + stride < n4; j += 2 * stride) {
+      const float4 q = __ldg(r4 + j), q2 = __ldg(r4 + j + stride);
+      f(4 * j, q.x);
+      f(4 * j + 1, q.y);
+      f(4 * j + 2, q.z);
+      f(4 * j + 3, q.w);
+      const int k = j + stride;
+      f(4 * k, q2.x);
+      f(4 * k + 1, q2.y);
+      f(4 * k + 2, q2.z);
+      f(4 * k + 3, q2.w);
+    }
+    if (j < n4) {
+      const float4 q = __ldg(r4 + j);
       f(4 * j, q.x);
       f(4 * j + 1, q.y);
       f(4 * j + 2, q.z);
