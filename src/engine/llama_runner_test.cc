@@ -318,6 +318,8 @@ class HostSamplingBackend final : public Backend {
               DeviceSampleResult* out) override {
     if (rows.empty()) return true;
     ++calls;
+    EXPECT_EQ(logits.dim(0), static_cast<int64_t>(rows.size()));  // one logits row per sampling row
+    EXPECT_EQ(penalty_ids.size(), penalty_counts.size());
     last_rows.assign(rows.begin(), rows.end());
     const size_t V = static_cast<size_t>(logits.dim(1));
     std::vector<float> host(rows.size() * V);
