@@ -69,7 +69,8 @@ struct AttnArgs {
   int q_heads, kv_heads, head_dim;
   float scale;
   // Split along the keys (flash-decoding): each split covers split_keys keys; with
-  // num_splits > 1 partial results go to the scratch and a combine kernel merges them.
+  // num_splits > 1 partial results go to the scratch and the last block of each
+  // (tile, kv head) merges them (KR_ATTN_MERGE=0: a separate combine kernel).
   int num_splits;
   int split_keys;
   float* partial_out;  // [num_tiles * tile_rows, num_splits, D] (rows = tokens * group)
