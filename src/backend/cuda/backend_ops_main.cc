@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -523,6 +524,22 @@ int main(int argc, char** argv) {
     kr::test_decode_chain(c, 3072, 24, 8, 128, 8192, 4000);
     kr::test_decode_chain(c, 64, 4, 2, 16, 192, 20);
     kr::test_decode_chain(c, 136, 6, 3, 32, 48, 0);
+  }
+  {
+    // The same chains with every batch-1 fusion on (KR_FUSE=15: the residual add in
+    // the GEMV epilogue too), and with none (0), on backends made for that.
+    for (const char* mask : {"15", "0"}) {
+      ::setenv("KR_FUSE", mask, 1);
+      auto gpu_mask = kr::make_cuda_backend(0);
+      ::unsetenv("KR_FUSE");
+      std::printf("(KR_FUSE=%s)\n", mask);
+      kr::Ctx cm(*cpu, *gpu_mask);
+      kr::test_decode_chain(cm, 3072, 24, 8, 128, 8192, 127);
+      kr::test_decode_chain(cm, 136, 6, 3, 32, 48, 0);
+    }
+  }
+  {
+    kr::Ctx c(*cpu, *gpu);
     kr::test_argmax(c, 3, 128256);
     kr::test_argmax(c, 1, 1000);
     kr::test_graph(c);
