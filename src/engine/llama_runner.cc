@@ -89,6 +89,29 @@ bool plain_greedy(const SeqStep& s) {
 
 }  // namespace
 
+void append_device_row(const SamplingParams& p, bool suppress_eos, std::span<const int32_t> prompt_ids,
+                       std::span<const int32_t> output_ids, int32_t vocab, DeviceSamplingBatch* batch) {
+  DeviceSamplingRow r;
+  r.temperature = p.temperature;
+  r.top_p = p.top_p;
+  r.top_k = p.top_k;
+  r.min_p = p.min_p;
+  r.repetition_penalty = p.repetition_penalty;
+  r.presence_penalty = p.presence_penalty;
+  r.frequency_penalty = p.frequency_penalty;
+  r.suppress_eos = suppress_eos ? 1 : 0;
+  r.top_logprobs = std::max(0, p.logprobs);
+  const bool repetition = p.repetition_penalty != 1.0f;
+  if (repetition || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+    const auto range = append_penalty_entries(prompt_ids.data(), prompt_ids.size(), output_ids.data(),
+                                              output_ids.size(), repetition, vocab, &batch->penalty_ids,
+                                              &batch->penalty_counts, &batch->scratch);
+    r.penalty_begin = range.first;
+    r.penalty_end = range.second;
+  }
+  batch->rows.push_back(r);
+}
+
 bool pack_device_sampling(std::span<const SeqStep> seqs, int32_t vocab, std::mt19937_64* default_rng,
                           DeviceSamplingBatch* batch) {
   batch->rows.clear();
@@ -98,27 +121,8 @@ bool pack_device_sampling(std::span<const SeqStep> seqs, int32_t vocab, std::mt1
     if (s.sample && s.sampling->logprobs > kDeviceSamplingMaxTop) return false;
   for (const SeqStep& s : seqs) {
     if (!s.sample) continue;
-    const SamplingParams& p = *s.sampling;
-    DeviceSamplingRow r;
-    r.temperature = p.temperature;
-    r.top_p = p.top_p;
-    r.top_k = p.top_k;
-    r.min_p = p.min_p;
-    r.repetition_penalty = p.repetition_penalty;
-    r.presence_penalty = p.presence_penalty;
-    r.frequency_penalty = p.frequency_penalty;
-    r.suppress_eos = s.suppress_eos ? 1 : 0;
-    r.top_logprobs = std::max(0, p.logprobs);
-    const bool repetition = p.repetition_penalty != 1.0f;
-    if (repetition || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
-      const auto range = append_penalty_entries(s.prompt_ids.data(), s.prompt_ids.size(), s.output_ids.data(),
-                                                s.output_ids.size(), repetition, vocab, &batch->penalty_ids,
-                                                &batch->penalty_counts, &batch->scratch);
-      r.penalty_begin = range.first;
-      r.penalty_end = range.second;
-    }
-    if (p.temperature >= 1e-5f) r.random_bits = (*(s.rng != nullptr ? s.rng : default_rng))();
-    batch->rows.push_back(r);
+    append_device_row(*s.sampling, s.suppress_eos, s.prompt_ids, s.output_ids, vocab, batch);
+    if (s.sampling->temperature >= 1e-5f) batch->rows.back().random_bits = (*(s.rng != nullptr ? s.rng : default_rng))();
   }
   return true;
 }

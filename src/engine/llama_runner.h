@@ -37,6 +37,11 @@ struct DeviceSamplingBatch {
   std::vector<int32_t> scratch;
 };
 
+// Appends one row for params `p` to batch->rows (random_bits 0) and the penalty
+// entries of prompt_ids/output_ids to the batch's penalty arrays.
+void append_device_row(const SamplingParams& p, bool suppress_eos, std::span<const int32_t> prompt_ids,
+                       std::span<const int32_t> output_ids, int32_t vocab, DeviceSamplingBatch* batch);
+
 // Packs the sampling SeqSteps of `seqs` into `batch` (cleared first). Rows that
 // draw (temperature >= 1e-5) take one 64-bit value from their sequence's rng
 // (`default_rng` when it has none), as the host Sampler takes one per draw, so

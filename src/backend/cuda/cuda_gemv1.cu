@@ -11,13 +11,15 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_gemv1.h"
+#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
 
 extern bool g_pdl_gemv;
 // Tuning switches (KR_GEMV1_TUNE, read by the backend): bit 0 reads x through L1
-// (__ldg) instead of L2; bit 1 launches the norm-prologue variants without PDL.
+// (__ldg) instead of L2; bit 1 launches the norm-prologue variants without PDL; bit 2
+// gives them 8 rows per block.
 __constant__ bool g_x_via_l1 = false;
 int g_gemv1_tune = 0;
 void set_gemv1_tune(int bits) {
@@ -30,17 +32,7 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;
-constexpr int kRows = 4;  // rows per block (8 measured the same on the H200; 4 gives more blocks)
-
-union Vec8 {
-  uint4 u;
-  bf16 h[8];
-};
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+constexpr int kRows = 4;  // rows per block (8 for norm prologues with KR_GEMV1_TUNE bit 2)
 
 __device__ __forceinline__ float bf(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }

@@ -8,6 +8,7 @@
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_gemv1.h"
+#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
@@ -20,17 +21,6 @@ void set_pdl_gemv(bool on) { g_pdl_gemv = on; }
 namespace {
 
 using bf16 = __nv_bfloat16;
-
-// 8 bf16 in one 16-byte word.
-union Vec8 {
-  uint4 u;
-  bf16 h[8];
-};
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __global__ void embedding_kernel(const uint4* table, const int32_t* ids, uint4* out, int vecs_per_row) {
   pdl_launch_dependents();

@@ -26,6 +26,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "engine/llama_runner.h"
 #include "engine/sampler.h"
 
 namespace kr {
@@ -62,32 +63,11 @@ struct Case {
 };
 
 // Packs rows like the runner: penalty entries only when a penalty is on.
-struct Packed {
-  std::vector<DeviceSamplingRow> rows;
-  std::vector<int32_t> ids, counts, scratch;
-};
+using Packed = DeviceSamplingBatch;
 
 void pack(const Case& c, uint64_t bits, int32_t V, Packed* p) {
-  DeviceSamplingRow r;
-  const SamplingParams& s = c.params;
-  r.temperature = s.temperature;
-  r.top_p = s.top_p;
-  r.top_k = s.top_k;
-  r.min_p = s.min_p;
-  r.repetition_penalty = s.repetition_penalty;
-  r.presence_penalty = s.presence_penalty;
-  r.frequency_penalty = s.frequency_penalty;
-  r.suppress_eos = c.suppress_eos ? 1 : 0;
-  r.top_logprobs = std::max(0, s.logprobs);
-  const bool rep = s.repetition_penalty != 1.0f;
-  if (rep || s.presence_penalty != 0.0f || s.frequency_penalty != 0.0f) {
-    const auto range = append_penalty_entries(c.prompt.data(), c.prompt.size(), c.output.data(), c.output.size(), rep,
-                                              V, &p->ids, &p->counts, &p->scratch);
-    r.penalty_begin = range.first;
-    r.penalty_end = range.second;
-  }
-  r.random_bits = bits;
-  p->rows.push_back(r);
+  append_device_row(c.params, c.suppress_eos, c.prompt, c.output, V, p);
+  p->rows.back().random_bits = bits;
 }
 
 class Gpu {
@@ -105,7 +85,7 @@ class Gpu {
     }
     b_.copy_from_host(t_, logits.data(), logits.size() * sizeof(float));
     out->assign(static_cast<size_t>(R), DeviceSampleResult{});
-    return b_.sample(t_, p.rows, p.ids, p.counts, kEos, out->data());
+    return b_.sample(t_, p.rows, p.penalty_ids, p.penalty_counts, kEos, out->data());
   }
   Tensor& tensor() { return t_; }
 
@@ -498,7 +478,7 @@ void time_calls(Backend& b) {
       std::vector<double> us;
       for (int it = 0; it < 30; ++it) {
         const auto t0 = std::chrono::steady_clock::now();
-        b.sample(gpu.tensor(), p.rows, p.ids, p.counts, kEos, out.data());
+        b.sample(gpu.tensor(), p.rows, p.penalty_ids, p.penalty_counts, kEos, out.data());
         us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
       }
       std::sort(us.begin(), us.end());
