@@ -127,14 +127,15 @@ class Backend {
   // suppress_eos. out: host array of R. Eager only (not between begin_graph and
   // end_graph); synchronous. Returns false (nothing done) when the backend does
   // not implement it or cannot serve these rows; the caller samples on the host.
-  // With no rows it is a probe: touches nothing (logits may be empty, out null)
-  // and returns whether the backend implements it.
   virtual bool sample(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
                       std::span<const int32_t> penalty_ids, std::span<const int32_t> penalty_counts,
                       std::span<const int32_t> eos_ids, DeviceSampleResult* out) {
     (void)logits, (void)rows, (void)penalty_ids, (void)penalty_counts, (void)eos_ids, (void)out;
     return false;
   }
+  // Whether sample() is implemented at all, so a caller need not draw random bits
+  // for rows a backend would refuse.
+  virtual bool implements_sample() const { return false; }
   // Step graphs (CUDA graphs): a caller brackets one forward step with
   // begin_graph(key) ... end_graph(). The first step of a key is recorded; later
   // steps of that key replay the recording and only their host->device copies

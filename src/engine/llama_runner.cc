@@ -8,9 +8,8 @@ namespace kr {
 LlamaRunner::LlamaRunner(std::unique_ptr<Backend> backend, std::unique_ptr<LlamaModel> model)
     : backend_(std::move(backend)), model_(std::move(model)) {
   KR_CHECK(backend_ != nullptr && model_ != nullptr && &model_->backend() == backend_.get());
-  // A call without rows asks whether the backend implements Backend::sample at all,
-  // so that no random bits are drawn for a backend that would refuse.
-  backend_samples_ = backend_->sample(Tensor{}, {}, {}, {}, {}, nullptr);
+  // No random bits are drawn for a backend without device sampling (the CPU).
+  backend_samples_ = backend_->implements_sample();
   use_device_sampling_ = backend_samples_;
 }
 

@@ -99,7 +99,7 @@ class LlamaRunner final : public ModelRunner {
   DeviceSamplingBatch device_batch_;              // Backend::sample inputs
   std::vector<DeviceSampleResult> device_results_;
   bool use_graphs_ = true;
-  bool backend_samples_ = false;  // Backend::sample answered the probe (no rows) with true
+  bool backend_samples_ = false;  // Backend::implements_sample()
   bool use_device_sampling_ = false;
 };
 

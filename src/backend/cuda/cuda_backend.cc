@@ -336,7 +336,7 @@ class CudaBackend final : public Backend {
   bool sample(const Tensor& logits, std::span<const DeviceSamplingRow> rows, std::span<const int32_t> penalty_ids,
               std::span<const int32_t> penalty_counts, std::span<const int32_t> eos_ids,
               DeviceSampleResult* out) override {
-    if (rows.empty()) return true;  // the probe: implemented
+    if (rows.empty()) return true;
     flush_pending();
     KR_CHECK_MSG(mode_ == Mode::kEager, "sample inside a step graph");
     KR_CHECK(logits.dtype == DType::kF32 && logits.dim(0) == static_cast<int64_t>(rows.size()) &&
@@ -346,6 +346,8 @@ class CudaBackend final : public Backend {
                             static_cast<int>(penalty_ids.size()), eos_ids.data(), static_cast<int>(eos_ids.size()),
                             out, stream_);
   }
+
+  bool implements_sample() const override { return true; }
 
   bool begin_graph(uint64_t key) override;
   void end_graph() override;

@@ -3,6 +3,7 @@
 
 #include <cuda_bf16.h>
 
+#include <cfloat>
 #include <cstdint>
 
 namespace kr::cuda {
@@ -18,5 +19,34 @@ __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+
+// Running (max, index of the max, Σ exp(x - max)) of a stream of logits: one pass
+// computes the argmax (lowest index on ties) and the log-sum-exp together.
+struct ArgmaxLse {
+  float m = -FLT_MAX;
+  int i = 0x7fffffff;
+  float s = 0.0f;
+  __device__ void add(float x, int idx) {
+    if (x > m) {
+      s = s * __expf(m - x) + 1.0f;
+      m = x;
+      i = idx;
+    } else {
+      s += __expf(x - m);
+      if (x == m && idx < i) i = idx;
+    }
+  }
+  __device__ void merge(const ArgmaxLse& o) {
+    if (o.s == 0.0f) return;
+    if (s == 0.0f) {
+      *this = o;
+      return;
+    }
+    const float mx = fmaxf(m, o.m);
+    s = s * __expf(m - mx) + o.s * __expf(o.m - mx);
+    if (o.m > m || (o.m == m && o.i < i)) i = o.i;
+    m = mx;
+  }
+};
 
 }  // namespace kr::cuda

@@ -269,35 +269,6 @@ void gemv_rows(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int
   }
 }
 
-// Running (max, index of the max, Σ exp(x - max)) of a stream of logits: one pass
-// computes the argmax (lowest index on ties) and the log-sum-exp together.
-struct ArgmaxLse {
-  float m = -FLT_MAX;
-  int i = 0x7fffffff;
-  float s = 0.0f;
-  __device__ void add(float x, int idx) {
-    if (x > m) {
-      s = s * __expf(m - x) + 1.0f;
-      m = x;
-      i = idx;
-    } else {
-      s += __expf(x - m);
-      if (x == m && idx < i) i = idx;
-    }
-  }
-  __device__ void merge(const ArgmaxLse& o) {
-    if (o.s == 0.0f) return;
-    if (s == 0.0f) {
-      *this = o;
-      return;
-    }
-    const float mx = fmaxf(m, o.m);
-    s = s * __expf(m - mx) + o.s * __expf(o.m - mx);
-    if (o.m > m || (o.m == m && o.i < i)) i = o.i;
-    m = mx;
-  }
-};
-
 __device__ ArgmaxLse shfl_xor(const ArgmaxLse& v, int o) {
   ArgmaxLse r;
   r.m = __shfl_xor_sync(0xffffffffu, v.m, o);

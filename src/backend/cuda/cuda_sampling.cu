@@ -7,6 +7,8 @@
 // budget the kept set (and so a seeded draw) may differ between calls.
 #include "backend/cuda/cuda_sampling.h"
 
+#include "backend/cuda/cuda_common.cuh"
+
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
@@ -546,18 +548,12 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
 
   // ---- pass 1: finiteness, raw max/argmax and online sum of exp, processed max/argmax ----
   int bad = 0;
-  float rmax = -INFINITY, rsum = 0.0f, pmax = -INFINITY;
-  int rarg = INT_MAX, parg = INT_MAX;
+  ArgmaxLse raw;  // raw max, its lowest index and the sum of exp(x - max), in one pass
+  float pmax = -INFINITY;
+  int parg = INT_MAX;
   for_row(row, V, vec4, cl, [&](int i, float x) {
     bad |= (__float_as_uint(x) & 0x7f800000u) == 0x7f800000u;
-    if (x > rmax) {
-      rsum = rsum * __expf(rmax - x) + 1.0f;
-      rmax = x;
-      rarg = i;
-    } else {
-      rsum += __expf(x - rmax);
-      if (x == rmax && i < rarg) rarg = i;
-    }
+    raw.add(x, i);
     const float v = processed(c, i, x);
     if (better(v, i, pmax, parg)) pmax = v, parg = i;
     if (ntop > 0) atomicAdd(&sm.hist[hb0][raw_key(x) >> 21], 1.0f);
@@ -572,7 +568,9 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
     cl.sync();  // no block may leave while another can still read its shared memory
     return;
   }
-  const float my_max = rmax;
+  float rmax = raw.m, rsum = raw.s;
+  int rarg = raw.i;
+  const float my_max = rsum == 0.0f ? -INFINITY : rmax;  // a thread that saw no finite logit adds nothing
   cluster_argmax(sm, cl, rmax, rarg);
   const double total =
       cluster_sum(sm, cl, my_max == -INFINITY ? 0.0 : static_cast<double>(rsum * __expf(my_max - rmax)));
@@ -777,7 +775,7 @@ void CudaSampler::reserve(size_t in_bytes, size_t out_bytes, cudaStream_t stream
     cudaFreeHost(out_host_);
     out_capacity_ = out_bytes * 2;
     KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
-  KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
+    KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
   }
 }
 
