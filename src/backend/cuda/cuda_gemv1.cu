@@ -17,16 +17,11 @@
 namespace kr::cuda {
 
 extern bool g_pdl_gemv;
-// Tuning switches (KR_GEMV1_TUNE, read by the backend): bit 0 reads x through L1
-// (__ldg) instead of L2; bit 1 launches the norm-prologue variants without PDL; bit 2
-// gives them 8 rows per block.
-__constant__ bool g_x_via_l1 = false;
+// Tuning switches (KR_GEMV1_TUNE, read by the backend): bit 1 launches the
+// norm-prologue variants without PDL; bit 2 gives them 8 rows per block. (Reading x
+// through L1 instead of L2 was tried as bit 0 and measured the same; removed.)
 int g_gemv1_tune = 0;
-void set_gemv1_tune(int bits) {
-  g_gemv1_tune = bits;
-  const bool l1 = (bits & 1) != 0;
-  cudaMemcpyToSymbol(g_x_via_l1, &l1, sizeof(l1));
-}
+void set_gemv1_tune(int bits) { g_gemv1_tune = bits; }
 
 namespace {
 
@@ -112,7 +107,7 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
 #pragma unroll
     for (int u = 0; u < V; ++u) {
       const int v = base + u * kThreads + threadIdx.x;
-      xr[u].u = v >= kvecs ? make_uint4(0, 0, 0, 0) : (g_x_via_l1 ? __ldg(xv + v) : __ldcg(xv + v));
+      xr[u].u = v < kvecs ? __ldcg(xv + v) : make_uint4(0, 0, 0, 0);
     }
     if constexpr (kNorm) {
       // The launcher guarantees one pass covers the row, so the whole row is in

@@ -52,7 +52,7 @@ struct Gemv1Args {
 // the kernel (K % 8, odd N for kSwiglu, head_dim for kRope); the caller then runs
 // the unfused ops.
 bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, cudaStream_t stream);
-// Tuning bits (KR_GEMV1_TUNE): 1 = x through L1, 2 = no PDL for norm-prologue launches,
+// Tuning bits (KR_GEMV1_TUNE): 2 = no PDL for norm-prologue launches,
 // 4 = 8 rows per block for them.
 void set_gemv1_tune(int bits);
 
