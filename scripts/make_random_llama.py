@@ -16,12 +16,12 @@ import numpy as np
 
 def make(out_dir, tokens):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import ModelConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     cfg_rope = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                 "original_max_position_embeddings": 8192}
-    cfg = LlamaConfig(
+    cfg = ModelConfig(
         hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
         num_key_value_heads=8, head_dim=128, vocab_size=128256, max_position_embeddings=131072,
         rms_norm_eps=1e-5, rope_theta=500000.0,

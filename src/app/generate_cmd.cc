@@ -1,4 +1,4 @@
-// kr-serve generate: one prompt through a LlamaRunner on the CPU backend, one
+// kr-serve generate: one prompt through a ForwardRunner on the CPU backend, one
 // token at a time through the paged KV cache after the prefill.
 //
 // --json prints {"ids": generated ids (an EOS that stopped generation included),
@@ -27,7 +27,7 @@
 #include "app/generate_prompt.h"
 #include "backend/backend.h"
 #include "base/clock.h"
-#include "engine/llama_runner.h"
+#include "engine/forward_runner.h"
 #ifdef KR_HAVE_CUDA_BACKEND
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -177,7 +177,7 @@ int parse_args(int argc, char** argv, GenerateArgs* a) {
   }
   if (a->prompt.has_value() == a->ids.has_value()) return bad("give exactly one of --prompt or --ids");
   if (a->chat && !a->prompt) return bad("--chat needs --prompt");
-  if (!a->arch.empty() && !llama_config_preset(a->arch).ok())
+  if (!a->arch.empty() && !model_config_preset(a->arch).ok())
     return bad("unknown --arch '" + a->arch + "' (known: llama-3.2-3b)");
   if (a->model_dir.empty()) a->model_dir = default_model_dir();
   return 0;
@@ -230,7 +230,7 @@ int run_generate(int argc, char** argv) {
   opt.max_logit_rows = 1;
   if (a.prompt) {
     // The BOS id comes from the config; read it through a cheap config load.
-    auto cfg = a.arch.empty() ? load_llama_config(a.model_dir) : llama_config_preset(a.arch);
+    auto cfg = a.arch.empty() ? load_model_config(a.model_dir) : model_config_preset(a.arch);
     if (!cfg.ok()) return fail(cfg.status());
     if (a.chat) {
       auto ids = codec->encode_chat_user(*a.prompt);
@@ -251,9 +251,9 @@ int run_generate(int argc, char** argv) {
   if (a.device == "cuda") backend = make_cuda_backend(0);
 #endif
   if (!backend) backend = make_cpu_backend(a.threads, size_t{1} << 40);
-  auto runner_or = make_llama_runner(a.model_dir, std::move(backend), opt);
+  auto runner_or = make_forward_runner(a.model_dir, std::move(backend), opt);
   if (!runner_or.ok()) return fail(runner_or.status());
-  LlamaRunner& runner = **runner_or;
+  ForwardRunner& runner = **runner_or;
   if (total > runner.max_model_len())
     return fail(OutOfRange("prompt (" + std::to_string(prompt_ids.size()) + ") + max tokens (" +
                            std::to_string(a.max_tokens) + ") exceed the model's context of " +

@@ -23,7 +23,7 @@
 #include "backend/backend.h"
 #include "base/clock.h"
 #include "engine/engine.h"
-#include "engine/llama_runner.h"
+#include "engine/forward_runner.h"
 #ifdef KR_BENCH_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -59,7 +59,7 @@ struct Result {
   int64_t tokens = 0;
 };
 
-Result run_batch(kr::LlamaRunner* runner, int32_t batch, const Args& a, uint32_t seed) {
+Result run_batch(kr::ForwardRunner* runner, int32_t batch, const Args& a, uint32_t seed) {
   kr::EngineConfig config;
   config.batch_size = batch;
   config.max_num_seqs = batch;
@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
   } else {
     return usage("--backend must be cpu or cuda");
   }
-  auto runner = kr::make_llama_runner(a.model_dir, std::move(backend), opt);
+  auto runner = kr::make_forward_runner(a.model_dir, std::move(backend), opt);
   if (!runner.ok()) {
     std::fprintf(stderr, "%s\n", runner.status().to_string().c_str());
     return 1;

@@ -10,7 +10,7 @@
 #include <random>
 
 #include "engine/engine.h"
-#include "engine/llama_runner.h"
+#include "engine/forward_runner.h"
 #include "metrics/metrics.h"
 
 namespace kr {
@@ -18,13 +18,13 @@ namespace {
 
 const std::string kModelDir = std::string(KR_SOURCE_DIR) + "/models/tiny-llama3";
 
-std::unique_ptr<LlamaRunner> make_runner(int64_t max_kv_tokens) {
+std::unique_ptr<ForwardRunner> make_runner(int64_t max_kv_tokens) {
   ModelOptions opt;
   opt.block_size = 4;
   opt.max_tokens_per_step = 512;
   opt.max_logit_rows = 64;
   opt.max_kv_tokens = max_kv_tokens;
-  auto r = make_llama_runner(kModelDir, make_cpu_backend(2, size_t{2} << 20), opt);
+  auto r = make_forward_runner(kModelDir, make_cpu_backend(2, size_t{2} << 20), opt);
   EXPECT_TRUE(r.ok()) << r.status().to_string();
   return r.ok() ? std::move(r).value() : nullptr;
 }
@@ -41,7 +41,7 @@ double preemptions(const Metrics& m) {
   return std::stod(line.substr(line.rfind(' ') + 1));
 }
 
-std::map<RequestId, std::vector<int32_t>> run_all(LlamaRunner* runner, const EngineConfig& config,
+std::map<RequestId, std::vector<int32_t>> run_all(ForwardRunner* runner, const EngineConfig& config,
                                                   const std::vector<std::vector<int32_t>>& prompts,
                                                   int32_t gen_len, double* num_preemptions) {
   SteadyClock clock;

@@ -116,7 +116,7 @@ Status parse_rope_object(const json& r, const std::string& file, const std::stri
 // top-level `rope_theta`; when `rope_parameters` is there it wins (a top-level
 // rope_theta is only the fallback for a rope_parameters without one, and
 // rope_scaling is ignored).
-Status parse_rope(const json& j, const std::string& file, LlamaConfig* c) {
+Status parse_rope(const json& j, const std::string& file, ModelConfig* c) {
   KR_RETURN_IF_ERROR(read_double(j, file, "rope_theta", &c->rope_theta));
   auto params = j.find("rope_parameters");
   if (params != j.end() && !params->is_null()) {
@@ -136,7 +136,7 @@ Status parse_rope(const json& j, const std::string& file, LlamaConfig* c) {
   return parse_rope_object(*scaling, file, "rope_scaling", &c->rope_scaling);
 }
 
-Status parse_config_object(const json& j, const std::string& file, LlamaConfig* c) {
+Status parse_config_object(const json& j, const std::string& file, ModelConfig* c) {
   if (!j.is_object()) return InvalidArgument(file + ": top level must be a JSON object");
   auto arch = j.find("architectures");
   if (arch == j.end()) return InvalidArgument(where(file, "architectures") + " is missing");
@@ -205,10 +205,10 @@ StatusOr<std::string> read_text_file(const std::string& path) {
   return ss.str();
 }
 
-StatusOr<LlamaConfig> parse_llama_config(const std::string& json_text, const std::string& file) {
+StatusOr<ModelConfig> parse_model_config(const std::string& json_text, const std::string& file) {
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return InvalidArgument(file + ": malformed JSON");
-  LlamaConfig c;
+  ModelConfig c;
   try {
     KR_RETURN_IF_ERROR(parse_config_object(j, file, &c));
   } catch (const std::exception& e) {  // defensive: a type error we did not foresee
@@ -217,10 +217,10 @@ StatusOr<LlamaConfig> parse_llama_config(const std::string& json_text, const std
   return c;
 }
 
-StatusOr<LlamaConfig> load_llama_config(const std::string& model_dir) {
+StatusOr<ModelConfig> load_model_config(const std::string& model_dir) {
   const std::string path = model_dir + "/config.json";
   KR_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  return parse_llama_config(text, path);
+  return parse_model_config(text, path);
 }
 
 StatusOr<GenerationDefaults> parse_generation_config(const std::string& json_text, const std::string& file) {
@@ -258,9 +258,9 @@ StatusOr<GenerationDefaults> load_generation_config(const std::string& model_dir
   return parse_generation_config(text, path);
 }
 
-StatusOr<LlamaConfig> llama_config_preset(const std::string& arch) {
+StatusOr<ModelConfig> model_config_preset(const std::string& arch) {
   if (arch != "llama-3.2-3b") return NotFound("unknown --arch '" + arch + "' (known: llama-3.2-3b)");
-  LlamaConfig c;
+  ModelConfig c;
   c.hidden_size = 3072;
   c.intermediate_size = 8192;
   c.num_hidden_layers = 28;
@@ -279,7 +279,7 @@ StatusOr<LlamaConfig> llama_config_preset(const std::string& arch) {
   return c;
 }
 
-std::vector<int32_t> merged_eos_ids(const LlamaConfig& config, const GenerationDefaults& gen) {
+std::vector<int32_t> merged_eos_ids(const ModelConfig& config, const GenerationDefaults& gen) {
   std::vector<int32_t> ids = config.eos_token_ids;
   for (int32_t id : gen.eos_token_ids) {
     bool seen = false;
@@ -289,7 +289,7 @@ std::vector<int32_t> merged_eos_ids(const LlamaConfig& config, const GenerationD
   return ids;
 }
 
-std::vector<float> rope_inv_freq(const LlamaConfig& c) {
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
   const int half = c.head_dim / 2;
   std::vector<float> inv(half);
   const float base = static_cast<float>(c.rope_theta);

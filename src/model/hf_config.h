@@ -22,7 +22,7 @@ struct RopeScaling {
   int64_t original_max_position_embeddings = 8192;  // llama3
 };
 
-struct LlamaConfig {
+struct ModelConfig {
   int32_t hidden_size = 0;
   int32_t intermediate_size = 0;
   int32_t num_hidden_layers = 0;
@@ -51,23 +51,23 @@ struct GenerationDefaults {
 };
 
 // Parses the text of a config.json; `file` names it in error messages.
-StatusOr<LlamaConfig> parse_llama_config(const std::string& json_text, const std::string& file);
+StatusOr<ModelConfig> parse_model_config(const std::string& json_text, const std::string& file);
 // Reads DIR/config.json (NotFound when missing).
-StatusOr<LlamaConfig> load_llama_config(const std::string& model_dir);
+StatusOr<ModelConfig> load_model_config(const std::string& model_dir);
 // Parses the text of a generation_config.json.
 StatusOr<GenerationDefaults> parse_generation_config(const std::string& json_text, const std::string& file);
 // Reads DIR/generation_config.json; an absent file gives empty defaults.
 StatusOr<GenerationDefaults> load_generation_config(const std::string& model_dir);
 // Built-in shapes for --arch (no folder needed): "llama-3.2-3b". NotFound otherwise.
-StatusOr<LlamaConfig> llama_config_preset(const std::string& arch);
+StatusOr<ModelConfig> model_config_preset(const std::string& arch);
 
 // The union of config and generation-config EOS ids, in first-seen order.
-std::vector<int32_t> merged_eos_ids(const LlamaConfig& config, const GenerationDefaults& gen);
+std::vector<int32_t> merged_eos_ids(const ModelConfig& config, const GenerationDefaults& gen);
 
 // [head_dim / 2] rotary inverse frequencies in float32, with rope scaling applied
 // exactly as Hugging Face's _compute_default_rope_parameters /
 // _compute_llama3_parameters (float32 arithmetic).
-std::vector<float> rope_inv_freq(const LlamaConfig& config);
+std::vector<float> rope_inv_freq(const ModelConfig& config);
 
 // Reads a whole file; NotFound / DataLoss naming the path on failure.
 StatusOr<std::string> read_text_file(const std::string& path);

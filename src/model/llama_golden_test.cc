@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 
 namespace kr {
 namespace {
@@ -48,7 +48,7 @@ StepMetadata single_seq_step(int32_t start, int32_t n, int32_t block_size) {
 
 struct Fixture {
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Model> model;
 };
 
 Fixture load_tiny(int32_t max_tokens) {
@@ -65,7 +65,7 @@ Fixture load_tiny(int32_t max_tokens) {
 }
 
 // Runs `ids` from position `start`; `host` gets the logits of every fed token [n, V].
-void run_rows(LlamaModel& model, const std::vector<int32_t>& ids, int32_t start, std::vector<float>* host) {
+void run_rows(Model& model, const std::vector<int32_t>& ids, int32_t start, std::vector<float>* host) {
   const int32_t n = static_cast<int32_t>(ids.size());
   std::vector<int32_t> rows(n);
   std::iota(rows.begin(), rows.end(), 0);

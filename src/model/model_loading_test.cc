@@ -14,7 +14,7 @@
 
 #include "backend/backend.h"
 #include "model/hf_config.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 #include "model/safetensors.h"
 
 namespace kr {
@@ -206,7 +206,7 @@ TEST_F(BrokenModel, ShardedFolderLoads) {
 }
 
 TEST(HfConfig, TinyConfigAndPreset) {
-  auto c = load_llama_config(kModelDir);
+  auto c = load_model_config(kModelDir);
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_EQ(c->hidden_size, 64);
   EXPECT_EQ(c->num_key_value_heads, 2);
@@ -218,13 +218,13 @@ TEST(HfConfig, TinyConfigAndPreset) {
   ASSERT_TRUE(g.ok());
   EXPECT_FLOAT_EQ(*g->temperature, 0.6f);
   EXPECT_FLOAT_EQ(*g->top_p, 0.9f);
-  auto p = llama_config_preset("llama-3.2-3b");
+  auto p = model_config_preset("llama-3.2-3b");
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->num_hidden_layers, 28);
   EXPECT_EQ(p->intermediate_size, 8192);
-  EXPECT_FALSE(llama_config_preset("llama-9b").ok());
+  EXPECT_FALSE(model_config_preset("llama-9b").ok());
   // Defaults: kv heads = heads, head_dim = hidden / heads, a single eos id.
-  auto d = parse_llama_config(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":8,
+  auto d = parse_model_config(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":8,
       "num_hidden_layers":1,"num_attention_heads":4,"vocab_size":10,"eos_token_id":2})", "c.json");
   ASSERT_TRUE(d.ok()) << d.status().to_string();
   EXPECT_EQ(d->num_key_value_heads, 4);
@@ -234,7 +234,7 @@ TEST(HfConfig, TinyConfigAndPreset) {
 }
 
 TEST(HfConfig, Llama3InvFreqMatchesHuggingFace) {
-  auto c = llama_config_preset("llama-3.2-3b");
+  auto c = model_config_preset("llama-3.2-3b");
   ASSERT_TRUE(c.ok());
   const auto inv = rope_inv_freq(*c);
   ASSERT_EQ(inv.size(), 64u);
@@ -267,8 +267,8 @@ TEST(HfConfig, RopeParametersOfTransformers5) {
   json v5 = base;
   v5["rope_parameters"] = scaling;
   v5["rope_parameters"]["rope_theta"] = 250000.0;
-  auto a = parse_llama_config(v4.dump(), "v4.json");
-  auto b = parse_llama_config(v5.dump(), "v5.json");
+  auto a = parse_model_config(v4.dump(), "v4.json");
+  auto b = parse_model_config(v5.dump(), "v5.json");
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   ASSERT_TRUE(b.ok()) << b.status().to_string();
   EXPECT_DOUBLE_EQ(b->rope_theta, 250000.0);
@@ -283,7 +283,7 @@ TEST(HfConfig, RopeParametersOfTransformers5) {
   json both = v5;
   both["rope_theta"] = 10000.0;
   both["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
-  auto c = parse_llama_config(both.dump(), "both.json");
+  auto c = parse_model_config(both.dump(), "both.json");
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_DOUBLE_EQ(c->rope_theta, 250000.0);
   EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kLlama3);
@@ -291,35 +291,35 @@ TEST(HfConfig, RopeParametersOfTransformers5) {
   // The default type: theta only, no scaling; without a theta inside, the top-level one stays.
   json plain = base;
   plain["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
-  auto d = parse_llama_config(plain.dump(), "plain.json");
+  auto d = parse_model_config(plain.dump(), "plain.json");
   ASSERT_TRUE(d.ok()) << d.status().to_string();
   EXPECT_DOUBLE_EQ(d->rope_theta, 500000.0);
   EXPECT_EQ(d->rope_scaling.type, RopeScalingType::kNone);
   plain["rope_theta"] = 30000.0;
   plain["rope_parameters"] = {{"rope_type", "default"}};
-  d = parse_llama_config(plain.dump(), "plain.json");
+  d = parse_model_config(plain.dump(), "plain.json");
   ASSERT_TRUE(d.ok()) << d.status().to_string();
   EXPECT_DOUBLE_EQ(d->rope_theta, 30000.0);
 
   // Errors name rope_parameters and the field.
   json bad = v5;
   bad["rope_parameters"]["rope_type"] = "yarn";
-  auto e = parse_llama_config(bad.dump(), "bad.json");
+  auto e = parse_model_config(bad.dump(), "bad.json");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("rope_parameters.rope_type"), std::string::npos) << e.status().to_string();
   bad = v5;
   bad["rope_parameters"].erase("low_freq_factor");
-  e = parse_llama_config(bad.dump(), "bad.json");
+  e = parse_model_config(bad.dump(), "bad.json");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("rope_parameters.low_freq_factor"), std::string::npos) << e.status().to_string();
   bad = v5;
   bad["rope_parameters"]["rope_theta"] = -1.0;
-  e = parse_llama_config(bad.dump(), "bad.json");
+  e = parse_model_config(bad.dump(), "bad.json");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("rope_parameters.rope_theta"), std::string::npos) << e.status().to_string();
   bad = base;
   bad["rope_parameters"] = "llama3";
-  EXPECT_FALSE(parse_llama_config(bad.dump(), "bad.json").ok());
+  EXPECT_FALSE(parse_model_config(bad.dump(), "bad.json").ok());
 }
 
 }  // namespace

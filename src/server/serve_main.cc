@@ -18,7 +18,7 @@
 #include "base/log.h"
 #include "engine/engine.h"
 #include "engine/engine_config.h"
-#include "engine/llama_runner.h"
+#include "engine/forward_runner.h"
 #include "metrics/metrics.h"
 #include "server/http_server.h"
 #include "server/openai_server.h"
@@ -309,7 +309,7 @@ int serve_main(int argc, char** argv, const char* default_model_dir) {
   mo.max_logit_rows = engine_config.max_num_seqs;
   mo.dummy_weights = a.dummy_weights;
   mo.arch = a.arch;
-  auto runner = make_llama_runner(a.model_dir, std::move(backend).value(), mo);
+  auto runner = make_forward_runner(a.model_dir, std::move(backend).value(), mo);
   if (!runner.ok()) return fail(runner.status());
   auto engine = std::make_unique<Engine>(runner->get(), engine_config, &clock, &metrics);
   int32_t max_len = engine->max_model_len();

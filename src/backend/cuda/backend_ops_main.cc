@@ -28,7 +28,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 
 namespace kr {
 namespace {
@@ -284,7 +284,7 @@ void test_attention(Ctx& c, const std::string& label, const std::vector<int>& ca
   report("attention", shape, c.read(out, false), c.read(out, true), 0.02);
 }
 
-// One decoder layer at batch 1, issued op by op exactly as LlamaModel::forward
+// One decoder layer at batch 1, issued op by op exactly as Model::forward
 // does: the CUDA backend fuses norms, residual adds, RoPE + KV store and SiLU·mul
 // into the GEMVs here (cuda_gemv1.h); every tensor the ops write must still match.
 void test_decode_chain(Ctx& c, int H, int Hq, int Hkv, int D, int I, int cached) {
@@ -403,7 +403,7 @@ void test_fixture(Backend& gpu, const std::string& dir, const std::string& golde
     ++g_failures;
     return;
   }
-  LlamaModel& model = **model_or;
+  Model& model = **model_or;
   std::ifstream f(golden_path);
   const nlohmann::json golden = nlohmann::json::parse(f, nullptr, false);
   if (golden.is_discarded() || !golden.contains("logits")) {

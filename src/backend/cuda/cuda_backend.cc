@@ -308,7 +308,7 @@ class CudaBackend final : public Backend {
     if (mode_ == Mode::kReplay) return;
     if (x.dim(0) == 1 && out.dim(0) == 1 && pending_norm_.out == x.data && pending_norm_.copy == nullptr &&
         out.dtype == x.dtype) {
-      // One row from one row: idx can only be 0 (LlamaModel validates logit rows), so
+      // One row from one row: idx can only be 0 (Model validates logit rows), so
       // the pending norm writes its result to `out` as well, and stays pending for the
       // lm_head GEMV that normally follows.
       pending_norm_.copy = out.data;

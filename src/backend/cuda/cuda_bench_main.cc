@@ -19,7 +19,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_kernels.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 
 namespace kr {
 namespace {
@@ -53,7 +53,7 @@ StepMetadata make_step(int B, int fresh, int ctx, int bs, int width) {
 
 struct Bench {
   Backend& gpu;
-  LlamaModel& model;
+  Model& model;
   bool graphs = true;
 
   // Prefill of one sequence of n tokens; returns tokens/s (best of reps).
@@ -171,7 +171,7 @@ void gemv_bench() {
   cudaFree(out);
 }
 
-int dump_logits(Backend& gpu, LlamaModel& model, const std::string& ids_path, const std::string& out_path) {
+int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const std::string& out_path) {
   std::ifstream in(ids_path);
   std::vector<int32_t> ids;
   for (int32_t v; in >> v;) ids.push_back(v);
@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
   }
   gpu->synchronize();
   const double load_s = kr::now_s() - t0;
-  kr::LlamaModel& model = **model_or;
+  kr::Model& model = **model_or;
   if (!dump_ids.empty()) return kr::dump_logits(*gpu, model, dump_ids, dump_out);
   size_t free1 = 0;
   cudaMemGetInfo(&free1, &total);

@@ -26,7 +26,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
-#include "engine/llama_runner.h"
+#include "engine/forward_runner.h"
 #include "engine/sampler.h"
 
 namespace kr {

@@ -1,11 +1,11 @@
-#include "engine/llama_runner.h"
+#include "engine/forward_runner.h"
 
 #include <algorithm>
 #include <cmath>
 
 namespace kr {
 
-LlamaRunner::LlamaRunner(std::unique_ptr<Backend> backend, std::unique_ptr<LlamaModel> model)
+ForwardRunner::ForwardRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model)
     : backend_(std::move(backend)), model_(std::move(model)) {
   KR_CHECK(backend_ != nullptr && model_ != nullptr && &model_->backend() == backend_.get());
   // No random bits are drawn for a backend without device sampling (the CPU).
@@ -13,14 +13,14 @@ LlamaRunner::LlamaRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Llama
   use_device_sampling_ = backend_samples_;
 }
 
-LlamaRunner::~LlamaRunner() { model_.reset(); }  // frees its tensors while the backend lives
+ForwardRunner::~ForwardRunner() { model_.reset(); }  // frees its tensors while the backend lives
 
-int32_t LlamaRunner::max_model_len() const {
+int32_t ForwardRunner::max_model_len() const {
   const int64_t cache_tokens = static_cast<int64_t>(model_->num_kv_blocks()) * model_->block_size();
   return static_cast<int32_t>(std::min<int64_t>({model_->config().max_position_embeddings, cache_tokens, INT32_MAX}));
 }
 
-Status LlamaRunner::build_metadata(std::span<const SeqStep> seqs) {
+Status ForwardRunner::build_metadata(std::span<const SeqStep> seqs) {
   const int32_t bs = model_->block_size();
   StepMetadata& m = meta_;
   m.num_seqs = static_cast<int32_t>(seqs.size());
@@ -126,7 +126,7 @@ bool pack_device_sampling(std::span<const SeqStep> seqs, int32_t vocab, std::mt1
   return true;
 }
 
-Status LlamaRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) {
+Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) {
   out->clear();
   if (seqs.empty()) return InvalidArgument("step: no sequences");
   KR_RETURN_IF_ERROR(build_metadata(seqs));
@@ -226,12 +226,12 @@ Status LlamaRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<LlamaRunner>> make_llama_runner(const std::string& model_dir,
+StatusOr<std::unique_ptr<ForwardRunner>> make_forward_runner(const std::string& model_dir,
                                                          std::unique_ptr<Backend> backend,
                                                          const ModelOptions& options) {
-  if (backend == nullptr) return InvalidArgument("make_llama_runner: no backend");
+  if (backend == nullptr) return InvalidArgument("make_forward_runner: no backend");
   KR_ASSIGN_OR_RETURN(auto model, load_model(model_dir, *backend, options));
-  return std::make_unique<LlamaRunner>(std::move(backend), std::move(model));
+  return std::make_unique<ForwardRunner>(std::move(backend), std::move(model));
 }
 
 }  // namespace kr

@@ -1,4 +1,4 @@
-// LlamaModel: the Llama forward pass as a sequence of Backend ops over a paged
+// Model: the Llama forward pass as a sequence of Backend ops over a paged
 // KV cache, plus load_model() which builds it from a Hugging Face folder (or a
 // preset with dummy weights). Tokenizer-independent.
 //
@@ -15,7 +15,7 @@
 #include "backend/backend.h"
 #include "base/status.h"
 #include "model/hf_config.h"
-#include "model/llama_weights.h"
+#include "model/model_weights.h"
 
 namespace kr {
 
@@ -33,13 +33,13 @@ struct ModelOptions {
   std::string arch;
 };
 
-class LlamaModel {
+class Model {
  public:
-  LlamaModel(LlamaConfig config, GenerationDefaults gen, std::unique_ptr<LlamaWeights> weights, Backend& backend,
+  Model(ModelConfig config, GenerationDefaults gen, std::unique_ptr<ModelWeights> weights, Backend& backend,
              const ModelOptions& options);
-  ~LlamaModel();
-  LlamaModel(const LlamaModel&) = delete;
-  LlamaModel& operator=(const LlamaModel&) = delete;
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   // Allocates workspace and the KV cache. ResourceExhausted when the budget holds no block.
   Status init();
@@ -51,7 +51,7 @@ class LlamaModel {
   StatusOr<Tensor> forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
                            std::span<const int32_t> logit_rows);
 
-  const LlamaConfig& config() const { return config_; }
+  const ModelConfig& config() const { return config_; }
   const GenerationDefaults& generation_defaults() const { return gen_; }
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
   Backend& backend() { return backend_; }
@@ -66,10 +66,10 @@ class LlamaModel {
   Status validate_step(const StepMetadata& meta, std::span<const int32_t> token_ids,
                        std::span<const int32_t> logit_rows) const;
 
-  LlamaConfig config_;
+  ModelConfig config_;
   GenerationDefaults gen_;
   std::vector<int32_t> eos_ids_;
-  std::unique_ptr<LlamaWeights> weights_;
+  std::unique_ptr<ModelWeights> weights_;
   Backend& backend_;
   ModelOptions options_;
   RopeParams rope_;
@@ -94,7 +94,7 @@ class LlamaModel {
 // Reads DIR/config.json (or options.arch's preset), DIR/generation_config.json
 // (optional), the safetensors (or dummy weights), and initialises the model on
 // `backend`, which must outlive the model. Errors name the file/key/tensor.
-StatusOr<std::unique_ptr<LlamaModel>> load_model(const std::string& dir, Backend& backend,
+StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& backend,
                                                  const ModelOptions& options);
 
 }  // namespace kr

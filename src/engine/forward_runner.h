@@ -1,6 +1,6 @@
-// LlamaRunner: the ModelRunner of a Llama model. Each step it turns the
+// ForwardRunner: the ModelRunner of a Model (any supported family). Each step it turns the
 // SeqSteps into StepMetadata (positions, slot_mapping from the block tables,
-// context lengths), runs LlamaModel::forward, copies the logits of the rows
+// context lengths), runs Model::forward, copies the logits of the rows
 // that sample to the host and samples them with the CPU Sampler. When every
 // sampled row is plain greedy (no penalties, no top logprobs), the backend's
 // argmax_logprob picks on the device and only ids come back; otherwise, where
@@ -25,7 +25,7 @@
 #include "base/thread_pool.h"
 #include "engine/model_runner.h"
 #include "engine/sampler.h"
-#include "model/llama_model.h"
+#include "model/model.h"
 
 namespace kr {
 
@@ -51,11 +51,11 @@ void append_device_row(const SamplingParams& p, bool suppress_eos, std::span<con
 bool pack_device_sampling(std::span<const SeqStep> seqs, int32_t vocab, std::mt19937_64* default_rng,
                           DeviceSamplingBatch* batch);
 
-class LlamaRunner final : public ModelRunner {
+class ForwardRunner final : public ModelRunner {
  public:
   // Takes ownership of both; the model must have been loaded on `backend`.
-  LlamaRunner(std::unique_ptr<Backend> backend, std::unique_ptr<LlamaModel> model);
-  ~LlamaRunner() override;
+  ForwardRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model);
+  ~ForwardRunner() override;
 
   int32_t block_size() const override { return model_->block_size(); }
   int32_t num_kv_blocks() const override { return model_->num_kv_blocks(); }
@@ -73,7 +73,7 @@ class LlamaRunner final : public ModelRunner {
   // backend implements it; off samples them on the host).
   void set_use_device_sampling(bool on) { use_device_sampling_ = on && backend_samples_; }
 
-  LlamaModel& model() { return *model_; }
+  Model& model() { return *model_; }
   Backend& backend() { return *backend_; }
   int32_t max_tokens_per_step() const { return model_->max_tokens_per_step(); }
   int32_t max_seqs_per_step() const { return model_->max_logit_rows(); }
@@ -82,7 +82,7 @@ class LlamaRunner final : public ModelRunner {
   Status build_metadata(std::span<const SeqStep> seqs);
 
   std::unique_ptr<Backend> backend_;  // declared first: destroyed after the model
-  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<Model> model_;
   // Host sampling of non-greedy rows: one Sampler per part, parts run on the pool.
   ThreadPool sample_pool_{std::min(16, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))};
   std::vector<Sampler> samplers_;
@@ -105,7 +105,7 @@ class LlamaRunner final : public ModelRunner {
 
 // Loads `model_dir` (or options.arch with options.dummy_weights) onto `backend`
 // and wraps it in a runner. options.block_size is the KV block size (16 by default).
-StatusOr<std::unique_ptr<LlamaRunner>> make_llama_runner(const std::string& model_dir,
+StatusOr<std::unique_ptr<ForwardRunner>> make_forward_runner(const std::string& model_dir,
                                                          std::unique_ptr<Backend> backend,
                                                          const ModelOptions& options);
 

@@ -1,4 +1,4 @@
-// LlamaWeights: every weight of a Llama model, validated against the config and
+// ModelWeights: every weight of a Llama model, validated against the config and
 // handed to the backend. q/k/v are fused into one [(Hq + 2 Hkv) * D, H] matrix
 // and gate/up into one [2 I, H] matrix at load (one matmul instead of three/two).
 //
@@ -16,7 +16,7 @@
 
 namespace kr {
 
-struct LlamaLayerWeights {
+struct LayerWeights {
   Tensor input_norm;  // [H]
   Tensor qkv;         // [(Hq + 2 Hkv) * D, H]: rows of q, then k, then v
   Tensor o;           // [H, Hq * D]
@@ -25,11 +25,11 @@ struct LlamaLayerWeights {
   Tensor down;        // [H, I]
 };
 
-struct LlamaWeights {
+struct ModelWeights {
   Tensor embed;       // [V, H]
   Tensor final_norm;  // [H]
   Tensor lm_head;     // [V, H]; the same tensor as embed when tied
-  std::vector<LlamaLayerWeights> layers;
+  std::vector<LayerWeights> layers;
 
   // Host memory the backend may still point at (see Backend::upload_keeps_host_pointer).
   std::unique_ptr<SafetensorsSet> files;
@@ -40,13 +40,13 @@ struct LlamaWeights {
 
 // Checks names, shapes and dtypes (missing or extra tensors are errors naming
 // them), fuses, and uploads. Takes ownership of `files`.
-StatusOr<std::unique_ptr<LlamaWeights>> load_llama_weights(const LlamaConfig& config,
+StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& config,
                                                            std::unique_ptr<SafetensorsSet> files,
                                                            Backend& backend);
 
 // Random BF16 weights of the configured shape (vLLM's --load-format dummy):
 // uniform in ±0.02, norm weights 1. Deterministic for a seed.
-StatusOr<std::unique_ptr<LlamaWeights>> make_dummy_llama_weights(const LlamaConfig& config, Backend& backend,
+StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& config, Backend& backend,
                                                                  uint64_t seed);
 
 }  // namespace kr

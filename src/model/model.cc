@@ -1,4 +1,4 @@
-#include "model/llama_model.h"
+#include "model/model.h"
 
 #include <cmath>
 #include <sys/stat.h>
@@ -7,7 +7,7 @@
 
 namespace kr {
 
-LlamaModel::LlamaModel(LlamaConfig config, GenerationDefaults gen, std::unique_ptr<LlamaWeights> weights,
+Model::Model(ModelConfig config, GenerationDefaults gen, std::unique_ptr<ModelWeights> weights,
                        Backend& backend, const ModelOptions& options)
     : config_(std::move(config)),
       gen_(std::move(gen)),
@@ -19,7 +19,7 @@ LlamaModel::LlamaModel(LlamaConfig config, GenerationDefaults gen, std::unique_p
   rope_.inv_freq = rope_inv_freq(config_);
 }
 
-LlamaModel::~LlamaModel() {
+Model::~Model() {
   for (Tensor* t : {&ids_, &residual_, &normed_, &qkv_, &attn_, &proj_, &gate_up_, &act_, &row_idx_, &last_, &logits_})
     backend_.free(*t);
   for (KvLayer& l : kv_) {
@@ -28,8 +28,8 @@ LlamaModel::~LlamaModel() {
   }
 }
 
-Status LlamaModel::init() {
-  const LlamaConfig& c = config_;
+Status Model::init() {
+  const ModelConfig& c = config_;
   if (options_.block_size <= 0 || options_.max_tokens_per_step <= 0 || options_.max_logit_rows <= 0)
     return InvalidArgument("block_size, max_tokens_per_step and max_logit_rows must be positive");
   const DType act = backend_.activation_dtype();
@@ -67,7 +67,7 @@ Status LlamaModel::init() {
   return Status::Ok();
 }
 
-Status LlamaModel::validate_step(const StepMetadata& m, std::span<const int32_t> ids,
+Status Model::validate_step(const StepMetadata& m, std::span<const int32_t> ids,
                                  std::span<const int32_t> rows) const {
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T == 0 || m.num_tokens != T) return InvalidArgument("forward: token count does not match the step metadata");
@@ -101,10 +101,10 @@ Status LlamaModel::validate_step(const StepMetadata& m, std::span<const int32_t>
   return Status::Ok();
 }
 
-StatusOr<Tensor> LlamaModel::forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
+StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
                                      std::span<const int32_t> logit_rows) {
   KR_RETURN_IF_ERROR(validate_step(meta, token_ids, logit_rows));
-  const LlamaConfig& c = config_;
+  const ModelConfig& c = config_;
   const int64_t T = static_cast<int64_t>(token_ids.size()), R = static_cast<int64_t>(logit_rows.size());
   const float eps = static_cast<float>(c.rms_norm_eps);
   const int Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
@@ -127,7 +127,7 @@ StatusOr<Tensor> LlamaModel::forward(const StepMetadata& meta, std::span<const i
 
   backend_.embedding(weights_->embed, ids, residual);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const LlamaLayerWeights& w = weights_->layers[l];
+    const LayerWeights& w = weights_->layers[l];
     // The residual stream absorbs the previous layer's MLP output here.
     if (l == 0) {
       backend_.rms_norm(residual, w.input_norm, eps, normed);
@@ -153,29 +153,29 @@ StatusOr<Tensor> LlamaModel::forward(const StepMetadata& meta, std::span<const i
   return logits;
 }
 
-StatusOr<std::unique_ptr<LlamaModel>> load_model(const std::string& dir, Backend& backend,
+StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& backend,
                                                  const ModelOptions& options) {
-  LlamaConfig config;
+  ModelConfig config;
   GenerationDefaults gen;
   if (!options.arch.empty()) {
-    KR_ASSIGN_OR_RETURN(config, llama_config_preset(options.arch));
+    KR_ASSIGN_OR_RETURN(config, model_config_preset(options.arch));
   } else {
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       return NotFound(dir + ": model folder does not exist");
-    KR_ASSIGN_OR_RETURN(config, load_llama_config(dir));
+    KR_ASSIGN_OR_RETURN(config, load_model_config(dir));
     KR_ASSIGN_OR_RETURN(gen, load_generation_config(dir));
   }
-  std::unique_ptr<LlamaWeights> weights;
+  std::unique_ptr<ModelWeights> weights;
   if (options.dummy_weights) {
-    KR_ASSIGN_OR_RETURN(weights, make_dummy_llama_weights(config, backend, options.dummy_seed));
+    KR_ASSIGN_OR_RETURN(weights, make_dummy_weights(config, backend, options.dummy_seed));
   } else {
     if (!options.arch.empty() && dir.empty())
       return InvalidArgument("--arch without --dummy-weights needs a model folder for the weights");
     KR_ASSIGN_OR_RETURN(auto files, SafetensorsSet::open_dir(dir));
-    KR_ASSIGN_OR_RETURN(weights, load_llama_weights(config, std::move(files), backend));
+    KR_ASSIGN_OR_RETURN(weights, load_model_weights(config, std::move(files), backend));
   }
-  auto model = std::make_unique<LlamaModel>(std::move(config), std::move(gen), std::move(weights), backend, options);
+  auto model = std::make_unique<Model>(std::move(config), std::move(gen), std::move(weights), backend, options);
   KR_RETURN_IF_ERROR(model->init());
   KR_LOG(kInfo, "model: %d layers, hidden %d, vocab %d, weights %.1f MB on %s; KV cache %d blocks x %d tokens (%.1f MB)",
          model->config().num_hidden_layers, model->config().hidden_size, model->config().vocab_size,

@@ -1,4 +1,4 @@
-#include "model/llama_weights.h"
+#include "model/model_weights.h"
 
 #include <algorithm>
 #include <cstring>
@@ -26,7 +26,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // Name → expected shape for every tensor of the config.
-std::map<std::string, std::vector<int64_t>> expected_tensors(const LlamaConfig& c) {
+std::map<std::string, std::vector<int64_t>> expected_tensors(const ModelConfig& c) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
   const int64_t q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
   std::map<std::string, std::vector<int64_t>> e;
@@ -48,14 +48,14 @@ std::map<std::string, std::vector<int64_t>> expected_tensors(const LlamaConfig& 
 }
 
 // Tensors that old checkpoints carry and we recompute or do not need.
-bool ignorable(const std::string& name, const LlamaConfig& c) {
+bool ignorable(const std::string& name, const ModelConfig& c) {
   if (name.ends_with(".rotary_emb.inv_freq")) return true;
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
 class Uploader {
  public:
-  Uploader(Backend& be, LlamaWeights& w) : be_(be), w_(w) {}
+  Uploader(Backend& be, ModelWeights& w) : be_(be), w_(w) {}
 
   Tensor direct(const TensorView& v) {
     w_.weight_bytes += v.bytes;
@@ -95,7 +95,7 @@ class Uploader {
 
  private:
   Backend& be_;
-  LlamaWeights& w_;
+  ModelWeights& w_;
 };
 
 // Counter-based generator (splitmix64 of seed and index): any element can be
@@ -138,7 +138,7 @@ void fill_dummy(uint16_t* dst, int64_t n, uint64_t seed, float scale) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<LlamaWeights>> load_llama_weights(const LlamaConfig& c,
+StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
                                                            std::unique_ptr<SafetensorsSet> files,
                                                            Backend& backend) {
   const auto expected = expected_tensors(c);
@@ -154,7 +154,7 @@ StatusOr<std::unique_ptr<LlamaWeights>> load_llama_weights(const LlamaConfig& c,
       return InvalidArgument(v->file + ": tensor '" + name + "' has shape " + shape_str(v->shape) + ", expected " +
                              shape_str(shape));
   }
-  auto w = std::make_unique<LlamaWeights>();
+  auto w = std::make_unique<ModelWeights>();
   Uploader up(backend, *w);
   auto get = [&](const std::string& n) { return files->find(n); };
   auto same_dtype = [&](const std::vector<const TensorView*>& parts) -> Status {
@@ -168,7 +168,7 @@ StatusOr<std::unique_ptr<LlamaWeights>> load_llama_weights(const LlamaConfig& c,
   w->final_norm = up.direct(*get("model.norm.weight"));
   w->lm_head = c.tie_word_embeddings ? w->embed : up.direct(*get("lm_head.weight"));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    LlamaLayerWeights L;
+    LayerWeights L;
     L.input_norm = up.direct(*get(layer_name(l, "input_layernorm")));
     L.post_norm = up.direct(*get(layer_name(l, "post_attention_layernorm")));
     std::vector<const TensorView*> qkv = {get(layer_name(l, "self_attn.q_proj")), get(layer_name(l, "self_attn.k_proj")),
@@ -186,9 +186,9 @@ StatusOr<std::unique_ptr<LlamaWeights>> load_llama_weights(const LlamaConfig& c,
   return w;
 }
 
-StatusOr<std::unique_ptr<LlamaWeights>> make_dummy_llama_weights(const LlamaConfig& c, Backend& backend,
+StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& c, Backend& backend,
                                                                  uint64_t seed) {
-  auto w = std::make_unique<LlamaWeights>();
+  auto w = std::make_unique<ModelWeights>();
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
   const int64_t qkv_rows = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
   uint64_t tensor_index = 0;
@@ -213,7 +213,7 @@ StatusOr<std::unique_ptr<LlamaWeights>> make_dummy_llama_weights(const LlamaConf
   w->final_norm = make({H}, true);
   w->lm_head = c.tie_word_embeddings ? w->embed : make({V, H}, false);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    LlamaLayerWeights L;
+    LayerWeights L;
     L.input_norm = make({H}, true);
     L.post_norm = make({H}, true);
     L.qkv = make({qkv_rows, H}, false);

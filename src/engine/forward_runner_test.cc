@@ -1,8 +1,8 @@
-// LlamaRunner on the tiny fixture: all six golden prompts at once in one batch,
+// ForwardRunner on the tiny fixture: all six golden prompts at once in one batch,
 // with 4-token KV blocks handed out in a shuffled order and prompts prefilled
 // in chunks of 7 tokens next to other sequences' decode tokens. The sampled
 // logprobs and greedy tokens must match the Hugging Face references.
-#include "engine/llama_runner.h"
+#include "engine/forward_runner.h"
 
 #include <algorithm>
 #include <fstream>
@@ -18,12 +18,12 @@ using json = nlohmann::json;
 
 const std::string kModelDir = std::string(KR_SOURCE_DIR) + "/models/tiny-llama3";
 
-std::unique_ptr<LlamaRunner> make_tiny_runner(int32_t block_size) {
+std::unique_ptr<ForwardRunner> make_tiny_runner(int32_t block_size) {
   ModelOptions opt;
   opt.block_size = block_size;
   opt.max_tokens_per_step = 256;
   opt.max_logit_rows = 16;
-  auto r = make_llama_runner(kModelDir, make_cpu_backend(0, size_t{32} << 20), opt);
+  auto r = make_forward_runner(kModelDir, make_cpu_backend(0, size_t{32} << 20), opt);
   EXPECT_TRUE(r.ok()) << r.status().to_string();
   return r.ok() ? std::move(r).value() : nullptr;
 }
@@ -43,7 +43,7 @@ struct Seq {
   bool done = false;
 };
 
-TEST(LlamaRunner, BatchedChunkedPagedMatchesGolden) {
+TEST(ForwardRunner, BatchedChunkedPagedMatchesGolden) {
   constexpr int32_t kBlock = 4, kChunk = 7;
   auto runner = make_tiny_runner(kBlock);
   ASSERT_NE(runner, nullptr);
@@ -146,7 +146,7 @@ TEST(LlamaRunner, BatchedChunkedPagedMatchesGolden) {
 
 // Plain greedy rows go through Backend::argmax_logprob; rows with top logprobs
 // through the host Sampler. Both must agree on the id and its logprob.
-TEST(LlamaRunner, DeviceGreedyMatchesHostSampler) {
+TEST(ForwardRunner, DeviceGreedyMatchesHostSampler) {
   auto runner = make_tiny_runner(16);
   ASSERT_NE(runner, nullptr);
   SamplingParams plain, with_top;
@@ -179,7 +179,7 @@ TEST(LlamaRunner, DeviceGreedyMatchesHostSampler) {
   EXPECT_EQ(device[0].id, device[1].id);
 }
 
-TEST(LlamaRunner, RejectsBadSteps) {
+TEST(ForwardRunner, RejectsBadSteps) {
   auto runner = make_tiny_runner(4);
   ASSERT_NE(runner, nullptr);
   SamplingParams greedy;
@@ -213,7 +213,7 @@ TEST(LlamaRunner, RejectsBadSteps) {
 
 // ---- device sampling plumbing ----
 
-TEST(LlamaRunner, PackDeviceSamplingRows) {
+TEST(ForwardRunner, PackDeviceSamplingRows) {
   SamplingParams greedy_rep, draw, too_many;
   greedy_rep.temperature = 0;
   greedy_rep.repetition_penalty = 1.5f;
@@ -372,16 +372,16 @@ class HostSamplingBackend final : public Backend {
 // Rows with penalties, EOS suppression and top logprobs go through
 // Backend::sample and give what the host Sampler gives; a drawing row gets its
 // random bits from its own generator.
-TEST(LlamaRunner, DeviceSamplingMatchesHostSampler) {
+TEST(ForwardRunner, DeviceSamplingMatchesHostSampler) {
   ModelOptions opt;
   opt.block_size = 16;
   opt.max_tokens_per_step = 256;
   opt.max_logit_rows = 16;
   auto backend = std::make_unique<HostSamplingBackend>(make_cpu_backend(0, size_t{32} << 20));
   HostSamplingBackend* fake = backend.get();
-  auto made = make_llama_runner(kModelDir, std::move(backend), opt);
+  auto made = make_forward_runner(kModelDir, std::move(backend), opt);
   ASSERT_TRUE(made.ok()) << made.status().to_string();
-  LlamaRunner& runner = **made;
+  ForwardRunner& runner = **made;
   SamplingParams rep, pf, draw;
   rep.temperature = 0;
   rep.repetition_penalty = 3.0f;
