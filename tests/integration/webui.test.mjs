@@ -162,8 +162,9 @@ test('chat page: stream, stop, model picker, reasoning, tool calls, copy, storag
       return a && !a.dataset.state && a.querySelector('.msg-foot') && !a.querySelector('.error');
     }, { timeout: 20_000 });
     assert.equal(lastChat().model, MODEL);
-    // The failed turn is not replayed; the answered ones are.
-    assert.deepEqual(lastChat().messages.map((m) => m.role), ['system', 'user', 'assistant', 'user', 'assistant', 'user', 'user']);
+    // The failed turn (question and error) is not replayed; the answered ones are, and roles alternate.
+    assert.deepEqual(lastChat().messages.map((m) => m.role), ['system', 'user', 'assistant', 'user', 'assistant', 'user']);
+    assert.equal(lastChat().messages[5].content, 'And now?');
 
     // ---- reasoning, tool calls and code, from a scripted stream ----
     // (delta.reasoning_content and delta.tool_calls come with the model-families

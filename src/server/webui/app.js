@@ -308,7 +308,12 @@ function requestMessages(conv, upTo) {
   const system = state.settings.system.trim();
   if (system) out.push({ role: 'system', content: system });
   for (const m of conv.messages.slice(0, upTo)) {
-    if (m.error && !m.content) continue;
+    if (m.role === 'assistant' && !m.content) {
+      // A turn that got no answer (an error, or stopped at once) is left out with
+      // its question: many chat templates insist that roles alternate.
+      if (out.length && out[out.length - 1].role === 'user') out.pop();
+      continue;
+    }
     // Reasoning is not sent back (as the OpenAI API expects); tool calls without
     // their results are shown, not replayed.
     out.push({ role: m.role, content: m.role === 'assistant' ? splitThink(m.content).answer : m.content });
