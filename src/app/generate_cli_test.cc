@@ -126,5 +126,27 @@ TEST(GenerateCli, ChatPromptMatchesTemplateIdsAndKeepsUserTextPlain) {
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 128009), 1);
 }
 
+// `kr-serve --version` names the commit the binary was built from (stamped by
+// cmake/build_info.cmake), not whatever checkout it runs in.
+TEST(GenerateCli, VersionIsTheBuiltCommit) {
+  auto capture = [](const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[512];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    return out;
+  };
+  std::string head = capture(std::string("git -C '") + KR_SOURCE_DIR + "' rev-parse HEAD 2>/dev/null");
+  while (!head.empty() && head.back() == '\n') head.pop_back();
+  // Run from / so that no checkout is around the process.
+  const std::string v = capture(std::string("cd / && ") + KR_SERVE_BIN + " --version");
+  ASSERT_EQ(v.rfind("kr-serve ", 0), 0u) << v;
+  const std::string commit = v.substr(9, v.find_first_of("-\n", 9) - 9);
+  EXPECT_EQ(commit, head.empty() ? "unknown" : head) << v;
+}
+
 }  // namespace
 }  // namespace kr

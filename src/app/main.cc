@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "app/commands.h"
+#include "base/build_info.h"
 
 namespace {
 
@@ -13,7 +14,8 @@ void print_usage() {
                "  serve     run the OpenAI-compatible HTTP server (default)\n"
                "  generate  generate from a prompt or token ids\n"
                "  tokenize  encode/decode JSON lines on stdin\n"
-               "run 'kr-serve <command> --help' for the options of a command\n");
+               "run 'kr-serve <command> --help' for the options of a command\n"
+               "kr-serve --version prints the git commit this binary was built from\n");
 }
 
 }  // namespace
@@ -21,6 +23,10 @@ void print_usage() {
 int main(int argc, char** argv) {
   if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     print_usage();
+    return 0;
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("kr-serve %s\n", kr::build_version().c_str());
     return 0;
   }
   // No command, or an option first: serve.

@@ -2,9 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/build_info.h"
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 #include "server/generation.h"
+#include "server/webui.h"
 #include "tokenizer/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 
@@ -106,6 +108,7 @@ void OpenAIServer::handle(int listener, HttpRequest&& req, std::shared_ptr<Respo
     generate(chat, req, w);
     return;
   }
+  if (HttpResponse page; ctx_->webui && req.method == "GET" && webui_asset(req.path, &page)) return send(std::move(page));
   ApiError e;
   e.http_status = 404;
   e.code = "not_found";
@@ -283,6 +286,7 @@ HttpResponse OpenAIServer::stats() {
   json j = {
       {"uptime_s", s.uptime_s},
       {"model", ctx_->served_model_name},
+      {"version", build_version()},
       {"ready", ctx_->ready.load()},
       {"latency_s", {{"p50", s.latency_p50_s}, {"p95", s.latency_p95_s}, {"p99", s.latency_p99_s},
                      {"min", s.latency_min_s}, {"max", s.latency_max_s}, {"mean", s.latency_mean_s}}},

@@ -52,6 +52,7 @@ struct ServeArgs {
   double read_timeout_s = 30;
   double shutdown_timeout_s = 30;
   bool dummy_weights = false;
+  bool webui = true;  // --no-webui: no chat page at GET /
   std::string arch;  // built-in shape preset (with --dummy-weights), e.g. llama-3.2-3b
   std::map<std::string, std::string> engine_flags;  // KR_* name -> value
 };
@@ -68,7 +69,7 @@ void usage() {
                "         [--api-key K] [--threads N] [--kv-cache-mb N] [--max-model-len N]\n"
                "         [--served-model-name NAME] [--cors-origin ORIGIN] [--http-workers N]\n"
                "         [--metrics-port P] [--read-timeout-s S] [--shutdown-timeout-s S] [--dummy-weights [--arch llama-3.2-3b]]\n"
-               "         [--metrics-vllm-names]\n"
+               "         [--metrics-vllm-names] [--no-webui]\n"
                "         engine: [--gpu-scheduler on|off] [--gpu-scheduler-window-ms MS] [--gpu-scheduler-batch-size N]\n"
                "                 [--fast-path on|off] [--adaptive-window on|off] [--auto-tune on|off]\n"
                "                 [--auto-tune-target-ttft-ms MS] [--auto-tune-target-itl-ms MS] [--max-num-seqs N]\n"
@@ -140,6 +141,7 @@ int parse_args(int argc, char** argv, const char* default_model_dir, ServeArgs* 
     if (flag == "--help" || flag == "-h") return -1;
     if (flag == "--dummy-weights") { a->dummy_weights = true; continue; }
     if (flag == "--metrics-vllm-names") { a->metrics_vllm_names = true; continue; }
+    if (flag == "--no-webui") { a->webui = false; continue; }
     if (flag.rfind("--", 0) != 0) return bad("unexpected argument '" + flag + "'");
     if (i + 1 >= argc) return bad("option " + flag + " needs a value");
     const std::string v = argv[++i];
@@ -257,6 +259,7 @@ int serve_main(int argc, char** argv, const char* default_model_dir) {
   ctx.served_model_name = a.served_model_name;
   ctx.api_key = a.api_key;
   ctx.cors_origin = a.cors_origin;
+  ctx.webui = a.webui;
   ctx.created_unix_s =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   MetricsOptions mopt;

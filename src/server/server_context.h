@@ -28,6 +28,7 @@ struct ServerContext {
   std::string served_model_name = "tiny-llama3";
   std::string api_key;       // empty: no authentication
   std::string cors_origin;   // empty: no CORS headers
+  bool webui = true;         // GET / serves the chat page (server/webui.h)
   int64_t created_unix_s = 0;
   RequestLimits limits;
 

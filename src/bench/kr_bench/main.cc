@@ -26,7 +26,7 @@ void usage() {
                "  --temperature T             default 0.7\n"
                "  --seed S                    request i uses seed S+i (default 1234)\n"
                "  --warmup N                  unrecorded requests per configuration (default 2)\n"
-               "  --questions-file PATH       default bench/questions/fifty.json\n"
+               "  --questions-file PATH       default: the built-in copy of bench/questions/fifty.json\n"
                "  --out-dir DIR               default bench/results\n"
                "  --served-model NAME         'model' field (default: from /v1/models)\n"
                "  --gpu NAME                  recorded in the report (default: nvidia-smi)\n"
