@@ -432,7 +432,8 @@ void CudaBackend::qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor&
   check_input(in, w);
   check_qkv(qkv, q_heads, kv_heads, rope);
   check_kv(kv, kv_heads, rope.head_dim);
-  KR_CHECK(w.dim(0) == qkv.dim(1) && w.dtype == DType::kBF16 && qkv.dtype == DType::kBF16);
+  KR_CHECK(w.dim(0) == qkv.dim(1) && in.x->dim(0) == qkv.dim(0));
+  KR_CHECK(w.dtype == DType::kBF16 && in.x->dtype == DType::kBF16 && qkv.dtype == DType::kBF16);
   const int T = static_cast<int>(qkv.dim(0));
   if (T == 1) {
     // One GEMV: a block owns dims i and i + D/2 of one head, rotates its two
@@ -459,7 +460,8 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const Tensor& w, Tensor
   check_input(in, w);
   const int64_t T = in.x->dim(0), I = act.dim(1);
   KR_CHECK(w.dim(0) == 2 * I && gate_up.dim(0) == T && gate_up.dim(1) == 2 * I && act.dim(0) == T && I % 8 == 0);
-  KR_CHECK(w.dtype == DType::kBF16 && gate_up.dtype == DType::kBF16 && act.dtype == DType::kBF16);
+  KR_CHECK(w.dtype == DType::kBF16 && in.x->dtype == DType::kBF16 && gate_up.dtype == DType::kBF16 &&
+           act.dtype == DType::kBF16);
   if (T == 1) {
     // One GEMV: a block owns rows i of the gate and I + i of the up projection.
     cuda::Gemv1Args a = gemv1_args(in, w, gate_up);
