@@ -5,7 +5,7 @@
 // step would. Also dumps logits for comparison with Hugging Face.
 //
 // Usage: kr-cuda-bench [--model DIR | --arch llama-3.2-3b] [--json FILE] [--no-graphs] [--no-pdl]
-//                      [--decode-only]
+//                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per 3B matrix shape)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 #include <cuda_runtime_api.h>
@@ -282,18 +282,19 @@ int main(int argc, char** argv) {
     std::printf("decode batch 1 ctx 128   %8.1f tok/s without argmax/read of ids (graph launches only)\n", tps);
     std::fflush(stdout);
   }
-  if (decode_only) return 0;
-  for (int n : {64, 512, 2048}) {
-    const double tps = b.prefill(n, 3);
-    r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;
-    std::printf("prefill pp%-5d %10.0f tok/s\n", n, tps);
-    std::fflush(stdout);
-  }
-  for (int B : {16, 64, 256}) {
-    const double tps = b.decode(B, 200, 32);
-    r["decode_b" + std::to_string(B) + "_ctx200_tok_s"] = tps;
-    std::printf("decode batch %-4d ctx 200 %8.0f tok/s\n", B, tps);
-    std::fflush(stdout);
+  if (!decode_only) {
+    for (int n : {64, 512, 2048}) {
+      const double tps = b.prefill(n, 3);
+      r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;
+      std::printf("prefill pp%-5d %10.0f tok/s\n", n, tps);
+      std::fflush(stdout);
+    }
+    for (int B : {16, 64, 256}) {
+      const double tps = b.decode(B, 200, 32);
+      r["decode_b" + std::to_string(B) + "_ctx200_tok_s"] = tps;
+      std::printf("decode batch %-4d ctx 200 %8.0f tok/s\n", B, tps);
+      std::fflush(stdout);
+    }
   }
   if (!json_path.empty()) {
     std::ofstream out(json_path);
