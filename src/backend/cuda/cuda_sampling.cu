@@ -756,15 +756,15 @@ void CudaSampler::reserve(size_t in_bytes, size_t out_bytes, cudaStream_t stream
   if (in_bytes <= in_capacity_ && out_bytes <= out_capacity_) return;
   KR_CUDA_CHECK(cudaStreamSynchronize(stream));  // the old buffers may still be read
   if (in_bytes > in_capacity_) {
-    cudaFreeHost(in_host_);
-    cudaFree(in_dev_);
+    KR_CUDA_CHECK(cudaFreeHost(in_host_));
+    KR_CUDA_CHECK(cudaFree(in_dev_));
     in_capacity_ = in_bytes * 2;
     KR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
   }
   if (out_bytes > out_capacity_) {
-    cudaFree(out_dev_);
-    cudaFreeHost(out_host_);
+    KR_CUDA_CHECK(cudaFree(out_dev_));
+    KR_CUDA_CHECK(cudaFreeHost(out_host_));
     out_capacity_ = out_bytes * 2;
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
     KR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
