@@ -248,7 +248,7 @@ int run_generate(int argc, char** argv) {
   // The budget is only an upper bound: blocks are capped by max_kv_tokens.
   std::unique_ptr<Backend> backend;
 #ifdef KR_HAVE_CUDA_BACKEND
-  if (a.device == "cuda") backend = make_cuda_backend(0);
+  if (a.device == "cuda") backend = make_cuda_backend(CudaOptions{});
 #endif
   if (!backend) backend = make_cpu_backend(a.threads, size_t{1} << 40);
   auto runner_or = make_forward_runner(a.model_dir, std::move(backend), opt);

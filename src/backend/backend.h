@@ -1,6 +1,11 @@
-// Backend: the device operations a Llama forward pass is made of. The CPU
+// Backend: the device operations a decoder forward pass is made of. The CPU
 // backend (backend/cpu) is the float32 reference; the CUDA backend implements
-// the same ops and is tested op by op against it (backend-ops test).
+// the same ops and is tested op by op against it (kr-backend-ops).
+//
+// Fused ops (a matmul with the small op before or after it in one kernel) are
+// ops of their own, called explicitly by the model: each has a default that
+// composes the unfused ops (backend.cc), and a backend overrides the ones it
+// fuses. Every op runs when it is called; none is held back.
 //
 // Threading: a Backend and everything it allocated belong to ONE thread (the
 // engine thread in the server, the main thread in tools and tests). Ops are
@@ -50,9 +55,27 @@ struct KvLayer {
 
 struct RopeParams {
   int32_t head_dim = 0;
-  // [head_dim / 2] float32 inverse frequencies, llama3/linear scaling already applied.
-  // angle(pos, i) = pos * inv_freq[i], computed in double on the CPU.
-  std::vector<float> inv_freq;
+  // [head_dim / 2] kF32 on the backend: inverse frequencies, llama3/linear scaling
+  // already applied. angle(pos, i) = pos * inv_freq[i], computed in double.
+  Tensor inv_freq;
+};
+
+// The input rows of a fused matmul: x as it is, or x' = rms_norm(x) * norm_w
+// computed on the way in (a norm "prologue"), which the op also writes to
+// `normed` as rms_norm() would. A Tensor converts to the first kind.
+struct MatmulInput {
+  MatmulInput(const Tensor& rows) : x(&rows) {}
+  static MatmulInput rms_normed(const Tensor& x, const Tensor& norm_w, float eps, Tensor& normed) {
+    MatmulInput in(x);
+    in.norm_w = &norm_w;
+    in.eps = eps;
+    in.normed = &normed;
+    return in;
+  }
+  const Tensor* x;                  // [T, K]
+  const Tensor* norm_w = nullptr;   // [K], or null: no norm
+  float eps = 0.0f;
+  Tensor* normed = nullptr;         // [T, K] with norm_w
 };
 
 class Backend {
@@ -78,7 +101,7 @@ class Backend {
   virtual void fill_zero(Tensor& t) = 0;
   virtual void synchronize() = 0;
   // Bytes the KV cache may use (CPU: from a configured budget; CUDA: free memory
-  // times KR_GPU_MEMORY_FRACTION after weights).
+  // after the weights times CudaOptions::memory_fraction, less a reserve).
   virtual size_t kv_cache_budget_bytes() const = 0;
 
   // ---- per-step metadata ----
@@ -110,6 +133,21 @@ class Backend {
   // out[r, :] = x[idx[r], :]. x [T, H]; idx [R] i32; out [R, H].
   virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
 
+  // ---- fused ops: defaults compose the ops above (backend.cc) ----
+  // The attention input: qkv = x' · wᵀ, then rope() of its q and k, then
+  // store_kv() of its k and v into `kv`. x' from `in` [T, H]; w [(Hq + 2 Hkv) D, H];
+  // qkv [T, (Hq + 2 Hkv) D]; D = rope.head_dim.
+  virtual void qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, int q_heads, int kv_heads,
+                              const RopeParams& rope, KvLayer& kv);
+  // The SwiGLU MLP input: gate_up = x' · wᵀ, then silu_mul(gate_up, act).
+  // x' from `in` [T, H]; w [2I, H] (gate rows, then up rows); gate_up [T, 2I]; act [T, I].
+  virtual void matmul_silu_mul(const MatmulInput& in, const Tensor& w, Tensor& gate_up, Tensor& act);
+  // A block's output joining the residual stream, and the next norm:
+  // out = x · wᵀ, then add_rms_norm(residual, out, norm_w, eps, normed).
+  // x [T, K]; w [H, K]; out, residual, normed [T, H]; norm_w [H].
+  virtual void matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, Tensor& residual,
+                                   const Tensor& norm_w, float eps, Tensor& normed);
+
   // ---- optional (additions by the CUDA backend; defaults keep other backends unchanged) ----
   // Greedy sampling on the device: for each row r of logits [R, V] f32, ids[r] =
   // argmax (lowest id on ties) and logprobs[r] = its log-softmax. Host arrays of R
@@ -136,17 +174,20 @@ class Backend {
   // Whether sample() is implemented at all, so a caller need not draw random bits
   // for rows a backend would refuse.
   virtual bool implements_sample() const { return false; }
-  // Step graphs (CUDA graphs): a caller brackets one forward step with
-  // begin_graph(key) ... end_graph(). The first step of a key is recorded; later
-  // steps of that key replay the recording and only their host->device copies
-  // (copy_from_host, set_step_metadata) take fresh data, so every step of one key
-  // must issue the same ops on the same tensors with the same shapes (e.g. decode
-  // steps of one batch size and block-table width). copy_to_host is not allowed
-  // in between. Returns false (and does nothing) where unsupported.
+  // Step graphs (CUDA graphs) of decode steps (one new token per sequence): a
+  // caller brackets one forward step with begin_graph(key) ... end_graph(). The
+  // first step of a key is recorded; on later steps of that key
+  // replaying_graph() is true: the caller then issues only the step's
+  // host->device copies (set_step_metadata, copy_from_host), in the recorded
+  // order, and no op; end_graph() runs the recording on that fresh data. So every
+  // step of one key must issue the same ops on the same tensors with the same
+  // shapes (decode steps of one batch size and block-table width). copy_to_host
+  // is not allowed in between. Returns false (and does nothing) where unsupported.
   virtual bool begin_graph(uint64_t key) {
     (void)key;
     return false;
   }
+  virtual bool replaying_graph() const { return false; }
   virtual void end_graph() {}
 };
 

@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     backend = kr::make_cpu_backend(a.threads, kv_tokens * (size_t{1} << 17));
   } else if (a.backend == "cuda") {
 #ifdef KR_BENCH_HAVE_CUDA
-    backend = kr::make_cuda_backend(0);
+    backend = kr::make_cuda_backend(kr::CudaOptions{});
     if (!backend) return usage("no usable CUDA device");
 #else
     return usage("built without CUDA");

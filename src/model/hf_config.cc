@@ -136,26 +136,47 @@ Status parse_rope(const json& j, const std::string& file, ModelConfig* c) {
   return parse_rope_object(*scaling, file, "rope_scaling", &c->rope_scaling);
 }
 
+Status read_bool(const json& j, const std::string& file, const char* key, bool* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return Status::Ok();
+  if (!it->is_boolean()) return InvalidArgument(where(file, key) + " must be a boolean");
+  *out = it->get<bool>();
+  return Status::Ok();
+}
+
+// hidden_act: the MLP's gate activation, by Hugging Face's ACT2FN names.
+Status read_activation(const json& j, const std::string& file, const char* key, Activation* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return Status::Ok();
+  if (!it->is_string()) return InvalidArgument(where(file, key) + " must be a string");
+  const std::string v = it->get<std::string>();
+  if (v == "silu" || v == "swish") {
+    *out = Activation::kSilu;
+  } else if (v == "gelu_pytorch_tanh" || v == "gelu_tanh") {
+    *out = Activation::kGeluTanh;
+  } else {
+    return Unimplemented(where(file, key) + ": unsupported activation '" + v + "'");
+  }
+  return Status::Ok();
+}
+
+// The ArchSpec keys of LlamaConfig (transformers models/llama/configuration_llama.py).
+Status read_llama_keys(const json& j, const std::string& file, ArchSpec* a) {
+  KR_RETURN_IF_ERROR(read_activation(j, file, "hidden_act", &a->activation));
+  bool attention_bias = false;
+  KR_RETURN_IF_ERROR(read_bool(j, file, "attention_bias", &attention_bias));
+  a->qkv_bias = a->o_bias = attention_bias;
+  return read_bool(j, file, "mlp_bias", &a->mlp_bias);
+}
+
 Status parse_config_object(const json& j, const std::string& file, ModelConfig* c) {
   if (!j.is_object()) return InvalidArgument(file + ": top level must be a JSON object");
   auto arch = j.find("architectures");
   if (arch == j.end()) return InvalidArgument(where(file, "architectures") + " is missing");
   if (!arch->is_array() || arch->empty() || !(*arch)[0].is_string())
     return InvalidArgument(where(file, "architectures") + " must be a non-empty list of strings");
-  const std::string a = (*arch)[0].get<std::string>();
-  if (a != "LlamaForCausalLM")
-    return FailedPrecondition(where(file, "architectures") + ": unsupported architecture '" + a +
-                              "' (supported: LlamaForCausalLM)");
-  auto act = j.find("hidden_act");
-  if (act != j.end() && !(act->is_string() && act->get<std::string>() == "silu"))
-    return Unimplemented(where(file, "hidden_act") + ": only 'silu' is supported");
-  for (const char* k : {"attention_bias", "mlp_bias"}) {
-    auto b = j.find(k);
-    if (b != j.end() && !b->is_null()) {
-      if (!b->is_boolean()) return InvalidArgument(where(file, k) + " must be a boolean");
-      if (b->get<bool>()) return Unimplemented(where(file, k) + ": biases are not supported");
-    }
-  }
+  KR_ASSIGN_OR_RETURN(c->arch, family_arch_spec((*arch)[0].get<std::string>(), file));
+  KR_RETURN_IF_ERROR(read_llama_keys(j, file, &c->arch));
   KR_RETURN_IF_ERROR(read_i32(j, file, "hidden_size", true, &c->hidden_size));
   KR_RETURN_IF_ERROR(read_i32(j, file, "intermediate_size", true, &c->intermediate_size));
   KR_RETURN_IF_ERROR(read_i32(j, file, "num_hidden_layers", true, &c->num_hidden_layers));
@@ -170,6 +191,8 @@ Status parse_config_object(const json& j, const std::string& file, ModelConfig* 
   if (c->head_dim % 2 != 0) return InvalidArgument(where(file, "head_dim") + " must be even");
   if (c->num_attention_heads % c->num_key_value_heads != 0)
     return InvalidArgument(where(file, "num_key_value_heads") + " must divide num_attention_heads");
+  c->arch.layer_attention.assign(static_cast<size_t>(c->num_hidden_layers), AttentionKind::kGlobal);
+  KR_RETURN_IF_ERROR(check_forward_supports(c->arch, file));
   KR_RETURN_IF_ERROR(read_double(j, file, "rms_norm_eps", &c->rms_norm_eps));
   KR_RETURN_IF_ERROR(parse_rope(j, file, c));
   auto tie = j.find("tie_word_embeddings");
@@ -184,13 +207,6 @@ Status parse_config_object(const json& j, const std::string& file, ModelConfig* 
   KR_RETURN_IF_ERROR(read_ids(j, file, "eos_token_id", &c->eos_token_ids));
   for (int32_t id : c->eos_token_ids)
     if (id >= c->vocab_size) return InvalidArgument(where(file, "eos_token_id") + " is not below vocab_size");
-  for (const char* k : {"torch_dtype", "dtype"}) {
-    auto d = j.find(k);
-    if (d != j.end() && d->is_string()) {
-      c->torch_dtype = d->get<std::string>();
-      break;
-    }
-  }
   return Status::Ok();
 }
 
@@ -261,9 +277,11 @@ StatusOr<GenerationDefaults> load_generation_config(const std::string& model_dir
 StatusOr<ModelConfig> model_config_preset(const std::string& arch) {
   if (arch != "llama-3.2-3b") return NotFound("unknown --arch '" + arch + "' (known: llama-3.2-3b)");
   ModelConfig c;
+  KR_ASSIGN_OR_RETURN(c.arch, family_arch_spec("LlamaForCausalLM", "--arch " + arch));
   c.hidden_size = 3072;
   c.intermediate_size = 8192;
   c.num_hidden_layers = 28;
+  c.arch.layer_attention.assign(28, AttentionKind::kGlobal);
   c.num_attention_heads = 24;
   c.num_key_value_heads = 8;
   c.head_dim = 128;
@@ -275,7 +293,6 @@ StatusOr<ModelConfig> model_config_preset(const std::string& arch) {
   c.max_position_embeddings = 131072;
   c.bos_token_id = 128000;
   c.eos_token_ids = {128001, 128008, 128009};
-  c.torch_dtype = "bfloat16";
   return c;
 }
 
@@ -289,16 +306,15 @@ std::vector<int32_t> merged_eos_ids(const ModelConfig& config, const GenerationD
   return ids;
 }
 
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
-  const int half = c.head_dim / 2;
+std::vector<float> rope_inv_freq(int32_t head_dim, double theta, const RopeScaling& rs) {
+  const int half = head_dim / 2;
   std::vector<float> inv(half);
-  const float base = static_cast<float>(c.rope_theta);
+  const float base = static_cast<float>(theta);
   for (int i = 0; i < half; ++i) {
     // HF: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), all float32.
-    const float expo = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+    const float expo = static_cast<float>(2 * i) / static_cast<float>(head_dim);
     inv[i] = 1.0f / std::pow(base, expo);
   }
-  const RopeScaling& rs = c.rope_scaling;
   if (rs.type == RopeScalingType::kLinear) {
     for (float& f : inv) f = f / static_cast<float>(rs.factor);
   } else if (rs.type == RopeScalingType::kLlama3) {

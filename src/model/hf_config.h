@@ -1,6 +1,6 @@
-// Llama-family model configuration from a Hugging Face folder (config.json and
-// the optional generation_config.json), or from a built-in preset.
-// Plain structs; any thread.
+// Model configuration from a Hugging Face folder (config.json and the optional
+// generation_config.json), or from a built-in preset: the shapes, and the
+// family's ArchSpec (model/arch_spec.h). Plain structs; any thread.
 #pragma once
 
 #include <cstdint>
@@ -9,20 +9,12 @@
 #include <vector>
 
 #include "base/status.h"
+#include "model/arch_spec.h"
 
 namespace kr {
 
-enum class RopeScalingType { kNone, kLinear, kLlama3 };
-
-struct RopeScaling {
-  RopeScalingType type = RopeScalingType::kNone;
-  double factor = 1.0;
-  double low_freq_factor = 1.0;                   // llama3
-  double high_freq_factor = 4.0;                  // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
-};
-
 struct ModelConfig {
+  ArchSpec arch;                    // what the forward is made of
   int32_t hidden_size = 0;
   int32_t intermediate_size = 0;
   int32_t num_hidden_layers = 0;
@@ -31,15 +23,14 @@ struct ModelConfig {
   int32_t head_dim = 0;             // defaults to hidden_size / num_attention_heads
   int32_t vocab_size = 0;
   double rms_norm_eps = 1e-5;
-  // From rope_parameters (transformers 5) when present, else from the top-level
-  // rope_theta and rope_scaling (transformers 4).
+  // RoPE of global-attention layers: from rope_parameters (transformers 5) when
+  // present, else from the top-level rope_theta and rope_scaling (transformers 4).
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   int64_t max_position_embeddings = 2048;
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
-  std::string torch_dtype;          // e.g. "bfloat16"; informational
 };
 
 // Defaults of generation_config.json (absent fields stay empty).
@@ -67,7 +58,7 @@ std::vector<int32_t> merged_eos_ids(const ModelConfig& config, const GenerationD
 // [head_dim / 2] rotary inverse frequencies in float32, with rope scaling applied
 // exactly as Hugging Face's _compute_default_rope_parameters /
 // _compute_llama3_parameters (float32 arithmetic).
-std::vector<float> rope_inv_freq(const ModelConfig& config);
+std::vector<float> rope_inv_freq(int32_t head_dim, double theta, const RopeScaling& scaling);
 
 // Reads a whole file; NotFound / DataLoss naming the path on failure.
 StatusOr<std::string> read_text_file(const std::string& path);

@@ -1,6 +1,7 @@
-// Model: the Llama forward pass as a sequence of Backend ops over a paged
-// KV cache, plus load_model() which builds it from a Hugging Face folder (or a
-// preset with dummy weights). Tokenizer-independent.
+// Model: the forward pass of a decoder described by an ArchSpec (today the
+// Llama family) as a sequence of Backend ops over a paged KV cache, fused ops
+// included: what forward() calls is what runs. load_model() builds it from a
+// Hugging Face folder (or a preset with dummy weights). Tokenizer-independent.
 //
 // Threading: the model, its backend and its KV cache belong to one thread (the
 // engine thread); forward() must only be called from it.
@@ -48,6 +49,8 @@ class Model {
   // `logit_rows` picks the token rows whose logits are wanted (e.g. each sequence's
   // last token). Returns logits [R, V] kF32 on the backend, valid until the next call.
   // InvalidArgument for ids out of vocabulary, too many tokens/rows, bad block ids.
+  // Inside a replayed step graph (Backend::begin_graph) it copies the step's inputs
+  // and leaves the ops to the recording, which runs at end_graph().
   StatusOr<Tensor> forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
                            std::span<const int32_t> logit_rows);
 
@@ -72,7 +75,9 @@ class Model {
   std::unique_ptr<ModelWeights> weights_;
   Backend& backend_;
   ModelOptions options_;
-  RopeParams rope_;
+  float attn_scale_ = 0.0f;            // softmax scale of q·k
+  std::vector<RopeParams> ropes_;      // one per distinct RoPE (global, sliding)
+  std::vector<int> layer_rope_;        // [layers] index into ropes_
   int32_t num_kv_blocks_ = 0;
   size_t kv_cache_bytes_ = 0;
   std::vector<KvLayer> kv_;  // [layers]

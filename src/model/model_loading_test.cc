@@ -236,7 +236,7 @@ TEST(HfConfig, TinyConfigAndPreset) {
 TEST(HfConfig, Llama3InvFreqMatchesHuggingFace) {
   auto c = model_config_preset("llama-3.2-3b");
   ASSERT_TRUE(c.ok());
-  const auto inv = rope_inv_freq(*c);
+  const auto inv = rope_inv_freq(c->head_dim, c->rope_theta, c->rope_scaling);
   ASSERT_EQ(inv.size(), 64u);
   // High frequencies (wavelen < 8192 / 4) unchanged; low ones (wavelen > 8192) divided
   // by 32; the band between smoothly interpolated.
@@ -277,7 +277,8 @@ TEST(HfConfig, RopeParametersOfTransformers5) {
   EXPECT_DOUBLE_EQ(b->rope_scaling.low_freq_factor, 2.0);
   EXPECT_DOUBLE_EQ(b->rope_scaling.high_freq_factor, 6.0);
   EXPECT_EQ(b->rope_scaling.original_max_position_embeddings, 4096);
-  EXPECT_EQ(rope_inv_freq(*a), rope_inv_freq(*b));
+  EXPECT_EQ(rope_inv_freq(a->head_dim, a->rope_theta, a->rope_scaling),
+            rope_inv_freq(b->head_dim, b->rope_theta, b->rope_scaling));
 
   // rope_parameters wins over the old keys when a file has both.
   json both = v5;

@@ -42,6 +42,8 @@ struct ServeArgs {
   std::string api_key;
   int threads = 0;
   int64_t kv_cache_mb = 1024;
+  double gpu_memory_fraction = 0.9;  // CUDA: share of free device memory for the KV cache
+  bool cuda_pdl = true;              // CUDA: programmatic dependent launch (CudaOptions::pdl)
   int64_t max_model_len = 0;  // 0: the model's
   std::string served_model_name;
   std::string cors_origin;
@@ -66,7 +68,7 @@ const char* kEngineFlags[] = {"gpu-scheduler", "gpu-scheduler-window-ms", "gpu-s
 void usage() {
   std::fprintf(stderr,
                "usage: kr-serve serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--backend auto|cpu|cuda]\n"
-               "         [--api-key K] [--threads N] [--kv-cache-mb N] [--max-model-len N]\n"
+               "         [--api-key K] [--threads N] [--kv-cache-mb N] [--gpu-memory-fraction F] [--max-model-len N]\n"
                "         [--served-model-name NAME] [--cors-origin ORIGIN] [--http-workers N]\n"
                "         [--metrics-port P] [--read-timeout-s S] [--shutdown-timeout-s S] [--dummy-weights [--arch llama-3.2-3b]]\n"
                "         [--metrics-vllm-names] [--no-webui]\n"
@@ -75,8 +77,9 @@ void usage() {
                "                 [--auto-tune-target-ttft-ms MS] [--auto-tune-target-itl-ms MS] [--max-num-seqs N]\n"
                "                 [--max-batched-tokens N] [--max-queued-requests N] [--background-max-wait-s S]\n"
                "                 [--request-timeout-s S]\n"
-               "Environment (flags win): KR_API_KEY, KR_KV_CACHE_MB, KR_READ_TIMEOUT_S, KR_SHUTDOWN_TIMEOUT_S, KR_METRICS_EXPORT,\n"
-               "  KR_METRICS_PORT, KR_METRICS_VLLM_NAMES, KR_CORS_ORIGIN and the engine's KR_* variables (docs/api.md).\n");
+               "Environment (flags win): KR_API_KEY, KR_KV_CACHE_MB, KR_GPU_MEMORY_FRACTION, KR_PDL, KR_READ_TIMEOUT_S,\n"
+               "  KR_SHUTDOWN_TIMEOUT_S, KR_METRICS_EXPORT, KR_METRICS_PORT, KR_METRICS_VLLM_NAMES, KR_CORS_ORIGIN and the\n"
+               "  engine's KR_* variables (docs/configuration.md).\n");
 }
 
 bool to_int(const std::string& s, int64_t lo, int64_t hi, int64_t* out) {
@@ -131,6 +134,14 @@ int parse_args(int argc, char** argv, const char* default_model_dir, ServeArgs* 
     if (!to_int(v, 1, 1 << 24, &n)) return bad("KR_KV_CACHE_MB must be an integer in [1, 16777216]");
     a->kv_cache_mb = n;
   }
+  if (const char* v = std::getenv("KR_GPU_MEMORY_FRACTION")) {
+    if (!to_double(v, 0.05, 0.99, &d)) return bad("KR_GPU_MEMORY_FRACTION must be in [0.05, 0.99]");
+    a->gpu_memory_fraction = d;
+  }
+  if (const char* v = std::getenv("KR_PDL")) {
+    if (std::strcmp(v, "0") != 0 && std::strcmp(v, "1") != 0) return bad("KR_PDL must be 0 or 1");
+    a->cuda_pdl = std::strcmp(v, "1") == 0;
+  }
   if (const char* v = std::getenv("KR_SHUTDOWN_TIMEOUT_S")) {
     if (!to_double(v, 0, 86400, &d)) return bad("KR_SHUTDOWN_TIMEOUT_S must be seconds in [0, 86400]");
     a->shutdown_timeout_s = d;
@@ -153,6 +164,7 @@ int parse_args(int argc, char** argv, const char* default_model_dir, ServeArgs* 
     else if (name == "api-key") a->api_key = v;
     else if (name == "threads") { if (!to_int(v, 0, 1024, &n)) return bad("--threads must be in [0, 1024]"); a->threads = static_cast<int>(n); }
     else if (name == "kv-cache-mb") { if (!to_int(v, 1, 1 << 24, &n)) return bad("--kv-cache-mb must be >= 1"); a->kv_cache_mb = n; }
+    else if (name == "gpu-memory-fraction") { if (!to_double(v, 0.05, 0.99, &d)) return bad("--gpu-memory-fraction must be in [0.05, 0.99]"); a->gpu_memory_fraction = d; }
     else if (name == "max-model-len") { if (!to_int(v, 1, 1 << 24, &n)) return bad("--max-model-len must be >= 1"); a->max_model_len = n; }
     else if (name == "served-model-name") a->served_model_name = v;
     else if (name == "arch") a->arch = v;
@@ -211,7 +223,10 @@ StatusOr<std::unique_ptr<Backend>> make_backend(const ServeArgs& a) {
   const size_t kv_bytes = static_cast<size_t>(a.kv_cache_mb) << 20;
 #ifdef KR_HAVE_CUDA_BACKEND
   if (a.backend == "cuda" || (a.backend == "auto" && cuda_device_available())) {
-    auto b = make_cuda_backend(0);
+    CudaOptions options;
+    options.memory_fraction = a.gpu_memory_fraction;
+    options.pdl = a.cuda_pdl;
+    auto b = make_cuda_backend(options);
     if (b) return b;
     if (a.backend == "cuda") return FailedPrecondition("--backend cuda: no usable CUDA device");
   }

@@ -14,14 +14,15 @@ void CpuBackend::rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& 
   const int64_t T = qkv.dim(0), D = rope.head_dim, half = D / 2;
   const int64_t width = (q_heads + 2 * kv_heads) * D;
   KR_CHECK(qkv.dim(1) == width && T == meta_.num_tokens);
-  KR_CHECK(static_cast<int64_t>(rope.inv_freq.size()) == half);
+  KR_CHECK(rope.inv_freq.dtype == DType::kF32 && rope.inv_freq.numel() == half);
+  const float* inv_freq = rope.inv_freq.as<float>();
   pool_.parallel_for(T, 4, [&](int64_t b, int64_t e) {
     std::vector<float> cos_v(half), sin_v(half);
     for (int64_t t = b; t < e; ++t) {
       const double pos = meta_.positions[t];
       for (int64_t i = 0; i < half; ++i) {
         // Angle in double (an exact product for any position), cos/sin used in float.
-        const double angle = pos * static_cast<double>(rope.inv_freq[i]);
+        const double angle = pos * static_cast<double>(inv_freq[i]);
         cos_v[i] = static_cast<float>(std::cos(angle));
         sin_v[i] = static_cast<float>(std::sin(angle));
       }

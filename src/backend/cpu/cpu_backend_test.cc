@@ -164,9 +164,11 @@ TEST(CpuBackend, RopeStoreKvAttentionPaged) {
   CpuBackend be(3, 0);
   const int Hq = 4, Hkv = 2, D = 8, bs = 3, num_blocks = 8;
   const int width = (Hq + 2 * Hkv) * D;
+  std::vector<float> inv_freq;
+  for (int i = 0; i < D / 2; ++i) inv_freq.push_back(std::pow(10000.0f, -2.0f * i / D));
   RopeParams rp;
   rp.head_dim = D;
-  for (int i = 0; i < D / 2; ++i) rp.inv_freq.push_back(std::pow(10000.0f, -2.0f * i / D));
+  rp.inv_freq = upload_f32(be, inv_freq, {D / 2});
   // seq 0: 5 tokens, blocks {6, 1}; seq 1: 4 tokens, blocks {0, 4}.
   StepMetadata m;
   m.num_tokens = 9;
@@ -189,7 +191,7 @@ TEST(CpuBackend, RopeStoreKvAttentionPaged) {
   auto roped = download(be, qkv);
   // Rope check: head 0 of token 2 (position 2).
   for (int i = 0; i < D / 2; ++i) {
-    const double ang = 2.0 * rp.inv_freq[i];
+    const double ang = 2.0 * inv_freq[i];
     const double a = qv[2 * width + i], c = qv[2 * width + i + D / 2];
     EXPECT_NEAR(roped[2 * width + i], a * std::cos(ang) - c * std::sin(ang), 1e-5);
     EXPECT_NEAR(roped[2 * width + i + D / 2], c * std::cos(ang) + a * std::sin(ang), 1e-5);

@@ -16,18 +16,11 @@
 
 namespace kr::cuda {
 
-extern bool g_pdl_gemv;
-// Tuning switches (KR_GEMV1_TUNE, read by the backend): bit 1 launches the
-// norm-prologue variants without PDL; bit 2 gives them 8 rows per block. (Reading x
-// through L1 instead of L2 was tried as bit 0 and measured the same; removed.)
-int g_gemv1_tune = 0;
-void set_gemv1_tune(int bits) { g_gemv1_tune = bits; }
-
 namespace {
 
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;
-constexpr int kRows = 4;  // rows per block (8 for norm prologues with KR_GEMV1_TUNE bit 2)
+constexpr int kRows = 4;  // rows per block
 
 __device__ __forceinline__ float bf(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }
@@ -44,7 +37,7 @@ __device__ float block_sum(float v) {
   return total;
 }
 
-// Row layout of a block. Plain/residual: rows n0 .. n0 + R - 1. Paired (SwiGLU,
+// Row layout of a block. Plain: rows n0 .. n0 + R - 1. Paired (SwiGLU,
 // RoPE): R/2 rows from base_a and the R/2 rows at base_b that pair with them
 // (gate i and up I + i; RoPE dims i and i + D/2 of one head).
 template <int R, Gemv1Epilogue E>
@@ -84,7 +77,6 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  float res_old = 0.0f;  // kResidual: residual[row(threadIdx.x)], fetched early
   for (int base = 0; base < kvecs; base += kThreads * V) {
     Vec8 wv[R][V];
 #pragma unroll
@@ -97,10 +89,6 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
     if (base == 0) {  // weights are in flight before waiting for the kernel that writes x
       pdl_launch_dependents();
       pdl_wait();
-      if constexpr (E == Gemv1Epilogue::kResidual) {
-        if (threadIdx.x < R && map.valid(threadIdx.x))
-          res_old = bf(static_cast<const bf16*>(a.residual)[map.row(threadIdx.x)]);
-      }
     }
     // This pass's x, read through L2 (__ldcg: the previous kernel wrote it).
     Vec8 xr[V];
@@ -125,10 +113,7 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
         g.u = v < kvecs ? __ldg(static_cast<const uint4*>(a.norm_w) + v) : make_uint4(0, 0, 0, 0);
 #pragma unroll
         for (int e = 0; e < 8; ++e) xr[u].h[e] = to_bf(bf(to_bf(bf(xr[u].h[e]) * inv)) * bf(g.h[e]));
-        if (blockIdx.x == 0 && v < kvecs) {
-          static_cast<uint4*>(a.normed)[v] = xr[u].u;
-          if (a.normed_copy != nullptr) static_cast<uint4*>(a.normed_copy)[v] = xr[u].u;
-        }
+        if (blockIdx.x == 0 && v < kvecs) static_cast<uint4*>(a.normed)[v] = xr[u].u;
       }
     }
 #pragma unroll
@@ -155,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
   __syncthreads();
   auto total = [&](int r) { return part[0][r] + part[1][r] + part[2][r] + part[3][r]; };
   bf16* out = static_cast<bf16*>(a.out);
-  if constexpr (E == Gemv1Epilogue::kPlain || E == Gemv1Epilogue::kResidual) {
+  if constexpr (E == Gemv1Epilogue::kPlain) {
     const int r = threadIdx.x;
     if (r >= R || !map.valid(r)) return;
     const int n = map.row(r);
@@ -163,12 +148,7 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
       static_cast<float*>(a.out)[n] = total(r);
       return;
     }
-    const bf16 o = to_bf(total(r));
-    out[n] = o;
-    if constexpr (E == Gemv1Epilogue::kResidual) {
-      // As rms_norm_kernel's add: the residual is kept in bf16, like the HF model.
-      static_cast<bf16*>(a.residual)[n] = to_bf(res_old + bf(o));
-    }
+    out[n] = to_bf(total(r));
   } else {
     const int r = threadIdx.x;
     if (r >= R / 2 || !map.valid(r)) return;
@@ -211,33 +191,30 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
 }
 
 template <int R, bool kNorm, Gemv1Epilogue E>
-void launch_v(const Gemv1Args& a, cudaStream_t stream) {
-  const bool pdl = (g_pdl_gemv || g_pdl_enabled) && !(kNorm && (g_gemv1_tune & 2));
+void launch_v(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   unsigned blocks = static_cast<unsigned>((a.N + R - 1) / R);
   if (E == Gemv1Epilogue::kSwiglu) blocks = static_cast<unsigned>((a.N / 2 + R / 2 - 1) / (R / 2));
   if (E == Gemv1Epilogue::kRope) blocks = static_cast<unsigned>(a.N / R);
   // K = 3072 (the 3B hidden size): three vectors per thread cover the row in one pass.
   if ((a.K / 8) % (kThreads * 3) == 0 && a.K / 8 <= kThreads * 3 * 2) {
-    launch_pdl_if(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+    launch(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
   } else {
-    launch_pdl_if(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+    launch(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
   }
 }
 
 template <Gemv1Epilogue E>
-void launch_e(const Gemv1Args& a, cudaStream_t stream) {
+void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   if (a.norm_w == nullptr) {
-    launch_v<kRows, false, E>(a, stream);
-  } else if (g_gemv1_tune & 4) {  // 8 rows per block: half the blocks pay the norm prologue
-    launch_v<2 * kRows, true, E>(a, stream);
+    launch_v<kRows, false, E>(a, pdl, stream);
   } else {
-    launch_v<kRows, true, E>(a, stream);
+    launch_v<kRows, true, E>(a, pdl, stream);
   }
 }
 
 }  // namespace
 
-bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, cudaStream_t stream) {
+bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream) {
   if (a.K <= 0 || a.N <= 0 || a.K % 8 != 0) return false;
   // The norm prologue keeps the whole row in registers: one pass of V = 3 or 4 vectors per thread.
   if (a.norm_w != nullptr && (a.normed == nullptr || a.K / 8 > kThreads * ((a.K / 8) % (kThreads * 3) == 0 ? 3 : 4)))
@@ -245,15 +222,11 @@ bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, cudaStream_t stream) {
   if (a.out_f32 && epi != Gemv1Epilogue::kPlain) return false;
   switch (epi) {
     case Gemv1Epilogue::kPlain:
-      launch_e<Gemv1Epilogue::kPlain>(a, stream);
-      return true;
-    case Gemv1Epilogue::kResidual:
-      if (a.residual == nullptr) return false;
-      launch_e<Gemv1Epilogue::kResidual>(a, stream);
+      launch_e<Gemv1Epilogue::kPlain>(a, pdl, stream);
       return true;
     case Gemv1Epilogue::kSwiglu:
       if (a.N % 2 != 0 || a.act == nullptr) return false;
-      launch_e<Gemv1Epilogue::kSwiglu>(a, stream);
+      launch_e<Gemv1Epilogue::kSwiglu>(a, pdl, stream);
       return true;
     case Gemv1Epilogue::kRope: {
       const int D = a.head_dim;
@@ -261,7 +234,7 @@ bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, cudaStream_t stream) {
       if (a.N != (a.q_heads + 2 * a.kv_heads) * D || a.positions == nullptr || a.slots == nullptr ||
           a.inv_freq == nullptr || a.k_cache == nullptr || a.v_cache == nullptr)
         return false;
-      launch_e<Gemv1Epilogue::kRope>(a, stream);
+      launch_e<Gemv1Epilogue::kRope>(a, pdl, stream);
       return true;
     }
   }

@@ -13,11 +13,6 @@
 
 namespace kr::cuda {
 
-bool g_pdl_enabled = false;
-bool g_pdl_gemv = false;
-void set_pdl_enabled(bool on) { g_pdl_enabled = on; }
-void set_pdl_gemv(bool on) { g_pdl_gemv = on; }
-
 namespace {
 
 using bf16 = __nv_bfloat16;
@@ -92,7 +87,6 @@ __global__ void rms_norm_kernel(bf16* residual, const bf16* x, const bf16* w, fl
   }
 }
 
-// grid (T), block (half): thread i computes cos/sin of pair i once and rotates it in every head.
 // grid (T), block (half): thread i computes cos/sin of pair i once and rotates it in
 // every head. With k_cache set it also stores the rotated k and the v of the token
 // into the paged cache (rope and store_kv fused).
@@ -251,22 +245,11 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16* __restrict__ x, c
   }
 }
 
-int g_gemv_rows_per_warp = 0;  // 0: gemv1_kernel (cuda_gemv1.cu) for batch 1
-
 template <int T, int RPW, int kUnroll>
 void gemv_t(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, cudaStream_t stream) {
   const int rows_per_block = 8 * RPW;
   const unsigned blocks = static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block);
-  launch_pdl(gemv_kernel<T, RPW, kUnroll>, dim3(blocks), dim3(256), 0, stream, x, w, out, out_f32, N, K);
-}
-
-template <int T>
-void gemv_rows(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, cudaStream_t stream) {
-  switch (g_gemv_rows_per_warp) {
-    case 1: gemv_t<T, 1, 8>(x, w, out, out_f32, N, K, stream); break;
-    case 4: gemv_t<T, 4, 2>(x, w, out, out_f32, N, K, stream); break;
-    default: gemv_t<T, 2, 4>(x, w, out, out_f32, N, K, stream); break;
-  }
+  launch(false, gemv_kernel<T, RPW, kUnroll>, dim3(blocks), dim3(256), 0, stream, x, w, out, out_f32, N, K);
 }
 
 __device__ ArgmaxLse shfl_xor(const ArgmaxLse& v, int o) {
@@ -277,9 +260,9 @@ __device__ ArgmaxLse shfl_xor(const ArgmaxLse& v, int o) {
   return r;
 }
 
-// One block of 1024 threads per row, one pass: each thread keeps 8 float4 loads
-// in flight (a 128k-entry row is about four round trips), so the kernel takes a
-// few µs where a load-then-compare loop took ~70 µs at batch 1.
+// One block of 1024 threads per row, one pass: at batch 1 the kernel is bound by
+// memory latency, so each thread keeps 8 float4 loads in flight (a 128k-entry
+// row is then about four round trips; history in docs/performance.md).
 __global__ void __launch_bounds__(1024) argmax_logprob_kernel(const float* logits, int V, int32_t* ids,
                                                               float* logprobs) {
   pdl_launch_dependents();
@@ -338,8 +321,8 @@ __global__ void to_bf16_kernel(const void* src, int kind, bf16* dst, int64_t n) 
 
 void launch_embedding(const void* table, const int32_t* ids, void* out, int T, int H, cudaStream_t stream) {
   if (T == 0) return;
-  launch_pdl(embedding_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(table), ids,
-             static_cast<uint4*>(out), H / 8);
+  launch(false, embedding_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(table), ids,
+         static_cast<uint4*>(out), H / 8);
 }
 
 void launch_rms_norm(void* residual, const void* x, const void* w, float eps, void* out, int T, int H,
@@ -354,69 +337,64 @@ void launch_rms_norm(void* residual, const void* x, const void* w, float eps, vo
   auto* ww = static_cast<const bf16*>(w);
   auto* o = static_cast<bf16*>(out);
   if (per <= 1) {
-    launch_pdl(rms_norm_kernel<1>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
+    launch(false, rms_norm_kernel<1>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
   } else if (per <= 2) {
-    launch_pdl(rms_norm_kernel<2>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
+    launch(false, rms_norm_kernel<2>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
   } else if (per <= 4) {
-    launch_pdl(rms_norm_kernel<4>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
+    launch(false, rms_norm_kernel<4>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
   } else {
-    launch_pdl(rms_norm_kernel<8>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);  // H ≤ 32768
+    launch(false, rms_norm_kernel<8>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);  // H ≤ 32768
   }
 }
 
 void launch_rope(void* qkv, const int32_t* positions, const float* inv_freq, int T, int q_heads, int kv_heads,
                  int head_dim, cudaStream_t stream, const int32_t* slot_mapping, void* k_cache, void* v_cache) {
   if (T == 0) return;
-  launch_pdl(rope_kernel, dim3(T), dim3(head_dim / 2), 0, stream, static_cast<bf16*>(qkv), positions, inv_freq,
-             q_heads, kv_heads, head_dim, (q_heads + 2 * kv_heads) * head_dim, slot_mapping,
-             static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
+  launch(false, rope_kernel, dim3(T), dim3(head_dim / 2), 0, stream, static_cast<bf16*>(qkv), positions, inv_freq,
+         q_heads, kv_heads, head_dim, (q_heads + 2 * kv_heads) * head_dim, slot_mapping,
+         static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
 }
 
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
                      int q_heads, int kv_heads, int head_dim, cudaStream_t stream) {
   if (T == 0) return;
   const int row_vecs = (q_heads + 2 * kv_heads) * head_dim / 8;
-  launch_pdl(store_kv_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
-             static_cast<uint4*>(k_cache), static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
-             kv_heads * head_dim / 8);
+  launch(false, store_kv_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
+         static_cast<uint4*>(k_cache), static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
+         kv_heads * head_dim / 8);
 }
 
 void launch_silu_mul(const void* gate_up, void* out, int T, int I, cudaStream_t stream) {
   const int64_t total = static_cast<int64_t>(T) * (I / 8);
   if (total == 0) return;
-  launch_pdl(silu_mul_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256), 0, stream,
-             static_cast<const uint4*>(gate_up), static_cast<uint4*>(out), I / 8, total);
+  launch(false, silu_mul_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256), 0, stream,
+         static_cast<const uint4*>(gate_up), static_cast<uint4*>(out), I / 8, total);
 }
 
 void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int64_t row_bytes,
                         cudaStream_t stream) {
   if (R == 0) return;
-  launch_pdl(gather_rows_kernel, dim3(R), dim3(128), 0, stream, static_cast<const uint4*>(x), idx,
-             static_cast<uint4*>(out), static_cast<int>(row_bytes / 16));
+  launch(false, gather_rows_kernel, dim3(R), dim3(128), 0, stream, static_cast<const uint4*>(x), idx,
+         static_cast<uint4*>(out), static_cast<int>(row_bytes / 16));
 }
 
-void set_gemv_rows_per_warp(int rows) { g_gemv_rows_per_warp = rows; }
-
-void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream) {
+void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, bool pdl,
+                 cudaStream_t stream) {
   auto* xx = static_cast<const bf16*>(x);
   auto* ww = static_cast<const bf16*>(w);
   switch (T) {
-    case 1:
-      if (g_gemv_rows_per_warp == 0) {
-        Gemv1Args a;
-        a.x = x;
-        a.w = w;
-        a.out = out;
-        a.out_f32 = out_f32;
-        a.N = N;
-        a.K = K;
-        if (launch_gemv1(a, Gemv1Epilogue::kPlain, stream)) break;
-        gemv_rows<1>(xx, ww, out, out_f32, N, K, stream);
-      } else {
-        gemv_rows<1>(xx, ww, out, out_f32, N, K, stream);
-      }
+    case 1: {
+      Gemv1Args a;
+      a.x = x;
+      a.w = w;
+      a.out = out;
+      a.out_f32 = out_f32;
+      a.N = N;
+      a.K = K;
+      if (!launch_gemv1(a, Gemv1Epilogue::kPlain, pdl, stream)) gemv_t<1, 2, 4>(xx, ww, out, out_f32, N, K, stream);
       break;
-    case 2: gemv_rows<2>(xx, ww, out, out_f32, N, K, stream); break;
+    }
+    case 2: gemv_t<2, 2, 4>(xx, ww, out, out_f32, N, K, stream); break;
     case 3: gemv_t<3, 1, 4>(xx, ww, out, out_f32, N, K, stream); break;
     case 4: gemv_t<4, 1, 4>(xx, ww, out, out_f32, N, K, stream); break;
     default: break;
@@ -425,13 +403,13 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
 
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {
   if (R == 0) return;
-  launch_pdl(argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
+  launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
 }
 
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream) {
   if (n == 0 || (!src_is_f16 && !src_is_f32)) return;
-  to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(src, src_is_f16 ? 1 : 0,
-                                                                            static_cast<bf16*>(dst), n);
+  launch(false, to_bf16_kernel, dim3(static_cast<unsigned>((n + 255) / 256)), dim3(256), 0, stream, src,
+         src_is_f16 ? 1 : 0, static_cast<bf16*>(dst), n);
 }
 
 }  // namespace kr::cuda

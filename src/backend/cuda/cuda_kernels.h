@@ -29,19 +29,14 @@ void launch_silu_mul(const void* gate_up, void* out, int T, int I, cudaStream_t 
 // out[r, :] = x[idx[r], :]; rows of `row_bytes` (multiple of 16).
 void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int64_t row_bytes,
                         cudaStream_t stream);
-// out[t, n] = Σ_k x[t, k] w[n, k] for T ≤ kGemvMaxTokens; x, w bf16; out bf16 or f32 (out_f32).
+// out[t, n] = Σ_k x[t, k] w[n, k] for T ≤ kGemvMaxTokens; x, w bf16; out bf16 or f32 (out_f32);
+// K % 8 == 0. T = 1 runs the split-K GEMV of cuda_gemv1.h (with programmatic dependent
+// launch when `pdl`); T = 2..4 a warp-per-rows kernel (2 rows per warp for T = 2).
 constexpr int kGemvMaxTokens = 4;
-// Rows of w each warp of the T ≤ 2 GEMV computes: 1, 2 (default) or 4 (for tuning).
-// Batch-1 GEMV variant: 0 (default) = split-K per block (launch_gemv1, cuda_gemv1.h,
-// which also has the fused forms); 1, 2, 4 = that many rows per warp (the batch-2 kernel too).
-void set_gemv_rows_per_warp(int rows);
-void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream);
+void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, bool pdl,
+                 cudaStream_t stream);
 // Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row).
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream);
-// Programmatic dependent launch: every kernel (KR_PDL=1), batch-1 GEMVs only
-// (KR_PDL=2, the default) or none (KR_PDL=0); set once by the backend.
-void set_pdl_enabled(bool on);
-void set_pdl_gemv(bool on);  // PDL for batch-1 GEMVs only
 // f32/f16 → bf16 conversion of n elements (used at weight upload).
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream);
 
@@ -70,7 +65,8 @@ struct AttnArgs {
   float scale;
   // Split along the keys (flash-decoding): each split covers split_keys keys; with
   // num_splits > 1 partial results go to the scratch and the last block of each
-  // (tile, kv head) merges them (KR_ATTN_MERGE=0: a separate combine kernel).
+  // (tile, kv head) to finish merges them. num_splits > 1 needs
+  // num_tiles * kv_heads <= attn_max_split_groups().
   int num_splits;
   int split_keys;
   float* partial_out;  // [num_tiles * tile_rows, num_splits, D] (rows = tokens * group)
@@ -80,6 +76,13 @@ struct AttnArgs {
 int attn_tile_tokens(int group);
 // Upper bound on AttnArgs::num_splits.
 int attn_max_splits();
+// Upper bound on num_tiles * kv_heads of a launch with num_splits > 1 (one arrival
+// counter per (tile, kv head)).
+int attn_max_split_groups();
+// Enqueues the attention of every tile (num_tiles == 0: nothing).
 void launch_paged_attention(const AttnArgs& a, cudaStream_t stream);
+// Allows the attention kernels their dynamic shared memory on the current device;
+// called once by the backend before the first launch.
+void configure_attention_kernels();
 
 }  // namespace kr::cuda

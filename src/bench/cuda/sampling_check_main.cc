@@ -518,7 +518,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto backend = kr::make_cuda_backend(0);
+  auto backend = kr::make_cuda_backend(kr::CudaOptions{});
   if (backend == nullptr) {
     std::printf("FAIL device: no CUDA device\n");
     return 1;

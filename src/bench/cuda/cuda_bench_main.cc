@@ -1,10 +1,12 @@
-// kr-cuda-bench: throughput of a Llama model on the CUDA backend, no HTTP, no
+// kr-cuda-bench: throughput of a model on the CUDA backend, no HTTP, no
 // tokenizer: load time, device memory, prefill (one sequence of N tokens),
 // batch-1 decode at a given context, batched decode. Decode steps run as step
 // graphs (one per batch size) and sample greedily on the device, as a server
 // step would. Also dumps logits for comparison with Hugging Face.
 //
-// Usage: kr-cuda-bench [--model DIR | --arch llama-3.2-3b] [--json FILE] [--no-graphs]
+// Usage: kr-cuda-bench [--model DIR | --arch llama-3.2-3b] [--json FILE] [--no-graphs] [--no-pdl]
+//                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
+//        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per 3B matrix shape)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 #include <cuda_runtime_api.h>
 
@@ -130,8 +132,9 @@ struct Bench {
   }
 };
 
-// GEMV bandwidth per 3B matrix shape and rows-per-warp variant, weights rotated
-// through 2 GB so that L2 holds none of them.
+// Batch-1 GEMV (split-K, cuda_gemv1.h) bandwidth per 3B matrix shape, weights
+// rotated through 2 GB so that L2 holds none of them. Launched without PDL, so
+// that each GEMV is timed alone.
 void gemv_bench() {
   const size_t pool_bytes = size_t{2} << 30;
   void* pool = nullptr;
@@ -139,33 +142,25 @@ void gemv_bench() {
   void* out = nullptr;
   KR_CHECK(cudaMalloc(&pool, pool_bytes) == cudaSuccess && cudaMalloc(&x, 1 << 20) == cudaSuccess &&
            cudaMalloc(&out, 1 << 20) == cudaSuccess);
-  cudaMemset(pool, 0, pool_bytes);
-  cudaMemset(x, 0, 1 << 20);
+  KR_CHECK(cudaMemset(pool, 0, pool_bytes) == cudaSuccess && cudaMemset(x, 0, 1 << 20) == cudaSuccess);
   cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
+  KR_CHECK(cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess);
   const int shapes[][2] = {{5120, 3072}, {3072, 3072}, {16384, 3072}, {3072, 8192}, {128256, 3072}};
-  // Variant 0: the split-K block kernel (cuda_gemv1.cu, 4 rows per block); 1, 2, 4 rows per warp.
-  for (const int rpw : {0, 1, 2, 4}) {
-    cuda::set_gemv_rows_per_warp(rpw);
-    for (const auto& sh : shapes) {
-      const size_t mat = static_cast<size_t>(sh[0]) * sh[1] * 2;
-      const int copies = static_cast<int>(pool_bytes / mat);
-      const int reps = 40;
-      cudaEventRecord(e0, nullptr);
-      for (int i = 0; i < reps; ++i)
-        cuda::launch_gemv(x, static_cast<char*>(pool) + (i % copies) * mat, sh[0] == 128256 ? out : out,
-                          false, 1, sh[0], sh[1], nullptr);
-      cudaEventRecord(e1, nullptr);
-      cudaEventSynchronize(e1);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      std::printf("gemv %-12s N %-6d K %-5d %7.2f us %7.0f GB/s\n",
-                  rpw == 0 ? "split-K" : (std::to_string(rpw) + " rows/warp").c_str(), sh[0], sh[1], 1000.0 * ms / reps,
-                  static_cast<double>(mat) * reps / (ms * 1e-3) / 1e9);
-    }
+  for (const auto& sh : shapes) {
+    const size_t mat = static_cast<size_t>(sh[0]) * sh[1] * 2;
+    const int copies = static_cast<int>(pool_bytes / mat);
+    const int reps = 40;
+    KR_CHECK(cudaEventRecord(e0, nullptr) == cudaSuccess);
+    for (int i = 0; i < reps; ++i)
+      cuda::launch_gemv(x, static_cast<char*>(pool) + (i % copies) * mat, out, false, 1, sh[0], sh[1], false, nullptr);
+    KR_CHECK(cudaEventRecord(e1, nullptr) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess);
+    float ms = 0;
+    KR_CHECK(cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess);
+    std::printf("gemv split-K N %-6d K %-5d %7.2f us %7.0f GB/s\n", sh[0], sh[1], 1000.0 * ms / reps,
+                static_cast<double>(mat) * reps / (ms * 1e-3) / 1e9);
   }
-  cuda::set_gemv_rows_per_warp(0);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
   cudaFree(pool);
   cudaFree(x);
   cudaFree(out);
@@ -202,18 +197,17 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 
 int main(int argc, char** argv) {
   std::string model_dir, arch, json_path, dump_ids, dump_out;
-  bool graphs = true, decode_only = false;
+  bool graphs = true, decode_only = false, gemv = false;
+  kr::CudaOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
     else if (a == "--arch" && i + 1 < argc) arch = argv[++i];
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--no-graphs") graphs = false;
+    else if (a == "--no-pdl") options.pdl = false;
     else if (a == "--decode-only") decode_only = true;
-    else if (a == "--gemv-bench") {
-      kr::gemv_bench();
-      return 0;
-    }
+    else if (a == "--gemv-bench") gemv = true;
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
       dump_out = argv[++i];
@@ -223,10 +217,14 @@ int main(int argc, char** argv) {
     }
   }
   if (model_dir.empty() && arch.empty()) arch = "llama-3.2-3b";
-  auto gpu = kr::make_cuda_backend(0);
+  auto gpu = kr::make_cuda_backend(options);
   if (!gpu) {
     std::fprintf(stderr, "kr-cuda-bench: no CUDA device\n");
     return 2;
+  }
+  if (gemv) {
+    kr::gemv_bench();
+    return 0;
   }
   size_t free0 = 0, total = 0;
   cudaMemGetInfo(&free0, &total);
@@ -256,6 +254,7 @@ int main(int argc, char** argv) {
   r["kv_cache_bytes"] = model.kv_cache_bytes();
   r["device_memory_used_bytes"] = free0 - free1;
   r["graphs"] = graphs;
+  r["pdl"] = options.pdl;
   std::printf("gpu %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n", prop.name,
               load_s, model.weight_bytes() / 1e9, model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
   std::fflush(stdout);
@@ -283,18 +282,19 @@ int main(int argc, char** argv) {
     std::printf("decode batch 1 ctx 128   %8.1f tok/s without argmax/read of ids (graph launches only)\n", tps);
     std::fflush(stdout);
   }
-  if (decode_only) return 0;
-  for (int n : {64, 512, 2048}) {
-    const double tps = b.prefill(n, 3);
-    r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;
-    std::printf("prefill pp%-5d %10.0f tok/s\n", n, tps);
-    std::fflush(stdout);
-  }
-  for (int B : {16, 64, 256}) {
-    const double tps = b.decode(B, 200, 32);
-    r["decode_b" + std::to_string(B) + "_ctx200_tok_s"] = tps;
-    std::printf("decode batch %-4d ctx 200 %8.0f tok/s\n", B, tps);
-    std::fflush(stdout);
+  if (!decode_only) {
+    for (int n : {64, 512, 2048}) {
+      const double tps = b.prefill(n, 3);
+      r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;
+      std::printf("prefill pp%-5d %10.0f tok/s\n", n, tps);
+      std::fflush(stdout);
+    }
+    for (int B : {16, 64, 256}) {
+      const double tps = b.decode(B, 200, 32);
+      r["decode_b" + std::to_string(B) + "_ctx200_tok_s"] = tps;
+      std::printf("decode batch %-4d ctx 200 %8.0f tok/s\n", B, tps);
+      std::fflush(stdout);
+    }
   }
   if (!json_path.empty()) {
     std::ofstream out(json_path);

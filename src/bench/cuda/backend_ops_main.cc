@@ -1,6 +1,9 @@
 // kr-backend-ops: every CUDA op against the CPU reference on fresh random
-// inputs (several shapes, the Llama-3.2-3B shapes and odd sizes included),
-// then the tiny fixture model on the GPU against its golden argmaxes.
+// inputs (several shapes, the Llama-3.2-3B shapes and odd sizes included);
+// every fused op three ways (the CUDA override, the CUDA backend's composed
+// default, the CPU) at batch 1 and larger batches; the model's decode layer as
+// the forward issues it; then the tiny fixture model on the GPU against its
+// golden argmaxes, as prefill and token by token (eager and as step graphs).
 // Inputs are rounded to bf16 first so that both backends see the same values;
 // CUDA outputs are NaN-poisoned before each op. Prints a table; exit status 1
 // on any failure, 2 when no GPU is present.
@@ -75,11 +78,26 @@ struct Ctx {
     }
     return p;
   }
-  Pair f32(std::initializer_list<int64_t> dims) {
+  Pair f32(std::initializer_list<int64_t> dims, const std::vector<float>& values = {}) {
     Pair p{cpu.alloc(DType::kF32, dims), gpu.alloc(DType::kF32, dims)};
     cpu_allocs.push_back(p.cpu);
     gpu_allocs.push_back(p.gpu);
+    if (!values.empty()) {
+      cpu.copy_from_host(p.cpu, values.data(), values.size() * 4);
+      gpu.copy_from_host(p.gpu, values.data(), values.size() * 4);
+    }
     return p;
+  }
+  // Llama-3-style RoPE tables (base 500000) of head_dim D on both backends.
+  std::pair<RopeParams, RopeParams> rope(int D) {
+    std::vector<float> inv;
+    for (int i = 0; i < D / 2; ++i) inv.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / D)));
+    const Pair t = f32({D / 2}, inv);
+    RopeParams rc, rg;
+    rc.head_dim = rg.head_dim = D;
+    rc.inv_freq = t.cpu;
+    rg.inv_freq = t.gpu;
+    return {rc, rg};
   }
   Pair ints(std::initializer_list<int64_t> dims, const std::vector<int32_t>& values) {
     Pair p{cpu.alloc(DType::kI32, dims), gpu.alloc(DType::kI32, dims)};
@@ -180,24 +198,6 @@ void test_matmul(Ctx& c, int T, int K, int N, bool out_f32) {
          c.read(out, true), out_f32 ? 0.005 : 0.02);
 }
 
-// The MLP pair at batch 1: the backend may fuse silu_mul into the matmul before it;
-// both outputs (gate_up and the product) must match the reference.
-void test_matmul_silu(Ctx& c, int K, int I) {
-  Pair x = c.act({1, K}, random_bf16_values(static_cast<size_t>(K), 1.0f));
-  Pair w = c.weight({2 * I, K}, random_bf16_values(static_cast<size_t>(2) * I * K, 0.05f));
-  Pair gu = c.act({1, 2 * I}, {});
-  Pair out = c.act({1, I}, {});
-  c.poison(gu.gpu);
-  c.poison(out.gpu);
-  c.cpu.matmul(x.cpu, w.cpu, gu.cpu);
-  c.cpu.silu_mul(gu.cpu, out.cpu);
-  c.gpu.matmul(x.gpu, w.gpu, gu.gpu);
-  c.gpu.silu_mul(gu.gpu, out.gpu);
-  const std::string shape = "T1 K" + std::to_string(K) + " I" + std::to_string(I);
-  report("matmul+silu", shape, c.read(gu, false), c.read(gu, true), 0.02);
-  report("  silu_mul", shape, c.read(out, false), c.read(out, true), 0.02);
-}
-
 void test_silu_gather(Ctx& c, int T, int I) {
   Pair gu = c.act({T, 2 * I}, random_bf16_values(static_cast<size_t>(T) * 2 * I, 4.0f));
   Pair out = c.act({T, I}, {});
@@ -261,14 +261,12 @@ void test_attention(Ctx& c, const std::string& label, const std::vector<int>& ca
   Pair v = c.act({blocks, bs, Hkv, D}, random_bf16_values(cache_elems, 1.0f));
   kc.k = k.cpu, kc.v = v.cpu, kg.k = k.gpu, kg.v = v.gpu;
   Pair qkv = c.act({T, W}, random_bf16_values(static_cast<size_t>(T) * W, 2.0f));
-  RopeParams rope;
-  rope.head_dim = D;
-  for (int i = 0; i < D / 2; ++i) rope.inv_freq.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / D)));
+  const auto [rope_c, rope_g] = c.rope(D);
   c.cpu.set_step_metadata(m);
   c.gpu.set_step_metadata(m);
   const std::string shape = label + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" + std::to_string(D);
-  c.cpu.rope(qkv.cpu, Hq, Hkv, rope);
-  c.gpu.rope(qkv.gpu, Hq, Hkv, rope);
+  c.cpu.rope(qkv.cpu, Hq, Hkv, rope_c);
+  c.gpu.rope(qkv.gpu, Hq, Hkv, rope_g);
   report("rope", shape, c.read(qkv, false), c.read(qkv, true), 0.02);
   // From here on both start from the same (GPU-rounded) rotated values.
   const std::vector<float> rotated = c.read(qkv, true);
@@ -284,61 +282,208 @@ void test_attention(Ctx& c, const std::string& label, const std::vector<int>& ca
   report("attention", shape, c.read(out, false), c.read(out, true), 0.02);
 }
 
-// One decoder layer at batch 1, issued op by op exactly as Model::forward
-// does: the CUDA backend fuses norms, residual adds, RoPE + KV store and SiLU·mul
-// into the GEMVs here (cuda_gemv1.h); every tensor the ops write must still match.
-void test_decode_chain(Ctx& c, int H, int Hq, int Hkv, int D, int I, int cached) {
-  const int bs = 16, blocks = (cached + 1 + bs - 1) / bs + 2;
-  const StepMetadata m = make_meta({cached}, {1}, bs, blocks);
-  const int W = (Hq + 2 * Hkv) * D;
-  const size_t cache_elems = static_cast<size_t>(blocks) * bs * Hkv * D;
-  Pair k = c.act({blocks, bs, Hkv, D}, random_bf16_values(cache_elems, 1.0f));
-  Pair v = c.act({blocks, bs, Hkv, D}, random_bf16_values(cache_elems, 1.0f));
-  KvLayer kc{k.cpu, v.cpu}, kg{k.gpu, v.gpu};
-  Pair residual = c.act({1, H}, random_bf16_values(H, 2.0f));
-  Pair proj = c.act({1, H}, random_bf16_values(H, 2.0f));
-  Pair in_norm = c.weight({H}, random_bf16_values(H, 1.5f));
-  Pair post_norm = c.weight({H}, random_bf16_values(H, 1.5f));
-  Pair final_norm = c.weight({H}, random_bf16_values(H, 1.5f));
-  Pair wqkv = c.weight({W, H}, random_bf16_values(static_cast<size_t>(W) * H, 0.05f));
-  Pair wo = c.weight({H, Hq * D}, random_bf16_values(static_cast<size_t>(H) * Hq * D, 0.05f));
-  Pair wgu = c.weight({2 * I, H}, random_bf16_values(static_cast<size_t>(2) * I * H, 0.05f));
-  Pair wdown = c.weight({H, I}, random_bf16_values(static_cast<size_t>(H) * I, 0.05f));
-  Pair normed = c.act({1, H}, {}), qkv = c.act({1, W}, {}), attn = c.act({1, Hq * D}, {});
-  Pair gu = c.act({1, 2 * I}, {}), act = c.act({1, I}, {});
-  for (Pair* p : {&normed, &qkv, &attn, &gu, &act}) c.poison(p->gpu);
-  RopeParams rope;
-  rope.head_dim = D;
-  for (int i = 0; i < D / 2; ++i) rope.inv_freq.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / D)));
-  const float eps = 1e-5f, scale = 1.0f / std::sqrt(static_cast<float>(D));
-  for (Backend* b : {&c.cpu, &c.gpu}) {
-    const bool g = b == &c.gpu;
-    auto T = [&](Pair& p) -> Tensor& { return g ? p.gpu : p.cpu; };
-    KvLayer& kv = g ? kg : kc;
-    b->set_step_metadata(m);
-    b->add_rms_norm(T(residual), T(proj), T(in_norm), eps, T(normed));
-    b->matmul(T(normed), T(wqkv), T(qkv));
-    b->rope(T(qkv), Hq, Hkv, rope);
-    b->store_kv(T(qkv), Hq, Hkv, D, kv);
-    b->attention(T(qkv), kv, Hq, Hkv, D, scale, T(attn));
-    b->matmul(T(attn), T(wo), T(proj));
-    b->add_rms_norm(T(residual), T(proj), T(post_norm), eps, T(normed));
-    b->matmul(T(normed), T(wgu), T(gu));
-    b->silu_mul(T(gu), T(act));
-    b->matmul(T(act), T(wdown), T(proj));
-    b->add_rms_norm(T(residual), T(proj), T(final_norm), eps, T(normed));
+// The three ways a fused op runs: on the CPU (its composed default), as the CUDA
+// override, and as the CUDA backend's composed default (Backend::op called
+// non-virtually, so the unfused CUDA ops run one after another).
+enum class Way { kCpu, kCuda, kCudaComposed };
+constexpr Way kWays[] = {Way::kCpu, Way::kCuda, Way::kCudaComposed};
+
+// A tensor per way: CPU and CUDA tensors of `a`, and the CUDA tensor of `b` for
+// the composed run (both made with the same values).
+struct Triple {
+  Pair a, b;
+  Tensor& of(Way w) { return w == Way::kCpu ? a.cpu : w == Way::kCuda ? a.gpu : b.gpu; }
+};
+Triple triple(Ctx& c, std::initializer_list<int64_t> dims, const std::vector<float>& values) {
+  Triple t{c.act(dims, values), c.act(dims, values)};
+  if (values.empty()) {
+    c.poison(t.a.gpu);
+    c.poison(t.b.gpu);
   }
-  const std::string shape = "H" + std::to_string(H) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
-                            std::to_string(D) + " I" + std::to_string(I) + " ctx" + std::to_string(cached + 1);
-  report("decode chain", shape + " qkv", c.read(qkv, false), c.read(qkv, true), 0.03);
-  report("  k cache", shape, c.read(k, false), c.read(k, true), 0.03);
-  report("  v cache", shape, c.read(v, false), c.read(v, true), 0.03);
-  report("  attention", shape, c.read(attn, false), c.read(attn, true), 0.03);
-  report("  gate_up", shape, c.read(gu, false), c.read(gu, true), 0.03);
-  report("  silu_mul", shape, c.read(act, false), c.read(act, true), 0.03);
-  report("  proj", shape, c.read(proj, false), c.read(proj, true), 0.03);
-  report("  residual", shape, c.read(residual, false), c.read(residual, true), 0.03);
-  report("  normed", shape, c.read(normed, false), c.read(normed, true), 0.03);
+  return t;
+}
+
+// Reports output `t` of the CUDA override against the CPU and against the CUDA
+// composed default. The override keeps the unfused arithmetic (same bf16
+// roundings), so it must be close to the composition: only reduction order may
+// differ (the norm prologue's sum of squares, the split-K GEMV's partial sums).
+void report3(Ctx& c, const std::string& op, const std::string& shape, Triple& t, double tol) {
+  const std::vector<float> cpu = c.read(t.a, false), fused = c.read(t.a, true);
+  report(op, shape + " vs cpu", cpu, fused, tol);
+  report(op.starts_with("  ") ? op : "  " + op, shape + " vs composed", c.read(t.b, true), fused, 0.01);
+}
+
+Backend& backend_of(Ctx& c, Way w) { return w == Way::kCpu ? c.cpu : c.gpu; }
+
+std::string tokens_label(const StepMetadata& m) { return "T" + std::to_string(m.num_tokens); }
+
+// qkv_rope_store over a batch of `fresh` tokens per sequence (1 each: decode),
+// with and without the input norm (layer 0's form).
+void test_qkv_rope_store(Ctx& c, const std::vector<int>& cached, const std::vector<int>& fresh, int H, int Hq,
+                         int Hkv, int D, bool norm) {
+  const int bs = 16;
+  int blocks = 3;
+  for (size_t s = 0; s < cached.size(); ++s) blocks += (cached[s] + fresh[s] + bs - 1) / bs;
+  const StepMetadata m = make_meta(cached, fresh, bs, blocks);
+  const int T = m.num_tokens, W = (Hq + 2 * Hkv) * D;
+  const size_t cache_elems = static_cast<size_t>(blocks) * bs * Hkv * D;
+  const std::vector<float> k0 = random_bf16_values(cache_elems, 1.0f), v0 = random_bf16_values(cache_elems, 1.0f);
+  Triple k = triple(c, {blocks, bs, Hkv, D}, k0), v = triple(c, {blocks, bs, Hkv, D}, v0);
+  Pair x = c.act({T, H}, random_bf16_values(static_cast<size_t>(T) * H, 2.0f));
+  Pair nw = c.weight({H}, random_bf16_values(H, 1.5f));
+  Pair w = c.weight({W, H}, random_bf16_values(static_cast<size_t>(W) * H, 0.05f));
+  Triple qkv = triple(c, {T, W}, {}), normed = triple(c, {T, H}, {});
+  const auto [rope_c, rope_g] = c.rope(D);
+  c.cpu.set_step_metadata(m);
+  c.gpu.set_step_metadata(m);
+  for (Way way : kWays) {
+    Backend& b = backend_of(c, way);
+    const Tensor& xt = way == Way::kCpu ? x.cpu : x.gpu;
+    const MatmulInput in =
+        norm ? MatmulInput::rms_normed(xt, way == Way::kCpu ? nw.cpu : nw.gpu, 1e-5f, normed.of(way)) : MatmulInput(xt);
+    const Tensor& wt = way == Way::kCpu ? w.cpu : w.gpu;
+    KvLayer kv{k.of(way), v.of(way)};
+    const RopeParams& rope = way == Way::kCpu ? rope_c : rope_g;
+    if (way == Way::kCudaComposed) {
+      b.Backend::qkv_rope_store(in, wt, qkv.of(way), Hq, Hkv, rope, kv);
+    } else {
+      b.qkv_rope_store(in, wt, qkv.of(way), Hq, Hkv, rope, kv);
+    }
+  }
+  const std::string shape = tokens_label(m) + (norm ? " norm" : "") + " H" + std::to_string(H) + " Hq" +
+                            std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" + std::to_string(D);
+  report3(c, "qkv_rope_store", shape, qkv, 0.02);
+  report3(c, "  k cache", shape, k, 0.02);
+  report3(c, "  v cache", shape, v, 0.02);
+  if (norm) report3(c, "  normed", shape, normed, 0.02);
+}
+
+void test_matmul_silu_mul(Ctx& c, int T, int K, int I, bool norm) {
+  Pair x = c.act({T, K}, random_bf16_values(static_cast<size_t>(T) * K, 2.0f));
+  Pair nw = c.weight({K}, random_bf16_values(K, 1.5f));
+  Pair w = c.weight({2 * I, K}, random_bf16_values(static_cast<size_t>(2) * I * K, 0.05f));
+  Triple gu = triple(c, {T, 2 * I}, {}), act = triple(c, {T, I}, {}), normed = triple(c, {T, K}, {});
+  for (Way way : kWays) {
+    Backend& b = backend_of(c, way);
+    const Tensor& xt = way == Way::kCpu ? x.cpu : x.gpu;
+    const MatmulInput in =
+        norm ? MatmulInput::rms_normed(xt, way == Way::kCpu ? nw.cpu : nw.gpu, 1e-5f, normed.of(way)) : MatmulInput(xt);
+    const Tensor& wt = way == Way::kCpu ? w.cpu : w.gpu;
+    if (way == Way::kCudaComposed) {
+      b.Backend::matmul_silu_mul(in, wt, gu.of(way), act.of(way));
+    } else {
+      b.matmul_silu_mul(in, wt, gu.of(way), act.of(way));
+    }
+  }
+  const std::string shape =
+      "T" + std::to_string(T) + (norm ? " norm" : "") + " K" + std::to_string(K) + " I" + std::to_string(I);
+  report3(c, "matmul_silu_mul", shape, gu, 0.02);
+  report3(c, "  act", shape, act, 0.02);
+  if (norm) report3(c, "  normed", shape, normed, 0.02);
+}
+
+void test_matmul_add_rms_norm(Ctx& c, int T, int K, int H) {
+  Pair x = c.act({T, K}, random_bf16_values(static_cast<size_t>(T) * K, 1.0f));
+  Pair w = c.weight({H, K}, random_bf16_values(static_cast<size_t>(H) * K, 0.05f));
+  Pair nw = c.weight({H}, random_bf16_values(H, 1.5f));
+  Triple out = triple(c, {T, H}, {}), normed = triple(c, {T, H}, {});
+  Triple residual = triple(c, {T, H}, random_bf16_values(static_cast<size_t>(T) * H, 2.0f));
+  for (Way way : kWays) {
+    Backend& b = backend_of(c, way);
+    const bool cpu = way == Way::kCpu;
+    if (way == Way::kCudaComposed) {
+      b.Backend::matmul_add_rms_norm(x.gpu, w.gpu, out.of(way), residual.of(way), nw.gpu, 1e-5f, normed.of(way));
+    } else {
+      b.matmul_add_rms_norm(cpu ? x.cpu : x.gpu, cpu ? w.cpu : w.gpu, out.of(way), residual.of(way),
+                            cpu ? nw.cpu : nw.gpu, 1e-5f, normed.of(way));
+    }
+  }
+  const std::string shape = "T" + std::to_string(T) + " K" + std::to_string(K) + " H" + std::to_string(H);
+  report3(c, "matmul_add_rms_norm", shape, out, 0.02);
+  report3(c, "  residual", shape, residual, 0.02);
+  report3(c, "  normed", shape, normed, 0.02);
+}
+
+// Two decoder layers of a decode step of `cached.size()` sequences, issued op by
+// op as Model::forward issues them (the first with its input norm inside the qkv
+// projection, the second reading the norm the first one's last op left), with the
+// fused ops as overrides (kCuda) or composed (kCudaComposed); every tensor the ops
+// write must match the CPU.
+void test_layers(Ctx& c, const std::vector<int>& cached, int H, int Hq, int Hkv, int D, int I) {
+  const int bs = 16;
+  int blocks = 3;
+  for (int n : cached) blocks += (n + 1 + bs - 1) / bs;
+  const StepMetadata m = make_meta(cached, std::vector<int>(cached.size(), 1), bs, blocks);
+  const int T = m.num_tokens, W = (Hq + 2 * Hkv) * D;
+  const size_t cache_elems = static_cast<size_t>(blocks) * bs * Hkv * D;
+  struct Layer {
+    Pair in_norm, post_norm, wqkv, wo, wgu, wdown;
+    Triple k, v;
+  };
+  std::vector<Layer> layers;
+  for (int l = 0; l < 2; ++l) {
+    const std::vector<float> k0 = random_bf16_values(cache_elems, 1.0f), v0 = random_bf16_values(cache_elems, 1.0f);
+    layers.push_back(Layer{c.weight({H}, random_bf16_values(H, 1.5f)), c.weight({H}, random_bf16_values(H, 1.5f)),
+                           c.weight({W, H}, random_bf16_values(static_cast<size_t>(W) * H, 0.05f)),
+                           c.weight({H, Hq * D}, random_bf16_values(static_cast<size_t>(H) * Hq * D, 0.05f)),
+                           c.weight({2 * I, H}, random_bf16_values(static_cast<size_t>(2) * I * H, 0.05f)),
+                           c.weight({H, I}, random_bf16_values(static_cast<size_t>(H) * I, 0.05f)),
+                           triple(c, {blocks, bs, Hkv, D}, k0), triple(c, {blocks, bs, Hkv, D}, v0)});
+  }
+  Pair final_norm = c.weight({H}, random_bf16_values(H, 1.5f));
+  Triple residual = triple(c, {T, H}, random_bf16_values(static_cast<size_t>(T) * H, 2.0f));
+  Triple normed = triple(c, {T, H}, {}), qkv = triple(c, {T, W}, {}), attn = triple(c, {T, Hq * D}, {});
+  Triple proj = triple(c, {T, H}, {}), gu = triple(c, {T, 2 * I}, {}), act = triple(c, {T, I}, {});
+  const auto [rope_c, rope_g] = c.rope(D);
+  const float eps = 1e-5f, scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (Way way : kWays) {
+    Backend& b = backend_of(c, way);
+    const bool cpu = way == Way::kCpu, composed = way == Way::kCudaComposed;
+    auto P = [&](Pair& p) -> Tensor& { return cpu ? p.cpu : p.gpu; };
+    b.set_step_metadata(m);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      Layer& L = layers[l];
+      KvLayer kv{L.k.of(way), L.v.of(way)};
+      const MatmulInput in = l == 0 ? MatmulInput::rms_normed(residual.of(way), P(L.in_norm), eps, normed.of(way))
+                                    : MatmulInput(normed.of(way));
+      const Tensor& next_norm = l + 1 < layers.size() ? P(layers[l + 1].in_norm) : P(final_norm);
+      const RopeParams& rope = cpu ? rope_c : rope_g;
+      if (composed) {
+        b.Backend::qkv_rope_store(in, P(L.wqkv), qkv.of(way), Hq, Hkv, rope, kv);
+        b.attention(qkv.of(way), kv, Hq, Hkv, D, scale, attn.of(way));
+        b.Backend::matmul_add_rms_norm(attn.of(way), P(L.wo), proj.of(way), residual.of(way), P(L.post_norm), eps,
+                                       normed.of(way));
+        b.Backend::matmul_silu_mul(normed.of(way), P(L.wgu), gu.of(way), act.of(way));
+        b.Backend::matmul_add_rms_norm(act.of(way), P(L.wdown), proj.of(way), residual.of(way), next_norm, eps,
+                                       normed.of(way));
+      } else {
+        b.qkv_rope_store(in, P(L.wqkv), qkv.of(way), Hq, Hkv, rope, kv);
+        b.attention(qkv.of(way), kv, Hq, Hkv, D, scale, attn.of(way));
+        b.matmul_add_rms_norm(attn.of(way), P(L.wo), proj.of(way), residual.of(way), P(L.post_norm), eps,
+                              normed.of(way));
+        b.matmul_silu_mul(normed.of(way), P(L.wgu), gu.of(way), act.of(way));
+        b.matmul_add_rms_norm(act.of(way), P(L.wdown), proj.of(way), residual.of(way), next_norm, eps,
+                              normed.of(way));
+      }
+    }
+  }
+  int max_ctx = 0;
+  for (int n : cached) max_ctx = std::max(max_ctx, n + 1);
+  const std::string shape = "B" + std::to_string(T) + " H" + std::to_string(H) + " Hq" + std::to_string(Hq) + "/" +
+                            std::to_string(Hkv) + " D" + std::to_string(D) + " I" + std::to_string(I) + " ctx<=" +
+                            std::to_string(max_ctx);
+  // The last layer's tensors, both layers' caches and the stream after both.
+  report3(c, "2 layers qkv", shape, qkv, 0.03);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    report3(c, "  k cache " + std::to_string(l), shape, layers[l].k, 0.03);
+    report3(c, "  v cache " + std::to_string(l), shape, layers[l].v, 0.03);
+  }
+  report3(c, "  attention", shape, attn, 0.03);
+  report3(c, "  gate_up", shape, gu, 0.03);
+  report3(c, "  act", shape, act, 0.03);
+  report3(c, "  proj", shape, proj, 0.03);
+  report3(c, "  residual", shape, residual, 0.03);
+  report3(c, "  final norm", shape, normed, 0.03);
 }
 
 void test_argmax(Ctx& c, int R, int V) {
@@ -364,7 +509,8 @@ void test_argmax(Ctx& c, int R, int V) {
 }
 
 // Step graphs: an embedding whose ids arrive by copy_from_host, recorded once and
-// replayed with new ids, must equal the eager op.
+// replayed with new ids (a replaying caller issues the copy and no op), must
+// equal the eager op.
 void test_graph(Ctx& c) {
   const int V = 512, H = 256, T = 3;
   Pair table = c.weight({V, H}, random_bf16_values(static_cast<size_t>(V) * H, 1.0f));
@@ -383,17 +529,26 @@ void test_graph(Ctx& c) {
       return;
     }
     c.gpu.copy_from_host(ids.gpu, idv.data(), T * 4);
-    c.gpu.embedding(table.gpu, ids.gpu, out.gpu);
+    if ((round > 0) != c.gpu.replaying_graph()) {
+      ++g_failures;
+      std::printf("graph: replaying_graph() is %d in round %d FAIL\n", c.gpu.replaying_graph(), round);
+    }
+    if (!c.gpu.replaying_graph()) c.gpu.embedding(table.gpu, ids.gpu, out.gpu);
     c.gpu.end_graph();
     report("graph", round == 0 ? "embedding (recorded)" : "embedding (replay)", c.read(out, false), c.read(out, true), 0.0);
   }
 }
 
 // The tiny fixture on the GPU: argmax at every position must equal the golden
-// one wherever the golden top-2 margin exceeds the threshold. Run twice: as one
-// prefill per case (every position's logits from one forward) and as token-by-token
-// decode steps (batch 1: the fused GEMV path).
-void test_fixture(Backend& gpu, const std::string& dir, const std::string& golden_path, bool decode) {
+// one wherever the golden top-2 margin exceeds the threshold. Run as one prefill
+// per case (every position's logits from one forward) and as token-by-token
+// decode steps (batch 1: the fused GEMV path), eagerly and as step graphs (the
+// first step of a case recorded, the others replayed).
+enum class FixtureRun { kPrefill, kDecode, kDecodeGraphs };
+void test_fixture(Backend& gpu, const std::string& dir, const std::string& golden_path, FixtureRun run) {
+  const bool decode = run != FixtureRun::kPrefill;
+  const char* label = run == FixtureRun::kPrefill ? "fixture" : run == FixtureRun::kDecode ? "fixture decode"
+                                                                                            : "fixture graphs";
   ModelOptions opt;
   opt.max_kv_tokens = 4096;
   opt.max_logit_rows = 2048;  // logits of every position of the longest golden case
@@ -444,7 +599,10 @@ void test_fixture(Backend& gpu, const std::string& dir, const std::string& golde
       m.block_tables = table;
       std::vector<int32_t> rows(n);
       for (int i = 0; i < n; ++i) rows[i] = i;
+      // Key: the block-table width (one per case), as the runner keys decode steps.
+      const bool graph = run == FixtureRun::kDecodeGraphs && gpu.begin_graph(0x5eed0000u + table.size());
       auto logits_or = model.forward(m, std::span<const int32_t>(ids.data() + first, n), rows);
+      if (graph) gpu.end_graph();
       if (!logits_or.ok()) {
         std::printf("fixture        forward failed: %s FAIL\n", logits_or.status().to_string().c_str());
         ++g_failures;
@@ -468,11 +626,10 @@ void test_fixture(Backend& gpu, const std::string& dir, const std::string& golde
   }
   const bool ok = wrong == 0 && checked > 0;
   if (!ok) ++g_failures;
-  std::printf("%-14s %-34s argmax equal at %d/%d positions with margin > %.2f %s\n",
-              decode ? "fixture decode" : "fixture", dir.c_str(), checked - wrong, checked, kFixtureMargin,
-              ok ? "ok" : "FAIL");
-  std::printf("%-14s %-34s (info) margin > %.2f: %d of %d positions differ\n", decode ? "fixture decode" : "fixture",
-              dir.c_str(), kIssueMargin, wrong_05, checked_05);
+  std::printf("%-14s %-34s argmax equal at %d/%d positions with margin > %.2f %s\n", label, dir.c_str(),
+              checked - wrong, checked, kFixtureMargin, ok ? "ok" : "FAIL");
+  std::printf("%-14s %-34s (info) margin > %.2f: %d of %d positions differ\n", label, dir.c_str(), kIssueMargin,
+              wrong_05, checked_05);
 }
 
 }  // namespace
@@ -490,7 +647,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
-  auto gpu = kr::make_cuda_backend(0);
+  auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
   {
     kr::Ctx c(*cpu, *gpu);
     kr::test_embedding(c, 1000, 3072, 7);
@@ -512,8 +669,6 @@ int main(int argc, char** argv) {
     kr::test_matmul(c, 64, 3072, 8192, false);
     kr::test_matmul(c, 37, 136, 72, false);
     kr::test_matmul(c, 5, 64, 1000, true);
-    kr::test_matmul_silu(c, 3072, 8192);
-    kr::test_matmul_silu(c, 40, 24);
     kr::test_silu_gather(c, 3, 8192);
     kr::test_silu_gather(c, 5, 24);
     // Attention: prefill, decode batches (split keys), chunked prefill, mixed; GQA groups 3, 2, 1.
@@ -525,23 +680,46 @@ int main(int argc, char** argv) {
     kr::test_attention(c, "prefill 37", {0}, {37}, 4, 2, 16);
     kr::test_attention(c, "decode x3", {5, 60, 200}, {1, 1, 1}, 4, 2, 16);
     kr::test_attention(c, "mixed g1", {3, 0}, {1, 45}, 8, 8, 64);
-    kr::test_decode_chain(c, 3072, 24, 8, 128, 8192, 127);
-    kr::test_decode_chain(c, 3072, 24, 8, 128, 8192, 4000);
-    kr::test_decode_chain(c, 64, 4, 2, 16, 192, 20);
-    kr::test_decode_chain(c, 136, 6, 3, 32, 48, 0);
+    // Fused ops at batch 1 (the fused GEMVs), 2-4 (GEMV + kernel) and more (cuBLAS
+    // + kernel), with and without the norm prologue; 3B shapes and odd ones.
+    for (bool norm : {false, true}) {
+      kr::test_qkv_rope_store(c, {127}, {1}, 3072, 24, 8, 128, norm);
+      kr::test_qkv_rope_store(c, {5, 0, 90}, {1, 1, 1}, 3072, 24, 8, 128, norm);
+      kr::test_qkv_rope_store(c, {0}, {40}, 3072, 24, 8, 128, norm);
+      kr::test_qkv_rope_store(c, {20}, {1}, 136, 6, 3, 32, norm);
+      kr::test_qkv_rope_store(c, {3, 9}, {1, 6}, 64, 4, 2, 16, norm);
+      kr::test_matmul_silu_mul(c, 1, 3072, 8192, norm);
+      kr::test_matmul_silu_mul(c, 2, 3072, 8192, norm);
+      kr::test_matmul_silu_mul(c, 64, 3072, 8192, norm);
+      kr::test_matmul_silu_mul(c, 1, 40, 24, norm);
+      kr::test_matmul_silu_mul(c, 1, 8192, 24, norm);  // with the norm: too long a row for the prologue
+      kr::test_matmul_silu_mul(c, 9, 136, 48, norm);
+    }
+    kr::test_matmul_add_rms_norm(c, 1, 3072, 3072);
+    kr::test_matmul_add_rms_norm(c, 1, 8192, 3072);
+    kr::test_matmul_add_rms_norm(c, 3, 8192, 3072);
+    kr::test_matmul_add_rms_norm(c, 64, 3072, 3072);
+    kr::test_matmul_add_rms_norm(c, 5, 48, 136);
+    // Two decoder layers as the forward issues them: batch 1 at contexts 128 and
+    // 4001, batch 3 and 64, and small shapes.
+    kr::test_layers(c, {127}, 3072, 24, 8, 128, 8192);
+    kr::test_layers(c, {4000}, 3072, 24, 8, 128, 8192);
+    kr::test_layers(c, {3, 200, 41}, 3072, 24, 8, 128, 8192);
+    std::vector<int> batch64;
+    for (int s = 0; s < 64; ++s) batch64.push_back(150 + 3 * s);
+    kr::test_layers(c, batch64, 3072, 24, 8, 128, 8192);
+    kr::test_layers(c, {20}, 64, 4, 2, 16, 192);
+    kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);
   }
   {
-    // The same chains with every batch-1 fusion on (KR_FUSE=15: the residual add in
-    // the GEMV epilogue too), and with none (0), on backends made for that.
-    for (const char* mask : {"15", "0"}) {
-      ::setenv("KR_FUSE", mask, 1);
-      auto gpu_mask = kr::make_cuda_backend(0);
-      ::unsetenv("KR_FUSE");
-      std::printf("(KR_FUSE=%s)\n", mask);
-      kr::Ctx cm(*cpu, *gpu_mask);
-      kr::test_decode_chain(cm, 3072, 24, 8, 128, 8192, 127);
-      kr::test_decode_chain(cm, 136, 6, 3, 32, 48, 0);
-    }
+    // Without programmatic dependent launch (CudaOptions::pdl off).
+    kr::CudaOptions no_pdl;
+    no_pdl.pdl = false;
+    auto gpu_no_pdl = kr::make_cuda_backend(no_pdl);
+    std::printf("(pdl off)\n");
+    kr::Ctx c(*cpu, *gpu_no_pdl);
+    kr::test_layers(c, {127}, 3072, 24, 8, 128, 8192);
+    kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);
   }
   {
     kr::Ctx c(*cpu, *gpu);
@@ -549,8 +727,9 @@ int main(int argc, char** argv) {
     kr::test_argmax(c, 1, 1000);
     kr::test_graph(c);
   }
-  kr::test_fixture(*gpu, fixture, golden, false);
-  kr::test_fixture(*gpu, fixture, golden, true);
+  kr::test_fixture(*gpu, fixture, golden, kr::FixtureRun::kPrefill);
+  kr::test_fixture(*gpu, fixture, golden, kr::FixtureRun::kDecode);
+  kr::test_fixture(*gpu, fixture, golden, kr::FixtureRun::kDecodeGraphs);
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
   return kr::g_failures ? 1 : 0;
 }
