@@ -210,7 +210,7 @@ TEST(SentencePieceBpe, CutWordsMergeAsWhole) {
       joined_cases += word.find(">\xE2\x96\x81</") != std::string::npos;
     }
     if (std::string(base) == "gemma3") {
-      EXPECT_GT(joined_cases, 10u);  // the ">▁</" case came up
+      EXPECT_GT(joined_cases, 3u);  // the ">▁</" case came up
     }
   }
 }
