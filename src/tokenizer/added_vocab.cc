@@ -1,5 +1,7 @@
 #include "tokenizer/added_vocab.h"
 
+#include <algorithm>
+
 namespace kr {
 namespace {
 
@@ -8,6 +10,13 @@ uint64_t mix(uint64_t x) {
   x *= 0xff51afd7ed558ccdULL;
   x ^= x >> 33;
   return x;
+}
+
+// Whether [b, e) overlaps one of the sorted, disjoint spans.
+bool overlaps(std::span<const TextSpan> spans, size_t b, size_t e) {
+  // The first span that ends after b.
+  auto it = std::upper_bound(spans.begin(), spans.end(), b, [](size_t v, const TextSpan& s) { return v < s.end; });
+  return it != spans.end() && it->begin < e;
 }
 
 }  // namespace
@@ -58,7 +67,8 @@ void AddedVocab::add_edge(int32_t node, uint8_t byte, int32_t child_node) {
   }
 }
 
-std::optional<AddedVocab::Match> AddedVocab::find(std::string_view text, size_t pos, bool parse_special) const {
+std::optional<AddedVocab::Match> AddedVocab::find(std::string_view text, size_t pos, bool parse_special,
+                                                  std::span<const TextSpan> plain) const {
   if (empty()) return std::nullopt;
   for (size_t p = pos; p < text.size();) {
     if (!first_byte_[static_cast<uint8_t>(text[p])]) {
@@ -83,7 +93,7 @@ std::optional<AddedVocab::Match> AddedVocab::find(std::string_view text, size_t 
       continue;
     }
     const Token& tok = tokens_[static_cast<size_t>(best)];
-    if (tok.special && !parse_special) {
+    if (tok.special && (!parse_special || (!plain.empty() && overlaps(plain, p, best_end)))) {
       p = best_end;  // passed over: the search resumes after it, as tokenizers' iterator does
       continue;
     }

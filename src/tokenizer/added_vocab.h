@@ -11,11 +11,17 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kr {
+
+// A byte range [begin, end) of a text.
+struct TextSpan {
+  size_t begin, end;
+};
 
 class AddedVocab {
  public:
@@ -33,8 +39,11 @@ class AddedVocab {
   explicit AddedVocab(const std::vector<Token>& tokens);
 
   bool empty() const { return nodes_.size() <= 1; }
-  // The first match at or after `pos`, or nullopt.
-  std::optional<Match> find(std::string_view text, size_t pos, bool parse_special) const;
+  // The first match at or after `pos`, or nullopt. A special token matches
+  // only with parse_special and when it overlaps none of `plain` (sorted,
+  // disjoint spans of `text` that stay plain text).
+  std::optional<Match> find(std::string_view text, size_t pos, bool parse_special,
+                            std::span<const TextSpan> plain = {}) const;
 
  private:
   struct Node {

@@ -253,7 +253,7 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_from_parsed(tokenizer_json:
     tok->pre_tokenizer_ = std::move(*pre);
     tok->decoder_ = std::move(*decoder);
     tok->special_.assign(n, 0);
-    std::vector<AddedVocab::Token> raw, normed;
+    std::vector<AddedVocab::Token> raw, normed, contents;
     for (const Added& t : added) {
       const size_t id = static_cast<size_t>(t.id);
       if (!tok->id_text_[id].empty() && tok->id_text_[id] != t.content) {
@@ -275,9 +275,11 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_from_parsed(tokenizer_json:
         tok->id_bytes_[id] = vocab_text_to_bytes(pattern).value_or(pattern);
       }
       (t.normalized ? normed : raw).push_back(AddedVocab::Token{pattern, t.id, t.special});
+      contents.push_back(AddedVocab::Token{t.content, t.id, t.special});
     }
     tok->added_raw_ = AddedVocab(raw);
     tok->added_normalized_ = AddedVocab(normed);
+    tok->added_contents_ = AddedVocab(contents);
 
     // Special tokens around a text: transformers 5 rebuilds the post-processor
     // from tokenizer_config.json's add_bos_token / add_eos_token when either
@@ -316,15 +318,36 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
   if (add_special_tokens) ids = special_prefix_;
-  size_t start = 0;  // start of the text not yet encoded
-  while (std::optional<AddedVocab::Match> m = added_raw_.find(text, start, parse_special)) {
-    encode_segment(text.substr(start, m->begin - start), start == 0, parse_special, &ids);
-    ids.push_back(m->id);
-    start = m->end;
-  }
-  encode_segment(text.substr(start), start == 0, parse_special, &ids);
+  encode_impl(text, parse_special, {}, &ids);
   if (add_special_tokens) ids.insert(ids.end(), special_suffix_.begin(), special_suffix_.end());
   return ids;
+}
+
+std::vector<int32_t> Tokenizer::encode_with_plain_spans(std::string_view text, std::span<const TextSpan> plain) const {
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 4);
+  encode_impl(text, /*parse_special=*/true, plain, &ids);
+  return ids;
+}
+
+void Tokenizer::encode_impl(std::string_view text, bool parse_special, std::span<const TextSpan> plain,
+                            std::vector<int32_t>* ids) const {
+  // Whether [b, e) touches a plain span (then normalized specials stay plain there).
+  const auto touches_plain = [&](size_t b, size_t e) {
+    for (const TextSpan& s : plain) {
+      if (s.begin < e && b < s.end) return true;
+    }
+    return false;
+  };
+  size_t start = 0;  // start of the text not yet encoded
+  while (std::optional<AddedVocab::Match> m = added_raw_.find(text, start, parse_special, plain)) {
+    encode_segment(text.substr(start, m->begin - start), start == 0,
+                   parse_special && (plain.empty() || !touches_plain(start, m->begin)), ids);
+    ids->push_back(m->id);
+    start = m->end;
+  }
+  encode_segment(text.substr(start), start == 0, parse_special && (plain.empty() || !touches_plain(start, text.size())),
+                 ids);
 }
 
 void Tokenizer::encode_segment(std::string_view text, bool at_origin, bool parse_special,
@@ -360,6 +383,14 @@ void Tokenizer::encode_pieces(std::string_view text, bool at_origin, std::vector
   for (const Piece& p : pieces) model_.encode_word(p.text, ids);
   release_if_large(pieces);
   release_if_large(scratch);
+}
+
+std::optional<TextSpan> Tokenizer::find_special_text(std::string_view text, size_t pos) const {
+  while (std::optional<AddedVocab::Match> m = added_contents_.find(text, pos, /*parse_special=*/true)) {
+    if (is_special(m->id)) return TextSpan{m->begin, m->end};
+    pos = m->end;
+  }
+  return std::nullopt;
 }
 
 std::string_view Tokenizer::byte_token_view(int32_t id) const {

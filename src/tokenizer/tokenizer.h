@@ -67,6 +67,17 @@ class Tokenizer {
   // add_special_tokens: add the post-processor's tokens (e.g. <s> / <bos>
   // before the text), as Hugging Face's encode(add_special_tokens=True).
   std::vector<int32_t> encode(std::string_view text, bool parse_special, bool add_special_tokens = false) const;
+  // encode(text, /*parse_special=*/true) except that special tokens are not
+  // parsed where they overlap one of `plain` (sorted, disjoint byte ranges of
+  // text): a rendered chat prompt's client-written contents stay plain text
+  // while the template's own special tokens become tokens, and the whole
+  // rendering is otherwise encoded as one text, as Hugging Face encodes it.
+  // (A special added token with normalized=true is not parsed at all in a
+  // stretch of text that touches a plain range.)
+  std::vector<int32_t> encode_with_plain_spans(std::string_view text, std::span<const TextSpan> plain) const;
+  // The first special token's text in `text` at or after `pos` (leftmost-
+  // longest among all added tokens, as encode matches them), or nullopt.
+  std::optional<TextSpan> find_special_text(std::string_view text, size_t pos) const;
   // Text of ids, as Hugging Face's decode; unknown ids are skipped.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
   // The bytes a token stands for in the middle of a text ("" if unknown): a
@@ -87,6 +98,8 @@ class Tokenizer {
   friend class IncrementalDetokenizer;
   Tokenizer() = default;
   // Encodes text that holds no raw-text added token; at_origin: it starts the input.
+  void encode_impl(std::string_view text, bool parse_special, std::span<const TextSpan> plain,
+                   std::vector<int32_t>* ids) const;
   void encode_segment(std::string_view text, bool at_origin, bool parse_special, std::vector<int32_t>* ids) const;
   void encode_pieces(std::string_view text, bool at_origin, std::vector<int32_t>* ids) const;
   // The token string the decoder sees (the normalised content of a normalized
@@ -101,6 +114,7 @@ class Tokenizer {
   Decoder decoder_;
   AddedVocab added_raw_;         // normalized=false added tokens
   AddedVocab added_normalized_;  // normalized=true ones, by their normalised content
+  AddedVocab added_contents_;    // all added tokens by their content (find_special_text)
   std::vector<std::string> id_bytes_;  // byte-level: raw bytes by id (the model's keys); else empty
   std::vector<std::string> id_text_;   // vocab string / added-token content by id
   std::unordered_map<int32_t, std::string> decoder_text_;  // normalized added tokens whose normalised form differs
