@@ -442,6 +442,15 @@ void PreTokenizer::split(std::string_view text, bool at_origin, std::vector<Piec
       spans.clear();
       switch (step.kind) {
         case PreTokenizerStep::Kind::kSplitRegex:
+          if (step.behavior == SplitBehavior::kIsolated) {
+            // The common case (every byte-level tokenizer): each match is a piece.
+            scratch->clear();
+            find_matches(step.pattern, piece.text, scratch);
+            for (const PieceSpan& m : *scratch) {
+              pieces->push_back(Piece{piece.text.substr(m.begin, m.end - m.begin), piece.at_origin && m.begin == 0});
+            }
+            break;
+          }
           regex_spans(step.pattern, piece.text, scratch, &spans);
           apply_behavior(piece, spans, step.behavior, step.invert, pieces);
           break;
