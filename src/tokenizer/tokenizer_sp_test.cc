@@ -351,6 +351,22 @@ TEST(SentencePieceBpe, SpecialTextInTheRawText) {
   EXPECT_EQ(tok->encode("<s>", false), (Ids{6, 0, 0, 0}));  // ▁ and three unknown characters (no fuse_unk)
 }
 
+TEST(SentencePieceBpe, NormalizedAddedTokenMatchesTheNormalisedText) {
+  // tokenizers matches an added token with normalized=true in the normalised
+  // text, by its normalised content ("xy" -> "▁xy" here), and decodes it as that.
+  const std::string added = R"({"id": 14, "content": "xy", "special": false, "normalized": true, "lstrip": false, "rstrip": false, "single_word": false},)";
+  std::string json_text = tiny_sp(R"(, "unk_token": "<unk>", "byte_fallback": true)");
+  json_text.insert(json_text.find(R"({"id": 1, )"), added);
+  const auto tok = load_tiny(json_text);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->encode("xy xy", false), (Ids{14, 14}));  // "▁xy▁xy"
+  EXPECT_EQ(tok->encode("axy", false), (Ids{6, 3, 0, 0}));  // "▁axy": no "▁xy" in it; x, y unknown
+  EXPECT_EQ(tok->token_text(14), "xy");
+  EXPECT_EQ(tok->token_to_id("xy"), std::optional<int32_t>(14));
+  EXPECT_EQ(tok->decode(Ids{14, 14}, false), "xy xy");  // "▁xy▁xy" -> " xy xy" -> strip
+  EXPECT_EQ(tok->token_bytes(14), " xy");
+}
+
 TEST(SentencePieceBpe, UnsupportedComponentsNameFileAndKey) {
   const std::string base = tiny_sp(R"(, "unk_token": "<unk>")");
   struct Case {
