@@ -81,8 +81,12 @@ bool flash_attention_supported(int q_heads, int kv_heads, int head_dim, int bloc
 // minimises (waves of blocks over every SM's resident slots) × (keys per split +
 // a per-block overhead). max_keys: the most keys a tile attends (decode: e.g.
 // max_blocks * block_size; prefill: the largest context of the step).
-FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys);
-FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys);
+// workspace_bytes: what the caller has for partial_out + partial_ml (splits whose
+// flash_workspace_bytes exceed it are not considered; one split needs none).
+FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
+                              size_t workspace_bytes = SIZE_MAX);
+FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
+                               size_t workspace_bytes = SIZE_MAX);
 // Most splits a launch may use (the merge keeps rows × splits weights in shared memory).
 constexpr int kFlashMaxSplits = 256;
 int flash_prefill_max_splits(int head_dim);

@@ -368,13 +368,14 @@ int flash_decode_max_splits(int head_dim) {
   return static_cast<int>(std::min<size_t>(kFlashMaxSplits, floats / kFlashDecodeRows));
 }
 
-FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys) {
+FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes) {
   if (flash_host::decode_smem_bytes(head_dim) == 0) return FlashSplit{1, 0};
   const int slots = flash_host::sm_count() * flash_host::decode_blocks_per_sm(head_dim);
   // A block costs about as much as streaming 128 keys beyond its own (launch, Q,
   // the warp merge, partial rows).
   return flash_host::choose_split(num_tiles * kv_heads, max_keys, slots, flash_decode_max_splits(head_dim),
-                                  2 * kFlashSplitGranule);
+                                  2 * kFlashSplitGranule,
+                                  flash_workspace_bytes(1, 1, kFlashDecodeRows, 2, head_dim) / 2, workspace_bytes);
 }
 
 bool launch_flash_decode(const FlashAttnArgs& a, cudaStream_t stream) {

@@ -24,7 +24,8 @@ int sm_count() {
   return n;
 }
 
-FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int overhead_keys) {
+FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int overhead_keys,
+                        size_t bytes_per_split_pair, size_t workspace_bytes) {
   constexpr int G = kFlashSplitGranule;
   const int64_t tiles = std::max<int64_t>(1, (static_cast<int64_t>(max_keys) + G - 1) / G);
   FlashSplit best{1, static_cast<int>(tiles * G)};
@@ -38,6 +39,9 @@ FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int 
     last_per = per;
     const int64_t ns = (tiles + per - 1) / per;
     const int64_t blocks = static_cast<int64_t>(pairs) * ns;
+    if (ns > 1 && static_cast<double>(blocks) * static_cast<double>(bytes_per_split_pair) >
+                      static_cast<double>(workspace_bytes))
+      continue;
     const int64_t waves = (blocks + slots - 1) / slots;
     const double cost = static_cast<double>(waves) * static_cast<double>(per * G + overhead_keys);
     if (cost < best_cost) {
@@ -55,6 +59,7 @@ bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_count
   if (!flash_attention_supported(a.q_heads, a.kv_heads, a.head_dim, a.block_size)) return false;
   if (a.q_heads / a.kv_heads > rows_cap || a.kv_heads > 65535) return false;
   if (a.num_tiles < 0 || a.max_blocks < 0 || a.num_blocks < 0) return false;
+  if (static_cast<int64_t>(a.num_blocks) * a.block_size >= (int64_t{1} << 31)) return false;  // int32 slots
   if (!(a.scale > 0.0f) || !(a.softcap >= 0.0f) || a.window < 0) return false;
   if (a.num_splits < 1 || a.num_splits > max_splits) return false;
   if (a.num_splits > 1) {

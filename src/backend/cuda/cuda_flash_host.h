@@ -13,8 +13,10 @@ namespace kr::cuda::flash_host {
 int sm_count();
 // The split count that minimises ceil(pairs × splits / slots) × (keys per split +
 // overhead_keys), the fewest splits on ties; splits at most max_splits and at
-// least one key tile (kFlashSplitGranule keys) each.
-FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int overhead_keys);
+// least one key tile (kFlashSplitGranule keys) each, and partials of
+// bytes_per_split_pair per (pair, split) within workspace_bytes.
+FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int overhead_keys,
+                        size_t bytes_per_split_pair, size_t workspace_bytes);
 // Launch arguments the kernels handle: shapes, pointers, the split fields.
 bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_counters);
 // Per kernel (defined in its .cu file): shared memory per block and blocks per SM.

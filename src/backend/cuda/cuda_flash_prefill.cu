@@ -424,13 +424,15 @@ int flash_prefill_max_splits(int head_dim) {
   return static_cast<int>(std::min<size_t>(kFlashMaxSplits, floats / rows));
 }
 
-FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys) {
-  if (flash_prefill_rows(head_dim) == 0) return FlashSplit{1, 0};
+FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes) {
+  const int rows = flash_prefill_rows(head_dim);
+  if (rows == 0) return FlashSplit{1, 0};
   const int slots = flash_host::sm_count() * flash_host::prefill_blocks_per_sm(head_dim);
   // A block of a prefill split costs about as much as 4 key tiles beyond its keys
   // (Q load, partial rows, the merge).
   return flash_host::choose_split(num_tiles * kv_heads, max_keys, slots, flash_prefill_max_splits(head_dim),
-                                  4 * kFlashSplitGranule);
+                                  4 * kFlashSplitGranule, flash_workspace_bytes(1, 1, rows, 2, head_dim) / 2,
+                                  workspace_bytes);
 }
 
 bool launch_flash_prefill(const FlashAttnArgs& a, cudaStream_t stream) {
