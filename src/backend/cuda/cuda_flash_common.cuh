@@ -250,23 +250,24 @@ __device__ void merge_splits(const FlashAttnArgs& a, int tile, int g, int rows_c
     const int r = e / (D / 2), d = 2 * (e % (D / 2));
     const float* po = a.partial_out + partial_index(a, tile, g, rows_cap, r, 0) * D + d;
     const float* w = wts + r * S;
-    float x0 = 0.0f, y0 = 0.0f, x1 = 0.0f, y1 = 0.0f;
-    int z = 0;
-    for (; z + 1 < S; z += 2) {
-      const float2 p0 = __ldcg(reinterpret_cast<const float2*>(po + static_cast<size_t>(z) * D));
-      const float2 p1 = __ldcg(reinterpret_cast<const float2*>(po + static_cast<size_t>(z + 1) * D));
-      x0 = fmaf(w[z], p0.x, x0);
-      y0 = fmaf(w[z], p0.y, y0);
-      x1 = fmaf(w[z + 1], p1.x, x1);
-      y1 = fmaf(w[z + 1], p1.y, y1);
-    }
-    if (z < S) {
-      const float2 p0 = __ldcg(reinterpret_cast<const float2*>(po + static_cast<size_t>(z) * D));
-      x0 = fmaf(w[z], p0.x, x0);
-      y0 = fmaf(w[z], p0.y, y0);
+    // 16 loads in flight per round (one L2 round trip each, not one per split).
+    constexpr int kBatch = 16;
+    float x = 0.0f, y = 0.0f;
+    for (int z0 = 0; z0 < S; z0 += kBatch) {
+      float2 v[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i)
+        v[i] = z0 + i < S ? __ldcg(reinterpret_cast<const float2*>(po + static_cast<size_t>(z0 + i) * D))
+                          : make_float2(0.0f, 0.0f);
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const float wi = z0 + i < S ? w[z0 + i] : 0.0f;
+        x = fmaf(wi, v[i].x, x);
+        y = fmaf(wi, v[i].y, y);
+      }
     }
     const int64_t row = static_cast<int64_t>(first + r / group) * a.q_heads + g * group + r % group;
-    *reinterpret_cast<__nv_bfloat162*>(out + row * D + d) = __floats2bfloat162_rn(x0 + x1, y0 + y1);
+    *reinterpret_cast<__nv_bfloat162*>(out + row * D + d) = __floats2bfloat162_rn(x, y);
   }
 }
 

@@ -420,7 +420,7 @@ int flash_prefill_max_splits(int head_dim) {
   // The merge's weights (rows × splits floats) reuse the block's shared memory.
   const int rows = flash_prefill_rows(head_dim);
   if (rows == 0) return 1;
-  const size_t floats = flash_host::prefill_smem_bytes(head_dim) / sizeof(float);
+  const size_t floats = (flash_host::prefill_smem_bytes(head_dim) - kSmemAlign) / sizeof(float);
   return static_cast<int>(std::min<size_t>(kFlashMaxSplits, floats / rows));
 }
 
