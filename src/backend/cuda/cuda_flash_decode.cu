@@ -310,8 +310,8 @@ template <int D>
 void configure_decode() {
   static bool done = false;  // one backend thread: no race
   if (!done) {
-    cudaFuncSetAttribute(flash_decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(DecodeShape<D>::kSmem));
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(DecodeShape<D>::kSmem)));
     done = true;
   }
 }
@@ -333,7 +333,7 @@ template <int D>
 void launch_decode_d(const FlashAttnArgs& a, cudaStream_t stream) {
   configure_decode<D>();
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch_pdl(flash_decode_kernel<D>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem, stream, a);
+  launch(/*pdl=*/false, flash_decode_kernel<D>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem, stream, a);
 }
 
 }  // namespace

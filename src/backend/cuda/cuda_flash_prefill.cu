@@ -355,8 +355,8 @@ template <int D>
 void configure_prefill() {
   static bool done = false;  // one backend thread: no race
   if (!done) {
-    cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(PrefillShape<D>::kSmem));
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(PrefillShape<D>::kSmem)));
     done = true;
   }
 }
@@ -378,7 +378,7 @@ template <int D>
 void launch_prefill_d(const FlashAttnArgs& a, cudaStream_t stream) {
   configure_prefill<D>();
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch_pdl(flash_prefill_kernel<D>, grid, dim3(PrefillShape<D>::kThreads), PrefillShape<D>::kSmem, stream, a);
+  launch(/*pdl=*/false, flash_prefill_kernel<D>, grid, dim3(PrefillShape<D>::kThreads), PrefillShape<D>::kSmem, stream, a);
 }
 
 }  // namespace
