@@ -8,6 +8,8 @@ packers (see qformats.py for the functions followed), never from kr-serve's C++.
       model.safetensors, dequant.safetensors (float32 [N, K] weight of every
       quantized module, named <module>.weight) and manifest.json (module shapes,
       which modules are quantized, KV-cache scales).
+  pack.py fuzz-seeds --out fuzz/corpus/quant_loader
+      Seed inputs for fuzz/fuzz_quant_loader.cc (one module of several fixtures).
   pack.py dequant --model DIR --out FILE
       Reads a quantized folder (e.g. one written by `kr-serve quantize`), unpacks the
       codes with the upstream unpackers and writes the float32 dequantized weights
@@ -491,6 +493,34 @@ def dequant_folder(d):
     raise SystemExit("pack.py dequant: unsupported folder (quant_method %r)" % method)
 
 
+def fuzz_seeds(out, seed):
+    """Seed inputs of fuzz/fuzz_quant_loader.cc: [u16 N][u16 K][u8 flags][u16 L][config.json][safetensors]
+    for the first quantized module (and KV scales) of a few fixture folders."""
+    import struct
+    os.makedirs(out, exist_ok=True)
+    picks = {"awq_g32", "gptq_4b_g32_sym_v2_descact", "gptq_8b_g64_asym_v2", "ct_w4a16_g32_asym", "ct_w8a16_gch_sym",
+             "ct_fp8_block_dynamic", "ct_fp8_tensor_static_kv", "fbgemm_fp8", "modelopt_fp8_config",
+             "mlx4_g32_untied_both", "mlx8_g32_tied_new"}
+    n = 0
+    for f in all_folders(seed):
+        if f.name not in picks:
+            continue
+        mod = f.modules[0]
+        keep = {k: t for k, t in f.tensors.items() if k.startswith(mod["name"] + ".") or k.endswith("_scale")
+                and "self_attn" in k and not k.startswith("model.layers.0.self_attn.q_proj")}
+        path = os.path.join(out, "seed_st.tmp")
+        qf.write_safetensors(path, keep, f.metadata)
+        st = open(path, "rb").read()
+        os.remove(path)
+        cfg = json.dumps(f.config, separators=(",", ":")).encode()
+        flags = 1 if "embed" in mod["name"] else 0
+        blob = struct.pack("<HHBH", mod["N"] - 1, mod["K"] - 1, flags, len(cfg)) + cfg + st
+        with open(os.path.join(out, f.name), "wb") as fh:
+            fh.write(blob)
+        n += 1
+    print("pack.py: wrote %d fuzz seeds to %s" % (n, out))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -500,6 +530,9 @@ def main():
     b = sub.add_parser("dequant")
     b.add_argument("--model", required=True)
     b.add_argument("--out", required=True)
+    c = sub.add_parser("fuzz-seeds")
+    c.add_argument("--out", required=True)
+    c.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
     if args.cmd == "fixtures":
         names = []
@@ -509,6 +542,8 @@ def main():
         with open(os.path.join(args.out, "fixtures.json"), "w") as fh:
             json.dump(names, fh, indent=2)
         print("pack.py: wrote %d fixture folders to %s" % (len(names), args.out))
+    elif args.cmd == "fuzz-seeds":
+        fuzz_seeds(args.out, args.seed)
     else:
         out = dequant_folder(args.model)
         qf.write_safetensors(args.out, {k: T("F32", v) for k, v in out.items()})

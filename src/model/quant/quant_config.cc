@@ -688,6 +688,8 @@ StatusOr<QuantConfig> load_quant_config(const std::string& model_dir) {
 
 StatusOr<std::optional<ModuleQuantParams>> QuantConfig::params_for(const std::string& module, ModuleRole role) const {
   using Out = std::optional<ModuleQuantParams>;
+  if (module.size() > 1024) return InvalidArgument("module name longer than 1024 characters: '" + module.substr(0, 64) + "...'");
+  if (!impl_) return Out();
   const Impl& im = *impl_;
   auto substring_skip = [&](const std::vector<std::string>& list) {
     for (const std::string& s : list)

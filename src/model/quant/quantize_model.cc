@@ -126,7 +126,9 @@ StatusOr<QuantizeReport> quantize_model(const std::string& model_dir, const std:
   std::vector<std::string> unquantized_linears;  // for ignore / modules_to_not_convert
   auto cache = std::make_shared<ModuleCache>();
   const SafetensorsSet* set = files.get();
-  for (const auto& [name, v] : files->all()) {
+  for (const auto& entry : files->all()) {
+    const std::string& name = entry.first;  // not a structured binding: lambdas below capture it
+    const TensorView& v = entry.second;
     const Kind kind = classify(v);
     const bool quantize = kind == Kind::kBlockLinear || (kind == Kind::kEmbedOrHead && is_mlx(f));
     const int64_t N = v.shape.size() == 2 ? v.shape[0] : 0, K = v.shape.size() == 2 ? v.shape[1] : 0;
