@@ -225,3 +225,78 @@ TEST(QuantLoader, FuseRowsEqualsConcatenatedDequantization) {
 
 }  // namespace
 }  // namespace kr
+
+namespace kr {
+namespace {
+
+// Which modules each config quantizes, and with what (params_for).
+TEST(QuantConfigParams, ExclusionListsAndOverrides) {
+  auto parse = [](const std::string& qc) {
+    auto c = parse_quant_config("{\"quantization_config\": " + qc + "}", "m/config.json");
+    EXPECT_TRUE(c.ok()) << c.status().to_string();
+    return c.ok() ? std::move(c).value() : QuantConfig();
+  };
+  auto quantized = [](const QuantConfig& c, const std::string& m, ModuleRole r = ModuleRole::kLinear) {
+    auto p = c.params_for(m, r);
+    EXPECT_TRUE(p.ok());
+    return p.ok() && p->has_value();
+  };
+  // GPTQModel dynamic: first match in file order; "-:" excludes; re.match anchors at the start only.
+  QuantConfig g = parse(R"({"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": true,
+      "dynamic": {"-:.*layers\\.1\\..*": {}, "+:.*down_proj": {"bits": 8, "group_size": 32, "desc_act": true},
+                  ".*proj": {"bits": 4, "group_size": 64}}})");
+  EXPECT_EQ(g.method(), QuantMethod::kGptq);
+  EXPECT_FALSE(quantized(g, "model.layers.1.mlp.down_proj"));
+  auto d = g.params_for("model.layers.0.mlp.down_proj", ModuleRole::kLinear);
+  ASSERT_TRUE(d.ok() && d->has_value());
+  EXPECT_EQ((*d)->bits, 8);
+  EXPECT_EQ((*d)->group_size, 32);
+  EXPECT_TRUE((*d)->act_order);
+  auto q = g.params_for("model.layers.0.self_attn.q_proj", ModuleRole::kLinear);
+  ASSERT_TRUE(q.ok() && q->has_value());
+  EXPECT_EQ((*q)->group_size, 64);
+  EXPECT_EQ((*q)->gptq_version, 1);  // checkpoint_format absent: v1
+  EXPECT_FALSE(quantized(g, "model.embed_tokens", ModuleRole::kEmbedding));
+  // compressed-tensors: ignore by name and "re:", targets by name before class.
+  QuantConfig ct = parse(R"({"quant_method": "compressed-tensors", "format": "pack-quantized",
+      "ignore": ["lm_head", "re:.*gate_proj$"],
+      "config_groups": {
+        "a": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128}},
+        "b": {"targets": ["model.layers.0.mlp.down_proj"], "weights": {"num_bits": 8, "type": "int", "strategy": "channel"}}}})");
+  EXPECT_FALSE(quantized(ct, "lm_head"));
+  EXPECT_FALSE(quantized(ct, "model.layers.3.mlp.gate_proj"));
+  EXPECT_TRUE(quantized(ct, "model.layers.3.mlp.gate_proj_x"));  // "$" anchors the end
+  auto cd = ct.params_for("model.layers.0.mlp.down_proj", ModuleRole::kLinear);
+  ASSERT_TRUE(cd.ok() && cd->has_value());
+  EXPECT_EQ((*cd)->bits, 8);  // exact name beats the class target of an earlier group
+  EXPECT_EQ((*cd)->group_size, -1);
+  EXPECT_FALSE(quantized(ct, "model.embed_tokens", ModuleRole::kEmbedding));
+  // ModelOpt: exact, substring and fnmatch wildcards.
+  QuantConfig mo = parse(R"({"quant_method": "modelopt", "quant_algo": "FP8", "ignore": ["lm_head", "model.layers.2*", "*.o_proj"]})");
+  EXPECT_FALSE(quantized(mo, "lm_head"));
+  EXPECT_FALSE(quantized(mo, "model.layers.2.mlp.up_proj"));
+  EXPECT_FALSE(quantized(mo, "model.layers.5.self_attn.o_proj"));
+  EXPECT_TRUE(quantized(mo, "model.layers.5.self_attn.q_proj"));
+  EXPECT_FALSE(mo.fp8_kv_cache());
+  // AWQ modules_to_not_convert: substring.
+  QuantConfig awq = parse(R"({"quant_method": "awq", "bits": 4, "group_size": 128, "version": "GEMM",
+      "modules_to_not_convert": ["visual"]})");
+  EXPECT_FALSE(quantized(awq, "model.visual.blocks.0.attn.qkv"));
+  EXPECT_TRUE(quantized(awq, "model.layers.0.self_attn.q_proj"));
+  // MLX: top-level defaults, per-module dicts and booleans; embeddings too.
+  auto mlx = parse_quant_config(R"({"quantization": {"group_size": 64, "bits": 4, "lm_head": {"group_size": 32, "bits": 8},
+      "model.layers.0.mlp.gate": false}})", "m/config.json");
+  ASSERT_TRUE(mlx.ok());
+  EXPECT_TRUE(quantized(*mlx, "model.embed_tokens", ModuleRole::kEmbedding));
+  EXPECT_FALSE(quantized(*mlx, "model.layers.0.mlp.gate"));
+  auto lm = mlx->params_for("lm_head", ModuleRole::kLinear);
+  ASSERT_TRUE(lm.ok() && lm->has_value());
+  EXPECT_EQ((*lm)->bits, 8);
+  // A VLM keeps the language model's quantization_config in text_config.
+  auto vlm = parse_quant_config(R"({"text_config": {"quantization_config": {"quant_method": "fbgemm_fp8"}}})", "m/config.json");
+  ASSERT_TRUE(vlm.ok()) << vlm.status().to_string();
+  EXPECT_EQ(vlm->method(), QuantMethod::kFbgemmFp8);
+}
+
+}  // namespace
+}  // namespace kr
