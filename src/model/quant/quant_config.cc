@@ -604,7 +604,9 @@ StatusOr<QuantConfig> parse_quant_config(const std::string& config_json, const s
   if (qc && !qc->is_object()) return InvalidArgument(top.key(qc_path) + " must be an object");
   const bool mlx_old = top.has("quantization");
   if (mlx_old && !cfg.at("quantization").is_object()) return InvalidArgument(top.key("quantization") + " must be an object");
-  if (qc && qc->contains("quant_method") && !qc->at("quant_method").is_null()) {
+  // mlx-lm reads `quantization` first (utils.py::load_model); vLLM never reads it, so a
+  // folder that has it is an MLX folder.
+  if (!mlx_old && qc && qc->contains("quant_method") && !qc->at("quant_method").is_null()) {
     const Obj q(*qc, config_file, qc_path);
     std::string method;
     KR_RETURN_IF_ERROR(q.get_string("quant_method", &method));

@@ -5,11 +5,11 @@
 // AutoGPTQ, quant_config.json of AutoAWQ).
 //
 // Detection order (vLLM and mlx-lm read the same keys):
-//   1. config.json `quantization_config.quant_method`: awq, gptq,
-//      compressed-tensors, fbgemm_fp8, modelopt;
-//   2. config.json `quantization` (mlx-lm), or a `quantization_config` without
-//      `quant_method` that has `bits` and `group_size` (mlx-lm writes both keys
-//      since 2024-09, mlx_lm/utils.py::save_config) -> MLX affine;
+//   1. config.json `quantization` (mlx-lm; it takes precedence there) -> MLX affine;
+//   2. config.json `quantization_config.quant_method`: awq, gptq,
+//      compressed-tensors, fbgemm_fp8, modelopt; or a `quantization_config`
+//      without `quant_method` that has `bits` and `group_size` -> MLX (mlx-lm
+//      writes both keys since 2024-09, mlx_lm/utils.py::save_config);
 //   3. hf_quant_config.json with producer.name "modelopt";
 //   4. quantize_config.json (AutoGPTQ), quant_config.json (AutoAWQ).
 // Anything else that names a quantization (bitsandbytes, exl2, Marlin-repacked

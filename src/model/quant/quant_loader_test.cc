@@ -292,6 +292,11 @@ TEST(QuantConfigParams, ExclusionListsAndOverrides) {
   auto lm = mlx->params_for("lm_head", ModuleRole::kLinear);
   ASSERT_TRUE(lm.ok() && lm->has_value());
   EXPECT_EQ((*lm)->bits, 8);
+  // `quantization` wins over a quantization_config (mlx-lm's order).
+  auto both = parse_quant_config(R"({"quantization": {"group_size": 32, "bits": 8},
+      "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}})", "m/config.json");
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->method(), QuantMethod::kMlx);
   // A VLM keeps the language model's quantization_config in text_config.
   auto vlm = parse_quant_config(R"({"text_config": {"quantization_config": {"quant_method": "fbgemm_fp8"}}})", "m/config.json");
   ASSERT_TRUE(vlm.ok()) << vlm.status().to_string();
