@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 #include "backend/dtype_convert.h"
 #include "model/quant/float_codec.h"
@@ -46,6 +47,27 @@ Status check_scale(float s, const std::string& name, DType t) {
   return InvalidArgument("tensor '" + name + "': a scale overflows " + dtype_name(t) + " (weights too large to quantize)");
 }
 
+// fn(row) -> Status over [0, n), on `pool` when given; the first failure wins.
+Status for_rows(ThreadPool* pool, int64_t n, int64_t row_cost, const std::function<Status(int64_t)>& fn) {
+  if (pool == nullptr) {
+    for (int64_t r = 0; r < n; ++r) KR_RETURN_IF_ERROR(fn(r));
+    return Status::Ok();
+  }
+  std::mutex mu;
+  Status first;
+  pool->parallel_for(n, std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(row_cost, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      Status s = fn(r);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first.ok()) first = std::move(s);
+        return;
+      }
+    }
+  });
+  return first;
+}
+
 }  // namespace
 
 StatusOr<QuantizeFormat> parse_quantize_format(const std::string& s) {
@@ -82,7 +104,7 @@ int64_t default_group_size(QuantizeFormat f) {
 int format_bits(QuantizeFormat f) { return (f == QuantizeFormat::kMlx8 || !uses_groups(f)) ? 8 : 4; }
 
 StatusOr<QuantizedMatrix> quantize_rtn(QuantizeFormat f, const float* w, int64_t N, int64_t K, int64_t G, DType sd,
-                                       const std::string& name) {
+                                       const std::string& name, ThreadPool* pool) {
   QuantizedMatrix m;
   m.name = name;
   m.N = N;
@@ -97,17 +119,29 @@ StatusOr<QuantizedMatrix> quantize_rtn(QuantizeFormat f, const float* w, int64_t
     m.scale_layout = per_tensor ? ScaleLayout::kTensor : ScaleLayout::kGroup;
     m.group_size = per_tensor ? 0 : K;
     m.act = per_tensor ? ActQuant::kDynamicTensor : ActQuant::kDynamicToken;
-    const int64_t rows_per_scale = per_tensor ? N : 1;
     m.fp8.resize(static_cast<size_t>(N * K));
-    for (int64_t r0 = 0; r0 < N; r0 += rows_per_scale) {
-      float absmax = 0.0f;
-      for (int64_t i = r0 * K; i < (r0 + rows_per_scale) * K; ++i) absmax = std::max(absmax, std::fabs(w[i]));
-      float s = round_to(sd, std::max(absmax / 448.0f, std::numeric_limits<float>::epsilon()));
-      KR_RETURN_IF_ERROR(check_scale(s, name, sd));
-      m.scales.push_back(s);
-      for (int64_t i = r0 * K; i < (r0 + rows_per_scale) * K; ++i)
-        m.fp8[static_cast<size_t>(i)] = f32_to_fp8_e4m3(std::clamp(w[i] / s, -448.0f, 448.0f));
+    float tensor_absmax = 0.0f;
+    if (per_tensor) {
+      for (int64_t i = 0; i < N * K; ++i) tensor_absmax = std::max(tensor_absmax, std::fabs(w[i]));
+      m.scales.assign(1, round_to(sd, std::max(tensor_absmax / 448.0f, std::numeric_limits<float>::epsilon())));
+      KR_RETURN_IF_ERROR(check_scale(m.scales[0], name, sd));
+    } else {
+      m.scales.assign(static_cast<size_t>(N), 0.0f);
     }
+    KR_RETURN_IF_ERROR(for_rows(pool, N, K, [&](int64_t n) -> Status {
+      const float* x = w + n * K;
+      float s = m.scales[0];
+      if (!per_tensor) {
+        float absmax = 0.0f;
+        for (int64_t k = 0; k < K; ++k) absmax = std::max(absmax, std::fabs(x[k]));
+        s = round_to(sd, std::max(absmax / 448.0f, std::numeric_limits<float>::epsilon()));
+        KR_RETURN_IF_ERROR(check_scale(s, name, sd));
+        m.scales[static_cast<size_t>(n)] = s;
+      }
+      uint8_t* q = m.fp8.data() + n * K;
+      for (int64_t k = 0; k < K; ++k) q[k] = f32_to_fp8_e4m3(std::clamp(x[k] / s, -448.0f, 448.0f));
+      return Status::Ok();
+    }));
     KR_RETURN_IF_ERROR(m.validate());
     return m;
   }
@@ -122,7 +156,7 @@ StatusOr<QuantizedMatrix> quantize_rtn(QuantizeFormat f, const float* w, int64_t
   m.scales.resize(static_cast<size_t>(N * groups));
   if (f == QuantizeFormat::kAwq) m.zeros.resize(m.scales.size());
   if (f == QuantizeFormat::kMlx4 || f == QuantizeFormat::kMlx8) m.biases.resize(m.scales.size());
-  for (int64_t n = 0; n < N; ++n) {
+  KR_RETURN_IF_ERROR(for_rows(pool, N, K, [&](int64_t n) -> Status {
     for (int64_t g = 0; g < groups; ++g) {
       const float* x = w + n * K + g * G;
       uint8_t* q = codes.data() + n * K + g * G;
@@ -186,16 +220,20 @@ StatusOr<QuantizedMatrix> quantize_rtn(QuantizeFormat f, const float* w, int64_t
       }
       m.scales[gi] = s;
     }
-  }
+    return Status::Ok();
+  }));
   m.zero_kind = f == QuantizeFormat::kAwq                                    ? ZeroKind::kInteger
                 : (f == QuantizeFormat::kMlx4 || f == QuantizeFormat::kMlx8) ? ZeroKind::kFloatBias
                                                                              : ZeroKind::kSymmetric;
   const int pf = m.pack_factor();
-  m.qweight.assign(static_cast<size_t>(N * m.words_per_row()), 0u);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k)
-      m.qweight[static_cast<size_t>(n * m.words_per_row() + k / pf)] |= static_cast<uint32_t>(codes[static_cast<size_t>(n * K + k)])
-                                                                         << (m.bits * (k % pf));
+  const int64_t wpr = m.words_per_row();
+  m.qweight.assign(static_cast<size_t>(N * wpr), 0u);
+  KR_RETURN_IF_ERROR(for_rows(pool, N, K, [&](int64_t n) -> Status {
+    uint32_t* row = m.qweight.data() + n * wpr;
+    const uint8_t* c = codes.data() + n * K;
+    for (int64_t k = 0; k < K; ++k) row[k / pf] |= static_cast<uint32_t>(c[k]) << (m.bits * (k % pf));
+    return Status::Ok();
+  }));
   KR_RETURN_IF_ERROR(m.validate());
   return m;
 }

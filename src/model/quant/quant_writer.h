@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/thread_pool.h"
 #include "model/quant/quantized_matrix.h"
 #include "model/safetensors.h"
 
@@ -38,9 +39,10 @@ int format_bits(QuantizeFormat f);
 // Round-to-nearest quantization of w [N, K] (float32, row-major). Scales are
 // rounded to `scale_dtype` (F16 for AWQ/GPTQ, the model dtype otherwise) before
 // the codes are computed from them. Errors (naming `name`) for group sizes that
-// do not divide K or shapes the format cannot pack.
+// do not divide K or shapes the format cannot pack. Rows are spread over `pool`
+// when given (the result does not depend on it).
 StatusOr<QuantizedMatrix> quantize_rtn(QuantizeFormat f, const float* w, int64_t N, int64_t K, int64_t group_size,
-                                       DType scale_dtype, const std::string& name);
+                                       DType scale_dtype, const std::string& name, ThreadPool* pool = nullptr);
 
 // One tensor of a module as the format stores it; `bytes` is empty in a plan.
 struct EncodedTensor {

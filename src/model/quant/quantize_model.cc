@@ -122,6 +122,8 @@ StatusOr<QuantizeReport> quantize_model(const std::string& model_dir, const std:
     }
   const DType scale_dtype = is_fp16_format(f) ? DType::kF16 : model_dtype;
 
+  ThreadPool pool(0);  // rows of each weight in parallel; this thread is its only caller
+  ThreadPool* workers = &pool;
   std::vector<PlannedTensor> plan;
   std::vector<std::string> unquantized_linears;  // for ignore / modules_to_not_convert
   auto cache = std::make_shared<ModuleCache>();
@@ -154,11 +156,12 @@ StatusOr<QuantizeReport> quantize_model(const std::string& model_dir, const std:
         p.type = t.type;
         p.shape = t.shape;
         const std::string suffix = t.suffix;
-        p.produce = [set, cache, prefix, suffix, f, G, scale_dtype, name](std::string* out) -> Status {
+        p.produce = [set, cache, prefix, suffix, f, G, scale_dtype, name, workers](std::string* out) -> Status {
           if (cache->prefix != prefix) {
             const TensorView* src = set->find(name);
             const std::vector<float> w = to_f32(*src);
-            KR_ASSIGN_OR_RETURN(QuantizedMatrix m, quantize_rtn(f, w.data(), src->shape[0], src->shape[1], G, scale_dtype, name));
+            KR_ASSIGN_OR_RETURN(QuantizedMatrix m,
+                                quantize_rtn(f, w.data(), src->shape[0], src->shape[1], G, scale_dtype, name, workers));
             KR_ASSIGN_OR_RETURN(cache->tensors, encode_module(f, m));
             cache->prefix = prefix;
           }
