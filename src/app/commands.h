@@ -10,6 +10,8 @@ int run_generate(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 // kr-serve serve --model DIR [--host H] [--port P] ...                      (src/server/serve_cmd.cc)
 int run_serve(int argc, char** argv);
+// kr-serve quantize --model DIR --format F [--group-size G] --out DIR        (src/app/quantize_cmd.cc)
+int run_quantize(int argc, char** argv);
 
 // Folder of the bundled demo model (models/tiny-llama3), used when no --model is given.
 const char* default_model_dir();

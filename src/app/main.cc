@@ -14,8 +14,12 @@ void print_usage() {
                "  serve     run the OpenAI-compatible HTTP server (default)\n"
                "  generate  generate from a prompt or token ids\n"
                "  tokenize  encode/decode JSON lines on stdin\n"
-               "run 'kr-serve <command> --help' for the options of a command\n"
-               "kr-serve --version prints the git commit this binary was built from\n");
+               "  quantize  write a quantized copy of a model folder (fp8, awq, gptq, w4a16, mlx)
+"
+               "run 'kr-serve <command> --help' for the options of a command
+"
+               "kr-serve --version prints the git commit this binary was built from
+");
 }
 
 }  // namespace
@@ -35,6 +39,7 @@ int main(int argc, char** argv) {
   if (std::strcmp(cmd, "serve") == 0) return kr::run_serve(argc - 1, argv + 1);
   if (std::strcmp(cmd, "generate") == 0) return kr::run_generate(argc - 1, argv + 1);
   if (std::strcmp(cmd, "tokenize") == 0) return kr::run_tokenize(argc - 1, argv + 1);
+  if (std::strcmp(cmd, "quantize") == 0) return kr::run_quantize(argc - 1, argv + 1);
   std::fprintf(stderr, "kr-serve: unknown command '%s'\n", cmd);
   print_usage();
   return 2;
