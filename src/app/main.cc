@@ -14,12 +14,9 @@ void print_usage() {
                "  serve     run the OpenAI-compatible HTTP server (default)\n"
                "  generate  generate from a prompt or token ids\n"
                "  tokenize  encode/decode JSON lines on stdin\n"
-               "  quantize  write a quantized copy of a model folder (fp8, awq, gptq, w4a16, mlx)
-"
-               "run 'kr-serve <command> --help' for the options of a command
-"
-               "kr-serve --version prints the git commit this binary was built from
-");
+               "  quantize  write a quantized copy of a model folder (fp8, awq, gptq, w4a16, mlx)\n"
+               "run 'kr-serve <command> --help' for the options of a command\n"
+               "kr-serve --version prints the git commit this binary was built from\n");
 }
 
 }  // namespace
