@@ -965,6 +965,7 @@ int main_impl(int argc, char** argv) {
   CK(cudaGetDeviceProperties(&prop, dev));
   int runtime = 0;
   CK(cudaRuntimeGetVersion(&runtime));
+  cuda::configure_attention_kernels();  // the old kernel's shared-memory limit, as CudaBackend sets it
   std::printf("kr-attention-check on %s (%d SMs, %.0f MB L2), CUDA runtime %d\n", prop.name, prop.multiProcessorCount,
               prop.l2CacheSize / 1048576.0, runtime);
   json report;
