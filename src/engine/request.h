@@ -8,19 +8,15 @@
 #include <utility>
 #include <vector>
 
+#include "base/request_types.h"
 #include "base/status.h"
 #include "engine/sampling_params.h"
 
 namespace kr {
 
-using RequestId = int64_t;
-
 // Lower value = served first. The server maps "urgent"/"default"/"background"
 // to these; integers from the request are used as given.
 enum Priority : int32_t { kPriorityUrgent = -1, kPriorityDefault = 0, kPriorityBackground = 1 };
-
-enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error"
 
 struct GeneratedToken {
   int32_t id = -1;

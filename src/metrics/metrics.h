@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "engine/request.h"
+#include "base/request_types.h"
 
 namespace kr {
 

@@ -234,11 +234,11 @@ void Generation::process(int index, TokenEvent& event) {
   }
   const char* finish = nullptr;
   if (stopped) {
-    finish = "stop";
+    finish = finish_reason_name(FinishReason::kStop);
   } else if (event.finished) {
     switch (event.finish_reason) {
-      case FinishReason::kStop: finish = "stop"; break;
-      case FinishReason::kLength: finish = "length"; break;
+      case FinishReason::kStop:
+      case FinishReason::kLength: finish = finish_reason_name(event.finish_reason); break;
       case FinishReason::kError: {
         ApiError e = error_from_status(event.error.ok() ? Internal("generation failed") : event.error);
         if (e.http_status < 500) e.http_status = 500, e.type = "server_error";

@@ -1,4 +1,4 @@
-#include "engine/request.h"
+#include "base/request_types.h"
 
 namespace kr {
 
