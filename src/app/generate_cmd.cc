@@ -286,10 +286,10 @@ int run_generate(int argc, char** argv) {
     st.start_pos = pos;
     st.block_table = blocks;
     st.sample = pos + static_cast<int32_t>(feed.size()) >= static_cast<int32_t>(prompt_ids.size());
-    st.sampling = &sp;
-    st.prompt_ids = prompt_ids;
-    st.output_ids = output;
-    st.rng = &rng;
+    st.sampling.params = &sp;
+    st.sampling.prompt_ids = prompt_ids;
+    st.sampling.output_ids = output;
+    st.sampling.rng = &rng;
     Status s = runner.step(std::span<const SeqStep>(&st, 1), &sampled);
     if (!s.ok()) return fail(s);
     pos += static_cast<int32_t>(feed.size());

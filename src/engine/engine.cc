@@ -230,12 +230,12 @@ void Engine::Impl::step() {
     st.block_table = s->block_table;
     st.sample = ss.sample;
     if (ss.sample) {
-      st.sampling = &s->request.sampling;
-      st.prompt_ids = std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(s->num_prompt_tokens));
-      st.output_ids = std::span<const int32_t>(s->tokens.data() + s->num_prompt_tokens,
-                                               static_cast<size_t>(s->num_output_tokens()));
-      st.suppress_eos = s->num_output_tokens() < s->request.min_tokens;
-      st.rng = &s->rng;
+      st.sampling.params = &s->request.sampling;
+      st.sampling.prompt_ids = std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(s->num_prompt_tokens));
+      st.sampling.output_ids = std::span<const int32_t>(s->tokens.data() + s->num_prompt_tokens,
+                                                        static_cast<size_t>(s->num_output_tokens()));
+      st.sampling.suppress_eos = s->num_output_tokens() < s->request.min_tokens;
+      st.sampling.rng = &s->rng;
     }
     steps.push_back(st);
   }
@@ -283,7 +283,7 @@ void Engine::Impl::commit(const SchedulerOutput& out, std::vector<SampledToken>&
       continue;
     }
     s->tokens.push_back(t.id);
-    s->pending.push_back({t.id, t.logprob, std::move(t.top)});
+    s->pending.push_back(std::move(t));
     if (s->first_token_ns == 0) {
       s->first_token_ns = now_ns;
       const double ttft_s = static_cast<double>(now_ns - s->arrival_ns()) * 1e-9;

@@ -29,7 +29,7 @@ struct Collector {
     return [this](TokenEvent&& ev) {
       std::lock_guard<std::mutex> lock(mu);
       Result& r = results[ev.request_id];
-      for (const GeneratedToken& t : ev.tokens) r.tokens.push_back(t.id);
+      for (const SampledToken& t : ev.tokens) r.tokens.push_back(t.id);
       ++r.events;
       if (ev.finished) {
         EXPECT_FALSE(r.finished) << "two final events for " << ev.request_id;

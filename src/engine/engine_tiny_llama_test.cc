@@ -60,7 +60,7 @@ std::map<RequestId, std::vector<int32_t>> run_all(ForwardRunner* runner, const E
     r.sampling.temperature = 0;
     r.on_event = [&](TokenEvent&& ev) {
       std::lock_guard<std::mutex> lock(mu);
-      for (const GeneratedToken& t : ev.tokens) out[ev.request_id].push_back(t.id);
+      for (const SampledToken& t : ev.tokens) out[ev.request_id].push_back(t.id);
       if (ev.finished) {
         EXPECT_EQ(ev.finish_reason, FinishReason::kLength) << ev.error.to_string();
         ++finished;

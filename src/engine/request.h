@@ -10,7 +10,8 @@
 
 #include "base/request_types.h"
 #include "base/status.h"
-#include "engine/sampling_params.h"
+#include "sampling/sampled_token.h"
+#include "sampling/sampling_params.h"
 
 namespace kr {
 
@@ -18,17 +19,11 @@ namespace kr {
 // to these; integers from the request are used as given.
 enum Priority : int32_t { kPriorityUrgent = -1, kPriorityDefault = 0, kPriorityBackground = 1 };
 
-struct GeneratedToken {
-  int32_t id = -1;
-  float logprob = 0.0f;
-  std::vector<std::pair<int32_t, float>> top;  // when logprobs were asked for
-};
-
 // Delivered by the engine thread. The callback must not block: push it into a
 // queue and return.
 struct TokenEvent {
   RequestId request_id = 0;
-  std::vector<GeneratedToken> tokens;  // new tokens since the last event (may be empty)
+  std::vector<SampledToken> tokens;    // new tokens since the last event (may be empty); top when logprobs were asked for
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   Status error;                        // set when finish_reason == kError

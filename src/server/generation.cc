@@ -193,7 +193,7 @@ void Generation::process(int index, TokenEvent& event) {
     return req_.return_tokens_as_token_ids ? "token_id:" + std::to_string(id) : ctx_->tokenizer->token_bytes(id);
   };
   bool stopped = false;
-  for (const GeneratedToken& t : event.tokens) {
+  for (const SampledToken& t : event.tokens) {
     ++c.completion_tokens;
     const std::string piece = c.stop->push(c.detok->push(t.id));
     if (want_lp) {
