@@ -25,7 +25,7 @@ struct Engine::Impl {
         config(c),
         clock(clk),
         metrics(m),
-        max_model_len(r->max_model_len()),
+        max_model_len(c.max_model_len > 0 ? std::min(c.max_model_len, r->max_model_len()) : r->max_model_len()),
         blocks(r->num_kv_blocks(), r->block_size()),
         sched(c, &blocks),
         tuner(c.auto_tune, !c.auto_tune.enabled, c.window_ms, c.batch_size),
@@ -93,14 +93,9 @@ Status Engine::Impl::submit(GenerationRequest req) {
   };
   if (req.prompt_ids.empty()) return reject(InvalidArgument("the prompt is empty"));
   if (req.max_tokens < 1) return reject(InvalidArgument("max_tokens must be at least 1"));
-  const int64_t p = static_cast<int64_t>(req.prompt_ids.size());
-  const int64_t total = p + req.max_tokens;
-  if (total > max_model_len) {
-    return reject(OutOfRange("This model's maximum context length is " + std::to_string(max_model_len) +
-                             " tokens. However, you requested " + std::to_string(total) + " tokens (" +
-                             std::to_string(p) + " in the messages, " + std::to_string(req.max_tokens) +
-                             " in the completion). Please reduce the length of the messages or completion."));
-  }
+  if (Status s = check_context_length(static_cast<int64_t>(req.prompt_ids.size()), req.max_tokens, max_model_len);
+      !s.ok())
+    return reject(std::move(s));
   req.arrival_ns = clock->now_ns();
   {
     std::lock_guard<std::mutex> lock(mu);

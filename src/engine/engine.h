@@ -35,6 +35,8 @@ class Engine {
   // request gets a final event with FinishReason::kCancelled. Unknown ids: no-op.
   void cancel(RequestId id);
 
+  // The context limit: min(runner's, EngineConfig::max_model_len when set). Requests
+  // are admitted against it (check_context_length) and finish with kLength at it.
   int32_t max_model_len() const;
   // Counters read without locks, for /health, /stats and tests.
   int32_t num_running() const;

@@ -33,6 +33,7 @@ struct EngineConfig {
   int32_t max_queued_requests = 4096; // KR_MAX_QUEUED_REQUESTS: submit() refuses beyond
   double background_max_wait_s = 30;  // KR_BACKGROUND_MAX_WAIT_S: aging bound for low priorities
   double request_timeout_s = 0;       // KR_REQUEST_TIMEOUT_S: 0 = none
+  int32_t max_model_len = 0;          // --max-model-len: context limit below the model's; 0 = the model's
 };
 
 struct ParsedEngineConfig {

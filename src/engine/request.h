@@ -33,6 +33,11 @@ struct TokenEvent {
   double queue_time_s = 0, ttft_s = 0, e2e_s = 0;
 };
 
+// The one context-length check: prompt + completion must fit max_model_len.
+// OutOfRange with the OpenAI-style message otherwise. Used at admission
+// (server/prompt.h) and again by Engine::submit, against the same limit.
+Status check_context_length(int64_t prompt_tokens, int64_t max_tokens, int64_t max_model_len);
+
 struct GenerationRequest {
   RequestId id = 0;                    // unique, chosen by the submitter
   std::vector<int32_t> prompt_ids;

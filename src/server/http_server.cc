@@ -467,6 +467,7 @@ void ResponseWriter::post(std::string bytes, bool last) {
 void ResponseWriter::send(HttpResponse response) {
   if (finished_.exchange(true)) return;
   if (disconnected()) return;
+  response.headers.insert(response.headers.end(), common_headers_.begin(), common_headers_.end());
   post(HttpServerLoop::serialize(response, keep_alive_), true);
 }
 
@@ -477,6 +478,7 @@ void ResponseWriter::start_stream(int status, const std::string& content_type,
   s += "Content-Type: " + content_type + "\r\n";
   s += "Cache-Control: no-cache\r\n";
   for (const auto& [k, v] : headers) s += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : common_headers_) s += k + ": " + v + "\r\n";
   s += "Transfer-Encoding: chunked\r\n\r\n";
   post(std::move(s), false);
 }

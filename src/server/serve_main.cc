@@ -240,7 +240,8 @@ int serve_main(int argc, char** argv, const char* default_model_dir) {
     return 2;
   }
   for (const std::string& notice : parsed->notices) KR_LOG(kWarn, "%s", notice.c_str());
-  const EngineConfig engine_config = parsed->config;
+  EngineConfig engine_config = parsed->config;
+  engine_config.max_model_len = static_cast<int32_t>(a.max_model_len);
 
   // Signals are taken by sigwait on this thread only: block them before any thread starts.
   sigset_t sigs;
@@ -312,14 +313,14 @@ int serve_main(int argc, char** argv, const char* default_model_dir) {
   auto runner = make_forward_runner(a.model_dir, std::move(backend).value(), mo);
   if (!runner.ok()) return fail(runner.status());
   auto engine = std::make_unique<Engine>(runner->get(), engine_config, &clock, &metrics);
-  int32_t max_len = engine->max_model_len();
-  if (a.max_model_len > 0 && a.max_model_len < max_len) max_len = static_cast<int32_t>(a.max_model_len);
-  ctx.tokenizer = tok->get();
-  ctx.chat = chat.get();
+  const int32_t max_len = engine->max_model_len();
   ctx.engine = engine.get();
-  ctx.max_model_len = max_len;
   ctx.limits.vocab_size = (*runner)->model().config().vocab_size;
-  ctx.bos_id = (*runner)->model().config().bos_token_id;
+  ctx.prompt.tokenizer = tok->get();
+  ctx.prompt.chat = chat.get();
+  ctx.prompt.bos_id = (*runner)->model().config().bos_token_id;
+  ctx.prompt.vocab_size = ctx.limits.vocab_size;
+  ctx.prompt.max_model_len = max_len;
   engine->start();
   ctx.ready.store(true, std::memory_order_release);
   KR_LOG(kInfo, "ready: model '%s', max_model_len %d, %d KV blocks", a.served_model_name.c_str(), max_len,
