@@ -199,12 +199,28 @@ TEST(Engine, SubmitValidates) {
   const Status too_long = engine.submit(make_request(2, std::vector<int32_t>(90, 5), 20, &col));
   EXPECT_EQ(too_long.code(), StatusCode::kOutOfRange);
   EXPECT_NE(too_long.message().find("maximum context length is 100 tokens"), std::string::npos);
-  EXPECT_NE(too_long.message().find("you requested 110 tokens (90 in the messages, 20 in the completion)"),
+  EXPECT_NE(too_long.message().find("you requested 110 tokens (90 in the prompt, 20 for the completion)"),
             std::string::npos);
   EXPECT_TRUE(engine.submit(make_request(3, {5}, 4, &col)).ok());
   EXPECT_EQ(engine.submit(make_request(3, {5}, 4, &col)).code(), StatusCode::kInvalidArgument);  // same id
   EXPECT_TRUE(engine.submit(make_request(4, {5}, 4, &col)).ok());
   EXPECT_EQ(engine.submit(make_request(5, {5}, 4, &col)).code(), StatusCode::kResourceExhausted);
+}
+
+// --max-model-len: a limit below the runner's is the one the engine admits against.
+TEST(Engine, ConfiguredContextLimitBelowTheModels) {
+  FakeRunner runner(4, 64, 100);
+  SteadyClock clock;
+  EngineConfig c = small_config();
+  c.max_model_len = 50;
+  Collector col;
+  Engine engine(&runner, c, &clock, nullptr);
+  EXPECT_EQ(engine.max_model_len(), 50);
+  EXPECT_EQ(engine.submit(make_request(1, std::vector<int32_t>(40, 5), 11, &col)).code(), StatusCode::kOutOfRange);
+  EXPECT_TRUE(engine.submit(make_request(2, std::vector<int32_t>(40, 5), 10, &col)).ok());
+  c.max_model_len = 500;  // above the runner's: the runner's stays
+  Engine wide(&runner, c, &clock, nullptr);
+  EXPECT_EQ(wide.max_model_len(), 100);
 }
 
 TEST(Engine, StopDrainsInFlightRequests) {
