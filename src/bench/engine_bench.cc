@@ -61,7 +61,7 @@ struct Result {
 
 Result run_batch(kr::ForwardRunner* runner, int32_t batch, const Args& a, uint32_t seed) {
   kr::EngineConfig config;
-  config.batch_size = batch;
+  config.admissions_per_step = batch;
   config.max_num_seqs = batch;
   config.window_ms = 0;
   config.max_batched_tokens = runner->max_tokens_per_step();

@@ -94,14 +94,14 @@ StatusOr<ParsedEngineConfig> engine_config_from_env(const std::map<std::string, 
   KR_RETURN_IF_ERROR(parse_double(src, "KR_GPU_SCHEDULER_WINDOW_MS", "MLX_GPU_SCHEDULER_WINDOW_MS", 0, 1000,
                                   &c.window_ms));
   KR_RETURN_IF_ERROR(parse_int(src, "KR_GPU_SCHEDULER_BATCH_SIZE", "MLX_GPU_SCHEDULER_BATCH_SIZE", 1, 4096,
-                               &c.batch_size));
+                               &c.admissions_per_step));
   KR_RETURN_IF_ERROR(parse_bool(src, "KR_FAST_PATH", "MLX_FAST_PATH", &c.fast_path));
   KR_RETURN_IF_ERROR(parse_bool(src, "KR_ADAPTIVE_WINDOW", "MLX_ADAPTIVE_WINDOW", &c.adaptive_window));
   KR_RETURN_IF_ERROR(parse_bool(src, "KR_AUTO_TUNE", "MLX_AUTO_TUNE", &t.enabled));
   KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_TARGET_TTFT_MS", nullptr, 0.001, 1e6, &t.target_ttft_p99_ms));
   KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_TARGET_ITL_MS", nullptr, 0.001, 1e6, &t.target_itl_p99_ms));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_MIN_BATCH_SIZE", nullptr, 1, 4096, &t.min_batch_size));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_MAX_BATCH_SIZE", nullptr, 1, 4096, &t.max_batch_size));
+  KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_MIN_BATCH_SIZE", nullptr, 1, 4096, &t.min_admissions_per_step));
+  KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_MAX_BATCH_SIZE", nullptr, 1, 4096, &t.max_admissions_per_step));
   KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_MIN_WINDOW_MS", nullptr, 0, 1000, &t.min_window_ms));
   KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_MAX_WINDOW_MS", nullptr, 0, 1000, &t.max_window_ms));
   KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_INTERVAL_STEPS", nullptr, 1, 1000000, &t.interval_steps));
@@ -110,9 +110,9 @@ StatusOr<ParsedEngineConfig> engine_config_from_env(const std::map<std::string, 
   KR_RETURN_IF_ERROR(parse_int(src, "KR_MAX_QUEUED_REQUESTS", nullptr, 1, 1 << 24, &c.max_queued_requests));
   KR_RETURN_IF_ERROR(parse_double(src, "KR_BACKGROUND_MAX_WAIT_S", nullptr, 0, 1e6, &c.background_max_wait_s));
   KR_RETURN_IF_ERROR(parse_double(src, "KR_REQUEST_TIMEOUT_S", nullptr, 0, 1e7, &c.request_timeout_s));
-  if (t.min_batch_size > t.max_batch_size) {
-    return InvalidArgument("KR_AUTO_TUNE_MIN_BATCH_SIZE (" + std::to_string(t.min_batch_size) +
-                           ") must be <= KR_AUTO_TUNE_MAX_BATCH_SIZE (" + std::to_string(t.max_batch_size) + ")");
+  if (t.min_admissions_per_step > t.max_admissions_per_step) {
+    return InvalidArgument("KR_AUTO_TUNE_MIN_BATCH_SIZE (" + std::to_string(t.min_admissions_per_step) +
+                           ") must be <= KR_AUTO_TUNE_MAX_BATCH_SIZE (" + std::to_string(t.max_admissions_per_step) + ")");
   }
   if (t.min_window_ms > t.max_window_ms) {
     return InvalidArgument("KR_AUTO_TUNE_MIN_WINDOW_MS must be <= KR_AUTO_TUNE_MAX_WINDOW_MS");

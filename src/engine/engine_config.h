@@ -16,7 +16,7 @@ struct AutoTuneConfig {
   double target_ttft_p99_ms = 100.0;  // KR_AUTO_TUNE_TARGET_TTFT_MS
   double target_itl_p99_ms = 50.0;    // KR_AUTO_TUNE_TARGET_ITL_MS
   double ema_alpha = 0.3;
-  int32_t min_batch_size = 2, max_batch_size = 64;
+  int32_t min_admissions_per_step = 2, max_admissions_per_step = 64;
   double min_window_ms = 0.0, max_window_ms = 10.0;
   int32_t interval_steps = 10;        // at most one adjustment per this many steps
 };
@@ -24,7 +24,7 @@ struct AutoTuneConfig {
 struct EngineConfig {
   bool scheduler_on = true;           // KR_GPU_SCHEDULER; off = baseline: one request at a time, FIFO
   double window_ms = 1.0;             // KR_GPU_SCHEDULER_WINDOW_MS
-  int32_t batch_size = 8;             // KR_GPU_SCHEDULER_BATCH_SIZE: new admissions per step
+  int32_t admissions_per_step = 8;             // KR_GPU_SCHEDULER_BATCH_SIZE: new admissions per step
   bool fast_path = true;              // KR_FAST_PATH
   bool adaptive_window = false;       // KR_ADAPTIVE_WINDOW
   AutoTuneConfig auto_tune;

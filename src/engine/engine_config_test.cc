@@ -10,7 +10,7 @@ TEST(EngineConfig, DefaultsWithEmptyEnv) {
   ASSERT_TRUE(r.ok());
   const EngineConfig d;
   EXPECT_EQ(r->config.scheduler_on, d.scheduler_on);
-  EXPECT_EQ(r->config.batch_size, d.batch_size);
+  EXPECT_EQ(r->config.admissions_per_step, d.admissions_per_step);
   EXPECT_TRUE(r->notices.empty());
 }
 
@@ -31,7 +31,7 @@ TEST(EngineConfig, ReadsKrVariables) {
   const EngineConfig& c = r->config;
   EXPECT_FALSE(c.scheduler_on);
   EXPECT_DOUBLE_EQ(c.window_ms, 2.5);
-  EXPECT_EQ(c.batch_size, 4);
+  EXPECT_EQ(c.admissions_per_step, 4);
   EXPECT_FALSE(c.fast_path);
   EXPECT_TRUE(c.adaptive_window);
   EXPECT_TRUE(c.auto_tune.enabled);
@@ -48,7 +48,7 @@ TEST(EngineConfig, SeedAliasesWorkWithANotice) {
                                    {"MLX_AUTO_TUNE", "1"}});
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->config.scheduler_on);
-  EXPECT_EQ(r->config.batch_size, 3);
+  EXPECT_EQ(r->config.admissions_per_step, 3);
   EXPECT_TRUE(r->config.auto_tune.enabled);
   ASSERT_EQ(r->notices.size(), 3u);
   EXPECT_NE(r->notices[0].find("KR_"), std::string::npos);
@@ -59,7 +59,7 @@ TEST(EngineConfig, KrBeatsAliasAndFlagsBeatEnv) {
                                    {"KR_MAX_NUM_SEQS", "7"}},
                                   {{"KR_MAX_NUM_SEQS", "9"}});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->config.batch_size, 5);
+  EXPECT_EQ(r->config.admissions_per_step, 5);
   EXPECT_TRUE(r->notices.empty());
   EXPECT_EQ(r->config.max_num_seqs, 9);
 }

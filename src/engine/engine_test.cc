@@ -346,7 +346,7 @@ TEST(Engine, RecordsMetrics) {
   const StatsSnapshot st = metrics.stats();
   EXPECT_EQ(st.requests_finished, 31u);
   EXPECT_EQ(st.generation_tokens, static_cast<uint64_t>(tokens));
-  EXPECT_EQ(st.scheduler.batch_size, small_config().batch_size);
+  EXPECT_EQ(st.scheduler.admissions_per_step, small_config().admissions_per_step);
   const std::string text = metrics.render_prometheus();
   EXPECT_GE(series(text, "krserve_fast_path_total"), 1);
   EXPECT_GT(series(text, "krserve_num_preemptions_total"), 0);

@@ -98,7 +98,7 @@ TEST(EngineTinyLlama, GreedyTokensDoNotDependOnBatchOrPreemption) {
   ASSERT_EQ(ref.size(), prompts.size());
 
   EngineConfig together;
-  together.batch_size = 64;
+  together.admissions_per_step = 64;
   together.max_num_seqs = 64;
   together.max_batched_tokens = 256;  // chunked prefill as well
   together.window_ms = 0;

@@ -31,7 +31,8 @@ class ModelRunner {
   virtual int32_t num_kv_blocks() const = 0;  // blocks in the paged cache
   virtual int32_t max_model_len() const = 0;  // context length limit
   virtual std::span<const int32_t> eos_ids() const = 0;
-  // Runs one step. `out` gets one SampledToken per SeqStep with sample == true, in order.
+  // Runs one step. `out`, empty on entry, gets one SampledToken per
+  // SeqStep with sample == true, in order.
   virtual Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) = 0;
 };
 

@@ -89,7 +89,7 @@ struct Metrics::Impl {
   // consecutive publications, which is harmless for display.
   std::atomic<bool> scheduler_on{true}, auto_tune{false}, adaptive_window{false};
   std::atomic<double> window_ms{0}, ema_p99_ttft_ms{0}, ema_p99_itl_ms{0};
-  std::atomic<int32_t> batch_size{0};
+  std::atomic<int32_t> admissions_per_step{0};
 
   SampleRing latency_ring, ttft_ring;
   PerSecondCounter tokens_per_s, requests_per_s;
@@ -99,7 +99,7 @@ struct Metrics::Impl {
     SchedulerState s;
     s.scheduler_on = scheduler_on.load(std::memory_order_relaxed);
     s.window_ms = window_ms.load(std::memory_order_relaxed);
-    s.batch_size = batch_size.load(std::memory_order_relaxed);
+    s.admissions_per_step = admissions_per_step.load(std::memory_order_relaxed);
     s.auto_tune = auto_tune.load(std::memory_order_relaxed);
     s.adaptive_window = adaptive_window.load(std::memory_order_relaxed);
     s.ema_p99_ttft_ms = ema_p99_ttft_ms.load(std::memory_order_relaxed);
@@ -177,7 +177,7 @@ void Metrics::set_scheduler_state(const SchedulerState& s) {
   Impl& m = *impl_;
   m.scheduler_on.store(s.scheduler_on, std::memory_order_relaxed);
   m.window_ms.store(s.window_ms, std::memory_order_relaxed);
-  m.batch_size.store(s.batch_size, std::memory_order_relaxed);
+  m.admissions_per_step.store(s.admissions_per_step, std::memory_order_relaxed);
   m.auto_tune.store(s.auto_tune, std::memory_order_relaxed);
   m.adaptive_window.store(s.adaptive_window, std::memory_order_relaxed);
   m.ema_p99_ttft_ms.store(s.ema_p99_ttft_ms, std::memory_order_relaxed);
@@ -318,7 +318,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   gauge("scheduler_window_ms", "Admission window of the scheduler in milliseconds.",
         v.scheduler.window_ms);
   gauge("scheduler_batch_size", "Admissions per step allowed by the scheduler.",
-        v.scheduler.batch_size);
+        v.scheduler.admissions_per_step);
   gauge("adaptive_window_enabled", "1 when the admission window adapts to load.",
         v.scheduler.adaptive_window ? 1 : 0);
   gauge("auto_tune_enabled", "1 when auto-tuning of window and batch size is on.",

@@ -20,7 +20,7 @@ namespace kr {
 struct SchedulerState {
   bool scheduler_on = true;
   double window_ms = 0;
-  int32_t batch_size = 0;  // admissions per step
+  int32_t admissions_per_step = 0;  // exported as scheduler_batch_size (the seed's name)
   bool auto_tune = false;
   bool adaptive_window = false;
   double ema_p99_ttft_ms = 0;

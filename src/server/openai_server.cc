@@ -301,7 +301,7 @@ void OpenAIServer::stats(const HttpRequest&, const std::shared_ptr<ResponseWrite
       {"prompt_tokens", s.prompt_tokens},
       {"generation_tokens", s.generation_tokens},
       {"scheduler", {{"scheduler_on", s.scheduler.scheduler_on}, {"window_ms", s.scheduler.window_ms},
-                     {"batch_size", s.scheduler.batch_size}, {"auto_tune", s.scheduler.auto_tune},
+                     {"batch_size", s.scheduler.admissions_per_step}, {"auto_tune", s.scheduler.auto_tune},
                      {"adaptive_window", s.scheduler.adaptive_window},
                      {"ema_p99_ttft_ms", s.scheduler.ema_p99_ttft_ms}, {"ema_p99_itl_ms", s.scheduler.ema_p99_itl_ms}}},
   };
