@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
+#include "base/parse_number.h"
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 
@@ -139,9 +140,8 @@ int usage(const char* msg) {
 }
 
 bool parse_positive(const char* s, int* out) {
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < 0 || v > 1'000'000) return false;
+  int64_t v = 0;
+  if (!kr::parse_int(s, 0, 1'000'000, &v)) return false;
   *out = static_cast<int>(v);
   return true;
 }

@@ -42,7 +42,6 @@ class ForwardRunner final : public ModelRunner {
   Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) override;
 
   Model& model() { return *model_; }
-  Backend& backend() { return *backend_; }
   StepSampler& sampler() { return sampler_; }
   int32_t max_tokens_per_step() const { return model_->max_tokens_per_step(); }
 

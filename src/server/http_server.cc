@@ -104,7 +104,6 @@ struct HttpServerLoop {
   std::atomic<bool> running{false};
   std::atomic<bool> draining{false};
   std::atomic<int> active{0};
-  std::atomic<int> open{0};
 
   std::mutex mu;  // guards commands, close_listeners
   std::vector<Command> commands;
@@ -144,7 +143,6 @@ struct HttpServerLoop {
     std::shared_ptr<ResponseWriter> w = std::move(c.writer);
     const bool was_busy = c.busy;
     conns.erase(it);
-    open.fetch_sub(1);
     if (was_busy) active.fetch_sub(1);
     if (w && was_busy) w->mark_disconnected();
   }
@@ -172,7 +170,6 @@ struct HttpServerLoop {
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.u64 = id;
       epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-      open.fetch_add(1);
     }
   }
 
@@ -600,7 +597,6 @@ void HttpServer::stop_accepting() {
 }
 
 int HttpServer::active_exchanges() const { return loop_->active.load(); }
-int HttpServer::open_connections() const { return loop_->open.load(); }
 
 void HttpServer::stop() {
   if (!loop_->running.exchange(false)) return;

@@ -111,7 +111,6 @@ class HttpServer {
   void stop_accepting();
   // Exchanges (requests) in flight right now.
   int active_exchanges() const;
-  int open_connections() const;
   // Stops the loop and the workers; closes every connection.
   void stop();
 
