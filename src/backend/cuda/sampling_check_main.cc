@@ -1,5 +1,5 @@
 // kr-sampling-check: Backend::sample on the GPU against the CPU Sampler
-// (engine/sampler.h, the reference) on the same logits. Prints one PASS/FAIL
+// (sampling/sampler.h, the reference) on the same logits. Prints one PASS/FAIL
 // line per check and the time per call; exits nonzero on any failure.
 //
 // Usage: kr-sampling-check [--json FILE] [--draws N]
