@@ -184,10 +184,6 @@ void Metrics::set_scheduler_state(const SchedulerState& s) {
   m.ema_p99_itl_ms.store(s.ema_p99_itl_ms, std::memory_order_relaxed);
 }
 
-double Metrics::uptime_s() const {
-  return static_cast<double>(impl_->clock->now_ns() - impl_->start_ns) / 1e9;
-}
-
 StatsSnapshot Metrics::stats() const {
   const Impl& m = *impl_;
   StatsSnapshot s;

@@ -97,7 +97,6 @@ class Metrics {
   static constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
   std::string render_prometheus() const;
   StatsSnapshot stats() const;
-  double uptime_s() const;  // since construction, by the given clock
 
  private:
   struct Impl;
