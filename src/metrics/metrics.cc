@@ -30,7 +30,6 @@ const std::vector<double> kSeqsPerStepBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 25
 
 // Exact batch sizes kept for /stats; larger ones are counted at this size.
 constexpr int32_t kMaxTrackedBatch = 1024;
-constexpr int kNumReasons = 5;  // FinishReason values
 
 // One counter per cache line: HTTP threads and the engine thread bump
 // different counters, and should not share lines.
@@ -40,21 +39,9 @@ struct alignas(64) Counter {
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
-// Local names so that the engine module's finish_reason_name() is not needed.
+// The finish_reason label: vLLM calls a cancelled request "abort".
 const char* reason_label(FinishReason r, bool vllm) {
-  switch (r) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kCancelled:
-      return vllm ? "abort" : "cancelled";
-    case FinishReason::kError:
-      return "error";
-    case FinishReason::kNone:
-      break;
-  }
-  return "unknown";
+  return vllm && r == FinishReason::kCancelled ? "abort" : finish_reason_name(r);
 }
 
 uint64_t non_negative(int32_t n) { return n > 0 ? static_cast<uint64_t>(n) : 0; }
@@ -93,7 +80,7 @@ struct Metrics::Impl {
 
   Counter received, rejected, prompt_tokens, generation_tokens, preemptions, fast_path,
       auto_tune_adjustments;
-  std::array<Counter, kNumReasons> finished;  // by FinishReason
+  std::array<Counter, kNumFinishReasons> finished;  // by FinishReason
 
   std::atomic<int32_t> running{0}, waiting{0}, swapped{0};
   std::atomic<double> kv_usage{0};
@@ -102,7 +89,7 @@ struct Metrics::Impl {
   // consecutive publications, which is harmless for display.
   std::atomic<bool> scheduler_on{true}, auto_tune{false}, adaptive_window{false};
   std::atomic<double> window_ms{0}, ema_p99_ttft_ms{0}, ema_p99_itl_ms{0};
-  std::atomic<int32_t> batch_size{0};
+  std::atomic<int32_t> admissions_per_step{0};
 
   SampleRing latency_ring, ttft_ring;
   PerSecondCounter tokens_per_s, requests_per_s;
@@ -112,7 +99,7 @@ struct Metrics::Impl {
     SchedulerState s;
     s.scheduler_on = scheduler_on.load(std::memory_order_relaxed);
     s.window_ms = window_ms.load(std::memory_order_relaxed);
-    s.batch_size = batch_size.load(std::memory_order_relaxed);
+    s.admissions_per_step = admissions_per_step.load(std::memory_order_relaxed);
     s.auto_tune = auto_tune.load(std::memory_order_relaxed);
     s.adaptive_window = adaptive_window.load(std::memory_order_relaxed);
     s.ema_p99_ttft_ms = ema_p99_ttft_ms.load(std::memory_order_relaxed);
@@ -149,7 +136,7 @@ void Metrics::record_finished(FinishReason reason, double e2e_seconds, int32_t p
                               int32_t generation_tokens) {
   Impl& m = *impl_;
   const int r = static_cast<int>(reason);
-  m.finished[r >= 0 && r < kNumReasons ? r : 0].add(1);
+  m.finished[r >= 0 && r < kNumFinishReasons ? r : 0].add(1);
   m.e2e.observe(e2e_seconds);
   m.prompt_tokens.add(non_negative(prompt_tokens));
   m.generation_tokens.add(non_negative(generation_tokens));
@@ -190,15 +177,11 @@ void Metrics::set_scheduler_state(const SchedulerState& s) {
   Impl& m = *impl_;
   m.scheduler_on.store(s.scheduler_on, std::memory_order_relaxed);
   m.window_ms.store(s.window_ms, std::memory_order_relaxed);
-  m.batch_size.store(s.batch_size, std::memory_order_relaxed);
+  m.admissions_per_step.store(s.admissions_per_step, std::memory_order_relaxed);
   m.auto_tune.store(s.auto_tune, std::memory_order_relaxed);
   m.adaptive_window.store(s.adaptive_window, std::memory_order_relaxed);
   m.ema_p99_ttft_ms.store(s.ema_p99_ttft_ms, std::memory_order_relaxed);
   m.ema_p99_itl_ms.store(s.ema_p99_itl_ms, std::memory_order_relaxed);
-}
-
-double Metrics::uptime_s() const {
-  return static_cast<double>(impl_->clock->now_ns() - impl_->start_ns) / 1e9;
 }
 
 StatsSnapshot Metrics::stats() const {
@@ -255,7 +238,7 @@ struct ScrapeView {
       generation_tokens_hist, iteration_tokens, step_duration, seqs_per_step;
   uint64_t received = 0, rejected = 0, prompt_tokens = 0, generation_tokens = 0, preemptions = 0,
            fast_path = 0, auto_tune_adjustments = 0;
-  std::array<uint64_t, kNumReasons> finished{};
+  std::array<uint64_t, kNumFinishReasons> finished{};
   double running = 0, waiting = 0, swapped = 0, kv_usage = 0, uptime_s = 0;
   SchedulerState scheduler;
 };
@@ -291,7 +274,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   counter("generation_tokens_total", "Number of generation tokens processed.", v.generation_tokens);
   w.family(name("request_success_total"), "counter",
            "Count of finished requests by finish reason.");
-  for (int r = 0; r < kNumReasons; ++r) {
+  for (int r = 0; r < kNumFinishReasons; ++r) {
     const auto reason = static_cast<FinishReason>(r);
     // "unknown" (kNone) only when something was recorded under it.
     if (reason == FinishReason::kNone && v.finished[r] == 0) continue;
@@ -331,7 +314,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   gauge("scheduler_window_ms", "Admission window of the scheduler in milliseconds.",
         v.scheduler.window_ms);
   gauge("scheduler_batch_size", "Admissions per step allowed by the scheduler.",
-        v.scheduler.batch_size);
+        v.scheduler.admissions_per_step);
   gauge("adaptive_window_enabled", "1 when the admission window adapts to load.",
         v.scheduler.adaptive_window ? 1 : 0);
   gauge("auto_tune_enabled", "1 when auto-tuning of window and batch size is on.",
@@ -372,7 +355,7 @@ std::string Metrics::render_prometheus() const {
   v.preemptions = m.preemptions.get();
   v.fast_path = m.fast_path.get();
   v.auto_tune_adjustments = m.auto_tune_adjustments.get();
-  for (int r = 0; r < kNumReasons; ++r) v.finished[r] = m.finished[r].get();
+  for (int r = 0; r < kNumFinishReasons; ++r) v.finished[r] = m.finished[r].get();
   v.running = m.running.load(std::memory_order_relaxed);
   v.waiting = m.waiting.load(std::memory_order_relaxed);
   v.swapped = m.swapped.load(std::memory_order_relaxed);

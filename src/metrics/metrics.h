@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "engine/request.h"
+#include "base/request_types.h"
 
 namespace kr {
 
@@ -20,7 +20,7 @@ namespace kr {
 struct SchedulerState {
   bool scheduler_on = true;
   double window_ms = 0;
-  int32_t batch_size = 0;  // admissions per step
+  int32_t admissions_per_step = 0;  // exported as scheduler_batch_size (the seed's name)
   bool auto_tune = false;
   bool adaptive_window = false;
   double ema_p99_ttft_ms = 0;
@@ -97,7 +97,6 @@ class Metrics {
   static constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
   std::string render_prometheus() const;
   StatsSnapshot stats() const;
-  double uptime_s() const;  // since construction, by the given clock
 
  private:
   struct Impl;

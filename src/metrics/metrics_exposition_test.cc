@@ -65,7 +65,7 @@ void record_some(Metrics& m, FakeClock& clock) {
   m.set_queue(2, 5, 0);
   m.set_kv_usage(0.25);
   m.set_scheduler_state(SchedulerState{.window_ms = 1.5,
-                                       .batch_size = 8,
+                                       .admissions_per_step = 8,
                                        .auto_tune = true,
                                        .ema_p99_ttft_ms = 90,
                                        .ema_p99_itl_ms = 20});

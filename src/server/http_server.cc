@@ -104,7 +104,6 @@ struct HttpServerLoop {
   std::atomic<bool> running{false};
   std::atomic<bool> draining{false};
   std::atomic<int> active{0};
-  std::atomic<int> open{0};
 
   std::mutex mu;  // guards commands, close_listeners
   std::vector<Command> commands;
@@ -144,7 +143,6 @@ struct HttpServerLoop {
     std::shared_ptr<ResponseWriter> w = std::move(c.writer);
     const bool was_busy = c.busy;
     conns.erase(it);
-    open.fetch_sub(1);
     if (was_busy) active.fetch_sub(1);
     if (w && was_busy) w->mark_disconnected();
   }
@@ -172,7 +170,6 @@ struct HttpServerLoop {
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.u64 = id;
       epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-      open.fetch_add(1);
     }
   }
 
@@ -467,6 +464,7 @@ void ResponseWriter::post(std::string bytes, bool last) {
 void ResponseWriter::send(HttpResponse response) {
   if (finished_.exchange(true)) return;
   if (disconnected()) return;
+  response.headers.insert(response.headers.end(), common_headers_.begin(), common_headers_.end());
   post(HttpServerLoop::serialize(response, keep_alive_), true);
 }
 
@@ -477,6 +475,7 @@ void ResponseWriter::start_stream(int status, const std::string& content_type,
   s += "Content-Type: " + content_type + "\r\n";
   s += "Cache-Control: no-cache\r\n";
   for (const auto& [k, v] : headers) s += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : common_headers_) s += k + ": " + v + "\r\n";
   s += "Transfer-Encoding: chunked\r\n\r\n";
   post(std::move(s), false);
 }
@@ -598,7 +597,6 @@ void HttpServer::stop_accepting() {
 }
 
 int HttpServer::active_exchanges() const { return loop_->active.load(); }
-int HttpServer::open_connections() const { return loop_->open.load(); }
 
 void HttpServer::stop() {
   if (!loop_->running.exchange(false)) return;

@@ -1,6 +1,8 @@
 // OpenAIServer: the routes of the HTTP API. handle() is the HttpServer's
-// handler: it authenticates, routes, parses and validates on a worker thread
-// and either answers at once or hands the request to a Generation.
+// handler: it finds the request's route in a table of named handlers, applies
+// the route's rules in one order (listener, API key, method, model loaded) and
+// calls the handler, which answers at once or hands the request to a
+// Generation.
 //
 // Listener tags: kMainListener serves everything; kMetricsListener (the
 // optional KR_METRICS_PORT) serves only /metrics, /health, /ready and /stats.
@@ -9,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 
 #include "server/http_server.h"
 #include "server/server_context.h"
@@ -23,12 +26,29 @@ class OpenAIServer {
   explicit OpenAIServer(ServerContext* ctx) : ctx_(ctx) {}
   void handle(int listener, HttpRequest&& req, std::shared_ptr<ResponseWriter> w);
 
+  // A handler answers through the writer, at once or later.
+  using Handler = void (OpenAIServer::*)(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  struct Route {
+    const char* path;
+    bool prefix;      // matches path + anything ("/v1/models/" + a model id)
+    bool post;        // POST; else GET or HEAD
+    bool api;         // main listener only, behind the API key
+    bool needs_model; // 503 until the model is loaded
+    Handler handler;
+  };
+  static std::span<const Route> routes();
+
  private:
-  HttpResponse route_simple(int listener, const HttpRequest& req, bool* handled);
-  void generate(bool chat, const HttpRequest& req, std::shared_ptr<ResponseWriter> w);
-  HttpResponse tokenize(const HttpRequest& req);
-  HttpResponse detokenize(const HttpRequest& req);
-  HttpResponse stats();
+  void health(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void metrics(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void stats(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void list_models(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void get_model(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void tokenize(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void detokenize(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void chat_completions(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void completions(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
+  void generate(bool chat, const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
   bool authorized(const HttpRequest& req) const;
 
   ServerContext* ctx_;

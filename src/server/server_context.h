@@ -1,7 +1,8 @@
-// ServerContext: what the HTTP handlers share: the engine, the tokenizer, the
-// chat prompt builder, metrics and the server's settings. Built by serve_cmd;
-// the model parts are published once loading finishes (`ready` flips to true
-// with release order, readers check it with acquire before touching them).
+// ServerContext: what the HTTP handlers share: the engine, the prompt context
+// (tokenizer, chat template, BOS, context limit), metrics and the server's
+// settings. Built by serve_main; the model parts are published once loading
+// finishes (`ready` flips to true with release order, readers check it with
+// acquire before touching them).
 //
 // Threading: fields are written before `ready` is set and only read after;
 // the engine, tokenizer and metrics are themselves thread-safe as documented.
@@ -9,19 +10,16 @@
 
 #include <atomic>
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <vector>
 
 #include "server/openai_request.h"
+#include "server/prompt.h"
 #include "server/task_pool.h"
 
 namespace kr {
 
 class Engine;
 class Metrics;
-class Tokenizer;
-class ChatPromptBuilder;
 
 struct ServerContext {
   // Settings (fixed before the HTTP server starts).
@@ -35,11 +33,7 @@ struct ServerContext {
   // Set once the model is loaded.
   Engine* engine = nullptr;
   Metrics* metrics = nullptr;  // may be set before the model (for /metrics while loading)
-  const Tokenizer* tokenizer = nullptr;
-  const ChatPromptBuilder* chat = nullptr;  // null when the model has no chat template
-  int32_t max_model_len = 0;
-  std::vector<int32_t> eos_ids;
-  std::optional<int32_t> bos_id;
+  PromptContext prompt;        // prompt.max_model_len is the engine's
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
 
