@@ -130,15 +130,6 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-// Programs that the backend half of issue 11 moves from src/backend/cuda to
-// src/bench (the top layer). Until then their includes are tolerated; an entry
-// whose file is gone must be deleted here (the test says so).
-const char* const kProgramsBeingMoved[] = {
-    "src/backend/cuda/backend_ops_main.cc",
-    "src/backend/cuda/cuda_bench_main.cc",
-    "src/backend/cuda/sampling_check_main.cc",
-};
-
 TEST(Layering, SourceTreeFollowsTheModuleOrder) {
   const fs::path root = KR_SOURCE_DIR;
   Rules rules;
@@ -146,13 +137,7 @@ TEST(Layering, SourceTreeFollowsTheModuleOrder) {
   ASSERT_TRUE(parse_rules(read_file(root / "docs/architecture.md"), &rules, &error)) << error;
   ASSERT_TRUE(rules.count("base") && rules.count("server")) << "the ```layers block lost its modules";
   std::string all;
-  for (const char* moved : kProgramsBeingMoved)
-    if (!fs::exists(root / moved)) all += "  " + std::string(moved) + " is gone: delete it from kProgramsBeingMoved\n";
-  for (const std::string& p : check_tree(root, rules)) {
-    bool tolerated = false;
-    for (const char* moved : kProgramsBeingMoved) tolerated |= p.rfind(std::string(moved) + ":", 0) == 0;
-    if (!tolerated) all += "  " + p + "\n";
-  }
+  for (const std::string& p : check_tree(root, rules)) all += "  " + p + "\n";
   EXPECT_TRUE(all.empty()) << "includes against the module order of docs/architecture.md:\n" << all;
 }
 
