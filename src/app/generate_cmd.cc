@@ -71,7 +71,8 @@ void print_usage() {
                "  --json            print {\"ids\", \"text\", \"logprobs\"} as one JSON object\n"
                "  --threads N       CPU threads (default: all)\n"
                "  --dummy-weights   random weights of the configured shape (speed tests)\n"
-               "  --arch NAME       built-in shape instead of DIR/config.json (llama-3.2-3b)\n"
+               "  --arch NAME       built-in shape instead of DIR/config.json (llama-3.2-3b, llama-3.1-8b,\n"
+               "                    qwen3-8b, qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b)\n"
                "  --device D        cpu (default) or cuda (when built with CUDA)\n");
 }
 
@@ -177,8 +178,10 @@ int parse_args(int argc, char** argv, GenerateArgs* a) {
   }
   if (a->prompt.has_value() == a->ids.has_value()) return bad("give exactly one of --prompt or --ids");
   if (a->chat && !a->prompt) return bad("--chat needs --prompt");
-  if (!a->arch.empty() && !model_config_preset(a->arch).ok())
-    return bad("unknown --arch '" + a->arch + "' (known: llama-3.2-3b)");
+  if (!a->arch.empty()) {
+    auto preset = model_config_preset(a->arch);
+    if (!preset.ok()) return bad(preset.status().message());
+  }
   if (a->model_dir.empty()) a->model_dir = default_model_dir();
   return 0;
 }
