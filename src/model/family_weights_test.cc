@@ -3,6 +3,7 @@
 // Llama layout), and a vision-language folder loads its text model only.
 #include <stdlib.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -149,6 +150,38 @@ TEST(FamilyWeights, VisionLanguageNames) {
   EXPECT_TRUE(c.load().ok()) << c.load().to_string();
   c.rename("model.language_model.layers.0.mlp.down_proj.weight", "model.language_model.layers.0.mlp.extra.weight");
   c.expect_error({"model.language_model.layers.0.mlp.extra.weight", "unexpected"});
+}
+
+// --dummy-weights: random weights of each family's shape (the optional tensors
+// included) run a forward with finite logits.
+TEST(FamilyWeights, DummyWeightsOfEveryFamilyRun) {
+  for (const char* f : {"qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gemma3_vlm"}) {
+    SCOPED_TRACE(f);
+    auto be = make_cpu_backend(1, size_t{8} << 20);
+    ModelOptions opt;
+    opt.max_tokens_per_step = 8;
+    opt.max_logit_rows = 3;
+    opt.dummy_weights = true;
+    auto m = load_model(kFamilies + f, *be, opt);
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    StepMetadata meta;
+    meta.num_tokens = 3;
+    meta.num_seqs = 1;
+    meta.block_size = 16;
+    meta.max_blocks_per_seq = 1;
+    meta.max_context_len = 3;
+    meta.positions = {0, 1, 2};
+    meta.slot_mapping = {0, 1, 2};
+    meta.query_start = {0, 3};
+    meta.context_lens = {3};
+    meta.block_tables = {0};
+    const std::vector<int32_t> ids = {5, 6, 7}, rows = {0, 1, 2};
+    auto logits = (*m)->forward(meta, ids, rows);
+    ASSERT_TRUE(logits.ok()) << logits.status().to_string();
+    std::vector<float> host(logits->numel());
+    be->copy_to_host(host.data(), *logits, host.size() * 4);
+    for (float v : host) ASSERT_TRUE(std::isfinite(v));
+  }
 }
 
 }  // namespace
