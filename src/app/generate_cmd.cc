@@ -129,7 +129,7 @@ FlagSet generate_flags(GenerateArgs* a) {
 #endif
   f.int32("threads", 0, 1024, &a->threads, "CPU backend threads (0: all cores)");
   f.switch_("dummy-weights", &a->dummy_weights, "random weights of the configured shape (speed tests)");
-  f.string("arch", "NAME", &a->arch, "built-in shape instead of DIR/config.json (llama-3.2-3b)");
+  f.string("arch", "NAME", &a->arch, "built-in shape instead of DIR/config.json (llama-3.2-3b, llama-3.1-8b, qwen3-8b, qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b)");
   return f;
 }
 

@@ -38,24 +38,24 @@ class HostSamplingBackend final : public Backend {
   void synchronize() override { in_->synchronize(); }
   size_t kv_cache_budget_bytes() const override { return in_->kv_cache_budget_bytes(); }
   void set_step_metadata(const StepMetadata& meta) override { in_->set_step_metadata(meta); }
-  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override { in_->embedding(table, ids, out); }
-  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override { in_->rms_norm(x, w, eps, out); }
-  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
-    in_->add_rms_norm(residual, x, w, eps, out);
+  void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) override {
+    in_->embedding(table, ids, scale, out);
+  }
+  void rms_norm(const Tensor& x, const RmsNorm& n, Tensor& out) override { in_->rms_norm(x, n, out); }
+  void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& n, Tensor& out) override {
+    in_->add_rms_norm(residual, x, n, out);
   }
   void matmul(const Tensor& x, const Tensor& w, Tensor& out) override { in_->matmul(x, w, out); }
-  void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) override {
-    in_->rope(qkv, q_heads, kv_heads, rope);
-  }
+  void rope(Tensor& qkv, const QkvParams& p) override { in_->rope(qkv, p); }
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override {
     in_->store_kv(qkv, q_heads, kv_heads, head_dim, kv);
   }
-  void attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim, float scale,
-                 Tensor& out) override {
-    in_->attention(qkv, kv, q_heads, kv_heads, head_dim, scale, out);
+  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override {
+    in_->attention(qkv, kv, p, out);
   }
-  void silu_mul(const Tensor& gate_up, Tensor& out) override { in_->silu_mul(gate_up, out); }
+  void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) override { in_->silu_mul(gate_up, f, out); }
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override { in_->gather_rows(x, idx, out); }
+  void softcap(Tensor& x, float cap) override { in_->softcap(x, cap); }
   bool implements_sample() const override { return true; }
 
   bool sample(const Tensor& logits, std::span<const DeviceSamplingRow> rows, std::span<const int32_t> penalty_ids,

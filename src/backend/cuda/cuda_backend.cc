@@ -2,8 +2,9 @@
 // host<->device copies are the only synchronisation points. Each op launches its
 // kernels when it is called. At batch 1 the fused ops (qkv_rope_store,
 // matmul_silu_mul) run as one split-K GEMV with the small op in its prologue or
-// epilogue (cuda_gemv1.h); at other batch sizes they run the matmul and one
-// kernel for the rest.
+// epilogue (cuda_gemv1.h: q/k/v bias, q/k norms, GELU included); at other batch
+// sizes they run the matmul and one kernel for the rest. matmul_add_rms_norm is
+// the matmul and one norm kernel (with Gemma's norm of the matmul's output).
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -148,36 +149,33 @@ class CudaBackend final : public Backend {
 
   void set_step_metadata(const StepMetadata& m) override;
 
-  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+  void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) override {
     const cudaStream_t s = op_stream();
     KR_CHECK(table.dtype == DType::kBF16 && out.dtype == DType::kBF16 && ids.dim(0) == out.dim(0));
     KR_CHECK(table.dim(1) == out.dim(1) && out.dim(1) % 8 == 0);
-    cuda::launch_embedding(table.data, ids.as<int32_t>(), out.data, static_cast<int>(out.dim(0)),
+    cuda::launch_embedding(table.data, ids.as<int32_t>(), scale, out.data, static_cast<int>(out.dim(0)),
                            static_cast<int>(out.dim(1)), s);
   }
 
-  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+  void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) override {
     const cudaStream_t s = op_stream();
-    check_norm(x, w, out);
-    cuda::launch_rms_norm(nullptr, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
-                          static_cast<int>(x.dim(1)), s);
+    check_norm(x, norm, out);
+    cuda::launch_rms_norm(norm_args(nullptr, x, norm, out), s);
   }
 
-  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+  void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) override {
     const cudaStream_t s = op_stream();
-    check_norm(x, w, out);
-    KR_CHECK(residual.numel() == x.numel());
-    cuda::launch_rms_norm(residual.data, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
-                          static_cast<int>(x.dim(1)), s);
+    check_norm(x, norm, out);
+    KR_CHECK(residual.numel() == x.numel() && residual.dtype == DType::kBF16);
+    cuda::launch_rms_norm(norm_args(residual.data, x, norm, out), s);
   }
 
   void matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
 
-  void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) override {
+  void rope(Tensor& qkv, const QkvParams& p) override {
     const cudaStream_t s = op_stream();
-    check_qkv(qkv, q_heads, kv_heads, rope);
-    cuda::launch_rope(qkv.data, positions_dev(), rope.inv_freq.as<float>(), static_cast<int>(qkv.dim(0)), q_heads,
-                      kv_heads, rope.head_dim, s);
+    check_qkv(qkv, p);
+    cuda::launch_rope(rope_args(qkv, p, nullptr), s);
   }
 
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override {
@@ -188,14 +186,20 @@ class CudaBackend final : public Backend {
                           kv_heads, head_dim, s);
   }
 
-  void attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim, float scale,
-                 Tensor& out) override;
+  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override;
 
-  void silu_mul(const Tensor& gate_up, Tensor& out) override {
+  void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) override {
     const cudaStream_t s = op_stream();
     const int64_t I = out.dim(1);
     KR_CHECK(gate_up.dim(0) == out.dim(0) && gate_up.dim(1) == 2 * I && I % 8 == 0);
-    cuda::launch_silu_mul(gate_up.data, out.data, static_cast<int>(out.dim(0)), static_cast<int>(I), s);
+    cuda::launch_silu_mul(gate_up.data, activation_code(f), out.data, static_cast<int>(out.dim(0)),
+                          static_cast<int>(I), s);
+  }
+
+  void softcap(Tensor& x, float cap) override {
+    const cudaStream_t s = op_stream();
+    KR_CHECK((x.dtype == DType::kF32 || x.dtype == DType::kBF16) && cap > 0.0f);
+    cuda::launch_softcap(x.data, x.dtype == DType::kF32, x.numel(), cap, s);
   }
 
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override {
@@ -205,9 +209,12 @@ class CudaBackend final : public Backend {
     cuda::launch_gather_rows(x.data, idx.as<int32_t>(), out.data, static_cast<int>(out.dim(0)), row_bytes, s);
   }
 
-  void qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, int q_heads, int kv_heads,
-                      const RopeParams& rope, KvLayer& kv) override;
-  void matmul_silu_mul(const MatmulInput& in, const Tensor& w, Tensor& gate_up, Tensor& act) override;
+  void qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, const QkvParams& p,
+                      KvLayer& kv) override;
+  void matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activation f, Tensor& gate_up,
+                       Tensor& act) override;
+  void matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, const RmsNorm& out_norm,
+                           Tensor& residual, const RmsNorm& norm, Tensor& normed) override;
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
@@ -255,11 +262,52 @@ class CudaBackend final : public Backend {
     KR_CHECK_MSG(mode_ != Mode::kReplay, "an op was issued while a step graph replays");
     return stream_;
   }
-  // x' of a fused op's input: x, or the rms_norm of x launched now into in.normed.
+  // x' of a fused op's input: x, or the norm of x launched now into in.normed.
   const Tensor& input_rows(const MatmulInput& in) {
-    if (in.norm_w == nullptr) return *in.x;
-    rms_norm(*in.x, *in.norm_w, in.eps, *in.normed);
+    if (!in.norm.present()) return *in.x;
+    rms_norm(*in.x, in.norm, *in.normed);
     return *in.normed;
+  }
+  static int norm_code(NormKind k) {
+    return k == NormKind::kTimesOnePlusWeight ? cuda::kNormTimesOnePlusWeight : cuda::kNormTimesWeight;
+  }
+  static int activation_code(Activation f) { return f == Activation::kGeluTanh ? cuda::kActGeluTanh : cuda::kActSilu; }
+  // One norm launch: out = norm(residual += x) or norm(x).
+  static cuda::RmsNormArgs norm_args(void* residual, const Tensor& x, const RmsNorm& norm, Tensor& out) {
+    cuda::RmsNormArgs a;
+    a.residual = residual;
+    a.x = x.data;
+    a.w = norm.w->data;
+    a.out = out.data;
+    a.eps = norm.eps;
+    a.kind = norm_code(norm.kind);
+    a.T = static_cast<int>(x.dim(0));
+    a.H = static_cast<int>(x.dim(1));
+    return a;
+  }
+  // The rope kernel's arguments for QkvParams; with kv, it also stores k and v.
+  cuda::RopeArgs rope_args(Tensor& qkv, const QkvParams& p, KvLayer* kv) const {
+    cuda::RopeArgs a;
+    a.qkv = qkv.data;
+    a.positions = positions_dev();
+    a.inv_freq = p.rope->inv_freq.as<float>();
+    a.T = static_cast<int>(qkv.dim(0));
+    a.q_heads = p.q_heads;
+    a.kv_heads = p.kv_heads;
+    a.head_dim = p.head_dim();
+    if (p.bias != nullptr) a.bias = p.bias->data;
+    if (p.q_norm.present()) {
+      a.q_norm_w = p.q_norm.w->data;
+      a.k_norm_w = p.k_norm.w->data;
+      a.norm_eps = p.q_norm.eps;
+      a.norm_kind = norm_code(p.q_norm.kind);
+    }
+    if (kv != nullptr) {
+      a.slot_mapping = slots_dev();
+      a.k_cache = kv->k.data;
+      a.v_cache = kv->v.data;
+    }
+    return a;
   }
   // The batch-1 fused GEMV of `in` (with its norm prologue) and w into out.
   static cuda::Gemv1Args gemv1_args(const MatmulInput& in, const Tensor& w, Tensor& out) {
@@ -269,25 +317,40 @@ class CudaBackend final : public Backend {
     a.out = out.data;
     a.N = static_cast<int>(w.dim(0));
     a.K = static_cast<int>(w.dim(1));
-    if (in.norm_w != nullptr) {
-      a.norm_w = in.norm_w->data;
-      a.eps = in.eps;
+    if (in.norm.present()) {
+      a.norm_w = in.norm.w->data;
+      a.eps = in.norm.eps;
+      a.norm_kind = norm_code(in.norm.kind);
       a.normed = in.normed->data;
     }
     return a;
   }
-  void check_norm(const Tensor& x, const Tensor& w, const Tensor& out) const {
+  void check_norm(const Tensor& x, const RmsNorm& norm, const Tensor& out) const {
+    KR_CHECK(norm.present());
+    const Tensor& w = *norm.w;
     KR_CHECK(x.dtype == DType::kBF16 && out.dtype == DType::kBF16 && w.dtype == DType::kBF16);
-    KR_CHECK(x.ndim == 2 && out.numel() == x.numel() && w.numel() == x.dim(1) && x.dim(1) % 8 == 0);
+    KR_CHECK(x.ndim == 2 && out.numel() == x.numel() && w.numel() == x.dim(1) && x.dim(1) % 8 == 0 &&
+             x.dim(1) <= 32768);
   }
   void check_input(const MatmulInput& in, const Tensor& w) const {
     KR_CHECK(in.x->ndim == 2 && w.ndim == 2 && in.x->dim(1) == w.dim(1));
-    if (in.norm_w != nullptr) check_norm(*in.x, *in.norm_w, *in.normed);
+    if (in.norm.present()) check_norm(*in.x, in.norm, *in.normed);
   }
-  void check_qkv(const Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) const {
-    KR_CHECK(qkv.dim(0) == meta_.num_tokens && qkv.dim(1) == (q_heads + 2 * kv_heads) * int64_t{rope.head_dim});
+  void check_qkv(const Tensor& qkv, const QkvParams& p) const {
+    const RopeParams& rope = *p.rope;
+    KR_CHECK(qkv.dtype == DType::kBF16 && qkv.dim(0) == meta_.num_tokens && qkv.dim(1) == p.width());
     KR_CHECK(rope.head_dim % 2 == 0 && rope.head_dim <= 1024 && rope.inv_freq.dtype == DType::kF32 &&
              rope.inv_freq.numel() == rope.head_dim / 2);
+    KR_CHECK(p.bias == nullptr || (p.bias->dtype == DType::kBF16 && p.bias->numel() == qkv.dim(1)));
+    KR_CHECK(p.q_norm.present() == p.k_norm.present());
+    if (p.q_norm.present()) {
+      // The kernel reduces a head over its D/2 threads: a power of two up to 32, or a multiple of 32.
+      const int half = rope.head_dim / 2;
+      KR_CHECK_MSG((half <= 32 && (half & (half - 1)) == 0) || half % 32 == 0, "rope: head_dim unsupported with q/k norms");
+      KR_CHECK(p.q_norm.w->dtype == DType::kBF16 && p.k_norm.w->dtype == DType::kBF16 &&
+               p.q_norm.w->numel() == rope.head_dim && p.k_norm.w->numel() == rope.head_dim);
+      KR_CHECK(p.q_norm.kind == p.k_norm.kind && p.q_norm.eps == p.k_norm.eps);
+    }
   }
   void check_kv(const KvLayer& kv, int kv_heads, int head_dim) const {
     KR_CHECK(kv.k.dtype == DType::kBF16 && kv.v.dtype == DType::kBF16 &&
@@ -426,36 +489,47 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
                              static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-void CudaBackend::qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, int q_heads, int kv_heads,
-                                 const RopeParams& rope, KvLayer& kv) {
+void CudaBackend::qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, const QkvParams& p,
+                                 KvLayer& kv) {
   const cudaStream_t s = op_stream();
   check_input(in, w);
-  check_qkv(qkv, q_heads, kv_heads, rope);
-  check_kv(kv, kv_heads, rope.head_dim);
+  check_qkv(qkv, p);
+  check_kv(kv, p.kv_heads, p.head_dim());
   KR_CHECK(w.dim(0) == qkv.dim(1) && in.x->dim(0) == qkv.dim(0));
   KR_CHECK(w.dtype == DType::kBF16 && in.x->dtype == DType::kBF16 && qkv.dtype == DType::kBF16);
   const int T = static_cast<int>(qkv.dim(0));
   if (T == 1) {
-    // One GEMV: a block owns dims i and i + D/2 of one head, rotates its two
-    // outputs and stores k and v rows into the cache.
+    // One GEMV: a block owns dims i and i + D/2 of one head, adds the bias, rotates
+    // its two outputs and stores k and v rows into the cache; with q/k norms the
+    // last block of each head normalises and rotates the whole head.
     cuda::Gemv1Args a = gemv1_args(in, w, qkv);
     a.positions = positions_dev();
     a.slots = slots_dev();
-    a.inv_freq = rope.inv_freq.as<float>();
+    a.inv_freq = p.rope->inv_freq.as<float>();
     a.k_cache = kv.k.data;
     a.v_cache = kv.v.data;
-    a.q_heads = q_heads;
-    a.kv_heads = kv_heads;
-    a.head_dim = rope.head_dim;
-    if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kRope, options_.pdl, s)) return;
+    a.q_heads = p.q_heads;
+    a.kv_heads = p.kv_heads;
+    a.head_dim = p.head_dim();
+    if (p.bias != nullptr) a.bias = p.bias->data;
+    cuda::Gemv1Epilogue epi = cuda::Gemv1Epilogue::kRope;
+    if (p.q_norm.present()) {
+      epi = cuda::Gemv1Epilogue::kRopeQkNorm;
+      a.q_norm_w = p.q_norm.w->data;
+      a.k_norm_w = p.k_norm.w->data;
+      a.qk_eps = p.q_norm.eps;
+      a.qk_kind = norm_code(p.q_norm.kind);
+    }
+    if (cuda::launch_gemv1(a, epi, options_.pdl, s)) return;
   }
-  // The matmul, then one kernel that rotates q and k and stores k and v.
+  // The matmul, then one kernel that adds the bias, normalises and rotates q and k,
+  // and stores k and v.
   matmul(input_rows(in), w, qkv);
-  cuda::launch_rope(qkv.data, positions_dev(), rope.inv_freq.as<float>(), T, q_heads, kv_heads, rope.head_dim, s,
-                    slots_dev(), kv.k.data, kv.v.data);
+  cuda::launch_rope(rope_args(qkv, p, &kv), s);
 }
 
-void CudaBackend::matmul_silu_mul(const MatmulInput& in, const Tensor& w, Tensor& gate_up, Tensor& act) {
+void CudaBackend::matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activation f, Tensor& gate_up,
+                                  Tensor& act) {
   const cudaStream_t s = op_stream();
   check_input(in, w);
   const int64_t T = in.x->dim(0), I = act.dim(1);
@@ -466,16 +540,35 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const Tensor& w, Tensor
     // One GEMV: a block owns rows i of the gate and I + i of the up projection.
     cuda::Gemv1Args a = gemv1_args(in, w, gate_up);
     a.act = act.data;
+    a.activation = activation_code(f);
     if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kSwiglu, options_.pdl, s)) return;
   }
   matmul(input_rows(in), w, gate_up);
-  cuda::launch_silu_mul(gate_up.data, act.data, static_cast<int>(T), static_cast<int>(I), s);
+  cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, static_cast<int>(T), static_cast<int>(I), s);
 }
 
-void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim,
-                            float scale, Tensor& out) {
+void CudaBackend::matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, const RmsNorm& out_norm,
+                                      Tensor& residual, const RmsNorm& norm, Tensor& normed) {
   const cudaStream_t s = op_stream();
-  KR_CHECK(q_heads % kv_heads == 0 && q_heads / kv_heads <= 64);
+  matmul(x, w, out);
+  check_norm(out, norm, normed);
+  KR_CHECK(residual.numel() == out.numel() && residual.dtype == DType::kBF16);
+  // One norm kernel: out's own norm (Gemma), the residual add, and the next norm.
+  cuda::RmsNormArgs a = norm_args(residual.data, out, norm, normed);
+  if (out_norm.present()) {
+    check_norm(out, out_norm, out);
+    KR_CHECK(out_norm.kind == norm.kind && out_norm.eps == norm.eps);
+    a.pre_w = out_norm.w->data;
+    a.x_normed = out.data;
+  }
+  cuda::launch_rms_norm(a, s);
+}
+
+void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) {
+  const cudaStream_t s = op_stream();
+  const int q_heads = p.q_heads, kv_heads = p.kv_heads, head_dim = p.head_dim;
+  KR_CHECK(q_heads > 0 && kv_heads > 0 && q_heads % kv_heads == 0 && q_heads / kv_heads <= 64);
+  KR_CHECK(p.sliding_window >= 0 && p.softcap >= 0.0f);
   KR_CHECK(qkv.dim(0) == meta_.num_tokens && out.dim(0) == meta_.num_tokens);
   KR_CHECK(qkv.dim(1) == int64_t{q_heads + 2 * kv_heads} * head_dim && out.dim(1) == int64_t{q_heads} * head_dim);
   KR_CHECK_MSG(head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256,
@@ -499,7 +592,9 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, i
   a.q_heads = q_heads;
   a.kv_heads = kv_heads;
   a.head_dim = head_dim;
-  a.scale = scale;
+  a.scale = p.scale;
+  a.window = p.sliding_window;
+  a.softcap = p.softcap;
   // Split the keys (decode) when there are too few tiles to fill the GPU. The split
   // depends only on shapes (tiles, block-table width), never on the context
   // lengths, so a recorded step graph stays valid for every step of its key.

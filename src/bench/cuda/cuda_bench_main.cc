@@ -1,15 +1,20 @@
 // kr-cuda-bench: throughput of a model on the CUDA backend, no HTTP, no
 // tokenizer: load time, device memory, prefill (one sequence of N tokens),
-// batch-1 decode at a given context, batched decode. Decode steps run as step
-// graphs (one per batch size) and sample greedily on the device, as a server
-// step would. Also dumps logits for comparison with Hugging Face.
+// batch-1 decode at a given context (with the bytes one token reads and the
+// fraction of the 3.9 TB/s roofline that makes), batched decode. Decode steps run
+// as step graphs (one per batch size) and sample greedily on the device, as a
+// server step would. Also dumps logits for comparison with Hugging Face.
 //
-// Usage: kr-cuda-bench [--model DIR | --arch llama-3.2-3b] [--json FILE] [--no-graphs] [--no-pdl]
+// Usage: kr-cuda-bench [--model DIR | --arch NAME] [--json FILE] [--no-graphs] [--no-pdl]
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
+//                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
+//        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
+//        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b), with random bf16 weights of its shape
 //        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per 3B matrix shape)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -166,6 +171,21 @@ void gemv_bench() {
   cudaFree(out);
 }
 
+// HBM bytes one batch-1 decode step reads at context `ctx`: every weight once,
+// except an untied embedding table (one row of it), plus the K and V rows of the
+// context in each layer (a sliding layer only its window's).
+double decode_bytes_per_token(const Model& model, int ctx) {
+  const ModelConfig& c = model.config();
+  double bytes = static_cast<double>(model.weight_bytes());
+  if (!c.tie_word_embeddings) bytes -= static_cast<double>(c.vocab_size - 1) * c.hidden_size * 2.0;
+  const double kv_row = 2.0 * c.num_key_value_heads * c.head_dim * 2.0;  // K and V, bf16
+  for (AttentionKind k : c.arch.layer_attention) {
+    const int keys = k == AttentionKind::kSliding ? std::min(ctx, c.arch.sliding_window) : ctx;
+    bytes += kv_row * keys;
+  }
+  return bytes;
+}
+
 int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const std::string& out_path) {
   std::ifstream in(ids_path);
   std::vector<int32_t> ids;
@@ -197,7 +217,7 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 
 int main(int argc, char** argv) {
   std::string model_dir, arch, json_path, dump_ids, dump_out;
-  bool graphs = true, decode_only = false, gemv = false;
+  bool graphs = true, decode_only = false, gemv = false, brief = false;
   kr::CudaOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -207,6 +227,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-graphs") graphs = false;
     else if (a == "--no-pdl") options.pdl = false;
     else if (a == "--decode-only") decode_only = true;
+    else if (a == "--brief") brief = true;
     else if (a == "--gemv-bench") gemv = true;
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
@@ -255,8 +276,9 @@ int main(int argc, char** argv) {
   r["device_memory_used_bytes"] = free0 - free1;
   r["graphs"] = graphs;
   r["pdl"] = options.pdl;
-  std::printf("gpu %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n", prop.name,
-              load_s, model.weight_bytes() / 1e9, model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
+  std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n",
+              r["model"].get<std::string>().c_str(), prop.name, load_s, model.weight_bytes() / 1e9,
+              model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
   std::fflush(stdout);
   kr::Bench b{*gpu, model, graphs};
   {
@@ -267,29 +289,37 @@ int main(int argc, char** argv) {
     r["graph_replay_equals_eager"] = same;
     std::printf("graph replay check (5 seqs x 12 steps, ids and logprobs): %s\n", same ? "equal" : "DIFFERENT");
   }
-  const double roofline = 3.9e12 / static_cast<double>(model.weight_bytes());
-  for (int ctx : {128, 4096}) {
+  // Roofline of batch-1 decode: the bytes a token reads at the H200's 3.9 TB/s.
+  constexpr double kBandwidth = 3.9e12;
+  r["arch"] = model.config().arch.architecture;
+  for (int ctx : brief ? std::vector<int>{128} : std::vector<int>{128, 4096}) {
     const double tps = b.decode(1, ctx, 128);
-    r["decode_b1_ctx" + std::to_string(ctx) + "_tok_s"] = tps;
-    std::printf("decode batch 1 ctx %-5d %8.1f tok/s (%.0f%% of the %.0f tok/s roofline)\n", ctx, tps,
-                100.0 * tps / roofline, roofline);
+    const double bytes = kr::decode_bytes_per_token(model, ctx);
+    const double roofline = kBandwidth / bytes;
+    const std::string key = "decode_b1_ctx" + std::to_string(ctx);
+    r[key + "_tok_s"] = tps;
+    r[key + "_bytes_per_token"] = bytes;
+    r[key + "_roofline_tok_s"] = roofline;
+    r[key + "_roofline_fraction"] = tps / roofline;
+    std::printf("decode batch 1 ctx %-5d %8.1f tok/s; %.3f GB/token; %.0f%% of the %.0f tok/s roofline (3.9 TB/s)\n",
+                ctx, tps, bytes / 1e9, 100.0 * tps / roofline, roofline);
     std::fflush(stdout);
   }
-  r["roofline_b1_tok_s"] = roofline;
   {
     const double tps = b.decode(1, 128, 128, false);
     r["decode_b1_ctx128_no_sampling_tok_s"] = tps;
+    r["decode_b1_ctx128_no_sampling_roofline_fraction"] = tps / (kBandwidth / kr::decode_bytes_per_token(model, 128));
     std::printf("decode batch 1 ctx 128   %8.1f tok/s without argmax/read of ids (graph launches only)\n", tps);
     std::fflush(stdout);
   }
   if (!decode_only) {
-    for (int n : {64, 512, 2048}) {
+    for (int n : brief ? std::vector<int>{512} : std::vector<int>{64, 512, 2048}) {
       const double tps = b.prefill(n, 3);
       r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;
       std::printf("prefill pp%-5d %10.0f tok/s\n", n, tps);
       std::fflush(stdout);
     }
-    for (int B : {16, 64, 256}) {
+    for (int B : brief ? std::vector<int>{64} : std::vector<int>{16, 64, 256}) {
       const double tps = b.decode(B, 200, 32);
       r["decode_b" + std::to_string(B) + "_ctx200_tok_s"] = tps;
       std::printf("decode batch %-4d ctx 200 %8.0f tok/s\n", B, tps);
