@@ -246,17 +246,17 @@ def fam_gemma2(out):
     v4 = dict(architectures=["Gemma2ForCausalLM"], model_type="gemma2", vocab_size=V, hidden_size=H,
               intermediate_size=160, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
               head_dim=16, max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=10000.0,
-              query_pre_attn_scalar=24, sliding_window=16, final_logit_softcapping=3.0,
+              query_pre_attn_scalar=24, sliding_window=16, final_logit_softcapping=30.0,
               attn_logit_softcapping=5.0, hidden_activation="gelu_pytorch_tanh", hidden_act="gelu_pytorch_tanh",
               tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, pad_token_id=0, torch_dtype="bfloat16",
               cache_implementation="hybrid")
     cfg = Gemma2Config(**{k: v for k, v in v4.items() if k not in ("architectures", "model_type", "torch_dtype")})
     after, s = gemma_scale_patch(H)
-    # Tied embeddings of std 0.25 keep the logits near the final soft-cap (3) instead of saturating it
-    # (saturated logits tie at exactly the cap and leave no argmax to compare).
+    # The final cap is Gemma 2's published 30 and the attention cap a small 5, so both bite without
+    # saturating (tied embeddings of std 0.25; logits saturated at a cap tie and leave no argmax).
     a, b = build_pair(Gemma2ForCausalLM, cfg, 14, norm_around_one=False, after=after, embed_std=0.25)
     save_family(out, "gemma2", a, b, v4, 16, 14,
-                f"soft-caps small (attn 5, final 3) so they bite; query_pre_attn_scalar 24; layer types "
+                f"soft-caps: attention 5 (small, so it bites), final 30; query_pre_attn_scalar 24; layer types "
                 f"{getattr(cfg, 'layer_types', None)}; embed scale bf16(sqrt(64))={s}")
 
 
