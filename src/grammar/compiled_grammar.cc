@@ -1,0 +1,187 @@
+#include "grammar/compiled_grammar.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace kr::grammar {
+
+namespace {
+// Largest region (local states) walked as one automaton; tokens that run past
+// it leave through an exit and are walked with the full grammar.
+constexpr uint32_t kMaxRegionStates = 512;
+}  // namespace
+
+StatusOr<std::shared_ptr<const CompiledGrammar>> CompiledGrammar::create(std::shared_ptr<const Pda> pda,
+                                                                         std::shared_ptr<const TokenVocabulary> vocab) {
+  std::shared_ptr<CompiledGrammar> g(new CompiledGrammar());
+  for (const TokenTerminal& t : pda->token_terminals) {
+    int32_t id = t.id;
+    if (id >= 0) {
+      if (static_cast<size_t>(id) >= vocab->size()) {
+        return InvalidArgument("token <[" + std::to_string(id) + "]> is outside the vocabulary (size " +
+                               std::to_string(vocab->size()) + ")");
+      }
+    } else {
+      id = vocab->find_special(t.text);
+      if (id < 0) {
+        for (size_t i = 0; i < vocab->size() && id < 0; ++i) {
+          if (vocab->token(static_cast<int32_t>(i)) == t.text) id = static_cast<int32_t>(i);
+        }
+      }
+      if (id < 0) return InvalidArgument("token " + t.text + " is not in the vocabulary");
+    }
+    g->terminal_tokens_.push_back(id);
+    g->token_terminal_.push_back({id, static_cast<int32_t>(g->terminal_tokens_.size() - 1)});
+  }
+  std::sort(g->token_terminal_.begin(), g->token_terminal_.end());
+  for (int b = 255; b >= 0; --b) g->class_rep_[pda->byte_class[b]] = static_cast<uint8_t>(b);
+  g->masks_ = std::make_unique<std::atomic<const NodeMask*>[]>(pda->num_nodes);
+  for (uint32_t i = 0; i < pda->num_nodes; ++i) g->masks_[i].store(nullptr, std::memory_order_relaxed);
+  g->pda_ = std::move(pda);
+  g->vocab_ = std::move(vocab);
+  return std::shared_ptr<const CompiledGrammar>(std::move(g));
+}
+
+CompiledGrammar::~CompiledGrammar() {
+  if (!masks_) return;
+  for (uint32_t i = 0; i < pda_->num_nodes; ++i) delete masks_[i].load(std::memory_order_acquire);
+}
+
+int32_t CompiledGrammar::terminal_of(int32_t token) const {
+  auto it = std::lower_bound(token_terminal_.begin(), token_terminal_.end(), std::make_pair(token, -1));
+  if (it != token_terminal_.end() && it->first == token) return it->second;
+  return -1;
+}
+
+const NodeMask& CompiledGrammar::node_mask(uint32_t n, StackContext& ctx) const {
+  const NodeMask* m = masks_[n].load(std::memory_order_acquire);
+  if (m) return *m;
+  auto fresh = std::make_unique<NodeMask>(compute(n, ctx));
+  const NodeMask* expected = nullptr;
+  if (masks_[n].compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel)) {
+    computed_.fetch_add(1, std::memory_order_relaxed);
+    return *fresh.release();
+  }
+  return *expected;  // another thread published first
+}
+
+NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
+  const Pda& P = *pda_;
+  const TokenVocabulary& V = *vocab_;
+  const uint32_t ncls = P.num_classes;
+  const uint32_t rule = P.node_rule[n];
+
+  // ---- the region of n: states reached by unambiguous byte steps ----
+  std::vector<uint32_t> nodes{n};
+  std::unordered_map<uint32_t, uint16_t> local{{n, 0}};
+  std::vector<uint16_t> grid;  // nodes.size() x ncls
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const uint32_t q = nodes[i];
+    ByteSet ambiguous;
+    for (const CallEdge* c = P.calls_begin(q); c != P.calls_end(q); ++c) ambiguous |= P.rule_first[c->rule];
+    if (P.node_final[q]) ambiguous |= P.rule_follow[rule];
+    for (uint32_t c = 0; c < ncls; ++c) {
+      const int32_t t = P.next[static_cast<size_t>(q) * ncls + c];
+      uint16_t e;
+      if (ambiguous.test(class_rep_[c])) {
+        e = RegionKey::kExit;
+      } else if (t < 0) {
+        e = RegionKey::kDead;
+      } else {
+        auto it = local.find(static_cast<uint32_t>(t));
+        if (it != local.end()) {
+          e = it->second;
+        } else if (nodes.size() < kMaxRegionStates) {
+          e = static_cast<uint16_t>(nodes.size());
+          local.emplace(static_cast<uint32_t>(t), e);
+          nodes.push_back(static_cast<uint32_t>(t));
+        } else {
+          e = RegionKey::kExit;
+        }
+      }
+      grid.push_back(e);
+    }
+  }
+  // Local byte classes: grammar classes with identical columns merge, so the
+  // key does not depend on how the rest of the grammar splits bytes.
+  const size_t L = nodes.size();
+  RegionKey key;
+  std::vector<int32_t> class_local(ncls, -1);
+  std::vector<uint32_t> local_rep;  // grammar class of each local class
+  for (int b = 0; b < 256; ++b) {
+    const uint32_t c = P.byte_class[b];
+    if (class_local[c] < 0) {
+      int32_t found = -1;
+      for (uint32_t k = 0; k < local_rep.size() && found < 0; ++k) {
+        bool same = true;
+        for (size_t i = 0; i < L && same; ++i) same = grid[i * ncls + c] == grid[i * ncls + local_rep[k]];
+        if (same) found = static_cast<int32_t>(k);
+      }
+      if (found < 0) {
+        found = static_cast<int32_t>(local_rep.size());
+        local_rep.push_back(c);
+      }
+      class_local[c] = found;
+    }
+    key.byte_class[b] = static_cast<uint8_t>(class_local[c]);
+  }
+  key.num_classes = static_cast<uint32_t>(local_rep.size());
+  key.table.resize(L * key.num_classes);
+  for (size_t i = 0; i < L; ++i) {
+    for (uint32_t k = 0; k < key.num_classes; ++k) key.table[i * key.num_classes + k] = grid[i * ncls + local_rep[k]];
+  }
+  key.compute_hash();
+
+  NodeMask mask;
+  mask.region = V.region_walk(key);
+  const RegionWalk& walk = *mask.region;
+
+  // ---- tokens leaving the region: walk their subtrees with the full grammar ----
+  ctx.clear_scratch();
+  ctx.set_base_rule(rule);
+  std::vector<Handle> flat;
+  std::vector<uint32_t> begin(V.max_token_length() + 2, 0);
+  std::vector<Handle> next;
+  for (size_t x = 0; x < walk.exit_nodes.size(); ++x) {
+    const uint32_t lo = walk.exit_nodes[x];
+    const uint32_t hi = V.trie_end(lo);
+    const uint32_t d0 = V.trie_depth(lo) - 1;
+    flat.assign(1, Handle{nodes[walk.exit_states[x]], kLocalBase});
+    begin[d0] = 0;
+    begin[d0 + 1] = 1;
+    for (uint32_t i = lo; i < hi;) {
+      const uint32_t d = V.trie_depth(i);
+      next.clear();
+      const uint8_t byte = V.trie_byte(i);
+      for (uint32_t k = begin[d - 1]; k < begin[d]; ++k) ctx.step_byte(flat[k], byte, next, false);
+      if (next.empty()) {
+        i = V.trie_end(i);
+        continue;
+      }
+      flat.resize(begin[d]);
+      flat.insert(flat.end(), next.begin(), next.end());
+      begin[d + 1] = static_cast<uint32_t>(flat.size());
+      const int32_t* tb = V.trie_tokens_begin(i);
+      const int32_t* te = V.trie_tokens_end(i);
+      if (tb != te) {
+        bool context_free = false;
+        for (const Handle& h : next) context_free |= !ctx.escaped(h.parent);
+        for (const int32_t* t = tb; t != te; ++t) (context_free ? mask.accepted : mask.uncertain).push_back(*t);
+      }
+      ++i;
+    }
+  }
+  ctx.clear_scratch();
+  std::sort(mask.accepted.begin(), mask.accepted.end());
+  mask.uncertain_lcp.resize(mask.uncertain.size(), 0);
+  for (size_t k = 1; k < mask.uncertain.size(); ++k) {
+    const std::string& a = V.token(mask.uncertain[k - 1]);
+    const std::string& b = V.token(mask.uncertain[k]);
+    size_t l = 0;
+    while (l < a.size() && l < b.size() && a[l] == b[l]) ++l;
+    mask.uncertain_lcp[k] = static_cast<uint16_t>(l);
+  }
+  return mask;
+}
+
+}  // namespace kr::grammar

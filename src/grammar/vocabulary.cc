@@ -1,0 +1,195 @@
+#include "grammar/vocabulary.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kr::grammar {
+
+void RegionKey::compute_hash() {
+  uint64_t h = 0xcbf29ce484222325ULL ^ num_classes;
+  for (uint8_t c : byte_class) h = (h ^ c) * 0x100000001b3ULL;
+  for (uint16_t t : table) h = (h ^ t) * 0x100000001b3ULL;
+  hash = h ^ (h >> 31);
+}
+
+bool RegionKey::operator==(const RegionKey& o) const {
+  return hash == o.hash && num_classes == o.num_classes && std::memcmp(byte_class, o.byte_class, 256) == 0 &&
+         table == o.table;
+}
+
+size_t RegionWalk::memory_bytes() const {
+  return inside.memory_bytes() + exit_nodes.size() * 4 + exit_states.size() * 2 + sizeof(RegionWalk);
+}
+
+StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::create(std::vector<std::string> token_bytes,
+                                                                         std::vector<int32_t> eos_ids,
+                                                                         std::vector<int32_t> special_ids) {
+  if (token_bytes.empty()) return InvalidArgument("vocabulary is empty");
+  if (token_bytes.size() > (size_t{1} << 30)) return InvalidArgument("vocabulary is too large");
+  std::shared_ptr<TokenVocabulary> v(new TokenVocabulary());
+  const size_t n = token_bytes.size();
+  v->kind_.assign(n, kNormal);
+  for (size_t i = 0; i < n; ++i) {
+    if (token_bytes[i].empty()) v->kind_[i] = kEmpty;
+    if (token_bytes[i].size() > 0xFFFF) return InvalidArgument("token " + std::to_string(i) + " is too long");
+  }
+  for (int32_t id : special_ids) {
+    if (id < 0 || static_cast<size_t>(id) >= n) return InvalidArgument("special token id out of range");
+    v->kind_[id] = kSpecial;
+  }
+  for (int32_t id : eos_ids) {
+    if (id < 0 || static_cast<size_t>(id) >= n) return InvalidArgument("EOS token id out of range");
+    v->kind_[id] = kEos;
+  }
+  std::sort(eos_ids.begin(), eos_ids.end());
+  eos_ids.erase(std::unique(eos_ids.begin(), eos_ids.end()), eos_ids.end());
+  v->eos_ids_ = std::move(eos_ids);
+  v->special_ids_ = std::move(special_ids);
+  v->tokens_ = std::move(token_bytes);
+
+  uint64_t fp = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; ++i) {
+    for (unsigned char c : v->tokens_[i]) fp = (fp ^ c) * 0x100000001b3ULL;
+    fp = (fp ^ (0x100u + v->kind_[i])) * 0x100000001b3ULL;
+  }
+  v->fingerprint_ = fp;
+
+  // Trie over the tokens matched as bytes, in sorted (depth-first) order.
+  std::vector<int32_t> order;
+  for (size_t i = 0; i < n; ++i) {
+    if (v->kind_[i] == kNormal) order.push_back(static_cast<int32_t>(i));
+  }
+  const auto& toks = v->tokens_;
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return toks[a] < toks[b] || (toks[a] == toks[b] && a < b);
+  });
+  v->trie_byte_.push_back(0);
+  v->trie_depth_.push_back(0);
+  v->trie_end_.push_back(0);
+  std::vector<uint32_t> path{0};  // node at each depth of the current token
+  std::vector<uint32_t> tok_node;  // node of each entry of `order`
+  const std::string* prev = nullptr;
+  for (int32_t id : order) {
+    const std::string& t = toks[id];
+    size_t lcp = 0;
+    if (prev) {
+      while (lcp < t.size() && lcp < prev->size() && t[lcp] == (*prev)[lcp]) ++lcp;
+    }
+    while (path.size() > lcp + 1) {
+      v->trie_end_[path.back()] = static_cast<uint32_t>(v->trie_byte_.size());
+      path.pop_back();
+    }
+    for (size_t d = lcp; d < t.size(); ++d) {
+      v->trie_byte_.push_back(static_cast<uint8_t>(t[d]));
+      v->trie_depth_.push_back(static_cast<uint16_t>(d + 1));
+      v->trie_end_.push_back(0);
+      path.push_back(static_cast<uint32_t>(v->trie_byte_.size() - 1));
+    }
+    tok_node.push_back(path.back());
+    v->max_len_ = std::max<uint32_t>(v->max_len_, static_cast<uint32_t>(t.size()));
+    prev = &t;
+  }
+  while (!path.empty()) {
+    v->trie_end_[path.back()] = static_cast<uint32_t>(v->trie_byte_.size());
+    path.pop_back();
+  }
+  const uint32_t nodes = static_cast<uint32_t>(v->trie_byte_.size());
+  v->trie_tok_begin_.assign(nodes + 1, 0);
+  for (uint32_t node : tok_node) v->trie_tok_begin_[node + 1]++;
+  for (uint32_t i = 0; i < nodes; ++i) v->trie_tok_begin_[i + 1] += v->trie_tok_begin_[i];
+  v->trie_tokens_.resize(order.size());
+  {
+    std::vector<uint32_t> fill(v->trie_tok_begin_.begin(), v->trie_tok_begin_.end() - 1);
+    for (size_t k = 0; k < order.size(); ++k) v->trie_tokens_[fill[tok_node[k]]++] = order[k];
+  }
+  return std::shared_ptr<const TokenVocabulary>(std::move(v));
+}
+
+int32_t TokenVocabulary::find_special(std::string_view text) const {
+  for (int32_t id : special_ids_) {
+    if (tokens_[id] == text) return id;
+  }
+  for (int32_t id : eos_ids_) {
+    if (tokens_[id] == text) return id;
+  }
+  return -1;
+}
+
+RegionWalk TokenVocabulary::walk(const RegionKey& key) const {
+  RegionWalk out;
+  const size_t words = mask_words();
+  std::vector<uint32_t> inside(words, 0);
+  size_t count = 0;
+  const uint32_t ncls = key.num_classes;
+  const uint16_t* table = key.table.data();
+  const uint8_t* cls = key.byte_class;
+  std::vector<uint16_t> state(max_len_ + 2, 0);  // local state after depth d
+  const uint32_t n = trie_size();
+  const uint8_t* bytes = trie_byte_.data();
+  const uint16_t* depth = trie_depth_.data();
+  const uint32_t* end = trie_end_.data();
+  const uint32_t* tb = trie_tok_begin_.data();
+  uint32_t i = 1;
+  while (i < n) {
+    const uint32_t d = depth[i];
+    const uint16_t q = state[d - 1];
+    const uint16_t t = table[q * ncls + cls[bytes[i]]];
+    if (t >= RegionKey::kExit) {
+      if (t == RegionKey::kExit) {
+        out.exit_nodes.push_back(i);
+        out.exit_states.push_back(q);
+      }
+      i = end[i];
+      continue;
+    }
+    state[d] = t;
+    for (uint32_t k = tb[i]; k < tb[i + 1]; ++k) {
+      const int32_t id = trie_tokens_[k];
+      inside[id >> 5] |= 1u << (id & 31);
+      ++count;
+    }
+    ++i;
+  }
+  out.inside = TokenSet::from_bits(inside.data(), words, count);
+  return out;
+}
+
+std::shared_ptr<const RegionWalk> TokenVocabulary::region_walk(const RegionKey& key) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key.hash);
+    if (it != cache_.end()) {
+      for (auto& [k, w] : it->second) {
+        if (k == key) {
+          ++stats_.hits;
+          return w;
+        }
+      }
+    }
+  }
+  auto w = std::make_shared<const RegionWalk>(walk(key));
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.misses;
+  auto& bucket = cache_[key.hash];
+  for (auto& [k, existing] : bucket) {
+    if (k == key) return existing;  // another thread got there first
+  }
+  const size_t bytes = w->memory_bytes() + key.table.size() * 2 + sizeof(RegionKey);
+  if (stats_.bytes + bytes > kMaxCacheBytes) {
+    // Simple bound: start over (entries in use stay alive through their owners).
+    cache_.clear();
+    stats_.bytes = 0;
+    stats_.entries = 0;
+  }
+  cache_[key.hash].push_back({key, w});
+  stats_.bytes += bytes;
+  ++stats_.entries;
+  return w;
+}
+
+TokenVocabulary::CacheStats TokenVocabulary::region_cache_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace kr::grammar
