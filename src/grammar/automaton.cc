@@ -366,9 +366,50 @@ class NfaBuilder {
       case ExprKind::kToken: edge(in, out, EdgeKind::kToken, e.a); return Status::Ok();
       case ExprKind::kAnd:
       case ExprKind::kMinus: return build_product(e, in, out, depth);
+      case ExprKind::kList: return build_list(e, in, out, depth);
     }
     return Internal("unknown expression kind");
   }
+
+  // kList in O(items): S_i = nothing written yet before item i, T_i = something
+  // written. Each item is built twice (first, or after a separator).
+  Status build_list(const Expr& e, uint32_t in, uint32_t out, uint32_t depth) {
+    const ExprId* ch = g_.children(e);
+    const ExprId sep = ch[e.b], extra = ch[e.b + 1];
+    uint32_t s = in;
+    uint32_t t = kNoState;
+    auto sep_then = [&](ExprId item, uint32_t from, uint32_t to) -> Status {
+      uint32_t mid = new_state();
+      KR_RETURN_IF_ERROR(build(sep, from, mid, depth + 1));
+      return build(item, mid, to, depth + 1);
+    };
+    for (uint32_t i = 0; i < e.b; ++i) {
+      const bool req = g_.list_required(e, i);
+      uint32_t s2 = req ? kNoState : new_state();
+      uint32_t t2 = new_state();
+      if (s != kNoState) {
+        KR_RETURN_IF_ERROR(build(ch[i], s, t2, depth + 1));
+        if (!req) edge(s, s2, EdgeKind::kEps);
+      }
+      if (t != kNoState) {
+        KR_RETURN_IF_ERROR(sep_then(ch[i], t, t2));
+        if (!req) edge(t, t2, EdgeKind::kEps);
+      }
+      s = s2;
+      t = t2;
+      if (nfa_.num_states > budget_.limits.max_nfa_states) return too_large();
+    }
+    if (g_.expr(extra).kind != ExprKind::kNothing) {
+      uint32_t x = new_state();
+      if (s != kNoState) KR_RETURN_IF_ERROR(build(extra, s, x, depth + 1));
+      if (t != kNoState) KR_RETURN_IF_ERROR(sep_then(extra, t, x));
+      KR_RETURN_IF_ERROR(sep_then(extra, x, x));
+      edge(x, out, EdgeKind::kEps);
+    }
+    if (t != kNoState) edge(t, out, EdgeKind::kEps);
+    return Status::Ok();
+  }
+  static constexpr uint32_t kNoState = 0xFFFFFFFFu;
 
   // Regular intersection / difference: determinize both sides on their own,
   // then splice the product automaton in.
@@ -446,6 +487,9 @@ class NfaBuilder {
         for (uint32_t i = 0; i < e.b; ++i) KR_RETURN_IF_ERROR(check_regular(g_.children(e)[i], depth + 1));
         return Status::Ok();
       case ExprKind::kRepeat: return check_regular(e.a, depth + 1);
+      case ExprKind::kList:
+        for (uint32_t i = 0; i < e.b + 2; ++i) KR_RETURN_IF_ERROR(check_regular(g_.children(e)[i], depth + 1));
+        return Status::Ok();
       case ExprKind::kAnd:
       case ExprKind::kMinus:
         KR_RETURN_IF_ERROR(check_regular(e.a, depth + 1));
@@ -494,6 +538,23 @@ std::vector<uint8_t> compute_nullable(const Grammar& g) {
         case ExprKind::kRuleRef: r = rule_nullable[e.a] != 0; break;
         case ExprKind::kAnd: r = self(self, e.a, depth + 1) && self(self, e.b, depth + 1); break;
         case ExprKind::kMinus: r = self(self, e.a, depth + 1) && !self(self, e.b, depth + 1); break;
+        case ExprKind::kList: {
+          // Nullable only if some present item can be empty; conservative
+          // answer: evaluate "first item alone" paths.
+          const ExprId* ch = g.children(e);
+          bool all_before_optional = true;
+          for (uint32_t i = 0; i < e.b && !r; ++i) {
+            if (all_before_optional && self(self, ch[i], depth + 1)) {
+              // item i alone, later items absent: needs the rest optional
+              bool rest_optional = true;
+              for (uint32_t k = i + 1; k < e.b; ++k) rest_optional &= !g.list_required(e, k);
+              r = rest_optional;
+            }
+            all_before_optional &= !g.list_required(e, i);
+          }
+          if (!r && all_before_optional && self(self, ch[e.b + 1], depth + 1)) r = true;
+          break;
+        }
       }
       memo[id] = r ? 1 : 0;
       return r;
@@ -529,6 +590,9 @@ std::vector<uint32_t> reachable_rules_ir(const Grammar& g) {
           for (uint32_t k = 0; k < e.b; ++k) stack.push_back(g.children(e)[k]);
           break;
         case ExprKind::kRepeat: stack.push_back(e.a); break;
+        case ExprKind::kList:
+          for (uint32_t k = 0; k < e.b + 2; ++k) stack.push_back(g.children(e)[k]);
+          break;
         case ExprKind::kAnd:
         case ExprKind::kMinus:
           stack.push_back(e.a);

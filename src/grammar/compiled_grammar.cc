@@ -1,14 +1,23 @@
 #include "grammar/compiled_grammar.h"
 
 #include <algorithm>
+#include <ctime>
 #include <unordered_map>
 
 namespace kr::grammar {
 
 namespace {
 // Largest region (local states) walked as one automaton; tokens that run past
-// it leave through an exit and are walked with the full grammar.
-constexpr uint32_t kMaxRegionStates = 512;
+// it leave through an exit and are walked with the full grammar. Large enough
+// for ~64 characters of a length-bounded JSON string (about 10 states each),
+// so that string positions far from their bound share one region walk.
+constexpr uint32_t kMaxRegionStates = 768;
+// A region stops at narrow states (at most this many bytes continue: the state
+// after a JSON string's closing quote, say): tokens that continue past one are
+// few and walked directly, and without the narrow tail (object keys and the
+// like) the regions of string bodies, numbers and the like are the same in
+// every grammar and share one walk.
+constexpr int kNarrowBytes = 6;
 }  // namespace
 
 StatusOr<std::shared_ptr<const CompiledGrammar>> CompiledGrammar::create(std::shared_ptr<const Pda> pda,
@@ -66,75 +75,95 @@ const NodeMask& CompiledGrammar::node_mask(uint32_t n, StackContext& ctx) const 
 }
 
 NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
+  timespec ts0;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts0);
   const Pda& P = *pda_;
   const TokenVocabulary& V = *vocab_;
   const uint32_t ncls = P.num_classes;
   const uint32_t rule = P.node_rule[n];
 
-  // ---- the region of n: states reached by unambiguous byte steps ----
+  NodeMask mask;
   std::vector<uint32_t> nodes{n};
-  std::unordered_map<uint32_t, uint16_t> local{{n, 0}};
-  std::vector<uint16_t> grid;  // nodes.size() x ncls
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    const uint32_t q = nodes[i];
-    ByteSet ambiguous;
-    for (const CallEdge* c = P.calls_begin(q); c != P.calls_end(q); ++c) ambiguous |= P.rule_first[c->rule];
-    if (P.node_final[q]) ambiguous |= P.rule_follow[rule];
-    for (uint32_t c = 0; c < ncls; ++c) {
-      const int32_t t = P.next[static_cast<size_t>(q) * ncls + c];
-      uint16_t e;
-      if (ambiguous.test(class_rep_[c])) {
-        e = RegionKey::kExit;
-      } else if (t < 0) {
-        e = RegionKey::kDead;
-      } else {
-        auto it = local.find(static_cast<uint32_t>(t));
-        if (it != local.end()) {
-          e = it->second;
+  std::vector<uint32_t> exit_nodes;    // trie nodes to walk with the full grammar
+  std::vector<uint32_t> exit_targets;  // grammar node to start them at
+  {
+    // ---- the region of n: states reached by unambiguous byte steps ----
+    // Narrow states other than n are frontier states: in the region (so their
+    // dead bytes reject tokens in the fast walk) but not expanded (their
+    // continuations leave the region).
+    std::vector<int32_t>& local = ctx.region_index();
+    local[n] = 0;
+    std::vector<uint16_t> grid;  // nodes.size() x ncls
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const uint32_t q = nodes[i];
+      const bool frontier = i > 0 && P.node_bytes[q].count() <= kNarrowBytes;
+      ByteSet ambiguous;
+      for (const CallEdge* c = P.calls_begin(q); c != P.calls_end(q); ++c) ambiguous |= P.rule_first[c->rule];
+      if (P.node_final[q]) ambiguous |= P.rule_follow[rule];
+      const int32_t* row = P.next.data() + static_cast<size_t>(q) * ncls;
+      for (uint32_t c = 0; c < ncls; ++c) {
+        const int32_t t = row[c];
+        uint16_t e;
+        if (ambiguous.test(class_rep_[c])) {
+          e = RegionKey::kExit;
+        } else if (t < 0) {
+          e = RegionKey::kDead;
+        } else if (frontier) {
+          e = RegionKey::kExit;
+        } else if (local[t] >= 0) {
+          e = static_cast<uint16_t>(local[t]);
         } else if (nodes.size() < kMaxRegionStates) {
           e = static_cast<uint16_t>(nodes.size());
-          local.emplace(static_cast<uint32_t>(t), e);
+          local[t] = e;
           nodes.push_back(static_cast<uint32_t>(t));
         } else {
           e = RegionKey::kExit;
         }
+        grid.push_back(e);
       }
-      grid.push_back(e);
+    }
+    for (uint32_t q : nodes) local[q] = -1;
+    // Local byte classes: grammar classes with identical columns merge, so the
+    // key does not depend on how the rest of the grammar splits bytes.
+    const size_t L = nodes.size();
+    std::vector<uint64_t> col_hash(ncls, 0xcbf29ce484222325ULL);
+    for (size_t i = 0; i < L; ++i) {
+      for (uint32_t c = 0; c < ncls; ++c) col_hash[c] = (col_hash[c] ^ grid[i * ncls + c]) * 0x100000001b3ULL;
+    }
+    RegionKey key;
+    std::vector<int32_t> class_local(ncls, -1);
+    std::vector<uint32_t> local_rep;  // grammar class of each local class
+    for (int b = 0; b < 256; ++b) {
+      const uint32_t c = P.byte_class[b];
+      if (class_local[c] < 0) {
+        int32_t found = -1;
+        for (uint32_t k = 0; k < local_rep.size() && found < 0; ++k) {
+          const uint32_t o = local_rep[k];
+          if (col_hash[o] != col_hash[c]) continue;
+          bool same = true;
+          for (size_t i = 0; i < L && same; ++i) same = grid[i * ncls + c] == grid[i * ncls + o];
+          if (same) found = static_cast<int32_t>(k);
+        }
+        if (found < 0) {
+          found = static_cast<int32_t>(local_rep.size());
+          local_rep.push_back(c);
+        }
+        class_local[c] = found;
+      }
+      key.byte_class[b] = static_cast<uint8_t>(class_local[c]);
+    }
+    key.num_classes = static_cast<uint32_t>(local_rep.size());
+    key.table.resize(L * key.num_classes);
+    for (size_t i = 0; i < L; ++i) {
+      for (uint32_t k = 0; k < key.num_classes; ++k) key.table[i * key.num_classes + k] = grid[i * ncls + local_rep[k]];
+    }
+    key.compute_hash();
+    mask.region = V.region_walk(key);
+    for (size_t x = 0; x < mask.region->exit_nodes.size(); ++x) {
+      exit_nodes.push_back(mask.region->exit_nodes[x]);
+      exit_targets.push_back(nodes[mask.region->exit_states[x]]);
     }
   }
-  // Local byte classes: grammar classes with identical columns merge, so the
-  // key does not depend on how the rest of the grammar splits bytes.
-  const size_t L = nodes.size();
-  RegionKey key;
-  std::vector<int32_t> class_local(ncls, -1);
-  std::vector<uint32_t> local_rep;  // grammar class of each local class
-  for (int b = 0; b < 256; ++b) {
-    const uint32_t c = P.byte_class[b];
-    if (class_local[c] < 0) {
-      int32_t found = -1;
-      for (uint32_t k = 0; k < local_rep.size() && found < 0; ++k) {
-        bool same = true;
-        for (size_t i = 0; i < L && same; ++i) same = grid[i * ncls + c] == grid[i * ncls + local_rep[k]];
-        if (same) found = static_cast<int32_t>(k);
-      }
-      if (found < 0) {
-        found = static_cast<int32_t>(local_rep.size());
-        local_rep.push_back(c);
-      }
-      class_local[c] = found;
-    }
-    key.byte_class[b] = static_cast<uint8_t>(class_local[c]);
-  }
-  key.num_classes = static_cast<uint32_t>(local_rep.size());
-  key.table.resize(L * key.num_classes);
-  for (size_t i = 0; i < L; ++i) {
-    for (uint32_t k = 0; k < key.num_classes; ++k) key.table[i * key.num_classes + k] = grid[i * ncls + local_rep[k]];
-  }
-  key.compute_hash();
-
-  NodeMask mask;
-  mask.region = V.region_walk(key);
-  const RegionWalk& walk = *mask.region;
 
   // ---- tokens leaving the region: walk their subtrees with the full grammar ----
   ctx.clear_scratch();
@@ -142,18 +171,26 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
   std::vector<Handle> flat;
   std::vector<uint32_t> begin(V.max_token_length() + 2, 0);
   std::vector<Handle> next;
-  for (size_t x = 0; x < walk.exit_nodes.size(); ++x) {
-    const uint32_t lo = walk.exit_nodes[x];
+  for (size_t x = 0; x < exit_nodes.size(); ++x) {
+    const uint32_t lo = exit_nodes[x];
     const uint32_t hi = V.trie_end(lo);
     const uint32_t d0 = V.trie_depth(lo) - 1;
-    flat.assign(1, Handle{nodes[walk.exit_states[x]], kLocalBase});
+    flat.assign(1, Handle{exit_targets[x], kLocalBase});
     begin[d0] = 0;
     begin[d0 + 1] = 1;
     for (uint32_t i = lo; i < hi;) {
       const uint32_t d = V.trie_depth(i);
+      ++mask.walked_trie_nodes;
       next.clear();
       const uint8_t byte = V.trie_byte(i);
-      for (uint32_t k = begin[d - 1]; k < begin[d]; ++k) ctx.step_byte(flat[k], byte, next, false);
+      if (begin[d] - begin[d - 1] == 1 && !P.has_calls(flat[begin[d - 1]].node) && !P.node_final[flat[begin[d - 1]].node]) {
+        // One stack, a plain DFA step.
+        const Handle h = flat[begin[d - 1]];
+        const int32_t t = P.step(h.node, byte);
+        if (t >= 0) next.push_back({static_cast<uint32_t>(t), h.parent});
+      } else {
+        for (uint32_t k = begin[d - 1]; k < begin[d]; ++k) ctx.step_byte(flat[k], byte, next, false);
+      }
       if (next.empty()) {
         i = V.trie_end(i);
         continue;
@@ -181,6 +218,11 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
     while (l < a.size() && l < b.size() && a[l] == b[l]) ++l;
     mask.uncertain_lcp[k] = static_cast<uint16_t>(l);
   }
+  mask.region_states = mask.region ? static_cast<uint32_t>(nodes.size()) : 0;
+  mask.exits = static_cast<uint32_t>(exit_nodes.size());
+  timespec ts1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts1);
+  mask.compute_us = static_cast<double>(ts1.tv_sec - ts0.tv_sec) * 1e6 + static_cast<double>(ts1.tv_nsec - ts0.tv_nsec) * 1e-3;
   return mask;
 }
 

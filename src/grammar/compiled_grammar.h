@@ -30,10 +30,15 @@
 namespace kr::grammar {
 
 struct NodeMask {
-  std::shared_ptr<const RegionWalk> region;  // region.inside: accepted tokens
+  std::shared_ptr<const RegionWalk> region;  // region->inside: accepted tokens (null: none)
   std::vector<int32_t> accepted;              // accepted beyond region.inside
   std::vector<int32_t> uncertain;             // in trie (byte) order
   std::vector<uint16_t> uncertain_lcp;        // common prefix with the previous uncertain token
+  // How it was computed (diagnostics, benchmarks).
+  uint32_t region_states = 0;
+  uint32_t exits = 0;
+  uint64_t walked_trie_nodes = 0;
+  double compute_us = 0;  // CPU time of the computing thread
 };
 
 class CompiledGrammar {
@@ -57,6 +62,8 @@ class CompiledGrammar {
   // (ctx must be a StackContext over this grammar's PDA, used by one thread).
   const NodeMask& node_mask(uint32_t n, StackContext& ctx) const;
   size_t computed_masks() const { return computed_.load(std::memory_order_relaxed); }
+  // The mask of n if already computed, else null (diagnostics).
+  const NodeMask* peek_mask(uint32_t n) const { return masks_[n].load(std::memory_order_acquire); }
 
  private:
   CompiledGrammar() = default;

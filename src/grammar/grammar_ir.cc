@@ -82,6 +82,18 @@ ExprId Grammar::token(TokenTerminal t) {
 }
 
 ExprId Grammar::intersect(ExprId a, ExprId b) { return add({ExprKind::kAnd, a, b}); }
+
+ExprId Grammar::ordered_list(const std::vector<ExprId>& items, const std::vector<bool>& required, ExprId separator,
+                             ExprId extra) {
+  uint32_t first = static_cast<uint32_t>(children_.size());
+  children_.insert(children_.end(), items.begin(), items.end());
+  children_.push_back(separator);
+  children_.push_back(extra);
+  uint32_t flags = static_cast<uint32_t>(list_flags_.size());
+  for (size_t i = 0; i < items.size(); ++i) list_flags_.push_back(required[i] ? 1 : 0);
+  if (items.empty() && exprs_[extra].kind == ExprKind::kNothing) return nothing_;
+  return add({ExprKind::kList, first, static_cast<uint32_t>(items.size()), flags, 0});
+}
 ExprId Grammar::minus(ExprId a, ExprId b) { return add({ExprKind::kMinus, a, b}); }
 
 uint32_t Grammar::add_rule(std::string name) {
@@ -183,6 +195,15 @@ std::string Grammar::to_string() const {
         } else {
           out += tokens_[e.a].text;
         }
+        break;
+      case ExprKind::kList:
+        out += "list(";
+        for (uint32_t i = 0; i < e.b + 2; ++i) {
+          if (i) out += ", ";
+          if (i < e.b && !list_required(e, i)) out += "?";
+          self(self, children_[e.a + i]);
+        }
+        out += ")";
         break;
       case ExprKind::kAnd:
       case ExprKind::kMinus:

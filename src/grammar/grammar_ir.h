@@ -36,6 +36,11 @@ enum class ExprKind : uint8_t {
   kToken,    // one special token of the vocabulary (a = token terminal index)
   kAnd,      // strings matched by both a and b (both regular: no rule refs, no tokens)
   kMinus,    // strings matched by a and not by b (both regular)
+  kList,     // ordered list: items children[a .. a+b), each present or (when
+             // optional) absent, in order, with children[a+b] (the separator)
+             // between present ones, then any number of children[a+b+1]
+             // (extra items, kNothing for none); at least one item present.
+             // list_required(e, i): item i must be present.
 };
 
 struct Expr {
@@ -79,6 +84,10 @@ class Grammar {
   ExprId token(TokenTerminal t);
   ExprId intersect(ExprId a, ExprId b);
   ExprId minus(ExprId a, ExprId b);
+  // See kList. `required[i]`: item i must be present.
+  ExprId ordered_list(const std::vector<ExprId>& items, const std::vector<bool>& required, ExprId separator,
+                      ExprId extra);
+  bool list_required(const Expr& e, uint32_t i) const { return list_flags_[e.min + i] != 0; }
 
   // ---- rules ----
   uint32_t add_rule(std::string name);  // body unset until set_rule_body
@@ -110,6 +119,7 @@ class Grammar {
   std::vector<ExprId> children_;
   std::vector<ByteSet> byte_sets_;
   std::vector<TokenTerminal> tokens_;
+  std::vector<uint8_t> list_flags_;
   std::vector<Rule> rules_;
   uint32_t root_ = 0;
   ExprId nothing_ = kNoExpr;

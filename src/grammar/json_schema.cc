@@ -39,19 +39,16 @@ class JsonPieces {
     }
     return ws_;
   }
-  // One character of a JSON string body: raw (not '"', '\\', control) or an
-  // escape; \u only for control characters, so one escape is one character.
+  // One character of a JSON string body: raw (not '"', '\\', control) or a
+  // two-character escape. \uXXXX is never generated (a valid subset: every
+  // character has another spelling but the controls without a short escape,
+  // which are left out); one escape is one character for minLength/maxLength.
   ExprId json_char() {
     if (char_ == kNoExpr) {
       ExprId raw = codepoint_class_expr(g_, normalize_ranges({{0x20, 0x21}, {0x23, 0x5B}, {0x5D, kMaxCodepoint}}));
       ByteSet simple;
       for (char c : std::string("\"\\/bfnrt")) simple.set(static_cast<uint8_t>(c));
-      ByteSet hex;
-      hex.set_range('0', '9');
-      hex.set_range('a', 'f');
-      hex.set_range('A', 'F');
-      ExprId esc = g_.seq({g_.byte('\\'), g_.alt({g_.bytes(simple), g_.seq({g_.literal("u00"), g_.bytes(ByteSet::range('0', '1')), g_.bytes(hex)})})});
-      char_ = g_.alt({raw, esc});
+      char_ = g_.alt({raw, g_.seq({g_.byte('\\'), g_.bytes(simple)})});
     }
     return char_;
   }
@@ -399,15 +396,43 @@ class SchemaCompiler {
     return s;
   }
 
+  // allOf becomes one schema. additionalProperties:false in a part admits only
+  // the properties declared beside it, so the merged object may only have
+  // the keys every such part declares.
   StatusOr<Json> merge_all_of(const Json& s, const std::string& path, uint32_t depth) {
     const Json& parts = s["allOf"];
     if (!parts.is_array() || parts.empty()) return error(path, "allOf must be a non-empty array");
     Json acc = Json::object();
+    std::optional<std::set<std::string>> allowed;
+    auto restrict_keys = [&](const Json& part, const std::string& where_path) -> Status {
+      if (!part.contains("additionalProperties")) return Status::Ok();
+      const Json& a = part["additionalProperties"];
+      if (a.is_boolean() && a.get<bool>()) return Status::Ok();
+      if (!a.is_boolean()) {
+        return InvalidArgument("additionalProperties with a schema inside allOf is not supported at " + where(where_path));
+      }
+      std::set<std::string> keys;
+      if (part.contains("properties") && part["properties"].is_object()) {
+        for (auto it = part["properties"].begin(); it != part["properties"].end(); ++it) keys.insert(it.key());
+      }
+      if (allowed) {
+        std::set<std::string> both;
+        for (const auto& k : keys) {
+          if (allowed->count(k)) both.insert(k);
+        }
+        allowed = both;
+      } else {
+        allowed = keys;
+      }
+      return Status::Ok();
+    };
     for (auto it = s.begin(); it != s.end(); ++it) {
-      if (it.key() != "allOf") acc[it.key()] = it.value();
+      if (it.key() != "allOf" && it.key() != "additionalProperties") acc[it.key()] = it.value();
     }
+    KR_RETURN_IF_ERROR(restrict_keys(s, path));
     for (size_t i = 0; i < parts.size(); ++i) {
-      auto part = deref(parts[i], path + "/allOf/" + std::to_string(i));
+      const std::string ppath = path + "/allOf/" + std::to_string(i);
+      auto part = deref(parts[i], ppath);
       if (!part.ok()) return part.status();
       Json p = *part;
       if (p.is_boolean()) {
@@ -416,7 +441,7 @@ class SchemaCompiler {
       }
       if (!p.is_object()) return error(path, "allOf entries must be schemas");
       if (p.contains("allOf")) {
-        auto inner = merge_all_of(p, path + "/allOf/" + std::to_string(i), depth + 1);
+        auto inner = merge_all_of(p, ppath, depth + 1);
         if (!inner.ok()) return inner.status();
         p = *inner;
         if (p.is_boolean()) {
@@ -424,7 +449,30 @@ class SchemaCompiler {
           continue;
         }
       }
+      if (p.contains("unevaluatedProperties")) {
+        return InvalidArgument("unevaluatedProperties inside allOf is not supported at " + where(ppath));
+      }
+      KR_RETURN_IF_ERROR(restrict_keys(p, ppath));
+      p.erase("additionalProperties");
       KR_RETURN_IF_ERROR(merge_into(acc, p, path));
+    }
+    if (allowed) {
+      if (acc.contains("required") && acc["required"].is_array()) {
+        for (const auto& r : acc["required"]) {
+          if (r.is_string() && !allowed->count(r.get<std::string>())) {
+            return InvalidArgument("no object satisfies the allOf at " + where(path) + ": required property '" +
+                                   r.get<std::string>() + "' is excluded by additionalProperties:false");
+          }
+        }
+      }
+      if (acc.contains("properties") && acc["properties"].is_object()) {
+        Json kept = Json::object();
+        for (auto it = acc["properties"].begin(); it != acc["properties"].end(); ++it) {
+          if (allowed->count(it.key())) kept[it.key()] = it.value();
+        }
+        acc["properties"] = kept;
+      }
+      acc["additionalProperties"] = false;
     }
     return acc;
   }
@@ -929,12 +977,10 @@ class SchemaCompiler {
     // same when nothing was written yet.
     const size_t n = list.size();
     std::vector<ExprId> kv(n);
-    size_t optional_before = 0;
     for (size_t i = 0; i < n; ++i) {
       std::string key = compact(Json(list[i].name));
-      ExprId value = as_rule_if_big(list[i].value, optional_before + 1);
+      ExprId value = as_rule_if_big(list[i].value, 2);
       kv[i] = g_.seq({g_.literal(key), g_.byte(':'), json_.ws(), value});
-      if (!list[i].required) ++optional_before;
     }
     ExprId sep = g_.seq({g_.byte(','), json_.ws()});
     ExprId extra_kv = g_.nothing();
@@ -945,15 +991,13 @@ class SchemaCompiler {
       if (!names.empty()) key = g_.minus(key, g_.alt(names));
       extra_kv = g_.seq({key, g_.byte(':'), json_.ws(), as_rule_if_big(extra_value, 2)});
     }
-    // `first`: the non-empty property list when nothing was written yet.
-    ExprId after = has_extra ? g_.star(g_.seq({sep, extra_kv})) : g_.empty();
-    ExprId first = has_extra ? g_.seq({extra_kv, after}) : g_.nothing();
-    for (size_t i = n; i-- > 0;) {
-      ExprId with_i = g_.seq({kv[i], after});
-      first = list[i].required ? with_i : g_.alt({with_i, first});
-      after = list[i].required ? g_.seq({sep, kv[i], after}) : g_.seq({g_.optional(g_.seq({sep, kv[i]})), after});
+    std::vector<ExprId> items;
+    std::vector<bool> req;
+    for (size_t i = 0; i < n; ++i) {
+      items.push_back(kv[i]);
+      req.push_back(list[i].required);
     }
-    ExprId body = g_.seq({first, json_.ws()});
+    ExprId body = g_.seq({g_.ordered_list(items, req, sep, extra_kv), json_.ws()});
     return g_.seq({g_.byte('{'), json_.ws(), nreq > 0 ? body : g_.optional(body), g_.byte('}')});
   }
 
@@ -986,6 +1030,9 @@ class SchemaCompiler {
       }
       case ExprKind::kAnd:
       case ExprKind::kMinus: s += size_of(x.a) + size_of(x.b); break;
+      case ExprKind::kList:
+        for (uint32_t i = 0; i < x.b + 2; ++i) s += 2 * size_of(g_.children(x)[i]);
+        break;
       default: break;
     }
     s = std::min<uint64_t>(s, uint64_t{1} << 40);

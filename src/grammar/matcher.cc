@@ -108,10 +108,11 @@ bool GrammarMatcher::rollback(int k) {
   return true;
 }
 
-void GrammarMatcher::check_uncertain(Handle h, const NodeMask& nm, uint32_t* bits) {
+size_t GrammarMatcher::check_uncertain(Handle h, const NodeMask& nm, uint32_t* bits) {
   const TokenVocabulary& vocab = grammar_->vocab();
   const size_t n = nm.uncertain.size();
-  if (n == 0) return;
+  if (n == 0) return 0;
+  size_t added = 0;
   if (level_begin_.size() < vocab.max_token_length() + 2) level_begin_.resize(vocab.max_token_length() + 2);
   levels_.assign(1, h);
   level_begin_[0] = 0;
@@ -143,8 +144,12 @@ void GrammarMatcher::check_uncertain(Handle h, const NodeMask& nm, uint32_t* bit
       level_begin_[pos + 1] = static_cast<uint32_t>(levels_.size());
     }
     matched = pos;
-    if (!failed) bits[id >> 5] |= 1u << (id & 31);
+    if (!failed && !((bits[id >> 5] >> (id & 31)) & 1)) {
+      bits[id >> 5] |= 1u << (id & 31);
+      ++added;
+    }
   }
+  return added;
 }
 
 size_t GrammarMatcher::fill_mask(uint32_t* bits) {
@@ -154,8 +159,8 @@ size_t GrammarMatcher::fill_mask(uint32_t* bits) {
     std::memcpy(bits, cached_mask_.data(), words * sizeof(uint32_t));
     return cached_count_;
   }
-  std::memset(bits, 0, words * sizeof(uint32_t));
   if (finished_ || !error_.empty()) {
+    std::memset(bits, 0, words * sizeof(uint32_t));
     size_t count = 0;
     if (finished_) {
       for (int32_t id : vocab.eos_ids()) {
@@ -168,27 +173,48 @@ size_t GrammarMatcher::fill_mask(uint32_t* bits) {
   ctx_.clear_scratch();
   bool eos = false;
   const size_t terminals = grammar_->terminal_tokens().size();
+  // For one stack the parts are disjoint (region tokens, tokens leaving the
+  // region, uncertain ones, EOS and special tokens), so they count themselves.
+  size_t count = 0;
+  bool first = true;
   for (const Handle& h : stacks_) {
     const NodeMask& nm = grammar_->node_mask(h.node, mask_ctx_);
-    nm.region->inside.or_into(bits);
+    if (first) {
+      if (nm.region) {
+        nm.region->inside.copy_into(bits, words);
+        count += nm.region->inside.count;
+      } else {
+        std::memset(bits, 0, words * sizeof(uint32_t));
+      }
+      first = false;
+    } else if (nm.region) {
+      nm.region->inside.or_into(bits);
+    }
     for (int32_t id : nm.accepted) bits[id >> 5] |= 1u << (id & 31);
-    check_uncertain(h, nm, bits);
+    count += nm.accepted.size();
+    count += check_uncertain(h, nm, bits);
     if (!eos && ctx_.can_terminate(h)) eos = true;
     for (uint32_t t = 0; t < terminals; ++t) {
       step_out_.clear();
       ctx_.step_token(h, t, step_out_, false);
       if (!step_out_.empty()) {
         const int32_t id = grammar_->terminal_tokens()[t];
+        count += !((bits[id >> 5] >> (id & 31)) & 1);
         bits[id >> 5] |= 1u << (id & 31);
       }
     }
   }
   if (eos) {
-    for (int32_t id : vocab.eos_ids()) bits[id >> 5] |= 1u << (id & 31);
+    for (int32_t id : vocab.eos_ids()) {
+      count += !((bits[id >> 5] >> (id & 31)) & 1);
+      bits[id >> 5] |= 1u << (id & 31);
+    }
   }
   ctx_.clear_scratch();
-  size_t count = 0;
-  for (size_t w = 0; w < words; ++w) count += static_cast<size_t>(__builtin_popcount(bits[w]));
+  if (stacks_.size() > 1) {
+    count = 0;
+    for (size_t w = 0; w < words; ++w) count += static_cast<size_t>(__builtin_popcount(bits[w]));
+  }
   cached_stacks_ = stacks_;
   cached_mask_.assign(bits, bits + words);
   cached_count_ = count;

@@ -54,7 +54,8 @@ class GrammarMatcher {
 
  private:
   bool advance_bytes(std::string_view bytes, std::vector<Handle>& out);
-  void check_uncertain(Handle h, const NodeMask& nm, uint32_t* bits);
+  // Sets the bits of nm's uncertain tokens that h accepts; returns how many were new.
+  size_t check_uncertain(Handle h, const NodeMask& nm, uint32_t* bits);
 
   struct Snapshot {
     std::vector<Handle> stacks;

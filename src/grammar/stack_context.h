@@ -45,6 +45,11 @@ class StackContext {
   explicit StackContext(const Pda& pda) : pda_(pda), wild_stamp_(pda.num_nodes, 0) {}
 
   const Pda& pda() const { return pda_; }
+  // Scratch for token-mask precomputation: node -> region-local index (-1).
+  std::vector<int32_t>& region_index() {
+    if (region_index_.empty()) region_index_.assign(pda_.num_nodes, -1);
+    return region_index_;
+  }
   std::vector<Frame>& main() { return main_; }
   std::vector<Frame>& scratch() { return scratch_; }
   void clear_scratch() { scratch_.clear(); }
@@ -97,6 +102,7 @@ class StackContext {
   std::vector<Frame> main_;
   std::vector<Frame> scratch_;
   std::vector<uint32_t> wild_stamp_;
+  std::vector<int32_t> region_index_;
   uint32_t stamp_ = 0;
   uint32_t base_rule_ = 0;
 };

@@ -1,6 +1,7 @@
 #include "grammar/token_set.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace kr::grammar {
 
@@ -40,6 +41,15 @@ TokenSet TokenSet::from_ids(std::vector<int32_t> ids, size_t words) {
     s.ids = std::move(ids);
   }
   return s;
+}
+
+void TokenSet::copy_into(uint32_t* mask, size_t words) const {
+  if (dense()) {
+    std::memcpy(mask, bits.data(), words * sizeof(uint32_t));
+  } else {
+    std::memset(mask, 0, words * sizeof(uint32_t));
+    for (int32_t id : ids) mask[id >> 5] |= 1u << (id & 31);
+  }
 }
 
 void TokenSet::or_into(uint32_t* mask) const {

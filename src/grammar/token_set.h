@@ -19,6 +19,8 @@ struct TokenSet {
   static TokenSet from_ids(std::vector<int32_t> ids, size_t words);
   bool dense() const { return !bits.empty(); }
   void or_into(uint32_t* mask) const;
+  // Writes the set as the whole mask (words = the vocabulary's mask words).
+  void copy_into(uint32_t* mask, size_t words) const;
   size_t memory_bytes() const { return bits.size() * 4 + ids.size() * 4; }
 };
 

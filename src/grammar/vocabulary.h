@@ -111,7 +111,7 @@ class TokenVocabulary {
   std::vector<int32_t> trie_tokens_;
   uint32_t max_len_ = 0;
 
-  static constexpr size_t kMaxCacheBytes = size_t{256} << 20;
+  static constexpr size_t kMaxCacheBytes = size_t{64} << 20;
   mutable std::mutex mu_;
   mutable std::unordered_map<uint64_t, std::vector<std::pair<RegionKey, std::shared_ptr<const RegionWalk>>>> cache_;
   mutable CacheStats stats_;
