@@ -147,7 +147,6 @@ int main(int argc, char** argv) {
     auto stats = (*vocab)->region_cache_stats();
     Json t = {{"tokenizer", ts.path},
               {"vocab_size", (*vocab)->size()},
-              {"trie_nodes", (*vocab)->trie_size()},
               {"compile_ms", summary(compile_ms)},
               {"mask_us_all", summary(all)},
               {"mask_us_cold", summary(cold_us)},

@@ -18,6 +18,11 @@ constexpr uint32_t kMaxRegionStates = 768;
 // like) the regions of string bodies, numbers and the like are the same in
 // every grammar and share one walk.
 constexpr int kNarrowBytes = 6;
+// Regions stop at this depth (bytes from the node); the few longer tokens
+// continue past it in the direct walk. Keeps keys small for long chains
+// (positions in a length-bounded string) while all but the longest-token
+// bucket see the whole region.
+constexpr uint32_t kMaxRegionDepth = 32;
 }  // namespace
 
 StatusOr<std::shared_ptr<const CompiledGrammar>> CompiledGrammar::create(std::shared_ptr<const Pda> pda,
@@ -84,8 +89,8 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
 
   NodeMask mask;
   std::vector<uint32_t> nodes{n};
-  std::vector<uint32_t> exit_nodes;    // trie nodes to walk with the full grammar
-  std::vector<uint32_t> exit_targets;  // grammar node to start them at
+  std::vector<uint16_t> depth{0};  // BFS depth (bytes from n) of each region state
+  std::vector<uint16_t> grid;      // nodes.size() x ncls
   {
     // ---- the region of n: states reached by unambiguous byte steps ----
     // Narrow states other than n are frontier states: in the region (so their
@@ -93,10 +98,9 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
     // continuations leave the region).
     std::vector<int32_t>& local = ctx.region_index();
     local[n] = 0;
-    std::vector<uint16_t> grid;  // nodes.size() x ncls
     for (size_t i = 0; i < nodes.size(); ++i) {
       const uint32_t q = nodes[i];
-      const bool frontier = i > 0 && P.node_bytes[q].count() <= kNarrowBytes;
+      const bool frontier = i > 0 && (P.node_bytes[q].count() <= kNarrowBytes || depth[i] >= kMaxRegionDepth);
       ByteSet ambiguous;
       for (const CallEdge* c = P.calls_begin(q); c != P.calls_end(q); ++c) ambiguous |= P.rule_first[c->rule];
       if (P.node_final[q]) ambiguous |= P.rule_follow[rule];
@@ -116,6 +120,7 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
           e = static_cast<uint16_t>(nodes.size());
           local[t] = e;
           nodes.push_back(static_cast<uint32_t>(t));
+          depth.push_back(static_cast<uint16_t>(std::min<uint32_t>(depth[i] + 1u, 0xFFFF)));
         } else {
           e = RegionKey::kExit;
         }
@@ -123,83 +128,90 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
       }
     }
     for (uint32_t q : nodes) local[q] = -1;
-    // Local byte classes: grammar classes with identical columns merge, so the
-    // key does not depend on how the rest of the grammar splits bytes.
-    const size_t L = nodes.size();
-    std::vector<uint64_t> col_hash(ncls, 0xcbf29ce484222325ULL);
-    for (size_t i = 0; i < L; ++i) {
-      for (uint32_t c = 0; c < ncls; ++c) col_hash[c] = (col_hash[c] ^ grid[i * ncls + c]) * 0x100000001b3ULL;
-    }
-    RegionKey key;
-    std::vector<int32_t> class_local(ncls, -1);
-    std::vector<uint32_t> local_rep;  // grammar class of each local class
-    for (int b = 0; b < 256; ++b) {
-      const uint32_t c = P.byte_class[b];
-      if (class_local[c] < 0) {
-        int32_t found = -1;
-        for (uint32_t k = 0; k < local_rep.size() && found < 0; ++k) {
-          const uint32_t o = local_rep[k];
-          if (col_hash[o] != col_hash[c]) continue;
-          bool same = true;
-          for (size_t i = 0; i < L && same; ++i) same = grid[i * ncls + c] == grid[i * ncls + o];
-          if (same) found = static_cast<int32_t>(k);
-        }
-        if (found < 0) {
-          found = static_cast<int32_t>(local_rep.size());
-          local_rep.push_back(c);
-        }
-        class_local[c] = found;
-      }
-      key.byte_class[b] = static_cast<uint8_t>(class_local[c]);
-    }
-    key.num_classes = static_cast<uint32_t>(local_rep.size());
-    key.table.resize(L * key.num_classes);
-    for (size_t i = 0; i < L; ++i) {
-      for (uint32_t k = 0; k < key.num_classes; ++k) key.table[i * key.num_classes + k] = grid[i * ncls + local_rep[k]];
-    }
-    key.compute_hash();
-    mask.region = V.region_walk(key);
-    for (size_t x = 0; x < mask.region->exit_nodes.size(); ++x) {
-      exit_nodes.push_back(mask.region->exit_nodes[x]);
-      exit_targets.push_back(nodes[mask.region->exit_states[x]]);
-    }
   }
 
-  // ---- tokens leaving the region: walk their subtrees with the full grammar ----
+  // ---- the region walk ----
+  // Local byte classes: grammar classes with identical columns merge, so the
+  // key does not depend on how the rest of the grammar splits bytes.
+  const size_t L = nodes.size();
+  std::vector<uint64_t> col_hash(ncls, 0xcbf29ce484222325ULL);
+  for (size_t i = 0; i < L; ++i) {
+    const uint16_t* row = grid.data() + i * ncls;
+    for (uint32_t c = 0; c < ncls; ++c) col_hash[c] = (col_hash[c] ^ row[c]) * 0x100000001b3ULL;
+  }
+  std::vector<int32_t> class_local(ncls, -1);
+  std::vector<uint32_t> local_rep;  // grammar class of each local class
+  RegionKey key;
+  for (int byte = 0; byte < 256; ++byte) {
+    const uint32_t c = P.byte_class[byte];
+    if (class_local[c] < 0) {
+      int32_t found = -1;
+      for (uint32_t k = 0; k < local_rep.size() && found < 0; ++k) {
+        const uint32_t o = local_rep[k];
+        if (col_hash[o] != col_hash[c]) continue;
+        bool same = true;
+        for (size_t i = 0; i < L && same; ++i) same = grid[i * ncls + c] == grid[i * ncls + o];
+        if (same) found = static_cast<int32_t>(k);
+      }
+      if (found < 0) {
+        found = static_cast<int32_t>(local_rep.size());
+        local_rep.push_back(c);
+      }
+      class_local[c] = found;
+    }
+    key.byte_class[byte] = static_cast<uint8_t>(class_local[c]);
+  }
+  key.num_classes = static_cast<uint32_t>(local_rep.size());
+  key.table.resize(L * key.num_classes);
+  for (size_t i = 0; i < L; ++i) {
+    const uint16_t* row = grid.data() + i * ncls;
+    uint16_t* out = key.table.data() + i * key.num_classes;
+    for (uint32_t k = 0; k < key.num_classes; ++k) out[k] = row[local_rep[k]];
+  }
+  key.compute_hash();
   ctx.clear_scratch();
   ctx.set_base_rule(rule);
   std::vector<Handle> flat;
   std::vector<uint32_t> begin(V.max_token_length() + 2, 0);
   std::vector<Handle> next;
-  for (size_t x = 0; x < exit_nodes.size(); ++x) {
-    const uint32_t lo = exit_nodes[x];
-    const uint32_t hi = V.trie_end(lo);
-    const uint32_t d0 = V.trie_depth(lo) - 1;
-    flat.assign(1, Handle{exit_targets[x], kLocalBase});
+  const TokenTrie& trie = V.trie();
+  timespec tr0, tr1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &tr0);
+  std::shared_ptr<const RegionWalk> walk = V.region_walk(key);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &tr1);
+  mask.region_us = static_cast<double>(tr1.tv_sec - tr0.tv_sec) * 1e6 + static_cast<double>(tr1.tv_nsec - tr0.tv_nsec) * 1e-3;
+  mask.exits = static_cast<uint32_t>(walk->exit_nodes.size());
+
+  // ---- tokens leaving the region: walk their subtrees with the full grammar ----
+  for (size_t x = 0; x < walk->exit_nodes.size(); ++x) {
+    const uint32_t lo = walk->exit_nodes[x];
+    const uint32_t hi = trie.node(lo).end;
+    const uint32_t d0 = trie.node(lo).depth - 1u;
+    flat.assign(1, Handle{nodes[walk->exit_states[x]], kLocalBase});
     begin[d0] = 0;
     begin[d0 + 1] = 1;
     for (uint32_t i = lo; i < hi;) {
-      const uint32_t d = V.trie_depth(i);
+      const TokenTrie::Node& tn = trie.node(i);
+      const uint32_t d = tn.depth;
       ++mask.walked_trie_nodes;
       next.clear();
-      const uint8_t byte = V.trie_byte(i);
-      if (begin[d] - begin[d - 1] == 1 && !P.has_calls(flat[begin[d - 1]].node) && !P.node_final[flat[begin[d - 1]].node]) {
+      const Handle h0 = flat[begin[d - 1]];
+      if (begin[d] - begin[d - 1] == 1 && !P.has_calls(h0.node) && !P.node_final[h0.node]) {
         // One stack, a plain DFA step.
-        const Handle h = flat[begin[d - 1]];
-        const int32_t t = P.step(h.node, byte);
-        if (t >= 0) next.push_back({static_cast<uint32_t>(t), h.parent});
+        const int32_t t = P.step(h0.node, tn.byte);
+        if (t >= 0) next.push_back({static_cast<uint32_t>(t), h0.parent});
       } else {
-        for (uint32_t k = begin[d - 1]; k < begin[d]; ++k) ctx.step_byte(flat[k], byte, next, false);
+        for (uint32_t k = begin[d - 1]; k < begin[d]; ++k) ctx.step_byte(flat[k], tn.byte, next, false);
       }
       if (next.empty()) {
-        i = V.trie_end(i);
+        i = tn.end;
         continue;
       }
       flat.resize(begin[d]);
       flat.insert(flat.end(), next.begin(), next.end());
       begin[d + 1] = static_cast<uint32_t>(flat.size());
-      const int32_t* tb = V.trie_tokens_begin(i);
-      const int32_t* te = V.trie_tokens_end(i);
+      const int32_t* tb = trie.tokens_begin(i);
+      const int32_t* te = trie.tokens_end(i);
       if (tb != te) {
         bool context_free = false;
         for (const Handle& h : next) context_free |= !ctx.escaped(h.parent);
@@ -208,8 +220,11 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
       ++i;
     }
   }
+  if (walk->inside.count > 0) mask.region = std::move(walk);
   ctx.clear_scratch();
   std::sort(mask.accepted.begin(), mask.accepted.end());
+  // `uncertain` is in trie order, which is byte order: the run-time check
+  // shares the prefixes of neighbours.
   mask.uncertain_lcp.resize(mask.uncertain.size(), 0);
   for (size_t k = 1; k < mask.uncertain.size(); ++k) {
     const std::string& a = V.token(mask.uncertain[k - 1]);
@@ -218,8 +233,7 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
     while (l < a.size() && l < b.size() && a[l] == b[l]) ++l;
     mask.uncertain_lcp[k] = static_cast<uint16_t>(l);
   }
-  mask.region_states = mask.region ? static_cast<uint32_t>(nodes.size()) : 0;
-  mask.exits = static_cast<uint32_t>(exit_nodes.size());
+  mask.region_states = static_cast<uint32_t>(nodes.size());
   timespec ts1;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts1);
   mask.compute_us = static_cast<double>(ts1.tv_sec - ts0.tv_sec) * 1e6 + static_cast<double>(ts1.tv_nsec - ts0.tv_nsec) * 1e-3;

@@ -30,7 +30,8 @@
 namespace kr::grammar {
 
 struct NodeMask {
-  std::shared_ptr<const RegionWalk> region;  // region->inside: accepted tokens (null: none)
+  // Accepted tokens: region->inside (no region: none), plus `accepted`.
+  std::shared_ptr<const RegionWalk> region;
   std::vector<int32_t> accepted;              // accepted beyond region.inside
   std::vector<int32_t> uncertain;             // in trie (byte) order
   std::vector<uint16_t> uncertain_lcp;        // common prefix with the previous uncertain token
@@ -39,6 +40,7 @@ struct NodeMask {
   uint32_t exits = 0;
   uint64_t walked_trie_nodes = 0;
   double compute_us = 0;  // CPU time of the computing thread
+  double region_us = 0;   // of which getting the region walk (0 when cached)
 };
 
 class CompiledGrammar {

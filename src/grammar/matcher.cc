@@ -182,7 +182,6 @@ size_t GrammarMatcher::fill_mask(uint32_t* bits) {
     if (first) {
       if (nm.region) {
         nm.region->inside.copy_into(bits, words);
-        count += nm.region->inside.count;
       } else {
         std::memset(bits, 0, words * sizeof(uint32_t));
       }
@@ -190,6 +189,7 @@ size_t GrammarMatcher::fill_mask(uint32_t* bits) {
     } else if (nm.region) {
       nm.region->inside.or_into(bits);
     }
+    if (nm.region) count += nm.region->inside.count;
     for (int32_t id : nm.accepted) bits[id >> 5] |= 1u << (id & 31);
     count += nm.accepted.size();
     count += check_uncertain(h, nm, bits);

@@ -6,10 +6,28 @@
 namespace kr::grammar {
 
 void RegionKey::compute_hash() {
-  uint64_t h = 0xcbf29ce484222325ULL ^ num_classes;
-  for (uint8_t c : byte_class) h = (h ^ c) * 0x100000001b3ULL;
-  for (uint16_t t : table) h = (h ^ t) * 0x100000001b3ULL;
-  hash = h ^ (h >> 31);
+  // 64 bits at a time (the table dominates); the tail and header mixed in.
+  auto mix = [](uint64_t h, uint64_t x) {
+    h ^= x * 0x9e3779b97f4a7c15ULL;
+    h = (h << 27) | (h >> 37);
+    return h * 0x94d049bb133111ebULL;
+  };
+  uint64_t h = mix(0x243f6a8885a308d3ULL, num_classes);
+  for (size_t i = 0; i < 256; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, byte_class + i, 8);
+    h = mix(h, x);
+  }
+  const size_t n = table.size();
+  const uint16_t* t = table.data();
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint64_t x;
+    std::memcpy(&x, t + i, 8);
+    h = mix(h, x);
+  }
+  for (; i < n; ++i) h = mix(h, t[i]);
+  hash = mix(h, n);
 }
 
 bool RegionKey::operator==(const RegionKey& o) const {
@@ -54,7 +72,7 @@ StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::create(std::ve
   }
   v->fingerprint_ = fp;
 
-  // Trie over the tokens matched as bytes, in sorted (depth-first) order.
+  // The trie over the tokens matched as bytes.
   std::vector<int32_t> order;
   for (size_t i = 0; i < n; ++i) {
     if (v->kind_[i] == kNormal) order.push_back(static_cast<int32_t>(i));
@@ -63,46 +81,50 @@ StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::create(std::ve
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
     return toks[a] < toks[b] || (toks[a] == toks[b] && a < b);
   });
-  v->trie_byte_.push_back(0);
-  v->trie_depth_.push_back(0);
-  v->trie_end_.push_back(0);
+  v->trie_.build(toks, order);
+  v->max_len_ = v->trie_.max_depth();
+  return std::shared_ptr<const TokenVocabulary>(std::move(v));
+}
+
+void TokenTrie::build(const std::vector<std::string>& toks, const std::vector<int32_t>& ids) {
+  nodes_.assign(1, Node{0, -1, 0, 0, 0});
   std::vector<uint32_t> path{0};  // node at each depth of the current token
-  std::vector<uint32_t> tok_node;  // node of each entry of `order`
+  std::vector<uint32_t> tok_node;  // node of each id
   const std::string* prev = nullptr;
-  for (int32_t id : order) {
+  for (int32_t id : ids) {
     const std::string& t = toks[id];
     size_t lcp = 0;
     if (prev) {
       while (lcp < t.size() && lcp < prev->size() && t[lcp] == (*prev)[lcp]) ++lcp;
     }
     while (path.size() > lcp + 1) {
-      v->trie_end_[path.back()] = static_cast<uint32_t>(v->trie_byte_.size());
+      nodes_[path.back()].end = static_cast<uint32_t>(nodes_.size());
       path.pop_back();
     }
     for (size_t d = lcp; d < t.size(); ++d) {
-      v->trie_byte_.push_back(static_cast<uint8_t>(t[d]));
-      v->trie_depth_.push_back(static_cast<uint16_t>(d + 1));
-      v->trie_end_.push_back(0);
-      path.push_back(static_cast<uint32_t>(v->trie_byte_.size() - 1));
+      nodes_.push_back({0, -1, static_cast<uint16_t>(d + 1), static_cast<uint8_t>(t[d]), 0});
+      path.push_back(static_cast<uint32_t>(nodes_.size() - 1));
     }
     tok_node.push_back(path.back());
-    v->max_len_ = std::max<uint32_t>(v->max_len_, static_cast<uint32_t>(t.size()));
+    max_depth_ = std::max<uint32_t>(max_depth_, static_cast<uint32_t>(t.size()));
     prev = &t;
   }
   while (!path.empty()) {
-    v->trie_end_[path.back()] = static_cast<uint32_t>(v->trie_byte_.size());
+    nodes_[path.back()].end = static_cast<uint32_t>(nodes_.size());
     path.pop_back();
   }
-  const uint32_t nodes = static_cast<uint32_t>(v->trie_byte_.size());
-  v->trie_tok_begin_.assign(nodes + 1, 0);
-  for (uint32_t node : tok_node) v->trie_tok_begin_[node + 1]++;
-  for (uint32_t i = 0; i < nodes; ++i) v->trie_tok_begin_[i + 1] += v->trie_tok_begin_[i];
-  v->trie_tokens_.resize(order.size());
-  {
-    std::vector<uint32_t> fill(v->trie_tok_begin_.begin(), v->trie_tok_begin_.end() - 1);
-    for (size_t k = 0; k < order.size(); ++k) v->trie_tokens_[fill[tok_node[k]]++] = order[k];
+  const uint32_t count = static_cast<uint32_t>(nodes_.size());
+  tok_begin_.assign(count + 1, 0);
+  for (uint32_t node : tok_node) tok_begin_[node + 1]++;
+  for (uint32_t i = 0; i < count; ++i) tok_begin_[i + 1] += tok_begin_[i];
+  tokens_.resize(ids.size());
+  std::vector<uint32_t> fill(tok_begin_.begin(), tok_begin_.end() - 1);
+  for (size_t k = 0; k < ids.size(); ++k) tokens_[fill[tok_node[k]]++] = ids[k];
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t n_tok = tok_begin_[i + 1] - tok_begin_[i];
+    if (n_tok > 0) nodes_[i].token = tokens_[tok_begin_[i]];
+    nodes_[i].more = n_tok > 1 ? 1 : 0;
   }
-  return std::shared_ptr<const TokenVocabulary>(std::move(v));
 }
 
 int32_t TokenVocabulary::find_special(std::string_view text) const {
@@ -117,36 +139,41 @@ int32_t TokenVocabulary::find_special(std::string_view text) const {
 
 RegionWalk TokenVocabulary::walk(const RegionKey& key) const {
   RegionWalk out;
+  const TokenTrie& trie = trie_;
   const size_t words = mask_words();
   std::vector<uint32_t> inside(words, 0);
   size_t count = 0;
   const uint32_t ncls = key.num_classes;
   const uint16_t* table = key.table.data();
   const uint8_t* cls = key.byte_class;
-  std::vector<uint16_t> state(max_len_ + 2, 0);  // local state after depth d
-  const uint32_t n = trie_size();
-  const uint8_t* bytes = trie_byte_.data();
-  const uint16_t* depth = trie_depth_.data();
-  const uint32_t* end = trie_end_.data();
-  const uint32_t* tb = trie_tok_begin_.data();
+  std::vector<uint16_t> state(trie.max_depth() + 2, 0);  // local state after depth d
+  const uint32_t n = trie.size();
+  const TokenTrie::Node* nodes = trie.nodes();
+  uint16_t* st = state.data();
+  uint32_t* in = inside.data();
   uint32_t i = 1;
   while (i < n) {
-    const uint32_t d = depth[i];
-    const uint16_t q = state[d - 1];
-    const uint16_t t = table[q * ncls + cls[bytes[i]]];
+    const TokenTrie::Node& node = nodes[i];
+    const uint16_t q = st[node.depth - 1];
+    const uint16_t t = table[q * ncls + cls[node.byte]];
     if (t >= RegionKey::kExit) {
       if (t == RegionKey::kExit) {
         out.exit_nodes.push_back(i);
         out.exit_states.push_back(q);
       }
-      i = end[i];
+      i = node.end;
       continue;
     }
-    state[d] = t;
-    for (uint32_t k = tb[i]; k < tb[i + 1]; ++k) {
-      const int32_t id = trie_tokens_[k];
-      inside[id >> 5] |= 1u << (id & 31);
+    st[node.depth] = t;
+    if (node.token >= 0) {
+      in[node.token >> 5] |= 1u << (node.token & 31);
       ++count;
+      if (node.more) {
+        for (const int32_t* k = trie.tokens_begin(i) + 1; k != trie.tokens_end(i); ++k) {
+          in[*k >> 5] |= 1u << (*k & 31);
+          ++count;
+        }
+      }
     }
     ++i;
   }

@@ -1,4 +1,4 @@
-// TokenVocabulary: a model's tokens as byte strings, laid out as a flat trie
+// TokenVocabulary: a model's tokens as byte strings, laid out as flat tries
 // (depth-first order, each node knowing where its subtree ends) for the token
 // mask computations, plus a cache of "region walks" shared by every grammar
 // compiled for this vocabulary.
@@ -11,9 +11,10 @@
 //
 // Region walk: a small deterministic byte automaton (a grammar node and the
 // states it reaches without ambiguity, see compiled_grammar.cc) run over the
-// whole trie: which tokens stay inside it, and at which trie nodes tokens leave
-// it. Many grammar nodes (every JSON string body, say) have the same region, so
-// the walk, the expensive part of a token mask, is done once per region.
+// whole trie: which tokens stay inside it, and at which trie nodes tokens
+// leave it. Many grammar nodes (every JSON string body of every grammar, say)
+// have the same region, so the walk, the expensive part of a token mask, is
+// done once per region.
 //
 // Threading: immutable after create(), except the region cache, which is
 // internally locked; any number of threads may use one vocabulary.
@@ -31,6 +32,32 @@
 #include "grammar/token_set.h"
 
 namespace kr::grammar {
+
+// A trie over byte strings in depth-first order; node 0 is the root.
+class TokenTrie {
+ public:
+  struct Node {
+    uint32_t end;    // first node after this node's subtree
+    int32_t token;   // a token ending here, -1 if none (more: tokens_begin/end)
+    uint16_t depth;  // bytes from the root
+    uint8_t byte;    // the byte leading here
+    uint8_t more;    // more than one token ends here
+  };
+  // `ids` sorted by their bytes in `tokens`.
+  void build(const std::vector<std::string>& tokens, const std::vector<int32_t>& ids);
+  uint32_t size() const { return static_cast<uint32_t>(nodes_.size()); }
+  const Node* nodes() const { return nodes_.data(); }
+  const Node& node(uint32_t n) const { return nodes_[n]; }
+  const int32_t* tokens_begin(uint32_t n) const { return tokens_.data() + tok_begin_[n]; }
+  const int32_t* tokens_end(uint32_t n) const { return tokens_.data() + tok_begin_[n + 1]; }
+  uint32_t max_depth() const { return max_depth_; }
+
+ private:
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> tok_begin_;
+  std::vector<int32_t> tokens_;
+  uint32_t max_depth_ = 0;
+};
 
 // A deterministic automaton over local byte classes. table[q * num_classes + c]
 // is the next local state, kExit (the byte leaves the region: the caller
@@ -72,16 +99,10 @@ class TokenVocabulary {
   int32_t find_special(std::string_view text) const;
   // Identity of the vocabulary for cache keys.
   uint64_t fingerprint() const { return fingerprint_; }
-
-  // ---- the trie: node 0 is the root (no byte) ----
-  uint32_t trie_size() const { return static_cast<uint32_t>(trie_byte_.size()); }
-  uint8_t trie_byte(uint32_t n) const { return trie_byte_[n]; }
-  uint32_t trie_depth(uint32_t n) const { return trie_depth_[n]; }
-  uint32_t trie_end(uint32_t n) const { return trie_end_[n]; }
-  // Token ids ending at node n.
-  const int32_t* trie_tokens_begin(uint32_t n) const { return trie_tokens_.data() + trie_tok_begin_[n]; }
-  const int32_t* trie_tokens_end(uint32_t n) const { return trie_tokens_.data() + trie_tok_begin_[n + 1]; }
   uint32_t max_token_length() const { return max_len_; }
+
+  // The tokens matched as bytes (not EOS, special or empty).
+  const TokenTrie& trie() const { return trie_; }
 
   // The region walk for `key`, computed on first use and cached.
   std::shared_ptr<const RegionWalk> region_walk(const RegionKey& key) const;
@@ -103,12 +124,7 @@ class TokenVocabulary {
   std::vector<int32_t> eos_ids_;
   std::vector<int32_t> special_ids_;
   uint64_t fingerprint_ = 0;
-
-  std::vector<uint8_t> trie_byte_;
-  std::vector<uint16_t> trie_depth_;
-  std::vector<uint32_t> trie_end_;
-  std::vector<uint32_t> trie_tok_begin_;
-  std::vector<int32_t> trie_tokens_;
+  TokenTrie trie_;
   uint32_t max_len_ = 0;
 
   static constexpr size_t kMaxCacheBytes = size_t{64} << 20;
