@@ -266,8 +266,10 @@ class RegexParser {
     }
     if (c == '[') return parse_class();
     if (c == '.') {
+      // Any code point but the line terminators of ECMA-262 (\n \r U+2028
+      // U+2029): valid under both ECMA's and Python's meaning of `.`.
       ++pos_;
-      return char_expr({{0, '\n' - 1}, {'\n' + 1, kMaxCodepoint}});
+      return char_expr({{0, '\n' - 1}, {'\n' + 1, '\r' - 1}, {'\r' + 1, 0x2027}, {0x202A, kMaxCodepoint}});
     }
     if (c == '*' || c == '+' || c == '?') return error("nothing to repeat");
     if (c == '{') {
@@ -393,16 +395,19 @@ class RegexParser {
       ++pos_;
     }
     if (peek() == '[' && peek(1) == ':') return unsupported("a POSIX character class");
+    if (peek() == ']') {
+      // "[]a]" is an empty class then "a]" in ECMA-262 but the class {']', 'a'}
+      // in Python: refuse rather than guess.
+      return unsupported("a ']' first in a class (ambiguous between regex dialects; write \\])");
+    }
     std::vector<CodepointRange> ranges;
     bool shorthand = false;
-    bool first = true;
     for (;;) {
       if (at_end()) return error("unterminated character class");
-      if (peek() == ']' && !first) {
+      if (peek() == ']') {
         ++pos_;
         break;
       }
-      first = false;
       uint32_t lo;
       std::vector<CodepointRange> item;
       if (peek() == '\\') {

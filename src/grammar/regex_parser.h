@@ -3,7 +3,8 @@
 //
 // Supported: literals and escapes (\n \t \r \f \v \0 \xHH \uHHHH \u{H..}
 // \UHHHHHHHH, escaped punctuation), classes [...] [^...] with ranges, \d \w \s
-// and their negations, `.` (any code point but \n), groups ( ) (?: )
+// and their negations, `.` (any code point but the line terminators \n \r
+// U+2028 U+2029), groups ( ) (?: )
 // (?P<name> ) (?<name> ), alternation, quantifiers * + ? {m} {m,} {m,n} {,n}
 // (lazy forms allowed: same language), anchors ^ \A at the start and $ \Z \z
 // at the end of the pattern or of a top-level alternative.
