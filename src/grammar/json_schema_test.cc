@@ -159,7 +159,9 @@ TEST(NumberRanges, IntegersExhaustive) {
       bool in = (!has_lo || (lo_ex ? x > lo : x >= lo)) && (!has_hi || (hi_ex ? x < hi : x <= hi));
       ASSERT_EQ(accepts(g, std::to_string(x)), in) << s << " x=" << x;
     }
-    if (has_lo || has_hi) EXPECT_FALSE(accepts(g, "-0"));  // ranges never write -0 (plain integers may)
+    if (has_lo || has_hi) {
+      EXPECT_FALSE(accepts(g, "-0"));  // ranges never write -0 (plain integers may)
+    }
     EXPECT_FALSE(accepts(g, "01"));
   }
 }
