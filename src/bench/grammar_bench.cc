@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     for (const Json& entry : corpus) {
       const std::string schema = entry["schema"].dump();
       const double c0 = thread_cpu_ms();
-      auto pda = build_spec_pda({GrammarKind::kJsonSchema, schema, {}});
+      auto pda = build_spec_pda(GrammarSpec::json_schema(schema));
       if (!pda.ok()) {
         std::fprintf(stderr, "kr-grammar-bench: %s: %s\n", entry["name"].get<std::string>().c_str(),
                      pda.status().message().c_str());

@@ -18,7 +18,18 @@ class GbnfParser {
  public:
   GbnfParser(std::string_view text, const GbnfLimits& limits) : s_(text), limits_(limits) {}
 
-  StatusOr<Grammar> parse() {
+  StatusOr<Grammar> parse(std::vector<GbnfExternalRule>* externals) {
+    std::vector<uint8_t> external_rule;
+    if (externals) {
+      for (GbnfExternalRule& e : *externals) {
+        for (char c : e.name) {
+          if (!is_name_char(c)) return InvalidArgument("bad external rule name '" + e.name + "'");
+        }
+        if (ids_.count(e.name)) return InvalidArgument("external rule '" + e.name + "' given twice");
+        e.rule = rule_id(e.name);
+        defined_[e.rule] = 2;  // defined elsewhere
+      }
+    }
     if (s_.size() > limits_.max_bytes) {
       return InvalidArgument("GBNF grammar is too large (" + std::to_string(s_.size()) + " bytes, limit " +
                              std::to_string(limits_.max_bytes) + ")");
@@ -29,14 +40,15 @@ class GbnfParser {
       KR_RETURN_IF_ERROR(parse_rule());
       skip_space(true);
     }
-    int32_t root = g_.find_rule("root");
-    if (root < 0 || !defined_[static_cast<uint32_t>(root)]) return InvalidArgument("GBNF grammar has no 'root' rule");
+    auto root_it = ids_.find("root");
+    if (root_it == ids_.end() || !defined_[root_it->second]) return InvalidArgument("GBNF grammar has no 'root' rule");
+    const uint32_t root = root_it->second;
     for (size_t r = 0; r < g_.rules().size(); ++r) {
-      if (g_.rules()[r].body == kNoExpr) {
+      if (g_.rules()[r].body == kNoExpr && defined_[r] != 2) {
         return InvalidArgument("GBNF grammar uses undefined rule '" + g_.rules()[r].name + "'");
       }
     }
-    g_.set_root(static_cast<uint32_t>(root));
+    g_.set_root(root);
     return std::move(g_);
   }
 
@@ -90,6 +102,7 @@ class GbnfParser {
     pos_ += 3;
     skip_space(true);
     uint32_t id = rule_id(name);
+    if (defined_[id] == 2) return error("rule '" + name + "' is defined outside the grammar text");
     if (defined_[id]) return error("rule '" + name + "' is defined twice");
     defined_[id] = 1;
     auto body = parse_alternates(false, 0);
@@ -330,9 +343,9 @@ class GbnfParser {
 
 }  // namespace
 
-StatusOr<Grammar> parse_gbnf(std::string_view text, const GbnfLimits& limits) {
+StatusOr<Grammar> parse_gbnf(std::string_view text, const GbnfLimits& limits, std::vector<GbnfExternalRule>* externals) {
   GbnfParser p(text, limits);
-  return p.parse();
+  return p.parse(externals);
 }
 
 }  // namespace kr::grammar

@@ -14,7 +14,9 @@
 // Pure function; any thread.
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "grammar/grammar_ir.h"
@@ -27,6 +29,14 @@ struct GbnfLimits {
   uint32_t max_repeat = 10000;    // bound of {m,n}
 };
 
-StatusOr<Grammar> parse_gbnf(std::string_view text, const GbnfLimits& limits = {});
+// Rules defined outside the text (by a JSON Schema, say): the text may use
+// these names; parse_gbnf creates the rules (no body) and fills `rule`.
+struct GbnfExternalRule {
+  std::string name;
+  uint32_t rule = 0;
+};
+
+StatusOr<Grammar> parse_gbnf(std::string_view text, const GbnfLimits& limits = {},
+                             std::vector<GbnfExternalRule>* externals = nullptr);
 
 }  // namespace kr::grammar

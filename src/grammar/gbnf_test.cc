@@ -36,7 +36,7 @@ std::shared_ptr<const TokenVocabulary> llama3() {
 
 std::shared_ptr<const CompiledGrammar> compile_gbnf(const std::string& text) {
   GrammarCompiler c(llama3());
-  auto g = c.compile({GrammarKind::kGbnf, text, {}});
+  auto g = c.compile(GrammarSpec::gbnf(text));
   EXPECT_TRUE(g.ok()) << g.status().to_string();
   return g.ok() ? *g : nullptr;
 }
@@ -201,7 +201,7 @@ TEST(Gbnf, TokenTerminals) {
   ASSERT_TRUE(v.ok());
   GrammarCompiler c(*v);
   for (const char* text : {"root ::= <|python_tag|> \"x\"\n", "root ::= <[256]> \"x\"\n"}) {
-    auto g = c.compile({GrammarKind::kGbnf, text, {}});
+    auto g = c.compile(GrammarSpec::gbnf(text));
     ASSERT_TRUE(g.ok()) << g.status().to_string();
     GrammarMatcher m(*g);
     std::vector<uint32_t> bits((*v)->mask_words());
@@ -213,7 +213,7 @@ TEST(Gbnf, TokenTerminals) {
     EXPECT_TRUE(m.accept_token(257));
     EXPECT_TRUE(m.is_finished());
   }
-  auto missing = c.compile({GrammarKind::kGbnf, "root ::= <|nope|>\n", {}});
+  auto missing = c.compile(GrammarSpec::gbnf("root ::= <|nope|>\n"));
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("<|nope|>"), std::string::npos);
 }

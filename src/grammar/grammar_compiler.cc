@@ -17,7 +17,18 @@ StatusOr<Grammar> build_grammar(const GrammarSpec& spec, const CompileOptions& o
   switch (spec.kind) {
     case GrammarKind::kJsonSchema: return compile_json_schema(spec.source, options.json);
     case GrammarKind::kJsonObject: return json_object_grammar(options.json);
-    case GrammarKind::kGbnf: return parse_gbnf(spec.source, options.gbnf);
+    case GrammarKind::kGbnf: {
+      if (spec.json_schema_rules.empty()) return parse_gbnf(spec.source, options.gbnf);
+      std::vector<GbnfExternalRule> externals;
+      for (const auto& [name, schema] : spec.json_schema_rules) externals.push_back({name, 0});
+      auto g = parse_gbnf(spec.source, options.gbnf, &externals);
+      if (!g.ok()) return g.status();
+      for (size_t i = 0; i < externals.size(); ++i) {
+        Status st = compile_json_schema_into(*g, externals[i].rule, spec.json_schema_rules[i].second, options.json);
+        if (!st.ok()) return InvalidArgument("JSON schema of rule '" + externals[i].name + "': " + st.message());
+      }
+      return g;
+    }
     case GrammarKind::kRegex: {
       Grammar g;
       uint32_t root = g.add_rule("root");
@@ -70,11 +81,16 @@ uint64_t GrammarCompiler::hash_spec(const GrammarSpec& spec) {
   };
   mix(spec.source);
   for (const auto& c : spec.choices) mix(c);
+  for (const auto& [name, schema] : spec.json_schema_rules) {
+    mix(name);
+    mix(schema);
+  }
   return h ^ (h >> 29);
 }
 
 bool GrammarCompiler::same_spec(const Entry& e, const GrammarSpec& spec) {
-  return e.kind == spec.kind && e.source == spec.source && e.choices == spec.choices;
+  return e.kind == spec.kind && e.source == spec.source && e.choices == spec.choices &&
+         e.json_schema_rules == spec.json_schema_rules;
 }
 
 StatusOr<std::shared_ptr<const CompiledGrammar>> GrammarCompiler::compile(const GrammarSpec& spec) {
@@ -113,7 +129,7 @@ StatusOr<std::shared_ptr<const CompiledGrammar>> GrammarCompiler::compile(const 
     }
   }
   lru_.push_front(h);
-  cache_.emplace(h, Entry{spec.kind, spec.source, spec.choices, status, grammar, lru_.begin()});
+  cache_.emplace(h, Entry{spec.kind, spec.source, spec.choices, spec.json_schema_rules, status, grammar, lru_.begin()});
   while (cache_.size() > capacity_ && !lru_.empty()) {
     uint64_t victim = lru_.back();
     auto vr = cache_.equal_range(victim);

@@ -6,7 +6,7 @@
 // Usage (the server validates and compiles on its request thread, the engine
 // creates one matcher per sequence):
 //   GrammarCompiler compiler(vocab);
-//   auto g = compiler.compile({GrammarKind::kJsonSchema, schema_text});
+//   auto g = compiler.compile(GrammarSpec::json_schema(schema_text));
 //   if (!g.ok()) -> 400 with g.status().message()
 //   GrammarMatcher m(*g);  m.fill_mask(bits); m.accept_token(id); ...
 //
@@ -46,6 +46,31 @@ struct GrammarSpec {
   GrammarKind kind = GrammarKind::kJsonObject;
   std::string source;
   std::vector<std::string> choices;
+  // kGbnf only: rules the GBNF text uses that are defined by JSON Schemas
+  // (name, schema JSON text); e.g. a tool call wrapped in literal tags.
+  std::vector<std::pair<std::string, std::string>> json_schema_rules;
+
+  static GrammarSpec json_schema(std::string schema) { return make(GrammarKind::kJsonSchema, std::move(schema)); }
+  static GrammarSpec json_object() { return make(GrammarKind::kJsonObject, ""); }
+  static GrammarSpec regex(std::string pattern) { return make(GrammarKind::kRegex, std::move(pattern)); }
+  static GrammarSpec gbnf(std::string text, std::vector<std::pair<std::string, std::string>> schema_rules = {}) {
+    GrammarSpec s = make(GrammarKind::kGbnf, std::move(text));
+    s.json_schema_rules = std::move(schema_rules);
+    return s;
+  }
+  static GrammarSpec choices_of(std::vector<std::string> list) {
+    GrammarSpec s = make(GrammarKind::kChoices, "");
+    s.choices = std::move(list);
+    return s;
+  }
+
+ private:
+  static GrammarSpec make(GrammarKind kind, std::string source) {
+    GrammarSpec s;
+    s.kind = kind;
+    s.source = std::move(source);
+    return s;
+  }
 };
 
 struct CompileOptions {
@@ -83,6 +108,7 @@ class GrammarCompiler {
     GrammarKind kind;
     std::string source;
     std::vector<std::string> choices;
+    std::vector<std::pair<std::string, std::string>> json_schema_rules;
     Status status;
     std::shared_ptr<const CompiledGrammar> grammar;
     std::list<uint64_t>::iterator lru;

@@ -100,7 +100,7 @@ class JsonPieces {
   // Rule "json-value": any JSON value.
   ExprId any_value() {
     if (value_rule_ < 0) {
-      value_rule_ = static_cast<int32_t>(g_.add_rule("json-value"));
+      value_rule_ = static_cast<int32_t>(g_.add_rule("json--value"));
       ExprId self = g_.rule_ref(static_cast<uint32_t>(value_rule_));
       g_.set_rule_body(static_cast<uint32_t>(value_rule_),
                        g_.alt({object_of(string(), self), array_of(self, 0, kUnbounded), string(), number(),
@@ -349,14 +349,14 @@ class SchemaCompiler {
     if (rule != rules_.end()) return g_.rule_ref(rule->second);
     if (in_progress_.count(ref)) {
       // Recursion: the target becomes a rule; its body is set when done.
-      uint32_t r = g_.add_rule("ref-" + std::to_string(rules_.size()));
+      uint32_t r = g_.add_rule("json--ref-" + std::to_string(g_.rules().size()));
       rules_.emplace(ref, r);
       return g_.rule_ref(r);
     }
     auto memo = memo_.find(ref);
     if (memo != memo_.end()) {
       if (size_of(memo->second) > kInlineLimit) {
-        uint32_t r = g_.add_rule("ref-" + std::to_string(rules_.size()));
+        uint32_t r = g_.add_rule("json--ref-" + std::to_string(g_.rules().size()));
         g_.set_rule_body(r, memo->second);
         rules_.emplace(ref, r);
         return g_.rule_ref(r);
@@ -1009,7 +1009,7 @@ class SchemaCompiler {
     const Expr& x = g_.expr(e);
     if (x.kind == ExprKind::kRuleRef || x.kind == ExprKind::kNothing) return e;
     if (size_of(e) * copies <= kCopyBudget) return e;
-    uint32_t r = g_.add_rule("part-" + std::to_string(g_.rules().size()));
+    uint32_t r = g_.add_rule("json--part-" + std::to_string(g_.rules().size()));
     g_.set_rule_body(r, e);
     return g_.rule_ref(r);
   }
@@ -1076,7 +1076,8 @@ size_t json_depth(std::string_view text) {
 
 }  // namespace
 
-StatusOr<Grammar> compile_json_schema(std::string_view schema_json, const JsonSchemaOptions& options) {
+Status compile_json_schema_into(Grammar& g, uint32_t rule, std::string_view schema_json,
+                                const JsonSchemaOptions& options) {
   if (schema_json.size() > options.max_schema_bytes) {
     return InvalidArgument("JSON schema is too large (" + std::to_string(schema_json.size()) + " bytes, limit " +
                            std::to_string(options.max_schema_bytes) + ")");
@@ -1086,14 +1087,19 @@ StatusOr<Grammar> compile_json_schema(std::string_view schema_json, const JsonSc
   }
   Json schema = Json::parse(schema_json.begin(), schema_json.end(), nullptr, false);
   if (schema.is_discarded()) return InvalidArgument("JSON schema is not valid JSON");
-  Grammar g;
-  uint32_t root = g.add_rule("root");
-  g.set_root(root);
   SchemaCompiler c(schema, g, options);
   auto e = c.compile_root();
   if (!e.ok()) return e.status();
   if (g.expr(*e).kind == ExprKind::kNothing) return InvalidArgument("the JSON schema accepts no value");
-  g.set_rule_body(root, *e);
+  g.set_rule_body(rule, *e);
+  return Status::Ok();
+}
+
+StatusOr<Grammar> compile_json_schema(std::string_view schema_json, const JsonSchemaOptions& options) {
+  Grammar g;
+  uint32_t root = g.add_rule("root");
+  g.set_root(root);
+  KR_RETURN_IF_ERROR(compile_json_schema_into(g, root, schema_json, options));
   return g;
 }
 

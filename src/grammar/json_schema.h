@@ -45,6 +45,11 @@ struct JsonSchemaOptions {
 };
 
 StatusOr<Grammar> compile_json_schema(std::string_view schema_json, const JsonSchemaOptions& options = {});
+// The same into an existing grammar: sets the body of `rule`; the helper rules
+// it adds are named "json--..." (front ends resolve names with their own maps,
+// never through Grammar::find_rule, so these never clash).
+Status compile_json_schema_into(Grammar& g, uint32_t rule, std::string_view schema_json,
+                                const JsonSchemaOptions& options = {});
 // Any JSON object (response_format {"type": "json_object"}).
 Grammar json_object_grammar(const JsonSchemaOptions& options = {});
 // Any JSON value.

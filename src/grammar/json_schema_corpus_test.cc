@@ -132,7 +132,7 @@ TEST(JsonSchemaCorpus, CompileAcceptRejectRandomWalkValidate) {
     const Json& entry = corpus[i];
     const std::string name = entry["name"].get<std::string>();
     SCOPED_TRACE(name);
-    auto g = compiler.compile({GrammarKind::kJsonSchema, entry["schema"].dump(), {}});
+    auto g = compiler.compile(GrammarSpec::json_schema(entry["schema"].dump()));
     ASSERT_TRUE(g.ok()) << name << ": " << g.status().message();
     for (const Json& v : entry["valid"]) {
       EXPECT_TRUE(matcher_accepts(*g, v.dump())) << name << " should accept " << v.dump();

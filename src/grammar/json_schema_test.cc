@@ -25,7 +25,7 @@ std::shared_ptr<const TokenVocabulary> byte_vocab() {
 
 std::shared_ptr<const CompiledGrammar> schema(const std::string& s) {
   GrammarCompiler c(byte_vocab());
-  auto g = c.compile({GrammarKind::kJsonSchema, s, {}});
+  auto g = c.compile(GrammarSpec::json_schema(s));
   EXPECT_TRUE(g.ok()) << s << ": " << g.status().to_string();
   return g.ok() ? *g : nullptr;
 }
@@ -66,7 +66,7 @@ TEST(JsonSchema, ErrorsNameTheProblem) {
   };
   GrammarCompiler c(byte_vocab());
   for (const Bad& b : cases) {
-    auto g = c.compile({GrammarKind::kJsonSchema, b.schema, {}});
+    auto g = c.compile(GrammarSpec::json_schema(b.schema));
     ASSERT_FALSE(g.ok()) << b.schema;
     EXPECT_EQ(g.status().code(), StatusCode::kInvalidArgument) << b.schema;
     EXPECT_NE(g.status().message().find(b.message), std::string::npos) << b.schema << " -> " << g.status().message();
@@ -178,7 +178,7 @@ TEST(NumberRanges, DecimalsExhaustive) {
     if (has_hi) s += std::string(",\"") + (hi_ex ? "exclusiveMaximum" : "maximum") + "\":" + hi;
     s += "}";
     GrammarCompiler c(byte_vocab());
-    auto g = c.compile({GrammarKind::kJsonSchema, s, {}});
+    auto g = c.compile(GrammarSpec::json_schema(s));
     const Decimal dlo = *Decimal::parse(lo), dhi = *Decimal::parse(hi);
     bool empty = has_lo && has_hi && (compare(dlo, dhi) > 0 || (compare(dlo, dhi) == 0 && (lo_ex || hi_ex)));
     if (empty) {
@@ -214,7 +214,7 @@ TEST(NumberRanges, DecimalsExhaustive) {
 
 TEST(JsonSchema, FreeJson) {
   GrammarCompiler c(byte_vocab());
-  auto g = *c.compile({GrammarKind::kJsonObject, "", {}});
+  auto g = *c.compile(GrammarSpec::json_object());
   EXPECT_TRUE(accepts(g, R"({"a":[1,-2.5e3,"x",true,false,null,{"b":{}}],"c":[]})"));
   EXPECT_FALSE(accepts(g, "[1]"));
   EXPECT_FALSE(accepts(g, R"({"a":1,})"));

@@ -48,7 +48,7 @@ bool full_match(const std::shared_ptr<const CompiledGrammar>& g, std::string_vie
   return m.accept_bytes(text) && m.can_terminate();
 }
 
-GrammarSpec gbnf(std::string s) { return {GrammarKind::kGbnf, std::move(s), {}}; }
+GrammarSpec gbnf(std::string s) { return GrammarSpec::gbnf(std::move(s)); }
 
 TEST(GrammarMatcher, GbnfAcceptsAndRejects) {
   auto g = compile(gbnf("root ::= \"a\" [b-d]+ (\"x\" | \"yz\")?\n"), small_vocab());
@@ -147,12 +147,11 @@ TEST(GrammarMatcher, MaskEqualsBruteForceOnLlama3Vocab) {
     std::vector<std::string> prefixes;
   };
   std::vector<Case> cases = {
-      {{GrammarKind::kJsonObject, "", {}}, {"", "{", "{\"a", "{\"a\":", "{\"a\": [1, {\"b\"", "{\"a\": \"x\\", "{\"k\": 12"}},
+      {GrammarSpec::json_object(), {"", "{", "{\"a", "{\"a\":", "{\"a\": [1, {\"b\"", "{\"a\": \"x\\", "{\"k\": 12"}},
       {gbnf("root ::= (\"yes\" | \"no\") \" \" [a-z]+ \".\"\n"), {"", "y", "no ", "no ab"}},
-      {{GrammarKind::kRegex, "[0-9]{3}-[A-Z]{2,4}(x|yz)?", {}}, {"", "12", "123-", "123-AB", "123-ABCD"}},
-      {{GrammarKind::kJsonSchema,
-        R"({"type":"object","properties":{"name":{"type":"string","maxLength":5},"tags":{"type":"array","items":{"enum":["a","bc"]}}},"required":["name"]})",
-        {}},
+      {GrammarSpec::regex("[0-9]{3}-[A-Z]{2,4}(x|yz)?"), {"", "12", "123-", "123-AB", "123-ABCD"}},
+      {GrammarSpec::json_schema(
+        R"({"type":"object","properties":{"name":{"type":"string","maxLength":5},"tags":{"type":"array","items":{"enum":["a","bc"]}}},"required":["name"]})"),
        {"", "{\"name\": \"ab", "{\"name\": \"abcde", "{\"name\": \"x\", \"tags\": [\"a\""}},
   };
   for (auto& c : cases) {
@@ -170,7 +169,7 @@ TEST(GrammarMatcher, MaskEqualsBruteForceOnLlama3Vocab) {
 TEST(GrammarMatcher, RandomWalkMasksStayConsistent) {
   // Random walks on the real vocabulary; at a few steps, compare with brute force.
   auto v = llama3_vocab();
-  auto g = compile({GrammarKind::kJsonObject, "", {}}, v);
+  auto g = compile(GrammarSpec::json_object(), v);
   std::mt19937 rng(7);
   std::vector<uint32_t> bits(v->mask_words());
   for (int walk = 0; walk < 3; ++walk) {

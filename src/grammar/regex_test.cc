@@ -63,7 +63,7 @@ TEST(Regex, AgreesWithStdRegexOnRandomStrings) {
   for (const char* p : patterns) {
     SCOPED_TRACE(p);
     std::regex re(p, std::regex::ECMAScript);
-    auto g = c.compile({GrammarKind::kRegex, p, {}});
+    auto g = c.compile(GrammarSpec::regex(p));
     ASSERT_TRUE(g.ok()) << g.status().to_string();
     for (int i = 0; i < 3000; ++i) {
       std::string s;
@@ -82,7 +82,7 @@ TEST(Regex, RandomWalksMatch) {
   for (const char* p : {"[A-Z][a-z]{1,12} (is|was) [0-9]{1,4} (years|days) old\\.", "(\\+|-)?\\d+(\\.\\d+)?",
                         "[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,4}", "(yes|no|maybe)"}) {
     SCOPED_TRACE(p);
-    auto g = c.compile({GrammarKind::kRegex, p, {}});
+    auto g = c.compile(GrammarSpec::regex(p));
     ASSERT_TRUE(g.ok());
     std::regex re(p);
     for (int i = 0; i < 5; ++i) {
@@ -156,11 +156,11 @@ TEST(Regex, UnsupportedConstructsAreNamed) {
 
 TEST(Choices, ExactlyOneOfThem) {
   GrammarCompiler c(byte_vocab());
-  auto g = c.compile({GrammarKind::kChoices, "", {"yes", "no", "not sure", "n"}});
+  auto g = c.compile(GrammarSpec::choices_of({"yes", "no", "not sure", "n"}));
   ASSERT_TRUE(g.ok());
   for (const char* s : {"yes", "no", "not sure", "n"}) EXPECT_TRUE(full_match(*g, s)) << s;
   for (const char* s : {"", "ye", "yes ", "nope", "not"}) EXPECT_FALSE(full_match(*g, s)) << s;
-  EXPECT_FALSE(c.compile({GrammarKind::kChoices, "", {}}).ok());
+  EXPECT_FALSE(c.compile(GrammarSpec::choices_of({})).ok());
 }
 
 }  // namespace
