@@ -23,6 +23,8 @@ constexpr int kNarrowBytes = 6;
 // (positions in a length-bounded string) while all but the longest-token
 // bucket see the whole region.
 constexpr uint32_t kMaxRegionDepth = 32;
+// Parse stacks followed at once while walking tokens that leave a region.
+constexpr size_t kMaxLocalStacks = 256;
 }  // namespace
 
 StatusOr<std::shared_ptr<const CompiledGrammar>> CompiledGrammar::create(std::shared_ptr<const Pda> pda,
@@ -204,6 +206,15 @@ NodeMask CompiledGrammar::compute(uint32_t n, StackContext& ctx) const {
         for (uint32_t k = begin[d - 1]; k < begin[d]; ++k) ctx.step_byte(flat[k], tn.byte, next, false);
       }
       if (next.empty()) {
+        i = tn.end;
+        continue;
+      }
+      if (next.size() > kMaxLocalStacks) {
+        // Too ambiguous to follow here: leave the whole subtree to the
+        // run-time check against the real stacks (always correct).
+        for (uint32_t j = i; j < tn.end; ++j) {
+          for (const int32_t* t = trie.tokens_begin(j); t != trie.tokens_end(j); ++t) mask.uncertain.push_back(*t);
+        }
         i = tn.end;
         continue;
       }

@@ -18,7 +18,7 @@ void GrammarMatcher::reset() {
   stacks_.assign(1, Handle{grammar_->pda().root_start, kBottom});
   finished_ = false;
   history_.clear();
-  error_.clear();
+  too_ambiguous_ = false;
   cache_valid_ = false;
 }
 
@@ -38,7 +38,7 @@ bool GrammarMatcher::advance_bytes(std::string_view bytes, std::vector<Handle>& 
     for (const Handle& h : out) ctx_.step_byte(h, static_cast<uint8_t>(c), next, true);
     if (next.empty()) return false;
     if (next.size() > static_cast<size_t>(options_.max_stacks)) {
-      error_ = "grammar is too ambiguous: more than " + std::to_string(options_.max_stacks) + " parse stacks";
+      too_ambiguous_ = true;  // this token is not allowed
       return false;
     }
     out.swap(next);
@@ -47,7 +47,7 @@ bool GrammarMatcher::advance_bytes(std::string_view bytes, std::vector<Handle>& 
 }
 
 bool GrammarMatcher::accept_bytes(std::string_view bytes) {
-  if (finished_ || !error_.empty()) return false;
+  if (finished_) return false;
   const size_t arena = ctx_.main().size();
   std::vector<Handle> out;
   if (!advance_bytes(bytes, out)) {
@@ -62,7 +62,7 @@ bool GrammarMatcher::accept_bytes(std::string_view bytes) {
 
 bool GrammarMatcher::accept_token(int32_t id) {
   const TokenVocabulary& vocab = grammar_->vocab();
-  if (finished_ || !error_.empty() || id < 0 || static_cast<size_t>(id) >= vocab.size()) return false;
+  if (finished_ || id < 0 || static_cast<size_t>(id) >= vocab.size()) return false;
   const size_t arena = ctx_.main().size();
   if (vocab.is_eos(id) && grammar_->terminal_of(id) < 0) {
     if (!can_terminate()) return false;
@@ -75,6 +75,11 @@ bool GrammarMatcher::accept_token(int32_t id) {
   const int32_t terminal = grammar_->terminal_of(id);
   if (terminal >= 0) {
     for (const Handle& h : stacks_) ctx_.step_token(h, static_cast<uint32_t>(terminal), out, true);
+    if (out.size() > static_cast<size_t>(options_.max_stacks)) {
+      too_ambiguous_ = true;
+      ctx_.main().resize(arena);
+      return false;
+    }
   }
   if (!vocab.is_special(id) && !vocab.is_eos(id) && !vocab.token(id).empty()) {
     std::vector<Handle> by_bytes;
@@ -101,10 +106,7 @@ bool GrammarMatcher::rollback(int k) {
     ctx_.main().resize(s.arena_size);
     history_.pop_back();
   }
-  if (k > 0) {
-    cache_valid_ = false;
-    error_.clear();
-  }
+  if (k > 0) cache_valid_ = false;
   return true;
 }
 
@@ -134,7 +136,8 @@ size_t GrammarMatcher::check_uncertain(Handle h, const NodeMask& nm, uint32_t* b
       for (uint32_t i = level_begin_[pos]; i < level_begin_[pos + 1]; ++i) {
         ctx_.step_byte(levels_[i], b, step_out_, false);
       }
-      if (step_out_.empty()) {
+      if (step_out_.empty() || step_out_.size() > static_cast<size_t>(options_.max_stacks)) {
+        too_ambiguous_ |= !step_out_.empty();  // as accept_token would: not allowed
         failed = true;
         break;
       }
@@ -159,14 +162,12 @@ size_t GrammarMatcher::fill_mask(uint32_t* bits) {
     std::memcpy(bits, cached_mask_.data(), words * sizeof(uint32_t));
     return cached_count_;
   }
-  if (finished_ || !error_.empty()) {
+  if (finished_) {
     std::memset(bits, 0, words * sizeof(uint32_t));
     size_t count = 0;
-    if (finished_) {
-      for (int32_t id : vocab.eos_ids()) {
-        bits[id >> 5] |= 1u << (id & 31);
-        ++count;
-      }
+    for (int32_t id : vocab.eos_ids()) {
+      bits[id >> 5] |= 1u << (id & 31);
+      ++count;
     }
     return count;
   }

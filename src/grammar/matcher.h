@@ -3,8 +3,11 @@
 // set, samples, then accept_token() with the chosen id.
 //
 //   fill_mask(bits)     bit i of bits[i / 32] (LSB first) is 1 iff token i may
-//                       come next; vocab.mask_words() words are written.
-//                       EOS tokens are allowed only where the grammar can end.
+//                       come next; vocab.mask_words() words are written; returns
+//                       how many. EOS tokens are allowed only where the grammar
+//                       can end; after EOS only EOS is allowed. 0 means the
+//                       sequence cannot go on (error() may say why): end it
+//                       with an error.
 //   accept_token(id)    advances; false (and no change) if id is not allowed.
 //   can_terminate()     the output so far is a complete match.
 //   is_finished()       an EOS token was accepted.
@@ -46,8 +49,17 @@ class GrammarMatcher {
   bool is_finished() const { return finished_; }
   bool rollback(int k);
   void reset();
-  // Non-empty after the grammar proved too ambiguous to follow.
-  const std::string& error() const { return error_; }
+  // Why tokens were refused beyond the grammar itself: "" or a note that some
+  // continuation needed more than max_stacks parse stacks (a grammar too
+  // ambiguous to follow there). Such tokens are refused; the mask leaves them
+  // out when they leave their rule, but may still offer ones that stay inside
+  // it (accept_token then refuses them). Grammars with at most max_stacks
+  // parses at a time are unaffected.
+  std::string error() const {
+    return too_ambiguous_ ? "grammar is too ambiguous: a continuation needs more than " +
+                                std::to_string(options_.max_stacks) + " parse stacks"
+                          : "";
+  }
 
   const CompiledGrammar& grammar() const { return *grammar_; }
   size_t num_stacks() const { return stacks_.size(); }
@@ -70,7 +82,7 @@ class GrammarMatcher {
   std::vector<Handle> stacks_;
   bool finished_ = false;
   std::deque<Snapshot> history_;
-  std::string error_;
+  bool too_ambiguous_ = false;
 
   // Last mask, reused while the stacks stay the same (inside a string, say).
   std::vector<Handle> cached_stacks_;

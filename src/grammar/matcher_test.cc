@@ -108,6 +108,39 @@ TEST(GrammarMatcher, RollbackRestoresState) {
   EXPECT_FALSE(m.rollback(5));
 }
 
+TEST(GrammarMatcher, TooAmbiguousFailsTheSequenceClearly) {
+  // After n "a"s there are 2^n parses (each level owes an "x" or a "y").
+  auto g = compile(gbnf("root ::= s\ns ::= p \"x\" | q \"y\" | \"c\"\np ::= \"a\" s\nq ::= \"a\" s\n"),
+                   small_vocab());
+  MatcherOptions o;
+  o.max_stacks = 16;
+  GrammarMatcher m(g, o);
+  bool failed = false;
+  for (int i = 0; i < 40 && !failed; ++i) failed = !m.accept_bytes("a");
+  EXPECT_TRUE(failed);
+  EXPECT_NE(m.error().find("too ambiguous"), std::string::npos);
+  // The sequence can still be completed.
+  EXPECT_TRUE(m.accept_bytes("c"));
+  EXPECT_FALSE(m.can_terminate());
+  // Within the limit the same grammar works.
+  GrammarMatcher ok(g);
+  EXPECT_TRUE(ok.accept_bytes("aaacxyy"));
+  EXPECT_TRUE(ok.can_terminate());
+}
+
+TEST(GrammarMatcher, AfterEosOnlyEos) {
+  auto g = compile(gbnf("root ::= \"ab\"\n"), small_vocab());
+  GrammarMatcher m(g);
+  ASSERT_TRUE(m.accept_bytes("ab"));
+  ASSERT_TRUE(m.accept_token(0));
+  std::vector<uint32_t> bits(small_vocab()->mask_words());
+  EXPECT_EQ(m.fill_mask(bits.data()), 1u);
+  EXPECT_TRUE(bits[0] & 1);
+  ASSERT_TRUE(m.rollback(1));
+  EXPECT_FALSE(m.is_finished());
+  EXPECT_TRUE(m.accept_token(0));
+}
+
 TEST(GrammarMatcher, LeftRecursionIsAnError) {
   GrammarCompiler c(small_vocab());
   auto g = c.compile(gbnf("root ::= expr\nexpr ::= expr \"+\" [0-9] | [0-9]\n"));
