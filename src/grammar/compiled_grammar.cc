@@ -8,9 +8,8 @@ namespace kr::grammar {
 
 namespace {
 // Largest region (local states) walked as one automaton; tokens that run past
-// it leave through an exit and are walked with the full grammar. Large enough
-// for ~64 characters of a length-bounded JSON string (about 10 states each),
-// so that string positions far from their bound share one region walk.
+// it leave through an exit and are walked with the full grammar (a safety
+// bound: the depth limit below usually ends regions first).
 constexpr uint32_t kMaxRegionStates = 768;
 // A region stops at narrow states (at most this many bytes continue: the state
 // after a JSON string's closing quote, say): tokens that continue past one are
@@ -20,8 +19,7 @@ constexpr uint32_t kMaxRegionStates = 768;
 constexpr int kNarrowBytes = 6;
 // Regions stop at this depth (bytes from the node); the few longer tokens
 // continue past it in the direct walk. Keeps keys small for long chains
-// (positions in a length-bounded string) while all but the longest-token
-// bucket see the whole region.
+// (positions in a length-bounded string: ~10 states per character).
 constexpr uint32_t kMaxRegionDepth = 32;
 // Parse stacks followed at once while walking tokens that leave a region.
 constexpr size_t kMaxLocalStacks = 256;
@@ -63,10 +61,11 @@ CompiledGrammar::~CompiledGrammar() {
   for (uint32_t i = 0; i < pda_->num_nodes; ++i) delete masks_[i].load(std::memory_order_acquire);
 }
 
-int32_t CompiledGrammar::terminal_of(int32_t token) const {
+std::vector<uint32_t> CompiledGrammar::terminals_of(int32_t token) const {
+  std::vector<uint32_t> out;
   auto it = std::lower_bound(token_terminal_.begin(), token_terminal_.end(), std::make_pair(token, -1));
-  if (it != token_terminal_.end() && it->first == token) return it->second;
-  return -1;
+  for (; it != token_terminal_.end() && it->first == token; ++it) out.push_back(static_cast<uint32_t>(it->second));
+  return out;
 }
 
 const NodeMask& CompiledGrammar::node_mask(uint32_t n, StackContext& ctx) const {

@@ -57,8 +57,8 @@ class CompiledGrammar {
   const TokenVocabulary& vocab() const { return *vocab_; }
   // Token id of each token terminal of the PDA.
   const std::vector<int32_t>& terminal_tokens() const { return terminal_tokens_; }
-  // Terminal of a token id, or -1.
-  int32_t terminal_of(int32_t token) const;
+  // The token terminals naming this token id (usually none or one).
+  std::vector<uint32_t> terminals_of(int32_t token) const;
 
   // The mask of node n, computed on first use with `ctx` as scratch space
   // (ctx must be a StackContext over this grammar's PDA, used by one thread).

@@ -213,6 +213,14 @@ TEST(Gbnf, TokenTerminals) {
     EXPECT_TRUE(m.accept_token(257));
     EXPECT_TRUE(m.is_finished());
   }
+  // One token named twice (by id and by text) in different places.
+  auto twice = c.compile(GrammarSpec::gbnf("root ::= \"a\" <[256]> | \"b\" <|python_tag|>\n"));
+  ASSERT_TRUE(twice.ok());
+  for (const char* first : {"a", "b"}) {
+    GrammarMatcher m(*twice);
+    ASSERT_TRUE(m.accept_bytes(first));
+    EXPECT_TRUE(m.accept_token(256)) << first;
+  }
   auto missing = c.compile(GrammarSpec::gbnf("root ::= <|nope|>\n"));
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("<|nope|>"), std::string::npos);

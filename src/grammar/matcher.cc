@@ -64,7 +64,8 @@ bool GrammarMatcher::accept_token(int32_t id) {
   const TokenVocabulary& vocab = grammar_->vocab();
   if (finished_ || id < 0 || static_cast<size_t>(id) >= vocab.size()) return false;
   const size_t arena = ctx_.main().size();
-  if (vocab.is_eos(id) && grammar_->terminal_of(id) < 0) {
+  const std::vector<uint32_t> terminals = grammar_->terminals_of(id);
+  if (vocab.is_eos(id) && terminals.empty()) {
     if (!can_terminate()) return false;
     history_.push_back({stacks_, arena, finished_});
     if (history_.size() > static_cast<size_t>(options_.max_rollback_tokens)) history_.pop_front();
@@ -72,9 +73,8 @@ bool GrammarMatcher::accept_token(int32_t id) {
     return true;
   }
   std::vector<Handle> out;
-  const int32_t terminal = grammar_->terminal_of(id);
-  if (terminal >= 0) {
-    for (const Handle& h : stacks_) ctx_.step_token(h, static_cast<uint32_t>(terminal), out, true);
+  for (uint32_t terminal : terminals) {
+    for (const Handle& h : stacks_) ctx_.step_token(h, terminal, out, true);
     if (out.size() > static_cast<size_t>(options_.max_stacks)) {
       too_ambiguous_ = true;
       ctx_.main().resize(arena);

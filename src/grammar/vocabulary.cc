@@ -65,12 +65,6 @@ StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::create(std::ve
   v->special_ids_ = std::move(special_ids);
   v->tokens_ = std::move(token_bytes);
 
-  uint64_t fp = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < n; ++i) {
-    for (unsigned char c : v->tokens_[i]) fp = (fp ^ c) * 0x100000001b3ULL;
-    fp = (fp ^ (0x100u + v->kind_[i])) * 0x100000001b3ULL;
-  }
-  v->fingerprint_ = fp;
 
   // The trie over the tokens matched as bytes.
   std::vector<int32_t> order;

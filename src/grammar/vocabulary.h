@@ -97,8 +97,6 @@ class TokenVocabulary {
   bool is_special(int32_t id) const { return id >= 0 && static_cast<size_t>(id) < size() && kind_[id] == kSpecial; }
   // Token whose bytes are `text` among the special tokens (-1 if none).
   int32_t find_special(std::string_view text) const;
-  // Identity of the vocabulary for cache keys.
-  uint64_t fingerprint() const { return fingerprint_; }
   uint32_t max_token_length() const { return max_len_; }
 
   // The tokens matched as bytes (not EOS, special or empty).
@@ -123,7 +121,6 @@ class TokenVocabulary {
   std::vector<uint8_t> kind_;
   std::vector<int32_t> eos_ids_;
   std::vector<int32_t> special_ids_;
-  uint64_t fingerprint_ = 0;
   TokenTrie trie_;
   uint32_t max_len_ = 0;
 
