@@ -9,6 +9,8 @@
 //    random walks: "cold" is the first walk after a schema is compiled (it
 //    pays for each node's mask on first use), "warm" the later walks on the
 //    same compiled grammar (the server's cache keeps compiled grammars);
+//  - "steady": the same walks replayed once every node mask they need exists
+//    (a schema's second request onwards);
 //  - the cost of each node mask computed on first use (node_mask_first_use_us).
 // Times are CPU time of the measuring thread (CLOCK_THREAD_CPUTIME_ID), so a
 // busy machine's preemption does not count; wall-clock figures are reported
@@ -28,6 +30,7 @@
 
 #include "base/percentile.h"
 #include "grammar/grammar_compiler.h"
+#include "grammar/matcher.h"
 #include "grammar/random_walk_for_test.h"
 #include "grammar/vocab_for_test.h"
 
@@ -46,6 +49,12 @@ Json summary(std::vector<double> v) {
               {"p90", kr::percentile_sorted(v, 0.90)},
               {"p99", kr::percentile_sorted(v, 0.99)},
               {"max", v.empty() ? 0.0 : v.back()}};
+}
+
+double thread_cpu_us() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) * 1e-3;
 }
 
 double thread_cpu_ms() {
@@ -110,7 +119,7 @@ int main(int argc, char** argv) {
     }
     const WalkTokenClasses classes = WalkTokenClasses::for_vocab(**vocab);
     std::mt19937_64 rng(seed);
-    std::vector<double> compile_ms, cold_us, warm_us, walk_tokens, wall_us;
+    std::vector<double> compile_ms, cold_us, warm_us, steady_us, walk_tokens, wall_us;
     std::vector<double> node_mask_us;  // CPU time of each node mask computed on first use
     size_t unfinished = 0, mask_errors = 0;
     Json per_schema = Json::array();
@@ -128,8 +137,10 @@ int main(int argc, char** argv) {
       if (!cg.ok()) return 1;
       compile_ms.push_back(ms);
       std::vector<double> cold;
+      std::vector<std::vector<int32_t>> token_seqs;
       for (int w = 0; w < walks; ++w) {
         WalkResult r = random_walk(*cg, classes, rng);
+        token_seqs.push_back(r.tokens);
         unfinished += !r.finished;
         mask_errors += r.mask_error;
         walk_tokens.push_back(static_cast<double>(r.tokens.size()));
@@ -140,6 +151,16 @@ int main(int argc, char** argv) {
       }
       for (uint32_t n = 0; n < (*pda)->num_nodes; ++n) {
         if (const NodeMask* m = (*cg)->peek_mask(n)) node_mask_us.push_back(m->compute_us);
+      }
+      std::vector<uint32_t> bits((*vocab)->mask_words());
+      for (const auto& seq : token_seqs) {
+        GrammarMatcher m(*cg);
+        for (size_t k = 0; k <= seq.size(); ++k) {
+          const double t0 = thread_cpu_us();
+          m.fill_mask(bits.data());
+          steady_us.push_back(thread_cpu_us() - t0);
+          if (k < seq.size() && !m.accept_token(seq[k])) break;
+        }
       }
       std::sort(cold.begin(), cold.end());
       per_schema.push_back({{"name", entry["name"]}, {"compile_ms", ms}, {"nodes", (*pda)->num_nodes},
@@ -155,6 +176,7 @@ int main(int argc, char** argv) {
               {"mask_us_all", summary(all)},
               {"mask_us_cold", summary(cold_us)},
               {"mask_us_warm", summary(warm_us)},
+              {"mask_us_steady", summary(steady_us)},
               {"mask_us_all_wall", summary(wall_us)},
               {"node_mask_first_use_us", summary(node_mask_us)},
               {"tokens_per_walk", summary(walk_tokens)},
