@@ -79,8 +79,10 @@ TEST(Regex, RandomWalksMatch) {
   GrammarCompiler c(vocab);
   const WalkTokenClasses classes = WalkTokenClasses::for_vocab(*vocab);
   std::mt19937_64 rng(9);
-  for (const char* p : {"[A-Z][a-z]{1,12} (is|was) [0-9]{1,4} (years|days) old\\.", "(\\+|-)?\\d+(\\.\\d+)?",
-                        "[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,4}", "(yes|no|maybe)"}) {
+  // Bounded repetitions: std::regex (the oracle) recurses per character and
+  // overflows the stack on long texts under AddressSanitizer.
+  for (const char* p : {"[A-Z][a-z]{1,12} (is|was) [0-9]{1,4} (years|days) old\\.", "(\\+|-)?\\d{1,12}(\\.\\d{1,6})?",
+                        "[a-z0-9._%+-]{1,16}@[a-z0-9.-]{1,16}\\.[a-z]{2,4}", "(yes|no|maybe)"}) {
     SCOPED_TRACE(p);
     auto g = c.compile(GrammarSpec::regex(p));
     ASSERT_TRUE(g.ok());
