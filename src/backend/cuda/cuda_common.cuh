@@ -37,6 +37,34 @@ __device__ __forceinline__ __nv_bfloat16 norm_apply(float x, float inv, __nv_bfl
   return __float2bfloat16(__bfloat162float(__float2bfloat16(x * inv)) * __bfloat162float(w));
 }
 
+// RoPE's cosine and sine of pair i at `pos`: angle = pos * inv_freq[i] in double.
+__device__ __forceinline__ void rope_cos_sin(int pos, float inv_freq, float* c, float* s) {
+  double sd, cd;
+  sincos(static_cast<double>(pos) * static_cast<double>(inv_freq), &sd, &cd);
+  *c = static_cast<float>(cd);
+  *s = static_cast<float>(sd);
+}
+
+// The rotation of a RoPE pair (a, b) = (x[i], x[i + D/2]) by (c, s), rounded to bf16.
+// Every kernel that rotates calls this, with the FMAs spelled out (no contraction
+// left to the compiler), so that the fused GEMV epilogues and rope_kernel agree
+// bit for bit.
+__device__ __forceinline__ void rope_rotate(float a, float b, float c, float s, __nv_bfloat16* ra,
+                                            __nv_bfloat16* rb) {
+  *ra = __float2bfloat16(__fmaf_rn(a, c, -__fmul_rn(b, s)));
+  *rb = __float2bfloat16(__fmaf_rn(b, c, __fmul_rn(a, s)));
+}
+
+// A projection output with its bias, as the unfused ops leave it: the matmul's
+// bf16 result, plus the bf16 bias in float, rounded to bf16 again (rope_kernel).
+__device__ __forceinline__ __nv_bfloat16 add_bias(__nv_bfloat16 y, __nv_bfloat16 bias) {
+  return __float2bfloat16(__bfloat162float(y) + __bfloat162float(bias));
+}
+
+// One RoPE pair's share of a head's sum of squares (the per-head q/k norm), in one
+// fixed arithmetic for rope_kernel and the GEMV epilogue.
+__device__ __forceinline__ float pair_square_sum(float a, float b) { return __fmaf_rn(a, a, __fmul_rn(b, b)); }
+
 // Running (max, index of the max, Σ exp(x - max)) of a stream of logits: one pass
 // computes the argmax (lowest index on ties) and the log-sum-exp together.
 struct ArgmaxLse {

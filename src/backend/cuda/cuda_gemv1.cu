@@ -33,16 +33,17 @@ __device__ int g_head_arrivals[kMaxHeadCounters] = {0};
 __device__ __forceinline__ float bf(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }
 
-// Sum of `v` over the block's threads, returned to every thread.
+// Sum of `v` over the block's threads, returned to every thread. The four warp
+// sums are added as cuda_kernels.cu's block_sum adds them (a butterfly: (w0 + w2) +
+// (w1 + w3)), so that a head's sum of squares in the kRopeQkNorm epilogue equals
+// rope_kernel's bit for bit (lanes without a pair add exact zeros).
 __device__ float block_sum(float v) {
+  static_assert(kThreads == 128, "the butterfly below adds four warp sums");
   __shared__ float warp_part[kThreads / 32];
   v = warp_sum(v);
   if ((threadIdx.x & 31) == 0) warp_part[threadIdx.x >> 5] = v;
   __syncthreads();
-  float total = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kThreads / 32; ++w) total += warp_part[w];
-  return total;
+  return (warp_part[0] + warp_part[2]) + (warp_part[1] + warp_part[3]);
 }
 
 // Row layout of a block. Plain: rows n0 .. n0 + R - 1. Paired (SwiGLU,
@@ -167,14 +168,14 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
     const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
     const int r = threadIdx.x;
     if (r < R / 2) {
-      // The projection (+ bias) in bf16, as the unfused matmul leaves it.
+      // The projection (+ bias) in bf16, rounded as the unfused matmul and rope_kernel
+      // leave it: the matmul's bf16, then the bias added and rounded again.
       const int na = map.row(r), nb = map.row(r + R / 2);
-      float fa = total(r), fb = total(r + R / 2);
+      bf16 ga = to_bf(total(r)), gb = to_bf(total(r + R / 2));
       if (bias != nullptr) {
-        fa += bf(bias[na]);
-        fb += bf(bias[nb]);
+        ga = add_bias(ga, bias[na]);
+        gb = add_bias(gb, bias[nb]);
       }
-      const bf16 ga = to_bf(fa), gb = to_bf(fb);
       out[na] = ga;
       out[nb] = gb;
       if (h >= qk_heads && slot >= 0) {  // v: stored as projected
@@ -214,21 +215,21 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
       if (j < half) {
         xa[k] = bf(__ushort_as_bfloat16(__ldcg(head_bits + j)));
         xb[k] = bf(__ushort_as_bfloat16(__ldcg(head_bits + j + half)));
+        ss += pair_square_sum(xa[k], xb[k]);
       }
-      ss += xa[k] * xa[k] + xb[k] * xb[k];
     }
     const float inv = rsqrtf(block_sum(ss) / static_cast<float>(D) + a.qk_eps);
-    const double pos = static_cast<double>(a.positions[0]);
+    const int pos = a.positions[0];
 #pragma unroll
     for (int k = 0; k < kMaxQkPairsPerThread; ++k) {
       const int j = threadIdx.x + k * kThreads;
       if (j >= half) continue;
       const float na = bf(norm_apply(xa[k], inv, w[j], a.qk_kind));
       const float nb = bf(norm_apply(xb[k], inv, w[j + half], a.qk_kind));
-      double sd, cd;
-      sincos(pos * static_cast<double>(a.inv_freq[j]), &sd, &cd);
-      const float sn = static_cast<float>(sd), cs = static_cast<float>(cd);
-      const bf16 ra = to_bf(na * cs - nb * sn), rb = to_bf(nb * cs + na * sn);
+      float cs, sn;
+      rope_cos_sin(pos, a.inv_freq[j], &cs, &sn);
+      bf16 ra, rb;
+      rope_rotate(na, nb, cs, sn, &ra, &rb);
       head[j] = ra;
       head[j + half] = rb;
       if (slot >= 0 && h >= a.q_heads) {
@@ -241,14 +242,13 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
     const int r = threadIdx.x;
     if (r >= R / 2 || !map.valid(r)) return;
     const int na = map.row(r), nb = map.row(r + R / 2);
-    float fa = total(r), fb = total(r + R / 2);
+    bf16 ga = to_bf(total(r)), gb = to_bf(total(r + R / 2));
     if constexpr (E == Gemv1Epilogue::kRope) {
-      if (a.bias != nullptr) {  // q/k/v biases (Qwen2): added before the projection's rounding
-        fa += bf(static_cast<const bf16*>(a.bias)[na]);
-        fb += bf(static_cast<const bf16*>(a.bias)[nb]);
+      if (a.bias != nullptr) {  // q/k/v biases (Qwen2), on the rounded projection as rope_kernel adds them
+        ga = add_bias(ga, static_cast<const bf16*>(a.bias)[na]);
+        gb = add_bias(gb, static_cast<const bf16*>(a.bias)[nb]);
       }
     }
-    const bf16 ga = to_bf(fa), gb = to_bf(fb);
     if constexpr (E == Gemv1Epilogue::kSwiglu) {
       out[na] = ga;
       out[nb] = gb;
@@ -261,13 +261,9 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
       const int qk_heads = a.q_heads + a.kv_heads;
       bf16 ra = ga, rb = gb;
       if (h < qk_heads) {  // q and k heads rotate (as rope_kernel)
-        const double angle = static_cast<double>(a.positions[0]) * static_cast<double>(a.inv_freq[i]);
-        double sd, cd;
-        sincos(angle, &sd, &cd);
-        const float s = static_cast<float>(sd), c = static_cast<float>(cd);
-        const float fa2 = bf(ga), fb2 = bf(gb);
-        ra = to_bf(fa2 * c - fb2 * s);
-        rb = to_bf(fb2 * c + fa2 * s);
+        float c, s;
+        rope_cos_sin(a.positions[0], a.inv_freq[i], &c, &s);
+        rope_rotate(bf(ga), bf(gb), c, s, &ra, &rb);
       }
       out[na] = ra;
       out[nb] = rb;

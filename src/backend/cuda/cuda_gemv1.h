@@ -43,7 +43,8 @@ struct Gemv1Args {
   void* normed = nullptr;
   void* act = nullptr;  // kSwiglu: [N / 2] bf16
   int activation = 0;   // kSwiglu: kActSilu / kActGeluTanh (cuda_kernels.h)
-  const void* bias = nullptr;  // kRope, kRopeQkNorm: [N] bf16, added before rounding (optional)
+  const void* bias = nullptr;  // kRope, kRopeQkNorm: [N] bf16 (optional), added to the bf16 projection
+                               // and rounded again, as the unfused matmul + rope_kernel do
   // kRopeQkNorm: [head_dim] bf16 weights, their eps and kind.
   const void* q_norm_w = nullptr;
   const void* k_norm_w = nullptr;

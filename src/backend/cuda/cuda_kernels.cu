@@ -155,30 +155,28 @@ __global__ void rope_kernel(RopeArgs a) {
   const int t = blockIdx.x, i = threadIdx.x;
   const int D = a.head_dim, half = D / 2;
   const int width = (a.q_heads + 2 * a.kv_heads) * D;
-  const double angle = static_cast<double>(a.positions[t]) * static_cast<double>(a.inv_freq[i]);
-  double sd, cd;
-  sincos(angle, &sd, &cd);
-  const float s = static_cast<float>(sd), c = static_cast<float>(cd);
+  float c, s;
+  rope_cos_sin(a.positions[t], a.inv_freq[i], &c, &s);
   bf16* row = static_cast<bf16*>(a.qkv) + static_cast<size_t>(t) * width;
   const bf16* bias = static_cast<const bf16*>(a.bias);
   const int slot = a.k_cache != nullptr ? a.slot_mapping[t] : -1;
   const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
   for (int h = 0; h < a.q_heads + a.kv_heads; ++h) {
     bf16* x = row + h * D;
-    float va = __bfloat162float(x[i]);
-    float vb = __bfloat162float(x[i + half]);
+    bf16 xa = x[i], xb = x[i + half];
     if (bias != nullptr) {  // the projection's output with its bias, in bf16
-      va = __bfloat162float(__float2bfloat16(va + __bfloat162float(bias[h * D + i])));
-      vb = __bfloat162float(__float2bfloat16(vb + __bfloat162float(bias[h * D + i + half])));
+      xa = add_bias(xa, bias[h * D + i]);
+      xb = add_bias(xb, bias[h * D + i + half]);
     }
+    float va = __bfloat162float(xa), vb = __bfloat162float(xb);
     if (a.q_norm_w != nullptr) {  // the head's RMS norm (uniform branch: every thread takes it)
       const bf16* w = static_cast<const bf16*>(h < a.q_heads ? a.q_norm_w : a.k_norm_w);
-      const float inv = rsqrtf(block_sum_any(va * va + vb * vb, scratch) / static_cast<float>(D) + a.norm_eps);
+      const float inv = rsqrtf(block_sum_any(pair_square_sum(va, vb), scratch) / static_cast<float>(D) + a.norm_eps);
       va = __bfloat162float(norm_apply(va, inv, w[i], a.norm_kind));
       vb = __bfloat162float(norm_apply(vb, inv, w[i + half], a.norm_kind));
     }
-    const bf16 ra = __float2bfloat16(va * c - vb * s);
-    const bf16 rb = __float2bfloat16(vb * c + va * s);
+    bf16 ra, rb;
+    rope_rotate(va, vb, c, s, &ra, &rb);
     x[i] = ra;
     x[i + half] = rb;
     if (slot >= 0 && h >= a.q_heads) {
@@ -193,7 +191,7 @@ __global__ void rope_kernel(RopeArgs a) {
     for (size_t j = threadIdx.x; j < kv_width; j += blockDim.x) {
       bf16 val = v[j];
       if (vb != nullptr) {
-        val = __float2bfloat16(__bfloat162float(val) + __bfloat162float(vb[j]));
+        val = add_bias(val, vb[j]);
         v[j] = val;
       }
       if (slot >= 0) static_cast<bf16*>(a.v_cache)[slot * kv_width + j] = val;
