@@ -236,7 +236,9 @@ class Backend {
   // order, and no op; end_graph() runs the recording on that fresh data. So every
   // step of one key must issue the same ops on the same tensors with the same
   // shapes (decode steps of one batch size and block-table width). copy_to_host
-  // is not allowed in between. Returns false (and does nothing) where unsupported.
+  // is not allowed in between. free() forgets every recording (one may refer to the
+  // freed memory), so a key recorded for one model is recorded again for the next.
+  // Returns false (and does nothing) where unsupported.
   virtual bool begin_graph(uint64_t key) {
     (void)key;
     return false;

@@ -60,7 +60,8 @@ class CudaBackend final : public Backend {
   // Teardown ignores errors: a lost device must not turn exit into an abort.
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
-    for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
+    for (auto& [key, g] : graphs_)
+      if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
     for (void* p : allocations_) cudaFree(p);
     cudaFree(cublas_ws_);
     cudaFree(meta_dev_);
@@ -89,9 +90,14 @@ class CudaBackend final : public Backend {
 
   void free(Tensor& t) override {
     if (t.data == nullptr) return;
+    KR_CHECK_MSG(mode_ == Mode::kEager, "free inside a step graph");
     if (allocations_.erase(t.data) > 0) {
       KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
       KR_CUDA_CHECK(cudaFree(t.data));
+      // A recorded step graph may read or write the freed memory (a model's
+      // workspace, its KV cache): replaying it would touch memory that is gone or
+      // handed out again, so every recording is dropped (Backend::begin_graph).
+      drop_graphs();
     }
     t.data = nullptr;
   }
@@ -357,6 +363,12 @@ class CudaBackend final : public Backend {
              kv.k.numel() % (int64_t{kv_heads} * head_dim) == 0);
   }
   // Appends (seq, first token, count) tiles of at most per_tile tokens for every sequence.
+  // Forgets every recorded step graph (the stream is idle: free() synchronised it).
+  void drop_graphs() {
+    for (auto& [key, g] : graphs_)
+      if (g.exec != nullptr) KR_CUDA_CHECK(cudaGraphExecDestroy(g.exec));
+    graphs_.clear();
+  }
   void append_tiles(int per_tile, std::vector<int32_t>& out) const;
   void build_tiles(int group);
   void staged_copy(void* dst, const void* src, size_t bytes);
