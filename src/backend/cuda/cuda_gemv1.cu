@@ -75,8 +75,22 @@ struct RowMap {
   __device__ int row(int r) const { return kPaired ? (r < R / 2 ? base_a + r : base_b + r - R / 2) : base_a + r; }
 };
 
+// Blocks per SM each variant is compiled for (__launch_bounds__): the register
+// budget (65536 / (blocks * 128), rounded down to 8) that its R * V weight vectors
+// and its epilogue fit without spilling (ptxas -v: none), pinned so that an
+// unrelated change cannot move ptxas to a costlier allocation unnoticed: when
+// Gemv1Args grew by two ints, the Llama qkv GEMV (kRope, V = 3) went from 80 to 96
+// registers, 6 -> 5 blocks per SM. V = 3 without the RoPE epilogues fits 72
+// registers (7 blocks); the norm prologue keeps the row too (4 blocks, 128).
+constexpr int min_blocks_per_sm(int V, bool norm, Gemv1Epilogue E) {
+  if (norm) return 4;
+  if (V <= 2) return 8;
+  if (V == 3) return E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm ? 6 : 7;
+  return 5;
+}
+
 template <int R, int V, bool kNorm, Gemv1Epilogue E>
-__global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv1_kernel(Gemv1Args a) {
   const RowMap<R, E> map(a);
   const int K = a.K, kvecs = K / 8;
   const uint4* xv = static_cast<const uint4*>(a.x);
@@ -280,16 +294,32 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
   }
 }
 
+// Vectors (8 bf16) per thread and row in one pass over K, V in 2..4: the fewest
+// passes over the row (each pass is one round trip to memory), then the fewest
+// vector slots (registers; a slot past the row's end loads nothing). One pass
+// for every K <= 4096: V = 2 for K <= 2048, 3 for K <= 3072 (Gemma 3's 2560
+// included, which V = 4 ran with 38% of its slots empty and a fifth fewer blocks
+// per SM), 4 up to 4096.
+int vectors_per_thread(int K) {
+  const int kvecs = K / 8;
+  int best = 4;
+  for (int V = 3; V >= 2; --V) {
+    const int passes = (kvecs + kThreads * V - 1) / (kThreads * V);
+    const int best_passes = (kvecs + kThreads * best - 1) / (kThreads * best);
+    if (passes <= best_passes) best = V;
+  }
+  return best;
+}
+
 template <int R, bool kNorm, Gemv1Epilogue E>
 void launch_v(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   unsigned blocks = static_cast<unsigned>((a.N + R - 1) / R);
   if (E == Gemv1Epilogue::kSwiglu) blocks = static_cast<unsigned>((a.N / 2 + R / 2 - 1) / (R / 2));
   if (E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm) blocks = static_cast<unsigned>(a.N / R);
-  // K = 3072 (the 3B hidden size): three vectors per thread cover the row in one pass.
-  if ((a.K / 8) % (kThreads * 3) == 0 && a.K / 8 <= kThreads * 3 * 2) {
-    launch(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
-  } else {
-    launch(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+  switch (vectors_per_thread(a.K)) {
+    case 2: launch(pdl, gemv1_kernel<R, 2, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
+    case 3: launch(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
+    default: launch(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
   }
 }
 
@@ -306,9 +336,8 @@ void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
 
 bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream) {
   if (a.K <= 0 || a.N <= 0 || a.K % 8 != 0) return false;
-  // The norm prologue keeps the whole row in registers: one pass of V = 3 or 4 vectors per thread.
-  if (a.norm_w != nullptr && (a.normed == nullptr || a.K / 8 > kThreads * ((a.K / 8) % (kThreads * 3) == 0 ? 3 : 4)))
-    return false;
+  // The norm prologue keeps the whole row in registers: one pass (K <= 4096).
+  if (a.norm_w != nullptr && (a.normed == nullptr || a.K / 8 > kThreads * vectors_per_thread(a.K))) return false;
   if (a.out_f32 && epi != Gemv1Epilogue::kPlain) return false;
   if (a.bias != nullptr && epi != Gemv1Epilogue::kRope && epi != Gemv1Epilogue::kRopeQkNorm) return false;
   switch (epi) {
