@@ -166,14 +166,14 @@ class CudaBackend final : public Backend {
   void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) override {
     const cudaStream_t s = op_stream();
     check_norm(x, norm, out);
-    cuda::launch_rms_norm(norm_args(nullptr, x, norm, out), s);
+    cuda::launch_rms_norm(norm_args(nullptr, x, norm, out), pdl_norm(x), s);
   }
 
   void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) override {
     const cudaStream_t s = op_stream();
     check_norm(x, norm, out);
     KR_CHECK(residual.numel() == x.numel() && residual.dtype == DType::kBF16);
-    cuda::launch_rms_norm(norm_args(residual.data, x, norm, out), s);
+    cuda::launch_rms_norm(norm_args(residual.data, x, norm, out), pdl_norm(x), s);
   }
 
   void matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
@@ -273,6 +273,11 @@ class CudaBackend final : public Backend {
     if (!in.norm.present()) return *in.x;
     rms_norm(*in.x, in.norm, *in.normed);
     return *in.normed;
+  }
+  // PDL for a norm launch over the rows of x (CudaOptions::pdl_norms): at most
+  // kGemvMaxTokens rows, the steps whose matmuls are GEMVs.
+  bool pdl_norm(const Tensor& x) const {
+    return options_.pdl && options_.pdl_norms && x.dim(0) <= cuda::kGemvMaxTokens;
   }
   static int norm_code(NormKind k) {
     return k == NormKind::kTimesOnePlusWeight ? cuda::kNormTimesOnePlusWeight : cuda::kNormTimesWeight;
@@ -573,7 +578,7 @@ void CudaBackend::matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& 
     a.pre_w = out_norm.w->data;
     a.x_normed = out.data;
   }
-  cuda::launch_rms_norm(a, s);
+  cuda::launch_rms_norm(a, pdl_norm(out), s);
 }
 
 void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) {

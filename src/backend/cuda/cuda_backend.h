@@ -24,6 +24,11 @@ struct CudaOptions {
   // weights while the kernel before it drains. Off serialises every kernel, for
   // profiling per kernel or to rule it out when a result looks wrong.
   bool pdl = true;
+  // With pdl, also for the norm kernels of steps of up to 4 tokens (the one after
+  // o_proj and after down_proj): the norm's block is resident and waiting when the
+  // GEMV before it ends, instead of being launched then. Kept switchable until its
+  // gain is measured (kr-cuda-bench --no-pdl-norms).
+  bool pdl_norms = true;
 };
 
 // True when the CUDA runtime finds at least one usable device.

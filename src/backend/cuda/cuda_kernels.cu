@@ -34,8 +34,10 @@ __global__ void embedding_kernel(const uint4* table, const int32_t* ids, float s
 }
 
 // Sum of `v` over the block (blockDim.x a multiple of 32), the same value in every
-// thread, in a fixed order (deterministic). `scratch`: 32 floats of shared memory,
-// free again when this returns.
+// thread, in a fixed order (deterministic). `scratch`: 32 floats of shared memory;
+// with kReuse it is free again when this returns (one more barrier), without it
+// the caller must not write it again.
+template <bool kReuse = true>
 __device__ float block_sum(float v, float* scratch) {
   v = warp_sum(v);
   if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
@@ -47,7 +49,7 @@ __device__ float block_sum(float v, float* scratch) {
   }
   __syncthreads();
   const float total = scratch[0];
-  __syncthreads();
+  if constexpr (kReuse) __syncthreads();
   return total;
 }
 
@@ -63,11 +65,13 @@ __device__ float block_sum_any(float v, float* scratch) {
 
 // One block per row; H/8 vectors spread over the threads; the row stays in registers
 // (RmsNormArgs: optional pre-norm of x, optional residual add, then the norm).
-template <int kMaxVecsPerThread>
+// Compile-time variants: kPre (Gemma's norm of x first) and kKind (the norm's form),
+// so that the Llama form runs no code of the others (two barriers, as before them).
+template <int kMaxVecsPerThread, bool kPre, int kKind>
 __global__ void rms_norm_kernel(RmsNormArgs a) {
   pdl_launch_dependents();
   pdl_wait();
-  __shared__ float scratch[32];
+  __shared__ float scratch[32], scratch_pre[32];
   const int t = blockIdx.x;
   const int H = a.H, vecs = H / 8;
   float vals[kMaxVecsPerThread][8];
@@ -84,14 +88,14 @@ __global__ void rms_norm_kernel(RmsNormArgs a) {
     }
   }
   float ss = 0.0f;
-  if (a.pre_w != nullptr) {
+  if constexpr (kPre) {
     // x' = norm(x, pre_w), rounded to bf16 (Gemma's post-attention/feedforward norm).
 #pragma unroll
     for (int j = 0; j < kMaxVecsPerThread; ++j)
       if (threadIdx.x + j * blockDim.x < vecs)
 #pragma unroll
         for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
-    const float inv_x = rsqrtf(block_sum(ss, scratch) / static_cast<float>(H) + a.eps);
+    const float inv_x = rsqrtf(block_sum<false>(ss, scratch_pre) / static_cast<float>(H) + a.eps);
 #pragma unroll
     for (int j = 0; j < kMaxVecsPerThread; ++j) {
       const int v = threadIdx.x + j * blockDim.x;
@@ -100,7 +104,7 @@ __global__ void rms_norm_kernel(RmsNormArgs a) {
         wv.u = reinterpret_cast<const uint4*>(a.pre_w)[v];
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
-          o.h[e] = norm_apply(vals[j][e], inv_x, wv.h[e], a.kind);
+          o.h[e] = norm_apply(vals[j][e], inv_x, wv.h[e], kKind);
           vals[j][e] = __bfloat162float(o.h[e]);
         }
         reinterpret_cast<uint4*>(static_cast<bf16*>(a.x_normed) + row)[v] = o.u;
@@ -131,7 +135,7 @@ __global__ void rms_norm_kernel(RmsNormArgs a) {
     if (threadIdx.x + j * blockDim.x < vecs)
 #pragma unroll
       for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
-  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(H) + a.eps);
+  const float inv = rsqrtf(block_sum<false>(ss, scratch) / static_cast<float>(H) + a.eps);
 #pragma unroll
   for (int j = 0; j < kMaxVecsPerThread; ++j) {
     const int v = threadIdx.x + j * blockDim.x;
@@ -139,7 +143,7 @@ __global__ void rms_norm_kernel(RmsNormArgs a) {
       Vec8 wv, o;
       wv.u = reinterpret_cast<const uint4*>(a.w)[v];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) o.h[e] = norm_apply(vals[j][e], inv, wv.h[e], a.kind);
+      for (int e = 0; e < 8; ++e) o.h[e] = norm_apply(vals[j][e], inv, wv.h[e], kKind);
       reinterpret_cast<uint4*>(static_cast<bf16*>(a.out) + row)[v] = o.u;
     }
   }
@@ -415,20 +419,40 @@ void launch_embedding(const void* table, const int32_t* ids, float scale, void* 
          static_cast<uint4*>(out), H / 8);
 }
 
-void launch_rms_norm(const RmsNormArgs& a, cudaStream_t stream) {
-  if (a.T == 0) return;
+namespace {
+
+template <bool kPre, int kKind>
+void launch_rms_norm_variant(const RmsNormArgs& a, bool pdl, cudaStream_t stream) {
   const int vecs = a.H / 8;
   int threads = ((vecs + 31) / 32) * 32;
   if (threads > 512) threads = 512;
   const int per = (vecs + threads - 1) / threads;
   if (per <= 1) {
-    launch(false, rms_norm_kernel<1>, dim3(a.T), dim3(threads), 0, stream, a);
+    launch(pdl, rms_norm_kernel<1, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);
   } else if (per <= 2) {
-    launch(false, rms_norm_kernel<2>, dim3(a.T), dim3(threads), 0, stream, a);
+    launch(pdl, rms_norm_kernel<2, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);
   } else if (per <= 4) {
-    launch(false, rms_norm_kernel<4>, dim3(a.T), dim3(threads), 0, stream, a);
+    launch(pdl, rms_norm_kernel<4, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);
   } else {
-    launch(false, rms_norm_kernel<8>, dim3(a.T), dim3(threads), 0, stream, a);  // H ≤ 32768
+    launch(pdl, rms_norm_kernel<8, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);  // H ≤ 32768
+  }
+}
+
+}  // namespace
+
+void launch_rms_norm(const RmsNormArgs& a, bool pdl, cudaStream_t stream) {
+  if (a.T == 0) return;
+  const bool pre = a.pre_w != nullptr;
+  if (a.kind == kNormTimesOnePlusWeight) {
+    if (pre) {
+      launch_rms_norm_variant<true, kNormTimesOnePlusWeight>(a, pdl, stream);
+    } else {
+      launch_rms_norm_variant<false, kNormTimesOnePlusWeight>(a, pdl, stream);
+    }
+  } else if (pre) {
+    launch_rms_norm_variant<true, kNormTimesWeight>(a, pdl, stream);
+  } else {
+    launch_rms_norm_variant<false, kNormTimesWeight>(a, pdl, stream);
   }
 }
 

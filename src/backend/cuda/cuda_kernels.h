@@ -37,7 +37,9 @@ struct RmsNormArgs {
   int kind = kNormTimesWeight;
   int T = 0, H = 0;  // H % 8 == 0, H <= 32768
 };
-void launch_rms_norm(const RmsNormArgs& a, cudaStream_t stream);
+// pdl: launched with programmatic dependent launch (cuda_launch.cuh), so that its
+// block is resident and waiting when the kernel before it (a batch-1 GEMV) ends.
+void launch_rms_norm(const RmsNormArgs& a, bool pdl, cudaStream_t stream);
 
 // Finishes the q/k/v projection in place, per token (Backend::rope): qkv += bias
 // (bf16 [(Hq + 2 Hkv) D], optional); each q head normalised with q_norm_w [D] and
