@@ -5,16 +5,21 @@
 // as step graphs (one per batch size) and sample greedily on the device, as a
 // server step would. Also dumps logits for comparison with Hugging Face.
 //
-// Usage: kr-cuda-bench [--model DIR | --arch NAME] [--json FILE] [--no-graphs] [--no-pdl]
+// Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--json FILE] [--json-dir DIR]
+//                      [--no-graphs] [--no-pdl] [--no-pdl-norms]
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
 //        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
-//        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b), with random bf16 weights of its shape
-//        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per 3B matrix shape)
+//        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b) with random bf16 weights of its shape, or
+//        "all"; several run one after another in one process (one backend, each model freed
+//        before the next loads) and a summary table ends the output. --json FILE: one
+//        model's results; --json-dir DIR: DIR/NAME.json per preset.
+//        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per matrix shape of every preset)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -26,6 +31,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "model/hf_config.h"
 #include "model/model.h"
 
 namespace kr {
@@ -137,9 +143,11 @@ struct Bench {
   }
 };
 
-// Batch-1 GEMV (split-K, cuda_gemv1.h) bandwidth per 3B matrix shape, weights
-// rotated through 2 GB so that L2 holds none of them. Launched without PDL, so
-// that each GEMV is timed alone.
+// Batch-1 GEMV (split-K, cuda_gemv1.h) bandwidth per matrix shape [N x K] of every
+// preset (qkv, o_proj, gate_up, down, lm_head; duplicates once), weights rotated
+// through 2 GB so that L2 holds none of them. Launched without PDL, so that each
+// GEMV is timed alone (launch and ramp included: a lower bound on its bandwidth
+// inside a step).
 void gemv_bench() {
   const size_t pool_bytes = size_t{2} << 30;
   void* pool = nullptr;
@@ -150,7 +158,16 @@ void gemv_bench() {
   KR_CHECK(cudaMemset(pool, 0, pool_bytes) == cudaSuccess && cudaMemset(x, 0, 1 << 20) == cudaSuccess);
   cudaEvent_t e0, e1;
   KR_CHECK(cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess);
-  const int shapes[][2] = {{5120, 3072}, {3072, 3072}, {16384, 3072}, {3072, 8192}, {128256, 3072}};
+  std::vector<std::array<int, 2>> shapes;
+  for (const std::string& name : model_config_preset_names()) {
+    auto c = model_config_preset(name);
+    KR_CHECK(c.ok());
+    const int H = c->hidden_size, D = c->head_dim, Hq = c->num_attention_heads, Hkv = c->num_key_value_heads;
+    for (const std::array<int, 2> sh : {std::array<int, 2>{(Hq + 2 * Hkv) * D, H}, {H, Hq * D},
+                                        {2 * c->intermediate_size, H}, {H, c->intermediate_size},
+                                        {c->vocab_size, H}})
+      if (std::find(shapes.begin(), shapes.end(), sh) == shapes.end()) shapes.push_back(sh);
+  }
   for (const auto& sh : shapes) {
     const size_t mat = static_cast<size_t>(sh[0]) * sh[1] * 2;
     const int copies = static_cast<int>(pool_bytes / mat);
@@ -212,56 +229,35 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
   return 0;
 }
 
-}  // namespace
-}  // namespace kr
+// What one run measures (the flags).
+struct RunSettings {
+  bool graphs = true, decode_only = false, brief = false, pdl = true, pdl_norms = true;
+};
 
-int main(int argc, char** argv) {
-  std::string model_dir, arch, json_path, dump_ids, dump_out;
-  bool graphs = true, decode_only = false, gemv = false, brief = false;
-  kr::CudaOptions options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
-    else if (a == "--arch" && i + 1 < argc) arch = argv[++i];
-    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
-    else if (a == "--no-graphs") graphs = false;
-    else if (a == "--no-pdl") options.pdl = false;
-    else if (a == "--decode-only") decode_only = true;
-    else if (a == "--brief") brief = true;
-    else if (a == "--gemv-bench") gemv = true;
-    else if (a == "--dump-logits" && i + 2 < argc) {
-      dump_ids = argv[++i];
-      dump_out = argv[++i];
-    } else {
-      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
-      return 1;
-    }
-  }
-  if (model_dir.empty() && arch.empty()) arch = "llama-3.2-3b";
-  auto gpu = kr::make_cuda_backend(options);
-  if (!gpu) {
-    std::fprintf(stderr, "kr-cuda-bench: no CUDA device\n");
-    return 2;
-  }
-  if (gemv) {
-    kr::gemv_bench();
-    return 0;
-  }
+// Loads `arch` (dummy weights) or `model_dir` on gpu, runs every measurement and
+// returns the results (empty on a load failure, reported). The model is freed on return.
+nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::string& arch,
+                         const RunSettings& set, const std::string& dump_ids, const std::string& dump_out,
+                         int* exit_code) {
   size_t free0 = 0, total = 0;
   cudaMemGetInfo(&free0, &total);
-  kr::ModelOptions opt;
+  ModelOptions opt;
   opt.arch = arch;
   opt.dummy_weights = model_dir.empty();
-  const double t0 = kr::now_s();
-  auto model_or = kr::load_model(model_dir, *gpu, opt);
+  const double t0 = now_s();
+  auto model_or = load_model(model_dir, gpu, opt);
   if (!model_or.ok()) {
     std::fprintf(stderr, "load: %s\n", model_or.status().to_string().c_str());
-    return 1;
+    *exit_code = 1;
+    return {};
   }
-  gpu->synchronize();
-  const double load_s = kr::now_s() - t0;
-  kr::Model& model = **model_or;
-  if (!dump_ids.empty()) return kr::dump_logits(*gpu, model, dump_ids, dump_out);
+  gpu.synchronize();
+  const double load_s = now_s() - t0;
+  Model& model = **model_or;
+  if (!dump_ids.empty()) {
+    *exit_code = dump_logits(gpu, model, dump_ids, dump_out);
+    return {};
+  }
   size_t free1 = 0;
   cudaMemGetInfo(&free1, &total);
   cudaDeviceProp prop{};
@@ -274,13 +270,14 @@ int main(int argc, char** argv) {
   r["weight_bytes"] = model.weight_bytes();
   r["kv_cache_bytes"] = model.kv_cache_bytes();
   r["device_memory_used_bytes"] = free0 - free1;
-  r["graphs"] = graphs;
-  r["pdl"] = options.pdl;
+  r["graphs"] = set.graphs;
+  r["pdl"] = set.pdl;
+  r["pdl_norms"] = set.pdl && set.pdl_norms;
   std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n",
               r["model"].get<std::string>().c_str(), prop.name, load_s, model.weight_bytes() / 1e9,
               model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
   std::fflush(stdout);
-  kr::Bench b{*gpu, model, graphs};
+  Bench b{gpu, model, set.graphs};
   {
     // Step graphs (and PDL inside them) must reproduce the eager steps exactly.
     const std::vector<float> eager = b.greedy_trace(5, 40, 12, false);
@@ -292,9 +289,9 @@ int main(int argc, char** argv) {
   // Roofline of batch-1 decode: the bytes a token reads at the H200's 3.9 TB/s.
   constexpr double kBandwidth = 3.9e12;
   r["arch"] = model.config().arch.architecture;
-  for (int ctx : brief ? std::vector<int>{128} : std::vector<int>{128, 4096}) {
+  for (int ctx : set.brief ? std::vector<int>{128} : std::vector<int>{128, 4096}) {
     const double tps = b.decode(1, ctx, 128);
-    const double bytes = kr::decode_bytes_per_token(model, ctx);
+    const double bytes = decode_bytes_per_token(model, ctx);
     const double roofline = kBandwidth / bytes;
     const std::string key = "decode_b1_ctx" + std::to_string(ctx);
     r[key + "_tok_s"] = tps;
@@ -308,27 +305,115 @@ int main(int argc, char** argv) {
   {
     const double tps = b.decode(1, 128, 128, false);
     r["decode_b1_ctx128_no_sampling_tok_s"] = tps;
-    r["decode_b1_ctx128_no_sampling_roofline_fraction"] = tps / (kBandwidth / kr::decode_bytes_per_token(model, 128));
+    r["decode_b1_ctx128_no_sampling_roofline_fraction"] = tps / (kBandwidth / decode_bytes_per_token(model, 128));
     std::printf("decode batch 1 ctx 128   %8.1f tok/s without argmax/read of ids (graph launches only)\n", tps);
     std::fflush(stdout);
   }
-  if (!decode_only) {
-    for (int n : brief ? std::vector<int>{512} : std::vector<int>{64, 512, 2048}) {
+  if (!set.decode_only) {
+    for (int n : set.brief ? std::vector<int>{512} : std::vector<int>{64, 512, 2048}) {
       const double tps = b.prefill(n, 3);
       r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;
       std::printf("prefill pp%-5d %10.0f tok/s\n", n, tps);
       std::fflush(stdout);
     }
-    for (int B : brief ? std::vector<int>{64} : std::vector<int>{16, 64, 256}) {
+    for (int B : set.brief ? std::vector<int>{64} : std::vector<int>{16, 64, 256}) {
       const double tps = b.decode(B, 200, 32);
       r["decode_b" + std::to_string(B) + "_ctx200_tok_s"] = tps;
       std::printf("decode batch %-4d ctx 200 %8.0f tok/s\n", B, tps);
       std::fflush(stdout);
     }
   }
-  if (!json_path.empty()) {
-    std::ofstream out(json_path);
-    out << r.dump(2) << "\n";
+  return r;
+}
+
+std::vector<std::string> split_names(const std::string& list) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= list.size()) {
+    const size_t e = std::min(list.find(',', b), list.size());
+    if (e > b) out.push_back(list.substr(b, e - b));
+    b = e + 1;
   }
-  return 0;
+  return out;
+}
+
+}  // namespace
+}  // namespace kr
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  std::string model_dir, arch_list, json_path, json_dir, dump_ids, dump_out;
+  bool gemv = false;
+  kr::RunSettings set;
+  kr::CudaOptions options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
+    else if (a == "--arch" && i + 1 < argc) arch_list = argv[++i];
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else if (a == "--json-dir" && i + 1 < argc) json_dir = argv[++i];
+    else if (a == "--no-graphs") set.graphs = false;
+    else if (a == "--no-pdl") set.pdl = false;
+    else if (a == "--no-pdl-norms") set.pdl_norms = false;
+    else if (a == "--decode-only") set.decode_only = true;
+    else if (a == "--brief") set.brief = true;
+    else if (a == "--gemv-bench") gemv = true;
+    else if (a == "--dump-logits" && i + 2 < argc) {
+      dump_ids = argv[++i];
+      dump_out = argv[++i];
+    } else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 1;
+    }
+  }
+  options.pdl = set.pdl;
+  options.pdl_norms = set.pdl_norms;
+  std::vector<std::string> archs;
+  if (model_dir.empty()) {
+    archs = arch_list == "all" ? kr::model_config_preset_names()
+                               : kr::split_names(arch_list.empty() ? "llama-3.2-3b" : arch_list);
+  } else {
+    archs = {arch_list};  // the folder's config (or one preset's shape over the folder's weights)
+  }
+  if (archs.size() > 1 && (!json_path.empty() || !dump_ids.empty())) {
+    std::fprintf(stderr, "--json and --dump-logits take one model; use --json-dir DIR with several presets\n");
+    return 1;
+  }
+  auto gpu = kr::make_cuda_backend(options);
+  if (!gpu) {
+    std::fprintf(stderr, "kr-cuda-bench: no CUDA device\n");
+    return 2;
+  }
+  if (gemv) {
+    kr::gemv_bench();
+    return 0;
+  }
+  int exit_code = 0;
+  std::vector<std::pair<std::string, nlohmann::json>> results;
+  for (const std::string& arch : archs) {
+    nlohmann::json r = kr::run_model(*gpu, model_dir, arch, set, dump_ids, dump_out, &exit_code);
+    if (r.is_null()) {
+      if (exit_code != 0) return exit_code;
+      continue;
+    }
+    if (!json_path.empty()) {
+      std::ofstream out(json_path);
+      out << r.dump(2) << "\n";
+    }
+    if (!json_dir.empty()) {
+      std::ofstream out(json_dir + "/" + (arch.empty() ? std::string("model") : arch) + ".json");
+      out << r.dump(2) << "\n";
+    }
+    results.emplace_back(arch.empty() ? model_dir : arch, std::move(r));
+  }
+  if (results.size() > 1) {
+    std::printf("\n%-18s %10s %9s %10s %12s\n", "preset", "b1 tok/s", "roofline", "pp512", "b64 tok/s");
+    for (const auto& [name, r] : results) {
+      auto num = [&](const char* key) { return r.contains(key) ? r[key].get<double>() : 0.0; };
+      std::printf("%-18s %10.1f %8.0f%% %10.0f %12.0f\n", name.c_str(), num("decode_b1_ctx128_tok_s"),
+                  100.0 * num("decode_b1_ctx128_roofline_fraction"), num("prefill_pp512_tok_s"),
+                  num("decode_b64_ctx200_tok_s"));
+    }
+  }
+  return exit_code;
 }
