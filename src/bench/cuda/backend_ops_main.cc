@@ -14,7 +14,7 @@
 //                       [--quick]        (small shapes of every op and family, the step-graph
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
 //                                         in reasonable time under compute-sanitizer)
-//                       [--filter TEXT]  (only the cases whose name contains TEXT)
+//                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -44,13 +44,15 @@ namespace {
 
 std::mt19937_64 g_rng(42);
 int g_failures = 0;
-std::string g_filter;     // --filter: run only the cases whose name contains it
-bool g_quick = false;     // --quick: fixture cases of at most kQuickFixtureTokens tokens
+std::vector<std::string> g_filters;  // --filter: run only the cases whose name contains one of them
+bool g_quick = false;                // --quick: fixture cases of at most kQuickFixtureTokens tokens
 constexpr int kQuickFixtureTokens = 40;
 
 // Whether the case `name` runs (--filter); if so, prints it before it starts.
 bool start_case(const std::string& name) {
-  if (!g_filter.empty() && name.find(g_filter) == std::string::npos) return false;
+  bool selected = g_filters.empty();
+  for (const std::string& f : g_filters) selected |= name.find(f) != std::string::npos;
+  if (!selected) return false;
   std::printf("-- %s\n", name.c_str());
   return true;
 }
@@ -980,6 +982,33 @@ void run_small_family_shapes(Ctx& c) {
   }
 }
 
+// The tiny fixture, then every family's tiny model (tests/golden/families; the
+// vision-language folder in both forms), one after another on one backend, each
+// model freed before the next loads (so a step graph of one must never be replayed
+// for the next): as prefill, token by token, and token by token as step graphs.
+void run_fixtures(Backend& gpu, const std::string& fixture, const std::string& golden, const std::string& families) {
+  for (FixtureRun run : {FixtureRun::kPrefill, FixtureRun::kDecode, FixtureRun::kDecodeGraphs})
+    test_fixture(gpu, fixture, golden, run);
+  for (const char* name : {"qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gemma3_vlm", "gemma3_vlm/v4"}) {
+    const std::string dir = families + "/" + name;
+    const std::string ref = std::string(name) == "gemma3_vlm/v4" ? families + "/gemma3_vlm/expected.json"
+                                                                 : dir + "/expected.json";
+    for (FixtureRun run : {FixtureRun::kPrefill, FixtureRun::kDecode, FixtureRun::kDecodeGraphs})
+      test_fixture(gpu, dir, ref, run);
+  }
+}
+
+std::vector<std::string> split_commas(const std::string& list) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= list.size()) {
+    const size_t e = std::min(list.find(',', b), list.size());
+    if (e > b) out.push_back(list.substr(b, e - b));
+    b = e + 1;
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace kr
 
@@ -994,7 +1023,7 @@ int main(int argc, char** argv) {
     if (a == "--fixture" && has_value) fixture = argv[++i];
     else if (a == "--golden" && has_value) golden = argv[++i];
     else if (a == "--families" && has_value) families = argv[++i];
-    else if (a == "--filter" && has_value) kr::g_filter = argv[++i];
+    else if (a == "--filter" && has_value) kr::g_filters = kr::split_commas(argv[++i]);
     else if (a == "--quick") kr::g_quick = true;
     else {
       std::fprintf(stderr, "kr-backend-ops: unknown argument %s\n", a.c_str());
@@ -1007,6 +1036,8 @@ int main(int argc, char** argv) {
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
+  // --quick (under compute-sanitizer) runs the models first: they cover most kernels.
+  if (kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
   {
     kr::Ctx c(*cpu, *gpu);
     if (!kr::g_quick) kr::run_full_shapes(c);
@@ -1033,18 +1064,7 @@ int main(int argc, char** argv) {
     kr::test_graph(c);
     kr::test_graph_after_free(c);
   }
-  // The fixtures run one after another on one backend, each model freed before the
-  // next loads (so a step graph of one must never be replayed for the next).
-  for (kr::FixtureRun run : {kr::FixtureRun::kPrefill, kr::FixtureRun::kDecode, kr::FixtureRun::kDecodeGraphs})
-    kr::test_fixture(*gpu, fixture, golden, run);
-  // Every family's tiny model (tests/golden/families), the vision-language folder in both forms.
-  for (const char* name : {"qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gemma3_vlm", "gemma3_vlm/v4"}) {
-    const std::string dir = families + "/" + name;
-    const std::string ref = std::string(name) == "gemma3_vlm/v4" ? families + "/gemma3_vlm/expected.json"
-                                                                 : dir + "/expected.json";
-    for (kr::FixtureRun run : {kr::FixtureRun::kPrefill, kr::FixtureRun::kDecode, kr::FixtureRun::kDecodeGraphs})
-      kr::test_fixture(*gpu, dir, ref, run);
-  }
+  if (!kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
   return kr::g_failures ? 1 : 0;
 }

@@ -11,8 +11,8 @@
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
 //        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
 //        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b) with random bf16 weights of its shape, or
-//        "all"; several run one after another in one process (one backend, each model freed
-//        before the next loads) and a summary table ends the output. --json FILE: one
+//        "all"; several run one after another in one process (a fresh backend each, so that
+//        nothing of one stays on the device for the next) and a summary table ends the output. --json FILE: one
 //        model's results; --json-dir DIR: DIR/NAME.json per preset.
 //        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per matrix shape of every preset)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
@@ -379,8 +379,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--json and --dump-logits take one model; use --json-dir DIR with several presets\n");
     return 1;
   }
-  auto gpu = kr::make_cuda_backend(options);
-  if (!gpu) {
+  if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-cuda-bench: no CUDA device\n");
     return 2;
   }
@@ -391,6 +390,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   std::vector<std::pair<std::string, nlohmann::json>> results;
   for (const std::string& arch : archs) {
+    // A backend per model: the weights live as long as their backend.
+    auto gpu = kr::make_cuda_backend(options);
     nlohmann::json r = kr::run_model(*gpu, model_dir, arch, set, dump_ids, dump_out, &exit_code);
     if (r.is_null()) {
       if (exit_code != 0) return exit_code;
