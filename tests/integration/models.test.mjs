@@ -189,18 +189,28 @@ test('--model-idle-ttl-s: idle models are unloaded, a busy one is not, and the n
   try {
     // beta streams for longer than the TTL; alpha sits idle.
     const stream = post(s.port, '/v1/completions', { model: 'beta', prompt: 'Once', max_tokens: 20000, ignore_eos: true, stream: true });
-    const t0 = Date.now();
-    let list;
-    do {
-      await sleep(100);
-      list = await models(s.port);
-    } while (list.alpha.state === 'loaded' && Date.now() - t0 < 5000);
+    const until = async (cond) => {
+      const t0 = Date.now();
+      let list = await models(s.port);
+      while (!cond(list) && Date.now() - t0 < 10_000) {
+        await sleep(50);
+        list = await models(s.port);
+      }
+      return list;
+    };
+    let list = await until((l) => l.beta.running === 1);
+    assert.equal(list.beta.running, 1, 'the stream on beta runs');
+    const betaUnloads = list.beta.unloads;
+    list = await until((l) => l.alpha.state === 'unloaded');
     assert.equal(list.alpha.state, 'unloaded');
     assert.deepEqual(list.alpha.events.map((e) => [e.event, e.reason]), [['loaded', undefined], ['unloaded', 'idle']]);
     const [loaded, unloaded] = list.alpha.events;
     assert.ok(unloaded.at_unix_ms - loaded.at_unix_ms >= 950, `unloaded ${unloaded.at_unix_ms - loaded.at_unix_ms} ms after its load`);
-    assert.equal(list.beta.running, 1, 'the stream on beta is running');
+    await sleep(1300);  // past beta's TTL too
+    list = await models(s.port);
     assert.equal(list.beta.state, 'loaded', 'a model with a running request stays loaded');
+    assert.equal(list.beta.running, 1);
+    assert.equal(list.beta.unloads, betaUnloads);
     assert.equal(await metric(s.port, series('model_unloads_total', 'alpha', ',reason="idle"')), 1);
     const r = await complete(s.port, 'alpha');
     assert.equal(r.status, 200, r.body);
