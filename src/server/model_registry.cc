@@ -150,9 +150,14 @@ ModelRegistry::ModelRegistry(std::vector<ModelSpec> models, std::vector<double> 
 
 ModelRegistry::~ModelRegistry() {
   stop(0);
-  // Models go here, on the owner thread, after every engine stopped.
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  for (auto& s : shared_->slots) s->loaded.reset();
+  // Models go here, on the owner thread, after every engine stopped (outside the
+  // lock: what they release may release a lease).
+  std::vector<std::shared_ptr<LoadedModel>> models;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    for (auto& s : shared_->slots) models.push_back(std::move(s->loaded));
+  }
+  models.clear();
 }
 
 Status ModelRegistry::load_at_start() {
