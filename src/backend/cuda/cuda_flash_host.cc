@@ -29,7 +29,7 @@ FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int 
   constexpr int G = kFlashSplitGranule;
   const int64_t tiles = std::max<int64_t>(1, (static_cast<int64_t>(max_keys) + G - 1) / G);
   FlashSplit best{1, static_cast<int>(tiles * G)};
-  if (pairs <= 0 || slots <= 0) return best;
+  if (pairs <= 0 || slots <= 0 || pairs > kFlashMaxSplitPairs) return best;
   double best_cost = std::numeric_limits<double>::infinity();
   const int64_t limit = std::min<int64_t>(std::max(1, max_splits), tiles);
   int64_t last_per = 0;
