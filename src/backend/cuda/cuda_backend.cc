@@ -57,6 +57,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     cuda::configure_attention_kernels();
+    cuda::configure_flash_attention();
   }
 
   // Teardown ignores errors: a lost device must not turn exit into an abort.

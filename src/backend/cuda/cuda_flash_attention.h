@@ -105,6 +105,12 @@ int flash_decode_max_splits(int head_dim);
 // partial_ml follows partial_out: partial_ml = partial_out + num_tiles * Hkv * rows_cap * num_splits * D.
 size_t flash_workspace_bytes(int num_tiles, int kv_heads, int rows_cap, int num_splits, int head_dim);
 
+// Sets the kernels' shared-memory limits and reads their occupancy (what the split
+// policies use) on the current device. The launchers and policies do it on first
+// use; a backend calls this once up front, so that no attribute call falls inside
+// a step-graph capture.
+void configure_flash_attention();
+
 // Enqueue on `stream`. Return false (nothing launched) when the arguments are outside
 // what the kernels handle (unsupported shape, split_keys not a multiple of the
 // granule, a missing workspace, more (tile, kv head) pairs than split counters).

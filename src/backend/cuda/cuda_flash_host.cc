@@ -72,6 +72,14 @@ bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_count
 
 }  // namespace flash_host
 
+void configure_flash_attention() {
+  flash_host::sm_count();
+  for (int d : {64, 128, 256}) {
+    flash_host::prefill_blocks_per_sm(d);
+    flash_host::decode_blocks_per_sm(d);
+  }
+}
+
 int flash_decode_tile_tokens(int group) {
   if (group <= 0 || group > kFlashDecodeRows) return 0;
   return kFlashDecodeRows / group;

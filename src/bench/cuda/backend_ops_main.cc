@@ -3,12 +3,17 @@
 // every fused op three ways (the CUDA override, the CUDA backend's composed
 // default, the CPU) at batch 1 and larger batches; the model's decode layer as
 // the forward issues it; then the tiny fixture model on the GPU against its
-// golden argmaxes, as prefill and token by token (eager and as step graphs).
+// golden argmaxes, as prefill and token by token (eager and as step graphs);
+// then the long-context checks (backend_ops_long.h): attention at lengths 1 …
+// 32768 against the CPU on sampled rows, chunked prefill, the families' GQA
+// ratios, windows, soft-caps, decode step graphs, and a long prompt's greedy
+// outputs one-shot against chunked.
 // Inputs are rounded to bf16 first so that both backends see the same values;
 // CUDA outputs are NaN-poisoned before each op. Prints a table; exit status 1
 // on any failure, 2 when no GPU is present.
 //
-// Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR]
+// Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR] [--long-only | --no-long]
+//                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -31,6 +36,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
+#include "bench/cuda/backend_ops_long.h"
 #include "model/model.h"
 
 namespace kr {
@@ -744,11 +750,23 @@ void test_fixture(Backend& gpu, const std::string& dir, const std::string& golde
 int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
   std::string families = "tests/golden/families";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool short_checks = true, long_checks = true;
+  int long_prompt = 32000;
+  for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--fixture") fixture = argv[i + 1];
-    if (a == "--golden") golden = argv[i + 1];
-    if (a == "--families") families = argv[i + 1];
+    const bool has_value = i + 1 < argc;
+    if (a == "--fixture" && has_value) fixture = argv[++i];
+    else if (a == "--golden" && has_value) golden = argv[++i];
+    else if (a == "--families" && has_value) families = argv[++i];
+    else if (a == "--long-prompt" && has_value) long_prompt = std::atoi(argv[++i]);
+    else if (a == "--long-only") short_checks = false;
+    else if (a == "--no-long") long_checks = false;
+    else {
+      std::fprintf(stderr,
+                   "usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR] [--long-only | --no-long] "
+                   "[--long-prompt N]\n");
+      return 2;
+    }
   }
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
@@ -758,7 +776,7 @@ int main(int argc, char** argv) {
   using kr::NormKind;
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
-  {
+  if (short_checks) {
     kr::Ctx c(*cpu, *gpu);
     kr::test_embedding(c, 1000, 3072, 7, 1.0f);
     kr::test_embedding(c, 50, 72, 1, 1.0f);
@@ -865,7 +883,7 @@ int main(int argc, char** argv) {
       kr::test_layers(c, batch64, 2048, 16, 8, 128, 2048, *f);
     }
   }
-  {
+  if (short_checks) {
     // Without programmatic dependent launch (CudaOptions::pdl off).
     kr::CudaOptions no_pdl;
     no_pdl.pdl = false;
@@ -876,21 +894,27 @@ int main(int argc, char** argv) {
     kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);
     kr::test_layers(c, {127}, 4096, 32, 8, 128, 4096, kr::kQwen3);
   }
-  {
+  if (short_checks) {
     kr::Ctx c(*cpu, *gpu);
     kr::test_argmax(c, 3, 128256);
     kr::test_argmax(c, 1, 1000);
     kr::test_graph(c);
   }
-  for (kr::FixtureRun run : {kr::FixtureRun::kPrefill, kr::FixtureRun::kDecode, kr::FixtureRun::kDecodeGraphs})
-    kr::test_fixture(*gpu, fixture, golden, run);
+  if (short_checks)
+    for (kr::FixtureRun run : {kr::FixtureRun::kPrefill, kr::FixtureRun::kDecode, kr::FixtureRun::kDecodeGraphs})
+      kr::test_fixture(*gpu, fixture, golden, run);
   // Every family's tiny model (tests/golden/families), the vision-language folder in both forms.
   for (const char* name : {"qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gemma3_vlm", "gemma3_vlm/v4"}) {
+    if (!short_checks) break;
     const std::string dir = families + "/" + name;
     const std::string ref = std::string(name) == "gemma3_vlm/v4" ? families + "/gemma3_vlm/expected.json"
                                                                  : dir + "/expected.json";
     for (kr::FixtureRun run : {kr::FixtureRun::kPrefill, kr::FixtureRun::kDecode, kr::FixtureRun::kDecodeGraphs})
       kr::test_fixture(*gpu, dir, ref, run);
+  }
+  if (long_checks) {
+    kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu);
+    if (long_prompt > 0) kr::g_failures += kr::run_long_prompt_greedy_check(*gpu, long_prompt);
   }
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
   return kr::g_failures ? 1 : 0;
