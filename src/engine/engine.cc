@@ -30,6 +30,7 @@ struct Engine::Impl {
         observer(m, c, &sched),
         eos(r->eos_ids().begin(), r->eos_ids().end()),
         seed_source(std::random_device{}()) {
+    sched.set_cost_model(r->step_cost_model());
     free_blocks.store(blocks.num_free_blocks());
   }
 
@@ -208,6 +209,7 @@ void Engine::Impl::step(bool fast_path) {
     const Status st = run(out);
     record.end_ns = clock->now_ns();
     record.ok = st.ok();
+    if (st.ok()) sched.on_step_timed(static_cast<double>(record.end_ns - record.start_ns) * 1e-6);
     if (st.ok()) {
       postprocess(out, record.end_ns);
     } else {

@@ -246,6 +246,8 @@ class CudaBackend final : public Backend {
 
   bool implements_sample() const override { return true; }
 
+  BackendRates rates() const override;
+
   bool begin_graph(uint64_t key) override;
   bool replaying_graph() const override { return mode_ == Mode::kReplay; }
   void end_graph() override;
@@ -721,6 +723,33 @@ void CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
               cuda::kFlashDecodeRows, static_cast<char*>(attn_scratch_) + kHalf);
     KR_CHECK_MSG(cuda::launch_flash_decode(a, s), "attention: the flash decode kernel refused its arguments");
   }
+}
+
+// Leads from the device's shape: dense bf16 tensor-core FLOPs per SM and clock
+// (Hopper 4096, Ampere/Ada 2048); of that, 45% for a layer's matmuls with their
+// norm, rope and activation kernels (pp512 ran at 43k tok/s on the H200, about
+// a quarter of peak, before the flash kernels) and 30% for the mma.sync flash
+// prefill: on the low side, so that a cold server's first mixed steps stay
+// short until the engine's online correction has seen some; 80% of the HBM peak
+// (the H200: 3.9 of 4.8 TB/s); about 1 ms of launches and host work per step
+// that is not a graph replay.
+BackendRates CudaBackend::rates() const {
+  int sms = 0, clock_khz = 0, mem_khz = 0, bus_bits = 0, major = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, options_.device);
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, options_.device);
+  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, options_.device);
+  cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, options_.device);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options_.device);
+  BackendRates r;
+  const double per_sm_clock = major >= 9 ? 4096.0 : major >= 8 ? 2048.0 : 1024.0;
+  const double peak = static_cast<double>(sms) * clock_khz * 1e3 * per_sm_clock;
+  r.matmul_flop_s = 0.45 * peak;
+  r.attention_flop_s = 0.30 * peak;
+  // Double data rate: two transfers per memory clock.
+  r.memory_byte_s = 0.8 * 2.0 * mem_khz * 1e3 * bus_bits / 8.0;
+  r.step_overhead_s = 1e-3;
+  r.attention_tile_rows = 128;  // flash prefill tile rows at head dims 64/128 (cuda_flash_attention.h)
+  return r;
 }
 
 bool CudaBackend::begin_graph(uint64_t key) {
