@@ -109,7 +109,7 @@ void Scheduler::schedule(int64_t now_ns, SchedulerOutput* out) {
 
 int32_t Scheduler::time_fit(const Sequence* s, int32_t want) {
   if (!time_bound_ || want <= 0) return want;
-  const double limit = config_.max_step_ms / budget_.scale();  // unscaled ms
+  const double limit = config_.max_step_ms / budget_.scale(/*mixed=*/true);  // unscaled ms
   double left = limit - step_estimate_ms_;
   // The first chunk of the step always gets a quarter of the budget (and a token).
   if (!step_has_chunk_) left = std::max(left, limit / 4);
@@ -125,14 +125,14 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   // The step's estimate from what an earlier round of this schedule() emitted.
   step_estimate_ms_ = budget_.fixed_ms();
   step_has_chunk_ = false;
-  time_bound_ = false;
+  step_has_decode_ = false;
   for (const ScheduledSeq& ss : out->seqs) {
     step_estimate_ms_ += budget_.chunk_ms(ss.seq->num_computed, ss.num_tokens);
     step_has_chunk_ |= ss.num_tokens > 1;
-    time_bound_ |= ss.num_tokens == 1 && ss.seq->num_output_tokens() > 0;
+    step_has_decode_ |= ss.num_tokens == 1 && ss.seq->num_output_tokens() > 0;
   }
   const bool timed = config_.scheduler_on && config_.max_step_ms > 0 && budget_.known();
-  time_bound_ &= timed;
+  time_bound_ = timed && step_has_decode_;
   auto emit = [&](Sequence* s, int32_t n) {
     s->scheduled_in_step = step_;
     step_estimate_ms_ += budget_.chunk_ms(s->num_computed, n);
@@ -160,7 +160,8 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
     if (s->state != SeqState::kRunning) continue;
     KR_CHECK(blocks_->allocate(&s->block_table, s->num_computed + 1));
     emit(s, 1);
-    time_bound_ |= timed && s->num_output_tokens() > 0;
+    step_has_decode_ |= s->num_output_tokens() > 0;
+    time_bound_ = timed && step_has_decode_;
   }
   // 2. Prefills already running: the next chunk, as far as budget, time and blocks
   // allow. One of a worse priority than a waiting request that could be admitted
@@ -222,7 +223,7 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
 }
 
 void Scheduler::on_step_timed(double measured_ms) {
-  if (step_has_chunk_) budget_.observe(step_estimate_ms_, measured_ms);
+  if (step_has_chunk_) budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);
 }
 
 void Scheduler::on_step_done(const SchedulerOutput& out) {

@@ -81,8 +81,8 @@ class Scheduler {
   // The last scheduled step took measured_ms: corrects the cost model (StepBudget::observe).
   void on_step_timed(double measured_ms);
   const StepBudget& step_budget() const { return budget_; }
-  // The last schedule()'s estimated step time, scaled (0 with no cost model).
-  double last_estimate_ms() const { return budget_.known() ? step_estimate_ms_ * budget_.scale() : 0.0; }
+  // The last schedule()'s estimated step time, unscaled (0 with no cost model).
+  double last_estimate_ms() const { return budget_.known() ? step_estimate_ms_ : 0.0; }
 
   void set_window_ms(double ms) { window_ms_ = ms; }
   void set_admissions_per_step(int32_t n) { admissions_per_step_ = n; }
@@ -116,10 +116,12 @@ class Scheduler {
   int64_t step_ = 0;
   StepBudget budget_;
   // Per schedule(): the estimate so far (unscaled ms); whether the time budget
-  // binds (a decode is scheduled); whether a multi-token chunk was given.
+  // binds (a decode is scheduled); whether a multi-token chunk was given; whether
+  // a decode is scheduled (the step is "mixed" for the budget's correction).
   double step_estimate_ms_ = 0.0;
   bool time_bound_ = false;
   bool step_has_chunk_ = false;
+  bool step_has_decode_ = false;
 };
 
 // Worst-first order for preemption victims: higher priority value, then later arrival.

@@ -37,10 +37,7 @@ struct Harness {
   // One step: "A:8 B:1*" (* = sampled).
   std::string step() {
     sched.schedule(1'000'000, &out);
-    if (measured_factor > 0) {
-      const double unscaled = sched.last_estimate_ms() / sched.step_budget().scale();
-      sched.on_step_timed(measured_factor * unscaled);
-    }
+    if (measured_factor > 0) sched.on_step_timed(measured_factor * sched.last_estimate_ms());
     std::string d;
     for (const ScheduledSeq& ss : out.seqs) d += (d.empty() ? "" : " ") + names[ss.seq] + ":" + std::to_string(ss.num_tokens) + (ss.sample ? "*" : "");
     sched.on_step_done(out);
@@ -83,19 +80,23 @@ EngineConfig budget_config() {
   return c;
 }
 
-// While D decodes, L's chunks are cut to what 10 ms leave after the step's 1 ms
-// and D's token: 0.01 n + 1e-5 (n s + n (n + 1) / 2) <= 8.99, so they shrink as
-// L's context s grows (672 at s = 0, 471 at s = 672). Counting tokens only gives
-// 999-token chunks; leaving out the attention pairs, 899 every step.
+// While D decodes, L's chunks are cut to what the budget leaves after the step's
+// 1 ms and D's token. No step has been measured, so the budget carries the cold
+// margin: 10 / 1.5 = 6.67 ms, 5.66 of it for the chunk:
+// 0.01 n + 1e-5 (n s + n (n + 1) / 2) <= 5.66, shrinking as L's context s grows
+// (459 at s = 0, 346 at s = 459). Counting tokens only gives 999-token chunks;
+// leaving out the attention pairs, 565 every step.
 TEST(StepBudgetTable, ChunksShrinkWithTheContextWhileDecodesRun) {
   Harness h(budget_config(), attention_model());
   h.add("D", 2, 100);
   h.walk({"D:2*"});
   h.add("L", 1500, 1);
   h.walk({
-      "D:1* L:672",   // admitted: 8.99 ms of chunk at context 0
-      "D:1* L:471",   // at context 672 the same time buys fewer tokens
-      "D:1* L:357*",  // the rest (it fits)
+      "D:1* L:459",  // admitted: 5.66 ms of chunk at context 0
+      "D:1* L:346",  // at context 459 the same time buys fewer tokens
+      "D:1* L:290",
+      "D:1* L:254",
+      "D:1* L:151*",  // the rest (it fits)
       "D:1*",
   });
 }
@@ -109,8 +110,8 @@ TEST(StepBudgetTable, NoDecodesMeansTokenBudgetOnly) {
 }
 
 // Decodes that alone exceed the budget still leave the first chunk a quarter of
-// it (2.5 ms), so a prefill always progresses: here D's token reads 1001 keys at
-// 0.01 ms each (11 ms with the step).
+// it (6.67 / 4 ms with the cold margin), so a prefill always progresses: here D's
+// token reads 1001 keys at 0.01 ms each (11 ms with the step).
 TEST(StepBudgetTable, FirstChunkProgressesWhenDecodesFillTheStep) {
   StepCostModel m = attention_model();
   m.ctx_ms = 0.01;
@@ -119,20 +120,23 @@ TEST(StepBudgetTable, FirstChunkProgressesWhenDecodesFillTheStep) {
   h.add("D", 1000, 100);
   h.walk({"D:1000*"});
   h.add("L", 500, 1);
-  h.walk({"D:1* L:82", "D:1* L:64"});
+  h.walk({"D:1* L:64", "D:1* L:49"});
 }
 
-// Steps measured at twice their estimate: the budget's scale moves to 1.2 after
-// one step (a fifth of the way), and the next chunk fits 10 / 1.2 ms: 391 tokens
-// instead of 471.
+// Every step measured at half its estimate. The first measurement (D's prompt, no
+// decode) replaces the prior: 0.5. The first mixed steps start from it with the
+// cold margin (0.75: 10 / 0.75 ms, 861 tokens instead of 459); after 4 measured
+// mixed steps the margin goes (0.5: the chunk grows again, 533 at context 2294,
+// where it had fallen to 398).
 TEST(StepBudgetTable, MeasuredStepTimesCorrectTheEstimate) {
   Harness h(budget_config(), attention_model());
+  h.measured_factor = 0.5;
   h.add("D", 2, 100);
   h.walk({"D:2*"});
-  h.add("L", 1500, 1);
-  h.measured_factor = 2.0;
-  h.walk({"D:1* L:672", "D:1* L:391"});
-  EXPECT_NEAR(h.sched.step_budget().scale(), 0.8 * 1.2 + 0.2 * 2.0, 1e-9);
+  EXPECT_NEAR(h.sched.step_budget().scale(/*mixed=*/false), 0.5, 1e-12);
+  h.add("L", 3000, 1);
+  h.walk({"D:1* L:861", "D:1* L:573", "D:1* L:462", "D:1* L:398", "D:1* L:533", "D:1* L:173*"});
+  EXPECT_NEAR(h.sched.step_budget().scale(/*mixed=*/true), 0.5, 1e-12);
 }
 
 // max_step_ms 0 turns the time budget off.
@@ -210,17 +214,33 @@ TEST(StepCost, ChunkCostGrowsWithTokensAndContext) {
   EXPECT_EQ(b.max_tokens(0, 0, 100.0), 0);
 }
 
-TEST(StepCost, ObserveMovesTheScaleWithinBounds) {
+TEST(StepCost, ObserveMovesTheScalesWithinBounds) {
   StepBudget b;
   b.set_model(attention_model());
-  b.observe(10.0, 20.0);
-  EXPECT_NEAR(b.scale(), 1.2, 1e-12);
-  b.observe(0.5, 100.0);  // estimates under 1 ms are noise
-  EXPECT_NEAR(b.scale(), 1.2, 1e-12);
-  for (int i = 0; i < 100; ++i) b.observe(10.0, 1000.0);
-  EXPECT_EQ(b.scale(), StepBudget::kMaxScale);
-  for (int i = 0; i < 100; ++i) b.observe(10.0, 0.01);
-  EXPECT_EQ(b.scale(), StepBudget::kMinScale);
+  EXPECT_EQ(b.scale(false), 1.0);
+  EXPECT_EQ(b.scale(true), StepBudget::kColdMargin);  // nothing measured: the prior, with the margin
+  b.observe(10.0, 20.0, /*mixed=*/false);  // the first measurement replaces the prior
+  EXPECT_NEAR(b.scale(false), 2.0, 1e-12);
+  EXPECT_NEAR(b.scale(true), 2.0 * StepBudget::kColdMargin, 1e-12);  // mixed steps start from it
+  b.observe(10.0, 10.0, false);
+  EXPECT_NEAR(b.scale(false), 0.7 * 2.0 + 0.3 * 1.0, 1e-12);
+  b.observe(0.5, 100.0, false);  // estimates under 1 ms are noise
+  EXPECT_NEAR(b.scale(false), 1.7, 1e-12);
+  b.observe(10.0, 30.0, /*mixed=*/true);
+  EXPECT_NEAR(b.scale(true), 3.0 * StepBudget::kColdMargin, 1e-12);
+  EXPECT_NEAR(b.scale(false), 1.7, 1e-12);  // kept apart
+  for (int i = 1; i < StepBudget::kWarmupSteps; ++i) b.observe(10.0, 30.0, true);
+  EXPECT_NEAR(b.scale(true), 3.0, 1e-12);  // warmed up: no margin
+  // Ratios are clamped before they are averaged: one outlier moves the scale by
+  // at most kAlpha of the way to a bound, and many reach it (in the limit).
+  b.observe(10.0, 1e6, true);
+  EXPECT_NEAR(b.scale(true), 0.7 * 3.0 + 0.3 * StepBudget::kMaxScale, 1e-12);
+  for (int i = 0; i < 100; ++i) b.observe(10.0, 1000.0, true);
+  EXPECT_NEAR(b.scale(true), StepBudget::kMaxScale, 1e-9);
+  EXPECT_LE(b.scale(true), StepBudget::kMaxScale);
+  for (int i = 0; i < 100; ++i) b.observe(10.0, 0.01, true);
+  EXPECT_NEAR(b.scale(true), StepBudget::kMinScale, 1e-9);
+  EXPECT_GE(b.scale(true), StepBudget::kMinScale);
 }
 
 }  // namespace

@@ -42,10 +42,19 @@ int32_t StepBudget::max_tokens(int64_t start, int32_t want, double ms) const {
   return lo;
 }
 
-void StepBudget::observe(double estimated_ms, double measured_ms) {
+double StepBudget::scale(bool mixed) const {
+  if (!mixed) return plain_scale_;
+  const double base = mixed_seen_ > 0 ? mixed_scale_ : plain_scale_;
+  return mixed_seen_ < kWarmupSteps ? base * kColdMargin : base;
+}
+
+void StepBudget::observe(double estimated_ms, double measured_ms, bool mixed) {
   if (!(estimated_ms >= 1.0) || !(measured_ms > 0.0)) return;
-  const double ratio = measured_ms / estimated_ms;
-  scale_ = std::clamp(0.8 * scale_ + 0.2 * ratio, kMinScale, kMaxScale);
+  const double ratio = std::clamp(measured_ms / estimated_ms, kMinScale, kMaxScale);
+  double& s = mixed ? mixed_scale_ : plain_scale_;
+  int& seen = mixed ? mixed_seen_ : plain_seen_;
+  s = seen == 0 ? ratio : std::clamp((1.0 - kAlpha) * s + kAlpha * ratio, kMinScale, kMaxScale);
+  ++seen;
 }
 
 }  // namespace kr

@@ -45,15 +45,20 @@ struct StepCostModel {
 // seeing at most `window` keys (0: all up to itself).
 double attention_pairs(int64_t start, int64_t n, int64_t window);
 
-// A StepCostModel with an online correction: scale × the model's estimate, the
-// scale following measured/estimated over recent steps that fed a prefill chunk
-// (the steps the budget shapes).
+// A StepCostModel with an online correction: a scale on its estimates, from the
+// measured times of the steps that fed a prefill chunk. Steps with decodes (the
+// ones the time budget shapes) keep a scale of their own, started from the other
+// steps' when they have none; the first measurement of each kind replaces the
+// prior, later ones move it by kAlpha. Until kWarmupSteps steps with decodes have
+// been measured, their scale carries kColdMargin more, so that a cold server's
+// first mixed steps err on the short side.
 class StepBudget {
  public:
   void set_model(const StepCostModel& m) { model_ = m; }
   const StepCostModel& model() const { return model_; }
   bool known() const { return model_.known(); }
-  double scale() const { return scale_; }
+  // The scale applied to a step's estimate: with decodes (mixed) or without.
+  double scale(bool mixed = true) const;
 
   // Unscaled estimates (what observe() compares measurements with).
   double fixed_ms() const { return model_.fixed_ms; }
@@ -61,15 +66,19 @@ class StepBudget {
   // The largest n in [0, want] whose chunk at `start` costs at most `ms` (unscaled).
   int32_t max_tokens(int64_t start, int32_t want, double ms) const;
 
-  // A step estimated at `estimated_ms` (unscaled, with a prefill chunk) took
-  // `measured_ms`: scale moves a fifth of the way to their ratio, within
-  // [kMinScale, kMaxScale]. Steps estimated under 1 ms are ignored (noise).
-  void observe(double estimated_ms, double measured_ms);
+  // A step estimated at `estimated_ms` (unscaled, with a prefill chunk; `mixed`:
+  // with decodes) took `measured_ms`. Estimates under 1 ms are ignored (noise);
+  // scales stay within [kMinScale, kMaxScale].
+  void observe(double estimated_ms, double measured_ms, bool mixed);
   static constexpr double kMinScale = 0.2, kMaxScale = 5.0;
+  static constexpr double kAlpha = 0.3;
+  static constexpr double kColdMargin = 1.5;
+  static constexpr int kWarmupSteps = 4;
 
  private:
   StepCostModel model_;
-  double scale_ = 1.0;
+  double plain_scale_ = 1.0, mixed_scale_ = 1.0;
+  int plain_seen_ = 0, mixed_seen_ = 0;
 };
 
 }  // namespace kr
