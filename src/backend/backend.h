@@ -123,6 +123,17 @@ struct MatmulInput {
   Tensor* normed = nullptr;  // [T, K] with a norm
 };
 
+// Rough rates of a backend, for a scheduler's step-time estimate (the engine's
+// StepCostModel, built by its runner from these and the model's shape). Leads,
+// not measurements: the engine corrects the estimate by measured step times.
+struct BackendRates {
+  double matmul_flop_s = 0.0;     // dense matmuls of many rows (0: unknown)
+  double attention_flop_s = 0.0;  // prefill attention (q·k and p·v)
+  double memory_byte_s = 0.0;     // streaming reads (weights, K/V)
+  double step_overhead_s = 0.0;   // per step beyond the weights read (launches, host work)
+  int32_t attention_tile_rows = 1;  // query rows (tokens × GQA group) that share one read of the keys
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -245,6 +256,8 @@ class Backend {
   }
   virtual bool replaying_graph() const { return false; }
   virtual void end_graph() {}
+  // Rates for a step-time estimate (BackendRates); default: unknown.
+  virtual BackendRates rates() const { return {}; }
 };
 
 // Creates the CPU reference backend. threads <= 0: hardware concurrency.

@@ -157,6 +157,7 @@ struct CaseSpec {
   bool holes = false;          // a -1 entry and an out-of-range block id inside contexts
   int decode_tile_tokens = 1;  // tokens per decode tile
   bool sequential_blocks = false;  // block ids in order (timing) instead of shuffled
+  int min_width = 0;               // block-table width at least this (-1 padded), as the runner pads it
 };
 
 struct Layout {
@@ -183,6 +184,7 @@ Layout make_layout(const CaseSpec& c, uint64_t seed) {
   }
   L.T = L.query_start.back();
   L.width += 2;                       // -1 padding past every context
+  L.width = std::max(L.width, c.min_width);
   L.num_blocks = total_blocks + 3;    // a few blocks no sequence owns
   std::vector<int32_t> ids(L.num_blocks);
   std::iota(ids.begin(), ids.end(), 0);
@@ -740,6 +742,31 @@ std::vector<CaseSpec> correctness_cases(bool quick) {
       c.window = f.window;
       c.name = name(f.k == Kern::kDecode ? "decode" : "prefill", 24, 8, 128,
                     std::to_string(f.splits) + " splits forced" + (f.window ? ", window " + std::to_string(f.window) : ""));
+      cs.push_back(c);
+    }
+  }
+  // Decode steps whose table width (the runner's padded width: the shape a step
+  // graph's split count comes from) far exceeds the contexts: the policy's splits
+  // cut each tile's own keys evenly, so none is empty and the merge sees them all.
+  {
+    struct P {
+      std::vector<SeqSpec> seqs;
+      int width;
+      int window;
+    };
+    for (const P& p : {P{{{16384, 1}}, 2048, 0}, P{{{20000, 1}, {70, 1}, {4999, 1}}, 2048, 0},
+                       P{{{9000, 1}}, 4096, 4096}, P{{{32768, 1}}, 4096, 0}}) {
+      if (quick && p.seqs[0].prefix > 10000) continue;
+      CaseSpec c;
+      c.hq = 24;
+      c.hkv = 8;
+      c.seqs = p.seqs;
+      c.window = p.window;
+      c.min_width = p.width;
+      c.kern = Kern::kDecode;
+      c.name = name("decode", 24, 8, 128, "b" + std::to_string(p.seqs.size()) + " ctx " +
+                                              std::to_string(p.seqs[0].prefix + 1) + " width " +
+                                              std::to_string(p.width) + (p.window ? " window" : ""));
       cs.push_back(c);
     }
   }

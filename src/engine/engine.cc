@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "base/check.h"
+#include "base/log.h"
 #include "engine/engine_observer.h"
 #include "engine/kv_block_manager.h"
 #include "engine/scheduler.h"
@@ -30,7 +31,25 @@ struct Engine::Impl {
         observer(m, c, &sched),
         eos(r->eos_ids().begin(), r->eos_ids().end()),
         seed_source(std::random_device{}()) {
+    sched.set_cost_model(r->step_cost_model());
     free_blocks.store(blocks.num_free_blocks());
+    log_step_budget();
+  }
+
+  // What the step-time budget starts from (the measured corrections come later).
+  void log_step_budget() const {
+    const StepCostModel& m = sched.step_budget().model();
+    if (!(config.scheduler_on && config.max_step_ms > 0)) return;
+    if (!m.known()) {
+      KR_LOG(kInfo, "step budget %g ms: the backend gives no rates, prefill chunks follow the token budget only",
+             config.max_step_ms);
+      return;
+    }
+    KR_LOG(kInfo,
+           "step budget %g ms; prior cost: %.3f ms/step + %.5f ms/token + %.3g ms/attention pair + %.3g ms/key read "
+           "(%d query tokens per read of the keys)",
+           config.max_step_ms, m.fixed_ms, m.token_ms, m.pair_ms + m.window_pair_ms, m.ctx_ms + m.window_ctx_ms,
+           m.tile_tokens);
   }
 
   // ---- any thread ----
@@ -210,6 +229,7 @@ void Engine::Impl::step(bool fast_path) {
     const Status st = run(out);
     record.end_ns = clock->now_ns();
     record.ok = st.ok();
+    if (st.ok()) sched.on_step_timed(static_cast<double>(record.end_ns - record.start_ns) * 1e-6);
     if (st.ok()) {
       postprocess(out, record.end_ns);
     } else {

@@ -54,6 +54,10 @@ const EngineVariable kVariables[] = {
      KR_INT(max_num_seqs)},
     {"KR_MAX_BATCHED_TOKENS", nullptr, V::kInt, 1, 1 << 20, "tokens per step (the chunked-prefill budget)",
      KR_INT(max_batched_tokens)},
+    {"KR_MAX_STEP_MS", nullptr, V::kDouble, 0, 1e6,
+     "while decodes run, prefill chunks are cut so a step's estimated time (attention included) stays "
+     "under this; 0 = token budget only",
+     KR_DOUBLE(max_step_ms)},
     {"KR_MAX_QUEUED_REQUESTS", nullptr, V::kInt, 1, 1 << 24, "waiting requests beyond which a request gets 503",
      KR_INT(max_queued_requests)},
     {"KR_BACKGROUND_MAX_WAIT_S", nullptr, V::kDouble, 0, 1e6,

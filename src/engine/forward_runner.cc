@@ -18,6 +18,35 @@ int32_t ForwardRunner::max_model_len() const {
   return static_cast<int32_t>(std::min<int64_t>({model_->config().max_position_embeddings, cache_tokens, INT32_MAX}));
 }
 
+StepCostModel ForwardRunner::step_cost_model() const {
+  const BackendRates r = backend_->rates();
+  StepCostModel m;
+  if (!(r.matmul_flop_s > 0.0 && r.attention_flop_s > 0.0 && r.memory_byte_s > 0.0)) return m;
+  const ModelConfig& c = model_->config();
+  const double H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const double Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  const double L = c.num_hidden_layers;
+  // Matmul weights a token meets in every layer: q/k/v, o, gate/up, down (the
+  // lm_head only on sampled rows: left out).
+  const double layer_weights = (Hq + 2 * Hkv) * D * H + Hq * D * H + 3 * I * H;
+  double global = 0, sliding = 0;
+  for (AttentionKind k : c.arch.layer_attention) (k == AttentionKind::kSliding ? sliding : global) += 1;
+  if (global + sliding == 0) global = L;
+  const double act_bytes = static_cast<double>(dtype_size_bytes(backend_->activation_dtype()));
+  const double ms = 1e3;
+  m.fixed_ms = static_cast<double>(model_->weight_bytes()) / r.memory_byte_s * ms + r.step_overhead_s * ms;
+  m.token_ms = 2.0 * layer_weights * L / r.matmul_flop_s * ms;
+  m.pair_ms = 4.0 * Hq * D * global / r.attention_flop_s * ms;       // q·k and p·v, 2 FLOPs per MAC
+  m.ctx_ms = 2.0 * Hkv * D * act_bytes * global / r.memory_byte_s * ms;  // a K and a V row per key
+  if (sliding > 0 && c.arch.sliding_window > 0) {
+    m.window = c.arch.sliding_window;
+    m.window_pair_ms = 4.0 * Hq * D * sliding / r.attention_flop_s * ms;
+    m.window_ctx_ms = 2.0 * Hkv * D * act_bytes * sliding / r.memory_byte_s * ms;
+  }
+  m.tile_tokens = std::max(1, r.attention_tile_rows / std::max(1, c.num_attention_heads / c.num_key_value_heads));
+  return m;
+}
+
 Status ForwardRunner::build_metadata(std::span<const SeqStep> seqs) {
   const int32_t bs = model_->block_size();
   StepMetadata& m = meta_;

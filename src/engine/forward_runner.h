@@ -36,6 +36,9 @@ class ForwardRunner final : public ModelRunner {
   // min(max_position_embeddings, tokens the whole KV cache holds).
   int32_t max_model_len() const override;
   std::span<const int32_t> eos_ids() const override { return model_->eos_ids(); }
+  // From the model's shape (matmul FLOPs per token, attention FLOPs per pair and
+  // K/V bytes per key, per layer kind) and the backend's rates.
+  StepCostModel step_cost_model() const override;
   // InvalidArgument (nothing run) for an empty step, a step over
   // max_tokens_per_step tokens or max_logit_rows samplers, a block table that
   // does not cover start_pos + tokens, or a sampling SeqStep without params.

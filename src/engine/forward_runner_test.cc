@@ -291,3 +291,40 @@ TEST(ForwardRunner, DeviceSamplingMatchesHostSampler) {
 
 }  // namespace
 }  // namespace kr
+
+namespace kr {
+namespace {
+
+// The step cost model from the model's shape and the backend's rates: a Gemma 2
+// folder with two sliding layers (window 16) and one global layer, on the CPU.
+TEST(ForwardRunner, StepCostModelFromShapeAndRates) {
+  ModelOptions opt;
+  opt.max_tokens_per_step = 64;
+  auto r = make_forward_runner(std::string(KR_SOURCE_DIR) + "/tests/golden/families/gemma2",
+                               make_cpu_backend(2, size_t{8} << 20), opt);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const ModelConfig& c = (*r)->model().config();
+  const BackendRates rates = (*r)->model().backend().rates();
+  ASSERT_GT(rates.matmul_flop_s, 0.0);
+  const StepCostModel m = (*r)->step_cost_model();
+  ASSERT_TRUE(m.known());
+  const double H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, Hq = c.num_attention_heads,
+               Hkv = c.num_key_value_heads;
+  const double per_layer = (Hq + 2 * Hkv) * D * H + Hq * D * H + 3 * I * H;
+  EXPECT_NEAR(m.token_ms, 2 * per_layer * c.num_hidden_layers / rates.matmul_flop_s * 1e3, 1e-12);
+  // One global layer, two sliding ones of window 16; f32 K and V rows on the CPU.
+  EXPECT_NEAR(m.pair_ms, 4 * Hq * D * 1 / rates.attention_flop_s * 1e3, 1e-15);
+  EXPECT_NEAR(m.window_pair_ms, 4 * Hq * D * 2 / rates.attention_flop_s * 1e3, 1e-15);
+  EXPECT_NEAR(m.ctx_ms, 2 * Hkv * D * 4 * 1 / rates.memory_byte_s * 1e3, 1e-15);
+  EXPECT_NEAR(m.window_ctx_ms, 2 * Hkv * D * 4 * 2 / rates.memory_byte_s * 1e3, 1e-15);
+  EXPECT_EQ(m.window, 16);
+  EXPECT_GT(m.fixed_ms, rates.step_overhead_s * 1e3);  // plus the weights read once
+  // Past the window only the global layer's cost grows with the context.
+  const double near = m.chunk_ms(100, 8), far = m.chunk_ms(10000, 8);
+  const double reads = (8 + m.tile_tokens - 1) / m.tile_tokens;  // the CPU: each token reads the keys
+  EXPECT_EQ(m.tile_tokens, 1);
+  EXPECT_NEAR(far - near, m.pair_ms * 8 * (10000 - 100) + reads * m.ctx_ms * (10008 - 108), 1e-9);
+}
+
+}  // namespace
+}  // namespace kr

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "engine/step_cost.h"
 #include "sampling/sampled_token.h"
 #include "sampling/sampler.h"
 
@@ -31,6 +32,9 @@ class ModelRunner {
   virtual int32_t num_kv_blocks() const = 0;  // blocks in the paged cache
   virtual int32_t max_model_len() const = 0;  // context length limit
   virtual std::span<const int32_t> eos_ids() const = 0;
+  // What a step costs on this runner's device (engine/step_cost.h), for the
+  // scheduler's time budget; the default is unknown (token budget only).
+  virtual StepCostModel step_cost_model() const { return {}; }
   // Runs one step. `out`, empty on entry, gets one SampledToken per
   // SeqStep with sample == true, in order.
   virtual Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) = 0;

@@ -1,6 +1,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "base/check.h"
 
@@ -106,12 +107,36 @@ void Scheduler::schedule(int64_t now_ns, SchedulerOutput* out) {
   }
 }
 
+int32_t Scheduler::time_fit(const Sequence* s, int32_t want) {
+  if (!time_bound_ || want <= 0) return want;
+  const double limit = config_.max_step_ms / budget_.scale(/*mixed=*/true);  // unscaled ms
+  double left = limit - step_estimate_ms_;
+  // The first chunk of the step always gets a quarter of the budget (and a token).
+  if (!step_has_chunk_) left = std::max(left, limit / 4);
+  int32_t n = budget_.max_tokens(s->num_computed, want, left);
+  if (!step_has_chunk_) n = std::max<int32_t>(n, 1);
+  return n;
+}
+
 void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   const int32_t max_seqs = config_.scheduler_on ? config_.max_num_seqs : 1;
   const int32_t max_admit = config_.scheduler_on ? admissions_per_step_ : 1;
   int32_t budget = config_.max_batched_tokens - out->num_tokens;
+  // The step's estimate from what an earlier round of this schedule() emitted.
+  step_estimate_ms_ = budget_.fixed_ms();
+  step_has_chunk_ = false;
+  step_has_decode_ = false;
+  for (const ScheduledSeq& ss : out->seqs) {
+    step_estimate_ms_ += budget_.chunk_ms(ss.seq->num_computed, ss.num_tokens);
+    step_has_chunk_ |= ss.num_tokens > 1;
+    step_has_decode_ |= ss.num_tokens == 1 && ss.seq->num_output_tokens() > 0;
+  }
+  const bool timed = config_.scheduler_on && config_.max_step_ms > 0 && budget_.known();
+  time_bound_ = timed && step_has_decode_;
   auto emit = [&](Sequence* s, int32_t n) {
     s->scheduled_in_step = step_;
+    step_estimate_ms_ += budget_.chunk_ms(s->num_computed, n);
+    step_has_chunk_ |= n > 1;
     out->seqs.push_back({s, n, n == s->num_uncomputed()});
     out->num_tokens += n;
     budget -= n;
@@ -135,19 +160,46 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
     if (s->state != SeqState::kRunning) continue;
     KR_CHECK(blocks_->allocate(&s->block_table, s->num_computed + 1));
     emit(s, 1);
+    step_has_decode_ |= s->num_output_tokens() > 0;
+    time_bound_ = timed && step_has_decode_;
   }
-  // 2. Prefills already running: the next chunk, as far as budget and blocks allow.
+  // 2. Prefills already running: the next chunk, as far as budget, time and blocks
+  // allow. One of a worse priority than a waiting request that could be admitted
+  // yields: it comes after the admissions (2b).
+  const bool can_admit = out->preempted.empty() && static_cast<int32_t>(running_.size()) < max_seqs;
+  int32_t best_waiting = std::numeric_limits<int32_t>::max();
+  if (config_.scheduler_on && can_admit)
+    for (const Sequence* w : waiting_) best_waiting = std::min(best_waiting, w->priority());
+  auto feed_prefill = [&](Sequence* s) {
+    const int64_t fit = blocks_->tokens_that_fit(s->block_table, s->num_computed);
+    const int32_t want = static_cast<int32_t>(std::min<int64_t>({s->num_uncomputed(), budget, fit}));
+    const int32_t n = time_fit(s, want);
+    if (n < 1) return;
+    KR_CHECK(blocks_->allocate(&s->block_table, s->num_computed + n));
+    emit(s, n);
+  };
+  std::vector<Sequence*>& yielded = yielded_;
+  yielded.clear();
   for (Sequence* s : order) {
     if (budget < 1) break;
     if (s->state != SeqState::kRunning || s->scheduled_in_step == step_ || s->num_uncomputed() < 2) continue;
-    const int64_t fit = blocks_->tokens_that_fit(s->block_table, s->num_computed);
-    const int32_t n = static_cast<int32_t>(std::min<int64_t>({s->num_uncomputed(), budget, fit}));
-    if (n < 1) continue;
-    KR_CHECK(blocks_->allocate(&s->block_table, s->num_computed + n));
-    emit(s, n);
+    if (s->priority() > best_waiting) {
+      yielded.push_back(s);
+      continue;
+    }
+    feed_prefill(s);
   }
+  auto run_yielded = [&] {
+    for (Sequence* s : yielded) {
+      if (budget < 1) break;
+      if (s->state == SeqState::kRunning && s->scheduled_in_step != step_) feed_prefill(s);
+    }
+  };
   // 3. Admissions. None in a step that had to preempt: memory is short.
-  if (!out->preempted.empty() || waiting_.empty()) return;
+  if (!out->preempted.empty() || waiting_.empty()) {
+    run_yielded();
+    return;
+  }
   std::sort(waiting_.begin(), waiting_.end(),
             [&](const Sequence* a, const Sequence* b) { return before(a, b, now_ns); });
   int32_t admitted = 0;
@@ -155,9 +207,9 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   while (i < waiting_.size() && admitted < max_admit && budget >= 1 &&
          static_cast<int32_t>(running_.size()) < max_seqs) {
     Sequence* s = waiting_[i];
-    const int32_t n = std::min(s->num_uncomputed(), budget);
-    // Strict order: the head waits for blocks rather than being overtaken.
-    if (!blocks_->allocate(&s->block_table, s->num_computed + n)) break;
+    const int32_t n = time_fit(s, std::min(s->num_uncomputed(), budget));
+    // Strict order: the head waits for blocks (or the next step's time) rather than being overtaken.
+    if (n < 1 || !blocks_->allocate(&s->block_table, s->num_computed + n)) break;
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     s->state = SeqState::kRunning;
     if (s->first_scheduled_ns == 0) s->first_scheduled_ns = now_ns;
@@ -166,6 +218,12 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
     ++admitted;
     emit(s, n);
   }
+  // 2b. The prefills that yielded, with what is left.
+  run_yielded();
+}
+
+void Scheduler::on_step_timed(double measured_ms) {
+  if (step_has_chunk_) budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);
 }
 
 void Scheduler::on_step_done(const SchedulerOutput& out) {

@@ -5,11 +5,19 @@
 //  1. running decodes, one token each, best priority first; when KV blocks run
 //     out, preempt by recompute the worst running sequence (highest priority
 //     value, latest arrival) — possibly the one asking;
-//  2. running prefills that are not done (chunked to the token budget);
+//  2. running prefills that are not done (chunked to the token budget), except
+//     those of a worse priority than a waiting request: they yield and come
+//     after the admissions (a background long prompt yields to urgent short ones);
 //  3. admissions from the waiting queue: aged requests first, then by
 //     priority (lower first), FIFO within a class; at most admissions_per_step per step,
 //     max_num_seqs running, max_batched_tokens per step, and only when KV
 //     blocks for the chunk are free.
+// Time budget (EngineConfig::max_step_ms, with the runner's StepCostModel): in a
+// step that runs decodes, prefill chunks are cut so that the step's estimated time
+// (engine/step_cost.h: attention pairs and K/V reads included, so a chunk deep in
+// a long context is short) stays under max_step_ms. The first chunk of such a step
+// gets at least a quarter of max_step_ms (and one token) whatever the decodes
+// cost, so prefills always progress. Steps without decodes use the token budget only.
 // Batching window (idle engine only): see ready_in_ns().
 // Scheduler off (baseline): one sequence at a time to completion, FIFO.
 //
@@ -23,6 +31,7 @@
 #include "engine/engine_config.h"
 #include "engine/kv_block_manager.h"
 #include "engine/sequence.h"
+#include "engine/step_cost.h"
 
 namespace kr {
 
@@ -67,6 +76,14 @@ class Scheduler {
   // After the runner's step: advances num_computed of the scheduled sequences.
   void on_step_done(const SchedulerOutput& out);
 
+  // The runner's step cost model (ModelRunner::step_cost_model); unknown: no time budget.
+  void set_cost_model(const StepCostModel& m) { budget_.set_model(m); }
+  // The last scheduled step took measured_ms: corrects the cost model (StepBudget::observe).
+  void on_step_timed(double measured_ms);
+  const StepBudget& step_budget() const { return budget_; }
+  // The last schedule()'s estimated step time, unscaled (0 with no cost model).
+  double last_estimate_ms() const { return budget_.known() ? step_estimate_ms_ : 0.0; }
+
   void set_window_ms(double ms) { window_ms_ = ms; }
   void set_admissions_per_step(int32_t n) { admissions_per_step_ = n; }
   double window_ms() const { return window_ms_; }
@@ -83,6 +100,8 @@ class Scheduler {
   void preempt(Sequence* s, SchedulerOutput* out);
   void run_passes(int64_t now_ns, SchedulerOutput* out);
   Sequence* worst_unscheduled_running() const;
+  // Tokens of s's next chunk (at most want) that the step's time budget allows.
+  int32_t time_fit(const Sequence* s, int32_t want);
 
   EngineConfig config_;
   KvBlockManager* blocks_;
@@ -91,9 +110,18 @@ class Scheduler {
   std::vector<Sequence*> running_;  // admission order
   std::vector<Sequence*> waiting_;  // unordered; sorted when admitting
   std::vector<Sequence*> order_;    // scratch of run_passes: running_, best priority first
+  std::vector<Sequence*> yielded_;  // scratch of run_passes: prefills that yield to waiting requests
   int64_t window_start_ns_ = -1;    // when the idle engine saw its first arrival
   bool fast_path_taken_ = false;
   int64_t step_ = 0;
+  StepBudget budget_;
+  // Per schedule(): the estimate so far (unscaled ms); whether the time budget
+  // binds (a decode is scheduled); whether a multi-token chunk was given; whether
+  // a decode is scheduled (the step is "mixed" for the budget's correction).
+  double step_estimate_ms_ = 0.0;
+  bool time_bound_ = false;
+  bool step_has_chunk_ = false;
+  bool step_has_decode_ = false;
 };
 
 // Worst-first order for preemption victims: higher priority value, then later arrival.

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <cstdio>
+
 #include "backend/backend.h"
 #include "base/log.h"
 #include "engine/engine.h"
@@ -127,8 +129,13 @@ StatusOr<std::unique_ptr<LoadedModel>> load_served_model(const ModelSpec& spec, 
   m->engine = std::make_unique<Engine>(m->runner.get(), engine_config, settings.clock, metrics);
   m->prompt.max_model_len = m->engine->max_model_len();
   m->engine->start();
+  char step_budget[64];
+  if (engine_config.max_step_ms > 0)
+    std::snprintf(step_budget, sizeof(step_budget), "max_step_ms %g", engine_config.max_step_ms);
+  else
+    std::snprintf(step_budget, sizeof(step_budget), "max_step_ms off");
   m->summary = "max_model_len " + std::to_string(m->prompt.max_model_len) + ", " + std::to_string(kv_blocks) +
-               " KV blocks";
+               " KV blocks, " + step_budget;
   return m;
 }
 

@@ -54,7 +54,7 @@ struct LoadedModel {
   std::unique_ptr<ModelRunner> runner;
   std::unique_ptr<Engine> engine;           // started
   PromptContext prompt;                     // points into tokenizer and chat
-  std::string summary;                      // for the log ("max_model_len 2048, 512 KV blocks")
+  std::string summary;  // for the log ("max_model_len 2048, 512 KV blocks, max_step_ms 20")
 };
 
 // Loads `spec` with its share of the memory; the engine records into `metrics`.

@@ -94,6 +94,7 @@ TEST(ModelsConfig, ReadsModelsAndTheirSettings) {
       "path = \"/models/llama-8b\"\n"
       "memory_share = 0.6\n"
       "max_num_seqs = 64\n"
+      "max_step_ms = 7.5\n"
       "gpu-scheduler = false\n"
       "[[model]]\n"
       "path = \"tiny\"\n"
@@ -115,6 +116,7 @@ TEST(ModelsConfig, ReadsModelsAndTheirSettings) {
   EXPECT_TRUE(a.load_at_start);
   EXPECT_EQ(a.line, 3);
   EXPECT_EQ(a.engine_settings.at("KR_MAX_NUM_SEQS"), "64");
+  EXPECT_EQ(a.engine_settings.at("KR_MAX_STEP_MS"), "7.5");
   EXPECT_EQ(a.engine_settings.at("KR_GPU_SCHEDULER"), "off");
   const ModelSpec& b = c->models[1];
   EXPECT_EQ(b.name, "");  // defaulted to the folder's name by the app

@@ -2,8 +2,8 @@
 // several names (each name is its own model: its own engine thread, KV pool,
 // metrics and load/unload life): routing by "model", /v1/models states and
 // events, lazy loading with --max-loaded-models and LRU eviction, the idle TTL,
-// isolation of one model's queue from another, a folder that fails to load at
-// run time, unknown models, start-time refusals, and the probes while draining.
+// isolation of one model's queue from another, engine settings per model, a
+// folder that fails to load at run time, unknown models, start-time refusals, and the probes while draining.
 //
 // ctest: integration_models.
 import test from 'node:test';
@@ -256,6 +256,34 @@ path = "${TINY}"
   } finally {
     await stopServer(s);
     await Promise.allSettled(sockets);
+  }
+});
+
+test("the engine flags reach every model's engine; a model's own setting overrides them", async () => {
+  const config = writeConfig(`
+[[model]]
+name = "flagged"
+path = "${TINY}"
+[[model]]
+name = "own"
+path = "${TINY}"
+max_step_ms = 5
+[[model]]
+name = "off"
+path = "${TINY}"
+max_step_ms = 0
+`);
+  const s = await startServer(['--models-config', config, '--max-step-ms', '12.5'], { KR_LOG_LEVEL: 'info' });
+  try {
+    const loaded = (name) => new RegExp(`model '${name}': loaded in [^(]*\\(([^)]*)\\)`).exec(s.stderr());
+    for (let i = 0; i < 200 && !['flagged', 'own', 'off'].every(loaded); i++) await sleep(50);
+    for (const [name, want] of [['flagged', 'max_step_ms 12.5'], ['own', 'max_step_ms 5'], ['off', 'max_step_ms off']]) {
+      const m = loaded(name);
+      assert.ok(m, `no load line for ${name}: ${s.stderr()}`);
+      assert.ok(m[1].endsWith(want), `${name}: ${m[1]}`);
+    }
+  } finally {
+    await stopServer(s);
   }
 });
 

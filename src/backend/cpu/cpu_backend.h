@@ -35,6 +35,16 @@ class CpuBackend final : public Backend {
   void fill_zero(Tensor& t) override;
   void synchronize() override {}
   size_t kv_cache_budget_bytes() const override { return kv_cache_bytes_; }
+  // Leads for the engine's step-time estimate: a few GFLOP/s per thread of the
+  // scalar float32 loops, tens of GB/s of memory.
+  BackendRates rates() const override {
+    BackendRates r;
+    r.matmul_flop_s = 4e9 * pool_.num_threads();
+    r.attention_flop_s = 2e9 * pool_.num_threads();
+    r.memory_byte_s = 20e9;
+    r.step_overhead_s = 1e-4;
+    return r;
+  }
 
   void set_step_metadata(const StepMetadata& meta) override;
 

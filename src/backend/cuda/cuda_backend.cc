@@ -10,12 +10,14 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_sampling.h"
@@ -26,7 +28,7 @@ namespace {
 
 constexpr size_t kStagingBytes = size_t{32} << 20;         // pinned host bytes a graph step may copy in
 constexpr size_t kMetaInts = size_t{8} << 20;              // device int32 slots for step metadata
-constexpr size_t kAttnScratchBytes = size_t{256} << 20;    // split-K partials
+constexpr size_t kAttnScratchBytes = size_t{256} << 20;    // split-K partials (flash: half per kernel)
 constexpr size_t kCublasWorkspaceBytes = size_t{64} << 20;
 constexpr size_t kReserveBytes = size_t{1} << 30;          // left free after the KV cache: workspace, cuBLAS
 constexpr int kTargetBlocks = 528;                         // 4 blocks per SM (132 SMs) for split decode
@@ -58,6 +60,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     cuda::configure_attention_kernels();
+    cuda::configure_flash_attention();
   }
 
   // Teardown ignores errors: a lost device must not turn exit into an abort.
@@ -262,6 +265,8 @@ class CudaBackend final : public Backend {
 
   bool implements_sample() const override { return true; }
 
+  BackendRates rates() const override;
+
   bool begin_graph(uint64_t key) override;
   bool replaying_graph() const override { return mode_ == Mode::kReplay; }
   void end_graph() override;
@@ -272,8 +277,8 @@ class CudaBackend final : public Backend {
     cudaGraphExec_t exec = nullptr;
     std::vector<size_t> copy_bytes;  // sizes of the staged copies, in order, for the replay check
   };
-  // tile_group_ of a decode step: one token per tile whatever the GQA group.
-  static constexpr int kAnyGroup = -1;
+  // tile_key_ of a decode step: one token per tile, whatever the kernel and group.
+  static constexpr int kDecodeTiles = -1;
 
   // The stream ops enqueue on. While a step graph replays the caller issues no op
   // (Backend::begin_graph): the recording runs at end_graph().
@@ -383,15 +388,22 @@ class CudaBackend final : public Backend {
     KR_CHECK(kv.k.dtype == DType::kBF16 && kv.v.dtype == DType::kBF16 &&
              kv.k.numel() % (int64_t{kv_heads} * head_dim) == 0);
   }
-  // Appends (seq, first token, count) tiles of at most per_tile tokens for every sequence.
   // Forgets every recorded step graph (the stream is idle: free() synchronised it).
   void drop_graphs() {
     for (auto& [key, g] : graphs_)
       if (g.exec != nullptr) KR_CUDA_CHECK(cudaGraphExecDestroy(g.exec));
     graphs_.clear();
   }
-  void append_tiles(int per_tile, std::vector<int32_t>& out) const;
-  void build_tiles(int group);
+  // Appends (seq, first token, count) tiles of at most per_tile tokens for every
+  // sequence whose new-token count n satisfies min_n <= n <= max_n; returns the
+  // largest context of those sequences (0 when none).
+  int append_tiles(int per_tile, std::vector<int32_t>& out, int min_n = 1, int max_n = INT32_MAX) const;
+  // The tiles of a step that is not decode-only, for the kernel family of `key`.
+  void build_tiles(int key, bool flash, int group, int head_dim);
+  // Tile layout key of an attention call: the flash kernels' layout depends on the
+  // group and the head dim, the old kernel's on the group only.
+  static int tile_key(bool flash, int group, int head_dim) { return flash ? (group << 10) | head_dim : group; }
+  void flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group, Tensor& out);
   void staged_copy(void* dst, const void* src, size_t bytes);
   const int32_t* positions_dev() const { return meta_dev_ + off_positions_; }
   const int32_t* slots_dev() const { return meta_dev_ + off_slots_; }
@@ -411,7 +423,11 @@ class CudaBackend final : public Backend {
   size_t off_positions_ = 0, off_slots_ = 0, off_ctx_ = 0, off_tables_ = 0, off_tiles_ = 0;
   int num_tiles_ = 0;
   bool decode_only_ = false;
-  int tile_group_ = 0;  // GQA group the tiles were built for (0: none yet; kAnyGroup: decode step)
+  int tile_key_ = 0;  // tile_key() the tiles were built for (0: none yet; kDecodeTiles: decode step)
+  // Flash layout (steps that are not decode-only): prefill tiles first, then
+  // decode tiles; the largest context each kind of tile attends.
+  int num_prefill_tiles_ = 0;
+  int prefill_max_keys_ = 0, decode_max_keys_ = 0;
   void* attn_scratch_ = nullptr;
 
   int32_t* sample_ids_dev_ = nullptr;
@@ -444,15 +460,19 @@ void CudaBackend::staged_copy(void* dst, const void* src, size_t bytes) {
   ++staged_copies_;
 }
 
-void CudaBackend::append_tiles(int per_tile, std::vector<int32_t>& out) const {
+int CudaBackend::append_tiles(int per_tile, std::vector<int32_t>& out, int min_n, int max_n) const {
+  int max_ctx = 0;
   for (int s = 0; s < meta_.num_seqs; ++s) {
     const int b = meta_.query_start[s], e = meta_.query_start[s + 1];
+    if (e - b < min_n || e - b > max_n) continue;
+    max_ctx = std::max(max_ctx, meta_.context_lens[s]);
     for (int t = b; t < e; t += per_tile) {
       out.push_back(s);
       out.push_back(t);
       out.push_back(std::min(per_tile, e - t));
     }
   }
+  return max_ctx;
 }
 
 void CudaBackend::set_step_metadata(const StepMetadata& m) {
@@ -481,25 +501,38 @@ void CudaBackend::set_step_metadata(const StepMetadata& m) {
   std::copy(m.slot_mapping.begin(), m.slot_mapping.end(), meta_host_.begin() + off_slots_);
   std::copy(m.context_lens.begin(), m.context_lens.end(), meta_host_.begin() + off_ctx_);
   std::copy(m.block_tables.begin(), m.block_tables.end(), meta_host_.begin() + off_tables_);
-  tile_group_ = 0;
+  tile_key_ = 0;
   num_tiles_ = 0;
+  num_prefill_tiles_ = 0;
   if (decode_only_) {
     append_tiles(1, meta_host_);
     num_tiles_ = static_cast<int>((meta_host_.size() - off_tiles_) / 3);
-    tile_group_ = kAnyGroup;
+    tile_key_ = kDecodeTiles;
   }
   Tensor dst(meta_dev_, DType::kI32, {static_cast<int64_t>(meta_host_.size())});
   copy_from_host(dst, meta_host_.data(), meta_host_.size() * sizeof(int32_t));
 }
 
-void CudaBackend::build_tiles(int group) {
+void CudaBackend::build_tiles(int key, bool flash, int group, int head_dim) {
   std::vector<int32_t> tiles;
-  append_tiles(cuda::attn_tile_tokens(group), tiles);
+  num_prefill_tiles_ = 0;
+  if (!flash) {
+    append_tiles(cuda::attn_tile_tokens(group), tiles);
+  } else {
+    // Prefill tiles: sequences with several new tokens (and every sequence when the
+    // group is too large for decode tiles); then decode tiles: one new token each.
+    const int decode_tokens = cuda::flash_decode_tile_tokens(group);
+    const int min_prefill = decode_tokens > 0 ? 2 : 1;
+    prefill_max_keys_ = append_tiles(cuda::flash_prefill_tile_tokens(group, head_dim), tiles, min_prefill);
+    num_prefill_tiles_ = static_cast<int>(tiles.size() / 3);
+    decode_max_keys_ = decode_tokens > 0 ? append_tiles(1, tiles, 1, 1) : 0;
+  }
   num_tiles_ = static_cast<int>(tiles.size() / 3);
   static_assert(sizeof(cuda::AttnTile) == 3 * sizeof(int32_t));
+  KR_CHECK_MSG(off_tiles_ + tiles.size() <= kMetaInts, "step metadata too large for the device buffer");
   Tensor dst(meta_dev_ + off_tiles_, DType::kI32, {static_cast<int64_t>(tiles.size())});
   copy_from_host(dst, tiles.data(), tiles.size() * sizeof(int32_t));
-  tile_group_ = group;
+  tile_key_ = key;
 }
 
 void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
@@ -609,7 +642,15 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
                "attention: unsupported head_dim");
   check_kv(kv, kv_heads, head_dim);
   const int group = q_heads / kv_heads;
-  if (tile_group_ != kAnyGroup && tile_group_ != group) build_tiles(group);
+  // The tensor-core kernels for head dims 64/128/256; the old kernel for the rest (16, 32).
+  const bool flash = cuda::flash_attention_supported(q_heads, kv_heads, head_dim, meta_.block_size) &&
+                     cuda::flash_prefill_tile_tokens(group, head_dim) > 0;
+  const int key = tile_key(flash, group, head_dim);
+  if (tile_key_ != kDecodeTiles && tile_key_ != key) build_tiles(key, flash, group, head_dim);
+  if (flash) {
+    flash_attention(qkv, kv, p, group, out);
+    return;
+  }
   cuda::AttnArgs a{};
   a.qkv = qkv.data;
   a.k_cache = kv.k.data;
@@ -653,6 +694,97 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   a.partial_out = static_cast<float*>(attn_scratch_);
   a.partial_ml = a.partial_out + partial_rows * head_dim;
   cuda::launch_paged_attention(a, s);
+}
+
+// Flash attention of the step's tiles: the prefill kernel over the prefill tiles,
+// then the decode kernel over the decode tiles (tiles_dev = [prefill | decode]).
+// Each kernel gets half of the split scratch. Split counts come from shapes only:
+// on a decode-only step (the steps a graph records) from the tile count and the
+// block-table width, so a recorded graph stays valid for every step of its key;
+// elsewhere from the largest context of the tiles' sequences. The split arrival
+// counters reset themselves, so replays start from zeros.
+void CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group,
+                                  Tensor& out) {
+  const cudaStream_t s = op_stream();
+  const int kv_heads = p.kv_heads, head_dim = p.head_dim;
+  int n_prefill = num_prefill_tiles_, prefill_keys = prefill_max_keys_, decode_keys = decode_max_keys_;
+  if (tile_key_ == kDecodeTiles) {
+    // One token per tile: decode tiles, or prefill tiles when the group exceeds a decode tile.
+    n_prefill = cuda::flash_decode_tile_tokens(group) > 0 ? 0 : num_tiles_;
+    prefill_keys = decode_keys = meta_.max_blocks_per_seq * meta_.block_size;
+  }
+  const int n_decode = num_tiles_ - n_prefill;
+  cuda::FlashAttnArgs a;
+  a.qkv = qkv.data;
+  a.k_cache = kv.k.data;
+  a.v_cache = kv.v.data;
+  a.out = out.data;
+  a.positions = meta_dev_ + off_positions_;
+  a.context_lens = meta_dev_ + off_ctx_;
+  a.block_tables = meta_dev_ + off_tables_;
+  a.max_blocks = meta_.max_blocks_per_seq;
+  a.num_blocks = static_cast<int>(kv.k.numel() / (int64_t{meta_.block_size} * kv_heads * head_dim));
+  a.block_size = meta_.block_size;
+  a.q_heads = p.q_heads;
+  a.kv_heads = kv_heads;
+  a.head_dim = head_dim;
+  a.scale = p.scale;
+  a.window = p.sliding_window;
+  a.softcap = p.softcap;
+  const auto* tiles = reinterpret_cast<const cuda::AttnTile*>(meta_dev_ + off_tiles_);
+  constexpr size_t kHalf = kAttnScratchBytes / 2;
+  auto set_split = [&](const cuda::FlashSplit& sp, int num_tiles, int rows_cap, char* ws) {
+    a.num_splits = sp.num_splits;
+    a.split_keys = sp.split_keys;
+    a.partial_out = nullptr;
+    a.partial_ml = nullptr;
+    if (sp.num_splits > 1) {
+      KR_CHECK(cuda::flash_workspace_bytes(num_tiles, kv_heads, rows_cap, sp.num_splits, head_dim) <= kHalf);
+      a.partial_out = reinterpret_cast<float*>(ws);
+      a.partial_ml = a.partial_out + static_cast<size_t>(num_tiles) * kv_heads * rows_cap * sp.num_splits * head_dim;
+    }
+  };
+  if (n_prefill > 0) {
+    a.tiles = tiles;
+    a.num_tiles = n_prefill;
+    set_split(cuda::flash_prefill_split(n_prefill, kv_heads, head_dim, prefill_keys, kHalf), n_prefill,
+              cuda::flash_prefill_rows(head_dim), static_cast<char*>(attn_scratch_));
+    KR_CHECK_MSG(cuda::launch_flash_prefill(a, s), "attention: the flash prefill kernel refused its arguments");
+  }
+  if (n_decode > 0) {
+    a.tiles = tiles + n_prefill;
+    a.num_tiles = n_decode;
+    set_split(cuda::flash_decode_split(n_decode, kv_heads, head_dim, decode_keys, kHalf), n_decode,
+              cuda::kFlashDecodeRows, static_cast<char*>(attn_scratch_) + kHalf);
+    KR_CHECK_MSG(cuda::launch_flash_decode(a, s), "attention: the flash decode kernel refused its arguments");
+  }
+}
+
+// Leads from the device's shape: dense bf16 tensor-core FLOPs per SM and clock
+// (Hopper 4096, Ampere/Ada 2048); of that, 45% for a layer's matmuls with their
+// norm, rope and activation kernels (pp512 ran at 43k tok/s on the H200, about
+// a quarter of peak, before the flash kernels) and 30% for the mma.sync flash
+// prefill: on the low side, so that a cold server's first mixed steps stay
+// short until the engine's online correction has seen some; 80% of the HBM peak
+// (the H200: 3.9 of 4.8 TB/s); about 1 ms of launches and host work per step
+// that is not a graph replay.
+BackendRates CudaBackend::rates() const {
+  int sms = 0, clock_khz = 0, mem_khz = 0, bus_bits = 0, major = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, options_.device);
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, options_.device);
+  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, options_.device);
+  cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, options_.device);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options_.device);
+  BackendRates r;
+  const double per_sm_clock = major >= 9 ? 4096.0 : major >= 8 ? 2048.0 : 1024.0;
+  const double peak = static_cast<double>(sms) * clock_khz * 1e3 * per_sm_clock;
+  r.matmul_flop_s = 0.45 * peak;
+  r.attention_flop_s = 0.30 * peak;
+  // Double data rate: two transfers per memory clock.
+  r.memory_byte_s = 0.8 * 2.0 * mem_khz * 1e3 * bus_bits / 8.0;
+  r.step_overhead_s = 1e-3;
+  r.attention_tile_rows = 128;  // flash prefill tile rows at head dims 64/128 (cuda_flash_attention.h)
+  return r;
 }
 
 bool CudaBackend::begin_graph(uint64_t key) {

@@ -49,9 +49,15 @@ struct FlashAttnArgs {
   float scale = 0.0f;           // usually 1/sqrt(D)
   int window = 0;               // > 0: sliding window of this many positions (the query's own included)
   float softcap = 0.0f;         // > 0: logit soft-cap (Gemma 2)
-  // Key splits: split z of a tile covers keys [z * split_keys, (z + 1) * split_keys).
-  // num_splits > 1 needs split_keys a multiple of flash_split_granule() and the
-  // workspace below; 1 needs neither.
+  // Key splits: the keys a tile attends, [kbeg, kend) (kbeg: its window start rounded
+  // down to a key tile, kend: its last position + 1), are cut into num_splits runs of
+  // ceil(key tiles / num_splits) whole granules each, from kbeg; split z takes run z
+  // (the last runs may be short or empty). So every split of a tile has work however
+  // far the block-table width (the shape the split count came from) exceeds the
+  // context. num_splits > 1 needs split_keys (the split policy's run length for
+  // max_keys, kept for the record and the checks) a multiple of
+  // flash_split_granule(), the workspace below, and num_tiles * kv_heads <=
+  // kFlashMaxSplitPairs; 1 needs none of these.
   int num_splits = 1;
   int split_keys = 0;
   float* partial_out = nullptr;  // [num_tiles, Hkv, rows_cap, num_splits, D] f32
@@ -73,6 +79,8 @@ int flash_decode_tile_tokens(int group);
 // split_keys must be a multiple of this (the key tile of both kernels).
 constexpr int kFlashSplitGranule = 64;
 constexpr int flash_split_granule() { return kFlashSplitGranule; }
+// Most (tile, kv head) pairs of a launch with num_splits > 1 (one arrival counter each).
+constexpr int kFlashMaxSplitPairs = 1 << 16;
 // True when the kernels handle this shape (D 64, 128 or 256; group divides; block_size a power of two).
 bool flash_attention_supported(int q_heads, int kv_heads, int head_dim, int block_size);
 
@@ -83,6 +91,7 @@ bool flash_attention_supported(int q_heads, int kv_heads, int head_dim, int bloc
 // max_blocks * block_size; prefill: the largest context of the step).
 // workspace_bytes: what the caller has for partial_out + partial_ml (splits whose
 // flash_workspace_bytes exceed it are not considered; one split needs none).
+// More than kFlashMaxSplitPairs pairs: one split.
 FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
                               size_t workspace_bytes = SIZE_MAX);
 FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
@@ -95,6 +104,12 @@ int flash_decode_max_splits(int head_dim);
 // num_splits == 1); rows_cap: flash_prefill_rows(D) or kFlashDecodeRows.
 // partial_ml follows partial_out: partial_ml = partial_out + num_tiles * Hkv * rows_cap * num_splits * D.
 size_t flash_workspace_bytes(int num_tiles, int kv_heads, int rows_cap, int num_splits, int head_dim);
+
+// Sets the kernels' shared-memory limits and reads their occupancy (what the split
+// policies use) on the current device. The launchers and policies do it on first
+// use; a backend calls this once up front, so that no attribute call falls inside
+// a step-graph capture.
+void configure_flash_attention();
 
 // Enqueue on `stream`. Return false (nothing launched) when the arguments are outside
 // what the kernels handle (unsupported shape, split_keys not a multiple of the

@@ -43,7 +43,7 @@ struct DecodeShape {
   static_assert(kKeys == kFlashSplitGranule, "split boundaries must fall on stages");
 };
 
-constexpr int kMaxCounters = 1 << 16;
+constexpr int kMaxCounters = kFlashMaxSplitPairs;
 __device__ int g_decode_counters[kMaxCounters];
 
 template <int D>
@@ -81,9 +81,12 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
   }
   int kbeg = 0, kend = hi + 1;
   if (a.window > 0 && hi >= 0) kbeg = max(0, lo - a.window + 1) / kKeys * kKeys;
-  if (a.num_splits > 1) {
-    kbeg = max(kbeg, split * a.split_keys);
-    kend = min(kend, (split + 1) * a.split_keys);
+  if (a.num_splits > 1 && kend > kbeg) {
+    // Run `split` of num_splits equal runs of whole granules from kbeg (see FlashAttnArgs).
+    constexpr int G = kFlashSplitGranule;
+    const int per = ((kend - kbeg + G - 1) / G + a.num_splits - 1) / a.num_splits * G;
+    kbeg += split * per;
+    kend = min(kend, kbeg + per);
   }
   const int n = kend > kbeg ? (kend - kbeg + kKeys - 1) / kKeys : 0;
 

@@ -29,7 +29,7 @@ FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int 
   constexpr int G = kFlashSplitGranule;
   const int64_t tiles = std::max<int64_t>(1, (static_cast<int64_t>(max_keys) + G - 1) / G);
   FlashSplit best{1, static_cast<int>(tiles * G)};
-  if (pairs <= 0 || slots <= 0) return best;
+  if (pairs <= 0 || slots <= 0 || pairs > kFlashMaxSplitPairs) return best;
   double best_cost = std::numeric_limits<double>::infinity();
   const int64_t limit = std::min<int64_t>(std::max(1, max_splits), tiles);
   int64_t last_per = 0;
@@ -71,6 +71,14 @@ bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_count
 }
 
 }  // namespace flash_host
+
+void configure_flash_attention() {
+  flash_host::sm_count();
+  for (int d : {64, 128, 256}) {
+    flash_host::prefill_blocks_per_sm(d);
+    flash_host::decode_blocks_per_sm(d);
+  }
+}
 
 int flash_decode_tile_tokens(int group) {
   if (group <= 0 || group > kFlashDecodeRows) return 0;

@@ -61,7 +61,7 @@ struct PrefillShape {
 };
 
 // One arrival counter per (tile, kv head) of a split launch (see arrive_last).
-constexpr int kMaxCounters = 1 << 16;
+constexpr int kMaxCounters = kFlashMaxSplitPairs;
 __device__ int g_prefill_counters[kMaxCounters];
 
 template <int D>
@@ -123,9 +123,12 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
   // start (0 without a window) to the highest position, cut to this split.
   int kbeg = 0, kend = hi + 1;
   if (a.window > 0 && hi >= 0) kbeg = max(0, lo - a.window + 1) / kBc * kBc;
-  if (a.num_splits > 1) {
-    kbeg = max(kbeg, split * a.split_keys);
-    kend = min(kend, (split + 1) * a.split_keys);
+  if (a.num_splits > 1 && kend > kbeg) {
+    // Run `split` of num_splits equal runs of whole granules from kbeg (see FlashAttnArgs).
+    constexpr int G = kFlashSplitGranule;
+    const int per = ((kend - kbeg + G - 1) / G + a.num_splits - 1) / a.num_splits * G;
+    kbeg += split * per;
+    kend = min(kend, kbeg + per);
   }
   const int ntiles = kend > kbeg ? (kend - kbeg + kBc - 1) / kBc : 0;
   // A key tile needs no mask when every row sees all of its keys: keys

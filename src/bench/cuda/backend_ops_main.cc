@@ -3,14 +3,19 @@
 // every fused op three ways (the CUDA override, the CUDA backend's composed
 // default, the CPU) at batch 1 and larger batches; the model's decode layer as
 // the forward issues it; then the tiny fixture model on the GPU against its
-// golden argmaxes, as prefill and token by token (eager and as step graphs).
+// golden argmaxes, as prefill and token by token (eager and as step graphs);
+// then the long-context checks (backend_ops_long.h): attention at lengths 1 …
+// 32768 against the CPU on sampled rows, chunked prefill, the families' GQA
+// ratios, windows, soft-caps, decode step graphs, and a long prompt's greedy
+// outputs one-shot against chunked.
 // Inputs are rounded to bf16 first so that both backends see the same values;
 // CUDA outputs are NaN-poisoned before each op. Prints a table (line-buffered,
 // with a "-- case" line before each case runs, so that an error reported at a
 // later synchronisation still names the case that started it); exit status 1 on
 // any failure, 2 when no GPU is present.
 //
-// Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR]
+// Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR] [--long-only | --no-long]
+//                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
 //                       [--quick]        (small shapes of every op and family, the step-graph
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
 //                                         in reasonable time under compute-sanitizer)
@@ -37,6 +42,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
+#include "bench/cuda/backend_ops_long.h"
 #include "model/model.h"
 
 namespace kr {
@@ -1031,6 +1037,8 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
   std::string families = "tests/golden/families";
+  bool short_checks = true, long_checks = true;
+  int long_prompt = 32000;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -1039,6 +1047,9 @@ int main(int argc, char** argv) {
     else if (a == "--families" && has_value) families = argv[++i];
     else if (a == "--filter" && has_value) kr::g_filters = kr::split_commas(argv[++i]);
     else if (a == "--quick") kr::g_quick = true;
+    else if (a == "--long-prompt" && has_value) long_prompt = std::atoi(argv[++i]);
+    else if (a == "--long-only") short_checks = false;
+    else if (a == "--no-long") long_checks = false;
     else {
       std::fprintf(stderr, "kr-backend-ops: unknown argument %s\n", a.c_str());
       return 1;
@@ -1051,13 +1062,13 @@ int main(int argc, char** argv) {
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
   // --quick (under compute-sanitizer) runs the models first: they cover most kernels.
-  if (kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
-  {
+  if (short_checks && kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
+  if (short_checks) {
     kr::Ctx c(*cpu, *gpu);
     if (!kr::g_quick) kr::run_full_shapes(c);
     kr::run_small_family_shapes(c);
   }
-  {
+  if (short_checks) {
     // Without programmatic dependent launch (CudaOptions::pdl off).
     kr::CudaOptions no_pdl;
     no_pdl.pdl = false;
@@ -1071,14 +1082,18 @@ int main(int argc, char** argv) {
     kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);
     kr::test_layers(c, {20}, 80, 4, 2, 32, 160, kr::kGemma3);
   }
-  {
+  if (short_checks) {
     kr::Ctx c(*cpu, *gpu);
     kr::test_argmax(c, 3, 128256);
     kr::test_argmax(c, 1, 1000);
     kr::test_graph(c);
     kr::test_graph_after_free(c);
   }
-  if (!kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
+  if (short_checks && !kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
+  if (long_checks && !kr::g_quick) {
+    kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu);
+    if (long_prompt > 0) kr::g_failures += kr::run_long_prompt_greedy_check(*gpu, long_prompt);
+  }
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
   return kr::g_failures ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 // kr-cuda-bench: throughput of a model on the CUDA backend, no HTTP, no
 // tokenizer: load time, device memory, prefill (one sequence of N tokens),
-// batch-1 decode at a given context (with the bytes one token reads and the
-// fraction of the 3.9 TB/s roofline that makes), batched decode. Decode steps run
+// batch-1 decode at contexts 128, 4096 and 32768 (with the bytes one token reads
+// and the fraction of the 3.9 TB/s roofline that makes), batch-16 decode at
+// 32768 (the split attention filling the GPU; its roofline too), batched decode. Decode steps run
 // as step graphs (one per batch size) and sample greedily on the device, as a
 // server step would. Also dumps logits for comparison with Hugging Face.
 //
@@ -289,19 +290,28 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   // Roofline of batch-1 decode: the bytes a token reads at the H200's 3.9 TB/s.
   constexpr double kBandwidth = 3.9e12;
   r["arch"] = model.config().arch.architecture;
-  for (int ctx : set.brief ? std::vector<int>{128} : std::vector<int>{128, 4096}) {
-    const double tps = b.decode(1, ctx, 128);
-    const double bytes = decode_bytes_per_token(model, ctx);
-    const double roofline = kBandwidth / bytes;
-    const std::string key = "decode_b1_ctx" + std::to_string(ctx);
+  // Batch B at context ctx: a step reads the weights once and each sequence's K/V.
+  auto decode_at = [&](int B, int ctx, int steps) {
+    if (static_cast<int64_t>(B) * ((ctx + steps + 8 + model.block_size() - 1) / model.block_size()) >
+        model.num_kv_blocks()) {
+      std::printf("decode batch %d ctx %d: the KV cache holds too few blocks, skipped\n", B, ctx);
+      return;
+    }
+    const double tps = b.decode(B, ctx, steps);
+    const double weights = decode_bytes_per_token(model, 0);
+    const double bytes = weights + B * (decode_bytes_per_token(model, ctx) - weights);  // per step
+    const double roofline = B * kBandwidth / bytes;
+    const std::string key = "decode_b" + std::to_string(B) + "_ctx" + std::to_string(ctx);
     r[key + "_tok_s"] = tps;
-    r[key + "_bytes_per_token"] = bytes;
+    r[key + "_bytes_per_step"] = bytes;
     r[key + "_roofline_tok_s"] = roofline;
     r[key + "_roofline_fraction"] = tps / roofline;
-    std::printf("decode batch 1 ctx %-5d %8.1f tok/s; %.3f GB/token; %.0f%% of the %.0f tok/s roofline (3.9 TB/s)\n",
-                ctx, tps, bytes / 1e9, 100.0 * tps / roofline, roofline);
+    std::printf("decode batch %-2d ctx %-5d %8.1f tok/s; %.3f GB/step; %.0f%% of the %.0f tok/s roofline (3.9 TB/s)\n",
+                B, ctx, tps, bytes / 1e9, 100.0 * tps / roofline, roofline);
     std::fflush(stdout);
-  }
+  };
+  for (int ctx : set.brief ? std::vector<int>{128} : std::vector<int>{128, 4096, 32768}) decode_at(1, ctx, 128);
+  if (!set.brief) decode_at(16, 32768, 32);
   {
     const double tps = b.decode(1, 128, 128, false);
     r["decode_b1_ctx128_no_sampling_tok_s"] = tps;

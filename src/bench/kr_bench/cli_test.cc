@@ -228,6 +228,40 @@ TEST(KrBenchCli, SweepAgainstExternalUrl) {
 }
 #endif
 
+// long-context against kr-serve on the tiny model (CPU), at small sizes: prompts as
+// token ids through /v1/completions, TTFT alone per length, and the gaps of 3
+// streams while one prompt prefills.
+TEST(KrBenchCli, LongContextWritesReport) {
+  if (!kReal) GTEST_SKIP() << "needs kr-serve: /v1/completions with token-id prompts";
+  if (!server_present()) return;
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string log;
+  const int rc = run_bench(std::string("long-context --server-bin ") + KR_BENCH_SERVER_BIN +
+                               " --model models/tiny-llama3 --backend cpu --startup-timeout-s 120 --timeout-s 120"
+                               " --lengths 32,128 --mixed-prompt 128 --streams 3 --runs 1 --steady-s 0.2 --arch ''"
+                               " --out-dir " + dir.path(),
+                           log);
+  ASSERT_EQ(rc, 0) << log;
+  const json r = load(dir.path() + "/long-context.json");
+  ASSERT_FALSE(r.is_discarded());
+  EXPECT_EQ(r["benchmark"], "long-context");
+  EXPECT_GT(r["max_model_len"].get<int64_t>(), 128);
+  ASSERT_EQ(r["ttft_alone"].size(), 2u);
+  for (const json& a : r["ttft_alone"]) {
+    EXPECT_GT(a["ttft_s_median"].get<double>(), 0.0);
+    EXPECT_GT(a["achieved_tflops"].get<double>(), 0.0);
+    EXPECT_EQ(a["ttft_s_runs"].size(), 1u);
+  }
+  const json& m = r["mixed"];
+  expect_summary(m["gaps_during_prefill_ms"], "gaps_during_prefill_ms");
+  expect_summary(m["gaps_before_ms"], "gaps_before_ms");
+  EXPECT_GT(m["gaps_during_prefill_ms"]["count"].get<int>(), 0);
+  EXPECT_GT(m["long_ttft_s"].get<double>(), 0.0);
+  EXPECT_NEAR(m["long_ttft_alone_s"].get<double>(), r["ttft_alone"][1]["ttft_s_median"].get<double>(), 1e-12);
+  for (const char* k : {"gap_p99", "gap_max", "ttft_ratio"}) EXPECT_TRUE(m["targets_met"][k].is_boolean()) << k;
+}
+
 TEST(KrBenchCli, RejectsBadArguments) {
   std::string log;
   EXPECT_EQ(run_bench("sweep --url http://127.0.0.1:1 --concurrency 0", log), 2);

@@ -1,6 +1,7 @@
 // kr-bench: client-side benchmarks of an OpenAI-compatible server.
 //   kr-bench fifty  ...   the 50-questions comparison (baseline / hybrid / full)
 //   kr-bench sweep  ...   throughput and latency against concurrency
+//   kr-bench long-context ...  long prompts alone and among streaming clients
 //   kr-bench swap   ...   cold start and model-swap times of a server of several models
 // See docs/benchmarks.md.
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "bench/kr_bench/fifty.h"
+#include "bench/kr_bench/long_context.h"
 #include "bench/kr_bench/swap.h"
 #include "bench/kr_bench/sweep.h"
 
@@ -20,6 +22,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: kr-bench fifty --server-bin PATH --model DIR [options]\n"
                "       kr-bench sweep (--server-bin PATH --model DIR | --url http://host:port) [options]\n"
+               "       kr-bench long-context (--server-bin PATH --model DIR | --url http://host:port) [options]\n"
                "common options:\n"
                "  --backend cpu|cuda          passed to the server (default cpu)\n"
                "  --extra-server-args \"...\"   appended to `serve ...`\n"
@@ -39,6 +42,15 @@ void usage() {
                "        --requests-per-level N  default max(32, 2 x concurrency)\n"
                "        --rate R              Poisson arrivals at R requests/s (default: closed loop)\n"
                "        --url URL             an external server instead of starting ours\n"
+               "long-context (prompts are token ids; --model's tokenizer is not used by the client):\n"
+               "        --lengths LIST        TTFT-alone prompt lengths (default 8192,32768,120000)\n"
+               "        --runs N              TTFT-alone runs per length (default 2)\n"
+               "        --streams N           decoding clients of the mixed run (default 16)\n"
+               "        --stream-prompt N     their prompt tokens (default 128)\n"
+               "        --mixed-prompt N      the prompt that arrives among them (default 32768)\n"
+               "        --steady-s S          the clients decode alone this long first (default 0.5)\n"
+               "        --arch NAME           model shape for the FLOP counts (default llama-3.2-3b;\n"
+               "                              \"\" for --model's config.json)\n"
                "       kr-bench swap --server-bin PATH --models-config FILE [--backend cpu|cuda] [--rounds N]\n"
                "                     [--extra-server-args \"...\"] [--out-dir DIR]   (--max-loaded-models 1: every\n"
                "                     request swaps; prints cold start, request, unload and load times)\n");
@@ -54,6 +66,23 @@ bool parse_int_list(const std::string& s, std::vector<int>& out) {
     char* end = nullptr;
     const long v = std::strtol(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || v < 1 || v > 256) return false;
+    out.push_back(static_cast<int>(v));
+    start = comma + 1;
+  }
+  return !out.empty();
+}
+
+// "8192,32768" -> positive integers up to 10^7.
+bool parse_lengths(const std::string& s, std::vector<int>& out) {
+  out.clear();
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    const std::string item = s.substr(start, comma - start);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > 10'000'000) return false;
     out.push_back(static_cast<int>(v));
     start = comma + 1;
   }
@@ -100,13 +129,14 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   if (cmd == "swap") return run_swap_command(argc, argv);
-  if (cmd != "fifty" && cmd != "sweep") {
+  if (cmd != "fifty" && cmd != "sweep" && cmd != "long-context") {
     std::fprintf(stderr, "kr-bench: unknown command '%s'\n", cmd.c_str());
     usage();
     return 2;
   }
   CommonOptions opts;
   kr::bench::SweepOptions sweep;
+  kr::bench::LongContextOptions lc;
   int questions = 0;
   std::string configs = "baseline,hybrid,full";
   for (int i = 2; i < argc; ++i) {
@@ -149,7 +179,18 @@ int main(int argc, char** argv) {
     else if (a == "--questions") { if (!num(1, 1e6, d)) return 2; questions = static_cast<int>(d); }
     else if (a == "--requests-per-level") { if (!num(1, 1e7, d)) return 2; sweep.requests_per_level = static_cast<int>(d); }
     else if (a == "--rate") { if (!num(0, 1e6, d)) return 2; sweep.rate_per_s = d; }
-    else if (a == "--concurrency") {
+    else if (a == "--runs") { if (!num(1, 1000, d)) return 2; lc.runs = static_cast<int>(d); }
+    else if (a == "--streams") { if (!num(1, 256, d)) return 2; lc.streams = static_cast<int>(d); }
+    else if (a == "--stream-prompt") { if (!num(1, 1e7, d)) return 2; lc.stream_prompt = static_cast<int>(d); }
+    else if (a == "--mixed-prompt") { if (!num(1, 1e7, d)) return 2; lc.mixed_prompt = static_cast<int>(d); }
+    else if (a == "--steady-s") { if (!num(0, 3600, d)) return 2; lc.steady_s = d; }
+    else if (a == "--arch") lc.arch = v;
+    else if (a == "--lengths") {
+      if (!parse_lengths(v, lc.lengths)) {
+        std::fprintf(stderr, "kr-bench: --lengths wants a list of positive integers, got %s\n", v.c_str());
+        return 2;
+      }
+    } else if (a == "--concurrency") {
       if (!parse_int_list(v, sweep.concurrency)) {
         std::fprintf(stderr, "kr-bench: --concurrency wants a list of integers in 1..256, got %s\n", v.c_str());
         return 2;
@@ -179,5 +220,6 @@ int main(int argc, char** argv) {
     }
     opts.configs = *selected;
   }
+  if (cmd == "long-context") return kr::bench::run_long_context(opts, lc);
   return cmd == "fifty" ? kr::bench::run_fifty(opts, questions) : kr::bench::run_sweep(opts, sweep);
 }

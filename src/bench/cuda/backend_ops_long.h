@@ -1,0 +1,22 @@
+// Long-context checks of kr-backend-ops (backend_ops_long.cc): the CUDA
+// backend's attention (the flash kernels behind CudaBackend::attention: its tiles,
+// key splits, prefill and decode tiles on one step, step graphs) against the CPU
+// backend over lengths 1 … 32768, chunked prefill against cached prefixes, the
+// families' GQA ratios, sliding windows and soft-caps; and the greedy outputs of
+// a Llama-3.2-3B-shape dummy model for a long prompt, one-shot against chunked
+// prefill. Each prints one line per check in kr-backend-ops' format.
+//
+// Threading: the main thread of kr-backend-ops (it owns both backends).
+#pragma once
+
+namespace kr {
+
+class Backend;
+
+// Attention through the backends; returns the number of failed checks.
+int run_long_attention_checks(Backend& cpu, Backend& gpu);
+// One prompt of `prompt_len` tokens through the dummy 3B model in one step and in
+// chunks; returns the number of failed checks.
+int run_long_prompt_greedy_check(Backend& gpu, int prompt_len);
+
+}  // namespace kr
