@@ -14,6 +14,8 @@
 #include "base/check.h"
 #include "engine/engine_observer.h"
 #include "engine/kv_block_manager.h"
+#include "engine/kv_host_tier.h"
+#include "engine/prefix_cache.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 
@@ -26,11 +28,22 @@ struct Engine::Impl {
         clock(clk),
         max_model_len(c.max_model_len > 0 ? std::min(c.max_model_len, r->max_model_len()) : r->max_model_len()),
         blocks(r->num_kv_blocks(), r->block_size()),
-        sched(c, &blocks),
+        host_tier(c.prefix_caching && r->num_host_slots() > 0
+                      ? std::make_unique<KvHostTier>(r, &blocks, host_prefetch_blocks(c, r->block_size()))
+                      : nullptr),
+        prefix_cache(c.prefix_caching
+                         ? std::make_unique<PrefixCache>(&blocks, host_tier.get(), BlockHasher::with_random_key())
+                         : nullptr),
+        sched(c, &blocks, prefix_cache.get()),
         observer(m, c, &sched),
         eos(r->eos_ids().begin(), r->eos_ids().end()),
         seed_source(std::random_device{}()) {
     free_blocks.store(blocks.num_free_blocks());
+  }
+
+  // Blocks the host tier copies out ahead of eviction: what one step may allocate.
+  static int32_t host_prefetch_blocks(const EngineConfig& c, int32_t block_size) {
+    return (c.max_batched_tokens + block_size - 1) / block_size + c.max_num_seqs;
   }
 
   // ---- any thread ----
@@ -68,6 +81,8 @@ struct Engine::Impl {
 
   // Engine thread only.
   KvBlockManager blocks;
+  std::unique_ptr<KvHostTier> host_tier;      // null: no host tier
+  std::unique_ptr<PrefixCache> prefix_cache;  // null: prefix caching off
   Scheduler sched;
   EngineObserver observer;
   std::vector<int32_t> eos;
@@ -88,6 +103,8 @@ Status Engine::Impl::submit(GenerationRequest req) {
   };
   if (req.prompt_ids.empty()) return reject(InvalidArgument("the prompt is empty"));
   if (req.max_tokens < 1) return reject(InvalidArgument("max_tokens must be at least 1"));
+  if (req.cache_salt.size() > kMaxCacheSaltBytes)
+    return reject(InvalidArgument("cache_salt is longer than " + std::to_string(kMaxCacheSaltBytes) + " bytes"));
   if (Status s = check_context_length(static_cast<int64_t>(req.prompt_ids.size()), req.max_tokens, max_model_len);
       !s.ok())
     return reject(std::move(s));
@@ -202,8 +219,22 @@ void Engine::Impl::step(bool fast_path) {
   record.clear();
   record.fast_path = fast_path;
   record.start_ns = clock->now_ns();
+  const PrefixCacheStats before = prefix_cache ? prefix_cache->stats() : PrefixCacheStats{};
+  const KvHostTierStats host_before = host_tier ? host_tier->stats() : KvHostTierStats{};
   sched.schedule(record.start_ns, &out);
+  // The host tier's planned copies go out now, ahead of the forward that needs them.
+  if (host_tier) host_tier->flush();
   record.scheduled(out);
+  if (prefix_cache) {
+    const PrefixCacheStats& after = prefix_cache->stats();
+    record.prefix_queries = after.queries - before.queries;
+    record.prefix_hits = after.hits - before.hits;
+    record.prefix_host_hits = after.host_hits - before.host_hits;
+  }
+  if (host_tier) {
+    record.blocks_offloaded = host_tier->stats().blocks_offloaded - host_before.blocks_offloaded;
+    record.blocks_reloaded = host_tier->stats().blocks_reloaded - host_before.blocks_reloaded;
+  }
   if (!out.empty()) {
     const Status st = run(out);
     record.end_ns = clock->now_ns();
@@ -297,6 +328,7 @@ void Engine::Impl::publish(Sequence* s) {
   ev.tokens.swap(s->pending);
   ev.prompt_tokens = s->num_prompt_tokens;
   ev.completion_tokens = s->num_output_tokens();
+  ev.cached_tokens = std::max(s->num_cached_tokens, 0);
   if (s->request.on_event) s->request.on_event(std::move(ev));
 }
 
@@ -311,6 +343,7 @@ void Engine::Impl::finish(Sequence* s, FinishReason reason, Status error) {
   ev.error = std::move(error);
   ev.prompt_tokens = s->num_prompt_tokens;
   ev.completion_tokens = s->num_output_tokens();
+  ev.cached_tokens = std::max(s->num_cached_tokens, 0);
   const int64_t scheduled = s->first_scheduled_ns != 0 ? s->first_scheduled_ns : now;
   ev.queue_time_s = static_cast<double>(scheduled - s->arrival_ns()) * 1e-9;
   ev.ttft_s = s->first_token_ns != 0 ? static_cast<double>(s->first_token_ns - s->arrival_ns()) * 1e-9 : 0.0;

@@ -12,8 +12,8 @@ bool preempt_before(const Sequence* a, const Sequence* b) {
   return a->id() > b->id();
 }
 
-Scheduler::Scheduler(const EngineConfig& config, KvBlockManager* blocks)
-    : config_(config), blocks_(blocks), window_ms_(config.window_ms), admissions_per_step_(config.admissions_per_step) {}
+Scheduler::Scheduler(const EngineConfig& config, KvBlockManager* blocks, PrefixCache* cache)
+    : config_(config), blocks_(blocks), cache_(cache), window_ms_(config.window_ms), admissions_per_step_(config.admissions_per_step) {}
 
 void Scheduler::add(Sequence* seq) {
   seq->state = SeqState::kWaiting;
@@ -27,6 +27,7 @@ void Scheduler::remove(Sequence* seq) {
   };
   drop(running_);
   drop(waiting_);
+  if (cache_ != nullptr) cache_->release(seq);
   blocks_->free(&seq->block_table);
   seq->state = SeqState::kFinished;
 }
@@ -83,6 +84,7 @@ Sequence* Scheduler::worst_unscheduled_running() const {
 }
 
 void Scheduler::preempt(Sequence* s, SchedulerOutput* out) {
+  if (cache_ != nullptr) cache_->release(s);
   blocks_->free(&s->block_table);
   s->num_computed = 0;  // recompute prompt + generated tokens when re-admitted
   s->state = SeqState::kPreempted;
@@ -155,9 +157,14 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   while (i < waiting_.size() && admitted < max_admit && budget >= 1 &&
          static_cast<int32_t>(running_.size()) < max_seqs) {
     Sequence* s = waiting_[i];
-    const int32_t n = std::min(s->num_uncomputed(), budget);
+    int32_t n = 0;
+    const Admit a = admit_blocks(s, budget, &n);
+    if (a == Admit::kWait) {  // a running sequence is computing its next block
+      ++i;
+      continue;
+    }
     // Strict order: the head waits for blocks rather than being overtaken.
-    if (!blocks_->allocate(&s->block_table, s->num_computed + n)) break;
+    if (a == Admit::kNoBlocks) break;
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     s->state = SeqState::kRunning;
     if (s->first_scheduled_ns == 0) s->first_scheduled_ns = now_ns;
@@ -168,10 +175,22 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   }
 }
 
+Scheduler::Admit Scheduler::admit_blocks(Sequence* s, int32_t budget, int32_t* n) {
+  if (cache_ == nullptr) {
+    *n = std::min(s->num_uncomputed(), budget);
+    return blocks_->allocate(&s->block_table, s->num_computed + *n) ? Admit::kOk : Admit::kNoBlocks;
+  }
+  const PrefixMatch m = cache_->match(s);
+  if (m.wait) return Admit::kWait;
+  *n = std::min(s->num_tokens() - m.blocks() * blocks_->block_size(), budget);  // only uncached tokens
+  return cache_->admit(s, m, *n) ? Admit::kOk : Admit::kNoBlocks;
+}
+
 void Scheduler::on_step_done(const SchedulerOutput& out) {
   for (const ScheduledSeq& ss : out.seqs) {
     ss.seq->num_computed += ss.num_tokens;
     KR_CHECK(ss.seq->num_computed <= ss.seq->num_tokens());
+    if (cache_ != nullptr) cache_->on_computed(ss.seq);
   }
 }
 
