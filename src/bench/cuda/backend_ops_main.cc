@@ -3,7 +3,8 @@
 // every fused op three ways (the CUDA override, the CUDA backend's composed
 // default, the CPU) at batch 1 and larger batches; the model's decode layer as
 // the forward issues it; then the tiny fixture model on the GPU against its
-// golden argmaxes, as prefill and token by token (eager and as step graphs).
+// golden argmaxes, as prefill and token by token (eager and as step graphs);
+// and the prefix cache's host-tier block copies (kv_copy_check.cc).
 // Inputs are rounded to bf16 first so that both backends see the same values;
 // CUDA outputs are NaN-poisoned before each op. Prints a table; exit status 1
 // on any failure, 2 when no GPU is present.
@@ -31,6 +32,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
+#include "bench/cuda/kv_copy_check.h"
 #include "model/model.h"
 
 namespace kr {
@@ -882,6 +884,7 @@ int main(int argc, char** argv) {
     kr::test_argmax(c, 1, 1000);
     kr::test_graph(c);
   }
+  kr::g_failures += kr::check_kv_block_copies(*gpu);  // the host tier's block copies (kv_copy_check.cc)
   for (kr::FixtureRun run : {kr::FixtureRun::kPrefill, kr::FixtureRun::kDecode, kr::FixtureRun::kDecodeGraphs})
     kr::test_fixture(*gpu, fixture, golden, run);
   // Every family's tiny model (tests/golden/families), the vision-language folder in both forms.
