@@ -59,6 +59,8 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, std::map<std::string, std::str
       .env("KR_METRICS_PORT");
   f.switch_("metrics-vllm-names", &o->metrics_vllm_names, "also export every series under vLLM's names")
       .env("KR_METRICS_VLLM_NAMES");
+  f.switch_("no-prefix-caching", &o->no_prefix_caching,
+            "turn automatic prefix caching off (the same as --prefix-caching off)");
   f.section("engine (docs/configuration.md; each also the KR_ variable named)");
   for (const EngineVariable& v : engine_variables()) {
     const std::string name = v.name;
@@ -104,6 +106,7 @@ int run_serve(int argc, char** argv) {
   const int32_t max_model_len = o.engine.max_model_len;
   o.engine = parsed->config;
   o.engine.max_model_len = max_model_len;
+  if (o.no_prefix_caching) o.engine.prefix_caching = false;
   return serve(o);
 }
 

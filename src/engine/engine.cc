@@ -178,6 +178,7 @@ void Engine::Impl::check_timeouts(int64_t now_ns) {
 
 void Engine::Impl::loop() {
   observer.on_start();
+  observer.on_kv_geometry(runner->block_size(), runner->kv_block_bytes());
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu);

@@ -45,6 +45,10 @@ void EngineObserver::on_rejected() {
 
 void EngineObserver::on_start() { publish_scheduler_state(); }
 
+void EngineObserver::on_kv_geometry(int32_t block_size, int64_t block_bytes) {
+  if (metrics_) metrics_->set_kv_block_info(block_size, block_bytes);
+}
+
 void EngineObserver::on_step(const StepRecord& r) {
   if (metrics_) {
     if (r.fast_path) metrics_->record_fast_path();

@@ -52,6 +52,7 @@ class EngineObserver {
 
   // Engine thread.
   void on_start();  // publishes the scheduler's settings
+  void on_kv_geometry(int32_t block_size, int64_t block_bytes);
   void on_step(const StepRecord& step);
   // A request finished: decode_s < 0 when it produced no token.
   void on_finish(FinishReason reason, double e2e_s, double decode_s, int32_t prompt_tokens, int32_t output_tokens);

@@ -84,6 +84,8 @@ struct Metrics::Impl {
   std::array<Counter, kNumFinishReasons> finished;  // by FinishReason
 
   std::atomic<int32_t> running{0}, waiting{0}, swapped{0};
+  std::atomic<int32_t> kv_block_size{0};
+  std::atomic<int64_t> kv_block_bytes{0};
   std::atomic<double> kv_usage{0};
 
   // Scheduler state: each field is its own atomic; a scrape may mix two
@@ -196,6 +198,11 @@ void Metrics::set_scheduler_state(const SchedulerState& s) {
   m.ema_p99_itl_ms.store(s.ema_p99_itl_ms, std::memory_order_relaxed);
 }
 
+void Metrics::set_kv_block_info(int32_t block_size, int64_t block_bytes) {
+  impl_->kv_block_size.store(block_size, std::memory_order_relaxed);
+  impl_->kv_block_bytes.store(block_bytes, std::memory_order_relaxed);
+}
+
 StatsSnapshot Metrics::stats() const {
   const Impl& m = *impl_;
   StatsSnapshot s;
@@ -245,6 +252,8 @@ StatsSnapshot Metrics::stats() const {
                                                        : 0.0;
   s.kv_host_blocks_offloaded = m.kv_offloaded.get();
   s.kv_host_blocks_reloaded = m.kv_reloaded.get();
+  s.kv_block_size = m.kv_block_size.load(std::memory_order_relaxed);
+  s.kv_block_bytes = m.kv_block_bytes.load(std::memory_order_relaxed);
   s.scheduler = m.scheduler_state();
   return s;
 }

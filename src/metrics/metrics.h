@@ -45,6 +45,8 @@ struct StatsSnapshot {
   uint64_t prefix_cache_queries = 0, prefix_cache_hits = 0, prefix_cache_host_hits = 0;
   double prefix_cache_hit_rate = 0;  // hits / queries (0 before any query)
   uint64_t kv_host_blocks_offloaded = 0, kv_host_blocks_reloaded = 0;
+  int32_t kv_block_size = 0;   // tokens per KV block (0 before the engine starts)
+  int64_t kv_block_bytes = 0;  // bytes of one KV block over all layers, K and V (0: unknown)
   SchedulerState scheduler;
 };
 
@@ -99,6 +101,8 @@ class Metrics {
   void set_queue(int32_t running, int32_t waiting, int32_t swapped);
   void set_kv_usage(double used_fraction);
   void set_scheduler_state(const SchedulerState& state);
+  // The KV cache's block geometry (engine start), for /stats.
+  void set_kv_block_info(int32_t block_size, int64_t block_bytes);
 
   // Prometheus text exposition format 0.0.4, names prefixed krserve_; serve it
   // with Content-Type kPrometheusContentType.

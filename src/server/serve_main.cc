@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "base/clock.h"
+#include "base/host_memory.h"
 #include "base/log.h"
 #include "engine/engine.h"
 #include "engine/forward_runner.h"
@@ -67,6 +69,37 @@ int fail(const Status& s) {
   return 1;
 }
 
+// --kv-offload-gb must fit the host memory this process may still take: refused now, not later.
+Status check_kv_offload_fits(const EngineConfig& e) {
+  if (e.kv_offload_gb <= 0) return Status::Ok();
+  if (!e.prefix_caching) return InvalidArgument("--kv-offload-gb is a tier of the prefix cache: drop --no-prefix-caching");
+  const double want = e.kv_offload_gb * double(int64_t{1} << 30);
+  const auto avail = available_host_memory_bytes();
+  if (!avail) return FailedPrecondition("--kv-offload-gb: cannot read the available host memory (/proc/meminfo)");
+  if (want > static_cast<double>(*avail)) {
+    char msg[256];
+    std::snprintf(msg, sizeof msg,
+                  "--kv-offload-gb %.1f: only %.1f GiB of host memory is available (MemAvailable, cgroup limit); "
+                  "give at most that, less what the process itself needs",
+                  e.kv_offload_gb, static_cast<double>(*avail) / double(int64_t{1} << 30));
+    return ResourceExhausted(msg);
+  }
+  return Status::Ok();
+}
+
+// Slots of the host tier: --kv-offload-gb over one block's bytes (all layers, K and V).
+Status init_kv_offload(const EngineConfig& e, ForwardRunner* runner) {
+  if (e.kv_offload_gb <= 0) return Status::Ok();
+  const int64_t block_bytes = runner->kv_block_bytes();
+  const double slots = e.kv_offload_gb * double(int64_t{1} << 30) / static_cast<double>(block_bytes);
+  if (slots < 1) return InvalidArgument("--kv-offload-gb is smaller than one KV block (" + std::to_string(block_bytes) + " bytes)");
+  const int32_t n = static_cast<int32_t>(std::min(slots, double(INT32_MAX)));
+  KR_RETURN_IF_ERROR(runner->init_host_tier(n));
+  KR_LOG(kInfo, "KV host tier: %d blocks x %lld bytes (%.1f GiB)%s", n, static_cast<long long>(block_bytes),
+         e.kv_offload_gb, runner->model().backend().name() == "cpu" ? " in plain memory, copied synchronously" : ", pinned");
+  return Status::Ok();
+}
+
 }  // namespace
 
 int serve(const ServeOptions& a) {
@@ -81,6 +114,8 @@ int serve(const ServeOptions& a) {
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
   bound_allocator_retention();
+
+  if (Status s = check_kv_offload_fits(engine_config); !s.ok()) return fail(s);
 
   SteadyClock clock;
   ServerContext ctx;
@@ -142,6 +177,7 @@ int serve(const ServeOptions& a) {
   mo.arch = a.arch;
   auto runner = make_forward_runner(a.model_dir, std::move(backend).value(), mo);
   if (!runner.ok()) return fail(runner.status());
+  if (Status s = init_kv_offload(engine_config, runner->get()); !s.ok()) return fail(s);
   auto engine = std::make_unique<Engine>(runner->get(), engine_config, &clock, &metrics);
   const int32_t max_len = engine->max_model_len();
   ctx.engine = engine.get();

@@ -34,7 +34,8 @@ struct ServeOptions {
   bool dummy_weights = false;
   bool no_webui = false;         // no chat page at GET /
   std::string arch;              // built-in shape preset (with dummy_weights), e.g. llama-3.2-3b
-  EngineConfig engine;           // engine.max_model_len: --max-model-len
+  bool no_prefix_caching = false;  // --no-prefix-caching (applied to engine.prefix_caching)
+  EngineConfig engine;           // engine.max_model_len: --max-model-len; engine.kv_offload_gb: the host tier
 };
 
 // Returns the process exit code: 0 after a clean drain, 1 on a runtime error.
