@@ -1,13 +1,16 @@
 // kr-bench: client-side benchmarks of an OpenAI-compatible server.
 //   kr-bench fifty  ...   the 50-questions comparison (baseline / hybrid / full)
 //   kr-bench sweep  ...   throughput and latency against concurrency
+//   kr-bench multiturn / shared-prefix ...  prefix caching off vs on (prefix_bench.h)
 // See docs/benchmarks.md.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "bench/kr_bench/fifty.h"
+#include "bench/kr_bench/prefix_bench.h"
 #include "bench/kr_bench/sweep.h"
 
 namespace {
@@ -36,7 +39,14 @@ void usage() {
                "sweep:  --concurrency LIST    default 1,4,16,64,256 (max 256)\n"
                "        --requests-per-level N  default max(32, 2 x concurrency)\n"
                "        --rate R              Poisson arrivals at R requests/s (default: closed loop)\n"
-               "        --url URL             an external server instead of starting ours\n");
+               "        --url URL             an external server instead of starting ours\n"
+               "multiturn / shared-prefix (--server-bin PATH --model DIR; temperature 0, token-id prompts):\n"
+               "        --caches LIST         off,on[,host] (default off,on): one server each, KR_PREFIX_CACHING\n"
+               "        --host-tier-gb N      the host configuration's --kv-offload-gb (needed for host)\n"
+               "        --max-tokens N        answer tokens (default 50)\n"
+               "multiturn:     --sessions S (8)  --turns T (4)  --system-tokens N (2000)  --user-tokens N (100)\n"
+               "shared-prefix: --document-tokens N (8000)  --question-tokens N (64)  --questions N (32)\n"
+               "               --concurrency C (8)  --followups-alone N (5)  --host-cycles N (3)\n");
 }
 
 bool parse_int_list(const std::string& s, std::vector<int>& out) {
@@ -63,7 +73,8 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
-  if (cmd != "fifty" && cmd != "sweep") {
+  const bool prefix_cmd = cmd == "multiturn" || cmd == "shared-prefix";
+  if (cmd != "fifty" && cmd != "sweep" && !prefix_cmd) {
     std::fprintf(stderr, "kr-bench: unknown command '%s'\n", cmd.c_str());
     usage();
     return 2;
@@ -72,6 +83,7 @@ int main(int argc, char** argv) {
   kr::bench::SweepOptions sweep;
   int questions = 0;
   std::string configs = "baseline,hybrid,full";
+  kr::bench::PrefixBenchOptions prefix;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -112,6 +124,29 @@ int main(int argc, char** argv) {
     else if (a == "--questions") { if (!num(1, 1e6, d)) return 2; questions = static_cast<int>(d); }
     else if (a == "--requests-per-level") { if (!num(1, 1e7, d)) return 2; sweep.requests_per_level = static_cast<int>(d); }
     else if (a == "--rate") { if (!num(0, 1e6, d)) return 2; sweep.rate_per_s = d; }
+    else if (a == "--sessions") { if (!num(1, 256, d)) return 2; prefix.sessions = static_cast<int>(d); }
+    else if (a == "--turns") { if (!num(1, 10000, d)) return 2; prefix.turns = static_cast<int>(d); }
+    else if (a == "--system-tokens") { if (!num(0, 1e7, d)) return 2; prefix.system_tokens = static_cast<int>(d); }
+    else if (a == "--user-tokens") { if (!num(1, 1e7, d)) return 2; prefix.user_tokens = static_cast<int>(d); }
+    else if (a == "--document-tokens") { if (!num(1, 1e7, d)) return 2; prefix.document_tokens = static_cast<int>(d); }
+    else if (a == "--question-tokens") { if (!num(1, 1e7, d)) return 2; prefix.question_tokens = static_cast<int>(d); }
+    else if (a == "--followups-alone") { if (!num(0, 1e5, d)) return 2; prefix.followups_alone = static_cast<int>(d); }
+    else if (a == "--host-cycles") { if (!num(0, 1e3, d)) return 2; prefix.host_cycles = static_cast<int>(d); }
+    else if (a == "--host-tier-gb") { if (!num(0, 1e6, d)) return 2; prefix.host_tier_gb = d; }
+    else if (a == "--caches") {
+      prefix.caches.clear();
+      size_t start = 0;
+      while (start <= v.size()) {
+        const size_t comma = std::min(v.find(',', start), v.size());
+        const std::string c = v.substr(start, comma - start);
+        if (c != "off" && c != "on" && c != "host") {
+          std::fprintf(stderr, "kr-bench: --caches takes off, on and host, got '%s'\n", c.c_str());
+          return 2;
+        }
+        prefix.caches.push_back(c);
+        start = comma + 1;
+      }
+    }
     else if (a == "--concurrency") {
       if (!parse_int_list(v, sweep.concurrency)) {
         std::fprintf(stderr, "kr-bench: --concurrency wants a list of integers in 1..256, got %s\n", v.c_str());
@@ -122,6 +157,20 @@ int main(int argc, char** argv) {
       usage();
       return 2;
     }
+  }
+  if (prefix_cmd) {
+    if (opts.server_bin.empty() || opts.model_dir.empty() || !opts.url.empty()) {
+      std::fprintf(stderr, "kr-bench: %s starts the server itself: --server-bin and --model, no --url\n", cmd.c_str());
+      return 2;
+    }
+    if (std::find(prefix.caches.begin(), prefix.caches.end(), "host") != prefix.caches.end() && prefix.host_tier_gb <= 0) {
+      std::fprintf(stderr, "kr-bench: --caches host needs --host-tier-gb\n");
+      return 2;
+    }
+    if (questions > 0) prefix.questions = questions;
+    if (!sweep.concurrency.empty() && sweep.concurrency != kr::bench::SweepOptions{}.concurrency)
+      prefix.concurrency = sweep.concurrency[0];
+    return cmd == "multiturn" ? kr::bench::run_multiturn(opts, prefix) : kr::bench::run_shared_prefix(opts, prefix);
   }
   if (!opts.url.empty()) {
     if (cmd == "fifty") {
