@@ -53,7 +53,7 @@ struct GenerationRequest {
   // Prefix caching: requests with different salts never share cached KV blocks
   // (engine/block_hash.h). At most kMaxCacheSaltBytes.
   std::string cache_salt;
-  int64_t arrival_ns = 0;              // set by Engine::submit
+  int64_t arrival_ns = 0;              // on the engine's clock; 0: Engine::submit sets it to now
   std::function<void(TokenEvent&&)> on_event;
 };
 

@@ -103,6 +103,11 @@ class Metrics {
   void set_scheduler_state(const SchedulerState& state);
   // The KV cache's block geometry (engine start), for /stats.
   void set_kv_block_info(int32_t block_size, int64_t block_bytes);
+  // ---- model lifecycle (the server's model registry, loader thread) ----
+  void record_model_load(double seconds);  // a load that succeeded, start to ready
+  void record_model_load_failure();
+  void record_model_unload(bool evicted);  // evicted: to make room; else idle past its TTL
+  void set_model_loaded(bool loaded);
 
   // Prometheus text exposition format 0.0.4, names prefixed krserve_; serve it
   // with Content-Type kPrometheusContentType.
