@@ -1,7 +1,7 @@
 // Prefix caching through the real server: usage.prompt_tokens_details.cached_tokens
 // (streamed too), cache_salt isolation and its 400s, /stats and /metrics counters
 // (vLLM's names with --metrics-vllm-names), --no-prefix-caching, and a
-// --kv-offload-gb larger than the host's memory refused at start-up.
+// --kv-offload-gb larger than the host's memory refused at start-up, n > 1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -50,6 +50,15 @@ test('cached_tokens, cache_salt, counters', async () => {
     assert.equal(value(m, 'krserve_prefix_cache_hits_total'), 96);
     assert.equal(value(m, 'vllm:prefix_cache_queries_total'), 240);
     assert.equal(value(m, 'vllm:prefix_cache_hits_total'), 96);
+    // n > 1: the choices share the cached prompt; a fresh prompt is computed once, and the usage reports
+    // what every choice found (the first choice computed it: 0).
+    const two = await complete(s.port, { n: 2 });
+    assert.equal(two.choices.length, 2);
+    assert.equal(two.usage.prompt_tokens_details.cached_tokens, 32);
+    assert.equal(two.choices[0].text, two.choices[1].text);
+    const fresh = await complete(s.port, { n: 3, prompt: ids(40, 2000) });
+    assert.equal(fresh.usage.prompt_tokens_details.cached_tokens, 0);
+    assert.equal((await complete(s.port, { prompt: ids(40, 2000) })).usage.prompt_tokens_details.cached_tokens, 32);
   } finally {
     await stopServer(s);
   }

@@ -7,7 +7,8 @@
 // and the prefix cache's host-tier block copies (kv_copy_check.cc).
 // Inputs are rounded to bf16 first so that both backends see the same values;
 // CUDA outputs are NaN-poisoned before each op. Prints a table; exit status 1
-// on any failure, 2 when no GPU is present.
+// on any failure, 2 when no GPU is present. `--only kv_block_copy` runs the
+// host-tier block copies alone.
 //
 // Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR]
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
@@ -746,15 +747,28 @@ void test_fixture(Backend& gpu, const std::string& dir, const std::string& golde
 int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
   std::string families = "tests/golden/families";
+  std::string only;  // --only kv_block_copy: that group alone
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--fixture") fixture = argv[i + 1];
     if (a == "--golden") golden = argv[i + 1];
     if (a == "--families") families = argv[i + 1];
+    if (a == "--only") only = argv[i + 1];
+  }
+  if (!only.empty() && only != "kv_block_copy") {
+    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, got '%s'\n", only.c_str());
+    return 2;
   }
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
     return 2;
+  }
+  if (only == "kv_block_copy") {
+    auto gpu_only = kr::make_cuda_backend(kr::CudaOptions{});
+    if (!gpu_only) return 2;
+    const int failures = kr::check_kv_block_copies(*gpu_only);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures == 0 ? 0 : 1;
   }
   using kr::Activation;
   using kr::NormKind;
