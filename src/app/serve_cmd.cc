@@ -37,6 +37,7 @@ struct ModelFlags {
   bool dummy_weights = false;
   std::string arch;
   int32_t max_model_len = 0;
+  bool no_prefix_caching = false;  // --no-prefix-caching: KR_PREFIX_CACHING=off under every model's settings
 };
 
 void add_serve_flags(FlagSet& f, ServeOptions* o, ModelFlags* mf, std::map<std::string, std::string>* engine_flags) {
@@ -96,6 +97,8 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, ModelFlags* mf, std::map<std::
       .env("KR_METRICS_PORT");
   f.switch_("metrics-vllm-names", &o->metrics_vllm_names, "also export every series under vLLM's names")
       .env("KR_METRICS_VLLM_NAMES");
+  f.switch_("no-prefix-caching", &mf->no_prefix_caching,
+            "turn automatic prefix caching off (the same as --prefix-caching off)");
   f.section("engine (docs/configuration.md; each also the KR_ variable named)");
   for (const EngineVariable& v : engine_variables()) {
     const std::string name = v.name;
@@ -197,6 +200,8 @@ int run_serve(int argc, char** argv) {
   auto parsed = engine_config_from_env(env, engine_flags);
   if (!parsed.ok()) return usage_error(flags, "serve", parsed.status().message());
   for (const std::string& notice : parsed->notices) KR_LOG(kWarn, "%s", notice.c_str());
+  // --no-prefix-caching is KR_PREFIX_CACHING=off for every model (a model's own setting in the file wins).
+  if (mf.no_prefix_caching) engine_flags["KR_PREFIX_CACHING"] = "off";
   if (const std::string e = resolve_models(flags, mf, env, engine_flags, &o); !e.empty())
     return usage_error(flags, "serve", e);
   return serve(o);

@@ -3,6 +3,8 @@
 // reference) still runs every model.
 #include "backend/backend.h"
 
+#include <new>
+
 namespace kr {
 namespace {
 
@@ -33,6 +35,39 @@ void Backend::matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out,
   matmul(x, w, out);
   if (out_norm.present()) rms_norm(out, out_norm, out);
   add_rms_norm(residual, out, norm, normed);
+}
+
+void* Backend::alloc_host_memory(size_t bytes) {
+  return ::operator new(bytes, std::align_val_t{64}, std::nothrow);
+}
+
+void Backend::free_host_memory(void* p, size_t bytes) {
+  (void)bytes;
+  ::operator delete(p, std::align_val_t{64});
+}
+
+uint64_t Backend::copy_kv_blocks(std::span<const KvLayer> layers, void* host, std::span<const KvBlockCopy> copies,
+                                 bool to_host) {
+  if (layers.empty()) return 0;
+  const size_t block_bytes = layers[0].k.rows(0, 1).bytes();
+  const size_t slot_bytes = 2 * layers.size() * block_bytes;
+  for (const KvBlockCopy& c : copies) {
+    char* slot = static_cast<char*>(host) + static_cast<size_t>(c.host_slot) * slot_bytes;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      Tensor k = layers[l].k.rows(c.device_block, 1);
+      Tensor v = layers[l].v.rows(c.device_block, 1);
+      char* hk = slot + 2 * l * block_bytes;
+      if (to_host) {
+        copy_to_host(hk, k, block_bytes);
+        copy_to_host(hk + block_bytes, v, block_bytes);
+      } else {
+        copy_from_host(k, hk, block_bytes);
+        copy_from_host(v, hk + block_bytes, block_bytes);
+      }
+    }
+  }
+  if (!to_host) synchronize();
+  return 0;
 }
 
 }  // namespace kr

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backend/device_sampling.h"
+#include "backend/kv_block_copy.h"
 #include "backend/tensor.h"
 #include "base/status.h"
 
@@ -258,6 +259,29 @@ class Backend {
   virtual void end_graph() {}
   // Rates for a step-time estimate (BackendRates); default: unknown.
   virtual BackendRates rates() const { return {}; }
+
+  // ---- KV blocks <-> host memory: the prefix cache's host tier (engine/kv_host_tier.h) ----
+  // Host memory for the tier: page-locked where the device has it (CUDA), so block
+  // copies are DMA and asynchronous; plain memory by default. nullptr when refused.
+  virtual void* alloc_host_memory(size_t bytes);
+  virtual void free_host_memory(void* p, size_t bytes);
+  // Copies whole KV blocks between the paged caches of `layers` (L layers, each K and V
+  // [num_blocks, block_size, kv_heads, head_dim]) and `host`, which holds slot after
+  // slot, each slot layer after layer, K then V: layer l's K of slot s is the B bytes at
+  // host + ((s * L + l) * 2) * B and its V the next B, B = one layer's block of K
+  // (block_size * kv_heads * head_dim * dtype size). to_host: device -> host, else back.
+  // Runs after every op enqueued before it and after every earlier copy. Returns a
+  // ticket (tickets grow; 0: done already). The default copies synchronously through
+  // copy_to_host/copy_from_host; CUDA copies on a stream of its own.
+  virtual uint64_t copy_kv_blocks(std::span<const KvLayer> layers, void* host, std::span<const KvBlockCopy> copies,
+                                  bool to_host);
+  // Whether the copies of `ticket` (and all earlier ones) are done. Never blocks.
+  virtual bool kv_copies_done(uint64_t ticket) {
+    (void)ticket;
+    return true;
+  }
+  // Ops enqueued from now on run after the copies of `ticket` (the device waits; the host does not).
+  virtual void wait_kv_copies(uint64_t ticket) { (void)ticket; }
 };
 
 // Creates the CPU reference backend. threads <= 0: hardware concurrency.

@@ -15,6 +15,8 @@
 #include "base/log.h"
 #include "engine/engine_observer.h"
 #include "engine/kv_block_manager.h"
+#include "engine/kv_host_tier.h"
+#include "engine/prefix_cache.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 
@@ -27,7 +29,13 @@ struct Engine::Impl {
         clock(clk),
         max_model_len(c.max_model_len > 0 ? std::min(c.max_model_len, r->max_model_len()) : r->max_model_len()),
         blocks(r->num_kv_blocks(), r->block_size()),
-        sched(c, &blocks),
+        host_tier(c.prefix_caching && r->num_host_slots() > 0
+                      ? std::make_unique<KvHostTier>(r, &blocks, host_prefetch_blocks(c, r->block_size()))
+                      : nullptr),
+        prefix_cache(c.prefix_caching
+                         ? std::make_unique<PrefixCache>(&blocks, host_tier.get(), BlockHasher::with_random_key())
+                         : nullptr),
+        sched(c, &blocks, prefix_cache.get()),
         observer(m, c, &sched),
         eos(r->eos_ids().begin(), r->eos_ids().end()),
         seed_source(std::random_device{}()) {
@@ -50,6 +58,11 @@ struct Engine::Impl {
            "(%d query tokens per read of the keys)",
            config.max_step_ms, m.fixed_ms, m.token_ms, m.pair_ms + m.window_pair_ms, m.ctx_ms + m.window_ctx_ms,
            m.tile_tokens);
+  }
+
+  // Blocks the host tier copies out ahead of eviction: what one step may allocate.
+  static int32_t host_prefetch_blocks(const EngineConfig& c, int32_t block_size) {
+    return (c.max_batched_tokens + block_size - 1) / block_size + c.max_num_seqs;
   }
 
   // ---- any thread ----
@@ -87,6 +100,8 @@ struct Engine::Impl {
 
   // Engine thread only.
   KvBlockManager blocks;
+  std::unique_ptr<KvHostTier> host_tier;      // null: no host tier
+  std::unique_ptr<PrefixCache> prefix_cache;  // null: prefix caching off
   Scheduler sched;
   EngineObserver observer;
   std::vector<int32_t> eos;
@@ -107,6 +122,8 @@ Status Engine::Impl::submit(GenerationRequest req) {
   };
   if (req.prompt_ids.empty()) return reject(InvalidArgument("the prompt is empty"));
   if (req.max_tokens < 1) return reject(InvalidArgument("max_tokens must be at least 1"));
+  if (req.cache_salt.size() > kMaxCacheSaltBytes)
+    return reject(InvalidArgument("cache_salt is longer than " + std::to_string(kMaxCacheSaltBytes) + " bytes"));
   if (Status s = check_context_length(static_cast<int64_t>(req.prompt_ids.size()), req.max_tokens, max_model_len);
       !s.ok())
     return reject(std::move(s));
@@ -182,6 +199,7 @@ void Engine::Impl::check_timeouts(int64_t now_ns) {
 
 void Engine::Impl::loop() {
   observer.on_start();
+  observer.on_kv_geometry(runner->block_size(), runner->kv_block_bytes());
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu);
@@ -223,8 +241,22 @@ void Engine::Impl::step(bool fast_path) {
   record.clear();
   record.fast_path = fast_path;
   record.start_ns = clock->now_ns();
+  const PrefixCacheStats before = prefix_cache ? prefix_cache->stats() : PrefixCacheStats{};
+  const KvHostTierStats host_before = host_tier ? host_tier->stats() : KvHostTierStats{};
   sched.schedule(record.start_ns, &out);
+  // The host tier's planned copies go out now, ahead of the forward that needs them.
+  if (host_tier) host_tier->flush();
   record.scheduled(out);
+  if (prefix_cache) {
+    const PrefixCacheStats& after = prefix_cache->stats();
+    record.prefix_queries = after.queries - before.queries;
+    record.prefix_hits = after.hits - before.hits;
+    record.prefix_host_hits = after.host_hits - before.host_hits;
+  }
+  if (host_tier) {
+    record.blocks_offloaded = host_tier->stats().blocks_offloaded - host_before.blocks_offloaded;
+    record.blocks_reloaded = host_tier->stats().blocks_reloaded - host_before.blocks_reloaded;
+  }
   if (!out.empty()) {
     const Status st = run(out);
     record.end_ns = clock->now_ns();
@@ -319,6 +351,7 @@ void Engine::Impl::publish(Sequence* s) {
   ev.tokens.swap(s->pending);
   ev.prompt_tokens = s->num_prompt_tokens;
   ev.completion_tokens = s->num_output_tokens();
+  ev.cached_tokens = std::max(s->num_cached_tokens, 0);
   if (s->request.on_event) s->request.on_event(std::move(ev));
 }
 
@@ -333,6 +366,7 @@ void Engine::Impl::finish(Sequence* s, FinishReason reason, Status error) {
   ev.error = std::move(error);
   ev.prompt_tokens = s->num_prompt_tokens;
   ev.completion_tokens = s->num_output_tokens();
+  ev.cached_tokens = std::max(s->num_cached_tokens, 0);
   const int64_t scheduled = s->first_scheduled_ns != 0 ? s->first_scheduled_ns : now;
   ev.queue_time_s = static_cast<double>(scheduled - s->arrival_ns()) * 1e-9;
   ev.ttft_s = s->first_token_ns != 0 ? static_cast<double>(s->first_token_ns - s->arrival_ns()) * 1e-9 : 0.0;

@@ -64,6 +64,11 @@ const EngineVariable kVariables[] = {
      "aging: a background request waits at most this long before it goes first", KR_DOUBLE(background_max_wait_s)},
     {"KR_REQUEST_TIMEOUT_S", nullptr, V::kDouble, 0, 1e7, "a request still running after this fails; 0 = none",
      KR_DOUBLE(request_timeout_s)},
+    {"KR_PREFIX_CACHING", nullptr, V::kBool, 0, 0,
+     "automatic prefix caching: reuse the KV of cached prompt prefixes (--no-prefix-caching: off)",
+     KR_BOOL(prefix_caching)},
+    {"KR_KV_OFFLOAD_GB", nullptr, V::kDouble, 0, 1e6,
+     "host-memory tier of the prefix cache in GiB (pinned on CUDA); 0 = none", KR_DOUBLE(kv_offload_gb)},
 };
 
 #undef KR_BOOL

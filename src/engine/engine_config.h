@@ -40,6 +40,8 @@ struct EngineConfig {
   double background_max_wait_s = 30;  // KR_BACKGROUND_MAX_WAIT_S: aging bound for low priorities
   double request_timeout_s = 0;       // KR_REQUEST_TIMEOUT_S: 0 = none
   int32_t max_model_len = 0;          // --max-model-len: context limit below the model's; 0 = the model's
+  bool prefix_caching = true;         // KR_PREFIX_CACHING: reuse cached KV of shared prefixes (--no-prefix-caching)
+  double kv_offload_gb = 0;           // KR_KV_OFFLOAD_GB: host-memory tier of the prefix cache, GiB; 0 = none
 };
 
 // One setting of the table.

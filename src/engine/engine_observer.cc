@@ -8,6 +8,7 @@ void StepRecord::clear() {
   start_ns = end_ns = 0;
   ok = fast_path = false;
   num_seqs = num_tokens = num_preempted = 0;
+  prefix_queries = prefix_hits = prefix_host_hits = blocks_offloaded = blocks_reloaded = 0;
   queue_s.clear();
   ttft_s.clear();
   prefill_s.clear();
@@ -44,10 +45,17 @@ void EngineObserver::on_rejected() {
 
 void EngineObserver::on_start() { publish_scheduler_state(); }
 
+void EngineObserver::on_kv_geometry(int32_t block_size, int64_t block_bytes) {
+  if (metrics_) metrics_->set_kv_block_info(block_size, block_bytes);
+}
+
 void EngineObserver::on_step(const StepRecord& r) {
   if (metrics_) {
     if (r.fast_path) metrics_->record_fast_path();
     for (int32_t i = 0; i < r.num_preempted; ++i) metrics_->record_preemption();
+    if (r.prefix_queries > 0) metrics_->record_prefix_cache(r.prefix_queries, r.prefix_hits, r.prefix_host_hits);
+    if (r.blocks_offloaded > 0 || r.blocks_reloaded > 0)
+      metrics_->record_kv_host_copies(r.blocks_offloaded, r.blocks_reloaded);
     for (double q : r.queue_s) metrics_->record_queue_time(q);
     if (r.ok) metrics_->record_step(r.num_seqs, r.num_tokens, static_cast<double>(r.end_ns - r.start_ns) * 1e-9);
     for (size_t i = 0; i < r.ttft_s.size(); ++i) {

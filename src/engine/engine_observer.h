@@ -28,6 +28,9 @@ struct StepRecord {
   bool ok = false;                // the runner succeeded
   bool fast_path = false;         // the scheduler's fast path started this step
   int32_t num_seqs = 0, num_tokens = 0, num_preempted = 0;
+  // Prefix cache (tokens) and host tier (blocks) during this step's scheduling.
+  int64_t prefix_queries = 0, prefix_hits = 0, prefix_host_hits = 0;
+  int64_t blocks_offloaded = 0, blocks_reloaded = 0;
   std::vector<double> queue_s;    // sequences scheduled for the first time: arrival -> now
   std::vector<double> ttft_s;     // first tokens: arrival -> token
   std::vector<double> prefill_s;  // first tokens: first scheduled -> token
@@ -49,6 +52,7 @@ class EngineObserver {
 
   // Engine thread.
   void on_start();  // publishes the scheduler's settings
+  void on_kv_geometry(int32_t block_size, int64_t block_bytes);
   void on_step(const StepRecord& step);
   // A request finished: decode_s < 0 when it produced no token.
   void on_finish(FinishReason reason, double e2e_s, double decode_s, int32_t prompt_tokens, int32_t output_tokens);

@@ -11,7 +11,37 @@ ForwardRunner::ForwardRunner(std::unique_ptr<Backend> backend, std::unique_ptr<M
   KR_CHECK(backend_ != nullptr && model_ != nullptr && &model_->backend() == backend_.get());
 }
 
-ForwardRunner::~ForwardRunner() { model_.reset(); }  // frees its tensors while the backend lives
+ForwardRunner::~ForwardRunner() {
+  if (host_tier_ != nullptr)
+    backend_->free_host_memory(host_tier_, static_cast<size_t>(host_slots_) * static_cast<size_t>(kv_block_bytes()));
+  model_.reset();  // frees its tensors while the backend lives
+}
+
+int64_t ForwardRunner::kv_block_bytes() const {
+  return model_->num_kv_blocks() > 0 ? static_cast<int64_t>(model_->kv_cache_bytes() / static_cast<size_t>(model_->num_kv_blocks()))
+                                     : 0;
+}
+
+Status ForwardRunner::init_host_tier(int32_t num_slots) {
+  if (host_tier_ != nullptr) return FailedPrecondition("the host KV tier is allocated already");
+  if (num_slots <= 0) return InvalidArgument("the host KV tier needs at least one slot");
+  const size_t bytes = static_cast<size_t>(num_slots) * static_cast<size_t>(kv_block_bytes());
+  host_tier_ = backend_->alloc_host_memory(bytes);
+  if (host_tier_ == nullptr) {
+    return ResourceExhausted("could not allocate " + std::to_string(static_cast<double>(bytes) / (1 << 30)) +
+                             " GiB of host memory for the KV host tier (" + backend_->name() + ")");
+  }
+  host_slots_ = num_slots;
+  return Status::Ok();
+}
+
+uint64_t ForwardRunner::copy_kv_blocks(std::span<const KvBlockCopy> copies, bool to_host) {
+  KR_CHECK(host_tier_ != nullptr);
+  for (const KvBlockCopy& c : copies)
+    KR_CHECK(c.host_slot >= 0 && c.host_slot < host_slots_ && c.device_block >= 0 &&
+             c.device_block < model_->num_kv_blocks());
+  return backend_->copy_kv_blocks(model_->kv_layers(), host_tier_, copies, to_host);
+}
 
 int32_t ForwardRunner::max_model_len() const {
   const int64_t cache_tokens = static_cast<int64_t>(model_->num_kv_blocks()) * model_->block_size();

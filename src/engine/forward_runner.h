@@ -44,6 +44,15 @@ class ForwardRunner final : public ModelRunner {
   // does not cover start_pos + tokens, or a sampling SeqStep without params.
   Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) override;
 
+  // The host tier: host slots of kv_block_bytes() from Backend::alloc_host_memory,
+  // copies through Backend::copy_kv_blocks.
+  int64_t kv_block_bytes() const override;
+  Status init_host_tier(int32_t num_slots) override;
+  int32_t num_host_slots() const override { return host_slots_; }
+  uint64_t copy_kv_blocks(std::span<const KvBlockCopy> copies, bool to_host) override;
+  bool kv_copies_done(uint64_t ticket) override { return backend_->kv_copies_done(ticket); }
+  void wait_kv_copies(uint64_t ticket) override { backend_->wait_kv_copies(ticket); }
+
   Model& model() { return *model_; }
   StepSampler& sampler() { return sampler_; }
   int32_t max_tokens_per_step() const { return model_->max_tokens_per_step(); }
@@ -60,6 +69,8 @@ class ForwardRunner final : public ModelRunner {
   std::vector<int32_t> token_ids_;         // [T]
   std::vector<int32_t> logit_rows_;        // [R] token index of each sampled row
   std::vector<SampleInput> sample_rows_;   // [R]
+  void* host_tier_ = nullptr;              // [host_slots_, kv_block_bytes()]
+  int32_t host_slots_ = 0;
 };
 
 // Loads `model_dir` (or options.arch with options.dummy_weights) onto `backend`

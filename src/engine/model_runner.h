@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/kv_block_copy.h"
 #include "base/status.h"
 #include "engine/step_cost.h"
 #include "sampling/sampled_token.h"
@@ -38,6 +39,30 @@ class ModelRunner {
   // Runs one step. `out`, empty on entry, gets one SampledToken per
   // SeqStep with sample == true, in order.
   virtual Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) = 0;
+
+  // ---- the KV cache's host tier (--kv-offload-gb, engine/kv_host_tier.h); defaults: none ----
+  // Bytes of one KV block over all layers, K and V: the size of a host slot (0: no host tier).
+  virtual int64_t kv_block_bytes() const { return 0; }
+  // Allocates `num_slots` host slots (pinned memory where the device has it); an error
+  // (nothing allocated) when refused. Called once, before the engine starts.
+  virtual Status init_host_tier(int32_t num_slots) {
+    (void)num_slots;
+    return FailedPrecondition("this model runner has no host KV tier");
+  }
+  virtual int32_t num_host_slots() const { return 0; }
+  // Enqueues copies of whole blocks, device -> host slot (to_host) or back, after every
+  // copy enqueued before. Returns a ticket; tickets grow; 0: the copies are done already.
+  virtual uint64_t copy_kv_blocks(std::span<const KvBlockCopy> copies, bool to_host) {
+    (void)copies, (void)to_host;
+    return 0;
+  }
+  // Whether the copies of `ticket` (and of every earlier one) are done.
+  virtual bool kv_copies_done(uint64_t ticket) {
+    (void)ticket;
+    return true;
+  }
+  // The next step's forward runs after the copies of `ticket` (the device waits, not the host).
+  virtual void wait_kv_copies(uint64_t ticket) { (void)ticket; }
 };
 
 }  // namespace kr

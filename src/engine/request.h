@@ -29,6 +29,7 @@ struct TokenEvent {
   Status error;                        // set when finish_reason == kError
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;       // total so far
+  int32_t cached_tokens = 0;           // prompt tokens found in the prefix cache (known once scheduled)
   // Timings, filled on the finishing event (seconds).
   double queue_time_s = 0, ttft_s = 0, e2e_s = 0;
 };
@@ -37,6 +38,8 @@ struct TokenEvent {
 // OutOfRange with the OpenAI-style message otherwise. Used at admission
 // (server/prompt.h) and again by Engine::submit, against the same limit.
 Status check_context_length(int64_t prompt_tokens, int64_t max_tokens, int64_t max_model_len);
+
+inline constexpr size_t kMaxCacheSaltBytes = 256;
 
 struct GenerationRequest {
   RequestId id = 0;                    // unique, chosen by the submitter
@@ -47,6 +50,9 @@ struct GenerationRequest {
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids; // finish with kStop when generated (besides EOS)
   int32_t priority = kPriorityDefault;
+  // Prefix caching: requests with different salts never share cached KV blocks
+  // (engine/block_hash.h). At most kMaxCacheSaltBytes.
+  std::string cache_salt;
   int64_t arrival_ns = 0;              // on the engine's clock; 0: Engine::submit sets it to now
   std::function<void(TokenEvent&&)> on_event;
 };

@@ -13,8 +13,8 @@ bool preempt_before(const Sequence* a, const Sequence* b) {
   return a->id() > b->id();
 }
 
-Scheduler::Scheduler(const EngineConfig& config, KvBlockManager* blocks)
-    : config_(config), blocks_(blocks), window_ms_(config.window_ms), admissions_per_step_(config.admissions_per_step) {}
+Scheduler::Scheduler(const EngineConfig& config, KvBlockManager* blocks, PrefixCache* cache)
+    : config_(config), blocks_(blocks), cache_(cache), window_ms_(config.window_ms), admissions_per_step_(config.admissions_per_step) {}
 
 void Scheduler::add(Sequence* seq) {
   seq->state = SeqState::kWaiting;
@@ -28,6 +28,7 @@ void Scheduler::remove(Sequence* seq) {
   };
   drop(running_);
   drop(waiting_);
+  if (cache_ != nullptr) cache_->release(seq);
   blocks_->free(&seq->block_table);
   seq->state = SeqState::kFinished;
 }
@@ -84,6 +85,7 @@ Sequence* Scheduler::worst_unscheduled_running() const {
 }
 
 void Scheduler::preempt(Sequence* s, SchedulerOutput* out) {
+  if (cache_ != nullptr) cache_->release(s);
   blocks_->free(&s->block_table);
   s->num_computed = 0;  // recompute prompt + generated tokens when re-admitted
   s->state = SeqState::kPreempted;
@@ -107,13 +109,13 @@ void Scheduler::schedule(int64_t now_ns, SchedulerOutput* out) {
   }
 }
 
-int32_t Scheduler::time_fit(const Sequence* s, int32_t want) {
+int32_t Scheduler::time_fit(int32_t context, int32_t want) {
   if (!time_bound_ || want <= 0) return want;
   const double limit = config_.max_step_ms / budget_.scale(/*mixed=*/true);  // unscaled ms
   double left = limit - step_estimate_ms_;
   // The first chunk of the step always gets a quarter of the budget (and a token).
   if (!step_has_chunk_) left = std::max(left, limit / 4);
-  int32_t n = budget_.max_tokens(s->num_computed, want, left);
+  int32_t n = budget_.max_tokens(context, want, left);
   if (!step_has_chunk_) n = std::max<int32_t>(n, 1);
   return n;
 }
@@ -173,7 +175,7 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   auto feed_prefill = [&](Sequence* s) {
     const int64_t fit = blocks_->tokens_that_fit(s->block_table, s->num_computed);
     const int32_t want = static_cast<int32_t>(std::min<int64_t>({s->num_uncomputed(), budget, fit}));
-    const int32_t n = time_fit(s, want);
+    const int32_t n = time_fit(s->num_computed, want);
     if (n < 1) return;
     KR_CHECK(blocks_->allocate(&s->block_table, s->num_computed + n));
     emit(s, n);
@@ -207,9 +209,14 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   while (i < waiting_.size() && admitted < max_admit && budget >= 1 &&
          static_cast<int32_t>(running_.size()) < max_seqs) {
     Sequence* s = waiting_[i];
-    const int32_t n = time_fit(s, std::min(s->num_uncomputed(), budget));
+    int32_t n = 0;
+    const Admit a = admit_blocks(s, budget, &n);
+    if (a == Admit::kWait) {  // a running sequence is computing its next block
+      ++i;
+      continue;
+    }
     // Strict order: the head waits for blocks (or the next step's time) rather than being overtaken.
-    if (n < 1 || !blocks_->allocate(&s->block_table, s->num_computed + n)) break;
+    if (a == Admit::kNoBlocks) break;
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     s->state = SeqState::kRunning;
     if (s->first_scheduled_ns == 0) s->first_scheduled_ns = now_ns;
@@ -226,10 +233,27 @@ void Scheduler::on_step_timed(double measured_ms) {
   if (step_has_chunk_) budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);
 }
 
+Scheduler::Admit Scheduler::admit_blocks(Sequence* s, int32_t budget, int32_t* n) {
+  // The chunk: what the token budget and the step's time budget allow (kNoBlocks
+  // when no time is left: the head waits for the next step).
+  if (cache_ == nullptr) {
+    *n = time_fit(s->num_computed, std::min(s->num_uncomputed(), budget));
+    if (*n < 1) return Admit::kNoBlocks;
+    return blocks_->allocate(&s->block_table, s->num_computed + *n) ? Admit::kOk : Admit::kNoBlocks;
+  }
+  const PrefixMatch m = cache_->match(s);
+  if (m.wait) return Admit::kWait;
+  const int32_t cached = m.blocks() * blocks_->block_size();
+  *n = time_fit(cached, std::min(s->num_tokens() - cached, budget));  // only uncached tokens
+  if (*n < 1) return Admit::kNoBlocks;
+  return cache_->admit(s, m, *n) ? Admit::kOk : Admit::kNoBlocks;
+}
+
 void Scheduler::on_step_done(const SchedulerOutput& out) {
   for (const ScheduledSeq& ss : out.seqs) {
     ss.seq->num_computed += ss.num_tokens;
     KR_CHECK(ss.seq->num_computed <= ss.seq->num_tokens());
+    if (cache_ != nullptr) cache_->on_computed(ss.seq);
   }
 }
 

@@ -11,7 +11,10 @@
 //  3. admissions from the waiting queue: aged requests first, then by
 //     priority (lower first), FIFO within a class; at most admissions_per_step per step,
 //     max_num_seqs running, max_batched_tokens per step, and only when KV
-//     blocks for the chunk are free.
+//     blocks for the chunk are free. With prefix caching (engine/prefix_cache.h)
+//     a new sequence starts after its longest cached prefix, and only the
+//     uncached tokens count against the budget; one whose next block a running
+//     sequence is computing waits for it (others may pass it).
 // Time budget (EngineConfig::max_step_ms, with the runner's StepCostModel): in a
 // step that runs decodes, prefill chunks are cut so that the step's estimated time
 // (engine/step_cost.h: attention pairs and K/V reads included, so a chunk deep in
@@ -30,6 +33,7 @@
 
 #include "engine/engine_config.h"
 #include "engine/kv_block_manager.h"
+#include "engine/prefix_cache.h"
 #include "engine/sequence.h"
 #include "engine/step_cost.h"
 
@@ -57,7 +61,8 @@ struct SchedulerOutput {
 
 class Scheduler {
  public:
-  Scheduler(const EngineConfig& config, KvBlockManager* blocks);
+  // cache: prefix caching over `blocks`, or null (off). Both must outlive the scheduler.
+  Scheduler(const EngineConfig& config, KvBlockManager* blocks, PrefixCache* cache = nullptr);
 
   // A new sequence; it must outlive its time in the scheduler.
   void add(Sequence* seq);
@@ -100,11 +105,16 @@ class Scheduler {
   void preempt(Sequence* s, SchedulerOutput* out);
   void run_passes(int64_t now_ns, SchedulerOutput* out);
   Sequence* worst_unscheduled_running() const;
-  // Tokens of s's next chunk (at most want) that the step's time budget allows.
-  int32_t time_fit(const Sequence* s, int32_t want);
+  // Tokens of a chunk (at most want) starting at `context` computed tokens that the
+  // step's time budget allows.
+  int32_t time_fit(int32_t context, int32_t want);
+  enum class Admit { kOk, kNoBlocks, kWait };
+  // Blocks for a waiting sequence's first chunk (after its cached prefix); *n: the chunk.
+  Admit admit_blocks(Sequence* s, int32_t budget, int32_t* n);
 
   EngineConfig config_;
   KvBlockManager* blocks_;
+  PrefixCache* cache_;
   double window_ms_;
   int32_t admissions_per_step_;
   std::vector<Sequence*> running_;  // admission order

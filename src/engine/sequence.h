@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/block_hash.h"
 #include "engine/kv_block_manager.h"
 #include "engine/request.h"
 
@@ -31,6 +32,13 @@ struct Sequence {
   int64_t first_scheduled_ns = 0, first_token_ns = 0, last_token_ns = 0;
   int32_t num_preemptions = 0;
   int64_t scheduled_in_step = -1;  // Scheduler's step counter when last scheduled
+  // Prefix caching (engine/prefix_cache.h).
+  std::vector<BlockHash> block_hashes;  // of the full blocks of `tokens` (block i: tokens [0, (i + 1) bs))
+  BlockHash root_hash;                  // the chain's start: from request.cache_salt
+  bool has_root_hash = false;
+  int32_t num_named_blocks = 0;         // leading blocks of block_table offered a name
+  int32_t claims_begin = 0, claims_end = 0;  // block_hashes[begin, end) this sequence may have claimed
+  int32_t num_cached_tokens = -1;       // prompt tokens found in the cache at first admission; -1: not yet
 
   RequestId id() const { return request.id; }
   int32_t priority() const { return request.priority; }

@@ -85,12 +85,15 @@ struct Metrics::Impl {
 
   Counter received, rejected, prompt_tokens, generation_tokens, preemptions, fast_path,
       auto_tune_adjustments;
+  Counter prefix_queries, prefix_hits, prefix_host_hits, kv_offloaded, kv_reloaded;
   std::array<Counter, kNumFinishReasons> finished;  // by FinishReason
   Counter model_loads, model_load_failures, model_unloads_idle, model_unloads_evicted;
   std::atomic<bool> model_loaded{false};
   std::atomic<double> model_last_load_s{0};
 
   std::atomic<int32_t> running{0}, waiting{0}, swapped{0};
+  std::atomic<int32_t> kv_block_size{0};
+  std::atomic<int64_t> kv_block_bytes{0};
   std::atomic<double> kv_usage{0};
 
   // Scheduler state: each field is its own atomic; a scrape may mix two
@@ -171,6 +174,17 @@ void Metrics::record_preemption() { impl_->preemptions.add(1); }
 void Metrics::record_fast_path() { impl_->fast_path.add(1); }
 void Metrics::record_auto_tune_adjustment() { impl_->auto_tune_adjustments.add(1); }
 
+void Metrics::record_prefix_cache(int64_t queried_tokens, int64_t hit_tokens, int64_t host_hit_tokens) {
+  impl_->prefix_queries.add(queried_tokens > 0 ? static_cast<uint64_t>(queried_tokens) : 0);
+  impl_->prefix_hits.add(hit_tokens > 0 ? static_cast<uint64_t>(hit_tokens) : 0);
+  impl_->prefix_host_hits.add(host_hit_tokens > 0 ? static_cast<uint64_t>(host_hit_tokens) : 0);
+}
+
+void Metrics::record_kv_host_copies(int64_t offloaded_blocks, int64_t reloaded_blocks) {
+  impl_->kv_offloaded.add(offloaded_blocks > 0 ? static_cast<uint64_t>(offloaded_blocks) : 0);
+  impl_->kv_reloaded.add(reloaded_blocks > 0 ? static_cast<uint64_t>(reloaded_blocks) : 0);
+}
+
 void Metrics::set_queue(int32_t running, int32_t waiting, int32_t swapped) {
   impl_->running.store(running, std::memory_order_relaxed);
   impl_->waiting.store(waiting, std::memory_order_relaxed);
@@ -192,6 +206,10 @@ void Metrics::set_scheduler_state(const SchedulerState& s) {
   m.ema_p99_itl_ms.store(s.ema_p99_itl_ms, std::memory_order_relaxed);
 }
 
+void Metrics::set_kv_block_info(int32_t block_size, int64_t block_bytes) {
+  impl_->kv_block_size.store(block_size, std::memory_order_relaxed);
+  impl_->kv_block_bytes.store(block_bytes, std::memory_order_relaxed);
+}
 void Metrics::record_model_load(double seconds) {
   impl_->model_loads.add(1);
   impl_->model_load.observe(seconds);
@@ -244,6 +262,16 @@ StatsSnapshot Metrics::stats() const {
   s.requests_failed = m.finished[static_cast<int>(FinishReason::kError)].get();
   s.prompt_tokens = m.prompt_tokens.get();
   s.generation_tokens = m.generation_tokens.get();
+  s.prefix_cache_queries = m.prefix_queries.get();
+  s.prefix_cache_hits = m.prefix_hits.get();
+  s.prefix_cache_host_hits = m.prefix_host_hits.get();
+  s.prefix_cache_hit_rate = s.prefix_cache_queries > 0 ? static_cast<double>(s.prefix_cache_hits) /
+                                                             static_cast<double>(s.prefix_cache_queries)
+                                                       : 0.0;
+  s.kv_host_blocks_offloaded = m.kv_offloaded.get();
+  s.kv_host_blocks_reloaded = m.kv_reloaded.get();
+  s.kv_block_size = m.kv_block_size.load(std::memory_order_relaxed);
+  s.kv_block_bytes = m.kv_block_bytes.load(std::memory_order_relaxed);
   s.scheduler = m.scheduler_state();
   return s;
 }
@@ -260,6 +288,7 @@ struct ScrapeView {
   double model_last_load_s = 0;
   uint64_t received = 0, rejected = 0, prompt_tokens = 0, generation_tokens = 0, preemptions = 0,
            fast_path = 0, auto_tune_adjustments = 0;
+  uint64_t prefix_queries = 0, prefix_hits = 0, prefix_host_hits = 0, kv_offloaded = 0, kv_reloaded = 0;
   std::array<uint64_t, kNumFinishReasons> finished{};
   double running = 0, waiting = 0, swapped = 0, kv_usage = 0, uptime_s = 0;
   SchedulerState scheduler;
@@ -306,6 +335,9 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   }
   counter("num_preemptions_total", "Cumulative number of preemptions from the engine.",
           v.preemptions);
+  counter("prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",
+          v.prefix_queries);
+  counter("prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", v.prefix_hits);
   histogram("time_to_first_token_seconds", "Histogram of time to first token in seconds.", v.ttft);
   histogram("inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", v.itl);
   if (vllm) {
@@ -352,6 +384,11 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   counter("requests_rejected_total", "Requests refused at submit (queue full, bad input).",
           v.rejected);
   gauge("uptime_seconds", "Seconds since the metrics were created.", v.uptime_s);
+  counter("prefix_cache_host_hits_total",
+          "Prefix cache hits reloaded from the host-memory tier, in tokens (part of prefix_cache_hits).",
+          v.prefix_host_hits);
+  counter("kv_host_blocks_offloaded_total", "KV blocks copied to the host-memory tier.", v.kv_offloaded);
+  counter("kv_host_blocks_reloaded_total", "KV blocks copied back from the host-memory tier.", v.kv_reloaded);
   // ---- model lifecycle ----
   gauge("model_loaded", "1 while the model is loaded (weights, KV pool and engine), else 0.",
         v.model_loaded ? 1 : 0);
@@ -398,6 +435,11 @@ std::string Metrics::render_prometheus() const {
   v.preemptions = m.preemptions.get();
   v.fast_path = m.fast_path.get();
   v.auto_tune_adjustments = m.auto_tune_adjustments.get();
+  v.prefix_queries = m.prefix_queries.get();
+  v.prefix_hits = m.prefix_hits.get();
+  v.prefix_host_hits = m.prefix_host_hits.get();
+  v.kv_offloaded = m.kv_offloaded.get();
+  v.kv_reloaded = m.kv_reloaded.get();
   for (int r = 0; r < kNumFinishReasons; ++r) v.finished[r] = m.finished[r].get();
   v.running = m.running.load(std::memory_order_relaxed);
   v.waiting = m.waiting.load(std::memory_order_relaxed);

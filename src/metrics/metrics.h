@@ -41,6 +41,12 @@ struct StatsSnapshot {
   int32_t queue_depth = 0, running = 0;
   uint64_t requests_finished = 0, requests_failed = 0;
   uint64_t prompt_tokens = 0, generation_tokens = 0;
+  // Prefix cache, in tokens (as vLLM counts): queried at first admission, found cached.
+  uint64_t prefix_cache_queries = 0, prefix_cache_hits = 0, prefix_cache_host_hits = 0;
+  double prefix_cache_hit_rate = 0;  // hits / queries (0 before any query)
+  uint64_t kv_host_blocks_offloaded = 0, kv_host_blocks_reloaded = 0;
+  int32_t kv_block_size = 0;   // tokens per KV block (0 before the engine starts)
+  int64_t kv_block_bytes = 0;  // bytes of one KV block over all layers, K and V (0: unknown)
   SchedulerState scheduler;
 };
 
@@ -87,10 +93,16 @@ class Metrics {
   void record_preemption();
   void record_fast_path();
   void record_auto_tune_adjustment();
+  // Prefix cache (tokens): queried, found (of which from the host tier).
+  void record_prefix_cache(int64_t queried_tokens, int64_t hit_tokens, int64_t host_hit_tokens);
+  // Host tier copies, in blocks.
+  void record_kv_host_copies(int64_t offloaded_blocks, int64_t reloaded_blocks);
   // ---- gauges (engine thread) ----
   void set_queue(int32_t running, int32_t waiting, int32_t swapped);
   void set_kv_usage(double used_fraction);
   void set_scheduler_state(const SchedulerState& state);
+  // The KV cache's block geometry (engine start), for /stats.
+  void set_kv_block_info(int32_t block_size, int64_t block_bytes);
   // ---- model lifecycle (the server's model registry, loader thread) ----
   void record_model_load(double seconds);  // a load that succeeded, start to ready
   void record_model_load_failure();

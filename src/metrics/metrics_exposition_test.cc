@@ -63,6 +63,8 @@ void record_some(Metrics& m, FakeClock& clock) {
   m.record_preemption();
   m.record_fast_path();
   m.record_auto_tune_adjustment();
+  m.record_prefix_cache(100, 60, 16);
+  m.record_kv_host_copies(5, 1);
   m.set_queue(2, 5, 0);
   m.set_kv_usage(0.25);
   m.set_scheduler_state(SchedulerState{.window_ms = 1.5,
@@ -79,7 +81,7 @@ const char* const kFamilies[] = {
     "request_success_total",        "num_preemptions_total",       "time_to_first_token_seconds",
     "inter_token_latency_seconds",  "e2e_request_latency_seconds", "request_queue_time_seconds",
     "request_prefill_time_seconds", "request_decode_time_seconds", "request_prompt_tokens",
-    "request_generation_tokens"};
+    "request_generation_tokens",    "prefix_cache_queries_total",  "prefix_cache_hits_total"};
 
 TEST(Metrics, ExpositionParsesBackWithEveryFamily) {
   FakeClock clock;
@@ -114,6 +116,15 @@ TEST(Metrics, ExpositionParsesBackWithEveryFamily) {
   EXPECT_EQ(value_of(p, "krserve_request_success_total", {model[0], {"finished_reason", "error"}}),
             0);
   EXPECT_EQ(value_of(p, "krserve_requests_rejected_total", model), 1);
+  EXPECT_EQ(p.type.at("krserve_prefix_cache_queries_total"), "counter");
+  EXPECT_EQ(value_of(p, "krserve_prefix_cache_queries_total", model), 100);
+  EXPECT_EQ(value_of(p, "krserve_prefix_cache_hits_total", model), 60);
+  EXPECT_EQ(value_of(p, "krserve_prefix_cache_host_hits_total", model), 16);
+  EXPECT_EQ(value_of(p, "krserve_kv_host_blocks_offloaded_total", model), 5);
+  EXPECT_EQ(value_of(p, "krserve_kv_host_blocks_reloaded_total", model), 1);
+  const StatsSnapshot st = m.stats();
+  EXPECT_DOUBLE_EQ(st.prefix_cache_hit_rate, 0.6);
+  EXPECT_EQ(st.prefix_cache_host_hits, 16u);
   EXPECT_EQ(value_of(p, "krserve_scheduler_window_ms", model), 1.5);
   EXPECT_EQ(value_of(p, "krserve_auto_tune_enabled", model), 1);
   EXPECT_EQ(value_of(p, "krserve_uptime_seconds", model), 3);

@@ -64,6 +64,8 @@ class Model {
   int32_t max_logit_rows() const { return options_.max_logit_rows; }
   size_t weight_bytes() const { return weights_->weight_bytes; }
   size_t kv_cache_bytes() const { return kv_cache_bytes_; }
+  // The paged KV cache, one KvLayer per layer (the host tier copies blocks of it).
+  std::span<const KvLayer> kv_layers() const { return kv_; }
 
  private:
   Status validate_step(const StepMetadata& meta, std::span<const int32_t> token_ids,

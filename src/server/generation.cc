@@ -1,5 +1,6 @@
 #include "server/generation.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -34,6 +35,7 @@ struct Generation::Choice {
   std::string text;                          // everything emitted so far
   int32_t completion_tokens = 0;
   int32_t prompt_tokens = 0;
+  int32_t cached_tokens = 0;                 // prompt tokens the engine found in the prefix cache
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
 };
@@ -74,6 +76,7 @@ void Generation::start() {
     g.ignore_eos = req_.ignore_eos;
     g.stop_token_ids = req_.stop_token_ids;
     g.priority = req_.priority;
+    g.cache_salt = req_.cache_salt;
     g.arrival_ns = model_->arrival_ns();  // a wait for the model's load is queue time
     const int index = c->index;
     g.on_event = [self, index](TokenEvent&& e) { self->on_event(index, std::move(e)); };
@@ -192,6 +195,7 @@ void Generation::process(int index, TokenEvent& event) {
   Choice& c = *choices_[index];
   if (c.finished) return;
   if (event.prompt_tokens > 0) c.prompt_tokens = event.prompt_tokens;
+  c.cached_tokens = event.cached_tokens;
   // 1. text and stop strings (2. the logprobs writer takes each token there, with its text offset)
   const TextStep step = take_text(c, event);
   // 3. finish: a stop string, the engine's stop/length, or an error
@@ -249,7 +253,11 @@ void Generation::maybe_complete() {
   int32_t completion = 0;
   for (auto& c : choices_) completion += c->completion_tokens;
   const int32_t prompt = choices_.empty() ? 0 : choices_[0]->prompt_tokens;
-  json usage = {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+  // The prompt counts once for all n choices; so do its cached tokens: those every choice found.
+  int32_t cached = choices_.empty() ? 0 : choices_[0]->cached_tokens;
+  for (auto& c : choices_) cached = std::min(cached, c->cached_tokens);
+  json usage = {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion},
+                {"prompt_tokens_details", {{"cached_tokens", cached}}}};
   if (req_.stream) {
     if (req_.include_usage) {
       write_chunk({{"id", id_}, {"object", req_.chat ? "chat.completion.chunk" : "text_completion"},

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "backend/backend.h"
@@ -37,6 +38,22 @@ StatusOr<std::unique_ptr<Backend>> make_backend(const ModelLoaderSettings& s, do
   if (s.backend == "cuda") return FailedPrecondition("--backend cuda: this build has no CUDA backend");
 #endif
   return make_cpu_backend(s.threads, kv_bytes);
+}
+
+// The model's host tier: --kv-offload-gb over one block's bytes (all layers, K and V).
+Status init_kv_offload(const ModelSpec& spec, const EngineConfig& e, ForwardRunner* runner) {
+  if (e.kv_offload_gb <= 0) return Status::Ok();
+  const int64_t block_bytes = runner->kv_block_bytes();
+  const double slots = e.kv_offload_gb * double(int64_t{1} << 30) / static_cast<double>(block_bytes);
+  if (slots < 1)
+    return InvalidArgument("model '" + spec.name + "': --kv-offload-gb is smaller than one KV block (" +
+                           std::to_string(block_bytes) + " bytes)");
+  const int32_t n = static_cast<int32_t>(std::min(slots, double(INT32_MAX)));
+  KR_RETURN_IF_ERROR(runner->init_host_tier(n));
+  KR_LOG(kInfo, "model '%s': KV host tier of %d blocks x %lld bytes (%.1f GiB)%s", spec.name.c_str(), n,
+         static_cast<long long>(block_bytes), e.kv_offload_gb,
+         runner->model().backend().name() == "cpu" ? " in plain memory, copied synchronously" : ", pinned");
+  return Status::Ok();
 }
 
 }  // namespace
@@ -125,6 +142,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_served_model(const ModelSpec& spec, 
   m->prompt.chat = m->chat.get();
   m->prompt.bos_id = config.bos_token_id;
   m->prompt.vocab_size = config.vocab_size;
+  KR_RETURN_IF_ERROR(init_kv_offload(spec, engine_config, runner->get()));
   m->runner = std::move(runner).value();
   m->engine = std::make_unique<Engine>(m->runner.get(), engine_config, settings.clock, metrics);
   m->prompt.max_model_len = m->engine->max_model_len();

@@ -334,6 +334,9 @@ bool parse_fields(const json& j, bool chat, const RequestLimits& limits, OpenAIR
   if (!c.boolean("return_tokens_as_token_ids", &out->return_tokens_as_token_ids)) return false;
   if (!c.boolean("skip_special_tokens", &out->skip_special_tokens)) return false;
   if (!c.string("user", &out->user)) return false;
+  if (!c.string("cache_salt", &out->cache_salt)) return false;
+  if (out->cache_salt.size() > kMaxCacheSaltBytes)
+    return c.fail("cache_salt", "'cache_salt' must be at most " + std::to_string(kMaxCacheSaltBytes) + " bytes");
   if (const json* p = field(j, "priority")) {
     if (p->is_string()) {
       if (!parse_priority_name(p->get<std::string>(), &out->priority))

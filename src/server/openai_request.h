@@ -40,6 +40,7 @@ struct OpenAIRequest {
   int32_t min_tokens = 0;
   int32_t priority = 0;                // lower first
   std::string user;
+  std::string cache_salt;              // prefix caching: requests with different salts share no KV (<= 256 bytes)
   bool return_tokens_as_token_ids = false;
   bool skip_special_tokens = true;
 };

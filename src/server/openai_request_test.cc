@@ -88,6 +88,19 @@ TEST(OpenAIRequest, ErrorsNameTheParameter) {
   EXPECT_EQ(bad(R"({"max_tokens":2})", false).param, "prompt");
 }
 
+TEST(OpenAIRequest, CacheSalt) {
+  OpenAIRequest r;
+  ApiError e;
+  ASSERT_TRUE(parse_openai_request(R"({"prompt":"x","cache_salt":"tenant-7"})", false, {}, &r, &e));
+  EXPECT_EQ(r.cache_salt, "tenant-7");
+  const std::string max_salt(256, 's');
+  ASSERT_TRUE(parse_openai_request(R"({"prompt":"x","cache_salt":")" + max_salt + R"("})", false, {}, &r, &e));
+  EXPECT_EQ(r.cache_salt.size(), 256u);
+  EXPECT_EQ(bad(R"({"prompt":"x","cache_salt":")" + max_salt + R"(s"})", false).param, "cache_salt");
+  EXPECT_EQ(bad(R"({"messages":[{"role":"user","content":"hi"}],"cache_salt":7})").param, "cache_salt");
+  EXPECT_EQ(bad(R"({"messages":[{"role":"user","content":"hi"}],"cache_salt":["a"]})").param, "cache_salt");
+}
+
 TEST(OpenAIRequest, MalformedAndHostileBodies) {
   bad("");
   bad("{");

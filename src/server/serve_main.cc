@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <functional>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +17,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/host_memory.h"
 #include "base/log.h"
 #include "server/http_server.h"
 #include "server/model_loader.h"
@@ -75,6 +78,35 @@ int fail(const Status& s) {
   return 1;
 }
 
+// The host tiers (--kv-offload-gb, per model) of the models that can be loaded at once must fit the
+// host memory this process may still take: refused now, not at a later load.
+Status check_kv_offload_fits(const std::vector<ModelSpec>& models, int32_t max_loaded_models) {
+  std::vector<double> gib;
+  for (const ModelSpec& m : models) {
+    if (m.engine.kv_offload_gb <= 0) continue;
+    if (!m.engine.prefix_caching)
+      return InvalidArgument("model '" + m.name + "': --kv-offload-gb is a tier of the prefix cache: drop --no-prefix-caching");
+    gib.push_back(m.engine.kv_offload_gb);
+  }
+  if (gib.empty()) return Status::Ok();
+  std::sort(gib.begin(), gib.end(), std::greater<>());
+  if (max_loaded_models > 0 && static_cast<size_t>(max_loaded_models) < gib.size()) gib.resize(static_cast<size_t>(max_loaded_models));
+  double want_gib = 0;
+  for (double g : gib) want_gib += g;
+  const auto avail = available_host_memory_bytes();
+  if (!avail) return FailedPrecondition("--kv-offload-gb: cannot read the available host memory (/proc/meminfo)");
+  if (want_gib * double(int64_t{1} << 30) > static_cast<double>(*avail)) {
+    char msg[320];
+    std::snprintf(msg, sizeof msg,
+                  "--kv-offload-gb %.1f%s: only %.1f GiB of host memory is available (MemAvailable, cgroup limit); "
+                  "give at most that, less what the process itself needs",
+                  want_gib, gib.size() > 1 ? " (the models loaded at once together)" : "",
+                  static_cast<double>(*avail) / double(int64_t{1} << 30));
+    return ResourceExhausted(msg);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 int serve(const ServeOptions& a) {
@@ -88,6 +120,8 @@ int serve(const ServeOptions& a) {
   raise_fd_limit();
   bound_allocator_retention();
   if (Status s = check_models(a.models, a.max_loaded_models); !s.ok()) return fail(s);
+
+  if (Status s = check_kv_offload_fits(a.models, a.max_loaded_models); !s.ok()) return fail(s);
 
   SteadyClock clock;
   ServerContext ctx;

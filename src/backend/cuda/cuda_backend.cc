@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_kv_copier.h"
 #include "backend/cuda/cuda_sampling.h"
 #include "base/check.h"
 
@@ -66,6 +67,7 @@ class CudaBackend final : public Backend {
   // Teardown ignores errors: a lost device must not turn exit into an abort.
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    kv_copier_.reset();
     for (auto& [key, g] : graphs_)
       if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
     for (const auto& [p, bytes] : allocations_) cudaFree(p);
@@ -266,6 +268,27 @@ class CudaBackend final : public Backend {
   bool implements_sample() const override { return true; }
 
   BackendRates rates() const override;
+  // The host tier: pinned memory, copies on the copier's stream (cuda_kv_copy.h).
+  void* alloc_host_memory(size_t bytes) override {
+    void* p = nullptr;
+    return cudaHostAlloc(&p, bytes, cudaHostAllocPortable) == cudaSuccess ? p : nullptr;
+  }
+  void free_host_memory(void* p, size_t bytes) override {
+    (void)bytes;
+    if (kv_copier_) kv_copier_->synchronize();
+    cudaFreeHost(p);
+  }
+  uint64_t copy_kv_blocks(std::span<const KvLayer> layers, void* host, std::span<const KvBlockCopy> copies,
+                          bool to_host) override {
+    KR_CHECK_MSG(mode_ == Mode::kEager, "copy_kv_blocks inside a step graph");
+    if (!kv_copier_) kv_copier_ = std::make_unique<cuda::KvBlockCopier>(stream_);
+    return kv_copier_->copy(layers, host, copies, to_host);
+  }
+  bool kv_copies_done(uint64_t ticket) override { return !kv_copier_ || kv_copier_->done(ticket); }
+  void wait_kv_copies(uint64_t ticket) override {
+    KR_CHECK_MSG(mode_ == Mode::kEager, "wait_kv_copies inside a step graph");
+    if (kv_copier_) kv_copier_->order_after(stream_, ticket);
+  }
 
   bool begin_graph(uint64_t key) override;
   bool replaying_graph() const override { return mode_ == Mode::kReplay; }
@@ -433,6 +456,7 @@ class CudaBackend final : public Backend {
   int32_t* sample_ids_dev_ = nullptr;
   float* sample_lp_dev_ = nullptr;
   std::unique_ptr<cuda::CudaSampler> sampler_;  // Backend::sample
+  std::unique_ptr<cuda::KvBlockCopier> kv_copier_;  // Backend::copy_kv_blocks, made at first use
 
   // Graphs.
   Mode mode_ = Mode::kEager;

@@ -7,7 +7,8 @@
 // then the long-context checks (backend_ops_long.h): attention at lengths 1 …
 // 32768 against the CPU on sampled rows, chunked prefill, the families' GQA
 // ratios, windows, soft-caps, decode step graphs, and a long prompt's greedy
-// outputs one-shot against chunked.
+// outputs one-shot against chunked; and the prefix cache's host-tier block copies
+// (kv_copy_check.cc; `--only kv_block_copy` runs them alone).
 // Inputs are rounded to bf16 first so that both backends see the same values;
 // CUDA outputs are NaN-poisoned before each op. Prints a table (line-buffered,
 // with a "-- case" line before each case runs, so that an error reported at a
@@ -43,6 +44,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_long.h"
+#include "bench/cuda/kv_copy_check.h"
 #include "model/model.h"
 
 namespace kr {
@@ -1038,6 +1040,7 @@ int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
   std::string families = "tests/golden/families";
   bool short_checks = true, long_checks = true;
+  std::string only;  // --only kv_block_copy: that group alone
   int long_prompt = 32000;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -1050,14 +1053,26 @@ int main(int argc, char** argv) {
     else if (a == "--long-prompt" && has_value) long_prompt = std::atoi(argv[++i]);
     else if (a == "--long-only") short_checks = false;
     else if (a == "--no-long") long_checks = false;
+    else if (a == "--only" && has_value) only = argv[++i];
     else {
       std::fprintf(stderr, "kr-backend-ops: unknown argument %s\n", a.c_str());
       return 1;
     }
   }
+  if (!only.empty() && only != "kv_block_copy") {
+    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, got '%s'\n", only.c_str());
+    return 2;
+  }
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
     return 2;
+  }
+  if (only == "kv_block_copy") {
+    auto gpu_only = kr::make_cuda_backend(kr::CudaOptions{});
+    if (!gpu_only) return 2;
+    const int failures = kr::check_kv_block_copies(*gpu_only);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures == 0 ? 0 : 1;
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
@@ -1089,6 +1104,7 @@ int main(int argc, char** argv) {
     kr::test_graph(c);
     kr::test_graph_after_free(c);
   }
+  if (short_checks && !kr::g_quick) kr::g_failures += kr::check_kv_block_copies(*gpu);  // the host tier's block copies
   if (short_checks && !kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
   if (long_checks && !kr::g_quick) {
     kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu);

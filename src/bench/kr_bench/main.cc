@@ -2,8 +2,10 @@
 //   kr-bench fifty  ...   the 50-questions comparison (baseline / hybrid / full)
 //   kr-bench sweep  ...   throughput and latency against concurrency
 //   kr-bench long-context ...  long prompts alone and among streaming clients
+//   kr-bench multiturn / shared-prefix ...  prefix caching off vs on (prefix_bench.h)
 //   kr-bench swap   ...   cold start and model-swap times of a server of several models
 // See docs/benchmarks.md.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +13,7 @@
 
 #include "bench/kr_bench/fifty.h"
 #include "bench/kr_bench/long_context.h"
+#include "bench/kr_bench/prefix_bench.h"
 #include "bench/kr_bench/swap.h"
 #include "bench/kr_bench/sweep.h"
 
@@ -51,6 +54,13 @@ void usage() {
                "        --steady-s S          the clients decode alone this long first (default 0.5)\n"
                "        --arch NAME           model shape for the FLOP counts (default llama-3.2-3b;\n"
                "                              \"\" for --model's config.json)\n"
+               "multiturn / shared-prefix (--server-bin PATH --model DIR; temperature 0, token-id prompts):\n"
+               "        --caches LIST         off,on[,host] (default off,on): one server each, KR_PREFIX_CACHING\n"
+               "        --host-tier-gb N      the host configuration's --kv-offload-gb (needed for host)\n"
+               "        --max-tokens N        answer tokens (default 50)\n"
+               "multiturn:     --sessions S (8)  --turns T (4)  --system-tokens N (2000)  --user-tokens N (100)\n"
+               "shared-prefix: --document-tokens N (8000)  --question-tokens N (64)  --questions N (32)\n"
+               "               --concurrency C (8)  --followups-alone N (5)  --host-cycles N (3)\n"
                "       kr-bench swap --server-bin PATH --models-config FILE [--backend cpu|cuda] [--rounds N]\n"
                "                     [--extra-server-args \"...\"] [--out-dir DIR]   (--max-loaded-models 1: every\n"
                "                     request swaps; prints cold start, request, unload and load times)\n");
@@ -129,7 +139,8 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   if (cmd == "swap") return run_swap_command(argc, argv);
-  if (cmd != "fifty" && cmd != "sweep" && cmd != "long-context") {
+  const bool prefix_cmd = cmd == "multiturn" || cmd == "shared-prefix";
+  if (cmd != "fifty" && cmd != "sweep" && cmd != "long-context" && !prefix_cmd) {
     std::fprintf(stderr, "kr-bench: unknown command '%s'\n", cmd.c_str());
     usage();
     return 2;
@@ -139,6 +150,7 @@ int main(int argc, char** argv) {
   kr::bench::LongContextOptions lc;
   int questions = 0;
   std::string configs = "baseline,hybrid,full";
+  kr::bench::PrefixBenchOptions prefix;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -190,7 +202,31 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "kr-bench: --lengths wants a list of positive integers, got %s\n", v.c_str());
         return 2;
       }
-    } else if (a == "--concurrency") {
+    }
+    else if (a == "--sessions") { if (!num(1, 256, d)) return 2; prefix.sessions = static_cast<int>(d); }
+    else if (a == "--turns") { if (!num(1, 10000, d)) return 2; prefix.turns = static_cast<int>(d); }
+    else if (a == "--system-tokens") { if (!num(0, 1e7, d)) return 2; prefix.system_tokens = static_cast<int>(d); }
+    else if (a == "--user-tokens") { if (!num(1, 1e7, d)) return 2; prefix.user_tokens = static_cast<int>(d); }
+    else if (a == "--document-tokens") { if (!num(1, 1e7, d)) return 2; prefix.document_tokens = static_cast<int>(d); }
+    else if (a == "--question-tokens") { if (!num(1, 1e7, d)) return 2; prefix.question_tokens = static_cast<int>(d); }
+    else if (a == "--followups-alone") { if (!num(0, 1e5, d)) return 2; prefix.followups_alone = static_cast<int>(d); }
+    else if (a == "--host-cycles") { if (!num(0, 1e3, d)) return 2; prefix.host_cycles = static_cast<int>(d); }
+    else if (a == "--host-tier-gb") { if (!num(0, 1e6, d)) return 2; prefix.host_tier_gb = d; }
+    else if (a == "--caches") {
+      prefix.caches.clear();
+      size_t start = 0;
+      while (start <= v.size()) {
+        const size_t comma = std::min(v.find(',', start), v.size());
+        const std::string c = v.substr(start, comma - start);
+        if (c != "off" && c != "on" && c != "host") {
+          std::fprintf(stderr, "kr-bench: --caches takes off, on and host, got '%s'\n", c.c_str());
+          return 2;
+        }
+        prefix.caches.push_back(c);
+        start = comma + 1;
+      }
+    }
+    else if (a == "--concurrency") {
       if (!parse_int_list(v, sweep.concurrency)) {
         std::fprintf(stderr, "kr-bench: --concurrency wants a list of integers in 1..256, got %s\n", v.c_str());
         return 2;
@@ -200,6 +236,20 @@ int main(int argc, char** argv) {
       usage();
       return 2;
     }
+  }
+  if (prefix_cmd) {
+    if (opts.server_bin.empty() || opts.model_dir.empty() || !opts.url.empty()) {
+      std::fprintf(stderr, "kr-bench: %s starts the server itself: --server-bin and --model, no --url\n", cmd.c_str());
+      return 2;
+    }
+    if (std::find(prefix.caches.begin(), prefix.caches.end(), "host") != prefix.caches.end() && prefix.host_tier_gb <= 0) {
+      std::fprintf(stderr, "kr-bench: --caches host needs --host-tier-gb\n");
+      return 2;
+    }
+    if (questions > 0) prefix.questions = questions;
+    if (!sweep.concurrency.empty() && sweep.concurrency != kr::bench::SweepOptions{}.concurrency)
+      prefix.concurrency = sweep.concurrency[0];
+    return cmd == "multiturn" ? kr::bench::run_multiturn(opts, prefix) : kr::bench::run_shared_prefix(opts, prefix);
   }
   if (!opts.url.empty()) {
     if (cmd == "fifty") {

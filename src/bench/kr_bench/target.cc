@@ -17,9 +17,11 @@ const char* on_off(bool b) { return b ? "on" : "off"; }
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> ServerConfig::env() const {
-  return {{"KR_GPU_SCHEDULER", on_off(scheduler)},
-          {"KR_AUTO_TUNE", on_off(auto_tune)},
-          {"KR_METRICS_EXPORT", on_off(metrics_export)}};
+  std::vector<std::pair<std::string, std::string>> e = {{"KR_GPU_SCHEDULER", on_off(scheduler)},
+                                                         {"KR_AUTO_TUNE", on_off(auto_tune)},
+                                                         {"KR_METRICS_EXPORT", on_off(metrics_export)}};
+  e.insert(e.end(), extra_env.begin(), extra_env.end());
+  return e;
 }
 
 std::vector<ServerConfig> standard_configs() {

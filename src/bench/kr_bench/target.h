@@ -19,6 +19,7 @@ namespace kr::bench {
 struct ServerConfig {
   std::string name;  // baseline | hybrid | full | external
   bool scheduler = false, auto_tune = false, metrics_export = false;
+  std::vector<std::pair<std::string, std::string>> extra_env = {};  // appended by env() (e.g. KR_PREFIX_CACHING)
   std::vector<std::pair<std::string, std::string>> env() const;  // KR_GPU_SCHEDULER=on|off, ...
 };
 

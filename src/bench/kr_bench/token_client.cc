@@ -1,0 +1,137 @@
+#include "bench/kr_bench/token_client.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+#include "bench/kr_bench/sse_parser.h"
+
+namespace kr::bench {
+namespace {
+
+using json = nlohmann::json;
+
+double ms_between(int64_t a_ns, int64_t b_ns) { return static_cast<double>(b_ns - a_ns) / 1e6; }
+
+struct TokenStream {
+  TokenCompletionResult* out = nullptr;
+  int64_t last_ns = 0;
+  bool done = false;
+  std::string error_body;
+
+  void on_event(std::string_view data, int64_t now_ns) {
+    if (data == "[DONE]") {
+      done = true;
+      return;
+    }
+    json j = json::parse(data, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      error_body = "unparsable SSE data: " + std::string(data.substr(0, 200));
+      return;
+    }
+    if (j.contains("error")) {
+      error_body = j["error"].dump();
+      return;
+    }
+    RequestResult& r = out->timing;
+    if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
+      if (auto c = u->find("completion_tokens"); c != u->end() && c->is_number_integer()) {
+        r.output_tokens = c->get<int64_t>();
+        r.tokens_from_usage = true;
+      }
+      if (auto p = u->find("prompt_tokens"); p != u->end() && p->is_number_integer()) r.prompt_tokens = *p;
+      if (auto d = u->find("prompt_tokens_details"); d != u->end() && d->is_object())
+        if (auto c = d->find("cached_tokens"); c != d->end() && c->is_number_integer()) out->cached_tokens = *c;
+    }
+    auto choices = j.find("choices");
+    if (choices == j.end() || !choices->is_array() || choices->empty()) return;
+    const json& c0 = (*choices)[0];
+    if (auto fr = c0.find("finish_reason"); fr != c0.end() && fr->is_string()) r.finish_reason = *fr;
+    size_t new_tokens = 0;
+    if (auto lp = c0.find("logprobs"); lp != c0.end() && lp->is_object()) {
+      if (auto toks = lp->find("tokens"); toks != lp->end() && toks->is_array()) {
+        for (const json& t : *toks) {
+          if (!t.is_string()) continue;
+          const std::string s = t.get<std::string>();
+          if (s.rfind("token_id:", 0) != 0) continue;
+          out->output_ids.push_back(static_cast<int32_t>(std::stol(s.substr(9))));
+          ++new_tokens;
+        }
+      }
+    }
+    if (auto t = c0.find("text"); t != c0.end() && t->is_string()) r.text += t->get<std::string>();
+    if (new_tokens == 0) return;
+    if (r.content_chunks == 0) {
+      r.ttft_ms = ms_between(r.start_ns, now_ns);
+    } else {
+      r.itl_ms.push_back(ms_between(last_ns, now_ns));
+    }
+    last_ns = now_ns;
+    ++r.content_chunks;
+  }
+};
+
+}  // namespace
+
+std::string token_completion_body(const TokenCompletionRequest& req) {
+  json body = {
+      {"model", req.model},
+      {"prompt", req.prompt_ids},
+      {"max_tokens", req.max_tokens},
+      {"temperature", 0},
+      {"stream", true},
+      {"stream_options", {{"include_usage", true}}},
+      {"ignore_eos", true},
+      {"logprobs", 0},
+      {"return_tokens_as_token_ids", true},
+  };
+  if (!req.cache_salt.empty()) body["cache_salt"] = req.cache_salt;
+  return body.dump();
+}
+
+TokenCompletionResult run_token_completion(const Endpoint& ep, const TokenCompletionRequest& req, int timeout_ms) {
+  TokenCompletionResult out;
+  RequestResult& r = out.timing;
+  HttpRequest http;
+  http.method = "POST";
+  http.path = "/v1/completions";
+  http.headers = {{"Content-Type", "application/json"}, {"Accept", "text/event-stream"}};
+  http.body = token_completion_body(req);
+  TokenStream st;
+  st.out = &out;
+  SseParser parser;
+  std::string plain_body;
+  const auto on_event = [&](std::string_view data) { st.on_event(data, steady_now_ns()); };
+  r.start_ns = steady_now_ns();
+  StatusOr<HttpResponseHead> head = http_fetch(
+      ep, http,
+      [&](std::string_view bytes) {
+        if (plain_body.size() < 4096) plain_body.append(bytes.substr(0, 4096 - plain_body.size()));
+        parser.feed(bytes, on_event);
+        return !st.done && st.error_body.empty();
+      },
+      timeout_ms);
+  parser.finish(on_event);
+  r.e2e_ms = ms_between(r.start_ns, steady_now_ns());
+  if (!r.tokens_from_usage) r.output_tokens = static_cast<int64_t>(out.output_ids.size());
+  if (!head.ok()) {
+    r.error = head.status().to_string();
+    return out;
+  }
+  r.http_status = head->status;
+  if (head->status != 200) {
+    r.error = "HTTP " + std::to_string(head->status) + ": " + plain_body.substr(0, 300);
+    return out;
+  }
+  if (!st.error_body.empty()) {
+    r.error = st.error_body;
+    return out;
+  }
+  if (out.output_ids.empty()) {
+    r.error = "stream ended without tokens (does the server support return_tokens_as_token_ids?)";
+    return out;
+  }
+  r.ok = true;
+  return out;
+}
+
+}  // namespace kr::bench
