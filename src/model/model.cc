@@ -180,7 +180,9 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& bac
                                                  const ModelOptions& options) {
   ModelConfig config;
   GenerationDefaults gen;
-  if (!options.arch.empty()) {
+  if (options.config) {
+    config = *options.config;
+  } else if (!options.arch.empty()) {
     KR_ASSIGN_OR_RETURN(config, model_config_preset(options.arch));
   } else {
     struct stat st {};
@@ -191,12 +193,16 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& bac
   }
   std::unique_ptr<ModelWeights> weights;
   if (options.dummy_weights) {
-    KR_ASSIGN_OR_RETURN(weights, make_dummy_weights(config, backend, options.dummy_seed));
+    KR_ASSIGN_OR_RETURN(weights, make_dummy_weights(config, backend, options.dummy_seed, options.dummy_quant));
   } else {
-    if (!options.arch.empty() && dir.empty())
+    if ((!options.arch.empty() || options.config) && dir.empty())
       return InvalidArgument("--arch without --dummy-weights needs a model folder for the weights");
-    KR_ASSIGN_OR_RETURN(auto files, SafetensorsSet::open_dir(dir));
-    KR_ASSIGN_OR_RETURN(weights, load_model_weights(config, std::move(files), backend));
+    // config.json's quantization_config (or MLX's quantization, or a side file):
+    // quantized folders hold packed I32/U32 and F8 tensors besides the float ones.
+    KR_ASSIGN_OR_RETURN(QuantConfig quant, load_quant_config(dir));
+    KR_ASSIGN_OR_RETURN(auto files,
+                        SafetensorsSet::open_dir(dir, quant.quantized() ? DTypePolicy::kAny : DTypePolicy::kFloatOnly));
+    KR_ASSIGN_OR_RETURN(weights, load_model_weights(config, std::move(files), backend, quant));
   }
   auto model = std::make_unique<Model>(std::move(config), std::move(gen), std::move(weights), backend, options);
   KR_RETURN_IF_ERROR(model->init());

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,9 +30,14 @@ struct ModelOptions {
   // Random weights of the configured shape instead of safetensors.
   bool dummy_weights = false;
   uint64_t dummy_seed = 1234;
+  // With dummy_weights: random quantized Linears of this format
+  // (model/quant/dummy_quant.h, e.g. "awq", "fp8"); empty: BF16.
+  std::string dummy_quant;
   // Built-in config instead of DIR/config.json (e.g. "llama-3.2-3b"); needs no folder
   // with dummy_weights.
   std::string arch;
+  // A config given by the caller (a benchmark's own shape), used like `arch`.
+  std::optional<ModelConfig> config;
 };
 
 class Model {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "backend/dtype_convert.h"
+#include "model/quant/dummy_quant.h"
 
 namespace kr {
 namespace {
@@ -46,6 +47,74 @@ std::map<std::string, std::vector<int64_t>> expected_tensors(const ModelConfig& 
   }
   return e;
 }
+
+// "model.layers.0.mlp.up_proj" of "model.layers.0.mlp.up_proj.weight".
+std::string module_of(const std::string& tensor) {
+  return tensor.ends_with(".weight") ? tensor.substr(0, tensor.size() - 7) : tensor;
+}
+
+// The quantized modules of a checkpoint: which they are (decided by their
+// tensors), each read, row-fused and uploaded, and the bookkeeping that every
+// tensor they claim is consumed by a reader.
+class QuantModules {
+ public:
+  QuantModules(const QuantConfig& config, const TensorMap& tensors, Backend& backend)
+      : config_(config), tensors_(tensors), backend_(backend) {}
+
+  bool quantized(const std::string& module) const {
+    return config_.quantized() && is_quantized_module(config_, tensors_, module);
+  }
+  // A tensor that belongs to a quantized module (PREFIX.SUFFIX with PREFIX
+  // quantized) or to the checkpoint's KV-cache scales.
+  bool claims(const std::string& tensor) {
+    if (!config_.quantized()) return false;
+    const size_t dot = tensor.rfind('.');
+    if (dot == std::string::npos) return false;
+    const std::string prefix = tensor.substr(0, dot), suffix = tensor.substr(dot + 1);
+    if (suffix == "k_scale" || suffix == "v_scale" || suffix == "output_scale" || quantized(prefix)) {
+      claimed_.insert(tensor);
+      return true;
+    }
+    return false;
+  }
+  StatusOr<LinearWeight> load(const std::vector<std::string>& modules, const std::vector<int64_t>& rows, int64_t K,
+                              ModuleRole role) {
+    std::vector<QuantizedMatrix> parts;
+    for (size_t i = 0; i < modules.size(); ++i) {
+      KR_ASSIGN_OR_RETURN(QuantizedMatrix m, load_quantized_matrix(config_, tensors_, modules[i], role, rows[i], K));
+      consumed_.insert(m.source_tensors.begin(), m.source_tensors.end());
+      parts.push_back(std::move(m));
+    }
+    if (parts.size() == 1) return backend_.upload_quantized(parts[0]);
+    std::vector<const QuantizedMatrix*> ptrs;
+    for (const QuantizedMatrix& m : parts) ptrs.push_back(&m);
+    const std::string last = modules.back().substr(modules.back().rfind('.') + 1);
+    KR_ASSIGN_OR_RETURN(QuantizedMatrix fused, fuse_rows(ptrs, modules[0] + "+" + last));
+    return backend_.upload_quantized(fused);
+  }
+  StatusOr<std::optional<KvCacheScales>> kv_scales(const std::string& attn) {
+    if (!config_.quantized()) return std::optional<KvCacheScales>();
+    KR_ASSIGN_OR_RETURN(std::optional<KvCacheScales> s, load_kv_cache_scales(tensors_, attn));
+    if (s) consumed_.insert(s->source_tensors.begin(), s->source_tensors.end());
+    return s;
+  }
+  // Every claimed tensor was read by a reader: one the reader did not use (e.g. a
+  // quantized module's bias this model has no place for) is an error naming it.
+  Status check_all_consumed() const {
+    for (const std::string& t : claimed_)
+      if (!consumed_.count(t)) {
+        const TensorView& v = tensors_.at(t);
+        return InvalidArgument(v.file + ": unexpected tensor '" + t + "' for this config (" + config_.source() + ")");
+      }
+    return Status::Ok();
+  }
+
+ private:
+  const QuantConfig& config_;
+  const TensorMap& tensors_;
+  Backend& backend_;
+  std::set<std::string> claimed_, consumed_;
+};
 
 // Tensors that old checkpoints carry and we recompute or do not need.
 bool ignorable(const std::string& name, const ModelConfig& c) {
@@ -140,19 +209,26 @@ void fill_dummy(uint16_t* dst, int64_t n, uint64_t seed, float scale) {
 
 StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
                                                            std::unique_ptr<SafetensorsSet> files,
-                                                           Backend& backend) {
+                                                           Backend& backend, const QuantConfig& quant) {
   const auto expected = expected_tensors(c);
+  QuantModules qm(quant, files->all(), backend);
   // Extra tensors first: a folder of another model shape shows up here clearly.
+  // Tensors of a quantized module (its qweight, scales, ...) are claimed here and
+  // must be consumed by its reader below.
   for (const auto& [name, view] : files->all()) {
-    if (!expected.count(name) && !ignorable(name, c))
+    if (!expected.count(name) && !ignorable(name, c) && !qm.claims(name))
       return InvalidArgument(view.file + ": unexpected tensor '" + name + "' for this config");
   }
   for (const auto& [name, shape] : expected) {
+    if (qm.quantized(module_of(name))) continue;  // its reader checks every shape
     const TensorView* v = files->find(name);
     if (v == nullptr) return NotFound("missing tensor '" + name + "' in the model's safetensors");
     if (v->shape != shape)
       return InvalidArgument(v->file + ": tensor '" + name + "' has shape " + shape_str(v->shape) + ", expected " +
                              shape_str(shape));
+    if (v->storage != StorageType::kBF16 && v->storage != StorageType::kF16 && v->storage != StorageType::kF32)
+      return InvalidArgument(v->file + ": tensor '" + name + "' has dtype " + storage_type_name(v->storage) +
+                             "; an unquantized weight must be BF16, F16 or F32");
   }
   auto w = std::make_unique<ModelWeights>();
   Uploader up(backend, *w);
@@ -164,30 +240,59 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
                              parts[0]->name + "' is " + dtype_name(parts[0]->dtype) + " (fused tensors must match)");
     return Status::Ok();
   };
-  w->embed = up.direct(*get("model.embed_tokens.weight"));
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
+  // One Linear or a row-fused group of them ([rows[i], K] each): quantized when the
+  // checkpoint stores them so (all of them), dense otherwise.
+  auto linear = [&](const std::vector<std::string>& modules, const std::vector<int64_t>& rows, int64_t K,
+                    ModuleRole role) -> StatusOr<LinearWeight> {
+    int quantized = 0;
+    for (const std::string& m : modules) quantized += qm.quantized(m);
+    if (quantized == static_cast<int>(modules.size())) {
+      KR_ASSIGN_OR_RETURN(LinearWeight lw, qm.load(modules, rows, K, role));
+      w->weight_bytes += lw.bytes();
+      return lw;
+    }
+    if (quantized != 0)
+      return Unimplemented("modules '" + modules[0] + "' .. '" + modules.back() +
+                           "' are fused into one matrix but only some of them are quantized in the checkpoint");
+    std::vector<const TensorView*> parts;
+    for (const std::string& m : modules) parts.push_back(get(m + ".weight"));
+    if (parts.size() == 1) return LinearWeight(up.direct(*parts[0]));
+    KR_RETURN_IF_ERROR(same_dtype(parts));
+    return LinearWeight(up.fused(parts));
+  };
+  KR_ASSIGN_OR_RETURN(w->embed, linear({"model.embed_tokens"}, {V}, H, ModuleRole::kEmbedding));
   w->final_norm = up.direct(*get("model.norm.weight"));
-  w->lm_head = c.tie_word_embeddings ? w->embed : up.direct(*get("lm_head.weight"));
+  if (c.tie_word_embeddings) {
+    w->lm_head = w->embed;
+  } else {
+    KR_ASSIGN_OR_RETURN(w->lm_head, linear({"lm_head"}, {V}, H, ModuleRole::kLinear));
+  }
+  const int64_t q = int64_t{c.num_attention_heads} * D, kv = int64_t{c.num_key_value_heads} * D;
   for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights L;
     L.input_norm = up.direct(*get(layer_name(l, "input_layernorm")));
     L.post_norm = up.direct(*get(layer_name(l, "post_attention_layernorm")));
-    std::vector<const TensorView*> qkv = {get(layer_name(l, "self_attn.q_proj")), get(layer_name(l, "self_attn.k_proj")),
-                                          get(layer_name(l, "self_attn.v_proj"))};
-    std::vector<const TensorView*> gu = {get(layer_name(l, "mlp.gate_proj")), get(layer_name(l, "mlp.up_proj"))};
-    KR_RETURN_IF_ERROR(same_dtype(qkv));
-    KR_RETURN_IF_ERROR(same_dtype(gu));
-    L.qkv = up.fused(qkv);
-    L.gate_up = up.fused(gu);
-    L.o = up.direct(*get(layer_name(l, "self_attn.o_proj")));
-    L.down = up.direct(*get(layer_name(l, "mlp.down_proj")));
+    KR_ASSIGN_OR_RETURN(L.qkv, linear({p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"},
+                                      {q, kv, kv}, H, ModuleRole::kLinear));
+    KR_ASSIGN_OR_RETURN(L.gate_up, linear({p + "mlp.gate_proj", p + "mlp.up_proj"}, {I, I}, H, ModuleRole::kLinear));
+    KR_ASSIGN_OR_RETURN(L.o, linear({p + "self_attn.o_proj"}, {H}, q, ModuleRole::kLinear));
+    KR_ASSIGN_OR_RETURN(L.down, linear({p + "mlp.down_proj"}, {H}, I, ModuleRole::kLinear));
     w->layers.push_back(L);
+    KR_ASSIGN_OR_RETURN(std::optional<KvCacheScales> kvs, qm.kv_scales(p + "self_attn"));
+    if (kvs) {
+      w->kv_scales.resize(static_cast<size_t>(c.num_hidden_layers));
+      w->kv_scales[static_cast<size_t>(l)] = *kvs;
+    }
   }
+  KR_RETURN_IF_ERROR(qm.check_all_consumed());
   if (backend.upload_keeps_host_pointer()) w->files = std::move(files);
   return w;
 }
 
 StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& c, Backend& backend,
-                                                                 uint64_t seed) {
+                                                           uint64_t seed, const std::string& quant_format) {
   auto w = std::make_unique<ModelWeights>();
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
   const int64_t qkv_rows = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
@@ -209,17 +314,26 @@ StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& c,
     if (backend.upload_keeps_host_pointer()) w->host_buffers.push_back(std::move(buf));
     return t;
   };
+  // A Linear of the decoder layers: BF16, or a random quantized matrix of quant_format.
+  auto linear = [&](int64_t N, int64_t K, const std::string& name) -> StatusOr<LinearWeight> {
+    if (quant_format.empty()) return LinearWeight(make({N, K}, false));
+    KR_ASSIGN_OR_RETURN(QuantizedMatrix m, make_dummy_quantized(quant_format, N, K, seed + 0x1000 * ++tensor_index, name));
+    KR_ASSIGN_OR_RETURN(LinearWeight lw, backend.upload_quantized(m));
+    w->weight_bytes += lw.bytes();
+    return lw;
+  };
   w->embed = make({V, H}, false);
   w->final_norm = make({H}, true);
-  w->lm_head = c.tie_word_embeddings ? w->embed : make({V, H}, false);
+  w->lm_head = c.tie_word_embeddings ? w->embed : LinearWeight(make({V, H}, false));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights L;
     L.input_norm = make({H}, true);
     L.post_norm = make({H}, true);
-    L.qkv = make({qkv_rows, H}, false);
-    L.o = make({H, c.num_attention_heads * D}, false);
-    L.gate_up = make({2 * I, H}, false);
-    L.down = make({H, I}, false);
+    KR_ASSIGN_OR_RETURN(L.qkv, linear(qkv_rows, H, p + "self_attn.qkv_proj"));
+    KR_ASSIGN_OR_RETURN(L.o, linear(H, int64_t{c.num_attention_heads} * D, p + "self_attn.o_proj"));
+    KR_ASSIGN_OR_RETURN(L.gate_up, linear(2 * I, H, p + "mlp.gate_up_proj"));
+    KR_ASSIGN_OR_RETURN(L.down, linear(H, I, p + "mlp.down_proj"));
     w->layers.push_back(L);
   }
   return w;

@@ -1,6 +1,10 @@
 // ModelWeights: every weight of a Llama model, validated against the config and
 // handed to the backend. q/k/v are fused into one [(Hq + 2 Hkv) * D, H] matrix
 // and gate/up into one [2 I, H] matrix at load (one matmul instead of three/two).
+// Linears (and the embedding) may be quantized: a module is read as the
+// checkpoint stores it (model/quant/quant_loader.h), fused the same way
+// (fuse_rows) and uploaded with Backend::upload_quantized; never dequantized to a
+// dense fallback.
 //
 // Threading: built on the backend's thread; immutable afterwards.
 #pragma once
@@ -12,24 +16,28 @@
 #include "backend/backend.h"
 #include "base/status.h"
 #include "model/hf_config.h"
+#include "model/quant/quant_config.h"
+#include "model/quant/quant_loader.h"
 #include "model/safetensors.h"
 
 namespace kr {
 
 struct LayerWeights {
-  Tensor input_norm;  // [H]
-  Tensor qkv;         // [(Hq + 2 Hkv) * D, H]: rows of q, then k, then v
-  Tensor o;           // [H, Hq * D]
-  Tensor post_norm;   // [H]
-  Tensor gate_up;     // [2 I, H]: rows of gate, then up
-  Tensor down;        // [H, I]
+  Tensor input_norm;     // [H]
+  LinearWeight qkv;      // [(Hq + 2 Hkv) * D, H]: rows of q, then k, then v
+  LinearWeight o;        // [H, Hq * D]
+  Tensor post_norm;      // [H]
+  LinearWeight gate_up;  // [2 I, H]: rows of gate, then up
+  LinearWeight down;     // [H, I]
 };
 
 struct ModelWeights {
-  Tensor embed;       // [V, H]
-  Tensor final_norm;  // [H]
-  Tensor lm_head;     // [V, H]; the same tensor as embed when tied
+  LinearWeight embed;    // [V, H]
+  Tensor final_norm;     // [H]
+  LinearWeight lm_head;  // [V, H]; the same weight as embed when tied
   std::vector<LayerWeights> layers;
+  // Per-layer FP8 KV-cache scales the checkpoint carries (empty when it has none).
+  std::vector<KvCacheScales> kv_scales;
 
   // Host memory the backend may still point at (see Backend::upload_keeps_host_pointer).
   std::unique_ptr<SafetensorsSet> files;
@@ -39,14 +47,19 @@ struct ModelWeights {
 };
 
 // Checks names, shapes and dtypes (missing or extra tensors are errors naming
-// them), fuses, and uploads. Takes ownership of `files`.
+// them), fuses, and uploads. `quant` says how the checkpoint is quantized (a
+// default QuantConfig: not at all); `files` must then be opened with
+// DTypePolicy::kAny. Takes ownership of `files`.
 StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& config,
                                                            std::unique_ptr<SafetensorsSet> files,
-                                                           Backend& backend);
+                                                           Backend& backend, const QuantConfig& quant = {});
 
-// Random BF16 weights of the configured shape (vLLM's --load-format dummy):
-// uniform in ±0.02, norm weights 1. Deterministic for a seed.
+// Random weights of the configured shape (vLLM's --load-format dummy): BF16
+// uniform in ±0.02, norm weights 1; with `quant_format` (model/quant/dummy_quant.h:
+// "awq", "mlx4", "fp8", ...) the Linears of the decoder layers are random
+// quantized matrices of that format instead (embedding and lm_head stay BF16).
+// Deterministic for a seed.
 StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& config, Backend& backend,
-                                                                 uint64_t seed);
+                                                           uint64_t seed, const std::string& quant_format = "");
 
 }  // namespace kr

@@ -1,0 +1,186 @@
+// Whole quantized models on the CPU reference (tests/golden/quant/<name>: tiny
+// Llama models in every checkpoint format, written by scripts/quant/pack.py models):
+//  - each loads, and its logits equal bit for bit those of its dense twin (the same
+//    folder with every weight F32, quantized modules dequantized by the NumPy
+//    unpackers: pack.py dense-twin): the loader reads, fuses and places every
+//    quantized module as the checkpoint means it;
+//  - against the float64 goldens of Hugging Face transformers on the packer's
+//    dequantized weights (expected.json, scripts/quant/make_quant_goldens.py on the
+//    GPU machine): last-position logits within 1e-4, argmax at every prompt position
+//    and greedy continuations equal where the golden margin exceeds 1e-3.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "model/model.h"
+
+namespace kr {
+namespace {
+
+using json = nlohmann::json;
+
+const std::string kRoot = std::string(KR_SOURCE_DIR) + "/tests/golden/quant";
+
+std::vector<std::string> model_names() {
+  std::ifstream in(kRoot + "/models.json");
+  if (!in.good()) return {};
+  return json::parse(in).get<std::vector<std::string>>();
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+StepMetadata single_seq_step(int32_t start, int32_t n, int32_t block_size) {
+  StepMetadata m;
+  m.num_tokens = n;
+  m.num_seqs = 1;
+  m.block_size = block_size;
+  const int32_t ctx = start + n;
+  m.max_blocks_per_seq = (ctx + block_size - 1) / block_size;
+  m.max_context_len = ctx;
+  m.query_start = {0, n};
+  m.context_lens = {ctx};
+  for (int32_t b = 0; b < m.max_blocks_per_seq; ++b) m.block_tables.push_back(b);
+  for (int32_t p = start; p < ctx; ++p) {
+    m.positions.push_back(p);
+    m.slot_mapping.push_back(p);
+  }
+  return m;
+}
+
+struct Loaded {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
+};
+
+Loaded load(const std::string& dir) {
+  Loaded l;
+  l.backend = make_cpu_backend(1, size_t{16} << 20);
+  ModelOptions opt;
+  opt.max_tokens_per_step = 128;
+  opt.max_logit_rows = 128;
+  auto m = load_model(dir, *l.backend, opt);
+  EXPECT_TRUE(m.ok()) << dir << ": " << m.status().to_string();
+  if (m.ok()) l.model = std::move(m).value();
+  return l;
+}
+
+// Logits [n, V] of every token of `ids` fed from position `start`.
+std::vector<float> run(Model& model, const std::vector<int32_t>& ids, int32_t start) {
+  const int32_t n = static_cast<int32_t>(ids.size());
+  std::vector<int32_t> rows(n);
+  std::iota(rows.begin(), rows.end(), 0);
+  auto logits = model.forward(single_seq_step(start, n, model.block_size()), ids, rows);
+  EXPECT_TRUE(logits.ok()) << logits.status().to_string();
+  std::vector<float> host(static_cast<size_t>(n) * model.config().vocab_size);
+  if (logits.ok()) model.backend().copy_to_host(host.data(), *logits, host.size() * 4);
+  return host;
+}
+
+int32_t argmax_of(const float* row, int64_t V) {
+  int32_t best = 0;
+  for (int64_t i = 1; i < V; ++i)
+    if (row[i] > row[best]) best = static_cast<int32_t>(i);
+  return best;
+}
+
+TEST(QuantModel, FixturesArePresent) { EXPECT_GE(model_names().size(), 17u) << kRoot << "/models.json"; }
+
+// The quantized folder and its dense twin compute the same logits, bit for bit.
+TEST(QuantModel, EqualsDenseTwin) {
+  const std::string tmp = std::filesystem::temp_directory_path() / ("kr-quant-twins-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(tmp);
+  const std::vector<int32_t> prompt = {3, 77, 12, 101, 5, 64, 9, 127, 0, 42, 88, 19};
+  for (const std::string& name : model_names()) {
+    SCOPED_TRACE(name);
+    const std::string twin = tmp + "/" + name;
+    const std::string cmd = std::string(KR_PYTHON3) + " " + KR_SOURCE_DIR + "/scripts/quant/pack.py dense-twin --model " +
+                            kRoot + "/" + name + " --out " + twin + " > " + tmp + "/log.txt 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << " (needs Python 3 with NumPy)";
+    Loaded q = load(kRoot + "/" + name), d = load(twin);
+    ASSERT_TRUE(q.model && d.model);
+    // A prefill of the prompt, then two decode steps (batch 1).
+    std::vector<float> lq = run(*q.model, prompt, 0), ld = run(*d.model, prompt, 0);
+    for (int32_t step = 0; step < 2; ++step) {
+      const std::vector<int32_t> next = {static_cast<int32_t>(17 + 30 * step)};
+      const int32_t pos = static_cast<int32_t>(prompt.size()) + step;
+      const std::vector<float> a = run(*q.model, next, pos), b = run(*d.model, next, pos);
+      lq.insert(lq.end(), a.begin(), a.end());
+      ld.insert(ld.end(), b.begin(), b.end());
+    }
+    ASSERT_EQ(lq.size(), ld.size());
+    size_t diff = 0;
+    for (size_t i = 0; i < lq.size(); ++i) diff += lq[i] != ld[i];
+    EXPECT_EQ(diff, 0u) << "logits differ from the dense twin's at " << diff << " of " << lq.size() << " entries";
+    // Not a degenerate model: logits vary.
+    const auto [mn, mx] = std::minmax_element(lq.begin(), lq.end());
+    EXPECT_GT(*mx - *mn, 1.0f);
+  }
+  std::filesystem::remove_all(tmp);
+}
+
+// Against transformers in float64 (expected.json per model).
+TEST(QuantModel, MatchesFloat64Golden) {
+  int with_golden = 0;
+  for (const std::string& name : model_names()) {
+    const std::string golden_path = kRoot + "/" + name + "/expected.json";
+    if (!exists(golden_path)) continue;
+    ++with_golden;
+    SCOPED_TRACE(name);
+    std::ifstream in(golden_path);
+    const json golden = json::parse(in);
+    Loaded q = load(kRoot + "/" + name);
+    ASSERT_TRUE(q.model);
+    const int64_t V = q.model->config().vocab_size;
+    ASSERT_GE(golden["cases"].size(), 3u);
+    for (const json& c : golden["cases"]) {
+      SCOPED_TRACE(c["name"].get<std::string>());
+      const auto ids = c["ids"].get<std::vector<int32_t>>();
+      const auto pos_argmax = c["pos_argmax"].get<std::vector<int32_t>>();
+      const auto pos_margin = c["pos_margin"].get<std::vector<double>>();
+      const int32_t n = static_cast<int32_t>(ids.size());
+      const std::vector<float> logits = run(*q.model, ids, 0);
+      for (int32_t p = 0; p < n; ++p) {
+        if (pos_margin[p] > 1e-3) {
+          EXPECT_EQ(argmax_of(&logits[p * V], V), pos_argmax[p]) << "position " << p;
+        }
+      }
+      const auto last = c["last_logits"].get<std::vector<double>>();
+      ASSERT_EQ(static_cast<int64_t>(last.size()), V);
+      double max_err = 0;
+      for (int64_t i = 0; i < V; ++i) max_err = std::max(max_err, std::abs(logits[(n - 1) * V + i] - last[i]));
+      EXPECT_LE(max_err, 1e-4) << "last-position logits";
+      if (!c.contains("greedy_next_ids")) continue;
+      // Greedy decode through the KV cache, feeding the reference token back.
+      const auto next = c["greedy_next_ids"].get<std::vector<int32_t>>();
+      const auto margins = c["greedy_margins"].get<std::vector<double>>();
+      std::vector<float> row(logits.end() - V, logits.end());
+      for (size_t k = 0; k < next.size(); ++k) {
+        if (margins[k] > 1e-3) {
+          EXPECT_EQ(argmax_of(row.data(), V), next[k]) << "greedy step " << k;
+        }
+        row = run(*q.model, {next[k]}, n + static_cast<int32_t>(k));
+      }
+    }
+  }
+  if (with_golden == 0)
+    GTEST_SKIP() << "no tests/golden/quant/*/expected.json yet: make them on the GPU machine with "
+                    "scripts/quant/make_quant_goldens.py (docs/quantization.md)";
+  EXPECT_EQ(with_golden, static_cast<int>(model_names().size())) << "every model needs its golden";
+}
+
+}  // namespace
+}  // namespace kr
