@@ -69,6 +69,7 @@ class Model {
   int32_t max_tokens_per_step() const { return options_.max_tokens_per_step; }
   int32_t max_logit_rows() const { return options_.max_logit_rows; }
   size_t weight_bytes() const { return weights_->weight_bytes; }
+  const ModelWeights& weights() const { return *weights_; }
   size_t kv_cache_bytes() const { return kv_cache_bytes_; }
 
  private:

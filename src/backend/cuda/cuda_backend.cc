@@ -79,9 +79,8 @@ class CudaBackend final : public Backend {
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
     for (void* p : allocations_) cudaFree(p);
     fp8_gemm_.reset();
-    for (void* p : {static_cast<void*>(q_partials_), static_cast<void*>(q_counters_), q_dense_, q_gather_, q_fp8_x_,
-                    static_cast<void*>(q_fp8_sx_)})
-      cudaFree(p);
+    cudaFree(q_partials_);
+    cudaFree(q_counters_);
     cudaFree(cublas_ws_);
     cudaFree(meta_dev_);
     cudaFree(attn_scratch_);
@@ -576,7 +575,7 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& wei
 }
 
 StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
-  KR_CHECK_MSG(mode_ == Mode::kEager && graphs_.empty(), "upload_quantized after step graphs were recorded");
+  KR_CHECK_MSG(mode_ == Mode::kEager, "upload_quantized inside a step graph");
   KR_ASSIGN_OR_RETURN(cuda::QRepacked r, cuda::repack_quantized(m));
   auto q = std::make_unique<CudaQuantWeight>();
   cuda::QWeight& w = q->w;
@@ -616,18 +615,23 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
   w.input_scale = r.input_scale;
   w.act_scale_ub = r.act_scale_ub;
   // Scratch sized for the largest weight: a dequantized copy (rows >=
-  // quant_dense_min_tokens), gathered activations (act-order), FP8 activations (W8A8).
+  // quant_dense_min_tokens), gathered activations (act-order), FP8 activations
+  // (W8A8). A smaller buffer it replaces stays allocated (in allocations_): step
+  // graphs recorded before may still use it.
   auto grow = [&](void** p, size_t* have, size_t need) {
     if (need <= *have) return;
-    if (*p != nullptr) KR_CUDA_CHECK(cudaFree(*p));
     KR_CUDA_CHECK(cudaMalloc(p, need));
+    allocations_.insert(*p);
     *have = need;
   };
   grow(&q_dense_, &q_dense_bytes_, static_cast<size_t>(r.N) * r.K * 2);
   if (!r.perm.empty()) grow(&q_gather_, &q_gather_bytes_, static_cast<size_t>(kActRows) * r.K * 2);
   if (r.w8a8) {
     grow(&q_fp8_x_, &q_fp8_x_bytes_, static_cast<size_t>(kActRows) * r.K);
-    if (q_fp8_sx_ == nullptr) KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_fp8_sx_), kActRows * sizeof(float)));
+    if (q_fp8_sx_ == nullptr) {
+      KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_fp8_sx_), kActRows * sizeof(float)));
+      allocations_.insert(q_fp8_sx_);
+    }
   }
   LinearWeight lw;
   lw.quant = q.get();

@@ -269,7 +269,8 @@ __global__ void __launch_bounds__(kThreads) qgemm_kernel(const QWeight w, const 
             const int st = st0 + u * kWarps;
             const int col = st * Kd::kStep + c * Kd::kChunk + t * (Kd::kChunk / 4) + 8 * v;
             uint4 r = make_uint4(0, 0, 0, 0);
-            if (st < s_end && col < K) r = *reinterpret_cast<const uint4*>(x + static_cast<size_t>(xrow[j]) * K + col);
+            // Through L2 (__ldcg): the previous kernel wrote x.
+            if (st < s_end && col < K) r = __ldcg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(xrow[j]) * K + col));
             if constexpr (kNorm) {
               if (st < s_end && col < K) {
                 Vec8 xr, nw;

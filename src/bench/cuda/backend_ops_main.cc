@@ -8,7 +8,11 @@
 // CUDA outputs are NaN-poisoned before each op. Prints a table; exit status 1
 // on any failure, 2 when no GPU is present.
 //
-// Usage: kr-backend-ops [--fixture DIR] [--golden FILE]
+// Then the quantized weights (backend_ops_quant.h): every quantized kernel path
+// against the CPU, and the tiny quantized models of tests/golden/quant.
+//
+// Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--quant-only]
+//                       [--quant-fixtures DIR] [--quant-goldens DIR]
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -31,6 +35,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
+#include "bench/cuda/backend_ops_quant.h"
 #include "model/model.h"
 
 namespace kr {
@@ -637,10 +642,19 @@ void test_fixture(Backend& gpu, const std::string& dir, const std::string& golde
 
 int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  std::string quant_fixtures = "tests/golden/quant", quant_goldens = "tests/golden/quant";
+  bool quant_only = false;
+  for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--fixture") fixture = argv[i + 1];
-    if (a == "--golden") golden = argv[i + 1];
+    if (a == "--quant-only") {
+      quant_only = true;
+      continue;
+    }
+    if (i + 1 >= argc) break;
+    if (a == "--fixture") fixture = argv[++i];
+    else if (a == "--golden") golden = argv[++i];
+    else if (a == "--quant-fixtures") quant_fixtures = argv[++i];
+    else if (a == "--quant-goldens") quant_goldens = argv[++i];
   }
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
@@ -648,6 +662,12 @@ int main(int argc, char** argv) {
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
+  if (quant_only) {
+    int failures = kr::quant_ops::run_ops(*cpu, *gpu);
+    failures += kr::quant_ops::run_models(*cpu, *gpu, quant_fixtures, quant_goldens);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+  }
   {
     kr::Ctx c(*cpu, *gpu);
     kr::test_embedding(c, 1000, 3072, 7);
@@ -730,6 +750,8 @@ int main(int argc, char** argv) {
   kr::test_fixture(*gpu, fixture, golden, kr::FixtureRun::kPrefill);
   kr::test_fixture(*gpu, fixture, golden, kr::FixtureRun::kDecode);
   kr::test_fixture(*gpu, fixture, golden, kr::FixtureRun::kDecodeGraphs);
+  kr::g_failures += kr::quant_ops::run_ops(*cpu, *gpu);
+  kr::g_failures += kr::quant_ops::run_models(*cpu, *gpu, quant_fixtures, quant_goldens);
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
   return kr::g_failures ? 1 : 0;
 }

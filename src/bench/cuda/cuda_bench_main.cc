@@ -4,14 +4,22 @@
 // graphs (one per batch size) and sample greedily on the device, as a server
 // step would. Also dumps logits for comparison with Hugging Face.
 //
-// Usage: kr-cuda-bench [--model DIR | --arch llama-3.2-3b] [--json FILE] [--no-graphs] [--no-pdl]
+// With --quant FORMAT the decoder layers' Linears are random quantized weights of
+// that format (model/quant/dummy_quant.h: awq, gptq, gptq8, mlx4, mlx8, fp8,
+// fp8-static; embedding and lm_head stay bf16), and the bytes one batch-1 decode
+// step reads are printed next to tok/s with the roofline they allow.
+//
+// Usage: kr-cuda-bench [--model DIR | --arch llama-3.2-3b|llama-3.1-8b] [--quant FORMAT] [--json FILE]
+//                      [--no-graphs] [--no-pdl] [--quant-dense-min N] [--w8a8-min N]
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
-//        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per 3B matrix shape)
+//        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch ...]   (batch-1 GEMV bandwidth per matrix shape)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -22,9 +30,50 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "model/model.h"
+#include "model/quant/dummy_quant.h"
 
 namespace kr {
 namespace {
+
+// HBM bandwidth the rooflines assume (a device-to-device copy moved about 4.3 TB/s
+// counting reads and writes; 3.9 TB/s is what streaming reads reach here).
+constexpr double kHbmBytesPerS = 3.9e12;
+
+// Llama-3.1-8B's shape, for --arch llama-3.1-8b when the presets have no such entry.
+ModelConfig llama31_8b() {
+  ModelConfig c;
+  c.arch = family_arch_spec("LlamaForCausalLM", "--arch llama-3.1-8b").value();
+  c.hidden_size = 4096;
+  c.intermediate_size = 14336;
+  c.num_hidden_layers = 32;
+  c.arch.layer_attention.assign(32, AttentionKind::kGlobal);
+  c.num_attention_heads = 32;
+  c.num_key_value_heads = 8;
+  c.head_dim = 128;
+  c.vocab_size = 128256;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 500000.0;
+  c.rope_scaling = {RopeScalingType::kLlama3, 8.0, 1.0, 4.0, 8192};
+  c.tie_word_embeddings = false;
+  c.max_position_embeddings = 131072;
+  c.bos_token_id = 128000;
+  c.eos_token_ids = {128001, 128008, 128009};
+  return c;
+}
+
+// Bytes one batch-1 decode step reads at context `ctx`: every Linear once (codes,
+// scales and zeros for quantized ones), the norms, one embedding row, the lm_head,
+// and the K and V of `ctx` tokens in every layer.
+double decode_bytes_per_token(const Model& model, const ModelWeights& w, int ctx) {
+  const ModelConfig& c = model.config();
+  double b = static_cast<double>(w.lm_head.bytes()) + static_cast<double>(w.final_norm.bytes()) +
+             static_cast<double>(c.hidden_size) * 2.0;
+  for (const LayerWeights& l : w.layers)
+    b += static_cast<double>(l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes() + l.input_norm.bytes() +
+                             l.post_norm.bytes());
+  b += 2.0 * c.num_hidden_layers * static_cast<double>(ctx) * c.num_key_value_heads * c.head_dim * 2.0;
+  return b;
+}
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -166,6 +215,52 @@ void gemv_bench() {
   cudaFree(out);
 }
 
+// The same for quantized weights of `format` (batch 1 and 8), through the backend's
+// matmul recorded in a step graph (so launch overhead is not timed), copies
+// rotated through ~1 GB so that L2 holds none of them.
+void quant_gemv_bench(Backend& gpu, const std::string& format, const ModelConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int64_t qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
+  const int64_t shapes[][2] = {{qkv, H}, {H, c.num_attention_heads * D}, {2 * I, H}, {H, I}};
+  Tensor x = gpu.alloc(DType::kBF16, {8, std::max(H, I)}), out = gpu.alloc(DType::kBF16, {8, 2 * I});
+  gpu.fill_zero(x);
+  uint64_t key = 0x6e6d0000;
+  for (const auto& sh : shapes) {
+    auto m = make_dummy_quantized(format, sh[0], sh[1], 99, "bench");
+    KR_CHECK_MSG(m.ok(), m.status().to_string().c_str());
+    std::vector<LinearWeight> copies;
+    auto w0 = gpu.upload_quantized(*m);
+    KR_CHECK(w0.ok());
+    const int n_copies = static_cast<int>(std::clamp<double>(1e9 / static_cast<double>(w0->bytes()), 2, 64));
+    copies.push_back(*w0);
+    for (int i = 1; i < n_copies; ++i) copies.push_back(*gpu.upload_quantized(*m));
+    for (int T : {1, 8}) {
+      Tensor xt = x.rows(0, T);
+      xt.shape[1] = sh[1];
+      Tensor ot = out.rows(0, T);
+      ot.shape[1] = sh[0];
+      const int reps = 200;
+      ++key;
+      for (int round = 0; round < 3; ++round) {  // record, then two timed replays
+        gpu.synchronize();
+        const double t0 = now_s();
+        KR_CHECK(gpu.begin_graph(key));
+        if (!gpu.replaying_graph())
+          for (int r = 0; r < reps; ++r) gpu.matmul(xt, copies[r % copies.size()], ot);
+        gpu.end_graph();
+        gpu.synchronize();
+        const double us = (now_s() - t0) * 1e6 / reps;
+        if (round == 2)
+          std::printf("qgemv %-10s T %d N %-6lld K %-6lld %7.2f us %7.0f GB/s  (%s)\n", format.c_str(), T,
+                      static_cast<long long>(sh[0]), static_cast<long long>(sh[1]), us,
+                      static_cast<double>(w0->bytes()) / (us * 1e-6) / 1e9, w0->quant_desc.c_str());
+      }
+    }
+  }
+  gpu.free(x);
+  gpu.free(out);
+}
+
 int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const std::string& out_path) {
   std::ifstream in(ids_path);
   std::vector<int32_t> ids;
@@ -196,13 +291,16 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 }  // namespace kr
 
 int main(int argc, char** argv) {
-  std::string model_dir, arch, json_path, dump_ids, dump_out;
+  std::string model_dir, arch, json_path, dump_ids, dump_out, quant;
   bool graphs = true, decode_only = false, gemv = false;
   kr::CudaOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
     else if (a == "--arch" && i + 1 < argc) arch = argv[++i];
+    else if (a == "--quant" && i + 1 < argc) quant = argv[++i];
+    else if (a == "--quant-dense-min" && i + 1 < argc) options.quant_dense_min_tokens = std::atoi(argv[++i]);
+    else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--no-graphs") graphs = false;
     else if (a == "--no-pdl") options.pdl = false;
@@ -222,15 +320,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kr-cuda-bench: no CUDA device\n");
     return 2;
   }
+  kr::ModelOptions opt;
+  opt.arch = arch;
+  if (arch == "llama-3.1-8b" && !kr::model_config_preset(arch).ok()) {
+    opt.config = kr::llama31_8b();  // this program's own preset until the presets have it
+    opt.arch.clear();
+  }
   if (gemv) {
-    kr::gemv_bench();
+    if (quant.empty()) {
+      kr::gemv_bench();
+    } else {
+      auto c = opt.config ? kr::StatusOr<kr::ModelConfig>(*opt.config) : kr::model_config_preset(arch);
+      KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
+      kr::quant_gemv_bench(*gpu, quant, *c);
+    }
     return 0;
   }
   size_t free0 = 0, total = 0;
   cudaMemGetInfo(&free0, &total);
-  kr::ModelOptions opt;
-  opt.arch = arch;
   opt.dummy_weights = model_dir.empty();
+  opt.dummy_quant = quant;
   const double t0 = kr::now_s();
   auto model_or = kr::load_model(model_dir, *gpu, opt);
   if (!model_or.ok()) {
@@ -248,7 +357,13 @@ int main(int argc, char** argv) {
 
   nlohmann::json r;
   r["gpu"] = prop.name;
-  r["model"] = model_dir.empty() ? arch + " (dummy bf16 weights)" : model_dir;
+  r["model"] = model_dir.empty() ? arch + (quant.empty() ? " (dummy bf16 weights)" : " (dummy " + quant + " weights)")
+                                 : model_dir;
+  r["quant"] = quant.empty() ? "none" : quant;
+  if (!model.weights().layers.empty() && model.weights().layers[0].qkv.quantized())
+    r["quant_desc"] = model.weights().layers[0].qkv.quant_desc;
+  r["quant_dense_min_tokens"] = options.quant_dense_min_tokens;
+  r["fp8_w8a8_min_tokens"] = options.fp8_w8a8_min_tokens;
   r["load_s"] = load_s;
   r["weight_bytes"] = model.weight_bytes();
   r["kv_cache_bytes"] = model.kv_cache_bytes();
@@ -267,12 +382,16 @@ int main(int argc, char** argv) {
     r["graph_replay_equals_eager"] = same;
     std::printf("graph replay check (5 seqs x 12 steps, ids and logprobs): %s\n", same ? "equal" : "DIFFERENT");
   }
-  const double roofline = 3.9e12 / static_cast<double>(model.weight_bytes());
+  const double roofline = kr::kHbmBytesPerS / kr::decode_bytes_per_token(model, model.weights(), 128);
   for (int ctx : {128, 4096}) {
-    const double tps = b.decode(1, ctx, 128);
+    const double bytes = kr::decode_bytes_per_token(model, model.weights(), ctx);
+    const double tps = b.decode(1, ctx, 128), roof = kr::kHbmBytesPerS / bytes;
     r["decode_b1_ctx" + std::to_string(ctx) + "_tok_s"] = tps;
-    std::printf("decode batch 1 ctx %-5d %8.1f tok/s (%.0f%% of the %.0f tok/s roofline)\n", ctx, tps,
-                100.0 * tps / roofline, roofline);
+    r["decode_b1_ctx" + std::to_string(ctx) + "_bytes_per_token"] = bytes;
+    r["roofline_b1_ctx" + std::to_string(ctx) + "_tok_s"] = roof;
+    std::printf("decode batch 1 ctx %-5d %8.1f tok/s; reads %.3f GB/token: %.0f%% of the %.0f tok/s roofline at %.1f TB/s "
+                "(%.2f TB/s achieved)\n",
+                ctx, tps, bytes / 1e9, 100.0 * tps / roof, roof, kr::kHbmBytesPerS / 1e12, tps * bytes / 1e12);
     std::fflush(stdout);
   }
   r["roofline_b1_tok_s"] = roofline;
