@@ -4,6 +4,8 @@
 //    folder with every weight F32, quantized modules dequantized by the NumPy
 //    unpackers: pack.py dense-twin): the loader reads, fuses and places every
 //    quantized module as the checkpoint means it;
+//  - `kr-serve quantize` output of the Llama-3 fixture, in every format, loads and
+//    stays close to the float model (round-to-nearest error only);
 //  - against the float64 goldens of Hugging Face transformers on the packer's
 //    dequantized weights (expected.json, scripts/quant/make_quant_goldens.py on the
 //    GPU machine): last-position logits within 1e-4, argmax at every prompt position
@@ -24,6 +26,7 @@
 
 #include "backend/backend.h"
 #include "model/model.h"
+#include "model/quant/quantize_model.h"
 
 namespace kr {
 namespace {
@@ -128,6 +131,46 @@ TEST(QuantModel, EqualsDenseTwin) {
     // Not a degenerate model: logits vary.
     const auto [mn, mx] = std::minmax_element(lq.begin(), lq.end());
     EXPECT_GT(*mx - *mn, 1.0f);
+  }
+  std::filesystem::remove_all(tmp);
+}
+
+// Every `kr-serve quantize` format of models/tiny-llama3 loads through the same
+// loader, and its logits stay within round-to-nearest error of the float model's.
+TEST(QuantModel, QuantizeOutputLoadsAndStaysClose) {
+  const std::string tmp = std::filesystem::temp_directory_path() / ("kr-quantized-" + std::to_string(::getpid()));
+  const std::string src = std::string(KR_SOURCE_DIR) + "/models/tiny-llama3";
+  const std::vector<int32_t> prompt = {128000, 791, 6460, 315, 9822, 374, 12366, 13};
+  Loaded dense = load(src);
+  ASSERT_TRUE(dense.model);
+  const std::vector<float> want = run(*dense.model, prompt, 0);
+  // Relative RMS error of the logits: 8-bit and FP8 are far tighter than 4-bit.
+  const std::pair<QuantizeFormat, double> formats[] = {
+      {QuantizeFormat::kFp8, 0.1},   {QuantizeFormat::kFp8Dynamic, 0.1}, {QuantizeFormat::kAwq, 0.35},
+      {QuantizeFormat::kGptq, 0.35}, {QuantizeFormat::kW4A16, 0.35},     {QuantizeFormat::kMlx4, 0.35},
+      {QuantizeFormat::kMlx8, 0.1}};
+  for (const auto& [format, tol] : formats) {
+    SCOPED_TRACE(quantize_format_name(format));
+    const std::string out = tmp + "/" + quantize_format_name(format);
+    QuantizeOptions opt;
+    opt.format = format;
+    if (format != QuantizeFormat::kFp8 && format != QuantizeFormat::kFp8Dynamic) opt.group_size = 32;  // hidden 64
+    auto report = quantize_model(src, out, opt);
+    ASSERT_TRUE(report.ok()) << report.status().to_string();
+    Loaded q = load(out);
+    ASSERT_TRUE(q.model);
+    const std::vector<float> got = run(*q.model, prompt, 0);
+    ASSERT_EQ(got.size(), want.size());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(got[i]));
+      num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+      den += static_cast<double>(want[i]) * want[i];
+    }
+    const double rel = std::sqrt(num / den);
+    EXPECT_LT(rel, tol);
+    EXPECT_GT(rel, 0.0);  // the weights really are quantized
+    std::printf("  %-12s relative RMS logit error %.4f\n", quantize_format_name(format), rel);
   }
   std::filesystem::remove_all(tmp);
 }

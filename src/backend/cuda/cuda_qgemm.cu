@@ -170,7 +170,7 @@ __device__ __forceinline__ void tile_pair(const QWeight& w, const QGemmArgs& a, 
 
 // One block: tiles `tiles` x tokens [t0, t0 + 8 NB) x steps [s_begin, s_end).
 template <QCode C, bool kBias, int NB, bool kNorm, QEpilogue E>
-__global__ void __launch_bounds__(kThreads) qgemm_kernel(const QWeight w, const QGemmArgs a, const int splits) {
+__global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const QWeight w, const QGemmArgs a, const int splits) {
   using Kd = Kind<C>;
   constexpr bool kFold = NB == 1;
   // Steps in flight per warp: 128 bytes of weights per lane and tile pair at NB = 1.
@@ -638,8 +638,11 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
   const int ttiles = (a.T + cols - 1) / cols;
   const int64_t base = static_cast<int64_t>(pairs) * ttiles;
   if (base > 0x7fffffff || ttiles > 65535) return false;
-  // Split K so that about 4 blocks per SM run, each warp keeping at least one step.
-  int splits = static_cast<int>(std::min<int64_t>(32, (4 * static_cast<int64_t>(num_sms) + base - 1) / base));
+  // Split K so that the grid fills the SMs in one wave (4 blocks of the T <= 8
+  // kernel fit an SM, 3 of the T > 8 one: registers), each warp keeping at least
+  // one step; more blocks than fit would leave a short second wave.
+  const int64_t resident = static_cast<int64_t>(gemv ? 4 : 3) * num_sms;
+  int splits = static_cast<int>(std::min<int64_t>(32, resident / base));
   splits = std::max(1, std::min(splits, w.steps / kWarps));
   if (splits > 1 && (base > a.counter_count ||
                      static_cast<size_t>(base) * splits * 32 * cols > a.partial_floats || a.partials == nullptr))
