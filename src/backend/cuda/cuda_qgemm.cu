@@ -147,6 +147,10 @@ __device__ __forceinline__ void a_fragment(uint32_t (&a)[4], uint32_t rg, uint32
   }
 }
 
+// Brings a line into this SM's L1 (no register): the meta words of a batch are
+// requested with its weights and read from L1 when the chunk is computed.
+__device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
+
 __device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
@@ -177,7 +181,8 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
   constexpr int U = (NB == 1 ? 4 : 2) / Kd::kWVecs;
   constexpr int kCols = 8 * NB;  // token columns of the block
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int pair = blockIdx.x, split = blockIdx.y, ttile = blockIdx.z;
+  // Token tiles vary fastest: the blocks that read the same weights run together (L2).
+  const int ttile = blockIdx.x, split = blockIdx.y, pair = blockIdx.z;
   const int t0 = ttile * kCols;
   const int T = a.T, K = w.K;
   int tiles[2];
@@ -209,6 +214,9 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
             const uint4* p = static_cast<const uint4*>(w.codes) + q_word_index(tiles[ti], w.steps, st, lane);
             wv[u][ti][0] = NB == 1 ? __ldcs(p) : __ldg(p);
           }
+#pragma unroll
+          for (int c = 0; c < Kd::kChunks; ++c)  // the 16 meta words (64 bytes) of each chunk's group
+            prefetch_l1(w.meta + q_meta_index(tiles[ti], w.groups, (st * Kd::kStep + c * Kd::kChunk) / w.group, 0));
         } else {
 #pragma unroll
           for (int v = 0; v < Kd::kWVecs; ++v) wv[u][ti][v] = make_uint4(0, 0, 0, 0);
@@ -389,7 +397,7 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
 
   // ---- split-K: the last block of this tile pair sums every split's partials, in order ----
   if (splits > 1) {
-    const size_t slot = static_cast<size_t>(ttile) * gridDim.x + pair;
+    const size_t slot = static_cast<size_t>(pair) * gridDim.x + ttile;
     float* mine = a.partials + (slot * splits + split) * (32 * kCols);
     for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) __stcg(mine + e, fin[e]);
     __threadfence();
@@ -615,6 +623,7 @@ __global__ void quantize_fp8_rows_kernel(const bf16* x, int K, bool static_input
 
 bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e) {
   if (a.T <= 0 || w.K % 8 != 0) return false;
+  if ((e == QEpilogue::kPlain ? w.Np : w.N) / 32 > 65535) return false;  // tile pairs: gridDim.z
   if (a.norm_w != nullptr && (a.T > kQGemvMaxTokens || a.normed == nullptr || w.perm != nullptr)) return false;
   if (a.out_f32 && e != QEpilogue::kPlain) return false;
   switch (e) {
@@ -637,7 +646,6 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
   const int cols = gemv ? 8 : 32;
   const int ttiles = (a.T + cols - 1) / cols;
   const int64_t base = static_cast<int64_t>(pairs) * ttiles;
-  if (base > 0x7fffffff || ttiles > 65535) return false;
   // Split K so that the grid fills the SMs in one wave (4 blocks of the T <= 8
   // kernel fit an SM, 3 of the T > 8 one: registers), each warp keeping at least
   // one step; more blocks than fit would leave a short second wave.
@@ -647,7 +655,7 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
   if (splits > 1 && (base > a.counter_count ||
                      static_cast<size_t>(base) * splits * 32 * cols > a.partial_floats || a.partials == nullptr))
     splits = 1;
-  const dim3 grid(static_cast<unsigned>(pairs), static_cast<unsigned>(splits), static_cast<unsigned>(ttiles));
+  const dim3 grid(static_cast<unsigned>(ttiles), static_cast<unsigned>(splits), static_cast<unsigned>(pairs));
   switch (e) {
     case QEpilogue::kPlain: launch_e<QEpilogue::kPlain>(w, a, grid, splits, pdl, stream); break;
     case QEpilogue::kSwiglu: launch_e<QEpilogue::kSwiglu>(w, a, grid, splits, pdl, stream); break;

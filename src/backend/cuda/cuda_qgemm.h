@@ -93,8 +93,8 @@ struct QGemmArgs {
 // Rows of tokens above which the kernels switch from the T ≤ 8 shape to the T > 8 one.
 constexpr int kQGemvMaxTokens = 8;
 
-// Whether launch_qgemm runs these shapes: K % 8 == 0, the epilogue's conditions
-// above, a norm prologue only with T ≤ 8 and no perm, f32 output only without an
+// Whether launch_qgemm runs these shapes: K % 8 == 0, at most 2^21 rows, the
+// epilogue's conditions above, a norm prologue only with T ≤ 8 and no perm, f32 output only without an
 // epilogue. Otherwise the caller runs the unfused ops.
 bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e);
 
