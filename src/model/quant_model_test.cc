@@ -135,6 +135,37 @@ TEST(QuantModel, EqualsDenseTwin) {
   std::filesystem::remove_all(tmp);
 }
 
+// A copy of `name` with one more tensor in model.safetensors (F16 zeros of `shape`).
+std::string copy_with_extra_tensor(const std::string& name, const std::string& tensor, int64_t elems) {
+  const std::string dir = std::filesystem::temp_directory_path() / ("kr-quant-extra-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(kRoot + "/" + name, dir, std::filesystem::copy_options::recursive);
+  std::ifstream in(dir + "/model.safetensors", std::ios::binary);
+  std::string st((std::istreambuf_iterator<char>(in)), {});
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(st[i]);
+  json header = json::parse(st.substr(8, n));
+  std::string data = st.substr(8 + n);
+  header[tensor] = {{"dtype", "F16"}, {"shape", {elems}}, {"data_offsets", {data.size(), data.size() + 2 * elems}}};
+  data.append(static_cast<size_t>(2 * elems), '\0');
+  const std::string h = header.dump();
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+  std::ofstream(dir + "/model.safetensors", std::ios::binary | std::ios::trunc) << out << h << data;
+  return dir;
+}
+
+// A tensor of a quantized module that no reader consumes (here a bias the Llama
+// forward has no place for) is an error naming it, never silently dropped.
+TEST(QuantModel, UnconsumedTensorOfAQuantizedModuleIsAnError) {
+  const std::string dir = copy_with_extra_tensor("awq_g128", "model.layers.1.mlp.down_proj.bias", 128);
+  auto backend = make_cpu_backend(1, size_t{16} << 20);
+  auto m = load_model(dir, *backend, ModelOptions{});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().to_string().find("model.layers.1.mlp.down_proj.bias"), std::string::npos) << m.status().to_string();
+  std::filesystem::remove_all(dir);
+}
+
 // Every `kr-serve quantize` format of models/tiny-llama3 loads through the same
 // loader, and its logits stay within round-to-nearest error of the float model's.
 TEST(QuantModel, QuantizeOutputLoadsAndStaysClose) {
