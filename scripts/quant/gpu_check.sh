@@ -4,7 +4,7 @@
 # quantized benchmarks side by side with bf16. Everything lands in OUT_DIR
 # (logs, JSON). Steps: build goldens ops bench, or all (the default).
 #
-#   [KR_BIN=DIR] scripts/quant/gpu_check.sh OUT_DIR [build] [goldens] [ops] [bench]
+#   [KR_BIN=DIR] scripts/quant/gpu_check.sh OUT_DIR [build] [goldens] [ops] [bench] [bench-extra]
 #
 # KR_BIN: where kr-backend-ops and kr-cuda-bench are (default build/bin); binaries
 # built on the CPU machine (-DKR_BUILD_TESTS=OFF) and carried work. `build` builds
@@ -14,9 +14,12 @@
 # ops:     kr-backend-ops --quant-only against those goldens -> OUT_DIR/backend-ops-quant.txt
 # bench:   kr-cuda-bench for Llama-3.2-3B bf16 / AWQ / MLX-4 and Llama-3.1-8B bf16 / FP8
 #          (dynamic per-token) -> OUT_DIR/bench-*.json, and the quantized GEMV bandwidths.
+# bench-extra (not in all): the other side of two switches, to set their defaults:
+#          8B FP8 with W8A16 kernels up to batch 64 (--w8a8-min 65), and 3B AWQ prefill on
+#          the tensor-core kernels instead of dequantize + cuBLAS (--quant-dense-min 4096).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out=${1:?usage: gpu_check.sh OUT_DIR [build] [goldens] [ops] [bench]}
+out=${1:?usage: gpu_check.sh OUT_DIR [build] [goldens] [ops] [bench] [bench-extra]}
 shift
 steps=${*:-all}
 mkdir -p "$out"
@@ -65,5 +68,17 @@ if want bench; then
   "$bin/kr-cuda-bench" --gemv-bench --quant fp8 --arch llama-3.1-8b > "$out/qgemv-8b-fp8.txt" 2>&1 || status=1
   cat "$out/qgemv-3b-awq.txt" "$out/qgemv-8b-fp8.txt"
   echo "bench: $(( $(date +%s) - t0 )) s"
+fi
+if [[ " $steps " == *" bench-extra "* ]]; then
+  run() {
+    local name=$1
+    shift
+    "$bin/kr-cuda-bench" "$@" --json "$out/bench-$name.json" > "$out/bench-$name.txt" 2>&1 || status=1
+    echo "== $name: $*"
+    grep -E "decode batch|prefill" "$out/bench-$name.txt"
+  }
+  run 8b-fp8-w8a16 --arch llama-3.1-8b --quant fp8 --w8a8-min 65
+  run 3b-awq-mma-prefill --arch llama-3.2-3b --quant awq --quant-dense-min 4096
+  echo "bench-extra: $(( $(date +%s) - t0 )) s"
 fi
 exit $status
