@@ -16,8 +16,14 @@ Runs on the GPU machine (torch, transformers 5.x, tokenizers); needs no network.
                               yarn, defaults when keys are absent), and each config class's defaults.
 Every section runs on its own; a failure is recorded under "errors" in summary.json and the rest goes on.
 
+The float64 references run as transformers runs a loaded bf16 checkpoint: the rotary inv_freq buffers keep
+their float32 values (from_pretrained converts parameters, not buffers, while Module.to(torch.bfloat16)
+would round them), and attention is eager (sdpa drops Gemma 2's attn_logit_softcapping). expected.json
+records this under "reference".
+
 Usage: python3 make_family_goldens.py --out DIR --strings tests/golden/tiny-llama3.expected.json \
          --tokenizer llama2=PATH --tokenizer gemma3=PATH ... --template qwen2_5=PATH ...
+       python3 make_family_goldens.py --out DIR --only-families   (families/ only)
 """
 import argparse
 import copy
@@ -125,13 +131,38 @@ def save_family(out_dir, name, model_bf16, model_f64, v4_config, window, seed, n
         rec["name"] = pname
         cases.append(rec)
     exp = {"family": name, "transformers": __import__("transformers").__version__,
-           "torch": torch.__version__, "notes": notes, "tensor_names": keys, "tensor_dtypes": dtypes,
+           "torch": torch.__version__, "reference": REFERENCE, "notes": notes, "tensor_names": keys,
+           "tensor_dtypes": dtypes,
            "saved_config": json.load(open(os.path.join(d, "config.json"))), "logits": cases}
     if extra_files:
         exp.update(extra_files)
     with open(os.path.join(d, "expected.json"), "w") as f:
         json.dump(exp, f)
     print(f"[families] {name}: {len(keys)} tensors {dtypes}, saved")
+
+
+REFERENCE = {"rope_inv_freq": "float32", "attn_implementation": "eager"}
+
+
+def keep_rope_fp32(src, dst):
+    """Copies the rotary inv_freq buffers of `src` (built in float32, values exact in any wider dtype) into
+    `dst`: transformers keeps them float32 when it loads a bf16 checkpoint, but Module.to(torch.bfloat16),
+    used here to make the bf16 twin, rounds them."""
+    src_buffers = dict(src.named_buffers())
+    copied = 0
+    for name, buf in dst.named_buffers():
+        if "inv_freq" in name and name in src_buffers:
+            buf.copy_(src_buffers[name].to(buf.dtype))
+            copied += 1
+    assert copied > 0, "no rotary inv_freq buffer found"
+
+
+def use_eager(m):
+    """Eager attention: sdpa silently drops attn_logit_softcapping (Gemma 2); eager applies it."""
+    if hasattr(m, "set_attn_implementation"):
+        m.set_attn_implementation("eager")
+    else:
+        m.config._attn_implementation = "eager"
 
 
 def build_pair(cls, cfg, seed, norm_around_one=True, after=None, embed_std=1.0):
@@ -142,6 +173,8 @@ def build_pair(cls, cfg, seed, norm_around_one=True, after=None, embed_std=1.0):
     randomize(m, seed, norm_around_one, embed_std)
     m_bf16 = copy.deepcopy(m).to(torch.bfloat16)
     m64 = copy.deepcopy(m_bf16).to(torch.float64)
+    keep_rope_fp32(m, m64)
+    use_eager(m64)
     if after:
         after(m64)
     m_bf16.eval()
@@ -213,17 +246,17 @@ def fam_gemma2(out):
     v4 = dict(architectures=["Gemma2ForCausalLM"], model_type="gemma2", vocab_size=V, hidden_size=H,
               intermediate_size=160, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
               head_dim=16, max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=10000.0,
-              query_pre_attn_scalar=24, sliding_window=16, final_logit_softcapping=3.0,
+              query_pre_attn_scalar=24, sliding_window=16, final_logit_softcapping=30.0,
               attn_logit_softcapping=5.0, hidden_activation="gelu_pytorch_tanh", hidden_act="gelu_pytorch_tanh",
               tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, pad_token_id=0, torch_dtype="bfloat16",
               cache_implementation="hybrid")
     cfg = Gemma2Config(**{k: v for k, v in v4.items() if k not in ("architectures", "model_type", "torch_dtype")})
     after, s = gemma_scale_patch(H)
-    # Tied embeddings of std 0.25 keep the logits near the final soft-cap (3) instead of saturating it
-    # (saturated logits tie at exactly the cap and leave no argmax to compare).
+    # The final cap is Gemma 2's published 30 and the attention cap a small 5, so both bite without
+    # saturating (tied embeddings of std 0.25; logits saturated at a cap tie and leave no argmax).
     a, b = build_pair(Gemma2ForCausalLM, cfg, 14, norm_around_one=False, after=after, embed_std=0.25)
     save_family(out, "gemma2", a, b, v4, 16, 14,
-                f"soft-caps small (attn 5, final 3) so they bite; query_pre_attn_scalar 24; layer types "
+                f"soft-caps: attention 5 (small, so it bites), final 30; query_pre_attn_scalar 24; layer types "
                 f"{getattr(cfg, 'layer_types', None)}; embed scale bf16(sqrt(64))={s}")
 
 
@@ -268,7 +301,9 @@ def fam_gemma3_vlm(out, text_pair):
                 image_token_index=1002, torch_dtype="bfloat16", initializer_range=0.02)
     cfg = Gemma3Config(**{k: v for k, v in full.items() if k not in ("architectures", "torch_dtype")})
     torch.manual_seed(16)
-    vlm = Gemma3ForConditionalGeneration(cfg).to(torch.bfloat16)
+    vlm32 = Gemma3ForConditionalGeneration(cfg)
+    rope32 = copy.deepcopy(vlm32)  # float32 inv_freq, before the cast below rounds it
+    vlm = vlm32.to(torch.bfloat16)
     # Copy the text weights in: VLM key ...language_model.[model.]X <- text key model.X (or X).
     tsd = a_bf16.state_dict()
     vsd = vlm.state_dict()
@@ -305,6 +340,8 @@ def fam_gemma3_vlm(out, text_pair):
     with open(os.path.join(d, "v4", "config.json"), "w") as f:
         json.dump(full, f, indent=2, sort_keys=True)
     vlm64 = copy.deepcopy(vlm).to(torch.float64).eval()
+    keep_rope_fp32(rope32, vlm64)
+    use_eager(vlm64)
     after, _ = gemma_scale_patch(tv4["hidden_size"])
     after(vlm64)
     diffs = []
@@ -316,7 +353,7 @@ def fam_gemma3_vlm(out, text_pair):
         diffs.append(float((l1 - l2).abs().max()))
         cases.append({"name": pname, "ids": ids, "last_logits": l1[-1].tolist()})
     with open(os.path.join(d, "expected.json"), "w") as f:
-        json.dump({"copied_text_tensors": copied, "max_abs_diff_vs_text_model": diffs,
+        json.dump({"reference": REFERENCE, "copied_text_tensors": copied, "max_abs_diff_vs_text_model": diffs,
                    "tensor_names": sorted(vlm.state_dict().keys()), "v4_tensor_names": sorted(v4_tensors.keys()),
                    "saved_config": json.load(open(os.path.join(d, "config.json"))), "logits": cases}, f)
     print(f"[families] gemma3_vlm: copied {copied}, diffs {diffs}")
@@ -529,14 +566,17 @@ def rope_refs(out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--strings", required=True)
+    ap.add_argument("--strings", help="required unless --only-families / --only-gemma2")
     ap.add_argument("--tokenizer", action="append", default=[])
     ap.add_argument("--template", action="append", default=[], help="NAME=TEMPLATE(.json|.jinja),TOKENIZER_JSON")
     ap.add_argument("--only-gemma2", action="store_true", help="regenerate families/gemma2 only")
+    ap.add_argument("--only-families", action="store_true", help="regenerate families/ only")
     a = ap.parse_args()
+    if not (a.only_gemma2 or a.only_families or a.strings):
+        ap.error("--strings is required")
     os.makedirs(a.out, exist_ok=True)
     torch.set_grad_enabled(False)
-    if not a.only_gemma2:
+    if not (a.only_gemma2 or a.only_families):
         rope_refs(a.out)
     if a.only_gemma2:
         fam_gemma2(a.out)
@@ -548,6 +588,9 @@ def main():
     g3 = fam_gemma3(a.out)
     if g3:
         fam_gemma3_vlm(a.out, g3)
+    if a.only_families:
+        print("errors:", list(ERRORS))
+        return
     tokenizers_refs(a.out, a.tokenizer, a.strings)
     chat_refs(a.out, a.template)
     import transformers

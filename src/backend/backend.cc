@@ -6,31 +6,33 @@
 namespace kr {
 namespace {
 
-// x' of a MatmulInput: x, or rms_norm(x) * norm_w written to `normed`.
+// x' of a MatmulInput: x, or its norm written to `normed`.
 const Tensor& input_rows(Backend& b, const MatmulInput& in) {
-  if (in.norm_w == nullptr) return *in.x;
-  b.rms_norm(*in.x, *in.norm_w, in.eps, *in.normed);
+  if (!in.norm.present()) return *in.x;
+  b.rms_norm(*in.x, in.norm, *in.normed);
   return *in.normed;
 }
 
 }  // namespace
 
-void Backend::qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, int q_heads, int kv_heads,
-                             const RopeParams& rope, KvLayer& kv) {
+void Backend::qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, const QkvParams& p,
+                             KvLayer& kv) {
   matmul(input_rows(*this, in), w, qkv);
-  this->rope(qkv, q_heads, kv_heads, rope);
-  store_kv(qkv, q_heads, kv_heads, rope.head_dim, kv);
+  rope(qkv, p);
+  store_kv(qkv, p.q_heads, p.kv_heads, p.head_dim(), kv);
 }
 
-void Backend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Tensor& gate_up, Tensor& act) {
+void Backend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
+                              Tensor& act) {
   matmul(input_rows(*this, in), w, gate_up);
-  silu_mul(gate_up, act);
+  silu_mul(gate_up, f, act);
 }
 
-void Backend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, Tensor& residual,
-                                  const Tensor& norm_w, float eps, Tensor& normed) {
+void Backend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
+                                  Tensor& residual, const RmsNorm& norm, Tensor& normed) {
   matmul(x, w, out);
-  add_rms_norm(residual, out, norm_w, eps, normed);
+  if (out_norm.present()) rms_norm(out, out_norm, out);
+  add_rms_norm(residual, out, norm, normed);
 }
 
 }  // namespace kr

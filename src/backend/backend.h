@@ -83,27 +83,72 @@ struct KvLayer {
 
 struct RopeParams {
   int32_t head_dim = 0;
-  // [head_dim / 2] kF32 on the backend: inverse frequencies, llama3/linear scaling
+  // [head_dim / 2] kF32 on the backend: inverse frequencies, llama3/linear/yarn scaling
   // already applied. angle(pos, i) = pos * inv_freq[i], computed in double.
   Tensor inv_freq;
 };
 
-// The input rows of a fused matmul: x as it is, or x' = rms_norm(x) * norm_w
-// computed on the way in (a norm "prologue"), which the op also writes to
-// `normed` as rms_norm() would. A Tensor converts to the first kind.
+// How an RMS norm applies its weight to x̂ = x / sqrt(mean(x²) + eps):
+enum class NormKind : uint8_t {
+  kTimesWeight,         // x̂ · w, x̂ rounded to the activation dtype first (HF LlamaRMSNorm; Llama, Mistral, Qwen)
+  kTimesOnePlusWeight,  // x̂ · (1 + w), all in float32, rounded once (HF Gemma2/Gemma3RMSNorm)
+};
+
+// One RMS norm: its weight [H], eps and form. `w` null: no norm, where a norm is
+// optional (RmsNorm{} reads as "none").
+struct RmsNorm {
+  const Tensor* w = nullptr;
+  float eps = 0.0f;
+  NormKind kind = NormKind::kTimesWeight;
+  bool present() const { return w != nullptr; }
+};
+
+// The gate activation of a gated MLP (GLU): act[i] = f(gate[i]) * up[i].
+enum class Activation : uint8_t {
+  kSilu,      // SwiGLU: silu ("silu" / "swish")
+  kGeluTanh,  // GeGLU: gelu with the tanh approximation ("gelu_pytorch_tanh")
+};
+
+// What turns a row of the q/k/v projection into rotated q and k (Backend::rope):
+// first `bias` is added to the whole row (Qwen2's q/k/v biases), then every q
+// head is normalised with q_norm and every k head with k_norm (per-head RMS
+// norms with [D] weights: Qwen3, Gemma 3), then q and k are rotated.
+struct QkvParams {
+  int q_heads = 0;                 // Hq
+  int kv_heads = 0;                // Hkv
+  const RopeParams* rope = nullptr;  // rope->head_dim is D
+  const Tensor* bias = nullptr;    // [(Hq + 2 Hkv) D] or null
+  RmsNorm q_norm = {}, k_norm = {};  // both present or both absent
+  int head_dim() const { return rope->head_dim; }
+  int width() const { return (q_heads + 2 * kv_heads) * rope->head_dim; }
+};
+
+// One attention call: heads, the softmax scale, and the per-layer options.
+struct AttentionParams {
+  int q_heads = 0, kv_heads = 0, head_dim = 0;
+  float scale = 0.0f;          // scores = q·k * scale
+  // > 0: a query at position p sees only the keys at positions (p - sliding_window, p]
+  // (HF: kv_idx > q_idx - sliding_window). 0: every key up to p.
+  int32_t sliding_window = 0;
+  // > 0: scores = softcap * tanh(scores / softcap), after the scale and before the
+  // mask (Gemma 2's attn_logit_softcapping). 0: none.
+  float softcap = 0.0f;
+};
+
+// The input rows of a fused matmul: x as it is, or x' = norm(x) computed on the
+// way in (a norm "prologue"), which the op also writes to `normed` as rms_norm()
+// would. A Tensor converts to the first kind.
 struct MatmulInput {
   MatmulInput(const Tensor& rows) : x(&rows) {}
-  static MatmulInput rms_normed(const Tensor& x, const Tensor& norm_w, float eps, Tensor& normed) {
+  static MatmulInput rms_normed(const Tensor& x, const RmsNorm& norm, Tensor& normed) {
     MatmulInput in(x);
-    in.norm_w = &norm_w;
-    in.eps = eps;
+    in.norm = norm;
     in.normed = &normed;
     return in;
   }
-  const Tensor* x;                  // [T, K]
-  const Tensor* norm_w = nullptr;   // [K], or null: no norm
-  float eps = 0.0f;
-  Tensor* normed = nullptr;         // [T, K] with norm_w
+  const Tensor* x;     // [T, K]
+  RmsNorm norm = {};   // weight [K], or absent: no norm
+  Tensor* normed = nullptr;  // [T, K] with a norm
 };
 
 class Backend {
@@ -143,48 +188,57 @@ class Backend {
   // Copies `meta` to the backend; attention() and store_kv() of this step read it.
   virtual void set_step_metadata(const StepMetadata& meta) = 0;
 
-  // ---- ops (shapes: T tokens, H hidden, V vocab, I intermediate) ----
-  // out[t, :] = table[ids[t], :]. table [V, H] (dense or quantized); ids [T] i32; out [T, H].
-  virtual void embedding(const LinearWeight& table, const Tensor& ids, Tensor& out) = 0;
-  // out = x / sqrt(mean(x^2) + eps) * w. x, out [T, H]; w [H].
-  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
-  // residual += x; out = rms_norm(residual) * w. residual, x, out [T, H].
-  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
-                            Tensor& out) = 0;
+  // ---- ops (shapes: T tokens, H hidden, V vocab, I intermediate, D head dim) ----
+  // out[t, :] = table[ids[t], :] * scale. table [V, H] (dense or quantized); ids [T] i32;
+  // out [T, H]. The caller passes scale already rounded as the model rounds it (Gemma:
+  // sqrt(H) in the weight dtype); the product is rounded to the activation dtype; 1: a copy.
+  virtual void embedding(const LinearWeight& table, const Tensor& ids, float scale, Tensor& out) = 0;
+  // out = the norm of x (RmsNorm: x̂ · w or x̂ · (1 + w)). x, out [T, H] (out may be x); w [H].
+  virtual void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) = 0;
+  // residual += x; out = the norm of residual. residual, x, out [T, H].
+  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) = 0;
   // out = x · wᵀ. x [T, K] activations; w [N, K] weight (dense or quantized); out
   // [T, N] (activation dtype, or kF32 when out.dtype is kF32, as for logits). A
   // quantized weight whose checkpoint quantizes activations (FP8 W8A8: static
   // input_scale or dynamic per-token) may have x quantized the same way by the
   // backend's kernels; the CPU reference never quantizes activations.
   virtual void matmul(const Tensor& x, const LinearWeight& w, Tensor& out) = 0;
-  // Rotate q and k inside qkv [T, (Hq + 2 Hkv) * D] in place (rotate_half / NeoX layout,
-  // as Hugging Face Llama): positions from the step metadata.
-  virtual void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) = 0;
+  // Finishes a q/k/v projection in place (QkvParams): adds the bias, applies the
+  // per-head q/k norms, then rotates q and k (rotate_half / NeoX layout, as Hugging
+  // Face Llama) at the positions of the step metadata. v gets the bias only.
+  // qkv [T, (Hq + 2 Hkv) D].
+  virtual void rope(Tensor& qkv, const QkvParams& p) = 0;
   // Write k and v parts of qkv [T, (Hq + 2 Hkv) * D] into the paged cache at slot_mapping.
   virtual void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) = 0;
   // Causal grouped-query attention of each new token over its sequence's cached
-  // tokens [0, its position]: out [T, Hq * D]; q from qkv; scale = 1/sqrt(D).
-  virtual void attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads,
-                         int head_dim, float scale, Tensor& out) = 0;
-  // out[t, i] = silu(gu[t, i]) * gu[t, I + i]. gate_up [T, 2I]; out [T, I].
-  virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
+  // tokens [0, its position] (or its sliding window; AttentionParams): out [T, Hq * D];
+  // q from qkv.
+  virtual void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) = 0;
+  // The GLU: out[t, i] = f(gu[t, i]) * gu[t, I + i], f = silu or gelu_tanh (Activation;
+  // the name stays from SwiGLU, the first). gate_up [T, 2I]; out [T, I].
+  virtual void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) = 0;
   // out[r, :] = x[idx[r], :]. x [T, H]; idx [R] i32; out [R, H].
   virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
+  // x = cap * tanh(x / cap) in place, elementwise (final_logit_softcapping). x [R, N]
+  // kF32 or activation dtype; cap > 0.
+  virtual void softcap(Tensor& x, float cap) = 0;
 
   // ---- fused ops: defaults compose the ops above (backend.cc) ----
-  // The attention input: qkv = x' · wᵀ, then rope() of its q and k, then
-  // store_kv() of its k and v into `kv`. x' from `in` [T, H]; w [(Hq + 2 Hkv) D, H];
-  // qkv [T, (Hq + 2 Hkv) D]; D = rope.head_dim.
-  virtual void qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, int q_heads, int kv_heads,
-                              const RopeParams& rope, KvLayer& kv);
-  // The SwiGLU MLP input: gate_up = x' · wᵀ, then silu_mul(gate_up, act).
+  // The attention input: qkv = x' · wᵀ, then rope() (bias, q/k norms, rotation),
+  // then store_kv() of its k and v into `kv`. x' from `in` [T, H];
+  // w [(Hq + 2 Hkv) D, H] (dense or quantized); qkv [T, (Hq + 2 Hkv) D].
+  virtual void qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, const QkvParams& p,
+                              KvLayer& kv);
+  // The gated MLP input: gate_up = x' · wᵀ, then silu_mul(gate_up, f, act).
   // x' from `in` [T, H]; w [2I, H] (gate rows, then up rows); gate_up [T, 2I]; act [T, I].
-  virtual void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Tensor& gate_up, Tensor& act);
+  virtual void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
+                               Tensor& act);
   // A block's output joining the residual stream, and the next norm:
-  // out = x · wᵀ, then add_rms_norm(residual, out, norm_w, eps, normed).
-  // x [T, K]; w [H, K]; out, residual, normed [T, H]; norm_w [H].
-  virtual void matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, Tensor& residual,
-                                   const Tensor& norm_w, float eps, Tensor& normed);
+  // out = x · wᵀ; with out_norm present, out = rms_norm(out, out_norm) (Gemma's
+  // post-attention / post-feedforward norms); then add_rms_norm(residual, out,
+  // norm, normed). x [T, K]; w [H, K]; out, residual, normed [T, H].
+  virtual void matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
+                                   Tensor& residual, const RmsNorm& norm, Tensor& normed);
 
   // ---- optional (additions by the CUDA backend; defaults keep other backends unchanged) ----
   // Greedy sampling on the device: for each row r of logits [R, V] f32, ids[r] =

@@ -60,15 +60,20 @@ TEST_F(FusedDefaults, QkvRopeStoreIsNormMatmulRopeStore) {
   rope.head_dim = D;
   rope.inv_freq = make({D / 2});
   const Tensor x = make({2, H}), norm_w = make({H}), w = make({W, H}, 0.3f);
+  const Tensor bias = make({W}), qn = make({D}), kn = make({D});
   for (bool norm : {false, true}) {
     KvLayer kv{make({2, bs, Hkv, D}), make({2, bs, Hkv, D})};
     KvLayer kv_ref{copy(kv.k), copy(kv.v)};
     Tensor qkv = make({2, W}), qkv_ref = make({2, W}), normed = make({2, H}), normed_ref = make({2, H});
-    const MatmulInput in = norm ? MatmulInput::rms_normed(x, norm_w, 1e-5f, normed) : MatmulInput(x);
-    be_.qkv_rope_store(in, w, qkv, Hq, Hkv, rope, kv);
-    if (norm) be_.rms_norm(x, norm_w, 1e-5f, normed_ref);
+    const RmsNorm n{&norm_w, 1e-5f, NormKind::kTimesOnePlusWeight};
+    const MatmulInput in = norm ? MatmulInput::rms_normed(x, n, normed) : MatmulInput(x);
+    // With the input norm, also the bias and q/k norms of QkvParams.
+    const QkvParams p = norm ? QkvParams{Hq, Hkv, &rope, &bias, RmsNorm{&qn, 1e-6f}, RmsNorm{&kn, 1e-6f}}
+                             : QkvParams{Hq, Hkv, &rope};
+    be_.qkv_rope_store(in, w, qkv, p, kv);
+    if (norm) be_.rms_norm(x, n, normed_ref);
     be_.matmul(norm ? normed_ref : x, w, qkv_ref);
-    be_.rope(qkv_ref, Hq, Hkv, rope);
+    be_.rope(qkv_ref, p);
     be_.store_kv(qkv_ref, Hq, Hkv, D, kv_ref);
     EXPECT_EQ(read(qkv), read(qkv_ref)) << "norm " << norm;
     EXPECT_EQ(read(kv.k), read(kv_ref.k)) << "norm " << norm;
@@ -82,27 +87,37 @@ TEST_F(FusedDefaults, QkvRopeStoreIsNormMatmulRopeStore) {
 TEST_F(FusedDefaults, MatmulSiluMulAndMatmulAddRmsNorm) {
   const int T = 3, H = 16, I = 8;
   const Tensor x = make({T, H}), norm_w = make({H}), w_gu = make({2 * I, H}, 0.3f), w_down = make({H, I}, 0.3f);
+  const RmsNorm n{&norm_w, 1e-5f};
   for (bool norm : {false, true}) {
+    // With the norm: GELU-tanh (Gemma's GeGLU); without: SiLU.
+    const Activation f = norm ? Activation::kGeluTanh : Activation::kSilu;
     Tensor gu = make({T, 2 * I}), act = make({T, I}), normed = make({T, H});
     Tensor gu_ref = make({T, 2 * I}), act_ref = make({T, I}), normed_ref = make({T, H});
-    be_.matmul_silu_mul(norm ? MatmulInput::rms_normed(x, norm_w, 1e-5f, normed) : MatmulInput(x), w_gu, gu, act);
-    if (norm) be_.rms_norm(x, norm_w, 1e-5f, normed_ref);
+    be_.matmul_silu_mul(norm ? MatmulInput::rms_normed(x, n, normed) : MatmulInput(x), w_gu, f, gu, act);
+    if (norm) be_.rms_norm(x, n, normed_ref);
     be_.matmul(norm ? normed_ref : x, w_gu, gu_ref);
-    be_.silu_mul(gu_ref, act_ref);
+    be_.silu_mul(gu_ref, f, act_ref);
     EXPECT_EQ(read(gu), read(gu_ref)) << "norm " << norm;
     EXPECT_EQ(read(act), read(act_ref)) << "norm " << norm;
     if (norm) {
       EXPECT_EQ(read(normed), read(normed_ref));
     }
   }
-  Tensor act = make({T, I}), residual = make({T, H}), residual_ref = copy(residual);
-  Tensor out = make({T, H}), out_ref = make({T, H}), normed = make({T, H}), normed_ref = make({T, H});
-  be_.matmul_add_rms_norm(act, w_down, out, residual, norm_w, 1e-5f, normed);
-  be_.matmul(act, w_down, out_ref);
-  be_.add_rms_norm(residual_ref, out_ref, norm_w, 1e-5f, normed_ref);
-  EXPECT_EQ(read(out), read(out_ref));
-  EXPECT_EQ(read(residual), read(residual_ref));
-  EXPECT_EQ(read(normed), read(normed_ref));
+  const Tensor out_w = make({H});
+  for (bool out_norm : {false, true}) {
+    // With the output norm: Gemma's post norm and (1 + w) norms.
+    const RmsNorm on = out_norm ? RmsNorm{&out_w, 1e-6f, NormKind::kTimesOnePlusWeight} : RmsNorm{};
+    const RmsNorm nn = out_norm ? RmsNorm{&norm_w, 1e-6f, NormKind::kTimesOnePlusWeight} : n;
+    Tensor act = make({T, I}), residual = make({T, H}), residual_ref = copy(residual);
+    Tensor out = make({T, H}), out_ref = make({T, H}), normed = make({T, H}), normed_ref = make({T, H});
+    be_.matmul_add_rms_norm(act, w_down, out, on, residual, nn, normed);
+    be_.matmul(act, w_down, out_ref);
+    if (out_norm) be_.rms_norm(out_ref, on, out_ref);
+    be_.add_rms_norm(residual_ref, out_ref, nn, normed_ref);
+    EXPECT_EQ(read(out), read(out_ref)) << "out_norm " << out_norm;
+    EXPECT_EQ(read(residual), read(residual_ref)) << "out_norm " << out_norm;
+    EXPECT_EQ(read(normed), read(normed_ref)) << "out_norm " << out_norm;
+  }
 }
 
 }  // namespace

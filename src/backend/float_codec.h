@@ -1,11 +1,13 @@
 // Scalar encoders/decoders for the small float types of quantized checkpoints:
 // float8_e4m3fn (FP8 weights) and IEEE half (AWQ/GPTQ scales). Header-only; any
-// thread. bf16 and the f16 decoder live in backend/dtype_convert.h.
+// thread. bf16 and IEEE half (both directions) live in backend/dtype_convert.h.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#include "backend/dtype_convert.h"
 
 namespace kr {
 
@@ -43,25 +45,6 @@ inline uint8_t f32_to_fp8_e4m3(float x) {
   }
   if (e > 15 || (e == 15 && m == 7)) return sign | 0x7E;
   return sign | static_cast<uint8_t>((e << 3) | m);
-}
-
-// IEEE half, round to nearest even; overflow goes to ±Inf (callers check).
-inline uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
-  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // >= 65520 rounds to Inf
-  if (a < 0x38800000u) {  // below 2^-14: subnormal half (or zero), step 2^-24
-    float v;
-    std::memcpy(&v, &a, 4);
-    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::rint(v * 16777216.0f)));
-  }
-  uint32_t h = (((a >> 23) - 127 + 15) << 10) | ((a & 0x7fffffu) >> 13);
-  const uint32_t rem = a & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry moves into the exponent correctly
-  return static_cast<uint16_t>(sign | h);
 }
 
 }  // namespace kr

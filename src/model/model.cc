@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sys/stat.h>
 
+#include "backend/dtype_convert.h"
 #include "base/log.h"
 
 namespace kr {
@@ -17,10 +18,24 @@ Model::Model(ModelConfig config, GenerationDefaults gen, std::unique_ptr<ModelWe
   eos_ids_ = merged_eos_ids(config_, gen_);
   const ArchSpec& a = config_.arch;
   KR_CHECK(static_cast<int>(a.layer_attention.size()) == config_.num_hidden_layers);
+  KR_CHECK(static_cast<int>(weights_->layers.size()) == config_.num_hidden_layers);
   KR_CHECK_MSG(check_forward_supports(a, "config").ok(), "Model: an ArchSpec the forward does not run");
-  attn_scale_ = 1.0f / std::sqrt(a.query_pre_attn_scalar > 0.0f ? a.query_pre_attn_scalar
-                                                                  : static_cast<float>(config_.head_dim));
 }
+
+namespace {
+
+// sqrt(H) as transformers scales Gemma's embeddings: a float32 value cast to the
+// embedding weights' dtype (Gemma3TextScaledWordEmbedding: embed_scale.to(weight.dtype)).
+float embedding_scale(int32_t hidden, DType weight_dtype) {
+  const float s = std::sqrt(static_cast<float>(hidden));
+  switch (weight_dtype) {
+    case DType::kBF16: return bf16_to_f32(f32_to_bf16(s));
+    case DType::kF16: return f16_to_f32(f32_to_f16(s));
+    default: return s;
+  }
+}
+
+}  // namespace
 
 Model::~Model() {
   for (Tensor* t : {&ids_, &residual_, &normed_, &qkv_, &attn_, &proj_, &gate_up_, &act_, &row_idx_, &last_, &logits_})
@@ -68,21 +83,51 @@ Status Model::init() {
   row_idx_ = backend_.alloc(DType::kI32, {R});
   last_ = backend_.alloc(act, {R, H});
   logits_ = backend_.alloc(DType::kF32, {R, c.vocab_size});
-  // RoPE tables: global layers use the config's RoPE; sliding ones their own base.
-  for (AttentionKind kind : c.arch.layer_attention) {
-    const bool own = kind == AttentionKind::kSliding && c.arch.sliding_rope_theta > 0.0;
-    const int index = own ? 1 : 0;
-    if (static_cast<int>(ropes_.size()) <= index) ropes_.resize(index + 1);
-    RopeParams& r = ropes_[index];
-    if (r.inv_freq.empty()) {
-      const std::vector<float> inv = own ? rope_inv_freq(c.head_dim, c.arch.sliding_rope_theta, RopeScaling{})
-                                         : rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling);
-      r.head_dim = c.head_dim;
-      r.inv_freq = backend_.alloc(DType::kF32, {static_cast<int64_t>(inv.size())});
-      backend_.copy_from_host(r.inv_freq, inv.data(), inv.size() * sizeof(float));
-    }
-    layer_rope_.push_back(index);
+  // RoPE tables: global layers use the config's RoPE; sliding ones their own when
+  // the family gives them one (Gemma 3). ropes_ is not resized after this, so the
+  // per-layer parameters below may point into it.
+  const ArchSpec& a = c.arch;
+  const bool own_sliding = a.sliding_rope_theta > 0.0;
+  const RopeScaling* scalings[2] = {&c.rope_scaling, own_sliding ? &a.sliding_rope_scaling : &c.rope_scaling};
+  const double thetas[2] = {c.rope_theta, own_sliding ? a.sliding_rope_theta : c.rope_theta};
+  ropes_.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    const std::vector<float> inv = rope_inv_freq(c.head_dim, thetas[i], *scalings[i]);
+    ropes_[i].head_dim = c.head_dim;
+    ropes_[i].inv_freq = backend_.alloc(DType::kF32, {static_cast<int64_t>(inv.size())});
+    backend_.copy_from_host(ropes_[i].inv_freq, inv.data(), inv.size() * sizeof(float));
   }
+  // Attention scale: 1/sqrt(query_pre_attn_scalar or D), times the square of the
+  // RoPE's attention factor (yarn scales cos and sin, so q·k by its square).
+  const float base_scale = 1.0f / std::sqrt(a.query_pre_attn_scalar > 0.0f ? a.query_pre_attn_scalar
+                                                                            : static_cast<float>(c.head_dim));
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const int r = a.layer_attention[l] == AttentionKind::kSliding ? 1 : 0;
+    const LayerWeights& w = weights_->layers[l];
+    QkvParams q{static_cast<int>(Hq), static_cast<int>(Hkv), &ropes_[r]};
+    if (!w.qkv_bias.empty()) q.bias = &w.qkv_bias;
+    if (!w.q_norm.empty()) {
+      q.q_norm = RmsNorm{&w.q_norm, eps, a.norm};
+      q.k_norm = RmsNorm{&w.k_norm, eps, a.norm};
+    }
+    layer_qkv_.push_back(q);
+    const double factor = rope_attention_factor(*scalings[r]);
+    AttentionParams p;
+    p.q_heads = static_cast<int>(Hq);
+    p.kv_heads = static_cast<int>(Hkv);
+    p.head_dim = static_cast<int>(D);
+    p.scale = static_cast<float>(base_scale * factor * factor);
+    p.sliding_window = r == 1 ? a.sliding_window : 0;
+    p.softcap = a.attn_logit_softcap;
+    layer_attn_.push_back(p);
+  }
+  // A quantized table (MLX) keeps the float32 scale on every backend (the CPU
+  // reference holds it dequantized to float32); mlx_lm rounds it to the scales'
+  // dtype, a 1e-4 relative difference, far inside the quantization error.
+  const LinearWeight& embed = weights_->embed;
+  embed_scale_ =
+      a.scale_embeddings ? embedding_scale(c.hidden_size, embed.quantized() ? DType::kF32 : embed.dense.dtype) : 1.0f;
   return Status::Ok();
 }
 
@@ -126,7 +171,7 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
   const ModelConfig& c = config_;
   const int64_t T = static_cast<int64_t>(token_ids.size()), R = static_cast<int64_t>(logit_rows.size());
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const int L = c.num_hidden_layers, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
+  const int L = c.num_hidden_layers;
   // One token and one logit row: that row is the token's (validate_step), so the
   // lm_head reads the final norm's output directly, without a gather.
   const bool gather = !(T == 1 && R == 1);
@@ -151,28 +196,32 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
   Tensor gate_up = gate_up_.rows(0, T);    // [T, 2 I]
   Tensor act = act_.rows(0, T);            // [T, I]
 
-  backend_.embedding(weights_->embed, ids, residual);
+  const NormKind kind = c.arch.norm;
+  auto norm = [&](const Tensor& w) { return w.empty() ? RmsNorm{} : RmsNorm{&w, eps, kind}; };
+  backend_.embedding(weights_->embed, ids, embed_scale_, residual);
   for (int l = 0; l < L; ++l) {
     const LayerWeights& w = weights_->layers[l];
-    // Attention block. Its input, normed = rms_norm(residual) * input_norm, is
-    // computed inside layer 0's qkv projection, and by the previous layer's last op
-    // for the others.
+    // Attention block. Its input, normed = the input norm of residual, is computed
+    // inside layer 0's qkv projection, and by the previous layer's last op for the others.
     const MatmulInput attn_in =
-        l == 0 ? MatmulInput::rms_normed(residual, w.input_norm, eps, normed) : MatmulInput(normed);
-    backend_.qkv_rope_store(attn_in, w.qkv, qkv, Hq, Hkv, ropes_[layer_rope_[l]], kv_[l]);
-    backend_.attention(qkv, kv_[l], Hq, Hkv, D, attn_scale_, attn);
-    // residual += attn · Woᵀ; normed = rms_norm(residual) * post_norm.
-    backend_.matmul_add_rms_norm(attn, w.o, proj, residual, w.post_norm, eps, normed);
-    // MLP block: act = silu(normed · Wgateᵀ) * (normed · Wupᵀ); residual += act · Wdownᵀ,
-    // then the next layer's input norm (the final norm after the last layer).
-    backend_.matmul_silu_mul(normed, w.gate_up, gate_up, act);
+        l == 0 ? MatmulInput::rms_normed(residual, norm(w.input_norm), normed) : MatmulInput(normed);
+    backend_.qkv_rope_store(attn_in, w.qkv, qkv, layer_qkv_[l], kv_[l]);
+    backend_.attention(qkv, kv_[l], layer_attn_[l], attn);
+    // residual += attn · Woᵀ (normalised first by Gemma's post-attention norm);
+    // normed = the norm before the MLP of residual.
+    backend_.matmul_add_rms_norm(attn, w.o, proj, norm(w.attn_out_norm), residual, norm(w.mlp_norm), normed);
+    // MLP block: act = f(normed · Wgateᵀ) * (normed · Wupᵀ); residual += act · Wdownᵀ
+    // (normalised first by Gemma's post-feedforward norm), then the next layer's
+    // input norm (the final norm after the last layer).
+    backend_.matmul_silu_mul(normed, w.gate_up, c.arch.activation, gate_up, act);
     const Tensor& next_norm = l + 1 < L ? weights_->layers[l + 1].input_norm : weights_->final_norm;
-    backend_.matmul_add_rms_norm(act, w.down, proj, residual, next_norm, eps, normed);
+    backend_.matmul_add_rms_norm(act, w.down, proj, norm(w.mlp_out_norm), residual, norm(next_norm), normed);
   }
   if (R == 0) return logits;
   Tensor last = last_.rows(0, R);  // [R, H]
   if (gather) backend_.gather_rows(normed, idx, last);
   backend_.matmul(gather ? last : normed, weights_->lm_head, logits);
+  if (c.arch.final_logit_softcap > 0.0f) backend_.softcap(logits, c.arch.final_logit_softcap);
   return logits;
 }
 
@@ -180,9 +229,7 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& bac
                                                  const ModelOptions& options) {
   ModelConfig config;
   GenerationDefaults gen;
-  if (options.config) {
-    config = *options.config;
-  } else if (!options.arch.empty()) {
+  if (!options.arch.empty()) {
     KR_ASSIGN_OR_RETURN(config, model_config_preset(options.arch));
   } else {
     struct stat st {};
@@ -195,7 +242,7 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& bac
   if (options.dummy_weights) {
     KR_ASSIGN_OR_RETURN(weights, make_dummy_weights(config, backend, options.dummy_seed, options.dummy_quant));
   } else {
-    if ((!options.arch.empty() || options.config) && dir.empty())
+    if (!options.arch.empty() && dir.empty())
       return InvalidArgument("--arch without --dummy-weights needs a model folder for the weights");
     // config.json's quantization_config (or MLX's quantization, or a side file):
     // quantized folders hold packed I32/U32 and F8 tensors besides the float ones.

@@ -1,6 +1,6 @@
-// Model: the forward pass of a decoder described by an ArchSpec (today the
-// Llama family) as a sequence of Backend ops over a paged KV cache, fused ops
-// included: what forward() calls is what runs. load_model() builds it from a
+// Model: the forward pass of a decoder described by an ArchSpec (the Llama,
+// Mistral, Qwen2, Qwen3, Gemma 2 and Gemma 3 families) as a sequence of Backend
+// ops over a paged KV cache, fused ops included: what forward() calls is what runs. load_model() builds it from a
 // Hugging Face folder (or a preset with dummy weights). Tokenizer-independent.
 //
 // Threading: the model, its backend and its KV cache belong to one thread (the
@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -33,11 +32,9 @@ struct ModelOptions {
   // With dummy_weights: random quantized Linears of this format
   // (model/quant/dummy_quant.h, e.g. "awq", "fp8"); empty: BF16.
   std::string dummy_quant;
-  // Built-in config instead of DIR/config.json (e.g. "llama-3.2-3b"); needs no folder
-  // with dummy_weights.
+  // Built-in config instead of DIR/config.json (model_config_preset_names(), e.g.
+  // "llama-3.1-8b"); needs no folder with dummy_weights.
   std::string arch;
-  // A config given by the caller (a benchmark's own shape), used like `arch`.
-  std::optional<ModelConfig> config;
 };
 
 class Model {
@@ -82,9 +79,11 @@ class Model {
   std::unique_ptr<ModelWeights> weights_;
   Backend& backend_;
   ModelOptions options_;
-  float attn_scale_ = 0.0f;            // softmax scale of q·k
-  std::vector<RopeParams> ropes_;      // one per distinct RoPE (global, sliding)
-  std::vector<int> layer_rope_;        // [layers] index into ropes_
+  // Per-layer op parameters, built by init() (they point into ropes_ and weights_).
+  float embed_scale_ = 1.0f;                  // embeddings × this (Gemma: sqrt(H) in the weight dtype)
+  std::vector<RopeParams> ropes_;             // [2]: global, sliding (when it has its own)
+  std::vector<QkvParams> layer_qkv_;          // [layers] bias, q/k norms, RoPE
+  std::vector<AttentionParams> layer_attn_;   // [layers] scale, window, soft-cap
   int32_t num_kv_blocks_ = 0;
   size_t kv_cache_bytes_ = 0;
   std::vector<KvLayer> kv_;  // [layers]

@@ -1,4 +1,7 @@
-// Paged causal attention, one kernel for prefill, chunked prefill and decode.
+// Paged causal attention, one kernel for prefill, chunked prefill and decode,
+// with an optional sliding window (keys (p - window, p] of a query at p; a tile
+// starts at its first token's window) and an optional soft-cap of the scaled
+// scores (softcap * tanh(s / softcap), before the mask and the softmax).
 //
 // A block takes one tile (up to kRows query rows = tile tokens × the q heads of
 // one kv head, so each K/V tile read from the cache serves the whole GQA group)
@@ -180,6 +183,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     kbeg = split * a.split_keys;
     kstop = min(kend, kbeg + a.split_keys);
   }
+  // Sliding window: no row of the tile sees a key before its first token's window.
+  const int window = a.window > 0 ? a.window : (1 << 30);
+  if (a.window > 0) kbeg = max(kbeg, a.positions[tile.first] - a.window + 1);
 
   constexpr int DV = (D + 31) / 32;  // output dims per lane
   float acc[kAccRows][DV];
@@ -281,8 +287,10 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
             const int key = kg + 8 * j;
-            const bool ok = key < nkeys && kt + key <= row_pos[r];
-            Ps[r * kKeys + key] = ok ? s[i][j] : -INFINITY;
+            const bool ok = key < nkeys && kt + key <= row_pos[r] && kt + key > row_pos[r] - window;
+            float sc = s[i][j];
+            if (a.softcap > 0.0f) sc = a.softcap * tanhf(sc / a.softcap);
+            Ps[r * kKeys + key] = ok ? sc : -INFINITY;
           }
         }
       }
@@ -309,8 +317,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
           s4[2] = fmaf(qv.z, kv.z, s4[2]);
           s4[3] = fmaf(qv.w, kv.w, s4[3]);
         }
-        const float s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-        const bool ok = key < nkeys && kt + key <= row_pos[r];
+        float s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+        if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+        const bool ok = key < nkeys && kt + key <= row_pos[r] && kt + key > row_pos[r] - window;
         Ps[r * kKeys + key] = ok ? s : -INFINITY;
       }
     }

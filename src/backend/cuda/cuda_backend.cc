@@ -2,8 +2,9 @@
 // host<->device copies are the only synchronisation points. Each op launches its
 // kernels when it is called. At batch 1 the fused ops (qkv_rope_store,
 // matmul_silu_mul) run as one split-K GEMV with the small op in its prologue or
-// epilogue (cuda_gemv1.h); at other batch sizes they run the matmul and one
-// kernel for the rest.
+// epilogue (cuda_gemv1.h: q/k/v bias, q/k norms, GELU included); at other batch
+// sizes they run the matmul and one kernel for the rest. matmul_add_rms_norm is
+// the matmul and one norm kernel (with Gemma's norm of the matmul's output).
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -37,6 +38,10 @@ constexpr int kMaxSampleRows = 4096;                       // rows of one argmax
 constexpr size_t kQPartialFloats = size_t{4} << 20;        // split-K partial sums of the quantized kernels
 constexpr int kQCounters = 1 << 16;                        // their arrival counters
 constexpr int kActRows = 2048;                             // rows per chunk of gathered / FP8 activations
+// What the constructor allocates on the device.
+constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(int32_t) + kAttnScratchBytes +
+                                     kMaxSampleRows * (sizeof(int32_t) + sizeof(float)) +
+                                     kQPartialFloats * sizeof(float) + kQCounters * sizeof(int);
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -77,7 +82,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
-    for (void* p : allocations_) cudaFree(p);
+    for (const auto& [p, bytes] : allocations_) cudaFree(p);
     fp8_gemm_.reset();
     cudaFree(q_partials_);
     cudaFree(q_counters_);
@@ -101,14 +106,17 @@ class CudaBackend final : public Backend {
     Tensor t(nullptr, dtype, dims);
     void* p = nullptr;
     KR_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(t.bytes(), 16)));
-    allocations_.insert(p);
+    allocations_.emplace(p, std::max<size_t>(t.bytes(), 16));
+    allocated_bytes_ += std::max<size_t>(t.bytes(), 16);
     t.data = p;
     return t;
   }
 
   void free(Tensor& t) override {
     if (t.data == nullptr) return;
-    if (allocations_.erase(t.data) > 0) {
+    if (auto it = allocations_.find(t.data); it != allocations_.end()) {
+      allocated_bytes_ -= it->second;
+      allocations_.erase(it);
       KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
       KR_CUDA_CHECK(cudaFree(t.data));
     }
@@ -123,7 +131,8 @@ class CudaBackend final : public Backend {
     for (int i = 0; i < host.ndim; ++i) t.shape[i] = host.shape[i];
     void* p = nullptr;
     KR_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(t.bytes(), 16)));
-    allocations_.insert(p);
+    allocations_.emplace(p, std::max<size_t>(t.bytes(), 16));
+    allocated_bytes_ += std::max<size_t>(t.bytes(), 16);
     t.data = p;
     if (host.dtype == dst_type) {
       KR_CUDA_CHECK(cudaMemcpy(p, host.data, host.bytes(), cudaMemcpyHostToDevice));
@@ -164,47 +173,50 @@ class CudaBackend final : public Backend {
   size_t kv_cache_budget_bytes() const override {
     size_t free_bytes = 0, total_bytes = 0;
     KR_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    if (options_.memory_budget_bytes > 0) {
+      // This backend's share: what its weights, fixed buffers and reserve leave, within what is free.
+      const size_t used = kFixedDeviceBytes + allocated_bytes_ + kReserveBytes;
+      const size_t left = options_.memory_budget_bytes > used ? options_.memory_budget_bytes - used : 0;
+      return std::min(left, free_bytes > kReserveBytes ? free_bytes - kReserveBytes : size_t{0});
+    }
     const size_t budget = static_cast<size_t>(static_cast<double>(free_bytes) * options_.memory_fraction);
     return budget > kReserveBytes ? budget - kReserveBytes : 0;
   }
 
   void set_step_metadata(const StepMetadata& m) override;
 
-  void embedding(const LinearWeight& weight, const Tensor& ids, Tensor& out) override {
+  void embedding(const LinearWeight& weight, const Tensor& ids, float scale, Tensor& out) override {
     const cudaStream_t s = op_stream();
     KR_CHECK(out.dtype == DType::kBF16 && ids.dim(0) == out.dim(0) && weight.cols() == out.dim(1));
     if (weight.quantized()) {
-      cuda::launch_qembedding(qweight(weight).w, ids.as<int32_t>(), out.data, static_cast<int>(out.dim(0)), s);
+      cuda::launch_qembedding(qweight(weight).w, ids.as<int32_t>(), scale, out.data, static_cast<int>(out.dim(0)), s);
       return;
     }
     const Tensor& table = weight.dense;
     KR_CHECK(table.dtype == DType::kBF16 && out.dim(1) % 8 == 0);
-    cuda::launch_embedding(table.data, ids.as<int32_t>(), out.data, static_cast<int>(out.dim(0)),
+    cuda::launch_embedding(table.data, ids.as<int32_t>(), scale, out.data, static_cast<int>(out.dim(0)),
                            static_cast<int>(out.dim(1)), s);
   }
 
-  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+  void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) override {
     const cudaStream_t s = op_stream();
-    check_norm(x, w, out);
-    cuda::launch_rms_norm(nullptr, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
-                          static_cast<int>(x.dim(1)), s);
+    check_norm(x, norm, out);
+    cuda::launch_rms_norm(norm_args(nullptr, x, norm, out), s);
   }
 
-  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+  void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) override {
     const cudaStream_t s = op_stream();
-    check_norm(x, w, out);
-    KR_CHECK(residual.numel() == x.numel());
-    cuda::launch_rms_norm(residual.data, x.data, w.data, eps, out.data, static_cast<int>(x.dim(0)),
-                          static_cast<int>(x.dim(1)), s);
+    check_norm(x, norm, out);
+    KR_CHECK(residual.numel() == x.numel() && residual.dtype == DType::kBF16);
+    cuda::launch_rms_norm(norm_args(residual.data, x, norm, out), s);
   }
 
   void matmul(const Tensor& x, const LinearWeight& w, Tensor& out) override;
 
-  void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) override {
+  void rope(Tensor& qkv, const QkvParams& p) override {
     const cudaStream_t s = op_stream();
-    check_qkv(qkv, q_heads, kv_heads, rope);
-    cuda::launch_rope(qkv.data, positions_dev(), rope.inv_freq.as<float>(), static_cast<int>(qkv.dim(0)), q_heads,
-                      kv_heads, rope.head_dim, s);
+    check_qkv(qkv, p);
+    cuda::launch_rope(rope_args(qkv, p, nullptr), s);
   }
 
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override {
@@ -215,14 +227,20 @@ class CudaBackend final : public Backend {
                           kv_heads, head_dim, s);
   }
 
-  void attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim, float scale,
-                 Tensor& out) override;
+  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override;
 
-  void silu_mul(const Tensor& gate_up, Tensor& out) override {
+  void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) override {
     const cudaStream_t s = op_stream();
     const int64_t I = out.dim(1);
     KR_CHECK(gate_up.dim(0) == out.dim(0) && gate_up.dim(1) == 2 * I && I % 8 == 0);
-    cuda::launch_silu_mul(gate_up.data, out.data, static_cast<int>(out.dim(0)), static_cast<int>(I), s);
+    cuda::launch_silu_mul(gate_up.data, activation_code(f), out.data, static_cast<int>(out.dim(0)),
+                          static_cast<int>(I), s);
+  }
+
+  void softcap(Tensor& x, float cap) override {
+    const cudaStream_t s = op_stream();
+    KR_CHECK((x.dtype == DType::kF32 || x.dtype == DType::kBF16) && cap > 0.0f);
+    cuda::launch_softcap(x.data, x.dtype == DType::kF32, x.numel(), cap, s);
   }
 
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override {
@@ -232,9 +250,12 @@ class CudaBackend final : public Backend {
     cuda::launch_gather_rows(x.data, idx.as<int32_t>(), out.data, static_cast<int>(out.dim(0)), row_bytes, s);
   }
 
-  void qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, int q_heads, int kv_heads,
-                      const RopeParams& rope, KvLayer& kv) override;
-  void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Tensor& gate_up, Tensor& act) override;
+  void qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, const QkvParams& p,
+                      KvLayer& kv) override;
+  void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
+                       Tensor& act) override;
+  void matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
+                           Tensor& residual, const RmsNorm& norm, Tensor& normed) override;
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
@@ -282,11 +303,52 @@ class CudaBackend final : public Backend {
     KR_CHECK_MSG(mode_ != Mode::kReplay, "an op was issued while a step graph replays");
     return stream_;
   }
-  // x' of a fused op's input: x, or the rms_norm of x launched now into in.normed.
+  // x' of a fused op's input: x, or the norm of x launched now into in.normed.
   const Tensor& input_rows(const MatmulInput& in) {
-    if (in.norm_w == nullptr) return *in.x;
-    rms_norm(*in.x, *in.norm_w, in.eps, *in.normed);
+    if (!in.norm.present()) return *in.x;
+    rms_norm(*in.x, in.norm, *in.normed);
     return *in.normed;
+  }
+  static int norm_code(NormKind k) {
+    return k == NormKind::kTimesOnePlusWeight ? cuda::kNormTimesOnePlusWeight : cuda::kNormTimesWeight;
+  }
+  static int activation_code(Activation f) { return f == Activation::kGeluTanh ? cuda::kActGeluTanh : cuda::kActSilu; }
+  // One norm launch: out = norm(residual += x) or norm(x).
+  static cuda::RmsNormArgs norm_args(void* residual, const Tensor& x, const RmsNorm& norm, Tensor& out) {
+    cuda::RmsNormArgs a;
+    a.residual = residual;
+    a.x = x.data;
+    a.w = norm.w->data;
+    a.out = out.data;
+    a.eps = norm.eps;
+    a.kind = norm_code(norm.kind);
+    a.T = static_cast<int>(x.dim(0));
+    a.H = static_cast<int>(x.dim(1));
+    return a;
+  }
+  // The rope kernel's arguments for QkvParams; with kv, it also stores k and v.
+  cuda::RopeArgs rope_args(Tensor& qkv, const QkvParams& p, KvLayer* kv) const {
+    cuda::RopeArgs a;
+    a.qkv = qkv.data;
+    a.positions = positions_dev();
+    a.inv_freq = p.rope->inv_freq.as<float>();
+    a.T = static_cast<int>(qkv.dim(0));
+    a.q_heads = p.q_heads;
+    a.kv_heads = p.kv_heads;
+    a.head_dim = p.head_dim();
+    if (p.bias != nullptr) a.bias = p.bias->data;
+    if (p.q_norm.present()) {
+      a.q_norm_w = p.q_norm.w->data;
+      a.k_norm_w = p.k_norm.w->data;
+      a.norm_eps = p.q_norm.eps;
+      a.norm_kind = norm_code(p.q_norm.kind);
+    }
+    if (kv != nullptr) {
+      a.slot_mapping = slots_dev();
+      a.k_cache = kv->k.data;
+      a.v_cache = kv->v.data;
+    }
+    return a;
   }
   // The batch-1 fused GEMV of `in` (with its norm prologue) and w into out.
   static cuda::Gemv1Args gemv1_args(const MatmulInput& in, const Tensor& w, Tensor& out) {
@@ -296,20 +358,24 @@ class CudaBackend final : public Backend {
     a.out = out.data;
     a.N = static_cast<int>(w.dim(0));
     a.K = static_cast<int>(w.dim(1));
-    if (in.norm_w != nullptr) {
-      a.norm_w = in.norm_w->data;
-      a.eps = in.eps;
+    if (in.norm.present()) {
+      a.norm_w = in.norm.w->data;
+      a.eps = in.norm.eps;
+      a.norm_kind = norm_code(in.norm.kind);
       a.normed = in.normed->data;
     }
     return a;
   }
-  void check_norm(const Tensor& x, const Tensor& w, const Tensor& out) const {
+  void check_norm(const Tensor& x, const RmsNorm& norm, const Tensor& out) const {
+    KR_CHECK(norm.present());
+    const Tensor& w = *norm.w;
     KR_CHECK(x.dtype == DType::kBF16 && out.dtype == DType::kBF16 && w.dtype == DType::kBF16);
-    KR_CHECK(x.ndim == 2 && out.numel() == x.numel() && w.numel() == x.dim(1) && x.dim(1) % 8 == 0);
+    KR_CHECK(x.ndim == 2 && out.numel() == x.numel() && w.numel() == x.dim(1) && x.dim(1) % 8 == 0 &&
+             x.dim(1) <= 32768);
   }
   void check_input(const MatmulInput& in, const LinearWeight& w) const {
     KR_CHECK(in.x->ndim == 2 && in.x->dim(1) == w.cols());
-    if (in.norm_w != nullptr) check_norm(*in.x, *in.norm_w, *in.normed);
+    if (in.norm.present()) check_norm(*in.x, in.norm, *in.normed);
   }
   // The CUDA image of a quantized LinearWeight (made by this backend's upload_quantized).
   const CudaQuantWeight& qweight(const LinearWeight& w) const {
@@ -329,10 +395,21 @@ class CudaBackend final : public Backend {
   // does not support the epilogue's shapes.
   bool quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Tensor& out, cuda::QEpilogue e,
                     cuda::QGemmArgs a);
-  void check_qkv(const Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) const {
-    KR_CHECK(qkv.dim(0) == meta_.num_tokens && qkv.dim(1) == (q_heads + 2 * kv_heads) * int64_t{rope.head_dim});
+  void check_qkv(const Tensor& qkv, const QkvParams& p) const {
+    const RopeParams& rope = *p.rope;
+    KR_CHECK(qkv.dtype == DType::kBF16 && qkv.dim(0) == meta_.num_tokens && qkv.dim(1) == p.width());
     KR_CHECK(rope.head_dim % 2 == 0 && rope.head_dim <= 1024 && rope.inv_freq.dtype == DType::kF32 &&
              rope.inv_freq.numel() == rope.head_dim / 2);
+    KR_CHECK(p.bias == nullptr || (p.bias->dtype == DType::kBF16 && p.bias->numel() == qkv.dim(1)));
+    KR_CHECK(p.q_norm.present() == p.k_norm.present());
+    if (p.q_norm.present()) {
+      // The kernel reduces a head over its D/2 threads: a power of two up to 32, or a multiple of 32.
+      const int half = rope.head_dim / 2;
+      KR_CHECK_MSG((half <= 32 && (half & (half - 1)) == 0) || half % 32 == 0, "rope: head_dim unsupported with q/k norms");
+      KR_CHECK(p.q_norm.w->dtype == DType::kBF16 && p.k_norm.w->dtype == DType::kBF16 &&
+               p.q_norm.w->numel() == rope.head_dim && p.k_norm.w->numel() == rope.head_dim);
+      KR_CHECK(p.q_norm.kind == p.k_norm.kind && p.q_norm.eps == p.k_norm.eps);
+    }
   }
   void check_kv(const KvLayer& kv, int kv_heads, int head_dim) const {
     KR_CHECK(kv.k.dtype == DType::kBF16 && kv.v.dtype == DType::kBF16 &&
@@ -349,7 +426,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_ws_ = nullptr;
-  std::unordered_set<void*> allocations_;
+  std::unordered_map<void*, size_t> allocations_;  // device pointer -> bytes
+  size_t allocated_bytes_ = 0;                       // their sum
 
   // Step metadata: host copy, the attention tiles built from it, and the device image
   // [positions | slots | context_lens | block_tables | tiles] in meta_dev_.
@@ -492,59 +570,72 @@ void CudaBackend::matmul(const Tensor& x, const LinearWeight& weight, Tensor& ou
                              static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weight, Tensor& qkv, int q_heads,
-                                 int kv_heads, const RopeParams& rope, KvLayer& kv) {
+void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weight, Tensor& qkv, const QkvParams& p,
+                                 KvLayer& kv) {
   const cudaStream_t s = op_stream();
   check_input(in, weight);
-  check_qkv(qkv, q_heads, kv_heads, rope);
-  check_kv(kv, kv_heads, rope.head_dim);
+  check_qkv(qkv, p);
+  check_kv(kv, p.kv_heads, p.head_dim());
   KR_CHECK(weight.rows() == qkv.dim(1) && in.x->dim(0) == qkv.dim(0));
   KR_CHECK(in.x->dtype == DType::kBF16 && qkv.dtype == DType::kBF16);
   const int T = static_cast<int>(qkv.dim(0));
   if (weight.quantized()) {
     const cuda::QWeight& q = qweight(weight).w;
-    if (quant_kernels_for(q, T)) {
+    // Per-head q/k norms (Qwen3, Gemma 3) need a whole head per block: those run
+    // in the rope kernel after the matmul.
+    if (quant_kernels_for(q, T) && !p.q_norm.present()) {
       // One kernel: a block owns dims i and i + D/2 of one head for its tokens,
-      // rotates them and stores k and v rows into the cache.
+      // adds the bias, rotates them and stores k and v rows into the cache.
       cuda::QGemmArgs a;
       a.positions = positions_dev();
       a.slots = slots_dev();
-      a.inv_freq = rope.inv_freq.as<float>();
+      a.inv_freq = p.rope->inv_freq.as<float>();
       a.k_cache = kv.k.data;
       a.v_cache = kv.v.data;
-      a.q_heads = q_heads;
-      a.kv_heads = kv_heads;
-      a.head_dim = rope.head_dim;
+      a.q_heads = p.q_heads;
+      a.kv_heads = p.kv_heads;
+      a.head_dim = p.head_dim();
+      if (p.bias != nullptr) a.bias = p.bias->data;
       if (quant_kernel(in, q, qkv, cuda::QEpilogue::kRope, a)) return;
     }
     quant_matmul(input_rows(in), q, qkv);
-    cuda::launch_rope(qkv.data, positions_dev(), rope.inv_freq.as<float>(), T, q_heads, kv_heads, rope.head_dim, s,
-                      slots_dev(), kv.k.data, kv.v.data);
+    cuda::launch_rope(rope_args(qkv, p, &kv), s);
     return;
   }
   const Tensor& w = weight.dense;
   KR_CHECK(w.dtype == DType::kBF16);
   if (T == 1) {
-    // One GEMV: a block owns dims i and i + D/2 of one head, rotates its two
-    // outputs and stores k and v rows into the cache.
+    // One GEMV: a block owns dims i and i + D/2 of one head, adds the bias, rotates
+    // its two outputs and stores k and v rows into the cache; with q/k norms the
+    // last block of each head normalises and rotates the whole head.
     cuda::Gemv1Args a = gemv1_args(in, w, qkv);
     a.positions = positions_dev();
     a.slots = slots_dev();
-    a.inv_freq = rope.inv_freq.as<float>();
+    a.inv_freq = p.rope->inv_freq.as<float>();
     a.k_cache = kv.k.data;
     a.v_cache = kv.v.data;
-    a.q_heads = q_heads;
-    a.kv_heads = kv_heads;
-    a.head_dim = rope.head_dim;
-    if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kRope, options_.pdl, s)) return;
+    a.q_heads = p.q_heads;
+    a.kv_heads = p.kv_heads;
+    a.head_dim = p.head_dim();
+    if (p.bias != nullptr) a.bias = p.bias->data;
+    cuda::Gemv1Epilogue epi = cuda::Gemv1Epilogue::kRope;
+    if (p.q_norm.present()) {
+      epi = cuda::Gemv1Epilogue::kRopeQkNorm;
+      a.q_norm_w = p.q_norm.w->data;
+      a.k_norm_w = p.k_norm.w->data;
+      a.qk_eps = p.q_norm.eps;
+      a.qk_kind = norm_code(p.q_norm.kind);
+    }
+    if (cuda::launch_gemv1(a, epi, options_.pdl, s)) return;
   }
-  // The matmul, then one kernel that rotates q and k and stores k and v.
+  // The matmul, then one kernel that adds the bias, normalises and rotates q and k,
+  // and stores k and v.
   matmul(input_rows(in), w, qkv);
-  cuda::launch_rope(qkv.data, positions_dev(), rope.inv_freq.as<float>(), T, q_heads, kv_heads, rope.head_dim, s,
-                    slots_dev(), kv.k.data, kv.v.data);
+  cuda::launch_rope(rope_args(qkv, p, &kv), s);
 }
 
-void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& weight, Tensor& gate_up, Tensor& act) {
+void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& weight, Activation f, Tensor& gate_up,
+                                  Tensor& act) {
   const cudaStream_t s = op_stream();
   check_input(in, weight);
   const int64_t T = in.x->dim(0), I = act.dim(1);
@@ -556,10 +647,11 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& wei
       // One kernel: a block owns rows i of the gate and I + i of the up projection.
       cuda::QGemmArgs a;
       a.act = act.data;
+      a.activation = activation_code(f);
       if (quant_kernel(in, q, gate_up, cuda::QEpilogue::kSwiglu, a)) return;
     }
     quant_matmul(input_rows(in), q, gate_up);
-    cuda::launch_silu_mul(gate_up.data, act.data, static_cast<int>(T), static_cast<int>(I), s);
+    cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, static_cast<int>(T), static_cast<int>(I), s);
     return;
   }
   const Tensor& w = weight.dense;
@@ -568,10 +660,11 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& wei
     // One GEMV: a block owns rows i of the gate and I + i of the up projection.
     cuda::Gemv1Args a = gemv1_args(in, w, gate_up);
     a.act = act.data;
+    a.activation = activation_code(f);
     if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kSwiglu, options_.pdl, s)) return;
   }
   matmul(input_rows(in), w, gate_up);
-  cuda::launch_silu_mul(gate_up.data, act.data, static_cast<int>(T), static_cast<int>(I), s);
+  cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, static_cast<int>(T), static_cast<int>(I), s);
 }
 
 StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
@@ -584,7 +677,8 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
     if (bytes == 0) return nullptr;
     void* p = nullptr;
     KR_CUDA_CHECK(cudaMalloc(&p, bytes));
-    allocations_.insert(p);
+    allocations_.emplace(p, bytes);
+    allocated_bytes_ += bytes;
     KR_CUDA_CHECK(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
     return p;
   };
@@ -621,7 +715,8 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
   auto grow = [&](void** p, size_t* have, size_t need) {
     if (need <= *have) return;
     KR_CUDA_CHECK(cudaMalloc(p, need));
-    allocations_.insert(*p);
+    allocations_.emplace(*p, need);
+    allocated_bytes_ += need;
     *have = need;
   };
   grow(&q_dense_, &q_dense_bytes_, static_cast<size_t>(r.N) * r.K * 2);
@@ -630,7 +725,8 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
     grow(&q_fp8_x_, &q_fp8_x_bytes_, static_cast<size_t>(kActRows) * r.K);
     if (q_fp8_sx_ == nullptr) {
       KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_fp8_sx_), kActRows * sizeof(float)));
-      allocations_.insert(q_fp8_sx_);
+      allocations_.emplace(q_fp8_sx_, kActRows * sizeof(float));
+      allocated_bytes_ += kActRows * sizeof(float);
     }
   }
   LinearWeight lw;
@@ -691,16 +787,17 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
   a.partial_floats = kQPartialFloats;
   a.counters = q_counters_;
   a.counter_count = kQCounters;
-  const bool fused_norm = in.norm_w != nullptr && T <= cuda::kQGemvMaxTokens && q.perm == nullptr;
+  const bool fused_norm = in.norm.present() && T <= cuda::kQGemvMaxTokens && q.perm == nullptr;
   if (fused_norm) {
-    a.norm_w = in.norm_w->data;
-    a.eps = in.eps;
+    a.norm_w = in.norm.w->data;
+    a.eps = in.norm.eps;
+    a.norm_kind = norm_code(in.norm.kind);
     a.normed = in.normed->data;
   }
   if (T > kActRows || !cuda::qgemm_supports(q, a, e)) return false;
   const Tensor* x = in.x;
-  if (in.norm_w != nullptr && !fused_norm) {
-    rms_norm(*in.x, *in.norm_w, in.eps, *in.normed);
+  if (in.norm.present() && !fused_norm) {
+    rms_norm(*in.x, in.norm, *in.normed);
     x = in.normed;
   }
   a.x = x->data;
@@ -711,10 +808,28 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
   return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s);
 }
 
-void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim,
-                            float scale, Tensor& out) {
+void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
+                                      Tensor& residual, const RmsNorm& norm, Tensor& normed) {
   const cudaStream_t s = op_stream();
-  KR_CHECK(q_heads % kv_heads == 0 && q_heads / kv_heads <= 64);
+  matmul(x, w, out);
+  check_norm(out, norm, normed);
+  KR_CHECK(residual.numel() == out.numel() && residual.dtype == DType::kBF16);
+  // One norm kernel: out's own norm (Gemma), the residual add, and the next norm.
+  cuda::RmsNormArgs a = norm_args(residual.data, out, norm, normed);
+  if (out_norm.present()) {
+    check_norm(out, out_norm, out);
+    KR_CHECK(out_norm.kind == norm.kind && out_norm.eps == norm.eps);
+    a.pre_w = out_norm.w->data;
+    a.x_normed = out.data;
+  }
+  cuda::launch_rms_norm(a, s);
+}
+
+void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) {
+  const cudaStream_t s = op_stream();
+  const int q_heads = p.q_heads, kv_heads = p.kv_heads, head_dim = p.head_dim;
+  KR_CHECK(q_heads > 0 && kv_heads > 0 && q_heads % kv_heads == 0 && q_heads / kv_heads <= 64);
+  KR_CHECK(p.sliding_window >= 0 && p.softcap >= 0.0f);
   KR_CHECK(qkv.dim(0) == meta_.num_tokens && out.dim(0) == meta_.num_tokens);
   KR_CHECK(qkv.dim(1) == int64_t{q_heads + 2 * kv_heads} * head_dim && out.dim(1) == int64_t{q_heads} * head_dim);
   KR_CHECK_MSG(head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256,
@@ -738,7 +853,9 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, i
   a.q_heads = q_heads;
   a.kv_heads = kv_heads;
   a.head_dim = head_dim;
-  a.scale = scale;
+  a.scale = p.scale;
+  a.window = p.sliding_window;
+  a.softcap = p.softcap;
   // Split the keys (decode) when there are too few tiles to fill the GPU. The split
   // depends only on shapes (tiles, block-table width), never on the context
   // lengths, so a recorded step graph stays valid for every step of its key.
@@ -804,6 +921,11 @@ void CudaBackend::end_graph() {
 bool cuda_device_available() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+bool cuda_device_memory(int device, size_t* free_bytes, size_t* total_bytes) {
+  if (!cuda_device_available() || cudaSetDevice(device) != cudaSuccess) return false;
+  return cudaMemGetInfo(free_bytes, total_bytes) == cudaSuccess;
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {

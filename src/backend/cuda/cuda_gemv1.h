@@ -6,7 +6,8 @@
 // roundings, same order of rounding steps). The CUDA backend's fused ops
 // (Backend::qkv_rope_store, Backend::matmul_silu_mul) launch them at batch 1.
 //
-// out[n] = Σ_k x'[k] w[n, k], x' = x (no prologue) or rms_norm(x) * norm_w (kNorm).
+// out[n] = Σ_k x'[k] w[n, k] (+ bias[n]), x' = x (no prologue) or the RMS norm of
+// x with norm_w (kNorm; either norm kind).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
@@ -18,11 +19,14 @@
 namespace kr::cuda {
 
 enum class Gemv1Epilogue {
-  kPlain,     // out[N] (bf16, or f32 with out_f32)
-  kSwiglu,    // w = [gate; up] (N = 2 I): out[2 I] and act[i] = silu(gate_i) * up_i
-  kRope,      // w = qkv projection (N = (Hq + 2 Hkv) D): out[N] with q and k rotated
-              // (rotate_half, angle positions[0] * inv_freq[i] in double), k and v
-              // also stored at slot slots[0] of the paged caches (skipped when < 0)
+  kPlain,       // out[N] (bf16, or f32 with out_f32)
+  kSwiglu,      // w = [gate; up] (N = 2 I): out[2 I] and act[i] = f(gate_i) * up_i, f = `activation`
+  kRope,        // w = qkv projection (N = (Hq + 2 Hkv) D): out[N] (+ bias) with q and k rotated
+                // (rotate_half, angle positions[0] * inv_freq[i] in double), k and v
+                // also stored at slot slots[0] of the paged caches (skipped when < 0)
+  kRopeQkNorm,  // kRope with per-head RMS norms of q and k (q_norm_w, k_norm_w) before the
+                // rotation: the blocks of a head write its projection, and the last of
+                // them to finish normalises, rotates and stores the whole head
 };
 
 struct Gemv1Args {
@@ -35,8 +39,16 @@ struct Gemv1Args {
   // `normed` [K] (what the unfused rms_norm would have left there).
   const void* norm_w = nullptr;  // [K] bf16
   float eps = 0.0f;
+  int norm_kind = 0;  // kNormTimesWeight / kNormTimesOnePlusWeight (cuda_kernels.h)
   void* normed = nullptr;
   void* act = nullptr;  // kSwiglu: [N / 2] bf16
+  int activation = 0;   // kSwiglu: kActSilu / kActGeluTanh (cuda_kernels.h)
+  const void* bias = nullptr;  // kRope, kRopeQkNorm: [N] bf16, added before rounding (optional)
+  // kRopeQkNorm: [head_dim] bf16 weights, their eps and kind.
+  const void* q_norm_w = nullptr;
+  const void* k_norm_w = nullptr;
+  float qk_eps = 0.0f;
+  int qk_kind = 0;
   // kRope:
   const int32_t* positions = nullptr;  // [1]
   const int32_t* slots = nullptr;      // [1]
@@ -49,7 +61,8 @@ struct Gemv1Args {
 // Launches the fused GEMV, with programmatic dependent launch when `pdl`
 // (cuda_launch.cuh). False (nothing launched) when the shapes do not fit the
 // kernel (K % 8, K too long for the norm prologue, odd N for kSwiglu, head_dim for
-// kRope); the caller then runs the unfused ops.
+// kRope, more q and k heads than kRopeQkNorm counts); the caller then runs the
+// unfused ops.
 bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream);
 
 }  // namespace kr::cuda

@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
                 nw.u = __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.norm_w) + col));
                 const float inv = inv_rms[8 * j + g];
 #pragma unroll
-                for (int e = 0; e < 8; ++e) xr.h[e] = to_bf(bf(to_bf(bf(xr.h[e]) * inv)) * bf(nw.h[e]));
+                for (int e = 0; e < 8; ++e) xr.h[e] = norm_apply(bf(xr.h[e]), inv, nw.h[e], a.norm_kind);
                 r = xr.u;
                 if (pair == 0 && t0 + 8 * j + g < T)
                   *reinterpret_cast<uint4*>(static_cast<bf16*>(a.normed) + static_cast<size_t>(t0 + 8 * j + g) * K + col) = r;
@@ -441,8 +441,8 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
       out[static_cast<size_t>(tok) * N + n] = gb;
       out[static_cast<size_t>(tok) * N + I + n] = ub;
       const float gf = bf(gb);
-      // HF rounds silu(gate) to bf16 before the product (as silu_mul_kernel).
-      const float sg = bf(to_bf(gf / (1.0f + __expf(-gf))));
+      // HF rounds f(gate) to bf16 before the product (as silu_mul_kernel).
+      const float sg = bf(to_bf(glu_activation(gf, a.activation)));
       static_cast<bf16*>(a.act)[static_cast<size_t>(tok) * I + n] = to_bf(sg * bf(ub));
     }
   } else {
@@ -455,6 +455,10 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
       const int na = tiles[0] * 16 + r, nb = na + half;
       const int h = na / D, i = na % D;
       bf16 ra = to_bf(fin[r * kCols + c]), rb = to_bf(fin[(16 + r) * kCols + c]);
+      if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
+        ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
+        rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
+      }
       if (h < qk_heads) {  // q and k heads rotate (as rope_kernel)
         const double angle = static_cast<double>(a.positions[tok]) * static_cast<double>(a.inv_freq[i]);
         double sd, cd;
@@ -558,13 +562,15 @@ __global__ void qdequant_kernel(const QWeight w, bf16* out) {
   }
 }
 
-__global__ void qembedding_kernel(const QWeight w, const int32_t* ids, bf16* out) {
+__global__ void qembedding_kernel(const QWeight w, const int32_t* ids, float scale, bf16* out) {
   pdl_launch_dependents();
   pdl_wait();
   const int tok = blockIdx.x, n = ids[tok];
   for (int j = threadIdx.x; j < w.K; j += blockDim.x) {
     const int col = w.perm == nullptr ? j : w.perm[j];
-    out[static_cast<size_t>(tok) * w.K + col] = to_bf(q_value(w, n, j));
+    bf16 v = to_bf(q_value(w, n, j));
+    if (scale != 1.0f) v = to_bf(bf(v) * scale);  // as embedding_kernel: the bf16 row × the scale, rounded
+    out[static_cast<size_t>(tok) * w.K + col] = v;
   }
 }
 
@@ -670,9 +676,9 @@ void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream) {
   launch(false, qdequant_kernel, dim3(blocks), dim3(256), 0, stream, w, static_cast<bf16*>(out));
 }
 
-void launch_qembedding(const QWeight& w, const int32_t* ids, void* out, int T, cudaStream_t stream) {
+void launch_qembedding(const QWeight& w, const int32_t* ids, float scale, void* out, int T, cudaStream_t stream) {
   if (T == 0) return;
-  launch(false, qembedding_kernel, dim3(T), dim3(256), 0, stream, w, ids, static_cast<bf16*>(out));
+  launch(false, qembedding_kernel, dim3(T), dim3(256), 0, stream, w, ids, scale, static_cast<bf16*>(out));
 }
 
 void launch_gather_cols(const void* x, const int32_t* perm, void* out, int T, int K, cudaStream_t stream) {

@@ -17,9 +17,9 @@
 //                   T > 8: 32 token columns per block (grid over token tiles);
 //                     the weight is dequantized to bf16 ((q - z) s, q s + b,
 //                     fp8 s) in registers, Marlin-style.
-//                 Fused like cuda_gemv1.h: an RMSNorm prologue (T ≤ 8), and the
-//                 SwiGLU and RoPE + KV-store epilogues, with the unfused ops'
-//                 roundings.
+//                 Fused like cuda_gemv1.h: an RMSNorm prologue (T ≤ 8; x̂·w or
+//                 x̂·(1+w)), and the GLU (silu or gelu_tanh) and bias + RoPE +
+//                 KV-store epilogues, with the unfused ops' roundings.
 //  launch_qdequant_dense   W as bf16 [N, K] (input-column order): for cuBLAS when
 //                 T is large (prefill), where a GEMM at full tensor-core rate beats
 //                 dequantizing every tile again.
@@ -60,9 +60,9 @@ struct QWeight {
 
 enum class QEpilogue {
   kPlain,   // out[T, N] bf16 (or f32 with out_f32)
-  kSwiglu,  // W = [gate; up] (N = 2 I, I % 16 == 0): out [T, 2 I] and act[t, i] = silu(gate) * up
-  kRope,    // W = qkv (N = (Hq + 2 Hkv) D, D % 32 == 0): q, k rotated at positions[t]; k, v
-            // stored at slots[t] of the paged caches (skipped when < 0)
+  kSwiglu,  // W = [gate; up] (N = 2 I, I % 16 == 0): out [T, 2 I] and act[t, i] = f(gate) * up
+  kRope,    // W = qkv (N = (Hq + 2 Hkv) D, D % 32 == 0): the bias added, q, k rotated at
+            // positions[t]; k, v stored at slots[t] of the paged caches (skipped when < 0)
 };
 
 struct QGemmArgs {
@@ -70,12 +70,17 @@ struct QGemmArgs {
   void* out = nullptr;      // [T, N]
   bool out_f32 = false;
   int T = 0;
-  // RMSNorm prologue (T ≤ 8 only): x' = rms_norm(x) * norm_w; also written to normed [T, K].
+  // RMSNorm prologue (T ≤ 8 only): x' = rms_norm(x) with norm_w in the form norm_kind
+  // (kNormTimesWeight / kNormTimesOnePlusWeight, cuda_kernels.h); also written to normed [T, K].
   const void* norm_w = nullptr;
   float eps = 0.0f;
+  int norm_kind = 0;
   void* normed = nullptr;
-  void* act = nullptr;  // kSwiglu: [T, I] bf16
-  // kRope:
+  // kSwiglu: act [T, I] bf16; activation kActSilu or kActGeluTanh (cuda_kernels.h).
+  void* act = nullptr;
+  int activation = 0;
+  // kRope (no per-head q/k norms: those run in the unfused rope kernel):
+  const void* bias = nullptr;          // [N] bf16 added to every row before the rotation, or null
   const int32_t* positions = nullptr;  // [T]
   const int32_t* slots = nullptr;      // [T]
   const float* inv_freq = nullptr;     // [D / 2]
@@ -105,8 +110,9 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
 // W (dequantized, input-column order) into out [N, K] bf16.
 void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream);
 
-// out[t, :] = W[ids[t], :] as bf16 (input-column order). out [T, K].
-void launch_qembedding(const QWeight& w, const int32_t* ids, void* out, int T, cudaStream_t stream);
+// out[t, :] = W[ids[t], :] as bf16 (input-column order), times `scale` rounded again
+// to bf16 when scale != 1 (Gemma's embedding scale, as launch_embedding). out [T, K].
+void launch_qembedding(const QWeight& w, const int32_t* ids, float scale, void* out, int T, cudaStream_t stream);
 
 // out[t, j] = x[t, perm[j]]; x, out [T, K] bf16.
 void launch_gather_cols(const void* x, const int32_t* perm, void* out, int T, int K, cudaStream_t stream);

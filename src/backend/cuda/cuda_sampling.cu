@@ -29,7 +29,6 @@ constexpr int kBins = 2048;            // radix digits of 11, 11 and 10 bits
 constexpr int kTopCap = 1024;          // candidates for the top logprobs (ties beyond are dropped)
 constexpr int kMaxEos = 64;
 constexpr int kMaxBitmapWords = 32768;  // 128 KiB of dynamic shared memory: V <= 1,048,576
-constexpr float kGreedyTemperature = 1e-5f;  // as the CPU Sampler (vLLM)
 
 struct Shared {
   float hist[2][kBins];  // alternate histogram levels: another block of the cluster may still read the last one

@@ -258,18 +258,19 @@ void test_matmul(Env& e, const Spec& s, int64_t N, int64_t K, const std::vector<
   }
 }
 
-void test_embedding(Env& e, const Spec& s, int64_t V, int64_t H, int T) {
+void test_embedding(Env& e, const Spec& s, int64_t V, int64_t H, int T, float scale) {
   const QuantizedMatrix m = make_matrix(s, V, H);
   const QPair w = upload(e, m);
   std::vector<int32_t> ids(static_cast<size_t>(T));
   for (int32_t& i : ids) i = static_cast<int32_t>(g_rng() % V);
   auto idt = e.ints({T}, ids);
   auto out = e.act({T, H}, {});
-  e.cpu.embedding(w.cpu, idt.cpu, out.cpu);
-  e.gpu.embedding(w.gpu, idt.gpu, out.gpu);
-  // The GPU rounds each dequantized element to bf16 once.
-  report("qembedding", std::string(s.name) + " V" + std::to_string(V) + " H" + std::to_string(H) + " T" + std::to_string(T),
-         e.read(out.cpu, false), e.read(out.gpu, true), 0.005);
+  e.cpu.embedding(w.cpu, idt.cpu, scale, out.cpu);
+  e.gpu.embedding(w.gpu, idt.gpu, scale, out.gpu);
+  // The GPU rounds each dequantized element to bf16 (and again after a scale).
+  report("qembedding", std::string(s.name) + " V" + std::to_string(V) + " H" + std::to_string(H) + " T" +
+                           std::to_string(T) + (scale != 1.0f ? " scale" : ""),
+         e.read(out.cpu, false), e.read(out.gpu, true), scale != 1.0f ? 0.01 : 0.005);
 }
 
 // One sequence per entry, `cached` old tokens and `fresh` new ones; blocks contiguous.
@@ -307,8 +308,24 @@ void compare3(Env& e, const std::string& op, const std::string& shape, const Ten
   report("  " + op, shape + " vs composed", e.read(composed, true), fused, 0.01);
 }
 
+// The options of the model families a fused op takes (QkvParams, RmsNorm, Activation).
+struct Fam {
+  NormKind norm = NormKind::kTimesWeight;  // of the prologue (and the q/k norms)
+  bool bias = false;                       // q/k/v biases (Qwen2)
+  bool qk_norm = false;                    // per-head q/k norms (Qwen3, Gemma 3)
+  Activation act = Activation::kSilu;      // GeGLU (Gemma)
+  std::string str() const {
+    std::string r;
+    if (norm == NormKind::kTimesOnePlusWeight) r += " (1+w)";
+    if (bias) r += " bias";
+    if (qk_norm) r += " qk-norm";
+    if (act == Activation::kGeluTanh) r += " gelu";
+    return r;
+  }
+};
+
 void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, const std::vector<int>& fresh, int H,
-                         int Hq, int Hkv, int D, bool norm) {
+                         int Hq, int Hkv, int D, bool norm, const Fam& f = {}) {
   const int bs = 16;
   const StepMetadata m = make_meta(cached, fresh, bs);
   const int T = m.num_tokens, W = (Hq + 2 * Hkv) * D;
@@ -318,6 +335,8 @@ void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, 
   const std::vector<float> xv = rand_bf16(static_cast<size_t>(T) * H, 2.0f);
   const std::vector<float> k0 = rand_bf16(cache, 1.0f), v0 = rand_bf16(cache, 1.0f);
   auto nw = e.weight({H}, rand_bf16(H, 1.5f));
+  auto bias = e.weight({W}, rand_bf16(W, 1.0f));
+  auto qn = e.weight({D}, rand_bf16(D, 1.5f)), kn = e.weight({D}, rand_bf16(D, 1.5f));
   std::vector<float> inv;
   for (int i = 0; i < D / 2; ++i) inv.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / D)));
   auto inv_t = e.act({D / 2}, inv, DType::kF32);
@@ -338,24 +357,31 @@ void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, 
     rope.inv_freq = cpu ? inv_t.cpu : inv_t.gpu;
     KvLayer kv{kc[i], vc[i]};
     const Tensor& xt = cpu ? x.cpu : x.gpu;
-    const MatmulInput in = norm ? MatmulInput::rms_normed(xt, cpu ? nw.cpu : nw.gpu, 1e-5f, normed[i]) : MatmulInput(xt);
+    const MatmulInput in = norm ? MatmulInput::rms_normed(xt, RmsNorm{cpu ? &nw.cpu : &nw.gpu, 1e-5f, f.norm}, normed[i])
+                                : MatmulInput(xt);
+    QkvParams p{Hq, Hkv, &rope};
+    if (f.bias) p.bias = cpu ? &bias.cpu : &bias.gpu;
+    if (f.qk_norm) {
+      p.q_norm = RmsNorm{cpu ? &qn.cpu : &qn.gpu, 1e-6f, f.norm};
+      p.k_norm = RmsNorm{cpu ? &kn.cpu : &kn.gpu, 1e-6f, f.norm};
+    }
     b.set_step_metadata(m);
     if (way == Way::kComposed) {
-      b.Backend::qkv_rope_store(in, w.gpu, qkv[i], Hq, Hkv, rope, kv);
+      b.Backend::qkv_rope_store(in, w.gpu, qkv[i], p, kv);
     } else {
-      b.qkv_rope_store(in, cpu ? w.cpu : w.gpu, qkv[i], Hq, Hkv, rope, kv);
+      b.qkv_rope_store(in, cpu ? w.cpu : w.gpu, qkv[i], p, kv);
     }
   }
   const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " H" +
                             std::to_string(H) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
-                            std::to_string(D);
+                            std::to_string(D) + f.str();
   compare3(e, "qkv_rope_store", shape, qkv[0], qkv[1], qkv[2], 0.02);
   compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], 0.02);
   compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], 0.02);
   if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02);
 }
 
-void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm) {
+void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm, const Fam& f = {}) {
   const QPair w = upload(e, make_matrix(s, 2 * int64_t{I}, K));
   const std::vector<float> xv = rand_bf16(static_cast<size_t>(T) * K, 2.0f);
   auto nw = e.weight({K}, rand_bf16(K, 1.5f));
@@ -370,15 +396,16 @@ void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm)
     act[i] = cpu ? a.cpu : a.gpu;
     normed[i] = cpu ? n.cpu : n.gpu;
     const Tensor& xt = cpu ? x.cpu : x.gpu;
-    const MatmulInput in = norm ? MatmulInput::rms_normed(xt, cpu ? nw.cpu : nw.gpu, 1e-5f, normed[i]) : MatmulInput(xt);
+    const MatmulInput in = norm ? MatmulInput::rms_normed(xt, RmsNorm{cpu ? &nw.cpu : &nw.gpu, 1e-5f, f.norm}, normed[i])
+                                : MatmulInput(xt);
     if (way == Way::kComposed) {
-      b.Backend::matmul_silu_mul(in, w.gpu, gu[i], act[i]);
+      b.Backend::matmul_silu_mul(in, w.gpu, f.act, gu[i], act[i]);
     } else {
-      b.matmul_silu_mul(in, cpu ? w.cpu : w.gpu, gu[i], act[i]);
+      b.matmul_silu_mul(in, cpu ? w.cpu : w.gpu, f.act, gu[i], act[i]);
     }
   }
   const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " K" +
-                            std::to_string(K) + " I" + std::to_string(I);
+                            std::to_string(K) + " I" + std::to_string(I) + f.str();
   const double tol = tol_of(path_of(s, T));
   compare3(e, "matmul_silu_mul", shape, gu[0], gu[1], gu[2], tol);
   compare3(e, "  act", shape, act[0], act[1], act[2], std::max(tol, 0.03));
@@ -540,8 +567,9 @@ int run_ops(Backend& cpu, Backend& gpu) {
   test_matmul(e, spec("mlx-int4-g64"), 128256 / 4, 3072, {1, 3}, true);  // a quantized lm_head into f32 logits
   test_matmul(e, spec("fp8-block128"), 4096, 4096, {1, 64, 300});
   // Quantized embeddings (MLX).
-  test_embedding(e, spec("mlx-int4-g64"), 1000, 3072, 7);
-  test_embedding(e, spec("mlx-int8-g32"), 50, 96, 3);
+  test_embedding(e, spec("mlx-int4-g64"), 1000, 3072, 7, 1.0f);
+  test_embedding(e, spec("mlx-int8-g32"), 50, 96, 3, 1.0f);
+  test_embedding(e, spec("mlx-int4-g64"), 1000, 2560, 5, std::sqrt(2560.0f));  // Gemma's scaled embedding
   // Fused ops at batch 1 (norm prologue and not), small batches, the T > 8 kernels and prefill.
   for (bool norm : {false, true}) {
     for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "fp8-channel-dynamic"}) {
@@ -560,6 +588,28 @@ int run_ops(Backend& cpu, Backend& gpu) {
     test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 3, 384, 48, norm);
     test_matmul_silu_mul(e, spec("fp8-channel-dynamic"), 40, 384, 48, norm);
     test_matmul_silu_mul(e, spec("mlx-int4-g64"), 1, 384, 24, norm);  // I % 16 != 0: composed
+  }
+  // The families' options in the fused ops, on each path (T 1 and 5: the T <= 8
+  // kernels; 40: T > 8; 300: dequantize + cuBLAS): Qwen2's q/k/v biases in the
+  // RoPE epilogue, per-head q/k norms (Qwen3, Gemma 3: the matmul, then the rope
+  // kernel), Gemma's (1 + w) norm prologue and GeGLU epilogue.
+  const Fam qwen2{NormKind::kTimesWeight, true, false, Activation::kSilu};
+  const Fam qwen3{NormKind::kTimesWeight, false, true, Activation::kSilu};
+  const Fam gemma{NormKind::kTimesOnePlusWeight, false, true, Activation::kGeluTanh};
+  for (bool norm : {false, true}) {
+    for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "fp8-channel-dynamic", "gptq-int4-g128-actorder"}) {
+      test_qkv_rope_store(e, spec(name), {127}, {1}, 3072, 24, 8, 128, norm, qwen2);
+      test_qkv_rope_store(e, spec(name), {127}, {1}, 3072, 24, 8, 128, norm, qwen3);
+      test_qkv_rope_store(e, spec(name), {20}, {1}, 3072, 24, 8, 128, norm, gemma);
+      test_matmul_silu_mul(e, spec(name), 1, 3072, 8192, norm, gemma);
+    }
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {5, 0, 90, 3, 7}, {1, 1, 1, 1, 1}, 384, 6, 2, 64, norm, qwen2);
+    test_qkv_rope_store(e, spec("gptq-int4-g32-sym"), {0}, {40}, 384, 6, 2, 64, norm, qwen2);
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {0}, {300}, 384, 6, 2, 64, norm, qwen2);
+    test_qkv_rope_store(e, spec("mlx-int4-g64"), {3, 9}, {1, 20}, 384, 6, 2, 64, norm, gemma);
+    test_matmul_silu_mul(e, spec("mlx-int8-g32"), 5, 384, 48, norm, gemma);
+    test_matmul_silu_mul(e, spec("awq-int4-g128"), 40, 384, 48, norm, gemma);
+    test_matmul_silu_mul(e, spec("ct-int4-channel"), 300, 384, 48, norm, gemma);
   }
   return g_failures;
 }

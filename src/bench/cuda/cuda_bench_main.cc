@@ -1,18 +1,23 @@
 // kr-cuda-bench: throughput of a model on the CUDA backend, no HTTP, no
 // tokenizer: load time, device memory, prefill (one sequence of N tokens),
-// batch-1 decode at a given context, batched decode. Decode steps run as step
-// graphs (one per batch size) and sample greedily on the device, as a server
-// step would. Also dumps logits for comparison with Hugging Face.
+// batch-1 decode at a given context (with the bytes one token reads and the
+// fraction of the 3.9 TB/s roofline that makes), batched decode. Decode steps run
+// as step graphs (one per batch size) and sample greedily on the device, as a
+// server step would. Also dumps logits for comparison with Hugging Face.
 //
 // With --quant FORMAT the decoder layers' Linears are random quantized weights of
 // that format (model/quant/dummy_quant.h: awq, gptq, gptq8, mlx4, mlx8, fp8,
 // fp8-static; embedding and lm_head stay bf16), and the bytes one batch-1 decode
-// step reads are printed next to tok/s with the roofline they allow.
+// step reads count their codes, scales and zeros.
 //
-// Usage: kr-cuda-bench [--model DIR | --arch llama-3.2-3b|llama-3.1-8b] [--quant FORMAT] [--json FILE]
-//                      [--no-graphs] [--no-pdl] [--quant-dense-min N] [--w8a8-min N]
+// Usage: kr-cuda-bench [--model DIR | --arch NAME] [--quant FORMAT] [--json FILE] [--no-graphs] [--no-pdl]
+//                      [--quant-dense-min N] [--w8a8-min N]
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
-//        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch ...]   (batch-1 GEMV bandwidth per matrix shape)
+//                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
+//        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
+//        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b), with random bf16 (or --quant) weights of its shape
+//        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
+//        shape: bf16 of the 3B, or quantized of NAME's shapes)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 #include <cuda_runtime_api.h>
 
@@ -38,42 +43,6 @@ namespace {
 // HBM bandwidth the rooflines assume (a device-to-device copy moved about 4.3 TB/s
 // counting reads and writes; 3.9 TB/s is what streaming reads reach here).
 constexpr double kHbmBytesPerS = 3.9e12;
-
-// Llama-3.1-8B's shape, for --arch llama-3.1-8b when the presets have no such entry.
-ModelConfig llama31_8b() {
-  ModelConfig c;
-  c.arch = family_arch_spec("LlamaForCausalLM", "--arch llama-3.1-8b").value();
-  c.hidden_size = 4096;
-  c.intermediate_size = 14336;
-  c.num_hidden_layers = 32;
-  c.arch.layer_attention.assign(32, AttentionKind::kGlobal);
-  c.num_attention_heads = 32;
-  c.num_key_value_heads = 8;
-  c.head_dim = 128;
-  c.vocab_size = 128256;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 500000.0;
-  c.rope_scaling = {RopeScalingType::kLlama3, 8.0, 1.0, 4.0, 8192};
-  c.tie_word_embeddings = false;
-  c.max_position_embeddings = 131072;
-  c.bos_token_id = 128000;
-  c.eos_token_ids = {128001, 128008, 128009};
-  return c;
-}
-
-// Bytes one batch-1 decode step reads at context `ctx`: every Linear once (codes,
-// scales and zeros for quantized ones), the norms, one embedding row, the lm_head,
-// and the K and V of `ctx` tokens in every layer.
-double decode_bytes_per_token(const Model& model, const ModelWeights& w, int ctx) {
-  const ModelConfig& c = model.config();
-  double b = static_cast<double>(w.lm_head.bytes()) + static_cast<double>(w.final_norm.bytes()) +
-             static_cast<double>(c.hidden_size) * 2.0;
-  for (const LayerWeights& l : w.layers)
-    b += static_cast<double>(l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes() + l.input_norm.bytes() +
-                             l.post_norm.bytes());
-  b += 2.0 * c.num_hidden_layers * static_cast<double>(ctx) * c.num_key_value_heads * c.head_dim * 2.0;
-  return b;
-}
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -261,6 +230,29 @@ void quant_gemv_bench(Backend& gpu, const std::string& format, const ModelConfig
   gpu.free(out);
 }
 
+// HBM bytes one batch-1 decode step reads at context `ctx`: every weight once
+// (codes, scales and zeros for quantized ones), except the embedding table, of
+// which one row (a tied table is read whole as the lm_head), plus the K and V
+// rows of the context in each layer (a sliding layer only its window's).
+double decode_bytes_per_token(const Model& model, int ctx) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  double bytes = static_cast<double>(w.lm_head.bytes()) + static_cast<double>(w.final_norm.bytes()) +
+                 static_cast<double>(c.hidden_size) * 2.0;
+  for (const LayerWeights& l : w.layers) {
+    for (const LinearWeight* m : {&l.qkv, &l.o, &l.gate_up, &l.down}) bytes += static_cast<double>(m->bytes());
+    for (const Tensor* t : {&l.input_norm, &l.qkv_bias, &l.q_norm, &l.k_norm, &l.attn_out_norm, &l.mlp_norm,
+                            &l.mlp_out_norm})
+      if (!t->empty()) bytes += static_cast<double>(t->bytes());
+  }
+  const double kv_row = 2.0 * c.num_key_value_heads * c.head_dim * 2.0;  // K and V, bf16
+  for (AttentionKind k : c.arch.layer_attention) {
+    const int keys = k == AttentionKind::kSliding ? std::min(ctx, c.arch.sliding_window) : ctx;
+    bytes += kv_row * keys;
+  }
+  return bytes;
+}
+
 int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const std::string& out_path) {
   std::ifstream in(ids_path);
   std::vector<int32_t> ids;
@@ -292,7 +284,7 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 
 int main(int argc, char** argv) {
   std::string model_dir, arch, json_path, dump_ids, dump_out, quant;
-  bool graphs = true, decode_only = false, gemv = false;
+  bool graphs = true, decode_only = false, gemv = false, brief = false;
   kr::CudaOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -305,6 +297,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-graphs") graphs = false;
     else if (a == "--no-pdl") options.pdl = false;
     else if (a == "--decode-only") decode_only = true;
+    else if (a == "--brief") brief = true;
     else if (a == "--gemv-bench") gemv = true;
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
@@ -322,15 +315,11 @@ int main(int argc, char** argv) {
   }
   kr::ModelOptions opt;
   opt.arch = arch;
-  if (arch == "llama-3.1-8b" && !kr::model_config_preset(arch).ok()) {
-    opt.config = kr::llama31_8b();  // this program's own preset until the presets have it
-    opt.arch.clear();
-  }
   if (gemv) {
     if (quant.empty()) {
       kr::gemv_bench();
     } else {
-      auto c = opt.config ? kr::StatusOr<kr::ModelConfig>(*opt.config) : kr::model_config_preset(arch);
+      auto c = kr::model_config_preset(arch);
       KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
       kr::quant_gemv_bench(*gpu, quant, *c);
     }
@@ -370,8 +359,9 @@ int main(int argc, char** argv) {
   r["device_memory_used_bytes"] = free0 - free1;
   r["graphs"] = graphs;
   r["pdl"] = options.pdl;
-  std::printf("gpu %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n", prop.name,
-              load_s, model.weight_bytes() / 1e9, model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
+  std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n",
+              r["model"].get<std::string>().c_str(), prop.name, load_s, model.weight_bytes() / 1e9,
+              model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
   std::fflush(stdout);
   kr::Bench b{*gpu, model, graphs};
   {
@@ -382,33 +372,35 @@ int main(int argc, char** argv) {
     r["graph_replay_equals_eager"] = same;
     std::printf("graph replay check (5 seqs x 12 steps, ids and logprobs): %s\n", same ? "equal" : "DIFFERENT");
   }
-  const double roofline = kr::kHbmBytesPerS / kr::decode_bytes_per_token(model, model.weights(), 128);
-  for (int ctx : {128, 4096}) {
-    const double bytes = kr::decode_bytes_per_token(model, model.weights(), ctx);
-    const double tps = b.decode(1, ctx, 128), roof = kr::kHbmBytesPerS / bytes;
-    r["decode_b1_ctx" + std::to_string(ctx) + "_tok_s"] = tps;
-    r["decode_b1_ctx" + std::to_string(ctx) + "_bytes_per_token"] = bytes;
-    r["roofline_b1_ctx" + std::to_string(ctx) + "_tok_s"] = roof;
-    std::printf("decode batch 1 ctx %-5d %8.1f tok/s; reads %.3f GB/token: %.0f%% of the %.0f tok/s roofline at %.1f TB/s "
-                "(%.2f TB/s achieved)\n",
-                ctx, tps, bytes / 1e9, 100.0 * tps / roof, roof, kr::kHbmBytesPerS / 1e12, tps * bytes / 1e12);
+  r["arch"] = model.config().arch.architecture;
+  for (int ctx : brief ? std::vector<int>{128} : std::vector<int>{128, 4096}) {
+    const double tps = b.decode(1, ctx, 128);
+    const double bytes = kr::decode_bytes_per_token(model, ctx);
+    const double roofline = kr::kHbmBytesPerS / bytes;
+    const std::string key = "decode_b1_ctx" + std::to_string(ctx);
+    r[key + "_tok_s"] = tps;
+    r[key + "_bytes_per_token"] = bytes;
+    r[key + "_roofline_tok_s"] = roofline;
+    r[key + "_roofline_fraction"] = tps / roofline;
+    std::printf("decode batch 1 ctx %-5d %8.1f tok/s; %.3f GB/token; %.0f%% of the %.0f tok/s roofline (3.9 TB/s)\n",
+                ctx, tps, bytes / 1e9, 100.0 * tps / roofline, roofline);
     std::fflush(stdout);
   }
-  r["roofline_b1_tok_s"] = roofline;
   {
     const double tps = b.decode(1, 128, 128, false);
     r["decode_b1_ctx128_no_sampling_tok_s"] = tps;
+    r["decode_b1_ctx128_no_sampling_roofline_fraction"] = tps / (kr::kHbmBytesPerS / kr::decode_bytes_per_token(model, 128));
     std::printf("decode batch 1 ctx 128   %8.1f tok/s without argmax/read of ids (graph launches only)\n", tps);
     std::fflush(stdout);
   }
   if (!decode_only) {
-    for (int n : {64, 512, 2048}) {
+    for (int n : brief ? std::vector<int>{512} : std::vector<int>{64, 512, 2048}) {
       const double tps = b.prefill(n, 3);
       r["prefill_pp" + std::to_string(n) + "_tok_s"] = tps;
       std::printf("prefill pp%-5d %10.0f tok/s\n", n, tps);
       std::fflush(stdout);
     }
-    for (int B : {16, 64, 256}) {
+    for (int B : brief ? std::vector<int>{64} : std::vector<int>{16, 64, 256}) {
       const double tps = b.decode(B, 200, 32);
       r["decode_b" + std::to_string(B) + "_ctx200_tok_s"] = tps;
       std::printf("decode batch %-4d ctx 200 %8.0f tok/s\n", B, tps);

@@ -1,5 +1,5 @@
 // kr-sampling-check: Backend::sample on the GPU against the CPU Sampler
-// (engine/sampler.h, the reference) on the same logits. Prints one PASS/FAIL
+// (sampling/sampler.h, the reference) on the same logits. Prints one PASS/FAIL
 // line per check and the time per call; exits nonzero on any failure.
 //
 // Usage: kr-sampling-check [--json FILE] [--draws N]
@@ -26,8 +26,8 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
-#include "engine/forward_runner.h"
-#include "engine/sampler.h"
+#include "sampling/device_sampling_batch.h"
+#include "sampling/sampler.h"
 
 namespace kr {
 namespace {
@@ -100,9 +100,8 @@ SampledToken cpu_sample(Sampler& s, std::span<const float> row, const Case& c, s
   in.prompt_ids = c.prompt;
   in.output_ids = c.output;
   in.suppress_eos = c.suppress_eos;
-  in.eos_ids = kEos;
   in.rng = rng;
-  return s.sample(row, in);
+  return s.sample(row, in, kEos);
 }
 
 // ---- (1), (2): greedy rows and logprobs ----
@@ -192,7 +191,7 @@ void check_greedy_and_logprobs(Backend& b) {
     std::mt19937_64 unused(0);
     const SampledToken ref = cpu_sample(cpu, rows[i], cases[i], &unused);
     const DeviceSampleResult& g = out[i];
-    const bool draws = cases[i].params.temperature >= 1e-5f;
+    const bool draws = !is_greedy(cases[i].params);
     if (draws) {  // only its logprobs are compared
       const double lse = static_cast<double>(rows[i][ref.id]) - ref.logprob;  // the CPU's log-sum-exp
       const bool valid = g.id >= 0 && g.id < V && !g.non_finite;

@@ -1,4 +1,4 @@
-#include "engine/sampler.h"
+#include "sampling/sampler.h"
 
 #include <algorithm>
 #include <bit>
@@ -8,9 +8,6 @@
 
 namespace kr {
 namespace {
-
-// vLLM's threshold below which a temperature means greedy.
-constexpr float kGreedyTemperature = 1e-5f;
 
 // exp(x) for x <= 0 in float, relative error ~2e-7 (Cephes expf's range
 // reduction and polynomial), 0 below -87 (and for -inf). Branch-free so that the
@@ -110,7 +107,7 @@ void Sampler::drop_top_p_tail(float top_p) {
   cand_.erase(cand_.begin(), cand_.begin() + lo);
 }
 
-SampledToken Sampler::sample(std::span<const float> logits, const SampleInput& in) {
+SampledToken Sampler::sample(std::span<const float> logits, const SampleInput& in, std::span<const int32_t> eos_ids) {
   SampledToken out;
   const SamplingParams& p = *in.params;
   const int32_t V = static_cast<int32_t>(logits.size());
@@ -148,11 +145,11 @@ SampledToken Sampler::sample(std::span<const float> logits, const SampleInput& i
     }
   }
   if (in.suppress_eos)
-    for (int32_t id : in.eos_ids)
+    for (int32_t id : eos_ids)
       if (id >= 0 && id < V) work_[id] = -INFINITY;
 
   // ---- choose ----
-  if (p.temperature < kGreedyTemperature) {
+  if (is_greedy(p)) {
     out.id = argmax_lowest_id(work_);
   } else {
     const float inv_t = 1.0f / p.temperature;

@@ -1,4 +1,4 @@
-#include "engine/sampler.h"
+#include "sampling/sampler.h"
 
 #include <cmath>
 #include <map>
@@ -129,16 +129,15 @@ TEST(Sampler, SuppressEos) {
   SampleInput in;
   in.params = &p;
   const std::vector<int32_t> eos = {1, 3};
-  in.eos_ids = eos;
   const std::vector<float> logits = {0.0f, 5.0f, 1.0f, 4.0f};
-  EXPECT_EQ(s.sample(logits, in).id, 1);
+  EXPECT_EQ(s.sample(logits, in, eos).id, 1);
   in.suppress_eos = true;
-  EXPECT_EQ(s.sample(logits, in).id, 2);
+  EXPECT_EQ(s.sample(logits, in, eos).id, 2);
   p.temperature = 1.0f;
   std::mt19937_64 rng(7);
   in.rng = &rng;
   for (int i = 0; i < 200; ++i) {
-    const int32_t id = s.sample(logits, in).id;
+    const int32_t id = s.sample(logits, in, eos).id;
     EXPECT_TRUE(id == 0 || id == 2) << id;
   }
 }
