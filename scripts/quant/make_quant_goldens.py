@@ -4,8 +4,9 @@ made with Hugging Face transformers, independently of kr-serve's C++.
 
 For each model folder: the weights are the packer's own dequantization of the
 checkpoint (pack.py's dequant_folder, NumPy, written from the upstream unpackers)
-plus the folder's unquantized tensors, loaded into a transformers
-LlamaForCausalLM in float64 (eager attention); the logits of fixed prompts are
+plus the folder's unquantized tensors, loaded into the transformers model of the
+folder's model_type (LlamaForCausalLM, Qwen2ForCausalLM, Gemma3ForCausalLM) in
+float64 (eager attention); the logits of fixed prompts are
 written to OUT/<name>/expected.json:
   cases[]: ids, last_logits (all V), pos_argmax and pos_margin (top-2 gap) at
            every position, and for short prompts 8 greedy tokens with margins.
@@ -30,21 +31,37 @@ PROMPT_LENS = [1, 6, 31, 90]
 GREEDY_STEPS = 8
 
 
+# model_type -> (config class, model class) of transformers.
+FAMILIES = {"llama": ("LlamaConfig", "LlamaForCausalLM"), "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+            "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM")}
+
+
 def build_model(d):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import transformers
     c = json.load(open(os.path.join(d, "config.json")))
-    keys = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "max_position_embeddings",
-            "tie_word_embeddings", "hidden_act", "attention_bias", "mlp_bias", "bos_token_id", "eos_token_id"]
-    cfg = LlamaConfig(**{k: c[k] for k in keys if k in c})
+    config_cls, model_cls = (getattr(transformers, n) for n in FAMILIES[c.get("model_type", "llama")])
+    if c.get("model_type", "llama") == "llama":
+        keys = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "max_position_embeddings",
+                "tie_word_embeddings", "hidden_act", "attention_bias", "mlp_bias", "bos_token_id", "eos_token_id"]
+        cfg = config_cls(**{k: c[k] for k in keys if k in c})
+    else:  # the family's config as written, less what is not a model parameter
+        skip = ("architectures", "model_type", "torch_dtype", "quantization", "quantization_config")
+        cfg = config_cls(**{k: v for k, v in c.items() if k not in skip})
+    # Eager attention (sdpa drops Gemma's soft-caps); a Gemma embedding scale of
+    # sqrt(H) in float64, as kr-serve keeps it float32-exact for a quantized table.
     cfg._attn_implementation = "eager"
-    model = LlamaForCausalLM(cfg).to(torch.float64).eval()
+    model = model_cls(cfg).to(torch.float64).eval()
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
     tensors = qf.read_safetensors(os.path.join(d, "model.safetensors"))
     deq = pack.dequant_folder(d)  # float32 [N, K] of every quantized module, named <module>.weight
     state = {}
     quant_prefixes = {n[:-len(".weight")] for n in deq}
     for name, (dtype, arr) in tensors.items():
-        if name.rsplit(".", 1)[0] in quant_prefixes or dtype not in ("BF16", "F16", "F32") or name.endswith("_scale"):
+        # A quantized Linear's bias (Qwen2's q/k/v) is stored unquantized: it stays.
+        if (name.rsplit(".", 1)[0] in quant_prefixes and not name.endswith(".bias")) \
+                or dtype not in ("BF16", "F16", "F32") or name.endswith("_scale"):
             continue
         state[name] = torch.from_numpy(qf.to_f32(dtype, arr).astype(np.float64))
     for name, w in deq.items():

@@ -1,7 +1,8 @@
-"""Whole tiny Llama models in every quantized checkpoint format, for the model-level
-tests (pack.py models): the same packers as the loader fixtures (qformats.py,
-written from the upstream sources), applied to every Linear of a 2-layer model
-(plus the embedding and lm_head for MLX), with weights drawn so that the logits
+"""Whole tiny Llama models in every quantized checkpoint format, and a Qwen2 (AWQ)
+and a Gemma 3 (MLX 4-bit) one, for the model-level tests (pack.py models): the
+same packers as the loader fixtures (qformats.py, written from the upstream
+sources), applied to every Linear of a 2-layer model (plus the embedding and
+lm_head for MLX), with weights drawn so that the logits
 have clear argmax margins (weights of standard deviation about 1.5 / sqrt(fan_in),
 unit-variance embeddings, norm weights around 1).
 
@@ -74,11 +75,37 @@ def group_scales(rng, n, groups, k, code_std, dtype, negative=False):
     return exact(s, dtype)
 
 
+# Other families of the same shape (the module names of linears() are shared):
+# Qwen2 adds q/k/v biases; Gemma 3 adds q/k norms, norms after attention and the
+# MLP, (1 + w) norms, a scaled embedding, GeGLU and sliding-window layers
+# (transformers' Qwen2Config / Gemma3TextConfig keys, as hub checkpoints write them;
+# DROP: a Llama key the family's config does not have).
+DROP = object()
+FAMILIES = {
+    "llama": {},
+    "qwen2": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "rope_theta": 1000000.0,
+              "use_sliding_window": False, "sliding_window": None, "max_window_layers": L,
+              "attention_bias": DROP, "mlp_bias": DROP, "head_dim": DROP},
+    "gemma3": {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_act": DROP,
+               "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": D, "sliding_window": 8,
+               "layer_types": ["sliding_attention", "full_attention"][:L], "rope_theta": 1000000.0,
+               "rope_local_base_freq": 10000.0, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+               "attn_logit_softcapping": None, "final_logit_softcapping": None, "rms_norm_eps": 1e-6,
+               "tie_word_embeddings": True, "attention_bias": False, "mlp_bias": DROP},
+}
+
+
 class Model:
-    def __init__(self, name, dense_dtype="BF16"):
+    def __init__(self, name, dense_dtype="BF16", family="llama"):
         self.name = name
         self.dense_dtype = dense_dtype
+        self.family = family
         self.config = dict(BASE)
+        for k, v in FAMILIES[family].items():
+            if v is DROP:
+                self.config.pop(k, None)
+            else:
+                self.config[k] = v
         self.config["torch_dtype"] = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}[dense_dtype]
         self.tensors = {}
         self.side_files = {}
@@ -93,10 +120,24 @@ class Model:
             self.dense(rng, "model.embed_tokens.weight", (V, H), 1.0)
         if lm_head and not self.config["tie_word_embeddings"]:
             self.dense(rng, "lm_head.weight", (V, H), 1.5 / np.sqrt(H))
-        self.tensors["model.norm.weight"] = store(1 + 0.2 * rng.normal(size=H), self.dense_dtype)
+        # Norm weights around the identity: 1 for x̂ · w, 0 for Gemma's x̂ · (1 + w).
+        one = 0.0 if self.family == "gemma3" else 1.0
+        self.tensors["model.norm.weight"] = store(one + 0.2 * rng.normal(size=H), self.dense_dtype)
         for l in range(L):
             for n in ("input_layernorm", "post_attention_layernorm"):
-                self.tensors["model.layers.%d.%s.weight" % (l, n)] = store(1 + 0.2 * rng.normal(size=H), self.dense_dtype)
+                self.tensors["model.layers.%d.%s.weight" % (l, n)] = store(one + 0.2 * rng.normal(size=H),
+                                                                            self.dense_dtype)
+        p = "model.layers.%d.self_attn.%s"
+        for l in range(L):
+            if self.family == "qwen2":  # unquantized biases of the quantized q/k/v projections
+                for n, rows in (("q_proj", HQ * D), ("k_proj", HKV * D), ("v_proj", HKV * D)):
+                    self.tensors[p % (l, n) + ".bias"] = store(0.5 * rng.normal(size=rows), self.dense_dtype)
+            if self.family == "gemma3":
+                for n in ("pre_feedforward_layernorm", "post_feedforward_layernorm"):
+                    self.tensors["model.layers.%d.%s.weight" % (l, n)] = store(0.2 * rng.normal(size=H),
+                                                                                self.dense_dtype)
+                for n in ("q_norm", "k_norm"):
+                    self.tensors[p % (l, n) + ".weight"] = store(0.2 * rng.normal(size=D), self.dense_dtype)
 
     def write(self, root):
         d = os.path.join(root, self.name)
@@ -114,8 +155,8 @@ class Model:
 # ----------------------------------------------------------------------------
 
 
-def awq_model(rng, G):
-    m = Model("awq_g%d" % G, dense_dtype="F16")
+def awq_model(rng, G, family="llama"):
+    m = Model("awq_g%d" % G + ("" if family == "llama" else "_" + family), dense_dtype="F16", family=family)
     m.config["quantization_config"] = {"quant_method": "awq", "zero_point": True, "group_size": G, "bits": 4,
                                        "version": "gemm", "modules_to_not_convert": None}
     m.common(rng)
@@ -289,9 +330,9 @@ def modelopt_model(rng):
     return m
 
 
-def mlx_model(rng, bits, G, tied, quant_lm_head=True):
+def mlx_model(rng, bits, G, tied, quant_lm_head=True, family="llama"):
     name = "mlx%d_g%d_%s%s" % (bits, G, "tied" if tied else "untied", "" if quant_lm_head else "_dense_head")
-    m = Model(name)
+    m = Model(name + ("" if family == "llama" else "_" + family), family=family)
     m.config["tie_word_embeddings"] = tied
     q = {"group_size": G, "bits": bits, "mode": "affine"}
     m.config["quantization"] = dict(q)
@@ -328,6 +369,8 @@ def all_models(seed):
         fbgemm_model(rng), modelopt_model(rng),
         mlx_model(rng, 4, 64, tied=True), mlx_model(rng, 4, 32, tied=False), mlx_model(rng, 8, 128, tied=False,
                                                                                   quant_lm_head=False),
+        # Other families (after the Llama ones, so that those keep their draws):
+        awq_model(rng, 32, family="qwen2"), mlx_model(rng, 4, 32, tied=True, family="gemma3"),
     ]
 
 
@@ -343,7 +386,9 @@ def dense_twin(src, dst, dequant_folder):
     quant_prefixes = {name[:-len(".weight")] for name in deq}
     for name, (dtype, arr) in tensors.items():
         prefix = name.rsplit(".", 1)[0]
-        if prefix in quant_prefixes or dtype not in ("BF16", "F16", "F32") or name.endswith("_scale"):
+        # A quantized Linear's bias (Qwen2's q/k/v) is stored unquantized: it stays.
+        if (prefix in quant_prefixes and not name.endswith(".bias")) or dtype not in ("BF16", "F16", "F32") \
+                or name.endswith("_scale"):
             continue
         out[name] = T(dtype, arr)
     for name, w in deq.items():

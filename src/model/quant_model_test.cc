@@ -1,5 +1,8 @@
 // Whole quantized models on the CPU reference (tests/golden/quant/<name>: tiny
-// Llama models in every checkpoint format, written by scripts/quant/pack.py models):
+// Llama models in every checkpoint format, and a Qwen2 AWQ (q/k/v biases beside
+// quantized projections) and a Gemma 3 MLX 4-bit one ((1 + w) norms, q/k norms,
+// post-attention/MLP norms, a scaled quantized tied embedding, GeGLU, sliding
+// layers), written by scripts/quant/pack.py models):
 //  - each loads, and its logits equal bit for bit those of its dense twin (the same
 //    folder with every weight F32, quantized modules dequantized by the NumPy
 //    unpackers: pack.py dense-twin): the loader reads, fuses and places every
@@ -100,7 +103,7 @@ int32_t argmax_of(const float* row, int64_t V) {
   return best;
 }
 
-TEST(QuantModel, FixturesArePresent) { EXPECT_GE(model_names().size(), 17u) << kRoot << "/models.json"; }
+TEST(QuantModel, FixturesArePresent) { EXPECT_GE(model_names().size(), 19u) << kRoot << "/models.json"; }
 
 // The quantized folder and its dense twin compute the same logits, bit for bit.
 TEST(QuantModel, EqualsDenseTwin) {
@@ -202,6 +205,57 @@ TEST(QuantModel, QuantizeOutputLoadsAndStaysClose) {
     EXPECT_LT(rel, tol);
     EXPECT_GT(rel, 0.0);  // the weights really are quantized
     std::printf("  %-12s relative RMS logit error %.4f\n", quantize_format_name(format), rel);
+  }
+  std::filesystem::remove_all(tmp);
+}
+
+// `kr-serve quantize` of every family's tiny model (tests/golden/families) loads
+// and stays within round-to-nearest error of the float model: quantized q/k/v
+// beside Qwen2's biases and Qwen3's q/k norms, Gemma's extra norms, scaled
+// embeddings and soft-caps, sliding windows, the text model of a vision-language
+// folder. Group 16 divides every K of these models (Gemma 3's hidden is 80).
+TEST(QuantModel, QuantizedFamiliesStayClose) {
+  const std::string tmp = std::filesystem::temp_directory_path() / ("kr-quant-families-" + std::to_string(::getpid()));
+  const std::string root = std::string(KR_SOURCE_DIR) + "/tests/golden/families";
+  const std::vector<int32_t> prompt = {1, 17, 300, 5, 911, 64, 2, 12, 700, 33, 450, 8, 99, 250, 3, 1000, 41, 77};
+  // Bounds on the relative RMS logit error, about 1.5x what round-to-nearest gives
+  // these random models (FP8 0.01-0.12, 4-bit 0.03-0.34, 8-bit 0.01-0.03); a misplaced
+  // or unscaled weight gives errors near 1.
+  const std::pair<QuantizeFormat, double> formats[] = {
+      {QuantizeFormat::kFp8Dynamic, 0.2}, {QuantizeFormat::kAwq, 0.5}, {QuantizeFormat::kGptq, 0.5},
+      {QuantizeFormat::kMlx8, 0.06}};
+  for (const char* family : {"qwen2", "qwen3", "mistral", "gemma2", "gemma3", "gemma3_vlm"}) {
+    SCOPED_TRACE(family);
+    const std::string src = root + "/" + family;
+    Loaded dense = load(src);
+    ASSERT_TRUE(dense.model);
+    const std::vector<float> want = run(*dense.model, prompt, 0);
+    for (const auto& [format, tol] : formats) {
+      SCOPED_TRACE(quantize_format_name(format));
+      // MLX groups are 32, 64 or 128: per-tensor-group formats of Gemma 3 (hidden 80) skip it.
+      if (format == QuantizeFormat::kMlx8 && dense.model->config().hidden_size % 32 != 0) continue;
+      const std::string out = tmp + "/" + family + "-" + quantize_format_name(format);
+      QuantizeOptions opt;
+      opt.format = format;
+      if (format == QuantizeFormat::kAwq || format == QuantizeFormat::kGptq) opt.group_size = 16;
+      if (format == QuantizeFormat::kMlx8) opt.group_size = 32;
+      auto report = quantize_model(src, out, opt);
+      ASSERT_TRUE(report.ok()) << report.status().to_string();
+      Loaded q = load(out);
+      ASSERT_TRUE(q.model);
+      const std::vector<float> got = run(*q.model, prompt, 0);
+      ASSERT_EQ(got.size(), want.size());
+      double num = 0, den = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(got[i]));
+        num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+        den += static_cast<double>(want[i]) * want[i];
+      }
+      const double rel = std::sqrt(num / den);
+      EXPECT_LT(rel, tol);
+      EXPECT_GT(rel, 0.0);  // the weights really are quantized
+      std::printf("  %-10s %-12s relative RMS logit error %.4f\n", family, quantize_format_name(format), rel);
+    }
   }
   std::filesystem::remove_all(tmp);
 }
