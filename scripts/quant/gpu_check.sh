@@ -6,6 +6,8 @@
 #
 #   [KR_BIN=DIR] scripts/quant/gpu_check.sh OUT_DIR [build] [goldens] [ops] [bench] [bench-extra]
 #
+# BRIEF=1: the benchmarks with kr-cuda-bench --brief (batch-1 decode at ctx 128, pp512,
+# batch-64 decode) and no GEMV bandwidths, for a short GPU slot.
 # KR_BIN: where kr-backend-ops and kr-cuda-bench are (default build/bin); binaries
 # built on the CPU machine (-DKR_BUILD_TESTS=OFF) and carried work. `build` builds
 # them there with cmake instead (nlohmann-json needed).
@@ -55,7 +57,7 @@ if want bench; then
   run() {  # name, arguments
     local name=$1
     shift
-    "$bin/kr-cuda-bench" "$@" --json "$out/bench-$name.json" > "$out/bench-$name.txt" 2>&1 || status=1
+    "$bin/kr-cuda-bench" "$@" ${BRIEF:+--brief} --json "$out/bench-$name.json" > "$out/bench-$name.txt" 2>&1 || status=1
     echo "== $name: $*"
     grep -E "weights|decode batch|prefill|replay" "$out/bench-$name.txt"
   }
@@ -64,9 +66,11 @@ if want bench; then
   run 3b-mlx4 --arch llama-3.2-3b --quant mlx4
   run 8b-bf16 --arch llama-3.1-8b
   run 8b-fp8 --arch llama-3.1-8b --quant fp8
-  "$bin/kr-cuda-bench" --gemv-bench --quant awq --arch llama-3.2-3b > "$out/qgemv-3b-awq.txt" 2>&1 || status=1
-  "$bin/kr-cuda-bench" --gemv-bench --quant fp8 --arch llama-3.1-8b > "$out/qgemv-8b-fp8.txt" 2>&1 || status=1
-  cat "$out/qgemv-3b-awq.txt" "$out/qgemv-8b-fp8.txt"
+  if [ -z "${BRIEF:-}" ]; then
+    "$bin/kr-cuda-bench" --gemv-bench --quant awq --arch llama-3.2-3b > "$out/qgemv-3b-awq.txt" 2>&1 || status=1
+    "$bin/kr-cuda-bench" --gemv-bench --quant fp8 --arch llama-3.1-8b > "$out/qgemv-8b-fp8.txt" 2>&1 || status=1
+    cat "$out/qgemv-3b-awq.txt" "$out/qgemv-8b-fp8.txt"
+  fi
   echo "bench: $(( $(date +%s) - t0 )) s"
 fi
 if [[ " $steps " == *" bench-extra "* ]]; then
