@@ -14,6 +14,13 @@ packers (see qformats.py for the functions followed), never from kr-serve's C++.
       Reads a quantized folder (e.g. one written by `kr-serve quantize`), unpacks the
       codes with the upstream unpackers and writes the float32 dequantized weights
       of its quantized modules, for the round-trip test.
+  pack.py models --out DIR [--seed N]
+      Whole tiny Llama models (2 layers, hidden 128, vocab 128) in every format
+      (models.py), one folder each plus models.json: the model-level fixtures
+      (tests/golden/quant/, goldens by make_quant_goldens.py).
+  pack.py dense-twin --model DIR --out DIR2
+      DIR without quantization: every weight F32, quantized modules dequantized
+      with the upstream unpackers (the loader-wiring test compares the two).
 
 Needs NumPy only (Debian: apt-get install python3-numpy).
 """
@@ -490,6 +497,13 @@ def dequant_folder(d):
                     w_args = next(iter(qc["config_groups"].values()))["weights"]
                     out[name] = qf.fp8_dequant(tensors[name][1], s, "block", w_args["block_structure"])
         return out
+    if method in ("fbgemm_fp8", "modelopt"):
+        for name in tensors:
+            if name.endswith(".weight") and tensors[name][0] == "F8_E4M3":
+                p = name[:-len(".weight")]
+                s = qf.to_f32(*tensors[p + ".weight_scale"])
+                out[name] = qf.fp8_dequant(tensors[name][1], s, "tensor" if s.size == 1 else "channel")
+        return out
     raise SystemExit("pack.py dequant: unsupported folder (quant_method %r)" % method)
 
 
@@ -530,6 +544,12 @@ def main():
     b = sub.add_parser("dequant")
     b.add_argument("--model", required=True)
     b.add_argument("--out", required=True)
+    d = sub.add_parser("models")
+    d.add_argument("--out", required=True)
+    d.add_argument("--seed", type=int, default=2026)
+    e = sub.add_parser("dense-twin")
+    e.add_argument("--model", required=True)
+    e.add_argument("--out", required=True)
     c = sub.add_parser("fuzz-seeds")
     c.add_argument("--out", required=True)
     c.add_argument("--seed", type=int, default=13)
@@ -542,6 +562,18 @@ def main():
         with open(os.path.join(args.out, "fixtures.json"), "w") as fh:
             json.dump(names, fh, indent=2)
         print("pack.py: wrote %d fixture folders to %s" % (len(names), args.out))
+    elif args.cmd == "models":
+        import models
+        names = []
+        for m in models.all_models(args.seed):
+            m.write(args.out)
+            names.append(m.name)
+        with open(os.path.join(args.out, "models.json"), "w") as fh:
+            json.dump(names, fh, indent=2)
+        print("pack.py: wrote %d model folders to %s" % (len(names), args.out))
+    elif args.cmd == "dense-twin":
+        import models
+        models.dense_twin(args.model, args.out, dequant_folder)
     elif args.cmd == "fuzz-seeds":
         fuzz_seeds(args.out, args.seed)
     else:

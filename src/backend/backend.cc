@@ -17,20 +17,20 @@ const Tensor& input_rows(Backend& b, const MatmulInput& in) {
 
 }  // namespace
 
-void Backend::qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, const QkvParams& p,
+void Backend::qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, const QkvParams& p,
                              KvLayer& kv) {
   matmul(input_rows(*this, in), w, qkv);
   rope(qkv, p);
   store_kv(qkv, p.q_heads, p.kv_heads, p.head_dim(), kv);
 }
 
-void Backend::matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activation f, Tensor& gate_up,
+void Backend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
                               Tensor& act) {
   matmul(input_rows(*this, in), w, gate_up);
   silu_mul(gate_up, f, act);
 }
 
-void Backend::matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, const RmsNorm& out_norm,
+void Backend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                                   Tensor& residual, const RmsNorm& norm, Tensor& normed) {
   matmul(x, w, out);
   if (out_norm.present()) rms_norm(out, out_norm, out);

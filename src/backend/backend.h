@@ -12,9 +12,10 @@
 // enqueued in order; on CUDA they are asynchronous until synchronize() or a
 // copy to host.
 //
-// Dtypes: weights are kBF16, kF16 or kF32 (whatever upload_weight produced);
-// activations are activation_dtype() (kF32 on CPU, kBF16 on CUDA); ids,
-// positions and metadata are kI32; norms and softmax accumulate in float32.
+// Dtypes: weights are kBF16, kF16 or kF32 (whatever upload_weight produced), or
+// quantized (a LinearWeight made by upload_quantized); activations are
+// activation_dtype() (kF32 on CPU, kBF16 on CUDA); ids, positions and metadata
+// are kI32; norms and softmax accumulate in float32.
 #pragma once
 
 #include <cstdint>
@@ -25,10 +26,37 @@
 
 #include "backend/device_sampling.h"
 #include "backend/kv_block_copy.h"
+#include "backend/quantized_matrix.h"
 #include "backend/tensor.h"
 #include "base/status.h"
 
 namespace kr {
+
+// A quantized weight as one backend repacked it (upload_quantized): opaque to
+// callers, owned by that backend, freed with it.
+class QuantizedWeight {
+ public:
+  virtual ~QuantizedWeight() = default;
+};
+
+// The weight of a Linear (or an embedding table), [N, K] with y = x · Wᵀ: a
+// dense tensor as upload_weight() produced it, or a quantized weight from
+// upload_quantized(). A Tensor converts to the dense kind, so ops take either.
+struct LinearWeight {
+  LinearWeight() = default;
+  LinearWeight(const Tensor& t) : dense(t) {}  // NOLINT: implicit on purpose
+
+  Tensor dense;                            // [N, K] when not quantized
+  const QuantizedWeight* quant = nullptr;  // made and owned by one backend
+  int64_t quant_rows = 0, quant_cols = 0;  // N, K of a quantized weight
+  size_t quant_bytes = 0;                  // bytes one full pass reads (codes, scales, zeros)
+  std::string quant_desc;                  // e.g. "awq int4 g128" (for logs and benchmarks)
+
+  bool quantized() const { return quant != nullptr; }
+  int64_t rows() const { return quantized() ? quant_rows : dense.dim(0); }
+  int64_t cols() const { return quantized() ? quant_cols : dense.dim(1); }
+  size_t bytes() const { return quantized() ? quant_bytes : dense.bytes(); }
+};
 
 // Per-step layout of a batch for attention and the KV cache. Tokens of all
 // sequences are concatenated: sequence s owns rows [query_start[s],
@@ -153,6 +181,13 @@ class Backend {
   // host memory alive; false when it copies (CUDA), so host buffers may be freed
   // right after the upload. (Addition: defaults to false.)
   virtual bool upload_keeps_host_pointer() const { return false; }
+  // A quantized Linear or embedding table (backend/quantized_matrix.h), repacked
+  // once into the layout this backend's kernels read; `m` may be freed afterwards.
+  // The CPU reference dequantizes it to a dense float32 weight (and computes
+  // without activation quantization). InvalidArgument naming m.name when this
+  // backend's kernels cannot run it (e.g. a group size they do not support):
+  // never a silent dense fallback.
+  virtual StatusOr<LinearWeight> upload_quantized(const QuantizedMatrix& m) = 0;
   virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
   virtual void fill_zero(Tensor& t) = 0;
@@ -166,17 +201,20 @@ class Backend {
   virtual void set_step_metadata(const StepMetadata& meta) = 0;
 
   // ---- ops (shapes: T tokens, H hidden, V vocab, I intermediate, D head dim) ----
-  // out[t, :] = table[ids[t], :] * scale. table [V, H] weight dtype; ids [T] i32; out [T, H].
-  // The caller passes scale already rounded as the model rounds it (Gemma: sqrt(H)
-  // in the weight dtype); the product is rounded to the activation dtype; 1: a copy.
-  virtual void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) = 0;
+  // out[t, :] = table[ids[t], :] * scale. table [V, H] (dense or quantized); ids [T] i32;
+  // out [T, H]. The caller passes scale already rounded as the model rounds it (Gemma:
+  // sqrt(H) in the weight dtype); the product is rounded to the activation dtype; 1: a copy.
+  virtual void embedding(const LinearWeight& table, const Tensor& ids, float scale, Tensor& out) = 0;
   // out = the norm of x (RmsNorm: x̂ · w or x̂ · (1 + w)). x, out [T, H] (out may be x); w [H].
   virtual void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) = 0;
   // residual += x; out = the norm of residual. residual, x, out [T, H].
   virtual void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) = 0;
-  // out = x · wᵀ. x [T, K] activations; w [N, K] weight; out [T, N] (activation dtype,
-  // or kF32 when out.dtype is kF32, as for logits).
-  virtual void matmul(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  // out = x · wᵀ. x [T, K] activations; w [N, K] weight (dense or quantized); out
+  // [T, N] (activation dtype, or kF32 when out.dtype is kF32, as for logits). A
+  // quantized weight whose checkpoint quantizes activations (FP8 W8A8: static
+  // input_scale or dynamic per-token) may have x quantized the same way by the
+  // backend's kernels; the CPU reference never quantizes activations.
+  virtual void matmul(const Tensor& x, const LinearWeight& w, Tensor& out) = 0;
   // Finishes a q/k/v projection in place (QkvParams): adds the bias, applies the
   // per-head q/k norms, then rotates q and k (rotate_half / NeoX layout, as Hugging
   // Face Llama) at the positions of the step metadata. v gets the bias only.
@@ -200,18 +238,18 @@ class Backend {
   // ---- fused ops: defaults compose the ops above (backend.cc) ----
   // The attention input: qkv = x' · wᵀ, then rope() (bias, q/k norms, rotation),
   // then store_kv() of its k and v into `kv`. x' from `in` [T, H];
-  // w [(Hq + 2 Hkv) D, H]; qkv [T, (Hq + 2 Hkv) D].
-  virtual void qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, const QkvParams& p,
+  // w [(Hq + 2 Hkv) D, H] (dense or quantized); qkv [T, (Hq + 2 Hkv) D].
+  virtual void qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, const QkvParams& p,
                               KvLayer& kv);
   // The gated MLP input: gate_up = x' · wᵀ, then silu_mul(gate_up, f, act).
   // x' from `in` [T, H]; w [2I, H] (gate rows, then up rows); gate_up [T, 2I]; act [T, I].
-  virtual void matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activation f, Tensor& gate_up,
+  virtual void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
                                Tensor& act);
   // A block's output joining the residual stream, and the next norm:
   // out = x · wᵀ; with out_norm present, out = rms_norm(out, out_norm) (Gemma's
   // post-attention / post-feedforward norms); then add_rms_norm(residual, out,
   // norm, normed). x [T, K]; w [H, K]; out, residual, normed [T, H].
-  virtual void matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, const RmsNorm& out_norm,
+  virtual void matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                                    Tensor& residual, const RmsNorm& norm, Tensor& normed);
 
   // ---- optional (additions by the CUDA backend; defaults keep other backends unchanged) ----

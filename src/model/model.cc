@@ -122,7 +122,12 @@ Status Model::init() {
     p.softcap = a.attn_logit_softcap;
     layer_attn_.push_back(p);
   }
-  embed_scale_ = a.scale_embeddings ? embedding_scale(c.hidden_size, weights_->embed.dtype) : 1.0f;
+  // A quantized table (MLX) keeps the float32 scale on every backend (the CPU
+  // reference holds it dequantized to float32); mlx_lm rounds it to the scales'
+  // dtype, a 1e-4 relative difference, far inside the quantization error.
+  const LinearWeight& embed = weights_->embed;
+  embed_scale_ =
+      a.scale_embeddings ? embedding_scale(c.hidden_size, embed.quantized() ? DType::kF32 : embed.dense.dtype) : 1.0f;
   return Status::Ok();
 }
 
@@ -235,12 +240,16 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& bac
   }
   std::unique_ptr<ModelWeights> weights;
   if (options.dummy_weights) {
-    KR_ASSIGN_OR_RETURN(weights, make_dummy_weights(config, backend, options.dummy_seed));
+    KR_ASSIGN_OR_RETURN(weights, make_dummy_weights(config, backend, options.dummy_seed, options.dummy_quant));
   } else {
     if (!options.arch.empty() && dir.empty())
       return InvalidArgument("--arch without --dummy-weights needs a model folder for the weights");
-    KR_ASSIGN_OR_RETURN(auto files, SafetensorsSet::open_dir(dir));
-    KR_ASSIGN_OR_RETURN(weights, load_model_weights(config, std::move(files), backend));
+    // config.json's quantization_config (or MLX's quantization, or a side file):
+    // quantized folders hold packed I32/U32 and F8 tensors besides the float ones.
+    KR_ASSIGN_OR_RETURN(QuantConfig quant, load_quant_config(dir));
+    KR_ASSIGN_OR_RETURN(auto files,
+                        SafetensorsSet::open_dir(dir, quant.quantized() ? DTypePolicy::kAny : DTypePolicy::kFloatOnly));
+    KR_ASSIGN_OR_RETURN(weights, load_model_weights(config, std::move(files), backend, quant));
   }
   auto model = std::make_unique<Model>(std::move(config), std::move(gen), std::move(weights), backend, options);
   KR_RETURN_IF_ERROR(model->init());

@@ -29,6 +29,9 @@ struct ModelOptions {
   // Random weights of the configured shape instead of safetensors.
   bool dummy_weights = false;
   uint64_t dummy_seed = 1234;
+  // With dummy_weights: random quantized Linears of this format
+  // (model/quant/dummy_quant.h, e.g. "awq", "fp8"); empty: BF16.
+  std::string dummy_quant;
   // Built-in config instead of DIR/config.json (model_config_preset_names(), e.g.
   // "llama-3.1-8b"); needs no folder with dummy_weights.
   std::string arch;
@@ -63,6 +66,7 @@ class Model {
   int32_t max_tokens_per_step() const { return options_.max_tokens_per_step; }
   int32_t max_logit_rows() const { return options_.max_logit_rows; }
   size_t weight_bytes() const { return weights_->weight_bytes; }
+  const ModelWeights& weights() const { return *weights_; }
   size_t kv_cache_bytes() const { return kv_cache_bytes_; }
   // The paged KV cache, one KvLayer per layer (the host tier copies blocks of it).
   std::span<const KvLayer> kv_layers() const { return kv_; }

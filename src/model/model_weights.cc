@@ -9,6 +9,7 @@
 
 #include "backend/dtype_convert.h"
 #include "base/log.h"
+#include "model/quant/dummy_quant.h"
 
 namespace kr {
 namespace {
@@ -89,6 +90,74 @@ std::map<std::string, std::vector<int64_t>> expected_tensors(const ModelConfig& 
   }
   return e;
 }
+
+// "model.layers.0.mlp.up_proj" of "model.layers.0.mlp.up_proj.weight".
+std::string module_of(const std::string& tensor) {
+  return tensor.ends_with(".weight") ? tensor.substr(0, tensor.size() - 7) : tensor;
+}
+
+// The quantized modules of a checkpoint: which they are (decided by their
+// tensors), each read, row-fused and uploaded, and the bookkeeping that every
+// tensor they claim is consumed by a reader.
+class QuantModules {
+ public:
+  QuantModules(const QuantConfig& config, const TensorMap& tensors, Backend& backend)
+      : config_(config), tensors_(tensors), backend_(backend) {}
+
+  bool quantized(const std::string& module) const {
+    return config_.quantized() && is_quantized_module(config_, tensors_, module);
+  }
+  // A tensor that belongs to a quantized module (PREFIX.SUFFIX with PREFIX
+  // quantized) or to the checkpoint's KV-cache scales.
+  bool claims(const std::string& tensor) {
+    if (!config_.quantized()) return false;
+    const size_t dot = tensor.rfind('.');
+    if (dot == std::string::npos) return false;
+    const std::string prefix = tensor.substr(0, dot), suffix = tensor.substr(dot + 1);
+    if (suffix == "k_scale" || suffix == "v_scale" || suffix == "output_scale" || quantized(prefix)) {
+      claimed_.insert(tensor);
+      return true;
+    }
+    return false;
+  }
+  StatusOr<LinearWeight> load(const std::vector<std::string>& modules, const std::vector<int64_t>& rows, int64_t K,
+                              ModuleRole role) {
+    std::vector<QuantizedMatrix> parts;
+    for (size_t i = 0; i < modules.size(); ++i) {
+      KR_ASSIGN_OR_RETURN(QuantizedMatrix m, load_quantized_matrix(config_, tensors_, modules[i], role, rows[i], K));
+      consumed_.insert(m.source_tensors.begin(), m.source_tensors.end());
+      parts.push_back(std::move(m));
+    }
+    if (parts.size() == 1) return backend_.upload_quantized(parts[0]);
+    std::vector<const QuantizedMatrix*> ptrs;
+    for (const QuantizedMatrix& m : parts) ptrs.push_back(&m);
+    const std::string last = modules.back().substr(modules.back().rfind('.') + 1);
+    KR_ASSIGN_OR_RETURN(QuantizedMatrix fused, fuse_rows(ptrs, modules[0] + "+" + last));
+    return backend_.upload_quantized(fused);
+  }
+  StatusOr<std::optional<KvCacheScales>> kv_scales(const std::string& attn) {
+    if (!config_.quantized()) return std::optional<KvCacheScales>();
+    KR_ASSIGN_OR_RETURN(std::optional<KvCacheScales> s, load_kv_cache_scales(tensors_, attn));
+    if (s) consumed_.insert(s->source_tensors.begin(), s->source_tensors.end());
+    return s;
+  }
+  // Every claimed tensor was read by a reader: one the reader did not use (e.g. a
+  // quantized module's bias this model has no place for) is an error naming it.
+  Status check_all_consumed() const {
+    for (const std::string& t : claimed_)
+      if (!consumed_.count(t)) {
+        const TensorView& v = tensors_.at(t);
+        return InvalidArgument(v.file + ": unexpected tensor '" + t + "' for this config (" + config_.source() + ")");
+      }
+    return Status::Ok();
+  }
+
+ private:
+  const QuantConfig& config_;
+  const TensorMap& tensors_;
+  Backend& backend_;
+  std::set<std::string> claimed_, consumed_;
+};
 
 // Tensors that old checkpoints carry and we recompute or do not need.
 bool ignorable(const std::string& name, const ModelConfig& c, const Names& n) {
@@ -185,16 +254,19 @@ void fill_dummy(uint16_t* dst, int64_t n, uint64_t seed, float scale) {
 
 StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
                                                            std::unique_ptr<SafetensorsSet> files,
-                                                           Backend& backend) {
+                                                           Backend& backend, const QuantConfig& quant) {
   const ArchSpec& a = c.arch;
   const Names n = names_for(a, files.get());
   const auto expected = expected_tensors(c, n);
+  QuantModules qm(quant, files->all(), backend);
   // Extra tensors first: a folder of another model shape or family shows up here clearly.
+  // Tensors of a quantized module (its qweight, scales, ...) are claimed here and
+  // must be consumed by its reader below.
   size_t skipped = 0;
   for (const auto& [name, view] : files->all()) {
     if (vision_tensor(name, a)) {
       ++skipped;
-    } else if (!expected.count(name) && !ignorable(name, c, n)) {
+    } else if (!expected.count(name) && !ignorable(name, c, n) && !qm.claims(name)) {
       return InvalidArgument(view.file + ": unexpected tensor '" + name + "' for " + a.architecture +
                              " with this config");
     }
@@ -203,12 +275,16 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
     KR_LOG(kInfo, "model: %s: skipping %zu vision-tower and projector tensors (text only)", a.architecture.c_str(),
            skipped);
   for (const auto& [name, shape] : expected) {
+    if (qm.quantized(module_of(name))) continue;  // its reader checks every shape
     const TensorView* v = files->find(name);
     if (v == nullptr)
       return NotFound("missing tensor '" + name + "' in the model's safetensors (" + a.architecture + ")");
     if (v->shape != shape)
       return InvalidArgument(v->file + ": tensor '" + name + "' has shape " + shape_str(v->shape) + ", expected " +
                              shape_str(shape));
+    if (v->storage != StorageType::kBF16 && v->storage != StorageType::kF16 && v->storage != StorageType::kF32)
+      return InvalidArgument(v->file + ": tensor '" + name + "' has dtype " + storage_type_name(v->storage) +
+                             "; an unquantized weight must be BF16, F16 or F32");
   }
   auto w = std::make_unique<ModelWeights>();
   Uploader up(backend, *w);
@@ -220,11 +296,40 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
                              parts[0]->name + "' is " + dtype_name(parts[0]->dtype) + " (fused tensors must match)");
     return Status::Ok();
   };
-  w->embed = up.direct(*get(n.top("embed_tokens")));
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
+  // One Linear or a row-fused group of them ([rows[i], K] each), by module name
+  // (the tensor name less ".weight"): quantized when the checkpoint stores them so
+  // (all of them), dense otherwise. Biases and norms are never quantized: they
+  // are read as dense tensors below whatever the format.
+  auto linear = [&](const std::vector<std::string>& modules, const std::vector<int64_t>& rows, int64_t K,
+                    ModuleRole role) -> StatusOr<LinearWeight> {
+    int quantized = 0;
+    for (const std::string& m : modules) quantized += qm.quantized(m);
+    if (quantized == static_cast<int>(modules.size())) {
+      KR_ASSIGN_OR_RETURN(LinearWeight lw, qm.load(modules, rows, K, role));
+      w->weight_bytes += lw.bytes();
+      return lw;
+    }
+    if (quantized != 0)
+      return Unimplemented("modules '" + modules[0] + "' .. '" + modules.back() +
+                           "' are fused into one matrix but only some of them are quantized in the checkpoint");
+    std::vector<const TensorView*> parts;
+    for (const std::string& m : modules) parts.push_back(get(m + ".weight"));
+    if (parts.size() == 1) return LinearWeight(up.direct(*parts[0]));
+    KR_RETURN_IF_ERROR(same_dtype(parts));
+    return LinearWeight(up.fused(parts));
+  };
+  KR_ASSIGN_OR_RETURN(w->embed, linear({module_of(n.top("embed_tokens"))}, {V}, H, ModuleRole::kEmbedding));
   w->final_norm = up.direct(*get(n.top("norm")));
-  w->lm_head = c.tie_word_embeddings ? w->embed : up.direct(*get(n.lm_head));
+  if (c.tie_word_embeddings) {
+    w->lm_head = w->embed;
+  } else {
+    KR_ASSIGN_OR_RETURN(w->lm_head, linear({module_of(n.lm_head)}, {V}, H, ModuleRole::kLinear));
+  }
+  const int64_t q = int64_t{c.num_attention_heads} * D, kv = int64_t{c.num_key_value_heads} * D;
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     LayerWeights L;
+    auto mod = [&](const char* suffix) { return module_of(n.layer(l, suffix)); };
     L.input_norm = up.direct(*get(n.layer(l, "input_layernorm")));
     if (a.post_attention_norm) {
       L.attn_out_norm = up.direct(*get(n.layer(l, "post_attention_layernorm")));
@@ -233,13 +338,9 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
       L.mlp_norm = up.direct(*get(n.layer(l, "post_attention_layernorm")));
     }
     if (a.post_feedforward_norm) L.mlp_out_norm = up.direct(*get(n.layer(l, "post_feedforward_layernorm")));
-    std::vector<const TensorView*> qkv = {get(n.layer(l, "self_attn.q_proj")), get(n.layer(l, "self_attn.k_proj")),
-                                          get(n.layer(l, "self_attn.v_proj"))};
-    std::vector<const TensorView*> gu = {get(n.layer(l, "mlp.gate_proj")), get(n.layer(l, "mlp.up_proj"))};
-    KR_RETURN_IF_ERROR(same_dtype(qkv));
-    KR_RETURN_IF_ERROR(same_dtype(gu));
-    L.qkv = up.fused(qkv);
-    L.gate_up = up.fused(gu);
+    KR_ASSIGN_OR_RETURN(L.qkv, linear({mod("self_attn.q_proj"), mod("self_attn.k_proj"), mod("self_attn.v_proj")},
+                                      {q, kv, kv}, H, ModuleRole::kLinear));
+    KR_ASSIGN_OR_RETURN(L.gate_up, linear({mod("mlp.gate_proj"), mod("mlp.up_proj")}, {I, I}, H, ModuleRole::kLinear));
     if (a.qkv_bias) {
       std::vector<const TensorView*> bias = {get(n.layer(l, "self_attn.q_proj", "bias")),
                                              get(n.layer(l, "self_attn.k_proj", "bias")),
@@ -251,16 +352,22 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
       L.q_norm = up.direct(*get(n.layer(l, "self_attn.q_norm")));
       L.k_norm = up.direct(*get(n.layer(l, "self_attn.k_norm")));
     }
-    L.o = up.direct(*get(n.layer(l, "self_attn.o_proj")));
-    L.down = up.direct(*get(n.layer(l, "mlp.down_proj")));
+    KR_ASSIGN_OR_RETURN(L.o, linear({mod("self_attn.o_proj")}, {H}, q, ModuleRole::kLinear));
+    KR_ASSIGN_OR_RETURN(L.down, linear({mod("mlp.down_proj")}, {H}, I, ModuleRole::kLinear));
     w->layers.push_back(L);
+    KR_ASSIGN_OR_RETURN(std::optional<KvCacheScales> kvs, qm.kv_scales(module_of(n.layer(l, "self_attn"))));
+    if (kvs) {
+      w->kv_scales.resize(static_cast<size_t>(c.num_hidden_layers));
+      w->kv_scales[static_cast<size_t>(l)] = *kvs;
+    }
   }
+  KR_RETURN_IF_ERROR(qm.check_all_consumed());
   if (backend.upload_keeps_host_pointer()) w->files = std::move(files);
   return w;
 }
 
 StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& c, Backend& backend,
-                                                                 uint64_t seed) {
+                                                           uint64_t seed, const std::string& quant_format) {
   const ArchSpec& a = c.arch;
   auto w = std::make_unique<ModelWeights>();
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
@@ -285,24 +392,33 @@ StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& c,
     if (backend.upload_keeps_host_pointer()) w->host_buffers.push_back(std::move(buf));
     return t;
   };
+  // A Linear of the decoder layers: BF16, or a random quantized matrix of quant_format.
+  auto linear = [&](int64_t N, int64_t K, const std::string& name) -> StatusOr<LinearWeight> {
+    if (quant_format.empty()) return LinearWeight(make({N, K}, false));
+    KR_ASSIGN_OR_RETURN(QuantizedMatrix m, make_dummy_quantized(quant_format, N, K, seed + 0x1000 * ++tensor_index, name));
+    KR_ASSIGN_OR_RETURN(LinearWeight lw, backend.upload_quantized(m));
+    w->weight_bytes += lw.bytes();
+    return lw;
+  };
   w->embed = make({V, H}, false);
   w->final_norm = make({H}, true);
-  w->lm_head = c.tie_word_embeddings ? w->embed : make({V, H}, false);
+  w->lm_head = c.tie_word_embeddings ? w->embed : LinearWeight(make({V, H}, false));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights L;
     L.input_norm = make({H}, true);
     L.mlp_norm = make({H}, true);
     if (a.post_attention_norm) L.attn_out_norm = make({H}, true);
     if (a.post_feedforward_norm) L.mlp_out_norm = make({H}, true);
-    L.qkv = make({qkv_rows, H}, false);
+    KR_ASSIGN_OR_RETURN(L.qkv, linear(qkv_rows, H, p + "self_attn.qkv_proj"));
     if (a.qkv_bias) L.qkv_bias = make({qkv_rows}, false);
     if (a.qk_norm) {
       L.q_norm = make({D}, true);
       L.k_norm = make({D}, true);
     }
-    L.o = make({H, c.num_attention_heads * D}, false);
-    L.gate_up = make({2 * I, H}, false);
-    L.down = make({H, I}, false);
+    KR_ASSIGN_OR_RETURN(L.o, linear(H, int64_t{c.num_attention_heads} * D, p + "self_attn.o_proj"));
+    KR_ASSIGN_OR_RETURN(L.gate_up, linear(2 * I, H, p + "mlp.gate_up_proj"));
+    KR_ASSIGN_OR_RETURN(L.down, linear(H, I, p + "mlp.down_proj"));
     w->layers.push_back(L);
   }
   return w;

@@ -8,6 +8,11 @@
 // (published) or model.language_model.* (transformers 5) for the text model of
 // a vision-language folder, whose vision tensors are skipped with one log line.
 //
+// Linears (and the embedding) may be quantized: a module is read as the
+// checkpoint stores it (model/quant/quant_loader.h), fused the same way
+// (fuse_rows) and uploaded with Backend::upload_quantized; never dequantized to a
+// dense fallback. Norms and biases stay dense whatever the format.
+//
 // Threading: built on the backend's thread; immutable afterwards.
 #pragma once
 
@@ -18,6 +23,8 @@
 #include "backend/backend.h"
 #include "base/status.h"
 #include "model/hf_config.h"
+#include "model/quant/quant_config.h"
+#include "model/quant/quant_loader.h"
 #include "model/safetensors.h"
 
 namespace kr {
@@ -25,23 +32,25 @@ namespace kr {
 // Optional tensors are empty (Tensor::empty()) where the family has none.
 struct LayerWeights {
   Tensor input_norm;     // [H] input_layernorm
-  Tensor qkv;            // [(Hq + 2 Hkv) * D, H]: rows of q, then k, then v
+  LinearWeight qkv;      // [(Hq + 2 Hkv) * D, H]: rows of q, then k, then v
   Tensor qkv_bias;       // [(Hq + 2 Hkv) * D] q/k/v biases (Qwen2), optional
   Tensor q_norm;         // [D] self_attn.q_norm (Qwen3, Gemma 3), optional
   Tensor k_norm;         // [D] self_attn.k_norm, with q_norm
-  Tensor o;              // [H, Hq * D]
+  LinearWeight o;        // [H, Hq * D]
   Tensor attn_out_norm;  // [H] norm of o's output (Gemma: post_attention_layernorm), optional
   Tensor mlp_norm;       // [H] norm before the MLP (Llama: post_attention_layernorm; Gemma: pre_feedforward_layernorm)
-  Tensor gate_up;        // [2 I, H]: rows of gate, then up
-  Tensor down;           // [H, I]
+  LinearWeight gate_up;  // [2 I, H]: rows of gate, then up
+  LinearWeight down;     // [H, I]
   Tensor mlp_out_norm;   // [H] norm of down's output (Gemma: post_feedforward_layernorm), optional
 };
 
 struct ModelWeights {
-  Tensor embed;       // [V, H]
-  Tensor final_norm;  // [H]
-  Tensor lm_head;     // [V, H]; the same tensor as embed when tied
+  LinearWeight embed;    // [V, H]
+  Tensor final_norm;     // [H]
+  LinearWeight lm_head;  // [V, H]; the same weight as embed when tied
   std::vector<LayerWeights> layers;
+  // Per-layer FP8 KV-cache scales the checkpoint carries (empty when it has none).
+  std::vector<KvCacheScales> kv_scales;
 
   // Host memory the backend may still point at (see Backend::upload_keeps_host_pointer).
   std::unique_ptr<SafetensorsSet> files;
@@ -51,15 +60,20 @@ struct ModelWeights {
 };
 
 // Checks names, shapes and dtypes (missing or extra tensors are errors naming
-// them), fuses, and uploads. Takes ownership of `files`.
+// them), fuses, and uploads. `quant` says how the checkpoint is quantized (a
+// default QuantConfig: not at all); `files` must then be opened with
+// DTypePolicy::kAny. Takes ownership of `files`.
 StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& config,
                                                            std::unique_ptr<SafetensorsSet> files,
-                                                           Backend& backend);
+                                                           Backend& backend, const QuantConfig& quant = {});
 
-// Random BF16 weights of the configured shape (vLLM's --load-format dummy):
-// uniform in ±0.02, norms the identity (weights 1 for x̂ · w, 0 for x̂ · (1 + w)).
+// Random weights of the configured shape (vLLM's --load-format dummy): BF16
+// uniform in ±0.02, norms the identity (weights 1 for x̂ · w, 0 for x̂ · (1 + w));
+// with `quant_format` (model/quant/dummy_quant.h: "awq", "mlx4", "fp8", ...) the
+// Linears of the decoder layers are random quantized matrices of that format
+// instead (embedding and lm_head stay BF16).
 // Deterministic for a seed.
 StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& config, Backend& backend,
-                                                                 uint64_t seed);
+                                                           uint64_t seed, const std::string& quant_format = "");
 
 }  // namespace kr

@@ -32,20 +32,21 @@ class HostSamplingBackend final : public Backend {
   void free(Tensor& t) override { in_->free(t); }
   Tensor upload_weight(const Tensor& host) override { return in_->upload_weight(host); }
   bool upload_keeps_host_pointer() const override { return in_->upload_keeps_host_pointer(); }
+  StatusOr<LinearWeight> upload_quantized(const QuantizedMatrix& m) override { return in_->upload_quantized(m); }
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override { in_->copy_from_host(dst, src, bytes); }
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override { in_->copy_to_host(dst, src, bytes); }
   void fill_zero(Tensor& t) override { in_->fill_zero(t); }
   void synchronize() override { in_->synchronize(); }
   size_t kv_cache_budget_bytes() const override { return in_->kv_cache_budget_bytes(); }
   void set_step_metadata(const StepMetadata& meta) override { in_->set_step_metadata(meta); }
-  void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) override {
+  void embedding(const LinearWeight& table, const Tensor& ids, float scale, Tensor& out) override {
     in_->embedding(table, ids, scale, out);
   }
   void rms_norm(const Tensor& x, const RmsNorm& n, Tensor& out) override { in_->rms_norm(x, n, out); }
   void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& n, Tensor& out) override {
     in_->add_rms_norm(residual, x, n, out);
   }
-  void matmul(const Tensor& x, const Tensor& w, Tensor& out) override { in_->matmul(x, w, out); }
+  void matmul(const Tensor& x, const LinearWeight& w, Tensor& out) override { in_->matmul(x, w, out); }
   void rope(Tensor& qkv, const QkvParams& p) override { in_->rope(qkv, p); }
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override {
     in_->store_kv(qkv, q_heads, kv_heads, head_dim, kv);

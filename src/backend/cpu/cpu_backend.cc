@@ -83,6 +83,14 @@ Tensor CpuBackend::upload_weight(const Tensor& host) {
   return host;
 }
 
+StatusOr<LinearWeight> CpuBackend::upload_quantized(const QuantizedMatrix& m) {
+  KR_RETURN_IF_ERROR(m.validate());
+  const std::vector<float> w = dequantize(m);
+  Tensor t = alloc(DType::kF32, {m.N, m.K});
+  std::memcpy(t.data, w.data(), w.size() * sizeof(float));
+  return LinearWeight(t);
+}
+
 void CpuBackend::copy_from_host(Tensor& dst, const void* src, size_t bytes) {
   KR_CHECK(bytes <= dst.bytes());
   std::memcpy(dst.data, src, bytes);
@@ -109,8 +117,10 @@ void CpuBackend::set_step_metadata(const StepMetadata& meta) {
   }
 }
 
-void CpuBackend::embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) {
+void CpuBackend::embedding(const LinearWeight& weight, const Tensor& ids, float scale, Tensor& out) {
   // table [V, H]; ids [T]; out [T, H] f32
+  KR_CHECK_MSG(!weight.quantized(), "CpuBackend: a quantized weight of another backend");
+  const Tensor& table = weight.dense;
   KR_CHECK(ids.dtype == DType::kI32 && out.dtype == DType::kF32);
   const int64_t T = ids.dim(0), H = table.dim(1), V = table.dim(0);
   KR_CHECK(out.dim(0) == T && out.dim(1) == H);

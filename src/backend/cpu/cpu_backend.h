@@ -1,6 +1,8 @@
 // CpuBackend: the float32 reference implementation of every Backend op.
 // Activations are kF32; weights stay in their source dtype (BF16/F16/F32) and
-// are converted on the fly inside matmul/embedding. Ops run on a ThreadPool.
+// are converted on the fly inside matmul/embedding; quantized weights are
+// dequantized to float32 once at upload (dequantize(), bit-exact to the NumPy
+// reference) and activations are never quantized. Ops run on a ThreadPool.
 //
 // Threading: like every Backend, owned and called by one thread; the pool's
 // workers only run inside an op.
@@ -30,6 +32,8 @@ class CpuBackend final : public Backend {
   // Keeps a pointer to `host` (no copy): the mmap'd file or host buffer must outlive use.
   Tensor upload_weight(const Tensor& host) override;
   bool upload_keeps_host_pointer() const override { return true; }
+  // A dense kF32 [N, K] weight owned by the backend: dequantize(m).
+  StatusOr<LinearWeight> upload_quantized(const QuantizedMatrix& m) override;
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
   void fill_zero(Tensor& t) override;
@@ -48,10 +52,10 @@ class CpuBackend final : public Backend {
 
   void set_step_metadata(const StepMetadata& meta) override;
 
-  void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) override;
+  void embedding(const LinearWeight& table, const Tensor& ids, float scale, Tensor& out) override;
   void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) override;
   void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) override;
-  void matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
+  void matmul(const Tensor& x, const LinearWeight& w, Tensor& out) override;
   void rope(Tensor& qkv, const QkvParams& p) override;
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override;
   void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override;

@@ -100,7 +100,9 @@ constexpr int64_t kDirectMaxTokens = 4;
 
 }  // namespace
 
-void CpuBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
+void CpuBackend::matmul(const Tensor& x, const LinearWeight& weight, Tensor& out) {
+  KR_CHECK_MSG(!weight.quantized(), "CpuBackend: a quantized weight of another backend");
+  const Tensor& w = weight.dense;
   KR_CHECK(x.dtype == DType::kF32 && out.dtype == DType::kF32);
   const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
   KR_CHECK_MSG(w.dim(1) == K, "matmul: inner dimensions differ");

@@ -18,11 +18,15 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_flash_attention.h"
+#include "backend/cuda/cuda_fp8_gemm.h"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_kv_copier.h"
+#include "backend/cuda/cuda_qgemm.h"
+#include "backend/cuda/cuda_quant_repack.h"
 #include "backend/cuda/cuda_sampling.h"
 #include "base/check.h"
+#include "base/log.h"
 
 namespace kr {
 namespace {
@@ -34,11 +38,20 @@ constexpr size_t kCublasWorkspaceBytes = size_t{64} << 20;
 constexpr size_t kReserveBytes = size_t{1} << 30;          // left free after the KV cache: workspace, cuBLAS
 constexpr int kTargetBlocks = 528;                         // 4 blocks per SM (132 SMs) for split decode
 constexpr int kMaxSampleRows = 4096;                       // rows of one argmax_logprob call
+constexpr size_t kQPartialFloats = size_t{4} << 20;        // split-K partial sums of the quantized kernels
+constexpr int kQCounters = 1 << 16;                        // their arrival counters
+constexpr int kActRows = 2048;                             // rows per chunk of gathered / FP8 activations
 // What the constructor allocates on the device.
 constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(int32_t) + kAttnScratchBytes +
-                                     kMaxSampleRows * (sizeof(int32_t) + sizeof(float));
+                                     kMaxSampleRows * (sizeof(int32_t) + sizeof(float)) +
+                                     kQPartialFloats * sizeof(float) + kQCounters * sizeof(int);
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// A quantized weight on this GPU: the device image of cuda_quant_repack.h.
+struct CudaQuantWeight final : QuantizedWeight {
+  cuda::QWeight w;
+};
 
 class CudaBackend final : public Backend {
  public:
@@ -62,6 +75,11 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     cuda::configure_attention_kernels();
     cuda::configure_flash_attention();
+    KR_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, options_.device));
+    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_partials_), kQPartialFloats * sizeof(float)));
+    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));
+    KR_CUDA_CHECK(cudaMemset(q_counters_, 0, kQCounters * sizeof(int)));
+    fp8_gemm_ = std::make_unique<cuda::Fp8Gemm>(cublas_ws_, kCublasWorkspaceBytes);
   }
 
   // Teardown ignores errors: a lost device must not turn exit into an abort.
@@ -71,6 +89,9 @@ class CudaBackend final : public Backend {
     for (auto& [key, g] : graphs_)
       if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
     for (const auto& [p, bytes] : allocations_) cudaFree(p);
+    fp8_gemm_.reset();
+    cudaFree(q_partials_);
+    cudaFree(q_counters_);
     cudaFree(cublas_ws_);
     cudaFree(meta_dev_);
     cudaFree(attn_scratch_);
@@ -137,6 +158,8 @@ class CudaBackend final : public Backend {
     return t;
   }
 
+  StatusOr<LinearWeight> upload_quantized(const QuantizedMatrix& m) override;
+
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
     KR_CHECK(bytes <= dst.bytes());
     if (bytes == 0) return;
@@ -173,10 +196,15 @@ class CudaBackend final : public Backend {
 
   void set_step_metadata(const StepMetadata& m) override;
 
-  void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) override {
+  void embedding(const LinearWeight& weight, const Tensor& ids, float scale, Tensor& out) override {
     const cudaStream_t s = op_stream();
-    KR_CHECK(table.dtype == DType::kBF16 && out.dtype == DType::kBF16 && ids.dim(0) == out.dim(0));
-    KR_CHECK(table.dim(1) == out.dim(1) && out.dim(1) % 8 == 0);
+    KR_CHECK(out.dtype == DType::kBF16 && ids.dim(0) == out.dim(0) && weight.cols() == out.dim(1));
+    if (weight.quantized()) {
+      cuda::launch_qembedding(qweight(weight).w, ids.as<int32_t>(), scale, out.data, static_cast<int>(out.dim(0)), s);
+      return;
+    }
+    const Tensor& table = weight.dense;
+    KR_CHECK(table.dtype == DType::kBF16 && out.dim(1) % 8 == 0);
     cuda::launch_embedding(table.data, ids.as<int32_t>(), scale, out.data, static_cast<int>(out.dim(0)),
                            static_cast<int>(out.dim(1)), s);
   }
@@ -194,7 +222,7 @@ class CudaBackend final : public Backend {
     cuda::launch_rms_norm(norm_args(residual.data, x, norm, out), pdl_norm(x, norm), s);
   }
 
-  void matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
+  void matmul(const Tensor& x, const LinearWeight& w, Tensor& out) override;
 
   void rope(Tensor& qkv, const QkvParams& p) override {
     const cudaStream_t s = op_stream();
@@ -233,11 +261,11 @@ class CudaBackend final : public Backend {
     cuda::launch_gather_rows(x.data, idx.as<int32_t>(), out.data, static_cast<int>(out.dim(0)), row_bytes, s);
   }
 
-  void qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, const QkvParams& p,
+  void qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, const QkvParams& p,
                       KvLayer& kv) override;
-  void matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activation f, Tensor& gate_up,
+  void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
                        Tensor& act) override;
-  void matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, const RmsNorm& out_norm,
+  void matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                            Tensor& residual, const RmsNorm& norm, Tensor& normed) override;
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
@@ -387,10 +415,28 @@ class CudaBackend final : public Backend {
     KR_CHECK(x.ndim == 2 && out.numel() == x.numel() && w.numel() == x.dim(1) && x.dim(1) % 8 == 0 &&
              x.dim(1) <= 32768);
   }
-  void check_input(const MatmulInput& in, const Tensor& w) const {
-    KR_CHECK(in.x->ndim == 2 && w.ndim == 2 && in.x->dim(1) == w.dim(1));
+  void check_input(const MatmulInput& in, const LinearWeight& w) const {
+    KR_CHECK(in.x->ndim == 2 && in.x->dim(1) == w.cols());
     if (in.norm.present()) check_norm(*in.x, in.norm, *in.normed);
   }
+  // The CUDA image of a quantized LinearWeight (made by this backend's upload_quantized).
+  const CudaQuantWeight& qweight(const LinearWeight& w) const {
+    const auto* q = dynamic_cast<const CudaQuantWeight*>(w.quant);
+    KR_CHECK_MSG(q != nullptr && owned_quant_.count(q) != 0, "CudaBackend: a quantized weight of another backend");
+    return *q;
+  }
+  // Whether T rows of `q` run on the dequantizing tensor-core kernels (fused
+  // epilogues included) rather than cuBLAS on a dequantized copy or the FP8 W8A8 GEMM.
+  bool quant_kernels_for(const cuda::QWeight& q, int64_t T) const {
+    return T < options_.quant_dense_min_tokens && T <= kActRows && !(q.w8a8 && T >= options_.fp8_w8a8_min_tokens);
+  }
+  // out = x · Wᵀ for a quantized weight (any T, no epilogue).
+  void quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out);
+  // The tensor-core kernel with epilogue `e` and `in`'s norm prologue (run unfused
+  // first where the kernel cannot take it); false (nothing run) when the kernel
+  // does not support the epilogue's shapes.
+  bool quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Tensor& out, cuda::QEpilogue e,
+                    cuda::QGemmArgs a);
   void check_qkv(const Tensor& qkv, const QkvParams& p) const {
     const RopeParams& rope = *p.rope;
     KR_CHECK(qkv.dtype == DType::kBF16 && qkv.dim(0) == meta_.num_tokens && qkv.dim(1) == p.width());
@@ -457,6 +503,21 @@ class CudaBackend final : public Backend {
   float* sample_lp_dev_ = nullptr;
   std::unique_ptr<cuda::CudaSampler> sampler_;  // Backend::sample
   std::unique_ptr<cuda::KvBlockCopier> kv_copier_;  // Backend::copy_kv_blocks, made at first use
+
+  // Quantized weights (upload_quantized) and the scratch their ops use.
+  int num_sms_ = 0;
+  std::vector<std::unique_ptr<CudaQuantWeight>> quant_weights_;
+  std::unordered_set<const QuantizedWeight*> owned_quant_;
+  float* q_partials_ = nullptr;  // [kQPartialFloats] split-K partials
+  int* q_counters_ = nullptr;    // [kQCounters] arrival counters, zero between launches
+  void* q_dense_ = nullptr;      // bf16 [N, K] of the largest quantized weight (dense path)
+  size_t q_dense_bytes_ = 0;
+  void* q_gather_ = nullptr;     // bf16 [kActRows, K] act-order activations
+  size_t q_gather_bytes_ = 0;
+  void* q_fp8_x_ = nullptr;      // e4m3 [kActRows, K] W8A8 activations
+  size_t q_fp8_x_bytes_ = 0;
+  float* q_fp8_sx_ = nullptr;    // [kActRows] their scales
+  std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;
 
   // Graphs.
   Mode mode_ = Mode::kEager;
@@ -559,12 +620,18 @@ void CudaBackend::build_tiles(int key, bool flash, int group, int head_dim) {
   tile_key_ = key;
 }
 
-void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
+void CudaBackend::matmul(const Tensor& x, const LinearWeight& weight, Tensor& out) {
   const cudaStream_t s = op_stream();
-  const int64_t T = x.dim(0), K = x.dim(1), N = w.dim(0);
-  KR_CHECK(w.dim(1) == K && out.dim(0) == T && out.dim(1) == N);
-  KR_CHECK(x.dtype == DType::kBF16 && w.dtype == DType::kBF16);
+  const int64_t T = x.dim(0), K = x.dim(1), N = weight.rows();
+  KR_CHECK(weight.cols() == K && out.dim(0) == T && out.dim(1) == N);
   KR_CHECK(out.dtype == DType::kBF16 || out.dtype == DType::kF32);
+  if (weight.quantized()) {
+    KR_CHECK(x.dtype == DType::kBF16);
+    quant_matmul(x, qweight(weight).w, out);
+    return;
+  }
+  const Tensor& w = weight.dense;
+  KR_CHECK(x.dtype == DType::kBF16 && w.dtype == DType::kBF16);
   const bool out_f32 = out.dtype == DType::kF32;
   if (T == 0) return;
   if (T <= cuda::kGemvMaxTokens && K % 8 == 0) {
@@ -580,15 +647,40 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
                              static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-void CudaBackend::qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, const QkvParams& p,
+void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weight, Tensor& qkv, const QkvParams& p,
                                  KvLayer& kv) {
   const cudaStream_t s = op_stream();
-  check_input(in, w);
+  check_input(in, weight);
   check_qkv(qkv, p);
   check_kv(kv, p.kv_heads, p.head_dim());
-  KR_CHECK(w.dim(0) == qkv.dim(1) && in.x->dim(0) == qkv.dim(0));
-  KR_CHECK(w.dtype == DType::kBF16 && in.x->dtype == DType::kBF16 && qkv.dtype == DType::kBF16);
+  KR_CHECK(weight.rows() == qkv.dim(1) && in.x->dim(0) == qkv.dim(0));
+  KR_CHECK(in.x->dtype == DType::kBF16 && qkv.dtype == DType::kBF16);
   const int T = static_cast<int>(qkv.dim(0));
+  if (weight.quantized()) {
+    const cuda::QWeight& q = qweight(weight).w;
+    // Per-head q/k norms (Qwen3, Gemma 3) need a whole head per block: those run
+    // in the rope kernel after the matmul.
+    if (quant_kernels_for(q, T) && !p.q_norm.present()) {
+      // One kernel: a block owns dims i and i + D/2 of one head for its tokens,
+      // adds the bias, rotates them and stores k and v rows into the cache.
+      cuda::QGemmArgs a;
+      a.positions = positions_dev();
+      a.slots = slots_dev();
+      a.inv_freq = p.rope->inv_freq.as<float>();
+      a.k_cache = kv.k.data;
+      a.v_cache = kv.v.data;
+      a.q_heads = p.q_heads;
+      a.kv_heads = p.kv_heads;
+      a.head_dim = p.head_dim();
+      if (p.bias != nullptr) a.bias = p.bias->data;
+      if (quant_kernel(in, q, qkv, cuda::QEpilogue::kRope, a)) return;
+    }
+    quant_matmul(input_rows(in), q, qkv);
+    cuda::launch_rope(rope_args(qkv, p, &kv), s);
+    return;
+  }
+  const Tensor& w = weight.dense;
+  KR_CHECK(w.dtype == DType::kBF16);
   if (T == 1) {
     // One GEMV: a block owns dims i and i + D/2 of one head, adds the bias, rotates
     // its two outputs and stores k and v rows into the cache; with q/k norms the
@@ -619,14 +711,28 @@ void CudaBackend::qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor&
   cuda::launch_rope(rope_args(qkv, p, &kv), s);
 }
 
-void CudaBackend::matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activation f, Tensor& gate_up,
+void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& weight, Activation f, Tensor& gate_up,
                                   Tensor& act) {
   const cudaStream_t s = op_stream();
-  check_input(in, w);
+  check_input(in, weight);
   const int64_t T = in.x->dim(0), I = act.dim(1);
-  KR_CHECK(w.dim(0) == 2 * I && gate_up.dim(0) == T && gate_up.dim(1) == 2 * I && act.dim(0) == T && I % 8 == 0);
-  KR_CHECK(w.dtype == DType::kBF16 && in.x->dtype == DType::kBF16 && gate_up.dtype == DType::kBF16 &&
-           act.dtype == DType::kBF16);
+  KR_CHECK(weight.rows() == 2 * I && gate_up.dim(0) == T && gate_up.dim(1) == 2 * I && act.dim(0) == T && I % 8 == 0);
+  KR_CHECK(in.x->dtype == DType::kBF16 && gate_up.dtype == DType::kBF16 && act.dtype == DType::kBF16);
+  if (weight.quantized()) {
+    const cuda::QWeight& q = qweight(weight).w;
+    if (quant_kernels_for(q, T)) {
+      // One kernel: a block owns rows i of the gate and I + i of the up projection.
+      cuda::QGemmArgs a;
+      a.act = act.data;
+      a.activation = activation_code(f);
+      if (quant_kernel(in, q, gate_up, cuda::QEpilogue::kSwiglu, a)) return;
+    }
+    quant_matmul(input_rows(in), q, gate_up);
+    cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, static_cast<int>(T), static_cast<int>(I), s);
+    return;
+  }
+  const Tensor& w = weight.dense;
+  KR_CHECK(w.dtype == DType::kBF16);
   if (T == 1) {
     // One GEMV: a block owns rows i of the gate and I + i of the up projection.
     cuda::Gemv1Args a = gemv1_args(in, w, gate_up);
@@ -638,7 +744,148 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activa
   cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, static_cast<int>(T), static_cast<int>(I), s);
 }
 
-void CudaBackend::matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, const RmsNorm& out_norm,
+StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
+  KR_CHECK_MSG(mode_ == Mode::kEager, "upload_quantized inside a step graph");
+  KR_ASSIGN_OR_RETURN(cuda::QRepacked r, cuda::repack_quantized(m));
+  auto q = std::make_unique<CudaQuantWeight>();
+  cuda::QWeight& w = q->w;
+  // Device copies, owned like every allocation (freed with the backend).
+  auto upload = [&](const void* host, size_t bytes) -> void* {
+    if (bytes == 0) return nullptr;
+    void* p = nullptr;
+    KR_CUDA_CHECK(cudaMalloc(&p, bytes));
+    allocations_.emplace(p, bytes);
+    allocated_bytes_ += bytes;
+    KR_CUDA_CHECK(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
+    return p;
+  };
+  w.code = r.code;
+  w.N = static_cast<int>(r.N);
+  w.K = static_cast<int>(r.K);
+  w.Np = static_cast<int>(r.Np);
+  w.Kp = static_cast<int>(r.Kp);
+  w.group = static_cast<int>(r.group);
+  w.groups = static_cast<int>(r.groups);
+  w.steps = static_cast<int>(r.steps);
+  w.meta_f16 = r.meta_f16;
+  w.has_bias = r.has_bias;
+  size_t code_bytes = 0;
+  if (r.code == cuda::QCode::kFp8) {
+    code_bytes = r.fp8.size();
+    w.codes = upload(r.fp8.data(), code_bytes);
+  } else {
+    code_bytes = r.codes.size() * sizeof(uint32_t);
+    w.codes = upload(r.codes.data(), code_bytes);
+  }
+  const size_t meta_bytes = r.meta.size() * sizeof(uint32_t);
+  w.meta = static_cast<const uint32_t*>(upload(r.meta.data(), meta_bytes));
+  w.perm = static_cast<const int32_t*>(upload(r.perm.data(), r.perm.size() * sizeof(int32_t)));
+  w.w8a8 = r.w8a8;
+  w.row_scale = static_cast<const float*>(upload(r.row_scale.data(), r.row_scale.size() * sizeof(float)));
+  w.static_input = r.static_input;
+  w.input_scale = r.input_scale;
+  w.act_scale_ub = r.act_scale_ub;
+  // Scratch sized for the largest weight: a dequantized copy (rows >=
+  // quant_dense_min_tokens), gathered activations (act-order), FP8 activations
+  // (W8A8). A smaller buffer it replaces stays allocated (in allocations_): step
+  // graphs recorded before may still use it.
+  auto grow = [&](void** p, size_t* have, size_t need) {
+    if (need <= *have) return;
+    KR_CUDA_CHECK(cudaMalloc(p, need));
+    allocations_.emplace(*p, need);
+    allocated_bytes_ += need;
+    *have = need;
+  };
+  grow(&q_dense_, &q_dense_bytes_, static_cast<size_t>(r.N) * r.K * 2);
+  if (!r.perm.empty()) grow(&q_gather_, &q_gather_bytes_, static_cast<size_t>(kActRows) * r.K * 2);
+  if (r.w8a8) {
+    grow(&q_fp8_x_, &q_fp8_x_bytes_, static_cast<size_t>(kActRows) * r.K);
+    if (q_fp8_sx_ == nullptr) {
+      KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_fp8_sx_), kActRows * sizeof(float)));
+      allocations_.emplace(q_fp8_sx_, kActRows * sizeof(float));
+      allocated_bytes_ += kActRows * sizeof(float);
+    }
+  }
+  LinearWeight lw;
+  lw.quant = q.get();
+  lw.quant_rows = r.N;
+  lw.quant_cols = r.K;
+  lw.quant_bytes = code_bytes + meta_bytes;
+  lw.quant_desc = r.desc;
+  owned_quant_.insert(q.get());
+  quant_weights_.push_back(std::move(q));
+  return lw;
+}
+
+void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out) {
+  const cudaStream_t s = op_stream();
+  const int T = static_cast<int>(x.dim(0)), N = q.N, K = q.K;
+  KR_CHECK(x.dim(1) == K && out.dim(0) == T && out.dim(1) == N);
+  if (T == 0) return;
+  const bool out_f32 = out.dtype == DType::kF32;
+  int done = 0;  // rows finished
+  if (q.w8a8 && !out_f32 && T >= options_.fp8_w8a8_min_tokens) {
+    // W8A8: each chunk of rows quantized to FP8 (per token or static), then cuBLASLt.
+    for (; done < T; done += kActRows) {
+      const int n = std::min(kActRows, T - done);
+      cuda::launch_quantize_fp8_rows(x.rows(done, n).data, n, K, q.static_input, q.input_scale, q.act_scale_ub,
+                                     q_fp8_x_, q_fp8_sx_, s);
+      if (!fp8_gemm_->run(q.codes, N, K, q.Kp, q.row_scale, q_fp8_x_, q_fp8_sx_, n, out.rows(done, n).data, s)) {
+        static bool logged = false;
+        if (!logged) KR_LOG(kWarn, "cuBLASLt offers no FP8 GEMM with per-row scales here; FP8 weights run W8A16");
+        logged = true;
+        break;
+      }
+    }
+    if (done >= T) return;
+  }
+  const int rest = T - done;
+  Tensor xr = x.rows(done, rest), outr = out.rows(done, rest);
+  if (rest >= options_.quant_dense_min_tokens || rest > kActRows) {
+    // Prefill: dequantize once into bf16 [N, K] (input-column order) and run cuBLAS.
+    cuda::launch_qdequant_dense(q, q_dense_, s);
+    const float alpha = 1.0f, beta = 0.0f;
+    KR_CUDA_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, rest, K, &alpha, q_dense_, CUDA_R_16BF, K,
+                               xr.data, CUDA_R_16BF, K, &beta, outr.data, out_f32 ? CUDA_R_32F : CUDA_R_16BF, N,
+                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  KR_CHECK(quant_kernel(MatmulInput(xr), q, outr, cuda::QEpilogue::kPlain, cuda::QGemmArgs{}));
+}
+
+bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Tensor& out, cuda::QEpilogue e,
+                               cuda::QGemmArgs a) {
+  const cudaStream_t s = op_stream();
+  const int T = static_cast<int>(in.x->dim(0));
+  a.T = T;
+  a.out = out.data;
+  a.out_f32 = out.dtype == DType::kF32;
+  a.partials = q_partials_;
+  a.partial_floats = kQPartialFloats;
+  a.counters = q_counters_;
+  a.counter_count = kQCounters;
+  const bool fused_norm = in.norm.present() && T <= cuda::kQGemvMaxTokens && q.perm == nullptr;
+  if (fused_norm) {
+    a.norm_w = in.norm.w->data;
+    a.eps = in.norm.eps;
+    a.norm_kind = norm_code(in.norm.kind);
+    a.normed = in.normed->data;
+  }
+  if (T > kActRows || !cuda::qgemm_supports(q, a, e)) return false;
+  const Tensor* x = in.x;
+  if (in.norm.present() && !fused_norm) {
+    rms_norm(*in.x, in.norm, *in.normed);
+    x = in.normed;
+  }
+  a.x = x->data;
+  if (q.perm != nullptr) {  // act-order: the activations in the weight's canonical column order
+    cuda::launch_gather_cols(x->data, q.perm, q_gather_, T, q.K, s);
+    a.x = q_gather_;
+  }
+  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s);
+}
+
+void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                                       Tensor& residual, const RmsNorm& norm, Tensor& normed) {
   const cudaStream_t s = op_stream();
   matmul(x, w, out);

@@ -1,7 +1,8 @@
 // The CUDA backend: bf16 activations and weights on one NVIDIA GPU, cuBLAS for
 // GEMMs with more than a few rows, own kernels for the rest (cuda_kernels.cu,
-// cuda_gemv1.cu, cuda_attention.cu, cuda_sampling.cu). Step graphs via
-// Backend::begin_graph/end_graph.
+// cuda_gemv1.cu, cuda_attention.cu, cuda_sampling.cu); quantized weights
+// (upload_quantized) repacked for cuda_qgemm.cu, FP8 W8A8 through cuBLASLt
+// (cuda_fp8_gemm.h). Step graphs via Backend::begin_graph/end_graph.
 //
 // Threading: like every Backend, owned and called by one thread.
 #pragma once
@@ -24,11 +25,21 @@ struct CudaOptions {
   // weights while the kernel before it drains. Off serialises every kernel, for
   // profiling per kernel or to rule it out when a result looks wrong.
   bool pdl = true;
-  // With pdl, also for the norm kernels of steps of up to 4 tokens (the one after
-  // o_proj and after down_proj): the norm's block is resident and waiting when the
-  // GEMV before it ends, instead of being launched then. Kept switchable until its
-  // gain is measured (kr-cuda-bench --no-pdl-norms).
+  // With pdl, also for the norm kernels (x*w form) of steps of up to 4 tokens (the
+  // one after o_proj and after down_proj): the norm's block is resident and waiting
+  // when the GEMV before it ends, instead of being launched then (measured gain and
+  // loss: docs/performance.md; kr-cuda-bench --no-pdl-norms).
   bool pdl_norms = true;
+  // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
+  // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
+  // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that
+  // dequantize in registers run.
+  int quant_dense_min_tokens = 256;
+  // FP8 weights whose checkpoint quantizes activations (static input_scale or
+  // dynamic per-token): from this many rows on, the activations are quantized to
+  // FP8 and cuBLASLt's FP8 GEMM runs (W8A8); below, the dequantizing kernels
+  // (W8A16, bf16 activations).
+  int fp8_w8a8_min_tokens = 9;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

@@ -15,7 +15,11 @@
 // later synchronisation still names the case that started it); exit status 1 on
 // any failure, 2 when no GPU is present.
 //
+// Then the quantized weights (backend_ops_quant.h): every quantized kernel path
+// against the CPU, and the tiny quantized models of tests/golden/quant.
+//
 // Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR] [--long-only | --no-long]
+//                       [--quant-only] [--quant-fixtures DIR] [--quant-goldens DIR]
 //                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
 //                       [--quick]        (small shapes of every op and family, the step-graph
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
@@ -45,6 +49,7 @@
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_long.h"
 #include "bench/cuda/kv_copy_check.h"
+#include "bench/cuda/backend_ops_quant.h"
 #include "model/model.h"
 
 namespace kr {
@@ -1042,6 +1047,8 @@ int main(int argc, char** argv) {
   bool short_checks = true, long_checks = true;
   std::string only;  // --only kv_block_copy: that group alone
   int long_prompt = 32000;
+  std::string quant_fixtures = "tests/golden/quant", quant_goldens = "tests/golden/quant";
+  bool quant_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -1054,6 +1061,9 @@ int main(int argc, char** argv) {
     else if (a == "--long-only") short_checks = false;
     else if (a == "--no-long") long_checks = false;
     else if (a == "--only" && has_value) only = argv[++i];
+    else if (a == "--quant-only") quant_only = true;
+    else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
+    else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
     else {
       std::fprintf(stderr, "kr-backend-ops: unknown argument %s\n", a.c_str());
       return 1;
@@ -1076,6 +1086,12 @@ int main(int argc, char** argv) {
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
+  if (quant_only) {
+    int failures = kr::quant_ops::run_ops(*cpu, *gpu);
+    failures += kr::quant_ops::run_models(*cpu, *gpu, quant_fixtures, quant_goldens);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+  }
   // --quick (under compute-sanitizer) runs the models first: they cover most kernels.
   if (short_checks && kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
   if (short_checks) {
@@ -1109,6 +1125,10 @@ int main(int argc, char** argv) {
   if (long_checks && !kr::g_quick) {
     kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu);
     if (long_prompt > 0) kr::g_failures += kr::run_long_prompt_greedy_check(*gpu, long_prompt);
+  }
+  if (short_checks && !kr::g_quick) {
+    kr::g_failures += kr::quant_ops::run_ops(*cpu, *gpu);
+    kr::g_failures += kr::quant_ops::run_models(*cpu, *gpu, quant_fixtures, quant_goldens);
   }
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
   return kr::g_failures ? 1 : 0;

@@ -6,16 +6,22 @@
 // as step graphs (one per batch size) and sample greedily on the device, as a
 // server step would. Also dumps logits for comparison with Hugging Face.
 //
-// Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--json FILE] [--json-dir DIR]
-//                      [--no-graphs] [--no-pdl] [--no-pdl-norms]
+// With --quant FORMAT the decoder layers' Linears are random quantized weights of
+// that format (model/quant/dummy_quant.h: awq, gptq, gptq8, mlx4, mlx8, fp8,
+// fp8-static; embedding and lm_head stay bf16), and the bytes one batch-1 decode
+// step reads count their codes, scales and zeros.
+//
+// Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
+//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--quant-dense-min N] [--w8a8-min N]
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
 //        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
-//        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b) with random bf16 weights of its shape, or
+//        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b) with random bf16 (or --quant) weights of its shape, or
 //        "all"; several run one after another in one process (a fresh backend each, so that
 //        nothing of one stays on the device for the next) and a summary table ends the output. --json FILE: one
 //        model's results; --json-dir DIR: DIR/NAME.json per preset.
-//        kr-cuda-bench --gemv-bench   (batch-1 GEMV bandwidth per matrix shape of every preset)
+//        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
+//        shape: bf16 of every preset, or quantized of NAME's shapes)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 #include <cuda_runtime_api.h>
 
@@ -23,6 +29,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -34,9 +41,14 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "model/hf_config.h"
 #include "model/model.h"
+#include "model/quant/dummy_quant.h"
 
 namespace kr {
 namespace {
+
+// HBM bandwidth the rooflines assume (a device-to-device copy moved about 4.3 TB/s
+// counting reads and writes; 3.9 TB/s is what streaming reads reach here).
+constexpr double kHbmBytesPerS = 3.9e12;
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -189,13 +201,67 @@ void gemv_bench() {
   cudaFree(out);
 }
 
-// HBM bytes one batch-1 decode step reads at context `ctx`: every weight once,
-// except an untied embedding table (one row of it), plus the K and V rows of the
-// context in each layer (a sliding layer only its window's).
+// The same for quantized weights of `format` (batch 1 and 8), through the backend's
+// matmul recorded in a step graph (so launch overhead is not timed), copies
+// rotated through ~1 GB so that L2 holds none of them.
+void quant_gemv_bench(Backend& gpu, const std::string& format, const ModelConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int64_t qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
+  const int64_t shapes[][2] = {{qkv, H}, {H, c.num_attention_heads * D}, {2 * I, H}, {H, I}};
+  Tensor x = gpu.alloc(DType::kBF16, {8, std::max(H, I)}), out = gpu.alloc(DType::kBF16, {8, 2 * I});
+  gpu.fill_zero(x);
+  uint64_t key = 0x6e6d0000;
+  for (const auto& sh : shapes) {
+    auto m = make_dummy_quantized(format, sh[0], sh[1], 99, "bench");
+    KR_CHECK_MSG(m.ok(), m.status().to_string().c_str());
+    std::vector<LinearWeight> copies;
+    auto w0 = gpu.upload_quantized(*m);
+    KR_CHECK(w0.ok());
+    const int n_copies = static_cast<int>(std::clamp<double>(1e9 / static_cast<double>(w0->bytes()), 2, 64));
+    copies.push_back(*w0);
+    for (int i = 1; i < n_copies; ++i) copies.push_back(*gpu.upload_quantized(*m));
+    for (int T : {1, 8}) {
+      Tensor xt = x.rows(0, T);
+      xt.shape[1] = sh[1];
+      Tensor ot = out.rows(0, T);
+      ot.shape[1] = sh[0];
+      const int reps = 200;
+      ++key;
+      for (int round = 0; round < 3; ++round) {  // record, then two timed replays
+        gpu.synchronize();
+        const double t0 = now_s();
+        KR_CHECK(gpu.begin_graph(key));
+        if (!gpu.replaying_graph())
+          for (int r = 0; r < reps; ++r) gpu.matmul(xt, copies[r % copies.size()], ot);
+        gpu.end_graph();
+        gpu.synchronize();
+        const double us = (now_s() - t0) * 1e6 / reps;
+        if (round == 2)
+          std::printf("qgemv %-10s T %d N %-6lld K %-6lld %7.2f us %7.0f GB/s  (%s)\n", format.c_str(), T,
+                      static_cast<long long>(sh[0]), static_cast<long long>(sh[1]), us,
+                      static_cast<double>(w0->bytes()) / (us * 1e-6) / 1e9, w0->quant_desc.c_str());
+      }
+    }
+  }
+  gpu.free(x);
+  gpu.free(out);
+}
+
+// HBM bytes one batch-1 decode step reads at context `ctx`: every weight once
+// (codes, scales and zeros for quantized ones), except the embedding table, of
+// which one row (a tied table is read whole as the lm_head), plus the K and V
+// rows of the context in each layer (a sliding layer only its window's).
 double decode_bytes_per_token(const Model& model, int ctx) {
   const ModelConfig& c = model.config();
-  double bytes = static_cast<double>(model.weight_bytes());
-  if (!c.tie_word_embeddings) bytes -= static_cast<double>(c.vocab_size - 1) * c.hidden_size * 2.0;
+  const ModelWeights& w = model.weights();
+  double bytes = static_cast<double>(w.lm_head.bytes()) + static_cast<double>(w.final_norm.bytes()) +
+                 static_cast<double>(c.hidden_size) * 2.0;
+  for (const LayerWeights& l : w.layers) {
+    for (const LinearWeight* m : {&l.qkv, &l.o, &l.gate_up, &l.down}) bytes += static_cast<double>(m->bytes());
+    for (const Tensor* t : {&l.input_norm, &l.qkv_bias, &l.q_norm, &l.k_norm, &l.attn_out_norm, &l.mlp_norm,
+                            &l.mlp_out_norm})
+      if (!t->empty()) bytes += static_cast<double>(t->bytes());
+  }
   const double kv_row = 2.0 * c.num_key_value_heads * c.head_dim * 2.0;  // K and V, bf16
   for (AttentionKind k : c.arch.layer_attention) {
     const int keys = k == AttentionKind::kSliding ? std::min(ctx, c.arch.sliding_window) : ctx;
@@ -233,6 +299,8 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 // What one run measures (the flags).
 struct RunSettings {
   bool graphs = true, decode_only = false, brief = false, pdl = true, pdl_norms = true;
+  std::string quant;  // --quant FORMAT: dummy quantized Linears; empty: bf16
+  CudaOptions options;  // what the backend was made with (recorded in the JSON)
 };
 
 // Loads `arch` (dummy weights) or `model_dir` on gpu, runs every measurement and
@@ -245,6 +313,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   ModelOptions opt;
   opt.arch = arch;
   opt.dummy_weights = model_dir.empty();
+  opt.dummy_quant = set.quant;
   const double t0 = now_s();
   auto model_or = load_model(model_dir, gpu, opt);
   if (!model_or.ok()) {
@@ -266,7 +335,14 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
 
   nlohmann::json r;
   r["gpu"] = prop.name;
-  r["model"] = model_dir.empty() ? arch + " (dummy bf16 weights)" : model_dir;
+  const std::string& quant = set.quant;
+  r["model"] = model_dir.empty() ? arch + (quant.empty() ? " (dummy bf16 weights)" : " (dummy " + quant + " weights)")
+                                 : model_dir;
+  r["quant"] = quant.empty() ? "none" : quant;
+  if (!model.weights().layers.empty() && model.weights().layers[0].qkv.quantized())
+    r["quant_desc"] = model.weights().layers[0].qkv.quant_desc;
+  r["quant_dense_min_tokens"] = set.options.quant_dense_min_tokens;
+  r["fp8_w8a8_min_tokens"] = set.options.fp8_w8a8_min_tokens;
   r["load_s"] = load_s;
   r["weight_bytes"] = model.weight_bytes();
   r["kv_cache_bytes"] = model.kv_cache_bytes();
@@ -287,8 +363,6 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
     r["graph_replay_equals_eager"] = same;
     std::printf("graph replay check (5 seqs x 12 steps, ids and logprobs): %s\n", same ? "equal" : "DIFFERENT");
   }
-  // Roofline of batch-1 decode: the bytes a token reads at the H200's 3.9 TB/s.
-  constexpr double kBandwidth = 3.9e12;
   r["arch"] = model.config().arch.architecture;
   // Batch B at context ctx: a step reads the weights once and each sequence's K/V.
   auto decode_at = [&](int B, int ctx, int steps) {
@@ -300,7 +374,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
     const double tps = b.decode(B, ctx, steps);
     const double weights = decode_bytes_per_token(model, 0);
     const double bytes = weights + B * (decode_bytes_per_token(model, ctx) - weights);  // per step
-    const double roofline = B * kBandwidth / bytes;
+    const double roofline = B * kHbmBytesPerS / bytes;
     const std::string key = "decode_b" + std::to_string(B) + "_ctx" + std::to_string(ctx);
     r[key + "_tok_s"] = tps;
     r[key + "_bytes_per_step"] = bytes;
@@ -315,7 +389,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   {
     const double tps = b.decode(1, 128, 128, false);
     r["decode_b1_ctx128_no_sampling_tok_s"] = tps;
-    r["decode_b1_ctx128_no_sampling_roofline_fraction"] = tps / (kBandwidth / decode_bytes_per_token(model, 128));
+    r["decode_b1_ctx128_no_sampling_roofline_fraction"] = tps / (kHbmBytesPerS / decode_bytes_per_token(model, 128));
     std::printf("decode batch 1 ctx 128   %8.1f tok/s without argmax/read of ids (graph launches only)\n", tps);
     std::fflush(stdout);
   }
@@ -360,6 +434,9 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
     else if (a == "--arch" && i + 1 < argc) arch_list = argv[++i];
+    else if (a == "--quant" && i + 1 < argc) set.quant = argv[++i];
+    else if (a == "--quant-dense-min" && i + 1 < argc) options.quant_dense_min_tokens = std::atoi(argv[++i]);
+    else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--json-dir" && i + 1 < argc) json_dir = argv[++i];
     else if (a == "--no-graphs") set.graphs = false;
@@ -378,6 +455,7 @@ int main(int argc, char** argv) {
   }
   options.pdl = set.pdl;
   options.pdl_norms = set.pdl_norms;
+  set.options = options;
   std::vector<std::string> archs;
   if (model_dir.empty()) {
     archs = arch_list == "all" ? kr::model_config_preset_names()
@@ -394,7 +472,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (gemv) {
-    kr::gemv_bench();
+    if (set.quant.empty()) {
+      kr::gemv_bench();
+    } else {
+      auto gpu = kr::make_cuda_backend(options);
+      auto c = kr::model_config_preset(archs.empty() || archs[0].empty() ? "llama-3.2-3b" : archs[0]);
+      KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
+      kr::quant_gemv_bench(*gpu, set.quant, *c);
+    }
     return 0;
   }
   int exit_code = 0;

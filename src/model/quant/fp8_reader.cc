@@ -13,7 +13,7 @@
 // W[n, k] = fp8(w) * s.
 #include <cstring>
 
-#include "model/quant/float_codec.h"
+#include "backend/float_codec.h"
 #include "model/quant/quant_tensors.h"
 
 namespace kr::quant_detail {

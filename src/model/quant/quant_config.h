@@ -29,7 +29,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "model/quant/quantized_matrix.h"
+#include "backend/quantized_matrix.h"
 
 namespace kr {
 

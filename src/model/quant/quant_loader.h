@@ -23,7 +23,7 @@
 #include <string>
 
 #include "model/quant/quant_config.h"
-#include "model/quant/quantized_matrix.h"
+#include "backend/quantized_matrix.h"
 #include "model/safetensors.h"
 
 namespace kr {

@@ -7,7 +7,7 @@
 #include <mutex>
 
 #include "backend/dtype_convert.h"
-#include "model/quant/float_codec.h"
+#include "backend/float_codec.h"
 
 namespace kr {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "base/status.h"
 #include "base/thread_pool.h"
-#include "model/quant/quantized_matrix.h"
+#include "backend/quantized_matrix.h"
 #include "model/safetensors.h"
 
 namespace kr {

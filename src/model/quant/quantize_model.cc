@@ -10,7 +10,7 @@
 
 #include "backend/dtype_convert.h"
 #include "model/hf_config.h"
-#include "model/quant/float_codec.h"
+#include "backend/float_codec.h"
 #include "model/quant/safetensors_writer.h"
 
 namespace kr {

@@ -1,8 +1,10 @@
 // QuantizedMatrix: one quantized weight matrix in a neutral host form, whatever
 // checkpoint format it came from (AWQ, GPTQ, compressed-tensors, fbgemm/ModelOpt
-// FP8, MLX). The format readers (quant_loader.h) produce it; dequantize() gives
-// the float32 reference the CPU backend computes with; a GPU backend repacks it
-// once at load into its kernel's layout.
+// FP8, MLX). The format readers (model/quant/quant_loader.h) produce it; it lives
+// in the backend layer because Backend::upload_quantized takes it (model ->
+// backend stays one way). dequantize() gives the float32 reference the CPU backend
+// computes with; the CUDA backend repacks it once at load into its kernels' layout
+// (cuda/cuda_quant_repack.h).
 //
 // Orientation: the torch Linear's [N, K] = [out_features, in_features]; y = x @ Wᵀ.
 //

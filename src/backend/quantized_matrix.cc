@@ -1,9 +1,9 @@
-#include "model/quant/quantized_matrix.h"
+#include "backend/quantized_matrix.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "model/quant/float_codec.h"
+#include "backend/float_codec.h"
 
 namespace kr {
 namespace {

@@ -1,0 +1,697 @@
+// Quantized-weight kernels (see cuda_qgemm.h for what each computes and
+// qgemm_layout.h for the weight layout and the k order inside an mma tile).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_qgemm.h"
+
+namespace kr::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kThreads = 128;  // 4 warps
+constexpr int kWarps = kThreads / 32;
+
+__device__ __forceinline__ float bf(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }
+
+__device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) { return *reinterpret_cast<uint32_t*>(&v); }
+__device__ __forceinline__ __nv_bfloat162 as_bf2(uint32_t v) { return *reinterpret_cast<__nv_bfloat162*>(&v); }
+
+// D += A · B for one m16n8k16 tile (bf16 inputs, f32 accumulators).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// A 16-bit float of the meta (f16 or bf16 bits) as f32.
+__device__ __forceinline__ float meta_float(uint32_t bits16, bool f16) {
+  return f16 ? __half2float(__ushort_as_half(static_cast<unsigned short>(bits16)))
+             : __uint_as_float(bits16 << 16);
+}
+
+// Shape constants of one code kind.
+template <QCode C>
+struct Kind {
+  static constexpr int kChunk = C == QCode::kFp8 ? 64 : 32;            // columns per chunk (fold / group unit)
+  static constexpr int kStep = C == QCode::kU8 ? 32 : 64;              // columns per step
+  static constexpr int kChunks = kStep / kChunk;                       // chunks per step
+  static constexpr int kMmaPerChunk = kChunk / 16;                     // k16 tiles per chunk
+  static constexpr int kWVecs = C == QCode::kFp8 ? 2 : 1;              // uint4 per lane, tile and step
+  static constexpr int kXVecs = kChunk / 4 / 8;                        // uint4 of x per lane and chunk
+};
+
+// The per-row terms of one chunk for the dequantization of rows g and g + 8.
+struct RowMeta {
+  float s[2];          // scales (f32)
+  float b[2];          // MLX biases (f32)
+  uint32_t sub[2];     // bf16x2 (128 + z, 128 + z): subtracted from the 4-bit magic pairs
+  float subf[2];       // 2^23 + z: subtracted from the 8-bit magic floats
+  uint32_t s2[2];      // bf16x2 (s, s)
+  uint32_t b2[2];      // bf16x2 (b, b)
+};
+
+template <QCode C, bool kBias>
+__device__ __forceinline__ RowMeta decode_meta(uint32_t m0, uint32_t m1, bool meta_f16) {
+  RowMeta r;
+  const uint32_t m[2] = {m0, m1};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if constexpr (C == QCode::kFp8) {
+      r.s[h] = __uint_as_float(m[h]);
+      r.b[h] = 0.0f;
+      r.sub[h] = 0;
+      r.subf[h] = 0.0f;
+    } else {
+      r.s[h] = meta_float(m[h] & 0xFFFFu, meta_f16);
+      const uint32_t hi = m[h] >> 16;
+      const float z = kBias ? 0.0f : static_cast<float>(hi);
+      r.b[h] = kBias ? meta_float(hi, meta_f16) : 0.0f;
+      const bf16 zb = to_bf(128.0f + z);  // exact: z < 16 for 4-bit codes
+      r.sub[h] = as_u32(__halves2bfloat162(zb, zb));
+      r.subf[h] = 8388608.0f + z;
+    }
+    const bf16 sb = to_bf(r.s[h]), bb = to_bf(r.b[h]);
+    r.s2[h] = as_u32(__halves2bfloat162(sb, sb));
+    r.b2[h] = as_u32(__halves2bfloat162(bb, bb));
+  }
+  return r;
+}
+
+// Finishes a bf16x2 pair of exact values v (q - z for codes, the FP8 value):
+// kFold keeps them exact (the scale is applied to the chunk's sum); otherwise
+// (q - z) s, or q s + b for MLX (q kept, z = 0), rounded once to bf16.
+template <bool kFold, bool kBias>
+__device__ __forceinline__ uint32_t finish_pair(uint32_t v, const RowMeta& m, int h) {
+  if constexpr (kFold) return v;
+  if constexpr (kBias) return as_u32(__hfma2(as_bf2(v), as_bf2(m.s2[h]), as_bf2(m.b2[h])));
+  return as_u32(__hmul2(as_bf2(v), as_bf2(m.s2[h])));
+}
+
+// 4-bit: positions (2j, 2j+1) of a repacked word as the bf16x2 pair (q - z).
+__device__ __forceinline__ uint32_t u4_pair(uint32_t w, int j, uint32_t sub) {
+  return as_u32(__hsub2(as_bf2(u4_pair_plus128(w, j)), as_bf2(sub)));
+}
+
+// 8-bit: bytes (2j, 2j+1) of a word as the bf16x2 pair (q - z): 2^23 + q built
+// from the bits (exact), minus 2^23 + z, packed (exact below 2^8).
+__device__ __forceinline__ uint32_t u8_pair(uint32_t w, int j, float subf) {
+  const float lo = __uint_as_float(0x4B000000u | ((w >> (16 * j)) & 0xFFu)) - subf;
+  const float hi = __uint_as_float(0x4B000000u | ((w >> (16 * j + 8)) & 0xFFu)) - subf;
+  return as_u32(__floats2bfloat162_rn(lo, hi));
+}
+
+// FP8: bytes (2j, 2j+1) of a word as a bf16x2 pair (exact), times s unless kFold.
+template <bool kFold>
+__device__ __forceinline__ uint32_t fp8_pair(uint32_t w, int j, float s) {
+  const __nv_fp8x2_storage_t v = static_cast<__nv_fp8x2_storage_t>((w >> (16 * j)) & 0xFFFFu);
+  const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(v, __NV_E4M3));
+  float2 f = __half22float2(h);
+  if constexpr (!kFold) {
+    f.x *= s;
+    f.y *= s;
+  }
+  return as_u32(__floats2bfloat162_rn(f.x, f.y));
+}
+
+// A fragment of mma tile i of a chunk for one 16-row tile. rg / rg8: the lane's
+// words of rows g and g+8 for this chunk (4-bit: one word each; 8-bit: the word of
+// positions 4i..4i+3; FP8: the word of positions 4i..4i+3).
+template <QCode C, bool kFold, bool kBias>
+__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], uint32_t rg, uint32_t rg8, int i, const RowMeta& m) {
+  if constexpr (C == QCode::kU4) {
+    a[0] = finish_pair<kFold, kBias>(u4_pair(rg, 2 * i, m.sub[0]), m, 0);
+    a[1] = finish_pair<kFold, kBias>(u4_pair(rg8, 2 * i, m.sub[1]), m, 1);
+    a[2] = finish_pair<kFold, kBias>(u4_pair(rg, 2 * i + 1, m.sub[0]), m, 0);
+    a[3] = finish_pair<kFold, kBias>(u4_pair(rg8, 2 * i + 1, m.sub[1]), m, 1);
+  } else if constexpr (C == QCode::kU8) {
+    a[0] = finish_pair<kFold, kBias>(u8_pair(rg, 0, m.subf[0]), m, 0);
+    a[1] = finish_pair<kFold, kBias>(u8_pair(rg8, 0, m.subf[1]), m, 1);
+    a[2] = finish_pair<kFold, kBias>(u8_pair(rg, 1, m.subf[0]), m, 0);
+    a[3] = finish_pair<kFold, kBias>(u8_pair(rg8, 1, m.subf[1]), m, 1);
+  } else {
+    a[0] = fp8_pair<kFold>(rg, 0, m.s[0]);
+    a[1] = fp8_pair<kFold>(rg8, 0, m.s[1]);
+    a[2] = fp8_pair<kFold>(rg, 1, m.s[0]);
+    a[3] = fp8_pair<kFold>(rg8, 1, m.s[1]);
+  }
+}
+
+// Brings a line into this SM's L1 (no register): the meta words of a batch are
+// requested with its weights and read from L1 when the chunk is computed.
+__device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
+
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// The two 16-row tiles a block owns.
+template <QEpilogue E>
+__device__ __forceinline__ void tile_pair(const QWeight& w, const QGemmArgs& a, int pair, int (&tiles)[2]) {
+  if constexpr (E == QEpilogue::kSwiglu) {
+    tiles[0] = pair;
+    tiles[1] = pair + (w.N / 2) / 16;
+  } else if constexpr (E == QEpilogue::kRope) {
+    const int htiles = a.head_dim / 32;  // tiles in half a head
+    const int h = pair / htiles, j = pair % htiles;
+    tiles[0] = h * (a.head_dim / 16) + j;
+    tiles[1] = tiles[0] + htiles;
+  } else {
+    tiles[0] = 2 * pair;
+    tiles[1] = 2 * pair + 1;
+  }
+}
+
+// One block: tiles `tiles` x tokens [t0, t0 + 8 NB) x steps [s_begin, s_end).
+template <QCode C, bool kBias, int NB, bool kNorm, QEpilogue E>
+__global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const QWeight w, const QGemmArgs a, const int splits) {
+  using Kd = Kind<C>;
+  constexpr bool kFold = NB == 1;
+  // Steps in flight per warp: 128 bytes of weights per lane and tile pair at NB = 1.
+  constexpr int U = (NB == 1 ? 4 : 2) / Kd::kWVecs;
+  constexpr int kCols = 8 * NB;  // token columns of the block
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  // Token tiles vary fastest: the blocks that read the same weights run together (L2).
+  const int ttile = blockIdx.x, split = blockIdx.y, pair = blockIdx.z;
+  const int t0 = ttile * kCols;
+  const int T = a.T, K = w.K;
+  int tiles[2];
+  tile_pair<E>(w, a, pair, tiles);
+  const int per = (w.steps + splits - 1) / splits;
+  const int s_begin = split * per, s_end = min(w.steps, s_begin + per);
+
+  __shared__ float red[kWarps][32 * kCols];
+  __shared__ float inv_rms[kCols];
+  __shared__ int last_block;
+
+  // ---- weights of the first batch: requested before waiting on the previous kernel ----
+  uint4 wv[U][2][Kd::kWVecs];
+  auto load_batch = [&](int st0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int st = st0 + u * kWarps;
+#pragma unroll
+      for (int ti = 0; ti < 2; ++ti) {
+        if (st < s_end) {
+          if constexpr (C == QCode::kFp8) {
+            const uint8_t* base = static_cast<const uint8_t*>(w.codes) +
+                                  (static_cast<size_t>(tiles[ti]) * 16 + g) * w.Kp + static_cast<size_t>(st) * 64 + 16 * t;
+            const uint4* p0 = reinterpret_cast<const uint4*>(base);
+            const uint4* p1 = reinterpret_cast<const uint4*>(base + static_cast<size_t>(8) * w.Kp);
+            wv[u][ti][0] = NB == 1 ? __ldcs(p0) : __ldg(p0);
+            wv[u][ti][Kd::kWVecs - 1] = NB == 1 ? __ldcs(p1) : __ldg(p1);
+          } else {
+            const uint4* p = static_cast<const uint4*>(w.codes) + q_word_index(tiles[ti], w.steps, st, lane);
+            wv[u][ti][0] = NB == 1 ? __ldcs(p) : __ldg(p);
+          }
+#pragma unroll
+          for (int c = 0; c < Kd::kChunks; ++c)  // the 16 meta words (64 bytes) of each chunk's group
+            prefetch_l1(w.meta + q_meta_index(tiles[ti], w.groups, (st * Kd::kStep + c * Kd::kChunk) / w.group, 0));
+        } else {
+#pragma unroll
+          for (int v = 0; v < Kd::kWVecs; ++v) wv[u][ti][v] = make_uint4(0, 0, 0, 0);
+        }
+      }
+    }
+  };
+  load_batch(s_begin + warp);
+  pdl_launch_dependents();
+  pdl_wait();
+
+  const bf16* x = static_cast<const bf16*>(a.x);
+  // ---- RMSNorm prologue: 1 / rms of every token row of the block ----
+  if constexpr (kNorm) {
+    for (int c = warp; c < kCols; c += kWarps) {
+      const int tok = t0 + c;
+      float ss = 0.0f;
+      if (tok < T) {
+        const uint4* row = reinterpret_cast<const uint4*>(x + static_cast<size_t>(tok) * K);
+        for (int v = lane; v < K / 8; v += 32) {
+          Vec8 xv;
+          xv.u = __ldcg(row + v);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) ss += bf(xv.h[e]) * bf(xv.h[e]);
+        }
+      }
+      ss = warp_sum(ss);
+      if (lane == 0) inv_rms[c] = rsqrtf(ss / static_cast<float>(K) + a.eps);
+    }
+    __syncthreads();
+  }
+
+  float acc[2][NB][4];
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti)
+#pragma unroll
+    for (int j = 0; j < NB; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[ti][j][e] = 0.0f;
+
+  // Token row of this lane's B columns in n8 tile j (clamped: columns past T are discarded).
+  int xrow[NB];
+#pragma unroll
+  for (int j = 0; j < NB; ++j) xrow[j] = min(t0 + 8 * j + g, T - 1);
+
+  for (int st0 = s_begin + warp; st0 < s_end; st0 += U * kWarps) {
+    if (st0 != s_begin + warp) load_batch(st0);
+    // ---- activations of the batch: the lane's slice of each chunk, per token tile ----
+    uint4 xv[U][Kd::kChunks][NB][Kd::kXVecs];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int c = 0; c < Kd::kChunks; ++c)
+#pragma unroll
+        for (int j = 0; j < NB; ++j)
+#pragma unroll
+          for (int v = 0; v < Kd::kXVecs; ++v) {
+            const int st = st0 + u * kWarps;
+            const int col = st * Kd::kStep + c * Kd::kChunk + t * (Kd::kChunk / 4) + 8 * v;
+            uint4 r = make_uint4(0, 0, 0, 0);
+            // Through L2 (__ldcg): the previous kernel wrote x.
+            if (st < s_end && col < K) r = __ldcg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(xrow[j]) * K + col));
+            if constexpr (kNorm) {
+              if (st < s_end && col < K) {
+                Vec8 xr, nw;
+                xr.u = r;
+                nw.u = __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.norm_w) + col));
+                const float inv = inv_rms[8 * j + g];
+#pragma unroll
+                for (int e = 0; e < 8; ++e) xr.h[e] = norm_apply(bf(xr.h[e]), inv, nw.h[e], a.norm_kind);
+                r = xr.u;
+                if (pair == 0 && t0 + 8 * j + g < T)
+                  *reinterpret_cast<uint4*>(static_cast<bf16*>(a.normed) + static_cast<size_t>(t0 + 8 * j + g) * K + col) = r;
+              }
+            }
+            xv[u][c][j][v] = r;
+          }
+    // ---- the batch's mma tiles ----
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int st = st0 + u * kWarps;
+      if (st >= s_end) break;
+#pragma unroll
+      for (int c = 0; c < Kd::kChunks; ++c) {
+        const int kc = st * Kd::kStep + c * Kd::kChunk;
+        const int grp = kc / w.group;
+        // MLX: Σ x over the chunk for this lane's accumulator columns 2t, 2t+1 of each token tile.
+        float sx[NB][2];
+        if constexpr (kFold && kBias) {
+#pragma unroll
+          for (int j = 0; j < NB; ++j) {
+            float s = 0.0f;
+#pragma unroll
+            for (int v = 0; v < Kd::kXVecs; ++v) {
+              Vec8 xr;
+              xr.u = xv[u][c][j][v];
+#pragma unroll
+              for (int e = 0; e < 8; ++e) s += bf(xr.h[e]);
+            }
+            s += __shfl_xor_sync(0xffffffffu, s, 1);
+            s += __shfl_xor_sync(0xffffffffu, s, 2);  // the chunk's sum for token g of the tile
+            sx[j][0] = __shfl_sync(0xffffffffu, s, (2 * t) * 4);
+            sx[j][1] = __shfl_sync(0xffffffffu, s, (2 * t + 1) * 4);
+          }
+        }
+#pragma unroll
+        for (int ti = 0; ti < 2; ++ti) {
+          const uint32_t* meta = w.meta + q_meta_index(tiles[ti], w.groups, grp, 0);
+          const RowMeta m = decode_meta<C, kBias>(__ldg(meta + g), __ldg(meta + g + 8), w.meta_f16);
+          float part[NB][4];
+#pragma unroll
+          for (int j = 0; j < NB; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) part[j][e] = 0.0f;
+#pragma unroll
+          for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
+            uint32_t rg, rg8;
+            if constexpr (C == QCode::kU4) {
+              rg = word_of(wv[u][ti][0], 2 * c);
+              rg8 = word_of(wv[u][ti][0], 2 * c + 1);
+            } else if constexpr (C == QCode::kU8) {
+              rg = word_of(wv[u][ti][0], i);
+              rg8 = word_of(wv[u][ti][0], 2 + i);
+            } else {
+              rg = word_of(wv[u][ti][0], i);
+              rg8 = word_of(wv[u][ti][1], i);
+            }
+            uint32_t af[4];
+            a_fragment<C, kFold, kBias>(af, rg, rg8, i, m);
+#pragma unroll
+            for (int j = 0; j < NB; ++j) {
+              // Positions 4i..4i+3 of the lane's slice: words 2i and 2i+1 of its x vectors.
+              const uint4& x0 = xv[u][c][j][(2 * i) / 4];
+              const uint32_t b0 = word_of(x0, (2 * i) % 4), b1 = word_of(x0, (2 * i + 1) % 4);
+              mma_bf16(kFold ? part[j] : acc[ti][j], af, b0, b1);
+            }
+          }
+          if constexpr (kFold) {
+#pragma unroll
+            for (int j = 0; j < NB; ++j) {
+              acc[ti][j][0] = fmaf(m.s[0], part[j][0], acc[ti][j][0]);
+              acc[ti][j][1] = fmaf(m.s[0], part[j][1], acc[ti][j][1]);
+              acc[ti][j][2] = fmaf(m.s[1], part[j][2], acc[ti][j][2]);
+              acc[ti][j][3] = fmaf(m.s[1], part[j][3], acc[ti][j][3]);
+              if constexpr (kBias) {
+                acc[ti][j][0] = fmaf(m.b[0], sx[j][0], acc[ti][j][0]);
+                acc[ti][j][1] = fmaf(m.b[0], sx[j][1], acc[ti][j][1]);
+                acc[ti][j][2] = fmaf(m.b[1], sx[j][0], acc[ti][j][2]);
+                acc[ti][j][3] = fmaf(m.b[1], sx[j][1], acc[ti][j][3]);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // ---- sum over the warps: red[warp][row * kCols + col], rows 0..15 tile 0, 16..31 tile 1 ----
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti)
+#pragma unroll
+    for (int j = 0; j < NB; ++j) {
+      const int row = ti * 16 + g, col = 8 * j + 2 * t;
+      red[warp][row * kCols + col] = acc[ti][j][0];
+      red[warp][row * kCols + col + 1] = acc[ti][j][1];
+      red[warp][(row + 8) * kCols + col] = acc[ti][j][2];
+      red[warp][(row + 8) * kCols + col + 1] = acc[ti][j][3];
+    }
+  __syncthreads();
+  float* fin = red[0];
+  for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) {
+    float s = 0.0f;
+#pragma unroll
+    for (int wp = 0; wp < kWarps; ++wp) s += red[wp][e];
+    fin[e] = s;
+  }
+  __syncthreads();
+
+  // ---- split-K: the last block of this tile pair sums every split's partials, in order ----
+  if (splits > 1) {
+    const size_t slot = static_cast<size_t>(pair) * gridDim.x + ttile;
+    float* mine = a.partials + (slot * splits + split) * (32 * kCols);
+    for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) __stcg(mine + e, fin[e]);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_block = atomicAdd(a.counters + slot, 1) == splits - 1;
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+    const float* all = a.partials + slot * splits * (32 * kCols);
+    for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) {
+      float s = 0.0f;
+      for (int sp = 0; sp < splits; ++sp) s += __ldcg(all + static_cast<size_t>(sp) * (32 * kCols) + e);
+      fin[e] = s;
+    }
+    if (threadIdx.x == 0) a.counters[slot] = 0;  // ready for the next launch
+    __syncthreads();
+  }
+
+  // ---- epilogue ----
+  const int N = w.N;
+  if constexpr (E == QEpilogue::kPlain) {
+    for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) {
+      const int r = e % 32, c = e / 32, tok = t0 + c;
+      const int n = (r < 16 ? tiles[0] : tiles[1]) * 16 + r % 16;
+      if (tok >= T || n >= N) continue;
+      const float v = fin[r * kCols + c];
+      if (a.out_f32) {
+        static_cast<float*>(a.out)[static_cast<size_t>(tok) * N + n] = v;
+      } else {
+        static_cast<bf16*>(a.out)[static_cast<size_t>(tok) * N + n] = to_bf(v);
+      }
+    }
+  } else if constexpr (E == QEpilogue::kSwiglu) {
+    const int I = N / 2;
+    bf16* out = static_cast<bf16*>(a.out);
+    for (int e = threadIdx.x; e < 16 * kCols; e += kThreads) {
+      const int r = e % 16, c = e / 16, tok = t0 + c;
+      if (tok >= T) continue;
+      const int n = tiles[0] * 16 + r;  // gate row n, up row I + n
+      const bf16 gb = to_bf(fin[r * kCols + c]), ub = to_bf(fin[(16 + r) * kCols + c]);
+      out[static_cast<size_t>(tok) * N + n] = gb;
+      out[static_cast<size_t>(tok) * N + I + n] = ub;
+      const float gf = bf(gb);
+      // HF rounds f(gate) to bf16 before the product (as silu_mul_kernel).
+      const float sg = bf(to_bf(glu_activation(gf, a.activation)));
+      static_cast<bf16*>(a.act)[static_cast<size_t>(tok) * I + n] = to_bf(sg * bf(ub));
+    }
+  } else {
+    const int D = a.head_dim, half = D / 2, qk_heads = a.q_heads + a.kv_heads;
+    const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
+    bf16* out = static_cast<bf16*>(a.out);
+    for (int e = threadIdx.x; e < 16 * kCols; e += kThreads) {
+      const int r = e % 16, c = e / 16, tok = t0 + c;
+      if (tok >= T) continue;
+      const int na = tiles[0] * 16 + r, nb = na + half;
+      const int h = na / D, i = na % D;
+      bf16 ra = to_bf(fin[r * kCols + c]), rb = to_bf(fin[(16 + r) * kCols + c]);
+      if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
+        ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
+        rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
+      }
+      if (h < qk_heads) {  // q and k heads rotate (as rope_kernel)
+        const double angle = static_cast<double>(a.positions[tok]) * static_cast<double>(a.inv_freq[i]);
+        double sd, cd;
+        sincos(angle, &sd, &cd);
+        const float s = static_cast<float>(sd), co = static_cast<float>(cd);
+        const float fa = bf(ra), fb = bf(rb);
+        ra = to_bf(fa * co - fb * s);
+        rb = to_bf(fb * co + fa * s);
+      }
+      out[static_cast<size_t>(tok) * N + na] = ra;
+      out[static_cast<size_t>(tok) * N + nb] = rb;
+      const int slot = a.slots[tok];
+      if (slot >= 0 && h >= a.q_heads) {
+        const bool is_k = h < qk_heads;
+        bf16* dst = static_cast<bf16*>(is_k ? a.k_cache : a.v_cache) + static_cast<size_t>(slot) * kv_width +
+                    static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
+        dst[i] = ra;
+        dst[i + half] = rb;
+      }
+    }
+  }
+}
+
+template <QCode C, bool kBias, int NB, bool kNorm, QEpilogue E>
+void launch_t(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool pdl, cudaStream_t stream) {
+  launch(pdl, qgemm_kernel<C, kBias, NB, kNorm, E>, grid, dim3(kThreads), 0, stream, w, a, splits);
+}
+
+template <QCode C, bool kBias, QEpilogue E>
+void launch_nb(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool pdl, cudaStream_t stream) {
+  if (a.T <= kQGemvMaxTokens) {
+    if (a.norm_w != nullptr) {
+      launch_t<C, kBias, 1, true, E>(w, a, grid, splits, pdl, stream);
+    } else {
+      launch_t<C, kBias, 1, false, E>(w, a, grid, splits, pdl, stream);
+    }
+  } else {
+    launch_t<C, kBias, 4, false, E>(w, a, grid, splits, pdl, stream);
+  }
+}
+
+template <QEpilogue E>
+void launch_e(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool pdl, cudaStream_t stream) {
+  switch (w.code) {
+    case QCode::kU4:
+      if (w.has_bias) {
+        launch_nb<QCode::kU4, true, E>(w, a, grid, splits, pdl, stream);
+      } else {
+        launch_nb<QCode::kU4, false, E>(w, a, grid, splits, pdl, stream);
+      }
+      break;
+    case QCode::kU8:
+      if (w.has_bias) {
+        launch_nb<QCode::kU8, true, E>(w, a, grid, splits, pdl, stream);
+      } else {
+        launch_nb<QCode::kU8, false, E>(w, a, grid, splits, pdl, stream);
+      }
+      break;
+    case QCode::kFp8: launch_nb<QCode::kFp8, false, E>(w, a, grid, splits, pdl, stream); break;
+  }
+}
+
+// ---- dense dequantization, embedding rows, column gather, FP8 activation quantization ----
+
+// The dequantized value of (row n, canonical column j), in f32 with one rounding
+// per operation as QuantizedMatrix::dequantize (product, then sum).
+__device__ __forceinline__ float q_value(const QWeight& w, int n, int j) {
+  const int nt = n / 16, r = n % 16;
+  const int grp = j / w.group;
+  const uint32_t m = w.meta[q_meta_index(nt, w.groups, grp, r)];
+  if (w.code == QCode::kFp8) {
+    const uint8_t c = static_cast<const uint8_t*>(w.codes)[static_cast<size_t>(n) * w.Kp + j];
+    const __half h = __half(__nv_cvt_fp8_to_halfraw(c, __NV_E4M3));
+    return __fmul_rn(__half2float(h), __uint_as_float(m));
+  }
+  const QCodePos p = q_code_pos(w.code, w.steps, n, j);
+  const uint32_t word = reinterpret_cast<const uint32_t*>(w.codes)[p.vec * 4 + p.word];
+  const float q = static_cast<float>((word >> p.shift) & (w.code == QCode::kU4 ? 0xFu : 0xFFu));
+  const float s = meta_float(m & 0xFFFFu, w.meta_f16);
+  if (w.has_bias) return __fadd_rn(__fmul_rn(q, s), meta_float(m >> 16, w.meta_f16));
+  return __fmul_rn(q - static_cast<float>(m >> 16), s);
+}
+
+// One thread per (row, 8 canonical columns); grid-stride.
+__global__ void qdequant_kernel(const QWeight w, bf16* out) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int64_t per_row = w.K / 8, total = static_cast<int64_t>(w.N) * per_row;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int n = static_cast<int>(i / per_row), j0 = static_cast<int>(i % per_row) * 8;
+    Vec8 v;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v.h[e] = to_bf(q_value(w, n, j0 + e));
+    if (w.perm == nullptr) {
+      *reinterpret_cast<uint4*>(out + static_cast<size_t>(n) * w.K + j0) = v.u;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) out[static_cast<size_t>(n) * w.K + w.perm[j0 + e]] = v.h[e];
+    }
+  }
+}
+
+__global__ void qembedding_kernel(const QWeight w, const int32_t* ids, float scale, bf16* out) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int tok = blockIdx.x, n = ids[tok];
+  for (int j = threadIdx.x; j < w.K; j += blockDim.x) {
+    const int col = w.perm == nullptr ? j : w.perm[j];
+    bf16 v = to_bf(q_value(w, n, j));
+    if (scale != 1.0f) v = to_bf(bf(v) * scale);  // as embedding_kernel: the bf16 row × the scale, rounded
+    out[static_cast<size_t>(tok) * w.K + col] = v;
+  }
+}
+
+__global__ void gather_cols_kernel(const bf16* x, const int32_t* perm, bf16* out, int K) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const size_t row = static_cast<size_t>(blockIdx.x) * K;
+  for (int j = threadIdx.x; j < K; j += blockDim.x) out[row + j] = x[row + perm[j]];
+}
+
+__global__ void quantize_fp8_rows_kernel(const bf16* x, int K, bool static_input, float input_scale, float ub,
+                                         uint8_t* xq, float* scales) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const size_t row = static_cast<size_t>(blockIdx.x) * K;
+  const uint4* xv = reinterpret_cast<const uint4*>(x + row);
+  __shared__ float warp_max[32];
+  __shared__ float scale_s;
+  float s = input_scale;
+  if (!static_input) {
+    float amax = 0.0f;
+    for (int v = threadIdx.x; v < K / 8; v += blockDim.x) {
+      Vec8 r;
+      r.u = xv[v];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(bf(r.h[e])));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = amax;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float m = 0.0f;
+      for (int i = 0; i < static_cast<int>(blockDim.x >> 5); ++i) m = fmaxf(m, warp_max[i]);
+      if (ub > 0.0f) m = fminf(m, ub);
+      scale_s = fmaxf(m / 448.0f, 1.0f / (448.0f * 512.0f));
+      scales[blockIdx.x] = scale_s;
+    }
+    __syncthreads();
+    s = scale_s;
+  } else if (threadIdx.x == 0) {
+    scales[blockIdx.x] = s;
+  }
+  for (int v = threadIdx.x; v < K / 8; v += blockDim.x) {
+    Vec8 r;
+    r.u = xv[v];
+    uint2 q;
+    uint8_t* qb = reinterpret_cast<uint8_t*>(&q);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) qb[e] = __nv_cvt_float_to_fp8(__fdiv_rn(bf(r.h[e]), s), __NV_SATFINITE, __NV_E4M3);
+    reinterpret_cast<uint2*>(xq + row)[v] = q;
+  }
+}
+
+}  // namespace
+
+bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e) {
+  if (a.T <= 0 || w.K % 8 != 0) return false;
+  if ((e == QEpilogue::kPlain ? w.Np : w.N) / 32 > 65535) return false;  // tile pairs: gridDim.z
+  if (a.norm_w != nullptr && (a.T > kQGemvMaxTokens || a.normed == nullptr || w.perm != nullptr)) return false;
+  if (a.out_f32 && e != QEpilogue::kPlain) return false;
+  switch (e) {
+    case QEpilogue::kPlain: return true;
+    case QEpilogue::kSwiglu: return w.N % 32 == 0 && a.act != nullptr;  // I % 16 == 0
+    case QEpilogue::kRope: {
+      const int D = a.head_dim;
+      return D > 0 && D % 32 == 0 && a.q_heads > 0 && a.kv_heads > 0 && w.N == (a.q_heads + 2 * a.kv_heads) * D &&
+             a.positions != nullptr && a.slots != nullptr && a.inv_freq != nullptr && a.k_cache != nullptr &&
+             a.v_cache != nullptr;
+    }
+  }
+  return false;
+}
+
+bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream) {
+  if (!qgemm_supports(w, a, e)) return false;
+  const bool gemv = a.T <= kQGemvMaxTokens;
+  const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
+  const int cols = gemv ? 8 : 32;
+  const int ttiles = (a.T + cols - 1) / cols;
+  const int64_t base = static_cast<int64_t>(pairs) * ttiles;
+  // Split K so that the grid fills the SMs in one wave (4 blocks of the T <= 8
+  // kernel fit an SM, 3 of the T > 8 one: registers), each warp keeping at least
+  // one step; more blocks than fit would leave a short second wave.
+  const int64_t resident = static_cast<int64_t>(gemv ? 4 : 3) * num_sms;
+  int splits = static_cast<int>(std::min<int64_t>(32, resident / base));
+  splits = std::max(1, std::min(splits, w.steps / kWarps));
+  if (splits > 1 && (base > a.counter_count ||
+                     static_cast<size_t>(base) * splits * 32 * cols > a.partial_floats || a.partials == nullptr))
+    splits = 1;
+  const dim3 grid(static_cast<unsigned>(ttiles), static_cast<unsigned>(splits), static_cast<unsigned>(pairs));
+  switch (e) {
+    case QEpilogue::kPlain: launch_e<QEpilogue::kPlain>(w, a, grid, splits, pdl, stream); break;
+    case QEpilogue::kSwiglu: launch_e<QEpilogue::kSwiglu>(w, a, grid, splits, pdl, stream); break;
+    case QEpilogue::kRope: launch_e<QEpilogue::kRope>(w, a, grid, splits, pdl, stream); break;
+  }
+  return true;
+}
+
+void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream) {
+  const int64_t total = static_cast<int64_t>(w.N) * (w.K / 8);
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((total + 255) / 256, 132 * 16));
+  launch(false, qdequant_kernel, dim3(blocks), dim3(256), 0, stream, w, static_cast<bf16*>(out));
+}
+
+void launch_qembedding(const QWeight& w, const int32_t* ids, float scale, void* out, int T, cudaStream_t stream) {
+  if (T == 0) return;
+  launch(false, qembedding_kernel, dim3(T), dim3(256), 0, stream, w, ids, scale, static_cast<bf16*>(out));
+}
+
+void launch_gather_cols(const void* x, const int32_t* perm, void* out, int T, int K, cudaStream_t stream) {
+  if (T == 0) return;
+  launch(false, gather_cols_kernel, dim3(T), dim3(256), 0, stream, static_cast<const bf16*>(x), perm,
+         static_cast<bf16*>(out), K);
+}
+
+void launch_quantize_fp8_rows(const void* x, int T, int K, bool static_input, float input_scale, float act_scale_ub,
+                              void* xq, float* scales, cudaStream_t stream) {
+  if (T == 0) return;
+  launch(false, quantize_fp8_rows_kernel, dim3(T), dim3(256), 0, stream, static_cast<const bf16*>(x), K, static_input,
+         input_scale, act_scale_ub, static_cast<uint8_t*>(xq), scales);
+}
+
+}  // namespace kr::cuda

@@ -1,0 +1,630 @@
+// GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
+// "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
+#include "bench/cuda/backend_ops_quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/dtype_convert.h"
+#include "backend/float_codec.h"
+#include "model/model.h"
+
+namespace kr::quant_ops {
+namespace {
+
+std::mt19937_64 g_rng(4242);
+int g_failures = 0;
+
+std::vector<float> rand_bf16(size_t n, float scale) {
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = bf16_to_f32(f32_to_bf16(d(g_rng)));
+  return v;
+}
+
+// Max abs error relative to the reference's largest magnitude; NaN fails.
+void report(const std::string& op, const std::string& shape, const std::vector<float>& ref,
+            const std::vector<float>& got, double tol) {
+  double max_err = 0.0, max_ref = 1e-6;
+  bool bad = ref.size() != got.size();
+  for (size_t i = 0; i < ref.size() && !bad; ++i) {
+    if (!std::isfinite(got[i])) {
+      bad = true;
+      break;
+    }
+    max_err = std::max(max_err, std::abs(static_cast<double>(ref[i]) - got[i]));
+    max_ref = std::max(max_ref, std::abs(static_cast<double>(ref[i])));
+  }
+  const double rel = bad ? INFINITY : max_err / max_ref;
+  const bool ok = rel <= tol;
+  if (!ok) ++g_failures;
+  std::printf("%-18s %-50s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), shape.c_str(), max_err, rel, tol,
+              ok ? "ok" : "FAIL");
+  std::fflush(stdout);
+}
+
+// Tensors on both backends (CPU f32, GPU bf16 activations), freed at the end.
+struct Env {
+  Backend& cpu;
+  Backend& gpu;
+  std::vector<Tensor> cpu_allocs, gpu_allocs;
+  Env(Backend& c, Backend& g) : cpu(c), gpu(g) {}
+  ~Env() {
+    for (Tensor& t : cpu_allocs) cpu.free(t);
+    for (Tensor& t : gpu_allocs) gpu.free(t);
+  }
+  struct Dual {
+    Tensor cpu, gpu;
+  };
+  Dual act(std::initializer_list<int64_t> dims, const std::vector<float>& values, DType gpu_dtype = DType::kBF16) {
+    Dual d{cpu.alloc(DType::kF32, dims), gpu.alloc(gpu_dtype, dims)};
+    cpu_allocs.push_back(d.cpu);
+    gpu_allocs.push_back(d.gpu);
+    if (!values.empty()) {
+      cpu.copy_from_host(d.cpu, values.data(), values.size() * 4);
+      if (gpu_dtype == DType::kBF16) {
+        std::vector<uint16_t> b(values.size());
+        for (size_t i = 0; i < values.size(); ++i) b[i] = f32_to_bf16(values[i]);
+        gpu.copy_from_host(d.gpu, b.data(), b.size() * 2);
+      } else {
+        gpu.copy_from_host(d.gpu, values.data(), values.size() * 4);
+      }
+    } else {
+      std::vector<uint8_t> nan(d.gpu.bytes(), 0xFF);  // poisoned: all-ones is NaN in bf16 and f32
+      gpu.copy_from_host(d.gpu, nan.data(), nan.size());
+    }
+    return d;
+  }
+  Dual ints(std::initializer_list<int64_t> dims, const std::vector<int32_t>& values) {
+    Dual d{cpu.alloc(DType::kI32, dims), gpu.alloc(DType::kI32, dims)};
+    cpu_allocs.push_back(d.cpu);
+    gpu_allocs.push_back(d.gpu);
+    cpu.copy_from_host(d.cpu, values.data(), values.size() * 4);
+    gpu.copy_from_host(d.gpu, values.data(), values.size() * 4);
+    return d;
+  }
+  // bf16 host weights (norms, RoPE tables live in act()).
+  std::vector<std::unique_ptr<std::vector<uint16_t>>> host;
+  Dual weight(std::initializer_list<int64_t> dims, const std::vector<float>& values) {
+    host.push_back(std::make_unique<std::vector<uint16_t>>(values.size()));
+    for (size_t i = 0; i < values.size(); ++i) (*host.back())[i] = f32_to_bf16(values[i]);
+    Tensor h(host.back()->data(), DType::kBF16, dims);
+    Dual d{cpu.upload_weight(h), gpu.upload_weight(h)};
+    gpu_allocs.push_back(d.gpu);
+    return d;
+  }
+  std::vector<float> read(const Tensor& t, bool from_gpu) {
+    std::vector<float> out(static_cast<size_t>(t.numel()));
+    if (t.dtype == DType::kBF16) {
+      std::vector<uint16_t> b(out.size());
+      gpu.copy_to_host(b.data(), t, b.size() * 2);
+      for (size_t i = 0; i < b.size(); ++i) out[i] = bf16_to_f32(b[i]);
+    } else {
+      (from_gpu ? gpu : cpu).copy_to_host(out.data(), t, out.size() * 4);
+    }
+    return out;
+  }
+};
+
+// ---- random quantized matrices ----
+
+struct Spec {
+  const char* name;
+  QuantKind kind;
+  int bits;
+  int64_t group;  // -1: one group per row
+  ZeroKind zero;
+  bool f16;       // scales (and biases) F16, else BF16
+  bool perm;      // act-order
+  ScaleLayout fp8_layout;
+  ActQuant act;
+};
+
+const Spec kSpecs[] = {
+    {"awq-int4-g128", QuantKind::kInt, 4, 128, ZeroKind::kInteger, true, false, ScaleLayout::kGroup, ActQuant::kNone},
+    {"gptq-int4-g32-sym", QuantKind::kInt, 4, 32, ZeroKind::kSymmetric, true, false, ScaleLayout::kGroup, ActQuant::kNone},
+    {"ct-int4-channel", QuantKind::kInt, 4, -1, ZeroKind::kSymmetric, false, false, ScaleLayout::kGroup, ActQuant::kNone},
+    {"mlx-int4-g64", QuantKind::kInt, 4, 64, ZeroKind::kFloatBias, false, false, ScaleLayout::kGroup, ActQuant::kNone},
+    {"gptq-int4-g128-actorder", QuantKind::kInt, 4, 128, ZeroKind::kInteger, true, true, ScaleLayout::kGroup, ActQuant::kNone},
+    {"gptq-int8-g128", QuantKind::kInt, 8, 128, ZeroKind::kInteger, true, false, ScaleLayout::kGroup, ActQuant::kNone},
+    {"mlx-int8-g32", QuantKind::kInt, 8, 32, ZeroKind::kFloatBias, false, false, ScaleLayout::kGroup, ActQuant::kNone},
+    {"ct-int8-channel-sym", QuantKind::kInt, 8, -1, ZeroKind::kSymmetric, false, false, ScaleLayout::kGroup, ActQuant::kNone},
+    {"fp8-tensor-static", QuantKind::kFp8, 8, -1, ZeroKind::kSymmetric, false, false, ScaleLayout::kTensor, ActQuant::kStaticTensor},
+    {"fp8-channel-dynamic", QuantKind::kFp8, 8, -1, ZeroKind::kSymmetric, false, false, ScaleLayout::kGroup, ActQuant::kDynamicToken},
+    {"fp8-block128", QuantKind::kFp8, 8, -1, ZeroKind::kSymmetric, false, false, ScaleLayout::kBlock, ActQuant::kDynamicGroup},
+    {"fp8-channel-w8a16", QuantKind::kFp8, 8, -1, ZeroKind::kSymmetric, false, false, ScaleLayout::kGroup, ActQuant::kNone},
+};
+
+const Spec& spec(const std::string& name) {
+  for (const Spec& s : kSpecs)
+    if (name == s.name) return s;
+  std::fprintf(stderr, "unknown spec %s\n", name.c_str());
+  std::abort();
+}
+
+bool spec_fits(const Spec& s, int64_t K) {
+  if (s.kind == QuantKind::kFp8) return s.fp8_layout != ScaleLayout::kBlock || K % 128 == 0;
+  return s.group < 0 || K % s.group == 0;
+}
+
+float exact16(float v, bool f16) { return f16 ? f16_to_f32(f32_to_f16(v)) : bf16_to_f32(f32_to_bf16(v)); }
+
+// Weights of magnitude about 0.05, like the dense checks.
+QuantizedMatrix make_matrix(const Spec& s, int64_t N, int64_t K) {
+  QuantizedMatrix m;
+  m.kind = s.kind;
+  m.format = s.name;
+  m.name = std::string(s.name) + " [" + std::to_string(N) + ", " + std::to_string(K) + "]";
+  m.N = N;
+  m.K = K;
+  m.bits = s.bits;
+  std::uniform_real_distribution<float> u(0.5f, 1.5f);
+  if (s.kind == QuantKind::kFp8) {
+    std::normal_distribution<float> nd(0.0f, 8.0f);
+    for (int64_t i = 0; i < N * K; ++i) m.fp8.push_back(f32_to_fp8_e4m3(nd(g_rng)));
+    m.group_size = K;
+    m.scale_layout = s.fp8_layout;
+    m.act = s.act;
+    const float base = 0.05f / 24.0f;
+    if (s.fp8_layout == ScaleLayout::kBlock) {
+      m.block_n = 128;
+      m.block_k = 128;
+      m.act_group_size = 128;
+    }
+    for (int64_t i = 0; i < m.scale_rows() * m.scale_cols(); ++i) m.scales.push_back(exact16(base * u(g_rng), false));
+    m.scale_dtype = DType::kBF16;
+    if (s.act == ActQuant::kStaticTensor) m.input_scale = 2.5f / 448.0f;  // covers |x| <= 2.5
+  } else {
+    m.group_size = s.group < 0 ? K : s.group;
+    m.zero_kind = s.zero;
+    m.scale_dtype = s.f16 ? DType::kF16 : DType::kBF16;
+    std::uniform_int_distribution<uint32_t> code(0, (1u << s.bits) - 1);
+    const int pf = m.pack_factor();
+    m.qweight.assign(static_cast<size_t>(N * m.words_per_row()), 0u);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < K; ++j) m.qweight[static_cast<size_t>(n * m.words_per_row() + j / pf)] |= code(g_rng) << (s.bits * (j % pf));
+    const float mid = static_cast<float>(1 << (s.bits - 1));
+    for (int64_t i = 0; i < N * m.groups(); ++i) {
+      const float sc = exact16(0.05f / mid * u(g_rng) * (s.zero == ZeroKind::kFloatBias && i % 5 == 0 ? -1.0f : 1.0f), s.f16);
+      m.scales.push_back(sc);
+      if (s.zero == ZeroKind::kInteger) m.zeros.push_back(static_cast<uint8_t>(code(g_rng)));
+      if (s.zero == ZeroKind::kFloatBias) m.biases.push_back(exact16(-sc * mid * u(g_rng), s.f16));
+    }
+    if (s.perm) {
+      for (int64_t j = 0; j < K; ++j) m.perm.push_back(static_cast<int32_t>(j));
+      std::shuffle(m.perm.begin(), m.perm.end(), g_rng);
+    }
+  }
+  const Status st = m.validate();
+  if (!st.ok()) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    std::abort();
+  }
+  return m;
+}
+
+struct QPair {
+  LinearWeight cpu, gpu;
+  std::string desc;
+};
+
+QPair upload(Env& e, const QuantizedMatrix& m) {
+  auto c = e.cpu.upload_quantized(m);
+  auto g = e.gpu.upload_quantized(m);
+  if (!c.ok() || !g.ok()) {
+    std::fprintf(stderr, "upload_quantized(%s): %s / %s\n", m.name.c_str(), c.status().to_string().c_str(),
+                 g.status().to_string().c_str());
+    std::abort();
+  }
+  return QPair{*c, *g, g->quant_desc};
+}
+
+// Which path of the CUDA backend T rows take (CudaOptions defaults).
+std::string path_of(const Spec& s, int64_t T) {
+  const bool w8a8 = s.kind == QuantKind::kFp8 && s.fp8_layout != ScaleLayout::kBlock && s.act != ActQuant::kNone &&
+                    s.act != ActQuant::kDynamicGroup;
+  if (w8a8 && T >= 9) return "w8a8";
+  if (T >= 256) return "dense";
+  return T <= 8 ? "gemv" : "mma";
+}
+
+double tol_of(const std::string& path) { return path == "w8a8" ? 0.08 : 0.02; }
+
+void test_matmul(Env& e, const Spec& s, int64_t N, int64_t K, const std::vector<int>& Ts, bool f32_out = false) {
+  const QuantizedMatrix m = make_matrix(s, N, K);
+  const QPair w = upload(e, m);
+  for (int T : Ts) {
+    auto x = e.act({T, K}, rand_bf16(static_cast<size_t>(T) * K, 1.0f));
+    auto out = e.act({T, N}, {}, f32_out ? DType::kF32 : DType::kBF16);
+    e.cpu.matmul(x.cpu, w.cpu, out.cpu);
+    e.gpu.matmul(x.gpu, w.gpu, out.gpu);
+    const std::string path = path_of(s, T);
+    report(std::string("qmatmul ") + path + (f32_out ? "->f32" : ""),
+           std::string(s.name) + " T" + std::to_string(T) + " N" + std::to_string(N) + " K" + std::to_string(K),
+           e.read(out.cpu, false), e.read(out.gpu, true), tol_of(path));
+  }
+}
+
+void test_embedding(Env& e, const Spec& s, int64_t V, int64_t H, int T, float scale) {
+  const QuantizedMatrix m = make_matrix(s, V, H);
+  const QPair w = upload(e, m);
+  std::vector<int32_t> ids(static_cast<size_t>(T));
+  for (int32_t& i : ids) i = static_cast<int32_t>(g_rng() % V);
+  auto idt = e.ints({T}, ids);
+  auto out = e.act({T, H}, {});
+  e.cpu.embedding(w.cpu, idt.cpu, scale, out.cpu);
+  e.gpu.embedding(w.gpu, idt.gpu, scale, out.gpu);
+  // The GPU rounds each dequantized element to bf16 (and again after a scale).
+  report("qembedding", std::string(s.name) + " V" + std::to_string(V) + " H" + std::to_string(H) + " T" +
+                           std::to_string(T) + (scale != 1.0f ? " scale" : ""),
+         e.read(out.cpu, false), e.read(out.gpu, true), scale != 1.0f ? 0.01 : 0.005);
+}
+
+// One sequence per entry, `cached` old tokens and `fresh` new ones; blocks contiguous.
+StepMetadata make_meta(const std::vector<int>& cached, const std::vector<int>& fresh, int bs) {
+  StepMetadata m;
+  m.num_seqs = static_cast<int>(cached.size());
+  m.block_size = bs;
+  int maxb = 0;
+  for (size_t i = 0; i < cached.size(); ++i) maxb = std::max(maxb, (cached[i] + fresh[i] + bs - 1) / bs);
+  m.max_blocks_per_seq = maxb;
+  m.query_start.push_back(0);
+  for (size_t i = 0; i < cached.size(); ++i) {
+    const int ctx = cached[i] + fresh[i];
+    for (int b = 0; b < maxb; ++b) m.block_tables.push_back(b < (ctx + bs - 1) / bs ? static_cast<int>(i) * maxb + b : -1);
+    for (int p = cached[i]; p < ctx; ++p) {
+      m.positions.push_back(p);
+      m.slot_mapping.push_back((static_cast<int>(i) * maxb + p / bs) * bs + p % bs);
+    }
+    m.query_start.push_back(m.query_start.back() + fresh[i]);
+    m.context_lens.push_back(ctx);
+    m.max_context_len = std::max(m.max_context_len, ctx);
+  }
+  m.num_tokens = m.query_start.back();
+  return m;
+}
+
+// The three ways of a fused op: CPU, CUDA override, CUDA composed default.
+enum class Way { kCpu, kCuda, kComposed };
+
+void compare3(Env& e, const std::string& op, const std::string& shape, const Tensor& cpu, const Tensor& cuda,
+              const Tensor& composed, double tol) {
+  const std::vector<float> fused = e.read(cuda, true);
+  report(op, shape + " vs cpu", e.read(cpu, false), fused, tol);
+  // The override keeps the unfused roundings: only summation order differs.
+  report("  " + op, shape + " vs composed", e.read(composed, true), fused, 0.01);
+}
+
+// The options of the model families a fused op takes (QkvParams, RmsNorm, Activation).
+struct Fam {
+  NormKind norm = NormKind::kTimesWeight;  // of the prologue (and the q/k norms)
+  bool bias = false;                       // q/k/v biases (Qwen2)
+  bool qk_norm = false;                    // per-head q/k norms (Qwen3, Gemma 3)
+  Activation act = Activation::kSilu;      // GeGLU (Gemma)
+  std::string str() const {
+    std::string r;
+    if (norm == NormKind::kTimesOnePlusWeight) r += " (1+w)";
+    if (bias) r += " bias";
+    if (qk_norm) r += " qk-norm";
+    if (act == Activation::kGeluTanh) r += " gelu";
+    return r;
+  }
+};
+
+void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, const std::vector<int>& fresh, int H,
+                         int Hq, int Hkv, int D, bool norm, const Fam& f = {}) {
+  const int bs = 16;
+  const StepMetadata m = make_meta(cached, fresh, bs);
+  const int T = m.num_tokens, W = (Hq + 2 * Hkv) * D;
+  const int blocks = m.num_seqs * m.max_blocks_per_seq;
+  const size_t cache = static_cast<size_t>(blocks) * bs * Hkv * D;
+  const QPair w = upload(e, make_matrix(s, W, H));
+  const std::vector<float> xv = rand_bf16(static_cast<size_t>(T) * H, 2.0f);
+  const std::vector<float> k0 = rand_bf16(cache, 1.0f), v0 = rand_bf16(cache, 1.0f);
+  auto nw = e.weight({H}, rand_bf16(H, 1.5f));
+  auto bias = e.weight({W}, rand_bf16(W, 1.0f));
+  auto qn = e.weight({D}, rand_bf16(D, 1.5f)), kn = e.weight({D}, rand_bf16(D, 1.5f));
+  std::vector<float> inv;
+  for (int i = 0; i < D / 2; ++i) inv.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / D)));
+  auto inv_t = e.act({D / 2}, inv, DType::kF32);
+  Tensor qkv[3], normed[3], kc[3], vc[3];
+  for (Way way : {Way::kCpu, Way::kCuda, Way::kComposed}) {
+    const int i = static_cast<int>(way);
+    const bool cpu = way == Way::kCpu;
+    Backend& b = cpu ? e.cpu : e.gpu;
+    auto x = e.act({T, H}, xv);
+    auto q = e.act({T, W}, {}), n = e.act({T, H}, {});
+    auto k = e.act({blocks, bs, Hkv, D}, k0), v = e.act({blocks, bs, Hkv, D}, v0);
+    qkv[i] = cpu ? q.cpu : q.gpu;
+    normed[i] = cpu ? n.cpu : n.gpu;
+    kc[i] = cpu ? k.cpu : k.gpu;
+    vc[i] = cpu ? v.cpu : v.gpu;
+    RopeParams rope;
+    rope.head_dim = D;
+    rope.inv_freq = cpu ? inv_t.cpu : inv_t.gpu;
+    KvLayer kv{kc[i], vc[i]};
+    const Tensor& xt = cpu ? x.cpu : x.gpu;
+    const MatmulInput in = norm ? MatmulInput::rms_normed(xt, RmsNorm{cpu ? &nw.cpu : &nw.gpu, 1e-5f, f.norm}, normed[i])
+                                : MatmulInput(xt);
+    QkvParams p{Hq, Hkv, &rope};
+    if (f.bias) p.bias = cpu ? &bias.cpu : &bias.gpu;
+    if (f.qk_norm) {
+      p.q_norm = RmsNorm{cpu ? &qn.cpu : &qn.gpu, 1e-6f, f.norm};
+      p.k_norm = RmsNorm{cpu ? &kn.cpu : &kn.gpu, 1e-6f, f.norm};
+    }
+    b.set_step_metadata(m);
+    if (way == Way::kComposed) {
+      b.Backend::qkv_rope_store(in, w.gpu, qkv[i], p, kv);
+    } else {
+      b.qkv_rope_store(in, cpu ? w.cpu : w.gpu, qkv[i], p, kv);
+    }
+  }
+  const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " H" +
+                            std::to_string(H) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
+                            std::to_string(D) + f.str();
+  compare3(e, "qkv_rope_store", shape, qkv[0], qkv[1], qkv[2], 0.02);
+  compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], 0.02);
+  compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], 0.02);
+  if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02);
+}
+
+void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm, const Fam& f = {}) {
+  const QPair w = upload(e, make_matrix(s, 2 * int64_t{I}, K));
+  const std::vector<float> xv = rand_bf16(static_cast<size_t>(T) * K, 2.0f);
+  auto nw = e.weight({K}, rand_bf16(K, 1.5f));
+  Tensor gu[3], act[3], normed[3];
+  for (Way way : {Way::kCpu, Way::kCuda, Way::kComposed}) {
+    const int i = static_cast<int>(way);
+    const bool cpu = way == Way::kCpu;
+    Backend& b = cpu ? e.cpu : e.gpu;
+    auto x = e.act({T, K}, xv);
+    auto g = e.act({T, 2 * I}, {}), a = e.act({T, I}, {}), n = e.act({T, K}, {});
+    gu[i] = cpu ? g.cpu : g.gpu;
+    act[i] = cpu ? a.cpu : a.gpu;
+    normed[i] = cpu ? n.cpu : n.gpu;
+    const Tensor& xt = cpu ? x.cpu : x.gpu;
+    const MatmulInput in = norm ? MatmulInput::rms_normed(xt, RmsNorm{cpu ? &nw.cpu : &nw.gpu, 1e-5f, f.norm}, normed[i])
+                                : MatmulInput(xt);
+    if (way == Way::kComposed) {
+      b.Backend::matmul_silu_mul(in, w.gpu, f.act, gu[i], act[i]);
+    } else {
+      b.matmul_silu_mul(in, cpu ? w.cpu : w.gpu, f.act, gu[i], act[i]);
+    }
+  }
+  const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " K" +
+                            std::to_string(K) + " I" + std::to_string(I) + f.str();
+  const double tol = tol_of(path_of(s, T));
+  compare3(e, "matmul_silu_mul", shape, gu[0], gu[1], gu[2], tol);
+  compare3(e, "  act", shape, act[0], act[1], act[2], std::max(tol, 0.03));
+  if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02);
+}
+
+// ---- the tiny quantized models ----
+
+struct Case {
+  std::string name;
+  std::vector<int32_t> ids;
+  std::vector<int32_t> argmax;
+  std::vector<double> margin;
+};
+
+StepMetadata seq_step(int first, int n, int bs, int width) {
+  StepMetadata m;
+  m.num_tokens = n;
+  m.num_seqs = 1;
+  m.block_size = bs;
+  m.max_blocks_per_seq = width;
+  m.max_context_len = first + n;
+  for (int i = first; i < first + n; ++i) {
+    m.positions.push_back(i);
+    m.slot_mapping.push_back(i);
+  }
+  m.query_start = {0, n};
+  m.context_lens = {first + n};
+  for (int b = 0; b < width; ++b) m.block_tables.push_back(b);
+  return m;
+}
+
+// Logits [n, V] of every position of `ids` in one prefill.
+std::vector<float> prefill_logits(Model& model, const std::vector<int32_t>& ids) {
+  const int n = static_cast<int>(ids.size()), bs = model.block_size();
+  std::vector<int32_t> rows(n);
+  for (int i = 0; i < n; ++i) rows[i] = i;
+  auto l = model.forward(seq_step(0, n, bs, (n + bs - 1) / bs), ids, rows);
+  if (!l.ok()) return {};
+  std::vector<float> host(static_cast<size_t>(l->numel()));
+  model.backend().copy_to_host(host.data(), *l, host.size() * 4);
+  return host;
+}
+
+std::vector<Case> cases_from_cpu(Backend& cpu, const std::string& dir) {
+  ModelOptions opt;
+  opt.max_tokens_per_step = 256;
+  opt.max_logit_rows = 256;
+  opt.max_kv_tokens = 4096;
+  auto model = load_model(dir, cpu, opt);
+  if (!model.ok()) return {};
+  std::mt19937_64 r(7);
+  std::vector<Case> out;
+  for (int n : {1, 6, 31, 90}) {
+    Case c;
+    c.name = "len" + std::to_string(n);
+    for (int i = 0; i < n; ++i) c.ids.push_back(static_cast<int32_t>(r() % (*model)->config().vocab_size));
+    const std::vector<float> l = prefill_logits(**model, c.ids);
+    const int V = (*model)->config().vocab_size;
+    for (int p = 0; p < n; ++p) {
+      const float* row = l.data() + static_cast<size_t>(p) * V;
+      std::vector<float> s(row, row + V);
+      const int best = static_cast<int>(std::max_element(s.begin(), s.end()) - s.begin());
+      std::partial_sort(s.begin(), s.begin() + 2, s.end(), std::greater<float>());
+      c.argmax.push_back(best);
+      c.margin.push_back(static_cast<double>(s[0]) - s[1]);
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+int check_model(Backend& cpu, Backend& gpu, const std::string& dir, const std::string& golden_path, uint64_t index) {
+  std::vector<Case> cases;
+  std::string reference = "golden";
+  std::ifstream f(golden_path);
+  const nlohmann::json golden = f.good() ? nlohmann::json::parse(f, nullptr, false) : nlohmann::json();
+  if (golden.is_object() && golden.contains("cases")) {
+    for (const auto& c : golden["cases"])
+      cases.push_back(Case{c["name"], c["ids"].get<std::vector<int32_t>>(), c["pos_argmax"].get<std::vector<int32_t>>(),
+                           c["pos_margin"].get<std::vector<double>>()});
+  } else {
+    reference = "cpu (no golden)";
+    cases = cases_from_cpu(cpu, dir);
+  }
+  ModelOptions opt;
+  opt.max_tokens_per_step = 256;
+  opt.max_logit_rows = 256;
+  opt.max_kv_tokens = 4096;
+  auto model_or = load_model(dir, gpu, opt);
+  if (!model_or.ok() || cases.empty()) {
+    std::printf("%-18s %-50s load failed: %s FAIL\n", "qmodel", dir.c_str(), model_or.status().to_string().c_str());
+    return 1;
+  }
+  Model& model = **model_or;
+  const int V = model.config().vocab_size, bs = model.block_size();
+  constexpr double kMargin = 0.15;
+  int checked = 0, wrong = 0;
+  for (int mode = 0; mode < 3; ++mode) {  // prefill, decode, decode with step graphs
+    for (const Case& c : cases) {
+      const int n = static_cast<int>(c.ids.size());
+      std::vector<int32_t> got(n);
+      if (mode == 0) {
+        const std::vector<float> l = prefill_logits(model, c.ids);
+        for (int p = 0; p < n && !l.empty(); ++p)
+          got[p] = static_cast<int32_t>(std::max_element(l.begin() + static_cast<size_t>(p) * V, l.begin() + static_cast<size_t>(p + 1) * V) -
+                                        (l.begin() + static_cast<size_t>(p) * V));
+      } else {
+        const int width = (n + bs - 1) / bs;
+        for (int p = 0; p < n; ++p) {
+          // Keys unique per model: a recorded step belongs to one model's tensors.
+          const bool graph = mode == 2 && gpu.begin_graph((index << 32) | 0x9a000000u | static_cast<uint64_t>(width));
+          const std::vector<int32_t> one = {c.ids[p]}, rows = {0};
+          auto l = model.forward(seq_step(p, 1, bs, width), one, rows);
+          if (graph) gpu.end_graph();
+          if (!l.ok()) return 1;
+          float lp = 0.0f;
+          gpu.argmax_logprob(*l, &got[p], &lp);
+        }
+      }
+      for (int p = 0; p < n; ++p) {
+        if (c.margin[p] <= kMargin) continue;
+        ++checked;
+        if (got[p] != c.argmax[p]) {
+          ++wrong;
+          std::printf("  %s %s %s position %d: got %d, want %d (margin %.3f)\n", dir.c_str(),
+                      mode == 0 ? "prefill" : mode == 1 ? "decode" : "graphs", c.name.c_str(), p, got[p], c.argmax[p],
+                      c.margin[p]);
+        }
+      }
+    }
+  }
+  const bool ok = wrong == 0 && checked > 0;
+  std::printf("%-18s %-50s argmax equal at %d/%d positions (margin > %.2f; prefill, decode, graphs) vs %s %s\n",
+              "qmodel", dir.c_str(), checked - wrong, checked, kMargin, reference.c_str(), ok ? "ok" : "FAIL");
+  std::fflush(stdout);
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int run_ops(Backend& cpu, Backend& gpu) {
+  g_failures = 0;
+  Env e(cpu, gpu);
+  const std::vector<int> all_t = {1, 2, 3, 5, 8, 9, 33, 64, 200, 300};
+  // Odd shapes, every format: N not a multiple of 32, 3 or 5 groups, K padded.
+  for (const Spec& s : kSpecs) {
+    for (auto [N, K] : {std::pair<int64_t, int64_t>{40, 384}, {72, 320}, {100, 96}, {24, 136}}) {
+      if (!spec_fits(s, K)) continue;
+      test_matmul(e, s, N, K, all_t);
+    }
+  }
+  // Llama-3.2-3B shapes of the main formats (batch 1, 8, 64 and a prefill).
+  for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "gptq-int8-g128", "fp8-channel-dynamic", "fp8-tensor-static",
+                           "gptq-int4-g128-actorder"}) {
+    test_matmul(e, spec(name), 5120, 3072, {1, 8, 64, 300});
+    test_matmul(e, spec(name), 3072, 8192, {1, 4, 64});
+  }
+  test_matmul(e, spec("mlx-int4-g64"), 128256 / 4, 3072, {1, 3}, true);  // a quantized lm_head into f32 logits
+  test_matmul(e, spec("fp8-block128"), 4096, 4096, {1, 64, 300});
+  // Quantized embeddings (MLX).
+  test_embedding(e, spec("mlx-int4-g64"), 1000, 3072, 7, 1.0f);
+  test_embedding(e, spec("mlx-int8-g32"), 50, 96, 3, 1.0f);
+  test_embedding(e, spec("mlx-int4-g64"), 1000, 2560, 5, std::sqrt(2560.0f));  // Gemma's scaled embedding
+  // Fused ops at batch 1 (norm prologue and not), small batches, the T > 8 kernels and prefill.
+  for (bool norm : {false, true}) {
+    for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "fp8-channel-dynamic"}) {
+      test_qkv_rope_store(e, spec(name), {127}, {1}, 3072, 24, 8, 128, norm);
+      test_matmul_silu_mul(e, spec(name), 1, 3072, 8192, norm);
+    }
+    test_qkv_rope_store(e, spec("gptq-int4-g128-actorder"), {20}, {1}, 3072, 24, 8, 128, norm);
+    test_qkv_rope_store(e, spec("gptq-int8-g128"), {5, 0, 90}, {1, 1, 1}, 384, 6, 2, 64, norm);
+    test_qkv_rope_store(e, spec("gptq-int4-g32-sym"), {0}, {40}, 384, 6, 2, 64, norm);
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {0}, {300}, 384, 6, 2, 64, norm);
+    test_qkv_rope_store(e, spec("fp8-tensor-static"), {3, 9}, {1, 20}, 384, 6, 2, 64, norm);
+    test_qkv_rope_store(e, spec("mlx-int4-g64"), {7}, {1}, 384, 4, 2, 48, norm);  // D % 32 != 0: composed
+    test_matmul_silu_mul(e, spec("mlx-int8-g32"), 5, 384, 48, norm);
+    test_matmul_silu_mul(e, spec("awq-int4-g128"), 64, 3072, 8192, norm);
+    test_matmul_silu_mul(e, spec("ct-int4-channel"), 300, 384, 48, norm);
+    test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 3, 384, 48, norm);
+    test_matmul_silu_mul(e, spec("fp8-channel-dynamic"), 40, 384, 48, norm);
+    test_matmul_silu_mul(e, spec("mlx-int4-g64"), 1, 384, 24, norm);  // I % 16 != 0: composed
+  }
+  // The families' options in the fused ops, on each path (T 1 and 5: the T <= 8
+  // kernels; 40: T > 8; 300: dequantize + cuBLAS): Qwen2's q/k/v biases in the
+  // RoPE epilogue, per-head q/k norms (Qwen3, Gemma 3: the matmul, then the rope
+  // kernel), Gemma's (1 + w) norm prologue and GeGLU epilogue.
+  const Fam qwen2{NormKind::kTimesWeight, true, false, Activation::kSilu};
+  const Fam qwen3{NormKind::kTimesWeight, false, true, Activation::kSilu};
+  const Fam gemma{NormKind::kTimesOnePlusWeight, false, true, Activation::kGeluTanh};
+  for (bool norm : {false, true}) {
+    for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "fp8-channel-dynamic", "gptq-int4-g128-actorder"}) {
+      test_qkv_rope_store(e, spec(name), {127}, {1}, 3072, 24, 8, 128, norm, qwen2);
+      test_qkv_rope_store(e, spec(name), {127}, {1}, 3072, 24, 8, 128, norm, qwen3);
+      test_qkv_rope_store(e, spec(name), {20}, {1}, 3072, 24, 8, 128, norm, gemma);
+      test_matmul_silu_mul(e, spec(name), 1, 3072, 8192, norm, gemma);
+    }
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {5, 0, 90, 3, 7}, {1, 1, 1, 1, 1}, 384, 6, 2, 64, norm, qwen2);
+    test_qkv_rope_store(e, spec("gptq-int4-g32-sym"), {0}, {40}, 384, 6, 2, 64, norm, qwen2);
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {0}, {300}, 384, 6, 2, 64, norm, qwen2);
+    test_qkv_rope_store(e, spec("mlx-int4-g64"), {3, 9}, {1, 20}, 384, 6, 2, 64, norm, gemma);
+    test_matmul_silu_mul(e, spec("mlx-int8-g32"), 5, 384, 48, norm, gemma);
+    test_matmul_silu_mul(e, spec("awq-int4-g128"), 40, 384, 48, norm, gemma);
+    test_matmul_silu_mul(e, spec("ct-int4-channel"), 300, 384, 48, norm, gemma);
+  }
+  return g_failures;
+}
+
+int run_models(Backend& cpu, Backend& gpu, const std::string& fixtures, const std::string& goldens) {
+  std::ifstream f(fixtures + "/models.json");
+  if (!f.good()) {
+    std::printf("qmodel             cannot read %s/models.json FAIL\n", fixtures.c_str());
+    return 1;
+  }
+  int failures = 0;
+  uint64_t index = 0x5100;
+  for (const std::string& name : nlohmann::json::parse(f).get<std::vector<std::string>>())
+    failures += check_model(cpu, gpu, fixtures + "/" + name, goldens + "/" + name + "/expected.json", ++index);
+  return failures;
+}
+
+}  // namespace kr::quant_ops
