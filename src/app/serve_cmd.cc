@@ -42,6 +42,11 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, std::map<std::string, std::str
       .default_text("the model folder's name");
   f.switch_("dummy-weights", &o->dummy_weights, "random weights of the configured shape (benchmarks)");
   f.string("arch", "NAME", &o->arch, "built-in shape instead of DIR/config.json, with --dummy-weights (llama-3.2-3b)");
+  f.section("structured outputs and tools");
+  f.choice("reasoning-parser", {"auto", "none", "qwen3", "deepseek_r1"}, &o->reasoning_parser,
+           "split <think> blocks into reasoning_content (auto: when the chat template has them)");
+  f.choice("tool-call-parser", {"auto", "none", "llama3_json", "hermes", "mistral"}, &o->tool_call_parser,
+           "the model's tool-call format (auto: the one the chat template teaches)");
   f.section("HTTP");
   f.string("api-key", "KEY", &o->api_key, "require Authorization: Bearer KEY").env("KR_API_KEY");
   f.string("cors-origin", "ORIGIN", &o->cors_origin, "send CORS headers for this origin").env("KR_CORS_ORIGIN");

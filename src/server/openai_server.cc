@@ -214,6 +214,7 @@ void OpenAIServer::generate(bool chat, const HttpRequest& http, const std::share
   if (chat) {
     in.messages = &req.messages;
     in.tools_json = req.tools_json;
+    in.template_kwargs_json = req.chat_template_kwargs_json;
     in.add_generation_prompt = req.add_generation_prompt;
   } else if (req.prompt_text) {
     in.text = &*req.prompt_text;
@@ -226,7 +227,10 @@ void OpenAIServer::generate(bool chat, const HttpRequest& http, const std::share
   req.max_tokens = admitted->max_tokens;
   if (req.min_tokens > *req.max_tokens)
     return send_error(w, bad_param("min_tokens", "'min_tokens' must not exceed max_tokens"));
-  auto g = std::make_shared<Generation>(ctx_, std::move(req), std::move(admitted->ids), w);
+  // Structured output, tool calls, reasoning: the grammar and how the text is shaped.
+  OutputPlan plan;
+  if (!plan_output(ctx_->structured, req, admitted->chat_text, &plan, &err)) return send_error(w, err);
+  auto g = std::make_shared<Generation>(ctx_, std::move(req), std::move(admitted->ids), w, std::move(plan));
   g->start();
 }
 
@@ -250,6 +254,7 @@ void OpenAIServer::tokenize(const HttpRequest& req, const std::shared_ptr<Respon
       if (!ctx_->prompt.chat) return send_error(w, bad_param("messages", "this model has no chat template"));
       in.messages = &chat.messages;
       in.tools_json = chat.tools_json;
+      in.template_kwargs_json = chat.chat_template_kwargs_json;
       in.add_generation_prompt = chat.add_generation_prompt;
     } else {
       const json* t = nullptr;

@@ -16,7 +16,9 @@
 #include "engine/forward_runner.h"
 #include "metrics/metrics.h"
 #include "server/http_server.h"
+#include "server/grammar_vocab.h"
 #include "server/openai_server.h"
+#include "server/structured_output.h"
 #include "tokenizer/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
@@ -60,6 +62,47 @@ StatusOr<std::unique_ptr<Backend>> make_backend(const ServeOptions& a) {
   if (a.backend == "cuda") return FailedPrecondition("--backend cuda: this build has no CUDA backend");
 #endif
   return make_cpu_backend(a.threads, kv_bytes);
+}
+
+// The grammar compiler over the model's vocabulary, the tool-call format and
+// the reasoning parser (flags, else what the chat template teaches).
+StatusOr<StructuredOutputConfig> make_structured_config(const ServeOptions& a, const Tokenizer& tok,
+                                                        const ChatPromptBuilder* chat, const std::string& chat_template,
+                                                        int32_t vocab_size, std::span<const int32_t> eos_ids) {
+  StructuredOutputConfig s;
+  KR_ASSIGN_OR_RETURN(auto vocab, make_grammar_vocabulary(tok, vocab_size, eos_ids));
+  s.compiler = std::make_shared<grammar::GrammarCompiler>(std::move(vocab));
+  if (a.tool_call_parser == "auto") {
+    s.tool_format = detect_tool_call_format(chat_template);
+  } else if (a.tool_call_parser == "llama3_json") {
+    s.tool_format = ToolCallFormat::kLlama3Json;
+  } else if (a.tool_call_parser == "hermes") {
+    s.tool_format = ToolCallFormat::kHermes;
+  } else if (a.tool_call_parser == "mistral") {
+    s.tool_format = ToolCallFormat::kMistral;
+  } else if (a.tool_call_parser != "none") {
+    return InvalidArgument("--tool-call-parser: expected auto, none, llama3_json, hermes or mistral, got '" +
+                           a.tool_call_parser + "'");
+  }
+  if (auto id = tok.token_to_id("[TOOL_CALLS]"); id && tok.is_special(*id)) s.mistral_tool_calls_token = *id;
+  if (a.reasoning_parser == "auto") {
+    std::string rendered;
+    if (chat != nullptr) {
+      ChatMessage user;
+      user.role = "user";
+      user.content = "Hi";
+      ChatPromptOptions o;
+      auto r = chat->render({user}, o);
+      if (r.ok()) rendered = *r;
+    }
+    s.reasoning = detect_reasoning_parser(chat_template, rendered);
+  } else if (a.reasoning_parser != "none") {
+    KR_ASSIGN_OR_RETURN(s.reasoning, parse_reasoning_parser_name(a.reasoning_parser));
+  }
+  KR_LOG(kInfo, "structured outputs: %d-token vocabulary; tool calls: %s; reasoning parser: %s", vocab_size,
+         s.tool_format ? tool_call_format_name(*s.tool_format) : "none",
+         s.reasoning == ReasoningParserKind::kNone ? "none" : reasoning_parser_name(s.reasoning));
+  return s;
 }
 
 int fail(const Status& s) {
@@ -117,11 +160,12 @@ int serve(const ServeOptions& a) {
   KR_LOG(kInfo, "listening on http://%s:%d (model '%s' loading from %s)", a.host.c_str(), *port,
          a.served_model_name.c_str(), a.model_dir.c_str());
 
-  // Tokenizer and chat template.
-  auto tok = Tokenizer::load_from_file(a.model_dir + "/tokenizer.json");
+  // Tokenizer (its config decides the special tokens around a plain prompt) and chat template.
+  auto tcfg = read_tokenizer_config(a.model_dir + "/tokenizer_config.json");
+  if (!tcfg.ok() && tcfg.status().code() != StatusCode::kNotFound) return fail(tcfg.status());
+  auto tok = Tokenizer::load_from_file(a.model_dir + "/tokenizer.json", tcfg.ok() ? &*tcfg : nullptr);
   if (!tok.ok()) return fail(tok.status());
   std::unique_ptr<ChatPromptBuilder> chat;
-  auto tcfg = read_tokenizer_config(a.model_dir + "/tokenizer_config.json");
   if (tcfg.ok()) {
     auto made = make_chat_prompt_builder(tok->get(), *tcfg);
     if (!made.ok()) return fail(made.status());
@@ -148,9 +192,12 @@ int serve(const ServeOptions& a) {
   ctx.limits.vocab_size = (*runner)->model().config().vocab_size;
   ctx.prompt.tokenizer = tok->get();
   ctx.prompt.chat = chat.get();
-  ctx.prompt.bos_id = (*runner)->model().config().bos_token_id;
   ctx.prompt.vocab_size = ctx.limits.vocab_size;
   ctx.prompt.max_model_len = max_len;
+  auto structured = make_structured_config(a, **tok, chat.get(), tcfg.ok() ? tcfg->chat_template : std::string(),
+                                           ctx.limits.vocab_size, (*runner)->eos_ids());
+  if (!structured.ok()) return fail(structured.status());
+  ctx.structured = std::move(structured).value();
   engine->start();
   ctx.ready.store(true, std::memory_order_release);
   KR_LOG(kInfo, "ready: model '%s', max_model_len %d, %d KV blocks", a.served_model_name.c_str(), max_len,

@@ -34,6 +34,10 @@ struct ServeOptions {
   bool dummy_weights = false;
   bool no_webui = false;         // no chat page at GET /
   std::string arch;              // built-in shape preset (with dummy_weights), e.g. llama-3.2-3b
+  // auto (the chat template's), none, qwen3, deepseek_r1 (vLLM's names).
+  std::string reasoning_parser = "auto";
+  // auto (the chat template's), none, llama3_json, hermes, mistral (vLLM's names).
+  std::string tool_call_parser = "auto";
   EngineConfig engine;           // engine.max_model_len: --max-model-len
 };
 

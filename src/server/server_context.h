@@ -14,6 +14,7 @@
 
 #include "server/openai_request.h"
 #include "server/prompt.h"
+#include "server/structured_output.h"
 #include "server/task_pool.h"
 
 namespace kr {
@@ -34,6 +35,7 @@ struct ServerContext {
   Engine* engine = nullptr;
   Metrics* metrics = nullptr;  // may be set before the model (for /metrics while loading)
   PromptContext prompt;        // prompt.max_model_len is the engine's
+  StructuredOutputConfig structured;  // grammar compiler, tool-call format, reasoning parser
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
 
