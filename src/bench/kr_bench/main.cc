@@ -1,6 +1,7 @@
 // kr-bench: client-side benchmarks of an OpenAI-compatible server.
 //   kr-bench fifty  ...   the 50-questions comparison (baseline / hybrid / full)
 //   kr-bench sweep  ...   throughput and latency against concurrency
+//   kr-bench structured ... constrained outputs against free ones (throughput, TTFT)
 // See docs/benchmarks.md.
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "bench/kr_bench/fifty.h"
+#include "bench/kr_bench/structured.h"
 #include "bench/kr_bench/sweep.h"
 
 namespace {
@@ -18,6 +20,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: kr-bench fifty --server-bin PATH --model DIR [options]\n"
                "       kr-bench sweep (--server-bin PATH --model DIR | --url http://host:port) [options]\n"
+               "       kr-bench structured (--server-bin PATH --model DIR | --url http://host:port) [options]\n"
                "common options:\n"
                "  --backend cpu|cuda          passed to the server (default cpu)\n"
                "  --extra-server-args \"...\"   appended to `serve ...`\n"
@@ -36,7 +39,12 @@ void usage() {
                "sweep:  --concurrency LIST    default 1,4,16,64,256 (max 256)\n"
                "        --requests-per-level N  default max(32, 2 x concurrency)\n"
                "        --rate R              Poisson arrivals at R requests/s (default: closed loop)\n"
-               "        --url URL             an external server instead of starting ours\n");
+               "        --url URL             an external server instead of starting ours\n"
+               "structured: --concurrency N   one level (default 64)\n"
+               "        --requests-per-level N  per scenario and round (default 2 x concurrency)\n"
+               "        --rounds N            interleaved rounds per scenario (default 2)\n"
+               "        --scenarios LIST      free,json_schema,json_object,regex (default all; free is the baseline)\n"
+               "        writes OUT_DIR/structured.json; every request ignores EOS (max-tokens tokens each)\n");
 }
 
 bool parse_int_list(const std::string& s, std::vector<int>& out) {
@@ -63,14 +71,16 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
-  if (cmd != "fifty" && cmd != "sweep") {
+  if (cmd != "fifty" && cmd != "sweep" && cmd != "structured") {
     std::fprintf(stderr, "kr-bench: unknown command '%s'\n", cmd.c_str());
     usage();
     return 2;
   }
   CommonOptions opts;
   kr::bench::SweepOptions sweep;
+  kr::bench::StructuredOptions structured;
   int questions = 0;
+  bool any_max_tokens = false;
   std::string configs = "baseline,hybrid,full";
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
@@ -103,16 +113,41 @@ int main(int argc, char** argv) {
     else if (a == "--served-model") opts.served_model = v;
     else if (a == "--gpu") opts.gpu = v;
     else if (a == "--url") opts.url = v;
-    else if (a == "--max-tokens") { if (!num(1, 1e6, d)) return 2; opts.max_tokens = static_cast<int>(d); }
+    else if (a == "--max-tokens") {
+      if (!num(1, 1e6, d)) return 2;
+      opts.max_tokens = static_cast<int>(d);
+      any_max_tokens = true;
+    }
     else if (a == "--temperature") { if (!num(0, 10, d)) return 2; opts.temperature = d; }
     else if (a == "--seed") { if (!num(0, 1e15, d)) return 2; opts.seed = static_cast<int64_t>(d); }
     else if (a == "--warmup") { if (!num(0, 1000, d)) return 2; opts.warmup_requests = static_cast<int>(d); }
     else if (a == "--timeout-s") { if (!num(1, 1e6, d)) return 2; opts.request_timeout_s = static_cast<int>(d); }
     else if (a == "--startup-timeout-s") { if (!num(1, 1e6, d)) return 2; opts.startup_timeout_s = static_cast<int>(d); }
     else if (a == "--questions") { if (!num(1, 1e6, d)) return 2; questions = static_cast<int>(d); }
-    else if (a == "--requests-per-level") { if (!num(1, 1e7, d)) return 2; sweep.requests_per_level = static_cast<int>(d); }
+    else if (a == "--requests-per-level") {
+      if (!num(1, 1e7, d)) return 2;
+      sweep.requests_per_level = static_cast<int>(d);
+      structured.requests = static_cast<int>(d);
+    }
+    else if (a == "--rounds") { if (!num(1, 100, d)) return 2; structured.rounds = static_cast<int>(d); }
+    else if (a == "--scenarios") {
+      structured.scenarios.clear();
+      size_t start = 0;
+      while (start <= v.size()) {
+        const size_t comma = v.find(',', start);
+        const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) structured.scenarios.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    }
     else if (a == "--rate") { if (!num(0, 1e6, d)) return 2; sweep.rate_per_s = d; }
     else if (a == "--concurrency") {
+      if (cmd == "structured") {
+        if (!num(1, 256, d)) return 2;
+        structured.concurrency = static_cast<int>(d);
+        continue;
+      }
       if (!parse_int_list(v, sweep.concurrency)) {
         std::fprintf(stderr, "kr-bench: --concurrency wants a list of integers in 1..256, got %s\n", v.c_str());
         return 2;
@@ -122,6 +157,14 @@ int main(int argc, char** argv) {
       usage();
       return 2;
     }
+  }
+  if (cmd == "structured") {
+    if (opts.url.empty() && (opts.server_bin.empty() || opts.model_dir.empty())) {
+      std::fprintf(stderr, "kr-bench: structured needs --server-bin and --model, or --url\n");
+      return 2;
+    }
+    if (!any_max_tokens) opts.max_tokens = 128;
+    return kr::bench::run_structured(opts, structured);
   }
   if (!opts.url.empty()) {
     if (cmd == "fifty") {
