@@ -55,7 +55,7 @@ struct GenerationRequest {
   std::shared_ptr<const grammar::CompiledGrammar> grammar;
   std::string grammar_trigger;
   int32_t priority = kPriorityDefault;
-  int64_t arrival_ns = 0;              // set by Engine::submit
+  int64_t arrival_ns = 0;              // on the engine's clock; 0: Engine::submit sets it to now
   std::function<void(TokenEvent&&)> on_event;
 };
 

@@ -39,16 +39,17 @@ struct Generation::Choice {
   FinishReason finish_reason = FinishReason::kNone;
 };
 
-Generation::Generation(ServerContext* ctx, OpenAIRequest req, std::vector<int32_t> prompt_ids,
-                       std::shared_ptr<ResponseWriter> writer, OutputPlan plan)
+Generation::Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, OpenAIRequest req,
+                       std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer, OutputPlan plan)
     : ctx_(ctx),
+      model_(std::move(model)),
       req_(std::move(req)),
       prompt_ids_(std::move(prompt_ids)),
       plan_(std::move(plan)),
       writer_(std::move(writer)) {
   id_ = random_id(req_.chat ? "chatcmpl-" : "cmpl-");
   created_s_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const Tokenizer* tok = ctx_->prompt.tokenizer;
+  const Tokenizer* tok = model_->prompt().tokenizer;
   for (int i = 0; i < req_.n; ++i) {
     auto c = std::make_unique<Choice>();
     c->index = i;
@@ -81,14 +82,15 @@ void Generation::start() {
     g.priority = req_.priority;
     g.grammar = plan_.grammar;
     g.grammar_trigger = plan_.grammar_trigger;
+    g.arrival_ns = model_->arrival_ns();  // a wait for the model's load is queue time
     const int index = c->index;
     g.on_event = [self, index](TokenEvent&& e) { self->on_event(index, std::move(e)); };
-    Status s = ctx_->engine->submit(std::move(g));
+    Status s = model_->engine().submit(std::move(g));
     if (!s.ok()) {
       for (auto& d : choices_) {
         if (d.get() == c.get()) break;
         d->finished = true;
-        ctx_->engine->cancel(d->engine_id);
+        model_->engine().cancel(d->engine_id);
       }
       c->finished = true;
       done_ = true;
@@ -119,7 +121,7 @@ void Generation::release_events() {
 }
 
 void Generation::cancel() {
-  for (auto& c : choices_) ctx_->engine->cancel(c->engine_id);
+  for (auto& c : choices_) model_->engine().cancel(c->engine_id);
 }
 
 void Generation::on_event(int choice, TokenEvent&& event) {
@@ -162,7 +164,7 @@ json Generation::chunk(int choice, const std::string& text, json logprobs, const
   ch["logprobs"] = std::move(logprobs);
   ch["finish_reason"] = finish_reason ? json(finish_reason) : json(nullptr);
   json j = {{"id", id_}, {"object", req_.chat ? "chat.completion.chunk" : "text_completion"}, {"created", created_s_},
-            {"model", ctx_->served_model_name}, {"choices", json::array({std::move(ch)})}};
+            {"model", model_->name()}, {"choices", json::array({std::move(ch)})}};
   if (req_.include_usage) j["usage"] = nullptr;
   return j;
 }
@@ -188,7 +190,7 @@ json Generation::shaped_chunk(int choice, const ChoiceOutput::Delta& d, json log
   }
   json ch = {{"index", choice}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)}, {"finish_reason", nullptr}};
   json j = {{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_s_},
-            {"model", ctx_->served_model_name}, {"choices", json::array({std::move(ch)})}};
+            {"model", model_->name()}, {"choices", json::array({std::move(ch)})}};
   if (req_.include_usage) j["usage"] = nullptr;
   return j;
 }
@@ -216,7 +218,7 @@ Generation::TextStep Generation::take_text(Choice& c, const TokenEvent& event) {
     step.text += piece;
     if (c.stop->stopped()) {
       step.stopped = true;
-      ctx_->engine->cancel(c.engine_id);  // stop at the next step; its KV blocks are freed then
+      model_->engine().cancel(c.engine_id);  // stop at the next step; its KV blocks are freed then
       return step;
     }
   }
@@ -304,7 +306,7 @@ void Generation::maybe_complete() {
   if (req_.stream) {
     if (req_.include_usage) {
       write_chunk({{"id", id_}, {"object", req_.chat ? "chat.completion.chunk" : "text_completion"},
-                   {"created", created_s_}, {"model", ctx_->served_model_name}, {"choices", json::array()},
+                   {"created", created_s_}, {"model", model_->name()}, {"choices", json::array()},
                    {"usage", usage}});
     }
     writer_->write("data: [DONE]\n\n");
@@ -314,7 +316,7 @@ void Generation::maybe_complete() {
   json choices = json::array();
   std::string echo;
   if (!req_.chat && req_.echo)
-    echo = req_.prompt_text ? *req_.prompt_text : ctx_->prompt.tokenizer->decode(prompt_ids_, false);
+    echo = req_.prompt_text ? *req_.prompt_text : model_->prompt().tokenizer->decode(prompt_ids_, false);
   for (auto& c : choices_) {
     json ch;
     ch["index"] = c->index;
@@ -343,7 +345,7 @@ void Generation::maybe_complete() {
     choices.push_back(std::move(ch));
   }
   json j = {{"id", id_}, {"object", req_.chat ? "chat.completion" : "text_completion"}, {"created", created_s_},
-            {"model", ctx_->served_model_name}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
+            {"model", model_->name()}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
   HttpResponse r;
   r.body = dump(j) + "\n";
   writer_->send(std::move(r));

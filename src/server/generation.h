@@ -25,6 +25,7 @@
 #include "engine/request.h"
 #include "server/choice_output.h"
 #include "server/http_server.h"
+#include "server/model_registry.h"
 #include "server/openai_request.h"
 #include "server/server_context.h"
 
@@ -32,11 +33,12 @@ namespace kr {
 
 class Generation : public std::enable_shared_from_this<Generation> {
  public:
-  // req.max_tokens is set (admit_prompt settled it). `plan`: the grammar every
-  // choice's engine request follows and how its text is shaped into
+  // req.max_tokens is set (admit_prompt settled it). `model` is the model the
+  // request was routed to, held until the Generation ends. `plan`: the grammar
+  // every choice's engine request follows and how its text is shaped into
   // reasoning_content / content / tool_calls (structured_output.h).
-  Generation(ServerContext* ctx, OpenAIRequest req, std::vector<int32_t> prompt_ids,
-             std::shared_ptr<ResponseWriter> writer, OutputPlan plan = {});
+  Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, OpenAIRequest req,
+             std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer, OutputPlan plan = {});
   ~Generation();
 
   // Submits the choices; on a submit error answers with it (nothing stays in flight).
@@ -68,6 +70,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void write_chunk(const nlohmann::json& j);
 
   ServerContext* ctx_;
+  std::shared_ptr<ModelLease> model_;  // released last (after the choices)
   OpenAIRequest req_;
   std::vector<int32_t> prompt_ids_;
   OutputPlan plan_;

@@ -241,6 +241,43 @@ test('Llama 3 JSON tool calls: required and named, streamed and not', { skip }, 
   assert.equal(r2.choices[0].message.tool_calls[0].function.name, 'search');
 });
 
+test('tool_choice auto parses a call the model writes; none leaves it as content; EOS only at the end', { skip }, async () => {
+  // Random weights never write a call by themselves, so a guided_choice makes the
+  // model write exactly one (Llama 3's JSON format): with auto it comes back as
+  // tool_calls, with none as plain content.
+  const call = '{"name": "get_weather", "parameters": {"city": "Oslo", "unit": "c"}}';
+  const base = { model: 'tiny-llama3', messages: user('Weather in Oslo?'), tools: WEATHER_TOOLS, temperature: 1.0,
+    seed: 12, max_tokens: 60, guided_choice: [call] };
+  const r = await llama.client.chat.completions.create({ ...base, tool_choice: 'auto' });
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  assert.equal(r.choices[0].message.content, null);
+  const tc = r.choices[0].message.tool_calls;
+  assert.equal(tc.length, 1);
+  assert.equal(tc[0].function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(tc[0].function.arguments), { city: 'Oslo', unit: 'c' });
+  const s = await collectToolStream(llama.client, { ...base, tool_choice: 'auto' });
+  assert.equal(s.finish, 'tool_calls');
+  assert.equal(s.calls.length, 1);
+  assert.deepEqual(JSON.parse(s.calls[0].arguments), { city: 'Oslo', unit: 'c' });
+  const none = await llama.client.chat.completions.create({ ...base, tool_choice: 'none' });
+  assert.equal(none.choices[0].finish_reason, 'stop');
+  assert.equal(none.choices[0].message.content, call);
+  assert.ok(!none.choices[0].message.tool_calls || none.choices[0].message.tool_calls.length === 0);
+  // auto without a constraint: free text (random weights), never a refusal.
+  const free = await llama.client.chat.completions.create({ ...base, guided_choice: undefined, tool_choice: 'auto',
+    max_tokens: 8 });
+  assert.ok(['stop', 'length', 'tool_calls'].includes(free.choices[0].finish_reason));
+  // EOS only where the grammar can end: with EOS free at every step the
+  // unconstrained rows stop early now and then; constrained rows always end
+  // complete (finish 'stop' with the whole text) or run to max_tokens.
+  const many = await llama.client.completions.create({ model: 'tiny-llama3', prompt: 'n:', temperature: 1.0, seed: 30,
+    n: 8, max_tokens: 40, guided_regex: '[0-9]{6,12}' });
+  for (const c of many.choices) {
+    assert.equal(c.finish_reason, 'stop');
+    assert.match(c.text, /^[0-9]{6,12}$/);
+  }
+});
+
 test('Hermes tool calls (Qwen3 template), parallel, streamed and not; results go back into the template', { skip }, async () => {
   const base = { model: 'tiny-qwen3', messages: user('Weather in Oslo and Rome?'), tools: WEATHER_TOOLS,
     temperature: 1.0, seed: 8, max_tokens: 300, chat_template_kwargs: { enable_thinking: false } };
