@@ -8,7 +8,8 @@
 // CUDA outputs are NaN-poisoned before each op. Prints a table; exit status 1
 // on any failure, 2 when no GPU is present.
 //
-// Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR]
+// Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR] [--only token_mask]
+// (--only token_mask: just the token-mask kernel checks and timing.)
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -819,9 +820,10 @@ void test_fixture(Backend& gpu, const std::string& dir, const std::string& golde
 
 int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
-  std::string families = "tests/golden/families";
+  std::string families = "tests/golden/families", only;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
+    if (a == "--only") only = argv[i + 1];
     if (a == "--fixture") fixture = argv[i + 1];
     if (a == "--golden") golden = argv[i + 1];
     if (a == "--families") families = argv[i + 1];
@@ -834,6 +836,19 @@ int main(int argc, char** argv) {
   using kr::NormKind;
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
+  if (!only.empty()) {
+    if (only != "token_mask") {
+      std::fprintf(stderr, "kr-backend-ops: --only takes token_mask\n");
+      return 2;
+    }
+    kr::Ctx c(*cpu, *gpu);
+    kr::test_token_mask(c, 5, 1000);
+    kr::test_token_mask(c, 3, 1001);
+    kr::test_token_mask(c, 128, 128256);
+    kr::test_token_mask(c, 2, 128256);  // batch 1 and its neighbour
+    std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
+    return kr::g_failures ? 1 : 0;
+  }
   {
     kr::Ctx c(*cpu, *gpu);
     kr::test_embedding(c, 1000, 3072, 7, 1.0f);
