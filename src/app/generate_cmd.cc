@@ -192,7 +192,7 @@ int run_generate(int argc, char** argv) {
   if (!cfg.ok()) return fail(cfg.status());
 
   // Admission against the model's context; the KV cache is then sized to fit it.
-  PromptContext pctx = codec ? codec->context(cfg->bos_token_id, cfg->vocab_size, cfg->max_position_embeddings)
+  PromptContext pctx = codec ? codec->context(cfg->vocab_size, cfg->max_position_embeddings)
                              : PromptContext{};
   pctx.vocab_size = cfg->vocab_size;
   pctx.max_model_len = cfg->max_position_embeddings;

@@ -3,8 +3,9 @@
 // DIR/tokenizer_config.json's chat template (read_tokenizer_config). The
 // prompt itself goes through admit_prompt (server/prompt.h), as the server's
 // do, so `generate --chat` and /v1/chat/completions give the same ids for the
-// same message (the user's text kept plain) and a plain prompt gets BOS the
-// same way.
+// same message (the user's text kept plain) and a plain prompt gets the
+// tokenizer's special tokens the same way (tokenizer_config.json's
+// add_bos_token / add_eos_token, else the post_processor).
 //
 // Threading: immutable after load(); its methods from any thread.
 #pragma once
@@ -30,7 +31,7 @@ class PromptCodec {
   static StatusOr<std::unique_ptr<PromptCodec>> load(const std::string& model_dir);
 
   // The admission context over this codec's tokenizer and chat template.
-  PromptContext context(std::optional<int32_t> bos_id, int32_t vocab_size, int32_t max_model_len) const;
+  PromptContext context(int32_t vocab_size, int32_t max_model_len) const;
   bool has_chat_template() const { return chat_ != nullptr; }
   const std::string& config_path() const { return config_path_; }  // DIR/tokenizer_config.json
   // Generated ids to text, special tokens skipped.

@@ -58,15 +58,16 @@ StatusOr<std::vector<int32_t>> chat_user(const PromptCodec& codec, const std::st
   PromptInput in;
   in.messages = &msgs;
   in.generation = false;
-  KR_ASSIGN_OR_RETURN(AdmittedPrompt p, admit_prompt(in, codec.context(kBos, 128256, 131072)));
+  KR_ASSIGN_OR_RETURN(AdmittedPrompt p, admit_prompt(in, codec.context(128256, 131072)));
   return p.ids;
 }
 
-std::vector<int32_t> plain(const PromptCodec& codec, const std::string& text, std::optional<int32_t> bos) {
+std::vector<int32_t> plain(const PromptCodec& codec, const std::string& text, bool add_special_tokens = true) {
   PromptInput in;
   in.text = &text;
   in.generation = false;
-  return admit_prompt(in, codec.context(bos, 128256, 131072))->ids;
+  in.add_special_tokens = add_special_tokens;
+  return admit_prompt(in, codec.context(128256, 131072))->ids;
 }
 
 TEST_F(GeneratePromptTest, ChatIdsEqualTheServersForTheSameMessage) {
@@ -98,11 +99,11 @@ TEST_F(GeneratePromptTest, ChatIdsEqualTheGoldenTemplateIds) {
 TEST_F(GeneratePromptTest, PlainPromptGetsOneBosAndDecodesBack) {
   const int32_t bos = *tok->token_to_id("<|begin_of_text|>");
   ASSERT_EQ(bos, kBos);
-  const auto ids = plain(*codec, "Hello world", bos);
+  const auto ids = plain(*codec, "Hello world");
   ASSERT_GE(ids.size(), 2u);
   EXPECT_EQ(ids[0], bos);
-  EXPECT_EQ(plain(*codec, "<|begin_of_text|>Hello world", bos), ids);  // not doubled
-  EXPECT_EQ(plain(*codec, "Hello world", std::nullopt), std::vector<int32_t>(ids.begin() + 1, ids.end()));
+  EXPECT_EQ(plain(*codec, "<|begin_of_text|>Hello world"), ids);  // not doubled
+  EXPECT_EQ(plain(*codec, "Hello world", false), std::vector<int32_t>(ids.begin() + 1, ids.end()));
   EXPECT_EQ(codec->decode(ids), "Hello world");  // special tokens skipped
 }
 
@@ -113,7 +114,7 @@ TEST(GeneratePromptFolder, WithoutTokenizerConfigPlainWorksAndChatFails) {
   std::filesystem::create_symlink(std::filesystem::absolute(kModel + "/tokenizer.json"), dir / "tokenizer.json");
   auto c = PromptCodec::load(dir.string());
   ASSERT_TRUE(c.ok()) << c.status().to_string();
-  EXPECT_FALSE(plain(**c, "hi", std::nullopt).empty());
+  EXPECT_FALSE(plain(**c, "hi").empty());
   EXPECT_FALSE((*c)->has_chat_template());
   EXPECT_EQ(chat_user(**c, "hi").status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE((*c)->config_path().find("tokenizer_config.json"), std::string::npos);

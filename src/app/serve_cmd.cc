@@ -80,6 +80,11 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, ModelFlags* mf, std::map<std::
   f.number("model-idle-ttl-s", 0, 1e9, &o->model_idle_ttl_s,
            "unload a model after this long without requests; its next request loads it again (0: never)")
       .env("KR_MODEL_IDLE_TTL_S");
+  f.section("structured outputs and tools");
+  f.choice("reasoning-parser", {"auto", "none", "qwen3", "deepseek_r1"}, &o->reasoning_parser,
+           "split <think> blocks into reasoning_content (auto: when the model's chat template has them)");
+  f.choice("tool-call-parser", {"auto", "none", "llama3_json", "hermes", "mistral"}, &o->tool_call_parser,
+           "the models' tool-call format (auto: the one each model's chat template teaches)");
   f.section("HTTP");
   f.string("api-key", "KEY", &o->api_key, "require Authorization: Bearer KEY").env("KR_API_KEY");
   f.string("cors-origin", "ORIGIN", &o->cors_origin, "send CORS headers for this origin").env("KR_CORS_ORIGIN");

@@ -3,7 +3,11 @@
 // reference) still runs every model.
 #include "backend/backend.h"
 
+#include <cmath>
 #include <new>
+#include <vector>
+
+#include "base/check.h"
 
 namespace kr {
 namespace {
@@ -68,6 +72,26 @@ uint64_t Backend::copy_kv_blocks(std::span<const KvLayer> layers, void* host, st
   }
   if (!to_host) synchronize();
   return 0;
+}
+
+void Backend::apply_token_mask(Tensor& logits, std::span<const int32_t> rows, const uint32_t* masks,
+                               size_t words_per_row) {
+  KR_CHECK(logits.dtype == DType::kF32 && logits.ndim == 2);
+  const int64_t R = logits.dim(0), V = logits.dim(1);
+  KR_CHECK(words_per_row * 32 >= static_cast<size_t>(V));
+  std::vector<float> row(static_cast<size_t>(V));
+  for (size_t m = 0; m < rows.size(); ++m) {
+    KR_CHECK(rows[m] >= 0 && rows[m] < R);
+    Tensor t = logits.rows(rows[m], 1);
+    copy_to_host(row.data(), t, row.size() * sizeof(float));
+    const uint32_t* bits = masks + m * words_per_row;
+    for (int64_t i = 0; i < V; ++i) {
+      float& x = row[static_cast<size_t>(i)];
+      if (!std::isfinite(x)) x = INFINITY;
+      else if (((bits[i >> 5] >> (i & 31)) & 1u) == 0) x = -INFINITY;
+    }
+    copy_from_host(t, row.data(), row.size() * sizeof(float));
+  }
 }
 
 }  // namespace kr

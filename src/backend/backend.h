@@ -278,6 +278,27 @@ class Backend {
   // Whether sample() is implemented at all, so a caller need not draw random bits
   // for rows a backend would refuse.
   virtual bool implements_sample() const { return false; }
+  // Token masks of constrained decoding, applied to the logits before any
+  // sampling path: for m in [0, M), row r = rows[m] of logits [R, V] f32 gets
+  // -inf at every id i whose bit (masks[m * words_per_row + i / 32] >> (i % 32))
+  // & 1 is 0 (words_per_row >= ceil(V / 32)). Every NaN or ±Inf entry (a broken
+  // forward), allowed or not, becomes +Inf, so that every sampling path reports
+  // the row non-finite, as it would have the unmasked row (rows distinct;
+  // elementwise, so any split of the work gives the same result).
+  // masks: host memory [M, words_per_row]; the call may return
+  // before the copy is done when masks lies in token_mask_host_buffer(), which
+  // the caller must then not rewrite before the step's sampling has returned
+  // (sampling is synchronous). Eager only. The default (backend.cc) is the CPU
+  // reference: it copies each row to the host, masks it and copies it back.
+  virtual void apply_token_mask(Tensor& logits, std::span<const int32_t> rows, const uint32_t* masks,
+                                size_t words_per_row);
+  // Host memory for the masks of one step (words uint32 words), from which
+  // apply_token_mask copies without staging (pinned on CUDA); valid until the
+  // next call. nullptr (the default): the caller uses its own memory.
+  virtual uint32_t* token_mask_host_buffer(size_t words) {
+    (void)words;
+    return nullptr;
+  }
   // Step graphs (CUDA graphs) of decode steps (one new token per sequence): a
   // caller brackets one forward step with begin_graph(key) ... end_graph(). The
   // first step of a key is recorded; on later steps of that key

@@ -40,6 +40,9 @@ struct DeviceSamplingRow {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   int32_t suppress_eos = 0;  // nonzero: every id of eos_ids gets -inf
+  // Nonzero: Backend::apply_token_mask has masked this row, so -inf entries are
+  // masked tokens (only NaN and +Inf make the row non-finite).
+  int32_t masked = 0;
   int32_t top_logprobs = 0;  // [0, kDeviceSamplingMaxTop]
   // This row's penalty entries are [penalty_begin, penalty_end) of the penalty
   // arrays: ids strictly ascending, each with its count in the output ids.

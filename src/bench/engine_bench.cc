@@ -4,9 +4,20 @@
 // generated tokens/s over the whole run, decode tokens/s (after the last first
 // token) and mean TTFT; --out writes the same as JSON.
 //
+// --constrained json_schema|json_object|regex (with --tokenizer PATH, the
+// model's tokenizer.json, e.g. models/tiny-llama3's for the Llama-3 presets):
+// each batch also runs with every request under that constraint (compiled for
+// the tokenizer's vocabulary, as the server does; src/bench/bench_constraints.h),
+// the same prompts and seeds, right after the free run, and reports both, the
+// ratios (constrained / free throughput, free / constrained TTFT) and the
+// token-mask costs per step: CPU time of the masks (all threads) and the time
+// the engine thread waited for them after launching the forward
+// (sampling/step_masks.h). Use --temperature 1 so that both runs sample.
+//
 //   kr-engine-bench --model DIR | --arch llama-3.2-3b --dummy-weights
 //                   [--backend cpu|cuda] [--batch 1,16,64] [--prompt-len N]
-//                   [--gen-len N] [--threads N] [--out FILE.json]
+//                   [--gen-len N] [--threads N] [--temperature T]
+//                   [--constrained KIND --tokenizer PATH] [--out FILE.json]
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -14,6 +25,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,6 +37,10 @@
 #include "base/parse_number.h"
 #include "engine/engine.h"
 #include "engine/forward_runner.h"
+#include "bench/bench_constraints.h"
+#include "grammar/grammar_compiler.h"
+#include "server/grammar_vocab.h"
+#include "tokenizer/tokenizer.h"
 #ifdef KR_BENCH_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -32,16 +48,18 @@
 namespace {
 
 struct Args {
-  std::string model_dir, arch, backend = "cpu", out;
+  std::string model_dir, arch, backend = "cpu", out, constrained, tokenizer;
   bool dummy = false;
   std::vector<int32_t> batches = {1, 16, 64};
   int32_t prompt_len = 128, gen_len = 128, threads = 0;
+  float temperature = 0.0f;
 };
 
 int usage(const char* msg) {
   std::fprintf(stderr,
                "%s\nusage: kr-engine-bench --model DIR | --arch NAME --dummy-weights [--backend cpu|cuda]\n"
-               "       [--batch 1,16,64] [--prompt-len N] [--gen-len N] [--threads N] [--out FILE.json]\n",
+               "       [--batch 1,16,64] [--prompt-len N] [--gen-len N] [--threads N] [--temperature T]\n"
+               "       [--constrained json_schema|json_object|regex --tokenizer PATH] [--out FILE.json]\n",
                msg);
   return 2;
 }
@@ -57,9 +75,15 @@ struct Result {
   int32_t batch = 0;
   double seconds = 0, tokens_per_s = 0, decode_tokens_per_s = 0, ttft_mean_s = 0;
   int64_t tokens = 0;
+  // Token masks of this run (constrained runs): steps with masks, masks, CPU
+  // time of the masks on all threads, time the engine thread waited for them.
+  int64_t mask_steps = 0, mask_rows = 0;
+  double mask_cpu_ms = 0, mask_wait_ms = 0;
 };
 
-Result run_batch(kr::ForwardRunner* runner, int32_t batch, const Args& a, uint32_t seed) {
+Result run_batch(kr::ForwardRunner* runner, int32_t batch, const Args& a, uint32_t seed,
+                 std::shared_ptr<const kr::grammar::CompiledGrammar> grammar = nullptr) {
+  const kr::StepMasks::Stats before = runner->mask_stats();
   kr::EngineConfig config;
   config.admissions_per_step = batch;
   config.max_num_seqs = batch;
@@ -82,7 +106,9 @@ Result run_batch(kr::ForwardRunner* runner, int32_t batch, const Args& a, uint32
     for (auto& t : r.prompt_ids) t = static_cast<int32_t>(rng() % 32000);
     r.max_tokens = a.gen_len;
     r.ignore_eos = true;
-    r.sampling.temperature = 0;
+    r.sampling.temperature = a.temperature;
+    r.sampling.seed = seed * 1000u + static_cast<uint32_t>(i);
+    r.grammar = grammar;
     r.on_event = [&](kr::TokenEvent&& ev) {
       const int64_t now = clock.now_ns();
       std::lock_guard<std::mutex> lock(mu);
@@ -121,7 +147,50 @@ Result run_batch(kr::ForwardRunner* runner, int32_t batch, const Args& a, uint32
   const double decode_s = static_cast<double>(t1 - last_first_token_ns) * 1e-9;
   res.decode_tokens_per_s = decode_s > 0 ? static_cast<double>(batch) * (a.gen_len - 1) / decode_s : 0;
   res.ttft_mean_s = ttft_sum / batch;
+  const kr::StepMasks::Stats after = runner->mask_stats();
+  res.mask_steps = after.steps - before.steps;
+  res.mask_rows = after.rows - before.rows;
+  res.mask_cpu_ms = static_cast<double>(after.compute_ns - before.compute_ns) * 1e-6;
+  res.mask_wait_ms = static_cast<double>(after.exposed_ns - before.exposed_ns) * 1e-6;
   return res;
+}
+
+nlohmann::json result_json(const Result& r) {
+  nlohmann::json j = {{"batch", r.batch}, {"tokens", r.tokens}, {"seconds", r.seconds},
+                      {"tokens_per_s", r.tokens_per_s}, {"decode_tokens_per_s", r.decode_tokens_per_s},
+                      {"ttft_mean_s", r.ttft_mean_s}};
+  if (r.mask_rows > 0) {
+    j["masks"] = {{"steps", r.mask_steps},
+                  {"rows", r.mask_rows},
+                  {"cpu_us_per_row", r.mask_cpu_ms * 1e3 / static_cast<double>(r.mask_rows)},
+                  {"cpu_us_per_step", r.mask_cpu_ms * 1e3 / static_cast<double>(std::max<int64_t>(1, r.mask_steps))},
+                  {"engine_wait_us_per_step", r.mask_wait_ms * 1e3 / static_cast<double>(std::max<int64_t>(1, r.mask_steps))}};
+  }
+  return j;
+}
+
+void print_result(const char* label, const Result& r) {
+  std::printf("batch %4d %-12s %10.1f tok/s total, %10.1f tok/s decode, TTFT mean %.1f ms, %.2f s", r.batch, label,
+              r.tokens_per_s, r.decode_tokens_per_s, r.ttft_mean_s * 1e3, r.seconds);
+  if (r.mask_rows > 0)
+    std::printf("; masks %.2f us/row CPU, engine waited %.1f us/step", r.mask_cpu_ms * 1e3 / static_cast<double>(r.mask_rows),
+                r.mask_wait_ms * 1e3 / static_cast<double>(std::max<int64_t>(1, r.mask_steps)));
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+// The grammar of --constrained, compiled for --tokenizer's vocabulary (as the server compiles it).
+kr::StatusOr<std::shared_ptr<const kr::grammar::CompiledGrammar>> constrained_grammar(const Args& a, int32_t vocab_size,
+                                                                                     std::span<const int32_t> eos) {
+  KR_ASSIGN_OR_RETURN(auto tok, kr::Tokenizer::load_from_file(a.tokenizer));
+  KR_ASSIGN_OR_RETURN(auto vocab, kr::make_grammar_vocabulary(*tok, vocab_size, eos));
+  kr::grammar::GrammarCompiler compiler(vocab);
+  kr::grammar::GrammarSpec spec;
+  if (a.constrained == "json_schema") spec = kr::grammar::GrammarSpec::json_schema(kr::bench::kBenchOrderSchema);
+  else if (a.constrained == "json_object") spec = kr::grammar::GrammarSpec::json_object();
+  else if (a.constrained == "regex") spec = kr::grammar::GrammarSpec::regex(kr::bench::kBenchRegex);
+  else return kr::InvalidArgument("--constrained must be json_schema, json_object or regex");
+  return compiler.compile(spec);
 }
 
 }  // namespace
@@ -152,11 +221,23 @@ int main(int argc, char** argv) {
       if (!parse_int(val(), &a.gen_len)) return usage("bad --gen-len");
     } else if (k == "--threads") {
       if (!parse_int(val(), &a.threads)) return usage("bad --threads");
+    } else if (k == "--temperature") {
+      double t = 0;
+      if (!kr::parse_double(val(), 0.0, 2.0, &t)) return usage("bad --temperature");
+      a.temperature = static_cast<float>(t);
+    } else if (k == "--constrained") {
+      a.constrained = val();
+    } else if (k == "--tokenizer") {
+      a.tokenizer = val();
     } else {
       return usage(("unknown argument " + k).c_str());
     }
   }
   if (a.model_dir.empty() && !(a.dummy && !a.arch.empty())) return usage("need --model DIR or --arch NAME --dummy-weights");
+  if (!a.constrained.empty() && a.tokenizer.empty()) {
+    if (a.model_dir.empty()) return usage("--constrained needs --tokenizer PATH (the model's tokenizer.json)");
+    a.tokenizer = a.model_dir + "/tokenizer.json";
+  }
 
   int32_t max_batch = 1;
   for (int32_t b : a.batches) max_batch = std::max(max_batch, b);
@@ -188,17 +269,36 @@ int main(int argc, char** argv) {
   }
   if (a.prompt_len + a.gen_len > (*runner)->max_model_len()) return usage("prompt + gen longer than max_model_len");
 
+  std::shared_ptr<const kr::grammar::CompiledGrammar> grammar;
+  if (!a.constrained.empty()) {
+    auto g = constrained_grammar(a, (*runner)->model().config().vocab_size, (*runner)->eos_ids());
+    if (!g.ok()) {
+      std::fprintf(stderr, "%s\n", g.status().to_string().c_str());
+      return 1;
+    }
+    grammar = *g;
+  }
   nlohmann::json out = {{"model", a.model_dir.empty() ? a.arch : a.model_dir}, {"backend", a.backend},
-                        {"prompt_len", a.prompt_len}, {"gen_len", a.gen_len}, {"results", nlohmann::json::array()}};
+                        {"prompt_len", a.prompt_len}, {"gen_len", a.gen_len}, {"temperature", a.temperature},
+                        {"results", nlohmann::json::array()}};
+  if (grammar) out["constrained"] = a.constrained;
   run_batch(runner->get(), 1, a, 99);  // warm-up
+  if (grammar) run_batch(runner->get(), 1, a, 98, grammar);
   for (int32_t b : a.batches) {
     const Result r = run_batch(runner->get(), b, a, static_cast<uint32_t>(b));
-    std::printf("batch %4d: %10.1f tok/s total, %10.1f tok/s decode, TTFT mean %.1f ms, %.2f s\n", r.batch,
-                r.tokens_per_s, r.decode_tokens_per_s, r.ttft_mean_s * 1e3, r.seconds);
-    std::fflush(stdout);
-    out["results"].push_back({{"batch", r.batch}, {"tokens", r.tokens}, {"seconds", r.seconds},
-                              {"tokens_per_s", r.tokens_per_s}, {"decode_tokens_per_s", r.decode_tokens_per_s},
-                              {"ttft_mean_s", r.ttft_mean_s}});
+    print_result("free", r);
+    nlohmann::json row = result_json(r);
+    if (grammar) {
+      const Result c = run_batch(runner->get(), b, a, static_cast<uint32_t>(b), grammar);
+      print_result(a.constrained.c_str(), c);
+      const double tput = r.decode_tokens_per_s > 0 ? c.decode_tokens_per_s / r.decode_tokens_per_s : 0;
+      const double ttft = c.ttft_mean_s > 0 ? r.ttft_mean_s / c.ttft_mean_s : 0;
+      std::printf("batch %4d constrained/free decode throughput %.3f, free/constrained TTFT %.3f\n", b, tput, ttft);
+      row["constrained"] = result_json(c);
+      row["decode_throughput_vs_free"] = tput;
+      row["ttft_vs_free"] = ttft;
+    }
+    out["results"].push_back(std::move(row));
   }
   if (!a.out.empty()) {
     std::ofstream f(a.out);

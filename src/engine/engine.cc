@@ -173,6 +173,7 @@ void Engine::Impl::take_inbox() {
     s->rng.seed(r.sampling.seed.has_value() ? *r.sampling.seed : seed_source());
     s->tokens = r.prompt_ids;
     s->num_prompt_tokens = static_cast<int32_t>(r.prompt_ids.size());
+    if (r.grammar != nullptr) s->constraint = std::make_unique<TokenConstraint>(r.grammar, r.grammar_trigger);
     s->request = std::move(r);
     Sequence* raw = s.get();
     seqs.emplace(raw->id(), std::move(s));
@@ -291,6 +292,7 @@ Status Engine::Impl::run(const SchedulerOutput& o) {
                                                         static_cast<size_t>(s->num_output_tokens()));
       st.sampling.suppress_eos = s->num_output_tokens() < s->request.min_tokens;
       st.sampling.rng = &s->rng;
+      st.constraint = s->constraint.get();
     }
     steps.push_back(st);
   }
@@ -310,6 +312,14 @@ void Engine::Impl::postprocess(const SchedulerOutput& o, int64_t now_ns) {
     Sequence* s = ss.seq;
     if (t.non_finite) {
       finish(s, FinishReason::kError, Internal("the model produced non-finite logits"));
+      continue;
+    }
+    // Structured output: the token must be one the grammar allowed (the mask
+    // made it so); a dead end or a refusal fails this request alone.
+    if (s->constraint != nullptr && (t.no_allowed_token || !s->constraint->accept(t.id))) {
+      finish(s, FinishReason::kError,
+             FailedPrecondition("structured output: " + s->constraint->error() + " (after " +
+                                std::to_string(s->num_output_tokens()) + " output tokens)"));
       continue;
     }
     const int32_t id = t.id;

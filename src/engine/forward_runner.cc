@@ -1,13 +1,21 @@
 #include "engine/forward_runner.h"
 
 #include <algorithm>
+#include <thread>
 
 namespace kr {
+namespace {
+
+// Mask workers besides the engine thread: a few, since a mask takes microseconds.
+int mask_workers() { return static_cast<int>(std::clamp(std::thread::hardware_concurrency() / 4, 1u, 4u)); }
+
+}  // namespace
 
 ForwardRunner::ForwardRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model)
     : backend_(std::move(backend)),
       model_(std::move(model)),
-      sampler_(backend_.get(), model_ ? model_->config().vocab_size : 0, model_ ? model_->eos_ids() : std::span<const int32_t>{}) {
+      sampler_(backend_.get(), model_ ? model_->config().vocab_size : 0, model_ ? model_->eos_ids() : std::span<const int32_t>{}),
+      masks_(mask_workers()) {
   KR_CHECK(backend_ != nullptr && model_ != nullptr && &model_->backend() == backend_.get());
 }
 
@@ -92,6 +100,7 @@ Status ForwardRunner::build_metadata(std::span<const SeqStep> seqs) {
   token_ids_.clear();
   logit_rows_.clear();
   sample_rows_.clear();
+  row_constraints_.clear();
   for (const SeqStep& s : seqs) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());
     const int64_t ctx = static_cast<int64_t>(s.start_pos) + n;
@@ -115,6 +124,8 @@ Status ForwardRunner::build_metadata(std::span<const SeqStep> seqs) {
       if (s.sampling.params == nullptr) return InvalidArgument("step: sampling sequence without SamplingParams");
       logit_rows_.push_back(static_cast<int32_t>(token_ids_.size()) - 1);
       sample_rows_.push_back(s.sampling);
+      sample_rows_.back().masked = s.constraint != nullptr && s.constraint->active();
+      row_constraints_.push_back(s.constraint);
     }
   }
   if (static_cast<int32_t>(logit_rows_.size()) > model_->max_logit_rows())
@@ -152,8 +163,26 @@ Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledTok
   out->clear();
   if (seqs.empty()) return InvalidArgument("step: no sequences");
   KR_RETURN_IF_ERROR(build_metadata(seqs));
-  KR_ASSIGN_OR_RETURN(const Tensor logits, forward());  // [R, V] f32
-  sampler_.sample(logits, sample_rows_, out);
+  // Masks of the constrained rows: started on the workers before the forward
+  // is launched, collected after it (StepMasks::start/wait).
+  const size_t num_masked = StepMasks::count_masked(row_constraints_);
+  if (num_masked > 0) {
+    const size_t words = (static_cast<size_t>(model_->config().vocab_size) + 31) / 32;
+    masks_.start(row_constraints_, words, backend_->token_mask_host_buffer(num_masked * words));
+  }
+  auto logits = forward();  // [R, V] f32
+  if (num_masked > 0) masks_.wait();  // also on a failed forward: the workers must be done
+  if (!logits.ok()) return logits.status();
+  if (num_masked == 0) {
+    sampler_.sample(*logits, sample_rows_, out);
+    return Status::Ok();
+  }
+  StepTokenMasks m;
+  m.rows = masks_.masked_rows();
+  m.words = masks_.masks();
+  m.words_per_row = masks_.words_per_row();
+  sampler_.sample(*logits, sample_rows_, m, out);
+  for (int32_t r : masks_.dead_ends()) (*out)[static_cast<size_t>(r)].no_allowed_token = true;
   return Status::Ok();
 }
 

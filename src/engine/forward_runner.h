@@ -8,6 +8,9 @@
 //      Backend::begin_graph/end_graph (step graphs on CUDA);
 //   3. sample: StepSampler picks device argmax, device sampling or the host
 //      Sampler for the step's rows (sampling/step_sampler.h).
+// Constrained rows (SeqStep::constraint): their token masks are computed by
+// StepMasks workers while step 2 runs on the device (sampling/step_masks.h
+// says how the overlap works), then applied to the logits before step 3.
 //
 // Threading: engine thread only (it owns the backend, the model and the KV cache).
 #pragma once
@@ -21,6 +24,7 @@
 #include "backend/backend.h"
 #include "engine/model_runner.h"
 #include "model/model.h"
+#include "sampling/step_masks.h"
 #include "sampling/step_sampler.h"
 
 namespace kr {
@@ -55,6 +59,7 @@ class ForwardRunner final : public ModelRunner {
 
   Model& model() { return *model_; }
   StepSampler& sampler() { return sampler_; }
+  const StepMasks::Stats& mask_stats() const { return masks_.stats(); }
   int32_t max_tokens_per_step() const { return model_->max_tokens_per_step(); }
 
  private:
@@ -71,6 +76,8 @@ class ForwardRunner final : public ModelRunner {
   std::vector<SampleInput> sample_rows_;   // [R]
   void* host_tier_ = nullptr;              // [host_slots_, kv_block_bytes()]
   int32_t host_slots_ = 0;
+  std::vector<TokenConstraint*> row_constraints_;  // [R] null: free
+  StepMasks masks_;
 };
 
 // Loads `model_dir` (or options.arch with options.dummy_weights) onto `backend`

@@ -14,6 +14,7 @@
 #include "engine/step_cost.h"
 #include "sampling/sampled_token.h"
 #include "sampling/sampler.h"
+#include "sampling/token_constraint.h"
 
 namespace kr {
 
@@ -24,6 +25,10 @@ struct SeqStep {
   std::span<const int32_t> block_table;  // KV blocks covering [0, start_pos + tokens.size())
   bool sample = false;                   // produce a token after the last new token
   SampleInput sampling;                  // when sample: params, history, the request's rng
+  // When sample: the sequence's output constraint (null: free). The runner
+  // fills its mask and samples within it; the engine accepts the token after
+  // the step. A row whose grammar allows nothing comes back no_allowed_token.
+  TokenConstraint* constraint = nullptr;
 };
 
 class ModelRunner {

@@ -4,12 +4,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/request_types.h"
 #include "base/status.h"
+#include "grammar/compiled_grammar.h"
 #include "sampling/sampled_token.h"
 #include "sampling/sampling_params.h"
 
@@ -49,6 +51,12 @@ struct GenerationRequest {
   int32_t min_tokens = 0;
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids; // finish with kStop when generated (besides EOS)
+  // Structured output: every generated token is one this grammar allows
+  // (sampling/token_constraint.h); null: free. Compiled by the server for the
+  // model's vocabulary. With `grammar_trigger` set (e.g. "</think>") the
+  // grammar applies only to the output after it.
+  std::shared_ptr<const grammar::CompiledGrammar> grammar;
+  std::string grammar_trigger;
   int32_t priority = kPriorityDefault;
   // Prefix caching: requests with different salts never share cached KV blocks
   // (engine/block_hash.h). At most kMaxCacheSaltBytes.

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "engine/block_hash.h"
 #include "engine/kv_block_manager.h"
 #include "engine/request.h"
+#include "sampling/token_constraint.h"
 
 namespace kr {
 
@@ -28,6 +30,7 @@ struct Sequence {
   int32_t num_computed = 0;
   BlockTable block_table;
   std::vector<SampledToken> pending;  // sampled, not yet published
+  std::unique_ptr<TokenConstraint> constraint;  // request.grammar's matcher; null: free
   std::mt19937_64 rng;
   int64_t first_scheduled_ns = 0, first_token_ns = 0, last_token_ns = 0;
   int32_t num_preemptions = 0;

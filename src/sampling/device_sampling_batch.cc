@@ -41,6 +41,7 @@ void pack_device_sampling(std::span<const SampleInput> rows, int32_t vocab, std:
   batch->penalty_counts.clear();
   for (const SampleInput& in : rows) {
     append_device_row(*in.params, in.suppress_eos, in.prompt_ids, in.output_ids, vocab, batch);
+    batch->rows.back().masked = in.masked ? 1 : 0;
     if (!is_greedy(*in.params)) batch->rows.back().random_bits = (*(in.rng != nullptr ? in.rng : default_rng))();
   }
 }

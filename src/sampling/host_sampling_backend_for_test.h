@@ -92,6 +92,7 @@ class HostSamplingBackend final : public Backend {
       in.prompt_ids = prompt;
       in.output_ids = output;
       in.suppress_eos = row.suppress_eos != 0;
+      in.masked = row.masked != 0;
       in.rng = &rng;
       const SampledToken t = sampler_.sample(std::span<const float>(host.data() + r * V, V), in, eos_ids);
       out[r].id = t.id;

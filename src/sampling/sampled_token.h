@@ -15,6 +15,9 @@ struct SampledToken {
   float logprob = 0.0f;                         // log_softmax of the raw logits at id
   std::vector<std::pair<int32_t, float>> top;   // top-k (id, logprob), k = SamplingParams::logprobs
   bool non_finite = false;                      // the logits held NaN or ±Inf: the request must fail
+  // Constrained row whose grammar allowed no token (TokenConstraint::error()
+  // says why): `id` is meaningless and the request must fail.
+  bool no_allowed_token = false;
 };
 
 }  // namespace kr

@@ -112,7 +112,8 @@ SampledToken Sampler::sample(std::span<const float> logits, const SampleInput& i
   const SamplingParams& p = *in.params;
   const int32_t V = static_cast<int32_t>(logits.size());
   for (float x : logits) {
-    if (!std::isfinite(x)) {
+    // A masked row's -inf entries are masked tokens (SampleInput::masked).
+    if (!std::isfinite(x) && !(in.masked && x == -INFINITY)) {
       out.non_finite = true;
       return out;
     }

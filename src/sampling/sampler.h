@@ -2,7 +2,10 @@
 // the reference that defines the semantics; the device paths (StepSampler,
 // backend/device_sampling.h) are checked against it.
 //
-// Order (as vLLM): logprobs from log_softmax of the RAW logits → repetition,
+// Order (as vLLM): logprobs from log_softmax of the RAW logits (for a masked
+// row, SampleInput::masked, the logits after the token mask: masked tokens
+// have logprob -inf, as in vLLM, which applies the grammar bitmask before its
+// sampler) → repetition,
 // presence and frequency penalties → EOS suppression → greedy argmax when
 // is_greedy() → otherwise temperature, min-p, top-k, top-p → a draw from the
 // request's std::mt19937_64.
@@ -28,6 +31,11 @@ struct SampleInput {
   std::span<const int32_t> prompt_ids;     // repetition penalty (with output_ids)
   std::span<const int32_t> output_ids;     // all penalties
   bool suppress_eos = false;               // min_tokens not reached: the EOS ids get -inf
+  // The row's logits went through Backend::apply_token_mask (constrained
+  // decoding): -inf entries are masked tokens and never chosen; only NaN and
+  // +Inf make the row non-finite (the mask turns a row that held any non-finite
+  // value into one with +Inf).
+  bool masked = false;
   std::mt19937_64* rng = nullptr;          // the request's generator; required unless greedy
 };
 

@@ -42,9 +42,17 @@ SamplingPath StepSampler::choose_path(std::span<const SampleInput> rows) const {
   return SamplingPath::kHost;
 }
 
-void StepSampler::sample(const Tensor& logits, std::span<const SampleInput> rows, std::vector<SampledToken>* out) {
+void StepSampler::sample(const Tensor& logits, std::span<const SampleInput> rows, const StepTokenMasks& masks,
+                         std::vector<SampledToken>* out) {
   out->clear();
   if (rows.empty()) return;
+  if (!masks.rows.empty()) {
+    for (int32_t r : masks.rows)
+      KR_CHECK_MSG(r >= 0 && static_cast<size_t>(r) < rows.size() && rows[static_cast<size_t>(r)].masked,
+                   "StepSampler: a masked row without SampleInput::masked");
+    Tensor masked = logits;
+    backend_->apply_token_mask(masked, masks.rows, masks.words, masks.words_per_row);
+  }
   last_path_ = choose_path(rows);
   // A device path the backend refuses falls to the next: argmax -> device sampling -> host.
   if (last_path_ == SamplingPath::kDeviceArgmax) {

@@ -13,9 +13,11 @@
 // takes the next path: argmax -> device sampling (when allowed) -> host. Every path gives what the host Sampler gives (checked
 // by the tests here and by kr-sampling-check on the GPU).
 //
-// Constrained decoding plugs in here: a per-row token mask travels in
-// SampleInput and is applied to the logits rows before the path is chosen
-// (masked rows then cannot take kDeviceArgmax unless the backend applies it).
+// Constrained decoding: the step's token masks (StepTokenMasks, from
+// StepMasks) are applied to the logits rows on the backend
+// (Backend::apply_token_mask: -inf where a token is not allowed) before the
+// path is chosen, so every path, device argmax included, samples from the
+// masked rows (their SampleInputs have `masked` set).
 //
 // Threading: the thread that owns the backend (the engine thread).
 #pragma once
@@ -40,6 +42,14 @@ const char* sampling_path_name(SamplingPath p);  // "device_argmax", "device_sam
 // Greedy with nothing that needs the full row on the host.
 bool is_plain_greedy(const SampleInput& row);
 
+// The token masks of a step's rows: row rows[m] has its allowed-token bits at
+// words + m * words_per_row (Backend::apply_token_mask's layout).
+struct StepTokenMasks {
+  std::span<const int32_t> rows;  // [M] ascending
+  const uint32_t* words = nullptr;
+  size_t words_per_row = 0;
+};
+
 class StepSampler {
  public:
   // `backend` and `eos_ids` (the model's) must outlive the sampler. vocab = V.
@@ -53,7 +63,13 @@ class StepSampler {
 
   // logits: [R, V] f32 on the backend, row r for rows[r]. `out` gets R tokens
   // in order. Rows without an rng draw from a generator seeded 0.
-  void sample(const Tensor& logits, std::span<const SampleInput> rows, std::vector<SampledToken>* out);
+  void sample(const Tensor& logits, std::span<const SampleInput> rows, std::vector<SampledToken>* out) {
+    sample(logits, rows, StepTokenMasks{}, out);
+  }
+  // The same after masking `masks.rows` of the logits in place; those rows'
+  // SampleInputs must have `masked` set.
+  void sample(const Tensor& logits, std::span<const SampleInput> rows, const StepTokenMasks& masks,
+              std::vector<SampledToken>* out);
 
   SamplingPath last_path() const { return last_path_; }  // the path the last sample() took
 

@@ -2,6 +2,7 @@
 // the host Sampler gives for the same rows.
 #include "sampling/step_sampler.h"
 
+#include <cmath>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -165,6 +166,143 @@ TEST(StepSampler, EveryPathMatchesTheHostSampler) {
       EXPECT_GE(dev[r].id, 0);
     }
   }
+}
+
+// Masks: random allowed sets per row, some rows free. Every path must pick an
+// allowed token, and agree with the host Sampler on the masked logits.
+std::vector<uint32_t> random_mask(std::mt19937_64& rng, int allowed_one_in) {
+  std::vector<uint32_t> w((kVocab + 31) / 32, 0u);
+  for (int32_t i = 0; i < kVocab; ++i)
+    if (rng() % static_cast<uint64_t>(allowed_one_in) == 0) w[i >> 5] |= 1u << (i & 31);
+  w[0] |= 1u << 5;  // at least one
+  return w;
+}
+
+bool allowed(const std::vector<uint32_t>& w, int32_t id) { return id >= 0 && ((w[id >> 5] >> (id & 31)) & 1u); }
+
+TEST(StepSampler, MaskedRowsPickOnlyAllowedTokensOnEveryPath) {
+  const int64_t R = 6;
+  std::mt19937_64 mrng(5);
+  std::vector<std::vector<uint32_t>> masks;
+  for (int i = 0; i < 3; ++i) masks.push_back(random_mask(mrng, 4 + 20 * i));  // rows 0, 2, 4
+  const std::vector<int32_t> masked_rows = {0, 2, 4};
+  std::vector<uint32_t> packed;
+  for (const auto& m : masks) packed.insert(packed.end(), m.begin(), m.end());
+  StepTokenMasks tm;
+  tm.rows = masked_rows;
+  tm.words = packed.data();
+  tm.words_per_row = masks[0].size();
+  const std::vector<float> host_logits = random_logits(R, 21);
+
+  SamplingParams greedy, draw, top;
+  greedy.temperature = 0;
+  draw.temperature = 1.0f;
+  top.temperature = 0;
+  top.logprobs = 4;
+  for (int trial = 0; trial < 3; ++trial) {
+    SCOPED_TRACE(trial);
+    const SamplingParams* p = trial == 0 ? &greedy : trial == 1 ? &draw : &top;
+    auto cpu = make_cpu_backend(1, 0);
+    HostSamplingBackend device(make_cpu_backend(1, 0));
+    StepSampler host_sampler(cpu.get(), kVocab, kEos), device_sampler(&device, kVocab, kEos);
+    std::vector<std::mt19937_64> rh(R), rd(R);
+    std::vector<SampleInput> rows_h, rows_d;
+    for (int64_t r = 0; r < R; ++r) {
+      rh[r].seed(7 + r), rd[r].seed(7 + r);
+      rows_h.push_back(row_of(p, &rh[r]));
+      rows_d.push_back(row_of(p, &rd[r]));
+      rows_h.back().masked = rows_d.back().masked = r % 2 == 0;
+    }
+    Tensor lh = upload_logits(*cpu, host_logits, R), ld = upload_logits(device, host_logits, R);
+    std::vector<SampledToken> a, b;
+    host_sampler.sample(lh, rows_h, tm, &a);
+    device_sampler.sample(ld, rows_d, tm, &b);
+    EXPECT_EQ(host_sampler.last_path(), trial == 0 ? SamplingPath::kDeviceArgmax : SamplingPath::kHost);
+    EXPECT_EQ(device_sampler.last_path(), SamplingPath::kDeviceSample);  // the fake has no argmax
+    for (int64_t r = 0; r < R; ++r) {
+      SCOPED_TRACE(r);
+      EXPECT_FALSE(a[r].non_finite);
+      EXPECT_FALSE(b[r].non_finite);
+      if (p != &draw) {  // drawing rows take different random values on the two paths
+        EXPECT_EQ(a[r].id, b[r].id);
+        EXPECT_NEAR(a[r].logprob, b[r].logprob, 1e-5);
+      }
+      if (r % 2 == 0) {
+        EXPECT_TRUE(allowed(masks[static_cast<size_t>(r / 2)], b[r].id)) << b[r].id;
+      }
+      if (r % 2 == 0) {
+        const auto& m = masks[static_cast<size_t>(r / 2)];
+        EXPECT_TRUE(allowed(m, a[r].id)) << a[r].id;
+        // Greedy: the best allowed token; its logprob over the allowed tokens only.
+        if (p != &draw) {
+          int32_t best = -1;
+          double z = 0;
+          for (int32_t i = 0; i < kVocab; ++i)
+            if (allowed(m, i)) {
+              const float x = host_logits[static_cast<size_t>(r * kVocab + i)];
+              if (best < 0 || x > host_logits[static_cast<size_t>(r * kVocab + best)]) best = i;
+            }
+          const float mx = host_logits[static_cast<size_t>(r * kVocab + best)];
+          for (int32_t i = 0; i < kVocab; ++i)
+            if (allowed(m, i)) z += std::exp(host_logits[static_cast<size_t>(r * kVocab + i)] - mx);
+          EXPECT_EQ(a[r].id, best);
+          EXPECT_NEAR(a[r].logprob, -std::log(z), 1e-4);
+        }
+        for (const auto& [id, lp] : a[r].top)  // more than the allowed: masked ones come as -inf
+          EXPECT_TRUE(allowed(m, id) || lp == -INFINITY) << id;
+      }
+    }
+  }
+}
+
+TEST(StepSampler, AMaskedRowWithNonFiniteLogitsFailsOnEveryPath) {
+  const int64_t R = 2;
+  std::vector<float> logits = random_logits(R, 3);
+  // Row 0: -inf at a token the mask forbids anyway; row 1: NaN at an allowed one.
+  std::vector<uint32_t> mask((kVocab + 31) / 32, 0u);
+  mask[0] = 0x0Fu;  // tokens 0..3
+  logits[100] = -INFINITY;
+  logits[static_cast<size_t>(kVocab) + 2] = NAN;
+  std::vector<uint32_t> packed = mask;
+  packed.insert(packed.end(), mask.begin(), mask.end());
+  const std::vector<int32_t> masked_rows = {0, 1};
+  StepTokenMasks tm{masked_rows, packed.data(), mask.size()};
+  SamplingParams greedy, draw;
+  greedy.temperature = 0;
+  draw.temperature = 0.8f;
+  for (const SamplingParams* p : {&greedy, &draw}) {
+    auto cpu = make_cpu_backend(1, 0);
+    HostSamplingBackend device(make_cpu_backend(1, 0));
+    for (Backend* be : {static_cast<Backend*>(cpu.get()), static_cast<Backend*>(&device)}) {
+      StepSampler s(be, kVocab, kEos);
+      std::mt19937_64 rng(1);
+      std::vector<SampleInput> rows(R, row_of(p, &rng));
+      for (auto& in : rows) in.masked = true;
+      Tensor t = upload_logits(*be, logits, R);
+      std::vector<SampledToken> out;
+      s.sample(t, rows, tm, &out);
+      EXPECT_TRUE(out[0].non_finite) << sampling_path_name(s.last_path());
+      EXPECT_TRUE(out[1].non_finite) << sampling_path_name(s.last_path());
+    }
+  }
+}
+
+TEST(StepSampler, ApplyTokenMaskDefaultSetsMinusInfinityOnlyOnMaskedRows) {
+  auto cpu = make_cpu_backend(1, 0);
+  const int64_t R = 3;
+  const std::vector<float> logits = random_logits(R, 9);
+  Tensor t = upload_logits(*cpu, logits, R);
+  std::vector<uint32_t> mask((kVocab + 31) / 32, 0xAAAAAAAAu);  // odd ids
+  const std::vector<int32_t> rows = {1};
+  cpu->apply_token_mask(t, rows, mask.data(), mask.size());
+  std::vector<float> back(logits.size());
+  cpu->copy_to_host(back.data(), t, back.size() * sizeof(float));
+  for (int64_t r = 0; r < R; ++r)
+    for (int32_t i = 0; i < kVocab; ++i) {
+      const size_t k = static_cast<size_t>(r * kVocab + i);
+      const float want = r == 1 && i % 2 == 0 ? -INFINITY : logits[k];
+      EXPECT_EQ(back[k], want);
+    }
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ struct Generation::Choice {
   std::unique_ptr<IncrementalDetokenizer> detok;
   std::unique_ptr<StopMatcher> stop;
   std::unique_ptr<LogprobsWriter> logprobs;  // null unless logprobs were asked for
+  std::unique_ptr<ChoiceOutput> shape;       // chat with a reasoning or tool-call parser; else null
   std::string text;                          // everything emitted so far
   int32_t completion_tokens = 0;
   int32_t prompt_tokens = 0;
@@ -41,8 +42,12 @@ struct Generation::Choice {
 };
 
 Generation::Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, OpenAIRequest req,
-                       std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer)
-    : ctx_(ctx), model_(std::move(model)), req_(std::move(req)), prompt_ids_(std::move(prompt_ids)),
+                       std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer, OutputPlan plan)
+    : ctx_(ctx),
+      model_(std::move(model)),
+      req_(std::move(req)),
+      prompt_ids_(std::move(prompt_ids)),
+      plan_(std::move(plan)),
       writer_(std::move(writer)) {
   id_ = random_id(req_.chat ? "chatcmpl-" : "cmpl-");
   created_s_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -55,6 +60,7 @@ Generation::Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, Op
     if (req_.sampling.logprobs >= 0)
       c->logprobs = std::make_unique<LogprobsWriter>(req_.chat, tok, req_.return_tokens_as_token_ids);
     c->prompt_tokens = static_cast<int32_t>(prompt_ids_.size());
+    if (req_.chat && ChoiceOutput::needed(plan_)) c->shape = std::make_unique<ChoiceOutput>(plan_);
     choices_.push_back(std::move(c));
   }
 }
@@ -77,6 +83,8 @@ void Generation::start() {
     g.stop_token_ids = req_.stop_token_ids;
     g.priority = req_.priority;
     g.cache_salt = req_.cache_salt;
+    g.grammar = plan_.grammar;
+    g.grammar_trigger = plan_.grammar_trigger;
     g.arrival_ns = model_->arrival_ns();  // a wait for the model's load is queue time
     const int index = c->index;
     g.on_event = [self, index](TokenEvent&& e) { self->on_event(index, std::move(e)); };
@@ -164,6 +172,40 @@ json Generation::chunk(int choice, const std::string& text, json logprobs, const
   return j;
 }
 
+json Generation::shaped_chunk(int choice, const ChoiceOutput::Delta& d, json logprobs) const {
+  json delta = json::object();
+  if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
+  if (!d.content.empty()) delta["content"] = d.content;
+  if (!d.calls.empty()) {
+    json calls = json::array();
+    for (const ToolCallDelta& c : d.calls) {
+      json one = {{"index", c.index}};
+      if (c.opens) {
+        one["id"] = c.id;
+        one["type"] = "function";
+        one["function"] = {{"name", c.name}, {"arguments", c.arguments}};
+      } else {
+        one["function"] = {{"arguments", c.arguments}};
+      }
+      calls.push_back(std::move(one));
+    }
+    delta["tool_calls"] = std::move(calls);
+  }
+  json ch = {{"index", choice}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)}, {"finish_reason", nullptr}};
+  json j = {{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_s_},
+            {"model", model_->name()}, {"choices", json::array({std::move(ch)})}};
+  if (req_.include_usage) j["usage"] = nullptr;
+  return j;
+}
+
+// OpenAI's "tool_calls" for a choice that stopped after calling tools.
+const char* Generation::finish_name(const Choice& c, FinishReason reason) const {
+  if (reason == FinishReason::kStop && c.shape != nullptr) {
+    if (req_.stream ? c.shape->num_calls() > 0 : !c.shape->whole(c.text).calls.empty()) return "tool_calls";
+  }
+  return finish_reason_name(reason);
+}
+
 void Generation::write_chunk(const json& j) { writer_->write("data: " + dump(j) + "\n\n"); }
 
 // Step 1: the event's tokens through the detokenizer and the stop strings. A
@@ -221,8 +263,19 @@ void Generation::process(int index, TokenEvent& event) {
   c.text += step.text;
   if (req_.stream) {
     const bool has_logprobs = c.logprobs && !c.logprobs->empty();
-    if (!step.text.empty() || has_logprobs)
+    if (c.shape != nullptr) {  // reasoning_content / content / tool_calls deltas
+      ChoiceOutput::Delta d = c.shape->push(step.text);
+      if (finish != FinishReason::kNone) {
+        ChoiceOutput::Delta rest = c.shape->finish();
+        d.reasoning += rest.reasoning;
+        d.content += rest.content;
+        for (ToolCallDelta& t : rest.calls) d.calls.push_back(std::move(t));
+      }
+      if (!d.empty() || has_logprobs)
+        write_chunk(shaped_chunk(index, d, has_logprobs ? c.logprobs->take() : json(nullptr)));
+    } else if (!step.text.empty() || has_logprobs) {
       write_chunk(chunk(index, step.text, has_logprobs ? c.logprobs->take() : json(nullptr), nullptr, false));
+    }
   }
   if (finish != FinishReason::kNone) finish_choice(c, finish);
 }
@@ -230,7 +283,7 @@ void Generation::process(int index, TokenEvent& event) {
 void Generation::finish_choice(Choice& c, FinishReason reason) {
   c.finished = true;
   c.finish_reason = reason;
-  if (req_.stream) write_chunk(chunk(c.index, "", nullptr, finish_reason_name(reason), false));
+  if (req_.stream) write_chunk(chunk(c.index, "", nullptr, finish_name(c, reason), false));
   maybe_complete();
 }
 
@@ -275,13 +328,28 @@ void Generation::maybe_complete() {
   for (auto& c : choices_) {
     json ch;
     ch["index"] = c->index;
-    if (req_.chat) {
+    const char* finish = finish_reason_name(c->finish_reason);
+    if (req_.chat && c->shape != nullptr) {
+      ChoiceOutput::Whole w = c->shape->whole(c->text);
+      json msg = {{"role", "assistant"}};
+      // No text beside tool calls or reasoning: content is null (as OpenAI and vLLM answer).
+      msg["content"] = w.content.empty() && (!w.calls.empty() || w.reasoning) ? json(nullptr) : json(w.content);
+      if (c->shape->has_reasoning()) msg["reasoning_content"] = w.reasoning ? json(*w.reasoning) : json(nullptr);
+      if (!w.calls.empty()) {
+        json calls = json::array();
+        for (const ToolCall& t : w.calls)
+          calls.push_back({{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+        msg["tool_calls"] = std::move(calls);
+        if (c->finish_reason == FinishReason::kStop) finish = "tool_calls";
+      }
+      ch["message"] = std::move(msg);
+    } else if (req_.chat) {
       ch["message"] = {{"role", "assistant"}, {"content", c->text}};
     } else {
       ch["text"] = echo + c->text;
     }
     ch["logprobs"] = c->logprobs ? c->logprobs->take() : json(nullptr);
-    ch["finish_reason"] = finish_reason_name(c->finish_reason);
+    ch["finish_reason"] = finish;
     choices.push_back(std::move(ch));
   }
   json j = {{"id", id_}, {"object", req_.chat ? "chat.completion" : "text_completion"}, {"created", created_s_},

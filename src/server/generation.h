@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/request.h"
+#include "server/choice_output.h"
 #include "server/http_server.h"
 #include "server/model_registry.h"
 #include "server/openai_request.h"
@@ -33,9 +34,11 @@ namespace kr {
 class Generation : public std::enable_shared_from_this<Generation> {
  public:
   // req.max_tokens is set (admit_prompt settled it). `model` is the model the
-  // request was routed to, held until the Generation ends.
+  // request was routed to, held until the Generation ends. `plan`: the grammar
+  // every choice's engine request follows and how its text is shaped into
+  // reasoning_content / content / tool_calls (structured_output.h).
   Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, OpenAIRequest req,
-             std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer);
+             std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer, OutputPlan plan = {});
   ~Generation();
 
   // Submits the choices; on a submit error answers with it (nothing stays in flight).
@@ -61,12 +64,16 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void maybe_complete();
   nlohmann::json chunk(int choice, const std::string& text, nlohmann::json logprobs, const char* finish_reason,
                        bool role) const;
+  // A chat chunk of a shaped choice: reasoning_content, content and tool_calls deltas.
+  nlohmann::json shaped_chunk(int choice, const ChoiceOutput::Delta& d, nlohmann::json logprobs) const;
+  const char* finish_name(const Choice& c, FinishReason reason) const;
   void write_chunk(const nlohmann::json& j);
 
   ServerContext* ctx_;
   std::shared_ptr<ModelLease> model_;  // released last (after the choices)
   OpenAIRequest req_;
   std::vector<int32_t> prompt_ids_;
+  OutputPlan plan_;
   std::shared_ptr<ResponseWriter> writer_;
   std::string id_;        // chatcmpl-... / cmpl-...
   int64_t created_s_ = 0;

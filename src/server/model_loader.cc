@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/forward_runner.h"
 #include "model/hf_config.h"
+#include "server/grammar_vocab.h"
 #include "tokenizer/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_config.h"
@@ -54,6 +55,48 @@ Status init_kv_offload(const ModelSpec& spec, const EngineConfig& e, ForwardRunn
          static_cast<long long>(block_bytes), e.kv_offload_gb,
          runner->model().backend().name() == "cpu" ? " in plain memory, copied synchronously" : ", pinned");
   return Status::Ok();
+}
+
+// The grammar compiler over the model's vocabulary, the tool-call format and
+// the reasoning parser (settings, else what the chat template teaches).
+StatusOr<StructuredOutputConfig> make_structured_config(const ModelLoaderSettings& a, const std::string& model_name,
+                                                        const Tokenizer& tok, const ChatPromptBuilder* chat,
+                                                        const std::string& chat_template, int32_t vocab_size,
+                                                        std::span<const int32_t> eos_ids) {
+  StructuredOutputConfig s;
+  KR_ASSIGN_OR_RETURN(auto vocab, make_grammar_vocabulary(tok, vocab_size, eos_ids));
+  s.compiler = std::make_shared<grammar::GrammarCompiler>(std::move(vocab));
+  if (a.tool_call_parser == "auto") {
+    s.tool_format = detect_tool_call_format(chat_template);
+  } else if (a.tool_call_parser == "llama3_json") {
+    s.tool_format = ToolCallFormat::kLlama3Json;
+  } else if (a.tool_call_parser == "hermes") {
+    s.tool_format = ToolCallFormat::kHermes;
+  } else if (a.tool_call_parser == "mistral") {
+    s.tool_format = ToolCallFormat::kMistral;
+  } else if (a.tool_call_parser != "none") {
+    return InvalidArgument("--tool-call-parser: expected auto, none, llama3_json, hermes or mistral, got '" +
+                           a.tool_call_parser + "'");
+  }
+  if (auto id = tok.token_to_id("[TOOL_CALLS]"); id && tok.is_special(*id)) s.mistral_tool_calls_token = *id;
+  if (a.reasoning_parser == "auto") {
+    std::string rendered;
+    if (chat != nullptr) {
+      ChatMessage user;
+      user.role = "user";
+      user.content = "Hi";
+      ChatPromptOptions o;
+      auto r = chat->render({user}, o);
+      if (r.ok()) rendered = *r;
+    }
+    s.reasoning = detect_reasoning_parser(chat_template, rendered);
+  } else if (a.reasoning_parser != "none") {
+    KR_ASSIGN_OR_RETURN(s.reasoning, parse_reasoning_parser_name(a.reasoning_parser));
+  }
+  KR_LOG(kInfo, "model '%s': structured outputs over a %d-token vocabulary; tool calls: %s; reasoning parser: %s",
+         model_name.c_str(), vocab_size, s.tool_format ? tool_call_format_name(*s.tool_format) : "none",
+         s.reasoning == ReasoningParserKind::kNone ? "none" : reasoning_parser_name(s.reasoning));
+  return s;
 }
 
 }  // namespace
@@ -108,9 +151,11 @@ uint64_t model_weight_bytes(const ModelSpec& spec) {
 StatusOr<std::unique_ptr<LoadedModel>> load_served_model(const ModelSpec& spec, double memory_share, Metrics* metrics,
                                                          const ModelLoaderSettings& settings) {
   auto m = std::make_unique<LoadedModel>();
-  // Tokenizer and chat template.
-  KR_ASSIGN_OR_RETURN(m->tokenizer, Tokenizer::load_from_file(spec.path + "/tokenizer.json"));
+  // Tokenizer (its config decides the special tokens around a plain prompt) and chat template.
   auto tcfg = read_tokenizer_config(spec.path + "/tokenizer_config.json");
+  if (!tcfg.ok() && tcfg.status().code() != StatusCode::kNotFound) return tcfg.status();
+  KR_ASSIGN_OR_RETURN(m->tokenizer,
+                      Tokenizer::load_from_file(spec.path + "/tokenizer.json", tcfg.ok() ? &*tcfg : nullptr));
   if (tcfg.ok()) {
     KR_ASSIGN_OR_RETURN(m->chat, make_chat_prompt_builder(m->tokenizer.get(), *tcfg));
   }
@@ -140,9 +185,12 @@ StatusOr<std::unique_ptr<LoadedModel>> load_served_model(const ModelSpec& spec, 
   const int32_t kv_blocks = (*runner)->num_kv_blocks();
   m->prompt.tokenizer = m->tokenizer.get();
   m->prompt.chat = m->chat.get();
-  m->prompt.bos_id = config.bos_token_id;
   m->prompt.vocab_size = config.vocab_size;
   KR_RETURN_IF_ERROR(init_kv_offload(spec, engine_config, runner->get()));
+  KR_ASSIGN_OR_RETURN(m->structured,
+                      make_structured_config(settings, spec.name, *m->tokenizer, m->chat.get(),
+                                             tcfg.ok() ? tcfg->chat_template : std::string(), config.vocab_size,
+                                             (*runner)->eos_ids()));
   m->runner = std::move(runner).value();
   m->engine = std::make_unique<Engine>(m->runner.get(), engine_config, settings.clock, metrics);
   m->prompt.max_model_len = m->engine->max_model_len();

@@ -1,5 +1,6 @@
 // load_served_model: what `kr-serve serve` does to load one model of its list:
-// tokenizer and chat template from the folder, a backend of its own with the
+// tokenizer and chat template from the folder, the grammar compiler over its
+// vocabulary with its tool-call format and reasoning parser, a backend of its own with the
 // model's share of the memory, the weights, the KV pool, and an engine thread.
 // It is the ModelRegistry's loader (server/model_registry.h).
 //
@@ -35,6 +36,9 @@ struct ModelLoaderSettings {
   bool cuda_pdl = true;
   int64_t device_budget_bytes = 0;   // CUDA, several models: what the shares divide
   const Clock* clock = nullptr;
+  // Structured outputs (structured_output.h): auto reads the model's chat template.
+  std::string reasoning_parser = "auto";  // auto | none | qwen3 | deepseek_r1
+  std::string tool_call_parser = "auto";  // auto | none | llama3_json | hermes | mistral
 };
 
 StatusOr<std::unique_ptr<LoadedModel>> load_served_model(const ModelSpec& spec, double memory_share, Metrics* metrics,

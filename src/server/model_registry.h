@@ -34,6 +34,7 @@
 #include "metrics/metrics.h"
 #include "server/models_config.h"
 #include "server/prompt.h"
+#include "server/structured_output.h"
 
 namespace kr {
 
@@ -54,6 +55,7 @@ struct LoadedModel {
   std::unique_ptr<ModelRunner> runner;
   std::unique_ptr<Engine> engine;           // started
   PromptContext prompt;                     // points into tokenizer and chat
+  StructuredOutputConfig structured;  // grammar compiler, tool-call format, reasoning parser
   std::string summary;  // for the log ("max_model_len 2048, 512 KV blocks, max_step_ms 20")
 };
 
@@ -72,6 +74,7 @@ class ModelLease {
   const std::string& name() const { return name_; }
   Engine& engine() const;
   const PromptContext& prompt() const { return model_->prompt; }
+  const StructuredOutputConfig& structured() const { return model_->structured; }
   // When the request was routed, on the registry's clock (so that a wait for a
   // load counts as queue time).
   int64_t arrival_ns() const { return arrival_ns_; }

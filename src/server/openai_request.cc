@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/request.h"
+#include "server/structured_request.h"
 
 namespace kr {
 namespace {
@@ -122,6 +123,67 @@ bool parse_content(const json& m, size_t i, std::optional<std::string>* out, Api
   return true;
 }
 
+// The typed fields of a message beside role and content: name, tool_calls
+// (assistant), tool_call_id (tool), reasoning_content (assistant, as vLLM).
+bool parse_message_fields(const json& m, const std::string& p, ChatMessage* msg, ApiError* err) {
+  auto str = [&](const char* key, std::string* out) {
+    auto it = m.find(key);
+    if (it == m.end() || it->is_null()) return true;
+    if (!it->is_string()) {
+      *err = bad_param(p + "." + key, std::string("'") + key + "' must be a string");
+      return false;
+    }
+    *out = it->get<std::string>();
+    return true;
+  };
+  if (!str("name", &msg->name) || !str("tool_call_id", &msg->tool_call_id)) return false;
+  std::string reasoning;
+  if (!str("reasoning_content", &reasoning)) return false;
+  if (!reasoning.empty()) msg->reasoning_content = std::move(reasoning);
+  auto tc = m.find("tool_calls");
+  if (tc == m.end() || tc->is_null()) return true;
+  if (!tc->is_array()) {
+    *err = bad_param(p + ".tool_calls", "'tool_calls' must be an array");
+    return false;
+  }
+  for (size_t k = 0; k < tc->size(); ++k) {
+    const json& c = (*tc)[k];
+    const std::string cp = p + ".tool_calls[" + std::to_string(k) + "]";
+    const json* f = c.is_object() ? field(c, "function") : nullptr;
+    const json* name = f != nullptr && f->is_object() ? field(*f, "name") : nullptr;
+    if (name == nullptr || !name->is_string()) {
+      *err = bad_param(cp, "a tool call must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}");
+      return false;
+    }
+    ChatToolCall call;
+    call.name = name->get<std::string>();
+    if (const json* id = field(c, "id")) {
+      if (!id->is_string()) {
+        *err = bad_param(cp + ".id", "'id' must be a string");
+        return false;
+      }
+      call.id = id->get<std::string>();
+    }
+    if (const json* type = field(c, "type"); type != nullptr && *type != "function") {
+      *err = bad_param(cp + ".type", "'type' must be \"function\"");
+      return false;
+    }
+    // OpenAI sends the arguments as JSON text; an object is taken as its text.
+    if (const json* args = field(*f, "arguments")) {
+      if (args->is_string()) {
+        call.arguments_json = args->get<std::string>();
+      } else if (args->is_object()) {
+        call.arguments_json = args->dump();
+      } else {
+        *err = bad_param(cp + ".function.arguments", "'arguments' must be a JSON object's text");
+        return false;
+      }
+    }
+    msg->tool_calls.push_back(std::move(call));
+  }
+  return true;
+}
+
 bool parse_messages(const json& j, OpenAIRequest* out, ApiError* err) {
   auto it = j.find("messages");
   if (it == j.end() || it->is_null()) {
@@ -156,26 +218,14 @@ bool parse_messages(const json& j, OpenAIRequest* out, ApiError* err) {
       *err = bad_param(p + ".content", "a " + msg.role + " message needs 'content'");
       return false;
     }
-    json extra = json::object();
-    for (const char* k : {"name", "tool_calls", "tool_call_id"}) {
-      auto e = m.find(k);
-      if (e != m.end() && !e->is_null()) extra[k] = *e;
-    }
-    if (auto name = extra.find("name"); name != extra.end() && !name->is_string()) {
-      *err = bad_param(p + ".name", "'name' must be a string");
-      return false;
-    }
-    if (auto tc = extra.find("tool_calls"); tc != extra.end() && !tc->is_array()) {
-      *err = bad_param(p + ".tool_calls", "'tool_calls' must be an array");
-      return false;
-    }
-    if (!extra.empty()) msg.extra_json = extra.dump();
+    if (!parse_message_fields(m, p, &msg, err)) return false;
     out->messages.push_back(std::move(msg));
     ++i;
   }
   if (auto tools = field(j, "tools")) {
     if (!tools->is_array()) {
       *err = bad_param("tools", "'tools' must be an array");
+      err->code = "invalid_tools";
       return false;
     }
     out->tools_json = tools->dump();
@@ -337,6 +387,7 @@ bool parse_fields(const json& j, bool chat, const RequestLimits& limits, OpenAIR
   if (!c.string("cache_salt", &out->cache_salt)) return false;
   if (out->cache_salt.size() > kMaxCacheSaltBytes)
     return c.fail("cache_salt", "'cache_salt' must be at most " + std::to_string(kMaxCacheSaltBytes) + " bytes");
+  if (!parse_structured_fields(j, chat, out, err)) return false;
   if (const json* p = field(j, "priority")) {
     if (p->is_string()) {
       if (!parse_priority_name(p->get<std::string>(), &out->priority))

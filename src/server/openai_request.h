@@ -11,11 +11,24 @@
 #include <string_view>
 #include <vector>
 
+#include "grammar/grammar_compiler.h"
 #include "sampling/sampling_params.h"
 #include "server/api_error.h"
 #include "tokenizer/chat_message.h"
 
 namespace kr {
+
+// A structured-output constraint from the request (structured_request.cc):
+// response_format json_object / json_schema, vLLM's guided_json /
+// guided_regex / guided_choice / guided_grammar (and its newer
+// structured_outputs object), llama-server's grammar / json_schema. At most one.
+struct OutputConstraint {
+  grammar::GrammarSpec spec;
+  std::string param;  // the field it came from, named in errors ("response_format", "guided_regex", ...)
+};
+
+// tool_choice: OpenAI's default is "auto" when tools are given, "none" otherwise.
+enum class ToolChoice { kNone, kAuto, kRequired, kFunction };
 
 struct OpenAIRequest {
   bool chat = false;
@@ -23,6 +36,11 @@ struct OpenAIRequest {
   // Chat:
   std::vector<ChatMessage> messages;
   std::string tools_json;              // "tools" as given (JSON array text), "" when absent
+  std::vector<std::string> tool_names; // each tool's function.name, in order
+  ToolChoice tool_choice = ToolChoice::kNone;  // kAuto when tools are given without tool_choice
+  std::string tool_choice_function;    // kFunction: its name (one of tool_names)
+  bool parallel_tool_calls = true;
+  std::string chat_template_kwargs_json;  // "chat_template_kwargs" (a JSON object text), "" when absent
   bool add_generation_prompt = true;
   // Completions: exactly one of these.
   std::optional<std::string> prompt_text;
@@ -43,6 +61,7 @@ struct OpenAIRequest {
   std::string cache_salt;              // prefix caching: requests with different salts share no KV (<= 256 bytes)
   bool return_tokens_as_token_ids = false;
   bool skip_special_tokens = true;
+  std::optional<OutputConstraint> constraint;  // structured output, chat or completions
 };
 
 struct RequestLimits {
@@ -51,7 +70,10 @@ struct RequestLimits {
   int32_t max_top_logprobs = 20;
   int32_t max_stop_strings = 16;
   size_t max_stop_bytes = 1024;
-  int32_t max_json_depth = 32;
+  // Nesting of the whole body. Above the JSON Schema compiler's own limit (64
+  // schema levels, about two JSON levels each), so that a deep schema reaches
+  // it and gets its error; far deeper bodies stop here.
+  int32_t max_json_depth = 160;
 };
 
 // On failure returns false and fills *err (400, param named).

@@ -112,6 +112,132 @@ TEST(OpenAIRequest, MalformedAndHostileBodies) {
   bad("{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}");
 }
 
+const std::string kMsgs = R"("messages":[{"role":"user","content":"hi"}])";
+
+TEST(OpenAIRequest, OutputConstraintsFromEveryApi) {
+  using grammar::GrammarKind;
+  struct Case {
+    std::string fields;
+    GrammarKind kind;
+    std::string param;
+  };
+  const Case cases[] = {
+      {R"("response_format":{"type":"json_object"})", GrammarKind::kJsonObject, "response_format"},
+      {R"("response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"type":"integer"},"strict":true}})",
+       GrammarKind::kJsonSchema, "response_format.json_schema.schema"},
+      {R"("response_format":{"type":"json_schema","schema":{"type":"integer"}})", GrammarKind::kJsonSchema,
+       "response_format.schema"},
+      {R"("response_format":{"type":"json_object","schema":{"type":"integer"}})", GrammarKind::kJsonSchema,
+       "response_format"},
+      {R"("guided_json":{"type":"integer"})", GrammarKind::kJsonSchema, "guided_json"},
+      {R"("guided_json":"{\"type\":\"integer\"}")", GrammarKind::kJsonSchema, "guided_json"},
+      {R"("guided_regex":"[0-9]+")", GrammarKind::kRegex, "guided_regex"},
+      {R"("guided_choice":["a","b"])", GrammarKind::kChoices, "guided_choice"},
+      {R"("guided_grammar":"root ::= \"x\"")", GrammarKind::kGbnf, "guided_grammar"},
+      {R"("grammar":"root ::= \"x\"")", GrammarKind::kGbnf, "grammar"},
+      {R"("json_schema":{"type":"integer"})", GrammarKind::kJsonSchema, "json_schema"},
+      {R"("structured_outputs":{"regex":"a+"})", GrammarKind::kRegex, "structured_outputs.regex"},
+  };
+  for (const Case& c : cases) {
+    for (bool chat : {true, false}) {
+      const std::string body = "{" + (chat ? kMsgs : std::string(R"("prompt":"x")")) + "," + c.fields + "}";
+      OpenAIRequest r;
+      ApiError e;
+      ASSERT_TRUE(parse_openai_request(body, chat, RequestLimits{}, &r, &e)) << body << " -> " << e.message;
+      ASSERT_TRUE(r.constraint.has_value()) << body;
+      EXPECT_EQ(r.constraint->spec.kind, c.kind) << body;
+      EXPECT_EQ(r.constraint->param, c.param) << body;
+    }
+  }
+  OpenAIRequest r = ok_chat("{" + kMsgs + R"(,"response_format":{"type":"text"}})");
+  EXPECT_FALSE(r.constraint.has_value());
+  r = ok_chat("{" + kMsgs + R"(,"guided_choice":["x","y z"]})");
+  EXPECT_EQ(r.constraint->spec.choices, (std::vector<std::string>{"x", "y z"}));
+}
+
+TEST(OpenAIRequest, OutputConstraintErrorsNameTheFieldAndCode) {
+  auto code = [](const std::string& fields) {
+    ApiError e = bad("{" + kMsgs + "," + fields + "}");
+    return e.param + " " + e.code;
+  };
+  EXPECT_EQ(code(R"("response_format":"json")"), "response_format invalid_response_format");
+  EXPECT_EQ(code(R"("response_format":{"type":"xml"})"), "response_format.type invalid_response_format");
+  EXPECT_EQ(code(R"("response_format":{"type":"json_schema"})"), "response_format.json_schema.schema invalid_response_format");
+  EXPECT_EQ(code(R"("response_format":{"type":"json_schema","json_schema":{"schema":5}})"),
+            "response_format.json_schema.schema invalid_json_schema");
+  EXPECT_EQ(code(R"("guided_regex":5)"), "guided_regex invalid_regex");
+  EXPECT_EQ(code(R"("guided_choice":[])"), "guided_choice invalid_choice");
+  EXPECT_EQ(code(R"("guided_choice":["a",1])"), "guided_choice invalid_choice");
+  EXPECT_EQ(code(R"("guided_grammar":{})"), "guided_grammar invalid_grammar");
+  EXPECT_EQ(code(R"("guided_regex":"a","guided_choice":["a"])"), "guided_choice conflicting_output_constraints");
+  EXPECT_EQ(code(R"("response_format":{"type":"json_object"},"grammar":"root ::= \"a\"")"),
+            "grammar conflicting_output_constraints");
+}
+
+const std::string kTools =
+    R"("tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
+               {"type":"function","function":{"name":"search"}}])";
+
+TEST(OpenAIRequest, ToolsAndToolChoice) {
+  OpenAIRequest r = ok_chat("{" + kMsgs + "," + kTools + "}");
+  EXPECT_EQ(r.tool_names, (std::vector<std::string>{"get_weather", "search"}));
+  EXPECT_EQ(r.tool_choice, ToolChoice::kAuto);
+  EXPECT_TRUE(r.parallel_tool_calls);
+  EXPECT_FALSE(r.tools_json.empty());
+  r = ok_chat("{" + kMsgs + "," + kTools + R"(,"tool_choice":"required","parallel_tool_calls":false})");
+  EXPECT_EQ(r.tool_choice, ToolChoice::kRequired);
+  EXPECT_FALSE(r.parallel_tool_calls);
+  r = ok_chat("{" + kMsgs + "," + kTools + R"(,"tool_choice":{"type":"function","function":{"name":"search"}}})");
+  EXPECT_EQ(r.tool_choice, ToolChoice::kFunction);
+  EXPECT_EQ(r.tool_choice_function, "search");
+  r = ok_chat("{" + kMsgs + "," + kTools + R"(,"tool_choice":"none"})");
+  EXPECT_EQ(r.tool_choice, ToolChoice::kNone);
+  r = ok_chat("{" + kMsgs + R"(,"chat_template_kwargs":{"enable_thinking":false}})");
+  EXPECT_EQ(r.chat_template_kwargs_json, R"({"enable_thinking":false})");
+
+  auto code = [](const std::string& fields) {
+    ApiError e = bad("{" + kMsgs + "," + fields + "}");
+    return e.param + " " + e.code;
+  };
+  EXPECT_EQ(code(kTools + R"(,"tool_choice":{"type":"function","function":{"name":"nope"}})"), "tool_choice tool_not_found");
+  EXPECT_EQ(code(kTools + R"(,"tool_choice":"sometimes")"), "tool_choice invalid_tool_choice");
+  EXPECT_EQ(code(R"("tool_choice":"required")"), "tool_choice invalid_tool_choice");
+  EXPECT_EQ(code(R"("tools":{})"), "tools invalid_tools");
+  EXPECT_EQ(code(R"("tools":[{"type":"function","function":{}}])"), "tools[0].function.name invalid_tools");
+  EXPECT_EQ(code(R"("tools":[{"type":"retrieval"}])"), "tools[0].type invalid_tools");
+  EXPECT_EQ(code(R"("tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"a"}}])"),
+            "tools[1].function.name invalid_tools");
+  EXPECT_EQ(code(kTools + R"(,"tool_choice":"required","guided_regex":"a")"), "guided_regex conflicting_output_constraints");
+  EXPECT_EQ(code(R"("chat_template_kwargs":[1])"), "chat_template_kwargs ");
+  ApiError e = bad(R"({"prompt":"x","tools":[]})", false);
+  EXPECT_EQ(e.param, "tools");
+}
+
+TEST(OpenAIRequest, MessagesFillTheTypedToolFields) {
+  OpenAIRequest r = ok_chat(R"({"messages":[{"role":"user","content":"weather?"},
+      {"role":"assistant","content":null,"reasoning_content":"think","tool_calls":[{"id":"call_1","type":"function",
+        "function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}},
+        {"id":"call_2","type":"function","function":{"name":"search","arguments":{"q":"x"}}}]},
+      {"role":"tool","tool_call_id":"call_1","name":"get_weather","content":"sunny"}]})");
+  ASSERT_EQ(r.messages.size(), 3u);
+  const ChatMessage& a = r.messages[1];
+  EXPECT_FALSE(a.content.has_value());
+  EXPECT_EQ(a.reasoning_content, std::optional<std::string>("think"));
+  ASSERT_EQ(a.tool_calls.size(), 2u);
+  EXPECT_EQ(a.tool_calls[0].id, "call_1");
+  EXPECT_EQ(a.tool_calls[0].name, "get_weather");
+  EXPECT_EQ(a.tool_calls[0].arguments_json, R"({"city":"Oslo"})");
+  EXPECT_EQ(a.tool_calls[1].arguments_json, R"({"q":"x"})");
+  const ChatMessage& t = r.messages[2];
+  EXPECT_EQ(t.role, "tool");
+  EXPECT_EQ(t.tool_call_id, "call_1");
+  EXPECT_EQ(t.name, "get_weather");
+  EXPECT_EQ(*t.content, "sunny");
+  EXPECT_TRUE(t.extra_json.empty());
+  EXPECT_EQ(bad(R"({"messages":[{"role":"assistant","tool_calls":[{"function":{}}]}]})").param, "messages[0].tool_calls[0]");
+  EXPECT_EQ(bad(R"({"messages":[{"role":"tool","tool_call_id":5,"content":"x"}]})").param, "messages[0].tool_call_id");
+}
+
 TEST(OpenAIRequest, NestingDepthIgnoresBracketsInStrings) {
   EXPECT_EQ(json_nesting_depth(R"({"a":[{"b":"[[[[{{{"}]})"), 3);
   EXPECT_EQ(json_nesting_depth(R"({"a":"\"[["})"), 1);

@@ -294,6 +294,7 @@ void OpenAIServer::start_generation(bool chat, OpenAIRequest req, std::shared_pt
   if (chat) {
     in.messages = &req.messages;
     in.tools_json = req.tools_json;
+    in.template_kwargs_json = req.chat_template_kwargs_json;
     in.add_generation_prompt = req.add_generation_prompt;
   } else if (req.prompt_text) {
     in.text = &*req.prompt_text;
@@ -306,7 +307,12 @@ void OpenAIServer::start_generation(bool chat, OpenAIRequest req, std::shared_pt
   req.max_tokens = admitted->max_tokens;
   if (req.min_tokens > *req.max_tokens)
     return send_error(w, bad_param("min_tokens", "'min_tokens' must not exceed max_tokens"));
-  auto g = std::make_shared<Generation>(ctx_, std::move(model), std::move(req), std::move(admitted->ids), w);
+  // Structured output, tool calls, reasoning: the grammar and how the text is shaped.
+  OutputPlan plan;
+  ApiError err;
+  if (!plan_output(model->structured(), req, admitted->chat_text, &plan, &err)) return send_error(w, err);
+  auto g = std::make_shared<Generation>(ctx_, std::move(model), std::move(req), std::move(admitted->ids), w,
+                                        std::move(plan));
   g->start();
 }
 
@@ -346,6 +352,7 @@ void OpenAIServer::tokenize_with(const std::string& body, const ModelLease& mode
       if (!pc.chat) return send_error(w, bad_param("messages", "this model has no chat template"));
       in.messages = &chat.messages;
       in.tools_json = chat.tools_json;
+      in.template_kwargs_json = chat.chat_template_kwargs_json;
       in.add_generation_prompt = chat.add_generation_prompt;
     } else {
       const json* t = nullptr;

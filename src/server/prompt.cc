@@ -1,5 +1,7 @@
 #include "server/prompt.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 #include "engine/request.h"
 #include "tokenizer/chat_prompt.h"
@@ -13,12 +15,23 @@ StatusOr<AdmittedPrompt> admit_prompt(const PromptInput& in, const PromptContext
   AdmittedPrompt out;
   if (in.messages != nullptr) {
     if (ctx.chat == nullptr) return FailedPrecondition("this model has no chat template");
-    KR_ASSIGN_OR_RETURN(ChatPrompt p, ctx.chat->build(*in.messages, in.tools_json, in.add_generation_prompt));
+    ChatPromptOptions options;
+    options.tools_json = in.tools_json;
+    options.template_kwargs_json = in.template_kwargs_json;
+    options.add_generation_prompt = in.add_generation_prompt;
+    KR_ASSIGN_OR_RETURN(ChatPrompt p, ctx.chat->build(*in.messages, options));
     out.ids = std::move(p.ids);
+    out.chat_text = std::move(p.text);
   } else if (in.text != nullptr) {
     out.ids = ctx.tokenizer->encode(*in.text, /*parse_special=*/true);
-    if (in.add_special_tokens && ctx.bos_id && (out.ids.empty() || out.ids[0] != *ctx.bos_id))
-      out.ids.insert(out.ids.begin(), *ctx.bos_id);
+    if (in.add_special_tokens) {
+      const std::vector<int32_t>& prefix = ctx.tokenizer->special_prefix();
+      const std::vector<int32_t>& suffix = ctx.tokenizer->special_suffix();
+      const bool has_prefix =
+          out.ids.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), out.ids.begin());
+      if (!has_prefix) out.ids.insert(out.ids.begin(), prefix.begin(), prefix.end());
+      out.ids.insert(out.ids.end(), suffix.begin(), suffix.end());
+    }
   } else {
     for (int32_t id : *in.ids) {
       if (id < 0 || id >= ctx.vocab_size)

@@ -4,7 +4,11 @@
 //  - chat messages go through the model's chat template (ChatPromptBuilder:
 //    message contents stay plain text);
 //  - text is encoded with special tokens parsed and, unless add_special_tokens
-//    is false, BOS is added in front unless the text already starts with it;
+//    is false, with the tokenizer's own special tokens around it
+//    (Tokenizer::special_prefix / special_suffix: tokenizer_config.json's
+//    add_bos_token / add_eos_token, else the post_processor, as Hugging Face's
+//    encode(add_special_tokens=True) does, so a Qwen-style tokenizer adds
+//    none), the prefix left out when the text already starts with it;
 //  - token ids are taken as given (each must be in the vocabulary);
 //  - for a generation, prompt + max_tokens is checked against the one context
 //    limit (check_context_length, engine/request.h: the same check and message
@@ -31,7 +35,6 @@ class ChatPromptBuilder;
 struct PromptContext {
   const Tokenizer* tokenizer = nullptr;
   const ChatPromptBuilder* chat = nullptr;  // null: the model has no chat template
-  std::optional<int32_t> bos_id;
   int32_t vocab_size = 0;
   int32_t max_model_len = 0;                // the context limit (Engine::max_model_len())
 };
@@ -43,8 +46,9 @@ struct PromptInput {
   const std::vector<int32_t>* ids = nullptr;
   // Chat only.
   std::string tools_json;  // "tools" as JSON array text, "" when absent
+  std::string template_kwargs_json;  // chat_template_kwargs (a JSON object text), "" when absent
   bool add_generation_prompt = true;
-  // Text only: add BOS unless the text starts with it.
+  // Text only: the tokenizer's special tokens around the text (see above).
   bool add_special_tokens = true;
   // A generation checks the context and settles max_tokens; /tokenize does not.
   bool generation = true;
@@ -53,6 +57,8 @@ struct PromptInput {
 
 struct AdmittedPrompt {
   std::vector<int32_t> ids;
+  std::string chat_text;   // chat: the rendered prompt (where a reasoning block starts); else ""
+
   int32_t max_tokens = 0;  // generation: as requested, or the room left; else 0
 };
 

@@ -30,7 +30,6 @@ struct PromptTest : ::testing::Test {
     chat = std::move(made).value();
     ctx.tokenizer = tok.get();
     ctx.chat = chat.get();
-    ctx.bos_id = kBos;
     ctx.vocab_size = 128256;
     ctx.max_model_len = 64;
   }
@@ -47,6 +46,7 @@ TEST_F(PromptTest, TextGetsBosUnlessItHasIt) {
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   EXPECT_EQ(a->ids.front(), kBos);
   EXPECT_EQ(std::vector<int32_t>(a->ids.begin() + 1, a->ids.end()), tok->encode(plain, true));
+  EXPECT_EQ(a->ids, tok->encode(plain, true, /*add_special_tokens=*/true));  // as Hugging Face's encode
   in.text = &with_bos;
   auto b = admit_prompt(in, ctx);
   ASSERT_TRUE(b.ok());
@@ -54,9 +54,39 @@ TEST_F(PromptTest, TextGetsBosUnlessItHasIt) {
   in.add_special_tokens = false;
   in.text = &plain;
   EXPECT_EQ(admit_prompt(in, ctx)->ids, tok->encode(plain, true));
-  ctx.bos_id.reset();  // a model without BOS
-  in.add_special_tokens = true;
-  EXPECT_EQ(admit_prompt(in, ctx)->ids, tok->encode(plain, true));
+}
+
+// A Qwen-style tokenizer (no BOS: add_bos_token false and no BOS in its
+// post_processor) must not get one, whatever the model's config.json says.
+TEST(PromptSpecialTokens, QwenStyleTokenizerGetsNoBos) {
+  const std::string dir = std::string(KR_SOURCE_DIR) + "/tests/golden/qwen3-tokenizer";
+  auto cfg = read_tokenizer_config(dir + "/tokenizer_config.json");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
+  auto t = Tokenizer::load_from_file(dir + "/tokenizer.json", &*cfg);
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  PromptContext qctx;
+  qctx.tokenizer = t->get();
+  qctx.vocab_size = (*t)->vocab_size();
+  qctx.max_model_len = 4096;
+  const std::string text = "Hello world";
+  PromptInput in;
+  in.text = &text;
+  auto a = admit_prompt(in, qctx);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  EXPECT_EQ(a->ids, (*t)->encode(text, true));  // nothing added
+  EXPECT_TRUE((*t)->special_prefix().empty());
+  // A tokenizer config that asks for BOS gets it (add_bos_token decides, not config.json).
+  TokenizerConfig with_bos = *cfg;
+  with_bos.add_bos_token = true;
+  with_bos.has_add_special_keys = true;
+  with_bos.bos_token = "<|endoftext|>";
+  auto tb = Tokenizer::load_from_file(dir + "/tokenizer.json", &with_bos);
+  ASSERT_TRUE(tb.ok()) << tb.status().to_string();
+  qctx.tokenizer = tb->get();
+  auto b = admit_prompt(in, qctx);
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->ids.size(), a->ids.size() + 1);
+  EXPECT_EQ(b->ids[0], *(*tb)->token_to_id("<|endoftext|>"));
 }
 
 TEST_F(PromptTest, OneContextCheckAndTheRoomLeftAsDefault) {

@@ -40,6 +40,11 @@ struct ServeOptions {
   double read_timeout_s = 30;
   double shutdown_timeout_s = 30;
   bool no_webui = false;         // no chat page at GET /
+  // Every model's (each model's "auto" reads its own chat template):
+  // auto (the chat template's), none, qwen3, deepseek_r1 (vLLM's names).
+  std::string reasoning_parser = "auto";
+  // auto (the chat template's), none, llama3_json, hermes, mistral (vLLM's names).
+  std::string tool_call_parser = "auto";
 };
 
 // Returns the process exit code: 0 after a clean drain, 1 on a runtime error.

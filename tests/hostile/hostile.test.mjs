@@ -133,8 +133,14 @@ async function runCase(port, c) {
   }
 }
 
-function matches(expect, r) {
+function errorCode(text) {
+  const i = String(text || '').indexOf('{');
+  try { return JSON.parse(String(text).slice(i)).error.code; } catch { return undefined; }
+}
+
+function matches(expect, r, code) {
   if (r.status >= 500) return false;
+  if (code !== undefined && errorCode(r.text) !== code) return false;
   switch (expect) {
     case 'closed': return r.closed === true;
     case 'not5xx': return true;
@@ -176,7 +182,7 @@ test('hostile battery: right 4xx, no 5xx, still serving, memory flat', { timeout
     const record = (round, c, r) => {
       counts[c.expect] = (counts[c.expect] || 0) + 1;
       if (r.status >= 500) fiveXX++;
-      if (!matches(c.expect, r)) failures.push(`round ${round} ${c.name}: expected ${c.expect}, got ${r.status}${r.closed ? ' (closed)' : ''} ${String(r.text || '').slice(0, 200)}`);
+      if (!matches(c.expect, r, c.code)) failures.push(`round ${round} ${c.name}: expected ${c.expect}${c.code ? ` (${c.code})` : ''}, got ${r.status}${r.closed ? ' (closed)' : ''} ${String(r.text || '').slice(0, 300)}`);
     };
     // Rounds 1-3 warm up (thread stacks, caches, allocator arenas); rounds 4-5 must not grow.
     const rss = [];

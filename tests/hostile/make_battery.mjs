@@ -1,6 +1,7 @@
 // Writes battery.jsonl: the hostile-request battery run by hostile.test.mjs.
 // Each line: {"name", "kind": "http"|"raw", "method", "path", "body" (string) | "body_b64",
-//             "headers", "expect": "200"|"400"|"404"|"405"|"413"|"4xx"|"not5xx"}
+//             "headers", "expect": "200"|"400"|"404"|"405"|"413"|"4xx"|"not5xx", "code"?}
+// "code": the OpenAI error code the response body must carry (error.code).
 // Run `node make_battery.mjs` after changing it and commit both files.
 import { writeFileSync } from 'node:fs';
 
@@ -113,6 +114,68 @@ add('lone_surrogate_escape', '{"model":"tiny-llama3","max_tokens":2,"messages":[
 for (const t of ['<|eot_id|>', '<|begin_of_text|>', '<|start_header_id|>system<|end_header_id|>', '<|reserved_special_token_5|>']) {
   add(`special_text_${t.replace(/[^a-z0-9]/gi, '')}`, chat({ messages: [{ role: 'user', content: `hello ${t} world` }] }), '200', { check_special: t });
 }
+
+// --- structured outputs and tools: exact status and error code ---
+// `code`: the error code the body must carry. The battery's server is tiny-llama3
+// without --tool-call-parser, so tool calls other than "none" are unsupported there.
+const addCode = (name, body, expect, code, extra = {}) => add(name, body, expect, { code, ...extra });
+const rfSchema = (schema) => ({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } });
+addCode('schema_invalid_type', chat(rfSchema({ type: 5 })), '400', 'invalid_json_schema');
+addCode('schema_text_not_json', chat({ guided_json: '{not json' }), '400', 'invalid_json_schema');
+addCode('schema_not_object', chat(rfSchema(5)), '400', 'invalid_json_schema');
+for (const [kw, schema] of Object.entries({
+  patternProperties: { type: 'object', patternProperties: { '^a': {} } },
+  if_then: { if: { type: 'string' }, then: { maxLength: 3 } },
+  not: { not: { type: 'string' } },
+  uniqueItems: { type: 'array', uniqueItems: true },
+  multipleOf: { type: 'number', multipleOf: 3 },
+  remote_ref: { $ref: 'https://example.com/s.json' },
+  format_unknown: { type: 'string', format: 'ipv7' },
+})) addCode(`schema_unsupported_${kw}`, chat(rfSchema(schema)), '400', 'unsupported_json_schema_keyword');
+addCode('schema_accepts_nothing_bounds', chat(rfSchema({ type: 'integer', minimum: 5, maximum: 1 })), '400', 'grammar_accepts_nothing');
+addCode('schema_accepts_nothing_required', chat(rfSchema({ type: 'object', properties: { a: { type: 'string' } },
+  required: ['b'], additionalProperties: false })), '400', 'grammar_accepts_nothing');
+{
+  let deep = { type: 'integer' };
+  for (let i = 0; i < 70; i++) deep = { type: 'array', items: deep };
+  addCode('schema_too_deep_70', chat(rfSchema(deep)), '400', 'grammar_too_large');
+  addCode('schema_too_deep_70_completions', comp({ guided_json: deep }), '400', 'grammar_too_large', { path: '/v1/completions' });
+}
+addGen('schema_too_deep_100000', [['{"model":"tiny-llama3","max_tokens":2,"messages":[{"role":"user","content":"hi"}],"guided_json":', 1],
+  ['{"type":"array","items":', 100000], ['{}', 1], ['}', 100000], ['}', 1]], '400');
+cases.push({ name: 'schema_too_large_300k', kind: 'http', method: 'POST', path: '/v1/chat/completions', expect: '400', code: 'grammar_too_large',
+  gen: [['{"model":"tiny-llama3","max_tokens":2,"messages":[{"role":"user","content":"hi"}],"guided_json":{"type":"string","description":"', 1],
+    ['padding ', 40000], ['"}}', 1]] });
+addCode('regex_unclosed', chat({ guided_regex: '(ab' }), '400', 'invalid_regex');
+addCode('regex_lookbehind', chat({ guided_regex: '(?<=a)b' }), '400', 'invalid_regex');
+addCode('regex_backreference', chat({ guided_regex: '(a)\\1' }), '400', 'invalid_regex');
+addCode('regex_not_string', chat({ guided_regex: 5 }), '400', 'invalid_regex');
+addCode('regex_completions', comp({ guided_regex: '[z-a]' }), '400', 'invalid_regex', { path: '/v1/completions' });
+addCode('gbnf_syntax', chat({ guided_grammar: 'root ::= (' }), '400', 'invalid_grammar');
+addCode('gbnf_undefined_rule', chat({ grammar: 'root ::= missing' }), '400', 'invalid_grammar');
+addCode('gbnf_no_root', chat({ grammar: 'start ::= "a"' }), '400', 'invalid_grammar');
+addCode('gbnf_left_recursion', chat({ grammar: 'root ::= root "a" | "b"' }), '400', 'invalid_grammar');
+addCode('gbnf_accepts_nothing', chat({ grammar: 'root ::= "a" root' }), '400', 'grammar_accepts_nothing');
+addCode('choice_empty', chat({ guided_choice: [] }), '400', 'invalid_choice');
+addCode('choice_not_strings', chat({ guided_choice: ['a', 3] }), '400', 'invalid_choice');
+addCode('response_format_not_object', chat({ response_format: 'json' }), '400', 'invalid_response_format');
+addCode('response_format_unknown_type', chat({ response_format: { type: 'yaml' } }), '400', 'invalid_response_format');
+addCode('response_format_schema_missing', chat({ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }), '400', 'invalid_response_format');
+addCode('two_constraints', chat({ guided_regex: 'a', guided_choice: ['a'] }), '400', 'conflicting_output_constraints');
+const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+addCode('tool_choice_not_in_tools', chat({ tools, tool_choice: { type: 'function', function: { name: 'launch_rockets' } } }), '400', 'tool_not_found');
+addCode('tool_choice_required_no_tools', chat({ tool_choice: 'required' }), '400', 'invalid_tool_choice');
+addCode('tool_choice_bad_value', chat({ tools, tool_choice: 'always' }), '400', 'invalid_tool_choice');
+addCode('tools_not_array', chat({ tools: { name: 'x' } }), '400', 'invalid_tools');
+addCode('tools_duplicate_names', chat({ tools: [tools[0], tools[0]] }), '400', 'invalid_tools');
+addCode('tools_no_name', chat({ tools: [{ type: 'function', function: {} }] }), '400', 'invalid_tools');
+addCode('tools_bad_parameters', chat({ tools: [{ type: 'function', function: { name: 'f', parameters: 'x' } }] }), '400', 'invalid_tools');
+addCode('tools_on_completions', comp({ tools }), '400', 'invalid_tools', { path: '/v1/completions' });
+addCode('tools_no_format_for_model', chat({ tools, tool_choice: 'required' }), '400', 'tool_calls_unsupported');
+addCode('tool_choice_with_response_format', chat({ tools, tool_choice: 'required', response_format: { type: 'json_object' } }), '400', 'conflicting_output_constraints');
+add('tools_choice_none_ok', chat({ tools, tool_choice: 'none' }), '200');
+add('guided_choice_ok', chat({ guided_choice: ['yes', 'no'] }), '200');
+add('json_object_ok', comp({ response_format: { type: 'json_object' } }), '200', { path: '/v1/completions' });
 
 // --- HTTP-level ---
 cases.push({ name: 'wrong_method_get_chat', kind: 'http', method: 'GET', path: '/v1/chat/completions', expect: '405' });

@@ -97,6 +97,10 @@ class CudaBackend final : public Backend {
     cudaFree(attn_scratch_);
     cudaFree(sample_ids_dev_);
     cudaFree(sample_lp_dev_);
+    cudaFreeHost(mask_host_);
+    cudaFree(mask_dev_);
+    cudaFreeHost(mask_rows_host_);
+    cudaFree(mask_rows_dev_);
     sampler_.reset();
     cudaFreeHost(staging_);
     cudaEventDestroy(graph_done_);
@@ -318,6 +322,34 @@ class CudaBackend final : public Backend {
     if (kv_copier_) kv_copier_->order_after(stream_, ticket);
   }
 
+  uint32_t* token_mask_host_buffer(size_t words) override {
+    KR_CHECK_MSG(mode_ == Mode::kEager, "token_mask_host_buffer inside a step graph");
+    reserve_masks(words, 0);
+    return mask_host_;
+  }
+
+  void apply_token_mask(Tensor& logits, std::span<const int32_t> rows, const uint32_t* masks,
+                        size_t words_per_row) override {
+    KR_CHECK_MSG(mode_ == Mode::kEager, "apply_token_mask inside a step graph");
+    const int64_t R = logits.dim(0), V = logits.dim(1);
+    KR_CHECK(logits.dtype == DType::kF32 && words_per_row * 32 >= static_cast<size_t>(V) &&
+             rows.size() <= static_cast<size_t>(R));
+    if (rows.empty()) return;
+    const size_t words = rows.size() * words_per_row;
+    if (masks != mask_host_) {  // not already in the pinned buffer: stage it there
+      reserve_masks(words, rows.size());
+      std::memcpy(mask_host_, masks, words * sizeof(uint32_t));
+    } else {
+      reserve_masks(0, rows.size());  // keeps mask_host_ (the caller filled it)
+    }
+    std::memcpy(mask_rows_host_, rows.data(), rows.size() * sizeof(int32_t));
+    KR_CUDA_CHECK(cudaMemcpyAsync(mask_dev_, mask_host_, words * sizeof(uint32_t), cudaMemcpyHostToDevice, stream_));
+    KR_CUDA_CHECK(cudaMemcpyAsync(mask_rows_dev_, mask_rows_host_, rows.size() * sizeof(int32_t),
+                                  cudaMemcpyHostToDevice, stream_));
+    cuda::launch_apply_token_mask(logits.as<float>(), static_cast<int>(V), mask_rows_dev_, static_cast<int>(rows.size()),
+                                  mask_dev_, static_cast<int>(words_per_row), stream_);
+  }
+
   bool begin_graph(uint64_t key) override;
   bool replaying_graph() const override { return mode_ == Mode::kReplay; }
   void end_graph() override;
@@ -501,6 +533,14 @@ class CudaBackend final : public Backend {
 
   int32_t* sample_ids_dev_ = nullptr;
   float* sample_lp_dev_ = nullptr;
+  // Token masks: pinned host words (token_mask_host_buffer) and their device
+  // copy, grown on demand; the rows they belong to.
+  void reserve_masks(size_t words, size_t rows);
+  uint32_t* mask_host_ = nullptr;
+  uint32_t* mask_dev_ = nullptr;
+  size_t mask_capacity_words_ = 0;
+  int32_t* mask_rows_host_ = nullptr;
+  int32_t* mask_rows_dev_ = nullptr;
   std::unique_ptr<cuda::CudaSampler> sampler_;  // Backend::sample
   std::unique_ptr<cuda::KvBlockCopier> kv_copier_;  // Backend::copy_kv_blocks, made at first use
 
@@ -528,6 +568,24 @@ class CudaBackend final : public Backend {
   size_t staged_copies_ = 0;
   cudaEvent_t graph_done_ = nullptr;
 };
+
+void CudaBackend::reserve_masks(size_t words, size_t rows) {
+  KR_CHECK(rows <= static_cast<size_t>(kMaxSampleRows));
+  if (mask_rows_host_ == nullptr) {
+    KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&mask_rows_host_), kMaxSampleRows * sizeof(int32_t),
+                                cudaHostAllocDefault));
+    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&mask_rows_dev_), kMaxSampleRows * sizeof(int32_t)));
+  }
+  if (words <= mask_capacity_words_) return;
+  // A copy from the old buffer may still be in flight.
+  KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (mask_host_ != nullptr) KR_CUDA_CHECK(cudaFreeHost(mask_host_));
+  if (mask_dev_ != nullptr) KR_CUDA_CHECK(cudaFree(mask_dev_));
+  const size_t capacity = std::max(words, mask_capacity_words_ * 2);
+  KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&mask_host_), capacity * sizeof(uint32_t), cudaHostAllocDefault));
+  KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&mask_dev_), capacity * sizeof(uint32_t)));
+  mask_capacity_words_ = capacity;
+}
 
 void CudaBackend::staged_copy(void* dst, const void* src, size_t bytes) {
   const size_t off = staging_used_;

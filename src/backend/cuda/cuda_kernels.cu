@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 
@@ -400,6 +401,42 @@ __global__ void __launch_bounds__(1024) argmax_logprob_kernel(const float* logit
   }
 }
 
+// One masked logit: +Inf for a non-finite value (the row must fail), -inf
+// where the mask bit is 0, else unchanged.
+__device__ __forceinline__ float masked_logit(float x, unsigned allowed) {
+  return !isfinite(x) ? INFINITY : (allowed ? x : -INFINITY);
+}
+
+// grid (blocks per row, M); each thread takes float4s of its row, grid-stride.
+// A vector is written back only when one of its four entries changes.
+__global__ void apply_token_mask_kernel(float* logits, int V, const int32_t* rows, const uint32_t* masks,
+                                        int words) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int m = blockIdx.y;
+  float* row = logits + static_cast<size_t>(rows[m]) * V;
+  const uint32_t* bits = masks + static_cast<size_t>(m) * words;
+  const int stride = gridDim.x * blockDim.x;
+  if (V % 4 == 0) {  // rows are 16-byte aligned
+    float4* rv = reinterpret_cast<float4*>(row);
+    for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < V / 4; v += stride) {
+      const unsigned w = (__ldg(bits + (v >> 3)) >> ((v & 7) * 4)) & 0xFu;
+      const float4 q = rv[v];
+      const float4 o = make_float4(masked_logit(q.x, w & 1u), masked_logit(q.y, w & 2u), masked_logit(q.z, w & 4u),
+                                   masked_logit(q.w, w & 8u));
+      if (__float_as_uint(o.x) != __float_as_uint(q.x) || __float_as_uint(o.y) != __float_as_uint(q.y) ||
+          __float_as_uint(o.z) != __float_as_uint(q.z) || __float_as_uint(o.w) != __float_as_uint(q.w))
+        rv[v] = o;
+    }
+  } else {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < V; i += stride) {
+      const float x = row[i];
+      const float o = masked_logit(x, (__ldg(bits + (i >> 5)) >> (i & 31)) & 1u);
+      if (__float_as_uint(o) != __float_as_uint(x)) row[i] = o;
+    }
+  }
+}
+
 __global__ void to_bf16_kernel(const void* src, int kind, bf16* dst, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -515,6 +552,16 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {
   if (R == 0) return;
   launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
+}
+
+void launch_apply_token_mask(float* logits, int V, const int32_t* rows, int M, const uint32_t* masks, int words,
+                             cudaStream_t stream) {
+  if (M == 0 || V == 0) return;
+  constexpr int kThreads = 256;
+  const int per_row = (V % 4 == 0 ? V / 4 : V);
+  const unsigned blocks = static_cast<unsigned>(std::min(64, (per_row + kThreads - 1) / kThreads));
+  launch(false, apply_token_mask_kernel, dim3(blocks, static_cast<unsigned>(M)), dim3(kThreads), 0, stream, logits,
+         V, rows, masks, words);
 }
 
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream) {

@@ -83,6 +83,11 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
                  cudaStream_t stream);
 // Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row).
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream);
+// Token masks (Backend::apply_token_mask): for m < M, row rows[m] of logits [R, V]
+// f32 gets -inf where bit i of masks[m * words + i / 32] is 0, and +Inf at every
+// NaN/±Inf entry. rows [M], masks [M, words]: device memory.
+void launch_apply_token_mask(float* logits, int V, const int32_t* rows, int M, const uint32_t* masks, int words,
+                             cudaStream_t stream);
 // f32/f16 → bf16 conversion of n elements (used at weight upload).
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream);
 

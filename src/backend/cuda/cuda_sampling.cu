@@ -542,8 +542,12 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(Args a) {
   ArgmaxLse raw;  // raw max, its lowest index and the sum of exp(x - max), in one pass
   float pmax = -INFINITY;
   int parg = INT_MAX;
+  // A masked row (Backend::apply_token_mask) holds -inf at masked tokens: there
+  // only NaN and +Inf are non-finite (the mask marks a broken row with +Inf).
+  const unsigned bad_neg_inf = p.masked != 0 ? 0u : 1u;
   for_row(row, V, vec4, cl, [&](int i, float x) {
-    bad |= (__float_as_uint(x) & 0x7f800000u) == 0x7f800000u;
+    const unsigned u = __float_as_uint(x);
+    bad |= (u & 0x7f800000u) == 0x7f800000u && (u != 0xff800000u || bad_neg_inf != 0u);
     raw.add(x, i);
     const float v = processed(c, i, x);
     if (better(v, i, pmax, parg)) pmax = v, parg = i;

@@ -25,12 +25,14 @@
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
+//                       [--only kv_block_copy | --only token_mask]  (that group alone)
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -657,6 +659,81 @@ void test_argmax(Ctx& c, int R, int V) {
          want_lp, mismatches ? std::vector<float>(R, NAN) : got_lp, 1e-3);
 }
 
+// Token masks (constrained decoding): the kernel against the CPU reference
+// (Backend's default apply_token_mask), bit for bit, on R rows of which M are
+// masked (every other row), with a NaN, a +Inf and a -inf planted in the
+// masked rows (those become +Inf); from the backend's pinned buffer and from
+// plain memory; then argmax over the masked rows. Prints the time of one call
+// (copy + kernel) at the size given.
+void test_token_mask(Ctx& c, int R, int V) {
+  std::vector<float> logits = random_bf16_values(static_cast<size_t>(R) * V, 8.0f);
+  std::vector<int32_t> rows;
+  for (int r = 0; r < R; r += 2) rows.push_back(r);
+  const size_t words = (static_cast<size_t>(V) + 31) / 32;
+  std::vector<uint32_t> masks(rows.size() * words);
+  for (size_t m = 0; m < rows.size(); ++m)
+    for (size_t w = 0; w < words; ++w)  // sparse (JSON-like) and dense rows alternate
+      masks[m * words + w] = m % 2 == 0 ? static_cast<uint32_t>(g_rng() & g_rng() & g_rng()) : static_cast<uint32_t>(g_rng() | g_rng());
+  if (!rows.empty()) {
+    const size_t r0 = static_cast<size_t>(rows[0]) * V;
+    logits[r0 + 1] = NAN;
+    logits[r0 + 2] = INFINITY;
+    logits[r0 + 3] = -INFINITY;
+  }
+  const std::string shape = "R" + std::to_string(R) + " V" + std::to_string(V) + " M" + std::to_string(rows.size());
+  for (int pinned = 0; pinned < 2; ++pinned) {
+    Pair l = c.f32({R, V});
+    c.cpu.copy_from_host(l.cpu, logits.data(), logits.size() * 4);
+    c.gpu.copy_from_host(l.gpu, logits.data(), logits.size() * 4);
+    c.cpu.apply_token_mask(l.cpu, rows, masks.data(), words);
+    const uint32_t* src = masks.data();
+    if (pinned) {
+      uint32_t* buf = c.gpu.token_mask_host_buffer(masks.size());
+      if (buf != nullptr) {
+        std::copy(masks.begin(), masks.end(), buf);
+        src = buf;
+      }
+    }
+    c.gpu.apply_token_mask(l.gpu, rows, src, words);
+    const std::vector<float> want = c.read(l, false), got = c.read(l, true);
+    size_t diff = 0;
+    for (size_t i = 0; i < want.size(); ++i) diff += std::memcmp(&want[i], &got[i], 4) != 0;
+    if (diff) ++g_failures;
+    std::printf("%-14s %-34s %s differing entries %zu %s\n", "token_mask", shape.c_str(), pinned ? "pinned" : "plain",
+                diff, diff ? "FAIL" : "ok");
+  }
+  // Argmax of masked rows (row 0 is broken on purpose: skip it).
+  Pair l = c.f32({R, V});
+  c.gpu.copy_from_host(l.gpu, logits.data(), logits.size() * 4);
+  c.gpu.apply_token_mask(l.gpu, rows, masks.data(), words);
+  std::vector<int32_t> ids(R);
+  std::vector<float> lps(R);
+  c.gpu.argmax_logprob(l.gpu, ids.data(), lps.data());
+  int wrong = 0;
+  for (size_t m = 1; m < rows.size(); ++m) {
+    const int r = rows[m];
+    int best = -1;
+    for (int i = 0; i < V; ++i)
+      if ((masks[m * words + static_cast<size_t>(i) / 32] >> (i % 32)) & 1u)
+        if (best < 0 || logits[static_cast<size_t>(r) * V + i] > logits[static_cast<size_t>(r) * V + best]) best = i;
+    wrong += ids[r] != best;
+  }
+  if (!rows.empty() && std::isfinite(lps[0])) ++wrong;  // the broken row must come back non-finite
+  if (wrong) ++g_failures;
+  std::printf("%-14s %-34s masked argmax wrong %d %s\n", "token_mask", shape.c_str(), wrong, wrong ? "FAIL" : "ok");
+  // Time of one call at this size: host->device copy of the masks and the kernel.
+  uint32_t* buf = c.gpu.token_mask_host_buffer(masks.size());
+  if (buf != nullptr) std::copy(masks.begin(), masks.end(), buf);
+  const uint32_t* src = buf != nullptr ? buf : masks.data();
+  c.gpu.synchronize();
+  const int iters = 50;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) c.gpu.apply_token_mask(l.gpu, rows, src, words);
+  c.gpu.synchronize();
+  const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters;
+  std::printf("%-14s %-34s %.1f us per call (mask copy + kernel)\n", "token_mask", shape.c_str(), us);
+}
+
 // Step graphs: an embedding whose ids arrive by copy_from_host, recorded once and
 // replayed with new ids (a replaying caller issues the copy and no op), must
 // equal the eager op.
@@ -1045,7 +1122,7 @@ int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
   std::string families = "tests/golden/families";
   bool short_checks = true, long_checks = true;
-  std::string only;  // --only kv_block_copy: that group alone
+  std::string only;  // --only kv_block_copy | token_mask: that group alone
   int long_prompt = 32000;
   std::string quant_fixtures = "tests/golden/quant", quant_goldens = "tests/golden/quant";
   bool quant_only = false;
@@ -1069,8 +1146,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (!only.empty() && only != "kv_block_copy") {
-    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, got '%s'\n", only.c_str());
+  if (!only.empty() && only != "kv_block_copy" && only != "token_mask") {
+    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy or token_mask, got '%s'\n", only.c_str());
     return 2;
   }
   if (!kr::cuda_device_available()) {
@@ -1091,6 +1168,15 @@ int main(int argc, char** argv) {
     failures += kr::quant_ops::run_models(*cpu, *gpu, quant_fixtures, quant_goldens);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
+  }
+  if (only == "token_mask") {
+    kr::Ctx c(*cpu, *gpu);
+    kr::test_token_mask(c, 5, 1000);
+    kr::test_token_mask(c, 3, 1001);
+    kr::test_token_mask(c, 128, 128256);
+    kr::test_token_mask(c, 2, 128256);  // batch 1 and its neighbour
+    std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
+    return kr::g_failures ? 1 : 0;
   }
   // --quick (under compute-sanitizer) runs the models first: they cover most kernels.
   if (short_checks && kr::g_quick) kr::run_fixtures(*gpu, fixture, golden, families);
@@ -1117,6 +1203,9 @@ int main(int argc, char** argv) {
     kr::Ctx c(*cpu, *gpu);
     kr::test_argmax(c, 3, 128256);
     kr::test_argmax(c, 1, 1000);
+    kr::test_token_mask(c, 5, 1000);
+    kr::test_token_mask(c, 3, 1001);  // V % 4 != 0: the scalar path
+    kr::test_token_mask(c, 128, 128256);  // 64 masked rows of the Llama-3 vocabulary
     kr::test_graph(c);
     kr::test_graph_after_free(c);
   }

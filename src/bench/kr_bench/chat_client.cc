@@ -88,6 +88,11 @@ std::string chat_request_body(const ChatRequest& req) {
   // Not in OpenAI's API; vLLM, llama-server and kr-serve accept it, and it makes every request
   // produce exactly max_tokens tokens so configurations compare like for like.
   if (req.ignore_eos) body["ignore_eos"] = true;
+  if (!req.extra_json.empty()) {
+    const json extra = json::parse(req.extra_json, nullptr, /*allow_exceptions=*/false);
+    if (extra.is_object())
+      for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
+  }
   return body.dump();
 }
 

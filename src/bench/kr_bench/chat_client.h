@@ -25,6 +25,7 @@ struct ChatRequest {
   double temperature = 0.7;
   std::optional<int64_t> seed;
   bool ignore_eos = true;
+  std::string extra_json;  // a JSON object whose fields are added to the body ("" for none)
 };
 
 struct RequestResult {

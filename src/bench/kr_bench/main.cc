@@ -3,6 +3,7 @@
 //   kr-bench sweep  ...   throughput and latency against concurrency
 //   kr-bench long-context ...  long prompts alone and among streaming clients
 //   kr-bench multiturn / shared-prefix ...  prefix caching off vs on (prefix_bench.h)
+//   kr-bench structured ... constrained outputs against free ones (throughput, TTFT)
 //   kr-bench swap   ...   cold start and model-swap times of a server of several models
 // See docs/benchmarks.md.
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "bench/kr_bench/fifty.h"
 #include "bench/kr_bench/long_context.h"
 #include "bench/kr_bench/prefix_bench.h"
+#include "bench/kr_bench/structured.h"
 #include "bench/kr_bench/swap.h"
 #include "bench/kr_bench/sweep.h"
 
@@ -26,6 +28,7 @@ void usage() {
                "usage: kr-bench fifty --server-bin PATH --model DIR [options]\n"
                "       kr-bench sweep (--server-bin PATH --model DIR | --url http://host:port) [options]\n"
                "       kr-bench long-context (--server-bin PATH --model DIR | --url http://host:port) [options]\n"
+               "       kr-bench structured (--server-bin PATH --model DIR | --url http://host:port) [options]\n"
                "common options:\n"
                "  --backend cpu|cuda          passed to the server (default cpu)\n"
                "  --extra-server-args \"...\"   appended to `serve ...`\n"
@@ -61,6 +64,11 @@ void usage() {
                "multiturn:     --sessions S (8)  --turns T (4)  --system-tokens N (2000)  --user-tokens N (100)\n"
                "shared-prefix: --document-tokens N (8000)  --question-tokens N (64)  --questions N (32)\n"
                "               --concurrency C (8)  --followups-alone N (5)  --host-cycles N (3)\n"
+               "structured: --concurrency N   one level (default 64)\n"
+               "        --requests-per-level N  per scenario and round (default 2 x concurrency)\n"
+               "        --rounds N            interleaved rounds per scenario (default 2)\n"
+               "        --scenarios LIST      free,json_schema,json_object,regex (default all; free is the baseline)\n"
+               "        writes OUT_DIR/structured.json; every request ignores EOS (max-tokens tokens each)\n"
                "       kr-bench swap --server-bin PATH --models-config FILE [--backend cpu|cuda] [--rounds N]\n"
                "                     [--extra-server-args \"...\"] [--out-dir DIR]   (--max-loaded-models 1: every\n"
                "                     request swaps; prints cold start, request, unload and load times)\n");
@@ -140,7 +148,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   if (cmd == "swap") return run_swap_command(argc, argv);
   const bool prefix_cmd = cmd == "multiturn" || cmd == "shared-prefix";
-  if (cmd != "fifty" && cmd != "sweep" && cmd != "long-context" && !prefix_cmd) {
+  if (cmd != "fifty" && cmd != "sweep" && cmd != "long-context" && cmd != "structured" && !prefix_cmd) {
     std::fprintf(stderr, "kr-bench: unknown command '%s'\n", cmd.c_str());
     usage();
     return 2;
@@ -148,7 +156,9 @@ int main(int argc, char** argv) {
   CommonOptions opts;
   kr::bench::SweepOptions sweep;
   kr::bench::LongContextOptions lc;
+  kr::bench::StructuredOptions structured;
   int questions = 0;
+  bool any_max_tokens = false;
   std::string configs = "baseline,hybrid,full";
   kr::bench::PrefixBenchOptions prefix;
   for (int i = 2; i < argc; ++i) {
@@ -182,14 +192,34 @@ int main(int argc, char** argv) {
     else if (a == "--served-model") opts.served_model = v;
     else if (a == "--gpu") opts.gpu = v;
     else if (a == "--url") opts.url = v;
-    else if (a == "--max-tokens") { if (!num(1, 1e6, d)) return 2; opts.max_tokens = static_cast<int>(d); }
+    else if (a == "--max-tokens") {
+      if (!num(1, 1e6, d)) return 2;
+      opts.max_tokens = static_cast<int>(d);
+      any_max_tokens = true;
+    }
     else if (a == "--temperature") { if (!num(0, 10, d)) return 2; opts.temperature = d; }
     else if (a == "--seed") { if (!num(0, 1e15, d)) return 2; opts.seed = static_cast<int64_t>(d); }
     else if (a == "--warmup") { if (!num(0, 1000, d)) return 2; opts.warmup_requests = static_cast<int>(d); }
     else if (a == "--timeout-s") { if (!num(1, 1e6, d)) return 2; opts.request_timeout_s = static_cast<int>(d); }
     else if (a == "--startup-timeout-s") { if (!num(1, 1e6, d)) return 2; opts.startup_timeout_s = static_cast<int>(d); }
     else if (a == "--questions") { if (!num(1, 1e6, d)) return 2; questions = static_cast<int>(d); }
-    else if (a == "--requests-per-level") { if (!num(1, 1e7, d)) return 2; sweep.requests_per_level = static_cast<int>(d); }
+    else if (a == "--requests-per-level") {
+      if (!num(1, 1e7, d)) return 2;
+      sweep.requests_per_level = static_cast<int>(d);
+      structured.requests = static_cast<int>(d);
+    }
+    else if (a == "--rounds") { if (!num(1, 100, d)) return 2; structured.rounds = static_cast<int>(d); }
+    else if (a == "--scenarios") {
+      structured.scenarios.clear();
+      size_t start = 0;
+      while (start <= v.size()) {
+        const size_t comma = v.find(',', start);
+        const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) structured.scenarios.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    }
     else if (a == "--rate") { if (!num(0, 1e6, d)) return 2; sweep.rate_per_s = d; }
     else if (a == "--runs") { if (!num(1, 1000, d)) return 2; lc.runs = static_cast<int>(d); }
     else if (a == "--streams") { if (!num(1, 256, d)) return 2; lc.streams = static_cast<int>(d); }
@@ -227,6 +257,11 @@ int main(int argc, char** argv) {
       }
     }
     else if (a == "--concurrency") {
+      if (cmd == "structured") {
+        if (!num(1, 256, d)) return 2;
+        structured.concurrency = static_cast<int>(d);
+        continue;
+      }
       if (!parse_int_list(v, sweep.concurrency)) {
         std::fprintf(stderr, "kr-bench: --concurrency wants a list of integers in 1..256, got %s\n", v.c_str());
         return 2;
@@ -250,6 +285,14 @@ int main(int argc, char** argv) {
     if (!sweep.concurrency.empty() && sweep.concurrency != kr::bench::SweepOptions{}.concurrency)
       prefix.concurrency = sweep.concurrency[0];
     return cmd == "multiturn" ? kr::bench::run_multiturn(opts, prefix) : kr::bench::run_shared_prefix(opts, prefix);
+  }
+  if (cmd == "structured") {
+    if (opts.url.empty() && (opts.server_bin.empty() || opts.model_dir.empty())) {
+      std::fprintf(stderr, "kr-bench: structured needs --server-bin and --model, or --url\n");
+      return 2;
+    }
+    if (!any_max_tokens) opts.max_tokens = 128;
+    return kr::bench::run_structured(opts, structured);
   }
   if (!opts.url.empty()) {
     if (cmd == "fifty") {
