@@ -87,7 +87,7 @@ for t in "${targets[@]}"; do
   [ "$result" = ok ] && continue
   status=1
   echo "---- $t report ($results/$t.log):"
-  grep -v '^#[0-9]' "$results/$t.log" | tail -60
+  grep -v -e '^#[0-9]' -e 'NEW_FUNC' "$results/$t.log" | tail -50
   for a in "$build/fuzz-artifacts/$t-"*; do
     [ -f "$a" ] || continue
     echo "---- input that failed: $a ($(stat -c %s "$a") bytes)"

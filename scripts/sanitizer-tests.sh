@@ -37,8 +37,8 @@ run_kind() {
           reports=$PWD/$build/sanitizer-reports
           # detect_stack_use_after_return stays off: it multiplies stack use of the deep
           # recursion tests (JSON nesting, template limits) past the threads' stacks.
-          export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:log_path=$reports/asan
-          export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan
+          export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:log_path=$reports/asan-ubsan
+          export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$reports/asan-ubsan
           select=(-E '^soak$')
           targets=(all) ;;
     tsan) san=thread; build=build-tsan
@@ -74,7 +74,7 @@ run_kind() {
   if [ -n "$(ls -A "$reports")" ]; then
     echo "== $kind: sanitizer reports (from $(ls "$reports" | wc -l) process(es)):"
     local f
-    for f in "$reports"/*; do echo "---- ${f#$PWD/}"; head -60 "$f"; done
+    for f in "$reports"/*; do echo "---- ${f#$PWD/}"; head -40 "$f"; grep -m1 '^SUMMARY' "$f"; done
     rc=1
   fi
   return $rc
