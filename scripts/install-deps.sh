@@ -3,7 +3,7 @@
 # Only installs packages that are missing; needs root (or sudo) for apt-get.
 set -euo pipefail
 
-pkgs=(g++ cmake make pkg-config nlohmann-json3-dev libgtest-dev libgmock-dev prometheus)
+pkgs=(g++ cmake make pkg-config nlohmann-json3-dev libgtest-dev libgmock-dev prometheus python3 python3-numpy python3-jsonschema)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

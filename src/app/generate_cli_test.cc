@@ -21,8 +21,8 @@ struct Result {
 };
 
 // stderr goes to stdout when merge_stderr (to check messages), else to /dev/null.
-Result run(const std::string& args, bool merge_stderr) {
-  const std::string cmd = std::string(KR_SERVE_BIN) + " generate " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+Result run_bin(const std::string& args, bool merge_stderr) {
+  const std::string cmd = std::string(KR_SERVE_BIN) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -33,6 +33,8 @@ Result run(const std::string& args, bool merge_stderr) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+Result run(const std::string& args, bool merge_stderr) { return run_bin("generate " + args, merge_stderr); }
 
 json golden() {
   std::ifstream in(std::string(KR_SOURCE_DIR) + "/tests/golden/tiny-llama3.expected.json");
@@ -101,6 +103,42 @@ TEST(GenerateCli, BadArgumentsExitTwo) {
   }
 }
 
+// `kr-serve --help` lists every flag of every command with its default; a
+// misspelt flag or command is an error that names the nearest.
+TEST(KrServeCli, HelpListsEveryFlagWithItsDefaultAndTyposGetASuggestion) {
+  Result h = run_bin("--help", false);
+  ASSERT_EQ(h.exit_code, 0);
+  for (const char* s : {"usage: kr-serve serve", "usage: kr-serve generate", "usage: kr-serve tokenize",
+                        "--port N", "(default: 8080)", "--max-num-seqs N", "(default: 256)",
+                        "--gpu-scheduler-batch-size N", "(default: 8)", "--kv-cache-mb N",
+                        "(default: 1024; env KR_KV_CACHE_MB)", "--max-tokens N", "(default: 64)", "--jsonl"})
+    EXPECT_NE(h.out.find(s), std::string::npos) << s;
+  // Every line that names a flag also gives its default.
+  size_t flags = 0;
+  for (size_t at = 0; (at = h.out.find("\n  --", at)) != std::string::npos; ++at) {
+    const size_t end = h.out.find('\n', at + 1);
+    EXPECT_NE(h.out.substr(at, end - at).find("(default: "), std::string::npos) << h.out.substr(at, end - at);
+    ++flags;
+  }
+  EXPECT_GT(flags, 50u);
+  Result g = run_bin("generate --help", false);
+  EXPECT_EQ(g.exit_code, 0);
+  EXPECT_EQ(g.out.rfind("usage: kr-serve generate", 0), 0u);
+
+  Result typo = run_bin("serve --max-num-seq 4", true);
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.out.find("unknown option '--max-num-seq' (did you mean --max-num-seqs?)"), std::string::npos) << typo.out;
+  typo = run("--ids 1 --max-tokns 2", true);
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.out.find("did you mean --max-tokens?"), std::string::npos) << typo.out;
+  typo = run_bin("genrate --ids 1", true);
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.out.find("did you mean 'generate'?"), std::string::npos) << typo.out;
+  Result bad = run_bin("serve --max-num-seqs 0", true);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.out.find("--max-num-seqs=\"0\": expected an integer in [1, 65536]"), std::string::npos) << bad.out;
+}
+
 TEST(GenerateCli, BadModelFolderExitsOneNamingIt) {
   Result r = run("--model /nonexistent/kr-model --ids 1,2", true);
   EXPECT_EQ(r.exit_code, 1) << r.out;
@@ -124,6 +162,28 @@ TEST(GenerateCli, ChatPromptMatchesTemplateIdsAndKeepsUserTextPlain) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto ids = json::parse(r.out)["prompt_ids"].get<std::vector<int32_t>>();
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 128009), 1);
+}
+
+// `kr-serve --version` names the commit the binary was built from (stamped by
+// cmake/build_info.cmake), not whatever checkout it runs in.
+TEST(GenerateCli, VersionIsTheBuiltCommit) {
+  auto capture = [](const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[512];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    return out;
+  };
+  std::string head = capture(std::string("git -C '") + KR_SOURCE_DIR + "' rev-parse HEAD 2>/dev/null");
+  while (!head.empty() && head.back() == '\n') head.pop_back();
+  // Run from / so that no checkout is around the process.
+  const std::string v = capture(std::string("cd / && ") + KR_SERVE_BIN + " --version");
+  ASSERT_EQ(v.rfind("kr-serve ", 0), 0u) << v;
+  const std::string commit = v.substr(9, v.find_first_of("-\n", 9) - 9);
+  EXPECT_EQ(commit, head.empty() ? "unknown" : head) << v;
 }
 
 }  // namespace

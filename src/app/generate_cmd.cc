@@ -1,32 +1,35 @@
-// kr-serve generate: one prompt through a ForwardRunner on the CPU backend, one
-// token at a time through the paged KV cache after the prefill.
+// kr-serve generate: one prompt through the Engine (the server's engine, its
+// scheduler and step loop) on the CPU backend, or on CUDA with --device cuda
+// when built with it. The prompt is admitted as the server admits one
+// (admit_prompt: the chat template with --chat, BOS unless present, one
+// context check).
 //
 // --json prints {"ids": generated ids (an EOS that stopped generation included),
 // "text": their decoding without special tokens (null without a tokenizer),
 // "prompt_ids": the prompt as fed, "logprobs": [...] only with --logprobs}.
 //
-//   kr-serve generate --model DIR (--prompt TEXT [--chat] | --ids 1,2,3) [--max-tokens N]
-//     [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--logprobs K]
-//     [--ignore-eos] [--json] [--threads N] [--dummy-weights] [--arch llama-3.2-3b]
-//
 // Sampling flags not given fall back to the model's generation_config.json.
 // Exit codes: 0 ok, 2 bad arguments, 1 model/tokenizer/runtime failure.
-#include <cerrno>
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <type_traits>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
+#include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "app/cli.h"
 #include "app/commands.h"
 #include "app/generate_prompt.h"
 #include "backend/backend.h"
 #include "base/clock.h"
+#include "base/parse_number.h"
+#include "engine/engine.h"
 #include "engine/forward_runner.h"
 #ifdef KR_HAVE_CUDA_BACKEND
 #include "backend/cuda/cuda_backend.h"
@@ -49,138 +52,85 @@ struct GenerateArgs {
   int32_t logprobs = -1;
   bool ignore_eos = false;
   bool json_out = false;
-  int threads = 0;
+  int32_t threads = 0;
   bool dummy_weights = false;
   std::string arch;
   std::string device = "cpu";
 };
 
-void print_usage() {
-  std::fprintf(stderr,
-               "usage: kr-serve generate [--model DIR] (--prompt TEXT [--chat] | --ids 1,2,3)\n"
-               "         [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
-               "         [--seed S] [--logprobs K] [--ignore-eos] [--json] [--threads N]\n"
-               "         [--dummy-weights] [--arch llama-3.2-3b]\n"
-               "  --model DIR       Hugging Face Llama folder (default: the bundled tiny model)\n"
-               "  --prompt TEXT     text prompt (BOS added unless present; special tokens parsed)\n"
-               "  --chat            wrap --prompt as one user message in the model's chat template\n"
-               "  --ids LIST        prompt token ids, comma-separated\n"
-               "  --max-tokens N    tokens to generate (default 64)\n"
-               "  --logprobs K      report the chosen token's logprob and the top K (0..20)\n"
-               "  --ignore-eos      do not stop at an EOS token\n"
-               "  --json            print {\"ids\", \"text\", \"logprobs\"} as one JSON object\n"
-               "  --threads N       CPU threads (default: all)\n"
-               "  --dummy-weights   random weights of the configured shape (speed tests)\n"
-               "  --arch NAME       built-in shape instead of DIR/config.json (llama-3.2-3b)\n"
-               "  --device D        cpu (default) or cuda (when built with CUDA)\n");
-}
-
-bool parse_int64(const char* s, int64_t lo, int64_t hi, int64_t* out) {
-  if (*s == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
-bool parse_float(const char* s, float lo, float hi, float* out) {
-  if (*s == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  const float v = std::strtof(s, &end);
-  if (errno != 0 || *end != '\0' || !(v >= lo && v <= hi)) return false;
-  *out = v;
-  return true;
-}
-
-bool parse_ids(const std::string& s, std::vector<int32_t>* out) {
-  size_t i = 0;
-  while (i <= s.size()) {
-    const size_t comma = s.find(',', i);
-    const std::string item = s.substr(i, comma == std::string::npos ? std::string::npos : comma - i);
-    int64_t v = 0;
-    if (!parse_int64(item.c_str(), 0, std::numeric_limits<int32_t>::max(), &v)) return false;
-    out->push_back(static_cast<int32_t>(v));
-    if (comma == std::string::npos) break;
-    i = comma + 1;
-  }
-  return !out->empty();
-}
-
-// Returns 0 to go on, 2 on a usage error (already printed), -1 for --help.
-int parse_args(int argc, char** argv, GenerateArgs* a) {
-  auto bad = [](const std::string& msg) {
-    std::fprintf(stderr, "kr-serve generate: %s\n", msg.c_str());
-    print_usage();
-    return 2;
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") return -1;
-    if (flag == "--chat") { a->chat = true; continue; }
-    if (flag == "--ignore-eos") { a->ignore_eos = true; continue; }
-    if (flag == "--json") { a->json_out = true; continue; }
-    if (flag == "--dummy-weights") { a->dummy_weights = true; continue; }
-    static const char* kValued[] = {"--model", "--prompt", "--ids", "--max-tokens", "--temperature", "--top-k",
-                                    "--top-p", "--min-p", "--seed", "--logprobs", "--threads", "--arch", "--device"};
-    bool known = false;
-    for (const char* k : kValued) known |= (flag == k);
-    if (!known) return bad("unknown option '" + flag + "'");
-    if (i + 1 >= argc) return bad("option " + flag + " needs a value");
-    const char* v = argv[++i];
-    int64_t n = 0;
-    float f = 0;
-    if (flag == "--model") {
-      a->model_dir = v;
-    } else if (flag == "--prompt") {
-      a->prompt = v;
-    } else if (flag == "--ids") {
-      std::vector<int32_t> ids;
-      if (!parse_ids(v, &ids)) return bad("--ids must be non-negative integers separated by commas");
-      a->ids = std::move(ids);
-    } else if (flag == "--max-tokens") {
-      if (!parse_int64(v, 1, 1 << 20, &n)) return bad("--max-tokens must be an integer >= 1");
-      a->max_tokens = static_cast<int32_t>(n);
-    } else if (flag == "--temperature") {
-      if (!parse_float(v, 0.0f, 100.0f, &f)) return bad("--temperature must be a number in [0, 100]");
-      a->temperature = f;
-    } else if (flag == "--top-k") {
-      if (!parse_int64(v, -1, std::numeric_limits<int32_t>::max(), &n)) return bad("--top-k must be an integer >= -1");
-      a->top_k = static_cast<int32_t>(n);
-    } else if (flag == "--top-p") {
-      if (!parse_float(v, 0.0f, 1.0f, &f) || f == 0.0f) return bad("--top-p must be in (0, 1]");
-      a->top_p = f;
-    } else if (flag == "--min-p") {
-      if (!parse_float(v, 0.0f, 1.0f, &f)) return bad("--min-p must be in [0, 1]");
-      a->min_p = f;
-    } else if (flag == "--seed") {
-      if (!parse_int64(v, 0, std::numeric_limits<int64_t>::max(), &n)) return bad("--seed must be a non-negative integer");
-      a->seed = static_cast<uint64_t>(n);
-    } else if (flag == "--logprobs") {
-      if (!parse_int64(v, 0, 20, &n)) return bad("--logprobs must be an integer in [0, 20]");
-      a->logprobs = static_cast<int32_t>(n);
-    } else if (flag == "--threads") {
-      if (!parse_int64(v, 0, 1024, &n)) return bad("--threads must be an integer in [0, 1024]");
-      a->threads = static_cast<int>(n);
-    } else if (flag == "--arch") {
-      a->arch = v;
-    } else if (flag == "--device") {
-      a->device = v;
-#ifdef KR_HAVE_CUDA_BACKEND
-      if (a->device != "cpu" && a->device != "cuda") return bad("--device must be cpu or cuda");
-#else
-      if (a->device != "cpu") return bad("--device must be cpu (built without CUDA)");
-#endif
+// A flag whose absence means "the model's default" (generation_config.json).
+template <typename T>
+std::function<std::optional<std::string>(const std::string&)> optional_number(std::optional<T>* out, double lo,
+                                                                               double hi, bool lo_open) {
+  return [out, lo, hi, lo_open](const std::string& v) -> std::optional<std::string> {
+    double d = 0;
+    if (!parse_double(v, lo, hi, &d) || (lo_open && d == lo) || (std::is_integral_v<T> && d != static_cast<int64_t>(d)))
+    {
+      char range[64];
+      std::snprintf(range, sizeof range, "%s%g, %g]", lo_open ? "(" : "[", lo, hi);
+      return std::string("expected ") + (std::is_integral_v<T> ? "an integer" : "a number") + " in " + range;
     }
-  }
-  if (a->prompt.has_value() == a->ids.has_value()) return bad("give exactly one of --prompt or --ids");
-  if (a->chat && !a->prompt) return bad("--chat needs --prompt");
-  if (!a->arch.empty() && !model_config_preset(a->arch).ok())
-    return bad("unknown --arch '" + a->arch + "' (known: llama-3.2-3b)");
-  if (a->model_dir.empty()) a->model_dir = default_model_dir();
-  return 0;
+    *out = static_cast<T>(d);
+    return std::nullopt;
+  };
+}
+
+FlagSet generate_flags(GenerateArgs* a) {
+  FlagSet f("kr-serve generate", "(--prompt TEXT [--chat] | --ids 1,2,3) [options]");
+  f.string("model", "DIR", &a->model_dir, "Hugging Face model folder").default_text("the bundled models/tiny-llama3");
+  f.custom("prompt", "TEXT", "none", "text prompt (special tokens parsed; BOS added unless present)",
+           [a](const std::string& v) -> std::optional<std::string> {
+             a->prompt = v;
+             return std::nullopt;
+           });
+  f.switch_("chat", &a->chat, "wrap --prompt as one user message in the model's chat template");
+  f.custom("ids", "LIST", "none", "prompt token ids, comma-separated",
+           [a](const std::string& v) -> std::optional<std::string> {
+             std::vector<int32_t> ids;
+             size_t i = 0;
+             while (true) {
+               const size_t comma = v.find(',', i);
+               int64_t x = 0;
+               if (!parse_int(v.substr(i, comma == std::string::npos ? std::string::npos : comma - i), 0,
+                              std::numeric_limits<int32_t>::max(), &x))
+                 return "expected non-negative integers separated by commas";
+               ids.push_back(static_cast<int32_t>(x));
+               if (comma == std::string::npos) break;
+               i = comma + 1;
+             }
+             a->ids = std::move(ids);
+             return std::nullopt;
+           });
+  f.int32("max-tokens", 1, 1 << 20, &a->max_tokens, "tokens to generate");
+  f.section("sampling (absent: the model's generation_config.json, else the OpenAI default)");
+  f.custom("temperature", "T", "generation_config, else 1", "0 = greedy",
+           optional_number(&a->temperature, 0.0, 100.0, false));
+  f.custom("top-k", "K", "generation_config, else off", "keep the K most likely tokens (0 or -1: off)",
+           optional_number(&a->top_k, -1.0, 2147483647.0, false));
+  f.custom("top-p", "P", "generation_config, else 1", "nucleus sampling mass in (0, 1]",
+           optional_number(&a->top_p, 0.0, 1.0, true));
+  f.custom("min-p", "P", "0", "drop tokens below P x the top probability",
+           optional_number(&a->min_p, 0.0, 1.0, false));
+  f.custom("seed", "S", "random", "seed of the request's generator (same seed, same output)",
+           [a](const std::string& v) -> std::optional<std::string> {
+             int64_t x = 0;
+             if (!parse_int(v, 0, std::numeric_limits<int64_t>::max(), &x)) return "expected a non-negative integer";
+             a->seed = static_cast<uint64_t>(x);
+             return std::nullopt;
+           });
+  f.int32("logprobs", 0, 20, &a->logprobs, "report the chosen token's logprob and the top K").default_text("none");
+  f.switch_("ignore-eos", &a->ignore_eos, "do not stop at an EOS token");
+  f.section("output and device");
+  f.switch_("json", &a->json_out, "print {\"ids\", \"text\", \"prompt_ids\", \"logprobs\"} as one JSON object");
+#ifdef KR_HAVE_CUDA_BACKEND
+  f.choice("device", {"cpu", "cuda"}, &a->device, "where the model runs");
+#else
+  f.choice("device", {"cpu"}, &a->device, "where the model runs (this build has no CUDA)");
+#endif
+  f.int32("threads", 0, 1024, &a->threads, "CPU backend threads (0: all cores)");
+  f.switch_("dummy-weights", &a->dummy_weights, "random weights of the configured shape (speed tests)");
+  f.string("arch", "NAME", &a->arch, "built-in shape instead of DIR/config.json (llama-3.2-3b, llama-3.1-8b, qwen3-8b, qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b)");
+  return f;
 }
 
 SamplingParams sampling_from(const GenerateArgs& a, const GenerationDefaults& gen) {
@@ -199,112 +149,123 @@ int fail(const Status& s) {
   return 1;
 }
 
+// The request's events, collected for the main thread.
+struct Collected {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<SampledToken> tokens;
+  bool finished = false;
+  FinishReason reason = FinishReason::kNone;
+  Status error;
+  double ttft_s = 0, e2e_s = 0;
+};
+
 }  // namespace
+
+std::string generate_help() {
+  GenerateArgs a;
+  return generate_flags(&a).help();
+}
 
 int run_generate(int argc, char** argv) {
   GenerateArgs a;
-  const int rc = parse_args(argc, argv, &a);
-  if (rc == -1) {
-    print_usage();
-    return 0;
-  }
-  if (rc != 0) return rc;
+  FlagSet flags = generate_flags(&a);
+  if (const int rc = parse_command_line(flags, "generate", argc, argv); rc >= 0) return rc;
+  if (a.prompt.has_value() == a.ids.has_value()) return usage_error(flags, "generate", "give exactly one of --prompt or --ids");
+  if (a.chat && !a.prompt) return usage_error(flags, "generate", "--chat needs --prompt");
+  if (!a.arch.empty() && !model_config_preset(a.arch).ok())
+    return usage_error(flags, "generate", "unknown --arch '" + a.arch + "' (known: llama-3.2-3b)");
+  if (a.model_dir.empty()) a.model_dir = default_model_dir();
 
-  // Prompt ids first: a bad tokenizer fails before the (possibly slow) model load.
+  // Tokenizer and config first: a bad folder fails before the (possibly slow) model load.
   std::unique_ptr<PromptCodec> codec;
-  std::vector<int32_t> prompt_ids;
-  if (a.prompt) {
+  {
     auto c = PromptCodec::load(a.model_dir);
-    if (!c.ok()) return fail(c.status());
-    codec = std::move(c).value();
-  } else {
-    auto c = PromptCodec::load(a.model_dir);  // optional with --ids: only for "text"
-    if (c.ok()) codec = std::move(c).value();
-    prompt_ids = *a.ids;
+    if (c.ok()) {
+      codec = std::move(c).value();
+    } else if (a.prompt) {
+      return fail(c.status());  // with --ids the tokenizer is optional (only for "text")
+    }
   }
+  if (a.chat && !codec->has_chat_template()) return fail(FailedPrecondition(codec->config_path() + ": no chat_template"));
+  auto cfg = a.arch.empty() ? load_model_config(a.model_dir) : model_config_preset(a.arch);
+  if (!cfg.ok()) return fail(cfg.status());
+
+  // Admission against the model's context; the KV cache is then sized to fit it.
+  PromptContext pctx = codec ? codec->context(cfg->bos_token_id, cfg->vocab_size, cfg->max_position_embeddings)
+                             : PromptContext{};
+  pctx.vocab_size = cfg->vocab_size;
+  pctx.max_model_len = cfg->max_position_embeddings;
+  ChatMessage user;
+  std::vector<ChatMessage> messages;
+  PromptInput in;
+  if (a.chat) {
+    user.role = "user";
+    user.content = *a.prompt;
+    messages.push_back(user);
+    in.messages = &messages;
+  } else if (a.prompt) {
+    in.text = &*a.prompt;
+  } else {
+    in.ids = &*a.ids;
+  }
+  in.max_tokens = a.max_tokens;
+  auto admitted = admit_prompt(in, pctx);
+  if (!admitted.ok()) return fail(admitted.status());
+  const std::vector<int32_t>& prompt_ids = admitted->ids;
+  const int32_t prompt_len = static_cast<int32_t>(prompt_ids.size());
 
   ModelOptions opt;
   opt.arch = a.arch;
   opt.dummy_weights = a.dummy_weights;
   opt.block_size = 16;
   opt.max_logit_rows = 1;
-  if (a.prompt) {
-    // The BOS id comes from the config; read it through a cheap config load.
-    auto cfg = a.arch.empty() ? load_model_config(a.model_dir) : model_config_preset(a.arch);
-    if (!cfg.ok()) return fail(cfg.status());
-    if (a.chat) {
-      auto ids = codec->encode_chat_user(*a.prompt);
-      if (!ids.ok()) return fail(ids.status());
-      prompt_ids = std::move(ids).value();
-    } else {
-      prompt_ids = codec->encode_plain(*a.prompt, cfg->bos_token_id);
-    }
-  }
-  if (prompt_ids.empty()) return fail(InvalidArgument("the prompt has no tokens"));
-  const int64_t total = static_cast<int64_t>(prompt_ids.size()) + a.max_tokens;
-  opt.max_kv_tokens = total;
-  opt.max_tokens_per_step = static_cast<int32_t>(std::min<int64_t>(prompt_ids.size(), 2048));
-
-  // The budget is only an upper bound: blocks are capped by max_kv_tokens.
+  opt.max_kv_tokens = static_cast<int64_t>(prompt_len) + a.max_tokens;
+  opt.max_tokens_per_step = std::min(prompt_len, 2048);
   std::unique_ptr<Backend> backend;
 #ifdef KR_HAVE_CUDA_BACKEND
-  if (a.device == "cuda") backend = make_cuda_backend(0);
+  if (a.device == "cuda") backend = make_cuda_backend(CudaOptions{});
+  if (a.device == "cuda" && !backend) return fail(FailedPrecondition("--device cuda: no usable CUDA device"));
 #endif
+  // The budget is only an upper bound: blocks are capped by max_kv_tokens.
   if (!backend) backend = make_cpu_backend(a.threads, size_t{1} << 40);
-  auto runner_or = make_forward_runner(a.model_dir, std::move(backend), opt);
-  if (!runner_or.ok()) return fail(runner_or.status());
-  ForwardRunner& runner = **runner_or;
-  if (total > runner.max_model_len())
-    return fail(OutOfRange("prompt (" + std::to_string(prompt_ids.size()) + ") + max tokens (" +
-                           std::to_string(a.max_tokens) + ") exceed the model's context of " +
-                           std::to_string(runner.max_model_len())));
+  auto runner = make_forward_runner(a.model_dir, std::move(backend), opt);
+  if (!runner.ok()) return fail(runner.status());
 
-  const SamplingParams sp = sampling_from(a, runner.model().generation_defaults());
-  std::mt19937_64 rng(sp.seed ? *sp.seed : std::random_device{}());
-  std::vector<int32_t> blocks((total + runner.block_size() - 1) / runner.block_size());
-  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = static_cast<int32_t>(i);
+  EngineConfig ec;
+  ec.max_num_seqs = 1;
+  ec.max_batched_tokens = opt.max_tokens_per_step;
+  SteadyClock clock;
+  Engine engine(runner->get(), ec, &clock, /*metrics=*/nullptr);
+  Collected got;
+  GenerationRequest req;
+  req.id = 1;
+  req.prompt_ids = prompt_ids;
+  req.sampling = sampling_from(a, (*runner)->model().generation_defaults());
+  req.max_tokens = admitted->max_tokens;
+  req.ignore_eos = a.ignore_eos;
+  req.on_event = [&got](TokenEvent&& ev) {
+    std::lock_guard<std::mutex> lock(got.mu);
+    for (SampledToken& t : ev.tokens) got.tokens.push_back(std::move(t));
+    if (!ev.finished) return;
+    got.finished = true;
+    got.reason = ev.finish_reason;
+    got.error = ev.error;
+    got.ttft_s = ev.ttft_s;
+    got.e2e_s = ev.e2e_s;
+    got.cv.notify_one();
+  };
+  if (Status s = engine.submit(std::move(req)); !s.ok()) return fail(s);
+  engine.start();
+  {
+    std::unique_lock<std::mutex> lock(got.mu);
+    got.cv.wait(lock, [&] { return got.finished; });
+  }
+  engine.stop(0);
+  if (got.reason == FinishReason::kError) return fail(got.error.ok() ? Internal("generation failed") : got.error);
 
   std::vector<int32_t> output;
-  std::vector<SampledToken> tokens;
-  std::vector<SampledToken> sampled;
-  const auto eos = runner.eos_ids();
-  const int64_t t0 = steady_now_ns();
-  int64_t first_token_ns = 0;
-  int32_t pos = 0;
-  std::vector<int32_t> feed;
-  while (static_cast<int32_t>(output.size()) < a.max_tokens) {
-    // Prefill in chunks of max_tokens_per_step, then one token per step.
-    if (pos < static_cast<int32_t>(prompt_ids.size())) {
-      const int32_t n = std::min<int32_t>(runner.max_tokens_per_step(), static_cast<int32_t>(prompt_ids.size()) - pos);
-      feed.assign(prompt_ids.begin() + pos, prompt_ids.begin() + pos + n);
-    } else {
-      feed.assign(1, output.back());
-    }
-    SeqStep st;
-    st.seq_id = 0;
-    st.tokens = feed;
-    st.start_pos = pos;
-    st.block_table = blocks;
-    st.sample = pos + static_cast<int32_t>(feed.size()) >= static_cast<int32_t>(prompt_ids.size());
-    st.sampling = &sp;
-    st.prompt_ids = prompt_ids;
-    st.output_ids = output;
-    st.rng = &rng;
-    Status s = runner.step(std::span<const SeqStep>(&st, 1), &sampled);
-    if (!s.ok()) return fail(s);
-    pos += static_cast<int32_t>(feed.size());
-    if (!st.sample) continue;
-    if (sampled.size() != 1) return fail(Internal("runner returned no token"));
-    if (sampled[0].non_finite) return fail(Internal("the model produced non-finite logits"));
-    if (output.empty()) first_token_ns = steady_now_ns();
-    output.push_back(sampled[0].id);
-    tokens.push_back(sampled[0]);
-    bool is_eos = false;
-    for (int32_t e : eos) is_eos |= (e == sampled[0].id);
-    if (is_eos && !a.ignore_eos) break;
-  }
-  const int64_t t1 = steady_now_ns();
-
+  for (const SampledToken& t : got.tokens) output.push_back(t.id);
   std::optional<std::string> text;
   if (codec) text = codec->decode(output);
   if (a.json_out) {
@@ -314,7 +275,7 @@ int run_generate(int argc, char** argv) {
     j["text"] = text ? json(*text) : json(nullptr);
     if (a.logprobs >= 0) {
       json lps = json::array();
-      for (const SampledToken& t : tokens) {
+      for (const SampledToken& t : got.tokens) {
         json top = json::array();
         for (const auto& [id, lp] : t.top) top.push_back(json::array({id, lp}));
         lps.push_back({{"id", t.id}, {"logprob", t.logprob}, {"top", top}});
@@ -328,11 +289,10 @@ int run_generate(int argc, char** argv) {
     for (size_t i = 0; i < output.size(); ++i) std::printf("%s%d", i ? "," : "", output[i]);
     std::printf("\n");
   }
-  const double prefill_s = static_cast<double>(first_token_ns - t0) / 1e9;
-  const double decode_s = static_cast<double>(t1 - first_token_ns) / 1e9;
-  std::fprintf(stderr, "prompt %zu tokens, %.1f ms to first token; %zu tokens generated, %.1f tok/s decode\n",
-               prompt_ids.size(), prefill_s * 1e3, output.size(),
-               output.size() > 1 ? static_cast<double>(output.size() - 1) / decode_s : 0.0);
+  const double decode_s = got.e2e_s - got.ttft_s;
+  std::fprintf(stderr, "prompt %d tokens, %.1f ms to first token; %zu tokens generated, %.1f tok/s decode\n",
+               prompt_len, got.ttft_s * 1e3, output.size(),
+               output.size() > 1 && decode_s > 0 ? static_cast<double>(output.size() - 1) / decode_s : 0.0);
   return 0;
 }
 

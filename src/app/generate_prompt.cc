@@ -17,19 +17,14 @@ StatusOr<std::unique_ptr<PromptCodec>> PromptCodec::load(const std::string& mode
   return codec;
 }
 
-std::vector<int32_t> PromptCodec::encode_plain(const std::string& text, std::optional<int32_t> bos) const {
-  std::vector<int32_t> ids = tok_->encode(text, /*parse_special=*/true);
-  if (bos && (ids.empty() || ids[0] != *bos)) ids.insert(ids.begin(), *bos);
-  return ids;
-}
-
-StatusOr<std::vector<int32_t>> PromptCodec::encode_chat_user(const std::string& content) const {
-  if (!chat_) return FailedPrecondition(config_path_ + ": no chat_template");
-  ChatMessage user;
-  user.role = "user";
-  user.content = content;
-  KR_ASSIGN_OR_RETURN(ChatPrompt prompt, chat_->build({user}, /*tools_json=*/"", /*add_generation_prompt=*/true));
-  return std::move(prompt.ids);
+PromptContext PromptCodec::context(std::optional<int32_t> bos_id, int32_t vocab_size, int32_t max_model_len) const {
+  PromptContext c;
+  c.tokenizer = tok_.get();
+  c.chat = chat_.get();
+  c.bos_id = bos_id;
+  c.vocab_size = vocab_size;
+  c.max_model_len = max_model_len;
+  return c;
 }
 
 std::string PromptCodec::decode(const std::vector<int32_t>& ids) const {

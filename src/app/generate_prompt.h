@@ -1,11 +1,10 @@
-// PromptCodec: text ⇄ ids for `kr-serve generate`, over the tokenizer module:
-// DIR/tokenizer.json, and DIR/tokenizer_config.json (read_tokenizer_config)
-// for the chat template.
-//
-// --chat prompts go through the server's ChatPromptBuilder
-// (tokenizer/chat_prompt.h), so `generate --chat` and /v1/chat/completions
-// give the same ids for the same message, with the user's text kept plain (a
-// user who types "<|eot_id|>" gets text tokens).
+// PromptCodec: what `kr-serve generate` loads to turn its prompt into ids and
+// its output back into text: DIR/tokenizer.json and, when present,
+// DIR/tokenizer_config.json's chat template (read_tokenizer_config). The
+// prompt itself goes through admit_prompt (server/prompt.h), as the server's
+// do, so `generate --chat` and /v1/chat/completions give the same ids for the
+// same message (the user's text kept plain) and a plain prompt gets BOS the
+// same way.
 //
 // Threading: immutable after load(); its methods from any thread.
 #pragma once
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "server/prompt.h"
 #include "tokenizer/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,11 +29,10 @@ class PromptCodec {
   // tokenizer_config.json or a chat template that does not parse.
   static StatusOr<std::unique_ptr<PromptCodec>> load(const std::string& model_dir);
 
-  // Text with special tokens parsed; `bos` prepended unless the text already starts with it.
-  std::vector<int32_t> encode_plain(const std::string& text, std::optional<int32_t> bos) const;
-  // One user message in the chat template, add_generation_prompt = true.
-  // FailedPrecondition when the model has no chat template.
-  StatusOr<std::vector<int32_t>> encode_chat_user(const std::string& content) const;
+  // The admission context over this codec's tokenizer and chat template.
+  PromptContext context(std::optional<int32_t> bos_id, int32_t vocab_size, int32_t max_model_len) const;
+  bool has_chat_template() const { return chat_ != nullptr; }
+  const std::string& config_path() const { return config_path_; }  // DIR/tokenizer_config.json
   // Generated ids to text, special tokens skipped.
   std::string decode(const std::vector<int32_t>& ids) const;
 
@@ -42,7 +41,7 @@ class PromptCodec {
 
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<ChatPromptBuilder> chat_;  // null: no chat template
-  std::string config_path_;                  // for error messages
+  std::string config_path_;
 };
 
 }  // namespace kr

@@ -1,6 +1,11 @@
-// Backend: the device operations a Llama forward pass is made of. The CPU
+// Backend: the device operations a decoder forward pass is made of. The CPU
 // backend (backend/cpu) is the float32 reference; the CUDA backend implements
-// the same ops and is tested op by op against it (backend-ops test).
+// the same ops and is tested op by op against it (kr-backend-ops).
+//
+// Fused ops (a matmul with the small op before or after it in one kernel) are
+// ops of their own, called explicitly by the model: each has a default that
+// composes the unfused ops (backend.cc), and a backend overrides the ones it
+// fuses. Every op runs when it is called; none is held back.
 //
 // Threading: a Backend and everything it allocated belong to ONE thread (the
 // engine thread in the server, the main thread in tools and tests). Ops are
@@ -50,9 +55,72 @@ struct KvLayer {
 
 struct RopeParams {
   int32_t head_dim = 0;
-  // [head_dim / 2] float32 inverse frequencies, llama3/linear scaling already applied.
-  // angle(pos, i) = pos * inv_freq[i], computed in double on the CPU.
-  std::vector<float> inv_freq;
+  // [head_dim / 2] kF32 on the backend: inverse frequencies, llama3/linear/yarn scaling
+  // already applied. angle(pos, i) = pos * inv_freq[i], computed in double.
+  Tensor inv_freq;
+};
+
+// How an RMS norm applies its weight to x̂ = x / sqrt(mean(x²) + eps):
+enum class NormKind : uint8_t {
+  kTimesWeight,         // x̂ · w, x̂ rounded to the activation dtype first (HF LlamaRMSNorm; Llama, Mistral, Qwen)
+  kTimesOnePlusWeight,  // x̂ · (1 + w), all in float32, rounded once (HF Gemma2/Gemma3RMSNorm)
+};
+
+// One RMS norm: its weight [H], eps and form. `w` null: no norm, where a norm is
+// optional (RmsNorm{} reads as "none").
+struct RmsNorm {
+  const Tensor* w = nullptr;
+  float eps = 0.0f;
+  NormKind kind = NormKind::kTimesWeight;
+  bool present() const { return w != nullptr; }
+};
+
+// The gate activation of a gated MLP (GLU): act[i] = f(gate[i]) * up[i].
+enum class Activation : uint8_t {
+  kSilu,      // SwiGLU: silu ("silu" / "swish")
+  kGeluTanh,  // GeGLU: gelu with the tanh approximation ("gelu_pytorch_tanh")
+};
+
+// What turns a row of the q/k/v projection into rotated q and k (Backend::rope):
+// first `bias` is added to the whole row (Qwen2's q/k/v biases), then every q
+// head is normalised with q_norm and every k head with k_norm (per-head RMS
+// norms with [D] weights: Qwen3, Gemma 3), then q and k are rotated.
+struct QkvParams {
+  int q_heads = 0;                 // Hq
+  int kv_heads = 0;                // Hkv
+  const RopeParams* rope = nullptr;  // rope->head_dim is D
+  const Tensor* bias = nullptr;    // [(Hq + 2 Hkv) D] or null
+  RmsNorm q_norm = {}, k_norm = {};  // both present or both absent
+  int head_dim() const { return rope->head_dim; }
+  int width() const { return (q_heads + 2 * kv_heads) * rope->head_dim; }
+};
+
+// One attention call: heads, the softmax scale, and the per-layer options.
+struct AttentionParams {
+  int q_heads = 0, kv_heads = 0, head_dim = 0;
+  float scale = 0.0f;          // scores = q·k * scale
+  // > 0: a query at position p sees only the keys at positions (p - sliding_window, p]
+  // (HF: kv_idx > q_idx - sliding_window). 0: every key up to p.
+  int32_t sliding_window = 0;
+  // > 0: scores = softcap * tanh(scores / softcap), after the scale and before the
+  // mask (Gemma 2's attn_logit_softcapping). 0: none.
+  float softcap = 0.0f;
+};
+
+// The input rows of a fused matmul: x as it is, or x' = norm(x) computed on the
+// way in (a norm "prologue"), which the op also writes to `normed` as rms_norm()
+// would. A Tensor converts to the first kind.
+struct MatmulInput {
+  MatmulInput(const Tensor& rows) : x(&rows) {}
+  static MatmulInput rms_normed(const Tensor& x, const RmsNorm& norm, Tensor& normed) {
+    MatmulInput in(x);
+    in.norm = norm;
+    in.normed = &normed;
+    return in;
+  }
+  const Tensor* x;     // [T, K]
+  RmsNorm norm = {};   // weight [K], or absent: no norm
+  Tensor* normed = nullptr;  // [T, K] with a norm
 };
 
 class Backend {
@@ -78,37 +146,61 @@ class Backend {
   virtual void fill_zero(Tensor& t) = 0;
   virtual void synchronize() = 0;
   // Bytes the KV cache may use (CPU: from a configured budget; CUDA: free memory
-  // times KR_GPU_MEMORY_FRACTION after weights).
+  // after the weights times CudaOptions::memory_fraction, less a reserve).
   virtual size_t kv_cache_budget_bytes() const = 0;
 
   // ---- per-step metadata ----
   // Copies `meta` to the backend; attention() and store_kv() of this step read it.
   virtual void set_step_metadata(const StepMetadata& meta) = 0;
 
-  // ---- ops (shapes: T tokens, H hidden, V vocab, I intermediate) ----
-  // out[t, :] = table[ids[t], :]. table [V, H] weight dtype; ids [T] i32; out [T, H].
-  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
-  // out = x / sqrt(mean(x^2) + eps) * w. x, out [T, H]; w [H].
-  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
-  // residual += x; out = rms_norm(residual) * w. residual, x, out [T, H].
-  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
-                            Tensor& out) = 0;
+  // ---- ops (shapes: T tokens, H hidden, V vocab, I intermediate, D head dim) ----
+  // out[t, :] = table[ids[t], :] * scale. table [V, H] weight dtype; ids [T] i32; out [T, H].
+  // The caller passes scale already rounded as the model rounds it (Gemma: sqrt(H)
+  // in the weight dtype); the product is rounded to the activation dtype; 1: a copy.
+  virtual void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) = 0;
+  // out = the norm of x (RmsNorm: x̂ · w or x̂ · (1 + w)). x, out [T, H] (out may be x); w [H].
+  virtual void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) = 0;
+  // residual += x; out = the norm of residual. residual, x, out [T, H].
+  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) = 0;
   // out = x · wᵀ. x [T, K] activations; w [N, K] weight; out [T, N] (activation dtype,
   // or kF32 when out.dtype is kF32, as for logits).
   virtual void matmul(const Tensor& x, const Tensor& w, Tensor& out) = 0;
-  // Rotate q and k inside qkv [T, (Hq + 2 Hkv) * D] in place (rotate_half / NeoX layout,
-  // as Hugging Face Llama): positions from the step metadata.
-  virtual void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) = 0;
+  // Finishes a q/k/v projection in place (QkvParams): adds the bias, applies the
+  // per-head q/k norms, then rotates q and k (rotate_half / NeoX layout, as Hugging
+  // Face Llama) at the positions of the step metadata. v gets the bias only.
+  // qkv [T, (Hq + 2 Hkv) D].
+  virtual void rope(Tensor& qkv, const QkvParams& p) = 0;
   // Write k and v parts of qkv [T, (Hq + 2 Hkv) * D] into the paged cache at slot_mapping.
   virtual void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) = 0;
   // Causal grouped-query attention of each new token over its sequence's cached
-  // tokens [0, its position]: out [T, Hq * D]; q from qkv; scale = 1/sqrt(D).
-  virtual void attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads,
-                         int head_dim, float scale, Tensor& out) = 0;
-  // out[t, i] = silu(gu[t, i]) * gu[t, I + i]. gate_up [T, 2I]; out [T, I].
-  virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
+  // tokens [0, its position] (or its sliding window; AttentionParams): out [T, Hq * D];
+  // q from qkv.
+  virtual void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) = 0;
+  // The GLU: out[t, i] = f(gu[t, i]) * gu[t, I + i], f = silu or gelu_tanh (Activation;
+  // the name stays from SwiGLU, the first). gate_up [T, 2I]; out [T, I].
+  virtual void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) = 0;
   // out[r, :] = x[idx[r], :]. x [T, H]; idx [R] i32; out [R, H].
   virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
+  // x = cap * tanh(x / cap) in place, elementwise (final_logit_softcapping). x [R, N]
+  // kF32 or activation dtype; cap > 0.
+  virtual void softcap(Tensor& x, float cap) = 0;
+
+  // ---- fused ops: defaults compose the ops above (backend.cc) ----
+  // The attention input: qkv = x' · wᵀ, then rope() (bias, q/k norms, rotation),
+  // then store_kv() of its k and v into `kv`. x' from `in` [T, H];
+  // w [(Hq + 2 Hkv) D, H]; qkv [T, (Hq + 2 Hkv) D].
+  virtual void qkv_rope_store(const MatmulInput& in, const Tensor& w, Tensor& qkv, const QkvParams& p,
+                              KvLayer& kv);
+  // The gated MLP input: gate_up = x' · wᵀ, then silu_mul(gate_up, f, act).
+  // x' from `in` [T, H]; w [2I, H] (gate rows, then up rows); gate_up [T, 2I]; act [T, I].
+  virtual void matmul_silu_mul(const MatmulInput& in, const Tensor& w, Activation f, Tensor& gate_up,
+                               Tensor& act);
+  // A block's output joining the residual stream, and the next norm:
+  // out = x · wᵀ; with out_norm present, out = rms_norm(out, out_norm) (Gemma's
+  // post-attention / post-feedforward norms); then add_rms_norm(residual, out,
+  // norm, normed). x [T, K]; w [H, K]; out, residual, normed [T, H].
+  virtual void matmul_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& out, const RmsNorm& out_norm,
+                                   Tensor& residual, const RmsNorm& norm, Tensor& normed);
 
   // ---- optional (additions by the CUDA backend; defaults keep other backends unchanged) ----
   // Greedy sampling on the device: for each row r of logits [R, V] f32, ids[r] =
@@ -136,17 +228,20 @@ class Backend {
   // Whether sample() is implemented at all, so a caller need not draw random bits
   // for rows a backend would refuse.
   virtual bool implements_sample() const { return false; }
-  // Step graphs (CUDA graphs): a caller brackets one forward step with
-  // begin_graph(key) ... end_graph(). The first step of a key is recorded; later
-  // steps of that key replay the recording and only their host->device copies
-  // (copy_from_host, set_step_metadata) take fresh data, so every step of one key
-  // must issue the same ops on the same tensors with the same shapes (e.g. decode
-  // steps of one batch size and block-table width). copy_to_host is not allowed
-  // in between. Returns false (and does nothing) where unsupported.
+  // Step graphs (CUDA graphs) of decode steps (one new token per sequence): a
+  // caller brackets one forward step with begin_graph(key) ... end_graph(). The
+  // first step of a key is recorded; on later steps of that key
+  // replaying_graph() is true: the caller then issues only the step's
+  // host->device copies (set_step_metadata, copy_from_host), in the recorded
+  // order, and no op; end_graph() runs the recording on that fresh data. So every
+  // step of one key must issue the same ops on the same tensors with the same
+  // shapes (decode steps of one batch size and block-table width). copy_to_host
+  // is not allowed in between. Returns false (and does nothing) where unsupported.
   virtual bool begin_graph(uint64_t key) {
     (void)key;
     return false;
   }
+  virtual bool replaying_graph() const { return false; }
   virtual void end_graph() {}
 };
 

@@ -1,11 +1,11 @@
 // Device sampling: the per-row parameters and results of Backend::sample, and
 // the host-side packing of penalty tokens into the arrays it reads.
 //
-// The semantics are the CPU Sampler's (engine/sampler.h), which is the
+// The semantics are the CPU Sampler's (sampling/sampler.h), which is the
 // reference: log_softmax of the RAW logits for the chosen id and the top
 // logprobs; repetition penalty (HF, over distinct prompt + output ids),
 // presence/frequency (OpenAI, over output ids with counts), EOS suppression,
-// then greedy argmax (temperature < 1e-5) or temperature, min-p, top-k, top-p
+// then greedy argmax (temperature < kGreedyTemperature) or temperature, min-p, top-k, top-p
 // and a draw. Known differences (documented, measure-zero in practice): tokens
 // tied exactly at the top-p threshold are kept whole (the CPU may split them by
 // id); the draw uses the row's random_bits instead of the request's generator.
@@ -26,9 +26,13 @@ namespace kr {
 // Most top logprobs a device row returns (OpenAI's limit).
 inline constexpr int32_t kDeviceSamplingMaxTop = 20;
 
+// A temperature below this means greedy (vLLM's threshold). The one definition,
+// used by the CUDA kernels and by the sampling module (SamplingParams).
+inline constexpr float kGreedyTemperature = 1e-5f;
+
 // Parameters of one logits row.
 struct DeviceSamplingRow {
-  float temperature = 1.0f;  // < 1e-5: greedy (lowest id on ties)
+  float temperature = 1.0f;  // < kGreedyTemperature: greedy (lowest id on ties)
   float top_p = 1.0f;        // (0, 1]; 1 = off
   int32_t top_k = 0;         // <= 0 = off
   float min_p = 0.0f;        // [0, 1]; 0 = off

@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
-#include <string>
 
 #include "base/check.h"
 
@@ -64,12 +63,6 @@ struct Tensor {
   template <typename T>
   T* as() const { return static_cast<T*>(data); }
 
-  // The same memory seen with another shape of equal element count.
-  Tensor reshaped(std::initializer_list<int64_t> dims) const {
-    Tensor t(data, dtype, dims);
-    KR_CHECK(t.numel() == numel());
-    return t;
-  }
   // Rows [begin, begin + count) along dim 0 (contiguous sub-view).
   Tensor rows(int64_t begin, int64_t count) const {
     KR_CHECK(ndim >= 1 && begin >= 0 && begin + count <= shape[0]);
@@ -78,15 +71,6 @@ struct Tensor {
     const int64_t row_elems = numel() / (shape[0] == 0 ? 1 : shape[0]);
     t.data = static_cast<char*>(data) + static_cast<size_t>(begin * row_elems) * dtype_size_bytes(dtype);
     return t;
-  }
-
-  std::string shape_string() const {
-    std::string s = "[";
-    for (int i = 0; i < ndim; ++i) {
-      if (i) s += ", ";
-      s += std::to_string(shape[i]);
-    }
-    return s + "]";
   }
 };
 

@@ -22,6 +22,7 @@
 
 #include "backend/backend.h"
 #include "base/clock.h"
+#include "base/parse_number.h"
 #include "engine/engine.h"
 #include "engine/forward_runner.h"
 #ifdef KR_BENCH_HAVE_CUDA
@@ -46,9 +47,8 @@ int usage(const char* msg) {
 }
 
 bool parse_int(const std::string& s, int32_t* out) {
-  char* end = nullptr;
-  const long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || v < 1 || v > 1'000'000) return false;
+  int64_t v = 0;
+  if (!kr::parse_int(s, 1, 1'000'000, &v)) return false;
   *out = static_cast<int32_t>(v);
   return true;
 }
@@ -61,7 +61,7 @@ struct Result {
 
 Result run_batch(kr::ForwardRunner* runner, int32_t batch, const Args& a, uint32_t seed) {
   kr::EngineConfig config;
-  config.batch_size = batch;
+  config.admissions_per_step = batch;
   config.max_num_seqs = batch;
   config.window_ms = 0;
   config.max_batched_tokens = runner->max_tokens_per_step();
@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     backend = kr::make_cpu_backend(a.threads, kv_tokens * (size_t{1} << 17));
   } else if (a.backend == "cuda") {
 #ifdef KR_BENCH_HAVE_CUDA
-    backend = kr::make_cuda_backend(0);
+    backend = kr::make_cuda_backend(kr::CudaOptions{});
     if (!backend) return usage("no usable CUDA device");
 #else
     return usage("built without CUDA");

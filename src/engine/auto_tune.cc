@@ -6,13 +6,13 @@
 
 namespace kr {
 
-AutoTuner::AutoTuner(const AutoTuneConfig& config, bool adaptive_only, double window_ms, int32_t batch_size)
+AutoTuner::AutoTuner(const AutoTuneConfig& config, bool adaptive_only, double window_ms, int32_t admissions_per_step)
     : config_(config),
       adaptive_only_(adaptive_only),
       window_ms_(std::clamp(window_ms, config.min_window_ms, config.max_window_ms)),
       window_ceiling_ms_(window_ms_),
-      batch_size_(adaptive_only ? batch_size
-                                : std::clamp(batch_size, config.min_batch_size, config.max_batch_size)) {}
+      admissions_per_step_(adaptive_only ? admissions_per_step
+                                : std::clamp(admissions_per_step, config.min_admissions_per_step, config.max_admissions_per_step)) {}
 
 void AutoTuner::add_ttft_ms(double ms) {
   ttft_ms_.push_back(ms);
@@ -72,26 +72,26 @@ bool AutoTuner::adjust(int32_t queue_depth, bool emergency) {
   const bool itl_high = r_itl > 1 + kDeadBand, itl_low = r_itl < 1 - kDeadBand;
   const int32_t step = emergency ? 2 : 1;
   const double old_window = window_ms_;
-  const int32_t old_batch = batch_size_;
+  const int32_t old_batch = admissions_per_step_;
 
   if (ttft_high) {
     window_ms_ -= step * kWindowStepMs;
-  } else if (ttft_low && queue_depth > batch_size_) {
+  } else if (ttft_low && queue_depth > admissions_per_step_) {
     window_ms_ = std::min(window_ms_ + kWindowStepMs, window_ceiling_ms_);
   }
   window_ms_ = std::clamp(window_ms_, config_.min_window_ms, config_.max_window_ms);
 
   if (!adaptive_only_) {
     if (itl_high) {
-      batch_size_ -= step;
+      admissions_per_step_ -= step;
     } else if (queue_depth > 0 && (itl_low || (ttft_high && r_itl <= 1.0))) {
       // A queue waits: admit more while ITL has room (below the band, or
       // TTFT suffers and ITL is still under its target).
-      batch_size_ += 1;
+      admissions_per_step_ += 1;
     }
-    batch_size_ = std::clamp(batch_size_, config_.min_batch_size, config_.max_batch_size);
+    admissions_per_step_ = std::clamp(admissions_per_step_, config_.min_admissions_per_step, config_.max_admissions_per_step);
   }
-  return window_ms_ != old_window || batch_size_ != old_batch;
+  return window_ms_ != old_window || admissions_per_step_ != old_batch;
 }
 
 }  // namespace kr

@@ -26,15 +26,15 @@ namespace kr {
 
 class AutoTuner {
  public:
-  AutoTuner(const AutoTuneConfig& config, bool adaptive_only, double window_ms, int32_t batch_size);
+  AutoTuner(const AutoTuneConfig& config, bool adaptive_only, double window_ms, int32_t admissions_per_step);
 
   void add_ttft_ms(double ms);
   void add_itl_ms(double ms);
-  // Once per engine step. True when window_ms() or batch_size() changed.
+  // Once per engine step. True when window_ms() or admissions_per_step() changed.
   bool on_step(int32_t queue_depth);
 
   double window_ms() const { return window_ms_; }
-  int32_t batch_size() const { return batch_size_; }
+  int32_t admissions_per_step() const { return admissions_per_step_; }
   double ema_ttft_ms() const { return ema_ttft_ms_; }
   double ema_itl_ms() const { return ema_itl_ms_; }
   int64_t adjustments() const { return adjustments_; }
@@ -51,7 +51,7 @@ class AutoTuner {
   bool adaptive_only_;
   double window_ms_;
   double window_ceiling_ms_;  // the configured window: grown back to, not past
-  int32_t batch_size_;
+  int32_t admissions_per_step_;
   std::deque<double> ttft_ms_, itl_ms_;
   bool new_ttft_ = false, new_itl_ = false;
   double ema_ttft_ms_ = 0, ema_itl_ms_ = 0;

@@ -12,8 +12,8 @@ AutoTuneConfig tune_config() {
   c.enabled = true;
   c.target_ttft_p99_ms = 100;
   c.target_itl_p99_ms = 50;
-  c.min_batch_size = 1;
-  c.max_batch_size = 64;
+  c.min_admissions_per_step = 1;
+  c.max_admissions_per_step = 64;
   c.min_window_ms = 0;
   c.max_window_ms = 10;
   c.interval_steps = 10;
@@ -38,11 +38,11 @@ void run_itl_trace(AutoTuner* t, Trace* trace) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> noise(0.95, 1.05);
   for (int step = 0; step < 2000; ++step) {
-    for (int i = 0; i < 16; ++i) t->add_itl_ms(5.0 * t->batch_size() * noise(rng));
+    for (int i = 0; i < 16; ++i) t->add_itl_ms(5.0 * t->admissions_per_step() * noise(rng));
     t->add_ttft_ms(100.0 * noise(rng));
-    const double before = t->batch_size();
+    const double before = t->admissions_per_step();
     t->on_step(/*queue_depth=*/100);
-    trace->note(before, t->batch_size());
+    trace->note(before, t->admissions_per_step());
   }
 }
 
@@ -51,8 +51,8 @@ TEST(AutoTune, BatchSizeConvergesUpToTargetWithoutOscillating) {
   Trace trace;
   run_itl_trace(&t, &trace);
   // Target region: ITL within +-20% of 50 ms -> 8..12 admissions.
-  EXPECT_GE(t.batch_size(), 8);
-  EXPECT_LE(t.batch_size(), 12);
+  EXPECT_GE(t.admissions_per_step(), 8);
+  EXPECT_LE(t.admissions_per_step(), 12);
   EXPECT_LE(trace.direction_changes, 2);
   EXPECT_NEAR(t.ema_itl_ms(), 50.0, 12.0);
 }
@@ -61,8 +61,8 @@ TEST(AutoTune, BatchSizeConvergesDownFromTooHigh) {
   AutoTuner t(tune_config(), false, 1.0, 64);
   Trace trace;
   run_itl_trace(&t, &trace);
-  EXPECT_GE(t.batch_size(), 8);
-  EXPECT_LE(t.batch_size(), 12);
+  EXPECT_GE(t.admissions_per_step(), 8);
+  EXPECT_LE(t.admissions_per_step(), 12);
   EXPECT_LE(trace.direction_changes, 2);
 }
 
@@ -81,7 +81,7 @@ TEST(AutoTune, WindowShrinksWhenTtftIsHighAndStaysInBounds) {
   // TTFT <= 120 ms needs a window <= 1.5 ms; it must not shrink past the band either.
   EXPECT_LE(t.window_ms(), 1.5);
   EXPECT_GE(t.window_ms(), 0.5);
-  EXPECT_EQ(t.batch_size(), 4);  // adaptive window alone leaves admissions alone
+  EXPECT_EQ(t.admissions_per_step(), 4);  // adaptive window alone leaves admissions alone
   EXPECT_EQ(trace.direction_changes, 0);
 }
 
@@ -92,10 +92,10 @@ TEST(AutoTune, EmergencyStepsDownAtOnceAndTwice) {
     t.add_ttft_ms(100);
     t.on_step(0);
   }
-  const int32_t before = t.batch_size();
+  const int32_t before = t.admissions_per_step();
   for (int j = 0; j < 128; ++j) t.add_itl_ms(200);  // > 2x target and > 1.5x EMA
   EXPECT_TRUE(t.on_step(0));                        // no waiting for the interval
-  EXPECT_EQ(t.batch_size(), before - 2);
+  EXPECT_EQ(t.admissions_per_step(), before - 2);
 }
 
 TEST(AutoTune, StaysInsideTheDeadBand) {
@@ -105,7 +105,7 @@ TEST(AutoTune, StaysInsideTheDeadBand) {
     t.add_ttft_ms(110);
     t.on_step(100);
   }
-  EXPECT_EQ(t.batch_size(), 10);
+  EXPECT_EQ(t.admissions_per_step(), 10);
   EXPECT_EQ(t.window_ms(), 1.0);
   EXPECT_EQ(t.adjustments(), 0);
 }

@@ -1,5 +1,6 @@
-// The engine thread's loop reads like nano-vllm's step: take the inbox,
-// schedule, run, postprocess (commit tokens, detect finishes), publish.
+// The engine thread's loop: take the inbox, then step() — which reads like
+// nano-vllm's: schedule, run, postprocess (commit tokens, detect finishes) —
+// and one observer call per step for metrics and auto-tune.
 #include "engine/engine.h"
 
 #include <algorithm>
@@ -11,11 +12,10 @@
 #include <unordered_set>
 
 #include "base/check.h"
-#include "engine/auto_tune.h"
+#include "engine/engine_observer.h"
 #include "engine/kv_block_manager.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
-#include "metrics/metrics.h"
 
 namespace kr {
 
@@ -24,18 +24,12 @@ struct Engine::Impl {
       : runner(r),
         config(c),
         clock(clk),
-        metrics(m),
-        max_model_len(r->max_model_len()),
+        max_model_len(c.max_model_len > 0 ? std::min(c.max_model_len, r->max_model_len()) : r->max_model_len()),
         blocks(r->num_kv_blocks(), r->block_size()),
         sched(c, &blocks),
-        tuner(c.auto_tune, !c.auto_tune.enabled, c.window_ms, c.batch_size),
-        tuning(c.scheduler_on && (c.auto_tune.enabled || c.adaptive_window)),
+        observer(m, c, &sched),
         eos(r->eos_ids().begin(), r->eos_ids().end()),
         seed_source(std::random_device{}()) {
-    if (tuning) {
-      sched.set_window_ms(tuner.window_ms());
-      sched.set_batch_size(tuner.batch_size());
-    }
     free_blocks.store(blocks.num_free_blocks());
   }
 
@@ -46,19 +40,18 @@ struct Engine::Impl {
   // ---- engine thread ----
   void loop();
   void take_inbox();
-  void step();
-  void commit(const SchedulerOutput& out, std::vector<SampledToken>& sampled, int64_t now_ns);
+  void step(bool fast_path);
+  Status run(const SchedulerOutput& out);
+  void postprocess(const SchedulerOutput& out, int64_t now_ns);
   FinishReason check_finish(const Sequence& s, int32_t token) const;
   void publish(Sequence* s);
   void finish(Sequence* s, FinishReason reason, Status error);
   void check_timeouts(int64_t now_ns);
   void publish_gauges();
-  void publish_scheduler_state();
 
   ModelRunner* runner;
   EngineConfig config;
   const Clock* clock;
-  Metrics* metrics;
   const int32_t max_model_len;
 
   // Shared with other threads, under mu. Held only to move items in or out.
@@ -76,32 +69,31 @@ struct Engine::Impl {
   // Engine thread only.
   KvBlockManager blocks;
   Scheduler sched;
-  AutoTuner tuner;
-  const bool tuning;
+  EngineObserver observer;
   std::vector<int32_t> eos;
   std::mt19937_64 seed_source;
   std::unordered_map<RequestId, std::unique_ptr<Sequence>> seqs;
-  std::vector<SeqStep> steps;          // scratch
-  std::vector<SampledToken> sampled;   // scratch
+  // Per-step scratch, reused.
+  SchedulerOutput out;
+  StepRecord record;
+  std::vector<SeqStep> steps;
+  std::vector<SampledToken> sampled;
   std::thread thread;
 };
 
 Status Engine::Impl::submit(GenerationRequest req) {
   auto reject = [this](Status s) {
-    if (metrics) metrics->record_rejected();
+    observer.on_rejected();
     return s;
   };
   if (req.prompt_ids.empty()) return reject(InvalidArgument("the prompt is empty"));
   if (req.max_tokens < 1) return reject(InvalidArgument("max_tokens must be at least 1"));
-  const int64_t p = static_cast<int64_t>(req.prompt_ids.size());
-  const int64_t total = p + req.max_tokens;
-  if (total > max_model_len) {
-    return reject(OutOfRange("This model's maximum context length is " + std::to_string(max_model_len) +
-                             " tokens. However, you requested " + std::to_string(total) + " tokens (" +
-                             std::to_string(p) + " in the messages, " + std::to_string(req.max_tokens) +
-                             " in the completion). Please reduce the length of the messages or completion."));
-  }
-  req.arrival_ns = clock->now_ns();
+  if (Status s = check_context_length(static_cast<int64_t>(req.prompt_ids.size()), req.max_tokens, max_model_len);
+      !s.ok())
+    return reject(std::move(s));
+  // The submitter may date the arrival earlier (a wait for the model's load), never later.
+  const int64_t now_ns = clock->now_ns();
+  if (req.arrival_ns <= 0 || req.arrival_ns > now_ns) req.arrival_ns = now_ns;
   {
     std::lock_guard<std::mutex> lock(mu);
     if (!accepting) return reject(FailedPrecondition("the engine is stopping"));
@@ -116,7 +108,7 @@ Status Engine::Impl::submit(GenerationRequest req) {
     live_ids.insert(req.id);
     inbox.push_back(std::move(req));
   }
-  if (metrics) metrics->record_arrival();
+  observer.on_arrival();
   cv.notify_one();
   return Status::Ok();
 }
@@ -140,7 +132,6 @@ void Engine::Impl::take_inbox() {
     reqs.swap(inbox);
     cancelled.swap(cancels);
   }
-  const int64_t now = clock->now_ns();
   for (GenerationRequest& r : reqs) {
     auto s = std::make_unique<Sequence>();
     s->rng.seed(r.sampling.seed.has_value() ? *r.sampling.seed : seed_source());
@@ -149,7 +140,7 @@ void Engine::Impl::take_inbox() {
     s->request = std::move(r);
     Sequence* raw = s.get();
     seqs.emplace(raw->id(), std::move(s));
-    sched.add(raw, now);
+    sched.add(raw);
   }
   for (RequestId id : cancelled) {
     auto it = seqs.find(id);
@@ -171,7 +162,7 @@ void Engine::Impl::check_timeouts(int64_t now_ns) {
 }
 
 void Engine::Impl::loop() {
-  publish_scheduler_state();
+  observer.on_start();
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu);
@@ -202,26 +193,38 @@ void Engine::Impl::loop() {
                   [&] { return !inbox.empty() || !cancels.empty() || stopping; });
       continue;
     }
-    if (sched.fast_path_taken() && metrics) metrics->record_fast_path();
-    step();
+    step(sched.fast_path_taken());
     publish_gauges();
   }
   publish_gauges();
 }
 
-void Engine::Impl::step() {
-  const int64_t t0 = clock->now_ns();
-  SchedulerOutput out = sched.schedule(t0);
-  for (size_t i = 0; i < out.preempted.size(); ++i) {
-    if (metrics) metrics->record_preemption();
+// One step: schedule, run, postprocess; then one observer call with its record.
+void Engine::Impl::step(bool fast_path) {
+  record.clear();
+  record.fast_path = fast_path;
+  record.start_ns = clock->now_ns();
+  sched.schedule(record.start_ns, &out);
+  record.scheduled(out);
+  if (!out.empty()) {
+    const Status st = run(out);
+    record.end_ns = clock->now_ns();
+    record.ok = st.ok();
+    if (st.ok()) {
+      postprocess(out, record.end_ns);
+    } else {
+      // The step's sequences are in an unknown state: fail them, keep the rest.
+      for (const ScheduledSeq& ss : out.seqs) finish(ss.seq, FinishReason::kError, st);
+    }
   }
-  for (Sequence* s : out.admitted) {
-    if (s->num_preemptions == 0 && metrics) metrics->record_queue_time(static_cast<double>(t0 - s->arrival_ns()) * 1e-9);
-  }
-  if (out.empty()) return;
+  observer.on_step(record);
+}
 
+// One forward over the scheduled sequences (prefill chunks and decode tokens)
+// and a token for each that samples.
+Status Engine::Impl::run(const SchedulerOutput& o) {
   steps.clear();
-  for (const ScheduledSeq& ss : out.seqs) {
+  for (const ScheduledSeq& ss : o.seqs) {
     Sequence* s = ss.seq;
     SeqStep st;
     st.seq_id = s->id();
@@ -230,31 +233,50 @@ void Engine::Impl::step() {
     st.block_table = s->block_table;
     st.sample = ss.sample;
     if (ss.sample) {
-      st.sampling = &s->request.sampling;
-      st.prompt_ids = std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(s->num_prompt_tokens));
-      st.output_ids = std::span<const int32_t>(s->tokens.data() + s->num_prompt_tokens,
-                                               static_cast<size_t>(s->num_output_tokens()));
-      st.suppress_eos = s->num_output_tokens() < s->request.min_tokens;
-      st.rng = &s->rng;
+      st.sampling.params = &s->request.sampling;
+      st.sampling.prompt_ids = std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(s->num_prompt_tokens));
+      st.sampling.output_ids = std::span<const int32_t>(s->tokens.data() + s->num_prompt_tokens,
+                                                        static_cast<size_t>(s->num_output_tokens()));
+      st.sampling.suppress_eos = s->num_output_tokens() < s->request.min_tokens;
+      st.sampling.rng = &s->rng;
     }
     steps.push_back(st);
   }
   sampled.clear();
-  const Status st = runner->step(steps, &sampled);
-  const int64_t t1 = clock->now_ns();
-  if (!st.ok()) {
-    // The step's sequences are in an unknown state: fail them, keep the rest.
-    for (const ScheduledSeq& ss : out.seqs) finish(ss.seq, FinishReason::kError, st);
-    return;
-  }
-  sched.on_step_done(out);
-  if (metrics) metrics->record_step(static_cast<int32_t>(out.seqs.size()), out.num_tokens, static_cast<double>(t1 - t0) * 1e-9);
-  commit(out, sampled, t1);
-  if (tuning && tuner.on_step(sched.num_waiting())) {
-    sched.set_window_ms(tuner.window_ms());
-    sched.set_batch_size(tuner.batch_size());
-    if (metrics) metrics->record_auto_tune_adjustment();
-    publish_scheduler_state();
+  return runner->step(steps, &sampled);
+}
+
+// Advances the KV positions, commits each sampled token (its latency goes to
+// the step record), finishes what is done and publishes the rest.
+void Engine::Impl::postprocess(const SchedulerOutput& o, int64_t now_ns) {
+  sched.on_step_done(o);
+  size_t j = 0;
+  for (const ScheduledSeq& ss : o.seqs) {
+    if (!ss.sample) continue;
+    KR_CHECK_MSG(j < sampled.size(), "the runner returned fewer tokens than sampling sequences");
+    SampledToken& t = sampled[j++];
+    Sequence* s = ss.seq;
+    if (t.non_finite) {
+      finish(s, FinishReason::kError, Internal("the model produced non-finite logits"));
+      continue;
+    }
+    const int32_t id = t.id;
+    s->tokens.push_back(id);
+    s->pending.push_back(std::move(t));
+    if (s->first_token_ns == 0) {
+      s->first_token_ns = now_ns;
+      record.ttft_s.push_back(static_cast<double>(now_ns - s->arrival_ns()) * 1e-9);
+      record.prefill_s.push_back(static_cast<double>(now_ns - s->first_scheduled_ns) * 1e-9);
+    } else {
+      record.itl_s.push_back(static_cast<double>(now_ns - s->last_token_ns) * 1e-9);
+    }
+    s->last_token_ns = now_ns;
+    const FinishReason reason = check_finish(*s, id);
+    if (reason != FinishReason::kNone) {
+      finish(s, reason, Status::Ok());
+    } else {
+      publish(s);
+    }
   }
 }
 
@@ -269,42 +291,6 @@ FinishReason Engine::Impl::check_finish(const Sequence& s, int32_t token) const 
   }
   if (n_out >= r.max_tokens || s.num_tokens() >= max_model_len) return FinishReason::kLength;
   return FinishReason::kNone;
-}
-
-void Engine::Impl::commit(const SchedulerOutput& out, std::vector<SampledToken>& tokens, int64_t now_ns) {
-  size_t j = 0;
-  for (const ScheduledSeq& ss : out.seqs) {
-    if (!ss.sample) continue;
-    KR_CHECK_MSG(j < tokens.size(), "the runner returned fewer tokens than sampling sequences");
-    SampledToken& t = tokens[j++];
-    Sequence* s = ss.seq;
-    if (t.non_finite) {
-      finish(s, FinishReason::kError, Internal("the model produced non-finite logits"));
-      continue;
-    }
-    s->tokens.push_back(t.id);
-    s->pending.push_back({t.id, t.logprob, std::move(t.top)});
-    if (s->first_token_ns == 0) {
-      s->first_token_ns = now_ns;
-      const double ttft_s = static_cast<double>(now_ns - s->arrival_ns()) * 1e-9;
-      if (metrics) {
-        metrics->record_first_token(ttft_s);
-        metrics->record_prefill_time(static_cast<double>(now_ns - s->first_scheduled_ns) * 1e-9);
-      }
-      if (tuning) tuner.add_ttft_ms(ttft_s * 1e3);
-    } else {
-      const double itl_s = static_cast<double>(now_ns - s->last_token_ns) * 1e-9;
-      if (metrics) metrics->record_inter_token(itl_s);
-      if (tuning) tuner.add_itl_ms(itl_s * 1e3);
-    }
-    s->last_token_ns = now_ns;
-    const FinishReason reason = check_finish(*s, t.id);
-    if (reason != FinishReason::kNone) {
-      finish(s, reason, Status::Ok());
-    } else {
-      publish(s);
-    }
-  }
 }
 
 void Engine::Impl::publish(Sequence* s) {
@@ -331,10 +317,8 @@ void Engine::Impl::finish(Sequence* s, FinishReason reason, Status error) {
   ev.queue_time_s = static_cast<double>(scheduled - s->arrival_ns()) * 1e-9;
   ev.ttft_s = s->first_token_ns != 0 ? static_cast<double>(s->first_token_ns - s->arrival_ns()) * 1e-9 : 0.0;
   ev.e2e_s = static_cast<double>(now - s->arrival_ns()) * 1e-9;
-  if (metrics) {
-    if (s->first_token_ns != 0) metrics->record_decode_time(static_cast<double>(now - s->first_token_ns) * 1e-9);
-    metrics->record_finished(reason, ev.e2e_s, ev.prompt_tokens, ev.completion_tokens);
-  }
+  observer.on_finish(reason, ev.e2e_s, s->first_token_ns != 0 ? static_cast<double>(now - s->first_token_ns) * 1e-9 : -1.0,
+                     ev.prompt_tokens, ev.completion_tokens);
   if (s->request.on_event) s->request.on_event(std::move(ev));
   const RequestId id = s->id();
   {
@@ -348,23 +332,7 @@ void Engine::Impl::publish_gauges() {
   running_count.store(sched.num_running(), std::memory_order_relaxed);
   waiting_count.store(sched.num_waiting(), std::memory_order_relaxed);
   free_blocks.store(blocks.num_free_blocks(), std::memory_order_relaxed);
-  if (metrics) {
-    metrics->set_queue(sched.num_running(), sched.num_waiting(), 0);
-    metrics->set_kv_usage(blocks.usage());
-  }
-}
-
-void Engine::Impl::publish_scheduler_state() {
-  if (!metrics) return;
-  SchedulerState st;
-  st.scheduler_on = config.scheduler_on;
-  st.window_ms = sched.window_ms();
-  st.batch_size = sched.batch_size();
-  st.auto_tune = config.auto_tune.enabled;
-  st.adaptive_window = config.adaptive_window;
-  st.ema_p99_ttft_ms = tuner.ema_ttft_ms();
-  st.ema_p99_itl_ms = tuner.ema_itl_ms();
-  metrics->set_scheduler_state(st);
+  observer.on_gauges(sched.num_running(), sched.num_waiting(), blocks.usage());
 }
 
 // ---- Engine ----

@@ -1,9 +1,13 @@
 // Engine: the single submission point. One engine thread owns the ModelRunner
 // (device + KV cache); every other thread talks to it only through submit()
-// and cancel(), which never block on a step.
+// and cancel(), which never block on a step. Each step of the engine thread
+// is schedule (Scheduler), run (ModelRunner::step), postprocess (commit
+// tokens, finish, publish events), then one EngineObserver call for metrics
+// and auto-tune (engine/engine_observer.h).
 //
-// Threading: submit/cancel/snapshot: any thread. start/stop: the owner thread.
-// on_event callbacks run on the engine thread.
+// Threading: submit, cancel, max_model_len and the num_* counters: any
+// thread. start/stop: the owner thread. on_event callbacks run on the engine
+// thread.
 #pragma once
 
 #include <memory>
@@ -35,6 +39,8 @@ class Engine {
   // request gets a final event with FinishReason::kCancelled. Unknown ids: no-op.
   void cancel(RequestId id);
 
+  // The context limit: min(runner's, EngineConfig::max_model_len when set). Requests
+  // are admitted against it (check_context_length) and finish with kLength at it.
   int32_t max_model_len() const;
   // Counters read without locks, for /health, /stats and tests.
   int32_t num_running() const;

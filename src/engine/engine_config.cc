@@ -1,118 +1,146 @@
 #include "engine/engine_config.h"
 
-#include <cerrno>
-#include <cmath>
 #include <cctype>
-#include <cstdlib>
+#include <cstdio>
+
+#include "base/parse_number.h"
 
 namespace kr {
 namespace {
 
-// Looks a name up in flags, then env (KR_ name before its MLX_ alias).
-class Source {
- public:
-  Source(const std::map<std::string, std::string>& env, const std::map<std::string, std::string>& flags,
-         std::vector<std::string>* notices)
-      : env_(env), flags_(flags), notices_(notices) {}
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
 
-  // Sets *used to the name the value came from (for error messages).
-  const std::string* find(const std::string& name, const char* alias, std::string* used) {
-    *used = name;
-    if (auto it = flags_.find(name); it != flags_.end()) return &it->second;
-    if (auto it = env_.find(name); it != env_.end()) return &it->second;
-    if (alias != nullptr) {
-      if (auto it = env_.find(alias); it != env_.end()) {
-        *used = alias;
-        notices_->push_back(std::string(alias) + " is a deprecated alias; use " + name);
-        return &it->second;
-      }
-    }
-    return nullptr;
-  }
+using V = EngineVariable;
+constexpr auto kNoBool = static_cast<bool* (*)(EngineConfig&)>(nullptr);
+constexpr auto kNoInt = static_cast<int32_t* (*)(EngineConfig&)>(nullptr);
+constexpr auto kNoDouble = static_cast<double* (*)(EngineConfig&)>(nullptr);
 
- private:
-  const std::map<std::string, std::string>& env_;
-  const std::map<std::string, std::string>& flags_;
-  std::vector<std::string>* notices_;
+#define KR_BOOL(field) [](EngineConfig& c) { return &c.field; }, kNoInt, kNoDouble
+#define KR_INT(field) kNoBool, [](EngineConfig& c) { return &c.field; }, kNoDouble
+#define KR_DOUBLE(field) kNoBool, kNoInt, [](EngineConfig& c) { return &c.field; }
+
+const EngineVariable kVariables[] = {
+    {"KR_GPU_SCHEDULER", "MLX_GPU_SCHEDULER", V::kBool, 0, 0,
+     "off = baseline: one request at a time to completion, FIFO", KR_BOOL(scheduler_on)},
+    {"KR_GPU_SCHEDULER_WINDOW_MS", "MLX_GPU_SCHEDULER_WINDOW_MS", V::kDouble, 0, 1000,
+     "idle engine: wait this long for more arrivals before the first step", KR_DOUBLE(window_ms)},
+    {"KR_GPU_SCHEDULER_BATCH_SIZE", "MLX_GPU_SCHEDULER_BATCH_SIZE", V::kInt, 1, 4096,
+     "new requests admitted per step; that many waiting end the window", KR_INT(admissions_per_step)},
+    {"KR_FAST_PATH", "MLX_FAST_PATH", V::kBool, 0, 0, "idle engine and one request queued: start at once",
+     KR_BOOL(fast_path)},
+    {"KR_ADAPTIVE_WINDOW", "MLX_ADAPTIVE_WINDOW", V::kBool, 0, 0, "the auto-tune controller moves the window only",
+     KR_BOOL(adaptive_window)},
+    {"KR_AUTO_TUNE", "MLX_AUTO_TUNE", V::kBool, 0, 0,
+     "controller on the window and admissions per step from P99 TTFT / ITL", KR_BOOL(auto_tune.enabled)},
+    {"KR_AUTO_TUNE_TARGET_TTFT_MS", nullptr, V::kDouble, 0.001, 1e6, "auto-tune: P99 TTFT target",
+     KR_DOUBLE(auto_tune.target_ttft_p99_ms)},
+    {"KR_AUTO_TUNE_TARGET_ITL_MS", nullptr, V::kDouble, 0.001, 1e6, "auto-tune: P99 inter-token latency target",
+     KR_DOUBLE(auto_tune.target_itl_p99_ms)},
+    {"KR_AUTO_TUNE_MIN_BATCH_SIZE", nullptr, V::kInt, 1, 4096, "auto-tune: fewest admissions per step",
+     KR_INT(auto_tune.min_admissions_per_step)},
+    {"KR_AUTO_TUNE_MAX_BATCH_SIZE", nullptr, V::kInt, 1, 4096, "auto-tune: most admissions per step",
+     KR_INT(auto_tune.max_admissions_per_step)},
+    {"KR_AUTO_TUNE_MIN_WINDOW_MS", nullptr, V::kDouble, 0, 1000, "auto-tune: shortest window",
+     KR_DOUBLE(auto_tune.min_window_ms)},
+    {"KR_AUTO_TUNE_MAX_WINDOW_MS", nullptr, V::kDouble, 0, 1000, "auto-tune: longest window",
+     KR_DOUBLE(auto_tune.max_window_ms)},
+    {"KR_AUTO_TUNE_INTERVAL_STEPS", nullptr, V::kInt, 1, 1000000, "auto-tune: at most one change per this many steps",
+     KR_INT(auto_tune.interval_steps)},
+    {"KR_MAX_NUM_SEQS", nullptr, V::kInt, 1, 65536, "running-sequence cap (also the sampled rows per step)",
+     KR_INT(max_num_seqs)},
+    {"KR_MAX_BATCHED_TOKENS", nullptr, V::kInt, 1, 1 << 20, "tokens per step (the chunked-prefill budget)",
+     KR_INT(max_batched_tokens)},
+    {"KR_MAX_QUEUED_REQUESTS", nullptr, V::kInt, 1, 1 << 24, "waiting requests beyond which a request gets 503",
+     KR_INT(max_queued_requests)},
+    {"KR_BACKGROUND_MAX_WAIT_S", nullptr, V::kDouble, 0, 1e6,
+     "aging: a background request waits at most this long before it goes first", KR_DOUBLE(background_max_wait_s)},
+    {"KR_REQUEST_TIMEOUT_S", nullptr, V::kDouble, 0, 1e7, "a request still running after this fails; 0 = none",
+     KR_DOUBLE(request_timeout_s)},
 };
 
-Status parse_bool(Source& src, const std::string& name, const char* alias, bool* out) {
-  std::string used;
-  const std::string* v = src.find(name, alias, &used);
-  if (v == nullptr) return Status::Ok();
-  std::string s;
-  for (char c : *v) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (s == "1" || s == "on" || s == "true" || s == "yes") {
-    *out = true;
-  } else if (s == "0" || s == "off" || s == "false" || s == "no") {
-    *out = false;
-  } else {
-    return InvalidArgument(used + "=\"" + *v + "\": expected on|off (also 1|0, true|false, yes|no)");
-  }
-  return Status::Ok();
-}
-
-Status parse_double(Source& src, const std::string& name, const char* alias, double lo, double hi, double* out) {
-  std::string used;
-  const std::string* v = src.find(name, alias, &used);
-  if (v == nullptr) return Status::Ok();
-  char* end = nullptr;
-  errno = 0;
-  const double d = std::strtod(v->c_str(), &end);
-  if (v->empty() || end != v->c_str() + v->size() || errno != 0 || !std::isfinite(d) || d < lo || d > hi) {
-    return InvalidArgument(used + "=\"" + *v + "\": expected a number in [" + std::to_string(lo) + ", " +
-                           std::to_string(hi) + "]");
-  }
-  *out = d;
-  return Status::Ok();
-}
-
-Status parse_int(Source& src, const std::string& name, const char* alias, int64_t lo, int64_t hi, int32_t* out) {
-  std::string used;
-  const std::string* v = src.find(name, alias, &used);
-  if (v == nullptr) return Status::Ok();
-  char* end = nullptr;
-  errno = 0;
-  const long long n = std::strtoll(v->c_str(), &end, 10);
-  if (v->empty() || end != v->c_str() + v->size() || errno != 0 || n < lo || n > hi) {
-    return InvalidArgument(used + "=\"" + *v + "\": expected an integer in [" + std::to_string(lo) + ", " +
-                           std::to_string(hi) + "]");
-  }
-  *out = static_cast<int32_t>(n);
-  return Status::Ok();
-}
+#undef KR_BOOL
+#undef KR_INT
+#undef KR_DOUBLE
 
 }  // namespace
+
+std::span<const EngineVariable> engine_variables() { return kVariables; }
+
+std::string EngineVariable::flag() const {
+  std::string f;
+  for (const char* p = name + 3; *p; ++p) f += *p == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(*p)));
+  return f;
+}
+
+std::string EngineVariable::value_name() const {
+  if (kind == kBool) return "on|off";
+  const std::string n = name;
+  if (n.size() > 3 && n.compare(n.size() - 3, 3, "_MS") == 0) return "MS";
+  if (n.size() > 2 && n.compare(n.size() - 2, 2, "_S") == 0) return "S";
+  return "N";
+}
+
+std::string EngineVariable::default_value() const {
+  EngineConfig c;
+  switch (kind) {
+    case kBool: return *as_bool(c) ? "on" : "off";
+    case kInt: return std::to_string(*as_int(c));
+    case kDouble: return number_text(*as_double(c));
+  }
+  return "";
+}
+
+bool EngineVariable::parse(const std::string& text, EngineConfig* c, std::string* expected) const {
+  switch (kind) {
+    case kBool:
+      *expected = "on|off (also 1|0, true|false, yes|no)";
+      return parse_bool(text, as_bool(*c));
+    case kInt: {
+      *expected = "an integer in [" + std::to_string(static_cast<int64_t>(lo)) + ", " +
+                  std::to_string(static_cast<int64_t>(hi)) + "]";
+      int64_t v = 0;
+      if (!parse_int(text, static_cast<int64_t>(lo), static_cast<int64_t>(hi), &v)) return false;
+      *as_int(*c) = static_cast<int32_t>(v);
+      return true;
+    }
+    case kDouble:
+      *expected = "a number in [" + number_text(lo) + ", " + number_text(hi) + "]";
+      return parse_double(text, lo, hi, as_double(*c));
+  }
+  return false;
+}
 
 StatusOr<ParsedEngineConfig> engine_config_from_env(const std::map<std::string, std::string>& env,
                                                     const std::map<std::string, std::string>& flags) {
   ParsedEngineConfig r;
-  EngineConfig& c = r.config;
-  AutoTuneConfig& t = c.auto_tune;
-  Source src(env, flags, &r.notices);
-  KR_RETURN_IF_ERROR(parse_bool(src, "KR_GPU_SCHEDULER", "MLX_GPU_SCHEDULER", &c.scheduler_on));
-  KR_RETURN_IF_ERROR(parse_double(src, "KR_GPU_SCHEDULER_WINDOW_MS", "MLX_GPU_SCHEDULER_WINDOW_MS", 0, 1000,
-                                  &c.window_ms));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_GPU_SCHEDULER_BATCH_SIZE", "MLX_GPU_SCHEDULER_BATCH_SIZE", 1, 4096,
-                               &c.batch_size));
-  KR_RETURN_IF_ERROR(parse_bool(src, "KR_FAST_PATH", "MLX_FAST_PATH", &c.fast_path));
-  KR_RETURN_IF_ERROR(parse_bool(src, "KR_ADAPTIVE_WINDOW", "MLX_ADAPTIVE_WINDOW", &c.adaptive_window));
-  KR_RETURN_IF_ERROR(parse_bool(src, "KR_AUTO_TUNE", "MLX_AUTO_TUNE", &t.enabled));
-  KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_TARGET_TTFT_MS", nullptr, 0.001, 1e6, &t.target_ttft_p99_ms));
-  KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_TARGET_ITL_MS", nullptr, 0.001, 1e6, &t.target_itl_p99_ms));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_MIN_BATCH_SIZE", nullptr, 1, 4096, &t.min_batch_size));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_MAX_BATCH_SIZE", nullptr, 1, 4096, &t.max_batch_size));
-  KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_MIN_WINDOW_MS", nullptr, 0, 1000, &t.min_window_ms));
-  KR_RETURN_IF_ERROR(parse_double(src, "KR_AUTO_TUNE_MAX_WINDOW_MS", nullptr, 0, 1000, &t.max_window_ms));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_AUTO_TUNE_INTERVAL_STEPS", nullptr, 1, 1000000, &t.interval_steps));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_MAX_NUM_SEQS", nullptr, 1, 65536, &c.max_num_seqs));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_MAX_BATCHED_TOKENS", nullptr, 1, 1 << 20, &c.max_batched_tokens));
-  KR_RETURN_IF_ERROR(parse_int(src, "KR_MAX_QUEUED_REQUESTS", nullptr, 1, 1 << 24, &c.max_queued_requests));
-  KR_RETURN_IF_ERROR(parse_double(src, "KR_BACKGROUND_MAX_WAIT_S", nullptr, 0, 1e6, &c.background_max_wait_s));
-  KR_RETURN_IF_ERROR(parse_double(src, "KR_REQUEST_TIMEOUT_S", nullptr, 0, 1e7, &c.request_timeout_s));
-  if (t.min_batch_size > t.max_batch_size) {
-    return InvalidArgument("KR_AUTO_TUNE_MIN_BATCH_SIZE (" + std::to_string(t.min_batch_size) +
-                           ") must be <= KR_AUTO_TUNE_MAX_BATCH_SIZE (" + std::to_string(t.max_batch_size) + ")");
+  for (const EngineVariable& v : kVariables) {
+    // Flags, then KR_ in the environment, then the alias.
+    std::string used = v.name;
+    const std::string* text = nullptr;
+    if (auto it = flags.find(v.name); it != flags.end()) {
+      text = &it->second;
+    } else if (auto e = env.find(v.name); e != env.end()) {
+      text = &e->second;
+    } else if (v.alias != nullptr) {
+      if (auto a = env.find(v.alias); a != env.end()) {
+        text = &a->second;
+        used = v.alias;
+        r.notices.push_back(std::string(v.alias) + " is a deprecated alias; use " + v.name);
+      }
+    }
+    if (text == nullptr) continue;
+    std::string expected;
+    if (!v.parse(*text, &r.config, &expected)) return InvalidArgument(used + "=\"" + *text + "\": expected " + expected);
+  }
+  const AutoTuneConfig& t = r.config.auto_tune;
+  if (t.min_admissions_per_step > t.max_admissions_per_step) {
+    return InvalidArgument("KR_AUTO_TUNE_MIN_BATCH_SIZE (" + std::to_string(t.min_admissions_per_step) +
+                           ") must be <= KR_AUTO_TUNE_MAX_BATCH_SIZE (" + std::to_string(t.max_admissions_per_step) +
+                           ")");
   }
   if (t.min_window_ms > t.max_window_ms) {
     return InvalidArgument("KR_AUTO_TUNE_MIN_WINDOW_MS must be <= KR_AUTO_TUNE_MAX_WINDOW_MS");

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 namespace kr {
 namespace {
 
@@ -10,7 +12,7 @@ TEST(EngineConfig, DefaultsWithEmptyEnv) {
   ASSERT_TRUE(r.ok());
   const EngineConfig d;
   EXPECT_EQ(r->config.scheduler_on, d.scheduler_on);
-  EXPECT_EQ(r->config.batch_size, d.batch_size);
+  EXPECT_EQ(r->config.admissions_per_step, d.admissions_per_step);
   EXPECT_TRUE(r->notices.empty());
 }
 
@@ -31,7 +33,7 @@ TEST(EngineConfig, ReadsKrVariables) {
   const EngineConfig& c = r->config;
   EXPECT_FALSE(c.scheduler_on);
   EXPECT_DOUBLE_EQ(c.window_ms, 2.5);
-  EXPECT_EQ(c.batch_size, 4);
+  EXPECT_EQ(c.admissions_per_step, 4);
   EXPECT_FALSE(c.fast_path);
   EXPECT_TRUE(c.adaptive_window);
   EXPECT_TRUE(c.auto_tune.enabled);
@@ -48,7 +50,7 @@ TEST(EngineConfig, SeedAliasesWorkWithANotice) {
                                    {"MLX_AUTO_TUNE", "1"}});
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->config.scheduler_on);
-  EXPECT_EQ(r->config.batch_size, 3);
+  EXPECT_EQ(r->config.admissions_per_step, 3);
   EXPECT_TRUE(r->config.auto_tune.enabled);
   ASSERT_EQ(r->notices.size(), 3u);
   EXPECT_NE(r->notices[0].find("KR_"), std::string::npos);
@@ -59,7 +61,7 @@ TEST(EngineConfig, KrBeatsAliasAndFlagsBeatEnv) {
                                    {"KR_MAX_NUM_SEQS", "7"}},
                                   {{"KR_MAX_NUM_SEQS", "9"}});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->config.batch_size, 5);
+  EXPECT_EQ(r->config.admissions_per_step, 5);
   EXPECT_TRUE(r->notices.empty());
   EXPECT_EQ(r->config.max_num_seqs, 9);
 }
@@ -81,6 +83,32 @@ TEST(EngineConfig, InvalidValuesNameTheVariableAndRange) {
   }
   auto r = engine_config_from_env({{"KR_AUTO_TUNE_MIN_BATCH_SIZE", "9"}, {"KR_AUTO_TUNE_MAX_BATCH_SIZE", "4"}});
   EXPECT_FALSE(r.ok());
+}
+
+// The table the serve flags and their --help come from.
+TEST(EngineConfig, VariableTableGivesFlagsAndDefaults) {
+  std::map<std::string, const EngineVariable*> by_name;
+  for (const EngineVariable& v : engine_variables()) by_name[v.name] = &v;
+  ASSERT_TRUE(by_name.count("KR_GPU_SCHEDULER_BATCH_SIZE"));
+  const EngineVariable& b = *by_name["KR_GPU_SCHEDULER_BATCH_SIZE"];
+  EXPECT_EQ(b.flag(), "gpu-scheduler-batch-size");
+  EXPECT_EQ(b.default_value(), "8");
+  EXPECT_EQ(b.value_name(), "N");
+  EXPECT_EQ(by_name["KR_GPU_SCHEDULER"]->default_value(), "on");
+  EXPECT_EQ(by_name["KR_GPU_SCHEDULER"]->value_name(), "on|off");
+  EXPECT_EQ(by_name["KR_GPU_SCHEDULER_WINDOW_MS"]->default_value(), "1");
+  EXPECT_EQ(by_name["KR_REQUEST_TIMEOUT_S"]->value_name(), "S");
+  EngineConfig c;
+  std::string expected;
+  EXPECT_FALSE(b.parse("0", &c, &expected));
+  EXPECT_EQ(expected, "an integer in [1, 4096]");
+  EXPECT_TRUE(b.parse("12", &c, &expected));
+  EXPECT_EQ(c.admissions_per_step, 12);
+  // Every variable parses its own default back to the default.
+  for (const EngineVariable& v : engine_variables()) {
+    EngineConfig d;
+    EXPECT_TRUE(v.parse(v.default_value(), &d, &expected)) << v.name << ": " << expected;
+  }
 }
 
 }  // namespace

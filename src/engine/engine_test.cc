@@ -29,7 +29,7 @@ struct Collector {
     return [this](TokenEvent&& ev) {
       std::lock_guard<std::mutex> lock(mu);
       Result& r = results[ev.request_id];
-      for (const GeneratedToken& t : ev.tokens) r.tokens.push_back(t.id);
+      for (const SampledToken& t : ev.tokens) r.tokens.push_back(t.id);
       ++r.events;
       if (ev.finished) {
         EXPECT_FALSE(r.finished) << "two final events for " << ev.request_id;
@@ -199,12 +199,28 @@ TEST(Engine, SubmitValidates) {
   const Status too_long = engine.submit(make_request(2, std::vector<int32_t>(90, 5), 20, &col));
   EXPECT_EQ(too_long.code(), StatusCode::kOutOfRange);
   EXPECT_NE(too_long.message().find("maximum context length is 100 tokens"), std::string::npos);
-  EXPECT_NE(too_long.message().find("you requested 110 tokens (90 in the messages, 20 in the completion)"),
+  EXPECT_NE(too_long.message().find("you requested 110 tokens (90 in the prompt, 20 for the completion)"),
             std::string::npos);
   EXPECT_TRUE(engine.submit(make_request(3, {5}, 4, &col)).ok());
   EXPECT_EQ(engine.submit(make_request(3, {5}, 4, &col)).code(), StatusCode::kInvalidArgument);  // same id
   EXPECT_TRUE(engine.submit(make_request(4, {5}, 4, &col)).ok());
   EXPECT_EQ(engine.submit(make_request(5, {5}, 4, &col)).code(), StatusCode::kResourceExhausted);
+}
+
+// --max-model-len: a limit below the runner's is the one the engine admits against.
+TEST(Engine, ConfiguredContextLimitBelowTheModels) {
+  FakeRunner runner(4, 64, 100);
+  SteadyClock clock;
+  EngineConfig c = small_config();
+  c.max_model_len = 50;
+  Collector col;
+  Engine engine(&runner, c, &clock, nullptr);
+  EXPECT_EQ(engine.max_model_len(), 50);
+  EXPECT_EQ(engine.submit(make_request(1, std::vector<int32_t>(40, 5), 11, &col)).code(), StatusCode::kOutOfRange);
+  EXPECT_TRUE(engine.submit(make_request(2, std::vector<int32_t>(40, 5), 10, &col)).ok());
+  c.max_model_len = 500;  // above the runner's: the runner's stays
+  Engine wide(&runner, c, &clock, nullptr);
+  EXPECT_EQ(wide.max_model_len(), 100);
 }
 
 TEST(Engine, StopDrainsInFlightRequests) {
@@ -330,7 +346,7 @@ TEST(Engine, RecordsMetrics) {
   const StatsSnapshot st = metrics.stats();
   EXPECT_EQ(st.requests_finished, 31u);
   EXPECT_EQ(st.generation_tokens, static_cast<uint64_t>(tokens));
-  EXPECT_EQ(st.scheduler.batch_size, small_config().batch_size);
+  EXPECT_EQ(st.scheduler.admissions_per_step, small_config().admissions_per_step);
   const std::string text = metrics.render_prometheus();
   EXPECT_GE(series(text, "krserve_fast_path_total"), 1);
   EXPECT_GT(series(text, "krserve_num_preemptions_total"), 0);

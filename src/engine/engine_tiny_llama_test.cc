@@ -60,7 +60,7 @@ std::map<RequestId, std::vector<int32_t>> run_all(ForwardRunner* runner, const E
     r.sampling.temperature = 0;
     r.on_event = [&](TokenEvent&& ev) {
       std::lock_guard<std::mutex> lock(mu);
-      for (const GeneratedToken& t : ev.tokens) out[ev.request_id].push_back(t.id);
+      for (const SampledToken& t : ev.tokens) out[ev.request_id].push_back(t.id);
       if (ev.finished) {
         EXPECT_EQ(ev.finish_reason, FinishReason::kLength) << ev.error.to_string();
         ++finished;
@@ -98,7 +98,7 @@ TEST(EngineTinyLlama, GreedyTokensDoNotDependOnBatchOrPreemption) {
   ASSERT_EQ(ref.size(), prompts.size());
 
   EngineConfig together;
-  together.batch_size = 64;
+  together.admissions_per_step = 64;
   together.max_num_seqs = 64;
   together.max_batched_tokens = 256;  // chunked prefill as well
   together.window_ms = 0;

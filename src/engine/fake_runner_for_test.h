@@ -63,7 +63,6 @@ class FakeRunner final : public ModelRunner {
       std::vector<int32_t> ctx;
       for (int64_t p = 0; p < end; ++p) ctx.push_back(slot(s, p));
       SampledToken t;
-      t.seq_id = s.seq_id;
       {
         std::lock_guard<std::mutex> lock(mu_);
         t.non_finite = non_finite_ids_.count(s.seq_id) != 0;

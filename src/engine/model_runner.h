@@ -6,13 +6,12 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <span>
-#include <utility>
 #include <vector>
 
 #include "base/status.h"
-#include "engine/sampling_params.h"
+#include "sampling/sampled_token.h"
+#include "sampling/sampler.h"
 
 namespace kr {
 
@@ -22,20 +21,7 @@ struct SeqStep {
   int32_t start_pos = 0;                 // tokens already in the KV cache = position of tokens[0]
   std::span<const int32_t> block_table;  // KV blocks covering [0, start_pos + tokens.size())
   bool sample = false;                   // produce a token after the last new token
-  // Used only when sample is true:
-  const SamplingParams* sampling = nullptr;
-  std::span<const int32_t> prompt_ids;   // for the repetition penalty
-  std::span<const int32_t> output_ids;   // for all penalties
-  bool suppress_eos = false;             // min_tokens not reached: EOS ids get -inf
-  std::mt19937_64* rng = nullptr;        // per-request generator (seeded from SamplingParams::seed)
-};
-
-struct SampledToken {
-  int64_t seq_id = 0;
-  int32_t id = -1;
-  float logprob = 0.0f;                              // log-softmax of the raw logits
-  std::vector<std::pair<int32_t, float>> top;        // top-k (id, logprob), k = sampling->logprobs
-  bool non_finite = false;                           // logits had NaN/Inf: the request must fail
+  SampleInput sampling;                  // when sample: params, history, the request's rng
 };
 
 class ModelRunner {
@@ -45,7 +31,8 @@ class ModelRunner {
   virtual int32_t num_kv_blocks() const = 0;  // blocks in the paged cache
   virtual int32_t max_model_len() const = 0;  // context length limit
   virtual std::span<const int32_t> eos_ids() const = 0;
-  // Runs one step. `out` gets one SampledToken per SeqStep with sample == true, in order.
+  // Runs one step. `out`, empty on entry, gets one SampledToken per
+  // SeqStep with sample == true, in order.
   virtual Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) = 0;
 };
 

@@ -13,9 +13,9 @@ bool preempt_before(const Sequence* a, const Sequence* b) {
 }
 
 Scheduler::Scheduler(const EngineConfig& config, KvBlockManager* blocks)
-    : config_(config), blocks_(blocks), window_ms_(config.window_ms), batch_size_(config.batch_size) {}
+    : config_(config), blocks_(blocks), window_ms_(config.window_ms), admissions_per_step_(config.admissions_per_step) {}
 
-void Scheduler::add(Sequence* seq, int64_t /*now_ns*/) {
+void Scheduler::add(Sequence* seq) {
   seq->state = SeqState::kWaiting;
   waiting_.push_back(seq);
 }
@@ -65,7 +65,7 @@ int64_t Scheduler::ready_in_ns(int64_t now_ns) {
     fast_path_taken_ = true;
     return go();
   }
-  if (static_cast<int32_t>(waiting_.size()) >= batch_size_) return go();  // the window is full
+  if (static_cast<int32_t>(waiting_.size()) >= admissions_per_step_) return go();  // the window is full
   if (window_start_ns_ < 0) window_start_ns_ = now_ns;
   const int64_t window_ns = static_cast<int64_t>(window_ms_ * 1e6);
   const int64_t elapsed_ns = now_ns - window_start_ns_;
@@ -92,24 +92,23 @@ void Scheduler::preempt(Sequence* s, SchedulerOutput* out) {
   out->preempted.push_back(s);
 }
 
-SchedulerOutput Scheduler::schedule(int64_t now_ns) {
-  SchedulerOutput out;
+void Scheduler::schedule(int64_t now_ns, SchedulerOutput* out) {
+  out->clear();
   ++step_;
-  run_passes(now_ns, &out);
+  run_passes(now_ns, out);
   // Running prefills that cannot grow and no decode to run would stall for
   // ever: free the worst one's blocks and try again (each round removes one).
-  while (out.empty() && !running_.empty()) {
+  while (out->empty() && !running_.empty()) {
     Sequence* victim = worst_unscheduled_running();
     KR_CHECK(victim != nullptr);
-    preempt(victim, &out);
-    run_passes(now_ns, &out);
+    preempt(victim, out);
+    run_passes(now_ns, out);
   }
-  return out;
 }
 
 void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   const int32_t max_seqs = config_.scheduler_on ? config_.max_num_seqs : 1;
-  const int32_t max_admit = config_.scheduler_on ? batch_size_ : 1;
+  const int32_t max_admit = config_.scheduler_on ? admissions_per_step_ : 1;
   int32_t budget = config_.max_batched_tokens - out->num_tokens;
   auto emit = [&](Sequence* s, int32_t n) {
     s->scheduled_in_step = step_;
@@ -119,9 +118,10 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   };
 
   // Best priority first, so that preemption victims come from the tail.
-  std::vector<Sequence*> order = running_;
-  std::sort(order.begin(), order.end(),
-            [](const Sequence* a, const Sequence* b) { return preempt_before(b, a); });
+  std::vector<Sequence*>& order = order_;
+  order.assign(running_.begin(), running_.end());
+  if (order.size() > 1)
+    std::sort(order.begin(), order.end(), [](const Sequence* a, const Sequence* b) { return preempt_before(b, a); });
 
   // 1. Decodes: one token each.
   for (Sequence* s : order) {

@@ -7,7 +7,7 @@
 //     value, latest arrival) — possibly the one asking;
 //  2. running prefills that are not done (chunked to the token budget);
 //  3. admissions from the waiting queue: aged requests first, then by
-//     priority (lower first), FIFO within a class; at most batch_size per step,
+//     priority (lower first), FIFO within a class; at most admissions_per_step per step,
 //     max_num_seqs running, max_batched_tokens per step, and only when KV
 //     blocks for the chunk are free.
 // Batching window (idle engine only): see ready_in_ns().
@@ -38,14 +38,20 @@ struct SchedulerOutput {
   std::vector<Sequence*> admitted;    // moved from waiting to running this call
   int32_t num_tokens = 0;
   bool empty() const { return seqs.empty(); }
+  void clear() {
+    seqs.clear();
+    preempted.clear();
+    admitted.clear();
+    num_tokens = 0;
+  }
 };
 
 class Scheduler {
  public:
   Scheduler(const EngineConfig& config, KvBlockManager* blocks);
 
-  // A new (or re-queued) sequence; it must outlive its time in the scheduler.
-  void add(Sequence* seq, int64_t now_ns);
+  // A new sequence; it must outlive its time in the scheduler.
+  void add(Sequence* seq);
   // Removes a sequence wherever it is (finished, cancelled, failed) and frees its blocks.
   void remove(Sequence* seq);
 
@@ -55,15 +61,16 @@ class Scheduler {
   int64_t ready_in_ns(int64_t now_ns);
   bool fast_path_taken() const { return fast_path_taken_; }
 
-  SchedulerOutput schedule(int64_t now_ns);
+  // Fills `out` (cleared first; the caller reuses it step after step).
+  void schedule(int64_t now_ns, SchedulerOutput* out);
 
   // After the runner's step: advances num_computed of the scheduled sequences.
   void on_step_done(const SchedulerOutput& out);
 
   void set_window_ms(double ms) { window_ms_ = ms; }
-  void set_batch_size(int32_t n) { batch_size_ = n; }
+  void set_admissions_per_step(int32_t n) { admissions_per_step_ = n; }
   double window_ms() const { return window_ms_; }
-  int32_t batch_size() const { return batch_size_; }
+  int32_t admissions_per_step() const { return admissions_per_step_; }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
   const std::vector<Sequence*>& running() const { return running_; }
@@ -80,9 +87,10 @@ class Scheduler {
   EngineConfig config_;
   KvBlockManager* blocks_;
   double window_ms_;
-  int32_t batch_size_;
+  int32_t admissions_per_step_;
   std::vector<Sequence*> running_;  // admission order
   std::vector<Sequence*> waiting_;  // unordered; sorted when admitting
+  std::vector<Sequence*> order_;    // scratch of run_passes: running_, best priority first
   int64_t window_start_ns_ = -1;    // when the idle engine saw its first arrival
   bool fast_path_taken_ = false;
   int64_t step_ = 0;

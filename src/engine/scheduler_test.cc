@@ -32,13 +32,13 @@ struct Harness {
     names[s.get()] = name;
     Sequence* raw = s.get();
     seqs.push_back(std::move(s));
-    sched.add(raw, now_ns);
+    sched.add(raw);
     return raw;
   }
 
   // One step; returns e.g. "A:8 B:1*" (* = sampled).
   std::string step() {
-    last = sched.schedule(now_ns);
+    sched.schedule(now_ns, &last);
     std::string d;
     for (const ScheduledSeq& ss : last.seqs) {
       if (!d.empty()) d += ' ';
@@ -133,7 +133,7 @@ TEST(SchedulerTable, SchedulerOffRunsOneAtATimeFifo) {
 
 TEST(Scheduler, AdmitsByPriorityThenFifo) {
   EngineConfig c;
-  c.batch_size = 1;
+  c.admissions_per_step = 1;
   Harness h(c, 64, 4);
   h.add("C", 2, 100, kPriorityBackground, 1 * kMs);
   h.add("B", 2, 100, kPriorityDefault, 2 * kMs);
@@ -150,7 +150,7 @@ TEST(Scheduler, AdmitsByPriorityThenFifo) {
 
 TEST(Scheduler, AgingBoundsBackgroundWait) {
   EngineConfig c;
-  c.batch_size = 1;
+  c.admissions_per_step = 1;
   c.background_max_wait_s = 1.0;
   Harness h(c, 64, 4);
   h.now_ns = 10'000 * kMs;
@@ -169,7 +169,7 @@ TEST(Scheduler, AgingBoundsBackgroundWait) {
 TEST(Scheduler, WindowWaitsForMoreArrivalsWhenIdle) {
   EngineConfig c;
   c.window_ms = 2.0;
-  c.batch_size = 4;
+  c.admissions_per_step = 4;
   Harness h(c, 64, 4);
   EXPECT_EQ(h.sched.ready_in_ns(h.now_ns), -1);
   h.add("A", 2, 2);
@@ -201,7 +201,7 @@ TEST(Scheduler, UrgentArrivalEndsTheWindow) {
 TEST(Scheduler, FullBatchEndsTheWindow) {
   EngineConfig c;
   c.window_ms = 5.0;
-  c.batch_size = 3;
+  c.admissions_per_step = 3;
   Harness h(c, 64, 4);
   h.add("A", 2, 2);
   h.add("B", 2, 2);
@@ -228,7 +228,7 @@ TEST(Scheduler, FastPathStartsALoneRequestAtOnce) {
 
 TEST(Scheduler, BatchSizeAndMaxNumSeqsLimitAdmissions) {
   EngineConfig c;
-  c.batch_size = 2;
+  c.admissions_per_step = 2;
   c.max_num_seqs = 3;
   Harness h(c, 64, 4);
   for (const char* n : {"A", "B", "C", "D", "E"}) h.add(n, 2, 100);
@@ -260,7 +260,7 @@ TEST(Scheduler, PreemptionOrderIsWorstPriorityThenLatestArrival) {
 TEST(Scheduler, RandomWorkloadFreesEveryBlock) {
   EngineConfig c;
   c.max_batched_tokens = 64;
-  c.batch_size = 8;
+  c.admissions_per_step = 8;
   c.max_num_seqs = 32;
   Harness h(c, 48, 4);
   std::mt19937 rng(42);

@@ -26,7 +26,7 @@ struct Sequence {
   int32_t num_prompt_tokens = 0;
   int32_t num_computed = 0;
   BlockTable block_table;
-  std::vector<GeneratedToken> pending;  // sampled, not yet published
+  std::vector<SampledToken> pending;  // sampled, not yet published
   std::mt19937_64 rng;
   int64_t first_scheduled_ns = 0, first_token_ns = 0, last_token_ns = 0;
   int32_t num_preemptions = 0;
@@ -38,7 +38,6 @@ struct Sequence {
   int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
   int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
   int32_t num_uncomputed() const { return num_tokens() - num_computed; }
-  bool is_decode() const { return num_uncomputed() == 1 && num_output_tokens() > 0; }
 };
 
 }  // namespace kr

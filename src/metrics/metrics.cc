@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <utility>
 
 #include "metrics/exposition.h"
 #include "metrics/histogram.h"
@@ -27,10 +28,11 @@ const std::vector<double> kIterationTokenBuckets = {1,   8,    16,   32,   64,  
 const std::vector<double> kStepBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                           0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 const std::vector<double> kSeqsPerStepBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+// A tiny model loads in tens of milliseconds, an 8B one from a cold disk in minutes.
+const std::vector<double> kModelLoadBuckets = {0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0};
 
 // Exact batch sizes kept for /stats; larger ones are counted at this size.
 constexpr int32_t kMaxTrackedBatch = 1024;
-constexpr int kNumReasons = 5;  // FinishReason values
 
 // One counter per cache line: HTTP threads and the engine thread bump
 // different counters, and should not share lines.
@@ -40,21 +42,9 @@ struct alignas(64) Counter {
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
-// Local names so that the engine module's finish_reason_name() is not needed.
+// The finish_reason label: vLLM calls a cancelled request "abort".
 const char* reason_label(FinishReason r, bool vllm) {
-  switch (r) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kCancelled:
-      return vllm ? "abort" : "cancelled";
-    case FinishReason::kError:
-      return "error";
-    case FinishReason::kNone:
-      break;
-  }
-  return "unknown";
+  return vllm && r == FinishReason::kCancelled ? "abort" : finish_reason_name(r);
 }
 
 uint64_t non_negative(int32_t n) { return n > 0 ? static_cast<uint64_t>(n) : 0; }
@@ -77,6 +67,7 @@ struct Metrics::Impl {
         iteration_tokens(kIterationTokenBuckets),
         step_duration(kStepBuckets),
         seqs_per_step(kSeqsPerStepBuckets),
+        model_load(kModelLoadBuckets),
         latency_ring(std::max(options.percentile_window, 1)),
         ttft_ring(std::max(options.percentile_window, 1)),
         batch_counts(std::make_unique<std::atomic<uint64_t>[]>(kMaxTrackedBatch + 1)) {
@@ -90,10 +81,14 @@ struct Metrics::Impl {
   AtomicHistogram ttft, itl, e2e, queue, prefill, decode;
   AtomicHistogram prompt_tokens_hist, generation_tokens_hist, iteration_tokens;
   AtomicHistogram step_duration, seqs_per_step;
+  AtomicHistogram model_load;
 
   Counter received, rejected, prompt_tokens, generation_tokens, preemptions, fast_path,
       auto_tune_adjustments;
-  std::array<Counter, kNumReasons> finished;  // by FinishReason
+  std::array<Counter, kNumFinishReasons> finished;  // by FinishReason
+  Counter model_loads, model_load_failures, model_unloads_idle, model_unloads_evicted;
+  std::atomic<bool> model_loaded{false};
+  std::atomic<double> model_last_load_s{0};
 
   std::atomic<int32_t> running{0}, waiting{0}, swapped{0};
   std::atomic<double> kv_usage{0};
@@ -102,7 +97,7 @@ struct Metrics::Impl {
   // consecutive publications, which is harmless for display.
   std::atomic<bool> scheduler_on{true}, auto_tune{false}, adaptive_window{false};
   std::atomic<double> window_ms{0}, ema_p99_ttft_ms{0}, ema_p99_itl_ms{0};
-  std::atomic<int32_t> batch_size{0};
+  std::atomic<int32_t> admissions_per_step{0};
 
   SampleRing latency_ring, ttft_ring;
   PerSecondCounter tokens_per_s, requests_per_s;
@@ -112,7 +107,7 @@ struct Metrics::Impl {
     SchedulerState s;
     s.scheduler_on = scheduler_on.load(std::memory_order_relaxed);
     s.window_ms = window_ms.load(std::memory_order_relaxed);
-    s.batch_size = batch_size.load(std::memory_order_relaxed);
+    s.admissions_per_step = admissions_per_step.load(std::memory_order_relaxed);
     s.auto_tune = auto_tune.load(std::memory_order_relaxed);
     s.adaptive_window = adaptive_window.load(std::memory_order_relaxed);
     s.ema_p99_ttft_ms = ema_p99_ttft_ms.load(std::memory_order_relaxed);
@@ -149,7 +144,7 @@ void Metrics::record_finished(FinishReason reason, double e2e_seconds, int32_t p
                               int32_t generation_tokens) {
   Impl& m = *impl_;
   const int r = static_cast<int>(reason);
-  m.finished[r >= 0 && r < kNumReasons ? r : 0].add(1);
+  m.finished[r >= 0 && r < kNumFinishReasons ? r : 0].add(1);
   m.e2e.observe(e2e_seconds);
   m.prompt_tokens.add(non_negative(prompt_tokens));
   m.generation_tokens.add(non_negative(generation_tokens));
@@ -190,16 +185,23 @@ void Metrics::set_scheduler_state(const SchedulerState& s) {
   Impl& m = *impl_;
   m.scheduler_on.store(s.scheduler_on, std::memory_order_relaxed);
   m.window_ms.store(s.window_ms, std::memory_order_relaxed);
-  m.batch_size.store(s.batch_size, std::memory_order_relaxed);
+  m.admissions_per_step.store(s.admissions_per_step, std::memory_order_relaxed);
   m.auto_tune.store(s.auto_tune, std::memory_order_relaxed);
   m.adaptive_window.store(s.adaptive_window, std::memory_order_relaxed);
   m.ema_p99_ttft_ms.store(s.ema_p99_ttft_ms, std::memory_order_relaxed);
   m.ema_p99_itl_ms.store(s.ema_p99_itl_ms, std::memory_order_relaxed);
 }
 
-double Metrics::uptime_s() const {
-  return static_cast<double>(impl_->clock->now_ns() - impl_->start_ns) / 1e9;
+void Metrics::record_model_load(double seconds) {
+  impl_->model_loads.add(1);
+  impl_->model_load.observe(seconds);
+  impl_->model_last_load_s.store(seconds, std::memory_order_relaxed);
 }
+void Metrics::record_model_load_failure() { impl_->model_load_failures.add(1); }
+void Metrics::record_model_unload(bool evicted) {
+  (evicted ? impl_->model_unloads_evicted : impl_->model_unloads_idle).add(1);
+}
+void Metrics::set_model_loaded(bool loaded) { impl_->model_loaded.store(loaded, std::memory_order_relaxed); }
 
 StatsSnapshot Metrics::stats() const {
   const Impl& m = *impl_;
@@ -252,10 +254,13 @@ namespace {
 // of a series agree.
 struct ScrapeView {
   HistogramSnapshot ttft, itl, e2e, queue, prefill, decode, prompt_tokens_hist,
-      generation_tokens_hist, iteration_tokens, step_duration, seqs_per_step;
+      generation_tokens_hist, iteration_tokens, step_duration, seqs_per_step, model_load;
+  uint64_t model_loads = 0, model_load_failures = 0, model_unloads_idle = 0, model_unloads_evicted = 0;
+  bool model_loaded = false;
+  double model_last_load_s = 0;
   uint64_t received = 0, rejected = 0, prompt_tokens = 0, generation_tokens = 0, preemptions = 0,
            fast_path = 0, auto_tune_adjustments = 0;
-  std::array<uint64_t, kNumReasons> finished{};
+  std::array<uint64_t, kNumFinishReasons> finished{};
   double running = 0, waiting = 0, swapped = 0, kv_usage = 0, uptime_s = 0;
   SchedulerState scheduler;
 };
@@ -291,7 +296,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   counter("generation_tokens_total", "Number of generation tokens processed.", v.generation_tokens);
   w.family(name("request_success_total"), "counter",
            "Count of finished requests by finish reason.");
-  for (int r = 0; r < kNumReasons; ++r) {
+  for (int r = 0; r < kNumFinishReasons; ++r) {
     const auto reason = static_cast<FinishReason>(r);
     // "unknown" (kNone) only when something was recorded under it.
     if (reason == FinishReason::kNone && v.finished[r] == 0) continue;
@@ -331,7 +336,7 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   gauge("scheduler_window_ms", "Admission window of the scheduler in milliseconds.",
         v.scheduler.window_ms);
   gauge("scheduler_batch_size", "Admissions per step allowed by the scheduler.",
-        v.scheduler.batch_size);
+        v.scheduler.admissions_per_step);
   gauge("adaptive_window_enabled", "1 when the admission window adapts to load.",
         v.scheduler.adaptive_window ? 1 : 0);
   gauge("auto_tune_enabled", "1 when auto-tuning of window and batch size is on.",
@@ -347,6 +352,20 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   counter("requests_rejected_total", "Requests refused at submit (queue full, bad input).",
           v.rejected);
   gauge("uptime_seconds", "Seconds since the metrics were created.", v.uptime_s);
+  // ---- model lifecycle ----
+  gauge("model_loaded", "1 while the model is loaded (weights, KV pool and engine), else 0.",
+        v.model_loaded ? 1 : 0);
+  counter("model_loads_total", "Loads of the model that succeeded.", v.model_loads);
+  counter("model_load_failures_total", "Loads of the model that failed.", v.model_load_failures);
+  w.family(name("model_unloads_total"), "counter",
+           "Unloads of the model: idle past its TTL, or evicted to make room for another.");
+  for (const auto& [reason, n] : {std::pair<const char*, uint64_t>{"idle", v.model_unloads_idle},
+                                  std::pair<const char*, uint64_t>{"evicted", v.model_unloads_evicted}}) {
+    const Label unload_labels[] = {{"model_name", model_name}, {"reason", reason}};
+    w.sample(name("model_unloads_total"), unload_labels, static_cast<double>(n));
+  }
+  histogram("model_load_seconds", "Histogram of model load times (start to ready) in seconds.", v.model_load);
+  gauge("model_last_load_seconds", "Seconds the last successful load of the model took.", v.model_last_load_s);
 }
 
 }  // namespace
@@ -365,6 +384,13 @@ std::string Metrics::render_prometheus() const {
   v.iteration_tokens = m.iteration_tokens.snapshot();
   v.step_duration = m.step_duration.snapshot();
   v.seqs_per_step = m.seqs_per_step.snapshot();
+  v.model_load = m.model_load.snapshot();
+  v.model_loads = m.model_loads.get();
+  v.model_load_failures = m.model_load_failures.get();
+  v.model_unloads_idle = m.model_unloads_idle.get();
+  v.model_unloads_evicted = m.model_unloads_evicted.get();
+  v.model_loaded = m.model_loaded.load(std::memory_order_relaxed);
+  v.model_last_load_s = m.model_last_load_s.load(std::memory_order_relaxed);
   v.received = m.received.get();
   v.rejected = m.rejected.get();
   v.prompt_tokens = m.prompt_tokens.get();
@@ -372,7 +398,7 @@ std::string Metrics::render_prometheus() const {
   v.preemptions = m.preemptions.get();
   v.fast_path = m.fast_path.get();
   v.auto_tune_adjustments = m.auto_tune_adjustments.get();
-  for (int r = 0; r < kNumReasons; ++r) v.finished[r] = m.finished[r].get();
+  for (int r = 0; r < kNumFinishReasons; ++r) v.finished[r] = m.finished[r].get();
   v.running = m.running.load(std::memory_order_relaxed);
   v.waiting = m.waiting.load(std::memory_order_relaxed);
   v.swapped = m.swapped.load(std::memory_order_relaxed);

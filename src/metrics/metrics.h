@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "engine/request.h"
+#include "base/request_types.h"
 
 namespace kr {
 
@@ -20,7 +20,7 @@ namespace kr {
 struct SchedulerState {
   bool scheduler_on = true;
   double window_ms = 0;
-  int32_t batch_size = 0;  // admissions per step
+  int32_t admissions_per_step = 0;  // exported as scheduler_batch_size (the seed's name)
   bool auto_tune = false;
   bool adaptive_window = false;
   double ema_p99_ttft_ms = 0;
@@ -91,13 +91,17 @@ class Metrics {
   void set_queue(int32_t running, int32_t waiting, int32_t swapped);
   void set_kv_usage(double used_fraction);
   void set_scheduler_state(const SchedulerState& state);
+  // ---- model lifecycle (the server's model registry, loader thread) ----
+  void record_model_load(double seconds);  // a load that succeeded, start to ready
+  void record_model_load_failure();
+  void record_model_unload(bool evicted);  // evicted: to make room; else idle past its TTL
+  void set_model_loaded(bool loaded);
 
   // Prometheus text exposition format 0.0.4, names prefixed krserve_; serve it
   // with Content-Type kPrometheusContentType.
   static constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
   std::string render_prometheus() const;
   StatsSnapshot stats() const;
-  double uptime_s() const;  // since construction, by the given clock
 
  private:
   struct Impl;

@@ -94,7 +94,7 @@ TEST(Metrics, StatsPercentilesAndCounts) {
   m.record_finished(FinishReason::kError, 2000, 3, 0);
   m.set_queue(/*running=*/7, /*waiting=*/9, /*swapped=*/0);
   m.set_scheduler_state(
-      SchedulerState{.window_ms = 2.5, .batch_size = 16, .auto_tune = true, .ema_p99_ttft_ms = 80});
+      SchedulerState{.window_ms = 2.5, .admissions_per_step = 16, .auto_tune = true, .ema_p99_ttft_ms = 80});
   clock.advance_ms(2500);
 
   const StatsSnapshot s = m.stats();
@@ -114,7 +114,7 @@ TEST(Metrics, StatsPercentilesAndCounts) {
   EXPECT_EQ(s.running, 7);
   EXPECT_EQ(s.queue_depth, 9);
   EXPECT_DOUBLE_EQ(s.scheduler.window_ms, 2.5);
-  EXPECT_EQ(s.scheduler.batch_size, 16);
+  EXPECT_EQ(s.scheduler.admissions_per_step, 16);
   EXPECT_TRUE(s.scheduler.auto_tune);
   EXPECT_DOUBLE_EQ(s.scheduler.ema_p99_ttft_ms, 80);
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sys/stat.h>
 
+#include "backend/dtype_convert.h"
 #include "base/log.h"
 
 namespace kr {
@@ -15,13 +16,31 @@ Model::Model(ModelConfig config, GenerationDefaults gen, std::unique_ptr<ModelWe
       backend_(backend),
       options_(options) {
   eos_ids_ = merged_eos_ids(config_, gen_);
-  rope_.head_dim = config_.head_dim;
-  rope_.inv_freq = rope_inv_freq(config_);
+  const ArchSpec& a = config_.arch;
+  KR_CHECK(static_cast<int>(a.layer_attention.size()) == config_.num_hidden_layers);
+  KR_CHECK(static_cast<int>(weights_->layers.size()) == config_.num_hidden_layers);
+  KR_CHECK_MSG(check_forward_supports(a, "config").ok(), "Model: an ArchSpec the forward does not run");
 }
+
+namespace {
+
+// sqrt(H) as transformers scales Gemma's embeddings: a float32 value cast to the
+// embedding weights' dtype (Gemma3TextScaledWordEmbedding: embed_scale.to(weight.dtype)).
+float embedding_scale(int32_t hidden, DType weight_dtype) {
+  const float s = std::sqrt(static_cast<float>(hidden));
+  switch (weight_dtype) {
+    case DType::kBF16: return bf16_to_f32(f32_to_bf16(s));
+    case DType::kF16: return f16_to_f32(f32_to_f16(s));
+    default: return s;
+  }
+}
+
+}  // namespace
 
 Model::~Model() {
   for (Tensor* t : {&ids_, &residual_, &normed_, &qkv_, &attn_, &proj_, &gate_up_, &act_, &row_idx_, &last_, &logits_})
     backend_.free(*t);
+  for (RopeParams& r : ropes_) backend_.free(r.inv_freq);
   for (KvLayer& l : kv_) {
     backend_.free(l.k);
     backend_.free(l.v);
@@ -64,6 +83,46 @@ Status Model::init() {
   row_idx_ = backend_.alloc(DType::kI32, {R});
   last_ = backend_.alloc(act, {R, H});
   logits_ = backend_.alloc(DType::kF32, {R, c.vocab_size});
+  // RoPE tables: global layers use the config's RoPE; sliding ones their own when
+  // the family gives them one (Gemma 3). ropes_ is not resized after this, so the
+  // per-layer parameters below may point into it.
+  const ArchSpec& a = c.arch;
+  const bool own_sliding = a.sliding_rope_theta > 0.0;
+  const RopeScaling* scalings[2] = {&c.rope_scaling, own_sliding ? &a.sliding_rope_scaling : &c.rope_scaling};
+  const double thetas[2] = {c.rope_theta, own_sliding ? a.sliding_rope_theta : c.rope_theta};
+  ropes_.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    const std::vector<float> inv = rope_inv_freq(c.head_dim, thetas[i], *scalings[i]);
+    ropes_[i].head_dim = c.head_dim;
+    ropes_[i].inv_freq = backend_.alloc(DType::kF32, {static_cast<int64_t>(inv.size())});
+    backend_.copy_from_host(ropes_[i].inv_freq, inv.data(), inv.size() * sizeof(float));
+  }
+  // Attention scale: 1/sqrt(query_pre_attn_scalar or D), times the square of the
+  // RoPE's attention factor (yarn scales cos and sin, so q·k by its square).
+  const float base_scale = 1.0f / std::sqrt(a.query_pre_attn_scalar > 0.0f ? a.query_pre_attn_scalar
+                                                                            : static_cast<float>(c.head_dim));
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const int r = a.layer_attention[l] == AttentionKind::kSliding ? 1 : 0;
+    const LayerWeights& w = weights_->layers[l];
+    QkvParams q{static_cast<int>(Hq), static_cast<int>(Hkv), &ropes_[r]};
+    if (!w.qkv_bias.empty()) q.bias = &w.qkv_bias;
+    if (!w.q_norm.empty()) {
+      q.q_norm = RmsNorm{&w.q_norm, eps, a.norm};
+      q.k_norm = RmsNorm{&w.k_norm, eps, a.norm};
+    }
+    layer_qkv_.push_back(q);
+    const double factor = rope_attention_factor(*scalings[r]);
+    AttentionParams p;
+    p.q_heads = static_cast<int>(Hq);
+    p.kv_heads = static_cast<int>(Hkv);
+    p.head_dim = static_cast<int>(D);
+    p.scale = static_cast<float>(base_scale * factor * factor);
+    p.sliding_window = r == 1 ? a.sliding_window : 0;
+    p.softcap = a.attn_logit_softcap;
+    layer_attn_.push_back(p);
+  }
+  embed_scale_ = a.scale_embeddings ? embedding_scale(c.hidden_size, weights_->embed.dtype) : 1.0f;
   return Status::Ok();
 }
 
@@ -102,54 +161,62 @@ Status Model::validate_step(const StepMetadata& m, std::span<const int32_t> ids,
 }
 
 StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
-                                     std::span<const int32_t> logit_rows) {
+                                std::span<const int32_t> logit_rows) {
   KR_RETURN_IF_ERROR(validate_step(meta, token_ids, logit_rows));
   const ModelConfig& c = config_;
   const int64_t T = static_cast<int64_t>(token_ids.size()), R = static_cast<int64_t>(logit_rows.size());
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const int Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int L = c.num_hidden_layers;
+  // One token and one logit row: that row is the token's (validate_step), so the
+  // lm_head reads the final norm's output directly, without a gather.
+  const bool gather = !(T == 1 && R == 1);
 
+  // All host->device copies of the step come first: in a step graph each is a copy
+  // node, and one in the middle of the layer chain would sit on its critical path.
   backend_.set_step_metadata(meta);
   Tensor ids = ids_.rows(0, T);
   backend_.copy_from_host(ids, token_ids.data(), token_ids.size_bytes());
-  // All host->device copies of the step come first: in a step graph each is a copy
-  // node, and one in the middle of the layer chain would sit on its critical path.
   Tensor idx = row_idx_.rows(0, R);
-  if (R > 0) backend_.copy_from_host(idx, logit_rows.data(), logit_rows.size_bytes());
+  if (R > 0 && gather) backend_.copy_from_host(idx, logit_rows.data(), logit_rows.size_bytes());
+  Tensor logits = logits_.rows(0, R);  // [R, V] f32
+  // A replayed step graph: the ops below were recorded by the first step of its
+  // key and run at end_graph() on the inputs just copied.
+  if (backend_.replaying_graph()) return logits;
+
   Tensor residual = residual_.rows(0, T);  // [T, H]
   Tensor normed = normed_.rows(0, T);      // [T, H]
   Tensor qkv = qkv_.rows(0, T);            // [T, (Hq + 2 Hkv) * D]
   Tensor attn = attn_.rows(0, T);          // [T, Hq * D]
-  Tensor proj = proj_.rows(0, T);          // [T, H]
+  Tensor proj = proj_.rows(0, T);          // [T, H]: output of o_proj and of down_proj
   Tensor gate_up = gate_up_.rows(0, T);    // [T, 2 I]
   Tensor act = act_.rows(0, T);            // [T, I]
 
-  backend_.embedding(weights_->embed, ids, residual);
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
+  const NormKind kind = c.arch.norm;
+  auto norm = [&](const Tensor& w) { return w.empty() ? RmsNorm{} : RmsNorm{&w, eps, kind}; };
+  backend_.embedding(weights_->embed, ids, embed_scale_, residual);
+  for (int l = 0; l < L; ++l) {
     const LayerWeights& w = weights_->layers[l];
-    // The residual stream absorbs the previous layer's MLP output here.
-    if (l == 0) {
-      backend_.rms_norm(residual, w.input_norm, eps, normed);
-    } else {
-      backend_.add_rms_norm(residual, proj, w.input_norm, eps, normed);
-    }
-    backend_.matmul(normed, w.qkv, qkv);
-    backend_.rope(qkv, Hq, Hkv, rope_);
-    backend_.store_kv(qkv, Hq, Hkv, D, kv_[l]);
-    backend_.attention(qkv, kv_[l], Hq, Hkv, D, scale, attn);
-    backend_.matmul(attn, w.o, proj);
-    backend_.add_rms_norm(residual, proj, w.post_norm, eps, normed);
-    backend_.matmul(normed, w.gate_up, gate_up);
-    backend_.silu_mul(gate_up, act);
-    backend_.matmul(act, w.down, proj);
+    // Attention block. Its input, normed = the input norm of residual, is computed
+    // inside layer 0's qkv projection, and by the previous layer's last op for the others.
+    const MatmulInput attn_in =
+        l == 0 ? MatmulInput::rms_normed(residual, norm(w.input_norm), normed) : MatmulInput(normed);
+    backend_.qkv_rope_store(attn_in, w.qkv, qkv, layer_qkv_[l], kv_[l]);
+    backend_.attention(qkv, kv_[l], layer_attn_[l], attn);
+    // residual += attn · Woᵀ (normalised first by Gemma's post-attention norm);
+    // normed = the norm before the MLP of residual.
+    backend_.matmul_add_rms_norm(attn, w.o, proj, norm(w.attn_out_norm), residual, norm(w.mlp_norm), normed);
+    // MLP block: act = f(normed · Wgateᵀ) * (normed · Wupᵀ); residual += act · Wdownᵀ
+    // (normalised first by Gemma's post-feedforward norm), then the next layer's
+    // input norm (the final norm after the last layer).
+    backend_.matmul_silu_mul(normed, w.gate_up, c.arch.activation, gate_up, act);
+    const Tensor& next_norm = l + 1 < L ? weights_->layers[l + 1].input_norm : weights_->final_norm;
+    backend_.matmul_add_rms_norm(act, w.down, proj, norm(w.mlp_out_norm), residual, norm(next_norm), normed);
   }
-  backend_.add_rms_norm(residual, proj, weights_->final_norm, eps, normed);
-  Tensor logits = logits_.rows(0, R);  // [R, V] f32
   if (R == 0) return logits;
   Tensor last = last_.rows(0, R);  // [R, H]
-  backend_.gather_rows(normed, idx, last);
-  backend_.matmul(last, weights_->lm_head, logits);
+  if (gather) backend_.gather_rows(normed, idx, last);
+  backend_.matmul(gather ? last : normed, weights_->lm_head, logits);
+  if (c.arch.final_logit_softcap > 0.0f) backend_.softcap(logits, c.arch.final_logit_softcap);
   return logits;
 }
 

@@ -1,6 +1,7 @@
-// Model: the Llama forward pass as a sequence of Backend ops over a paged
-// KV cache, plus load_model() which builds it from a Hugging Face folder (or a
-// preset with dummy weights). Tokenizer-independent.
+// Model: the forward pass of a decoder described by an ArchSpec (the Llama,
+// Mistral, Qwen2, Qwen3, Gemma 2 and Gemma 3 families) as a sequence of Backend
+// ops over a paged KV cache, fused ops included: what forward() calls is what runs. load_model() builds it from a
+// Hugging Face folder (or a preset with dummy weights). Tokenizer-independent.
 //
 // Threading: the model, its backend and its KV cache belong to one thread (the
 // engine thread); forward() must only be called from it.
@@ -28,8 +29,8 @@ struct ModelOptions {
   // Random weights of the configured shape instead of safetensors.
   bool dummy_weights = false;
   uint64_t dummy_seed = 1234;
-  // Built-in config instead of DIR/config.json (e.g. "llama-3.2-3b"); needs no folder
-  // with dummy_weights.
+  // Built-in config instead of DIR/config.json (model_config_preset_names(), e.g.
+  // "llama-3.1-8b"); needs no folder with dummy_weights.
   std::string arch;
 };
 
@@ -48,6 +49,8 @@ class Model {
   // `logit_rows` picks the token rows whose logits are wanted (e.g. each sequence's
   // last token). Returns logits [R, V] kF32 on the backend, valid until the next call.
   // InvalidArgument for ids out of vocabulary, too many tokens/rows, bad block ids.
+  // Inside a replayed step graph (Backend::begin_graph) it copies the step's inputs
+  // and leaves the ops to the recording, which runs at end_graph().
   StatusOr<Tensor> forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
                            std::span<const int32_t> logit_rows);
 
@@ -72,7 +75,11 @@ class Model {
   std::unique_ptr<ModelWeights> weights_;
   Backend& backend_;
   ModelOptions options_;
-  RopeParams rope_;
+  // Per-layer op parameters, built by init() (they point into ropes_ and weights_).
+  float embed_scale_ = 1.0f;                  // embeddings × this (Gemma: sqrt(H) in the weight dtype)
+  std::vector<RopeParams> ropes_;             // [2]: global, sliding (when it has its own)
+  std::vector<QkvParams> layer_qkv_;          // [layers] bias, q/k norms, RoPE
+  std::vector<AttentionParams> layer_attn_;   // [layers] scale, window, soft-cap
   int32_t num_kv_blocks_ = 0;
   size_t kv_cache_bytes_ = 0;
   std::vector<KvLayer> kv_;  // [layers]

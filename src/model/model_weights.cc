@@ -8,12 +8,43 @@
 #include <thread>
 
 #include "backend/dtype_convert.h"
+#include "base/log.h"
 
 namespace kr {
 namespace {
 
-std::string layer_name(int l, const char* suffix) {
-  return "model.layers." + std::to_string(l) + "." + suffix + ".weight";
+// Where a checkpoint keeps the text model's tensors.
+struct Names {
+  std::string model = "model.";            // prefix of embed_tokens, layers, norm
+  std::string lm_head = "lm_head.weight";  // the untied output projection
+
+  std::string layer(int l, const std::string& suffix, const char* kind = "weight") const {
+    return model + "layers." + std::to_string(l) + "." + suffix + "." + kind;
+  }
+  std::string top(const char* name) const { return model + name + ".weight"; }
+};
+
+// The text model of a vision-language folder: published checkpoints write
+// language_model.model.* and language_model.lm_head, transformers 5 state dicts
+// model.language_model.* and lm_head.
+Names names_for(const ArchSpec& a, const SafetensorsSet* files) {
+  Names n;
+  if (!a.text_of_multimodal) return n;
+  if (files != nullptr && files->find("model.language_model.embed_tokens.weight") != nullptr) {
+    n.model = "model.language_model.";
+  } else {
+    n.model = "language_model.model.";
+    n.lm_head = "language_model.lm_head.weight";
+  }
+  return n;
+}
+
+// Tensors of a vision-language folder that the text model does not use.
+bool vision_tensor(const std::string& name, const ArchSpec& a) {
+  if (!a.text_of_multimodal) return false;
+  for (const char* p : {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."})
+    if (name.starts_with(p)) return true;
+  return false;
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -25,32 +56,44 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
-// Name → expected shape for every tensor of the config.
-std::map<std::string, std::vector<int64_t>> expected_tensors(const ModelConfig& c) {
+// Name → expected shape for every tensor of the config's family.
+std::map<std::string, std::vector<int64_t>> expected_tensors(const ModelConfig& c, const Names& n) {
+  const ArchSpec& a = c.arch;
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
   const int64_t q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
   std::map<std::string, std::vector<int64_t>> e;
-  e["model.embed_tokens.weight"] = {V, H};
-  e["model.norm.weight"] = {H};
-  if (!c.tie_word_embeddings) e["lm_head.weight"] = {V, H};
+  e[n.top("embed_tokens")] = {V, H};
+  e[n.top("norm")] = {H};
+  if (!c.tie_word_embeddings) e[n.lm_head] = {V, H};
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    e[layer_name(l, "input_layernorm")] = {H};
-    e[layer_name(l, "post_attention_layernorm")] = {H};
-    e[layer_name(l, "self_attn.q_proj")] = {q, H};
-    e[layer_name(l, "self_attn.k_proj")] = {kv, H};
-    e[layer_name(l, "self_attn.v_proj")] = {kv, H};
-    e[layer_name(l, "self_attn.o_proj")] = {H, q};
-    e[layer_name(l, "mlp.gate_proj")] = {I, H};
-    e[layer_name(l, "mlp.up_proj")] = {I, H};
-    e[layer_name(l, "mlp.down_proj")] = {H, I};
+    e[n.layer(l, "input_layernorm")] = {H};
+    e[n.layer(l, "post_attention_layernorm")] = {H};
+    if (a.post_attention_norm) e[n.layer(l, "pre_feedforward_layernorm")] = {H};
+    if (a.post_feedforward_norm) e[n.layer(l, "post_feedforward_layernorm")] = {H};
+    e[n.layer(l, "self_attn.q_proj")] = {q, H};
+    e[n.layer(l, "self_attn.k_proj")] = {kv, H};
+    e[n.layer(l, "self_attn.v_proj")] = {kv, H};
+    if (a.qkv_bias) {
+      e[n.layer(l, "self_attn.q_proj", "bias")] = {q};
+      e[n.layer(l, "self_attn.k_proj", "bias")] = {kv};
+      e[n.layer(l, "self_attn.v_proj", "bias")] = {kv};
+    }
+    if (a.qk_norm) {
+      e[n.layer(l, "self_attn.q_norm")] = {D};
+      e[n.layer(l, "self_attn.k_norm")] = {D};
+    }
+    e[n.layer(l, "self_attn.o_proj")] = {H, q};
+    e[n.layer(l, "mlp.gate_proj")] = {I, H};
+    e[n.layer(l, "mlp.up_proj")] = {I, H};
+    e[n.layer(l, "mlp.down_proj")] = {H, I};
   }
   return e;
 }
 
 // Tensors that old checkpoints carry and we recompute or do not need.
-bool ignorable(const std::string& name, const ModelConfig& c) {
+bool ignorable(const std::string& name, const ModelConfig& c, const Names& n) {
   if (name.ends_with(".rotary_emb.inv_freq")) return true;
-  return c.tie_word_embeddings && name == "lm_head.weight";
+  return c.tie_word_embeddings && name == n.lm_head;
 }
 
 class Uploader {
@@ -62,10 +105,12 @@ class Uploader {
     return be_.upload_weight(v.as_tensor());
   }
 
-  // Row-concatenation of same-dtype matrices of equal width into one [Σ rows, K].
+  // Row-concatenation of same-dtype matrices of equal width into one [Σ rows, K],
+  // or of vectors into one [Σ n].
   Tensor fused(const std::vector<const TensorView*>& parts) {
     int64_t rows = 0;
-    const int64_t k = parts[0]->shape[1];
+    const bool vectors = parts[0]->shape.size() == 1;
+    const int64_t k = vectors ? 1 : parts[0]->shape[1];
     for (const auto* p : parts) rows += p->shape[0];
     const DType dt = parts[0]->dtype;
     const size_t bytes = static_cast<size_t>(rows * k) * dtype_size_bytes(dt);
@@ -85,7 +130,7 @@ class Uploader {
       off += p->bytes;
     }
     w_.weight_bytes += bytes;
-    Tensor t = be_.upload_weight(Tensor(dst, dt, {rows, k}));
+    Tensor t = be_.upload_weight(vectors ? Tensor(dst, dt, {rows}) : Tensor(dst, dt, {rows, k}));
     if (be_.upload_keeps_host_pointer()) {
       if (b16) w_.host_buffers.push_back(std::move(b16));
       if (b32) w_.host_buffers_f32.push_back(std::move(b32));
@@ -141,22 +186,33 @@ void fill_dummy(uint16_t* dst, int64_t n, uint64_t seed, float scale) {
 StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
                                                            std::unique_ptr<SafetensorsSet> files,
                                                            Backend& backend) {
-  const auto expected = expected_tensors(c);
-  // Extra tensors first: a folder of another model shape shows up here clearly.
+  const ArchSpec& a = c.arch;
+  const Names n = names_for(a, files.get());
+  const auto expected = expected_tensors(c, n);
+  // Extra tensors first: a folder of another model shape or family shows up here clearly.
+  size_t skipped = 0;
   for (const auto& [name, view] : files->all()) {
-    if (!expected.count(name) && !ignorable(name, c))
-      return InvalidArgument(view.file + ": unexpected tensor '" + name + "' for this config");
+    if (vision_tensor(name, a)) {
+      ++skipped;
+    } else if (!expected.count(name) && !ignorable(name, c, n)) {
+      return InvalidArgument(view.file + ": unexpected tensor '" + name + "' for " + a.architecture +
+                             " with this config");
+    }
   }
+  if (skipped > 0)
+    KR_LOG(kInfo, "model: %s: skipping %zu vision-tower and projector tensors (text only)", a.architecture.c_str(),
+           skipped);
   for (const auto& [name, shape] : expected) {
     const TensorView* v = files->find(name);
-    if (v == nullptr) return NotFound("missing tensor '" + name + "' in the model's safetensors");
+    if (v == nullptr)
+      return NotFound("missing tensor '" + name + "' in the model's safetensors (" + a.architecture + ")");
     if (v->shape != shape)
       return InvalidArgument(v->file + ": tensor '" + name + "' has shape " + shape_str(v->shape) + ", expected " +
                              shape_str(shape));
   }
   auto w = std::make_unique<ModelWeights>();
   Uploader up(backend, *w);
-  auto get = [&](const std::string& n) { return files->find(n); };
+  auto get = [&](const std::string& name) { return files->find(name); };
   auto same_dtype = [&](const std::vector<const TensorView*>& parts) -> Status {
     for (const auto* p : parts)
       if (p->dtype != parts[0]->dtype)
@@ -164,22 +220,39 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
                              parts[0]->name + "' is " + dtype_name(parts[0]->dtype) + " (fused tensors must match)");
     return Status::Ok();
   };
-  w->embed = up.direct(*get("model.embed_tokens.weight"));
-  w->final_norm = up.direct(*get("model.norm.weight"));
-  w->lm_head = c.tie_word_embeddings ? w->embed : up.direct(*get("lm_head.weight"));
+  w->embed = up.direct(*get(n.top("embed_tokens")));
+  w->final_norm = up.direct(*get(n.top("norm")));
+  w->lm_head = c.tie_word_embeddings ? w->embed : up.direct(*get(n.lm_head));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     LayerWeights L;
-    L.input_norm = up.direct(*get(layer_name(l, "input_layernorm")));
-    L.post_norm = up.direct(*get(layer_name(l, "post_attention_layernorm")));
-    std::vector<const TensorView*> qkv = {get(layer_name(l, "self_attn.q_proj")), get(layer_name(l, "self_attn.k_proj")),
-                                          get(layer_name(l, "self_attn.v_proj"))};
-    std::vector<const TensorView*> gu = {get(layer_name(l, "mlp.gate_proj")), get(layer_name(l, "mlp.up_proj"))};
+    L.input_norm = up.direct(*get(n.layer(l, "input_layernorm")));
+    if (a.post_attention_norm) {
+      L.attn_out_norm = up.direct(*get(n.layer(l, "post_attention_layernorm")));
+      L.mlp_norm = up.direct(*get(n.layer(l, "pre_feedforward_layernorm")));
+    } else {
+      L.mlp_norm = up.direct(*get(n.layer(l, "post_attention_layernorm")));
+    }
+    if (a.post_feedforward_norm) L.mlp_out_norm = up.direct(*get(n.layer(l, "post_feedforward_layernorm")));
+    std::vector<const TensorView*> qkv = {get(n.layer(l, "self_attn.q_proj")), get(n.layer(l, "self_attn.k_proj")),
+                                          get(n.layer(l, "self_attn.v_proj"))};
+    std::vector<const TensorView*> gu = {get(n.layer(l, "mlp.gate_proj")), get(n.layer(l, "mlp.up_proj"))};
     KR_RETURN_IF_ERROR(same_dtype(qkv));
     KR_RETURN_IF_ERROR(same_dtype(gu));
     L.qkv = up.fused(qkv);
     L.gate_up = up.fused(gu);
-    L.o = up.direct(*get(layer_name(l, "self_attn.o_proj")));
-    L.down = up.direct(*get(layer_name(l, "mlp.down_proj")));
+    if (a.qkv_bias) {
+      std::vector<const TensorView*> bias = {get(n.layer(l, "self_attn.q_proj", "bias")),
+                                             get(n.layer(l, "self_attn.k_proj", "bias")),
+                                             get(n.layer(l, "self_attn.v_proj", "bias"))};
+      KR_RETURN_IF_ERROR(same_dtype(bias));
+      L.qkv_bias = up.fused(bias);
+    }
+    if (a.qk_norm) {
+      L.q_norm = up.direct(*get(n.layer(l, "self_attn.q_norm")));
+      L.k_norm = up.direct(*get(n.layer(l, "self_attn.k_norm")));
+    }
+    L.o = up.direct(*get(n.layer(l, "self_attn.o_proj")));
+    L.down = up.direct(*get(n.layer(l, "mlp.down_proj")));
     w->layers.push_back(L);
   }
   if (backend.upload_keeps_host_pointer()) w->files = std::move(files);
@@ -188,20 +261,23 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
 
 StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& c, Backend& backend,
                                                                  uint64_t seed) {
+  const ArchSpec& a = c.arch;
   auto w = std::make_unique<ModelWeights>();
   const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
   const int64_t qkv_rows = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
   uint64_t tensor_index = 0;
+  // The identity norm: weights 1 for x̂ · w, 0 for x̂ · (1 + w).
+  const float norm_value = a.norm == NormKind::kTimesOnePlusWeight ? 0.0f : 1.0f;
   // One host buffer at a time when the backend copies, so peak host memory stays at
   // the largest tensor instead of the whole model.
   auto make = [&](std::initializer_list<int64_t> dims, bool norm) {
     Tensor shape(nullptr, DType::kBF16, dims);
-    const int64_t n = shape.numel();
-    std::unique_ptr<uint16_t[]> buf(new uint16_t[n]);
+    const int64_t count = shape.numel();
+    std::unique_ptr<uint16_t[]> buf(new uint16_t[count]);
     if (norm) {
-      std::fill(buf.get(), buf.get() + n, f32_to_bf16(1.0f));
+      std::fill(buf.get(), buf.get() + count, f32_to_bf16(norm_value));
     } else {
-      fill_dummy(buf.get(), n, splitmix64(seed + 0x1000 * ++tensor_index), 0.02f);
+      fill_dummy(buf.get(), count, splitmix64(seed + 0x1000 * ++tensor_index), 0.02f);
     }
     shape.data = buf.get();
     w->weight_bytes += shape.bytes();
@@ -215,8 +291,15 @@ StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& c,
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     LayerWeights L;
     L.input_norm = make({H}, true);
-    L.post_norm = make({H}, true);
+    L.mlp_norm = make({H}, true);
+    if (a.post_attention_norm) L.attn_out_norm = make({H}, true);
+    if (a.post_feedforward_norm) L.mlp_out_norm = make({H}, true);
     L.qkv = make({qkv_rows, H}, false);
+    if (a.qkv_bias) L.qkv_bias = make({qkv_rows}, false);
+    if (a.qk_norm) {
+      L.q_norm = make({D}, true);
+      L.k_norm = make({D}, true);
+    }
     L.o = make({H, c.num_attention_heads * D}, false);
     L.gate_up = make({2 * I, H}, false);
     L.down = make({H, I}, false);

@@ -1,6 +1,12 @@
-// ModelWeights: every weight of a Llama model, validated against the config and
-// handed to the backend. q/k/v are fused into one [(Hq + 2 Hkv) * D, H] matrix
-// and gate/up into one [2 I, H] matrix at load (one matmul instead of three/two).
+// ModelWeights: every weight of a decoder (the families of model/arch_spec.h),
+// validated against the config and handed to the backend. q/k/v are fused into
+// one [(Hq + 2 Hkv) * D, H] matrix (and their biases into one vector) and
+// gate/up into one [2 I, H] matrix at load (one matmul instead of three/two).
+//
+// Tensor names are Hugging Face's: model.layers.N.* (plus, by ArchSpec, the
+// q/k/v biases, q_norm/k_norm, and Gemma's four norms), under language_model.model.*
+// (published) or model.language_model.* (transformers 5) for the text model of
+// a vision-language folder, whose vision tensors are skipped with one log line.
 //
 // Threading: built on the backend's thread; immutable afterwards.
 #pragma once
@@ -16,13 +22,19 @@
 
 namespace kr {
 
+// Optional tensors are empty (Tensor::empty()) where the family has none.
 struct LayerWeights {
-  Tensor input_norm;  // [H]
-  Tensor qkv;         // [(Hq + 2 Hkv) * D, H]: rows of q, then k, then v
-  Tensor o;           // [H, Hq * D]
-  Tensor post_norm;   // [H]
-  Tensor gate_up;     // [2 I, H]: rows of gate, then up
-  Tensor down;        // [H, I]
+  Tensor input_norm;     // [H] input_layernorm
+  Tensor qkv;            // [(Hq + 2 Hkv) * D, H]: rows of q, then k, then v
+  Tensor qkv_bias;       // [(Hq + 2 Hkv) * D] q/k/v biases (Qwen2), optional
+  Tensor q_norm;         // [D] self_attn.q_norm (Qwen3, Gemma 3), optional
+  Tensor k_norm;         // [D] self_attn.k_norm, with q_norm
+  Tensor o;              // [H, Hq * D]
+  Tensor attn_out_norm;  // [H] norm of o's output (Gemma: post_attention_layernorm), optional
+  Tensor mlp_norm;       // [H] norm before the MLP (Llama: post_attention_layernorm; Gemma: pre_feedforward_layernorm)
+  Tensor gate_up;        // [2 I, H]: rows of gate, then up
+  Tensor down;           // [H, I]
+  Tensor mlp_out_norm;   // [H] norm of down's output (Gemma: post_feedforward_layernorm), optional
 };
 
 struct ModelWeights {
@@ -45,7 +57,8 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& co
                                                            Backend& backend);
 
 // Random BF16 weights of the configured shape (vLLM's --load-format dummy):
-// uniform in ±0.02, norm weights 1. Deterministic for a seed.
+// uniform in ±0.02, norms the identity (weights 1 for x̂ · w, 0 for x̂ · (1 + w)).
+// Deterministic for a seed.
 StatusOr<std::unique_ptr<ModelWeights>> make_dummy_weights(const ModelConfig& config, Backend& backend,
                                                                  uint64_t seed);
 

@@ -22,25 +22,76 @@ using json = nlohmann::json;
 // that a garbage length cannot make us allocate or parse gigabytes.
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 
-StatusOr<DType> parse_dtype(const std::string& s, const std::string& file, const std::string& name) {
-  if (s == "BF16") return DType::kBF16;
-  if (s == "F16") return DType::kF16;
-  if (s == "F32") return DType::kF32;
+constexpr StorageType kAllStorageTypes[] = {
+    StorageType::kBF16, StorageType::kF16, StorageType::kF32, StorageType::kF64, StorageType::kF8E4M3,
+    StorageType::kF8E5M2, StorageType::kI8, StorageType::kU8, StorageType::kI16, StorageType::kU16,
+    StorageType::kI32, StorageType::kU32, StorageType::kI64, StorageType::kU64, StorageType::kBool};
+
+Status parse_dtype(const std::string& s, const std::string& file, const std::string& name, DTypePolicy policy,
+                   TensorView* v) {
+  if (s == "BF16") v->dtype = DType::kBF16;
+  else if (s == "F16") v->dtype = DType::kF16;
+  else if (s == "F32") v->dtype = DType::kF32;
+  if (s == "BF16" || s == "F16" || s == "F32" || policy == DTypePolicy::kAny) {
+    for (StorageType t : kAllStorageTypes) {
+      if (s == storage_type_name(t)) {
+        v->storage = t;
+        if (t == StorageType::kI32) v->dtype = DType::kI32;
+        return Status::Ok();
+      }
+    }
+  }
+  if (policy == DTypePolicy::kAny)
+    return Unimplemented(file + ": tensor '" + name + "' has unknown safetensors dtype '" + s + "'");
   return Unimplemented(file + ": tensor '" + name + "' has unsupported dtype '" + s +
                        "' (supported: BF16, F16, F32)");
 }
 
 }  // namespace
 
+const char* storage_type_name(StorageType t) {
+  switch (t) {
+    case StorageType::kBF16: return "BF16";
+    case StorageType::kF16: return "F16";
+    case StorageType::kF32: return "F32";
+    case StorageType::kF64: return "F64";
+    case StorageType::kF8E4M3: return "F8_E4M3";
+    case StorageType::kF8E5M2: return "F8_E5M2";
+    case StorageType::kI8: return "I8";
+    case StorageType::kU8: return "U8";
+    case StorageType::kI16: return "I16";
+    case StorageType::kU16: return "U16";
+    case StorageType::kI32: return "I32";
+    case StorageType::kU32: return "U32";
+    case StorageType::kI64: return "I64";
+    case StorageType::kU64: return "U64";
+    case StorageType::kBool: return "BOOL";
+  }
+  return "?";
+}
+
+size_t storage_type_size_bytes(StorageType t) {
+  switch (t) {
+    case StorageType::kF64: case StorageType::kI64: case StorageType::kU64: return 8;
+    case StorageType::kF32: case StorageType::kI32: case StorageType::kU32: return 4;
+    case StorageType::kBF16: case StorageType::kF16: case StorageType::kI16: case StorageType::kU16: return 2;
+    case StorageType::kF8E4M3: case StorageType::kF8E5M2: case StorageType::kI8: case StorageType::kU8:
+    case StorageType::kBool: return 1;
+  }
+  return 0;
+}
+
 Tensor TensorView::as_tensor() const {
   KR_CHECK(shape.size() <= static_cast<size_t>(Tensor::kMaxDims));
+  KR_CHECK(storage == StorageType::kBF16 || storage == StorageType::kF16 || storage == StorageType::kF32 ||
+           storage == StorageType::kI32);
   Tensor t(const_cast<void*>(data), dtype, {});
   for (int64_t d : shape) t.shape[t.ndim++] = d;
   return t;
 }
 
 Status SafetensorsFile::parse_header(const uint8_t* bytes, size_t size, const std::string& file,
-                                     std::vector<TensorView>* out) {
+                                     std::vector<TensorView>* out, DTypePolicy policy) {
   out->clear();
   if (size < 8) return DataLoss(file + ": file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   uint64_t header_len = 0;
@@ -90,7 +141,7 @@ Status SafetensorsFile::parse_header(const uint8_t* bytes, size_t size, const st
     TensorView v;
     v.name = name;
     v.file = file;
-    KR_ASSIGN_OR_RETURN(v.dtype, parse_dtype(dt->get<std::string>(), file, name));
+    KR_RETURN_IF_ERROR(parse_dtype(dt->get<std::string>(), file, name, policy, &v));
     if (sh->size() > static_cast<size_t>(Tensor::kMaxDims)) return DataLoss(ctx + ": more than 4 dimensions");
     uint64_t numel = 1;
     for (const auto& d : *sh) {
@@ -105,7 +156,7 @@ Status SafetensorsFile::parse_header(const uint8_t* bytes, size_t size, const st
     if (b > en || en > data_bytes)
       return DataLoss(ctx + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
                       ") out of range of the data section (" + std::to_string(data_bytes) + " bytes)");
-    const uint64_t expect = numel * dtype_size_bytes(v.dtype);
+    const uint64_t expect = numel * storage_type_size_bytes(v.storage);
     if (en - b != expect)
       return DataLoss(ctx + ": data_offsets span " + std::to_string(en - b) + " bytes but shape x dtype needs " +
                       std::to_string(expect));
@@ -124,7 +175,7 @@ Status SafetensorsFile::parse_header(const uint8_t* bytes, size_t size, const st
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
+StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path, DTypePolicy policy) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NotFound(path + ": cannot open (" + std::strerror(errno) + ")");
   struct stat st {};
@@ -146,7 +197,7 @@ StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::stri
   ::close(fd);  // the mapping stays valid
   static const uint8_t kEmpty[1] = {0};
   const uint8_t* bytes = f->map_ ? static_cast<const uint8_t*>(f->map_) : kEmpty;
-  KR_RETURN_IF_ERROR(parse_header(bytes, f->map_bytes_, path, &f->tensors_));
+  KR_RETURN_IF_ERROR(parse_header(bytes, f->map_bytes_, path, &f->tensors_, policy));
   return f;
 }
 
@@ -159,7 +210,7 @@ const TensorView* SafetensorsSet::find(const std::string& name) const {
   return it == by_name_.end() ? nullptr : &it->second;
 }
 
-StatusOr<std::unique_ptr<SafetensorsSet>> SafetensorsSet::open_dir(const std::string& dir) {
+StatusOr<std::unique_ptr<SafetensorsSet>> SafetensorsSet::open_dir(const std::string& dir, DTypePolicy policy) {
   auto set = std::make_unique<SafetensorsSet>();
   const std::string index_path = dir + "/model.safetensors.index.json";
   const std::string single_path = dir + "/model.safetensors";
@@ -181,7 +232,7 @@ StatusOr<std::unique_ptr<SafetensorsSet>> SafetensorsSet::open_dir(const std::st
       if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
     }
     for (const std::string& shard : shards) {
-      KR_ASSIGN_OR_RETURN(auto f, SafetensorsFile::open(dir + "/" + shard));
+      KR_ASSIGN_OR_RETURN(auto f, SafetensorsFile::open(dir + "/" + shard, policy));
       for (const TensorView& v : f->tensors()) {
         if (set->by_name_.count(v.name))
           return DataLoss(f->path() + ": tensor '" + v.name + "' also appears in " + set->by_name_[v.name].file);
@@ -200,7 +251,7 @@ StatusOr<std::unique_ptr<SafetensorsSet>> SafetensorsSet::open_dir(const std::st
   }
   if (::stat(single_path.c_str(), &st) != 0)
     return NotFound(dir + ": no model.safetensors or model.safetensors.index.json");
-  KR_ASSIGN_OR_RETURN(auto f, SafetensorsFile::open(single_path));
+  KR_ASSIGN_OR_RETURN(auto f, SafetensorsFile::open(single_path, policy));
   for (const TensorView& v : f->tensors()) set->by_name_[v.name] = v;
   set->files_.push_back(std::move(f));
   return set;

@@ -1,7 +1,12 @@
 // Generation: one /v1/chat/completions or /v1/completions request in flight:
-// n engine requests (one per choice), their events turned into text
-// (incremental detokenization, stop strings held back until decided) and then
-// into OpenAI JSON: SSE chunks as they come, or one response at the end.
+// n engine requests (one per choice), their events turned into OpenAI JSON:
+// SSE chunks as they come, or one response at the end. Each event of a choice
+// goes through three steps (process()):
+//   1. text: incremental detokenization and stop strings (held back until
+//      decided; a match cancels the engine request) -> the text to emit;
+//   2. logprobs: LogprobsWriter, in the chat or the completions form;
+//   3. finish: the finish reason (or the error) ends the choice, and the last
+//      choice to finish completes the response (usage, [DONE]).
 //
 // Threading: start() on an HTTP worker. Engine events arrive on the engine
 // thread and are only queued there; one task at a time on the event pool
@@ -15,8 +20,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/request.h"
 #include "server/http_server.h"
+#include "server/model_registry.h"
 #include "server/openai_request.h"
 #include "server/server_context.h"
 
@@ -24,8 +32,10 @@ namespace kr {
 
 class Generation : public std::enable_shared_from_this<Generation> {
  public:
-  Generation(ServerContext* ctx, OpenAIRequest req, std::vector<int32_t> prompt_ids,
-             std::shared_ptr<ResponseWriter> writer);
+  // req.max_tokens is set (admit_prompt settled it). `model` is the model the
+  // request was routed to, held until the Generation ends.
+  Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, OpenAIRequest req,
+             std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer);
   ~Generation();
 
   // Submits the choices; on a submit error answers with it (nothing stays in flight).
@@ -35,17 +45,26 @@ class Generation : public std::enable_shared_from_this<Generation> {
 
  private:
   struct Choice;
+  struct TextStep {
+    std::string text;      // safe to emit
+    size_t tokens = 0;     // tokens of the event consumed (all, unless a stop string ended it)
+    bool stopped = false;  // a stop string matched
+  };
+
   void on_event(int choice, TokenEvent&& event);  // engine thread
   void drain();                                   // event pool
   void release_events();                          // end of start()
   void process(int choice, TokenEvent& event);
-  void finish_choice(Choice& c, const char* reason);
+  TextStep take_text(Choice& c, const TokenEvent& event);
+  void finish_choice(Choice& c, FinishReason reason);
   void fail(const ApiError& e);
   void maybe_complete();
-  std::string chunk_json(int choice, const std::string& text, const std::string& logprobs_json,
-                         const char* finish_reason, bool role) const;
+  nlohmann::json chunk(int choice, const std::string& text, nlohmann::json logprobs, const char* finish_reason,
+                       bool role) const;
+  void write_chunk(const nlohmann::json& j);
 
   ServerContext* ctx_;
+  std::shared_ptr<ModelLease> model_;  // released last (after the choices)
   OpenAIRequest req_;
   std::vector<int32_t> prompt_ids_;
   std::shared_ptr<ResponseWriter> writer_;

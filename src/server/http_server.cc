@@ -104,11 +104,11 @@ struct HttpServerLoop {
   std::atomic<bool> running{false};
   std::atomic<bool> draining{false};
   std::atomic<int> active{0};
-  std::atomic<int> open{0};
 
   std::mutex mu;  // guards commands, close_listeners
   std::vector<Command> commands;
   bool close_listeners = false;
+  int keep_tag = -1;  // stop_accepting: the listeners with this tag stay open
 
   HttpServerLoop(HttpServerOptions o, HttpHandler h, HttpErrorFormatter e)
       : options(o), handler(std::move(h)), error_formatter(std::move(e)), parser(o.limits) {}
@@ -144,7 +144,6 @@ struct HttpServerLoop {
     std::shared_ptr<ResponseWriter> w = std::move(c.writer);
     const bool was_busy = c.busy;
     conns.erase(it);
-    open.fetch_sub(1);
     if (was_busy) active.fetch_sub(1);
     if (w && was_busy) w->mark_disconnected();
   }
@@ -172,7 +171,6 @@ struct HttpServerLoop {
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.u64 = id;
       epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-      open.fetch_add(1);
     }
   }
 
@@ -337,11 +335,13 @@ struct HttpServerLoop {
       close_listeners = false;
     }
     if (close_l) {
-      for (const Listener& l : listeners) {
+      // Closed listeners keep their place (their index is their epoll id) with fd -1.
+      for (Listener& l : listeners) {
+        if (l.fd < 0 || l.tag == keep_tag) continue;
         epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, nullptr);
         ::close(l.fd);
+        l.fd = -1;
       }
-      listeners.clear();
       // Idle keep-alive connections go now; busy ones close after their exchange.
       std::vector<uint64_t> idle;
       for (auto& [id, c] : conns)
@@ -424,7 +424,7 @@ struct HttpServerLoop {
         }
         if (id < kFirstConnId) {
           for (const Listener& l : listeners)
-            if (kListenerBase + static_cast<uint64_t>(&l - listeners.data()) == id) accept_all(l);
+            if (l.fd >= 0 && kListenerBase + static_cast<uint64_t>(&l - listeners.data()) == id) accept_all(l);
           continue;
         }
         auto it = conns.find(id);
@@ -467,6 +467,7 @@ void ResponseWriter::post(std::string bytes, bool last) {
 void ResponseWriter::send(HttpResponse response) {
   if (finished_.exchange(true)) return;
   if (disconnected()) return;
+  response.headers.insert(response.headers.end(), common_headers_.begin(), common_headers_.end());
   post(HttpServerLoop::serialize(response, keep_alive_), true);
 }
 
@@ -477,6 +478,7 @@ void ResponseWriter::start_stream(int status, const std::string& content_type,
   s += "Content-Type: " + content_type + "\r\n";
   s += "Cache-Control: no-cache\r\n";
   for (const auto& [k, v] : headers) s += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : common_headers_) s += k + ": " + v + "\r\n";
   s += "Transfer-Encoding: chunked\r\n\r\n";
   post(std::move(s), false);
 }
@@ -537,7 +539,8 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler, HttpError
 
 HttpServer::~HttpServer() {
   stop();
-  for (const auto& l : loop_->listeners) ::close(l.fd);
+  for (const auto& l : loop_->listeners)
+    if (l.fd >= 0) ::close(l.fd);
   loop_->listeners.clear();
   ::close(loop_->epfd);
   ::close(loop_->wakefd);
@@ -588,17 +591,17 @@ void HttpServer::start() {
   loop_->thread = std::thread([l = loop_.get()] { l->loop(); });
 }
 
-void HttpServer::stop_accepting() {
+void HttpServer::stop_accepting(int keep_tag) {
   loop_->draining.store(true);
   {
     std::lock_guard<std::mutex> lock(loop_->mu);
     loop_->close_listeners = true;
+    loop_->keep_tag = keep_tag;
   }
   loop_->wake();
 }
 
 int HttpServer::active_exchanges() const { return loop_->active.load(); }
-int HttpServer::open_connections() const { return loop_->open.load(); }
 
 void HttpServer::stop() {
   if (!loop_->running.exchange(false)) return;

@@ -47,6 +47,11 @@ class ResponseWriter {
   ResponseWriter(std::shared_ptr<HttpServerLoop> loop, uint64_t conn_id, bool keep_alive)
       : loop_(std::move(loop)), conn_id_(conn_id), keep_alive_(keep_alive) {}
 
+  // Headers added to whatever response follows (e.g. CORS). Call before send()
+  // or start_stream(), from the thread that handles the request.
+  void set_common_headers(std::vector<std::pair<std::string, std::string>> headers) {
+    common_headers_ = std::move(headers);
+  }
   // A complete response (Content-Length framing).
   void send(HttpResponse response);
   // Starts a chunked response (e.g. text/event-stream); then write() and end().
@@ -76,6 +81,7 @@ class ResponseWriter {
   std::mutex mu_;  // guards on_disconnect_ and the fired flag
   std::function<void()> on_disconnect_;
   bool fired_ = false;
+  std::vector<std::pair<std::string, std::string>> common_headers_;  // set before the response starts
 };
 
 struct HttpServerOptions {
@@ -101,11 +107,12 @@ class HttpServer {
   // Returns the bound port. Call before start().
   StatusOr<int> listen(const std::string& host, int port, int tag);
   void start();
-  // Closes the listening sockets; connections with a request in flight finish it.
-  void stop_accepting();
+  // Closes the listening sockets (except those tagged keep_tag, e.g. one that
+  // answers health probes during a drain); connections with a request in flight
+  // finish it, and every connection closes after its exchange.
+  void stop_accepting(int keep_tag = -1);
   // Exchanges (requests) in flight right now.
   int active_exchanges() const;
-  int open_connections() const;
   // Stops the loop and the workers; closes every connection.
   void stop();
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/sampling_params.h"
+#include "sampling/sampling_params.h"
 #include "server/api_error.h"
 #include "tokenizer/chat_message.h"
 

@@ -2,10 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/build_info.h"
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 #include "server/generation.h"
-#include "tokenizer/chat_prompt.h"
+#include "server/model_registry.h"
+#include "server/prompt.h"
+#include "server/webui.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kr {
@@ -43,6 +46,33 @@ ApiError not_ready() {
   return e;
 }
 
+// Why a request could not be routed to its model (ModelRegistry::acquire).
+ApiError model_error(const Status& s) {
+  ApiError e;
+  e.message = s.message();
+  if (s.code() == StatusCode::kNotFound) {
+    e.http_status = 404;
+    e.code = "model_not_found";
+    e.param = "model";
+    return e;
+  }
+  e.http_status = 503;
+  e.type = "server_error";
+  e.code = s.code() == StatusCode::kCancelled           ? "shutting_down"
+           : s.code() == StatusCode::kResourceExhausted ? "model_queue_full"
+                                                        : "model_load_failed";
+  return e;
+}
+
+// The "model" of a JSON body, "" when absent or not a JSON object (the handler
+// reports malformed bodies itself).
+std::string body_model(const std::string& body, int32_t max_depth) {
+  if (json_nesting_depth(body) > max_depth) return "";
+  const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_string()) return "";
+  return j["model"].get<std::string>();
+}
+
 ApiError method_not_allowed(const std::string& method, const std::string& path) {
   ApiError e;
   e.http_status = 405;
@@ -50,6 +80,32 @@ ApiError method_not_allowed(const std::string& method, const std::string& path) 
   e.code = "method_not_allowed";
   return e;
 }
+
+ApiError not_found(const std::string& code, const std::string& message) {
+  ApiError e;
+  e.http_status = 404;
+  e.code = code;
+  e.message = message;
+  return e;
+}
+
+// An admit_prompt error as the client sees it: about `param` ("messages" or
+// "prompt"); past the context, code context_length_exceeded; a template that
+// cannot render the messages is still about the input (400, not 500).
+ApiError prompt_error(const Status& s, const char* param) {
+  ApiError e = error_from_status(s);
+  if (s.code() == StatusCode::kOutOfRange) e.code = "context_length_exceeded";
+  if (e.http_status >= 500) {
+    e.http_status = 400;
+    e.type = "invalid_request_error";
+    e.code = "";
+  }
+  e.param = param;
+  return e;
+}
+
+void send_json(const std::shared_ptr<ResponseWriter>& w, int status, const json& j) { w->send(json_response(status, j)); }
+void send_error(const std::shared_ptr<ResponseWriter>& w, const ApiError& e) { w->send(error_response(e)); }
 
 }  // namespace
 
@@ -62,6 +118,25 @@ HttpResponse http_error_response(int status, const std::string& message) {
   return error_response(e);
 }
 
+
+// The routes, in the order they are matched.
+std::span<const OpenAIServer::Route> OpenAIServer::routes() {
+  static const Route kRoutes[] = {
+      // path                   prefix post   api    needs_model handler
+      {"/health",               false, false, false, false, &OpenAIServer::health},
+      {"/ready",                false, false, false, false, &OpenAIServer::ready},
+      {"/metrics",              false, false, false, false, &OpenAIServer::metrics},
+      {"/stats",                false, false, false, false, &OpenAIServer::stats},
+      {"/v1/models",            false, false, true,  false, &OpenAIServer::list_models},
+      {"/v1/models/",           true,  false, true,  false, &OpenAIServer::get_model},
+      {"/tokenize",             false, true,  true,  true,  &OpenAIServer::tokenize},
+      {"/detokenize",           false, true,  true,  true,  &OpenAIServer::detokenize},
+      {"/v1/chat/completions",  false, true,  true,  true,  &OpenAIServer::chat_completions},
+      {"/v1/completions",       false, true,  true,  true,  &OpenAIServer::completions},
+  };
+  return kRoutes;
+}
+
 bool OpenAIServer::authorized(const HttpRequest& req) const {
   if (ctx_->api_key.empty()) return true;
   const std::string* h = req.header("authorization");
@@ -72,217 +147,259 @@ bool OpenAIServer::authorized(const HttpRequest& req) const {
 }
 
 void OpenAIServer::handle(int listener, HttpRequest&& req, std::shared_ptr<ResponseWriter> w) {
-  std::vector<std::pair<std::string, std::string>> cors;
   if (!ctx_->cors_origin.empty()) {
-    cors = {{"Access-Control-Allow-Origin", ctx_->cors_origin},
-            {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
-            {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}};
+    w->set_common_headers({{"Access-Control-Allow-Origin", ctx_->cors_origin},
+                           {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
+                           {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}});
     if (req.method == "OPTIONS") {
       HttpResponse r;
       r.status = 204;
-      r.headers = cors;
       w->send(std::move(r));
       return;
     }
   }
-  auto send = [&](HttpResponse r) {
-    r.headers.insert(r.headers.end(), cors.begin(), cors.end());
-    w->send(std::move(r));
-  };
-  bool handled = false;
-  HttpResponse simple = route_simple(listener, req, &handled);
-  if (handled) {
-    send(std::move(simple));
-    return;
-  }
-  const bool chat = req.path == "/v1/chat/completions";
-  if (chat || req.path == "/v1/completions") {
-    if (req.method != "POST") return send(error_response(method_not_allowed(req.method, req.path)));
-    if (!authorized(req)) {
-      ApiError e = error_from_status(Status(StatusCode::kUnauthenticated, "missing or invalid API key"));
-      return send(error_response(e));
+  const Route* route = nullptr;
+  for (const Route& r : routes()) {
+    if (r.prefix ? req.path.rfind(r.path, 0) == 0 : req.path == r.path) {
+      route = &r;
+      break;
     }
-    if (!ctx_->ready.load(std::memory_order_acquire)) return send(error_response(not_ready()));
-    generate(chat, req, w);
-    return;
   }
-  ApiError e;
-  e.http_status = 404;
-  e.code = "not_found";
-  e.message = "no route for " + req.path;
-  send(error_response(e));
+  if (listener == kMetricsListener && (route == nullptr || route->api))
+    return send_error(w, not_found("not_found", "the metrics port serves /metrics, /health, /ready and /stats only"));
+  if (route == nullptr) {
+    // The chat page (GET /, /webui/*) is served from assets compiled into the binary.
+    if (HttpResponse page; listener == kMainListener && ctx_->webui && req.method == "GET" && webui_asset(req.path, &page)) {
+      w->send(std::move(page));
+      return;
+    }
+    return send_error(w, not_found("not_found", "no route for " + req.path));
+  }
+  if (route->api && !authorized(req))
+    return send_error(w, error_from_status(Status(StatusCode::kUnauthenticated, "missing or invalid API key")));
+  const bool method_ok = route->post ? req.method == "POST" : req.method == "GET" || req.method == "HEAD";
+  if (!method_ok) return send_error(w, method_not_allowed(req.method, req.path));
+  if (route->needs_model && !ctx_->ready.load(std::memory_order_acquire)) return send_error(w, not_ready());
+  (this->*route->handler)(req, w);
 }
 
-HttpResponse OpenAIServer::route_simple(int listener, const HttpRequest& req, bool* handled) {
-  *handled = true;
-  const std::string& p = req.path;
-  const bool get = req.method == "GET" || req.method == "HEAD";
-  const bool ready = ctx_->ready.load(std::memory_order_acquire);
-  if (p == "/health" || p == "/ready") {
-    if (!get) return error_response(method_not_allowed(req.method, p));
-    if (ctx_->draining.load()) return json_response(503, {{"status", "draining"}});
-    return ready ? json_response(200, {{"status", "ok"}}) : json_response(503, {{"status", "loading"}});
-  }
-  if (p == "/metrics") {
-    if (!get) return error_response(method_not_allowed(req.method, p));
-    HttpResponse r;
-    r.content_type = Metrics::kPrometheusContentType;
-    r.body = ctx_->metrics ? ctx_->metrics->render_prometheus() : "";
-    return r;
-  }
-  if (p == "/stats") {
-    if (!get) return error_response(method_not_allowed(req.method, p));
-    return stats();
-  }
-  if (listener == kMetricsListener) {
-    ApiError e;
-    e.http_status = 404;
-    e.code = "not_found";
-    e.message = "the metrics port serves /metrics, /health, /ready and /stats only";
-    return error_response(e);
-  }
-  const bool api = p == "/v1/models" || p == "/tokenize" || p == "/detokenize" || p.rfind("/v1/models/", 0) == 0;
-  if (!api) {
-    *handled = false;
-    return {};
-  }
-  if (!authorized(req))
-    return error_response(error_from_status(Status(StatusCode::kUnauthenticated, "missing or invalid API key")));
-  if (p == "/v1/models" || p.rfind("/v1/models/", 0) == 0) {
-    if (!get) return error_response(method_not_allowed(req.method, p));
-    json model = {{"id", ctx_->served_model_name}, {"object", "model"}, {"created", ctx_->created_unix_s},
-                  {"owned_by", "kr-serve"}, {"max_model_len", ctx_->max_model_len}};
-    if (p == "/v1/models") return json_response(200, {{"object", "list"}, {"data", json::array({model})}});
-    if (p.substr(11) == ctx_->served_model_name) return json_response(200, model);
-    ApiError e;
-    e.http_status = 404;
-    e.code = "model_not_found";
-    e.param = "model";
-    e.message = "the model '" + p.substr(11) + "' does not exist";
-    return error_response(e);
-  }
-  if (req.method != "POST") return error_response(method_not_allowed(req.method, p));
-  if (!ready) return error_response(not_ready());
-  return p == "/tokenize" ? tokenize(req) : detokenize(req);
+// Liveness: 503 only while the models of the start load; 200 after, draining included
+// (a draining process is alive: restarting it would cut its running requests).
+void OpenAIServer::health(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
+  if (ctx_->draining.load()) return send_json(w, 200, {{"status", "draining"}});
+  if (!ctx_->ready.load(std::memory_order_acquire)) return send_json(w, 503, {{"status", "loading"}});
+  send_json(w, 200, {{"status", "ok"}});
 }
 
-void OpenAIServer::generate(bool chat, const HttpRequest& http, std::shared_ptr<ResponseWriter> w) {
-  OpenAIRequest req;
+// Readiness: 200 only while new requests are welcome.
+void OpenAIServer::ready(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
+  if (ctx_->draining.load()) return send_json(w, 503, {{"status", "draining"}});
+  if (!ctx_->ready.load(std::memory_order_acquire)) return send_json(w, 503, {{"status", "loading"}});
+  send_json(w, 200, {{"status", "ok"}});
+}
+
+void OpenAIServer::metrics(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
+  HttpResponse r;
+  r.content_type = Metrics::kPrometheusContentType;
+  r.body = ctx_->models ? ctx_->models->render_metrics() : "";
+  w->send(std::move(r));
+}
+
+namespace {
+
+json event_json(const ModelEvent& e) {
+  json j = {{"event", model_event_name(e.kind)}, {"at_unix_ms", e.unix_ms}, {"seconds", e.seconds}};
+  if (e.kind == ModelEvent::kUnloaded) j["reason"] = e.detail;
+  if (e.kind == ModelEvent::kLoadFailed) j["error"] = e.detail;
+  return j;
+}
+
+// An OpenAI model object plus what a server of several models shows: its state
+// and its load and unload events.
+json model_card(const ServerContext& ctx, const ModelStatus& m) {
+  json events = json::array();
+  for (const ModelEvent& e : m.events) events.push_back(event_json(e));
+  json j = {{"id", m.name},
+            {"object", "model"},
+            {"created", ctx.created_unix_s},
+            {"owned_by", "kr-serve"},
+            {"state", model_state_name(m.state)},
+            {"default", m.is_default},
+            {"memory_share", m.memory_share},
+            {"max_model_len", m.max_model_len > 0 ? json(m.max_model_len) : json(nullptr)},
+            {"running", m.running},
+            {"waiting", m.waiting + m.waiting_for_load},
+            {"loads", m.loads},
+            {"load_failures", m.load_failures},
+            {"unloads", m.unloads},
+            {"last_load_seconds", m.loads > 0 ? json(m.last_load_s) : json(nullptr)},
+            {"last_used_unix_ms", m.last_used_unix_ms > 0 ? json(m.last_used_unix_ms) : json(nullptr)},
+            {"events", std::move(events)}};
+  if (m.state == ModelState::kFailed) j["error"] = m.error;
+  return j;
+}
+
+}  // namespace
+
+void OpenAIServer::list_models(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
+  json data = json::array();
+  for (const ModelStatus& m : ctx_->models->status()) data.push_back(model_card(*ctx_, m));
+  send_json(w, 200, {{"object", "list"}, {"data", std::move(data)}});
+}
+
+void OpenAIServer::get_model(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+  const std::string id = req.path.substr(std::string("/v1/models/").size());
+  std::string names;
+  for (const ModelStatus& m : ctx_->models->status()) {
+    if (m.name == id) return send_json(w, 200, model_card(*ctx_, m));
+    names += (names.empty() ? "'" : ", '") + m.name + "'";
+  }
+  ApiError e = not_found("model_not_found", "the model '" + id + "' does not exist; this server serves " + names);
+  e.param = "model";
+  send_error(w, e);
+}
+
+void OpenAIServer::chat_completions(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+  generate(true, req, w);
+}
+
+void OpenAIServer::completions(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+  generate(false, req, w);
+}
+
+// Parses the body here (HTTP worker), then routes it to its model: at once when
+// the model is loaded, else after its load (on the registry's resume pool).
+void OpenAIServer::generate(bool chat, const HttpRequest& http, const std::shared_ptr<ResponseWriter>& w) {
+  auto req = std::make_shared<OpenAIRequest>();
   ApiError err;
-  RequestLimits limits = ctx_->limits;
-  if (!parse_openai_request(http.body, chat, limits, &req, &err)) return w->send(error_response(err));
-  if (!req.model.empty() && req.model != ctx_->served_model_name) {
-    ApiError e;
-    e.http_status = 404;
-    e.type = "invalid_request_error";
-    e.code = "model_not_found";
-    e.param = "model";
-    e.message = "the model '" + req.model + "' does not exist (this server serves '" + ctx_->served_model_name + "')";
-    return w->send(error_response(e));
-  }
-  std::vector<int32_t> ids;
+  if (!parse_openai_request(http.body, chat, ctx_->limits, req.get(), &err)) return send_error(w, err);
+  const std::string name = req->model;
+  ctx_->models->acquire(name, [this, chat, req, w](StatusOr<std::shared_ptr<ModelLease>> lease) {
+    if (!lease.ok()) return send_error(w, model_error(lease.status()));
+    if (w->disconnected()) return;  // the client left while its model loaded
+    start_generation(chat, std::move(*req), std::move(lease).value(), w);
+  });
+}
+
+void OpenAIServer::start_generation(bool chat, OpenAIRequest req, std::shared_ptr<ModelLease> model,
+                                    const std::shared_ptr<ResponseWriter>& w) {
+  const PromptContext& pc = model->prompt();
+  if (chat && !pc.chat)
+    return send_error(w, bad_param("messages", "this model has no chat template; use /v1/completions"));
+  for (int32_t id : req.stop_token_ids)
+    if (id >= pc.vocab_size)
+      return send_error(w, bad_param("stop_token_ids", "token ids must be integers in [0, " +
+                                                           std::to_string(pc.vocab_size) + ")"));
+  PromptInput in;
   if (chat) {
-    if (!ctx_->chat) return w->send(error_response(bad_param("messages", "this model has no chat template; use /v1/completions")));
-    auto p = ctx_->chat->build(req.messages, req.tools_json, req.add_generation_prompt);
-    if (!p.ok()) {
-      ApiError e = error_from_status(p.status());
-      if (e.http_status >= 500) {
-        // A template that cannot render these messages is still about the input.
-        e.http_status = 400;
-        e.type = "invalid_request_error";
-        e.code = "";
-      }
-      e.param = "messages";
-      return w->send(error_response(e));
-    }
-    ids = std::move(p->ids);
+    in.messages = &req.messages;
+    in.tools_json = req.tools_json;
+    in.add_generation_prompt = req.add_generation_prompt;
   } else if (req.prompt_text) {
-    ids = ctx_->tokenizer->encode(*req.prompt_text, /*parse_special=*/true);
-    if (ctx_->bos_id && (ids.empty() || ids[0] != *ctx_->bos_id)) ids.insert(ids.begin(), *ctx_->bos_id);
+    in.text = &*req.prompt_text;
   } else {
-    ids = *req.prompt_ids;
+    in.ids = &*req.prompt_ids;
   }
-  if (ids.empty()) return w->send(error_response(bad_param(chat ? "messages" : "prompt", "the prompt has no tokens")));
-  const int64_t prompt_len = static_cast<int64_t>(ids.size());
-  const int64_t room = ctx_->max_model_len - prompt_len;
-  if (room < 1 || (req.max_tokens && prompt_len + *req.max_tokens > ctx_->max_model_len)) {
-    ApiError e = bad_param(chat ? "messages" : "prompt",
-                           "This model's maximum context length is " + std::to_string(ctx_->max_model_len) +
-                               " tokens. However, you requested " +
-                               std::to_string(prompt_len + req.max_tokens.value_or(1)) + " tokens (" +
-                               std::to_string(prompt_len) + " in the prompt, " +
-                               std::to_string(req.max_tokens.value_or(1)) + " for the completion).");
-    e.code = "context_length_exceeded";
-    return w->send(error_response(e));
-  }
-  if (!req.max_tokens) req.max_tokens = static_cast<int32_t>(room);
-  if (req.min_tokens > *req.max_tokens) return w->send(error_response(bad_param("min_tokens", "'min_tokens' must not exceed max_tokens")));
-  auto g = std::make_shared<Generation>(ctx_, std::move(req), std::move(ids), std::move(w));
+  in.max_tokens = req.max_tokens;
+  auto admitted = admit_prompt(in, pc);
+  if (!admitted.ok()) return send_error(w, prompt_error(admitted.status(), chat ? "messages" : "prompt"));
+  req.max_tokens = admitted->max_tokens;
+  if (req.min_tokens > *req.max_tokens)
+    return send_error(w, bad_param("min_tokens", "'min_tokens' must not exceed max_tokens"));
+  auto g = std::make_shared<Generation>(ctx_, std::move(model), std::move(req), std::move(admitted->ids), w);
   g->start();
 }
 
-HttpResponse OpenAIServer::tokenize(const HttpRequest& req) {
+// /tokenize and /detokenize: the body's "model" (default: the first model) picks the tokenizer.
+void OpenAIServer::with_model(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w,
+                              std::function<void(const ModelLease&)> fn) {
+  ctx_->models->acquire(body_model(req.body, ctx_->limits.max_json_depth),
+                        [w, fn = std::move(fn)](StatusOr<std::shared_ptr<ModelLease>> lease) {
+                          if (!lease.ok()) return send_error(w, model_error(lease.status()));
+                          fn(**lease);
+                        });
+}
+
+void OpenAIServer::tokenize(const HttpRequest& http, const std::shared_ptr<ResponseWriter>& w) {
+  with_model(http, w, [this, body = http.body, w](const ModelLease& model) { tokenize_with(body, model, w); });
+}
+
+void OpenAIServer::tokenize_with(const std::string& body, const ModelLease& model,
+                                 const std::shared_ptr<ResponseWriter>& w) {
+  const PromptContext& pc = model.prompt();
   try {
-    if (json_nesting_depth(req.body) > ctx_->limits.max_json_depth) return error_response(bad_param("", "JSON nested too deep"));
-    const json j = json::parse(req.body);
-    if (!j.is_object()) return error_response(bad_param("", "the request body must be a JSON object"));
-    const json* text = nullptr;
-    for (const char* k : {"prompt", "content"})
-      if (j.contains(k)) text = &j[k];
-    bool add_special = true;
+    if (json_nesting_depth(body) > ctx_->limits.max_json_depth) return send_error(w, bad_param("", "JSON nested too deep"));
+    const json j = json::parse(body);
+    if (!j.is_object()) return send_error(w, bad_param("", "the request body must be a JSON object"));
+    PromptInput in;
+    in.generation = false;
     for (const char* k : {"add_special_tokens", "add_special"}) {
       if (!j.contains(k)) continue;
-      if (!j[k].is_boolean()) return error_response(bad_param(k, std::string("'") + k + "' must be a boolean"));
-      add_special = j[k].get<bool>();
+      if (!j[k].is_boolean()) return send_error(w, bad_param(k, std::string("'") + k + "' must be a boolean"));
+      in.add_special_tokens = j[k].get<bool>();
     }
-    std::vector<int32_t> ids;
+    OpenAIRequest chat;
+    std::string text;
     if (j.contains("messages")) {
-      OpenAIRequest r;
       ApiError err;
-      if (!parse_openai_request(req.body, true, ctx_->limits, &r, &err)) return error_response(err);
-      if (!ctx_->chat) return error_response(bad_param("messages", "this model has no chat template"));
-      auto p = ctx_->chat->build(r.messages, r.tools_json, r.add_generation_prompt);
-      if (!p.ok()) return error_response(bad_param("messages", p.status().message()));
-      ids = std::move(p->ids);
+      if (!parse_openai_request(body, true, ctx_->limits, &chat, &err)) return send_error(w, err);
+      if (!pc.chat) return send_error(w, bad_param("messages", "this model has no chat template"));
+      in.messages = &chat.messages;
+      in.tools_json = chat.tools_json;
+      in.add_generation_prompt = chat.add_generation_prompt;
     } else {
-      if (!text || !text->is_string()) return error_response(bad_param("prompt", "'prompt' must be a string"));
-      ids = ctx_->tokenizer->encode(text->get<std::string>(), /*parse_special=*/true);
-      if (add_special && ctx_->bos_id && (ids.empty() || ids[0] != *ctx_->bos_id)) ids.insert(ids.begin(), *ctx_->bos_id);
+      const json* t = nullptr;
+      for (const char* k : {"prompt", "content"})
+        if (j.contains(k)) t = &j[k];
+      if (!t || !t->is_string()) return send_error(w, bad_param("prompt", "'prompt' must be a string"));
+      text = t->get<std::string>();
+      in.text = &text;
     }
-    json out = {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", ctx_->max_model_len}};
-    return json_response(200, out);
+    auto admitted = admit_prompt(in, pc);
+    if (!admitted.ok()) return send_error(w, prompt_error(admitted.status(), "messages"));
+    const std::vector<int32_t>& ids = admitted->ids;
+    send_json(w, 200, {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", pc.max_model_len}});
   } catch (const json::exception& e) {
-    return error_response(bad_param("", std::string("malformed JSON: ") + e.what()));
+    send_error(w, bad_param("", std::string("malformed JSON: ") + e.what()));
   }
 }
 
-HttpResponse OpenAIServer::detokenize(const HttpRequest& req) {
+void OpenAIServer::detokenize(const HttpRequest& http, const std::shared_ptr<ResponseWriter>& w) {
+  with_model(http, w, [this, body = http.body, w](const ModelLease& model) { detokenize_with(body, model, w); });
+}
+
+void OpenAIServer::detokenize_with(const std::string& body, const ModelLease& model,
+                                   const std::shared_ptr<ResponseWriter>& w) {
+  const PromptContext& pc = model.prompt();
   try {
-    if (json_nesting_depth(req.body) > ctx_->limits.max_json_depth) return error_response(bad_param("", "JSON nested too deep"));
-    const json j = json::parse(req.body);
+    if (json_nesting_depth(body) > ctx_->limits.max_json_depth) return send_error(w, bad_param("", "JSON nested too deep"));
+    const json j = json::parse(body);
     if (!j.is_object() || !j.contains("tokens") || !j["tokens"].is_array())
-      return error_response(bad_param("tokens", "'tokens' must be an array of token ids"));
+      return send_error(w, bad_param("tokens", "'tokens' must be an array of token ids"));
     std::vector<int32_t> ids;
     for (const json& v : j["tokens"]) {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= ctx_->limits.vocab_size)
-        return error_response(bad_param("tokens", "token ids must be integers in [0, " + std::to_string(ctx_->limits.vocab_size) + ")"));
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= pc.vocab_size)
+        return send_error(w, bad_param("tokens", "token ids must be integers in [0, " +
+                                                     std::to_string(pc.vocab_size) + ")"));
       ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
     }
-    const std::string text = ctx_->tokenizer->decode(ids, /*skip_special_tokens=*/false);
-    return json_response(200, {{"prompt", text}, {"content", text}});
+    const std::string text = pc.tokenizer->decode(ids, /*skip_special_tokens=*/false);
+    send_json(w, 200, {{"prompt", text}, {"content", text}});
   } catch (const json::exception& e) {
-    return error_response(bad_param("", std::string("malformed JSON: ") + e.what()));
+    send_error(w, bad_param("", std::string("malformed JSON: ") + e.what()));
   }
 }
 
-HttpResponse OpenAIServer::stats() {
-  if (!ctx_->metrics) return json_response(200, json::object());
-  const StatsSnapshot s = ctx_->metrics->stats();
+void OpenAIServer::stats(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
+  if (!ctx_->models) return send_json(w, 200, json::object());
+  // The figures of the default model; "models" has every model's state and queue.
+  const StatsSnapshot s = ctx_->models->default_metrics()->stats();
   json batch = json::object();
   for (const auto& [size, steps] : s.batch_size_counts) batch[std::to_string(size)] = steps;
   json j = {
       {"uptime_s", s.uptime_s},
-      {"model", ctx_->served_model_name},
+      {"model", ctx_->models->default_name()},
+      {"version", build_version()},
       {"ready", ctx_->ready.load()},
       {"latency_s", {{"p50", s.latency_p50_s}, {"p95", s.latency_p95_s}, {"p99", s.latency_p99_s},
                      {"min", s.latency_min_s}, {"max", s.latency_max_s}, {"mean", s.latency_mean_s}}},
@@ -297,15 +414,20 @@ HttpResponse OpenAIServer::stats() {
       {"prompt_tokens", s.prompt_tokens},
       {"generation_tokens", s.generation_tokens},
       {"scheduler", {{"scheduler_on", s.scheduler.scheduler_on}, {"window_ms", s.scheduler.window_ms},
-                     {"batch_size", s.scheduler.batch_size}, {"auto_tune", s.scheduler.auto_tune},
+                     {"batch_size", s.scheduler.admissions_per_step}, {"auto_tune", s.scheduler.auto_tune},
                      {"adaptive_window", s.scheduler.adaptive_window},
                      {"ema_p99_ttft_ms", s.scheduler.ema_p99_ttft_ms}, {"ema_p99_itl_ms", s.scheduler.ema_p99_itl_ms}}},
   };
-  if (ctx_->engine && ctx_->ready.load(std::memory_order_acquire)) {
-    j["engine"] = {{"running", ctx_->engine->num_running()}, {"waiting", ctx_->engine->num_waiting()},
-                   {"free_kv_blocks", ctx_->engine->num_free_blocks()}};
+  json models = json::array();
+  for (const ModelStatus& m : ctx_->models->status()) {
+    json e = {{"running", m.running}, {"waiting", m.waiting}, {"free_kv_blocks", m.free_kv_blocks}};
+    if (m.is_default && m.state == ModelState::kLoaded) j["engine"] = e;
+    e["name"] = m.name;
+    e["state"] = model_state_name(m.state);
+    models.push_back(std::move(e));
   }
-  return json_response(200, j);
+  j["models"] = std::move(models);
+  send_json(w, 200, j);
 }
 
 }  // namespace kr

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "tokenizer/unicode.h"
 
 namespace kr {
 namespace {
@@ -86,13 +87,60 @@ std::optional<int32_t> StringIdTable::find(std::string_view key) const {
   }
 }
 
-BpeModel::BpeModel(const std::vector<std::string>* id_bytes, const std::vector<int32_t>& vocab_ids,
-                   const std::vector<Merge>& merges, bool ignore_merges)
-    : vocab_bytes_(id_bytes, vocab_ids.size()), ignore_merges_(ignore_merges), cache_key_(next_cache_key++) {
+BpeModel::BpeModel(const std::vector<std::string>* keys, const std::vector<int32_t>& vocab_ids,
+                   const std::vector<Merge>& merges, const Options& options)
+    : vocab_bytes_(keys, vocab_ids.size()), options_(options), cache_key_(next_cache_key++) {
   for (int32_t id : vocab_ids) vocab_bytes_.insert(id);
+  static const char kHex[] = "0123456789ABCDEF";
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
-    byte_ids_[b] = vocab_bytes_.find(std::string_view(&c, 1)).value_or(-1);
+    byte_ids_[b] = options_.byte_level ? vocab_bytes_.find(std::string_view(&c, 1)).value_or(-1) : -1;
+    // tokenizers spells a fallback byte format!("<{b:#04X}>"): "<0x0A>".
+    const char name[] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>'};
+    fallback_ids_[b] = !options_.byte_level && options_.byte_fallback
+                           ? vocab_bytes_.find(std::string_view(name, sizeof(name))).value_or(-1)
+                           : -1;
+  }
+  if (!options_.byte_level) {
+    // Which characters some token joins to a following "▁" (see encode_word).
+    const std::string mark = "\xE2\x96\x81";
+    split_at_space_ = options_.split_at_space && vocab_bytes_.find(mark).has_value();
+    for (int32_t id : vocab_ids) {
+      const std::string& k = (*keys)[static_cast<size_t>(id)];
+      uint32_t prev = 0;
+      for (size_t i = 0; i < k.size();) {
+        size_t len = 0;
+        const uint32_t cp = unicode::decode_utf8(k, i, &len);
+        if (cp == kSpaceMark && i > 0 && prev != kSpaceMark) joins_space_.push_back(prev);
+        prev = cp;
+        i += len;
+      }
+    }
+    std::sort(joins_space_.begin(), joins_space_.end());
+    joins_space_.erase(std::unique(joins_space_.begin(), joins_space_.end()), joins_space_.end());
+    // An unknown character becomes <0xNN> tokens or the unknown token: its
+    // last symbol's string ends in that string's last character.
+    const auto joins = [&](uint32_t cp) { return std::binary_search(joins_space_.begin(), joins_space_.end(), cp); };
+    unknown_joins_space_ = joins('>');
+    if (options_.unk_id) {
+      const std::string& unk = (*keys)[static_cast<size_t>(*options_.unk_id)];
+      size_t last = unk.size();
+      while (last > 0 && (static_cast<uint8_t>(unk[last - 1]) & 0xC0) == 0x80) --last;
+      size_t len = 0;
+      if (last > 0) unknown_joins_space_ = unknown_joins_space_ || joins(unicode::decode_utf8(unk, last - 1, &len));
+    }
+    // One-character tokens below U+10000 in a table: the first lookup of
+    // every character of the text.
+    bmp_char_ids_.assign(0x10000, -1);
+    for (int32_t id : vocab_ids) {
+      const std::string& k = (*keys)[static_cast<size_t>(id)];
+      size_t len = 0;
+      const uint32_t cp = k.empty() ? 0 : unicode::decode_utf8(k, 0, &len);
+      if (!k.empty() && len == k.size() && cp < 0x10000 && bmp_char_ids_[cp] < 0 &&
+          vocab_bytes_.find(k) == std::optional<int32_t>(id)) {
+        bmp_char_ids_[cp] = id;
+      }
+    }
   }
   size_t cap = 16;
   while (cap < merges.size() * 2) cap *= 2;
@@ -125,14 +173,55 @@ std::optional<int32_t> BpeModel::byte_token(uint8_t b) const {
   return byte_ids_[b];
 }
 
+std::optional<int32_t> BpeModel::fallback_token(uint8_t b) const {
+  if (fallback_ids_[b] < 0) return std::nullopt;
+  return fallback_ids_[b];
+}
+
+int32_t BpeModel::char_id(std::string_view s, uint32_t cp) const {
+  // A replacement character from an invalid byte is not the character itself.
+  if (cp < 0x10000 && !(cp == 0xFFFD && s.size() != 3)) return bmp_char_ids_[cp];
+  return vocab_bytes_.find(s).value_or(-1);
+}
+
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
-  if (word.size() == 1 || ignore_merges_) {
+  if ((word.size() == 1 && options_.byte_level) || options_.ignore_merges) {
     if (std::optional<int32_t> id = vocab_bytes_.find(word)) {
       ids->push_back(*id);
       return;
     }
   }
+  if (!split_at_space_) {
+    encode_cached(word, ids);
+    return;
+  }
+  // SentencePiece-style words are whole stretches of text ("▁the▁cat▁...").
+  // Cut them before each "▁" that follows a character no token can join to
+  // a following "▁" (no vocabulary string holds that pair): no merge can
+  // cross such a cut, so the parts merge exactly as the whole would, and
+  // the parts are short words the cache knows.
+  size_t start = 0;
+  bool prev_joins = true;  // the character before i may join a following ▁ (or there is none)
+  for (size_t i = 0; i < word.size();) {
+    size_t len = 0;
+    const uint32_t cp = unicode::decode_utf8(word, i, &len);
+    if (cp == kSpaceMark && !prev_joins) {
+      encode_cached(word.substr(start, i - start), ids);
+      start = i;
+    }
+    if (cp == kSpaceMark) {
+      prev_joins = true;  // ▁▁ may merge
+    } else {
+      const int32_t id = char_id(word.substr(i, len), cp);
+      prev_joins = id < 0 ? unknown_joins_space_ : std::binary_search(joins_space_.begin(), joins_space_.end(), cp);
+    }
+    i += len;
+  }
+  encode_cached(word.substr(start), ids);
+}
+
+void BpeModel::encode_cached(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.size() > WordCache::kMaxWordBytes) {
     merge_word(word, ids);
     return;
@@ -160,12 +249,54 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>* ids) cons
   thread_local std::vector<Candidate> heap;
   syms.clear();
   heap.clear();
-  for (size_t i = 0; i < word.size(); ++i) {
-    const int32_t id = byte_ids_[static_cast<uint8_t>(word[i])];
-    // Load checked that every byte has a token.
-    KR_CHECK(id >= 0);
-    syms.push_back(Symbol{id, static_cast<int32_t>(i) - 1,
-                          i + 1 < word.size() ? static_cast<int32_t>(i + 1) : -1, 1});
+  const auto add = [&](int32_t id, uint32_t len) {
+    const int32_t i = static_cast<int32_t>(syms.size());
+    if (i > 0) syms.back().next = i;
+    syms.push_back(Symbol{id, i - 1, -1, len});
+  };
+  if (options_.byte_level) {
+    for (size_t i = 0; i < word.size(); ++i) {
+      const int32_t id = byte_ids_[static_cast<uint8_t>(word[i])];
+      // Load checked that every byte has a token.
+      KR_CHECK(id >= 0);
+      add(id, 1);
+    }
+  } else {
+    // tokenizers' BPE::merge_word: each character is a token, or its bytes
+    // as <0xNN> tokens, or (a run of them fused) the unknown token. Like
+    // there, a pending unknown token is added after fallback bytes that
+    // follow it, and characters with no token at all are dropped.
+    int32_t unk_len = 0;  // bytes of the pending unknown token (0: none)
+    for (size_t i = 0; i < word.size();) {
+      size_t len = 0;
+      const uint32_t cp = unicode::decode_utf8(word, i, &len);
+      const std::string_view ch = word.substr(i, len);
+      i += len;
+      const int32_t id = char_id(ch, cp);
+      if (id >= 0) {
+        if (unk_len > 0) add(*options_.unk_id, static_cast<uint32_t>(unk_len));
+        unk_len = 0;
+        add(id, static_cast<uint32_t>(len));
+        continue;
+      }
+      if (options_.byte_fallback) {
+        bool all = true;
+        for (char b : ch) all = all && fallback_ids_[static_cast<uint8_t>(b)] >= 0;
+        if (all) {
+          for (char b : ch) add(fallback_ids_[static_cast<uint8_t>(b)], 1);
+          continue;
+        }
+      }
+      if (options_.unk_id) {
+        if (unk_len > 0 && !options_.fuse_unk) {
+          add(*options_.unk_id, static_cast<uint32_t>(unk_len));
+          unk_len = 0;
+        }
+        unk_len += static_cast<int32_t>(len);
+      }
+    }
+    if (unk_len > 0) add(*options_.unk_id, static_cast<uint32_t>(unk_len));
+    if (syms.empty()) return;
   }
   const auto push_candidate = [&](int32_t pos) {
     const int32_t next = syms[pos].next;

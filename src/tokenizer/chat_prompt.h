@@ -1,17 +1,27 @@
-// ChatPromptBuilder: chat messages -> prompt token ids, with the message
-// contents kept plain. The template's own text (<|start_header_id|>,
-// <|eot_id|>, ...) is encoded with special tokens parsed; what the client
-// wrote is encoded with special tokens NOT parsed, so a user who types
-// "<|eot_id|>" gets ordinary text tokens (no control-token injection).
+// ChatPromptBuilder: chat messages -> prompt token ids, with what the client
+// wrote kept plain. The template's own special tokens (<|start_header_id|>,
+// <|im_end|>, <start_of_turn>, ...) become tokens; special-token text inside
+// any client string (message contents, reasoning, names, tool-call ids and
+// arguments, tool definitions, chat_template_kwargs) stays ordinary text, so a
+// user who types "<|im_end|>" cannot inject a control token. Otherwise the
+// rendering is encoded as one text, exactly as transformers'
+// apply_chat_template(tokenize=True) does (for SentencePiece tokenizers the
+// pieces must not be encoded apart: the normaliser's "▁" and merges run across
+// content boundaries).
 //
-// How the spans are found: the template is rendered twice, once with the real
-// messages and once with each content replaced by a unique sentinel. The
-// sentinel rendering cuts the template text into pieces T0 S_a T1 S_b ... T_k;
-// the real rendering must be T0 c_a' T1 c_b' ... T_k, where c' is a content as
-// the template printed it (as is, or trimmed, as Llama 3 does). Pieces and
-// contents meet at special tokens or newlines, which are pre-tokenizer
-// boundaries of byte-level BPE, so encoding them apart gives the same ids as
-// encoding the whole rendering with specials parsed (tested).
+// How: before rendering, each special-token occurrence in a client string is
+// replaced by a private marker (U+F0000, its index, U+F0001); after rendering
+// the markers are put back and their spans are the plain spans of
+// Tokenizer::encode_with_plain_spans. The template sees the same text
+// everywhere except at those occurrences, so its control flow is unchanged
+// unless it inspects special-token text in client strings. (A special token
+// spelled half by the template and half by a client string, or by two client
+// strings, is not caught; templates put their own text between these.)
+//
+// The template sees what transformers' apply_chat_template gets from vLLM:
+// messages (chat_message.h: tool calls with their arguments parsed to JSON
+// values), tools, add_generation_prompt, bos_token, eos_token, and the
+// request's chat_template_kwargs (e.g. enable_thinking for Qwen3).
 //
 // Used by the server (/v1/chat/completions) and by `kr-serve generate --chat`,
 // so both turn the same messages into the same ids.
@@ -37,18 +47,33 @@ struct ChatPrompt {
   std::vector<int32_t> ids;
 };
 
+struct ChatPromptOptions {
+  std::string tools_json;            // "tools": a JSON array text, "" when absent
+  std::string template_kwargs_json;  // chat_template_kwargs: a JSON object text, "" when absent
+  bool add_generation_prompt = true;
+};
+
 class ChatPromptBuilder {
  public:
   // `tok` must outlive the builder. bos/eos are the template's bos_token/eos_token strings.
   ChatPromptBuilder(const Tokenizer* tok, ChatTemplate tmpl, std::string bos_token, std::string eos_token);
 
-  // InvalidArgument for a template error (raise_exception, e.g. roles out of order).
+  // InvalidArgument for a template error (raise_exception, e.g. roles out of
+  // order), tool-call arguments that are not JSON, tools that are not a list,
+  // kwargs that are not an object or that set messages / tools /
+  // add_generation_prompt (those have their own request fields).
+  StatusOr<ChatPrompt> build(const std::vector<ChatMessage>& messages, const ChatPromptOptions& options) const;
+  // The same with only tools (the form callers used before kwargs).
   StatusOr<ChatPrompt> build(const std::vector<ChatMessage>& messages, const std::string& tools_json,
                              bool add_generation_prompt) const;
+  // Only the rendering (no ids): e.g. to detect what a template emits.
+  StatusOr<std::string> render(const std::vector<ChatMessage>& messages, const ChatPromptOptions& options) const;
 
  private:
-  StatusOr<std::string> render(const std::vector<ChatMessage>& messages, const std::vector<std::string>* replace,
-                               const std::string& tools_json, bool add_generation_prompt) const;
+  // The template context; with `protect`, special-token text in client
+  // strings is replaced by markers whose originals go to *originals.
+  StatusOr<std::string> render_with(const std::vector<ChatMessage>& messages, const ChatPromptOptions& options,
+                                    std::vector<std::string>* originals) const;
 
   const Tokenizer* tok_;
   ChatTemplate tmpl_;

@@ -77,18 +77,87 @@ TEST(Pretokenize, PatternRecognition) {
   EXPECT_EQ(*gpt2, SplitPattern::kGpt2);
 }
 
-TEST(Pretokenize, PipelineBehaviours) {
-  std::vector<std::string_view> pieces;
+std::vector<std::string> run(const PreTokenizer& pt, std::string_view text, bool at_origin = true) {
+  std::vector<Piece> pieces;
   std::vector<PieceSpan> scratch;
   std::deque<std::string> storage;
-  PreTokenizer removed({SplitStep{SplitPattern::kLlama3, SplitBehavior::kRemoved, false}}, true, false);
-  removed.split("a b", &pieces, &scratch, &storage);
-  EXPECT_TRUE(pieces.empty());
-  PreTokenizer prefix({SplitStep{SplitPattern::kGpt2}}, true, true);
-  prefix.split("hello world", &pieces, &scratch, &storage);
-  ASSERT_EQ(pieces.size(), 2u);
-  EXPECT_EQ(pieces[0], " hello");
-  EXPECT_EQ(pieces[1], " world");
+  pt.split(text, at_origin, &pieces, &scratch, &storage);
+  std::vector<std::string> out;
+  for (const Piece& p : pieces) out.emplace_back(p.text);
+  return out;
+}
+
+PreTokenizer parse(const char* json) {
+  auto p = PreTokenizer::from_json(json);
+  EXPECT_TRUE(p.ok()) << p.status().to_string();
+  return p.ok() ? *p : PreTokenizer();
+}
+
+TEST(Pretokenize, PipelineBehaviours) {
+  PreTokenizerStep removed;
+  removed.pattern = SplitPattern::kLlama3;
+  removed.behavior = SplitBehavior::kRemoved;
+  EXPECT_TRUE(run(PreTokenizer({removed}), "a b").empty());
+  // ByteLevel's prefix space goes before the regex split, once per input piece.
+  PreTokenizerStep bl;
+  bl.kind = PreTokenizerStep::Kind::kByteLevel;
+  bl.add_prefix_space = true;
+  EXPECT_EQ(run(PreTokenizer({bl}), "hello world"), (V{" hello", " world"}));
+  EXPECT_EQ(run(PreTokenizer({bl}), "a.b"), (V{" a", ".", "b"}));
+}
+
+// Hugging Face's SplitDelimiterBehavior on a literal pattern (the examples of
+// tokenizers' normalizer.rs tests).
+TEST(Pretokenize, StringSplitBehaviours) {
+  const auto split_with = [](const char* behavior, bool invert = false) {
+    std::string j = std::string(R"({"type": "Split", "pattern": {"String": "-"}, "behavior": ")") + behavior +
+                    R"(", "invert": )" + (invert ? "true" : "false") + "}";
+    return run(parse(j.c_str()), "The-final--countdown");
+  };
+  EXPECT_EQ(split_with("Removed"), (V{"The", "final", "countdown"}));
+  EXPECT_EQ(split_with("Isolated"), (V{"The", "-", "final", "-", "-", "countdown"}));
+  EXPECT_EQ(split_with("MergedWithPrevious"), (V{"The-", "final-", "-", "countdown"}));
+  EXPECT_EQ(split_with("MergedWithNext"), (V{"The", "-final", "-", "-countdown"}));
+  EXPECT_EQ(split_with("Contiguous"), (V{"The", "-", "final", "--", "countdown"}));
+  EXPECT_EQ(split_with("Removed", true), (V{"-", "-", "-"}));
+  // Gemma 3's pre-tokenizer: split on " ", merged with the previous piece.
+  const PreTokenizer gemma = parse(R"({"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false})");
+  EXPECT_EQ(run(gemma, " a  b "), (V{" ", "a ", " ", "b "}));
+}
+
+TEST(Pretokenize, Metaspace) {
+  const PreTokenizer always = parse(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true})");
+  EXPECT_EQ(run(always, "Hey friend!"), (V{"▁Hey", "▁friend!"}));
+  EXPECT_EQ(run(always, "Hey   friend"), (V{"▁Hey", "▁", "▁", "▁friend"}));
+  EXPECT_EQ(run(always, " lead"), (V{"▁lead"}));  // already starts with a space: nothing prepended
+  EXPECT_EQ(run(always, "mid", /*at_origin=*/false), (V{"▁mid"}));
+  const PreTokenizer first = parse(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": false})");
+  EXPECT_EQ(run(first, "Hey friend"), (V{"▁Hey▁friend"}));
+  EXPECT_EQ(run(first, "Hey friend", /*at_origin=*/false), (V{"Hey▁friend"}));
+  const PreTokenizer never = parse(R"({"type": "Metaspace", "replacement": "▁", "add_prefix_space": false})");
+  EXPECT_EQ(run(never, "a b"), (V{"a", "▁b"}));
+}
+
+TEST(Pretokenize, Tekken) {
+  // Case-split words: an upper-case run followed by lower case gives back its last letter.
+  EXPECT_EQ(split(SplitPattern::kTekken, "HTTPServer camelCase"), (V{"HTTPServer", " camel", "Case"}));
+  EXPECT_EQ(split(SplitPattern::kTekken, "ABC def"), (V{"ABC", " def"}));
+  EXPECT_EQ(split(SplitPattern::kTekken, "I'm don't"), (V{"I", "'m", " don", "'t"}));
+  EXPECT_EQ(split(SplitPattern::kTekken, "12345"), (V{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(split(SplitPattern::kTekken, "a//b\n"), (V{"a", "//", "b", "\n"}));
+  EXPECT_EQ(split(SplitPattern::kTekken, "x;\n/y"), (V{"x", ";\n/", "y"}));
+}
+
+TEST(Pretokenize, Errors) {
+  for (const char* bad : {R"({"type": "Digits", "individual_digits": true})",
+                          R"({"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "Isolated"})",
+                          R"({"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "Split", "pattern": {"String": " "}, "behavior": "Removed"}]})"}) {
+    auto p = PreTokenizer::from_json(bad);
+    EXPECT_EQ(p.status().code(), StatusCode::kUnimplemented) << bad;
+    EXPECT_NE(p.status().message().find("pre_tokenizer"), std::string::npos) << p.status().message();
+  }
+  EXPECT_EQ(PreTokenizer::from_json(R"({"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"})").status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace

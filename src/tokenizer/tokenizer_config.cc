@@ -27,9 +27,12 @@ StatusOr<TokenizerConfig> parse_tokenizer_config(std::string_view json_text) {
   TokenizerConfig c;
   KR_ASSIGN_OR_RETURN(c.bos_token, token_field(j, "bos_token"));
   KR_ASSIGN_OR_RETURN(c.eos_token, token_field(j, "eos_token"));
-  if (j.contains("add_bos_token") && !j["add_bos_token"].is_null()) {
-    if (!j["add_bos_token"].is_boolean()) return InvalidArgument("tokenizer_config.json: add_bos_token is not a bool");
-    c.add_bos_token = j["add_bos_token"].get<bool>();
+  for (const char* key : {"add_bos_token", "add_eos_token"}) {
+    if (!j.contains(key)) continue;
+    c.has_add_special_keys = true;
+    if (j[key].is_null()) continue;
+    if (!j[key].is_boolean()) return InvalidArgument(std::string("tokenizer_config.json: ") + key + " is not a bool");
+    (std::string_view(key) == "add_bos_token" ? c.add_bos_token : c.add_eos_token) = j[key].get<bool>();
   }
   if (j.contains("chat_template") && !j["chat_template"].is_null()) {
     const nlohmann::json& t = j["chat_template"];

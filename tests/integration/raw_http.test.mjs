@@ -17,7 +17,7 @@ function errorShape(r, status) {
 }
 
 test('error classes over raw HTTP', async () => {
-  const s = await startServer(['--api-key', 'k1'], { KR_MAX_QUEUED_REQUESTS: '1' });
+  const s = await startServer(['--api-key', 'k1', '--cors-origin', 'http://app.example'], { KR_MAX_QUEUED_REQUESTS: '1' });
   const auth = { Authorization: 'Bearer k1' };
   try {
     errorShape(await post(s.port, '/v1/chat/completions', chat()), 401);
@@ -36,6 +36,13 @@ test('error classes over raw HTTP', async () => {
     // Health and metrics need no key.
     assert.equal((await get(s.port, '/health')).status, 200);
     assert.match((await get(s.port, '/metrics')).body, /krserve_/);
+    // CORS headers on every response: errors, and generations streamed or not.
+    assert.equal((await get(s.port, '/v2/nothing', auth)).headers['access-control-allow-origin'], 'http://app.example');
+    for (const stream of [false, true]) {
+      const c = await post(s.port, '/v1/chat/completions', chat({ stream }), auth);
+      assert.equal(c.status, 200);
+      assert.equal(c.headers['access-control-allow-origin'], 'http://app.example', `stream: ${stream}`);
+    }
     // Special-token text in user content is accepted as text.
     assert.equal((await post(s.port, '/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'a <|eot_id|> b' }] }), auth)).status, 200);
     // Queue full: KR_MAX_QUEUED_REQUESTS=1 and several long requests at once -> some 503 with Retry-After.

@@ -8,26 +8,39 @@
 
 namespace kr {
 
-void CpuBackend::rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) {
-  // qkv [T, (Hq + 2 Hkv) * D]; q and k heads rotated: rotate_half pairs element i
-  // with i + D/2: x'[i] = x[i] cos - x[i + D/2] sin, x'[i + D/2] = x[i + D/2] cos + x[i] sin.
+void CpuBackend::rope(Tensor& qkv, const QkvParams& p) {
+  // qkv [T, (Hq + 2 Hkv) * D]: + bias; per-head q/k norms; q and k heads rotated:
+  // rotate_half pairs element i with i + D/2: x'[i] = x[i] cos - x[i + D/2] sin,
+  // x'[i + D/2] = x[i + D/2] cos + x[i] sin.
+  const RopeParams& rope = *p.rope;
   const int64_t T = qkv.dim(0), D = rope.head_dim, half = D / 2;
-  const int64_t width = (q_heads + 2 * kv_heads) * D;
+  const int64_t width = p.width();
+  const int q_heads = p.q_heads, kv_heads = p.kv_heads;
   KR_CHECK(qkv.dim(1) == width && T == meta_.num_tokens);
-  KR_CHECK(static_cast<int64_t>(rope.inv_freq.size()) == half);
+  KR_CHECK(rope.inv_freq.dtype == DType::kF32 && rope.inv_freq.numel() == half);
+  KR_CHECK(p.q_norm.present() == p.k_norm.present());
+  KR_CHECK(!p.q_norm.present() || (p.q_norm.w->numel() == D && p.k_norm.w->numel() == D));
+  KR_CHECK(p.bias == nullptr || p.bias->numel() == width);
+  const float* inv_freq = rope.inv_freq.as<float>();
   pool_.parallel_for(T, 4, [&](int64_t b, int64_t e) {
-    std::vector<float> cos_v(half), sin_v(half);
+    std::vector<float> cos_v(half), sin_v(half), bias;
+    if (p.bias != nullptr) {
+      bias.resize(width);
+      cpu_convert_to_f32(p.bias->data, p.bias->dtype, 0, width, bias.data());
+    }
     for (int64_t t = b; t < e; ++t) {
       const double pos = meta_.positions[t];
       for (int64_t i = 0; i < half; ++i) {
         // Angle in double (an exact product for any position), cos/sin used in float.
-        const double angle = pos * static_cast<double>(rope.inv_freq[i]);
+        const double angle = pos * static_cast<double>(inv_freq[i]);
         cos_v[i] = static_cast<float>(std::cos(angle));
         sin_v[i] = static_cast<float>(std::sin(angle));
       }
       float* row = qkv.as<float>() + t * width;
+      for (int64_t i = 0; i < static_cast<int64_t>(bias.size()); ++i) row[i] += bias[i];
       for (int h = 0; h < q_heads + kv_heads; ++h) {  // q heads then k heads: contiguous
         float* x = row + h * D;
+        if (p.q_norm.present()) cpu_rms_norm_row(x, h < q_heads ? p.q_norm : p.k_norm, D, x);
         for (int64_t i = 0; i < half; ++i) {
           const float a = x[i], c = x[i + half];
           x[i] = a * cos_v[i] - c * sin_v[i];
@@ -54,21 +67,23 @@ void CpuBackend::store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head
   }
 }
 
-void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads,
-                           int head_dim, float scale, Tensor& out) {
-  // For token t of sequence s at position p and query head h (kv head h / group):
-  //   out[t, h] = Σ_j softmax_j(q·k_j · scale) v_j over cache positions j = 0..p of s.
-  const int64_t T = qkv.dim(0), D = head_dim;
+void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) {
+  // For token t of sequence s at position pos and query head h (kv head h / group):
+  //   out[t, h] = Σ_j softmax_j(cap(q·k_j · scale)) v_j over the cache positions j of
+  //   s with lo <= j <= pos, lo = pos - sliding_window + 1 (or 0), cap = the soft-cap.
+  const int q_heads = p.q_heads, kv_heads = p.kv_heads;
+  const int64_t T = qkv.dim(0), D = p.head_dim;
   const int64_t width = (q_heads + 2 * kv_heads) * D, kv_width = kv_heads * D;
+  KR_CHECK(q_heads > 0 && kv_heads > 0 && q_heads % kv_heads == 0 && T == meta_.num_tokens);
+  KR_CHECK(qkv.dim(1) == width && out.dim(0) == T && out.dim(1) == q_heads * D);
+  KR_CHECK(p.sliding_window >= 0 && p.softcap >= 0.0f);
   const int group = q_heads / kv_heads;
-  KR_CHECK(q_heads % kv_heads == 0 && T == meta_.num_tokens);
-  KR_CHECK(out.dim(0) == T && out.dim(1) == q_heads * D);
   const int32_t bs = meta_.block_size;
   const float* kc = kv.k.as<float>();
   const float* vc = kv.v.as<float>();
   pool_.parallel_for(T * q_heads, 4, [&](int64_t b, int64_t e) {
     std::vector<float> scores;
-    std::vector<const float*> krows, vrows;
+    std::vector<const float*> vrows;
     std::vector<float> acc(D);
     for (int64_t item = b; item < e; ++item) {
       const int64_t t = item / q_heads;
@@ -78,31 +93,35 @@ void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, int q_heads, in
       KR_CHECK_MSG(s >= 0, "attention: token outside every sequence");
       const int64_t ctx = static_cast<int64_t>(meta_.positions[t]) + 1;
       KR_CHECK_MSG(ctx <= meta_.context_lens[s], "attention: position past context length");
+      const int64_t lo = p.sliding_window > 0 ? std::max<int64_t>(0, ctx - p.sliding_window) : 0;
+      const int64_t n = ctx - lo;
       const int32_t* table = meta_.block_tables.data() + static_cast<int64_t>(s) * meta_.max_blocks_per_seq;
       const float* q = qkv.as<float>() + t * width + h * D;
-      scores.resize(ctx);
-      krows.resize(ctx);
-      vrows.resize(ctx);
+      scores.resize(n);
+      vrows.resize(n);
       float max_score = -INFINITY;
-      for (int64_t j = 0; j < ctx; ++j) {
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t j = lo + i;
         const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        krows[j] = kc + slot * kv_width + g * D;
-        vrows[j] = vc + slot * kv_width + g * D;
+        const float* krow = kc + slot * kv_width + g * D;
+        vrows[i] = vc + slot * kv_width + g * D;
         float dot = 0.0f;
-        for (int64_t d = 0; d < D; ++d) dot += q[d] * krows[j][d];
-        scores[j] = dot * scale;
-        max_score = std::max(max_score, scores[j]);
+        for (int64_t d = 0; d < D; ++d) dot += q[d] * krow[d];
+        float sc = dot * p.scale;
+        if (p.softcap > 0.0f) sc = p.softcap * std::tanh(sc / p.softcap);
+        scores[i] = sc;
+        max_score = std::max(max_score, sc);
       }
       double sum = 0.0;
-      for (int64_t j = 0; j < ctx; ++j) {
-        scores[j] = std::exp(scores[j] - max_score);
-        sum += scores[j];
+      for (int64_t i = 0; i < n; ++i) {
+        scores[i] = std::exp(scores[i] - max_score);
+        sum += scores[i];
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t j = 0; j < ctx; ++j) {
-        const float p = scores[j];
-        const float* v = vrows[j];
-        for (int64_t d = 0; d < D; ++d) acc[d] += p * v[d];
+      for (int64_t i = 0; i < n; ++i) {
+        const float pr = scores[i];
+        const float* v = vrows[i];
+        for (int64_t d = 0; d < D; ++d) acc[d] += pr * v[d];
       }
       const float inv = static_cast<float>(1.0 / sum);
       float* o = out.as<float>() + t * q_heads * D + h * D;

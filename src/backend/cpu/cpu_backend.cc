@@ -109,7 +109,7 @@ void CpuBackend::set_step_metadata(const StepMetadata& meta) {
   }
 }
 
-void CpuBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
+void CpuBackend::embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) {
   // table [V, H]; ids [T]; out [T, H] f32
   KR_CHECK(ids.dtype == DType::kI32 && out.dtype == DType::kF32);
   const int64_t T = ids.dim(0), H = table.dim(1), V = table.dim(0);
@@ -117,47 +117,50 @@ void CpuBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) 
   const int32_t* id = ids.as<int32_t>();
   for (int64_t t = 0; t < T; ++t) {
     KR_CHECK_MSG(id[t] >= 0 && id[t] < V, "embedding: token id out of range");
-    cpu_convert_to_f32(table.data, table.dtype, id[t] * H, H, out.as<float>() + t * H);
+    float* o = out.as<float>() + t * H;
+    cpu_convert_to_f32(table.data, table.dtype, id[t] * H, H, o);
+    if (scale != 1.0f)
+      for (int64_t i = 0; i < H; ++i) o[i] *= scale;
   }
 }
 
-namespace {
-
-// out = x / sqrt(mean(x^2) + eps) * w for one row; sum of squares in double.
-void rms_norm_row(const float* x, const Tensor& w, float eps, int64_t H, float* out) {
+void cpu_rms_norm_row(const float* x, const RmsNorm& norm, int64_t n, float* out) {
   double ss = 0.0;
-  for (int64_t i = 0; i < H; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(H) + eps));
-  for (int64_t i = 0; i < H; ++i) out[i] = x[i] * inv * cpu_load_as_f32(w.data, w.dtype, i);
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + norm.eps));
+  const Tensor& w = *norm.w;
+  if (norm.kind == NormKind::kTimesOnePlusWeight) {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * (1.0f + cpu_load_as_f32(w.data, w.dtype, i));
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * cpu_load_as_f32(w.data, w.dtype, i);
+  }
 }
 
-}  // namespace
-
-void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
+void CpuBackend::rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) {
   // x, out [T, H]; w [H]
   const int64_t T = x.dim(0), H = x.dim(1);
-  KR_CHECK(out.dim(0) == T && out.dim(1) == H && w.numel() == H);
+  KR_CHECK(norm.present() && out.dim(0) == T && out.dim(1) == H && norm.w->numel() == H);
   pool_.parallel_for(T, 16, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) rms_norm_row(x.as<float>() + t * H, w, eps, H, out.as<float>() + t * H);
+    for (int64_t t = b; t < e; ++t) cpu_rms_norm_row(x.as<float>() + t * H, norm, H, out.as<float>() + t * H);
   });
 }
 
-void CpuBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
-                              Tensor& out) {
+void CpuBackend::add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) {
   // residual, x, out [T, H]; w [H]
   const int64_t T = x.dim(0), H = x.dim(1);
-  KR_CHECK(residual.dim(0) == T && residual.dim(1) == H && out.dim(0) == T && w.numel() == H);
+  KR_CHECK(norm.present() && residual.dim(0) == T && residual.dim(1) == H && out.dim(0) == T &&
+           norm.w->numel() == H);
   pool_.parallel_for(T, 16, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       float* r = residual.as<float>() + t * H;
       const float* xi = x.as<float>() + t * H;
       for (int64_t i = 0; i < H; ++i) r[i] += xi[i];
-      rms_norm_row(r, w, eps, H, out.as<float>() + t * H);
+      cpu_rms_norm_row(r, norm, H, out.as<float>() + t * H);
     }
   });
 }
 
-void CpuBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
+void CpuBackend::silu_mul(const Tensor& gate_up, Activation f, Tensor& out) {
   // gate_up [T, 2I]; out [T, I]
   const int64_t T = gate_up.dim(0), I = gate_up.dim(1) / 2;
   KR_CHECK(out.dim(0) == T && out.dim(1) == I);
@@ -166,8 +169,26 @@ void CpuBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
       const float* g = gate_up.as<float>() + t * 2 * I;
       const float* u = g + I;
       float* o = out.as<float>() + t * I;
-      for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      if (f == Activation::kGeluTanh) {
+        // gelu(x, approximate="tanh") = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+        const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+        for (int64_t i = 0; i < I; ++i) {
+          const float x = g[i];
+          o[i] = 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x))) * u[i];
+        }
+      } else {
+        for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      }
     }
+  });
+}
+
+void CpuBackend::softcap(Tensor& x, float cap) {
+  // x [R, N] f32: cap * tanh(x / cap), evaluated in double.
+  KR_CHECK(x.dtype == DType::kF32 && cap > 0.0f);
+  float* v = x.as<float>();
+  pool_.parallel_for(x.numel(), 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) v[i] = static_cast<float>(cap * std::tanh(static_cast<double>(v[i]) / cap));
   });
 }
 

@@ -38,17 +38,16 @@ class CpuBackend final : public Backend {
 
   void set_step_metadata(const StepMetadata& meta) override;
 
-  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
-  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
-  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps,
-                    Tensor& out) override;
+  void embedding(const Tensor& table, const Tensor& ids, float scale, Tensor& out) override;
+  void rms_norm(const Tensor& x, const RmsNorm& norm, Tensor& out) override;
+  void add_rms_norm(Tensor& residual, const Tensor& x, const RmsNorm& norm, Tensor& out) override;
   void matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
-  void rope(Tensor& qkv, int q_heads, int kv_heads, const RopeParams& rope) override;
+  void rope(Tensor& qkv, const QkvParams& p) override;
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override;
-  void attention(const Tensor& qkv, const KvLayer& kv, int q_heads, int kv_heads, int head_dim,
-                 float scale, Tensor& out) override;
-  void silu_mul(const Tensor& gate_up, Tensor& out) override;
+  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override;
+  void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
+  void softcap(Tensor& x, float cap) override;
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override;
 
   ThreadPool& pool() { return pool_; }
@@ -65,5 +64,8 @@ class CpuBackend final : public Backend {
 float cpu_load_as_f32(const void* data, DType dtype, int64_t i);
 // Converts n elements starting at element `offset` of `src` (dtype) to float32.
 void cpu_convert_to_f32(const void* src, DType dtype, int64_t offset, int64_t n, float* dst);
+// out[0, n) = the RMS norm of the row x[0, n) with `norm`'s weight [n] and form;
+// sum of squares in double. out may be x.
+void cpu_rms_norm_row(const float* x, const RmsNorm& norm, int64_t n, float* out);
 
 }  // namespace kr

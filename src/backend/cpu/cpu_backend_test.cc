@@ -100,9 +100,9 @@ TEST(CpuBackend, RmsNormAndAddRmsNorm) {
   auto xv = random_vec(T * H, 3), rv = random_vec(T * H, 4), wv = random_vec(H, 5);
   Tensor x = upload_f32(be, xv, {T, H}), r = upload_f32(be, rv, {T, H}), w = upload_f32(be, wv, {H});
   Tensor out = be.alloc(DType::kF32, {T, H});
-  be.rms_norm(x, w, 1e-5f, out);
+  be.rms_norm(x, RmsNorm{&w, 1e-5f}, out);
   auto o1 = download(be, out);
-  be.add_rms_norm(r, x, w, 1e-5f, out);
+  be.add_rms_norm(r, x, RmsNorm{&w, 1e-5f}, out);
   auto o2 = download(be, out);
   auto r2 = download(be, r);
   for (int64_t t = 0; t < T; ++t) {
@@ -119,6 +119,15 @@ TEST(CpuBackend, RmsNormAndAddRmsNorm) {
       EXPECT_NEAR(o2[t * H + i], s / std::sqrt(ss2 / H + 1e-5) * wv[i], 1e-5);
     }
   }
+  // Gemma's form x̂ · (1 + w), in place.
+  be.rms_norm(x, RmsNorm{&w, 1e-6f, NormKind::kTimesOnePlusWeight}, x);
+  auto o3 = download(be, x);
+  for (int64_t t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < H; ++i) ss += double(xv[t * H + i]) * xv[t * H + i];
+    for (int64_t i = 0; i < H; ++i)
+      EXPECT_NEAR(o3[t * H + i], xv[t * H + i] / std::sqrt(ss / H + 1e-6) * (1.0 + wv[i]), 1e-5);
+  }
 }
 
 TEST(CpuBackend, EmbeddingSiluMulGather) {
@@ -132,21 +141,38 @@ TEST(CpuBackend, EmbeddingSiluMulGather) {
   Tensor ids = be.alloc(DType::kI32, {3});
   be.copy_from_host(ids, idv.data(), 12);
   Tensor emb = be.alloc(DType::kF32, {3, H});
-  be.embedding(table, ids, emb);
+  be.embedding(table, ids, 8.9375f, emb);  // Gemma's scale: bf16(sqrt(80))
+  auto scaled = download(be, emb);
+  be.embedding(table, ids, 1.0f, emb);
   auto ev = download(be, emb);
   for (int r = 0; r < 3; ++r)
-    for (int64_t i = 0; i < H; ++i) EXPECT_EQ(ev[r * H + i], bf16_to_f32(t16[idv[r] * H + i]));
+    for (int64_t i = 0; i < H; ++i) {
+      EXPECT_EQ(ev[r * H + i], bf16_to_f32(t16[idv[r] * H + i]));
+      EXPECT_EQ(scaled[r * H + i], bf16_to_f32(t16[idv[r] * H + i]) * 8.9375f);
+    }
 
   auto gu = random_vec(2 * 2 * I, 7, 4.0f);
   Tensor g = upload_f32(be, gu, {2, 2 * I});
   Tensor o = be.alloc(DType::kF32, {2, I});
-  be.silu_mul(g, o);
+  be.silu_mul(g, Activation::kSilu, o);
   auto ov = download(be, o);
   for (int t = 0; t < 2; ++t)
     for (int64_t i = 0; i < I; ++i) {
       const double a = gu[t * 2 * I + i], u = gu[t * 2 * I + I + i];
       EXPECT_NEAR(ov[t * I + i], a / (1 + std::exp(-a)) * u, 1e-5);
     }
+  be.silu_mul(g, Activation::kGeluTanh, o);
+  ov = download(be, o);
+  for (int t = 0; t < 2; ++t)
+    for (int64_t i = 0; i < I; ++i) {
+      const double a = gu[t * 2 * I + i], u = gu[t * 2 * I + I + i];
+      const double gelu = 0.5 * a * (1 + std::tanh(std::sqrt(2 / M_PI) * (a + 0.044715 * a * a * a)));
+      EXPECT_NEAR(ov[t * I + i], gelu * u, 1e-5);
+    }
+  // Soft-cap: cap * tanh(x / cap).
+  be.softcap(g, 3.0f);
+  auto capped = download(be, g);
+  for (size_t i = 0; i < gu.size(); ++i) EXPECT_NEAR(capped[i], 3.0 * std::tanh(gu[i] / 3.0), 1e-6);
 
   std::vector<int32_t> gi = {2, 2, 0};
   Tensor idx = be.alloc(DType::kI32, {3});
@@ -159,14 +185,17 @@ TEST(CpuBackend, EmbeddingSiluMulGather) {
 }
 
 // Two sequences in one step over a paged cache with scattered blocks: rope +
-// store_kv + attention against contiguous double-precision attention.
+// store_kv + attention against contiguous double-precision attention, plain and
+// with a sliding window and a soft-cap.
 TEST(CpuBackend, RopeStoreKvAttentionPaged) {
   CpuBackend be(3, 0);
   const int Hq = 4, Hkv = 2, D = 8, bs = 3, num_blocks = 8;
   const int width = (Hq + 2 * Hkv) * D;
+  std::vector<float> inv_freq;
+  for (int i = 0; i < D / 2; ++i) inv_freq.push_back(std::pow(10000.0f, -2.0f * i / D));
   RopeParams rp;
   rp.head_dim = D;
-  for (int i = 0; i < D / 2; ++i) rp.inv_freq.push_back(std::pow(10000.0f, -2.0f * i / D));
+  rp.inv_freq = upload_f32(be, inv_freq, {D / 2});
   // seq 0: 5 tokens, blocks {6, 1}; seq 1: 4 tokens, blocks {0, 4}.
   StepMetadata m;
   m.num_tokens = 9;
@@ -183,13 +212,13 @@ TEST(CpuBackend, RopeStoreKvAttentionPaged) {
       m.slot_mapping.push_back(m.block_tables[s * 2 + p / bs] * bs + p % bs);
     }
   be.set_step_metadata(m);
-  auto qv = random_vec(9 * width, 8);
+  auto qv = random_vec(9 * width, 8, 2.0f);
   Tensor qkv = upload_f32(be, qv, {9, width});
-  be.rope(qkv, Hq, Hkv, rp);
+  be.rope(qkv, QkvParams{Hq, Hkv, &rp});
   auto roped = download(be, qkv);
   // Rope check: head 0 of token 2 (position 2).
   for (int i = 0; i < D / 2; ++i) {
-    const double ang = 2.0 * rp.inv_freq[i];
+    const double ang = 2.0 * inv_freq[i];
     const double a = qv[2 * width + i], c = qv[2 * width + i + D / 2];
     EXPECT_NEAR(roped[2 * width + i], a * std::cos(ang) - c * std::sin(ang), 1e-5);
     EXPECT_NEAR(roped[2 * width + i + D / 2], c * std::cos(ang) + a * std::sin(ang), 1e-5);
@@ -202,29 +231,92 @@ TEST(CpuBackend, RopeStoreKvAttentionPaged) {
   be.fill_zero(kv.v);
   be.store_kv(qkv, Hq, Hkv, D, kv);
   Tensor out = be.alloc(DType::kF32, {9, Hq * D});
-  be.attention(qkv, kv, Hq, Hkv, D, 1.0f / std::sqrt(float(D)), out);
-  auto ov = download(be, out);
-  for (int s = 0; s < 2; ++s) {
-    const int base = m.query_start[s];
-    for (int p = 0; p < m.context_lens[s]; ++p) {
-      for (int h = 0; h < Hq; ++h) {
-        const int g = h / (Hq / Hkv);
-        std::vector<double> sc(p + 1);
-        double mx = -1e300, sum = 0;
-        for (int j = 0; j <= p; ++j) {
-          double d = 0;
-          for (int i = 0; i < D; ++i)
-            d += double(roped[(base + p) * width + h * D + i]) * roped[(base + j) * width + (Hq + g) * D + i];
-          sc[j] = d / std::sqrt(double(D));
-          mx = std::max(mx, sc[j]);
-        }
-        for (auto& x : sc) sum += (x = std::exp(x - mx));
-        for (int i = 0; i < D; ++i) {
-          double ref = 0;
-          for (int j = 0; j <= p; ++j) ref += sc[j] / sum * roped[(base + j) * width + (Hq + Hkv + g) * D + i];
-          EXPECT_NEAR(ov[(base + p) * Hq * D + h * D + i], ref, 1e-5) << "s=" << s << " p=" << p;
+  struct Variant {
+    int window;
+    float softcap;
+  };
+  for (const Variant var : {Variant{0, 0.0f}, Variant{2, 0.0f}, Variant{3, 1.5f}, Variant{0, 0.7f}}) {
+    SCOPED_TRACE("window " + std::to_string(var.window) + " softcap " + std::to_string(var.softcap));
+    AttentionParams ap{Hq, Hkv, D, 1.0f / std::sqrt(float(D)), var.window, var.softcap};
+    be.attention(qkv, kv, ap, out);
+    auto ov = download(be, out);
+    for (int s = 0; s < 2; ++s) {
+      const int base = m.query_start[s];
+      for (int p = 0; p < m.context_lens[s]; ++p) {
+        const int lo = var.window > 0 ? std::max(0, p - var.window + 1) : 0;
+        for (int h = 0; h < Hq; ++h) {
+          const int g = h / (Hq / Hkv);
+          std::vector<double> sc(p + 1);
+          double mx = -1e300, sum = 0;
+          for (int j = lo; j <= p; ++j) {
+            double d = 0;
+            for (int i = 0; i < D; ++i)
+              d += double(roped[(base + p) * width + h * D + i]) * roped[(base + j) * width + (Hq + g) * D + i];
+            sc[j] = d / std::sqrt(double(D));
+            if (var.softcap > 0) sc[j] = var.softcap * std::tanh(sc[j] / var.softcap);
+            mx = std::max(mx, sc[j]);
+          }
+          for (int j = lo; j <= p; ++j) sum += (sc[j] = std::exp(sc[j] - mx));
+          for (int i = 0; i < D; ++i) {
+            double ref = 0;
+            for (int j = lo; j <= p; ++j) ref += sc[j] / sum * roped[(base + j) * width + (Hq + Hkv + g) * D + i];
+            EXPECT_NEAR(ov[(base + p) * Hq * D + h * D + i], ref, 1e-5) << "s=" << s << " p=" << p;
+          }
         }
       }
+    }
+  }
+}
+
+// rope() with Qwen2's bias and per-head q/k norms of both forms: bias on the whole
+// row, then each q/k head normalised with its [D] weight, then rotated; v gets
+// the bias only.
+TEST(CpuBackend, RopeWithBiasAndQkNorms) {
+  CpuBackend be(2, 0);
+  const int Hq = 2, Hkv = 1, D = 8, width = (Hq + 2 * Hkv) * D;
+  std::vector<float> inv_freq;
+  for (int i = 0; i < D / 2; ++i) inv_freq.push_back(std::pow(10000.0f, -2.0f * i / D));
+  RopeParams rp;
+  rp.head_dim = D;
+  rp.inv_freq = upload_f32(be, inv_freq, {D / 2});
+  StepMetadata m;
+  m.num_tokens = 2;
+  m.num_seqs = 1;
+  m.block_size = 4;
+  m.max_blocks_per_seq = 1;
+  m.query_start = {0, 2};
+  m.context_lens = {7};
+  m.block_tables = {0};
+  m.max_context_len = 7;
+  m.positions = {5, 6};
+  m.slot_mapping = {-1, -1};
+  be.set_step_metadata(m);
+  const auto xv = random_vec(2 * width, 21, 2.0f), bv = random_vec(width, 22), qw = random_vec(D, 23),
+             kw = random_vec(D, 24);
+  Tensor bias = upload_f32(be, bv, {width}), qn = upload_f32(be, qw, {D}), kn = upload_f32(be, kw, {D});
+  for (NormKind kind : {NormKind::kTimesWeight, NormKind::kTimesOnePlusWeight}) {
+    Tensor qkv = upload_f32(be, xv, {2, width});
+    QkvParams p{Hq, Hkv, &rp, &bias, RmsNorm{&qn, 1e-6f, kind}, RmsNorm{&kn, 1e-6f, kind}};
+    be.rope(qkv, p);
+    const auto got = download(be, qkv);
+    for (int t = 0; t < 2; ++t) {
+      std::vector<double> row(width);
+      for (int i = 0; i < width; ++i) row[i] = double(xv[t * width + i]) + bv[i];
+      for (int h = 0; h < Hq + Hkv; ++h) {
+        const std::vector<float>& w = h < Hq ? qw : kw;
+        double ss = 0;
+        for (int i = 0; i < D; ++i) ss += row[h * D + i] * row[h * D + i];
+        const double inv = 1.0 / std::sqrt(ss / D + 1e-6);
+        std::vector<double> n(D);
+        for (int i = 0; i < D; ++i)
+          n[i] = row[h * D + i] * inv * (kind == NormKind::kTimesOnePlusWeight ? 1.0 + w[i] : w[i]);
+        for (int i = 0; i < D / 2; ++i) {
+          const double ang = m.positions[t] * double(inv_freq[i]);
+          EXPECT_NEAR(got[t * width + h * D + i], n[i] * std::cos(ang) - n[i + D / 2] * std::sin(ang), 1e-5);
+          EXPECT_NEAR(got[t * width + h * D + i + D / 2], n[i + D / 2] * std::cos(ang) + n[i] * std::sin(ang), 1e-5);
+        }
+      }
+      for (int i = (Hq + Hkv) * D; i < width; ++i) EXPECT_NEAR(got[t * width + i], row[i], 1e-6);
     }
   }
 }

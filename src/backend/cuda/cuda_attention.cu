@@ -1,20 +1,20 @@
-// Paged causal attention, one kernel for prefill, chunked prefill and decode.
+// Paged causal attention, one kernel for prefill, chunked prefill and decode,
+// with an optional sliding window (keys (p - window, p] of a query at p; a tile
+// starts at its first token's window) and an optional soft-cap of the scaled
+// scores (softcap * tanh(s / softcap), before the mask and the softmax).
 //
 // A block takes one tile (up to kRows query rows = tile tokens × the q heads of
 // one kv head, so each K/V tile read from the cache serves the whole GQA group)
 // and walks its keys in tiles of kKeys: K/V go to shared memory as float,
 // scores Q·Kᵀ, an online softmax per row, then P·V into register accumulators.
 // Decode steps have few rows per tile; there the keys are split over
-// blockIdx.z (flash-decoding) and the splits are merged by log-sum-exp: by
-// default inside the same kernel (the last split block of a (tile, kv head) to
-// finish merges them, see merge_splits), or with KR_ATTN_MERGE=0 by a second
-// kernel, combine_splits_kernel (kept to compare the two on the GPU).
+// blockIdx.z (flash-decoding) and the splits are merged by log-sum-exp inside
+// the same kernel: the last split block of a (tile, kv head) to finish merges
+// them (merge_splits).
 #include <cuda_bf16.h>
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
@@ -55,9 +55,9 @@ constexpr int kMaxSplitCounters = 4096;
 __device__ int g_split_counters[kMaxSplitCounters] = {0};
 
 // Row r of (tile blockIdx.x, kv head g): final bf16 output from the num_splits
-// normalised partials and their (max, sum), the same math as combine_splits_kernel.
-// One warp per row; lane j of each 32-split chunk computes split j's weight and
-// shuffles it to the others. Partials were written by other blocks of this grid:
+// normalised partials o_s and their (max m_s, sum l_s): out = Σ w_s o_s / Σ w_s,
+// w_s = l_s exp(m_s - max_s m_s). One warp per row; lane j of each 32-split chunk
+// computes split j's weight and shuffles it to the others. Partials were written by other blocks of this grid:
 // __ldcg reads them from L2 (never a stale L1 line).
 template <int D>
 __device__ void merge_splits(const AttnArgs& a, const AttnTile& tile, int g, int R, int group) {
@@ -118,9 +118,8 @@ __device__ void merge_splits(const AttnArgs& a, const AttnTile& tile, int g, int
   }
 }
 
-// merge: num_splits > 1 and the splits are merged in this kernel (no combine kernel follows).
 template <int D, int ROWS>
-__global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, bool merge) {
+__global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
   // Decode variant: the 4 warps split the keys in P·V (few rows to split instead).
   constexpr bool kDecode = ROWS <= 16;
   constexpr int kAccRows = kDecode ? ROWS : 16;
@@ -184,6 +183,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
     kbeg = split * a.split_keys;
     kstop = min(kend, kbeg + a.split_keys);
   }
+  // Sliding window: no row of the tile sees a key before its first token's window.
+  const int window = a.window > 0 ? a.window : (1 << 30);
+  if (a.window > 0) kbeg = max(kbeg, a.positions[tile.first] - a.window + 1);
 
   constexpr int DV = (D + 31) / 32;  // output dims per lane
   float acc[kAccRows][DV];
@@ -285,8 +287,10 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
             const int key = kg + 8 * j;
-            const bool ok = key < nkeys && kt + key <= row_pos[r];
-            Ps[r * kKeys + key] = ok ? s[i][j] : -INFINITY;
+            const bool ok = key < nkeys && kt + key <= row_pos[r] && kt + key > row_pos[r] - window;
+            float sc = s[i][j];
+            if (a.softcap > 0.0f) sc = a.softcap * tanhf(sc / a.softcap);
+            Ps[r * kKeys + key] = ok ? sc : -INFINITY;
           }
         }
       }
@@ -313,8 +317,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
           s4[2] = fmaf(qv.z, kv.z, s4[2]);
           s4[3] = fmaf(qv.w, kv.w, s4[3]);
         }
-        const float s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-        const bool ok = key < nkeys && kt + key <= row_pos[r];
+        float s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+        if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+        const bool ok = key < nkeys && kt + key <= row_pos[r] && kt + key > row_pos[r] - window;
         Ps[r * kKeys + key] = ok ? s : -INFINITY;
       }
     }
@@ -440,7 +445,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
       }
     }
   }
-  if (merge) {
+  if (a.num_splits > 1) {
     // Every block of the grid reaches this point (no early exit above; a split past
     // the context writes l = 0), so each counter sees exactly num_splits arrivals.
     // Release: the barrier orders every thread's partial stores before thread 0's
@@ -467,84 +472,33 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a, b
   }
 }
 
-// grid (num_tiles, kv_heads, rows): merges the splits of one row. Split weights
-// are computed once per split into shared memory; then every thread sums its
-// dims over the splits with independent loads.
 constexpr int kMaxSplits = 256;
-__global__ void combine_splits_kernel(AttnArgs a, int D) {
-  pdl_launch_dependents();
-  pdl_wait();
-  __shared__ float weight[kMaxSplits];
-  __shared__ float red[32];
-  const AttnTile tile = a.tiles[blockIdx.x];
-  const int g = blockIdx.y, r = blockIdx.z;
-  const int group = a.q_heads / a.kv_heads;
-  const int R = (kRows / group) * group < tile.count * group ? (kRows / group) * group : tile.count * group;
-  if (r >= R) return;
-  const size_t base = ((static_cast<size_t>(blockIdx.x) * a.kv_heads + g) * R + r) * a.num_splits;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  float m = -INFINITY;
-  for (int s = tid; s < a.num_splits; s += blockDim.x)
-    if (a.partial_ml[(base + s) * 2 + 1] > 0.0f) m = fmaxf(m, a.partial_ml[(base + s) * 2]);
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if (lane == 0) red[warp] = m;
-  __syncthreads();
-  m = red[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) m = fmaxf(m, red[w]);
-  for (int s = tid; s < a.num_splits; s += blockDim.x) {
-    const float l = a.partial_ml[(base + s) * 2 + 1];
-    weight[s] = l > 0.0f ? l * __expf(a.partial_ml[(base + s) * 2] - m) : 0.0f;
-  }
-  __syncthreads();
-  float den = 0.0f;
-  for (int s = 0; s < a.num_splits; ++s) den += weight[s];
-  const int token = tile.first + r / group, h = g * group + r % group;
-  for (int d = tid; d < D; d += blockDim.x) {
-    float num = 0.0f;
-#pragma unroll 8
-    for (int s = 0; s < a.num_splits; ++s) num += weight[s] * a.partial_out[(base + s) * D + d];
-    static_cast<bf16*>(a.out)[static_cast<size_t>(token) * a.q_heads * D + h * D + d] =
-        __float2bfloat16(den > 0.0f ? num / den : 0.0f);
-  }
+
+template <int D, int ROWS>
+void configure_rows() {
+  KR_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<D, ROWS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(Smem<D, ROWS>::bytes)));
 }
 
-// KR_ATTN_MERGE=0: merge splits with the separate combine kernel (to compare on the GPU).
-bool merge_in_kernel() {
-  static const bool on = [] {
-    const char* e = std::getenv("KR_ATTN_MERGE");
-    return e == nullptr || std::strcmp(e, "0") != 0;
-  }();
-  return on;
+template <int D>
+void configure_d() {
+  configure_rows<D, 8>();
+  configure_rows<D, kRows>();
 }
 
 template <int D, int ROWS>
-void launch_rows(const AttnArgs& a, bool merge, cudaStream_t stream) {
-  static bool configured = false;  // one backend thread: no race
-  if (!configured) {
-    cudaFuncSetAttribute(paged_attention_kernel<D, ROWS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(Smem<D, ROWS>::bytes));
-    configured = true;
-  }
+void launch_rows(const AttnArgs& a, cudaStream_t stream) {
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch_pdl(paged_attention_kernel<D, ROWS>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a, merge);
+  launch(false, paged_attention_kernel<D, ROWS>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a);
 }
 
 template <int D>
 void launch_d(const AttnArgs& a, cudaStream_t stream) {
   const int group = a.q_heads / a.kv_heads;
-  // In-kernel merge needs one counter per (tile, kv head); beyond that (the backend
-  // splits only when tiles × kv heads is below its block target, far under the
-  // bound) the combine kernel merges instead.
-  const bool merge = a.num_splits > 1 && merge_in_kernel() &&
-                     static_cast<int64_t>(a.num_tiles) * a.kv_heads <= kMaxSplitCounters;
   if (a.decode_only && group <= 8) {
-    launch_rows<D, 8>(a, merge, stream);
+    launch_rows<D, 8>(a, stream);
   } else {
-    launch_rows<D, kRows>(a, merge, stream);
-  }
-  if (a.num_splits > 1 && !merge) {
-    const dim3 cgrid(a.num_tiles, a.kv_heads, a.decode_only ? group : (kRows / group) * group);
-    launch_pdl(combine_splits_kernel, cgrid, dim3(128), 0, stream, a, D);
+    launch_rows<D, kRows>(a, stream);
   }
 }
 
@@ -552,10 +506,22 @@ void launch_d(const AttnArgs& a, cudaStream_t stream) {
 
 int attn_max_splits() { return kMaxSplits; }
 
+int attn_max_split_groups() { return kMaxSplitCounters; }
+
+void configure_attention_kernels() {
+  configure_d<16>();
+  configure_d<32>();
+  configure_d<64>();
+  configure_d<128>();
+  configure_d<256>();
+}
+
 int attn_tile_tokens(int group) { return group >= kRows ? 1 : kRows / group; }
 
 void launch_paged_attention(const AttnArgs& a, cudaStream_t stream) {
   if (a.num_tiles == 0) return;
+  KR_CHECK(a.num_splits >= 1 && a.num_splits <= kMaxSplits);
+  KR_CHECK(a.num_splits == 1 || static_cast<int64_t>(a.num_tiles) * a.kv_heads <= kMaxSplitCounters);
   switch (a.head_dim) {
     case 16: launch_d<16>(a, stream); break;
     case 32: launch_d<32>(a, stream); break;

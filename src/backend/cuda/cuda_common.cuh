@@ -6,6 +6,8 @@
 #include <cfloat>
 #include <cstdint>
 
+#include "backend/cuda/cuda_kernels.h"
+
 namespace kr::cuda {
 
 // 8 bf16 in one 16-byte word: the unit of every vectorised bf16 load and store.
@@ -18,6 +20,21 @@ union Vec8 {
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+// The gated MLP's activation of a gate value (kActSilu / kActGeluTanh), in float:
+// silu(x) = x / (1 + e^-x); gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+__device__ __forceinline__ float glu_activation(float x, int activation) {
+  if (activation == kActGeluTanh) return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  return x / (1.0f + __expf(-x));
+}
+
+// A value x normalised by inv times its norm weight, rounded as HF rounds it
+// (kind: kNormTimesWeight or kNormTimesOnePlusWeight; see RmsNormArgs).
+__device__ __forceinline__ __nv_bfloat16 norm_apply(float x, float inv, __nv_bfloat16 w, int kind) {
+  if (kind == kNormTimesOnePlusWeight) return __float2bfloat16(x * inv * (1.0f + __bfloat162float(w)));
+  // HF LlamaRMSNorm: normalise in float, round to bf16, then multiply by the weight.
+  return __float2bfloat16(__bfloat162float(__float2bfloat16(x * inv)) * __bfloat162float(w));
 }
 
 // Running (max, index of the max, Σ exp(x - max)) of a stream of logits: one pass

@@ -16,18 +16,19 @@
 
 namespace kr::cuda {
 
-extern bool g_pdl_gemv;
-// Tuning switches (KR_GEMV1_TUNE, read by the backend): bit 1 launches the
-// norm-prologue variants without PDL; bit 2 gives them 8 rows per block. (Reading x
-// through L1 instead of L2 was tried as bit 0 and measured the same; removed.)
-int g_gemv1_tune = 0;
-void set_gemv1_tune(int bits) { g_gemv1_tune = bits; }
-
 namespace {
 
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;
-constexpr int kRows = 4;  // rows per block (8 for norm prologues with KR_GEMV1_TUNE bit 2)
+constexpr int kRows = 4;  // rows per block
+constexpr int kMaxQkPairsPerThread = 2;  // kRopeQkNorm: head_dim / 2 <= kThreads * this
+
+// kRopeQkNorm: arrivals per q/k head of the blocks that own its rows. The block
+// that brings a head's count to head_dim / kRows finishes the head and puts the
+// count back to 0, so every launch (and graph replay) starts from zeros; launches
+// are stream-ordered and touch the counts only after pdl_wait.
+constexpr int kMaxHeadCounters = 1024;
+__device__ int g_head_arrivals[kMaxHeadCounters] = {0};
 
 __device__ __forceinline__ float bf(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }
@@ -44,12 +45,13 @@ __device__ float block_sum(float v) {
   return total;
 }
 
-// Row layout of a block. Plain/residual: rows n0 .. n0 + R - 1. Paired (SwiGLU,
+// Row layout of a block. Plain: rows n0 .. n0 + R - 1. Paired (SwiGLU,
 // RoPE): R/2 rows from base_a and the R/2 rows at base_b that pair with them
 // (gate i and up I + i; RoPE dims i and i + D/2 of one head).
 template <int R, Gemv1Epilogue E>
 struct RowMap {
-  static constexpr bool kPaired = E == Gemv1Epilogue::kSwiglu || E == Gemv1Epilogue::kRope;
+  static constexpr bool kRopeRows = E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm;
+  static constexpr bool kPaired = E == Gemv1Epilogue::kSwiglu || kRopeRows;
   int base_a = 0, base_b = 0, count = 0;  // count: valid rows (plain) or valid pairs (paired)
   __device__ RowMap(const Gemv1Args& a) {
     if constexpr (E == Gemv1Epilogue::kSwiglu) {
@@ -57,7 +59,7 @@ struct RowMap {
       base_a = blockIdx.x * (R / 2);
       base_b = I + base_a;
       count = min(R / 2, I - base_a);
-    } else if constexpr (E == Gemv1Epilogue::kRope) {
+    } else if constexpr (kRopeRows) {
       const int half = a.head_dim / 2;
       const int p0 = blockIdx.x * (R / 2);  // pair index; half % (R / 2) == 0, so one head per block
       base_a = (p0 / half) * a.head_dim + p0 % half;
@@ -84,7 +86,6 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  float res_old = 0.0f;  // kResidual: residual[row(threadIdx.x)], fetched early
   for (int base = 0; base < kvecs; base += kThreads * V) {
     Vec8 wv[R][V];
 #pragma unroll
@@ -97,10 +98,6 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
     if (base == 0) {  // weights are in flight before waiting for the kernel that writes x
       pdl_launch_dependents();
       pdl_wait();
-      if constexpr (E == Gemv1Epilogue::kResidual) {
-        if (threadIdx.x < R && map.valid(threadIdx.x))
-          res_old = bf(static_cast<const bf16*>(a.residual)[map.row(threadIdx.x)]);
-      }
     }
     // This pass's x, read through L2 (__ldcg: the previous kernel wrote it).
     Vec8 xr[V];
@@ -111,7 +108,7 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
     }
     if constexpr (kNorm) {
       // The launcher guarantees one pass covers the row, so the whole row is in
-      // registers: x' = bf16(bf16(x * inv) * w) exactly as rms_norm_kernel.
+      // registers: x' rounded exactly as rms_norm_kernel rounds it (norm_apply).
       float ss = 0.0f;
 #pragma unroll
       for (int u = 0; u < V; ++u)
@@ -124,11 +121,8 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
         Vec8 g;  // the norm weight: the same for every block, so an L1 hit after the first
         g.u = v < kvecs ? __ldg(static_cast<const uint4*>(a.norm_w) + v) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) xr[u].h[e] = to_bf(bf(to_bf(bf(xr[u].h[e]) * inv)) * bf(g.h[e]));
-        if (blockIdx.x == 0 && v < kvecs) {
-          static_cast<uint4*>(a.normed)[v] = xr[u].u;
-          if (a.normed_copy != nullptr) static_cast<uint4*>(a.normed_copy)[v] = xr[u].u;
-        }
+        for (int e = 0; e < 8; ++e) xr[u].h[e] = norm_apply(bf(xr[u].h[e]), inv, g.h[e], a.norm_kind);
+        if (blockIdx.x == 0 && v < kvecs) static_cast<uint4*>(a.normed)[v] = xr[u].u;
       }
     }
 #pragma unroll
@@ -155,7 +149,7 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
   __syncthreads();
   auto total = [&](int r) { return part[0][r] + part[1][r] + part[2][r] + part[3][r]; };
   bf16* out = static_cast<bf16*>(a.out);
-  if constexpr (E == Gemv1Epilogue::kPlain || E == Gemv1Epilogue::kResidual) {
+  if constexpr (E == Gemv1Epilogue::kPlain) {
     const int r = threadIdx.x;
     if (r >= R || !map.valid(r)) return;
     const int n = map.row(r);
@@ -163,23 +157,103 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
       static_cast<float*>(a.out)[n] = total(r);
       return;
     }
-    const bf16 o = to_bf(total(r));
-    out[n] = o;
-    if constexpr (E == Gemv1Epilogue::kResidual) {
-      // As rms_norm_kernel's add: the residual is kept in bf16, like the HF model.
-      static_cast<bf16*>(a.residual)[n] = to_bf(res_old + bf(o));
+    out[n] = to_bf(total(r));
+  } else if constexpr (E == Gemv1Epilogue::kRopeQkNorm) {
+    const int D = a.head_dim, half = D / 2;
+    const int h = map.base_a / D;  // one head per block (the launcher checks half % (R / 2) == 0)
+    const int qk_heads = a.q_heads + a.kv_heads;
+    const bf16* bias = static_cast<const bf16*>(a.bias);
+    const int slot = a.slots[0];
+    const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
+    const int r = threadIdx.x;
+    if (r < R / 2) {
+      // The projection (+ bias) in bf16, as the unfused matmul leaves it.
+      const int na = map.row(r), nb = map.row(r + R / 2);
+      float fa = total(r), fb = total(r + R / 2);
+      if (bias != nullptr) {
+        fa += bf(bias[na]);
+        fb += bf(bias[nb]);
+      }
+      const bf16 ga = to_bf(fa), gb = to_bf(fb);
+      out[na] = ga;
+      out[nb] = gb;
+      if (h >= qk_heads && slot >= 0) {  // v: stored as projected
+        bf16* dst = static_cast<bf16*>(a.v_cache) + slot * kv_width + static_cast<size_t>(h - qk_heads) * D;
+        dst[na % D] = ga;
+        dst[na % D + half] = gb;
+      }
+      __threadfence();  // the head's values, before this block counts itself in
+    }
+    if (h >= qk_heads) return;  // uniform in the block
+    // Release: the barrier and thread 0's fence order this block's stores before its
+    // arrival; acquire: the last arriver fences after the atomic that saw every other
+    // block's arrival and reads the head through L2 (__ldcg), as the attention's split merge.
+    __shared__ int is_last;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      __threadfence();
+      const int arrived = atomicAdd(&g_head_arrivals[h], 1);
+      is_last = arrived == D / R - 1;
+      if (is_last) {
+        atomicExch(&g_head_arrivals[h], 0);
+        __threadfence();
+      }
+    }
+    __syncthreads();
+    if (!is_last) return;
+    // The last block of the head: its RMS norm, then the rotation, as rope_kernel.
+    const bf16* w = static_cast<const bf16*>(h < a.q_heads ? a.q_norm_w : a.k_norm_w);
+    bf16* head = out + static_cast<size_t>(h) * D;
+    const unsigned short* head_bits = reinterpret_cast<const unsigned short*>(head);
+    float xa[kMaxQkPairsPerThread], xb[kMaxQkPairsPerThread];
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kMaxQkPairsPerThread; ++k) {
+      const int j = threadIdx.x + k * kThreads;
+      xa[k] = xb[k] = 0.0f;
+      if (j < half) {
+        xa[k] = bf(__ushort_as_bfloat16(__ldcg(head_bits + j)));
+        xb[k] = bf(__ushort_as_bfloat16(__ldcg(head_bits + j + half)));
+      }
+      ss += xa[k] * xa[k] + xb[k] * xb[k];
+    }
+    const float inv = rsqrtf(block_sum(ss) / static_cast<float>(D) + a.qk_eps);
+    const double pos = static_cast<double>(a.positions[0]);
+#pragma unroll
+    for (int k = 0; k < kMaxQkPairsPerThread; ++k) {
+      const int j = threadIdx.x + k * kThreads;
+      if (j >= half) continue;
+      const float na = bf(norm_apply(xa[k], inv, w[j], a.qk_kind));
+      const float nb = bf(norm_apply(xb[k], inv, w[j + half], a.qk_kind));
+      double sd, cd;
+      sincos(pos * static_cast<double>(a.inv_freq[j]), &sd, &cd);
+      const float sn = static_cast<float>(sd), cs = static_cast<float>(cd);
+      const bf16 ra = to_bf(na * cs - nb * sn), rb = to_bf(nb * cs + na * sn);
+      head[j] = ra;
+      head[j + half] = rb;
+      if (slot >= 0 && h >= a.q_heads) {
+        bf16* dst = static_cast<bf16*>(a.k_cache) + slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
+        dst[j] = ra;
+        dst[j + half] = rb;
+      }
     }
   } else {
     const int r = threadIdx.x;
     if (r >= R / 2 || !map.valid(r)) return;
     const int na = map.row(r), nb = map.row(r + R / 2);
-    const bf16 ga = to_bf(total(r)), gb = to_bf(total(r + R / 2));
+    float fa = total(r), fb = total(r + R / 2);
+    if constexpr (E == Gemv1Epilogue::kRope) {
+      if (a.bias != nullptr) {  // q/k/v biases (Qwen2): added before the projection's rounding
+        fa += bf(static_cast<const bf16*>(a.bias)[na]);
+        fb += bf(static_cast<const bf16*>(a.bias)[nb]);
+      }
+    }
+    const bf16 ga = to_bf(fa), gb = to_bf(fb);
     if constexpr (E == Gemv1Epilogue::kSwiglu) {
       out[na] = ga;
       out[nb] = gb;
-      const float gf = bf(ga);
-      // HF rounds silu(gate) to bf16 before the product (as silu_mul_kernel).
-      const float sg = bf(to_bf(gf / (1.0f + __expf(-gf))));
+      // HF rounds f(gate) to bf16 before the product (as silu_mul_kernel).
+      const float sg = bf(to_bf(glu_activation(bf(ga), a.activation)));
       static_cast<bf16*>(a.act)[map.base_a + r] = to_bf(sg * bf(gb));
     } else {
       const int D = a.head_dim, half = D / 2;
@@ -191,9 +265,9 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
         double sd, cd;
         sincos(angle, &sd, &cd);
         const float s = static_cast<float>(sd), c = static_cast<float>(cd);
-        const float fa = bf(ga), fb = bf(gb);
-        ra = to_bf(fa * c - fb * s);
-        rb = to_bf(fb * c + fa * s);
+        const float fa2 = bf(ga), fb2 = bf(gb);
+        ra = to_bf(fa2 * c - fb2 * s);
+        rb = to_bf(fb2 * c + fa2 * s);
       }
       out[na] = ra;
       out[nb] = rb;
@@ -211,57 +285,59 @@ __global__ void __launch_bounds__(kThreads) gemv1_kernel(Gemv1Args a) {
 }
 
 template <int R, bool kNorm, Gemv1Epilogue E>
-void launch_v(const Gemv1Args& a, cudaStream_t stream) {
-  const bool pdl = (g_pdl_gemv || g_pdl_enabled) && !(kNorm && (g_gemv1_tune & 2));
+void launch_v(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   unsigned blocks = static_cast<unsigned>((a.N + R - 1) / R);
   if (E == Gemv1Epilogue::kSwiglu) blocks = static_cast<unsigned>((a.N / 2 + R / 2 - 1) / (R / 2));
-  if (E == Gemv1Epilogue::kRope) blocks = static_cast<unsigned>(a.N / R);
+  if (E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm) blocks = static_cast<unsigned>(a.N / R);
   // K = 3072 (the 3B hidden size): three vectors per thread cover the row in one pass.
   if ((a.K / 8) % (kThreads * 3) == 0 && a.K / 8 <= kThreads * 3 * 2) {
-    launch_pdl_if(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+    launch(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
   } else {
-    launch_pdl_if(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+    launch(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
   }
 }
 
 template <Gemv1Epilogue E>
-void launch_e(const Gemv1Args& a, cudaStream_t stream) {
+void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   if (a.norm_w == nullptr) {
-    launch_v<kRows, false, E>(a, stream);
-  } else if (g_gemv1_tune & 4) {  // 8 rows per block: half the blocks pay the norm prologue
-    launch_v<2 * kRows, true, E>(a, stream);
+    launch_v<kRows, false, E>(a, pdl, stream);
   } else {
-    launch_v<kRows, true, E>(a, stream);
+    launch_v<kRows, true, E>(a, pdl, stream);
   }
 }
 
 }  // namespace
 
-bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, cudaStream_t stream) {
+bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream) {
   if (a.K <= 0 || a.N <= 0 || a.K % 8 != 0) return false;
   // The norm prologue keeps the whole row in registers: one pass of V = 3 or 4 vectors per thread.
   if (a.norm_w != nullptr && (a.normed == nullptr || a.K / 8 > kThreads * ((a.K / 8) % (kThreads * 3) == 0 ? 3 : 4)))
     return false;
   if (a.out_f32 && epi != Gemv1Epilogue::kPlain) return false;
+  if (a.bias != nullptr && epi != Gemv1Epilogue::kRope && epi != Gemv1Epilogue::kRopeQkNorm) return false;
   switch (epi) {
     case Gemv1Epilogue::kPlain:
-      launch_e<Gemv1Epilogue::kPlain>(a, stream);
-      return true;
-    case Gemv1Epilogue::kResidual:
-      if (a.residual == nullptr) return false;
-      launch_e<Gemv1Epilogue::kResidual>(a, stream);
+      launch_e<Gemv1Epilogue::kPlain>(a, pdl, stream);
       return true;
     case Gemv1Epilogue::kSwiglu:
       if (a.N % 2 != 0 || a.act == nullptr) return false;
-      launch_e<Gemv1Epilogue::kSwiglu>(a, stream);
+      launch_e<Gemv1Epilogue::kSwiglu>(a, pdl, stream);
       return true;
-    case Gemv1Epilogue::kRope: {
+    case Gemv1Epilogue::kRope:
+    case Gemv1Epilogue::kRopeQkNorm: {
       const int D = a.head_dim;
       if (D <= 0 || D % 2 != 0 || (D / 2) % kRows != 0 || a.q_heads <= 0 || a.kv_heads <= 0) return false;
       if (a.N != (a.q_heads + 2 * a.kv_heads) * D || a.positions == nullptr || a.slots == nullptr ||
           a.inv_freq == nullptr || a.k_cache == nullptr || a.v_cache == nullptr)
         return false;
-      launch_e<Gemv1Epilogue::kRope>(a, stream);
+      if (epi == Gemv1Epilogue::kRope) {
+        launch_e<Gemv1Epilogue::kRope>(a, pdl, stream);
+        return true;
+      }
+      if (a.q_norm_w == nullptr || a.k_norm_w == nullptr || D / 2 > kThreads * kMaxQkPairsPerThread ||
+          a.q_heads + a.kv_heads > kMaxHeadCounters)
+        return false;
+      launch_e<Gemv1Epilogue::kRopeQkNorm>(a, pdl, stream);
       return true;
     }
   }

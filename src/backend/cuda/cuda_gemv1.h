@@ -1,11 +1,13 @@
 // Batch-1 GEMV with fused prologue and epilogue: the decode step at batch 1 is a
 // chain of matrix-vector products, and every small kernel between two of them
-// (RMSNorm, residual add, RoPE, KV store, SiLU·mul) costs a few µs of launch,
-// ramp-up and drain for almost no bytes. These variants fold them into the GEMV
-// that produces or consumes the vector, keeping the arithmetic of the unfused ops
-// (same bf16 roundings, same order of rounding steps).
+// (RMSNorm, RoPE, KV store, SiLU·mul) costs a few µs of launch, ramp-up and drain
+// for almost no bytes. These variants fold them into the GEMV that produces or
+// consumes the vector, keeping the arithmetic of the unfused ops (same bf16
+// roundings, same order of rounding steps). The CUDA backend's fused ops
+// (Backend::qkv_rope_store, Backend::matmul_silu_mul) launch them at batch 1.
 //
-// out[n] = Σ_k x'[k] w[n, k], x' = x (no prologue) or rms_norm(x) * norm_w (kNorm).
+// out[n] = Σ_k x'[k] w[n, k] (+ bias[n]), x' = x (no prologue) or the RMS norm of
+// x with norm_w (kNorm; either norm kind).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
@@ -17,16 +19,18 @@
 namespace kr::cuda {
 
 enum class Gemv1Epilogue {
-  kPlain,     // out[N] (bf16, or f32 with out_f32)
-  kResidual,  // out[N] bf16, then residual[n] = bf16(residual[n] + out[n])
-  kSwiglu,    // w = [gate; up] (N = 2 I): out[2 I] and act[i] = silu(gate_i) * up_i
-  kRope,      // w = qkv projection (N = (Hq + 2 Hkv) D): out[N] with q and k rotated
-              // (rotate_half, angle positions[0] * inv_freq[i] in double), k and v
-              // also stored at slot slots[0] of the paged caches (skipped when < 0)
+  kPlain,       // out[N] (bf16, or f32 with out_f32)
+  kSwiglu,      // w = [gate; up] (N = 2 I): out[2 I] and act[i] = f(gate_i) * up_i, f = `activation`
+  kRope,        // w = qkv projection (N = (Hq + 2 Hkv) D): out[N] (+ bias) with q and k rotated
+                // (rotate_half, angle positions[0] * inv_freq[i] in double), k and v
+                // also stored at slot slots[0] of the paged caches (skipped when < 0)
+  kRopeQkNorm,  // kRope with per-head RMS norms of q and k (q_norm_w, k_norm_w) before the
+                // rotation: the blocks of a head write its projection, and the last of
+                // them to finish normalises, rotates and stores the whole head
 };
 
 struct Gemv1Args {
-  const void* x = nullptr;  // [K] bf16 (the residual row when norm_w is set)
+  const void* x = nullptr;  // [K] bf16 (the row to normalise when norm_w is set)
   const void* w = nullptr;  // [N, K] bf16
   void* out = nullptr;      // [N]
   bool out_f32 = false;
@@ -35,10 +39,16 @@ struct Gemv1Args {
   // `normed` [K] (what the unfused rms_norm would have left there).
   const void* norm_w = nullptr;  // [K] bf16
   float eps = 0.0f;
+  int norm_kind = 0;  // kNormTimesWeight / kNormTimesOnePlusWeight (cuda_kernels.h)
   void* normed = nullptr;
-  void* normed_copy = nullptr;  // optional second destination of x' (a gathered row)
-  void* residual = nullptr;  // kResidual: [N] bf16
-  void* act = nullptr;       // kSwiglu: [N / 2] bf16
+  void* act = nullptr;  // kSwiglu: [N / 2] bf16
+  int activation = 0;   // kSwiglu: kActSilu / kActGeluTanh (cuda_kernels.h)
+  const void* bias = nullptr;  // kRope, kRopeQkNorm: [N] bf16, added before rounding (optional)
+  // kRopeQkNorm: [head_dim] bf16 weights, their eps and kind.
+  const void* q_norm_w = nullptr;
+  const void* k_norm_w = nullptr;
+  float qk_eps = 0.0f;
+  int qk_kind = 0;
   // kRope:
   const int32_t* positions = nullptr;  // [1]
   const int32_t* slots = nullptr;      // [1]
@@ -48,12 +58,11 @@ struct Gemv1Args {
   int q_heads = 0, kv_heads = 0, head_dim = 0;
 };
 
-// Launches the fused GEMV. False (nothing launched) when the shapes do not fit
-// the kernel (K % 8, odd N for kSwiglu, head_dim for kRope); the caller then runs
-// the unfused ops.
-bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, cudaStream_t stream);
-// Tuning bits (KR_GEMV1_TUNE): 2 = no PDL for norm-prologue launches,
-// 4 = 8 rows per block for them.
-void set_gemv1_tune(int bits);
+// Launches the fused GEMV, with programmatic dependent launch when `pdl`
+// (cuda_launch.cuh). False (nothing launched) when the shapes do not fit the
+// kernel (K % 8, K too long for the norm prologue, odd N for kSwiglu, head_dim for
+// kRope, more q and k heads than kRopeQkNorm counts); the caller then runs the
+// unfused ops.
+bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream);
 
 }  // namespace kr::cuda

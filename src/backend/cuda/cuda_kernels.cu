@@ -13,119 +13,191 @@
 
 namespace kr::cuda {
 
-bool g_pdl_enabled = false;
-bool g_pdl_gemv = false;
-void set_pdl_enabled(bool on) { g_pdl_enabled = on; }
-void set_pdl_gemv(bool on) { g_pdl_gemv = on; }
-
 namespace {
 
 using bf16 = __nv_bfloat16;
 
-__global__ void embedding_kernel(const uint4* table, const int32_t* ids, uint4* out, int vecs_per_row) {
+__global__ void embedding_kernel(const uint4* table, const int32_t* ids, float scale, uint4* out, int vecs_per_row) {
   pdl_launch_dependents();
   pdl_wait();
   const int t = blockIdx.x;
   const int64_t src = static_cast<int64_t>(ids[t]) * vecs_per_row;
-  for (int i = threadIdx.x; i < vecs_per_row; i += blockDim.x) out[static_cast<int64_t>(t) * vecs_per_row + i] = table[src + i];
+  for (int i = threadIdx.x; i < vecs_per_row; i += blockDim.x) {
+    Vec8 v;
+    v.u = table[src + i];
+    if (scale != 1.0f) {  // HF: bf16 embeddings × the bf16 scale, rounded to bf16
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v.h[e] = __float2bfloat16(__bfloat162float(v.h[e]) * scale);
+    }
+    out[static_cast<int64_t>(t) * vecs_per_row + i] = v.u;
+  }
 }
 
-// One block per row; H/8 vectors spread over the threads; the row stays in registers.
+// Sum of `v` over the block (blockDim.x a multiple of 32), the same value in every
+// thread, in a fixed order (deterministic). `scratch`: 32 floats of shared memory,
+// free again when this returns.
+__device__ float block_sum(float v, float* scratch) {
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float s = threadIdx.x < (blockDim.x >> 5) ? scratch[threadIdx.x] : 0.0f;
+    s = warp_sum(s);
+    if (threadIdx.x == 0) scratch[0] = s;
+  }
+  __syncthreads();
+  const float total = scratch[0];
+  __syncthreads();
+  return total;
+}
+
+// block_sum for any power-of-two block up to 32 threads, or a multiple of 32.
+__device__ float block_sum_any(float v, float* scratch) {
+  const unsigned n = blockDim.x;
+  if (n >= 32) return block_sum(v, scratch);
+  const unsigned mask = (1u << n) - 1u;
+  for (unsigned o = 16; o > 0; o >>= 1)
+    if (o < n) v += __shfl_xor_sync(mask, v, o);
+  return v;
+}
+
+// One block per row; H/8 vectors spread over the threads; the row stays in registers
+// (RmsNormArgs: optional pre-norm of x, optional residual add, then the norm).
 template <int kMaxVecsPerThread>
-__global__ void rms_norm_kernel(bf16* residual, const bf16* x, const bf16* w, float eps, bf16* out, int H) {
+__global__ void rms_norm_kernel(RmsNormArgs a) {
   pdl_launch_dependents();
   pdl_wait();
+  __shared__ float scratch[32];
   const int t = blockIdx.x;
-  const int vecs = H / 8;
+  const int H = a.H, vecs = H / 8;
   float vals[kMaxVecsPerThread][8];
-  float ss = 0.0f;
   const size_t row = static_cast<size_t>(t) * H;
+  const bf16* x = static_cast<const bf16*>(a.x) + row;
 #pragma unroll
   for (int j = 0; j < kMaxVecsPerThread; ++j) {
     const int v = threadIdx.x + j * blockDim.x;
     if (v < vecs) {
-      Vec8 a;
-      a.u = reinterpret_cast<const uint4*>(x + row)[v];
-      if (residual != nullptr) {
+      Vec8 xv;
+      xv.u = reinterpret_cast<const uint4*>(x)[v];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) vals[j][e] = __bfloat162float(xv.h[e]);
+    }
+  }
+  float ss = 0.0f;
+  if (a.pre_w != nullptr) {
+    // x' = norm(x, pre_w), rounded to bf16 (Gemma's post-attention/feedforward norm).
+#pragma unroll
+    for (int j = 0; j < kMaxVecsPerThread; ++j)
+      if (threadIdx.x + j * blockDim.x < vecs)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
+    const float inv_x = rsqrtf(block_sum(ss, scratch) / static_cast<float>(H) + a.eps);
+#pragma unroll
+    for (int j = 0; j < kMaxVecsPerThread; ++j) {
+      const int v = threadIdx.x + j * blockDim.x;
+      if (v < vecs) {
+        Vec8 wv, o;
+        wv.u = reinterpret_cast<const uint4*>(a.pre_w)[v];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          o.h[e] = norm_apply(vals[j][e], inv_x, wv.h[e], a.kind);
+          vals[j][e] = __bfloat162float(o.h[e]);
+        }
+        reinterpret_cast<uint4*>(static_cast<bf16*>(a.x_normed) + row)[v] = o.u;
+      }
+    }
+    ss = 0.0f;
+  }
+  if (a.residual != nullptr) {
+    bf16* res = static_cast<bf16*>(a.residual) + row;
+#pragma unroll
+    for (int j = 0; j < kMaxVecsPerThread; ++j) {
+      const int v = threadIdx.x + j * blockDim.x;
+      if (v < vecs) {
         Vec8 r;
-        r.u = reinterpret_cast<const uint4*>(residual + row)[v];
+        r.u = reinterpret_cast<const uint4*>(res)[v];
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
           // Residual kept in bf16 like the HF model: round the sum before normalising.
-          r.h[e] = __float2bfloat16(__bfloat162float(r.h[e]) + __bfloat162float(a.h[e]));
+          r.h[e] = __float2bfloat16(__bfloat162float(r.h[e]) + vals[j][e]);
           vals[j][e] = __bfloat162float(r.h[e]);
         }
-        reinterpret_cast<uint4*>(residual + row)[v] = r.u;
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) vals[j][e] = __bfloat162float(a.h[e]);
+        reinterpret_cast<uint4*>(res)[v] = r.u;
       }
-#pragma unroll
-      for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
     }
   }
-  __shared__ float warp_ss[32];
-  ss = warp_sum(ss);
-  if ((threadIdx.x & 31) == 0) warp_ss[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < (blockDim.x >> 5) ? warp_ss[threadIdx.x] : 0.0f;
-    s = warp_sum(s);
-    if (threadIdx.x == 0) warp_ss[0] = s;
-  }
-  __syncthreads();
-  const float inv = rsqrtf(warp_ss[0] / static_cast<float>(H) + eps);
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j)
+    if (threadIdx.x + j * blockDim.x < vecs)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
+  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(H) + a.eps);
 #pragma unroll
   for (int j = 0; j < kMaxVecsPerThread; ++j) {
     const int v = threadIdx.x + j * blockDim.x;
     if (v < vecs) {
       Vec8 wv, o;
-      wv.u = reinterpret_cast<const uint4*>(w)[v];
+      wv.u = reinterpret_cast<const uint4*>(a.w)[v];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        // HF: normalise in float, round to bf16, then multiply by the weight.
-        const float n = __bfloat162float(__float2bfloat16(vals[j][e] * inv));
-        o.h[e] = __float2bfloat16(n * __bfloat162float(wv.h[e]));
-      }
-      reinterpret_cast<uint4*>(out + row)[v] = o.u;
+      for (int e = 0; e < 8; ++e) o.h[e] = norm_apply(vals[j][e], inv, wv.h[e], a.kind);
+      reinterpret_cast<uint4*>(static_cast<bf16*>(a.out) + row)[v] = o.u;
     }
   }
 }
 
-// grid (T), block (half): thread i computes cos/sin of pair i once and rotates it in every head.
-// grid (T), block (half): thread i computes cos/sin of pair i once and rotates it in
-// every head. With k_cache set it also stores the rotated k and the v of the token
-// into the paged cache (rope and store_kv fused).
-__global__ void rope_kernel(bf16* qkv, const int32_t* positions, const float* inv_freq, int q_heads, int kv_heads,
-                            int D, int width, const int32_t* slot_mapping, bf16* k_cache, bf16* v_cache) {
+// grid (T), block (D/2): thread i computes cos/sin of pair i once and applies it in
+// every head, after the bias and the per-head norms (RopeArgs). With k_cache set it
+// also stores the rotated k and the v of the token into the paged cache.
+__global__ void rope_kernel(RopeArgs a) {
   pdl_launch_dependents();
   pdl_wait();
-  const int t = blockIdx.x;
-  const int half = D / 2;
-  const double angle = static_cast<double>(positions[t]) * static_cast<double>(inv_freq[threadIdx.x]);
+  __shared__ float scratch[32];
+  const int t = blockIdx.x, i = threadIdx.x;
+  const int D = a.head_dim, half = D / 2;
+  const int width = (a.q_heads + 2 * a.kv_heads) * D;
+  const double angle = static_cast<double>(a.positions[t]) * static_cast<double>(a.inv_freq[i]);
   double sd, cd;
   sincos(angle, &sd, &cd);
   const float s = static_cast<float>(sd), c = static_cast<float>(cd);
-  bf16* row = qkv + static_cast<size_t>(t) * width;
-  const int slot = k_cache != nullptr ? slot_mapping[t] : -1;
-  const size_t kv_width = static_cast<size_t>(kv_heads) * D;
-  for (int h = 0; h < q_heads + kv_heads; ++h) {
+  bf16* row = static_cast<bf16*>(a.qkv) + static_cast<size_t>(t) * width;
+  const bf16* bias = static_cast<const bf16*>(a.bias);
+  const int slot = a.k_cache != nullptr ? a.slot_mapping[t] : -1;
+  const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
+  for (int h = 0; h < a.q_heads + a.kv_heads; ++h) {
     bf16* x = row + h * D;
-    const float a = __bfloat162float(x[threadIdx.x]);
-    const float b = __bfloat162float(x[threadIdx.x + half]);
-    const bf16 ra = __float2bfloat16(a * c - b * s);
-    const bf16 rb = __float2bfloat16(b * c + a * s);
-    x[threadIdx.x] = ra;
-    x[threadIdx.x + half] = rb;
-    if (slot >= 0 && h >= q_heads) {
-      bf16* kd = k_cache + slot * kv_width + static_cast<size_t>(h - q_heads) * D;
-      kd[threadIdx.x] = ra;
-      kd[threadIdx.x + half] = rb;
+    float va = __bfloat162float(x[i]);
+    float vb = __bfloat162float(x[i + half]);
+    if (bias != nullptr) {  // the projection's output with its bias, in bf16
+      va = __bfloat162float(__float2bfloat16(va + __bfloat162float(bias[h * D + i])));
+      vb = __bfloat162float(__float2bfloat16(vb + __bfloat162float(bias[h * D + i + half])));
+    }
+    if (a.q_norm_w != nullptr) {  // the head's RMS norm (uniform branch: every thread takes it)
+      const bf16* w = static_cast<const bf16*>(h < a.q_heads ? a.q_norm_w : a.k_norm_w);
+      const float inv = rsqrtf(block_sum_any(va * va + vb * vb, scratch) / static_cast<float>(D) + a.norm_eps);
+      va = __bfloat162float(norm_apply(va, inv, w[i], a.norm_kind));
+      vb = __bfloat162float(norm_apply(vb, inv, w[i + half], a.norm_kind));
+    }
+    const bf16 ra = __float2bfloat16(va * c - vb * s);
+    const bf16 rb = __float2bfloat16(vb * c + va * s);
+    x[i] = ra;
+    x[i + half] = rb;
+    if (slot >= 0 && h >= a.q_heads) {
+      bf16* kd = static_cast<bf16*>(a.k_cache) + slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
+      kd[i] = ra;
+      kd[i + half] = rb;
     }
   }
-  if (slot >= 0) {
-    const bf16* v = row + static_cast<size_t>(q_heads + kv_heads) * D;
-    for (size_t j = threadIdx.x; j < kv_width; j += blockDim.x) v_cache[slot * kv_width + j] = v[j];
+  if (slot >= 0 || bias != nullptr) {
+    bf16* v = row + static_cast<size_t>(a.q_heads + a.kv_heads) * D;
+    const bf16* vb = bias != nullptr ? bias + static_cast<size_t>(a.q_heads + a.kv_heads) * D : nullptr;
+    for (size_t j = threadIdx.x; j < kv_width; j += blockDim.x) {
+      bf16 val = v[j];
+      if (vb != nullptr) {
+        val = __float2bfloat16(__bfloat162float(val) + __bfloat162float(vb[j]));
+        v[j] = val;
+      }
+      if (slot >= 0) static_cast<bf16*>(a.v_cache)[slot * kv_width + j] = val;
+    }
   }
 }
 
@@ -146,7 +218,7 @@ __global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, u
   }
 }
 
-__global__ void silu_mul_kernel(const uint4* gu, uint4* out, int vecs_per_row, int64_t total_vecs) {
+__global__ void silu_mul_kernel(const uint4* gu, int activation, uint4* out, int vecs_per_row, int64_t total_vecs) {
   pdl_launch_dependents();
   pdl_wait();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -157,12 +229,25 @@ __global__ void silu_mul_kernel(const uint4* gu, uint4* out, int vecs_per_row, i
   u.u = gu[t * 2 * vecs_per_row + vecs_per_row + c];
 #pragma unroll
   for (int e = 0; e < 8; ++e) {
-    const float gf = __bfloat162float(g.h[e]);
-    // HF rounds silu(gate) to bf16 before the product.
-    const float sg = __bfloat162float(__float2bfloat16(gf / (1.0f + __expf(-gf))));
-    o.h[e] = __float2bfloat16(sg * __bfloat162float(u.h[e]));
+    // HF rounds f(gate) to bf16 before the product.
+    const float f = __bfloat162float(__float2bfloat16(glu_activation(__bfloat162float(g.h[e]), activation)));
+    o.h[e] = __float2bfloat16(f * __bfloat162float(u.h[e]));
   }
   out[i] = o.u;
+}
+
+__global__ void softcap_kernel(void* x, bool x_f32, int64_t n, float cap) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  if (x_f32) {
+    float* p = static_cast<float*>(x) + i;
+    *p = cap * tanhf(*p / cap);
+  } else {
+    bf16* p = static_cast<bf16*>(x) + i;
+    *p = __float2bfloat16(cap * tanhf(__bfloat162float(*p) / cap));
+  }
 }
 
 __global__ void gather_rows_kernel(const uint4* x, const int32_t* idx, uint4* out, int vecs_per_row) {
@@ -251,22 +336,11 @@ __global__ void __launch_bounds__(256) gemv_kernel(const bf16* __restrict__ x, c
   }
 }
 
-int g_gemv_rows_per_warp = 0;  // 0: gemv1_kernel (cuda_gemv1.cu) for batch 1
-
 template <int T, int RPW, int kUnroll>
 void gemv_t(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, cudaStream_t stream) {
   const int rows_per_block = 8 * RPW;
   const unsigned blocks = static_cast<unsigned>((N + rows_per_block - 1) / rows_per_block);
-  launch_pdl(gemv_kernel<T, RPW, kUnroll>, dim3(blocks), dim3(256), 0, stream, x, w, out, out_f32, N, K);
-}
-
-template <int T>
-void gemv_rows(const bf16* x, const bf16* w, void* out, bool out_f32, int N, int K, cudaStream_t stream) {
-  switch (g_gemv_rows_per_warp) {
-    case 1: gemv_t<T, 1, 8>(x, w, out, out_f32, N, K, stream); break;
-    case 4: gemv_t<T, 4, 2>(x, w, out, out_f32, N, K, stream); break;
-    default: gemv_t<T, 2, 4>(x, w, out, out_f32, N, K, stream); break;
-  }
+  launch(false, gemv_kernel<T, RPW, kUnroll>, dim3(blocks), dim3(256), 0, stream, x, w, out, out_f32, N, K);
 }
 
 __device__ ArgmaxLse shfl_xor(const ArgmaxLse& v, int o) {
@@ -277,9 +351,9 @@ __device__ ArgmaxLse shfl_xor(const ArgmaxLse& v, int o) {
   return r;
 }
 
-// One block of 1024 threads per row, one pass: each thread keeps 8 float4 loads
-// in flight (a 128k-entry row is about four round trips), so the kernel takes a
-// few µs where a load-then-compare loop took ~70 µs at batch 1.
+// One block of 1024 threads per row, one pass: at batch 1 the kernel is bound by
+// memory latency, so each thread keeps 8 float4 loads in flight (a 128k-entry
+// row is then about four round trips; history in docs/performance.md).
 __global__ void __launch_bounds__(1024) argmax_logprob_kernel(const float* logits, int V, int32_t* ids,
                                                               float* logprobs) {
   pdl_launch_dependents();
@@ -336,87 +410,80 @@ __global__ void to_bf16_kernel(const void* src, int kind, bf16* dst, int64_t n) 
 
 }  // namespace
 
-void launch_embedding(const void* table, const int32_t* ids, void* out, int T, int H, cudaStream_t stream) {
+void launch_embedding(const void* table, const int32_t* ids, float scale, void* out, int T, int H,
+                      cudaStream_t stream) {
   if (T == 0) return;
-  launch_pdl(embedding_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(table), ids,
-             static_cast<uint4*>(out), H / 8);
+  launch(false, embedding_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(table), ids, scale,
+         static_cast<uint4*>(out), H / 8);
 }
 
-void launch_rms_norm(void* residual, const void* x, const void* w, float eps, void* out, int T, int H,
-                     cudaStream_t stream) {
-  if (T == 0) return;
-  const int vecs = H / 8;
+void launch_rms_norm(const RmsNormArgs& a, cudaStream_t stream) {
+  if (a.T == 0) return;
+  const int vecs = a.H / 8;
   int threads = ((vecs + 31) / 32) * 32;
   if (threads > 512) threads = 512;
   const int per = (vecs + threads - 1) / threads;
-  auto* r = static_cast<bf16*>(residual);
-  auto* xx = static_cast<const bf16*>(x);
-  auto* ww = static_cast<const bf16*>(w);
-  auto* o = static_cast<bf16*>(out);
   if (per <= 1) {
-    launch_pdl(rms_norm_kernel<1>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
+    launch(false, rms_norm_kernel<1>, dim3(a.T), dim3(threads), 0, stream, a);
   } else if (per <= 2) {
-    launch_pdl(rms_norm_kernel<2>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
+    launch(false, rms_norm_kernel<2>, dim3(a.T), dim3(threads), 0, stream, a);
   } else if (per <= 4) {
-    launch_pdl(rms_norm_kernel<4>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);
+    launch(false, rms_norm_kernel<4>, dim3(a.T), dim3(threads), 0, stream, a);
   } else {
-    launch_pdl(rms_norm_kernel<8>, dim3(T), dim3(threads), 0, stream, r, xx, ww, eps, o, H);  // H ≤ 32768
+    launch(false, rms_norm_kernel<8>, dim3(a.T), dim3(threads), 0, stream, a);  // H ≤ 32768
   }
 }
 
-void launch_rope(void* qkv, const int32_t* positions, const float* inv_freq, int T, int q_heads, int kv_heads,
-                 int head_dim, cudaStream_t stream, const int32_t* slot_mapping, void* k_cache, void* v_cache) {
-  if (T == 0) return;
-  launch_pdl(rope_kernel, dim3(T), dim3(head_dim / 2), 0, stream, static_cast<bf16*>(qkv), positions, inv_freq,
-             q_heads, kv_heads, head_dim, (q_heads + 2 * kv_heads) * head_dim, slot_mapping,
-             static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
+void launch_rope(const RopeArgs& a, cudaStream_t stream) {
+  if (a.T == 0) return;
+  launch(false, rope_kernel, dim3(a.T), dim3(a.head_dim / 2), 0, stream, a);
 }
 
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
                      int q_heads, int kv_heads, int head_dim, cudaStream_t stream) {
   if (T == 0) return;
   const int row_vecs = (q_heads + 2 * kv_heads) * head_dim / 8;
-  launch_pdl(store_kv_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
-             static_cast<uint4*>(k_cache), static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
-             kv_heads * head_dim / 8);
+  launch(false, store_kv_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
+         static_cast<uint4*>(k_cache), static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
+         kv_heads * head_dim / 8);
 }
 
-void launch_silu_mul(const void* gate_up, void* out, int T, int I, cudaStream_t stream) {
+void launch_silu_mul(const void* gate_up, int activation, void* out, int T, int I, cudaStream_t stream) {
   const int64_t total = static_cast<int64_t>(T) * (I / 8);
   if (total == 0) return;
-  launch_pdl(silu_mul_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256), 0, stream,
-             static_cast<const uint4*>(gate_up), static_cast<uint4*>(out), I / 8, total);
+  launch(false, silu_mul_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256), 0, stream,
+         static_cast<const uint4*>(gate_up), activation, static_cast<uint4*>(out), I / 8, total);
+}
+
+void launch_softcap(void* x, bool x_f32, int64_t n, float cap, cudaStream_t stream) {
+  if (n == 0) return;
+  launch(false, softcap_kernel, dim3(static_cast<unsigned>((n + 255) / 256)), dim3(256), 0, stream, x, x_f32, n, cap);
 }
 
 void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int64_t row_bytes,
                         cudaStream_t stream) {
   if (R == 0) return;
-  launch_pdl(gather_rows_kernel, dim3(R), dim3(128), 0, stream, static_cast<const uint4*>(x), idx,
-             static_cast<uint4*>(out), static_cast<int>(row_bytes / 16));
+  launch(false, gather_rows_kernel, dim3(R), dim3(128), 0, stream, static_cast<const uint4*>(x), idx,
+         static_cast<uint4*>(out), static_cast<int>(row_bytes / 16));
 }
 
-void set_gemv_rows_per_warp(int rows) { g_gemv_rows_per_warp = rows; }
-
-void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream) {
+void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, bool pdl,
+                 cudaStream_t stream) {
   auto* xx = static_cast<const bf16*>(x);
   auto* ww = static_cast<const bf16*>(w);
   switch (T) {
-    case 1:
-      if (g_gemv_rows_per_warp == 0) {
-        Gemv1Args a;
-        a.x = x;
-        a.w = w;
-        a.out = out;
-        a.out_f32 = out_f32;
-        a.N = N;
-        a.K = K;
-        if (launch_gemv1(a, Gemv1Epilogue::kPlain, stream)) break;
-        gemv_rows<1>(xx, ww, out, out_f32, N, K, stream);
-      } else {
-        gemv_rows<1>(xx, ww, out, out_f32, N, K, stream);
-      }
+    case 1: {
+      Gemv1Args a;
+      a.x = x;
+      a.w = w;
+      a.out = out;
+      a.out_f32 = out_f32;
+      a.N = N;
+      a.K = K;
+      if (!launch_gemv1(a, Gemv1Epilogue::kPlain, pdl, stream)) gemv_t<1, 2, 4>(xx, ww, out, out_f32, N, K, stream);
       break;
-    case 2: gemv_rows<2>(xx, ww, out, out_f32, N, K, stream); break;
+    }
+    case 2: gemv_t<2, 2, 4>(xx, ww, out, out_f32, N, K, stream); break;
     case 3: gemv_t<3, 1, 4>(xx, ww, out, out_f32, N, K, stream); break;
     case 4: gemv_t<4, 1, 4>(xx, ww, out, out_f32, N, K, stream); break;
     default: break;
@@ -425,13 +492,13 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
 
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {
   if (R == 0) return;
-  launch_pdl(argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
+  launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
 }
 
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream) {
   if (n == 0 || (!src_is_f16 && !src_is_f32)) return;
-  to_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(src, src_is_f16 ? 1 : 0,
-                                                                            static_cast<bf16*>(dst), n);
+  launch(false, to_bf16_kernel, dim3(static_cast<unsigned>((n + 255) / 256)), dim3(256), 0, stream, src,
+         src_is_f16 ? 1 : 0, static_cast<bf16*>(dst), n);
 }
 
 }  // namespace kr::cuda

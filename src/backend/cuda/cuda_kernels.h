@@ -11,37 +11,76 @@
 
 namespace kr::cuda {
 
-// out[t, :] = table[ids[t], :]. table [V, H] bf16; out [T, H] bf16.
-void launch_embedding(const void* table, const int32_t* ids, void* out, int T, int H, cudaStream_t stream);
-// residual (may be null) += x; out = rms_norm(residual or x) * w. All [T, H] bf16; w [H] bf16.
-void launch_rms_norm(void* residual, const void* x, const void* w, float eps, void* out, int T, int H,
-                     cudaStream_t stream);
-// Rotates q and k heads of qkv [T, (Hq + 2 Hkv) * D] in place; angle = positions[t] * inv_freq[i] in double.
-// With k_cache/v_cache set, also stores the token's rotated k and its v at slot_mapping[t] (fused store_kv).
-void launch_rope(void* qkv, const int32_t* positions, const float* inv_freq, int T, int q_heads, int kv_heads,
-                 int head_dim, cudaStream_t stream, const int32_t* slot_mapping = nullptr, void* k_cache = nullptr,
-                 void* v_cache = nullptr);
+// out[t, :] = table[ids[t], :] * scale (scale == 1: a copy; else each product
+// rounded to bf16). table [V, H] bf16; out [T, H] bf16.
+void launch_embedding(const void* table, const int32_t* ids, float scale, void* out, int T, int H,
+                      cudaStream_t stream);
+
+// How a norm applies its weight (Backend's NormKind): x̂ rounded to bf16 then × w,
+// or x̂ × (1 + w) in float and rounded once.
+constexpr int kNormTimesWeight = 0;
+constexpr int kNormTimesOnePlusWeight = 1;
+
+// One row-wise RMS norm launch (one block per row), in the order
+//   x' = pre_w ? norm(x, pre_w) (written to x_normed) : x
+//   residual (when set) = bf16(residual + x'); y = residual or x'
+//   out = norm(y, w)
+// All tensors [T, H] bf16 (x_normed may be x); weights [H] bf16; one eps and kind.
+struct RmsNormArgs {
+  void* residual = nullptr;
+  const void* x = nullptr;
+  const void* pre_w = nullptr;
+  void* x_normed = nullptr;
+  const void* w = nullptr;
+  void* out = nullptr;
+  float eps = 0.0f;
+  int kind = kNormTimesWeight;
+  int T = 0, H = 0;  // H % 8 == 0, H <= 32768
+};
+void launch_rms_norm(const RmsNormArgs& a, cudaStream_t stream);
+
+// Finishes the q/k/v projection in place, per token (Backend::rope): qkv += bias
+// (bf16 [(Hq + 2 Hkv) D], optional); each q head normalised with q_norm_w [D] and
+// each k head with k_norm_w (optional, both or neither); q and k rotated (angle =
+// positions[t] * inv_freq[i] in double). With k_cache/v_cache set, also stores the
+// token's rotated k and its v at slot_mapping[t] (fused store_kv; negative: skipped).
+struct RopeArgs {
+  void* qkv = nullptr;  // [T, (Hq + 2 Hkv) D] bf16
+  const int32_t* positions = nullptr;
+  const float* inv_freq = nullptr;  // [D / 2]
+  int T = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  const void* bias = nullptr;
+  const void* q_norm_w = nullptr;
+  const void* k_norm_w = nullptr;
+  float norm_eps = 0.0f;
+  int norm_kind = kNormTimesWeight;
+  const int32_t* slot_mapping = nullptr;
+  void* k_cache = nullptr;  // [slots, Hkv * D] bf16
+  void* v_cache = nullptr;
+};
+void launch_rope(const RopeArgs& a, cudaStream_t stream);
 // k/v parts of qkv → caches [slots, Hkv * D] at slot_mapping[t] (negative: skipped).
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
                      int q_heads, int kv_heads, int head_dim, cudaStream_t stream);
-// out[t, i] = silu(gu[t, i]) * gu[t, I + i]. gu [T, 2I]; out [T, I].
-void launch_silu_mul(const void* gate_up, void* out, int T, int I, cudaStream_t stream);
+// The gated MLP's activation (Backend's Activation).
+constexpr int kActSilu = 0;
+constexpr int kActGeluTanh = 1;
+// out[t, i] = f(gu[t, i]) * gu[t, I + i], f(gate) rounded to bf16 first as HF does.
+// gu [T, 2I]; out [T, I]; f = kActSilu or kActGeluTanh.
+void launch_silu_mul(const void* gate_up, int activation, void* out, int T, int I, cudaStream_t stream);
+// x[i] = cap * tanh(x[i] / cap) for n elements of f32 (x_f32) or bf16.
+void launch_softcap(void* x, bool x_f32, int64_t n, float cap, cudaStream_t stream);
 // out[r, :] = x[idx[r], :]; rows of `row_bytes` (multiple of 16).
 void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int64_t row_bytes,
                         cudaStream_t stream);
-// out[t, n] = Σ_k x[t, k] w[n, k] for T ≤ kGemvMaxTokens; x, w bf16; out bf16 or f32 (out_f32).
+// out[t, n] = Σ_k x[t, k] w[n, k] for T ≤ kGemvMaxTokens; x, w bf16; out bf16 or f32 (out_f32);
+// K % 8 == 0. T = 1 runs the split-K GEMV of cuda_gemv1.h (with programmatic dependent
+// launch when `pdl`); T = 2..4 a warp-per-rows kernel (2 rows per warp for T = 2).
 constexpr int kGemvMaxTokens = 4;
-// Rows of w each warp of the T ≤ 2 GEMV computes: 1, 2 (default) or 4 (for tuning).
-// Batch-1 GEMV variant: 0 (default) = split-K per block (launch_gemv1, cuda_gemv1.h,
-// which also has the fused forms); 1, 2, 4 = that many rows per warp (the batch-2 kernel too).
-void set_gemv_rows_per_warp(int rows);
-void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, cudaStream_t stream);
+void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, bool pdl,
+                 cudaStream_t stream);
 // Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row).
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream);
-// Programmatic dependent launch: every kernel (KR_PDL=1), batch-1 GEMVs only
-// (KR_PDL=2, the default) or none (KR_PDL=0); set once by the backend.
-void set_pdl_enabled(bool on);
-void set_pdl_gemv(bool on);  // PDL for batch-1 GEMVs only
 // f32/f16 → bf16 conversion of n elements (used at weight upload).
 void launch_to_bf16(const void* src, bool src_is_f16, bool src_is_f32, void* dst, int64_t n, cudaStream_t stream);
 
@@ -68,9 +107,14 @@ struct AttnArgs {
   int block_size;
   int q_heads, kv_heads, head_dim;
   float scale;
+  // > 0: a query at position p sees keys (p - window, p] only. 0: all up to p.
+  int window;
+  // > 0: scores = softcap * tanh(scores / softcap) before the softmax. 0: none.
+  float softcap;
   // Split along the keys (flash-decoding): each split covers split_keys keys; with
   // num_splits > 1 partial results go to the scratch and the last block of each
-  // (tile, kv head) merges them (KR_ATTN_MERGE=0: a separate combine kernel).
+  // (tile, kv head) to finish merges them. num_splits > 1 needs
+  // num_tiles * kv_heads <= attn_max_split_groups().
   int num_splits;
   int split_keys;
   float* partial_out;  // [num_tiles * tile_rows, num_splits, D] (rows = tokens * group)
@@ -80,6 +124,13 @@ struct AttnArgs {
 int attn_tile_tokens(int group);
 // Upper bound on AttnArgs::num_splits.
 int attn_max_splits();
+// Upper bound on num_tiles * kv_heads of a launch with num_splits > 1 (one arrival
+// counter per (tile, kv head)).
+int attn_max_split_groups();
+// Enqueues the attention of every tile (num_tiles == 0: nothing).
 void launch_paged_attention(const AttnArgs& a, cudaStream_t stream);
+// Allows the attention kernels their dynamic shared memory on the current device;
+// called once by the backend before the first launch.
+void configure_attention_kernels();
 
 }  // namespace kr::cuda

@@ -1,27 +1,29 @@
-// Programmatic dependent launch (Hopper): a kernel launched with launch_pdl may
+// Kernel launches of the CUDA backend (included only by .cu files): launch()
+// enqueues a kernel and checks the launch with KR_CUDA_CHECK.
+//
+// Programmatic dependent launch (Hopper): a kernel launched with pdl = true may
 // start while the previous kernel of the stream is still running; it must call
 // pdl_wait() before touching anything that kernel writes. Every kernel of this
-// backend calls pdl_launch_dependents() early (letting the next one get
-// scheduled) and pdl_wait() before its first dependent read; GEMVs load their
-// first weights (which no kernel writes) before waiting, hiding the ramp-up.
+// backend calls pdl_launch_dependents() early (letting a PDL kernel after it get
+// scheduled) and pdl_wait() before its first dependent read; the batch-1 GEMVs,
+// the only kernels launched with PDL (CudaOptions::pdl), load their first weights
+// (which no kernel writes) before waiting, hiding their ramp-up.
+//
+// Threading: called only from the thread that owns the CudaBackend.
 #pragma once
 
 #include <cuda_runtime.h>
+
+#include "backend/cuda/cuda_check.h"
 
 namespace kr::cuda {
 
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 
-// False (default): plain stream order. KR_PDL=1 turns it on; set once by the backend.
-extern bool g_pdl_enabled;
-// PDL for batch-1 GEMV launches only (KR_PDL=2): they fetch their first weights
-// while the previous kernel finishes; other kernels keep plain stream order.
-extern bool g_pdl_gemv;
-
 template <typename... Params, typename... Args>
-void launch_pdl_if(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   Args... args) {
+void launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+            Args... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -32,12 +34,7 @@ void launch_pdl_if(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, s
   attr.val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
-  cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...);
-}
-
-template <typename... Params, typename... Args>
-void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
-  launch_pdl_if(g_pdl_enabled, kernel, grid, block, smem, stream, args...);
+  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
 }
 
 }  // namespace kr::cuda

@@ -7,6 +7,7 @@
 // budget the kept set (and so a seeded draw) may differ between calls.
 #include "backend/cuda/cuda_sampling.h"
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
 
 #include <cooperative_groups.h>
@@ -22,22 +23,12 @@ namespace {
 
 namespace cg = cooperative_groups;
 
-#define KR_SAMPLING_CUDA_CHECK(expr)                                                                 \
-  do {                                                                                               \
-    const cudaError_t kr_err_ = (expr);                                                              \
-    if (kr_err_ != cudaSuccess) {                                                                    \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(kr_err_)); \
-      std::abort();                                                                                  \
-    }                                                                                                \
-  } while (0)
-
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;  // 32: the last level of every block reduction is one warp
 constexpr int kBins = 2048;            // radix digits of 11, 11 and 10 bits
 constexpr int kTopCap = 1024;          // candidates for the top logprobs (ties beyond are dropped)
 constexpr int kMaxEos = 64;
 constexpr int kMaxBitmapWords = 32768;  // 128 KiB of dynamic shared memory: V <= 1,048,576
-constexpr float kGreedyTemperature = 1e-5f;  // as the CPU Sampler (vLLM)
 
 struct Shared {
   float hist[2][kBins];  // alternate histogram levels: another block of the cluster may still read the last one
@@ -740,17 +731,17 @@ cudaError_t launch(Args a, int R, int cluster, size_t smem_bytes, cudaStream_t s
 }  // namespace
 
 CudaSampler::CudaSampler() {
-  KR_SAMPLING_CUDA_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  KR_CUDA_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               kMaxBitmapWords * static_cast<int>(sizeof(unsigned))));
   int device = 0;
-  KR_SAMPLING_CUDA_CHECK(cudaGetDevice(&device));
-  KR_SAMPLING_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
+  KR_CUDA_CHECK(cudaGetDevice(&device));
+  KR_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
   in_capacity_ = size_t{1} << 20;
   out_capacity_ = 256 * sizeof(DeviceSampleResult);
-  KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
-  KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
-  KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
-  KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
+  KR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
+  KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
+  KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
+  KR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
 }
 
 CudaSampler::~CudaSampler() {
@@ -762,20 +753,20 @@ CudaSampler::~CudaSampler() {
 
 void CudaSampler::reserve(size_t in_bytes, size_t out_bytes, cudaStream_t stream) {
   if (in_bytes <= in_capacity_ && out_bytes <= out_capacity_) return;
-  KR_SAMPLING_CUDA_CHECK(cudaStreamSynchronize(stream));  // the old buffers may still be read
+  KR_CUDA_CHECK(cudaStreamSynchronize(stream));  // the old buffers may still be read
   if (in_bytes > in_capacity_) {
-    cudaFreeHost(in_host_);
-    cudaFree(in_dev_);
+    KR_CUDA_CHECK(cudaFreeHost(in_host_));
+    KR_CUDA_CHECK(cudaFree(in_dev_));
     in_capacity_ = in_bytes * 2;
-    KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
-    KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
+    KR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&in_host_), in_capacity_));
+    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&in_dev_), in_capacity_));
   }
   if (out_bytes > out_capacity_) {
-    cudaFree(out_dev_);
-    cudaFreeHost(out_host_);
+    KR_CUDA_CHECK(cudaFree(out_dev_));
+    KR_CUDA_CHECK(cudaFreeHost(out_host_));
     out_capacity_ = out_bytes * 2;
-    KR_SAMPLING_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
-    KR_SAMPLING_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
+    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&out_dev_), out_capacity_));
+    KR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&out_host_), out_capacity_));
   }
 }
 
@@ -805,7 +796,7 @@ bool CudaSampler::sample(const float* logits, int R, int V, const DeviceSampling
     std::memcpy(in_host_ + rows_bytes + pen_bytes, penalty_counts, num_penalty * sizeof(int32_t));
   }
   if (num_eos > 0) std::memcpy(in_host_ + rows_bytes + 2 * pen_bytes, eos_ids, num_eos * sizeof(int32_t));
-  KR_SAMPLING_CUDA_CHECK(cudaMemcpyAsync(in_dev_, in_host_, in_bytes, cudaMemcpyHostToDevice, stream));
+  KR_CUDA_CHECK(cudaMemcpyAsync(in_dev_, in_host_, in_bytes, cudaMemcpyHostToDevice, stream));
   Args a;
   a.logits = logits;
   a.V = V;
@@ -825,9 +816,9 @@ bool CudaSampler::sample(const float* logits, int R, int V, const DeviceSampling
     (void)cudaGetLastError();
     err = launch(a, R, 1, words * sizeof(unsigned), stream);
   }
-  KR_SAMPLING_CUDA_CHECK(err);
-  KR_SAMPLING_CUDA_CHECK(cudaMemcpyAsync(out_host_, out_dev_, out_bytes, cudaMemcpyDeviceToHost, stream));
-  KR_SAMPLING_CUDA_CHECK(cudaStreamSynchronize(stream));
+  KR_CUDA_CHECK(err);
+  KR_CUDA_CHECK(cudaMemcpyAsync(out_host_, out_dev_, out_bytes, cudaMemcpyDeviceToHost, stream));
+  KR_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::memcpy(static_cast<void*>(out), out_host_, out_bytes);
   return true;
 }

@@ -44,9 +44,9 @@ class TempDir {
   std::string path_;
 };
 
-// Exit code of `kr-bench ARGS`, its stderr appended to `log`.
-int run_bench(const std::string& args, std::string& log) {
-  const std::string cmd = std::string(KR_BENCH_BIN) + " " + args + " 2>&1";
+// Exit code of `kr-bench ARGS`, its stderr appended to `log`; run in `cwd` when given.
+int run_bench(const std::string& args, std::string& log, const std::string& cwd = "") {
+  const std::string cmd = (cwd.empty() ? "" : "cd '" + cwd + "' && ") + std::string(KR_BENCH_BIN) + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return -1;
   char buf[4096];
@@ -77,10 +77,32 @@ void expect_summary(const json& s, const std::string& what) {
   EXPECT_LE(s["p99"].get<double>(), s["max"].get<double>()) << what;
 }
 
+// HEAD of the source tree: the commit kr-bench and kr-serve were built from.
+std::string source_head() {
+  std::string out;
+  FILE* p = ::popen((std::string("git -C '") + KR_SOURCE_DIR + "' rev-parse HEAD 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[128];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  ::pclose(p);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out.empty() ? "unknown" : out;
+}
+
 void expect_meta(const json& r) {
-  for (const char* k : {"timestamp", "commit", "model", "backend", "gpu", "parameters", "configurations"})
+  for (const char* k : {"timestamp", "commit", "commit_dirty", "model", "backend", "gpu", "parameters", "configurations"})
     EXPECT_TRUE(r.contains(k)) << k;
   EXPECT_EQ(r["parameters"]["max_tokens"], kMaxTokens);
+  // The binary's own commit, whatever folder it ran in.
+  EXPECT_EQ(r["commit"], source_head());
+  for (const json& c : r["configurations"]) {
+    if (kReal) {
+      // kr-serve reports its build in /stats; it was built from the same tree.
+      EXPECT_EQ(c["server_version"].get<std::string>().rfind(source_head(), 0), 0u) << c["server_version"];
+    } else {
+      EXPECT_EQ(c["server_version"], "");  // a server without /stats
+    }
+  }
 }
 
 bool server_present() {
@@ -183,13 +205,21 @@ TEST(KrBenchCli, SweepAgainstExternalUrl) {
   ASSERT_GT(port, 0);
   TempDir dir;
   std::string log;
+  // Run from a folder outside the repository: the default questions are built in,
+  // and the commit is the binary's (no checkout to ask).
   const int rc = run_bench("sweep --url http://127.0.0.1:" + std::to_string(port) + " --max-tokens " +
                                std::to_string(kMaxTokens) + " --warmup 1 --concurrency 1,4 --requests-per-level 8 "
-                               "--rate 200 --out-dir " + dir.path(),
-                           log);
+                               "--rate 200 --out-dir out",
+                           log, dir.path());
   ASSERT_EQ(rc, 0) << log;
-  check_sweep(dir.path(), 1);
-  const json r = load(dir.path() + "/sweep.json");
+  check_sweep(dir.path() + "/out", 1);
+  EXPECT_EQ(load(dir.path() + "/out/sweep.json")["parameters"]["questions_file"], "built-in:fifty.json");
+  // An explicit questions file is still read, and a missing one is an error.
+  log.clear();
+  EXPECT_EQ(run_bench("sweep --url http://127.0.0.1:" + std::to_string(port) +
+                          " --questions-file nope.json --out-dir out2", log, dir.path()), 2);
+  EXPECT_NE(log.find("cannot open questions file nope.json"), std::string::npos) << log;
+  const json r = load(dir.path() + "/out/sweep.json");
   EXPECT_EQ(r["configurations"][0]["name"], "external");
   EXPECT_EQ(r["configurations"][0]["served_model"], "fake-model");  // from GET /v1/models
   EXPECT_EQ(r["parameters"]["arrivals"], "poisson");

@@ -29,6 +29,7 @@ bool run_config(const CommonOptions& opts, const ServerConfig& cfg, const std::v
     return false;
   }
   cfg_json["served_model"] = target.model_name();
+  cfg_json["server_version"] = target.server_version();
   const auto make = [&](int i) {
     ChatRequest r;
     r.model = target.model_name();
@@ -135,7 +136,7 @@ int run_fifty(const CommonOptions& opts, int num_questions) {
   }
   json report = run_meta_json(opts, "50-questions");
   report["parameters"]["questions"] = questions.size();
-  report["parameters"]["questions_file"] = opts.questions_path;
+  report["parameters"]["questions_file"] = questions_source(opts.questions_path);
   report["configurations"] = json::array();
   std::vector<BoxGroup> e2e_boxes, ttft_boxes;
   bool all_ok = true;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/build_info.h"
 #include "bench/kr_bench/run_info.h"
 
 namespace kr::bench {
@@ -40,7 +41,11 @@ json run_meta_json(const CommonOptions& opts, const std::string& benchmark) {
   if (gpu.empty()) gpu = gpu_name();
   return {{"benchmark", benchmark},
           {"timestamp", utc_timestamp()},
-          {"commit", git_commit()},
+          // The commit kr-bench was built from (stamped at build time), not the
+          // checkout it happens to run in; each configuration also records the
+          // server's own (server_version, from its /stats).
+          {"commit", build_git_commit()},
+          {"commit_dirty", build_git_dirty()},
           {"model", opts.model_dir},
           {"backend", opts.url.empty() ? opts.backend : "external"},
           {"gpu", gpu.empty() ? "none" : gpu},

@@ -30,8 +30,6 @@ std::string utc_timestamp() {
   return buf;
 }
 
-std::string git_commit() { return first_line_of("git rev-parse HEAD 2>/dev/null"); }
-
 std::string gpu_name() {
   return first_line_of("nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null");
 }

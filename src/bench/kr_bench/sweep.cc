@@ -68,6 +68,7 @@ bool run_config(const CommonOptions& opts, const SweepOptions& sw, const ServerC
     return false;
   }
   cfg_json["served_model"] = target.model_name();
+  cfg_json["server_version"] = target.server_version();
   int next_seed_offset = 0;
   const auto make_for = [&](int base) {
     return [&, base](int i) {
@@ -129,6 +130,7 @@ int run_sweep(const CommonOptions& opts, const SweepOptions& sw) {
     return 1;
   }
   json report = run_meta_json(opts, "sweep");
+  report["parameters"]["questions_file"] = questions_source(opts.questions_path);
   report["parameters"]["concurrency"] = sw.concurrency;
   report["parameters"]["requests_per_level"] = sw.requests_per_level;
   report["parameters"]["rate_per_s"] = sw.rate_per_s;

@@ -5,6 +5,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/embedded_file.h"
+
+namespace kr {
+extern const EmbeddedFile kBenchQuestionFiles[];  // generated from bench/questions/
+}  // namespace kr
+
 namespace kr::bench {
 namespace {
 const char* on_off(bool b) { return b ? "on" : "off"; }
@@ -88,6 +94,11 @@ Status Target::open(const CommonOptions& opts, const ServerConfig& cfg) {
     }
   }
   if (model_.empty()) model_ = std::filesystem::path(opts.model_dir).filename().string();
+  server_version_.clear();
+  if (StatusOr<HttpResponse> st = http_get(ep_, "/stats", 5000); st.ok() && st->status == 200) {
+    const nlohmann::json j = nlohmann::json::parse(st->body, nullptr, false);
+    if (j.is_object() && j.contains("version") && j["version"].is_string()) server_version_ = j["version"];
+  }
   return Status::Ok();
 }
 
@@ -96,11 +107,20 @@ void Target::close() {
   proc_.reset();
 }
 
+std::string questions_source(const std::string& path) { return path.empty() ? "built-in:fifty.json" : path; }
+
 StatusOr<std::vector<std::string>> load_questions(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound("cannot open questions file " + path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument("questions file is not JSON: " + path);
+  nlohmann::json j;
+  if (path.empty()) {
+    const EmbeddedFile* f = find_embedded_file(kBenchQuestionFiles, "fifty.json");
+    if (f == nullptr) return Internal("the built-in questions are missing");
+    j = nlohmann::json::parse(embedded_text(*f), nullptr, false);
+  } else {
+    std::ifstream in(path);
+    if (!in) return NotFound("cannot open questions file " + path);
+    j = nlohmann::json::parse(in, nullptr, false);
+  }
+  if (j.is_discarded()) return InvalidArgument("questions file is not JSON: " + questions_source(path));
   if (j.is_object() && j.contains("questions")) j = j["questions"];
   if (!j.is_array()) return InvalidArgument("questions file must hold a list: " + path);
   std::vector<std::string> out;

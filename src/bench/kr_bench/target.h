@@ -36,7 +36,7 @@ struct CommonOptions {
   std::string served_model;        // "model" field; default: /v1/models, else the folder name
   std::string gpu;                 // default: nvidia-smi
   std::string out_dir = "bench/results";
-  std::string questions_path = "bench/questions/fifty.json";
+  std::string questions_path;      // empty: the built-in copy of bench/questions/fifty.json
   int max_tokens = 50;
   double temperature = 0.7;
   int64_t seed = 1234;
@@ -53,14 +53,21 @@ class Target {
   void close();
   const Endpoint& endpoint() const { return ep_; }
   const std::string& model_name() const { return model_; }
+  // kr-serve's build (its /stats "version": commit, "-dirty" if so); "" for other servers.
+  const std::string& server_version() const { return server_version_; }
 
  private:
   Endpoint ep_;
   std::string model_;
+  std::string server_version_;
   std::unique_ptr<ServerProcess> proc_;
 };
 
-// Questions from a JSON file: a list of strings, or {"questions": [...]}.
+// Questions from a JSON file: a list of strings, or {"questions": [...]}. An
+// empty path reads the copy of bench/questions/fifty.json built into the binary,
+// so that kr-bench runs from any folder.
 StatusOr<std::vector<std::string>> load_questions(const std::string& path);
+// What load_questions(path) reads, for reports: the path, or "built-in:fifty.json".
+std::string questions_source(const std::string& path);
 
 }  // namespace kr::bench

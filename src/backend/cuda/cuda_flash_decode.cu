@@ -1,0 +1,393 @@
+// Flash decode attention on tensor cores (the decode kernel of
+// cuda_flash_attention.h; fragment layouts and helpers in cuda_flash_common.cuh).
+//
+// Block: one tile of at most 16 query rows (tokens × the q heads of kv head
+// blockIdx.y; a decode step's tile is one token: its GQA group) against the
+// keys of split blockIdx.z. The keys stream through a ring of kStages shared
+// memory stages of 64 keys (K and V together, cp.async, two stages in flight
+// while one is computed); warp w takes keys [16w, 16w + 16) of each stage with
+// its own online softmax (one m16 tile: rows padded to 16, S = Q Kᵀ 16 × 16,
+// O += P V 16 × D), and the four warps' states are merged in shared memory at
+// the end. Decode is bound by the K/V bytes, not the math, so every stage is
+// masked (causal limit, window, keys without a slot) without a fast path.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+
+#include "backend/cuda/cuda_flash_attention.h"
+#include "backend/cuda/cuda_flash_common.cuh"
+#include "backend/cuda/cuda_flash_host.h"
+#include "backend/cuda/cuda_launch.cuh"
+
+namespace kr::cuda {
+namespace {
+
+using namespace flash;
+
+template <int D>
+struct DecodeShape {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kRows = kFlashDecodeRows;
+  static constexpr int kKeys = 64;   // keys per stage: 16 per warp
+  static constexpr int kStages = 3;  // D = 128: 100 KB, two blocks per SM
+  static constexpr int kStageElems = 2 * kKeys * D;  // K then V
+  static constexpr size_t kSmem = sizeof(bf16) * (kRows * D + kStages * kStageElems) + sizeof(int) * kRows;
+  // The end-of-loop scratch (warp partial rows, then the split merge's weights) reuses the stages.
+  static constexpr size_t kScratchFloats = sizeof(bf16) * kStages * kStageElems / sizeof(float);
+  static_assert(kScratchFloats >= static_cast<size_t>(kWarps) * kRows * (D + 2) + kWarps * kRows,
+                "warp merge scratch must fit in the stages");
+  static_assert(kKeys == kFlashSplitGranule, "split boundaries must fall on stages");
+};
+
+constexpr int kMaxCounters = 1 << 16;
+__device__ int g_decode_counters[kMaxCounters];
+
+template <int D>
+__global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(const FlashAttnArgs a) {
+  using Sh = DecodeShape<D>;
+  constexpr int kRows = Sh::kRows, kKeys = Sh::kKeys, kStages = Sh::kStages, kThreads = Sh::kThreads;
+  constexpr int kWarps = Sh::kWarps;
+  constexpr int kDT = D / 8;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* qs = reinterpret_cast<bf16*>(smem);  // [16, D]
+  bf16* stages = qs + kRows * D;             // kStages × (K [64, D], V [64, D])
+  int* s_pos = reinterpret_cast<int*>(stages + kStages * Sh::kStageElems);  // [16]
+
+  pdl_launch_dependents();
+  pdl_wait();
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+  const int tile_idx = blockIdx.x;
+  const AttnTile tile = a.tiles[tile_idx];
+  const int g = blockIdx.y, split = blockIdx.z;
+  const int group = a.q_heads / a.kv_heads;
+  const int R = min(tile.count * group, kRows);
+  const int ctx = a.context_lens[tile.seq];
+
+  load_q_tile<D, kRows, kThreads>(a, qs, tile.first, R, group, g);
+  if (tid < kRows) s_pos[tid] = row_position(a, tile.first, tid, R, group, ctx);
+  __syncthreads();
+  int lo = INT_MAX, hi = -1;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int p = s_pos[r];
+    if (p >= 0) {
+      lo = min(lo, p);
+      hi = max(hi, p);
+    }
+  }
+  int kbeg = 0, kend = hi + 1;
+  if (a.window > 0 && hi >= 0) kbeg = max(0, lo - a.window + 1) / kKeys * kKeys;
+  if (a.num_splits > 1) {
+    kbeg = max(kbeg, split * a.split_keys);
+    kend = min(kend, (split + 1) * a.split_keys);
+  }
+  const int n = kend > kbeg ? (kend - kbeg + kKeys - 1) / kKeys : 0;
+
+  const KvSource src{static_cast<const bf16*>(a.k_cache) + g * D,
+                     static_cast<const bf16*>(a.v_cache) + g * D,
+                     a.block_tables + static_cast<int64_t>(tile.seq) * a.max_blocks,
+                     static_cast<int64_t>(a.kv_heads) * D,
+                     a.max_blocks,
+                     a.num_blocks,
+                     __ffs(a.block_size) - 1};
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < n) {
+      bf16* kb = stages + st * Sh::kStageElems;
+      load_kv_tile<D, kKeys, kThreads, true, true>(src, kb, kb + kKeys * D, kbeg + st * kKeys, kend);
+    }
+    cp_async_commit();  // the first group also holds Q
+  }
+
+  const int p_row[2] = {s_pos[gq], s_pos[gq + 8]};
+  int w_lo[2] = {0, 0};
+  if (a.window > 0) {
+    w_lo[0] = p_row[0] - a.window + 1;
+    w_lo[1] = p_row[1] - a.window + 1;
+  }
+  const bool capped = a.softcap > 0.0f;
+  const float c = capped ? a.softcap * kLog2e : a.scale * kLog2e;
+  const float pre = capped ? a.scale / a.softcap : 0.0f;
+  float o[kDT][4];
+#pragma unroll
+  for (int dt = 0; dt < kDT; ++dt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[dt][e] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  for (int it = 0; it < n; ++it) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage it visible to all; stage it - 1 free
+    {
+      const int nx = it + kStages - 1;
+      if (nx < n) {
+        bf16* kb = stages + (nx % kStages) * Sh::kStageElems;
+        load_kv_tile<D, kKeys, kThreads, true, true>(src, kb, kb + kKeys * D, kbeg + nx * kKeys, kend);
+      }
+      cp_async_commit();
+    }
+    const bf16* ks = stages + (it % kStages) * Sh::kStageElems;
+    const bf16* vs = ks + kKeys * D;
+    const int kt = kbeg + it * kKeys;
+
+    float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[4], kb[4];
+      ldmatrix_x4(qa, smem_u32(qs + swz<D>(lane & 15, 2 * kk + (lane >> 4))));
+      ldmatrix_x4(kb, smem_u32(ks + swz<D>(warp * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1))));
+      mma_bf16(s[0], qa, kb[0], kb[1]);
+      mma_bf16(s[1], qa, kb[2], kb[3]);
+    }
+    // Keys of this lane: j0 + {0, 1, 8, 9}. With blocks of >= 16 keys all 16 keys
+    // of the warp share one block (stages start on multiples of 64).
+    const int j0 = kt + warp * 16 + 2 * tq;
+    bool has_slot[2][2];
+    if (a.block_size >= 16) {
+      const bool ok = kv_slot(src.table, src.max_blocks, src.num_blocks, src.block_shift, kt + warp * 16) >= 0;
+      has_slot[0][0] = has_slot[0][1] = has_slot[1][0] = has_slot[1][1] = ok;
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          has_slot[nt][e] = kv_slot(src.table, src.max_blocks, src.num_blocks, src.block_shift, j0 + 8 * nt + e) >= 0;
+    }
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int j = j0 + 8 * nt + e;
+          float x = s[nt][2 * h + e];
+          if (capped) x = tanh_accurate(x * pre);
+          const bool ok = has_slot[nt][e] && j <= p_row[h] && j >= w_lo[h];
+          s[nt][2 * h + e] = ok ? x : -INFINITY;
+        }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = fmaxf(fmaxf(s[0][2 * h], s[0][2 * h + 1]), fmaxf(s[1][2 * h], s[1][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[h], mx * c);
+      const float base = m_new == -INFINITY ? 0.0f : m_new;
+      const float alpha = exp2f(m[h] - base);
+      m[h] = m_new;
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float p = exp2f(fmaf(s[nt][2 * h + e], c, -base));
+          s[nt][2 * h + e] = p;
+          sum += p;
+        }
+      l[h] = l[h] * alpha + sum;
+#pragma unroll
+      for (int dt = 0; dt < kDT; ++dt) {
+        o[dt][2 * h] *= alpha;
+        o[dt][2 * h + 1] *= alpha;
+      }
+    }
+    uint32_t pa[4];
+    pa[0] = pack_bf16(s[0][0], s[0][1]);
+    pa[1] = pack_bf16(s[0][2], s[0][3]);
+    pa[2] = pack_bf16(s[1][0], s[1][1]);
+    pa[3] = pack_bf16(s[1][2], s[1][3]);
+#pragma unroll
+    for (int dn = 0; dn < D / 16; ++dn) {
+      uint32_t vb[4];
+      ldmatrix_x4_trans(vb, smem_u32(vs + swz<D>(warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dn + (lane >> 4))));
+      mma_bf16(o[2 * dn], pa, vb[0], vb[1]);
+      mma_bf16(o[2 * dn + 1], pa, vb[2], vb[3]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // every warp is done with the stages: they become scratch
+
+  // The four warps' (m, l, O) → one state per row.
+  float* red_o = reinterpret_cast<float*>(stages);     // [kWarps, 16, D] unnormalised
+  float* red_m = red_o + kWarps * kRows * D;           // [kWarps, 16]
+  float* red_l = red_m + kWarps * kRows;               // [kWarps, 16]
+  float* red_w = red_l + kWarps * kRows;               // [kWarps, 16]: weight of warp w in row r
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    const int r = gq + 8 * h;
+#pragma unroll
+    for (int dt = 0; dt < kDT; ++dt)
+      *reinterpret_cast<float2*>(red_o + (warp * kRows + r) * D + dt * 8 + 2 * tq) = make_float2(o[dt][2 * h], o[dt][2 * h + 1]);
+    if (tq == 0) {
+      red_m[warp * kRows + r] = m[h];
+      red_l[warp * kRows + r] = l[h];
+    }
+  }
+  __syncthreads();
+  __shared__ float row_m[kRows], row_l[kRows];
+  if (tid < kRows) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w)
+      if (red_l[w * kRows + tid] > 0.0f) mx = fmaxf(mx, red_m[w * kRows + tid]);
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float lw = red_l[w * kRows + tid];
+      const float wt = lw > 0.0f ? exp2f(red_m[w * kRows + tid] - mx) : 0.0f;
+      red_w[w * kRows + tid] = wt;
+      sum += lw * wt;
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) red_w[w * kRows + tid] *= inv;  // O = Σ_w wt_w O_w / Σ_w wt_w l_w
+    row_m[tid] = mx;
+    row_l[tid] = sum;
+  }
+  __syncthreads();
+
+  if (a.num_splits == 1) {
+    bf16* out = static_cast<bf16*>(a.out);
+    for (int e = tid; e < R * (D / 8); e += kThreads) {
+      const int r = e / (D / 8), d = 8 * (e % (D / 8));
+      float v[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float wt = red_w[w * kRows + r];
+        const float4 x0 = *reinterpret_cast<const float4*>(red_o + (w * kRows + r) * D + d);
+        const float4 x1 = *reinterpret_cast<const float4*>(red_o + (w * kRows + r) * D + d + 4);
+        v[0] = fmaf(wt, x0.x, v[0]);
+        v[1] = fmaf(wt, x0.y, v[1]);
+        v[2] = fmaf(wt, x0.z, v[2]);
+        v[3] = fmaf(wt, x0.w, v[3]);
+        v[4] = fmaf(wt, x1.x, v[4]);
+        v[5] = fmaf(wt, x1.y, v[5]);
+        v[6] = fmaf(wt, x1.z, v[6]);
+        v[7] = fmaf(wt, x1.w, v[7]);
+      }
+      uint4 pk;
+      pk.x = pack_bf16(v[0], v[1]);
+      pk.y = pack_bf16(v[2], v[3]);
+      pk.z = pack_bf16(v[4], v[5]);
+      pk.w = pack_bf16(v[6], v[7]);
+      const int64_t row = static_cast<int64_t>(tile.first + r / group) * a.q_heads + g * group + r % group;
+      *reinterpret_cast<uint4*>(out + row * D + d) = pk;
+    }
+    return;
+  }
+  // Split: this block's normalised rows and (max, sum) → partials; the last block merges.
+  for (int e = tid; e < R * (D / 4); e += kThreads) {
+    const int r = e / (D / 4), d = 4 * (e % (D / 4));
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float wt = red_w[w * kRows + r];
+      const float4 x = *reinterpret_cast<const float4*>(red_o + (w * kRows + r) * D + d);
+      v.x = fmaf(wt, x.x, v.x);
+      v.y = fmaf(wt, x.y, v.y);
+      v.z = fmaf(wt, x.z, v.z);
+      v.w = fmaf(wt, x.w, v.w);
+    }
+    *reinterpret_cast<float4*>(a.partial_out + partial_index(a, tile_idx, g, kRows, r, split) * D + d) = v;
+  }
+  if (tid < R) {
+    const size_t pi = partial_index(a, tile_idx, g, kRows, tid, split);
+    a.partial_ml[pi * 2] = row_m[tid];
+    a.partial_ml[pi * 2 + 1] = row_l[tid];
+  }
+  if (arrive_last(&g_decode_counters[tile_idx * a.kv_heads + g], a.num_splits))
+    merge_splits<D, kThreads>(a, tile_idx, g, kRows, R, tile.first, group, reinterpret_cast<float*>(stages));
+}
+
+template <int D>
+void configure_decode() {
+  static bool done = false;  // one backend thread: no race
+  if (!done) {
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(DecodeShape<D>::kSmem)));
+    done = true;
+  }
+}
+
+template <int D>
+int blocks_per_sm_decode() {
+  static int n = 0;
+  if (n == 0) {
+    configure_decode<D>();
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_decode_kernel<D>, DecodeShape<D>::kThreads,
+                                                      DecodeShape<D>::kSmem) != cudaSuccess ||
+        n < 1)
+      n = 1;
+  }
+  return n;
+}
+
+template <int D>
+void launch_decode_d(const FlashAttnArgs& a, cudaStream_t stream) {
+  configure_decode<D>();
+  const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
+  launch(/*pdl=*/false, flash_decode_kernel<D>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem, stream, a);
+}
+
+}  // namespace
+
+size_t flash_host::decode_smem_bytes(int head_dim) {
+  switch (head_dim) {
+    case 64: return DecodeShape<64>::kSmem;
+    case 128: return DecodeShape<128>::kSmem;
+    case 256: return DecodeShape<256>::kSmem;
+    default: return 0;
+  }
+}
+
+int flash_host::decode_blocks_per_sm(int head_dim) {
+  switch (head_dim) {
+    case 64: return blocks_per_sm_decode<64>();
+    case 128: return blocks_per_sm_decode<128>();
+    case 256: return blocks_per_sm_decode<256>();
+    default: return 1;
+  }
+}
+
+int flash_decode_max_splits(int head_dim) {
+  // The merge's weights (16 rows × splits floats) reuse the stages.
+  size_t floats = 0;
+  switch (head_dim) {
+    case 64: floats = DecodeShape<64>::kScratchFloats; break;
+    case 128: floats = DecodeShape<128>::kScratchFloats; break;
+    case 256: floats = DecodeShape<256>::kScratchFloats; break;
+    default: return 1;
+  }
+  return static_cast<int>(std::min<size_t>(kFlashMaxSplits, floats / kFlashDecodeRows));
+}
+
+FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes) {
+  if (flash_host::decode_smem_bytes(head_dim) == 0) return FlashSplit{1, 0};
+  const int slots = flash_host::sm_count() * flash_host::decode_blocks_per_sm(head_dim);
+  // A block costs about as much as streaming 128 keys beyond its own (launch, Q,
+  // the warp merge, partial rows).
+  return flash_host::choose_split(num_tiles * kv_heads, max_keys, slots, flash_decode_max_splits(head_dim),
+                                  2 * kFlashSplitGranule,
+                                  flash_workspace_bytes(1, 1, kFlashDecodeRows, 2, head_dim) / 2, workspace_bytes);
+}
+
+bool launch_flash_decode(const FlashAttnArgs& a, cudaStream_t stream) {
+  if (!flash_host::args_ok(a, kFlashDecodeRows, flash_decode_max_splits(a.head_dim), kMaxCounters)) return false;
+  if (a.num_tiles == 0) return true;
+  switch (a.head_dim) {
+    case 64: launch_decode_d<64>(a, stream); break;
+    case 128: launch_decode_d<128>(a, stream); break;
+    case 256: launch_decode_d<256>(a, stream); break;
+    default: return false;
+  }
+  return true;
+}
+
+}  // namespace kr::cuda
