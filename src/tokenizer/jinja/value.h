@@ -16,29 +16,9 @@
 namespace kr::jinja {
 
 class Value;
+struct List;
+class Dict;
 struct Stmt;
-
-struct List {
-  std::vector<Value> items;
-  bool is_tuple = false;  // only changes how it prints: (a, b) vs [a, b]
-};
-
-// Insertion-ordered dict with string keys (Python dicts keep insertion order,
-// and tojson must print keys in that order).
-class Dict {
- public:
-  bool is_namespace = false;  // namespace() objects accept `set ns.attr = ...`
-  const Value* find(const std::string& key) const;
-  void set(const std::string& key, Value value);
-  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
-  size_t size() const { return entries_.size(); }
-  void clear();
-
- private:
-  std::vector<std::pair<std::string, Value>> entries_;
-  // Built once the dict grows past a few keys, so lookups stay O(1) on big dicts.
-  std::unordered_map<std::string, size_t> index_;
-};
 
 // Builtin functions are named; macros point into the (immutable) parsed template.
 struct Callable {
@@ -72,7 +52,7 @@ class Value {
   Value(DictPtr d) : v_(std::move(d)) {}          // NOLINT
   Value(CallablePtr c) : v_(std::move(c)) {}      // NOLINT
   static Value list(std::vector<Value> items, bool is_tuple = false);
-  static Value dict() { return Value(std::make_shared<Dict>()); }
+  static Value dict();
 
   Type type() const { return static_cast<Type>(v_.index()); }
   bool is_undefined() const { return type() == Type::kUndefined; }
@@ -107,6 +87,32 @@ class Value {
  private:
   std::variant<Undefined, None, bool, int64_t, double, std::string, ListPtr, DictPtr, CallablePtr> v_;
 };
+
+// List and Dict hold Values, so they follow Value: std::pair<std::string, Value> needs
+// a complete Value (clang rejects the incomplete type with libstdc++; g++ accepts it).
+struct List {
+  std::vector<Value> items;
+  bool is_tuple = false;  // only changes how it prints: (a, b) vs [a, b]
+};
+
+// Insertion-ordered dict with string keys (Python dicts keep insertion order,
+// and tojson must print keys in that order).
+class Dict {
+ public:
+  bool is_namespace = false;  // namespace() objects accept `set ns.attr = ...`
+  const Value* find(const std::string& key) const;
+  void set(const std::string& key, Value value);
+  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
+  size_t size() const { return entries_.size(); }
+  void clear();
+
+ private:
+  std::vector<std::pair<std::string, Value>> entries_;
+  // Built once the dict grows past a few keys, so lookups stay O(1) on big dicts.
+  std::unordered_map<std::string, size_t> index_;
+};
+
+inline Value Value::dict() { return Value(std::make_shared<Dict>()); }
 
 // Python ==, including 1 == 1.0 == True and element-wise list/dict equality.
 bool values_equal(const Value& a, const Value& b);
