@@ -101,6 +101,7 @@ TEST(FamilyConfig, DefaultsOfTheConfigClasses) {
 TEST(FamilyConfig, RopeMatchesTransformers) {
   const json refs = read_json(kGolden + "rope-references.json")["cases"];
   int compared = 0;
+  int llama3_bands[3] = {0, 0, 0};
   for (const json& r : refs) {
     SCOPED_TRACE(r["name"].get<std::string>());
     const json& kw = r["kwargs"];
@@ -121,9 +122,24 @@ TEST(FamilyConfig, RopeMatchesTransformers) {
     for (size_t i = 0; i < inv.size(); ++i)
       EXPECT_NEAR(inv[i], want[i], 2e-7 * std::abs(want[i])) << "inv_freq[" << i << "]";
     EXPECT_NEAR(rope_attention_factor(c->rope_scaling), r["attention_scaling"].get<double>(), 1e-12);
+    if (type == "llama3") {  // which of llama3's three bands this case's dimensions fall in
+      const json& rp = r["config_rope"];
+      const double old_len = rp["original_max_position_embeddings"].get<double>();
+      const double theta = rp["rope_theta"].get<double>();
+      for (size_t i = 0; i < inv.size(); ++i) {
+        const double wavelen = 2 * M_PI * std::pow(theta, 2.0 * static_cast<double>(i) / (2.0 * inv.size()));
+        ++llama3_bands[wavelen < old_len / rp["high_freq_factor"].get<double>()  ? 0
+                       : wavelen > old_len / rp["low_freq_factor"].get<double>() ? 2
+                                                                                  : 1];
+      }
+    }
     ++compared;
   }
   EXPECT_GE(compared, 7);
+  // Every band of the llama3 scaling was compared (high: kept, medium: smoothed, low: ÷ factor).
+  EXPECT_GT(llama3_bands[0], 0);
+  EXPECT_GT(llama3_bands[1], 0);
+  EXPECT_GT(llama3_bands[2], 0);
 }
 
 // Each golden family's two config forms describe the same model.
