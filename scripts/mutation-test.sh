@@ -264,12 +264,21 @@ os.makedirs(logs, exist_ok=True)
 # 2. Which target builds each ctest entry.
 shown = json.loads(subprocess.run(["ctest", "--test-dir", build, "--show-only=json-v1"], check=True,
                                   capture_output=True, env=env).stdout)
-bindir = os.path.join(build, "bin") + os.sep
+# A GoogleTest entry is built by the target of its name (kr_add_test); the node
+# suites need kr-serve. (Before the first build ctest cannot name missing
+# executables, so the build system's target list decides.)
+if os.path.exists(os.path.join(build, "build.ninja")):
+    listed = subprocess.run(["ninja", "-C", build, "-t", "targets", "all"], check=True, capture_output=True,
+                            text=True, env=env).stdout
+    targets = {line.split(":")[0].rsplit("/", 1)[-1] for line in listed.splitlines()}
+else:
+    listed = subprocess.run(["make", "-C", build, "help"], check=True, capture_output=True, text=True, env=env).stdout
+    targets = {line[4:].split()[0] for line in listed.splitlines() if line.startswith("... ")}
 target_of = {}
 for t in shown["tests"]:
     cmd = t.get("command") or []
-    if cmd and cmd[0].startswith(bindir):
-        target_of[t["name"]] = [os.path.basename(cmd[0])]
+    if t["name"] in targets:
+        target_of[t["name"]] = [t["name"]]
     elif cmd and os.path.basename(cmd[0]) == "node":
         target_of[t["name"]] = ["kr-serve"]
     else:
