@@ -1,11 +1,17 @@
-// kr-serve serve: the OpenAI-compatible HTTP server. Parses the flags and the
-// KR_* environment into ServeOptions and runs server/serve_main.h's serve().
+// kr-serve serve: the OpenAI-compatible HTTP server. Parses the flags, the
+// KR_* environment and the models config file (--models-config) into
+// ServeOptions and runs server/serve_main.h's serve().
+#include <sys/stat.h>
+
 #include <map>
 #include <string>
+#include <vector>
 
 #include "app/cli.h"
 #include "app/commands.h"
 #include "base/log.h"
+#include "model/hf_config.h"
+#include "server/models_config.h"
 #include "server/serve_main.h"
 
 extern char** environ;
@@ -23,8 +29,24 @@ std::map<std::string, std::string> environment() {
   return env;
 }
 
-void add_serve_flags(FlagSet& f, ServeOptions* o, std::map<std::string, std::string>* engine_flags) {
-  f.string("model", "DIR", &o->model_dir, "Hugging Face model folder").default_text("the bundled models/tiny-llama3");
+// The flags that name the models; the rest go straight into ServeOptions.
+struct ModelFlags {
+  std::vector<std::string> dirs;   // --model, in order
+  std::vector<std::string> names;  // --served-model-name, the i-th for the i-th --model
+  std::string config_file;         // --models-config
+  bool dummy_weights = false;
+  std::string arch;
+  int32_t max_model_len = 0;
+};
+
+void add_serve_flags(FlagSet& f, ServeOptions* o, ModelFlags* mf, std::map<std::string, std::string>* engine_flags) {
+  f.custom("model", "DIR", "the bundled models/tiny-llama3",
+           "Hugging Face model folder; give it again for each further model (the first is the default)",
+           [mf](const std::string& dir) -> std::optional<std::string> {
+             if (dir.empty()) return "expected a folder";
+             mf->dirs.push_back(dir);
+             return std::nullopt;
+           });
   f.string("host", "HOST", &o->host, "listening address");
   f.int32("port", 0, 65535, &o->port, "listening port (0: any free port)");
   f.choice("backend", {"auto", "cpu", "cuda"}, &o->backend, "device; auto picks CUDA when a GPU is present");
@@ -36,12 +58,27 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, std::map<std::string, std::str
   f.choice("pdl", {"1", "0"}, &o->cuda_pdl,
            "CUDA: programmatic dependent launch on the batch-1 GEMVs (0: off, for profiling kernels one at a time)")
       .env("KR_PDL");
-  f.int32("max-model-len", 1, 1 << 24, &o->engine.max_model_len, "context limit below the model's")
+  f.int32("max-model-len", 1, 1 << 24, &mf->max_model_len, "context limit below the model's")
       .default_text("the model's, capped by the KV cache");
-  f.string("served-model-name", "NAME", &o->served_model_name, "the model id the API shows")
-      .default_text("the model folder's name");
-  f.switch_("dummy-weights", &o->dummy_weights, "random weights of the configured shape (benchmarks)");
-  f.string("arch", "NAME", &o->arch, "built-in shape instead of DIR/config.json, with --dummy-weights (llama-3.2-3b)");
+  f.custom("served-model-name", "NAME", "the model folder's name",
+           "the model id the API shows; once per --model, in the same order",
+           [mf](const std::string& name) -> std::optional<std::string> {
+             if (name.empty()) return "expected a name";
+             mf->names.push_back(name);
+             return std::nullopt;
+           });
+  f.switch_("dummy-weights", &mf->dummy_weights, "random weights of the configured shape (benchmarks)");
+  f.string("arch", "NAME", &mf->arch, "built-in shape instead of DIR/config.json, with --dummy-weights (llama-3.2-3b)");
+  f.section("several models (docs/configuration.md)");
+  f.string("models-config", "FILE", &mf->config_file,
+           "TOML file listing the models: path, name, memory share, engine settings (instead of --model)")
+      .default_text("none");
+  f.int32("max-loaded-models", 0, 4096, &o->max_loaded_models,
+          "most models loaded at once; a request for another unloads the least recently used idle one (0: no limit)")
+      .env("KR_MAX_LOADED_MODELS");
+  f.number("model-idle-ttl-s", 0, 1e9, &o->model_idle_ttl_s,
+           "unload a model after this long without requests; its next request loads it again (0: never)")
+      .env("KR_MODEL_IDLE_TTL_S");
   f.section("HTTP");
   f.string("api-key", "KEY", &o->api_key, "require Authorization: Bearer KEY").env("KR_API_KEY");
   f.string("cors-origin", "ORIGIN", &o->cors_origin, "send CORS headers for this origin").env("KR_CORS_ORIGIN");
@@ -75,35 +112,93 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, std::map<std::string, std::str
 
 const char* const kSynopsis = "[options]   (serve is also the default command)";
 
+std::string folder_name(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir.substr(dir.find_last_of('/') + 1);
+}
+
+// The models from the flags or the file, each with its name and engine settings.
+// Returns "" or the usage error.
+std::string resolve_models(const FlagSet& flags, const ModelFlags& mf, const std::map<std::string, std::string>& env,
+                           const std::map<std::string, std::string>& engine_flags, ServeOptions* o) {
+  if (!mf.config_file.empty()) {
+    if (!mf.dirs.empty() || !mf.names.empty())
+      return "--models-config lists the models: --model and --served-model-name cannot be given with it";
+    if (mf.dummy_weights || !mf.arch.empty())
+      return "--dummy-weights and --arch go into the models config file (dummy_weights, arch) with --models-config";
+    auto text = read_text_file(mf.config_file);
+    if (!text.ok()) return "--models-config: " + text.status().message();
+    auto config = parse_models_config(*text, mf.config_file);
+    if (!config.ok()) return config.status().message();
+    o->models = std::move(config->models);
+    if (config->max_loaded_models && !flags.given("max-loaded-models") && env.count("KR_MAX_LOADED_MODELS") == 0)
+      o->max_loaded_models = *config->max_loaded_models;
+    if (config->model_idle_ttl_s && !flags.given("model-idle-ttl-s") && env.count("KR_MODEL_IDLE_TTL_S") == 0)
+      o->model_idle_ttl_s = *config->model_idle_ttl_s;
+  } else {
+    std::vector<std::string> dirs = mf.dirs;
+    if (dirs.empty()) dirs.push_back(default_model_dir());
+    if (mf.names.size() > dirs.size())
+      return "--served-model-name is given " + std::to_string(mf.names.size()) + " times for " +
+             std::to_string(dirs.size()) + " --model";
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      ModelSpec m;
+      m.path = dirs[i];
+      m.name = i < mf.names.size() ? mf.names[i] : "";
+      m.dummy_weights = mf.dummy_weights;
+      m.arch = mf.arch;
+      o->models.push_back(std::move(m));
+    }
+  }
+  for (ModelSpec& m : o->models) {
+    if (m.path.empty()) m.path = default_model_dir();  // dummy weights of a preset: the bundled tokenizer
+    if (m.name.empty()) m.name = !m.arch.empty() && m.path == default_model_dir() ? m.arch : folder_name(m.path);
+    if (m.max_model_len == 0) m.max_model_len = mf.max_model_len;
+    // The server's engine flags, then this model's own settings.
+    std::map<std::string, std::string> settings = engine_flags;
+    for (const auto& [k, v] : m.engine_settings) settings[k] = v;
+    auto parsed = engine_config_from_env(env, settings);
+    if (!parsed.ok()) return "model '" + m.name + "': " + parsed.status().message();
+    m.engine = parsed->config;
+  }
+  if (Status s = check_models(o->models, o->max_loaded_models); !s.ok()) return s.message();
+  // A mistyped folder is found now, not at the model's first request.
+  for (const ModelSpec& m : o->models) {
+    for (const char* file : {"config.json", "tokenizer.json"}) {
+      if (std::string(file) == "config.json" && !m.arch.empty()) continue;
+      struct stat st {};
+      const std::string path = m.path + "/" + file;
+      if (::stat(path.c_str(), &st) != 0) return "model '" + m.name + "': " + path + " does not exist";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string serve_help() {
   ServeOptions o;
+  ModelFlags mf;
   std::map<std::string, std::string> engine_flags;
   FlagSet flags("kr-serve serve", kSynopsis);
-  add_serve_flags(flags, &o, &engine_flags);
+  add_serve_flags(flags, &o, &mf, &engine_flags);
   return flags.help();
 }
 
 int run_serve(int argc, char** argv) {
   ServeOptions o;
+  ModelFlags mf;
   std::map<std::string, std::string> engine_flags;
   FlagSet flags("kr-serve serve", kSynopsis);
-  add_serve_flags(flags, &o, &engine_flags);
+  add_serve_flags(flags, &o, &mf, &engine_flags);
   if (const int rc = parse_command_line(flags, "serve", argc, argv); rc >= 0) return rc;
   if (flags.given("metrics-port")) o.metrics_export = true;
-  if (o.model_dir.empty()) o.model_dir = default_model_dir();
-  if (o.served_model_name.empty()) {
-    std::string dir = o.model_dir;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    o.served_model_name = dir.substr(dir.find_last_of('/') + 1);
-  }
-  auto parsed = engine_config_from_env(environment(), engine_flags);
+  const std::map<std::string, std::string> env = environment();
+  auto parsed = engine_config_from_env(env, engine_flags);
   if (!parsed.ok()) return usage_error(flags, "serve", parsed.status().message());
   for (const std::string& notice : parsed->notices) KR_LOG(kWarn, "%s", notice.c_str());
-  const int32_t max_model_len = o.engine.max_model_len;
-  o.engine = parsed->config;
-  o.engine.max_model_len = max_model_len;
+  if (const std::string e = resolve_models(flags, mf, env, engine_flags, &o); !e.empty())
+    return usage_error(flags, "serve", e);
   return serve(o);
 }
 

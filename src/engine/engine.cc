@@ -91,7 +91,9 @@ Status Engine::Impl::submit(GenerationRequest req) {
   if (Status s = check_context_length(static_cast<int64_t>(req.prompt_ids.size()), req.max_tokens, max_model_len);
       !s.ok())
     return reject(std::move(s));
-  req.arrival_ns = clock->now_ns();
+  // The submitter may date the arrival earlier (a wait for the model's load), never later.
+  const int64_t now_ns = clock->now_ns();
+  if (req.arrival_ns <= 0 || req.arrival_ns > now_ns) req.arrival_ns = now_ns;
   {
     std::lock_guard<std::mutex> lock(mu);
     if (!accepting) return reject(FailedPrecondition("the engine is stopping"));

@@ -47,7 +47,7 @@ struct GenerationRequest {
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids; // finish with kStop when generated (besides EOS)
   int32_t priority = kPriorityDefault;
-  int64_t arrival_ns = 0;              // set by Engine::submit
+  int64_t arrival_ns = 0;              // on the engine's clock; 0: Engine::submit sets it to now
   std::function<void(TokenEvent&&)> on_event;
 };
 

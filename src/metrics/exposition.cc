@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <map>
 
 namespace kr {
 
@@ -89,6 +90,53 @@ void ExpositionWriter::histogram(std::string_view name, std::span<const Label> l
   out_->append(" ").append(format_double(h.sum)).append("\n");
   series(name, "_count", labels, "", "");
   out_->append(" ").append(std::to_string(h.count)).append("\n");
+}
+
+}  // namespace kr
+
+namespace kr {
+
+std::string merge_expositions(const std::vector<std::string>& parts) {
+  if (parts.size() == 1) return parts[0];
+  struct Family {
+    std::string header;   // its # HELP / # TYPE lines
+    std::string samples;  // from every part
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Family> families;
+  for (const std::string& text : parts) {
+    std::string current;  // the family the next samples belong to
+    bool header_taken = false;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t eol = text.find('\n', pos);
+      if (eol == std::string::npos) eol = text.size();
+      const std::string_view line(text.data() + pos, eol - pos);
+      pos = eol + 1;
+      if (line.empty()) continue;
+      if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
+        const std::string_view rest = line.substr(7);
+        const std::string name(rest.substr(0, rest.find(' ')));
+        if (name != current) {
+          current = name;
+          header_taken = families.count(name) == 0 || families[name].header.empty();
+          if (families.count(name) == 0) order.push_back(name);
+        }
+        if (header_taken) families[name].header.append(line).append("\n");
+        continue;
+      }
+      if (line[0] == '#') continue;  // other comments
+      if (families.count(current) == 0) order.push_back(current);
+      families[current].samples.append(line).append("\n");
+    }
+  }
+  std::string out;
+  for (const std::string& name : order) {
+    const Family& f = families[name];
+    out += f.header;
+    out += f.samples;
+  }
+  return out;
 }
 
 }  // namespace kr

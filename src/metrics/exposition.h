@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "metrics/histogram.h"
 
@@ -40,5 +41,10 @@ std::string format_double(double v);
 std::string format_le(double v);
 std::string escape_label_value(std::string_view v);  // \ " and newline
 std::string escape_help(std::string_view v);         // \ and newline
+
+// Several expositions of the same families (e.g. one per model, told apart by
+// labels) as one: each family's # HELP and # TYPE once, then its samples from
+// every part in order. The format does not allow a family to appear twice.
+std::string merge_expositions(const std::vector<std::string>& parts);
 
 }  // namespace kr

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <utility>
 
 #include "metrics/exposition.h"
 #include "metrics/histogram.h"
@@ -27,6 +28,8 @@ const std::vector<double> kIterationTokenBuckets = {1,   8,    16,   32,   64,  
 const std::vector<double> kStepBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                           0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 const std::vector<double> kSeqsPerStepBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+// A tiny model loads in tens of milliseconds, an 8B one from a cold disk in minutes.
+const std::vector<double> kModelLoadBuckets = {0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0};
 
 // Exact batch sizes kept for /stats; larger ones are counted at this size.
 constexpr int32_t kMaxTrackedBatch = 1024;
@@ -64,6 +67,7 @@ struct Metrics::Impl {
         iteration_tokens(kIterationTokenBuckets),
         step_duration(kStepBuckets),
         seqs_per_step(kSeqsPerStepBuckets),
+        model_load(kModelLoadBuckets),
         latency_ring(std::max(options.percentile_window, 1)),
         ttft_ring(std::max(options.percentile_window, 1)),
         batch_counts(std::make_unique<std::atomic<uint64_t>[]>(kMaxTrackedBatch + 1)) {
@@ -77,10 +81,14 @@ struct Metrics::Impl {
   AtomicHistogram ttft, itl, e2e, queue, prefill, decode;
   AtomicHistogram prompt_tokens_hist, generation_tokens_hist, iteration_tokens;
   AtomicHistogram step_duration, seqs_per_step;
+  AtomicHistogram model_load;
 
   Counter received, rejected, prompt_tokens, generation_tokens, preemptions, fast_path,
       auto_tune_adjustments;
   std::array<Counter, kNumFinishReasons> finished;  // by FinishReason
+  Counter model_loads, model_load_failures, model_unloads_idle, model_unloads_evicted;
+  std::atomic<bool> model_loaded{false};
+  std::atomic<double> model_last_load_s{0};
 
   std::atomic<int32_t> running{0}, waiting{0}, swapped{0};
   std::atomic<double> kv_usage{0};
@@ -184,6 +192,17 @@ void Metrics::set_scheduler_state(const SchedulerState& s) {
   m.ema_p99_itl_ms.store(s.ema_p99_itl_ms, std::memory_order_relaxed);
 }
 
+void Metrics::record_model_load(double seconds) {
+  impl_->model_loads.add(1);
+  impl_->model_load.observe(seconds);
+  impl_->model_last_load_s.store(seconds, std::memory_order_relaxed);
+}
+void Metrics::record_model_load_failure() { impl_->model_load_failures.add(1); }
+void Metrics::record_model_unload(bool evicted) {
+  (evicted ? impl_->model_unloads_evicted : impl_->model_unloads_idle).add(1);
+}
+void Metrics::set_model_loaded(bool loaded) { impl_->model_loaded.store(loaded, std::memory_order_relaxed); }
+
 StatsSnapshot Metrics::stats() const {
   const Impl& m = *impl_;
   StatsSnapshot s;
@@ -235,7 +254,10 @@ namespace {
 // of a series agree.
 struct ScrapeView {
   HistogramSnapshot ttft, itl, e2e, queue, prefill, decode, prompt_tokens_hist,
-      generation_tokens_hist, iteration_tokens, step_duration, seqs_per_step;
+      generation_tokens_hist, iteration_tokens, step_duration, seqs_per_step, model_load;
+  uint64_t model_loads = 0, model_load_failures = 0, model_unloads_idle = 0, model_unloads_evicted = 0;
+  bool model_loaded = false;
+  double model_last_load_s = 0;
   uint64_t received = 0, rejected = 0, prompt_tokens = 0, generation_tokens = 0, preemptions = 0,
            fast_path = 0, auto_tune_adjustments = 0;
   std::array<uint64_t, kNumFinishReasons> finished{};
@@ -330,6 +352,20 @@ void write_families(ExpositionWriter& w, const ScrapeView& v, std::string_view m
   counter("requests_rejected_total", "Requests refused at submit (queue full, bad input).",
           v.rejected);
   gauge("uptime_seconds", "Seconds since the metrics were created.", v.uptime_s);
+  // ---- model lifecycle ----
+  gauge("model_loaded", "1 while the model is loaded (weights, KV pool and engine), else 0.",
+        v.model_loaded ? 1 : 0);
+  counter("model_loads_total", "Loads of the model that succeeded.", v.model_loads);
+  counter("model_load_failures_total", "Loads of the model that failed.", v.model_load_failures);
+  w.family(name("model_unloads_total"), "counter",
+           "Unloads of the model: idle past its TTL, or evicted to make room for another.");
+  for (const auto& [reason, n] : {std::pair<const char*, uint64_t>{"idle", v.model_unloads_idle},
+                                  std::pair<const char*, uint64_t>{"evicted", v.model_unloads_evicted}}) {
+    const Label unload_labels[] = {{"model_name", model_name}, {"reason", reason}};
+    w.sample(name("model_unloads_total"), unload_labels, static_cast<double>(n));
+  }
+  histogram("model_load_seconds", "Histogram of model load times (start to ready) in seconds.", v.model_load);
+  gauge("model_last_load_seconds", "Seconds the last successful load of the model took.", v.model_last_load_s);
 }
 
 }  // namespace
@@ -348,6 +384,13 @@ std::string Metrics::render_prometheus() const {
   v.iteration_tokens = m.iteration_tokens.snapshot();
   v.step_duration = m.step_duration.snapshot();
   v.seqs_per_step = m.seqs_per_step.snapshot();
+  v.model_load = m.model_load.snapshot();
+  v.model_loads = m.model_loads.get();
+  v.model_load_failures = m.model_load_failures.get();
+  v.model_unloads_idle = m.model_unloads_idle.get();
+  v.model_unloads_evicted = m.model_unloads_evicted.get();
+  v.model_loaded = m.model_loaded.load(std::memory_order_relaxed);
+  v.model_last_load_s = m.model_last_load_s.load(std::memory_order_relaxed);
   v.received = m.received.get();
   v.rejected = m.rejected.get();
   v.prompt_tokens = m.prompt_tokens.get();

@@ -91,6 +91,11 @@ class Metrics {
   void set_queue(int32_t running, int32_t waiting, int32_t swapped);
   void set_kv_usage(double used_fraction);
   void set_scheduler_state(const SchedulerState& state);
+  // ---- model lifecycle (the server's model registry, loader thread) ----
+  void record_model_load(double seconds);  // a load that succeeded, start to ready
+  void record_model_load_failure();
+  void record_model_unload(bool evicted);  // evicted: to make room; else idle past its TTL
+  void set_model_loaded(bool loaded);
 
   // Prometheus text exposition format 0.0.4, names prefixed krserve_; serve it
   // with Content-Type kPrometheusContentType.

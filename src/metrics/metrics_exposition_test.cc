@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "metrics/exposition.h"
 #include "metrics/exposition_parser_for_test.h"
 #include "metrics/metrics.h"
 
@@ -220,6 +221,45 @@ void check_with_promtool(bool vllm_names) {
 
 TEST(Metrics, PromtoolAcceptsOurNames) { check_with_promtool(false); }
 TEST(Metrics, PromtoolAcceptsVllmNames) { check_with_promtool(true); }
+
+}  // namespace
+}  // namespace kr
+
+namespace kr {
+namespace {
+
+// Several models: one Metrics each, merged into one exposition (a family once,
+// a sample per model), with the model lifecycle series.
+TEST(Metrics, SeveralModelsMergeIntoOneExposition) {
+  FakeClock clock;
+  Metrics a(&clock, MetricsOptions{.model_name = "a"});
+  Metrics b(&clock, MetricsOptions{.model_name = "b"});
+  record_some(a, clock);
+  a.record_model_load(0.75);
+  a.set_model_loaded(true);
+  b.record_model_load(2.0);
+  b.record_model_unload(/*evicted=*/true);
+  b.record_model_load_failure();
+  b.set_model_loaded(false);
+  const std::string ta = a.render_prometheus(), tb = b.render_prometheus();
+  // Plain concatenation declares every family twice: not a valid exposition.
+  EXPECT_FALSE(parse_exposition(ta + tb).errors.empty());
+  const Parsed p = parse_exposition(merge_expositions({ta, tb}));
+  ASSERT_TRUE(p.errors.empty()) << p.errors.front();
+  const Labels la = {{"model_name", "a"}}, lb = {{"model_name", "b"}};
+  EXPECT_EQ(value_of(p, "krserve_num_requests_waiting", la), 5);
+  EXPECT_EQ(value_of(p, "krserve_num_requests_waiting", lb), 0);
+  EXPECT_EQ(p.type.at("krserve_model_load_seconds"), "histogram");
+  EXPECT_EQ(value_of(p, "krserve_model_loaded", la), 1);
+  EXPECT_EQ(value_of(p, "krserve_model_loaded", lb), 0);
+  EXPECT_EQ(value_of(p, "krserve_model_loads_total", la), 1);
+  EXPECT_EQ(value_of(p, "krserve_model_load_failures_total", lb), 1);
+  EXPECT_EQ(value_of(p, "krserve_model_unloads_total", {lb[0], {"reason", "evicted"}}), 1);
+  EXPECT_EQ(value_of(p, "krserve_model_unloads_total", {lb[0], {"reason", "idle"}}), 0);
+  EXPECT_EQ(value_of(p, "krserve_model_last_load_seconds", lb), 2);
+  EXPECT_EQ(value_of(p, "krserve_model_load_seconds_count", la), 1);
+  EXPECT_EQ(merge_expositions({ta}), ta);
+}
 
 }  // namespace
 }  // namespace kr

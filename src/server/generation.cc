@@ -38,12 +38,13 @@ struct Generation::Choice {
   FinishReason finish_reason = FinishReason::kNone;
 };
 
-Generation::Generation(ServerContext* ctx, OpenAIRequest req, std::vector<int32_t> prompt_ids,
-                       std::shared_ptr<ResponseWriter> writer)
-    : ctx_(ctx), req_(std::move(req)), prompt_ids_(std::move(prompt_ids)), writer_(std::move(writer)) {
+Generation::Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, OpenAIRequest req,
+                       std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer)
+    : ctx_(ctx), model_(std::move(model)), req_(std::move(req)), prompt_ids_(std::move(prompt_ids)),
+      writer_(std::move(writer)) {
   id_ = random_id(req_.chat ? "chatcmpl-" : "cmpl-");
   created_s_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const Tokenizer* tok = ctx_->prompt.tokenizer;
+  const Tokenizer* tok = model_->prompt().tokenizer;
   for (int i = 0; i < req_.n; ++i) {
     auto c = std::make_unique<Choice>();
     c->index = i;
@@ -73,14 +74,15 @@ void Generation::start() {
     g.ignore_eos = req_.ignore_eos;
     g.stop_token_ids = req_.stop_token_ids;
     g.priority = req_.priority;
+    g.arrival_ns = model_->arrival_ns();  // a wait for the model's load is queue time
     const int index = c->index;
     g.on_event = [self, index](TokenEvent&& e) { self->on_event(index, std::move(e)); };
-    Status s = ctx_->engine->submit(std::move(g));
+    Status s = model_->engine().submit(std::move(g));
     if (!s.ok()) {
       for (auto& d : choices_) {
         if (d.get() == c.get()) break;
         d->finished = true;
-        ctx_->engine->cancel(d->engine_id);
+        model_->engine().cancel(d->engine_id);
       }
       c->finished = true;
       done_ = true;
@@ -111,7 +113,7 @@ void Generation::release_events() {
 }
 
 void Generation::cancel() {
-  for (auto& c : choices_) ctx_->engine->cancel(c->engine_id);
+  for (auto& c : choices_) model_->engine().cancel(c->engine_id);
 }
 
 void Generation::on_event(int choice, TokenEvent&& event) {
@@ -154,7 +156,7 @@ json Generation::chunk(int choice, const std::string& text, json logprobs, const
   ch["logprobs"] = std::move(logprobs);
   ch["finish_reason"] = finish_reason ? json(finish_reason) : json(nullptr);
   json j = {{"id", id_}, {"object", req_.chat ? "chat.completion.chunk" : "text_completion"}, {"created", created_s_},
-            {"model", ctx_->served_model_name}, {"choices", json::array({std::move(ch)})}};
+            {"model", model_->name()}, {"choices", json::array({std::move(ch)})}};
   if (req_.include_usage) j["usage"] = nullptr;
   return j;
 }
@@ -174,7 +176,7 @@ Generation::TextStep Generation::take_text(Choice& c, const TokenEvent& event) {
     step.text += piece;
     if (c.stop->stopped()) {
       step.stopped = true;
-      ctx_->engine->cancel(c.engine_id);  // stop at the next step; its KV blocks are freed then
+      model_->engine().cancel(c.engine_id);  // stop at the next step; its KV blocks are freed then
       return step;
     }
   }
@@ -251,7 +253,7 @@ void Generation::maybe_complete() {
   if (req_.stream) {
     if (req_.include_usage) {
       write_chunk({{"id", id_}, {"object", req_.chat ? "chat.completion.chunk" : "text_completion"},
-                   {"created", created_s_}, {"model", ctx_->served_model_name}, {"choices", json::array()},
+                   {"created", created_s_}, {"model", model_->name()}, {"choices", json::array()},
                    {"usage", usage}});
     }
     writer_->write("data: [DONE]\n\n");
@@ -261,7 +263,7 @@ void Generation::maybe_complete() {
   json choices = json::array();
   std::string echo;
   if (!req_.chat && req_.echo)
-    echo = req_.prompt_text ? *req_.prompt_text : ctx_->prompt.tokenizer->decode(prompt_ids_, false);
+    echo = req_.prompt_text ? *req_.prompt_text : model_->prompt().tokenizer->decode(prompt_ids_, false);
   for (auto& c : choices_) {
     json ch;
     ch["index"] = c->index;
@@ -275,7 +277,7 @@ void Generation::maybe_complete() {
     choices.push_back(std::move(ch));
   }
   json j = {{"id", id_}, {"object", req_.chat ? "chat.completion" : "text_completion"}, {"created", created_s_},
-            {"model", ctx_->served_model_name}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
+            {"model", model_->name()}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
   HttpResponse r;
   r.body = dump(j) + "\n";
   writer_->send(std::move(r));

@@ -24,6 +24,7 @@
 
 #include "engine/request.h"
 #include "server/http_server.h"
+#include "server/model_registry.h"
 #include "server/openai_request.h"
 #include "server/server_context.h"
 
@@ -31,9 +32,10 @@ namespace kr {
 
 class Generation : public std::enable_shared_from_this<Generation> {
  public:
-  // req.max_tokens is set (admit_prompt settled it).
-  Generation(ServerContext* ctx, OpenAIRequest req, std::vector<int32_t> prompt_ids,
-             std::shared_ptr<ResponseWriter> writer);
+  // req.max_tokens is set (admit_prompt settled it). `model` is the model the
+  // request was routed to, held until the Generation ends.
+  Generation(ServerContext* ctx, std::shared_ptr<ModelLease> model, OpenAIRequest req,
+             std::vector<int32_t> prompt_ids, std::shared_ptr<ResponseWriter> writer);
   ~Generation();
 
   // Submits the choices; on a submit error answers with it (nothing stays in flight).
@@ -62,6 +64,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void write_chunk(const nlohmann::json& j);
 
   ServerContext* ctx_;
+  std::shared_ptr<ModelLease> model_;  // released last (after the choices)
   OpenAIRequest req_;
   std::vector<int32_t> prompt_ids_;
   std::shared_ptr<ResponseWriter> writer_;

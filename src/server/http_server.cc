@@ -108,6 +108,7 @@ struct HttpServerLoop {
   std::mutex mu;  // guards commands, close_listeners
   std::vector<Command> commands;
   bool close_listeners = false;
+  int keep_tag = -1;  // stop_accepting: the listeners with this tag stay open
 
   HttpServerLoop(HttpServerOptions o, HttpHandler h, HttpErrorFormatter e)
       : options(o), handler(std::move(h)), error_formatter(std::move(e)), parser(o.limits) {}
@@ -334,11 +335,13 @@ struct HttpServerLoop {
       close_listeners = false;
     }
     if (close_l) {
-      for (const Listener& l : listeners) {
+      // Closed listeners keep their place (their index is their epoll id) with fd -1.
+      for (Listener& l : listeners) {
+        if (l.fd < 0 || l.tag == keep_tag) continue;
         epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, nullptr);
         ::close(l.fd);
+        l.fd = -1;
       }
-      listeners.clear();
       // Idle keep-alive connections go now; busy ones close after their exchange.
       std::vector<uint64_t> idle;
       for (auto& [id, c] : conns)
@@ -421,7 +424,7 @@ struct HttpServerLoop {
         }
         if (id < kFirstConnId) {
           for (const Listener& l : listeners)
-            if (kListenerBase + static_cast<uint64_t>(&l - listeners.data()) == id) accept_all(l);
+            if (l.fd >= 0 && kListenerBase + static_cast<uint64_t>(&l - listeners.data()) == id) accept_all(l);
           continue;
         }
         auto it = conns.find(id);
@@ -536,7 +539,8 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler, HttpError
 
 HttpServer::~HttpServer() {
   stop();
-  for (const auto& l : loop_->listeners) ::close(l.fd);
+  for (const auto& l : loop_->listeners)
+    if (l.fd >= 0) ::close(l.fd);
   loop_->listeners.clear();
   ::close(loop_->epfd);
   ::close(loop_->wakefd);
@@ -587,11 +591,12 @@ void HttpServer::start() {
   loop_->thread = std::thread([l = loop_.get()] { l->loop(); });
 }
 
-void HttpServer::stop_accepting() {
+void HttpServer::stop_accepting(int keep_tag) {
   loop_->draining.store(true);
   {
     std::lock_guard<std::mutex> lock(loop_->mu);
     loop_->close_listeners = true;
+    loop_->keep_tag = keep_tag;
   }
   loop_->wake();
 }

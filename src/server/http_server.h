@@ -107,8 +107,10 @@ class HttpServer {
   // Returns the bound port. Call before start().
   StatusOr<int> listen(const std::string& host, int port, int tag);
   void start();
-  // Closes the listening sockets; connections with a request in flight finish it.
-  void stop_accepting();
+  // Closes the listening sockets (except those tagged keep_tag, e.g. one that
+  // answers health probes during a drain); connections with a request in flight
+  // finish it, and every connection closes after its exchange.
+  void stop_accepting(int keep_tag = -1);
   // Exchanges (requests) in flight right now.
   int active_exchanges() const;
   // Stops the loop and the workers; closes every connection.

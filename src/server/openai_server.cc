@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 #include "server/generation.h"
+#include "server/model_registry.h"
 #include "server/prompt.h"
 #include "server/webui.h"
 #include "tokenizer/tokenizer.h"
@@ -43,6 +44,33 @@ ApiError not_ready() {
   e.code = "model_loading";
   e.message = "the model is still loading";
   return e;
+}
+
+// Why a request could not be routed to its model (ModelRegistry::acquire).
+ApiError model_error(const Status& s) {
+  ApiError e;
+  e.message = s.message();
+  if (s.code() == StatusCode::kNotFound) {
+    e.http_status = 404;
+    e.code = "model_not_found";
+    e.param = "model";
+    return e;
+  }
+  e.http_status = 503;
+  e.type = "server_error";
+  e.code = s.code() == StatusCode::kCancelled           ? "shutting_down"
+           : s.code() == StatusCode::kResourceExhausted ? "model_queue_full"
+                                                        : "model_load_failed";
+  return e;
+}
+
+// The "model" of a JSON body, "" when absent or not a JSON object (the handler
+// reports malformed bodies itself).
+std::string body_model(const std::string& body, int32_t max_depth) {
+  if (json_nesting_depth(body) > max_depth) return "";
+  const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_string()) return "";
+  return j["model"].get<std::string>();
 }
 
 ApiError method_not_allowed(const std::string& method, const std::string& path) {
@@ -96,7 +124,7 @@ std::span<const OpenAIServer::Route> OpenAIServer::routes() {
   static const Route kRoutes[] = {
       // path                   prefix post   api    needs_model handler
       {"/health",               false, false, false, false, &OpenAIServer::health},
-      {"/ready",                false, false, false, false, &OpenAIServer::health},
+      {"/ready",                false, false, false, false, &OpenAIServer::ready},
       {"/metrics",              false, false, false, false, &OpenAIServer::metrics},
       {"/stats",                false, false, false, false, &OpenAIServer::stats},
       {"/v1/models",            false, false, true,  false, &OpenAIServer::list_models},
@@ -155,7 +183,16 @@ void OpenAIServer::handle(int listener, HttpRequest&& req, std::shared_ptr<Respo
   (this->*route->handler)(req, w);
 }
 
+// Liveness: 503 only while the models of the start load; 200 after, draining included
+// (a draining process is alive: restarting it would cut its running requests).
 void OpenAIServer::health(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
+  if (ctx_->draining.load()) return send_json(w, 200, {{"status", "draining"}});
+  if (!ctx_->ready.load(std::memory_order_acquire)) return send_json(w, 503, {{"status", "loading"}});
+  send_json(w, 200, {{"status", "ok"}});
+}
+
+// Readiness: 200 only while new requests are welcome.
+void OpenAIServer::ready(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
   if (ctx_->draining.load()) return send_json(w, 503, {{"status", "draining"}});
   if (!ctx_->ready.load(std::memory_order_acquire)) return send_json(w, 503, {{"status", "loading"}});
   send_json(w, 200, {{"status", "ok"}});
@@ -164,27 +201,60 @@ void OpenAIServer::health(const HttpRequest&, const std::shared_ptr<ResponseWrit
 void OpenAIServer::metrics(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
   HttpResponse r;
   r.content_type = Metrics::kPrometheusContentType;
-  r.body = ctx_->metrics ? ctx_->metrics->render_prometheus() : "";
+  r.body = ctx_->models ? ctx_->models->render_metrics() : "";
   w->send(std::move(r));
 }
 
 namespace {
 
-json model_card(const ServerContext& ctx) {
-  return {{"id", ctx.served_model_name}, {"object", "model"}, {"created", ctx.created_unix_s},
-          {"owned_by", "kr-serve"}, {"max_model_len", ctx.prompt.max_model_len}};
+json event_json(const ModelEvent& e) {
+  json j = {{"event", model_event_name(e.kind)}, {"at_unix_ms", e.unix_ms}, {"seconds", e.seconds}};
+  if (e.kind == ModelEvent::kUnloaded) j["reason"] = e.detail;
+  if (e.kind == ModelEvent::kLoadFailed) j["error"] = e.detail;
+  return j;
+}
+
+// An OpenAI model object plus what a server of several models shows: its state
+// and its load and unload events.
+json model_card(const ServerContext& ctx, const ModelStatus& m) {
+  json events = json::array();
+  for (const ModelEvent& e : m.events) events.push_back(event_json(e));
+  json j = {{"id", m.name},
+            {"object", "model"},
+            {"created", ctx.created_unix_s},
+            {"owned_by", "kr-serve"},
+            {"state", model_state_name(m.state)},
+            {"default", m.is_default},
+            {"memory_share", m.memory_share},
+            {"max_model_len", m.max_model_len > 0 ? json(m.max_model_len) : json(nullptr)},
+            {"running", m.running},
+            {"waiting", m.waiting + m.waiting_for_load},
+            {"loads", m.loads},
+            {"load_failures", m.load_failures},
+            {"unloads", m.unloads},
+            {"last_load_seconds", m.loads > 0 ? json(m.last_load_s) : json(nullptr)},
+            {"last_used_unix_ms", m.last_used_unix_ms > 0 ? json(m.last_used_unix_ms) : json(nullptr)},
+            {"events", std::move(events)}};
+  if (m.state == ModelState::kFailed) j["error"] = m.error;
+  return j;
 }
 
 }  // namespace
 
 void OpenAIServer::list_models(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
-  send_json(w, 200, {{"object", "list"}, {"data", json::array({model_card(*ctx_)})}});
+  json data = json::array();
+  for (const ModelStatus& m : ctx_->models->status()) data.push_back(model_card(*ctx_, m));
+  send_json(w, 200, {{"object", "list"}, {"data", std::move(data)}});
 }
 
 void OpenAIServer::get_model(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
   const std::string id = req.path.substr(std::string("/v1/models/").size());
-  if (id == ctx_->served_model_name) return send_json(w, 200, model_card(*ctx_));
-  ApiError e = not_found("model_not_found", "the model '" + id + "' does not exist");
+  std::string names;
+  for (const ModelStatus& m : ctx_->models->status()) {
+    if (m.name == id) return send_json(w, 200, model_card(*ctx_, m));
+    names += (names.empty() ? "'" : ", '") + m.name + "'";
+  }
+  ApiError e = not_found("model_not_found", "the model '" + id + "' does not exist; this server serves " + names);
   e.param = "model";
   send_error(w, e);
 }
@@ -197,19 +267,29 @@ void OpenAIServer::completions(const HttpRequest& req, const std::shared_ptr<Res
   generate(false, req, w);
 }
 
+// Parses the body here (HTTP worker), then routes it to its model: at once when
+// the model is loaded, else after its load (on the registry's resume pool).
 void OpenAIServer::generate(bool chat, const HttpRequest& http, const std::shared_ptr<ResponseWriter>& w) {
-  OpenAIRequest req;
+  auto req = std::make_shared<OpenAIRequest>();
   ApiError err;
-  if (!parse_openai_request(http.body, chat, ctx_->limits, &req, &err)) return send_error(w, err);
-  if (!req.model.empty() && req.model != ctx_->served_model_name) {
-    ApiError e = not_found("model_not_found", "the model '" + req.model + "' does not exist (this server serves '" +
-                                                  ctx_->served_model_name + "')");
-    e.type = "invalid_request_error";
-    e.param = "model";
-    return send_error(w, e);
-  }
-  if (chat && !ctx_->prompt.chat)
+  if (!parse_openai_request(http.body, chat, ctx_->limits, req.get(), &err)) return send_error(w, err);
+  const std::string name = req->model;
+  ctx_->models->acquire(name, [this, chat, req, w](StatusOr<std::shared_ptr<ModelLease>> lease) {
+    if (!lease.ok()) return send_error(w, model_error(lease.status()));
+    if (w->disconnected()) return;  // the client left while its model loaded
+    start_generation(chat, std::move(*req), std::move(lease).value(), w);
+  });
+}
+
+void OpenAIServer::start_generation(bool chat, OpenAIRequest req, std::shared_ptr<ModelLease> model,
+                                    const std::shared_ptr<ResponseWriter>& w) {
+  const PromptContext& pc = model->prompt();
+  if (chat && !pc.chat)
     return send_error(w, bad_param("messages", "this model has no chat template; use /v1/completions"));
+  for (int32_t id : req.stop_token_ids)
+    if (id >= pc.vocab_size)
+      return send_error(w, bad_param("stop_token_ids", "token ids must be integers in [0, " +
+                                                           std::to_string(pc.vocab_size) + ")"));
   PromptInput in;
   if (chat) {
     in.messages = &req.messages;
@@ -221,19 +301,35 @@ void OpenAIServer::generate(bool chat, const HttpRequest& http, const std::share
     in.ids = &*req.prompt_ids;
   }
   in.max_tokens = req.max_tokens;
-  auto admitted = admit_prompt(in, ctx_->prompt);
+  auto admitted = admit_prompt(in, pc);
   if (!admitted.ok()) return send_error(w, prompt_error(admitted.status(), chat ? "messages" : "prompt"));
   req.max_tokens = admitted->max_tokens;
   if (req.min_tokens > *req.max_tokens)
     return send_error(w, bad_param("min_tokens", "'min_tokens' must not exceed max_tokens"));
-  auto g = std::make_shared<Generation>(ctx_, std::move(req), std::move(admitted->ids), w);
+  auto g = std::make_shared<Generation>(ctx_, std::move(model), std::move(req), std::move(admitted->ids), w);
   g->start();
 }
 
-void OpenAIServer::tokenize(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+// /tokenize and /detokenize: the body's "model" (default: the first model) picks the tokenizer.
+void OpenAIServer::with_model(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w,
+                              std::function<void(const ModelLease&)> fn) {
+  ctx_->models->acquire(body_model(req.body, ctx_->limits.max_json_depth),
+                        [w, fn = std::move(fn)](StatusOr<std::shared_ptr<ModelLease>> lease) {
+                          if (!lease.ok()) return send_error(w, model_error(lease.status()));
+                          fn(**lease);
+                        });
+}
+
+void OpenAIServer::tokenize(const HttpRequest& http, const std::shared_ptr<ResponseWriter>& w) {
+  with_model(http, w, [this, body = http.body, w](const ModelLease& model) { tokenize_with(body, model, w); });
+}
+
+void OpenAIServer::tokenize_with(const std::string& body, const ModelLease& model,
+                                 const std::shared_ptr<ResponseWriter>& w) {
+  const PromptContext& pc = model.prompt();
   try {
-    if (json_nesting_depth(req.body) > ctx_->limits.max_json_depth) return send_error(w, bad_param("", "JSON nested too deep"));
-    const json j = json::parse(req.body);
+    if (json_nesting_depth(body) > ctx_->limits.max_json_depth) return send_error(w, bad_param("", "JSON nested too deep"));
+    const json j = json::parse(body);
     if (!j.is_object()) return send_error(w, bad_param("", "the request body must be a JSON object"));
     PromptInput in;
     in.generation = false;
@@ -246,8 +342,8 @@ void OpenAIServer::tokenize(const HttpRequest& req, const std::shared_ptr<Respon
     std::string text;
     if (j.contains("messages")) {
       ApiError err;
-      if (!parse_openai_request(req.body, true, ctx_->limits, &chat, &err)) return send_error(w, err);
-      if (!ctx_->prompt.chat) return send_error(w, bad_param("messages", "this model has no chat template"));
+      if (!parse_openai_request(body, true, ctx_->limits, &chat, &err)) return send_error(w, err);
+      if (!pc.chat) return send_error(w, bad_param("messages", "this model has no chat template"));
       in.messages = &chat.messages;
       in.tools_json = chat.tools_json;
       in.add_generation_prompt = chat.add_generation_prompt;
@@ -259,29 +355,35 @@ void OpenAIServer::tokenize(const HttpRequest& req, const std::shared_ptr<Respon
       text = t->get<std::string>();
       in.text = &text;
     }
-    auto admitted = admit_prompt(in, ctx_->prompt);
+    auto admitted = admit_prompt(in, pc);
     if (!admitted.ok()) return send_error(w, prompt_error(admitted.status(), "messages"));
     const std::vector<int32_t>& ids = admitted->ids;
-    send_json(w, 200, {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", ctx_->prompt.max_model_len}});
+    send_json(w, 200, {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", pc.max_model_len}});
   } catch (const json::exception& e) {
     send_error(w, bad_param("", std::string("malformed JSON: ") + e.what()));
   }
 }
 
-void OpenAIServer::detokenize(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
+void OpenAIServer::detokenize(const HttpRequest& http, const std::shared_ptr<ResponseWriter>& w) {
+  with_model(http, w, [this, body = http.body, w](const ModelLease& model) { detokenize_with(body, model, w); });
+}
+
+void OpenAIServer::detokenize_with(const std::string& body, const ModelLease& model,
+                                   const std::shared_ptr<ResponseWriter>& w) {
+  const PromptContext& pc = model.prompt();
   try {
-    if (json_nesting_depth(req.body) > ctx_->limits.max_json_depth) return send_error(w, bad_param("", "JSON nested too deep"));
-    const json j = json::parse(req.body);
+    if (json_nesting_depth(body) > ctx_->limits.max_json_depth) return send_error(w, bad_param("", "JSON nested too deep"));
+    const json j = json::parse(body);
     if (!j.is_object() || !j.contains("tokens") || !j["tokens"].is_array())
       return send_error(w, bad_param("tokens", "'tokens' must be an array of token ids"));
     std::vector<int32_t> ids;
     for (const json& v : j["tokens"]) {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= ctx_->limits.vocab_size)
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= pc.vocab_size)
         return send_error(w, bad_param("tokens", "token ids must be integers in [0, " +
-                                                     std::to_string(ctx_->limits.vocab_size) + ")"));
+                                                     std::to_string(pc.vocab_size) + ")"));
       ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
     }
-    const std::string text = ctx_->prompt.tokenizer->decode(ids, /*skip_special_tokens=*/false);
+    const std::string text = pc.tokenizer->decode(ids, /*skip_special_tokens=*/false);
     send_json(w, 200, {{"prompt", text}, {"content", text}});
   } catch (const json::exception& e) {
     send_error(w, bad_param("", std::string("malformed JSON: ") + e.what()));
@@ -289,13 +391,14 @@ void OpenAIServer::detokenize(const HttpRequest& req, const std::shared_ptr<Resp
 }
 
 void OpenAIServer::stats(const HttpRequest&, const std::shared_ptr<ResponseWriter>& w) {
-  if (!ctx_->metrics) return send_json(w, 200, json::object());
-  const StatsSnapshot s = ctx_->metrics->stats();
+  if (!ctx_->models) return send_json(w, 200, json::object());
+  // The figures of the default model; "models" has every model's state and queue.
+  const StatsSnapshot s = ctx_->models->default_metrics()->stats();
   json batch = json::object();
   for (const auto& [size, steps] : s.batch_size_counts) batch[std::to_string(size)] = steps;
   json j = {
       {"uptime_s", s.uptime_s},
-      {"model", ctx_->served_model_name},
+      {"model", ctx_->models->default_name()},
       {"version", build_version()},
       {"ready", ctx_->ready.load()},
       {"latency_s", {{"p50", s.latency_p50_s}, {"p95", s.latency_p95_s}, {"p99", s.latency_p99_s},
@@ -315,10 +418,15 @@ void OpenAIServer::stats(const HttpRequest&, const std::shared_ptr<ResponseWrite
                      {"adaptive_window", s.scheduler.adaptive_window},
                      {"ema_p99_ttft_ms", s.scheduler.ema_p99_ttft_ms}, {"ema_p99_itl_ms", s.scheduler.ema_p99_itl_ms}}},
   };
-  if (ctx_->engine && ctx_->ready.load(std::memory_order_acquire)) {
-    j["engine"] = {{"running", ctx_->engine->num_running()}, {"waiting", ctx_->engine->num_waiting()},
-                   {"free_kv_blocks", ctx_->engine->num_free_blocks()}};
+  json models = json::array();
+  for (const ModelStatus& m : ctx_->models->status()) {
+    json e = {{"running", m.running}, {"waiting", m.waiting}, {"free_kv_blocks", m.free_kv_blocks}};
+    if (m.is_default && m.state == ModelState::kLoaded) j["engine"] = e;
+    e["name"] = m.name;
+    e["state"] = model_state_name(m.state);
+    models.push_back(std::move(e));
   }
+  j["models"] = std::move(models);
   send_json(w, 200, j);
 }
 

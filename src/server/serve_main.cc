@@ -4,25 +4,22 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <time.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
-#include "backend/backend.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "engine/engine.h"
-#include "engine/forward_runner.h"
-#include "metrics/metrics.h"
 #include "server/http_server.h"
+#include "server/model_loader.h"
+#include "server/model_registry.h"
 #include "server/openai_server.h"
-#include "tokenizer/chat_prompt.h"
-#include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_config.h"
-#ifdef KR_HAVE_CUDA_BACKEND
-#include "backend/cuda/cuda_backend.h"
-#endif
 
 namespace kr {
 namespace {
@@ -45,21 +42,32 @@ void bound_allocator_retention() {
   mallopt(M_TRIM_THRESHOLD, 1 << 20);
 }
 
-StatusOr<std::unique_ptr<Backend>> make_backend(const ServeOptions& a) {
-  const size_t kv_bytes = static_cast<size_t>(a.kv_cache_mb) << 20;
-#ifdef KR_HAVE_CUDA_BACKEND
-  if (a.backend == "cuda" || (a.backend == "auto" && cuda_device_available())) {
-    CudaOptions options;
-    options.memory_fraction = a.gpu_memory_fraction;
-    options.pdl = a.cuda_pdl == "1";
-    auto b = make_cuda_backend(options);
-    if (b) return b;
-    if (a.backend == "cuda") return FailedPrecondition("--backend cuda: no usable CUDA device");
+// Seconds since this process started (/proc/self/stat's starttime against
+// CLOCK_BOOTTIME, both since boot), so that start-up time covers everything
+// before main too; -1 when /proc is not there.
+double process_age_s() {
+  FILE* f = std::fopen("/proc/self/stat", "r");
+  if (f == nullptr) return -1;
+  char buf[2048];
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces
+  if (p == nullptr) return -1;
+  // Fields after the name: state is field 3; starttime is field 22.
+  unsigned long long start_ticks = 0;
+  int field = 2;
+  for (const char* q = p + 1; *q; ++q) {
+    if (*q != ' ') continue;
+    if (++field == 22) {
+      start_ticks = std::strtoull(q + 1, nullptr, 10);
+      break;
+    }
   }
-#else
-  if (a.backend == "cuda") return FailedPrecondition("--backend cuda: this build has no CUDA backend");
-#endif
-  return make_cpu_backend(a.threads, kv_bytes);
+  timespec boot{};
+  if (start_ticks == 0 || clock_gettime(CLOCK_BOOTTIME, &boot) != 0) return -1;
+  const double now_s = static_cast<double>(boot.tv_sec) + static_cast<double>(boot.tv_nsec) * 1e-9;
+  return now_s - static_cast<double>(start_ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 int fail(const Status& s) {
@@ -70,8 +78,6 @@ int fail(const Status& s) {
 }  // namespace
 
 int serve(const ServeOptions& a) {
-  const EngineConfig& engine_config = a.engine;
-
   // Signals are taken by sigwait on this thread only: block them before any thread starts.
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -81,24 +87,57 @@ int serve(const ServeOptions& a) {
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
   bound_allocator_retention();
+  if (Status s = check_models(a.models, a.max_loaded_models); !s.ok()) return fail(s);
 
   SteadyClock clock;
   ServerContext ctx;
-  ctx.served_model_name = a.served_model_name;
   ctx.api_key = a.api_key;
   ctx.cors_origin = a.cors_origin;
   ctx.webui = !a.no_webui;
   ctx.created_unix_s =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  MetricsOptions mopt;
-  mopt.vllm_names = a.metrics_vllm_names;
-  mopt.model_name = a.served_model_name;
-  Metrics metrics(&clock, mopt);
-  ctx.metrics = &metrics;
+
+  // Memory: each model's share, explicit or by weight size (models_config.h).
+  std::vector<uint64_t> weight_bytes;
+  for (const ModelSpec& m : a.models) weight_bytes.push_back(model_weight_bytes(m));
+  auto shares = resolve_memory_shares(a.models, weight_bytes, a.max_loaded_models);
+  if (!shares.ok()) return fail(shares.status());
+  ModelLoaderSettings loader;
+  loader.backend = a.backend;
+  loader.threads = a.threads;
+  loader.kv_cache_mb = a.kv_cache_mb;
+  loader.gpu_memory_fraction = a.gpu_memory_fraction;
+  loader.cuda_pdl = a.cuda_pdl == "1";
+  loader.clock = &clock;
+  ModelRegistryOptions ropt;
+  ropt.max_loaded_models = a.max_loaded_models;
+  ropt.idle_ttl_s = a.model_idle_ttl_s;
+  ropt.metrics.vllm_names = a.metrics_vllm_names;
+  int64_t free_bytes = 0, total_bytes = 0;
+  if (a.models.size() > 1 && will_use_cuda(a.backend) && device_memory(&free_bytes, &total_bytes)) {
+    // Several models on one device: the shares divide what is free now.
+    loader.device_budget_bytes = static_cast<int64_t>(static_cast<double>(free_bytes) * a.gpu_memory_fraction);
+    for (double share : *shares)
+      ropt.memory_bytes.push_back(static_cast<int64_t>(static_cast<double>(loader.device_budget_bytes) * share));
+    ropt.device_free_bytes = [] {
+      int64_t f = 0, t = 0;
+      return device_memory(&f, &t) ? f : int64_t{-1};
+    };
+    KR_LOG(kInfo, "%zu models share %.1f GiB of device memory (%.2f of the %.1f GiB free)", a.models.size(),
+           static_cast<double>(loader.device_budget_bytes) / (1 << 30), a.gpu_memory_fraction,
+           static_cast<double>(free_bytes) / (1 << 30));
+  }
+  ModelRegistry models(
+      a.models, *shares, ropt,
+      [loader](const ModelSpec& spec, double share, Metrics* metrics) {
+        return load_served_model(spec, share, metrics, loader);
+      },
+      &clock);
+  ctx.models = &models;
   auto event_pool = std::make_unique<TaskPool>(2);
   ctx.event_pool = event_pool.get();
 
-  // Listen first: /health answers 503 while the model loads.
+  // Listen first: /health and /ready answer 503 while the models load.
   OpenAIServer api(&ctx);
   HttpServerOptions hopt;
   hopt.read_timeout_s = a.read_timeout_s;
@@ -114,54 +153,28 @@ int serve(const ServeOptions& a) {
     KR_LOG(kInfo, "metrics on http://%s:%d/metrics", a.host.c_str(), *mport);
   }
   http.start();
-  KR_LOG(kInfo, "listening on http://%s:%d (model '%s' loading from %s)", a.host.c_str(), *port,
-         a.served_model_name.c_str(), a.model_dir.c_str());
+  std::string names;
+  for (const ModelSpec& m : a.models) names += (names.empty() ? "'" : ", '") + m.name + "'";
+  KR_LOG(kInfo, "listening on http://%s:%d (models %s)", a.host.c_str(), *port, names.c_str());
 
-  // Tokenizer and chat template.
-  auto tok = Tokenizer::load_from_file(a.model_dir + "/tokenizer.json");
-  if (!tok.ok()) return fail(tok.status());
-  std::unique_ptr<ChatPromptBuilder> chat;
-  auto tcfg = read_tokenizer_config(a.model_dir + "/tokenizer_config.json");
-  if (tcfg.ok()) {
-    auto made = make_chat_prompt_builder(tok->get(), *tcfg);
-    if (!made.ok()) return fail(made.status());
-    chat = std::move(made).value();
+  if (Status s = models.load_at_start(); !s.ok()) {
+    http.stop();
+    models.stop(0);
+    return fail(s);
   }
-  if (!chat) {
-    KR_LOG(kWarn, "no chat template in %s/tokenizer_config.json: /v1/chat/completions is disabled", a.model_dir.c_str());
-  }
-
-  // Model and engine (EngineConfig::max_model_len caps the context: --max-model-len).
-  auto backend = make_backend(a);
-  if (!backend.ok()) return fail(backend.status());
-  ModelOptions mo;
-  mo.block_size = 16;
-  mo.max_tokens_per_step = engine_config.max_batched_tokens;
-  mo.max_logit_rows = engine_config.max_num_seqs;
-  mo.dummy_weights = a.dummy_weights;
-  mo.arch = a.arch;
-  auto runner = make_forward_runner(a.model_dir, std::move(backend).value(), mo);
-  if (!runner.ok()) return fail(runner.status());
-  auto engine = std::make_unique<Engine>(runner->get(), engine_config, &clock, &metrics);
-  const int32_t max_len = engine->max_model_len();
-  ctx.engine = engine.get();
-  ctx.limits.vocab_size = (*runner)->model().config().vocab_size;
-  ctx.prompt.tokenizer = tok->get();
-  ctx.prompt.chat = chat.get();
-  ctx.prompt.bos_id = (*runner)->model().config().bos_token_id;
-  ctx.prompt.vocab_size = ctx.limits.vocab_size;
-  ctx.prompt.max_model_len = max_len;
-  engine->start();
   ctx.ready.store(true, std::memory_order_release);
-  KR_LOG(kInfo, "ready: model '%s', max_model_len %d, %d KV blocks", a.served_model_name.c_str(), max_len,
-         (*runner)->num_kv_blocks());
+  const double startup_s = process_age_s();
+  models.set_startup_seconds(startup_s);
+  KR_LOG(kInfo, "ready: cold start to ready in %.2f s (models %s)", startup_s, names.c_str());
 
   int sig = 0;
   sigwait(&sigs, &sig);
   KR_LOG(kInfo, "signal %d: draining (up to %.1f s)", sig, a.shutdown_timeout_s);
   ctx.draining.store(true);
-  http.stop_accepting();
-  engine->stop(a.shutdown_timeout_s);  // finishes or cancels every request
+  // The main port closes at once (a balancer moves on); the metrics port, when there
+  // is one, keeps answering probes: /health 200 (alive), /ready 503 (draining).
+  http.stop_accepting(a.metrics_export ? kMetricsListener : -1);
+  models.stop(a.shutdown_timeout_s);  // every engine finishes or cancels its requests
   // Let the last events reach their clients.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (http.active_exchanges() > 0 && std::chrono::steady_clock::now() < deadline)
@@ -169,7 +182,6 @@ int serve(const ServeOptions& a) {
   http.stop();
   event_pool.reset();
   ctx.ready.store(false);
-  engine.reset();
   KR_LOG(kInfo, "stopped");
   return 0;
 }

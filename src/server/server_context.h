@@ -1,11 +1,10 @@
-// ServerContext: what the HTTP handlers share: the engine, the prompt context
-// (tokenizer, chat template, BOS, context limit), metrics and the server's
-// settings. Built by serve_main; the model parts are published once loading
-// finishes (`ready` flips to true with release order, readers check it with
-// acquire before touching them).
+// ServerContext: what the HTTP handlers share: the served models (their
+// registry: engines, tokenizers, metrics), the server's settings and the event
+// pool. Built by serve_main before the HTTP server starts; `ready` turns true
+// (release order) once the models loaded at start are loaded.
 //
-// Threading: fields are written before `ready` is set and only read after;
-// the engine, tokenizer and metrics are themselves thread-safe as documented.
+// Threading: fields are written before the HTTP server starts and only read
+// after; ready and draining are atomics; the registry is thread-safe.
 #pragma once
 
 #include <atomic>
@@ -13,29 +12,23 @@
 #include <string>
 
 #include "server/openai_request.h"
-#include "server/prompt.h"
 #include "server/task_pool.h"
 
 namespace kr {
 
-class Engine;
-class Metrics;
+class ModelRegistry;
 
 struct ServerContext {
   // Settings (fixed before the HTTP server starts).
-  std::string served_model_name = "tiny-llama3";
   std::string api_key;       // empty: no authentication
   std::string cors_origin;   // empty: no CORS headers
   bool webui = true;         // GET / serves the chat page (server/webui.h)
   int64_t created_unix_s = 0;
-  RequestLimits limits;
+  RequestLimits limits;      // vocab_size is checked per model after routing
 
-  // Set once the model is loaded.
-  Engine* engine = nullptr;
-  Metrics* metrics = nullptr;  // may be set before the model (for /metrics while loading)
-  PromptContext prompt;        // prompt.max_model_len is the engine's
-  std::atomic<bool> ready{false};
-  std::atomic<bool> draining{false};
+  ModelRegistry* models = nullptr;  // every served model; requests are routed by name
+  std::atomic<bool> ready{false};     // the models loaded at start are loaded
+  std::atomic<bool> draining{false};  // SIGTERM: finishing what runs, taking nothing new
 
   TaskPool* event_pool = nullptr;  // turns engine events into response bytes
   std::atomic<int64_t> next_request_id{1};

@@ -96,11 +96,15 @@ test('probes, shutdown timing, GPU, ports and flags line up', async () => {
   assert.equal(c.startupProbe.httpGet.path, '/health');
   assert.equal(c.readinessProbe.httpGet.path, '/ready');
   const port = c.ports.find((p) => p.name === 'http');
-  for (const probe of [c.livenessProbe, c.startupProbe, c.readinessProbe]) assert.equal(probe.httpGet.port, 'http');
+  // Probes go to the metrics port, which stays open while the server drains
+  // (the API port closes at SIGTERM): liveness sees /health 200, readiness /ready 503.
+  const metricsPort = c.ports.find((p) => p.name === 'metrics');
+  for (const probe of [c.livenessProbe, c.startupProbe, c.readinessProbe]) assert.equal(probe.httpGet.port, 'metrics');
   // The container listens where the port says.
   const arg = (flag) => c.args[c.args.indexOf(flag) + 1];
   assert.equal(c.args[0], 'serve');
   assert.equal(Number(arg('--port')), port.containerPort);
+  assert.equal(Number(arg('--metrics-port')), metricsPort.containerPort);
   assert.equal(arg('--host'), '0.0.0.0');
   // SIGTERM comes after preStop; kr-serve then drains for up to --shutdown-timeout-s.
   const shutdown = Number(arg('--shutdown-timeout-s'));
@@ -115,7 +119,7 @@ test('probes, shutdown timing, GPU, ports and flags line up', async () => {
   assert.equal(svc.spec.ports[0].targetPort, 'http');
   const pm = docs.PodMonitor.doc;
   assert.deepEqual(pm.spec.selector.matchLabels, dep.spec.selector.matchLabels);
-  assert.equal(pm.spec.podMetricsEndpoints[0].port, 'http');
+  assert.equal(pm.spec.podMetricsEndpoints[0].port, 'metrics');
   assert.equal(pm.spec.podMetricsEndpoints[0].path, '/metrics');
   // The flags are ones kr-serve knows: it parses them all before reaching --help.
   const bin = process.env.KR_SERVE_BIN || path.join(root, 'build/bin/kr-serve');

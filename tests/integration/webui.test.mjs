@@ -19,6 +19,7 @@ const CHROMIUM = process.env.KR_CHROMIUM || '/usr/bin/chromium';
 const OUT_DIR = process.env.KR_TEST_OUT_DIR || path.join(new URL('../../build', import.meta.url).pathname, 'webui-test');
 const KEY = 'sk-webui-test';
 const MODEL = 'tiny-webui';
+const MODEL2 = 'tiny-webui-b';  // the tiny model again, as a second model with its own engine
 
 async function loadPuppeteer() {
   if (!fs.existsSync(CHROMIUM)) {
@@ -29,6 +30,17 @@ async function loadPuppeteer() {
   } catch (e) {
     throw new Error(`puppeteer-core is not installed in tests/integration/node_modules: run scripts/prepare-tests.sh (${e.message})`);
   }
+}
+
+// Requests a model finished (stop or length), from /metrics.
+async function serverSuccess(port, model) {
+  const m = (await get(port, '/metrics')).body;
+  let n = 0;
+  for (const reason of ['stop', 'length']) {
+    const re = new RegExp(`^krserve_request_success_total\\{model_name="${model}",finished_reason="${reason}"\\} (\\S+)$`, 'm');
+    n += Number((re.exec(m) || [])[1] || 0);
+  }
+  return n;
 }
 
 // krserve_request_success_total{finished_reason="cancelled"} and the running gauge.
@@ -44,7 +56,9 @@ async function serverCounts(port) {
 test('chat page: stream, stop, model picker, reasoning, tool calls, copy, storage', { timeout: 90_000 }, async () => {
   const puppeteer = await loadPuppeteer();
   fs.mkdirSync(OUT_DIR, { recursive: true });
-  const server = await startServer(['--api-key', KEY, '--served-model-name', MODEL]);
+  const tiny = new URL('../../models/tiny-llama3', import.meta.url).pathname;
+  const server = await startServer(['--api-key', KEY, '--model', tiny, '--served-model-name', MODEL,
+    '--model', tiny, '--served-model-name', MODEL2]);
   const base = `http://127.0.0.1:${server.port}`;
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -138,20 +152,34 @@ test('chat page: stream, stop, model picker, reasoning, tool calls, copy, storag
     assert.equal(after.cancelled, before.cancelled + 1, 'the stopped request was cancelled on the server');
     assert.equal(after.running, 0);
 
-    // ---- the model picker's choice is what the request carries ----
-    // One model is served today: add a name the server does not serve, pick it,
-    // and see it in the request (and the 404 shown); then pick the served one again.
+    // ---- the model picker: switch to the second model, which answers ----
+    assert.deepEqual(served, [MODEL, MODEL2]);
+    const lastChat = () => JSON.parse(requests.filter((r) => r.url().endsWith('/v1/chat/completions')).pop().postData());
+    const answered = (model) => serverSuccess(server.port, model);
+    const before2 = await answered(MODEL2);
+    await page.select('#model', MODEL2);
+    await page.$eval('#max_tokens', (el) => { el.value = '4'; el.dispatchEvent(new Event('change')); });
+    await page.type('#input', 'Which model are you?');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => {
+      const a = [...document.querySelectorAll('article.msg-assistant')].pop();
+      return a && !a.dataset.state && a.querySelector('.msg-foot') && !a.querySelector('.error');
+    }, { timeout: 20_000 });
+    assert.equal(lastChat().model, MODEL2);
+    assert.match(await page.$eval('article.msg-assistant:last-of-type .msg-foot', (f) => f.textContent), new RegExp(MODEL2));
+    assert.equal(await answered(MODEL2), before2 + 1, 'the second model answered');
+
+    // A name the server does not serve: the request carries it and the 404 is shown;
+    // then the first model again.
     await page.evaluate(() => {
       const o = document.createElement('option');
       o.value = o.textContent = 'not-served-model';
       document.getElementById('model').append(o);
     });
     await page.select('#model', 'not-served-model');
-    await page.$eval('#max_tokens', (el) => { el.value = '4'; el.dispatchEvent(new Event('change')); });
     await page.type('#input', 'Which model?');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => [...document.querySelectorAll('article.msg-assistant')].pop()?.querySelector('.error'));
-    const lastChat = () => JSON.parse(requests.filter((r) => r.url().endsWith('/v1/chat/completions')).pop().postData());
     assert.equal(lastChat().model, 'not-served-model');
     assert.match(await page.$eval('article.msg-assistant:last-of-type .error', (e) => e.textContent), /does not exist.*HTTP 404/);
     await page.select('#model', MODEL);
@@ -163,8 +191,10 @@ test('chat page: stream, stop, model picker, reasoning, tool calls, copy, storag
     }, { timeout: 20_000 });
     assert.equal(lastChat().model, MODEL);
     // The failed turn (question and error) is not replayed; the answered ones are, and roles alternate.
-    assert.deepEqual(lastChat().messages.map((m) => m.role), ['system', 'user', 'assistant', 'user', 'assistant', 'user']);
-    assert.equal(lastChat().messages[5].content, 'And now?');
+    assert.deepEqual(lastChat().messages.map((m) => m.role),
+      ['system', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant', 'user']);
+    assert.equal(lastChat().messages[5].content, 'Which model are you?');
+    assert.equal(lastChat().messages[7].content, 'And now?');
 
     // ---- reasoning, tool calls and code, from a scripted stream ----
     // (delta.reasoning_content and delta.tool_calls come with the model-families

@@ -31,6 +31,9 @@ constexpr size_t kCublasWorkspaceBytes = size_t{64} << 20;
 constexpr size_t kReserveBytes = size_t{1} << 30;          // left free after the KV cache: workspace, cuBLAS
 constexpr int kTargetBlocks = 528;                         // 4 blocks per SM (132 SMs) for split decode
 constexpr int kMaxSampleRows = 4096;                       // rows of one argmax_logprob call
+// What the constructor allocates on the device.
+constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(int32_t) + kAttnScratchBytes +
+                                     kMaxSampleRows * (sizeof(int32_t) + sizeof(float));
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -61,7 +64,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
-    for (void* p : allocations_) cudaFree(p);
+    for (const auto& [p, bytes] : allocations_) cudaFree(p);
     cudaFree(cublas_ws_);
     cudaFree(meta_dev_);
     cudaFree(attn_scratch_);
@@ -82,14 +85,17 @@ class CudaBackend final : public Backend {
     Tensor t(nullptr, dtype, dims);
     void* p = nullptr;
     KR_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(t.bytes(), 16)));
-    allocations_.insert(p);
+    allocations_.emplace(p, std::max<size_t>(t.bytes(), 16));
+    allocated_bytes_ += std::max<size_t>(t.bytes(), 16);
     t.data = p;
     return t;
   }
 
   void free(Tensor& t) override {
     if (t.data == nullptr) return;
-    if (allocations_.erase(t.data) > 0) {
+    if (auto it = allocations_.find(t.data); it != allocations_.end()) {
+      allocated_bytes_ -= it->second;
+      allocations_.erase(it);
       KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
       KR_CUDA_CHECK(cudaFree(t.data));
     }
@@ -104,7 +110,8 @@ class CudaBackend final : public Backend {
     for (int i = 0; i < host.ndim; ++i) t.shape[i] = host.shape[i];
     void* p = nullptr;
     KR_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(t.bytes(), 16)));
-    allocations_.insert(p);
+    allocations_.emplace(p, std::max<size_t>(t.bytes(), 16));
+    allocated_bytes_ += std::max<size_t>(t.bytes(), 16);
     t.data = p;
     if (host.dtype == dst_type) {
       KR_CUDA_CHECK(cudaMemcpy(p, host.data, host.bytes(), cudaMemcpyHostToDevice));
@@ -143,6 +150,12 @@ class CudaBackend final : public Backend {
   size_t kv_cache_budget_bytes() const override {
     size_t free_bytes = 0, total_bytes = 0;
     KR_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    if (options_.memory_budget_bytes > 0) {
+      // This backend's share: what its weights, fixed buffers and reserve leave, within what is free.
+      const size_t used = kFixedDeviceBytes + allocated_bytes_ + kReserveBytes;
+      const size_t left = options_.memory_budget_bytes > used ? options_.memory_budget_bytes - used : 0;
+      return std::min(left, free_bytes > kReserveBytes ? free_bytes - kReserveBytes : size_t{0});
+    }
     const size_t budget = static_cast<size_t>(static_cast<double>(free_bytes) * options_.memory_fraction);
     return budget > kReserveBytes ? budget - kReserveBytes : 0;
   }
@@ -367,7 +380,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_ws_ = nullptr;
-  std::unordered_set<void*> allocations_;
+  std::unordered_map<void*, size_t> allocations_;  // device pointer -> bytes
+  size_t allocated_bytes_ = 0;                       // their sum
 
   // Step metadata: host copy, the attention tiles built from it, and the device image
   // [positions | slots | context_lens | block_tables | tiles] in meta_dev_.
@@ -660,6 +674,11 @@ void CudaBackend::end_graph() {
 bool cuda_device_available() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+bool cuda_device_memory(int device, size_t* free_bytes, size_t* total_bytes) {
+  if (!cuda_device_available() || cudaSetDevice(device) != cudaSuccess) return false;
+  return cudaMemGetInfo(free_bytes, total_bytes) == cudaSuccess;
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {

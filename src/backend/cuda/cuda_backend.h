@@ -24,10 +24,18 @@ struct CudaOptions {
   // weights while the kernel before it drains. Off serialises every kernel, for
   // profiling per kernel or to rule it out when a result looks wrong.
   bool pdl = true;
+  // > 0: everything this backend allocates on the device (weights, workspace,
+  // the KV cache and a reserve) stays within this many bytes; the KV cache gets
+  // what the rest leaves (never more than is free). For several models on one
+  // device, each with its share. 0: the KV cache takes memory_fraction of the
+  // free memory, as above.
+  size_t memory_budget_bytes = 0;
 };
 
 // True when the CUDA runtime finds at least one usable device.
 bool cuda_device_available();
+// Free and total bytes of `device` now; false without a usable device.
+bool cuda_device_memory(int device, size_t* free_bytes, size_t* total_bytes);
 
 // Creates the backend on options.device. Returns nullptr when no device is usable.
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options);

@@ -1,6 +1,7 @@
 // kr-bench: client-side benchmarks of an OpenAI-compatible server.
 //   kr-bench fifty  ...   the 50-questions comparison (baseline / hybrid / full)
 //   kr-bench sweep  ...   throughput and latency against concurrency
+//   kr-bench swap   ...   cold start and model-swap times of a server of several models
 // See docs/benchmarks.md.
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "bench/kr_bench/fifty.h"
+#include "bench/kr_bench/swap.h"
 #include "bench/kr_bench/sweep.h"
 
 namespace {
@@ -36,7 +38,10 @@ void usage() {
                "sweep:  --concurrency LIST    default 1,4,16,64,256 (max 256)\n"
                "        --requests-per-level N  default max(32, 2 x concurrency)\n"
                "        --rate R              Poisson arrivals at R requests/s (default: closed loop)\n"
-               "        --url URL             an external server instead of starting ours\n");
+               "        --url URL             an external server instead of starting ours\n"
+               "       kr-bench swap --server-bin PATH --models-config FILE [--backend cpu|cuda] [--rounds N]\n"
+               "                     [--extra-server-args \"...\"] [--out-dir DIR]   (--max-loaded-models 1: every\n"
+               "                     request swaps; prints cold start, request, unload and load times)\n");
 }
 
 bool parse_int_list(const std::string& s, std::vector<int>& out) {
@@ -55,6 +60,37 @@ bool parse_int_list(const std::string& s, std::vector<int>& out) {
   return !out.empty();
 }
 
+int run_swap_command(int argc, char** argv) {
+  kr::bench::SwapOptions o;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "kr-bench swap: %s needs a value\n", a.c_str());
+      return 2;
+    }
+    const std::string v = argv[++i];
+    if (a == "--server-bin") o.server_bin = v;
+    else if (a == "--models-config") o.models_config = v;
+    else if (a == "--backend") o.backend = v;
+    else if (a == "--extra-server-args") o.extra_server_args = v;
+    else if (a == "--out-dir") o.out_dir = v;
+    else if (a == "--rounds") o.rounds = std::atoi(v.c_str());
+    else {
+      std::fprintf(stderr, "kr-bench swap: unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (o.server_bin.empty() || o.models_config.empty() || o.rounds < 1) {
+    std::fprintf(stderr, "kr-bench swap: needs --server-bin, --models-config and --rounds >= 1\n");
+    return 2;
+  }
+  return kr::bench::run_swap(o);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,6 +99,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
+  if (cmd == "swap") return run_swap_command(argc, argv);
   if (cmd != "fifty" && cmd != "sweep") {
     std::fprintf(stderr, "kr-bench: unknown command '%s'\n", cmd.c_str());
     usage();
