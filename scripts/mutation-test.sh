@@ -176,6 +176,18 @@ mut("quant-awq-no-interleave", "src/model/quant/awq_reader.cc",
 mut("quant-gptq-v1-zero-offset-dropped", "src/model/quant/gptq_reader.cc",
     "const uint32_t offset = p.gptq_version == 1 ? 1u : 0u;", "const uint32_t offset = p.gptq_version == 1 ? 0u : 0u;", Q)
 
+# -- several models (models config, memory shares, the registry's LRU) --
+MM = ["models_config_test"]
+mut("models-shares-ignore-max-loaded-models", "src/server/models_config.cc",
+    "return max_loaded_models > 0 ? std::min(n, static_cast<size_t>(max_loaded_models)) : n;", "return n;", MM)
+mut("models-shares-smallest-first", "src/server/models_config.cc",
+    "[&](size_t a, size_t b) { return values[a] > values[b]; }", "[&](size_t a, size_t b) { return values[a] < values[b]; }", MM)
+mut("models-shares-no-rounding-slack", "src/server/models_config.cc",
+    "if (sum > 1.0 + kShareSlack) {", "if (sum > 1.0 + 0.0 * kShareSlack) {", MM)
+mut("registry-evicts-most-recently-used", "src/server/model_registry.cc",
+    "if (pick == slots.size() || s.last_used_ns < slots[pick]->last_used_ns) pick = i;",
+    "if (pick == slots.size() || s.last_used_ns > slots[pick]->last_used_ns) pick = i;", ["integration_models"])
+
 # ---- the runner ----
 ap = argparse.ArgumentParser(prog="scripts/mutation-test.sh")
 ap.add_argument("--work", default="build-mutation")
