@@ -267,10 +267,11 @@ if shutil.which("ccache"):
         env["CCACHE_BASEDIR"] = base
     env["CCACHE_NOHASHDIR"] = "1"
     launcher = ["-DCMAKE_CXX_COMPILER_LAUNCHER=ccache", "-DCMAKE_C_COMPILER_LAUNCHER=ccache"]
-if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
-    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    subprocess.run(["cmake", "-S", tree, "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release", "-DKR_CUDA=OFF",
-                    "-DKR_WERROR=ON", *launcher], check=True, env=env, stdout=subprocess.DEVNULL)
+# Configured on every run (seconds): a CMakeLists.txt that changed since the last
+# run may register new tests, which ctest below must already list.
+gen = ["-G", "Ninja"] if shutil.which("ninja") and not os.path.exists(os.path.join(build, "CMakeCache.txt")) else []
+subprocess.run(["cmake", "-S", tree, "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release", "-DKR_CUDA=OFF",
+                "-DKR_WERROR=ON", *launcher], check=True, env=env, stdout=subprocess.DEVNULL)
 os.makedirs(logs, exist_ok=True)
 
 # 2. Which target builds each ctest entry.
