@@ -46,7 +46,8 @@ mut("tokenizer-bpe-rightmost-on-ties", "src/tokenizer/bpe.cc",
 mut("sentencepiece-byte-fallback-nibbles-swapped", "src/tokenizer/decoder.cc",
     "return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;", "return hi < 0 || lo < 0 ? -1 : lo * 16 + hi;", TOK)
 mut("sentencepiece-metaspace-strips-every-token", "src/tokenizer/decoder.cc",
-    "metaspace(text, s.from, index == 0 && s.strip_first, &r);", "metaspace(text, s.from, s.strip_first, &r);", TOK)
+    "metaspace(text, s.from, index == 0 && s.strip_first, &r);",
+    "metaspace(text, s.from, (static_cast<void>(index), s.strip_first), &r);", TOK)
 mut("sentencepiece-prepend-first-as-always", "src/tokenizer/pretokenize.cc",
     'else if (s == "first") step.prepend_scheme = PrependScheme::kFirst;',
     'else if (s == "first") step.prepend_scheme = PrependScheme::kAlways;', TOK + ["unicode_test"])
@@ -187,6 +188,22 @@ mut("models-shares-no-rounding-slack", "src/server/models_config.cc",
 mut("registry-evicts-most-recently-used", "src/server/model_registry.cc",
     "if (pick == slots.size() || s.last_used_ns < slots[pick]->last_used_ns) pick = i;",
     "if (pick == slots.size() || s.last_used_ns > slots[pick]->last_used_ns) pick = i;", ["integration_models"])
+
+# -- checks that once could not fail (issue 19): each must catch its stub --
+mut("forward-runner-repetition-penalty-multiplies", "src/sampling/sampler.cc",
+    "l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;",
+    "l = l > 0 ? l * p.repetition_penalty : l / p.repetition_penalty;", ["forward_runner_test"])
+mut("forward-runner-presence-penalty-dropped", "src/sampling/sampler.cc",
+    "work_[id] -= p.frequency_penalty * static_cast<float>(counts_[id]) + p.presence_penalty;",
+    "work_[id] -= p.frequency_penalty * static_cast<float>(counts_[id]);", ["forward_runner_test"])
+mut("generate-cli-text-empty", "src/app/generate_cmd.cc",
+    "if (codec) text = codec->decode(output);", "if (codec) text = std::string();", ["generate_cli_test"])
+mut("bench-client-ignores-arrival-schedule", "src/bench/kr_bench/load_gen.cc",
+    "if (const int64_t wait_ns = due_ns - steady_now_ns(); wait_ns > 0)",
+    "if (const int64_t wait_ns = due_ns - steady_now_ns(); wait_ns > 0 && i < 0)", ["kr_bench_client_test"])
+mut("engine-cancel-counted-as-length", "src/engine/engine.cc",
+    "if (it != seqs.end()) finish(it->second.get(), FinishReason::kCancelled, Status::Ok());",
+    "if (it != seqs.end()) finish(it->second.get(), FinishReason::kLength, Status::Ok());", ["integration_server"])
 
 # ---- the runner ----
 ap = argparse.ArgumentParser(prog="scripts/mutation-test.sh")
