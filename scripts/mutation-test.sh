@@ -180,7 +180,8 @@ mut("quant-gptq-v1-zero-offset-dropped", "src/model/quant/gptq_reader.cc",
 # -- several models (models config, memory shares, the registry's LRU) --
 MM = ["models_config_test"]
 mut("models-shares-ignore-max-loaded-models", "src/server/models_config.cc",
-    "return max_loaded_models > 0 ? std::min(n, static_cast<size_t>(max_loaded_models)) : n;", "return n;", MM)
+    "return max_loaded_models > 0 ? std::min(n, static_cast<size_t>(max_loaded_models)) : n;",
+    "return static_cast<void>(max_loaded_models), n;", MM)
 mut("models-shares-smallest-first", "src/server/models_config.cc",
     "[&](size_t a, size_t b) { return values[a] > values[b]; }", "[&](size_t a, size_t b) { return values[a] < values[b]; }", MM)
 mut("models-shares-no-rounding-slack", "src/server/models_config.cc",
@@ -193,9 +194,9 @@ mut("registry-evicts-most-recently-used", "src/server/model_registry.cc",
 mut("forward-runner-repetition-penalty-multiplies", "src/sampling/sampler.cc",
     "l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;",
     "l = l > 0 ? l * p.repetition_penalty : l / p.repetition_penalty;", ["forward_runner_test"])
-mut("forward-runner-presence-penalty-dropped", "src/sampling/sampler.cc",
+mut("sampler-presence-penalty-dropped", "src/sampling/sampler.cc",
     "work_[id] -= p.frequency_penalty * static_cast<float>(counts_[id]) + p.presence_penalty;",
-    "work_[id] -= p.frequency_penalty * static_cast<float>(counts_[id]);", ["forward_runner_test"])
+    "work_[id] -= p.frequency_penalty * static_cast<float>(counts_[id]);", SAMP + ["forward_runner_test"])
 mut("generate-cli-text-empty", "src/app/generate_cmd.cc",
     "if (codec) text = codec->decode(output);", "if (codec) text = std::string();", ["generate_cli_test"])
 mut("bench-client-ignores-arrival-schedule", "src/bench/kr_bench/load_gen.cc",

@@ -210,6 +210,22 @@ TEST(FamilyConfig, SlidingWindowRules) {
   expect_error(q, {"layer_types", "chunked_attention"});
   q["layer_types"] = {"full_attention"};
   expect_error(q, {"layer_types", "num_hidden_layers"});
+  // max_window_layers absent: the config class's default (recorded from transformers),
+  // so only the layers from there on slide.
+  const json refs = read_json(kGolden + "rope-references.json")["defaults"];
+  for (const char* cls : {"Qwen2", "Qwen3"}) {
+    SCOPED_TRACE(cls);
+    const int first = refs[std::string(cls) + "Config"]["max_window_layers"].get<int>();
+    ASSERT_EQ(first, 28);
+    json d = {{"architectures", {std::string(cls) + "ForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 8},
+              {"num_hidden_layers", first + 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+              {"vocab_size", 10}, {"use_sliding_window", true}, {"sliding_window", 32}};
+    c = parse(d);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    std::vector<AttentionKind> want(static_cast<size_t>(first), AttentionKind::kGlobal);
+    want.resize(want.size() + 2, AttentionKind::kSliding);
+    EXPECT_EQ(c->arch.layer_attention, want);
+  }
   // Mistral: the window on every layer, or none with null.
   json m = {{"architectures", {"MistralForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 8},
             {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"vocab_size", 10},
