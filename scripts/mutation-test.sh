@@ -24,6 +24,8 @@
 # Results: caught (some test failed or timed out), survived (all passed),
 # not applied, build failed (the mutant did not compile; neither caught nor
 # survived). Score = caught / (caught + survived). Exit 0 unless the run broke.
+# After a run, binaries under <work>/tree/build may still hold the last mutant
+# of their target (the file is restored, not rebuilt): rebuild before using them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec python3 - "$@" <<'PY'
