@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -50,6 +51,51 @@ std::string join_ids(const std::vector<int32_t>& ids) {
   return s;
 }
 
+// Decodes ids with the tiny model's tokenizer.json read here, apart from
+// src/tokenizer: byte-level BPE tokens are strings of GPT-2's byte-to-unicode
+// characters; map each back to its byte; special added tokens are skipped.
+std::string decode_independently(const std::vector<int32_t>& ids) {
+  std::ifstream in(std::string(KR_SOURCE_DIR) + "/models/tiny-llama3/tokenizer.json");
+  const json t = json::parse(in);
+  std::map<int32_t, std::string> token_of;
+  for (auto it = t["model"]["vocab"].begin(); it != t["model"]["vocab"].end(); ++it)
+    token_of[it.value().get<int32_t>()] = it.key();
+  std::map<int32_t, bool> special;
+  for (const json& a : t["added_tokens"]) special[a["id"].get<int32_t>()] = a["special"].get<bool>();
+  // GPT-2's table: printable bytes map to themselves, the other 68 to U+0100 onwards in byte order.
+  std::map<uint32_t, uint8_t> byte_of;
+  uint32_t next = 256;
+  for (uint32_t b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    byte_of[printable ? b : next++] = static_cast<uint8_t>(b);
+  }
+  std::string out;
+  for (int32_t id : ids) {
+    if (special.count(id)) {
+      if (!special[id]) ADD_FAILURE() << "non-special added token " << id;
+      continue;
+    }
+    const auto tok = token_of.find(id);
+    if (tok == token_of.end()) {
+      ADD_FAILURE() << "id " << id << " not in tokenizer.json";
+      continue;
+    }
+    const std::string& s = tok->second;  // UTF-8 of code points < U+0200
+    for (size_t i = 0; i < s.size();) {
+      const auto c = static_cast<uint8_t>(s[i]);
+      const uint32_t cp = c < 0x80 ? c : ((c & 0x1Fu) << 6) | (static_cast<uint8_t>(s[i + 1]) & 0x3Fu);
+      i += c < 0x80 ? 1 : 2;
+      const auto b = byte_of.find(cp);
+      if (b == byte_of.end()) {
+        ADD_FAILURE() << "code point " << cp << " of token " << id << " is not in the byte table";
+        continue;
+      }
+      out.push_back(static_cast<char>(b->second));
+    }
+  }
+  return out;
+}
+
 TEST(GenerateCli, GreedyIdsMatchGolden) {
   const json g = golden();
   const json* c = nullptr;
@@ -79,8 +125,12 @@ TEST(GenerateCli, GreedyIdsMatchGolden) {
     EXPECT_FLOAT_EQ(lp["top"][0][1].get<float>(), lp["logprob"].get<float>());
     EXPECT_LE(lp["logprob"].get<float>(), 0.0f);
   }
-  // The text decodes the ids with the bundled tokenizer.
+  // The text decodes the ids with the bundled tokenizer (these ids decode to
+  // valid UTF-8, so no replacement characters are involved).
   ASSERT_TRUE(j["text"].is_string());
+  const std::string want = decode_independently(ids);
+  EXPECT_GT(want.size(), 8u);
+  EXPECT_EQ(j["text"].get<std::string>(), want);
 }
 
 TEST(GenerateCli, SeededSamplingIsReproducible) {

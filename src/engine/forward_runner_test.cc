@@ -5,7 +5,10 @@
 #include "engine/forward_runner.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -214,8 +217,54 @@ TEST(ForwardRunner, RejectsBadSteps) {
             (std::vector<int32_t>{128001, 128008, 128009}));
 }
 
+// The reference's top-40 logits at the last position of a golden prompt.
+struct GoldenLast {
+  std::vector<int32_t> ids;       // the prompt
+  std::vector<int32_t> top_ids;   // by logit, highest first
+  std::vector<double> top_logits;
+  double logsumexp = 0;
+};
+
+GoldenLast golden_last(const std::string& name) {
+  std::ifstream in(std::string(KR_SOURCE_DIR) + "/tests/golden/tiny-llama3.expected.json");
+  const json golden = json::parse(in);
+  GoldenLast g;
+  for (const json& c : golden["logits"]) {
+    if (c["name"] != name) continue;
+    g.ids = c["ids"].get<std::vector<int32_t>>();
+    g.top_ids = c["last_top_ids"].get<std::vector<int32_t>>();
+    g.top_logits = c["last_top_logits"].get<std::vector<double>>();
+    g.logsumexp = c["last_logsumexp"];
+  }
+  EXPECT_FALSE(g.ids.empty()) << name;
+  return g;
+}
+
+// The greedy choice after `adjust` (which only lowers logits, or sets -inf), worked
+// out by hand from the reference's top 40: valid when the winner still beats the
+// 40th logit (every id outside the top 40 is below it) by more than our numeric
+// distance from the reference.
+int32_t expected_greedy(const GoldenLast& g, const std::function<double(int32_t, double)>& adjust) {
+  int32_t best = -1;
+  double best_v = -INFINITY, second_v = -INFINITY;
+  for (size_t j = 0; j < g.top_ids.size(); ++j) {
+    const double v = adjust(g.top_ids[j], g.top_logits[j]);
+    if (v > best_v) {
+      second_v = best_v;
+      best_v = v;
+      best = g.top_ids[j];
+    } else if (v > second_v) {
+      second_v = v;
+    }
+  }
+  EXPECT_GT(best_v, g.top_logits.back() + 1e-2) << "the top 40 do not decide this case";
+  EXPECT_GT(best_v - second_v, 1e-2) << "near-tie";
+  return best;
+}
+
 // Rows with penalties, EOS suppression and top logprobs go through
-// Backend::sample and give what the host Sampler gives; a drawing row gets its
+// Backend::sample and give what the host Sampler gives, and both give what the
+// penalties applied by hand to the reference logits give; a drawing row gets its
 // random bits from its own generator.
 TEST(ForwardRunner, DeviceSamplingMatchesHostSampler) {
   ModelOptions opt;
@@ -236,7 +285,8 @@ TEST(ForwardRunner, DeviceSamplingMatchesHostSampler) {
   pf.frequency_penalty = 1.5f;
   draw.temperature = 0.9f;
   draw.top_k = 4;
-  const std::vector<int32_t> prompt = {128000, 791, 6864, 315, 9822, 374};
+  const GoldenLast g = golden_last("short_text");
+  const std::vector<int32_t> prompt = g.ids;
   const std::vector<std::vector<int32_t>> blocks = {{0}, {1}, {2}};
   std::mt19937_64 rng(42);
   std::vector<SeqStep> batch(3);
@@ -284,9 +334,40 @@ TEST(ForwardRunner, DeviceSamplingMatchesHostSampler) {
     EXPECT_FALSE(device[i].non_finite);
   }
   EXPECT_EQ(device[0].top.size(), 5u);
-  EXPECT_GE(device[2].id, 0);
   EXPECT_NE(device[0].id, unpenalised[0].id);  // else this test would prove little
   EXPECT_NE(device[1].id, unpenalised[1].id);
+
+  // Independent expectations: the penalties applied by hand to the reference's logits.
+  EXPECT_EQ(unpenalised[0].id, g.top_ids[0]);
+  const auto count_in = [](const std::vector<int32_t>& v, int32_t id) {
+    return static_cast<double>(std::count(v.begin(), v.end(), id));
+  };
+  // Repetition (HF): every id of the prompt or the output, once: positive / 3, negative × 3.
+  const int32_t want_rep = expected_greedy(g, [&](int32_t id, double l) {
+    if (count_in(prompt, id) + count_in(output, id) == 0) return l;
+    return l > 0 ? l / 3.0 : l * 3.0;
+  });
+  // Presence and frequency (OpenAI) over the output only; the EOS ids suppressed.
+  const int32_t want_pf = expected_greedy(g, [&](int32_t id, double l) {
+    for (int32_t e : {128001, 128008, 128009})
+      if (id == e) return -std::numeric_limits<double>::infinity();
+    const double n = count_in(output, id);
+    return l - 1.5 * n - (n > 0 ? 2.0 : 0.0);
+  });
+  EXPECT_EQ(device[0].id, want_rep);
+  EXPECT_EQ(device[1].id, want_pf);
+  // top-k 4: the draw is one of the reference's four most likely ids.
+  EXPECT_NE(std::find(g.top_ids.begin(), g.top_ids.begin() + 4, device[2].id), g.top_ids.begin() + 4) << device[2].id;
+  // Every reported logprob is the raw (unpenalised) log-softmax of the reference.
+  for (int i = 0; i < 3; ++i) {
+    const auto at = std::find(g.top_ids.begin(), g.top_ids.end(), device[i].id);
+    ASSERT_NE(at, g.top_ids.end()) << "row " << i;
+    EXPECT_NEAR(device[i].logprob, g.top_logits[at - g.top_ids.begin()] - g.logsumexp, 2e-4) << "row " << i;
+  }
+  for (size_t j = 0; j < device[0].top.size(); ++j) {
+    EXPECT_EQ(device[0].top[j].first, g.top_ids[j]) << j;
+    EXPECT_NEAR(device[0].top[j].second, g.top_logits[j] - g.logsumexp, 2e-4) << j;
+  }
 }
 
 }  // namespace

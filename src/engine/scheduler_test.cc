@@ -118,6 +118,26 @@ TEST(SchedulerTable, PreemptsLowestPriorityByRecompute) {
   EXPECT_EQ(b->num_preemptions, 1);
 }
 
+// A step that had to preempt admits nobody, even a request that the victim's
+// blocks would fit: memory is short, and admitting would preempt again next step.
+TEST(SchedulerTable, NoAdmissionInAStepThatPreempted) {
+  EngineConfig c;
+  Harness h(c, 4, 2);  // 8 token slots
+  h.add("A", 3, 4, kPriorityDefault, 1 * kMs);
+  h.add("B", 3, 4, kPriorityBackground, 2 * kMs);
+  walk(h, {
+              {"A:3* B:3*", "AB", "", 0},
+              {"A:1* B:1*", "AB", "", 0},
+          });
+  h.add("C", 1, 1, kPriorityDefault, 3 * kMs);  // one block; ahead of B by priority
+  walk(h, {
+              {"A:1*", "A", "BC", 1},       // B preempted: 2 blocks back, A takes 1; C waits
+              {"A:1* C:1*", "", "B", 4},    // now C is admitted; A and C finish
+              {"B:5*", "B", "", 1},         // B recomputes prompt + 2 tokens
+              {"B:1*", "", "", 4},
+          });
+}
+
 TEST(SchedulerTable, SchedulerOffRunsOneAtATimeFifo) {
   EngineConfig c;
   c.scheduler_on = false;

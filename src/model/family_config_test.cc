@@ -101,6 +101,7 @@ TEST(FamilyConfig, DefaultsOfTheConfigClasses) {
 TEST(FamilyConfig, RopeMatchesTransformers) {
   const json refs = read_json(kGolden + "rope-references.json")["cases"];
   int compared = 0;
+  int llama3_bands[3] = {0, 0, 0};
   for (const json& r : refs) {
     SCOPED_TRACE(r["name"].get<std::string>());
     const json& kw = r["kwargs"];
@@ -121,9 +122,24 @@ TEST(FamilyConfig, RopeMatchesTransformers) {
     for (size_t i = 0; i < inv.size(); ++i)
       EXPECT_NEAR(inv[i], want[i], 2e-7 * std::abs(want[i])) << "inv_freq[" << i << "]";
     EXPECT_NEAR(rope_attention_factor(c->rope_scaling), r["attention_scaling"].get<double>(), 1e-12);
+    if (type == "llama3") {  // which of llama3's three bands this case's dimensions fall in
+      const json& rp = r["config_rope"];
+      const double old_len = rp["original_max_position_embeddings"].get<double>();
+      const double theta = rp["rope_theta"].get<double>();
+      for (size_t i = 0; i < inv.size(); ++i) {
+        const double wavelen = 2 * M_PI * std::pow(theta, 2.0 * static_cast<double>(i) / (2.0 * inv.size()));
+        ++llama3_bands[wavelen < old_len / rp["high_freq_factor"].get<double>()  ? 0
+                       : wavelen > old_len / rp["low_freq_factor"].get<double>() ? 2
+                                                                                  : 1];
+      }
+    }
     ++compared;
   }
   EXPECT_GE(compared, 7);
+  // Every band of the llama3 scaling was compared (high: kept, medium: smoothed, low: ÷ factor).
+  EXPECT_GT(llama3_bands[0], 0);
+  EXPECT_GT(llama3_bands[1], 0);
+  EXPECT_GT(llama3_bands[2], 0);
 }
 
 // Each golden family's two config forms describe the same model.
@@ -194,6 +210,22 @@ TEST(FamilyConfig, SlidingWindowRules) {
   expect_error(q, {"layer_types", "chunked_attention"});
   q["layer_types"] = {"full_attention"};
   expect_error(q, {"layer_types", "num_hidden_layers"});
+  // max_window_layers absent: the config class's default (recorded from transformers),
+  // so only the layers from there on slide.
+  const json refs = read_json(kGolden + "rope-references.json")["defaults"];
+  for (const char* cls : {"Qwen2", "Qwen3"}) {
+    SCOPED_TRACE(cls);
+    const int first = refs[std::string(cls) + "Config"]["max_window_layers"].get<int>();
+    ASSERT_EQ(first, 28);
+    json d = {{"architectures", {std::string(cls) + "ForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 8},
+              {"num_hidden_layers", first + 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+              {"vocab_size", 10}, {"use_sliding_window", true}, {"sliding_window", 32}};
+    c = parse(d);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    std::vector<AttentionKind> want(static_cast<size_t>(first), AttentionKind::kGlobal);
+    want.resize(want.size() + 2, AttentionKind::kSliding);
+    EXPECT_EQ(c->arch.layer_attention, want);
+  }
   // Mistral: the window on every layer, or none with null.
   json m = {{"architectures", {"MistralForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 8},
             {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"vocab_size", 10},

@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -233,25 +235,66 @@ TEST(HfConfig, TinyConfigAndPreset) {
   EXPECT_EQ(d->rope_scaling.type, RopeScalingType::kNone);
 }
 
+// The reference case of tests/golden/rope-references.json with this name
+// (transformers' rotary-embedding modules, recorded on the GPU machine).
+json rope_reference(const std::string& name) {
+  std::ifstream in(std::string(KR_SOURCE_DIR) + "/tests/golden/rope-references.json");
+  const json refs = json::parse(in);
+  for (const json& r : refs["cases"])
+    if (r["name"] == name) return r;
+  ADD_FAILURE() << "no rope reference " << name;
+  return json::object();
+}
+
+// Llama 3.2's RoPE (the llama-3.2-3b preset) against transformers, index by
+// index: the high-frequency band (wavelength < 8192 / 4: unchanged), the low one
+// (> 8192: divided by 32) and the smoothed band between; each band must be there.
 TEST(HfConfig, Llama3InvFreqMatchesHuggingFace) {
   auto c = model_config_preset("llama-3.2-3b");
   ASSERT_TRUE(c.ok());
+  const json ref = rope_reference("llama3_3.2");
+  const json& rp = ref["config_rope"];
+  ASSERT_EQ(c->head_dim, 128);
+  EXPECT_DOUBLE_EQ(c->rope_theta, rp["rope_theta"].get<double>());
+  EXPECT_DOUBLE_EQ(c->rope_scaling.factor, rp["factor"].get<double>());
+  EXPECT_DOUBLE_EQ(c->rope_scaling.low_freq_factor, rp["low_freq_factor"].get<double>());
+  EXPECT_DOUBLE_EQ(c->rope_scaling.high_freq_factor, rp["high_freq_factor"].get<double>());
+  EXPECT_EQ(c->rope_scaling.original_max_position_embeddings, rp["original_max_position_embeddings"].get<int64_t>());
   const auto inv = rope_inv_freq(c->head_dim, c->rope_theta, c->rope_scaling);
-  ASSERT_EQ(inv.size(), 64u);
-  // High frequencies (wavelen < 8192 / 4) unchanged; low ones (wavelen > 8192) divided
-  // by 32; the band between smoothly interpolated.
-  EXPECT_FLOAT_EQ(inv[0], 1.0f);
-  EXPECT_FLOAT_EQ(inv[10], 1.0f / std::pow(500000.0f, 20.0f / 128.0f));
-  const float raw63 = 1.0f / std::pow(500000.0f, 126.0f / 128.0f);
-  EXPECT_FLOAT_EQ(inv[63], raw63 / 32.0f);
-  for (int i = 0; i < 64; ++i) {
-    const float raw = 1.0f / std::pow(500000.0f, 2.0f * i / 128.0f);
+  const auto want = ref["inv_freq"].get<std::vector<double>>();
+  ASSERT_EQ(inv.size(), want.size());
+  const double old_len = rp["original_max_position_embeddings"].get<double>();
+  const double low_wavelen = old_len / rp["low_freq_factor"].get<double>();
+  const double high_wavelen = old_len / rp["high_freq_factor"].get<double>();
+  int high = 0, medium = 0, low = 0;
+  for (size_t i = 0; i < inv.size(); ++i) {
+    // The band by the unscaled frequency, computed here in double.
+    const double raw = 1.0 / std::pow(500000.0, 2.0 * static_cast<double>(i) / 128.0);
     const double wavelen = 2 * M_PI / raw;
-    if (wavelen > 2048 && wavelen < 8192) {
-      EXPECT_LT(inv[i], raw);
-      EXPECT_GT(inv[i], raw / 32.0f);
-    }
+    const char* band = wavelen < high_wavelen ? "high" : wavelen > low_wavelen ? "low" : "medium";
+    (wavelen < high_wavelen ? high : wavelen > low_wavelen ? low : medium)++;
+    EXPECT_NEAR(inv[i], want[i], 2e-7 * want[i]) << "inv_freq[" << i << "], " << band << "-frequency band";
   }
+  EXPECT_GT(high, 0);
+  EXPECT_GT(medium, 0);
+  EXPECT_GT(low, 0);
+  EXPECT_DOUBLE_EQ(rope_attention_factor(c->rope_scaling), ref["attention_scaling"].get<double>());
+}
+
+// A config.json without rope_theta or rope_scaling gets LlamaConfig's defaults.
+TEST(HfConfig, AbsentRopeKeysTakeLlamaConfigDefaults) {
+  const json ref = rope_reference("llama_absent_keys");
+  json j = {{"architectures", {"LlamaForCausalLM"}}, {"intermediate_size", 8}, {"num_hidden_layers", 1},
+            {"vocab_size", 10}};
+  for (auto it = ref["kwargs"].begin(); it != ref["kwargs"].end(); ++it) j[it.key()] = it.value();
+  auto c = parse_model_config(j.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_DOUBLE_EQ(c->rope_theta, ref["config_rope"]["rope_theta"].get<double>());
+  EXPECT_EQ(c->rope_scaling.type, RopeScalingType::kNone);
+  const auto inv = rope_inv_freq(c->head_dim, c->rope_theta, c->rope_scaling);
+  const auto want = ref["inv_freq"].get<std::vector<double>>();
+  ASSERT_EQ(inv.size(), want.size());
+  for (size_t i = 0; i < inv.size(); ++i) EXPECT_NEAR(inv[i], want[i], 2e-7 * want[i]) << "inv_freq[" << i << "]";
 }
 
 // transformers 5 writes RoPE as `rope_parameters` (theta included) instead of

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -203,6 +204,102 @@ TEST(Sampler, MinPRelativeToTopProbability) {
   p.min_p = 0.7f;  // threshold 0.35
   h = histogram(log_probs({0.5, 0.3, 0.2}), p, 500, 8);
   EXPECT_EQ(h[0], 500);
+}
+
+// Pearson's χ² of `h` (n draws) against the probabilities `want` (id -> p, p > 0).
+// A draw outside `want` fails at once. The bound is the 1 - 1e-4 quantile of χ²
+// with (|want| - 1) degrees of freedom: a correct sampler fails it with
+// probability 1e-4 (the seeds are fixed, so the outcome is fixed too), while a
+// sampler off by 0.02 in one probability over 40,000 draws scores ~100.
+void expect_distribution(const std::map<int32_t, int>& h, int n, const std::map<int32_t, double>& want) {
+  for (const auto& [id, count] : h) EXPECT_TRUE(want.count(id)) << "drew id " << id << " " << count << " times";
+  double chi2 = 0;
+  for (const auto& [id, p] : want) {
+    const double expected = p * n;
+    const auto it = h.find(id);
+    const double got = it == h.end() ? 0.0 : it->second;
+    chi2 += (got - expected) * (got - expected) / expected;
+  }
+  // χ² quantiles at 1 - 1e-4 for 1..6 degrees of freedom.
+  const double bound[] = {0, 15.137, 18.421, 21.108, 23.513, 25.745, 27.856};
+  const size_t df = want.size() - 1;
+  ASSERT_TRUE(df >= 1 && df <= 6);
+  std::string got;
+  for (const auto& [id, count] : h) {
+    got.append(1, ' ').append(std::to_string(id)).append(1, ':').append(std::to_string(count));
+  }
+  EXPECT_LT(chi2, bound[df]) << "χ² = " << chi2 << " over " << n << " draws; counts" << got;
+}
+
+// Filters combined, each against probabilities computed by hand (the order is
+// temperature, min-p, top-k, top-p; each filter renormalises over what the
+// earlier ones left).
+TEST(Sampler, TopKThenTopPOverWhatTopKLeft) {
+  const std::vector<float> logits = log_probs({0.4, 0.3, 0.2, 0.1});
+  constexpr int kDraws = 40000;
+  SamplingParams p;
+  // top-k 2 leaves 0.4, 0.3 → 4/7, 3/7; top-p 0.7 drops a least-likely prefix of
+  // mass <= 0.3 of THAT: 3/7 > 0.3, so both stay. (Top-p over the whole
+  // vocabulary's mass would drop 0.3 <= 0.3 and always draw id 0.)
+  p.top_k = 2;
+  p.top_p = 0.7f;
+  expect_distribution(histogram(logits, p, kDraws, 11), kDraws, {{0, 4.0 / 7}, {1, 3.0 / 7}});
+  // top-p 0.6: 3/7 > 0.4 still stays; over the whole vocabulary's mass (budget
+  // 0.4 of 1.0) it would go, far from the boundary.
+  p.top_p = 0.6f;
+  expect_distribution(histogram(logits, p, kDraws, 15), kDraws, {{0, 4.0 / 7}, {1, 3.0 / 7}});
+  // top-k 3 leaves 4/9, 3/9, 2/9; top-p 0.75 drops 2/9 <= 0.25 → 4/7, 3/7.
+  p.top_k = 3;
+  p.top_p = 0.75f;
+  expect_distribution(histogram(logits, p, kDraws, 12), kDraws, {{0, 4.0 / 7}, {1, 3.0 / 7}});
+  // top-k 3, top-p 0.8: 2/9 > 0.2 stays → 4/9, 3/9, 2/9.
+  p.top_p = 0.8f;
+  expect_distribution(histogram(logits, p, kDraws, 13), kDraws, {{0, 4.0 / 9}, {1, 3.0 / 9}, {2, 2.0 / 9}});
+  // top-k larger than the vocabulary is off; top-p 0.85 alone drops 0.1 → 4/9, 3/9, 2/9.
+  p.top_k = 50;
+  p.top_p = 0.85f;
+  expect_distribution(histogram(logits, p, kDraws, 14), kDraws, {{0, 4.0 / 9}, {1, 3.0 / 9}, {2, 2.0 / 9}});
+}
+
+TEST(Sampler, MinPThenTopKAndTopP) {
+  const std::vector<float> logits = log_probs({0.4, 0.3, 0.2, 0.1});
+  constexpr int kDraws = 40000;
+  SamplingParams p;
+  // min-p 0.3: threshold 0.3 × 0.4 = 0.12 drops 0.1 → 4/9, 3/9, 2/9; top-p 0.75
+  // over those drops 2/9 <= 0.25 → 4/7, 3/7. (Top-p before min-p, over the
+  // whole mass, would drop only 0.1 and keep 0.2.)
+  p.min_p = 0.3f;
+  p.top_p = 0.75f;
+  expect_distribution(histogram(logits, p, kDraws, 21), kDraws, {{0, 4.0 / 7}, {1, 3.0 / 7}});
+  // min-p 0.3 and top-k 2: {0.4, 0.3} → 4/7, 3/7; top-k 3 is then a no-op → 4/9, 3/9, 2/9.
+  p.top_p = 1.0f;
+  p.top_k = 2;
+  expect_distribution(histogram(logits, p, kDraws, 22), kDraws, {{0, 4.0 / 7}, {1, 3.0 / 7}});
+  p.top_k = 3;
+  expect_distribution(histogram(logits, p, kDraws, 23), kDraws, {{0, 4.0 / 9}, {1, 3.0 / 9}, {2, 2.0 / 9}});
+  // min-p 0.2: threshold 0.08 keeps all four; top-k 3 → 4/9, 3/9, 2/9.
+  p.min_p = 0.2f;
+  expect_distribution(histogram(logits, p, kDraws, 24), kDraws, {{0, 4.0 / 9}, {1, 3.0 / 9}, {2, 2.0 / 9}});
+}
+
+TEST(Sampler, TemperatureBeforeTheFilters) {
+  // T = 0.5 squares the probabilities: 0.16, 0.09, 0.04, 0.01 (sum 0.30).
+  const std::vector<float> logits = log_probs({0.4, 0.3, 0.2, 0.1});
+  constexpr int kDraws = 40000;
+  SamplingParams p;
+  p.temperature = 0.5f;
+  expect_distribution(histogram(logits, p, kDraws, 31), kDraws,
+                      {{0, 0.16 / 0.30}, {1, 0.09 / 0.30}, {2, 0.04 / 0.30}, {3, 0.01 / 0.30}});
+  // top-k 3: 0.16, 0.09, 0.04 (sum 0.29); top-p 0.8 drops 0.04 / 0.29 = 0.138 <= 0.2 → 0.64, 0.36.
+  p.top_k = 3;
+  p.top_p = 0.8f;
+  expect_distribution(histogram(logits, p, kDraws, 32), kDraws, {{0, 0.64}, {1, 0.36}});
+  // min-p 0.2 on the tempered scale: threshold 0.2 × 0.16 = 0.032 drops 0.01 only
+  // → 0.16, 0.09, 0.04 over 0.29. (On the untempered scale it would keep all four.)
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.2f;
+  expect_distribution(histogram(logits, p, kDraws, 33), kDraws, {{0, 0.16 / 0.29}, {1, 0.09 / 0.29}, {2, 0.04 / 0.29}});
 }
 
 }  // namespace

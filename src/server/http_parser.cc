@@ -171,16 +171,19 @@ HttpParser::Result HttpParser::parse_chunked(std::string_view data, size_t pos, 
     if (body.size() + size > limits_.max_body_bytes) return fail(413, "request body too large");
     pos = eol + 2;
     if (size == 0) {
-      // Trailer section: fields up to an empty line; their contents are ignored.
+      // Trailer section: fields up to an empty line; their contents are ignored,
+      // and all of it together is held to the header limit.
+      const size_t trailer_start = pos;
       while (true) {
         const size_t t_eol = data.find("\r\n", pos);
         if (t_eol == std::string_view::npos) {
-          if (data.size() - pos > limits_.max_header_bytes) return fail(431, "trailers too large");
+          if (data.size() - trailer_start > limits_.max_header_bytes) return fail(431, "trailers too large");
           return Result::kNeedMore;
         }
         const bool empty = t_eol == pos;
         pos = t_eol + 2;
         if (empty) break;
+        if (pos - trailer_start > limits_.max_header_bytes) return fail(431, "trailers too large");
       }
       out->body = std::move(body);
       *consumed = pos;

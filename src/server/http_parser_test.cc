@@ -74,6 +74,45 @@ TEST(HttpParser, LimitsGiveTheirStatus) {
   EXPECT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nB\r\n", small).status, 413);
 }
 
+// The header limit (431) on each of its branches: a header still incomplete, a
+// complete header, and the trailer section of a chunked body (an unfinished
+// line, and many complete ones), each just under and just over the limit.
+TEST(HttpParser, HeaderLimitOnEveryBranch) {
+  HttpLimits small;
+  small.max_header_bytes = 64;
+  const std::string line = "GET / HTTP/1.1\r\n";  // 16 bytes
+  const auto header_of = [&](size_t bytes) {   // request line + one field, `bytes` before the blank line
+    return line + "X: " + std::string(bytes - line.size() - 3, 'a');
+  };
+  // Complete: exactly the limit is accepted, one byte more is 431 (not 400).
+  Parsed at = parse(header_of(64) + "\r\n\r\n", small);
+  EXPECT_EQ(at.result, HttpParser::Result::kRequest);
+  Parsed over = parse(header_of(65) + "\r\n\r\n", small);
+  EXPECT_EQ(over.result, HttpParser::Result::kError);
+  EXPECT_EQ(over.status, 431);
+  // Incomplete: waits up to the limit, then 431.
+  EXPECT_EQ(parse(header_of(64), small).result, HttpParser::Result::kNeedMore);
+  EXPECT_EQ(parse(header_of(65), small).status, 431);
+  // Many short complete fields add up.
+  std::string many = line;
+  while (many.size() < 80) many += "A: b\r\n";
+  EXPECT_EQ(parse(many + "\r\n", small).status, 431);
+
+  // Trailers: the same limit over the whole trailer section.
+  const std::string chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n";
+  Parsed t_ok = parse(chunked + "T: " + std::string(59, 't') + "\r\n\r\n", small);  // 64 bytes with CRLF
+  ASSERT_EQ(t_ok.result, HttpParser::Result::kRequest) << t_ok.status;
+  EXPECT_EQ(t_ok.req.body, "abc");
+  EXPECT_EQ(parse(chunked + "T: " + std::string(60, 't') + "\r\n\r\n", small).status, 431);
+  EXPECT_EQ(parse(chunked + "T: " + std::string(62, 't'), small).status, 431);  // an unfinished line of 65 bytes
+  EXPECT_EQ(parse(chunked + "T: " + std::string(61, 't'), small).result, HttpParser::Result::kNeedMore);  // 64
+  EXPECT_EQ(parse(chunked + "T: " + std::string(20, 't'), small).result, HttpParser::Result::kNeedMore);
+  std::string trailers;
+  while (trailers.size() < 80) trailers += "T: x\r\n";  // every line short and complete
+  EXPECT_EQ(parse(chunked + trailers + "\r\n", small).status, 431);
+  EXPECT_EQ(parse(chunked + trailers, small).status, 431);  // still unfinished, already over
+}
+
 TEST(HttpParser, MalformedInputIs4xx) {
   const char* bad[] = {
       "GARBAGE\r\n\r\n",
@@ -91,8 +130,7 @@ TEST(HttpParser, MalformedInputIs4xx) {
   for (const char* b : bad) {
     Parsed r = parse(b);
     EXPECT_EQ(r.result, HttpParser::Result::kError) << b;
-    EXPECT_GE(r.status, 400) << b;
-    EXPECT_LT(r.status, 500) << b;
+    EXPECT_EQ(r.status, 400) << b;
   }
   EXPECT_EQ(parse("GET / HTTP/2.0\r\n\r\n").status, 400);
   EXPECT_EQ(parse("GET / HTTP/1.1\nHost: x\n\n").status, 400);

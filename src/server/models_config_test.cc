@@ -189,10 +189,11 @@ TEST(ModelsConfig, SharesOverOneAreRefused) {
             "the 2 largest memory shares (--max-loaded-models 2 lets that many be loaded at once) add up to 1.3 (a "
             "0.7, b 0.6), more than 1.0");
   EXPECT_EQ(check_error(big, 1), "(ok)");
-  // Exactly 1.0 in decimal is fine, whatever binary makes of it.
-  EXPECT_EQ(check_error("[[model]]\nname = \"a\"\npath = \"/m\"\nmemory_share = 0.1\n"
-                        "[[model]]\nname = \"b\"\npath = \"/m\"\nmemory_share = 0.2\n"
-                        "[[model]]\nname = \"c\"\npath = \"/m\"\nmemory_share = 0.7\n"),
+  // Exactly 1.0 in decimal is fine, whatever binary makes of it: summed largest
+  // first, 0.56 + 0.34 + 0.1 is 1.0000000000000002 in doubles.
+  EXPECT_EQ(check_error("[[model]]\nname = \"a\"\npath = \"/m\"\nmemory_share = 0.34\n"
+                        "[[model]]\nname = \"b\"\npath = \"/m\"\nmemory_share = 0.1\n"
+                        "[[model]]\nname = \"c\"\npath = \"/m\"\nmemory_share = 0.56\n"),
             "(ok)");
 }
 

@@ -1,5 +1,8 @@
 #include "server/openai_request.h"
 
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace kr {
@@ -99,6 +102,70 @@ TEST(OpenAIRequest, CacheSalt) {
   EXPECT_EQ(bad(R"({"prompt":"x","cache_salt":")" + max_salt + R"(s"})", false).param, "cache_salt");
   EXPECT_EQ(bad(R"({"messages":[{"role":"user","content":"hi"}],"cache_salt":7})").param, "cache_salt");
   EXPECT_EQ(bad(R"({"messages":[{"role":"user","content":"hi"}],"cache_salt":["a"]})").param, "cache_salt");
+}
+
+// Every numeric parameter at the edges of its range: the last accepted value
+// reaches SamplingParams, the first refused one names the parameter.
+TEST(OpenAIRequest, RangesAtTheirEdges) {
+  const auto with = [](const std::string& field, const std::string& value) {
+    const std::string max = field == "max_tokens" ? "" : R"("max_tokens":8,)";
+    return R"({"messages":[{"role":"user","content":"hi"}],)" + max + "\"" + field + "\":" + value + "}";
+  };
+  struct Edge {
+    const char* field;
+    std::vector<const char*> ok, refused;
+  };
+  const Edge edges[] = {
+      {"temperature", {"0", "2"}, {"-0.001", "2.001"}},
+      {"top_p", {"0.000001", "1"}, {"0", "-0.1", "1.0001"}},
+      {"top_k", {"-1", "0", "1"}, {"-2"}},
+      {"min_p", {"0", "1"}, {"-0.001", "1.001"}},
+      {"presence_penalty", {"-2", "2"}, {"-2.001", "2.001"}},
+      {"frequency_penalty", {"-2", "2"}, {"-2.001", "2.001"}},
+      {"repetition_penalty", {"0.001", "2"}, {"0", "2.001"}},
+      {"n", {"1", "16"}, {"0", "17"}},
+      {"min_tokens", {"0", "8"}, {"-1", "9"}},
+      {"max_tokens", {"1"}, {"0", "-1"}},
+  };
+  for (const Edge& e : edges) {
+    for (const char* v : e.ok) {
+      OpenAIRequest r = ok_chat(with(e.field, v));
+      const double want = std::stod(v);
+      const std::string f = e.field;
+      if (f == "temperature") {
+        EXPECT_FLOAT_EQ(r.sampling.temperature, want);
+      }
+      if (f == "top_p") {
+        EXPECT_FLOAT_EQ(r.sampling.top_p, want);
+      }
+      if (f == "top_k") {
+        EXPECT_EQ(r.sampling.top_k, want);
+      }
+      if (f == "min_p") {
+        EXPECT_FLOAT_EQ(r.sampling.min_p, want);
+      }
+      if (f == "presence_penalty") {
+        EXPECT_FLOAT_EQ(r.sampling.presence_penalty, want);
+      }
+      if (f == "frequency_penalty") {
+        EXPECT_FLOAT_EQ(r.sampling.frequency_penalty, want);
+      }
+      if (f == "repetition_penalty") {
+        EXPECT_FLOAT_EQ(r.sampling.repetition_penalty, want);
+      }
+      if (f == "min_tokens") {
+        EXPECT_EQ(r.min_tokens, want);
+      }
+      if (f == "max_tokens") {
+        EXPECT_EQ(r.max_tokens, want);
+      }
+    }
+    for (const char* v : e.refused) EXPECT_EQ(bad(with(e.field, v)).param, e.field) << e.field << " = " << v;
+  }
+  // top_logprobs: 0..20 with logprobs: true.
+  EXPECT_EQ(ok_chat(R"({"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":20})").sampling.logprobs, 20);
+  EXPECT_EQ(bad(R"({"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":21})").param, "top_logprobs");
+  EXPECT_EQ(bad(R"({"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":-1})").param, "top_logprobs");
 }
 
 TEST(OpenAIRequest, MalformedAndHostileBodies) {

@@ -53,6 +53,18 @@ TEST(StopMatcher, EarliestOfSeveralStopsWins) {
   EXPECT_EQ(m.matched(), "lo w");
 }
 
+TEST(StopMatcher, EarliestWinsWithinOnePieceAndTiesGoToTheLongest) {
+  StopMatcher m({"world", "lo w"});
+  EXPECT_EQ(run(m, {"hello world"}), "hel");  // both present: "lo w" starts first
+  EXPECT_EQ(m.matched(), "lo w");
+  StopMatcher late_first({"ab", "xab"});
+  EXPECT_EQ(run(late_first, {"..xab.."}), "..");
+  EXPECT_EQ(late_first.matched(), "xab");
+  StopMatcher tie({"ab", "abc", "a"});
+  EXPECT_EQ(run(tie, {"xabcd"}), "x");
+  EXPECT_EQ(tie.matched(), "abc");
+}
+
 TEST(StopMatcher, OverlappingPrefixesKeepTheLongestHold) {
   StopMatcher m({"aab"});
   EXPECT_EQ(m.push("xaa"), "x");

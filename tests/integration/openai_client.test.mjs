@@ -1,26 +1,26 @@
 // The real kr-serve on loopback, driven by the official OpenAI client (npm
-// package `openai`, installed by `npm ci` in this folder). Skips with a
-// message when node_modules is missing.
+// package `openai`, installed by scripts/prepare-tests.sh). Without it every
+// test here fails, naming the missing package: a plain `ctest` must not pass
+// without the client.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { startServer, stopServer } from './helpers.mjs';
 
 const haveClient = existsSync(new URL('./node_modules/openai/package.json', import.meta.url));
-const skip = haveClient ? false : 'node_modules missing: run `npm ci` in tests/integration';
 let server;
 let client;
 const MODEL = 'tiny-llama3';
 
 before(async () => {
-  if (!haveClient) return;
+  if (!haveClient) throw new Error('the `openai` package is missing from tests/integration/node_modules: run scripts/prepare-tests.sh');
   const { default: OpenAI } = await import('openai');
   server = await startServer(['--api-key', 'sk-test']);
   client = new OpenAI({ apiKey: 'sk-test', baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0 });
 });
 after(async () => { if (server) await stopServer(server); });
 
-test('chat completion, not streamed: shape and usage', { skip }, async () => {
+test('chat completion, not streamed: shape and usage', async () => {
   const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hello' }],
     max_tokens: 8, temperature: 0, ignore_eos: true });
   assert.match(r.id, /^chatcmpl-/);
@@ -35,7 +35,7 @@ test('chat completion, not streamed: shape and usage', { skip }, async () => {
   assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + 8);
 });
 
-test('chat completion streamed: role first, content deltas, finish, usage chunk with no choices', { skip }, async () => {
+test('chat completion streamed: role first, content deltas, finish, usage chunk with no choices', async () => {
   const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hello' }],
     max_tokens: 6, temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true } });
   const chunks = [];
@@ -56,7 +56,7 @@ test('chat completion streamed: role first, content deltas, finish, usage chunk 
   assert.equal(text, whole.choices[0].message.content);
 });
 
-test('completions with a text prompt and with token ids; n > 1; logprobs', { skip }, async () => {
+test('completions with a text prompt and with token ids; n > 1; logprobs', async () => {
   const a = await client.completions.create({ model: MODEL, prompt: 'The quick brown fox', max_tokens: 5, temperature: 0,
     ignore_eos: true, logprobs: 2 });
   assert.match(a.id, /^cmpl-/);
@@ -79,7 +79,7 @@ test('completions with a text prompt and with token ids; n > 1; logprobs', { ski
   assert.equal(n.usage.completion_tokens, 12);
 });
 
-test('chat logprobs with top_logprobs and return_tokens_as_token_ids', { skip }, async () => {
+test('chat logprobs with top_logprobs and return_tokens_as_token_ids', async () => {
   const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3,
     temperature: 0, ignore_eos: true, logprobs: true, top_logprobs: 2, return_tokens_as_token_ids: true });
   const content = r.choices[0].logprobs.content;
@@ -93,7 +93,7 @@ test('chat logprobs with top_logprobs and return_tokens_as_token_ids', { skip },
   }
 });
 
-test('stop strings never leak, also when they span tokens', { skip }, async () => {
+test('stop strings never leak, also when they span tokens', async () => {
   const base = await client.completions.create({ model: MODEL, prompt: 'Once upon a time', max_tokens: 24, temperature: 0,
     ignore_eos: true });
   const text = base.choices[0].text;
@@ -116,7 +116,7 @@ test('stop strings never leak, also when they span tokens', { skip }, async () =
   }
 });
 
-test('errors through the client: 401, 404 model, 400 with param, context length', { skip }, async () => {
+test('errors through the client: 401, 404 model, 400 with param, context length', async () => {
   const { default: OpenAI } = await import('openai');
   const anon = new OpenAI({ apiKey: 'wrong', baseURL: `http://127.0.0.1:${server.port}/v1`, maxRetries: 0 });
   await assert.rejects(anon.models.list(), (e) => e.status === 401);

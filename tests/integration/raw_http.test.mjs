@@ -81,9 +81,17 @@ test('SSE framing, tokenize/detokenize, stats, keep-alive pipelining', async () 
   }
 });
 
+// The value of krserve_request_success_total{finished_reason="<reason>"} (NaN when absent).
+function finishedCount(metrics, reason) {
+  const m = new RegExp(`^krserve_request_success_total\\{[^}]*finished_reason="${reason}"[^}]*\\} ([0-9.eE+-]+)$`, 'm').exec(metrics);
+  return m ? Number(m[1]) : NaN;
+}
+
 test('a client that disconnects mid-stream is cancelled and its sequence freed', async () => {
   const s = await startServer();
   try {
+    const before = (await get(s.port, '/metrics')).body;
+    assert.equal(finishedCount(before, 'cancelled'), 0, 'no cancelled request yet');
     const body = JSON.stringify({ model: MODEL, prompt: 'hello', max_tokens: 100000, ignore_eos: true, stream: true });
     const sock = net.connect(s.port, '127.0.0.1');
     await new Promise((r) => sock.on('connect', r));
@@ -99,8 +107,11 @@ test('a client that disconnects mid-stream is cancelled and its sequence freed',
       after = JSON.parse((await get(s.port, '/stats')).body).engine.running;
     }
     assert.equal(after, 0, 'generation still running after the client left');
+    // Counted once, as cancelled (not as finished by length or stop).
     const m = (await get(s.port, '/metrics')).body;
-    assert.match(m, /cancel/);
+    assert.equal(finishedCount(m, 'cancelled'), 1, m.split('\n').filter((l) => l.includes('request_success')).join('\n'));
+    assert.equal(finishedCount(m, 'length'), finishedCount(before, 'length'));
+    assert.equal(finishedCount(m, 'stop'), finishedCount(before, 'stop'));
   } finally {
     await stopServer(s);
   }

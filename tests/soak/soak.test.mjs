@@ -29,9 +29,13 @@ const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return see
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS * 2 });
 
+// Resolves {status, text} when the response ends, {aborted: true} only when this
+// client disconnected on purpose; a response cut off by the server is {status, error}.
 function request(port, path, body, { abortAfterChunks = -1 } = {}) {
   return new Promise((resolve) => {
     const data = JSON.stringify(body);
+    let settled = false;
+    const settle = (r) => { if (!settled) { settled = true; resolve(r); } };
     const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent,
       headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
       let chunks = 0;
@@ -39,14 +43,44 @@ function request(port, path, body, { abortAfterChunks = -1 } = {}) {
       res.on('data', (d) => {
         chunks++;
         text += d;
-        if (abortAfterChunks >= 0 && chunks > abortAfterChunks) { req.destroy(); resolve({ status: res.statusCode, aborted: true }); }
+        if (abortAfterChunks >= 0 && chunks > abortAfterChunks) { settle({ status: res.statusCode, aborted: true }); req.destroy(); }
       });
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-      res.on('error', () => resolve({ status: res.statusCode, aborted: true }));
+      res.on('end', () => settle({ status: res.statusCode, text }));
+      res.on('error', (e) => settle({ status: res.statusCode, error: `response cut off: ${e}`, text }));
+      res.on('close', () => { if (!res.complete) settle({ status: res.statusCode, error: 'response cut off', text }); });
     });
-    req.on('error', (e) => resolve({ status: 0, error: String(e) }));
+    req.on('error', (e) => settle({ status: 0, error: String(e) }));
     req.end(data);
   });
+}
+
+// A completed generation: a stream ends with a finish_reason chunk and then
+// `data: [DONE]`, and carries no error event; a plain response is a JSON body
+// whose choices all finished. Returns what is wrong, or '' when nothing is.
+function checkCompletion(text, { stream, maxTokens }) {
+  const finished = (c) => c.finish_reason === 'stop' || c.finish_reason === 'length';
+  if (!stream) {
+    let j;
+    try { j = JSON.parse(text); } catch { return `body is not JSON: ${text.slice(0, 200)}`; }
+    if (j.error) return `error body: ${JSON.stringify(j.error)}`;
+    if (!Array.isArray(j.choices) || j.choices.length !== 1 || !finished(j.choices[0])) return `unfinished: ${text.slice(0, 200)}`;
+    const n = j.usage && j.usage.completion_tokens;
+    if (!(n >= 1 && n <= maxTokens)) return `completion_tokens ${n} outside [1, ${maxTokens}]`;
+    return '';
+  }
+  if (!text.endsWith('\n\n')) return `stream ends mid-event: ...${JSON.stringify(text.slice(-80))}`;
+  const events = text.split('\n\n').filter((e) => e);
+  if (events.some((e) => !e.startsWith('data: '))) return `not an SSE data event: ${events.find((e) => !e.startsWith('data: ')).slice(0, 200)}`;
+  if (events[events.length - 1] !== 'data: [DONE]') return `stream does not end with [DONE]: ...${JSON.stringify(text.slice(-200))}`;
+  let finishes = 0;
+  for (const e of events.slice(0, -1)) {
+    let j;
+    try { j = JSON.parse(e.slice(6)); } catch { return `event is not JSON: ${e.slice(0, 200)}`; }
+    if (j.error) return `error event: ${JSON.stringify(j.error)}`;
+    for (const c of j.choices || []) if (c.finish_reason != null) { if (!finished(c)) return `finish_reason ${c.finish_reason}`; finishes++; }
+  }
+  if (finishes !== 1) return `${finishes} finish_reason chunks`;
+  return '';
 }
 
 async function getJson(port, path) {
@@ -60,6 +94,25 @@ function metric(text, name) {
 }
 
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+
+// The stream checks themselves, on made-up responses (no server needed).
+test('soak: a 200 counts only with a complete stream or body', () => {
+  const chunk = (o) => `data: ${JSON.stringify(o)}\n\n`;
+  const good = chunk({ choices: [{ delta: { content: 'a' }, finish_reason: null }] }) +
+    chunk({ choices: [{ delta: {}, finish_reason: 'length' }] }) + 'data: [DONE]\n\n';
+  assert.equal(checkCompletion(good, { stream: true, maxTokens: 4 }), '');
+  assert.match(checkCompletion(good.slice(0, -'data: [DONE]\n\n'.length), { stream: true, maxTokens: 4 }), /\[DONE\]/);
+  assert.match(checkCompletion(good.slice(0, 30), { stream: true, maxTokens: 4 }), /mid-event/);
+  const withError = chunk({ choices: [{ delta: { content: 'a' }, finish_reason: null }] }) +
+    chunk({ error: { message: 'boom', type: 'server_error' } }) + 'data: [DONE]\n\n';
+  assert.match(checkCompletion(withError, { stream: true, maxTokens: 4 }), /error event/);
+  assert.match(checkCompletion(chunk({ choices: [{ delta: {}, finish_reason: null }] }) + 'data: [DONE]\n\n', { stream: true, maxTokens: 4 }), /0 finish_reason/);
+  const body = { choices: [{ message: { content: 'x' }, finish_reason: 'stop' }], usage: { completion_tokens: 2 } };
+  assert.equal(checkCompletion(JSON.stringify(body), { stream: false, maxTokens: 4 }), '');
+  assert.match(checkCompletion(JSON.stringify(body).slice(0, 20), { stream: false, maxTokens: 4 }), /not JSON/);
+  assert.match(checkCompletion(JSON.stringify({ ...body, usage: { completion_tokens: 9 } }), { stream: false, maxTokens: 4 }), /outside/);
+  assert.match(checkCompletion(JSON.stringify({ error: { message: 'x' } }), { stream: false, maxTokens: 4 }), /error body/);
+});
 
 test(`soak: ${CLIENTS} clients, random disconnects`, { timeout: (SECONDS + 120) * 1000 }, async () => {
   const port = await freePort();
@@ -77,7 +130,12 @@ test(`soak: ${CLIENTS} clients, random disconnects`, { timeout: (SECONDS + 120) 
         ? { model: 'tiny-llama3', messages: [{ role: 'user', content: `question ${Math.floor(rand() * 1000)}` }], max_tokens: 1 + Math.floor(rand() * 32), stream, temperature: rand() }
         : { model: 'tiny-llama3', prompt: `prompt ${Math.floor(rand() * 1000)}`, max_tokens: 1 + Math.floor(rand() * 32), stream, ignore_eos: rand() < 0.5 };
       const disconnect = stream && rand() < 0.2;
-      return request(port, chat ? '/v1/chat/completions' : '/v1/completions', body, { abortAfterChunks: disconnect ? Math.floor(rand() * 4) : -1 });
+      const r = await request(port, chat ? '/v1/chat/completions' : '/v1/completions', body, { abortAfterChunks: disconnect ? Math.floor(rand() * 4) : -1 });
+      if (r.status === 200 && !r.aborted && !r.error) {
+        const wrong = checkCompletion(r.text, { stream, maxTokens: body.max_tokens });
+        if (wrong) r.error = wrong;
+      }
+      return r;
     };
     await Promise.all(Array.from({ length: CLIENTS }, () => oneRequest()));
     await sleep(500);
@@ -89,11 +147,11 @@ test(`soak: ${CLIENTS} clients, random disconnects`, { timeout: (SECONDS + 120) 
       while (Date.now() < deadline) {
         const r = await oneRequest();
         if (r.aborted) stats.aborted++;
-        else if (r.status === 200) stats.ok++;
+        else if (r.status === 200 && !r.error) stats.ok++;
         else {
           stats.unexpected++;
           if (r.status >= 500) stats.five_xx++;
-          if (stats.samples.length < 5) stats.samples.push(r);
+          if (stats.samples.length < 5) stats.samples.push({ status: r.status, error: r.error, tail: String(r.text || "").slice(-300) });
         }
       }
     };

@@ -180,11 +180,21 @@ TEST(LoadGen, RateSpreadsTheRequests) {
   lo.rate_per_s = 50;
   lo.arrival_seed = 3;
   const std::vector<double> due = poisson_arrivals_s(6, 50, 3);
+  ASSERT_EQ(due.size(), 6u);
+  // With 8 clients for 6 requests, only the schedule holds requests back: the last
+  // one is due well after the start, so starting everything at once fails below.
+  ASSERT_GT(due.back(), 0.03);
   const LoadResult res = run_load(Endpoint{"127.0.0.1", port, ""}, lo, [](int) { return request(1); });
+  ASSERT_EQ(res.results.size(), 6u);
+  EXPECT_EQ(server.chat_requests(), 6);
   for (size_t i = 0; i < res.results.size(); ++i) {
     ASSERT_TRUE(res.results[i].ok) << res.results[i].error;
-    EXPECT_GE(static_cast<double>(res.results[i].start_ns - res.start_ns) / 1e9, due[i] - 1e-4);
+    EXPECT_EQ(res.results[i].output_tokens, 1) << i;
+    const double start_s = static_cast<double>(res.results[i].start_ns - res.start_ns) / 1e9;
+    EXPECT_GE(start_s, due[i] - 1e-4) << "request " << i;
+    EXPECT_LT(start_s, due[i] + 1.0) << "request " << i;  // not held back past its time either
   }
+  EXPECT_GE(res.duration_s, due.back());
 }
 
 }  // namespace
