@@ -972,7 +972,10 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   check_kv(kv, kv_heads, head_dim);
   const int group = q_heads / kv_heads;
   // The tensor-core kernels for head dims 64/128/256; the old kernel for the rest (16, 32).
-  const bool flash = cuda::flash_attention_supported(q_heads, kv_heads, head_dim, meta_.block_size) &&
+  const bool short_decode =
+      decode_only_ && meta_.max_blocks_per_seq * meta_.block_size < options_.flash_decode_min_keys;
+  const bool flash = options_.flash_attention && !short_decode &&
+                     cuda::flash_attention_supported(q_heads, kv_heads, head_dim, meta_.block_size) &&
                      cuda::flash_prefill_tile_tokens(group, head_dim) > 0;
   const int key = tile_key(flash, group, head_dim);
   if (tile_key_ != kDecodeTiles && tile_key_ != key) build_tiles(key, flash, group, head_dim);

@@ -40,6 +40,15 @@ struct CudaOptions {
   // FP8 and cuBLASLt's FP8 GEMM runs (W8A8); below, the dequantizing kernels
   // (W8A16, bf16 activations).
   int fp8_w8a8_min_tokens = 9;
+  // The flash (tensor-core) attention kernels for head dims 64/128/256; off: the
+  // older paged kernel for every step (kr-cuda-bench --no-flash, to compare).
+  bool flash_attention = true;
+  // Decode-only steps whose block-table width is under this many keys use the
+  // older paged kernel, which is faster at short contexts (batch-1 decode of the
+  // 3B Llama shape at ctx 128 on the H200: 441 tok/s with the flash decode kernel,
+  // 469 with the paged one; at ctx 4096 flash is faster: docs/performance.md).
+  // Shape-only, so a recorded step graph keeps its kernel. 0: flash everywhere.
+  int flash_decode_min_keys = 2048;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

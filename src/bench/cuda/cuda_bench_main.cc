@@ -12,7 +12,7 @@
 // step reads count their codes, scales and zeros.
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
-//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--quant-dense-min N] [--w8a8-min N]
+//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
 //        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
@@ -350,6 +350,8 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["graphs"] = set.graphs;
   r["pdl"] = set.pdl;
   r["pdl_norms"] = set.pdl && set.pdl_norms;
+  r["flash_attention"] = set.options.flash_attention;
+  r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
   std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n",
               r["model"].get<std::string>().c_str(), prop.name, load_s, model.weight_bytes() / 1e9,
               model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
@@ -442,6 +444,8 @@ int main(int argc, char** argv) {
     else if (a == "--no-graphs") set.graphs = false;
     else if (a == "--no-pdl") set.pdl = false;
     else if (a == "--no-pdl-norms") set.pdl_norms = false;
+    else if (a == "--no-flash") options.flash_attention = false;
+    else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--decode-only") set.decode_only = true;
     else if (a == "--brief") set.brief = true;
     else if (a == "--gemv-bench") gemv = true;
