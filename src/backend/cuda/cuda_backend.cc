@@ -972,8 +972,8 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   check_kv(kv, kv_heads, head_dim);
   const int group = q_heads / kv_heads;
   // The tensor-core kernels for head dims 64/128/256; the old kernel for the rest (16, 32).
-  const bool short_decode =
-      decode_only_ && meta_.max_blocks_per_seq * meta_.block_size < options_.flash_decode_min_keys;
+  const bool short_decode = decode_only_ && meta_.num_seqs <= cuda::kGemvMaxTokens &&
+                            meta_.max_blocks_per_seq * meta_.block_size < options_.flash_decode_min_keys;
   const bool flash = options_.flash_attention && !short_decode &&
                      cuda::flash_attention_supported(q_heads, kv_heads, head_dim, meta_.block_size) &&
                      cuda::flash_prefill_tile_tokens(group, head_dim) > 0;

@@ -43,11 +43,12 @@ struct CudaOptions {
   // The flash (tensor-core) attention kernels for head dims 64/128/256; off: the
   // older paged kernel for every step (kr-cuda-bench --no-flash, to compare).
   bool flash_attention = true;
-  // Decode-only steps whose block-table width is under this many keys use the
-  // older paged kernel, which is faster at short contexts (batch-1 decode of the
-  // 3B Llama shape at ctx 128 on the H200: 441 tok/s with the flash decode kernel,
-  // 469 with the paged one; at ctx 4096 flash is faster: docs/performance.md).
-  // Shape-only, so a recorded step graph keeps its kernel. 0: flash everywhere.
+  // Decode-only steps of at most 4 sequences (the GEMV batches) whose block-table
+  // width is under this many keys use the older paged kernel, which is faster there
+  // (3B Llama shape on the H200, ctx 128: batch 1 472 tok/s with it, 440 with the
+  // flash decode kernel; at batch 64 flash is faster, 18.6k vs 16.6k tok/s; at ctx
+  // 4096 equal: docs/performance.md). Shape-only (batch size and table width, the
+  // step graph's key), so a recorded graph keeps its kernel. 0: flash everywhere.
   int flash_decode_min_keys = 2048;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
