@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
+#include "bench/kr_bench/output_compare.h"
 #include "bench/kr_bench/report_util.h"
 #include "bench/kr_bench/run_info.h"
 #include "bench/kr_bench/token_client.h"
@@ -78,8 +79,14 @@ std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& 
   return a;
 }
 
-TokenCompletionResult send(const Target& t, const CommonOptions& opts, std::vector<int32_t> prompt, int max_tokens) {
+// Issue 14: with caching on, temperature-0 tokens equal those with caching off wherever the
+// margin (top-1 minus top-2 logprob) exceeds this.
+constexpr double kMarginThreshold = 0.15;
+
+TokenCompletionResult send(const Target& t, const CommonOptions& opts, std::vector<int32_t> prompt, int max_tokens,
+                           int top_logprobs = 0) {
   TokenCompletionRequest r;
+  r.top_logprobs = top_logprobs;
   r.model = t.model_name();
   r.prompt_ids = std::move(prompt);
   r.max_tokens = max_tokens;
@@ -170,7 +177,9 @@ json base_report(const CommonOptions& opts, const PrefixBenchOptions& p, const s
 
 // ---- multiturn ----
 
-bool multiturn_config(const CommonOptions& opts, const PrefixBenchOptions& p, const std::string& which, json& cfg) {
+// Runs one configuration; its answers (ids and margins) per (session, turn) go to `answers`.
+bool multiturn_config(const CommonOptions& opts, const PrefixBenchOptions& p, const std::string& which, json& cfg,
+                      SessionAnswers& answers) {
   const ServerConfig sc = cache_config(which, p);
   cfg = config_json(sc);
   Target target;
@@ -200,7 +209,7 @@ bool multiturn_config(const CommonOptions& opts, const PrefixBenchOptions& p, co
       for (int t = 0; t < p.turns; ++t) {
         const std::vector<int32_t> msg = g.take(g.around(p.user_tokens));
         history.insert(history.end(), msg.begin(), msg.end());
-        TokenCompletionResult r = send(target, opts, history, opts.max_tokens);
+        TokenCompletionResult r = send(target, opts, history, opts.max_tokens, /*top_logprobs=*/2);
         const bool ok = r.timing.ok;
         std::vector<int32_t> answer = r.output_ids;
         {
@@ -245,6 +254,7 @@ bool multiturn_config(const CommonOptions& opts, const PrefixBenchOptions& p, co
                         {"e2e_ms", summary_json(e2e)}});
   }
   for (const Row& row : rows) {
+    if (row.r.timing.ok) answers[{row.session, row.turn}] = {row.r.output_ids, row.r.margins};
     json j = result_row(row.r, row.prompt_tokens, t0);
     j["session"] = row.session;
     j["turn"] = row.turn;
@@ -318,6 +328,16 @@ std::string multiturn_markdown(const json& r) {
   }
   if (r.contains("comparison") && !r["comparison"].empty())
     md += "\nAgainst cache-off: " + r["comparison"].dump() + "\n";
+  if (r.contains("output_comparison")) {
+    md += "\nTemperature-0 answers against cache-off (up to each session's first differing token; a divergence "
+          "fails where cache-off's top-1 - top-2 logprob margin > " + fmt(kMarginThreshold, 2) + "):\n\n";
+    md += "| configuration | sessions compared | identical | tokens compared | divergences > margin | <= margin |\n";
+    md += "|---|---|---|---|---|---|\n";
+    for (const auto& [name, c] : r["output_comparison"].items())
+      md += "| " + name + " | " + c["sessions_compared"].dump() + " | " + c["sessions_identical"].dump() + " | " +
+            c["tokens_compared"].dump() + " | " + c["divergences_above_margin"].dump() + " | " +
+            c["divergences_at_or_below_margin"].dump() + " |\n";
+  }
   return md;
 }
 
@@ -472,13 +492,32 @@ int run_multiturn(const CommonOptions& opts, const PrefixBenchOptions& p) {
   report["parameters"]["system_tokens"] = p.system_tokens;
   report["parameters"]["user_tokens"] = p.user_tokens;
   bool ok = true;
+  std::map<std::string, SessionAnswers> answers;  // configuration name -> its answers
   for (const std::string& which : p.caches) {
     json cfg;
-    ok &= multiturn_config(opts, p, which, cfg);
+    ok &= multiturn_config(opts, p, which, cfg, answers["cache-" + which]);
+    if (cfg.contains("error")) answers.erase("cache-" + which);
     report["configurations"].push_back(std::move(cfg));
   }
   report["comparison"] = comparison(report["configurations"], "output_throughput_tok_s",
                                     [](const json& c) { return c["output_throughput_tok_s"].get<double>(); });
+  // Each configuration's answers against cache-off's, session by session (output_compare.h).
+  if (const auto off = answers.find("cache-off"); off != answers.end()) {
+    report["output_comparison"] = json::object();
+    for (const auto& [name, a] : answers) {
+      if (name == "cache-off") continue;
+      json c = compare_outputs(off->second, a, p.sessions, p.turns, kMarginThreshold);
+      ok &= c["pass"].get<bool>();
+      std::printf("multiturn %s vs cache-off: %d sessions compared, %d identical, %lld tokens compared, "
+                  "%d divergences above margin %.2f (must be 0), %d at or below: %s\n",
+                  name.c_str(), c["sessions_compared"].get<int>(), c["sessions_identical"].get<int>(),
+                  static_cast<long long>(c["tokens_compared"].get<int64_t>()), c["divergences_above_margin"].get<int>(),
+                  kMarginThreshold, c["divergences_at_or_below_margin"].get<int>(),
+                  c["pass"].get<bool>() ? "pass" : "FAIL");
+      report["output_comparison"][name] = std::move(c);
+    }
+    std::fflush(stdout);
+  }
   if (Status s = write_report(opts, "multiturn", report, multiturn_markdown(report)); !s.ok()) {
     std::fprintf(stderr, "kr-bench: %s\n", s.to_string().c_str());
     return 1;

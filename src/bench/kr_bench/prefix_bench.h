@@ -14,7 +14,9 @@
 //   effective GB/s.
 // Prompts are token ids drawn from a seeded generator (completions API, token
 // ids in and out; token_client.h), so a run is the same on any weights: caching
-// depends on token ids only. Writes <scenario>.json and <scenario>.md into
+// depends on token ids only. multiturn also compares each configuration's
+// answers with cache-off's (output_compare.h; output_comparison in the JSON, a
+// line on stdout, exit status 1 on a divergence above the margin). Writes <scenario>.json and <scenario>.md into
 // opts.out_dir. Call from the main thread.
 #pragma once
 

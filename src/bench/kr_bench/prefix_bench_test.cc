@@ -1,18 +1,26 @@
 // kr-bench's prefix-cache scenarios, small, against build/bin/kr-serve on the
 // tiny model (CPU): both must run their configurations and report what the
 // cache did (nothing with caching off, hits with it on, host-tier reloads in the
-// host configuration after its filler prompts pushed the document out).
+// host configuration after its filler prompts pushed the document out), and
+// multiturn's temperature-0 answers with caching on equal cache-off's token for
+// token (on the CPU caching is bit-identical, so no divergence at any margin).
+// The answer comparison itself (output_compare.h) is tested on made-up answers.
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "bench/kr_bench/output_compare.h"
 
 namespace {
 
@@ -93,6 +101,64 @@ TEST(KrBenchPrefix, MultiturnOffAndOn) {
   EXPECT_GT(on["per_turn"][1]["cached_tokens_mean"].get<double>(), 40.0);
   EXPECT_GT(on["prefix_cache"]["hit_rate"].get<double>(), 0.3);
   EXPECT_TRUE(r["comparison"].contains("cache-on"));
+  // Temperature 0, caching on the CPU: the same tokens in every session and turn, each with a margin.
+  ASSERT_TRUE(r.contains("output_comparison")) << r.dump(1).substr(0, 2000);
+  const json& cmp = r["output_comparison"]["cache-on"];
+  EXPECT_EQ(cmp["sessions_compared"], 2) << cmp;
+  EXPECT_EQ(cmp["sessions_identical"], 2) << cmp;
+  EXPECT_EQ(cmp["sessions_incomplete"], 0) << cmp;
+  EXPECT_EQ(cmp["tokens_compared"], 2 * 3 * 4) << cmp;  // sessions x turns x --max-tokens
+  EXPECT_EQ(cmp["tokens_margin_unknown"], 0) << cmp;     // top-2 logprobs came back for every token
+  EXPECT_EQ(cmp["divergences"].size(), 0u) << cmp;
+  EXPECT_EQ(cmp["divergences_above_margin"], 0) << cmp;
+  EXPECT_EQ(cmp["divergences_at_or_below_margin"], 0) << cmp;
+  EXPECT_EQ(cmp["pass"], true) << cmp;
+  EXPECT_NE(log.find("multiturn cache-on vs cache-off: 2 sessions compared, 2 identical"), std::string::npos) << log;
+}
+
+kr::bench::TurnAnswer answer(std::vector<int32_t> ids, std::vector<double> margins) { return {std::move(ids), std::move(margins)}; }
+
+TEST(KrBenchPrefix, OutputComparisonStopsAtTheFirstDifferenceAndJudgesItsMargin) {
+  using kr::bench::SessionAnswers;
+  const double nan = std::nan("");
+  SessionAnswers off, on;
+  // Session 0: identical over two turns.
+  off[{0, 0}] = on[{0, 0}] = answer({1, 2, 3}, {1.0, 1.0, 1.0});
+  off[{0, 1}] = on[{0, 1}] = answer({4, 5, 6}, {1.0, 0.1, 1.0});
+  // Session 1: differs at turn 0, token 1, where cache-off's margin is 0.1 (excused); turn 1 is not compared.
+  off[{1, 0}] = answer({7, 8, 9}, {1.0, 0.1, 1.0});
+  on[{1, 0}] = answer({7, 9, 9}, {1.0, 0.1, 1.0});
+  off[{1, 1}] = answer({1, 1, 1}, {1.0, 1.0, 1.0});
+  on[{1, 1}] = answer({2, 2, 2}, {1.0, 1.0, 1.0});
+  json c = kr::bench::compare_outputs(off, on, 2, 2, 0.15);
+  EXPECT_EQ(c["sessions_compared"], 2) << c;
+  EXPECT_EQ(c["sessions_identical"], 1) << c;
+  EXPECT_EQ(c["tokens_compared"], 6 + 2) << c;
+  EXPECT_EQ(c["tokens_at_or_below_margin"], 2) << c;
+  EXPECT_EQ(c["divergences_at_or_below_margin"], 1) << c;
+  EXPECT_EQ(c["divergences_above_margin"], 0) << c;
+  ASSERT_EQ(c["divergences"].size(), 1u) << c;
+  EXPECT_EQ(c["divergences"][0]["turn"], 0);
+  EXPECT_EQ(c["divergences"][0]["token_index"], 1);
+  EXPECT_EQ(c["divergences"][0]["reference_id"], 8);
+  EXPECT_EQ(c["divergences"][0]["id"], 9);
+  EXPECT_EQ(c["pass"], true);
+
+  // Above the threshold, an unknown margin, or a shorter answer: failures.
+  for (const auto& [ref, other] : {std::pair{answer({7, 8}, {1.0, 0.2}), answer({7, 9}, {1.0, 0.2})},
+                                   std::pair{answer({7, 8}, {1.0, nan}), answer({7, 9}, {1.0, nan})},
+                                   std::pair{answer({7, 8}, {1.0, 0.01}), answer({7}, {1.0})}}) {
+    SessionAnswers a{{{0, 0}, ref}}, b{{{0, 0}, other}};
+    json f = kr::bench::compare_outputs(a, b, 1, 1, 0.15);
+    EXPECT_EQ(f["divergences_above_margin"], 1) << f;
+    EXPECT_EQ(f["pass"], false) << f;
+  }
+  // A session that failed in one run is incomplete, not identical.
+  SessionAnswers missing = off;
+  missing.erase({0, 1});
+  json m = kr::bench::compare_outputs(off, missing, 1, 2, 0.15);
+  EXPECT_EQ(m["sessions_identical"], 0) << m;
+  EXPECT_EQ(m["sessions_incomplete"], 1) << m;
 }
 
 TEST(KrBenchPrefix, SharedPrefixWithTheHostTier) {

@@ -1,5 +1,7 @@
 #include "bench/kr_bench/token_client.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
@@ -11,6 +13,26 @@ namespace {
 using json = nlohmann::json;
 
 double ms_between(int64_t a_ns, int64_t b_ns) { return static_cast<double>(b_ns - a_ns) / 1e6; }
+
+// One token's top_logprobs object ({"token_id:N": logprob, ...}, in no useful order): the best
+// logprob minus the second best; NaN with fewer than two entries.
+double top2_margin(const json& top) {
+  if (!top.is_object()) return std::nan("");
+  double first = -INFINITY, second = -INFINITY;
+  int n = 0;
+  for (const json& v : top) {  // an object iterates over its values
+    if (!v.is_number()) continue;
+    const double lp = v.get<double>();
+    ++n;
+    if (lp > first) {
+      second = first;
+      first = lp;
+    } else if (lp > second) {
+      second = lp;
+    }
+  }
+  return n >= 2 ? first - second : std::nan("");
+}
 
 struct TokenStream {
   TokenCompletionResult* out = nullptr;
@@ -48,12 +70,16 @@ struct TokenStream {
     if (auto fr = c0.find("finish_reason"); fr != c0.end() && fr->is_string()) r.finish_reason = *fr;
     size_t new_tokens = 0;
     if (auto lp = c0.find("logprobs"); lp != c0.end() && lp->is_object()) {
+      const auto tops = lp->find("top_logprobs");
       if (auto toks = lp->find("tokens"); toks != lp->end() && toks->is_array()) {
-        for (const json& t : *toks) {
+        for (size_t i = 0; i < toks->size(); ++i) {
+          const json& t = (*toks)[i];
           if (!t.is_string()) continue;
           const std::string s = t.get<std::string>();
           if (s.rfind("token_id:", 0) != 0) continue;
           out->output_ids.push_back(static_cast<int32_t>(std::stol(s.substr(9))));
+          out->margins.push_back(tops != lp->end() && tops->is_array() && i < tops->size() ? top2_margin((*tops)[i])
+                                                                                             : std::nan(""));
           ++new_tokens;
         }
       }
@@ -81,7 +107,7 @@ std::string token_completion_body(const TokenCompletionRequest& req) {
       {"stream", true},
       {"stream_options", {{"include_usage", true}}},
       {"ignore_eos", true},
-      {"logprobs", 0},
+      {"logprobs", req.top_logprobs},
       {"return_tokens_as_token_ids", true},
   };
   if (!req.cache_salt.empty()) body["cache_salt"] = req.cache_salt;
