@@ -49,6 +49,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
+#include "bench/cuda/backend_ops_error.h"
 #include "bench/cuda/backend_ops_long.h"
 #include "bench/cuda/kv_copy_check.h"
 #include "bench/cuda/backend_ops_quant.h"
@@ -167,23 +168,13 @@ struct Ctx {
   }
 };
 
-// Max abs error relative to the reference's largest magnitude; NaN counts as failure.
+// One op's result against the reference (op_error); a NaN fails.
 void report(const std::string& op, const std::string& shape, const std::vector<float>& ref,
             const std::vector<float>& got, double tol) {
-  double max_err = 0.0, max_ref = 1e-6;
-  bool bad = ref.size() != got.size();
-  for (size_t i = 0; i < ref.size() && !bad; ++i) {
-    if (!std::isfinite(got[i])) {
-      bad = true;
-      break;
-    }
-    max_err = std::max(max_err, std::abs(static_cast<double>(ref[i]) - got[i]));
-    max_ref = std::max(max_ref, std::abs(static_cast<double>(ref[i])));
-  }
-  const double rel = bad ? INFINITY : max_err / max_ref;
-  const bool ok = rel <= tol;
+  const OpError e = op_error(ref, got);
+  const bool ok = e.rel <= tol;
   if (!ok) ++g_failures;
-  std::printf("%-14s %-34s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), shape.c_str(), max_err, rel, tol,
+  std::printf("%-14s %-34s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), shape.c_str(), e.max_abs, e.rel, tol,
               ok ? "ok" : "FAIL");
 }
 

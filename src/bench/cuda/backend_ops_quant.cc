@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/dtype_convert.h"
+#include "bench/cuda/backend_ops_error.h"
 #include "backend/float_codec.h"
 #include "model/model.h"
 
@@ -35,23 +36,13 @@ std::vector<float> rand_bf16(size_t n, float scale) {
   return v;
 }
 
-// Max abs error relative to the reference's largest magnitude; NaN fails.
+// One op's result against the reference (op_error); a NaN fails.
 void report(const std::string& op, const std::string& shape, const std::vector<float>& ref,
             const std::vector<float>& got, double tol) {
-  double max_err = 0.0, max_ref = 1e-6;
-  bool bad = ref.size() != got.size();
-  for (size_t i = 0; i < ref.size() && !bad; ++i) {
-    if (!std::isfinite(got[i])) {
-      bad = true;
-      break;
-    }
-    max_err = std::max(max_err, std::abs(static_cast<double>(ref[i]) - got[i]));
-    max_ref = std::max(max_ref, std::abs(static_cast<double>(ref[i])));
-  }
-  const double rel = bad ? INFINITY : max_err / max_ref;
-  const bool ok = rel <= tol;
+  const OpError e = op_error(ref, got);
+  const bool ok = e.rel <= tol;
   if (!ok) ++g_failures;
-  std::printf("%-18s %-50s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), shape.c_str(), max_err, rel, tol,
+  std::printf("%-18s %-50s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), shape.c_str(), e.max_abs, e.rel, tol,
               ok ? "ok" : "FAIL");
   std::fflush(stdout);
 }
