@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "bench/kr_bench/sse_parser.h"
+#include "bench/kr_bench/stream_event.h"
 
 namespace kr::bench {
 
@@ -36,19 +37,11 @@ CompletionResult run_completion_stream(const Endpoint& ep, const CompletionReque
   bool done = false, stop = false;
   int64_t tokens = 0;
   const auto on_event = [&](std::string_view data) {
-    if (data == "[DONE]") {
-      done = true;
-      return;
-    }
-    const json j = json::parse(data, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
-      error_body = "unparsable SSE data: " + std::string(data.substr(0, 200));
-      return;
-    }
-    if (j.contains("error")) {
-      error_body = j["error"].dump();
-      return;
-    }
+    const StreamEvent e = classify_stream_event(data);
+    if (e.kind == StreamEvent::Kind::kDone) done = true;
+    if (e.kind == StreamEvent::Kind::kError) error_body = e.error;
+    if (e.kind != StreamEvent::Kind::kChunk) return;
+    const json& j = e.chunk;
     if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
       out.prompt_tokens = u->value("prompt_tokens", int64_t{0});
       out.completion_tokens = u->value("completion_tokens", int64_t{0});

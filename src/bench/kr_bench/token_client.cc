@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "bench/kr_bench/sse_parser.h"
+#include "bench/kr_bench/stream_event.h"
 
 namespace kr::bench {
 namespace {
@@ -41,19 +42,11 @@ struct TokenStream {
   std::string error_body;
 
   void on_event(std::string_view data, int64_t now_ns) {
-    if (data == "[DONE]") {
-      done = true;
-      return;
-    }
-    json j = json::parse(data, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
-      error_body = "unparsable SSE data: " + std::string(data.substr(0, 200));
-      return;
-    }
-    if (j.contains("error")) {
-      error_body = j["error"].dump();
-      return;
-    }
+    const StreamEvent e = classify_stream_event(data);
+    if (e.kind == StreamEvent::Kind::kDone) done = true;
+    if (e.kind == StreamEvent::Kind::kError) error_body = e.error;
+    if (e.kind != StreamEvent::Kind::kChunk) return;
+    const json& j = e.chunk;
     RequestResult& r = out->timing;
     if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
       if (auto c = u->find("completion_tokens"); c != u->end() && c->is_number_integer()) {

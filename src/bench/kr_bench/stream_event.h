@@ -1,0 +1,23 @@
+// One event's data of an OpenAI-style stream, classified: the "[DONE]" marker, an
+// error (an "error" object, or data that is not a JSON object), or a chunk. Shared by
+// kr-bench's stream clients (chat_client, token_client, completion_stream).
+// Threading: any (pure).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace kr::bench {
+
+struct StreamEvent {
+  enum class Kind { kDone, kError, kChunk };
+  Kind kind = Kind::kChunk;
+  nlohmann::json chunk;  // kChunk: the parsed object
+  std::string error;     // kError: the error object's JSON, or what could not be parsed
+};
+
+StreamEvent classify_stream_event(std::string_view data);
+
+}  // namespace kr::bench
