@@ -116,19 +116,9 @@ RequestResult run_chat_request(const Endpoint& ep, const ChatRequest& req, int t
   out.e2e_ms = ms_between(out.start_ns, end_ns);
   if (!out.tokens_from_usage) out.output_tokens = out.content_chunks;
 
-  if (!head.ok()) {
-    out.error = head.status().to_string();
-    return out;
-  }
-  out.http_status = head->status;
-  if (head->status != 200) {
-    out.error = "HTTP " + std::to_string(head->status) + ": " + plain_body.substr(0, 300);
-    return out;
-  }
-  if (!st.error_body.empty()) {
-    out.error = st.error_body;
-    return out;
-  }
+  if (head.ok()) out.http_status = head->status;
+  out.error = stream_request_error(head, plain_body, st.error_body);
+  if (!out.error.empty()) return out;
   if (out.content_chunks == 0) {
     out.error = "stream ended without content";
     return out;

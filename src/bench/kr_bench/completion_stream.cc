@@ -73,18 +73,8 @@ CompletionResult run_completion_stream(const Endpoint& ep, const CompletionReque
   if (!stop) parser.finish(on_event);
   out.end_ns = steady_now_ns();
   if (out.completion_tokens == 0) out.completion_tokens = tokens;
-  if (!head.ok()) {
-    out.error = head.status().to_string();
-    return out;
-  }
-  if (head->status != 200) {
-    out.error = "HTTP " + std::to_string(head->status) + ": " + plain_body.substr(0, 300);
-    return out;
-  }
-  if (!error_body.empty()) {
-    out.error = error_body;
-    return out;
-  }
+  out.error = stream_request_error(head, plain_body, error_body);
+  if (!out.error.empty()) return out;
   if (out.chunks.empty()) {
     out.error = "stream ended without tokens";
     return out;

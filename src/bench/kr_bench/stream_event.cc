@@ -19,4 +19,11 @@ StreamEvent classify_stream_event(std::string_view data) {
   return e;
 }
 
+std::string stream_request_error(const StatusOr<HttpResponseHead>& head, const std::string& plain_body,
+                                 const std::string& error_event) {
+  if (!head.ok()) return head.status().to_string();
+  if (head->status != 200) return "HTTP " + std::to_string(head->status) + ": " + plain_body.substr(0, 300);
+  return error_event;
+}
+
 }  // namespace kr::bench

@@ -9,6 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/status.h"
+#include "bench/kr_bench/http_client.h"
+
 namespace kr::bench {
 
 struct StreamEvent {
@@ -19,5 +22,11 @@ struct StreamEvent {
 };
 
 StreamEvent classify_stream_event(std::string_view data);
+
+// What failed in a finished stream request, "" when nothing did: the transport error,
+// a status other than 200 (with the start of its body, kept in plain_body), or the
+// stream's own error event (error_event, "" when there was none).
+std::string stream_request_error(const StatusOr<HttpResponseHead>& head, const std::string& plain_body,
+                                 const std::string& error_event);
 
 }  // namespace kr::bench

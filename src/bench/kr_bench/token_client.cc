@@ -132,19 +132,9 @@ TokenCompletionResult run_token_completion(const Endpoint& ep, const TokenComple
   parser.finish(on_event);
   r.e2e_ms = ms_between(r.start_ns, steady_now_ns());
   if (!r.tokens_from_usage) r.output_tokens = static_cast<int64_t>(out.output_ids.size());
-  if (!head.ok()) {
-    r.error = head.status().to_string();
-    return out;
-  }
-  r.http_status = head->status;
-  if (head->status != 200) {
-    r.error = "HTTP " + std::to_string(head->status) + ": " + plain_body.substr(0, 300);
-    return out;
-  }
-  if (!st.error_body.empty()) {
-    r.error = st.error_body;
-    return out;
-  }
+  if (head.ok()) r.http_status = head->status;
+  r.error = stream_request_error(head, plain_body, st.error_body);
+  if (!r.error.empty()) return out;
   if (out.output_ids.empty()) {
     r.error = "stream ended without tokens (does the server support return_tokens_as_token_ids?)";
     return out;
