@@ -15,6 +15,8 @@
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
+//                      [--profile-decode N] (only N batch-1 decode steps at ctx 128, between
+//                                        cudaProfilerStart/Stop: ncu --profile-from-start off)
 //        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
 //        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b) with random bf16 (or --quant) weights of its shape, or
 //        "all"; several run one after another in one process (a fresh backend each, so that
@@ -23,6 +25,7 @@
 //        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
 //        shape: bf16 of every preset, or quantized of NAME's shapes)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -299,6 +302,7 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 // What one run measures (the flags).
 struct RunSettings {
   bool graphs = true, decode_only = false, brief = false, pdl = true, pdl_norms = true;
+  int profile_decode_steps = 0;  // --profile-decode N: only N batch-1 steps inside cudaProfilerStart/Stop
   std::string quant;  // --quant FORMAT: dummy quantized Linears; empty: bf16
   CudaOptions options;  // what the backend was made with (recorded in the JSON)
 };
@@ -357,6 +361,18 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
               model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
   std::fflush(stdout);
   Bench b{gpu, model, set.graphs};
+  if (set.profile_decode_steps > 0) {
+    // For `ncu --profile-from-start off`: warm up (and record the step graph)
+    // outside the range, then time the kernels of N steps at context 128.
+    b.decode(1, 128, 4);
+    gpu.synchronize();
+    cudaProfilerStart();
+    b.decode(1, 128, set.profile_decode_steps);
+    gpu.synchronize();
+    cudaProfilerStop();
+    std::printf("profiled %d batch-1 decode steps\n", set.profile_decode_steps);
+    return r;
+  }
   {
     // Step graphs (and PDL inside them) must reproduce the eager steps exactly.
     const std::vector<float> eager = b.greedy_trace(5, 40, 12, false);
@@ -448,6 +464,7 @@ int main(int argc, char** argv) {
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--decode-only") set.decode_only = true;
     else if (a == "--brief") set.brief = true;
+    else if (a == "--profile-decode" && i + 1 < argc) set.profile_decode_steps = std::atoi(argv[++i]);
     else if (a == "--gemv-bench") gemv = true;
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
