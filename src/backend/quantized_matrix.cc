@@ -36,6 +36,11 @@ const char* act_quant_name(ActQuant a) {
   return "?";
 }
 
+bool fp8_runs_w8a8(const QuantizedMatrix& m) {
+  return m.kind == QuantKind::kFp8 && m.scale_layout != ScaleLayout::kBlock &&
+         (m.act == ActQuant::kStaticTensor || m.act == ActQuant::kDynamicToken || m.act == ActQuant::kDynamicTensor);
+}
+
 int64_t QuantizedMatrix::scale_rows() const {
   switch (scale_layout) {
     case ScaleLayout::kGroup: return N;

@@ -40,7 +40,8 @@
 //            W[n, k] = fp8_to_float(q) * s.
 //   act      how the checkpoint quantizes activations for W8A8 kernels; the CPU
 //            reference ignores it (it computes in float32 without activation
-//            quantization).
+//            quantization) unless CpuOptions::emulate_fp8_w8a8 asks it to follow
+//            the CUDA backend's W8A8 path (fp8_runs_w8a8() says which weights).
 //
 // dequantize() computes every element with float32 operations in a fixed order
 // ((float(q) - float(z)) * s; float(q) * s + b; fp8 * s), so it is bit-for-bit
@@ -75,6 +76,14 @@ enum class ActQuant : uint8_t {
 const char* quant_kind_name(QuantKind k);
 const char* zero_kind_name(ZeroKind z);
 const char* act_quant_name(ActQuant a);
+
+struct QuantizedMatrix;
+// Whether the backends run `m` as FP8 W8A8 (for steps of enough rows): FP8 codes
+// with one weight scale per tensor or per output channel, and activations
+// quantized with a static input_scale or dynamically (kDynamicTensor is computed
+// per token, as vLLM's dynamic_per_token_scaled_fp8_quant). Block scales and
+// per-group activations (DeepSeek-style) run W8A16.
+bool fp8_runs_w8a8(const QuantizedMatrix& m);
 
 struct QuantizedMatrix {
   QuantKind kind = QuantKind::kInt;

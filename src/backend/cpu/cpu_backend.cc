@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "backend/dtype_convert.h"
+#include "backend/float_codec.h"
 
 namespace kr {
 
@@ -15,8 +16,8 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, size_t kv_cache_bytes) {
   return std::make_unique<CpuBackend>(threads, kv_cache_bytes);
 }
 
-CpuBackend::CpuBackend(int threads, size_t kv_cache_bytes)
-    : pool_(threads), kv_cache_bytes_(kv_cache_bytes) {}
+CpuBackend::CpuBackend(int threads, size_t kv_cache_bytes, const CpuOptions& options)
+    : pool_(threads), kv_cache_bytes_(kv_cache_bytes), options_(options) {}
 
 CpuBackend::~CpuBackend() {
   for (void* p : allocations_) std::free(p);
@@ -71,6 +72,7 @@ void CpuBackend::free(Tensor& t) {
       std::free(t.data);
       allocations_[i] = allocations_.back();
       allocations_.pop_back();
+      w8a8_.erase(t.data);
       t.data = nullptr;
       return;
     }
@@ -88,7 +90,23 @@ StatusOr<LinearWeight> CpuBackend::upload_quantized(const QuantizedMatrix& m) {
   const std::vector<float> w = dequantize(m);
   Tensor t = alloc(DType::kF32, {m.N, m.K});
   std::memcpy(t.data, w.data(), w.size() * sizeof(float));
+  if (options_.emulate_fp8_w8a8 && fp8_runs_w8a8(m))
+    w8a8_[t.data] = Fp8ActQuant{m.act == ActQuant::kStaticTensor, m.input_scale, m.activation_scale_ub};
   return LinearWeight(t);
+}
+
+// The CUDA path: quantize_fp8_rows_kernel (cuda_qgemm.cu).
+float cpu_fp8_act_scale(const float* x, int64_t K, const Fp8ActQuant& q) {
+  if (q.static_input) return q.input_scale;
+  float amax = 0.0f;
+  for (int64_t k = 0; k < K; ++k) amax = std::fmax(amax, std::fabs(x[k]));  // fmaxf: a NaN is skipped
+  if (q.ub > 0.0f) amax = std::fmin(amax, q.ub);
+  return std::fmax(amax / 448.0f, 1.0f / (448.0f * 512.0f));
+}
+
+void cpu_fp8_quantize_row(const float* x, int64_t K, const Fp8ActQuant& q, float* out) {
+  const float s = cpu_fp8_act_scale(x, K, q);
+  for (int64_t k = 0; k < K; ++k) out[k] = fp8_e4m3_to_f32(f32_to_fp8_e4m3(x[k] / s)) * s;
 }
 
 void CpuBackend::copy_from_host(Tensor& dst, const void* src, size_t bytes) {

@@ -2,7 +2,8 @@
 // Activations are kF32; weights stay in their source dtype (BF16/F16/F32) and
 // are converted on the fly inside matmul/embedding; quantized weights are
 // dequantized to float32 once at upload (dequantize(), bit-exact to the NumPy
-// reference) and activations are never quantized. Ops run on a ThreadPool.
+// reference) and activations are never quantized, unless CpuOptions asks for the
+// CUDA backend's FP8 W8A8 activation quantization. Ops run on a ThreadPool.
 //
 // Threading: like every Backend, owned and called by one thread; the pool's
 // workers only run inside an op.
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
@@ -19,9 +21,37 @@
 
 namespace kr {
 
+struct CpuOptions {
+  // Emulate the CUDA backend's FP8 W8A8 path (CudaOptions::fp8_w8a8_min_tokens):
+  // for weights that run W8A8 there (fp8_runs_w8a8()), a matmul of at least
+  // fp8_w8a8_min_tokens rows first replaces each row of x by its FP8 image,
+  // cpu_fp8_quantize_row(), then multiplies by the float32 weights as usual.
+  // Off: the W8A16 reference (activations never quantized). For kr-backend-ops,
+  // which compares the CUDA W8A8 path with it. Unlike CUDA, which keeps f32
+  // outputs (logits) W8A16, every row count >= the threshold is emulated: the CPU
+  // cannot tell its (always f32) outputs apart; no fixture quantizes lm_head.
+  bool emulate_fp8_w8a8 = false;
+  int fp8_w8a8_min_tokens = 9;
+};
+
+// How one Linear's activations are quantized on the W8A8 path.
+struct Fp8ActQuant {
+  bool static_input = false;  // scale = input_scale; else dynamic per row
+  float input_scale = 0.0f;
+  float ub = 0.0f;            // cap on a row's max |x| (fbgemm's activation_scale_ub); 0: none
+};
+
+// The scale of one row x[0, K) as the CUDA W8A8 path computes it: input_scale,
+// or max(min(max|x|, ub) / 448, 1 / (448 * 512)).
+float cpu_fp8_act_scale(const float* x, int64_t K, const Fp8ActQuant& q);
+// out[k] = e4m3(x[k] / s) * s with s = cpu_fp8_act_scale(): x / s rounded once to
+// float32, then to e4m3 by round-to-nearest-even saturated to ±448 (as
+// __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3)); NaN stays NaN. out may be x.
+void cpu_fp8_quantize_row(const float* x, int64_t K, const Fp8ActQuant& q, float* out);
+
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int threads, size_t kv_cache_bytes);
+  CpuBackend(int threads, size_t kv_cache_bytes, const CpuOptions& options = {});
   ~CpuBackend() override;
 
   std::string name() const override { return "cpu"; }
@@ -32,7 +62,8 @@ class CpuBackend final : public Backend {
   // Keeps a pointer to `host` (no copy): the mmap'd file or host buffer must outlive use.
   Tensor upload_weight(const Tensor& host) override;
   bool upload_keeps_host_pointer() const override { return true; }
-  // A dense kF32 [N, K] weight owned by the backend: dequantize(m).
+  // A dense kF32 [N, K] weight owned by the backend: dequantize(m). With
+  // emulate_fp8_w8a8 and fp8_runs_w8a8(m), matmul quantizes its activations.
   StatusOr<LinearWeight> upload_quantized(const QuantizedMatrix& m) override;
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
@@ -65,10 +96,16 @@ class CpuBackend final : public Backend {
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override;
 
   ThreadPool& pool() { return pool_; }
+  const CpuOptions& options() const { return options_; }
+  // Live weights whose matmuls quantize activations (emulate_fp8_w8a8 only).
+  size_t w8a8_weights() const { return w8a8_.size(); }
 
  private:
   ThreadPool pool_;
   size_t kv_cache_bytes_;
+  CpuOptions options_;
+  // The dense f32 copies (by data pointer) of the weights that run W8A8.
+  std::unordered_map<const void*, Fp8ActQuant> w8a8_;
   StepMetadata meta_;
   std::vector<int32_t> token_seq_;  // [T] sequence index of each token, from meta_
   std::vector<void*> allocations_;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/dtype_convert.h"
+#include "backend/quantized_matrix.h"
 
 namespace kr {
 namespace {
@@ -319,6 +320,121 @@ TEST(CpuBackend, RopeWithBiasAndQkNorms) {
       for (int i = (Hq + Hkv) * D; i < width; ++i) EXPECT_NEAR(got[t * width + i], row[i], 1e-6);
     }
   }
+}
+
+// The CUDA W8A8 path's activation quantization (quantize_fp8_rows_kernel), by hand:
+// e4m3 has 3 mantissa bits (steps of 1/8 in [1, 2)), subnormals in steps of 2^-9.
+TEST(CpuFp8ActQuant, DynamicPerRowRoundsToNearestEven) {
+  const Fp8ActQuant dyn;  // dynamic per row, no cap
+  // amax 448: scale exactly 1.
+  const std::vector<float> x = {448.0f, 1.0625f, 1.1875f, -1.1875f, 0x1p-10f, 0x1.8p-9f, 1.2f, 0.0f};
+  EXPECT_EQ(cpu_fp8_act_scale(x.data(), 8, dyn), 1.0f);
+  std::vector<float> q(8);
+  cpu_fp8_quantize_row(x.data(), 8, dyn, q.data());
+  EXPECT_EQ(q[0], 448.0f);
+  EXPECT_EQ(q[1], 1.0f);       // tie between 1 and 1.125: to the even mantissa 0
+  EXPECT_EQ(q[2], 1.25f);      // tie between 1.125 and 1.25: to the even mantissa 2
+  EXPECT_EQ(q[3], -1.25f);
+  EXPECT_EQ(q[4], 0.0f);       // 2^-10 = half the smallest subnormal 2^-9: tie to 0
+  EXPECT_EQ(q[5], 0x1p-8f);    // 1.5 * 2^-9: tie to 2 * 2^-9
+  EXPECT_EQ(q[6], 1.25f);      // 1.2: nearest of 1.125 and 1.25
+  EXPECT_EQ(q[7], 0.0f);
+}
+
+TEST(CpuFp8ActQuant, CapSaturationAndSmallestScale) {
+  // fbgemm's activation_scale_ub: amax 448 capped at 224, scale 0.5; 448 / 0.5 = 896
+  // saturates to 448 (then times 0.5).
+  Fp8ActQuant capped;
+  capped.ub = 224.0f;
+  const std::vector<float> x = {448.0f, -300.0f, 3.3f};
+  EXPECT_EQ(cpu_fp8_act_scale(x.data(), 3, capped), 0.5f);
+  std::vector<float> q(3);
+  cpu_fp8_quantize_row(x.data(), 3, capped, q.data());
+  EXPECT_EQ(q[0], 224.0f);
+  EXPECT_EQ(q[1], -224.0f);
+  EXPECT_EQ(q[2], 3.25f);  // 6.6 -> 6.5 (1.625 * 4)
+  // A row of tiny values: the scale floor 1 / (448 * 512).
+  const Fp8ActQuant dyn;
+  const float floor_scale = 1.0f / (448.0f * 512.0f);
+  const std::vector<float> t = {1e-7f, -3e-9f};
+  EXPECT_EQ(cpu_fp8_act_scale(t.data(), 2, dyn), floor_scale);
+  cpu_fp8_quantize_row(t.data(), 2, dyn, q.data());
+  // 1e-7 / s = 0.0229 = 1.468 * 2^-6 -> 1.5 * 2^-6; 3e-9 / s = 6.9e-4 < 2^-10 -> -0.
+  EXPECT_FLOAT_EQ(q[0], 0x1.8p-6f * floor_scale);
+  EXPECT_EQ(q[1], 0.0f);
+  EXPECT_TRUE(std::signbit(q[1]));
+}
+
+TEST(CpuFp8ActQuant, StaticScale) {
+  Fp8ActQuant st;
+  st.static_input = true;
+  st.input_scale = 0.5f;
+  st.ub = 1.0f;  // ignored: the scale is static
+  const std::vector<float> x = {3.3f, -500.0f, 0.3f, 0.0390625f};
+  EXPECT_EQ(cpu_fp8_act_scale(x.data(), 4, st), 0.5f);
+  std::vector<float> q(4);
+  cpu_fp8_quantize_row(x.data(), 4, st, q.data());
+  EXPECT_EQ(q[0], 3.25f);     // 6.6 -> 6.5
+  EXPECT_EQ(q[1], -224.0f);   // -1000 saturates to -448
+  EXPECT_EQ(q[2], 0.3125f);   // 0.6 = 1.2 * 2^-1 -> 1.25 * 2^-1
+  EXPECT_EQ(q[3], 0.0390625f);  // 0.078125 = 1.25 * 2^-4: exact
+  // A scale that is no power of two: x / s must be one correctly rounded division.
+  // 0x1.e00002p-2 / 0.3f = 1.5625 exactly, a tie between 1.5 and 1.625 (to 1.5);
+  // x * (1 / s) would give 1.5625 + 1 ulp, hence 1.625.
+  st.input_scale = 0.3f;
+  const float tie = 0x1.e00002p-2f;
+  cpu_fp8_quantize_row(&tie, 1, st, q.data());
+  EXPECT_EQ(q[0], 1.5f * 0.3f);
+}
+
+// An FP8 Linear with a static input scale: the emulating backend quantizes x from
+// fp8_w8a8_min_tokens rows on; below, and on a default backend, x stays float32.
+TEST(CpuFp8ActQuant, MatmulEmulatesFromThreshold) {
+  QuantizedMatrix m;
+  m.kind = QuantKind::kFp8;
+  m.format = "compressed-tensors";
+  m.name = "test";
+  m.N = 2;
+  m.K = 3;
+  m.bits = 8;
+  m.group_size = 3;
+  m.fp8 = {0x38, 0x38, 0x38, 0x38, 0x00, 0xB8};  // [[1, 1, 1], [1, 0, -1]]
+  m.scale_layout = ScaleLayout::kTensor;
+  m.scales = {1.0f};
+  m.act = ActQuant::kStaticTensor;
+  m.input_scale = 0.5f;
+  ASSERT_TRUE(fp8_runs_w8a8(m));
+  CpuOptions o;
+  o.emulate_fp8_w8a8 = true;
+  o.fp8_w8a8_min_tokens = 3;
+  CpuBackend emu(1, 1 << 20, o), plain(1, 1 << 20);
+  for (int T : {2, 3, 5}) {
+    std::vector<float> xv;
+    for (int t = 0; t < T; ++t) xv.insert(xv.end(), {3.3f, 0.3f, 1.0f});
+    for (CpuBackend* be : {&emu, &plain}) {
+      auto w = be->upload_quantized(m);
+      ASSERT_TRUE(w.ok());
+      Tensor x = upload_f32(*be, xv, {T, 3});
+      Tensor out = be->alloc(DType::kF32, {T, 2});
+      be->matmul(x, *w, out);
+      const std::vector<float> got = download(*be, out);
+      const bool quantized = be == &emu && T >= 3;
+      // x quantized: {3.25, 0.3125, 1}; else {3.3, 0.3, 1}.
+      const float want0 = quantized ? 3.25f + 0.3125f + 1.0f : 3.3f + 0.3f + 1.0f;
+      const float want1 = quantized ? 3.25f - 1.0f : 3.3f - 1.0f;
+      for (int t = 0; t < T; ++t) {
+        EXPECT_FLOAT_EQ(got[t * 2], want0) << "T " << T << (be == &emu ? " emulating" : " plain");
+        EXPECT_FLOAT_EQ(got[t * 2 + 1], want1) << "T " << T << (be == &emu ? " emulating" : " plain");
+      }
+    }
+  }
+  EXPECT_EQ(emu.w8a8_weights(), 3u);
+  EXPECT_EQ(plain.w8a8_weights(), 0u);
+  // Weight-only FP8 (no activation quantization): never emulated.
+  m.act = ActQuant::kNone;
+  EXPECT_FALSE(fp8_runs_w8a8(m));
+  ASSERT_TRUE(emu.upload_quantized(m).ok());
+  EXPECT_EQ(emu.w8a8_weights(), 3u);
 }
 
 }  // namespace

@@ -109,6 +109,17 @@ void CpuBackend::matmul(const Tensor& x, const LinearWeight& weight, Tensor& out
   KR_CHECK(out.dim(0) == T && out.dim(1) == N);
   if (T == 0 || N == 0) return;
   const float* xs = x.as<float>();
+  std::vector<float> xq;  // x as the CUDA W8A8 path quantizes it (CpuOptions::emulate_fp8_w8a8)
+  if (!w8a8_.empty() && T >= options_.fp8_w8a8_min_tokens) {
+    const auto it = w8a8_.find(w.data);
+    if (it != w8a8_.end()) {
+      xq.resize(static_cast<size_t>(T * K));
+      pool_.parallel_for(T, 4, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) cpu_fp8_quantize_row(xs + t * K, K, it->second, xq.data() + t * K);
+      });
+      xs = xq.data();
+    }
+  }
   float* os = out.as<float>();
   if (T < kDirectMaxTokens && (w.dtype == DType::kBF16 || w.dtype == DType::kF32)) {
     pool_.parallel_for(N, 64, [&](int64_t b, int64_t e) {

@@ -155,9 +155,7 @@ Status repack_fp8(const QuantizedMatrix& m, QRepacked* r) {
         std::memcpy(&bits, &s, 4);
         r->meta[static_cast<size_t>(q_meta_index(nt, r->groups, gi, rr))] = bits;
       }
-  const bool row_scales = m.scale_layout != ScaleLayout::kBlock;
-  const bool act = m.act == ActQuant::kStaticTensor || m.act == ActQuant::kDynamicToken || m.act == ActQuant::kDynamicTensor;
-  r->w8a8 = row_scales && act;
+  r->w8a8 = fp8_runs_w8a8(m);
   if (r->w8a8) {
     r->row_scale.resize(static_cast<size_t>(m.N));
     for (int64_t n = 0; n < m.N; ++n) r->row_scale[static_cast<size_t>(n)] = scale_of(n, 0);

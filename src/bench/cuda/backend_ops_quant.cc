@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_error.h"
 #include "backend/float_codec.h"
@@ -28,6 +29,7 @@ namespace {
 
 std::mt19937_64 g_rng(4242);
 int g_failures = 0;
+int g_w8a8_min_tokens = 9;  // CudaOptions::fp8_w8a8_min_tokens of the GPU under test (= the CPU's)
 
 std::vector<float> rand_bf16(size_t n, float scale) {
   std::uniform_real_distribution<float> d(-scale, scale);
@@ -223,16 +225,23 @@ QPair upload(Env& e, const QuantizedMatrix& m) {
   return QPair{*c, *g, g->quant_desc};
 }
 
-// Which path of the CUDA backend T rows take (CudaOptions defaults).
+// Which path of the CUDA backend T rows take (its fp8_w8a8_min_tokens, other options default).
 std::string path_of(const Spec& s, int64_t T) {
-  const bool w8a8 = s.kind == QuantKind::kFp8 && s.fp8_layout != ScaleLayout::kBlock && s.act != ActQuant::kNone &&
-                    s.act != ActQuant::kDynamicGroup;
-  if (w8a8 && T >= 9) return "w8a8";
+  QuantizedMatrix m;
+  m.kind = s.kind;
+  m.scale_layout = s.fp8_layout;
+  m.act = s.act;
+  if (fp8_runs_w8a8(m) && T >= g_w8a8_min_tokens) return "w8a8";
   if (T >= 256) return "dense";
   return T <= 8 ? "gemv" : "mma";
 }
 
-double tol_of(const std::string& path) { return path == "w8a8" ? 0.08 : 0.02; }
+// Every path against the CPU reference of that path: on the FP8 W8A8 path the CPU
+// quantizes the activations as the GPU does (CpuOptions::emulate_fp8_w8a8; the line
+// says "vs cpu w8a8"), so it is held to the same tolerance as the others (against
+// the W8A16 reference it needed 0.08).
+constexpr double kQuantTol = 0.02;
+std::string ref_of(const std::string& path) { return path == "w8a8" ? "cpu w8a8" : "cpu"; }
 
 void test_matmul(Env& e, const Spec& s, int64_t N, int64_t K, const std::vector<int>& Ts, bool f32_out = false) {
   const QuantizedMatrix m = make_matrix(s, N, K);
@@ -244,8 +253,9 @@ void test_matmul(Env& e, const Spec& s, int64_t N, int64_t K, const std::vector<
     e.gpu.matmul(x.gpu, w.gpu, out.gpu);
     const std::string path = path_of(s, T);
     report(std::string("qmatmul ") + path + (f32_out ? "->f32" : ""),
-           std::string(s.name) + " T" + std::to_string(T) + " N" + std::to_string(N) + " K" + std::to_string(K),
-           e.read(out.cpu, false), e.read(out.gpu, true), tol_of(path));
+           std::string(s.name) + " T" + std::to_string(T) + " N" + std::to_string(N) + " K" + std::to_string(K) +
+               (path == "w8a8" ? " vs cpu w8a8" : ""),
+           e.read(out.cpu, false), e.read(out.gpu, true), kQuantTol);
   }
 }
 
@@ -291,10 +301,11 @@ StepMetadata make_meta(const std::vector<int>& cached, const std::vector<int>& f
 // The three ways of a fused op: CPU, CUDA override, CUDA composed default.
 enum class Way { kCpu, kCuda, kComposed };
 
+// `ref`: which CPU reference ("cpu", or "cpu w8a8" on the FP8 W8A8 path).
 void compare3(Env& e, const std::string& op, const std::string& shape, const Tensor& cpu, const Tensor& cuda,
-              const Tensor& composed, double tol) {
+              const Tensor& composed, double tol, const std::string& ref) {
   const std::vector<float> fused = e.read(cuda, true);
-  report(op, shape + " vs cpu", e.read(cpu, false), fused, tol);
+  report(op, shape + " vs " + ref, e.read(cpu, false), fused, tol);
   // The override keeps the unfused roundings: only summation order differs.
   report("  " + op, shape + " vs composed", e.read(composed, true), fused, 0.01);
 }
@@ -366,10 +377,12 @@ void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, 
   const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " H" +
                             std::to_string(H) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
                             std::to_string(D) + f.str();
-  compare3(e, "qkv_rope_store", shape, qkv[0], qkv[1], qkv[2], 0.02);
-  compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], 0.02);
-  compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], 0.02);
-  if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02);
+  // The reference of the path the fused op's matmul takes (T rows of the step).
+  const std::string ref = ref_of(path_of(s, T));
+  compare3(e, "qkv_rope_store", shape, qkv[0], qkv[1], qkv[2], kQuantTol, ref);
+  compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], kQuantTol, ref);
+  compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], kQuantTol, ref);
+  if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02, ref);
 }
 
 void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm, const Fam& f = {}) {
@@ -397,19 +410,29 @@ void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm,
   }
   const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " K" +
                             std::to_string(K) + " I" + std::to_string(I) + f.str();
-  const double tol = tol_of(path_of(s, T));
-  compare3(e, "matmul_silu_mul", shape, gu[0], gu[1], gu[2], tol);
-  compare3(e, "  act", shape, act[0], act[1], act[2], std::max(tol, 0.03));
-  if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02);
+  const std::string ref = ref_of(path_of(s, T));
+  compare3(e, "matmul_silu_mul", shape, gu[0], gu[1], gu[2], kQuantTol, ref);
+  compare3(e, "  act", shape, act[0], act[1], act[2], 0.03, ref);
+  if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02, ref);
 }
 
 // ---- the tiny quantized models ----
 
+// A reference's argmax and top-2 margin at every position of one prompt, and the
+// margin from which the GPU must agree (argmax_margin_threshold of its
+// last-position logits).
 struct Case {
   std::string name;
   std::vector<int32_t> ids;
   std::vector<int32_t> argmax;
   std::vector<double> margin;
+  double threshold = kMinArgmaxMargin;
+};
+
+// The cases of one reference, and what to call it in the output.
+struct Reference {
+  std::string name;
+  std::vector<Case> cases;
 };
 
 StepMetadata seq_step(int first, int n, int bs, int width) {
@@ -441,21 +464,53 @@ std::vector<float> prefill_logits(Model& model, const std::vector<int32_t>& ids)
   return host;
 }
 
-std::vector<Case> cases_from_cpu(Backend& cpu, const std::string& dir) {
+ModelOptions model_options() {
   ModelOptions opt;
   opt.max_tokens_per_step = 256;
   opt.max_logit_rows = 256;
   opt.max_kv_tokens = 4096;
-  auto model = load_model(dir, cpu, opt);
-  if (!model.ok()) return {};
+  return opt;
+}
+
+// The golden's cases (make_quant_goldens.py: float64 transformers, activations
+// never quantized); empty when there is none.
+std::vector<Case> golden_cases(const std::string& golden_path) {
+  std::vector<Case> cases;
+  std::ifstream f(golden_path);
+  const nlohmann::json golden = f.good() ? nlohmann::json::parse(f, nullptr, false) : nlohmann::json();
+  if (!golden.is_object() || !golden.contains("cases")) return cases;
+  for (const auto& c : golden["cases"]) {
+    cases.push_back(Case{c["name"], c["ids"].get<std::vector<int32_t>>(), c["pos_argmax"].get<std::vector<int32_t>>(),
+                         c["pos_margin"].get<std::vector<double>>(), kMinArgmaxMargin});
+    if (c.contains("last_logits")) cases.back().threshold = argmax_margin_threshold(c["last_logits"].get<std::vector<double>>());
+  }
+  return cases;
+}
+
+// Prompts of 1, 6, 31 and 90 random ids (below and above the T <= 8 kernels and
+// fp8_w8a8_min_tokens); argmax and margin left empty.
+std::vector<Case> random_prompts(int vocab_size) {
   std::mt19937_64 r(7);
   std::vector<Case> out;
   for (int n : {1, 6, 31, 90}) {
     Case c;
     c.name = "len" + std::to_string(n);
-    for (int i = 0; i < n; ++i) c.ids.push_back(static_cast<int32_t>(r() % (*model)->config().vocab_size));
-    const std::vector<float> l = prefill_logits(**model, c.ids);
-    const int V = (*model)->config().vocab_size;
+    for (int i = 0; i < n; ++i) c.ids.push_back(static_cast<int32_t>(r() % vocab_size));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// `prompts` (ids only) with `model`'s argmax and margin at every position, from one
+// prefill each (model on a CPU backend).
+std::vector<Case> cases_from(Model& model, std::vector<Case> prompts) {
+  const int V = model.config().vocab_size;
+  for (Case& c : prompts) {
+    const int n = static_cast<int>(c.ids.size());
+    const std::vector<float> l = prefill_logits(model, c.ids);
+    if (l.empty()) return {};
+    c.argmax.clear();
+    c.margin.clear();
     for (int p = 0; p < n; ++p) {
       const float* row = l.data() + static_cast<size_t>(p) * V;
       std::vector<float> s(row, row + V);
@@ -464,41 +519,32 @@ std::vector<Case> cases_from_cpu(Backend& cpu, const std::string& dir) {
       c.argmax.push_back(best);
       c.margin.push_back(static_cast<double>(s[0]) - s[1]);
     }
-    out.push_back(std::move(c));
+    c.threshold = argmax_margin_threshold(std::vector<double>(l.end() - V, l.end()));
   }
-  return out;
+  return prompts;
 }
 
-int check_model(Backend& cpu, Backend& gpu, const std::string& dir, const std::string& golden_path, uint64_t index) {
-  std::vector<Case> cases;
-  std::string reference = "golden";
-  std::ifstream f(golden_path);
-  const nlohmann::json golden = f.good() ? nlohmann::json::parse(f, nullptr, false) : nlohmann::json();
-  if (golden.is_object() && golden.contains("cases")) {
-    for (const auto& c : golden["cases"])
-      cases.push_back(Case{c["name"], c["ids"].get<std::vector<int32_t>>(), c["pos_argmax"].get<std::vector<int32_t>>(),
-                           c["pos_margin"].get<std::vector<double>>()});
-  } else {
-    reference = "cpu (no golden)";
-    cases = cases_from_cpu(cpu, dir);
-  }
-  ModelOptions opt;
-  opt.max_tokens_per_step = 256;
-  opt.max_logit_rows = 256;
-  opt.max_kv_tokens = 4096;
-  auto model_or = load_model(dir, gpu, opt);
-  if (!model_or.ok() || cases.empty()) {
-    std::printf("%-18s %-50s load failed: %s FAIL\n", "qmodel", dir.c_str(), model_or.status().to_string().c_str());
+// `dir` on `gpu`: argmax at every position of every case, as one prefill per case
+// (against `prefill_ref`) and token by token, eagerly and as step graphs (against
+// `decode_ref`), equal to the reference's where its margin exceeds the case's
+// threshold. Both references hold the same prompts. Prints one line; returns 0 or 1.
+int check_model(Backend& gpu, const std::string& label, const std::string& dir, const Reference& prefill_ref,
+                const Reference& decode_ref, uint64_t index) {
+  auto model_or = load_model(dir, gpu, model_options());
+  if (!model_or.ok() || prefill_ref.cases.empty() || decode_ref.cases.empty()) {
+    std::printf("%-18s %-50s load failed: %s FAIL\n", label.c_str(), dir.c_str(),
+                model_or.ok() ? "no reference" : model_or.status().to_string().c_str());
     return 1;
   }
   Model& model = **model_or;
   const int V = model.config().vocab_size, bs = model.block_size();
-  constexpr double kMargin = 0.15;
   int checked = 0, wrong = 0;
+  double max_threshold = kMinArgmaxMargin;
   for (int mode = 0; mode < 3; ++mode) {  // prefill, decode, decode with step graphs
-    for (const Case& c : cases) {
+    const Reference& ref = mode == 0 ? prefill_ref : decode_ref;
+    for (const Case& c : ref.cases) {
       const int n = static_cast<int>(c.ids.size());
-      std::vector<int32_t> got(n);
+      std::vector<int32_t> got(n, -1);
       if (mode == 0) {
         const std::vector<float> l = prefill_logits(model, c.ids);
         for (int p = 0; p < n && !l.empty(); ++p)
@@ -517,29 +563,61 @@ int check_model(Backend& cpu, Backend& gpu, const std::string& dir, const std::s
           gpu.argmax_logprob(*l, &got[p], &lp);
         }
       }
+      max_threshold = std::max(max_threshold, c.threshold);
       for (int p = 0; p < n; ++p) {
-        if (c.margin[p] <= kMargin) continue;
+        if (c.margin[p] <= c.threshold) continue;
         ++checked;
         if (got[p] != c.argmax[p]) {
           ++wrong;
-          std::printf("  %s %s %s position %d: got %d, want %d (margin %.3f)\n", dir.c_str(),
-                      mode == 0 ? "prefill" : mode == 1 ? "decode" : "graphs", c.name.c_str(), p, got[p], c.argmax[p],
-                      c.margin[p]);
+          std::printf("  %s %s %s position %d: got %d, %s %d (margin %.3f)\n", dir.c_str(),
+                      mode == 0 ? "prefill" : mode == 1 ? "decode" : "graphs", c.name.c_str(), p, got[p],
+                      ref.name.c_str(), c.argmax[p], c.margin[p]);
         }
       }
     }
   }
   const bool ok = wrong == 0 && checked > 0;
-  std::printf("%-18s %-50s argmax equal at %d/%d positions (margin > %.2f; prefill, decode, graphs) vs %s %s\n",
-              "qmodel", dir.c_str(), checked - wrong, checked, kMargin, reference.c_str(), ok ? "ok" : "FAIL");
+  const std::string refs = prefill_ref.name == decode_ref.name
+                               ? "prefill, decode, graphs vs " + decode_ref.name
+                               : "prefill vs " + prefill_ref.name + "; decode, graphs vs " + decode_ref.name;
+  std::printf("%-18s %-50s argmax equal at %d/%d positions (margin > %.2f; %s) %s\n", label.c_str(), dir.c_str(),
+              checked - wrong, checked, max_threshold, refs.c_str(), ok ? "ok" : "FAIL");
   std::fflush(stdout);
   return ok ? 0 : 1;
 }
 
+// One quantized model folder: the plain reference is the golden, or the plain CPU
+// where there is none yet. A model with FP8 W8A8 Linears is checked twice: on
+// `gpu`, whose prefills of >= fp8_w8a8_min_tokens tokens quantize activations,
+// prefill against the emulating CPU (never the golden: transformers does not
+// quantize activations) and decode against the plain reference; and on
+// `gpu_w8a16` (W8A8 off) all of it against the plain reference.
+int check_fixture(Backend& cpu, CpuBackend& cpu_w8a8, Backend& gpu, Backend& gpu_w8a16, const std::string& dir,
+                  const std::string& golden_path, uint64_t index) {
+  Reference plain{"golden", golden_cases(golden_path)};
+  if (plain.cases.empty()) {
+    auto model = load_model(dir, cpu, model_options());
+    if (!model.ok()) {
+      std::printf("%-18s %-50s load failed on the cpu: %s FAIL\n", "qmodel", dir.c_str(), model.status().to_string().c_str());
+      return 1;
+    }
+    plain = Reference{"cpu (no golden)", cases_from(**model, random_prompts((*model)->config().vocab_size))};
+  }
+  const size_t w8a8_before = cpu_w8a8.w8a8_weights();
+  auto emulating = load_model(dir, cpu_w8a8, model_options());
+  if (!emulating.ok() || cpu_w8a8.w8a8_weights() == w8a8_before)
+    return check_model(gpu, "qmodel", dir, plain, plain, index);
+  const Reference w8a8{"cpu w8a8", cases_from(**emulating, plain.cases)};
+  int failures = check_model(gpu, "qmodel", dir, w8a8, plain, index);
+  failures += check_model(gpu_w8a16, "qmodel w8a16", dir, plain, plain, index);
+  return failures;
+}
 }  // namespace
 
-int run_ops(Backend& cpu, Backend& gpu) {
+int run_ops(CpuBackend& cpu, Backend& gpu) {
+  KR_CHECK_MSG(cpu.options().emulate_fp8_w8a8, "run_ops: the CPU reference must emulate the FP8 W8A8 path");
   g_failures = 0;
+  g_w8a8_min_tokens = cpu.options().fp8_w8a8_min_tokens;
   Env e(cpu, gpu);
   const std::vector<int> all_t = {1, 2, 3, 5, 8, 9, 33, 64, 200, 300};
   // Odd shapes, every format: N not a multiple of 32, 3 or 5 groups, K padded.
@@ -605,7 +683,9 @@ int run_ops(Backend& cpu, Backend& gpu) {
   return g_failures;
 }
 
-int run_models(Backend& cpu, Backend& gpu, const std::string& fixtures, const std::string& goldens) {
+int run_models(Backend& cpu, CpuBackend& cpu_w8a8, Backend& gpu, Backend& gpu_w8a16, const std::string& fixtures,
+               const std::string& goldens) {
+  KR_CHECK_MSG(cpu_w8a8.options().emulate_fp8_w8a8, "run_models: cpu_w8a8 must emulate the FP8 W8A8 path");
   std::ifstream f(fixtures + "/models.json");
   if (!f.good()) {
     std::printf("qmodel             cannot read %s/models.json FAIL\n", fixtures.c_str());
@@ -614,7 +694,8 @@ int run_models(Backend& cpu, Backend& gpu, const std::string& fixtures, const st
   int failures = 0;
   uint64_t index = 0x5100;
   for (const std::string& name : nlohmann::json::parse(f).get<std::vector<std::string>>())
-    failures += check_model(cpu, gpu, fixtures + "/" + name, goldens + "/" + name + "/expected.json", ++index);
+    failures += check_fixture(cpu, cpu_w8a8, gpu, gpu_w8a16, fixtures + "/" + name,
+                              goldens + "/" + name + "/expected.json", ++index);
   return failures;
 }
 

@@ -1,7 +1,8 @@
 // kr-backend-ops, quantized part (backend_ops_quant.cc): every quantized-weight
 // path of the CUDA backend against the CPU reference (which dequantizes to
-// float32 and never quantizes activations), and the tiny quantized models of
-// tests/golden/quant on the GPU against their float64 goldens.
+// float32; on the FP8 W8A8 path it quantizes activations as the GPU does:
+// CpuOptions::emulate_fp8_w8a8), and the tiny quantized models of tests/golden/quant
+// on the GPU against their float64 goldens or the CPU.
 //
 // Threading: main thread only.
 #pragma once
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 
 namespace kr::quant_ops {
 
@@ -16,15 +18,21 @@ namespace kr::quant_ops {
 // multiple of the tile, act-order) through matmul (T = 1..8: the T <= 8 kernels;
 // 9..255: the T > 8 kernels or FP8 W8A8; >= 256: dequantize + cuBLAS), the fused
 // qkv_rope_store and matmul_silu_mul (vs the CPU and vs the CUDA composed
-// default) and the quantized embedding. Prints one line per check; returns the
-// number of failures.
-int run_ops(Backend& cpu, Backend& gpu);
+// default) and the quantized embedding. `cpu` emulates the W8A8 path
+// (emulate_fp8_w8a8, with gpu's fp8_w8a8_min_tokens); lines of that path say "vs
+// cpu w8a8". Prints one line per check; returns the number of failures.
+int run_ops(CpuBackend& cpu, Backend& gpu);
 
 // Every model folder listed in `fixtures`/models.json on `gpu`: argmax at every
 // prompt position (one prefill per case), and token by token (eagerly and as step
-// graphs), equal to the golden's where its top-2 margin exceeds 0.15 — the golden
-// is `goldens`/<name>/expected.json (make_quant_goldens.py), or, where there is
-// none yet, the CPU backend's logits (said so in the output). Returns failures.
-int run_models(Backend& cpu, Backend& gpu, const std::string& fixtures, const std::string& goldens);
+// graphs), equal to the reference's where its top-2 margin exceeds
+// argmax_margin_threshold() (backend_ops_error.h). The reference is the golden
+// `goldens`/<name>/expected.json (make_quant_goldens.py), or, where there is none
+// yet, the plain `cpu`'s logits; but a model with FP8 W8A8 Linears has its prefills
+// compared with `cpu_w8a8` (emulate_fp8_w8a8 at gpu's fp8_w8a8_min_tokens), and is
+// run once more on `gpu_w8a16` (fp8_w8a8_min_tokens = INT_MAX) against the plain
+// reference. Each line names its references. Returns failures.
+int run_models(Backend& cpu, CpuBackend& cpu_w8a8, Backend& gpu, Backend& gpu_w8a16, const std::string& fixtures,
+               const std::string& goldens);
 
 }  // namespace kr::quant_ops
