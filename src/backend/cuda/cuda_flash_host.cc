@@ -75,7 +75,7 @@ bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_count
 void configure_flash_attention() {
   flash_host::sm_count();
   for (int d : {64, 128, 256}) {
-    flash_host::prefill_blocks_per_sm(d);
+    for (int v = 0; v < kFlashPrefillVariants; ++v) flash_host::prefill_blocks_per_sm(d, v);
     flash_host::decode_blocks_per_sm(d);
   }
 }
