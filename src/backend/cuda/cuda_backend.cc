@@ -76,7 +76,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     cuda::configure_attention_kernels();
-    cuda::configure_flash_attention();
+    cuda::configure_flash_attention(options_.flash_prefill_variant);
     KR_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, options_.device));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_partials_), kQPartialFloats * sizeof(float)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));

@@ -115,8 +115,8 @@ size_t flash_workspace_bytes(int num_tiles, int kv_heads, int rows_cap, int num_
 // Sets the kernels' shared-memory limits and reads their occupancy (what the split
 // policies use) on the current device. The launchers and policies do it on first
 // use; a backend calls this once up front, so that no attribute call falls inside
-// a step-graph capture.
-void configure_flash_attention();
+// a step-graph capture. Prefill: of this variant (the one the backend launches).
+void configure_flash_attention(int prefill_variant = 0);
 
 // Enqueue on `stream`. Return false (nothing launched) when the arguments are outside
 // what the kernels handle (unsupported shape, split_keys not a multiple of the

@@ -4,8 +4,9 @@
 // sequence's), q rows for the longest chunk; values random and bf16-exact, q wide
 // enough (scores of std ~2.7, as kr-backend-ops' long checks) that the softmax
 // concentrates on tens of keys, so a variant that drops or repeats a key tile moves
-// some output past the tolerance. Every variant gets the same numbers on a fresh
-// backend; its outputs (all rows) are compared with variant 0's.
+// some output past the tolerance. Every variant gets the same numbers on a backend
+// of its own (all alive at once, each case's timed rounds alternating between them);
+// its outputs (all rows, first call) are compared with variant 0's.
 #include "bench/cuda/attn_bench.h"
 
 // GCC 12's false -Wrestrict on std::string operator+ chains (GCC bug 105329).
@@ -109,35 +110,30 @@ std::string case_name(const Case& c) {
   return "chunk " + std::to_string(c.chunk) + " after " + std::to_string(c.cached);
 }
 
-struct Timing {
-  double best_s = 0.0, median_s = 0.0;
+// One variant's backend with its copy of the inputs.
+struct Runner {
+  int variant = 0;
+  std::unique_ptr<Backend> gpu;
+  KvLayer kv;
+  Tensor qkv, out;
+  std::vector<double> per_call;  // this case's rounds, seconds per call
   int calls_per_round = 1;
+  ~Runner() {
+    if (!gpu) return;
+    for (Tensor* t : {&out, &qkv, &kv.v, &kv.k})
+      if (!t->empty()) gpu->free(*t);
+  }
 };
 
-// Times gpu.attention on the step already set: `rounds` rounds of back-to-back
-// calls between two synchronisations (enough calls that a round takes ~25 ms,
-// so launch and synchronisation costs stay under a percent or so).
-Timing time_attention(Backend& gpu, const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
-                      int rounds) {
-  Timing t;
+// One timed round: `calls` back-to-back attention calls between two
+// synchronisations; seconds per call.
+double time_round(Backend& gpu, const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
+                  int calls) {
   gpu.synchronize();
-  double t0 = now_s();
-  gpu.attention(qkv, kv, p, out);
+  const double t0 = now_s();
+  for (int i = 0; i < calls; ++i) gpu.attention(qkv, kv, p, out);
   gpu.synchronize();
-  const double once = now_s() - t0;
-  t.calls_per_round = std::clamp(static_cast<int>(std::ceil(0.025 / std::max(once, 1e-6))), 1, 200);
-  std::vector<double> per_call;
-  for (int r = 0; r < rounds; ++r) {
-    gpu.synchronize();
-    t0 = now_s();
-    for (int i = 0; i < t.calls_per_round; ++i) gpu.attention(qkv, kv, p, out);
-    gpu.synchronize();
-    per_call.push_back((now_s() - t0) / t.calls_per_round);
-  }
-  std::sort(per_call.begin(), per_call.end());
-  t.best_s = per_call.front();
-  t.median_s = per_call[per_call.size() / 2];
-  return t;
+  return (now_s() - t0) / calls;
 }
 
 }  // namespace
@@ -187,83 +183,94 @@ int run_attn_bench(const AttnBenchSettings& s) {
   j["ceiling_tflops"] = kCeilingTflops;
   j["tolerance_rel"] = kTol;
   const int ncases = static_cast<int>(std::size(kCases));
-  // [case][variant]
-  std::vector<std::vector<nlohmann::json>> rows(ncases);
-  std::vector<std::vector<uint16_t>> reference(ncases);  // variant 0's outputs
-  std::vector<double> reference_max(ncases, 0.0);
+  std::vector<std::vector<nlohmann::json>> rows(ncases);  // [case][variant]
   int differ = 0;
+  // Every variant's backend alive at once, so that each case's rounds alternate
+  // between the variants (clock and temperature drift spread over all of them).
+  std::vector<std::unique_ptr<Runner>> runners;
   for (int v : variants) {
+    auto r = std::make_unique<Runner>();
+    r->variant = v;
     CudaOptions o = s.options;
     o.flash_prefill_variant = v;
-    std::unique_ptr<Backend> gpu = make_cuda_backend(o);
-    if (!gpu) {
+    r->gpu = make_cuda_backend(o);
+    if (!r->gpu) {
       std::fprintf(stderr, "kr-cuda-bench --attn-bench: no CUDA backend\n");
       return 2;
     }
-    KvLayer kv;
-    kv.k = gpu->alloc(DType::kBF16, {num_blocks, kBlock, kHkv, kD});
-    kv.v = gpu->alloc(DType::kBF16, {num_blocks, kBlock, kHkv, kD});
-    Tensor qkv = gpu->alloc(DType::kBF16, {max_chunk, kW});
-    Tensor out = gpu->alloc(DType::kBF16, {max_chunk, int64_t{kHq} * kD});
-    gpu->copy_from_host(kv.k, k_host.data(), k_host.size() * sizeof(uint16_t));
-    gpu->copy_from_host(kv.v, v_host.data(), v_host.size() * sizeof(uint16_t));
-    gpu->copy_from_host(qkv, q_host.data(), q_host.size() * sizeof(uint16_t));
-    std::printf("-- variant %d (%s)\n", v, cuda::flash_prefill_variant_name(v));
-    for (int ci = 0; ci < ncases; ++ci) {
-      const Case& c = kCases[ci];
-      const StepMetadata m = chunk_step(c);
-      Tensor q = qkv.rows(0, c.chunk), o_rows = out.rows(0, c.chunk);
-      const size_t out_elems = static_cast<size_t>(c.chunk) * kHq * kD;
-      {
-        std::vector<uint16_t> nan(out_elems, 0xFFFF);  // bf16 NaN: an unwritten element differs
-        gpu->copy_from_host(o_rows, nan.data(), nan.size() * sizeof(uint16_t));
+    Backend& gpu = *r->gpu;
+    r->kv.k = gpu.alloc(DType::kBF16, {num_blocks, kBlock, kHkv, kD});
+    r->kv.v = gpu.alloc(DType::kBF16, {num_blocks, kBlock, kHkv, kD});
+    r->qkv = gpu.alloc(DType::kBF16, {max_chunk, kW});
+    r->out = gpu.alloc(DType::kBF16, {max_chunk, int64_t{kHq} * kD});
+    gpu.copy_from_host(r->kv.k, k_host.data(), k_host.size() * sizeof(uint16_t));
+    gpu.copy_from_host(r->kv.v, v_host.data(), v_host.size() * sizeof(uint16_t));
+    gpu.copy_from_host(r->qkv, q_host.data(), q_host.size() * sizeof(uint16_t));
+    runners.push_back(std::move(r));
+  }
+  std::printf("variants:");
+  for (int v : variants) std::printf(" %d (%s)", v, cuda::flash_prefill_variant_name(v));
+  std::printf("; %d rounds per case and variant, alternating\n", s.rounds);
+  for (int ci = 0; ci < ncases; ++ci) {
+    const Case& c = kCases[ci];
+    const StepMetadata m = chunk_step(c);
+    const size_t out_elems = static_cast<size_t>(c.chunk) * kHq * kD;
+    std::vector<uint16_t> reference;
+    double reference_max = 0.0;
+    // The first call of each variant: its output (checked), and the calls per round.
+    std::vector<double> max_diff(runners.size(), 0.0);
+    std::vector<char> finite(runners.size(), 1);
+    for (size_t k = 0; k < runners.size(); ++k) {
+      Runner& r = *runners[k];
+      Tensor q = r.qkv.rows(0, c.chunk), o_rows = r.out.rows(0, c.chunk);
+      std::vector<uint16_t> got(out_elems, 0xFFFF);  // bf16 NaN: an unwritten element differs
+      r.gpu->copy_from_host(o_rows, got.data(), out_elems * sizeof(uint16_t));
+      r.gpu->set_step_metadata(m);
+      const double once = time_round(*r.gpu, q, r.kv, p, o_rows, 1);
+      r.calls_per_round = std::clamp(static_cast<int>(std::ceil(0.025 / std::max(once, 1e-6))), 1, 200);
+      r.per_call.clear();
+      r.gpu->copy_to_host(got.data(), o_rows, out_elems * sizeof(uint16_t));
+      for (size_t i = 0; i < out_elems; ++i) {
+        const float f = bf16_to_f32(got[i]);
+        if (!std::isfinite(f)) finite[k] = 0;
+        if (k == 0) reference_max = std::max(reference_max, static_cast<double>(std::abs(f)));
+        else max_diff[k] = std::max(max_diff[k], std::abs(static_cast<double>(f) - bf16_to_f32(reference[i])));
       }
-      gpu->set_step_metadata(m);
-      const Timing t = time_attention(*gpu, q, kv, p, o_rows, s.rounds);
-      std::vector<uint16_t> got(out_elems);
-      gpu->copy_to_host(got.data(), o_rows, out_elems * sizeof(uint16_t));
-      double max_diff = 0.0;
-      bool finite = true;
-      if (v == 0) {
-        for (uint16_t h : got) {
-          const float f = bf16_to_f32(h);
-          finite &= std::isfinite(f);
-          reference_max[ci] = std::max(reference_max[ci], static_cast<double>(std::abs(f)));
-        }
-        reference[ci] = got;
-      } else {
-        const std::vector<uint16_t>& ref = reference[ci];
-        for (size_t i = 0; i < out_elems; ++i) {
-          const float f = bf16_to_f32(got[i]);
-          finite &= std::isfinite(f);
-          max_diff = std::max(max_diff, std::abs(static_cast<double>(f) - bf16_to_f32(ref[i])));
-        }
+      if (k == 0) reference = std::move(got);
+    }
+    for (int round = 0; round < s.rounds; ++round)
+      for (auto& rp : runners) {
+        Runner& r = *rp;
+        Tensor q = r.qkv.rows(0, c.chunk), o_rows = r.out.rows(0, c.chunk);
+        r.per_call.push_back(time_round(*r.gpu, q, r.kv, p, o_rows, r.calls_per_round));
       }
-      const bool same = finite && max_diff <= kTol * std::max(reference_max[ci], 1e-6);
+    for (size_t k = 0; k < runners.size(); ++k) {
+      Runner& r = *runners[k];
+      std::vector<double> t = r.per_call;
+      std::sort(t.begin(), t.end());
+      const double best_s = t.front(), median_s = t[t.size() / 2];
+      const bool same = finite[k] && max_diff[k] <= kTol * std::max(reference_max, 1e-6);
       if (!same) ++differ;
-      const double tflops = flops_of(c) / t.best_s / 1e12;
-      std::printf("%-26s %-11s best %9.3f ms  median %9.3f ms  (%3d calls/round)  %7.2f TFLOP  %6.1f TFLOP/s  "
-                  "%4.1f%% of %.0f  max|diff| vs base %.3g (max|out| %.3g) %s\n",
-                  case_name(c).c_str(), cuda::flash_prefill_variant_name(v), t.best_s * 1e3, t.median_s * 1e3,
-                  t.calls_per_round, flops_of(c) / 1e12, tflops, 100.0 * tflops / kCeilingTflops, kCeilingTflops,
-                  max_diff, reference_max[ci], same ? "same" : (finite ? "DIFFERS" : "NOT FINITE"));
-      std::fflush(stdout);
-      rows[ci].push_back({{"variant", v},
-                          {"name", cuda::flash_prefill_variant_name(v)},
-                          {"best_s", t.best_s},
-                          {"median_s", t.median_s},
-                          {"calls_per_round", t.calls_per_round},
+      const double tflops = flops_of(c) / best_s / 1e12;
+      std::printf("%-26s v%d %-11s best %9.3f ms  median %9.3f ms  (%3d calls/round)  %7.2f TFLOP  %6.1f TFLOP/s  "
+                  "%4.1f%% of %.0f  max|diff| vs v0 %.3g (max|out| %.3g) %s\n",
+                  case_name(c).c_str(), r.variant, cuda::flash_prefill_variant_name(r.variant), best_s * 1e3,
+                  median_s * 1e3, r.calls_per_round, flops_of(c) / 1e12, tflops, 100.0 * tflops / kCeilingTflops,
+                  kCeilingTflops, max_diff[k], reference_max, same ? "same" : (finite[k] ? "DIFFERS" : "NOT FINITE"));
+      rows[ci].push_back({{"variant", r.variant},
+                          {"name", cuda::flash_prefill_variant_name(r.variant)},
+                          {"best_s", best_s},
+                          {"median_s", median_s},
+                          {"calls_per_round", r.calls_per_round},
                           {"rounds", s.rounds},
                           {"tflops", tflops},
                           {"ceiling_fraction", tflops / kCeilingTflops},
-                          {"max_abs_diff_vs_variant0", max_diff},
-                          {"finite", finite},
+                          {"max_abs_diff_vs_variant0", max_diff[k]},
+                          {"max_abs_variant0", reference_max},
+                          {"finite", finite[k] != 0},
                           {"same_as_variant0", same}});
     }
-    gpu->free(out);
-    gpu->free(qkv);
-    gpu->free(kv.v);
-    gpu->free(kv.k);
+    std::fflush(stdout);
   }
   std::printf("\nbest variant per case (the fastest by best time among those equal to variant 0):\n");
   nlohmann::json cases = nlohmann::json::array();

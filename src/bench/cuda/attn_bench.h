@@ -3,8 +3,8 @@
 // the Llama-3.2-3B shape (24 q heads, 8 kv heads, head dim 128, blocks of 16) at
 // (chunk tokens, tokens already cached) in {(8192, 0), (8192, 32768), (8192,
 // 112000), (2048, 30000), (512, 30000), (256, 30000)}, once per prefill kernel
-// variant (CudaOptions::flash_prefill_variant). Prints per case and variant the
-// time per call (best and median of several rounds), the causal attention FLOPs
+// variant (CudaOptions::flash_prefill_variant; a backend each, rounds alternating).
+// Prints per case and variant the time per call (best and median of several rounds), the causal attention FLOPs
 // (4 · D · Hq · pairs, pairs: the (query, key) pairs the chunk attends) and
 // TFLOP/s next to the 775 TFLOP/s bf16 ceiling, and each variant's max |diff|
 // against variant 0 over every output element (a variant that differs by more
