@@ -29,6 +29,7 @@ StatusOr<std::unique_ptr<Backend>> make_backend(const ModelLoaderSettings& s, do
     CudaOptions options;
     options.memory_fraction = s.gpu_memory_fraction;
     options.pdl = s.cuda_pdl;
+    options.flash_prefill_variant = s.cuda_flash_prefill_variant;
     if (s.device_budget_bytes > 0)
       options.memory_budget_bytes = static_cast<size_t>(static_cast<double>(s.device_budget_bytes) * share);
     auto b = make_cuda_backend(options);

@@ -58,6 +58,8 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const CudaOptions& options) : options_(options) {
     KR_CHECK_MSG(options_.memory_fraction >= 0.05 && options_.memory_fraction <= 0.99,
                  "CudaOptions::memory_fraction must be in [0.05, 0.99]");
+    KR_CHECK_MSG(options_.flash_prefill_variant >= 0 && options_.flash_prefill_variant < cuda::kFlashPrefillVariants,
+                 "CudaOptions::flash_prefill_variant out of range");
     KR_CUDA_CHECK(cudaSetDevice(options_.device));
     KR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     KR_CUDA_CHECK(cublasCreate(&cublas_));
@@ -74,7 +76,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     cuda::configure_attention_kernels();
-    cuda::configure_flash_attention();
+    cuda::configure_flash_attention(options_.flash_prefill_variant);
     KR_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, options_.device));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_partials_), kQPartialFloats * sizeof(float)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));
@@ -1079,9 +1081,11 @@ void CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
   if (n_prefill > 0) {
     a.tiles = tiles;
     a.num_tiles = n_prefill;
-    set_split(cuda::flash_prefill_split(n_prefill, kv_heads, head_dim, prefill_keys, kHalf), n_prefill,
+    const int variant = options_.flash_prefill_variant;
+    set_split(cuda::flash_prefill_split(n_prefill, kv_heads, head_dim, prefill_keys, kHalf, variant), n_prefill,
               cuda::flash_prefill_rows(head_dim), static_cast<char*>(attn_scratch_));
-    KR_CHECK_MSG(cuda::launch_flash_prefill(a, s), "attention: the flash prefill kernel refused its arguments");
+    KR_CHECK_MSG(cuda::launch_flash_prefill(a, s, variant),
+                 "attention: the flash prefill kernel refused its arguments");
   }
   if (n_decode > 0) {
     a.tiles = tiles + n_prefill;

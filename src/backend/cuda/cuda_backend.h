@@ -50,6 +50,11 @@ struct CudaOptions {
   // 4096 equal: docs/performance.md). Shape-only (batch size and table width, the
   // step graph's key), so a recorded graph keeps its kernel. 0: flash everywhere.
   int flash_decode_min_keys = 2048;
+  // Shape of the flash prefill kernel at head dim 128, in [0, 6) (cuda::
+  // kFlashPrefillVariants; cuda_flash_prefill.cu says what each changes): 0 the
+  // default; the others to be measured against it (kr-cuda-bench --attn-bench) and
+  // checked (kr-backend-ops --prefill-variants). Same results up to float rounding.
+  int flash_prefill_variant = 0;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

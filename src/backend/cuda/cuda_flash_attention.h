@@ -69,8 +69,15 @@ struct FlashSplit {
   int split_keys = 0;
 };
 
-// Query rows (tokens × group) of one tile: 128 for D = 64 and 128, 64 for D = 256.
+// Query rows (tokens × group) of one tile: 128 for D = 64 and 128, 64 for D = 256
+// (the same for every variant).
 int flash_prefill_rows(int head_dim);
+// Shapes of the prefill kernel at D = 128 (cuda_flash_prefill.cu says what each
+// changes; other head dims have one): 0 is the default; all give the same results
+// up to float rounding. CudaOptions::flash_prefill_variant picks one.
+constexpr int kFlashPrefillVariants = 6;
+// "base", "kv2", ...; "?" outside [0, kFlashPrefillVariants).
+const char* flash_prefill_variant_name(int variant);
 // Tokens per prefill tile: flash_prefill_rows(D) / group (at least 1; group must be <= rows).
 int flash_prefill_tile_tokens(int group, int head_dim);
 // Rows of a decode tile (16) and its tokens: 16 / group, or 0 when group > 16 (use prefill).
@@ -95,10 +102,10 @@ bool flash_attention_supported(int q_heads, int kv_heads, int head_dim, int bloc
 FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
                               size_t workspace_bytes = SIZE_MAX);
 FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
-                               size_t workspace_bytes = SIZE_MAX);
+                               size_t workspace_bytes = SIZE_MAX, int variant = 0);
 // Most splits a launch may use (the merge keeps rows × splits weights in shared memory).
 constexpr int kFlashMaxSplits = 256;
-int flash_prefill_max_splits(int head_dim);
+int flash_prefill_max_splits(int head_dim, int variant = 0);
 int flash_decode_max_splits(int head_dim);
 // Bytes of partial_out + partial_ml for a launch with these shapes (0 when
 // num_splits == 1); rows_cap: flash_prefill_rows(D) or kFlashDecodeRows.
@@ -108,14 +115,16 @@ size_t flash_workspace_bytes(int num_tiles, int kv_heads, int rows_cap, int num_
 // Sets the kernels' shared-memory limits and reads their occupancy (what the split
 // policies use) on the current device. The launchers and policies do it on first
 // use; a backend calls this once up front, so that no attribute call falls inside
-// a step-graph capture.
-void configure_flash_attention();
+// a step-graph capture. Prefill: of this variant (the one the backend launches).
+void configure_flash_attention(int prefill_variant = 0);
 
 // Enqueue on `stream`. Return false (nothing launched) when the arguments are outside
 // what the kernels handle (unsupported shape, split_keys not a multiple of the
 // granule, a missing workspace, more (tile, kv head) pairs than split counters).
 // Tiles hold at most flash_prefill_tile_tokens / flash_decode_tile_tokens tokens.
-bool launch_flash_prefill(const FlashAttnArgs& a, cudaStream_t stream);
+// The prefill's variant must be the one its split came from (false outside
+// [0, kFlashPrefillVariants)).
+bool launch_flash_prefill(const FlashAttnArgs& a, cudaStream_t stream, int variant = 0);
 bool launch_flash_decode(const FlashAttnArgs& a, cudaStream_t stream);
 
 }  // namespace kr::cuda

@@ -72,10 +72,10 @@ bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_count
 
 }  // namespace flash_host
 
-void configure_flash_attention() {
+void configure_flash_attention(int prefill_variant) {
   flash_host::sm_count();
   for (int d : {64, 128, 256}) {
-    flash_host::prefill_blocks_per_sm(d);
+    flash_host::prefill_blocks_per_sm(d, prefill_variant);
     flash_host::decode_blocks_per_sm(d);
   }
 }

@@ -19,9 +19,10 @@ FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int 
                         size_t bytes_per_split_pair, size_t workspace_bytes);
 // Launch arguments the kernels handle: shapes, pointers, the split fields.
 bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_counters);
-// Per kernel (defined in its .cu file): shared memory per block and blocks per SM.
-size_t prefill_smem_bytes(int head_dim);
-int prefill_blocks_per_sm(int head_dim);
+// Per kernel (defined in its .cu file): shared memory per block and blocks per SM
+// (prefill: of a variant, see kFlashPrefillVariants).
+size_t prefill_smem_bytes(int head_dim, int variant = 0);
+int prefill_blocks_per_sm(int head_dim, int variant = 0);
 size_t decode_smem_bytes(int head_dim);
 int decode_blocks_per_sm(int head_dim);
 

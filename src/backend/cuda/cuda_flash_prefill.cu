@@ -17,6 +17,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_flash_common.cuh"
@@ -31,51 +32,93 @@ using namespace flash;
 // Tile shapes per head dim, after FlashAttention-2's for sm80+: 128 rows and 64
 // keys with 4 warps of 32 rows (D 64, 128); for D = 256, 64 rows of 16 per warp
 // (an O accumulator of 32 rows would not fit in registers) and 32 keys (two
-// blocks per SM in shared memory).
-template <int D>
+// blocks per SM in shared memory). kV2: V double-buffered as K is; kFtz:
+// ex2.approx.ftz exponentials; kMinBlocks: __launch_bounds__' blocks per SM.
+template <int D, int V>
 struct PrefillCfg;
-template <>
-struct PrefillCfg<64> {
-  static constexpr int kWarps = 4, kMT = 2, kBc = 64;
+template <int V>
+struct PrefillCfg<64, V> {
+  static constexpr int kWarps = 4, kMT = 2, kBc = 64, kMinBlocks = 2;
+  static constexpr bool kV2 = false, kFtz = false;
 };
-template <>
-struct PrefillCfg<128> {
-  static constexpr int kWarps = 4, kMT = 2, kBc = 64;
+template <int V>
+struct PrefillCfg<256, V> {
+  static constexpr int kWarps = 4, kMT = 1, kBc = 32, kMinBlocks = 2;
+  static constexpr bool kV2 = false, kFtz = false;
 };
-template <>
-struct PrefillCfg<256> {
-  static constexpr int kWarps = 4, kMT = 1, kBc = 32;
+template <int W, int MT, int BC, int MINB, bool V2, bool FTZ>
+struct PrefillCfg128 {
+  static constexpr int kWarps = W, kMT = MT, kBc = BC, kMinBlocks = MINB;
+  static constexpr bool kV2 = V2, kFtz = FTZ;
 };
+// The variants at D = 128 (names in kVariantNames); every one has 128 rows.
+template <>
+struct PrefillCfg<128, 0> : PrefillCfg128<4, 2, 64, 2, false, false> {};  // base
+template <>
+struct PrefillCfg<128, 1> : PrefillCfg128<4, 2, 64, 2, true, false> {};  // kv2
+template <>
+struct PrefillCfg<128, 2> : PrefillCfg128<4, 2, 64, 2, true, true> {};  // kv2-ftz
+template <>
+struct PrefillCfg<128, 3> : PrefillCfg128<8, 1, 64, 2, false, false> {};  // w8
+template <>
+struct PrefillCfg<128, 4> : PrefillCfg128<8, 1, 64, 2, true, true> {};  // w8-kv2-ftz
+template <>
+struct PrefillCfg<128, 5> : PrefillCfg128<8, 1, 128, 1, true, true> {};  // w8-bc128
+constexpr const char* kVariantNames[] = {"base", "kv2", "kv2-ftz", "w8", "w8-kv2-ftz", "w8-bc128"};
+static_assert(sizeof(kVariantNames) / sizeof(kVariantNames[0]) == kFlashPrefillVariants);
 
-template <int D>
+template <int D, int V>
 struct PrefillShape {
-  static constexpr int kWarps = PrefillCfg<D>::kWarps;
-  static constexpr int kMT = PrefillCfg<D>::kMT;
-  static constexpr int kBc = PrefillCfg<D>::kBc;
+  using Cfg = PrefillCfg<D, V>;
+  static constexpr int kWarps = Cfg::kWarps;
+  static constexpr int kMT = Cfg::kMT;
+  static constexpr int kBc = Cfg::kBc;
+  static constexpr int kMinBlocks = Cfg::kMinBlocks;
+  static constexpr bool kV2 = Cfg::kV2, kFtz = Cfg::kFtz;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRows = kWarps * kMT * 16;
-  // Q, two K tiles, one V tile; row positions, a reduction, two tiles' has-a-slot flags.
-  static constexpr size_t kSmem =
-      kSmemAlign + sizeof(bf16) * (kRows + 3 * kBc) * D + sizeof(int) * (kRows + 2 * kWarps) + 2 * kBc;
-  static_assert(kFlashSplitGranule % kBc == 0, "split boundaries must fall on key tiles");
+  static constexpr int kVBufs = kV2 ? 2 : 1;
+  // Q, two K tiles, one or two V tiles; row positions, a reduction, two tiles' has-a-slot flags.
+  static constexpr size_t kSmem = kSmemAlign + sizeof(bf16) * (kRows + (2 + kVBufs) * kBc) * D +
+                                  sizeof(int) * (kRows + 2 * kWarps) + 2 * kBc;
+  // Split runs are whole granules of keys; a tile of more keys than the granule
+  // rounds the run up to whole tiles (some splits may then be empty).
+  static constexpr int kSplitGranule = kBc > kFlashSplitGranule ? kBc : kFlashSplitGranule;
+  static_assert(kSplitGranule % kBc == 0, "split boundaries must fall on key tiles");
+  static_assert(D != 128 || kRows == 128, "every D = 128 variant keeps the host's 128-row tiles");
 };
+
+// 2^x: exp2f (ex2.approx.f32 with its denormal range fix-up) or ex2.approx.ftz.f32
+// alone (results below 2^-126 flush to zero: probabilities that add nothing to a row).
+template <bool kFtz>
+__device__ __forceinline__ float exp2_soft(float x) {
+  if constexpr (kFtz) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+  } else {
+    return exp2f(x);
+  }
+}
 
 // One arrival counter per (tile, kv head) of a split launch (see arrive_last).
 constexpr int kMaxCounters = kFlashMaxSplitPairs;
 __device__ int g_prefill_counters[kMaxCounters];
 
-template <int D>
-__global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_kernel(const FlashAttnArgs a) {
-  using Sh = PrefillShape<D>;
+template <int D, int V>
+__global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, V>::kMinBlocks)
+    flash_prefill_kernel(const FlashAttnArgs a) {
+  using Sh = PrefillShape<D, V>;
   constexpr int kMT = Sh::kMT, kBc = Sh::kBc, kRows = Sh::kRows, kThreads = Sh::kThreads, kWarps = Sh::kWarps;
+  constexpr bool kV2 = Sh::kV2, kFtz = Sh::kFtz;
   constexpr int kNT = kBc / 8;  // score n-tiles (8 keys each)
   constexpr int kDT = D / 8;    // output n-tiles (8 dims each)
   extern __shared__ __align__(128) unsigned char smem_raw[];
   unsigned char* smem = align_smem(smem_raw);
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [kRows, D]
   bf16* ks = qs + kRows * D;                 // 2 × [kBc, D]
-  bf16* vs = ks + 2 * kBc * D;               // [kBc, D]
-  int* s_pos = reinterpret_cast<int*>(vs + kBc * D);  // [kRows] row positions
+  bf16* vs = ks + 2 * kBc * D;               // kVBufs × [kBc, D]
+  int* s_pos = reinterpret_cast<int*>(vs + Sh::kVBufs * kBc * D);  // [kRows] row positions
   int* s_red = s_pos + kRows;                         // [2 kWarps]
   unsigned char* s_has = reinterpret_cast<unsigned char*>(s_red + 2 * kWarps);  // 2 × [kBc]
 
@@ -125,7 +168,7 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
   if (a.window > 0 && hi >= 0) kbeg = max(0, lo - a.window + 1) / kBc * kBc;
   if (a.num_splits > 1 && kend > kbeg) {
     // Run `split` of num_splits equal runs of whole granules from kbeg (see FlashAttnArgs).
-    constexpr int G = kFlashSplitGranule;
+    constexpr int G = Sh::kSplitGranule;
     const int per = ((kend - kbeg + G - 1) / G + a.num_splits - 1) / a.num_splits * G;
     kbeg += split * per;
     kend = min(kend, kbeg + per);
@@ -144,8 +187,8 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
                      a.num_blocks,
                      __ffs(a.block_size) - 1};
   bool missing = false;  // a key of this thread's next K tile has no slot
-  if (ntiles > 0) missing = load_kv_tile<D, kBc, kThreads, true, false>(src, ks, vs, kbeg, kend, s_has);
-  cp_async_commit();  // Q and K of the first tile
+  if (ntiles > 0) missing = load_kv_tile<D, kBc, kThreads, true, kV2>(src, ks, vs, kbeg, kend, s_has);
+  cp_async_commit();  // Q and K (kV2: and V) of the first tile
 
   float o[kMT][kDT][4];
   float m[kMT][2], l[kMT][2];  // running max (log2 units) and this thread's part of the row sum
@@ -172,16 +215,27 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
   for (int it = 0; it < ntiles; ++it) {
     const int kt = kbeg + it * kBc;
     const uint32_t k_cur = k_addr + (it & 1) * (kBc * D * 2);
+    const uint32_t v_cur = v_addr + (kV2 ? (it & 1) * (kBc * D * 2) : 0);
     const unsigned char* has_cur = s_has + (it & 1) * kBc;
     cp_async_wait<0>();
-    // K tile it visible; every warp is done with V tile it - 1 and K tile it - 1.
+    // K tile it (kV2: and V tile it) visible; every warp is done with V tile it - 1
+    // and K tile it - 1.
     const bool any_missing = __syncthreads_or(missing);
-    load_kv_tile<D, kBc, kThreads, false, true>(src, ks, vs, kt, kend);
-    cp_async_commit();
-    if (it + 1 < ntiles)
-      missing = load_kv_tile<D, kBc, kThreads, true, false>(src, ks + ((it + 1) & 1) * kBc * D, vs, kt + kBc, kend,
-                                                            s_has + ((it + 1) & 1) * kBc);
-    cp_async_commit();
+    if constexpr (kV2) {
+      // K and V of tile it + 1 into the buffers of tile it - 1; no other barrier this tile.
+      if (it + 1 < ntiles)
+        missing = load_kv_tile<D, kBc, kThreads, true, true>(src, ks + ((it + 1) & 1) * kBc * D,
+                                                             vs + ((it + 1) & 1) * kBc * D, kt + kBc, kend,
+                                                             s_has + ((it + 1) & 1) * kBc);
+      cp_async_commit();
+    } else {
+      load_kv_tile<D, kBc, kThreads, false, true>(src, ks, vs, kt, kend);
+      cp_async_commit();
+      if (it + 1 < ntiles)
+        missing = load_kv_tile<D, kBc, kThreads, true, false>(src, ks + ((it + 1) & 1) * kBc * D, vs, kt + kBc,
+                                                              kend, s_has + ((it + 1) & 1) * kBc);
+      cp_async_commit();
+    }
 
     // S = Q Kᵀ (raw q·k).
     float s[kMT][kNT][4];
@@ -247,7 +301,7 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_new = fmaxf(m[mt][h], mx * c);
         base[mt][h] = m_new == -INFINITY ? 0.0f : m_new;  // fully masked so far: p = 0, no NaN
-        alpha[mt][h] = m_new == m[mt][h] ? 1.0f : exp2f(m[mt][h] - base[mt][h]);  // exactly 1 when skipped
+        alpha[mt][h] = m_new == m[mt][h] ? 1.0f : exp2_soft<kFtz>(m[mt][h] - base[mt][h]);  // exactly 1 when skipped
         grew |= m_new != m[mt][h];
         m[mt][h] = m_new;
         l[mt][h] *= alpha[mt][h];
@@ -267,13 +321,15 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
       for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const float p = exp2f(fmaf(s[mt][nt][e], c, -base[mt][e >> 1]));
+          const float p = exp2_soft<kFtz>(fmaf(s[mt][nt][e], c, -base[mt][e >> 1]));
           s[mt][nt][e] = p;
           l[mt][e >> 1] += p;
         }
 
-    cp_async_wait<1>();  // V tile it (K tile it + 1 may still be in flight)
-    __syncthreads();
+    if constexpr (!kV2) {
+      cp_async_wait<1>();  // V tile it (K tile it + 1 may still be in flight)
+      __syncthreads();
+    }
 
     // O += P V, P in bf16 straight from the score registers.
 #pragma unroll
@@ -289,7 +345,7 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
 #pragma unroll
       for (int dn = 0; dn < D / 16; ++dn) {
         uint32_t vb[4];  // dims dn*16 + [0, 8): vb[0], vb[1]; + [8, 16): vb[2], vb[3]
-        ldmatrix_x4_trans(vb, (v_addr ^ (32 * dn)) + kc * 16 * 2 * D);
+        ldmatrix_x4_trans(vb, (v_cur ^ (32 * dn)) + kc * 16 * 2 * D);
 #pragma unroll
         for (int mt = 0; mt < kMT; ++mt) {
           mma_bf16(o[mt][2 * dn], pa[mt], vb[0], vb[1]);
@@ -354,45 +410,67 @@ __global__ void __launch_bounds__(PrefillShape<D>::kThreads, 2) flash_prefill_ke
     merge_splits<D, kThreads>(a, tile_idx, g, kRows, R, tile.first, group, reinterpret_cast<float*>(smem));
 }
 
-template <int D>
+template <int D, int V>
 void configure_prefill() {
   static bool done = false;  // one backend thread: no race
   if (!done) {
-    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(PrefillShape<D>::kSmem)));
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(PrefillShape<D, V>::kSmem)));
     done = true;
   }
 }
 
-template <int D>
+template <int D, int V>
 int blocks_per_sm_prefill() {
   static int n = 0;
   if (n == 0) {
-    configure_prefill<D>();
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_prefill_kernel<D>, PrefillShape<D>::kThreads,
-                                                      PrefillShape<D>::kSmem) != cudaSuccess ||
+    configure_prefill<D, V>();
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_prefill_kernel<D, V>, PrefillShape<D, V>::kThreads,
+                                                      PrefillShape<D, V>::kSmem) != cudaSuccess ||
         n < 1)
       n = 1;
   }
   return n;
 }
 
-template <int D>
+template <int D, int V>
 void launch_prefill_d(const FlashAttnArgs& a, cudaStream_t stream) {
-  configure_prefill<D>();
+  configure_prefill<D, V>();
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch(/*pdl=*/false, flash_prefill_kernel<D>, grid, dim3(PrefillShape<D>::kThreads), PrefillShape<D>::kSmem, stream, a);
+  launch(/*pdl=*/false, flash_prefill_kernel<D, V>, grid, dim3(PrefillShape<D, V>::kThreads),
+         PrefillShape<D, V>::kSmem, stream, a);
+}
+
+// f(Int<D>, Int<V>) for a head dim and a variant (variants other than 0 exist at
+// D = 128 only; other head dims run variant 0); `fallback` for an unsupported head dim.
+template <int N>
+using Int = std::integral_constant<int, N>;
+template <typename R, typename F>
+R dispatch(int head_dim, int variant, R fallback, F f) {
+  switch (head_dim) {
+    case 64: return f(Int<64>{}, Int<0>{});
+    case 256: return f(Int<256>{}, Int<0>{});
+    case 128:
+      switch (variant) {
+        case 1: return f(Int<128>{}, Int<1>{});
+        case 2: return f(Int<128>{}, Int<2>{});
+        case 3: return f(Int<128>{}, Int<3>{});
+        case 4: return f(Int<128>{}, Int<4>{});
+        case 5: return f(Int<128>{}, Int<5>{});
+        default: return f(Int<128>{}, Int<0>{});
+      }
+    default: return fallback;
+  }
 }
 
 }  // namespace
 
+const char* flash_prefill_variant_name(int variant) {
+  return variant >= 0 && variant < kFlashPrefillVariants ? kVariantNames[variant] : "?";
+}
+
 int flash_prefill_rows(int head_dim) {
-  switch (head_dim) {
-    case 64: return PrefillShape<64>::kRows;
-    case 128: return PrefillShape<128>::kRows;
-    case 256: return PrefillShape<256>::kRows;
-    default: return 0;
-  }
+  return dispatch(head_dim, 0, 0, [](auto d, auto v) { return PrefillShape<d(), v()>::kRows; });
 }
 
 int flash_prefill_tile_tokens(int group, int head_dim) {
@@ -401,54 +479,44 @@ int flash_prefill_tile_tokens(int group, int head_dim) {
   return rows / group;
 }
 
-size_t flash_host::prefill_smem_bytes(int head_dim) {
-  switch (head_dim) {
-    case 64: return PrefillShape<64>::kSmem;
-    case 128: return PrefillShape<128>::kSmem;
-    case 256: return PrefillShape<256>::kSmem;
-    default: return 0;
-  }
+size_t flash_host::prefill_smem_bytes(int head_dim, int variant) {
+  return dispatch(head_dim, variant, size_t{0}, [](auto d, auto v) { return PrefillShape<d(), v()>::kSmem; });
 }
 
-int flash_host::prefill_blocks_per_sm(int head_dim) {
-  switch (head_dim) {
-    case 64: return blocks_per_sm_prefill<64>();
-    case 128: return blocks_per_sm_prefill<128>();
-    case 256: return blocks_per_sm_prefill<256>();
-    default: return 1;
-  }
+int flash_host::prefill_blocks_per_sm(int head_dim, int variant) {
+  return dispatch(head_dim, variant, 1, [](auto d, auto v) { return blocks_per_sm_prefill<d(), v()>(); });
 }
 
-int flash_prefill_max_splits(int head_dim) {
+int flash_prefill_max_splits(int head_dim, int variant) {
   // The merge's weights (rows × splits floats) reuse the block's shared memory.
   const int rows = flash_prefill_rows(head_dim);
   if (rows == 0) return 1;
-  const size_t floats = (flash_host::prefill_smem_bytes(head_dim) - kSmemAlign) / sizeof(float);
+  const size_t floats = (flash_host::prefill_smem_bytes(head_dim, variant) - kSmemAlign) / sizeof(float);
   return static_cast<int>(std::min<size_t>(kFlashMaxSplits, floats / rows));
 }
 
-FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes) {
+FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes,
+                               int variant) {
   const int rows = flash_prefill_rows(head_dim);
   if (rows == 0) return FlashSplit{1, 0};
-  const int slots = flash_host::sm_count() * flash_host::prefill_blocks_per_sm(head_dim);
+  const int slots = flash_host::sm_count() * flash_host::prefill_blocks_per_sm(head_dim, variant);
   // A block of a prefill split costs about as much as 4 key tiles beyond its keys
   // (Q load, partial rows, the merge).
-  return flash_host::choose_split(num_tiles * kv_heads, max_keys, slots, flash_prefill_max_splits(head_dim),
+  return flash_host::choose_split(num_tiles * kv_heads, max_keys, slots, flash_prefill_max_splits(head_dim, variant),
                                   4 * kFlashSplitGranule, flash_workspace_bytes(1, 1, rows, 2, head_dim) / 2,
                                   workspace_bytes);
 }
 
-bool launch_flash_prefill(const FlashAttnArgs& a, cudaStream_t stream) {
-  if (!flash_host::args_ok(a, flash_prefill_rows(a.head_dim), flash_prefill_max_splits(a.head_dim), kMaxCounters))
+bool launch_flash_prefill(const FlashAttnArgs& a, cudaStream_t stream, int variant) {
+  if (variant < 0 || variant >= kFlashPrefillVariants) return false;
+  if (!flash_host::args_ok(a, flash_prefill_rows(a.head_dim), flash_prefill_max_splits(a.head_dim, variant),
+                           kMaxCounters))
     return false;
   if (a.num_tiles == 0) return true;
-  switch (a.head_dim) {
-    case 64: launch_prefill_d<64>(a, stream); break;
-    case 128: launch_prefill_d<128>(a, stream); break;
-    case 256: launch_prefill_d<256>(a, stream); break;
-    default: return false;
-  }
-  return true;
+  return dispatch(a.head_dim, variant, false, [&](auto d, auto v) {
+    launch_prefill_d<d(), v()>(a, stream);
+    return true;
+  });
 }
 
 }  // namespace kr::cuda

@@ -9,12 +9,16 @@
 // Threading: the main thread of kr-backend-ops (it owns both backends).
 #pragma once
 
+#include <string>
+
 namespace kr {
 
 class Backend;
 
 // Attention through the backends; returns the number of failed checks.
-int run_long_attention_checks(Backend& cpu, Backend& gpu);
+// prefill_variant_tag non-empty: only the cases a flash prefill variant changes
+// (head dim 128, no decode step graphs), each line's case name prefixed by the tag.
+int run_long_attention_checks(Backend& cpu, Backend& gpu, const std::string& prefill_variant_tag = "");
 // One prompt of `prompt_len` tokens through the dummy 3B model in one step and in
 // chunks; returns the number of failed checks.
 int run_long_prompt_greedy_check(Backend& gpu, int prompt_len);

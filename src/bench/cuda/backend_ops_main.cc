@@ -26,6 +26,11 @@
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask]  (that group alone)
+//                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
+//                                                every check runs on; default 0)
+//                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
+//                                                prefill cases again on a backend of each of these
+//                                                flash prefill variants, lines tagged "[vN name]")
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -50,6 +55,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_flash_attention.h"
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_error.h"
 #include "bench/cuda/backend_ops_long.h"
@@ -1109,6 +1115,8 @@ int main(int argc, char** argv) {
   int long_prompt = 32000;
   std::string quant_fixtures = "tests/golden/quant", quant_goldens = "tests/golden/quant";
   bool quant_only = false;
+  kr::CudaOptions options;
+  std::vector<int> prefill_variants;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -1124,7 +1132,15 @@ int main(int argc, char** argv) {
     else if (a == "--quant-only") quant_only = true;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
     else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
-    else {
+    else if (a == "--prefill-variant" && has_value) options.flash_prefill_variant = std::atoi(argv[++i]);
+    else if (a == "--prefill-variants" && has_value) {
+      const std::string list = argv[++i];
+      if (list == "all") {
+        for (int v = 1; v < kr::cuda::kFlashPrefillVariants; ++v) prefill_variants.push_back(v);
+      } else {
+        for (const std::string& v : kr::split_commas(list)) prefill_variants.push_back(std::atoi(v.c_str()));
+      }
+    } else {
       std::fprintf(stderr, "kr-backend-ops: unknown argument %s\n", a.c_str());
       return 1;
     }
@@ -1133,28 +1149,40 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy or token_mask, got '%s'\n", only.c_str());
     return 2;
   }
+  for (int v : prefill_variants)
+    if (v < 0 || v >= kr::cuda::kFlashPrefillVariants) {
+      std::fprintf(stderr, "kr-backend-ops: no flash prefill variant %d (0 … %d)\n", v,
+                   kr::cuda::kFlashPrefillVariants - 1);
+      return 2;
+    }
+  if (options.flash_prefill_variant < 0 || options.flash_prefill_variant >= kr::cuda::kFlashPrefillVariants) {
+    std::fprintf(stderr, "kr-backend-ops: --prefill-variant must be in [0, %d)\n", kr::cuda::kFlashPrefillVariants);
+    return 2;
+  }
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
     return 2;
   }
   if (only == "kv_block_copy") {
-    auto gpu_only = kr::make_cuda_backend(kr::CudaOptions{});
+    auto gpu_only = kr::make_cuda_backend(options);
     if (!gpu_only) return 2;
     const int failures = kr::check_kv_block_copies(*gpu_only);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures == 0 ? 0 : 1;
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
-  const kr::CudaOptions cuda_options;
-  auto gpu = kr::make_cuda_backend(cuda_options);
+  auto gpu = kr::make_cuda_backend(options);
+  if (options.flash_prefill_variant != 0)
+    std::printf("(flash prefill variant %d, %s)\n", options.flash_prefill_variant,
+                kr::cuda::flash_prefill_variant_name(options.flash_prefill_variant));
   // The quantized part: its CPU reference also emulates the FP8 W8A8 path from the
   // GPU's threshold; the FP8 models also run on a GPU backend without W8A8.
   auto run_quant = [&]() {
     kr::CpuOptions emulate;
     emulate.emulate_fp8_w8a8 = true;
-    emulate.fp8_w8a8_min_tokens = cuda_options.fp8_w8a8_min_tokens;
+    emulate.fp8_w8a8_min_tokens = options.fp8_w8a8_min_tokens;
     kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, emulate);
-    kr::CudaOptions w8a16_options = cuda_options;
+    kr::CudaOptions w8a16_options = options;
     w8a16_options.fp8_w8a8_min_tokens = INT_MAX;
     auto gpu_w8a16 = kr::make_cuda_backend(w8a16_options);
     int failures = kr::quant_ops::run_ops(cpu_w8a8, *gpu);
@@ -1184,7 +1212,7 @@ int main(int argc, char** argv) {
   }
   if (short_checks) {
     // Without programmatic dependent launch (CudaOptions::pdl off).
-    kr::CudaOptions no_pdl;
+    kr::CudaOptions no_pdl = options;
     no_pdl.pdl = false;
     auto gpu_no_pdl = kr::make_cuda_backend(no_pdl);
     std::printf("(pdl off)\n");
@@ -1211,6 +1239,15 @@ int main(int argc, char** argv) {
   if (long_checks && !kr::g_quick) {
     kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu);
     if (long_prompt > 0) kr::g_failures += kr::run_long_prompt_greedy_check(*gpu, long_prompt);
+  }
+  if (long_checks && !kr::g_quick) {
+    for (int v : prefill_variants) {
+      kr::CudaOptions o = options;
+      o.flash_prefill_variant = v;
+      auto gpu_v = kr::make_cuda_backend(o);
+      const std::string tag = "[v" + std::to_string(v) + " " + kr::cuda::flash_prefill_variant_name(v) + "]";
+      kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu_v, tag);
+    }
   }
   if (short_checks && !kr::g_quick) kr::g_failures += run_quant();
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);

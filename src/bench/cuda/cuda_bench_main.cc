@@ -25,6 +25,10 @@
 //        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
 //        shape: bf16 of every preset, or quantized of NAME's shapes)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
+//        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
+//                      attention alone, 3B shape, chunks against long cached contexts, per flash
+//                      prefill variant, each checked against variant 0: attn_bench.h)
+//        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 0)
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
@@ -42,6 +46,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "bench/cuda/attn_bench.h"
 #include "model/hf_config.h"
 #include "model/model.h"
 #include "model/quant/dummy_quant.h"
@@ -445,7 +450,8 @@ std::vector<std::string> split_names(const std::string& list) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string model_dir, arch_list, json_path, json_dir, dump_ids, dump_out;
-  bool gemv = false;
+  bool gemv = false, attn = false;
+  kr::AttnBenchSettings attn_set;
   kr::RunSettings set;
   kr::CudaOptions options;
   for (int i = 1; i < argc; ++i) {
@@ -466,6 +472,11 @@ int main(int argc, char** argv) {
     else if (a == "--brief") set.brief = true;
     else if (a == "--profile-decode" && i + 1 < argc) set.profile_decode_steps = std::atoi(argv[++i]);
     else if (a == "--gemv-bench") gemv = true;
+    else if (a == "--attn-bench") attn = true;
+    else if (a == "--rounds" && i + 1 < argc) attn_set.rounds = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--variants" && i + 1 < argc) {
+      for (const std::string& v : kr::split_names(argv[++i])) attn_set.variants.push_back(std::atoi(v.c_str()));
+    } else if (a == "--prefill-variant" && i + 1 < argc) options.flash_prefill_variant = std::atoi(argv[++i]);
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
       dump_out = argv[++i];
@@ -491,6 +502,11 @@ int main(int argc, char** argv) {
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-cuda-bench: no CUDA device\n");
     return 2;
+  }
+  if (attn) {
+    attn_set.options = options;
+    attn_set.json_path = json_path;
+    return kr::run_attn_bench(attn_set);
   }
   if (gemv) {
     if (set.quant.empty()) {
