@@ -26,6 +26,8 @@
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask]  (that group alone)
+//                       [--qgemv-pipelined]  (the pipelined T <= 8 quantized kernel,
+//                                         CudaOptions::quant_gemv_pipelined, in every check)
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -1117,6 +1119,7 @@ int main(int argc, char** argv) {
   int long_prompt = 32000;
   std::string quant_fixtures = "tests/golden/quant", quant_goldens = "tests/golden/quant";
   bool quant_only = false;
+  kr::CudaOptions options;  // of every CUDA backend below
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -1130,6 +1133,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-long") long_checks = false;
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
+    else if (a == "--qgemv-pipelined") options.quant_gemv_pipelined = true;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
     else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
     else {
@@ -1153,7 +1157,7 @@ int main(int argc, char** argv) {
     return failures == 0 ? 0 : 1;
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
-  auto gpu = kr::make_cuda_backend(kr::CudaOptions{});
+  auto gpu = kr::make_cuda_backend(options);
   if (quant_only) {
     int failures = kr::quant_ops::run_ops(*cpu, *gpu);
     failures += kr::quant_ops::run_models(*cpu, *gpu, quant_fixtures, quant_goldens);
@@ -1178,7 +1182,7 @@ int main(int argc, char** argv) {
   }
   if (short_checks) {
     // Without programmatic dependent launch (CudaOptions::pdl off).
-    kr::CudaOptions no_pdl;
+    kr::CudaOptions no_pdl = options;
     no_pdl.pdl = false;
     auto gpu_no_pdl = kr::make_cuda_backend(no_pdl);
     std::printf("(pdl off)\n");
