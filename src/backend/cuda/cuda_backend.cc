@@ -942,7 +942,8 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     cuda::launch_gather_cols(x->data, q.perm, q_gather_, T, q.K, s);
     a.x = q_gather_;
   }
-  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s);
+  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s,
+                            options_.quant_gemv_pipelined ? cuda::QGemvPath::kPipelined : cuda::QGemvPath::kMma);
 }
 
 void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,

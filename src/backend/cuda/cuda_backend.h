@@ -40,6 +40,10 @@ struct CudaOptions {
   // FP8 and cuBLASLt's FP8 GEMM runs (W8A8); below, the dequantizing kernels
   // (W8A16, bf16 activations).
   int fp8_w8a8_min_tokens = 9;
+  // Quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath): the pipelined
+  // GEMV kernel (qgemv_kernel) instead of the mma kernel's T <= 8 shape
+  // (kr-cuda-bench --qgemv-pipelined; --gemv-bench --quant FMT times both).
+  bool quant_gemv_pipelined = false;
   // The flash (tensor-core) attention kernels for head dims 64/128/256; off: the
   // older paged kernel for every step (kr-cuda-bench --no-flash, to compare).
   bool flash_attention = true;

@@ -172,6 +172,101 @@ __device__ __forceinline__ void tile_pair(const QWeight& w, const QGemmArgs& a, 
   }
 }
 
+// Split-K: this block's sums fin[32 * kCols] go to its slot of the partials; the
+// block that arrives last at the tile pair's counter sums every split's partials in
+// split order (deterministic) into fin and returns true; the others return false.
+template <int kNThreads, int kCols>
+__device__ bool merge_splits(const QGemmArgs& a, size_t slot, int split, int splits, float* fin) {
+  __shared__ int last_block;
+  float* mine = a.partials + (slot * splits + split) * (32 * kCols);
+  for (int e = threadIdx.x; e < 32 * kCols; e += kNThreads) __stcg(mine + e, fin[e]);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last_block = atomicAdd(a.counters + slot, 1) == splits - 1;
+  __syncthreads();
+  if (!last_block) return false;
+  __threadfence();
+  const float* all = a.partials + slot * splits * (32 * kCols);
+  for (int e = threadIdx.x; e < 32 * kCols; e += kNThreads) {
+    float s = 0.0f;
+    for (int sp = 0; sp < splits; ++sp) s += __ldcg(all + static_cast<size_t>(sp) * (32 * kCols) + e);
+    fin[e] = s;
+  }
+  if (threadIdx.x == 0) a.counters[slot] = 0;  // ready for the next launch
+  __syncthreads();
+  return true;
+}
+
+// The epilogue of a block's two tiles x token columns [t0, t0 + kCols): fin[r * kCols
+// + c] is row r (0..15 tile 0, 16..31 tile 1) of token t0 + c.
+template <QEpilogue E, int kNThreads, int kCols>
+__device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (&tiles)[2], int t0, const float* fin) {
+  const int T = a.T;
+  const int N = w.N;
+  if constexpr (E == QEpilogue::kPlain) {
+    for (int e = threadIdx.x; e < 32 * kCols; e += kNThreads) {
+      const int r = e % 32, c = e / 32, tok = t0 + c;
+      const int n = (r < 16 ? tiles[0] : tiles[1]) * 16 + r % 16;
+      if (tok >= T || n >= N) continue;
+      const float v = fin[r * kCols + c];
+      if (a.out_f32) {
+        static_cast<float*>(a.out)[static_cast<size_t>(tok) * N + n] = v;
+      } else {
+        static_cast<bf16*>(a.out)[static_cast<size_t>(tok) * N + n] = to_bf(v);
+      }
+    }
+  } else if constexpr (E == QEpilogue::kSwiglu) {
+    const int I = N / 2;
+    bf16* out = static_cast<bf16*>(a.out);
+    for (int e = threadIdx.x; e < 16 * kCols; e += kNThreads) {
+      const int r = e % 16, c = e / 16, tok = t0 + c;
+      if (tok >= T) continue;
+      const int n = tiles[0] * 16 + r;  // gate row n, up row I + n
+      const bf16 gb = to_bf(fin[r * kCols + c]), ub = to_bf(fin[(16 + r) * kCols + c]);
+      out[static_cast<size_t>(tok) * N + n] = gb;
+      out[static_cast<size_t>(tok) * N + I + n] = ub;
+      const float gf = bf(gb);
+      // HF rounds f(gate) to bf16 before the product (as silu_mul_kernel).
+      const float sg = bf(to_bf(glu_activation(gf, a.activation)));
+      static_cast<bf16*>(a.act)[static_cast<size_t>(tok) * I + n] = to_bf(sg * bf(ub));
+    }
+  } else {
+    const int D = a.head_dim, half = D / 2, qk_heads = a.q_heads + a.kv_heads;
+    const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
+    bf16* out = static_cast<bf16*>(a.out);
+    for (int e = threadIdx.x; e < 16 * kCols; e += kNThreads) {
+      const int r = e % 16, c = e / 16, tok = t0 + c;
+      if (tok >= T) continue;
+      const int na = tiles[0] * 16 + r, nb = na + half;
+      const int h = na / D, i = na % D;
+      bf16 ra = to_bf(fin[r * kCols + c]), rb = to_bf(fin[(16 + r) * kCols + c]);
+      if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
+        ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
+        rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
+      }
+      if (h < qk_heads) {  // q and k heads rotate (as rope_kernel)
+        const double angle = static_cast<double>(a.positions[tok]) * static_cast<double>(a.inv_freq[i]);
+        double sd, cd;
+        sincos(angle, &sd, &cd);
+        const float s = static_cast<float>(sd), co = static_cast<float>(cd);
+        const float fa = bf(ra), fb = bf(rb);
+        ra = to_bf(fa * co - fb * s);
+        rb = to_bf(fb * co + fa * s);
+      }
+      out[static_cast<size_t>(tok) * N + na] = ra;
+      out[static_cast<size_t>(tok) * N + nb] = rb;
+      const int slot = a.slots[tok];
+      if (slot >= 0 && h >= a.q_heads) {
+        const bool is_k = h < qk_heads;
+        bf16* dst = static_cast<bf16*>(is_k ? a.k_cache : a.v_cache) + static_cast<size_t>(slot) * kv_width +
+                    static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
+        dst[i] = ra;
+        dst[i + half] = rb;
+      }
+    }
+  }
+}
+
 // One block: tiles `tiles` x tokens [t0, t0 + 8 NB) x steps [s_begin, s_end).
 template <QCode C, bool kBias, int NB, bool kNorm, QEpilogue E>
 __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const QWeight w, const QGemmArgs a, const int splits) {
@@ -192,7 +287,6 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
 
   __shared__ float red[kWarps][32 * kCols];
   __shared__ float inv_rms[kCols];
-  __shared__ int last_block;
 
   // ---- weights of the first batch: requested before waiting on the previous kernel ----
   uint4 wv[U][2][Kd::kWVecs];
@@ -396,90 +490,380 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
   __syncthreads();
 
   // ---- split-K: the last block of this tile pair sums every split's partials, in order ----
-  if (splits > 1) {
-    const size_t slot = static_cast<size_t>(pair) * gridDim.x + ttile;
-    float* mine = a.partials + (slot * splits + split) * (32 * kCols);
-    for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) __stcg(mine + e, fin[e]);
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last_block = atomicAdd(a.counters + slot, 1) == splits - 1;
-    __syncthreads();
-    if (!last_block) return;
-    __threadfence();
-    const float* all = a.partials + slot * splits * (32 * kCols);
-    for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) {
-      float s = 0.0f;
-      for (int sp = 0; sp < splits; ++sp) s += __ldcg(all + static_cast<size_t>(sp) * (32 * kCols) + e);
-      fin[e] = s;
+  if (splits > 1 && !merge_splits<kThreads, kCols>(a, static_cast<size_t>(pair) * gridDim.x + ttile, split, splits, fin))
+    return;
+  qgemm_epilogue<E, kThreads, kCols>(w, a, tiles, t0, fin);
+}
+
+// ---- the pipelined T <= 8 kernel (QGemmPath::kPipelined) ----
+//
+// Same weight layout and mma tiles as qgemm_kernel<NB = 1>, with the time spent per
+// weight byte cut and the loads kept in flight:
+//  - 8 warps per block, one tile pair and a K range (split-K only when the tile pairs
+//    are too few for half the SMs, or the staged x would not fit shared memory); each
+//    warp owns a contiguous run of steps;
+//  - a ring of kDepth steps of weights in registers per warp: the load of step
+//    s + kDepth is issued right after step s is computed, so every warp keeps
+//    kDepth * 512 bytes (4-bit) in flight instead of alternating between waiting
+//    and computing;
+//  - x (the block's K range, T rows; RMS-normalised when kNorm) and the meta of the
+//    block's groups are staged once in shared memory (cp.async); the meta is decoded
+//    once per block to f32 (s, beta), so a fold is two 8-byte shared loads and FMAs;
+//  - integer codes enter the mma without their zero point: 4-bit as 128 + q (one
+//    LOP3 per pair, bf16 exact), 8-bit as q; a second mma with an all-ones A gives
+//    Σx over the same columns, and a group folds as acc += s * Σ(code · x) + beta * Σx
+//    with beta = -s (128 + z) (4-bit zero points), b - 128 s (4-bit MLX biases),
+//    -s z or b (8-bit); FP8 folds s * Σ(v · x);
+//  - folds once per group (per warp run), not per 32-column chunk.
+constexpr int kGemvWarps = 8;
+constexpr int kGemvThreads = kGemvWarps * 32;
+constexpr int kGemvMaxSmem = 96 * 1024;  // two blocks per SM
+
+// Host-computed shape of one launch (see plan_qgemv).
+struct QGemvPlan {
+  int per = 0;           // steps per split
+  int x_stride = 0;      // bf16 elements per staged x row
+  int meta_raw_off = 0;  // bytes: raw meta words [2][ng][16]
+  int meta_off = 0;      // bytes: decoded (s, beta) [ng][2][16]
+  int smem = 0;          // bytes in all
+};
+
+template <QCode C>
+struct GemvDepth {
+  static constexpr int kDepth = C == QCode::kFp8 ? 4 : 8;  // steps of weights in flight per warp
+};
+
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* src, bool valid) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+// A fragment of mma tile i of a chunk with the codes as they are stored: 4-bit as
+// 128 + q, 8-bit as q, FP8 as its value (all exact in bf16).
+template <QCode C>
+__device__ __forceinline__ void a_fragment_raw(uint32_t (&a)[4], uint32_t rg, uint32_t rg8, int i) {
+  if constexpr (C == QCode::kU4) {
+    a[0] = u4_pair_plus128(rg, 2 * i);
+    a[1] = u4_pair_plus128(rg8, 2 * i);
+    a[2] = u4_pair_plus128(rg, 2 * i + 1);
+    a[3] = u4_pair_plus128(rg8, 2 * i + 1);
+  } else if constexpr (C == QCode::kU8) {
+    a[0] = u8_pair(rg, 0, 8388608.0f);
+    a[1] = u8_pair(rg8, 0, 8388608.0f);
+    a[2] = u8_pair(rg, 1, 8388608.0f);
+    a[3] = u8_pair(rg8, 1, 8388608.0f);
+  } else {
+    a[0] = fp8_pair<true>(rg, 0, 0.0f);
+    a[1] = fp8_pair<true>(rg8, 0, 0.0f);
+    a[2] = fp8_pair<true>(rg, 1, 0.0f);
+    a[3] = fp8_pair<true>(rg8, 1, 0.0f);
+  }
+}
+
+// (s, beta) of one meta word: the fold adds s * Σ(code · x) + beta * Σx (see above).
+template <QCode C, bool kBias>
+__device__ __forceinline__ float2 decode_fold_meta(uint32_t m, bool meta_f16) {
+  if constexpr (C == QCode::kFp8) {
+    return make_float2(__uint_as_float(m), 0.0f);
+  } else {
+    const float s = meta_float(m & 0xFFFFu, meta_f16);
+    const uint32_t hi = m >> 16;
+    constexpr float kOffset = C == QCode::kU4 ? 128.0f : 0.0f;  // what a_fragment_raw adds to q
+    if constexpr (kBias) return make_float2(s, meta_float(hi, meta_f16) - kOffset * s);
+    return make_float2(s, -s * (kOffset + static_cast<float>(hi)));
+  }
+}
+
+template <QCode C, bool kBias, bool kNorm, QEpilogue E>
+__global__ void __launch_bounds__(kGemvThreads, 2) qgemv_kernel(const QWeight w, const QGemmArgs a, const QGemvPlan p) {
+  using Kd = Kind<C>;
+  constexpr int D = GemvDepth<C>::kDepth;
+  constexpr bool kOnes = C != QCode::kFp8;  // integer codes need Σx
+  extern __shared__ uint4 smem_u4[];
+  char* smem = reinterpret_cast<char*>(smem_u4);
+  __shared__ float inv_rms[kQGemvMaxTokens];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int split = blockIdx.x, pair = blockIdx.y, splits = gridDim.x;
+  const int T = a.T, K = w.K;
+  int tiles[2];
+  tile_pair<E>(w, a, pair, tiles);
+  const int s_begin = split * p.per, s_end = min(w.steps, s_begin + p.per);
+  const int nsteps = s_end - s_begin;  // > 0 (plan_qgemv)
+  const int ws = s_begin + (nsteps * warp) / kGemvWarps, we = s_begin + (nsteps * (warp + 1)) / kGemvWarps;
+
+  // ---- the first kDepth steps of weights: requested before waiting on the previous kernel ----
+  uint4 wv[D][2][Kd::kWVecs];
+  auto load_step = [&](uint4 (&slot)[2][Kd::kWVecs], int st) {
+#pragma unroll
+    for (int ti = 0; ti < 2; ++ti) {
+      if constexpr (C == QCode::kFp8) {
+        const uint8_t* base = static_cast<const uint8_t*>(w.codes) +
+                              (static_cast<size_t>(tiles[ti]) * 16 + g) * w.Kp + static_cast<size_t>(st) * 64 + 16 * t;
+        slot[ti][0] = __ldcs(reinterpret_cast<const uint4*>(base));
+        slot[ti][Kd::kWVecs - 1] = __ldcs(reinterpret_cast<const uint4*>(base + static_cast<size_t>(8) * w.Kp));
+      } else {
+        slot[ti][0] = __ldcs(static_cast<const uint4*>(w.codes) + q_word_index(tiles[ti], w.steps, st, lane));
+      }
     }
-    if (threadIdx.x == 0) a.counters[slot] = 0;  // ready for the next launch
-    __syncthreads();
+  };
+#pragma unroll
+  for (int u = 0; u < D; ++u)
+    if (ws + u < we) load_step(wv[u], ws + u);
+
+  // ---- the meta of the block's groups, raw, into shared memory (no register) ----
+  const int k_lo = s_begin * Kd::kStep, k_hi = s_end * Kd::kStep;  // the block's columns (k_hi <= Kp)
+  const int g_lo = k_lo / w.group, ng = (k_hi - 1) / w.group - g_lo + 1;
+  uint32_t* meta_raw = reinterpret_cast<uint32_t*>(smem + p.meta_raw_off);  // [2][ng][16]
+  float2* meta_sb = reinterpret_cast<float2*>(smem + p.meta_off);           // [ng][2][16]
+  for (int e = threadIdx.x; e < 2 * ng * 4; e += kGemvThreads) {
+    const int ti = e / (ng * 4), rest = e % (ng * 4);
+    const uint4* src = reinterpret_cast<const uint4*>(w.meta + q_meta_index(tiles[ti], w.groups, g_lo, 0)) + rest;
+    cp_async16(meta_raw + (ti * ng + rest / 4) * 16 + (rest % 4) * 4, src, true);
+  }
+  pdl_launch_dependents();
+  pdl_wait();
+
+  // ---- x[:, k_lo:k_hi) into shared memory (zeros past K); 1 / rms of each token ----
+  const bf16* x = static_cast<const bf16*>(a.x);
+  bf16* xs = reinterpret_cast<bf16*>(smem);  // [T][x_stride]
+  const int row_vecs = (k_hi - k_lo) / 8;
+  for (int e = threadIdx.x; e < T * row_vecs; e += kGemvThreads) {
+    const int tok = e / row_vecs, v = e % row_vecs, col = k_lo + 8 * v;
+    cp_async16(xs + static_cast<size_t>(tok) * p.x_stride + 8 * v,
+               x + static_cast<size_t>(tok) * K + (col < K ? col : 0), col < K);
+  }
+  if constexpr (kNorm) {
+    for (int c = warp; c < T; c += kGemvWarps) {  // as qgemm_kernel: the same sums in the same order
+      float ss = 0.0f;
+      const uint4* row = reinterpret_cast<const uint4*>(x + static_cast<size_t>(c) * K);
+      for (int v = lane; v < K / 8; v += 32) {
+        Vec8 xv;
+        xv.u = __ldcg(row + v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss += bf(xv.h[e]) * bf(xv.h[e]);
+      }
+      ss = warp_sum(ss);
+      if (lane == 0) inv_rms[c] = rsqrtf(ss / static_cast<float>(K) + a.eps);
+    }
+  }
+  cp_async_wait_all();
+  __syncthreads();
+  for (int e = threadIdx.x; e < 2 * ng * 16; e += kGemvThreads) {
+    const int ti = e / (ng * 16), gl = (e / 16) % ng, r = e % 16;
+    meta_sb[(gl * 2 + ti) * 16 + r] = decode_fold_meta<C, kBias>(meta_raw[e], w.meta_f16);
+  }
+  if constexpr (kNorm) {
+    for (int e = threadIdx.x; e < T * row_vecs; e += kGemvThreads) {
+      const int tok = e / row_vecs, v = e % row_vecs, col = k_lo + 8 * v;
+      if (col >= K) continue;
+      uint4* sp = reinterpret_cast<uint4*>(xs + static_cast<size_t>(tok) * p.x_stride + 8 * v);
+      Vec8 xr, nw;
+      xr.u = *sp;
+      nw.u = __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.norm_w) + col));
+#pragma unroll
+      for (int i = 0; i < 8; ++i) xr.h[i] = norm_apply(bf(xr.h[i]), inv_rms[tok], nw.h[i], a.norm_kind);
+      *sp = xr.u;
+      if (pair == 0) *reinterpret_cast<uint4*>(static_cast<bf16*>(a.normed) + static_cast<size_t>(tok) * K + col) = xr.u;
+    }
+  }
+  __syncthreads();
+
+  // ---- the warp's steps: compute step st from its ring slot, then refill the slot with st + D ----
+  float acc[2][4], part[2][4], psum[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    acc[0][e] = acc[1][e] = part[0][e] = part[1][e] = psum[e] = 0.0f;
+  }
+  // The lane's B slice (token min(g, T - 1): columns past T are discarded) at column col: xs[xbase + col].
+  const int xbase = min(g, T - 1) * p.x_stride + t * (Kd::kChunk / 4) - k_lo;
+  constexpr uint32_t kOnesBf2 = 0x3F803F80u;  // bf16x2 (1, 1)
+  const uint32_t ones[4] = {kOnesBf2, kOnesBf2, kOnesBf2, kOnesBf2};
+  const int cpg = w.group / Kd::kChunk;  // chunks per group
+  int grp = ws * Kd::kChunks / cpg - g_lo;              // the group being accumulated (block-local)
+  int left = cpg - (ws * Kd::kChunks) % cpg;            // its chunks still to come
+  auto fold = [&]() {
+    const float2* ms = meta_sb + grp * 32;
+#pragma unroll
+    for (int ti = 0; ti < 2; ++ti) {
+      const float2 m0 = ms[ti * 16 + g], m1 = ms[ti * 16 + g + 8];
+      acc[ti][0] = fmaf(m0.x, part[ti][0], acc[ti][0]);
+      acc[ti][1] = fmaf(m0.x, part[ti][1], acc[ti][1]);
+      acc[ti][2] = fmaf(m1.x, part[ti][2], acc[ti][2]);
+      acc[ti][3] = fmaf(m1.x, part[ti][3], acc[ti][3]);
+      if constexpr (kOnes) {
+        acc[ti][0] = fmaf(m0.y, psum[0], acc[ti][0]);
+        acc[ti][1] = fmaf(m0.y, psum[1], acc[ti][1]);
+        acc[ti][2] = fmaf(m1.y, psum[0], acc[ti][2]);
+        acc[ti][3] = fmaf(m1.y, psum[1], acc[ti][3]);
+      }
+#pragma unroll
+      for (int e = 0; e < 4; ++e) part[ti][e] = 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) psum[e] = 0.0f;
+  };
+  for (int base = ws; base < we; base += D) {
+#pragma unroll
+    for (int u = 0; u < D; ++u) {
+      const int st = base + u;
+      if (st < we) {
+#pragma unroll
+        for (int c = 0; c < Kd::kChunks; ++c) {
+          const int col = st * Kd::kStep + c * Kd::kChunk;
+          uint4 xv[Kd::kXVecs];
+#pragma unroll
+          for (int v = 0; v < Kd::kXVecs; ++v) xv[v] = *reinterpret_cast<const uint4*>(xs + xbase + col + 8 * v);
+#pragma unroll
+          for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
+            // Positions 4i..4i+3 of the lane's slice: words 2i and 2i+1 of its x vectors.
+            const uint4& x0 = xv[(2 * i) / 4];
+            const uint32_t b0 = word_of(x0, (2 * i) % 4), b1 = word_of(x0, (2 * i + 1) % 4);
+#pragma unroll
+            for (int ti = 0; ti < 2; ++ti) {
+              uint32_t rg, rg8;
+              if constexpr (C == QCode::kU4) {
+                rg = word_of(wv[u][ti][0], 2 * c);
+                rg8 = word_of(wv[u][ti][0], 2 * c + 1);
+              } else if constexpr (C == QCode::kU8) {
+                rg = word_of(wv[u][ti][0], i);
+                rg8 = word_of(wv[u][ti][0], 2 + i);
+              } else {
+                rg = word_of(wv[u][ti][0], i);
+                rg8 = word_of(wv[u][ti][1], i);
+              }
+              uint32_t af[4];
+              a_fragment_raw<C>(af, rg, rg8, i);
+              mma_bf16(part[ti], af, b0, b1);
+            }
+            if constexpr (kOnes) mma_bf16(psum, ones, b0, b1);
+          }
+          if (--left == 0) {
+            fold();
+            ++grp;
+            left = cpg;
+          } else if (st == we - 1 && c == Kd::kChunks - 1) {
+            fold();  // the warp's run ends inside this group
+          }
+        }
+        if (st + D < we) load_step(wv[u], st + D);
+      }
+    }
   }
 
-  // ---- epilogue ----
-  const int N = w.N;
-  if constexpr (E == QEpilogue::kPlain) {
-    for (int e = threadIdx.x; e < 32 * kCols; e += kThreads) {
-      const int r = e % 32, c = e / 32, tok = t0 + c;
-      const int n = (r < 16 ? tiles[0] : tiles[1]) * 16 + r % 16;
-      if (tok >= T || n >= N) continue;
-      const float v = fin[r * kCols + c];
-      if (a.out_f32) {
-        static_cast<float*>(a.out)[static_cast<size_t>(tok) * N + n] = v;
-      } else {
-        static_cast<bf16*>(a.out)[static_cast<size_t>(tok) * N + n] = to_bf(v);
-      }
-    }
-  } else if constexpr (E == QEpilogue::kSwiglu) {
-    const int I = N / 2;
-    bf16* out = static_cast<bf16*>(a.out);
-    for (int e = threadIdx.x; e < 16 * kCols; e += kThreads) {
-      const int r = e % 16, c = e / 16, tok = t0 + c;
-      if (tok >= T) continue;
-      const int n = tiles[0] * 16 + r;  // gate row n, up row I + n
-      const bf16 gb = to_bf(fin[r * kCols + c]), ub = to_bf(fin[(16 + r) * kCols + c]);
-      out[static_cast<size_t>(tok) * N + n] = gb;
-      out[static_cast<size_t>(tok) * N + I + n] = ub;
-      const float gf = bf(gb);
-      // HF rounds f(gate) to bf16 before the product (as silu_mul_kernel).
-      const float sg = bf(to_bf(glu_activation(gf, a.activation)));
-      static_cast<bf16*>(a.act)[static_cast<size_t>(tok) * I + n] = to_bf(sg * bf(ub));
-    }
-  } else {
-    const int D = a.head_dim, half = D / 2, qk_heads = a.q_heads + a.kv_heads;
-    const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
-    bf16* out = static_cast<bf16*>(a.out);
-    for (int e = threadIdx.x; e < 16 * kCols; e += kThreads) {
-      const int r = e % 16, c = e / 16, tok = t0 + c;
-      if (tok >= T) continue;
-      const int na = tiles[0] * 16 + r, nb = na + half;
-      const int h = na / D, i = na % D;
-      bf16 ra = to_bf(fin[r * kCols + c]), rb = to_bf(fin[(16 + r) * kCols + c]);
-      if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
-        ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
-        rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
-      }
-      if (h < qk_heads) {  // q and k heads rotate (as rope_kernel)
-        const double angle = static_cast<double>(a.positions[tok]) * static_cast<double>(a.inv_freq[i]);
-        double sd, cd;
-        sincos(angle, &sd, &cd);
-        const float s = static_cast<float>(sd), co = static_cast<float>(cd);
-        const float fa = bf(ra), fb = bf(rb);
-        ra = to_bf(fa * co - fb * s);
-        rb = to_bf(fb * co + fa * s);
-      }
-      out[static_cast<size_t>(tok) * N + na] = ra;
-      out[static_cast<size_t>(tok) * N + nb] = rb;
-      const int slot = a.slots[tok];
-      if (slot >= 0 && h >= a.q_heads) {
-        const bool is_k = h < qk_heads;
-        bf16* dst = static_cast<bf16*>(is_k ? a.k_cache : a.v_cache) + static_cast<size_t>(slot) * kv_width +
-                    static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
-        dst[i] = ra;
-        dst[i + half] = rb;
-      }
-    }
+  // ---- sum over the warps (x and meta are no longer read): red[warp][row * 8 + col] ----
+  __syncthreads();
+  float* red = reinterpret_cast<float*>(smem);
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+    const int row = ti * 16 + g, col = 2 * t;
+    float* r = red + warp * 256;
+    r[row * 8 + col] = acc[ti][0];
+    r[row * 8 + col + 1] = acc[ti][1];
+    r[(row + 8) * 8 + col] = acc[ti][2];
+    r[(row + 8) * 8 + col + 1] = acc[ti][3];
   }
+  __syncthreads();
+  float* fin = red;
+  for (int e = threadIdx.x; e < 256; e += kGemvThreads) {
+    float s = 0.0f;
+#pragma unroll
+    for (int wp = 0; wp < kGemvWarps; ++wp) s += red[wp * 256 + e];
+    fin[e] = s;
+  }
+  __syncthreads();
+  if (splits > 1 && !merge_splits<kGemvThreads, 8>(a, static_cast<size_t>(pair), split, splits, fin)) return;
+  qgemm_epilogue<E, kGemvThreads, 8>(w, a, tiles, 0, fin);
+}
+
+// The pipelined kernel's split and shared memory for T tokens; false when no split
+// keeps the staged x and meta within kGemvMaxSmem (the caller runs qgemm_kernel).
+bool plan_qgemv(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, QGemvPlan* p, int* splits_out) {
+  const int step_cols = q_step_cols(w.code);
+  auto fill = [&](int per) {
+    const int ncols = per * step_cols;  // a multiple of 32: x rows of ncols * 2 bytes, 0 or 64 mod 128
+    // Rows 64 bytes apart mod 128: the 8 rows' 64-byte lane slices of a chunk take 4 wavefronts.
+    p->per = per;
+    p->x_stride = ncols + ((ncols * 2) % 128 == 0 ? 32 : 0);
+    const int ng = std::min(w.groups, (ncols + w.group - 1) / w.group + 1);
+    const int x_bytes = (a.T * p->x_stride * 2 + 15) / 16 * 16;
+    p->meta_raw_off = x_bytes;
+    p->meta_off = x_bytes + 2 * ng * 16 * 4;
+    p->smem = std::max(p->meta_off + 2 * ng * 16 * 8, kGemvWarps * 256 * 4);  // the warp sums reuse it
+  };
+  // Split K only when the tile pairs leave more than half the SMs idle, keeping
+  // at least two steps per warp.
+  int splits = pairs * 2 <= num_sms ? std::min(32, num_sms / pairs) : 1;
+  splits = std::max(1, std::min(splits, w.steps / (2 * kGemvWarps)));
+  for (;; ++splits) {
+    if (splits > w.steps) return false;
+    const int per = (w.steps + splits - 1) / splits;
+    splits = (w.steps + per - 1) / per;  // no empty split
+    fill(per);
+    if (p->smem <= kGemvMaxSmem) break;
+  }
+  if (splits > 1 && (pairs > a.counter_count || static_cast<size_t>(pairs) * splits * 256 > a.partial_floats ||
+                     a.partials == nullptr))
+    return false;
+  *splits_out = splits;
+  return true;
+}
+
+template <QCode C, bool kBias, bool kNorm, QEpilogue E>
+void launch_gemv_t(const QWeight& w, const QGemmArgs& a, const QGemvPlan& p, dim3 grid, bool pdl, cudaStream_t stream) {
+  static bool configured = false;  // one backend thread: no race
+  if (!configured) {
+    KR_CUDA_CHECK(cudaFuncSetAttribute(qgemv_kernel<C, kBias, kNorm, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       kGemvMaxSmem));
+    configured = true;
+  }
+  launch(pdl, qgemv_kernel<C, kBias, kNorm, E>, grid, dim3(kGemvThreads), static_cast<size_t>(p.smem), stream, w, a, p);
+}
+
+template <QCode C, bool kBias, QEpilogue E>
+void launch_gemv_n(const QWeight& w, const QGemmArgs& a, const QGemvPlan& p, dim3 grid, bool pdl, cudaStream_t stream) {
+  if (a.norm_w != nullptr) {
+    launch_gemv_t<C, kBias, true, E>(w, a, p, grid, pdl, stream);
+  } else {
+    launch_gemv_t<C, kBias, false, E>(w, a, p, grid, pdl, stream);
+  }
+}
+
+template <QEpilogue E>
+void launch_gemv_e(const QWeight& w, const QGemmArgs& a, const QGemvPlan& p, dim3 grid, bool pdl, cudaStream_t stream) {
+  switch (w.code) {
+    case QCode::kU4:
+      if (w.has_bias) {
+        launch_gemv_n<QCode::kU4, true, E>(w, a, p, grid, pdl, stream);
+      } else {
+        launch_gemv_n<QCode::kU4, false, E>(w, a, p, grid, pdl, stream);
+      }
+      break;
+    case QCode::kU8:
+      if (w.has_bias) {
+        launch_gemv_n<QCode::kU8, true, E>(w, a, p, grid, pdl, stream);
+      } else {
+        launch_gemv_n<QCode::kU8, false, E>(w, a, p, grid, pdl, stream);
+      }
+      break;
+    case QCode::kFp8: launch_gemv_n<QCode::kFp8, false, E>(w, a, p, grid, pdl, stream); break;
+  }
+}
+
+// Launches the pipelined kernel; false (nothing launched) when plan_qgemv finds no plan.
+bool launch_qgemv_pipelined(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
+                            cudaStream_t stream) {
+  const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
+  QGemvPlan p;
+  int splits = 1;
+  if (!plan_qgemv(w, a, pairs, num_sms, &p, &splits)) return false;
+  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(pairs));
+  switch (e) {
+    case QEpilogue::kPlain: launch_gemv_e<QEpilogue::kPlain>(w, a, p, grid, pdl, stream); break;
+    case QEpilogue::kSwiglu: launch_gemv_e<QEpilogue::kSwiglu>(w, a, p, grid, pdl, stream); break;
+    case QEpilogue::kRope: launch_gemv_e<QEpilogue::kRope>(w, a, p, grid, pdl, stream); break;
+  }
+  return true;
 }
 
 template <QCode C, bool kBias, int NB, bool kNorm, QEpilogue E>
@@ -645,9 +1029,11 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e) {
   return false;
 }
 
-bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream) {
+bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
+                  QGemvPath gemv_path) {
   if (!qgemm_supports(w, a, e)) return false;
   const bool gemv = a.T <= kQGemvMaxTokens;
+  if (gemv && gemv_path == QGemvPath::kPipelined && launch_qgemv_pipelined(w, a, e, num_sms, pdl, stream)) return true;
   const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
   const int cols = gemv ? 8 : 32;
   const int ttiles = (a.T + cols - 1) / cols;

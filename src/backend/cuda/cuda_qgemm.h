@@ -103,9 +103,22 @@ constexpr int kQGemvMaxTokens = 8;
 // epilogue. Otherwise the caller runs the unfused ops.
 bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e);
 
+// The kernel of the T ≤ 8 shape (CudaOptions::quant_gemv_pipelined picks it):
+//   kMma:       qgemm_kernel with NB = 1: 4 warps per block, each loading a batch
+//               of steps, then computing it; a chunk's zero point subtracted per
+//               pair and its scale folded per 32 columns.
+//   kPipelined: qgemv_kernel: 8 warps per block, each with a ring of steps of
+//               weights in flight that it refills as it computes; x and the meta
+//               (decoded once per block) staged in shared memory; codes enter the
+//               mma as stored and the zero point / bias is folded per group
+//               through Σx; split-K only for few tile pairs (cuda_qgemm.cu). Where
+//               its shared memory cannot fit, kMma runs.
+enum class QGemvPath { kMma, kPipelined };
+
 // Launches out = x' · Wᵀ with epilogue `e`; programmatic dependent launch when
 // `pdl` (cuda_launch.cuh). False (nothing launched) when !qgemm_supports.
-bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream);
+bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
+                  QGemvPath gemv_path = QGemvPath::kMma);
 
 // W (dequantized, input-column order) into out [N, K] bf16.
 void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream);

@@ -31,6 +31,8 @@
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
 //                                                prefill cases again on a backend of each of these
 //                                                flash prefill variants, lines tagged "[vN name]")
+//                       [--qgemv-pipelined]  (the pipelined T <= 8 quantized kernel,
+//                                         CudaOptions::quant_gemv_pipelined, in every check)
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -1130,6 +1132,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-long") long_checks = false;
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
+    else if (a == "--qgemv-pipelined") options.quant_gemv_pipelined = true;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
     else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
     else if (a == "--prefill-variant" && has_value) options.flash_prefill_variant = std::atoi(argv[++i]);

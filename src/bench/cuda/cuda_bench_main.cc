@@ -13,6 +13,7 @@
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
+//                      [--qgemv-pipelined] (quantized Linears of <= 8 rows: the pipelined kernel, CudaOptions::quant_gemv_pipelined)
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
 //                      [--profile-decode N] (only N batch-1 decode steps at ctx 128, between
@@ -23,7 +24,7 @@
 //        nothing of one stays on the device for the next) and a summary table ends the output. --json FILE: one
 //        model's results; --json-dir DIR: DIR/NAME.json per preset.
 //        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
-//        shape: bf16 of every preset, or quantized of NAME's shapes)
+//        shape: bf16 of every preset, or quantized of NAME's shapes, each with the mma and the pipelined T <= 8 kernel)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
@@ -211,48 +212,53 @@ void gemv_bench() {
 
 // The same for quantized weights of `format` (batch 1 and 8), through the backend's
 // matmul recorded in a step graph (so launch overhead is not timed), copies
-// rotated through ~1 GB so that L2 holds none of them.
-void quant_gemv_bench(Backend& gpu, const std::string& format, const ModelConfig& c) {
+// rotated through ~1 GB so that L2 holds none of them; per shape and T, once on
+// each of `paths` (label, backend), e.g. the two T <= 8 kernels
+// (CudaOptions::quant_gemv_pipelined).
+void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths, const std::string& format,
+                      const ModelConfig& c) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int64_t qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
   const int64_t shapes[][2] = {{qkv, H}, {H, c.num_attention_heads * D}, {2 * I, H}, {H, I}};
-  Tensor x = gpu.alloc(DType::kBF16, {8, std::max(H, I)}), out = gpu.alloc(DType::kBF16, {8, 2 * I});
-  gpu.fill_zero(x);
   uint64_t key = 0x6e6d0000;
   for (const auto& sh : shapes) {
     auto m = make_dummy_quantized(format, sh[0], sh[1], 99, "bench");
     KR_CHECK_MSG(m.ok(), m.status().to_string().c_str());
-    std::vector<LinearWeight> copies;
-    auto w0 = gpu.upload_quantized(*m);
-    KR_CHECK(w0.ok());
-    const int n_copies = static_cast<int>(std::clamp<double>(1e9 / static_cast<double>(w0->bytes()), 2, 64));
-    copies.push_back(*w0);
-    for (int i = 1; i < n_copies; ++i) copies.push_back(*gpu.upload_quantized(*m));
+    std::vector<std::vector<LinearWeight>> copies(paths.size());  // per backend (kept: there is no free)
+    for (size_t p = 0; p < paths.size(); ++p) {
+      auto w0 = paths[p].second->upload_quantized(*m);
+      KR_CHECK(w0.ok());
+      const int n_copies = static_cast<int>(std::clamp<double>(1e9 / static_cast<double>(w0->bytes()), 2, 64));
+      copies[p].push_back(*w0);
+      for (int i = 1; i < n_copies; ++i) copies[p].push_back(*paths[p].second->upload_quantized(*m));
+    }
     for (int T : {1, 8}) {
-      Tensor xt = x.rows(0, T);
-      xt.shape[1] = sh[1];
-      Tensor ot = out.rows(0, T);
-      ot.shape[1] = sh[0];
-      const int reps = 200;
       ++key;
-      for (int round = 0; round < 3; ++round) {  // record, then two timed replays
-        gpu.synchronize();
-        const double t0 = now_s();
-        KR_CHECK(gpu.begin_graph(key));
-        if (!gpu.replaying_graph())
-          for (int r = 0; r < reps; ++r) gpu.matmul(xt, copies[r % copies.size()], ot);
-        gpu.end_graph();
-        gpu.synchronize();
-        const double us = (now_s() - t0) * 1e6 / reps;
-        if (round == 2)
-          std::printf("qgemv %-10s T %d N %-6lld K %-6lld %7.2f us %7.0f GB/s  (%s)\n", format.c_str(), T,
-                      static_cast<long long>(sh[0]), static_cast<long long>(sh[1]), us,
-                      static_cast<double>(w0->bytes()) / (us * 1e-6) / 1e9, w0->quant_desc.c_str());
+      for (size_t p = 0; p < paths.size(); ++p) {
+        Backend& gpu = *paths[p].second;
+        const std::vector<LinearWeight>& ws = copies[p];
+        Tensor x = gpu.alloc(DType::kBF16, {T, sh[1]}), out = gpu.alloc(DType::kBF16, {T, sh[0]});
+        gpu.fill_zero(x);
+        const int reps = 200;
+        for (int round = 0; round < 3; ++round) {  // record, then two timed replays
+          gpu.synchronize();
+          const double t0 = now_s();
+          KR_CHECK(gpu.begin_graph(key));
+          if (!gpu.replaying_graph())
+            for (int r = 0; r < reps; ++r) gpu.matmul(x, ws[r % ws.size()], out);
+          gpu.end_graph();
+          gpu.synchronize();
+          const double us = (now_s() - t0) * 1e6 / reps;
+          if (round == 2)
+            std::printf("qgemv %-10s %-9s T %d N %-6lld K %-6lld %7.2f us %7.0f GB/s  (%s)\n", format.c_str(),
+                        paths[p].first, T, static_cast<long long>(sh[0]), static_cast<long long>(sh[1]), us,
+                        static_cast<double>(ws[0].bytes()) / (us * 1e-6) / 1e9, ws[0].quant_desc.c_str());
+        }
+        gpu.free(x);
+        gpu.free(out);
       }
     }
   }
-  gpu.free(x);
-  gpu.free(out);
 }
 
 // HBM bytes one batch-1 decode step reads at context `ctx`: every weight once
@@ -361,6 +367,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["pdl_norms"] = set.pdl && set.pdl_norms;
   r["flash_attention"] = set.options.flash_attention;
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
+  r["quant_gemv_pipelined"] = set.options.quant_gemv_pipelined;
   std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n",
               r["model"].get<std::string>().c_str(), prop.name, load_s, model.weight_bytes() / 1e9,
               model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
@@ -477,6 +484,7 @@ int main(int argc, char** argv) {
     else if (a == "--variants" && i + 1 < argc) {
       for (const std::string& v : kr::split_names(argv[++i])) attn_set.variants.push_back(std::atoi(v.c_str()));
     } else if (a == "--prefill-variant" && i + 1 < argc) options.flash_prefill_variant = std::atoi(argv[++i]);
+    else if (a == "--qgemv-pipelined") options.quant_gemv_pipelined = true;
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
       dump_out = argv[++i];
@@ -512,10 +520,13 @@ int main(int argc, char** argv) {
     if (set.quant.empty()) {
       kr::gemv_bench();
     } else {
-      auto gpu = kr::make_cuda_backend(options);
       auto c = kr::model_config_preset(archs.empty() || archs[0].empty() ? "llama-3.2-3b" : archs[0]);
       KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
-      kr::quant_gemv_bench(*gpu, set.quant, *c);
+      kr::CudaOptions pipelined = options;  // a backend per T <= 8 kernel
+      options.quant_gemv_pipelined = false;
+      pipelined.quant_gemv_pipelined = true;
+      auto gpu_mma = kr::make_cuda_backend(options), gpu_pipelined = kr::make_cuda_backend(pipelined);
+      kr::quant_gemv_bench({{"mma", gpu_mma.get()}, {"pipelined", gpu_pipelined.get()}}, set.quant, *c);
     }
     return 0;
   }
