@@ -2,7 +2,9 @@
 // inputs (several shapes, the Llama-3.2-3B shapes and odd sizes included);
 // every fused op three ways (the CUDA override, the CUDA backend's composed
 // default, the CPU) at batch 1 and larger batches; the model's decode layer as
-// the forward issues it; then the tiny fixture model on the GPU against its
+// the forward issues it; both kernels of short decode steps
+// (CudaOptions::short_decode_attention: layers, then decode attention of 1-4
+// sequences up to 4096 keys, backend_ops_long.h); then the tiny fixture model on the GPU against its
 // golden argmaxes, as prefill and token by token (eager and as step graphs);
 // then the long-context checks (backend_ops_long.h): attention at lengths 1 …
 // 32768 against the CPU on sampled rows, chunked prefill, the families' GQA
@@ -1189,6 +1191,29 @@ int main(int argc, char** argv) {
     }
     kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);
     kr::test_layers(c, {20}, 80, 4, 2, 32, 160, kr::kGemma3);
+  }
+  if (short_checks) {
+    // Both kernels of short decode steps (CudaOptions::short_decode_attention), on
+    // every decode step of 1-4 sequences up to 4096 keys (flash_decode_min_keys
+    // raised): two layers as the forward issues them (PDL between the fused QKV
+    // GEMV and the attention), then the attention sweep.
+    using Kind = kr::CudaOptions::ShortDecodeAttention;
+    for (Kind kind : {Kind::kPaged, Kind::kCluster}) {
+      kr::CudaOptions o;
+      o.short_decode_attention = kind;
+      o.flash_decode_min_keys = 1 << 20;
+      auto g = kr::make_cuda_backend(o);
+      std::printf("(short decode attention: %s)\n", kind == Kind::kCluster ? "cluster" : "paged");
+      kr::Ctx c(*cpu, *g);
+      kr::test_layers(c, {127}, 3072, 24, 8, 128, 8192);
+      kr::test_layers(c, {3, 200, 41}, 2560, 8, 4, 256, 2048, kr::kGemma3);
+      kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);  // head dim 32: the paged kernel either way
+      if (!kr::g_quick) {
+        kr::test_layers(c, {4000}, 2560, 8, 4, 256, 2048, kr::kGemma2);
+        kr::test_layers(c, {1, 1500}, 4096, 32, 8, 128, 4096, kr::kMistral);
+        kr::g_failures += kr::run_short_decode_attention_checks(*cpu, *g);
+      }
+    }
   }
   if (short_checks) {
     kr::Ctx c(*cpu, *gpu);
