@@ -339,10 +339,12 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
     float den = 0.0f;
 #pragma unroll
     for (int c = 0; c < kMaxCluster; ++c) {
-      if (c < C && lc[c] > 0.0f) {
-        const float wt = __expf(mc[c] - M);
+      if (c < C) {
+        // Read whatever the weight (a block without keys holds zeros), so that these
+        // loads need not wait for the (max, sum) ones.
         const float4* x = reinterpret_cast<const float4*>(cluster.map_shared_rank(b_acc, c) + r * D + d);
         const float4 x0 = x[0], x1 = x[1];
+        const float wt = lc[c] > 0.0f ? __expf(mc[c] - M) : 0.0f;
         den = fmaf(wt, lc[c], den);
         num[0] = fmaf(wt, x0.x, num[0]);
         num[1] = fmaf(wt, x0.y, num[1]);
@@ -398,12 +400,12 @@ void launch_d(const AttnArgs& a, int cluster, bool pdl, cudaStream_t stream) {
   }
 }
 
-// Resident blocks per SM of each instance ([head dim 64/128/256][rows 1/2/4/8]) and
-// the SM count, read once on the current device (configure_decode_attention).
+// Clusters of each size 1..8 that fit on the device at once, per instance
+// ([head dim 64/128/256][rows 1/2/4/8][size - 1]), read once on the current device
+// (configure_decode_attention).
 struct Occupancy {
   bool ready = false;
-  int sms = 1;
-  int blocks[3][4] = {};
+  int clusters[3][4][kMaxCluster] = {};
 };
 Occupancy g_occupancy;
 
@@ -414,10 +416,22 @@ template <int D, int GM>
 void configure_dg() {
   KR_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, GM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(Shape<D, GM>::kSmemBytes)));
-  int blocks = 0;
-  KR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, decode_attention_kernel<D, GM>, kThreads,
-                                                              Shape<D, GM>::kSmemBytes));
-  g_occupancy.blocks[d_index(D)][rows_index(GM)] = blocks > 0 ? blocks : 1;
+  for (int c = 1; c <= kMaxCluster; ++c) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(c));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = Shape<D, GM>::kSmemBytes;
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(c);
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    KR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<D, GM>, &cfg));
+    g_occupancy.clusters[d_index(D)][rows_index(GM)][c - 1] = n;
+  }
 }
 
 template <int D>
@@ -430,9 +444,6 @@ void configure_d() {
 
 void ensure_configured() {
   if (g_occupancy.ready) return;
-  int device = 0;
-  KR_CUDA_CHECK(cudaGetDevice(&device));
-  KR_CUDA_CHECK(cudaDeviceGetAttribute(&g_occupancy.sms, cudaDevAttrMultiProcessorCount, device));
   configure_d<64>();
   configure_d<128>();
   configure_d<256>();
@@ -452,16 +463,16 @@ bool decode_attention_supported(int q_heads, int kv_heads, int head_dim) {
 int decode_attention_cluster(int head_dim, int q_heads, int kv_heads, int max_keys, int num_tiles) {
   ensure_configured();
   // About one batch per warp when the table is full (the merge costs little per
-  // block), and no more blocks than fit on the device at once.
+  // block), and no more clusters than fit on the device at once.
   const int group = q_heads / kv_heads;
   const int kb = batch_keys(head_dim, group);
   const int batches = (max_keys + kb - 1) / kb;
   int c = (batches + kWarps - 1) / kWarps;
-  const int64_t resident =
-      static_cast<int64_t>(g_occupancy.sms) * g_occupancy.blocks[d_index(head_dim)][rows_index(rows_for(group))];
+  c = c < 1 ? 1 : (c > kMaxCluster ? kMaxCluster : c);
   const int64_t pairs = static_cast<int64_t>(num_tiles > 0 ? num_tiles : 1) * kv_heads;
-  if (c * pairs > resident) c = static_cast<int>(resident / pairs);
-  return c < 1 ? 1 : (c > kMaxCluster ? kMaxCluster : c);
+  const int* fit = g_occupancy.clusters[d_index(head_dim)][rows_index(rows_for(group))];
+  while (c > 1 && pairs > fit[c - 1]) --c;
+  return c;
 }
 
 void configure_decode_attention() { ensure_configured(); }
