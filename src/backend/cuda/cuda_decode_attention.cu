@@ -6,7 +6,8 @@
 // A key row of one kv head (D bf16) is D/8 lanes' 16-byte loads: a warp load
 // covers 32/(D/8) keys (1, 2 or 4 for D = 256, 128, 64). A warp takes batches of
 // kSlots such loads (4..16 keys, aligned to the batch size), batch b0 + u,
-// b0 + u + U, ... (u: the warp's index in the cluster, U: the cluster's warps), and
+// b0 + u + U, ... (u: the warp's index in the cluster, blocks first; U: the
+// cluster's warps), and
 // keeps two batches of K/V in flight in registers (their block-table entries one
 // batch further ahead). Per batch: dot products on 8 dims per lane, summed over
 // the key's lanes by shuffles; an online softmax whose running max is uniform
@@ -85,7 +86,9 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
   const int kg = lane / LPK, dl = lane % LPK;  // the lane's key within a load, and its 8 dims [8 dl, 8 dl + 8)
   const int C = gridDim.x;                     // the cluster is the grid's x
   const int g = blockIdx.y;
-  const int U = C * kWarps, u = blockIdx.x * kWarps + warp;
+  // Warp index in the cluster, blocks first: when the context is shorter than the
+  // table, the busy warps spread over every block (and SM) of the cluster.
+  const int U = C * kWarps, u = warp * C + blockIdx.x;
   const AttnTile tile = a.tiles[blockIdx.z];
   const int group = a.q_heads / a.kv_heads;
   const int bs = a.block_size;
@@ -141,7 +144,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
   kv_load(b0 + u + U, tn, kbeg, lim_pre, Kn, Vn, false);
 
   pdl_wait();
-  // The token's own key (the kernel before stored it) and Q, scaled as the paged kernel does.
+  // The token's own key (the kernel before stored it) and Q.
   if (lim_pre < kend) {
     kv_load(b0 + u, tc, lim_pre, kend, Kc, Vc, true);
     kv_load(b0 + u + U, tn, lim_pre, kend, Kn, Vn, true);
