@@ -27,7 +27,7 @@
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
-//                       [--only kv_block_copy | --only token_mask]  (that group alone)
+//                       [--only kv_block_copy | --only token_mask | --only short_decode]  (that group alone)
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -1095,6 +1095,30 @@ void run_fixtures(Backend& gpu, const std::string& fixture, const std::string& g
   }
 }
 
+// Both kernels of short decode steps (CudaOptions::short_decode_attention), on
+// every decode step of 1-4 sequences up to 4096 keys (flash_decode_min_keys
+// raised): two layers as the forward issues them (PDL between the fused QKV GEMV
+// and the attention), then the attention sweep (backend_ops_long.h).
+void run_short_decode_checks(Backend& cpu) {
+  using Kind = CudaOptions::ShortDecodeAttention;
+  for (Kind kind : {Kind::kPaged, Kind::kCluster}) {
+    CudaOptions o;
+    o.short_decode_attention = kind;
+    o.flash_decode_min_keys = 1 << 20;
+    auto g = make_cuda_backend(o);
+    std::printf("(short decode attention: %s)\n", kind == Kind::kCluster ? "cluster" : "paged");
+    Ctx c(cpu, *g);
+    test_layers(c, {127}, 3072, 24, 8, 128, 8192);
+    test_layers(c, {3, 200, 41}, 2560, 8, 4, 256, 2048, kGemma3);
+    test_layers(c, {0, 7}, 136, 6, 3, 32, 48);  // head dim 32: the paged kernel either way
+    if (!g_quick) {
+      test_layers(c, {4000}, 2560, 8, 4, 256, 2048, kGemma2);
+      test_layers(c, {1, 1500}, 4096, 32, 8, 128, 4096, kMistral);
+      g_failures += run_short_decode_attention_checks(cpu, *g);
+    }
+  }
+}
+
 std::vector<std::string> split_commas(const std::string& list) {
   std::vector<std::string> out;
   size_t b = 0;
@@ -1115,7 +1139,7 @@ int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
   std::string families = "tests/golden/families";
   bool short_checks = true, long_checks = true;
-  std::string only;  // --only kv_block_copy | token_mask: that group alone
+  std::string only;  // --only kv_block_copy | token_mask | short_decode: that group alone
   int long_prompt = 32000;
   std::string quant_fixtures = "tests/golden/quant", quant_goldens = "tests/golden/quant";
   bool quant_only = false;
@@ -1139,8 +1163,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (!only.empty() && only != "kv_block_copy" && only != "token_mask") {
-    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy or token_mask, got '%s'\n", only.c_str());
+  if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode") {
+    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, token_mask or short_decode, got '%s'\n",
+                 only.c_str());
     return 2;
   }
   if (!kr::cuda_device_available()) {
@@ -1161,6 +1186,11 @@ int main(int argc, char** argv) {
     failures += kr::quant_ops::run_models(*cpu, *gpu, quant_fixtures, quant_goldens);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
+  }
+  if (only == "short_decode") {
+    kr::run_short_decode_checks(*cpu);
+    std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
+    return kr::g_failures ? 1 : 0;
   }
   if (only == "token_mask") {
     kr::Ctx c(*cpu, *gpu);
@@ -1192,29 +1222,7 @@ int main(int argc, char** argv) {
     kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);
     kr::test_layers(c, {20}, 80, 4, 2, 32, 160, kr::kGemma3);
   }
-  if (short_checks) {
-    // Both kernels of short decode steps (CudaOptions::short_decode_attention), on
-    // every decode step of 1-4 sequences up to 4096 keys (flash_decode_min_keys
-    // raised): two layers as the forward issues them (PDL between the fused QKV
-    // GEMV and the attention), then the attention sweep.
-    using Kind = kr::CudaOptions::ShortDecodeAttention;
-    for (Kind kind : {Kind::kPaged, Kind::kCluster}) {
-      kr::CudaOptions o;
-      o.short_decode_attention = kind;
-      o.flash_decode_min_keys = 1 << 20;
-      auto g = kr::make_cuda_backend(o);
-      std::printf("(short decode attention: %s)\n", kind == Kind::kCluster ? "cluster" : "paged");
-      kr::Ctx c(*cpu, *g);
-      kr::test_layers(c, {127}, 3072, 24, 8, 128, 8192);
-      kr::test_layers(c, {3, 200, 41}, 2560, 8, 4, 256, 2048, kr::kGemma3);
-      kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);  // head dim 32: the paged kernel either way
-      if (!kr::g_quick) {
-        kr::test_layers(c, {4000}, 2560, 8, 4, 256, 2048, kr::kGemma2);
-        kr::test_layers(c, {1, 1500}, 4096, 32, 8, 128, 4096, kr::kMistral);
-        kr::g_failures += kr::run_short_decode_attention_checks(*cpu, *g);
-      }
-    }
-  }
+  if (short_checks) kr::run_short_decode_checks(*cpu);
   if (short_checks) {
     kr::Ctx c(*cpu, *gpu);
     kr::test_argmax(c, 3, 128256);
