@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_decode_attention.h"
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_fp8_gemm.h"
 #include "backend/cuda/cuda_gemv1.h"
@@ -77,6 +78,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     cuda::configure_attention_kernels();
     cuda::configure_flash_attention(options_.flash_prefill_variant);
+    cuda::configure_decode_attention();
     KR_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, options_.device));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_partials_), kQPartialFloats * sizeof(float)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));
@@ -980,6 +982,11 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   const bool flash = options_.flash_attention && !short_decode &&
                      cuda::flash_attention_supported(q_heads, kv_heads, head_dim, meta_.block_size) &&
                      cuda::flash_prefill_tile_tokens(group, head_dim) > 0;
+  // Short decode steps on the cluster kernel: decode tiles (one per sequence) as
+  // set_step_metadata built them.
+  const bool cluster_decode = short_decode &&
+                              options_.short_decode_attention == CudaOptions::ShortDecodeAttention::kCluster &&
+                              cuda::decode_attention_supported(q_heads, kv_heads, head_dim);
   const int key = tile_key(flash, group, head_dim);
   if (tile_key_ != kDecodeTiles && tile_key_ != key) build_tiles(key, flash, group, head_dim);
   if (flash) {
@@ -1005,6 +1012,11 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   a.scale = p.scale;
   a.window = p.sliding_window;
   a.softcap = p.softcap;
+  if (cluster_decode) {
+    KR_CHECK(tile_key_ == kDecodeTiles);
+    cuda::launch_decode_attention(a, options_.pdl && options_.pdl_short_decode, s);
+    return;
+  }
   // Split the keys (decode) when there are too few tiles to fill the GPU. The split
   // depends only on shapes (tiles, block-table width), never on the context
   // lengths, so a recorded step graph stays valid for every step of its key.

@@ -59,6 +59,18 @@ struct CudaOptions {
   // default; the others to be measured against it (kr-cuda-bench --attn-bench) and
   // checked (kr-backend-ops --prefill-variants). Same results up to float rounding.
   int flash_prefill_variant = 0;
+  // The kernel of those short decode steps (head dims 64/128/256, GQA groups 1-8;
+  // other shapes take the paged kernel): kPaged, the paged kernel (shared-memory
+  // float tiles, splits merged through global memory), or kCluster, the
+  // short-context decode kernel (cuda_decode_attention.h: a thread-block cluster per
+  // (token, kv head), warps on keys, merged through distributed shared memory).
+  // Either runs whatever flash_attention says. kr-cuda-bench --short-decode-attn.
+  enum class ShortDecodeAttention { kPaged, kCluster };
+  ShortDecodeAttention short_decode_attention = ShortDecodeAttention::kPaged;
+  // With pdl, the kCluster kernel is launched with PDL too (it loads the metadata
+  // and the older keys before waiting on the kernel before it). kr-cuda-bench
+  // --no-pdl-attn turns that alone off.
+  bool pdl_short_decode = true;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

@@ -426,6 +426,49 @@ int run_long_attention_checks(Backend& cpu, Backend& gpu, const std::string& pre
   return failures;
 }
 
+int run_short_decode_attention_checks(Backend& cpu, Backend& gpu) {
+  int failures = 0;
+  uint64_t seed = 900;
+  std::printf("-- short decode attention: decode-only steps of 1-4 sequences --\n");
+  // Head dims 64/128/256 × GQA groups 1, 2, 3, 4, 8 (and Qwen2.5-7B's 7).
+  const AttnShape shapes[] = {{8, 8, 64},    {16, 8, 64},   {24, 8, 64},  {16, 4, 64},   {16, 2, 64},
+                              {16, 16, 128}, {16, 8, 128},  {24, 8, 128}, {32, 8, 128},  {28, 4, 128},
+                              {16, 2, 128},  {8, 8, 256},   {8, 4, 256},  {12, 4, 256},  {16, 4, 256},
+                              {16, 2, 256}};
+  // Contexts per sequence (the step adds one token to each): 1 … 4096 keys.
+  const std::vector<std::vector<int>> contexts = {{1}, {2}, {17}, {128}, {1000}, {4096}, {5, 300},
+                                                  {1, 64, 2047}, {15, 16, 17, 4095}};
+  auto decode = [&](const AttnShape& a, const std::vector<int>& ctx) {
+    std::vector<int> cached(ctx.size()), fresh(ctx.size(), 1);
+    for (size_t s = 0; s < ctx.size(); ++s) cached[s] = ctx[s] - 1;
+    std::string label = "decode ctx ";
+    for (size_t s = 0; s < ctx.size(); ++s) label += (s ? "," : "") + std::to_string(ctx[s]);
+    return attention_case(cpu, gpu, label, a, cached, fresh, ++seed);
+  };
+  for (const AttnShape& a : shapes)
+    for (const std::vector<int>& ctx : contexts) {
+      // The long contexts once per head dim and group size class.
+      if ((ctx == std::vector<int>{4096} || ctx == std::vector<int>{15, 16, 17, 4095}) && a.hq / a.hkv != 2 &&
+          a.hq / a.hkv != 7 && a.hq / a.hkv != 3)
+        continue;
+      failures += decode(a, ctx);
+    }
+  // Sliding windows (across the split boundaries and shorter than a batch) and soft-caps.
+  const AttnShape windowed[] = {{32, 8, 128, 100, 0.0f}, {16, 8, 256, 64, 50.0f}, {8, 4, 256, 1024, 0.0f},
+                                {24, 8, 128, 0, 30.0f},   {16, 2, 64, 33, 20.0f},  {8, 8, 64, 3, 0.0f}};
+  for (const AttnShape& a : windowed)
+    for (const std::vector<int>& ctx : std::vector<std::vector<int>>{{50}, {101}, {1500}, {1, 64, 65, 3000}})
+      failures += decode(a, ctx);
+  // As step graphs: recorded once, replayed with other contexts of the same table width.
+  std::printf("-- short decode attention in step graphs --\n");
+  for (int batch = 1; batch <= 4; ++batch) {
+    failures += graph_decode_case(cpu, gpu, AttnShape{8, 4, 256, 1024, 0.0f}, batch, 2000, ++seed);
+    failures += graph_decode_case(cpu, gpu, AttnShape{24, 8, 128}, batch, 1000, ++seed);
+  }
+  failures += graph_decode_case(cpu, gpu, AttnShape{16, 2, 64, 0, 30.0f}, 3, 4000, ++seed);
+  return failures;
+}
+
 namespace {
 
 struct Greedy {

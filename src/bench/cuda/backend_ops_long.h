@@ -4,7 +4,7 @@
 // backend over lengths 1 … 32768, chunked prefill against cached prefixes, the
 // families' GQA ratios, sliding windows and soft-caps; and the greedy outputs of
 // a Llama-3.2-3B-shape dummy model for a long prompt, one-shot against chunked
-// prefill. Each prints one line per check in kr-backend-ops' format.
+// prefill; the short-decode kernels (decode steps of 1-4 sequences). Each prints one line per check in kr-backend-ops' format.
 //
 // Threading: the main thread of kr-backend-ops (it owns both backends).
 #pragma once
@@ -19,6 +19,11 @@ class Backend;
 // prefill_variant_tag non-empty: only the cases a flash prefill variant changes
 // (head dim 128, no decode step graphs), each line's case name prefixed by the tag.
 int run_long_attention_checks(Backend& cpu, Backend& gpu, const std::string& prefill_variant_tag = "");
+// Decode-only steps of 1-4 sequences (contexts 1 … 4096; head dims 64/128/256; GQA
+// groups 1-8; windows and soft-caps; eager and as step graphs) through the backends:
+// the short-decode path of a backend made with a large flash_decode_min_keys.
+// Returns the number of failed checks.
+int run_short_decode_attention_checks(Backend& cpu, Backend& gpu);
 // One prompt of `prompt_len` tokens through the dummy 3B model in one step and in
 // chunks; returns the number of failed checks.
 int run_long_prompt_greedy_check(Backend& gpu, int prompt_len);

@@ -2,7 +2,9 @@
 // inputs (several shapes, the Llama-3.2-3B shapes and odd sizes included);
 // every fused op three ways (the CUDA override, the CUDA backend's composed
 // default, the CPU) at batch 1 and larger batches; the model's decode layer as
-// the forward issues it; then the tiny fixture model on the GPU against its
+// the forward issues it; both kernels of short decode steps
+// (CudaOptions::short_decode_attention: layers, then decode attention of 1-4
+// sequences up to 4096 keys, backend_ops_long.h); then the tiny fixture model on the GPU against its
 // golden argmaxes, as prefill and token by token (eager and as step graphs);
 // then the long-context checks (backend_ops_long.h): attention at lengths 1 …
 // 32768 against the CPU on sampled rows, chunked prefill, the families' GQA
@@ -25,7 +27,7 @@
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
-//                       [--only kv_block_copy | --only token_mask]  (that group alone)
+//                       [--only kv_block_copy | --only token_mask | --only short_decode]  (that group alone)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
 //                                                every check runs on; default 0)
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
@@ -1093,6 +1095,30 @@ void run_fixtures(Backend& gpu, const std::string& fixture, const std::string& g
   }
 }
 
+// Both kernels of short decode steps (CudaOptions::short_decode_attention), on
+// every decode step of 1-4 sequences up to 4096 keys (flash_decode_min_keys
+// raised): two layers as the forward issues them (PDL between the fused QKV GEMV
+// and the attention), then the attention sweep (backend_ops_long.h).
+void run_short_decode_checks(Backend& cpu) {
+  using Kind = CudaOptions::ShortDecodeAttention;
+  for (Kind kind : {Kind::kPaged, Kind::kCluster}) {
+    CudaOptions o;
+    o.short_decode_attention = kind;
+    o.flash_decode_min_keys = 1 << 20;
+    auto g = make_cuda_backend(o);
+    std::printf("(short decode attention: %s)\n", kind == Kind::kCluster ? "cluster" : "paged");
+    Ctx c(cpu, *g);
+    test_layers(c, {127}, 3072, 24, 8, 128, 8192);
+    test_layers(c, {3, 200, 41}, 2560, 8, 4, 256, 2048, kGemma3);
+    test_layers(c, {0, 7}, 136, 6, 3, 32, 48);  // head dim 32: the paged kernel either way
+    if (!g_quick) {
+      test_layers(c, {4000}, 2560, 8, 4, 256, 2048, kGemma2);
+      test_layers(c, {1, 1500}, 4096, 32, 8, 128, 4096, kMistral);
+      g_failures += run_short_decode_attention_checks(cpu, *g);
+    }
+  }
+}
+
 std::vector<std::string> split_commas(const std::string& list) {
   std::vector<std::string> out;
   size_t b = 0;
@@ -1113,7 +1139,7 @@ int main(int argc, char** argv) {
   std::string fixture = "models/tiny-llama3", golden = "tests/golden/tiny-llama3.expected.json";
   std::string families = "tests/golden/families";
   bool short_checks = true, long_checks = true;
-  std::string only;  // --only kv_block_copy | token_mask: that group alone
+  std::string only;  // --only kv_block_copy | token_mask | short_decode: that group alone
   int long_prompt = 32000;
   std::string quant_fixtures = "tests/golden/quant", quant_goldens = "tests/golden/quant";
   bool quant_only = false;
@@ -1148,8 +1174,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (!only.empty() && only != "kv_block_copy" && only != "token_mask") {
-    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy or token_mask, got '%s'\n", only.c_str());
+  if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode") {
+    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, token_mask or short_decode, got '%s'\n",
+                 only.c_str());
     return 2;
   }
   for (int v : prefill_variants)
@@ -1197,6 +1224,11 @@ int main(int argc, char** argv) {
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }
+  if (only == "short_decode") {
+    kr::run_short_decode_checks(*cpu);
+    std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
+    return kr::g_failures ? 1 : 0;
+  }
   if (only == "token_mask") {
     kr::Ctx c(*cpu, *gpu);
     kr::test_token_mask(c, 5, 1000);
@@ -1227,6 +1259,7 @@ int main(int argc, char** argv) {
     kr::test_layers(c, {0, 7}, 136, 6, 3, 32, 48);
     kr::test_layers(c, {20}, 80, 4, 2, 32, 160, kr::kGemma3);
   }
+  if (short_checks) kr::run_short_decode_checks(*cpu);
   if (short_checks) {
     kr::Ctx c(*cpu, *gpu);
     kr::test_argmax(c, 3, 128256);

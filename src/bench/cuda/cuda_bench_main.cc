@@ -14,6 +14,8 @@
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
 //                      [--qgemv-pipelined] (quantized Linears of <= 8 rows: the pipelined kernel, CudaOptions::quant_gemv_pipelined)
+//                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
+//                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
 //                      [--profile-decode N] (only N batch-1 decode steps at ctx 128, between
@@ -368,6 +370,9 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["flash_attention"] = set.options.flash_attention;
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
   r["quant_gemv_pipelined"] = set.options.quant_gemv_pipelined;
+  r["short_decode_attention"] =
+      set.options.short_decode_attention == CudaOptions::ShortDecodeAttention::kCluster ? "cluster" : "paged";
+  r["pdl_short_decode"] = set.pdl && set.options.pdl_short_decode;
   std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n",
               r["model"].get<std::string>().c_str(), prop.name, load_s, model.weight_bytes() / 1e9,
               model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
@@ -475,6 +480,12 @@ int main(int argc, char** argv) {
     else if (a == "--no-pdl-norms") set.pdl_norms = false;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
+    else if (a == "--short-decode-attn" && i + 1 < argc && (std::strcmp(argv[i + 1], "paged") == 0 ||
+                                                            std::strcmp(argv[i + 1], "cluster") == 0))
+      options.short_decode_attention = std::strcmp(argv[++i], "cluster") == 0
+                                           ? kr::CudaOptions::ShortDecodeAttention::kCluster
+                                           : kr::CudaOptions::ShortDecodeAttention::kPaged;
+    else if (a == "--no-pdl-attn") options.pdl_short_decode = false;
     else if (a == "--decode-only") set.decode_only = true;
     else if (a == "--brief") set.brief = true;
     else if (a == "--profile-decode" && i + 1 < argc) set.profile_decode_steps = std::atoi(argv[++i]);
