@@ -37,7 +37,9 @@ const char* act_quant_name(ActQuant a) {
 }
 
 bool fp8_runs_w8a8(const QuantizedMatrix& m) {
-  return m.kind == QuantKind::kFp8 && m.scale_layout != ScaleLayout::kBlock &&
+  // N % 8 and K % 16: the alignment the FP8 tensor-core GEMM (cuBLASLt) needs;
+  // other shapes run W8A16.
+  return m.kind == QuantKind::kFp8 && m.scale_layout != ScaleLayout::kBlock && m.N % 8 == 0 && m.K % 16 == 0 &&
          (m.act == ActQuant::kStaticTensor || m.act == ActQuant::kDynamicToken || m.act == ActQuant::kDynamicTensor);
 }
 

@@ -82,7 +82,8 @@ struct QuantizedMatrix;
 // with one weight scale per tensor or per output channel, and activations
 // quantized with a static input_scale or dynamically (kDynamicTensor is computed
 // per token, as vLLM's dynamic_per_token_scaled_fp8_quant). Block scales and
-// per-group activations (DeepSeek-style) run W8A16.
+// per-group activations (DeepSeek-style) run W8A16, as do shapes the FP8 GEMM
+// cannot take (N not a multiple of 8, K not a multiple of 16).
 bool fp8_runs_w8a8(const QuantizedMatrix& m);
 
 struct QuantizedMatrix {

@@ -394,37 +394,53 @@ TEST(CpuFp8ActQuant, MatmulEmulatesFromThreshold) {
   m.kind = QuantKind::kFp8;
   m.format = "compressed-tensors";
   m.name = "test";
-  m.N = 2;
-  m.K = 3;
+  // [8, 16]: row 0 = [1, 1, 1, 0...], row 1 = [1, 0, -1, 0...], the rest 0
+  // (N % 8 and K % 16: a shape the FP8 GEMM takes).
+  m.N = 8;
+  m.K = 16;
   m.bits = 8;
-  m.group_size = 3;
-  m.fp8 = {0x38, 0x38, 0x38, 0x38, 0x00, 0xB8};  // [[1, 1, 1], [1, 0, -1]]
+  m.group_size = 16;
+  m.fp8.assign(8 * 16, 0x00);
+  m.fp8[0] = m.fp8[1] = m.fp8[2] = 0x38;
+  m.fp8[16] = 0x38;
+  m.fp8[18] = 0xB8;
   m.scale_layout = ScaleLayout::kTensor;
   m.scales = {1.0f};
   m.act = ActQuant::kStaticTensor;
   m.input_scale = 0.5f;
   ASSERT_TRUE(fp8_runs_w8a8(m));
+  {
+    QuantizedMatrix odd = m;  // N % 8 != 0: the GPU runs it W8A16, so the CPU does not emulate
+    odd.N = 4;
+    odd.fp8.resize(4 * 16);
+    EXPECT_FALSE(fp8_runs_w8a8(odd));
+  }
   CpuOptions o;
   o.emulate_fp8_w8a8 = true;
   o.fp8_w8a8_min_tokens = 3;
   CpuBackend emu(1, 1 << 20, o), plain(1, 1 << 20);
   for (int T : {2, 3, 5}) {
     std::vector<float> xv;
-    for (int t = 0; t < T; ++t) xv.insert(xv.end(), {3.3f, 0.3f, 1.0f});
+    for (int t = 0; t < T; ++t) {
+      xv.insert(xv.end(), {3.37f, 0.3f, 1.0f});
+      xv.resize(xv.size() + 13, 0.0f);
+    }
     for (CpuBackend* be : {&emu, &plain}) {
       auto w = be->upload_quantized(m);
       ASSERT_TRUE(w.ok());
-      Tensor x = upload_f32(*be, xv, {T, 3});
-      Tensor out = be->alloc(DType::kF32, {T, 2});
+      Tensor x = upload_f32(*be, xv, {T, 16});
+      Tensor out = be->alloc(DType::kF32, {T, 8});
       be->matmul(x, *w, out);
       const std::vector<float> got = download(*be, out);
       const bool quantized = be == &emu && T >= 3;
-      // x quantized: {3.25, 0.3125, 1}; else {3.3, 0.3, 1}.
-      const float want0 = quantized ? 3.25f + 0.3125f + 1.0f : 3.3f + 0.3f + 1.0f;
-      const float want1 = quantized ? 3.25f - 1.0f : 3.3f - 1.0f;
+      // x quantized through bf16, as the CUDA path's activations: 3.37 -> bf16
+      // 3.375 -> 6.75 / 0.5, a tie, to even 7 -> 3.5 (straight from float32: 6.74
+      // -> 6.5 -> 3.25); {3.5, 0.3125, 1}; else {3.37, 0.3, 1}.
+      const float want0 = quantized ? 3.5f + 0.3125f + 1.0f : 3.37f + 0.3f + 1.0f;
+      const float want1 = quantized ? 3.5f - 1.0f : 3.37f - 1.0f;
       for (int t = 0; t < T; ++t) {
-        EXPECT_FLOAT_EQ(got[t * 2], want0) << "T " << T << (be == &emu ? " emulating" : " plain");
-        EXPECT_FLOAT_EQ(got[t * 2 + 1], want1) << "T " << T << (be == &emu ? " emulating" : " plain");
+        EXPECT_FLOAT_EQ(got[t * 8], want0) << "T " << T << (be == &emu ? " emulating" : " plain");
+        EXPECT_FLOAT_EQ(got[t * 8 + 1], want1) << "T " << T << (be == &emu ? " emulating" : " plain");
       }
     }
   }

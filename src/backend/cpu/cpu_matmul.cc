@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/dtype_convert.h"
 
 namespace kr {
 namespace {
@@ -115,7 +116,12 @@ void CpuBackend::matmul(const Tensor& x, const LinearWeight& weight, Tensor& out
     if (it != w8a8_.end()) {
       xq.resize(static_cast<size_t>(T * K));
       pool_.parallel_for(T, 4, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) cpu_fp8_quantize_row(xs + t * K, K, it->second, xq.data() + t * K);
+        for (int64_t t = b; t < e; ++t) {
+          // The CUDA path quantizes bf16 activations: round the row to bf16 first.
+          float* row = xq.data() + t * K;
+          for (int64_t k = 0; k < K; ++k) row[k] = bf16_to_f32(f32_to_bf16(xs[t * K + k]));
+          cpu_fp8_quantize_row(row, K, it->second, row);
+        }
       });
       xs = xq.data();
     }
