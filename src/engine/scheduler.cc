@@ -108,6 +108,7 @@ void Scheduler::schedule(int64_t now_ns, SchedulerOutput* out) {
     preempt(victim, out);
     run_passes(now_ns, out);
   }
+  step_tokens_ = out->num_tokens;
 }
 
 int32_t Scheduler::time_fit(int32_t context, int32_t want) {
@@ -233,8 +234,8 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
 void Scheduler::on_step_timed(double measured_ms) {
   if (!step_has_chunk_) return;
   // KR_LOG_LEVEL=debug: the budget's estimate against the measurement, step by step.
-  KR_LOG(kDebug, "step %lld chunk: estimate %.3f ms x scale %.3f = %.3f ms, measured %.3f ms, decodes %s",
-         static_cast<long long>(step_), step_estimate_ms_, budget_.scale(step_has_decode_),
+  KR_LOG(kDebug, "step %lld chunk: %d tokens, estimate %.3f ms x scale %.3f = %.3f ms, measured %.3f ms, decodes %s",
+         static_cast<long long>(step_), step_tokens_, step_estimate_ms_, budget_.scale(step_has_decode_),
          step_estimate_ms_ * budget_.scale(step_has_decode_), measured_ms, step_has_decode_ ? "yes" : "no");
   budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);
 }

@@ -129,6 +129,7 @@ class Scheduler {
   // binds (a decode is scheduled); whether a multi-token chunk was given; whether
   // a decode is scheduled (the step is "mixed" for the budget's correction).
   double step_estimate_ms_ = 0.0;
+  int32_t step_tokens_ = 0;  // tokens of the last schedule() (for the debug log)
   bool time_bound_ = false;
   bool step_has_chunk_ = false;
   bool step_has_decode_ = false;

@@ -55,10 +55,12 @@ struct CudaOptions {
   // step graph's key), so a recorded graph keeps its kernel. 0: flash everywhere.
   int flash_decode_min_keys = 2048;
   // Shape of the flash prefill kernel at head dim 128, in [0, 6) (cuda::
-  // kFlashPrefillVariants; cuda_flash_prefill.cu says what each changes): 0 the
-  // default; the others to be measured against it (kr-cuda-bench --attn-bench) and
-  // checked (kr-backend-ops --prefill-variants). Same results up to float rounding.
-  int flash_prefill_variant = 0;
+  // kFlashPrefillVariants; cuda_flash_prefill.cu says what each changes). Default 1
+  // (kv2: K and V double-buffered, one barrier per key tile), 14-16% faster than 0
+  // (base) at every chunk and context measured, with the same output bits
+  // (kr-cuda-bench --attn-bench, docs/performance.md); kr-backend-ops
+  // --prefill-variants checks them all.
+  int flash_prefill_variant = 1;
   // The kernel of those short decode steps (head dims 64/128/256, GQA groups 1-8;
   // other shapes take the paged kernel): kPaged, the paged kernel (shared-memory
   // float tiles, splits merged through global memory), or kCluster, the
@@ -66,7 +68,7 @@ struct CudaOptions {
   // (token, kv head), warps on keys, merged through distributed shared memory).
   // Either runs whatever flash_attention says. kr-cuda-bench --short-decode-attn.
   enum class ShortDecodeAttention { kPaged, kCluster };
-  ShortDecodeAttention short_decode_attention = ShortDecodeAttention::kPaged;
+  ShortDecodeAttention short_decode_attention = ShortDecodeAttention::kCluster;  // faster: docs/performance.md
   // With pdl, the kCluster kernel is launched with PDL too (it loads the metadata
   // and the older keys before waiting on the kernel before it). kr-cuda-bench
   // --no-pdl-attn turns that alone off.

@@ -73,8 +73,8 @@ struct FlashSplit {
 // (the same for every variant).
 int flash_prefill_rows(int head_dim);
 // Shapes of the prefill kernel at D = 128 (cuda_flash_prefill.cu says what each
-// changes; other head dims have one): 0 is the default; all give the same results
-// up to float rounding. CudaOptions::flash_prefill_variant picks one.
+// changes; other head dims have one): 1 is the default (CudaOptions); all give the
+// same results up to float rounding. CudaOptions::flash_prefill_variant picks one.
 constexpr int kFlashPrefillVariants = 6;
 // "base", "kv2", ...; "?" outside [0, kFlashPrefillVariants).
 const char* flash_prefill_variant_name(int variant);

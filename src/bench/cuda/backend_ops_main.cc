@@ -1202,9 +1202,8 @@ int main(int argc, char** argv) {
   }
   auto cpu = kr::make_cpu_backend(0, size_t{1} << 30);
   auto gpu = kr::make_cuda_backend(options);
-  if (options.flash_prefill_variant != 0)
-    std::printf("(flash prefill variant %d, %s)\n", options.flash_prefill_variant,
-                kr::cuda::flash_prefill_variant_name(options.flash_prefill_variant));
+  std::printf("(flash prefill variant %d, %s)\n", options.flash_prefill_variant,
+              kr::cuda::flash_prefill_variant_name(options.flash_prefill_variant));
   // The quantized part: its CPU reference also emulates the FP8 W8A8 path from the
   // GPU's threshold; the FP8 models also run on a GPU backend without W8A8.
   auto run_quant = [&]() {

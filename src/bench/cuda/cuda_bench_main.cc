@@ -31,7 +31,7 @@
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
 //                      prefill variant, each checked against variant 0: attn_bench.h)
-//        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 0)
+//        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 1)
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
