@@ -232,9 +232,11 @@ TEST(StepCost, ObserveMovesTheScalesWithinBounds) {
   for (int i = 1; i < StepBudget::kWarmupSteps; ++i) b.observe(10.0, 30.0, true);
   EXPECT_NEAR(b.scale(true), 3.0, 1e-12);  // warmed up: no margin
   // Ratios are clamped before they are averaged: one outlier moves the scale by
-  // at most kAlpha of the way to a bound, and many reach it (in the limit).
+  // at most kAlphaUp of the way to a bound, and many reach it (in the limit).
   b.observe(10.0, 1e6, true);
-  EXPECT_NEAR(b.scale(true), 0.7 * 3.0 + 0.3 * StepBudget::kMaxScale, 1e-12);
+  EXPECT_NEAR(b.scale(true), 0.4 * 3.0 + 0.6 * StepBudget::kMaxScale, 1e-12);
+  b.observe(10.0, 30.0, true);  // shorter than the scale: moves by kAlpha
+  EXPECT_NEAR(b.scale(true), 0.7 * (0.4 * 3.0 + 0.6 * StepBudget::kMaxScale) + 0.3 * 3.0, 1e-12);
   for (int i = 0; i < 100; ++i) b.observe(10.0, 1000.0, true);
   EXPECT_NEAR(b.scale(true), StepBudget::kMaxScale, 1e-9);
   EXPECT_LE(b.scale(true), StepBudget::kMaxScale);

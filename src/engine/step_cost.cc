@@ -53,7 +53,8 @@ void StepBudget::observe(double estimated_ms, double measured_ms, bool mixed) {
   const double ratio = std::clamp(measured_ms / estimated_ms, kMinScale, kMaxScale);
   double& s = mixed ? mixed_scale_ : plain_scale_;
   int& seen = mixed ? mixed_seen_ : plain_seen_;
-  s = seen == 0 ? ratio : std::clamp((1.0 - kAlpha) * s + kAlpha * ratio, kMinScale, kMaxScale);
+  const double alpha = ratio > s ? kAlphaUp : kAlpha;
+  s = seen == 0 ? ratio : std::clamp((1.0 - alpha) * s + alpha * ratio, kMinScale, kMaxScale);
   ++seen;
 }
 

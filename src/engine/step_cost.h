@@ -49,7 +49,10 @@ double attention_pairs(int64_t start, int64_t n, int64_t window);
 // measured times of the steps that fed a prefill chunk. Steps with decodes (the
 // ones the time budget shapes) keep a scale of their own, started from the other
 // steps' when they have none; the first measurement of each kind replaces the
-// prior, later ones move it by kAlpha. Until kWarmupSteps steps with decodes have
+// prior, later ones move it by kAlphaUp when the step ran longer than the scale
+// said, by kAlpha when shorter: a slow spell (the H200 steps of a long prefill
+// among 16 streams ran 1.3-1.7x their estimate for 2-3 steps in a row) shortens
+// the next chunks at once, a fast one lengthens them gradually. Until kWarmupSteps steps with decodes have
 // been measured, their scale carries kColdMargin more, so that a cold server's
 // first mixed steps err on the short side.
 class StepBudget {
@@ -71,7 +74,7 @@ class StepBudget {
   // scales stay within [kMinScale, kMaxScale].
   void observe(double estimated_ms, double measured_ms, bool mixed);
   static constexpr double kMinScale = 0.2, kMaxScale = 5.0;
-  static constexpr double kAlpha = 0.3;
+  static constexpr double kAlpha = 0.3, kAlphaUp = 0.6;
   static constexpr double kColdMargin = 1.5;
   static constexpr int kWarmupSteps = 4;
 
