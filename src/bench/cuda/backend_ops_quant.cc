@@ -226,9 +226,11 @@ QPair upload(Env& e, const QuantizedMatrix& m) {
 }
 
 // Which path of the CUDA backend T rows take (its fp8_w8a8_min_tokens, other options default).
-std::string path_of(const Spec& s, int64_t T) {
+std::string path_of(const Spec& s, int64_t N, int64_t K, int64_t T) {
   QuantizedMatrix m;
   m.kind = s.kind;
+  m.N = N;
+  m.K = K;
   m.scale_layout = s.fp8_layout;
   m.act = s.act;
   if (fp8_runs_w8a8(m) && T >= g_w8a8_min_tokens) return "w8a8";
@@ -242,6 +244,13 @@ std::string path_of(const Spec& s, int64_t T) {
 // the W8A16 reference it needed 0.08).
 constexpr double kQuantTol = 0.02;
 std::string ref_of(const std::string& path) { return path == "w8a8" ? "cpu w8a8" : "cpu"; }
+// A fused op with an RMSNorm prologue on the W8A8 path: the normed activations the
+// two backends quantize differ by bf16 ulps (f32 norm on the CPU), and an ulp that
+// crosses an e4m3 rounding boundary moves that element by a whole e4m3 step (2^-4
+// relative; a per-token dynamic scale moves with the row's max). 0.022-0.029 on
+// the H200 (bench/results/h200-2026-12-02-kernels).
+constexpr double kW8a8NormedTol = 0.05;
+double tol_of(const std::string& path, bool norm) { return path == "w8a8" && norm ? kW8a8NormedTol : kQuantTol; }
 
 void test_matmul(Env& e, const Spec& s, int64_t N, int64_t K, const std::vector<int>& Ts, bool f32_out = false) {
   const QuantizedMatrix m = make_matrix(s, N, K);
@@ -251,7 +260,7 @@ void test_matmul(Env& e, const Spec& s, int64_t N, int64_t K, const std::vector<
     auto out = e.act({T, N}, {}, f32_out ? DType::kF32 : DType::kBF16);
     e.cpu.matmul(x.cpu, w.cpu, out.cpu);
     e.gpu.matmul(x.gpu, w.gpu, out.gpu);
-    const std::string path = path_of(s, T);
+    const std::string path = path_of(s, N, K, T);
     report(std::string("qmatmul ") + path + (f32_out ? "->f32" : ""),
            std::string(s.name) + " T" + std::to_string(T) + " N" + std::to_string(N) + " K" + std::to_string(K) +
                (path == "w8a8" ? " vs cpu w8a8" : ""),
@@ -378,10 +387,12 @@ void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, 
                             std::to_string(H) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
                             std::to_string(D) + f.str();
   // The reference of the path the fused op's matmul takes (T rows of the step).
-  const std::string ref = ref_of(path_of(s, T));
-  compare3(e, "qkv_rope_store", shape, qkv[0], qkv[1], qkv[2], kQuantTol, ref);
-  compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], kQuantTol, ref);
-  compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], kQuantTol, ref);
+  const std::string path = path_of(s, W, H, T);
+  const std::string ref = ref_of(path);
+  const double tol = tol_of(path, norm);
+  compare3(e, "qkv_rope_store", shape, qkv[0], qkv[1], qkv[2], tol, ref);
+  compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], tol, ref);
+  compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], tol, ref);
   if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02, ref);
 }
 
@@ -410,9 +421,11 @@ void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm,
   }
   const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " K" +
                             std::to_string(K) + " I" + std::to_string(I) + f.str();
-  const std::string ref = ref_of(path_of(s, T));
-  compare3(e, "matmul_silu_mul", shape, gu[0], gu[1], gu[2], kQuantTol, ref);
-  compare3(e, "  act", shape, act[0], act[1], act[2], 0.03, ref);
+  const std::string path = path_of(s, 2 * int64_t{I}, K, T);
+  const std::string ref = ref_of(path);
+  const double tol = tol_of(path, norm);
+  compare3(e, "matmul_silu_mul", shape, gu[0], gu[1], gu[2], tol, ref);
+  compare3(e, "  act", shape, act[0], act[1], act[2], std::max(tol, 0.03), ref);
   if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02, ref);
 }
 
@@ -427,6 +440,13 @@ struct Case {
   std::vector<int32_t> argmax;
   std::vector<double> margin;
   double threshold = kMinArgmaxMargin;
+  // FP8 W8A8 references: per position, twice the largest logit change that the
+  // activation quantization itself causes there (emulating CPU against plain CPU):
+  // a margin below it can flip with another rounding of the same activations.
+  std::vector<double> noise_threshold;
+  double threshold_at(int p) const {
+    return noise_threshold.empty() ? threshold : std::max(threshold, noise_threshold[static_cast<size_t>(p)]);
+  }
 };
 
 // The cases of one reference, and what to call it in the output.
@@ -481,7 +501,7 @@ std::vector<Case> golden_cases(const std::string& golden_path) {
   if (!golden.is_object() || !golden.contains("cases")) return cases;
   for (const auto& c : golden["cases"]) {
     cases.push_back(Case{c["name"], c["ids"].get<std::vector<int32_t>>(), c["pos_argmax"].get<std::vector<int32_t>>(),
-                         c["pos_margin"].get<std::vector<double>>(), kMinArgmaxMargin});
+                         c["pos_margin"].get<std::vector<double>>(), kMinArgmaxMargin, {}});
     if (c.contains("last_logits")) cases.back().threshold = argmax_margin_threshold(c["last_logits"].get<std::vector<double>>());
   }
   return cases;
@@ -565,7 +585,7 @@ int check_model(Backend& gpu, const std::string& label, const std::string& dir, 
       }
       max_threshold = std::max(max_threshold, c.threshold);
       for (int p = 0; p < n; ++p) {
-        if (c.margin[p] <= c.threshold) continue;
+        if (c.margin[p] <= c.threshold_at(p)) continue;
         ++checked;
         if (got[p] != c.argmax[p]) {
           ++wrong;
@@ -607,7 +627,27 @@ int check_fixture(Backend& cpu, CpuBackend& cpu_w8a8, Backend& gpu, Backend& gpu
   auto emulating = load_model(dir, cpu_w8a8, model_options());
   if (!emulating.ok() || cpu_w8a8.w8a8_weights() == w8a8_before)
     return check_model(gpu, "qmodel", dir, plain, plain, index);
-  const Reference w8a8{"cpu w8a8", cases_from(**emulating, plain.cases)};
+  Reference w8a8{"cpu w8a8", cases_from(**emulating, plain.cases)};
+  // What the activation quantization alone moves: the emulating CPU's logits
+  // against the plain CPU's, position by position.
+  auto plain_cpu = load_model(dir, cpu, model_options());
+  if (!plain_cpu.ok()) return 1;
+  const int V = (*emulating)->config().vocab_size;
+  int excluded = 0;
+  for (Case& c : w8a8.cases) {
+    const std::vector<float> a = prefill_logits(**emulating, c.ids), b = prefill_logits(**plain_cpu, c.ids);
+    if (a.size() != b.size() || a.empty()) return 1;
+    c.noise_threshold.assign(c.ids.size(), 0.0);
+    for (size_t p = 0; p < c.ids.size(); ++p) {
+      double d = 0.0;
+      for (int v = 0; v < V; ++v) d = std::max(d, std::fabs(static_cast<double>(a[p * V + v]) - b[p * V + v]));
+      c.noise_threshold[p] = 2.0 * d;
+      if (c.margin[p] > c.threshold && c.margin[p] <= c.threshold_at(static_cast<int>(p))) ++excluded;
+    }
+  }
+  std::printf("%-18s %-50s W8A8 prefill: %d position(s) with margin > %.2f left out, within twice the logit change "
+              "activation quantization causes there\n",
+              "qmodel", dir.c_str(), excluded, kMinArgmaxMargin);
   int failures = check_model(gpu, "qmodel", dir, w8a8, plain, index);
   failures += check_model(gpu_w8a16, "qmodel w8a16", dir, plain, plain, index);
   return failures;
