@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_launch.cuh"
@@ -153,6 +154,24 @@ __device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefe
 
 __device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// 1 / rms of a bf16 row of K (K % 8 == 0) for RMSNorm, summed by one warp in a
+// fixed order (lane-strided 8-element vectors, then warp_sum); every lane gets it.
+// row == nullptr (a padding token): the sum of nothing.
+__device__ __forceinline__ float warp_inv_rms(const bf16* row, int K, float eps, int lane) {
+  float ss = 0.0f;
+  if (row != nullptr) {
+    const uint4* v8 = reinterpret_cast<const uint4*>(row);
+    for (int v = lane; v < K / 8; v += 32) {
+      Vec8 xv;
+      xv.u = __ldcg(v8 + v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) ss += bf(xv.h[e]) * bf(xv.h[e]);
+    }
+  }
+  ss = warp_sum(ss);
+  return rsqrtf(ss / static_cast<float>(K) + eps);
 }
 
 // The two 16-row tiles a block owns.
@@ -327,18 +346,8 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
   if constexpr (kNorm) {
     for (int c = warp; c < kCols; c += kWarps) {
       const int tok = t0 + c;
-      float ss = 0.0f;
-      if (tok < T) {
-        const uint4* row = reinterpret_cast<const uint4*>(x + static_cast<size_t>(tok) * K);
-        for (int v = lane; v < K / 8; v += 32) {
-          Vec8 xv;
-          xv.u = __ldcg(row + v);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) ss += bf(xv.h[e]) * bf(xv.h[e]);
-        }
-      }
-      ss = warp_sum(ss);
-      if (lane == 0) inv_rms[c] = rsqrtf(ss / static_cast<float>(K) + a.eps);
+      const float inv = warp_inv_rms(tok < T ? x + static_cast<size_t>(tok) * K : nullptr, K, a.eps, lane);
+      if (lane == 0) inv_rms[c] = inv;
     }
     __syncthreads();
   }
@@ -635,16 +644,8 @@ __global__ void __launch_bounds__(kGemvThreads, 2) qgemv_kernel(const QWeight w,
   }
   if constexpr (kNorm) {
     for (int c = warp; c < T; c += kGemvWarps) {  // as qgemm_kernel: the same sums in the same order
-      float ss = 0.0f;
-      const uint4* row = reinterpret_cast<const uint4*>(x + static_cast<size_t>(c) * K);
-      for (int v = lane; v < K / 8; v += 32) {
-        Vec8 xv;
-        xv.u = __ldcg(row + v);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) ss += bf(xv.h[e]) * bf(xv.h[e]);
-      }
-      ss = warp_sum(ss);
-      if (lane == 0) inv_rms[c] = rsqrtf(ss / static_cast<float>(K) + a.eps);
+      const float inv = warp_inv_rms(x + static_cast<size_t>(c) * K, K, a.eps, lane);
+      if (lane == 0) inv_rms[c] = inv;
     }
   }
   cp_async_wait_all();
@@ -829,24 +830,39 @@ void launch_gemv_n(const QWeight& w, const QGemmArgs& a, const QGemvPlan& p, dim
   }
 }
 
-template <QEpilogue E>
-void launch_gemv_e(const QWeight& w, const QGemmArgs& a, const QGemvPlan& p, dim3 grid, bool pdl, cudaStream_t stream) {
+// f(code, bias) with std::integral_constant arguments for w's code kind and bias
+// form (MLX biases; FP8 has none): the kernels' template arguments.
+template <class F>
+void with_code(const QWeight& w, F&& f) {
+  using U4 = std::integral_constant<QCode, QCode::kU4>;
+  using U8 = std::integral_constant<QCode, QCode::kU8>;
+  using F8 = std::integral_constant<QCode, QCode::kFp8>;
   switch (w.code) {
     case QCode::kU4:
       if (w.has_bias) {
-        launch_gemv_n<QCode::kU4, true, E>(w, a, p, grid, pdl, stream);
+        f(U4{}, std::true_type{});
       } else {
-        launch_gemv_n<QCode::kU4, false, E>(w, a, p, grid, pdl, stream);
+        f(U4{}, std::false_type{});
       }
       break;
     case QCode::kU8:
       if (w.has_bias) {
-        launch_gemv_n<QCode::kU8, true, E>(w, a, p, grid, pdl, stream);
+        f(U8{}, std::true_type{});
       } else {
-        launch_gemv_n<QCode::kU8, false, E>(w, a, p, grid, pdl, stream);
+        f(U8{}, std::false_type{});
       }
       break;
-    case QCode::kFp8: launch_gemv_n<QCode::kFp8, false, E>(w, a, p, grid, pdl, stream); break;
+    case QCode::kFp8: f(F8{}, std::false_type{}); break;
+  }
+}
+
+// f(epilogue) with a std::integral_constant argument.
+template <class F>
+void with_epilogue(QEpilogue e, F&& f) {
+  switch (e) {
+    case QEpilogue::kPlain: f(std::integral_constant<QEpilogue, QEpilogue::kPlain>{}); break;
+    case QEpilogue::kSwiglu: f(std::integral_constant<QEpilogue, QEpilogue::kSwiglu>{}); break;
+    case QEpilogue::kRope: f(std::integral_constant<QEpilogue, QEpilogue::kRope>{}); break;
   }
 }
 
@@ -858,11 +874,9 @@ bool launch_qgemv_pipelined(const QWeight& w, const QGemmArgs& a, QEpilogue e, i
   int splits = 1;
   if (!plan_qgemv(w, a, pairs, num_sms, &p, &splits)) return false;
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(pairs));
-  switch (e) {
-    case QEpilogue::kPlain: launch_gemv_e<QEpilogue::kPlain>(w, a, p, grid, pdl, stream); break;
-    case QEpilogue::kSwiglu: launch_gemv_e<QEpilogue::kSwiglu>(w, a, p, grid, pdl, stream); break;
-    case QEpilogue::kRope: launch_gemv_e<QEpilogue::kRope>(w, a, p, grid, pdl, stream); break;
-  }
+  with_epilogue(e, [&](auto ep) {
+    with_code(w, [&](auto code, auto bias) { launch_gemv_n<code(), bias(), ep()>(w, a, p, grid, pdl, stream); });
+  });
   return true;
 }
 
@@ -884,26 +898,6 @@ void launch_nb(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool
   }
 }
 
-template <QEpilogue E>
-void launch_e(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool pdl, cudaStream_t stream) {
-  switch (w.code) {
-    case QCode::kU4:
-      if (w.has_bias) {
-        launch_nb<QCode::kU4, true, E>(w, a, grid, splits, pdl, stream);
-      } else {
-        launch_nb<QCode::kU4, false, E>(w, a, grid, splits, pdl, stream);
-      }
-      break;
-    case QCode::kU8:
-      if (w.has_bias) {
-        launch_nb<QCode::kU8, true, E>(w, a, grid, splits, pdl, stream);
-      } else {
-        launch_nb<QCode::kU8, false, E>(w, a, grid, splits, pdl, stream);
-      }
-      break;
-    case QCode::kFp8: launch_nb<QCode::kFp8, false, E>(w, a, grid, splits, pdl, stream); break;
-  }
-}
 
 // ---- dense dequantization, embedding rows, column gather, FP8 activation quantization ----
 
@@ -1048,11 +1042,9 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
                      static_cast<size_t>(base) * splits * 32 * cols > a.partial_floats || a.partials == nullptr))
     splits = 1;
   const dim3 grid(static_cast<unsigned>(ttiles), static_cast<unsigned>(splits), static_cast<unsigned>(pairs));
-  switch (e) {
-    case QEpilogue::kPlain: launch_e<QEpilogue::kPlain>(w, a, grid, splits, pdl, stream); break;
-    case QEpilogue::kSwiglu: launch_e<QEpilogue::kSwiglu>(w, a, grid, splits, pdl, stream); break;
-    case QEpilogue::kRope: launch_e<QEpilogue::kRope>(w, a, grid, splits, pdl, stream); break;
-  }
+  with_epilogue(e, [&](auto ep) {
+    with_code(w, [&](auto code, auto bias) { launch_nb<code(), bias(), ep()>(w, a, grid, splits, pdl, stream); });
+  });
   return true;
 }
 

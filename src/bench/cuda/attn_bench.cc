@@ -32,6 +32,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/dtype_convert.h"
+#include "bench/cuda/bench_random.h"
 
 namespace kr {
 namespace {
@@ -48,35 +49,8 @@ struct Case {
 };
 constexpr Case kCases[] = {{8192, 0}, {8192, 32768}, {8192, 112000}, {2048, 30000}, {512, 30000}, {256, 30000}};
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-uint64_t splitmix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// n values of stream `seed`, uniform in [-scale, scale), rounded to bf16; on a few threads.
-std::vector<uint16_t> random_bf16(size_t n, uint64_t seed, float scale) {
-  std::vector<uint16_t> v(n);
-  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
-  std::vector<std::thread> pool;
-  const size_t per = (n + threads - 1) / threads;
-  for (unsigned t = 0; t < threads; ++t) {
-    const size_t b = std::min(n, t * per), e = std::min(n, b + per);
-    pool.emplace_back([&v, b, e, seed, scale] {
-      for (size_t i = b; i < e; ++i) {
-        const double u = static_cast<double>(splitmix(seed * 0x100000001B3ull + i) >> 11) * 0x1.0p-53;
-        v[i] = f32_to_bf16(static_cast<float>((2.0 * u - 1.0) * scale));
-      }
-    });
-  }
-  for (std::thread& th : pool) th.join();
-  return v;
-}
+using bench_random::now_s;
+using bench_random::random_bf16;
 
 // One sequence: `cached` tokens in the cache, `chunk` new ones; block b of the
 // sequence is cache block b.

@@ -29,6 +29,7 @@
 
 #include "backend/backend.h"
 #include "backend/dtype_convert.h"
+#include "bench/cuda/bench_random.h"
 #include "model/model.h"
 
 namespace kr {
@@ -38,35 +39,9 @@ constexpr int kBlockSize = 16;
 constexpr double kTol = 0.02;  // as kr-backend-ops' attention checks
 constexpr int kMaxCheckedRows = 72;
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-uint64_t splitmix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// Element i of stream `seed`: uniform in [-scale, scale), rounded to bf16.
-uint16_t value_bf16(uint64_t seed, uint64_t i, float scale) {
-  const double u = static_cast<double>(splitmix(seed * 0x100000001B3ull + i) >> 11) * 0x1.0p-53;
-  return f32_to_bf16(static_cast<float>((2.0 * u - 1.0) * scale));
-}
-
-// Runs fn(begin, end) over [0, n) on a few threads.
-template <typename F>
-void parallel_ranges(size_t n, F fn) {
-  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
-  std::vector<std::thread> pool;
-  const size_t per = (n + threads - 1) / threads;
-  for (unsigned t = 0; t < threads; ++t) {
-    const size_t b = std::min(n, t * per), e = std::min(n, b + per);
-    if (b < e) pool.emplace_back([=] { fn(b, e); });
-  }
-  for (std::thread& th : pool) th.join();
-}
+using bench_random::now_s;
+using bench_random::parallel_ranges;
+using bench_random::value_bf16;
 
 // Tensors of one backend, freed with it.
 struct Allocs {
