@@ -153,12 +153,16 @@ class CudaBackend final : public Backend {
     allocations_.emplace(p, std::max<size_t>(t.bytes(), 16));
     allocated_bytes_ += std::max<size_t>(t.bytes(), 16);
     t.data = p;
+    // On stream_, not with cudaMemcpy: stream_ is non-blocking, so it does not wait for
+    // the legacy stream, and a pageable cudaMemcpy may return before its DMA lands; the
+    // first kernels to read these weights could then see part of them (a model loaded
+    // while another process kept the GPU's copy engines busy did).
     if (host.dtype == dst_type) {
-      KR_CUDA_CHECK(cudaMemcpy(p, host.data, host.bytes(), cudaMemcpyHostToDevice));
+      KR_CUDA_CHECK(cudaMemcpyAsync(p, host.data, host.bytes(), cudaMemcpyHostToDevice, stream_));
     } else {
       void* tmp = nullptr;
       KR_CUDA_CHECK(cudaMalloc(&tmp, host.bytes()));
-      KR_CUDA_CHECK(cudaMemcpy(tmp, host.data, host.bytes(), cudaMemcpyHostToDevice));
+      KR_CUDA_CHECK(cudaMemcpyAsync(tmp, host.data, host.bytes(), cudaMemcpyHostToDevice, stream_));
       cuda::launch_to_bf16(tmp, host.dtype == DType::kF16, host.dtype == DType::kF32, p, host.numel(), stream_);
       KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
       KR_CUDA_CHECK(cudaFree(tmp));
@@ -818,7 +822,7 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
     KR_CUDA_CHECK(cudaMalloc(&p, bytes));
     allocations_.emplace(p, bytes);
     allocated_bytes_ += bytes;
-    KR_CUDA_CHECK(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
+    KR_CUDA_CHECK(cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, stream_));  // ordered before the kernels
     return p;
   };
   w.code = r.code;

@@ -43,7 +43,9 @@ void KvBlockCopier::prepare(std::span<const KvLayer> layers) {
   block_bytes_ = layers[0].k.rows(0, 1).bytes();
   KR_CHECK_MSG(block_bytes_ % 16 == 0, "KV block copies need blocks of a multiple of 16 bytes");
   KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&layer_ptrs_dev_), ptrs.size() * sizeof(void*)));
-  KR_CUDA_CHECK(cudaMemcpy(layer_ptrs_dev_, ptrs.data(), ptrs.size() * sizeof(void*), cudaMemcpyHostToDevice));
+  // On stream_ (non-blocking: it would not wait for a legacy-stream cudaMemcpy's DMA).
+  KR_CUDA_CHECK(
+      cudaMemcpyAsync(layer_ptrs_dev_, ptrs.data(), ptrs.size() * sizeof(void*), cudaMemcpyHostToDevice, stream_));
   const size_t slot_bytes = 2 * layers.size() * block_bytes_;
   staging_slots_ = static_cast<int32_t>(std::clamp<size_t>(kMaxStagingBytes / slot_bytes, 1, kMaxKvCopyChunk));
   KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&staging_), static_cast<size_t>(staging_slots_) * slot_bytes));
