@@ -208,6 +208,49 @@ mut("engine-cancel-counted-as-length", "src/engine/engine.cc",
     "if (it != seqs.end()) finish(it->second.get(), FinishReason::kCancelled, Status::Ok());",
     "if (it != seqs.end()) finish(it->second.get(), FinishReason::kLength, Status::Ok());", ["integration_server"])
 
+# -- prefix caching (block hashes, matches, claims, the host tier) --
+PC = ["prefix_cache_test", "prefix_cache_engine_test"]
+mut("prefix-cache-salt-ignored", "src/engine/prefix_cache.cc",
+    "s->root_hash = hasher_.root(BlockHashExtras{s->request.cache_salt, 0});",
+    "s->root_hash = hasher_.root(BlockHashExtras{});", PC)
+mut("prefix-hash-parent-not-chained", "src/engine/block_hash.cc",
+    "const BlockHash& parent = i == 0 ? root : (*hashes)[i - 1];", "const BlockHash& parent = root;", PC)
+mut("prefix-match-covers-last-token", "src/engine/prefix_cache.cc",
+    "const int32_t max_blocks = (s->num_tokens() - 1) / bs;", "const int32_t max_blocks = s->num_tokens() / bs;",
+    PC + ["prefix_cache_tiny_llama_test"])
+mut("prefix-racers-do-not-wait", "src/engine/prefix_cache.cc",
+    "m.wait = it != claims_.end() && it->second != s->id();", "m.wait = it != claims_.end() && it->second == s->id();", PC)
+mut("prefix-release-keeps-claims", "src/engine/prefix_cache.cc",
+    "for (int32_t i = s->claims_begin; i < s->claims_end && i < static_cast<int32_t>(s->block_hashes.size()); ++i) {",
+    "for (int32_t i = s->claims_begin; i < s->claims_begin && i < static_cast<int32_t>(s->block_hashes.size()); ++i) {", PC)
+mut("host-tier-reload-hold-not-dropped", "src/engine/kv_host_tier.cc",
+    "if (--held_[static_cast<size_t>(c.host_slot)] == 0) lru_.push_back(c.host_slot);",
+    "if (held_[static_cast<size_t>(c.host_slot)] == 1) lru_.push_back(c.host_slot);", PC)
+# -- the step-time budget (cost model, online scale) --
+SB = ["step_budget_test", "scheduler_test"]
+mut("step-budget-alpha-branches-swapped", "src/engine/step_cost.cc",
+    "const double alpha = ratio > s ? kAlphaUp : kAlpha;", "const double alpha = ratio > s ? kAlpha : kAlphaUp;", SB)
+mut("step-cost-pairs-skip-diagonal", "src/engine/step_cost.cc",
+    "static_cast<double>(n) * static_cast<double>(n + 1) / 2.0;", "static_cast<double>(n) * static_cast<double>(n - 1) / 2.0;", SB)
+mut("step-cost-tile-reads-round-down", "src/engine/step_cost.cc",
+    "static_cast<double>((n + std::max(1, tile_tokens) - 1) / std::max(1, tile_tokens));",
+    "static_cast<double>(n / std::max(1, tile_tokens));", SB)
+mut("step-cost-window-keys-not-clipped", "src/engine/step_cost.cc",
+    "ms += reads * window_ctx_ms * std::min<double>(keys, window);", "ms += reads * window_ctx_ms * keys;", SB)
+# -- the CPU emulation of FP8 W8A8 activation quantization --
+FP8 = ["cpu_backend_test"]
+mut("fp8-w8a8-input-not-rounded-to-bf16", "src/backend/cpu/cpu_matmul.cc",
+    "for (int64_t k = 0; k < K; ++k) row[k] = bf16_to_f32(f32_to_bf16(xs[t * K + k]));",
+    "for (int64_t k = 0; k < K; ++k) row[k] = xs[t * K + k];", FP8)
+mut("fp8-e4m3-ties-away-from-zero", "src/backend/float_codec.h",
+    "int m = static_cast<int>(std::rint((fr * 2.0f - 1.0f) * 8.0f));",
+    "int m = static_cast<int>(std::round((fr * 2.0f - 1.0f) * 8.0f));", FP8)
+mut("fp8-w8a8-k-alignment-dropped", "src/backend/quantized_matrix.cc",
+    "m.N % 8 == 0 && m.K % 16 == 0 &&", "m.N % 8 == 0 &&", FP8)
+mut("fp8-w8a8-dynamic-tensor-runs-w8a16", "src/backend/quantized_matrix.cc",
+    "(m.act == ActQuant::kStaticTensor || m.act == ActQuant::kDynamicToken || m.act == ActQuant::kDynamicTensor);",
+    "(m.act == ActQuant::kStaticTensor || m.act == ActQuant::kDynamicToken);", FP8)
+
 # ---- the runner ----
 ap = argparse.ArgumentParser(prog="scripts/mutation-test.sh")
 ap.add_argument("--work", default="build-mutation")

@@ -214,6 +214,27 @@ TEST(StepCost, ChunkCostGrowsWithTokensAndContext) {
   EXPECT_EQ(b.max_tokens(0, 0, 100.0), 0);
 }
 
+// The K/V read terms by hand: a chunk reads its keys once per tile of
+// tile_tokens queries, rounded up (a decode token reads its context once), and
+// the sliding-window layers read and pair with at most `window` keys.
+TEST(StepCost, KeyReadTermsByHand) {
+  StepCostModel m;
+  m.token_ms = 1.0;
+  m.ctx_ms = 0.5;
+  m.tile_tokens = 4;
+  EXPECT_EQ(m.chunk_ms(99, 1), 1.0 + 0.5 * 100);      // a decode token: its 100 keys, once
+  EXPECT_EQ(m.chunk_ms(96, 4), 4.0 + 0.5 * 100);      // one full tile
+  EXPECT_EQ(m.chunk_ms(95, 5), 5.0 + 2 * 0.5 * 100);  // a tile and one query more: two reads
+  m.ctx_ms = 0.0;
+  m.window = 64;
+  m.window_ctx_ms = 0.25;
+  EXPECT_EQ(m.chunk_ms(999, 1), 1.0 + 0.25 * 64);  // 1000 keys of context, 64 in the window
+  EXPECT_EQ(m.chunk_ms(9, 1), 1.0 + 0.25 * 10);    // all inside the window
+  m.window_ctx_ms = 0.0;
+  m.window_pair_ms = 0.5;
+  EXPECT_EQ(m.chunk_ms(999, 2), 2.0 + 0.5 * 2 * 64);  // 2 queries x 64 keys
+}
+
 TEST(StepCost, ObserveMovesTheScalesWithinBounds) {
   StepBudget b;
   b.set_model(attention_model());

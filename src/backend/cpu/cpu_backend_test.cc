@@ -414,6 +414,11 @@ TEST(CpuFp8ActQuant, MatmulEmulatesFromThreshold) {
     odd.N = 4;
     odd.fp8.resize(4 * 16);
     EXPECT_FALSE(fp8_runs_w8a8(odd));
+    QuantizedMatrix narrow = m;  // K % 16 != 0: W8A16 as well
+    narrow.K = 8;
+    narrow.group_size = 8;
+    narrow.fp8.resize(8 * 8);
+    EXPECT_FALSE(fp8_runs_w8a8(narrow));
   }
   CpuOptions o;
   o.emulate_fp8_w8a8 = true;
@@ -446,11 +451,25 @@ TEST(CpuFp8ActQuant, MatmulEmulatesFromThreshold) {
   }
   EXPECT_EQ(emu.w8a8_weights(), 3u);
   EXPECT_EQ(plain.w8a8_weights(), 0u);
+  // Dynamic activations, per token or per tensor (computed per token, as vLLM
+  // does), run W8A8 too; per-token-group ones and block-scaled weights do not.
+  for (ActQuant a : {ActQuant::kDynamicToken, ActQuant::kDynamicTensor}) {
+    QuantizedMatrix d = m;
+    d.act = a;
+    EXPECT_TRUE(fp8_runs_w8a8(d)) << act_quant_name(a);
+    ASSERT_TRUE(emu.upload_quantized(d).ok());
+  }
+  EXPECT_EQ(emu.w8a8_weights(), 5u);
+  {
+    QuantizedMatrix g = m;
+    g.act = ActQuant::kDynamicGroup;
+    EXPECT_FALSE(fp8_runs_w8a8(g));
+  }
   // Weight-only FP8 (no activation quantization): never emulated.
   m.act = ActQuant::kNone;
   EXPECT_FALSE(fp8_runs_w8a8(m));
   ASSERT_TRUE(emu.upload_quantized(m).ok());
-  EXPECT_EQ(emu.w8a8_weights(), 3u);
+  EXPECT_EQ(emu.w8a8_weights(), 5u);
 }
 
 }  // namespace
