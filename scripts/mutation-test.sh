@@ -110,11 +110,14 @@ mut("sampler-top-k-drops-ties", "src/sampling/sampler.cc",
 # -- scheduler, admission --
 SCHED = ["scheduler_test", "engine_test"]
 mut("scheduler-admission-ignores-token-budget", "src/engine/scheduler.cc",
-    "const int32_t n = std::min(s->num_uncomputed(), budget);", "const int32_t n = s->num_uncomputed();", SCHED)
+    "*n = time_fit(s->num_computed, std::min(s->num_uncomputed(), budget));",
+    "*n = time_fit(s->num_computed, s->num_uncomputed());", SCHED)
 mut("scheduler-admits-after-preempting", "src/engine/scheduler.cc",
-    "if (!out->preempted.empty() || waiting_.empty()) return;", "if (waiting_.empty()) return;", SCHED)
+    "if (!out->preempted.empty() || waiting_.empty()) {\n    run_yielded();",
+    "if (waiting_.empty()) {\n    run_yielded();", SCHED)
 mut("scheduler-max-num-seqs-off-by-one", "src/engine/scheduler.cc",
-    "static_cast<int32_t>(running_.size()) < max_seqs", "static_cast<int32_t>(running_.size()) <= max_seqs", SCHED)
+    "budget >= 1 &&\n         static_cast<int32_t>(running_.size()) < max_seqs) {",
+    "budget >= 1 &&\n         static_cast<int32_t>(running_.size()) <= max_seqs) {", SCHED)
 mut("admission-context-length-off-by-one", "src/engine/request.cc",
     "if (prompt_tokens + max_tokens <= max_model_len) return Status::Ok();",
     "if (prompt_tokens + max_tokens <= max_model_len + 1) return Status::Ok();", ["prompt_test", "engine_test"])
@@ -124,7 +127,7 @@ mut("kv-blocks-needed-rounds-down", "src/engine/kv_block_manager.cc",
     "const int64_t want = (total_tokens + block_size_ - 1) / block_size_;",
     "const int64_t want = total_tokens / block_size_;", KV)
 mut("kv-free-ignores-refcount", "src/engine/kv_block_manager.cc",
-    "if (--rc == 0) free_.push_back(b);", "--rc;\n    free_.push_back(b);", KV)
+    "if (--rc > 0) continue;", "--rc;", KV)
 mut("kv-tokens-that-fit-ignores-free-blocks", "src/engine/kv_block_manager.cc",
     "const int64_t capacity = (static_cast<int64_t>(table.size()) + num_free_blocks()) * block_size_;",
     "const int64_t capacity = (static_cast<int64_t>(table.size()) + num_free_blocks() + 1) * block_size_;", KV)
