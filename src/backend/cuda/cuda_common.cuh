@@ -22,6 +22,18 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// acc[0, 8) += w * (x0, x1), one fma each (attention merges of 8 output dims).
+__device__ __forceinline__ void fma8(float (&acc)[8], float w, const float4& x0, const float4& x1) {
+  acc[0] = fmaf(w, x0.x, acc[0]);
+  acc[1] = fmaf(w, x0.y, acc[1]);
+  acc[2] = fmaf(w, x0.z, acc[2]);
+  acc[3] = fmaf(w, x0.w, acc[3]);
+  acc[4] = fmaf(w, x1.x, acc[4]);
+  acc[5] = fmaf(w, x1.y, acc[5]);
+  acc[6] = fmaf(w, x1.z, acc[6]);
+  acc[7] = fmaf(w, x1.w, acc[7]);
+}
+
 // The gated MLP's activation of a gate value (kActSilu / kActGeluTanh), in float:
 // silu(x) = x / (1 + e^-x); gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 __device__ __forceinline__ float glu_activation(float x, int activation) {

@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_decode_attention.h"
+#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
@@ -349,14 +350,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
         const float4 x0 = x[0], x1 = x[1];
         const float wt = lc[c] > 0.0f ? __expf(mc[c] - M) : 0.0f;
         den = fmaf(wt, lc[c], den);
-        num[0] = fmaf(wt, x0.x, num[0]);
-        num[1] = fmaf(wt, x0.y, num[1]);
-        num[2] = fmaf(wt, x0.z, num[2]);
-        num[3] = fmaf(wt, x0.w, num[3]);
-        num[4] = fmaf(wt, x1.x, num[4]);
-        num[5] = fmaf(wt, x1.y, num[5]);
-        num[6] = fmaf(wt, x1.z, num[6]);
-        num[7] = fmaf(wt, x1.w, num[7]);
+        fma8(num, wt, x0, x1);
       }
     }
     const float inv = den > 0.0f ? 1.0f / den : 0.0f;
@@ -381,13 +375,7 @@ void launch_dg(const AttnArgs& a, int cluster, bool pdl, cudaStream_t stream) {
   cfg.blockDim = dim3(kThreads);
   cfg.dynamicSmemBytes = Shape<D, GM>::kSmemBytes;
   cfg.stream = stream;
-  cudaLaunchAttribute attrs[2] = {};
-  attrs[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attrs[0].val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
-  attrs[1].id = cudaLaunchAttributeClusterDimension;
-  attrs[1].val.clusterDim.x = static_cast<unsigned>(cluster);
-  attrs[1].val.clusterDim.y = 1;
-  attrs[1].val.clusterDim.z = 1;
+  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(cluster)};
   cfg.attrs = attrs;
   cfg.numAttrs = cluster > 1 ? 2 : 1;
   KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_attention_kernel<D, GM>, a));
@@ -424,11 +412,7 @@ void configure_dg() {
     cfg.gridDim = dim3(static_cast<unsigned>(c));
     cfg.blockDim = dim3(kThreads);
     cfg.dynamicSmemBytes = Shape<D, GM>::kSmemBytes;
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = static_cast<unsigned>(c);
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
+    cudaLaunchAttribute attr = cluster_x_attr(c);
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     int n = 0;

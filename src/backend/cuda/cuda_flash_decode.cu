@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_flash_common.cuh"
 #include "backend/cuda/cuda_flash_host.h"
@@ -266,14 +267,7 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
         const float wt = red_w[w * kRows + r];
         const float4 x0 = *reinterpret_cast<const float4*>(red_o + (w * kRows + r) * D + d);
         const float4 x1 = *reinterpret_cast<const float4*>(red_o + (w * kRows + r) * D + d + 4);
-        v[0] = fmaf(wt, x0.x, v[0]);
-        v[1] = fmaf(wt, x0.y, v[1]);
-        v[2] = fmaf(wt, x0.z, v[2]);
-        v[3] = fmaf(wt, x0.w, v[3]);
-        v[4] = fmaf(wt, x1.x, v[4]);
-        v[5] = fmaf(wt, x1.y, v[5]);
-        v[6] = fmaf(wt, x1.z, v[6]);
-        v[7] = fmaf(wt, x1.w, v[7]);
+        fma8(v, wt, x0, x1);
       }
       uint4 pk;
       pk.x = pack_bf16(v[0], v[1]);

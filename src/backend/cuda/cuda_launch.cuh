@@ -23,6 +23,23 @@ namespace kr::cuda {
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 
+// Launch attributes: programmatic dependent launch allowed (pdl) or not; clusters of
+// x blocks along the grid's x.
+inline cudaLaunchAttribute pdl_attr(bool pdl) {
+  cudaLaunchAttribute a{};
+  a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  a.val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
+  return a;
+}
+inline cudaLaunchAttribute cluster_x_attr(int x) {
+  cudaLaunchAttribute a{};
+  a.id = cudaLaunchAttributeClusterDimension;
+  a.val.clusterDim.x = static_cast<unsigned>(x);
+  a.val.clusterDim.y = 1;
+  a.val.clusterDim.z = 1;
+  return a;
+}
+
 template <typename... Params, typename... Args>
 void launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
             Args... args) {
@@ -31,9 +48,7 @@ void launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t s
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
+  cudaLaunchAttribute attr = pdl_attr(pdl);
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
   KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));

@@ -156,6 +156,24 @@ __device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
+// The lane's words of rows g and g + 8 for mma tile i of chunk c, from one tile's
+// vectors of a step (qgemm_layout.h: 4-bit, one word per row and chunk; 8-bit, the
+// word of positions 4i..4i+3, rows g and g + 8 in words i and 2 + i; FP8, one vector per row).
+template <QCode C>
+__device__ __forceinline__ void tile_row_words(const uint4 (&wt)[Kind<C>::kWVecs], int c, int i, uint32_t& rg,
+                                               uint32_t& rg8) {
+  if constexpr (C == QCode::kU4) {
+    rg = word_of(wt[0], 2 * c);
+    rg8 = word_of(wt[0], 2 * c + 1);
+  } else if constexpr (C == QCode::kU8) {
+    rg = word_of(wt[0], i);
+    rg8 = word_of(wt[0], 2 + i);
+  } else {
+    rg = word_of(wt[0], i);
+    rg8 = word_of(wt[Kind<C>::kWVecs - 1], i);
+  }
+}
+
 // 1 / rms of a bf16 row of K (K % 8 == 0) for RMSNorm, summed by one warp in a
 // fixed order (lane-strided 8-element vectors, then warp_sum); every lane gets it.
 // row == nullptr (a padding token): the sum of nothing.
@@ -437,16 +455,7 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
 #pragma unroll
           for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
             uint32_t rg, rg8;
-            if constexpr (C == QCode::kU4) {
-              rg = word_of(wv[u][ti][0], 2 * c);
-              rg8 = word_of(wv[u][ti][0], 2 * c + 1);
-            } else if constexpr (C == QCode::kU8) {
-              rg = word_of(wv[u][ti][0], i);
-              rg8 = word_of(wv[u][ti][0], 2 + i);
-            } else {
-              rg = word_of(wv[u][ti][0], i);
-              rg8 = word_of(wv[u][ti][1], i);
-            }
+            tile_row_words<C>(wv[u][ti], c, i, rg, rg8);
             uint32_t af[4];
             a_fragment<C, kFold, kBias>(af, rg, rg8, i, m);
 #pragma unroll
@@ -723,16 +732,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) qgemv_kernel(const QWeight w,
 #pragma unroll
             for (int ti = 0; ti < 2; ++ti) {
               uint32_t rg, rg8;
-              if constexpr (C == QCode::kU4) {
-                rg = word_of(wv[u][ti][0], 2 * c);
-                rg8 = word_of(wv[u][ti][0], 2 * c + 1);
-              } else if constexpr (C == QCode::kU8) {
-                rg = word_of(wv[u][ti][0], i);
-                rg8 = word_of(wv[u][ti][0], 2 + i);
-              } else {
-                rg = word_of(wv[u][ti][0], i);
-                rg8 = word_of(wv[u][ti][1], i);
-              }
+              tile_row_words<C>(wv[u][ti], c, i, rg, rg8);
               uint32_t af[4];
               a_fragment_raw<C>(af, rg, rg8, i);
               mma_bf16(part[ti], af, b0, b1);
