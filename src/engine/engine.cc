@@ -262,7 +262,10 @@ void Engine::Impl::step(bool fast_path) {
     const Status st = run(out);
     record.end_ns = clock->now_ns();
     record.ok = st.ok();
-    if (st.ok()) sched.on_step_timed(static_cast<double>(record.end_ns - record.start_ns) * 1e-6);
+    // A step that sampled nothing did not wait for the device: its time is only
+    // the launch, and the device's work lands on the next step that waits.
+    const bool waited = std::any_of(out.seqs.begin(), out.seqs.end(), [](const ScheduledSeq& ss) { return ss.sample; });
+    if (st.ok()) sched.on_step_timed(static_cast<double>(record.end_ns - record.start_ns) * 1e-6, waited);
     if (st.ok()) {
       postprocess(out, record.end_ns);
     } else {

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <thread>
 
+#include "base/clock.h"
+#include "base/log.h"
+
 namespace kr {
 namespace {
 
@@ -162,7 +165,9 @@ StatusOr<Tensor> ForwardRunner::forward() {
 Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) {
   out->clear();
   if (seqs.empty()) return InvalidArgument("step: no sequences");
+  const int64_t t0 = steady_now_ns();
   KR_RETURN_IF_ERROR(build_metadata(seqs));
+  const int64_t t1 = steady_now_ns();
   // Masks of the constrained rows: started on the workers before the forward
   // is launched, collected after it (StepMasks::start/wait).
   const size_t num_masked = StepMasks::count_masked(row_constraints_);
@@ -171,10 +176,20 @@ Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledTok
     masks_.start(row_constraints_, words, backend_->token_mask_host_buffer(num_masked * words));
   }
   auto logits = forward();  // [R, V] f32
+  const int64_t t2 = steady_now_ns();
   if (num_masked > 0) masks_.wait();  // also on a failed forward: the workers must be done
   if (!logits.ok()) return logits.status();
+  // KR_LOG_LEVEL=debug: where the host time of a step with a prefill chunk goes
+  // (launching the forward, then sampling, which waits for the device).
+  auto log_times = [&] {
+    if (meta_.num_tokens == meta_.num_seqs) return;
+    const int64_t t3 = steady_now_ns();
+    KR_LOG(kDebug, "forward: %d tokens, %d sequences: metadata %.3f ms, launch %.3f ms, sample (device wait) %.3f ms",
+           meta_.num_tokens, meta_.num_seqs, (t1 - t0) * 1e-6, (t2 - t1) * 1e-6, (t3 - t2) * 1e-6);
+  };
   if (num_masked == 0) {
     sampler_.sample(*logits, sample_rows_, out);
+    log_times();
     return Status::Ok();
   }
   StepTokenMasks m;
@@ -183,6 +198,7 @@ Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledTok
   m.words_per_row = masks_.words_per_row();
   sampler_.sample(*logits, sample_rows_, m, out);
   for (int32_t r : masks_.dead_ends()) (*out)[static_cast<size_t>(r)].no_allowed_token = true;
+  log_times();
   return Status::Ok();
 }
 

@@ -231,13 +231,14 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   run_yielded();
 }
 
-void Scheduler::on_step_timed(double measured_ms) {
+void Scheduler::on_step_timed(double measured_ms, bool waited) {
   if (!step_has_chunk_) return;
   // KR_LOG_LEVEL=debug: the budget's estimate against the measurement, step by step.
-  KR_LOG(kDebug, "step %lld chunk: %d tokens, estimate %.3f ms x scale %.3f = %.3f ms, measured %.3f ms, decodes %s",
+  KR_LOG(kDebug, "step %lld chunk: %d tokens, estimate %.3f ms x scale %.3f = %.3f ms, measured %.3f ms, decodes %s%s",
          static_cast<long long>(step_), step_tokens_, step_estimate_ms_, budget_.scale(step_has_decode_),
-         step_estimate_ms_ * budget_.scale(step_has_decode_), measured_ms, step_has_decode_ ? "yes" : "no");
-  budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);
+         step_estimate_ms_ * budget_.scale(step_has_decode_), measured_ms, step_has_decode_ ? "yes" : "no",
+         waited ? "" : " (no wait: not counted)");
+  if (waited) budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);
 }
 
 Scheduler::Admit Scheduler::admit_blocks(Sequence* s, int32_t budget, int32_t* n) {

@@ -83,8 +83,10 @@ class Scheduler {
 
   // The runner's step cost model (ModelRunner::step_cost_model); unknown: no time budget.
   void set_cost_model(const StepCostModel& m) { budget_.set_model(m); }
-  // The last scheduled step took measured_ms: corrects the cost model (StepBudget::observe).
-  void on_step_timed(double measured_ms);
+  // The last scheduled step took measured_ms: corrects the cost model
+  // (StepBudget::observe) when the step waited for the device (`waited`: it
+  // sampled a token); a step that did not is only logged.
+  void on_step_timed(double measured_ms, bool waited = true);
   const StepBudget& step_budget() const { return budget_; }
   // The last schedule()'s estimated step time, unscaled (0 with no cost model).
   double last_estimate_ms() const { return budget_.known() ? step_estimate_ms_ : 0.0; }

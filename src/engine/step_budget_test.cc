@@ -37,7 +37,10 @@ struct Harness {
   // One step: "A:8 B:1*" (* = sampled).
   std::string step() {
     sched.schedule(1'000'000, &out);
-    if (measured_factor > 0) sched.on_step_timed(measured_factor * sched.last_estimate_ms());
+    bool waited = false;  // as the engine: a step waits for the device when it samples
+    for (const ScheduledSeq& ss : out.seqs) waited = waited || ss.sample;
+    const double factor = waited || unwaited_factor == 0 ? measured_factor : unwaited_factor;
+    if (factor > 0) sched.on_step_timed(factor * sched.last_estimate_ms(), waited);
     std::string d;
     for (const ScheduledSeq& ss : out.seqs) d += (d.empty() ? "" : " ") + names[ss.seq] + ":" + std::to_string(ss.num_tokens) + (ss.sample ? "*" : "");
     sched.on_step_done(out);
@@ -62,6 +65,7 @@ struct Harness {
   std::map<const Sequence*, std::string> names;
   SchedulerOutput out;
   double measured_factor = 0.0;
+  double unwaited_factor = 0.0;  // > 0: steps that sample nothing "measure" this (their launch only)
 };
 
 // 1 ms per step, 0.01 ms per token, 1e-5 ms per attention pair; no K/V read term.
@@ -137,6 +141,19 @@ TEST(StepBudgetTable, MeasuredStepTimesCorrectTheEstimate) {
   h.add("L", 3000, 1);
   h.walk({"D:1* L:861", "D:1* L:573", "D:1* L:462", "D:1* L:398", "D:1* L:533", "D:1* L:173*"});
   EXPECT_NEAR(h.sched.step_budget().scale(/*mixed=*/true), 0.5, 1e-12);
+}
+
+// A prefill chunk that samples nothing does not wait for the device, so its
+// measured time is the launch only (on the H200, 2 ms for a 2,048-token chunk,
+// then 125 ms for the next one that waited): only the steps that waited move the
+// scale. Here the last chunk of L: 0.5.
+TEST(StepBudgetTable, StepsThatDidNotWaitAreNotCounted) {
+  Harness h(budget_config(), attention_model());
+  h.measured_factor = 0.5;
+  h.unwaited_factor = 0.05;
+  h.add("L", 2500, 1);
+  h.walk({"L:1000", "L:1000", "L:500*"});
+  EXPECT_NEAR(h.sched.step_budget().scale(/*mixed=*/false), 0.5, 1e-12);
 }
 
 // max_step_ms 0 turns the time budget off.
