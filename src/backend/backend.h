@@ -318,6 +318,9 @@ class Backend {
   virtual void end_graph() {}
   // Rates for a step-time estimate (BackendRates); default: unknown.
   virtual BackendRates rates() const { return {}; }
+  // Whether the first matmul of a new shape costs milliseconds of kernel choice and
+  // loading (CUDA: cuBLAS), so that warming the step shapes up at load pays.
+  virtual bool first_shape_is_slow() const { return false; }
 
   // ---- KV blocks <-> host memory: the prefix cache's host tier (engine/kv_host_tier.h) ----
   // Host memory for the tier: page-locked where the device has it (CUDA), so block

@@ -58,6 +58,10 @@ const EngineVariable kVariables[] = {
      "while decodes run, prefill chunks are cut so a step's estimated time (attention included) stays "
      "under this; 0 = token budget only",
      KR_DOUBLE(max_step_ms)},
+    {"KR_STEP_TOKEN_ALIGN", nullptr, V::kInt, 1, 4096,
+     "a prefill chunk cut by the step-time budget is cut further so that the step's token count is a "
+     "multiple of this (few distinct matmul shapes, each warmed up at load); 1 = off",
+     KR_INT(step_token_align)},
     {"KR_MAX_QUEUED_REQUESTS", nullptr, V::kInt, 1, 1 << 24, "waiting requests beyond which a request gets 503",
      KR_INT(max_queued_requests)},
     {"KR_BACKGROUND_MAX_WAIT_S", nullptr, V::kDouble, 0, 1e6,

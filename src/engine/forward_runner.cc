@@ -162,6 +162,12 @@ StatusOr<Tensor> ForwardRunner::forward() {
   return logits;
 }
 
+bool ForwardRunner::warm_up(std::span<const int32_t> step_tokens) {
+  if (!backend_->first_shape_is_slow()) return false;
+  model_->warm_up_matmuls(step_tokens);
+  return true;
+}
+
 Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) {
   out->clear();
   if (seqs.empty()) return InvalidArgument("step: no sequences");

@@ -43,6 +43,7 @@ class ForwardRunner final : public ModelRunner {
   // From the model's shape (matmul FLOPs per token, attention FLOPs per pair and
   // K/V bytes per key, per layer kind) and the backend's rates.
   StepCostModel step_cost_model() const override;
+  bool warm_up(std::span<const int32_t> step_tokens) override;
   // InvalidArgument (nothing run) for an empty step, a step over
   // max_tokens_per_step tokens or max_logit_rows samplers, a block table that
   // does not cover start_pos + tokens, or a sampling SeqStep without params.

@@ -41,6 +41,12 @@ class ModelRunner {
   // What a step costs on this runner's device (engine/step_cost.h), for the
   // scheduler's time budget; the default is unknown (token budget only).
   virtual StepCostModel step_cost_model() const { return {}; }
+  // Prepares steps of each size in `step_tokens` where the device is slow to run a
+  // shape the first time (Model::warm_up_matmuls); false: nothing to do here.
+  virtual bool warm_up(std::span<const int32_t> step_tokens) {
+    (void)step_tokens;
+    return false;
+  }
   // Runs one step. `out`, empty on entry, gets one SampledToken per
   // SeqStep with sample == true, in order.
   virtual Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) = 0;

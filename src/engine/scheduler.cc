@@ -111,13 +111,23 @@ void Scheduler::schedule(int64_t now_ns, SchedulerOutput* out) {
   step_tokens_ = out->num_tokens;
 }
 
-int32_t Scheduler::time_fit(int32_t context, int32_t want) {
+int32_t Scheduler::time_fit(int32_t context, int32_t want, int32_t step_tokens) {
   if (!time_bound_ || want <= 0) return want;
   const double limit = config_.max_step_ms / budget_.scale(/*mixed=*/true);  // unscaled ms
   double left = limit - step_estimate_ms_;
   // The first chunk of the step always gets a quarter of the budget (and a token).
   if (!step_has_chunk_) left = std::max(left, limit / 4);
   int32_t n = budget_.max_tokens(context, want, left);
+  // A chunk the time cut: shortened so that the step's tokens end on a multiple of
+  // step_token_align, unless that leaves less than one multiple. A matmul shape
+  // the device has not run yet costs its first step milliseconds of launch on the
+  // H200 (cuBLAS picking and loading kernels: median +1.5 ms, up to 54 ms), so the
+  // shapes of mixed steps come from a small set that the runner warms up at load.
+  const int32_t align = std::max(1, config_.step_token_align);
+  if (n < want && align > 1) {
+    const int32_t aligned = (step_tokens + n) / align * align - step_tokens;
+    if (aligned >= align) n = aligned;
+  }
   if (!step_has_chunk_) n = std::max<int32_t>(n, 1);
   return n;
 }
@@ -177,7 +187,7 @@ void Scheduler::run_passes(int64_t now_ns, SchedulerOutput* out) {
   auto feed_prefill = [&](Sequence* s) {
     const int64_t fit = blocks_->tokens_that_fit(s->block_table, s->num_computed);
     const int32_t want = static_cast<int32_t>(std::min<int64_t>({s->num_uncomputed(), budget, fit}));
-    const int32_t n = time_fit(s->num_computed, want);
+    const int32_t n = time_fit(s->num_computed, want, out->num_tokens);
     if (n < 1) return;
     KR_CHECK(blocks_->allocate(&s->block_table, s->num_computed + n));
     emit(s, n);
@@ -245,14 +255,15 @@ Scheduler::Admit Scheduler::admit_blocks(Sequence* s, int32_t budget, int32_t* n
   // The chunk: what the token budget and the step's time budget allow (kNoBlocks
   // when no time is left: the head waits for the next step).
   if (cache_ == nullptr) {
-    *n = time_fit(s->num_computed, std::min(s->num_uncomputed(), budget));
+    *n = time_fit(s->num_computed, std::min(s->num_uncomputed(), budget), config_.max_batched_tokens - budget);
     if (*n < 1) return Admit::kNoBlocks;
     return blocks_->allocate(&s->block_table, s->num_computed + *n) ? Admit::kOk : Admit::kNoBlocks;
   }
   const PrefixMatch m = cache_->match(s);
   if (m.wait) return Admit::kWait;
   const int32_t cached = m.blocks() * blocks_->block_size();
-  *n = time_fit(cached, std::min(s->num_tokens() - cached, budget));  // only uncached tokens
+  *n = time_fit(cached, std::min(s->num_tokens() - cached, budget),  // only uncached tokens
+                config_.max_batched_tokens - budget);
   if (*n < 1) return Admit::kNoBlocks;
   return cache_->admit(s, m, *n) ? Admit::kOk : Admit::kNoBlocks;
 }

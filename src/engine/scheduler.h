@@ -107,9 +107,9 @@ class Scheduler {
   void preempt(Sequence* s, SchedulerOutput* out);
   void run_passes(int64_t now_ns, SchedulerOutput* out);
   Sequence* worst_unscheduled_running() const;
-  // Tokens of a chunk (at most want) starting at `context` computed tokens that the
-  // step's time budget allows.
-  int32_t time_fit(int32_t context, int32_t want);
+  // The chunk of `want` tokens at `context` that the step's time budget allows, in
+  // a step that has `step_tokens` tokens so far.
+  int32_t time_fit(int32_t context, int32_t want, int32_t step_tokens);
   enum class Admit { kOk, kNoBlocks, kWait };
   // Blocks for a waiting sequence's first chunk (after its cached prefix); *n: the chunk.
   Admit admit_blocks(Sequence* s, int32_t budget, int32_t* n);

@@ -81,6 +81,7 @@ EngineConfig budget_config() {
   EngineConfig c;
   c.max_batched_tokens = 1000;
   c.max_step_ms = 10.0;
+  c.step_token_align = 1;  // the tables below: chunks exactly as the cost model cuts them
   return c;
 }
 
@@ -154,6 +155,21 @@ TEST(StepBudgetTable, StepsThatDidNotWaitAreNotCounted) {
   h.add("L", 2500, 1);
   h.walk({"L:1000", "L:1000", "L:500*"});
   EXPECT_NEAR(h.sched.step_budget().scale(/*mixed=*/false), 0.5, 1e-12);
+}
+
+// With step_token_align 64 a chunk the time budget cuts ends the step at a
+// multiple of 64 tokens with D's token: the cost model allows 459 at context 0
+// and 348 at context 447 (as in ChunksShrinkWithTheContextWhileDecodesRun), cut
+// to 447 and 319; then 255, 255 (steps of 448, 320, 256, 256 tokens); the last chunk,
+// which the prompt's end cuts, does not move.
+TEST(StepBudgetTable, TimeCutChunksEndTheStepOnTheAlignment) {
+  EngineConfig c = budget_config();
+  c.step_token_align = 64;
+  Harness h(c, attention_model());
+  h.add("D", 2, 100);
+  h.walk({"D:2*"});
+  h.add("L", 1300, 1);
+  h.walk({"D:1* L:447", "D:1* L:319", "D:1* L:255", "D:1* L:255", "D:1* L:24*"});
 }
 
 // max_step_ms 0 turns the time budget off.

@@ -47,6 +47,21 @@ Model::~Model() {
   }
 }
 
+void Model::warm_up_matmuls(std::span<const int32_t> step_tokens) {
+  if (weights_->layers.empty()) return;
+  const LayerWeights& w = weights_->layers[0];  // every layer has these shapes
+  for (const int32_t T : step_tokens) {
+    if (T < 1 || T > options_.max_tokens_per_step) continue;
+    Tensor normed = normed_.rows(0, T), qkv = qkv_.rows(0, T), attn = attn_.rows(0, T);
+    Tensor proj = proj_.rows(0, T), gate_up = gate_up_.rows(0, T), act = act_.rows(0, T);
+    backend_.matmul(normed, w.qkv, qkv);
+    backend_.matmul(attn, w.o, proj);
+    backend_.matmul(normed, w.gate_up, gate_up);
+    backend_.matmul(act, w.down, proj);
+  }
+  backend_.synchronize();
+}
+
 Status Model::init() {
   const ModelConfig& c = config_;
   if (options_.block_size <= 0 || options_.max_tokens_per_step <= 0 || options_.max_logit_rows <= 0)

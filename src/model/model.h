@@ -57,6 +57,12 @@ class Model {
   StatusOr<Tensor> forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
                            std::span<const int32_t> logit_rows);
 
+  // Runs each distinct matmul of a layer once at every step size T in `step_tokens`
+  // (each <= max_tokens_per_step; the step buffers are scratch here, the KV cache
+  // is not touched): a backend that picks and loads kernels per shape at first use
+  // (CUDA: cuBLAS) does it now instead of in a serving step. Between steps only.
+  void warm_up_matmuls(std::span<const int32_t> step_tokens);
+
   const ModelConfig& config() const { return config_; }
   const GenerationDefaults& generation_defaults() const { return gen_; }
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }

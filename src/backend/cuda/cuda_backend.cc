@@ -308,6 +308,7 @@ class CudaBackend final : public Backend {
   bool implements_sample() const override { return true; }
 
   BackendRates rates() const override;
+  bool first_shape_is_slow() const override { return true; }
   // The host tier: pinned memory, copies on the copier's stream (cuda_kv_copy.h).
   void* alloc_host_memory(size_t bytes) override {
     void* p = nullptr;
