@@ -172,12 +172,15 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
     // The lines the last block will read besides out (the residual and the norm
     // weights, cold after a layer's worth of weight streaming), into L2 now, one
     // line per block: the first blocks finish long before the last one.
+    // Lines counted from the one holding an array's first byte; none past its last.
     if (threadIdx.x == 0) {
-      const int lines = (a.post.H * 2 + 127) / 128;
+      const size_t bytes = static_cast<size_t>(a.post.H) * 2;
+      const int lines = static_cast<int>((bytes + 127) / 128) + 1;
       for (int l = blockIdx.x; l < 3 * lines; l += gridDim.x) {
         const int k = l / lines;
-        const char* p = static_cast<const char*>(k == 0 ? a.post.residual : k == 1 ? a.post.w : a.post.pre_w);
-        if (p != nullptr) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + static_cast<size_t>(l % lines) * 128));
+        const uintptr_t p = reinterpret_cast<uintptr_t>(k == 0 ? a.post.residual : k == 1 ? a.post.w : a.post.pre_w);
+        const uintptr_t line = (p & ~uintptr_t{127}) + static_cast<uintptr_t>(l % lines) * 128;
+        if (p != 0 && line < p + bytes) asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
       }
     }
   }
