@@ -30,6 +30,12 @@ struct CudaOptions {
   // when the GEMV before it ends, instead of being launched then (measured gain and
   // loss: docs/performance.md; kr-cuda-bench --no-pdl-norms).
   bool pdl_norms = true;
+  // matmul_add_rms_norm at batch 1 (dense bf16 weights, hidden size up to
+  // cuda::kGemv1MaxAddNormH): one GEMV whose last block runs the norm kernel's op
+  // (Gemma's norm of the output, the residual add, the next norm) with the same
+  // bits (cuda_gemv1.h kAddRmsNorm). Off: the GEMV, then the norm kernel
+  // (kr-cuda-bench --no-gemv-add-norm, to compare).
+  bool gemv_add_rms_norm = true;
   // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
   // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
   // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that
