@@ -36,7 +36,7 @@ struct EngineConfig {
   int32_t max_num_seqs = 256;         // KR_MAX_NUM_SEQS: running-sequence cap
   int32_t max_batched_tokens = 2048;  // KR_MAX_BATCHED_TOKENS: tokens per step (chunked prefill)
   double max_step_ms = 20.0;          // KR_MAX_STEP_MS: estimated step time while decodes run; 0 = off
-  int32_t step_token_align = 64;      // KR_STEP_TOKEN_ALIGN: a time-cut chunk ends the step at a multiple of this; 1 = off
+  int32_t step_token_align = 16;      // KR_STEP_TOKEN_ALIGN: a time-cut chunk ends the step at a multiple of this; 1 = off
   int32_t max_queued_requests = 4096; // KR_MAX_QUEUED_REQUESTS: submit() refuses beyond
   double background_max_wait_s = 30;  // KR_BACKGROUND_MAX_WAIT_S: aging bound for low priorities
   double request_timeout_s = 0;       // KR_REQUEST_TIMEOUT_S: 0 = none
