@@ -954,8 +954,10 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     cuda::launch_gather_cols(x->data, q.perm, q_gather_, T, q.K, s);
     a.x = q_gather_;
   }
-  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s,
-                            options_.quant_gemv_pipelined ? cuda::QGemvPath::kPipelined : cuda::QGemvPath::kMma);
+  const cuda::QGemvPath gemv_path = options_.quant_gemv == CudaOptions::QuantGemv::kStream      ? cuda::QGemvPath::kStream
+                                    : options_.quant_gemv == CudaOptions::QuantGemv::kPipelined ? cuda::QGemvPath::kPipelined
+                                                                                                : cuda::QGemvPath::kMma;
+  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split);
 }
 
 void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "backend/backend.h"
 
@@ -46,10 +47,15 @@ struct CudaOptions {
   // FP8 and cuBLASLt's FP8 GEMM runs (W8A8); below, the dequantizing kernels
   // (W8A16, bf16 activations).
   int fp8_w8a8_min_tokens = 9;
-  // Quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath): the pipelined
-  // GEMV kernel (qgemv_kernel) instead of the mma kernel's T <= 8 shape
-  // (kr-cuda-bench --qgemv-pipelined; --gemv-bench --quant FMT times both).
-  bool quant_gemv_pipelined = false;
+  // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
+  // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape) or kPipelined
+  // (qgemv_kernel). kr-cuda-bench and kr-backend-ops --qgemv stream|mma|pipelined;
+  // kr-cuda-bench --gemv-bench --quant FMT times all three per shape.
+  enum class QuantGemv { kMma, kPipelined, kStream };
+  QuantGemv quant_gemv = QuantGemv::kStream;
+  // kStream's K slices per tile pair (1..8, a thread-block cluster); 0: its own
+  // choice per shape. For measurements (kr-cuda-bench --qgemv-split N).
+  int quant_gemv_split = 0;
   // The flash (tensor-core) attention kernels for head dims 64/128/256; off: the
   // older paged kernel for every step (kr-cuda-bench --no-flash, to compare).
   bool flash_attention = true;
@@ -86,6 +92,21 @@ struct CudaOptions {
   // free memory, as above.
   size_t memory_budget_bytes = 0;
 };
+
+
+// "mma", "pipelined", "stream": the names of CudaOptions::QuantGemv on command lines
+// and in benchmark JSON; parse_quant_gemv is false for anything else.
+inline const char* quant_gemv_name(CudaOptions::QuantGemv k) {
+  return k == CudaOptions::QuantGemv::kMma ? "mma" : k == CudaOptions::QuantGemv::kPipelined ? "pipelined" : "stream";
+}
+inline bool parse_quant_gemv(const std::string& name, CudaOptions::QuantGemv* out) {
+  for (auto k : {CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kPipelined, CudaOptions::QuantGemv::kStream})
+    if (name == quant_gemv_name(k)) {
+      *out = k;
+      return true;
+    }
+  return false;
+}
 
 // True when the CUDA runtime finds at least one usable device.
 bool cuda_device_available();

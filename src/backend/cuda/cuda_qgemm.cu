@@ -880,6 +880,382 @@ bool launch_qgemv_pipelined(const QWeight& w, const QGemmArgs& a, QEpilogue e, i
   return true;
 }
 
+// ---- the streaming T <= 8 kernel (QGemvPath::kStream) ----
+//
+// What keeps the two kernels above far below the bf16 GEMV's bytes per second
+// (measurements: docs/performance.md):
+//  - qgemm_kernel loads a batch of U steps, waits for all of it, computes it, then
+//    loads the next, so a warp has nothing in flight while it computes; it decodes
+//    the meta of every 32-column chunk again (two dependent __ldg and ~30
+//    instructions per chunk and tile); and it merges its K splits through global
+//    memory (partials, __threadfence, an atomic and a re-read: three L2 round trips
+//    after the last weight arrives);
+//  - qgemv_kernel (pipelined) keeps a ring in flight, but splits K only when the tile
+//    pairs leave half the SMs idle: the 3B's o_proj and down_proj (96 tile pairs) run
+//    96 blocks on 96 SMs, and its blocks of 256 threads with up to 96 KB of shared
+//    memory fit two per SM, so gate_up's 512 blocks run in two waves, each paying the
+//    prologue (x staging, meta decode) and the epilogue with no weight in flight.
+// This kernel keeps the pipelined kernel's arithmetic (codes into the mma as stored,
+// Σx from a ones-mma, one fold per group with the meta decoded once per block into
+// shared memory) and changes how the bytes are spread and merged:
+//  - blocks of 4 warps, up to 4 per SM (128 registers, no spills), so that one wave
+//    holds the 3B shapes' grids and the next kernel's blocks can become resident
+//    while this one drains;
+//  - K is cut into S slices (S = 1, 2, 4, 8) chosen per shape so that a warp's steps
+//    fit its ring (every weight byte requested before the first is used) while the
+//    grid stays within one wave; the S slices of a tile pair are a thread-block
+//    cluster and rank 0 sums them from distributed shared memory in rank order
+//    (deterministic; no global partials, fences or atomics);
+//  - the ring (8 steps of 4-bit or 8-bit codes, 4 of FP8, per warp) and the block's
+//    meta (cp.async) are requested before griddepcontrol.wait, so that under PDL the
+//    weight reads overlap the previous kernel's tail.
+// Learned from (ideas, not code): TensorRT-LLM's weightOnlyBatchedGemv (kernel.h: a
+// CTA owns a few output columns over all of K, its threads strided along K, the
+// CTA's group scales and zeros staged in shared memory), Marlin and vLLM's AWQ
+// kernels (4-bit codes OR-ed into the mantissa of a magic constant: u4_pair_plus128),
+// and the CUDA programming guide's distributed shared memory examples (cluster
+// reductions).
+constexpr int kStreamWarps = 4;
+constexpr int kStreamThreads = kStreamWarps * 32;
+constexpr int kStreamMaxSmem = 96 * 1024;
+constexpr int kStreamMaxCluster = 8;  // portable cluster size
+
+template <QCode C>
+struct StreamDepth {
+  static constexpr int kDepth = C == QCode::kFp8 ? 4 : 8;  // steps of weights in flight per warp (64 registers)
+};
+
+// Host-computed shape of one launch (plan_qstream).
+struct QStreamPlan {
+  int S = 1;             // K slices per tile pair = the cluster's size (grid x)
+  int per = 0;           // steps per slice
+  int x_stride = 0;      // bf16 elements per staged x row
+  int meta_raw_off = 0;  // bytes: raw meta words [2][ng][16]
+  int meta_off = 0;      // bytes: decoded (s, beta) [ng][2][16]
+  int red_off = 0;       // bytes: the warps' sums [kStreamWarps][256] f32
+  int recv_off = 0;      // bytes: rank 0 receives every rank's sums [S][256] f32 (S > 1)
+  int smem = 0;          // bytes in all
+};
+
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void cluster_arrive_release() {
+  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait_acquire() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
+
+// The shared::cluster address of `p` (in this block's shared memory) in block `rank`.
+__device__ __forceinline__ uint32_t cluster_smem_addr(const void* p, int rank) {
+  const uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
+  return remote;
+}
+__device__ __forceinline__ void st_cluster_f32x4(uint32_t addr, float4 v) {
+  asm volatile("st.shared::cluster.v4.f32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
+               : "memory");
+}
+
+// Streamed once: not kept in L1 (ld.global.nc.L1::no_allocate; the weights are
+// never written while kernels run).
+__device__ __forceinline__ uint4 ld_stream(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// One block: tile pair blockIdx.y x K slice blockIdx.x (its rank in the cluster).
+template <QCode C, bool kBias, bool kNorm, QEpilogue E>
+__global__ void __launch_bounds__(kStreamThreads, 4)
+    qgemv_stream_kernel(const QWeight w, const QGemmArgs a, const QStreamPlan p) {
+  using Kd = Kind<C>;
+  constexpr int D = StreamDepth<C>::kDepth;
+  constexpr bool kOnes = C != QCode::kFp8;  // integer codes need Σx
+  extern __shared__ uint4 smem_u4[];
+  char* smem = reinterpret_cast<char*>(smem_u4);
+  __shared__ float inv_rms[kQGemvMaxTokens];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int rank = blockIdx.x, pair = blockIdx.y, S = p.S;
+  // This block has started: the other ranks may write into its shared memory once
+  // they have waited on this phase (before the merge).
+  if (S > 1) cluster_arrive_relaxed();
+  const int T = a.T, K = w.K;
+  int tiles[2];
+  tile_pair<E>(w, a, pair, tiles);
+  const int s_begin = min(w.steps, rank * p.per), s_end = min(w.steps, s_begin + p.per);
+  const int nsteps = s_end - s_begin;  // 0 for a trailing rank past K
+  const int ws = s_begin + (nsteps * warp) / kStreamWarps, we = s_begin + (nsteps * (warp + 1)) / kStreamWarps;
+
+  // ---- the first D steps of weights (all of them where the warp has <= D): before waiting ----
+  uint4 wv[D][2][Kd::kWVecs];
+  auto load_step = [&](uint4 (&slot)[2][Kd::kWVecs], int st) {
+#pragma unroll
+    for (int ti = 0; ti < 2; ++ti) {
+      if constexpr (C == QCode::kFp8) {
+        const uint8_t* base = static_cast<const uint8_t*>(w.codes) +
+                              (static_cast<size_t>(tiles[ti]) * 16 + g) * w.Kp + static_cast<size_t>(st) * 64 + 16 * t;
+        slot[ti][0] = ld_stream(base);
+        slot[ti][Kd::kWVecs - 1] = ld_stream(base + static_cast<size_t>(8) * w.Kp);
+      } else {
+        slot[ti][0] = ld_stream(static_cast<const uint4*>(w.codes) + q_word_index(tiles[ti], w.steps, st, lane));
+      }
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < D; ++u)
+    if (ws + u < we) load_step(wv[u], ws + u);
+
+  // ---- the meta of the slice's groups, raw, into shared memory ----
+  const int k_lo = s_begin * Kd::kStep, k_hi = s_end * Kd::kStep;  // the slice's columns (k_hi <= Kp)
+  const int g_lo = k_lo / w.group, ng = nsteps > 0 ? (k_hi - 1) / w.group - g_lo + 1 : 0;
+  uint32_t* meta_raw = reinterpret_cast<uint32_t*>(smem + p.meta_raw_off);  // [2][ng][16]
+  float2* meta_sb = reinterpret_cast<float2*>(smem + p.meta_off);           // [ng][2][16]
+  for (int e = threadIdx.x; e < 2 * ng * 4; e += kStreamThreads) {
+    const int ti = e / (ng * 4), rest = e % (ng * 4);
+    const uint4* src = reinterpret_cast<const uint4*>(w.meta + q_meta_index(tiles[ti], w.groups, g_lo, 0)) + rest;
+    cp_async16(meta_raw + (ti * ng + rest / 4) * 16 + (rest % 4) * 4, src, true);
+  }
+  pdl_launch_dependents();
+  pdl_wait();
+
+  // ---- x[:, k_lo:k_hi) into shared memory (zeros past K); 1 / rms of each token ----
+  const bf16* x = static_cast<const bf16*>(a.x);
+  bf16* xs = reinterpret_cast<bf16*>(smem);  // [T][x_stride]
+  const int row_vecs = (k_hi - k_lo) / 8;
+  for (int e = threadIdx.x; e < T * row_vecs; e += kStreamThreads) {
+    const int tok = e / row_vecs, v = e % row_vecs, col = k_lo + 8 * v;
+    cp_async16(xs + static_cast<size_t>(tok) * p.x_stride + 8 * v, x + static_cast<size_t>(tok) * K + (col < K ? col : 0),
+               col < K);
+  }
+  if constexpr (kNorm) {
+    for (int c = warp; c < T; c += kStreamWarps) {  // as the other kernels: the same sums in the same order
+      const float inv = warp_inv_rms(x + static_cast<size_t>(c) * K, K, a.eps, lane);
+      if (lane == 0) inv_rms[c] = inv;
+    }
+  }
+  cp_async_wait_all();
+  __syncthreads();
+  for (int e = threadIdx.x; e < 2 * ng * 16; e += kStreamThreads) {
+    const int ti = e / (ng * 16), gl = (e / 16) % ng, r = e % 16;
+    meta_sb[(gl * 2 + ti) * 16 + r] = decode_fold_meta<C, kBias>(meta_raw[e], w.meta_f16);
+  }
+  if constexpr (kNorm) {
+    for (int e = threadIdx.x; e < T * row_vecs; e += kStreamThreads) {
+      const int tok = e / row_vecs, v = e % row_vecs, col = k_lo + 8 * v;
+      if (col >= K) continue;
+      uint4* sp = reinterpret_cast<uint4*>(xs + static_cast<size_t>(tok) * p.x_stride + 8 * v);
+      Vec8 xr, nw;
+      xr.u = *sp;
+      nw.u = __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.norm_w) + col));
+#pragma unroll
+      for (int i = 0; i < 8; ++i) xr.h[i] = norm_apply(bf(xr.h[i]), inv_rms[tok], nw.h[i], a.norm_kind);
+      *sp = xr.u;
+      if (pair == 0) *reinterpret_cast<uint4*>(static_cast<bf16*>(a.normed) + static_cast<size_t>(tok) * K + col) = xr.u;
+    }
+  }
+  __syncthreads();
+
+  // ---- the warp's steps: compute step st from its ring slot, then refill the slot with st + D ----
+  float acc[2][4], part[2][4], psum[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    acc[0][e] = acc[1][e] = part[0][e] = part[1][e] = psum[e] = 0.0f;
+  }
+  // The lane's B slice (token min(g, T - 1): columns past T are discarded) at column col: xs[xbase + col].
+  const int xbase = min(g, T - 1) * p.x_stride + t * (Kd::kChunk / 4) - k_lo;
+  constexpr uint32_t kOnesBf2 = 0x3F803F80u;  // bf16x2 (1, 1)
+  const uint32_t ones[4] = {kOnesBf2, kOnesBf2, kOnesBf2, kOnesBf2};
+  const int cpg = w.group / Kd::kChunk;           // chunks per group
+  int grp = ws * Kd::kChunks / cpg - g_lo;        // the group being accumulated (slice-local)
+  int left = cpg - (ws * Kd::kChunks) % cpg;      // its chunks still to come
+  auto fold = [&]() {
+    const float2* ms = meta_sb + grp * 32;
+#pragma unroll
+    for (int ti = 0; ti < 2; ++ti) {
+      const float2 m0 = ms[ti * 16 + g], m1 = ms[ti * 16 + g + 8];
+      acc[ti][0] = fmaf(m0.x, part[ti][0], acc[ti][0]);
+      acc[ti][1] = fmaf(m0.x, part[ti][1], acc[ti][1]);
+      acc[ti][2] = fmaf(m1.x, part[ti][2], acc[ti][2]);
+      acc[ti][3] = fmaf(m1.x, part[ti][3], acc[ti][3]);
+      if constexpr (kOnes) {
+        acc[ti][0] = fmaf(m0.y, psum[0], acc[ti][0]);
+        acc[ti][1] = fmaf(m0.y, psum[1], acc[ti][1]);
+        acc[ti][2] = fmaf(m1.y, psum[0], acc[ti][2]);
+        acc[ti][3] = fmaf(m1.y, psum[1], acc[ti][3]);
+      }
+#pragma unroll
+      for (int e = 0; e < 4; ++e) part[ti][e] = 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) psum[e] = 0.0f;
+  };
+  for (int base = ws; base < we; base += D) {
+#pragma unroll
+    for (int u = 0; u < D; ++u) {
+      const int st = base + u;
+      if (st < we) {
+#pragma unroll
+        for (int c = 0; c < Kd::kChunks; ++c) {
+          const int col = st * Kd::kStep + c * Kd::kChunk;
+          uint4 xv[Kd::kXVecs];
+#pragma unroll
+          for (int v = 0; v < Kd::kXVecs; ++v) xv[v] = *reinterpret_cast<const uint4*>(xs + xbase + col + 8 * v);
+#pragma unroll
+          for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
+            // Positions 4i..4i+3 of the lane's slice: words 2i and 2i+1 of its x vectors.
+            const uint4& x0 = xv[(2 * i) / 4];
+            const uint32_t b0 = word_of(x0, (2 * i) % 4), b1 = word_of(x0, (2 * i + 1) % 4);
+#pragma unroll
+            for (int ti = 0; ti < 2; ++ti) {
+              uint32_t rg, rg8;
+              tile_row_words<C>(wv[u][ti], c, i, rg, rg8);
+              uint32_t af[4];
+              a_fragment_raw<C>(af, rg, rg8, i);
+              mma_bf16(part[ti], af, b0, b1);
+            }
+            if constexpr (kOnes) mma_bf16(psum, ones, b0, b1);
+          }
+          if (--left == 0) {
+            fold();
+            ++grp;
+            left = cpg;
+          } else if (st == we - 1 && c == Kd::kChunks - 1) {
+            fold();  // the warp's run ends inside this group
+          }
+        }
+        if (st + D < we) load_step(wv[u], st + D);
+      }
+    }
+  }
+
+  // ---- sum over the warps, in warp order: fin[row * 8 + col], rows 0..15 tile 0, 16..31 tile 1 ----
+  float* red = reinterpret_cast<float*>(smem + p.red_off);  // [kStreamWarps][256]
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+    const int row = ti * 16 + g, col = 2 * t;
+    float* r = red + warp * 256;
+    r[row * 8 + col] = acc[ti][0];
+    r[row * 8 + col + 1] = acc[ti][1];
+    r[(row + 8) * 8 + col] = acc[ti][2];
+    r[(row + 8) * 8 + col + 1] = acc[ti][3];
+  }
+  __syncthreads();
+  float* fin = red;  // each thread reads and writes only its own elements
+  for (int e = threadIdx.x; e < 256; e += kStreamThreads) {
+    float s = 0.0f;
+#pragma unroll
+    for (int wp = 0; wp < kStreamWarps; ++wp) s += red[wp * 256 + e];
+    fin[e] = s;
+  }
+  __syncthreads();
+
+  // ---- the cluster's K slices, summed by rank 0 in rank order ----
+  if (S > 1) {
+    float* recv = reinterpret_cast<float*>(smem + p.recv_off);  // [S][256], in rank 0
+    cluster_wait_acquire();  // every rank has started (its arrive at the top)
+    const uint32_t dst = cluster_smem_addr(recv + rank * 256, 0);
+    for (int e = threadIdx.x; e < 64; e += kStreamThreads)
+      st_cluster_f32x4(dst + 16 * e, reinterpret_cast<const float4*>(fin)[e]);
+    cluster_arrive_release();
+    cluster_wait_acquire();  // rank 0 sees every slice; no rank reads another's memory after this
+    if (rank != 0) return;
+    for (int e = threadIdx.x; e < 256; e += kStreamThreads) {
+      float s = 0.0f;
+      for (int r = 0; r < S; ++r) s += recv[r * 256 + e];
+      fin[e] = s;
+    }
+    __syncthreads();
+  }
+  qgemm_epilogue<E, kStreamThreads, 8>(w, a, tiles, 0, fin);
+}
+
+// The streaming kernel's K split and shared memory for T tokens (force_split > 0:
+// that many slices, for measurements); false when no split keeps the shared
+// memory within kStreamMaxSmem (the caller runs qgemm_kernel).
+bool plan_qstream(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, int force_split, QStreamPlan* p) {
+  const int step_cols = q_step_cols(w.code);
+  const int depth = w.code == QCode::kFp8 ? StreamDepth<QCode::kFp8>::kDepth : StreamDepth<QCode::kU4>::kDepth;
+  auto fill = [&](int S) {
+    p->S = S;
+    p->per = (w.steps + S - 1) / S;
+    const int ncols = p->per * step_cols;  // a multiple of 32: x rows of ncols * 2 bytes, 0 or 64 mod 128
+    // Rows 64 bytes apart mod 128: the 8 rows' 64-byte lane slices of a chunk take 4 wavefronts.
+    p->x_stride = ncols + ((ncols * 2) % 128 == 0 ? 32 : 0);
+    const int ng = std::min(w.groups, (ncols + w.group - 1) / w.group + 1);
+    int off = (a.T * p->x_stride * 2 + 15) / 16 * 16;
+    p->meta_raw_off = off;
+    off += 2 * ng * 16 * 4;
+    p->meta_off = off;
+    off += 2 * ng * 16 * 8;
+    p->red_off = off;
+    off += kStreamWarps * 256 * 4;
+    p->recv_off = off;
+    if (S > 1) off += S * 256 * 4;
+    p->smem = off;
+  };
+  auto warp_steps = [&](int S) {
+    const int per = (w.steps + S - 1) / S;
+    return (per + kStreamWarps - 1) / kStreamWarps;
+  };
+  int S = 1;
+  if (force_split > 0) {
+    S = std::min(force_split, kStreamMaxCluster);
+  } else {
+    // Blocks one wave holds: 4 per SM (registers), fewer when shared memory says so.
+    fill(1);
+    const int per_sm = std::max(1, std::min(4, (228 * 1024) / (p->smem + 1024)));
+    const int64_t slots = static_cast<int64_t>(per_sm) * num_sms;
+    // More slices while a warp's steps exceed its ring and the doubled grid still fits one wave ...
+    while (S < kStreamMaxCluster && warp_steps(S) > depth && static_cast<int64_t>(pairs) * 2 * S <= slots) S *= 2;
+    // ... or while the grid leaves SMs idle and every warp keeps two steps.
+    while (S < kStreamMaxCluster && static_cast<int64_t>(pairs) * S < num_sms && warp_steps(2 * S) >= 2) S *= 2;
+  }
+  fill(S);
+  while (p->smem > kStreamMaxSmem && S < kStreamMaxCluster) fill(S *= 2);
+  return p->smem <= kStreamMaxSmem;
+}
+
+template <QCode C, bool kBias, bool kNorm, QEpilogue E>
+void launch_stream_t(const QWeight& w, const QGemmArgs& a, const QStreamPlan& p, int pairs, bool pdl,
+                     cudaStream_t stream) {
+  auto* kernel = qgemv_stream_kernel<C, kBias, kNorm, E>;
+  static bool configured = false;  // one backend thread: no race
+  if (!configured) {
+    KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamMaxSmem));
+    configured = true;
+  }
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(p.S), static_cast<unsigned>(pairs));
+  cfg.blockDim = dim3(kStreamThreads);
+  cfg.dynamicSmemBytes = static_cast<size_t>(p.smem);
+  cfg.stream = stream;
+  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(p.S)};
+  cfg.attrs = attrs;
+  cfg.numAttrs = p.S > 1 ? 2 : 1;
+  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, w, a, p));
+}
+
+// Launches the streaming kernel; false (nothing launched) when plan_qstream finds no plan.
+bool launch_qgemv_stream(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, int force_split, bool pdl,
+                         cudaStream_t stream) {
+  const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
+  QStreamPlan p;
+  if (!plan_qstream(w, a, pairs, num_sms, force_split, &p)) return false;
+  with_epilogue(e, [&](auto ep) {
+    with_code(w, [&](auto code, auto bias) {
+      if (a.norm_w != nullptr) {
+        launch_stream_t<code(), bias(), true, ep()>(w, a, p, pairs, pdl, stream);
+      } else {
+        launch_stream_t<code(), bias(), false, ep()>(w, a, p, pairs, pdl, stream);
+      }
+    });
+  });
+  return true;
+}
+
 template <QCode C, bool kBias, int NB, bool kNorm, QEpilogue E>
 void launch_t(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool pdl, cudaStream_t stream) {
   launch(pdl, qgemm_kernel<C, kBias, NB, kNorm, E>, grid, dim3(kThreads), 0, stream, w, a, splits);
@@ -1024,9 +1400,11 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e) {
 }
 
 bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
-                  QGemvPath gemv_path) {
+                  QGemvPath gemv_path, int gemv_split) {
   if (!qgemm_supports(w, a, e)) return false;
   const bool gemv = a.T <= kQGemvMaxTokens;
+  if (gemv && gemv_path == QGemvPath::kStream && launch_qgemv_stream(w, a, e, num_sms, gemv_split, pdl, stream))
+    return true;
   if (gemv && gemv_path == QGemvPath::kPipelined && launch_qgemv_pipelined(w, a, e, num_sms, pdl, stream)) return true;
   const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
   const int cols = gemv ? 8 : 32;

@@ -113,12 +113,21 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e);
 //               mma as stored and the zero point / bias is folded per group
 //               through Σx; split-K only for few tile pairs (cuda_qgemm.cu). Where
 //               its shared memory cannot fit, kMma runs.
-enum class QGemvPath { kMma, kPipelined };
+//   kStream:    qgemv_stream_kernel: kPipelined's arithmetic in blocks of 4 warps
+//               (up to 4 per SM), K split into S = 1..8 slices per tile pair so
+//               that every warp's steps fit its ring of loads and the grid one wave;
+//               the slices of a tile pair are a thread-block cluster, summed through
+//               distributed shared memory in rank order (no global partials). The
+//               ring and the meta are requested before waiting on the previous
+//               kernel (PDL). Where its shared memory cannot fit, kMma runs.
+enum class QGemvPath { kMma, kPipelined, kStream };
 
 // Launches out = x' · Wᵀ with epilogue `e`; programmatic dependent launch when
 // `pdl` (cuda_launch.cuh). False (nothing launched) when !qgemm_supports.
+// gemv_split > 0: kStream's number of K slices (1..8) instead of its own choice,
+// for measurements (CudaOptions::quant_gemv_split).
 bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
-                  QGemvPath gemv_path = QGemvPath::kMma);
+                  QGemvPath gemv_path = QGemvPath::kStream, int gemv_split = 0);
 
 // W (dequantized, input-column order) into out [N, K] bf16.
 void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream);

@@ -35,8 +35,11 @@
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
 //                                                prefill cases again on a backend of each of these
 //                                                flash prefill variants, lines tagged "[vN name]")
-//                       [--qgemv-pipelined]  (the pipelined T <= 8 quantized kernel,
-//                                         CudaOptions::quant_gemv_pipelined, in every check)
+//                       [--qgemv mma|pipelined|stream]  (the T <= 8 quantized kernel of every
+//                                         check, CudaOptions::quant_gemv; default stream;
+//                                         --qgemv-pipelined = --qgemv pipelined). The quantized
+//                                         part also checks every T <= 8 kernel (and the stream
+//                                         kernel at forced K splits) at T = 1..8 on its own.
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -1252,7 +1255,8 @@ int main(int argc, char** argv) {
     else if (a == "--no-long") long_checks = false;
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
-    else if (a == "--qgemv-pipelined") options.quant_gemv_pipelined = true;
+    else if (a == "--qgemv-pipelined") options.quant_gemv = kr::CudaOptions::QuantGemv::kPipelined;
+    else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
     else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
     else if (a == "--prefill-variant" && has_value) options.flash_prefill_variant = std::atoi(argv[++i]);
@@ -1309,6 +1313,26 @@ int main(int argc, char** argv) {
     w8a16_options.fp8_w8a8_min_tokens = INT_MAX;
     auto gpu_w8a16 = kr::make_cuda_backend(w8a16_options);
     int failures = kr::quant_ops::run_ops(cpu_w8a8, *gpu);
+    {
+      // Every T <= 8 kernel, and the stream kernel with forced K splits (clusters of
+      // 1, 2, 3 and 8 blocks, trailing slices past K included).
+      std::vector<std::unique_ptr<kr::Backend>> owned;
+      std::vector<std::pair<std::string, kr::Backend*>> kernels;
+      const std::pair<kr::CudaOptions::QuantGemv, int> variants[] = {
+          {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kPipelined, 0},
+          {kr::CudaOptions::QuantGemv::kStream, 0}, {kr::CudaOptions::QuantGemv::kStream, 1},
+          {kr::CudaOptions::QuantGemv::kStream, 2}, {kr::CudaOptions::QuantGemv::kStream, 3},
+          {kr::CudaOptions::QuantGemv::kStream, 8}};
+      for (const auto& [kind, split] : variants) {
+        kr::CudaOptions o = options;
+        o.quant_gemv = kind;
+        o.quant_gemv_split = split;
+        owned.push_back(kr::make_cuda_backend(o));
+        kernels.emplace_back(std::string(kr::quant_gemv_name(kind)) + (split > 0 ? "-S" + std::to_string(split) : ""),
+                             owned.back().get());
+      }
+      failures += kr::quant_ops::run_gemv_kernels(cpu_w8a8, kernels);
+    }
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);
     return failures;
   };

@@ -30,6 +30,7 @@ namespace {
 std::mt19937_64 g_rng(4242);
 int g_failures = 0;
 int g_w8a8_min_tokens = 9;  // CudaOptions::fp8_w8a8_min_tokens of the GPU under test (= the CPU's)
+std::string g_tag;          // appended to every reported shape (the kernel under test in run_gemv_kernels)
 
 std::vector<float> rand_bf16(size_t n, float scale) {
   std::uniform_real_distribution<float> d(-scale, scale);
@@ -44,8 +45,8 @@ void report(const std::string& op, const std::string& shape, const std::vector<f
   const OpError e = op_error(ref, got);
   const bool ok = e.rel <= tol;
   if (!ok) ++g_failures;
-  std::printf("%-18s %-50s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), shape.c_str(), e.max_abs, e.rel, tol,
-              ok ? "ok" : "FAIL");
+  std::printf("%-18s %-50s max_abs %-10.3g rel %-10.3g tol %-7.3g %s\n", op.c_str(), (shape + g_tag).c_str(), e.max_abs,
+              e.rel, tol, ok ? "ok" : "FAIL");
   std::fflush(stdout);
 }
 
@@ -720,6 +721,49 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
     test_matmul_silu_mul(e, spec("awq-int4-g128"), 40, 384, 48, norm, gemma);
     test_matmul_silu_mul(e, spec("ct-int4-channel"), 300, 384, 48, norm, gemma);
   }
+  return g_failures;
+}
+
+int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels) {
+  KR_CHECK_MSG(cpu.options().emulate_fp8_w8a8, "run_gemv_kernels: the CPU reference must emulate the FP8 W8A8 path");
+  g_failures = 0;
+  g_w8a8_min_tokens = cpu.options().fp8_w8a8_min_tokens;
+  const std::vector<int> gemv_t = {1, 2, 3, 4, 5, 6, 7, 8};
+  for (const auto& [label, gpu] : kernels) {
+    g_tag = " [" + label + "]";
+    Env e(cpu, *gpu);
+    // Every format at odd shapes (N not a multiple of 32, K padded, 1, 3, 5 or 9
+    // groups, K with fewer steps than some forced slices), T = 1..8.
+    for (const Spec& s : kSpecs)
+      for (auto [N, K] : {std::pair<int64_t, int64_t>{40, 384}, {72, 320}, {100, 96}, {24, 136}, {200, 1152}}) {
+        if (!spec_fits(s, K)) continue;
+        test_matmul(e, s, N, K, gemv_t);
+      }
+    // Llama-3.2-3B / 3.1-8B shapes (many groups, every K split the planner picks).
+    test_matmul(e, spec("awq-int4-g128"), 3072, 3072, {1, 8});
+    test_matmul(e, spec("awq-int4-g128"), 3072, 8192, {1, 3});
+    test_matmul(e, spec("mlx-int4-g64"), 5120, 3072, {1, 6});
+    test_matmul(e, spec("gptq-int4-g32-sym"), 16384, 3072, {1});
+    test_matmul(e, spec("gptq-int8-g128"), 3072, 3072, {1, 8});
+    test_matmul(e, spec("fp8-channel-dynamic"), 4096, 14336, {1, 8});
+    test_matmul(e, spec("fp8-block128"), 6144, 4096, {2});
+    test_matmul(e, spec("mlx-int4-g64"), 128256 / 8, 3072, {1}, true);  // f32 logits
+    // The fused epilogues (RoPE + KV store, SwiGLU) with and without the norm prologue.
+    for (bool norm : {false, true}) {
+      for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "fp8-channel-dynamic", "gptq-int8-g128"}) {
+        test_qkv_rope_store(e, spec(name), {127}, {1}, 3072, 24, 8, 128, norm);
+        test_matmul_silu_mul(e, spec(name), 1, 3072, 8192, norm);
+      }
+      test_qkv_rope_store(e, spec("mlx-int4-g64"), {5, 0, 90, 3, 7, 1, 2, 60}, {1, 1, 1, 1, 1, 1, 1, 1}, 384, 6, 2, 64,
+                          norm, Fam{NormKind::kTimesWeight, true, false, Activation::kSilu});
+      test_qkv_rope_store(e, spec("gptq-int4-g32-sym"), {3, 9}, {1, 1}, 384, 6, 2, 64, norm,
+                          Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kSilu});
+      test_matmul_silu_mul(e, spec("mlx-int8-g32"), 7, 384, 48, norm,
+                           Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh});
+      test_matmul_silu_mul(e, spec("awq-int4-g128"), 4, 1152, 208, norm);
+    }
+  }
+  g_tag.clear();
   return g_failures;
 }
 

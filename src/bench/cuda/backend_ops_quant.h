@@ -8,6 +8,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
@@ -22,6 +24,13 @@ namespace kr::quant_ops {
 // (emulate_fp8_w8a8, with gpu's fp8_w8a8_min_tokens); lines of that path say "vs
 // cpu w8a8". Prints one line per check; returns the number of failures.
 int run_ops(CpuBackend& cpu, Backend& gpu);
+
+// The T <= 8 path of every format through each of `kernels` (label, a CUDA
+// backend with that CudaOptions::quant_gemv / quant_gemv_split): matmul at odd
+// shapes and T = 1..8, Llama shapes, and the fused qkv_rope_store and
+// matmul_silu_mul with and without the norm prologue, against `cpu` (as run_ops;
+// each line ends with [label]). Returns the number of failures.
+int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels);
 
 // Every model folder listed in `fixtures`/models.json on `gpu`: argmax at every
 // prompt position (one prefill per case), and token by token (eagerly and as step

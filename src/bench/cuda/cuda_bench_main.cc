@@ -13,7 +13,9 @@
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-gemv-add-norm] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
-//                      [--qgemv-pipelined] (quantized Linears of <= 8 rows: the pipelined kernel, CudaOptions::quant_gemv_pipelined)
+//                      [--qgemv mma|pipelined|stream] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
+//                                        CudaOptions::quant_gemv, default stream; --qgemv-pipelined = --qgemv pipelined;
+//                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
@@ -26,7 +28,8 @@
 //        nothing of one stays on the device for the next) and a summary table ends the output. --json FILE: one
 //        model's results; --json-dir DIR: DIR/NAME.json per preset.
 //        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
-//        shape: bf16 of every preset, or quantized of NAME's shapes, each with the mma and the pipelined T <= 8 kernel)
+//        shape: bf16 of every preset, or quantized of NAME's shapes at T = 1 and 8, on each T <= 8 kernel
+//        (mma, pipelined, stream) and on the stream kernel with 1, 2, 4 and 8 K slices forced)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
@@ -42,6 +45,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -214,9 +218,9 @@ void gemv_bench() {
 
 // The same for quantized weights of `format` (batch 1 and 8), through the backend's
 // matmul recorded in a step graph (so launch overhead is not timed), copies
-// rotated through ~1 GB so that L2 holds none of them; per shape and T, once on
-// each of `paths` (label, backend), e.g. the two T <= 8 kernels
-// (CudaOptions::quant_gemv_pipelined).
+// rotated through ~400 MB (8x the L2) so that L2 holds none of them; per shape and T, once on
+// each of `paths` (label, backend), e.g. the T <= 8 kernels (CudaOptions::quant_gemv,
+// quant_gemv_split).
 void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths, const std::string& format,
                       const ModelConfig& c) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
@@ -230,7 +234,7 @@ void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths
     for (size_t p = 0; p < paths.size(); ++p) {
       auto w0 = paths[p].second->upload_quantized(*m);
       KR_CHECK(w0.ok());
-      const int n_copies = static_cast<int>(std::clamp<double>(1e9 / static_cast<double>(w0->bytes()), 2, 64));
+      const int n_copies = static_cast<int>(std::clamp<double>(4e8 / static_cast<double>(w0->bytes()), 2, 64));
       copies[p].push_back(*w0);
       for (int i = 1; i < n_copies; ++i) copies[p].push_back(*paths[p].second->upload_quantized(*m));
     }
@@ -370,7 +374,8 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["gemv_add_rms_norm"] = set.options.gemv_add_rms_norm;
   r["flash_attention"] = set.options.flash_attention;
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
-  r["quant_gemv_pipelined"] = set.options.quant_gemv_pipelined;
+  r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
+  r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["short_decode_attention"] =
       set.options.short_decode_attention == CudaOptions::ShortDecodeAttention::kCluster ? "cluster" : "paged";
   r["pdl_short_decode"] = set.pdl && set.options.pdl_short_decode;
@@ -497,7 +502,9 @@ int main(int argc, char** argv) {
     else if (a == "--variants" && i + 1 < argc) {
       for (const std::string& v : kr::split_names(argv[++i])) attn_set.variants.push_back(std::atoi(v.c_str()));
     } else if (a == "--prefill-variant" && i + 1 < argc) options.flash_prefill_variant = std::atoi(argv[++i]);
-    else if (a == "--qgemv-pipelined") options.quant_gemv_pipelined = true;
+    else if (a == "--qgemv-pipelined") options.quant_gemv = kr::CudaOptions::QuantGemv::kPipelined;
+    else if (a == "--qgemv" && i + 1 < argc && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
+    else if (a == "--qgemv-split" && i + 1 < argc) options.quant_gemv_split = std::atoi(argv[++i]);
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
       dump_out = argv[++i];
@@ -535,11 +542,29 @@ int main(int argc, char** argv) {
     } else {
       auto c = kr::model_config_preset(archs.empty() || archs[0].empty() ? "llama-3.2-3b" : archs[0]);
       KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
-      kr::CudaOptions pipelined = options;  // a backend per T <= 8 kernel
-      options.quant_gemv_pipelined = false;
-      pipelined.quant_gemv_pipelined = true;
-      auto gpu_mma = kr::make_cuda_backend(options), gpu_pipelined = kr::make_cuda_backend(pipelined);
-      kr::quant_gemv_bench({{"mma", gpu_mma.get()}, {"pipelined", gpu_pipelined.get()}}, set.quant, *c);
+      // A backend per T <= 8 kernel, and per forced K split of the stream kernel.
+      struct PathSpec {
+        const char* label;
+        kr::CudaOptions::QuantGemv kind;
+        int split;
+      };
+      const PathSpec specs[] = {{"mma", kr::CudaOptions::QuantGemv::kMma, 0},
+                                {"pipelined", kr::CudaOptions::QuantGemv::kPipelined, 0},
+                                {"stream", kr::CudaOptions::QuantGemv::kStream, 0},
+                                {"stream-S1", kr::CudaOptions::QuantGemv::kStream, 1},
+                                {"stream-S2", kr::CudaOptions::QuantGemv::kStream, 2},
+                                {"stream-S4", kr::CudaOptions::QuantGemv::kStream, 4},
+                                {"stream-S8", kr::CudaOptions::QuantGemv::kStream, 8}};
+      std::vector<std::unique_ptr<kr::Backend>> backends;
+      std::vector<std::pair<const char*, kr::Backend*>> paths;
+      for (const PathSpec& sp : specs) {
+        kr::CudaOptions o = options;
+        o.quant_gemv = sp.kind;
+        o.quant_gemv_split = sp.split;
+        backends.push_back(kr::make_cuda_backend(o));
+        paths.emplace_back(sp.label, backends.back().get());
+      }
+      kr::quant_gemv_bench(paths, set.quant, *c);
     }
     return 0;
   }
