@@ -954,9 +954,15 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     cuda::launch_gather_cols(x->data, q.perm, q_gather_, T, q.K, s);
     a.x = q_gather_;
   }
-  const cuda::QGemvPath gemv_path = options_.quant_gemv == CudaOptions::QuantGemv::kStream      ? cuda::QGemvPath::kStream
-                                    : options_.quant_gemv == CudaOptions::QuantGemv::kPipelined ? cuda::QGemvPath::kPipelined
-                                                                                                : cuda::QGemvPath::kMma;
+  cuda::QGemvPath gemv_path = cuda::QGemvPath::kMma;
+  switch (options_.quant_gemv) {
+    case CudaOptions::QuantGemv::kAuto:
+      gemv_path = q.code == cuda::QCode::kFp8 ? cuda::QGemvPath::kMma : cuda::QGemvPath::kStream;
+      break;
+    case CudaOptions::QuantGemv::kMma: gemv_path = cuda::QGemvPath::kMma; break;
+    case CudaOptions::QuantGemv::kPipelined: gemv_path = cuda::QGemvPath::kPipelined; break;
+    case CudaOptions::QuantGemv::kStream: gemv_path = cuda::QGemvPath::kStream; break;
+  }
   return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split);
 }
 

@@ -35,8 +35,11 @@ struct CudaOptions {
   // cuda::kGemv1MaxAddNormH): one GEMV whose last block runs the norm kernel's op
   // (Gemma's norm of the output, the residual add, the next norm) with the same
   // bits (cuda_gemv1.h kAddRmsNorm). Off: the GEMV, then the norm kernel
-  // (kr-cuda-bench --no-gemv-add-norm, to compare).
-  bool gemv_add_rms_norm = true;
+  // (kr-cuda-bench --gemv-add-norm / --no-gemv-add-norm, to compare).
+  // Off by default: on the H200 batch-1 decode was slower with it (Llama-3.2-3B
+  // 449-456 vs 477-479 tok/s, Llama-3.1-8B 237 vs 245-247, Gemma-3-4B even): the
+  // last block's serial norm costs more than the norm kernel PDL overlaps.
+  bool gemv_add_rms_norm = false;
   // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
   // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
   // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that
@@ -48,11 +51,13 @@ struct CudaOptions {
   // (W8A16, bf16 activations).
   int fp8_w8a8_min_tokens = 9;
   // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
-  // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape) or kPipelined
-  // (qgemv_kernel). kr-cuda-bench and kr-backend-ops --qgemv stream|mma|pipelined;
-  // kr-cuda-bench --gemv-bench --quant FMT times all three per shape.
-  enum class QuantGemv { kMma, kPipelined, kStream };
-  QuantGemv quant_gemv = QuantGemv::kStream;
+  // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), kPipelined
+  // (qgemv_kernel), or kAuto: kStream for 4- and 8-bit integer codes, kMma for FP8,
+  // the faster of the two for each on the H200 (docs/performance.md). kr-cuda-bench
+  // and kr-backend-ops --qgemv auto|stream|mma|pipelined; kr-cuda-bench --gemv-bench
+  // --quant FMT times them per shape.
+  enum class QuantGemv { kAuto, kMma, kPipelined, kStream };
+  QuantGemv quant_gemv = QuantGemv::kAuto;
   // kStream's K slices per tile pair (1..8, a thread-block cluster); 0: its own
   // choice per shape. For measurements (kr-cuda-bench --qgemv-split N).
   int quant_gemv_split = 0;
@@ -94,13 +99,20 @@ struct CudaOptions {
 };
 
 
-// "mma", "pipelined", "stream": the names of CudaOptions::QuantGemv on command lines
-// and in benchmark JSON; parse_quant_gemv is false for anything else.
+// "auto", "mma", "pipelined", "stream": the names of CudaOptions::QuantGemv on
+// command lines and in benchmark JSON; parse_quant_gemv is false for anything else.
 inline const char* quant_gemv_name(CudaOptions::QuantGemv k) {
-  return k == CudaOptions::QuantGemv::kMma ? "mma" : k == CudaOptions::QuantGemv::kPipelined ? "pipelined" : "stream";
+  switch (k) {
+    case CudaOptions::QuantGemv::kAuto: return "auto";
+    case CudaOptions::QuantGemv::kMma: return "mma";
+    case CudaOptions::QuantGemv::kPipelined: return "pipelined";
+    case CudaOptions::QuantGemv::kStream: return "stream";
+  }
+  return "?";
 }
 inline bool parse_quant_gemv(const std::string& name, CudaOptions::QuantGemv* out) {
-  for (auto k : {CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kPipelined, CudaOptions::QuantGemv::kStream})
+  for (auto k : {CudaOptions::QuantGemv::kAuto, CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kPipelined,
+                 CudaOptions::QuantGemv::kStream})
     if (name == quant_gemv_name(k)) {
       *out = k;
       return true;

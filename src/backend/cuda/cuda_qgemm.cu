@@ -1177,7 +1177,6 @@ __global__ void __launch_bounds__(kStreamThreads, 4)
 // memory within kStreamMaxSmem (the caller runs qgemm_kernel).
 bool plan_qstream(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, int force_split, QStreamPlan* p) {
   const int step_cols = q_step_cols(w.code);
-  const int depth = w.code == QCode::kFp8 ? StreamDepth<QCode::kFp8>::kDepth : StreamDepth<QCode::kU4>::kDepth;
   auto fill = [&](int S) {
     p->S = S;
     p->per = (w.steps + S - 1) / S;
@@ -1208,10 +1207,13 @@ bool plan_qstream(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, 
     fill(1);
     const int per_sm = std::max(1, std::min(4, (228 * 1024) / (p->smem + 1024)));
     const int64_t slots = static_cast<int64_t>(per_sm) * num_sms;
-    // More slices while a warp's steps exceed its ring and the doubled grid still fits one wave ...
-    while (S < kStreamMaxCluster && warp_steps(S) > depth && static_cast<int64_t>(pairs) * 2 * S <= slots) S *= 2;
-    // ... or while the grid leaves SMs idle and every warp keeps two steps.
-    while (S < kStreamMaxCluster && static_cast<int64_t>(pairs) * S < num_sms && warp_steps(2 * S) >= 2) S *= 2;
+    // The most slices whose grid still fits one wave, while every warp keeps a
+    // step: on the H200 (4-bit, T = 1) the fastest of S = 1/2/4/8 per shape was 4
+    // for 3072x3072 and 3072x8192, 2 for 5120x3072, 1 for 16384x3072, each the
+    // largest one-wave S (kr-cuda-bench --gemv-bench; docs/performance.md). An
+    // earlier rule (slices only while a warp's steps overflowed its ring) took 2 for
+    // 3072x3072: 6.9 us against 5.1 at S = 4.
+    while (S < kStreamMaxCluster && static_cast<int64_t>(pairs) * 2 * S <= slots && warp_steps(2 * S) >= 1) S *= 2;
   }
   fill(S);
   while (p->smem > kStreamMaxSmem && S < kStreamMaxCluster) fill(S *= 2);

@@ -35,7 +35,7 @@
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
 //                                                prefill cases again on a backend of each of these
 //                                                flash prefill variants, lines tagged "[vN name]")
-//                       [--qgemv mma|pipelined|stream]  (the T <= 8 quantized kernel of every
+//                       [--qgemv auto|mma|pipelined|stream]  (the T <= 8 quantized kernel of every
 //                                         check, CudaOptions::quant_gemv; default stream;
 //                                         --qgemv-pipelined = --qgemv pipelined). The quantized
 //                                         part also checks every T <= 8 kernel (and the stream
@@ -1364,10 +1364,13 @@ int main(int argc, char** argv) {
   }
   if (short_checks) {
     // The batch-1 GEMV with the norm in its last block against the GEMV + norm kernel.
-    kr::CudaOptions unfused = options;
+    // (The option is off by default: checked here on a backend of its own.)
+    kr::CudaOptions fused = options, unfused = options;
+    fused.gemv_add_rms_norm = true;
     unfused.gemv_add_rms_norm = false;
+    auto gpu_fused = kr::make_cuda_backend(fused);
     auto gpu_unfused = kr::make_cuda_backend(unfused);
-    kr::Ctx c(*cpu, *gpu), u(*cpu, *gpu_unfused);
+    kr::Ctx c(*cpu, *gpu_fused), u(*cpu, *gpu_unfused);
     kr::run_gemv_add_norm_checks(c, u);
   }
   if (short_checks) {

@@ -12,9 +12,9 @@
 // step reads count their codes, scales and zeros.
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
-//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-gemv-add-norm] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
-//                      [--qgemv mma|pipelined|stream] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
-//                                        CudaOptions::quant_gemv, default stream; --qgemv-pipelined = --qgemv pipelined;
+//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--gemv-add-norm] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
+//                      [--qgemv auto|mma|pipelined|stream] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
+//                                        CudaOptions::quant_gemv, default auto; --qgemv-pipelined = --qgemv pipelined;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
@@ -485,6 +485,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-pdl") set.pdl = false;
     else if (a == "--no-pdl-norms") set.pdl_norms = false;
     else if (a == "--no-gemv-add-norm") options.gemv_add_rms_norm = false;
+    else if (a == "--gemv-add-norm") options.gemv_add_rms_norm = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--short-decode-attn" && i + 1 < argc && (std::strcmp(argv[i + 1], "paged") == 0 ||
