@@ -95,7 +95,10 @@ std::string EngineVariable::value_name() const {
   if (kind == kBool) return "on|off";
   if (kind == kChoice) {
     std::string v;
-    for (int i = 0; i < num_choices; ++i) v += (i ? "|" : "") + std::string(choices[i]);
+    for (int i = 0; i < num_choices; ++i) {
+      if (i > 0) v += '|';
+      v += choices[i];
+    }
     return v;
   }
   const std::string n = name;
@@ -132,7 +135,8 @@ bool EngineVariable::parse(const std::string& text, EngineConfig* c, std::string
       *expected = "a number in [" + number_text(lo) + ", " + number_text(hi) + "]";
       return parse_double(text, lo, hi, as_double(*c));
     case kChoice:
-      *expected = "one of " + value_name();
+      *expected = "one of ";
+      *expected += value_name();
       for (int i = 0; i < num_choices; ++i)
         if (text == choices[i]) {
           *as_int(*c) = i;
