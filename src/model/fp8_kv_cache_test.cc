@@ -120,7 +120,8 @@ TEST(Fp8KvCache, AutoFollowsTheCheckpointAndTakesItsScales) {
 // Greedy decoding of the tiny Llama with each cache, fed the unquantized run's
 // tokens (a prompt in one step, then one token a step over the cached prefix):
 // the FP8 run's argmax is the same wherever the unquantized top two logits are
-// apart by more than a tenth of the logits' spread, and its logits stay close.
+// apart by more than 2% of the logits' spread (flips were seen at 0.3%), and its
+// logits stay within a tenth of the spread (0.03 and 0.07 seen).
 void check_greedy_close(const std::string& dir) {
   Loaded a = load(dir, KvCacheDType::kBf16);
   Loaded b = load(dir, KvCacheDType::kFp8);
@@ -144,7 +145,7 @@ void check_greedy_close(const std::string& dir) {
     worst = std::max(worst, diff / spread);
     differs = std::max(differs, diff);
     const int32_t best_b = static_cast<int32_t>(std::max_element(lb.begin(), lb.end()) - lb.begin());
-    if (la[order[0]] - la[order[1]] > 0.1 * spread) {
+    if (la[order[0]] - la[order[1]] > 0.02 * spread) {
       EXPECT_EQ(best_b, order[0]) << "step " << step;
       ++checked;
     }
