@@ -56,6 +56,7 @@ struct GenerateArgs {
   bool dummy_weights = false;
   std::string arch;
   std::string device = "cpu";
+  std::string kv_cache_dtype = "auto";
 };
 
 // A flag whose absence means "the model's default" (generation_config.json).
@@ -128,6 +129,8 @@ FlagSet generate_flags(GenerateArgs* a) {
   f.choice("device", {"cpu"}, &a->device, "where the model runs (this build has no CUDA)");
 #endif
   f.int32("threads", 0, 1024, &a->threads, "CPU backend threads (0: all cores)");
+  f.choice("kv-cache-dtype", {"auto", "bf16", "fp8"}, &a->kv_cache_dtype,
+           "KV cache elements (fp8: e4m3 with the checkpoint's k/v scales; auto: fp8 when the checkpoint declares it)");
   f.switch_("dummy-weights", &a->dummy_weights, "random weights of the configured shape (speed tests)");
   f.string("arch", "NAME", &a->arch, "built-in shape instead of DIR/config.json (llama-3.2-3b, llama-3.1-8b, qwen3-8b, qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b)");
   return f;
@@ -218,6 +221,7 @@ int run_generate(int argc, char** argv) {
   ModelOptions opt;
   opt.arch = a.arch;
   opt.dummy_weights = a.dummy_weights;
+  opt.kv_cache_dtype = parse_kv_cache_dtype(a.kv_cache_dtype).value_or(KvCacheDType::kAuto);
   opt.block_size = 16;
   opt.max_logit_rows = 1;
   opt.max_kv_tokens = static_cast<int64_t>(prompt_len) + a.max_tokens;

@@ -26,6 +26,7 @@
 
 #include "backend/device_sampling.h"
 #include "backend/kv_block_copy.h"
+#include "backend/kv_cache_dtype.h"
 #include "backend/quantized_matrix.h"
 #include "backend/tensor.h"
 #include "base/status.h"
@@ -76,10 +77,15 @@ struct StepMetadata {
 };
 
 // Paged KV cache of one layer: K and V each [num_blocks, block_size, kv_heads, head_dim]
-// in activation_dtype().
+// in activation_dtype(), or in kF8E4M3 (an FP8 cache, backend/kv_cache_dtype.h):
+// then an element holds e4m3(x / scale) of K's or V's scale, and reads back as
+// e4m3 * scale. The scales are 1.0 in a cache of activation_dtype().
 struct KvLayer {
   Tensor k;
   Tensor v;
+  float k_scale = 1.0f;
+  float v_scale = 1.0f;
+  bool fp8() const { return k.dtype == DType::kF8E4M3; }
 };
 
 struct RopeParams {

@@ -12,7 +12,8 @@
 
 namespace kr {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32 };
+// kF8E4M3: float8_e4m3fn bytes (the FP8 KV cache only; backend/float_codec.h).
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kF8E4M3 };
 
 inline size_t dtype_size_bytes(DType t) {
   switch (t) {
@@ -20,6 +21,7 @@ inline size_t dtype_size_bytes(DType t) {
     case DType::kF16: return 2;
     case DType::kBF16: return 2;
     case DType::kI32: return 4;
+    case DType::kF8E4M3: return 1;
   }
   return 0;
 }
@@ -30,6 +32,7 @@ inline const char* dtype_name(DType t) {
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
     case DType::kI32: return "I32";
+    case DType::kF8E4M3: return "F8_E4M3";
   }
   return "?";
 }

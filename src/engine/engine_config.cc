@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "backend/kv_cache_dtype.h"
 #include "base/parse_number.h"
 
 namespace kr {
@@ -73,7 +74,12 @@ const EngineVariable kVariables[] = {
      KR_BOOL(prefix_caching)},
     {"KR_KV_OFFLOAD_GB", nullptr, V::kDouble, 0, 1e6,
      "host-memory tier of the prefix cache in GiB (pinned on CUDA); 0 = none", KR_DOUBLE(kv_offload_gb)},
+    {"KR_KV_CACHE_DTYPE", nullptr, V::kChoice, 0, 0,
+     "KV cache elements: fp8 = e4m3 with the checkpoint's per-layer k/v scales (else 1.0), twice the blocks of "
+     "bf16; auto = fp8 when the checkpoint declares an FP8 KV cache, else bf16",
+     KR_INT(kv_cache_dtype), kKvCacheDTypeNames, 3},
 };
+static_assert(sizeof(kKvCacheDTypeNames) / sizeof(kKvCacheDTypeNames[0]) == 3);
 
 #undef KR_BOOL
 #undef KR_INT
@@ -91,6 +97,14 @@ std::string EngineVariable::flag() const {
 
 std::string EngineVariable::value_name() const {
   if (kind == kBool) return "on|off";
+  if (kind == kChoice) {
+    std::string v;
+    for (int i = 0; i < num_choices; ++i) {
+      if (i > 0) v += '|';
+      v += choices[i];
+    }
+    return v;
+  }
   const std::string n = name;
   if (n.size() > 3 && n.compare(n.size() - 3, 3, "_MS") == 0) return "MS";
   if (n.size() > 2 && n.compare(n.size() - 2, 2, "_S") == 0) return "S";
@@ -103,6 +117,7 @@ std::string EngineVariable::default_value() const {
     case kBool: return *as_bool(c) ? "on" : "off";
     case kInt: return std::to_string(*as_int(c));
     case kDouble: return number_text(*as_double(c));
+    case kChoice: return choices[*as_int(c)];
   }
   return "";
 }
@@ -123,6 +138,15 @@ bool EngineVariable::parse(const std::string& text, EngineConfig* c, std::string
     case kDouble:
       *expected = "a number in [" + number_text(lo) + ", " + number_text(hi) + "]";
       return parse_double(text, lo, hi, as_double(*c));
+    case kChoice:
+      *expected = "one of ";
+      *expected += value_name();
+      for (int i = 0; i < num_choices; ++i)
+        if (text == choices[i]) {
+          *as_int(*c) = i;
+          return true;
+        }
+      return false;
   }
   return false;
 }

@@ -43,11 +43,12 @@ struct EngineConfig {
   int32_t max_model_len = 0;          // --max-model-len: context limit below the model's; 0 = the model's
   bool prefix_caching = true;         // KR_PREFIX_CACHING: reuse cached KV of shared prefixes (--no-prefix-caching)
   double kv_offload_gb = 0;           // KR_KV_OFFLOAD_GB: host-memory tier of the prefix cache, GiB; 0 = none
+  int32_t kv_cache_dtype = 0;         // KR_KV_CACHE_DTYPE: KvCacheDType (0 auto, 1 bf16, 2 fp8)
 };
 
 // One setting of the table.
 struct EngineVariable {
-  enum Kind { kBool, kInt, kDouble };
+  enum Kind { kBool, kInt, kDouble, kChoice };  // kChoice: as_int holds the index in `choices`
   const char* name;   // KR_...
   const char* alias;  // the seed's MLX_... name, or nullptr
   Kind kind;
@@ -56,9 +57,11 @@ struct EngineVariable {
   bool* (*as_bool)(EngineConfig&);
   int32_t* (*as_int)(EngineConfig&);
   double* (*as_double)(EngineConfig&);
+  const char* const* choices = nullptr;  // kChoice: the values, `num_choices` of them
+  int num_choices = 0;
 
   std::string flag() const;           // "gpu-scheduler-batch-size" (without --)
-  std::string value_name() const;     // "on|off", "N", "MS", ...
+  std::string value_name() const;     // "on|off", "N", "MS", "auto|bf16|fp8", ...
   std::string default_value() const;  // in EngineConfig{}, as text
   // Parses `text` into c; on failure returns false and sets *expected ("an integer in [1, 4096]").
   bool parse(const std::string& text, EngineConfig* c, std::string* expected) const;

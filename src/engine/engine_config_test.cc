@@ -1,5 +1,7 @@
 #include "engine/engine_config.h"
 
+#include "backend/kv_cache_dtype.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -109,6 +111,53 @@ TEST(EngineConfig, VariableTableGivesFlagsAndDefaults) {
     EngineConfig d;
     EXPECT_TRUE(v.parse(v.default_value(), &d, &expected)) << v.name << ": " << expected;
   }
+}
+
+// --kv-cache-dtype / KR_KV_CACHE_DTYPE: one of auto|bf16|fp8 (KvCacheDType's order);
+// anything else is an error naming the variable and the choices.
+TEST(EngineConfig, KvCacheDtypeIsAChoice) {
+  std::map<std::string, const EngineVariable*> by_name;
+  for (const EngineVariable& v : engine_variables()) by_name[v.name] = &v;
+  ASSERT_TRUE(by_name.count("KR_KV_CACHE_DTYPE"));
+  const EngineVariable& v = *by_name["KR_KV_CACHE_DTYPE"];
+  EXPECT_EQ(v.flag(), "kv-cache-dtype");
+  EXPECT_EQ(v.value_name(), "auto|bf16|fp8");
+  EXPECT_EQ(v.default_value(), "auto");
+  EXPECT_EQ(static_cast<KvCacheDType>(EngineConfig{}.kv_cache_dtype), KvCacheDType::kAuto);
+  for (const auto& [text, want] : {std::pair{"auto", KvCacheDType::kAuto}, std::pair{"bf16", KvCacheDType::kBf16},
+                                   std::pair{"fp8", KvCacheDType::kFp8}}) {
+    auto r = engine_config_from_env({}, {{"KR_KV_CACHE_DTYPE", text}});
+    ASSERT_TRUE(r.ok()) << text << ": " << r.status().to_string();
+    EXPECT_EQ(static_cast<KvCacheDType>(r->config.kv_cache_dtype), want) << text;
+  }
+  for (const char* bad : {"fp16", "FP8", "", "e4m3"}) {
+    auto r = engine_config_from_env({{"KR_KV_CACHE_DTYPE", bad}});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("KR_KV_CACHE_DTYPE"), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find("auto|bf16|fp8"), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(KvCacheDtype, Fp8EncodeSaturatesAndRoundTrips) {
+  // Every finite e4m3 code decodes and encodes back to itself (scale 1 and 0.5).
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7F) == 0x7F) continue;  // NaN
+    const float x = fp8_e4m3_to_f32(static_cast<uint8_t>(c));
+    if (c == 0x80) continue;            // -0 encodes as -0 = 0x80 too; checked below
+    EXPECT_EQ(kv_fp8_encode(x, 1.0f), c) << c;
+    EXPECT_EQ(kv_fp8_encode(x * 0.5f, 0.5f), c) << c;
+    EXPECT_EQ(kv_fp8_decode(static_cast<uint8_t>(c), 0.5f), x * 0.5f) << c;
+  }
+  EXPECT_EQ(kv_fp8_encode(-0.0f, 1.0f), 0x80);
+  EXPECT_EQ(kv_fp8_encode(1e6f, 2.0f), 0x7E);    // saturates to +448
+  EXPECT_EQ(kv_fp8_encode(-1e6f, 2.0f), 0xFE);   // and -448
+  EXPECT_EQ(kv_fp8_encode(900.0f, 2.0f), 0x7E);  // 900 / 2 = 450 > 448
+  EXPECT_EQ(kv_fp8_encode(1.0625f, 1.0f), 0x38);  // halfway between 1 and 1.125: to even (1.0)
+  EXPECT_EQ(kv_fp8_encode(1.1875f, 1.0f), 0x3A);  // halfway between 1.125 and 1.25: to even (1.25)
+  EXPECT_EQ(parse_kv_cache_dtype("fp8"), KvCacheDType::kFp8);
+  EXPECT_EQ(parse_kv_cache_dtype("bf16"), KvCacheDType::kBf16);
+  EXPECT_FALSE(parse_kv_cache_dtype("int8").has_value());
 }
 
 }  // namespace

@@ -73,7 +73,10 @@ StepCostModel ForwardRunner::step_cost_model() const {
   double global = 0, sliding = 0;
   for (AttentionKind k : c.arch.layer_attention) (k == AttentionKind::kSliding ? sliding : global) += 1;
   if (global + sliding == 0) global = L;
-  const double act_bytes = static_cast<double>(dtype_size_bytes(backend_->activation_dtype()));
+  // Bytes of one cached K (or V) element: the activation dtype's, or 1 in an FP8 cache.
+  const std::span<const KvLayer> kv = model_->kv_layers();
+  const double act_bytes =
+      static_cast<double>(dtype_size_bytes(kv.empty() ? backend_->activation_dtype() : kv[0].k.dtype));
   const double ms = 1e3;
   m.fixed_ms = static_cast<double>(model_->weight_bytes()) / r.memory_byte_s * ms + r.step_overhead_s * ms;
   m.token_ms = 2.0 * layer_weights * L / r.matmul_flop_s * ms;

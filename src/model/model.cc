@@ -70,8 +70,12 @@ Status Model::init() {
   const int64_t H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t T = options_.max_tokens_per_step, R = options_.max_logit_rows;
   const int64_t bs = options_.block_size;
+  // The cache's element type: auto follows the checkpoint's declared KV dtype.
+  kv_dtype_ = options_.kv_cache_dtype;
+  if (kv_dtype_ == KvCacheDType::kAuto) kv_dtype_ = weights_->fp8_kv_cache ? KvCacheDType::kFp8 : KvCacheDType::kBf16;
+  const DType kv_elem = kv_dtype_ == KvCacheDType::kFp8 ? DType::kF8E4M3 : act;
   // K and V of every layer for one block.
-  const size_t block_bytes = 2 * static_cast<size_t>(c.num_hidden_layers) * bs * Hkv * D * dtype_size_bytes(act);
+  const size_t block_bytes = 2 * static_cast<size_t>(c.num_hidden_layers) * bs * Hkv * D * dtype_size_bytes(kv_elem);
   int64_t blocks = static_cast<int64_t>(backend_.kv_cache_budget_bytes() / block_bytes);
   if (options_.max_kv_tokens > 0) blocks = std::min<int64_t>(blocks, (options_.max_kv_tokens + bs - 1) / bs);
   blocks = std::min<int64_t>(blocks, INT32_MAX / bs);
@@ -81,7 +85,12 @@ Status Model::init() {
   num_kv_blocks_ = static_cast<int32_t>(blocks);
   kv_cache_bytes_ = block_bytes * static_cast<size_t>(blocks);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    KvLayer layer{backend_.alloc(act, {blocks, bs, Hkv, D}), backend_.alloc(act, {blocks, bs, Hkv, D})};
+    KvLayer layer{backend_.alloc(kv_elem, {blocks, bs, Hkv, D}), backend_.alloc(kv_elem, {blocks, bs, Hkv, D})};
+    // FP8: the checkpoint's per-layer scales (vLLM: 1.0 where it has none).
+    if (kv_elem == DType::kF8E4M3 && static_cast<size_t>(l) < weights_->kv_scales.size()) {
+      layer.k_scale = weights_->kv_scales[static_cast<size_t>(l)].k_scale;
+      layer.v_scale = weights_->kv_scales[static_cast<size_t>(l)].v_scale;
+    }
     // Zeroed so that a stale slot can never hold NaN bits (padding reads are masked anyway).
     backend_.fill_zero(layer.k);
     backend_.fill_zero(layer.v);
@@ -268,10 +277,11 @@ StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir, Backend& bac
   }
   auto model = std::make_unique<Model>(std::move(config), std::move(gen), std::move(weights), backend, options);
   KR_RETURN_IF_ERROR(model->init());
-  KR_LOG(kInfo, "model: %d layers, hidden %d, vocab %d, weights %.1f MB on %s; KV cache %d blocks x %d tokens (%.1f MB)",
+  KR_LOG(kInfo, "model: %d layers, hidden %d, vocab %d, weights %.1f MB on %s; KV cache %s, %d blocks x %d tokens (%.1f MB)",
          model->config().num_hidden_layers, model->config().hidden_size, model->config().vocab_size,
-         static_cast<double>(model->weight_bytes()) / 1e6, backend.name().c_str(), model->num_kv_blocks(),
-         model->block_size(), static_cast<double>(model->kv_cache_bytes()) / 1e6);
+         static_cast<double>(model->weight_bytes()) / 1e6, backend.name().c_str(),
+         kv_cache_dtype_name(model->kv_cache_dtype()), model->num_kv_blocks(), model->block_size(),
+         static_cast<double>(model->kv_cache_bytes()) / 1e6);
   return model;
 }
 

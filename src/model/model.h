@@ -26,6 +26,10 @@ struct ModelOptions {
   int32_t max_logit_rows = 256;        // R bound: rows of logits one forward can return
   // Cap on KV-cache tokens (0: as many blocks as the backend's budget holds).
   int64_t max_kv_tokens = 0;
+  // Element type of the KV cache (--kv-cache-dtype). fp8 takes the checkpoint's
+  // per-layer k_scale / v_scale (ModelWeights::kv_scales), else 1.0; it holds
+  // bytes per element of activation_dtype() times as many blocks.
+  KvCacheDType kv_cache_dtype = KvCacheDType::kAuto;
   // Random weights of the configured shape instead of safetensors.
   bool dummy_weights = false;
   uint64_t dummy_seed = 1234;
@@ -74,6 +78,9 @@ class Model {
   size_t weight_bytes() const { return weights_->weight_bytes; }
   const ModelWeights& weights() const { return *weights_; }
   size_t kv_cache_bytes() const { return kv_cache_bytes_; }
+  // The cache's element type after `auto` was resolved: kBf16 (the activation
+  // dtype) or kFp8.
+  KvCacheDType kv_cache_dtype() const { return kv_dtype_; }
   // The paged KV cache, one KvLayer per layer (the host tier copies blocks of it).
   std::span<const KvLayer> kv_layers() const { return kv_; }
 
@@ -93,6 +100,7 @@ class Model {
   std::vector<QkvParams> layer_qkv_;          // [layers] bias, q/k norms, RoPE
   std::vector<AttentionParams> layer_attn_;   // [layers] scale, window, soft-cap
   int32_t num_kv_blocks_ = 0;
+  KvCacheDType kv_dtype_ = KvCacheDType::kBf16;
   size_t kv_cache_bytes_ = 0;
   std::vector<KvLayer> kv_;  // [layers]
 

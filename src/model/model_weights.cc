@@ -362,6 +362,7 @@ StatusOr<std::unique_ptr<ModelWeights>> load_model_weights(const ModelConfig& c,
     }
   }
   KR_RETURN_IF_ERROR(qm.check_all_consumed());
+  w->fp8_kv_cache = quant.fp8_kv_cache();
   if (backend.upload_keeps_host_pointer()) w->files = std::move(files);
   return w;
 }

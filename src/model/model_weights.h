@@ -51,6 +51,9 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   // Per-layer FP8 KV-cache scales the checkpoint carries (empty when it has none).
   std::vector<KvCacheScales> kv_scales;
+  // The quantization config declares an FP8 KV cache (kv_cache_scheme,
+  // kv_cache_quant_algo): what --kv-cache-dtype auto follows.
+  bool fp8_kv_cache = false;
 
   // Host memory the backend may still point at (see Backend::upload_keeps_host_pointer).
   std::unique_ptr<SafetensorsSet> files;

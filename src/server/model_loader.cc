@@ -174,6 +174,7 @@ StatusOr<std::unique_ptr<LoadedModel>> load_served_model(const ModelSpec& spec, 
   mo.max_logit_rows = engine_config.max_num_seqs;
   mo.dummy_weights = spec.dummy_weights;
   mo.arch = spec.arch;
+  mo.kv_cache_dtype = static_cast<KvCacheDType>(engine_config.kv_cache_dtype);
   auto runner = make_forward_runner(spec.path, std::move(backend), mo);
   if (!runner.ok()) {
     if (runner.status().code() == StatusCode::kResourceExhausted && memory_share < 1.0) {

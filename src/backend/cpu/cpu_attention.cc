@@ -56,14 +56,26 @@ void CpuBackend::store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head
   const int64_t T = qkv.dim(0), D = head_dim;
   const int64_t width = (q_heads + 2 * kv_heads) * D, kv_width = kv_heads * D;
   KR_CHECK(qkv.dim(1) == width && T == meta_.num_tokens);
+  // FP8 cache: e4m3(x / scale) bytes, as the CUDA store kernels write them.
   const int64_t num_slots = kv.k.dim(0) * kv.k.dim(1);
   for (int64_t t = 0; t < T; ++t) {
     const int32_t slot = meta_.slot_mapping[t];
     if (slot < 0) continue;  // padding token: nothing to store
     KR_CHECK_MSG(slot < num_slots, "store_kv: slot out of range");
     const float* row = qkv.as<float>() + t * width;
-    std::copy(row + q_heads * D, row + q_heads * D + kv_width, kv.k.as<float>() + slot * kv_width);
-    std::copy(row + q_heads * D + kv_width, row + width, kv.v.as<float>() + slot * kv_width);
+    const float* k = row + q_heads * D;
+    const float* v = k + kv_width;
+    if (kv.fp8()) {
+      uint8_t* kd = kv.k.as<uint8_t>() + slot * kv_width;
+      uint8_t* vd = kv.v.as<uint8_t>() + slot * kv_width;
+      for (int64_t i = 0; i < kv_width; ++i) {
+        kd[i] = kv_fp8_encode(k[i], kv.k_scale);
+        vd[i] = kv_fp8_encode(v[i], kv.v_scale);
+      }
+    } else {
+      std::copy(k, k + kv_width, kv.k.as<float>() + slot * kv_width);
+      std::copy(v, v + kv_width, kv.v.as<float>() + slot * kv_width);
+    }
   }
 }
 
@@ -79,12 +91,19 @@ void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attention
   KR_CHECK(p.sliding_window >= 0 && p.softcap >= 0.0f);
   const int group = q_heads / kv_heads;
   const int32_t bs = meta_.block_size;
-  const float* kc = kv.k.as<float>();
-  const float* vc = kv.v.as<float>();
+  // An FP8 cache attends over the dequantized values e4m3 * scale, in float32.
+  const bool fp8 = kv.fp8();
+  KR_CHECK(fp8 || kv.k.dtype == DType::kF32);
+  const float* kc = fp8 ? nullptr : kv.k.as<float>();
+  const float* vc = fp8 ? nullptr : kv.v.as<float>();
+  auto dequant = [&](const Tensor& cache, float scale, int64_t off, float* dst) {
+    const uint8_t* src = cache.as<uint8_t>() + off;
+    for (int64_t d = 0; d < D; ++d) dst[d] = kv_fp8_decode(src[d], scale);
+  };
   pool_.parallel_for(T * q_heads, 4, [&](int64_t b, int64_t e) {
     std::vector<float> scores;
     std::vector<const float*> vrows;
-    std::vector<float> acc(D);
+    std::vector<float> acc(D), kbuf(fp8 ? D : 0), vbuf;
     for (int64_t item = b; item < e; ++item) {
       const int64_t t = item / q_heads;
       const int h = static_cast<int>(item % q_heads);
@@ -99,12 +118,21 @@ void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attention
       const float* q = qkv.as<float>() + t * width + h * D;
       scores.resize(n);
       vrows.resize(n);
+      if (fp8) vbuf.resize(static_cast<size_t>(n * D));
       float max_score = -INFINITY;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t j = lo + i;
         const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        const float* krow = kc + slot * kv_width + g * D;
-        vrows[i] = vc + slot * kv_width + g * D;
+        const float* krow;
+        if (fp8) {
+          dequant(kv.k, kv.k_scale, slot * kv_width + g * D, kbuf.data());
+          dequant(kv.v, kv.v_scale, slot * kv_width + g * D, vbuf.data() + i * D);
+          krow = kbuf.data();
+          vrows[i] = vbuf.data() + i * D;
+        } else {
+          krow = kc + slot * kv_width + g * D;
+          vrows[i] = vc + slot * kv_width + g * D;
+        }
         float dot = 0.0f;
         for (int64_t d = 0; d < D; ++d) dot += q[d] * krow[d];
         float sc = dot * p.scale;

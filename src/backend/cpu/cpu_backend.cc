@@ -28,7 +28,8 @@ float cpu_load_as_f32(const void* data, DType dtype, int64_t i) {
     case DType::kF32: return static_cast<const float*>(data)[i];
     case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
     case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::kI32: break;
+    case DType::kI32:
+    case DType::kF8E4M3: break;
   }
   KR_CHECK_MSG(false, "not a float dtype");
   return 0.0f;
@@ -49,7 +50,8 @@ void cpu_convert_to_f32(const void* src, DType dtype, int64_t offset, int64_t n,
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
-    case DType::kI32: break;
+    case DType::kI32:
+    case DType::kF8E4M3: break;
   }
   KR_CHECK_MSG(false, "not a float dtype");
 }

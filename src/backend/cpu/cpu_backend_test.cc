@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/dtype_convert.h"
+#include "backend/float_codec.h"
 #include "backend/quantized_matrix.h"
 
 namespace kr {
@@ -266,6 +267,66 @@ TEST(CpuBackend, RopeStoreKvAttentionPaged) {
         }
       }
     }
+  }
+}
+
+// The FP8 KV cache: store_kv writes e4m3(x / scale) bytes (saturated at ±448),
+// and attention over it equals attention over a float32 cache holding the
+// dequantized values e4m3 * scale (both scales away from 1, so a scale left
+// out or applied twice shows).
+TEST(CpuBackend, Fp8KvCacheStoresE4m3AndAttendsOverDequantized) {
+  CpuBackend be(2, 0);
+  const int Hq = 4, Hkv = 2, D = 8, bs = 4, num_blocks = 4;
+  const int width = (Hq + 2 * Hkv) * D, T = 6;
+  StepMetadata m;
+  m.num_tokens = T;
+  m.num_seqs = 1;
+  m.block_size = bs;
+  m.max_blocks_per_seq = 2;
+  m.query_start = {0, T};
+  m.context_lens = {T};
+  m.block_tables = {3, 1};
+  m.max_context_len = T;
+  for (int p = 0; p < T; ++p) {
+    m.positions.push_back(p);
+    m.slot_mapping.push_back(m.block_tables[p / bs] * bs + p % bs);
+  }
+  be.set_step_metadata(m);
+  auto qv = random_vec(T * width, 21, 3.0f);
+  qv[0 * width + Hq * D + 1] = 1000.0f;  // a key past 448 * k_scale: saturates
+  qv[1 * width + (Hq + Hkv) * D + 2] = -5000.0f;  // a value past -448 * v_scale
+  Tensor qkv = upload_f32(be, qv, {T, width});
+  const float k_scale = 0.75f, v_scale = 2.5f;
+  KvLayer kv{be.alloc(DType::kF8E4M3, {num_blocks, bs, Hkv, D}), be.alloc(DType::kF8E4M3, {num_blocks, bs, Hkv, D}),
+             k_scale, v_scale};
+  be.fill_zero(kv.k);
+  be.fill_zero(kv.v);
+  be.store_kv(qkv, Hq, Hkv, D, kv);
+  // The reference: a float32 cache of the dequantized bytes.
+  KvLayer ref{be.alloc(DType::kF32, {num_blocks, bs, Hkv, D}), be.alloc(DType::kF32, {num_blocks, bs, Hkv, D})};
+  be.fill_zero(ref.k);
+  be.fill_zero(ref.v);
+  const uint8_t* kb = kv.k.as<uint8_t>();
+  const uint8_t* vb = kv.v.as<uint8_t>();
+  for (int t = 0; t < T; ++t) {
+    const int slot = m.slot_mapping[t];
+    for (int i = 0; i < Hkv * D; ++i) {
+      const float k = qv[t * width + Hq * D + i], v = qv[t * width + (Hq + Hkv) * D + i];
+      ASSERT_EQ(kb[slot * Hkv * D + i], f32_to_fp8_e4m3(k / k_scale)) << t << " " << i;
+      ASSERT_EQ(vb[slot * Hkv * D + i], f32_to_fp8_e4m3(v / v_scale)) << t << " " << i;
+      ref.k.as<float>()[slot * Hkv * D + i] = fp8_e4m3_to_f32(kb[slot * Hkv * D + i]) * k_scale;
+      ref.v.as<float>()[slot * Hkv * D + i] = fp8_e4m3_to_f32(vb[slot * Hkv * D + i]) * v_scale;
+    }
+  }
+  EXPECT_EQ(kb[m.slot_mapping[0] * Hkv * D + 1], 0x7E);  // +448
+  EXPECT_EQ(vb[m.slot_mapping[1] * Hkv * D + 2], 0xFE);  // -448
+  Tensor out = be.alloc(DType::kF32, {T, Hq * D}), out_ref = be.alloc(DType::kF32, {T, Hq * D});
+  for (const float softcap : {0.0f, 2.0f}) {
+    AttentionParams ap{Hq, Hkv, D, 1.0f / std::sqrt(float(D)), 0, softcap};
+    be.attention(qkv, kv, ap, out);
+    be.attention(qkv, ref, ap, out_ref);
+    const auto ov = download(be, out), rv = download(be, out_ref);
+    for (size_t i = 0; i < ov.size(); ++i) ASSERT_EQ(ov[i], rv[i]) << i;
   }
 }
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
@@ -118,7 +119,9 @@ __device__ void merge_splits(const AttnArgs& a, const AttnTile& tile, int g, int
   }
 }
 
-template <int D, int ROWS>
+// KV: the cache element (KvBf16 or KvFp8, cuda_kv_fp8.cuh); e4m3 chunks are
+// widened to bf16 on their way into shared memory (as float).
+template <int D, int ROWS, typename KV>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
   // Decode variant: the 4 warps split the keys in P·V (few rows to split instead).
   constexpr bool kDecode = ROWS <= 16;
@@ -211,21 +214,21 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     uint4 u;
     bf16 h[8];
   };
-  Chunk kst[kBatch], vst[kBatch];
+  typename KV::Chunk kst[kBatch], vst[kBatch];  // as read: 8 bf16 or 8 e4m3
   // Loads chunks [b0, b0 + kBatch) of the key tile at kt into kst/vst (zeros past the split).
   auto load_chunks = [&](int kt, int b0) {
     const int nk = min(kKeys, kstop - kt);
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
       const int i = tid + (b0 + b) * kThreads, key = i / (D / 8), c = i % (D / 8);
-      kst[b].u = make_uint4(0, 0, 0, 0);  // bf16 zeros: padding keys get K = V = 0
-      vst[b].u = make_uint4(0, 0, 0, 0);
+      kst[b] = zero_chunk<KV>();  // zeros: padding keys get K = V = 0
+      vst[b] = zero_chunk<KV>();
       if (i < kChunks && key < nk) {
         const int j = kt + key;
         const size_t slot = static_cast<size_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
         const size_t off = slot * kv_row + static_cast<size_t>(g) * D + c * 8;
-        kst[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.k_cache) + off);
-        vst[b].u = *reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.v_cache) + off);
+        kst[b] = load_chunk<KV>(a.k_cache, off);
+        vst[b] = load_chunk<KV>(a.v_cache, off);
       }
     }
   };
@@ -236,8 +239,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
       if (i < kChunks) {
         float4* kd = reinterpret_cast<float4*>(Ks + key * kKS + c * 8);
         float4* vd = reinterpret_cast<float4*>(Vs + key * D + c * 8);
-        const Chunk& kc = kst[b];
-        const Chunk& vc = vst[b];
+        Chunk kc, vc;
+        kc.u = KV::widen(kst[b]);
+        vc.u = KV::widen(vst[b]);
         kd[0] = make_float4(__bfloat162float(kc.h[0]), __bfloat162float(kc.h[1]), __bfloat162float(kc.h[2]),
                             __bfloat162float(kc.h[3]));
         kd[1] = make_float4(__bfloat162float(kc.h[4]), __bfloat162float(kc.h[5]), __bfloat162float(kc.h[6]),
@@ -426,7 +430,8 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     const int r = kDecode ? i : warp * 16 + i;
     if (r >= R || (kDecode && i % (kThreads / 32) != warp)) continue;
     const float l = row_l[r];
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    if constexpr (KV::kFp8) inv *= a.v_scale;  // V's scale, once per row (the split merge is linear)
     if (a.num_splits == 1) {
       const int token = tile.first + r / group, h = g * group + r % group;
       bf16* o = static_cast<bf16*>(a.out) + static_cast<size_t>(token) * a.q_heads * D + h * D;
@@ -476,8 +481,10 @@ constexpr int kMaxSplits = 256;
 
 template <int D, int ROWS>
 void configure_rows() {
-  KR_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<D, ROWS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(Smem<D, ROWS>::bytes)));
+  KR_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<D, ROWS, KvBf16>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Smem<D, ROWS>::bytes)));
+  KR_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<D, ROWS, KvFp8>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Smem<D, ROWS>::bytes)));
 }
 
 template <int D>
@@ -489,7 +496,11 @@ void configure_d() {
 template <int D, int ROWS>
 void launch_rows(const AttnArgs& a, cudaStream_t stream) {
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch(false, paged_attention_kernel<D, ROWS>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a);
+  if (a.kv_fp8) {
+    launch(false, paged_attention_kernel<D, ROWS, KvFp8>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a);
+  } else {
+    launch(false, paged_attention_kernel<D, ROWS, KvBf16>, grid, dim3(kThreads), Smem<D, ROWS>::bytes, stream, a);
+  }
 }
 
 template <int D>

@@ -251,7 +251,7 @@ class CudaBackend final : public Backend {
     KR_CHECK(qkv.dim(0) == meta_.num_tokens && head_dim % 8 == 0);
     check_kv(kv, kv_heads, head_dim);
     cuda::launch_store_kv(qkv.data, slots_dev(), kv.k.data, kv.v.data, static_cast<int>(qkv.dim(0)), q_heads,
-                          kv_heads, head_dim, s);
+                          kv_heads, head_dim, s, kv.fp8(), kv.k_scale, kv.v_scale);
   }
 
   void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override;
@@ -434,6 +434,9 @@ class CudaBackend final : public Backend {
       a.slot_mapping = slots_dev();
       a.k_cache = kv->k.data;
       a.v_cache = kv->v.data;
+      a.kv_fp8 = kv->fp8();
+      a.k_scale = kv->k_scale;
+      a.v_scale = kv->v_scale;
     }
     return a;
   }
@@ -499,8 +502,10 @@ class CudaBackend final : public Backend {
     }
   }
   void check_kv(const KvLayer& kv, int kv_heads, int head_dim) const {
-    KR_CHECK(kv.k.dtype == DType::kBF16 && kv.v.dtype == DType::kBF16 &&
+    // bf16, or an FP8 cache (e4m3 bytes with positive per-layer scales).
+    KR_CHECK((kv.k.dtype == DType::kBF16 || kv.k.dtype == DType::kF8E4M3) && kv.v.dtype == kv.k.dtype &&
              kv.k.numel() % (int64_t{kv_heads} * head_dim) == 0);
+    KR_CHECK(!kv.fp8() || (kv.k_scale > 0.0f && kv.v_scale > 0.0f));
   }
   // Forgets every recorded step graph (the stream is idle: free() synchronised it).
   void drop_graphs() {
@@ -741,6 +746,9 @@ void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weig
       a.inv_freq = p.rope->inv_freq.as<float>();
       a.k_cache = kv.k.data;
       a.v_cache = kv.v.data;
+      a.kv_fp8 = kv.fp8();
+      a.k_scale = kv.k_scale;
+      a.v_scale = kv.v_scale;
       a.q_heads = p.q_heads;
       a.kv_heads = p.kv_heads;
       a.head_dim = p.head_dim();
@@ -763,6 +771,9 @@ void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weig
     a.inv_freq = p.rope->inv_freq.as<float>();
     a.k_cache = kv.k.data;
     a.v_cache = kv.v.data;
+    a.kv_fp8 = kv.fp8();
+    a.k_scale = kv.k_scale;
+    a.v_scale = kv.v_scale;
     a.q_heads = p.q_heads;
     a.kv_heads = p.kv_heads;
     a.head_dim = p.head_dim();
@@ -1046,6 +1057,11 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   a.scale = p.scale;
   a.window = p.sliding_window;
   a.softcap = p.softcap;
+  if (kv.fp8()) {  // K's scale into the scores' scale, V's onto the output rows
+    a.kv_fp8 = true;
+    a.scale = p.scale * kv.k_scale;
+    a.v_scale = kv.v_scale;
+  }
   if (cluster_decode) {
     KR_CHECK(tile_key_ == kDecodeTiles);
     cuda::launch_decode_attention(a, options_.pdl && options_.pdl_short_decode, s);
@@ -1112,6 +1128,11 @@ void CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
   a.scale = p.scale;
   a.window = p.sliding_window;
   a.softcap = p.softcap;
+  if (kv.fp8()) {  // K's scale into the scores' scale, V's onto the output rows
+    a.kv_fp8 = true;
+    a.scale = p.scale * kv.k_scale;
+    a.v_scale = kv.v_scale;
+  }
   const auto* tiles = reinterpret_cast<const cuda::AttnTile*>(meta_dev_ + off_tiles_);
   constexpr size_t kHalf = kAttnScratchBytes / 2;
   auto set_split = [&](const cuda::FlashSplit& sp, int num_tiles, int rows_cap, char* ws) {

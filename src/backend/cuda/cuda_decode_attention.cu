@@ -30,6 +30,7 @@
 
 #include "backend/cuda/cuda_decode_attention.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
@@ -72,7 +73,10 @@ __device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
   }
 }
 
-template <int D, int GM>
+// KV: the cache element (KvBf16 or KvFp8, cuda_kv_fp8.cuh). An e4m3 key row is
+// D/8 lanes' 8-byte loads (the same lanes and keys as bf16's 16-byte ones),
+// widened to bf16 in registers when used.
+template <int D, int GM, typename KV>
 __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnArgs a) {
   using Sh = Shape<D, GM>;
   constexpr int LPK = Sh::kLanesPerKey, NS = Sh::kSlots, KB = Sh::kBatchKeys, KPL = Sh::kKeysPerLoad;
@@ -120,27 +124,27 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
   table_load(b0 + u + 2 * U, tnn);
 
   const size_t kv_row = static_cast<size_t>(a.kv_heads) * D;
-  const bf16* kcache = static_cast<const bf16*>(a.k_cache) + static_cast<size_t>(g) * D + dl * 8;
-  const bf16* vcache = static_cast<const bf16*>(a.v_cache) + static_cast<size_t>(g) * D + dl * 8;
+  const size_t lane_off = static_cast<size_t>(g) * D + dl * 8;
+  using Chunk = typename KV::Chunk;
   // K/V of the batch's keys in [lo, hi) for this lane; the others become zeros
   // (keep: left as they are).
-  auto kv_load = [&](int batch, const int (&blk)[NS], int lo, int hi, uint4 (&K)[NS], uint4 (&V)[NS], bool keep) {
+  auto kv_load = [&](int batch, const int (&blk)[NS], int lo, int hi, Chunk (&K)[NS], Chunk (&V)[NS], bool keep) {
 #pragma unroll
     for (int s = 0; s < NS; ++s) {
       const int j = batch * KB + s * KPL + kg;
       if (j >= lo && j < hi) {
         const size_t off = (static_cast<size_t>(blk[s]) * bs + j % bs) * kv_row;
-        K[s] = *reinterpret_cast<const uint4*>(kcache + off);
-        V[s] = *reinterpret_cast<const uint4*>(vcache + off);
+        K[s] = load_chunk<KV>(a.k_cache, lane_off + off);
+        V[s] = load_chunk<KV>(a.v_cache, lane_off + off);
       } else if (!keep) {
-        K[s] = make_uint4(0, 0, 0, 0);
-        V[s] = make_uint4(0, 0, 0, 0);
+        K[s] = zero_chunk<KV>();
+        V[s] = zero_chunk<KV>();
       }
     }
   };
   // Keys before the token's own position: no kernel of this step writes them.
   const int lim_pre = min(qpos, kend);
-  uint4 Kc[NS], Vc[NS], Kn[NS], Vn[NS];
+  Chunk Kc[NS], Vc[NS], Kn[NS], Vn[NS];
   kv_load(b0 + u, tc, kbeg, lim_pre, Kc, Vc, false);
   kv_load(b0 + u + U, tn, kbeg, lim_pre, Kn, Vn, false);
 
@@ -179,7 +183,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
 #pragma unroll
     for (int sl = 0; sl < NS; ++sl) {
       float kf[8];
-      unpack8(Kc[sl], kf);
+      unpack8(KV::widen(Kc[sl]), kf);
 #pragma unroll
       for (int r = 0; r < GM; ++r) {
         float qf[8];
@@ -238,7 +242,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
 #pragma unroll
     for (int sl = 0; sl < NS; ++sl) {
       float vf[8];
-      unpack8(Vc[sl], vf);
+      unpack8(KV::widen(Vc[sl]), vf);
 #pragma unroll
       for (int r = 0; r < GM; ++r)
 #pragma unroll
@@ -304,7 +308,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
       num.w = fmaf(wt, x.w, num.w);
     }
     if (C == 1) {
-      const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+      float inv = den > 0.0f ? 1.0f / den : 0.0f;
+      if constexpr (KV::kFp8) inv *= a.v_scale;  // V's scale, once per row
       __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out_tok + r * D + d);
       o[0] = __floats2bfloat162_rn(num.x * inv, num.y * inv);
       o[1] = __floats2bfloat162_rn(num.z * inv, num.w * inv);
@@ -353,7 +358,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
         fma8(num, wt, x0, x1);
       }
     }
-    const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+    float inv = den > 0.0f ? 1.0f / den : 0.0f;
+    if constexpr (KV::kFp8) inv *= a.v_scale;
     union {
       uint4 u;
       __nv_bfloat162 h[4];
@@ -367,7 +373,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttnAr
 
 int rows_for(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8; }
 
-template <int D, int GM>
+template <int D, int GM, typename KV>
 void launch_dg(const AttnArgs& a, int cluster, bool pdl, cudaStream_t stream) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(cluster), static_cast<unsigned>(a.kv_heads),
@@ -378,34 +384,43 @@ void launch_dg(const AttnArgs& a, int cluster, bool pdl, cudaStream_t stream) {
   cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(cluster)};
   cfg.attrs = attrs;
   cfg.numAttrs = cluster > 1 ? 2 : 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_attention_kernel<D, GM>, a));
+  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_attention_kernel<D, GM, KV>, a));
+}
+
+template <int D, typename KV>
+void launch_dk(const AttnArgs& a, int cluster, bool pdl, cudaStream_t stream) {
+  switch (rows_for(a.q_heads / a.kv_heads)) {
+    case 1: launch_dg<D, 1, KV>(a, cluster, pdl, stream); break;
+    case 2: launch_dg<D, 2, KV>(a, cluster, pdl, stream); break;
+    case 4: launch_dg<D, 4, KV>(a, cluster, pdl, stream); break;
+    default: launch_dg<D, 8, KV>(a, cluster, pdl, stream); break;
+  }
 }
 
 template <int D>
 void launch_d(const AttnArgs& a, int cluster, bool pdl, cudaStream_t stream) {
-  switch (rows_for(a.q_heads / a.kv_heads)) {
-    case 1: launch_dg<D, 1>(a, cluster, pdl, stream); break;
-    case 2: launch_dg<D, 2>(a, cluster, pdl, stream); break;
-    case 4: launch_dg<D, 4>(a, cluster, pdl, stream); break;
-    default: launch_dg<D, 8>(a, cluster, pdl, stream); break;
+  if (a.kv_fp8) {
+    launch_dk<D, KvFp8>(a, cluster, pdl, stream);
+  } else {
+    launch_dk<D, KvBf16>(a, cluster, pdl, stream);
   }
 }
 
 // Clusters of each size 1..8 that fit on the device at once, per instance
-// ([head dim 64/128/256][rows 1/2/4/8][size - 1]), read once on the current device
-// (configure_decode_attention).
+// ([cache bf16/fp8][head dim 64/128/256][rows 1/2/4/8][size - 1]), read once on
+// the current device (configure_decode_attention).
 struct Occupancy {
   bool ready = false;
-  int clusters[3][4][kMaxCluster] = {};
+  int clusters[2][3][4][kMaxCluster] = {};
 };
 Occupancy g_occupancy;
 
 int d_index(int head_dim) { return head_dim == 64 ? 0 : head_dim == 128 ? 1 : 2; }
 int rows_index(int rows) { return rows == 1 ? 0 : rows == 2 ? 1 : rows == 4 ? 2 : 3; }
 
-template <int D, int GM>
-void configure_dg() {
-  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, GM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+template <int D, int GM, typename KV>
+void configure_dgk() {
+  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D, GM, KV>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(Shape<D, GM>::kSmemBytes)));
   for (int c = 1; c <= kMaxCluster; ++c) {
     cudaLaunchConfig_t cfg{};
@@ -416,9 +431,15 @@ void configure_dg() {
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     int n = 0;
-    KR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<D, GM>, &cfg));
-    g_occupancy.clusters[d_index(D)][rows_index(GM)][c - 1] = n;
+    KR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<D, GM, KV>, &cfg));
+    g_occupancy.clusters[KV::kFp8 ? 1 : 0][d_index(D)][rows_index(GM)][c - 1] = n;
   }
+}
+
+template <int D, int GM>
+void configure_dg() {
+  configure_dgk<D, GM, KvBf16>();
+  configure_dgk<D, GM, KvFp8>();
 }
 
 template <int D>
@@ -447,7 +468,7 @@ bool decode_attention_supported(int q_heads, int kv_heads, int head_dim) {
   return (head_dim == 64 || head_dim == 128 || head_dim == 256) && group >= 1 && group <= 8;
 }
 
-int decode_attention_cluster(int head_dim, int q_heads, int kv_heads, int max_keys, int num_tiles) {
+int decode_attention_cluster(int head_dim, int q_heads, int kv_heads, int max_keys, int num_tiles, bool kv_fp8) {
   ensure_configured();
   // About one batch per warp when the table is full (the merge costs little per
   // block), and no more clusters than fit on the device at once.
@@ -457,7 +478,7 @@ int decode_attention_cluster(int head_dim, int q_heads, int kv_heads, int max_ke
   int c = (batches + kWarps - 1) / kWarps;
   c = c < 1 ? 1 : (c > kMaxCluster ? kMaxCluster : c);
   const int64_t pairs = static_cast<int64_t>(num_tiles > 0 ? num_tiles : 1) * kv_heads;
-  const int* fit = g_occupancy.clusters[d_index(head_dim)][rows_index(rows_for(group))];
+  const int* fit = g_occupancy.clusters[kv_fp8 ? 1 : 0][d_index(head_dim)][rows_index(rows_for(group))];
   while (c > 1 && pairs > fit[c - 1]) --c;
   return c;
 }
@@ -468,7 +489,7 @@ void launch_decode_attention(const AttnArgs& a, bool pdl, cudaStream_t stream) {
   if (a.num_tiles == 0) return;
   KR_CHECK(a.decode_only && decode_attention_supported(a.q_heads, a.kv_heads, a.head_dim));
   const int cluster =
-      decode_attention_cluster(a.head_dim, a.q_heads, a.kv_heads, a.max_blocks * a.block_size, a.num_tiles);
+      decode_attention_cluster(a.head_dim, a.q_heads, a.kv_heads, a.max_blocks * a.block_size, a.num_tiles, a.kv_fp8);
   switch (a.head_dim) {
     case 64: launch_d<64>(a, cluster, pdl, stream); break;
     case 128: launch_d<128>(a, cluster, pdl, stream); break;

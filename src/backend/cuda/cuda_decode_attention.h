@@ -32,7 +32,9 @@ bool decode_attention_supported(int q_heads, int kv_heads, int head_dim);
 // Blocks (one thread block cluster, at most 8) per (tile, kv head) for a block table
 // of max_keys keys and num_tiles tokens: a shape-only choice, so a recorded step
 // graph stays valid.
-int decode_attention_cluster(int head_dim, int q_heads, int kv_heads, int max_keys, int num_tiles);
+// kv_fp8: of the FP8-cache instance (its occupancy may differ).
+int decode_attention_cluster(int head_dim, int q_heads, int kv_heads, int max_keys, int num_tiles,
+                             bool kv_fp8 = false);
 // Enqueues the attention of a decode-only step: a.decode_only, every tile one
 // token, a.max_blocks * a.block_size keys per table (the cluster size comes from
 // it); num_splits, split_keys and the partial buffers are not used.

@@ -34,8 +34,8 @@ namespace kr::cuda {
 
 struct FlashAttnArgs {
   const void* qkv;              // [T, (Hq + 2 Hkv) * D] bf16 (only the q part is read)
-  const void* k_cache;          // [num_blocks, block_size, Hkv, D] bf16
-  const void* v_cache;          // [num_blocks, block_size, Hkv, D] bf16
+  const void* k_cache;          // [num_blocks, block_size, Hkv, D] bf16 (e4m3 with kv_fp8)
+  const void* v_cache;          // [num_blocks, block_size, Hkv, D] bf16 (e4m3 with kv_fp8)
   void* out;                    // [T, Hq * D] bf16; rows of tokens outside the tiles untouched
   const int32_t* positions;     // [T]
   const int32_t* context_lens;  // [S]
@@ -62,6 +62,11 @@ struct FlashAttnArgs {
   int split_keys = 0;
   float* partial_out = nullptr;  // [num_tiles, Hkv, rows_cap, num_splits, D] f32
   float* partial_ml = nullptr;   // [num_tiles, Hkv, rows_cap, num_splits, 2] f32: max (log2 units), sum
+  // FP8 cache (cuda_kv_fp8.cuh): k_cache and v_cache hold e4m3 bytes; the keys'
+  // scale is already in `scale` (scores = q·k_e4m3 · scale), v_scale multiplies
+  // the output rows.
+  bool kv_fp8 = false;
+  float v_scale = 1.0f;
 };
 
 struct FlashSplit {

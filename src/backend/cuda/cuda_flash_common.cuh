@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_flash_attention.h"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 
 namespace kr::cuda::flash {
 
@@ -116,7 +117,7 @@ __device__ __forceinline__ int kv_slot(const int32_t* table, int max_blocks, int
 
 // Per-launch constants of the paged cache for kv head g.
 struct KvSource {
-  const bf16* k;  // cache base + g * D
+  const bf16* k;  // cache base + g * D (an FP8 cache: its byte address, as bf16*; load_kv_tile_fp8 reads bytes)
   const bf16* v;
   const int32_t* table;
   int64_t slot_stride;  // Hkv * D elements between slots
@@ -160,6 +161,69 @@ __device__ __forceinline__ bool load_kv_tile(const KvSource& src, bf16* ks, bf16
     if (has_slot != nullptr && c == 0) has_slot[key] = slot[p] >= 0;
   }
   return missing;
+}
+
+// The FP8 cache (cuda_kv_fp8.cuh): K/V tiles arrive as e4m3 bytes in row-major
+// [KEYS, D] byte tiles (16-byte cp.async, D / 16 per row) and are widened to the
+// swizzled bf16 tiles the mma fragments read (exact: e4m3 ⊂ bf16). The prefill
+// kernel widens, in each thread, the chunks that thread copied, right before the
+// barrier that publishes the tile (no extra barrier: cp.async.wait_group makes a
+// thread's own copies visible to it); the decode kernel's warps each widen
+// their own 16 keys of a stage (a __syncwarp, no block barrier). Cost: per 16
+// bytes of cache, one 16-byte shared load, 8 prmt/lop/shift pairs and 4 bf16x2
+// multiplies, and two 16-byte shared stores — ALU work beside the tensor cores,
+// and shared memory for the byte tiles (2 kBc D bytes in prefill).
+template <int D, int KEYS, int THREADS, bool kK, bool kV>
+__device__ __forceinline__ bool load_kv_tile_fp8(const KvSource& src, unsigned char* ks, unsigned char* vs, int kt,
+                                                 int kend, unsigned char* has_slot = nullptr) {
+  constexpr int kChunks = D / 16;  // 16 e4m3 per copy
+  static_assert(THREADS % kChunks == 0, "a pass covers whole rows");
+  constexpr int kRowsPerPass = THREADS / kChunks;
+  static_assert(KEYS % kRowsPerPass == 0, "passes cover the tile");
+  constexpr int kPasses = KEYS / kRowsPerPass;
+  const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
+  int slot[kPasses];
+  bool missing = false;
+#pragma unroll
+  for (int p = 0; p < kPasses; ++p) {
+    const int j = kt + r0 + p * kRowsPerPass;
+    slot[p] = -1;
+    if (j < kend) {
+      slot[p] = kv_slot(src.table, src.max_blocks, src.num_blocks, src.block_shift, j);
+      missing |= slot[p] < 0;
+    }
+  }
+  const unsigned char* k8 = reinterpret_cast<const unsigned char*>(src.k);
+  const unsigned char* v8 = reinterpret_cast<const unsigned char*>(src.v);
+#pragma unroll
+  for (int p = 0; p < kPasses; ++p) {
+    const int key = r0 + p * kRowsPerPass;
+    const int64_t off = slot[p] >= 0 ? static_cast<int64_t>(slot[p]) * src.slot_stride + c * 16 : 0;
+    const int so = key * D + c * 16;
+    if constexpr (kK) cp_async16(smem_u32(ks + so), k8 + off, slot[p] >= 0);
+    if constexpr (kV) cp_async16(smem_u32(vs + so), v8 + off, slot[p] >= 0);
+    if (has_slot != nullptr && c == 0) has_slot[key] = slot[p] >= 0;
+  }
+  return missing;
+}
+
+// 16 e4m3 at `src` → bf16 chunks 2 c16 and 2 c16 + 1 of row r of a swizzled [*, D] tile.
+template <int D>
+__device__ __forceinline__ void widen16(const unsigned char* src, bf16* tile, int r, int c16) {
+  const uint4 b = *reinterpret_cast<const uint4*>(src);
+  *reinterpret_cast<uint4*>(tile + swz<D>(r, 2 * c16)) = e4m3x8_to_bf16x8(make_uint2(b.x, b.y));
+  *reinterpret_cast<uint4*>(tile + swz<D>(r, 2 * c16 + 1)) = e4m3x8_to_bf16x8(make_uint2(b.z, b.w));
+}
+
+// Widens the chunks of a [KEYS, D] byte tile that this thread copied with
+// load_kv_tile_fp8<D, KEYS, THREADS> (after its cp.async.wait_group).
+template <int D, int KEYS, int THREADS>
+__device__ __forceinline__ void widen_own_chunks(const unsigned char* bytes, bf16* tile) {
+  constexpr int kChunks = D / 16;
+  constexpr int kRowsPerPass = THREADS / kChunks;
+  const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
+#pragma unroll
+  for (int key = r0; key < KEYS; key += kRowsPerPass) widen16<D>(bytes + key * D + c * 16, tile, key, c);
 }
 
 // cp.async of ROWS query rows (row r: token first + r / group, q head g * group +

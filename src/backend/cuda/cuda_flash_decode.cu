@@ -28,35 +28,56 @@ namespace {
 
 using namespace flash;
 
-template <int D>
+// kFp8: an FP8 cache. Its stages hold e4m3 bytes (half the bf16 stages), and
+// each warp widens its 16 keys of a stage into its own bf16 K and V tiles
+// [16, D] (cuda_flash_common.cuh) before the mma.
+template <int D, bool kFp8 = false>
 struct DecodeShape {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRows = kFlashDecodeRows;
   static constexpr int kKeys = 64;   // keys per stage: 16 per warp
-  static constexpr int kStages = 3;  // D = 128: 100 KB, two blocks per SM
+  static constexpr int kStages = 3;  // D = 128: 100 KB (fp8: 84 KB), two blocks per SM
   static constexpr int kStageElems = 2 * kKeys * D;  // K then V
-  static constexpr size_t kSmem = sizeof(bf16) * (kRows * D + kStages * kStageElems) + sizeof(int) * kRows;
-  // The end-of-loop scratch (warp partial rows, then the split merge's weights) reuses the stages.
-  static constexpr size_t kScratchFloats = sizeof(bf16) * kStages * kStageElems / sizeof(float);
+  static constexpr size_t kElemBytes = kFp8 ? 1 : sizeof(bf16);
+  static constexpr size_t kStageBytes = kElemBytes * kStageElems;
+  static constexpr size_t kWarpTileBytes = kFp8 ? sizeof(bf16) * kWarps * 2 * 16 * D : 0;  // per warp: K, V [16, D]
+  static constexpr size_t kSmem = sizeof(bf16) * kRows * D + kStages * kStageBytes + kWarpTileBytes + sizeof(int) * kRows;
+  // The end-of-loop scratch (warp partial rows, then the split merge's weights)
+  // reuses the stages (and the warp tiles after them).
+  static constexpr size_t kScratchFloats = (kStages * kStageBytes + kWarpTileBytes) / sizeof(float);
   static_assert(kScratchFloats >= static_cast<size_t>(kWarps) * kRows * (D + 2) + kWarps * kRows,
                 "warp merge scratch must fit in the stages");
   static_assert(kKeys == kFlashSplitGranule, "split boundaries must fall on stages");
+  // flash_decode_max_splits reads the bf16 shape's scratch: the FP8 one must hold as many weights.
+  static_assert(!kFp8 || kScratchFloats >= static_cast<size_t>(kRows) * kFlashMaxSplits,
+                "the FP8 scratch must hold the merge weights of the most splits");
 };
 
 constexpr int kMaxCounters = kFlashMaxSplitPairs;
 __device__ int g_decode_counters[kMaxCounters];
 
-template <int D>
-__global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(const FlashAttnArgs a) {
-  using Sh = DecodeShape<D>;
+template <int D, typename KV>
+__global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_decode_kernel(const FlashAttnArgs a) {
+  using Sh = DecodeShape<D, KV::kFp8>;
   constexpr int kRows = Sh::kRows, kKeys = Sh::kKeys, kStages = Sh::kStages, kThreads = Sh::kThreads;
   constexpr int kWarps = Sh::kWarps;
   constexpr int kDT = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [16, D]
-  bf16* stages = qs + kRows * D;             // kStages × (K [64, D], V [64, D])
-  int* s_pos = reinterpret_cast<int*>(stages + kStages * Sh::kStageElems);  // [16]
+  unsigned char* stages = smem + sizeof(bf16) * kRows * D;  // kStages × (K [64, D], V [64, D]) of KV
+  bf16* wtiles = reinterpret_cast<bf16*>(stages + kStages * Sh::kStageBytes);  // fp8: [kWarps][K, V][16, D]
+  int* s_pos = reinterpret_cast<int*>(stages + kStages * Sh::kStageBytes + Sh::kWarpTileBytes);  // [16]
+  // cp.async of a stage's K and V tiles (bf16 swizzled, or e4m3 rows).
+  auto load_stage = [&](const KvSource& src, int st, int kt, int kend) {
+    unsigned char* kb = stages + st * Sh::kStageBytes;
+    if constexpr (KV::kFp8) {
+      load_kv_tile_fp8<D, kKeys, kThreads, true, true>(src, kb, kb + kKeys * D, kt, kend);
+    } else {
+      bf16* k = reinterpret_cast<bf16*>(kb);
+      load_kv_tile<D, kKeys, kThreads, true, true>(src, k, k + kKeys * D, kt, kend);
+    }
+  };
 
   pdl_launch_dependents();
   pdl_wait();
@@ -91,8 +112,8 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
   }
   const int n = kend > kbeg ? (kend - kbeg + kKeys - 1) / kKeys : 0;
 
-  const KvSource src{static_cast<const bf16*>(a.k_cache) + g * D,
-                     static_cast<const bf16*>(a.v_cache) + g * D,
+  const KvSource src{reinterpret_cast<const bf16*>(static_cast<const unsigned char*>(a.k_cache) + g * D * KV::kBytes),
+                     reinterpret_cast<const bf16*>(static_cast<const unsigned char*>(a.v_cache) + g * D * KV::kBytes),
                      a.block_tables + static_cast<int64_t>(tile.seq) * a.max_blocks,
                      static_cast<int64_t>(a.kv_heads) * D,
                      a.max_blocks,
@@ -100,10 +121,7 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
                      __ffs(a.block_size) - 1};
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
-    if (st < n) {
-      bf16* kb = stages + st * Sh::kStageElems;
-      load_kv_tile<D, kKeys, kThreads, true, true>(src, kb, kb + kKeys * D, kbeg + st * kKeys, kend);
-    }
+    if (st < n) load_stage(src, st, kbeg + st * kKeys, kend);
     cp_async_commit();  // the first group also holds Q
   }
 
@@ -128,14 +146,32 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
     __syncthreads();  // stage it visible to all; stage it - 1 free
     {
       const int nx = it + kStages - 1;
-      if (nx < n) {
-        bf16* kb = stages + (nx % kStages) * Sh::kStageElems;
-        load_kv_tile<D, kKeys, kThreads, true, true>(src, kb, kb + kKeys * D, kbeg + nx * kKeys, kend);
-      }
+      if (nx < n) load_stage(src, nx % kStages, kbeg + nx * kKeys, kend);
       cp_async_commit();
     }
-    const bf16* ks = stages + (it % kStages) * Sh::kStageElems;
-    const bf16* vs = ks + kKeys * D;
+    // This warp's keys [16 warp, 16 warp + 16) of the stage: rows wr0.. of ks / vs.
+    const bf16* ks;
+    const bf16* vs;
+    int wr0;
+    if constexpr (KV::kFp8) {
+      const unsigned char* kb = stages + (it % kStages) * Sh::kStageBytes + warp * 16 * D;
+      bf16* wk = wtiles + warp * 2 * 16 * D;
+      bf16* wv = wk + 16 * D;
+      __syncwarp();  // the warp's reads of its tiles from the last stage are done
+      for (int i = lane; i < 16 * (D / 16); i += 32) {
+        const int r = i / (D / 16), c16 = i % (D / 16);
+        widen16<D>(kb + r * D + c16 * 16, wk, r, c16);
+        widen16<D>(kb + kKeys * D + r * D + c16 * 16, wv, r, c16);
+      }
+      __syncwarp();
+      ks = wk;
+      vs = wv;
+      wr0 = 0;
+    } else {
+      ks = reinterpret_cast<const bf16*>(stages + (it % kStages) * Sh::kStageBytes);
+      vs = ks + kKeys * D;
+      wr0 = warp * 16;
+    }
     const int kt = kbeg + it * kKeys;
 
     float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
@@ -143,7 +179,7 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
     for (int kk = 0; kk < D / 16; ++kk) {
       uint32_t qa[4], kb[4];
       ldmatrix_x4(qa, smem_u32(qs + swz<D>(lane & 15, 2 * kk + (lane >> 4))));
-      ldmatrix_x4(kb, smem_u32(ks + swz<D>(warp * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1))));
+      ldmatrix_x4(kb, smem_u32(ks + swz<D>(wr0 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1))));
       mma_bf16(s[0], qa, kb[0], kb[1]);
       mma_bf16(s[1], qa, kb[2], kb[3]);
     }
@@ -206,7 +242,7 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
 #pragma unroll
     for (int dn = 0; dn < D / 16; ++dn) {
       uint32_t vb[4];
-      ldmatrix_x4_trans(vb, smem_u32(vs + swz<D>(warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dn + (lane >> 4))));
+      ldmatrix_x4_trans(vb, smem_u32(vs + swz<D>(wr0 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dn + (lane >> 4))));
       mma_bf16(o[2 * dn], pa, vb[0], vb[1]);
       mma_bf16(o[2 * dn + 1], pa, vb[2], vb[3]);
     }
@@ -247,7 +283,8 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
       red_w[w * kRows + tid] = wt;
       sum += lw * wt;
     }
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    if constexpr (KV::kFp8) inv *= a.v_scale;  // V's scale, once per row (the split merge is linear)
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) red_w[w * kRows + tid] *= inv;  // O = Σ_w wt_w O_w / Σ_w wt_w l_w
     row_m[tid] = mx;
@@ -303,22 +340,28 @@ __global__ void __launch_bounds__(DecodeShape<D>::kThreads) flash_decode_kernel(
     merge_splits<D, kThreads>(a, tile_idx, g, kRows, R, tile.first, group, reinterpret_cast<float*>(stages));
 }
 
+// Both instances (bf16 and FP8 cache) at once: the backend configures up front,
+// outside any step-graph capture.
 template <int D>
 void configure_decode() {
   static bool done = false;  // one backend thread: no race
   if (!done) {
-    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D, KvBf16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(DecodeShape<D>::kSmem)));
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D, KvFp8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(DecodeShape<D, true>::kSmem)));
     done = true;
   }
 }
 
+// Of the bf16 instance: the split policy's occupancy (the FP8 one has as many or
+// more: less shared memory).
 template <int D>
 int blocks_per_sm_decode() {
   static int n = 0;
   if (n == 0) {
     configure_decode<D>();
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_decode_kernel<D>, DecodeShape<D>::kThreads,
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_decode_kernel<D, KvBf16>, DecodeShape<D>::kThreads,
                                                       DecodeShape<D>::kSmem) != cudaSuccess ||
         n < 1)
       n = 1;
@@ -330,7 +373,13 @@ template <int D>
 void launch_decode_d(const FlashAttnArgs& a, cudaStream_t stream) {
   configure_decode<D>();
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch(/*pdl=*/false, flash_decode_kernel<D>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem, stream, a);
+  if (a.kv_fp8) {
+    launch(/*pdl=*/false, flash_decode_kernel<D, KvFp8>, grid, dim3(DecodeShape<D, true>::kThreads),
+           DecodeShape<D, true>::kSmem, stream, a);
+  } else {
+    launch(/*pdl=*/false, flash_decode_kernel<D, KvBf16>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem,
+           stream, a);
+  }
 }
 
 }  // namespace

@@ -67,7 +67,10 @@ struct PrefillCfg<128, 5> : PrefillCfg128<8, 1, 128, 1, true, true> {};  // w8-b
 constexpr const char* kVariantNames[] = {"base", "kv2", "kv2-ftz", "w8", "w8-kv2-ftz", "w8-bc128"};
 static_assert(sizeof(kVariantNames) / sizeof(kVariantNames[0]) == kFlashPrefillVariants);
 
-template <int D, int V>
+// kFp8: an FP8 cache; K and V arrive as e4m3 bytes in one byte tile each
+// [kBc, D] (cuda_flash_common.cuh: each thread widens the chunks it copied into
+// the bf16 tiles before the barrier that publishes them).
+template <int D, int V, bool kFp8 = false>
 struct PrefillShape {
   using Cfg = PrefillCfg<D, V>;
   static constexpr int kWarps = Cfg::kWarps;
@@ -78,8 +81,10 @@ struct PrefillShape {
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRows = kWarps * kMT * 16;
   static constexpr int kVBufs = kV2 ? 2 : 1;
-  // Q, two K tiles, one or two V tiles; row positions, a reduction, two tiles' has-a-slot flags.
-  static constexpr size_t kSmem = kSmemAlign + sizeof(bf16) * (kRows + (2 + kVBufs) * kBc) * D +
+  // Q, two K tiles, one or two V tiles (fp8: then the K and V byte tiles); row
+  // positions, a reduction, two tiles' has-a-slot flags.
+  static constexpr size_t kStagingBytes = kFp8 ? 2 * static_cast<size_t>(kBc) * D : 0;
+  static constexpr size_t kSmem = kSmemAlign + sizeof(bf16) * (kRows + (2 + kVBufs) * kBc) * D + kStagingBytes +
                                   sizeof(int) * (kRows + 2 * kWarps) + 2 * kBc;
   // Split runs are whole granules of keys; a tile of more keys than the granule
   // rounds the run up to whole tiles (some splits may then be empty).
@@ -105,10 +110,10 @@ __device__ __forceinline__ float exp2_soft(float x) {
 constexpr int kMaxCounters = kFlashMaxSplitPairs;
 __device__ int g_prefill_counters[kMaxCounters];
 
-template <int D, int V>
-__global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, V>::kMinBlocks)
+template <int D, int V, typename KV>
+__global__ void __launch_bounds__(PrefillShape<D, V, KV::kFp8>::kThreads, PrefillShape<D, V, KV::kFp8>::kMinBlocks)
     flash_prefill_kernel(const FlashAttnArgs a) {
-  using Sh = PrefillShape<D, V>;
+  using Sh = PrefillShape<D, V, KV::kFp8>;
   constexpr int kMT = Sh::kMT, kBc = Sh::kBc, kRows = Sh::kRows, kThreads = Sh::kThreads, kWarps = Sh::kWarps;
   constexpr bool kV2 = Sh::kV2, kFtz = Sh::kFtz;
   constexpr int kNT = kBc / 8;  // score n-tiles (8 keys each)
@@ -118,7 +123,9 @@ __global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, 
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [kRows, D]
   bf16* ks = qs + kRows * D;                 // 2 × [kBc, D]
   bf16* vs = ks + 2 * kBc * D;               // kVBufs × [kBc, D]
-  int* s_pos = reinterpret_cast<int*>(vs + Sh::kVBufs * kBc * D);  // [kRows] row positions
+  unsigned char* k8 = reinterpret_cast<unsigned char*>(vs + Sh::kVBufs * kBc * D);  // fp8: [kBc, D] bytes
+  unsigned char* v8 = k8 + Sh::kStagingBytes / 2;                                   // fp8: [kBc, D] bytes
+  int* s_pos = reinterpret_cast<int*>(k8 + Sh::kStagingBytes);  // [kRows] row positions
   int* s_red = s_pos + kRows;                         // [2 kWarps]
   unsigned char* s_has = reinterpret_cast<unsigned char*>(s_red + 2 * kWarps);  // 2 × [kBc]
 
@@ -179,15 +186,27 @@ __global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, 
   const int last_all = lo;
   const int first_all = a.window > 0 ? hi - a.window + 1 : INT_MIN;
 
-  const KvSource src{static_cast<const bf16*>(a.k_cache) + g * D,
-                     static_cast<const bf16*>(a.v_cache) + g * D,
+  const KvSource src{reinterpret_cast<const bf16*>(static_cast<const unsigned char*>(a.k_cache) + g * D * KV::kBytes),
+                     reinterpret_cast<const bf16*>(static_cast<const unsigned char*>(a.v_cache) + g * D * KV::kBytes),
                      a.block_tables + static_cast<int64_t>(tile.seq) * a.max_blocks,
                      static_cast<int64_t>(a.kv_heads) * D,
                      a.max_blocks,
                      a.num_blocks,
                      __ffs(a.block_size) - 1};
+  // cp.async of K and/or V of the key tile at kt: into bf16 tiles kb / vb, or (fp8) into the byte tiles.
+  auto load_kv = [&](auto k_tag, auto v_tag, bf16* kb, bf16* vb, int kt, unsigned char* has) {
+    constexpr bool kK = decltype(k_tag)::value, kV = decltype(v_tag)::value;
+    if constexpr (KV::kFp8) {
+      return load_kv_tile_fp8<D, kBc, kThreads, kK, kV>(src, k8, v8, kt, kend, has);
+    } else {
+      return load_kv_tile<D, kBc, kThreads, kK, kV>(src, kb, vb, kt, kend, has);
+    }
+  };
+  using Yes = std::true_type;
+  using No = std::false_type;
+  using KV2 = std::integral_constant<bool, kV2>;
   bool missing = false;  // a key of this thread's next K tile has no slot
-  if (ntiles > 0) missing = load_kv_tile<D, kBc, kThreads, true, kV2>(src, ks, vs, kbeg, kend, s_has);
+  if (ntiles > 0) missing = load_kv(Yes{}, KV2{}, ks, vs, kbeg, s_has);
   cp_async_commit();  // Q and K (kV2: and V) of the first tile
 
   float o[kMT][kDT][4];
@@ -218,22 +237,26 @@ __global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, 
     const uint32_t v_cur = v_addr + (kV2 ? (it & 1) * (kBc * D * 2) : 0);
     const unsigned char* has_cur = s_has + (it & 1) * kBc;
     cp_async_wait<0>();
+    if constexpr (KV::kFp8) {
+      // This thread's copies of K tile it (kV2: and V tile it) into the bf16 tiles
+      // (K tile it - 2 and V tile it - 2 (kV2) / it - 1: every warp passed the last barrier after using them).
+      widen_own_chunks<D, kBc, kThreads>(k8, ks + (it & 1) * kBc * D);
+      if constexpr (kV2) widen_own_chunks<D, kBc, kThreads>(v8, vs + (it & 1) * kBc * D);
+    }
     // K tile it (kV2: and V tile it) visible; every warp is done with V tile it - 1
     // and K tile it - 1.
     const bool any_missing = __syncthreads_or(missing);
     if constexpr (kV2) {
       // K and V of tile it + 1 into the buffers of tile it - 1; no other barrier this tile.
       if (it + 1 < ntiles)
-        missing = load_kv_tile<D, kBc, kThreads, true, true>(src, ks + ((it + 1) & 1) * kBc * D,
-                                                             vs + ((it + 1) & 1) * kBc * D, kt + kBc, kend,
-                                                             s_has + ((it + 1) & 1) * kBc);
+        missing = load_kv(Yes{}, Yes{}, ks + ((it + 1) & 1) * kBc * D, vs + ((it + 1) & 1) * kBc * D, kt + kBc,
+                          s_has + ((it + 1) & 1) * kBc);
       cp_async_commit();
     } else {
-      load_kv_tile<D, kBc, kThreads, false, true>(src, ks, vs, kt, kend);
+      load_kv(No{}, Yes{}, ks, vs, kt, nullptr);
       cp_async_commit();
       if (it + 1 < ntiles)
-        missing = load_kv_tile<D, kBc, kThreads, true, false>(src, ks + ((it + 1) & 1) * kBc * D, vs, kt + kBc,
-                                                              kend, s_has + ((it + 1) & 1) * kBc);
+        missing = load_kv(Yes{}, No{}, ks + ((it + 1) & 1) * kBc * D, vs, kt + kBc, s_has + ((it + 1) & 1) * kBc);
       cp_async_commit();
     }
 
@@ -328,6 +351,7 @@ __global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, 
 
     if constexpr (!kV2) {
       cp_async_wait<1>();  // V tile it (K tile it + 1 may still be in flight)
+      if constexpr (KV::kFp8) widen_own_chunks<D, kBc, kThreads>(v8, vs);
       __syncthreads();
     }
 
@@ -372,7 +396,8 @@ __global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, 
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int r = wrow + mt * 16 + gq + 8 * h;
-        const float inv = l[mt][h] > 0.0f ? 1.0f / l[mt][h] : 0.0f;
+        float inv = l[mt][h] > 0.0f ? 1.0f / l[mt][h] : 0.0f;
+        if constexpr (KV::kFp8) inv *= a.v_scale;  // V's scale, once per row
 #pragma unroll
         for (int dt = 0; dt < kDT; ++dt)
           *reinterpret_cast<uint32_t*>(qs + swz<D>(r, dt) + 2 * tq) =
@@ -395,7 +420,8 @@ __global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, 
     for (int h = 0; h < 2; ++h) {
       const int r = wrow + mt * 16 + gq + 8 * h;
       if (r >= R) continue;
-      const float inv = l[mt][h] > 0.0f ? 1.0f / l[mt][h] : 0.0f;
+      float inv = l[mt][h] > 0.0f ? 1.0f / l[mt][h] : 0.0f;
+      if constexpr (KV::kFp8) inv *= a.v_scale;  // (the split merge is linear)
       const size_t pi = partial_index(a, tile_idx, g, kRows, r, split);
       float* po = a.partial_out + pi * D;
 #pragma unroll
@@ -410,22 +436,28 @@ __global__ void __launch_bounds__(PrefillShape<D, V>::kThreads, PrefillShape<D, 
     merge_splits<D, kThreads>(a, tile_idx, g, kRows, R, tile.first, group, reinterpret_cast<float*>(smem));
 }
 
+// Both instances (bf16 and FP8 cache) at once: the backend configures up front,
+// outside any step-graph capture.
 template <int D, int V>
 void configure_prefill() {
   static bool done = false;  // one backend thread: no race
   if (!done) {
-    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D, V, KvBf16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(PrefillShape<D, V>::kSmem)));
+    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D, V, KvFp8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(PrefillShape<D, V, true>::kSmem)));
     done = true;
   }
 }
 
+// Of the bf16 instance (the split policy's lead for both).
 template <int D, int V>
 int blocks_per_sm_prefill() {
   static int n = 0;
   if (n == 0) {
     configure_prefill<D, V>();
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_prefill_kernel<D, V>, PrefillShape<D, V>::kThreads,
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_prefill_kernel<D, V, KvBf16>,
+                                                      PrefillShape<D, V>::kThreads,
                                                       PrefillShape<D, V>::kSmem) != cudaSuccess ||
         n < 1)
       n = 1;
@@ -437,8 +469,13 @@ template <int D, int V>
 void launch_prefill_d(const FlashAttnArgs& a, cudaStream_t stream) {
   configure_prefill<D, V>();
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
-  launch(/*pdl=*/false, flash_prefill_kernel<D, V>, grid, dim3(PrefillShape<D, V>::kThreads),
-         PrefillShape<D, V>::kSmem, stream, a);
+  if (a.kv_fp8) {
+    launch(/*pdl=*/false, flash_prefill_kernel<D, V, KvFp8>, grid, dim3(PrefillShape<D, V, true>::kThreads),
+           PrefillShape<D, V, true>::kSmem, stream, a);
+  } else {
+    launch(/*pdl=*/false, flash_prefill_kernel<D, V, KvBf16>, grid, dim3(PrefillShape<D, V>::kThreads),
+           PrefillShape<D, V>::kSmem, stream, a);
+  }
 }
 
 // f(Int<D>, Int<V>) for a head dim and a variant (variants other than 0 exist at

@@ -16,6 +16,7 @@
 
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_rms_norm_row.cuh"
 
@@ -248,9 +249,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
       out[na] = ga;
       out[nb] = gb;
       if (h >= qk_heads && slot >= 0) {  // v: stored as projected
-        bf16* dst = static_cast<bf16*>(a.v_cache) + slot * kv_width + static_cast<size_t>(h - qk_heads) * D;
-        dst[na % D] = ga;
-        dst[na % D + half] = gb;
+        const size_t dst = slot * kv_width + static_cast<size_t>(h - qk_heads) * D;
+        kv_store(a.v_cache, a.kv_fp8, a.v_scale, dst + na % D, ga);
+        kv_store(a.v_cache, a.kv_fp8, a.v_scale, dst + na % D + half, gb);
       }
       __threadfence();  // the head's values, before this block counts itself in
     }
@@ -302,9 +303,9 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
       head[j] = ra;
       head[j + half] = rb;
       if (slot >= 0 && h >= a.q_heads) {
-        bf16* dst = static_cast<bf16*>(a.k_cache) + slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
-        dst[j] = ra;
-        dst[j + half] = rb;
+        const size_t dst = slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
+        kv_store(a.k_cache, a.kv_fp8, a.k_scale, dst + j, ra);
+        kv_store(a.k_cache, a.kv_fp8, a.k_scale, dst + j + half, rb);
       }
     }
   } else {
@@ -340,10 +341,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
       if (slot >= 0 && h >= a.q_heads) {
         const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
         const bool is_k = h < qk_heads;
-        bf16* dst = static_cast<bf16*>(is_k ? a.k_cache : a.v_cache) + slot * kv_width +
-                    static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
-        dst[i] = ra;
-        dst[i + half] = rb;
+        void* cache = is_k ? a.k_cache : a.v_cache;
+        const float scale = is_k ? a.k_scale : a.v_scale;
+        const size_t dst = slot * kv_width + static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
+        kv_store(cache, a.kv_fp8, scale, dst + i, ra);
+        kv_store(cache, a.kv_fp8, scale, dst + i + half, rb);
       }
     }
   }

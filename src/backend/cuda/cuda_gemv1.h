@@ -63,6 +63,8 @@ struct Gemv1Args {
   const float* inv_freq = nullptr;     // [head_dim / 2]
   void* k_cache = nullptr;             // [slots, Hkv * D] bf16
   void* v_cache = nullptr;
+  bool kv_fp8 = false;                 // caches of e4m3(x / k_scale or v_scale) bytes (cuda_kv_fp8.cuh)
+  float k_scale = 1.0f, v_scale = 1.0f;
   int q_heads = 0, kv_heads = 0, head_dim = 0;
   // kAddRmsNorm: the norm op on out (post.x == out, post.T == 1, post.H == N; with
   // post.pre_w, post.x_normed == out), and the launch's arrival counter: one int

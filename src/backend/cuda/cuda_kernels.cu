@@ -10,6 +10,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_rms_norm_row.cuh"
 
@@ -113,9 +114,9 @@ __global__ void rope_kernel(RopeArgs a) {
     x[i] = ra;
     x[i + half] = rb;
     if (slot >= 0 && h >= a.q_heads) {
-      bf16* kd = static_cast<bf16*>(a.k_cache) + slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
-      kd[i] = ra;
-      kd[i + half] = rb;
+      const size_t kd = slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
+      kv_store(a.k_cache, a.kv_fp8, a.k_scale, kd + i, ra);
+      kv_store(a.k_cache, a.kv_fp8, a.k_scale, kd + i + half, rb);
     }
   }
   if (slot >= 0 || bias != nullptr) {
@@ -127,7 +128,7 @@ __global__ void rope_kernel(RopeArgs a) {
         val = add_bias(val, vb[j]);
         v[j] = val;
       }
-      if (slot >= 0) static_cast<bf16*>(a.v_cache)[slot * kv_width + j] = val;
+      if (slot >= 0) kv_store(a.v_cache, a.kv_fp8, a.v_scale, slot * kv_width + j, val);
     }
   }
 }
@@ -146,6 +147,33 @@ __global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, u
     } else {
       v_cache[static_cast<size_t>(slot) * kv_vecs + i - kv_vecs] = src[i];
     }
+  }
+}
+
+// store_kv_kernel for an FP8 cache: 8 elements per thread, e4m3(x / scale).
+__global__ void store_kv_fp8_kernel(const uint4* qkv, const int32_t* slot_mapping, uint2* k_cache, uint2* v_cache,
+                                    int row_vecs, int k_offset_vecs, int kv_vecs, float k_scale, float v_scale) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int t = blockIdx.x;
+  const int slot = slot_mapping[t];
+  if (slot < 0) return;
+  const uint4* src = qkv + static_cast<size_t>(t) * row_vecs + k_offset_vecs;
+  for (int i = threadIdx.x; i < 2 * kv_vecs; i += blockDim.x) {
+    const bool is_k = i < kv_vecs;
+    const float scale = is_k ? k_scale : v_scale;
+    union {
+      uint4 u;
+      bf16 h[8];
+    } x;
+    x.u = src[i];
+    union {
+      uint2 u;
+      uint8_t b[8];
+    } y;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) y.b[e] = kv_fp8_encode(__bfloat162float(x.h[e]), scale);
+    (is_k ? k_cache : v_cache)[static_cast<size_t>(slot) * kv_vecs + (is_k ? i : i - kv_vecs)] = y.u;
   }
 }
 
@@ -426,9 +454,16 @@ void launch_rope(const RopeArgs& a, cudaStream_t stream) {
 }
 
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
-                     int q_heads, int kv_heads, int head_dim, cudaStream_t stream) {
+                     int q_heads, int kv_heads, int head_dim, cudaStream_t stream, bool kv_fp8, float k_scale,
+                     float v_scale) {
   if (T == 0) return;
   const int row_vecs = (q_heads + 2 * kv_heads) * head_dim / 8;
+  if (kv_fp8) {
+    launch(false, store_kv_fp8_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
+           static_cast<uint2*>(k_cache), static_cast<uint2*>(v_cache), row_vecs, q_heads * head_dim / 8,
+           kv_heads * head_dim / 8, k_scale, v_scale);
+    return;
+  }
   launch(false, store_kv_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
          static_cast<uint4*>(k_cache), static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
          kv_heads * head_dim / 8);

@@ -57,13 +57,18 @@ struct RopeArgs {
   float norm_eps = 0.0f;
   int norm_kind = kNormTimesWeight;
   const int32_t* slot_mapping = nullptr;
-  void* k_cache = nullptr;  // [slots, Hkv * D] bf16
+  void* k_cache = nullptr;  // [slots, Hkv * D] bf16, or e4m3 bytes with kv_fp8
   void* v_cache = nullptr;
+  // FP8 cache (cuda_kv_fp8.cuh): elements stored as e4m3(x / k_scale or v_scale).
+  bool kv_fp8 = false;
+  float k_scale = 1.0f, v_scale = 1.0f;
 };
 void launch_rope(const RopeArgs& a, cudaStream_t stream);
-// k/v parts of qkv → caches [slots, Hkv * D] at slot_mapping[t] (negative: skipped).
+// k/v parts of qkv → caches [slots, Hkv * D] at slot_mapping[t] (negative: skipped);
+// kv_fp8: as e4m3(k / k_scale) and e4m3(v / v_scale) bytes.
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
-                     int q_heads, int kv_heads, int head_dim, cudaStream_t stream);
+                     int q_heads, int kv_heads, int head_dim, cudaStream_t stream, bool kv_fp8 = false,
+                     float k_scale = 1.0f, float v_scale = 1.0f);
 // The gated MLP's activation (Backend's Activation).
 constexpr int kActSilu = 0;
 constexpr int kActGeluTanh = 1;
@@ -101,7 +106,7 @@ struct AttnTile {
 
 struct AttnArgs {
   const void* qkv;            // [T, (Hq + 2 Hkv) * D] bf16
-  const void* k_cache;        // [slots, Hkv * D] bf16
+  const void* k_cache;        // [slots, Hkv * D] bf16, or e4m3 bytes with kv_fp8
   const void* v_cache;
   void* out;                  // [T, Hq * D] bf16
   const int32_t* positions;   // [T]
@@ -126,6 +131,10 @@ struct AttnArgs {
   int split_keys;
   float* partial_out;  // [num_tiles * tile_rows, num_splits, D] (rows = tokens * group)
   float* partial_ml;   // [num_tiles * tile_rows, num_splits, 2]: max, sum
+  // FP8 cache: K and V hold e4m3 bytes; k_scale is already in `scale`, v_scale
+  // multiplies the output rows.
+  bool kv_fp8 = false;
+  float v_scale = 1.0f;
 };
 // Rows (token, head-of-group) one tile holds: tile tokens = attn_tile_tokens(group).
 int attn_tile_tokens(int group);

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_qgemm.h"
 
@@ -295,10 +296,11 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       const int slot = a.slots[tok];
       if (slot >= 0 && h >= a.q_heads) {
         const bool is_k = h < qk_heads;
-        bf16* dst = static_cast<bf16*>(is_k ? a.k_cache : a.v_cache) + static_cast<size_t>(slot) * kv_width +
-                    static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
-        dst[i] = ra;
-        dst[i + half] = rb;
+        void* cache = is_k ? a.k_cache : a.v_cache;
+        const float scale = is_k ? a.k_scale : a.v_scale;
+        const size_t dst = static_cast<size_t>(slot) * kv_width + static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
+        kv_store(cache, a.kv_fp8, scale, dst + i, ra);
+        kv_store(cache, a.kv_fp8, scale, dst + i + half, rb);
       }
     }
   }

@@ -86,6 +86,8 @@ struct QGemmArgs {
   const float* inv_freq = nullptr;     // [D / 2]
   void* k_cache = nullptr;             // [slots, Hkv * D] bf16
   void* v_cache = nullptr;
+  bool kv_fp8 = false;                 // caches of e4m3(x / k_scale or v_scale) bytes (cuda_kv_fp8.cuh)
+  float k_scale = 1.0f, v_scale = 1.0f;
   int q_heads = 0, kv_heads = 0, head_dim = 0;
   // Split-K scratch: f32 partial sums and one arrival counter per (tile pair,
   // token tile), zero between launches (each launch leaves them zero).

@@ -33,6 +33,9 @@
 #include "model/model.h"
 
 namespace kr {
+
+bool g_kv_fp8 = false;
+
 namespace {
 
 constexpr int kBlockSize = 16;
@@ -168,13 +171,34 @@ AttentionParams params_of(const AttnShape& a) {
   return p;
 }
 
-// The same K/V cache on both backends: CPU f32 [blocks, bs, Hkv, D], GPU bf16.
+// The same K/V cache on both backends: CPU f32 [blocks, bs, Hkv, D], GPU bf16;
+// with --kv-fp8 the same e4m3 bytes on both (scales kKvFp8KScale, kKvFp8VScale).
 struct Caches {
   KvLayer cpu, gpu;
 };
 Caches make_caches(Allocs& ca, Allocs& ga, const AttnShape& a, int num_blocks, uint64_t seed) {
   Caches c;
   const size_t n = static_cast<size_t>(num_blocks) * kBlockSize * a.hkv * a.d;
+  if (g_kv_fp8) {
+    std::vector<uint8_t> bytes(n);
+    for (int kv = 0; kv < 2; ++kv) {
+      const float scale = kv == 0 ? kKvFp8KScale : kKvFp8VScale;
+      Tensor tc = ca.make(DType::kF8E4M3, {num_blocks, kBlockSize, a.hkv, a.d});
+      Tensor tg = ga.make(DType::kF8E4M3, {num_blocks, kBlockSize, a.hkv, a.d});
+      parallel_ranges(n, [&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) bytes[i] = kv_fp8_encode(bf16_to_f32(value_bf16(seed + kv, i, 1.0f)), scale);
+      });
+      ca.b.copy_from_host(tc, bytes.data(), n);
+      ga.b.copy_from_host(tg, bytes.data(), n);
+      KvLayer& lc = c.cpu;
+      KvLayer& lg = c.gpu;
+      (kv == 0 ? lc.k : lc.v) = tc;
+      (kv == 0 ? lg.k : lg.v) = tg;
+    }
+    c.cpu.k_scale = c.gpu.k_scale = kKvFp8KScale;
+    c.cpu.v_scale = c.gpu.v_scale = kKvFp8VScale;
+    return c;
+  }
   std::vector<uint16_t> host(n);
   for (int kv = 0; kv < 2; ++kv) {
     Tensor tc = ca.make(DType::kF32, {num_blocks, kBlockSize, a.hkv, a.d});

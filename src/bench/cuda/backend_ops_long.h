@@ -15,6 +15,13 @@ namespace kr {
 
 class Backend;
 
+// --kv-fp8: every KV cache of the attention checks (here and in
+// backend_ops_main.cc: attention, store_kv, qkv_rope_store, the 2-layer steps) is
+// an FP8 cache (backend/kv_cache_dtype.h) with these scales, the same e4m3 bytes
+// on both backends; the CPU attends over the dequantized values.
+extern bool g_kv_fp8;
+inline constexpr float kKvFp8KScale = 0.75f, kKvFp8VScale = 1.25f;
+
 // Attention through the backends; returns the number of failed checks.
 // prefill_variant_tag non-empty: only the cases a flash prefill variant changes
 // (head dim 128, no decode step graphs), each line's case name prefixed by the tag.

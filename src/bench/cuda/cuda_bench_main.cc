@@ -19,6 +19,8 @@
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
+//                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
+//                      [--decode-at B:CTX[:STEPS][,...]]  (also batch-B decode at context CTX, after the batch-1 ones)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
 //                      [--profile-decode N] (only N batch-1 decode steps at ctx 128, between
 //                                        cudaProfilerStart/Stop: ncu --profile-from-start off)
@@ -282,7 +284,9 @@ double decode_bytes_per_token(const Model& model, int ctx) {
                             &l.mlp_out_norm})
       if (!t->empty()) bytes += static_cast<double>(t->bytes());
   }
-  const double kv_row = 2.0 * c.num_key_value_heads * c.head_dim * 2.0;  // K and V, bf16
+  // K and V: bf16, or one byte each in an FP8 cache.
+  const double kv_elem = model.kv_layers().empty() ? 2.0 : static_cast<double>(dtype_size_bytes(model.kv_layers()[0].k.dtype));
+  const double kv_row = 2.0 * c.num_key_value_heads * c.head_dim * kv_elem;
   for (AttentionKind k : c.arch.layer_attention) {
     const int keys = k == AttentionKind::kSliding ? std::min(ctx, c.arch.sliding_window) : ctx;
     bytes += kv_row * keys;
@@ -321,6 +325,10 @@ struct RunSettings {
   bool graphs = true, decode_only = false, brief = false, pdl = true, pdl_norms = true;
   int profile_decode_steps = 0;  // --profile-decode N: only N batch-1 steps inside cudaProfilerStart/Stop
   std::string quant;  // --quant FORMAT: dummy quantized Linears; empty: bf16
+  KvCacheDType kv_cache_dtype = KvCacheDType::kAuto;  // --kv-cache-dtype
+  // --decode-at B:CTX[:STEPS],...: batch-B decode at context CTX (STEPS steps, default 32)
+  // after the batch-1 decodes (e.g. 256:4000 for the FP8 KV cache's batch-256 target).
+  std::vector<std::array<int, 3>> decode_at;
   CudaOptions options;  // what the backend was made with (recorded in the JSON)
 };
 
@@ -335,6 +343,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   opt.arch = arch;
   opt.dummy_weights = model_dir.empty();
   opt.dummy_quant = set.quant;
+  opt.kv_cache_dtype = set.kv_cache_dtype;
   const double t0 = now_s();
   auto model_or = load_model(model_dir, gpu, opt);
   if (!model_or.ok()) {
@@ -367,6 +376,8 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["load_s"] = load_s;
   r["weight_bytes"] = model.weight_bytes();
   r["kv_cache_bytes"] = model.kv_cache_bytes();
+  r["kv_cache_dtype"] = kv_cache_dtype_name(model.kv_cache_dtype());
+  r["kv_cache_blocks"] = model.num_kv_blocks();
   r["device_memory_used_bytes"] = free0 - free1;
   r["graphs"] = set.graphs;
   r["pdl"] = set.pdl;
@@ -379,9 +390,10 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["short_decode_attention"] =
       set.options.short_decode_attention == CudaOptions::ShortDecodeAttention::kCluster ? "cluster" : "paged";
   r["pdl_short_decode"] = set.pdl && set.options.pdl_short_decode;
-  std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %.1f GB; device memory used %.1f GB\n",
+  std::printf("%s on %s; load %.2f s; weights %.2f GB; KV cache %s %.1f GB (%d blocks of %d tokens); device memory used %.1f GB\n",
               r["model"].get<std::string>().c_str(), prop.name, load_s, model.weight_bytes() / 1e9,
-              model.kv_cache_bytes() / 1e9, (free0 - free1) / 1e9);
+              kv_cache_dtype_name(model.kv_cache_dtype()), model.kv_cache_bytes() / 1e9, model.num_kv_blocks(),
+              model.block_size(), (free0 - free1) / 1e9);
   std::fflush(stdout);
   Bench b{gpu, model, set.graphs};
   if (set.profile_decode_steps > 0) {
@@ -427,6 +439,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   };
   for (int ctx : set.brief ? std::vector<int>{128} : std::vector<int>{128, 4096, 32768}) decode_at(1, ctx, 128);
   if (!set.brief) decode_at(16, 32768, 32);
+  for (const auto& [B, ctx, steps] : set.decode_at) decode_at(B, ctx, steps);
   {
     const double tps = b.decode(1, 128, 128, false);
     r["decode_b1_ctx128_no_sampling_tok_s"] = tps;
@@ -477,6 +490,23 @@ int main(int argc, char** argv) {
     if (a == "--model" && i + 1 < argc) model_dir = argv[++i];
     else if (a == "--arch" && i + 1 < argc) arch_list = argv[++i];
     else if (a == "--quant" && i + 1 < argc) set.quant = argv[++i];
+    else if (a == "--kv-cache-dtype" && i + 1 < argc) {
+      const auto d = kr::parse_kv_cache_dtype(argv[++i]);
+      if (!d) {
+        std::fprintf(stderr, "--kv-cache-dtype: expected auto|bf16|fp8, got '%s'\n", argv[i]);
+        return 2;
+      }
+      set.kv_cache_dtype = *d;
+    } else if (a == "--decode-at" && i + 1 < argc) {
+      for (const std::string& item : kr::split_names(argv[++i])) {
+        std::array<int, 3> v = {0, 0, 32};
+        if (std::sscanf(item.c_str(), "%d:%d:%d", &v[0], &v[1], &v[2]) < 2 || v[0] < 1 || v[1] < 1 || v[2] < 1) {
+          std::fprintf(stderr, "--decode-at: expected B:CTX[:STEPS], got '%s'\n", item.c_str());
+          return 2;
+        }
+        set.decode_at.push_back(v);
+      }
+    }
     else if (a == "--quant-dense-min" && i + 1 < argc) options.quant_dense_min_tokens = std::atoi(argv[++i]);
     else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
