@@ -783,6 +783,18 @@ void test_layers(Ctx& c, const std::vector<int>& cached, int H, int Hq, int Hkv,
 void test_argmax(Ctx& c, int R, int V) {
   if (!start_case("argmax_logprob R" + std::to_string(R) + " V" + std::to_string(V))) return;
   std::vector<float> logits = random_bf16_values(static_cast<size_t>(R) * V, 8.0f);
+  // Odd rows: the maximum at the last entry (the last slice of the split form);
+  // even rows: the maximum twice, far apart (the smaller id must win).
+  for (int r = 0; r < R; ++r) {
+    float* row = logits.data() + static_cast<size_t>(r) * V;
+    const float top = *std::max_element(row, row + V) + 1.0f;
+    if (r % 2 == 1) {
+      row[V - 1] = top;
+    } else {
+      row[V / 3] = top;
+      row[V - 2] = top;
+    }
+  }
   Pair l = c.f32({R, V});
   c.gpu.copy_from_host(l.gpu, logits.data(), logits.size() * 4);
   std::vector<int32_t> ids(R);
@@ -1437,6 +1449,14 @@ int main(int argc, char** argv) {
     kr::Ctx c(*cpu, *gpu);
     kr::test_argmax(c, 3, 128256);
     kr::test_argmax(c, 1, 1000);
+    // The split form (rows <= kArgmaxSplitRows): Gemma 3's vocabulary, twice in a
+    // row (the arrival counts back at zero), other vocabularies and row counts, and
+    // 33 rows (one block per row); test_argmax plants ties and last-entry maxima.
+    kr::test_argmax(c, 1, 262208);
+    kr::test_argmax(c, 1, 262208);
+    kr::test_argmax(c, 5, 151936);
+    kr::test_argmax(c, 32, 128256);
+    kr::test_argmax(c, 33, 32000);
     kr::test_token_mask(c, 5, 1000);
     kr::test_token_mask(c, 3, 1001);  // V % 4 != 0: the scalar path
     kr::test_token_mask(c, 128, 128256);  // 64 masked rows of the Llama-3 vocabulary
