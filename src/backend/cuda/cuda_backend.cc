@@ -1168,7 +1168,7 @@ void CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
   if (n_decode > 0) {
     a.tiles = tiles + n_prefill;
     a.num_tiles = n_decode;
-    set_split(cuda::flash_decode_split(n_decode, kv_heads, head_dim, decode_keys, kHalf), n_decode,
+    set_split(cuda::flash_decode_split(n_decode, kv_heads, head_dim, decode_keys, kHalf, a.kv_fp8), n_decode,
               cuda::kFlashDecodeRows, static_cast<char*>(attn_scratch_) + kHalf);
     KR_CHECK_MSG(cuda::launch_flash_decode(a, s), "attention: the flash decode kernel refused its arguments");
   }

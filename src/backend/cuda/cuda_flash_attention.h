@@ -103,9 +103,10 @@ bool flash_attention_supported(int q_heads, int kv_heads, int head_dim, int bloc
 // max_blocks * block_size; prefill: the largest context of the step).
 // workspace_bytes: what the caller has for partial_out + partial_ml (splits whose
 // flash_workspace_bytes exceed it are not considered; one split needs none).
-// More than kFlashMaxSplitPairs pairs: one split.
+// More than kFlashMaxSplitPairs pairs: one split. kv_fp8: for the FP8 cache's
+// decode instance (its occupancy; its keys cost half the bytes).
 FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
-                              size_t workspace_bytes = SIZE_MAX);
+                              size_t workspace_bytes = SIZE_MAX, bool kv_fp8 = false);
 FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
                                size_t workspace_bytes = SIZE_MAX, int variant = 0);
 // Most splits a launch may use (the merge keeps rows × splits weights in shared memory).

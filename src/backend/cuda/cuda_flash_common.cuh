@@ -163,17 +163,29 @@ __device__ __forceinline__ bool load_kv_tile(const KvSource& src, bf16* ks, bf16
   return missing;
 }
 
+// The 16-byte chunk that holds chunk c of row `key` in a swizzled e4m3 [KEYS, D]
+// tile (load_kv_tile_fp8 with kSwz; the decode kernel's fragments read it with
+// ldmatrix): c XOR the row's 128-byte line index mod 8 (mod D / 16 when fewer
+// chunks), so that ldmatrix's 8 rows of one chunk fall in 8 different bank groups
+// (plain rows of 128 bytes would all share the same 4 banks).
+template <int D>
+__device__ __forceinline__ int fp8_swz_chunk(int key, int c) {
+  constexpr int kRowsPerLine = D >= 128 ? 1 : 128 / D;
+  constexpr int kMask = (D / 16 < 8 ? D / 16 : 8) - 1;
+  return c ^ ((key / kRowsPerLine) & kMask);
+}
+
 // The FP8 cache (cuda_kv_fp8.cuh): K/V tiles arrive as e4m3 bytes in row-major
 // [KEYS, D] byte tiles (16-byte cp.async, D / 16 per row) and are widened to the
 // swizzled bf16 tiles the mma fragments read (exact: e4m3 ⊂ bf16). The prefill
 // kernel widens, in each thread, the chunks that thread copied, right before the
 // barrier that publishes the tile (no extra barrier: cp.async.wait_group makes a
-// thread's own copies visible to it); the decode kernel's warps each widen
-// their own 16 keys of a stage (a __syncwarp, no block barrier). Cost: per 16
+// thread's own copies visible to it); the decode kernel reads swizzled byte
+// tiles (kSwz) and widens its fragments in registers instead. Cost: per 16
 // bytes of cache, one 16-byte shared load, 8 prmt/lop/shift pairs and 4 bf16x2
 // multiplies, and two 16-byte shared stores — ALU work beside the tensor cores,
 // and shared memory for the byte tiles (2 kBc D bytes in prefill).
-template <int D, int KEYS, int THREADS, bool kK, bool kV>
+template <int D, int KEYS, int THREADS, bool kK, bool kV, bool kSwz = false>
 __device__ __forceinline__ bool load_kv_tile_fp8(const KvSource& src, unsigned char* ks, unsigned char* vs, int kt,
                                                  int kend, unsigned char* has_slot = nullptr) {
   constexpr int kChunks = D / 16;  // 16 e4m3 per copy
@@ -199,7 +211,7 @@ __device__ __forceinline__ bool load_kv_tile_fp8(const KvSource& src, unsigned c
   for (int p = 0; p < kPasses; ++p) {
     const int key = r0 + p * kRowsPerPass;
     const int64_t off = slot[p] >= 0 ? static_cast<int64_t>(slot[p]) * src.slot_stride + c * 16 : 0;
-    const int so = key * D + c * 16;
+    const int so = key * D + (kSwz ? fp8_swz_chunk<D>(key, c) : c) * 16;
     if constexpr (kK) cp_async16(smem_u32(ks + so), k8 + off, slot[p] >= 0);
     if constexpr (kV) cp_async16(smem_u32(vs + so), v8 + off, slot[p] >= 0);
     if (has_slot != nullptr && c == 0) has_slot[key] = slot[p] >= 0;

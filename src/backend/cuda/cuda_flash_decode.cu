@@ -28,24 +28,25 @@ namespace {
 
 using namespace flash;
 
-// kFp8: an FP8 cache. Its stages hold e4m3 bytes (half the bf16 stages), and
-// each warp widens its 16 keys of a stage into its own bf16 K and V tiles
-// [16, D] (cuda_flash_common.cuh) before the mma.
+// kFp8: an FP8 cache. Its stages hold e4m3 bytes in swizzled rows (half the
+// bytes of a bf16 stage, so twice the stages in the same shared memory: as many
+// bytes in flight), and each warp widens its fragments in registers as it loads
+// them (ldmatrix on the bytes: K as stored with Q's dims permuted to match, V
+// transposed in 16-bit pairs, so each n8 tile of O holds every other dim).
 template <int D, bool kFp8 = false>
 struct DecodeShape {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRows = kFlashDecodeRows;
   static constexpr int kKeys = 64;   // keys per stage: 16 per warp
-  static constexpr int kStages = 3;  // D = 128: 100 KB (fp8: 84 KB), two blocks per SM
+  static constexpr int kStages = kFp8 ? 6 : 3;  // D = 128: 100 KB either way, two blocks per SM
   static constexpr int kStageElems = 2 * kKeys * D;  // K then V
   static constexpr size_t kElemBytes = kFp8 ? 1 : sizeof(bf16);
   static constexpr size_t kStageBytes = kElemBytes * kStageElems;
-  static constexpr size_t kWarpTileBytes = kFp8 ? sizeof(bf16) * kWarps * 2 * 16 * D : 0;  // per warp: K, V [16, D]
-  static constexpr size_t kSmem = sizeof(bf16) * kRows * D + kStages * kStageBytes + kWarpTileBytes + sizeof(int) * kRows;
+  static constexpr size_t kSmem = sizeof(bf16) * kRows * D + kStages * kStageBytes + sizeof(int) * kRows;
   // The end-of-loop scratch (warp partial rows, then the split merge's weights)
-  // reuses the stages (and the warp tiles after them).
-  static constexpr size_t kScratchFloats = (kStages * kStageBytes + kWarpTileBytes) / sizeof(float);
+  // reuses the stages.
+  static constexpr size_t kScratchFloats = kStages * kStageBytes / sizeof(float);
   static_assert(kScratchFloats >= static_cast<size_t>(kWarps) * kRows * (D + 2) + kWarps * kRows,
                 "warp merge scratch must fit in the stages");
   static_assert(kKeys == kFlashSplitGranule, "split boundaries must fall on stages");
@@ -66,13 +67,12 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [16, D]
   unsigned char* stages = smem + sizeof(bf16) * kRows * D;  // kStages × (K [64, D], V [64, D]) of KV
-  bf16* wtiles = reinterpret_cast<bf16*>(stages + kStages * Sh::kStageBytes);  // fp8: [kWarps][K, V][16, D]
-  int* s_pos = reinterpret_cast<int*>(stages + kStages * Sh::kStageBytes + Sh::kWarpTileBytes);  // [16]
+  int* s_pos = reinterpret_cast<int*>(stages + kStages * Sh::kStageBytes);  // [16]
   // cp.async of a stage's K and V tiles (bf16 swizzled, or e4m3 rows).
   auto load_stage = [&](const KvSource& src, int st, int kt, int kend) {
     unsigned char* kb = stages + st * Sh::kStageBytes;
     if constexpr (KV::kFp8) {
-      load_kv_tile_fp8<D, kKeys, kThreads, true, true>(src, kb, kb + kKeys * D, kt, kend);
+      load_kv_tile_fp8<D, kKeys, kThreads, true, true, /*kSwz=*/true>(src, kb, kb + kKeys * D, kt, kend);
     } else {
       bf16* k = reinterpret_cast<bf16*>(kb);
       load_kv_tile<D, kKeys, kThreads, true, true>(src, k, k + kKeys * D, kt, kend);
@@ -90,6 +90,7 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
   const int ctx = a.context_lens[tile.seq];
 
   load_q_tile<D, kRows, kThreads>(a, qs, tile.first, R, group, g);
+  if constexpr (KV::kFp8) cp_async_commit();  // Q alone: permuted below, before the first stage lands
   if (tid < kRows) s_pos[tid] = row_position(a, tile.first, tid, R, group, ctx);
   __syncthreads();
   int lo = INT_MAX, hi = -1;
@@ -122,7 +123,24 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
     if (st < n) load_stage(src, st, kbeg + st * kKeys, kend);
-    cp_async_commit();  // the first group also holds Q
+    cp_async_commit();  // bf16: the first group also holds Q
+  }
+  if constexpr (KV::kFp8) {
+    // Q's dims within each 16 permuted to the K fragments' order: an ldmatrix of
+    // e4m3 key rows gives lane (gq, tq) dims 4tq..4tq+3 of key gq, which the mma
+    // takes as k = 2tq, 2tq+1, 2tq+8, 2tq+9; so Q's bf16 pairs (p0 … p7) of 16
+    // dims are stored as (p0, p2, p4, p6, p1, p3, p5, p7). Each thread permutes
+    // whole 16-dim groups; the loop's first barrier publishes them.
+    cp_async_wait<kStages - 1>();
+    __syncthreads();
+    for (int u = tid; u < kRows * (D / 16); u += kThreads) {
+      const int r = u / (D / 16), c16 = u % (D / 16);
+      uint4* x0 = reinterpret_cast<uint4*>(qs + swz<D>(r, 2 * c16));
+      uint4* x1 = reinterpret_cast<uint4*>(qs + swz<D>(r, 2 * c16 + 1));
+      const uint4 a0 = *x0, a1 = *x1;
+      *x0 = make_uint4(a0.x, a0.z, a1.x, a1.z);
+      *x1 = make_uint4(a0.y, a0.w, a1.y, a1.w);
+    }
   }
 
   const int p_row[2] = {s_pos[gq], s_pos[gq + 8]};
@@ -139,6 +157,9 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
   for (int dt = 0; dt < kDT; ++dt)
 #pragma unroll
     for (int e = 0; e < 4; ++e) o[dt][e] = 0.0f;
+  // fp8: this lane's row of ldmatrix in a stage (matrices: keys 0-7, 8-15 of the
+  // warp's 16, then the same keys of the next 16-dim chunk).
+  [[maybe_unused]] const int fkey = warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
   for (int it = 0; it < n; ++it) {
@@ -149,39 +170,36 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
       if (nx < n) load_stage(src, nx % kStages, kbeg + nx * kKeys, kend);
       cp_async_commit();
     }
-    // This warp's keys [16 warp, 16 warp + 16) of the stage: rows wr0.. of ks / vs.
-    const bf16* ks;
-    const bf16* vs;
-    int wr0;
-    if constexpr (KV::kFp8) {
-      const unsigned char* kb = stages + (it % kStages) * Sh::kStageBytes + warp * 16 * D;
-      bf16* wk = wtiles + warp * 2 * 16 * D;
-      bf16* wv = wk + 16 * D;
-      __syncwarp();  // the warp's reads of its tiles from the last stage are done
-      for (int i = lane; i < 16 * (D / 16); i += 32) {
-        const int r = i / (D / 16), c16 = i % (D / 16);
-        widen16<D>(kb + r * D + c16 * 16, wk, r, c16);
-        widen16<D>(kb + kKeys * D + r * D + c16 * 16, wv, r, c16);
-      }
-      __syncwarp();
-      ks = wk;
-      vs = wv;
-      wr0 = 0;
-    } else {
-      ks = reinterpret_cast<const bf16*>(stages + (it % kStages) * Sh::kStageBytes);
-      vs = ks + kKeys * D;
-      wr0 = warp * 16;
-    }
     const int kt = kbeg + it * kKeys;
-
+    const unsigned char* stage = stages + (it % kStages) * Sh::kStageBytes;
     float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+    if constexpr (KV::kFp8) {
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[4], kb[4];
-      ldmatrix_x4(qa, smem_u32(qs + swz<D>(lane & 15, 2 * kk + (lane >> 4))));
-      ldmatrix_x4(kb, smem_u32(ks + swz<D>(wr0 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1))));
-      mma_bf16(s[0], qa, kb[0], kb[1]);
-      mma_bf16(s[1], qa, kb[2], kb[3]);
+      for (int kk = 0; kk < D / 16; kk += 2) {
+        uint32_t kw[4];
+        ldmatrix_x4(kw, smem_u32(stage + fkey * D + fp8_swz_chunk<D>(fkey, kk + (lane >> 4)) * 16));
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          uint32_t qa[4], b0[2], b1[2];
+          ldmatrix_x4(qa, smem_u32(qs + swz<D>(lane & 15, 2 * (kk + h) + (lane >> 4))));
+          e4m3x4_to_bf16x4(kw[2 * h], b0[0], b0[1]);      // keys 0-7
+          e4m3x4_to_bf16x4(kw[2 * h + 1], b1[0], b1[1]);  // keys 8-15
+          mma_bf16(s[0], qa, b0[0], b0[1]);
+          mma_bf16(s[1], qa, b1[0], b1[1]);
+        }
+      }
+    } else {
+      // This warp's keys [16 warp, 16 warp + 16) of the stage.
+      const bf16* ks = reinterpret_cast<const bf16*>(stage);
+      const int wr0 = warp * 16;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qa[4], kb[4];
+        ldmatrix_x4(qa, smem_u32(qs + swz<D>(lane & 15, 2 * kk + (lane >> 4))));
+        ldmatrix_x4(kb, smem_u32(ks + swz<D>(wr0 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1))));
+        mma_bf16(s[0], qa, kb[0], kb[1]);
+        mma_bf16(s[1], qa, kb[2], kb[3]);
+      }
     }
     // Keys of this lane: j0 + {0, 1, 8, 9}. With blocks of >= 16 keys all 16 keys
     // of the warp share one block (stages start on multiples of 64).
@@ -239,12 +257,34 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
     pa[1] = pack_bf16(s[0][2], s[0][3]);
     pa[2] = pack_bf16(s[1][0], s[1][1]);
     pa[3] = pack_bf16(s[1][2], s[1][3]);
+    if constexpr (KV::kFp8) {
+      // ldmatrix.trans of e4m3 rows in 16-bit pairs: lane (gq, tq) gets keys 2tq,
+      // 2tq + 1 at dims 2gq, 2gq + 1 of a 16-dim chunk; bytes 0, 2 are the B
+      // fragment of an n8 tile of the chunk's even dims, bytes 1, 3 of its odd ones.
+      const unsigned char* vb8 = stage + kKeys * D;
 #pragma unroll
-    for (int dn = 0; dn < D / 16; ++dn) {
-      uint32_t vb[4];
-      ldmatrix_x4_trans(vb, smem_u32(vs + swz<D>(wr0 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dn + (lane >> 4))));
-      mma_bf16(o[2 * dn], pa, vb[0], vb[1]);
-      mma_bf16(o[2 * dn + 1], pa, vb[2], vb[3]);
+      for (int dc = 0; dc < D / 16; dc += 2) {
+        uint32_t vw[4];
+        ldmatrix_x4_trans(vw, smem_u32(vb8 + fkey * D + fp8_swz_chunk<D>(fkey, dc + (lane >> 4)) * 16));
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const uint32_t v0 = vw[2 * h], v1 = vw[2 * h + 1];  // keys 0-7, 8-15
+          mma_bf16(o[2 * (dc + h)], pa, e4m3x2_bits_to_bf16x2(__byte_perm(v0, 0u, 0x2404)),
+                   e4m3x2_bits_to_bf16x2(__byte_perm(v1, 0u, 0x2404)));
+          mma_bf16(o[2 * (dc + h) + 1], pa, e4m3x2_bits_to_bf16x2(__byte_perm(v0, 0u, 0x3414)),
+                   e4m3x2_bits_to_bf16x2(__byte_perm(v1, 0u, 0x3414)));
+        }
+      }
+    } else {
+      const bf16* vs = reinterpret_cast<const bf16*>(stage) + kKeys * D;
+      const int wr0 = warp * 16;
+#pragma unroll
+      for (int dn = 0; dn < D / 16; ++dn) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb, smem_u32(vs + swz<D>(wr0 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dn + (lane >> 4))));
+        mma_bf16(o[2 * dn], pa, vb[0], vb[1]);
+        mma_bf16(o[2 * dn + 1], pa, vb[2], vb[3]);
+      }
     }
   }
   cp_async_wait<0>();
@@ -260,9 +300,17 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
     l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
     l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
     const int r = gq + 8 * h;
+    if constexpr (KV::kFp8) {  // tiles 2c, 2c + 1: the even and odd dims of chunk c; this lane's: 16c + 4tq + 0..3
 #pragma unroll
-    for (int dt = 0; dt < kDT; ++dt)
-      *reinterpret_cast<float2*>(red_o + (warp * kRows + r) * D + dt * 8 + 2 * tq) = make_float2(o[dt][2 * h], o[dt][2 * h + 1]);
+      for (int c16 = 0; c16 < D / 16; ++c16)
+        *reinterpret_cast<float4*>(red_o + (warp * kRows + r) * D + c16 * 16 + 4 * tq) =
+            make_float4(o[2 * c16][2 * h], o[2 * c16 + 1][2 * h], o[2 * c16][2 * h + 1], o[2 * c16 + 1][2 * h + 1]);
+    } else {
+#pragma unroll
+      for (int dt = 0; dt < kDT; ++dt)
+        *reinterpret_cast<float2*>(red_o + (warp * kRows + r) * D + dt * 8 + 2 * tq) =
+            make_float2(o[dt][2 * h], o[dt][2 * h + 1]);
+    }
     if (tq == 0) {
       red_m[warp * kRows + r] = m[h];
       red_l[warp * kRows + r] = l[h];
@@ -354,15 +402,15 @@ void configure_decode() {
   }
 }
 
-// Of the bf16 instance: the split policy's occupancy (the FP8 one has as many or
-// more: less shared memory).
-template <int D>
+// Of one instance (its registers and shared memory): the split policy's occupancy.
+template <int D, typename KV>
 int blocks_per_sm_decode() {
+  using Sh = DecodeShape<D, KV::kFp8>;
   static int n = 0;
   if (n == 0) {
     configure_decode<D>();
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_decode_kernel<D, KvBf16>, DecodeShape<D>::kThreads,
-                                                      DecodeShape<D>::kSmem) != cudaSuccess ||
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_decode_kernel<D, KV>, Sh::kThreads, Sh::kSmem) !=
+            cudaSuccess ||
         n < 1)
       n = 1;
   }
@@ -393,11 +441,11 @@ size_t flash_host::decode_smem_bytes(int head_dim) {
   }
 }
 
-int flash_host::decode_blocks_per_sm(int head_dim) {
+int flash_host::decode_blocks_per_sm(int head_dim, bool kv_fp8) {
   switch (head_dim) {
-    case 64: return blocks_per_sm_decode<64>();
-    case 128: return blocks_per_sm_decode<128>();
-    case 256: return blocks_per_sm_decode<256>();
+    case 64: return kv_fp8 ? blocks_per_sm_decode<64, KvFp8>() : blocks_per_sm_decode<64, KvBf16>();
+    case 128: return kv_fp8 ? blocks_per_sm_decode<128, KvFp8>() : blocks_per_sm_decode<128, KvBf16>();
+    case 256: return kv_fp8 ? blocks_per_sm_decode<256, KvFp8>() : blocks_per_sm_decode<256, KvBf16>();
     default: return 1;
   }
 }
@@ -414,13 +462,14 @@ int flash_decode_max_splits(int head_dim) {
   return static_cast<int>(std::min<size_t>(kFlashMaxSplits, floats / kFlashDecodeRows));
 }
 
-FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes) {
+FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes,
+                              bool kv_fp8) {
   if (flash_host::decode_smem_bytes(head_dim) == 0) return FlashSplit{1, 0};
-  const int slots = flash_host::sm_count() * flash_host::decode_blocks_per_sm(head_dim);
-  // A block costs about as much as streaming 128 keys beyond its own (launch, Q,
-  // the warp merge, partial rows).
+  const int slots = flash_host::sm_count() * flash_host::decode_blocks_per_sm(head_dim, kv_fp8);
+  // A block costs about as much as streaming 128 bf16 keys beyond its own (launch,
+  // Q, the warp merge, partial rows): 256 e4m3 keys, the same bytes.
   return flash_host::choose_split(num_tiles * kv_heads, max_keys, slots, flash_decode_max_splits(head_dim),
-                                  2 * kFlashSplitGranule,
+                                  (kv_fp8 ? 4 : 2) * kFlashSplitGranule,
                                   flash_workspace_bytes(1, 1, kFlashDecodeRows, 2, head_dim) / 2, workspace_bytes);
 }
 

@@ -77,6 +77,7 @@ void configure_flash_attention(int prefill_variant) {
   for (int d : {64, 128, 256}) {
     flash_host::prefill_blocks_per_sm(d, prefill_variant);
     flash_host::decode_blocks_per_sm(d);
+    flash_host::decode_blocks_per_sm(d, /*kv_fp8=*/true);
   }
 }
 

@@ -24,6 +24,6 @@ bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_count
 size_t prefill_smem_bytes(int head_dim, int variant = 0);
 int prefill_blocks_per_sm(int head_dim, int variant = 0);
 size_t decode_smem_bytes(int head_dim);
-int decode_blocks_per_sm(int head_dim);
+int decode_blocks_per_sm(int head_dim, bool kv_fp8 = false);
 
 }  // namespace kr::cuda::flash_host
