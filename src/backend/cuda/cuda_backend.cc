@@ -981,7 +981,6 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
       gemv_path = q.code == cuda::QCode::kFp8 ? cuda::QGemvPath::kMma : cuda::QGemvPath::kStream;
       break;
     case CudaOptions::QuantGemv::kMma: gemv_path = cuda::QGemvPath::kMma; break;
-    case CudaOptions::QuantGemv::kPipelined: gemv_path = cuda::QGemvPath::kPipelined; break;
     case CudaOptions::QuantGemv::kStream: gemv_path = cuda::QGemvPath::kStream; break;
   }
   return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split);

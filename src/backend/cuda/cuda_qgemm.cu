@@ -515,43 +515,7 @@ __global__ void __launch_bounds__(kThreads, NB == 1 ? 4 : 3) qgemm_kernel(const 
   qgemm_epilogue<E, kThreads, kCols>(w, a, tiles, t0, fin);
 }
 
-// ---- the pipelined T <= 8 kernel (QGemmPath::kPipelined) ----
-//
-// Same weight layout and mma tiles as qgemm_kernel<NB = 1>, with the time spent per
-// weight byte cut and the loads kept in flight:
-//  - 8 warps per block, one tile pair and a K range (split-K only when the tile pairs
-//    are too few for half the SMs, or the staged x would not fit shared memory); each
-//    warp owns a contiguous run of steps;
-//  - a ring of kDepth steps of weights in registers per warp: the load of step
-//    s + kDepth is issued right after step s is computed, so every warp keeps
-//    kDepth * 512 bytes (4-bit) in flight instead of alternating between waiting
-//    and computing;
-//  - x (the block's K range, T rows; RMS-normalised when kNorm) and the meta of the
-//    block's groups are staged once in shared memory (cp.async); the meta is decoded
-//    once per block to f32 (s, beta), so a fold is two 8-byte shared loads and FMAs;
-//  - integer codes enter the mma without their zero point: 4-bit as 128 + q (one
-//    LOP3 per pair, bf16 exact), 8-bit as q; a second mma with an all-ones A gives
-//    Σx over the same columns, and a group folds as acc += s * Σ(code · x) + beta * Σx
-//    with beta = -s (128 + z) (4-bit zero points), b - 128 s (4-bit MLX biases),
-//    -s z or b (8-bit); FP8 folds s * Σ(v · x);
-//  - folds once per group (per warp run), not per 32-column chunk.
-constexpr int kGemvWarps = 8;
-constexpr int kGemvThreads = kGemvWarps * 32;
-constexpr int kGemvMaxSmem = 96 * 1024;  // two blocks per SM
-
-// Host-computed shape of one launch (see plan_qgemv).
-struct QGemvPlan {
-  int per = 0;           // steps per split
-  int x_stride = 0;      // bf16 elements per staged x row
-  int meta_raw_off = 0;  // bytes: raw meta words [2][ng][16]
-  int meta_off = 0;      // bytes: decoded (s, beta) [ng][2][16]
-  int smem = 0;          // bytes in all
-};
-
-template <QCode C>
-struct GemvDepth {
-  static constexpr int kDepth = C == QCode::kFp8 ? 4 : 8;  // steps of weights in flight per warp
-};
+// ---- helpers of the streaming T <= 8 kernel (below) ----
 
 __device__ __forceinline__ void cp_async16(void* smem_dst, const void* src, bool valid) {
   const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
@@ -595,243 +559,6 @@ __device__ __forceinline__ float2 decode_fold_meta(uint32_t m, bool meta_f16) {
   }
 }
 
-template <QCode C, bool kBias, bool kNorm, QEpilogue E>
-__global__ void __launch_bounds__(kGemvThreads, 2) qgemv_kernel(const QWeight w, const QGemmArgs a, const QGemvPlan p) {
-  using Kd = Kind<C>;
-  constexpr int D = GemvDepth<C>::kDepth;
-  constexpr bool kOnes = C != QCode::kFp8;  // integer codes need Σx
-  extern __shared__ uint4 smem_u4[];
-  char* smem = reinterpret_cast<char*>(smem_u4);
-  __shared__ float inv_rms[kQGemvMaxTokens];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int split = blockIdx.x, pair = blockIdx.y, splits = gridDim.x;
-  const int T = a.T, K = w.K;
-  int tiles[2];
-  tile_pair<E>(w, a, pair, tiles);
-  const int s_begin = split * p.per, s_end = min(w.steps, s_begin + p.per);
-  const int nsteps = s_end - s_begin;  // > 0 (plan_qgemv)
-  const int ws = s_begin + (nsteps * warp) / kGemvWarps, we = s_begin + (nsteps * (warp + 1)) / kGemvWarps;
-
-  // ---- the first kDepth steps of weights: requested before waiting on the previous kernel ----
-  uint4 wv[D][2][Kd::kWVecs];
-  auto load_step = [&](uint4 (&slot)[2][Kd::kWVecs], int st) {
-#pragma unroll
-    for (int ti = 0; ti < 2; ++ti) {
-      if constexpr (C == QCode::kFp8) {
-        const uint8_t* base = static_cast<const uint8_t*>(w.codes) +
-                              (static_cast<size_t>(tiles[ti]) * 16 + g) * w.Kp + static_cast<size_t>(st) * 64 + 16 * t;
-        slot[ti][0] = __ldcs(reinterpret_cast<const uint4*>(base));
-        slot[ti][Kd::kWVecs - 1] = __ldcs(reinterpret_cast<const uint4*>(base + static_cast<size_t>(8) * w.Kp));
-      } else {
-        slot[ti][0] = __ldcs(static_cast<const uint4*>(w.codes) + q_word_index(tiles[ti], w.steps, st, lane));
-      }
-    }
-  };
-#pragma unroll
-  for (int u = 0; u < D; ++u)
-    if (ws + u < we) load_step(wv[u], ws + u);
-
-  // ---- the meta of the block's groups, raw, into shared memory (no register) ----
-  const int k_lo = s_begin * Kd::kStep, k_hi = s_end * Kd::kStep;  // the block's columns (k_hi <= Kp)
-  const int g_lo = k_lo / w.group, ng = (k_hi - 1) / w.group - g_lo + 1;
-  uint32_t* meta_raw = reinterpret_cast<uint32_t*>(smem + p.meta_raw_off);  // [2][ng][16]
-  float2* meta_sb = reinterpret_cast<float2*>(smem + p.meta_off);           // [ng][2][16]
-  for (int e = threadIdx.x; e < 2 * ng * 4; e += kGemvThreads) {
-    const int ti = e / (ng * 4), rest = e % (ng * 4);
-    const uint4* src = reinterpret_cast<const uint4*>(w.meta + q_meta_index(tiles[ti], w.groups, g_lo, 0)) + rest;
-    cp_async16(meta_raw + (ti * ng + rest / 4) * 16 + (rest % 4) * 4, src, true);
-  }
-  pdl_launch_dependents();
-  pdl_wait();
-
-  // ---- x[:, k_lo:k_hi) into shared memory (zeros past K); 1 / rms of each token ----
-  const bf16* x = static_cast<const bf16*>(a.x);
-  bf16* xs = reinterpret_cast<bf16*>(smem);  // [T][x_stride]
-  const int row_vecs = (k_hi - k_lo) / 8;
-  for (int e = threadIdx.x; e < T * row_vecs; e += kGemvThreads) {
-    const int tok = e / row_vecs, v = e % row_vecs, col = k_lo + 8 * v;
-    cp_async16(xs + static_cast<size_t>(tok) * p.x_stride + 8 * v,
-               x + static_cast<size_t>(tok) * K + (col < K ? col : 0), col < K);
-  }
-  if constexpr (kNorm) {
-    for (int c = warp; c < T; c += kGemvWarps) {  // as qgemm_kernel: the same sums in the same order
-      const float inv = warp_inv_rms(x + static_cast<size_t>(c) * K, K, a.eps, lane);
-      if (lane == 0) inv_rms[c] = inv;
-    }
-  }
-  cp_async_wait_all();
-  __syncthreads();
-  for (int e = threadIdx.x; e < 2 * ng * 16; e += kGemvThreads) {
-    const int ti = e / (ng * 16), gl = (e / 16) % ng, r = e % 16;
-    meta_sb[(gl * 2 + ti) * 16 + r] = decode_fold_meta<C, kBias>(meta_raw[e], w.meta_f16);
-  }
-  if constexpr (kNorm) {
-    for (int e = threadIdx.x; e < T * row_vecs; e += kGemvThreads) {
-      const int tok = e / row_vecs, v = e % row_vecs, col = k_lo + 8 * v;
-      if (col >= K) continue;
-      uint4* sp = reinterpret_cast<uint4*>(xs + static_cast<size_t>(tok) * p.x_stride + 8 * v);
-      Vec8 xr, nw;
-      xr.u = *sp;
-      nw.u = __ldg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(a.norm_w) + col));
-#pragma unroll
-      for (int i = 0; i < 8; ++i) xr.h[i] = norm_apply(bf(xr.h[i]), inv_rms[tok], nw.h[i], a.norm_kind);
-      *sp = xr.u;
-      if (pair == 0) *reinterpret_cast<uint4*>(static_cast<bf16*>(a.normed) + static_cast<size_t>(tok) * K + col) = xr.u;
-    }
-  }
-  __syncthreads();
-
-  // ---- the warp's steps: compute step st from its ring slot, then refill the slot with st + D ----
-  float acc[2][4], part[2][4], psum[4];
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    acc[0][e] = acc[1][e] = part[0][e] = part[1][e] = psum[e] = 0.0f;
-  }
-  // The lane's B slice (token min(g, T - 1): columns past T are discarded) at column col: xs[xbase + col].
-  const int xbase = min(g, T - 1) * p.x_stride + t * (Kd::kChunk / 4) - k_lo;
-  constexpr uint32_t kOnesBf2 = 0x3F803F80u;  // bf16x2 (1, 1)
-  const uint32_t ones[4] = {kOnesBf2, kOnesBf2, kOnesBf2, kOnesBf2};
-  const int cpg = w.group / Kd::kChunk;  // chunks per group
-  int grp = ws * Kd::kChunks / cpg - g_lo;              // the group being accumulated (block-local)
-  int left = cpg - (ws * Kd::kChunks) % cpg;            // its chunks still to come
-  auto fold = [&]() {
-    const float2* ms = meta_sb + grp * 32;
-#pragma unroll
-    for (int ti = 0; ti < 2; ++ti) {
-      const float2 m0 = ms[ti * 16 + g], m1 = ms[ti * 16 + g + 8];
-      acc[ti][0] = fmaf(m0.x, part[ti][0], acc[ti][0]);
-      acc[ti][1] = fmaf(m0.x, part[ti][1], acc[ti][1]);
-      acc[ti][2] = fmaf(m1.x, part[ti][2], acc[ti][2]);
-      acc[ti][3] = fmaf(m1.x, part[ti][3], acc[ti][3]);
-      if constexpr (kOnes) {
-        acc[ti][0] = fmaf(m0.y, psum[0], acc[ti][0]);
-        acc[ti][1] = fmaf(m0.y, psum[1], acc[ti][1]);
-        acc[ti][2] = fmaf(m1.y, psum[0], acc[ti][2]);
-        acc[ti][3] = fmaf(m1.y, psum[1], acc[ti][3]);
-      }
-#pragma unroll
-      for (int e = 0; e < 4; ++e) part[ti][e] = 0.0f;
-    }
-#pragma unroll
-    for (int e = 0; e < 4; ++e) psum[e] = 0.0f;
-  };
-  for (int base = ws; base < we; base += D) {
-#pragma unroll
-    for (int u = 0; u < D; ++u) {
-      const int st = base + u;
-      if (st < we) {
-#pragma unroll
-        for (int c = 0; c < Kd::kChunks; ++c) {
-          const int col = st * Kd::kStep + c * Kd::kChunk;
-          uint4 xv[Kd::kXVecs];
-#pragma unroll
-          for (int v = 0; v < Kd::kXVecs; ++v) xv[v] = *reinterpret_cast<const uint4*>(xs + xbase + col + 8 * v);
-#pragma unroll
-          for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
-            // Positions 4i..4i+3 of the lane's slice: words 2i and 2i+1 of its x vectors.
-            const uint4& x0 = xv[(2 * i) / 4];
-            const uint32_t b0 = word_of(x0, (2 * i) % 4), b1 = word_of(x0, (2 * i + 1) % 4);
-#pragma unroll
-            for (int ti = 0; ti < 2; ++ti) {
-              uint32_t rg, rg8;
-              tile_row_words<C>(wv[u][ti], c, i, rg, rg8);
-              uint32_t af[4];
-              a_fragment_raw<C>(af, rg, rg8, i);
-              mma_bf16(part[ti], af, b0, b1);
-            }
-            if constexpr (kOnes) mma_bf16(psum, ones, b0, b1);
-          }
-          if (--left == 0) {
-            fold();
-            ++grp;
-            left = cpg;
-          } else if (st == we - 1 && c == Kd::kChunks - 1) {
-            fold();  // the warp's run ends inside this group
-          }
-        }
-        if (st + D < we) load_step(wv[u], st + D);
-      }
-    }
-  }
-
-  // ---- sum over the warps (x and meta are no longer read): red[warp][row * 8 + col] ----
-  __syncthreads();
-  float* red = reinterpret_cast<float*>(smem);
-#pragma unroll
-  for (int ti = 0; ti < 2; ++ti) {
-    const int row = ti * 16 + g, col = 2 * t;
-    float* r = red + warp * 256;
-    r[row * 8 + col] = acc[ti][0];
-    r[row * 8 + col + 1] = acc[ti][1];
-    r[(row + 8) * 8 + col] = acc[ti][2];
-    r[(row + 8) * 8 + col + 1] = acc[ti][3];
-  }
-  __syncthreads();
-  float* fin = red;
-  for (int e = threadIdx.x; e < 256; e += kGemvThreads) {
-    float s = 0.0f;
-#pragma unroll
-    for (int wp = 0; wp < kGemvWarps; ++wp) s += red[wp * 256 + e];
-    fin[e] = s;
-  }
-  __syncthreads();
-  if (splits > 1 && !merge_splits<kGemvThreads, 8>(a, static_cast<size_t>(pair), split, splits, fin)) return;
-  qgemm_epilogue<E, kGemvThreads, 8>(w, a, tiles, 0, fin);
-}
-
-// The pipelined kernel's split and shared memory for T tokens; false when no split
-// keeps the staged x and meta within kGemvMaxSmem (the caller runs qgemm_kernel).
-bool plan_qgemv(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, QGemvPlan* p, int* splits_out) {
-  const int step_cols = q_step_cols(w.code);
-  auto fill = [&](int per) {
-    const int ncols = per * step_cols;  // a multiple of 32: x rows of ncols * 2 bytes, 0 or 64 mod 128
-    // Rows 64 bytes apart mod 128: the 8 rows' 64-byte lane slices of a chunk take 4 wavefronts.
-    p->per = per;
-    p->x_stride = ncols + ((ncols * 2) % 128 == 0 ? 32 : 0);
-    const int ng = std::min(w.groups, (ncols + w.group - 1) / w.group + 1);
-    const int x_bytes = (a.T * p->x_stride * 2 + 15) / 16 * 16;
-    p->meta_raw_off = x_bytes;
-    p->meta_off = x_bytes + 2 * ng * 16 * 4;
-    p->smem = std::max(p->meta_off + 2 * ng * 16 * 8, kGemvWarps * 256 * 4);  // the warp sums reuse it
-  };
-  // Split K only when the tile pairs leave more than half the SMs idle, keeping
-  // at least two steps per warp.
-  int splits = pairs * 2 <= num_sms ? std::min(32, num_sms / pairs) : 1;
-  splits = std::max(1, std::min(splits, w.steps / (2 * kGemvWarps)));
-  for (;; ++splits) {
-    if (splits > w.steps) return false;
-    const int per = (w.steps + splits - 1) / splits;
-    splits = (w.steps + per - 1) / per;  // no empty split
-    fill(per);
-    if (p->smem <= kGemvMaxSmem) break;
-  }
-  if (splits > 1 && (pairs > a.counter_count || static_cast<size_t>(pairs) * splits * 256 > a.partial_floats ||
-                     a.partials == nullptr))
-    return false;
-  *splits_out = splits;
-  return true;
-}
-
-template <QCode C, bool kBias, bool kNorm, QEpilogue E>
-void launch_gemv_t(const QWeight& w, const QGemmArgs& a, const QGemvPlan& p, dim3 grid, bool pdl, cudaStream_t stream) {
-  static bool configured = false;  // one backend thread: no race
-  if (!configured) {
-    KR_CUDA_CHECK(cudaFuncSetAttribute(qgemv_kernel<C, kBias, kNorm, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       kGemvMaxSmem));
-    configured = true;
-  }
-  launch(pdl, qgemv_kernel<C, kBias, kNorm, E>, grid, dim3(kGemvThreads), static_cast<size_t>(p.smem), stream, w, a, p);
-}
-
-template <QCode C, bool kBias, QEpilogue E>
-void launch_gemv_n(const QWeight& w, const QGemmArgs& a, const QGemvPlan& p, dim3 grid, bool pdl, cudaStream_t stream) {
-  if (a.norm_w != nullptr) {
-    launch_gemv_t<C, kBias, true, E>(w, a, p, grid, pdl, stream);
-  } else {
-    launch_gemv_t<C, kBias, false, E>(w, a, p, grid, pdl, stream);
-  }
-}
-
 // f(code, bias) with std::integral_constant arguments for w's code kind and bias
 // form (MLX biases; FP8 has none): the kernels' template arguments.
 template <class F>
@@ -868,49 +595,39 @@ void with_epilogue(QEpilogue e, F&& f) {
   }
 }
 
-// Launches the pipelined kernel; false (nothing launched) when plan_qgemv finds no plan.
-bool launch_qgemv_pipelined(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
-                            cudaStream_t stream) {
-  const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
-  QGemvPlan p;
-  int splits = 1;
-  if (!plan_qgemv(w, a, pairs, num_sms, &p, &splits)) return false;
-  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(pairs));
-  with_epilogue(e, [&](auto ep) {
-    with_code(w, [&](auto code, auto bias) { launch_gemv_n<code(), bias(), ep()>(w, a, p, grid, pdl, stream); });
-  });
-  return true;
-}
-
 // ---- the streaming T <= 8 kernel (QGemvPath::kStream) ----
 //
-// What keeps the two kernels above far below the bf16 GEMV's bytes per second
-// (measurements: docs/performance.md):
-//  - qgemm_kernel loads a batch of U steps, waits for all of it, computes it, then
-//    loads the next, so a warp has nothing in flight while it computes; it decodes
-//    the meta of every 32-column chunk again (two dependent __ldg and ~30
-//    instructions per chunk and tile); and it merges its K splits through global
-//    memory (partials, __threadfence, an atomic and a re-read: three L2 round trips
-//    after the last weight arrives);
-//  - qgemv_kernel (pipelined) keeps a ring in flight, but splits K only when the tile
-//    pairs leave half the SMs idle: the 3B's o_proj and down_proj (96 tile pairs) run
-//    96 blocks on 96 SMs, and its blocks of 256 threads with up to 96 KB of shared
-//    memory fit two per SM, so gate_up's 512 blocks run in two waves, each paying the
-//    prologue (x staging, meta decode) and the epilogue with no weight in flight.
-// This kernel keeps the pipelined kernel's arithmetic (codes into the mma as stored,
-// Σx from a ones-mma, one fold per group with the meta decoded once per block into
-// shared memory) and changes how the bytes are spread and merged:
-//  - blocks of 4 warps, up to 4 per SM (128 registers, no spills), so that one wave
-//    holds the 3B shapes' grids and the next kernel's blocks can become resident
-//    while this one drains;
-//  - K is cut into S slices (S = 1, 2, 4, 8) chosen per shape so that a warp's steps
-//    fit its ring (every weight byte requested before the first is used) while the
-//    grid stays within one wave; the S slices of a tile pair are a thread-block
-//    cluster and rank 0 sums them from distributed shared memory in rank order
-//    (deterministic; no global partials, fences or atomics);
-//  - the ring (8 steps of 4-bit or 8-bit codes, 4 of FP8, per warp) and the block's
-//    meta (cp.async) are requested before griddepcontrol.wait, so that under PDL the
+// Same weight layout and mma tiles as qgemm_kernel<NB = 1>. What kept that kernel
+// far below the bf16 GEMV's bytes per second (measurements: docs/performance.md):
+// it loads a batch of U steps, waits for all of it, computes it, then loads the
+// next, so a warp has nothing in flight while it computes; it decodes the meta of
+// every 32-column chunk again (two dependent __ldg and ~30 instructions per chunk
+// and tile); and it merges its K splits through global memory (partials,
+// __threadfence, an atomic and a re-read: three L2 round trips after the last
+// weight arrives). This kernel:
+//  - stages x (the block's K range, T rows; RMS-normalised when kNorm) and the meta
+//    of the block's groups once in shared memory (cp.async), the meta decoded once
+//    per block to f32 (s, beta): a fold is two 8-byte shared loads and FMAs;
+//  - lets integer codes enter the mma without their zero point: 4-bit as 128 + q
+//    (one LOP3 per pair, bf16 exact), 8-bit as q; a second mma with an all-ones A
+//    gives Σx over the same columns, and a group folds as acc += s * Σ(code · x) +
+//    beta * Σx with beta = -s (128 + z) (4-bit zero points), b - 128 s (4-bit MLX
+//    biases), -s z or b (8-bit); FP8 folds s * Σ(v · x); once per group, not per
+//    32-column chunk;
+//  - runs blocks of 4 warps, up to 4 per SM (128 registers, no spills), so that one
+//    wave holds the 3B shapes' grids and the next kernel's blocks can become
+//    resident while this one drains;
+//  - cuts K into S slices (S = 1, 2, 4, 8: the most that keep the grid in one wave);
+//    the S slices of a tile pair are a thread-block cluster and rank 0 sums them
+//    from distributed shared memory in rank order (deterministic; no global
+//    partials, fences or atomics);
+//  - keeps a ring of steps of weights in flight per warp (8 steps of 4-bit or 8-bit
+//    codes, 4 of FP8), refilled as it computes, and requests the ring and the
+//    block's meta (cp.async) before griddepcontrol.wait, so that under PDL the
 //    weight reads overlap the previous kernel's tail.
+// An earlier kernel with this arithmetic in blocks of 8 warps that split K only for
+// few tile pairs (two blocks per SM, gate_up in two waves) was slower end to end and
+// is gone (docs/performance.md).
 // Learned from (ideas, not code): TensorRT-LLM's weightOnlyBatchedGemv (kernel.h: a
 // CTA owns a few output columns over all of K, its threads strided along K, the
 // CTA's group scales and zeros staged in shared memory), Marlin and vLLM's AWQ
@@ -1409,7 +1126,6 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
   const bool gemv = a.T <= kQGemvMaxTokens;
   if (gemv && gemv_path == QGemvPath::kStream && launch_qgemv_stream(w, a, e, num_sms, gemv_split, pdl, stream))
     return true;
-  if (gemv && gemv_path == QGemvPath::kPipelined && launch_qgemv_pipelined(w, a, e, num_sms, pdl, stream)) return true;
   const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
   const int cols = gemv ? 8 : 32;
   const int ttiles = (a.T + cols - 1) / cols;

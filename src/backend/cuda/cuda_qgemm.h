@@ -105,24 +105,20 @@ constexpr int kQGemvMaxTokens = 8;
 // epilogue. Otherwise the caller runs the unfused ops.
 bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e);
 
-// The kernel of the T ≤ 8 shape (CudaOptions::quant_gemv_pipelined picks it):
-//   kMma:       qgemm_kernel with NB = 1: 4 warps per block, each loading a batch
-//               of steps, then computing it; a chunk's zero point subtracted per
-//               pair and its scale folded per 32 columns.
-//   kPipelined: qgemv_kernel: 8 warps per block, each with a ring of steps of
-//               weights in flight that it refills as it computes; x and the meta
-//               (decoded once per block) staged in shared memory; codes enter the
-//               mma as stored and the zero point / bias is folded per group
-//               through Σx; split-K only for few tile pairs (cuda_qgemm.cu). Where
-//               its shared memory cannot fit, kMma runs.
-//   kStream:    qgemv_stream_kernel: kPipelined's arithmetic in blocks of 4 warps
-//               (up to 4 per SM), K split into S = 1..8 slices per tile pair so
-//               that every warp's steps fit its ring of loads and the grid one wave;
-//               the slices of a tile pair are a thread-block cluster, summed through
-//               distributed shared memory in rank order (no global partials). The
-//               ring and the meta are requested before waiting on the previous
-//               kernel (PDL). Where its shared memory cannot fit, kMma runs.
-enum class QGemvPath { kMma, kPipelined, kStream };
+// The kernel of the T ≤ 8 shape (CudaOptions::quant_gemv picks it):
+//   kMma:    qgemm_kernel with NB = 1: 4 warps per block, each loading a batch
+//            of steps, then computing it; a chunk's zero point subtracted per
+//            pair and its scale folded per 32 columns.
+//   kStream: qgemv_stream_kernel: x and the meta (decoded once per block) staged
+//            in shared memory, codes into the mma as stored with the zero point /
+//            bias folded per group through Σx, blocks of 4 warps (up to 4 per SM)
+//            with a ring of weight loads in flight per warp, K split into S = 1..8
+//            slices per tile pair (the most that keep one wave), the slices of a
+//            tile pair a thread-block cluster summed through distributed shared
+//            memory in rank order (no global partials); the ring and the meta are
+//            requested before waiting on the previous kernel (PDL). Where its
+//            shared memory cannot fit, kMma runs.
+enum class QGemvPath { kMma, kStream };
 
 // Launches out = x' · Wᵀ with epilogue `e`; programmatic dependent launch when
 // `pdl` (cuda_launch.cuh). False (nothing launched) when !qgemm_supports.

@@ -37,9 +37,8 @@
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
 //                                                prefill cases again on a backend of each of these
 //                                                flash prefill variants, lines tagged "[vN name]")
-//                       [--qgemv auto|mma|pipelined|stream]  (the T <= 8 quantized kernel of every
-//                                         check, CudaOptions::quant_gemv; default stream;
-//                                         --qgemv-pipelined = --qgemv pipelined). The quantized
+//                       [--qgemv auto|mma|stream]  (the T <= 8 quantized kernel of every
+//                                         check, CudaOptions::quant_gemv; default auto). The quantized
 //                                         part also checks every T <= 8 kernel (and the stream
 //                                         kernel at forced K splits) at T = 1..8 on its own.
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
@@ -1407,7 +1406,6 @@ int main(int argc, char** argv) {
     else if (a == "--no-long") long_checks = false;
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
-    else if (a == "--qgemv-pipelined") options.quant_gemv = kr::CudaOptions::QuantGemv::kPipelined;
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
     else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
@@ -1471,8 +1469,8 @@ int main(int argc, char** argv) {
       std::vector<std::unique_ptr<kr::Backend>> owned;
       std::vector<std::pair<std::string, kr::Backend*>> kernels;
       const std::pair<kr::CudaOptions::QuantGemv, int> variants[] = {
-          {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kPipelined, 0},
-          {kr::CudaOptions::QuantGemv::kStream, 0}, {kr::CudaOptions::QuantGemv::kStream, 1},
+          {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kStream, 0},
+          {kr::CudaOptions::QuantGemv::kStream, 1},
           {kr::CudaOptions::QuantGemv::kStream, 2}, {kr::CudaOptions::QuantGemv::kStream, 3},
           {kr::CudaOptions::QuantGemv::kStream, 8}};
       for (const auto& [kind, split] : variants) {

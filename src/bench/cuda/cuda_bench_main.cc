@@ -13,8 +13,8 @@
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--gemv-add-norm] [--no-split-argmax] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
-//                      [--qgemv auto|mma|pipelined|stream] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
-//                                        CudaOptions::quant_gemv, default auto; --qgemv-pipelined = --qgemv pipelined;
+//                      [--qgemv auto|mma|stream] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
+//                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
@@ -31,7 +31,7 @@
 //        model's results; --json-dir DIR: DIR/NAME.json per preset.
 //        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
 //        shape: bf16 of every preset, or quantized of NAME's shapes at T = 1 and 8, on each T <= 8 kernel
-//        (mma, pipelined, stream) and on the stream kernel with 1, 2, 4 and 8 K slices forced)
+//        (mma, stream) and on the stream kernel with 1, 2, 4 and 8 K slices forced)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
@@ -535,7 +535,6 @@ int main(int argc, char** argv) {
     else if (a == "--variants" && i + 1 < argc) {
       for (const std::string& v : kr::split_names(argv[++i])) attn_set.variants.push_back(std::atoi(v.c_str()));
     } else if (a == "--prefill-variant" && i + 1 < argc) options.flash_prefill_variant = std::atoi(argv[++i]);
-    else if (a == "--qgemv-pipelined") options.quant_gemv = kr::CudaOptions::QuantGemv::kPipelined;
     else if (a == "--qgemv" && i + 1 < argc && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
     else if (a == "--qgemv-split" && i + 1 < argc) options.quant_gemv_split = std::atoi(argv[++i]);
     else if (a == "--dump-logits" && i + 2 < argc) {
@@ -582,7 +581,6 @@ int main(int argc, char** argv) {
         int split;
       };
       const PathSpec specs[] = {{"mma", kr::CudaOptions::QuantGemv::kMma, 0},
-                                {"pipelined", kr::CudaOptions::QuantGemv::kPipelined, 0},
                                 {"stream", kr::CudaOptions::QuantGemv::kStream, 0},
                                 {"stream-S1", kr::CudaOptions::QuantGemv::kStream, 1},
                                 {"stream-S2", kr::CudaOptions::QuantGemv::kStream, 2},
