@@ -110,8 +110,8 @@ mut("sampler-top-k-drops-ties", "src/sampling/sampler.cc",
 # -- scheduler, admission --
 SCHED = ["scheduler_test", "engine_test"]
 mut("scheduler-admission-ignores-token-budget", "src/engine/scheduler.cc",
-    "*n = time_fit(s->num_computed, std::min(s->num_uncomputed(), budget));",
-    "*n = time_fit(s->num_computed, s->num_uncomputed());", SCHED)
+    "*n = time_fit(s->num_computed, std::min(s->num_uncomputed(), budget), config_.max_batched_tokens - budget);",
+    "*n = time_fit(s->num_computed, s->num_uncomputed(), config_.max_batched_tokens - budget);", SCHED)
 mut("scheduler-admits-after-preempting", "src/engine/scheduler.cc",
     "if (!out->preempted.empty() || waiting_.empty()) {\n    run_yielded();",
     "if (waiting_.empty()) {\n    run_yielded();", SCHED)
@@ -240,6 +240,14 @@ mut("step-cost-tile-reads-round-down", "src/engine/step_cost.cc",
     "static_cast<double>(n / std::max(1, tile_tokens));", SB)
 mut("step-cost-window-keys-not-clipped", "src/engine/step_cost.cc",
     "ms += reads * window_ctx_ms * std::min<double>(keys, window);", "ms += reads * window_ctx_ms * keys;", SB)
+mut("step-budget-counts-steps-that-did-not-wait", "src/engine/scheduler.cc",
+    "  if (waited) budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);",
+    "  budget_.observe(step_estimate_ms_, measured_ms, step_has_decode_);", SB)
+mut("step-token-align-ignored", "src/engine/scheduler.cc",
+    "    if (aligned >= align) n = aligned;", "    (void)aligned;", SB)
+mut("step-token-align-rounds-up", "src/engine/scheduler.cc",
+    "const int32_t aligned = (step_tokens + n) / align * align - step_tokens;",
+    "const int32_t aligned = (step_tokens + n + align - 1) / align * align - step_tokens;", SB)
 # -- the CPU emulation of FP8 W8A8 activation quantization --
 FP8 = ["cpu_backend_test"]
 mut("fp8-w8a8-input-not-rounded-to-bf16", "src/backend/cpu/cpu_matmul.cc",
