@@ -49,11 +49,16 @@ struct Engine::Impl {
   // now: the first step of a new size costs milliseconds more where the device
   // picks and loads kernels per shape (measured on the H200: a long prompt's
   // mixed steps of a new size took median 1.5 ms, up to 54 ms, longer to launch).
+  // At most kMaxWarmUpSizes sizes, the smallest: start-up stays bounded (the H200
+  // took 728 ms for 128 sizes of the 3B shape) whatever --max-batched-tokens is,
+  // and a time-cut step of 20 ms holds far fewer than 256 * 16 tokens.
+  static constexpr size_t kMaxWarmUpSizes = 256;
   void warm_up_step_shapes() {
     const int32_t align = config.step_token_align;
     if (!(config.scheduler_on && config.max_step_ms > 0) || align <= 1) return;
     std::vector<int32_t> sizes;
-    for (int32_t t = align; t <= config.max_batched_tokens; t += align) sizes.push_back(t);
+    for (int32_t t = align; t <= config.max_batched_tokens && sizes.size() < kMaxWarmUpSizes; t += align)
+      sizes.push_back(t);
     const int64_t t0 = steady_now_ns();
     if (sizes.empty() || !runner->warm_up(sizes)) return;
     KR_LOG(kInfo, "warmed up the matmuls of %zu step sizes (%d to %d tokens) in %.0f ms", sizes.size(), sizes.front(),

@@ -278,6 +278,36 @@ TEST(Engine, DestroyedUnstartedEngineCancelsQueuedRequests) {
   EXPECT_EQ(col.get(1).reason, FinishReason::kCancelled);
 }
 
+// At start the engine warms up every step size a time-cut chunk can end on (the
+// multiples of step_token_align up to max_batched_tokens), at most 256 of them;
+// none without a time budget or alignment.
+TEST(Engine, WarmsUpTheAlignedStepSizesOnce) {
+  SteadyClock clock;
+  auto sizes_for = [&](EngineConfig c) {
+    FakeRunner runner(4, 64, 256);
+    { Engine engine(&runner, c, &clock, nullptr); }
+    return runner.warm_ups;
+  };
+  EngineConfig c = small_config();
+  c.max_step_ms = 20;
+  c.max_batched_tokens = 100;
+  c.step_token_align = 16;
+  const auto w = sizes_for(c);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0], (std::vector<int32_t>{16, 32, 48, 64, 80, 96}));
+  c.max_batched_tokens = 1 << 20;
+  const auto big = sizes_for(c);
+  ASSERT_EQ(big.size(), 1u);
+  ASSERT_EQ(big[0].size(), 256u);
+  EXPECT_EQ(big[0].back(), 256 * 16);
+  EngineConfig off = c;
+  off.step_token_align = 1;
+  EXPECT_TRUE(sizes_for(off).empty());
+  off = c;
+  off.max_step_ms = 0;
+  EXPECT_TRUE(sizes_for(off).empty());
+}
+
 TEST(Engine, SchedulerOffServesOneAtATimeInArrivalOrder) {
   FakeRunner runner(4, 64, 256);
   SteadyClock clock;

@@ -55,6 +55,13 @@ class FakeRunner final : public ModelRunner {
   int32_t max_model_len() const override { return max_model_len_; }
   std::span<const int32_t> eos_ids() const override { return eos_; }
 
+  // The step sizes the engine asked to warm up (ModelRunner::warm_up), call by call.
+  bool warm_up(std::span<const int32_t> step_tokens) override {
+    warm_ups.emplace_back(step_tokens.begin(), step_tokens.end());
+    return true;
+  }
+  std::vector<std::vector<int32_t>> warm_ups;
+
   int64_t kv_block_bytes() const override { return int64_t{block_size_} * 4; }
   Status init_host_tier(int32_t num_slots) override {
     host_.assign(static_cast<size_t>(num_slots) * static_cast<size_t>(block_size_), -1);
