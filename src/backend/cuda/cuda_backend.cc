@@ -46,7 +46,6 @@ constexpr int kActRows = 2048;                             // rows per chunk of 
 // What the constructor allocates on the device.
 constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(int32_t) + kAttnScratchBytes +
                                      kMaxSampleRows * (sizeof(int32_t) + sizeof(float)) +
-                                     cuda::kArgmaxSplitRows * (cuda::kArgmaxMaxSplits * cuda::kArgmaxPartialBytes + sizeof(int)) +
                                      kQPartialFloats * sizeof(float) + kQCounters * sizeof(int) + sizeof(int);
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
@@ -75,9 +74,6 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaMalloc(&attn_scratch_, kAttnScratchBytes));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_ids_dev_), kMaxSampleRows * sizeof(int32_t)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_lp_dev_), kMaxSampleRows * sizeof(float)));
-    KR_CUDA_CHECK(cudaMalloc(&argmax_partials_, cuda::kArgmaxSplitRows * cuda::kArgmaxMaxSplits * cuda::kArgmaxPartialBytes));
-    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&argmax_arrivals_), cuda::kArgmaxSplitRows * sizeof(int)));
-    KR_CUDA_CHECK(cudaMemset(argmax_arrivals_, 0, cuda::kArgmaxSplitRows * sizeof(int)));
     sampler_ = std::make_unique<cuda::CudaSampler>();  // its device and pinned buffers (grown on demand)
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
@@ -109,8 +105,6 @@ class CudaBackend final : public Backend {
     cudaFree(attn_scratch_);
     cudaFree(sample_ids_dev_);
     cudaFree(sample_lp_dev_);
-    cudaFree(argmax_partials_);
-    cudaFree(argmax_arrivals_);
     cudaFreeHost(mask_host_);
     cudaFree(mask_dev_);
     cudaFreeHost(mask_rows_host_);
@@ -294,10 +288,8 @@ class CudaBackend final : public Backend {
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
     const int64_t R = logits.dim(0), V = logits.dim(1);
     KR_CHECK(logits.dtype == DType::kF32 && R <= kMaxSampleRows);
-    const bool split = options_.split_argmax;
     cuda::launch_argmax_logprob(logits.as<float>(), static_cast<int>(R), static_cast<int>(V), sample_ids_dev_,
-                                sample_lp_dev_, split ? argmax_partials_ : nullptr,
-                                split ? argmax_arrivals_ : nullptr, stream_);
+                                sample_lp_dev_, stream_);
     KR_CUDA_CHECK(cudaMemcpyAsync(ids, sample_ids_dev_, R * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
     KR_CUDA_CHECK(cudaMemcpyAsync(logprobs, sample_lp_dev_, R * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -559,8 +551,6 @@ class CudaBackend final : public Backend {
 
   int32_t* sample_ids_dev_ = nullptr;
   float* sample_lp_dev_ = nullptr;
-  void* argmax_partials_ = nullptr;  // the split argmax's partials (cuda_kernels.h)
-  int* argmax_arrivals_ = nullptr;   // [kArgmaxSplitRows] its arrival counts, zero between launches
   // Token masks: pinned host words (token_mask_host_buffer) and their device
   // copy, grown on demand; the rows they belong to.
   void reserve_masks(size_t words, size_t rows);

@@ -40,10 +40,6 @@ struct CudaOptions {
   // 449-456 vs 477-479 tok/s, Llama-3.1-8B 237 vs 245-247, Gemma-3-4B even): the
   // last block's serial norm costs more than the norm kernel PDL overlaps.
   bool gemv_add_rms_norm = false;
-  // Greedy rows (argmax_logprob) of few-row steps: each row cut into slices over
-  // many blocks (cuda_kernels.h); off: one block per row (kr-cuda-bench
-  // --no-split-argmax, to compare).
-  bool split_argmax = true;
   // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
   // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
   // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that

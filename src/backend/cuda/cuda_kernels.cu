@@ -357,71 +357,6 @@ __global__ void __launch_bounds__(1024) argmax_logprob_kernel(const float* logit
   }
 }
 
-// The split form for few rows: block (slice, row) folds its slice of the row
-// (256 threads, 4 float4 loads each in flight per pass), writes the partial,
-// and counts itself in; the row's last block merges the partials in slice order
-// (the result does not depend on which block came last) and puts the count back
-// to zero for the next launch.
-constexpr int kSplitThreads = 256, kSplitUnroll = 4;
-__global__ void __launch_bounds__(kSplitThreads) argmax_logprob_split_kernel(const float* logits, int V,
-                                                                             int slice_vecs, ArgmaxLse* partials,
-                                                                             int* arrivals, int32_t* ids,
-                                                                             float* logprobs) {
-  const int row_i = blockIdx.y, splits = gridDim.x;
-  const float4* rv = reinterpret_cast<const float4*>(logits + static_cast<size_t>(row_i) * V);
-  const int nvec = V / 4;
-  const int begin = blockIdx.x * slice_vecs, end = min(nvec, begin + slice_vecs);
-  ArgmaxLse acc;
-  for (int base = begin; base < end; base += kSplitUnroll * kSplitThreads) {
-    float4 q[kSplitUnroll];
-#pragma unroll
-    for (int u = 0; u < kSplitUnroll; ++u) {
-      const int v = base + u * kSplitThreads + threadIdx.x;
-      q[u] = v < end ? __ldcs(rv + v) : make_float4(-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX);
-    }
-#pragma unroll
-    for (int u = 0; u < kSplitUnroll; ++u) {
-      const int v = base + u * kSplitThreads + threadIdx.x;
-      if (v >= end) continue;
-      acc.add(q[u].x, 4 * v);
-      acc.add(q[u].y, 4 * v + 1);
-      acc.add(q[u].z, 4 * v + 2);
-      acc.add(q[u].w, 4 * v + 3);
-    }
-  }
-  for (int o = 16; o > 0; o >>= 1) acc.merge(shfl_xor(acc, o));
-  __shared__ ArgmaxLse s_part[kSplitThreads / 32];
-  __shared__ int is_last;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (lane == 0) s_part[warp] = acc;
-  __syncthreads();
-  ArgmaxLse* row_parts = partials + static_cast<size_t>(row_i) * splits;
-  if (threadIdx.x == 0) {
-    ArgmaxLse b = s_part[0];
-    for (int w = 1; w < kSplitThreads / 32; ++w) b.merge(s_part[w]);
-    row_parts[blockIdx.x] = b;
-    __threadfence();  // the partial, before the arrival
-    const int arrived = atomicAdd(&arrivals[row_i], 1);
-    is_last = arrived == splits - 1;
-    if (is_last) {
-      arrivals[row_i] = 0;
-      __threadfence();
-    }
-  }
-  __syncthreads();
-  if (!is_last || threadIdx.x != 0) return;
-  ArgmaxLse r;
-  for (int k = 0; k < splits; ++k) {
-    ArgmaxLse p;
-    p.m = __ldcg(&row_parts[k].m);
-    p.i = __ldcg(&row_parts[k].i);
-    p.s = __ldcg(&row_parts[k].s);
-    r.merge(p);
-  }
-  ids[row_i] = r.i;
-  logprobs[row_i] = isfinite(r.m) ? -logf(r.s) : NAN;  // as argmax_logprob_kernel
-}
-
 // One masked logit: +Inf for a non-finite value (the row must fail), -inf
 // where the mask bit is 0, else unchanged.
 __device__ __forceinline__ float masked_logit(float x, unsigned allowed) {
@@ -576,23 +511,9 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
   }
 }
 
-void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, void* partials,
-                           int* arrivals, cudaStream_t stream) {
-  static_assert(sizeof(ArgmaxLse) == kArgmaxPartialBytes, "kArgmaxPartialBytes");
+void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {
   if (R == 0) return;
-  const int nvec = V / 4, pass = kSplitUnroll * kSplitThreads;
-  // Slices of whole passes, about two blocks per SM over all rows (132 SMs on the H200).
-  const int want = std::min(kArgmaxMaxSplits, std::max(1, 264 / std::max(1, R)));
-  const int splits = std::min(want, (nvec + pass - 1) / pass);
-  if (V % 4 != 0 || R > kArgmaxSplitRows || partials == nullptr || arrivals == nullptr || splits < 2) {
-    launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
-    return;
-  }
-  const int slice_vecs = (nvec + splits - 1) / splits;
-  const int grid_x = (nvec + slice_vecs - 1) / slice_vecs;  // every slice non-empty
-  launch(false, argmax_logprob_split_kernel, dim3(static_cast<unsigned>(grid_x), static_cast<unsigned>(R)),
-         dim3(kSplitThreads), 0, stream, logits, V, slice_vecs, static_cast<ArgmaxLse*>(partials), arrivals, ids,
-         logprobs);
+  launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
 }
 
 void launch_apply_token_mask(float* logits, int V, const int32_t* rows, int M, const uint32_t* masks, int words,

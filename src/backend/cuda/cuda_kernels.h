@@ -87,16 +87,7 @@ constexpr int kGemvMaxTokens = 4;
 void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, bool pdl,
                  cudaStream_t stream);
 // Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row).
-// Rows of at most kArgmaxSplitRows each are cut into slices over many blocks (a
-// 262k-entry row read by one block took 29 us on the H200, about 1% of a Gemma 3
-// batch-1 step); `partials` (kArgmaxSplitRows * kArgmaxMaxSplits entries of 12
-// bytes) and `arrivals` (kArgmaxSplitRows ints, zero between launches) are their
-// scratch. Ties go to the smaller id either way.
-constexpr int kArgmaxSplitRows = 32;
-constexpr int kArgmaxMaxSplits = 128;
-constexpr size_t kArgmaxPartialBytes = 12;  // sizeof(ArgmaxLse)
-void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, void* partials,
-                           int* arrivals, cudaStream_t stream);
+void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream);
 // Token masks (Backend::apply_token_mask): for m < M, row rows[m] of logits [R, V]
 // f32 gets -inf where bit i of masks[m * words + i / 32] is 0, and +Inf at every
 // NaN/±Inf entry. rows [M], masks [M, words]: device memory.
