@@ -4,8 +4,7 @@
 // matmul_silu_mul) run as one split-K GEMV with the small op in its prologue or
 // epilogue (cuda_gemv1.h: q/k/v bias, q/k norms, GELU included); at other batch
 // sizes they run the matmul and one kernel for the rest. matmul_add_rms_norm is
-// the matmul and one norm kernel (with Gemma's norm of the matmul's output); at
-// batch 1 the GEMV's last block runs that kernel's op (CudaOptions::gemv_add_rms_norm).
+// the matmul and one norm kernel (with Gemma's norm of the matmul's output).
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -46,7 +45,7 @@ constexpr int kActRows = 2048;                             // rows per chunk of 
 // What the constructor allocates on the device.
 constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(int32_t) + kAttnScratchBytes +
                                      kMaxSampleRows * (sizeof(int32_t) + sizeof(float)) +
-                                     kQPartialFloats * sizeof(float) + kQCounters * sizeof(int) + sizeof(int);
+                                     kQPartialFloats * sizeof(float) + kQCounters * sizeof(int);
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -84,8 +83,6 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_partials_), kQPartialFloats * sizeof(float)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));
     KR_CUDA_CHECK(cudaMemset(q_counters_, 0, kQCounters * sizeof(int)));
-    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&gemv_arrivals_), sizeof(int)));
-    KR_CUDA_CHECK(cudaMemset(gemv_arrivals_, 0, sizeof(int)));
     fp8_gemm_ = std::make_unique<cuda::Fp8Gemm>(cublas_ws_, kCublasWorkspaceBytes);
   }
 
@@ -99,7 +96,6 @@ class CudaBackend final : public Backend {
     fp8_gemm_.reset();
     cudaFree(q_partials_);
     cudaFree(q_counters_);
-    cudaFree(gemv_arrivals_);
     cudaFree(cublas_ws_);
     cudaFree(meta_dev_);
     cudaFree(attn_scratch_);
@@ -568,7 +564,6 @@ class CudaBackend final : public Backend {
   std::unordered_set<const QuantizedWeight*> owned_quant_;
   float* q_partials_ = nullptr;  // [kQPartialFloats] split-K partials
   int* q_counters_ = nullptr;    // [kQCounters] arrival counters, zero between launches
-  int* gemv_arrivals_ = nullptr;  // [1] the kAddRmsNorm GEMV's arrival counter, zero between launches
   void* q_dense_ = nullptr;      // bf16 [N, K] of the largest quantized weight (dense path)
   size_t q_dense_bytes_ = 0;
   void* q_gather_ = nullptr;     // bf16 [kActRows, K] act-order activations
@@ -979,8 +974,7 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
 void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                                       Tensor& residual, const RmsNorm& norm, Tensor& normed) {
   const cudaStream_t s = op_stream();
-  const int64_t T = x.dim(0), K = x.dim(1), N = w.rows();
-  KR_CHECK(w.cols() == K && out.dim(0) == T && out.dim(1) == N);
+  matmul(x, w, out);
   check_norm(out, norm, normed);
   KR_CHECK(residual.numel() == out.numel() && residual.dtype == DType::kBF16);
   // One norm kernel: out's own norm (Gemma), the residual add, and the next norm.
@@ -991,21 +985,6 @@ void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Te
     a.pre_w = out_norm.w->data;
     a.x_normed = out.data;
   }
-  if (T == 1 && options_.gemv_add_rms_norm && !w.quantized() && w.dense.dtype == DType::kBF16 &&
-      x.dtype == DType::kBF16) {
-    // Where matmul would run the batch-1 GEMV (cuda_gemv1.h): that GEMV with the
-    // norm kernel's op in its last block.
-    cuda::Gemv1Args g;
-    g.x = x.data;
-    g.w = w.dense.data;
-    g.out = out.data;
-    g.N = static_cast<int>(N);
-    g.K = static_cast<int>(K);
-    g.post = a;
-    g.arrivals = gemv_arrivals_;
-    if (cuda::launch_gemv1(g, cuda::Gemv1Epilogue::kAddRmsNorm, options_.pdl, s)) return;
-  }
-  matmul(x, w, out);
   cuda::launch_rms_norm(a, pdl_norm(out, norm), s);
 }
 

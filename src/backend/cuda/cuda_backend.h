@@ -31,15 +31,6 @@ struct CudaOptions {
   // when the GEMV before it ends, instead of being launched then (measured gain and
   // loss: docs/performance.md; kr-cuda-bench --no-pdl-norms).
   bool pdl_norms = true;
-  // matmul_add_rms_norm at batch 1 (dense bf16 weights, hidden size up to
-  // cuda::kGemv1MaxAddNormH): one GEMV whose last block runs the norm kernel's op
-  // (Gemma's norm of the output, the residual add, the next norm) with the same
-  // bits (cuda_gemv1.h kAddRmsNorm). Off: the GEMV, then the norm kernel
-  // (kr-cuda-bench --gemv-add-norm / --no-gemv-add-norm, to compare).
-  // Off by default: on the H200 batch-1 decode was slower with it (Llama-3.2-3B
-  // 449-456 vs 477-479 tok/s, Llama-3.1-8B 237 vs 245-247, Gemma-3-4B even): the
-  // last block's serial norm costs more than the norm kernel PDL overlaps.
-  bool gemv_add_rms_norm = false;
   // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
   // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
   // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that

@@ -41,22 +41,6 @@ __device__ __forceinline__ float glu_activation(float x, int activation) {
   return x / (1.0f + __expf(-x));
 }
 
-// 1 / RMS of n values whose squares sum to sum_sq: one expression for every norm
-// kernel whose results must agree bit for bit with another's.
-__device__ __forceinline__ float inv_rms(float sum_sq, int n, float eps) {
-  return rsqrtf(sum_sq / static_cast<float>(n) + eps);
-}
-
-// ss + Σ v[e]², the 8 values of one vector in order, one fma each.
-__device__ __forceinline__ float add_squares8(float ss, const Vec8& v) {
-#pragma unroll
-  for (int e = 0; e < 8; ++e) {
-    const float f = __bfloat162float(v.h[e]);
-    ss = __fmaf_rn(f, f, ss);
-  }
-  return ss;
-}
-
 // A value x normalised by inv times its norm weight, rounded as HF rounds it
 // (kind: kNormTimesWeight or kNormTimesOnePlusWeight; see RmsNormArgs).
 __device__ __forceinline__ __nv_bfloat16 norm_apply(float x, float inv, __nv_bfloat16 w, int kind) {

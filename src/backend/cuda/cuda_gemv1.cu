@@ -6,10 +6,6 @@
 // bytes in flight and leave a short tail. The first weights are requested before
 // waiting on the previous kernel (programmatic dependent launch), so the ramp-up
 // of one GEMV overlaps the drain of the one before.
-//
-// Epilogues that need the whole output (a head's q/k norm, the residual stream's
-// norm) count the blocks in on an arrival counter; the last block to arrive reads
-// what the others wrote through L2 and finishes the op.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -18,7 +14,6 @@
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
-#include "backend/cuda/cuda_rms_norm_row.cuh"
 
 namespace kr::cuda {
 
@@ -28,11 +23,6 @@ using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;
 constexpr int kRows = 4;  // rows per block
 constexpr int kMaxQkPairsPerThread = 2;  // kRopeQkNorm: head_dim / 2 <= kThreads * this
-// kAddRmsNorm: norm threads (cuda_rms_norm_row.cuh) each thread of the last block stands for.
-constexpr int kAddNormSlots = 512 / kThreads;
-static_assert(rms_norm_threads(kGemv1MaxAddNormH) <= kThreads * kAddNormSlots &&
-                  rms_norm_threads(kGemv1MaxAddNormH) * 8 >= kGemv1MaxAddNormH,
-              "kAddRmsNorm: one vector per norm thread up to kGemv1MaxAddNormH");
 
 // kRopeQkNorm: arrivals per q/k head of the blocks that own its rows. The block
 // that brings a head's count to head_dim / kRows finishes the head and puts the
@@ -93,10 +83,6 @@ struct RowMap {
 // Gemv1Args grew by two ints, the Llama qkv GEMV (kRope, V = 3) went from 80 to 96
 // registers, 6 -> 5 blocks per SM. V = 3 without the RoPE epilogues fits 72
 // registers (7 blocks); the norm prologue keeps the row too (4 blocks, 128).
-// kAddRmsNorm fits kPlain's budgets (64 / 72 / 96 registers at V = 2 / 3 / 4, no
-// spill): its last block's row (4 vectors of out and of the residual per thread)
-// lives after the weight vectors are dead. The L2 prefetch of the residual and
-// the norm weights sits after the loop: inside it, at base == 0, it spilled at V = 3.
 constexpr int min_blocks_per_sm(int V, bool norm, Gemv1Epilogue E) {
   if (norm) return 4;
   if (V <= 2) return 8;
@@ -144,7 +130,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
       for (int u = 0; u < V; ++u)
 #pragma unroll
         for (int e = 0; e < 8; ++e) ss += bf(xr[u].h[e]) * bf(xr[u].h[e]);
-      const float inv = inv_rms(block_sum(ss), K, a.eps);
+      const float inv = rsqrtf(block_sum(ss) / static_cast<float>(K) + a.eps);
 #pragma unroll
       for (int u = 0; u < V; ++u) {
         const int v = u * kThreads + threadIdx.x;
@@ -169,22 +155,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
       }
     }
   }
-  if constexpr (E == Gemv1Epilogue::kAddRmsNorm) {
-    // The lines the last block will read besides out (the residual and the norm
-    // weights, cold after a layer's worth of weight streaming), into L2 now, one
-    // line per block: the first blocks finish long before the last one.
-    // Lines counted from the one holding an array's first byte; none past its last.
-    if (threadIdx.x == 0) {
-      const size_t bytes = static_cast<size_t>(a.post.H) * 2;
-      const int lines = static_cast<int>((bytes + 127) / 128) + 1;
-      for (int l = blockIdx.x; l < 3 * lines; l += gridDim.x) {
-        const int k = l / lines;
-        const uintptr_t p = reinterpret_cast<uintptr_t>(k == 0 ? a.post.residual : k == 1 ? a.post.w : a.post.pre_w);
-        const uintptr_t line = (p & ~uintptr_t{127}) + static_cast<uintptr_t>(l % lines) * 128;
-        if (p != 0 && line < p + bytes) asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
-      }
-    }
-  }
   __shared__ float part[kThreads / 32][R];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
@@ -195,32 +165,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
   __syncthreads();
   auto total = [&](int r) { return part[0][r] + part[1][r] + part[2][r] + part[3][r]; };
   bf16* out = static_cast<bf16*>(a.out);
-  if constexpr (E == Gemv1Epilogue::kAddRmsNorm) {
-    // out rounded as kPlain rounds it, then the arrivals as kRopeQkNorm counts them
-    // (one counter: the whole row).
-    const int r = threadIdx.x;
-    if (r < R && map.valid(r)) {
-      out[map.row(r)] = to_bf(total(r));
-      __threadfence();
-    }
-    __shared__ int is_last;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      __threadfence();
-      const int arrived = atomicAdd(a.arrivals, 1);
-      is_last = arrived == static_cast<int>(gridDim.x) - 1;
-      if (is_last) {
-        atomicExch(a.arrivals, 0);
-        __threadfence();
-      }
-    }
-    __syncthreads();
-    if (!is_last) return;
-    // The last block: the norm kernel's op on the whole row (post.x == out, read
-    // through L2), with its reduction layout, so the same bits as that kernel.
-    __shared__ float scratch[32], scratch_pre[32];
-    rms_norm_row<kAddNormSlots, 1>(a.post, 0, a.post.pre_w != nullptr, a.post.kind, scratch, scratch_pre);
-  } else if constexpr (E == Gemv1Epilogue::kPlain) {
+  if constexpr (E == Gemv1Epilogue::kPlain) {
     const int r = threadIdx.x;
     if (r >= R || !map.valid(r)) return;
     const int n = map.row(r);
@@ -288,7 +233,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
         ss += pair_square_sum(xa[k], xb[k]);
       }
     }
-    const float inv = inv_rms(block_sum(ss), D, a.qk_eps);
+    const float inv = rsqrtf(block_sum(ss) / static_cast<float>(D) + a.qk_eps);
     const int pos = a.positions[0];
 #pragma unroll
     for (int k = 0; k < kMaxQkPairsPerThread; ++k) {
@@ -420,14 +365,6 @@ bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t 
           a.q_heads + a.kv_heads > kMaxHeadCounters)
         return false;
       launch_e<Gemv1Epilogue::kRopeQkNorm>(a, pdl, stream);
-      return true;
-    }
-    case Gemv1Epilogue::kAddRmsNorm: {
-      const RmsNormArgs& p = a.post;
-      if (a.norm_w != nullptr || a.arrivals == nullptr || a.N > kGemv1MaxAddNormH || a.N % 8 != 0) return false;
-      if (p.x != a.out || p.T != 1 || p.H != a.N || p.w == nullptr || p.out == nullptr) return false;
-      if (p.pre_w != nullptr && p.x_normed != a.out) return false;
-      launch_v<kRows, false, Gemv1Epilogue::kAddRmsNorm>(a, pdl, stream);
       return true;
     }
   }

@@ -1,11 +1,10 @@
 // Batch-1 GEMV with fused prologue and epilogue: the decode step at batch 1 is a
 // chain of matrix-vector products, and every small kernel between two of them
-// (RMSNorm, RoPE, KV store, SiLU·mul, residual add) costs a few µs of launch,
-// ramp-up and drain for almost no bytes. These variants fold them into the GEMV
-// that produces or consumes the vector, keeping the arithmetic of the unfused ops
-// (same bf16 roundings, same order of rounding steps). The CUDA backend's fused ops
-// (Backend::qkv_rope_store, matmul_silu_mul, matmul_add_rms_norm) launch them at
-// batch 1.
+// (RMSNorm, RoPE, KV store, SiLU·mul) costs a few µs of launch, ramp-up and drain
+// for almost no bytes. These variants fold them into the GEMV that produces or
+// consumes the vector, keeping the arithmetic of the unfused ops (same bf16
+// roundings, same order of rounding steps). The CUDA backend's fused ops
+// (Backend::qkv_rope_store, Backend::matmul_silu_mul) launch them at batch 1.
 //
 // out[n] = Σ_k x'[k] w[n, k] (+ bias[n]), x' = x (no prologue) or the RMS norm of
 // x with norm_w (kNorm; either norm kind).
@@ -16,8 +15,6 @@
 #include <cstdint>
 
 #include <cuda_runtime_api.h>
-
-#include "backend/cuda/cuda_kernels.h"
 
 namespace kr::cuda {
 
@@ -30,10 +27,6 @@ enum class Gemv1Epilogue {
   kRopeQkNorm,  // kRope with per-head RMS norms of q and k (q_norm_w, k_norm_w) before the
                 // rotation: the blocks of a head write its projection, and the last of
                 // them to finish normalises, rotates and stores the whole head
-  kAddRmsNorm,  // out[N] (bf16), then rms_norm_kernel's op `post` on it (x = out: Gemma's norm
-                // of out, the residual add, the next norm): the last block to finish runs it
-                // on the whole row, with the norm kernel's arithmetic (cuda_rms_norm_row.cuh),
-                // bit for bit
 };
 
 struct Gemv1Args {
@@ -66,23 +59,13 @@ struct Gemv1Args {
   bool kv_fp8 = false;                 // caches of e4m3(x / k_scale or v_scale) bytes (cuda_kv_fp8.cuh)
   float k_scale = 1.0f, v_scale = 1.0f;
   int q_heads = 0, kv_heads = 0, head_dim = 0;
-  // kAddRmsNorm: the norm op on out (post.x == out, post.T == 1, post.H == N; with
-  // post.pre_w, post.x_normed == out), and the launch's arrival counter: one int
-  // that is 0 before the launch (each launch leaves it 0).
-  RmsNormArgs post;
-  int* arrivals = nullptr;
 };
-
-// The longest row kAddRmsNorm's last block normalises: one vector of 8 values per
-// norm thread (rms_norm_threads(H) <= 512), four of them per thread of the block,
-// its row in registers.
-constexpr int kGemv1MaxAddNormH = 4096;
 
 // Launches the fused GEMV, with programmatic dependent launch when `pdl`
 // (cuda_launch.cuh). False (nothing launched) when the shapes do not fit the
 // kernel (K % 8, K too long for the norm prologue, odd N for kSwiglu, head_dim for
-// kRope, more q and k heads than kRopeQkNorm counts, N > kGemv1MaxAddNormH or a
-// prologue for kAddRmsNorm); the caller then runs the unfused ops.
+// kRope, more q and k heads than kRopeQkNorm counts); the caller then runs the
+// unfused ops.
 bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream);
 
 }  // namespace kr::cuda

@@ -12,7 +12,6 @@
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
-#include "backend/cuda/cuda_rms_norm_row.cuh"
 
 namespace kr::cuda {
 
@@ -66,17 +65,90 @@ __device__ float block_sum_any(float v, float* scratch) {
   return v;
 }
 
-// One block per row of rms_norm_threads(H) threads (cuda_rms_norm_row.cuh), each
-// with at most kMaxVecsPerThread vectors of the row in registers (RmsNormArgs:
-// optional pre-norm of x, optional residual add, then the norm). Compile-time
-// variants: kPre (Gemma's norm of x first) and kKind (the norm's form), so that the
-// Llama form runs no code of the others (two barriers, as before them).
+// One block per row; H/8 vectors spread over the threads; the row stays in registers
+// (RmsNormArgs: optional pre-norm of x, optional residual add, then the norm).
+// Compile-time variants: kPre (Gemma's norm of x first) and kKind (the norm's form),
+// so that the Llama form runs no code of the others (two barriers, as before them).
 template <int kMaxVecsPerThread, bool kPre, int kKind>
 __global__ void rms_norm_kernel(RmsNormArgs a) {
   pdl_launch_dependents();
   pdl_wait();
   __shared__ float scratch[32], scratch_pre[32];
-  rms_norm_row<1, kMaxVecsPerThread>(a, static_cast<size_t>(blockIdx.x) * a.H, kPre, kKind, scratch, scratch_pre);
+  const int t = blockIdx.x;
+  const int H = a.H, vecs = H / 8;
+  float vals[kMaxVecsPerThread][8];
+  const size_t row = static_cast<size_t>(t) * H;
+  const bf16* x = static_cast<const bf16*>(a.x) + row;
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j) {
+    const int v = threadIdx.x + j * blockDim.x;
+    if (v < vecs) {
+      Vec8 xv;
+      xv.u = reinterpret_cast<const uint4*>(x)[v];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) vals[j][e] = __bfloat162float(xv.h[e]);
+    }
+  }
+  float ss = 0.0f;
+  if constexpr (kPre) {
+    // x' = norm(x, pre_w), rounded to bf16 (Gemma's post-attention/feedforward norm).
+#pragma unroll
+    for (int j = 0; j < kMaxVecsPerThread; ++j)
+      if (threadIdx.x + j * blockDim.x < vecs)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
+    const float inv_x = rsqrtf(block_sum<false>(ss, scratch_pre) / static_cast<float>(H) + a.eps);
+#pragma unroll
+    for (int j = 0; j < kMaxVecsPerThread; ++j) {
+      const int v = threadIdx.x + j * blockDim.x;
+      if (v < vecs) {
+        Vec8 wv, o;
+        wv.u = reinterpret_cast<const uint4*>(a.pre_w)[v];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          o.h[e] = norm_apply(vals[j][e], inv_x, wv.h[e], kKind);
+          vals[j][e] = __bfloat162float(o.h[e]);
+        }
+        reinterpret_cast<uint4*>(static_cast<bf16*>(a.x_normed) + row)[v] = o.u;
+      }
+    }
+    ss = 0.0f;
+  }
+  if (a.residual != nullptr) {
+    bf16* res = static_cast<bf16*>(a.residual) + row;
+#pragma unroll
+    for (int j = 0; j < kMaxVecsPerThread; ++j) {
+      const int v = threadIdx.x + j * blockDim.x;
+      if (v < vecs) {
+        Vec8 r;
+        r.u = reinterpret_cast<const uint4*>(res)[v];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          // Residual kept in bf16 like the HF model: round the sum before normalising.
+          r.h[e] = __float2bfloat16(__bfloat162float(r.h[e]) + vals[j][e]);
+          vals[j][e] = __bfloat162float(r.h[e]);
+        }
+        reinterpret_cast<uint4*>(res)[v] = r.u;
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j)
+    if (threadIdx.x + j * blockDim.x < vecs)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
+  const float inv = rsqrtf(block_sum<false>(ss, scratch) / static_cast<float>(H) + a.eps);
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j) {
+    const int v = threadIdx.x + j * blockDim.x;
+    if (v < vecs) {
+      Vec8 wv, o;
+      wv.u = reinterpret_cast<const uint4*>(a.w)[v];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o.h[e] = norm_apply(vals[j][e], inv, wv.h[e], kKind);
+      reinterpret_cast<uint4*>(static_cast<bf16*>(a.out) + row)[v] = o.u;
+    }
+  }
 }
 
 // grid (T), block (D/2): thread i computes cos/sin of pair i once and applies it in
@@ -105,7 +177,7 @@ __global__ void rope_kernel(RopeArgs a) {
     float va = __bfloat162float(xa), vb = __bfloat162float(xb);
     if (a.q_norm_w != nullptr) {  // the head's RMS norm (uniform branch: every thread takes it)
       const bf16* w = static_cast<const bf16*>(h < a.q_heads ? a.q_norm_w : a.k_norm_w);
-      const float inv = inv_rms(block_sum_any(pair_square_sum(va, vb), scratch), D, a.norm_eps);
+      const float inv = rsqrtf(block_sum_any(pair_square_sum(va, vb), scratch) / static_cast<float>(D) + a.norm_eps);
       va = __bfloat162float(norm_apply(va, inv, w[i], a.norm_kind));
       vb = __bfloat162float(norm_apply(vb, inv, w[i + half], a.norm_kind));
     }
@@ -417,7 +489,8 @@ namespace {
 template <bool kPre, int kKind>
 void launch_rms_norm_variant(const RmsNormArgs& a, bool pdl, cudaStream_t stream) {
   const int vecs = a.H / 8;
-  const int threads = rms_norm_threads(a.H);  // the row function's layout
+  int threads = ((vecs + 31) / 32) * 32;
+  if (threads > 512) threads = 512;
   const int per = (vecs + threads - 1) / threads;
   if (per <= 1) {
     launch(pdl, rms_norm_kernel<1, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);

@@ -1,9 +1,7 @@
 // kr-backend-ops: every CUDA op against the CPU reference on fresh random
 // inputs (several shapes, the Llama-3.2-3B shapes and odd sizes included);
 // every fused op three ways (the CUDA override, the CUDA backend's composed
-// default, the CPU) at batch 1 and larger batches; the batch-1 GEMV with the norm
-// in its last block against the GEMV + norm kernel of a backend without it
-// (CudaOptions::gemv_add_rms_norm; cases "gemv_add_rms_norm"); the model's decode layer as
+// default, the CPU) at batch 1 and larger batches; the model's decode layer as
 // the forward issues it; both kernels of short decode steps
 // (CudaOptions::short_decode_attention: layers, then decode attention of 1-4
 // sequences up to 4096 keys, backend_ops_long.h); then the tiny fixture model on the GPU against its
@@ -66,7 +64,6 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_flash_attention.h"
-#include "backend/cuda/cuda_gemv1.h"
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_error.h"
 #include "bench/cuda/backend_ops_long.h"
@@ -663,93 +660,6 @@ void test_matmul_add_rms_norm(Ctx& c, int T, int K, int H, const Flavor& f = kLl
   report3(c, "matmul_add_rms_norm", shape, out, 0.02, 0.0);
   report3(c, "  residual", shape, residual, 0.02, 0.0);
   report3(c, "  normed", shape, normed, 0.02, 0.0);
-}
-
-// matmul_add_rms_norm at batch 1 with the norm kernel's op in the GEMV's last block
-// (CudaOptions::gemv_add_rms_norm, on c.gpu) against the CPU, and bit for bit
-// against the unfused CUDA path (u.gpu, the option off: the GEMV, then the norm
-// kernel), twice on fresh outputs and residual: the arrival counter must be back at
-// zero after each launch (a stale count leaves the second norm unwritten, NaN).
-// Up to cuda::kGemv1MaxAddNormH the fused kernel runs (odd sizes included: norm
-// threads without a vector, a partial last warp); above it, or with K % 8 != 0, the
-// launcher declines and the unfused pair runs.
-void test_gemv_add_rms_norm(Ctx& c, Ctx& u, int K, int H, const Flavor& f) {
-  const std::string shape = "T1 K" + std::to_string(K) + " H" + std::to_string(H) + " " + f.name +
-                            (H > cuda::kGemv1MaxAddNormH || K % 8 != 0 ? " (unfused)" : "");
-  if (!start_case("gemv_add_rms_norm " + shape)) return;
-  const std::vector<float> xv = random_bf16_values(K, 1.0f);
-  const std::vector<float> wv = random_bf16_values(static_cast<size_t>(H) * K, 0.05f);
-  const std::vector<float> nv = norm_weights(H, f.norm), onv = norm_weights(H, f.norm);
-  const std::vector<float> rv = random_bf16_values(H, 2.0f);
-  const std::vector<uint16_t> rb = to_bf16(rv);
-  // Fused (c) and unfused (u) tensors with the same values; the CPU's from c.
-  struct Side {
-    Ctx& ctx;
-    Pair x, w, nw, onw, out, residual, normed;
-  };
-  Side sides[2] = {
-      {c, c.act({1, K}, xv), c.weight({H, K}, wv), c.weight({H}, nv), c.weight({H}, onv), c.act({1, H}, {}),
-       c.act({1, H}, rv), c.act({1, H}, {})},
-      {u, u.act({1, K}, xv), u.weight({H, K}, wv), u.weight({H}, nv), u.weight({H}, onv), u.act({1, H}, {}),
-       u.act({1, H}, rv), u.act({1, H}, {})},
-  };
-  auto run = [&](Backend& b, Side& sd, bool cpu) {
-    auto T = [&](Pair& p) -> Tensor& { return cpu ? p.cpu : p.gpu; };
-    const RmsNorm n{&T(sd.nw), 1e-5f, f.norm};
-    const RmsNorm on = f.post_norms ? RmsNorm{&T(sd.onw), 1e-5f, f.norm} : RmsNorm{};
-    b.matmul_add_rms_norm(T(sd.x), T(sd.w), T(sd.out), on, T(sd.residual), n, T(sd.normed));
-  };
-  Side& fused = sides[0];
-  Side& unfused = sides[1];
-  run(c.cpu, fused, true);
-  const std::vector<float> cpu_out = c.read(fused.out, false), cpu_res = c.read(fused.residual, false),
-                           cpu_normed = c.read(fused.normed, false);
-  for (int round = 0; round < 2; ++round) {
-    for (Side& sd : sides) {
-      sd.ctx.gpu.copy_from_host(sd.residual.gpu, rb.data(), rb.size() * 2);
-      sd.ctx.poison(sd.out.gpu);
-      sd.ctx.poison(sd.normed.gpu);
-      run(sd.ctx.gpu, sd, false);
-    }
-    const std::string tag = shape + (round ? " again" : "");
-    const std::vector<float> out = c.read(fused.out, true), res = c.read(fused.residual, true),
-                             normed = c.read(fused.normed, true);
-    report("gemv_add_rms_norm", tag + " vs cpu", cpu_out, out, 0.02);
-    report("  residual", tag + " vs cpu", cpu_res, res, 0.02);
-    report("  normed", tag + " vs cpu", cpu_normed, normed, 0.02);
-    report("  out", tag + " vs unfused", u.read(unfused.out, true), out, 0.0);
-    report("  residual", tag + " vs unfused", u.read(unfused.residual, true), res, 0.0);
-    report("  normed", tag + " vs unfused", u.read(unfused.normed, true), normed, 0.0);
-  }
-}
-
-// The shapes of test_gemv_add_rms_norm: Llama's x·w norm (the 3B and 8B o_proj and
-// down_proj, 8B's hidden 4096 being the longest row fused) and Gemma 3's (1 + w)
-// norms with the norm of the GEMV's output (4B's shapes, 12B's hidden 3840); odd
-// rows (17 vectors: one norm warp, mostly idle; 325: 11 warps, the last partial; 1
-// vector, 2 blocks); rows the launcher declines (4104: two vectors per norm thread;
-// Llama-70B's 8192; K % 8 != 0). --quick: the small ones.
-void run_gemv_add_norm_checks(Ctx& c, Ctx& u) {
-  for (const Flavor* f : {&kLlama, &kGemma3}) {
-    if (!g_quick) {
-      if (f == &kLlama) {
-        test_gemv_add_rms_norm(c, u, 3072, 3072, *f);
-        test_gemv_add_rms_norm(c, u, 8192, 3072, *f);
-        test_gemv_add_rms_norm(c, u, 4096, 4096, *f);
-        test_gemv_add_rms_norm(c, u, 14336, 4096, *f);
-        test_gemv_add_rms_norm(c, u, 512, 8192, *f);
-      } else {
-        test_gemv_add_rms_norm(c, u, 2048, 2560, *f);
-        test_gemv_add_rms_norm(c, u, 10240, 2560, *f);
-        test_gemv_add_rms_norm(c, u, 4096, 3840, *f);
-      }
-    }
-    test_gemv_add_rms_norm(c, u, 48, 136, *f);
-    test_gemv_add_rms_norm(c, u, 200, 2600, *f);
-    test_gemv_add_rms_norm(c, u, 64, 8, *f);
-    test_gemv_add_rms_norm(c, u, 64, 4104, *f);
-    test_gemv_add_rms_norm(c, u, 36, 136, *f);
-  }
 }
 
 // Two decoder layers of a decode step of `cached.size()` sequences, issued op by
@@ -1511,17 +1421,6 @@ int main(int argc, char** argv) {
     kr::Ctx c(*cpu, *gpu);
     if (!kr::g_quick) kr::run_full_shapes(c);
     kr::run_small_family_shapes(c);
-  }
-  if (short_checks) {
-    // The batch-1 GEMV with the norm in its last block against the GEMV + norm kernel.
-    // (The option is off by default: checked here on a backend of its own.)
-    kr::CudaOptions fused = options, unfused = options;
-    fused.gemv_add_rms_norm = true;
-    unfused.gemv_add_rms_norm = false;
-    auto gpu_fused = kr::make_cuda_backend(fused);
-    auto gpu_unfused = kr::make_cuda_backend(unfused);
-    kr::Ctx c(*cpu, *gpu_fused), u(*cpu, *gpu_unfused);
-    kr::run_gemv_add_norm_checks(c, u);
   }
   if (short_checks) {
     // Without programmatic dependent launch (CudaOptions::pdl off).

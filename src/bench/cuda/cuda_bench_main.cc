@@ -12,7 +12,7 @@
 // step reads count their codes, scales and zeros.
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
-//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--gemv-add-norm] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
+//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
 //                      [--qgemv auto|mma|stream] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
@@ -382,7 +382,6 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["graphs"] = set.graphs;
   r["pdl"] = set.pdl;
   r["pdl_norms"] = set.pdl && set.pdl_norms;
-  r["gemv_add_rms_norm"] = set.options.gemv_add_rms_norm;
   r["flash_attention"] = set.options.flash_attention;
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
@@ -514,8 +513,6 @@ int main(int argc, char** argv) {
     else if (a == "--no-graphs") set.graphs = false;
     else if (a == "--no-pdl") set.pdl = false;
     else if (a == "--no-pdl-norms") set.pdl_norms = false;
-    else if (a == "--no-gemv-add-norm") options.gemv_add_rms_norm = false;
-    else if (a == "--gemv-add-norm") options.gemv_add_rms_norm = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--short-decode-attn" && i + 1 < argc && (std::strcmp(argv[i + 1], "paged") == 0 ||
