@@ -746,7 +746,10 @@ int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, B
     test_matmul(e, spec("gptq-int4-g32-sym"), 16384, 3072, {1});
     test_matmul(e, spec("gptq-int8-g128"), 3072, 3072, {1, 8});
     test_matmul(e, spec("fp8-channel-dynamic"), 4096, 14336, {1, 8});
-    test_matmul(e, spec("fp8-block128"), 6144, 4096, {2});
+    test_matmul(e, spec("fp8-block128"), 6144, 4096, {1, 2});
+    test_matmul(e, spec("fp8-channel-w8a16"), 28672, 4096, {1});
+    test_matmul(e, spec("fp8-block128"), 1024, 14336, {1});  // 112 groups, 4 passes of the row kernel
+    test_matmul(e, spec("fp8-tensor-static"), 128256 / 8, 4096, {1}, true);  // f32 logits
     test_matmul(e, spec("mlx-int4-g64"), 128256 / 8, 3072, {1}, true);  // f32 logits
     // The fused epilogues (RoPE + KV store, SwiGLU) with and without the norm prologue.
     for (bool norm : {false, true}) {
@@ -761,6 +764,16 @@ int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, B
       test_matmul_silu_mul(e, spec("mlx-int8-g32"), 7, 384, 48, norm,
                            Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh});
       test_matmul_silu_mul(e, spec("awq-int4-g128"), 4, 1152, 208, norm);
+      // FP8 at T = 1 (the row kernel under --qgemv row / auto): block-128 and
+      // per-tensor scales in the fused epilogues, q/k/v biases, K < 2048 (one vector
+      // per thread and row), and a norm prologue past K = 4096 (the mma kernel runs).
+      test_qkv_rope_store(e, spec("fp8-block128"), {127}, {1}, 3072, 24, 8, 128, norm);
+      test_qkv_rope_store(e, spec("fp8-tensor-static"), {33}, {1}, 1152, 6, 2, 64, norm,
+                          Fam{NormKind::kTimesOnePlusWeight, true, false, Activation::kSilu});
+      test_matmul_silu_mul(e, spec("fp8-block128"), 1, 3072, 8192, norm);
+      test_matmul_silu_mul(e, spec("fp8-tensor-static"), 1, 1152, 208, norm,
+                           Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh});
+      test_matmul_silu_mul(e, spec("fp8-channel-w8a16"), 1, 4160, 96, norm);
     }
   }
   g_tag.clear();
