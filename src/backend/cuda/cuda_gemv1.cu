@@ -250,8 +250,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<F>(V, kNorm, E)) g
   __syncthreads();
   auto total = [&](int r) {
     const float sum = part[0][r] + part[1][r] + part[2][r] + part[3][r];
-    if constexpr (F::kFp8 && !F::kGrouped) return sum * row_scale[r];
-    return sum;
+    if constexpr (F::kFp8 && !F::kGrouped) {
+      return sum * row_scale[r];
+    } else {
+      return sum;
+    }
   };
   bf16* out = static_cast<bf16*>(a.out);
   if constexpr (E == Gemv1Epilogue::kPlain) {
