@@ -963,10 +963,11 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
   cuda::QGemvPath gemv_path = cuda::QGemvPath::kMma;
   switch (options_.quant_gemv) {
     case CudaOptions::QuantGemv::kAuto:
-      gemv_path = q.code == cuda::QCode::kFp8 ? cuda::QGemvPath::kMma : cuda::QGemvPath::kStream;
+      gemv_path = q.code == cuda::QCode::kFp8 ? cuda::QGemvPath::kRow : cuda::QGemvPath::kStream;
       break;
     case CudaOptions::QuantGemv::kMma: gemv_path = cuda::QGemvPath::kMma; break;
     case CudaOptions::QuantGemv::kStream: gemv_path = cuda::QGemvPath::kStream; break;
+    case CudaOptions::QuantGemv::kRow: gemv_path = cuda::QGemvPath::kRow; break;
   }
   return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split);
 }

@@ -42,11 +42,12 @@ struct CudaOptions {
   // (W8A16, bf16 activations).
   int fp8_w8a8_min_tokens = 9;
   // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
-  // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), or kAuto:
-  // kStream for 4- and 8-bit integer codes, kMma for FP8, the faster of the two for
-  // each on the H200 (docs/performance.md). kr-cuda-bench and kr-backend-ops
-  // --qgemv auto|stream|mma; kr-cuda-bench --gemv-bench --quant FMT times them per shape.
-  enum class QuantGemv { kAuto, kMma, kStream };
+  // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), kRow (FP8
+  // at T == 1: the batch-1 GEMV of cuda_gemv1.h on the e4m3 rows; kMma otherwise),
+  // or kAuto: kStream for 4- and 8-bit integer codes, kRow for FP8 (kMma at T 2..8).
+  // kr-cuda-bench and kr-backend-ops --qgemv auto|stream|mma|row; kr-cuda-bench
+  // --gemv-bench --quant FMT times them per shape.
+  enum class QuantGemv { kAuto, kMma, kStream, kRow };
   QuantGemv quant_gemv = QuantGemv::kAuto;
   // kStream's K slices per tile pair (1..8, a thread-block cluster); 0: its own
   // choice per shape. For measurements (kr-cuda-bench --qgemv-split N).
@@ -89,18 +90,20 @@ struct CudaOptions {
 };
 
 
-// "auto", "mma", "stream": the names of CudaOptions::QuantGemv on command lines
+// "auto", "mma", "stream", "row": the names of CudaOptions::QuantGemv on command lines
 // and in benchmark JSON; parse_quant_gemv is false for anything else.
 inline const char* quant_gemv_name(CudaOptions::QuantGemv k) {
   switch (k) {
     case CudaOptions::QuantGemv::kAuto: return "auto";
     case CudaOptions::QuantGemv::kMma: return "mma";
     case CudaOptions::QuantGemv::kStream: return "stream";
+    case CudaOptions::QuantGemv::kRow: return "row";
   }
   return "?";
 }
 inline bool parse_quant_gemv(const std::string& name, CudaOptions::QuantGemv* out) {
-  for (auto k : {CudaOptions::QuantGemv::kAuto, CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kStream})
+  for (auto k : {CudaOptions::QuantGemv::kAuto, CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kStream,
+                 CudaOptions::QuantGemv::kRow})
     if (name == quant_gemv_name(k)) {
       *out = k;
       return true;

@@ -7,6 +7,8 @@
 // waiting on the previous kernel (programmatic dependent launch), so the ramp-up
 // of one GEMV overlaps the drain of the one before.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 
@@ -21,11 +23,14 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;
-constexpr int kRows = 4;  // rows per block
+constexpr int kRowsBf16 = 4;  // rows per block (bf16 weights)
+constexpr int kRowsFp8 = 8;   // rows per block (FP8 weights)
+// A RoPE block holds R / 2 pairs of one head: the launcher's (D / 2) % kRowsBf16 covers both.
+static_assert(kRowsFp8 / 2 <= kRowsBf16 && kRowsBf16 % (kRowsFp8 / 2) == 0);
 constexpr int kMaxQkPairsPerThread = 2;  // kRopeQkNorm: head_dim / 2 <= kThreads * this
 
 // kRopeQkNorm: arrivals per q/k head of the blocks that own its rows. The block
-// that brings a head's count to head_dim / kRows finishes the head and puts the
+// that brings a head's count to head_dim / R (rows per block) finishes the head and puts the
 // count back to 0, so every launch (and graph replay) starts from zeros; launches
 // are stream-ordered and touch the counts only after pdl_wait.
 constexpr int kMaxHeadCounters = 1024;
@@ -76,6 +81,34 @@ struct RowMap {
   __device__ int row(int r) const { return kPaired ? (r < R / 2 ? base_a + r : base_b + r - R / 2) : base_a + r; }
 };
 
+// The weight formats (Gemv1Weight): rows per block, columns per 16-byte weight
+// vector, and a pair of weights (k, k + 1; k even) of a vector as floats.
+struct Bf16W {
+  static constexpr int kRows = kRowsBf16;
+  static constexpr int kCols = 8;
+  static constexpr bool kFp8 = false, kGrouped = false;
+  __device__ static float2 pair(const uint4& v, int k) {
+    const uint32_t w = reinterpret_cast<const uint32_t*>(&v)[k / 2];
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w));
+  }
+};
+// FP8 e4m3: 16 weights per vector, so twice the rows of bf16 keep the same bytes in
+// flight per thread. A pair is one cvt.rn.f16x2.e4m3x2 (exact) and two f16 -> f32
+// conversions. kGrouped: more than one scale group per row, each vector's partial
+// sum folded with its group's scale (a thread's 16 columns lie in one group);
+// otherwise the row's one scale multiplies its sum at the end.
+template <bool G>
+struct Fp8W {
+  static constexpr int kRows = kRowsFp8;
+  static constexpr int kCols = 16;
+  static constexpr bool kFp8 = true, kGrouped = G;
+  __device__ static float2 pair(const uint4& v, int k) {
+    const uint32_t w = reinterpret_cast<const uint32_t*>(&v)[k / 4];
+    const __nv_fp8x2_storage_t p = static_cast<__nv_fp8x2_storage_t>((w >> (8 * (k % 4))) & 0xFFFFu);
+    return __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(p, __NV_E4M3)));
+  }
+};
+
 // Blocks per SM each variant is compiled for (__launch_bounds__): the register
 // budget (65536 / (blocks * 128), rounded down to 8) that its R * V weight vectors
 // and its epilogue fit without spilling (ptxas -v: none), pinned so that an
@@ -83,44 +116,78 @@ struct RowMap {
 // Gemv1Args grew by two ints, the Llama qkv GEMV (kRope, V = 3) went from 80 to 96
 // registers, 6 -> 5 blocks per SM. V = 3 without the RoPE epilogues fits 72
 // registers (7 blocks); the norm prologue keeps the row too (4 blocks, 128).
+// FP8 (8 rows): V = 1 is bf16's V = 2 in loads, V = 2 its V = 4; with group scales
+// (16 more registers at V = 2) the RoPE epilogue spilled at 96 (4 blocks, 128).
+template <class F>
 constexpr int min_blocks_per_sm(int V, bool norm, Gemv1Epilogue E) {
+  const bool rope = E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm;
   if (norm) return 4;
-  if (V <= 2) return 8;
-  if (V == 3) return E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm ? 6 : 7;
-  return 5;
+  const int loads = F::kRows * V;  // 16-byte weight vectors in flight per thread
+  if (loads <= 8) return 8;
+  if (loads <= 12) return rope ? 6 : 7;
+  return F::kGrouped && rope ? 4 : 5;
 }
 
-template <int R, int V, bool kNorm, Gemv1Epilogue E>
-__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv1_kernel(Gemv1Args a) {
+template <class F, int V, bool kNorm, Gemv1Epilogue E>
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm<F>(V, kNorm, E)) gemv1_kernel(Gemv1Args a) {
+  constexpr int R = F::kRows;
+  constexpr int XV = F::kCols / 8;  // x vectors (8 bf16) per weight vector
   const RowMap<R, E> map(a);
-  const int K = a.K, kvecs = K / 8;
+  const int K = a.K, kvecs = K / 8, wvecs = (K + F::kCols - 1) / F::kCols;
+  const size_t ld = F::kFp8 ? static_cast<size_t>(a.w_ld / 16) : static_cast<size_t>(kvecs);  // uint4 per row
   const uint4* xv = static_cast<const uint4*>(a.x);
   const uint4* wrow[R];
 #pragma unroll
   for (int r = 0; r < R; ++r)
-    wrow[r] = static_cast<const uint4*>(a.w) + static_cast<size_t>(map.valid(r) ? map.row(r) : a.N - 1) * kvecs;
+    wrow[r] = static_cast<const uint4*>(a.w) + static_cast<size_t>(map.valid(r) ? map.row(r) : a.N - 1) * ld;
+  // FP8: the meta index of (row r, group 0); group g adds 16 g. The rows of a block
+  // (of each half of a paired one) are consecutive inside one 16-row tile (the
+  // launcher checks), so two indices give them all; rows past N stay inside Np.
+  constexpr int kRun = RowMap<R, E>::kPaired ? R / 2 : R;
+  auto meta_base = [&](int n) { return (n / 16) * a.w_groups * 16 + n % 16; };
+  const int meta_a = F::kFp8 ? meta_base(map.base_a) : 0, meta_b = F::kFp8 ? meta_base(map.base_b) : 0;
+  auto meta_of = [&](int r) { return r < kRun ? meta_a + r : meta_b + r - kRun; };
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  for (int base = 0; base < kvecs; base += kThreads * V) {
-    Vec8 wv[R][V];
+  // FP8 with one scale per row: thread r < R holds row r's, applied to the row's sum.
+  [[maybe_unused]] float my_row_scale = 1.0f;
+  for (int base = 0; base < wvecs; base += kThreads * V) {
+    uint4 wv[R][V];
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int u = 0; u < V; ++u) {
         const int v = base + u * kThreads + threadIdx.x;
-        wv[r][u].u = v < kvecs ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once
+        wv[r][u] = v < wvecs ? __ldcs(wrow[r] + v) : make_uint4(0, 0, 0, 0);  // streamed once
       }
     if (base == 0) {  // weights are in flight before waiting for the kernel that writes x
+      if constexpr (F::kFp8 && !F::kGrouped) {
+        if (threadIdx.x < R) my_row_scale = __ldg(a.w_scale + meta_of(threadIdx.x));
+      }
       pdl_launch_dependents();
       pdl_wait();
     }
-    // This pass's x, read through L2 (__ldcg: the previous kernel wrote it).
-    Vec8 xr[V];
+    // This pass's x, read through L2 (__ldcg: the previous kernel wrote it): the XV
+    // vectors of weight vector v are x vectors XV v .. XV v + XV - 1.
+    Vec8 xr[V][XV];
 #pragma unroll
-    for (int u = 0; u < V; ++u) {
-      const int v = base + u * kThreads + threadIdx.x;
-      xr[u].u = v < kvecs ? __ldcg(xv + v) : make_uint4(0, 0, 0, 0);
+    for (int u = 0; u < V; ++u)
+#pragma unroll
+      for (int h = 0; h < XV; ++h) {
+        const int v = (base + u * kThreads + threadIdx.x) * XV + h;
+        xr[u][h].u = v < kvecs ? __ldcg(xv + v) : make_uint4(0, 0, 0, 0);
+      }
+    // FP8 group scales of this pass's vectors (L2 hits mostly; in flight with the x reads).
+    [[maybe_unused]] float gscale[F::kGrouped ? R : 1][V];
+    if constexpr (F::kGrouped) {
+#pragma unroll
+      for (int u = 0; u < V; ++u) {
+        const int v = min(base + u * kThreads + static_cast<int>(threadIdx.x), wvecs - 1);
+        const int g16 = (v * F::kCols) / a.w_group * 16;
+#pragma unroll
+        for (int r = 0; r < R; ++r) gscale[r][u] = __ldg(a.w_scale + meta_of(r) + g16);
+      }
     }
     if constexpr (kNorm) {
       // The launcher guarantees one pass covers the row, so the whole row is in
@@ -129,29 +196,43 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
 #pragma unroll
       for (int u = 0; u < V; ++u)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) ss += bf(xr[u].h[e]) * bf(xr[u].h[e]);
+        for (int h = 0; h < XV; ++h)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) ss += bf(xr[u][h].h[e]) * bf(xr[u][h].h[e]);
       const float inv = rsqrtf(block_sum(ss) / static_cast<float>(K) + a.eps);
 #pragma unroll
-      for (int u = 0; u < V; ++u) {
-        const int v = u * kThreads + threadIdx.x;
-        Vec8 g;  // the norm weight: the same for every block, so an L1 hit after the first
-        g.u = v < kvecs ? __ldg(static_cast<const uint4*>(a.norm_w) + v) : make_uint4(0, 0, 0, 0);
+      for (int u = 0; u < V; ++u)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) xr[u].h[e] = norm_apply(bf(xr[u].h[e]), inv, g.h[e], a.norm_kind);
-        if (blockIdx.x == 0 && v < kvecs) static_cast<uint4*>(a.normed)[v] = xr[u].u;
-      }
+        for (int h = 0; h < XV; ++h) {
+          const int v = (u * kThreads + threadIdx.x) * XV + h;
+          Vec8 g;  // the norm weight: the same for every block, so an L1 hit after the first
+          g.u = v < kvecs ? __ldg(static_cast<const uint4*>(a.norm_w) + v) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) xr[u][h].h[e] = norm_apply(bf(xr[u][h].h[e]), inv, g.h[e], a.norm_kind);
+          if (blockIdx.x == 0 && v < kvecs) static_cast<uint4*>(a.normed)[v] = xr[u][h].u;
+        }
     }
 #pragma unroll
     for (int u = 0; u < V; ++u) {
+      float part[R];  // kGrouped: this vector's sums, before its group scale
 #pragma unroll
-      for (int e = 0; e < 8; e += 2) {
-        const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xr[u].h[e]));
+      for (int r = 0; r < R; ++r) part[r] = 0.0f;
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const float2 wf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&wv[r][u].h[e]));
-          acc[r] = fmaf(wf.x, xf.x, acc[r]);
-          acc[r] = fmaf(wf.y, xf.y, acc[r]);
+      for (int h = 0; h < XV; ++h)
+#pragma unroll
+        for (int e = 0; e < 8; e += 2) {
+          const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xr[u][h].h[e]));
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const float2 wf = F::pair(wv[r][u], 8 * h + e);
+            float& dst = F::kGrouped ? part[r] : acc[r];
+            dst = fmaf(wf.x, xf.x, dst);
+            dst = fmaf(wf.y, xf.y, dst);
+          }
         }
+      if constexpr (F::kGrouped) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r] = fmaf(gscale[r][u], part[r], acc[r]);
       }
     }
   }
@@ -162,8 +243,19 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
     const float s = warp_sum(acc[r]);
     if (lane == 0) part[warp][r] = s;
   }
+  [[maybe_unused]] __shared__ float row_scale[R];
+  if constexpr (F::kFp8 && !F::kGrouped) {
+    if (threadIdx.x < R) row_scale[threadIdx.x] = my_row_scale;
+  }
   __syncthreads();
-  auto total = [&](int r) { return part[0][r] + part[1][r] + part[2][r] + part[3][r]; };
+  auto total = [&](int r) {
+    const float sum = part[0][r] + part[1][r] + part[2][r] + part[3][r];
+    if constexpr (F::kFp8 && !F::kGrouped) {
+      return sum * row_scale[r];
+    } else {
+      return sum;
+    }
+  };
   bf16* out = static_cast<bf16*>(a.out);
   if constexpr (E == Gemv1Epilogue::kPlain) {
     const int r = threadIdx.x;
@@ -296,50 +388,87 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(V, kNorm, E)) gemv
   }
 }
 
-// Vectors (8 bf16) per thread and row in one pass over K, V in 2..4: the fewest
-// passes over the row (each pass is one round trip to memory), then the fewest
-// vector slots (registers; a slot past the row's end loads nothing). One pass
-// for every K <= 4096: V = 2 for K <= 2048, 3 for K <= 3072 (Gemma 3's 2560
-// included, which V = 4 ran with 38% of its slots empty and a fifth fewer blocks
-// per SM), 4 up to 4096.
+// Weight vectors (16 bytes) per thread and row in one pass over K, V in
+// vmin..vmax: the fewest passes over the row (each pass is one round trip to
+// memory), then the fewest vector slots (registers; a slot past the row's end
+// loads nothing). bf16 (V in 2..4, 8 columns a vector): one pass for every K <=
+// 4096: V = 2 for K <= 2048, 3 for K <= 3072 (Gemma 3's 2560 included, which V = 4
+// ran with 38% of its slots empty and a fifth fewer blocks per SM), 4 up to 4096.
+// FP8 (V in 1..2, 16 columns a vector, twice the rows): V = 1 for K <= 2048, else 2.
+template <class F>
 int vectors_per_thread(int K) {
-  const int kvecs = K / 8;
-  int best = 4;
-  for (int V = 3; V >= 2; --V) {
-    const int passes = (kvecs + kThreads * V - 1) / (kThreads * V);
-    const int best_passes = (kvecs + kThreads * best - 1) / (kThreads * best);
+  constexpr int vmin = F::kFp8 ? 1 : 2, vmax = F::kFp8 ? 2 : 4;
+  const int vecs = (K + F::kCols - 1) / F::kCols;
+  int best = vmax;
+  for (int V = vmax - 1; V >= vmin; --V) {
+    const int passes = (vecs + kThreads * V - 1) / (kThreads * V);
+    const int best_passes = (vecs + kThreads * best - 1) / (kThreads * best);
     if (passes <= best_passes) best = V;
   }
   return best;
 }
 
-template <int R, bool kNorm, Gemv1Epilogue E>
+template <class F, bool kNorm, Gemv1Epilogue E>
 void launch_v(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
+  constexpr int R = F::kRows;
   unsigned blocks = static_cast<unsigned>((a.N + R - 1) / R);
   if (E == Gemv1Epilogue::kSwiglu) blocks = static_cast<unsigned>((a.N / 2 + R / 2 - 1) / (R / 2));
   if (E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm) blocks = static_cast<unsigned>(a.N / R);
-  switch (vectors_per_thread(a.K)) {
-    case 2: launch(pdl, gemv1_kernel<R, 2, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
-    case 3: launch(pdl, gemv1_kernel<R, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
-    default: launch(pdl, gemv1_kernel<R, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
+  const int V = vectors_per_thread<F>(a.K);
+  if constexpr (F::kFp8) {
+    if (V == 1) {
+      launch(pdl, gemv1_kernel<F, 1, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+    } else {
+      launch(pdl, gemv1_kernel<F, 2, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+    }
+  } else {
+    switch (V) {
+      case 2: launch(pdl, gemv1_kernel<F, 2, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
+      case 3: launch(pdl, gemv1_kernel<F, 3, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
+      default: launch(pdl, gemv1_kernel<F, 4, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a); break;
+    }
+  }
+}
+
+template <class F, Gemv1Epilogue E>
+void launch_f(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
+  if (a.norm_w == nullptr) {
+    launch_v<F, false, E>(a, pdl, stream);
+  } else {
+    launch_v<F, true, E>(a, pdl, stream);
   }
 }
 
 template <Gemv1Epilogue E>
 void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
-  if (a.norm_w == nullptr) {
-    launch_v<kRows, false, E>(a, pdl, stream);
-  } else {
-    launch_v<kRows, true, E>(a, pdl, stream);
+  if (a.weight == Gemv1Weight::kBf16) {
+    launch_f<Bf16W, E>(a, pdl, stream);
+  } else if constexpr (E != Gemv1Epilogue::kRopeQkNorm) {  // FP8: no caller runs its q/k norms here
+    if (a.w_groups == 1) {
+      launch_f<Fp8W<false>, E>(a, pdl, stream);
+    } else {
+      launch_f<Fp8W<true>, E>(a, pdl, stream);
+    }
   }
+}
+
+// Whether the FP8 weight's strides and groups are what the kernel reads: rows of
+// w_ld bytes holding K (16-byte vectors), and each vector inside one group.
+bool fp8_weight_fits(const Gemv1Args& a) {
+  return a.w != nullptr && a.w_scale != nullptr && a.w_ld % 16 == 0 && a.w_ld >= (a.K + 15) / 16 * 16 &&
+         a.w_group > 0 && a.w_group % 16 == 0 && a.w_groups >= 1 && a.w_groups * a.w_group >= a.K;
 }
 
 }  // namespace
 
 bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream) {
   if (a.K <= 0 || a.N <= 0 || a.K % 8 != 0) return false;
+  const bool fp8 = a.weight == Gemv1Weight::kFp8;
+  if (fp8 && (!fp8_weight_fits(a) || epi == Gemv1Epilogue::kRopeQkNorm)) return false;
   // The norm prologue keeps the whole row in registers: one pass (K <= 4096).
-  if (a.norm_w != nullptr && (a.normed == nullptr || a.K / 8 > kThreads * vectors_per_thread(a.K))) return false;
+  const int one_pass_cols = fp8 ? 16 * kThreads * vectors_per_thread<Fp8W<false>>(a.K)
+                              : 8 * kThreads * vectors_per_thread<Bf16W>(a.K);
+  if (a.norm_w != nullptr && (a.normed == nullptr || a.K > one_pass_cols)) return false;
   if (a.out_f32 && epi != Gemv1Epilogue::kPlain) return false;
   if (a.bias != nullptr && epi != Gemv1Epilogue::kRope && epi != Gemv1Epilogue::kRopeQkNorm) return false;
   switch (epi) {
@@ -348,12 +477,13 @@ bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t 
       return true;
     case Gemv1Epilogue::kSwiglu:
       if (a.N % 2 != 0 || a.act == nullptr) return false;
+      if (fp8 && (a.N / 2) % (kRowsFp8 / 2) != 0) return false;  // up rows aligned as gate rows (meta_of)
       launch_e<Gemv1Epilogue::kSwiglu>(a, pdl, stream);
       return true;
     case Gemv1Epilogue::kRope:
     case Gemv1Epilogue::kRopeQkNorm: {
       const int D = a.head_dim;
-      if (D <= 0 || D % 2 != 0 || (D / 2) % kRows != 0 || a.q_heads <= 0 || a.kv_heads <= 0) return false;
+      if (D <= 0 || D % 2 != 0 || (D / 2) % kRowsBf16 != 0 || a.q_heads <= 0 || a.kv_heads <= 0) return false;
       if (a.N != (a.q_heads + 2 * a.kv_heads) * D || a.positions == nullptr || a.slots == nullptr ||
           a.inv_freq == nullptr || a.k_cache == nullptr || a.v_cache == nullptr)
         return false;

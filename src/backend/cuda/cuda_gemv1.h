@@ -7,7 +7,10 @@
 // (Backend::qkv_rope_store, Backend::matmul_silu_mul) launch them at batch 1.
 //
 // out[n] = Σ_k x'[k] w[n, k] (+ bias[n]), x' = x (no prologue) or the RMS norm of
-// x with norm_w (kNorm; either norm kind).
+// x with norm_w (kNorm; either norm kind). The weight is bf16, or FP8 e4m3 with f32
+// scales as cuda_qgemm.h's QWeight stores it (Gemv1Weight::kFp8: the batch-1 path
+// of FP8 checkpoints, CudaOptions::quant_gemv kRow; w[n, k] = e4m3 · scale of its
+// group, no activation quantization).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
@@ -29,9 +32,20 @@ enum class Gemv1Epilogue {
                 // them to finish normalises, rotates and stores the whole head
 };
 
+// How Gemv1Args::w stores the weight.
+enum class Gemv1Weight {
+  kBf16,  // [N, K] bf16
+  kFp8,   // e4m3 rows of w_ld bytes (qgemm_layout.h's FP8 [Np, Kp]; bytes past K are zero),
+          // row n times w_scale[q_meta_index(n / 16, w_groups, k / w_group, n % 16)] (f32)
+};
+
 struct Gemv1Args {
   const void* x = nullptr;  // [K] bf16 (the row to normalise when norm_w is set)
-  const void* w = nullptr;  // [N, K] bf16
+  const void* w = nullptr;  // [N, K] bf16, or as `weight` says
+  Gemv1Weight weight = Gemv1Weight::kBf16;
+  const float* w_scale = nullptr;  // kFp8: [Np / 16, w_groups, 16] f32
+  int w_ld = 0;                    // kFp8: bytes per row (a multiple of 16, >= K)
+  int w_group = 0, w_groups = 0;   // kFp8: columns per scale group (a multiple of 16), groups per row
   void* out = nullptr;      // [N]
   bool out_f32 = false;
   int N = 0, K = 0;
@@ -64,8 +78,9 @@ struct Gemv1Args {
 // Launches the fused GEMV, with programmatic dependent launch when `pdl`
 // (cuda_launch.cuh). False (nothing launched) when the shapes do not fit the
 // kernel (K % 8, K too long for the norm prologue, odd N for kSwiglu, head_dim for
-// kRope, more q and k heads than kRopeQkNorm counts); the caller then runs the
-// unfused ops.
+// kRope, more q and k heads than kRopeQkNorm counts; kFp8: its strides and group,
+// kRopeQkNorm); the caller then runs the unfused ops. The norm prologue keeps the
+// row in registers: K <= 4096 (bf16 and kFp8 alike).
 bool launch_gemv1(const Gemv1Args& a, Gemv1Epilogue epi, bool pdl, cudaStream_t stream);
 
 }  // namespace kr::cuda

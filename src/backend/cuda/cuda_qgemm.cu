@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_qgemm.h"
@@ -977,6 +978,49 @@ bool launch_qgemv_stream(const QWeight& w, const QGemmArgs& a, QEpilogue e, int 
   return true;
 }
 
+// QGemvPath::kRow: an FP8 weight at T == 1 through launch_gemv1 (same fused
+// prologue and epilogues); false (nothing launched) where it does not apply.
+bool launch_qgemv_row(const QWeight& w, const QGemmArgs& a, QEpilogue e, bool pdl, cudaStream_t stream) {
+  if (w.code != QCode::kFp8 || a.T != 1 || w.perm != nullptr) return false;
+  Gemv1Args g;
+  g.x = a.x;
+  g.w = w.codes;
+  g.weight = Gemv1Weight::kFp8;
+  g.w_scale = reinterpret_cast<const float*>(w.meta);  // FP8 meta words are f32 bits (qgemm_layout.h)
+  g.w_ld = w.Kp;
+  g.w_group = w.group;
+  g.w_groups = w.groups;
+  g.out = a.out;
+  g.out_f32 = a.out_f32;
+  g.N = w.N;
+  g.K = w.K;
+  g.norm_w = a.norm_w;
+  g.eps = a.eps;
+  g.norm_kind = a.norm_kind;
+  g.normed = a.normed;
+  g.act = a.act;
+  g.activation = a.activation;
+  g.bias = a.bias;
+  g.positions = a.positions;
+  g.slots = a.slots;
+  g.inv_freq = a.inv_freq;
+  g.k_cache = a.k_cache;
+  g.v_cache = a.v_cache;
+  g.kv_fp8 = a.kv_fp8;
+  g.k_scale = a.k_scale;
+  g.v_scale = a.v_scale;
+  g.q_heads = a.q_heads;
+  g.kv_heads = a.kv_heads;
+  g.head_dim = a.head_dim;
+  Gemv1Epilogue ge = Gemv1Epilogue::kPlain;
+  switch (e) {
+    case QEpilogue::kPlain: ge = Gemv1Epilogue::kPlain; break;
+    case QEpilogue::kSwiglu: ge = Gemv1Epilogue::kSwiglu; break;
+    case QEpilogue::kRope: ge = Gemv1Epilogue::kRope; break;
+  }
+  return launch_gemv1(g, ge, pdl, stream);
+}
+
 template <QCode C, bool kBias, int NB, bool kNorm, QEpilogue E>
 void launch_t(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool pdl, cudaStream_t stream) {
   launch(pdl, qgemm_kernel<C, kBias, NB, kNorm, E>, grid, dim3(kThreads), 0, stream, w, a, splits);
@@ -1126,6 +1170,7 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
   const bool gemv = a.T <= kQGemvMaxTokens;
   if (gemv && gemv_path == QGemvPath::kStream && launch_qgemv_stream(w, a, e, num_sms, gemv_split, pdl, stream))
     return true;
+  if (gemv && gemv_path == QGemvPath::kRow && launch_qgemv_row(w, a, e, pdl, stream)) return true;
   const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
   const int cols = gemv ? 8 : 32;
   const int ttiles = (a.T + cols - 1) / cols;

@@ -118,7 +118,13 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e);
 //            memory in rank order (no global partials); the ring and the meta are
 //            requested before waiting on the previous kernel (PDL). Where its
 //            shared memory cannot fit, kMma runs.
-enum class QGemvPath { kMma, kStream };
+//   kRow:    FP8 weights at T == 1: the batch-1 GEMV of cuda_gemv1.h on the e4m3
+//            rows (Gemv1Weight::kFp8; 8 rows per block, K split over 128 threads,
+//            every 16-byte weight load of a pass in flight before the x reads, f32
+//            FMAs on the converted weights, each 16-column partial folded with its
+//            group scale) with the same prologue and epilogues. Other codes, T > 1,
+//            and what it does not take (the norm prologue with K > 4096): kMma.
+enum class QGemvPath { kMma, kStream, kRow };
 
 // Launches out = x' · Wᵀ with epilogue `e`; programmatic dependent launch when
 // `pdl` (cuda_launch.cuh). False (nothing launched) when !qgemm_supports.

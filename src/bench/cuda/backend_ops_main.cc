@@ -35,7 +35,7 @@
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
 //                                                prefill cases again on a backend of each of these
 //                                                flash prefill variants, lines tagged "[vN name]")
-//                       [--qgemv auto|mma|stream]  (the T <= 8 quantized kernel of every
+//                       [--qgemv auto|mma|stream|row]  (the T <= 8 quantized kernel of every
 //                                         check, CudaOptions::quant_gemv; default auto). The quantized
 //                                         part also checks every T <= 8 kernel (and the stream
 //                                         kernel at forced K splits) at T = 1..8 on its own.
@@ -1379,7 +1379,8 @@ int main(int argc, char** argv) {
       std::vector<std::unique_ptr<kr::Backend>> owned;
       std::vector<std::pair<std::string, kr::Backend*>> kernels;
       const std::pair<kr::CudaOptions::QuantGemv, int> variants[] = {
-          {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kStream, 0},
+          {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kRow, 0},
+          {kr::CudaOptions::QuantGemv::kStream, 0},
           {kr::CudaOptions::QuantGemv::kStream, 1},
           {kr::CudaOptions::QuantGemv::kStream, 2}, {kr::CudaOptions::QuantGemv::kStream, 3},
           {kr::CudaOptions::QuantGemv::kStream, 8}};

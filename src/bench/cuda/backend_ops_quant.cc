@@ -22,6 +22,7 @@
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_error.h"
 #include "backend/float_codec.h"
+#include "backend/kv_cache_dtype.h"
 #include "model/model.h"
 
 namespace kr::quant_ops {
@@ -100,9 +101,24 @@ struct Env {
     gpu_allocs.push_back(d.gpu);
     return d;
   }
+  // A KV cache of e4m3(values / scale) bytes on both backends (an FP8 KV cache).
+  Dual fp8_cache(std::initializer_list<int64_t> dims, const std::vector<float>& values, float scale) {
+    Dual d{cpu.alloc(DType::kF8E4M3, dims), gpu.alloc(DType::kF8E4M3, dims)};
+    cpu_allocs.push_back(d.cpu);
+    gpu_allocs.push_back(d.gpu);
+    std::vector<uint8_t> bytes(values.size());
+    for (size_t i = 0; i < values.size(); ++i) bytes[i] = kv_fp8_encode(values[i], scale);
+    cpu.copy_from_host(d.cpu, bytes.data(), bytes.size());
+    gpu.copy_from_host(d.gpu, bytes.data(), bytes.size());
+    return d;
+  }
   std::vector<float> read(const Tensor& t, bool from_gpu) {
     std::vector<float> out(static_cast<size_t>(t.numel()));
-    if (t.dtype == DType::kBF16) {
+    if (t.dtype == DType::kF8E4M3) {  // an FP8 cache: its e4m3 values (unscaled)
+      std::vector<uint8_t> b(out.size());
+      (from_gpu ? gpu : cpu).copy_to_host(b.data(), t, b.size());
+      for (size_t i = 0; i < b.size(); ++i) out[i] = fp8_e4m3_to_f32(b[i]);
+    } else if (t.dtype == DType::kBF16) {
       std::vector<uint16_t> b(out.size());
       gpu.copy_to_host(b.data(), t, b.size() * 2);
       for (size_t i = 0; i < b.size(); ++i) out[i] = bf16_to_f32(b[i]);
@@ -336,8 +352,9 @@ struct Fam {
   }
 };
 
+// kv_fp8: FP8 KV caches (scales k 0.75, v 1.25), compared as their e4m3 values.
 void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, const std::vector<int>& fresh, int H,
-                         int Hq, int Hkv, int D, bool norm, const Fam& f = {}) {
+                         int Hq, int Hkv, int D, bool norm, const Fam& f = {}, bool kv_fp8 = false) {
   const int bs = 16;
   const StepMetadata m = make_meta(cached, fresh, bs);
   const int T = m.num_tokens, W = (Hq + 2 * Hkv) * D;
@@ -359,7 +376,9 @@ void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, 
     Backend& b = cpu ? e.cpu : e.gpu;
     auto x = e.act({T, H}, xv);
     auto q = e.act({T, W}, {}), n = e.act({T, H}, {});
-    auto k = e.act({blocks, bs, Hkv, D}, k0), v = e.act({blocks, bs, Hkv, D}, v0);
+    const float k_scale = kv_fp8 ? 0.75f : 1.0f, v_scale = kv_fp8 ? 1.25f : 1.0f;
+    auto k = kv_fp8 ? e.fp8_cache({blocks, bs, Hkv, D}, k0, k_scale) : e.act({blocks, bs, Hkv, D}, k0);
+    auto v = kv_fp8 ? e.fp8_cache({blocks, bs, Hkv, D}, v0, v_scale) : e.act({blocks, bs, Hkv, D}, v0);
     qkv[i] = cpu ? q.cpu : q.gpu;
     normed[i] = cpu ? n.cpu : n.gpu;
     kc[i] = cpu ? k.cpu : k.gpu;
@@ -367,7 +386,7 @@ void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, 
     RopeParams rope;
     rope.head_dim = D;
     rope.inv_freq = cpu ? inv_t.cpu : inv_t.gpu;
-    KvLayer kv{kc[i], vc[i]};
+    KvLayer kv{kc[i], vc[i], k_scale, v_scale};
     const Tensor& xt = cpu ? x.cpu : x.gpu;
     const MatmulInput in = norm ? MatmulInput::rms_normed(xt, RmsNorm{cpu ? &nw.cpu : &nw.gpu, 1e-5f, f.norm}, normed[i])
                                 : MatmulInput(xt);
@@ -386,14 +405,18 @@ void test_qkv_rope_store(Env& e, const Spec& s, const std::vector<int>& cached, 
   }
   const std::string shape = std::string(s.name) + " T" + std::to_string(T) + (norm ? " norm" : "") + " H" +
                             std::to_string(H) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
-                            std::to_string(D) + f.str();
+                            std::to_string(D) + f.str() + (kv_fp8 ? " fp8kv" : "");
   // The reference of the path the fused op's matmul takes (T rows of the step).
   const std::string path = path_of(s, W, H, T);
   const std::string ref = ref_of(path);
   const double tol = tol_of(path, norm);
   compare3(e, "qkv_rope_store", shape, qkv[0], qkv[1], qkv[2], tol, ref);
-  compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], tol, ref);
-  compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], tol, ref);
+  // FP8 caches against the CPU: where a bf16 ulp of the projection crosses an e4m3
+  // rounding boundary the element moves by one e4m3 step, up to 2^-3 of the largest
+  // value (against the composed way, which rounds the same bf16 values, exact).
+  const double cache_tol = kv_fp8 ? 0.13 : tol;
+  compare3(e, "  k cache", shape, kc[0], kc[1], kc[2], cache_tol, ref);
+  compare3(e, "  v cache", shape, vc[0], vc[1], vc[2], cache_tol, ref);
   if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02, ref);
 }
 
@@ -746,7 +769,10 @@ int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, B
     test_matmul(e, spec("gptq-int4-g32-sym"), 16384, 3072, {1});
     test_matmul(e, spec("gptq-int8-g128"), 3072, 3072, {1, 8});
     test_matmul(e, spec("fp8-channel-dynamic"), 4096, 14336, {1, 8});
-    test_matmul(e, spec("fp8-block128"), 6144, 4096, {2});
+    test_matmul(e, spec("fp8-block128"), 6144, 4096, {1, 2});
+    test_matmul(e, spec("fp8-channel-w8a16"), 28672, 4096, {1});
+    test_matmul(e, spec("fp8-block128"), 1024, 14336, {1});  // 112 groups, 4 passes of the row kernel
+    test_matmul(e, spec("fp8-tensor-static"), 128256 / 8, 4096, {1}, true);  // f32 logits
     test_matmul(e, spec("mlx-int4-g64"), 128256 / 8, 3072, {1}, true);  // f32 logits
     // The fused epilogues (RoPE + KV store, SwiGLU) with and without the norm prologue.
     for (bool norm : {false, true}) {
@@ -761,6 +787,18 @@ int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, B
       test_matmul_silu_mul(e, spec("mlx-int8-g32"), 7, 384, 48, norm,
                            Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh});
       test_matmul_silu_mul(e, spec("awq-int4-g128"), 4, 1152, 208, norm);
+      // FP8 at T = 1 (the row kernel under --qgemv row / auto): block-128 and
+      // per-tensor scales in the fused epilogues, q/k/v biases, FP8 KV caches (Llama
+      // 8B's qkv), K < 2048 (one vector per thread and row), and a norm prologue past
+      // K = 4096 (the mma kernel runs).
+      test_qkv_rope_store(e, spec("fp8-block128"), {127}, {1}, 3072, 24, 8, 128, norm);
+      test_qkv_rope_store(e, spec("fp8-channel-dynamic"), {40}, {1}, 4096, 32, 8, 128, norm, Fam{}, true);
+      test_qkv_rope_store(e, spec("fp8-tensor-static"), {33}, {1}, 1152, 6, 2, 64, norm,
+                          Fam{NormKind::kTimesOnePlusWeight, true, false, Activation::kSilu});
+      test_matmul_silu_mul(e, spec("fp8-block128"), 1, 3072, 8192, norm);
+      test_matmul_silu_mul(e, spec("fp8-tensor-static"), 1, 1152, 208, norm,
+                           Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh});
+      test_matmul_silu_mul(e, spec("fp8-channel-w8a16"), 1, 4160, 96, norm);
     }
   }
   g_tag.clear();

@@ -13,7 +13,7 @@
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
-//                      [--qgemv auto|mma|stream] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
+//                      [--qgemv auto|mma|stream|row] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
@@ -576,6 +576,7 @@ int main(int argc, char** argv) {
         int split;
       };
       const PathSpec specs[] = {{"mma", kr::CudaOptions::QuantGemv::kMma, 0},
+                                {"row", kr::CudaOptions::QuantGemv::kRow, 0},
                                 {"stream", kr::CudaOptions::QuantGemv::kStream, 0},
                                 {"stream-S1", kr::CudaOptions::QuantGemv::kStream, 1},
                                 {"stream-S2", kr::CudaOptions::QuantGemv::kStream, 2},
