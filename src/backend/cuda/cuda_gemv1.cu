@@ -92,6 +92,13 @@ struct Bf16W {
     return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w));
   }
 };
+// bf16 with 8 rows a block: the GEMV with per-head q/k norms (kRopeQkNorm) when
+// K <= 3072, so that Gemma 3 4B's [4096 x 2560] runs in one wave (512 blocks at 4
+// per SM, against 1,024 at 6) with half the per-head arrivals (H200: 374-377 ->
+// 380-383 tok/s batch-1 decode; docs/performance.md).
+struct Bf16W8 : Bf16W {
+  static constexpr int kRows = 8;
+};
 // FP8 e4m3: 16 weights per vector, so twice the rows of bf16 keep the same bytes in
 // flight per thread. A pair is one cvt.rn.f16x2.e4m3x2 (exact) and two f16 -> f32
 // conversions. kGrouped: more than one scale group per row, each vector's partial
@@ -123,6 +130,7 @@ constexpr int min_blocks_per_sm(int V, bool norm, Gemv1Epilogue E) {
   const bool rope = E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm;
   if (norm) return 4;
   const int loads = F::kRows * V;  // 16-byte weight vectors in flight per thread
+  if (loads > 16) return 4;        // Bf16W8 at V = 3: 128 registers
   if (loads <= 8) return 8;
   if (loads <= 12) return rope ? 6 : 7;
   return F::kGrouped && rope ? 4 : 5;
@@ -290,11 +298,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<F>(V, kNorm, E)) g
         kv_store(a.v_cache, a.kv_fp8, a.v_scale, dst + na % D, ga);
         kv_store(a.v_cache, a.kv_fp8, a.v_scale, dst + na % D + half, gb);
       }
-      __threadfence();  // the head's values, before this block counts itself in
     }
     if (h >= qk_heads) return;  // uniform in the block
     // Release: the barrier and thread 0's fence order this block's stores before its
-    // arrival; acquire: the last arriver fences after the atomic that saw every other
+    // arrival (cooperative groups' grid sync relies on the same: no fence per writer); acquire: the last arriver fences after the atomic that saw every other
     // block's arrival and reads the head through L2 (__ldcg), as the attention's split merge.
     __shared__ int is_last;
     __syncthreads();
@@ -442,6 +449,15 @@ void launch_f(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
 template <Gemv1Epilogue E>
 void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   if (a.weight == Gemv1Weight::kBf16) {
+    if constexpr (E == Gemv1Epilogue::kRopeQkNorm) {
+      const int V = vectors_per_thread<Bf16W>(a.K);
+      if (a.norm_w == nullptr && V <= 3 && (a.head_dim / 2) % (Bf16W8::kRows / 2) == 0) {
+        const dim3 blocks(static_cast<unsigned>(a.N / Bf16W8::kRows));
+        if (V == 2) launch(pdl, gemv1_kernel<Bf16W8, 2, false, E>, blocks, dim3(kThreads), 0, stream, a);
+        else launch(pdl, gemv1_kernel<Bf16W8, 3, false, E>, blocks, dim3(kThreads), 0, stream, a);
+        return;
+      }
+    }
     launch_f<Bf16W, E>(a, pdl, stream);
   } else if constexpr (E != Gemv1Epilogue::kRopeQkNorm) {  // FP8: no caller runs its q/k norms here
     if (a.w_groups == 1) {
