@@ -29,7 +29,8 @@
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
-//                       [--only kv_block_copy | --only token_mask | --only short_decode]  (that group alone)
+//                       [--only kv_block_copy | --only token_mask | --only short_decode |
+//                        --only quant_models]  (that group alone)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
 //                                                every check runs on; default 0)
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
@@ -1332,8 +1333,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode") {
-    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, token_mask or short_decode, got '%s'\n",
+  if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
+      only != "quant_models") {
+    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode or quant_models, got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1364,7 +1366,8 @@ int main(int argc, char** argv) {
               kr::cuda::flash_prefill_variant_name(options.flash_prefill_variant));
   // The quantized part: its CPU reference also emulates the FP8 W8A8 path from the
   // GPU's threshold; the FP8 models also run on a GPU backend without W8A8.
-  auto run_quant = [&]() {
+  // models_only: the tiny quantized models alone (--only quant_models).
+  auto run_quant = [&](bool models_only) {
     kr::CpuOptions emulate;
     emulate.emulate_fp8_w8a8 = true;
     emulate.fp8_w8a8_min_tokens = options.fp8_w8a8_min_tokens;
@@ -1372,8 +1375,9 @@ int main(int argc, char** argv) {
     kr::CudaOptions w8a16_options = options;
     w8a16_options.fp8_w8a8_min_tokens = INT_MAX;
     auto gpu_w8a16 = kr::make_cuda_backend(w8a16_options);
-    int failures = kr::quant_ops::run_ops(cpu_w8a8, *gpu);
-    {
+    int failures = 0;
+    if (!models_only) {
+      failures += kr::quant_ops::run_ops(cpu_w8a8, *gpu);
       // Every T <= 8 kernel, and the stream kernel with forced K splits (clusters of
       // 1, 2, 3 and 8 blocks, trailing slices past K included).
       std::vector<std::unique_ptr<kr::Backend>> owned;
@@ -1397,8 +1401,8 @@ int main(int argc, char** argv) {
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);
     return failures;
   };
-  if (quant_only) {
-    const int failures = run_quant();
+  if (quant_only || only == "quant_models") {
+    const int failures = run_quant(only == "quant_models");
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }
@@ -1469,7 +1473,7 @@ int main(int argc, char** argv) {
       kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu_v, tag);
     }
   }
-  if (short_checks && !kr::g_quick) kr::g_failures += run_quant();
+  if (short_checks && !kr::g_quick) kr::g_failures += run_quant(false);
   std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
   return kr::g_failures ? 1 : 0;
 }
