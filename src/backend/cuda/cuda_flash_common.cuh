@@ -124,11 +124,28 @@ struct KvSource {
   int max_blocks, num_blocks, block_shift;
 };
 
+// The slots of this thread's keys of a tile: key j0 + p * ROWS_PER_PASS for pass p,
+// -1 past kend or without a slot. Returns whether one below kend had no slot. All
+// entries are read before the caller issues its first copy (a cp.async is a memory
+// barrier to the compiler: one loop would wait on each entry in turn).
+template <int PASSES, int ROWS_PER_PASS>
+__device__ __forceinline__ bool tile_slots(const KvSource& src, int j0, int kend, int (&slot)[PASSES]) {
+  bool missing = false;
+#pragma unroll
+  for (int p = 0; p < PASSES; ++p) {
+    const int j = j0 + p * ROWS_PER_PASS;
+    slot[p] = -1;
+    if (j < kend) {
+      slot[p] = kv_slot(src.table, src.max_blocks, src.num_blocks, src.block_shift, j);
+      missing |= slot[p] < 0;
+    }
+  }
+  return missing;
+}
+
 // cp.async of keys [kt, kt + KEYS) of K (and V when both) into swizzled [KEYS, D]
 // tiles; keys >= kend and keys without a slot are zero-filled. Returns whether
 // one of this thread's keys below kend had no slot (the tile then needs the mask).
-// The table entries are all read before the first copy is issued (a cp.async is a
-// memory barrier to the compiler: one loop would wait on each entry in turn).
 // With `has_slot` set, the threads of chunk 0 also write each key's has-a-slot flag there.
 template <int D, int KEYS, int THREADS, bool kK, bool kV>
 __device__ __forceinline__ bool load_kv_tile(const KvSource& src, bf16* ks, bf16* vs, int kt, int kend,
@@ -140,16 +157,7 @@ __device__ __forceinline__ bool load_kv_tile(const KvSource& src, bf16* ks, bf16
   constexpr int kPasses = KEYS / kRowsPerPass;
   const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
   int slot[kPasses];
-  bool missing = false;
-#pragma unroll
-  for (int p = 0; p < kPasses; ++p) {
-    const int j = kt + r0 + p * kRowsPerPass;
-    slot[p] = -1;
-    if (j < kend) {
-      slot[p] = kv_slot(src.table, src.max_blocks, src.num_blocks, src.block_shift, j);
-      missing |= slot[p] < 0;
-    }
-  }
+  const bool missing = tile_slots<kPasses, kRowsPerPass>(src, kt + r0, kend, slot);
 #pragma unroll
   for (int p = 0; p < kPasses; ++p) {
     const int key = r0 + p * kRowsPerPass;
@@ -195,16 +203,7 @@ __device__ __forceinline__ bool load_kv_tile_fp8(const KvSource& src, unsigned c
   constexpr int kPasses = KEYS / kRowsPerPass;
   const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
   int slot[kPasses];
-  bool missing = false;
-#pragma unroll
-  for (int p = 0; p < kPasses; ++p) {
-    const int j = kt + r0 + p * kRowsPerPass;
-    slot[p] = -1;
-    if (j < kend) {
-      slot[p] = kv_slot(src.table, src.max_blocks, src.num_blocks, src.block_shift, j);
-      missing |= slot[p] < 0;
-    }
-  }
+  const bool missing = tile_slots<kPasses, kRowsPerPass>(src, kt + r0, kend, slot);
   const unsigned char* k8 = reinterpret_cast<const unsigned char*>(src.k);
   const unsigned char* v8 = reinterpret_cast<const unsigned char*>(src.v);
 #pragma unroll

@@ -451,7 +451,9 @@ void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   if (a.weight == Gemv1Weight::kBf16) {
     if constexpr (E == Gemv1Epilogue::kRopeQkNorm) {
       const int V = vectors_per_thread<Bf16W>(a.K);
-      if (a.norm_w == nullptr && V <= 3 && (a.head_dim / 2) % (Bf16W8::kRows / 2) == 0) {
+      // (launch_gemv1 checks (D / 2) % kRowsBf16 == 0, which covers Bf16W8's R / 2 pairs.)
+      static_assert(kRowsBf16 % (Bf16W8::kRows / 2) == 0);
+      if (a.norm_w == nullptr && V <= 3) {
         const dim3 blocks(static_cast<unsigned>(a.N / Bf16W8::kRows));
         if (V == 2) launch(pdl, gemv1_kernel<Bf16W8, 2, false, E>, blocks, dim3(kThreads), 0, stream, a);
         else launch(pdl, gemv1_kernel<Bf16W8, 3, false, E>, blocks, dim3(kThreads), 0, stream, a);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_gemv1.h"
@@ -205,8 +206,12 @@ __global__ void rope_kernel(RopeArgs a) {
   }
 }
 
-__global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, uint4* k_cache, uint4* v_cache,
-                                int row_vecs, int k_offset_vecs, int kv_vecs) {
+// One token's K and V rows (16-byte vectors of the qkv row) into their cache slot:
+// as they are (Cache = uint4, 8 bf16), or as 8 e4m3(x / scale) bytes (Cache = uint2,
+// an FP8 cache).
+template <class Cache>
+__global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, Cache* k_cache, Cache* v_cache,
+                                int row_vecs, int k_offset_vecs, int kv_vecs, float k_scale, float v_scale) {
   pdl_launch_dependents();
   pdl_wait();
   const int t = blockIdx.x;
@@ -214,38 +219,28 @@ __global__ void store_kv_kernel(const uint4* qkv, const int32_t* slot_mapping, u
   if (slot < 0) return;
   const uint4* src = qkv + static_cast<size_t>(t) * row_vecs + k_offset_vecs;
   for (int i = threadIdx.x; i < 2 * kv_vecs; i += blockDim.x) {
-    if (i < kv_vecs) {
-      k_cache[static_cast<size_t>(slot) * kv_vecs + i] = src[i];
+    if constexpr (std::is_same_v<Cache, uint4>) {
+      if (i < kv_vecs) {
+        k_cache[static_cast<size_t>(slot) * kv_vecs + i] = src[i];
+      } else {
+        v_cache[static_cast<size_t>(slot) * kv_vecs + i - kv_vecs] = src[i];
+      }
     } else {
-      v_cache[static_cast<size_t>(slot) * kv_vecs + i - kv_vecs] = src[i];
-    }
-  }
-}
-
-// store_kv_kernel for an FP8 cache: 8 elements per thread, e4m3(x / scale).
-__global__ void store_kv_fp8_kernel(const uint4* qkv, const int32_t* slot_mapping, uint2* k_cache, uint2* v_cache,
-                                    int row_vecs, int k_offset_vecs, int kv_vecs, float k_scale, float v_scale) {
-  pdl_launch_dependents();
-  pdl_wait();
-  const int t = blockIdx.x;
-  const int slot = slot_mapping[t];
-  if (slot < 0) return;
-  const uint4* src = qkv + static_cast<size_t>(t) * row_vecs + k_offset_vecs;
-  for (int i = threadIdx.x; i < 2 * kv_vecs; i += blockDim.x) {
-    const bool is_k = i < kv_vecs;
-    const float scale = is_k ? k_scale : v_scale;
-    union {
-      uint4 u;
-      bf16 h[8];
-    } x;
-    x.u = src[i];
-    union {
-      uint2 u;
-      uint8_t b[8];
-    } y;
+      const bool is_k = i < kv_vecs;
+      const float scale = is_k ? k_scale : v_scale;
+      union {
+        uint4 u;
+        bf16 h[8];
+      } x;
+      x.u = src[i];
+      union {
+        uint2 u;
+        uint8_t b[8];
+      } y;
 #pragma unroll
-    for (int e = 0; e < 8; ++e) y.b[e] = kv_fp8_encode(__bfloat162float(x.h[e]), scale);
-    (is_k ? k_cache : v_cache)[static_cast<size_t>(slot) * kv_vecs + (is_k ? i : i - kv_vecs)] = y.u;
+      for (int e = 0; e < 8; ++e) y.b[e] = kv_fp8_encode(__bfloat162float(x.h[e]), scale);
+      (is_k ? k_cache : v_cache)[static_cast<size_t>(slot) * kv_vecs + (is_k ? i : i - kv_vecs)] = y.u;
+    }
   }
 }
 
@@ -531,15 +526,15 @@ void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache
                      float v_scale) {
   if (T == 0) return;
   const int row_vecs = (q_heads + 2 * kv_heads) * head_dim / 8;
+  const int k_offset_vecs = q_heads * head_dim / 8, kv_vecs = kv_heads * head_dim / 8;
+  const uint4* src = static_cast<const uint4*>(qkv);
   if (kv_fp8) {
-    launch(false, store_kv_fp8_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
-           static_cast<uint2*>(k_cache), static_cast<uint2*>(v_cache), row_vecs, q_heads * head_dim / 8,
-           kv_heads * head_dim / 8, k_scale, v_scale);
-    return;
+    launch(false, store_kv_kernel<uint2>, dim3(T), dim3(128), 0, stream, src, slot_mapping, static_cast<uint2*>(k_cache),
+           static_cast<uint2*>(v_cache), row_vecs, k_offset_vecs, kv_vecs, k_scale, v_scale);
+  } else {
+    launch(false, store_kv_kernel<uint4>, dim3(T), dim3(128), 0, stream, src, slot_mapping, static_cast<uint4*>(k_cache),
+           static_cast<uint4*>(v_cache), row_vecs, k_offset_vecs, kv_vecs, k_scale, v_scale);
   }
-  launch(false, store_kv_kernel, dim3(T), dim3(128), 0, stream, static_cast<const uint4*>(qkv), slot_mapping,
-         static_cast<uint4*>(k_cache), static_cast<uint4*>(v_cache), row_vecs, q_heads * head_dim / 8,
-         kv_heads * head_dim / 8);
 }
 
 void launch_silu_mul(const void* gate_up, int activation, void* out, int T, int I, cudaStream_t stream) {
