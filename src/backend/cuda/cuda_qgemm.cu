@@ -236,9 +236,10 @@ __device__ bool merge_splits(const QGemmArgs& a, size_t slot, int split, int spl
   return true;
 }
 
-// The epilogue of a block's two tiles x token columns [t0, t0 + kCols): fin[r * kCols
-// + c] is row r (0..15 tile 0, 16..31 tile 1) of token t0 + c.
-template <QEpilogue E, int kNThreads, int kCols>
+// The epilogue of a block's two tiles x token columns [t0, t0 + kCols): fin[r * kLd
+// + c] is row r (0..15 tile 0, 16..31 tile 1) of token t0 + c (kLd > kCols, odd:
+// the column reads of consecutive rows hit distinct banks).
+template <QEpilogue E, int kNThreads, int kCols, int kLd = kCols>
 __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (&tiles)[2], int t0, const float* fin) {
   const int T = a.T;
   const int N = w.N;
@@ -247,7 +248,7 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       const int r = e % 32, c = e / 32, tok = t0 + c;
       const int n = (r < 16 ? tiles[0] : tiles[1]) * 16 + r % 16;
       if (tok >= T || n >= N) continue;
-      const float v = fin[r * kCols + c];
+      const float v = fin[r * kLd + c];
       if (a.out_f32) {
         static_cast<float*>(a.out)[static_cast<size_t>(tok) * N + n] = v;
       } else {
@@ -261,7 +262,7 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       const int r = e % 16, c = e / 16, tok = t0 + c;
       if (tok >= T) continue;
       const int n = tiles[0] * 16 + r;  // gate row n, up row I + n
-      const bf16 gb = to_bf(fin[r * kCols + c]), ub = to_bf(fin[(16 + r) * kCols + c]);
+      const bf16 gb = to_bf(fin[r * kLd + c]), ub = to_bf(fin[(16 + r) * kLd + c]);
       out[static_cast<size_t>(tok) * N + n] = gb;
       out[static_cast<size_t>(tok) * N + I + n] = ub;
       const float gf = bf(gb);
@@ -278,7 +279,7 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       if (tok >= T) continue;
       const int na = tiles[0] * 16 + r, nb = na + half;
       const int h = na / D, i = na % D;
-      bf16 ra = to_bf(fin[r * kCols + c]), rb = to_bf(fin[(16 + r) * kCols + c]);
+      bf16 ra = to_bf(fin[r * kLd + c]), rb = to_bf(fin[(16 + r) * kLd + c]);
       if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
         ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
         rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
@@ -1078,11 +1079,11 @@ constexpr int kBMaxCluster = 8;
 
 // Bytes of one shape's shared memory: the x ring [kBStages][8 NT][step] bf16, the meta
 // ring [kBStages][chunks][16 tiles][16] words, aliased after the loop by the sums
-// [kBWarps][32][8 NT] f32.
+// [kBWarps][32][8 NT + 1] f32 (rows padded: qgemm_epilogue reads columns).
 template <QCode C, int NT>
 constexpr int batched_smem_bytes() {
   constexpr int ring = kBStages * (8 * NT * Kind<C>::kStep * 2 + Kind<C>::kChunks * 2 * kBWarps * 16 * 4);
-  constexpr int fin = kBWarps * 32 * 8 * NT * 4;
+  constexpr int fin = kBWarps * 32 * (8 * NT + 1) * 4;
   return ring > fin ? ring : fin;
 }
 
@@ -1091,12 +1092,9 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait_group() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
-__device__ __forceinline__ float4 ld_cluster_f32x4(uint32_t addr) {
-  float4 v;
-  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "r"(addr)
-               : "memory");
+__device__ __forceinline__ float ld_cluster_f32(uint32_t addr) {
+  float v;
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(addr) : "memory");
   return v;
 }
 
@@ -1230,19 +1228,23 @@ __global__ void __launch_bounds__(kBThreads, 1)
     }
   }
 
-  // ---- the warp's sums: fin[warp][row * kCols + col], rows 0..15 tile 0, 16..31 tile 1 ----
+  // ---- the warp's sums: fin[warp][row * kLd + col], rows 0..15 tile 0, 16..31 tile 1 ----
+  constexpr int kLd = kCols + 1;
+  constexpr int kPairFloats = 32 * kLd;
   cp_async_wait_group<0>();
   __syncthreads();  // the ring is free
   float* fin_all = reinterpret_cast<float*>(smem_u4);
   {
-    float* fin = fin_all + warp * 32 * kCols;
+    float* fin = fin_all + warp * kPairFloats;
 #pragma unroll
     for (int ti = 0; ti < 2; ++ti)
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const int row = ti * 16 + g, col = 8 * j + 2 * t;
-        *reinterpret_cast<float2*>(fin + row * kCols + col) = make_float2(acc[ti][j][0], acc[ti][j][1]);
-        *reinterpret_cast<float2*>(fin + (row + 8) * kCols + col) = make_float2(acc[ti][j][2], acc[ti][j][3]);
+        fin[row * kLd + col] = acc[ti][j][0];
+        fin[row * kLd + col + 1] = acc[ti][j][1];
+        fin[(row + 8) * kLd + col] = acc[ti][j][2];
+        fin[(row + 8) * kLd + col + 1] = acc[ti][j][3];
       }
   }
   // ---- the cluster's K slices: rank r sums tile pairs r, r + S, ... over the ranks in order ----
@@ -1250,17 +1252,19 @@ __global__ void __launch_bounds__(kBThreads, 1)
     cluster_arrive_release();
     cluster_wait_acquire();  // every rank's sums are in its shared memory
     for (int p = rank; p < kBWarps; p += S) {
-      float* fin = fin_all + p * 32 * kCols;
-      for (int e = threadIdx.x; e < 8 * kCols; e += kBThreads) {  // float4 e of the pair's 32 x kCols
-        float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int r = 0; r < S; ++r) {
-          const float4 v = ld_cluster_f32x4(cluster_smem_addr(fin + 4 * e, r));
-          s.x += v.x;
-          s.y += v.y;
-          s.z += v.z;
-          s.w += v.w;
-        }
-        reinterpret_cast<float4*>(fin)[e] = s;  // only this rank reads pair p
+      float* fin = fin_all + p * kPairFloats;
+      uint32_t remote[kBMaxCluster];  // pair p's sums in rank r (shared::cluster addresses)
+#pragma unroll
+      for (int r = 0; r < kBMaxCluster; ++r) remote[r] = r < S ? cluster_smem_addr(fin, r) : 0u;
+      for (int e = threadIdx.x; e < kPairFloats; e += kBThreads) {
+        float v[kBMaxCluster];  // every rank's value requested before the sum (DSMEM latency)
+#pragma unroll
+        for (int r = 0; r < kBMaxCluster; ++r) v[r] = r < S ? ld_cluster_f32(remote[r] + 4 * e) : 0.0f;
+        float sum = v[0];
+#pragma unroll
+        for (int r = 1; r < kBMaxCluster; ++r)
+          if (r < S) sum += v[r];
+        fin[e] = sum;  // only this rank reads pair p
       }
     }
     cluster_arrive_release();
@@ -1272,7 +1276,7 @@ __global__ void __launch_bounds__(kBThreads, 1)
     if (pair0 + p >= pairs) break;
     int tl[2];
     tile_pair<E>(w, a, pair0 + p, tl);
-    qgemm_epilogue<E, kBThreads, kCols>(w, a, tl, t0, fin_all + p * 32 * kCols);
+    qgemm_epilogue<E, kBThreads, kCols, kLd>(w, a, tl, t0, fin_all + p * kPairFloats);
   }
 }
 
