@@ -1148,16 +1148,16 @@ __global__ void __launch_bounds__(kBThreads, 1)
     const uint32_t* src = w.meta + q_meta_index(tl[tb % 2], w.groups, kc * Kd::kChunk / w.group, 0) + 4 * q;
     cp_async16(mring + slot * kMStage + (c * 2 * kBWarps + tb) * 16 + 4 * q, src, true);
   };
-  // x[t0 .. t0 + kCols, step st's columns] into ring slot `slot` (zeros past T and K);
-  // 4-bit rows hold two 32-column chunks, chunk c of row r at position c ^ (r & 1).
+  // x[t0 .. t0 + kCols, step st's columns] into ring slot `slot` (zeros past T and K),
+  // at q_xstage_index (4-bit: the two chunks of a row swizzled by its parity).
   const bf16* x = static_cast<const bf16*>(a.x);
   auto issue_x = [&](int st, int slot) {
     constexpr int kRowVecs = Kd::kStep / 8;
     for (int e = threadIdx.x; e < kCols * kRowVecs; e += kBThreads) {
       const int r = e / kRowVecs, v = e % kRowVecs, tok = t0 + r, col = st * Kd::kStep + 8 * v;
       const bool ok = tok < T && col < K;
-      const int pos = Kd::kChunks == 2 ? ((v / 4) ^ (r & 1)) * 4 + v % 4 : v;
-      cp_async16(xring + slot * kXStage + r * Kd::kStep + 8 * pos, ok ? x + static_cast<size_t>(tok) * K + col : x, ok);
+      cp_async16(xring + slot * kXStage + q_xstage_index(C, r, 8 * v), ok ? x + static_cast<size_t>(tok) * K + col : x,
+                 ok);
     }
   };
   for (int i = 0; i < kBStages - 1; ++i)
@@ -1210,11 +1210,10 @@ __global__ void __launch_bounds__(kBThreads, 1)
               tile_row_words<C>(wv[u][ti], c, i, rg, rg8);
               a_fragment<C, false, kBias>(af[ti][i], rg, rg8, i, m[ti]);
             }
-          const int cpos = Kd::kChunks == 2 ? (c ^ (g & 1)) : 0;  // row 8 j + g has the parity of g
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
             // Positions 4i..4i+3 of the lane's slice of token 8 j + g: words 2i, 2i + 1.
-            const uint4 xv = *reinterpret_cast<const uint4*>(xs + (8 * j + g) * Kd::kStep + 32 * cpos + 8 * t);
+            const uint4 xv = *reinterpret_cast<const uint4*>(xs + q_xstage_index(C, 8 * j + g, 32 * c + 8 * t));
 #pragma unroll
             for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
               const uint32_t b0 = word_of(xv, 2 * i), b1 = word_of(xv, 2 * i + 1);
@@ -1284,16 +1283,16 @@ template <QCode C, bool kBias, int NT, QEpilogue E>
 void launch_batched_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool pdl, cudaStream_t stream) {
   auto* kernel = qgemm_batched_kernel<C, kBias, NT, E>;
   constexpr int kSmem = batched_smem_bytes<C, NT>();
-  static int per_sm = 0;  // blocks per SM (one backend thread: no race)
-  if (per_sm == 0) {
+  static bool configured = false;  // one backend thread: no race
+  if (!configured) {
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    KR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBThreads, kSmem));
-    per_sm = std::max(per_sm, 1);
+    configured = true;
   }
   const int rowblocks = (pairs + kBWarps - 1) / kBWarps, passes = (a.T + 8 * NT - 1) / (8 * NT);
   const int64_t base = static_cast<int64_t>(rowblocks) * passes;
-  // The most K slices (a cluster, at most 8) whose grid fits one wave, each with a step.
-  int S = static_cast<int>(std::clamp<int64_t>(static_cast<int64_t>(per_sm) * num_sms / base, 1, kBMaxCluster));
+  // The most K slices (a cluster, at most 8) whose grid fits one wave (one block per
+  // SM: 136-195 registers a thread, -Xptxas -v), each slice with a step.
+  int S = static_cast<int>(std::clamp<int64_t>(num_sms / base, 1, kBMaxCluster));
   S = std::min(S, w.steps);
   const int per = (w.steps + S - 1) / S;
   cudaLaunchConfig_t cfg{};

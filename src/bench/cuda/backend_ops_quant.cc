@@ -834,14 +834,15 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
     test_matmul(e, spec("gptq-int8-g128"), 3072, 3072, {33, 64});
     test_matmul(e, spec("mlx-int8-g32"), 3072, 8192, {64});
     test_matmul(e, spec("mlx-int4-g64"), 128256 / 8, 3072, {17}, true);  // f32 logits
-    // The fused epilogues (RoPE + KV store incl. FP8 caches, SwiGLU) at T > 8, with
-    // the norm run before the kernel.
+    // The fused epilogues (RoPE + KV store incl. FP8 caches, SwiGLU) at T > 8: Llama
+    // shapes, then small ones with the norm run before the kernel too.
+    for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "gptq-int8-g128", "mlx-int8-g32"}) {
+      test_qkv_rope_store(e, spec(name), {127, 5, 0, 60}, {1, 16, 40, 7}, 3072, 24, 8, 128, false);
+      test_matmul_silu_mul(e, spec(name), 64, 3072, 8192, false);
+    }
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {40, 3}, {1, 63}, 3072, 24, 8, 128, false, Fam{}, true);
+    test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 9, 3072, 8192, false);
     for (bool norm : {false, true}) {
-      for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "gptq-int8-g128", "mlx-int8-g32"}) {
-        test_qkv_rope_store(e, spec(name), {127, 5, 0, 60}, {1, 16, 40, 7}, 3072, 24, 8, 128, norm);
-        test_matmul_silu_mul(e, spec(name), 64, 3072, 8192, norm);
-      }
-      test_qkv_rope_store(e, spec("awq-int4-g128"), {40, 3}, {1, 63}, 3072, 24, 8, 128, norm, Fam{}, true);
       test_qkv_rope_store(e, spec("mlx-int4-g64"), {5, 0, 90, 3, 7, 1, 2, 60}, {1, 2, 1, 3, 1, 1, 1, 7}, 384, 6, 2,
                           64, norm, Fam{NormKind::kTimesWeight, true, false, Activation::kSilu});
       test_qkv_rope_store(e, spec("gptq-int4-g32-sym"), {3, 9}, {50, 50}, 384, 6, 2, 64, norm,
@@ -849,7 +850,8 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
       test_matmul_silu_mul(e, spec("mlx-int8-g32"), 17, 384, 48, norm,
                            Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh});
       test_matmul_silu_mul(e, spec("awq-int4-g128"), 100, 1152, 208, norm);
-      test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 9, 3072, 8192, norm);
+      test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 33, 1152, 208, norm);
+      test_qkv_rope_store(e, spec("mlx-int8-g32"), {0, 17}, {64, 1}, 384, 6, 2, 64, norm, Fam{}, true);
     }
   }
   g_tag.clear();
