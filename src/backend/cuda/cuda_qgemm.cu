@@ -941,6 +941,21 @@ bool plan_qstream(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, 
   return p->smem <= kStreamMaxSmem;
 }
 
+// launch() (cuda_launch.cuh) with the blocks along x in clusters of `cluster_x` (> 1).
+template <typename... Params, typename... Args>
+void launch_cluster_x(bool pdl, int cluster_x, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(cluster_x)};
+  cfg.attrs = attrs;
+  cfg.numAttrs = cluster_x > 1 ? 2 : 1;
+  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
+}
+
 template <QCode C, bool kBias, bool kNorm, QEpilogue E>
 void launch_stream_t(const QWeight& w, const QGemmArgs& a, const QStreamPlan& p, int pairs, bool pdl,
                      cudaStream_t stream) {
@@ -950,15 +965,8 @@ void launch_stream_t(const QWeight& w, const QGemmArgs& a, const QStreamPlan& p,
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamMaxSmem));
     configured = true;
   }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(p.S), static_cast<unsigned>(pairs));
-  cfg.blockDim = dim3(kStreamThreads);
-  cfg.dynamicSmemBytes = static_cast<size_t>(p.smem);
-  cfg.stream = stream;
-  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(p.S)};
-  cfg.attrs = attrs;
-  cfg.numAttrs = p.S > 1 ? 2 : 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, w, a, p));
+  launch_cluster_x(pdl, p.S, kernel, dim3(static_cast<unsigned>(p.S), static_cast<unsigned>(pairs)),
+                   dim3(kStreamThreads), static_cast<size_t>(p.smem), stream, w, a, p);
 }
 
 // Launches the streaming kernel; false (nothing launched) when plan_qstream finds no plan.
@@ -1295,15 +1303,9 @@ void launch_batched_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_s
   int S = static_cast<int>(std::clamp<int64_t>(num_sms / base, 1, kBMaxCluster));
   S = std::min(S, w.steps);
   const int per = (w.steps + S - 1) / S;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(S), static_cast<unsigned>(passes), static_cast<unsigned>(rowblocks));
-  cfg.blockDim = dim3(kBThreads);
-  cfg.dynamicSmemBytes = static_cast<size_t>(kSmem);
-  cfg.stream = stream;
-  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(S)};
-  cfg.attrs = attrs;
-  cfg.numAttrs = S > 1 ? 2 : 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, w, a, per));
+  launch_cluster_x(pdl, S, kernel,
+                   dim3(static_cast<unsigned>(S), static_cast<unsigned>(passes), static_cast<unsigned>(rowblocks)),
+                   dim3(kBThreads), static_cast<size_t>(kSmem), stream, w, a, per);
 }
 
 // Launches the batched kernel; false (nothing launched) for FP8 codes.
