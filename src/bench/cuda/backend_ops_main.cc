@@ -1372,9 +1372,13 @@ int main(int argc, char** argv) {
   auto gpu = kr::make_cuda_backend(options);
   std::printf("(flash prefill variant %d, %s)\n", options.flash_prefill_variant,
               kr::cuda::flash_prefill_variant_name(options.flash_prefill_variant));
-  // The quantized part: its CPU reference also emulates the FP8 W8A8 path from the
-  // GPU's threshold; the FP8 models also run on a GPU backend without W8A8.
-  // models_only: the tiny quantized models alone (--only quant_models).
+  // The CPU reference of the quantized checks: it emulates the FP8 W8A8 path from the GPU's threshold.
+  auto w8a8_reference_options = [&] {
+    kr::CpuOptions emulate;
+    emulate.emulate_fp8_w8a8 = true;
+    emulate.fp8_w8a8_min_tokens = options.fp8_w8a8_min_tokens;
+    return emulate;
+  };
   // Every T > 8 kernel (CudaOptions::quant_gemm) at T = 9..256, the dense fallback
   // moved past 256 so that T = 256 runs the kernels too.
   auto run_batched = [&](kr::CpuBackend& cpu_w8a8) {
@@ -1390,11 +1394,11 @@ int main(int argc, char** argv) {
     }
     return kr::quant_ops::run_batched_kernels(cpu_w8a8, kernels, kDenseMin);
   };
+  // The quantized part: its CPU reference also emulates the FP8 W8A8 path from the
+  // GPU's threshold; the FP8 models also run on a GPU backend without W8A8.
+  // models_only: the tiny quantized models alone (--only quant_models).
   auto run_quant = [&](bool models_only) {
-    kr::CpuOptions emulate;
-    emulate.emulate_fp8_w8a8 = true;
-    emulate.fp8_w8a8_min_tokens = options.fp8_w8a8_min_tokens;
-    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, emulate);
+    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
     kr::CudaOptions w8a16_options = options;
     w8a16_options.fp8_w8a8_min_tokens = INT_MAX;
     auto gpu_w8a16 = kr::make_cuda_backend(w8a16_options);
@@ -1426,10 +1430,7 @@ int main(int argc, char** argv) {
     return failures;
   };
   if (only == "quant_batched") {
-    kr::CpuOptions emulate;
-    emulate.emulate_fp8_w8a8 = true;
-    emulate.fp8_w8a8_min_tokens = options.fp8_w8a8_min_tokens;
-    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, emulate);
+    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
     const int failures = run_batched(cpu_w8a8);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
