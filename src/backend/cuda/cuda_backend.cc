@@ -969,7 +969,9 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     case CudaOptions::QuantGemv::kStream: gemv_path = cuda::QGemvPath::kStream; break;
     case CudaOptions::QuantGemv::kRow: gemv_path = cuda::QGemvPath::kRow; break;
   }
-  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split);
+  const cuda::QGemmPath batched_path =
+      options_.quant_gemm == CudaOptions::QuantGemm::kV2 ? cuda::QGemmPath::kV2 : cuda::QGemmPath::kV1;
+  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split, batched_path);
 }
 
 void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,

@@ -52,6 +52,13 @@ struct CudaOptions {
   // kStream's K slices per tile pair (1..8, a thread-block cluster); 0: its own
   // choice per shape. For measurements (kr-cuda-bench --qgemv-split N).
   int quant_gemv_split = 0;
+  // The kernel of quantized Linears of 9 to quant_dense_min_tokens - 1 rows
+  // (cuda_qgemm.h QGemmPath): kV1 (qgemm_kernel, 32 tokens x 32 rows per block) or
+  // kV2 (qgemm_batched_kernel, 64 tokens x 256 rows per block, x staged in shared
+  // memory; integer codes, FP8 takes kV1). kr-cuda-bench and kr-backend-ops
+  // --qgemm-batched v1|v2.
+  enum class QuantGemm { kV1, kV2 };
+  QuantGemm quant_gemm = QuantGemm::kV1;
   // The flash (tensor-core) attention kernels for head dims 64/128/256; off: the
   // older paged kernel for every step (kr-cuda-bench --no-flash, to compare).
   bool flash_attention = true;
@@ -105,6 +112,20 @@ inline bool parse_quant_gemv(const std::string& name, CudaOptions::QuantGemv* ou
   for (auto k : {CudaOptions::QuantGemv::kAuto, CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kStream,
                  CudaOptions::QuantGemv::kRow})
     if (name == quant_gemv_name(k)) {
+      *out = k;
+      return true;
+    }
+  return false;
+}
+
+// "v1", "v2": the names of CudaOptions::QuantGemm on command lines and in benchmark
+// JSON; parse_quant_gemm is false for anything else.
+inline const char* quant_gemm_name(CudaOptions::QuantGemm k) {
+  return k == CudaOptions::QuantGemm::kV2 ? "v2" : "v1";
+}
+inline bool parse_quant_gemm(const std::string& name, CudaOptions::QuantGemm* out) {
+  for (auto k : {CudaOptions::QuantGemm::kV1, CudaOptions::QuantGemm::kV2})
+    if (name == quant_gemm_name(k)) {
       *out = k;
       return true;
     }

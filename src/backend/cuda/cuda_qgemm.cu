@@ -236,9 +236,10 @@ __device__ bool merge_splits(const QGemmArgs& a, size_t slot, int split, int spl
   return true;
 }
 
-// The epilogue of a block's two tiles x token columns [t0, t0 + kCols): fin[r * kCols
-// + c] is row r (0..15 tile 0, 16..31 tile 1) of token t0 + c.
-template <QEpilogue E, int kNThreads, int kCols>
+// The epilogue of a block's two tiles x token columns [t0, t0 + kCols): fin[r * kLd
+// + c] is row r (0..15 tile 0, 16..31 tile 1) of token t0 + c (kLd > kCols, odd:
+// the column reads of consecutive rows hit distinct banks).
+template <QEpilogue E, int kNThreads, int kCols, int kLd = kCols>
 __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (&tiles)[2], int t0, const float* fin) {
   const int T = a.T;
   const int N = w.N;
@@ -247,7 +248,7 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       const int r = e % 32, c = e / 32, tok = t0 + c;
       const int n = (r < 16 ? tiles[0] : tiles[1]) * 16 + r % 16;
       if (tok >= T || n >= N) continue;
-      const float v = fin[r * kCols + c];
+      const float v = fin[r * kLd + c];
       if (a.out_f32) {
         static_cast<float*>(a.out)[static_cast<size_t>(tok) * N + n] = v;
       } else {
@@ -261,7 +262,7 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       const int r = e % 16, c = e / 16, tok = t0 + c;
       if (tok >= T) continue;
       const int n = tiles[0] * 16 + r;  // gate row n, up row I + n
-      const bf16 gb = to_bf(fin[r * kCols + c]), ub = to_bf(fin[(16 + r) * kCols + c]);
+      const bf16 gb = to_bf(fin[r * kLd + c]), ub = to_bf(fin[(16 + r) * kLd + c]);
       out[static_cast<size_t>(tok) * N + n] = gb;
       out[static_cast<size_t>(tok) * N + I + n] = ub;
       const float gf = bf(gb);
@@ -278,7 +279,7 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       if (tok >= T) continue;
       const int na = tiles[0] * 16 + r, nb = na + half;
       const int h = na / D, i = na % D;
-      bf16 ra = to_bf(fin[r * kCols + c]), rb = to_bf(fin[(16 + r) * kCols + c]);
+      bf16 ra = to_bf(fin[r * kLd + c]), rb = to_bf(fin[(16 + r) * kLd + c]);
       if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
         ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
         rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
@@ -940,6 +941,21 @@ bool plan_qstream(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, 
   return p->smem <= kStreamMaxSmem;
 }
 
+// launch() (cuda_launch.cuh) with the blocks along x in clusters of `cluster_x` (> 1).
+template <typename... Params, typename... Args>
+void launch_cluster_x(bool pdl, int cluster_x, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(cluster_x)};
+  cfg.attrs = attrs;
+  cfg.numAttrs = cluster_x > 1 ? 2 : 1;
+  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
+}
+
 template <QCode C, bool kBias, bool kNorm, QEpilogue E>
 void launch_stream_t(const QWeight& w, const QGemmArgs& a, const QStreamPlan& p, int pairs, bool pdl,
                      cudaStream_t stream) {
@@ -949,15 +965,8 @@ void launch_stream_t(const QWeight& w, const QGemmArgs& a, const QStreamPlan& p,
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamMaxSmem));
     configured = true;
   }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(p.S), static_cast<unsigned>(pairs));
-  cfg.blockDim = dim3(kStreamThreads);
-  cfg.dynamicSmemBytes = static_cast<size_t>(p.smem);
-  cfg.stream = stream;
-  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(p.S)};
-  cfg.attrs = attrs;
-  cfg.numAttrs = p.S > 1 ? 2 : 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, w, a, p));
+  launch_cluster_x(pdl, p.S, kernel, dim3(static_cast<unsigned>(p.S), static_cast<unsigned>(pairs)),
+                   dim3(kStreamThreads), static_cast<size_t>(p.smem), stream, w, a, p);
 }
 
 // Launches the streaming kernel; false (nothing launched) when plan_qstream finds no plan.
@@ -1037,6 +1046,285 @@ void launch_nb(const QWeight& w, const QGemmArgs& a, dim3 grid, int splits, bool
   } else {
     launch_t<C, kBias, 4, false, E>(w, a, grid, splits, pdl, stream);
   }
+}
+
+// ---- the batched kernel of T > 8 (QGemmPath::kV2) ----
+//
+// qgemm_kernel's T > 8 shape owns two 16-row tiles x 32 tokens per block, so at a
+// decode batch of 64 every weight is read and dequantized twice (two token tiles),
+// and every block loads its activations from L2 again: pairs x T x K x 2 bytes
+// (3B o_proj at T = 64: 38 MB of x against 4.7 MB of weights), with two steps of
+// loads in flight per warp. This kernel follows Marlin's plan (IST-DASLab/marlin:
+// weights dequantized in registers as mma operands, activations staged in shared
+// memory by a cp.async pipeline, K split over blocks so that one wave fills the
+// GPU; ideas, not code):
+//  - a block of 8 warps owns 8 tile pairs (256 rows of W) and up to 64 tokens
+//    (NT n8 tiles; T > 64: a grid dimension over token passes); warp w owns tile
+//    pair w and every token of the pass, so each packed weight byte is read and
+//    dequantized once per token pass, and the dequantized A fragment feeds NT
+//    mma tiles (the old kernel: 4);
+//  - x is staged per weight step (64 columns of 4-bit, 32 of 8-bit codes) in a
+//    ring of kBStages shared-memory stages filled by cp.async (zeros past T and
+//    K), each stage read by all 8 warps: x crosses L2 once per 256 rows, not per
+//    32; a lane reads its B operands of a chunk as one 16-byte vector (the layout
+//    of qgemm_layout.h), rows of 4-bit stages XOR-swizzled by chunk so that the
+//    8 lanes of a quarter-warp hit distinct banks;
+//  - the meta of the block's 16 tiles is copied with the x stage of the step
+//    where a group starts (1 KB per group) and decoded by each warp once per group;
+//  - each warp keeps a ring of kBDepth steps of its weights in flight in registers
+//    (refilled as it computes); the ring is requested before griddepcontrol.wait;
+//  - K is split into S <= 8 slices, a thread-block cluster; the slices are summed
+//    through distributed shared memory (rank r sums the tile pairs p with p % S ==
+//    r in rank order: deterministic, no global partials) and each rank runs the
+//    epilogue (qgemm_epilogue, shared with the other kernels) of its pairs.
+// Arithmetic as qgemm_kernel's T > 8 shape: (q - z) s or q s + b rounded to bf16
+// (a_fragment), bf16 mma, f32 sums.
+constexpr int kBWarps = 8;  // tile pairs of a block
+constexpr int kBThreads = kBWarps * 32;
+constexpr int kBStages = 4;  // x stages in flight (cp.async ring)
+constexpr int kBDepth = 4;   // steps of weights in flight per warp (registers)
+constexpr int kBMaxCluster = 8;
+
+// Bytes of one shape's shared memory: the x ring [kBStages][8 NT][step] bf16, the meta
+// ring [kBStages][chunks][16 tiles][16] words, aliased after the loop by the sums
+// [kBWarps][32][8 NT + 1] f32 (rows padded: qgemm_epilogue reads columns).
+template <QCode C, int NT>
+constexpr int batched_smem_bytes() {
+  constexpr int ring = kBStages * (8 * NT * Kind<C>::kStep * 2 + Kind<C>::kChunks * 2 * kBWarps * 16 * 4);
+  constexpr int fin = kBWarps * 32 * (8 * NT + 1) * 4;
+  return ring > fin ? ring : fin;
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait_group() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ float ld_cluster_f32(uint32_t addr) {
+  float v;
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(addr) : "memory");
+  return v;
+}
+
+// One block: tile pairs [8 blockIdx.z, + 8) x tokens [64 blockIdx.y, + 8 NT) x K slice
+// blockIdx.x (its rank in the cluster of S = gridDim.x).
+template <QCode C, bool kBias, int NT, QEpilogue E>
+__global__ void __launch_bounds__(kBThreads, 1)
+    qgemm_batched_kernel(const QWeight w, const QGemmArgs a, const int per) {
+  using Kd = Kind<C>;
+  static_assert(C != QCode::kFp8, "integer codes only");
+  constexpr int kCols = 8 * NT;                        // tokens of the pass
+  constexpr int kXStage = kCols * Kd::kStep;           // bf16 per x stage
+  constexpr int kMStage = Kd::kChunks * 2 * kBWarps * 16;  // meta words per stage
+  extern __shared__ uint4 smem_u4[];
+  bf16* xring = reinterpret_cast<bf16*>(smem_u4);
+  uint32_t* mring = reinterpret_cast<uint32_t*>(xring + kBStages * kXStage);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int rank = blockIdx.x, S = gridDim.x, t0 = blockIdx.y * kCols, pair0 = blockIdx.z * kBWarps;
+  const int T = a.T, K = w.K;
+  const int pairs = E == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
+  const int pair = pair0 + warp;
+  const bool valid = pair < pairs;
+  int tiles[2] = {0, 0};
+  if (valid) tile_pair<E>(w, a, pair, tiles);
+  const int s_begin = min(w.steps, rank * per), s_end = min(w.steps, s_begin + per);
+
+  // ---- the warp's first kBDepth steps of weights: before waiting on the previous kernel ----
+  uint4 wv[kBDepth][2][Kd::kWVecs];
+  auto load_step = [&](uint4 (&slot)[2][Kd::kWVecs], int st) {
+#pragma unroll
+    for (int ti = 0; ti < 2; ++ti)
+      slot[ti][0] = valid ? ld_stream(static_cast<const uint4*>(w.codes) + q_word_index(tiles[ti], w.steps, st, lane))
+                       : make_uint4(0, 0, 0, 0);
+  };
+#pragma unroll
+  for (int u = 0; u < kBDepth; ++u)
+    if (s_begin + u < s_end) load_step(wv[u], s_begin + u);
+
+  // Whether chunk kc (global index) starts a group for this block (its meta is copied then).
+  auto group_start = [&](int kc) { return kc == s_begin * Kd::kChunks || (kc * Kd::kChunk) % w.group == 0; };
+  // The meta of step st's group starts into ring slot `slot`: thread e copies 16 bytes
+  // of (chunk e / 64, tile (e / 4) % 16, quarter e % 4).
+  auto issue_meta = [&](int st, int slot) {
+    const int e = threadIdx.x;
+    if (e >= Kd::kChunks * 64) return;
+    const int c = e / 64, tb = (e / 4) % 16, q = e % 4, kc = st * Kd::kChunks + c;
+    const int p = pair0 + tb / 2;
+    if (!group_start(kc) || p >= pairs) return;
+    int tl[2];
+    tile_pair<E>(w, a, p, tl);
+    const uint32_t* src = w.meta + q_meta_index(tl[tb % 2], w.groups, kc * Kd::kChunk / w.group, 0) + 4 * q;
+    cp_async16(mring + slot * kMStage + (c * 2 * kBWarps + tb) * 16 + 4 * q, src, true);
+  };
+  // x[t0 .. t0 + kCols, step st's columns] into ring slot `slot` (zeros past T and K),
+  // at q_xstage_index (4-bit: the two chunks of a row swizzled by its parity).
+  const bf16* x = static_cast<const bf16*>(a.x);
+  auto issue_x = [&](int st, int slot) {
+    constexpr int kRowVecs = Kd::kStep / 8;
+    for (int e = threadIdx.x; e < kCols * kRowVecs; e += kBThreads) {
+      const int r = e / kRowVecs, v = e % kRowVecs, tok = t0 + r, col = st * Kd::kStep + 8 * v;
+      const bool ok = tok < T && col < K;
+      cp_async16(xring + slot * kXStage + q_xstage_index(C, r, 8 * v), ok ? x + static_cast<size_t>(tok) * K + col : x,
+                 ok);
+    }
+  };
+  for (int i = 0; i < kBStages - 1; ++i)
+    if (s_begin + i < s_end) issue_meta(s_begin + i, i);
+  pdl_launch_dependents();
+  pdl_wait();
+  for (int i = 0; i < kBStages - 1; ++i) {
+    if (s_begin + i < s_end) issue_x(s_begin + i, i);
+    cp_async_commit();  // one group per stage, empty ones included: wait_group counts stay uniform
+  }
+
+  float acc[2][NT][4];
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[ti][j][e] = 0.0f;
+  RowMeta m[2];
+  // ---- the steps: wait for stage st, refill the ring's oldest slot, compute, reload the weights ----
+  for (int base = s_begin; base < s_end; base += kBDepth) {
+#pragma unroll
+    for (int u = 0; u < kBDepth; ++u) {
+      const int st = base + u;
+      if (st < s_end) {  // block-uniform
+        cp_async_wait_group<kBStages - 2>();
+        __syncthreads();  // stage st visible to all; every warp is done with step st - 1's slot
+        const int nxt = st + kBStages - 1;
+        if (nxt < s_end) {
+          issue_meta(nxt, (nxt - s_begin) % kBStages);
+          issue_x(nxt, (nxt - s_begin) % kBStages);
+        }
+        cp_async_commit();
+        const int slot = (st - s_begin) % kBStages;
+        const bf16* xs = xring + slot * kXStage;
+#pragma unroll
+        for (int c = 0; c < Kd::kChunks; ++c) {
+          const int kc = st * Kd::kChunks + c;
+          if (group_start(kc)) {  // warp-uniform: decode the rows g, g + 8 of both tiles once per group
+            const uint32_t* ms = mring + slot * kMStage + (c * 2 * kBWarps + 2 * warp) * 16;
+#pragma unroll
+            for (int ti = 0; ti < 2; ++ti) m[ti] = decode_meta<C, kBias>(ms[ti * 16 + g], ms[ti * 16 + g + 8], w.meta_f16);
+          }
+          uint32_t af[2][Kd::kMmaPerChunk][4];
+#pragma unroll
+          for (int ti = 0; ti < 2; ++ti)
+#pragma unroll
+            for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
+              uint32_t rg, rg8;
+              tile_row_words<C>(wv[u][ti], c, i, rg, rg8);
+              a_fragment<C, false, kBias>(af[ti][i], rg, rg8, i, m[ti]);
+            }
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            // Positions 4i..4i+3 of the lane's slice of token 8 j + g: words 2i, 2i + 1.
+            const uint4 xv = *reinterpret_cast<const uint4*>(xs + q_xstage_index(C, 8 * j + g, 32 * c + 8 * t));
+#pragma unroll
+            for (int i = 0; i < Kd::kMmaPerChunk; ++i) {
+              const uint32_t b0 = word_of(xv, 2 * i), b1 = word_of(xv, 2 * i + 1);
+#pragma unroll
+              for (int ti = 0; ti < 2; ++ti) mma_bf16(acc[ti][j], af[ti][i], b0, b1);
+            }
+          }
+        }
+        if (st + kBDepth < s_end) load_step(wv[u], st + kBDepth);
+      }
+    }
+  }
+
+  // ---- the warp's sums: fin[warp][row * kLd + col], rows 0..15 tile 0, 16..31 tile 1 ----
+  constexpr int kLd = kCols + 1;
+  constexpr int kPairFloats = 32 * kLd;
+  cp_async_wait_group<0>();
+  __syncthreads();  // the ring is free
+  float* fin_all = reinterpret_cast<float*>(smem_u4);
+  {
+    float* fin = fin_all + warp * kPairFloats;
+#pragma unroll
+    for (int ti = 0; ti < 2; ++ti)
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const int row = ti * 16 + g, col = 8 * j + 2 * t;
+        fin[row * kLd + col] = acc[ti][j][0];
+        fin[row * kLd + col + 1] = acc[ti][j][1];
+        fin[(row + 8) * kLd + col] = acc[ti][j][2];
+        fin[(row + 8) * kLd + col + 1] = acc[ti][j][3];
+      }
+  }
+  // ---- the cluster's K slices: rank r sums tile pairs r, r + S, ... over the ranks in order ----
+  if (S > 1) {
+    cluster_arrive_release();
+    cluster_wait_acquire();  // every rank's sums are in its shared memory
+    for (int p = rank; p < kBWarps; p += S) {
+      float* fin = fin_all + p * kPairFloats;
+      uint32_t remote[kBMaxCluster];  // pair p's sums in rank r (shared::cluster addresses)
+#pragma unroll
+      for (int r = 0; r < kBMaxCluster; ++r) remote[r] = r < S ? cluster_smem_addr(fin, r) : 0u;
+      for (int e = threadIdx.x; e < kPairFloats; e += kBThreads) {
+        float v[kBMaxCluster];  // every rank's value requested before the sum (DSMEM latency)
+#pragma unroll
+        for (int r = 0; r < kBMaxCluster; ++r) v[r] = r < S ? ld_cluster_f32(remote[r] + 4 * e) : 0.0f;
+        float sum = v[0];
+#pragma unroll
+        for (int r = 1; r < kBMaxCluster; ++r)
+          if (r < S) sum += v[r];
+        fin[e] = sum;  // only this rank reads pair p
+      }
+    }
+    cluster_arrive_release();
+    cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible block-wide
+  } else {
+    __syncthreads();
+  }
+  for (int p = rank; p < kBWarps; p += S) {
+    if (pair0 + p >= pairs) break;
+    int tl[2];
+    tile_pair<E>(w, a, pair0 + p, tl);
+    qgemm_epilogue<E, kBThreads, kCols, kLd>(w, a, tl, t0, fin_all + p * kPairFloats);
+  }
+}
+
+template <QCode C, bool kBias, int NT, QEpilogue E>
+void launch_batched_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool pdl, cudaStream_t stream) {
+  auto* kernel = qgemm_batched_kernel<C, kBias, NT, E>;
+  constexpr int kSmem = batched_smem_bytes<C, NT>();
+  static bool configured = false;  // one backend thread: no race
+  if (!configured) {
+    KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    configured = true;
+  }
+  const int rowblocks = (pairs + kBWarps - 1) / kBWarps, passes = (a.T + 8 * NT - 1) / (8 * NT);
+  const int64_t base = static_cast<int64_t>(rowblocks) * passes;
+  // The most K slices (a cluster, at most 8) whose grid fits one wave (one block per
+  // SM: 136-195 registers a thread, -Xptxas -v), each slice with a step.
+  int S = static_cast<int>(std::clamp<int64_t>(num_sms / base, 1, kBMaxCluster));
+  S = std::min(S, w.steps);
+  const int per = (w.steps + S - 1) / S;
+  launch_cluster_x(pdl, S, kernel,
+                   dim3(static_cast<unsigned>(S), static_cast<unsigned>(passes), static_cast<unsigned>(rowblocks)),
+                   dim3(kBThreads), static_cast<size_t>(kSmem), stream, w, a, per);
+}
+
+// Launches the batched kernel; false (nothing launched) for FP8 codes.
+bool launch_qgemm_batched(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
+                          cudaStream_t stream) {
+  if (w.code == QCode::kFp8) return false;
+  const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
+  with_epilogue(e, [&](auto ep) {
+    with_code(w, [&](auto code, auto bias) {
+      if constexpr (code() != QCode::kFp8) {
+        if (a.T <= 32) {
+          launch_batched_t<code(), bias(), 4, ep()>(w, a, pairs, num_sms, pdl, stream);
+        } else {
+          launch_batched_t<code(), bias(), 8, ep()>(w, a, pairs, num_sms, pdl, stream);
+        }
+      }
+    });
+  });
+  return true;
 }
 
 
@@ -1165,9 +1453,10 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e) {
 }
 
 bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
-                  QGemvPath gemv_path, int gemv_split) {
+                  QGemvPath gemv_path, int gemv_split, QGemmPath batched_path) {
   if (!qgemm_supports(w, a, e)) return false;
   const bool gemv = a.T <= kQGemvMaxTokens;
+  if (!gemv && batched_path == QGemmPath::kV2 && launch_qgemm_batched(w, a, e, num_sms, pdl, stream)) return true;
   if (gemv && gemv_path == QGemvPath::kStream && launch_qgemv_stream(w, a, e, num_sms, gemv_split, pdl, stream))
     return true;
   if (gemv && gemv_path == QGemvPath::kRow && launch_qgemv_row(w, a, e, pdl, stream)) return true;

@@ -16,7 +16,8 @@
 //                     its group scale in f32 (MLX biases: + b · Σx of the chunk);
 //                   T > 8: 32 token columns per block (grid over token tiles);
 //                     the weight is dequantized to bf16 ((q - z) s, q s + b,
-//                     fp8 s) in registers, Marlin-style.
+//                     fp8 s) in registers, Marlin-style; or (QGemmPath::kV2)
+//                     the batched kernel, 256 rows x 64 tokens per block.
 //                 Fused like cuda_gemv1.h: an RMSNorm prologue (T ≤ 8; x̂·w or
 //                 x̂·(1+w)), and the GLU (silu or gelu_tanh) and bias + RoPE +
 //                 KV-store epilogues, with the unfused ops' roundings.
@@ -126,12 +127,25 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e);
 //            and what it does not take (the norm prologue with K > 4096): kMma.
 enum class QGemvPath { kMma, kStream, kRow };
 
+// The kernel of the T > 8 shape (CudaOptions::quant_gemm picks it):
+//   kV1: qgemm_kernel with NB = 4: two 16-row tiles x 32 tokens per block (a grid
+//        dimension over 32-token tiles), x loaded from global memory per block, K
+//        split over blocks with partial sums in global memory.
+//   kV2: qgemm_batched_kernel (integer codes; FP8 runs kV1): 8 warps own 8 tile
+//        pairs (256 rows) x up to 64 tokens, each weight byte read and dequantized
+//        once per 64 tokens; x staged per step in a cp.async ring in shared memory
+//        and shared by the 8 warps; a register ring of 4 steps of weights per warp;
+//        K split into S <= 8 slices summed in a thread-block cluster through
+//        distributed shared memory. Same arithmetic as kV1.
+enum class QGemmPath { kV1, kV2 };
+
 // Launches out = x' · Wᵀ with epilogue `e`; programmatic dependent launch when
 // `pdl` (cuda_launch.cuh). False (nothing launched) when !qgemm_supports.
 // gemv_split > 0: kStream's number of K slices (1..8) instead of its own choice,
 // for measurements (CudaOptions::quant_gemv_split).
 bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
-                  QGemvPath gemv_path = QGemvPath::kStream, int gemv_split = 0);
+                  QGemvPath gemv_path = QGemvPath::kStream, int gemv_split = 0,
+                  QGemmPath batched_path = QGemmPath::kV1);
 
 // W (dequantized, input-column order) into out [N, K] bf16.
 void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream);

@@ -103,6 +103,19 @@ KR_HD QCodePos q_code_pos(QCode c, int64_t steps, int64_t n, int64_t j) {
 
 KR_HD int64_t q_meta_index(int64_t nt, int64_t groups, int64_t group, int r) { return (nt * groups + group) * 16 + r; }
 
+// The batched kernel of T > 8 (cuda_qgemm.cu, QGemmPath::kV2) stages x per weight
+// step in shared memory: row r (a token) holds the step's q_step_cols(c) columns
+// as bf16, and when a step holds two 32-column chunks (4-bit) chunk h of row r
+// sits at chunk position h ^ (r & 1). A lane (g, t) reads the 16 bytes of its
+// slice (columns 8t .. 8t + 7 of a chunk) of row 8j + g; the 8 lanes of a
+// quarter-warp (rows g, g + 1) then cover the 8 distinct 16-byte bank groups of a
+// 128-byte window. Element index of (row r, column col of the step):
+KR_HD int q_xstage_index(QCode c, int r, int col) {
+  const int step = q_step_cols(c);
+  if (step == 2 * q_chunk_cols(c)) return r * step + ((col / 32) ^ (r & 1)) * 32 + col % 32;
+  return r * step + col;
+}
+
 // bf16x2 bit patterns (low half first) of 128 + the codes at positions
 // (2j, 2j + 1) of a 4-bit word: bf16 128.0 is 0x4300, and a code below 16 fits
 // its mantissa's low bits, so 128 + q is exact.

@@ -256,6 +256,41 @@ TEST(QgemmLayout, Fp8) {
   check(random_fp8(48, 320, ScaleLayout::kBlock, 32, 128), "fp8 block 32x128");
 }
 
+// The batched kernel's x stage: a bijection that keeps each lane's 16-byte slice
+// contiguous and aligned, and the 8 lanes of each quarter-warp of a B-operand read
+// (rows 8j + g, g = 2q, 2q + 1; slices t = 0..3 of one chunk) in 8 distinct 16-byte
+// bank groups (no bank conflict).
+TEST(QgemmLayout, BatchedXStage) {
+  for (QCode c : {QCode::kU4, QCode::kU8}) {
+    const int step = q_step_cols(c), rows = 64;
+    std::vector<int> seen(static_cast<size_t>(rows) * step, 0);
+    for (int r = 0; r < rows; ++r)
+      for (int col = 0; col < step; ++col) {
+        const int i = q_xstage_index(c, r, col);
+        ASSERT_GE(i, 0);
+        ASSERT_LT(i, rows * step);
+        ++seen[static_cast<size_t>(i)];
+        if (col % 8 == 0) {
+          EXPECT_EQ(i % 8, 0);
+          for (int e = 1; e < 8; ++e) EXPECT_EQ(q_xstage_index(c, r, col + e), i + e);
+        }
+      }
+    for (int v : seen) EXPECT_EQ(v, 1);
+    for (int j = 0; j < rows / 8; ++j)
+      for (int h = 0; h < step / 32; ++h)
+        for (int q = 0; q < 4; ++q) {
+          int groups = 0;  // bitmask of the 16-byte bank groups hit
+          for (int lane = 8 * q; lane < 8 * q + 8; ++lane) {
+            const int g = lane / 4, t = lane % 4;
+            const int byte = 2 * q_xstage_index(c, 8 * j + g, 32 * h + 8 * t);
+            groups |= 1 << ((byte / 16) % 8);
+          }
+          EXPECT_EQ(groups, 0xFF) << "code " << static_cast<int>(c) << " rows " << 8 * j << " chunk " << h
+                                  << " quarter " << q;
+        }
+  }
+}
+
 TEST(QgemmLayout, Refusals) {
   EXPECT_FALSE(repack_quantized(random_int(16, 64, 4, 16, ZeroKind::kInteger, true, false)).ok());  // group 16
   EXPECT_FALSE(repack_quantized(random_fp8(16, 256, ScaleLayout::kBlock, 16, 32)).ok());          // block_k 32

@@ -30,7 +30,9 @@
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
-//                        --only quant_models]  (that group alone)
+//                        --only quant_models | --only quant_batched]  (that group alone;
+//                                         quant_batched: every T > 8 quantized kernel, v1 and v2,
+//                                         at T = 9..256)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
 //                                                every check runs on; default 0)
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
@@ -40,6 +42,9 @@
 //                                         check, CudaOptions::quant_gemv; default auto). The quantized
 //                                         part also checks every T <= 8 kernel (and the stream
 //                                         kernel at forced K splits) at T = 1..8 on its own.
+//                       [--qgemm-batched v1|v2]  (the T > 8 quantized kernel of every check,
+//                                         CudaOptions::quant_gemm; default v1). The quantized part
+//                                         also checks both at T = 9..256 on their own.
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -1318,6 +1323,7 @@ int main(int argc, char** argv) {
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
+    else if (a == "--qgemm-batched" && has_value && kr::parse_quant_gemm(argv[i + 1], &options.quant_gemm)) ++i;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
     else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
     else if (a == "--prefill-variant" && has_value) options.flash_prefill_variant = std::atoi(argv[++i]);
@@ -1334,8 +1340,10 @@ int main(int argc, char** argv) {
     }
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
-      only != "quant_models") {
-    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode or quant_models, got '%s'\n",
+      only != "quant_models" && only != "quant_batched") {
+    std::fprintf(stderr,
+                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models or quant_batched, "
+                 "got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1364,14 +1372,33 @@ int main(int argc, char** argv) {
   auto gpu = kr::make_cuda_backend(options);
   std::printf("(flash prefill variant %d, %s)\n", options.flash_prefill_variant,
               kr::cuda::flash_prefill_variant_name(options.flash_prefill_variant));
+  // The CPU reference of the quantized checks: it emulates the FP8 W8A8 path from the GPU's threshold.
+  auto w8a8_reference_options = [&] {
+    kr::CpuOptions emulate;
+    emulate.emulate_fp8_w8a8 = true;
+    emulate.fp8_w8a8_min_tokens = options.fp8_w8a8_min_tokens;
+    return emulate;
+  };
+  // Every T > 8 kernel (CudaOptions::quant_gemm) at T = 9..256, the dense fallback
+  // moved past 256 so that T = 256 runs the kernels too.
+  auto run_batched = [&](kr::CpuBackend& cpu_w8a8) {
+    constexpr int kDenseMin = 512;
+    std::vector<std::unique_ptr<kr::Backend>> owned;
+    std::vector<std::pair<std::string, kr::Backend*>> kernels;
+    for (auto kind : {kr::CudaOptions::QuantGemm::kV1, kr::CudaOptions::QuantGemm::kV2}) {
+      kr::CudaOptions o = options;
+      o.quant_gemm = kind;
+      o.quant_dense_min_tokens = kDenseMin;
+      owned.push_back(kr::make_cuda_backend(o));
+      kernels.emplace_back(std::string("qgemm-") + kr::quant_gemm_name(kind), owned.back().get());
+    }
+    return kr::quant_ops::run_batched_kernels(cpu_w8a8, kernels, kDenseMin);
+  };
   // The quantized part: its CPU reference also emulates the FP8 W8A8 path from the
   // GPU's threshold; the FP8 models also run on a GPU backend without W8A8.
   // models_only: the tiny quantized models alone (--only quant_models).
   auto run_quant = [&](bool models_only) {
-    kr::CpuOptions emulate;
-    emulate.emulate_fp8_w8a8 = true;
-    emulate.fp8_w8a8_min_tokens = options.fp8_w8a8_min_tokens;
-    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, emulate);
+    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
     kr::CudaOptions w8a16_options = options;
     w8a16_options.fp8_w8a8_min_tokens = INT_MAX;
     auto gpu_w8a16 = kr::make_cuda_backend(w8a16_options);
@@ -1398,9 +1425,16 @@ int main(int argc, char** argv) {
       }
       failures += kr::quant_ops::run_gemv_kernels(cpu_w8a8, kernels);
     }
+    if (!models_only) failures += run_batched(cpu_w8a8);
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);
     return failures;
   };
+  if (only == "quant_batched") {
+    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
+    const int failures = run_batched(cpu_w8a8);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+  }
   if (quant_only || only == "quant_models") {
     const int failures = run_quant(only == "quant_models");
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);

@@ -31,6 +31,7 @@ namespace {
 std::mt19937_64 g_rng(4242);
 int g_failures = 0;
 int g_w8a8_min_tokens = 9;  // CudaOptions::fp8_w8a8_min_tokens of the GPU under test (= the CPU's)
+int g_dense_min_tokens = 256;  // CudaOptions::quant_dense_min_tokens of the GPU under test (labels only)
 std::string g_tag;          // appended to every reported shape (the kernel under test in run_gemv_kernels)
 
 std::vector<float> rand_bf16(size_t n, float scale) {
@@ -251,7 +252,7 @@ std::string path_of(const Spec& s, int64_t N, int64_t K, int64_t T) {
   m.scale_layout = s.fp8_layout;
   m.act = s.act;
   if (fp8_runs_w8a8(m) && T >= g_w8a8_min_tokens) return "w8a8";
-  if (T >= 256) return "dense";
+  if (T >= g_dense_min_tokens) return "dense";
   return T <= 8 ? "gemv" : "mma";
 }
 
@@ -802,6 +803,59 @@ int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, B
     }
   }
   g_tag.clear();
+  return g_failures;
+}
+
+int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels,
+                        int dense_min_tokens) {
+  KR_CHECK_MSG(cpu.options().emulate_fp8_w8a8, "run_batched_kernels: the CPU reference must emulate the FP8 W8A8 path");
+  g_failures = 0;
+  g_w8a8_min_tokens = cpu.options().fp8_w8a8_min_tokens;
+  g_dense_min_tokens = dense_min_tokens;
+  const std::vector<int> batched_t = {9, 17, 64, 100, 256};
+  for (const auto& [label, gpu] : kernels) {
+    g_tag = " [" + label + "]";
+    Env e(cpu, *gpu);
+    // Every format at odd shapes: N not a multiple of 32, row blocks of 8 tile pairs
+    // with 1 or 3 pairs in the last (264: 9 pairs; 520: 17), K padded, 1..42
+    // groups, fewer steps than the K slices a small grid asks for.
+    for (const Spec& s : kSpecs)
+      for (auto [N, K] : {std::pair<int64_t, int64_t>{40, 384}, {72, 320}, {100, 96}, {24, 136}, {200, 1152},
+                          {264, 640}, {520, 1344}}) {
+        if (!spec_fits(s, K)) continue;
+        test_matmul(e, s, N, K, batched_t);
+      }
+    // Llama-3.2-3B shapes (many groups, the K slices the planner picks).
+    test_matmul(e, spec("awq-int4-g128"), 3072, 3072, {17, 64, 100});
+    test_matmul(e, spec("awq-int4-g128"), 3072, 8192, {64});
+    test_matmul(e, spec("mlx-int4-g64"), 5120, 3072, {64, 200});
+    test_matmul(e, spec("gptq-int4-g32-sym"), 16384, 3072, {64});
+    test_matmul(e, spec("gptq-int4-g128-actorder"), 5120, 3072, {33, 64});
+    test_matmul(e, spec("gptq-int8-g128"), 3072, 3072, {33, 64});
+    test_matmul(e, spec("mlx-int8-g32"), 3072, 8192, {64});
+    test_matmul(e, spec("mlx-int4-g64"), 128256 / 8, 3072, {17}, true);  // f32 logits
+    // The fused epilogues (RoPE + KV store incl. FP8 caches, SwiGLU) at T > 8: Llama
+    // shapes, then small ones with the norm run before the kernel too.
+    for (const char* name : {"awq-int4-g128", "mlx-int4-g64", "gptq-int8-g128", "mlx-int8-g32"}) {
+      test_qkv_rope_store(e, spec(name), {127, 5, 0, 60}, {1, 16, 40, 7}, 3072, 24, 8, 128, false);
+      test_matmul_silu_mul(e, spec(name), 64, 3072, 8192, false);
+    }
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {40, 3}, {1, 63}, 3072, 24, 8, 128, false, Fam{}, true);
+    test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 9, 3072, 8192, false);
+    for (bool norm : {false, true}) {
+      test_qkv_rope_store(e, spec("mlx-int4-g64"), {5, 0, 90, 3, 7, 1, 2, 60}, {1, 2, 1, 3, 1, 1, 1, 7}, 384, 6, 2,
+                          64, norm, Fam{NormKind::kTimesWeight, true, false, Activation::kSilu});
+      test_qkv_rope_store(e, spec("gptq-int4-g32-sym"), {3, 9}, {50, 50}, 384, 6, 2, 64, norm,
+                          Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kSilu});
+      test_matmul_silu_mul(e, spec("mlx-int8-g32"), 17, 384, 48, norm,
+                           Fam{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh});
+      test_matmul_silu_mul(e, spec("awq-int4-g128"), 100, 1152, 208, norm);
+      test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 33, 1152, 208, norm);
+      test_qkv_rope_store(e, spec("mlx-int8-g32"), {0, 17}, {64, 1}, 384, 6, 2, 64, norm, Fam{}, true);
+    }
+  }
+  g_tag.clear();
+  g_dense_min_tokens = 256;
   return g_failures;
 }
 

@@ -32,6 +32,15 @@ int run_ops(CpuBackend& cpu, Backend& gpu);
 // each line ends with [label]). Returns the number of failures.
 int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels);
 
+// The T > 8 path of every format through each of `kernels` (label, a CUDA backend
+// with that CudaOptions::quant_gemm and quant_dense_min_tokens = dense_min_tokens
+// > 256, so that T = 256 runs the kernel too): matmul at odd shapes (odd group
+// counts, partial row blocks) and T = 9, 17, 64, 100, 256, Llama shapes, and the
+// fused qkv_rope_store (bf16 and FP8 KV caches) and matmul_silu_mul, against `cpu`
+// (as run_ops; each line ends with [label]). Returns the number of failures.
+int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels,
+                        int dense_min_tokens);
+
 // Every model folder listed in `fixtures`/models.json on `gpu`: argmax at every
 // prompt position (one prefill per case), and token by token (eagerly and as step
 // graphs), equal to the reference's where its top-2 margin exceeds

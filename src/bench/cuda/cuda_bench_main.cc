@@ -16,6 +16,8 @@
 //                      [--qgemv auto|mma|stream|row] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
+//                      [--qgemm-batched v1|v2] (quantized Linears of 9..255 rows: their kernel,
+//                                        CudaOptions::quant_gemm, default v1)
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
@@ -32,6 +34,8 @@
 //        kr-cuda-bench --gemv-bench [--quant FORMAT] [--arch NAME]   (batch-1 GEMV bandwidth per matrix
 //        shape: bf16 of every preset, or quantized of NAME's shapes at T = 1 and 8, on each T <= 8 kernel
 //        (mma, stream) and on the stream kernel with 1, 2, 4 and 8 K slices forced)
+//        kr-cuda-bench --qgemm-bench [--quant FORMAT] [--arch NAME]   (NAME's quantized shapes, default
+//        awq, at T = 16, 32, 64, 128 and 200 on each T > 8 kernel (v1, v2) and as bf16 through cuBLAS)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
@@ -218,13 +222,16 @@ void gemv_bench() {
   cudaFree(out);
 }
 
-// The same for quantized weights of `format` (batch 1 and 8), through the backend's
-// matmul recorded in a step graph (so launch overhead is not timed), copies
-// rotated through ~400 MB (8x the L2) so that L2 holds none of them; per shape and T, once on
-// each of `paths` (label, backend), e.g. the T <= 8 kernels (CudaOptions::quant_gemv,
-// quant_gemv_split).
+// The same for quantized weights of `format` at each T of `Ts` (batch 1 and 8 for
+// the T <= 8 kernels; 16..200 for the T > 8 ones), through the backend's matmul
+// recorded in a step graph (so launch overhead is not timed), copies rotated
+// through ~400 MB (8x the L2) so that L2 holds none of them; per shape and T, once
+// on each of `paths` (label, backend), e.g. the T <= 8 kernels
+// (CudaOptions::quant_gemv, quant_gemv_split) or the T > 8 ones
+// (CudaOptions::quant_gemm); with bf16_reference, also the bf16 weight of the
+// shape on the first backend (cuBLAS), as the line labelled "bf16".
 void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths, const std::string& format,
-                      const ModelConfig& c) {
+                      const ModelConfig& c, const std::vector<int>& Ts, bool bf16_reference) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int64_t qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
   const int64_t shapes[][2] = {{qkv, H}, {H, c.num_attention_heads * D}, {2 * I, H}, {H, I}};
@@ -232,7 +239,8 @@ void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths
   for (const auto& sh : shapes) {
     auto m = make_dummy_quantized(format, sh[0], sh[1], 99, "bench");
     KR_CHECK_MSG(m.ok(), m.status().to_string().c_str());
-    std::vector<std::vector<LinearWeight>> copies(paths.size());  // per backend (kept: there is no free)
+    // Per backend (kept: there is no free); the bf16 copies last, on the first backend.
+    std::vector<std::vector<LinearWeight>> copies(paths.size() + (bf16_reference ? 1 : 0));
     for (size_t p = 0; p < paths.size(); ++p) {
       auto w0 = paths[p].second->upload_quantized(*m);
       KR_CHECK(w0.ok());
@@ -240,10 +248,20 @@ void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths
       copies[p].push_back(*w0);
       for (int i = 1; i < n_copies; ++i) copies[p].push_back(*paths[p].second->upload_quantized(*m));
     }
-    for (int T : {1, 8}) {
+    if (bf16_reference) {
+      const int n_copies = static_cast<int>(std::clamp<double>(4e8 / (sh[0] * sh[1] * 2.0), 2, 64));
+      for (int i = 0; i < n_copies; ++i) {
+        Tensor t = paths[0].second->alloc(DType::kBF16, {sh[0], sh[1]});
+        paths[0].second->fill_zero(t);
+        copies.back().emplace_back(t);
+      }
+    }
+    for (int T : Ts) {
       ++key;
-      for (size_t p = 0; p < paths.size(); ++p) {
-        Backend& gpu = *paths[p].second;
+      for (size_t p = 0; p < copies.size(); ++p) {
+        const bool dense = p == paths.size();
+        Backend& gpu = *paths[dense ? 0 : p].second;
+        const char* label = dense ? "bf16" : paths[p].first;
         const std::vector<LinearWeight>& ws = copies[p];
         Tensor x = gpu.alloc(DType::kBF16, {T, sh[1]}), out = gpu.alloc(DType::kBF16, {T, sh[0]});
         gpu.fill_zero(x);
@@ -251,16 +269,17 @@ void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths
         for (int round = 0; round < 3; ++round) {  // record, then two timed replays
           gpu.synchronize();
           const double t0 = now_s();
-          KR_CHECK(gpu.begin_graph(key));
+          KR_CHECK(gpu.begin_graph(key + (dense ? 0x1000 : 0)));
           if (!gpu.replaying_graph())
             for (int r = 0; r < reps; ++r) gpu.matmul(x, ws[r % ws.size()], out);
           gpu.end_graph();
           gpu.synchronize();
           const double us = (now_s() - t0) * 1e6 / reps;
           if (round == 2)
-            std::printf("qgemv %-10s %-9s T %d N %-6lld K %-6lld %7.2f us %7.0f GB/s  (%s)\n", format.c_str(),
-                        paths[p].first, T, static_cast<long long>(sh[0]), static_cast<long long>(sh[1]), us,
-                        static_cast<double>(ws[0].bytes()) / (us * 1e-6) / 1e9, ws[0].quant_desc.c_str());
+            std::printf("qgemv %-10s %-9s T %-3d N %-6lld K %-6lld %7.2f us %7.0f GB/s %6.1f TFLOP/s  (%s)\n",
+                        format.c_str(), label, T, static_cast<long long>(sh[0]), static_cast<long long>(sh[1]), us,
+                        static_cast<double>(ws[0].bytes()) / (us * 1e-6) / 1e9,
+                        2.0 * T * sh[0] * sh[1] / (us * 1e-6) / 1e12, dense ? "bf16" : ws[0].quant_desc.c_str());
         }
         gpu.free(x);
         gpu.free(out);
@@ -386,6 +405,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
+  r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
   r["short_decode_attention"] =
       set.options.short_decode_attention == CudaOptions::ShortDecodeAttention::kCluster ? "cluster" : "paged";
   r["pdl_short_decode"] = set.pdl && set.options.pdl_short_decode;
@@ -480,7 +500,7 @@ std::vector<std::string> split_names(const std::string& list) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string model_dir, arch_list, json_path, json_dir, dump_ids, dump_out;
-  bool gemv = false, attn = false;
+  bool gemv = false, qgemm = false, attn = false;
   kr::AttnBenchSettings attn_set;
   kr::RunSettings set;
   kr::CudaOptions options;
@@ -525,6 +545,7 @@ int main(int argc, char** argv) {
     else if (a == "--brief") set.brief = true;
     else if (a == "--profile-decode" && i + 1 < argc) set.profile_decode_steps = std::atoi(argv[++i]);
     else if (a == "--gemv-bench") gemv = true;
+    else if (a == "--qgemm-bench") qgemm = true;
     else if (a == "--attn-bench") attn = true;
     else if (a == "--rounds" && i + 1 < argc) attn_set.rounds = std::max(1, std::atoi(argv[++i]));
     else if (a == "--variants" && i + 1 < argc) {
@@ -532,6 +553,7 @@ int main(int argc, char** argv) {
     } else if (a == "--prefill-variant" && i + 1 < argc) options.flash_prefill_variant = std::atoi(argv[++i]);
     else if (a == "--qgemv" && i + 1 < argc && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
     else if (a == "--qgemv-split" && i + 1 < argc) options.quant_gemv_split = std::atoi(argv[++i]);
+    else if (a == "--qgemm-batched" && i + 1 < argc && kr::parse_quant_gemm(argv[i + 1], &options.quant_gemm)) ++i;
     else if (a == "--dump-logits" && i + 2 < argc) {
       dump_ids = argv[++i];
       dump_out = argv[++i];
@@ -591,8 +613,24 @@ int main(int argc, char** argv) {
         backends.push_back(kr::make_cuda_backend(o));
         paths.emplace_back(sp.label, backends.back().get());
       }
-      kr::quant_gemv_bench(paths, set.quant, *c);
+      kr::quant_gemv_bench(paths, set.quant, *c, {1, 8}, false);
     }
+    return 0;
+  }
+  if (qgemm) {
+    auto c = kr::model_config_preset(archs.empty() || archs[0].empty() ? "llama-3.2-3b" : archs[0]);
+    KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
+    // A backend per T > 8 kernel (dense fallback off: every T runs the kernel), and bf16 cuBLAS.
+    std::vector<std::unique_ptr<kr::Backend>> backends;
+    std::vector<std::pair<const char*, kr::Backend*>> paths;
+    for (auto kind : {kr::CudaOptions::QuantGemm::kV1, kr::CudaOptions::QuantGemm::kV2}) {
+      kr::CudaOptions o = options;
+      o.quant_gemm = kind;
+      o.quant_dense_min_tokens = 1 << 20;
+      backends.push_back(kr::make_cuda_backend(o));
+      paths.emplace_back(kr::quant_gemm_name(kind), backends.back().get());
+    }
+    kr::quant_gemv_bench(paths, set.quant.empty() ? "awq" : set.quant, *c, {16, 32, 64, 128, 200}, true);
     return 0;
   }
   int exit_code = 0;
