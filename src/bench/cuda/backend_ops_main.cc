@@ -30,7 +30,9 @@
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
-//                        --only quant_models]  (that group alone)
+//                        --only quant_models | --only fp8_act]  (that group alone; fp8_act: the
+//                                         W8A8 activation quantization fused into the norms and
+//                                         the GLU, fp8_act_check.h, also part of the quantized part)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
 //                                                every check runs on; default 0)
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
@@ -70,6 +72,7 @@
 #include "bench/cuda/backend_ops_long.h"
 #include "bench/cuda/kv_copy_check.h"
 #include "bench/cuda/backend_ops_quant.h"
+#include "bench/cuda/fp8_act_check.h"
 #include "model/model.h"
 
 namespace kr {
@@ -1334,8 +1337,10 @@ int main(int argc, char** argv) {
     }
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
-      only != "quant_models") {
-    std::fprintf(stderr, "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode or quant_models, got '%s'\n",
+      only != "quant_models" && only != "fp8_act") {
+    std::fprintf(stderr,
+                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models or fp8_act, got "
+                 "'%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1352,6 +1357,11 @@ int main(int argc, char** argv) {
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
     return 2;
+  }
+  if (only == "fp8_act") {
+    const int failures = kr::check_fp8_act_fusion(options);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures == 0 ? 0 : 1;
   }
   if (only == "kv_block_copy") {
     auto gpu_only = kr::make_cuda_backend(options);
@@ -1397,6 +1407,7 @@ int main(int argc, char** argv) {
                              owned.back().get());
       }
       failures += kr::quant_ops::run_gemv_kernels(cpu_w8a8, kernels);
+      failures += kr::check_fp8_act_fusion(options);  // the W8A8 activations' FP8 rows, fused vs unfused
     }
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);
     return failures;
