@@ -983,10 +983,18 @@ void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& 
   const bool out_f32 = out.dtype == DType::kF32;
   int done = 0;  // rows finished
   if (q.w8a8 && !out_f32 && T >= options_.fp8_w8a8_min_tokens && fp8 != nullptr) {
-    // W8A8 on the FP8 rows the op before wrote (Fp8Rows): no quantize kernel.
+    // W8A8 on the FP8 rows the op before wrote (Fp8Rows): no quantize kernel. In
+    // chunks of kActRows rows as below, so that cuBLASLt runs the same shapes (and
+    // gives the same bits) as on rows quantized here.
     KR_CHECK(fp8->rows == T && fp8->codes.dim(1) == K);
-    if (fp8_gemm_->run(q.codes, N, K, q.Kp, q.row_scale, fp8->codes.data, fp8->scales.as<float>(), T, out.data, s))
-      return;
+    for (; done < T; done += kActRows) {
+      const int n = std::min(kActRows, T - done);
+      if (!fp8_gemm_->run(q.codes, N, K, q.Kp, q.row_scale, fp8->codes.rows(done, n).data,
+                          fp8->scales.as<float>() + done, n, out.rows(done, n).data, s))
+        break;  // no FP8 GEMM here: the loop below finds the same and runs W8A16
+    }
+    if (done >= T) return;
+    done = 0;
   }
   if (q.w8a8 && !out_f32 && T >= options_.fp8_w8a8_min_tokens) {
     // W8A8: each chunk of rows quantized to FP8 (per token or static), then cuBLASLt.

@@ -1359,7 +1359,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (only == "fp8_act") {
-    const int failures = kr::check_fp8_act_fusion(options);
+    const int failures = kr::check_fp8_act_fusion(options, quant_fixtures);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures == 0 ? 0 : 1;
   }
@@ -1407,7 +1407,7 @@ int main(int argc, char** argv) {
                              owned.back().get());
       }
       failures += kr::quant_ops::run_gemv_kernels(cpu_w8a8, kernels);
-      failures += kr::check_fp8_act_fusion(options);  // the W8A8 activations' FP8 rows, fused vs unfused
+      failures += kr::check_fp8_act_fusion(options, quant_fixtures);  // W8A8 activations' FP8 rows, fused vs unfused
     }
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);
     return failures;

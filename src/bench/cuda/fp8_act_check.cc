@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cmath>
+#include <fstream>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -15,9 +16,12 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "backend/cuda/cuda_qgemm.h"
 #include "backend/dtype_convert.h"
 #include "backend/quantized_matrix.h"
+#include "model/model.h"
 
 namespace kr {
 namespace {
@@ -310,16 +314,81 @@ void run_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, const Wei
   same(tag + " qkv (on fp8 rows)", F->s, F->qkv2, U->s, U->qkv2);
   same(tag + " v cache", F->s, F->kv.v, U->s, U->kv.v);
 
-  // 6. A record that names other rows (a stale one) is not taken: gate_up reads
-  // normed (step 4's rows, written for qkv) and must quantize it itself.
+  // 6. A record for another weight is not taken: with normed's rows (step 4's,
+  // written for qkv) zeroed, gate_up on normed must quantize normed itself.
+  F->s.b.fill_zero(F->normed_fp8.codes);
   for (Layer* L : {F.get(), U.get()})
     L->s.b.matmul_silu_mul(MatmulInput(L->normed).with_fp8(&L->normed_fp8), L->gu, sh.act, L->gate_up, L->act);
-  same(tag + " gate_up (record for another weight)", F->s, F->gate_up, U->s, U->gate_up);
+  same(tag + " gate_up (zeroed rows recorded for qkv)", F->s, F->gate_up, U->s, U->gate_up);
+  // 7. ... while a record that names gate_up is taken (the zeroed rows change the
+  // result): the checks above ran the fused path.
+  F->normed_fp8.weight = F->gu.quant;
+  F->s.b.matmul_silu_mul(MatmulInput(F->normed).with_fp8(&F->normed_fp8), F->gu, sh.act, F->gate_up, F->act);
+  {
+    const std::vector<uint8_t> x = F->s.bytes(F->gate_up), y = U->s.bytes(U->gate_up);
+    line(tag + " gate_up reads the recorded rows (zeroed: differs)", x != y);
+  }
+}
+
+// Logits [n, V] of a prefill of `ids` at every position, as bytes.
+std::vector<uint8_t> prefill_logits(Model& model, const std::vector<int32_t>& ids) {
+  const int n = static_cast<int>(ids.size()), bs = model.block_size(), blocks = (n + bs - 1) / bs;
+  StepMetadata m;
+  m.num_tokens = n;
+  m.num_seqs = 1;
+  m.block_size = bs;
+  m.max_blocks_per_seq = blocks;
+  m.max_context_len = n;
+  std::vector<int32_t> rows;
+  for (int i = 0; i < n; ++i) {
+    m.positions.push_back(i);
+    m.slot_mapping.push_back(i);
+    rows.push_back(i);
+  }
+  m.query_start = {0, n};
+  m.context_lens = {n};
+  for (int b = 0; b < blocks; ++b) m.block_tables.push_back(b);
+  auto l = model.forward(m, ids, rows);
+  if (!l.ok()) return {};
+  std::vector<uint8_t> host(l->bytes());
+  model.backend().copy_to_host(host.data(), *l, host.size());
+  return host;
+}
+
+// Every model of fixtures/models.json (tests/golden/quant) on both backends:
+// prefill logits at 9, 40 and 200 tokens bit for bit equal (the FP8 W8A8 ones
+// run the fused quantization at every Linear but o_proj; the others nothing new).
+void check_models(Backend& fused, Backend& unfused, const std::string& fixtures) {
+  std::ifstream f(fixtures + "/models.json");
+  if (!f.good()) {
+    line("fp8_act models: cannot read " + fixtures + "/models.json", false);
+    return;
+  }
+  ModelOptions opt;
+  opt.max_tokens_per_step = 256;
+  opt.max_logit_rows = 256;
+  opt.max_kv_tokens = 1024;
+  for (const std::string& name : nlohmann::json::parse(f).get<std::vector<std::string>>()) {
+    auto a = load_model(fixtures + "/" + name, fused, opt);
+    auto b = load_model(fixtures + "/" + name, unfused, opt);
+    if (!a.ok() || !b.ok()) {
+      line("fp8_act model " + name + " loads", false, (a.ok() ? b : a).status().to_string());
+      continue;
+    }
+    const int V = (*a)->config().vocab_size;
+    for (int n : {9, 40, 200}) {
+      std::vector<int32_t> ids(static_cast<size_t>(n));
+      for (int32_t& id : ids) id = static_cast<int32_t>(g_rng() % static_cast<uint64_t>(V));
+      const std::vector<uint8_t> x = prefill_logits(**a, ids), y = prefill_logits(**b, ids);
+      line("fp8_act model " + name + " prefill " + std::to_string(n) + " logits fused == unfused",
+           !x.empty() && x == y);
+    }
+  }
 }
 
 }  // namespace
 
-int check_fp8_act_fusion(const CudaOptions& options) {
+int check_fp8_act_fusion(const CudaOptions& options, const std::string& fixtures) {
   g_fail = 0;
   CudaOptions on = options, off = options;
   on.fuse_fp8_act_quant = true;
@@ -338,6 +407,7 @@ int check_fp8_act_fusion(const CudaOptions& options) {
         run_case(*fused, fw, *unfused, uw, m, sh, sc, T);
       }
     }
+  if (!fixtures.empty()) check_models(*fused, *unfused, fixtures);
   return g_fail;
 }
 

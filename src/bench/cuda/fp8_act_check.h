@@ -5,6 +5,8 @@
 // Threading: main thread only.
 #pragma once
 
+#include <string>
+
 #include "backend/cuda/cuda_backend.h"
 
 namespace kr {
@@ -18,8 +20,11 @@ namespace kr {
 //    the same op wrote;
 //  - every output of every op (the matmuls that read those rows, the norm
 //    prologue of qkv_rope_store and matmul_silu_mul, the KV cache) equals the
-//    unfused backend's bit for bit.
-// Prints one line per check; returns the number of failures.
-int check_fp8_act_fusion(const CudaOptions& options);
+//    unfused backend's bit for bit;
+//  - a matmul takes the rows only when their record names its input and weight.
+// Then (fixtures not empty) every model of fixtures/models.json (the tiny
+// quantized models, FP8 W8A8 among them): prefill logits fused == unfused, bit
+// for bit. Prints one line per check; returns the number of failures.
+int check_fp8_act_fusion(const CudaOptions& options, const std::string& fixtures);
 
 }  // namespace kr
