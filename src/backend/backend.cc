@@ -28,15 +28,19 @@ void Backend::qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tenso
   store_kv(qkv, p.q_heads, p.kv_heads, p.head_dim(), kv);
 }
 
+// The composed defaults write no FP8 rows (Fp8Rows): they clear the record, and
+// their matmuls quantize their own activations where they do.
 void Backend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
-                              Tensor& act) {
+                              Tensor& act, Fp8Out act_fp8) {
+  if (act_fp8.rows != nullptr) act_fp8.rows->clear();
   matmul(input_rows(*this, in), w, gate_up);
   silu_mul(gate_up, f, act);
 }
 
-void Backend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
-                                  Tensor& residual, const RmsNorm& norm, Tensor& normed) {
-  matmul(x, w, out);
+void Backend::matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
+                                  Tensor& residual, const RmsNorm& norm, Tensor& normed, Fp8Out normed_fp8) {
+  if (normed_fp8.rows != nullptr) normed_fp8.rows->clear();
+  matmul(input_rows(*this, in), w, out);
   if (out_norm.present()) rms_norm(out, out_norm, out);
   add_rms_norm(residual, out, norm, normed);
 }

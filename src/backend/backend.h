@@ -142,9 +142,38 @@ struct AttentionParams {
   float softcap = 0.0f;
 };
 
+// Rows of an activation quantized to FP8 (e4m3) for one W8A8 weight, exactly as
+// that weight's matmul would quantize them itself (per token, or with its static
+// input scale; its activation scale bound): written by the op that produces the
+// activation (Fp8Out) and read by the matmul that consumes it (MatmulInput::fp8),
+// which then runs no quantize kernel of its own. The caller owns the tensors
+// (needed only where writes_fp8_rows() says so); the backend records on the host
+// what its last write holds, and a matmul takes the rows only when that record
+// names its own input rows and weight. A backend that never writes them (the CPU
+// reference, which quantizes inside its matmul when it emulates W8A8) leaves the
+// record empty, and its results are the same either way.
+struct Fp8Rows {
+  Tensor codes;   // [T_max, K] kF8E4M3
+  Tensor scales;  // [T_max] kF32, one per row
+  // The last write (host side): the data of the activation tensor quantized, its
+  // rows, and the weight whose scheme they follow. rows 0: nothing valid.
+  const void* x = nullptr;
+  int64_t rows = 0;
+  const QuantizedWeight* weight = nullptr;
+  void clear() { x = nullptr, rows = 0, weight = nullptr; }
+};
+
+// Where an op writes its output rows quantized for `reader`, the weight that
+// reads them next (Fp8Rows); {}: nowhere.
+struct Fp8Out {
+  Fp8Rows* rows = nullptr;
+  const LinearWeight* reader = nullptr;
+};
+
 // The input rows of a fused matmul: x as it is, or x' = norm(x) computed on the
 // way in (a norm "prologue"), which the op also writes to `normed` as rms_norm()
-// would. A Tensor converts to the first kind.
+// would. A Tensor converts to the first kind. Without a norm, `fp8` may name x's
+// FP8 rows written by the op that produced x (Fp8Rows).
 struct MatmulInput {
   MatmulInput(const Tensor& rows) : x(&rows) {}
   static MatmulInput rms_normed(const Tensor& x, const RmsNorm& norm, Tensor& normed) {
@@ -153,9 +182,15 @@ struct MatmulInput {
     in.normed = &normed;
     return in;
   }
+  MatmulInput with_fp8(const Fp8Rows* rows) const {
+    MatmulInput in = *this;
+    in.fp8 = rows;
+    return in;
+  }
   const Tensor* x;     // [T, K]
   RmsNorm norm = {};   // weight [K], or absent: no norm
   Tensor* normed = nullptr;  // [T, K] with a norm
+  const Fp8Rows* fp8 = nullptr;  // x's FP8 rows, or null
 };
 
 // Rough rates of a backend, for a scheduler's step-time estimate (the engine's
@@ -249,14 +284,23 @@ class Backend {
                               KvLayer& kv);
   // The gated MLP input: gate_up = x' · wᵀ, then silu_mul(gate_up, f, act).
   // x' from `in` [T, H]; w [2I, H] (gate rows, then up rows); gate_up [T, 2I]; act [T, I].
+  // act_fp8: where the backend may also write act's FP8 rows for the down projection (Fp8Rows).
   virtual void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
-                               Tensor& act);
+                               Tensor& act, Fp8Out act_fp8 = {});
   // A block's output joining the residual stream, and the next norm:
   // out = x · wᵀ; with out_norm present, out = rms_norm(out, out_norm) (Gemma's
   // post-attention / post-feedforward norms); then add_rms_norm(residual, out,
-  // norm, normed). x [T, K]; w [H, K]; out, residual, normed [T, H].
-  virtual void matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
-                                   Tensor& residual, const RmsNorm& norm, Tensor& normed);
+  // norm, normed). x [T, K] (`in` without a norm; its FP8 rows may come along);
+  // w [H, K]; out, residual, normed [T, H]. normed_fp8: where the backend may also
+  // write normed's FP8 rows for the matmul that reads normed next (Fp8Rows).
+  virtual void matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
+                                   Tensor& residual, const RmsNorm& norm, Tensor& normed, Fp8Out normed_fp8 = {});
+  // Whether this backend's ops write Fp8Rows for matmuls with w (the CUDA backend:
+  // FP8 W8A8 weights), so that a caller allocates and passes them only then.
+  virtual bool writes_fp8_rows(const LinearWeight& w) const {
+    (void)w;
+    return false;
+  }
 
   // ---- optional (additions by the CUDA backend; defaults keep other backends unchanged) ----
   // Greedy sampling on the device: for each row r of logits [R, V] f32, ids[r] =

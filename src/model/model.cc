@@ -38,8 +38,9 @@ float embedding_scale(int32_t hidden, DType weight_dtype) {
 }  // namespace
 
 Model::~Model() {
-  for (Tensor* t : {&ids_, &residual_, &normed_, &qkv_, &attn_, &proj_, &gate_up_, &act_, &row_idx_, &last_, &logits_})
-    backend_.free(*t);
+  for (Tensor* t : {&ids_, &residual_, &normed_, &qkv_, &attn_, &proj_, &gate_up_, &act_, &row_idx_, &last_, &logits_,
+                    &normed_fp8_.codes, &normed_fp8_.scales, &act_fp8_.codes, &act_fp8_.scales})
+    if (t->data != nullptr) backend_.free(*t);
   for (RopeParams& r : ropes_) backend_.free(r.inv_freq);
   for (KvLayer& l : kv_) {
     backend_.free(l.k);
@@ -104,6 +105,19 @@ Status Model::init() {
   proj_ = backend_.alloc(act, {T, H});
   gate_up_ = backend_.alloc(act, {T, 2 * static_cast<int64_t>(c.intermediate_size)});
   act_ = backend_.alloc(act, {T, c.intermediate_size});
+  bool normed_fp8 = false, act_fp8 = false;
+  for (const LayerWeights& w : weights_->layers) {
+    normed_fp8 |= backend_.writes_fp8_rows(w.qkv) || backend_.writes_fp8_rows(w.gate_up);
+    act_fp8 |= backend_.writes_fp8_rows(w.down);
+  }
+  if (normed_fp8) {
+    normed_fp8_.codes = backend_.alloc(DType::kF8E4M3, {T, H});
+    normed_fp8_.scales = backend_.alloc(DType::kF32, {T});
+  }
+  if (act_fp8) {
+    act_fp8_.codes = backend_.alloc(DType::kF8E4M3, {T, c.intermediate_size});
+    act_fp8_.scales = backend_.alloc(DType::kF32, {T});
+  }
   row_idx_ = backend_.alloc(DType::kI32, {R});
   last_ = backend_.alloc(act, {R, H});
   logits_ = backend_.alloc(DType::kF32, {R, c.vocab_size});
@@ -222,24 +236,39 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
 
   const NormKind kind = c.arch.norm;
   auto norm = [&](const Tensor& w) { return w.empty() ? RmsNorm{} : RmsNorm{&w, eps, kind}; };
+  // W8A8 activations (Fp8Rows): the op that writes normed or act also writes its
+  // FP8 rows for the weight that reads it next, and that matmul takes them
+  // instead of quantizing (where the backend does so: writes_fp8_rows).
+  const Fp8Rows* normed_fp8 = normed_fp8_.codes.data != nullptr ? &normed_fp8_ : nullptr;
+  const Fp8Rows* act_fp8 = act_fp8_.codes.data != nullptr ? &act_fp8_ : nullptr;
+  auto fp8_out = [](Fp8Rows& rows, const LinearWeight* reader) {
+    return rows.codes.data != nullptr ? Fp8Out{&rows, reader} : Fp8Out{};
+  };
   backend_.embedding(weights_->embed, ids, embed_scale_, residual);
   for (int l = 0; l < L; ++l) {
     const LayerWeights& w = weights_->layers[l];
     // Attention block. Its input, normed = the input norm of residual, is computed
-    // inside layer 0's qkv projection, and by the previous layer's last op for the others.
-    const MatmulInput attn_in =
-        l == 0 ? MatmulInput::rms_normed(residual, norm(w.input_norm), normed) : MatmulInput(normed);
+    // inside layer 0's qkv projection, and by the previous layer's last op for the others
+    // (with its FP8 rows for a W8A8 qkv).
+    const MatmulInput attn_in = l == 0 ? MatmulInput::rms_normed(residual, norm(w.input_norm), normed)
+                                       : MatmulInput(normed).with_fp8(normed_fp8);
     backend_.qkv_rope_store(attn_in, w.qkv, qkv, layer_qkv_[l], kv_[l]);
     backend_.attention(qkv, kv_[l], layer_attn_[l], attn);
     // residual += attn · Woᵀ (normalised first by Gemma's post-attention norm);
-    // normed = the norm before the MLP of residual.
-    backend_.matmul_add_rms_norm(attn, w.o, proj, norm(w.attn_out_norm), residual, norm(w.mlp_norm), normed);
-    // MLP block: act = f(normed · Wgateᵀ) * (normed · Wupᵀ); residual += act · Wdownᵀ
-    // (normalised first by Gemma's post-feedforward norm), then the next layer's
-    // input norm (the final norm after the last layer).
-    backend_.matmul_silu_mul(normed, w.gate_up, c.arch.activation, gate_up, act);
-    const Tensor& next_norm = l + 1 < L ? weights_->layers[l + 1].input_norm : weights_->final_norm;
-    backend_.matmul_add_rms_norm(act, w.down, proj, norm(w.mlp_out_norm), residual, norm(next_norm), normed);
+    // normed = the norm before the MLP of residual (and its FP8 rows for gate_up).
+    backend_.matmul_add_rms_norm(attn, w.o, proj, norm(w.attn_out_norm), residual, norm(w.mlp_norm), normed,
+                                 fp8_out(normed_fp8_, &w.gate_up));
+    // MLP block: act = f(normed · Wgateᵀ) * (normed · Wupᵀ) (and act's FP8 rows for
+    // down); residual += act · Wdownᵀ (normalised first by Gemma's post-feedforward
+    // norm), then the next layer's input norm (the final norm after the last layer;
+    // FP8 rows for the next layer's qkv).
+    backend_.matmul_silu_mul(MatmulInput(normed).with_fp8(normed_fp8), w.gate_up, c.arch.activation, gate_up, act,
+                             fp8_out(act_fp8_, &w.down));
+    const bool last_layer = l + 1 == L;
+    const Tensor& next_norm = last_layer ? weights_->final_norm : weights_->layers[l + 1].input_norm;
+    const LinearWeight* next_qkv = last_layer ? nullptr : &weights_->layers[l + 1].qkv;
+    backend_.matmul_add_rms_norm(MatmulInput(act).with_fp8(act_fp8), w.down, proj, norm(w.mlp_out_norm), residual,
+                                 norm(next_norm), normed, fp8_out(normed_fp8_, next_qkv));
   }
   if (R == 0) return logits;
   Tensor last = last_.rows(0, R);  // [R, H]

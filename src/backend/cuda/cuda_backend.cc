@@ -5,6 +5,10 @@
 // epilogue (cuda_gemv1.h: q/k/v bias, q/k norms, GELU included); at other batch
 // sizes they run the matmul and one kernel for the rest. matmul_add_rms_norm is
 // the matmul and one norm kernel (with Gemma's norm of the matmul's output).
+// FP8 W8A8 weights (T >= fp8_w8a8_min_tokens) take e4m3 activations: the norm
+// kernels (matmul_add_rms_norm's, a norm prologue's) and the GLU kernel write them
+// next to their bf16 output for the W8A8 matmul that reads it (Fp8Rows), so that
+// only o_proj, whose input comes from attention, runs a quantize kernel.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -275,10 +279,14 @@ class CudaBackend final : public Backend {
 
   void qkv_rope_store(const MatmulInput& in, const LinearWeight& w, Tensor& qkv, const QkvParams& p,
                       KvLayer& kv) override;
-  void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up,
-                       Tensor& act) override;
-  void matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
-                           Tensor& residual, const RmsNorm& norm, Tensor& normed) override;
+  void matmul_silu_mul(const MatmulInput& in, const LinearWeight& w, Activation f, Tensor& gate_up, Tensor& act,
+                       Fp8Out act_fp8) override;
+  void matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
+                           Tensor& residual, const RmsNorm& norm, Tensor& normed, Fp8Out normed_fp8) override;
+  // W8A8 weights, with CudaOptions::fuse_fp8_act_quant.
+  bool writes_fp8_rows(const LinearWeight& w) const override {
+    return options_.fuse_fp8_act_quant && w.quantized() && qweight(w).w.w8a8;
+  }
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
@@ -384,6 +392,67 @@ class CudaBackend final : public Backend {
     rms_norm(*in.x, in.norm, *in.normed);
     return *in.normed;
   }
+  // x' of a fused op's input that w multiplies, and in *fp8 its FP8 rows where w
+  // runs as W8A8 on them (else null): the rows the op before wrote (in.fp8, when
+  // their record names x and w), or, with a norm prologue of at most kActRows
+  // rows, the norm launched now with its FP8 rows into the W8A8 scratch.
+  const Tensor& input_rows(const MatmulInput& in, const LinearWeight& w, const Fp8Rows** fp8, Fp8Rows* scratch) {
+    *fp8 = nullptr;
+    const int64_t T = in.x->dim(0), K = in.x->dim(1);
+    if (!in.norm.present()) {
+      const Fp8Rows* r = in.fp8;
+      if (r != nullptr && w.quantized() && r->weight == w.quant && r->x == in.x->data && r->rows == T) *fp8 = r;
+      return *in.x;
+    }
+    if (T <= kActRows && writes_fp8_rows(w) && T >= options_.fp8_w8a8_min_tokens) {
+      scratch->codes = Tensor(q_fp8_x_, DType::kF8E4M3, {T, K});
+      scratch->scales = Tensor(q_fp8_sx_, DType::kF32, {T});
+      const Fp8Out o{scratch, &w};
+      cuda::RmsNormArgs a = norm_args(nullptr, *in.x, in.norm, *in.normed);
+      KR_CHECK(fp8_target(o, *in.normed, &a.q));
+      cuda::launch_rms_norm(a, pdl_norm(*in.x, in.norm), op_stream());
+      *fp8 = scratch;
+      return *in.normed;
+    }
+    return input_rows(in);
+  }
+  // Whether an op whose output rows y [T, K] feed o.reader writes their FP8 rows
+  // (Fp8Rows: a W8A8 reader at T rows on the W8A8 GEMM): then *q gets the
+  // kernel's targets and o.rows the record; else the record is cleared.
+  bool fp8_target(const Fp8Out& o, const Tensor& y, cuda::Fp8RowsOut* q) const {
+    if (o.rows == nullptr) return false;
+    Fp8Rows& r = *o.rows;
+    r.clear();
+    const int64_t T = y.dim(0), K = y.dim(1);
+    // Wider rows than the kernels hold in registers: the reader quantizes them itself.
+    if (o.reader == nullptr || !writes_fp8_rows(*o.reader) || T < options_.fp8_w8a8_min_tokens ||
+        K > cuda::kFp8RowsMaxWidth)
+      return false;
+    const cuda::QWeight& w = qweight(*o.reader).w;
+    KR_CHECK(w.K == K);
+    KR_CHECK(r.codes.dtype == DType::kF8E4M3 && r.codes.ndim == 2 && r.codes.dim(0) >= T && r.codes.dim(1) == K);
+    KR_CHECK(r.scales.dtype == DType::kF32 && r.scales.numel() >= T);
+    q->codes = r.codes.data;
+    q->scales = r.scales.as<float>();
+    q->static_input = w.static_input;
+    q->input_scale = w.input_scale;
+    q->act_scale_ub = w.act_scale_ub;
+    r.x = y.data;
+    r.rows = T;
+    r.weight = o.reader->quant;
+    return true;
+  }
+  // act = f(gate) * up of gate_up, with act's FP8 rows where act_fp8 asks for them.
+  void glu(const Tensor& gate_up, Activation f, Tensor& act, const Fp8Out& act_fp8) {
+    const cudaStream_t s = op_stream();
+    const int T = static_cast<int>(act.dim(0)), I = static_cast<int>(act.dim(1));
+    cuda::Fp8RowsOut q;
+    if (fp8_target(act_fp8, act, &q)) {
+      cuda::launch_silu_mul_fp8(gate_up.data, activation_code(f), act.data, T, I, q, s);
+    } else {
+      cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, T, I, s);
+    }
+  }
   // PDL for a norm launch over the rows of x (CudaOptions::pdl_norms): at most
   // kGemvMaxTokens rows, the steps whose matmuls are GEMVs, and only the x*w form.
   // Measured on the H200 (docs/performance.md): batch-1 decode of the 3B Llama
@@ -474,8 +543,9 @@ class CudaBackend final : public Backend {
   bool quant_kernels_for(const cuda::QWeight& q, int64_t T) const {
     return T < options_.quant_dense_min_tokens && T <= kActRows && !(q.w8a8 && T >= options_.fp8_w8a8_min_tokens);
   }
-  // out = x · Wᵀ for a quantized weight (any T, no epilogue).
-  void quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out);
+  // out = x · Wᵀ for a quantized weight (any T, no epilogue); fp8: x's FP8 rows
+  // for q's W8A8 GEMM (input_rows), or null.
+  void quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out, const Fp8Rows* fp8 = nullptr);
   // The tensor-core kernel with epilogue `e` and `in`'s norm prologue (run unfused
   // first where the kernel cannot take it); false (nothing run) when the kernel
   // does not support the epilogue's shapes.
@@ -750,7 +820,10 @@ void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weig
       if (p.bias != nullptr) a.bias = p.bias->data;
       if (quant_kernel(in, q, qkv, cuda::QEpilogue::kRope, a)) return;
     }
-    quant_matmul(input_rows(in), q, qkv);
+    const Fp8Rows* fp8 = nullptr;
+    Fp8Rows scratch;
+    const Tensor& x = input_rows(in, weight, &fp8, &scratch);
+    quant_matmul(x, q, qkv, fp8);
     cuda::launch_rope(rope_args(qkv, p, &kv), s);
     return;
   }
@@ -790,9 +863,13 @@ void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weig
 }
 
 void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& weight, Activation f, Tensor& gate_up,
-                                  Tensor& act) {
+                                  Tensor& act, Fp8Out act_fp8) {
   const cudaStream_t s = op_stream();
   check_input(in, weight);
+  // act's FP8 rows (for a W8A8 down projection) come from the GLU kernel below; the
+  // paths that end earlier (the fused epilogues, of at most 8 rows or not W8A8 at
+  // this T) leave them unwritten, and the record says so.
+  if (act_fp8.rows != nullptr) act_fp8.rows->clear();
   const int64_t T = in.x->dim(0), I = act.dim(1);
   KR_CHECK(weight.rows() == 2 * I && gate_up.dim(0) == T && gate_up.dim(1) == 2 * I && act.dim(0) == T && I % 8 == 0);
   KR_CHECK(in.x->dtype == DType::kBF16 && gate_up.dtype == DType::kBF16 && act.dtype == DType::kBF16);
@@ -805,8 +882,11 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& wei
       a.activation = activation_code(f);
       if (quant_kernel(in, q, gate_up, cuda::QEpilogue::kSwiglu, a)) return;
     }
-    quant_matmul(input_rows(in), q, gate_up);
-    cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, static_cast<int>(T), static_cast<int>(I), s);
+    const Fp8Rows* fp8 = nullptr;
+    Fp8Rows scratch;
+    const Tensor& x = input_rows(in, weight, &fp8, &scratch);
+    quant_matmul(x, q, gate_up, fp8);
+    glu(gate_up, f, act, act_fp8);
     return;
   }
   const Tensor& w = weight.dense;
@@ -819,7 +899,7 @@ void CudaBackend::matmul_silu_mul(const MatmulInput& in, const LinearWeight& wei
     if (cuda::launch_gemv1(a, cuda::Gemv1Epilogue::kSwiglu, options_.pdl, s)) return;
   }
   matmul(input_rows(in), w, gate_up);
-  cuda::launch_silu_mul(gate_up.data, activation_code(f), act.data, static_cast<int>(T), static_cast<int>(I), s);
+  glu(gate_up, f, act, act_fp8);
 }
 
 StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
@@ -895,13 +975,27 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
   return lw;
 }
 
-void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out) {
+void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out, const Fp8Rows* fp8) {
   const cudaStream_t s = op_stream();
   const int T = static_cast<int>(x.dim(0)), N = q.N, K = q.K;
   KR_CHECK(x.dim(1) == K && out.dim(0) == T && out.dim(1) == N);
   if (T == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
   int done = 0;  // rows finished
+  if (q.w8a8 && !out_f32 && T >= options_.fp8_w8a8_min_tokens && fp8 != nullptr) {
+    // W8A8 on the FP8 rows the op before wrote (Fp8Rows): no quantize kernel. In
+    // chunks of kActRows rows as below, so that cuBLASLt runs the same shapes (and
+    // gives the same bits) as on rows quantized here.
+    KR_CHECK(fp8->rows == T && fp8->codes.dim(1) == K);
+    for (; done < T; done += kActRows) {
+      const int n = std::min(kActRows, T - done);
+      if (!fp8_gemm_->run(q.codes, N, K, q.Kp, q.row_scale, fp8->codes.rows(done, n).data,
+                          fp8->scales.as<float>() + done, n, out.rows(done, n).data, s))
+        break;  // no FP8 GEMM here: the loop below finds the same and runs W8A16
+    }
+    if (done >= T) return;
+    done = 0;
+  }
   if (q.w8a8 && !out_f32 && T >= options_.fp8_w8a8_min_tokens) {
     // W8A8: each chunk of rows quantized to FP8 (per token or static), then cuBLASLt.
     for (; done < T; done += kActRows) {
@@ -974,14 +1068,27 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
   return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split, batched_path);
 }
 
-void CudaBackend::matmul_add_rms_norm(const Tensor& x, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
-                                      Tensor& residual, const RmsNorm& norm, Tensor& normed) {
+void CudaBackend::matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out,
+                                      const RmsNorm& out_norm, Tensor& residual, const RmsNorm& norm, Tensor& normed,
+                                      Fp8Out normed_fp8) {
   const cudaStream_t s = op_stream();
-  matmul(x, w, out);
+  KR_CHECK_MSG(!in.norm.present(), "matmul_add_rms_norm: an input with a norm prologue");
+  const Fp8Rows* fp8 = nullptr;
+  Fp8Rows unused;
+  const Tensor& x = input_rows(in, w, &fp8, &unused);
+  if (fp8 != nullptr) {  // x's FP8 rows from the op before: the W8A8 GEMM without a quantize kernel
+    KR_CHECK(x.dtype == DType::kBF16 && w.cols() == x.dim(1) && out.dim(0) == x.dim(0) && out.dim(1) == w.rows() &&
+             out.dtype == DType::kBF16);
+    quant_matmul(x, qweight(w).w, out, fp8);
+  } else {
+    matmul(x, w, out);
+  }
   check_norm(out, norm, normed);
   KR_CHECK(residual.numel() == out.numel() && residual.dtype == DType::kBF16);
-  // One norm kernel: out's own norm (Gemma), the residual add, and the next norm.
+  // One norm kernel: out's own norm (Gemma), the residual add, the next norm, and
+  // (normed_fp8) normed's FP8 rows for the W8A8 matmul that reads normed next.
   cuda::RmsNormArgs a = norm_args(residual.data, out, norm, normed);
+  fp8_target(normed_fp8, normed, &a.q);
   if (out_norm.present()) {
     check_norm(out, out_norm, out);
     KR_CHECK(out_norm.kind == norm.kind && out_norm.eps == norm.eps);

@@ -41,6 +41,13 @@ struct CudaOptions {
   // FP8 and cuBLASLt's FP8 GEMM runs (W8A8); below, the dequantizing kernels
   // (W8A16, bf16 activations).
   int fp8_w8a8_min_tokens = 9;
+  // The W8A8 activations quantized by the op that produces them (Fp8Rows in
+  // backend/backend.h): the RMS norms (of qkv_rope_store's norm prologue and of
+  // matmul_add_rms_norm) and the GLU of matmul_silu_mul write the FP8 rows next to
+  // their bf16 output, and the W8A8 matmul that reads them runs no quantize kernel.
+  // Off: each W8A8 matmul quantizes its input itself (kr-cuda-bench
+  // --no-fused-act-quant, to compare). The bytes are the same either way.
+  bool fuse_fp8_act_quant = true;
   // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
   // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), kRow (FP8
   // at T == 1: the batch-1 GEMV of cuda_gemv1.h on the e4m3 rows; kMma otherwise),

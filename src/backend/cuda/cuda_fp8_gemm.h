@@ -3,8 +3,9 @@
 // f32 accumulation and "outer vector" scales (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F:
 // one f32 per row of each operand), i.e. per-channel (or expanded per-tensor)
 // weight scales and per-token (or static) activation scales, as vLLM's
-// cutlass_scaled_mm computes. The activations come from
-// launch_quantize_fp8_rows (cuda_qgemm.h).
+// cutlass_scaled_mm computes. The activations come from the op that produced
+// them (the RMS norm or the GLU with their FP8 rows: Fp8Rows in backend/backend.h)
+// or from launch_quantize_fp8_rows (cuda_qgemm.h), bit for bit the same.
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once

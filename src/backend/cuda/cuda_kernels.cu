@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_fp8_act.cuh"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
@@ -68,13 +69,14 @@ __device__ float block_sum_any(float v, float* scratch) {
 
 // One block per row; H/8 vectors spread over the threads; the row stays in registers
 // (RmsNormArgs: optional pre-norm of x, optional residual add, then the norm).
-// Compile-time variants: kPre (Gemma's norm of x first) and kKind (the norm's form),
-// so that the Llama form runs no code of the others (two barriers, as before them).
-template <int kMaxVecsPerThread, bool kPre, int kKind>
+// Compile-time variants: kPre (Gemma's norm of x first), kKind (the norm's form)
+// and kFp8 (out's FP8 rows too, a.q), so that the Llama form runs no code of the
+// others (two barriers, as before them).
+template <int kMaxVecsPerThread, bool kPre, int kKind, bool kFp8>
 __global__ void rms_norm_kernel(RmsNormArgs a) {
   pdl_launch_dependents();
   pdl_wait();
-  __shared__ float scratch[32], scratch_pre[32];
+  __shared__ float scratch[32], scratch_pre[32], scratch_q[32];
   const int t = blockIdx.x;
   const int H = a.H, vecs = H / 8;
   float vals[kMaxVecsPerThread][8];
@@ -139,6 +141,7 @@ __global__ void rms_norm_kernel(RmsNormArgs a) {
 #pragma unroll
       for (int e = 0; e < 8; ++e) ss += vals[j][e] * vals[j][e];
   const float inv = rsqrtf(block_sum<false>(ss, scratch) / static_cast<float>(H) + a.eps);
+  [[maybe_unused]] float amax = 0.0f;  // kFp8: max |out| of this thread's elements
 #pragma unroll
   for (int j = 0; j < kMaxVecsPerThread; ++j) {
     const int v = threadIdx.x + j * blockDim.x;
@@ -146,8 +149,34 @@ __global__ void rms_norm_kernel(RmsNormArgs a) {
       Vec8 wv, o;
       wv.u = reinterpret_cast<const uint4*>(a.w)[v];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) o.h[e] = norm_apply(vals[j][e], inv, wv.h[e], kKind);
+      for (int e = 0; e < 8; ++e) {
+        o.h[e] = norm_apply(vals[j][e], inv, wv.h[e], kKind);
+        if constexpr (kFp8) {  // the bf16 output, as launch_quantize_fp8_rows would read it
+          vals[j][e] = __bfloat162float(o.h[e]);
+          amax = fmaxf(amax, fabsf(vals[j][e]));
+        }
+      }
       reinterpret_cast<uint4*>(static_cast<bf16*>(a.out) + row)[v] = o.u;
+    }
+  }
+  if constexpr (kFp8) {
+    // out's FP8 rows (Fp8RowsOut): the row's scale, then its e4m3 bytes.
+    float s = a.q.input_scale;
+    if (!a.q.static_input) s = fp8_act_scale(fp8_block_max(amax, scratch_q), a.q.act_scale_ub);
+    if (threadIdx.x == 0) a.q.scales[t] = s;
+    uint8_t* codes = static_cast<uint8_t*>(a.q.codes) + row;
+#pragma unroll
+    for (int j = 0; j < kMaxVecsPerThread; ++j) {
+      const int v = threadIdx.x + j * blockDim.x;
+      if (v < vecs) {
+        union {
+          uint2 u;
+          uint8_t b[8];
+        } q;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) q.b[e] = fp8_act_encode(vals[j][e], s);
+        reinterpret_cast<uint2*>(codes)[v] = q.u;
+      }
     }
   }
 }
@@ -260,6 +289,55 @@ __global__ void silu_mul_kernel(const uint4* gu, int activation, uint4* out, int
     o.h[e] = __float2bfloat16(f * __bfloat162float(u.h[e]));
   }
   out[i] = o.u;
+}
+
+// silu_mul_kernel with out's FP8 rows (Fp8RowsOut): one block per row, each
+// thread's products kept in registers (at most kMaxVecsPerThread vectors of 8)
+// for the row's scale.
+template <int kMaxVecsPerThread>
+__global__ void silu_mul_fp8_kernel(const uint4* gu, int activation, uint4* out, int vecs_per_row, Fp8RowsOut q) {
+  pdl_launch_dependents();
+  pdl_wait();
+  __shared__ float scratch[32];
+  const int64_t t = blockIdx.x;
+  const uint4* g_row = gu + t * 2 * vecs_per_row;
+  const uint4* u_row = g_row + vecs_per_row;
+  Vec8 o[kMaxVecsPerThread];
+  float amax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c < vecs_per_row) {
+      Vec8 g, u;
+      g.u = g_row[c];
+      u.u = u_row[c];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        // As silu_mul_kernel: HF rounds f(gate) to bf16 before the product.
+        const float f = __bfloat162float(__float2bfloat16(glu_activation(__bfloat162float(g.h[e]), activation)));
+        o[j].h[e] = __float2bfloat16(f * __bfloat162float(u.h[e]));
+        amax = fmaxf(amax, fabsf(__bfloat162float(o[j].h[e])));
+      }
+      out[t * vecs_per_row + c] = o[j].u;
+    }
+  }
+  float s = q.input_scale;
+  if (!q.static_input) s = fp8_act_scale(fp8_block_max(amax, scratch), q.act_scale_ub);
+  if (threadIdx.x == 0) q.scales[t] = s;
+  uint2* codes = reinterpret_cast<uint2*>(static_cast<uint8_t*>(q.codes) + t * vecs_per_row * 8);
+#pragma unroll
+  for (int j = 0; j < kMaxVecsPerThread; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c < vecs_per_row) {
+      union {
+        uint2 u;
+        uint8_t b[8];
+      } w;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) w.b[e] = fp8_act_encode(__bfloat162float(o[j].h[e]), s);
+      codes[c] = w.u;
+    }
+  }
 }
 
 __global__ void softcap_kernel(void* x, bool x_f32, int64_t n, float cap) {
@@ -481,20 +559,36 @@ void launch_embedding(const void* table, const int32_t* ids, float scale, void* 
 
 namespace {
 
-template <bool kPre, int kKind>
+template <bool kPre, int kKind, bool kFp8>
 void launch_rms_norm_variant(const RmsNormArgs& a, bool pdl, cudaStream_t stream) {
   const int vecs = a.H / 8;
   int threads = ((vecs + 31) / 32) * 32;
   if (threads > 512) threads = 512;
   const int per = (vecs + threads - 1) / threads;
   if (per <= 1) {
-    launch(pdl, rms_norm_kernel<1, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);
+    launch(pdl, rms_norm_kernel<1, kPre, kKind, kFp8>, dim3(a.T), dim3(threads), 0, stream, a);
   } else if (per <= 2) {
-    launch(pdl, rms_norm_kernel<2, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);
+    launch(pdl, rms_norm_kernel<2, kPre, kKind, kFp8>, dim3(a.T), dim3(threads), 0, stream, a);
   } else if (per <= 4) {
-    launch(pdl, rms_norm_kernel<4, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);
+    launch(pdl, rms_norm_kernel<4, kPre, kKind, kFp8>, dim3(a.T), dim3(threads), 0, stream, a);
   } else {
-    launch(pdl, rms_norm_kernel<8, kPre, kKind>, dim3(a.T), dim3(threads), 0, stream, a);  // H ≤ 32768
+    launch(pdl, rms_norm_kernel<8, kPre, kKind, kFp8>, dim3(a.T), dim3(threads), 0, stream, a);  // H ≤ 32768
+  }
+}
+
+template <bool kFp8>
+void launch_rms_norm_kind(const RmsNormArgs& a, bool pdl, cudaStream_t stream) {
+  const bool pre = a.pre_w != nullptr;
+  if (a.kind == kNormTimesOnePlusWeight) {
+    if (pre) {
+      launch_rms_norm_variant<true, kNormTimesOnePlusWeight, kFp8>(a, pdl, stream);
+    } else {
+      launch_rms_norm_variant<false, kNormTimesOnePlusWeight, kFp8>(a, pdl, stream);
+    }
+  } else if (pre) {
+    launch_rms_norm_variant<true, kNormTimesWeight, kFp8>(a, pdl, stream);
+  } else {
+    launch_rms_norm_variant<false, kNormTimesWeight, kFp8>(a, pdl, stream);
   }
 }
 
@@ -502,17 +596,10 @@ void launch_rms_norm_variant(const RmsNormArgs& a, bool pdl, cudaStream_t stream
 
 void launch_rms_norm(const RmsNormArgs& a, bool pdl, cudaStream_t stream) {
   if (a.T == 0) return;
-  const bool pre = a.pre_w != nullptr;
-  if (a.kind == kNormTimesOnePlusWeight) {
-    if (pre) {
-      launch_rms_norm_variant<true, kNormTimesOnePlusWeight>(a, pdl, stream);
-    } else {
-      launch_rms_norm_variant<false, kNormTimesOnePlusWeight>(a, pdl, stream);
-    }
-  } else if (pre) {
-    launch_rms_norm_variant<true, kNormTimesWeight>(a, pdl, stream);
+  if (a.q.codes != nullptr) {
+    launch_rms_norm_kind<true>(a, pdl, stream);
   } else {
-    launch_rms_norm_variant<false, kNormTimesWeight>(a, pdl, stream);
+    launch_rms_norm_kind<false>(a, pdl, stream);
   }
 }
 
@@ -542,6 +629,26 @@ void launch_silu_mul(const void* gate_up, int activation, void* out, int T, int 
   if (total == 0) return;
   launch(false, silu_mul_kernel, dim3(static_cast<unsigned>((total + 255) / 256)), dim3(256), 0, stream,
          static_cast<const uint4*>(gate_up), activation, static_cast<uint4*>(out), I / 8, total);
+}
+
+void launch_silu_mul_fp8(const void* gate_up, int activation, void* out, int T, int I, const Fp8RowsOut& q,
+                         cudaStream_t stream) {
+  if (T == 0) return;
+  const int vecs = I / 8;
+  int threads = ((vecs + 31) / 32) * 32;
+  if (threads > 512) threads = 512;
+  const int per = (vecs + threads - 1) / threads;
+  const auto* gu = static_cast<const uint4*>(gate_up);
+  auto* o = static_cast<uint4*>(out);
+  if (per <= 1) {
+    launch(false, silu_mul_fp8_kernel<1>, dim3(T), dim3(threads), 0, stream, gu, activation, o, vecs, q);
+  } else if (per <= 2) {
+    launch(false, silu_mul_fp8_kernel<2>, dim3(T), dim3(threads), 0, stream, gu, activation, o, vecs, q);
+  } else if (per <= 4) {
+    launch(false, silu_mul_fp8_kernel<4>, dim3(T), dim3(threads), 0, stream, gu, activation, o, vecs, q);
+  } else {
+    launch(false, silu_mul_fp8_kernel<8>, dim3(T), dim3(threads), 0, stream, gu, activation, o, vecs, q);  // I ≤ 32768
+  }
 }
 
 void launch_softcap(void* x, bool x_f32, int64_t n, float cap, cudaStream_t stream) {

@@ -21,10 +21,22 @@ void launch_embedding(const void* table, const int32_t* ids, float scale, void* 
 constexpr int kNormTimesWeight = 0;
 constexpr int kNormTimesOnePlusWeight = 1;
 
+// FP8 rows of a kernel's bf16 output rows for the FP8 W8A8 GEMM, bit for bit
+// what launch_quantize_fp8_rows (cuda_qgemm.h) makes of those rows:
+// codes[t, k] = e4m3(y[t, k] / scales[t]) saturated, scales[t] = input_scale
+// (static_input) or per row max(min(max|y[t, :]|, act_scale_ub if > 0) / 448,
+// 1 / (448 * 512)) (cuda_fp8_act.cuh). codes null: none.
+struct Fp8RowsOut {
+  void* codes = nullptr;    // [T, width] e4m3 bytes
+  float* scales = nullptr;  // [T]
+  bool static_input = false;
+  float input_scale = 0.0f, act_scale_ub = 0.0f;
+};
+
 // One row-wise RMS norm launch (one block per row), in the order
 //   x' = pre_w ? norm(x, pre_w) (written to x_normed) : x
 //   residual (when set) = bf16(residual + x'); y = residual or x'
-//   out = norm(y, w)
+//   out = norm(y, w); with q.codes, also out's FP8 rows (Fp8RowsOut)
 // All tensors [T, H] bf16 (x_normed may be x); weights [H] bf16; one eps and kind.
 struct RmsNormArgs {
   void* residual = nullptr;
@@ -36,7 +48,10 @@ struct RmsNormArgs {
   float eps = 0.0f;
   int kind = kNormTimesWeight;
   int T = 0, H = 0;  // H % 8 == 0, H <= 32768
+  Fp8RowsOut q;
 };
+// The widest rows whose FP8 rows a kernel writes (the norm's H, the GLU's I).
+constexpr int kFp8RowsMaxWidth = 32768;
 // pdl: launched with programmatic dependent launch (cuda_launch.cuh), so that its
 // block is resident and waiting when the kernel before it (a batch-1 GEMV) ends.
 void launch_rms_norm(const RmsNormArgs& a, bool pdl, cudaStream_t stream);
@@ -75,6 +90,10 @@ constexpr int kActGeluTanh = 1;
 // out[t, i] = f(gu[t, i]) * gu[t, I + i], f(gate) rounded to bf16 first as HF does.
 // gu [T, 2I]; out [T, I]; f = kActSilu or kActGeluTanh.
 void launch_silu_mul(const void* gate_up, int activation, void* out, int T, int I, cudaStream_t stream);
+// launch_silu_mul that also writes out's FP8 rows (Fp8RowsOut, q.codes set): one
+// block per row, the row's products kept in registers. I <= kFp8RowsMaxWidth.
+void launch_silu_mul_fp8(const void* gate_up, int activation, void* out, int T, int I, const Fp8RowsOut& q,
+                         cudaStream_t stream);
 // x[i] = cap * tanh(x[i] / cap) for n elements of f32 (x_f32) or bf16.
 void launch_softcap(void* x, bool x_f32, int64_t n, float cap, cudaStream_t stream);
 // out[r, :] = x[idx[r], :]; rows of `row_bytes` (multiple of 16).

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_fp8_act.cuh"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
@@ -1412,8 +1413,7 @@ __global__ void quantize_fp8_rows_kernel(const bf16* x, int K, bool static_input
     if (threadIdx.x == 0) {
       float m = 0.0f;
       for (int i = 0; i < static_cast<int>(blockDim.x >> 5); ++i) m = fmaxf(m, warp_max[i]);
-      if (ub > 0.0f) m = fminf(m, ub);
-      scale_s = fmaxf(m / 448.0f, 1.0f / (448.0f * 512.0f));
+      scale_s = fp8_act_scale(m, ub);
       scales[blockIdx.x] = scale_s;
     }
     __syncthreads();
@@ -1427,7 +1427,7 @@ __global__ void quantize_fp8_rows_kernel(const bf16* x, int K, bool static_input
     uint2 q;
     uint8_t* qb = reinterpret_cast<uint8_t*>(&q);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) qb[e] = __nv_cvt_float_to_fp8(__fdiv_rn(bf(r.h[e]), s), __NV_SATFINITE, __NV_E4M3);
+    for (int e = 0; e < 8; ++e) qb[e] = fp8_act_encode(bf(r.h[e]), s);
     reinterpret_cast<uint2*>(xq + row)[v] = q;
   }
 }

@@ -28,7 +28,9 @@
 //  launch_gather_cols      x[:, perm]: activations in a GPTQ act-order weight's
 //                 canonical column order.
 //  launch_quantize_fp8_rows  per-token (or static) FP8 e4m3 quantization of x for
-//                 the W8A8 GEMM (cuBLASLt), with the scales.
+//                 the W8A8 GEMM (cuBLASLt), with the scales, where the op that
+//                 produced x did not write its FP8 rows (cuda_fp8_act.cuh: the
+//                 same arithmetic).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once

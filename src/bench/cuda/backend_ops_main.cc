@@ -30,9 +30,11 @@
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
-//                        --only quant_models | --only quant_batched]  (that group alone;
-//                                         quant_batched: every T > 8 quantized kernel, v1 and v2,
-//                                         at T = 9..256)
+//                        --only quant_models | --only quant_batched | --only fp8_act]  (that group
+//                                         alone; quant_batched: every T > 8 quantized kernel, v1
+//                                         and v2, at T = 9..256; fp8_act: the W8A8 activation
+//                                         quantization fused into the norms and the GLU,
+//                                         fp8_act_check.h, also part of the quantized part)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
 //                                                every check runs on; default 0)
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
@@ -75,6 +77,7 @@
 #include "bench/cuda/backend_ops_long.h"
 #include "bench/cuda/kv_copy_check.h"
 #include "bench/cuda/backend_ops_quant.h"
+#include "bench/cuda/fp8_act_check.h"
 #include "model/model.h"
 
 namespace kr {
@@ -1340,10 +1343,10 @@ int main(int argc, char** argv) {
     }
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
-      only != "quant_models" && only != "quant_batched") {
+      only != "quant_models" && only != "quant_batched" && only != "fp8_act") {
     std::fprintf(stderr,
-                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models or quant_batched, "
-                 "got '%s'\n",
+                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_batched "
+                 "or fp8_act, got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1360,6 +1363,11 @@ int main(int argc, char** argv) {
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-backend-ops: no CUDA device\n");
     return 2;
+  }
+  if (only == "fp8_act") {
+    const int failures = kr::check_fp8_act_fusion(options, quant_fixtures);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures == 0 ? 0 : 1;
   }
   if (only == "kv_block_copy") {
     auto gpu_only = kr::make_cuda_backend(options);
@@ -1424,6 +1432,7 @@ int main(int argc, char** argv) {
                              owned.back().get());
       }
       failures += kr::quant_ops::run_gemv_kernels(cpu_w8a8, kernels);
+      failures += kr::check_fp8_act_fusion(options, quant_fixtures);  // W8A8 activations' FP8 rows, fused vs unfused
     }
     if (!models_only) failures += run_batched(cpu_w8a8);
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);

@@ -13,6 +13,8 @@
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
+//                      [--no-fused-act-quant]   (W8A8 matmuls quantize their own activations:
+//                                        CudaOptions::fuse_fp8_act_quant off, to compare)
 //                      [--qgemv auto|mma|stream|row] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
@@ -392,6 +394,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
     r["quant_desc"] = model.weights().layers[0].qkv.quant_desc;
   r["quant_dense_min_tokens"] = set.options.quant_dense_min_tokens;
   r["fp8_w8a8_min_tokens"] = set.options.fp8_w8a8_min_tokens;
+  r["fuse_fp8_act_quant"] = set.options.fuse_fp8_act_quant;
   r["load_s"] = load_s;
   r["weight_bytes"] = model.weight_bytes();
   r["kv_cache_bytes"] = model.kv_cache_bytes();
@@ -528,6 +531,7 @@ int main(int argc, char** argv) {
     }
     else if (a == "--quant-dense-min" && i + 1 < argc) options.quant_dense_min_tokens = std::atoi(argv[++i]);
     else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
+    else if (a == "--no-fused-act-quant") options.fuse_fp8_act_quant = false;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--json-dir" && i + 1 < argc) json_dir = argv[++i];
     else if (a == "--no-graphs") set.graphs = false;

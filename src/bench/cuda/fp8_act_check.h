@@ -1,0 +1,30 @@
+// The W8A8 activation quantization fused into the ops that produce the
+// activations (Fp8Rows in backend/backend.h; CudaOptions::fuse_fp8_act_quant) for
+// kr-backend-ops (`--only fp8_act`). See fp8_act_check.cc.
+//
+// Threading: main thread only.
+#pragma once
+
+#include <string>
+
+#include "backend/cuda/cuda_backend.h"
+
+namespace kr {
+
+// On two CUDA backends of `options`, one with fuse_fp8_act_quant and one without,
+// runs a decoder layer's fused ops on W8A8 weights (per-token dynamic, per-token
+// with an activation scale bound, static input scale) at T = 9, 64, 512, with the
+// Llama norm (x̂·w, SwiGLU) and the Gemma one ((1 + w), pre-norms, GeGLU):
+//  - every FP8 row the fused backend writes (the RMS norm's, the GLU's) equals,
+//    byte for byte and scale for scale, launch_quantize_fp8_rows of the bf16 rows
+//    the same op wrote;
+//  - every output of every op (the matmuls that read those rows, the norm
+//    prologue of qkv_rope_store and matmul_silu_mul, the KV cache) equals the
+//    unfused backend's bit for bit;
+//  - a matmul takes the rows only when their record names its input and weight.
+// Then (fixtures not empty) every model of fixtures/models.json (the tiny
+// quantized models, FP8 W8A8 among them): prefill logits fused == unfused, bit
+// for bit. Prints one line per check; returns the number of failures.
+int check_fp8_act_fusion(const CudaOptions& options, const std::string& fixtures);
+
+}  // namespace kr
