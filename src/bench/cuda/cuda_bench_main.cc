@@ -26,8 +26,9 @@
 //                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
 //                      [--decode-at B:CTX[:STEPS][,...]]  (also batch-B decode at context CTX, after the batch-1 ones)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
-//                      [--profile-decode N] (only N batch-1 decode steps at ctx 128, between
-//                                        cudaProfilerStart/Stop: ncu --profile-from-start off)
+//                      [--profile-decode N] [--profile-batch B]  (only N decode steps of B sequences
+//                                        (default 1) at ctx 128, between cudaProfilerStart/Stop:
+//                                        ncu --profile-from-start off)
 //        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
 //        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b) with random bf16 (or --quant) weights of its shape, or
 //        "all"; several run one after another in one process (a fresh backend each, so that
@@ -344,7 +345,8 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 // What one run measures (the flags).
 struct RunSettings {
   bool graphs = true, decode_only = false, brief = false, pdl = true, pdl_norms = true;
-  int profile_decode_steps = 0;  // --profile-decode N: only N batch-1 steps inside cudaProfilerStart/Stop
+  int profile_decode_steps = 0;  // --profile-decode N: only N decode steps inside cudaProfilerStart/Stop
+  int profile_batch = 1;         // --profile-batch B: of B sequences (context 128)
   std::string quant;  // --quant FORMAT: dummy quantized Linears; empty: bf16
   KvCacheDType kv_cache_dtype = KvCacheDType::kAuto;  // --kv-cache-dtype
   // --decode-at B:CTX[:STEPS],...: batch-B decode at context CTX (STEPS steps, default 32)
@@ -421,13 +423,13 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   if (set.profile_decode_steps > 0) {
     // For `ncu --profile-from-start off`: warm up (and record the step graph)
     // outside the range, then time the kernels of N steps at context 128.
-    b.decode(1, 128, 4);
+    b.decode(set.profile_batch, 128, 4);
     gpu.synchronize();
     cudaProfilerStart();
-    b.decode(1, 128, set.profile_decode_steps);
+    b.decode(set.profile_batch, 128, set.profile_decode_steps);
     gpu.synchronize();
     cudaProfilerStop();
-    std::printf("profiled %d batch-1 decode steps\n", set.profile_decode_steps);
+    std::printf("profiled %d batch-%d decode steps\n", set.profile_decode_steps, set.profile_batch);
     return r;
   }
   {
@@ -548,6 +550,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-only") set.decode_only = true;
     else if (a == "--brief") set.brief = true;
     else if (a == "--profile-decode" && i + 1 < argc) set.profile_decode_steps = std::atoi(argv[++i]);
+    else if (a == "--profile-batch" && i + 1 < argc) set.profile_batch = std::max(1, std::atoi(argv[++i]));
     else if (a == "--gemv-bench") gemv = true;
     else if (a == "--qgemm-bench") qgemm = true;
     else if (a == "--attn-bench") attn = true;
