@@ -181,58 +181,68 @@ __global__ void rms_norm_kernel(RmsNormArgs a) {
   }
 }
 
-// grid (T), block (D/2): thread i computes cos/sin of pair i once and applies it in
-// every head, after the bias and the per-head norms (RopeArgs). With k_cache set it
-// also stores the rotated k and the v of the token into the paged cache.
-__global__ void rope_kernel(RopeArgs a) {
+// One head of a token for rope_kernel: head h < q_heads + kv_heads rotated (thread
+// i: pair i, with its cos/sin c, s) after the bias and the per-head norm (RopeArgs),
+// and with a cache slot stored as k; a head h >= q_heads + kv_heads is a v head:
+// its bias added, and stored.
+__device__ __forceinline__ void rope_head(const RopeArgs& a, bf16* row, int h, int slot, float c, float s,
+                                          float* scratch) {
+  const int D = a.head_dim, half = D / 2, i = threadIdx.x;
+  const int qk_heads = a.q_heads + a.kv_heads;
+  const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
+  bf16* x = row + static_cast<size_t>(h) * D;
+  const bf16* bias = a.bias != nullptr ? static_cast<const bf16*>(a.bias) + static_cast<size_t>(h) * D : nullptr;
+  if (h >= qk_heads) {
+    const size_t vd = static_cast<size_t>(h - qk_heads) * D;
+    for (int j = i; j < D; j += half) {
+      bf16 val = x[j];
+      if (bias != nullptr) {
+        val = add_bias(val, bias[j]);
+        x[j] = val;
+      }
+      if (slot >= 0) kv_store(a.v_cache, a.kv_fp8, a.v_scale, slot * kv_width + vd + j, val);
+    }
+    return;
+  }
+  bf16 xa = x[i], xb = x[i + half];
+  if (bias != nullptr) {  // the projection's output with its bias, in bf16
+    xa = add_bias(xa, bias[i]);
+    xb = add_bias(xb, bias[i + half]);
+  }
+  float va = __bfloat162float(xa), vb = __bfloat162float(xb);
+  if (a.q_norm_w != nullptr) {  // the head's RMS norm (uniform branch: every thread takes it)
+    const bf16* w = static_cast<const bf16*>(h < a.q_heads ? a.q_norm_w : a.k_norm_w);
+    const float inv = rsqrtf(block_sum_any(pair_square_sum(va, vb), scratch) / static_cast<float>(D) + a.norm_eps);
+    va = __bfloat162float(norm_apply(va, inv, w[i], a.norm_kind));
+    vb = __bfloat162float(norm_apply(vb, inv, w[i + half], a.norm_kind));
+  }
+  bf16 ra, rb;
+  rope_rotate(va, vb, c, s, &ra, &rb);
+  x[i] = ra;
+  x[i + half] = rb;
+  if (slot >= 0 && h >= a.q_heads) {
+    const size_t kd = slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
+    kv_store(a.k_cache, a.kv_fp8, a.k_scale, kd + i, ra);
+    kv_store(a.k_cache, a.kv_fp8, a.k_scale, kd + i + half, rb);
+  }
+}
+
+// grid (T, G), block (D/2): block (t, g) does heads g, g + G, ... of token t
+// (rope_head; `heads` of them: the v heads only with a bias or a cache). G is
+// launch_rope's: one block per head at decode sizes, where a block per token
+// serialised its heads' loads and stores (~31 us a layer at 64 tokens on an H200,
+// ncu), and a few heads per block at prefill sizes, where 40+ one-head blocks per
+// token cost more than they save (docs/performance.md).
+__global__ void rope_kernel(RopeArgs a, int heads) {
   pdl_launch_dependents();
   pdl_wait();
   __shared__ float scratch[32];
-  const int t = blockIdx.x, i = threadIdx.x;
-  const int D = a.head_dim, half = D / 2;
-  const int width = (a.q_heads + 2 * a.kv_heads) * D;
+  const int t = blockIdx.x;
   float c, s;
-  rope_cos_sin(a.positions[t], a.inv_freq[i], &c, &s);
-  bf16* row = static_cast<bf16*>(a.qkv) + static_cast<size_t>(t) * width;
-  const bf16* bias = static_cast<const bf16*>(a.bias);
+  rope_cos_sin(a.positions[t], a.inv_freq[threadIdx.x], &c, &s);
+  bf16* row = static_cast<bf16*>(a.qkv) + static_cast<size_t>(t) * (a.q_heads + 2 * a.kv_heads) * a.head_dim;
   const int slot = a.k_cache != nullptr ? a.slot_mapping[t] : -1;
-  const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
-  for (int h = 0; h < a.q_heads + a.kv_heads; ++h) {
-    bf16* x = row + h * D;
-    bf16 xa = x[i], xb = x[i + half];
-    if (bias != nullptr) {  // the projection's output with its bias, in bf16
-      xa = add_bias(xa, bias[h * D + i]);
-      xb = add_bias(xb, bias[h * D + i + half]);
-    }
-    float va = __bfloat162float(xa), vb = __bfloat162float(xb);
-    if (a.q_norm_w != nullptr) {  // the head's RMS norm (uniform branch: every thread takes it)
-      const bf16* w = static_cast<const bf16*>(h < a.q_heads ? a.q_norm_w : a.k_norm_w);
-      const float inv = rsqrtf(block_sum_any(pair_square_sum(va, vb), scratch) / static_cast<float>(D) + a.norm_eps);
-      va = __bfloat162float(norm_apply(va, inv, w[i], a.norm_kind));
-      vb = __bfloat162float(norm_apply(vb, inv, w[i + half], a.norm_kind));
-    }
-    bf16 ra, rb;
-    rope_rotate(va, vb, c, s, &ra, &rb);
-    x[i] = ra;
-    x[i + half] = rb;
-    if (slot >= 0 && h >= a.q_heads) {
-      const size_t kd = slot * kv_width + static_cast<size_t>(h - a.q_heads) * D;
-      kv_store(a.k_cache, a.kv_fp8, a.k_scale, kd + i, ra);
-      kv_store(a.k_cache, a.kv_fp8, a.k_scale, kd + i + half, rb);
-    }
-  }
-  if (slot >= 0 || bias != nullptr) {
-    bf16* v = row + static_cast<size_t>(a.q_heads + a.kv_heads) * D;
-    const bf16* vb = bias != nullptr ? bias + static_cast<size_t>(a.q_heads + a.kv_heads) * D : nullptr;
-    for (size_t j = threadIdx.x; j < kv_width; j += blockDim.x) {
-      bf16 val = v[j];
-      if (vb != nullptr) {
-        val = add_bias(val, vb[j]);
-        v[j] = val;
-      }
-      if (slot >= 0) kv_store(a.v_cache, a.kv_fp8, a.v_scale, slot * kv_width + j, val);
-    }
-  }
+  for (int h = blockIdx.y; h < heads; h += gridDim.y) rope_head(a, row, h, slot, c, s, scratch);
 }
 
 // One token's K and V rows (16-byte vectors of the qkv row) into their cache slot:
@@ -605,7 +615,12 @@ void launch_rms_norm(const RmsNormArgs& a, bool pdl, cudaStream_t stream) {
 
 void launch_rope(const RopeArgs& a, cudaStream_t stream) {
   if (a.T == 0) return;
-  launch(false, rope_kernel, dim3(a.T), dim3(a.head_dim / 2), 0, stream, a);
+  const bool v_heads = a.k_cache != nullptr || a.bias != nullptr;
+  const int heads = a.q_heads + (v_heads ? 2 : 1) * a.kv_heads;
+  // About kRopeBlocks blocks in all: at 64 tokens one head each, at 512 a dozen.
+  constexpr int kRopeBlocks = 2048;
+  const int groups = std::clamp(kRopeBlocks / a.T, 1, heads);
+  launch(false, rope_kernel, dim3(a.T, groups), dim3(a.head_dim / 2), 0, stream, a, heads);
 }
 
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,
