@@ -29,6 +29,7 @@
 //                      [--profile-decode N] [--profile-batch B]  (only N decode steps of B sequences
 //                                        (default 1) at ctx 128, between cudaProfilerStart/Stop:
 //                                        ncu --profile-from-start off)
+//                      [--profile-prefill N]  (only one N-token prefill between them)
 //        NAME: a preset of model_config_preset_names() (llama-3.2-3b, llama-3.1-8b, qwen3-8b,
 //        qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b) with random bf16 (or --quant) weights of its shape, or
 //        "all"; several run one after another in one process (a fresh backend each, so that
@@ -347,6 +348,7 @@ struct RunSettings {
   bool graphs = true, decode_only = false, brief = false, pdl = true, pdl_norms = true;
   int profile_decode_steps = 0;  // --profile-decode N: only N decode steps inside cudaProfilerStart/Stop
   int profile_batch = 1;         // --profile-batch B: of B sequences (context 128)
+  int profile_prefill = 0;       // --profile-prefill N: one prefill of N tokens instead
   std::string quant;  // --quant FORMAT: dummy quantized Linears; empty: bf16
   KvCacheDType kv_cache_dtype = KvCacheDType::kAuto;  // --kv-cache-dtype
   // --decode-at B:CTX[:STEPS],...: batch-B decode at context CTX (STEPS steps, default 32)
@@ -420,6 +422,16 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
               model.block_size(), (free0 - free1) / 1e9);
   std::fflush(stdout);
   Bench b{gpu, model, set.graphs};
+  if (set.profile_prefill > 0) {
+    b.prefill(set.profile_prefill, 1);  // warm-up outside the range
+    gpu.synchronize();
+    cudaProfilerStart();
+    b.prefill(set.profile_prefill, 0);
+    gpu.synchronize();
+    cudaProfilerStop();
+    std::printf("profiled one prefill of %d tokens\n", set.profile_prefill);
+    return r;
+  }
   if (set.profile_decode_steps > 0) {
     // For `ncu --profile-from-start off`: warm up (and record the step graph)
     // outside the range, then time the kernels of N steps at context 128.
@@ -551,6 +563,7 @@ int main(int argc, char** argv) {
     else if (a == "--brief") set.brief = true;
     else if (a == "--profile-decode" && i + 1 < argc) set.profile_decode_steps = std::atoi(argv[++i]);
     else if (a == "--profile-batch" && i + 1 < argc) set.profile_batch = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--profile-prefill" && i + 1 < argc) set.profile_prefill = std::max(1, std::atoi(argv[++i]));
     else if (a == "--gemv-bench") gemv = true;
     else if (a == "--qgemm-bench") qgemm = true;
     else if (a == "--attn-bench") attn = true;
