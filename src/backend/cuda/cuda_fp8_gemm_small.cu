@@ -20,8 +20,8 @@
 // Layout of the work: a warp owns 16 weight rows and NT token tiles of 8 (all T
 // tokens), a block of 8 warps 128 rows and one slice of K (whole 64-column chunks);
 // grid (ceil(N / 128) row blocks, S slices). The weights stream with
-// ld.global.nc.L1::no_allocate through a ring of kRing<NT> chunks per warp (4 KB per warp,
-// 32 KB per block in flight); the activations (T·K bytes, L2-resident) are read
+// ld.global.nc.L1::no_allocate through a ring of chunks per warp (kRing: 4 or 6 KB a
+// warp in flight); the activations (T·K bytes, L2-resident) are read
 // through L1, which the block's 8 warps share. With S > 1 each block stores its f32
 // tile in `partials` ([row block][slice][token tile][thread] float4), then the
 // last block of its row block to arrive (counter per row block) sums the S tiles in
@@ -46,14 +46,20 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kBlockRows = kWarps * 16;  // weight rows per block
 constexpr int kChunk = 64;               // k columns per chunk (two mma steps)
-// Weight chunks in flight per warp (1 KB each).
-template <int NT>
-constexpr int kRing = 4;
 // Blocks per SM the kernel is compiled for: 2 (at most 128 registers), 1 with 8
 // token tiles (whose accumulators and activation fragments take 64 registers:
 // at 128 it spills).
 template <int NT>
 constexpr int kMinBlocks = NT >= 8 ? 1 : 2;
+// Weight chunks in flight per warp (1 KB each): 4 (2 blocks of 8 warps an SM: 64 KB
+// an SM), 6 with 8 token tiles (1 block an SM: 48 KB).
+template <int NT>
+constexpr int kRing = NT >= 8 ? 6 : 4;
+// With 8 token tiles (8 warps an SM), the activation fragments of the next chunk
+// load while the mma of this one run, so that their L1/L2 latency is not paid once
+// per chunk; with fewer, the other block's warps hide it.
+template <int NT>
+constexpr bool kPrefetchX = NT >= 8;
 
 struct SmallGemmParams {
   const uint8_t* wq;
@@ -124,6 +130,17 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
   uint32_t x_tiles = 0;
 #pragma unroll
   for (int j = 0; j < NT; ++j) x_tiles |= (8 * j + g < p.T ? 1u : 0u) << j;
+  // Token g of each token tile at this lane's 16 bytes of chunk c (zero past T or K).
+  auto load_x = [&](int c, uint4 (&xb)[NT]) {
+    const int k = c * kChunk + kl;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+      xb[j] = (x_tiles >> j & 1) != 0 && c < c_end && k < p.K
+                  ? __ldg(reinterpret_cast<const uint4*>(x_g + (static_cast<uint32_t>(8 * j) * p.K + k)))
+                  : make_uint4(0, 0, 0, 0);
+  };
+  uint4 xn[NT];  // the next chunk's (kPrefetchX)
+  if constexpr (kPrefetchX<NT>) load_x(c_begin, xn);
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
@@ -133,13 +150,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
     for (int u = 0; u < kRing<NT>; ++u) {
       const int cc = c + u;
       if (cc < c_end) {  // uniform over the block
-        const int k = cc * kChunk + kl;
         uint4 xb[NT];
+        if constexpr (kPrefetchX<NT>) {
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
-          xb[j] = (x_tiles >> j & 1) != 0 && k < p.K
-                      ? __ldg(reinterpret_cast<const uint4*>(x_g + (static_cast<uint32_t>(8 * j) * p.K + k)))
-                      : make_uint4(0, 0, 0, 0);
+          for (int j = 0; j < NT; ++j) xb[j] = xn[j];
+          load_x(cc + 1, xn);
+        } else {
+          load_x(cc, xb);
+        }
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           mma_e4m3(acc[j], wlo[u].x, whi[u].x, wlo[u].y, whi[u].y, xb[j].x, xb[j].y);  // step 0
