@@ -89,6 +89,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));
     KR_CUDA_CHECK(cudaMemset(q_counters_, 0, kQCounters * sizeof(int)));
     fp8_gemm_ = std::make_unique<cuda::Fp8Gemm>(cublas_ws_, kCublasWorkspaceBytes);
+    cuda::prepare_fp8_small_gemm();
   }
 
   // Teardown ignores errors: a lost device must not turn exit into an abort.

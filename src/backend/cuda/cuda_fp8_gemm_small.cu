@@ -296,6 +296,13 @@ bool fp8_small_gemm_supports(const Fp8SmallGemmArgs& a) {
          a.sx != nullptr && a.out != nullptr && aligned16(a.wq) && aligned16(a.xq);
 }
 
+void prepare_fp8_small_gemm() {
+  resident_blocks_per_sm<1>();
+  resident_blocks_per_sm<2>();
+  resident_blocks_per_sm<4>();
+  resident_blocks_per_sm<8>();
+}
+
 bool launch_fp8_small_gemm(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
   if (!fp8_small_gemm_supports(a)) return false;
   switch (token_tiles(a.T)) {

@@ -49,6 +49,11 @@ struct Fp8SmallGemmArgs {
 // ld_w % 16 == 0, ld_w >= K, 16-byte aligned operands.
 bool fp8_small_gemm_supports(const Fp8SmallGemmArgs& a);
 
+// Queries (once a process) how many blocks of each kernel variant an SM holds, which
+// the split uses; call it where no stream is being captured (the backend's
+// constructor), so that a first launch inside a graph capture makes no such query.
+void prepare_fp8_small_gemm();
+
 // Enqueues the GEMM on `stream`; false (nothing enqueued) when the shape is not
 // supported or the partials of the split do not fit the workspace.
 bool launch_fp8_small_gemm(const Fp8SmallGemmArgs& a, cudaStream_t stream);
