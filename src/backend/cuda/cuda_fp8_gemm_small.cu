@@ -242,9 +242,12 @@ bool launch_nt(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
     return slices == 1 || (static_cast<size_t>(row_blocks) * slices * tile_floats <= a.partial_floats &&
                            a.partials != nullptr && a.counters != nullptr && row_blocks <= a.counter_count);
   };
-  // The split: whole chunks per slice, no empty slice; the fewest waves of blocks
-  // times chunks per block (the time of the slowest SM, in chunk loads), the fewer
-  // slices on a tie (less reduce traffic).
+  // The split: whole chunks per slice, no empty slice; the least waves of blocks
+  // times a block's time, counted in chunk loads plus 2 for its ramp, reduce and
+  // epilogue (each block's bytes in flight are fixed, so a block of a partial last
+  // wave is no faster); the fewer slices on a tie (less reduce traffic). On 132 SMs:
+  // T <= 32: qkv 5 slices, o_proj and down 8, gate_up 1; T = 64 (one block an SM):
+  // qkv 5, o_proj and down 4, gate_up 1.
   int best_slices = 0, best_cps = 0;
   if (a.force_split > 0) {
     best_cps = (chunks + std::min(a.force_split, chunks) - 1) / std::min(a.force_split, chunks);
@@ -257,7 +260,7 @@ bool launch_nt(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
       const int cps = (chunks + s - 1) / s;
       if ((chunks + cps - 1) / cps != s || !fits(s)) continue;
       const long long waves = (static_cast<long long>(row_blocks) * s + resident - 1) / resident;
-      const long long cost = waves * cps;
+      const long long cost = waves * (cps + 2);
       if (best_slices == 0 || cost < best_cost) {
         best_slices = s;
         best_cps = cps;
