@@ -548,13 +548,13 @@ class CudaBackend final : public Backend {
   // out = x · Wᵀ for a quantized weight (any T, no epilogue); fp8: x's FP8 rows
   // for q's W8A8 GEMM (input_rows), or null.
   void quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out, const Fp8Rows* fp8 = nullptr);
-  // The tensor-core kernel with epilogue `e` and `in`'s norm prologue (run unfused
-  // first where the kernel cannot take it); false (nothing run) when the kernel
-  // does not support the epilogue's shapes.
   // The W8A8 GEMM out [T, N] bf16 = xq [T, K] e4m3 · q's codes, scaled by sx [T] and
   // q's row scales: the small-T kernel (CudaOptions::fp8_small_gemm_max_tokens) when it
   // takes the shape, else cuBLASLt; false when neither runs (nothing enqueued).
   bool fp8_gemm(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out, cudaStream_t s);
+  // The tensor-core kernel with epilogue `e` and `in`'s norm prologue (run unfused
+  // first where the kernel cannot take it); false (nothing run) when the kernel
+  // does not support the epilogue's shapes.
   bool quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Tensor& out, cuda::QEpilogue e,
                     cuda::QGemmArgs a);
   void check_qkv(const Tensor& qkv, const QkvParams& p) const {
