@@ -1229,6 +1229,9 @@ void run_small_family_shapes(Ctx& c) {
       test_matmul_add_rms_norm(c, 1, sh.I, sh.H, f);
       test_matmul_add_rms_norm(c, 5, sh.I, sh.H, f);
       test_attention(c, "prefill 40", {0}, {40}, sh.Hq, sh.Hkv, sh.D, f);
+      // 300 tokens: launch_rope gives a block several heads (about 2,048 blocks in all),
+      // which no other case of --quick does.
+      test_attention(c, "prefill 300", {0}, {300}, sh.Hq, sh.Hkv, sh.D, f);
       test_attention(c, "decode x5", {0, 15, 16, 17, 60}, {1, 1, 1, 1, 1}, sh.Hq, sh.Hkv, sh.D, f);
       test_attention(c, "chunk 20+13", {20}, {13}, sh.Hq, sh.Hkv, sh.D, f);
       test_attention(c, "mixed", {0, 30, 5}, {20, 1, 9}, sh.Hq, sh.Hkv, sh.D, f);
