@@ -1054,11 +1054,12 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
   cuda::QGemvPath gemv_path = cuda::QGemvPath::kMma;
   switch (options_.quant_gemv) {
     case CudaOptions::QuantGemv::kAuto:
-      gemv_path = q.code == cuda::QCode::kFp8 ? cuda::QGemvPath::kRow : cuda::QGemvPath::kStream;
+      gemv_path = q.code == cuda::QCode::kFp8 ? cuda::QGemvPath::kRowTc : cuda::QGemvPath::kStream;
       break;
     case CudaOptions::QuantGemv::kMma: gemv_path = cuda::QGemvPath::kMma; break;
     case CudaOptions::QuantGemv::kStream: gemv_path = cuda::QGemvPath::kStream; break;
     case CudaOptions::QuantGemv::kRow: gemv_path = cuda::QGemvPath::kRow; break;
+    case CudaOptions::QuantGemv::kRowTc: gemv_path = cuda::QGemvPath::kRowTc; break;
   }
   const cuda::QGemmPath batched_path =
       options_.quant_gemm == CudaOptions::QuantGemm::kV2 ? cuda::QGemmPath::kV2 : cuda::QGemmPath::kV1;

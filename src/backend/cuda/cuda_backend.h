@@ -51,10 +51,11 @@ struct CudaOptions {
   // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
   // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), kRow (FP8
   // at T == 1: the batch-1 GEMV of cuda_gemv1.h on the e4m3 rows; kMma otherwise),
-  // or kAuto: kStream for 4- and 8-bit integer codes, kRow for FP8 (kMma at T 2..8).
-  // kr-cuda-bench and kr-backend-ops --qgemv auto|stream|mma|row; kr-cuda-bench
-  // --gemv-bench --quant FMT times them per shape.
-  enum class QuantGemv { kAuto, kMma, kStream, kRow };
+  // kRowTc (kRow with its products on the tensor cores, Gemv1Args::fp8_tc), or
+  // kAuto: kStream for 4- and 8-bit integer codes, kRowTc for FP8 (kMma at T 2..8).
+  // kr-cuda-bench and kr-backend-ops --qgemv auto|stream|mma|row|row-tc;
+  // kr-cuda-bench --gemv-bench --quant FMT times them per shape.
+  enum class QuantGemv { kAuto, kMma, kStream, kRow, kRowTc };
   QuantGemv quant_gemv = QuantGemv::kAuto;
   // kStream's K slices per tile pair (1..8, a thread-block cluster); 0: its own
   // choice per shape. For measurements (kr-cuda-bench --qgemv-split N).
@@ -105,7 +106,7 @@ struct CudaOptions {
 };
 
 
-// "auto", "mma", "stream", "row": the names of CudaOptions::QuantGemv on command lines
+// "auto", "mma", "stream", "row", "row-tc": the names of CudaOptions::QuantGemv on command lines
 // and in benchmark JSON; parse_quant_gemv is false for anything else.
 inline const char* quant_gemv_name(CudaOptions::QuantGemv k) {
   switch (k) {
@@ -113,12 +114,13 @@ inline const char* quant_gemv_name(CudaOptions::QuantGemv k) {
     case CudaOptions::QuantGemv::kMma: return "mma";
     case CudaOptions::QuantGemv::kStream: return "stream";
     case CudaOptions::QuantGemv::kRow: return "row";
+    case CudaOptions::QuantGemv::kRowTc: return "row-tc";
   }
   return "?";
 }
 inline bool parse_quant_gemv(const std::string& name, CudaOptions::QuantGemv* out) {
   for (auto k : {CudaOptions::QuantGemv::kAuto, CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kStream,
-                 CudaOptions::QuantGemv::kRow})
+                 CudaOptions::QuantGemv::kRow, CudaOptions::QuantGemv::kRowTc})
     if (name == quant_gemv_name(k)) {
       *out = k;
       return true;

@@ -86,7 +86,7 @@ struct RowMap {
 struct Bf16W {
   static constexpr int kRows = kRowsBf16;
   static constexpr int kCols = 8;
-  static constexpr bool kFp8 = false, kGrouped = false;
+  static constexpr bool kFp8 = false, kGrouped = false, kTc = false;
   __device__ static float2 pair(const uint4& v, int k) {
     const uint32_t w = reinterpret_cast<const uint32_t*>(&v)[k / 2];
     return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w));
@@ -108,13 +108,63 @@ template <bool G>
 struct Fp8W {
   static constexpr int kRows = kRowsFp8;
   static constexpr int kCols = 16;
-  static constexpr bool kFp8 = true, kGrouped = G;
+  static constexpr bool kFp8 = true, kGrouped = G, kTc = false;
   __device__ static float2 pair(const uint4& v, int k) {
     const uint32_t w = reinterpret_cast<const uint32_t*>(&v)[k / 4];
     const __nv_fp8x2_storage_t p = static_cast<__nv_fp8x2_storage_t>((w >> (8 * (k % 4))) & 0xFFFFu);
     return __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(p, __NV_E4M3)));
   }
 };
+
+// FP8 on the tensor cores (Gemv1Args::fp8_tc): the same loads and rows, but each
+// thread's products go through mma.sync m16n8k16 (f16 operands, f32 accumulation)
+// instead of f32 FMAs on weights widened pair by pair. A GEMV has one column, so the
+// mma is used on its diagonal: a quad (4 lanes) feeds rows g and g + 8 of A with two
+// weight rows of its block at its own columns, and column g of B with x at the same
+// columns; D[g][g] and D[g + 8][g] are then the quad's partial dot products of those
+// two rows (the other 14 outputs a lane gets mix quads and are dropped). Per 16
+// weights: 8 e4m3x2 -> f16x2 conversions (exact) and 2 mma, against 8 + 16
+// conversions and 16 FMAs. x is scaled into f16 range per quad and pass by a power
+// of two (exact for every x within 2^-29 of the quad's largest), undone on the sum.
+// The products are exact; the sum is in f32 in another order than the FMA form's.
+// Grouped scales need a quad's 64 columns inside one group (launch_e checks).
+template <bool G>
+struct Fp8Tc : Fp8W<G> {
+  static constexpr bool kTc = true;
+};
+
+// D += A · B on one m16n8k16 f16 mma with f32 accumulators (PTX ISA, "Matrix
+// fragments for mma.m16n8k16 with floating point type": a0 (row g, k 2j..2j+1),
+// a1 (row g + 8, same k), a2 (row g, k 2j+8..2j+9), a3 (row g + 8, those k);
+// b0 (k 2j..2j+1, column g), b1 (k 2j+8..2j+9, column g); d0, d1 (row g, columns
+// 2j, 2j+1), d2, d3 (row g + 8, those columns); g = lane / 4, j = lane % 4).
+__device__ __forceinline__ void mma_f16_k16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                            uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Two e4m3 (the low or high half of w) as an f16x2 word (exact).
+// (asm volatile, as the mma: kept where the source puts it, next to the mma that
+// uses it, rather than hoisted with every other conversion of the pass.)
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t w, bool high) {
+  uint32_t out;
+  if (high) {
+    asm volatile("{ .reg .b16 lo, hi; mov.b32 {lo, hi}, %1; cvt.rn.f16x2.e4m3x2 %0, hi; }" : "=r"(out) : "r"(w));
+  } else {
+    asm volatile("{ .reg .b16 lo, hi; mov.b32 {lo, hi}, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(out) : "r"(w));
+  }
+  return out;
+}
+
+// Two bf16 (one word of a Vec8) times 2^k (an exact f32 product) as an f16x2 word.
+__device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t w, float scale) {
+  const float lo = __uint_as_float(w << 16) * scale, hi = __uint_as_float(w & 0xFFFF0000u) * scale;
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
 
 // Blocks per SM each variant is compiled for (__launch_bounds__): the register
 // budget (65536 / (blocks * 128), rounded down to 8) that its R * V weight vectors
@@ -128,8 +178,10 @@ struct Fp8W {
 template <class F>
 constexpr int min_blocks_per_sm(int V, bool norm, Gemv1Epilogue E) {
   const bool rope = E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm;
-  if (norm) return 4;
   const int loads = F::kRows * V;  // 16-byte weight vectors in flight per thread
+  // The tensor-core form holds converted f16 operands next to the weights.
+  if (F::kTc) return loads <= 8 && !norm ? 5 : 3;
+  if (norm) return 4;
   if (loads > 16) return 4;        // Bf16W8 at V = 3: 128 registers
   if (loads <= 8) return 8;
   if (loads <= 12) return rope ? 6 : 7;
@@ -220,29 +272,85 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<F>(V, kNorm, E)) g
           if (blockIdx.x == 0 && v < kvecs) static_cast<uint4*>(a.normed)[v] = xr[u][h].u;
         }
     }
+    if constexpr (F::kTc) {
+      static_assert(R % 2 == 0 && F::kCols == 16 && XV == 2);
+      const int lane = threadIdx.x & 31, g = lane >> 2;
+      // This lane's d[g & 1] is D[g][g] and d[2 + (g & 1)] D[g + 8][g] (read by
+      // selects: a register array indexed at run time would live in local memory).
+      const bool holder = (lane & 3) == (g >> 1), odd = (g & 1) != 0;
+      // The quad's largest |x| of the pass (bf16 bits of non-negative values order
+      // as unsigned integers), then 2^k putting it in [2^14, 2^15).
+      uint32_t m2 = 0;
 #pragma unroll
-    for (int u = 0; u < V; ++u) {
-      float part[R];  // kGrouped: this vector's sums, before its group scale
+      for (int u = 0; u < V; ++u)
 #pragma unroll
-      for (int r = 0; r < R; ++r) part[r] = 0.0f;
-#pragma unroll
-      for (int h = 0; h < XV; ++h)
-#pragma unroll
-        for (int e = 0; e < 8; e += 2) {
-          const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xr[u][h].h[e]));
-#pragma unroll
-          for (int r = 0; r < R; ++r) {
-            const float2 wf = F::pair(wv[r][u], 8 * h + e);
-            float& dst = F::kGrouped ? part[r] : acc[r];
-            dst = fmaf(wf.x, xf.x, dst);
-            dst = fmaf(wf.y, xf.y, dst);
-          }
+        for (int h = 0; h < XV; ++h) {
+          m2 = __vmaxu2(m2, xr[u][h].u.x & 0x7FFF7FFFu);
+          m2 = __vmaxu2(m2, xr[u][h].u.y & 0x7FFF7FFFu);
+          m2 = __vmaxu2(m2, xr[u][h].u.z & 0x7FFF7FFFu);
+          m2 = __vmaxu2(m2, xr[u][h].u.w & 0x7FFF7FFFu);
         }
-      if constexpr (F::kGrouped) {
+      uint32_t mx = max(m2 & 0xFFFFu, m2 >> 16);
+      mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const int k = min(126, 141 - static_cast<int>(mx >> 7));  // bf16 exponent field: max * 2^k in [2^14, 2^15)
+      const float x_scale = __int_as_float((k + 127) << 23), x_unscale = __int_as_float((127 - k) << 23);
 #pragma unroll
-        for (int r = 0; r < R; ++r) acc[r] = fmaf(gscale[r][u], part[r], acc[r]);
+      for (int u = 0; u < V; ++u) {
+        // x at the thread's 16 columns: word q of the weight vector holds columns
+        // 4q .. 4q + 3; b0 = x(4q, 4q + 1), b1 = x(4q + 2, 4q + 3).
+        uint32_t b[4][2];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const uint32_t* xw = reinterpret_cast<const uint32_t*>(&xr[u][q >> 1].u);
+          b[q][0] = bf16x2_to_f16x2(xw[2 * (q & 1)], x_scale);
+          b[q][1] = bf16x2_to_f16x2(xw[2 * (q & 1) + 1], x_scale);
+        }
+        // Rows 2p and 2p + 1 as A's rows g and g + 8; the quad's sums folded into
+        // acc right away (times the group's scale when grouped: one group a quad).
+#pragma unroll
+        for (int p = 0; p < R / 2; ++p) {
+          const uint32_t* wa = reinterpret_cast<const uint32_t*>(&wv[2 * p][u]);
+          const uint32_t* wb = reinterpret_cast<const uint32_t*>(&wv[2 * p + 1][u]);
+          float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            mma_f16_k16(d, e4m3x2_to_f16x2(wa[q], false), e4m3x2_to_f16x2(wb[q], false),
+                        e4m3x2_to_f16x2(wa[q], true), e4m3x2_to_f16x2(wb[q], true), b[q][0], b[q][1]);
+          float sa = x_unscale, sb = x_unscale;
+          if constexpr (F::kGrouped) {
+            sa *= gscale[2 * p][u];
+            sb *= gscale[2 * p + 1][u];
+          }
+          acc[2 * p] = fmaf(sa, holder ? (odd ? d[1] : d[0]) : 0.0f, acc[2 * p]);
+          acc[2 * p + 1] = fmaf(sb, holder ? (odd ? d[3] : d[2]) : 0.0f, acc[2 * p + 1]);
+        }
       }
-    }
+    } else {
+#pragma unroll
+      for (int u = 0; u < V; ++u) {
+        float part[R];  // kGrouped: this vector's sums, before its group scale
+#pragma unroll
+        for (int r = 0; r < R; ++r) part[r] = 0.0f;
+#pragma unroll
+        for (int h = 0; h < XV; ++h)
+#pragma unroll
+          for (int e = 0; e < 8; e += 2) {
+            const float2 xf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&xr[u][h].h[e]));
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+              const float2 wf = F::pair(wv[r][u], 8 * h + e);
+              float& dst = F::kGrouped ? part[r] : acc[r];
+              dst = fmaf(wf.x, xf.x, dst);
+              dst = fmaf(wf.y, xf.y, dst);
+            }
+          }
+        if constexpr (F::kGrouped) {
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r] = fmaf(gscale[r][u], part[r], acc[r]);
+        }
+      }
+    }  // F::kTc
   }
   __shared__ float part[kThreads / 32][R];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -462,10 +570,14 @@ void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
     }
     launch_f<Bf16W, E>(a, pdl, stream);
   } else if constexpr (E != Gemv1Epilogue::kRopeQkNorm) {  // FP8: no caller runs its q/k norms here
+    // The tensor-core form needs each quad's 64 columns (4 vectors) inside one group.
+    const bool tc = a.fp8_tc && (a.w_groups == 1 || a.w_group % 64 == 0);
     if (a.w_groups == 1) {
-      launch_f<Fp8W<false>, E>(a, pdl, stream);
+      if (tc) launch_f<Fp8Tc<false>, E>(a, pdl, stream);
+      else launch_f<Fp8W<false>, E>(a, pdl, stream);
     } else {
-      launch_f<Fp8W<true>, E>(a, pdl, stream);
+      if (tc) launch_f<Fp8Tc<true>, E>(a, pdl, stream);
+      else launch_f<Fp8W<true>, E>(a, pdl, stream);
     }
   }
 }

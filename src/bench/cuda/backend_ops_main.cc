@@ -30,9 +30,11 @@
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
-//                        --only quant_models | --only quant_batched | --only fp8_act]  (that group
+//                        --only quant_models | --only quant_batched | --only quant_gemv |
+//                        --only fp8_act]  (that group
 //                                         alone; quant_batched: every T > 8 quantized kernel, v1
-//                                         and v2, at T = 9..256; fp8_act: the W8A8 activation
+//                                         and v2, at T = 9..256; quant_gemv: every T <= 8 kernel,
+//                                         or the one --qgemv names; fp8_act: the W8A8 activation
 //                                         quantization fused into the norms and the GLU,
 //                                         fp8_act_check.h, also part of the quantized part)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
@@ -40,7 +42,7 @@
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
 //                                                prefill cases again on a backend of each of these
 //                                                flash prefill variants, lines tagged "[vN name]")
-//                       [--qgemv auto|mma|stream|row]  (the T <= 8 quantized kernel of every
+//                       [--qgemv auto|mma|stream|row|row-tc]  (the T <= 8 quantized kernel of every
 //                                         check, CudaOptions::quant_gemv; default auto). The quantized
 //                                         part also checks every T <= 8 kernel (and the stream
 //                                         kernel at forced K splits) at T = 1..8 on its own.
@@ -1346,10 +1348,10 @@ int main(int argc, char** argv) {
     }
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
-      only != "quant_models" && only != "quant_batched" && only != "fp8_act") {
+      only != "quant_models" && only != "quant_batched" && only != "quant_gemv" && only != "fp8_act") {
     std::fprintf(stderr,
-                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_batched "
-                 "or fp8_act, got '%s'\n",
+                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_batched, "
+                 "quant_gemv or fp8_act, got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1407,6 +1409,28 @@ int main(int argc, char** argv) {
   };
   // The quantized part: its CPU reference also emulates the FP8 W8A8 path from the
   // GPU's threshold; the FP8 models also run on a GPU backend without W8A8.
+  // Every T <= 8 kernel, and the stream kernel with forced K splits (clusters of 1,
+  // 2, 3 and 8 blocks, trailing slices past K included); chosen_only: the kernel of
+  // --qgemv alone (--only quant_gemv --qgemv row-tc).
+  auto run_gemv = [&](kr::CpuBackend& cpu_w8a8, bool chosen_only) {
+    std::vector<std::unique_ptr<kr::Backend>> owned;
+    std::vector<std::pair<std::string, kr::Backend*>> kernels;
+    const std::pair<kr::CudaOptions::QuantGemv, int> variants[] = {
+        {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kRow, 0},
+        {kr::CudaOptions::QuantGemv::kRowTc, 0},  {kr::CudaOptions::QuantGemv::kStream, 0},
+        {kr::CudaOptions::QuantGemv::kStream, 1}, {kr::CudaOptions::QuantGemv::kStream, 2},
+        {kr::CudaOptions::QuantGemv::kStream, 3}, {kr::CudaOptions::QuantGemv::kStream, 8}};
+    for (const auto& [kind, split] : variants) {
+      if (chosen_only && (kind != options.quant_gemv || split != 0)) continue;
+      kr::CudaOptions o = options;
+      o.quant_gemv = kind;
+      o.quant_gemv_split = split;
+      owned.push_back(kr::make_cuda_backend(o));
+      kernels.emplace_back(std::string(kr::quant_gemv_name(kind)) + (split > 0 ? "-S" + std::to_string(split) : ""),
+                           owned.back().get());
+    }
+    return kr::quant_ops::run_gemv_kernels(cpu_w8a8, kernels);
+  };
   // models_only: the tiny quantized models alone (--only quant_models).
   auto run_quant = [&](bool models_only) {
     kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
@@ -1416,25 +1440,7 @@ int main(int argc, char** argv) {
     int failures = 0;
     if (!models_only) {
       failures += kr::quant_ops::run_ops(cpu_w8a8, *gpu);
-      // Every T <= 8 kernel, and the stream kernel with forced K splits (clusters of
-      // 1, 2, 3 and 8 blocks, trailing slices past K included).
-      std::vector<std::unique_ptr<kr::Backend>> owned;
-      std::vector<std::pair<std::string, kr::Backend*>> kernels;
-      const std::pair<kr::CudaOptions::QuantGemv, int> variants[] = {
-          {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kRow, 0},
-          {kr::CudaOptions::QuantGemv::kStream, 0},
-          {kr::CudaOptions::QuantGemv::kStream, 1},
-          {kr::CudaOptions::QuantGemv::kStream, 2}, {kr::CudaOptions::QuantGemv::kStream, 3},
-          {kr::CudaOptions::QuantGemv::kStream, 8}};
-      for (const auto& [kind, split] : variants) {
-        kr::CudaOptions o = options;
-        o.quant_gemv = kind;
-        o.quant_gemv_split = split;
-        owned.push_back(kr::make_cuda_backend(o));
-        kernels.emplace_back(std::string(kr::quant_gemv_name(kind)) + (split > 0 ? "-S" + std::to_string(split) : ""),
-                             owned.back().get());
-      }
-      failures += kr::quant_ops::run_gemv_kernels(cpu_w8a8, kernels);
+      failures += run_gemv(cpu_w8a8, false);
       failures += kr::check_fp8_act_fusion(options, quant_fixtures);  // W8A8 activations' FP8 rows, fused vs unfused
     }
     if (!models_only) failures += run_batched(cpu_w8a8);
@@ -1444,6 +1450,12 @@ int main(int argc, char** argv) {
   if (only == "quant_batched") {
     kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
     const int failures = run_batched(cpu_w8a8);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+  }
+  if (only == "quant_gemv") {
+    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
+    const int failures = run_gemv(cpu_w8a8, options.quant_gemv != kr::CudaOptions::QuantGemv::kAuto);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }

@@ -15,7 +15,7 @@
 //                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-flash] [--flash-decode-min-keys N] [--quant-dense-min N] [--w8a8-min N]
 //                      [--no-fused-act-quant]   (W8A8 matmuls quantize their own activations:
 //                                        CudaOptions::fuse_fp8_act_quant off, to compare)
-//                      [--qgemv auto|mma|stream|row] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
+//                      [--qgemv auto|mma|stream|row|row-tc] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
 //                      [--qgemm-batched v1|v2] (quantized Linears of 9..255 rows: their kernel,
@@ -619,6 +619,7 @@ int main(int argc, char** argv) {
       };
       const PathSpec specs[] = {{"mma", kr::CudaOptions::QuantGemv::kMma, 0},
                                 {"row", kr::CudaOptions::QuantGemv::kRow, 0},
+                                {"row-tc", kr::CudaOptions::QuantGemv::kRowTc, 0},
                                 {"stream", kr::CudaOptions::QuantGemv::kStream, 0},
                                 {"stream-S1", kr::CudaOptions::QuantGemv::kStream, 1},
                                 {"stream-S2", kr::CudaOptions::QuantGemv::kStream, 2},
