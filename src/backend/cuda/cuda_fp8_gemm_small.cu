@@ -1,31 +1,41 @@
 // FP8 W8A8 GEMM for T <= 64 activation rows (cuda_fp8_gemm_small.h says what it
 // computes).
 //
-// mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 (PTX ISA, "Matrix fragments
-// for mma.m16n8k32", 8-bit types; g = lane / 4, t = lane % 4): A (16 x 32, row) in
-// four .b32 of 4 e4m3 each, a0: row g, k 4t..4t+3; a1: row g+8, same k; a2: row g,
-// k 16+4t..16+4t+3; a3: row g+8, same k. B (32 x 8, col) in two, b0: k 4t..4t+3 of
-// column g; b1: k 16+4t... C (16 x 8 f32): c0, c1 row g, columns 2t, 2t+1; c2, c3
-// row g+8.
+// The tensor-core op: sm_90 has no mma.sync for e4m3 (only wgmma); ptxas lowers
+// mma.sync.m16n8k32.e4m3 to a conversion of both operands to f16 and two f16 mma
+// (NVIDIA/cutlass issue 1986), converting each fragment again for every mma that
+// uses it. This kernel does the same arithmetic in the open, so that each weight
+// fragment is converted once for all token tiles and each activation fragment once
+// for all the warp's weight tiles: cvt.rn.f16x2.e4m3x2 (exact: every e4m3 value is
+// an f16 value) and mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32, whose
+// products of two f16 are exact in f32; accumulation in f32.
+//
+// Fragments of m16n8k16 (PTX ISA, "Matrix fragments for mma.m16n8k16", 16-bit
+// types; g = lane / 4, t = lane % 4): A (16 x 16, row) in four .b32 of 2 f16,
+// a0: row g, k 2t, 2t+1; a1: row g+8, same k; a2: row g, k 8+2t, 8+2t+1; a3: row
+// g+8, same k. B (16 x 8, col) in two, b0: k 2t, 2t+1 of column g; b1: k 8+2t,
+// 8+2t+1. C (16 x 8 f32): c0, c1 row g, columns 2t, 2t+1; c2, c3 row g+8.
 //
 // The order of k inside a dot product is free as long as A and B use the same
 // one. A = 16 weight rows, B = 8 tokens. Per 64-column chunk at k0, lane (g, t)
 // loads 16 contiguous bytes (one uint4) of weight rows g and g+8 and of token g at
-// k0 + 16t; words 0, 1 of them feed mma step 0 (a0 = row g word 0, a2 = row g word
-// 1, a1 / a3 the same of row g+8; b0 = token word 0, b1 = token word 1) and words
-// 2, 3 step 1. So the mma's k 4t..4t+3 of step s is column k0 + 16t + 8s + 0..3,
-// and its k 16+4t.. is k0 + 16t + 8s + 4..7, for A and B alike: each of the 64
-// columns enters exactly once.
+// k0 + 16t; word s of them (bytes 4s..4s+3) feeds mma step s (0..3): a0 = the low
+// two bytes of row g's word, a2 its high two, a1 / a3 the same of row g+8; b0 =
+// the token word's low two bytes, b1 its high two. So the mma's k 2t, 2t+1 of step
+// s are columns k0 + 16t + 4s + 0, 1 and its k 8+2t, 8+2t+1 are k0 + 16t + 4s + 2,
+// 3, for A and B alike: each of the 64 columns enters exactly once.
 //
-// Layout of the work: a warp owns 16 weight rows and NT token tiles of 8 (all T
-// tokens), a block of 8 warps 128 rows and one slice of K (whole 64-column chunks);
-// grid (ceil(N / 128) row blocks, S slices). The weights stream with
-// ld.global.nc.L1::no_allocate through a ring of chunks per warp (kRing: 4 or 6 KB a
-// warp in flight); the activations (T·K bytes, L2-resident) are read
-// through L1, which the block's 8 warps share. With S > 1 each block stores its f32
-// tile in `partials` ([row block][slice][token tile][thread] float4), then the
-// last block of its row block to arrive (counter per row block) sums the S tiles in
-// slice order, so the sum's order is fixed: bit-reproducible run to run.
+// Layout of the work: a warp owns kRowTiles 16-row weight tiles (2 with 4 or 8
+// token tiles: each converted activation fragment feeds two mma) and NT token tiles
+// of 8 (all T tokens); a block of 8 warps 128 or 256 rows (kBlockRows) and one
+// slice of K (whole 64-column chunks); grid (row blocks, S slices). The weights
+// stream with ld.global.nc.L1::no_allocate through a ring of kRing chunks per warp
+// (32 to 64 KB an SM in flight); the activations (T·K bytes, L2-resident) are read
+// through L1, which the block's 8 warps share, the next chunk's while this one's
+// mma run. With S > 1 each block stores its f32 tiles in `partials` ([row
+// block][slice][row tile][token tile][thread] float4), then the last block of its
+// row block to arrive (counter per row block) sums the S tiles in slice order, so
+// the sum's order is fixed: bit-reproducible run to run.
 //
 // Scales: out = bf16((acc · sw[n]) · sx[t]), in that order (cuBLASLt's outer-vector
 // scaling may round the product differently by an ulp; tests compare against the
@@ -44,22 +54,24 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kBlockRows = kWarps * 16;  // weight rows per block
-constexpr int kChunk = 64;               // k columns per chunk (two mma steps)
-// Blocks per SM the kernel is compiled for: 2 (at most 128 registers), 1 with 8
-// token tiles (whose accumulators and activation fragments take 64 registers:
-// at 128 it spills).
+constexpr int kChunk = 64;  // k columns per chunk (four m16n8k16 steps)
+// Weight row tiles of 16 a warp owns: 2 with 4 or 8 token tiles, so that each
+// activation fragment feeds two mma and its conversion is paid once per 32 rows;
+// 1 with fewer (two blocks an SM).
 template <int NT>
-constexpr int kMinBlocks = NT >= 8 ? 1 : 2;
-// Weight chunks in flight per warp (1 KB each): 4 (2 blocks of 8 warps an SM: 64 KB
-// an SM), 6 with 8 token tiles (1 block an SM: 48 KB).
+constexpr int kRowTiles = NT >= 4 ? 2 : 1;
 template <int NT>
-constexpr int kRing = NT >= 8 ? 6 : 4;
-// With 8 token tiles (8 warps an SM), the activation fragments of the next chunk
-// load while the mma of this one run, so that their L1/L2 latency is not paid once
-// per chunk; with fewer, the other block's warps hide it.
+constexpr int kBlockRows = kWarps * 16 * kRowTiles<NT>;  // weight rows per block
+// Blocks per SM the kernel is compiled for: 2 (at most 128 registers) with 1 or 2
+// token tiles, 1 with 4 or 8 (their accumulators, weight ring and converted
+// fragments take about 210 and 250 registers).
 template <int NT>
-constexpr bool kPrefetchX = NT >= 8;
+constexpr int kMinBlocks = NT >= 4 ? 1 : 2;
+// Weight chunks in flight per warp (16·kRowTiles rows x 64 bytes each): 4 (64 KB an
+// SM with 1 or 2 token tiles at two blocks an SM and with 4 at one), 2 with 8 token
+// tiles (32 KB an SM; 3 spills).
+template <int NT>
+constexpr int kRing = NT >= 8 ? 2 : 4;
 
 struct SmallGemmParams {
   const uint8_t* wq;
@@ -83,46 +95,89 @@ __device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
   return v;
 }
 
-// D += A · B for one m16n8k32 tile (e4m3 inputs, f32 accumulators).
-__device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                         uint32_t b0, uint32_t b1) {
+// Two e4m3 (the low and high byte of v) to two f16 (the low and high half), exact:
+// every e4m3 value is an f16 value.
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t v) {
+  uint32_t r;
+  const uint16_t h = static_cast<uint16_t>(v);
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(h));
+  return r;
+}
+
+// Word s (0..3, unrolled) of v.
+__device__ __forceinline__ uint32_t word(const uint4& v, int s) {
+  return s == 0 ? v.x : s == 1 ? v.y : s == 2 ? v.z : v.w;
+}
+
+// D += A · B for one m16n8k16 tile (f16 inputs holding e4m3 values, f32 accumulators).
+__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Step s's B fragment of one token tile from this lane's 16 activation bytes x
+// (token g at k0 + 16t): b0 = bytes 4s, 4s+1, b1 = bytes 4s+2, 4s+3.
+__device__ __forceinline__ void b_frag(const uint4& x, int s, uint32_t& b0, uint32_t& b1) {
+  const uint32_t v = word(x, s);
+  b0 = e4m3x2_to_f16x2(v);
+  b1 = e4m3x2_to_f16x2(v >> 16);
+}
+
+// Step s's A fragment of one 16-row tile from this lane's 16 bytes of rows g (lo)
+// and g+8 (hi): word s, a0 = its low half of row g, a2 its high half, a1 / a3 the
+// same of row g+8.
+__device__ __forceinline__ void a_frag(const uint4& lo, const uint4& hi, int s, uint32_t (&a)[4]) {
+  a[0] = e4m3x2_to_f16x2(word(lo, s));
+  a[1] = e4m3x2_to_f16x2(word(hi, s));
+  a[2] = e4m3x2_to_f16x2(word(lo, s) >> 16);
+  a[3] = e4m3x2_to_f16x2(word(hi, s) >> 16);
 }
 
 // NT: token tiles of 8 (T <= 8 NT). Block (row block blockIdx.x, slice blockIdx.y).
 template <int NT>
 __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kernel(SmallGemmParams p) {
+  constexpr int R = kRowTiles<NT>;
+  constexpr int D = kRing<NT>;
   pdl_launch_dependents();
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int g = lane >> 2, t = lane & 3;
   const int rb = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
-  const int row0 = rb * kBlockRows + warp * 16;
-  const bool rows_ok = row0 < p.N;  // N % 16 == 0: all 16 rows or none
+  const int row0 = rb * kBlockRows<NT> + warp * 16 * R;  // this warp's first row
+  // The warp's row tiles that exist (N % 16 == 0: all 16 rows of a tile or none).
+  bool tile_ok[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) tile_ok[r] = row0 + 16 * r < p.N;
   const int c_begin = slice * p.chunks_per_slice;
   const int c_end = min(c_begin + p.chunks_per_slice, p.chunks);
-  // Weight rows g and g+8 of this warp's tile, at this lane's 16 bytes of a chunk.
-  const uint8_t* w_lo = p.wq + static_cast<size_t>(rows_ok ? row0 + g : 0) * p.ld_w + 16 * t;
-  const uint8_t* w_hi = w_lo + static_cast<size_t>(8) * p.ld_w;
+  // Weight row g of each tile at this lane's 16 bytes of a chunk (row g+8: + 8 ld_w).
+  const uint8_t* w_row[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    w_row[r] = p.wq + static_cast<size_t>(tile_ok[r] ? row0 + 16 * r + g : 0) * p.ld_w + 16 * t;
+  const size_t w_hi = static_cast<size_t>(8) * p.ld_w;
   const int kl = 16 * t;  // this lane's column inside a chunk
-  auto load_w = [&](int c, uint4& lo, uint4& hi) {
-    const int k = c * kChunk + kl;
-    if (rows_ok && c < c_end && k < p.K) {
-      lo = ld_stream(w_lo + static_cast<size_t>(c) * kChunk);
-      hi = ld_stream(w_hi + static_cast<size_t>(c) * kChunk);
-    } else {
-      lo = make_uint4(0, 0, 0, 0);
-      hi = lo;
+  // Chunk c of rows g (w[2r]) and g+8 (w[2r+1]) of tile r; zero past the slice or K.
+  auto load_w = [&](int c, uint4 (&w)[2 * R]) {
+    const bool in = c < c_end && c * kChunk + kl < p.K;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (tile_ok[r] && in) {
+        w[2 * r] = ld_stream(w_row[r] + static_cast<size_t>(c) * kChunk);
+        w[2 * r + 1] = ld_stream(w_row[r] + w_hi + static_cast<size_t>(c) * kChunk);
+      } else {
+        w[2 * r] = make_uint4(0, 0, 0, 0);
+        w[2 * r + 1] = w[2 * r];
+      }
     }
   };
   // The weights no kernel writes: their first chunks load before waiting on the
   // kernel before (PDL), hiding the ramp.
-  uint4 wlo[kRing<NT>], whi[kRing<NT>];
+  uint4 wr[D][2 * R];
 #pragma unroll
-  for (int u = 0; u < kRing<NT>; ++u) load_w(c_begin + u, wlo[u], whi[u]);
+  for (int u = 0; u < D; ++u) load_w(c_begin + u, wr[u]);
   pdl_wait();
 
   // Token g of each token tile: x_g + 8 j K; the tiles where it exists (token < T).
@@ -130,50 +185,83 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
   uint32_t x_tiles = 0;
 #pragma unroll
   for (int j = 0; j < NT; ++j) x_tiles |= (8 * j + g < p.T ? 1u : 0u) << j;
-  // Token g of each token tile at this lane's 16 bytes of chunk c (zero past T or K).
-  auto load_x = [&](int c, uint4 (&xb)[NT]) {
+  // Token g of tile j at this lane's 16 bytes of chunk c (zero past T, the slice or K).
+  auto load_x = [&](int j, int c) {
     const int k = c * kChunk + kl;
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-      xb[j] = (x_tiles >> j & 1) != 0 && c < c_end && k < p.K
-                  ? __ldg(reinterpret_cast<const uint4*>(x_g + (static_cast<uint32_t>(8 * j) * p.K + k)))
-                  : make_uint4(0, 0, 0, 0);
+    return (x_tiles >> j & 1) != 0 && c < c_end && k < p.K
+               ? __ldg(reinterpret_cast<const uint4*>(x_g + (static_cast<uint32_t>(8 * j) * p.K + k)))
+               : make_uint4(0, 0, 0, 0);
   };
-  uint4 xn[NT];  // the next chunk's (kPrefetchX)
-  if constexpr (kPrefetchX<NT>) load_x(c_begin, xn);
-  float acc[NT][4];
+  uint4 xb[NT];
 #pragma unroll
-  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+  for (int j = 0; j < NT; ++j) xb[j] = load_x(j, c_begin);
+  float acc[R][NT][4];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < NT; ++j) acc[r][j][0] = acc[r][j][1] = acc[r][j][2] = acc[r][j][3] = 0.0f;
 
-  for (int c = c_begin; c < c_end; c += kRing<NT>) {
+  for (int c = c_begin; c < c_end; c += D) {
 #pragma unroll
-    for (int u = 0; u < kRing<NT>; ++u) {
+    for (int u = 0; u < D; ++u) {
       const int cc = c + u;
       if (cc < c_end) {  // uniform over the block
-        uint4 xb[NT];
-        if constexpr (kPrefetchX<NT>) {
+        if constexpr (NT >= 8) {
+          // Step by step (the registers of all four steps' A fragments do not fit
+          // next to 8 token tiles): step s's A fragments, converted once for all
+          // token tiles, then each tile's B fragment; a tile's next chunk loads
+          // once its last step is done.
 #pragma unroll
-          for (int j = 0; j < NT; ++j) xb[j] = xn[j];
-          load_x(cc + 1, xn);
+          for (int s = 0; s < 4; ++s) {
+            uint32_t a[R][4];
+#pragma unroll
+            for (int r = 0; r < R; ++r) a_frag(wr[u][2 * r], wr[u][2 * r + 1], s, a[r]);
+            if (s == 3) load_w(cc + D, wr[u]);
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              uint32_t b0, b1;
+              b_frag(xb[j], s, b0, b1);
+              if (s == 3) xb[j] = load_x(j, cc + 1);
+#pragma unroll
+              for (int r = 0; r < R; ++r) mma_f16(acc[r][j], a[r], b0, b1);
+            }
+          }
         } else {
-          load_x(cc, xb);
-        }
+          // A fragments of the four steps, converted once for all token tiles, then
+          // tile by tile its four B fragments; the tile's next chunk loads while the
+          // other tiles' mma run.
+          uint32_t a[4][R][4];
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          mma_e4m3(acc[j], wlo[u].x, whi[u].x, wlo[u].y, whi[u].y, xb[j].x, xb[j].y);  // step 0
-          mma_e4m3(acc[j], wlo[u].z, whi[u].z, wlo[u].w, whi[u].w, xb[j].z, xb[j].w);  // step 1
+          for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int s = 0; s < 4; ++s) a_frag(wr[u][2 * r], wr[u][2 * r + 1], s, a[s][r]);
+          load_w(cc + D, wr[u]);
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            uint32_t b[4][2];
+#pragma unroll
+            for (int s = 0; s < 4; ++s) b_frag(xb[j], s, b[s][0], b[s][1]);
+            xb[j] = load_x(j, cc + 1);
+#pragma unroll
+            for (int s = 0; s < 4; ++s)
+#pragma unroll
+              for (int r = 0; r < R; ++r) mma_f16(acc[r][j], a[s][r], b[s][0], b[s][1]);
+          }
         }
-        load_w(cc + kRing<NT>, wlo[u], whi[u]);
       }
     }
   }
 
   if (p.slices > 1) {
     // This slice's tile, then the last block of the row block to arrive sums all.
-    float4* mine = reinterpret_cast<float4*>(p.partials) + (static_cast<size_t>(rb) * p.slices + slice) * NT * kThreads;
+    float4* mine =
+        reinterpret_cast<float4*>(p.partials) + (static_cast<size_t>(rb) * p.slices + slice) * R * NT * kThreads;
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-      __stcg(mine + j * kThreads + threadIdx.x, make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]));
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+        __stcg(mine + (r * NT + j) * kThreads + threadIdx.x,
+               make_float4(acc[r][j][0], acc[r][j][1], acc[r][j][2], acc[r][j][3]));
     __threadfence();
     __syncthreads();
     __shared__ int last;
@@ -185,36 +273,42 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
     __syncthreads();
     if (!last) return;
     __threadfence();
-    const float4* tiles = reinterpret_cast<const float4*>(p.partials) + static_cast<size_t>(rb) * p.slices * NT * kThreads;
+    const float4* tiles =
+        reinterpret_cast<const float4*>(p.partials) + static_cast<size_t>(rb) * p.slices * R * NT * kThreads;
 #pragma unroll
-    for (int j = 0; j < NT; ++j) {
-      float4 sum = __ldcg(tiles + j * kThreads + threadIdx.x);
-      for (int s = 1; s < p.slices; ++s) {
-        const float4 v = __ldcg(tiles + (static_cast<size_t>(s) * NT + j) * kThreads + threadIdx.x);
-        sum.x += v.x;
-        sum.y += v.y;
-        sum.z += v.z;
-        sum.w += v.w;
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        float4 sum = __ldcg(tiles + (r * NT + j) * kThreads + threadIdx.x);
+        for (int s = 1; s < p.slices; ++s) {
+          const float4 v = __ldcg(tiles + (static_cast<size_t>(s) * R * NT + r * NT + j) * kThreads + threadIdx.x);
+          sum.x += v.x;
+          sum.y += v.y;
+          sum.z += v.z;
+          sum.w += v.w;
+        }
+        acc[r][j][0] = sum.x;
+        acc[r][j][1] = sum.y;
+        acc[r][j][2] = sum.z;
+        acc[r][j][3] = sum.w;
       }
-      acc[j][0] = sum.x;
-      acc[j][1] = sum.y;
-      acc[j][2] = sum.z;
-      acc[j][3] = sum.w;
-    }
   }
-  if (!rows_ok) return;
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int row = row0 + g + 8 * h;
-    const float w = p.sw[row];
+  for (int r = 0; r < R; ++r) {
+    if (!tile_ok[r]) continue;
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+    for (int h = 0; h < 2; ++h) {
+      const int row = row0 + 16 * r + g + 8 * h;
+      const float w = p.sw[row];
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int token = 8 * j + 2 * t + e;
-        if (token < p.T)
-          p.out[static_cast<size_t>(token) * p.N + row] = __float2bfloat16((acc[j][2 * h + e] * w) * p.sx[token]);
-      }
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int token = 8 * j + 2 * t + e;
+          if (token < p.T)
+            p.out[static_cast<size_t>(token) * p.N + row] = __float2bfloat16((acc[r][j][2 * h + e] * w) * p.sx[token]);
+        }
+    }
   }
 }
 
@@ -235,9 +329,9 @@ int token_tiles(int T) {
 
 template <int NT>
 bool launch_nt(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
-  const int row_blocks = (a.N + kBlockRows - 1) / kBlockRows;
+  const int row_blocks = (a.N + kBlockRows<NT> - 1) / kBlockRows<NT>;
   const int chunks = (a.K + kChunk - 1) / kChunk;
-  const size_t tile_floats = static_cast<size_t>(NT) * kThreads * 4;  // one block's f32 tile
+  const size_t tile_floats = static_cast<size_t>(kRowTiles<NT>) * NT * kThreads * 4;  // one block's f32 tile
   auto fits = [&](int slices) {
     return slices == 1 || (static_cast<size_t>(row_blocks) * slices * tile_floats <= a.partial_floats &&
                            a.partials != nullptr && a.counters != nullptr && row_blocks <= a.counter_count);
@@ -245,9 +339,10 @@ bool launch_nt(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
   // The split: whole chunks per slice, no empty slice; the least waves of blocks
   // times a block's time, counted in chunk loads plus 2 for its ramp, reduce and
   // epilogue (each block's bytes in flight are fixed, so a block of a partial last
-  // wave is no faster); the fewer slices on a tie (less reduce traffic). On 132 SMs:
-  // T <= 32: qkv 5 slices, o_proj and down 8, gate_up 1; T = 64 (one block an SM):
-  // qkv 5, o_proj and down 4, gate_up 1.
+  // wave is no faster); the fewer slices on a tie (less reduce traffic). On 132 SMs,
+  // Llama-3.1-8B, every T (T <= 16: 128-row blocks, two an SM; T = 17..64: 256-row
+  // blocks, one an SM): qkv 5 slices, o_proj and down 8, gate_up 1 (224 or 112 row
+  // blocks: one wave).
   int best_slices = 0, best_cps = 0;
   if (a.force_split > 0) {
     best_cps = (chunks + std::min(a.force_split, chunks) - 1) / std::min(a.force_split, chunks);

@@ -5,11 +5,13 @@
 // once at HBM bandwidth: at T <= 64 the GEMM reads N·K weight bytes and only T·K
 // activation bytes, and cuBLASLt's 128x128 tiles leave most SMs idle for N = 4096.
 //
-// Kernel (cuda_fp8_gemm_small.cu): mma.sync m16n8k32 e4m3 (sm_89+). A warp owns 16
-// weight rows and all T tokens (ceil(T/8) token tiles of 8, rounded to 1, 2, 4 or
-// 8); a block of 8 warps owns 128 rows and one K slice; the grid is (row blocks,
-// K slices), the split chosen so that the blocks fill the GPU in whole waves and the
-// f32 partials fit the caller's workspace. Slices are reduced deterministically (the
+// Kernel (cuda_fp8_gemm_small.cu): the e4m3 operands converted to f16 (exact) for
+// mma.sync m16n8k16 with f32 accumulation, which is what sm_90 runs for an e4m3
+// mma.sync, each fragment converted once. A warp owns 16 weight rows (32 at T > 16)
+// and all T tokens (ceil(T/8) token tiles of 8, rounded to 1, 2, 4 or 8); a block of
+// 8 warps owns 128 (256) rows and one K slice; the grid is (row blocks, K slices),
+// the split chosen so that the blocks fill the GPU in whole waves and the f32
+// partials fit the caller's workspace. Slices are reduced deterministically (the
 // last block of a row block to arrive sums the partials in slice order), so the
 // result is bit-identical run to run.
 //
