@@ -95,13 +95,13 @@ __device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
   return v;
 }
 
-// Two e4m3 (the low and high byte of v) to two f16 (the low and high half), exact:
-// every e4m3 value is an f16 value.
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t v) {
-  uint32_t r;
-  const uint16_t h = static_cast<uint16_t>(v);
-  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(h));
-  return r;
+// Four e4m3 (the bytes of v, low first) to four f16, exact (every e4m3 value is
+// an f16 value): lo = bytes 0, 1 (in its low, high half), hi = bytes 2, 3. The
+// 16-bit halves of v feed cvt directly (no shift).
+__device__ __forceinline__ void e4m3x4_to_f16x4(uint32_t v, uint32_t& lo, uint32_t& hi) {
+  asm("{\n.reg .b16 l, h;\nmov.b32 {l, h}, %2;\ncvt.rn.f16x2.e4m3x2 %0, l;\ncvt.rn.f16x2.e4m3x2 %1, h;\n}"
+      : "=r"(lo), "=r"(hi)
+      : "r"(v));
 }
 
 // Word s (0..3, unrolled) of v.
@@ -111,7 +111,7 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int s) {
 
 // D += A · B for one m16n8k16 tile (f16 inputs holding e4m3 values, f32 accumulators).
 __device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
@@ -121,19 +121,15 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], u
 // Step s's B fragment of one token tile from this lane's 16 activation bytes x
 // (token g at k0 + 16t): b0 = bytes 4s, 4s+1, b1 = bytes 4s+2, 4s+3.
 __device__ __forceinline__ void b_frag(const uint4& x, int s, uint32_t& b0, uint32_t& b1) {
-  const uint32_t v = word(x, s);
-  b0 = e4m3x2_to_f16x2(v);
-  b1 = e4m3x2_to_f16x2(v >> 16);
+  e4m3x4_to_f16x4(word(x, s), b0, b1);
 }
 
 // Step s's A fragment of one 16-row tile from this lane's 16 bytes of rows g (lo)
 // and g+8 (hi): word s, a0 = its low half of row g, a2 its high half, a1 / a3 the
 // same of row g+8.
 __device__ __forceinline__ void a_frag(const uint4& lo, const uint4& hi, int s, uint32_t (&a)[4]) {
-  a[0] = e4m3x2_to_f16x2(word(lo, s));
-  a[1] = e4m3x2_to_f16x2(word(hi, s));
-  a[2] = e4m3x2_to_f16x2(word(lo, s) >> 16);
-  a[3] = e4m3x2_to_f16x2(word(hi, s) >> 16);
+  e4m3x4_to_f16x4(word(lo, s), a[0], a[2]);
+  e4m3x4_to_f16x4(word(hi, s), a[1], a[3]);
 }
 
 // NT: token tiles of 8 (T <= 8 NT). Block (row block blockIdx.x, slice blockIdx.y).
@@ -206,46 +202,23 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
     for (int u = 0; u < D; ++u) {
       const int cc = c + u;
       if (cc < c_end) {  // uniform over the block
-        if constexpr (NT >= 8) {
-          // Step by step (the registers of all four steps' A fragments do not fit
-          // next to 8 token tiles): step s's A fragments, converted once for all
-          // token tiles, then each tile's B fragment; a tile's next chunk loads
-          // once its last step is done.
+        // Step by step: step s's A fragments (converted once for all token tiles),
+        // then each token tile's B fragment (converted once for all row tiles) and
+        // its R mma; the NT·R mma of a step are independent. A tile's next chunk
+        // loads once its last step is done, the weights' once all four are.
 #pragma unroll
-          for (int s = 0; s < 4; ++s) {
-            uint32_t a[R][4];
+        for (int s = 0; s < 4; ++s) {
+          uint32_t a[R][4];
 #pragma unroll
-            for (int r = 0; r < R; ++r) a_frag(wr[u][2 * r], wr[u][2 * r + 1], s, a[r]);
-            if (s == 3) load_w(cc + D, wr[u]);
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-              uint32_t b0, b1;
-              b_frag(xb[j], s, b0, b1);
-              if (s == 3) xb[j] = load_x(j, cc + 1);
-#pragma unroll
-              for (int r = 0; r < R; ++r) mma_f16(acc[r][j], a[r], b0, b1);
-            }
-          }
-        } else {
-          // A fragments of the four steps, converted once for all token tiles, then
-          // tile by tile its four B fragments; the tile's next chunk loads while the
-          // other tiles' mma run.
-          uint32_t a[4][R][4];
-#pragma unroll
-          for (int r = 0; r < R; ++r)
-#pragma unroll
-            for (int s = 0; s < 4; ++s) a_frag(wr[u][2 * r], wr[u][2 * r + 1], s, a[s][r]);
-          load_w(cc + D, wr[u]);
+          for (int r = 0; r < R; ++r) a_frag(wr[u][2 * r], wr[u][2 * r + 1], s, a[r]);
+          if (s == 3) load_w(cc + D, wr[u]);
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
-            uint32_t b[4][2];
+            uint32_t b0, b1;
+            b_frag(xb[j], s, b0, b1);
+            if (s == 3) xb[j] = load_x(j, cc + 1);
 #pragma unroll
-            for (int s = 0; s < 4; ++s) b_frag(xb[j], s, b[s][0], b[s][1]);
-            xb[j] = load_x(j, cc + 1);
-#pragma unroll
-            for (int s = 0; s < 4; ++s)
-#pragma unroll
-              for (int r = 0; r < R; ++r) mma_f16(acc[r][j], a[s][r], b[s][0], b[s][1]);
+            for (int r = 0; r < R; ++r) mma_f16(acc[r][j], a[r], b0, b1);
           }
         }
       }
