@@ -29,13 +29,15 @@
 // token tiles: each converted activation fragment feeds two mma) and NT token tiles
 // of 8 (all T tokens); a block of 8 warps 128 or 256 rows (kBlockRows) and one
 // slice of K (whole 64-column chunks); grid (row blocks, S slices). The weights
-// stream with ld.global.nc.L1::no_allocate through a ring of kRing chunks per warp
-// (32 to 64 KB an SM in flight); the activations (T·K bytes, L2-resident) are read
-// through L1, which the block's 8 warps share, the next chunk's while this one's
-// mma run. With S > 1 each block stores its f32 tiles in `partials` ([row
-// block][slice][row tile][token tile][thread] float4), then the last block of its
-// row block to arrive (counter per row block) sums the S tiles in slice order, so
-// the sum's order is fixed: bit-reproducible run to run.
+// stream past L1 (cp.async.cg) into a ring of kRing chunks per warp in shared
+// memory, 7 (5) chunks ahead: 112 to 160 KB an SM in flight without holding
+// registers; each lane copies and reads back only its own 16 bytes of a row, so
+// cp.async.wait_group orders them without a barrier. The activations (T·K bytes,
+// L2-resident) are read through L1, which the block's 8 warps share, the next
+// chunk's while this one's mma run. With S > 1 each block stores its f32 tiles in
+// `partials` ([row block][slice][row tile][token tile][thread] float4), then the
+// last block of its row block to arrive (counter per row block) sums the S tiles
+// in slice order, so the sum's order is fixed: bit-reproducible run to run.
 //
 // Scales: out = bf16((acc · sw[n]) · sx[t]), in that order (cuBLASLt's outer-vector
 // scaling may round the product differently by an ulp; tests compare against the
@@ -62,16 +64,19 @@ template <int NT>
 constexpr int kRowTiles = NT >= 4 ? 2 : 1;
 template <int NT>
 constexpr int kBlockRows = kWarps * 16 * kRowTiles<NT>;  // weight rows per block
-// Blocks per SM the kernel is compiled for: 2 (at most 128 registers) with 1 or 2
-// token tiles, 1 with 4 or 8 (their accumulators, weight ring and converted
-// fragments take about 210 and 250 registers).
+// Blocks per SM the kernel is compiled for: 2 (at most 128 registers), 1 with 8
+// token tiles (their accumulators and activation words alone take 96 registers).
 template <int NT>
-constexpr int kMinBlocks = NT >= 4 ? 1 : 2;
-// Weight chunks in flight per warp (16·kRowTiles rows x 64 bytes each): 4 (64 KB an
-// SM with 1 or 2 token tiles at two blocks an SM and with 4 at one), 2 with 8 token
-// tiles (32 KB an SM; 3 spills).
+constexpr int kMinBlocks = NT >= 8 ? 1 : 2;
+// Stages of each warp's weight ring in shared memory (one 64-column chunk of the
+// warp's 16·kRowTiles rows each, filled by cp.async; kRing - 1 chunks in flight,
+// holding no registers): 8 (64 KB a block of 128 rows, two an SM: 112 KB in
+// flight; 128 KB a block of 256 rows with 8 token tiles, one an SM: 112 KB), 6 with
+// 4 token tiles (96 KB a block, two an SM: 160 KB).
 template <int NT>
-constexpr int kRing = NT >= 8 ? 2 : 4;
+constexpr int kRing = NT == 4 ? 6 : 8;
+template <int NT>
+constexpr int kSmemBytes = kWarps * kRing<NT> * 2 * kRowTiles<NT> * 32 * 16;
 
 struct SmallGemmParams {
   const uint8_t* wq;
@@ -87,12 +92,15 @@ struct SmallGemmParams {
   int slices;
 };
 
-__device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
+// 16 bytes global -> shared, past L1 (cp.async.cg), zero-filled when bytes == 0.
+__device__ __forceinline__ void cp_async16(uint4* smem, const void* gmem, int bytes) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 // Four e4m3 (the bytes of v, low first) to four f16, exact (every e4m3 value is
@@ -136,7 +144,6 @@ __device__ __forceinline__ void a_frag(const uint4& lo, const uint4& hi, int s, 
 template <int NT>
 __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kernel(SmallGemmParams p) {
   constexpr int R = kRowTiles<NT>;
-  constexpr int D = kRing<NT>;
   pdl_launch_dependents();
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -155,25 +162,31 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
     w_row[r] = p.wq + static_cast<size_t>(tile_ok[r] ? row0 + 16 * r + g : 0) * p.ld_w + 16 * t;
   const size_t w_hi = static_cast<size_t>(8) * p.ld_w;
   const int kl = 16 * t;  // this lane's column inside a chunk
-  // Chunk c of rows g (w[2r]) and g+8 (w[2r+1]) of tile r; zero past the slice or K.
-  auto load_w = [&](int c, uint4 (&w)[2 * R]) {
-    const bool in = c < c_end && c * kChunk + kl < p.K;
+  // This warp's ring: stage u, slot 2r + h (row g + 8h of tile r), this lane's 16
+  // bytes at [(u · 2R + slot) · 32 + lane]. Each lane reads back only what its own
+  // cp.async wrote, so cp.async.wait_group alone orders them (no barrier).
+  extern __shared__ uint4 w_ring[];
+  uint4* const ring = w_ring + warp * kRing<NT> * 2 * R * 32 + lane;
+  // Chunk c of rows g and g+8 of each tile into stage u (nothing past the slice;
+  // zeros past N or K), and one commit group, empty or not, per call.
+  auto issue_w = [&](int c, int u) {
+    if (c < c_end) {
+      const bool in = c * kChunk + kl < p.K;
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      if (tile_ok[r] && in) {
-        w[2 * r] = ld_stream(w_row[r] + static_cast<size_t>(c) * kChunk);
-        w[2 * r + 1] = ld_stream(w_row[r] + w_hi + static_cast<size_t>(c) * kChunk);
-      } else {
-        w[2 * r] = make_uint4(0, 0, 0, 0);
-        w[2 * r + 1] = w[2 * r];
-      }
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const bool ok = tile_ok[r] && in;
+          const uint8_t* src = w_row[r] + (h != 0 ? w_hi : 0) + static_cast<size_t>(c) * kChunk;
+          cp_async16(ring + (u * 2 * R + 2 * r + h) * 32, ok ? src : p.wq, ok ? 16 : 0);
+        }
     }
+    cp_async_commit();
   };
   // The weights no kernel writes: their first chunks load before waiting on the
   // kernel before (PDL), hiding the ramp.
-  uint4 wr[D][2 * R];
 #pragma unroll
-  for (int u = 0; u < D; ++u) load_w(c_begin + u, wr[u]);
+  for (int u = 0; u < kRing<NT> - 1; ++u) issue_w(c_begin + u, u);
   pdl_wait();
 
   // Token g of each token tile: x_g + 8 j K; the tiles where it exists (token < T).
@@ -197,21 +210,27 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
 #pragma unroll
     for (int j = 0; j < NT; ++j) acc[r][j][0] = acc[r][j][1] = acc[r][j][2] = acc[r][j][3] = 0.0f;
 
-  for (int c = c_begin; c < c_end; c += D) {
+  for (int c = c_begin; c < c_end; c += kRing<NT>) {
 #pragma unroll
-    for (int u = 0; u < D; ++u) {
+    for (int u = 0; u < kRing<NT>; ++u) {
       const int cc = c + u;
       if (cc < c_end) {  // uniform over the block
+        // Chunk cc + 7 into the stage chunk cc - 1 was read from (its mma have
+        // consumed those registers), then wait for chunk cc (stage u).
+        issue_w(cc + kRing<NT> - 1, (u + kRing<NT> - 1) % kRing<NT>);
+        cp_async_wait<kRing<NT> - 1>();
+        uint4 w[2 * R];
+#pragma unroll
+        for (int i = 0; i < 2 * R; ++i) w[i] = ring[(u * 2 * R + i) * 32];
         // Step by step: step s's A fragments (converted once for all token tiles),
         // then each token tile's B fragment (converted once for all row tiles) and
         // its R mma; the NT·R mma of a step are independent. A tile's next chunk
-        // loads once its last step is done, the weights' once all four are.
+        // loads once its last step is done.
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
           uint32_t a[R][4];
 #pragma unroll
-          for (int r = 0; r < R; ++r) a_frag(wr[u][2 * r], wr[u][2 * r + 1], s, a[r]);
-          if (s == 3) load_w(cc + D, wr[u]);
+          for (int r = 0; r < R; ++r) a_frag(w[2 * r], w[2 * r + 1], s, a[r]);
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
             uint32_t b0, b1;
@@ -289,7 +308,10 @@ template <int NT>
 int resident_blocks_per_sm() {
   static int blocks = 0;  // the owning thread only (see the header)
   if (blocks == 0) {
-    KR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fp8_small_gemm_kernel<NT>, kThreads, 0));
+    KR_CUDA_CHECK(cudaFuncSetAttribute(fp8_small_gemm_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       kSmemBytes<NT>));
+    KR_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fp8_small_gemm_kernel<NT>, kThreads, kSmemBytes<NT>));
     blocks = std::max(blocks, 1);
   }
   return blocks;
@@ -312,23 +334,25 @@ bool launch_nt(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
   // The split: whole chunks per slice, no empty slice; the least waves of blocks
   // times a block's time, counted in chunk loads plus 2 for its ramp, reduce and
   // epilogue (each block's bytes in flight are fixed, so a block of a partial last
-  // wave is no faster); the fewer slices on a tie (less reduce traffic). On 132 SMs,
-  // Llama-3.1-8B, every T (T <= 16: 128-row blocks, two an SM; T = 17..64: 256-row
-  // blocks, one an SM): qkv 5 slices, o_proj and down 8, gate_up 1 (224 or 112 row
-  // blocks: one wave).
+  // wave is no faster), plus S·NT/8 chunk loads for the last block's reading of S
+  // partial tiles of NT·R·4 KB; the fewer slices on a tie (less reduce traffic). On
+  // 132 SMs, Llama-3.1-8B (qkv, o_proj, gate_up, down): T <= 16 (128-row blocks, two
+  // an SM) 5, 8, 1, 8 slices; T = 17..32 (256-row blocks, two an SM) 11, 11, 2, 16;
+  // T = 33..64 (256-row blocks, one an SM) 5, 8, 1, 8; one wave each.
+  const int per_sm = resident_blocks_per_sm<NT>();  // (first call: sets the kernel's shared memory limit)
   int best_slices = 0, best_cps = 0;
   if (a.force_split > 0) {
     best_cps = (chunks + std::min(a.force_split, chunks) - 1) / std::min(a.force_split, chunks);
     best_slices = (chunks + best_cps - 1) / best_cps;
     if (!fits(best_slices)) return false;
   } else {
-    const long long resident = static_cast<long long>(resident_blocks_per_sm<NT>()) * std::max(a.num_sms, 1);
+    const long long resident = static_cast<long long>(per_sm) * std::max(a.num_sms, 1);
     long long best_cost = 0;
     for (int s = 1; s <= std::min(chunks, 64); ++s) {
       const int cps = (chunks + s - 1) / s;
       if ((chunks + cps - 1) / cps != s || !fits(s)) continue;
       const long long waves = (static_cast<long long>(row_blocks) * s + resident - 1) / resident;
-      const long long cost = waves * (cps + 2);
+      const long long cost = waves * (cps + 2) * 8 + (s > 1 ? s * NT : 0);  // eighths of a chunk load
       if (best_slices == 0 || cost < best_cost) {
         best_slices = s;
         best_cps = cps;
@@ -353,7 +377,7 @@ bool launch_nt(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
   p.chunks_per_slice = best_cps;
   p.slices = best_slices;
   launch(a.pdl, fp8_small_gemm_kernel<NT>, dim3(static_cast<unsigned>(row_blocks), static_cast<unsigned>(best_slices)),
-         dim3(kThreads), 0, stream, p);
+         dim3(kThreads), kSmemBytes<NT>, stream, p);
   return true;
 }
 

@@ -9,7 +9,8 @@
 // mma.sync m16n8k16 with f32 accumulation, which is what sm_90 runs for an e4m3
 // mma.sync, each fragment converted once. A warp owns 16 weight rows (32 at T > 16)
 // and all T tokens (ceil(T/8) token tiles of 8, rounded to 1, 2, 4 or 8); a block of
-// 8 warps owns 128 (256) rows and one K slice; the grid is (row blocks, K slices),
+// 8 warps owns 128 (256) rows and one K slice, its weights streaming through a
+// cp.async ring in shared memory (64 to 128 KB a block); the grid is (row blocks, K slices),
 // the split chosen so that the blocks fill the GPU in whole waves and the f32
 // partials fit the caller's workspace. Slices are reduced deterministically (the
 // last block of a row block to arrive sums the partials in slice order), so the
@@ -51,9 +52,10 @@ struct Fp8SmallGemmArgs {
 // ld_w % 16 == 0, ld_w >= K, 16-byte aligned operands.
 bool fp8_small_gemm_supports(const Fp8SmallGemmArgs& a);
 
-// Queries (once a process) how many blocks of each kernel variant an SM holds, which
-// the split uses; call it where no stream is being captured (the backend's
-// constructor), so that a first launch inside a graph capture makes no such query.
+// Sets each kernel variant's shared memory limit and queries (once a process) how
+// many blocks of it an SM holds, which the split uses; call it where no stream is
+// being captured (the backend's constructor), so that a first launch inside a graph
+// capture makes no such call.
 void prepare_fp8_small_gemm();
 
 // Enqueues the GEMM on `stream`; false (nothing enqueued) when the shape is not
