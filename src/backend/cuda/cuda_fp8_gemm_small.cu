@@ -265,25 +265,40 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
     __syncthreads();
     if (!last) return;
     __threadfence();
-    const float4* tiles =
-        reinterpret_cast<const float4*>(p.partials) + static_cast<size_t>(rb) * p.slices * R * NT * kThreads;
+    // Slice by slice (the R·NT loads of a slice independent, the next slice's in
+    // flight while this one's adds run), so that S slices cost S round trips to L2,
+    // not S·R·NT; the sum in slice order.
+    const float4* tiles = reinterpret_cast<const float4*>(p.partials) +
+                          static_cast<size_t>(rb) * p.slices * R * NT * kThreads + threadIdx.x;
+    float4 next[R * NT];
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int i = 0; i < R * NT; ++i) next[i] = __ldcg(tiles + i * kThreads);
+    for (int s = 0; s < p.slices; ++s) {
+      float4 cur[R * NT];
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        float4 sum = __ldcg(tiles + (r * NT + j) * kThreads + threadIdx.x);
-        for (int s = 1; s < p.slices; ++s) {
-          const float4 v = __ldcg(tiles + (static_cast<size_t>(s) * R * NT + r * NT + j) * kThreads + threadIdx.x);
-          sum.x += v.x;
-          sum.y += v.y;
-          sum.z += v.z;
-          sum.w += v.w;
-        }
-        acc[r][j][0] = sum.x;
-        acc[r][j][1] = sum.y;
-        acc[r][j][2] = sum.z;
-        acc[r][j][3] = sum.w;
+      for (int i = 0; i < R * NT; ++i) cur[i] = next[i];
+      if (s + 1 < p.slices) {
+#pragma unroll
+        for (int i = 0; i < R * NT; ++i) next[i] = __ldcg(tiles + (static_cast<size_t>(s + 1) * R * NT + i) * kThreads);
       }
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const float4 v = cur[r * NT + j];
+          if (s == 0) {  // the sum starts at slice 0's value (not 0 + it: -0 stays -0)
+            acc[r][j][0] = v.x;
+            acc[r][j][1] = v.y;
+            acc[r][j][2] = v.z;
+            acc[r][j][3] = v.w;
+          } else {
+            acc[r][j][0] += v.x;
+            acc[r][j][1] += v.y;
+            acc[r][j][2] += v.z;
+            acc[r][j][3] += v.w;
+          }
+        }
+    }
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -312,7 +327,10 @@ int resident_blocks_per_sm() {
                                        kSmemBytes<NT>));
     KR_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fp8_small_gemm_kernel<NT>, kThreads, kSmemBytes<NT>));
-    blocks = std::max(blocks, 1);
+    // The split plans for the blocks an SM is compiled for (1 or 2; with 1 or 2
+    // token tiles a third may fit, which the plan does not count on), fewer where
+    // fewer fit.
+    blocks = std::clamp(blocks, 1, kMinBlocks<NT>);
   }
   return blocks;
 }
