@@ -189,17 +189,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
   for (int u = 0; u < kRing<NT> - 1; ++u) issue_w(c_begin + u, u);
   pdl_wait();
 
-  // Token g of each token tile: x_g + 8 j K; the tiles where it exists (token < T).
-  const uint8_t* x_g = p.xq + static_cast<size_t>(g) * p.K;
-  uint32_t x_tiles = 0;
+  // Token g of each token tile (8j + g), clamped to T - 1: a token past T reads
+  // token T-1's bytes into a B column whose outputs are never stored (an mma column
+  // is one token). Offsets of the rows in xq, per tile.
+  uint32_t x_row[NT];
 #pragma unroll
-  for (int j = 0; j < NT; ++j) x_tiles |= (8 * j + g < p.T ? 1u : 0u) << j;
-  // Token g of tile j at this lane's 16 bytes of chunk c (zero past T, the slice or K).
+  for (int j = 0; j < NT; ++j) x_row[j] = static_cast<uint32_t>(min(8 * j + g, p.T - 1)) * static_cast<uint32_t>(p.K);
+  // Tile j at this lane's 16 bytes of chunk c, unconditionally: the chunk clamped
+  // to the slice (a prefetch past it is never used) and the column to K - 16 (the
+  // lanes past K, whose weight bytes are zero-filled, read finite bytes of the same
+  // token, which add 0 · x: no branch and no select a load).
   auto load_x = [&](int j, int c) {
-    const int k = c * kChunk + kl;
-    return (x_tiles >> j & 1) != 0 && c < c_end && k < p.K
-               ? __ldg(reinterpret_cast<const uint4*>(x_g + (static_cast<uint32_t>(8 * j) * p.K + k)))
-               : make_uint4(0, 0, 0, 0);
+    const uint32_t k = static_cast<uint32_t>(min(min(c, c_end - 1) * kChunk + kl, p.K - 16));
+    return __ldg(reinterpret_cast<const uint4*>(p.xq + (x_row[j] + k)));
   };
   uint4 xb[NT];
 #pragma unroll
