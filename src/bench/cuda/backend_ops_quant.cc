@@ -869,12 +869,15 @@ int run_fp8_small_kernels(CpuBackend& cpu, const std::vector<std::pair<std::stri
   KR_CHECK_MSG(cpu.options().emulate_fp8_w8a8, "run_fp8_small_kernels: the CPU reference must emulate the FP8 W8A8 path");
   g_failures = 0;
   g_w8a8_min_tokens = cpu.options().fp8_w8a8_min_tokens;
+  // T = 9 and 16 (1 and 2 token tiles, 128-row blocks), 24 and 32 (4 tiles, 256-row
+  // blocks) on the odd shapes, 33 and 64 (8 tiles).
   const std::vector<int> small_t = {9, 16, 33, 64};
+  const std::vector<int> odd_t = {9, 16, 24, 32, 33, 64};
   for (const auto& [label, gpu] : kernels) {
     g_tag = " [" + label + "]";
     Env e(cpu, *gpu);
     const bool forced = label.find("-S") != std::string::npos;
-    // Odd shapes: N % 16 == 0 with a partial 128-row block (48, 80, 144), K % 64 ==
+    // Odd shapes: N % 16 == 0 with a partial 128- or 256-row block (48, 80, 144, 1040), K % 64 ==
     // 32 (96, 160), K with fewer 64-column chunks than a forced split (96: 2 chunks),
     // and two the kernel does not take (N % 16 != 0; K % 16 != 0), which fall back to
     // cuBLASLt or W8A16.
@@ -882,7 +885,7 @@ int run_fp8_small_kernels(CpuBackend& cpu, const std::vector<std::pair<std::stri
       for (auto [N, K] : {std::pair<int64_t, int64_t>{48, 96}, {80, 160}, {144, 1344}, {1040, 4160}, {40, 384},
                           {64, 136}}) {
         if (!spec_fits(spec(name), K)) continue;
-        test_matmul(e, spec(name), N, K, small_t);
+        test_matmul(e, spec(name), N, K, odd_t);
       }
     }
     // Llama-3.1-8B's four shapes (qkv, o_proj, gate_up, down); the forced splits at
@@ -890,6 +893,7 @@ int run_fp8_small_kernels(CpuBackend& cpu, const std::vector<std::pair<std::stri
     const std::pair<int64_t, int64_t> llama8b[] = {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
     for (auto [N, K] : llama8b) test_matmul(e, spec("fp8-channel-dynamic"), N, K, forced ? std::vector<int>{33} : small_t);
     test_matmul(e, spec("fp8-tensor-static"), 4096, 14336, {64});
+    if (!forced) test_matmul(e, spec("fp8-channel-dynamic"), 4096, 14336, {32});  // 4 token tiles, 16 slices
     // The W8A8 GEMM on the FP8 rows the op before wrote (Fp8Rows: the norm prologue
     // and the GLU), at 64 and 23 rows.
     for (bool norm : {false, true}) {
