@@ -988,26 +988,24 @@ void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& 
   if (T == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
   int done = 0;  // rows finished
-  if (q.w8a8 && !out_f32 && T >= options_.fp8_w8a8_min_tokens && fp8 != nullptr) {
-    // W8A8 on the FP8 rows the op before wrote (Fp8Rows): no quantize kernel. In
-    // chunks of kActRows rows as below, so that cuBLASLt runs the same shapes (and
-    // gives the same bits) as on rows quantized here.
-    KR_CHECK(fp8->rows == T && fp8->codes.dim(1) == K);
-    for (; done < T; done += kActRows) {
-      const int n = std::min(kActRows, T - done);
-      if (!fp8_gemm(q, fp8->codes.rows(done, n).data, fp8->scales.as<float>() + done, n, out.rows(done, n).data, s))
-        break;  // no FP8 GEMM here: the loop below finds the same and runs W8A16
-    }
-    if (done >= T) return;
-    done = 0;
-  }
   if (q.w8a8 && !out_f32 && T >= options_.fp8_w8a8_min_tokens) {
-    // W8A8: each chunk of rows quantized to FP8 (per token or static), then cuBLASLt.
+    // W8A8 in chunks of kActRows rows: on the FP8 rows the op before wrote (Fp8Rows;
+    // bit for bit what the quantize kernel gives), else each chunk quantized here
+    // (per token or static), then cuBLASLt. The same chunks either way, so that
+    // cuBLASLt runs the same shapes and gives the same bits.
+    if (fp8 != nullptr) KR_CHECK(fp8->rows == T && fp8->codes.dim(1) == K);
     for (; done < T; done += kActRows) {
       const int n = std::min(kActRows, T - done);
-      cuda::launch_quantize_fp8_rows(x.rows(done, n).data, n, K, q.static_input, q.input_scale, q.act_scale_ub,
-                                     q_fp8_x_, q_fp8_sx_, s);
-      if (!fp8_gemm(q, q_fp8_x_, q_fp8_sx_, n, out.rows(done, n).data, s)) {
+      const void* xq = q_fp8_x_;
+      const float* sx = q_fp8_sx_;
+      if (fp8 != nullptr) {
+        xq = fp8->codes.rows(done, n).data;
+        sx = fp8->scales.as<float>() + done;
+      } else {
+        cuda::launch_quantize_fp8_rows(x.rows(done, n).data, n, K, q.static_input, q.input_scale, q.act_scale_ub,
+                                       q_fp8_x_, q_fp8_sx_, s);
+      }
+      if (!fp8_gemm(q, xq, sx, n, out.rows(done, n).data, s)) {
         static bool logged = false;
         if (!logged) KR_LOG(kWarn, "cuBLASLt offers no FP8 GEMM with per-row scales here; FP8 weights run W8A16");
         logged = true;

@@ -22,6 +22,7 @@
 #include "backend/dtype_convert.h"
 #include "backend/quantized_matrix.h"
 #include "model/model.h"
+#include "model/single_seq_step_for_test.h"
 
 namespace kr {
 namespace {
@@ -210,19 +211,7 @@ void run_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, const Wei
   std::vector<float> inv_freq(static_cast<size_t>(D / 2));
   for (int64_t i = 0; i < D / 2; ++i) inv_freq[static_cast<size_t>(i)] = static_cast<float>(std::pow(10000.0, -2.0 * i / D));
   const int bs = 16, blocks = (T + bs - 1) / bs;
-  StepMetadata meta;
-  meta.num_tokens = T;
-  meta.num_seqs = 1;
-  meta.block_size = bs;
-  meta.max_blocks_per_seq = blocks;
-  meta.max_context_len = T;
-  for (int t = 0; t < T; ++t) {
-    meta.positions.push_back(t);
-    meta.slot_mapping.push_back(t);
-  }
-  meta.query_start = {0, T};
-  meta.context_lens = {T};
-  for (int b = 0; b < blocks; ++b) meta.block_tables.push_back(b);
+  const StepMetadata meta = single_seq_step(0, T, bs);
 
   struct Layer {
     Side s;
@@ -332,22 +321,10 @@ void run_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, const Wei
 
 // Logits [n, V] of a prefill of `ids` at every position, as bytes.
 std::vector<uint8_t> prefill_logits(Model& model, const std::vector<int32_t>& ids) {
-  const int n = static_cast<int>(ids.size()), bs = model.block_size(), blocks = (n + bs - 1) / bs;
-  StepMetadata m;
-  m.num_tokens = n;
-  m.num_seqs = 1;
-  m.block_size = bs;
-  m.max_blocks_per_seq = blocks;
-  m.max_context_len = n;
-  std::vector<int32_t> rows;
-  for (int i = 0; i < n; ++i) {
-    m.positions.push_back(i);
-    m.slot_mapping.push_back(i);
-    rows.push_back(i);
-  }
-  m.query_start = {0, n};
-  m.context_lens = {n};
-  for (int b = 0; b < blocks; ++b) m.block_tables.push_back(b);
+  const int n = static_cast<int>(ids.size());
+  std::vector<int32_t> rows(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) rows[static_cast<size_t>(i)] = i;
+  const StepMetadata m = single_seq_step(0, n, model.block_size());
   auto l = model.forward(m, ids, rows);
   if (!l.ok()) return {};
   std::vector<uint8_t> host(l->bytes());
