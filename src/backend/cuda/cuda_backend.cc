@@ -24,6 +24,7 @@
 #include "backend/cuda/cuda_decode_attention.h"
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_fp8_gemm.h"
+#include "backend/cuda/cuda_fp8_gemm_small.h"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_kv_copier.h"
@@ -88,6 +89,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));
     KR_CUDA_CHECK(cudaMemset(q_counters_, 0, kQCounters * sizeof(int)));
     fp8_gemm_ = std::make_unique<cuda::Fp8Gemm>(cublas_ws_, kCublasWorkspaceBytes);
+    cuda::prepare_fp8_small_gemm();
   }
 
   // Teardown ignores errors: a lost device must not turn exit into an abort.
@@ -546,6 +548,10 @@ class CudaBackend final : public Backend {
   // out = x · Wᵀ for a quantized weight (any T, no epilogue); fp8: x's FP8 rows
   // for q's W8A8 GEMM (input_rows), or null.
   void quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out, const Fp8Rows* fp8 = nullptr);
+  // The W8A8 GEMM out [T, N] bf16 = xq [T, K] e4m3 · q's codes, scaled by sx [T] and
+  // q's row scales: the small-T kernel (CudaOptions::fp8_small_gemm_max_tokens) when it
+  // takes the shape, else cuBLASLt; false when neither runs (nothing enqueued).
+  bool fp8_gemm(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out, cudaStream_t s);
   // The tensor-core kernel with epilogue `e` and `in`'s norm prologue (run unfused
   // first where the kernel cannot take it); false (nothing run) when the kernel
   // does not support the epilogue's shapes.
@@ -999,7 +1005,7 @@ void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& 
         cuda::launch_quantize_fp8_rows(x.rows(done, n).data, n, K, q.static_input, q.input_scale, q.act_scale_ub,
                                        q_fp8_x_, q_fp8_sx_, s);
       }
-      if (!fp8_gemm_->run(q.codes, N, K, q.Kp, q.row_scale, xq, sx, n, out.rows(done, n).data, s)) {
+      if (!fp8_gemm(q, xq, sx, n, out.rows(done, n).data, s)) {
         static bool logged = false;
         if (!logged) KR_LOG(kWarn, "cuBLASLt offers no FP8 GEMM with per-row scales here; FP8 weights run W8A16");
         logged = true;
@@ -1020,6 +1026,31 @@ void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& 
     return;
   }
   KR_CHECK(quant_kernel(MatmulInput(xr), q, outr, cuda::QEpilogue::kPlain, cuda::QGemmArgs{}));
+}
+
+bool CudaBackend::fp8_gemm(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out,
+                           cudaStream_t s) {
+  if (T <= options_.fp8_small_gemm_max_tokens) {
+    cuda::Fp8SmallGemmArgs a;
+    a.wq = q.codes;
+    a.N = q.N;
+    a.K = q.K;
+    a.ld_w = q.Kp;
+    a.sw = q.row_scale;
+    a.xq = xq;
+    a.sx = sx;
+    a.T = T;
+    a.out = out;
+    a.partials = q_partials_;
+    a.partial_floats = kQPartialFloats;
+    a.counters = q_counters_;
+    a.counter_count = kQCounters;
+    a.num_sms = num_sms_;
+    a.pdl = options_.pdl;
+    a.force_split = options_.fp8_small_gemm_split;
+    if (cuda::launch_fp8_small_gemm(a, s)) return true;
+  }
+  return fp8_gemm_->run(q.codes, q.N, q.K, q.Kp, q.row_scale, xq, sx, T, out, s);
 }
 
 bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Tensor& out, cuda::QEpilogue e,

@@ -700,6 +700,12 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
   }
   test_matmul(e, spec("mlx-int4-g64"), 128256 / 4, 3072, {1, 3}, true);  // a quantized lm_head into f32 logits
   test_matmul(e, spec("fp8-block128"), 4096, 4096, {1, 64, 300});
+  // FP8 W8A8 at decode batch sizes (the small-T GEMM, cuda_fp8_gemm_small.h, under
+  // CudaOptions::fp8_small_gemm_max_tokens): N % 16 == 0 with a partial row block,
+  // K % 64 == 32, and an 8B shape.
+  for (const char* name : {"fp8-channel-dynamic", "fp8-tensor-static"})
+    for (auto [N, K] : {std::pair<int64_t, int64_t>{48, 96}, {80, 160}, {144, 1344}}) test_matmul(e, spec(name), N, K, {9, 16, 33, 64});
+  test_matmul(e, spec("fp8-channel-dynamic"), 4096, 4096, {16, 64});
   // Quantized embeddings (MLX).
   test_embedding(e, spec("mlx-int4-g64"), 1000, 3072, 7, 1.0f);
   test_embedding(e, spec("mlx-int8-g32"), 50, 96, 3, 1.0f);
@@ -856,6 +862,48 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
   }
   g_tag.clear();
   g_dense_min_tokens = 256;
+  return g_failures;
+}
+
+int run_fp8_small_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels) {
+  KR_CHECK_MSG(cpu.options().emulate_fp8_w8a8, "run_fp8_small_kernels: the CPU reference must emulate the FP8 W8A8 path");
+  g_failures = 0;
+  g_w8a8_min_tokens = cpu.options().fp8_w8a8_min_tokens;
+  // T = 9 and 16 (1 and 2 token tiles, 128-row blocks), 24 and 32 (4 tiles, 256-row
+  // blocks) on the odd shapes, 33 and 64 (8 tiles).
+  const std::vector<int> small_t = {9, 16, 33, 64};
+  const std::vector<int> odd_t = {9, 16, 24, 32, 33, 64};
+  for (const auto& [label, gpu] : kernels) {
+    g_tag = " [" + label + "]";
+    Env e(cpu, *gpu);
+    const bool forced = label.find("-S") != std::string::npos;
+    // Odd shapes: N % 16 == 0 with a partial 128- or 256-row block (48, 80, 144, 1040), K % 64 ==
+    // 32 (96, 160), K with fewer 64-column chunks than a forced split (96: 2 chunks),
+    // and two the kernel does not take (N % 16 != 0; K % 16 != 0), which fall back to
+    // cuBLASLt or W8A16.
+    for (const char* name : {"fp8-channel-dynamic", "fp8-tensor-static"}) {
+      for (auto [N, K] : {std::pair<int64_t, int64_t>{48, 96}, {80, 160}, {144, 1344}, {1040, 4160}, {40, 384},
+                          {64, 136}}) {
+        if (!spec_fits(spec(name), K)) continue;
+        test_matmul(e, spec(name), N, K, odd_t);
+      }
+    }
+    // Llama-3.1-8B's four shapes (qkv, o_proj, gate_up, down); the forced splits at
+    // one T each (the CPU reference of the big shapes is the slow part).
+    const std::pair<int64_t, int64_t> llama8b[] = {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}};
+    for (auto [N, K] : llama8b) test_matmul(e, spec("fp8-channel-dynamic"), N, K, forced ? std::vector<int>{33} : small_t);
+    test_matmul(e, spec("fp8-tensor-static"), 4096, 14336, {64});
+    if (!forced) test_matmul(e, spec("fp8-channel-dynamic"), 4096, 14336, {32});  // 4 token tiles, 16 slices
+    // The W8A8 GEMM on the FP8 rows the op before wrote (Fp8Rows: the norm prologue
+    // and the GLU), at 64 and 23 rows.
+    for (bool norm : {false, true}) {
+      test_qkv_rope_store(e, spec("fp8-channel-dynamic"), {127, 5, 0, 60}, {1, 16, 40, 7}, 4096, 32, 8, 128, norm);
+      test_qkv_rope_store(e, spec("fp8-tensor-static"), {3, 9}, {3, 20}, 384, 6, 2, 64, norm);
+      test_matmul_silu_mul(e, spec("fp8-channel-dynamic"), 64, 4096, 14336, norm);
+      test_matmul_silu_mul(e, spec("fp8-tensor-static"), 23, 384, 48, norm);
+    }
+  }
+  g_tag.clear();
   return g_failures;
 }
 

@@ -41,6 +41,15 @@ int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, B
 int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels,
                         int dense_min_tokens);
 
+// The FP8 W8A8 path at decode batch sizes (T = 9, 16, 33, 64) through each of
+// `kernels` (label, a CUDA backend with that CudaOptions::fp8_small_gemm_max_tokens
+// / fp8_small_gemm_split; a label with "-S" runs the big shapes at one T only):
+// odd shapes (partial row blocks, K % 64 == 32, shapes the small GEMM does not take),
+// Llama-3.1-8B's four shapes, and the fused qkv_rope_store and matmul_silu_mul on
+// FP8 rows written by the op before, against `cpu` (as run_ops; each line ends with
+// [label]). Returns the number of failures.
+int run_fp8_small_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels);
+
 // Every model folder listed in `fixtures`/models.json on `gpu`: argmax at every
 // prompt position (one prefill per case), and token by token (eagerly and as step
 // graphs), equal to the reference's where its top-2 margin exceeds

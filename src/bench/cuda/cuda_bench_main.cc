@@ -40,6 +40,12 @@
 //        (mma, stream) and on the stream kernel with 1, 2, 4 and 8 K slices forced)
 //        kr-cuda-bench --qgemm-bench [--quant FORMAT] [--arch NAME]   (NAME's quantized shapes, default
 //        awq, at T = 16, 32, 64, 128 and 200 on each T > 8 kernel (v1, v2) and as bf16 through cuBLAS)
+//        kr-cuda-bench --fp8-gemm-bench [--arch NAME]   (the W8A8 GEMM of FP8 weights, NAME's shapes,
+//        default llama-3.1-8b, at T = 16, 32, 64: the small-T kernel of cuda_fp8_gemm_small.h against
+//        cuBLASLt's (CudaOptions::fp8_small_gemm_max_tokens 64 and 0); each matmul includes its
+//        activation quantize kernel, the same on both)
+//        [--fp8-small-gemm N]   (CudaOptions::fp8_small_gemm_max_tokens: W8A8 matmuls of <= N rows
+//                                on the small-T GEMM, default 64; 0: always cuBLASLt)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
@@ -398,6 +404,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
     r["quant_desc"] = model.weights().layers[0].qkv.quant_desc;
   r["quant_dense_min_tokens"] = set.options.quant_dense_min_tokens;
   r["fp8_w8a8_min_tokens"] = set.options.fp8_w8a8_min_tokens;
+  r["fp8_small_gemm_max_tokens"] = set.options.fp8_small_gemm_max_tokens;
   r["fuse_fp8_act_quant"] = set.options.fuse_fp8_act_quant;
   r["load_s"] = load_s;
   r["weight_bytes"] = model.weight_bytes();
@@ -517,7 +524,7 @@ std::vector<std::string> split_names(const std::string& list) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string model_dir, arch_list, json_path, json_dir, dump_ids, dump_out;
-  bool gemv = false, qgemm = false, attn = false;
+  bool gemv = false, qgemm = false, attn = false, fp8_gemm = false;
   kr::AttnBenchSettings attn_set;
   kr::RunSettings set;
   kr::CudaOptions options;
@@ -546,6 +553,8 @@ int main(int argc, char** argv) {
     else if (a == "--quant-dense-min" && i + 1 < argc) options.quant_dense_min_tokens = std::atoi(argv[++i]);
     else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--no-fused-act-quant") options.fuse_fp8_act_quant = false;
+    else if (a == "--fp8-small-gemm" && i + 1 < argc) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
+    else if (a == "--fp8-gemm-bench") fp8_gemm = true;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--json-dir" && i + 1 < argc) json_dir = argv[++i];
     else if (a == "--no-graphs") set.graphs = false;
@@ -636,6 +645,21 @@ int main(int argc, char** argv) {
       }
       kr::quant_gemv_bench(paths, set.quant, *c, {1, 8}, false);
     }
+    return 0;
+  }
+  if (fp8_gemm) {
+    auto c = kr::model_config_preset(archs.empty() || archs[0].empty() || arch_list.empty() ? "llama-3.1-8b" : archs[0]);
+    KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
+    // The small-T GEMM and cuBLASLt, each on its own backend.
+    std::vector<std::unique_ptr<kr::Backend>> backends;
+    std::vector<std::pair<const char*, kr::Backend*>> paths;
+    for (const auto& [label, max_tokens] : {std::pair<const char*, int>{"fp8-small", 64}, {"cublaslt", 0}}) {
+      kr::CudaOptions o = options;
+      o.fp8_small_gemm_max_tokens = max_tokens;
+      backends.push_back(kr::make_cuda_backend(o));
+      paths.emplace_back(label, backends.back().get());
+    }
+    kr::quant_gemv_bench(paths, set.quant.empty() ? "fp8" : set.quant, *c, {16, 32, 64}, false);
     return 0;
   }
   if (qgemm) {
