@@ -87,6 +87,7 @@ struct Bf16W {
   static constexpr int kRows = kRowsBf16;
   static constexpr int kCols = 8;
   static constexpr bool kFp8 = false, kGrouped = false, kTc = false;
+  static constexpr int kMaxV = 4;  // weight vectors per thread and pass, at most
   __device__ static float2 pair(const uint4& v, int k) {
     const uint32_t w = reinterpret_cast<const uint32_t*>(&v)[k / 2];
     return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w));
@@ -109,6 +110,7 @@ struct Fp8W {
   static constexpr int kRows = kRowsFp8;
   static constexpr int kCols = 16;
   static constexpr bool kFp8 = true, kGrouped = G, kTc = false;
+  static constexpr int kMaxV = 2;
   __device__ static float2 pair(const uint4& v, int k) {
     const uint32_t w = reinterpret_cast<const uint32_t*>(&v)[k / 4];
     const __nv_fp8x2_storage_t p = static_cast<__nv_fp8x2_storage_t>((w >> (8 * (k % 4))) & 0xFFFFu);
@@ -128,9 +130,12 @@ struct Fp8W {
 // of two (exact for every x within 2^-29 of the quad's largest), undone on the sum.
 // The products are exact; the sum is in f32 in another order than the FMA form's.
 // Grouped scales need a quad's 64 columns inside one group (launch_e checks).
-template <bool G>
+// MaxV = 1: one vector per thread and pass (more passes, fewer registers, more
+// blocks an SM).
+template <bool G, int MaxV>
 struct Fp8Tc : Fp8W<G> {
   static constexpr bool kTc = true;
+  static constexpr int kMaxV = MaxV;
 };
 
 // D += A · B on one m16n8k16 f16 mma with f32 accumulators (PTX ISA, "Matrix
@@ -512,7 +517,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<F>(V, kNorm, E)) g
 // FP8 (V in 1..2, 16 columns a vector, twice the rows): V = 1 for K <= 2048, else 2.
 template <class F>
 int vectors_per_thread(int K) {
-  constexpr int vmin = F::kFp8 ? 1 : 2, vmax = F::kFp8 ? 2 : 4;
+  constexpr int vmin = F::kFp8 ? 1 : 2, vmax = F::kMaxV;
   const int vecs = (K + F::kCols - 1) / F::kCols;
   int best = vmax;
   for (int V = vmax - 1; V >= vmin; --V) {
@@ -531,7 +536,9 @@ void launch_v(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   if (E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm) blocks = static_cast<unsigned>(a.N / R);
   const int V = vectors_per_thread<F>(a.K);
   if constexpr (F::kFp8) {
-    if (V == 1) {
+    if constexpr (F::kMaxV == 1) {
+      launch(pdl, gemv1_kernel<F, 1, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
+    } else if (V == 1) {
       launch(pdl, gemv1_kernel<F, 1, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
     } else {
       launch(pdl, gemv1_kernel<F, 2, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
@@ -571,12 +578,15 @@ void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
     launch_f<Bf16W, E>(a, pdl, stream);
   } else if constexpr (E != Gemv1Epilogue::kRopeQkNorm) {  // FP8: no caller runs its q/k norms here
     // The tensor-core form needs each quad's 64 columns (4 vectors) inside one group.
-    const bool tc = a.fp8_tc && (a.w_groups == 1 || a.w_group % 64 == 0);
+    int tc = a.w_groups == 1 || a.w_group % 64 == 0 ? a.fp8_tc : 0;
+    if (tc == 2 && a.norm_w != nullptr && a.K > Fp8W<false>::kCols * kThreads) tc = 1;  // the prologue's one pass
     if (a.w_groups == 1) {
-      if (tc) launch_f<Fp8Tc<false>, E>(a, pdl, stream);
+      if (tc == 1) launch_f<Fp8Tc<false, 2>, E>(a, pdl, stream);
+      else if (tc == 2) launch_f<Fp8Tc<false, 1>, E>(a, pdl, stream);
       else launch_f<Fp8W<false>, E>(a, pdl, stream);
     } else {
-      if (tc) launch_f<Fp8Tc<true>, E>(a, pdl, stream);
+      if (tc == 1) launch_f<Fp8Tc<true, 2>, E>(a, pdl, stream);
+      else if (tc == 2) launch_f<Fp8Tc<true, 1>, E>(a, pdl, stream);
       else launch_f<Fp8W<true>, E>(a, pdl, stream);
     }
   }

@@ -46,9 +46,10 @@ struct Gemv1Args {
   const float* w_scale = nullptr;  // kFp8: [Np / 16, w_groups, 16] f32
   int w_ld = 0;                    // kFp8: bytes per row (a multiple of 16, >= K)
   int w_group = 0, w_groups = 0;   // kFp8: columns per scale group (a multiple of 16), groups per row
-  // kFp8: the products on the tensor cores (mma.sync on f16 operands, f32 sums)
-  // instead of f32 FMAs; where the groups allow it (one per 64 columns or coarser).
-  bool fp8_tc = false;
+  // kFp8: 1 or 2: the products on the tensor cores (mma.sync on f16 operands, f32
+  // sums) instead of f32 FMAs (0), where the groups allow it (one per 64 columns or
+  // coarser); 2 with one weight vector per thread and pass.
+  int fp8_tc = 0;
   void* out = nullptr;      // [N]
   bool out_f32 = false;
   int N = 0, K = 0;
