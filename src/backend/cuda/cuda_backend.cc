@@ -1091,7 +1091,6 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     case CudaOptions::QuantGemv::kStream: gemv_path = cuda::QGemvPath::kStream; break;
     case CudaOptions::QuantGemv::kRow: gemv_path = cuda::QGemvPath::kRow; break;
     case CudaOptions::QuantGemv::kRowTc: gemv_path = cuda::QGemvPath::kRowTc; break;
-    case CudaOptions::QuantGemv::kRowTc1: gemv_path = cuda::QGemvPath::kRowTc1; break;
   }
   const cuda::QGemmPath batched_path =
       options_.quant_gemm == CudaOptions::QuantGemm::kV2 ? cuda::QGemmPath::kV2 : cuda::QGemmPath::kV1;

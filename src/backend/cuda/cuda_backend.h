@@ -65,7 +65,7 @@ struct CudaOptions {
   // kAuto: kStream for 4- and 8-bit integer codes, kRowTc for FP8 (kMma at T 2..8).
   // kr-cuda-bench and kr-backend-ops --qgemv auto|stream|mma|row|row-tc;
   // kr-cuda-bench --gemv-bench --quant FMT times them per shape.
-  enum class QuantGemv { kAuto, kMma, kStream, kRow, kRowTc, kRowTc1 };
+  enum class QuantGemv { kAuto, kMma, kStream, kRow, kRowTc };
   QuantGemv quant_gemv = QuantGemv::kAuto;
   // kStream's K slices per tile pair (1..8, a thread-block cluster); 0: its own
   // choice per shape. For measurements (kr-cuda-bench --qgemv-split N).
@@ -125,14 +125,12 @@ inline const char* quant_gemv_name(CudaOptions::QuantGemv k) {
     case CudaOptions::QuantGemv::kStream: return "stream";
     case CudaOptions::QuantGemv::kRow: return "row";
     case CudaOptions::QuantGemv::kRowTc: return "row-tc";
-    case CudaOptions::QuantGemv::kRowTc1: return "row-tc1";
   }
   return "?";
 }
 inline bool parse_quant_gemv(const std::string& name, CudaOptions::QuantGemv* out) {
   for (auto k : {CudaOptions::QuantGemv::kAuto, CudaOptions::QuantGemv::kMma, CudaOptions::QuantGemv::kStream,
-                 CudaOptions::QuantGemv::kRow, CudaOptions::QuantGemv::kRowTc,
-                 CudaOptions::QuantGemv::kRowTc1})
+                 CudaOptions::QuantGemv::kRow, CudaOptions::QuantGemv::kRowTc})
     if (name == quant_gemv_name(k)) {
       *out = k;
       return true;

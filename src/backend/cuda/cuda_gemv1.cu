@@ -118,7 +118,7 @@ struct Fp8W {
   }
 };
 
-// FP8 on the tensor cores (Gemv1Args::fp8_tc): the same loads and rows, but each
+// FP8 on the tensor cores (Gemv1Args::fp8_tc): the same rows per block, but each
 // thread's products go through mma.sync m16n8k16 (f16 operands, f32 accumulation)
 // instead of f32 FMAs on weights widened pair by pair. A GEMV has one column, so the
 // mma is used on its diagonal: a quad (4 lanes) feeds rows g and g + 8 of A with two
@@ -130,12 +130,14 @@ struct Fp8W {
 // of two (exact for every x within 2^-29 of the quad's largest), undone on the sum.
 // The products are exact; the sum is in f32 in another order than the FMA form's.
 // Grouped scales need a quad's 64 columns inside one group (launch_e checks).
-// MaxV = 1: one vector per thread and pass (more passes, fewer registers, more
-// blocks an SM).
-template <bool G, int MaxV>
+// One weight vector per thread and pass (V = 1): the converted operands need
+// registers, and with two vectors (138-168 registers, 3 blocks an SM) Llama-3.1-8B
+// FP8 batch-1 decode ran at 347 tok/s against 352 for the FMA form; with one (82-96
+// registers, 5 blocks) at 401-404 (H200; docs/performance.md).
+template <bool G>
 struct Fp8Tc : Fp8W<G> {
   static constexpr bool kTc = true;
-  static constexpr int kMaxV = MaxV;
+  static constexpr int kMaxV = 1;
 };
 
 // D += A · B on one m16n8k16 f16 mma with f32 accumulators (PTX ISA, "Matrix
@@ -180,12 +182,14 @@ __device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t w, float scale) {
 // registers (7 blocks); the norm prologue keeps the row too (4 blocks, 128).
 // FP8 (8 rows): V = 1 is bf16's V = 2 in loads, V = 2 its V = 4; with group scales
 // (16 more registers at V = 2) the RoPE epilogue spilled at 96 (4 blocks, 128).
+// FP8 on the tensor cores (V = 1): 82-96 registers (5 blocks), 114-136 with the
+// norm prologue (3 blocks).
 template <class F>
 constexpr int min_blocks_per_sm(int V, bool norm, Gemv1Epilogue E) {
   const bool rope = E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm;
   const int loads = F::kRows * V;  // 16-byte weight vectors in flight per thread
   // The tensor-core form holds converted f16 operands next to the weights.
-  if (F::kTc) return loads <= 8 && !norm ? 5 : 3;
+  if (F::kTc) return norm ? 3 : 5;
   if (norm) return 4;
   if (loads > 16) return 4;        // Bf16W8 at V = 3: 128 registers
   if (loads <= 8) return 8;
@@ -514,7 +518,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<F>(V, kNorm, E)) g
 // loads nothing). bf16 (V in 2..4, 8 columns a vector): one pass for every K <=
 // 4096: V = 2 for K <= 2048, 3 for K <= 3072 (Gemma 3's 2560 included, which V = 4
 // ran with 38% of its slots empty and a fifth fewer blocks per SM), 4 up to 4096.
-// FP8 (V in 1..2, 16 columns a vector, twice the rows): V = 1 for K <= 2048, else 2.
+// FP8 (V in 1..2, 16 columns a vector, twice the rows): V = 1 for K <= 2048, else 2;
+// its tensor-core form V = 1 always (Fp8Tc).
 template <class F>
 int vectors_per_thread(int K) {
   constexpr int vmin = F::kFp8 ? 1 : 2, vmax = F::kMaxV;
@@ -578,15 +583,15 @@ void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
     launch_f<Bf16W, E>(a, pdl, stream);
   } else if constexpr (E != Gemv1Epilogue::kRopeQkNorm) {  // FP8: no caller runs its q/k norms here
     // The tensor-core form needs each quad's 64 columns (4 vectors) inside one group.
-    int tc = a.w_groups == 1 || a.w_group % 64 == 0 ? a.fp8_tc : 0;
-    if (tc == 2 && a.norm_w != nullptr && a.K > Fp8W<false>::kCols * kThreads) tc = 1;  // the prologue's one pass
+    // The tensor-core form needs each quad's 64 columns (4 vectors) inside one
+    // group, and the norm prologue's row in one pass (K <= 2048 at one vector).
+    const bool tc = a.fp8_tc && (a.w_groups == 1 || a.w_group % 64 == 0) &&
+                    (a.norm_w == nullptr || a.K <= Fp8Tc<false>::kCols * kThreads);
     if (a.w_groups == 1) {
-      if (tc == 1) launch_f<Fp8Tc<false, 2>, E>(a, pdl, stream);
-      else if (tc == 2) launch_f<Fp8Tc<false, 1>, E>(a, pdl, stream);
+      if (tc) launch_f<Fp8Tc<false>, E>(a, pdl, stream);
       else launch_f<Fp8W<false>, E>(a, pdl, stream);
     } else {
-      if (tc == 1) launch_f<Fp8Tc<true, 2>, E>(a, pdl, stream);
-      else if (tc == 2) launch_f<Fp8Tc<true, 1>, E>(a, pdl, stream);
+      if (tc) launch_f<Fp8Tc<true>, E>(a, pdl, stream);
       else launch_f<Fp8W<true>, E>(a, pdl, stream);
     }
   }

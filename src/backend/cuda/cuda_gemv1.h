@@ -10,7 +10,8 @@
 // x with norm_w (kNorm; either norm kind). The weight is bf16, or FP8 e4m3 with f32
 // scales as cuda_qgemm.h's QWeight stores it (Gemv1Weight::kFp8: the batch-1 path
 // of FP8 checkpoints, CudaOptions::quant_gemv kRow; w[n, k] = e4m3 · scale of its
-// group, no activation quantization).
+// group, no activation quantization; with Gemv1Args::fp8_tc the products run on
+// the tensor cores).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
@@ -46,10 +47,10 @@ struct Gemv1Args {
   const float* w_scale = nullptr;  // kFp8: [Np / 16, w_groups, 16] f32
   int w_ld = 0;                    // kFp8: bytes per row (a multiple of 16, >= K)
   int w_group = 0, w_groups = 0;   // kFp8: columns per scale group (a multiple of 16), groups per row
-  // kFp8: 1 or 2: the products on the tensor cores (mma.sync on f16 operands, f32
-  // sums) instead of f32 FMAs (0), where the groups allow it (one per 64 columns or
-  // coarser); 2 with one weight vector per thread and pass.
-  int fp8_tc = 0;
+  // kFp8: the products on the tensor cores (mma.sync on f16 operands, f32 sums, one
+  // weight vector per thread and pass) instead of f32 FMAs, where the groups allow it
+  // (one per 64 columns or coarser) and a norm prologue's row fits one pass (K <= 2048).
+  bool fp8_tc = false;
   void* out = nullptr;      // [N]
   bool out_f32 = false;
   int N = 0, K = 0;

@@ -990,7 +990,7 @@ bool launch_qgemv_stream(const QWeight& w, const QGemmArgs& a, QEpilogue e, int 
 
 // QGemvPath::kRow: an FP8 weight at T == 1 through launch_gemv1 (same fused
 // prologue and epilogues); false (nothing launched) where it does not apply.
-bool launch_qgemv_row(const QWeight& w, const QGemmArgs& a, QEpilogue e, int tc, bool pdl, cudaStream_t stream) {
+bool launch_qgemv_row(const QWeight& w, const QGemmArgs& a, QEpilogue e, bool tc, bool pdl, cudaStream_t stream) {
   if (w.code != QCode::kFp8 || a.T != 1 || w.perm != nullptr) return false;
   Gemv1Args g;
   g.x = a.x;
@@ -1460,9 +1460,8 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
   if (!gemv && batched_path == QGemmPath::kV2 && launch_qgemm_batched(w, a, e, num_sms, pdl, stream)) return true;
   if (gemv && gemv_path == QGemvPath::kStream && launch_qgemv_stream(w, a, e, num_sms, gemv_split, pdl, stream))
     return true;
-  if (gemv && (gemv_path == QGemvPath::kRow || gemv_path == QGemvPath::kRowTc || gemv_path == QGemvPath::kRowTc1) &&
-      launch_qgemv_row(w, a, e, gemv_path == QGemvPath::kRowTc ? 1 : gemv_path == QGemvPath::kRowTc1 ? 2 : 0, pdl,
-                       stream))
+  if (gemv && (gemv_path == QGemvPath::kRow || gemv_path == QGemvPath::kRowTc) &&
+      launch_qgemv_row(w, a, e, gemv_path == QGemvPath::kRowTc, pdl, stream))
     return true;
   const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
   const int cols = gemv ? 8 : 32;

@@ -127,9 +127,8 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e);
 //            FMAs on the converted weights, each 16-column partial folded with its
 //            group scale) with the same prologue and epilogues. Other codes, T > 1,
 //            and what it does not take (the norm prologue with K > 4096): kMma.
-//   kRowTc:  kRow with its products on the tensor cores (Gemv1Args::fp8_tc 1);
-//   kRowTc1: the same with one weight vector per thread and pass (fp8_tc 2).
-enum class QGemvPath { kMma, kStream, kRow, kRowTc, kRowTc1 };
+//   kRowTc:  kRow with its products on the tensor cores (Gemv1Args::fp8_tc).
+enum class QGemvPath { kMma, kStream, kRow, kRowTc };
 
 // The kernel of the T > 8 shape (CudaOptions::quant_gemm picks it):
 //   kV1: qgemm_kernel with NB = 4: two 16-row tiles x 32 tokens per block (a grid

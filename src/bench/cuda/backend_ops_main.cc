@@ -1441,8 +1441,7 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::string, kr::Backend*>> kernels;
     const std::pair<kr::CudaOptions::QuantGemv, int> variants[] = {
         {kr::CudaOptions::QuantGemv::kMma, 0},    {kr::CudaOptions::QuantGemv::kRow, 0},
-        {kr::CudaOptions::QuantGemv::kRowTc, 0},  {kr::CudaOptions::QuantGemv::kRowTc1, 0},
-        {kr::CudaOptions::QuantGemv::kStream, 0},
+        {kr::CudaOptions::QuantGemv::kRowTc, 0},  {kr::CudaOptions::QuantGemv::kStream, 0},
         {kr::CudaOptions::QuantGemv::kStream, 1}, {kr::CudaOptions::QuantGemv::kStream, 2},
         {kr::CudaOptions::QuantGemv::kStream, 3}, {kr::CudaOptions::QuantGemv::kStream, 8}};
     for (const auto& [kind, split] : variants) {

@@ -629,7 +629,6 @@ int main(int argc, char** argv) {
       const PathSpec specs[] = {{"mma", kr::CudaOptions::QuantGemv::kMma, 0},
                                 {"row", kr::CudaOptions::QuantGemv::kRow, 0},
                                 {"row-tc", kr::CudaOptions::QuantGemv::kRowTc, 0},
-                                {"row-tc1", kr::CudaOptions::QuantGemv::kRowTc1, 0},
                                 {"stream", kr::CudaOptions::QuantGemv::kStream, 0},
                                 {"stream-S1", kr::CudaOptions::QuantGemv::kStream, 1},
                                 {"stream-S2", kr::CudaOptions::QuantGemv::kStream, 2},
