@@ -1050,8 +1050,7 @@ bool CudaBackend::fp8_gemm(const cuda::QWeight& q, const void* xq, const float* 
     a.force_split = options_.fp8_small_gemm_split;
     if (cuda::launch_fp8_small_gemm(a, s)) return true;
   }
-  return fp8_gemm_->run(q.codes, q.N, q.K, q.Kp, q.row_scale, xq, sx, T, out, s,
-                        T <= 64 ? options_.fp8_gemm_split_k : 0);
+  return fp8_gemm_->run(q.codes, q.N, q.K, q.Kp, q.row_scale, xq, sx, T, out, s);
 }
 
 bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Tensor& out, cuda::QEpilogue e,

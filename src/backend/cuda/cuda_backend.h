@@ -51,11 +51,6 @@ struct CudaOptions {
   // Its K slices forced to this many (0: its own choice per shape); for tests
   // (kr-backend-ops --only fp8_small).
   int fp8_small_gemm_split = 0;
-  // > 1: cuBLASLt's FP8 GEMM at 64 rows or fewer with its K split into this many
-  // slices (Fp8Gemm::run), where the algorithm allows; 0: as its heuristic picks
-  // (128-row tiles without a split: 32 CTAs for N = 4096). For measurements
-  // (kr-cuda-bench --fp8-split-k N).
-  int fp8_gemm_split_k = 0;
   // The W8A8 activations quantized by the op that produces them (Fp8Rows in
   // backend/backend.h): the RMS norms (of qkv_rope_store's norm prologue and of
   // matmul_add_rms_norm) and the GLU of matmul_silu_mul write the FP8 rows next to

@@ -43,11 +43,11 @@ Fp8Gemm::Fp8Gemm(void* workspace, size_t bytes) : workspace_(workspace), workspa
 Fp8Gemm::~Fp8Gemm() { cublasLtDestroy(lt_); }
 
 bool Fp8Gemm::run(const void* wq, int N, int K, int ld_w, const float* sw, const void* xq, const float* sx, int T,
-                  void* out, cudaStream_t stream, int split_k) {
+                  void* out, cudaStream_t stream) {
   // FP8 operands need 16-byte leading dimensions; the bf16 output too.
   if (T <= 0 || K % 16 != 0 || ld_w % 16 != 0 || N % 8 != 0) return false;
   const Descs ds(N, K, ld_w, T, sw, sx);
-  Plan& plan = plans_[{N, K, ld_w, T, split_k}];
+  Plan& plan = plans_[{N, K, ld_w, T}];
   if (!plan.tried) {
     plan.tried = true;
     cublasLtMatmulPreference_t pref = nullptr;
@@ -61,28 +61,6 @@ bool Fp8Gemm::run(const void* wq, int N, int K, int ld_w, const float* sw, const
     cublasLtMatmulPreferenceDestroy(pref);
     plan.ok = st == CUBLAS_STATUS_SUCCESS && found > 0;
     if (plan.ok) plan.algo = result.algo;
-    int32_t splits_ok = 0;
-    uint32_t schemes = 0;
-    size_t n = 0;
-    if (plan.ok && split_k > 1 &&
-        cublasLtMatmulAlgoCapGetAttribute(&plan.algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &splits_ok, sizeof splits_ok,
-                                          &n) == CUBLAS_STATUS_SUCCESS &&
-        splits_ok != 0 &&
-        cublasLtMatmulAlgoCapGetAttribute(&plan.algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
-                                          sizeof schemes, &n) == CUBLAS_STATUS_SUCCESS &&
-        (schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) != 0) {
-      cublasLtMatmulAlgo_t split = plan.algo;
-      const int32_t k_slices = split_k;
-      const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
-      cublasLtMatmulHeuristicResult_t check{};
-      if (cublasLtMatmulAlgoConfigSetAttribute(&split, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &k_slices, sizeof k_slices) ==
-              CUBLAS_STATUS_SUCCESS &&
-          cublasLtMatmulAlgoConfigSetAttribute(&split, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof scheme) ==
-              CUBLAS_STATUS_SUCCESS &&
-          cublasLtMatmulAlgoCheck(lt_, ds.op, ds.a, ds.b, ds.d, ds.d, &split, &check) == CUBLAS_STATUS_SUCCESS &&
-          check.workspaceSize <= workspace_bytes_)
-        plan.algo = split;
-    }
   }
   if (!plan.ok) return false;
   const float alpha = 1.0f, beta = 0.0f;

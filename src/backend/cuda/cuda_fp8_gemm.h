@@ -32,12 +32,9 @@ class Fp8Gemm {
   // wq [N, ld_w] e4m3 row-major (K columns used); xq [T, K] e4m3; sw [N], sx [T]
   // f32 (device); out [T, N] bf16. False (nothing enqueued) when cuBLASLt offers no
   // algorithm for this shape or scale mode (the caller then runs its own kernel);
-  // the answer is cached per shape. split_k > 1: the heuristic's algorithm with its
-  // K split into that many slices (summed in f32 through the workspace by
-  // cuBLASLt's own reduction, CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) where the
-  // algorithm supports it, else as it comes.
+  // the answer is cached per shape.
   bool run(const void* wq, int N, int K, int ld_w, const float* sw, const void* xq, const float* sx, int T, void* out,
-           cudaStream_t stream, int split_k = 0);
+           cudaStream_t stream);
 
  private:
   struct Plan {
@@ -48,7 +45,7 @@ class Fp8Gemm {
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_;
   size_t workspace_bytes_;
-  std::map<std::tuple<int, int, int, int, int>, Plan> plans_;  // (N, K, ld_w, T, split_k)
+  std::map<std::tuple<int, int, int, int>, Plan> plans_;  // (N, K, ld_w, T)
 };
 
 }  // namespace kr::cuda

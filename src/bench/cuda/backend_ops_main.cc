@@ -42,7 +42,6 @@
 //                                         also part of the quantized part)
 //                       [--fp8-small-gemm N]  (CudaOptions::fp8_small_gemm_max_tokens of every
 //                                         backend under test; 0: W8A8 always on cuBLASLt)
-//                       [--fp8-split-k N]  (CudaOptions::fp8_gemm_split_k of every backend under test)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
 //                                                every check runs on; default 0)
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
@@ -1338,7 +1337,6 @@ int main(int argc, char** argv) {
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
-    else if (a == "--fp8-split-k" && has_value) options.fp8_gemm_split_k = std::atoi(argv[++i]);
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
     else if (a == "--qgemm-batched" && has_value && kr::parse_quant_gemm(argv[i + 1], &options.quant_gemm)) ++i;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];

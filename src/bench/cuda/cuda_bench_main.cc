@@ -44,7 +44,6 @@
 //        default llama-3.1-8b, at T = 16, 32, 64: the small-T kernel of cuda_fp8_gemm_small.h against
 //        cuBLASLt's (CudaOptions::fp8_small_gemm_max_tokens 64 and 0); each matmul includes its
 //        activation quantize kernel, the same on both)
-//        [--fp8-split-k N]   (CudaOptions::fp8_gemm_split_k: cuBLASLt's FP8 GEMM at <= 64 rows with K split N ways)
 //        [--fp8-small-gemm N]   (CudaOptions::fp8_small_gemm_max_tokens: W8A8 matmuls of <= N rows
 //                                on the small-T GEMM, default 64; 0: always cuBLASLt)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
@@ -555,7 +554,6 @@ int main(int argc, char** argv) {
     else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--no-fused-act-quant") options.fuse_fp8_act_quant = false;
     else if (a == "--fp8-small-gemm" && i + 1 < argc) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
-    else if (a == "--fp8-split-k" && i + 1 < argc) options.fp8_gemm_split_k = std::atoi(argv[++i]);
     else if (a == "--fp8-gemm-bench") fp8_gemm = true;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--json-dir" && i + 1 < argc) json_dir = argv[++i];

@@ -9,9 +9,8 @@ N=$B/new/kr-backend-ops; C=$B/new/kr-cuda-bench; P=$B/pl/kr-backend-ops
 wait
 for f in ops-gemv pl-gemv ops-models ops-quick; do echo "== $f: $(grep -c ' ok$' $R/$f.txt) ok, $(grep -c FAIL $R/$f.txt) FAIL; last: $(tail -1 $R/$f.txt)"; grep -E "FAIL" $R/$f.txt | head -4; done >> $S
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-run f8 60 $C --arch llama-3.1-8b --quant fp8 --brief --decode-at 16:200:64,32:200:64 --json $R/f8.json
-run b8 60 $C --arch llama-3.1-8b --brief --json $R/b8.json
-for f in f8 b8; do echo "$f $(grep -E 'pp512|batch 64 |batch 16 |batch 32 |decode batch 1  ctx 128|DIFFERENT|graph replay' $R/$f.txt | tr -s ' ' | sed 's/ roofline (3.9 TB\/s)//' | tr '\n' '|')"; done >> $S
+run f8 60 $C --arch llama-3.1-8b --quant fp8 --brief --decode-at 16:200:64 --json $R/f8.json
+for f in f8; do echo "$f $(grep -E 'pp512|batch 64 |batch 16 |batch 32 |decode batch 1  ctx 128|DIFFERENT|graph replay' $R/$f.txt | tr -s ' ' | sed 's/ roofline (3.9 TB\/s)//' | tr '\n' '|')"; done >> $S
 tar czf $O/c4.tgz -C /tmp r
 for k in 0 4; do run sk$k 45 $C --arch llama-3.1-8b --quant fp8 --brief --decode-only --decode-at 64:200:64 --fp8-split-k $k; done
 for f in sk0 sk4; do echo "$f $(grep -E 'batch 64 |DIFFERENT|graph replay' $R/$f.txt | tr -s ' ' | tr '\n' '|')"; done >> $S
