@@ -541,11 +541,9 @@ void launch_v(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
   if (E == Gemv1Epilogue::kRope || E == Gemv1Epilogue::kRopeQkNorm) blocks = static_cast<unsigned>(a.N / R);
   const int V = vectors_per_thread<F>(a.K);
   if constexpr (F::kFp8) {
-    if constexpr (F::kMaxV == 1) {
+    if (V == 1) {  // always, when F::kMaxV == 1 (no V = 2 instance is compiled for it)
       launch(pdl, gemv1_kernel<F, 1, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
-    } else if (V == 1) {
-      launch(pdl, gemv1_kernel<F, 1, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
-    } else {
+    } else if constexpr (F::kMaxV >= 2) {
       launch(pdl, gemv1_kernel<F, 2, kNorm, E>, dim3(blocks), dim3(kThreads), 0, stream, a);
     }
   } else {
@@ -582,7 +580,6 @@ void launch_e(const Gemv1Args& a, bool pdl, cudaStream_t stream) {
     }
     launch_f<Bf16W, E>(a, pdl, stream);
   } else if constexpr (E != Gemv1Epilogue::kRopeQkNorm) {  // FP8: no caller runs its q/k norms here
-    // The tensor-core form needs each quad's 64 columns (4 vectors) inside one group.
     // The tensor-core form needs each quad's 64 columns (4 vectors) inside one
     // group, and the norm prologue's row in one pass (K <= 2048 at one vector).
     const bool tc = a.fp8_tc && (a.w_groups == 1 || a.w_group % 64 == 0) &&

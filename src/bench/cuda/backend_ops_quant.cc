@@ -704,7 +704,8 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
   // CudaOptions::fp8_small_gemm_max_tokens): N % 16 == 0 with a partial row block,
   // K % 64 == 32, and an 8B shape.
   for (const char* name : {"fp8-channel-dynamic", "fp8-tensor-static"})
-    for (auto [N, K] : {std::pair<int64_t, int64_t>{48, 96}, {80, 160}, {144, 1344}}) test_matmul(e, spec(name), N, K, {9, 16, 33, 64});
+    for (auto [N, K] : {std::pair<int64_t, int64_t>{48, 96}, {80, 160}, {144, 1344}})
+      test_matmul(e, spec(name), N, K, {9, 16, 33, 64});
   test_matmul(e, spec("fp8-channel-dynamic"), 4096, 4096, {16, 64});
   // Quantized embeddings (MLX).
   test_embedding(e, spec("mlx-int4-g64"), 1000, 3072, 7, 1.0f);

@@ -45,7 +45,7 @@
 //        cuBLASLt's (CudaOptions::fp8_small_gemm_max_tokens 64 and 0); each matmul includes its
 //        activation quantize kernel, the same on both)
 //        [--fp8-small-gemm N]   (CudaOptions::fp8_small_gemm_max_tokens: W8A8 matmuls of <= N rows
-//                                on the small-T GEMM, default 64; 0: always cuBLASLt)
+//                                on the small-T GEMM, default 16, at most 64; 0: always cuBLASLt)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
