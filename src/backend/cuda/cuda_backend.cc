@@ -25,6 +25,7 @@
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_fp8_gemm.h"
 #include "backend/cuda/cuda_fp8_gemm_small.h"
+#include "backend/cuda/cuda_fp8_gemm_wgmma.h"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_kv_copier.h"
@@ -90,6 +91,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaMemset(q_counters_, 0, kQCounters * sizeof(int)));
     fp8_gemm_ = std::make_unique<cuda::Fp8Gemm>(cublas_ws_, kCublasWorkspaceBytes);
     cuda::prepare_fp8_small_gemm();
+    cuda::prepare_fp8_wgmma_gemm();
   }
 
   // Teardown ignores errors: a lost device must not turn exit into an abort.
@@ -549,8 +551,9 @@ class CudaBackend final : public Backend {
   // for q's W8A8 GEMM (input_rows), or null.
   void quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out, const Fp8Rows* fp8 = nullptr);
   // The W8A8 GEMM out [T, N] bf16 = xq [T, K] e4m3 · q's codes, scaled by sx [T] and
-  // q's row scales: the small-T kernel (CudaOptions::fp8_small_gemm_max_tokens) when it
-  // takes the shape, else cuBLASLt; false when neither runs (nothing enqueued).
+  // q's row scales: the small-T kernel (CudaOptions::fp8_small_gemm_max_tokens) or,
+  // above it, the wgmma kernel (fp8_wgmma_gemm_max_tokens) when it takes the shape,
+  // else cuBLASLt; false when none runs (nothing enqueued).
   bool fp8_gemm(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out, cudaStream_t s);
   // The tensor-core kernel with epilogue `e` and `in`'s norm prologue (run unfused
   // first where the kernel cannot take it); false (nothing run) when the kernel
@@ -1030,7 +1033,8 @@ void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& 
 
 bool CudaBackend::fp8_gemm(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out,
                            cudaStream_t s) {
-  if (T <= options_.fp8_small_gemm_max_tokens) {
+  const bool small = T <= options_.fp8_small_gemm_max_tokens;
+  if (small || T <= options_.fp8_wgmma_gemm_max_tokens) {
     cuda::Fp8SmallGemmArgs a;
     a.wq = q.codes;
     a.N = q.N;
@@ -1048,7 +1052,7 @@ bool CudaBackend::fp8_gemm(const cuda::QWeight& q, const void* xq, const float* 
     a.num_sms = num_sms_;
     a.pdl = options_.pdl;
     a.force_split = options_.fp8_small_gemm_split;
-    if (cuda::launch_fp8_small_gemm(a, s)) return true;
+    if (small ? cuda::launch_fp8_small_gemm(a, s) : cuda::launch_fp8_wgmma_gemm(a, s)) return true;
   }
   return fp8_gemm_->run(q.codes, q.N, q.K, q.Kp, q.row_scale, xq, sx, T, out, s);
 }

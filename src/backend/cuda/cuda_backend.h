@@ -42,14 +42,19 @@ struct CudaOptions {
   // (W8A16, bf16 activations).
   int fp8_w8a8_min_tokens = 9;
   // W8A8 matmuls of at most this many rows (up to 64) run the GEMM of
-  // cuda_fp8_gemm_small.h (weights streamed once, split-K over every SM) instead of
-  // cuBLASLt's, whose 128-row tiles leave most SMs idle at decode sizes; 0: always
-  // cuBLASLt (kr-cuda-bench and kr-backend-ops --fp8-small-gemm N). 16: on an H200
-  // it is faster than cuBLASLt up to 16 rows and slower from 32 (Llama-3.1-8B FP8
-  // decode, docs/performance.md).
-  int fp8_small_gemm_max_tokens = 16;
-  // Its K slices forced to this many (0: its own choice per shape); for tests
-  // (kr-backend-ops --only fp8_small).
+  // cuda_fp8_gemm_small.h (weights streamed once, split-K over every SM, e4m3 widened
+  // to f16 for mma.sync) instead of the ones below; 0: never (kr-cuda-bench and
+  // kr-backend-ops --fp8-small-gemm N). Default 0: on an H200 the wgmma GEMM below is
+  // faster at every T (Llama-3.1-8B FP8 decode, docs/performance.md).
+  int fp8_small_gemm_max_tokens = 0;
+  // W8A8 matmuls of more rows than fp8_small_gemm_max_tokens and at most this many
+  // (up to 64) run the wgmma GEMM of cuda_fp8_gemm_wgmma.h (weights streamed once,
+  // K split over clusters, e4m3 products on wgmma) instead of cuBLASLt's, whose
+  // 128 x 128 tiles leave most SMs idle at decode sizes; 0: never (kr-cuda-bench and
+  // kr-backend-ops --fp8-wgmma-gemm N).
+  int fp8_wgmma_gemm_max_tokens = 64;
+  // The K slices of both decode-size FP8 GEMMs forced to this many (0: their own
+  // choice per shape); for tests (kr-backend-ops --only fp8_small).
   int fp8_small_gemm_split = 0;
   // The W8A8 activations quantized by the op that produces them (Fp8Rows in
   // backend/backend.h): the RMS norms (of qkv_rope_store's norm prologue and of

@@ -54,4 +54,19 @@ void launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t s
   KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
 }
 
+// launch() with the blocks along x in clusters of `cluster_x` (1: no cluster).
+template <typename... Params, typename... Args>
+void launch_cluster_x(bool pdl, int cluster_x, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(cluster_x)};
+  cfg.attrs = attrs;
+  cfg.numAttrs = cluster_x > 1 ? 2 : 1;
+  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
+}
+
 }  // namespace kr::cuda

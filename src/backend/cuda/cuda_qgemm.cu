@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backend/cuda/cuda_cluster.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_fp8_act.cuh"
 #include "backend/cuda/cuda_gemv1.h"
@@ -659,26 +660,6 @@ struct QStreamPlan {
   int smem = 0;          // bytes in all
 };
 
-__device__ __forceinline__ void cluster_arrive_relaxed() {
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void cluster_arrive_release() {
-  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void cluster_wait_acquire() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
-
-// The shared::cluster address of `p` (in this block's shared memory) in block `rank`.
-__device__ __forceinline__ uint32_t cluster_smem_addr(const void* p, int rank) {
-  const uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(p));
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
-  return remote;
-}
-__device__ __forceinline__ void st_cluster_f32x4(uint32_t addr, float4 v) {
-  asm volatile("st.shared::cluster.v4.f32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
-               : "memory");
-}
-
 // Streamed once: not kept in L1 (ld.global.nc.L1::no_allocate; the weights are
 // never written while kernels run).
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
@@ -942,20 +923,6 @@ bool plan_qstream(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, 
   return p->smem <= kStreamMaxSmem;
 }
 
-// launch() (cuda_launch.cuh) with the blocks along x in clusters of `cluster_x` (> 1).
-template <typename... Params, typename... Args>
-void launch_cluster_x(bool pdl, int cluster_x, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
-                      cudaStream_t stream, Args... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attrs[2] = {pdl_attr(pdl), cluster_x_attr(cluster_x)};
-  cfg.attrs = attrs;
-  cfg.numAttrs = cluster_x > 1 ? 2 : 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
-}
 
 template <QCode C, bool kBias, bool kNorm, QEpilogue E>
 void launch_stream_t(const QWeight& w, const QGemmArgs& a, const QStreamPlan& p, int pairs, bool pdl,
@@ -1101,11 +1068,6 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait_group() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ float ld_cluster_f32(uint32_t addr) {
-  float v;
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(addr) : "memory");
-  return v;
 }
 
 // One block: tile pairs [8 blockIdx.z, + 8) x tokens [64 blockIdx.y, + 8 NT) x K slice

@@ -31,17 +31,20 @@
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
 //                        --only quant_models | --only quant_batched | --only quant_gemv |
-//                        --only fp8_act | --only fp8_small]  (that group
+//                        --only fp8_act | --only fp8_small | --only fp8_wgmma]  (that group
 //                                         alone; quant_batched: every T > 8 quantized kernel, v1
 //                                         and v2, at T = 9..256; quant_gemv: every T <= 8 kernel,
 //                                         or the one --qgemv names; fp8_act: the W8A8 activation
 //                                         quantization fused into the norms and the GLU,
 //                                         fp8_act_check.h, also part of the quantized part;
 //                                         fp8_small: FP8 W8A8 at T = 9..64 on the small-T GEMM
-//                                         (its own split, forced 1 and 3 slices) and on cuBLASLt,
-//                                         also part of the quantized part)
+//                                         and the wgmma GEMM (each with its own split and forced
+//                                         1 and 3 slices) and on cuBLASLt, also part of the
+//                                         quantized part; fp8_wgmma: the wgmma GEMM's alone)
 //                       [--fp8-small-gemm N]  (CudaOptions::fp8_small_gemm_max_tokens of every
-//                                         backend under test; 0: W8A8 always on cuBLASLt)
+//                                         backend under test; 0: W8A8 never on the small-T GEMM)
+//                       [--fp8-wgmma-gemm N]  (CudaOptions::fp8_wgmma_gemm_max_tokens likewise;
+//                                         both 0: W8A8 always on cuBLASLt)
 //                       [--prefill-variant N]   (CudaOptions::flash_prefill_variant of the backend
 //                                                every check runs on; default 0)
 //                       [--prefill-variants all | N[,N...]]  (after the long checks, their head-dim-128
@@ -1337,6 +1340,7 @@ int main(int argc, char** argv) {
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
+    else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
     else if (a == "--qgemm-batched" && has_value && kr::parse_quant_gemm(argv[i + 1], &options.quant_gemm)) ++i;
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
@@ -1356,10 +1360,10 @@ int main(int argc, char** argv) {
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
       only != "quant_models" && only != "quant_batched" && only != "quant_gemv" && only != "fp8_act" &&
-      only != "fp8_small") {
+      only != "fp8_small" && only != "fp8_wgmma") {
     std::fprintf(stderr,
                  "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_batched, "
-                 "quant_gemv, fp8_act or fp8_small, got '%s'\n",
+                 "quant_gemv, fp8_act, fp8_small or fp8_wgmma, got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1416,16 +1420,23 @@ int main(int argc, char** argv) {
     return kr::quant_ops::run_batched_kernels(cpu_w8a8, kernels, kDenseMin);
   };
   // FP8 W8A8 at T = 9..64: the small-T GEMM with its own split and with 1 and 3
-  // slices forced, and cuBLASLt (fp8_small_gemm_max_tokens 0).
-  auto run_fp8_small = [&](kr::CpuBackend& cpu_w8a8) {
+  // slices forced, and cuBLASLt (fp8_small_gemm_max_tokens and
+  // fp8_wgmma_gemm_max_tokens 0).
+  // The wgmma GEMM likewise (wgmma_only: it alone).
+  auto run_fp8_small = [&](kr::CpuBackend& cpu_w8a8, bool wgmma_only) {
     std::vector<std::unique_ptr<kr::Backend>> owned;
     std::vector<std::pair<std::string, kr::Backend*>> kernels;
-    const std::pair<const char*, std::array<int, 2>> variants[] = {
-        {"fp8-small", {64, 0}}, {"fp8-small-S1", {64, 1}}, {"fp8-small-S3", {64, 3}}, {"cublaslt", {0, 0}}};
+    // {small-T max rows, wgmma max rows, forced K slices}
+    const std::pair<const char*, std::array<int, 3>> variants[] = {
+        {"fp8-wgmma", {0, 64, 0}},    {"fp8-wgmma-S1", {0, 64, 1}}, {"fp8-wgmma-S3", {0, 64, 3}},
+        {"fp8-small", {64, 0, 0}},    {"fp8-small-S1", {64, 0, 1}}, {"fp8-small-S3", {64, 0, 3}},
+        {"cublaslt", {0, 0, 0}}};
     for (const auto& [label, v] : variants) {
+      if (wgmma_only && std::string(label).find("wgmma") == std::string::npos) continue;
       kr::CudaOptions o = options;
       o.fp8_small_gemm_max_tokens = v[0];
-      o.fp8_small_gemm_split = v[1];
+      o.fp8_wgmma_gemm_max_tokens = v[1];
+      o.fp8_small_gemm_split = v[2];
       owned.push_back(kr::make_cuda_backend(o));
       kernels.emplace_back(label, owned.back().get());
     }
@@ -1468,7 +1479,7 @@ int main(int argc, char** argv) {
       failures += kr::check_fp8_act_fusion(options, quant_fixtures);  // W8A8 activations' FP8 rows, fused vs unfused
     }
     if (!models_only) failures += run_batched(cpu_w8a8);
-    if (!models_only) failures += run_fp8_small(cpu_w8a8);
+    if (!models_only) failures += run_fp8_small(cpu_w8a8, false);
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);
     return failures;
   };
@@ -1484,9 +1495,9 @@ int main(int argc, char** argv) {
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }
-  if (only == "fp8_small") {
+  if (only == "fp8_small" || only == "fp8_wgmma") {
     kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
-    const int failures = run_fp8_small(cpu_w8a8);
+    const int failures = run_fp8_small(cpu_w8a8, only == "fp8_wgmma");
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }

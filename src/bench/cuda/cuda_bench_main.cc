@@ -41,11 +41,15 @@
 //        kr-cuda-bench --qgemm-bench [--quant FORMAT] [--arch NAME]   (NAME's quantized shapes, default
 //        awq, at T = 16, 32, 64, 128 and 200 on each T > 8 kernel (v1, v2) and as bf16 through cuBLAS)
 //        kr-cuda-bench --fp8-gemm-bench [--arch NAME]   (the W8A8 GEMM of FP8 weights, NAME's shapes,
-//        default llama-3.1-8b, at T = 16, 32, 64: the small-T kernel of cuda_fp8_gemm_small.h against
-//        cuBLASLt's (CudaOptions::fp8_small_gemm_max_tokens 64 and 0); each matmul includes its
-//        activation quantize kernel, the same on both)
+//        default llama-3.1-8b, at T = 16, 32, 64: the small-T kernel of cuda_fp8_gemm_small.h, the
+//        wgmma kernel of cuda_fp8_gemm_wgmma.h and cuBLASLt's; each matmul includes its activation
+//        quantize kernel, the same on all)
 //        [--fp8-small-gemm N]   (CudaOptions::fp8_small_gemm_max_tokens: W8A8 matmuls of <= N rows
-//                                on the small-T GEMM, default 16, at most 64; 0: always cuBLASLt)
+//                                on the small-T GEMM, default 16, at most 64; 0: never)
+//        [--fp8-wgmma-gemm N]   (CudaOptions::fp8_wgmma_gemm_max_tokens: W8A8 matmuls of more rows
+//                                and <= N on the wgmma GEMM, default 64; 0: never; both 0: cuBLASLt)
+//        [--fp8-gemm-split S]   (CudaOptions::fp8_small_gemm_split: both decode-size FP8 GEMMs with
+//                                S K slices forced; 0: their own choice)
 //        kr-cuda-bench --model DIR --dump-logits IDS.txt OUT.f32   (prefill, all rows, f32 [T, V])
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
@@ -68,6 +72,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_fp8_gemm_wgmma.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "bench/cuda/attn_bench.h"
 #include "model/hf_config.h"
@@ -405,6 +410,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["quant_dense_min_tokens"] = set.options.quant_dense_min_tokens;
   r["fp8_w8a8_min_tokens"] = set.options.fp8_w8a8_min_tokens;
   r["fp8_small_gemm_max_tokens"] = set.options.fp8_small_gemm_max_tokens;
+  r["fp8_wgmma_gemm_max_tokens"] = set.options.fp8_wgmma_gemm_max_tokens;
   r["fuse_fp8_act_quant"] = set.options.fuse_fp8_act_quant;
   r["load_s"] = load_s;
   r["weight_bytes"] = model.weight_bytes();
@@ -554,6 +560,8 @@ int main(int argc, char** argv) {
     else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--no-fused-act-quant") options.fuse_fp8_act_quant = false;
     else if (a == "--fp8-small-gemm" && i + 1 < argc) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
+    else if (a == "--fp8-wgmma-gemm" && i + 1 < argc) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
+    else if (a == "--fp8-gemm-split" && i + 1 < argc) options.fp8_small_gemm_split = std::atoi(argv[++i]);
     else if (a == "--fp8-gemm-bench") fp8_gemm = true;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--json-dir" && i + 1 < argc) json_dir = argv[++i];
@@ -650,16 +658,38 @@ int main(int argc, char** argv) {
   if (fp8_gemm) {
     auto c = kr::model_config_preset(archs.empty() || archs[0].empty() || arch_list.empty() ? "llama-3.1-8b" : archs[0]);
     KR_CHECK_MSG(c.ok(), c.status().to_string().c_str());
-    // The small-T GEMM and cuBLASLt, each on its own backend.
+    // The small-T GEMM, the wgmma GEMM and cuBLASLt, each on its own backend.
     std::vector<std::unique_ptr<kr::Backend>> backends;
     std::vector<std::pair<const char*, kr::Backend*>> paths;
-    for (const auto& [label, max_tokens] : {std::pair<const char*, int>{"fp8-small", 64}, {"cublaslt", 0}}) {
+    for (const auto& [label, max_tokens] :
+         {std::pair<const char*, std::array<int, 2>>{"fp8-small", {64, 0}}, {"fp8-wgmma", {0, 64}}, {"cublaslt", {0, 0}}}) {
       kr::CudaOptions o = options;
-      o.fp8_small_gemm_max_tokens = max_tokens;
+      o.fp8_small_gemm_max_tokens = max_tokens[0];
+      o.fp8_wgmma_gemm_max_tokens = max_tokens[1];
       backends.push_back(kr::make_cuda_backend(o));
       paths.emplace_back(label, backends.back().get());
     }
     kr::quant_gemv_bench(paths, set.quant.empty() ? "fp8" : set.quant, *c, {16, 32, 64}, false);
+    // The wgmma GEMM's launch per shape (K slices, ring stages).
+    int num_sms = 0;
+    KR_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, options.device) == cudaSuccess);
+    const int64_t H = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
+    const int64_t shapes[][2] = {
+        {(c->num_attention_heads + 2 * c->num_key_value_heads) * D, H}, {H, c->num_attention_heads * D}, {2 * I, H}, {H, I}};
+    for (const auto& sh : shapes)
+      for (int T : {16, 32, 64}) {
+        kr::cuda::Fp8SmallGemmArgs a;
+        a.N = static_cast<int>(sh[0]);
+        a.K = a.ld_w = static_cast<int>(sh[1]);
+        a.T = T;
+        a.num_sms = num_sms;
+        a.force_split = options.fp8_small_gemm_split;
+        alignas(16) static const float dummy[4] = {};  // the plan reads no operand; they must only be set
+        a.wq = a.xq = a.out = const_cast<float*>(dummy);
+        a.sw = a.sx = dummy;
+        std::printf("fp8-wgmma plan T %-3d N %-6lld K %-6lld %s\n", T, static_cast<long long>(sh[0]),
+                    static_cast<long long>(sh[1]), kr::cuda::fp8_wgmma_gemm_plan(a).c_str());
+      }
     return 0;
   }
   if (qgemm) {

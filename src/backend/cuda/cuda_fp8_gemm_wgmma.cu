@@ -1,0 +1,430 @@
+// FP8 W8A8 GEMM for 9..64 rows on wgmma (cuda_fp8_gemm_wgmma.h says what it
+// computes and why).
+//
+// wgmma (PTX ISA, "Asynchronous Warpgroup Level Matrix Multiply-Accumulate"):
+// wgmma.mma_async.sync.aligned.m64nNk32.f32.e4m3.e4m3 multiplies a 64 x 32 A by a
+// 32 x N B (both e4m3, both read from shared memory through 64-bit matrix
+// descriptors; e4m3 operands must be K-major) into 64 x N f32 accumulators held by
+// the warpgroup's 128 threads. Here A = 64 weight rows (W is [N, K] row-major: rows
+// K-major as they lie), B = the tokens (X is [T, K] row-major: K-major too), so D
+// is the transposed output tile: D[m, t] = Σ_k W[row0 + m, k] X[t, k].
+//
+// Shared-memory layout of one operand stage (R rows x 128 bytes of K): the
+// "128-byte swizzle" K-major layout. Row r lies at r · 128 bytes; its 16-byte chunk
+// c (bytes 16c .. 16c + 15 of the row's 128 K values) at chunk position c ^ (r % 8).
+// Groups of 8 rows are 1024 bytes apart (the descriptor's stride byte offset), the
+// stage starts 1024-byte aligned (the swizzle is a function of address bits 4-9).
+// The descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4,
+// 16-29 leading byte offset >> 4 (not used by swizzled K-major layouts whose K
+// extent fits the swizzle width; 0), 32-45 stride byte offset >> 4 (1024 >> 4),
+// 62-63 the swizzle mode (1: 128 bytes). The four k32 steps of a 128-byte stage
+// start 32 bytes apart inside the swizzled rows (as CUTLASS's and DeepGEMM's
+// descriptor iterators advance K; ideas, not code).
+//
+// Accumulators (PTX ISA, "Register fragments for wgmma .m64nNk32", f32 D): warp w
+// of the warpgroup holds rows 16w .. 16w + 15; lane (g = lane / 4, t = lane % 4)
+// holds d[i], i < N / 2, at row 16w + g + 8 · ((i / 2) % 2), column 8 · (i / 4) +
+// 2t + i % 2.
+//
+// Pipeline: the 256 threads copy both operands of a stage with cp.async.cg (zeros
+// past N, T and K) into a ring of ST stages (4 or 8), ST - 1 in flight; per
+// stage: wait for its group, fence.proxy.async (cp.async writes through the
+// generic proxy, wgmma reads through the async proxy), barrier, refill the stage
+// read one step ago, four wgmma, commit, wait for them (the next refill overwrites
+// this stage). The weights of the first stages load before griddepcontrol.wait
+// (PDL), the activations after.
+//
+// Split K: the S <= 8 CTAs of a row tile's slices form a thread-block cluster
+// (grid x). Each stores its f32 accumulators in its own shared memory (the ring,
+// free by then); after a cluster barrier rank r sums its 1/S part of
+// the tile's accumulators over the ranks in rank order (distributed shared
+// memory; the order is fixed, so the result is bit-identical run to run) and
+// writes that part of the output. The S reducers work in parallel (where the last
+// CTA of a row tile to arrive sums every slice from global memory, as the small-T
+// kernel does, that one CTA's reads end the kernel while the other SMs idle).
+// Epilogue: out = bf16((acc · sw[n]) · sx[t]), as the small-T kernel.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "backend/cuda/cuda_cluster.cuh"
+#include "backend/cuda/cuda_fp8_gemm_wgmma.h"
+#include "backend/cuda/cuda_launch.cuh"
+
+namespace kr::cuda {
+
+namespace {
+
+constexpr int kWarpgroups = 2;
+constexpr int kThreads = kWarpgroups * 128;
+constexpr int kTileRows = kWarpgroups * 64;  // weight rows of a CTA
+constexpr int kStageK = 128;                 // K bytes (e4m3 values) of a stage: one swizzled row
+// Stages of the ring (ST): 4 (24 KB each with 64 tokens, 20 KB with 32, 18 KB with
+// 16), two CTAs an SM: 6 stages, 96 KB of weights, in flight an SM; or 8, one CTA
+// an SM: 7 stages, 112 KB. The plan takes 8 when its grid has at most one CTA an SM.
+template <int NTOK>
+constexpr int kStageBytes = (kTileRows + NTOK) * kStageK;
+template <int NTOK, int ST>
+constexpr int kSmemBytes = ST * kStageBytes<NTOK> + 1024;  // + alignment slack
+
+struct WgParams {
+  const uint8_t* wq;
+  const float* sw;
+  const uint8_t* xq;
+  const float* sx;
+  __nv_bfloat16* out;
+  int N, K, ld_w, T;
+  int stages;            // ceil(K / 128)
+  int stages_per_slice;  // of each slice (the grid's x, the cluster)
+};
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16 bytes global -> shared past L1, zero-filled when bytes == 0.
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Pins the accumulators' order against the wgmma asm (they are written
+// asynchronously: no read may move above the wait, no write below the fence).
+template <int M>
+__device__ __forceinline__ void fence_regs(float (&d)[M]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// Descriptor of a K-major, 128-byte-swizzled operand at shared address `a`.
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t a) {
+  return static_cast<uint64_t>((a & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(1024 >> 4) << 32) |
+         (static_cast<uint64_t>(1) << 62);
+}
+
+// D (64 x NTOK f32) += A (64 x 32 e4m3) · B (NTOK x 32 e4m3)^T.
+template <int NTOK>
+__device__ __forceinline__ void wgmma_e4m3(float (&d)[NTOK / 2], uint64_t da, uint64_t db);
+
+template <>
+__device__ __forceinline__ void wgmma_e4m3<64>(float (&d)[32], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "%32, %33, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db), "r"(1));
+}
+
+template <>
+__device__ __forceinline__ void wgmma_e4m3<32>(float (&d)[16], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+      "%16, %17, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+      : "l"(da), "l"(db), "r"(1));
+}
+
+template <>
+__device__ __forceinline__ void wgmma_e4m3<16>(float (&d)[8], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+      : "l"(da), "l"(db), "r"(1));
+}
+
+// Byte offset of (row r, 16-byte chunk c) in a 128-byte-swizzled stage.
+__device__ __forceinline__ uint32_t sw128_offset(int r, int c) {
+  return static_cast<uint32_t>(r * kStageK + ((c ^ (r & 7)) << 4));
+}
+
+// bf16((v · sw[row]) · sx[token]) into out, inside N and T.
+__device__ __forceinline__ void store_out(const WgParams& p, int row, int token, float v) {
+  if (row < p.N && token < p.T)
+    p.out[static_cast<size_t>(token) * p.N + row] = __float2bfloat16((v * p.sw[row]) * p.sx[token]);
+}
+
+constexpr int kMaxSlices = 8;  // portable cluster size
+
+// CTA (K slice blockIdx.x = its cluster rank, row tile blockIdx.y); NTOK tokens
+// (T <= NTOK); ST ring stages.
+template <int NTOK, int ST>
+__global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kernel(WgParams p) {
+  constexpr int kStages = ST;
+  constexpr int kARowsPerPass = kThreads / 8;               // 32: rows one pass of the threads copies
+  constexpr int kAPasses = kTileRows / kARowsPerPass;        // 4
+  constexpr int kBPasses = (NTOK + kARowsPerPass - 1) / kARowsPerPass;  // 1 or 2
+  constexpr int kAcc = NTOK / 2;
+  pdl_launch_dependents();
+  extern __shared__ uint8_t dsmem[];
+  const uint32_t raw = smem_addr(dsmem);
+  const uint32_t base = (raw + 1023u) & ~1023u;  // 1024-byte aligned: the swizzle follows address bits
+  const int tid = static_cast<int>(threadIdx.x);
+  const int slice = static_cast<int>(blockIdx.x), slices = static_cast<int>(gridDim.x);
+  const int row0 = static_cast<int>(blockIdx.y) * kTileRows;
+  const int s_begin = slice * p.stages_per_slice;
+  const int nst = max(0, min(p.stages_per_slice, p.stages - s_begin));  // 0: a trailing slice past K
+
+  // This thread's copies: chunk c of rows r0 + 32 i (A) and tokens r0 + 32 i (B).
+  const int c = tid & 7, r0 = tid >> 3;
+  const int kc = 16 * c;  // byte column inside a stage
+  auto stage_addr = [&](int u) { return base + static_cast<uint32_t>(u * kStageBytes<NTOK>); };
+  auto issue_a = [&](int s, int u) {
+    const int k = s * kStageK + kc;
+    const uint32_t dst = stage_addr(u);
+#pragma unroll
+    for (int i = 0; i < kAPasses; ++i) {
+      const int r = r0 + kARowsPerPass * i, n = row0 + r;
+      const bool ok = n < p.N && k < p.K;
+      cp_async16(dst + sw128_offset(r, c), ok ? p.wq + static_cast<size_t>(n) * p.ld_w + k : p.wq, ok ? 16 : 0);
+    }
+  };
+  auto issue_b = [&](int s, int u) {
+    const int k = s * kStageK + kc;
+    const uint32_t dst = stage_addr(u) + kTileRows * kStageK;
+#pragma unroll
+    for (int i = 0; i < kBPasses; ++i) {
+      const int r = r0 + kARowsPerPass * i;
+      if (r < NTOK) {
+        const bool ok = r < p.T && k < p.K;
+        cp_async16(dst + sw128_offset(r, c), ok ? p.xq + static_cast<size_t>(r) * p.K + k : p.xq, ok ? 16 : 0);
+      }
+    }
+  };
+
+  // The weights (no kernel writes them) of the first stages before waiting on the
+  // kernel before; then the activations, one commit group per stage (the weights
+  // join stage 0's group).
+#pragma unroll
+  for (int u = 0; u < kStages - 1; ++u)
+    if (u < nst) issue_a(s_begin + u, u);
+  pdl_wait();
+#pragma unroll
+  for (int u = 0; u < kStages - 1; ++u) {
+    if (u < nst) issue_b(s_begin + u, u);
+    cp_async_commit();
+  }
+
+  float acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
+  const int wg = tid >> 7;  // this warpgroup's 64 rows of the tile
+  for (int i = 0; i < nst; ++i) {
+    cp_async_wait<kStages - 2>();  // this thread's copies of stage i have landed
+    fence_proxy_async();
+    __syncthreads();  // every thread's: stage i complete; stage i - 1's wgmma done (waited below)
+    const int j = i + kStages - 1;
+    if (j < nst) {
+      issue_a(s_begin + j, j % kStages);
+      issue_b(s_begin + j, j % kStages);
+    }
+    cp_async_commit();
+    const uint32_t sa = stage_addr(i % kStages) + static_cast<uint32_t>(wg * 64 * kStageK);
+    const uint32_t sb = stage_addr(i % kStages) + kTileRows * kStageK;
+    fence_regs(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int k = 0; k < kStageK / 32; ++k) wgmma_e4m3<NTOK>(acc, sw128_desc(sa + 32 * k), sw128_desc(sb + 32 * k));
+    wgmma_commit();
+    wgmma_wait0();
+    fence_regs(acc);
+  }
+  cp_async_wait<0>();
+
+  const int warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  if (slices == 1) {
+    // Row 16 w + g + 8 h of this warpgroup's 64, token 8 (i / 4) + 2 t + i % 2.
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i)
+      store_out(p, row0 + wg * 64 + 16 * warp + g + 8 * ((i >> 1) & 1), 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
+    return;
+  }
+  // The accumulators as float4 slots red[q][tid] (q < kAcc / 4) in this CTA's
+  // shared memory, once no wgmma of either warpgroup reads the ring.
+  constexpr int kQuads = kAcc / 4;
+  constexpr int kSlots = kQuads * kThreads;
+  float4* red = reinterpret_cast<float4*>(dsmem + (base - raw));
+  __syncthreads();
+#pragma unroll
+  for (int q = 0; q < kQuads; ++q) red[q * kThreads + tid] = make_float4(acc[4 * q], acc[4 * q + 1], acc[4 * q + 2], acc[4 * q + 3]);
+  cluster_arrive_release();
+  cluster_wait_acquire();  // every rank's slots are in its shared memory
+  uint32_t remote[kMaxSlices];
+#pragma unroll
+  for (int r = 0; r < kMaxSlices; ++r) remote[r] = r < slices ? cluster_smem_addr(red, r) : 0u;
+  // Rank `slice` sums slots [e0, e1) over the ranks in rank order and stores them.
+  const int per = (kSlots + slices - 1) / slices, e0 = slice * per, e1 = min(kSlots, e0 + per);
+  for (int e = e0 + tid; e < e1; e += kThreads) {
+    float4 v[kMaxSlices];  // every rank's slot requested before the sum (DSMEM latency)
+#pragma unroll
+    for (int r = 0; r < kMaxSlices; ++r)
+      if (r < slices) v[r] = ld_cluster_f32x4(remote[r] + 16u * static_cast<uint32_t>(e));
+    float4 sum = v[0];
+#pragma unroll
+    for (int r = 1; r < kMaxSlices; ++r)
+      if (r < slices) {
+        sum.x += v[r].x;
+        sum.y += v[r].y;
+        sum.z += v[r].z;
+        sum.w += v[r].w;
+      }
+    // Slot (q, thread u): u's accumulators 4q .. 4q + 3, rows +0, +0, +8, +8 and
+    // tokens 8q + 2t', +1, +0, +1 (t', g', warp', warpgroup' of u).
+    const int q = e / kThreads, u = e % kThreads;
+    const int ul = u & 31, row = row0 + (u >> 7) * 64 + 16 * ((u >> 5) & 3) + (ul >> 2), token = 8 * q + 2 * (ul & 3);
+    store_out(p, row, token, sum.x);
+    store_out(p, row, token + 1, sum.y);
+    store_out(p, row + 8, token, sum.z);
+    store_out(p, row + 8, token + 1, sum.w);
+  }
+  cluster_arrive_release();
+  cluster_wait_acquire();  // no rank reads another's shared memory after this
+}
+
+// How many clusters of S CTAs (S = 1 .. kMaxSlices) the GPU holds at once
+// (cudaOccupancyMaxActiveClusters; 0 where the query fails), queried once a process.
+template <int NTOK, int ST>
+const int* max_active_clusters() {
+  static int clusters[kMaxSlices + 1] = {};  // the owning thread only (see the header)
+  static bool queried = false;
+  if (!queried) {
+    auto* kernel = fp8_wgmma_gemm_kernel<NTOK, ST>;
+    KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes<NTOK, ST>));
+    for (int s = 1; s <= kMaxSlices; ++s) {
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = dim3(static_cast<unsigned>(s));
+      cfg.blockDim = dim3(kThreads);
+      cfg.dynamicSmemBytes = kSmemBytes<NTOK, ST>;
+      cudaLaunchAttribute attr = cluster_x_attr(s);
+      cfg.attrs = &attr;
+      cfg.numAttrs = 1;
+      if (cudaOccupancyMaxActiveClusters(&clusters[s], kernel, &cfg) != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky: clear it
+        clusters[s] = 0;
+      }
+    }
+    queried = true;
+  }
+  return clusters;
+}
+
+// The launch of one GEMM: ring stages, K slices (the cluster) and stages per slice.
+struct WgPlan {
+  int ring = 0, slices = 0, stages_per_slice = 0;
+};
+
+template <int NTOK>
+WgPlan plan_ntok(const Fp8SmallGemmArgs& a) {
+  const int tiles = (a.N + kTileRows - 1) / kTileRows;
+  const int stages = (a.K + kStageK - 1) / kStageK;
+  // The split S (a cluster of S CTAs per row tile): whole stages per slice, no
+  // empty slice; the least waves of clusters (as many as the GPU holds at once)
+  // times a CTA's time: its stage loads plus 2 for its ramp and epilogue, doubled
+  // where two CTAs share an SM (and its bandwidth); the fewer slices on a tie. Then
+  // the deeper ring where the grid has at most one CTA an SM and its clusters fit
+  // at once. (The per-shape timings this rule follows: docs/performance.md,
+  // kr-cuda-bench --fp8-gemm-bench --fp8-gemm-split S.)
+  const int* clusters = max_active_clusters<NTOK, 4>();
+  const int* deep = max_active_clusters<NTOK, 8>();
+  WgPlan best;
+  if (a.force_split > 0) {
+    best.slices = std::min({a.force_split, kMaxSlices, stages});
+    best.stages_per_slice = (stages + best.slices - 1) / best.slices;  // a trailing slice may be empty
+    if (clusters[best.slices] == 0) return WgPlan{};
+  } else {
+    long long best_cost = 0;
+    for (int s = 1; s <= std::min(kMaxSlices, stages); ++s) {
+      const int sps = (stages + s - 1) / s;
+      if ((stages + sps - 1) / sps != s || clusters[s] == 0) continue;
+      const long long waves = (tiles + clusters[s] - 1) / clusters[s];
+      const int sharing = static_cast<long long>(tiles) * s > std::max(a.num_sms, 1) ? 2 : 1;
+      const long long cost = waves * (sps + 2) * sharing;
+      if (best.slices == 0 || cost < best_cost) {
+        best.slices = s;
+        best.stages_per_slice = sps;
+        best_cost = cost;
+      }
+    }
+    if (best.slices == 0) return WgPlan{};
+  }
+  const bool one_per_sm = static_cast<long long>(tiles) * best.slices <= std::max(a.num_sms, 1);
+  best.ring = one_per_sm && deep[best.slices] >= tiles ? 8 : 4;
+  return best;
+}
+
+template <int NTOK>
+bool launch_ntok(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
+  const WgPlan plan = plan_ntok<NTOK>(a);
+  if (plan.slices == 0) return false;
+  const int tiles = (a.N + kTileRows - 1) / kTileRows;
+  WgParams p{};
+  p.wq = static_cast<const uint8_t*>(a.wq);
+  p.sw = a.sw;
+  p.xq = static_cast<const uint8_t*>(a.xq);
+  p.sx = a.sx;
+  p.out = static_cast<__nv_bfloat16*>(a.out);
+  p.N = a.N;
+  p.K = a.K;
+  p.ld_w = a.ld_w;
+  p.T = a.T;
+  p.stages = (a.K + kStageK - 1) / kStageK;
+  p.stages_per_slice = plan.stages_per_slice;
+  const dim3 grid(static_cast<unsigned>(plan.slices), static_cast<unsigned>(tiles));
+  if (plan.ring == 8) {
+    launch_cluster_x(a.pdl, plan.slices, fp8_wgmma_gemm_kernel<NTOK, 8>, grid, dim3(kThreads), kSmemBytes<NTOK, 8>,
+                     stream, p);
+  } else {
+    launch_cluster_x(a.pdl, plan.slices, fp8_wgmma_gemm_kernel<NTOK, 4>, grid, dim3(kThreads), kSmemBytes<NTOK, 4>,
+                     stream, p);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool fp8_wgmma_gemm_supports(const Fp8SmallGemmArgs& a) {
+  return a.T >= 1 && a.T <= kFp8WgmmaMaxTokens && fp8_small_gemm_supports(a);
+}
+
+void prepare_fp8_wgmma_gemm() {
+  max_active_clusters<16, 4>();
+  max_active_clusters<32, 4>();
+  max_active_clusters<64, 4>();
+  max_active_clusters<16, 8>();
+  max_active_clusters<32, 8>();
+  max_active_clusters<64, 8>();
+}
+
+std::string fp8_wgmma_gemm_plan(const Fp8SmallGemmArgs& a) {
+  if (!fp8_wgmma_gemm_supports(a)) return "not taken";
+  const WgPlan p = a.T <= 16 ? plan_ntok<16>(a) : a.T <= 32 ? plan_ntok<32>(a) : plan_ntok<64>(a);
+  if (p.slices == 0) return "no plan";
+  return std::to_string(p.slices) + " slices x " + std::to_string(p.stages_per_slice) + " stages, ring " +
+         std::to_string(p.ring);
+}
+
+bool launch_fp8_wgmma_gemm(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
+  if (!fp8_wgmma_gemm_supports(a)) return false;
+  if (a.T <= 16) return launch_ntok<16>(a, stream);
+  return a.T <= 32 ? launch_ntok<32>(a, stream) : launch_ntok<64>(a, stream);
+}
+
+}  // namespace kr::cuda
