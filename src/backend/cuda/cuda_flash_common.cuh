@@ -1,6 +1,7 @@
 // Device helpers shared by the flash prefill and decode kernels (included only
 // by cuda_flash_prefill.cu and cuda_flash_decode.cu): tensor-core fragments
-// (ldmatrix, mma.sync m16n8k16 bf16 → f32), cp.async, the swizzled shared-memory
+// (ldmatrix, mma.sync m16n8k16 bf16 → f32), cp.async (the zero-filling copy; commit
+// and wait in cuda_cp_async.cuh), the swizzled shared-memory
 // layout of a [rows, D] bf16 tile, paged K/V tile loads and the split merge.
 //
 // Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16", bf16): with
@@ -19,6 +20,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 
@@ -27,19 +29,10 @@ namespace kr::cuda::flash {
 using bf16 = __nv_bfloat16;
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // 16-byte cp.async, L2 only (.cg); valid == false writes 16 zero bytes and reads nothing.
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
   const int n = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {

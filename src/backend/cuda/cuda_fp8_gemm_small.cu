@@ -47,6 +47,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_fp8_gemm_small.h"
 #include "backend/cuda/cuda_launch.cuh"
 
@@ -91,17 +92,6 @@ struct SmallGemmParams {
   int chunks_per_slice;  // of the grid's y
   int slices;
 };
-
-// 16 bytes global -> shared, past L1 (cp.async.cg), zero-filled when bytes == 0.
-__device__ __forceinline__ void cp_async16(uint4* smem, const void* gmem, int bytes) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 // Four e4m3 (the bytes of v, low first) to four f16, exact (every e4m3 value is
 // an f16 value): lo = bytes 0, 1 (in its low, high half), hi = bytes 2, 3. The
@@ -178,7 +168,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<NT>) fp8_small_gemm_kerne
         for (int h = 0; h < 2; ++h) {
           const bool ok = tile_ok[r] && in;
           const uint8_t* src = w_row[r] + (h != 0 ? w_hi : 0) + static_cast<size_t>(c) * kChunk;
-          cp_async16(ring + (u * 2 * R + 2 * r + h) * 32, ok ? src : p.wq, ok ? 16 : 0);
+          cp_async16_l2(smem_u32(ring + (u * 2 * R + 2 * r + h) * 32), ok ? src : p.wq, ok ? 16 : 0);
         }
     }
     cp_async_commit();

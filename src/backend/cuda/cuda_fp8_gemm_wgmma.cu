@@ -50,6 +50,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_cluster.cuh"
+#include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_fp8_gemm_wgmma.h"
 #include "backend/cuda/cuda_launch.cuh"
 
@@ -80,18 +81,6 @@ struct WgParams {
   int stages_per_slice;  // of each slice (the grid's x, the cluster)
 };
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// 16 bytes global -> shared past L1, zero-filled when bytes == 0.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int bytes) {
-  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -175,7 +164,7 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
   constexpr int kAcc = NTOK / 2;
   pdl_launch_dependents();
   extern __shared__ uint8_t dsmem[];
-  const uint32_t raw = smem_addr(dsmem);
+  const uint32_t raw = smem_u32(dsmem);
   const uint32_t base = (raw + 1023u) & ~1023u;  // 1024-byte aligned: the swizzle follows address bits
   const int tid = static_cast<int>(threadIdx.x);
   const int slice = static_cast<int>(blockIdx.x), slices = static_cast<int>(gridDim.x);
@@ -194,7 +183,7 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
     for (int i = 0; i < kAPasses; ++i) {
       const int r = r0 + kARowsPerPass * i, n = row0 + r;
       const bool ok = n < p.N && k < p.K;
-      cp_async16(dst + sw128_offset(r, c), ok ? p.wq + static_cast<size_t>(n) * p.ld_w + k : p.wq, ok ? 16 : 0);
+      cp_async16_l2(dst + sw128_offset(r, c), ok ? p.wq + static_cast<size_t>(n) * p.ld_w + k : p.wq, ok ? 16 : 0);
     }
   };
   auto issue_b = [&](int s, int u) {
@@ -205,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
       const int r = r0 + kARowsPerPass * i;
       if (r < NTOK) {
         const bool ok = r < p.T && k < p.K;
-        cp_async16(dst + sw128_offset(r, c), ok ? p.xq + static_cast<size_t>(r) * p.K + k : p.xq, ok ? 16 : 0);
+        cp_async16_l2(dst + sw128_offset(r, c), ok ? p.xq + static_cast<size_t>(r) * p.K + k : p.xq, ok ? 16 : 0);
       }
     }
   };

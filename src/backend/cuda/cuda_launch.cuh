@@ -40,21 +40,8 @@ inline cudaLaunchAttribute cluster_x_attr(int x) {
   return a;
 }
 
-template <typename... Params, typename... Args>
-void launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-            Args... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr = pdl_attr(pdl);
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
-}
-
-// launch() with the blocks along x in clusters of `cluster_x` (1: no cluster).
+// Enqueues `kernel` with the blocks along x in clusters of `cluster_x` (1: no
+// cluster) and checks the launch.
 template <typename... Params, typename... Args>
 void launch_cluster_x(bool pdl, int cluster_x, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
                       cudaStream_t stream, Args... args) {
@@ -67,6 +54,13 @@ void launch_cluster_x(bool pdl, int cluster_x, void (*kernel)(Params...), dim3 g
   cfg.attrs = attrs;
   cfg.numAttrs = cluster_x > 1 ? 2 : 1;
   KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
+}
+
+// launch_cluster_x without clusters.
+template <typename... Params, typename... Args>
+void launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+            Args... args) {
+  launch_cluster_x(pdl, 1, kernel, grid, block, smem, stream, args...);
 }
 
 }  // namespace kr::cuda

@@ -10,6 +10,7 @@
 
 #include "backend/cuda/cuda_cluster.cuh"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_fp8_act.cuh"
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kv_fp8.cuh"
@@ -1064,11 +1065,6 @@ constexpr int batched_smem_bytes() {
   return ring > fin ? ring : fin;
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait_group() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 
 // One block: tile pairs [8 blockIdx.z, + 8) x tokens [64 blockIdx.y, + 8 NT) x K slice
 // blockIdx.x (its rank in the cluster of S = gridDim.x).
@@ -1155,7 +1151,7 @@ __global__ void __launch_bounds__(kBThreads, 1)
     for (int u = 0; u < kBDepth; ++u) {
       const int st = base + u;
       if (st < s_end) {  // block-uniform
-        cp_async_wait_group<kBStages - 2>();
+        cp_async_wait<kBStages - 2>();
         __syncthreads();  // stage st visible to all; every warp is done with step st - 1's slot
         const int nxt = st + kBStages - 1;
         if (nxt < s_end) {
@@ -1202,7 +1198,7 @@ __global__ void __launch_bounds__(kBThreads, 1)
   // ---- the warp's sums: fin[warp][row * kLd + col], rows 0..15 tile 0, 16..31 tile 1 ----
   constexpr int kLd = kCols + 1;
   constexpr int kPairFloats = 32 * kLd;
-  cp_async_wait_group<0>();
+  cp_async_wait<0>();
   __syncthreads();  // the ring is free
   float* fin_all = reinterpret_cast<float*>(smem_u4);
   {
