@@ -395,10 +395,13 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 }  // namespace
 
+bool fp8_gemm_shape_ok(const Fp8SmallGemmArgs& a) {
+  return a.N > 0 && a.N % 16 == 0 && a.K > 0 && a.K % 16 == 0 && a.ld_w % 16 == 0 && a.ld_w >= a.K;
+}
+
 bool fp8_small_gemm_supports(const Fp8SmallGemmArgs& a) {
-  return a.T >= 1 && a.T <= kFp8SmallMaxTokens && a.N > 0 && a.N % 16 == 0 && a.K > 0 && a.K % 16 == 0 &&
-         a.ld_w % 16 == 0 && a.ld_w >= a.K && a.wq != nullptr && a.xq != nullptr && a.sw != nullptr &&
-         a.sx != nullptr && a.out != nullptr && aligned16(a.wq) && aligned16(a.xq);
+  return a.T >= 1 && a.T <= kFp8SmallMaxTokens && fp8_gemm_shape_ok(a) && a.wq != nullptr && a.xq != nullptr &&
+         a.sw != nullptr && a.sx != nullptr && a.out != nullptr && aligned16(a.wq) && aligned16(a.xq);
 }
 
 void prepare_fp8_small_gemm() {

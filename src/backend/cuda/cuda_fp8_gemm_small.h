@@ -52,8 +52,12 @@ struct Fp8SmallGemmArgs {
   int force_split = 0;  // K slices forced (0: the kernel's own choice); for tests
 };
 
-// Whether the kernel takes this shape: 1 <= T <= 64, N % 16 == 0, K % 16 == 0,
-// ld_w % 16 == 0, ld_w >= K, 16-byte aligned operands.
+// N % 16 == 0, K % 16 == 0, ld_w % 16 == 0, ld_w >= K: the shapes both decode-size
+// FP8 GEMMs take (the operands are not looked at).
+bool fp8_gemm_shape_ok(const Fp8SmallGemmArgs& a);
+
+// Whether the kernel takes this shape: 1 <= T <= 64, fp8_gemm_shape_ok, 16-byte
+// aligned operands.
 bool fp8_small_gemm_supports(const Fp8SmallGemmArgs& a);
 
 // Sets each kernel variant's shared memory limit and queries (once a process) how

@@ -403,7 +403,7 @@ void prepare_fp8_wgmma_gemm() {
 }
 
 std::string fp8_wgmma_gemm_plan(const Fp8SmallGemmArgs& a) {
-  if (!fp8_wgmma_gemm_supports(a)) return "not taken";
+  if (a.T < 1 || a.T > kFp8WgmmaMaxTokens || !fp8_gemm_shape_ok(a)) return "not taken";
   const WgPlan p = a.T <= 16 ? plan_ntok<16>(a) : a.T <= 32 ? plan_ntok<32>(a) : plan_ntok<64>(a);
   if (p.slices == 0) return "no plan";
   return std::to_string(p.slices) + " slices x " + std::to_string(p.stages_per_slice) + " stages, ring " +

@@ -41,7 +41,8 @@ bool fp8_wgmma_gemm_supports(const Fp8SmallGemmArgs& a);
 // (once a process); call where no stream is being captured.
 void prepare_fp8_wgmma_gemm();
 
-// The launch it would make for `a`, in words ("5 slices x 7 stages, ring 4"); for
+// The launch it would make for `a`'s shape (T, N, K, ld_w, num_sms, force_split;
+// the operands are not looked at), in words ("5 slices x 7 stages, ring 4"); for
 // benchmarks.
 std::string fp8_wgmma_gemm_plan(const Fp8SmallGemmArgs& a);
 

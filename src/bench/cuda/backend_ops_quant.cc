@@ -700,9 +700,9 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
   }
   test_matmul(e, spec("mlx-int4-g64"), 128256 / 4, 3072, {1, 3}, true);  // a quantized lm_head into f32 logits
   test_matmul(e, spec("fp8-block128"), 4096, 4096, {1, 64, 300});
-  // FP8 W8A8 at decode batch sizes (the small-T GEMM, cuda_fp8_gemm_small.h, under
-  // CudaOptions::fp8_small_gemm_max_tokens): N % 16 == 0 with a partial row block,
-  // K % 64 == 32, and an 8B shape.
+  // FP8 W8A8 at decode batch sizes (the decode-size GEMM the backend under test runs:
+  // CudaOptions::fp8_wgmma_gemm_max_tokens / fp8_small_gemm_max_tokens): N % 16 == 0
+  // with a partial row block, K not a multiple of a stage, and an 8B shape.
   for (const char* name : {"fp8-channel-dynamic", "fp8-tensor-static"})
     for (auto [N, K] : {std::pair<int64_t, int64_t>{48, 96}, {80, 160}, {144, 1344}})
       test_matmul(e, spec(name), N, K, {9, 16, 33, 64});
@@ -870,8 +870,9 @@ int run_fp8_small_kernels(CpuBackend& cpu, const std::vector<std::pair<std::stri
   KR_CHECK_MSG(cpu.options().emulate_fp8_w8a8, "run_fp8_small_kernels: the CPU reference must emulate the FP8 W8A8 path");
   g_failures = 0;
   g_w8a8_min_tokens = cpu.options().fp8_w8a8_min_tokens;
-  // T = 9 and 16 (1 and 2 token tiles, 128-row blocks), 24 and 32 (4 tiles, 256-row
-  // blocks) on the odd shapes, 33 and 64 (8 tiles).
+  // T = 9 and 16 (small-T GEMM: 1 and 2 token tiles, 128-row blocks; wgmma GEMM: N =
+  // 16), 24 and 32 (4 tiles, 256-row blocks; N = 32) on the odd shapes, 33 and 64 (8
+  // tiles; N = 64).
   const std::vector<int> small_t = {9, 16, 33, 64};
   const std::vector<int> odd_t = {9, 16, 24, 32, 33, 64};
   for (const auto& [label, gpu] : kernels) {
@@ -879,9 +880,9 @@ int run_fp8_small_kernels(CpuBackend& cpu, const std::vector<std::pair<std::stri
     Env e(cpu, *gpu);
     const bool forced = label.find("-S") != std::string::npos;
     // Odd shapes: N % 16 == 0 with a partial 128- or 256-row block (48, 80, 144, 1040), K % 64 ==
-    // 32 (96, 160), K with fewer 64-column chunks than a forced split (96: 2 chunks),
-    // and two the kernel does not take (N % 16 != 0; K % 16 != 0), which fall back to
-    // cuBLASLt or W8A16.
+    // 32 (96, 160; and K % 128 != 0 for the wgmma GEMM's 128-column stages), K with fewer
+    // chunks than a forced split (96), and two the kernels do not take (N % 16 != 0;
+    // K % 16 != 0), which fall back to cuBLASLt or W8A16.
     for (const char* name : {"fp8-channel-dynamic", "fp8-tensor-static"}) {
       for (auto [N, K] : {std::pair<int64_t, int64_t>{48, 96}, {80, 160}, {144, 1344}, {1040, 4160}, {40, 384},
                           {64, 136}}) {

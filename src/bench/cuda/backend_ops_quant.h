@@ -42,9 +42,10 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
                         int dense_min_tokens);
 
 // The FP8 W8A8 path at decode batch sizes (T = 9, 16, 33, 64) through each of
-// `kernels` (label, a CUDA backend with that CudaOptions::fp8_small_gemm_max_tokens
-// / fp8_small_gemm_split; a label with "-S" runs the big shapes at one T only):
-// odd shapes (partial row blocks, K % 64 == 32, shapes the small GEMM does not take),
+// `kernels` (label, a CUDA backend with that CudaOptions::fp8_small_gemm_max_tokens,
+// fp8_wgmma_gemm_max_tokens and fp8_small_gemm_split; a label with "-S" runs the big
+// shapes at one T only): odd shapes (partial row blocks, K % 64 == 32, shapes the
+// GEMMs do not take),
 // Llama-3.1-8B's four shapes, and the fused qkv_rope_store and matmul_silu_mul on
 // FP8 rows written by the op before, against `cpu` (as run_ops; each line ends with
 // [label]). Returns the number of failures.

@@ -45,7 +45,7 @@
 //        wgmma kernel of cuda_fp8_gemm_wgmma.h and cuBLASLt's; each matmul includes its activation
 //        quantize kernel, the same on all)
 //        [--fp8-small-gemm N]   (CudaOptions::fp8_small_gemm_max_tokens: W8A8 matmuls of <= N rows
-//                                on the small-T GEMM, default 16, at most 64; 0: never)
+//                                on the small-T GEMM, default 0 (never), at most 64)
 //        [--fp8-wgmma-gemm N]   (CudaOptions::fp8_wgmma_gemm_max_tokens: W8A8 matmuls of more rows
 //                                and <= N on the wgmma GEMM, default 64; 0: never; both 0: cuBLASLt)
 //        [--fp8-gemm-split S]   (CudaOptions::fp8_small_gemm_split: both decode-size FP8 GEMMs with
@@ -245,13 +245,17 @@ void gemv_bench() {
 // (CudaOptions::quant_gemv, quant_gemv_split) or the T > 8 ones
 // (CudaOptions::quant_gemm); with bf16_reference, also the bf16 weight of the
 // shape on the first backend (cuBLAS), as the line labelled "bf16".
-void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths, const std::string& format,
-                      const ModelConfig& c, const std::vector<int>& Ts, bool bf16_reference) {
+// A layer's four Linear shapes {N, K}: qkv, o_proj, gate_up, down.
+std::array<std::array<int64_t, 2>, 4> linear_shapes(const ModelConfig& c) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int64_t qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
-  const int64_t shapes[][2] = {{qkv, H}, {H, c.num_attention_heads * D}, {2 * I, H}, {H, I}};
+  return {{{qkv, H}, {H, c.num_attention_heads * D}, {2 * I, H}, {H, I}}};
+}
+
+void quant_gemv_bench(const std::vector<std::pair<const char*, Backend*>>& paths, const std::string& format,
+                      const ModelConfig& c, const std::vector<int>& Ts, bool bf16_reference) {
   uint64_t key = 0x6e6d0000;
-  for (const auto& sh : shapes) {
+  for (const auto& sh : linear_shapes(c)) {
     auto m = make_dummy_quantized(format, sh[0], sh[1], 99, "bench");
     KR_CHECK_MSG(m.ok(), m.status().to_string().c_str());
     // Per backend (kept: there is no free); the bf16 copies last, on the first backend.
@@ -673,10 +677,7 @@ int main(int argc, char** argv) {
     // The wgmma GEMM's launch per shape (K slices, ring stages).
     int num_sms = 0;
     KR_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, options.device) == cudaSuccess);
-    const int64_t H = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
-    const int64_t shapes[][2] = {
-        {(c->num_attention_heads + 2 * c->num_key_value_heads) * D, H}, {H, c->num_attention_heads * D}, {2 * I, H}, {H, I}};
-    for (const auto& sh : shapes)
+    for (const auto& sh : kr::linear_shapes(*c))
       for (int T : {16, 32, 64}) {
         kr::cuda::Fp8SmallGemmArgs a;
         a.N = static_cast<int>(sh[0]);
@@ -684,9 +685,6 @@ int main(int argc, char** argv) {
         a.T = T;
         a.num_sms = num_sms;
         a.force_split = options.fp8_small_gemm_split;
-        alignas(16) static const float dummy[4] = {};  // the plan reads no operand; they must only be set
-        a.wq = a.xq = a.out = const_cast<float*>(dummy);
-        a.sw = a.sx = dummy;
         std::printf("fp8-wgmma plan T %-3d N %-6lld K %-6lld %s\n", T, static_cast<long long>(sh[0]),
                     static_cast<long long>(sh[1]), kr::cuda::fp8_wgmma_gemm_plan(a).c_str());
       }
