@@ -27,12 +27,14 @@
 // 2t + i % 2.
 //
 // Pipeline: the 256 threads copy both operands of a stage with cp.async.cg (zeros
-// past N, T and K) into a ring of ST stages (4 or 8), ST - 1 in flight; per
+// past N, T and K) into a ring of ST stages (4 or 8); per
 // stage: wait for its group, fence.proxy.async (cp.async writes through the
-// generic proxy, wgmma reads through the async proxy), barrier, refill the stage
-// read one step ago, four wgmma, commit, wait for them (the next refill overwrites
-// this stage). The weights of the first stages load before griddepcontrol.wait
-// (PDL), the activations after.
+// generic proxy, wgmma reads through the async proxy), barrier, refill the slot
+// read one stage ago, four wgmma, commit, wait for them (the next refill
+// overwrites this slot). With 8 stages one wgmma group stays in flight: the
+// refill takes the slot read two stages ago, and 6 stages of loads are in flight.
+// The weights of the first stages load before griddepcontrol.wait (PDL), the
+// activations after.
 //
 // Split K: the S <= 8 CTAs of a row tile's slices form a thread-block cluster
 // (grid x). Each stores its f32 accumulators in its own shared memory (the ring,
@@ -84,7 +86,11 @@ struct WgParams {
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Waits until at most N of this warpgroup's wgmma groups are pending.
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
 // Pins the accumulators' order against the wgmma asm (they are written
 // asynchronously: no read may move above the wait, no write below the fence).
 template <int M>
@@ -172,43 +178,70 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
   const int s_begin = slice * p.stages_per_slice;
   const int nst = max(0, min(p.stages_per_slice, p.stages - s_begin));  // 0: a trailing slice past K
 
-  // This thread's copies: chunk c of rows r0 + 32 i (A) and tokens r0 + 32 i (B).
+  // This thread's copies: 16-byte chunk c of rows r0 + 32 i (A) and tokens
+  // r0 + 32 i (B) of every stage. Their sources, shared-memory offsets and row
+  // bounds are fixed for the whole loop (computed once here); a stage adds its K
+  // offset and checks K. (At one CTA an SM, 2 warps a scheduler, the loop is bound
+  // by its instruction stream: docs/performance.md.)
   const int c = tid & 7, r0 = tid >> 3;
-  const int kc = 16 * c;  // byte column inside a stage
+  const int kc = s_begin * kStageK + 16 * c;  // byte column of this thread's chunk in the slice's first stage
+  const uint8_t* a_src[kAPasses];
+  uint32_t a_off[kAPasses];
+  bool a_ok[kAPasses];
+#pragma unroll
+  for (int i = 0; i < kAPasses; ++i) {
+    const int r = r0 + kARowsPerPass * i, n = row0 + r;
+    a_ok[i] = n < p.N;
+    a_src[i] = p.wq + static_cast<size_t>(a_ok[i] ? n : 0) * p.ld_w;
+    a_off[i] = sw128_offset(r, c);
+  }
+  const uint8_t* b_src[kBPasses];
+  uint32_t b_off[kBPasses];
+  bool b_ok[kBPasses];
+#pragma unroll
+  for (int i = 0; i < kBPasses; ++i) {
+    const int r = r0 + kARowsPerPass * i;
+    b_ok[i] = r < NTOK && r < p.T;
+    b_src[i] = p.xq + static_cast<size_t>(b_ok[i] ? r : 0) * p.K;
+    b_off[i] = kTileRows * kStageK + sw128_offset(r, c);
+  }
   auto stage_addr = [&](int u) { return base + static_cast<uint32_t>(u * kStageBytes<NTOK>); };
-  auto issue_a = [&](int s, int u) {
-    const int k = s * kStageK + kc;
+  // Stage j of the slice (K bytes [kc + 128 j, + 16) of each row) into ring slot u.
+  // A chunk past K or outside the rows copies zeros (source size 0) from the
+  // first byte of its row (or of row 0): an address inside the tensor.
+  auto issue_a = [&](int j, int u) {
+    const bool k_ok = kc + j * kStageK < p.K;
+    const int k_off = k_ok ? kc + j * kStageK : 0;
     const uint32_t dst = stage_addr(u);
 #pragma unroll
-    for (int i = 0; i < kAPasses; ++i) {
-      const int r = r0 + kARowsPerPass * i, n = row0 + r;
-      const bool ok = n < p.N && k < p.K;
-      cp_async16_l2(dst + sw128_offset(r, c), ok ? p.wq + static_cast<size_t>(n) * p.ld_w + k : p.wq, ok ? 16 : 0);
-    }
+    for (int i = 0; i < kAPasses; ++i) cp_async16_l2(dst + a_off[i], a_src[i] + k_off, a_ok[i] && k_ok ? 16 : 0);
   };
-  auto issue_b = [&](int s, int u) {
-    const int k = s * kStageK + kc;
-    const uint32_t dst = stage_addr(u) + kTileRows * kStageK;
+  auto issue_b = [&](int j, int u) {
+    const bool k_ok = kc + j * kStageK < p.K;
+    const int k_off = k_ok ? kc + j * kStageK : 0;
+    const uint32_t dst = stage_addr(u);
 #pragma unroll
-    for (int i = 0; i < kBPasses; ++i) {
-      const int r = r0 + kARowsPerPass * i;
-      if (r < NTOK) {
-        const bool ok = r < p.T && k < p.K;
-        cp_async16_l2(dst + sw128_offset(r, c), ok ? p.xq + static_cast<size_t>(r) * p.K + k : p.xq, ok ? 16 : 0);
-      }
-    }
+    for (int i = 0; i < kBPasses; ++i)
+      if (kARowsPerPass * i + r0 < NTOK) cp_async16_l2(dst + b_off[i], b_src[i] + k_off, b_ok[i] && k_ok ? 16 : 0);
   };
+
+  // With the 8-stage ring one stage's wgmma group stays in flight while the next
+  // stage is waited for (the refill then takes the slot read two stages ago:
+  // ST - 2 stages of loads in flight); with 4 stages each group is waited for at
+  // once (3 in flight).
+  constexpr int kWgInFlight = kStages >= 8 ? 1 : 0;
+  constexpr int kAhead = kStages - 1 - kWgInFlight;  // stages of loads in flight
 
   // The weights (no kernel writes them) of the first stages before waiting on the
   // kernel before; then the activations, one commit group per stage (the weights
   // join stage 0's group).
 #pragma unroll
-  for (int u = 0; u < kStages - 1; ++u)
-    if (u < nst) issue_a(s_begin + u, u);
+  for (int u = 0; u < kAhead; ++u)
+    if (u < nst) issue_a(u, u);
   pdl_wait();
 #pragma unroll
-  for (int u = 0; u < kStages - 1; ++u) {
-    if (u < nst) issue_b(s_begin + u, u);
+  for (int u = 0; u < kAhead; ++u) {
+    if (u < nst) issue_b(u, u);
     cp_async_commit();
   }
 
@@ -216,26 +249,32 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
   const int wg = tid >> 7;  // this warpgroup's 64 rows of the tile
+  // Descriptors of ring slot 0 (this warpgroup's A rows, the B tokens); slot u and
+  // k32 step k add (u * stage bytes + 32 k) >> 4 to the address field (bits 0-13:
+  // every shared address here is below 2^18, so the sum does not carry out).
+  const uint64_t da0 = sw128_desc(stage_addr(0) + static_cast<uint32_t>(wg * 64 * kStageK));
+  const uint64_t db0 = sw128_desc(stage_addr(0) + kTileRows * kStageK);
   for (int i = 0; i < nst; ++i) {
-    cp_async_wait<kStages - 2>();  // this thread's copies of stage i have landed
+    cp_async_wait<kAhead - 1>();  // this thread's copies of stage i have landed
     fence_proxy_async();
-    __syncthreads();  // every thread's: stage i complete; stage i - 1's wgmma done (waited below)
-    const int j = i + kStages - 1;
+    __syncthreads();  // every thread's: stage i complete; stage i - 1 - kWgInFlight's wgmma done
+    const int j = i + kAhead;
     if (j < nst) {
-      issue_a(s_begin + j, j % kStages);
-      issue_b(s_begin + j, j % kStages);
+      issue_a(j, j % kStages);
+      issue_b(j, j % kStages);
     }
     cp_async_commit();
-    const uint32_t sa = stage_addr(i % kStages) + static_cast<uint32_t>(wg * 64 * kStageK);
-    const uint32_t sb = stage_addr(i % kStages) + kTileRows * kStageK;
+    const uint64_t slot = static_cast<uint64_t>(((i % kStages) * kStageBytes<NTOK>) >> 4);
     fence_regs(acc);
     wgmma_fence();
 #pragma unroll
-    for (int k = 0; k < kStageK / 32; ++k) wgmma_e4m3<NTOK>(acc, sw128_desc(sa + 32 * k), sw128_desc(sb + 32 * k));
+    for (int k = 0; k < kStageK / 32; ++k) wgmma_e4m3<NTOK>(acc, da0 + slot + 2 * k, db0 + slot + 2 * k);
     wgmma_commit();
-    wgmma_wait0();
+    wgmma_wait<kWgInFlight>();
     fence_regs(acc);
   }
+  wgmma_wait<0>();
+  fence_regs(acc);
   cp_async_wait<0>();
 
   const int warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
