@@ -1251,17 +1251,39 @@ template <QCode C, bool kBias, int NT, QEpilogue E>
 void launch_batched_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool pdl, cudaStream_t stream) {
   auto* kernel = qgemm_batched_kernel<C, kBias, NT, E>;
   constexpr int kSmem = batched_smem_bytes<C, NT>();
-  static bool configured = false;  // one backend thread: no race
+  // How many clusters of s blocks the GPU holds at once (s = 1..8), queried once.
+  static int clusters[kBMaxCluster + 1] = {};  // one backend thread: no race
+  static bool configured = false;
   if (!configured) {
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    for (int s = 1; s <= kBMaxCluster; ++s) {
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = dim3(static_cast<unsigned>(s));
+      cfg.blockDim = dim3(kBThreads);
+      cfg.dynamicSmemBytes = kSmem;
+      cudaLaunchAttribute attr = cluster_x_attr(s);
+      cfg.attrs = &attr;
+      cfg.numAttrs = 1;
+      if (cudaOccupancyMaxActiveClusters(&clusters[s], kernel, &cfg) != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky: clear it
+        clusters[s] = 0;
+      }
+    }
     configured = true;
   }
   const int rowblocks = (pairs + kBWarps - 1) / kBWarps, passes = (a.T + 8 * NT - 1) / (8 * NT);
   const int64_t base = static_cast<int64_t>(rowblocks) * passes;
-  // The most K slices (a cluster, at most 8) whose grid fits one wave (one block per
-  // SM: 136-195 registers a thread, -Xptxas -v), each slice with a step.
-  int S = static_cast<int>(std::clamp<int64_t>(num_sms / base, 1, kBMaxCluster));
-  S = std::min(S, w.steps);
+  // The most K slices (a cluster, at most 8, each slice with a step) whose clusters
+  // all fit at once (one block per SM: 136-196 registers a thread, -Xptxas -v). The
+  // SM count alone overestimates it: clusters are placed within a GPC, so on 132 SMs
+  // only 17 clusters of 6 fit, and 20 row blocks x 6 slices ran in two waves (3B
+  // qkv at 64 tokens, Nsight Compute, docs/performance.md).
+  int S = 1;
+  for (int s = std::min(kBMaxCluster, w.steps); s > 1; --s)
+    if (static_cast<int64_t>(clusters[s]) >= base && static_cast<int64_t>(s) * base <= num_sms) {
+      S = s;
+      break;
+    }
   const int per = (w.steps + S - 1) / S;
   launch_cluster_x(pdl, S, kernel,
                    dim3(static_cast<unsigned>(S), static_cast<unsigned>(passes), static_cast<unsigned>(rowblocks)),
