@@ -336,19 +336,7 @@ const int* max_active_clusters() {
   if (!queried) {
     auto* kernel = fp8_wgmma_gemm_kernel<NTOK, ST>;
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes<NTOK, ST>));
-    for (int s = 1; s <= kMaxSlices; ++s) {
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = dim3(static_cast<unsigned>(s));
-      cfg.blockDim = dim3(kThreads);
-      cfg.dynamicSmemBytes = kSmemBytes<NTOK, ST>;
-      cudaLaunchAttribute attr = cluster_x_attr(s);
-      cfg.attrs = &attr;
-      cfg.numAttrs = 1;
-      if (cudaOccupancyMaxActiveClusters(&clusters[s], kernel, &cfg) != cudaSuccess) {
-        (void)cudaGetLastError();  // not sticky: clear it
-        clusters[s] = 0;
-      }
-    }
+    query_max_active_clusters(kernel, kThreads, kSmemBytes<NTOK, ST>, kMaxSlices, clusters);
     queried = true;
   }
   return clusters;

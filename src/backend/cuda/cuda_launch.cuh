@@ -56,6 +56,27 @@ void launch_cluster_x(bool pdl, int cluster_x, void (*kernel)(Params...), dim3 g
   KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
 }
 
+// How many clusters of s blocks (grid x = s, `threads` a block, `smem` bytes of
+// dynamic shared memory) of `kernel` the GPU holds at once, for s = 1 .. max_s, into
+// clusters[s] (0 where cudaOccupancyMaxActiveClusters fails). Host only; the
+// kernel's shared-memory attribute must already allow `smem`.
+template <typename... Params>
+void query_max_active_clusters(void (*kernel)(Params...), int threads, size_t smem, int max_s, int* clusters) {
+  for (int s = 1; s <= max_s; ++s) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(s));
+    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr = cluster_x_attr(s);
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    if (cudaOccupancyMaxActiveClusters(&clusters[s], kernel, &cfg) != cudaSuccess) {
+      (void)cudaGetLastError();  // not sticky: clear it
+      clusters[s] = 0;
+    }
+  }
+}
+
 // launch_cluster_x without clusters.
 template <typename... Params, typename... Args>
 void launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,

@@ -1256,19 +1256,7 @@ void launch_batched_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_s
   static bool configured = false;
   if (!configured) {
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    for (int s = 1; s <= kBMaxCluster; ++s) {
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = dim3(static_cast<unsigned>(s));
-      cfg.blockDim = dim3(kBThreads);
-      cfg.dynamicSmemBytes = kSmem;
-      cudaLaunchAttribute attr = cluster_x_attr(s);
-      cfg.attrs = &attr;
-      cfg.numAttrs = 1;
-      if (cudaOccupancyMaxActiveClusters(&clusters[s], kernel, &cfg) != cudaSuccess) {
-        (void)cudaGetLastError();  // not sticky: clear it
-        clusters[s] = 0;
-      }
-    }
+    query_max_active_clusters(kernel, kBThreads, kSmem, kBMaxCluster, clusters);
     configured = true;
   }
   const int rowblocks = (pairs + kBWarps - 1) / kBWarps, passes = (a.T + 8 * NT - 1) / (8 * NT);
