@@ -66,7 +66,8 @@ constexpr int kTileRows = kWarpgroups * 64;  // weight rows of a CTA
 constexpr int kStageK = 128;                 // K bytes (e4m3 values) of a stage: one swizzled row
 // Stages of the ring (ST): 4 (24 KB each with 64 tokens, 20 KB with 32, 18 KB with
 // 16), two CTAs an SM: 6 stages, 96 KB of weights, in flight an SM; or 8, one CTA
-// an SM: 7 stages, 112 KB. The plan takes 8 when its grid has at most one CTA an SM.
+// an SM: 6 stages, 96 KB, in flight while a wgmma group runs. The plan takes 8 when
+// its grid has at most one CTA an SM and its clusters fit.
 template <int NTOK>
 constexpr int kStageBytes = (kTileRows + NTOK) * kStageK;
 template <int NTOK, int ST>
