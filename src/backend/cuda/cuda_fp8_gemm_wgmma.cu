@@ -182,8 +182,8 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
   // This thread's copies: 16-byte chunk c of rows r0 + 32 i (A) and tokens
   // r0 + 32 i (B) of every stage. Their sources, shared-memory offsets and row
   // bounds are fixed for the whole loop (computed once here); a stage adds its K
-  // offset and checks K. (At one CTA an SM, 2 warps a scheduler, the loop is bound
-  // by its instruction stream: docs/performance.md.)
+  // offset and checks K. (Recomputed for every copy, they made the loop bound by its
+  // instruction stream at one CTA an SM, 2 warps a scheduler: docs/performance.md.)
   const int c = tid & 7, r0 = tid >> 3;
   const int kc = s_begin * kStageK + 16 * c;  // byte column of this thread's chunk in the slice's first stage
   const uint8_t* a_src[kAPasses];
