@@ -555,6 +555,14 @@ class CudaBackend final : public Backend {
   // above it, the wgmma kernel (fp8_wgmma_gemm_max_tokens) when it takes the shape,
   // else cuBLASLt; false when none runs (nothing enqueued).
   bool fp8_gemm(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out, cudaStream_t s);
+  // The decode-size FP8 GEMMs' arguments for q (fp8_gemm).
+  cuda::Fp8SmallGemmArgs fp8_gemm_args(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out) const;
+  // qkv = x · Wᵀ with bias, RoPE and the k/v store in the wgmma GEMM's epilogue
+  // (CudaOptions::fp8_qkv_rope_epilogue) for a W8A8 q at the wgmma GEMM's sizes, on
+  // x's FP8 rows (fp8, as input_rows gives them) or x quantized here; false
+  // (nothing enqueued) where it does not apply.
+  bool fp8_qkv_rope(const Tensor& x, const cuda::QWeight& q, Tensor& qkv, const Fp8Rows* fp8, const QkvParams& p,
+                    KvLayer& kv);
   // The tensor-core kernel with epilogue `e` and `in`'s norm prologue (run unfused
   // first where the kernel cannot take it); false (nothing run) when the kernel
   // does not support the epilogue's shapes.
@@ -650,6 +658,12 @@ class CudaBackend final : public Backend {
   void* q_fp8_x_ = nullptr;      // e4m3 [kActRows, K] W8A8 activations
   size_t q_fp8_x_bytes_ = 0;
   float* q_fp8_sx_ = nullptr;    // [kActRows] their scales
+  // The RoPE epilogue's (cos, sin) table [kFp8WgmmaMaxTokens, 64] (fp8_qkv_rope),
+  // computed at a step's first use for its inv_freq: step_serial_ counts
+  // set_step_metadata calls, rope_table_serial_ / rope_table_freq_ name the last fill.
+  float2* rope_cos_sin_ = nullptr;
+  uint64_t step_serial_ = 0, rope_table_serial_ = 0;
+  const void* rope_table_freq_ = nullptr;
   std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;
 
   // Graphs.
@@ -718,6 +732,7 @@ void CudaBackend::set_step_metadata(const StepMetadata& m) {
            static_cast<int>(m.context_lens.size()) == m.num_seqs);
   KR_CHECK(m.block_tables.size() == static_cast<size_t>(m.num_seqs) * m.max_blocks_per_seq);
   meta_ = m;
+  ++step_serial_;
   decode_only_ = true;
   for (int s = 0; s < m.num_seqs; ++s) decode_only_ &= m.query_start[s + 1] - m.query_start[s] <= 1;
   KR_CHECK_MSG(mode_ == Mode::kEager || decode_only_, "a step graph holds a decode step (one token per sequence)");
@@ -832,6 +847,7 @@ void CudaBackend::qkv_rope_store(const MatmulInput& in, const LinearWeight& weig
     const Fp8Rows* fp8 = nullptr;
     Fp8Rows scratch;
     const Tensor& x = input_rows(in, weight, &fp8, &scratch);
+    if (fp8_qkv_rope(x, q, qkv, fp8, p, kv)) return;
     quant_matmul(x, q, qkv, fp8);
     cuda::launch_rope(rope_args(qkv, p, &kv), s);
     return;
@@ -972,6 +988,12 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
       allocations_.emplace(q_fp8_sx_, kActRows * sizeof(float));
       allocated_bytes_ += kActRows * sizeof(float);
     }
+    if (rope_cos_sin_ == nullptr) {
+      const size_t bytes = sizeof(float2) * cuda::kFp8WgmmaMaxTokens * (cuda::kFp8QkvRopeHeadDim / 2);
+      KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&rope_cos_sin_), bytes));
+      allocations_.emplace(rope_cos_sin_, bytes);
+      allocated_bytes_ += bytes;
+    }
   }
   LinearWeight lw;
   lw.quant = q.get();
@@ -1031,30 +1053,75 @@ void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& 
   KR_CHECK(quant_kernel(MatmulInput(xr), q, outr, cuda::QEpilogue::kPlain, cuda::QGemmArgs{}));
 }
 
+cuda::Fp8SmallGemmArgs CudaBackend::fp8_gemm_args(const cuda::QWeight& q, const void* xq, const float* sx, int T,
+                                                  void* out) const {
+  cuda::Fp8SmallGemmArgs a;
+  a.wq = q.codes;
+  a.N = q.N;
+  a.K = q.K;
+  a.ld_w = q.Kp;
+  a.sw = q.row_scale;
+  a.xq = xq;
+  a.sx = sx;
+  a.T = T;
+  a.out = out;
+  a.partials = q_partials_;
+  a.partial_floats = kQPartialFloats;
+  a.counters = q_counters_;
+  a.counter_count = kQCounters;
+  a.num_sms = num_sms_;
+  a.pdl = options_.pdl;
+  a.force_split = options_.fp8_small_gemm_split;
+  return a;
+}
+
 bool CudaBackend::fp8_gemm(const cuda::QWeight& q, const void* xq, const float* sx, int T, void* out,
                            cudaStream_t s) {
   const bool small = T <= options_.fp8_small_gemm_max_tokens;
   if (small || T <= options_.fp8_wgmma_gemm_max_tokens) {
-    cuda::Fp8SmallGemmArgs a;
-    a.wq = q.codes;
-    a.N = q.N;
-    a.K = q.K;
-    a.ld_w = q.Kp;
-    a.sw = q.row_scale;
-    a.xq = xq;
-    a.sx = sx;
-    a.T = T;
-    a.out = out;
-    a.partials = q_partials_;
-    a.partial_floats = kQPartialFloats;
-    a.counters = q_counters_;
-    a.counter_count = kQCounters;
-    a.num_sms = num_sms_;
-    a.pdl = options_.pdl;
-    a.force_split = options_.fp8_small_gemm_split;
+    const cuda::Fp8SmallGemmArgs a = fp8_gemm_args(q, xq, sx, T, out);
     if (small ? cuda::launch_fp8_small_gemm(a, s) : cuda::launch_fp8_wgmma_gemm(a, s)) return true;
   }
   return fp8_gemm_->run(q.codes, q.N, q.K, q.Kp, q.row_scale, xq, sx, T, out, s);
+}
+
+bool CudaBackend::fp8_qkv_rope(const Tensor& x, const cuda::QWeight& q, Tensor& qkv, const Fp8Rows* fp8,
+                               const QkvParams& p, KvLayer& kv) {
+  const int T = static_cast<int>(x.dim(0)), K = q.K;
+  if (!options_.fp8_qkv_rope_epilogue || !q.w8a8 || T < options_.fp8_w8a8_min_tokens ||
+      T <= options_.fp8_small_gemm_max_tokens || T > std::min(options_.fp8_wgmma_gemm_max_tokens, cuda::kFp8WgmmaMaxTokens) ||
+      p.head_dim() != cuda::kFp8QkvRopeHeadDim || p.q_norm.present() || x.dim(1) != K)
+    return false;
+  if (fp8 != nullptr) KR_CHECK(fp8->rows == T && fp8->codes.dim(1) == K);
+  const void* xq = fp8 != nullptr ? fp8->codes.data : q_fp8_x_;
+  const float* sx = fp8 != nullptr ? fp8->scales.as<float>() : q_fp8_sx_;
+  const cuda::Fp8SmallGemmArgs a = fp8_gemm_args(q, xq, sx, T, qkv.data);
+  cuda::Fp8QkvRope r;
+  r.cos_sin = rope_cos_sin_;
+  if (p.bias != nullptr) r.bias = p.bias->data;
+  r.slots = slots_dev();
+  r.k_cache = kv.k.data;
+  r.v_cache = kv.v.data;
+  r.kv_fp8 = kv.fp8();
+  r.k_scale = kv.k_scale;
+  r.v_scale = kv.v_scale;
+  r.q_heads = p.q_heads;
+  r.kv_heads = p.kv_heads;
+  if (!cuda::fp8_wgmma_gemm_takes(a, &r)) return false;
+  const cudaStream_t s = op_stream();
+  if (fp8 == nullptr)
+    cuda::launch_quantize_fp8_rows(x.data, T, K, q.static_input, q.input_scale, q.act_scale_ub, q_fp8_x_, q_fp8_sx_, s);
+  // This step's (cos, sin) for this rope, once a step (a replayed graph holds the
+  // kernel where its first step issued it).
+  const void* freq = p.rope->inv_freq.data;
+  if (rope_table_serial_ != step_serial_ || rope_table_freq_ != freq) {
+    cuda::launch_rope_table(positions_dev(), p.rope->inv_freq.as<float>(), T, cuda::kFp8QkvRopeHeadDim / 2,
+                            rope_cos_sin_, s);
+    rope_table_serial_ = step_serial_;
+    rope_table_freq_ = freq;
+  }
+  KR_CHECK(cuda::launch_fp8_wgmma_gemm(a, s, &r));
+  return true;
 }
 
 bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Tensor& out, cuda::QEpilogue e,
@@ -1319,6 +1386,7 @@ bool CudaBackend::begin_graph(uint64_t key) {
   graph_key_ = key;
   staging_used_ = 0;
   staged_copies_ = 0;
+  rope_table_freq_ = nullptr;  // a recorded graph holds its own table fill (fp8_qkv_rope)
   auto it = graphs_.find(key);
   if (it != graphs_.end() && it->second.exec != nullptr) {
     mode_ = Mode::kReplay;

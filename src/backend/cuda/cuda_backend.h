@@ -63,6 +63,12 @@ struct CudaOptions {
   // Off: each W8A8 matmul quantizes its input itself (kr-cuda-bench
   // --no-fused-act-quant, to compare). The bytes are the same either way.
   bool fuse_fp8_act_quant = true;
+  // The q/k/v projection of a W8A8 layer on the wgmma GEMM (heads of 128 dims, no
+  // per-head q/k norms) finishes in that GEMM's epilogue: bias, RoPE and the k/v
+  // cache store (cuda_fp8_gemm_wgmma.h Fp8QkvRope), instead of a rope kernel after
+  // it. The bytes are the same either way (kr-backend-ops --only fp8_act compares);
+  // off: the rope kernel (kr-cuda-bench --no-fp8-rope-epilogue, to compare).
+  bool fp8_qkv_rope_epilogue = true;
   // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
   // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), kRow (FP8
   // at T == 1: the batch-1 GEMV of cuda_gemv1.h on the e4m3 rows; kMma otherwise),

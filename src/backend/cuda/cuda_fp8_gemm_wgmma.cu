@@ -44,7 +44,10 @@
 // writes that part of the output. The S reducers work in parallel (where the last
 // CTA of a row tile to arrive sums every slice from global memory, as the small-T
 // kernel does, that one CTA's reads end the kernel while the other SMs idle).
-// Epilogue: out = bf16((acc · sw[n]) · sx[t]), as the small-T kernel.
+// Epilogue: out = bf16((acc · sw[n]) · sx[t]), as the small-T kernel; the kRope
+// kernels then finish a q/k/v projection (Fp8QkvRope): a CTA's 128 rows are one
+// head, and rank r of the cluster (or the one CTA) takes 1/S of the pairs of
+// slots (q, u) and (q, u + 128), which hold the same tokens at dims d and d + 64.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -52,8 +55,10 @@
 #include <string>
 
 #include "backend/cuda/cuda_cluster.cuh"
+#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_fp8_gemm_wgmma.h"
+#include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
@@ -82,6 +87,7 @@ struct WgParams {
   int N, K, ld_w, T;
   int stages;            // ceil(K / 128)
   int stages_per_slice;  // of each slice (the grid's x, the cluster)
+  Fp8QkvRope rope;       // the kRope kernels' epilogue
 };
 
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
@@ -158,11 +164,43 @@ __device__ __forceinline__ void store_out(const WgParams& p, int row, int token,
     p.out[static_cast<size_t>(token) * p.N + row] = __float2bfloat16((v * p.sw[row]) * p.sx[token]);
 }
 
+// Token t's dims d and d + 64 (d < 64) of head blockIdx.y, whose rows start at
+// row0, from their f32 sums a and b (Fp8QkvRope): bf16 as store_out rounds them,
+// the bias, the rotation of q and k heads, the cache store of k and v heads.
+__device__ __forceinline__ void rope_out(const WgParams& p, int row0, int d, int t, float a, float b) {
+  if (t >= p.T) return;
+  const Fp8QkvRope& r = p.rope;
+  const int na = row0 + d, nb = na + kFp8QkvRopeHeadDim / 2;
+  __nv_bfloat16 ya = __float2bfloat16((a * p.sw[na]) * p.sx[t]);
+  __nv_bfloat16 yb = __float2bfloat16((b * p.sw[nb]) * p.sx[t]);
+  if (r.bias != nullptr) {
+    ya = add_bias(ya, static_cast<const __nv_bfloat16*>(r.bias)[na]);
+    yb = add_bias(yb, static_cast<const __nv_bfloat16*>(r.bias)[nb]);
+  }
+  const int h = row0 / kFp8QkvRopeHeadDim, qk = r.q_heads + r.kv_heads;
+  if (h < qk) {
+    const float2 cs = r.cos_sin[t * (kFp8QkvRopeHeadDim / 2) + d];
+    rope_rotate(__bfloat162float(ya), __bfloat162float(yb), cs.x, cs.y, &ya, &yb);
+  }
+  __nv_bfloat16* out = p.out + static_cast<size_t>(t) * p.N;
+  out[na] = ya;
+  out[nb] = yb;
+  if (h < r.q_heads) return;
+  const int slot = r.slots[t];
+  if (slot < 0) return;
+  const bool is_k = h < qk;
+  const size_t i = (static_cast<size_t>(slot) * r.kv_heads + (h - (is_k ? r.q_heads : qk))) * kFp8QkvRopeHeadDim + d;
+  void* cache = is_k ? r.k_cache : r.v_cache;
+  const float scale = is_k ? r.k_scale : r.v_scale;
+  kv_store(cache, r.kv_fp8, scale, i, ya);
+  kv_store(cache, r.kv_fp8, scale, i + kFp8QkvRopeHeadDim / 2, yb);
+}
+
 constexpr int kMaxSlices = 8;  // portable cluster size
 
 // CTA (K slice blockIdx.x = its cluster rank, row tile blockIdx.y); NTOK tokens
-// (T <= NTOK); ST ring stages.
-template <int NTOK, int ST>
+// (T <= NTOK); ST ring stages; kRope: the RoPE + KV-store epilogue (p.rope).
+template <int NTOK, int ST, bool kRope>
 __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kernel(WgParams p) {
   constexpr int kStages = ST;
   constexpr int kARowsPerPass = kThreads / 8;               // 32: rows one pass of the threads copies
@@ -279,7 +317,7 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
   cp_async_wait<0>();
 
   const int warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  if (slices == 1) {
+  if (!kRope && slices == 1) {
     // Row 16 w + g + 8 h of this warpgroup's 64, token 8 (i / 4) + 2 t + i % 2.
 #pragma unroll
     for (int i = 0; i < kAcc; ++i)
@@ -294,14 +332,18 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
   __syncthreads();
 #pragma unroll
   for (int q = 0; q < kQuads; ++q) red[q * kThreads + tid] = make_float4(acc[4 * q], acc[4 * q + 1], acc[4 * q + 2], acc[4 * q + 3]);
-  cluster_arrive_release();
-  cluster_wait_acquire();  // every rank's slots are in its shared memory
+  if (slices > 1) {
+    cluster_arrive_release();
+    cluster_wait_acquire();  // every rank's slots are in its shared memory
+  } else {
+    __syncthreads();  // (kRope with one slice: the pairs span both warpgroups)
+  }
   uint32_t remote[kMaxSlices];
 #pragma unroll
-  for (int r = 0; r < kMaxSlices; ++r) remote[r] = r < slices ? cluster_smem_addr(red, r) : 0u;
-  // Rank `slice` sums slots [e0, e1) over the ranks in rank order and stores them.
-  const int per = (kSlots + slices - 1) / slices, e0 = slice * per, e1 = min(kSlots, e0 + per);
-  for (int e = e0 + tid; e < e1; e += kThreads) {
+  for (int r = 0; r < kMaxSlices; ++r) remote[r] = r < slices && slices > 1 ? cluster_smem_addr(red, r) : 0u;
+  // Slot e summed over the ranks in rank order.
+  auto slot_sum = [&](int e) {
+    if (slices == 1) return red[e];
     float4 v[kMaxSlices];  // every rank's slot requested before the sum (DSMEM latency)
 #pragma unroll
     for (int r = 0; r < kMaxSlices; ++r)
@@ -315,17 +357,42 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
         sum.z += v[r].z;
         sum.w += v[r].w;
       }
-    // Slot (q, thread u): u's accumulators 4q .. 4q + 3, rows +0, +0, +8, +8 and
-    // tokens 8q + 2t', +1, +0, +1 (t', g', warp', warpgroup' of u).
-    const int q = e / kThreads, u = e % kThreads;
-    const int ul = u & 31, row = row0 + (u >> 7) * 64 + 16 * ((u >> 5) & 3) + (ul >> 2), token = 8 * q + 2 * (ul & 3);
-    store_out(p, row, token, sum.x);
-    store_out(p, row, token + 1, sum.y);
-    store_out(p, row + 8, token, sum.z);
-    store_out(p, row + 8, token + 1, sum.w);
+    return sum;
+  };
+  if constexpr (kRope) {
+    // Pair e = (q, u < 128): slots (q, u) and (q, u + 128), u's rows d, d + 8 of
+    // warpgroup 0 (dims d, d + 8 of the head) and its twin's rows d + 64, d + 72,
+    // tokens 8q + 2t', +1 (t', g', warp' of u). Rank `slice` takes pairs [e0, e1).
+    constexpr int kPairs = kSlots / 2;
+    const int per = (kPairs + slices - 1) / slices, e0 = slice * per, e1 = min(kPairs, e0 + per);
+    for (int e = e0 + tid; e < e1; e += kThreads) {
+      const int q = e >> 7, u = e & 127, lo = q * kThreads + u;
+      const float4 a = slot_sum(lo), b = slot_sum(lo + 128);
+      const int ul = u & 31, d = 16 * (u >> 5) + (ul >> 2), token = 8 * q + 2 * (ul & 3);
+      rope_out(p, row0, d, token, a.x, b.x);
+      rope_out(p, row0, d, token + 1, a.y, b.y);
+      rope_out(p, row0, d + 8, token, a.z, b.z);
+      rope_out(p, row0, d + 8, token + 1, a.w, b.w);
+    }
+  } else {
+    // Rank `slice` sums slots [e0, e1) over the ranks in rank order and stores them.
+    const int per = (kSlots + slices - 1) / slices, e0 = slice * per, e1 = min(kSlots, e0 + per);
+    for (int e = e0 + tid; e < e1; e += kThreads) {
+      const float4 sum = slot_sum(e);
+      // Slot (q, thread u): u's accumulators 4q .. 4q + 3, rows +0, +0, +8, +8 and
+      // tokens 8q + 2t', +1, +0, +1 (t', g', warp', warpgroup' of u).
+      const int q = e / kThreads, u = e % kThreads;
+      const int ul = u & 31, row = row0 + (u >> 7) * 64 + 16 * ((u >> 5) & 3) + (ul >> 2), token = 8 * q + 2 * (ul & 3);
+      store_out(p, row, token, sum.x);
+      store_out(p, row, token + 1, sum.y);
+      store_out(p, row + 8, token, sum.z);
+      store_out(p, row + 8, token + 1, sum.w);
+    }
   }
-  cluster_arrive_release();
-  cluster_wait_acquire();  // no rank reads another's shared memory after this
+  if (slices > 1) {
+    cluster_arrive_release();
+    cluster_wait_acquire();  // no rank reads another's shared memory after this
+  }
 }
 
 // How many clusters of S CTAs (S = 1 .. kMaxSlices) the GPU holds at once
@@ -335,8 +402,11 @@ const int* max_active_clusters() {
   static int clusters[kMaxSlices + 1] = {};  // the owning thread only (see the header)
   static bool queried = false;
   if (!queried) {
-    auto* kernel = fp8_wgmma_gemm_kernel<NTOK, ST>;
+    // The kRope kernel has the same threads, bounds and shared memory: the same occupancy.
+    auto* kernel = fp8_wgmma_gemm_kernel<NTOK, ST, false>;
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes<NTOK, ST>));
+    KR_CUDA_CHECK(cudaFuncSetAttribute(fp8_wgmma_gemm_kernel<NTOK, ST, true>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes<NTOK, ST>));
     query_max_active_clusters(kernel, kThreads, kSmemBytes<NTOK, ST>, kMaxSlices, clusters);
     queried = true;
   }
@@ -382,13 +452,27 @@ WgPlan plan_ntok(const Fp8SmallGemmArgs& a) {
     }
     if (best.slices == 0) return WgPlan{};
   }
-  const bool one_per_sm = static_cast<long long>(tiles) * best.slices <= std::max(a.num_sms, 1);
-  best.ring = one_per_sm && deep[best.slices] >= tiles ? 8 : 4;
+  auto deep_fits = [&](int s) {
+    return static_cast<long long>(tiles) * s <= std::max(a.num_sms, 1) && deep[s] >= tiles;
+  };
+  best.ring = deep_fits(best.slices) ? 8 : 4;
+  // One slice fewer where its clusters fit the 8-stage ring and the chosen split's
+  // do not: at 16-64 tokens the deeper ring beat the extra slice for o_proj and
+  // down of the 8B shape (forced splits, docs/performance.md).
+  const int fewer = best.slices - 1;
+  if (a.force_split == 0 && best.ring == 4 && fewer >= 1 && deep_fits(fewer)) {
+    const int sps = (stages + fewer - 1) / fewer;
+    if ((stages + sps - 1) / sps == fewer) {
+      best.slices = fewer;
+      best.stages_per_slice = sps;
+      best.ring = 8;
+    }
+  }
   return best;
 }
 
 template <int NTOK>
-bool launch_ntok(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
+bool launch_ntok(const Fp8SmallGemmArgs& a, cudaStream_t stream, const Fp8QkvRope* rope) {
   const WgPlan plan = plan_ntok<NTOK>(a);
   if (plan.slices == 0) return false;
   const int tiles = (a.N + kTileRows - 1) / kTileRows;
@@ -404,15 +488,17 @@ bool launch_ntok(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
   p.T = a.T;
   p.stages = (a.K + kStageK - 1) / kStageK;
   p.stages_per_slice = plan.stages_per_slice;
+  if (rope != nullptr) p.rope = *rope;
   const dim3 grid(static_cast<unsigned>(plan.slices), static_cast<unsigned>(tiles));
-  if (plan.ring == 8) {
-    launch_cluster_x(a.pdl, plan.slices, fp8_wgmma_gemm_kernel<NTOK, 8>, grid, dim3(kThreads), kSmemBytes<NTOK, 8>,
-                     stream, p);
-  } else {
-    launch_cluster_x(a.pdl, plan.slices, fp8_wgmma_gemm_kernel<NTOK, 4>, grid, dim3(kThreads), kSmemBytes<NTOK, 4>,
-                     stream, p);
-  }
+  auto* kernel = plan.ring == 8 ? (rope != nullptr ? fp8_wgmma_gemm_kernel<NTOK, 8, true> : fp8_wgmma_gemm_kernel<NTOK, 8, false>)
+                                : (rope != nullptr ? fp8_wgmma_gemm_kernel<NTOK, 4, true> : fp8_wgmma_gemm_kernel<NTOK, 4, false>);
+  const size_t smem = plan.ring == 8 ? kSmemBytes<NTOK, 8> : kSmemBytes<NTOK, 4>;
+  launch_cluster_x(a.pdl, plan.slices, kernel, grid, dim3(kThreads), smem, stream, p);
   return true;
+}
+
+WgPlan plan_for(const Fp8SmallGemmArgs& a) {
+  return a.T <= 16 ? plan_ntok<16>(a) : a.T <= 32 ? plan_ntok<32>(a) : plan_ntok<64>(a);
 }
 
 }  // namespace
@@ -432,16 +518,25 @@ void prepare_fp8_wgmma_gemm() {
 
 std::string fp8_wgmma_gemm_plan(const Fp8SmallGemmArgs& a) {
   if (a.T < 1 || a.T > kFp8WgmmaMaxTokens || !fp8_gemm_shape_ok(a)) return "not taken";
-  const WgPlan p = a.T <= 16 ? plan_ntok<16>(a) : a.T <= 32 ? plan_ntok<32>(a) : plan_ntok<64>(a);
+  const WgPlan p = plan_for(a);
   if (p.slices == 0) return "no plan";
   return std::to_string(p.slices) + " slices x " + std::to_string(p.stages_per_slice) + " stages, ring " +
          std::to_string(p.ring);
 }
 
-bool launch_fp8_wgmma_gemm(const Fp8SmallGemmArgs& a, cudaStream_t stream) {
-  if (!fp8_wgmma_gemm_supports(a)) return false;
-  if (a.T <= 16) return launch_ntok<16>(a, stream);
-  return a.T <= 32 ? launch_ntok<32>(a, stream) : launch_ntok<64>(a, stream);
+bool fp8_wgmma_gemm_takes(const Fp8SmallGemmArgs& a, const Fp8QkvRope* rope) {
+  if (!fp8_wgmma_gemm_supports(a) || plan_for(a).slices == 0) return false;
+  if (rope == nullptr) return true;
+  return rope->q_heads > 0 && rope->kv_heads > 0 &&
+         a.N == (rope->q_heads + 2 * rope->kv_heads) * kFp8QkvRopeHeadDim && rope->cos_sin != nullptr &&
+         rope->slots != nullptr && rope->k_cache != nullptr && rope->v_cache != nullptr && rope->k_scale > 0.0f &&
+         rope->v_scale > 0.0f;
+}
+
+bool launch_fp8_wgmma_gemm(const Fp8SmallGemmArgs& a, cudaStream_t stream, const Fp8QkvRope* rope) {
+  if (!fp8_wgmma_gemm_takes(a, rope)) return false;
+  if (a.T <= 16) return launch_ntok<16>(a, stream, rope);
+  return a.T <= 32 ? launch_ntok<32>(a, stream, rope) : launch_ntok<64>(a, stream, rope);
 }
 
 }  // namespace kr::cuda

@@ -46,9 +46,34 @@ void prepare_fp8_wgmma_gemm();
 // benchmarks.
 std::string fp8_wgmma_gemm_plan(const Fp8SmallGemmArgs& a);
 
-// Enqueues the GEMM on `stream`; false (nothing enqueued) when the shape is not
-// supported. Fp8SmallGemmArgs' partials and counters are not used (force_split: at
-// most 8 slices).
-bool launch_fp8_wgmma_gemm(const Fp8SmallGemmArgs& a, cudaStream_t stream);
+// The RoPE + KV-store epilogue of a q/k/v projection (Backend::qkv_rope_store
+// without per-head q/k norms), for heads of D = 128 dims: a CTA's 128 rows are one
+// head, whose dims i and i + 64 lie in its two warpgroups. out is qkv [T, (Hq + 2
+// Hkv) 128] (N = (Hq + 2 Hkv) 128); each output is rounded to bf16 as the GEMM
+// stores it, gets its bias (bf16, as rope_kernel adds it), then q and k heads are
+// rotated (rope_rotate) by cos_sin, and k and v heads are also stored into the
+// cache at slots[t] (skipped where negative; kv_store: bf16, or e4m3 over the
+// layer's scale). The same bits as the GEMM followed by launch_rope.
+struct Fp8QkvRope {
+  const float2* cos_sin = nullptr;  // [T, 64]: (cos, sin) of pair i at token t's position (launch_rope_table)
+  const void* bias = nullptr;       // [(Hq + 2 Hkv) 128] bf16, or null
+  const int32_t* slots = nullptr;   // [T] cache slot of token t
+  void* k_cache = nullptr;          // [slots, Hkv 128] bf16, or e4m3 bytes with kv_fp8
+  void* v_cache = nullptr;
+  bool kv_fp8 = false;
+  float k_scale = 1.0f, v_scale = 1.0f;
+  int q_heads = 0, kv_heads = 0;
+};
+constexpr int kFp8QkvRopeHeadDim = 128;
+
+// Whether launch_fp8_wgmma_gemm(a, stream, rope) would enqueue: the shape is
+// supported, a launch plan exists, and with `rope` N = (Hq + 2 Hkv) 128 with its
+// pointers set.
+bool fp8_wgmma_gemm_takes(const Fp8SmallGemmArgs& a, const Fp8QkvRope* rope = nullptr);
+
+// Enqueues the GEMM on `stream` (with `rope`: and its RoPE + KV-store epilogue);
+// false (nothing enqueued) when fp8_wgmma_gemm_takes says no. Fp8SmallGemmArgs'
+// partials and counters are not used (force_split: at most 8 slices).
+bool launch_fp8_wgmma_gemm(const Fp8SmallGemmArgs& a, cudaStream_t stream, const Fp8QkvRope* rope = nullptr);
 
 }  // namespace kr::cuda

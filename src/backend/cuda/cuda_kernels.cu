@@ -245,6 +245,14 @@ __global__ void rope_kernel(RopeArgs a, int heads) {
   for (int h = blockIdx.y; h < heads; h += gridDim.y) rope_head(a, row, h, slot, c, s, scratch);
 }
 
+// grid T, block half: the (cos, sin) of pair threadIdx.x at token blockIdx.x's position.
+__global__ void rope_table_kernel(const int32_t* positions, const float* inv_freq, int half, float2* cos_sin) {
+  const int t = blockIdx.x, i = threadIdx.x;
+  float c, s;
+  rope_cos_sin(positions[t], inv_freq[i], &c, &s);
+  cos_sin[static_cast<size_t>(t) * half + i] = make_float2(c, s);
+}
+
 // One token's K and V rows (16-byte vectors of the qkv row) into their cache slot:
 // as they are (Cache = uint4, 8 bf16), or as 8 e4m3(x / scale) bytes (Cache = uint2,
 // an FP8 cache).
@@ -621,6 +629,12 @@ void launch_rope(const RopeArgs& a, cudaStream_t stream) {
   constexpr int kRopeBlocks = 2048;
   const int groups = std::clamp(kRopeBlocks / a.T, 1, heads);
   launch(false, rope_kernel, dim3(a.T, groups), dim3(a.head_dim / 2), 0, stream, a, heads);
+}
+
+void launch_rope_table(const int32_t* positions, const float* inv_freq, int T, int half, float2* cos_sin,
+                       cudaStream_t stream) {
+  if (T == 0) return;
+  launch(false, rope_table_kernel, dim3(T), dim3(half), 0, stream, positions, inv_freq, half, cos_sin);
 }
 
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,

@@ -79,6 +79,11 @@ struct RopeArgs {
   float k_scale = 1.0f, v_scale = 1.0f;
 };
 void launch_rope(const RopeArgs& a, cudaStream_t stream);
+// cos_sin[t, i] = (cos, sin) of RoPE pair i (< half) at positions[t], as rope_kernel
+// computes them: the per-step table of the FP8 q/k/v GEMM's RoPE epilogue
+// (cuda_fp8_gemm_wgmma.h Fp8QkvRope). cos_sin [T, half] float2.
+void launch_rope_table(const int32_t* positions, const float* inv_freq, int T, int half, float2* cos_sin,
+                       cudaStream_t stream);
 // k/v parts of qkv → caches [slots, Hkv * D] at slot_mapping[t] (negative: skipped);
 // kv_fp8: as e4m3(k / k_scale) and e4m3(v / v_scale) bytes.
 void launch_store_kv(const void* qkv, const int32_t* slot_mapping, void* k_cache, void* v_cache, int T,

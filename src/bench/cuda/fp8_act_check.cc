@@ -48,10 +48,14 @@ struct Shape {
   NormKind norm;
   bool out_norms;  // Gemma's post-attention / post-feedforward norms
   Activation act;
+  bool qkv_bias = false;  // Qwen2's q/k/v biases
+  bool kv_fp8 = false;    // an FP8 KV cache (e4m3 over per-layer scales)
+  int start = 0;          // position of the step's first token
 };
 const Shape kShapes[] = {
     {"llama-8b", 4096, 14336, 32, 8, 128, NormKind::kTimesWeight, false, Activation::kSilu},
     {"gemma", 2560, 10240, 8, 4, 256, NormKind::kTimesOnePlusWeight, true, Activation::kGeluTanh},
+    {"qwen2-1.5b", 1536, 8960, 12, 2, 128, NormKind::kTimesWeight, false, Activation::kSilu, true, true, 5000},
 };
 
 // A W8A8 FP8 matrix [N, K] with per-channel weight scales and the scheme's activations.
@@ -208,16 +212,18 @@ void run_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, const Wei
   for (auto& w : wn) w = gemma ? rand_bf16(static_cast<size_t>(H), -0.5f, 0.5f) : rand_bf16(static_cast<size_t>(H), 0.5f, 1.5f);
   const std::vector<uint16_t> resid0 = rand_bf16(static_cast<size_t>(T * H), -2.0f, 2.0f);
   const std::vector<uint16_t> attn0 = rand_bf16(static_cast<size_t>(T * A), -1.0f, 1.0f);
+  const std::vector<uint16_t> bias0 = rand_bf16(static_cast<size_t>(W), -0.5f, 0.5f);
   std::vector<float> inv_freq(static_cast<size_t>(D / 2));
   for (int64_t i = 0; i < D / 2; ++i) inv_freq[static_cast<size_t>(i)] = static_cast<float>(std::pow(10000.0, -2.0 * i / D));
-  const int bs = 16, blocks = (T + bs - 1) / bs;
-  const StepMetadata meta = single_seq_step(0, T, bs);
+  const int bs = 16, blocks = (sh.start + T + bs - 1) / bs;
+  const StepMetadata meta = single_seq_step(sh.start, T, bs);
 
   struct Layer {
     Side s;
     LinearWeight qkv, o, gu, down;
     Tensor nw[5];
     RopeParams rope;
+    Tensor bias;
     QkvParams p;
     KvLayer kv;
     Tensor residual, attn, normed, qkv1, qkv2, proj1, proj2, gate_up, act;
@@ -237,8 +243,17 @@ void run_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, const Wei
     L->p.q_heads = sh.q_heads;
     L->p.kv_heads = sh.kv_heads;
     L->p.rope = &L->rope;
-    L->kv.k = L->s.alloc(DType::kBF16, {blocks, bs, sh.kv_heads, D});
-    L->kv.v = L->s.alloc(DType::kBF16, {blocks, bs, sh.kv_heads, D});
+    if (sh.qkv_bias) {
+      L->bias = L->s.bf16({W}, bias0);
+      L->p.bias = &L->bias;
+    }
+    const DType kv_dtype = sh.kv_fp8 ? DType::kF8E4M3 : DType::kBF16;
+    L->kv.k = L->s.alloc(kv_dtype, {blocks, bs, sh.kv_heads, D});
+    L->kv.v = L->s.alloc(kv_dtype, {blocks, bs, sh.kv_heads, D});
+    if (sh.kv_fp8) {
+      L->kv.k_scale = 0.05f;
+      L->kv.v_scale = 0.02f;
+    }
     b.fill_zero(L->kv.k);
     b.fill_zero(L->kv.v);
     L->residual = L->s.bf16({T, H}, resid0);
@@ -370,6 +385,10 @@ int check_fp8_act_fusion(const CudaOptions& options, const std::string& fixtures
   CudaOptions on = options, off = options;
   on.fuse_fp8_act_quant = true;
   off.fuse_fp8_act_quant = false;
+  // The W8A8 qkv's RoPE + KV-store epilogue too (the fused backend's qkv, k and v
+  // caches against the GEMM followed by the rope kernel).
+  on.fp8_qkv_rope_epilogue = true;
+  off.fp8_qkv_rope_epilogue = false;
   auto fused = make_cuda_backend(on);
   auto unfused = make_cuda_backend(off);
   if (!fused || !unfused) return 1;

@@ -11,16 +11,17 @@
 
 namespace kr {
 
-// On two CUDA backends of `options`, one with fuse_fp8_act_quant and one without,
-// runs a decoder layer's fused ops on W8A8 weights (per-token dynamic, per-token
-// with an activation scale bound, static input scale) at T = 9, 64, 512, with the
-// Llama norm (x̂·w, SwiGLU) and the Gemma one ((1 + w), pre-norms, GeGLU):
+// On two CUDA backends of `options`, one with fuse_fp8_act_quant and
+// fp8_qkv_rope_epilogue and one without, runs a decoder layer's fused ops on W8A8
+// weights (per-token dynamic, per-token with an activation scale bound, static
+// input scale) at T = 9, 64, 512, with the Llama norm (x̂·w, SwiGLU), the Gemma one
+// ((1 + w), pre-norms, GeGLU) and a Qwen2 shape (q/k/v biases, an FP8 KV cache):
 //  - every FP8 row the fused backend writes (the RMS norm's, the GLU's) equals,
 //    byte for byte and scale for scale, launch_quantize_fp8_rows of the bf16 rows
 //    the same op wrote;
 //  - every output of every op (the matmuls that read those rows, the norm
-//    prologue of qkv_rope_store and matmul_silu_mul, the KV cache) equals the
-//    unfused backend's bit for bit;
+//    prologue of qkv_rope_store and matmul_silu_mul, the rotated qkv and the KV
+//    cache of qkv_rope_store's RoPE epilogue) equals the unfused backend's bit for bit;
 //  - a matmul takes the rows only when their record names its input and weight.
 // Then (fixtures not empty) every model of fixtures/models.json (the tiny
 // quantized models, FP8 W8A8 among them): prefill logits fused == unfused, bit
