@@ -158,38 +158,60 @@ __device__ __forceinline__ uint32_t sw128_offset(int r, int c) {
   return static_cast<uint32_t>(r * kStageK + ((c ^ (r & 7)) << 4));
 }
 
-// bf16((v · sw[row]) · sx[token]) into out, inside N and T.
-__device__ __forceinline__ void store_out(const WgParams& p, int row, int token, float v) {
-  if (row < p.N && token < p.T)
-    p.out[static_cast<size_t>(token) * p.N + row] = __float2bfloat16((v * p.sw[row]) * p.sx[token]);
+// The epilogue's scales are loaded before its stores, all of a pass at once: the
+// compiler must assume a bf16 store may alias a scale, so a load placed after a
+// store waits for it (one L2 round trip per output otherwise).
+__device__ __forceinline__ float load_sw(const WgParams& p, int row) { return row < p.N ? p.sw[row] : 0.0f; }
+__device__ __forceinline__ float load_sx(const WgParams& p, int token) { return token < p.T ? p.sx[token] : 0.0f; }
+
+// bf16((v · sw) · sx) into out at (token, row), inside N and T; sw = sw[row], sx = sx[token].
+__device__ __forceinline__ void store_out(const WgParams& p, int row, int token, float v, float sw, float sx) {
+  if (row < p.N && token < p.T) p.out[static_cast<size_t>(token) * p.N + row] = __float2bfloat16((v * sw) * sx);
+}
+
+// What rope_out reads besides the sums, loaded for a pass's four outputs at once.
+struct RopeIn {
+  float sw_a, sw_b, sx;     // sw of rows d and d + 64, sx of the token
+  float2 cs;                // (cos, sin) of pair d at the token's position
+  __nv_bfloat16 b_a, b_b;   // their biases (0 without)
+  int slot;                 // the token's cache slot
+};
+__device__ __forceinline__ RopeIn load_rope_in(const WgParams& p, int row0, int d, int t) {
+  const Fp8QkvRope& r = p.rope;
+  RopeIn in;
+  const int na = row0 + d, nb = na + kFp8QkvRopeHeadDim / 2, tt = t < p.T ? t : 0;
+  in.sw_a = p.sw[na];
+  in.sw_b = p.sw[nb];
+  in.sx = p.sx[tt];
+  in.cs = r.cos_sin[tt * (kFp8QkvRopeHeadDim / 2) + d];
+  const __nv_bfloat16 zero = __float2bfloat16(0.0f);
+  in.b_a = r.bias != nullptr ? static_cast<const __nv_bfloat16*>(r.bias)[na] : zero;
+  in.b_b = r.bias != nullptr ? static_cast<const __nv_bfloat16*>(r.bias)[nb] : zero;
+  in.slot = r.slots[tt];
+  return in;
 }
 
 // Token t's dims d and d + 64 (d < 64) of head blockIdx.y, whose rows start at
 // row0, from their f32 sums a and b (Fp8QkvRope): bf16 as store_out rounds them,
 // the bias, the rotation of q and k heads, the cache store of k and v heads.
-__device__ __forceinline__ void rope_out(const WgParams& p, int row0, int d, int t, float a, float b) {
+__device__ __forceinline__ void rope_out(const WgParams& p, int row0, int d, int t, float a, float b, const RopeIn& in) {
   if (t >= p.T) return;
   const Fp8QkvRope& r = p.rope;
   const int na = row0 + d, nb = na + kFp8QkvRopeHeadDim / 2;
-  __nv_bfloat16 ya = __float2bfloat16((a * p.sw[na]) * p.sx[t]);
-  __nv_bfloat16 yb = __float2bfloat16((b * p.sw[nb]) * p.sx[t]);
+  __nv_bfloat16 ya = __float2bfloat16((a * in.sw_a) * in.sx);
+  __nv_bfloat16 yb = __float2bfloat16((b * in.sw_b) * in.sx);
   if (r.bias != nullptr) {
-    ya = add_bias(ya, static_cast<const __nv_bfloat16*>(r.bias)[na]);
-    yb = add_bias(yb, static_cast<const __nv_bfloat16*>(r.bias)[nb]);
+    ya = add_bias(ya, in.b_a);
+    yb = add_bias(yb, in.b_b);
   }
   const int h = row0 / kFp8QkvRopeHeadDim, qk = r.q_heads + r.kv_heads;
-  if (h < qk) {
-    const float2 cs = r.cos_sin[t * (kFp8QkvRopeHeadDim / 2) + d];
-    rope_rotate(__bfloat162float(ya), __bfloat162float(yb), cs.x, cs.y, &ya, &yb);
-  }
+  if (h < qk) rope_rotate(__bfloat162float(ya), __bfloat162float(yb), in.cs.x, in.cs.y, &ya, &yb);
   __nv_bfloat16* out = p.out + static_cast<size_t>(t) * p.N;
   out[na] = ya;
   out[nb] = yb;
-  if (h < r.q_heads) return;
-  const int slot = r.slots[t];
-  if (slot < 0) return;
+  if (h < r.q_heads || in.slot < 0) return;
   const bool is_k = h < qk;
-  const size_t i = (static_cast<size_t>(slot) * r.kv_heads + (h - (is_k ? r.q_heads : qk))) * kFp8QkvRopeHeadDim + d;
+  const size_t i = (static_cast<size_t>(in.slot) * r.kv_heads + (h - (is_k ? r.q_heads : qk))) * kFp8QkvRopeHeadDim + d;
   void* cache = is_k ? r.k_cache : r.v_cache;
   const float scale = is_k ? r.k_scale : r.v_scale;
   kv_store(cache, r.kv_fp8, scale, i, ya);
@@ -318,10 +340,18 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
 
   const int warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
   if (!kRope && slices == 1) {
-    // Row 16 w + g + 8 h of this warpgroup's 64, token 8 (i / 4) + 2 t + i % 2.
+    // Row 16 w + g + 8 h of this warpgroup's 64, token 8 (i / 4) + 2 t + i % 2:
+    // two rows' and kAcc / 2 tokens' scales, loaded before the first store.
+    const int row = row0 + wg * 64 + 16 * warp + g;
+    const float sw[2] = {load_sw(p, row), load_sw(p, row + 8)};
+    float sx[kAcc / 2];
 #pragma unroll
-    for (int i = 0; i < kAcc; ++i)
-      store_out(p, row0 + wg * 64 + 16 * warp + g + 8 * ((i >> 1) & 1), 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
+    for (int j = 0; j < kAcc / 2; ++j) sx[j] = load_sx(p, 8 * (j >> 1) + 2 * t + (j & 1));
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) {
+      const int h = (i >> 1) & 1, j = 2 * (i >> 2) + (i & 1);
+      store_out(p, row + 8 * h, 8 * (i >> 2) + 2 * t + (i & 1), acc[i], sw[h], sx[j]);
+    }
     return;
   }
   // The accumulators as float4 slots red[q][tid] (q < kAcc / 4) in this CTA's
@@ -367,26 +397,29 @@ __global__ void __launch_bounds__(kThreads, ST <= 4 ? 2 : 1) fp8_wgmma_gemm_kern
     const int per = (kPairs + slices - 1) / slices, e0 = slice * per, e1 = min(kPairs, e0 + per);
     for (int e = e0 + tid; e < e1; e += kThreads) {
       const int q = e >> 7, u = e & 127, lo = q * kThreads + u;
-      const float4 a = slot_sum(lo), b = slot_sum(lo + 128);
       const int ul = u & 31, d = 16 * (u >> 5) + (ul >> 2), token = 8 * q + 2 * (ul & 3);
-      rope_out(p, row0, d, token, a.x, b.x);
-      rope_out(p, row0, d, token + 1, a.y, b.y);
-      rope_out(p, row0, d + 8, token, a.z, b.z);
-      rope_out(p, row0, d + 8, token + 1, a.w, b.w);
+      const RopeIn i00 = load_rope_in(p, row0, d, token), i01 = load_rope_in(p, row0, d, token + 1);
+      const RopeIn i10 = load_rope_in(p, row0, d + 8, token), i11 = load_rope_in(p, row0, d + 8, token + 1);
+      const float4 a = slot_sum(lo), b = slot_sum(lo + 128);
+      rope_out(p, row0, d, token, a.x, b.x, i00);
+      rope_out(p, row0, d, token + 1, a.y, b.y, i01);
+      rope_out(p, row0, d + 8, token, a.z, b.z, i10);
+      rope_out(p, row0, d + 8, token + 1, a.w, b.w, i11);
     }
   } else {
     // Rank `slice` sums slots [e0, e1) over the ranks in rank order and stores them.
     const int per = (kSlots + slices - 1) / slices, e0 = slice * per, e1 = min(kSlots, e0 + per);
     for (int e = e0 + tid; e < e1; e += kThreads) {
-      const float4 sum = slot_sum(e);
       // Slot (q, thread u): u's accumulators 4q .. 4q + 3, rows +0, +0, +8, +8 and
       // tokens 8q + 2t', +1, +0, +1 (t', g', warp', warpgroup' of u).
       const int q = e / kThreads, u = e % kThreads;
       const int ul = u & 31, row = row0 + (u >> 7) * 64 + 16 * ((u >> 5) & 3) + (ul >> 2), token = 8 * q + 2 * (ul & 3);
-      store_out(p, row, token, sum.x);
-      store_out(p, row, token + 1, sum.y);
-      store_out(p, row + 8, token, sum.z);
-      store_out(p, row + 8, token + 1, sum.w);
+      const float sw0 = load_sw(p, row), sw8 = load_sw(p, row + 8), sx0 = load_sx(p, token), sx1 = load_sx(p, token + 1);
+      const float4 sum = slot_sum(e);
+      store_out(p, row, token, sum.x, sw0, sx0);
+      store_out(p, row, token + 1, sum.y, sw0, sx1);
+      store_out(p, row + 8, token, sum.z, sw8, sx0);
+      store_out(p, row + 8, token + 1, sum.w, sw8, sx1);
     }
   }
   if (slices > 1) {
