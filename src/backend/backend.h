@@ -265,8 +265,11 @@ class Backend {
   virtual void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) = 0;
   // Causal grouped-query attention of each new token over its sequence's cached
   // tokens [0, its position] (or its sliding window; AttentionParams): out [T, Hq * D];
-  // q from qkv.
-  virtual void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) = 0;
+  // q from qkv. out_fp8: where the backend may also write out's FP8 rows for the
+  // matmul that reads out next, o_proj (Fp8Rows); one that does not write them
+  // clears the record (out_fp8.rows->clear()), as the composed fused ops do.
+  virtual void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
+                         Fp8Out out_fp8 = {}) = 0;
   // The GLU: out[t, i] = f(gu[t, i]) * gu[t, I + i], f = silu or gelu_tanh (Activation;
   // the name stays from SwiGLU, the first). gate_up [T, 2I]; out [T, I].
   virtual void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) = 0;

@@ -39,7 +39,8 @@ float embedding_scale(int32_t hidden, DType weight_dtype) {
 
 Model::~Model() {
   for (Tensor* t : {&ids_, &residual_, &normed_, &qkv_, &attn_, &proj_, &gate_up_, &act_, &row_idx_, &last_, &logits_,
-                    &normed_fp8_.codes, &normed_fp8_.scales, &act_fp8_.codes, &act_fp8_.scales})
+                    &normed_fp8_.codes, &normed_fp8_.scales, &act_fp8_.codes, &act_fp8_.scales, &attn_fp8_.codes,
+                    &attn_fp8_.scales})
     if (t->data != nullptr) backend_.free(*t);
   for (RopeParams& r : ropes_) backend_.free(r.inv_freq);
   for (KvLayer& l : kv_) {
@@ -105,10 +106,11 @@ Status Model::init() {
   proj_ = backend_.alloc(act, {T, H});
   gate_up_ = backend_.alloc(act, {T, 2 * static_cast<int64_t>(c.intermediate_size)});
   act_ = backend_.alloc(act, {T, c.intermediate_size});
-  bool normed_fp8 = false, act_fp8 = false;
+  bool normed_fp8 = false, act_fp8 = false, attn_fp8 = false;
   for (const LayerWeights& w : weights_->layers) {
     normed_fp8 |= backend_.writes_fp8_rows(w.qkv) || backend_.writes_fp8_rows(w.gate_up);
     act_fp8 |= backend_.writes_fp8_rows(w.down);
+    attn_fp8 |= backend_.writes_fp8_rows(w.o);
   }
   if (normed_fp8) {
     normed_fp8_.codes = backend_.alloc(DType::kF8E4M3, {T, H});
@@ -117,6 +119,10 @@ Status Model::init() {
   if (act_fp8) {
     act_fp8_.codes = backend_.alloc(DType::kF8E4M3, {T, c.intermediate_size});
     act_fp8_.scales = backend_.alloc(DType::kF32, {T});
+  }
+  if (attn_fp8) {
+    attn_fp8_.codes = backend_.alloc(DType::kF8E4M3, {T, Hq * D});
+    attn_fp8_.scales = backend_.alloc(DType::kF32, {T});
   }
   row_idx_ = backend_.alloc(DType::kI32, {R});
   last_ = backend_.alloc(act, {R, H});
@@ -236,11 +242,12 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
 
   const NormKind kind = c.arch.norm;
   auto norm = [&](const Tensor& w) { return w.empty() ? RmsNorm{} : RmsNorm{&w, eps, kind}; };
-  // W8A8 activations (Fp8Rows): the op that writes normed or act also writes its
-  // FP8 rows for the weight that reads it next, and that matmul takes them
-  // instead of quantizing (where the backend does so: writes_fp8_rows).
+  // W8A8 activations (Fp8Rows): the op that writes normed, attn or act also
+  // writes its FP8 rows for the weight that reads it next, and that matmul takes
+  // them instead of quantizing (where the backend does so: writes_fp8_rows).
   const Fp8Rows* normed_fp8 = normed_fp8_.codes.data != nullptr ? &normed_fp8_ : nullptr;
   const Fp8Rows* act_fp8 = act_fp8_.codes.data != nullptr ? &act_fp8_ : nullptr;
+  const Fp8Rows* attn_fp8 = attn_fp8_.codes.data != nullptr ? &attn_fp8_ : nullptr;
   auto fp8_out = [](Fp8Rows& rows, const LinearWeight* reader) {
     return rows.codes.data != nullptr ? Fp8Out{&rows, reader} : Fp8Out{};
   };
@@ -253,11 +260,12 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
     const MatmulInput attn_in = l == 0 ? MatmulInput::rms_normed(residual, norm(w.input_norm), normed)
                                        : MatmulInput(normed).with_fp8(normed_fp8);
     backend_.qkv_rope_store(attn_in, w.qkv, qkv, layer_qkv_[l], kv_[l]);
-    backend_.attention(qkv, kv_[l], layer_attn_[l], attn);
+    // attn (and its FP8 rows for o_proj).
+    backend_.attention(qkv, kv_[l], layer_attn_[l], attn, fp8_out(attn_fp8_, &w.o));
     // residual += attn · Woᵀ (normalised first by Gemma's post-attention norm);
     // normed = the norm before the MLP of residual (and its FP8 rows for gate_up).
-    backend_.matmul_add_rms_norm(attn, w.o, proj, norm(w.attn_out_norm), residual, norm(w.mlp_norm), normed,
-                                 fp8_out(normed_fp8_, &w.gate_up));
+    backend_.matmul_add_rms_norm(MatmulInput(attn).with_fp8(attn_fp8), w.o, proj, norm(w.attn_out_norm), residual,
+                                 norm(w.mlp_norm), normed, fp8_out(normed_fp8_, &w.gate_up));
     // MLP block: act = f(normed · Wgateᵀ) * (normed · Wupᵀ) (and act's FP8 rows for
     // down); residual += act · Wdownᵀ (normalised first by Gemma's post-feedforward
     // norm), then the next layer's input norm (the final norm after the last layer;

@@ -113,11 +113,12 @@ class Model {
   Tensor proj_;      // [T, H]: output of o_proj and of down_proj
   Tensor gate_up_;   // [T, 2 I]
   Tensor act_;       // [T, I]
-  // FP8 rows of normed and act for the W8A8 matmuls that read them, written by
-  // the ops that produce normed and act (Fp8Rows); allocated only where the
-  // backend writes them for some layer's weights (Backend::writes_fp8_rows).
+  // FP8 rows of normed, attn and act for the W8A8 matmuls that read them, written
+  // by the ops that produce them (Fp8Rows); allocated only where the backend
+  // writes them for some layer's weights (Backend::writes_fp8_rows).
   Fp8Rows normed_fp8_;  // codes [T, H] e4m3, scales [T] f32
   Fp8Rows act_fp8_;     // codes [T, I] e4m3, scales [T] f32
+  Fp8Rows attn_fp8_;    // codes [T, Hq * D] e4m3, scales [T] f32 (for o_proj)
   Tensor row_idx_;   // [R] i32
   Tensor last_;      // [R, H]
   Tensor logits_;    // [R, V] f32

@@ -51,7 +51,10 @@ class HostSamplingBackend final : public Backend {
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override {
     in_->store_kv(qkv, q_heads, kv_heads, head_dim, kv);
   }
-  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override {
+  // No FP8 rows (writes_fp8_rows is not forwarded either): the record cleared.
+  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
+                 Fp8Out out_fp8 = {}) override {
+    if (out_fp8.rows != nullptr) out_fp8.rows->clear();
     in_->attention(qkv, kv, p, out);
   }
   void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) override { in_->silu_mul(gate_up, f, out); }

@@ -79,7 +79,9 @@ void CpuBackend::store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head
   }
 }
 
-void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) {
+void CpuBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
+                           Fp8Out out_fp8) {
+  if (out_fp8.rows != nullptr) out_fp8.rows->clear();
   // For token t of sequence s at position pos and query head h (kv head h / group):
   //   out[t, h] = Σ_j softmax_j(cap(q·k_j · scale)) v_j over the cache positions j of
   //   s with lo <= j <= pos, lo = pos - sliding_window + 1 (or 0), cap = the soft-cap.

@@ -89,7 +89,9 @@ class CpuBackend final : public Backend {
   void matmul(const Tensor& x, const LinearWeight& w, Tensor& out) override;
   void rope(Tensor& qkv, const QkvParams& p) override;
   void store_kv(const Tensor& qkv, int q_heads, int kv_heads, int head_dim, KvLayer& kv) override;
-  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override;
+  // Writes no FP8 rows (clears out_fp8's record): its matmul never quantizes activations.
+  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
+                 Fp8Out out_fp8 = {}) override;
   void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
   void softcap(Tensor& x, float cap) override;

@@ -7,8 +7,9 @@
 // the matmul and one norm kernel (with Gemma's norm of the matmul's output).
 // FP8 W8A8 weights (T >= fp8_w8a8_min_tokens) take e4m3 activations: the norm
 // kernels (matmul_add_rms_norm's, a norm prologue's) and the GLU kernel write them
-// next to their bf16 output for the W8A8 matmul that reads it (Fp8Rows), so that
-// only o_proj, whose input comes from attention, runs a quantize kernel.
+// next to their bf16 output for the W8A8 matmul that reads it (Fp8Rows), and so
+// does attention for o_proj (CudaOptions::fp8_attention_out: the flash decode
+// kernel's last-arriver tail, else a quantize kernel right after attention).
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -258,7 +259,8 @@ class CudaBackend final : public Backend {
                           kv_heads, head_dim, s, kv.fp8(), kv.k_scale, kv.v_scale);
   }
 
-  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) override;
+  void attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
+                 Fp8Out out_fp8 = {}) override;
 
   void silu_mul(const Tensor& gate_up, Activation f, Tensor& out) override {
     const cudaStream_t s = op_stream();
@@ -605,7 +607,8 @@ class CudaBackend final : public Backend {
   // Tile layout key of an attention call: the flash kernels' layout depends on the
   // group and the head dim, the old kernel's on the group only.
   static int tile_key(bool flash, int group, int head_dim) { return flash ? (group << 10) | head_dim : group; }
-  void flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group, Tensor& out);
+  bool flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group, Tensor& out,
+                       const cuda::Fp8RowsOut* q);
   void staged_copy(void* dst, const void* src, size_t bytes);
   const int32_t* positions_dev() const { return meta_dev_ + off_positions_; }
   const int32_t* slots_dev() const { return meta_dev_ + off_slots_; }
@@ -1198,7 +1201,8 @@ void CudaBackend::matmul_add_rms_norm(const MatmulInput& in, const LinearWeight&
   cuda::launch_rms_norm(a, pdl_norm(out, norm), s);
 }
 
-void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out) {
+void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
+                            Fp8Out out_fp8) {
   const cudaStream_t s = op_stream();
   const int q_heads = p.q_heads, kv_heads = p.kv_heads, head_dim = p.head_dim;
   KR_CHECK(q_heads > 0 && kv_heads > 0 && q_heads % kv_heads == 0 && q_heads / kv_heads <= 64);
@@ -1222,8 +1226,22 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
                               cuda::decode_attention_supported(q_heads, kv_heads, head_dim);
   const int key = tile_key(flash, group, head_dim);
   if (tile_key_ != kDecodeTiles && tile_key_ != key) build_tiles(key, flash, group, head_dim);
+  // out's FP8 rows for o_proj (Fp8Rows): by the flash decode kernel where it can
+  // write them, else quantized right after the kernel that wrote out.
+  cuda::Fp8RowsOut q;
+  bool fp8 = false;
+  if (options_.fp8_attention_out) {
+    fp8 = fp8_target(out_fp8, out, &q);
+  } else if (out_fp8.rows != nullptr) {
+    out_fp8.rows->clear();
+  }
+  auto quantize_out = [&] {
+    if (fp8)
+      cuda::launch_quantize_fp8_rows(out.data, static_cast<int>(out.dim(0)), static_cast<int>(out.dim(1)),
+                                     q.static_input, q.input_scale, q.act_scale_ub, q.codes, q.scales, s);
+  };
   if (flash) {
-    flash_attention(qkv, kv, p, group, out);
+    if (!flash_attention(qkv, kv, p, group, out, fp8 ? &q : nullptr)) quantize_out();
     return;
   }
   cuda::AttnArgs a{};
@@ -1253,6 +1271,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   if (cluster_decode) {
     KR_CHECK(tile_key_ == kDecodeTiles);
     cuda::launch_decode_attention(a, options_.pdl && options_.pdl_short_decode, s);
+    quantize_out();
     return;
   }
   // Split the keys (decode) when there are too few tiles to fill the GPU. The split
@@ -1279,6 +1298,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
   a.partial_out = static_cast<float*>(attn_scratch_);
   a.partial_ml = a.partial_out + partial_rows * head_dim;
   cuda::launch_paged_attention(a, s);
+  quantize_out();
 }
 
 // Flash attention of the step's tiles: the prefill kernel over the prefill tiles,
@@ -1287,9 +1307,12 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
 // on a decode-only step (the steps a graph records) from the tile count and the
 // block-table width, so a recorded graph stays valid for every step of its key;
 // elsewhere from the largest context of the tiles' sequences. The split arrival
-// counters reset themselves, so replays start from zeros.
-void CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group,
-                                  Tensor& out) {
+// counters reset themselves, so replays start from zeros. With q (out's FP8 rows
+// wanted): the decode kernel writes them when it alone covers every token of the
+// step (decode tiles only, one token each, at most kFlashMaxFp8Tiles); returns
+// whether it did (false: the caller quantizes out).
+bool CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group,
+                                  Tensor& out, const cuda::Fp8RowsOut* q) {
   const cudaStream_t s = op_stream();
   const int kv_heads = p.kv_heads, head_dim = p.head_dim;
   int n_prefill = num_prefill_tiles_, prefill_keys = prefill_max_keys_, decode_keys = decode_max_keys_;
@@ -1348,8 +1371,13 @@ void CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
     a.num_tiles = n_decode;
     set_split(cuda::flash_decode_split(n_decode, kv_heads, head_dim, decode_keys, kHalf, a.kv_fp8), n_decode,
               cuda::kFlashDecodeRows, static_cast<char*>(attn_scratch_) + kHalf);
+    const bool fp8_tail = q != nullptr && n_prefill == 0 && n_decode == meta_.num_tokens &&
+                          n_decode <= cuda::kFlashMaxFp8Tiles;
+    if (fp8_tail) a.out_fp8 = *q;
     KR_CHECK_MSG(cuda::launch_flash_decode(a, s), "attention: the flash decode kernel refused its arguments");
+    return fp8_tail;
   }
+  return false;
 }
 
 // Leads from the device's shape: dense bf16 tensor-core FLOPs per SM and clock

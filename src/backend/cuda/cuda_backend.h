@@ -69,6 +69,13 @@ struct CudaOptions {
   // it. The bytes are the same either way (kr-backend-ops --only fp8_act compares);
   // off: the rope kernel (kr-cuda-bench --no-fp8-rope-epilogue, to compare).
   bool fp8_qkv_rope_epilogue = true;
+  // With fuse_fp8_act_quant, attention also writes o_proj's FP8 rows (Fp8Rows):
+  // on the flash decode kernel the last block of each token over its kv heads
+  // quantizes the token's output row (cuda_flash_attention.h out_fp8); on the
+  // other attention kernels a quantize kernel right after them. The bytes are the
+  // same either way (kr-backend-ops --only fp8_act compares); off: o_proj
+  // quantizes its input itself (kr-cuda-bench --no-fp8-attention-out, to compare).
+  bool fp8_attention_out = true;
   // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
   // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), kRow (FP8
   // at T == 1: the batch-1 GEMV of cuda_gemv1.h on the e4m3 rows; kMma otherwise),

@@ -67,6 +67,13 @@ struct FlashAttnArgs {
   // the output rows.
   bool kv_fp8 = false;
   float v_scale = 1.0f;
+  // The decode kernel only (the prefill launcher refuses it): with out_fp8.codes
+  // set, also out's FP8 rows for the W8A8 o_proj (Fp8RowsOut, cuda_kernels.h), of
+  // the whole rows [Hq * D] of every tile's tokens: the last block of a tile to
+  // finish over its kv heads (after the split merge when split) quantizes them as
+  // launch_quantize_fp8_rows would. Needs num_tiles <= kFlashMaxFp8Tiles (one
+  // arrival counter each).
+  Fp8RowsOut out_fp8;
 };
 
 struct FlashSplit {
@@ -93,6 +100,9 @@ constexpr int kFlashSplitGranule = 64;
 constexpr int flash_split_granule() { return kFlashSplitGranule; }
 // Most (tile, kv head) pairs of a launch with num_splits > 1 (one arrival counter each).
 constexpr int kFlashMaxSplitPairs = 1 << 16;
+// Most tiles of a decode launch that writes out_fp8 (one arrival counter each);
+// beyond, the caller quantizes out itself.
+constexpr int kFlashMaxFp8Tiles = 16384;
 // True when the kernels handle this shape (D 64, 128 or 256; group divides; block_size a power of two).
 bool flash_attention_supported(int q_heads, int kv_heads, int head_dim, int block_size);
 
@@ -128,6 +138,7 @@ void configure_flash_attention(int prefill_variant = 0);
 // what the kernels handle (unsupported shape, split_keys not a multiple of the
 // granule, a missing workspace, more (tile, kv head) pairs than split counters).
 // Tiles hold at most flash_prefill_tile_tokens / flash_decode_tile_tokens tokens.
+// out_fp8: decode only, at most kFlashMaxFp8Tiles tiles.
 // The prefill's variant must be the one its split came from (false outside
 // [0, kFlashPrefillVariants)).
 bool launch_flash_prefill(const FlashAttnArgs& a, cudaStream_t stream, int variant = 0);

@@ -9,7 +9,9 @@
 // its own online softmax (one m16 tile: rows padded to 16, S = Q Kᵀ 16 × 16,
 // O += P V 16 × D), and the four warps' states are merged in shared memory at
 // the end. Decode is bound by the K/V bytes, not the math, so every stage is
-// masked (causal limit, window, keys without a slot) without a fast path.
+// masked (causal limit, window, keys without a slot) without a fast path. With
+// out_fp8 (FlashAttnArgs), the last block of each tile over its kv heads also
+// writes the FP8 rows of the tile's tokens for o_proj (decode_fp8_rows_tail).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_flash_common.cuh"
 #include "backend/cuda/cuda_flash_host.h"
+#include "backend/cuda/cuda_fp8_act.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr::cuda {
@@ -57,6 +60,27 @@ struct DecodeShape {
 
 constexpr int kMaxCounters = kFlashMaxSplitPairs;
 __device__ int g_decode_counters[kMaxCounters];
+// Arrivals of a tile's kv heads for out_fp8 (one per tile; back to 0 after each use).
+__device__ int g_decode_fp8_counters[kFlashMaxFp8Tiles];
+
+// out_fp8's tail, called by every block of a launch once its rows of out are final
+// (the merging block of a split (tile, kv head), every block without splits):
+// the last of a tile's kv_heads blocks to arrive (arrive_last: its barrier and
+// fences order the other blocks' stores of out before its __ldcg loads) quantizes
+// the whole rows [Hq * D] of the tile's tokens, as launch_quantize_fp8_rows would.
+// The counter goes back to 0, so every launch and graph replay starts from zeros.
+// scratch: 32 floats of shared memory free after arrive_last's first barrier.
+__device__ __forceinline__ void decode_fp8_rows_tail(const FlashAttnArgs& a, int tile_idx, const AttnTile& tile,
+                                                     float* scratch) {
+  if (!arrive_last(&g_decode_fp8_counters[tile_idx], a.kv_heads)) return;
+  const int K = a.q_heads * a.head_dim;
+  const Fp8RowsOut& q = a.out_fp8;
+  for (int t = tile.first; t < tile.first + tile.count; ++t) {
+    const size_t row = static_cast<size_t>(t) * K;
+    fp8_quantize_row<true>(static_cast<const bf16*>(a.out) + row, K, q.static_input, q.input_scale, q.act_scale_ub,
+                           static_cast<uint8_t*>(q.codes) + row, q.scales + t, scratch);
+  }
+}
 
 template <int D, typename KV>
 __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_decode_kernel(const FlashAttnArgs a) {
@@ -362,6 +386,7 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
       const int64_t row = static_cast<int64_t>(tile.first + r / group) * a.q_heads + g * group + r % group;
       *reinterpret_cast<uint4*>(out + row * D + d) = pk;
     }
+    if (a.out_fp8.codes != nullptr) decode_fp8_rows_tail(a, tile_idx, tile, reinterpret_cast<float*>(stages));
     return;
   }
   // Split: this block's normalised rows and (max, sum) → partials; the last block merges.
@@ -384,8 +409,9 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
     a.partial_ml[pi * 2] = row_m[tid];
     a.partial_ml[pi * 2 + 1] = row_l[tid];
   }
-  if (arrive_last(&g_decode_counters[tile_idx * a.kv_heads + g], a.num_splits))
-    merge_splits<D, kThreads>(a, tile_idx, g, kRows, R, tile.first, group, reinterpret_cast<float*>(stages));
+  if (!arrive_last(&g_decode_counters[tile_idx * a.kv_heads + g], a.num_splits)) return;
+  merge_splits<D, kThreads>(a, tile_idx, g, kRows, R, tile.first, group, reinterpret_cast<float*>(stages));
+  if (a.out_fp8.codes != nullptr) decode_fp8_rows_tail(a, tile_idx, tile, reinterpret_cast<float*>(stages));
 }
 
 // Both instances (bf16 and FP8 cache) at once: the backend configures up front,
@@ -475,6 +501,7 @@ FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max
 
 bool launch_flash_decode(const FlashAttnArgs& a, cudaStream_t stream) {
   if (!flash_host::args_ok(a, kFlashDecodeRows, flash_decode_max_splits(a.head_dim), kMaxCounters)) return false;
+  if (a.out_fp8.codes != nullptr && (a.out_fp8.scales == nullptr || a.num_tiles > kFlashMaxFp8Tiles)) return false;
   if (a.num_tiles == 0) return true;
   switch (a.head_dim) {
     case 64: launch_decode_d<64>(a, stream); break;

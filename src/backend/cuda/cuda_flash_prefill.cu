@@ -546,6 +546,7 @@ FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int ma
 
 bool launch_flash_prefill(const FlashAttnArgs& a, cudaStream_t stream, int variant) {
   if (variant < 0 || variant >= kFlashPrefillVariants) return false;
+  if (a.out_fp8.codes != nullptr) return false;  // FP8 rows of out: the decode kernel only
   if (!flash_host::args_ok(a, flash_prefill_rows(a.head_dim), flash_prefill_max_splits(a.head_dim, variant),
                            kMaxCounters))
     return false;

@@ -1358,47 +1358,14 @@ __global__ void gather_cols_kernel(const bf16* x, const int32_t* perm, bf16* out
   for (int j = threadIdx.x; j < K; j += blockDim.x) out[row + j] = x[row + perm[j]];
 }
 
+// One block per row (fp8_quantize_row, cuda_fp8_act.cuh: the scheme every FP8 row writer shares).
 __global__ void quantize_fp8_rows_kernel(const bf16* x, int K, bool static_input, float input_scale, float ub,
                                          uint8_t* xq, float* scales) {
   pdl_launch_dependents();
   pdl_wait();
-  const size_t row = static_cast<size_t>(blockIdx.x) * K;
-  const uint4* xv = reinterpret_cast<const uint4*>(x + row);
   __shared__ float warp_max[32];
-  __shared__ float scale_s;
-  float s = input_scale;
-  if (!static_input) {
-    float amax = 0.0f;
-    for (int v = threadIdx.x; v < K / 8; v += blockDim.x) {
-      Vec8 r;
-      r.u = xv[v];
-#pragma unroll
-      for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(bf(r.h[e])));
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = amax;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float m = 0.0f;
-      for (int i = 0; i < static_cast<int>(blockDim.x >> 5); ++i) m = fmaxf(m, warp_max[i]);
-      scale_s = fp8_act_scale(m, ub);
-      scales[blockIdx.x] = scale_s;
-    }
-    __syncthreads();
-    s = scale_s;
-  } else if (threadIdx.x == 0) {
-    scales[blockIdx.x] = s;
-  }
-  for (int v = threadIdx.x; v < K / 8; v += blockDim.x) {
-    Vec8 r;
-    r.u = xv[v];
-    uint2 q;
-    uint8_t* qb = reinterpret_cast<uint8_t*>(&q);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) qb[e] = fp8_act_encode(bf(r.h[e]), s);
-    reinterpret_cast<uint2*>(xq + row)[v] = q;
-  }
+  const size_t row = static_cast<size_t>(blockIdx.x) * K;
+  fp8_quantize_row(x + row, K, static_input, input_scale, ub, xq + row, scales + blockIdx.x, warp_max);
 }
 
 }  // namespace

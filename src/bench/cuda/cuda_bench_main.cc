@@ -17,6 +17,8 @@
 //                                        CudaOptions::fuse_fp8_act_quant off, to compare)
 //                      [--no-fp8-rope-epilogue] (W8A8 qkv: the rope kernel after the GEMM:
 //                                        CudaOptions::fp8_qkv_rope_epilogue off, to compare)
+//                      [--no-fp8-attention-out] (W8A8 o_proj quantizes attention's output itself:
+//                                        CudaOptions::fp8_attention_out off, to compare)
 //                      [--qgemv auto|mma|stream|row|row-tc] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
@@ -419,6 +421,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["fp8_wgmma_gemm_max_tokens"] = set.options.fp8_wgmma_gemm_max_tokens;
   r["fuse_fp8_act_quant"] = set.options.fuse_fp8_act_quant;
   r["fp8_qkv_rope_epilogue"] = set.options.fp8_qkv_rope_epilogue;
+  r["fp8_attention_out"] = set.options.fp8_attention_out;
   r["load_s"] = load_s;
   r["weight_bytes"] = model.weight_bytes();
   r["kv_cache_bytes"] = model.kv_cache_bytes();
@@ -567,6 +570,7 @@ int main(int argc, char** argv) {
     else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--no-fused-act-quant") options.fuse_fp8_act_quant = false;
     else if (a == "--no-fp8-rope-epilogue") options.fp8_qkv_rope_epilogue = false;
+    else if (a == "--no-fp8-attention-out") options.fp8_attention_out = false;
     else if (a == "--fp8-small-gemm" && i + 1 < argc) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && i + 1 < argc) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-gemm-split" && i + 1 < argc) options.fp8_small_gemm_split = std::atoi(argv[++i]);

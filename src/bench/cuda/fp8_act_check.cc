@@ -11,13 +11,16 @@
 #include <fstream>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "backend/cuda/cuda_flash_attention.h"
 #include "backend/cuda/cuda_qgemm.h"
 #include "backend/dtype_convert.h"
 #include "backend/quantized_matrix.h"
@@ -334,6 +337,235 @@ void run_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, const Wei
   }
 }
 
+// A step of several sequences: sequence s has ctx[s] tokens in the cache after
+// the step, the last fresh[s] of them new; blocks of 16 tokens from a shuffled
+// pool, the table as wide as the longest context.
+struct DecodeStep {
+  const char* name;
+  std::vector<int> ctx, fresh;
+  bool kv_fp8;
+};
+
+StepMetadata multi_seq_step(const DecodeStep& d, int bs, int* num_blocks) {
+  StepMetadata m;
+  m.num_seqs = static_cast<int32_t>(d.ctx.size());
+  m.block_size = bs;
+  int width = 0, total = 0;
+  for (int c : d.ctx) {
+    width = std::max(width, (c + bs - 1) / bs);
+    total += (c + bs - 1) / bs;
+  }
+  *num_blocks = total;
+  std::vector<int32_t> pool(static_cast<size_t>(total));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), g_rng);
+  m.max_blocks_per_seq = width;
+  m.query_start.push_back(0);
+  size_t next = 0;
+  for (int s = 0; s < m.num_seqs; ++s) {
+    const int c = d.ctx[static_cast<size_t>(s)], f = d.fresh[static_cast<size_t>(s)], nb = (c + bs - 1) / bs;
+    for (int b = 0; b < width; ++b) m.block_tables.push_back(b < nb ? pool[next + static_cast<size_t>(b)] : -1);
+    for (int p = c - f; p < c; ++p) {
+      m.positions.push_back(p);
+      m.slot_mapping.push_back(pool[next + static_cast<size_t>(p / bs)] * bs + p % bs);
+    }
+    next += static_cast<size_t>(nb);
+    m.context_lens.push_back(c);
+    m.max_context_len = std::max(m.max_context_len, c);
+    m.query_start.push_back(m.query_start.back() + f);
+  }
+  m.num_tokens = m.query_start.back();
+  return m;
+}
+
+struct PathCount {
+  int split = 0, no_split = 0, fallback = 0;
+};
+
+// Attention of a step of several sequences writing o_proj's FP8 rows, then o_proj
+// (+ residual + the MLP norm with normed's rows for gate_up) on those rows, on the
+// llama-8b shape (32 q heads, 8 kv heads, D 128):
+//  - the rows attention wrote == launch_quantize_fp8_rows of its bf16 output (the
+//    unfused backend writes none), the bf16 output and o_proj's out / residual /
+//    normed == the unfused backend's;
+//  - decode-only steps also as a step graph, recorded then replayed: the same bytes;
+//  - o_proj reads the rows attention recorded (zeroed: its output differs).
+void run_decode_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, const Weights& uw, const Matrices& mats,
+                     const Shape& sh, const Scheme& sc, const DecodeStep& d, uint64_t graph_key, PathCount* paths) {
+  const int bs = 16;
+  int num_blocks = 0;
+  const StepMetadata meta = multi_seq_step(d, bs, &num_blocks);
+  const int T = meta.num_tokens;
+  const bool decode_only = T == meta.num_seqs;
+  const int64_t H = sh.H, D = sh.head_dim, A = int64_t{sh.q_heads} * D;
+  const int64_t W = int64_t{sh.q_heads + 2 * sh.kv_heads} * D;
+  // The decode kernel's split count for this step (CudaBackend: half of its 256 MiB attention scratch).
+  const int splits = decode_only ? cuda::flash_decode_split(T, sh.kv_heads, static_cast<int>(D),
+                                                            meta.max_blocks_per_seq * bs, size_t{128} << 20, d.kv_fp8)
+                                       .num_splits
+                                 : 0;
+  const std::string path = !decode_only ? "mixed step (quantize after attention)"
+                           : splits > 1 ? "flash decode " + std::to_string(splits) + " splits"
+                                        : "flash decode no split";
+  if (!decode_only) ++paths->fallback;
+  else if (splits > 1) ++paths->split;
+  else ++paths->no_split;
+  const std::string tag = std::string("fp8_act attn ") + d.name + " " + sc.name + " T" + std::to_string(T);
+  std::printf("-- case %s: %s, kv %s, table width %d\n", tag.c_str(), path.c_str(), d.kv_fp8 ? "fp8" : "bf16",
+              meta.max_blocks_per_seq);
+  std::fflush(stdout);
+  const std::vector<uint16_t> resid0 = rand_bf16(static_cast<size_t>(T * H), -2.0f, 2.0f);
+  const std::vector<uint16_t> qkv0 = rand_bf16(static_cast<size_t>(T * W), -1.0f, 1.0f);
+  std::vector<uint16_t> nw = rand_bf16(static_cast<size_t>(H), 0.5f, 1.5f);
+  const size_t kv_elems = static_cast<size_t>(num_blocks) * bs * sh.kv_heads * D;
+  std::vector<uint16_t> k16, v16;
+  std::vector<uint8_t> k8, v8;
+  if (d.kv_fp8) {
+    // e4m3 bytes of magnitude <= 30 (exponent field < 11: never NaN).
+    for (auto* v : {&k8, &v8}) {
+      v->resize(kv_elems);
+      for (uint8_t& b : *v) {
+        const uint64_t r = g_rng();
+        b = static_cast<uint8_t>((r & 0x80) | ((r >> 8) % 0x58));
+      }
+    }
+  } else {
+    k16 = rand_bf16(kv_elems, -1.0f, 1.0f);
+    v16 = rand_bf16(kv_elems, -1.0f, 1.0f);
+  }
+  AttentionParams ap;
+  ap.q_heads = sh.q_heads;
+  ap.kv_heads = sh.kv_heads;
+  ap.head_dim = static_cast<int>(D);
+  ap.scale = 1.0f / std::sqrt(static_cast<float>(D));
+
+  struct Layer {
+    Side s;
+    LinearWeight o, gu;
+    Tensor nw;
+    KvLayer kv;
+    Tensor qkv, attn, residual, proj, normed;
+    Fp8Rows attn_fp8, normed_fp8;
+    explicit Layer(Backend& b) : s(b) {}
+  };
+  auto make = [&](Backend& b, const Weights& w) {
+    auto L = std::make_unique<Layer>(b);
+    L->o = w.o;
+    L->gu = w.gu;
+    L->nw = L->s.weight({H}, nw);
+    const DType kv_dtype = d.kv_fp8 ? DType::kF8E4M3 : DType::kBF16;
+    L->kv.k = L->s.alloc(kv_dtype, {num_blocks, bs, sh.kv_heads, D});
+    L->kv.v = L->s.alloc(kv_dtype, {num_blocks, bs, sh.kv_heads, D});
+    if (d.kv_fp8) {
+      L->kv.k_scale = 0.05f;
+      L->kv.v_scale = 0.02f;
+      b.copy_from_host(L->kv.k, k8.data(), k8.size());
+      b.copy_from_host(L->kv.v, v8.data(), v8.size());
+    } else {
+      b.copy_from_host(L->kv.k, k16.data(), k16.size() * 2);
+      b.copy_from_host(L->kv.v, v16.data(), v16.size() * 2);
+    }
+    L->qkv = L->s.bf16({T, W}, qkv0);
+    L->attn = L->s.alloc(DType::kBF16, {T, A});
+    L->residual = L->s.bf16({T, H}, resid0);
+    L->proj = L->s.alloc(DType::kBF16, {T, H});
+    L->normed = L->s.alloc(DType::kBF16, {T, H});
+    // Capacity of a model's workspace (more rows than this step's), as Model::init allocates them.
+    L->attn_fp8.codes = L->s.alloc(DType::kF8E4M3, {T + 7, A});
+    L->attn_fp8.scales = L->s.alloc(DType::kF32, {T + 7});
+    L->normed_fp8.codes = L->s.alloc(DType::kF8E4M3, {T + 7, H});
+    L->normed_fp8.scales = L->s.alloc(DType::kF32, {T + 7});
+    return L;
+  };
+  auto F = make(fused_b, fw);
+  auto U = make(unfused_b, uw);
+  const RmsNorm no_norm{};
+  auto step = [&](Layer& L) {
+    L.s.b.attention(L.qkv, L.kv, ap, L.attn, Fp8Out{&L.attn_fp8, &L.o});
+    L.s.b.matmul_add_rms_norm(MatmulInput(L.attn).with_fp8(&L.attn_fp8), L.o, L.proj, no_norm, L.residual,
+                              RmsNorm{&L.nw, 1e-5f, NormKind::kTimesWeight}, L.normed,
+                              Fp8Out{&L.normed_fp8, &L.gu});
+  };
+  for (Layer* L : {F.get(), U.get()}) {
+    L->s.b.set_step_metadata(meta);
+    step(*L);
+  }
+  line(tag + " writes_fp8_rows(o)", fused_b.writes_fp8_rows(F->o) && !unfused_b.writes_fp8_rows(U->o));
+  line(tag + " unfused attention writes no rows", U->attn_fp8.rows == 0);
+  check_rows(tag + " attention fp8 (for o_proj)", F->s, F->attn_fp8, F->attn, F->o, mats.o);
+  same(tag + " attention out", F->s, F->attn, U->s, U->attn);
+  same(tag + " o_proj (on attention's rows) out", F->s, F->proj, U->s, U->proj);
+  same(tag + " o_proj residual", F->s, F->residual, U->s, U->residual);
+  same(tag + " o_proj normed", F->s, F->normed, U->s, U->normed);
+
+  Side& fs = F->s;
+  if (decode_only) {
+    // The step as a step graph on the fused backend: recorded (and run), then
+    // replayed, each from the step's inputs, against the eager bytes above.
+    const std::vector<uint8_t> want[] = {fs.bytes(F->attn), fs.bytes(F->attn_fp8.codes.rows(0, T)),
+                                         fs.bytes(F->attn_fp8.scales.rows(0, T)), fs.bytes(F->proj),
+                                         fs.bytes(F->residual), fs.bytes(F->normed)};
+    for (int round = 0; round < 2; ++round) {
+      fused_b.copy_from_host(F->residual, resid0.data(), resid0.size() * 2);
+      for (Tensor* t : {&F->attn, &F->attn_fp8.codes, &F->attn_fp8.scales, &F->proj, &F->normed}) {
+        const std::vector<uint8_t> nan(t->bytes(), 0xFF);  // an unwritten byte shows
+        fused_b.copy_from_host(*t, nan.data(), nan.size());
+      }
+      fused_b.synchronize();
+      if (!fused_b.begin_graph(graph_key)) {
+        line(tag + " graph: begin_graph", false);
+        break;
+      }
+      const bool replay = fused_b.replaying_graph();
+      fused_b.set_step_metadata(meta);
+      if (!replay) step(*F);
+      fused_b.end_graph();
+      fused_b.synchronize();
+      const std::vector<uint8_t> got[] = {fs.bytes(F->attn), fs.bytes(F->attn_fp8.codes.rows(0, T)),
+                                          fs.bytes(F->attn_fp8.scales.rows(0, T)), fs.bytes(F->proj),
+                                          fs.bytes(F->residual), fs.bytes(F->normed)};
+      const char* names[] = {"attn", "fp8 codes", "fp8 scales", "o_proj out", "residual", "normed"};
+      std::string bad;
+      for (int i = 0; i < 6; ++i)
+        if (got[i] != want[i]) bad += std::string(bad.empty() ? "" : ", ") + names[i];
+      line(tag + (round == 0 ? " graph record" : " graph replay") + " == eager",
+           bad.empty() && replay == (round == 1), bad.empty() ? "" : "differ: " + bad);
+    }
+  }
+
+  // o_proj takes the rows attention recorded: with them zeroed its output differs.
+  fused_b.fill_zero(F->attn_fp8.codes);
+  fused_b.copy_from_host(F->residual, resid0.data(), resid0.size() * 2);
+  fused_b.matmul_add_rms_norm(MatmulInput(F->attn).with_fp8(&F->attn_fp8), F->o, F->proj, no_norm, F->residual,
+                              RmsNorm{&F->nw, 1e-5f, NormKind::kTimesWeight}, F->normed);
+  line(tag + " o_proj reads the recorded rows (zeroed: differs)", fs.bytes(F->proj) != U->s.bytes(U->proj));
+}
+
+// The steps of run_decode_case: contexts from 1 to a few thousand keys (the widest
+// table takes splits), short ones without splits, an FP8 cache for both, and a
+// mixed step (a sequence with several new tokens: the prefill kernel, then a
+// quantize kernel).
+std::vector<DecodeStep> decode_steps() {
+  auto ctxs = [](int n, int lo, int hi, int longest) {
+    std::uniform_int_distribution<int> u(lo, hi);
+    std::vector<int> v(static_cast<size_t>(n));
+    for (int& c : v) c = u(g_rng);
+    v[static_cast<size_t>(n) / 2] = longest;
+    v[0] = 1;
+    return v;
+  };
+  std::vector<DecodeStep> out;
+  const std::vector<int> long16 = ctxs(16, 1, 3000, 4000), short64 = ctxs(64, 1, 60, 64);
+  out.push_back({"split b16", long16, std::vector<int>(16, 1), false});
+  out.push_back({"split b16 kv-fp8", long16, std::vector<int>(16, 1), true});
+  out.push_back({"no-split b64", short64, std::vector<int>(64, 1), false});
+  out.push_back({"no-split b64 kv-fp8", short64, std::vector<int>(64, 1), true});
+  std::vector<int> fresh(12, 1);
+  fresh[3] = 9;
+  out.push_back({"mixed b12", ctxs(12, 9, 700, 900), fresh, false});
+  return out;
+}
+
 // Logits [n, V] of a prefill of `ids` at every position, as bytes.
 std::vector<uint8_t> prefill_logits(Model& model, const std::vector<int32_t>& ids) {
   const int n = static_cast<int>(ids.size());
@@ -389,9 +621,15 @@ int check_fp8_act_fusion(const CudaOptions& options, const std::string& fixtures
   // caches against the GEMM followed by the rope kernel).
   on.fp8_qkv_rope_epilogue = true;
   off.fp8_qkv_rope_epilogue = false;
+  // Attention writing o_proj's FP8 rows (run_decode_case).
+  on.fp8_attention_out = true;
+  off.fp8_attention_out = false;
   auto fused = make_cuda_backend(on);
   auto unfused = make_cuda_backend(off);
   if (!fused || !unfused) return 1;
+  const std::vector<DecodeStep> steps = decode_steps();
+  PathCount paths;
+  uint64_t graph_key = 0xF8A7700000ull;
   for (const Shape& sh : kShapes)
     for (const Scheme& sc : kSchemes) {
       const int64_t H = sh.H, I = sh.I, A = int64_t{sh.q_heads} * sh.head_dim;
@@ -402,7 +640,12 @@ int check_fp8_act_fusion(const CudaOptions& options, const std::string& fixtures
         if (T < on.fp8_w8a8_min_tokens) continue;  // those rows run W8A16: nothing to fuse
         run_case(*fused, fw, *unfused, uw, m, sh, sc, T);
       }
+      if (&sh == &kShapes[0])  // llama-8b: attention writing o_proj's rows
+        for (const DecodeStep& d : steps) run_decode_case(*fused, fw, *unfused, uw, m, sh, sc, d, ++graph_key, &paths);
     }
+  line("fp8_act attn paths covered: flash decode split " + std::to_string(paths.split) + ", no split " +
+           std::to_string(paths.no_split) + ", quantize after attention " + std::to_string(paths.fallback),
+       paths.split > 0 && paths.no_split > 0 && paths.fallback > 0);
   if (!fixtures.empty()) check_models(*fused, *unfused, fixtures);
   return g_fail;
 }

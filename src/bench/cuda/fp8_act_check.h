@@ -23,6 +23,12 @@ namespace kr {
 //    prologue of qkv_rope_store and matmul_silu_mul, the rotated qkv and the KV
 //    cache of qkv_rope_store's RoPE epilogue) equals the unfused backend's bit for bit;
 //  - a matmul takes the rows only when their record names its input and weight.
+// On the llama-8b shape, attention of steps of several sequences (decode steps
+// with and without key splits, bf16 and FP8 caches, a mixed step) writing
+// o_proj's FP8 rows (CudaOptions::fp8_attention_out): those rows equal
+// launch_quantize_fp8_rows of attention's bf16 output, attention and o_proj equal
+// the unfused backend's, and a decode step recorded and replayed as a step graph
+// gives the same bytes; a line says which attention paths ran.
 // Then (fixtures not empty) every model of fixtures/models.json (the tiny
 // quantized models, FP8 W8A8 among them): prefill logits fused == unfused, bit
 // for bit. Prints one line per check; returns the number of failures.
