@@ -421,7 +421,7 @@ void run_decode_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, co
   std::vector<uint16_t> k16, v16;
   std::vector<uint8_t> k8, v8;
   if (d.kv_fp8) {
-    // e4m3 bytes of magnitude <= 30 (exponent field < 11: never NaN).
+    // e4m3 bytes of magnitude <= 15 (exponent field <= 10: never NaN).
     for (auto* v : {&k8, &v8}) {
       v->resize(kv_elems);
       for (uint8_t& b : *v) {
