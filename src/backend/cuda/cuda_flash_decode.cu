@@ -78,8 +78,7 @@ __device__ __forceinline__ void decode_fp8_rows_tail(const FlashAttnArgs& a, int
   for (int t = tile.first; t < tile.first + tile.count; ++t) {
     const size_t row = static_cast<size_t>(t) * K;
     fp8_quantize_row<true>(static_cast<const bf16*>(a.out) + row, K, q.static_input, q.input_scale, q.act_scale_ub,
-                           static_cast<uint8_t*>(q.codes) + row, q.scales + t, scratch,
-                           K - a.q_heads / a.kv_heads * a.head_dim);  // PLANTED BUG: the last kv head out of the amax
+                           static_cast<uint8_t*>(q.codes) + row, q.scales + t, scratch);
   }
 }
 

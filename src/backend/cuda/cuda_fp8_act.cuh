@@ -49,8 +49,7 @@ __device__ __forceinline__ float fp8_block_max(float v, float* scratch) {
 // quantize rows one after another with the same scratch.
 template <bool kL2 = false>
 __device__ __forceinline__ void fp8_quantize_row(const __nv_bfloat16* x, int K, bool static_input, float input_scale,
-                                                 float ub, uint8_t* codes, float* scale, float* scratch,
-                                                 int amax_K = 0) {
+                                                 float ub, uint8_t* codes, float* scale, float* scratch) {
   const uint4* xv = reinterpret_cast<const uint4*>(x);
   auto load = [xv](int v) {
     if constexpr (kL2) return __ldcg(xv + v);
@@ -63,7 +62,7 @@ __device__ __forceinline__ void fp8_quantize_row(const __nv_bfloat16* x, int K, 
   float s = input_scale;
   if (!static_input) {
     float amax = 0.0f;
-    for (int v = threadIdx.x; v < (amax_K > 0 ? amax_K : K) / 8; v += blockDim.x) {
+    for (int v = threadIdx.x; v < K / 8; v += blockDim.x) {
       Row8 r;
       r.u = load(v);
 #pragma unroll
