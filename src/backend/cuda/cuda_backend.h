@@ -75,7 +75,8 @@ struct CudaOptions {
   // other attention kernels a quantize kernel right after them. The bytes are the
   // same either way (kr-backend-ops --only fp8_act compares); off: o_proj
   // quantizes its input itself (kr-cuda-bench --no-fp8-attention-out, to compare).
-  bool fp8_attention_out = true;
+  // Off by default until kr-backend-ops --only fp8_act has run it on a GPU (docs/performance.md).
+  bool fp8_attention_out = false;
   // The kernel of quantized Linears of at most 8 rows (cuda_qgemm.h QGemvPath):
   // kStream (qgemv_stream_kernel), kMma (qgemm_kernel's T <= 8 shape), kRow (FP8
   // at T == 1: the batch-1 GEMV of cuda_gemv1.h on the e4m3 rows; kMma otherwise),

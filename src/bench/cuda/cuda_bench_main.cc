@@ -571,6 +571,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-fused-act-quant") options.fuse_fp8_act_quant = false;
     else if (a == "--no-fp8-rope-epilogue") options.fp8_qkv_rope_epilogue = false;
     else if (a == "--no-fp8-attention-out") options.fp8_attention_out = false;
+    else if (a == "--fp8-attention-out") options.fp8_attention_out = true;
     else if (a == "--fp8-small-gemm" && i + 1 < argc) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && i + 1 < argc) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-gemm-split" && i + 1 < argc) options.fp8_small_gemm_split = std::atoi(argv[++i]);
