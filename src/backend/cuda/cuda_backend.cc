@@ -1167,7 +1167,9 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     case CudaOptions::QuantGemv::kRowTc: gemv_path = cuda::QGemvPath::kRowTc; break;
   }
   const cuda::QGemmPath batched_path =
-      options_.quant_gemm == CudaOptions::QuantGemm::kV2 ? cuda::QGemmPath::kV2 : cuda::QGemmPath::kV1;
+      options_.quant_gemm == CudaOptions::QuantGemm::kWgmma ? cuda::QGemmPath::kWgmma
+      : options_.quant_gemm == CudaOptions::QuantGemm::kV2  ? cuda::QGemmPath::kV2
+                                                            : cuda::QGemmPath::kV1;
   return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split, batched_path);
 }
 

@@ -94,8 +94,10 @@ struct CudaOptions {
   // kV2 (qgemm_batched_kernel, 64 tokens x 256 rows per block, x staged in shared
   // memory; integer codes, FP8 takes kV1). kV2 by default: Llama-3.2-3B AWQ / MLX-4
   // batch-64 decode 11.3k / 11.5k -> 12.4k / 12.3k tok/s on an H200
-  // (docs/performance.md). kr-cuda-bench and kr-backend-ops --qgemm-batched v1|v2.
-  enum class QuantGemm { kV1, kV2 };
+  // (docs/performance.md). kWgmma: 4-bit codes at 9..64 rows on wgmma
+  // (cuda_qgemm_wgmma.h), kV2 for the rest. kr-cuda-bench and kr-backend-ops
+  // --qgemm-batched v1|v2|wgmma.
+  enum class QuantGemm { kV1, kV2, kWgmma };
   QuantGemm quant_gemm = QuantGemm::kV2;
   // The flash (tensor-core) attention kernels for head dims 64/128/256; off: the
   // older paged kernel for every step (kr-cuda-bench --no-flash, to compare).
@@ -157,13 +159,13 @@ inline bool parse_quant_gemv(const std::string& name, CudaOptions::QuantGemv* ou
   return false;
 }
 
-// "v1", "v2": the names of CudaOptions::QuantGemm on command lines and in benchmark
-// JSON; parse_quant_gemm is false for anything else.
+// "v1", "v2", "wgmma": the names of CudaOptions::QuantGemm on command lines and in
+// benchmark JSON; parse_quant_gemm is false for anything else.
 inline const char* quant_gemm_name(CudaOptions::QuantGemm k) {
-  return k == CudaOptions::QuantGemm::kV2 ? "v2" : "v1";
+  return k == CudaOptions::QuantGemm::kWgmma ? "wgmma" : k == CudaOptions::QuantGemm::kV2 ? "v2" : "v1";
 }
 inline bool parse_quant_gemm(const std::string& name, CudaOptions::QuantGemm* out) {
-  for (auto k : {CudaOptions::QuantGemm::kV1, CudaOptions::QuantGemm::kV2})
+  for (auto k : {CudaOptions::QuantGemm::kV1, CudaOptions::QuantGemm::kV2, CudaOptions::QuantGemm::kWgmma})
     if (name == quant_gemm_name(k)) {
       *out = k;
       return true;

@@ -16,168 +16,19 @@
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_qgemm.h"
+#include "backend/cuda/cuda_qgemm_device.cuh"
+#include "backend/cuda/cuda_qgemm_wgmma.h"
 
 namespace kr::cuda {
 
 namespace {
 
-using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;  // 4 warps
 constexpr int kWarps = kThreads / 32;
-
-__device__ __forceinline__ float bf(bf16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }
-
-__device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) { return *reinterpret_cast<uint32_t*>(&v); }
-__device__ __forceinline__ __nv_bfloat162 as_bf2(uint32_t v) { return *reinterpret_cast<__nv_bfloat162*>(&v); }
-
-// D += A · B for one m16n8k16 tile (bf16 inputs, f32 accumulators).
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// A 16-bit float of the meta (f16 or bf16 bits) as f32.
-__device__ __forceinline__ float meta_float(uint32_t bits16, bool f16) {
-  return f16 ? __half2float(__ushort_as_half(static_cast<unsigned short>(bits16)))
-             : __uint_as_float(bits16 << 16);
-}
-
-// Shape constants of one code kind.
-template <QCode C>
-struct Kind {
-  static constexpr int kChunk = C == QCode::kFp8 ? 64 : 32;            // columns per chunk (fold / group unit)
-  static constexpr int kStep = C == QCode::kU8 ? 32 : 64;              // columns per step
-  static constexpr int kChunks = kStep / kChunk;                       // chunks per step
-  static constexpr int kMmaPerChunk = kChunk / 16;                     // k16 tiles per chunk
-  static constexpr int kWVecs = C == QCode::kFp8 ? 2 : 1;              // uint4 per lane, tile and step
-  static constexpr int kXVecs = kChunk / 4 / 8;                        // uint4 of x per lane and chunk
-};
-
-// The per-row terms of one chunk for the dequantization of rows g and g + 8.
-struct RowMeta {
-  float s[2];          // scales (f32)
-  float b[2];          // MLX biases (f32)
-  uint32_t sub[2];     // bf16x2 (128 + z, 128 + z): subtracted from the 4-bit magic pairs
-  float subf[2];       // 2^23 + z: subtracted from the 8-bit magic floats
-  uint32_t s2[2];      // bf16x2 (s, s)
-  uint32_t b2[2];      // bf16x2 (b, b)
-};
-
-template <QCode C, bool kBias>
-__device__ __forceinline__ RowMeta decode_meta(uint32_t m0, uint32_t m1, bool meta_f16) {
-  RowMeta r;
-  const uint32_t m[2] = {m0, m1};
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    if constexpr (C == QCode::kFp8) {
-      r.s[h] = __uint_as_float(m[h]);
-      r.b[h] = 0.0f;
-      r.sub[h] = 0;
-      r.subf[h] = 0.0f;
-    } else {
-      r.s[h] = meta_float(m[h] & 0xFFFFu, meta_f16);
-      const uint32_t hi = m[h] >> 16;
-      const float z = kBias ? 0.0f : static_cast<float>(hi);
-      r.b[h] = kBias ? meta_float(hi, meta_f16) : 0.0f;
-      const bf16 zb = to_bf(128.0f + z);  // exact: z < 16 for 4-bit codes
-      r.sub[h] = as_u32(__halves2bfloat162(zb, zb));
-      r.subf[h] = 8388608.0f + z;
-    }
-    const bf16 sb = to_bf(r.s[h]), bb = to_bf(r.b[h]);
-    r.s2[h] = as_u32(__halves2bfloat162(sb, sb));
-    r.b2[h] = as_u32(__halves2bfloat162(bb, bb));
-  }
-  return r;
-}
-
-// Finishes a bf16x2 pair of exact values v (q - z for codes, the FP8 value):
-// kFold keeps them exact (the scale is applied to the chunk's sum); otherwise
-// (q - z) s, or q s + b for MLX (q kept, z = 0), rounded once to bf16.
-template <bool kFold, bool kBias>
-__device__ __forceinline__ uint32_t finish_pair(uint32_t v, const RowMeta& m, int h) {
-  if constexpr (kFold) return v;
-  if constexpr (kBias) return as_u32(__hfma2(as_bf2(v), as_bf2(m.s2[h]), as_bf2(m.b2[h])));
-  return as_u32(__hmul2(as_bf2(v), as_bf2(m.s2[h])));
-}
-
-// 4-bit: positions (2j, 2j+1) of a repacked word as the bf16x2 pair (q - z).
-__device__ __forceinline__ uint32_t u4_pair(uint32_t w, int j, uint32_t sub) {
-  return as_u32(__hsub2(as_bf2(u4_pair_plus128(w, j)), as_bf2(sub)));
-}
-
-// 8-bit: bytes (2j, 2j+1) of a word as the bf16x2 pair (q - z): 2^23 + q built
-// from the bits (exact), minus 2^23 + z, packed (exact below 2^8).
-__device__ __forceinline__ uint32_t u8_pair(uint32_t w, int j, float subf) {
-  const float lo = __uint_as_float(0x4B000000u | ((w >> (16 * j)) & 0xFFu)) - subf;
-  const float hi = __uint_as_float(0x4B000000u | ((w >> (16 * j + 8)) & 0xFFu)) - subf;
-  return as_u32(__floats2bfloat162_rn(lo, hi));
-}
-
-// FP8: bytes (2j, 2j+1) of a word as a bf16x2 pair (exact), times s unless kFold.
-template <bool kFold>
-__device__ __forceinline__ uint32_t fp8_pair(uint32_t w, int j, float s) {
-  const __nv_fp8x2_storage_t v = static_cast<__nv_fp8x2_storage_t>((w >> (16 * j)) & 0xFFFFu);
-  const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(v, __NV_E4M3));
-  float2 f = __half22float2(h);
-  if constexpr (!kFold) {
-    f.x *= s;
-    f.y *= s;
-  }
-  return as_u32(__floats2bfloat162_rn(f.x, f.y));
-}
-
-// A fragment of mma tile i of a chunk for one 16-row tile. rg / rg8: the lane's
-// words of rows g and g+8 for this chunk (4-bit: one word each; 8-bit: the word of
-// positions 4i..4i+3; FP8: the word of positions 4i..4i+3).
-template <QCode C, bool kFold, bool kBias>
-__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], uint32_t rg, uint32_t rg8, int i, const RowMeta& m) {
-  if constexpr (C == QCode::kU4) {
-    a[0] = finish_pair<kFold, kBias>(u4_pair(rg, 2 * i, m.sub[0]), m, 0);
-    a[1] = finish_pair<kFold, kBias>(u4_pair(rg8, 2 * i, m.sub[1]), m, 1);
-    a[2] = finish_pair<kFold, kBias>(u4_pair(rg, 2 * i + 1, m.sub[0]), m, 0);
-    a[3] = finish_pair<kFold, kBias>(u4_pair(rg8, 2 * i + 1, m.sub[1]), m, 1);
-  } else if constexpr (C == QCode::kU8) {
-    a[0] = finish_pair<kFold, kBias>(u8_pair(rg, 0, m.subf[0]), m, 0);
-    a[1] = finish_pair<kFold, kBias>(u8_pair(rg8, 0, m.subf[1]), m, 1);
-    a[2] = finish_pair<kFold, kBias>(u8_pair(rg, 1, m.subf[0]), m, 0);
-    a[3] = finish_pair<kFold, kBias>(u8_pair(rg8, 1, m.subf[1]), m, 1);
-  } else {
-    a[0] = fp8_pair<kFold>(rg, 0, m.s[0]);
-    a[1] = fp8_pair<kFold>(rg8, 0, m.s[1]);
-    a[2] = fp8_pair<kFold>(rg, 1, m.s[0]);
-    a[3] = fp8_pair<kFold>(rg8, 1, m.s[1]);
-  }
-}
 
 // Brings a line into this SM's L1 (no register): the meta words of a batch are
 // requested with its weights and read from L1 when the chunk is computed.
 __device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
-
-__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
-  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
-}
-
-// The lane's words of rows g and g + 8 for mma tile i of chunk c, from one tile's
-// vectors of a step (qgemm_layout.h: 4-bit, one word per row and chunk; 8-bit, the
-// word of positions 4i..4i+3, rows g and g + 8 in words i and 2 + i; FP8, one vector per row).
-template <QCode C>
-__device__ __forceinline__ void tile_row_words(const uint4 (&wt)[Kind<C>::kWVecs], int c, int i, uint32_t& rg,
-                                               uint32_t& rg8) {
-  if constexpr (C == QCode::kU4) {
-    rg = word_of(wt[0], 2 * c);
-    rg8 = word_of(wt[0], 2 * c + 1);
-  } else if constexpr (C == QCode::kU8) {
-    rg = word_of(wt[0], i);
-    rg8 = word_of(wt[0], 2 + i);
-  } else {
-    rg = word_of(wt[0], i);
-    rg8 = word_of(wt[Kind<C>::kWVecs - 1], i);
-  }
-}
 
 // 1 / rms of a bf16 row of K (K % 8 == 0) for RMSNorm, summed by one warp in a
 // fixed order (lane-strided 8-element vectors, then warp_sum); every lane gets it.
@@ -195,23 +46,6 @@ __device__ __forceinline__ float warp_inv_rms(const bf16* row, int K, float eps,
   }
   ss = warp_sum(ss);
   return rsqrtf(ss / static_cast<float>(K) + eps);
-}
-
-// The two 16-row tiles a block owns.
-template <QEpilogue E>
-__device__ __forceinline__ void tile_pair(const QWeight& w, const QGemmArgs& a, int pair, int (&tiles)[2]) {
-  if constexpr (E == QEpilogue::kSwiglu) {
-    tiles[0] = pair;
-    tiles[1] = pair + (w.N / 2) / 16;
-  } else if constexpr (E == QEpilogue::kRope) {
-    const int htiles = a.head_dim / 32;  // tiles in half a head
-    const int h = pair / htiles, j = pair % htiles;
-    tiles[0] = h * (a.head_dim / 16) + j;
-    tiles[1] = tiles[0] + htiles;
-  } else {
-    tiles[0] = 2 * pair;
-    tiles[1] = 2 * pair + 1;
-  }
 }
 
 // Split-K: this block's sums fin[32 * kCols] go to its slot of the partials; the
@@ -237,78 +71,6 @@ __device__ bool merge_splits(const QGemmArgs& a, size_t slot, int split, int spl
   if (threadIdx.x == 0) a.counters[slot] = 0;  // ready for the next launch
   __syncthreads();
   return true;
-}
-
-// The epilogue of a block's two tiles x token columns [t0, t0 + kCols): fin[r * kLd
-// + c] is row r (0..15 tile 0, 16..31 tile 1) of token t0 + c (kLd > kCols, odd:
-// the column reads of consecutive rows hit distinct banks).
-template <QEpilogue E, int kNThreads, int kCols, int kLd = kCols>
-__device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (&tiles)[2], int t0, const float* fin) {
-  const int T = a.T;
-  const int N = w.N;
-  if constexpr (E == QEpilogue::kPlain) {
-    for (int e = threadIdx.x; e < 32 * kCols; e += kNThreads) {
-      const int r = e % 32, c = e / 32, tok = t0 + c;
-      const int n = (r < 16 ? tiles[0] : tiles[1]) * 16 + r % 16;
-      if (tok >= T || n >= N) continue;
-      const float v = fin[r * kLd + c];
-      if (a.out_f32) {
-        static_cast<float*>(a.out)[static_cast<size_t>(tok) * N + n] = v;
-      } else {
-        static_cast<bf16*>(a.out)[static_cast<size_t>(tok) * N + n] = to_bf(v);
-      }
-    }
-  } else if constexpr (E == QEpilogue::kSwiglu) {
-    const int I = N / 2;
-    bf16* out = static_cast<bf16*>(a.out);
-    for (int e = threadIdx.x; e < 16 * kCols; e += kNThreads) {
-      const int r = e % 16, c = e / 16, tok = t0 + c;
-      if (tok >= T) continue;
-      const int n = tiles[0] * 16 + r;  // gate row n, up row I + n
-      const bf16 gb = to_bf(fin[r * kLd + c]), ub = to_bf(fin[(16 + r) * kLd + c]);
-      out[static_cast<size_t>(tok) * N + n] = gb;
-      out[static_cast<size_t>(tok) * N + I + n] = ub;
-      const float gf = bf(gb);
-      // HF rounds f(gate) to bf16 before the product (as silu_mul_kernel).
-      const float sg = bf(to_bf(glu_activation(gf, a.activation)));
-      static_cast<bf16*>(a.act)[static_cast<size_t>(tok) * I + n] = to_bf(sg * bf(ub));
-    }
-  } else {
-    const int D = a.head_dim, half = D / 2, qk_heads = a.q_heads + a.kv_heads;
-    const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
-    bf16* out = static_cast<bf16*>(a.out);
-    for (int e = threadIdx.x; e < 16 * kCols; e += kNThreads) {
-      const int r = e % 16, c = e / 16, tok = t0 + c;
-      if (tok >= T) continue;
-      const int na = tiles[0] * 16 + r, nb = na + half;
-      const int h = na / D, i = na % D;
-      bf16 ra = to_bf(fin[r * kLd + c]), rb = to_bf(fin[(16 + r) * kLd + c]);
-      if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
-        ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
-        rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
-      }
-      if (h < qk_heads) {  // q and k heads rotate (as rope_kernel)
-        const double angle = static_cast<double>(a.positions[tok]) * static_cast<double>(a.inv_freq[i]);
-        double sd, cd;
-        sincos(angle, &sd, &cd);
-        const float s = static_cast<float>(sd), co = static_cast<float>(cd);
-        const float fa = bf(ra), fb = bf(rb);
-        ra = to_bf(fa * co - fb * s);
-        rb = to_bf(fb * co + fa * s);
-      }
-      out[static_cast<size_t>(tok) * N + na] = ra;
-      out[static_cast<size_t>(tok) * N + nb] = rb;
-      const int slot = a.slots[tok];
-      if (slot >= 0 && h >= a.q_heads) {
-        const bool is_k = h < qk_heads;
-        void* cache = is_k ? a.k_cache : a.v_cache;
-        const float scale = is_k ? a.k_scale : a.v_scale;
-        const size_t dst = static_cast<size_t>(slot) * kv_width + static_cast<size_t>(h - (is_k ? a.q_heads : qk_heads)) * D;
-        kv_store(cache, a.kv_fp8, scale, dst + i, ra);
-        kv_store(cache, a.kv_fp8, scale, dst + i + half, rb);
-      }
-    }
-  }
 }
 
 // One block: tiles `tiles` x tokens [t0, t0 + 8 NB) x steps [s_begin, s_end).
@@ -564,42 +326,6 @@ __device__ __forceinline__ float2 decode_fold_meta(uint32_t m, bool meta_f16) {
   }
 }
 
-// f(code, bias) with std::integral_constant arguments for w's code kind and bias
-// form (MLX biases; FP8 has none): the kernels' template arguments.
-template <class F>
-void with_code(const QWeight& w, F&& f) {
-  using U4 = std::integral_constant<QCode, QCode::kU4>;
-  using U8 = std::integral_constant<QCode, QCode::kU8>;
-  using F8 = std::integral_constant<QCode, QCode::kFp8>;
-  switch (w.code) {
-    case QCode::kU4:
-      if (w.has_bias) {
-        f(U4{}, std::true_type{});
-      } else {
-        f(U4{}, std::false_type{});
-      }
-      break;
-    case QCode::kU8:
-      if (w.has_bias) {
-        f(U8{}, std::true_type{});
-      } else {
-        f(U8{}, std::false_type{});
-      }
-      break;
-    case QCode::kFp8: f(F8{}, std::false_type{}); break;
-  }
-}
-
-// f(epilogue) with a std::integral_constant argument.
-template <class F>
-void with_epilogue(QEpilogue e, F&& f) {
-  switch (e) {
-    case QEpilogue::kPlain: f(std::integral_constant<QEpilogue, QEpilogue::kPlain>{}); break;
-    case QEpilogue::kSwiglu: f(std::integral_constant<QEpilogue, QEpilogue::kSwiglu>{}); break;
-    case QEpilogue::kRope: f(std::integral_constant<QEpilogue, QEpilogue::kRope>{}); break;
-  }
-}
-
 // ---- the streaming T <= 8 kernel (QGemvPath::kStream) ----
 //
 // Same weight layout and mma tiles as qgemm_kernel<NB = 1>. What kept that kernel
@@ -660,16 +386,6 @@ struct QStreamPlan {
   int recv_off = 0;      // bytes: rank 0 receives every rank's sums [S][256] f32 (S > 1)
   int smem = 0;          // bytes in all
 };
-
-// Streamed once: not kept in L1 (ld.global.nc.L1::no_allocate; the weights are
-// never written while kernels run).
-__device__ __forceinline__ uint4 ld_stream(const void* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
 
 // One block: tile pair blockIdx.y x K slice blockIdx.x (its rank in the cluster).
 template <QCode C, bool kBias, bool kNorm, QEpilogue E>
@@ -924,7 +640,6 @@ bool plan_qstream(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, 
   return p->smem <= kStreamMaxSmem;
 }
 
-
 template <QCode C, bool kBias, bool kNorm, QEpilogue E>
 void launch_stream_t(const QWeight& w, const QGemmArgs& a, const QStreamPlan& p, int pairs, bool pdl,
                      cudaStream_t stream) {
@@ -1064,7 +779,6 @@ constexpr int batched_smem_bytes() {
   constexpr int fin = kBWarps * 32 * (8 * NT + 1) * 4;
   return ring > fin ? ring : fin;
 }
-
 
 // One block: tile pairs [8 blockIdx.z, + 8) x tokens [64 blockIdx.y, + 8 NT) x K slice
 // blockIdx.x (its rank in the cluster of S = gridDim.x).
@@ -1297,7 +1011,6 @@ bool launch_qgemm_batched(const QWeight& w, const QGemmArgs& a, QEpilogue e, int
   return true;
 }
 
-
 // ---- dense dequantization, embedding rows, column gather, FP8 activation quantization ----
 
 // The dequantized value of (row n, canonical column j), in f32 with one rounding
@@ -1392,7 +1105,8 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
                   QGemvPath gemv_path, int gemv_split, QGemmPath batched_path) {
   if (!qgemm_supports(w, a, e)) return false;
   const bool gemv = a.T <= kQGemvMaxTokens;
-  if (!gemv && batched_path == QGemmPath::kV2 && launch_qgemm_batched(w, a, e, num_sms, pdl, stream)) return true;
+  if (!gemv && batched_path == QGemmPath::kWgmma && launch_qgemm_wgmma(w, a, e, num_sms, pdl, stream)) return true;
+  if (!gemv && batched_path != QGemmPath::kV1 && launch_qgemm_batched(w, a, e, num_sms, pdl, stream)) return true;
   if (gemv && gemv_path == QGemvPath::kStream && launch_qgemv_stream(w, a, e, num_sms, gemv_split, pdl, stream))
     return true;
   if (gemv && (gemv_path == QGemvPath::kRow || gemv_path == QGemvPath::kRowTc) &&

@@ -54,7 +54,7 @@
 //                                         check, CudaOptions::quant_gemv; default auto). The quantized
 //                                         part also checks every T <= 8 kernel (and the stream
 //                                         kernel at forced K splits) at T = 1..8 on its own.
-//                       [--qgemm-batched v1|v2]  (the T > 8 quantized kernel of every check,
+//                       [--qgemm-batched v1|v2|wgmma]  (the T > 8 quantized kernel of every check,
 //                                         CudaOptions::quant_gemm; default v2). The quantized part
 //                                         also checks both at T = 9..256 on their own.
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
@@ -1410,7 +1410,8 @@ int main(int argc, char** argv) {
     constexpr int kDenseMin = 512;
     std::vector<std::unique_ptr<kr::Backend>> owned;
     std::vector<std::pair<std::string, kr::Backend*>> kernels;
-    for (auto kind : {kr::CudaOptions::QuantGemm::kV1, kr::CudaOptions::QuantGemm::kV2}) {
+    for (auto kind : {kr::CudaOptions::QuantGemm::kV1, kr::CudaOptions::QuantGemm::kV2,
+                      kr::CudaOptions::QuantGemm::kWgmma}) {
       kr::CudaOptions o = options;
       o.quant_gemm = kind;
       o.quant_dense_min_tokens = kDenseMin;

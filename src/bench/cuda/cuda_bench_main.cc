@@ -22,7 +22,7 @@
 //                      [--qgemv auto|mma|stream|row|row-tc] [--qgemv-split N] (quantized Linears of <= 8 rows: their kernel,
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
-//                      [--qgemm-batched v1|v2] (quantized Linears of 9..255 rows: their kernel,
+//                      [--qgemm-batched v1|v2|wgmma] (quantized Linears of 9..255 rows: their kernel,
 //                                        CudaOptions::quant_gemm, default v2)
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
@@ -705,7 +705,8 @@ int main(int argc, char** argv) {
     // A backend per T > 8 kernel (dense fallback off: every T runs the kernel), and bf16 cuBLAS.
     std::vector<std::unique_ptr<kr::Backend>> backends;
     std::vector<std::pair<const char*, kr::Backend*>> paths;
-    for (auto kind : {kr::CudaOptions::QuantGemm::kV1, kr::CudaOptions::QuantGemm::kV2}) {
+    for (auto kind : {kr::CudaOptions::QuantGemm::kV1, kr::CudaOptions::QuantGemm::kV2,
+                      kr::CudaOptions::QuantGemm::kWgmma}) {
       kr::CudaOptions o = options;
       o.quant_gemm = kind;
       o.quant_dense_min_tokens = 1 << 20;

@@ -1,0 +1,389 @@
+// The 4-bit x bf16 GEMM of 9..64 rows on wgmma (cuda_qgemm_wgmma.h says what it
+// computes and why).
+//
+// wgmma with A from registers (PTX ISA, "wgmma.mma_async", the form `d, a,
+// b-desc, scale-d, imm-scale-a, imm-scale-b, imm-trans-b`): warp q of a warpgroup
+// holds rows 16q .. 16q + 15 of the 64 x 16 A in the fragment layout of
+// mma.m16n8k16 (a0a1: row g, k 2t, 2t + 1; a2a3: row g + 8; a4a5: row g, k 2t + 8,
+// 2t + 9; a6a7: row g + 8), which is the layout the repacked weights were made for
+// (qgemm_layout.h): lane (g, t)'s 16-byte word of a 64-column step holds the codes
+// of its rows g and g + 8 at the 4 k16 tiles' columns, so a_fragment (the kV2
+// kernel's dequantization) gives A as it is. A = the weight rows, B = the tokens:
+// D is the transposed output tile (rows x tokens), as in the FP8 wgmma GEMM.
+//
+// The k order: the mma's logical column 2t + e of k16 tile i of chunk c (32
+// columns) is the physical column 32c + 8t + 4i + e, and 8 + 2t + e is 32c + 8t +
+// 4i + 2 + e (qgemm_layout.h). B is staged in that order: one x stage is the 64
+// columns of one weight step for every token, a 128-byte row per token in the
+// 128-byte-swizzled K-major layout (descriptor as cuda_fp8_gemm_wgmma.cu: SBO 1024,
+// swizzle mode 1; k16 tile s of the step is bytes 32s .. 32s + 31 of each row).
+// Physical columns (2w, 2w + 1) of a step (word w = 16c + 4t + 2i + h) go to bytes
+// 64c + 32i + 16h + 4t of the row: 4-byte cp.async copies, lane w of a warp
+// copying word w of one token row (the 32 lanes fill the row's 128 bytes).
+//
+// A CTA: 2 warpgroups, 8 warps; it owns 4 tile pairs (tile_pair: the epilogue's
+// pairing) and warp w computes tile w / 4 of pair w % 4, so warpgroup h holds
+// tile h of the 4 pairs. Its K slice (S slices of a row block are a thread-block
+// cluster, summed through distributed shared memory in rank order, as the kV2
+// kernel) runs in steps of 64 columns:
+//  - each warp keeps a ring of kDepth steps of its weights in flight in registers
+//    (one 16-byte load per lane and step), requested before griddepcontrol.wait;
+//  - the meta words of the slice's groups for the 8 tiles are copied into shared
+//    memory before the wait, and decoded per warp when a group starts;
+//  - x stages come through a ring of kXStages (cp.async); a stage is refilled two
+//    steps after it was read, because one step's wgmma group stays in flight;
+//  - per step a warp dequantizes its 16 A registers, issues 4 wgmma m64nNk16
+//    (N = 16, 32 or 64 tokens), commits, refills its ring slot and waits for the
+//    previous step's group (its A registers are then free; two sets alternate).
+// Learned from (ideas, not code): vLLM's Machete and Marlin (dequantized weights
+// as register operands of the tensor-core MMA), CUTLASS's register-sourced
+// wgmma (the A fragment layout), DeepGEMM (descriptor iteration).
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backend/cuda/cuda_cluster.cuh"
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_cp_async.cuh"
+#include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_qgemm_device.cuh"
+#include "backend/cuda/cuda_qgemm_wgmma.h"
+
+namespace kr::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;  // 2 warpgroups
+constexpr int kThreads = kWarps * 32;
+constexpr int kPairs = 4;       // tile pairs of a CTA
+constexpr int kDepth = 8;       // steps of weights in flight per warp (32 registers)
+constexpr int kXStages = 6;     // x ring: 4 stages of loads in flight, 1 read, 1 in a wgmma group
+constexpr int kXAhead = kXStages - 2;
+constexpr int kRowBytes = 128;  // one token's 64 bf16 columns of a step
+constexpr int kMaxCluster = 8;
+constexpr int kMaxSmem = 200 * 1024;
+
+template <int NTOK>
+constexpr int kXStageBytes = NTOK * kRowBytes;
+
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Pins the accumulators against the asynchronous wgmma (no read above a wait, no write below a fence).
+template <int M>
+__device__ __forceinline__ void fence_regs(float (&d)[M]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// 4 bytes global -> shared (through L1: x rows are read by every CTA); zeros when bytes == 0.
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+}
+
+// Descriptor of a K-major, 128-byte-swizzled operand at shared address `a`.
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t a) {
+  return static_cast<uint64_t>((a & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(1024 >> 4) << 32) |
+         (static_cast<uint64_t>(1) << 62);
+}
+
+// D (64 x NTOK f32, transposed tile) += A (64 x 16 bf16, registers) · B (NTOK x 16 bf16, K-major)^T.
+template <int NTOK>
+__device__ __forceinline__ void wgmma_rs(float (&d)[NTOK / 2], const uint32_t (&a)[4], uint64_t db);
+
+template <>
+__device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+template <>
+__device__ __forceinline__ void wgmma_rs<32>(float (&d)[16], const uint32_t (&a)[4], uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+      "{%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+template <>
+__device__ __forceinline__ void wgmma_rs<16>(float (&d)[8], const uint32_t (&a)[4], uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+// Bytes of shared memory: 1024 of alignment slack, the x ring, the meta of ng
+// groups for the 8 tiles; the sums [kPairs][32][NTOK + 1] f32 alias the ring after the loop.
+template <int NTOK>
+constexpr int fin_bytes() {
+  return kPairs * 32 * (NTOK + 1) * 4;
+}
+template <int NTOK>
+int smem_bytes(int ng) {
+  return 1024 + kXStages * kXStageBytes<NTOK> + kWarps * ng * 16 * 4;
+}
+static_assert(fin_bytes<16>() <= kXStages * kXStageBytes<16>, "the sums alias the x ring");
+static_assert(fin_bytes<64>() <= kXStages * kXStageBytes<64>, "the sums alias the x ring");
+
+// CTA: tile pairs [kPairs blockIdx.y, + kPairs) x K slice blockIdx.x (its rank in
+// the cluster of S = gridDim.x); steps [rank per, + per) of the weight; ng: the
+// meta groups a slice spans at most.
+template <bool kBias, int NTOK, QEpilogue E>
+__global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight w, const QGemmArgs a, const int per,
+                                                                  const int ng_max) {
+  constexpr QCode C = QCode::kU4;
+  constexpr int kAcc = NTOK / 2;
+  constexpr int kLd = NTOK + 1;
+  constexpr int kPairFloats = 32 * kLd;
+  constexpr int kCopies = NTOK / kWarps;  // x rows a warp copies per stage
+  extern __shared__ uint8_t dsmem[];
+  const uint32_t raw = smem_u32(dsmem);
+  const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle follows address bits 4-9
+  uint8_t* const gbase = dsmem + (base - raw);
+  uint32_t* const meta_s = reinterpret_cast<uint32_t*>(gbase + kXStages * kXStageBytes<NTOK>);  // [8 tiles][ng][16]
+  const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int wg = warp >> 2, wq = warp & 3;
+  const int rank = static_cast<int>(blockIdx.x), S = static_cast<int>(gridDim.x);
+  const int pair0 = static_cast<int>(blockIdx.y) * kPairs;
+  const int pairs = E == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
+  const int T = a.T, K = w.K;
+  const int s_begin = min(w.steps, rank * per), s_end = min(w.steps, s_begin + per);
+  const int nst = s_end - s_begin;  // 0 for a trailing rank past K
+  int tl[2] = {0, 0};
+  if (pair0 + wq < pairs) tile_pair<E>(w, a, pair0 + wq, tl);
+  const int tile = tl[wg];  // (tile 0 for a pair past the end: read, never stored)
+
+  // ---- the warp's first kDepth steps of weights, before waiting on the previous kernel ----
+  const uint4* wsrc = static_cast<const uint4*>(w.codes) + q_word_index(tile, w.steps, s_begin, lane);
+  uint4 wv[kDepth];
+#pragma unroll
+  for (int u = 0; u < kDepth; ++u) wv[u] = u < nst ? ld_stream(wsrc + 32 * u) : make_uint4(0, 0, 0, 0);
+
+  // ---- the meta of the slice's groups for the 8 tiles into shared memory ----
+  const int g_lo = s_begin * 64 / w.group;
+  const int ng = nst > 0 ? (s_end * 64 - 1) / w.group - g_lo + 1 : 0;  // <= ng_max
+  for (int e = tid; e < kWarps * ng * 4; e += kThreads) {
+    const int wt = e / (ng * 4), rest = e % (ng * 4), gl = rest / 4, q = rest % 4;
+    int ptl[2] = {0, 0};
+    if (pair0 + (wt & 3) < pairs) tile_pair<E>(w, a, pair0 + (wt & 3), ptl);
+    const uint32_t* src = w.meta + q_meta_index(ptl[wt >> 2], w.groups, g_lo + gl, 0) + 4 * q;
+    cp_async16_l2(smem_u32(meta_s + (wt * ng + gl) * 16 + 4 * q), src, 16);
+  }
+  (void)ng_max;
+  pdl_launch_dependents();
+  pdl_wait();
+
+  // ---- x stages: lane w copies word w (columns 2w, 2w + 1) of rows warp + 8 j ----
+  const bf16* x = static_cast<const bf16*>(a.x);
+  uint32_t x_off[kCopies];
+  const bf16* x_src[kCopies];
+  bool x_ok[kCopies];
+  {
+    const int c = lane >> 4, tt = (lane >> 2) & 3, i = (lane >> 1) & 1, h = lane & 1;
+    const int chunk = 4 * c + 2 * i + h;
+#pragma unroll
+    for (int j = 0; j < kCopies; ++j) {
+      const int r = warp + kWarps * j;
+      x_ok[j] = r < T;
+      x_src[j] = x + static_cast<size_t>(x_ok[j] ? r : 0) * K + 2 * lane;
+      x_off[j] = static_cast<uint32_t>(r * kRowBytes + ((chunk ^ (r & 7)) << 4) + 4 * tt);
+    }
+  }
+  auto stage_addr = [&](int slot) { return base + static_cast<uint32_t>(slot * kXStageBytes<NTOK>); };
+  auto issue_x = [&](int j, int slot) {  // step s_begin + j into ring slot `slot`
+    const int col = (s_begin + j) * 64;
+    const bool k_ok = col + 2 * lane < K;
+    const uint32_t dst = stage_addr(slot);
+#pragma unroll
+    for (int r = 0; r < kCopies; ++r) {
+      const bool ok = x_ok[r] && k_ok;
+      cp_async4(dst + x_off[r], ok ? static_cast<const void*>(x_src[r] + col) : static_cast<const void*>(x), ok ? 4 : 0);
+    }
+  };
+  // Group 0 holds the meta and stage 0; one group per stage, empty ones included.
+#pragma unroll
+  for (int j = 0; j < kXAhead; ++j) {
+    if (j < nst) issue_x(j, j);
+    cp_async_commit();
+  }
+
+  float acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
+  uint32_t af[2][4][4];  // two sets (steps alternate) x 4 k16 tiles x the A registers
+  RowMeta m;
+  const uint64_t db0 = sw128_desc(stage_addr(0));
+  const uint32_t* meta_w = meta_s + warp * ng * 16;
+  for (int b = 0; b < nst; b += kDepth) {
+#pragma unroll
+    for (int u = 0; u < kDepth; ++u) {
+      const int i = b + u;
+      if (i < nst) {  // CTA-uniform
+        cp_async_wait<kXAhead - 1>();  // this thread's copies of stage i have landed
+        fence_proxy_async();
+        __syncthreads();  // stage i complete; every warp's step i - 2 wgmma done: its slot is free
+        {
+          const int j = i + kXAhead;
+          if (j < nst) issue_x(j, j % kXStages);
+          cp_async_commit();
+        }
+        const int st = s_begin + i;
+        uint32_t(&A)[4][4] = af[u & 1];
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int kc = 64 * st + 32 * c;  // first column of the chunk
+          if (kc % w.group == 0 || (i == 0 && c == 0)) {  // warp-uniform: a group starts
+            const uint32_t* ms = meta_w + (kc / w.group - g_lo) * 16;
+            m = decode_meta<C, kBias>(ms[g], ms[g + 8], w.meta_f16);
+          }
+          const uint32_t rg = word_of(wv[u], 2 * c), rg8 = word_of(wv[u], 2 * c + 1);
+#pragma unroll
+          for (int ii = 0; ii < 2; ++ii) a_fragment<C, false, kBias>(A[2 * c + ii], rg, rg8, ii, m);
+        }
+        if (i + kDepth < nst) wv[u] = ld_stream(wsrc + 32 * (i + kDepth));
+        const uint64_t slot = static_cast<uint64_t>(((i % kXStages) * kXStageBytes<NTOK>) >> 4);
+        fence_regs(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int s = 0; s < 4; ++s) wgmma_rs<NTOK>(acc, A[s], db0 + slot + 2 * s);
+        wgmma_commit();
+        wgmma_wait<1>();
+        fence_regs(acc);
+      }
+    }
+  }
+  wgmma_wait<0>();
+  fence_regs(acc);
+  cp_async_wait<0>();
+  __syncthreads();  // the ring is free
+
+  // ---- the sums: fin[pair wq][row (tile wg: 0..15, 16..31)][token], kLd apart ----
+  float* fin_all = reinterpret_cast<float*>(gbase);
+  {
+    float* fin = fin_all + wq * kPairFloats;
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) {
+      const int row = wg * 16 + g + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * t + (i & 1);
+      fin[row * kLd + col] = acc[i];
+    }
+  }
+  // ---- the cluster's K slices: rank r sums pairs r, r + S, ... over the ranks in order ----
+  if (S > 1) {
+    cluster_arrive_release();
+    cluster_wait_acquire();  // every rank's sums are in its shared memory
+    for (int p = rank; p < kPairs; p += S) {
+      float* fin = fin_all + p * kPairFloats;
+      uint32_t remote[kMaxCluster];
+#pragma unroll
+      for (int r = 0; r < kMaxCluster; ++r) remote[r] = r < S ? cluster_smem_addr(fin, r) : 0u;
+      for (int e = tid; e < kPairFloats; e += kThreads) {
+        float v[kMaxCluster];  // every rank's value requested before the sum (DSMEM latency)
+#pragma unroll
+        for (int r = 0; r < kMaxCluster; ++r) v[r] = r < S ? ld_cluster_f32(remote[r] + 4 * e) : 0.0f;
+        float sum = v[0];
+#pragma unroll
+        for (int r = 1; r < kMaxCluster; ++r)
+          if (r < S) sum += v[r];
+        fin[e] = sum;  // only this rank reads pair p
+      }
+    }
+    cluster_arrive_release();
+    cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible CTA-wide
+  } else {
+    __syncthreads();
+  }
+  for (int p = rank; p < kPairs; p += S) {
+    if (pair0 + p >= pairs) break;
+    int ptl[2];
+    tile_pair<E>(w, a, pair0 + p, ptl);
+    qgemm_epilogue<E, kThreads, NTOK, kLd>(w, a, ptl, 0, fin_all + p * kPairFloats);
+  }
+}
+
+// How many clusters of s CTAs (s = 1 .. kMaxCluster) the GPU holds at once, one
+// CTA an SM (kMaxSmem of shared memory allowed), queried once per kernel.
+template <bool kBias, int NTOK, QEpilogue E>
+const int* configure() {
+  static int clusters[kMaxCluster + 1] = {};  // one backend thread: no race
+  static bool configured = false;
+  if (!configured) {
+    auto* kernel = qgemm_wgmma_kernel<kBias, NTOK, E>;
+    KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem));
+    query_max_active_clusters(kernel, kThreads, kMaxSmem, kMaxCluster, clusters);
+    configured = true;
+  }
+  return clusters;
+}
+
+template <bool kBias, int NTOK, QEpilogue E>
+bool launch_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool pdl, cudaStream_t stream) {
+  const int* clusters = configure<kBias, NTOK, E>();
+  const int rowblocks = (pairs + kPairs - 1) / kPairs;
+  // The most K slices (at most 8, each with a step) whose clusters all fit at once
+  // with one CTA an SM (clusters sit within a GPC: the SM count alone overestimates).
+  int S = 1;
+  for (int s = std::min(kMaxCluster, w.steps); s > 1; --s)
+    if (clusters[s] >= rowblocks && s * rowblocks <= num_sms) {
+      S = s;
+      break;
+    }
+  const int per = (w.steps + S - 1) / S;
+  const int ng_max = std::min(w.groups, (per * 64 + w.group - 1) / w.group + 1);
+  const int smem = smem_bytes<NTOK>(ng_max);
+  if (smem > kMaxSmem) return false;
+  launch_cluster_x(pdl, S, qgemm_wgmma_kernel<kBias, NTOK, E>,
+                   dim3(static_cast<unsigned>(S), static_cast<unsigned>(rowblocks)), dim3(kThreads),
+                   static_cast<size_t>(smem), stream, w, a, per, ng_max);
+  return true;
+}
+
+}  // namespace
+
+bool launch_qgemm_wgmma(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
+                        cudaStream_t stream) {
+  if (w.code != QCode::kU4 || a.T <= kQGemvMaxTokens || a.T > kQWgmmaMaxTokens || a.norm_w != nullptr ||
+      a.out_f32 || w.group % 32 != 0)
+    return false;
+  const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
+  bool launched = false;
+  with_epilogue(e, [&](auto ep) {
+    auto go = [&](auto bias) {
+      if (a.T <= 16) {
+        launched = launch_t<bias(), 16, ep()>(w, a, pairs, num_sms, pdl, stream);
+      } else if (a.T <= 32) {
+        launched = launch_t<bias(), 32, ep()>(w, a, pairs, num_sms, pdl, stream);
+      } else {
+        launched = launch_t<bias(), 64, ep()>(w, a, pairs, num_sms, pdl, stream);
+      }
+    };
+    if (w.has_bias) {
+      go(std::true_type{});
+    } else {
+      go(std::false_type{});
+    }
+  });
+  return launched;
+}
+
+}  // namespace kr::cuda
