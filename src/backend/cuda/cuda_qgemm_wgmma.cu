@@ -26,15 +26,21 @@
 // tile h of the 4 pairs. Its K slice (S slices of a row block are a thread-block
 // cluster, summed through distributed shared memory in rank order, as the kV2
 // kernel) runs in steps of 64 columns:
-//  - each warp keeps a ring of kDepth steps of its weights in flight in registers
-//    (one 16-byte load per lane and step), requested before griddepcontrol.wait;
+//  - a ring of kStages stages in shared memory, filled by cp.async, holds per step
+//    the 8 warps' weights (each lane's 16-byte word of its tile) and the x stage;
+//    kStages - 2 stages of loads are in flight (a stage is refilled two steps after
+//    it was read: one step's wgmma group stays in flight); the weights of the first
+//    stages are requested before griddepcontrol.wait, x after;
 //  - the meta words of the slice's groups for the 8 tiles are copied into shared
 //    memory before the wait, and decoded per warp when a group starts;
-//  - x stages come through a ring of kXStages (cp.async); a stage is refilled two
-//    steps after it was read, because one step's wgmma group stays in flight;
-//  - per step a warp dequantizes its 16 A registers, issues 4 wgmma m64nNk16
-//    (N = 16, 32 or 64 tokens), commits, refills its ring slot and waits for the
-//    previous step's group (its A registers are then free; two sets alternate).
+//  - per step a warp reads its weight word from the stage, dequantizes its 16 A
+//    registers, issues 4 wgmma m64nNk16 (N = 16, 32 or 64 tokens), commits and
+//    waits for the previous step's group (its A registers are then free; two sets
+//    alternate).
+// The weights do not wait in registers (a ring of loads in flight per warp, as the
+// kV2 kernel keeps): wgmma.fence waits for every pending write of the warp's
+// registers, loads included, so each step then paid a full memory round trip
+// (about 1 us a step at 64 tokens on the H200: docs/performance.md).
 // Learned from (ideas, not code): vLLM's Machete and Marlin (dequantized weights
 // as register operands of the tensor-core MMA), CUTLASS's register-sourced
 // wgmma (the A fragment layout), DeepGEMM (descriptor iteration).
@@ -57,15 +63,18 @@ namespace {
 constexpr int kWarps = 8;  // 2 warpgroups
 constexpr int kThreads = kWarps * 32;
 constexpr int kPairs = 4;       // tile pairs of a CTA
-constexpr int kDepth = 8;       // steps of weights in flight per warp (32 registers)
-constexpr int kXStages = 6;     // x ring: 4 stages of loads in flight, 1 read, 1 in a wgmma group
-constexpr int kXAhead = kXStages - 2;
+constexpr int kStages = 10;     // ring: 8 stages of loads in flight, 1 read, 1 in a wgmma group
+constexpr int kAhead = kStages - 2;
 constexpr int kRowBytes = 128;  // one token's 64 bf16 columns of a step
+constexpr int kWStageBytes = kWarps * 32 * 16;  // the 8 warps' weight words of a step
 constexpr int kMaxCluster = 8;
 constexpr int kMaxSmem = 200 * 1024;
 
+// A stage: x (NTOK rows of 128 bytes, swizzled), then the weights [warp][lane] uint4.
 template <int NTOK>
 constexpr int kXStageBytes = NTOK * kRowBytes;
+template <int NTOK>
+constexpr int kStageBytes = kXStageBytes<NTOK> + kWStageBytes;  // a multiple of 1024
 
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -133,18 +142,18 @@ __device__ __forceinline__ void wgmma_rs<16>(float (&d)[8], const uint32_t (&a)[
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
-// Bytes of shared memory: 1024 of alignment slack, the x ring, the meta of ng
-// groups for the 8 tiles; the sums [kPairs][32][NTOK + 1] f32 alias the ring after the loop.
+// Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
+// for the 8 tiles; the sums [kPairs][32][NTOK + 1] f32 alias the ring after the loop.
 template <int NTOK>
 constexpr int fin_bytes() {
   return kPairs * 32 * (NTOK + 1) * 4;
 }
 template <int NTOK>
 int smem_bytes(int ng) {
-  return 1024 + kXStages * kXStageBytes<NTOK> + kWarps * ng * 16 * 4;
+  return 1024 + kStages * kStageBytes<NTOK> + kWarps * ng * 16 * 4;
 }
-static_assert(fin_bytes<16>() <= kXStages * kXStageBytes<16>, "the sums alias the x ring");
-static_assert(fin_bytes<64>() <= kXStages * kXStageBytes<64>, "the sums alias the x ring");
+static_assert(fin_bytes<16>() <= kStages * kStageBytes<16>, "the sums alias the ring");
+static_assert(fin_bytes<64>() <= kStages * kStageBytes<64>, "the sums alias the ring");
 
 // CTA: tile pairs [kPairs blockIdx.y, + kPairs) x K slice blockIdx.x (its rank in
 // the cluster of S = gridDim.x); steps [rank per, + per) of the weight; ng: the
@@ -161,7 +170,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   const uint32_t raw = smem_u32(dsmem);
   const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle follows address bits 4-9
   uint8_t* const gbase = dsmem + (base - raw);
-  uint32_t* const meta_s = reinterpret_cast<uint32_t*>(gbase + kXStages * kXStageBytes<NTOK>);  // [8 tiles][ng][16]
+  uint32_t* const meta_s = reinterpret_cast<uint32_t*>(gbase + kStages * kStageBytes<NTOK>);  // [8 tiles][ng][16]
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int wg = warp >> 2, wq = warp & 3;
   const int rank = static_cast<int>(blockIdx.x), S = static_cast<int>(gridDim.x);
@@ -174,11 +183,15 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   if (pair0 + wq < pairs) tile_pair<E>(w, a, pair0 + wq, tl);
   const int tile = tl[wg];  // (tile 0 for a pair past the end: read, never stored)
 
-  // ---- the warp's first kDepth steps of weights, before waiting on the previous kernel ----
+  auto stage_addr = [&](int slot) { return base + static_cast<uint32_t>(slot * kStageBytes<NTOK>); };
+  // ---- the weights of the first kAhead steps, before waiting on the previous kernel ----
+  // Lane's word of step s_begin + j: wsrc + 32 j; into stage slot u at w_off.
   const uint4* wsrc = static_cast<const uint4*>(w.codes) + q_word_index(tile, w.steps, s_begin, lane);
-  uint4 wv[kDepth];
+  const uint32_t w_off = static_cast<uint32_t>(kXStageBytes<NTOK> + 16 * (32 * warp + lane));
+  auto issue_w = [&](int j, int slot) { cp_async16_l2(stage_addr(slot) + w_off, wsrc + 32 * j, 16); };
 #pragma unroll
-  for (int u = 0; u < kDepth; ++u) wv[u] = u < nst ? ld_stream(wsrc + 32 * u) : make_uint4(0, 0, 0, 0);
+  for (int j = 0; j < kAhead; ++j)
+    if (j < nst) issue_w(j, j);
 
   // ---- the meta of the slice's groups for the 8 tiles into shared memory ----
   const int g_lo = s_begin * 64 / w.group;
@@ -210,7 +223,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
       x_off[j] = static_cast<uint32_t>(r * kRowBytes + ((chunk ^ (r & 7)) << 4) + 4 * tt);
     }
   }
-  auto stage_addr = [&](int slot) { return base + static_cast<uint32_t>(slot * kXStageBytes<NTOK>); };
   auto issue_x = [&](int j, int slot) {  // step s_begin + j into ring slot `slot`
     const int col = (s_begin + j) * 64;
     const bool k_ok = col + 2 * lane < K;
@@ -221,9 +233,10 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
       cp_async4(dst + x_off[r], ok ? static_cast<const void*>(x_src[r] + col) : static_cast<const void*>(x), ok ? 4 : 0);
     }
   };
-  // Group 0 holds the meta and stage 0; one group per stage, empty ones included.
+  // Group 0 holds the meta, the first weights and x of stage 0; one group per
+  // stage, empty ones included.
 #pragma unroll
-  for (int j = 0; j < kXAhead; ++j) {
+  for (int j = 0; j < kAhead; ++j) {
     if (j < nst) issue_x(j, j);
     cp_async_commit();
   }
@@ -232,23 +245,27 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
   uint32_t af[2][4][4];  // two sets (steps alternate) x 4 k16 tiles x the A registers
-  RowMeta m;
+  RowMeta m{};
   const uint64_t db0 = sw128_desc(stage_addr(0));
   const uint32_t* meta_w = meta_s + warp * ng * 16;
-  for (int b = 0; b < nst; b += kDepth) {
+  for (int b = 0; b < nst; b += 2) {
 #pragma unroll
-    for (int u = 0; u < kDepth; ++u) {
+    for (int u = 0; u < 2; ++u) {
       const int i = b + u;
       if (i < nst) {  // CTA-uniform
-        cp_async_wait<kXAhead - 1>();  // this thread's copies of stage i have landed
+        cp_async_wait<kAhead - 1>();  // this thread's copies of stage i have landed
         fence_proxy_async();
         __syncthreads();  // stage i complete; every warp's step i - 2 wgmma done: its slot is free
         {
-          const int j = i + kXAhead;
-          if (j < nst) issue_x(j, j % kXStages);
+          const int j = i + kAhead;
+          if (j < nst) {
+            issue_w(j, j % kStages);
+            issue_x(j, j % kStages);
+          }
           cp_async_commit();
         }
         const int st = s_begin + i;
+        const uint4 wv = *reinterpret_cast<const uint4*>(gbase + (i % kStages) * kStageBytes<NTOK> + w_off);
         uint32_t(&A)[4][4] = af[u & 1];
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
@@ -257,12 +274,11 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
             const uint32_t* ms = meta_w + (kc / w.group - g_lo) * 16;
             m = decode_meta<C, kBias>(ms[g], ms[g + 8], w.meta_f16);
           }
-          const uint32_t rg = word_of(wv[u], 2 * c), rg8 = word_of(wv[u], 2 * c + 1);
+          const uint32_t rg = word_of(wv, 2 * c), rg8 = word_of(wv, 2 * c + 1);
 #pragma unroll
           for (int ii = 0; ii < 2; ++ii) a_fragment<C, false, kBias>(A[2 * c + ii], rg, rg8, ii, m);
         }
-        if (i + kDepth < nst) wv[u] = ld_stream(wsrc + 32 * (i + kDepth));
-        const uint64_t slot = static_cast<uint64_t>(((i % kXStages) * kXStageBytes<NTOK>) >> 4);
+        const uint64_t slot = static_cast<uint64_t>(((i % kStages) * kStageBytes<NTOK>) >> 4);
         fence_regs(acc);
         wgmma_fence();
 #pragma unroll
