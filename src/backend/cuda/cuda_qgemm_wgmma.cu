@@ -63,18 +63,20 @@ namespace {
 constexpr int kWarps = 8;  // 2 warpgroups
 constexpr int kThreads = kWarps * 32;
 constexpr int kPairs = 4;       // tile pairs of a CTA
-constexpr int kStages = 10;     // ring: 8 stages of loads in flight, 1 read, 1 in a wgmma group
+constexpr int kSub = 2;         // weight steps (64 columns each) of a ring stage
+constexpr int kStages = 6;      // ring: 4 stages of loads in flight, 1 read, 1 in a wgmma group
 constexpr int kAhead = kStages - 2;
 constexpr int kRowBytes = 128;  // one token's 64 bf16 columns of a step
 constexpr int kWStageBytes = kWarps * 32 * 16;  // the 8 warps' weight words of a step
 constexpr int kMaxCluster = 8;
 constexpr int kMaxSmem = 200 * 1024;
 
-// A stage: x (NTOK rows of 128 bytes, swizzled), then the weights [warp][lane] uint4.
+// A stage: kSub x blocks (NTOK rows of 128 bytes, swizzled, 1024-aligned), then
+// kSub blocks of weights [warp][lane] uint4.
 template <int NTOK>
 constexpr int kXStageBytes = NTOK * kRowBytes;
 template <int NTOK>
-constexpr int kStageBytes = kXStageBytes<NTOK> + kWStageBytes;  // a multiple of 1024
+constexpr int kStageBytes = kSub * (kXStageBytes<NTOK> + kWStageBytes);  // a multiple of 1024
 
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -184,14 +186,20 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   const int tile = tl[wg];  // (tile 0 for a pair past the end: read, never stored)
 
   auto stage_addr = [&](int slot) { return base + static_cast<uint32_t>(slot * kStageBytes<NTOK>); };
-  // ---- the weights of the first kAhead steps, before waiting on the previous kernel ----
-  // Lane's word of step s_begin + j: wsrc + 32 j; into stage slot u at w_off.
+  const int nstages = (nst + kSub - 1) / kSub;
+  // ---- the weights of the first kAhead stages, before waiting on the previous kernel ----
+  // Lane's word of step s_begin + j: wsrc + 32 j; into sub-step q of a stage at w_off(q).
   const uint4* wsrc = static_cast<const uint4*>(w.codes) + q_word_index(tile, w.steps, s_begin, lane);
-  const uint32_t w_off = static_cast<uint32_t>(kXStageBytes<NTOK> + 16 * (32 * warp + lane));
-  auto issue_w = [&](int j, int slot) { cp_async16_l2(stage_addr(slot) + w_off, wsrc + 32 * j, 16); };
+  auto w_off = [&](int q) {
+    return static_cast<uint32_t>(kSub * kXStageBytes<NTOK> + q * kWStageBytes + 16 * (32 * warp + lane));
+  };
+  auto issue_w = [&](int p, int slot) {  // the weights of stage p into ring slot `slot`
 #pragma unroll
-  for (int j = 0; j < kAhead; ++j)
-    if (j < nst) issue_w(j, j);
+    for (int q = 0; q < kSub; ++q)
+      if (p * kSub + q < nst) cp_async16_l2(stage_addr(slot) + w_off(q), wsrc + 32 * (p * kSub + q), 16);
+  };
+#pragma unroll
+  for (int p = 0; p < kAhead; ++p) issue_w(p, p);
 
   // ---- the meta of the slice's groups for the 8 tiles into shared memory ----
   const int g_lo = s_begin * 64 / w.group;
@@ -223,66 +231,83 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
       x_off[j] = static_cast<uint32_t>(r * kRowBytes + ((chunk ^ (r & 7)) << 4) + 4 * tt);
     }
   }
-  auto issue_x = [&](int j, int slot) {  // step s_begin + j into ring slot `slot`
-    const int col = (s_begin + j) * 64;
-    const bool k_ok = col + 2 * lane < K;
-    const uint32_t dst = stage_addr(slot);
+  // The x columns of stage p into ring slot `slot`; zeros for a sub-step past the
+  // slice (its wgmma runs on zero A and B: no branch around a wgmma).
+  auto issue_x = [&](int p, int slot) {
+    if (p >= nstages) return;
 #pragma unroll
-    for (int r = 0; r < kCopies; ++r) {
-      const bool ok = x_ok[r] && k_ok;
-      cp_async4(dst + x_off[r], ok ? static_cast<const void*>(x_src[r] + col) : static_cast<const void*>(x), ok ? 4 : 0);
+    for (int q = 0; q < kSub; ++q) {
+      const int col = (s_begin + p * kSub + q) * 64;
+      const bool k_ok = p * kSub + q < nst && col + 2 * lane < K;
+      const uint32_t dst = stage_addr(slot) + q * kXStageBytes<NTOK>;
+#pragma unroll
+      for (int r = 0; r < kCopies; ++r) {
+        const bool ok = x_ok[r] && k_ok;
+        cp_async4(dst + x_off[r], ok ? static_cast<const void*>(x_src[r] + col) : static_cast<const void*>(x),
+                  ok ? 4 : 0);
+      }
     }
   };
   // Group 0 holds the meta, the first weights and x of stage 0; one group per
   // stage, empty ones included.
 #pragma unroll
-  for (int j = 0; j < kAhead; ++j) {
-    if (j < nst) issue_x(j, j);
+  for (int p = 0; p < kAhead; ++p) {
+    issue_x(p, p);
     cp_async_commit();
   }
 
   float acc[kAcc];
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
-  uint32_t af[2][4][4];  // two sets (steps alternate) x 4 k16 tiles x the A registers
+  uint32_t af[2][kSub][4][4];  // two sets (stages alternate) x sub-steps x 4 k16 tiles x the A registers
   RowMeta m{};
   const uint64_t db0 = sw128_desc(stage_addr(0));
   const uint32_t* meta_w = meta_s + warp * ng * 16;
-  for (int b = 0; b < nst; b += 2) {
+  for (int b = 0; b < nstages; b += 2) {
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
-      const int i = b + u;
-      if (i < nst) {  // CTA-uniform
-        cp_async_wait<kAhead - 1>();  // this thread's copies of stage i have landed
+      const int p = b + u;
+      if (p < nstages) {  // CTA-uniform
+        cp_async_wait<kAhead - 1>();  // this thread's copies of stage p have landed
         fence_proxy_async();
-        __syncthreads();  // stage i complete; every warp's step i - 2 wgmma done: its slot is free
-        {
-          const int j = i + kAhead;
-          if (j < nst) {
-            issue_w(j, j % kStages);
-            issue_x(j, j % kStages);
-          }
-          cp_async_commit();
-        }
-        const int st = s_begin + i;
-        const uint4 wv = *reinterpret_cast<const uint4*>(gbase + (i % kStages) * kStageBytes<NTOK> + w_off);
-        uint32_t(&A)[4][4] = af[u & 1];
+        __syncthreads();  // stage p complete; every warp's stage p - 2 wgmma done: its slot is free
+        issue_w(p + kAhead, (p + kAhead) % kStages);
+        issue_x(p + kAhead, (p + kAhead) % kStages);
+        cp_async_commit();
+        const int slot_i = p % kStages;
+        const uint8_t* stage = gbase + slot_i * kStageBytes<NTOK>;
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int kc = 64 * st + 32 * c;  // first column of the chunk
-          if (kc % w.group == 0 || (i == 0 && c == 0)) {  // warp-uniform: a group starts
-            const uint32_t* ms = meta_w + (kc / w.group - g_lo) * 16;
-            m = decode_meta<C, kBias>(ms[g], ms[g + 8], w.meta_f16);
-          }
-          const uint32_t rg = word_of(wv, 2 * c), rg8 = word_of(wv, 2 * c + 1);
+        for (int q = 0; q < kSub; ++q) {
+          const int i = p * kSub + q;
+          if (i >= nst) {  // CTA-uniform: zeros (the last stage's sub-steps past the slice)
 #pragma unroll
-          for (int ii = 0; ii < 2; ++ii) a_fragment<C, false, kBias>(A[2 * c + ii], rg, rg8, ii, m);
+            for (int s4 = 0; s4 < 4; ++s4)
+#pragma unroll
+              for (int r = 0; r < 4; ++r) af[u][q][s4][r] = 0u;
+          } else {
+            const int st = s_begin + i;
+            const uint4 wv = *reinterpret_cast<const uint4*>(stage + w_off(q));
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const int kc = 64 * st + 32 * c;  // first column of the chunk
+              if (kc % w.group == 0 || (i == 0 && c == 0)) {  // warp-uniform: a group starts
+                const uint32_t* ms = meta_w + (kc / w.group - g_lo) * 16;
+                m = decode_meta<C, kBias>(ms[g], ms[g + 8], w.meta_f16);
+              }
+              const uint32_t rg = word_of(wv, 2 * c), rg8 = word_of(wv, 2 * c + 1);
+#pragma unroll
+              for (int ii = 0; ii < 2; ++ii) a_fragment<C, false, kBias>(af[u][q][2 * c + ii], rg, rg8, ii, m);
+            }
+          }
         }
-        const uint64_t slot = static_cast<uint64_t>(((i % kStages) * kStageBytes<NTOK>) >> 4);
+        const uint64_t slot = static_cast<uint64_t>((slot_i * kStageBytes<NTOK>) >> 4);
         fence_regs(acc);
         wgmma_fence();
 #pragma unroll
-        for (int s = 0; s < 4; ++s) wgmma_rs<NTOK>(acc, A[s], db0 + slot + 2 * s);
+        for (int q = 0; q < kSub; ++q)
+#pragma unroll
+          for (int s4 = 0; s4 < 4; ++s4)
+            wgmma_rs<NTOK>(acc, af[u][q][s4], db0 + slot + static_cast<uint64_t>((q * kXStageBytes<NTOK>) >> 4) + 2 * s4);
         wgmma_commit();
         wgmma_wait<1>();
         fence_regs(acc);
