@@ -92,11 +92,6 @@ __device__ __forceinline__ void fence_regs(float (&d)[M]) {
   for (int i = 0; i < M; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-// 4 bytes global -> shared (through L1: x rows are read by every CTA); zeros when bytes == 0.
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, int bytes) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
-}
-
 // Descriptor of a K-major, 128-byte-swizzled operand at shared address `a`.
 __device__ __forceinline__ uint64_t sw128_desc(uint32_t a) {
   return static_cast<uint64_t>((a & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(1024 >> 4) << 32) |
@@ -167,7 +162,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   constexpr int kAcc = NTOK / 2;
   constexpr int kLd = NTOK + 1;
   constexpr int kPairFloats = 32 * kLd;
-  constexpr int kCopies = NTOK / kWarps;  // x rows a warp copies per stage
   extern __shared__ uint8_t dsmem[];
   const uint32_t raw = smem_u32(dsmem);
   const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle follows address bits 4-9
@@ -215,21 +209,21 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   pdl_launch_dependents();
   pdl_wait();
 
-  // ---- x stages: lane w copies word w (columns 2w, 2w + 1) of rows warp + 8 j ----
+  // ---- x stages: thread (row r0 = tid / 8, 16-byte chunk xc = tid % 8) copies chunk xc
+  // of rows r0 + 32 j, swizzled (chunk xc of row r at xc ^ (r % 8)) ----
   const bf16* x = static_cast<const bf16*>(a.x);
-  uint32_t x_off[kCopies];
-  const bf16* x_src[kCopies];
-  bool x_ok[kCopies];
-  {
-    const int c = lane >> 4, tt = (lane >> 2) & 3, i = (lane >> 1) & 1, h = lane & 1;
-    const int chunk = 4 * c + 2 * i + h;
+  constexpr int kXCopies = (NTOK * 8 + kThreads - 1) / kThreads;
+  uint32_t x_off[kXCopies];
+  const bf16* x_src[kXCopies];
+  bool x_ok[kXCopies], x_use[kXCopies];
+  const int xc = tid & 7;
 #pragma unroll
-    for (int j = 0; j < kCopies; ++j) {
-      const int r = warp + kWarps * j;
-      x_ok[j] = r < T;
-      x_src[j] = x + static_cast<size_t>(x_ok[j] ? r : 0) * K + 2 * lane;
-      x_off[j] = static_cast<uint32_t>(r * kRowBytes + ((chunk ^ (r & 7)) << 4) + 4 * tt);
-    }
+  for (int j = 0; j < kXCopies; ++j) {
+    const int r = (tid >> 3) + 32 * j;
+    x_use[j] = r < NTOK;
+    x_ok[j] = r < T;
+    x_src[j] = x + static_cast<size_t>(x_ok[j] ? r : 0) * K + 8 * xc;
+    x_off[j] = static_cast<uint32_t>(r * kRowBytes + ((xc ^ (r & 7)) << 4));
   }
   // The x columns of stage p into ring slot `slot`; zeros for a sub-step past the
   // slice (its wgmma runs on zero A and B: no branch around a wgmma).
@@ -238,13 +232,14 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
 #pragma unroll
     for (int q = 0; q < kSub; ++q) {
       const int col = (s_begin + p * kSub + q) * 64;
-      const bool k_ok = p * kSub + q < nst && col + 2 * lane < K;
+      const bool k_ok = p * kSub + q < nst && col + 8 * xc < K;
       const uint32_t dst = stage_addr(slot) + q * kXStageBytes<NTOK>;
 #pragma unroll
-      for (int r = 0; r < kCopies; ++r) {
-        const bool ok = x_ok[r] && k_ok;
-        cp_async4(dst + x_off[r], ok ? static_cast<const void*>(x_src[r] + col) : static_cast<const void*>(x),
-                  ok ? 4 : 0);
+      for (int j = 0; j < kXCopies; ++j) {
+        if (!x_use[j]) continue;
+        const bool ok = x_ok[j] && k_ok;
+        cp_async16_l2(dst + x_off[j], ok ? static_cast<const void*>(x_src[j] + col) : static_cast<const void*>(x),
+                      ok ? 16 : 0);
       }
     }
   };
@@ -294,9 +289,20 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
                 const uint32_t* ms = meta_w + (kc / w.group - g_lo) * 16;
                 m = decode_meta<C, kBias>(ms[g], ms[g + 8], w.meta_f16);
               }
+              // k16 tile 2c + ii is columns 32c + 16ii .. + 15 in order: the codes of
+              // columns 2t, 2t + 1 are lane (g, 2ii)'s pair t, of 2t + 8, 2t + 9 lane (g, 2ii + 1)'s.
               const uint32_t rg = word_of(wv, 2 * c), rg8 = word_of(wv, 2 * c + 1);
 #pragma unroll
-              for (int ii = 0; ii < 2; ++ii) a_fragment<C, false, kBias>(af[u][q][2 * c + ii], rg, rg8, ii, m);
+              for (int ii = 0; ii < 2; ++ii) {
+                const int src0 = (lane & ~3) | (2 * ii);
+                const uint32_t g0 = __shfl_sync(0xffffffffu, rg, src0), g1 = __shfl_sync(0xffffffffu, rg, src0 + 1);
+                const uint32_t h0 = __shfl_sync(0xffffffffu, rg8, src0), h1 = __shfl_sync(0xffffffffu, rg8, src0 + 1);
+                uint32_t(&A)[4] = af[u][q][2 * c + ii];
+                A[0] = finish_pair<false, kBias>(u4_pair(g0, t, m.sub[0]), m, 0);
+                A[1] = finish_pair<false, kBias>(u4_pair(h0, t, m.sub[1]), m, 1);
+                A[2] = finish_pair<false, kBias>(u4_pair(g1, t, m.sub[0]), m, 0);
+                A[3] = finish_pair<false, kBias>(u4_pair(h1, t, m.sub[1]), m, 1);
+              }
             }
           }
         }
