@@ -92,13 +92,14 @@ struct CudaOptions {
   // The kernel of quantized Linears of 9 to quant_dense_min_tokens - 1 rows
   // (cuda_qgemm.h QGemmPath): kV1 (qgemm_kernel, 32 tokens x 32 rows per block) or
   // kV2 (qgemm_batched_kernel, 64 tokens x 256 rows per block, x staged in shared
-  // memory; integer codes, FP8 takes kV1). kV2 by default: Llama-3.2-3B AWQ / MLX-4
-  // batch-64 decode 11.3k / 11.5k -> 12.4k / 12.3k tok/s on an H200
-  // (docs/performance.md). kWgmma: 4-bit codes at 9..64 rows on wgmma
-  // (cuda_qgemm_wgmma.h), kV2 for the rest. kr-cuda-bench and kr-backend-ops
+  // memory; integer codes, FP8 takes kV1): Llama-3.2-3B AWQ / MLX-4 batch-64 decode
+  // 11.3k / 11.5k -> 12.4k / 12.3k tok/s against kV1 on an H200
+  // (docs/performance.md). kWgmma (the default): 4-bit codes at 33..64 rows on
+  // wgmma (cuda_qgemm_wgmma.h), kV2 for the rest: 3B AWQ batch-64 decode 13.8k ->
+  // 15.2k tok/s, MLX-4 13.5k -> 14.8k. kr-cuda-bench and kr-backend-ops
   // --qgemm-batched v1|v2|wgmma.
   enum class QuantGemm { kV1, kV2, kWgmma };
-  QuantGemm quant_gemm = QuantGemm::kV2;
+  QuantGemm quant_gemm = QuantGemm::kWgmma;
   // The flash (tensor-core) attention kernels for head dims 64/128/256; off: the
   // older paged kernel for every step (kr-cuda-bench --no-flash, to compare).
   bool flash_attention = true;

@@ -1,46 +1,43 @@
-// The 4-bit x bf16 GEMM of 9..64 rows on wgmma (cuda_qgemm_wgmma.h says what it
+// The 4-bit x bf16 GEMM of 33..64 rows on wgmma (cuda_qgemm_wgmma.h says what it
 // computes and why).
 //
 // wgmma with A from registers (PTX ISA, "wgmma.mma_async", the form `d, a,
 // b-desc, scale-d, imm-scale-a, imm-scale-b, imm-trans-b`): warp q of a warpgroup
 // holds rows 16q .. 16q + 15 of the 64 x 16 A in the fragment layout of
 // mma.m16n8k16 (a0a1: row g, k 2t, 2t + 1; a2a3: row g + 8; a4a5: row g, k 2t + 8,
-// 2t + 9; a6a7: row g + 8), which is the layout the repacked weights were made for
-// (qgemm_layout.h): lane (g, t)'s 16-byte word of a 64-column step holds the codes
-// of its rows g and g + 8 at the 4 k16 tiles' columns, so a_fragment (the kV2
-// kernel's dequantization) gives A as it is. A = the weight rows, B = the tokens:
-// D is the transposed output tile (rows x tokens), as in the FP8 wgmma GEMM.
+// 2t + 9; a6a7: row g + 8). A = the weight rows, B = the tokens: D is the
+// transposed output tile (rows x tokens), as in the FP8 wgmma GEMM.
 //
-// The k order: the mma's logical column 2t + e of k16 tile i of chunk c (32
-// columns) is the physical column 32c + 8t + 4i + e, and 8 + 2t + e is 32c + 8t +
-// 4i + 2 + e (qgemm_layout.h). B is staged in that order: one x stage is the 64
-// columns of one weight step for every token, a 128-byte row per token in the
-// 128-byte-swizzled K-major layout (descriptor as cuda_fp8_gemm_wgmma.cu: SBO 1024,
-// swizzle mode 1; k16 tile s of the step is bytes 32s .. 32s + 31 of each row).
-// Physical columns (2w, 2w + 1) of a step (word w = 16c + 4t + 2i + h) go to bytes
-// 64c + 32i + 16h + 4t of the row: 4-byte cp.async copies, lane w of a warp
-// copying word w of one token row (the 32 lanes fill the row's 128 bytes).
+// The k order is the columns' own: B (x) is staged as it lies, a 128-byte row (64
+// columns) per token in the 128-byte-swizzled K-major layout (descriptor as
+// cuda_fp8_gemm_wgmma.cu: SBO 1024, swizzle mode 1; k16 tile s of a 64-column step
+// is bytes 32s .. 32s + 31 of each row), copied in 16-byte chunks. The repacked
+// codes (qgemm_layout.h) put columns 8t .. 8t + 7 of a 32-column chunk in lane
+// (g, t); k16 tile 2c + i wants columns 16i + 2t, 16i + 2t + 1 (and + 8) of chunk c
+// in lane (g, t), which lanes (g, 2i) and (g, 2i + 1) hold as their pair t: four
+// shuffles per k16 tile bring them (an earlier form staged x in the layout's
+// permuted order by 4-byte copies instead: as fast at 64 tokens, slower at 16).
 //
 // A CTA: 2 warpgroups, 8 warps; it owns 4 tile pairs (tile_pair: the epilogue's
 // pairing) and warp w computes tile w / 4 of pair w % 4, so warpgroup h holds
 // tile h of the 4 pairs. Its K slice (S slices of a row block are a thread-block
 // cluster, summed through distributed shared memory in rank order, as the kV2
-// kernel) runs in steps of 64 columns:
-//  - a ring of kStages stages in shared memory, filled by cp.async, holds per step
-//    the 8 warps' weights (each lane's 16-byte word of its tile) and the x stage;
-//    kStages - 2 stages of loads are in flight (a stage is refilled two steps after
-//    it was read: one step's wgmma group stays in flight); the weights of the first
-//    stages are requested before griddepcontrol.wait, x after;
+// kernel) runs in stages of kSub steps of 64 columns:
+//  - a ring of kStages stages in shared memory, filled by cp.async, holds per stage
+//    the 8 warps' weights (each lane's 16-byte word of its tile per step) and x;
+//    kStages - 2 stages of loads are in flight (a stage is refilled two stages after
+//    it was read: one stage's wgmma group stays in flight); the weights of the
+//    first stages are requested before griddepcontrol.wait, x after;
 //  - the meta words of the slice's groups for the 8 tiles are copied into shared
 //    memory before the wait, and decoded per warp when a group starts;
-//  - per step a warp reads its weight word from the stage, dequantizes its 16 A
-//    registers, issues 4 wgmma m64nNk16 (N = 16, 32 or 64 tokens), commits and
-//    waits for the previous step's group (its A registers are then free; two sets
-//    alternate).
-// The weights do not wait in registers (a ring of loads in flight per warp, as the
-// kV2 kernel keeps): wgmma.fence waits for every pending write of the warp's
-// registers, loads included, so each step then paid a full memory round trip
-// (about 1 us a step at 64 tokens on the H200: docs/performance.md).
+//  - per stage a warp reads its weight words, dequantizes (a_fragment's
+//    arithmetic: (q - z) s or q s + b rounded to bf16, as kV1 / kV2) 16 A registers
+//    per step, issues 4 wgmma m64n64k16 per step, commits and waits for the
+//    previous stage's group (its A registers are then free; two sets alternate).
+// Where the time goes is not settled (docs/performance.md): at 64 tokens the 3B
+// shapes take 14-40 us (0.3-0.6 TB/s of codes), and removing the wgmma, the
+// per-stage fences, waits and barrier, or the dequantization (timing-only builds)
+// changed them by under 10%.
 // Learned from (ideas, not code): vLLM's Machete and Marlin (dequantized weights
 // as register operands of the tensor-core MMA), CUTLASS's register-sourced
 // wgmma (the A fragment layout), DeepGEMM (descriptor iteration).
@@ -117,28 +114,6 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
-template <>
-__device__ __forceinline__ void wgmma_rs<32>(float (&d)[16], const uint32_t (&a)[4], uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
-      "{%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
-        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
-}
-
-template <>
-__device__ __forceinline__ void wgmma_rs<16>(float (&d)[8], const uint32_t (&a)[4], uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
-}
-
 // Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
 // for the 8 tiles; the sums [kPairs][32][NTOK + 1] f32 alias the ring after the loop.
 template <int NTOK>
@@ -149,8 +124,7 @@ template <int NTOK>
 int smem_bytes(int ng) {
   return 1024 + kStages * kStageBytes<NTOK> + kWarps * ng * 16 * 4;
 }
-static_assert(fin_bytes<16>() <= kStages * kStageBytes<16>, "the sums alias the ring");
-static_assert(fin_bytes<64>() <= kStages * kStageBytes<64>, "the sums alias the ring");
+static_assert(fin_bytes<kQWgmmaMaxTokens>() <= kStages * kStageBytes<kQWgmmaMaxTokens>, "the sums alias the ring");
 
 // CTA: tile pairs [kPairs blockIdx.y, + kPairs) x K slice blockIdx.x (its rank in
 // the cluster of S = gridDim.x); steps [rank per, + per) of the weight; ng: the
@@ -409,21 +383,13 @@ bool launch_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool
 
 bool launch_qgemm_wgmma(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
                         cudaStream_t stream) {
-  if (w.code != QCode::kU4 || a.T <= kQGemvMaxTokens || a.T > kQWgmmaMaxTokens || a.norm_w != nullptr ||
+  if (w.code != QCode::kU4 || a.T < kQWgmmaMinTokens || a.T > kQWgmmaMaxTokens || a.norm_w != nullptr ||
       a.out_f32 || w.group % 32 != 0)
     return false;
   const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
   bool launched = false;
   with_epilogue(e, [&](auto ep) {
-    auto go = [&](auto bias) {
-      if (a.T <= 16) {
-        launched = launch_t<bias(), 16, ep()>(w, a, pairs, num_sms, pdl, stream);
-      } else if (a.T <= 32) {
-        launched = launch_t<bias(), 32, ep()>(w, a, pairs, num_sms, pdl, stream);
-      } else {
-        launched = launch_t<bias(), 64, ep()>(w, a, pairs, num_sms, pdl, stream);
-      }
-    };
+    auto go = [&](auto bias) { launched = launch_t<bias(), kQWgmmaMaxTokens, ep()>(w, a, pairs, num_sms, pdl, stream); };
     if (w.has_bias) {
       go(std::true_type{});
     } else {
