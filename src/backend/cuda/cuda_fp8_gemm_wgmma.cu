@@ -60,6 +60,7 @@
 #include "backend/cuda/cuda_fp8_gemm_wgmma.h"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_wgmma.cuh"
 
 namespace kr::cuda {
 
@@ -89,28 +90,6 @@ struct WgParams {
   int stages_per_slice;  // of each slice (the grid's x, the cluster)
   Fp8QkvRope rope;       // the kRope kernels' epilogue
 };
-
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-// Waits until at most N of this warpgroup's wgmma groups are pending.
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-// Pins the accumulators' order against the wgmma asm (they are written
-// asynchronously: no read may move above the wait, no write below the fence).
-template <int M>
-__device__ __forceinline__ void fence_regs(float (&d)[M]) {
-#pragma unroll
-  for (int i = 0; i < M; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-
-// Descriptor of a K-major, 128-byte-swizzled operand at shared address `a`.
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t a) {
-  return static_cast<uint64_t>((a & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(1024 >> 4) << 32) |
-         (static_cast<uint64_t>(1) << 62);
-}
 
 // D (64 x NTOK f32) += A (64 x 32 e4m3) · B (NTOK x 32 e4m3)^T.
 template <int NTOK>

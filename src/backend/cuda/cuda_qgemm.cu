@@ -929,30 +929,7 @@ __global__ void __launch_bounds__(kBThreads, 1)
       }
   }
   // ---- the cluster's K slices: rank r sums tile pairs r, r + S, ... over the ranks in order ----
-  if (S > 1) {
-    cluster_arrive_release();
-    cluster_wait_acquire();  // every rank's sums are in its shared memory
-    for (int p = rank; p < kBWarps; p += S) {
-      float* fin = fin_all + p * kPairFloats;
-      uint32_t remote[kBMaxCluster];  // pair p's sums in rank r (shared::cluster addresses)
-#pragma unroll
-      for (int r = 0; r < kBMaxCluster; ++r) remote[r] = r < S ? cluster_smem_addr(fin, r) : 0u;
-      for (int e = threadIdx.x; e < kPairFloats; e += kBThreads) {
-        float v[kBMaxCluster];  // every rank's value requested before the sum (DSMEM latency)
-#pragma unroll
-        for (int r = 0; r < kBMaxCluster; ++r) v[r] = r < S ? ld_cluster_f32(remote[r] + 4 * e) : 0.0f;
-        float sum = v[0];
-#pragma unroll
-        for (int r = 1; r < kBMaxCluster; ++r)
-          if (r < S) sum += v[r];
-        fin[e] = sum;  // only this rank reads pair p
-      }
-    }
-    cluster_arrive_release();
-    cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible block-wide
-  } else {
-    __syncthreads();
-  }
+  cluster_sum_pairs<kBThreads, kBWarps, kPairFloats, kBMaxCluster>(fin_all, rank, S);
   for (int p = rank; p < kBWarps; p += S) {
     if (pair0 + p >= pairs) break;
     int tl[2];

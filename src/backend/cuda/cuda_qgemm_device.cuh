@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backend/cuda/cuda_cluster.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kv_fp8.cuh"
 #include "backend/cuda/cuda_qgemm.h"
@@ -260,6 +261,39 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
       }
     }
   }
+}
+
+// The sums of a CTA's tile pairs, fin_all [kNPairs][kPairFloats] in each rank's
+// shared memory, over the S ranks of its cluster (K slices): rank r sums pairs r,
+// r + S, ... over the ranks in rank order (deterministic) into its own copy. Ends
+// with the sums visible CTA-wide and no rank reading another's memory. S == 1: a
+// barrier only.
+template <int kNThreads, int kNPairs, int kPairFloats, int kMaxS>
+__device__ void cluster_sum_pairs(float* fin_all, int rank, int S) {
+  if (S == 1) {
+    __syncthreads();
+    return;
+  }
+  cluster_arrive_release();
+  cluster_wait_acquire();  // every rank's sums are in its shared memory
+  for (int p = rank; p < kNPairs; p += S) {
+    float* fin = fin_all + p * kPairFloats;
+    uint32_t remote[kMaxS];  // pair p's sums in rank r (shared::cluster addresses)
+#pragma unroll
+    for (int r = 0; r < kMaxS; ++r) remote[r] = r < S ? cluster_smem_addr(fin, r) : 0u;
+    for (int e = threadIdx.x; e < kPairFloats; e += kNThreads) {
+      float v[kMaxS];  // every rank's value requested before the sum (DSMEM latency)
+#pragma unroll
+      for (int r = 0; r < kMaxS; ++r) v[r] = r < S ? ld_cluster_f32(remote[r] + 4 * e) : 0.0f;
+      float sum = v[0];
+#pragma unroll
+      for (int r = 1; r < kMaxS; ++r)
+        if (r < S) sum += v[r];
+      fin[e] = sum;  // only this rank reads pair p
+    }
+  }
+  cluster_arrive_release();
+  cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible CTA-wide
 }
 
 // f(code, bias) with std::integral_constant arguments for w's code kind and bias

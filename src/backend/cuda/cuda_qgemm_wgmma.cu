@@ -52,6 +52,7 @@
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_qgemm_device.cuh"
 #include "backend/cuda/cuda_qgemm_wgmma.h"
+#include "backend/cuda/cuda_wgmma.cuh"
 
 namespace kr::cuda {
 
@@ -74,26 +75,6 @@ template <int NTOK>
 constexpr int kXStageBytes = NTOK * kRowBytes;
 template <int NTOK>
 constexpr int kStageBytes = kSub * (kXStageBytes<NTOK> + kWStageBytes);  // a multiple of 1024
-
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-// Pins the accumulators against the asynchronous wgmma (no read above a wait, no write below a fence).
-template <int M>
-__device__ __forceinline__ void fence_regs(float (&d)[M]) {
-#pragma unroll
-  for (int i = 0; i < M; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-
-// Descriptor of a K-major, 128-byte-swizzled operand at shared address `a`.
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t a) {
-  return static_cast<uint64_t>((a & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(1024 >> 4) << 32) |
-         (static_cast<uint64_t>(1) << 62);
-}
 
 // D (64 x NTOK f32, transposed tile) += A (64 x 16 bf16, registers) · B (NTOK x 16 bf16, K-major)^T.
 template <int NTOK>
@@ -310,30 +291,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
     }
   }
   // ---- the cluster's K slices: rank r sums pairs r, r + S, ... over the ranks in order ----
-  if (S > 1) {
-    cluster_arrive_release();
-    cluster_wait_acquire();  // every rank's sums are in its shared memory
-    for (int p = rank; p < kPairs; p += S) {
-      float* fin = fin_all + p * kPairFloats;
-      uint32_t remote[kMaxCluster];
-#pragma unroll
-      for (int r = 0; r < kMaxCluster; ++r) remote[r] = r < S ? cluster_smem_addr(fin, r) : 0u;
-      for (int e = tid; e < kPairFloats; e += kThreads) {
-        float v[kMaxCluster];  // every rank's value requested before the sum (DSMEM latency)
-#pragma unroll
-        for (int r = 0; r < kMaxCluster; ++r) v[r] = r < S ? ld_cluster_f32(remote[r] + 4 * e) : 0.0f;
-        float sum = v[0];
-#pragma unroll
-        for (int r = 1; r < kMaxCluster; ++r)
-          if (r < S) sum += v[r];
-        fin[e] = sum;  // only this rank reads pair p
-      }
-    }
-    cluster_arrive_release();
-    cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible CTA-wide
-  } else {
-    __syncthreads();
-  }
+  cluster_sum_pairs<kThreads, kPairs, kPairFloats, kMaxCluster>(fin_all, rank, S);
   for (int p = rank; p < kPairs; p += S) {
     if (pair0 + p >= pairs) break;
     int ptl[2];
