@@ -304,6 +304,10 @@ class Backend {
     (void)w;
     return false;
   }
+  // Whether attention() writes out's FP8 rows (for an o_proj with writes_fp8_rows):
+  // the caller allocates attention's Fp8Rows only then (the CUDA backend:
+  // CudaOptions::fp8_attention_out).
+  virtual bool attention_writes_fp8_rows() const { return false; }
 
   // ---- optional (additions by the CUDA backend; defaults keep other backends unchanged) ----
   // Greedy sampling on the device: for each row r of logits [R, V] f32, ids[r] =

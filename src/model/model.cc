@@ -110,7 +110,7 @@ Status Model::init() {
   for (const LayerWeights& w : weights_->layers) {
     normed_fp8 |= backend_.writes_fp8_rows(w.qkv) || backend_.writes_fp8_rows(w.gate_up);
     act_fp8 |= backend_.writes_fp8_rows(w.down);
-    attn_fp8 |= backend_.writes_fp8_rows(w.o);
+    attn_fp8 |= backend_.attention_writes_fp8_rows() && backend_.writes_fp8_rows(w.o);
   }
   if (normed_fp8) {
     normed_fp8_.codes = backend_.alloc(DType::kF8E4M3, {T, H});

@@ -118,7 +118,8 @@ class Model {
   // writes them for some layer's weights (Backend::writes_fp8_rows).
   Fp8Rows normed_fp8_;  // codes [T, H] e4m3, scales [T] f32
   Fp8Rows act_fp8_;     // codes [T, I] e4m3, scales [T] f32
-  Fp8Rows attn_fp8_;    // codes [T, Hq * D] e4m3, scales [T] f32 (for o_proj)
+  Fp8Rows attn_fp8_;    // codes [T, Hq * D] e4m3, scales [T] f32 (for o_proj; only where
+                        // Backend::attention_writes_fp8_rows)
   Tensor row_idx_;   // [R] i32
   Tensor last_;      // [R, H]
   Tensor logits_;    // [R, V] f32

@@ -293,6 +293,7 @@ class CudaBackend final : public Backend {
   bool writes_fp8_rows(const LinearWeight& w) const override {
     return options_.fuse_fp8_act_quant && w.quantized() && qweight(w).w.w8a8;
   }
+  bool attention_writes_fp8_rows() const override { return options_.fp8_attention_out; }
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
