@@ -16,6 +16,7 @@
 #include "backend/cuda/cuda_cluster.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kv_fp8.cuh"
+#include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_qgemm.h"
 
 namespace kr::cuda {
@@ -29,15 +30,6 @@ __device__ __forceinline__ bf16 to_bf(float v) { return __float2bfloat16(v); }
 
 __device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) { return *reinterpret_cast<uint32_t*>(&v); }
 __device__ __forceinline__ __nv_bfloat162 as_bf2(uint32_t v) { return *reinterpret_cast<__nv_bfloat162*>(&v); }
-
-// D += A · B for one m16n8k16 tile (bf16 inputs, f32 accumulators).
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // A 16-bit float of the meta (f16 or bf16 bits) as f32.
 __device__ __forceinline__ float meta_float(uint32_t bits16, bool f16) {

@@ -108,11 +108,9 @@ int smem_bytes(int ng) {
 static_assert(fin_bytes<kQWgmmaMaxTokens>() <= kStages * kStageBytes<kQWgmmaMaxTokens>, "the sums alias the ring");
 
 // CTA: tile pairs [kPairs blockIdx.y, + kPairs) x K slice blockIdx.x (its rank in
-// the cluster of S = gridDim.x); steps [rank per, + per) of the weight; ng: the
-// meta groups a slice spans at most.
+// the cluster of S = gridDim.x); steps [rank per, + per) of the weight.
 template <bool kBias, int NTOK, QEpilogue E>
-__global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight w, const QGemmArgs a, const int per,
-                                                                  const int ng_max) {
+__global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight w, const QGemmArgs a, const int per) {
   constexpr QCode C = QCode::kU4;
   constexpr int kAcc = NTOK / 2;
   constexpr int kLd = NTOK + 1;
@@ -152,7 +150,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
 
   // ---- the meta of the slice's groups for the 8 tiles into shared memory ----
   const int g_lo = s_begin * 64 / w.group;
-  const int ng = nst > 0 ? (s_end * 64 - 1) / w.group - g_lo + 1 : 0;  // <= ng_max
+  const int ng = nst > 0 ? (s_end * 64 - 1) / w.group - g_lo + 1 : 0;  // <= launch_t's ng_max
   for (int e = tid; e < kWarps * ng * 4; e += kThreads) {
     const int wt = e / (ng * 4), rest = e % (ng * 4), gl = rest / 4, q = rest % 4;
     int ptl[2] = {0, 0};
@@ -160,7 +158,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
     const uint32_t* src = w.meta + q_meta_index(ptl[wt >> 2], w.groups, g_lo + gl, 0) + 4 * q;
     cp_async16_l2(smem_u32(meta_s + (wt * ng + gl) * 16 + 4 * q), src, 16);
   }
-  (void)ng_max;
   pdl_launch_dependents();
   pdl_wait();
 
@@ -333,7 +330,7 @@ bool launch_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool
   if (smem > kMaxSmem) return false;
   launch_cluster_x(pdl, S, qgemm_wgmma_kernel<kBias, NTOK, E>,
                    dim3(static_cast<unsigned>(S), static_cast<unsigned>(rowblocks)), dim3(kThreads),
-                   static_cast<size_t>(smem), stream, w, a, per, ng_max);
+                   static_cast<size_t>(smem), stream, w, a, per);
   return true;
 }
 
