@@ -1167,10 +1167,12 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     case CudaOptions::QuantGemv::kRow: gemv_path = cuda::QGemvPath::kRow; break;
     case CudaOptions::QuantGemv::kRowTc: gemv_path = cuda::QGemvPath::kRowTc; break;
   }
-  const cuda::QGemmPath batched_path =
-      options_.quant_gemm == CudaOptions::QuantGemm::kWgmma ? cuda::QGemmPath::kWgmma
-      : options_.quant_gemm == CudaOptions::QuantGemm::kV2  ? cuda::QGemmPath::kV2
-                                                            : cuda::QGemmPath::kV1;
+  cuda::QGemmPath batched_path = cuda::QGemmPath::kV1;
+  switch (options_.quant_gemm) {
+    case CudaOptions::QuantGemm::kV1: batched_path = cuda::QGemmPath::kV1; break;
+    case CudaOptions::QuantGemm::kV2: batched_path = cuda::QGemmPath::kV2; break;
+    case CudaOptions::QuantGemm::kWgmma: batched_path = cuda::QGemmPath::kWgmma; break;
+  }
   return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split, batched_path);
 }
 

@@ -55,8 +55,8 @@
 //                                         part also checks every T <= 8 kernel (and the stream
 //                                         kernel at forced K splits) at T = 1..8 on its own.
 //                       [--qgemm-batched v1|v2|wgmma]  (the T > 8 quantized kernel of every check,
-//                                         CudaOptions::quant_gemm; default v2). The quantized part
-//                                         also checks both at T = 9..256 on their own.
+//                                         CudaOptions::quant_gemm; default wgmma). The quantized part
+//                                         also checks the three at T = 9..256 on their own.
 // GCC 12 reports a false -Wrestrict inside std::string's operator+ when it inlines
 // "literal" + std::to_string(...) chains (GCC bug 105329); CI builds with -Werror.
 #if defined(__GNUC__) && !defined(__clang__)

@@ -23,7 +23,7 @@
 //                                        CudaOptions::quant_gemv, default auto;
 //                                        the stream kernel's K slices forced to N, CudaOptions::quant_gemv_split)
 //                      [--qgemm-batched v1|v2|wgmma] (quantized Linears of 9..255 rows: their kernel,
-//                                        CudaOptions::quant_gemm, default v2)
+//                                        CudaOptions::quant_gemm, default wgmma)
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
