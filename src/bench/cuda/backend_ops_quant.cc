@@ -699,6 +699,9 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
     test_matmul(e, spec(name), 3072, 8192, {1, 4, 64});
   }
   test_matmul(e, spec("mlx-int4-g64"), 128256 / 4, 3072, {1, 3}, true);  // a quantized lm_head into f32 logits
+  // 8 row blocks of the wgmma kernel on a K split of 3-step slices: the CTAs' rotated
+  // slices wrap to their first step in the middle of a 128-column group.
+  test_matmul(e, spec("awq-int4-g128"), 1024, 1152, {40, 64});
   test_matmul(e, spec("fp8-block128"), 4096, 4096, {1, 64, 300});
   // FP8 W8A8 at decode batch sizes (the decode-size GEMM the backend under test runs:
   // CudaOptions::fp8_wgmma_gemm_max_tokens / fp8_small_gemm_max_tokens): N % 16 == 0
