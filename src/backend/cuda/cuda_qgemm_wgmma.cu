@@ -128,11 +128,6 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   const int T = a.T, K = w.K;
   const int s_begin = min(w.steps, rank * per), s_end = min(w.steps, s_begin + per);
   const int nst = s_end - s_begin;  // 0 for a trailing rank past K
-  // The CTAs of a grid start their slices at different steps (the slice's i-th
-  // step is s_begin + (i + rot) % nst), so that they do not all read the same x
-  // columns from the same L2 lines at once.
-  const int rot = nst > 0 ? static_cast<int>(blockIdx.y) % nst : 0;
-  auto step_of = [&](int i) { return i + rot < nst ? i + rot : i + rot - nst; };  // i < nst
   int tl[2] = {0, 0};
   if (pair0 + wq < pairs) tile_pair<E>(w, a, pair0 + wq, tl);
   const int tile = tl[wg];  // (tile 0 for a pair past the end: read, never stored)
@@ -148,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   auto issue_w = [&](int p, int slot) {  // the weights of stage p into ring slot `slot`
 #pragma unroll
     for (int q = 0; q < kSub; ++q)
-      if (p * kSub + q < nst) cp_async16_l2(stage_addr(slot) + w_off(q), wsrc + 32 * step_of(p * kSub + q), 16);
+      if (p * kSub + q < nst) cp_async16_l2(stage_addr(slot) + w_off(q), wsrc + 32 * (p * kSub + q), 16);
   };
 #pragma unroll
   for (int p = 0; p < kAhead; ++p) issue_w(p, p);
@@ -188,9 +183,8 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
     if (p >= nstages) return;
 #pragma unroll
     for (int q = 0; q < kSub; ++q) {
-      const bool in = p * kSub + q < nst;
-      const int col = (s_begin + (in ? step_of(p * kSub + q) : 0)) * 64;
-      const bool k_ok = in && col + 8 * xc < K;
+      const int col = (s_begin + p * kSub + q) * 64;
+      const bool k_ok = p * kSub + q < nst && col + 8 * xc < K;
       const uint32_t dst = stage_addr(slot) + q * kXStageBytes<NTOK>;
 #pragma unroll
       for (int j = 0; j < kXCopies; ++j) {
@@ -238,13 +232,12 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
 #pragma unroll
               for (int r = 0; r < 4; ++r) af[u][q][s4][r] = 0u;
           } else {
-            const int st = s_begin + step_of(i);
+            const int st = s_begin + i;
             const uint4 wv = *reinterpret_cast<const uint4*>(stage + w_off(q));
 #pragma unroll
             for (int c = 0; c < 2; ++c) {
               const int kc = 64 * st + 32 * c;  // first column of the chunk
-              // warp-uniform: a group starts (or the slice's first step, or its wrap to s_begin)
-              if (kc % w.group == 0 || (c == 0 && (i == 0 || st == s_begin))) {
+              if (kc % w.group == 0 || (i == 0 && c == 0)) {  // warp-uniform: a group starts
                 const uint32_t* ms = meta_w + (kc / w.group - g_lo) * 16;
                 m = decode_meta<C, kBias>(ms[g], ms[g + 8], w.meta_f16);
               }
