@@ -816,7 +816,9 @@ __global__ void __launch_bounds__(kBThreads, 1)
     if (s_begin + u < s_end) load_step(wv[u], s_begin + u);
 
   // Whether chunk kc (global index) starts a group for this block (its meta is copied then).
-  auto group_start = [&](int kc) { return kc == s_begin * Kd::kChunks || (kc * Kd::kChunk) % w.group == 0; };
+  static_assert(Kd::kChunk == 32, "ChunkGroups counts 32-column chunks");
+  const ChunkGroups cg(w.group);
+  auto group_start = [&](int kc) { return kc == s_begin * Kd::kChunks || cg.starts(kc); };
   // The meta of step st's group starts into ring slot `slot`: thread e copies 16 bytes
   // of (chunk e / 64, tile (e / 4) % 16, quarter e % 4).
   auto issue_meta = [&](int st, int slot) {
@@ -827,7 +829,7 @@ __global__ void __launch_bounds__(kBThreads, 1)
     if (!group_start(kc) || p >= pairs) return;
     int tl[2];
     tile_pair<E>(w, a, p, tl);
-    const uint32_t* src = w.meta + q_meta_index(tl[tb % 2], w.groups, kc * Kd::kChunk / w.group, 0) + 4 * q;
+    const uint32_t* src = w.meta + q_meta_index(tl[tb % 2], w.groups, cg.group(kc), 0) + 4 * q;
     cp_async16(mring + slot * kMStage + (c * 2 * kBWarps + tb) * 16 + 4 * q, src, true);
   };
   // x[t0 .. t0 + kCols, step st's columns] into ring slot `slot` (zeros past T and K),

@@ -48,6 +48,22 @@ struct Kind {
   static constexpr int kXVecs = kChunk / 4 / 8;                        // uint4 of x per lane and chunk
 };
 
+// 32-column chunks (global index kc) and the groups of `group` columns (a multiple
+// of 32) they fall in: a shift and a mask where the chunks per group are a power of
+// two (32, 64 and 128-column groups), a division otherwise (channel-wise weights,
+// one group of K). A runtime division in a kernel's step loop is a dependent chain of
+// ~20 instructions; these run per chunk.
+struct ChunkGroups {
+  int cpg;    // chunks per group
+  bool pow2;  // cpg is a power of two
+  int shift;  // log2(cpg) where pow2
+  __device__ explicit ChunkGroups(int group) : cpg(group / 32), pow2((cpg & (cpg - 1)) == 0), shift(0) {
+    while ((1 << shift) < cpg) ++shift;
+  }
+  __device__ bool starts(int kc) const { return pow2 ? (kc & (cpg - 1)) == 0 : kc % cpg == 0; }
+  __device__ int group(int kc) const { return pow2 ? kc >> shift : kc / cpg; }
+};
+
 // The per-row terms of one chunk for the dequantization of rows g and g + 8.
 struct RowMeta {
   float s[2];          // scales (f32)

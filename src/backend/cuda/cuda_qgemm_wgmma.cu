@@ -210,6 +210,13 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
   RowMeta m{};
   const uint64_t db0 = sw128_desc(stage_addr(0));
   const uint32_t* meta_w = meta_s + warp * ng * 16;
+  // The group of the next 32-column chunk, counted (no division in the loop: a
+  // runtime division by w.group there was a long dependent chain of ~25
+  // instructions per chunk): slice-local index, its chunks still to come (the slice
+  // may start inside a group), and whether its meta is still to decode.
+  const int cpg = w.group / 32;
+  int grp = 0, grp_left = cpg - (2 * s_begin) % cpg;
+  bool grp_new = true;
   for (int b = 0; b < nstages; b += 2) {
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
@@ -232,14 +239,18 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight 
 #pragma unroll
               for (int r = 0; r < 4; ++r) af[u][q][s4][r] = 0u;
           } else {
-            const int st = s_begin + i;
             const uint4 wv = *reinterpret_cast<const uint4*>(stage + w_off(q));
 #pragma unroll
             for (int c = 0; c < 2; ++c) {
-              const int kc = 64 * st + 32 * c;  // first column of the chunk
-              if (kc % w.group == 0 || (i == 0 && c == 0)) {  // warp-uniform: a group starts
-                const uint32_t* ms = meta_w + (kc / w.group - g_lo) * 16;
+              if (grp_new) {  // warp-uniform: the chunk starts a group (or the slice)
+                const uint32_t* ms = meta_w + grp * 16;
                 m = decode_meta<C, kBias>(ms[g], ms[g + 8], w.meta_f16);
+                grp_new = false;
+              }
+              if (--grp_left == 0) {  // the chunk ends its group
+                ++grp;
+                grp_left = cpg;
+                grp_new = true;
               }
               // k16 tile 2c + ii is columns 32c + 16ii .. + 15 in order: the codes of
               // columns 2t, 2t + 1 are lane (g, 2ii)'s pair t, of 2t + 8, 2t + 9 lane (g, 2ii + 1)'s.
