@@ -1,4 +1,4 @@
-// The 4-bit x bf16 GEMM of 33..64 rows on wgmma (cuda_qgemm_wgmma.h says what it
+// The 4-bit x bf16 GEMM of 9..64 rows on wgmma (cuda_qgemm_wgmma.h says what it
 // computes and why).
 //
 // wgmma with A from registers (PTX ISA, "wgmma.mma_async", the form `d, a,
@@ -22,7 +22,9 @@
 // pairing) and warp w computes tile w / 4 of pair w % 4, so warpgroup h holds
 // tile h of the 4 pairs. Its K slice (S slices of a row block are a thread-block
 // cluster, summed through distributed shared memory in rank order, as the kV2
-// kernel) runs in stages of kSub steps of 64 columns:
+// kernel) runs in stages of kSub steps of 64 columns. Two CTAs share an SM (at most
+// 128 registers a thread and 113 KB of shared memory each), so that one CTA's
+// dependent chains (shuffles, dequantization, wgmma waits) overlap the other's:
 //  - a ring of kStages stages in shared memory, filled by cp.async, holds per stage
 //    the 8 warps' weights (each lane's 16-byte word of its tile per step) and x;
 //    kStages - 2 stages of loads are in flight (a stage is refilled two stages after
@@ -34,10 +36,10 @@
 //    arithmetic: (q - z) s or q s + b rounded to bf16, as kV1 / kV2) 16 A registers
 //    per step, issues 4 wgmma m64n64k16 per step, commits and waits for the
 //    previous stage's group (its A registers are then free; two sets alternate).
-// Where the time goes is not settled (docs/performance.md): at 64 tokens the 3B
-// shapes take 14-40 us (0.3-0.6 TB/s of codes), and removing the wgmma, the
-// per-stage fences, waits and barrier, or the dequantization (timing-only builds)
-// changed them by under 10%.
+// Where the time goes (docs/performance.md): at one CTA an SM, Nsight Compute saw
+// few issue slots busy and most stalls fixed-latency waits, hence the second CTA.
+// The 3B shapes still move under 1 TB/s of codes: the per-step instruction chain,
+// not the bytes, sets the time.
 // Learned from (ideas, not code): vLLM's Machete and Marlin (dequantized weights
 // as register operands of the tensor-core MMA), CUTLASS's register-sourced
 // wgmma (the A fragment layout), DeepGEMM (descriptor iteration).
@@ -61,13 +63,14 @@ namespace {
 constexpr int kWarps = 8;  // 2 warpgroups
 constexpr int kThreads = kWarps * 32;
 constexpr int kPairs = 4;       // tile pairs of a CTA
-constexpr int kSub = 2;         // weight steps (64 columns each) of a ring stage
-constexpr int kStages = 6;      // ring: 4 stages of loads in flight, 1 read, 1 in a wgmma group
+constexpr int kSub = 1;         // weight steps (64 columns each) of a ring stage
+constexpr int kStages = 8;      // ring: 6 stages of loads in flight, 1 read, 1 in a wgmma group
 constexpr int kAhead = kStages - 2;
 constexpr int kRowBytes = 128;  // one token's 64 bf16 columns of a step
 constexpr int kWStageBytes = kWarps * 32 * 16;  // the 8 warps' weight words of a step
 constexpr int kMaxCluster = 8;
-constexpr int kMaxSmem = 200 * 1024;
+constexpr int kCtasPerSm = 2;
+constexpr int kMaxSmem = 113 * 1024;  // per CTA: two an SM (228 KB, 1 KB of it reserved per CTA)
 
 // A stage: kSub x blocks (NTOK rows of 128 bytes, swizzled, 1024-aligned), then
 // kSub blocks of weights [warp][lane] uint4.
@@ -110,7 +113,8 @@ static_assert(fin_bytes<kQWgmmaMaxTokens>() <= kStages * kStageBytes<kQWgmmaMaxT
 // CTA: tile pairs [kPairs blockIdx.y, + kPairs) x K slice blockIdx.x (its rank in
 // the cluster of S = gridDim.x); steps [rank per, + per) of the weight.
 template <bool kBias, int NTOK, QEpilogue E>
-__global__ void __launch_bounds__(kThreads, 1) qgemm_wgmma_kernel(const QWeight w, const QGemmArgs a, const int per) {
+__global__ void __launch_bounds__(kThreads, kCtasPerSm)
+    qgemm_wgmma_kernel(const QWeight w, const QGemmArgs a, const int per) {
   constexpr QCode C = QCode::kU4;
   constexpr int kAcc = NTOK / 2;
   constexpr int kLd = NTOK + 1;
@@ -328,10 +332,11 @@ bool launch_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool
   const int* clusters = configure<kBias, NTOK, E>();
   const int rowblocks = (pairs + kPairs - 1) / kPairs;
   // The most K slices (at most 8, each with a step) whose clusters all fit at once
-  // with one CTA an SM (clusters sit within a GPC: the SM count alone overestimates).
+  // (clusters sit within a GPC: the SM count alone overestimates) in kCtasPerSm CTAs
+  // an SM (capping the grid at one CTA an SM instead was slower: docs/performance.md).
   int S = 1;
   for (int s = std::min(kMaxCluster, w.steps); s > 1; --s)
-    if (clusters[s] >= rowblocks && s * rowblocks <= num_sms) {
+    if (clusters[s] >= rowblocks && s * rowblocks <= kCtasPerSm * num_sms) {
       S = s;
       break;
     }

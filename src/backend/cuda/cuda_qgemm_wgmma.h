@@ -1,4 +1,4 @@
-// The 4-bit weight x bf16 activation GEMM of 33..64 rows on wgmma
+// The 4-bit weight x bf16 activation GEMM of 9..64 rows on wgmma
 // (QGemmPath::kWgmma, cuda_qgemm.h): out[T, N] = x[T, K] · Wᵀ with W's 4-bit
 // codes (AWQ, GPTQ, compressed-tensors W4A16, MLX-4) in the repacked layout of
 // qgemm_layout.h, dequantized in registers to bf16 ((q - z) s, or q s + b for MLX,
@@ -8,9 +8,9 @@
 //
 // Why: at 64 tokens the mma.sync kernel (kV2) issued ~8 instructions per HMMA and
 // moved 0.2-0.6 TB/s of 4-bit weights (docs/performance.md); one wgmma m64n64k16
-// does the work of 32 HMMAs. Measured on the H200 (docs/performance.md): Llama-3.2-3B
-// AWQ batch-64 decode 13.8k -> 15.2k tok/s; at 16 and 32 tokens it was slower than
-// kV2 (4.6k vs 4.8k, 7.8k vs 8.7k), so it takes 33..64 rows only.
+// does the work of 32 HMMAs. On the H200 it beats kV2 end to end from 9 rows
+// (tokens are padded to 64; the kernel's time hardly depends on them), at two CTAs
+// an SM (docs/performance.md has the measurements).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
@@ -22,11 +22,11 @@
 namespace kr::cuda {
 
 // Rows of tokens the kernel takes (one pass over the tokens, wgmma N = 64).
-constexpr int kQWgmmaMinTokens = 33;
+constexpr int kQWgmmaMinTokens = 9;  // T <= 8: the batch-1 / small-batch GEMVs
 constexpr int kQWgmmaMaxTokens = 64;
 
 // Launches the kernel; false (nothing launched) where it does not apply: other
-// codes than 4-bit, T outside 33..64, a norm prologue, f32 output, or a shape
+// codes than 4-bit, T outside 9..64, a norm prologue, f32 output, or a shape
 // whose meta does not fit its shared memory. The caller then runs kV2.
 bool launch_qgemm_wgmma(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
                         cudaStream_t stream);
