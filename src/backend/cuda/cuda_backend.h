@@ -96,7 +96,7 @@ struct CudaOptions {
   // 11.3k / 11.5k -> 12.4k / 12.3k tok/s against kV1 on an H200
   // (docs/performance.md). kWgmma (the default): 4-bit codes at 9..64 rows on
   // wgmma (cuda_qgemm_wgmma.h), kV2 for the rest: 3B AWQ batch-64 decode 13.8k ->
-  // 17.9k tok/s, MLX-4 13.5k -> 17.4k. kr-cuda-bench and kr-backend-ops
+  // 18.7k-19.0k tok/s, MLX-4 13.5k -> 18.2k-18.6k. kr-cuda-bench and kr-backend-ops
   // --qgemm-batched v1|v2|wgmma.
   enum class QuantGemm { kV1, kV2, kWgmma };
   QuantGemm quant_gemm = QuantGemm::kWgmma;
