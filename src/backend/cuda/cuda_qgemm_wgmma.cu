@@ -70,7 +70,7 @@ constexpr int kRowBytes = 128;  // one token's 64 bf16 columns of a step
 constexpr int kWStageBytes = kWarps * 32 * 16;  // the 8 warps' weight words of a step
 constexpr int kMaxCluster = 8;
 constexpr int kCtasPerSm = 2;
-constexpr int kMaxSmem = 113 * 1024;  // per CTA: two an SM (228 KB, 1 KB of it reserved per CTA)
+constexpr int kMaxSmem = 228 * 1024 / kCtasPerSm - 1024;  // per CTA: an SM's 228 KB, 1 KB of it reserved per CTA
 
 // A stage: kSub x blocks (NTOK rows of 128 bytes, swizzled, 1024-aligned), then
 // kSub blocks of weights [warp][lane] uint4.

@@ -22,7 +22,7 @@
 namespace kr::cuda {
 
 // Rows of tokens the kernel takes (one pass over the tokens, wgmma N = 64).
-constexpr int kQWgmmaMinTokens = 9;  // T <= 8: the batch-1 / small-batch GEMVs
+constexpr int kQWgmmaMinTokens = kQGemvMaxTokens + 1;  // fewer: the GEMVs (launch_qgemm)
 constexpr int kQWgmmaMaxTokens = 64;
 
 // Launches the kernel; false (nothing launched) where it does not apply: other
