@@ -199,19 +199,22 @@ __device__ __forceinline__ void tile_pair(const QWeight& w, const QGemmArgs& a, 
   }
 }
 
-// The epilogue of a block's two tiles x token columns [t0, t0 + kCols): fin[r * kLd
-// + c] is row r (0..15 tile 0, 16..31 tile 1) of token t0 + c (kLd > kCols, odd:
-// the column reads of consecutive rows hit distinct banks).
-template <QEpilogue E, int kNThreads, int kCols, int kLd = kCols>
-__device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (&tiles)[2], int t0, const float* fin) {
+// The epilogue of a block's two tiles x token columns [t0, t0 + cols) (cols <=
+// kCols): fin[r * kLd + c * kColStride] is row r (0..15 tile 0, 16..31 tile 1) of
+// token t0 + c. Row-major sums (kColStride 1) have an odd kLd > kCols, token-major
+// ones (kLd 1) a kColStride of 32 + 4: either way the reads of consecutive rows hit
+// distinct banks.
+template <QEpilogue E, int kNThreads, int kCols, int kLd = kCols, int kColStride = 1>
+__device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (&tiles)[2], int t0, const float* fin,
+                               int cols = kCols) {
   const int T = a.T;
   const int N = w.N;
   if constexpr (E == QEpilogue::kPlain) {
-    for (int e = threadIdx.x; e < 32 * kCols; e += kNThreads) {
+    for (int e = threadIdx.x; e < 32 * cols; e += kNThreads) {
       const int r = e % 32, c = e / 32, tok = t0 + c;
       const int n = (r < 16 ? tiles[0] : tiles[1]) * 16 + r % 16;
       if (tok >= T || n >= N) continue;
-      const float v = fin[r * kLd + c];
+      const float v = fin[r * kLd + c * kColStride];
       if (a.out_f32) {
         static_cast<float*>(a.out)[static_cast<size_t>(tok) * N + n] = v;
       } else {
@@ -221,11 +224,11 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
   } else if constexpr (E == QEpilogue::kSwiglu) {
     const int I = N / 2;
     bf16* out = static_cast<bf16*>(a.out);
-    for (int e = threadIdx.x; e < 16 * kCols; e += kNThreads) {
+    for (int e = threadIdx.x; e < 16 * cols; e += kNThreads) {
       const int r = e % 16, c = e / 16, tok = t0 + c;
       if (tok >= T) continue;
       const int n = tiles[0] * 16 + r;  // gate row n, up row I + n
-      const bf16 gb = to_bf(fin[r * kLd + c]), ub = to_bf(fin[(16 + r) * kLd + c]);
+      const bf16 gb = to_bf(fin[r * kLd + c * kColStride]), ub = to_bf(fin[(16 + r) * kLd + c * kColStride]);
       out[static_cast<size_t>(tok) * N + n] = gb;
       out[static_cast<size_t>(tok) * N + I + n] = ub;
       const float gf = bf(gb);
@@ -237,12 +240,12 @@ __device__ void qgemm_epilogue(const QWeight& w, const QGemmArgs& a, const int (
     const int D = a.head_dim, half = D / 2, qk_heads = a.q_heads + a.kv_heads;
     const size_t kv_width = static_cast<size_t>(a.kv_heads) * D;
     bf16* out = static_cast<bf16*>(a.out);
-    for (int e = threadIdx.x; e < 16 * kCols; e += kNThreads) {
+    for (int e = threadIdx.x; e < 16 * cols; e += kNThreads) {
       const int r = e % 16, c = e / 16, tok = t0 + c;
       if (tok >= T) continue;
       const int na = tiles[0] * 16 + r, nb = na + half;
       const int h = na / D, i = na % D;
-      bf16 ra = to_bf(fin[r * kLd + c]), rb = to_bf(fin[(16 + r) * kLd + c]);
+      bf16 ra = to_bf(fin[r * kLd + c * kColStride]), rb = to_bf(fin[(16 + r) * kLd + c * kColStride]);
       if (a.bias != nullptr) {  // the projection's output with its bias, in bf16 (as rope_kernel)
         ra = to_bf(bf(ra) + bf(static_cast<const bf16*>(a.bias)[na]));
         rb = to_bf(bf(rb) + bf(static_cast<const bf16*>(a.bias)[nb]));
@@ -306,6 +309,50 @@ __device__ void cluster_sum_pairs(float* fin_all, int rank, int S) {
         }
       reinterpret_cast<float4*>(fin)[e] = sum;  // only this rank reads pair p
     }
+  }
+  cluster_arrive_release();
+  cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible CTA-wide
+}
+
+// The token-major sums of a CTA's tile pairs, fin_all [kNPairs][tokens][kTokFloats]
+// (a token's 32 rows, then padding; kTokFloats a multiple of 4) in each rank's shared
+// memory, summed over the S ranks of its cluster (K slices) for tokens [c0, c1) of
+// every pair: each rank takes its own token range, so the DSMEM loads are spread
+// evenly over the ranks whatever the pair count, and only the real tokens move
+// (cluster_sum_pairs moves whole pairs, padding tokens included). The ranks are
+// summed in rank order (deterministic; the same order as cluster_sum_pairs) into the
+// own copy. Ends as cluster_sum_pairs: the sums visible CTA-wide, no rank reading
+// another's memory. S == 1: a barrier only.
+template <int kNThreads, int kNPairs, int kPairFloats, int kTokFloats, int kMaxS>
+__device__ void cluster_sum_tokens(float* fin_all, int rank, int S, int c0, int c1) {
+  static_assert(kTokFloats % 4 == 0 && kPairFloats % 4 == 0, "tokens of whole float4s");
+  if (S == 1) {
+    __syncthreads();
+    return;
+  }
+  cluster_arrive_release();
+  cluster_wait_acquire();  // every rank's sums are in its shared memory
+  constexpr int kTokVecs = kTokFloats / 4;
+  const int vecs = (c1 - c0) * kTokVecs;  // float4s of the range in one pair
+  uint32_t remote[kMaxS];  // fin_all in rank r (shared::cluster addresses)
+#pragma unroll
+  for (int r = 0; r < kMaxS; ++r) remote[r] = r < S ? cluster_smem_addr(fin_all, r) : 0u;
+  for (int e = threadIdx.x; e < kNPairs * vecs; e += kNThreads) {
+    const int p = e / vecs, v4 = c0 * kTokVecs + e % vecs;
+    const uint32_t off = static_cast<uint32_t>(16 * (p * (kPairFloats / 4) + v4));
+    float4 v[kMaxS];  // every rank's values requested before the sum (DSMEM latency)
+#pragma unroll
+    for (int r = 0; r < kMaxS; ++r) v[r] = r < S ? ld_cluster_f32x4(remote[r] + off) : make_float4(0, 0, 0, 0);
+    float4 sum = v[0];
+#pragma unroll
+    for (int r = 1; r < kMaxS; ++r)
+      if (r < S) {
+        sum.x += v[r].x;
+        sum.y += v[r].y;
+        sum.z += v[r].z;
+        sum.w += v[r].w;
+      }
+    reinterpret_cast<float4*>(fin_all)[p * (kPairFloats / 4) + v4] = sum;  // only this rank reads its range
   }
   cluster_arrive_release();
   cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible CTA-wide

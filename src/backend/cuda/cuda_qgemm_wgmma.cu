@@ -99,10 +99,13 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
 }
 
 // Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
-// for the 8 tiles; the sums [kPairs][32][NTOK + 1] f32 alias the ring after the loop.
+// for the 8 tiles; the sums [kPairs][NTOK][kTokFloats] f32 (token-major: a token's
+// 32 rows, then 4 floats of padding, so that both the accumulator stores and the
+// epilogue's row reads are free of bank conflicts) alias the ring after the loop.
+constexpr int kTokFloats = 32 + 4;
 template <int NTOK>
 constexpr int fin_bytes() {
-  return kPairs * 32 * (NTOK + 1) * 4;
+  return kPairs * NTOK * kTokFloats * 4;
 }
 template <int NTOK>
 int smem_bytes(int ng) {
@@ -117,8 +120,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     qgemm_wgmma_kernel(const QWeight w, const QGemmArgs a, const int per) {
   constexpr QCode C = QCode::kU4;
   constexpr int kAcc = NTOK / 2;
-  constexpr int kLd = NTOK + 1;
-  constexpr int kPairFloats = 32 * kLd;
+  constexpr int kPairFloats = NTOK * kTokFloats;
   extern __shared__ uint8_t dsmem[];
   const uint32_t raw = smem_u32(dsmem);
   const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle follows address bits 4-9
@@ -292,24 +294,27 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   cp_async_wait<0>();
   __syncthreads();  // the ring is free
 
-  // ---- the sums: fin[pair wq][row (tile wg: 0..15, 16..31)][token], kLd apart ----
+  // ---- the sums, token-major: fin[pair wq][token][row (tile wg: 0..15, 16..31)] ----
   float* fin_all = reinterpret_cast<float*>(gbase);
   {
     float* fin = fin_all + wq * kPairFloats;
 #pragma unroll
     for (int i = 0; i < kAcc; ++i) {
       const int row = wg * 16 + g + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * t + (i & 1);
-      fin[row * kLd + col] = acc[i];
+      fin[col * kTokFloats + row] = acc[i];
     }
   }
-  // ---- the cluster's K slices: rank r sums pairs r, r + S, ... over the ranks in order ----
-  cluster_sum_pairs<kThreads, kPairs, kPairFloats, kMaxCluster>(fin_all, rank, S);
-  for (int p = rank; p < kPairs; p += S) {
-    if (pair0 + p >= pairs) break;
-    int ptl[2];
-    tile_pair<E>(w, a, pair0 + p, ptl);
-    qgemm_epilogue<E, kThreads, NTOK, kLd>(w, a, ptl, 0, fin_all + p * kPairFloats);
-  }
+  // ---- the cluster's K slices: rank r sums, then stores, its range of the real tokens ----
+  const int real = min(T, NTOK), per_rank = (real + S - 1) / S;
+  const int c0 = min(real, rank * per_rank), c1 = min(real, c0 + per_rank);
+  cluster_sum_tokens<kThreads, kPairs, kPairFloats, kTokFloats, kMaxCluster>(fin_all, rank, S, c0, c1);
+  if (c1 > c0)
+    for (int p = 0; p < kPairs && pair0 + p < pairs; ++p) {
+      int ptl[2];
+      tile_pair<E>(w, a, pair0 + p, ptl);
+      qgemm_epilogue<E, kThreads, NTOK, 1, kTokFloats>(w, a, ptl, c0, fin_all + p * kPairFloats + c0 * kTokFloats,
+                                                      c1 - c0);
+    }
 }
 
 // How many clusters of s CTAs (s = 1 .. kMaxCluster) the GPU holds at once, one
