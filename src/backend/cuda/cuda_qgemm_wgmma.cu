@@ -98,6 +98,15 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
+// u4_pair (cuda_qgemm_device.cuh) with the mask and the magic exponent in one
+// lop3: `magic` (0x43004300) comes in a register, since a lop3 takes one immediate
+// (with both as immediates the compiler emits two).
+__device__ __forceinline__ uint32_t u4_pair_r(uint32_t w, int j, uint32_t sub, uint32_t magic) {
+  uint32_t v;
+  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;" : "=r"(v) : "r"(w >> (4 * j)), "r"(magic));  // (a & b) | c
+  return as_u32(__hsub2(as_bf2(v), as_bf2(sub)));
+}
+
 // Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
 // for the 8 tiles; the sums [kPairs][NTOK][kTokFloats] f32 (token-major: a token's
 // 32 rows, then 4 floats of padding, so that both the accumulator stores and the
@@ -168,35 +177,31 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   pdl_wait();
 
   // ---- x stages: thread (row r0 = tid / 8, 16-byte chunk xc = tid % 8) copies chunk xc
-  // of rows r0 + 32 j, swizzled (chunk xc of row r at xc ^ (r % 8)) ----
+  // of rows r0 + 32 j, swizzled (chunk xc of row r at xc ^ (r % 8), and r % 8 = r0 % 8
+  // for every j). Few values live across the loop (a row pointer and a shared-memory
+  // offset): at <= 128 registers a thread, more were recomputed from the thread index
+  // at every step (~30 instructions a copy). ----
+  static_assert(NTOK % 32 == 0 && kThreads == 256, "32 rows of 8 chunks a copy round");
+  constexpr int kXCopies = NTOK / 32;
   const bf16* x = static_cast<const bf16*>(a.x);
-  constexpr int kXCopies = (NTOK * 8 + kThreads - 1) / kThreads;
-  uint32_t x_off[kXCopies];
-  const bf16* x_src[kXCopies];
-  bool x_ok[kXCopies], x_use[kXCopies];
-  const int xc = tid & 7;
-#pragma unroll
-  for (int j = 0; j < kXCopies; ++j) {
-    const int r = (tid >> 3) + 32 * j;
-    x_use[j] = r < NTOK;
-    x_ok[j] = r < T;
-    x_src[j] = x + static_cast<size_t>(x_ok[j] ? r : 0) * K + 8 * xc;
-    x_off[j] = static_cast<uint32_t>(r * kRowBytes + ((xc ^ (r & 7)) << 4));
-  }
-  // The x columns of stage p into ring slot `slot`; zeros for a sub-step past the
-  // slice (its wgmma runs on zero A and B: no branch around a wgmma).
+  const int r0 = tid >> 3, xc = tid & 7;
+  const bf16* const x_row0 = x + static_cast<size_t>(r0) * K + 8 * xc;  // row r0, chunk xc of column 0
+  const uint32_t x_off0 = static_cast<uint32_t>(r0 * kRowBytes + ((xc ^ (r0 & 7)) << 4));
+  // The x columns of stage p into ring slot `slot`; zeros for rows past T and for a
+  // sub-step past the slice (its wgmma runs on zero A and B: no branch around a wgmma).
   auto issue_x = [&](int p, int slot) {
     if (p >= nstages) return;
 #pragma unroll
     for (int q = 0; q < kSub; ++q) {
       const int col = (s_begin + p * kSub + q) * 64;
       const bool k_ok = p * kSub + q < nst && col + 8 * xc < K;
-      const uint32_t dst = stage_addr(slot) + q * kXStageBytes<NTOK>;
+      const uint32_t dst = stage_addr(slot) + q * kXStageBytes<NTOK> + x_off0;
 #pragma unroll
       for (int j = 0; j < kXCopies; ++j) {
-        if (!x_use[j]) continue;
-        const bool ok = x_ok[j] && k_ok;
-        cp_async16_l2(dst + x_off[j], ok ? static_cast<const void*>(x_src[j] + col) : static_cast<const void*>(x),
+        const bool ok = k_ok && r0 + 32 * j < T;
+        cp_async16_l2(dst + j * 32 * kRowBytes,
+                      ok ? static_cast<const void*>(x_row0 + static_cast<size_t>(32 * j) * K + col)
+                         : static_cast<const void*>(x),
                       ok ? 16 : 0);
       }
     }
@@ -220,6 +225,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   // runtime division by w.group there was a long dependent chain of ~25
   // instructions per chunk): slice-local index, its chunks still to come (the slice
   // may start inside a group), and whether its meta is still to decode.
+  uint32_t magic;  // opaque to the compiler: kept in a register (u4_pair_r)
+  asm volatile("mov.b32 %0, 0x43004300;" : "=r"(magic));
   const int cpg = w.group / 32;
   int grp = 0, grp_left = cpg - (2 * s_begin) % cpg;
   bool grp_new = true;
@@ -267,10 +274,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
                 const uint32_t g0 = __shfl_sync(0xffffffffu, rg, src0), g1 = __shfl_sync(0xffffffffu, rg, src0 + 1);
                 const uint32_t h0 = __shfl_sync(0xffffffffu, rg8, src0), h1 = __shfl_sync(0xffffffffu, rg8, src0 + 1);
                 uint32_t(&A)[4] = af[u][q][2 * c + ii];
-                A[0] = finish_pair<false, kBias>(u4_pair(g0, t, m.sub[0]), m, 0);
-                A[1] = finish_pair<false, kBias>(u4_pair(h0, t, m.sub[1]), m, 1);
-                A[2] = finish_pair<false, kBias>(u4_pair(g1, t, m.sub[0]), m, 0);
-                A[3] = finish_pair<false, kBias>(u4_pair(h1, t, m.sub[1]), m, 1);
+                A[0] = finish_pair<false, kBias>(u4_pair_r(g0, t, m.sub[0], magic), m, 0);
+                A[1] = finish_pair<false, kBias>(u4_pair_r(h0, t, m.sub[1], magic), m, 1);
+                A[2] = finish_pair<false, kBias>(u4_pair_r(g1, t, m.sub[0], magic), m, 0);
+                A[3] = finish_pair<false, kBias>(u4_pair_r(h1, t, m.sub[1], magic), m, 1);
               }
             }
           }
