@@ -101,10 +101,25 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
 // u4_pair (cuda_qgemm_device.cuh) with the mask and the magic exponent in one
 // lop3: `magic` (0x43004300) comes in a register, since a lop3 takes one immediate
 // (with both as immediates the compiler emits two).
-__device__ __forceinline__ uint32_t u4_pair_r(uint32_t w, int j, uint32_t sub, uint32_t magic) {
+// Positions (2j, 2j + 1) for shift = 4 j.
+__device__ __forceinline__ uint32_t u4_pair_r(uint32_t w, uint32_t shift, uint32_t sub, uint32_t magic) {
   uint32_t v;
-  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;" : "=r"(v) : "r"(w >> (4 * j)), "r"(magic));  // (a & b) | c
+  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;" : "=r"(v) : "r"(w >> shift), "r"(magic));  // (a & b) | c
   return as_u32(__hsub2(as_bf2(v), as_bf2(sub)));
+}
+
+// v, opaque to the compiler from here on, so that it stays in a register across the
+// step loop: the per-thread values below (addresses, shuffle lanes, shifts, the
+// magic exponent) were otherwise recomputed from the thread index at every step,
+// at 96 registers of the 128 allowed.
+__device__ __forceinline__ uint32_t opaque(uint32_t v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+template <class T>
+__device__ __forceinline__ const T* opaque(const T* p) {
+  asm volatile("" : "+l"(p));
+  return p;
 }
 
 // Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
@@ -150,15 +165,16 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   auto stage_addr = [&](int slot) { return base + static_cast<uint32_t>(slot * kStageBytes<NTOK>); };
   const int nstages = (nst + kSub - 1) / kSub;
   // ---- the weights of the first kAhead stages, before waiting on the previous kernel ----
-  // Lane's word of step s_begin + j: wsrc + 32 j; into sub-step q of a stage at w_off(q).
-  const uint4* wsrc = static_cast<const uint4*>(w.codes) + q_word_index(tile, w.steps, s_begin, lane);
-  auto w_off = [&](int q) {
-    return static_cast<uint32_t>(kSub * kXStageBytes<NTOK> + q * kWStageBytes + 16 * (32 * warp + lane));
-  };
+  // Lane's word of step s_begin + j: wsrc + 32 j; into sub-step q of ring slot `slot`
+  // at w_dst0 + slot kStageBytes + q kWStageBytes (read back by the same thread only).
+  const uint4* const wsrc = opaque(static_cast<const uint4*>(w.codes) + q_word_index(tile, w.steps, s_begin, lane));
+  const uint32_t w_dst0 = opaque(base + static_cast<uint32_t>(kSub * kXStageBytes<NTOK> + 16 * tid));
   auto issue_w = [&](int p, int slot) {  // the weights of stage p into ring slot `slot`
 #pragma unroll
     for (int q = 0; q < kSub; ++q)
-      if (p * kSub + q < nst) cp_async16_l2(stage_addr(slot) + w_off(q), wsrc + 32 * (p * kSub + q), 16);
+      if (p * kSub + q < nst)
+        cp_async16_l2(w_dst0 + static_cast<uint32_t>(slot * kStageBytes<NTOK> + q * kWStageBytes), wsrc + 32 * (p * kSub + q),
+                      16);
   };
 #pragma unroll
   for (int p = 0; p < kAhead; ++p) issue_w(p, p);
@@ -185,8 +201,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   constexpr int kXCopies = NTOK / 32;
   const bf16* x = static_cast<const bf16*>(a.x);
   const int r0 = tid >> 3, xc = tid & 7;
-  const bf16* const x_row0 = x + static_cast<size_t>(r0) * K + 8 * xc;  // row r0, chunk xc of column 0
-  const uint32_t x_off0 = static_cast<uint32_t>(r0 * kRowBytes + ((xc ^ (r0 & 7)) << 4));
+  const bf16* const x_row0 = opaque(x + static_cast<size_t>(r0) * K + 8 * xc);  // row r0, chunk xc of column 0
+  const uint32_t x_off0 = opaque(static_cast<uint32_t>(r0 * kRowBytes + ((xc ^ (r0 & 7)) << 4)));
   // The x columns of stage p into ring slot `slot`; zeros for rows past T and for a
   // sub-step past the slice (its wgmma runs on zero A and B: no branch around a wgmma).
   auto issue_x = [&](int p, int slot) {
@@ -225,8 +241,11 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   // runtime division by w.group there was a long dependent chain of ~25
   // instructions per chunk): slice-local index, its chunks still to come (the slice
   // may start inside a group), and whether its meta is still to decode.
-  uint32_t magic;  // opaque to the compiler: kept in a register (u4_pair_r)
-  asm volatile("mov.b32 %0, 0x43004300;" : "=r"(magic));
+  const uint32_t magic = opaque(0x43004300u);  // in a register: a lop3 takes one immediate (u4_pair_r)
+  const uint32_t t_shift = opaque(4u * static_cast<uint32_t>(t));
+  int quad_lane[4];  // lane (g, k) for k = 0..3
+#pragma unroll
+  for (int k = 0; k < 4; ++k) quad_lane[k] = static_cast<int>(opaque(static_cast<uint32_t>((lane & ~3) | k)));
   const int cpg = w.group / 32;
   int grp = 0, grp_left = cpg - (2 * s_begin) % cpg;
   bool grp_new = true;
@@ -242,7 +261,6 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
         issue_x(p + kAhead, (p + kAhead) % kStages);
         cp_async_commit();
         const int slot_i = p % kStages;
-        const uint8_t* stage = gbase + slot_i * kStageBytes<NTOK>;
 #pragma unroll
         for (int q = 0; q < kSub; ++q) {
           const int i = p * kSub + q;
@@ -252,7 +270,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
 #pragma unroll
               for (int r = 0; r < 4; ++r) af[u][q][s4][r] = 0u;
           } else {
-            const uint4 wv = *reinterpret_cast<const uint4*>(stage + w_off(q));
+            uint4 wv;  // this thread's own word of the stage (its cp.async has landed)
+            asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                         : "=r"(wv.x), "=r"(wv.y), "=r"(wv.z), "=r"(wv.w)
+                         : "r"(w_dst0 + static_cast<uint32_t>(slot_i * kStageBytes<NTOK> + q * kWStageBytes)));
 #pragma unroll
             for (int c = 0; c < 2; ++c) {
               if (grp_new) {  // warp-uniform: the chunk starts a group (or the slice)
@@ -270,14 +291,14 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
               const uint32_t rg = word_of(wv, 2 * c), rg8 = word_of(wv, 2 * c + 1);
 #pragma unroll
               for (int ii = 0; ii < 2; ++ii) {
-                const int src0 = (lane & ~3) | (2 * ii);
-                const uint32_t g0 = __shfl_sync(0xffffffffu, rg, src0), g1 = __shfl_sync(0xffffffffu, rg, src0 + 1);
-                const uint32_t h0 = __shfl_sync(0xffffffffu, rg8, src0), h1 = __shfl_sync(0xffffffffu, rg8, src0 + 1);
+                const int src0 = quad_lane[2 * ii], src1 = quad_lane[2 * ii + 1];
+                const uint32_t g0 = __shfl_sync(0xffffffffu, rg, src0), g1 = __shfl_sync(0xffffffffu, rg, src1);
+                const uint32_t h0 = __shfl_sync(0xffffffffu, rg8, src0), h1 = __shfl_sync(0xffffffffu, rg8, src1);
                 uint32_t(&A)[4] = af[u][q][2 * c + ii];
-                A[0] = finish_pair<false, kBias>(u4_pair_r(g0, t, m.sub[0], magic), m, 0);
-                A[1] = finish_pair<false, kBias>(u4_pair_r(h0, t, m.sub[1], magic), m, 1);
-                A[2] = finish_pair<false, kBias>(u4_pair_r(g1, t, m.sub[0], magic), m, 0);
-                A[3] = finish_pair<false, kBias>(u4_pair_r(h1, t, m.sub[1], magic), m, 1);
+                A[0] = finish_pair<false, kBias>(u4_pair_r(g0, t_shift, m.sub[0], magic), m, 0);
+                A[1] = finish_pair<false, kBias>(u4_pair_r(h0, t_shift, m.sub[1], magic), m, 1);
+                A[2] = finish_pair<false, kBias>(u4_pair_r(g1, t_shift, m.sub[0], magic), m, 0);
+                A[3] = finish_pair<false, kBias>(u4_pair_r(h1, t_shift, m.sub[1], magic), m, 1);
               }
             }
           }
