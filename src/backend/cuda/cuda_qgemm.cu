@@ -293,12 +293,12 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 // A fragment of mma tile i of a chunk with the codes as they are stored: 4-bit as
 // 128 + q, 8-bit as q, FP8 as its value (all exact in bf16).
 template <QCode C>
-__device__ __forceinline__ void a_fragment_raw(uint32_t (&a)[4], uint32_t rg, uint32_t rg8, int i) {
+__device__ __forceinline__ void a_fragment_raw(uint32_t (&a)[4], uint32_t rg, uint32_t rg8, int i, uint32_t magic) {
   if constexpr (C == QCode::kU4) {
-    a[0] = u4_pair_plus128(rg, 2 * i);
-    a[1] = u4_pair_plus128(rg8, 2 * i);
-    a[2] = u4_pair_plus128(rg, 2 * i + 1);
-    a[3] = u4_pair_plus128(rg8, 2 * i + 1);
+    a[0] = u4_pair_plus128_r(rg, 8 * i, magic);
+    a[1] = u4_pair_plus128_r(rg8, 8 * i, magic);
+    a[2] = u4_pair_plus128_r(rg, 8 * i + 4, magic);
+    a[3] = u4_pair_plus128_r(rg8, 8 * i + 4, magic);
   } else if constexpr (C == QCode::kU8) {
     a[0] = u8_pair(rg, 0, 8388608.0f);
     a[1] = u8_pair(rg8, 0, 8388608.0f);
@@ -488,6 +488,7 @@ __global__ void __launch_bounds__(kStreamThreads, 4)
   const int xbase = min(g, T - 1) * p.x_stride + t * (Kd::kChunk / 4) - k_lo;
   constexpr uint32_t kOnesBf2 = 0x3F803F80u;  // bf16x2 (1, 1)
   const uint32_t ones[4] = {kOnesBf2, kOnesBf2, kOnesBf2, kOnesBf2};
+  const uint32_t magic = opaque(0x43004300u);     // in a register (u4_pair_plus128_r)
   const int cpg = w.group / Kd::kChunk;           // chunks per group
   int grp = ws * Kd::kChunks / cpg - g_lo;        // the group being accumulated (slice-local)
   int left = cpg - (ws * Kd::kChunks) % cpg;      // its chunks still to come
@@ -533,7 +534,7 @@ __global__ void __launch_bounds__(kStreamThreads, 4)
               uint32_t rg, rg8;
               tile_row_words<C>(wv[u][ti], c, i, rg, rg8);
               uint32_t af[4];
-              a_fragment_raw<C>(af, rg, rg8, i);
+              a_fragment_raw<C>(af, rg, rg8, i, magic);
               mma_bf16(part[ti], af, b0, b1);
             }
             if constexpr (kOnes) mma_bf16(psum, ones, b0, b1);

@@ -111,6 +111,28 @@ __device__ __forceinline__ uint32_t finish_pair(uint32_t v, const RowMeta& m, in
   return as_u32(__hmul2(as_bf2(v), as_bf2(m.s2[h])));
 }
 
+// v, opaque to the compiler from here on, so that it stays in a register across a
+// kernel's step loop: per-thread values (addresses, shuffle lanes, shifts, the magic
+// exponent) were otherwise recomputed from the thread index at every step.
+__device__ __forceinline__ uint32_t opaque(uint32_t v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+template <class T>
+__device__ __forceinline__ const T* opaque(const T* p) {
+  asm volatile("" : "+l"(p));
+  return p;
+}
+
+// u4_pair_plus128 (qgemm_layout.h) for shift = 4 j, the mask and the magic exponent
+// in one lop3: `magic` (0x43004300, opaque()) comes in a register, since a lop3
+// takes one immediate (with both as immediates the compiler emits two).
+__device__ __forceinline__ uint32_t u4_pair_plus128_r(uint32_t w, uint32_t shift, uint32_t magic) {
+  uint32_t v;
+  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;" : "=r"(v) : "r"(w >> shift), "r"(magic));  // (a & b) | c
+  return v;
+}
+
 // 4-bit: positions (2j, 2j+1) of a repacked word as the bf16x2 pair (q - z).
 __device__ __forceinline__ uint32_t u4_pair(uint32_t w, int j, uint32_t sub) {
   return as_u32(__hsub2(as_bf2(u4_pair_plus128(w, j)), as_bf2(sub)));

@@ -98,28 +98,9 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
-// u4_pair (cuda_qgemm_device.cuh) with the mask and the magic exponent in one
-// lop3: `magic` (0x43004300) comes in a register, since a lop3 takes one immediate
-// (with both as immediates the compiler emits two).
-// Positions (2j, 2j + 1) for shift = 4 j.
+// u4_pair with the magic exponent in a register (u4_pair_plus128_r).
 __device__ __forceinline__ uint32_t u4_pair_r(uint32_t w, uint32_t shift, uint32_t sub, uint32_t magic) {
-  uint32_t v;
-  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;" : "=r"(v) : "r"(w >> shift), "r"(magic));  // (a & b) | c
-  return as_u32(__hsub2(as_bf2(v), as_bf2(sub)));
-}
-
-// v, opaque to the compiler from here on, so that it stays in a register across the
-// step loop: the per-thread values below (addresses, shuffle lanes, shifts, the
-// magic exponent) were otherwise recomputed from the thread index at every step,
-// at 96 registers of the 128 allowed.
-__device__ __forceinline__ uint32_t opaque(uint32_t v) {
-  asm volatile("" : "+r"(v));
-  return v;
-}
-template <class T>
-__device__ __forceinline__ const T* opaque(const T* p) {
-  asm volatile("" : "+l"(p));
-  return p;
+  return as_u32(__hsub2(as_bf2(u4_pair_plus128_r(w, shift, magic)), as_bf2(sub)));
 }
 
 // Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
