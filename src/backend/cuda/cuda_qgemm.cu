@@ -411,6 +411,10 @@ __global__ void __launch_bounds__(kStreamThreads, 4)
 
   // ---- the first D steps of weights (all of them where the warp has <= D): before waiting ----
   uint4 wv[D][2][Kd::kWVecs];
+  // Integer codes: the lane's word of step 0 of each tile (opaque(): kept in registers,
+  // not recomputed at every step); step st is 32 st words on.
+  const uint4* const wq0 = opaque(static_cast<const uint4*>(w.codes) + q_word_index(tiles[0], w.steps, 0, lane));
+  const uint4* const wq1 = opaque(static_cast<const uint4*>(w.codes) + q_word_index(tiles[1], w.steps, 0, lane));
   auto load_step = [&](uint4 (&slot)[2][Kd::kWVecs], int st) {
 #pragma unroll
     for (int ti = 0; ti < 2; ++ti) {
@@ -420,7 +424,7 @@ __global__ void __launch_bounds__(kStreamThreads, 4)
         slot[ti][0] = ld_stream(base);
         slot[ti][Kd::kWVecs - 1] = ld_stream(base + static_cast<size_t>(8) * w.Kp);
       } else {
-        slot[ti][0] = ld_stream(static_cast<const uint4*>(w.codes) + q_word_index(tiles[ti], w.steps, st, lane));
+        slot[ti][0] = ld_stream((ti == 0 ? wq0 : wq1) + 32 * st);
       }
     }
   };
