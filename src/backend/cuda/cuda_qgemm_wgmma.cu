@@ -21,8 +21,9 @@
 // A CTA: 2 warpgroups, 8 warps; it owns 4 tile pairs (tile_pair: the epilogue's
 // pairing) and warp w computes tile w / 4 of pair w % 4, so warpgroup h holds
 // tile h of the 4 pairs. Its K slice (S slices of a row block are a thread-block
-// cluster, summed through distributed shared memory in rank order, as the kV2
-// kernel) runs in stages of kSub steps of 64 columns. Two CTAs share an SM (at most
+// cluster, summed through distributed shared memory in rank order, each rank its
+// own range of the tokens: cluster_sum_tokens) runs in stages of kSub steps of 64
+// columns. Two CTAs share an SM (at most
 // 128 registers a thread and 113 KB of shared memory each), so that one CTA's
 // dependent chains (shuffles, dequantization, wgmma waits) overlap the other's:
 //  - a ring of kStages stages in shared memory, filled by cp.async, holds per stage
@@ -38,8 +39,10 @@
 //    previous stage's group (its A registers are then free; two sets alternate).
 // Where the time goes (docs/performance.md): at one CTA an SM, Nsight Compute saw
 // few issue slots busy and most stalls fixed-latency waits, hence the second CTA.
-// The 3B shapes still move under 1 TB/s of codes: the per-step instruction chain,
-// not the bytes, sets the time.
+// The per-step instruction count, not the bytes, sets the loop's time (~0.7 us a
+// step before the per-thread values were kept in registers and the dequantization
+// took one lop3 a pair); what is left a step is mostly the 16 A registers' shuffle,
+// shift, lop3, sub and mul.
 // Learned from (ideas, not code): vLLM's Machete and Marlin (dequantized weights
 // as register operands of the tensor-core MMA), CUTLASS's register-sourced
 // wgmma (the A fragment layout), DeepGEMM (descriptor iteration).
