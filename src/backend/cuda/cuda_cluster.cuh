@@ -39,4 +39,25 @@ __device__ __forceinline__ float4 ld_cluster_f32x4(uint32_t addr) {
   return v;
 }
 
+// The float4 at byte offset `off` of the S ranks' copies of a buffer (remote[r]: its
+// shared::cluster address in rank r, r < S <= kMaxS), summed in rank order (the
+// order is fixed: bit-identical run to run). Every rank's load is requested before
+// the sum: one DSMEM round trip, not S.
+template <int kMaxS>
+__device__ __forceinline__ float4 sum_ranks_f32x4(const uint32_t (&remote)[kMaxS], int S, uint32_t off) {
+  float4 v[kMaxS];
+#pragma unroll
+  for (int r = 0; r < kMaxS; ++r) v[r] = r < S ? ld_cluster_f32x4(remote[r] + off) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  float4 sum = v[0];
+#pragma unroll
+  for (int r = 1; r < kMaxS; ++r)
+    if (r < S) {
+      sum.x += v[r].x;
+      sum.y += v[r].y;
+      sum.z += v[r].z;
+      sum.w += v[r].w;
+    }
+  return sum;
+}
+
 }  // namespace kr::cuda

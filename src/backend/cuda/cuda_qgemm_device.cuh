@@ -137,6 +137,10 @@ __device__ __forceinline__ uint32_t u4_pair_plus128_r(uint32_t w, uint32_t shift
 __device__ __forceinline__ uint32_t u4_pair(uint32_t w, int j, uint32_t sub) {
   return as_u32(__hsub2(as_bf2(u4_pair_plus128(w, j)), as_bf2(sub)));
 }
+// u4_pair for shift = 4 j with the magic exponent in a register (u4_pair_plus128_r).
+__device__ __forceinline__ uint32_t u4_pair_r(uint32_t w, uint32_t shift, uint32_t sub, uint32_t magic) {
+  return as_u32(__hsub2(as_bf2(u4_pair_plus128_r(w, shift, magic)), as_bf2(sub)));
+}
 
 // 8-bit: bytes (2j, 2j+1) of a word as the bf16x2 pair (q - z): 2^23 + q built
 // from the bits (exact), minus 2^23 + z, packed (exact below 2^8).
@@ -316,21 +320,8 @@ __device__ void cluster_sum_pairs(float* fin_all, int rank, int S) {
     uint32_t remote[kMaxS];  // pair p's sums in rank r (shared::cluster addresses)
 #pragma unroll
     for (int r = 0; r < kMaxS; ++r) remote[r] = r < S ? cluster_smem_addr(fin, r) : 0u;
-    for (int e = threadIdx.x; e < kPairFloats / 4; e += kNThreads) {
-      float4 v[kMaxS];  // every rank's values requested before the sum (DSMEM latency)
-#pragma unroll
-      for (int r = 0; r < kMaxS; ++r) v[r] = r < S ? ld_cluster_f32x4(remote[r] + 16 * e) : make_float4(0, 0, 0, 0);
-      float4 sum = v[0];
-#pragma unroll
-      for (int r = 1; r < kMaxS; ++r)
-        if (r < S) {
-          sum.x += v[r].x;
-          sum.y += v[r].y;
-          sum.z += v[r].z;
-          sum.w += v[r].w;
-        }
-      reinterpret_cast<float4*>(fin)[e] = sum;  // only this rank reads pair p
-    }
+    for (int e = threadIdx.x; e < kPairFloats / 4; e += kNThreads)
+      reinterpret_cast<float4*>(fin)[e] = sum_ranks_f32x4(remote, S, 16u * e);  // only this rank reads pair p
   }
   cluster_arrive_release();
   cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible CTA-wide
@@ -361,20 +352,8 @@ __device__ void cluster_sum_tokens(float* fin_all, int rank, int S, int c0, int 
   for (int r = 0; r < kMaxS; ++r) remote[r] = r < S ? cluster_smem_addr(fin_all, r) : 0u;
   for (int e = threadIdx.x; e < kNPairs * vecs; e += kNThreads) {
     const int p = e / vecs, v4 = c0 * kTokVecs + e % vecs;
-    const uint32_t off = static_cast<uint32_t>(16 * (p * (kPairFloats / 4) + v4));
-    float4 v[kMaxS];  // every rank's values requested before the sum (DSMEM latency)
-#pragma unroll
-    for (int r = 0; r < kMaxS; ++r) v[r] = r < S ? ld_cluster_f32x4(remote[r] + off) : make_float4(0, 0, 0, 0);
-    float4 sum = v[0];
-#pragma unroll
-    for (int r = 1; r < kMaxS; ++r)
-      if (r < S) {
-        sum.x += v[r].x;
-        sum.y += v[r].y;
-        sum.z += v[r].z;
-        sum.w += v[r].w;
-      }
-    reinterpret_cast<float4*>(fin_all)[p * (kPairFloats / 4) + v4] = sum;  // only this rank reads its range
+    const int idx = p * (kPairFloats / 4) + v4;
+    reinterpret_cast<float4*>(fin_all)[idx] = sum_ranks_f32x4(remote, S, 16u * idx);  // only this rank reads its range
   }
   cluster_arrive_release();
   cluster_wait_acquire();  // no rank reads another's memory after this; the sums are visible CTA-wide

@@ -101,11 +101,6 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
-// u4_pair with the magic exponent in a register (u4_pair_plus128_r).
-__device__ __forceinline__ uint32_t u4_pair_r(uint32_t w, uint32_t shift, uint32_t sub, uint32_t magic) {
-  return as_u32(__hsub2(as_bf2(u4_pair_plus128_r(w, shift, magic)), as_bf2(sub)));
-}
-
 // Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
 // for the 8 tiles; the sums [kPairs][NTOK][kTokFloats] f32 (token-major: a token's
 // 32 rows, then 4 floats of padding, so that both the accumulator stores and the
