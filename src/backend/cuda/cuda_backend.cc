@@ -19,6 +19,7 @@
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -468,6 +469,11 @@ class CudaBackend final : public Backend {
     return options_.pdl && options_.pdl_norms && norm.kind == NormKind::kTimesWeight &&
            x.dim(0) <= cuda::kGemvMaxTokens;
   }
+  // Whether the last kernel launched was one that signals its dependents after its
+  // main loop (cuda::launch_qgemm's late_signal); reading it clears it. Only a PDL
+  // hint (CudaOptions::pdl_after_late_signal): every kernel waits for the one before
+  // it (pdl_wait) before reading what it wrote, whatever this says.
+  bool take_late_signal() { return std::exchange(late_signal_, false) && options_.pdl && options_.pdl_after_late_signal; }
   static int norm_code(NormKind k) {
     return k == NormKind::kTimesOnePlusWeight ? cuda::kNormTimesOnePlusWeight : cuda::kNormTimesWeight;
   }
@@ -608,8 +614,9 @@ class CudaBackend final : public Backend {
   // Tile layout key of an attention call: the flash kernels' layout depends on the
   // group and the head dim, the old kernel's on the group only.
   static int tile_key(bool flash, int group, int head_dim) { return flash ? (group << 10) | head_dim : group; }
+  // pdl_decode: the decode kernel launched with PDL (after a late-signalling GEMM).
   bool flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group, Tensor& out,
-                       const cuda::Fp8RowsOut* q);
+                       const cuda::Fp8RowsOut* q, bool pdl_decode);
   void staged_copy(void* dst, const void* src, size_t bytes);
   const int32_t* positions_dev() const { return meta_dev_ + off_positions_; }
   const int32_t* slots_dev() const { return meta_dev_ + off_slots_; }
@@ -667,6 +674,7 @@ class CudaBackend final : public Backend {
   // set_step_metadata calls, rope_table_serial_ / rope_table_freq_ name the last fill.
   float2* rope_cos_sin_ = nullptr;
   uint64_t step_serial_ = 0, rope_table_serial_ = 0;
+  bool late_signal_ = false;  // take_late_signal()
   const void* rope_table_freq_ = nullptr;
   std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;
 
@@ -737,6 +745,7 @@ void CudaBackend::set_step_metadata(const StepMetadata& m) {
   KR_CHECK(m.block_tables.size() == static_cast<size_t>(m.num_seqs) * m.max_blocks_per_seq);
   meta_ = m;
   ++step_serial_;
+  late_signal_ = false;  // a step starts with no kernel before it to follow early
   decode_only_ = true;
   for (int s = 0; s < m.num_seqs; ++s) decode_only_ &= m.query_start[s + 1] - m.query_start[s] <= 1;
   KR_CHECK_MSG(mode_ == Mode::kEager || decode_only_, "a step graph holds a decode step (one token per sequence)");
@@ -1139,6 +1148,7 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
   a.partial_floats = kQPartialFloats;
   a.counters = q_counters_;
   a.counter_count = kQCounters;
+  late_signal_ = false;
   const bool fused_norm = in.norm.present() && T <= cuda::kQGemvMaxTokens && q.perm == nullptr;
   if (fused_norm) {
     a.norm_w = in.norm.w->data;
@@ -1173,7 +1183,8 @@ bool CudaBackend::quant_kernel(const MatmulInput& in, const cuda::QWeight& q, Te
     case CudaOptions::QuantGemm::kV2: batched_path = cuda::QGemmPath::kV2; break;
     case CudaOptions::QuantGemm::kWgmma: batched_path = cuda::QGemmPath::kWgmma; break;
   }
-  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split, batched_path);
+  return cuda::launch_qgemm(q, a, e, num_sms_, options_.pdl, s, gemv_path, options_.quant_gemv_split, batched_path,
+                            &late_signal_);
 }
 
 void CudaBackend::matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out,
@@ -1203,12 +1214,15 @@ void CudaBackend::matmul_add_rms_norm(const MatmulInput& in, const LinearWeight&
     a.pre_w = out_norm.w->data;
     a.x_normed = out.data;
   }
-  cuda::launch_rms_norm(a, pdl_norm(out, norm), s);
+  // PDL after a batch-1 GEMV, or after a GEMM that signals its dependents late.
+  const bool after_late_signal = take_late_signal() && norm.kind == NormKind::kTimesWeight;
+  cuda::launch_rms_norm(a, pdl_norm(out, norm) || after_late_signal, s);
 }
 
 void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, Tensor& out,
                             Fp8Out out_fp8) {
   const cudaStream_t s = op_stream();
+  const bool after_late_signal = take_late_signal();  // qkv_rope_store's GEMM signals late
   const int q_heads = p.q_heads, kv_heads = p.kv_heads, head_dim = p.head_dim;
   KR_CHECK(q_heads > 0 && kv_heads > 0 && q_heads % kv_heads == 0 && q_heads / kv_heads <= 64);
   KR_CHECK(p.sliding_window >= 0 && p.softcap >= 0.0f);
@@ -1246,7 +1260,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
                                      q.static_input, q.input_scale, q.act_scale_ub, q.codes, q.scales, s);
   };
   if (flash) {
-    if (!flash_attention(qkv, kv, p, group, out, fp8 ? &q : nullptr)) quantize_out();
+    if (!flash_attention(qkv, kv, p, group, out, fp8 ? &q : nullptr, after_late_signal)) quantize_out();
     return;
   }
   cuda::AttnArgs a{};
@@ -1317,7 +1331,7 @@ void CudaBackend::attention(const Tensor& qkv, const KvLayer& kv, const Attentio
 // step (decode tiles only, one token each, at most kFlashMaxFp8Tiles); returns
 // whether it did (false: the caller quantizes out).
 bool CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const AttentionParams& p, int group,
-                                  Tensor& out, const cuda::Fp8RowsOut* q) {
+                                  Tensor& out, const cuda::Fp8RowsOut* q, bool pdl_decode) {
   const cudaStream_t s = op_stream();
   const int kv_heads = p.kv_heads, head_dim = p.head_dim;
   int n_prefill = num_prefill_tiles_, prefill_keys = prefill_max_keys_, decode_keys = decode_max_keys_;
@@ -1379,6 +1393,7 @@ bool CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
     const bool fp8_tail = q != nullptr && n_prefill == 0 && n_decode == meta_.num_tokens &&
                           n_decode <= cuda::kFlashMaxFp8Tiles;
     if (fp8_tail) a.out_fp8 = *q;
+    a.pdl = pdl_decode && n_prefill == 0;
     KR_CHECK_MSG(cuda::launch_flash_decode(a, s), "attention: the flash decode kernel refused its arguments");
     return fp8_tail;
   }

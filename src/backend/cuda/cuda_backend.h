@@ -31,6 +31,14 @@ struct CudaOptions {
   // when the GEMV before it ends, instead of being launched then (measured gain and
   // loss: docs/performance.md; kr-cuda-bench --no-pdl-norms).
   bool pdl_norms = true;
+  // With pdl, also the kernels right after a GEMM that signals its dependents after
+  // its main loop (the 4-bit wgmma GEMM of 9-64 rows, cuda_qgemm_wgmma.h): the norm
+  // of matmul_add_rms_norm and the flash decode attention after qkv_rope_store.
+  // Their blocks then become resident as the GEMM's blocks finish, instead of their
+  // launch starting when it has ended. After the GEMMs that signal at their start
+  // (the FP8 ones) PDL on these kernels measured slower and is not used (measured
+  // gain and loss: docs/performance.md; kr-cuda-bench --no-pdl-after-late-signal).
+  bool pdl_after_late_signal = true;
   // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
   // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
   // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that

@@ -67,6 +67,9 @@ struct FlashAttnArgs {
   // the output rows.
   bool kv_fp8 = false;
   float v_scale = 1.0f;
+  // The decode kernel launched with programmatic dependent launch (cuda_launch.cuh;
+  // the backend sets it after a GEMM that signals its dependents late).
+  bool pdl = false;
   // The decode kernel only (the prefill launcher refuses it): with out_fp8.codes
   // set, also out's FP8 rows for the W8A8 o_proj (Fp8RowsOut, cuda_kernels.h), of
   // the whole rows [Hq * D] of every tile's tokens: the last block of a tile to

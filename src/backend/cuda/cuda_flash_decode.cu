@@ -448,10 +448,10 @@ void launch_decode_d(const FlashAttnArgs& a, cudaStream_t stream) {
   configure_decode<D>();
   const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
   if (a.kv_fp8) {
-    launch(/*pdl=*/false, flash_decode_kernel<D, KvFp8>, grid, dim3(DecodeShape<D, true>::kThreads),
+    launch(a.pdl, flash_decode_kernel<D, KvFp8>, grid, dim3(DecodeShape<D, true>::kThreads),
            DecodeShape<D, true>::kSmem, stream, a);
   } else {
-    launch(/*pdl=*/false, flash_decode_kernel<D, KvBf16>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem,
+    launch(a.pdl, flash_decode_kernel<D, KvBf16>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem,
            stream, a);
   }
 }

@@ -5,11 +5,13 @@
 // start while the previous kernel of the stream is still running; it must call
 // pdl_wait() before touching anything that kernel writes. Every kernel of this
 // backend calls pdl_launch_dependents() early (letting a PDL kernel after it get
-// scheduled) and pdl_wait() before its first dependent read and its first write.
+// scheduled; the 4-bit wgmma GEMM after its main loop instead) and pdl_wait()
+// before its first dependent read and its first write.
 // The batch-1 GEMVs, launched with PDL (CudaOptions::pdl), load their first weights
 // (which no kernel writes) before waiting, hiding their ramp-up; the norm kernels of
 // small steps are too (CudaOptions::pdl_norms), so that their one block is resident
-// and waiting when the GEMV before them ends.
+// and waiting when the GEMV before them ends; and the norm and flash decode kernels
+// right after the 4-bit wgmma GEMM (CudaOptions::pdl_after_late_signal).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once

@@ -1086,10 +1086,14 @@ bool qgemm_supports(const QWeight& w, const QGemmArgs& a, QEpilogue e) {
 }
 
 bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
-                  QGemvPath gemv_path, int gemv_split, QGemmPath batched_path) {
+                  QGemvPath gemv_path, int gemv_split, QGemmPath batched_path, bool* late_signal) {
+  if (late_signal != nullptr) *late_signal = false;
   if (!qgemm_supports(w, a, e)) return false;
   const bool gemv = a.T <= kQGemvMaxTokens;
-  if (!gemv && batched_path == QGemmPath::kWgmma && launch_qgemm_wgmma(w, a, e, num_sms, pdl, stream)) return true;
+  if (!gemv && batched_path == QGemmPath::kWgmma && launch_qgemm_wgmma(w, a, e, num_sms, pdl, stream)) {
+    if (late_signal != nullptr) *late_signal = true;  // qgemm_wgmma_kernel signals after its loop
+    return true;
+  }
   if (!gemv && batched_path != QGemmPath::kV1 && launch_qgemm_batched(w, a, e, num_sms, pdl, stream)) return true;
   if (gemv && gemv_path == QGemvPath::kStream && launch_qgemv_stream(w, a, e, num_sms, gemv_split, pdl, stream))
     return true;

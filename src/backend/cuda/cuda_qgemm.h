@@ -148,10 +148,13 @@ enum class QGemmPath { kV1, kV2, kWgmma };
 // Launches out = x' · Wᵀ with epilogue `e`; programmatic dependent launch when
 // `pdl` (cuda_launch.cuh). False (nothing launched) when !qgemm_supports.
 // gemv_split > 0: kStream's number of K slices (1..8) instead of its own choice,
-// for measurements (CudaOptions::quant_gemv_split).
+// for measurements (CudaOptions::quant_gemv_split). late_signal (optional): set to
+// whether the kernel launched signals its dependents after its main loop instead
+// of at its start (kWgmma's kernel), so that the caller may launch the kernel
+// after it with PDL.
 bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl, cudaStream_t stream,
                   QGemvPath gemv_path = QGemvPath::kStream, int gemv_split = 0,
-                  QGemmPath batched_path = QGemmPath::kV1);
+                  QGemmPath batched_path = QGemmPath::kV1, bool* late_signal = nullptr);
 
 // W (dequantized, input-column order) into out [N, K] bf16.
 void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream);

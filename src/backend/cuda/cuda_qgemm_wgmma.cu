@@ -168,7 +168,6 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     const uint32_t* src = w.meta + q_meta_index(ptl[wt >> 2], w.groups, g_lo + gl, 0) + 4 * q;
     cp_async16_l2(smem_u32(meta_s + (wt * ng + gl) * 16 + 4 * q), src, 16);
   }
-  pdl_launch_dependents();
   pdl_wait();
 
   // ---- x stages: thread (row r0 = tid / 8, 16-byte chunk xc = tid % 8) copies chunk xc
@@ -299,6 +298,11 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   wgmma_wait<0>();
   fence_regs(acc);
   cp_async_wait<0>();
+  // Dependents are signalled here, not at the start: the kernels after this one
+  // (the norm, flash decode, launched with PDL after it: CudaOptions::
+  // pdl_after_late_signal) then become resident as its blocks finish, instead of
+  // waiting resident through the loop in SM slots its own blocks could use.
+  pdl_launch_dependents();
   __syncthreads();  // the ring is free
 
   // ---- the sums, token-major: fin[pair wq][token][row (tile wg: 0..15, 16..31)] ----
