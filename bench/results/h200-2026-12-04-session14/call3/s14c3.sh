@@ -1,0 +1,14 @@
+#!/bin/bash
+# Session 14, call 3: CUPTI kernel timelines of batch-64 decode steps: 8B FP8 vs 8B bf16, 3B AWQ vs 3B bf16.
+# Binary: ada7477.
+source .carry/hdr.sh
+C=$B/cur/kr-cuda-bench
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
+for m in "fp8:--arch llama-3.1-8b --quant fp8" "b8:--arch llama-3.1-8b" "awq:--arch llama-3.2-3b --quant awq" "b3:--arch llama-3.2-3b"; do
+  n=${m%%:*}; a=${m#*:}
+  CUDA_INJECTION64_PATH=$B/libkr_cupti_trace.so KR_CUPTI_OUT=$R/tr-$n.csv run tr-$n 120 $C $a --profile-decode 8 --profile-batch 64
+  python3 $B/kernel_timeline.py $R/tr-$n.csv 8 > $R/sum-$n.txt 2>&1; echo "== $n" >> $S; head -16 $R/sum-$n.txt | cut -c1-150 >> $S
+done
+echo "elapsed $(( $(date +%s) - START ))s" >> $S
+gzip $R/*.txt $R/*.csv
+tar czf $O/c3.tgz -C /tmp r
