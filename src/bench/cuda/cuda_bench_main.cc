@@ -58,6 +58,8 @@
 //        kr-cuda-bench --attn-bench [--variants N[,N...]] [--rounds N] [--json FILE]   (the prefill
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
 //                      prefill variant, each checked against variant 0: attn_bench.h)
+//        kr-cuda-bench --launch-bench [--json FILE]   (one kernel boundary inside a replayed graph,
+//                      with and without PDL, at 1 / SMs / 4 x SMs blocks: launch_bench.h)
 //        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 1)
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
@@ -79,6 +81,7 @@
 #include "backend/cuda/cuda_fp8_gemm_wgmma.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "bench/cuda/attn_bench.h"
+#include "bench/cuda/launch_bench.h"
 #include "model/hf_config.h"
 #include "model/model.h"
 #include "model/quant/dummy_quant.h"
@@ -541,7 +544,7 @@ std::vector<std::string> split_names(const std::string& list) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string model_dir, arch_list, json_path, json_dir, dump_ids, dump_out;
-  bool gemv = false, qgemm = false, attn = false, fp8_gemm = false;
+  bool gemv = false, qgemm = false, attn = false, fp8_gemm = false, launch_chain = false;
   kr::AttnBenchSettings attn_set;
   kr::RunSettings set;
   kr::CudaOptions options;
@@ -599,6 +602,7 @@ int main(int argc, char** argv) {
     else if (a == "--gemv-bench") gemv = true;
     else if (a == "--qgemm-bench") qgemm = true;
     else if (a == "--attn-bench") attn = true;
+    else if (a == "--launch-bench") launch_chain = true;
     else if (a == "--rounds" && i + 1 < argc) attn_set.rounds = std::max(1, std::atoi(argv[++i]));
     else if (a == "--variants" && i + 1 < argc) {
       for (const std::string& v : kr::split_names(argv[++i])) attn_set.variants.push_back(std::atoi(v.c_str()));
@@ -631,6 +635,19 @@ int main(int argc, char** argv) {
   if (!kr::cuda_device_available()) {
     std::fprintf(stderr, "kr-cuda-bench: no CUDA device\n");
     return 2;
+  }
+  if (launch_chain) {
+    nlohmann::json rows = nlohmann::json::array();
+    bool ordered = true;
+    for (const kr::LaunchBenchRow& r : kr::run_launch_bench()) {
+      rows.push_back({{"blocks", r.blocks}, {"pdl", r.pdl}, {"us_per_kernel", r.us_per_kernel}, {"ordered", r.ordered}});
+      ordered &= r.ordered;
+    }
+    if (!json_path.empty()) {
+      std::ofstream out(json_path);
+      out << nlohmann::json{{"launch_chain", rows}}.dump(2) << "\n";
+    }
+    return ordered ? 0 : 1;
   }
   if (attn) {
     attn_set.options = options;
