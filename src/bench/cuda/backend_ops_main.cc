@@ -30,9 +30,11 @@
 //                                         in reasonable time under compute-sanitizer)
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
-//                        --only quant_models | --only quant_batched | --only quant_gemv |
+//                        --only quant_models | --only quant_ops | --only quant_batched | --only quant_gemv |
 //                        --only fp8_act | --only fp8_small | --only fp8_wgmma]  (that group
-//                                         alone; quant_batched: every T > 8 quantized kernel, v1
+//                                         alone; quant_ops: the quantized ops and fused ops
+//                                         against the CPU (no per-kernel sweeps, no models);
+//                                         quant_batched: every T > 8 quantized kernel, v1
 //                                         and v2, at T = 9..256; quant_gemv: every T <= 8 kernel,
 //                                         or the one --qgemv names; fp8_act: the W8A8 activation
 //                                         quantization fused into the norms and the GLU,
@@ -1359,11 +1361,11 @@ int main(int argc, char** argv) {
     }
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
-      only != "quant_models" && only != "quant_batched" && only != "quant_gemv" && only != "fp8_act" &&
-      only != "fp8_small" && only != "fp8_wgmma") {
+      only != "quant_models" && only != "quant_ops" && only != "quant_batched" && only != "quant_gemv" &&
+      only != "fp8_act" && only != "fp8_small" && only != "fp8_wgmma") {
     std::fprintf(stderr,
-                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_batched, "
-                 "quant_gemv, fp8_act, fp8_small or fp8_wgmma, got '%s'\n",
+                 "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_ops, "
+                 "quant_batched, quant_gemv, fp8_act, fp8_small or fp8_wgmma, got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1484,6 +1486,12 @@ int main(int argc, char** argv) {
     failures += kr::quant_ops::run_models(*cpu, cpu_w8a8, *gpu, *gpu_w8a16, quant_fixtures, quant_goldens);
     return failures;
   };
+  if (only == "quant_ops") {
+    kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
+    const int failures = kr::quant_ops::run_ops(cpu_w8a8, *gpu);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+  }
   if (only == "quant_batched") {
     kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
     const int failures = run_batched(cpu_w8a8);
