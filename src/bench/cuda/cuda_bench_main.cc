@@ -60,6 +60,8 @@
 //                      prefill variant, each checked against variant 0: attn_bench.h)
 //        kr-cuda-bench --launch-bench [--json FILE]   (one kernel boundary inside a replayed graph,
 //                      with and without PDL, at 1 / SMs / 4 x SMs blocks: launch_bench.h)
+//        kr-cuda-bench --persistent-gemv-bench [--layers N] [--json FILE]   (the 4-bit GEMVs of a
+//                      3B batch-1 step as one persistent kernel vs one kernel a matrix: persistent_gemv_bench.h)
 //        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 1)
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
@@ -82,6 +84,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "bench/cuda/attn_bench.h"
 #include "bench/cuda/launch_bench.h"
+#include "bench/cuda/persistent_gemv_bench.h"
 #include "model/hf_config.h"
 #include "model/model.h"
 #include "model/quant/dummy_quant.h"
@@ -544,7 +547,8 @@ std::vector<std::string> split_names(const std::string& list) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string model_dir, arch_list, json_path, json_dir, dump_ids, dump_out;
-  bool gemv = false, qgemm = false, attn = false, fp8_gemm = false, launch_chain = false;
+  bool gemv = false, qgemm = false, attn = false, fp8_gemm = false, launch_chain = false, persistent_gemv = false;
+  int bench_layers = 28;  // --persistent-gemv-bench
   kr::AttnBenchSettings attn_set;
   kr::RunSettings set;
   kr::CudaOptions options;
@@ -603,6 +607,8 @@ int main(int argc, char** argv) {
     else if (a == "--qgemm-bench") qgemm = true;
     else if (a == "--attn-bench") attn = true;
     else if (a == "--launch-bench") launch_chain = true;
+    else if (a == "--persistent-gemv-bench") persistent_gemv = true;
+    else if (a == "--layers" && i + 1 < argc) bench_layers = std::max(1, std::atoi(argv[++i]));
     else if (a == "--rounds" && i + 1 < argc) attn_set.rounds = std::max(1, std::atoi(argv[++i]));
     else if (a == "--variants" && i + 1 < argc) {
       for (const std::string& v : kr::split_names(argv[++i])) attn_set.variants.push_back(std::atoi(v.c_str()));
@@ -648,6 +654,19 @@ int main(int argc, char** argv) {
       out << nlohmann::json{{"launch_chain", rows}}.dump(2) << "\n";
     }
     return ordered ? 0 : 1;
+  }
+  if (persistent_gemv) {
+    const kr::PersistentGemvBenchResult r = kr::run_persistent_gemv_bench(bench_layers);
+    if (!json_path.empty()) {
+      std::ofstream out(json_path);
+      out << nlohmann::json{{"persistent_gemv", {{"layers", r.layers}, {"weight_bytes", r.weight_bytes},
+                                                 {"persistent_us", r.persistent_us},
+                                                 {"per_matrix_us", r.per_matrix_us}, {"no_math_us", r.no_math_us},
+                                                 {"no_barrier_us", r.no_barrier_us}, {"equal", r.equal}}}}
+                 .dump(2)
+          << "\n";
+    }
+    return r.equal ? 0 : 1;
   }
   if (attn) {
     attn_set.options = options;

@@ -1,0 +1,43 @@
+// kr-cuda-bench --persistent-gemv-bench (persistent_gemv_bench.cu): how fast the
+// quantized GEMVs of a batch-1 decode step could run as ONE persistent kernel,
+// against the same arithmetic as one kernel a matrix. A design experiment for
+// issue 13's batch-1 line, not a serving path.
+//
+// The chain: per layer of the Llama-3.2-3B shape, qkv [5120 x 3072] -> o
+// [3072 x 3072] -> gate_up [16384 x 3072] -> down [3072 x 8192], each matrix's
+// input the previous one's output (RMS-normalised before qkv and gate_up, the
+// GLU's silu(gate) * up before down; no attention: o reads q's 3072 outputs).
+// Weights: 4-bit codes (q - 8) with one f16 scale per 128 columns, a row's codes
+// then its scales (1,584 bytes a row of 3,072 columns, 4,224 of 8,192), random.
+//
+// Persistent kernel: one (or two) CTAs an SM, 16 consumer warps and one producer
+// warp. The producer streams the CTA's rows of every matrix of the step, in order,
+// into a ring of shared-memory slots (bulk copies with mbarrier completion, or its
+// 32 lanes' cp.async) and never waits on activations, so the weights of the next
+// matrices arrive while the current one waits for its input. Between matrices the
+// CTAs meet at a global counter (each adds 1 after writing its rows; the next
+// matrix's readers spin until it reaches the grid size). Each ring configuration
+// is also timed without the row math, without the barriers, with neither, and with
+// the ring alone (no input loads either), to say which part sets the time.
+// Reference: one plain kernel a matrix, the same row arithmetic reading the
+// weights from global memory; the outputs of both must be equal bit for bit.
+//
+// Threading: the main thread of kr-cuda-bench.
+#pragma once
+
+namespace kr {
+
+struct PersistentGemvBenchResult {
+  int layers = 0;
+  double weight_bytes = 0.0;      // read once per step
+  double persistent_us = 0.0;     // best of the timed steps (the first ring configuration)
+  double per_matrix_us = 0.0;     // one kernel a matrix, best of the timed steps
+  double no_math_us = 0.0;        // timing only: the persistent kernel without the row math
+  double no_barrier_us = 0.0;     // timing only: without waiting for the previous matrix
+  bool equal = false;             // every output of the two equal bit for bit
+};
+
+// Runs both on the current device for `layers` layers and prints the result.
+PersistentGemvBenchResult run_persistent_gemv_bench(int layers);
+
+}  // namespace kr
