@@ -207,14 +207,17 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     int slot = 0;         // the ring position of the next copy (no division in the loop)
     uint32_t phase = 0;   // its turn's parity
     for (int s = 0; s < num_stages; ++s) {
-      const Stage& st = stages[s];
+      // The stage in registers (the asm's memory clobbers would reload a reference's
+      // fields from global memory every slot), the source advanced by addition.
+      const Stage st = stages[s];
       const int r0 = row_begin(st.N, cta, ctas), r1 = row_begin(st.N, cta + 1, ctas);
       const int rps = kSlotBytes / st.row_bytes;
-      for (int r = r0; r < r1; r += rps) {
+      const int slot_copy = rps * st.row_bytes;
+      const uint8_t* src = st.w + static_cast<size_t>(r0) * st.row_bytes;
+      for (int r = r0; r < r1; r += rps, src += slot_copy) {
         mbar_wait(&empty[slot], phase ^ 1u);
-        const int bytes = min(rps, r1 - r) * st.row_bytes;
+        const int bytes = r1 - r >= rps ? slot_copy : (r1 - r) * st.row_bytes;
         uint8_t* dst = ring + static_cast<size_t>(slot) * kSlotBytes;
-        const uint8_t* src = st.w + static_cast<size_t>(r) * st.row_bytes;
         if (ring_cut.lsu) {
           for (int b = 16 * lane; b < bytes; b += 16 * 32) cp_async16(dst + b, src + b);
           cp_async_arrive(&full[slot]);
