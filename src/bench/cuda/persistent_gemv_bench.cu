@@ -178,7 +178,7 @@ enum Mode : int {
   kFull = 0,        // the chain as described
   kNoMath = 1,      // rows not computed (0 written): weight streaming and the grid barriers alone
   kNoBarrier = 2,   // no wait for the previous matrix (reads whatever is there): streaming and math alone
-  kStreamOnly = 3,  // neither: the weight streaming alone
+  kStreamOnly = 3,  // neither barriers nor math: the weight streaming with the input loads
   kRingOnly = 4,    // kStreamOnly without loading x: the ring's producer and releases alone
 };
 
@@ -188,15 +188,15 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     persistent_gemv_kernel(const Stage* stages, int num_stages, int* done, int mode, const Ring ring_cut) {
   extern __shared__ __align__(128) uint8_t smem[];
   uint8_t* ring = smem;
-  const int kSlots = ring_cut.slots, kSlotBytes = ring_cut.slot_bytes;
-  __half* xs = reinterpret_cast<__half*>(smem + static_cast<size_t>(kSlots) * kSlotBytes);
+  const int slots = ring_cut.slots, slot_bytes = ring_cut.slot_bytes;
+  __half* xs = reinterpret_cast<__half*>(smem + static_cast<size_t>(slots) * slot_bytes);
   float* red = reinterpret_cast<float*>(xs + kMaxK);
   uint64_t* full = reinterpret_cast<uint64_t*>(red + kConsumerWarps);
   uint64_t* empty = full + kMaxSlots;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int cta = blockIdx.x, ctas = gridDim.x;
   if (threadIdx.x == 0)
-    for (int i = 0; i < kSlots; ++i) {
+    for (int i = 0; i < slots; ++i) {
       mbar_init(&full[i], ring_cut.lsu ? 32 : 1);
       mbar_init(&empty[i], 1);
     }
@@ -211,13 +211,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       // fields from global memory every slot), the source advanced by addition.
       const Stage st = stages[s];
       const int r0 = row_begin(st.N, cta, ctas), r1 = row_begin(st.N, cta + 1, ctas);
-      const int rps = kSlotBytes / st.row_bytes;
+      const int rps = slot_bytes / st.row_bytes;
       const int slot_copy = rps * st.row_bytes;
       const uint8_t* src = st.w + static_cast<size_t>(r0) * st.row_bytes;
       for (int r = r0; r < r1; r += rps, src += slot_copy) {
         mbar_wait(&empty[slot], phase ^ 1u);
         const int bytes = r1 - r >= rps ? slot_copy : (r1 - r) * st.row_bytes;
-        uint8_t* dst = ring + static_cast<size_t>(slot) * kSlotBytes;
+        uint8_t* dst = ring + static_cast<size_t>(slot) * slot_bytes;
         if (ring_cut.lsu) {
           for (int b = 16 * lane; b < bytes; b += 16 * 32) cp_async16(dst + b, src + b);
           cp_async_arrive(&full[slot]);
@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
           mbar_expect_tx(&full[slot], static_cast<uint32_t>(bytes));
           bulk_to_smem(dst, src, static_cast<uint32_t>(bytes), &full[slot]);
         }
-        if (++slot == kSlots) {
+        if (++slot == slots) {
           slot = 0;
           phase ^= 1u;
         }
@@ -246,19 +246,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     }
     if (mode != kRingOnly) load_x(st, xs, red);
     const int r0 = row_begin(st.N, cta, ctas), r1 = row_begin(st.N, cta + 1, ctas);
-    const int rps = kSlotBytes / st.row_bytes;
+    const int rps = slot_bytes / st.row_bytes;
     const int nslots = (r1 - r0 + rps - 1) / rps;
-    // This warp's slots j = warp, warp + kConsumerWarps, ... (kSlots >= kConsumerWarps:
+    // This warp's slots j = warp, warp + kConsumerWarps, ... (slots >= kConsumerWarps:
     // at most one turn ahead).
     int slot = base_slot + warp;
     uint32_t phase = base_phase;
-    if (slot >= kSlots) {
-      slot -= kSlots;
+    if (slot >= slots) {
+      slot -= slots;
       phase ^= 1u;
     }
     for (int j = warp; j < nslots; j += kConsumerWarps) {
       mbar_wait(&full[slot], phase);
-      const uint8_t* base = ring + static_cast<size_t>(slot) * kSlotBytes;
+      const uint8_t* base = ring + static_cast<size_t>(slot) * slot_bytes;
       for (int rr = 0; rr < rps; ++rr) {
         const int row = r0 + j * rps + rr;
         if (row >= r1) break;
@@ -270,14 +270,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[slot]);
       slot += kConsumerWarps;
-      if (slot >= kSlots) {
-        slot -= kSlots;
+      if (slot >= slots) {
+        slot -= slots;
         phase ^= 1u;
       }
     }
     const int next = base_slot + nslots;
-    base_phase ^= static_cast<uint32_t>(next / kSlots) & 1u;
-    base_slot = next % kSlots;
+    base_phase ^= static_cast<uint32_t>(next / slots) & 1u;
+    base_slot = next % slots;
     consumers_sync();  // this CTA's rows of the stage are written
     if (threadIdx.x == 0) {
       __threadfence();
@@ -450,7 +450,8 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
                      cut.slot_bytes >= 4224 && static_cast<size_t>(cut.slots) * cut.slot_bytes <= kRingBytes,
                  "persistent gemv bench: a ring cut the kernel cannot run");
     if (!fits(cut)) {
-      std::printf("  %2d slots of %5d bytes, %d CTAs/SM: do not fit an SM\n", cut.slots, cut.slot_bytes, cut.ctas_per_sm);
+      std::printf("  %2d slots of %5d bytes, %d CTAs/SM: do not fit an SM\n", cut.slots, cut.slot_bytes,
+                  cut.ctas_per_sm);
       continue;
     }
     const double none = time_it([&] { persistent(kStreamOnly, cut); });
@@ -468,8 +469,9 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
     }
     std::printf("  %2d slots of %5d bytes, %-11s, %d CTA/SM: %8.1f (%4.2f) %8.1f (%4.2f) %8.1f (%4.2f) %8.1f (%4.2f) "
                 "%8.1f (%4.2f)  %s\n",
-                cut.slots, cut.slot_bytes, cut.lsu ? "cp.async" : "bulk copies", cut.ctas_per_sm, full, tbs(full), no_math, tbs(no_math), no_barrier,
-                tbs(no_barrier), none, tbs(none), ring_only, tbs(ring_only), equal ? "yes" : "NO (DIFFERENT)");
+                cut.slots, cut.slot_bytes, cut.lsu ? "cp.async" : "bulk copies", cut.ctas_per_sm, full, tbs(full),
+                no_math, tbs(no_math), no_barrier, tbs(no_barrier), none, tbs(none), ring_only, tbs(ring_only),
+                equal ? "yes" : "NO (DIFFERENT)");
   }
   KR_CUDA_CHECK(cudaEventDestroy(t0));
   KR_CUDA_CHECK(cudaEventDestroy(t1));
