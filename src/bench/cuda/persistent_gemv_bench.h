@@ -32,6 +32,8 @@ struct PersistentGemvBenchResult {
   double weight_bytes = 0.0;      // read once per step
   double persistent_us = 0.0;     // best of the timed steps (the first ring configuration)
   double per_matrix_us = 0.0;     // one kernel a matrix, best of the timed steps
+  double read_only_us = 0.0;      // one kernel a matrix that only reads its weights (the bytes' floor)
+  double read_all_us = 0.0;       // one kernel that only reads every matrix's weights, one after another
   double no_math_us = 0.0;        // timing only: the persistent kernel without the row math
   double no_barrier_us = 0.0;     // timing only: without waiting for the previous matrix
   bool equal = false;             // every output of the two equal bit for bit
