@@ -21,6 +21,8 @@
 // the ring alone (no input loads either), to say which part sets the time.
 // Reference: one plain kernel a matrix, the same row arithmetic reading the
 // weights from global memory; the outputs of both must be equal bit for bit.
+// Floors: the same weights only read (no math, no dependencies), by one kernel
+// for the whole step and by one kernel a matrix.
 //
 // Threading: the main thread of kr-cuda-bench.
 #pragma once
