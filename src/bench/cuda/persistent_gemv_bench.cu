@@ -108,7 +108,8 @@ __device__ inline float warp_sum(float v) {
 }
 
 // x of stage `st` into xs as f16, each word's 8 columns in the order (0, 4), (1, 5),
-// (2, 6), (3, 7) (the pairs row_dot unpacks). Called by the kConsumers threads;
+// (2, 6), (3, 7) (the pairs dot_chunks unpacks), word i of chunk q (words 4 q .. 4 q + 3)
+// at 16-byte slot i (K / 32) + q, so that a warp's lanes read consecutive slots. Called by the kConsumers threads;
 // ends with consumers_sync. `red`: kConsumerWarps floats.
 __device__ void load_x(const Stage& st, __half* xs, float* red) {
   const int tid = threadIdx.x, K = st.K;
@@ -139,38 +140,76 @@ __device__ void load_x(const Stage& st, __half* xs, float* red) {
     const int i = tid + j * kConsumers;
     if (i < K) {
       const int word = i / 8, e = i % 8;
-      xs[word * 8 + (e % 4) * 2 + e / 4] = __float2half_rn(v[j] * inv);
+      const int slot16 = (word % 4) * (K / 32) + word / 4;
+      xs[slot16 * 8 + (e % 4) * 2 + e / 4] = __float2half_rn(v[j] * inv);
     }
   }
   consumers_sync();
 }
 
-// One row: Σ_k (code_k - 8) · scale_{k / 128} · x_k, by one warp (lane l takes words
-// l, l + 32, ...; f16 products of a word, f32 across words; a fixed order).
-__device__ float row_dot(const uint8_t* row, const __half* xs, int K) {
+// A row's share of one lane: chunks c = 0 .. K / 1024 - 1, chunk c the 16 bytes of
+// codes at word 4 (lane + 32 c) (32 columns, in one scale group) and that group's
+// scale. kStream: from global memory past L1 (__ldcs); else plain loads (shared).
+constexpr int kMaxChunks = kMaxK / 1024;  // 3 (K = 3,072) or 8 (8,192) a lane
+template <bool kStream>
+__device__ inline void load_chunks(const uint8_t* row, int K, uint4 (&w)[kMaxChunks], __half (&sc)[kMaxChunks]) {
   const int lane = threadIdx.x & 31;
-  const uint32_t* codes = reinterpret_cast<const uint32_t*>(row);
+  const uint4* cw = reinterpret_cast<const uint4*>(row);
   const __half* scales = reinterpret_cast<const __half*>(row + K / 2);
+#pragma unroll
+  for (int c = 0; c < kMaxChunks; ++c) {
+    if (c < K / 1024) {
+      if constexpr (kStream) {
+        w[c] = __ldcs(cw + lane + 32 * c);
+      } else {
+        w[c] = cw[lane + 32 * c];
+      }
+      sc[c] = scales[(lane + 32 * c) / (kGroup / 32)];
+    }
+  }
+}
+
+// One row: Σ_k (code_k - 8) · scale_{k / 128} · x_k from the lanes' chunks, by one
+// warp (f16 products of a word, f32 across words and chunks; a fixed order).
+__device__ inline float dot_chunks(const uint4 (&w)[kMaxChunks], const __half (&sc)[kMaxChunks], const __half* xs,
+                                   int K) {
+  const int lane = threadIdx.x & 31;
   const uint4* x4 = reinterpret_cast<const uint4*>(xs);
   const __half2 bias = __floats2half2_rn(1032.0f, 1032.0f);  // 1024 (the magic's exponent) + 8
   float acc = 0.0f;
-#pragma unroll 4
-  for (int word = lane; word < K / 8; word += 32) {  // K / 256 = 12 or 32 words a lane
-    const uint32_t w = codes[word];
-    uint4 xv = x4[word];
-    const __half2* xp = reinterpret_cast<const __half2*>(&xv);
-    __half2 s = __floats2half2_rn(0.0f, 0.0f);
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t bits = ((w >> (4 * k)) & 0x000F000Fu) | 0x64006400u;  // f16 1024 + code, columns k and k + 4
-      __half2 q;
-      std::memcpy(&q, &bits, 4);
-      s = __hfma2(__hsub2(q, bias), xp[k], s);
+  for (int c = 0; c < kMaxChunks; ++c) {
+    if (c < K / 1024) {
+      const uint32_t words[4] = {w[c].x, w[c].y, w[c].z, w[c].w};
+      float chunk = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        uint4 xv = x4[i * (K / 32) + lane + 32 * c];
+        const __half2* xp = reinterpret_cast<const __half2*>(&xv);
+        __half2 h = __floats2half2_rn(0.0f, 0.0f);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const uint32_t bits = ((words[i] >> (4 * k)) & 0x000F000Fu) | 0x64006400u;  // f16 1024 + code: k, k + 4
+          __half2 q;
+          std::memcpy(&q, &bits, 4);
+          h = __hfma2(__hsub2(q, bias), xp[k], h);
+        }
+        const float2 f = __half22float2(h);
+        chunk += f.x + f.y;
+      }
+      acc = fmaf(__half2float(sc[c]), chunk, acc);
     }
-    const float2 f = __half22float2(s);
-    acc = fmaf(__half2float(scales[word / (kGroup / 8)]), f.x + f.y, acc);
   }
   return warp_sum(acc);
+}
+
+// One row read through a pointer (the ring's shared memory, or global memory).
+template <bool kStream>
+__device__ float row_dot(const uint8_t* row, const __half* xs, int K) {
+  uint4 w[kMaxChunks];
+  __half sc[kMaxChunks];
+  load_chunks<kStream>(row, K, w, sc);
+  return dot_chunks(w, sc, xs, K);
 }
 
 // Timing-only modes of the persistent kernel (their outputs are not checked).
@@ -264,7 +303,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
         if (row >= r1) break;
         const float y = mode == kNoMath || mode == kStreamOnly || mode == kRingOnly
                             ? 0.0f
-                            : row_dot(base + static_cast<size_t>(rr) * st.row_bytes, xs, st.K);
+                            : row_dot<false>(base + static_cast<size_t>(rr) * st.row_bytes, xs, st.K);
         if (lane == 0) st.out[row] = y;
       }
       __syncwarp();
@@ -295,8 +334,58 @@ __global__ void __launch_bounds__(kConsumers) per_matrix_gemv_kernel(const Stage
   const int warp = threadIdx.x >> 5;
   const int r0 = row_begin(st.N, blockIdx.x, gridDim.x), r1 = row_begin(st.N, blockIdx.x + 1, gridDim.x);
   for (int row = r0 + warp; row < r1; row += kConsumerWarps) {
-    const float y = row_dot(st.w + static_cast<size_t>(row) * st.row_bytes, xs, st.K);
+    const float y = row_dot<true>(st.w + static_cast<size_t>(row) * st.row_bytes, xs, st.K);
     if ((threadIdx.x & 31) == 0) st.out[row] = y;
+  }
+}
+
+// The persistent chain without a ring: one CTA an SM of 16 warps, warp w taking the
+// CTA's rows w, w + 16, ... of each matrix, each lane loading its chunks of a row
+// straight into registers (__ldcs), two rows in flight a warp; the first two rows of
+// a matrix are requested before the wait for the previous matrix (weights depend on
+// nothing), so they stream during the barrier and the input load. Modes as the ring
+// kernel's kFull / kNoMath / kNoBarrier.
+__global__ void __launch_bounds__(kConsumers, 1)
+    persistent_regs_kernel(const Stage* stages, int num_stages, int* done, int mode) {
+  __shared__ __align__(16) __half xs[kMaxK];
+  __shared__ float red[kConsumerWarps];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int cta = blockIdx.x, ctas = gridDim.x;
+  uint4 wa[kMaxChunks], wb[kMaxChunks];
+  __half sa[kMaxChunks], sb[kMaxChunks];
+  for (int s = 0; s < num_stages; ++s) {
+    const Stage st = stages[s];
+    const int r0 = row_begin(st.N, cta, ctas), r1 = row_begin(st.N, cta + 1, ctas);
+    const uint8_t* w0 = st.w + static_cast<size_t>(r0) * st.row_bytes;
+    int row = r0 + warp;
+    if (row < r1) load_chunks<true>(w0 + static_cast<size_t>(warp) * st.row_bytes, st.K, wa, sa);
+    if (row + kConsumerWarps < r1)
+      load_chunks<true>(w0 + static_cast<size_t>(warp + kConsumerWarps) * st.row_bytes, st.K, wb, sb);
+    if (s > 0 && mode != kNoBarrier) {
+      if (threadIdx.x == 0)
+        while (ld_acquire(&done[s - 1]) < ctas) {
+        }
+      consumers_sync();
+    }
+    load_x(st, xs, red);
+    // Rows in pairs: a's, then b's, each refilled two rows on once used.
+    for (; row < r1; row += 2 * kConsumerWarps) {
+      float y = mode == kNoMath ? 0.0f : dot_chunks(wa, sa, xs, st.K);
+      if (lane == 0) st.out[row] = y;
+      if (row + 2 * kConsumerWarps < r1)
+        load_chunks<true>(st.w + static_cast<size_t>(row + 2 * kConsumerWarps) * st.row_bytes, st.K, wa, sa);
+      if (row + kConsumerWarps < r1) {
+        y = mode == kNoMath ? 0.0f : dot_chunks(wb, sb, xs, st.K);
+        if (lane == 0) st.out[row + kConsumerWarps] = y;
+        if (row + 3 * kConsumerWarps < r1)
+          load_chunks<true>(st.w + static_cast<size_t>(row + 3 * kConsumerWarps) * st.row_bytes, st.K, wb, sb);
+      }
+    }
+    consumers_sync();  // this CTA's rows of the stage are written
+    if (threadIdx.x == 0) {
+      __threadfence();
+      red_release_add(&done[s], 1);
+    }
   }
 }
 
@@ -479,13 +568,34 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
               tbs(res.read_only_us), res.read_only_us / num_stages);
   std::printf("  one kernel a matrix: %8.1f us a step  %5.2f TB/s  %.2f us a matrix\n", res.per_matrix_us,
               tbs(res.per_matrix_us), res.per_matrix_us / num_stages);
+  // The chain streamed into registers (no ring).
+  auto regs = [&](int mode) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(sms));
+    cfg.blockDim = dim3(kConsumers);
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeCooperative;
+    attr.val.cooperative = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, persistent_regs_kernel, static_cast<const Stage*>(d_stages), num_stages,
+                                     done, mode));
+  };
+  std::vector<float> got(2 * out_floats);
+  res.regs_no_math_us = time_it([&] { regs(kNoMath); });
+  res.regs_no_barrier_us = time_it([&] { regs(kNoBarrier); });
+  res.regs_us = time_it([&] { regs(kFull); });  // last: its outputs are compared
+  KR_CUDA_CHECK(cudaMemcpy(got.data(), outs, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  res.equal = std::memcmp(got.data(), got.data() + out_floats, out_floats * sizeof(float)) == 0;
+  std::printf("  persistent, rows into registers: %8.1f us a step (%4.2f TB/s), no row math %8.1f (%4.2f), "
+              "no grid barriers %8.1f (%4.2f)  equal: %s\n",
+              res.regs_us, tbs(res.regs_us), res.regs_no_math_us, tbs(res.regs_no_math_us), res.regs_no_barrier_us,
+              tbs(res.regs_no_barrier_us), res.equal ? "yes" : "NO (DIFFERENT)");
   std::printf("  persistent, us a step (TB/s):   full chain        no row math   no grid barriers   streaming only  "
               "ring only       equal\n");
   // At least kConsumerWarps slots: a warp waits for its next slot only one ring turn ahead
   // (a parity wait cannot tell two turns apart).
   const Ring cuts[] = {{4224, 48, false, 1}, {8448, 24, false, 1}, {4224, 22, false, 2}, {8448, 24, true, 1}};
-  std::vector<float> got(2 * out_floats);
-  res.equal = true;
   for (const Ring& cut : cuts) {
     KR_CHECK_MSG(cut.slots >= kConsumerWarps && cut.slots <= kMaxSlots && cut.slot_bytes % 16 == 0 &&
                      cut.slot_bytes >= 4224 && static_cast<size_t>(cut.slots) * cut.slot_bytes <= kRingBytes,

@@ -23,6 +23,10 @@
 // weights from global memory; the outputs of both must be equal bit for bit.
 // Floors: the same weights only read (no math, no dependencies), by one kernel
 // for the whole step and by one kernel a matrix.
+// A second persistent form needs no ring: each warp loads its rows' chunks straight
+// into registers, two rows in flight, the first two of each matrix requested before
+// the wait for the previous one (kr's stream GEMV preloads its weights the same way
+// before griddepcontrol.wait).
 //
 // Threading: the main thread of kr-cuda-bench.
 #pragma once
@@ -36,9 +40,12 @@ struct PersistentGemvBenchResult {
   double per_matrix_us = 0.0;     // one kernel a matrix, best of the timed steps
   double read_only_us = 0.0;      // one kernel a matrix that only reads its weights (the bytes' floor)
   double read_all_us = 0.0;       // one kernel that only reads every matrix's weights, one after another
+  double regs_us = 0.0;           // the persistent chain with rows streamed into registers (no ring)
+  double regs_no_math_us = 0.0;   // timing only: the same without the row math
+  double regs_no_barrier_us = 0.0;  // timing only: the same without waiting for the previous matrix
   double no_math_us = 0.0;        // timing only: the persistent kernel without the row math
   double no_barrier_us = 0.0;     // timing only: without waiting for the previous matrix
-  bool equal = false;             // every output of the two equal bit for bit
+  bool equal = false;             // every persistent form's outputs equal the reference's bit for bit
 };
 
 // Runs both on the current device for `layers` layers and prints the result.
