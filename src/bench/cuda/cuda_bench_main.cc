@@ -664,6 +664,9 @@ int main(int argc, char** argv) {
                                                  {"per_matrix_us", r.per_matrix_us}, {"read_only_us", r.read_only_us}, {"read_all_us", r.read_all_us},
                                                  {"regs_us", r.regs_us}, {"regs_no_math_us", r.regs_no_math_us},
                                                  {"regs_no_barrier_us", r.regs_no_barrier_us},
+                                                 {"warp_ring_us", r.warp_ring_us},
+                                                 {"warp_ring_no_math_us", r.warp_ring_no_math_us},
+                                                 {"warp_ring_no_barrier_us", r.warp_ring_no_barrier_us},
                                                  {"no_math_us", r.no_math_us},
                                                  {"no_barrier_us", r.no_barrier_us}, {"equal", r.equal}}}}
                  .dump(2)

@@ -85,6 +85,12 @@ __device__ inline void bulk_to_smem(void* dst, const void* src, uint32_t bytes, 
 __device__ inline void cp_async16(void* dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
 }
+__device__ inline void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ inline void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
 // Arrives on `b` once this thread's cp.async copies so far have landed (the barrier's
 // expected count covers it: .noinc).
 __device__ inline void cp_async_arrive(uint64_t* b) {
@@ -389,6 +395,75 @@ __global__ void __launch_bounds__(kConsumers, 1)
   }
 }
 
+// The third persistent form: a ring a warp. Warp w owns kWarpSlots slots of
+// shared memory and the CTA's row slots j = w, w + 16, ... of each matrix (a slot:
+// one row of 8,192 columns, two of 3,072), copied by its 32 lanes with cp.async, one
+// commit group a slot, kWarpSlots groups always committed (empty ones past the end).
+// A matrix's first kWarpSlots slots are requested before the wait for the previous
+// matrix: up to 203 KB an SM, all of gate_up's share. No barrier inside the ring:
+// each warp waits for its own oldest group. Modes as persistent_regs_kernel's.
+constexpr int kWarpSlots = 3;
+constexpr int kWarpSlotBytes = 4224;
+constexpr size_t kWarpRingSmem =
+    static_cast<size_t>(kConsumerWarps) * kWarpSlots * kWarpSlotBytes + kMaxK * sizeof(__half) +
+    kConsumerWarps * sizeof(float);
+
+__global__ void __launch_bounds__(kConsumers, 1)
+    persistent_warp_ring_kernel(const Stage* stages, int num_stages, int* done, int mode) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int cta = blockIdx.x, ctas = gridDim.x;
+  uint8_t* ring = smem + static_cast<size_t>(warp) * kWarpSlots * kWarpSlotBytes;
+  __half* xs = reinterpret_cast<__half*>(smem + static_cast<size_t>(kConsumerWarps) * kWarpSlots * kWarpSlotBytes);
+  float* red = reinterpret_cast<float*>(xs + kMaxK);
+  for (int s = 0; s < num_stages; ++s) {
+    const Stage st = stages[s];
+    const int r0 = row_begin(st.N, cta, ctas), r1 = row_begin(st.N, cta + 1, ctas);
+    const int rps = kWarpSlotBytes / st.row_bytes;
+    const int nslots = (r1 - r0 + rps - 1) / rps;
+    const int mine = nslots > warp ? (nslots - warp + kConsumerWarps - 1) / kConsumerWarps : 0;
+    // My slot u: the CTA's slot j = warp + 16 u, rows [r0 + rps j, min(r1, r0 + rps (j + 1))).
+    auto issue = [&](int u) {
+      if (u < mine) {
+        const int row = r0 + rps * (warp + kConsumerWarps * u);
+        const int bytes = min(rps, r1 - row) * st.row_bytes;
+        uint8_t* dst = ring + (u % kWarpSlots) * kWarpSlotBytes;
+        const uint8_t* src = st.w + static_cast<size_t>(row) * st.row_bytes;
+        for (int b = 16 * lane; b < bytes; b += 16 * 32) cp_async16(dst + b, src + b);
+      }
+      cp_async_commit();
+    };
+#pragma unroll
+    for (int u = 0; u < kWarpSlots; ++u) issue(u);
+    if (s > 0 && mode != kNoBarrier) {
+      if (threadIdx.x == 0)
+        while (ld_acquire(&done[s - 1]) < ctas) {
+        }
+      consumers_sync();
+    }
+    load_x(st, xs, red);
+    for (int u = 0; u < mine; ++u) {
+      cp_async_wait<kWarpSlots - 1>();  // slot u (this lane's copies)
+      __syncwarp();                     // and every lane's
+      const uint8_t* base = ring + (u % kWarpSlots) * kWarpSlotBytes;
+      const int row0 = r0 + rps * (warp + kConsumerWarps * u);
+      for (int rr = 0; rr < rps && row0 + rr < r1; ++rr) {
+        const float y =
+            mode == kNoMath ? 0.0f : row_dot<false>(base + static_cast<size_t>(rr) * st.row_bytes, xs, st.K);
+        if (lane == 0) st.out[row0 + rr] = y;
+      }
+      __syncwarp();  // every lane has read the slot before it is refilled
+      issue(u + kWarpSlots);
+    }
+    consumers_sync();  // this CTA's rows of the stage are written
+    if (threadIdx.x == 0) {
+      __threadfence();
+      red_release_add(&done[s], 1);
+    }
+  }
+  cp_async_wait<0>();
+}
+
 // The bytes-only floor: every 16-byte word of the weights of stages [s0, s1) read
 // once, one stage after another with no wait between them (grid-strided, 4 loads
 // in flight a thread), XOR-folded into one word a block so that no load is dropped.
@@ -591,6 +666,33 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
               "no grid barriers %8.1f (%4.2f)  equal: %s\n",
               res.regs_us, tbs(res.regs_us), res.regs_no_math_us, tbs(res.regs_no_math_us), res.regs_no_barrier_us,
               tbs(res.regs_no_barrier_us), res.equal ? "yes" : "NO (DIFFERENT)");
+  // A ring a warp.
+  KR_CUDA_CHECK(cudaFuncSetAttribute(persistent_warp_ring_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(kWarpRingSmem)));
+  auto warp_ring = [&](int mode) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(sms));
+    cfg.blockDim = dim3(kConsumers);
+    cfg.dynamicSmemBytes = kWarpRingSmem;
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeCooperative;
+    attr.val.cooperative = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, persistent_warp_ring_kernel, static_cast<const Stage*>(d_stages),
+                                     num_stages, done, mode));
+  };
+  res.warp_ring_no_math_us = time_it([&] { warp_ring(kNoMath); });
+  res.warp_ring_no_barrier_us = time_it([&] { warp_ring(kNoBarrier); });
+  res.warp_ring_us = time_it([&] { warp_ring(kFull); });  // last: its outputs are compared
+  KR_CUDA_CHECK(cudaMemcpy(got.data(), outs, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  const bool warp_ring_equal = std::memcmp(got.data(), got.data() + out_floats, out_floats * sizeof(float)) == 0;
+  res.equal = res.equal && warp_ring_equal;
+  std::printf("  persistent, a ring a warp:       %8.1f us a step (%4.2f TB/s), no row math %8.1f (%4.2f), "
+              "no grid barriers %8.1f (%4.2f)  equal: %s\n",
+              res.warp_ring_us, tbs(res.warp_ring_us), res.warp_ring_no_math_us, tbs(res.warp_ring_no_math_us),
+              res.warp_ring_no_barrier_us, tbs(res.warp_ring_no_barrier_us),
+              warp_ring_equal ? "yes" : "NO (DIFFERENT)");
   std::printf("  persistent, us a step (TB/s):   full chain        no row math   no grid barriers   streaming only  "
               "ring only       equal\n");
   // At least kConsumerWarps slots: a warp waits for its next slot only one ring turn ahead

@@ -23,6 +23,8 @@
 // weights from global memory; the outputs of both must be equal bit for bit.
 // Floors: the same weights only read (no math, no dependencies), by one kernel
 // for the whole step and by one kernel a matrix.
+// A third gives each warp a ring of its own (cp.async, no barrier inside the ring),
+// deep enough to request a whole matrix's share of weights before the barrier.
 // A second persistent form needs no ring: each warp loads its rows' chunks straight
 // into registers, two rows in flight, the first two of each matrix requested before
 // the wait for the previous one (kr's stream GEMV preloads its weights the same way
@@ -43,6 +45,9 @@ struct PersistentGemvBenchResult {
   double regs_us = 0.0;           // the persistent chain with rows streamed into registers (no ring)
   double regs_no_math_us = 0.0;   // timing only: the same without the row math
   double regs_no_barrier_us = 0.0;  // timing only: the same without waiting for the previous matrix
+  double warp_ring_us = 0.0;      // the persistent chain with a cp.async ring a warp
+  double warp_ring_no_math_us = 0.0;
+  double warp_ring_no_barrier_us = 0.0;
   double no_math_us = 0.0;        // timing only: the persistent kernel without the row math
   double no_barrier_us = 0.0;     // timing only: without waiting for the previous matrix
   bool equal = false;             // every persistent form's outputs equal the reference's bit for bit
