@@ -662,6 +662,7 @@ int main(int argc, char** argv) {
       out << nlohmann::json{{"persistent_gemv", {{"layers", r.layers}, {"weight_bytes", r.weight_bytes},
                                                  {"persistent_us", r.persistent_us},
                                                  {"per_matrix_us", r.per_matrix_us}, {"read_only_us", r.read_only_us}, {"read_all_us", r.read_all_us},
+                                                 {"read_all_one_cta_us", r.read_all_one_cta_us},
                                                  {"regs_us", r.regs_us}, {"regs_no_math_us", r.regs_no_math_us},
                                                  {"regs_no_barrier_us", r.regs_no_barrier_us},
                                                  {"warp_ring_us", r.warp_ring_us},

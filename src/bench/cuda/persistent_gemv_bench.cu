@@ -468,7 +468,7 @@ __global__ void __launch_bounds__(kConsumers, 1)
 // once, one stage after another with no wait between them (grid-strided, 4 loads
 // in flight a thread), XOR-folded into one word a block so that no load is dropped.
 // One launch a stage: one kernel a matrix; one launch for all: the HBM's own rate.
-__global__ void __launch_bounds__(256) read_weights_kernel(const Stage* stages, int s0, int s1, uint4* sink) {
+__global__ void __launch_bounds__(kConsumers) read_weights_kernel(const Stage* stages, int s0, int s1, uint4* sink) {
   uint4 acc = make_uint4(0, 0, 0, 0);
   auto fold = [&acc](const uint4& v) {
     acc.x ^= v.x;
@@ -639,6 +639,13 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
     KR_CUDA_CHECK(cudaGetLastError());
   });
   std::printf("  read only, one kernel in all:   %8.1f us a step  %5.2f TB/s\n", res.read_all_us, tbs(res.read_all_us));
+  // The same in the persistent kernels' shape: one CTA of kConsumers threads an SM.
+  res.read_all_one_cta_us = time_it([&] {
+    read_weights_kernel<<<sms, kConsumers>>>(d_stages, 0, num_stages, sink);
+    KR_CUDA_CHECK(cudaGetLastError());
+  });
+  std::printf("  read only, one kernel in all, one CTA of %d threads an SM: %8.1f us a step  %5.2f TB/s\n", kConsumers,
+              res.read_all_one_cta_us, tbs(res.read_all_one_cta_us));
   std::printf("  read only, one kernel a matrix: %8.1f us a step  %5.2f TB/s  %.2f us a matrix\n", res.read_only_us,
               tbs(res.read_only_us), res.read_only_us / num_stages);
   std::printf("  one kernel a matrix: %8.1f us a step  %5.2f TB/s  %.2f us a matrix\n", res.per_matrix_us,

@@ -42,6 +42,7 @@ struct PersistentGemvBenchResult {
   double per_matrix_us = 0.0;     // one kernel a matrix, best of the timed steps
   double read_only_us = 0.0;      // one kernel a matrix that only reads its weights (the bytes' floor)
   double read_all_us = 0.0;       // one kernel that only reads every matrix's weights, one after another
+  double read_all_one_cta_us = 0.0;  // the same with one CTA of 512 threads an SM (the persistent kernels' shape)
   double regs_us = 0.0;           // the persistent chain with rows streamed into registers (no ring)
   double regs_no_math_us = 0.0;   // timing only: the same without the row math
   double regs_no_barrier_us = 0.0;  // timing only: the same without waiting for the previous matrix
