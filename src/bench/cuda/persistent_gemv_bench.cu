@@ -107,6 +107,16 @@ __device__ inline void red_release_add(int* p, int v) {
 // The consumer warps' barrier (the producer warp is not in it).
 __device__ inline void consumers_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
 
+// After a matrix: once every consumer thread of this CTA has written its rows, one
+// thread publishes them (release) by adding 1 to the matrix's counter.
+__device__ inline void signal_matrix_done(int* done, int s) {
+  consumers_sync();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    red_release_add(&done[s], 1);
+  }
+}
+
 __device__ inline float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -323,11 +333,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     const int next = base_slot + nslots;
     base_phase ^= static_cast<uint32_t>(next / slots) & 1u;
     base_slot = next % slots;
-    consumers_sync();  // this CTA's rows of the stage are written
-    if (threadIdx.x == 0) {
-      __threadfence();
-      red_release_add(&done[s], 1);
-    }
+    signal_matrix_done(done, s);
   }
 }
 
@@ -387,11 +393,7 @@ __global__ void __launch_bounds__(kConsumers, 1)
           load_chunks<true>(st.w + static_cast<size_t>(row + 3 * kConsumerWarps) * st.row_bytes, st.K, wb, sb);
       }
     }
-    consumers_sync();  // this CTA's rows of the stage are written
-    if (threadIdx.x == 0) {
-      __threadfence();
-      red_release_add(&done[s], 1);
-    }
+    signal_matrix_done(done, s);
   }
 }
 
@@ -455,11 +457,7 @@ __global__ void __launch_bounds__(kConsumers, 1)
       __syncwarp();  // every lane has read the slot before it is refilled
       issue(u + kWarpSlots);
     }
-    consumers_sync();  // this CTA's rows of the stage are written
-    if (threadIdx.x == 0) {
-      __threadfence();
-      red_release_add(&done[s], 1);
-    }
+    signal_matrix_done(done, s);
   }
   cp_async_wait<0>();
 }
@@ -517,6 +515,22 @@ __global__ void fill_weights_kernel(uint8_t* w, int N, int K, int row_bytes, uin
 __global__ void fill_input_kernel(float* x, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+}
+
+// Enqueues `kernel` on the default stream with every CTA resident at once
+// (cooperative launch: the persistent kernels' CTAs wait on each other).
+template <typename... Params, typename... Args>
+void launch_cooperative(void (*kernel)(Params...), int grid, int block, size_t smem, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(grid));
+  cfg.blockDim = dim3(static_cast<unsigned>(block));
+  cfg.dynamicSmemBytes = smem;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeCooperative;
+  attr.val.cooperative = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
 }
 
 }  // namespace
@@ -607,18 +621,16 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
   PersistentGemvBenchResult res;
   res.layers = layers;
   res.weight_bytes = weight_bytes;
+  const Stage* stages = d_stages;
   auto persistent = [&](int mode, const Ring& cut) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(sms * cut.ctas_per_sm));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem_bytes(cut);
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeCooperative;  // every CTA resident at once (they wait on each other)
-    attr.val.cooperative = 1;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, cut.ctas_per_sm > 1 ? persistent_gemv_kernel<2> : persistent_gemv_kernel<1>,
-                                     static_cast<const Stage*>(d_stages), num_stages, done, mode, cut));
+    launch_cooperative(cut.ctas_per_sm > 1 ? persistent_gemv_kernel<2> : persistent_gemv_kernel<1>,
+                       sms * cut.ctas_per_sm, kThreads, smem_bytes(cut), stages, num_stages, done, mode, cut);
+  };
+  // After a full run: its outputs (the first half of outs) against the reference's.
+  std::vector<float> got(2 * out_floats);
+  auto outputs_equal = [&] {
+    KR_CUDA_CHECK(cudaMemcpy(got.data(), outs, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    return std::memcmp(got.data(), got.data() + out_floats, out_floats * sizeof(float)) == 0;
   };
   res.per_matrix_us = time_it([&] {
     for (int s = 0; s < num_stages; ++s)
@@ -652,23 +664,12 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
               tbs(res.per_matrix_us), res.per_matrix_us / num_stages);
   // The chain streamed into registers (no ring).
   auto regs = [&](int mode) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(sms));
-    cfg.blockDim = dim3(kConsumers);
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeCooperative;
-    attr.val.cooperative = 1;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, persistent_regs_kernel, static_cast<const Stage*>(d_stages), num_stages,
-                                     done, mode));
+    launch_cooperative(persistent_regs_kernel, sms, kConsumers, 0, stages, num_stages, done, mode);
   };
-  std::vector<float> got(2 * out_floats);
   res.regs_no_math_us = time_it([&] { regs(kNoMath); });
   res.regs_no_barrier_us = time_it([&] { regs(kNoBarrier); });
   res.regs_us = time_it([&] { regs(kFull); });  // last: its outputs are compared
-  KR_CUDA_CHECK(cudaMemcpy(got.data(), outs, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  res.equal = std::memcmp(got.data(), got.data() + out_floats, out_floats * sizeof(float)) == 0;
+  res.equal = outputs_equal();
   std::printf("  persistent, rows into registers: %8.1f us a step (%4.2f TB/s), no row math %8.1f (%4.2f), "
               "no grid barriers %8.1f (%4.2f)  equal: %s\n",
               res.regs_us, tbs(res.regs_us), res.regs_no_math_us, tbs(res.regs_no_math_us), res.regs_no_barrier_us,
@@ -677,23 +678,12 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
   KR_CUDA_CHECK(cudaFuncSetAttribute(persistent_warp_ring_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(kWarpRingSmem)));
   auto warp_ring = [&](int mode) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(sms));
-    cfg.blockDim = dim3(kConsumers);
-    cfg.dynamicSmemBytes = kWarpRingSmem;
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeCooperative;
-    attr.val.cooperative = 1;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, persistent_warp_ring_kernel, static_cast<const Stage*>(d_stages),
-                                     num_stages, done, mode));
+    launch_cooperative(persistent_warp_ring_kernel, sms, kConsumers, kWarpRingSmem, stages, num_stages, done, mode);
   };
   res.warp_ring_no_math_us = time_it([&] { warp_ring(kNoMath); });
   res.warp_ring_no_barrier_us = time_it([&] { warp_ring(kNoBarrier); });
   res.warp_ring_us = time_it([&] { warp_ring(kFull); });  // last: its outputs are compared
-  KR_CUDA_CHECK(cudaMemcpy(got.data(), outs, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  const bool warp_ring_equal = std::memcmp(got.data(), got.data() + out_floats, out_floats * sizeof(float)) == 0;
+  const bool warp_ring_equal = outputs_equal();
   res.equal = res.equal && warp_ring_equal;
   std::printf("  persistent, a ring a warp:       %8.1f us a step (%4.2f TB/s), no row math %8.1f (%4.2f), "
               "no grid barriers %8.1f (%4.2f)  equal: %s\n",
@@ -719,8 +709,7 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
     const double no_math = time_it([&] { persistent(kNoMath, cut); });
     const double no_barrier = time_it([&] { persistent(kNoBarrier, cut); });
     const double full = time_it([&] { persistent(kFull, cut); });  // last: its outputs are compared
-    KR_CUDA_CHECK(cudaMemcpy(got.data(), outs, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
-    const bool equal = std::memcmp(got.data(), got.data() + out_floats, out_floats * sizeof(float)) == 0;
+    const bool equal = outputs_equal();
     res.equal = res.equal && equal;
     if (&cut == &cuts[0]) {
       res.persistent_us = full;
