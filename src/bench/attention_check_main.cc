@@ -158,6 +158,7 @@ struct CaseSpec {
   int decode_tile_tokens = 1;  // tokens per decode tile
   bool sequential_blocks = false;  // block ids in order (timing) instead of shuffled
   int min_width = 0;               // block-table width at least this (-1 padded), as the runner pads it
+  int decode_warps = 0;            // decode kernel's block shape forced (2 or 4); 0: the split policy's
 };
 
 struct Layout {
@@ -208,6 +209,7 @@ struct SplitInfo {
   int tiles = 0;
   int num_splits = 1;
   int split_keys = 0;
+  int decode_warps = 0;  // the decode launch's block shape (0: no decode launch)
 };
 
 class Step {
@@ -265,8 +267,9 @@ class Step {
       // Decode splits follow the shapes only (table width), as a recorded graph needs.
       const int max_keys = decode ? L_.width * kBlockSize : max_ctx;
       // The workspace a backend would have: CudaBackend's 256 MB split scratch.
-      cuda::FlashSplit sp = decode ? cuda::flash_decode_split(la.tiles, c_.hkv, c_.d, max_keys, kScratchBytes)
-                                   : cuda::flash_prefill_split(la.tiles, c_.hkv, c_.d, max_keys, kScratchBytes);
+      cuda::FlashSplit sp =
+          decode ? cuda::flash_decode_split(la.tiles, c_.hkv, c_.d, max_keys, kScratchBytes, false, c_.decode_warps)
+                 : cuda::flash_prefill_split(la.tiles, c_.hkv, c_.d, max_keys, kScratchBytes);
       if (c_.splits > 0) {
         const int g = cuda::flash_split_granule();
         sp.split_keys = ((max_keys + c_.splits - 1) / c_.splits + g - 1) / g * g;
@@ -316,6 +319,7 @@ class Step {
       a.softcap = c_.softcap;
       a.num_splits = la.split.num_splits;
       a.split_keys = la.split.split_keys;
+      a.decode_warps = la.split.decode_warps;
       if (a.num_splits > 1) {
         a.partial_out = la.ws.get();
         a.partial_ml = la.ws.get() + la.partial_floats;
@@ -338,6 +342,7 @@ class Step {
     s.launches = static_cast<int>(launches_.size());
     for (const Launch& la : launches_) {
       s.tiles += la.tiles;
+      if (la.decode) s.decode_warps = la.split.decode_warps;
       if (la.split.num_splits >= s.num_splits) {
         s.num_splits = la.split.num_splits;
         s.split_keys = la.split.split_keys;
@@ -782,6 +787,18 @@ std::vector<CaseSpec> correctness_cases(bool quick) {
     c.name = name(k == Kern::kDecode ? "decode" : "prefill", 24, 8, 128, "block table holes");
     cs.push_back(c);
   }
+  // Every case with decode tiles on both block shapes of the decode kernel (4 and 2
+  // warps, FlashAttnArgs::decode_warps), whichever the policy would pick.
+  const size_t n = cs.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (cs[i].kern != Kern::kDecode && cs[i].kern != Kern::kMixed) continue;
+    CaseSpec two = cs[i];
+    cs[i].decode_warps = 4;
+    cs[i].name += " [4 warps]";
+    two.decode_warps = 2;
+    two.name += " [2 warps]";
+    cs.push_back(two);
+  }
   return cs;
 }
 
@@ -895,7 +912,7 @@ json time_prefill(const char* what, int hq, int hkv, int d, std::vector<SeqSpec>
   return j;
 }
 
-json time_decode(int batch, int ctx, int layers, Kern k, int rounds) {
+json time_decode(int batch, int ctx, int layers, Kern k, int rounds, int warps = 0) {
   CaseSpec c;
   c.hq = 24;
   c.hkv = 8;
@@ -903,6 +920,7 @@ json time_decode(int batch, int ctx, int layers, Kern k, int rounds) {
   c.seqs.assign(batch, SeqSpec{ctx - 1, 1});
   c.kern = k;
   c.sequential_blocks = true;
+  c.decode_warps = warps;
   Step st(c, 6, layers);
   st.prepare(k);
   bool ok = true;
@@ -925,9 +943,12 @@ json time_decode(int batch, int ctx, int layers, Kern k, int rounds) {
   j["num_splits"] = si.num_splits;
   j["split_keys"] = si.split_keys;
   j["blocks"] = static_cast<int64_t>(si.tiles) * c.hkv * si.num_splits;
-  std::printf("  decode b%-3d ctx %-6d %-22s %8.1f us/layer  %7.0f GB/s (%4.1f%% of %.1f TB/s)  splits %d\n", batch,
-              ctx, kern_name(k), ms * 1e3, bytes / (ms * 1e-3) / 1e9, 100.0 * bytes / (ms * 1e-3) / (kHbmTBs * 1e12),
-              kHbmTBs, si.num_splits);
+  j["decode_warps_forced"] = warps;
+  j["decode_warps"] = si.decode_warps;
+  std::printf("  decode b%-3d ctx %-6d %-22s %8.1f us/layer  %7.0f GB/s (%4.1f%% of %.1f TB/s)  splits %d, %d warps%s\n",
+              batch, ctx, kern_name(k), ms * 1e3, bytes / (ms * 1e-3) / 1e9,
+              100.0 * bytes / (ms * 1e-3) / (kHbmTBs * 1e12), kHbmTBs, si.num_splits, si.decode_warps,
+              warps > 0 ? " (forced)" : "");
   std::fflush(stdout);
   return j;
 }
@@ -1071,6 +1092,15 @@ int main_impl(int argc, char** argv) {
       dec.push_back(time_decode(64, 4096, 2, k, 4));
     }
     t["decode"] = dec;
+    std::printf("flash decode block shapes (FlashAttnArgs::decode_warps) forced, then the policy's:\n");
+    json shapes = json::array();
+    struct B {
+      int batch, ctx, layers;
+    };
+    for (const B& b : {B{1, 32768, 8}, B{16, 32768, 2}, B{1, 4096, 16}, B{16, 200, 16}, B{32, 200, 8}, B{64, 200, 4},
+                       B{128, 200, 4}, B{64, 1024, 2}, B{64, 4096, 2}, B{256, 4096, 2}})
+      for (int w : {4, 2, 0}) shapes.push_back(time_decode(b.batch, b.ctx, b.layers, Kern::kDecode, 4, w));
+    t["decode_block_shapes"] = shapes;
     {
       // Batch-1 decode at 32k over 28 layers against its roofline: (weights + K/V) / 3.9 TB/s.
       const double kv_token = 28.0 * 32768 * 8 * 128 * 2 * 2, weights = 6.4255e9;

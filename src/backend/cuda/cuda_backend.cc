@@ -1368,6 +1368,7 @@ bool CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
   auto set_split = [&](const cuda::FlashSplit& sp, int num_tiles, int rows_cap, char* ws) {
     a.num_splits = sp.num_splits;
     a.split_keys = sp.split_keys;
+    a.decode_warps = sp.decode_warps;
     a.partial_out = nullptr;
     a.partial_ml = nullptr;
     if (sp.num_splits > 1) {
@@ -1388,7 +1389,8 @@ bool CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
   if (n_decode > 0) {
     a.tiles = tiles + n_prefill;
     a.num_tiles = n_decode;
-    set_split(cuda::flash_decode_split(n_decode, kv_heads, head_dim, decode_keys, kHalf, a.kv_fp8), n_decode,
+    set_split(cuda::flash_decode_split(n_decode, kv_heads, head_dim, decode_keys, kHalf, a.kv_fp8,
+                                       options_.flash_decode_warps), n_decode,
               cuda::kFlashDecodeRows, static_cast<char*>(attn_scratch_) + kHalf);
     const bool fp8_tail = q != nullptr && n_prefill == 0 && n_decode == meta_.num_tokens &&
                           n_decode <= cuda::kFlashMaxFp8Tiles;

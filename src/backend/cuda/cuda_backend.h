@@ -118,6 +118,10 @@ struct CudaOptions {
   // 4096 equal: docs/performance.md). Shape-only (batch size and table width, the
   // step graph's key), so a recorded graph keeps its kernel. 0: flash everywhere.
   int flash_decode_min_keys = 2048;
+  // The flash decode kernel's block shape (cuda_flash_attention.h decode_warps): 0
+  // lets the split policy pick 4 or 2 warps a block per step shape; 4 or 2 forces
+  // one (kr-cuda-bench and kr-backend-ops --flash-decode-warps N, to compare).
+  int flash_decode_warps = 0;
   // Shape of the flash prefill kernel at head dim 128, in [0, 6) (cuda::
   // kFlashPrefillVariants; cuda_flash_prefill.cu says what each changes). Default 1
   // (kv2: K and V double-buffered, one barrier per key tile), 14-16% faster than 0

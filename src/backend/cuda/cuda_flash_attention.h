@@ -70,6 +70,11 @@ struct FlashAttnArgs {
   // The decode kernel launched with programmatic dependent launch (cuda_launch.cuh;
   // the backend sets it after a GEMM that signals its dependents late).
   bool pdl = false;
+  // The decode kernel's warps a block: 4 (64-key stages) or 2 (32-key stages in half
+  // the shared memory, twice the blocks an SM); the split policy's choice
+  // (FlashSplit::decode_warps), which the split count was chosen for. Same
+  // results up to float rounding.
+  int decode_warps = 4;
   // The decode kernel only (the prefill launcher refuses it): with out_fp8.codes
   // set, also out's FP8 rows for the W8A8 o_proj (Fp8RowsOut, cuda_kernels.h), of
   // the whole rows [Hq * D] of every tile's tokens: the last block of a tile to
@@ -82,6 +87,7 @@ struct FlashAttnArgs {
 struct FlashSplit {
   int num_splits = 1;
   int split_keys = 0;
+  int decode_warps = 4;  // decode: the block shape the split is for (FlashAttnArgs::decode_warps)
 };
 
 // Query rows (tokens × group) of one tile: 128 for D = 64 and 128, 64 for D = 256
@@ -117,9 +123,12 @@ bool flash_attention_supported(int q_heads, int kv_heads, int head_dim, int bloc
 // workspace_bytes: what the caller has for partial_out + partial_ml (splits whose
 // flash_workspace_bytes exceed it are not considered; one split needs none).
 // More than kFlashMaxSplitPairs pairs: one split. kv_fp8: for the FP8 cache's
-// decode instance (its occupancy; its keys cost half the bytes).
+// decode instance (its occupancy; its keys cost half the bytes). Decode also picks
+// the block shape (decode_warps 4 or 2) whose waves × block time is least, a
+// 2-warp block streaming keys at half a 4-warp block's rate with as much
+// overhead; `warps` 2 or 4 forces one (CudaOptions::flash_decode_warps), 0 chooses.
 FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
-                              size_t workspace_bytes = SIZE_MAX, bool kv_fp8 = false);
+                              size_t workspace_bytes = SIZE_MAX, bool kv_fp8 = false, int warps = 0);
 FlashSplit flash_prefill_split(int num_tiles, int kv_heads, int head_dim, int max_keys,
                                size_t workspace_bytes = SIZE_MAX, int variant = 0);
 // Most splits a launch may use (the merge keeps rows × splits weights in shared memory).

@@ -4,11 +4,16 @@
 // Block: one tile of at most 16 query rows (tokens × the q heads of kv head
 // blockIdx.y; a decode step's tile is one token: its GQA group) against the
 // keys of split blockIdx.z. The keys stream through a ring of kStages shared
-// memory stages of 64 keys (K and V together, cp.async, two stages in flight
-// while one is computed); warp w takes keys [16w, 16w + 16) of each stage with
-// its own online softmax (one m16 tile: rows padded to 16, S = Q Kᵀ 16 × 16,
-// O += P V 16 × D), and the four warps' states are merged in shared memory at
-// the end. Decode is bound by the K/V bytes, not the math, so every stage is
+// memory stages of 16 W keys (K and V together, cp.async, two stages in flight
+// while one is computed); warp w of the block's W takes keys [16w, 16w + 16) of
+// each stage with its own online softmax (one m16 tile: rows padded to 16,
+// S = Q Kᵀ 16 × 16, O += P V 16 × D), and the W warps' states are merged in
+// shared memory at the end. Two block shapes (FlashAttnArgs::decode_warps, the
+// split policy's choice): W = 4, 64-key stages, two blocks an SM at D = 128; and
+// W = 2, 32-key stages in half the shared memory, four blocks an SM: the same
+// warps and bytes in flight an SM in blocks half as large, so that a batch's
+// (token, kv head) pairs that would take two waves of the first take one of the
+// second (64 sequences x 8 kv heads = 512 blocks on 132 SMs). Decode is bound by the K/V bytes, not the math, so every stage is
 // masked (causal limit, window, keys without a slot) without a fast path. With
 // out_fp8 (FlashAttnArgs), the last block of each tile over its kv heads also
 // writes the FP8 rows of the tile's tokens for o_proj (decode_fp8_rows_tail).
@@ -36,13 +41,16 @@ using namespace flash;
 // bytes in flight), and each warp widens its fragments in registers as it loads
 // them (ldmatrix on the bytes: K as stored with Q's dims permuted to match, V
 // transposed in 16-bit pairs, so each n8 tile of O holds every other dim).
-template <int D, bool kFp8 = false>
+// W: warps a block (4 or 2).
+template <int D, bool kFp8 = false, int W = 4>
 struct DecodeShape {
-  static constexpr int kWarps = 4;
+  static_assert(W == 2 || W == 4, "blocks of 2 or 4 warps");
+  static constexpr int kWarps = W;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRows = kFlashDecodeRows;
-  static constexpr int kKeys = 64;   // keys per stage: 16 per warp
-  static constexpr int kStages = kFp8 ? 6 : 3;  // D = 128: 100 KB either way, two blocks per SM
+  static constexpr int kKeys = 16 * W;  // keys per stage: 16 per warp
+  // D = 128: 100 KB either way at W = 4 (two blocks per SM), 52 KB at W = 2 (four).
+  static constexpr int kStages = kFp8 ? 6 : 3;
   static constexpr int kStageElems = 2 * kKeys * D;  // K then V
   static constexpr size_t kElemBytes = kFp8 ? 1 : sizeof(bf16);
   static constexpr size_t kStageBytes = kElemBytes * kStageElems;
@@ -52,10 +60,10 @@ struct DecodeShape {
   static constexpr size_t kScratchFloats = kStages * kStageBytes / sizeof(float);
   static_assert(kScratchFloats >= static_cast<size_t>(kWarps) * kRows * (D + 2) + kWarps * kRows,
                 "warp merge scratch must fit in the stages");
-  static_assert(kKeys == kFlashSplitGranule, "split boundaries must fall on stages");
-  // flash_decode_max_splits reads the bf16 shape's scratch: the FP8 one must hold as many weights.
-  static_assert(!kFp8 || kScratchFloats >= static_cast<size_t>(kRows) * kFlashMaxSplits,
-                "the FP8 scratch must hold the merge weights of the most splits");
+  static_assert(kFlashSplitGranule % kKeys == 0, "split boundaries must fall on stages");
+  // flash_decode_max_splits reads the bf16 W = 4 shape's scratch: every other one must hold as many weights.
+  static_assert((!kFp8 && W == 4) || kScratchFloats >= static_cast<size_t>(kRows) * kFlashMaxSplits,
+                "the scratch must hold the merge weights of the most splits");
 };
 
 constexpr int kMaxCounters = kFlashMaxSplitPairs;
@@ -82,9 +90,10 @@ __device__ __forceinline__ void decode_fp8_rows_tail(const FlashAttnArgs& a, int
   }
 }
 
-template <int D, typename KV>
-__global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_decode_kernel(const FlashAttnArgs a) {
-  using Sh = DecodeShape<D, KV::kFp8>;
+template <int D, typename KV, int W>
+__global__ void __launch_bounds__(DecodeShape<D, KV::kFp8, W>::kThreads)
+    flash_decode_kernel(const FlashAttnArgs a) {
+  using Sh = DecodeShape<D, KV::kFp8, W>;
   constexpr int kRows = Sh::kRows, kKeys = Sh::kKeys, kStages = Sh::kStages, kThreads = Sh::kThreads;
   constexpr int kWarps = Sh::kWarps;
   constexpr int kDT = D / 8;
@@ -226,7 +235,7 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
       }
     }
     // Keys of this lane: j0 + {0, 1, 8, 9}. With blocks of >= 16 keys all 16 keys
-    // of the warp share one block (stages start on multiples of 64).
+    // of the warp share one block (stages start on multiples of 16 W).
     const int j0 = kt + warp * 16 + 2 * tq;
     bool has_slot[2][2];
     if (a.block_size >= 16) {
@@ -414,28 +423,33 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8>::kThreads) flash_deco
   if (a.out_fp8.codes != nullptr) decode_fp8_rows_tail(a, tile_idx, tile, reinterpret_cast<float*>(stages));
 }
 
-// Both instances (bf16 and FP8 cache) at once: the backend configures up front,
-// outside any step-graph capture.
+// Every instance (bf16 and FP8 cache, both block shapes) at once: the backend
+// configures up front, outside any step-graph capture.
+template <int D, typename KV, int W>
+void configure_one() {
+  KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D, KV, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(DecodeShape<D, KV::kFp8, W>::kSmem)));
+}
 template <int D>
 void configure_decode() {
   static bool done = false;  // one backend thread: no race
   if (!done) {
-    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D, KvBf16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(DecodeShape<D>::kSmem)));
-    KR_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<D, KvFp8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(DecodeShape<D, true>::kSmem)));
+    configure_one<D, KvBf16, 4>();
+    configure_one<D, KvFp8, 4>();
+    configure_one<D, KvBf16, 2>();
+    configure_one<D, KvFp8, 2>();
     done = true;
   }
 }
 
 // Of one instance (its registers and shared memory): the split policy's occupancy.
-template <int D, typename KV>
+template <int D, typename KV, int W>
 int blocks_per_sm_decode() {
-  using Sh = DecodeShape<D, KV::kFp8>;
+  using Sh = DecodeShape<D, KV::kFp8, W>;
   static int n = 0;
   if (n == 0) {
     configure_decode<D>();
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_decode_kernel<D, KV>, Sh::kThreads, Sh::kSmem) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_decode_kernel<D, KV, W>, Sh::kThreads, Sh::kSmem) !=
             cudaSuccess ||
         n < 1)
       n = 1;
@@ -443,17 +457,29 @@ int blocks_per_sm_decode() {
   return n;
 }
 
+template <int D, typename KV, int W>
+void launch_decode_w(const FlashAttnArgs& a, cudaStream_t stream) {
+  using Sh = DecodeShape<D, KV::kFp8, W>;
+  const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
+  launch(a.pdl, flash_decode_kernel<D, KV, W>, grid, dim3(Sh::kThreads), Sh::kSmem, stream, a);
+}
+
 template <int D>
 void launch_decode_d(const FlashAttnArgs& a, cudaStream_t stream) {
   configure_decode<D>();
-  const dim3 grid(a.num_tiles, a.kv_heads, a.num_splits);
   if (a.kv_fp8) {
-    launch(a.pdl, flash_decode_kernel<D, KvFp8>, grid, dim3(DecodeShape<D, true>::kThreads),
-           DecodeShape<D, true>::kSmem, stream, a);
+    if (a.decode_warps == 2) launch_decode_w<D, KvFp8, 2>(a, stream);
+    else launch_decode_w<D, KvFp8, 4>(a, stream);
   } else {
-    launch(a.pdl, flash_decode_kernel<D, KvBf16>, grid, dim3(DecodeShape<D>::kThreads), DecodeShape<D>::kSmem,
-           stream, a);
+    if (a.decode_warps == 2) launch_decode_w<D, KvBf16, 2>(a, stream);
+    else launch_decode_w<D, KvBf16, 4>(a, stream);
   }
+}
+
+template <int D>
+int blocks_per_sm_d(bool kv_fp8, int warps) {
+  if (kv_fp8) return warps == 2 ? blocks_per_sm_decode<D, KvFp8, 2>() : blocks_per_sm_decode<D, KvFp8, 4>();
+  return warps == 2 ? blocks_per_sm_decode<D, KvBf16, 2>() : blocks_per_sm_decode<D, KvBf16, 4>();
 }
 
 }  // namespace
@@ -467,11 +493,11 @@ size_t flash_host::decode_smem_bytes(int head_dim) {
   }
 }
 
-int flash_host::decode_blocks_per_sm(int head_dim, bool kv_fp8) {
+int flash_host::decode_blocks_per_sm(int head_dim, bool kv_fp8, int warps) {
   switch (head_dim) {
-    case 64: return kv_fp8 ? blocks_per_sm_decode<64, KvFp8>() : blocks_per_sm_decode<64, KvBf16>();
-    case 128: return kv_fp8 ? blocks_per_sm_decode<128, KvFp8>() : blocks_per_sm_decode<128, KvBf16>();
-    case 256: return kv_fp8 ? blocks_per_sm_decode<256, KvFp8>() : blocks_per_sm_decode<256, KvBf16>();
+    case 64: return blocks_per_sm_d<64>(kv_fp8, warps);
+    case 128: return blocks_per_sm_d<128>(kv_fp8, warps);
+    case 256: return blocks_per_sm_d<256>(kv_fp8, warps);
     default: return 1;
   }
 }
@@ -489,18 +515,21 @@ int flash_decode_max_splits(int head_dim) {
 }
 
 FlashSplit flash_decode_split(int num_tiles, int kv_heads, int head_dim, int max_keys, size_t workspace_bytes,
-                              bool kv_fp8) {
+                              bool kv_fp8, int warps) {
   if (flash_host::decode_smem_bytes(head_dim) == 0) return FlashSplit{1, 0};
-  const int slots = flash_host::sm_count() * flash_host::decode_blocks_per_sm(head_dim, kv_fp8);
   // A block costs about as much as streaming 128 bf16 keys beyond its own (launch,
   // Q, the warp merge, partial rows): 256 e4m3 keys, the same bytes.
-  return flash_host::choose_split(num_tiles * kv_heads, max_keys, slots, flash_decode_max_splits(head_dim),
-                                  (kv_fp8 ? 4 : 2) * kFlashSplitGranule,
-                                  flash_workspace_bytes(1, 1, kFlashDecodeRows, 2, head_dim) / 2, workspace_bytes);
+  const int sms = flash_host::sm_count();
+  return flash_host::choose_decode_shape(
+      num_tiles * kv_heads, max_keys, sms * flash_host::decode_blocks_per_sm(head_dim, kv_fp8, 4),
+      sms * flash_host::decode_blocks_per_sm(head_dim, kv_fp8, 2), flash_decode_max_splits(head_dim),
+      (kv_fp8 ? 4 : 2) * kFlashSplitGranule, flash_workspace_bytes(1, 1, kFlashDecodeRows, 2, head_dim) / 2,
+      workspace_bytes, flash_host::kDecodeTwoWarpKeyWeight, warps);
 }
 
 bool launch_flash_decode(const FlashAttnArgs& a, cudaStream_t stream) {
   if (!flash_host::args_ok(a, kFlashDecodeRows, flash_decode_max_splits(a.head_dim), kMaxCounters)) return false;
+  if (a.decode_warps != 2 && a.decode_warps != 4) return false;
   if (a.out_fp8.codes != nullptr && (a.out_fp8.scales == nullptr || a.num_tiles > kFlashMaxFp8Tiles)) return false;
   if (a.num_tiles == 0) return true;
   switch (a.head_dim) {

@@ -25,10 +25,14 @@ int sm_count() {
 }
 
 FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int overhead_keys,
-                        size_t bytes_per_split_pair, size_t workspace_bytes) {
+                        size_t bytes_per_split_pair, size_t workspace_bytes, double key_weight, double* cost_out) {
   constexpr int G = kFlashSplitGranule;
   const int64_t tiles = std::max<int64_t>(1, (static_cast<int64_t>(max_keys) + G - 1) / G);
   FlashSplit best{1, static_cast<int>(tiles * G)};
+  const int64_t one_wave_blocks = std::max<int64_t>(1, pairs);
+  if (cost_out != nullptr)  // one split: the cost the loop below starts from
+    *cost_out = static_cast<double>((one_wave_blocks + std::max(1, slots) - 1) / std::max(1, slots)) *
+                (key_weight * static_cast<double>(tiles * G) + overhead_keys);
   if (pairs <= 0 || slots <= 0 || pairs > kFlashMaxSplitPairs) return best;
   double best_cost = std::numeric_limits<double>::infinity();
   const int64_t limit = std::min<int64_t>(std::max(1, max_splits), tiles);
@@ -43,13 +47,28 @@ FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int 
                       static_cast<double>(workspace_bytes))
       continue;
     const int64_t waves = (blocks + slots - 1) / slots;
-    const double cost = static_cast<double>(waves) * static_cast<double>(per * G + overhead_keys);
+    const double cost = static_cast<double>(waves) * (key_weight * static_cast<double>(per * G) + overhead_keys);
     if (cost < best_cost) {
       best_cost = cost;
       best = FlashSplit{static_cast<int>(ns), static_cast<int>(per * G)};
     }
   }
+  if (cost_out != nullptr) *cost_out = best_cost;
   return best;
+}
+
+FlashSplit choose_decode_shape(int pairs, int max_keys, int slots4, int slots2, int max_splits, int overhead_keys,
+                               size_t bytes_per_split_pair, size_t workspace_bytes, double key_weight2, int warps) {
+  double cost4 = 0.0, cost2 = 0.0;
+  FlashSplit four = choose_split(pairs, max_keys, slots4, max_splits, overhead_keys, bytes_per_split_pair,
+                                 workspace_bytes, 1.0, &cost4);
+  four.decode_warps = 4;
+  if (warps == 4) return four;
+  FlashSplit two = choose_split(pairs, max_keys, slots2, max_splits, overhead_keys, bytes_per_split_pair,
+                                workspace_bytes, key_weight2, &cost2);
+  two.decode_warps = 2;
+  if (warps == 2) return two;
+  return cost2 < cost4 ? two : four;
 }
 
 bool args_ok(const FlashAttnArgs& a, int rows_cap, int max_splits, int max_counters) {

@@ -25,6 +25,8 @@
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
 //                                     FP8 cache with scales k 0.75, v 1.25: the e4m3 paths)
 //                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
+//                       [--flash-decode-warps 0|2|4]   (CudaOptions::flash_decode_warps: the flash
+//                                     decode kernel's block shape forced, to check each; 0: the policy's)
 //                       [--quick]        (small shapes of every op and family, the step-graph
 //                                         cases, fixture cases of <= 40 tokens: a subset that runs
 //                                         in reasonable time under compute-sanitizer)
@@ -1348,6 +1350,7 @@ int main(int argc, char** argv) {
     else if (a == "--quant-fixtures" && has_value) quant_fixtures = argv[++i];
     else if (a == "--quant-goldens" && has_value) quant_goldens = argv[++i];
     else if (a == "--prefill-variant" && has_value) options.flash_prefill_variant = std::atoi(argv[++i]);
+    else if (a == "--flash-decode-warps" && has_value) options.flash_decode_warps = std::atoi(argv[++i]);
     else if (a == "--prefill-variants" && has_value) {
       const std::string list = argv[++i];
       if (list == "all") {
