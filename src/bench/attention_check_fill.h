@@ -40,4 +40,13 @@ inline float code_value(uint64_t seed, uint64_t i, int shift) {
 // p[i] = code_value(seed, i, shift) as bf16, i in [0, n).
 void fill_codes_bf16(void* p, size_t n, uint64_t seed, int shift, cudaStream_t stream);
 
+// A stand-in for the kernel that stores a decode step's own keys, late: one block
+// signals its programmatic dependents (griddepcontrol.launch_dependents) at once,
+// spins for about `spin_cycles` SM clocks, then writes elements [r, r + row_elems)
+// of a and b as fill_codes_bf16(seed_a / seed_b, shift) wrote them, for each r in
+// rows[0, n_rows) (device array). A kernel launched after it with PDL starts while
+// it spins, and sees these rows only after its griddepcontrol.wait.
+void refill_rows_late(void* a, uint64_t seed_a, void* b, uint64_t seed_b, int shift, const int64_t* rows, int n_rows,
+                      int row_elems, long long spin_cycles, cudaStream_t stream);
+
 }  // namespace kr::bench

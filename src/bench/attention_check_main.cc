@@ -56,6 +56,7 @@ namespace {
 using json = nlohmann::json;
 using bench::code_value;
 using bench::fill_codes_bf16;
+using bench::refill_rows_late;
 
 void cuda_check(cudaError_t e, const char* what, int line) {
   if (e != cudaSuccess) {
@@ -159,6 +160,8 @@ struct CaseSpec {
   bool sequential_blocks = false;  // block ids in order (timing) instead of shuffled
   int min_width = 0;               // block-table width at least this (-1 padded), as the runner pads it
   int decode_warps = 0;            // decode kernel's block shape forced (2 or 4); 0: the split policy's
+  bool late_store = false;         // the step's own keys written by a kernel still running when the
+                                   // decode kernel starts (PDL): run_late_store
 };
 
 struct Layout {
@@ -290,7 +293,33 @@ class Step {
   }
 
   // Enqueues the prepared launches on layer `layer`'s cache; false when a launcher refused.
-  bool run(int layer, cudaStream_t stream) {
+  // The decode launch as the backend makes it after its q/k/v kernel: the rows of
+  // the step's own keys poisoned (NaN), a kernel that rewrites them after ~20 us
+  // (refill_rows_late), and the attention launched behind it with PDL, so that
+  // whatever it reads of those rows before its griddepcontrol.wait is NaN.
+  bool run_late_store(cudaStream_t stream) {
+    std::vector<int64_t> rows;
+    const int64_t row_elems = static_cast<int64_t>(c_.hkv) * c_.d;
+    for (int t = 0; t < L_.T; ++t) {
+      const int s = L_.token_seq[t], pos = L_.positions[t];
+      const int32_t blk = L_.tables[static_cast<size_t>(s) * L_.width + pos / kBlockSize];
+      if (blk < 0 || blk >= L_.num_blocks) continue;
+      rows.push_back((static_cast<int64_t>(blk) * kBlockSize + pos % kBlockSize) * row_elems);
+    }
+    DevBuf<int64_t> rows_dev;
+    rows_dev.upload(rows);
+    for (int64_t r : rows) {
+      CK(cudaMemsetAsync(kc_[0].get() + r, 0xff, row_elems * sizeof(uint16_t), stream));
+      CK(cudaMemsetAsync(vc_[0].get() + r, 0xff, row_elems * sizeof(uint16_t), stream));
+    }
+    refill_rows_late(kc_[0].get(), kSeedK, vc_[0].get(), kSeedV, kShiftKV, rows_dev.get(), static_cast<int>(rows.size()),
+                     static_cast<int>(row_elems), 40000, stream);
+    const bool ok = run(0, stream, /*pdl=*/true);
+    CK(cudaStreamSynchronize(stream));
+    return ok;
+  }
+
+  bool run(int layer, cudaStream_t stream, bool pdl = false) {
     if (kern_ == Kern::kOld) {
       old_.k_cache = kc_[layer].get();
       old_.v_cache = vc_[layer].get();
@@ -320,6 +349,7 @@ class Step {
       a.num_splits = la.split.num_splits;
       a.split_keys = la.split.split_keys;
       a.decode_warps = la.split.decode_warps;
+      a.pdl = pdl && la.decode;
       if (a.num_splits > 1) {
         a.partial_out = la.ws.get();
         a.partial_ml = la.ws.get() + la.partial_floats;
@@ -787,6 +817,30 @@ std::vector<CaseSpec> correctness_cases(bool quick) {
     c.name = name(k == Kern::kDecode ? "decode" : "prefill", 24, 8, 128, "block table holes");
     cs.push_back(c);
   }
+  // Decode behind a kernel that stores the step's own keys late (PDL): the kernel
+  // must read them only after its wait. Contexts whose own key falls in the
+  // stages loaded before the wait (the first 2 of 32 or 64 keys), and beyond them.
+  {
+    struct L {
+      std::vector<SeqSpec> seqs;
+      int window;
+      const char* what;
+    };
+    std::vector<SeqSpec> mixed;
+    for (int ctx : {1, 10, 40, 63, 64, 65, 100, 127, 128, 129, 200, 700}) mixed.push_back({ctx - 1, 1});
+    for (const L& l : {L{std::vector<SeqSpec>(64, SeqSpec{29, 1}), 0, "b64 ctx 30"}, L{mixed, 0, "b12 ctx 1..700"},
+                       L{{{3999, 1}}, 0, "b1 ctx 4000 (splits)"}, L{mixed, 48, "b12 ctx 1..700 window 48"}}) {
+      CaseSpec c;
+      c.hq = 24;
+      c.hkv = 8;
+      c.seqs = l.seqs;
+      c.window = l.window;
+      c.kern = Kern::kDecode;
+      c.late_store = true;
+      c.name = name("decode", 24, 8, 128, std::string(l.what) + ", own keys stored late (PDL)");
+      cs.push_back(c);
+    }
+  }
   // Every case with decode tiles on both block shapes of the decode kernel (4 and 2
   // warps, FlashAttnArgs::decode_warps), whichever the policy would pick.
   const size_t n = cs.size();
@@ -807,7 +861,15 @@ json run_check(const CaseSpec& c, int index, bool* pass) {
   Step st(c, 1000 + index);
   st.prepare(c.kern);
   st.poison_out();
-  const bool launched = st.run(0, nullptr);
+  bool launched = false;
+  if (c.late_store) {
+    cudaStream_t stream = nullptr;
+    CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    launched = st.run_late_store(stream);
+    CK(cudaStreamDestroy(stream));
+  } else {
+    launched = st.run(0, nullptr);
+  }
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
   json j;

@@ -1395,7 +1395,7 @@ bool CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
     const bool fp8_tail = q != nullptr && n_prefill == 0 && n_decode == meta_.num_tokens &&
                           n_decode <= cuda::kFlashMaxFp8Tiles;
     if (fp8_tail) a.out_fp8 = *q;
-    a.pdl = pdl_decode && n_prefill == 0;
+    a.pdl = (pdl_decode || (options_.pdl && options_.pdl_flash_decode)) && n_prefill == 0;
     KR_CHECK_MSG(cuda::launch_flash_decode(a, s), "attention: the flash decode kernel refused its arguments");
     return fp8_tail;
   }

@@ -39,6 +39,11 @@ struct CudaOptions {
   // (the FP8 ones) PDL on these kernels measured slower and is not used (measured
   // gain and loss: docs/performance.md; kr-cuda-bench --no-pdl-after-late-signal).
   bool pdl_after_late_signal = true;
+  // With pdl, the flash decode kernel after every kernel (not only after a
+  // late-signalling GEMM): it loads the step's metadata and the first stages of
+  // its older keys before waiting on the kernel before it (cuda_flash_decode.cu).
+  // kr-cuda-bench --no-pdl-flash-decode, to compare.
+  bool pdl_flash_decode = true;
   // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
   // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
   // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that

@@ -18,6 +18,7 @@
 
 #include <cuda_bf16.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "backend/cuda/cuda_cp_async.cuh"
@@ -132,9 +133,13 @@ __device__ __forceinline__ bool tile_slots(const KvSource& src, int j0, int kend
 // tiles; keys >= kend and keys without a slot are zero-filled. Returns whether
 // one of this thread's keys below kend had no slot (the tile then needs the mask).
 // With `has_slot` set, the threads of chunk 0 also write each key's has-a-slot flag there.
+// Only keys in [kfrom, kto) are written (the decode kernel loads a tile's older
+// keys before waiting on the kernel before it and the rest after; the same
+// thread writes a key's chunks either way).
 template <int D, int KEYS, int THREADS, bool kK, bool kV>
 __device__ __forceinline__ bool load_kv_tile(const KvSource& src, bf16* ks, bf16* vs, int kt, int kend,
-                                             unsigned char* has_slot = nullptr) {
+                                             unsigned char* has_slot = nullptr, int kfrom = INT_MIN,
+                                             int kto = INT_MAX) {
   constexpr int kChunks = D / 8;
   static_assert(THREADS % kChunks == 0, "a pass covers whole rows");
   constexpr int kRowsPerPass = THREADS / kChunks;
@@ -146,6 +151,7 @@ __device__ __forceinline__ bool load_kv_tile(const KvSource& src, bf16* ks, bf16
 #pragma unroll
   for (int p = 0; p < kPasses; ++p) {
     const int key = r0 + p * kRowsPerPass;
+    if (kt + key < kfrom || kt + key >= kto) continue;
     const int64_t off = slot[p] >= 0 ? static_cast<int64_t>(slot[p]) * src.slot_stride + c * 8 : 0;
     // Passes of a multiple of 8 rows keep the swizzle of row r0: an immediate step.
     const int so = kRowsPerPass % 8 == 0 ? swz<D>(r0, c) + p * kRowsPerPass * D : swz<D>(key, c);
@@ -178,9 +184,11 @@ __device__ __forceinline__ int fp8_swz_chunk(int key, int c) {
 // bytes of cache, one 16-byte shared load, 8 prmt/lop/shift pairs and 4 bf16x2
 // multiplies, and two 16-byte shared stores — ALU work beside the tensor cores,
 // and shared memory for the byte tiles (2 kBc D bytes in prefill).
+// (kfrom, kto: as load_kv_tile.)
 template <int D, int KEYS, int THREADS, bool kK, bool kV, bool kSwz = false>
 __device__ __forceinline__ bool load_kv_tile_fp8(const KvSource& src, unsigned char* ks, unsigned char* vs, int kt,
-                                                 int kend, unsigned char* has_slot = nullptr) {
+                                                 int kend, unsigned char* has_slot = nullptr, int kfrom = INT_MIN,
+                                                 int kto = INT_MAX) {
   constexpr int kChunks = D / 16;  // 16 e4m3 per copy
   static_assert(THREADS % kChunks == 0, "a pass covers whole rows");
   constexpr int kRowsPerPass = THREADS / kChunks;
@@ -194,6 +202,7 @@ __device__ __forceinline__ bool load_kv_tile_fp8(const KvSource& src, unsigned c
 #pragma unroll
   for (int p = 0; p < kPasses; ++p) {
     const int key = r0 + p * kRowsPerPass;
+    if (kt + key < kfrom || kt + key >= kto) continue;
     const int64_t off = slot[p] >= 0 ? static_cast<int64_t>(slot[p]) * src.slot_stride + c * 16 : 0;
     const int so = key * D + (kSwz ? fp8_swz_chunk<D>(key, c) : c) * 16;
     if constexpr (kK) cp_async16(smem_u32(ks + so), k8 + off, slot[p] >= 0);

@@ -101,19 +101,24 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8, W>::kThreads)
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [16, D]
   unsigned char* stages = smem + sizeof(bf16) * kRows * D;  // kStages × (K [64, D], V [64, D]) of KV
   int* s_pos = reinterpret_cast<int*>(stages + kStages * Sh::kStageBytes);  // [16]
-  // cp.async of a stage's K and V tiles (bf16 swizzled, or e4m3 rows).
-  auto load_stage = [&](const KvSource& src, int st, int kt, int kend) {
+  // cp.async of a stage's K and V tiles (bf16 swizzled, or e4m3 rows), its keys in [kfrom, kto) only.
+  auto load_stage = [&](const KvSource& src, int st, int kt, int kend, int kfrom = INT_MIN, int kto = INT_MAX) {
     unsigned char* kb = stages + st * Sh::kStageBytes;
     if constexpr (KV::kFp8) {
-      load_kv_tile_fp8<D, kKeys, kThreads, true, true, /*kSwz=*/true>(src, kb, kb + kKeys * D, kt, kend);
+      load_kv_tile_fp8<D, kKeys, kThreads, true, true, /*kSwz=*/true>(src, kb, kb + kKeys * D, kt, kend, nullptr,
+                                                                        kfrom, kto);
     } else {
       bf16* k = reinterpret_cast<bf16*>(kb);
-      load_kv_tile<D, kKeys, kThreads, true, true>(src, k, k + kKeys * D, kt, kend);
+      load_kv_tile<D, kKeys, kThreads, true, true>(src, k, k + kKeys * D, kt, kend, nullptr, kfrom, kto);
     }
   };
 
+  // Before waiting on the kernel before this one (PDL): the step's metadata (the
+  // host wrote it) and the first stages' keys before the tile's first query
+  // position (earlier steps wrote them; no kernel of this step writes them, as in
+  // cuda_decode_attention.cu). Q and the tile's own keys (the q/k/v kernel just
+  // stored them) after it.
   pdl_launch_dependents();
-  pdl_wait();
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
   const int tile_idx = blockIdx.x;
   const AttnTile tile = a.tiles[tile_idx];
@@ -122,8 +127,6 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8, W>::kThreads)
   const int R = min(tile.count * group, kRows);
   const int ctx = a.context_lens[tile.seq];
 
-  load_q_tile<D, kRows, kThreads>(a, qs, tile.first, R, group, g);
-  if constexpr (KV::kFp8) cp_async_commit();  // Q alone: permuted below, before the first stage lands
   if (tid < kRows) s_pos[tid] = row_position(a, tile.first, tid, R, group, ctx);
   __syncthreads();
   int lo = INT_MAX, hi = -1;
@@ -153,18 +156,29 @@ __global__ void __launch_bounds__(DecodeShape<D, KV::kFp8, W>::kThreads)
                      a.max_blocks,
                      a.num_blocks,
                      __ffs(a.block_size) - 1};
+  const int kpre = min(kend, lo);  // keys [kbeg, kpre): older than every query row of the tile
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
-    if (st < n) load_stage(src, st, kbeg + st * kKeys, kend);
-    cp_async_commit();  // bf16: the first group also holds Q
+    if (st < n) load_stage(src, st, kbeg + st * kKeys, kend, INT_MIN, kpre);
+    cp_async_commit();
   }
+  pdl_wait();
+  load_q_tile<D, kRows, kThreads>(a, qs, tile.first, R, group, g);
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    const int kt = kbeg + st * kKeys;
+    if (st < n && kt + kKeys > kpre) load_stage(src, st, kt, kend, kpre, INT_MAX);  // and the zeros past kend
+  }
+  cp_async_commit();
+  // Q and the first stages complete (the loop's waits count from here: the groups
+  // it commits are the only ones in flight).
+  cp_async_wait<0>();
   if constexpr (KV::kFp8) {
     // Q's dims within each 16 permuted to the K fragments' order: an ldmatrix of
     // e4m3 key rows gives lane (gq, tq) dims 4tq..4tq+3 of key gq, which the mma
     // takes as k = 2tq, 2tq+1, 2tq+8, 2tq+9; so Q's bf16 pairs (p0 … p7) of 16
     // dims are stored as (p0, p2, p4, p6, p1, p3, p5, p7). Each thread permutes
     // whole 16-dim groups; the loop's first barrier publishes them.
-    cp_async_wait<kStages - 1>();
     __syncthreads();
     for (int u = tid; u < kRows * (D / 16); u += kThreads) {
       const int r = u / (D / 16), c16 = u % (D / 16);

@@ -12,7 +12,7 @@
 // step reads count their codes, scales and zeros.
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
-//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-pdl-after-late-signal] [--no-flash] [--flash-decode-min-keys N] [--flash-decode-warps 0|2|4] [--quant-dense-min N] [--w8a8-min N]
+//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-pdl-after-late-signal] [--no-pdl-flash-decode] [--no-flash] [--flash-decode-min-keys N] [--flash-decode-warps 0|2|4] [--quant-dense-min N] [--w8a8-min N]
 //                      [--no-fused-act-quant]   (W8A8 matmuls quantize their own activations:
 //                                        CudaOptions::fuse_fp8_act_quant off, to compare)
 //                      [--no-fp8-rope-epilogue] (W8A8 qkv: the rope kernel after the GEMM:
@@ -441,6 +441,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["flash_attention"] = set.options.flash_attention;
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
   r["flash_decode_warps"] = set.options.flash_decode_warps;
+  r["pdl_flash_decode"] = set.options.pdl_flash_decode;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
@@ -591,6 +592,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-pdl") set.pdl = false;
     else if (a == "--no-pdl-norms") set.pdl_norms = false;
     else if (a == "--no-pdl-after-late-signal") options.pdl_after_late_signal = false;
+    else if (a == "--no-pdl-flash-decode") options.pdl_flash_decode = false;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--flash-decode-warps" && i + 1 < argc) options.flash_decode_warps = std::atoi(argv[++i]);
