@@ -1036,6 +1036,57 @@ __global__ void qdequant_kernel(const QWeight w, bf16* out) {
   }
 }
 
+// The same values as qdequant_kernel (q_value's arithmetic) for integer codes in
+// the order they are stored: one thread per 16-byte code vector of (tile nt, step,
+// lane (g, t)), read once and coalesced across the warp (qgemm_layout.h), holding
+// rows 16 nt + g and 16 nt + g + 8 at the lane's 8 consecutive columns of each of
+// the step's chunks: 4 (4-bit) or 2 (8-bit) 16-byte stores of bf16, four lanes
+// covering 64 contiguous bytes of a row. qdequant_kernel read each code word 8
+// times, one 4-byte load per element (its loads scattered over the tile).
+// Without perm only (act-order scatters the columns: qdequant_kernel).
+template <QCode C>
+__global__ void qdequant_stored_kernel(const QWeight w, bf16* out) {
+  static_assert(C != QCode::kFp8, "integer codes");
+  constexpr int kChunksPerStep = C == QCode::kU4 ? 2 : 1;
+  const int64_t vecs = static_cast<int64_t>(w.Np / kQTileRows) * w.steps * 32;
+  const uint4* codes = static_cast<const uint4*>(w.codes);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < vecs;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int lane = static_cast<int>(i % 32), g = lane / 4, t = lane % 4;
+    const int64_t tile_step = i / 32;
+    const int nt = static_cast<int>(tile_step / w.steps), step = static_cast<int>(tile_step % w.steps);
+    const uint4 v = __ldg(codes + i);
+    const uint32_t word[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int c = 0; c < kChunksPerStep; ++c) {
+      const int col = (step * kChunksPerStep + c) * 32 + 8 * t;  // the lane's 8 columns of this chunk
+      if (col >= w.K) continue;                                  // K % 8 == 0: whole vectors
+      const int grp = col / w.group;
+#pragma unroll
+      for (int upper = 0; upper < 2; ++upper) {
+        const int r = g + 8 * upper, n = nt * kQTileRows + r;
+        if (n >= w.N) continue;
+        const uint32_t m = __ldg(w.meta + q_meta_index(nt, w.groups, grp, r));
+        const float s = meta_float(m & 0xFFFFu, w.meta_f16);
+        const float hi = w.has_bias ? meta_float(m >> 16, w.meta_f16) : static_cast<float>(m >> 16);
+        Vec8 o;
+#pragma unroll
+        for (int p = 0; p < 8; ++p) {
+          uint32_t q;
+          if constexpr (C == QCode::kU4) {
+            q = (word[c * 2 + upper] >> (4 * u4_nibble(p))) & 0xFu;
+          } else {
+            q = (word[upper * 2 + p / 4] >> (8 * (p % 4))) & 0xFFu;
+          }
+          const float qf = static_cast<float>(q);
+          o.h[p] = to_bf(w.has_bias ? __fadd_rn(__fmul_rn(qf, s), hi) : __fmul_rn(qf - hi, s));
+        }
+        *reinterpret_cast<uint4*>(out + static_cast<size_t>(n) * w.K + col) = o.u;
+      }
+    }
+  }
+}
+
 __global__ void qembedding_kernel(const QWeight w, const int32_t* ids, float scale, bf16* out) {
   pdl_launch_dependents();
   pdl_wait();
@@ -1121,6 +1172,13 @@ bool launch_qgemm(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms
 }
 
 void launch_qdequant_dense(const QWeight& w, void* out, cudaStream_t stream) {
+  if (w.code != QCode::kFp8 && w.perm == nullptr) {
+    const int64_t vecs = static_cast<int64_t>(w.Np / kQTileRows) * w.steps * 32;
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((vecs + 255) / 256, 132 * 16));
+    auto* kernel = w.code == QCode::kU4 ? qdequant_stored_kernel<QCode::kU4> : qdequant_stored_kernel<QCode::kU8>;
+    launch(false, kernel, dim3(blocks), dim3(256), 0, stream, w, static_cast<bf16*>(out));
+    return;
+  }
   const int64_t total = static_cast<int64_t>(w.N) * (w.K / 8);
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((total + 255) / 256, 132 * 16));
   launch(false, qdequant_kernel, dim3(blocks), dim3(256), 0, stream, w, static_cast<bf16*>(out));
