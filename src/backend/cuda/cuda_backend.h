@@ -36,8 +36,10 @@ struct CudaOptions {
   // of matmul_add_rms_norm and the flash decode attention after qkv_rope_store.
   // Their blocks then become resident as the GEMM's blocks finish, instead of their
   // launch starting when it has ended. After the GEMMs that signal at their start
-  // (the FP8 ones) PDL on these kernels measured slower and is not used (measured
-  // gain and loss: docs/performance.md; kr-cuda-bench --no-pdl-after-late-signal).
+  // (the FP8 ones) PDL on the norm measured slower and is not used (measured gain
+  // and loss: docs/performance.md; kr-cuda-bench --no-pdl-after-late-signal); the
+  // flash decode kernel, which now loads its older keys before its wait, has PDL
+  // after every kernel with pdl_flash_decode below.
   bool pdl_after_late_signal = true;
   // With pdl, the flash decode kernel after every kernel (not only after a
   // late-signalling GEMM): it loads the step's metadata and the first stages of

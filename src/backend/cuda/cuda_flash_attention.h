@@ -68,7 +68,9 @@ struct FlashAttnArgs {
   bool kv_fp8 = false;
   float v_scale = 1.0f;
   // The decode kernel launched with programmatic dependent launch (cuda_launch.cuh;
-  // the backend sets it after a GEMM that signals its dependents late).
+  // CudaOptions::pdl_flash_decode): its blocks load the metadata and their tiles'
+  // older keys before griddepcontrol.wait, Q and the tiles' own keys after it, so
+  // the kernel before may still be storing those.
   bool pdl = false;
   // The decode kernel's warps a block: 4 (64-key stages) or 2 (32-key stages in half
   // the shared memory, twice the blocks an SM); the split policy's choice

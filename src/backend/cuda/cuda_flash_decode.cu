@@ -13,10 +13,13 @@
 // W = 2, 32-key stages in half the shared memory, four blocks an SM: the same
 // warps and bytes in flight an SM in blocks half as large, so that a batch's
 // (token, kv head) pairs that would take two waves of the first take one of the
-// second (64 sequences x 8 kv heads = 512 blocks on 132 SMs). Decode is bound by the K/V bytes, not the math, so every stage is
-// masked (causal limit, window, keys without a slot) without a fast path. With
-// out_fp8 (FlashAttnArgs), the last block of each tile over its kv heads also
-// writes the FP8 rows of the tile's tokens for o_proj (decode_fp8_rows_tail).
+// second (64 sequences x 8 kv heads = 512 blocks on 132 SMs). Under PDL a block
+// requests its first stages of older keys before waiting on the kernel before it
+// (that kernel stores only the step's own keys), Q and its own keys after. Decode
+// is bound by the K/V bytes, not the math, so every stage is masked (causal limit,
+// window, keys without a slot) without a fast path. With out_fp8 (FlashAttnArgs),
+// the last block of each tile over its kv heads also writes the FP8 rows of the
+// tile's tokens for o_proj (decode_fp8_rows_tail).
 #include <cuda_bf16.h>
 
 #include <algorithm>

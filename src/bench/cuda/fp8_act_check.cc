@@ -382,6 +382,9 @@ struct PathCount {
   int split = 0, no_split = 0, fallback = 0;
 };
 
+// CudaOptions::flash_decode_warps of the backends under test (the path labels only).
+int g_decode_warps = 0;
+
 // Attention of a step of several sequences writing o_proj's FP8 rows, then o_proj
 // (+ residual + the MLP norm with normed's rows for gate_up) on those rows, on the
 // llama-8b shape (32 q heads, 8 kv heads, D 128):
@@ -401,7 +404,8 @@ void run_decode_case(Backend& fused_b, const Weights& fw, Backend& unfused_b, co
   const int64_t W = int64_t{sh.q_heads + 2 * sh.kv_heads} * D;
   // The decode kernel's split count for this step (CudaBackend: half of its 256 MiB attention scratch).
   const int splits = decode_only ? cuda::flash_decode_split(T, sh.kv_heads, static_cast<int>(D),
-                                                            meta.max_blocks_per_seq * bs, size_t{128} << 20, d.kv_fp8)
+                                                            meta.max_blocks_per_seq * bs, size_t{128} << 20, d.kv_fp8,
+                                                            g_decode_warps)
                                        .num_splits
                                  : 0;
   const std::string path = !decode_only ? "mixed step (quantize after attention)"
@@ -613,6 +617,7 @@ void check_models(Backend& fused, Backend& unfused, const std::string& fixtures)
 }  // namespace
 
 int check_fp8_act_fusion(const CudaOptions& options, const std::string& fixtures) {
+  g_decode_warps = options.flash_decode_warps;
   g_fail = 0;
   CudaOptions on = options, off = options;
   on.fuse_fp8_act_quant = true;
