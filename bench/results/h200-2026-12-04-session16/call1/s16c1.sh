@@ -23,6 +23,5 @@ echo "elapsed $(( $(date +%s) - START ))s" >> $S
 #run ops2 240 $B/new/kr-backend-ops --quick --flash-decode-warps 2; tail -3 $R/ops2.txt >> $S
 #run ops2f 240 $B/new/kr-backend-ops --quick --kv-fp8 --flash-decode-warps 2; tail -3 $R/ops2f.txt >> $S
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c1.tgz -C /tmp r

@@ -28,6 +28,5 @@ for sp in 1 2 3 4; do
 done
 grep -E "wgmma|plan|T ?=|qkv|o_proj|gate_up|down" $R/gb1.txt | head -30 >> $S
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c2.tgz -C /tmp r

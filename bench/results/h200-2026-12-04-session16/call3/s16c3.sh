@@ -14,6 +14,5 @@ for v in new plant; do
   echo "elapsed $(( $(date +%s) - START ))s" >> $S
 done
 grep FAIL $R/plant-*.txt | head -20 >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c3.tgz -C /tmp r

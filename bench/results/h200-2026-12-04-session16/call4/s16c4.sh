@@ -16,6 +16,5 @@ for rep in 1 2; do
   run g-$rep 60 $C --arch llama-3.1-8b --brief --decode-only --decode-at 64:200:64,128:200:32; dl g-$rep
 done
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c4.tgz -C /tmp r

@@ -25,6 +25,5 @@ done
 run f8 60 $C --arch llama-3.1-8b --quant fp8 --brief --decode-only --decode-at 64:200:64; dl f8
 run g8 60 $C --arch llama-3.1-8b --brief --decode-only --decode-at 64:200:64; dl g8
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c5.tgz -C /tmp r

@@ -15,6 +15,5 @@ run aw8 60 $C --arch llama-3.1-8b --quant awq --brief --decode-only --decode-at 
 run aw8d 60 $C --arch llama-3.1-8b --quant awq --brief --decode-only --decode-at 256:200:16 --quant-dense-min 4096; dl aw8d
 run g8 60 $C --arch llama-3.1-8b --brief --decode-only --decode-at 256:200:16; dl g8
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c6.tgz -C /tmp r

@@ -21,6 +21,5 @@ done
 run bf 60 $C --arch llama-3.2-3b --brief --decode-at 256:200:16; dl bf
 run awq8 60 $C --arch llama-3.1-8b --quant awq --brief --decode-at 256:200:16; dl awq8
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c7.tgz -C /tmp r

@@ -5,6 +5,5 @@ source .carry/hdr.sh
 run plant-qo 150 $B/plant/kr-backend-ops --only quant_ops; tail -1 $R/plant-qo.txt >> $S; grep -c FAIL $R/plant-qo.txt >> $S
 grep FAIL $R/plant-qo.txt | head -12 >> $S
 echo "elapsed $(( $(date +%s) - START ))s" >> $S
-sed -i 's|/work/main/||g' $R/*.txt $S
 gzip -f $R/*.txt
 tar czf $O/c8.tgz -C /tmp r
