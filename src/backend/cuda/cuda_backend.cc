@@ -69,6 +69,9 @@ class CudaBackend final : public Backend {
                  "CudaOptions::memory_fraction must be in [0.05, 0.99]");
     KR_CHECK_MSG(options_.flash_prefill_variant >= 0 && options_.flash_prefill_variant < cuda::kFlashPrefillVariants,
                  "CudaOptions::flash_prefill_variant out of range");
+    KR_CHECK_MSG(options_.flash_decode_warps == 0 || options_.flash_decode_warps == 2 ||
+                     options_.flash_decode_warps == 4,
+                 "CudaOptions::flash_decode_warps must be 0 (the policy's), 2 or 4");
     KR_CUDA_CHECK(cudaSetDevice(options_.device));
     KR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     KR_CUDA_CHECK(cublasCreate(&cublas_));

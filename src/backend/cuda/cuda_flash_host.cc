@@ -29,11 +29,15 @@ FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int 
   constexpr int G = kFlashSplitGranule;
   const int64_t tiles = std::max<int64_t>(1, (static_cast<int64_t>(max_keys) + G - 1) / G);
   FlashSplit best{1, static_cast<int>(tiles * G)};
-  const int64_t one_wave_blocks = std::max<int64_t>(1, pairs);
-  if (cost_out != nullptr)  // one split: the cost the loop below starts from
-    *cost_out = static_cast<double>((one_wave_blocks + std::max(1, slots) - 1) / std::max(1, slots)) *
-                (key_weight * static_cast<double>(tiles * G) + overhead_keys);
-  if (pairs <= 0 || slots <= 0 || pairs > kFlashMaxSplitPairs) return best;
+  // Waves of `blocks` times one block's keys (at key_weight) and overhead.
+  auto cost_of = [&](int64_t blocks, int64_t keys) {
+    const int64_t waves = (std::max<int64_t>(1, blocks) + std::max(1, slots) - 1) / std::max(1, slots);
+    return static_cast<double>(waves) * (key_weight * static_cast<double>(keys) + overhead_keys);
+  };
+  if (pairs <= 0 || slots <= 0 || pairs > kFlashMaxSplitPairs) {
+    if (cost_out != nullptr) *cost_out = cost_of(pairs, tiles * G);  // one split
+    return best;
+  }
   double best_cost = std::numeric_limits<double>::infinity();
   const int64_t limit = std::min<int64_t>(std::max(1, max_splits), tiles);
   int64_t last_per = 0;
@@ -46,8 +50,7 @@ FlashSplit choose_split(int pairs, int max_keys, int slots, int max_splits, int 
     if (ns > 1 && static_cast<double>(blocks) * static_cast<double>(bytes_per_split_pair) >
                       static_cast<double>(workspace_bytes))
       continue;
-    const int64_t waves = (blocks + slots - 1) / slots;
-    const double cost = static_cast<double>(waves) * (key_weight * static_cast<double>(per * G) + overhead_keys);
+    const double cost = cost_of(blocks, per * G);
     if (cost < best_cost) {
       best_cost = cost;
       best = FlashSplit{static_cast<int>(ns), static_cast<int>(per * G)};

@@ -1378,6 +1378,10 @@ int main(int argc, char** argv) {
                    kr::cuda::kFlashPrefillVariants - 1);
       return 2;
     }
+  if (options.flash_decode_warps != 0 && options.flash_decode_warps != 2 && options.flash_decode_warps != 4) {
+    std::fprintf(stderr, "kr-backend-ops: --flash-decode-warps must be 0, 2 or 4\n");
+    return 2;
+  }
   if (options.flash_prefill_variant < 0 || options.flash_prefill_variant >= kr::cuda::kFlashPrefillVariants) {
     std::fprintf(stderr, "kr-backend-ops: --prefill-variant must be in [0, %d)\n", kr::cuda::kFlashPrefillVariants);
     return 2;

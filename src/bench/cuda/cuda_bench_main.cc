@@ -628,6 +628,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (options.flash_decode_warps != 0 && options.flash_decode_warps != 2 && options.flash_decode_warps != 4) {
+    std::fprintf(stderr, "kr-cuda-bench: --flash-decode-warps must be 0, 2 or 4\n");
+    return 1;
+  }
   options.pdl = set.pdl;
   options.pdl_norms = set.pdl_norms;
   set.options = options;
