@@ -1007,10 +1007,12 @@ json time_decode(int batch, int ctx, int layers, Kern k, int rounds, int warps =
   j["blocks"] = static_cast<int64_t>(si.tiles) * c.hkv * si.num_splits;
   j["decode_warps_forced"] = warps;
   j["decode_warps"] = si.decode_warps;
-  std::printf("  decode b%-3d ctx %-6d %-22s %8.1f us/layer  %7.0f GB/s (%4.1f%% of %.1f TB/s)  splits %d, %d warps%s\n",
-              batch, ctx, kern_name(k), ms * 1e3, bytes / (ms * 1e-3) / 1e9,
-              100.0 * bytes / (ms * 1e-3) / (kHbmTBs * 1e12), kHbmTBs, si.num_splits, si.decode_warps,
-              warps > 0 ? " (forced)" : "");
+  const std::string shape = si.decode_warps > 0 ? ", " + std::to_string(si.decode_warps) + " warps" +
+                                                        (warps > 0 ? " (forced)" : "")
+                                                  : "";  // the old kernel has one shape
+  std::printf("  decode b%-3d ctx %-6d %-22s %8.1f us/layer  %7.0f GB/s (%4.1f%% of %.1f TB/s)  splits %d%s\n", batch,
+              ctx, kern_name(k), ms * 1e3, bytes / (ms * 1e-3) / 1e9, 100.0 * bytes / (ms * 1e-3) / (kHbmTBs * 1e12),
+              kHbmTBs, si.num_splits, shape.c_str());
   std::fflush(stdout);
   return j;
 }
