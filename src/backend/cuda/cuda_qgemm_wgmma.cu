@@ -26,17 +26,22 @@
 // columns. Two CTAs share an SM (at most
 // 128 registers a thread and 113 KB of shared memory each), so that one CTA's
 // dependent chains (shuffles, dequantization, wgmma waits) overlap the other's:
-//  - a ring of kStages stages in shared memory, filled by cp.async, holds per stage
-//    the 8 warps' weights (each lane's 16-byte word of its tile per step) and x;
-//    kStages - 2 stages of loads are in flight (a stage is refilled two stages after
-//    it was read: one stage's wgmma group stays in flight); the weights of the
-//    first stages are requested before griddepcontrol.wait, x after;
+//  - two rings in shared memory, filled by cp.async: the 8 warps' weights (each
+//    lane's 16-byte word of its tile per step), kAheadW steps in flight, and x,
+//    kAheadX steps in flight (6 at 64 tokens, 2 at 128, where a step's x is 16 KB);
+//    an x slot is refilled two steps after it was read (one step's wgmma group
+//    stays in flight); the weights of the first steps are requested before
+//    griddepcontrol.wait, x after;
 //  - the meta words of the slice's groups for the 8 tiles are copied into shared
 //    memory before the wait, and decoded per warp when a group starts;
 //  - per stage a warp reads its weight words, dequantizes (a_fragment's
 //    arithmetic: (q - z) s or q s + b rounded to bf16, as kV1 / kV2) 16 A registers
-//    per step, issues 4 wgmma m64n64k16 per step, commits and waits for the
-//    previous stage's group (its A registers are then free; two sets alternate).
+//    per step, issues 4 wgmma m64nNk16 per step (N = 64 tokens, or 128 for a pass
+//    of 65..128), commits and waits for the previous stage's group (its A
+//    registers are then free; two sets alternate).
+// More than 128 tokens run in passes of 128 (launch_qgemm_wgmma), each reading the
+// whole weight (3B AWQ decode on an H200: batch 64 / 128 22.3k / 30.4k tok/s, two
+// passes at 160 24.2k; docs/performance.md).
 // Where the time goes (docs/performance.md): at one CTA an SM, Nsight Compute saw
 // few issue slots busy and most stalls fixed-latency waits, hence the second CTA.
 // The per-step instruction count, not the bytes, sets the loop's time (~0.7 us a
@@ -67,20 +72,36 @@ constexpr int kWarps = 8;  // 2 warpgroups
 constexpr int kThreads = kWarps * 32;
 constexpr int kPairs = 4;       // tile pairs of a CTA
 constexpr int kSub = 1;         // weight steps (64 columns each) of a ring stage
-constexpr int kStages = 8;      // ring: 6 stages of loads in flight, 1 read, 1 in a wgmma group
-constexpr int kAhead = kStages - 2;
 constexpr int kRowBytes = 128;  // one token's 64 bf16 columns of a step
 constexpr int kWStageBytes = kWarps * 32 * 16;  // the 8 warps' weight words of a step
 constexpr int kMaxCluster = 8;
 constexpr int kCtasPerSm = 2;
 constexpr int kMaxSmem = 228 * 1024 / kCtasPerSm - 1024;  // per CTA: an SM's 228 KB, 1 KB of it reserved per CTA
 
-// A stage: kSub x blocks (NTOK rows of 128 bytes, swizzled, 1024-aligned), then
-// kSub blocks of weights [warp][lane] uint4.
+// Two rings in shared memory, both filled by cp.async: the weights of kAheadW
+// steps are in flight (kAheadW + 1 slots: a slot is free once its thread has read
+// its own word), x of kAheadX steps (kAheadX + 2 slots: one read, one in a wgmma
+// group). x of a step is NTOK rows of 128 bytes (8 or 16 KB) and a step's weights
+// 4 KB, so at 128 tokens x runs fewer steps ahead: the rings of both passes fit
+// the shared memory of two CTAs an SM.
+constexpr int kAheadW = 6;
+constexpr int kSlotsW = kAheadW + 1;
+template <int NTOK>
+constexpr int kAheadX = NTOK == 64 ? 6 : 2;
+template <int NTOK>
+constexpr int kSlotsX = kAheadX<NTOK> + 2;
+static_assert(kAheadW >= kAheadX<64> && kAheadW >= kAheadX<128>, "a step's weights are requested no later than its x");
+
+// A slot of the x ring: kSub blocks of NTOK rows of 128 bytes (swizzled,
+// 1024-aligned); of the weight ring: kSub blocks of [warp][lane] uint4. The x ring
+// starts the shared memory, the weight ring follows it.
 template <int NTOK>
 constexpr int kXStageBytes = NTOK * kRowBytes;
 template <int NTOK>
-constexpr int kStageBytes = kSub * (kXStageBytes<NTOK> + kWStageBytes);  // a multiple of 1024
+constexpr int kXSlotBytes = kSub * kXStageBytes<NTOK>;  // a multiple of 1024
+constexpr int kWSlotBytes = kSub * kWStageBytes;
+template <int NTOK>
+constexpr int kRingBytes = kSlotsX<NTOK> * kXSlotBytes<NTOK> + kSlotsW * kWSlotBytes;
 
 // D (64 x NTOK f32, transposed tile) += A (64 x 16 bf16, registers) · B (NTOK x 16 bf16, K-major)^T.
 template <int NTOK>
@@ -101,6 +122,17 @@ __device__ __forceinline__ void wgmma_rs<64>(float (&d)[32], const uint32_t (&a)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
+template <>
+__device__ __forceinline__ void wgmma_rs<128>(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
 // Bytes of shared memory: 1024 of alignment slack, the ring, the meta of ng groups
 // for the 8 tiles; the sums [kPairs][NTOK][kTokFloats] f32 (token-major: a token's
 // 32 rows, then 4 floats of padding, so that both the accumulator stores and the
@@ -112,9 +144,9 @@ constexpr int fin_bytes() {
 }
 template <int NTOK>
 int smem_bytes(int ng) {
-  return 1024 + kStages * kStageBytes<NTOK> + kWarps * ng * 16 * 4;
+  return 1024 + kRingBytes<NTOK> + kWarps * ng * 16 * 4;
 }
-static_assert(fin_bytes<kQWgmmaMaxTokens>() <= kStages * kStageBytes<kQWgmmaMaxTokens>, "the sums alias the ring");
+static_assert(fin_bytes<64>() <= kRingBytes<64> && fin_bytes<128>() <= kRingBytes<128>, "the sums alias the rings");
 
 // CTA: tile pairs [kPairs blockIdx.y, + kPairs) x K slice blockIdx.x (its rank in
 // the cluster of S = gridDim.x); steps [rank per, + per) of the weight.
@@ -128,7 +160,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   const uint32_t raw = smem_u32(dsmem);
   const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle follows address bits 4-9
   uint8_t* const gbase = dsmem + (base - raw);
-  uint32_t* const meta_s = reinterpret_cast<uint32_t*>(gbase + kStages * kStageBytes<NTOK>);  // [8 tiles][ng][16]
+  uint32_t* const meta_s = reinterpret_cast<uint32_t*>(gbase + kRingBytes<NTOK>);  // [8 tiles][ng][16]
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int wg = warp >> 2, wq = warp & 3;
   const int rank = static_cast<int>(blockIdx.x), S = static_cast<int>(gridDim.x);
@@ -141,22 +173,22 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   if (pair0 + wq < pairs) tile_pair<E>(w, a, pair0 + wq, tl);
   const int tile = tl[wg];  // (tile 0 for a pair past the end: read, never stored)
 
-  auto stage_addr = [&](int slot) { return base + static_cast<uint32_t>(slot * kStageBytes<NTOK>); };
+  auto x_slot_addr = [&](int slot) { return base + static_cast<uint32_t>(slot * kXSlotBytes<NTOK>); };
   const int nstages = (nst + kSub - 1) / kSub;
-  // ---- the weights of the first kAhead stages, before waiting on the previous kernel ----
-  // Lane's word of step s_begin + j: wsrc + 32 j; into sub-step q of ring slot `slot`
-  // at w_dst0 + slot kStageBytes + q kWStageBytes (read back by the same thread only).
+  // ---- the weights of the first kAheadW stages, before waiting on the previous kernel ----
+  // Lane's word of step s_begin + j: wsrc + 32 j; into sub-step q of weight slot `slot`
+  // at w_dst0 + slot kWSlotBytes + q kWStageBytes (read back by the same thread only).
   const uint4* const wsrc = opaque(static_cast<const uint4*>(w.codes) + q_word_index(tile, w.steps, s_begin, lane));
-  const uint32_t w_dst0 = opaque(base + static_cast<uint32_t>(kSub * kXStageBytes<NTOK> + 16 * tid));
-  auto issue_w = [&](int p, int slot) {  // the weights of stage p into ring slot `slot`
+  const uint32_t w_dst0 = opaque(base + static_cast<uint32_t>(kSlotsX<NTOK> * kXSlotBytes<NTOK> + 16 * tid));
+  auto issue_w = [&](int p, int slot) {  // the weights of stage p into weight slot `slot`
 #pragma unroll
     for (int q = 0; q < kSub; ++q)
       if (p * kSub + q < nst)
-        cp_async16_l2(w_dst0 + static_cast<uint32_t>(slot * kStageBytes<NTOK> + q * kWStageBytes), wsrc + 32 * (p * kSub + q),
+        cp_async16_l2(w_dst0 + static_cast<uint32_t>(slot * kWSlotBytes + q * kWStageBytes), wsrc + 32 * (p * kSub + q),
                       16);
   };
 #pragma unroll
-  for (int p = 0; p < kAhead; ++p) issue_w(p, p);
+  for (int p = 0; p < kAheadW; ++p) issue_w(p, p);
 
   // ---- the meta of the slice's groups for the 8 tiles into shared memory ----
   const int g_lo = s_begin * 64 / w.group;
@@ -189,7 +221,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     for (int q = 0; q < kSub; ++q) {
       const int col = (s_begin + p * kSub + q) * 64;
       const bool k_ok = p * kSub + q < nst && col + 8 * xc < K;
-      const uint32_t dst = stage_addr(slot) + q * kXStageBytes<NTOK> + x_off0;
+      const uint32_t dst = x_slot_addr(slot) + q * kXStageBytes<NTOK> + x_off0;
 #pragma unroll
       for (int j = 0; j < kXCopies; ++j) {
         const bool ok = k_ok && r0 + 32 * j < T;
@@ -203,7 +235,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   // Group 0 holds the meta, the first weights and x of stage 0; one group per
   // stage, empty ones included.
 #pragma unroll
-  for (int p = 0; p < kAhead; ++p) {
+  for (int p = 0; p < kAheadX<NTOK>; ++p) {
     issue_x(p, p);
     cp_async_commit();
   }
@@ -213,7 +245,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
   for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
   uint32_t af[2][kSub][4][4];  // two sets (stages alternate) x sub-steps x 4 k16 tiles x the A registers
   RowMeta m{};
-  const uint64_t db0 = sw128_desc(stage_addr(0));
+  const uint64_t db0 = sw128_desc(x_slot_addr(0));
   const uint32_t* meta_w = meta_s + warp * ng * 16;
   // The group of the next 32-column chunk, counted (no division in the loop: a
   // runtime division by w.group there was a long dependent chain of ~25
@@ -232,13 +264,14 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
     for (int u = 0; u < 2; ++u) {
       const int p = b + u;
       if (p < nstages) {  // CTA-uniform
-        cp_async_wait<kAhead - 1>();  // this thread's copies of stage p have landed
+        // Group j holds x of stage j (and the weights of earlier-or-equal stages: kAheadW >= kAheadX).
+        cp_async_wait<kAheadX<NTOK> - 1>();  // this thread's copies of stage p have landed
         fence_proxy_async();
-        __syncthreads();  // stage p complete; every warp's stage p - 2 wgmma done: its slot is free
-        issue_w(p + kAhead, (p + kAhead) % kStages);
-        issue_x(p + kAhead, (p + kAhead) % kStages);
+        __syncthreads();  // stage p complete; every warp's stage p - 2 wgmma done: its x slot is free
+        issue_w(p + kAheadW, (p + kAheadW) % kSlotsW);  // the slot of stage p + kAheadW - kSlotsW, read before
+        issue_x(p + kAheadX<NTOK>, (p + kAheadX<NTOK>) % kSlotsX<NTOK>);
         cp_async_commit();
-        const int slot_i = p % kStages;
+        const int slot_w = p % kSlotsW, slot_x = p % kSlotsX<NTOK>;
 #pragma unroll
         for (int q = 0; q < kSub; ++q) {
           const int i = p * kSub + q;
@@ -251,7 +284,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
             uint4 wv;  // this thread's own word of the stage (its cp.async has landed)
             asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
                          : "=r"(wv.x), "=r"(wv.y), "=r"(wv.z), "=r"(wv.w)
-                         : "r"(w_dst0 + static_cast<uint32_t>(slot_i * kStageBytes<NTOK> + q * kWStageBytes)));
+                         : "r"(w_dst0 + static_cast<uint32_t>(slot_w * kWSlotBytes + q * kWStageBytes)));
 #pragma unroll
             for (int c = 0; c < 2; ++c) {
               if (grp_new) {  // warp-uniform: the chunk starts a group (or the slice)
@@ -281,7 +314,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm)
             }
           }
         }
-        const uint64_t slot = static_cast<uint64_t>((slot_i * kStageBytes<NTOK>) >> 4);
+        const uint64_t slot = static_cast<uint64_t>((slot_x * kXSlotBytes<NTOK>) >> 4);
         fence_regs(acc);
         wgmma_fence();
 #pragma unroll
@@ -343,8 +376,13 @@ const int* configure() {
   return clusters;
 }
 
+// A launch's K slices and shared memory (plan_t); smem > kMaxSmem: the kernel does not take the shape.
+struct Plan {
+  int S = 1, per = 0, smem = 0;
+};
+
 template <bool kBias, int NTOK, QEpilogue E>
-bool launch_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool pdl, cudaStream_t stream) {
+Plan plan_t(const QWeight& w, int pairs, int num_sms) {
   const int* clusters = configure<kBias, NTOK, E>();
   const int rowblocks = (pairs + kPairs - 1) / kPairs;
   // The most K slices (at most 8, each with a step) whose clusters all fit at once
@@ -356,27 +394,64 @@ bool launch_t(const QWeight& w, const QGemmArgs& a, int pairs, int num_sms, bool
       S = s;
       break;
     }
-  const int per = (w.steps + S - 1) / S;
-  const int ng_max = std::min(w.groups, (per * 64 + w.group - 1) / w.group + 1);
-  const int smem = smem_bytes<NTOK>(ng_max);
-  if (smem > kMaxSmem) return false;
-  launch_cluster_x(pdl, S, qgemm_wgmma_kernel<kBias, NTOK, E>,
-                   dim3(static_cast<unsigned>(S), static_cast<unsigned>(rowblocks)), dim3(kThreads),
-                   static_cast<size_t>(smem), stream, w, a, per);
-  return true;
+  Plan p;
+  p.S = S;
+  p.per = (w.steps + S - 1) / S;
+  const int ng_max = std::min(w.groups, (p.per * 64 + w.group - 1) / w.group + 1);
+  p.smem = smem_bytes<NTOK>(ng_max);
+  return p;
+}
+
+template <bool kBias, int NTOK, QEpilogue E>
+void launch_t(const QWeight& w, const QGemmArgs& a, const Plan& p, int pairs, bool pdl, cudaStream_t stream) {
+  const int rowblocks = (pairs + kPairs - 1) / kPairs;
+  launch_cluster_x(pdl, p.S, qgemm_wgmma_kernel<kBias, NTOK, E>,
+                   dim3(static_cast<unsigned>(p.S), static_cast<unsigned>(rowblocks)), dim3(kThreads),
+                   static_cast<size_t>(p.smem), stream, w, a, p.per);
+}
+
+// The arguments of tokens [t0, t0 + n) of a: the same weight and caches, the rows'
+// inputs, outputs and positions moved on by t0.
+QGemmArgs token_rows(const QGemmArgs& a, const QWeight& w, QEpilogue e, int t0, int n) {
+  QGemmArgs r = a;
+  r.T = n;
+  r.x = static_cast<const bf16*>(a.x) + static_cast<size_t>(t0) * w.K;
+  r.out = static_cast<bf16*>(a.out) + static_cast<size_t>(t0) * w.N;  // bf16 only (launch_qgemm_wgmma)
+  if (e == QEpilogue::kSwiglu) r.act = static_cast<bf16*>(a.act) + static_cast<size_t>(t0) * (w.N / 2);
+  if (e == QEpilogue::kRope) {
+    r.positions = a.positions + t0;
+    r.slots = a.slots + t0;
+  }
+  return r;
 }
 
 }  // namespace
 
 bool launch_qgemm_wgmma(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
                         cudaStream_t stream) {
-  if (w.code != QCode::kU4 || a.T < kQWgmmaMinTokens || a.T > kQWgmmaMaxTokens || a.norm_w != nullptr ||
-      a.out_f32 || w.group % 32 != 0)
+  if (w.code != QCode::kU4 || a.T < kQWgmmaMinTokens || a.norm_w != nullptr || a.out_f32 || w.group % 32 != 0)
     return false;
   const int pairs = e == QEpilogue::kPlain ? w.Np / 32 : w.N / 32;
   bool launched = false;
   with_epilogue(e, [&](auto ep) {
-    auto go = [&](auto bias) { launched = launch_t<bias(), kQWgmmaMaxTokens, ep()>(w, a, pairs, num_sms, pdl, stream); };
+    auto go = [&](auto bias) {
+      // Passes of at most kQWgmmaPassTokens tokens, the last one's kernel of 64
+      // tokens where it has no more; each pass reads the whole weight. Both plans
+      // are checked before anything is enqueued.
+      const Plan p64 = plan_t<bias(), 64, ep()>(w, pairs, num_sms);
+      const Plan p128 = a.T > 64 ? plan_t<bias(), kQWgmmaPassTokens, ep()>(w, pairs, num_sms) : p64;
+      if (p64.smem > kMaxSmem || p128.smem > kMaxSmem) return;
+      for (int t0 = 0; t0 < a.T; t0 += kQWgmmaPassTokens) {
+        const int n = std::min(kQWgmmaPassTokens, a.T - t0);
+        const QGemmArgs r = t0 == 0 && n == a.T ? a : token_rows(a, w, e, t0, n);
+        if (n <= 64) {
+          launch_t<bias(), 64, ep()>(w, r, p64, pairs, pdl, stream);
+        } else {
+          launch_t<bias(), kQWgmmaPassTokens, ep()>(w, r, p128, pairs, pdl, stream);
+        }
+      }
+      launched = true;
+    };
     if (w.has_bias) {
       go(std::true_type{});
     } else {

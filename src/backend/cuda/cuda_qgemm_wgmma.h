@@ -1,4 +1,4 @@
-// The 4-bit weight x bf16 activation GEMM of 9..64 rows on wgmma
+// The 4-bit weight x bf16 activation GEMM of 9 rows or more on wgmma
 // (QGemmPath::kWgmma, cuda_qgemm.h): out[T, N] = x[T, K] · Wᵀ with W's 4-bit
 // codes (AWQ, GPTQ, compressed-tensors W4A16, MLX-4) in the repacked layout of
 // qgemm_layout.h, dequantized in registers to bf16 ((q - z) s, or q s + b for MLX,
@@ -21,12 +21,15 @@
 
 namespace kr::cuda {
 
-// Rows of tokens the kernel takes (one pass over the tokens, wgmma N = 64).
+// Rows of tokens the kernel takes: from kQWgmmaMinTokens on, in passes of at most
+// kQWgmmaPassTokens (wgmma N = 128; N = 64 for a pass of at most 64), each pass
+// reading the whole weight. The caller (CudaOptions::quant_dense_min_tokens) says
+// from how many rows a dequantized copy and cuBLAS take over.
 constexpr int kQWgmmaMinTokens = kQGemvMaxTokens + 1;  // fewer: the GEMVs (launch_qgemm)
-constexpr int kQWgmmaMaxTokens = 64;
+constexpr int kQWgmmaPassTokens = 128;
 
-// Launches the kernel; false (nothing launched) where it does not apply: other
-// codes than 4-bit, T outside 9..64, a norm prologue, f32 output, or a shape
+// Launches the kernel (one launch a pass); false (nothing launched) where it does
+// not apply: other codes than 4-bit, T < 9, a norm prologue, f32 output, or a shape
 // whose meta does not fit its shared memory. The caller then runs kV2.
 bool launch_qgemm_wgmma(const QWeight& w, const QGemmArgs& a, QEpilogue e, int num_sms, bool pdl,
                         cudaStream_t stream);
