@@ -60,8 +60,11 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, ModelFlags* mf, std::map<std::
            "CUDA: programmatic dependent launch on the batch-1 GEMVs (0: off, for profiling kernels one at a time)")
       .env("KR_PDL");
   f.int32("flash-prefill-variant", 0, 5, &o->cuda_flash_prefill_variant,
-          "CUDA: shape of the flash prefill kernel at head dim 128 (1, kv2, is the fastest measured; "
-          "kr-cuda-bench --attn-bench compares them)");
+          "CUDA: shape of the flash prefill kernel at head dim 128 above --flash-prefill-short-max-keys (1, kv2, is "
+          "the fastest measured there; kr-cuda-bench --attn-bench compares them)");
+  f.int32("flash-prefill-short-max-keys", 0, 1 << 24, &o->cuda_flash_prefill_short_max_keys,
+          "CUDA: prefills over at most this many keys run prefill variant 5 (w8-bc128, the fastest measured there; "
+          "0: --flash-prefill-variant everywhere)");
   f.int32("max-model-len", 1, 1 << 24, &mf->max_model_len, "context limit below the model's")
       .default_text("the model's, capped by the KV cache");
   f.custom("served-model-name", "NAME", "the model folder's name",

@@ -69,6 +69,10 @@ class CudaBackend final : public Backend {
                  "CudaOptions::memory_fraction must be in [0.05, 0.99]");
     KR_CHECK_MSG(options_.flash_prefill_variant >= 0 && options_.flash_prefill_variant < cuda::kFlashPrefillVariants,
                  "CudaOptions::flash_prefill_variant out of range");
+    KR_CHECK_MSG(options_.flash_prefill_short_variant >= 0 &&
+                     options_.flash_prefill_short_variant < cuda::kFlashPrefillVariants,
+                 "CudaOptions::flash_prefill_short_variant out of range");
+    KR_CHECK_MSG(options_.flash_prefill_short_max_keys >= 0, "CudaOptions::flash_prefill_short_max_keys must be >= 0");
     KR_CHECK_MSG(options_.flash_decode_warps == 0 || options_.flash_decode_warps == 2 ||
                      options_.flash_decode_warps == 4,
                  "CudaOptions::flash_decode_warps must be 0 (the policy's), 2 or 4");
@@ -89,6 +93,7 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
     cuda::configure_attention_kernels();
     cuda::configure_flash_attention(options_.flash_prefill_variant);
+    cuda::configure_flash_attention(options_.flash_prefill_short_variant);  // before any step-graph capture
     cuda::configure_decode_attention();
     KR_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, options_.device));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_partials_), kQPartialFloats * sizeof(float)));
@@ -554,10 +559,14 @@ class CudaBackend final : public Backend {
     KR_CHECK_MSG(q != nullptr && owned_quant_.count(q) != 0, "CudaBackend: a quantized weight of another backend");
     return *q;
   }
+  // Rows from which `q` runs on a dequantized copy and cuBLAS (CudaOptions).
+  int dense_min_tokens(const cuda::QWeight& q) const {
+    return q.code == cuda::QCode::kU8 ? options_.quant8_dense_min_tokens : options_.quant_dense_min_tokens;
+  }
   // Whether T rows of `q` run on the dequantizing tensor-core kernels (fused
   // epilogues included) rather than cuBLAS on a dequantized copy or the FP8 W8A8 GEMM.
   bool quant_kernels_for(const cuda::QWeight& q, int64_t T) const {
-    return T < options_.quant_dense_min_tokens && T <= kActRows && !(q.w8a8 && T >= options_.fp8_w8a8_min_tokens);
+    return T < dense_min_tokens(q) && T <= kActRows && !(q.w8a8 && T >= options_.fp8_w8a8_min_tokens);
   }
   // out = x · Wᵀ for a quantized weight (any T, no epilogue); fp8: x's FP8 rows
   // for q's W8A8 GEMM (input_rows), or null.
@@ -985,7 +994,7 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
   w.input_scale = r.input_scale;
   w.act_scale_ub = r.act_scale_ub;
   // Scratch sized for the largest weight: a dequantized copy (rows >=
-  // quant_dense_min_tokens), gathered activations (act-order), FP8 activations
+  // quant_dense_min_tokens, quant8_dense_min_tokens), gathered activations (act-order), FP8 activations
   // (W8A8). A smaller buffer it replaces stays allocated (in allocations_): step
   // graphs recorded before may still use it.
   auto grow = [&](void** p, size_t* have, size_t need) {
@@ -1057,7 +1066,7 @@ void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& 
   }
   const int rest = T - done;
   Tensor xr = x.rows(done, rest), outr = out.rows(done, rest);
-  if (rest >= options_.quant_dense_min_tokens || rest > kActRows) {
+  if (rest >= dense_min_tokens(q) || rest > kActRows) {
     // Prefill: dequantize once into bf16 [N, K] (input-column order) and run cuBLAS.
     cuda::launch_qdequant_dense(q, q_dense_, s);
     const float alpha = 1.0f, beta = 0.0f;
@@ -1383,7 +1392,9 @@ bool CudaBackend::flash_attention(const Tensor& qkv, const KvLayer& kv, const At
   if (n_prefill > 0) {
     a.tiles = tiles;
     a.num_tiles = n_prefill;
-    const int variant = options_.flash_prefill_variant;
+    const int variant =
+        cuda::flash_prefill_variant_for(prefill_keys, options_.flash_prefill_variant,
+                                        options_.flash_prefill_short_variant, options_.flash_prefill_short_max_keys);
     set_split(cuda::flash_prefill_split(n_prefill, kv_heads, head_dim, prefill_keys, kHalf, variant), n_prefill,
               cuda::flash_prefill_rows(head_dim), static_cast<char*>(attn_scratch_));
     KR_CHECK_MSG(cuda::launch_flash_prefill(a, s, variant),

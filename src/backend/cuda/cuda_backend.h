@@ -47,10 +47,18 @@ struct CudaOptions {
   // kr-cuda-bench --no-pdl-flash-decode, to compare.
   bool pdl_flash_decode = true;
   // Quantized Linears (cuda_qgemm.h): from this many rows on, integer (and FP8
-  // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS, as
-  // vLLM's AWQ path does from 256 tokens; below, the tensor-core kernels that
-  // dequantize in registers run.
-  int quant_dense_min_tokens = 256;
+  // weight-only) weights are dequantized to bf16 and multiplied by cuBLAS (vLLM's
+  // AWQ path does so from 256 tokens); below, the tensor-core kernels that
+  // dequantize in registers run. 129: the 4-bit wgmma kernel takes up to 128 rows
+  // in one pass; two passes are no faster than the dense path (Llama-3.2-3B AWQ on
+  // an H200: batch 160 / 192 / 240 24.2k / 28.8k / 30.8k tok/s against 24.1k / 29.0k
+  // / 32.9k dense; docs/performance.md). kr-cuda-bench --quant-dense-min N.
+  int quant_dense_min_tokens = 129;
+  // The same for 8-bit integer codes (GPTQ-8, W8A16, MLX-8), which have no wgmma
+  // kernel: the mma.sync kernel (kV2) below, dense from 65 rows (3B GPTQ-8 decode at
+  // batch 80 / 96 / 128 on an H200: 9.5k / 11.3k / 14.9k tok/s on kV2, 13.8k / 16.2k /
+  // 20.9k dense; equal at 64). kr-cuda-bench --quant8-dense-min N.
+  int quant8_dense_min_tokens = 65;
   // FP8 weights whose checkpoint quantizes activations (static input_scale or
   // dynamic per-token): from this many rows on, the activations are quantized to
   // FP8 and cuBLASLt's FP8 GEMM runs (W8A8); below, the dequantizing kernels
@@ -109,9 +117,11 @@ struct CudaOptions {
   // kV2 (qgemm_batched_kernel, 64 tokens x 256 rows per block, x staged in shared
   // memory; integer codes, FP8 takes kV1): Llama-3.2-3B AWQ / MLX-4 batch-64 decode
   // 11.3k / 11.5k -> 12.4k / 12.3k tok/s against kV1 on an H200
-  // (docs/performance.md). kWgmma (the default): 4-bit codes at 9..64 rows on
-  // wgmma (cuda_qgemm_wgmma.h), kV2 for the rest: 3B AWQ batch-64 decode 13.8k ->
-  // 18.7k-19.0k tok/s, MLX-4 13.5k -> 18.2k-18.6k. kr-cuda-bench and kr-backend-ops
+  // (docs/performance.md). kWgmma (the default): 4-bit codes from 9 rows on
+  // wgmma (cuda_qgemm_wgmma.h), kV2 for the other codes: 3B AWQ batch-64 decode 13.8k ->
+  // 18.7k-19.0k tok/s, MLX-4 13.5k -> 18.2k-18.6k. The wgmma kernel also takes 4-bit
+  // codes above 64 rows (m64n128k16, passes of 128 tokens): batch 80 / 128 decode
+  // 11.7k / 18.2k (kV2) -> 21.1k / 30.4k tok/s. kr-cuda-bench and kr-backend-ops
   // --qgemm-batched v1|v2|wgmma.
   enum class QuantGemm { kV1, kV2, kWgmma };
   QuantGemm quant_gemm = QuantGemm::kWgmma;
@@ -136,6 +146,16 @@ struct CudaOptions {
   // (kr-cuda-bench --attn-bench, docs/performance.md); kr-backend-ops
   // --prefill-variants checks them all.
   int flash_prefill_variant = 1;
+  // Prefill launches over at most flash_prefill_short_max_keys keys (the largest
+  // context of the step's prefill tiles, or the block-table width in a step graph)
+  // run flash_prefill_short_variant instead; 0: never. Default variant 5 (w8-bc128:
+  // 8 warps of 16 rows, 128-key tiles, one block an SM) up to 2,048 keys: on the
+  // H200 (3B shape, a prompt alone) 512 / 1,024 / 2,048 / 4,096 tokens take 28 / 68
+  // / 172 / 512 us against 86 / 68 / 299 / 490 with variant 1, and pp512 end to end
+  // rises 1.17-1.28x (docs/performance.md). kr-cuda-bench --prefill-short-max-keys N
+  // (0: off) and --prefill-short-variant N, to compare.
+  int flash_prefill_short_variant = 5;
+  int flash_prefill_short_max_keys = 2048;
   // The kernel of those short decode steps (head dims 64/128/256, GQA groups 1-8;
   // other shapes take the paged kernel): kPaged, the paged kernel (shared-memory
   // float tiles, splits merged through global memory), or kCluster, the

@@ -101,6 +101,12 @@ int flash_prefill_rows(int head_dim);
 constexpr int kFlashPrefillVariants = 6;
 // "base", "kv2", ...; "?" outside [0, kFlashPrefillVariants).
 const char* flash_prefill_variant_name(int variant);
+// The variant a prefill launch over at most max_keys keys runs: short_variant
+// where max_keys <= short_max_keys (0: never), else `variant` (CudaOptions::
+// flash_prefill_variant, flash_prefill_short_variant, flash_prefill_short_max_keys).
+constexpr int flash_prefill_variant_for(int max_keys, int variant, int short_variant, int short_max_keys) {
+  return max_keys <= short_max_keys ? short_variant : variant;
+}
 // Tokens per prefill tile: flash_prefill_rows(D) / group (at least 1; group must be <= rows).
 int flash_prefill_tile_tokens(int group, int head_dim);
 // Rows of a decode tile (16) and its tokens: 16 / group, or 0 when group > 16 (use prefill).
@@ -145,7 +151,8 @@ size_t flash_workspace_bytes(int num_tiles, int kv_heads, int rows_cap, int num_
 // Sets the kernels' shared-memory limits and reads their occupancy (what the split
 // policies use) on the current device. The launchers and policies do it on first
 // use; a backend calls this once up front, so that no attribute call falls inside
-// a step-graph capture. Prefill: of this variant (the one the backend launches).
+// a step-graph capture. Prefill: of this variant (call it for each variant the
+// backend may launch).
 void configure_flash_attention(int prefill_variant = 0);
 
 // Enqueue on `stream`. Return false (nothing launched) when the arguments are outside

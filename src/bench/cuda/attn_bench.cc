@@ -47,7 +47,8 @@ constexpr float kQScale = 8.0f;
 struct Case {
   int chunk, cached;
 };
-constexpr Case kCases[] = {{8192, 0}, {8192, 32768}, {8192, 112000}, {2048, 30000}, {512, 30000}, {256, 30000}};
+constexpr Case kCases[] = {{8192, 0},     {8192, 32768}, {8192, 112000}, {2048, 30000}, {512, 30000},
+                           {256, 30000}, {4096, 0},     {2048, 0},      {1024, 0},     {512, 0}};
 
 using bench_random::now_s;
 using bench_random::random_bf16;
@@ -167,6 +168,7 @@ int run_attn_bench(const AttnBenchSettings& s) {
     r->variant = v;
     CudaOptions o = s.options;
     o.flash_prefill_variant = v;
+    o.flash_prefill_short_max_keys = 0;  // the variant itself at every context, not the short-context policy
     r->gpu = make_cuda_backend(o);
     if (!r->gpu) {
       std::fprintf(stderr, "kr-cuda-bench --attn-bench: no CUDA backend\n");

@@ -2,7 +2,7 @@
 // attention alone (CudaBackend::attention on a chunked-prefill step, no model) for
 // the Llama-3.2-3B shape (24 q heads, 8 kv heads, head dim 128, blocks of 16) at
 // (chunk tokens, tokens already cached) in {(8192, 0), (8192, 32768), (8192,
-// 112000), (2048, 30000), (512, 30000), (256, 30000)}, once per prefill kernel
+// 112000), (2048, 30000), (512, 30000), (256, 30000), (4096, 0), (2048, 0), (1024, 0), (512, 0)}, once per prefill kernel
 // variant (CudaOptions::flash_prefill_variant; a backend each, rounds alternating).
 // Prints per case and variant the time per call (best and median of several rounds), the causal attention FLOPs
 // (4 · D · Hq · pairs, pairs: the (query, key) pairs the chunk attends) and

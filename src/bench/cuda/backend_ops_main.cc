@@ -1423,7 +1423,7 @@ int main(int argc, char** argv) {
                       kr::CudaOptions::QuantGemm::kWgmma}) {
       kr::CudaOptions o = options;
       o.quant_gemm = kind;
-      o.quant_dense_min_tokens = kDenseMin;
+      o.quant_dense_min_tokens = o.quant8_dense_min_tokens = kDenseMin;
       owned.push_back(kr::make_cuda_backend(o));
       kernels.emplace_back(std::string("qgemm-") + kr::quant_gemm_name(kind), owned.back().get());
     }
@@ -1584,6 +1584,7 @@ int main(int argc, char** argv) {
     for (int v : prefill_variants) {
       kr::CudaOptions o = options;
       o.flash_prefill_variant = v;
+      o.flash_prefill_short_max_keys = 0;  // the variant at every context
       auto gpu_v = kr::make_cuda_backend(o);
       const std::string tag = "[v" + std::to_string(v) + " " + kr::cuda::flash_prefill_variant_name(v) + "]";
       kr::g_failures += kr::run_long_attention_checks(*cpu, *gpu_v, tag);

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_error.h"
 #include "backend/float_codec.h"
@@ -31,7 +32,11 @@ namespace {
 std::mt19937_64 g_rng(4242);
 int g_failures = 0;
 int g_w8a8_min_tokens = 9;  // CudaOptions::fp8_w8a8_min_tokens of the GPU under test (= the CPU's)
-int g_dense_min_tokens = 256;  // CudaOptions::quant_dense_min_tokens of the GPU under test (labels only)
+// CudaOptions::quant_dense_min_tokens and quant8_dense_min_tokens of the GPU under test (labels only).
+const int kDefaultDenseMin = CudaOptions{}.quant_dense_min_tokens;
+const int kDefaultDense8Min = CudaOptions{}.quant8_dense_min_tokens;
+int g_dense_min_tokens = kDefaultDenseMin;
+int g_dense8_min_tokens = kDefaultDense8Min;
 std::string g_tag;          // appended to every reported shape (the kernel under test in run_gemv_kernels)
 
 std::vector<float> rand_bf16(size_t n, float scale) {
@@ -252,7 +257,7 @@ std::string path_of(const Spec& s, int64_t N, int64_t K, int64_t T) {
   m.scale_layout = s.fp8_layout;
   m.act = s.act;
   if (fp8_runs_w8a8(m) && T >= g_w8a8_min_tokens) return "w8a8";
-  if (T >= g_dense_min_tokens) return "dense";
+  if (T >= (s.kind == QuantKind::kInt && s.bits == 8 ? g_dense8_min_tokens : g_dense_min_tokens)) return "dense";
   return T <= 8 ? "gemv" : "mma";
 }
 
@@ -821,7 +826,7 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
   KR_CHECK_MSG(cpu.options().emulate_fp8_w8a8, "run_batched_kernels: the CPU reference must emulate the FP8 W8A8 path");
   g_failures = 0;
   g_w8a8_min_tokens = cpu.options().fp8_w8a8_min_tokens;
-  g_dense_min_tokens = dense_min_tokens;
+  g_dense_min_tokens = g_dense8_min_tokens = dense_min_tokens;
   const std::vector<int> batched_t = {9, 17, 64, 100, 256};
   for (const auto& [label, gpu] : kernels) {
     g_tag = " [" + label + "]";
@@ -836,7 +841,8 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
         test_matmul(e, s, N, K, batched_t);
       }
     // Llama-3.2-3B shapes (many groups, the K slices the planner picks).
-    test_matmul(e, spec("awq-int4-g128"), 3072, 3072, {17, 64, 100});
+    // (4-bit on wgmma: passes of 128 tokens, the last of 64 where it has no more: 150 = 128 + 22.)
+    test_matmul(e, spec("awq-int4-g128"), 3072, 3072, {17, 64, 100, 150});
     test_matmul(e, spec("awq-int4-g128"), 3072, 8192, {64});
     test_matmul(e, spec("mlx-int4-g64"), 5120, 3072, {64, 200});
     test_matmul(e, spec("gptq-int4-g32-sym"), 16384, 3072, {64});
@@ -851,6 +857,9 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
       test_matmul_silu_mul(e, spec(name), 64, 3072, 8192, false);
     }
     test_qkv_rope_store(e, spec("awq-int4-g128"), {40, 3}, {1, 63}, 3072, 24, 8, 128, false, Fam{}, true);
+    // More tokens than a wgmma pass: the second pass's positions, slots and rows (150 = 128 + 22, 200 = 128 + 72).
+    test_qkv_rope_store(e, spec("awq-int4-g128"), {0, 300, 17}, {100, 45, 5}, 3072, 24, 8, 128, false);
+    test_matmul_silu_mul(e, spec("mlx-int4-g64"), 200, 3072, 8192, false);
     test_matmul_silu_mul(e, spec("gptq-int4-g128-actorder"), 9, 3072, 8192, false);
     for (bool norm : {false, true}) {
       test_qkv_rope_store(e, spec("mlx-int4-g64"), {5, 0, 90, 3, 7, 1, 2, 60}, {1, 2, 1, 3, 1, 1, 1, 7}, 384, 6, 2,
@@ -865,7 +874,8 @@ int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string
     }
   }
   g_tag.clear();
-  g_dense_min_tokens = 256;
+  g_dense_min_tokens = kDefaultDenseMin;
+  g_dense8_min_tokens = kDefaultDense8Min;
   return g_failures;
 }
 

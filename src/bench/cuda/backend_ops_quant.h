@@ -34,8 +34,9 @@ int run_gemv_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, B
 
 // The T > 8 path of every format through each of `kernels` (label, a CUDA backend
 // with that CudaOptions::quant_gemm and quant_dense_min_tokens = dense_min_tokens
-// > 256, so that T = 256 runs the kernel too): matmul at odd shapes (odd group
-// counts, partial row blocks) and T = 9, 17, 64, 100, 256, Llama shapes, and the
+// > 256, so that T = 256 runs the kernel too, the 4-bit wgmma kernel in two passes):
+// matmul at odd shapes (odd group counts, partial row blocks) and T = 9, 17, 64,
+// 100, 256, Llama shapes (T up to 200), and the
 // fused qkv_rope_store (bf16 and FP8 KV caches) and matmul_silu_mul, against `cpu`
 // (as run_ops; each line ends with [label]). Returns the number of failures.
 int run_batched_kernels(CpuBackend& cpu, const std::vector<std::pair<std::string, Backend*>>& kernels,

@@ -12,7 +12,7 @@
 // step reads count their codes, scales and zeros.
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
-//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-pdl-after-late-signal] [--no-pdl-flash-decode] [--no-flash] [--flash-decode-min-keys N] [--flash-decode-warps 0|2|4] [--quant-dense-min N] [--w8a8-min N]
+//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-pdl-after-late-signal] [--no-pdl-flash-decode] [--no-flash] [--flash-decode-min-keys N] [--flash-decode-warps 0|2|4] [--quant-dense-min N] [--quant8-dense-min N] [--w8a8-min N]
 //                      [--no-fused-act-quant]   (W8A8 matmuls quantize their own activations:
 //                                        CudaOptions::fuse_fp8_act_quant off, to compare)
 //                      [--no-fp8-rope-epilogue] (W8A8 qkv: the rope kernel after the GEMM:
@@ -62,7 +62,9 @@
 //                      with and without PDL, at 1 / SMs / 4 x SMs blocks: launch_bench.h)
 //        kr-cuda-bench --persistent-gemv-bench [--layers N] [--json FILE]   (the 4-bit GEMVs of a
 //                      3B batch-1 step as one persistent kernel vs one kernel a matrix: persistent_gemv_bench.h)
-//        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 1)
+//        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 1);
+//        --prefill-short-variant N, --prefill-short-max-keys N: flash_prefill_short_variant and
+//                      flash_prefill_short_max_keys (defaults 5 and 2048; 0 keys: variant N everywhere)
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
@@ -422,6 +424,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   if (!model.weights().layers.empty() && model.weights().layers[0].qkv.quantized())
     r["quant_desc"] = model.weights().layers[0].qkv.quant_desc;
   r["quant_dense_min_tokens"] = set.options.quant_dense_min_tokens;
+  r["quant8_dense_min_tokens"] = set.options.quant8_dense_min_tokens;
   r["fp8_w8a8_min_tokens"] = set.options.fp8_w8a8_min_tokens;
   r["fp8_small_gemm_max_tokens"] = set.options.fp8_small_gemm_max_tokens;
   r["fp8_wgmma_gemm_max_tokens"] = set.options.fp8_wgmma_gemm_max_tokens;
@@ -439,6 +442,9 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["pdl_norms"] = set.pdl && set.pdl_norms;
   r["pdl_after_late_signal"] = set.pdl && set.options.pdl_after_late_signal;
   r["flash_attention"] = set.options.flash_attention;
+  r["flash_prefill_variant"] = set.options.flash_prefill_variant;
+  r["flash_prefill_short_variant"] = set.options.flash_prefill_short_variant;
+  r["flash_prefill_short_max_keys"] = set.options.flash_prefill_short_max_keys;
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
   r["flash_decode_warps"] = set.options.flash_decode_warps;
   r["pdl_flash_decode"] = set.options.pdl_flash_decode;
@@ -577,6 +583,7 @@ int main(int argc, char** argv) {
       }
     }
     else if (a == "--quant-dense-min" && i + 1 < argc) options.quant_dense_min_tokens = std::atoi(argv[++i]);
+    else if (a == "--quant8-dense-min" && i + 1 < argc) options.quant8_dense_min_tokens = std::atoi(argv[++i]);
     else if (a == "--w8a8-min" && i + 1 < argc) options.fp8_w8a8_min_tokens = std::atoi(argv[++i]);
     else if (a == "--no-fused-act-quant") options.fuse_fp8_act_quant = false;
     else if (a == "--no-fp8-rope-epilogue") options.fp8_qkv_rope_epilogue = false;
@@ -617,6 +624,8 @@ int main(int argc, char** argv) {
     else if (a == "--variants" && i + 1 < argc) {
       for (const std::string& v : kr::split_names(argv[++i])) attn_set.variants.push_back(std::atoi(v.c_str()));
     } else if (a == "--prefill-variant" && i + 1 < argc) options.flash_prefill_variant = std::atoi(argv[++i]);
+    else if (a == "--prefill-short-variant" && i + 1 < argc) options.flash_prefill_short_variant = std::atoi(argv[++i]);
+    else if (a == "--prefill-short-max-keys" && i + 1 < argc) options.flash_prefill_short_max_keys = std::atoi(argv[++i]);
     else if (a == "--qgemv" && i + 1 < argc && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
     else if (a == "--qgemv-split" && i + 1 < argc) options.quant_gemv_split = std::atoi(argv[++i]);
     else if (a == "--qgemm-batched" && i + 1 < argc && kr::parse_quant_gemm(argv[i + 1], &options.quant_gemm)) ++i;
@@ -762,7 +771,7 @@ int main(int argc, char** argv) {
                       kr::CudaOptions::QuantGemm::kWgmma}) {
       kr::CudaOptions o = options;
       o.quant_gemm = kind;
-      o.quant_dense_min_tokens = 1 << 20;
+      o.quant_dense_min_tokens = o.quant8_dense_min_tokens = 1 << 20;
       backends.push_back(kr::make_cuda_backend(o));
       paths.emplace_back(kr::quant_gemm_name(kind), backends.back().get());
     }
