@@ -140,9 +140,10 @@ enum class QGemvPath { kMma, kStream, kRow, kRowTc };
 //        and shared by the 8 warps; a register ring of 4 steps of weights per warp;
 //        K split into S <= 8 slices summed in a thread-block cluster through
 //        distributed shared memory. Same arithmetic as kV1.
-//   kWgmma: 4-bit codes at 33 <= T <= 64 on wgmma (cuda_qgemm_wgmma.h: the
-//        dequantized weights as wgmma's register A operand, x staged in shared
-//        memory as B); kV2 for everything it does not take. Same arithmetic as kV1.
+//   kWgmma: 4-bit codes at T >= 9 on wgmma, in passes of up to 128 tokens
+//        (cuda_qgemm_wgmma.h: the dequantized weights as wgmma's register A
+//        operand, x staged in shared memory as B); kV2 for everything it does not
+//        take. Same arithmetic as kV1.
 enum class QGemmPath { kV1, kV2, kWgmma };
 
 // Launches out = x' · Wᵀ with epilogue `e`; programmatic dependent launch when

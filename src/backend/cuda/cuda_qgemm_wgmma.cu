@@ -1,4 +1,4 @@
-// The 4-bit x bf16 GEMM of 9..64 rows on wgmma (cuda_qgemm_wgmma.h says what it
+// The 4-bit x bf16 GEMM of 9 rows or more on wgmma (cuda_qgemm_wgmma.h says what it
 // computes and why).
 //
 // wgmma with A from registers (PTX ISA, "wgmma.mma_async", the form `d, a,

@@ -9,8 +9,8 @@
 // Why: at 64 tokens the mma.sync kernel (kV2) issued ~8 instructions per HMMA and
 // moved 0.2-0.6 TB/s of 4-bit weights (docs/performance.md); one wgmma m64n64k16
 // does the work of 32 HMMAs. On the H200 it beats kV2 end to end from 9 rows
-// (tokens are padded to 64; the kernel's time hardly depends on them), at two CTAs
-// an SM (docs/performance.md has the measurements).
+// (tokens are padded to 64, or to 128 above 64; the kernel's time hardly depends
+// on them), at two CTAs an SM (docs/performance.md has the measurements).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
