@@ -152,7 +152,7 @@ struct CudaOptions {
   // 8 warps of 16 rows, 128-key tiles, one block an SM) up to 2,048 keys: on the
   // H200 (3B shape, a prompt alone) 512 / 1,024 / 2,048 / 4,096 tokens take 28 / 68
   // / 172 / 512 us against 86 / 68 / 299 / 490 with variant 1, and pp512 end to end
-  // rises 1.17-1.28x (docs/performance.md). kr-cuda-bench --prefill-short-max-keys N
+  // rises 1.16-1.30x (docs/performance.md). kr-cuda-bench --prefill-short-max-keys N
   // (0: off) and --prefill-short-variant N, to compare.
   int flash_prefill_short_variant = 5;
   int flash_prefill_short_max_keys = 2048;

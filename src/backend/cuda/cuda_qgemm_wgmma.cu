@@ -453,7 +453,7 @@ bool launch_qgemm_wgmma(const QWeight& w, const QGemmArgs& a, QEpilogue e, int n
       if (p64.smem > kMaxSmem || p128.smem > kMaxSmem) return;
       for (int t0 = 0; t0 < a.T; t0 += kQWgmmaPassTokens) {
         const int n = std::min(kQWgmmaPassTokens, a.T - t0);
-        const QGemmArgs r = t0 == 0 && n == a.T ? a : token_rows(a, w, e, t0, n);
+        const QGemmArgs r = token_rows(a, w, e, t0, n);
         if (n <= 64) {
           launch_t<bias(), 64, ep()>(w, r, p64, pairs, pdl, stream);
         } else {
