@@ -290,42 +290,6 @@ __device__ __forceinline__ void cp_async16(void* smem_dst, const void* src, bool
 }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 
-// A fragment of mma tile i of a chunk with the codes as they are stored: 4-bit as
-// 128 + q, 8-bit as q, FP8 as its value (all exact in bf16).
-template <QCode C>
-__device__ __forceinline__ void a_fragment_raw(uint32_t (&a)[4], uint32_t rg, uint32_t rg8, int i, uint32_t magic) {
-  if constexpr (C == QCode::kU4) {
-    a[0] = u4_pair_plus128_r(rg, 8 * i, magic);
-    a[1] = u4_pair_plus128_r(rg8, 8 * i, magic);
-    a[2] = u4_pair_plus128_r(rg, 8 * i + 4, magic);
-    a[3] = u4_pair_plus128_r(rg8, 8 * i + 4, magic);
-  } else if constexpr (C == QCode::kU8) {
-    a[0] = u8_pair(rg, 0, 8388608.0f);
-    a[1] = u8_pair(rg8, 0, 8388608.0f);
-    a[2] = u8_pair(rg, 1, 8388608.0f);
-    a[3] = u8_pair(rg8, 1, 8388608.0f);
-  } else {
-    a[0] = fp8_pair<true>(rg, 0, 0.0f);
-    a[1] = fp8_pair<true>(rg8, 0, 0.0f);
-    a[2] = fp8_pair<true>(rg, 1, 0.0f);
-    a[3] = fp8_pair<true>(rg8, 1, 0.0f);
-  }
-}
-
-// (s, beta) of one meta word: the fold adds s * Σ(code · x) + beta * Σx (see above).
-template <QCode C, bool kBias>
-__device__ __forceinline__ float2 decode_fold_meta(uint32_t m, bool meta_f16) {
-  if constexpr (C == QCode::kFp8) {
-    return make_float2(__uint_as_float(m), 0.0f);
-  } else {
-    const float s = meta_float(m & 0xFFFFu, meta_f16);
-    const uint32_t hi = m >> 16;
-    constexpr float kOffset = C == QCode::kU4 ? 128.0f : 0.0f;  // what a_fragment_raw adds to q
-    if constexpr (kBias) return make_float2(s, meta_float(hi, meta_f16) - kOffset * s);
-    return make_float2(s, -s * (kOffset + static_cast<float>(hi)));
-  }
-}
-
 // ---- the streaming T <= 8 kernel (QGemvPath::kStream) ----
 //
 // Same weight layout and mma tiles as qgemm_kernel<NB = 1>. What kept that kernel

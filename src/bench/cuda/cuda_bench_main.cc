@@ -62,6 +62,8 @@
 //                      with and without PDL, at 1 / SMs / 4 x SMs blocks: launch_bench.h)
 //        kr-cuda-bench --persistent-gemv-bench [--layers N] [--json FILE]   (the 4-bit GEMVs of a
 //                      3B batch-1 step as one persistent kernel vs one kernel a matrix: persistent_gemv_bench.h)
+//        kr-cuda-bench --mega-gemv-bench [--layers N] [--json FILE]   (the same chain as one persistent
+//                      kernel of the serving GEMV's layout and arithmetic vs the serving kernels: mega_gemv_bench.h)
 //        --prefill-variant N: CudaOptions::flash_prefill_variant for the model runs (default 1);
 //        --prefill-short-variant N, --prefill-short-max-keys N: flash_prefill_short_variant and
 //                      flash_prefill_short_max_keys (defaults 5 and 2048; 0 keys: variant N everywhere)
@@ -86,6 +88,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "bench/cuda/attn_bench.h"
 #include "bench/cuda/launch_bench.h"
+#include "bench/cuda/mega_gemv_bench.h"
 #include "bench/cuda/persistent_gemv_bench.h"
 #include "model/hf_config.h"
 #include "model/model.h"
@@ -555,7 +558,8 @@ std::vector<std::string> split_names(const std::string& list) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string model_dir, arch_list, json_path, json_dir, dump_ids, dump_out;
-  bool gemv = false, qgemm = false, attn = false, fp8_gemm = false, launch_chain = false, persistent_gemv = false;
+  bool gemv = false, qgemm = false, attn = false, fp8_gemm = false, launch_chain = false, persistent_gemv = false,
+       mega_gemv = false;
   int bench_layers = 28;  // --persistent-gemv-bench
   kr::AttnBenchSettings attn_set;
   kr::RunSettings set;
@@ -619,6 +623,7 @@ int main(int argc, char** argv) {
     else if (a == "--attn-bench") attn = true;
     else if (a == "--launch-bench") launch_chain = true;
     else if (a == "--persistent-gemv-bench") persistent_gemv = true;
+    else if (a == "--mega-gemv-bench") mega_gemv = true;
     else if (a == "--layers" && i + 1 < argc) bench_layers = std::max(1, std::atoi(argv[++i]));
     else if (a == "--rounds" && i + 1 < argc) attn_set.rounds = std::max(1, std::atoi(argv[++i]));
     else if (a == "--variants" && i + 1 < argc) {
@@ -671,6 +676,22 @@ int main(int argc, char** argv) {
       out << nlohmann::json{{"launch_chain", rows}}.dump(2) << "\n";
     }
     return ordered ? 0 : 1;
+  }
+  if (mega_gemv) {
+    const kr::MegaGemvBenchResult r = kr::run_mega_gemv_bench(bench_layers);
+    if (!json_path.empty()) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (const auto& row : r.rows) rows.push_back({{"name", row.name}, {"us", row.us}});
+      std::ofstream out(json_path);
+      out << nlohmann::json{{"mega_gemv", {{"layers", r.layers}, {"weight_bytes", r.weight_bytes}, {"rows", rows},
+                                           {"rel_err_ring", r.rel_err[0]}, {"rel_err_linear", r.rel_err[1]},
+                                           {"rel_err_linear_deterministic", r.rel_err[2]},
+                                           {"deterministic", r.deterministic}, {"atomic_runs_equal", r.atomic_runs_equal},
+                                           {"ok", r.ok}}}}
+                 .dump(2)
+          << "\n";
+    }
+    return r.ok ? 0 : 1;
   }
   if (persistent_gemv) {
     const kr::PersistentGemvBenchResult r = kr::run_persistent_gemv_bench(bench_layers);
