@@ -686,6 +686,8 @@ int main(int argc, char** argv) {
       out << nlohmann::json{{"mega_gemv", {{"layers", r.layers}, {"weight_bytes", r.weight_bytes}, {"rows", rows},
                                            {"rel_err_ring", r.rel_err[0]}, {"rel_err_linear", r.rel_err[1]},
                                            {"rel_err_linear_deterministic", r.rel_err[2]},
+                                           {"rel_err_pair_aligned", r.rel_err[3]},
+                                           {"rel_err_quarter_pair_items", r.rel_err[4]},
                                            {"deterministic", r.deterministic}, {"atomic_runs_equal", r.atomic_runs_equal},
                                            {"ok", r.ok}}}}
                  .dump(2)

@@ -42,6 +42,7 @@ constexpr int kMiscBytes = 128 + kWarps * 2 * 32 * 4 + kWarps * 2 * 4;
 constexpr int kOptFine = 1;        // o_proj / down_proj group-major, waiting only for their producers' CTAs
 constexpr int kOptInterleave = 2;  // a CTA's warps take every 16th unit of the CTA's range
 constexpr int kOptCtaSum = 4;      // the warps' sums meet in shared memory; one global red.add a row a CTA
+constexpr int kOptSlices = 16;     // aligned deterministic form: Mat::slices slices a tile pair (else 1)
 constexpr int kOptLinear = 8;      // weights re-laid out in the order the warps read them (Mat::lin): the
                                    // i-th units of all warps side by side, each a ring slot's image
 constexpr int kMatsPerLayer = 4;
@@ -77,6 +78,14 @@ struct Mat {
   // the pair: j < 16 tile 0, else tile 1), slot k for the k-th CTA whose range meets the
   // pair; the consumer adds the slots in slot order (no atomics anywhere).
   float* slots;
+  // Aligned deterministic form: each tile pair's groups are cut into S equal slices (S = 1,
+  // or `slices` with kOptSlices), and CTA c takes the whole items (pair, slice) [I c / G,
+  // I (c + 1) / G) of the I = pairs S: each item's rows have one writer, the CTA's ordered
+  // sum of its warps into slots [(pair S + slice) * 32 + row] (Mat::slots); the consumer adds
+  // a row's S slices in order. lin2 / lin3: the weights in this form's read order, S = 1 / slices.
+  int slices;
+  const uint8_t* lin2;
+  const uint8_t* lin3;
 };
 
 __constant__ Mat c_mats[kMaxMats];
@@ -280,6 +289,26 @@ __device__ __forceinline__ int warp_of(int units, int u, int W) {
   return w;
 }
 
+// First unit of item i (pair i / S, slice i % S) of a matrix cut into S slices a pair.
+__device__ __forceinline__ int item_begin(const Mat& m, int S, int i) {
+  const int pair = i / S;
+  return pair * m.groups + (i - pair * S) * (m.groups / S);
+}
+// The units [b, e) of warp gw of W: an even split of the matrix's units over the grid
+// (S == 0), or (S >= 1) CTA c takes the whole items [I c / G, I (c + 1) / G) of the
+// I = pairs * S and its warps split the CTA's units evenly.
+__device__ __forceinline__ void warp_range(const Mat& m, int S, int gw, int W, int& b, int& e) {
+  if (S == 0) {
+    b = begin_of(m.units, gw, W);
+    e = begin_of(m.units, gw + 1, W);
+    return;
+  }
+  const int G = W / kWarps, c = gw / kWarps, w = gw % kWarps, I = m.pairs * S;
+  const int cb = item_begin(m, S, begin_of(I, c, G)), ce = item_begin(m, S, begin_of(I, c + 1, G));
+  b = cb + (ce - cb) * w / kWarps;
+  e = cb + (ce - cb) * (w + 1) / kWarps;
+}
+
 // Before matrix m's units: wait until the CTAs that wrote what this CTA reads have
 // added their sums of matrix m - 1 (all of them, or with `fine` the producers of its
 // groups' rows), then stage m's input.
@@ -441,7 +470,7 @@ __global__ void __launch_bounds__(kThreads, 1) mega_ring_kernel(int M, int* cnt,
   cp_wait<0>();
 }
 
-// ---- the deterministic form's pieces (mega_linear_kernel<D, true>) ----
+// ---- the slot-sum deterministic form's pieces (mega_linear_kernel<D, 1>) ----
 
 // Σ over the CTA slots of rows j .. j + 3 of tile pair `pair` of matrix P, in slot order.
 __device__ __forceinline__ float4 slot_sum4(const Mat& P, int pair, int j) {
@@ -554,12 +583,109 @@ __device__ void end_matrix_det(int m, int* cnt, const float* wpart, const int* w
   }
 }
 
+// Σ over the S slices of rows j .. j + 3 of tile pair `pair` of P (aligned form), in order.
+__device__ __forceinline__ float4 slice_sum4(const Mat& P, int S, int pair, int j) {
+  const float4* base = reinterpret_cast<const float4*>(P.slots + static_cast<size_t>(pair) * S * 32 + j);
+  float4 v[kMaxSlots];
+#pragma unroll
+  for (int k = 0; k < kMaxSlots; ++k) v[k] = k < S ? __ldcg(base + 8 * k) : make_float4(0, 0, 0, 0);
+  float4 r = v[0];
+#pragma unroll
+  for (int k = 1; k < kMaxSlots; ++k)
+    if (k < S) add4(r, v[k]);
+  return r;
+}
+
+// The aligned form's staging: as stage_det, from the previous matrix's slices (S_of(P)).
+// Ends with a barrier.
+template <class SOf>
+__device__ void stage_aligned(int m, bf16* xs, float* red, float4 (&hr)[2], SOf S_of) {
+  const int tid = threadIdx.x, role = m % kMatsPerLayer;
+  const Mat& mt = c_mats[m];
+  if (role == 0 || role == 2) {
+    if (m > 0) {
+      const Mat& P = c_mats[m - 1];  // down (role 0) or o (role 2): plain rows
+      const int S = S_of(P);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int r = 4 * (tid + j * kThreads);
+        if (r < mt.K) add4(hr[j], slice_sum4(P, S, r / 32, r % 32));
+      }
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) ss += hr[j].x * hr[j].x + hr[j].y * hr[j].y + hr[j].z * hr[j].z + hr[j].w * hr[j].w;
+    ss = cuda::warp_sum(ss);
+    if ((tid & 31) == 0) red[tid >> 5] = ss;
+    __syncthreads();
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) total += red[w];
+    store_bf16(xs, mt.K, hr, rsqrtf(total / static_cast<float>(mt.K) + 1e-6f));
+  } else if (role == 1) {
+    const Mat& P = c_mats[m - 1];  // qkv: plain rows, q = rows 0 .. K - 1
+    const int S = S_of(P);
+    float4 v[2];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int r = 4 * (tid + j * kThreads);
+      v[j] = r < mt.K ? slice_sum4(P, S, r / 32, r % 32) : make_float4(0, 0, 0, 0);
+    }
+    store_bf16(xs, mt.K, v, 1.0f);
+  } else {
+    const Mat& P = c_mats[m - 1];  // gate_up: pair p holds gate rows 16p + j (j < 16) and up rows (16 + j)
+    const int S = S_of(P);
+    float4 gv[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int r = 4 * (tid + j * kThreads);
+      if (r < mt.K) {
+        const float4 g = slice_sum4(P, S, r / 16, r % 16), u = slice_sum4(P, S, r / 16, 16 + r % 16);
+        gv[j].x = bfr(silu(bfr(g.x))) * bfr(u.x);
+        gv[j].y = bfr(silu(bfr(g.y))) * bfr(u.y);
+        gv[j].z = bfr(silu(bfr(g.z))) * bfr(u.z);
+        gv[j].w = bfr(silu(bfr(g.w))) * bfr(u.w);
+      } else {
+        gv[j] = make_float4(0, 0, 0, 0);
+      }
+    }
+    store_bf16(xs, mt.K, gv, 1.0f);
+  }
+  __syncthreads();
+}
+
+// After matrix m's units in the aligned form: the warps' item sums (wpart [kWarps][2][32],
+// each warp's first item and count in wpair) added in warp order per row of the CTA's
+// items and stored into the items' slots (the only writer); then this CTA is done with m.
+__device__ void end_matrix_aligned(int m, int S, int* cnt, const float* wpart, const int* wpair) {
+  __syncthreads();
+  const Mat& mt = c_mats[m];
+  const int G = gridDim.x, c = blockIdx.x, I = mt.pairs * S;
+  const int i0 = begin_of(I, c, G), ni = begin_of(I, c + 1, G) - i0;
+  for (int i = threadIdx.x; i < ni * 32; i += kThreads) {
+    const int item = i0 + i / 32, j = i % 32;
+    float v = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      const int d = item - wpair[2 * w];
+      if (d >= 0 && d < wpair[2 * w + 1]) v += wpart[(w * 2 + d) * 32 + j];
+    }
+    mt.slots[static_cast<size_t>(item) * 32 + j] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(&cnt[m], 1);
+  }
+}
+
 // The linear-weights form without the options' branches: each warp's source pointer
 // advances W units a unit, its tile pair and group are counted, not divided out.
-// kDet: no atomics on the sums (Mat::slots; the residual in registers, stage_det), the
-// final h written by CTA 0 to h_final.
-template <int D, bool kDet>
-__global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cnt, int* flags, int /*opts*/, int mode,
+// kDet 1: no atomics on the sums (Mat::slots; the residual in registers, stage_det);
+// 2: CTAs own whole items, a tile pair or (kOptSlices) a slice of one (one writer a row of
+// an item, Mat::slots, Mat::lin2 / lin3); either way the
+// final h is written by CTA 0 to h_final. 0: red.add sums.
+template <int D, int kDet>
+__global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cnt, int* flags, int opts, int mode,
                                                                   float* h_final) {
   extern __shared__ __align__(16) uint8_t smem[];
   bf16* xs = reinterpret_cast<bf16*>(smem);                 // [kMaxK]
@@ -569,7 +695,18 @@ __global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cn
   const int W = gridDim.x * kWarps, gw = blockIdx.x * kWarps + warp;
   const size_t stride = static_cast<size_t>(W) * kUnitBytes;
   const uint32_t magic = cuda::opaque(0x43004300u);
-  auto count_of = [&](int m) { return begin_of(c_mats[m].units, gw + 1, W) - begin_of(c_mats[m].units, gw, W); };
+  constexpr bool kAligned = kDet == 2;
+  const bool use_slices = (opts & kOptSlices) != 0;
+  auto S_of = [&](const Mat& m) { return kAligned ? (use_slices ? m.slices : 1) : 0; };  // warp_range's S
+  auto count_of = [&](int m) {
+    int b, e;
+    warp_range(c_mats[m], S_of(c_mats[m]), gw, W, b, e);
+    return e - b;
+  };
+  auto lin_of = [&](int m) {
+    const uint8_t* base = !kAligned ? c_mats[m].lin : use_slices ? c_mats[m].lin3 : c_mats[m].lin2;
+    return base + static_cast<size_t>(gw) * kUnitBytes;
+  };
   float* wpart = reinterpret_cast<float*>(smem + kMaxK * 2 + 128);          // [kWarps][2][32] (kDet)
   int* wpair = reinterpret_cast<int*>(smem + kMaxK * 2 + 128 + kWarps * 256);  // [kWarps][2] (kDet)
   float4 hr[2];  // kDet: the thread's float4s of h, 4 (tid + j kThreads)
@@ -582,13 +719,13 @@ __global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cn
   }
 
   int lm = 0, li = 0, ln = count_of(0);
-  const uint8_t* lsrc = c_mats[0].lin + static_cast<size_t>(gw) * kUnitBytes;
+  const uint8_t* lsrc = lin_of(0);
   auto next_matrix = [&]() {
     while (li >= ln && lm < M) {
       if (++lm < M) {
         li = 0;
         ln = count_of(lm);
-        lsrc = c_mats[lm].lin + static_cast<size_t>(gw) * kUnitBytes;
+        lsrc = lin_of(lm);
       }
     }
   };
@@ -620,22 +757,35 @@ __global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cn
         while (ld_acquire(&cnt[m - 1]) < static_cast<int>(gridDim.x)) {
         }
       __syncthreads();
-      stage_det(m, xs, red, hr);
+      if constexpr (kAligned) {
+        stage_aligned(m, xs, red, hr, S_of);
+      } else {
+        stage_det(m, xs, red, hr);
+      }
     } else {
       if (mode != kRingFree) begin_matrix(m, cnt, flags, false, mode, xs, red);
     }
-    const int b = begin_of(mt.units, gw, W), n = count_of(m), groups = mt.groups;
+    int b, e;
+    const int S = S_of(mt);
+    warp_range(mt, S, gw, W, b, e);
+    const int n = e - b, groups = mt.groups;
     int pair = b / groups, grp = b - pair * groups;
     float acc[2][2] = {{0, 0}, {0, 0}};
-    const int pw0 = pair;  // kDet: the warp's first pair (its sums of pair p at wpart[warp][p - pw0])
+    // The warp's items: tile pairs, or the aligned form's slices of L units. kDet: the sums of
+    // item k go to wpart[warp][k - k0]. Counted down, not divided out, at each unit.
+    const int L = kAligned ? groups / S : groups;  // units an item
+    int left = L - grp % L;                        // units to the end of the current item
+    int item = kAligned ? pair * S + grp / L : pair;
+    const int k0 = item;
     if (kDet && lane == 0) {
-      wpair[2 * warp] = pw0;
-      wpair[2 * warp + 1] = n > 0 ? (b + n - 1) / groups - pw0 + 1 : 0;
+      const int last = b + n - 1, lp = last / groups;
+      wpair[2 * warp] = k0;
+      wpair[2 * warp + 1] = n > 0 ? (kAligned ? lp * S + (last - lp * groups) / L : lp) - k0 + 1 : 0;
     }
     auto flush = [&]() {
       if constexpr (kDet) {
         if ((lane & 3) == 0) {
-          float* d = wpart + (warp * 2 + (pair - pw0)) * 32;
+          float* d = wpart + (warp * 2 + (item - k0)) * 32;
           const int g = lane >> 2;
           d[g] = acc[0][0];
           d[g + 8] = acc[0][1];
@@ -655,15 +805,22 @@ __global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cn
       __syncwarp();
       issue();
       ++consumed;
-      if (++grp == groups) {
+      ++grp;
+      if (--left == 0) {  // the item ends
         flush();
         acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = 0.0f;
-        grp = 0;
-        ++pair;
+        ++item;
+        left = L;
+        if (grp == groups) {
+          grp = 0;
+          ++pair;
+        }
       }
     }
-    if (n > 0 && grp != 0) flush();
-    if constexpr (kDet) {
+    if (n > 0 && left != L) flush();
+    if constexpr (kAligned) {
+      end_matrix_aligned(m, S, cnt, wpart, wpair);
+    } else if constexpr (kDet) {
       end_matrix_det(m, cnt, wpart, wpair);
     } else {
       if (mode != kRingFree) end_matrix(m, cnt, flags, nullptr, 0, 0);
@@ -681,7 +838,11 @@ __global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cn
       for (int j = 0; j < 2; ++j) {
         const int r = 4 * (tid + j * kThreads);
         if (r < P.N) {
-          add4(hr[j], slot_sum4(P, r / 32, r % 32));
+          if constexpr (kAligned) {
+            add4(hr[j], slice_sum4(P, S_of(P), r / 32, r % 32));
+          } else {
+            add4(hr[j], slot_sum4(P, r / 32, r % 32));
+          }
           *reinterpret_cast<float4*>(h_final + r) = hr[j];
         }
       }
@@ -696,11 +857,14 @@ size_t ring_smem() {
 
 // Matrix m's units in kOptLinear's order: block (w, i) writes unit i of warp w's range
 // (if it has one) as a ring slot's image. 160 threads: 128 code vectors, 32 meta words.
-__global__ void build_linear_kernel(int m, uint8_t* dst) {
+// smode: the assignment (warp_range's S): 0 the grid split, 1 whole pairs, 2 Mat::slices.
+__global__ void build_linear_kernel(int m, uint8_t* dst, int smode) {
   const Mat& mt = c_mats[m];
   const int W = gridDim.x, w = blockIdx.x, i = blockIdx.y;
-  const int u = begin_of(mt.units, w, W) + i;
-  if (u >= begin_of(mt.units, w + 1, W)) return;
+  int b, e;
+  warp_range(mt, smode == 2 ? mt.slices : smode, w, W, b, e);
+  const int u = b + i;
+  if (u >= e) return;
   int pair, grp, tiles[2];
   unit_pair_group(mt, false, u, pair, grp);
   unit_tiles(mt, pair, tiles);
@@ -921,6 +1085,7 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
       mt.pairs = w.N / 32;
       mt.fine_ok = j == 1 || j == 3;
       mt.slots = static_cast<float*>(dalloc(static_cast<size_t>(mt.pairs) * kMaxSlots * 32 * 4));
+      mt.slices = j == 2 ? 1 : 4;  // gate_up's 512 pairs spread over 132 CTAs whole; the others in quarters
       {  // the deterministic form's bounds: a warp's units meet <= 2 pairs, a pair's <= kMaxSlots CTAs
         const int Wn = sms * kWarps;
         KR_CHECK((mt.units + Wn - 1) / Wn <= mt.groups);
@@ -943,9 +1108,21 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
     for (int m = 0; m < M; ++m) {
       const int per = (mats[m].units + W - 1) / W;
       uint8_t* lin = static_cast<uint8_t*>(dalloc(static_cast<size_t>(per) * W * kUnitBytes));
-      build_linear_kernel<<<dim3(W, per), kUnitCodeVecs + 32, 0, s>>>(m, lin);
+      build_linear_kernel<<<dim3(W, per), kUnitCodeVecs + 32, 0, s>>>(m, lin, 0);
       KR_CUDA_CHECK(cudaGetLastError());
       mats[m].lin = lin;
+      // Aligned: a CTA's share is whole items (at most ceil(I / G) of L units), S = 1 or slices.
+      for (int smode = 1; smode <= 2; ++smode) {
+        const int S = smode == 2 ? mats[m].slices : 1, L = mats[m].groups / S;
+        KR_CHECK(S <= kMaxSlots && mats[m].groups % S == 0);
+        const int cta_units = (mats[m].pairs * S + sms - 1) / sms * L;
+        const int per2 = (cta_units + kWarps - 1) / kWarps;
+        KR_CHECK(per2 <= L);  // a warp's units meet at most 2 items
+        uint8_t* lin2 = static_cast<uint8_t*>(dalloc(static_cast<size_t>(per2) * W * kUnitBytes));
+        build_linear_kernel<<<dim3(W, per2), kUnitCodeVecs + 32, 0, s>>>(m, lin2, smode);
+        KR_CUDA_CHECK(cudaGetLastError());
+        (smode == 1 ? mats[m].lin2 : mats[m].lin3) = lin2;
+      }
     }
     KR_CUDA_CHECK(cudaStreamSynchronize(s));
     KR_CUDA_CHECK(cudaMemcpyToSymbol(c_mats, mats.data(), M * sizeof(Mat)));
@@ -1015,13 +1192,20 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
     return std::sqrt(num / std::max(den, 1e-30));
   };
   res.rel_err[0] = check(mega_ring_kernel<4>, ring_smem<4>(), 0);
-  res.rel_err[1] = check(mega_linear_kernel<4, false>, ring_smem<4>(), 0);
+  res.rel_err[1] = check(mega_linear_kernel<4, 0>, ring_smem<4>(), 0);
   std::vector<float> det1, det2, atom1, atom2;
-  res.rel_err[2] = check(mega_linear_kernel<4, true>, ring_smem<4>(), 0, true, &det1);
-  check(mega_linear_kernel<4, true>, ring_smem<4>(), 0, true, &det2);
-  check(mega_linear_kernel<4, false>, ring_smem<4>(), 0, false, &atom1);
-  check(mega_linear_kernel<4, false>, ring_smem<4>(), 0, false, &atom2);
-  res.deterministic = std::memcmp(det1.data(), det2.data(), kH * 4) == 0;
+  res.rel_err[2] = check(mega_linear_kernel<4, 1>, ring_smem<4>(), 0, true, &det1);
+  check(mega_linear_kernel<4, 1>, ring_smem<4>(), 0, true, &det2);
+  check(mega_linear_kernel<4, 0>, ring_smem<4>(), 0, false, &atom1);
+  check(mega_linear_kernel<4, 0>, ring_smem<4>(), 0, false, &atom2);
+  std::vector<float> al1, al2, q1, q2;
+  res.rel_err[3] = check(mega_linear_kernel<4, 2>, ring_smem<4>(), 0, true, &al1);
+  check(mega_linear_kernel<4, 2>, ring_smem<4>(), 0, true, &al2);
+  res.rel_err[4] = check(mega_linear_kernel<4, 2>, ring_smem<4>(), kOptSlices, true, &q1);
+  check(mega_linear_kernel<4, 2>, ring_smem<4>(), kOptSlices, true, &q2);
+  res.deterministic = std::memcmp(det1.data(), det2.data(), kH * 4) == 0 &&
+                      std::memcmp(al1.data(), al2.data(), kH * 4) == 0 &&
+                      std::memcmp(q1.data(), q2.data(), kH * 4) == 0;
   res.atomic_runs_equal = std::memcmp(atom1.data(), atom2.data(), kH * 4) == 0;
   // Bound: bf16 inputs re-rounded where the f32 sums (any order, the mma's offset
   // codes) and the float64 ones straddle a rounding point: measured 2e-3 at 2 layers,
@@ -1041,17 +1225,25 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
   add("persistent, ring of 6, CTA sums", mega_ring_kernel<6>, ring_smem<6>(), kOptCtaSum, kFull);
   add("persistent, ring of 6, interleaved units", mega_ring_kernel<6>, ring_smem<6>(), kIl, kFull);
   add("persistent, ring of 4, linear weights", mega_ring_kernel<4>, ring_smem<4>(), kLin, kFull);
-  add("linear kernel, ring of 3", mega_linear_kernel<3, false>, ring_smem<3>(), 0, kFull);
-  add("linear kernel, ring of 4", mega_linear_kernel<4, false>, ring_smem<4>(), 0, kFull);
-  add("linear kernel, ring of 6", mega_linear_kernel<6, false>, ring_smem<6>(), 0, kFull);
-  add("linear kernel, deterministic sums, ring of 4", mega_linear_kernel<4, true>, ring_smem<4>(), 0, kFull);
-  add("linear kernel, deterministic sums, ring of 6", mega_linear_kernel<6, true>, ring_smem<6>(), 0, kFull);
-  add("  linear kernel 4, no math", mega_linear_kernel<4, false>, ring_smem<4>(), 0, kNoMath);
-  add("  linear kernel 4, no input staging", mega_linear_kernel<4, false>, ring_smem<4>(), 0, kNoStage);
-  add("  linear kernel 4, no barrier", mega_linear_kernel<4, false>, ring_smem<4>(), 0, kNoBarrier);
-  add("  linear kernel 4, rings only (CTA barrier a matrix)", mega_linear_kernel<4, false>, ring_smem<4>(), 0,
+  add("linear kernel, ring of 3", mega_linear_kernel<3, 0>, ring_smem<3>(), 0, kFull);
+  add("linear kernel, ring of 4", mega_linear_kernel<4, 0>, ring_smem<4>(), 0, kFull);
+  add("linear kernel, ring of 6", mega_linear_kernel<6, 0>, ring_smem<6>(), 0, kFull);
+  add("linear kernel, deterministic sums, ring of 4", mega_linear_kernel<4, 1>, ring_smem<4>(), 0, kFull);
+  add("linear kernel, deterministic sums, ring of 6", mega_linear_kernel<6, 1>, ring_smem<6>(), 0, kFull);
+  add("linear kernel, pair-aligned CTAs (deterministic), ring of 4", mega_linear_kernel<4, 2>, ring_smem<4>(), 0,
+      kFull);
+  add("linear kernel, pair-aligned CTAs (deterministic), ring of 6", mega_linear_kernel<6, 2>, ring_smem<6>(), 0,
+      kFull);
+  add("linear kernel, quarter-pair items (deterministic), ring of 4", mega_linear_kernel<4, 2>, ring_smem<4>(),
+      kOptSlices, kFull);
+  add("linear kernel, quarter-pair items (deterministic), ring of 6", mega_linear_kernel<6, 2>, ring_smem<6>(),
+      kOptSlices, kFull);
+  add("  linear kernel 4, no math", mega_linear_kernel<4, 0>, ring_smem<4>(), 0, kNoMath);
+  add("  linear kernel 4, no input staging", mega_linear_kernel<4, 0>, ring_smem<4>(), 0, kNoStage);
+  add("  linear kernel 4, no barrier", mega_linear_kernel<4, 0>, ring_smem<4>(), 0, kNoBarrier);
+  add("  linear kernel 4, rings only (CTA barrier a matrix)", mega_linear_kernel<4, 0>, ring_smem<4>(), 0,
       kStreamOnly);
-  add("  linear kernel 4, rings only, no boundaries", mega_linear_kernel<4, false>, ring_smem<4>(), 0, kRingFree);
+  add("  linear kernel 4, rings only, no boundaries", mega_linear_kernel<4, 0>, ring_smem<4>(), 0, kRingFree);
   add("  ring of 6, rings only, no boundaries", mega_ring_kernel<6>, ring_smem<6>(), 0, kRingFree);
   add("  ring of 4, linear, rings only, no boundaries", mega_ring_kernel<4>, ring_smem<4>(), kLin, kRingFree);
 
@@ -1129,9 +1321,9 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
               kThreads);
   for (const auto& r : res.rows) std::printf("  %-58s %8.1f us (%.2f TB/s)\n", r.name.c_str(), r.us, gb / r.us * 1e3);
   std::printf("  final h vs float64 reference: rel err %.3g (ring kernel), %.3g (linear kernel), %.3g (linear, "
-              "deterministic) -> %s\n",
-              res.rel_err[0], res.rel_err[1], res.rel_err[2], res.ok ? "ok" : "WRONG");
-  std::printf("  two runs bit for bit: deterministic form %s, red.add form %s\n",
+              "deterministic), %.3g (pair-aligned), %.3g (quarter-pair items) -> %s\n",
+              res.rel_err[0], res.rel_err[1], res.rel_err[2], res.rel_err[3], res.rel_err[4], res.ok ? "ok" : "WRONG");
+  std::printf("  two runs bit for bit: deterministic forms %s, red.add form %s\n",
               res.deterministic ? "equal" : "DIFFERENT", res.atomic_runs_equal ? "equal" : "different");
 
   for (void* p : buffers) cudaFree(p);
