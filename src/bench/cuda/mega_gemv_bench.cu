@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "bench/cuda/cooperative_launch.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_qgemm.h"
 #include "backend/cuda/cuda_qgemm_device.cuh"
@@ -500,10 +501,12 @@ __device__ __forceinline__ void add4(float4& a, const float4& b) {
   a.w += b.w;
 }
 
-// Matrix m's input into xs from matrix m - 1's slots (m % 4: qkv, o, gate_up, down);
-// the residual h lives in every CTA's registers (hr: the thread's float4s of h), updated
-// here with o's and down's sums. Ends with a barrier.
-__device__ void stage_det(int m, bf16* xs, float* red, float4 (&hr)[2]) {
+// Matrix m's input into xs from matrix m - 1's partial sums (m % 4: qkv, o, gate_up, down),
+// sum4(P, pair, j) giving rows j .. j + 3 of tile pair `pair` of P summed in a fixed order
+// (the deterministic forms); the residual h lives in every CTA's registers (hr: the
+// thread's float4s of h), updated here with o's and down's sums. Ends with a barrier.
+template <class Sum4>
+__device__ void stage_from_sums(int m, bf16* xs, float* red, float4 (&hr)[2], Sum4 sum4) {
   const int tid = threadIdx.x, role = m % kMatsPerLayer;
   const Mat& mt = c_mats[m];
   if (role == 0 || role == 2) {
@@ -512,7 +515,7 @@ __device__ void stage_det(int m, bf16* xs, float* red, float4 (&hr)[2]) {
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const int r = 4 * (tid + j * kThreads);
-        if (r < mt.K) add4(hr[j], slot_sum4(P, r / 32, r % 32));
+        if (r < mt.K) add4(hr[j], sum4(P, r / 32, r % 32));
       }
     }
     float ss = 0.0f;
@@ -531,7 +534,7 @@ __device__ void stage_det(int m, bf16* xs, float* red, float4 (&hr)[2]) {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int r = 4 * (tid + j * kThreads);
-      v[j] = r < mt.K ? slot_sum4(P, r / 32, r % 32) : make_float4(0, 0, 0, 0);
+      v[j] = r < mt.K ? sum4(P, r / 32, r % 32) : make_float4(0, 0, 0, 0);
     }
     store_bf16(xs, mt.K, v, 1.0f);
   } else {
@@ -541,7 +544,7 @@ __device__ void stage_det(int m, bf16* xs, float* red, float4 (&hr)[2]) {
     for (int j = 0; j < 4; ++j) {
       const int r = 4 * (tid + j * kThreads);
       if (r < mt.K) {
-        const float4 g = slot_sum4(P, r / 16, r % 16), u = slot_sum4(P, r / 16, 16 + r % 16);
+        const float4 g = sum4(P, r / 16, r % 16), u = sum4(P, r / 16, 16 + r % 16);
         gv[j].x = bfr(silu(bfr(g.x))) * bfr(u.x);
         gv[j].y = bfr(silu(bfr(g.y))) * bfr(u.y);
         gv[j].z = bfr(silu(bfr(g.z))) * bfr(u.z);
@@ -596,64 +599,6 @@ __device__ __forceinline__ float4 slice_sum4(const Mat& P, int S, int pair, int 
   return r;
 }
 
-// The aligned form's staging: as stage_det, from the previous matrix's slices (S_of(P)).
-// Ends with a barrier.
-template <class SOf>
-__device__ void stage_aligned(int m, bf16* xs, float* red, float4 (&hr)[2], SOf S_of) {
-  const int tid = threadIdx.x, role = m % kMatsPerLayer;
-  const Mat& mt = c_mats[m];
-  if (role == 0 || role == 2) {
-    if (m > 0) {
-      const Mat& P = c_mats[m - 1];  // down (role 0) or o (role 2): plain rows
-      const int S = S_of(P);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const int r = 4 * (tid + j * kThreads);
-        if (r < mt.K) add4(hr[j], slice_sum4(P, S, r / 32, r % 32));
-      }
-    }
-    float ss = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 2; ++j) ss += hr[j].x * hr[j].x + hr[j].y * hr[j].y + hr[j].z * hr[j].z + hr[j].w * hr[j].w;
-    ss = cuda::warp_sum(ss);
-    if ((tid & 31) == 0) red[tid >> 5] = ss;
-    __syncthreads();
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) total += red[w];
-    store_bf16(xs, mt.K, hr, rsqrtf(total / static_cast<float>(mt.K) + 1e-6f));
-  } else if (role == 1) {
-    const Mat& P = c_mats[m - 1];  // qkv: plain rows, q = rows 0 .. K - 1
-    const int S = S_of(P);
-    float4 v[2];
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int r = 4 * (tid + j * kThreads);
-      v[j] = r < mt.K ? slice_sum4(P, S, r / 32, r % 32) : make_float4(0, 0, 0, 0);
-    }
-    store_bf16(xs, mt.K, v, 1.0f);
-  } else {
-    const Mat& P = c_mats[m - 1];  // gate_up: pair p holds gate rows 16p + j (j < 16) and up rows (16 + j)
-    const int S = S_of(P);
-    float4 gv[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int r = 4 * (tid + j * kThreads);
-      if (r < mt.K) {
-        const float4 g = slice_sum4(P, S, r / 16, r % 16), u = slice_sum4(P, S, r / 16, 16 + r % 16);
-        gv[j].x = bfr(silu(bfr(g.x))) * bfr(u.x);
-        gv[j].y = bfr(silu(bfr(g.y))) * bfr(u.y);
-        gv[j].z = bfr(silu(bfr(g.z))) * bfr(u.z);
-        gv[j].w = bfr(silu(bfr(g.w))) * bfr(u.w);
-      } else {
-        gv[j] = make_float4(0, 0, 0, 0);
-      }
-    }
-    store_bf16(xs, mt.K, gv, 1.0f);
-  }
-  __syncthreads();
-}
-
 // After matrix m's units in the aligned form: the warps' item sums (wpart [kWarps][2][32],
 // each warp's first item and count in wpair) added in warp order per row of the CTA's
 // items and stored into the items' slots (the only writer); then this CTA is done with m.
@@ -680,7 +625,7 @@ __device__ void end_matrix_aligned(int m, int S, int* cnt, const float* wpart, c
 
 // The linear-weights form without the options' branches: each warp's source pointer
 // advances W units a unit, its tile pair and group are counted, not divided out.
-// kDet 1: no atomics on the sums (Mat::slots; the residual in registers, stage_det);
+// kDet 1: no atomics on the sums (Mat::slots; the residual in registers, stage_from_sums);
 // 2: CTAs own whole items, a tile pair or (kOptSlices) a slice of one (one writer a row of
 // an item, Mat::slots, Mat::lin2 / lin3); either way the
 // final h is written by CTA 0 to h_final. 0: red.add sums.
@@ -758,9 +703,10 @@ __global__ void __launch_bounds__(kThreads, 1) mega_linear_kernel(int M, int* cn
         }
       __syncthreads();
       if constexpr (kAligned) {
-        stage_aligned(m, xs, red, hr, S_of);
+        stage_from_sums(m, xs, red, hr,
+                        [&](const Mat& P, int pair, int j) { return slice_sum4(P, S_of(P), pair, j); });
       } else {
-        stage_det(m, xs, red, hr);
+        stage_from_sums(m, xs, red, hr, [](const Mat& P, int pair, int j) { return slot_sum4(P, pair, j); });
       }
     } else {
       if (mode != kRingFree) begin_matrix(m, cnt, flags, false, mode, xs, red);
@@ -974,21 +920,6 @@ struct Timer {
   }
 };
 
-template <typename... Params, typename... Args>
-void launch_cooperative(void (*kernel)(Params...), int grid, size_t smem, cudaStream_t s, Args... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(grid));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeCooperative;
-  attr.val.cooperative = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
-}
-
 }  // namespace
 
 MegaGemvBenchResult run_mega_gemv_bench(int layers) {
@@ -1144,7 +1075,7 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
     for (int r = 0; r < kRuns + 2; ++r) {
       reset();
       KR_CUDA_CHECK(cudaEventRecord(tm.a, s));
-      launch_cooperative(kernel, sms, smem, s, M, cnt, flags, opts, mode, h_final);
+      launch_cooperative(kernel, sms, kThreads, smem, s, M, cnt, flags, opts, mode, h_final);
       KR_CUDA_CHECK(cudaEventRecord(tm.b, s));
       const float us = tm.us();
       if (r >= 2) best = std::min(best, us);
@@ -1179,7 +1110,7 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
   auto check = [&](auto kernel, size_t smem, int opts, bool det = false, std::vector<float>* out = nullptr) {
     reset();
     KR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    launch_cooperative(kernel, sms, smem, s, M, cnt, flags, opts, static_cast<int>(kFull), h_final);
+    launch_cooperative(kernel, sms, kThreads, smem, s, M, cnt, flags, opts, static_cast<int>(kFull), h_final);
     std::vector<float> got(kH);
     KR_CUDA_CHECK(cudaMemcpyAsync(got.data(), det ? h_final : h, kH * 4, cudaMemcpyDeviceToHost, s));
     KR_CUDA_CHECK(cudaStreamSynchronize(s));

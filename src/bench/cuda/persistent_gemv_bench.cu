@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "bench/cuda/cooperative_launch.cuh"
 
 namespace kr {
 namespace {
@@ -517,22 +518,6 @@ __global__ void fill_input_kernel(float* x, int n) {
   if (i < n) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
 }
 
-// Enqueues `kernel` on the default stream with every CTA resident at once
-// (cooperative launch: the persistent kernels' CTAs wait on each other).
-template <typename... Params, typename... Args>
-void launch_cooperative(void (*kernel)(Params...), int grid, int block, size_t smem, Args... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(grid));
-  cfg.blockDim = dim3(static_cast<unsigned>(block));
-  cfg.dynamicSmemBytes = smem;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeCooperative;
-  attr.val.cooperative = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
-  KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
-}
-
 }  // namespace
 
 PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
@@ -624,7 +609,7 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
   const Stage* stages = d_stages;
   auto persistent = [&](int mode, const Ring& cut) {
     launch_cooperative(cut.ctas_per_sm > 1 ? persistent_gemv_kernel<2> : persistent_gemv_kernel<1>,
-                       sms * cut.ctas_per_sm, kThreads, smem_bytes(cut), stages, num_stages, done, mode, cut);
+                       sms * cut.ctas_per_sm, kThreads, smem_bytes(cut), nullptr, stages, num_stages, done, mode, cut);
   };
   // After a full run: its outputs (the first half of outs) against the reference's.
   std::vector<float> got(2 * out_floats);
@@ -664,7 +649,7 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
               tbs(res.per_matrix_us), res.per_matrix_us / num_stages);
   // The chain streamed into registers (no ring).
   auto regs = [&](int mode) {
-    launch_cooperative(persistent_regs_kernel, sms, kConsumers, 0, stages, num_stages, done, mode);
+    launch_cooperative(persistent_regs_kernel, sms, kConsumers, 0, nullptr, stages, num_stages, done, mode);
   };
   res.regs_no_math_us = time_it([&] { regs(kNoMath); });
   res.regs_no_barrier_us = time_it([&] { regs(kNoBarrier); });
@@ -678,7 +663,8 @@ PersistentGemvBenchResult run_persistent_gemv_bench(int layers) {
   KR_CUDA_CHECK(cudaFuncSetAttribute(persistent_warp_ring_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(kWarpRingSmem)));
   auto warp_ring = [&](int mode) {
-    launch_cooperative(persistent_warp_ring_kernel, sms, kConsumers, kWarpRingSmem, stages, num_stages, done, mode);
+    launch_cooperative(persistent_warp_ring_kernel, sms, kConsumers, kWarpRingSmem, nullptr, stages, num_stages, done,
+                       mode);
   };
   res.warp_ring_no_math_us = time_it([&] { warp_ring(kNoMath); });
   res.warp_ring_no_barrier_us = time_it([&] { warp_ring(kNoBarrier); });
