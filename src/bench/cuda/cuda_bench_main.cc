@@ -688,6 +688,7 @@ int main(int argc, char** argv) {
                                            {"rel_err_linear_deterministic", r.rel_err[2]},
                                            {"rel_err_pair_aligned", r.rel_err[3]},
                                            {"rel_err_quarter_pair_items", r.rel_err[4]},
+                                           {"rel_err_with_attention", r.rel_err[5]},
                                            {"deterministic", r.deterministic}, {"atomic_runs_equal", r.atomic_runs_equal},
                                            {"ok", r.ok}}}}
                  .dump(2)
