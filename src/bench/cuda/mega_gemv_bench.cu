@@ -48,8 +48,9 @@ constexpr int kOptLinear = 8;      // weights re-laid out in the order the warps
 constexpr int kOptSlices = 16;     // aligned deterministic form: Mat::slices slices a tile pair (else 1)
 constexpr int kOptAttention = 32;  // lean kernel: a decode attention phase between qkv and o_proj
 // The attention phase's shape (Llama-3.2-3B): 24 q heads over 8 kv heads of 128, the new token
-// at position kCtx after kCtx cached keys, the keys cut into kAttnSplits splits (one warp each).
-constexpr int kHeads = 24, kKvHeads = 8, kHeadDim = 128, kCtx = 128, kAttnSplits = 4;
+// at position kCtx after kCtx cached keys, the keys cut into kAttnSplits splits (one warp each,
+// a key a lane).
+constexpr int kHeads = 24, kKvHeads = 8, kHeadDim = 128, kCtx = 128, kAttnSplits = 5;  // 26 keys a split
 constexpr double kRopeTheta = 500000.0;
 constexpr int kAttnPartFloats = 2 + kHeadDim;  // (max, sum, acc[128]) of one (head, split)
 constexpr int kMatsPerLayer = 4;
@@ -638,6 +639,8 @@ __device__ void end_matrix_aligned(int m, int S, int* cnt, const float* wpart, c
 
 // ---- kOptAttention: the decode attention of one layer inside the persistent kernel ----
 
+__constant__ float c_rope_cos[kHeadDim / 2], c_rope_sin[kHeadDim / 2];  // at position kCtx (host, float64)
+
 // Dims 4 lane .. 4 lane + 3 of a head of the qkv sums as the projection's bf16, rotated at
 // position kCtx (HF's rotate_half: dim d pairs with d +- 64) and rounded to bf16 again.
 __device__ __forceinline__ void rope4(const float* head, int lane, float (&out)[4]) {
@@ -649,27 +652,32 @@ __device__ __forceinline__ void rope4(const float* head, int lane, float (&out)[
 #pragma unroll
   for (int e = 0; e < 4; ++e) {
     const int d = 4 * lane + e, i = d % 64;
-    const double ang = static_cast<double>(kCtx) * pow(kRopeTheta, -2.0 * i / kHeadDim);
-    double sn, cs;
-    sincos(ang, &sn, &cs);
-    const float c = static_cast<float>(cs), s = static_cast<float>(sn);
+    const float c = c_rope_cos[i], s = c_rope_sin[i];
     out[e] = bfr(d < 64 ? v[e] * c - p[e] * s : v[e] * c + p[e] * s);
   }
 }
 
-// Warp: q head h over keys [j0, j1) of its split (kCtx cached keys, then the new one), an
-// online softmax; its (max, sum, acc) into o.apart. The split holding the new key of the
-// first q head of a kv head also stores the new key and value into the caches.
-__device__ void attention_item(const Mat& o, const float* qkv, int h, int s, int lane) {
+// Warp: q head h over keys [j0, j1) of its split (kCtx cached keys, then the new one), one key
+// a lane: the scores (q and the new key staged in shared memory, qk [2][kHeadDim]), the
+// split's softmax by shuffles, then p . V with the lane's 4 dims; (max, sum, acc) into
+// o.apart. The split holding the new key of the first q head of a kv head also stores the
+// new key and value into the caches.
+__device__ void attention_item(const Mat& o, const float* qkv, int h, int s, int lane, float* qk) {
   const int kvh = h / (kHeads / kKvHeads);
   float q[4], kn[4], vn[4];
   rope4(qkv + h * kHeadDim, lane, q);
   const int keys = kCtx + 1, per = (keys + kAttnSplits - 1) / kAttnSplits;
   const int j0 = s * per, j1 = min(keys, j0 + per);
-  if (j1 == keys) {
+  const bool has_new = j1 == keys;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) qk[4 * lane + e] = q[e];
+  if (has_new) {
     rope4(qkv + (kHeads + kvh) * kHeadDim, lane, kn);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) vn[e] = bfr(__ldcg(qkv + (kHeads + kKvHeads + kvh) * kHeadDim + 4 * lane + e));
+    for (int e = 0; e < 4; ++e) {
+      vn[e] = bfr(__ldcg(qkv + (kHeads + kKvHeads + kvh) * kHeadDim + 4 * lane + e));
+      qk[kHeadDim + 4 * lane + e] = kn[e];
+    }
     if (h % (kHeads / kKvHeads) == 0) {
       const size_t at = (static_cast<size_t>(kCtx) * kKvHeads + kvh) * kHeadDim + 4 * lane;
 #pragma unroll
@@ -679,29 +687,68 @@ __device__ void attention_item(const Mat& o, const float* qkv, int h, int s, int
       }
     }
   }
-  const float scale = rsqrtf(static_cast<float>(kHeadDim));
-  float m = -INFINITY, l = 0.0f, acc[4] = {0, 0, 0, 0};
-#pragma unroll 4
-  for (int j = j0; j < j1; ++j) {
-    float kk[4], vv[4];
+  __syncwarp();
+  // The lane's key: a cached row (16 loads of 8 bf16, all in flight) or the new key.
+  const int j = j0 + lane;
+  float sc = -INFINITY;
+  if (j < j1) {
+    float dot = 0.0f;
     if (j < kCtx) {
-      const size_t at = (static_cast<size_t>(j) * kKvHeads + kvh) * kHeadDim + 4 * lane;
-      const uint2 kw = __ldcg(reinterpret_cast<const uint2*>(o.kc + at));
-      const uint2 vw = __ldcg(reinterpret_cast<const uint2*>(o.vc + at));
-      const float2 k01 = __bfloat1622float2(cuda::as_bf2(kw.x)), k23 = __bfloat1622float2(cuda::as_bf2(kw.y));
-      const float2 v01 = __bfloat1622float2(cuda::as_bf2(vw.x)), v23 = __bfloat1622float2(cuda::as_bf2(vw.y));
-      kk[0] = k01.x, kk[1] = k01.y, kk[2] = k23.x, kk[3] = k23.y;
-      vv[0] = v01.x, vv[1] = v01.y, vv[2] = v23.x, vv[3] = v23.y;
+      const uint4* row = reinterpret_cast<const uint4*>(o.kc + (static_cast<size_t>(j) * kKvHeads + kvh) * kHeadDim);
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {  // 8 loads of 8 bf16 in flight at a time
+        uint4 kw[kHeadDim / 16];
+#pragma unroll
+        for (int c = 0; c < kHeadDim / 16; ++c) kw[c] = __ldcg(row + half * (kHeadDim / 16) + c);
+#pragma unroll
+        for (int c = 0; c < kHeadDim / 16; ++c) {
+          const int d0 = 8 * (half * (kHeadDim / 16) + c);
+#pragma unroll
+          for (int t = 0; t < 4; ++t) {
+            const float2 kf = __bfloat1622float2(cuda::as_bf2(cuda::word_of(kw[c], t)));
+            dot = fmaf(qk[d0 + 2 * t], kf.x, fmaf(qk[d0 + 2 * t + 1], kf.y, dot));
+          }
+        }
+      }
     } else {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) kk[e] = kn[e], vv[e] = vn[e];
+#pragma unroll 8
+      for (int d = 0; d < kHeadDim; ++d) dot = fmaf(qk[d], qk[kHeadDim + d], dot);
     }
-    const float sc = cuda::warp_sum(q[0] * kk[0] + q[1] * kk[1] + q[2] * kk[2] + q[3] * kk[3]) * scale;
-    const float mn = fmaxf(m, sc), corr = expf(m - mn), pw = expf(sc - mn);
-    l = l * corr + pw;
+    sc = dot * rsqrtf(static_cast<float>(kHeadDim));
+  }
+  float m = sc;
 #pragma unroll
-    for (int e = 0; e < 4; ++e) acc[e] = acc[e] * corr + pw * vv[e];
-    m = mn;
+  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+  const float p = j < j1 ? expf(sc - m) : 0.0f;
+  const float l = cuda::warp_sum(p);
+  // acc[dims 4 lane ..] = Σ_t p_t v_t over the split's keys (every key's loads in flight first).
+  float acc[4] = {0, 0, 0, 0};
+  const int n = j1 - j0;
+#pragma unroll
+  for (int t0 = 0; t0 < 32; t0 += 8) {  // 8 keys' loads in flight at a time
+    uint2 vw[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u)
+      if (t0 + u < n && j0 + t0 + u < kCtx)
+        vw[u] = __ldcg(reinterpret_cast<const uint2*>(
+            o.vc + (static_cast<size_t>(j0 + t0 + u) * kKvHeads + kvh) * kHeadDim + 4 * lane));
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      const int t = t0 + u;
+      if (t < n) {
+        const float pt = __shfl_sync(0xffffffffu, p, t);
+        float vv[4];
+        if (j0 + t < kCtx) {
+          const float2 v01 = __bfloat1622float2(cuda::as_bf2(vw[u].x)), v23 = __bfloat1622float2(cuda::as_bf2(vw[u].y));
+          vv[0] = v01.x, vv[1] = v01.y, vv[2] = v23.x, vv[3] = v23.y;
+        } else {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) vv[e] = vn[e];
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[e] = fmaf(pt, vv[e], acc[e]);
+      }
+    }
   }
   float* part = o.apart + (h * kAttnSplits + s) * kAttnPartFloats;
   if (lane == 0) {
@@ -760,7 +807,8 @@ __device__ void attention_phase(int m, const int* cnt, bf16* xs) {
     }
   __syncthreads();
   if (threadIdx.x < 32 && static_cast<int>(blockIdx.x) < kHeads * kAttnSplits)
-    attention_item(o, c_mats[m - 1].out, blockIdx.x / kAttnSplits, blockIdx.x % kAttnSplits, threadIdx.x);
+    attention_item(o, c_mats[m - 1].out, blockIdx.x / kAttnSplits, blockIdx.x % kAttnSplits, threadIdx.x,
+                   reinterpret_cast<float*>(xs));  // xs is free until o_proj's staging
   __syncthreads();
   int* ac = o.acnt + m / kMatsPerLayer;
   if (threadIdx.x == 0) {
@@ -1162,6 +1210,16 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
     KR_CUDA_CHECK(cudaMemcpy(dev_v[l], host_v[l].data(), cache_elems * 2, cudaMemcpyHostToDevice));
   }
   float* apart = static_cast<float*>(dalloc(static_cast<size_t>(kHeads) * kAttnSplits * kAttnPartFloats * 4));
+  {
+    float cs[kHeadDim / 2], sn[kHeadDim / 2];
+    for (int i = 0; i < kHeadDim / 2; ++i) {
+      const double ang = static_cast<double>(kCtx) * std::pow(kRopeTheta, -2.0 * i / kHeadDim);
+      cs[i] = static_cast<float>(std::cos(ang));
+      sn[i] = static_cast<float>(std::sin(ang));
+    }
+    KR_CUDA_CHECK(cudaMemcpyToSymbol(c_rope_cos, cs, sizeof(cs)));
+    KR_CUDA_CHECK(cudaMemcpyToSymbol(c_rope_sin, sn, sizeof(sn)));
+  }
   int* acnt = static_cast<int*>(dalloc(static_cast<size_t>(layers) * 4));
   std::vector<Mat> mats(M);
   for (int l = 0; l < layers; ++l) {
