@@ -658,11 +658,13 @@ __device__ __forceinline__ void rope4(const float* head, int lane, float (&out)[
 }
 
 // Warp: q head h over keys [j0, j1) of its split (kCtx cached keys, then the new one), one key
-// a lane: the scores (q and the new key staged in shared memory, qk [2][kHeadDim]), the
+// a lane, the cached keys' K and V rows already in shared memory (kvs [2][split keys][kHeadDim],
+// loaded by the whole CTA before the wait for qkv): the scores (q and the new key staged in
+// shared memory, qk [2][kHeadDim]), the
 // split's softmax by shuffles, then p . V with the lane's 4 dims; (max, sum, acc) into
 // o.apart. The split holding the new key of the first q head of a kv head also stores the
 // new key and value into the caches.
-__device__ void attention_item(const Mat& o, const float* qkv, int h, int s, int lane, float* qk) {
+__device__ void attention_item(const Mat& o, const float* qkv, int h, int s, int lane, float* qk, const bf16* kvs) {
   const int kvh = h / (kHeads / kKvHeads);
   float q[4], kn[4], vn[4];
   rope4(qkv + h * kHeadDim, lane, q);
@@ -694,20 +696,14 @@ __device__ void attention_item(const Mat& o, const float* qkv, int h, int s, int
   if (j < j1) {
     float dot = 0.0f;
     if (j < kCtx) {
-      const uint4* row = reinterpret_cast<const uint4*>(o.kc + (static_cast<size_t>(j) * kKvHeads + kvh) * kHeadDim);
+      const uint4* row = reinterpret_cast<const uint4*>(kvs + static_cast<size_t>(j - j0) * kHeadDim);
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {  // 8 loads of 8 bf16 in flight at a time
-        uint4 kw[kHeadDim / 16];
+      for (int c = 0; c < kHeadDim / 8; ++c) {
+        const uint4 kw = row[c];
 #pragma unroll
-        for (int c = 0; c < kHeadDim / 16; ++c) kw[c] = __ldcg(row + half * (kHeadDim / 16) + c);
-#pragma unroll
-        for (int c = 0; c < kHeadDim / 16; ++c) {
-          const int d0 = 8 * (half * (kHeadDim / 16) + c);
-#pragma unroll
-          for (int t = 0; t < 4; ++t) {
-            const float2 kf = __bfloat1622float2(cuda::as_bf2(cuda::word_of(kw[c], t)));
-            dot = fmaf(qk[d0 + 2 * t], kf.x, fmaf(qk[d0 + 2 * t + 1], kf.y, dot));
-          }
+        for (int t = 0; t < 4; ++t) {
+          const float2 kf = __bfloat1622float2(cuda::as_bf2(cuda::word_of(kw, t)));
+          dot = fmaf(qk[8 * c + 2 * t], kf.x, fmaf(qk[8 * c + 2 * t + 1], kf.y, dot));
         }
       }
     } else {
@@ -724,30 +720,22 @@ __device__ void attention_item(const Mat& o, const float* qkv, int h, int s, int
   // acc[dims 4 lane ..] = Σ_t p_t v_t over the split's keys (every key's loads in flight first).
   float acc[4] = {0, 0, 0, 0};
   const int n = j1 - j0;
+  const bf16* vs = kvs + static_cast<size_t>(per) * kHeadDim;
 #pragma unroll
-  for (int t0 = 0; t0 < 32; t0 += 8) {  // 8 keys' loads in flight at a time
-    uint2 vw[8];
+  for (int t = 0; t < 32; ++t) {
+    if (t < n) {
+      const float pt = __shfl_sync(0xffffffffu, p, t);
+      float vv[4];
+      if (j0 + t < kCtx) {
+        const uint2 vw = *reinterpret_cast<const uint2*>(vs + static_cast<size_t>(t) * kHeadDim + 4 * lane);
+        const float2 v01 = __bfloat1622float2(cuda::as_bf2(vw.x)), v23 = __bfloat1622float2(cuda::as_bf2(vw.y));
+        vv[0] = v01.x, vv[1] = v01.y, vv[2] = v23.x, vv[3] = v23.y;
+      } else {
 #pragma unroll
-    for (int u = 0; u < 8; ++u)
-      if (t0 + u < n && j0 + t0 + u < kCtx)
-        vw[u] = __ldcg(reinterpret_cast<const uint2*>(
-            o.vc + (static_cast<size_t>(j0 + t0 + u) * kKvHeads + kvh) * kHeadDim + 4 * lane));
-#pragma unroll
-    for (int u = 0; u < 8; ++u) {
-      const int t = t0 + u;
-      if (t < n) {
-        const float pt = __shfl_sync(0xffffffffu, p, t);
-        float vv[4];
-        if (j0 + t < kCtx) {
-          const float2 v01 = __bfloat1622float2(cuda::as_bf2(vw[u].x)), v23 = __bfloat1622float2(cuda::as_bf2(vw[u].y));
-          vv[0] = v01.x, vv[1] = v01.y, vv[2] = v23.x, vv[3] = v23.y;
-        } else {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) vv[e] = vn[e];
-        }
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[e] = fmaf(pt, vv[e], acc[e]);
+        for (int e = 0; e < 4; ++e) vv[e] = vn[e];
       }
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[e] = fmaf(pt, vv[e], acc[e]);
     }
   }
   float* part = o.apart + (h * kAttnSplits + s) * kAttnPartFloats;
@@ -802,13 +790,30 @@ __device__ void stage_attention(const Mat& o, bf16* xs) {
 __device__ void attention_phase(int m, const int* cnt, bf16* xs) {
   const Mat& o = c_mats[m];
   const int G = gridDim.x;
+  const bool item = static_cast<int>(blockIdx.x) < kHeads * kAttnSplits;
+  // xs is free until o_proj's staging: the split's cached K and V rows at its start (the whole
+  // CTA, before the wait: they do not depend on this step), q and the new key after them.
+  constexpr int kPer = (kCtx + 1 + kAttnSplits - 1) / kAttnSplits;
+  static_assert(2 * kPer * kHeadDim * 2 + 2 * kHeadDim * 4 <= kMaxK * 2, "the attention scratch fits xs");
+  bf16* kvs = xs;
+  float* qk = reinterpret_cast<float*>(xs + 2 * kPer * kHeadDim);
+  if (item) {
+    const int h = blockIdx.x / kAttnSplits, s = blockIdx.x % kAttnSplits, kvh = h / (kHeads / kKvHeads);
+    const int j0 = s * kPer, nold = max(0, min(kCtx, j0 + kPer) - j0);
+    constexpr int kRowVecs = kHeadDim / 8;  // uint4s a row
+    for (int e = threadIdx.x; e < 2 * nold * kRowVecs; e += kThreads) {
+      const int which = e / (nold * kRowVecs), rest = e % (nold * kRowVecs), t = rest / kRowVecs, c = rest % kRowVecs;
+      const bf16* src = (which == 0 ? o.kc : o.vc) + (static_cast<size_t>(j0 + t) * kKvHeads + kvh) * kHeadDim;
+      reinterpret_cast<uint4*>(kvs + (static_cast<size_t>(which) * kPer + t) * kHeadDim)[c] =
+          __ldcg(reinterpret_cast<const uint4*>(src) + c);
+    }
+  }
   if (threadIdx.x == 0)
     while (ld_acquire(&cnt[m - 1]) < G) {
     }
   __syncthreads();
-  if (threadIdx.x < 32 && static_cast<int>(blockIdx.x) < kHeads * kAttnSplits)
-    attention_item(o, c_mats[m - 1].out, blockIdx.x / kAttnSplits, blockIdx.x % kAttnSplits, threadIdx.x,
-                   reinterpret_cast<float*>(xs));  // xs is free until o_proj's staging
+  if (threadIdx.x < 32 && item)
+    attention_item(o, c_mats[m - 1].out, blockIdx.x / kAttnSplits, blockIdx.x % kAttnSplits, threadIdx.x, qk, kvs);
   __syncthreads();
   int* ac = o.acnt + m / kMatsPerLayer;
   if (threadIdx.x == 0) {
