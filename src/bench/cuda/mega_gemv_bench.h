@@ -6,8 +6,8 @@
 // batch-1 line (1,000 tok/s needs the GEMVs near 0.55 ms a step; in the serving
 // step they take 1.17), not a serving path.
 //
-// The chain per layer (T = 1; unit RMSNorm weights; no attention: o_proj reads
-// q's 3,072 outputs, as persistent_gemv_bench.h's chain):
+// The chain per layer (T = 1; unit RMSNorm weights; without the attention option o_proj
+// reads q's 3,072 outputs, as persistent_gemv_bench.h's chain):
 //   x = bf16(rms_norm(h)); qkv = W_qkv x; x = bf16(qkv[0:3072]); h += W_o x;
 //   x = bf16(rms_norm(h)); [g; u] = W_gu x; x = bf16(silu(bf16 g) * bf16 u); h += W_d x
 // with h a float residual. Weights: random 4-bit codes, f16 group scales (128
@@ -31,7 +31,11 @@
 //   mega_linear_kernel reads a copy of the weights laid out in the order the warps
 //     consume them (unit i of every warp side by side: at each step the whole GPU
 //     reads one contiguous window), each unit a ring slot's image, and steps a
-//     pointer instead of recomputing addresses.
+//     pointer instead of recomputing addresses; with red.add sums, or deterministic
+//     (no atomics on the sums: per-CTA slots, or CTAs owning whole tile pairs or
+//     quarters of them, the residual in every CTA's registers); and optionally a
+//     decode attention phase between qkv and o_proj (context 128: RoPE, the new K/V
+//     stored, one key a lane, the splits merged in o_proj's staging).
 // Timing-only modes take out the arithmetic, the barriers, the staging, or all of
 // them (the rings alone), to say which part sets the time.
 //
