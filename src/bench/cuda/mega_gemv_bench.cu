@@ -253,23 +253,35 @@ __device__ __forceinline__ void store_bf16(bf16* xs, int K, const float4 (&v)[kV
   }
 }
 
+// x = bf16(v / rms(v)) for the thread's float4s of a vector of K (unit norm weights): the
+// CTA's sum of squares (a barrier), then the stores.
+__device__ __forceinline__ void norm_to_xs(const float4 (&v)[2], int K, bf16* xs, float* red) {
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 2; ++j) ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
+  ss = cuda::warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) total += red[w];
+  store_bf16(xs, K, v, rsqrtf(total / static_cast<float>(K) + 1e-6f));
+}
+
+// The GLU of 4 gate / up sums: bf16(silu(bf16 g)) * bf16(u), as HF rounds them.
+__device__ __forceinline__ float4 glu4(const float4& g, const float4& u) {
+  return make_float4(bfr(silu(bfr(g.x))) * bfr(u.x), bfr(silu(bfr(g.y))) * bfr(u.y), bfr(silu(bfr(g.z))) * bfr(u.z),
+                     bfr(silu(bfr(g.w))) * bfr(u.w));
+}
+
 // The matrix's whole input vector into xs (bf16), by the CTA's threads, each thread's
 // loads all in flight at once (one L2 round trip); ends with a barrier.
 __device__ void stage_input(const Mat& m, bf16* xs, float* red) {
-  const int tid = threadIdx.x, K = m.K;
+  const int K = m.K;
   if (m.input == kNormIn) {
     float4 v[2];
     load_f32(m.in, K, v);
-    float ss = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 2; ++j) ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
-    ss = cuda::warp_sum(ss);
-    if ((tid & 31) == 0) red[tid >> 5] = ss;
-    __syncthreads();
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) total += red[w];
-    store_bf16(xs, K, v, rsqrtf(total / static_cast<float>(K) + 1e-6f));
+    norm_to_xs(v, K, xs, red);
   } else if (m.input == kCopyIn) {
     float4 v[2];
     load_f32(m.in, K, v);
@@ -280,10 +292,7 @@ __device__ void stage_input(const Mat& m, bf16* xs, float* red) {
     load_f32(m.in + K, K, uv);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      gv[j].x = bfr(silu(bfr(gv[j].x))) * bfr(uv[j].x);
-      gv[j].y = bfr(silu(bfr(gv[j].y))) * bfr(uv[j].y);
-      gv[j].z = bfr(silu(bfr(gv[j].z))) * bfr(uv[j].z);
-      gv[j].w = bfr(silu(bfr(gv[j].w))) * bfr(uv[j].w);
+      gv[j] = glu4(gv[j], uv[j]);
     }
     store_bf16(xs, K, gv, 1.0f);
   }
@@ -532,16 +541,7 @@ __device__ void stage_from_sums(int m, bf16* xs, float* red, float4 (&hr)[2], Su
         if (r < mt.K) add4(hr[j], sum4(P, r / 32, r % 32));
       }
     }
-    float ss = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 2; ++j) ss += hr[j].x * hr[j].x + hr[j].y * hr[j].y + hr[j].z * hr[j].z + hr[j].w * hr[j].w;
-    ss = cuda::warp_sum(ss);
-    if ((tid & 31) == 0) red[tid >> 5] = ss;
-    __syncthreads();
-    float total = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) total += red[w];
-    store_bf16(xs, mt.K, hr, rsqrtf(total / static_cast<float>(mt.K) + 1e-6f));
+    norm_to_xs(hr, mt.K, xs, red);
   } else if (role == 1) {
     const Mat& P = c_mats[m - 1];  // qkv: plain rows, q = rows 0 .. K - 1
     float4 v[2];
@@ -559,10 +559,7 @@ __device__ void stage_from_sums(int m, bf16* xs, float* red, float4 (&hr)[2], Su
       const int r = 4 * (tid + j * kThreads);
       if (r < mt.K) {
         const float4 g = sum4(P, r / 16, r % 16), u = sum4(P, r / 16, 16 + r % 16);
-        gv[j].x = bfr(silu(bfr(g.x))) * bfr(u.x);
-        gv[j].y = bfr(silu(bfr(g.y))) * bfr(u.y);
-        gv[j].z = bfr(silu(bfr(g.z))) * bfr(u.z);
-        gv[j].w = bfr(silu(bfr(g.w))) * bfr(u.w);
+        gv[j] = glu4(g, u);
       } else {
         gv[j] = make_float4(0, 0, 0, 0);
       }
@@ -1428,9 +1425,11 @@ MegaGemvBenchResult run_mega_gemv_bench(int layers) {
   res.atomic_runs_equal = std::memcmp(atom1.data(), atom2.data(), kH * 4) == 0;
   // Bound: bf16 inputs re-rounded where the f32 sums (any order, the mma's offset
   // codes) and the float64 ones straddle a rounding point: measured 2e-3 at 2 layers,
-  // 7-8e-3 at 28 (session 18, calls 2-3); sums not reset between tile pairs gave 0.3-1.5.
+  // 7-9e-3 at 28 (session 18, calls 2-17), 1.4-1.8e-2 with the attention phase (the
+  // softmax's inputs re-rounded too); the planted bugs gave 0.2-1.5.
   res.ok = true;
-  for (double e : res.rel_err) res.ok = res.ok && std::isfinite(e) && e < 2e-2;
+  for (int i = 0; i < 6; ++i)
+    res.ok = res.ok && std::isfinite(res.rel_err[i]) && res.rel_err[i] < (i == 5 ? 4e-2 : 2e-2);
   res.ok = res.ok && res.deterministic;
 
   // ---- timing: the persistent forms ----
