@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
-#include "bench/cuda/cooperative_launch.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_qgemm.h"
 #include "backend/cuda/cuda_qgemm_device.cuh"
 #include "backend/cuda/qgemm_layout.h"
+#include "bench/cuda/cooperative_launch.cuh"
 
 namespace kr {
 namespace {
@@ -84,7 +84,7 @@ struct Mat {
   const uint8_t* lin;
   // Deterministic form: the CTAs' sums of each tile pair, [pairs][kMaxSlots][32] (row j of
   // the pair: j < 16 tile 0, else tile 1), slot k for the k-th CTA whose range meets the
-  // pair; the consumer adds the slots in slot order (no atomics anywhere).
+  // pair; the consumer adds the slots in slot order (no atomics on the sums).
   float* slots;
   // Aligned deterministic form: each tile pair's groups are cut into S equal slices (S = 1,
   // or `slices` with kOptSlices), and CTA c takes the whole items (pair, slice) [I c / G,
