@@ -446,10 +446,12 @@ bool launch_qgemm_wgmma(const QWeight& w, const QGemmArgs& a, QEpilogue e, int n
   with_epilogue(e, [&](auto ep) {
     auto go = [&](auto bias) {
       // Passes of at most kQWgmmaPassTokens tokens, the last one's kernel of 64
-      // tokens where it has no more; each pass reads the whole weight. Both plans
-      // are checked before anything is enqueued.
-      const Plan p64 = plan_t<bias(), 64, ep()>(w, pairs, num_sms);
-      const Plan p128 = a.T > 64 ? plan_t<bias(), kQWgmmaPassTokens, ep()>(w, pairs, num_sms) : p64;
+      // tokens where it has no more; each pass reads the whole weight. The plans of
+      // the kernels that run are checked before anything is enqueued.
+      const int last = (a.T - 1) % kQWgmmaPassTokens + 1;  // tokens of the last pass
+      Plan p64, p128;
+      if (last <= 64) p64 = plan_t<bias(), 64, ep()>(w, pairs, num_sms);
+      if (a.T > 64) p128 = plan_t<bias(), kQWgmmaPassTokens, ep()>(w, pairs, num_sms);
       if (p64.smem > kMaxSmem || p128.smem > kMaxSmem) return;
       for (int t0 = 0; t0 < a.T; t0 += kQWgmmaPassTokens) {
         const int n = std::min(kQWgmmaPassTokens, a.T - t0);
