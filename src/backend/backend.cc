@@ -45,6 +45,21 @@ void Backend::matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, 
   add_rms_norm(residual, out, norm, normed);
 }
 
+void Backend::decode_stack(const DecodeStack& s) {
+  const size_t L = s.layers.size();
+  for (size_t l = 0; l < L; ++l) {
+    const DecodeLayer& d = s.layers[l];
+    const MatmulInput in = l == 0 ? MatmulInput::rms_normed(*s.residual, d.input_norm, *s.normed)
+                                  : MatmulInput(*s.normed);
+    qkv_rope_store(in, *d.qkv, *s.qkv, *d.qkv_params, *d.kv);
+    attention(*s.qkv, *d.kv, *d.attn_params, *s.attn_out);
+    matmul_add_rms_norm(MatmulInput(*s.attn_out), *d.o, *s.proj, RmsNorm{}, *s.residual, d.mlp_norm, *s.normed);
+    matmul_silu_mul(MatmulInput(*s.normed), *d.gate_up, s.activation, *s.gate_up_out, *s.act);
+    const RmsNorm& next = l + 1 < L ? s.layers[l + 1].input_norm : s.final_norm;
+    matmul_add_rms_norm(MatmulInput(*s.act), *d.down, *s.proj, RmsNorm{}, *s.residual, next, *s.normed);
+  }
+}
+
 void* Backend::alloc_host_memory(size_t bytes) {
   return ::operator new(bytes, std::align_val_t{64}, std::nothrow);
 }

@@ -298,6 +298,52 @@ class Backend {
   // write normed's FP8 rows for the matmul that reads normed next (Fp8Rows).
   virtual void matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                                    Tensor& residual, const RmsNorm& norm, Tensor& normed, Fp8Out normed_fp8 = {});
+  // The decoder layers of a step, all of them, for a pre-norm model without
+  // post-norms or FP8 rows, as the ops above run them: for each layer l
+  //   qkv_rope_store(l == 0 ? rms_normed(residual, input_norm) : normed, qkv, ...);
+  //   attention(qkv, kv, attn, attn_out);
+  //   matmul_add_rms_norm(attn_out, o, proj, {}, residual, mlp_norm, normed);
+  //   matmul_silu_mul(normed, gate_up, activation, gate_up_out, act);
+  //   matmul_add_rms_norm(act, down, proj, {}, residual, next input_norm (the
+  //                       final norm after the last layer), normed).
+  // The default (backend.cc) is exactly those ops. A backend whose
+  // fuses_decode_stack() is true runs them as one op (the CUDA backend: one persistent
+  // kernel for steps of one token, CudaOptions::decode_stack_kernel); then qkv,
+  // attn_out, proj, gate_up_out and act are scratch whose contents afterwards are
+  // unspecified.
+  struct DecodeLayer {
+    const LinearWeight* qkv = nullptr;      // [(Hq + 2 Hkv) D, H]
+    const LinearWeight* o = nullptr;        // [H, Hq D]
+    const LinearWeight* gate_up = nullptr;  // [2 I, H]
+    const LinearWeight* down = nullptr;     // [H, I]
+    RmsNorm input_norm, mlp_norm;           // both present
+    const QkvParams* qkv_params = nullptr;
+    const AttentionParams* attn_params = nullptr;
+    KvLayer* kv = nullptr;
+  };
+  struct DecodeStack {
+    std::span<const DecodeLayer> layers;
+    RmsNorm final_norm;
+    Activation activation = Activation::kSilu;
+    Tensor* residual = nullptr;     // [T, H]: in, the embedding; out, after the last layer
+    Tensor* normed = nullptr;       // [T, H]: out, the final norm of residual
+    Tensor* qkv = nullptr;          // [T, (Hq + 2 Hkv) D]
+    Tensor* attn_out = nullptr;     // [T, Hq D]
+    Tensor* proj = nullptr;         // [T, H]
+    Tensor* gate_up_out = nullptr;  // [T, 2 I]
+    Tensor* act = nullptr;          // [T, I]
+  };
+  virtual void decode_stack(const DecodeStack& s);
+  // Whether decode_stack(s) runs as one fused op at this step (never on the default).
+  virtual bool fuses_decode_stack(const DecodeStack& s) const {
+    (void)s;
+    return false;
+  }
+  // Called once after the weights are uploaded (eager, outside step graphs, before
+  // the KV cache is allocated: s's kv pointers are not read), for a model whose steps
+  // may run through decode_stack: a backend may prepare what its fused form needs
+  // (the CUDA backend: the weights' images in its kernel's read order). Default: nothing.
+  virtual void prepare_decode_stack(const DecodeStack& s) { (void)s; }
   // Whether this backend's ops write Fp8Rows for matmuls with w (the CUDA backend:
   // FP8 W8A8 weights), so that a caller allocates and passes them only then.
   virtual bool writes_fp8_rows(const LinearWeight& w) const {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 #include "model/model.h"
 #include "model/single_seq_step_for_test.h"
 
@@ -119,6 +120,38 @@ TEST(LlamaGolden, LogitsArgmaxAndGreedy) {
       run_rows(*f.model, {next[k]}, n + static_cast<int32_t>(k), &row);
     }
   }
+}
+
+// One-token steps through Backend::decode_stack (CpuOptions::report_decode_stack_fused:
+// the CPU's default composition, as a fusing backend would be called) give the same
+// logits, bit for bit, as the model's own loop of ops: the model hands the op its
+// layers' weights, norms, RoPE, attention parameters and KV caches, and the final
+// norm, as the loop uses them.
+TEST(LlamaGolden, DecodeStackMatchesTheLayerLoop) {
+  ModelOptions opt;
+  opt.block_size = 16;
+  opt.max_tokens_per_step = 64;
+  opt.max_logit_rows = 64;
+  CpuOptions fused_options;
+  fused_options.report_decode_stack_fused = true;
+  CpuBackend plain(0, size_t{64} << 20), fused(0, size_t{64} << 20, fused_options);
+  auto a = load_model(kModelDir, plain, opt);
+  auto b = load_model(kModelDir, fused, opt);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::vector<int32_t> prompt = {128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679};
+  std::vector<float> la, lb;
+  run_rows(**a, prompt, 0, &la);  // a prefill: the loop on both
+  run_rows(**b, prompt, 0, &lb);
+  EXPECT_EQ(fused.decode_stack_calls(), 0);
+  const int64_t V = (*a)->config().vocab_size;
+  int32_t next = argmax_of(&la[la.size() - V], V);
+  for (int32_t k = 0; k < 20; ++k) {
+    run_rows(**a, {next}, static_cast<int32_t>(prompt.size()) + k, &la);
+    run_rows(**b, {next}, static_cast<int32_t>(prompt.size()) + k, &lb);
+    ASSERT_EQ(la, lb) << "decode step " << k;
+    next = argmax_of(la.data(), V);
+  }
+  EXPECT_EQ(fused.decode_stack_calls(), 20);
 }
 
 }  // namespace

@@ -68,6 +68,29 @@ Status Model::init() {
   const ModelConfig& c = config_;
   if (options_.block_size <= 0 || options_.max_tokens_per_step <= 0 || options_.max_logit_rows <= 0)
     return InvalidArgument("block_size, max_tokens_per_step and max_logit_rows must be positive");
+  // The fused form of the decoder layers (Backend::decode_stack) for models without
+  // post-norms, prepared before the KV cache takes its share of the memory (the CUDA
+  // backend copies weights for it).
+  bool plain_layers = true;
+  for (const LayerWeights& w : weights_->layers) plain_layers &= w.attn_out_norm.empty() && w.mlp_out_norm.empty();
+  const float norm_eps = static_cast<float>(c.rms_norm_eps);
+  if (plain_layers) {
+    for (const LayerWeights& w : weights_->layers) {
+      Backend::DecodeLayer d;
+      d.qkv = &w.qkv;
+      d.o = &w.o;
+      d.gate_up = &w.gate_up;
+      d.down = &w.down;
+      d.input_norm = RmsNorm{&w.input_norm, norm_eps, c.arch.norm};
+      d.mlp_norm = RmsNorm{&w.mlp_norm, norm_eps, c.arch.norm};
+      decode_layers_.push_back(d);
+    }
+    Backend::DecodeStack s;
+    s.layers = decode_layers_;
+    s.final_norm = RmsNorm{&weights_->final_norm, norm_eps, c.arch.norm};
+    s.activation = c.arch.activation;
+    backend_.prepare_decode_stack(s);
+  }
   const DType act = backend_.activation_dtype();
   const int64_t H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t T = options_.max_tokens_per_step, R = options_.max_logit_rows;
@@ -166,6 +189,11 @@ Status Model::init() {
     p.softcap = a.attn_logit_softcap;
     layer_attn_.push_back(p);
   }
+  for (size_t l = 0; l < decode_layers_.size(); ++l) {  // (layer_qkv_, layer_attn_ and kv_ stay this size)
+    decode_layers_[l].qkv_params = &layer_qkv_[l];
+    decode_layers_[l].attn_params = &layer_attn_[l];
+    decode_layers_[l].kv = &kv_[l];
+  }
   // A quantized table (MLX) keeps the float32 scale on every backend (the CPU
   // reference holds it dequantized to float32); mlx_lm rounds it to the scales'
   // dtype, a 1e-4 relative difference, far inside the quantization error.
@@ -252,7 +280,24 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
     return rows.codes.data != nullptr ? Fp8Out{&rows, reader} : Fp8Out{};
   };
   backend_.embedding(weights_->embed, ids, embed_scale_, residual);
-  for (int l = 0; l < L; ++l) {
+  // Every layer as one op where the backend fuses them (a plain pre-norm model
+  // without FP8 rows): the same ops as the loop below.
+  Backend::DecodeStack stack;
+  if (!decode_layers_.empty() && !normed_fp8 && !act_fp8 && !attn_fp8) {
+    stack.layers = decode_layers_;
+    stack.final_norm = norm(weights_->final_norm);
+    stack.activation = c.arch.activation;
+    stack.residual = &residual;
+    stack.normed = &normed;
+    stack.qkv = &qkv;
+    stack.attn_out = &attn;
+    stack.proj = &proj;
+    stack.gate_up_out = &gate_up;
+    stack.act = &act;
+  }
+  const bool fused_stack = !stack.layers.empty() && backend_.fuses_decode_stack(stack);
+  if (fused_stack) backend_.decode_stack(stack);
+  for (int l = 0; l < (fused_stack ? 0 : L); ++l) {
     const LayerWeights& w = weights_->layers[l];
     // Attention block. Its input, normed = the input norm of residual, is computed
     // inside layer 0's qkv projection, and by the previous layer's last op for the others
@@ -264,6 +309,8 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
     backend_.attention(qkv, kv_[l], layer_attn_[l], attn, fp8_out(attn_fp8_, &w.o));
     // residual += attn · Woᵀ (normalised first by Gemma's post-attention norm);
     // normed = the norm before the MLP of residual (and its FP8 rows for gate_up).
+    const bool last_layer = l + 1 == L;
+    const Tensor& next_norm = last_layer ? weights_->final_norm : weights_->layers[l + 1].input_norm;
     backend_.matmul_add_rms_norm(MatmulInput(attn).with_fp8(attn_fp8), w.o, proj, norm(w.attn_out_norm), residual,
                                  norm(w.mlp_norm), normed, fp8_out(normed_fp8_, &w.gate_up));
     // MLP block: act = f(normed · Wgateᵀ) * (normed · Wupᵀ) (and act's FP8 rows for
@@ -272,8 +319,6 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
     // FP8 rows for the next layer's qkv).
     backend_.matmul_silu_mul(MatmulInput(normed).with_fp8(normed_fp8), w.gate_up, c.arch.activation, gate_up, act,
                              fp8_out(act_fp8_, &w.down));
-    const bool last_layer = l + 1 == L;
-    const Tensor& next_norm = last_layer ? weights_->final_norm : weights_->layers[l + 1].input_norm;
     const LinearWeight* next_qkv = last_layer ? nullptr : &weights_->layers[l + 1].qkv;
     backend_.matmul_add_rms_norm(MatmulInput(act).with_fp8(act_fp8), w.down, proj, norm(w.mlp_out_norm), residual,
                                  norm(next_norm), normed, fp8_out(normed_fp8_, next_qkv));

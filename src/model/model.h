@@ -99,6 +99,9 @@ class Model {
   std::vector<RopeParams> ropes_;             // [2]: global, sliding (when it has its own)
   std::vector<QkvParams> layer_qkv_;          // [layers] bias, q/k norms, RoPE
   std::vector<AttentionParams> layer_attn_;   // [layers] scale, window, soft-cap
+  // [layers] the layers as Backend::decode_stack takes them (empty: a model with
+  // post-norms, which the composed loop in forward() runs).
+  std::vector<Backend::DecodeLayer> decode_layers_;
   int32_t num_kv_blocks_ = 0;
   KvCacheDType kv_dtype_ = KvCacheDType::kBf16;
   size_t kv_cache_bytes_ = 0;

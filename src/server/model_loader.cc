@@ -31,6 +31,7 @@ StatusOr<std::unique_ptr<Backend>> make_backend(const ModelLoaderSettings& s, do
     options.pdl = s.cuda_pdl;
     options.flash_prefill_variant = s.cuda_flash_prefill_variant;
     options.flash_prefill_short_max_keys = s.cuda_flash_prefill_short_max_keys;
+    options.decode_stack_kernel = s.cuda_decode_stack_kernel;
     if (s.device_budget_bytes > 0)
       options.memory_budget_bytes = static_cast<size_t>(static_cast<double>(s.device_budget_bytes) * share);
     auto b = make_cuda_backend(options);

@@ -36,6 +36,7 @@ struct ModelLoaderSettings {
   bool cuda_pdl = true;
   int32_t cuda_flash_prefill_variant = 1;  // CUDA: CudaOptions::flash_prefill_variant
   int32_t cuda_flash_prefill_short_max_keys = 2048;  // CUDA: CudaOptions::flash_prefill_short_max_keys
+  bool cuda_decode_stack_kernel = false;  // CUDA: CudaOptions::decode_stack_kernel
   int64_t device_budget_bytes = 0;   // CUDA, several models: what the shares divide
   const Clock* clock = nullptr;
   // Structured outputs (structured_output.h): auto reads the model's chat template.

@@ -144,6 +144,7 @@ int serve(const ServeOptions& a) {
   loader.cuda_pdl = a.cuda_pdl == "1";
   loader.cuda_flash_prefill_variant = a.cuda_flash_prefill_variant;
   loader.cuda_flash_prefill_short_max_keys = a.cuda_flash_prefill_short_max_keys;
+  loader.cuda_decode_stack_kernel = a.cuda_decode_stack_kernel == "1";
   loader.reasoning_parser = a.reasoning_parser;
   loader.tool_call_parser = a.tool_call_parser;
   loader.clock = &clock;

@@ -34,6 +34,7 @@ struct ServeOptions {
   std::string cuda_pdl = "1";    // CUDA: programmatic dependent launch on the batch-1 GEMVs ("1" | "0")
   int32_t cuda_flash_prefill_variant = 1;  // CUDA: CudaOptions::flash_prefill_variant
   int32_t cuda_flash_prefill_short_max_keys = 2048;  // CUDA: CudaOptions::flash_prefill_short_max_keys
+  std::string cuda_decode_stack_kernel = "0";  // CUDA: CudaOptions::decode_stack_kernel ("1" | "0")
   std::string cors_origin;       // empty: no CORS headers
   int32_t http_workers = 4;
   bool metrics_export = false;   // also listen on metrics_port

@@ -32,6 +32,10 @@ struct CpuOptions {
   // cannot tell its (always f32) outputs apart; no fixture quantizes lm_head.
   bool emulate_fp8_w8a8 = false;
   int fp8_w8a8_min_tokens = 9;
+  // fuses_decode_stack() says true at steps of one token, so that a model runs its
+  // layers through Backend::decode_stack (here its default, the same ops), as on a
+  // backend that fuses it: for tests of the model's side of that op.
+  bool report_decode_stack_fused = false;
 };
 
 // How one Linear's activations are quantized on the W8A8 path.
@@ -99,6 +103,15 @@ class CpuBackend final : public Backend {
 
   ThreadPool& pool() { return pool_; }
   const CpuOptions& options() const { return options_; }
+  // CpuOptions::report_decode_stack_fused; decode_stack counts its calls.
+  bool fuses_decode_stack(const DecodeStack& s) const override {
+    return options_.report_decode_stack_fused && s.residual != nullptr && s.residual->dim(0) == 1;
+  }
+  void decode_stack(const DecodeStack& s) override {
+    ++decode_stack_calls_;
+    Backend::decode_stack(s);
+  }
+  int64_t decode_stack_calls() const { return decode_stack_calls_; }
   // Live weights whose matmuls quantize activations (emulate_fp8_w8a8 only).
   size_t w8a8_weights() const { return w8a8_.size(); }
 
@@ -106,6 +119,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   size_t kv_cache_bytes_;
   CpuOptions options_;
+  int64_t decode_stack_calls_ = 0;
   // The dense f32 copies (by data pointer) of the weights that run W8A8.
   std::unordered_map<const void*, Fp8ActQuant> w8a8_;
   StepMetadata meta_;

@@ -31,6 +31,7 @@
 #include "backend/cuda/cuda_gemv1.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_kv_copier.h"
+#include "backend/cuda/cuda_decode_stack.h"
 #include "backend/cuda/cuda_qgemm.h"
 #include "backend/cuda/cuda_quant_repack.h"
 #include "backend/cuda/cuda_sampling.h"
@@ -60,6 +61,7 @@ size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 // A quantized weight on this GPU: the device image of cuda_quant_repack.h.
 struct CudaQuantWeight final : QuantizedWeight {
   cuda::QWeight w;
+  cuda::StackMatrix stack;  // its image for the decode stack kernel (prepare_decode_stack), or none
 };
 
 class CudaBackend final : public Backend {
@@ -95,6 +97,7 @@ class CudaBackend final : public Backend {
     cuda::configure_flash_attention(options_.flash_prefill_variant);
     cuda::configure_flash_attention(options_.flash_prefill_short_variant);  // before any step-graph capture
     cuda::configure_decode_attention();
+    cuda::configure_decode_stack();
     KR_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, options_.device));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_partials_), kQPartialFloats * sizeof(float)));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q_counters_), kQCounters * sizeof(int)));
@@ -298,6 +301,9 @@ class CudaBackend final : public Backend {
                        Fp8Out act_fp8) override;
   void matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                            Tensor& residual, const RmsNorm& norm, Tensor& normed, Fp8Out normed_fp8) override;
+  void decode_stack(const DecodeStack& s) override;
+  bool fuses_decode_stack(const DecodeStack& s) const override;
+  void prepare_decode_stack(const DecodeStack& s) override;
   // W8A8 weights, with CudaOptions::fuse_fp8_act_quant.
   bool writes_fp8_rows(const LinearWeight& w) const override {
     return options_.fuse_fp8_act_quant && w.quantized() && qweight(w).w.w8a8;
@@ -559,6 +565,9 @@ class CudaBackend final : public Backend {
     KR_CHECK_MSG(q != nullptr && owned_quant_.count(q) != 0, "CudaBackend: a quantized weight of another backend");
     return *q;
   }
+  // The decode stack kernel's arguments for s at this step (false where it does not
+  // run it: options, shapes, weights not prepared, the step).
+  bool decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs* a) const;
   // Rows from which `q` runs on a dequantized copy and cuBLAS (CudaOptions).
   int dense_min_tokens(const cuda::QWeight& q) const {
     return q.code == cuda::QCode::kU8 ? options_.quant8_dense_min_tokens : options_.quant_dense_min_tokens;
@@ -681,6 +690,14 @@ class CudaBackend final : public Backend {
   void* q_fp8_x_ = nullptr;      // e4m3 [kActRows, K] W8A8 activations
   size_t q_fp8_x_bytes_ = 0;
   float* q_fp8_sx_ = nullptr;    // [kActRows] their scales
+  // The decode stack kernel's scratch (cuda_decode_stack.h): f32 sums, zero between
+  // launches, and the attention splits' partials, sized for the largest model
+  // prepared; its grid barrier.
+  float* stack_sums_ = nullptr;
+  size_t stack_sums_floats_ = 0;
+  float* stack_partials_ = nullptr;
+  size_t stack_partial_floats_ = 0;
+  int* stack_barrier_ = nullptr;
   // The RoPE epilogue's (cos, sin) table [kFp8WgmmaMaxTokens, 64] (fp8_qkv_rope),
   // computed at a step's first use for its inv_freq: step_serial_ counts
   // set_step_metadata calls, rope_table_serial_ / rope_table_freq_ name the last fill.
@@ -1029,6 +1046,135 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
   owned_quant_.insert(q.get());
   quant_weights_.push_back(std::move(q));
   return lw;
+}
+
+void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
+  KR_CHECK_MSG(mode_ == Mode::kEager, "prepare_decode_stack inside a step graph");
+  if (!options_.decode_stack_kernel || s.layers.empty()) return;
+  // Every matrix must be one the kernel takes, with one group size and one meta kind.
+  const cuda::QWeight* first = nullptr;
+  for (const DecodeLayer& d : s.layers) {
+    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
+      if (!w->quantized()) return;
+      const cuda::QWeight& q = qweight(*w).w;
+      if (!cuda::stack_takes(q)) return;
+      if (first == nullptr) first = &q;
+      if (q.group != first->group || q.has_bias != first->has_bias) return;
+    }
+  }
+  auto device_alloc = [&](size_t bytes) {
+    void* p = nullptr;
+    KR_CUDA_CHECK(cudaMalloc(&p, bytes));
+    allocations_.emplace(p, bytes);
+    allocated_bytes_ += bytes;
+    return p;
+  };
+  for (const DecodeLayer& d : s.layers) {
+    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
+      auto& q = const_cast<CudaQuantWeight&>(qweight(*w));  // the backend owns it (owned_quant_)
+      if (q.stack.image != nullptr) continue;
+      void* image = device_alloc(cuda::stack_image_bytes(q.w, num_sms_));
+      q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, image, stream_);
+    }
+  }
+  const DecodeLayer& d0 = s.layers[0];
+  const int64_t H = qweight(*d0.o).w.N, I = qweight(*d0.down).w.K, QKV = qweight(*d0.qkv).w.N;
+  const size_t floats = static_cast<size_t>(QKV + 2 * H + 2 * I);
+  if (floats > stack_sums_floats_) {  // a smaller buffer stays allocated (a graph may use it)
+    stack_sums_ = static_cast<float*>(device_alloc(floats * sizeof(float)));
+    KR_CUDA_CHECK(cudaMemsetAsync(stack_sums_, 0, floats * sizeof(float), stream_));
+    stack_sums_floats_ = floats;
+  }
+  const size_t partials =
+      static_cast<size_t>(qweight(*d0.o).w.K) / cuda::kStackHeadDim * cuda::kStackMaxSplits * cuda::kStackPartFloats;
+  if (partials > stack_partial_floats_) {
+    stack_partials_ = static_cast<float*>(device_alloc(partials * sizeof(float)));
+    stack_partial_floats_ = partials;
+  }
+  if (stack_barrier_ == nullptr) {
+    stack_barrier_ = static_cast<int*>(device_alloc(cuda::kStackBarrierInts * sizeof(int)));
+    KR_CUDA_CHECK(cudaMemsetAsync(stack_barrier_, 0, cuda::kStackBarrierInts * sizeof(int), stream_));
+  }
+  KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs* a) const {
+  if (!options_.decode_stack_kernel || s.layers.empty() || s.layers.size() > cuda::kStackMaxLayers) return false;
+  // One token of one sequence (a decode step, or a one-token prefill).
+  if (meta_.num_tokens != 1 || meta_.num_seqs != 1 || s.residual->dim(0) != 1 || !s.final_norm.present()) return false;
+  const DecodeLayer& d0 = s.layers[0];
+  const RmsNorm& n0 = d0.input_norm;
+  a->layers = static_cast<int>(s.layers.size());
+  for (size_t l = 0; l < s.layers.size(); ++l) {
+    const DecodeLayer& d = s.layers[l];
+    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down})
+      if (!w->quantized() || qweight(*w).stack.image == nullptr) return false;
+    if (!d.input_norm.present() || !d.mlp_norm.present() || d.input_norm.kind != n0.kind ||
+        d.mlp_norm.kind != n0.kind || d.input_norm.eps != n0.eps || d.mlp_norm.eps != n0.eps)
+      return false;
+    const QkvParams& q = *d.qkv_params;
+    const AttentionParams& p = *d.attn_params;
+    // Llama's attention: no bias, no q/k norms, one RoPE, no window, no softcap, a bf16 cache.
+    if (q.bias != nullptr || q.q_norm.present() || q.rope != d0.qkv_params->rope || p.sliding_window != 0 ||
+        p.softcap != 0.0f || p.scale != d0.attn_params->scale || d.kv->fp8() || d.kv->k.dtype != DType::kBF16 ||
+        q.head_dim() != cuda::kStackHeadDim || p.head_dim != cuda::kStackHeadDim || q.q_heads != p.q_heads ||
+        q.kv_heads != p.kv_heads || q.q_heads != d0.qkv_params->q_heads || q.kv_heads != d0.qkv_params->kv_heads)
+      return false;
+    cuda::StackLayer& L = a->layer[l];
+    L.qkv = qweight(*d.qkv).stack;
+    L.o = qweight(*d.o).stack;
+    L.gate_up = qweight(*d.gate_up).stack;
+    L.down = qweight(*d.down).stack;
+    L.input_norm_w = d.input_norm.w->data;
+    L.mlp_norm_w = d.mlp_norm.w->data;
+    L.k_cache = d.kv->k.data;
+    L.v_cache = d.kv->v.data;
+  }
+  if (s.final_norm.kind != n0.kind || s.final_norm.eps != n0.eps) return false;
+  a->bias = qweight(*d0.o).w.has_bias;
+  a->H = static_cast<int>(qweight(*d0.o).w.N);
+  a->I = static_cast<int>(qweight(*d0.down).w.K);
+  a->q_heads = d0.qkv_params->q_heads;
+  a->kv_heads = d0.qkv_params->kv_heads;
+  if (stack_sums_floats_ < static_cast<size_t>((a->q_heads + 2 * a->kv_heads) * cuda::kStackHeadDim + 2 * a->H + 2 * a->I) ||
+      stack_partial_floats_ < static_cast<size_t>(a->q_heads) * cuda::kStackMaxSplits * cuda::kStackPartFloats)
+    return false;
+  KR_CHECK(s.residual->dtype == DType::kBF16 && s.residual->numel() == a->H && s.normed->dtype == DType::kBF16 &&
+           s.normed->numel() == a->H && s.final_norm.w->dtype == DType::kBF16 && s.final_norm.w->numel() == a->H);
+  a->residual = s.residual->data;
+  a->normed = s.normed->data;
+  a->final_norm_w = s.final_norm.w->data;
+  a->eps = n0.eps;
+  a->norm_kind = norm_code(n0.kind);
+  a->activation = activation_code(s.activation);
+  a->scale = d0.attn_params->scale;
+  a->inv_freq = d0.qkv_params->rope->inv_freq.as<float>();
+  a->position = positions_dev();
+  a->slot = slots_dev();
+  a->block_table = meta_dev_ + off_tables_;
+  a->max_blocks = meta_.max_blocks_per_seq;
+  a->block_size = meta_.block_size;
+  a->sums = stack_sums_;
+  a->partials = stack_partials_;
+  KR_CHECK(s.attn_out->dtype == DType::kBF16 && s.attn_out->numel() >= a->q_heads * cuda::kStackHeadDim);
+  a->attn_out = s.attn_out->data;
+  a->barrier = stack_barrier_;
+  return cuda::decode_stack_supports(*a);
+}
+
+bool CudaBackend::fuses_decode_stack(const DecodeStack& s) const {
+  auto a = std::make_unique<cuda::DecodeStackArgs>();
+  return decode_stack_args(s, a.get());
+}
+
+void CudaBackend::decode_stack(const DecodeStack& s) {
+  auto a = std::make_unique<cuda::DecodeStackArgs>();
+  if (!decode_stack_args(s, a.get())) {
+    Backend::decode_stack(s);
+    return;
+  }
+  late_signal_ = false;
+  KR_CHECK(cuda::launch_decode_stack(*a, num_sms_, options_.pdl, op_stream()));
 }
 
 void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out, const Fp8Rows* fp8) {

@@ -168,6 +168,16 @@ struct CudaOptions {
   // and the older keys before waiting on the kernel before it). kr-cuda-bench
   // --no-pdl-attn turns that alone off.
   bool pdl_short_decode = true;
+  // Backend::decode_stack at steps of one token as ONE persistent kernel
+  // (cuda_decode_stack.h: every layer's norms, qkv, RoPE and KV store, attention,
+  // o_proj, MLP) for Llama-style models whose Linears are 4-bit with groups of 64 or
+  // 128 columns (head dim 128, bf16 KV cache, contexts up to 4,096 keys), instead of
+  // ~7 kernels a layer. It keeps a second copy of those weights in the kernel's read
+  // order (about 1.5 GB for Llama-3.2-3B), made at load
+  // (Backend::prepare_decode_stack); its split-K sums are added atomically, so
+  // batch-1 logits are not bit-for-bit repeatable run to run. kr-serve
+  // --decode-stack-kernel, kr-cuda-bench and kr-backend-ops --decode-stack.
+  bool decode_stack_kernel = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

@@ -22,6 +22,9 @@
 //
 // Usage: kr-backend-ops [--fixture DIR] [--golden FILE] [--families DIR] [--long-only | --no-long]
 //                       [--quant-only] [--quant-fixtures DIR] [--quant-goldens DIR]
+//                       [--decode-stack] (CudaOptions::decode_stack_kernel on the GPU under test: the
+//                                         quantized models' one-token steps run the fused decoder
+//                                         layers; --only decode_stack: that op's own checks, with it on)
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
 //                                     FP8 cache with scales k 0.75, v 1.25: the e4m3 paths)
 //                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
@@ -33,7 +36,8 @@
 //                       [--filter TEXT[,TEXT...]]  (only the cases whose name contains one of them)
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
 //                        --only quant_models | --only quant_ops | --only quant_batched | --only quant_gemv |
-//                        --only fp8_act | --only fp8_small | --only fp8_wgmma]  (that group
+//                        --only fp8_act | --only fp8_small | --only fp8_wgmma |
+//                        --only decode_stack]  (that group
 //                                         alone; quant_ops: the quantized ops and fused ops
 //                                         against the CPU (no per-kernel sweeps, no models);
 //                                         quant_batched: every T > 8 quantized kernel, v1
@@ -1343,6 +1347,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-long") long_checks = false;
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
+    else if (a == "--decode-stack") options.decode_stack_kernel = true;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
@@ -1365,10 +1370,10 @@ int main(int argc, char** argv) {
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
       only != "quant_models" && only != "quant_ops" && only != "quant_batched" && only != "quant_gemv" &&
-      only != "fp8_act" && only != "fp8_small" && only != "fp8_wgmma") {
+      only != "fp8_act" && only != "fp8_small" && only != "fp8_wgmma" && only != "decode_stack") {
     std::fprintf(stderr,
                  "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_ops, "
-                 "quant_batched, quant_gemv, fp8_act, fp8_small or fp8_wgmma, got '%s'\n",
+                 "quant_batched, quant_gemv, fp8_act, fp8_small, fp8_wgmma or decode_stack, got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1496,6 +1501,15 @@ int main(int argc, char** argv) {
   if (only == "quant_ops") {
     kr::CpuBackend cpu_w8a8(0, size_t{1} << 30, w8a8_reference_options());
     const int failures = kr::quant_ops::run_ops(cpu_w8a8, *gpu);
+    std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+  }
+  if (only == "decode_stack") {  // the fused form on its own backend, whatever --decode-stack says
+    kr::CudaOptions stack_options = options;
+    stack_options.decode_stack_kernel = true;
+    auto gpu_stack = kr::make_cuda_backend(stack_options);
+    kr::CpuBackend cpu_plain(0, size_t{1} << 30, kr::CpuOptions{});
+    const int failures = kr::quant_ops::run_decode_stack(cpu_plain, *gpu_stack);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }

@@ -459,6 +459,153 @@ void test_matmul_silu_mul(Env& e, const Spec& s, int T, int K, int I, bool norm,
   if (norm) compare3(e, "  normed", shape, normed[0], normed[1], normed[2], 0.02, ref);
 }
 
+// Backend::decode_stack (every decoder layer of a one-token step) on three ways:
+// `layers` random layers, a sequence of `cached` tokens in a KV cache of random
+// values, `steps` steps in a row (the fused kernel must leave its scratch sums zero
+// for the next launch, and each step attends to the keys the ones before stored).
+// fused: whether the GPU must run it as one op (fuses_decode_stack), else it must
+// not. The CPU reference composes the ops.
+void test_decode_stack(Env& e, const Spec& s, int layers, int H, int Hq, int Hkv, int I, int cached, bool fused,
+                       const Fam& f = {}, int steps = 2, int bs = 16) {
+  constexpr int D = 128;
+  const int QKV = (Hq + 2 * Hkv) * D;
+  const int width = (cached + steps + bs - 1) / bs;  // the block table's width: blocks 0 .. width - 1, reversed
+  const size_t cache = static_cast<size_t>(width) * bs * Hkv * D;
+  std::vector<QPair> w;
+  for (int l = 0; l < layers; ++l) {
+    w.push_back(upload(e, make_matrix(s, QKV, H)));
+    w.push_back(upload(e, make_matrix(s, H, int64_t{Hq} * D)));
+    w.push_back(upload(e, make_matrix(s, 2 * int64_t{I}, H)));
+    w.push_back(upload(e, make_matrix(s, H, I)));
+  }
+  std::vector<Env::Dual> norms;
+  for (int l = 0; l < 2 * layers + 1; ++l) norms.push_back(e.weight({H}, rand_bf16(H, 1.5f)));
+  std::vector<float> inv;
+  for (int i = 0; i < D / 2; ++i) inv.push_back(static_cast<float>(std::pow(500000.0, -2.0 * i / D)));
+  auto inv_t = e.act({D / 2}, inv, DType::kF32);
+  std::vector<std::vector<float>> k0, v0;
+  for (int l = 0; l < layers; ++l) {
+    k0.push_back(rand_bf16(cache, 1.0f));
+    v0.push_back(rand_bf16(cache, 1.0f));
+  }
+  const std::vector<float> emb = rand_bf16(H, 1.0f);
+  Tensor residual[3], normed[3], kc[3], vc[3];  // kc, vc: layer 0's caches
+  bool ran_fused = false;
+  for (Way way : {Way::kCpu, Way::kCuda, Way::kComposed}) {
+    const int i = static_cast<int>(way);
+    const bool cpu = way == Way::kCpu;
+    Backend& b = cpu ? e.cpu : e.gpu;
+    auto res = e.act({1, H}, emb), n = e.act({1, H}, {});
+    auto q = e.act({1, QKV}, {}), at = e.act({1, int64_t{Hq} * D}, {}), proj = e.act({1, H}, {});
+    auto g = e.act({1, 2 * int64_t{I}}, {}), act = e.act({1, I}, {});
+    residual[i] = cpu ? res.cpu : res.gpu;
+    normed[i] = cpu ? n.cpu : n.gpu;
+    Tensor q_t = cpu ? q.cpu : q.gpu, at_t = cpu ? at.cpu : at.gpu, proj_t = cpu ? proj.cpu : proj.gpu;
+    Tensor g_t = cpu ? g.cpu : g.gpu, act_t = cpu ? act.cpu : act.gpu;
+    RopeParams rope;
+    rope.head_dim = D;
+    rope.inv_freq = cpu ? inv_t.cpu : inv_t.gpu;
+    std::vector<KvLayer> kv(static_cast<size_t>(layers));
+    std::vector<QkvParams> qp(static_cast<size_t>(layers), QkvParams{Hq, Hkv, &rope});
+    std::vector<AttentionParams> ap(static_cast<size_t>(layers));
+    std::vector<Backend::DecodeLayer> dl(static_cast<size_t>(layers));
+    for (int l = 0; l < layers; ++l) {
+      auto k = e.act({width, bs, Hkv, D}, k0[l]), v = e.act({width, bs, Hkv, D}, v0[l]);
+      kv[l] = KvLayer{cpu ? k.cpu : k.gpu, cpu ? v.cpu : v.gpu};
+      if (l == 0) {
+        kc[i] = kv[0].k;
+        vc[i] = kv[0].v;
+      }
+      ap[l].q_heads = Hq;
+      ap[l].kv_heads = Hkv;
+      ap[l].head_dim = D;
+      ap[l].scale = 1.0f / std::sqrt(static_cast<float>(D));
+      Backend::DecodeLayer& d = dl[l];
+      auto pick = [&](const QPair& p) { return cpu ? &p.cpu : &p.gpu; };
+      d.qkv = pick(w[4 * l]);
+      d.o = pick(w[4 * l + 1]);
+      d.gate_up = pick(w[4 * l + 2]);
+      d.down = pick(w[4 * l + 3]);
+      d.input_norm = RmsNorm{cpu ? &norms[2 * l].cpu : &norms[2 * l].gpu, 1e-5f, f.norm};
+      d.mlp_norm = RmsNorm{cpu ? &norms[2 * l + 1].cpu : &norms[2 * l + 1].gpu, 1e-5f, f.norm};
+      d.qkv_params = &qp[l];
+      d.attn_params = &ap[l];
+      d.kv = &kv[l];
+    }
+    Backend::DecodeStack st;
+    st.layers = dl;
+    st.final_norm = RmsNorm{cpu ? &norms.back().cpu : &norms.back().gpu, 1e-5f, f.norm};
+    st.activation = f.act;
+    st.residual = &residual[i];
+    st.normed = &normed[i];
+    st.qkv = &q_t;
+    st.attn_out = &at_t;
+    st.proj = &proj_t;
+    st.gate_up_out = &g_t;
+    st.act = &act_t;
+    if (way == Way::kCuda) b.prepare_decode_stack(st);
+    for (int step = 0; step < steps; ++step) {
+      // One token at position cached + step; the sequence's blocks in reverse order.
+      StepMetadata m;
+      m.num_tokens = m.num_seqs = 1;
+      m.block_size = bs;
+      m.max_blocks_per_seq = width;
+      const int pos = cached + step;
+      m.max_context_len = pos + 1;
+      m.positions = {pos};
+      m.slot_mapping = {(width - 1 - pos / bs) * bs + pos % bs};
+      m.query_start = {0, 1};
+      m.context_lens = {pos + 1};
+      for (int blk = 0; blk < width; ++blk) m.block_tables.push_back(width - 1 - blk);
+      b.set_step_metadata(m);
+      if (way == Way::kCuda && step == 0) ran_fused = b.fuses_decode_stack(st);
+      if (way == Way::kComposed) {
+        b.Backend::decode_stack(st);
+      } else {
+        b.decode_stack(st);
+      }
+      // The next step's input: this one's final norm as the embedding (the residual stream restarts).
+      if (step + 1 < steps) {
+        if (cpu) {
+          std::vector<float> v(static_cast<size_t>(H));
+          b.copy_to_host(v.data(), normed[i], v.size() * 4);
+          b.copy_from_host(residual[i], v.data(), v.size() * 4);
+        } else {
+          std::vector<uint16_t> v(static_cast<size_t>(H));
+          b.copy_to_host(v.data(), normed[i], v.size() * 2);
+          b.copy_from_host(residual[i], v.data(), v.size() * 2);
+        }
+      }
+    }
+  }
+  const std::string shape = std::string(s.name) + " L" + std::to_string(layers) + " H" + std::to_string(H) + " Hq" +
+                            std::to_string(Hq) + "/" + std::to_string(Hkv) + " I" + std::to_string(I) + " ctx" +
+                            std::to_string(cached) + " x" + std::to_string(steps) + f.str() +
+                            (ran_fused ? " [fused]" : " [composed]");
+  if (ran_fused != fused) {
+    ++g_failures;
+    std::printf("decode_stack       %-50s FAIL: expected the %s form\n", shape.c_str(), fused ? "fused" : "composed");
+  }
+  // Random layers amplify rounding differences from layer to layer and step to step:
+  // the composed GPU ops end up some way from the CPU, and the fused op, which sums
+  // in another order, as far again. So the fused op must be as close to the CPU as
+  // the composed ops are (within twice their error, at least kQuantTol), and as
+  // close to them.
+  auto check = [&](const std::string& what, const Tensor* t) {
+    const std::vector<float> ref = e.read(t[0], false), fused_v = e.read(t[1], true), comp = e.read(t[2], true);
+    const double composed = op_error(ref, comp).rel;
+    const double tol = std::max(kQuantTol, 2.0 * composed);
+    char c[32];
+    std::snprintf(c, sizeof c, "%.3g", composed);
+    report(what, shape + " vs cpu (composed " + c + ")", ref, fused_v, tol);
+    report("  " + what, shape + " vs composed", comp, fused_v, tol);
+  };
+  check("decode_stack", residual);
+  check("  normed", normed);
+  check("  k cache", kc);
+  check("  v cache", vc);
+}
+
 // ---- the tiny quantized models ----
 
 // A reference's argmax and top-2 margin at every position of one prompt, and the
@@ -760,6 +907,26 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
     test_matmul_silu_mul(e, spec("awq-int4-g128"), 40, 384, 48, norm, gemma);
     test_matmul_silu_mul(e, spec("ct-int4-channel"), 300, 384, 48, norm, gemma);
   }
+  return g_failures;
+}
+
+int run_decode_stack(CpuBackend& cpu, Backend& gpu) {
+  g_failures = 0;
+  Env e(cpu, gpu);
+  const Fam gemma{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh};
+  for (const char* name : {"awq-int4-g128", "mlx-int4-g64"}) {
+    test_decode_stack(e, spec(name), 2, 128, 4, 2, 256, 0, true);       // the first token; most warps idle
+    test_decode_stack(e, spec(name), 3, 384, 4, 1, 1152, 37, true, {}, 3);  // GQA 4, I % 32 != 0
+    test_decode_stack(e, spec(name), 2, 3072, 24, 8, 8192, 127, true);  // Llama-3.2-3B, 5 splits
+    test_decode_stack(e, spec(name), 2, 2560, 32, 8, 9728, 1000, true);  // Qwen3-4B's widths, 16 splits
+    test_decode_stack(e, spec(name), 2, 384, 6, 2, 1024, 300, true, gemma);  // (1 + w) norms, GeGLU
+  }
+  test_decode_stack(e, spec("awq-int4-g128"), 1, 4096, 32, 8, 14336, 4000, true, {}, 2, 32);  // Llama-3.1-8B, 4,032 keys
+  // Not taken by the kernel: the composed ops run.
+  test_decode_stack(e, spec("gptq-int4-g32-sym"), 2, 384, 6, 2, 1024, 20, false);        // 32-column groups
+  test_decode_stack(e, spec("gptq-int4-g128-actorder"), 2, 384, 6, 2, 1024, 20, false);  // act-order
+  test_decode_stack(e, spec("gptq-int8-g128"), 2, 384, 6, 2, 1024, 20, false);           // 8-bit codes
+  test_decode_stack(e, spec("awq-int4-g128"), 1, 384, 6, 2, 1024, 4200, false);          // past 4,096 keys
   return g_failures;
 }
 

@@ -25,6 +25,14 @@ namespace kr::quant_ops {
 // cpu w8a8". Prints one line per check; returns the number of failures.
 int run_ops(CpuBackend& cpu, Backend& gpu);
 
+// Backend::decode_stack against the CPU (which composes the ops) and against the
+// CUDA composed default, on `gpu` (a CUDA backend with
+// CudaOptions::decode_stack_kernel): 4-bit formats with 64- and 128-column groups at
+// the tiny models', Llama's, Qwen3's and Gemma's shapes and options, contexts from
+// the first token to 4,032 keys, several steps in a row (fused), and weights or
+// contexts the kernel does not take (composed). Returns the number of failures.
+int run_decode_stack(CpuBackend& cpu, Backend& gpu);
+
 // The T <= 8 path of every format through each of `kernels` (label, a CUDA
 // backend with that CudaOptions::quant_gemv / quant_gemv_split): matmul at odd
 // shapes and T = 1..8, Llama shapes, and the fused qkv_rope_store and

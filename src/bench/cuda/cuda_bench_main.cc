@@ -27,6 +27,8 @@
 //                      [--short-decode-attn paged|cluster] [--no-pdl-attn]   (CudaOptions::short_decode_attention,
 //                                        pdl_short_decode: the kernel of decode steps of <= 4 short sequences)
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
+//                      [--decode-stack]  (one-token steps: every decoder layer as one persistent
+//                                        kernel, CudaOptions::decode_stack_kernel)
 //                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
 //                      [--decode-at B:CTX[:STEPS][,...]]  (also batch-B decode at context CTX, after the batch-1 ones)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
@@ -451,6 +453,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["flash_decode_min_keys"] = set.options.flash_decode_min_keys;
   r["flash_decode_warps"] = set.options.flash_decode_warps;
   r["pdl_flash_decode"] = set.options.pdl_flash_decode;
+  r["decode_stack_kernel"] = set.options.decode_stack_kernel;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
@@ -604,6 +607,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-pdl-norms") set.pdl_norms = false;
     else if (a == "--no-pdl-after-late-signal") options.pdl_after_late_signal = false;
     else if (a == "--no-pdl-flash-decode") options.pdl_flash_decode = false;
+    else if (a == "--decode-stack") options.decode_stack_kernel = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--flash-decode-warps" && i + 1 < argc) options.flash_decode_warps = std::atoi(argv[++i]);

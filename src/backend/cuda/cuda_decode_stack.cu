@@ -1,0 +1,799 @@
+// The decode stack kernel: see cuda_decode_stack.h. Its unit arithmetic is the serving
+// stream GEMV's (qgemv_stream_kernel, cuda_qgemm.cu): codes into the mma as stored
+// (128 + q), a second mma with an all-ones A for Σx, the group folded as
+// s Σ(code x) + beta Σx (decode_fold_meta). The persistent form was measured first
+// as a design study (kr-cuda-bench --mega-gemv-bench, mega_gemv_bench.h).
+#include "backend/cuda/cuda_decode_stack.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_qgemm_device.cuh"
+
+namespace kr::cuda {
+namespace {
+
+constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
+// Warps 1 .. 15 of a CTA stream the weights (a ring each); warp 0 runs the attention
+// items, so that waiting for its keys never waits behind a ring's weight loads.
+constexpr int kUnitWarps = kWarps - 1;
+constexpr int kDepth = 4;  // ring units a warp (D 3 / 4 / 6 measured alike in the study)
+constexpr int kHVecs = kStackMaxH / (4 * kThreads);  // float4s of h a thread
+constexpr int kGluVecs = kStackMaxI / (4 * kThreads);
+
+// A unit of SU 64-column steps (one group): codes [step][tile][lane] uint4, then the
+// meta words [tile][row].
+template <int SU>
+struct Unit {
+  static constexpr int kCodeVecs = SU * 2 * 32;
+  static constexpr int kBytes = kCodeVecs * 16 + 2 * 16 * 4;
+};
+
+__device__ __forceinline__ void cp16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
+               "l"(src)
+               : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ int ld_acquire(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2bfloat16(v)); }
+
+// 32-bit arithmetic: units * W < 2^31 (decode_stack_supports).
+__device__ __host__ __forceinline__ int range_begin(int units, int w, int W) {
+  return static_cast<int>(static_cast<unsigned>(units) * static_cast<unsigned>(w) / static_cast<unsigned>(W));
+}
+
+// All CTAs meet (every CTA resident: a cooperative launch). count (64-bit) only
+// grows: barrier k of a launch waits for count >= base + (k + 1) * grid, base being
+// its value when the launch began (DecodeStackArgs::barrier; the last CTA 0 of a
+// launch stores the next base). The CTA's writes before it (the warps' red.add sums)
+// are visible to every CTA after it: __syncthreads, then thread 0's fence and arrival.
+__device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long target) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(count) : "memory");
+    unsigned long long v;
+    do {
+      asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(count) : "memory");
+    } while (v < target);
+  }
+  __syncthreads();
+}
+
+// Block-wide sum over the kThreads threads (red: kWarps floats); ends with every thread holding it.
+__device__ __forceinline__ float cta_sum(float v, float* red) {
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) total += red[w];
+  return total;
+}
+
+// One unit (a slot) into the warp's sums of rows g and g + 8 of both tiles.
+template <int SU, bool kBias>
+__device__ __forceinline__ void compute_unit(const uint8_t* slot, const bf16* xs, int grp, float (&acc)[2][2],
+                                             int lane, uint32_t magic, bool meta_f16) {
+  const int t = lane & 3, g = lane >> 2;
+  const uint4* sw = reinterpret_cast<const uint4*>(slot);
+  const uint32_t* sm = reinterpret_cast<const uint32_t*>(slot + Unit<SU>::kCodeVecs * 16);
+  float part[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, psum[4] = {0, 0, 0, 0};
+  constexpr uint32_t kOnes = 0x3F803F80u;  // bf16x2 (1, 1)
+  const uint32_t ones[4] = {kOnes, kOnes, kOnes, kOnes};
+#pragma unroll
+  for (int s = 0; s < SU; ++s) {
+    const uint4 w0 = sw[(s * 2) * 32 + lane], w1 = sw[(s * 2 + 1) * 32 + lane];
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      // Lane t's 8 columns of chunk c of the step (qgemm_layout.h's lane-contiguous k).
+      const uint4 xv = *reinterpret_cast<const uint4*>(xs + (grp * SU + s) * 64 + c * 32 + 8 * t);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t b0 = word_of(xv, 2 * i), b1 = word_of(xv, 2 * i + 1);
+        uint32_t af[4];
+        a_fragment_raw<QCode::kU4>(af, word_of(w0, 2 * c), word_of(w0, 2 * c + 1), i, magic);
+        mma_bf16(part[0], af, b0, b1);
+        a_fragment_raw<QCode::kU4>(af, word_of(w1, 2 * c), word_of(w1, 2 * c + 1), i, magic);
+        mma_bf16(part[1], af, b0, b1);
+        mma_bf16(psum, ones, b0, b1);
+      }
+    }
+  }
+  // Every column of B is x, so column 2t of C holds the row's sum on every lane.
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+    const float2 m0 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g], meta_f16);
+    const float2 m1 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g + 8], meta_f16);
+    acc[ti][0] = fmaf(m0.x, part[ti][0], fmaf(m0.y, psum[0], acc[ti][0]));
+    acc[ti][1] = fmaf(m1.x, part[ti][2], fmaf(m1.y, psum[2], acc[ti][1]));
+  }
+}
+
+__device__ __forceinline__ void pair_tiles(const StackMatrix& m, int pair, int (&tiles)[2]) {
+  tiles[0] = m.swiglu ? pair : 2 * pair;
+  tiles[1] = m.swiglu ? pair + m.N / 32 : 2 * pair + 1;
+}
+
+// The warp's sums of tile pair `pair` added to out (f32 [N]).
+__device__ __forceinline__ void flush_pair(const StackMatrix& m, float* out, int pair, const float (&acc)[2][2],
+                                           int lane) {
+  if ((lane & 3) != 0) return;
+  int tiles[2];
+  pair_tiles(m, pair, tiles);
+  const int g = lane >> 2;
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+    atomicAdd(out + tiles[ti] * 16 + g, acc[ti][0]);
+    atomicAdd(out + tiles[ti] * 16 + g + 8, acc[ti][1]);
+  }
+}
+
+// 4 bf16 of p[i..i+3] (8-byte aligned) as floats.
+__device__ __forceinline__ float4 load_bf16x4(const void* p, int i) {
+  const uint2 v = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i));
+  const __nv_bfloat162 a = *reinterpret_cast<const __nv_bfloat162*>(&v.x);
+  const __nv_bfloat162 b = *reinterpret_cast<const __nv_bfloat162*>(&v.y);
+  return make_float4(__low2float(a), __high2float(a), __low2float(b), __high2float(b));
+}
+__device__ __forceinline__ float4 load_bf16x4_shared(const void* p, int i) {
+  const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i);
+  const __nv_bfloat162 a = *reinterpret_cast<const __nv_bfloat162*>(&v.x);
+  const __nv_bfloat162 b = *reinterpret_cast<const __nv_bfloat162*>(&v.y);
+  return make_float4(__low2float(a), __high2float(a), __low2float(b), __high2float(b));
+}
+__device__ __forceinline__ uint2 load_raw4(const void* p, int i) {
+  return *reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i);
+}
+// norm_apply of 4 values with the weights' 4 bf16 (raw), stored at d.
+__device__ __forceinline__ void norm4(const float4& h, float inv, uint2 wr, int kind, bf16* d) {
+  const bf16* w = reinterpret_cast<const bf16*>(&wr);
+  d[0] = norm_apply(h.x, inv, w[0], kind);
+  d[1] = norm_apply(h.y, inv, w[1], kind);
+  d[2] = norm_apply(h.z, inv, w[2], kind);
+  d[3] = norm_apply(h.w, inv, w[3], kind);
+}
+__device__ __forceinline__ float4 add_rounded(const float4& r, const float4& o) {
+  // residual + bf16(o), rounded to bf16: the unfused norm kernel's residual add.
+  return make_float4(bfr(r.x + bfr(o.x)), bfr(r.y + bfr(o.y)), bfr(r.z + bfr(o.z)), bfr(r.w + bfr(o.w)));
+}
+
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Matrix m of the step's sequence: layer m / 4's qkv, o, gate_up, down.
+__device__ __forceinline__ const StackMatrix& stack_matrix(const DecodeStackArgs& a, int m) {
+  const StackLayer& L = a.layer[m >> 2];
+  switch (m & 3) {
+    case 0: return L.qkv;
+    case 1: return L.o;
+    case 2: return L.gate_up;
+    default: return L.down;
+  }
+}
+
+// f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
+__device__ __forceinline__ void zero_sums(float* p, int n) {
+  for (int v = blockIdx.x * kThreads + threadIdx.x; v < n / 4; v += gridDim.x * kThreads)
+    __stcg(reinterpret_cast<float4*>(p) + v, make_float4(0, 0, 0, 0));
+}
+
+// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with a barrier.
+__device__ __forceinline__ void stage_norm(const float4 (&h)[kHVecs], const void* w, int H, float eps, int kind,
+                                           bf16* xs, float* red) {
+  uint2 wr[kHVecs];
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (threadIdx.x + j * kThreads);
+    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
+    ss += h[j].x * h[j].x + h[j].y * h[j].y + h[j].z * h[j].z + h[j].w * h[j].w;
+  }
+  const float inv = rsqrtf(cta_sum(ss, red) / static_cast<float>(H) + eps);
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (threadIdx.x + j * kThreads);
+    if (i < H) norm4(h[j], inv, wr[j], kind, xs + i);
+  }
+  __syncthreads();
+}
+
+// h = bf16(h + bf16(sums)) for this thread's float4s.
+__device__ __forceinline__ void add_sums(float4 (&h)[kHVecs], const float* sums, int H) {
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (threadIdx.x + j * kThreads);
+    if (i < H) h[j] = add_rounded(h[j], __ldcg(reinterpret_cast<const float4*>(sums + i)));
+  }
+}
+
+// Key splits of the attention phase for nkeys keys: about 32 keys a split.
+__device__ __forceinline__ int attention_splits(int nkeys) {
+  return min(kStackMaxSplits, max(1, (nkeys + 31) / 32));
+}
+
+// The keys [k0, k1) of split s of S over nkeys keys.
+__device__ __forceinline__ void split_keys(int s, int S, int nkeys, int& k0, int& k1) {
+  k0 = static_cast<int>(static_cast<int64_t>(s) * nkeys / S);
+  k1 = static_cast<int>(static_cast<int64_t>(s + 1) * nkeys / S);
+}
+
+// Shared memory of a warp's first chunk of 32 keys, loaded before the wait for qkv
+// (cp.async): K rows padded to 272 bytes (16-byte reads of 32 rows without bank
+// conflicts), then V rows.
+constexpr int kKRowBytes = kStackHeadDim * 2 + 16;
+constexpr int kStageBytes = 32 * kKRowBytes + 32 * kStackHeadDim * 2;
+
+// The paged cache row of key j of the sequence.
+__device__ __forceinline__ int key_row(const DecodeStackArgs& a, int j) {
+  return a.block_table[j / a.block_size] * a.block_size + j % a.block_size;
+}
+
+// Warp: cp.async of the cached keys of the first chunk of item (g, s) into stage (the
+// new key, at pos, is not in the cache yet: the attention writes it there itself).
+__device__ __forceinline__ void prefetch_chunk(const DecodeStackArgs& a, const StackLayer& L, int g, int s, int S,
+                                               int pos, uint8_t* stage, int lane) {
+  constexpr int D = kStackHeadDim;
+  int k0, k1;
+  split_keys(s, S, pos + 1, k0, k1);
+  const int j = k0 + lane;
+  if (j < min(k1, pos)) {
+    const size_t off = (static_cast<size_t>(key_row(a, j)) * a.kv_heads + g) * D;
+    const uint4* ks = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.k_cache) + off);
+    const uint4* vs = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.v_cache) + off);
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c) {
+      cp16(stage + lane * kKRowBytes + 16 * c, ks + c);
+      cp16(stage + 32 * kKRowBytes + lane * D * 2 + 16 * c, vs + c);
+    }
+  }
+  cp_commit();
+}
+
+// Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
+// and v this split stores when it holds it), for the G q heads of g; (max, sum, acc)
+// of each into a.partials; the split that finishes last merges the S splits of its
+// heads into attn_out (bf16, as the attention kernels write it). qs: the warp's
+// [G][D] bf16 of rotated q; cs, sn: RoPE's cos and sin at pos of pairs lane and
+// lane + 32; stage: the first chunk's keys when `staged` (prefetch_chunk).
+template <int G>
+__device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int s, int S,
+                               int pos, const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
+                               bool staged, int* tickets, int lane) {
+  constexpr int D = kStackHeadDim, half = D / 2;
+  constexpr int B = G > 4 ? 4 : 8;  // K vectors and V rows in flight a lane (registers)
+  const int Hq = a.q_heads, Hkv = a.kv_heads;
+  const int nkeys = pos + 1;
+  int k0, k1;
+  split_keys(s, S, nkeys, k0, k1);
+  // RoPE (rope_kernel's: the projection's bf16, rotated in float, rounded).
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+    const float* x = qkvsum + (g * G + gi) * D;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = lane + 32 * r;
+      rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
+    }
+  }
+  if (k1 == nkeys) {  // the split with the new key stores it (and stages it, if it is in the first chunk)
+    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
+    const float* xk = qkvsum + (Hq + g) * D;
+    const float* xv = qkvsum + (Hq + Hkv + g) * D;
+    bf16* kc = static_cast<bf16*>(L.k_cache) + row;
+    bf16* vc = static_cast<bf16*>(L.v_cache) + row;
+    const bool in_stage = staged && pos - k0 < 32;
+    bf16* sk = reinterpret_cast<bf16*>(stage + (pos - k0) * kKRowBytes);
+    bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + (pos - k0) * D * 2);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = lane + 32 * r;
+      bf16 ka, kb;
+      rope_rotate(bfr(__ldcg(xk + i)), bfr(__ldcg(xk + i + half)), cs[r], sn[r], &ka, &kb);
+      const bf16 va = __float2bfloat16(__ldcg(xv + i)), vb = __float2bfloat16(__ldcg(xv + i + half));
+      kc[i] = ka;
+      kc[i + half] = kb;
+      vc[i] = va;
+      vc[i + half] = vb;
+      if (in_stage) {
+        sk[i] = ka;
+        sk[i + half] = kb;
+        sv[i] = va;
+        sv[i + half] = vb;
+      }
+    }
+  }
+  if (staged) cp_wait<0>();
+  __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
+  float m[G], l[G], acc[G][4];
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+    m[gi] = -INFINITY;
+    l[gi] = 0.0f;
+    acc[gi][0] = acc[gi][1] = acc[gi][2] = acc[gi][3] = 0.0f;
+  }
+  for (int j0 = k0; j0 < k1; j0 += 32) {
+    const int j = j0 + lane;
+    const bool valid = j < k1;
+    const bool from_stage = staged && j0 == k0;
+    const int row = valid ? key_row(a, j) : 0;
+    float sc[G];
+#pragma unroll
+    for (int gi = 0; gi < G; ++gi) sc[gi] = 0.0f;
+    // The lane's key row (staged, or B of its 16-byte vectors in flight at a time).
+    const uint4* kr = from_stage ? reinterpret_cast<const uint4*>(stage + lane * kKRowBytes)
+                                 : reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.k_cache) +
+                                                                  (static_cast<size_t>(row) * Hkv + g) * D);
+#pragma unroll
+    for (int c0 = 0; c0 < D / 8; c0 += B) {
+      Vec8 kv[B];
+#pragma unroll
+      for (int c = 0; c < B; ++c)
+        kv[c].u = !valid ? make_uint4(0, 0, 0, 0) : from_stage ? kr[c0 + c] : __ldcg(kr + c0 + c);
+#pragma unroll
+      for (int c = 0; c < B; ++c) {
+#pragma unroll
+        for (int gi = 0; gi < G; ++gi) {
+          Vec8 qv;
+          qv.u = *reinterpret_cast<const uint4*>(qs + gi * D + (c0 + c) * 8);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) sc[gi] = fmaf(__bfloat162float(qv.h[e]), __bfloat162float(kv[c].h[e]), sc[gi]);
+        }
+      }
+    }
+    float p[G];
+#pragma unroll
+    for (int gi = 0; gi < G; ++gi) {
+      const float sv = valid ? sc[gi] * a.scale : -INFINITY;
+      const float mnew = fmaxf(m[gi], warp_max(sv));
+      p[gi] = valid ? __expf(sv - mnew) : 0.0f;
+      const float corr = __expf(m[gi] - mnew);
+      l[gi] = l[gi] * corr + warp_sum(p[gi]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[gi][e] *= corr;
+      m[gi] = mnew;
+    }
+    // p . V: lane holds dims 4 lane .. 4 lane + 3; B keys' V vectors in flight at a time
+    // (lanes past the chunk's keys have p = 0 and row 0).
+    const int cnt = min(32, k1 - j0);
+    for (int jb = 0; jb < cnt; jb += B) {
+      float4 v[B];
+#pragma unroll
+      for (int u = 0; u < B; ++u) {
+        const int jj = (jb + u) & 31;
+        const int rj = __shfl_sync(0xffffffffu, row, jj);
+        if (jb + u >= cnt) {  // past the chunk's keys (a staged row there holds stale bytes)
+          v[u] = make_float4(0, 0, 0, 0);
+        } else if (from_stage) {
+          v[u] = load_bf16x4_shared(stage + 32 * kKRowBytes + jj * D * 2, 4 * lane);
+        } else {
+          v[u] = load_bf16x4(static_cast<const bf16*>(L.v_cache) + (static_cast<size_t>(rj) * Hkv + g) * D, 4 * lane);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < B; ++u) {
+#pragma unroll
+        for (int gi = 0; gi < G; ++gi) {
+          const float pj = __shfl_sync(0xffffffffu, p[gi], (jb + u) & 31);
+          acc[gi][0] = fmaf(pj, v[u].x, acc[gi][0]);
+          acc[gi][1] = fmaf(pj, v[u].y, acc[gi][1]);
+          acc[gi][2] = fmaf(pj, v[u].z, acc[gi][2]);
+          acc[gi][3] = fmaf(pj, v[u].w, acc[gi][3]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+    float* out = a.partials + (static_cast<size_t>(g * G + gi) * kStackMaxSplits + s) * kStackPartFloats;
+    if (lane == 0) {
+      out[0] = m[gi];
+      out[1] = l[gi];
+    }
+    *reinterpret_cast<float4*>(out + 4 + 4 * lane) = make_float4(acc[gi][0], acc[gi][1], acc[gi][2], acc[gi][3]);
+  }
+  // The last split of kv head g to finish merges its heads (the threadFenceReduction pattern).
+  __threadfence();
+  __syncwarp();
+  int ticket = 0;
+  if (lane == 0) ticket = atomicAdd(&tickets[g], 1);
+  ticket = __shfl_sync(0xffffffffu, ticket, 0);
+  if (ticket != S - 1) return;
+  __threadfence();
+  if (lane == 0) tickets[g] = 0;  // for the next layer (after barriers)
+#pragma unroll 1
+  for (int gi = 0; gi < G; ++gi) {
+    const float* ph = a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats;
+    float M = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < kStackMaxSplits; ++t)
+      if (t < S) M = fmaxf(M, __ldcg(ph + t * kStackPartFloats));
+    float den = 0.0f;
+    float4 num = make_float4(0, 0, 0, 0);
+#pragma unroll
+    for (int t = 0; t < kStackMaxSplits; ++t) {
+      if (t < S) {
+        const float* pt = ph + t * kStackPartFloats;
+        const float w = __expf(__ldcg(pt) - M);
+        const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * lane));
+        den = fmaf(w, __ldcg(pt + 1), den);
+        num.x = fmaf(w, at.x, num.x);
+        num.y = fmaf(w, at.y, num.y);
+        num.z = fmaf(w, at.z, num.z);
+        num.w = fmaf(w, at.w, num.w);
+      }
+    }
+    const float inv = 1.0f / den;
+    bf16* o = static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane;
+    o[0] = __float2bfloat16(num.x * inv);
+    o[1] = __float2bfloat16(num.y * inv);
+    o[2] = __float2bfloat16(num.z * inv);
+    o[3] = __float2bfloat16(num.w * inv);
+  }
+}
+
+template <int SU, bool kBias>
+__global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
+  const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, G = Hq / Hkv;
+  const int QKV = (Hq + 2 * Hkv) * D;
+  const int xs_elems = max(max(H, Hq * D), I);
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  bf16* xs = reinterpret_cast<bf16*>(smem);                                       // [xs_elems] the matrix's input
+  float* red = reinterpret_cast<float*>(smem + ((xs_elems * 2 + 15) / 16) * 16);  // [32]
+  bf16* qs = reinterpret_cast<bf16*>(red + 32);                                    // [G][D] warp 0's q
+  uint8_t* stage = reinterpret_cast<uint8_t*>(red + 32) + G * D * 2;  // [kStageBytes] warp 0's first chunk
+  uint8_t* ring = stage + kStageBytes + static_cast<size_t>(max(warp - 1, 0)) * kDepth * UB;
+  const int W = gridDim.x * kUnitWarps, gw = blockIdx.x * kUnitWarps + max(warp - 1, 0);
+  const bool streams = warp > 0;  // warp 0: the attention items, no weights
+  const size_t stride = static_cast<size_t>(W) * UB;
+  const uint32_t magic = opaque(0x43004300u);
+  float* const qkvsum = a.sums;
+  float* const osum = qkvsum + QKV;
+  float* const gusum = osum + H;
+  float* const dsum = gusum + 2 * I;
+  const int M = 4 * a.layers;
+
+  // The ring's cursor through the warp's units of every matrix (weights only: nothing
+  // the kernels before write, so it starts before the PDL wait).
+  int lm = 0, li = 0, ln = 0;
+  const uint8_t* lsrc = nullptr;
+  auto enter = [&](int m) {
+    const StackMatrix& mt = stack_matrix(a, m);
+    ln = range_begin(mt.units, gw + 1, W) - range_begin(mt.units, gw, W);
+    li = 0;
+    lsrc = static_cast<const uint8_t*>(mt.image) + static_cast<size_t>(gw) * UB;
+  };
+  auto next_matrix = [&]() {
+    while (li >= ln && lm < M)
+      if (++lm < M) enter(lm);
+  };
+  enter(0);
+  next_matrix();
+  int issued = 0;
+  auto issue = [&]() {
+    if (lm < M) {
+      const uint4* src = reinterpret_cast<const uint4*>(lsrc);
+      uint4* dst = reinterpret_cast<uint4*>(ring + (issued % kDepth) * UB);
+#pragma unroll
+      for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp16(dst + lane + 32 * k, src + lane + 32 * k);
+      if (lane < 8) cp16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
+      lsrc += stride;
+      ++li;
+      next_matrix();
+    }
+    cp_commit();  // an empty group past the end keeps the count
+    ++issued;
+  };
+  if (streams) {
+#pragma unroll 1
+    for (int j = 0; j < kDepth; ++j) issue();
+  }
+  pdl_launch_dependents();
+  pdl_wait();
+
+  const int pos = __ldcg(a.position);
+  const int S = attention_splits(pos + 1);
+  // RoPE's cos and sin at pos of pairs lane and lane + 32, for every layer's q and k.
+  float cs[2], sn[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) rope_cos_sin(pos, a.inv_freq[lane + 32 * r], &cs[r], &sn[r]);
+  int* const tickets = a.barrier + 64;  // [Hkv] arrivals of the attention splits
+  unsigned long long* const bar_count = reinterpret_cast<unsigned long long*>(a.barrier);
+  unsigned long long* const bar_base = reinterpret_cast<unsigned long long*>(a.barrier + 32);
+  const unsigned long long base = __ldcg(bar_base);
+  unsigned long long bars = 0;  // barriers passed in this launch
+  auto barrier = [&]() { grid_barrier(bar_count, base + (++bars) * gridDim.x); };
+  // Warp 0's first attention item (CTA c takes item c): its keys are loaded before the
+  // wait for qkv.
+  const bool staged_item = warp == 0 && static_cast<int>(blockIdx.x) < Hkv * S;
+  float4 h[kHVecs];  // the residual (bf16 values), this thread's float4s of it
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (tid + j * kThreads);
+    h[j] = i < H ? load_bf16x4(a.residual, i) : make_float4(0, 0, 0, 0);
+  }
+  int consumed = 0;
+  // The warp's units of matrix m, its sums added to out.
+  auto run_matrix = [&](int m, float* out) {
+    if (!streams) return;
+    const StackMatrix& mt = stack_matrix(a, m);
+    const int b = range_begin(mt.units, gw, W), n = range_begin(mt.units, gw + 1, W) - b;
+    const int groups = mt.groups;
+    const bool meta_f16 = mt.meta_f16;
+    int pair = b / groups, grp = b - pair * groups;
+    float acc[2][2] = {{0, 0}, {0, 0}};
+#pragma unroll 1
+    for (int k = 0; k < n; ++k) {
+      cp_wait<kDepth - 1>();
+      __syncwarp();
+      compute_unit<SU, kBias>(ring + (consumed % kDepth) * UB, xs, grp, acc, lane, magic, meta_f16);
+      __syncwarp();
+      issue();
+      ++consumed;
+      if (++grp == groups) {  // the tile pair ends
+        flush_pair(mt, out, pair, acc, lane);
+        acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = 0.0f;
+        grp = 0;
+        ++pair;
+      }
+    }
+    if (n > 0 && grp != 0) flush_pair(mt, out, pair, acc, lane);
+  };
+
+#pragma unroll 1
+  for (int l = 0; l < a.layers; ++l) {
+    const StackLayer& L = a.layer[l];
+    // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
+    if (l > 0) {
+      barrier();
+      add_sums(h, dsum, H);
+      zero_sums(gusum, 2 * I);  // read by every CTA before the barrier
+    }
+    stage_norm(h, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    run_matrix(4 * l, qkvsum);
+    if (staged_item) prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
+    barrier();
+    zero_sums(dsum, H);
+    // Attention: items (kv head, split) spread over the CTAs.
+    for (int item = warp == 0 ? static_cast<int>(blockIdx.x) : Hkv * S; item < Hkv * S;
+         item += static_cast<int>(gridDim.x)) {
+      const int g = item / S, s = item % S;
+      const bool staged = staged_item && item == static_cast<int>(blockIdx.x);
+      switch (G) {  // the q heads of a kv head as a constant: their sums stay in registers
+        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
+      }
+    }
+    barrier();
+    zero_sums(qkvsum, QKV);
+    // o_proj's input: the merged attention, as it is.
+    for (int v = tid; v < Hq * D / 8; v += kThreads)
+      reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
+    __syncthreads();
+    run_matrix(4 * l + 1, osum);
+    barrier();
+    add_sums(h, osum, H);
+    stage_norm(h, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    run_matrix(4 * l + 2, gusum);
+    barrier();
+    zero_sums(osum, H);
+    {
+      // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it.
+      float4 gv[kGluVecs], uv[kGluVecs];
+#pragma unroll
+      for (int j = 0; j < kGluVecs; ++j) {
+        const int i = 4 * (tid + j * kThreads);
+        gv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + i)) : make_float4(0, 0, 0, 0);
+        uv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + I + i)) : make_float4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int j = 0; j < kGluVecs; ++j) {
+        const int i = 4 * (tid + j * kThreads);
+        if (i < I) {
+          const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            xs[i + e] = __float2bfloat16(bfr(glu_activation(bfr(g4[e]), a.activation)) * bfr(u4[e]));
+        }
+      }
+      __syncthreads();
+    }
+    run_matrix(4 * l + 3, dsum);
+  }
+  cp_wait<0>();
+  barrier();
+  zero_sums(gusum, 2 * I);
+  if (blockIdx.x == 0) {
+    if (tid == 0) *bar_base = base + bars * gridDim.x;  // every CTA has arrived: the next launch's base
+    // residual = h + bf16(down sums); normed = norm(residual, final_norm); the sums back to zero.
+#pragma unroll
+    for (int j = 0; j < kHVecs; ++j) {
+      const int i = 4 * (tid + j * kThreads);
+      if (i < H) {
+        float4* dp = reinterpret_cast<float4*>(dsum + i);
+        h[j] = add_rounded(h[j], __ldcg(dp));
+        __stcg(dp, make_float4(0, 0, 0, 0));
+        bf16* r = static_cast<bf16*>(a.residual) + i;
+        r[0] = __float2bfloat16(h[j].x);
+        r[1] = __float2bfloat16(h[j].y);
+        r[2] = __float2bfloat16(h[j].z);
+        r[3] = __float2bfloat16(h[j].w);
+      }
+    }
+    stage_norm(h, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
+    for (int v = tid; v < H / 8; v += kThreads)
+      reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
+  }
+}
+
+// Unit i of warp w's range of w's units into the image, as a ring slot's image:
+// block (w, i), Unit::kCodeVecs + 32 threads (the code vectors, then the meta words).
+template <int SU>
+__global__ void build_image_kernel(QWeight q, StackMatrix m, uint8_t* dst) {
+  const int W = gridDim.x, w = blockIdx.x, i = blockIdx.y;
+  const int b = range_begin(m.units, w, W), e = range_begin(m.units, w + 1, W);
+  const int u = b + i;
+  if (u >= e) return;
+  const int pair = u / m.groups, grp = u - pair * m.groups;
+  int tiles[2];
+  pair_tiles(m, pair, tiles);
+  uint8_t* slot = dst + (static_cast<size_t>(i) * W + w) * Unit<SU>::kBytes;
+  const int t = threadIdx.x;
+  if (t < Unit<SU>::kCodeVecs) {
+    const int s = t / 64, ti = (t / 32) % 2, lane = t % 32;  // [step][tile][lane]
+    reinterpret_cast<uint4*>(slot)[t] =
+        static_cast<const uint4*>(q.codes)[q_word_index(tiles[ti], q.steps, SU * grp + s, lane)];
+  } else {
+    const int j = t - Unit<SU>::kCodeVecs, ti = j / 16, r = j % 16;
+    reinterpret_cast<uint32_t*>(slot + Unit<SU>::kCodeVecs * 16)[j] = q.meta[q_meta_index(tiles[ti], q.groups, grp, r)];
+  }
+}
+
+int steps_a_unit(const QWeight& w) { return w.group / 64; }
+int unit_bytes(int su) { return su == 1 ? Unit<1>::kBytes : Unit<2>::kBytes; }
+int units_of(const QWeight& w) { return (w.N / 32) * w.groups; }
+constexpr size_t kSmemLimit = 227 * 1024;
+
+template <int SU, bool kBias>
+void configure_one() {
+  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(kSmemLimit)));
+}
+
+}  // namespace
+
+bool stack_takes(const QWeight& w) {
+  return w.code == QCode::kU4 && w.perm == nullptr && !w.w8a8 && (w.group == 64 || w.group == 128) &&
+         w.N % 32 == 0 && w.K % w.group == 0 && w.Kp == w.K && w.Np == w.N;
+}
+
+size_t stack_image_bytes(const QWeight& w, int ctas) {
+  const int W = ctas * kUnitWarps;
+  const size_t rows = (static_cast<size_t>(units_of(w)) + W - 1) / W;
+  return rows * W * unit_bytes(steps_a_unit(w));
+}
+
+StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* image, cudaStream_t stream) {
+  StackMatrix m;
+  m.image = image;
+  m.N = w.N;
+  m.K = w.K;
+  m.groups = w.groups;
+  m.units = units_of(w);
+  m.swiglu = swiglu;
+  m.meta_f16 = w.meta_f16;
+  const int W = ctas * kUnitWarps;
+  const int rows = (m.units + W - 1) / W;
+  if (steps_a_unit(w) == 1) {
+    launch(false, build_image_kernel<1>, dim3(W, rows), dim3(Unit<1>::kCodeVecs + 32), 0, stream, w, m,
+           static_cast<uint8_t*>(image));
+  } else {
+    launch(false, build_image_kernel<2>, dim3(W, rows), dim3(Unit<2>::kCodeVecs + 32), 0, stream, w, m,
+           static_cast<uint8_t*>(image));
+  }
+  return m;
+}
+
+size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
+  const StackMatrix& o = a.layer[0].o;
+  const int xs_elems = std::max(std::max(a.H, a.q_heads * kStackHeadDim), a.I);
+  const int su = o.groups > 0 ? o.K / o.groups / 64 : 1;
+  const int G = a.kv_heads > 0 ? a.q_heads / a.kv_heads : 0;
+  return static_cast<size_t>((xs_elems * 2 + 15) / 16) * 16 + 32 * sizeof(float) +
+         static_cast<size_t>(G) * kStackHeadDim * 2 + kStageBytes +
+         static_cast<size_t>(kUnitWarps) * kDepth * unit_bytes(su);
+}
+
+void configure_decode_stack() {
+  configure_one<1, false>();
+  configure_one<1, true>();
+  configure_one<2, false>();
+  configure_one<2, true>();
+}
+
+bool decode_stack_supports(const DecodeStackArgs& a) {
+  const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, D = kStackHeadDim;
+  if (a.layers < 1 || a.layers > kStackMaxLayers || H <= 0 || I <= 0 || Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0 ||
+      Hq / Hkv > kStackMaxGroup)
+    return false;
+  if (H > kStackMaxH || I > kStackMaxI || H % 8 != 0 || I % 16 != 0) return false;
+  if (a.max_blocks <= 0 || a.block_size <= 0 || static_cast<int64_t>(a.max_blocks) * a.block_size > kStackMaxKeys)
+    return false;
+  const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size
+  if (g != 64 && g != 128) return false;
+  for (int l = 0; l < a.layers; ++l) {
+    const StackLayer& L = a.layer[l];
+    const StackMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
+    for (const StackMatrix* m : mats)
+      if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g) return false;
+    if (L.qkv.N != (Hq + 2 * Hkv) * D || L.qkv.K != H || L.o.N != H || L.o.K != Hq * D || L.gate_up.N != 2 * I ||
+        L.gate_up.K != H || L.down.N != H || L.down.K != I || !L.gate_up.swiglu || L.qkv.swiglu || L.o.swiglu ||
+        L.down.swiglu)
+      return false;
+    if (L.input_norm_w == nullptr || L.mlp_norm_w == nullptr || L.k_cache == nullptr || L.v_cache == nullptr)
+      return false;
+  }
+  if (a.residual == nullptr || a.normed == nullptr || a.final_norm_w == nullptr || a.inv_freq == nullptr ||
+      a.position == nullptr || a.slot == nullptr || a.block_table == nullptr || a.sums == nullptr ||
+      a.partials == nullptr || a.barrier == nullptr || a.attn_out == nullptr)
+    return false;
+  return decode_stack_smem_bytes(a) <= kSmemLimit;
+}
+
+bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStream_t stream) {
+  if (!decode_stack_supports(a)) return false;
+  // Every CTA waits for all the others at the grid barriers: the cooperative launch
+  // makes the driver start the grid only with all of them resident.
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(ctas));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = decode_stack_smem_bytes(a);
+  cfg.stream = stream;
+  cudaLaunchAttribute attrs[2];
+  attrs[0].id = cudaLaunchAttributeCooperative;
+  attrs[0].val.cooperative = 1;
+  attrs[1] = pdl_attr(pdl);
+  cfg.attrs = attrs;
+  cfg.numAttrs = 2;
+  const StackMatrix& o = a.layer[0].o;
+  const bool g128 = o.K / o.groups == 128;
+  if (g128) {
+    if (a.bias) {
+      KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<2, true>, a));
+    } else {
+      KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<2, false>, a));
+    }
+  } else if (a.bias) {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<1, true>, a));
+  } else {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<1, false>, a));
+  }
+  return true;
+}
+
+}  // namespace kr::cuda

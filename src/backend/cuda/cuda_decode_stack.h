@@ -1,0 +1,132 @@
+// The decode stack kernel (Backend::decode_stack, CudaOptions::decode_stack_kernel):
+// all decoder layers of a step of ONE token as one persistent kernel over 4-bit
+// weights. Per layer, with the roundings of the unfused ops (the GEMV epilogues of
+// cuda_qgemm.cu, the norm and rope kernels of cuda_kernels.cu):
+//   x = norm(h, input_norm); [q; k; v] = bf16(qkv · x); q, k rotated (RoPE at the
+//   token's position); k, v stored into the paged caches at the token's slot;
+//   attn = bf16(softmax(q k^T scale) v) over the cached keys and the new one (GQA);
+//   h = bf16(h + bf16(o · attn)); x = norm(h, mlp_norm);
+//   act = bf16(bf16(f(bf16 g)) · bf16 u), [g; u] = gate_up · x;
+//   h = bf16(h + bf16(down · act))
+// and after the last layer normed = norm(h, final_norm), residual = h.
+//
+// Why one kernel: at batch 1 each GEMV streams a few MB, less than the latency of
+// starting, waiting on and draining a kernel (~6.8 us a matrix above streaming on an
+// H200, docs/performance.md). A kernel a layer does not help: its CTAs take whole
+// SMs, so the kernels around it cannot start early (measured slower than the
+// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM keeps,
+// per warp, a cp.async ring of weight units in shared memory that runs ahead through
+// every matrix of every layer, so the next weights stream while a phase waits for
+// its input; the CTAs meet at a grid barrier between phases (5 a layer), and every
+// CTA builds the next matrix's whole input (norm, attention merge or GLU) in shared
+// memory from f32 sums.
+//
+// Layout: a unit is one scale group (64 or 128 columns) of one tile pair (two
+// 16-row mma tiles of qgemm_layout.h: rows 2p, 2p + 1, or gate tile p with up tile
+// p + I / 16). Warp w of the W = grid x 16 warps takes the units
+// [U w / W, U (w + 1) / W) of each matrix (split K: its sums go to f32 outputs by
+// red.add, so the low bits of a sum depend on the order the adds land in: batch-1
+// logits are not bit-for-bit repeatable run to run, as with cuBLAS's split-K).
+// The weights are copied at load (build_stack_image) into the order the warps read
+// them: unit i of warp w at image + (i W + w) x unit bytes, each unit a ring slot's
+// image (codes [step][tile][lane] uint4, then the meta words [tile][row]), so that
+// at every step the GPU reads one contiguous window. The image is a second copy of
+// the matrix (the other kernels keep reading the tiled layout).
+//
+// Attention: warp (g, s) of the first Hkv x S warps takes kv head g over split s of
+// the keys (a key a lane, the G = Hq / Hkv q heads of g at once, online softmax),
+// the split holding the new key also storing it, the first chunk of keys of the
+// warps with an item loaded into shared memory before the wait for qkv; the last
+// split of a kv head to finish merges the splits' (max, sum, acc) into o_proj's input.
+//
+// Threading: called only from the thread that owns the CudaBackend.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/cuda_qgemm.h"
+
+namespace kr::cuda {
+
+constexpr int kStackWarps = 16;       // a CTA's warps; one CTA an SM
+constexpr int kStackMaxLayers = 64;   // layers in the kernel's parameters
+constexpr int kStackMaxH = 4096;      // hidden size: the residual stays in registers (2 float4 a thread)
+constexpr int kStackMaxI = 16384;     // intermediate size: the GLU's loads in registers (8 float4 a thread)
+constexpr int kStackHeadDim = 128;    // the attention phase's head dim (4 dims a lane)
+constexpr int kStackMaxGroup = 8;     // q heads a kv head
+constexpr int kStackMaxSplits = 16;   // key splits a kv head
+constexpr int kStackMaxKeys = 4096;   // contexts the attention phase takes (keys per split grow with it)
+constexpr int kStackPartFloats = kStackHeadDim + 4;
+constexpr int kStackBarrierInts = 128;  // a split's (max, sum, -, -, acc[D]): 16-byte aligned acc
+
+// One matrix's image (build_stack_image) and what the kernel reads of its QWeight.
+struct StackMatrix {
+  const void* image = nullptr;  // device, stack_image_bytes
+  int N = 0, K = 0;
+  int groups = 0;  // K / group
+  int units = 0;   // tile pairs x groups
+  bool swiglu = false;
+  bool meta_f16 = false;
+};
+
+// Whether the kernel takes w: 4-bit integer codes (zero points or MLX biases), no
+// act-order permutation, groups of 64 or 128 columns, N a multiple of 32.
+bool stack_takes(const QWeight& w);
+// Bytes of w's image for a grid of `ctas` CTAs (a whole number of rows of W units).
+size_t stack_image_bytes(const QWeight& w, int ctas);
+// Fills `image` (stack_image_bytes) from w's tiled layout; swiglu: w is [gate; up]
+// and a unit's tile pair is gate tile p with up tile p + N / 32.
+StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* image, cudaStream_t stream);
+
+struct StackLayer {
+  StackMatrix qkv, o, gate_up, down;  // [(Hq + 2 Hkv) D, H], [H, Hq D], [2 I, H], [H, I]
+  const void* input_norm_w = nullptr;  // [H] bf16
+  const void* mlp_norm_w = nullptr;    // [H] bf16
+  void* k_cache = nullptr;             // [slots, Hkv, D] bf16
+  void* v_cache = nullptr;
+};
+
+struct DecodeStackArgs {
+  int layers = 0;
+  StackLayer layer[kStackMaxLayers];
+  bool bias = false;  // MLX biases (QWeight::has_bias), for every matrix; one group size for all
+  int H = 0, I = 0, q_heads = 0, kv_heads = 0;
+  void* residual = nullptr;             // [H] bf16: in, the embedding; out, h after the last layer
+  void* normed = nullptr;               // [H] bf16: out, norm(h, final_norm)
+  const void* final_norm_w = nullptr;   // [H] bf16
+  float eps = 0.0f;
+  int norm_kind = 0;   // kNormTimesWeight / kNormTimesOnePlusWeight (cuda_kernels.h)
+  int activation = 0;  // kActSilu / kActGeluTanh
+  float scale = 0.0f;  // attention scale
+  const float* inv_freq = nullptr;     // [D / 2] RoPE
+  // The step (device, the backend's step metadata): the token's position and slot,
+  // its sequence's block table [max_blocks] and the cache's block size.
+  const int32_t* position = nullptr;
+  const int32_t* slot = nullptr;
+  const int32_t* block_table = nullptr;
+  int max_blocks = 0, block_size = 0;
+  // Scratch, zero before the first launch; every launch leaves `sums` zero:
+  float* sums = nullptr;     // f32 [(Hq + 2 Hkv) D + H + 2 I + H]: qkv's, o's, gate_up's, down's outputs
+  float* partials = nullptr; // f32 [Hq][kStackMaxSplits][kStackPartFloats]: the attention splits' (max, sum, acc)
+  void* attn_out = nullptr;  // bf16 [Hq D]: the merged attention, o_proj's input
+  int* barrier = nullptr;    // [kStackBarrierInts], zero before the first launch: the grid barrier's
+                             // count and generation, the attention splits' arrival tickets
+};
+
+// Shared memory a CTA uses (configure_decode_stack sets the kernels' limit).
+size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
+// Sets the kernels' shared-memory limit; once, outside any graph capture.
+void configure_decode_stack();
+// Whether launch_decode_stack runs these shapes (stack_takes for each matrix, one group
+// size, H <= kStackMaxH, I <= kStackMaxI, D = kStackHeadDim, Hq / Hkv <= kStackMaxGroup,
+// at most kStackMaxKeys keys in the block table, the shared memory fits).
+bool decode_stack_supports(const DecodeStackArgs& a);
+// Launches the kernel on `ctas` CTAs (the images' grid; every CTA resident at once:
+// a cooperative launch), with programmatic dependent launch when pdl. False
+// (nothing launched) when !decode_stack_supports.
+bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStream_t stream);
+
+}  // namespace kr::cuda
