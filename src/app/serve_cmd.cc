@@ -67,7 +67,7 @@ void add_serve_flags(FlagSet& f, ServeOptions* o, ModelFlags* mf, std::map<std::
           "0: --flash-prefill-variant everywhere)");
   f.choice("decode-stack-kernel", {"0", "1"}, &o->cuda_decode_stack_kernel,
            "CUDA: one-token steps run every decoder layer as one persistent kernel on Llama-style models with 4-bit "
-           "weights of 64- or 128-column groups (keeps a second copy of those weights; contexts up to 4,096)");
+           "weights of 64- or 128-column groups (keeps a second copy of those weights; contexts up to 512)");
   f.int32("max-model-len", 1, 1 << 24, &mf->max_model_len, "context limit below the model's")
       .default_text("the model's, capped by the KV cache");
   f.custom("served-model-name", "NAME", "the model folder's name",

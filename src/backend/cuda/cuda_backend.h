@@ -171,7 +171,7 @@ struct CudaOptions {
   // Backend::decode_stack at steps of one token as ONE persistent kernel
   // (cuda_decode_stack.h: every layer's norms, qkv, RoPE and KV store, attention,
   // o_proj, MLP) for Llama-style models whose Linears are 4-bit with groups of 64 or
-  // 128 columns (head dim 128, bf16 KV cache, contexts up to 4,096 keys), instead of
+  // 128 columns (head dim 128, bf16 KV cache, block tables of up to 512 keys), instead of
   // ~7 kernels a layer. It keeps a second copy of those weights in the kernel's read
   // order (about 1.5 GB for Llama-3.2-3B), made at load
   // (Backend::prepare_decode_stack); its split-K sums are added atomically, so

@@ -58,7 +58,10 @@ constexpr int kStackMaxI = 16384;     // intermediate size: the GLU's loads in r
 constexpr int kStackHeadDim = 128;    // the attention phase's head dim (4 dims a lane)
 constexpr int kStackMaxGroup = 8;     // q heads a kv head
 constexpr int kStackMaxSplits = 16;   // key splits a kv head
-constexpr int kStackMaxKeys = 4096;   // contexts the attention phase takes (keys per split grow with it)
+// Block-table widths (keys) the kernel takes: longer contexts run slower here than on the
+// flash decode kernel (3B AWQ batch 1 on an H200 at 1,024 / 4,000 keys: 460 / 208 tok/s
+// against 560 / 567; docs/performance.md), so those steps take the kernels a layer.
+constexpr int kStackMaxKeys = 512;
 constexpr int kStackPartFloats = kStackHeadDim + 4;
 constexpr int kStackBarrierInts = 128;  // a split's (max, sum, -, -, acc[D]): 16-byte aligned acc
 

@@ -918,15 +918,15 @@ int run_decode_stack(CpuBackend& cpu, Backend& gpu) {
     test_decode_stack(e, spec(name), 2, 128, 4, 2, 256, 0, true);       // the first token; most warps idle
     test_decode_stack(e, spec(name), 3, 384, 4, 1, 1152, 37, true, {}, 3);  // GQA 4, I % 32 != 0
     test_decode_stack(e, spec(name), 2, 3072, 24, 8, 8192, 127, true);  // Llama-3.2-3B, 5 splits
-    test_decode_stack(e, spec(name), 2, 2560, 32, 8, 9728, 1000, true);  // Qwen3-4B's widths, 16 splits
+    test_decode_stack(e, spec(name), 2, 2560, 32, 8, 9728, 460, true);  // Qwen3-4B's widths, 15-16 splits
     test_decode_stack(e, spec(name), 2, 384, 6, 2, 1024, 300, true, gemma);  // (1 + w) norms, GeGLU
   }
-  test_decode_stack(e, spec("awq-int4-g128"), 1, 4096, 32, 8, 14336, 4000, true, {}, 2, 32);  // Llama-3.1-8B, 4,032 keys
+  test_decode_stack(e, spec("awq-int4-g128"), 1, 4096, 32, 8, 14336, 470, true, {}, 2, 32);  // Llama-3.1-8B, 480 keys
   // Not taken by the kernel: the composed ops run.
   test_decode_stack(e, spec("gptq-int4-g32-sym"), 2, 384, 6, 2, 1024, 20, false);        // 32-column groups
   test_decode_stack(e, spec("gptq-int4-g128-actorder"), 2, 384, 6, 2, 1024, 20, false);  // act-order
   test_decode_stack(e, spec("gptq-int8-g128"), 2, 384, 6, 2, 1024, 20, false);           // 8-bit codes
-  test_decode_stack(e, spec("awq-int4-g128"), 1, 384, 6, 2, 1024, 4200, false);          // past 4,096 keys
+  test_decode_stack(e, spec("awq-int4-g128"), 1, 384, 6, 2, 1024, 520, false);           // past 512 keys
   return g_failures;
 }
 

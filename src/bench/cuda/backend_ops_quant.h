@@ -29,7 +29,7 @@ int run_ops(CpuBackend& cpu, Backend& gpu);
 // CUDA composed default, on `gpu` (a CUDA backend with
 // CudaOptions::decode_stack_kernel): 4-bit formats with 64- and 128-column groups at
 // the tiny models', Llama's, Qwen3's and Gemma's shapes and options, contexts from
-// the first token to 4,032 keys, several steps in a row (fused), and weights or
+// the first token to 480 keys, several steps in a row (fused), and weights or
 // contexts the kernel does not take (composed). Returns the number of failures.
 int run_decode_stack(CpuBackend& cpu, Backend& gpu);
 
