@@ -21,6 +21,12 @@ __device__ __forceinline__ void cp_async16_l2(uint32_t dst, const void* src, int
   asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
 }
 
+// 16 bytes global -> shared past L1 (.cg), no prefetch hint (the decode stack kernel's
+// weight rings, whose units are contiguous 2 KB runs).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+
 // Closes the group of this thread's cp.async issued since the last commit.
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 

@@ -12,6 +12,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_qgemm_device.cuh"
 
@@ -34,21 +35,6 @@ struct Unit {
   static constexpr int kBytes = kCodeVecs * 16 + 2 * 16 * 4;
 };
 
-__device__ __forceinline__ void cp16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
-               "l"(src)
-               : "memory");
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ int ld_acquire(const int* p) {
-  int v;
-  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
 __device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2bfloat16(v)); }
 
 // 32-bit arithmetic: units * W < 2^31 (decode_stack_supports).
@@ -260,11 +246,11 @@ __device__ __forceinline__ void prefetch_chunk(const DecodeStackArgs& a, const S
     const uint4* vs = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.v_cache) + off);
 #pragma unroll
     for (int c = 0; c < D / 8; ++c) {
-      cp16(stage + lane * kKRowBytes + 16 * c, ks + c);
-      cp16(stage + 32 * kKRowBytes + lane * D * 2 + 16 * c, vs + c);
+      cp_async16(stage + lane * kKRowBytes + 16 * c, ks + c);
+      cp_async16(stage + 32 * kKRowBytes + lane * D * 2 + 16 * c, vs + c);
     }
   }
-  cp_commit();
+  cp_async_commit();
 }
 
 // Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
@@ -320,7 +306,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
       }
     }
   }
-  if (staged) cp_wait<0>();
+  if (staged) cp_async_wait<0>();
   __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
   float m[G], l[G], acc[G][4];
 #pragma unroll
@@ -494,13 +480,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       const uint4* src = reinterpret_cast<const uint4*>(lsrc);
       uint4* dst = reinterpret_cast<uint4*>(ring + (issued % kDepth) * UB);
 #pragma unroll
-      for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp16(dst + lane + 32 * k, src + lane + 32 * k);
-      if (lane < 8) cp16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
+      for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
+      if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
       lsrc += stride;
       ++li;
       next_matrix();
     }
-    cp_commit();  // an empty group past the end keeps the count
+    cp_async_commit();  // an empty group past the end keeps the count
     ++issued;
   };
   if (streams) {
@@ -543,7 +529,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     float acc[2][2] = {{0, 0}, {0, 0}};
 #pragma unroll 1
     for (int k = 0; k < n; ++k) {
-      cp_wait<kDepth - 1>();
+      cp_async_wait<kDepth - 1>();
       __syncwarp();
       compute_unit<SU, kBias>(ring + (consumed % kDepth) * UB, xs, grp, acc, lane, magic, meta_f16);
       __syncwarp();
@@ -625,7 +611,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     }
     run_matrix(4 * l + 3, dsum);
   }
-  cp_wait<0>();
+  cp_async_wait<0>();
   barrier();
   zero_sums(gusum, 2 * I);
   if (blockIdx.x == 0) {
