@@ -14,16 +14,16 @@
 // starting, waiting on and draining a kernel (~6.8 us a matrix above streaming on an
 // H200, docs/performance.md). A kernel a layer does not help: its CTAs take whole
 // SMs, so the kernels around it cannot start early (measured slower than the
-// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM keeps,
-// per warp, a cp.async ring of weight units in shared memory that runs ahead through
-// every matrix of every layer, so the next weights stream while a phase waits for
-// its input; the CTAs meet at a grid barrier between phases (5 a layer), and every
-// CTA builds the next matrix's whole input (norm, attention merge or GLU) in shared
-// memory from f32 sums.
+// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM: warps
+// 1-15 each keep a cp.async ring of weight units in shared memory that runs ahead
+// through every matrix of every layer, so the next weights stream while a phase waits
+// for its input; warp 0 runs the attention. The CTAs meet at a grid barrier between
+// phases (5 a layer, on a 64-bit count that only grows), and every CTA builds the
+// next matrix's whole input (norm, copy or GLU) in shared memory from f32 sums.
 //
 // Layout: a unit is one scale group (64 or 128 columns) of one tile pair (two
 // 16-row mma tiles of qgemm_layout.h: rows 2p, 2p + 1, or gate tile p with up tile
-// p + I / 16). Warp w of the W = grid x 16 warps takes the units
+// p + I / 16). Streaming warp w of the W = grid x 15 takes the units
 // [U w / W, U (w + 1) / W) of each matrix (split K: its sums go to f32 outputs by
 // red.add, so the low bits of a sum depend on the order the adds land in: batch-1
 // logits are not bit-for-bit repeatable run to run, as with cuBLAS's split-K).
@@ -33,11 +33,12 @@
 // at every step the GPU reads one contiguous window. The image is a second copy of
 // the matrix (the other kernels keep reading the tiled layout).
 //
-// Attention: warp (g, s) of the first Hkv x S warps takes kv head g over split s of
-// the keys (a key a lane, the G = Hq / Hkv q heads of g at once, online softmax),
-// the split holding the new key also storing it, the first chunk of keys of the
-// warps with an item loaded into shared memory before the wait for qkv; the last
-// split of a kv head to finish merges the splits' (max, sum, acc) into o_proj's input.
+// Attention: warp 0 of CTA i takes item i = (kv head g, split s) of the Hkv x S (S
+// splits of ~32 keys, at most kStackMaxSplits): a key a lane, the G = Hq / Hkv q
+// heads of g at once, online softmax; the split holding the new key also stores it.
+// The first chunk of an item's cached keys is loaded into shared memory before the
+// wait for qkv. The last split of a kv head to finish merges the splits' (max, sum,
+// acc) into o_proj's input (attn_out).
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
