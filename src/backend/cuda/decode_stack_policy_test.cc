@@ -1,0 +1,139 @@
+// What the decode stack kernel takes (cuda_decode_stack.h: stack_takes,
+// decode_stack_supports) and its images' sizes, on Llama-3.2-3B's shapes. Whatever
+// it refuses runs the kernels a layer (CudaBackend::decode_stack_args), so these
+// rules are what keeps a model or a context it was not measured on off it. Host code
+// only: no GPU (the image pointers are never dereferenced).
+#include <cstdint>
+
+#include <gtest/gtest.h>
+
+#include "backend/cuda/cuda_decode_stack.h"
+
+namespace kr::cuda {
+namespace {
+
+constexpr int kH = 3072, kI = 8192, kHq = 24, kHkv = 8, kD = kStackHeadDim, kLayers = 28;
+
+// An AWQ-like 4-bit weight [N, K] with groups of `group` columns.
+QWeight awq(int N, int K, int group = 128) {
+  QWeight w;
+  w.code = QCode::kU4;
+  w.N = w.Np = N;
+  w.K = w.Kp = K;
+  w.group = group;
+  w.groups = K / group;
+  w.steps = K / 64;
+  w.meta_f16 = true;
+  return w;
+}
+
+StackMatrix matrix(int N, int K, bool swiglu = false, int group = 128) {
+  static const char kImage = 0;  // any non-null address: the host never reads it
+  StackMatrix m;
+  m.image = &kImage;
+  m.N = N;
+  m.K = K;
+  m.groups = K / group;
+  m.units = (N / 32) * m.groups;
+  m.swiglu = swiglu;
+  return m;
+}
+
+// The 3B model at a block table of `keys` keys (16-token blocks).
+DecodeStackArgs llama_3b(int keys = 512) {
+  static char scratch[16];
+  DecodeStackArgs a;
+  a.layers = kLayers;
+  for (int l = 0; l < kLayers; ++l) {
+    StackLayer& L = a.layer[l];
+    L.qkv = matrix((kHq + 2 * kHkv) * kD, kH);
+    L.o = matrix(kH, kHq * kD);
+    L.gate_up = matrix(2 * kI, kH, true);
+    L.down = matrix(kH, kI);
+    L.input_norm_w = L.mlp_norm_w = L.k_cache = L.v_cache = scratch;
+  }
+  a.H = kH;
+  a.I = kI;
+  a.q_heads = kHq;
+  a.kv_heads = kHkv;
+  a.residual = a.normed = a.attn_out = scratch;
+  a.final_norm_w = scratch;
+  a.inv_freq = reinterpret_cast<const float*>(scratch);
+  a.position = a.slot = a.block_table = reinterpret_cast<const int32_t*>(scratch);
+  a.block_size = 16;
+  a.max_blocks = keys / 16;
+  a.sums = a.partials = reinterpret_cast<float*>(scratch);
+  a.barrier = reinterpret_cast<int*>(scratch);
+  return a;
+}
+
+TEST(DecodeStackPolicy, TakesFourBitWeightsOfSixtyFourAndOneTwentyEightColumnGroups) {
+  EXPECT_TRUE(stack_takes(awq(5120, 3072)));
+  EXPECT_TRUE(stack_takes(awq(5120, 3072, 64)));
+  EXPECT_FALSE(stack_takes(awq(5120, 3072, 32)));   // the unit is a whole 64-column step
+  EXPECT_FALSE(stack_takes(awq(5120, 3072, 3072)));  // per-channel scales
+  QWeight w = awq(5120, 3072);
+  w.code = QCode::kU8;
+  EXPECT_FALSE(stack_takes(w));
+  w = awq(5120, 3072);
+  const int32_t perm[1] = {0};
+  w.perm = perm;  // act-order: x would need gathering first
+  EXPECT_FALSE(stack_takes(w));
+  w = awq(5120, 3072);
+  w.N = 5104;  // not whole tile pairs
+  w.Np = 5120;
+  EXPECT_FALSE(stack_takes(w));
+}
+
+TEST(DecodeStackPolicy, ImagesHoldWholeRowsOfTheWarpsUnits) {
+  // o_proj of 3B: 96 tile pairs x 24 groups = 2,304 units over 132 x 15 streaming warps:
+  // two rows of 1,980 units of 2 KB of codes and 128 B of meta.
+  EXPECT_EQ(stack_image_bytes(awq(kH, kH), 132), size_t{2} * 132 * 15 * (2048 + 128));
+  // 64-column groups: units of one step.
+  EXPECT_EQ(stack_image_bytes(awq(kH, kH, 64), 132), size_t{3} * 132 * 15 * (1024 + 128));
+}
+
+TEST(DecodeStackPolicy, LlamaShapesUpToFiveHundredTwelveKeys) {
+  EXPECT_TRUE(decode_stack_supports(llama_3b(512)));
+  EXPECT_TRUE(decode_stack_supports(llama_3b(16)));
+  // Past 512 keys the kernel's attention was slower than the flash decode kernel.
+  EXPECT_FALSE(decode_stack_supports(llama_3b(528)));
+  const size_t smem = decode_stack_smem_bytes(llama_3b());
+  EXPECT_GT(smem, size_t{150} << 10);
+  EXPECT_LE(smem, size_t{227} << 10);
+}
+
+TEST(DecodeStackPolicy, RefusesWhatItWasNotBuiltFor) {
+  DecodeStackArgs a = llama_3b();
+  a.layer[5].qkv = matrix((kHq + 2 * kHkv) * kD, kH, false, 64);  // two group sizes in one model
+  EXPECT_FALSE(decode_stack_supports(a));
+  a = llama_3b();
+  a.layer[27].down.image = nullptr;  // a layer whose weights were not prepared
+  EXPECT_FALSE(decode_stack_supports(a));
+  a = llama_3b();
+  a.layer[0].gate_up.swiglu = false;
+  EXPECT_FALSE(decode_stack_supports(a));
+  a = llama_3b();
+  a.kv_heads = 2;  // 12 q heads a kv head: more than the attention's registers hold
+  for (int l = 0; l < kLayers; ++l) a.layer[l].qkv = matrix((kHq + 2 * 2) * kD, kH);
+  EXPECT_FALSE(decode_stack_supports(a));
+  a = llama_3b();
+  a.layers = kStackMaxLayers + 1;
+  EXPECT_FALSE(decode_stack_supports(a));
+  a = llama_3b();
+  a.attn_out = nullptr;
+  EXPECT_FALSE(decode_stack_supports(a));
+  // A hidden size past the registers that hold the residual (70B's 8,192).
+  a = llama_3b();
+  a.H = 8192;
+  for (int l = 0; l < kLayers; ++l) {
+    a.layer[l].qkv = matrix((kHq + 2 * kHkv) * kD, 8192);
+    a.layer[l].o = matrix(8192, kHq * kD);
+    a.layer[l].gate_up = matrix(2 * kI, 8192, true);
+    a.layer[l].down = matrix(8192, kI);
+  }
+  EXPECT_FALSE(decode_stack_supports(a));
+}
+
+}  // namespace
+}  // namespace kr::cuda
