@@ -340,9 +340,11 @@ class Backend {
     return false;
   }
   // Called once after the weights are uploaded (eager, outside step graphs, before
-  // the KV cache is allocated: s's kv pointers are not read), for a model whose steps
-  // may run through decode_stack: a backend may prepare what its fused form needs
-  // (the CUDA backend: the weights' images in its kernel's read order). Default: nothing.
+  // the KV cache is allocated: each layer's kv only gives the cache's element type, its
+  // tensors hold no memory yet; residual and the other scratch are null), for a model
+  // whose steps may run through decode_stack: a backend may prepare what its fused
+  // form needs (the CUDA backend: the weights' images in its kernel's read order, and
+  // only for a model it will run). Default: nothing.
   virtual void prepare_decode_stack(const DecodeStack& s) { (void)s; }
   // Whether this backend's ops write Fp8Rows for matmuls with w (the CUDA backend:
   // FP8 W8A8 weights), so that a caller allocates and passes them only then.

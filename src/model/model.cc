@@ -68,29 +68,6 @@ Status Model::init() {
   const ModelConfig& c = config_;
   if (options_.block_size <= 0 || options_.max_tokens_per_step <= 0 || options_.max_logit_rows <= 0)
     return InvalidArgument("block_size, max_tokens_per_step and max_logit_rows must be positive");
-  // The fused form of the decoder layers (Backend::decode_stack) for models without
-  // post-norms, prepared before the KV cache takes its share of the memory (the CUDA
-  // backend copies weights for it).
-  bool plain_layers = true;
-  for (const LayerWeights& w : weights_->layers) plain_layers &= w.attn_out_norm.empty() && w.mlp_out_norm.empty();
-  const float norm_eps = static_cast<float>(c.rms_norm_eps);
-  if (plain_layers) {
-    for (const LayerWeights& w : weights_->layers) {
-      Backend::DecodeLayer d;
-      d.qkv = &w.qkv;
-      d.o = &w.o;
-      d.gate_up = &w.gate_up;
-      d.down = &w.down;
-      d.input_norm = RmsNorm{&w.input_norm, norm_eps, c.arch.norm};
-      d.mlp_norm = RmsNorm{&w.mlp_norm, norm_eps, c.arch.norm};
-      decode_layers_.push_back(d);
-    }
-    Backend::DecodeStack s;
-    s.layers = decode_layers_;
-    s.final_norm = RmsNorm{&weights_->final_norm, norm_eps, c.arch.norm};
-    s.activation = c.arch.activation;
-    backend_.prepare_decode_stack(s);
-  }
   const DType act = backend_.activation_dtype();
   const int64_t H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t T = options_.max_tokens_per_step, R = options_.max_logit_rows;
@@ -99,6 +76,74 @@ Status Model::init() {
   kv_dtype_ = options_.kv_cache_dtype;
   if (kv_dtype_ == KvCacheDType::kAuto) kv_dtype_ = weights_->fp8_kv_cache ? KvCacheDType::kFp8 : KvCacheDType::kBf16;
   const DType kv_elem = kv_dtype_ == KvCacheDType::kFp8 ? DType::kF8E4M3 : act;
+  // RoPE tables: global layers use the config's RoPE; sliding ones their own when
+  // the family gives them one (Gemma 3). ropes_ is not resized after this, so the
+  // per-layer parameters below may point into it.
+  const ArchSpec& a = c.arch;
+  const bool own_sliding = a.sliding_rope_theta > 0.0;
+  const RopeScaling* scalings[2] = {&c.rope_scaling, own_sliding ? &a.sliding_rope_scaling : &c.rope_scaling};
+  const double thetas[2] = {c.rope_theta, own_sliding ? a.sliding_rope_theta : c.rope_theta};
+  ropes_.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    const std::vector<float> inv = rope_inv_freq(c.head_dim, thetas[i], *scalings[i]);
+    ropes_[i].head_dim = c.head_dim;
+    ropes_[i].inv_freq = backend_.alloc(DType::kF32, {static_cast<int64_t>(inv.size())});
+    backend_.copy_from_host(ropes_[i].inv_freq, inv.data(), inv.size() * sizeof(float));
+  }
+  // Attention scale: 1/sqrt(query_pre_attn_scalar or D), times the square of the
+  // RoPE's attention factor (yarn scales cos and sin, so q·k by its square).
+  const float base_scale = 1.0f / std::sqrt(a.query_pre_attn_scalar > 0.0f ? a.query_pre_attn_scalar
+                                                                            : static_cast<float>(c.head_dim));
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const int r = a.layer_attention[l] == AttentionKind::kSliding ? 1 : 0;
+    const LayerWeights& w = weights_->layers[l];
+    QkvParams q{static_cast<int>(Hq), static_cast<int>(Hkv), &ropes_[r]};
+    if (!w.qkv_bias.empty()) q.bias = &w.qkv_bias;
+    if (!w.q_norm.empty()) {
+      q.q_norm = RmsNorm{&w.q_norm, eps, a.norm};
+      q.k_norm = RmsNorm{&w.k_norm, eps, a.norm};
+    }
+    layer_qkv_.push_back(q);
+    const double factor = rope_attention_factor(*scalings[r]);
+    AttentionParams p;
+    p.q_heads = static_cast<int>(Hq);
+    p.kv_heads = static_cast<int>(Hkv);
+    p.head_dim = static_cast<int>(D);
+    p.scale = static_cast<float>(base_scale * factor * factor);
+    p.sliding_window = r == 1 ? a.sliding_window : 0;
+    p.softcap = a.attn_logit_softcap;
+    layer_attn_.push_back(p);
+  }
+  // The fused form of the decoder layers (Backend::decode_stack) for models without
+  // post-norms, prepared before the KV cache takes its share of the memory (the CUDA
+  // backend copies weights for it): the layers as the forward will hand them over, the
+  // caches described by their element type only (kv_specs; not allocated yet).
+  bool plain_layers = true;
+  for (const LayerWeights& w : weights_->layers) plain_layers &= w.attn_out_norm.empty() && w.mlp_out_norm.empty();
+  std::vector<KvLayer> kv_specs(plain_layers ? weights_->layers.size() : 0,
+                                KvLayer{Tensor(nullptr, kv_elem, {}), Tensor(nullptr, kv_elem, {})});
+  for (size_t l = 0; l < kv_specs.size(); ++l) {
+    const LayerWeights& w = weights_->layers[l];
+    Backend::DecodeLayer d;
+    d.qkv = &w.qkv;
+    d.o = &w.o;
+    d.gate_up = &w.gate_up;
+    d.down = &w.down;
+    d.input_norm = RmsNorm{&w.input_norm, eps, a.norm};
+    d.mlp_norm = RmsNorm{&w.mlp_norm, eps, a.norm};
+    d.qkv_params = &layer_qkv_[l];
+    d.attn_params = &layer_attn_[l];
+    d.kv = &kv_specs[l];
+    decode_layers_.push_back(d);
+  }
+  if (!decode_layers_.empty()) {
+    Backend::DecodeStack s;
+    s.layers = decode_layers_;
+    s.final_norm = RmsNorm{&weights_->final_norm, eps, a.norm};
+    s.activation = a.activation;
+    backend_.prepare_decode_stack(s);
+  }
   // K and V of every layer for one block.
   const size_t block_bytes = 2 * static_cast<size_t>(c.num_hidden_layers) * bs * Hkv * D * dtype_size_bytes(kv_elem);
   int64_t blocks = static_cast<int64_t>(backend_.kv_cache_budget_bytes() / block_bytes);
@@ -150,50 +195,7 @@ Status Model::init() {
   row_idx_ = backend_.alloc(DType::kI32, {R});
   last_ = backend_.alloc(act, {R, H});
   logits_ = backend_.alloc(DType::kF32, {R, c.vocab_size});
-  // RoPE tables: global layers use the config's RoPE; sliding ones their own when
-  // the family gives them one (Gemma 3). ropes_ is not resized after this, so the
-  // per-layer parameters below may point into it.
-  const ArchSpec& a = c.arch;
-  const bool own_sliding = a.sliding_rope_theta > 0.0;
-  const RopeScaling* scalings[2] = {&c.rope_scaling, own_sliding ? &a.sliding_rope_scaling : &c.rope_scaling};
-  const double thetas[2] = {c.rope_theta, own_sliding ? a.sliding_rope_theta : c.rope_theta};
-  ropes_.resize(2);
-  for (int i = 0; i < 2; ++i) {
-    const std::vector<float> inv = rope_inv_freq(c.head_dim, thetas[i], *scalings[i]);
-    ropes_[i].head_dim = c.head_dim;
-    ropes_[i].inv_freq = backend_.alloc(DType::kF32, {static_cast<int64_t>(inv.size())});
-    backend_.copy_from_host(ropes_[i].inv_freq, inv.data(), inv.size() * sizeof(float));
-  }
-  // Attention scale: 1/sqrt(query_pre_attn_scalar or D), times the square of the
-  // RoPE's attention factor (yarn scales cos and sin, so q·k by its square).
-  const float base_scale = 1.0f / std::sqrt(a.query_pre_attn_scalar > 0.0f ? a.query_pre_attn_scalar
-                                                                            : static_cast<float>(c.head_dim));
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const int r = a.layer_attention[l] == AttentionKind::kSliding ? 1 : 0;
-    const LayerWeights& w = weights_->layers[l];
-    QkvParams q{static_cast<int>(Hq), static_cast<int>(Hkv), &ropes_[r]};
-    if (!w.qkv_bias.empty()) q.bias = &w.qkv_bias;
-    if (!w.q_norm.empty()) {
-      q.q_norm = RmsNorm{&w.q_norm, eps, a.norm};
-      q.k_norm = RmsNorm{&w.k_norm, eps, a.norm};
-    }
-    layer_qkv_.push_back(q);
-    const double factor = rope_attention_factor(*scalings[r]);
-    AttentionParams p;
-    p.q_heads = static_cast<int>(Hq);
-    p.kv_heads = static_cast<int>(Hkv);
-    p.head_dim = static_cast<int>(D);
-    p.scale = static_cast<float>(base_scale * factor * factor);
-    p.sliding_window = r == 1 ? a.sliding_window : 0;
-    p.softcap = a.attn_logit_softcap;
-    layer_attn_.push_back(p);
-  }
-  for (size_t l = 0; l < decode_layers_.size(); ++l) {  // (layer_qkv_, layer_attn_ and kv_ stay this size)
-    decode_layers_[l].qkv_params = &layer_qkv_[l];
-    decode_layers_[l].attn_params = &layer_attn_[l];
-    decode_layers_[l].kv = &kv_[l];
-  }
+  for (size_t l = 0; l < decode_layers_.size(); ++l) decode_layers_[l].kv = &kv_[l];  // (kv_ stays this size)
   // A quantized table (MLX) keeps the float32 scale on every backend (the CPU
   // reference holds it dequantized to float32); mlx_lm rounds it to the scales'
   // dtype, a 1e-4 relative difference, far inside the quantization error.

@@ -565,8 +565,11 @@ class CudaBackend final : public Backend {
     KR_CHECK_MSG(q != nullptr && owned_quant_.count(q) != 0, "CudaBackend: a quantized weight of another backend");
     return *q;
   }
+  // Why the decode stack kernel does not take s's layers (weights, norms, attention,
+  // cache type, sizes; not the images or the step): empty when it takes them.
+  std::string decode_stack_refusal(const DecodeStack& s) const;
   // The decode stack kernel's arguments for s at this step (false where it does not
-  // run it: options, shapes, weights not prepared, the step).
+  // run it: options, decode_stack_refusal, weights not prepared, the step).
   bool decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs* a) const;
   // Rows from which `q` runs on a dequantized copy and cuBLAS (CudaOptions).
   int dense_min_tokens(const cuda::QWeight& q) const {
@@ -1048,25 +1051,77 @@ StatusOr<LinearWeight> CudaBackend::upload_quantized(const QuantizedMatrix& m) {
   return lw;
 }
 
+std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
+  if (s.layers.empty()) return "no layers";
+  const DecodeLayer& d0 = s.layers[0];
+  const RmsNorm& n0 = d0.input_norm;
+  const QkvParams& q0 = *d0.qkv_params;
+  const cuda::QWeight* first = nullptr;
+  for (size_t l = 0; l < s.layers.size(); ++l) {
+    const DecodeLayer& d = s.layers[l];
+    const std::string at = "layer " + std::to_string(l) + ": ";
+    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
+      if (!w->quantized()) return at + "a Linear that is not quantized";
+      const cuda::QWeight& q = qweight(*w).w;
+      if (!cuda::stack_takes(q))
+        return at + "a Linear not 4-bit with 64- or 128-column groups without act-order (" + w->quant_desc + ")";
+      if (first == nullptr) first = &q;
+      if (q.group != first->group || q.has_bias != first->has_bias) return at + "Linears of two quantization forms";
+    }
+    if (!d.input_norm.present() || !d.mlp_norm.present() || d.input_norm.kind != n0.kind ||
+        d.mlp_norm.kind != n0.kind || d.input_norm.eps != n0.eps || d.mlp_norm.eps != n0.eps)
+      return at + "norms of another form";
+    const QkvParams& q = *d.qkv_params;
+    const AttentionParams& p = *d.attn_params;
+    if (q.bias != nullptr || q.q_norm.present()) return at + "q/k/v biases or q/k norms";
+    if (q.rope != q0.rope || p.sliding_window != 0 || p.softcap != 0.0f || p.scale != d0.attn_params->scale)
+      return at + "a sliding window, a soft-cap or another RoPE";
+    if (q.head_dim() != cuda::kStackHeadDim || p.head_dim != cuda::kStackHeadDim || q.q_heads != p.q_heads ||
+        q.kv_heads != p.kv_heads || q.q_heads != q0.q_heads || q.kv_heads != q0.kv_heads)
+      return at + "head dim " + std::to_string(q.head_dim()) + " (the kernel takes " +
+             std::to_string(cuda::kStackHeadDim) + ")";
+    if (d.kv->k.dtype != DType::kBF16 || d.kv->v.dtype != DType::kBF16) return "an FP8 KV cache";
+  }
+  if (!s.final_norm.present() || s.final_norm.kind != n0.kind || s.final_norm.eps != n0.eps)
+    return "a final norm of another form";
+  const int H = qweight(*d0.o).w.N, I = qweight(*d0.down).w.K;
+  if (!cuda::stack_shapes_supported(H, I, q0.q_heads, q0.kv_heads, static_cast<int>(s.layers.size())))
+    return "hidden size " + std::to_string(H) + ", intermediate " + std::to_string(I) + ", " +
+           std::to_string(q0.q_heads) + "/" + std::to_string(q0.kv_heads) + " heads, " +
+           std::to_string(s.layers.size()) + " layers";
+  return "";
+}
+
 void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
   KR_CHECK_MSG(mode_ == Mode::kEager, "prepare_decode_stack inside a step graph");
-  if (!options_.decode_stack_kernel || s.layers.empty()) return;
-  // Every matrix must be one the kernel takes, with one group size and one meta kind.
-  const cuda::QWeight* first = nullptr;
-  for (const DecodeLayer& d : s.layers) {
-    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
-      if (!w->quantized()) return;
-      const cuda::QWeight& q = qweight(*w).w;
-      if (!cuda::stack_takes(q)) return;
-      if (first == nullptr) first = &q;
-      if (q.group != first->group || q.has_bias != first->has_bias) return;
-    }
+  if (!options_.decode_stack_kernel) return;
+  if (const std::string why = decode_stack_refusal(s); !why.empty()) {
+    KR_LOG(kWarn, "decode stack kernel: not used for this model (%s); its steps run the kernels a layer", why.c_str());
+    return;
   }
-  auto device_alloc = [&](size_t bytes) {
+  const DecodeLayer& d0 = s.layers[0];
+  const int64_t H = qweight(*d0.o).w.N, I = qweight(*d0.down).w.K, QKV = qweight(*d0.qkv).w.N;
+  const size_t sum_floats = static_cast<size_t>(QKV + 2 * H + 2 * I);
+  const size_t partial_floats =
+      static_cast<size_t>(qweight(*d0.o).w.K) / cuda::kStackHeadDim * cuda::kStackMaxSplits * cuda::kStackPartFloats;
+  // What the images and scratch take, checked before any of it is allocated (the KV
+  // cache gets what they leave).
+  size_t bytes = (sum_floats + partial_floats) * sizeof(float) + cuda::kStackBarrierInts * sizeof(int);
+  for (const DecodeLayer& d : s.layers)
+    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down})
+      if (qweight(*w).stack.image == nullptr) bytes += cuda::stack_image_bytes(qweight(*w).w, num_sms_);
+  if (bytes >= kv_cache_budget_bytes()) {
+    KR_LOG(kWarn,
+           "decode stack kernel: not used: its weight images (%.2f GB) do not fit in the %.2f GB left for the "
+           "KV cache",
+           static_cast<double>(bytes) / 1e9, static_cast<double>(kv_cache_budget_bytes()) / 1e9);
+    return;
+  }
+  auto device_alloc = [&](size_t n) {
     void* p = nullptr;
-    KR_CUDA_CHECK(cudaMalloc(&p, bytes));
-    allocations_.emplace(p, bytes);
-    allocated_bytes_ += bytes;
+    KR_CUDA_CHECK(cudaMalloc(&p, n));
+    allocations_.emplace(p, n);
+    allocated_bytes_ += n;
     return p;
   };
   for (const DecodeLayer& d : s.layers) {
@@ -1077,49 +1132,37 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
       q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, image, stream_);
     }
   }
-  const DecodeLayer& d0 = s.layers[0];
-  const int64_t H = qweight(*d0.o).w.N, I = qweight(*d0.down).w.K, QKV = qweight(*d0.qkv).w.N;
-  const size_t floats = static_cast<size_t>(QKV + 2 * H + 2 * I);
-  if (floats > stack_sums_floats_) {  // a smaller buffer stays allocated (a graph may use it)
-    stack_sums_ = static_cast<float*>(device_alloc(floats * sizeof(float)));
-    KR_CUDA_CHECK(cudaMemsetAsync(stack_sums_, 0, floats * sizeof(float), stream_));
-    stack_sums_floats_ = floats;
+  if (sum_floats > stack_sums_floats_) {  // a smaller buffer stays allocated (a graph may use it)
+    stack_sums_ = static_cast<float*>(device_alloc(sum_floats * sizeof(float)));
+    KR_CUDA_CHECK(cudaMemsetAsync(stack_sums_, 0, sum_floats * sizeof(float), stream_));
+    stack_sums_floats_ = sum_floats;
   }
-  const size_t partials =
-      static_cast<size_t>(qweight(*d0.o).w.K) / cuda::kStackHeadDim * cuda::kStackMaxSplits * cuda::kStackPartFloats;
-  if (partials > stack_partial_floats_) {
-    stack_partials_ = static_cast<float*>(device_alloc(partials * sizeof(float)));
-    stack_partial_floats_ = partials;
+  if (partial_floats > stack_partial_floats_) {
+    stack_partials_ = static_cast<float*>(device_alloc(partial_floats * sizeof(float)));
+    stack_partial_floats_ = partial_floats;
   }
   if (stack_barrier_ == nullptr) {
     stack_barrier_ = static_cast<int*>(device_alloc(cuda::kStackBarrierInts * sizeof(int)));
     KR_CUDA_CHECK(cudaMemsetAsync(stack_barrier_, 0, cuda::kStackBarrierInts * sizeof(int), stream_));
   }
   KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  KR_LOG(kInfo, "decode stack kernel: on for one-token steps over up to %d keys (%zu layers; %.2f GB of weight images)",
+         cuda::kStackMaxKeys, s.layers.size(), static_cast<double>(bytes) / 1e9);
 }
 
 bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs* a) const {
   if (!options_.decode_stack_kernel || s.layers.empty() || s.layers.size() > cuda::kStackMaxLayers) return false;
   // One token of one sequence (a decode step, or a one-token prefill).
-  if (meta_.num_tokens != 1 || meta_.num_seqs != 1 || s.residual->dim(0) != 1 || !s.final_norm.present()) return false;
+  if (meta_.num_tokens != 1 || meta_.num_seqs != 1 || s.residual->dim(0) != 1) return false;
+  for (const DecodeLayer& d : s.layers)
+    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down})
+      if (!w->quantized() || qweight(*w).stack.image == nullptr) return false;  // not prepared
+  if (!decode_stack_refusal(s).empty()) return false;
   const DecodeLayer& d0 = s.layers[0];
   const RmsNorm& n0 = d0.input_norm;
   a->layers = static_cast<int>(s.layers.size());
   for (size_t l = 0; l < s.layers.size(); ++l) {
     const DecodeLayer& d = s.layers[l];
-    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down})
-      if (!w->quantized() || qweight(*w).stack.image == nullptr) return false;
-    if (!d.input_norm.present() || !d.mlp_norm.present() || d.input_norm.kind != n0.kind ||
-        d.mlp_norm.kind != n0.kind || d.input_norm.eps != n0.eps || d.mlp_norm.eps != n0.eps)
-      return false;
-    const QkvParams& q = *d.qkv_params;
-    const AttentionParams& p = *d.attn_params;
-    // Llama's attention: no bias, no q/k norms, one RoPE, no window, no softcap, a bf16 cache.
-    if (q.bias != nullptr || q.q_norm.present() || q.rope != d0.qkv_params->rope || p.sliding_window != 0 ||
-        p.softcap != 0.0f || p.scale != d0.attn_params->scale || d.kv->fp8() || d.kv->k.dtype != DType::kBF16 ||
-        q.head_dim() != cuda::kStackHeadDim || p.head_dim != cuda::kStackHeadDim || q.q_heads != p.q_heads ||
-        q.kv_heads != p.kv_heads || q.q_heads != d0.qkv_params->q_heads || q.kv_heads != d0.qkv_params->kv_heads)
-      return false;
     cuda::StackLayer& L = a->layer[l];
     L.qkv = qweight(*d.qkv).stack;
     L.o = qweight(*d.o).stack;
@@ -1130,7 +1173,6 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
     L.k_cache = d.kv->k.data;
     L.v_cache = d.kv->v.data;
   }
-  if (s.final_norm.kind != n0.kind || s.final_norm.eps != n0.eps) return false;
   a->bias = qweight(*d0.o).w.has_bias;
   a->H = static_cast<int>(qweight(*d0.o).w.N);
   a->I = static_cast<int>(qweight(*d0.down).w.K);

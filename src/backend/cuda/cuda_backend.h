@@ -173,7 +173,7 @@ struct CudaOptions {
   // o_proj, MLP) for Llama-style models whose Linears are 4-bit with groups of 64 or
   // 128 columns (head dim 128, bf16 KV cache, block tables of up to 512 keys), instead of
   // ~7 kernels a layer. It keeps a second copy of those weights in the kernel's read
-  // order (about 1.5 GB for Llama-3.2-3B), made at load
+  // order (1.8 GB for Llama-3.2-3B), made at load
   // (Backend::prepare_decode_stack); its split-K sums are added atomically, so
   // batch-1 logits are not bit-for-bit repeatable run to run. kr-serve
   // --decode-stack-kernel, kr-cuda-bench and kr-backend-ops --decode-stack.

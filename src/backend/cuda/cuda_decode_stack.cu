@@ -722,12 +722,15 @@ void configure_decode_stack() {
   configure_one<2, true>();
 }
 
+bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers) {
+  return layers >= 1 && layers <= kStackMaxLayers && H > 0 && I > 0 && q_heads > 0 && kv_heads > 0 &&
+         q_heads % kv_heads == 0 && q_heads / kv_heads <= kStackMaxGroup && H <= kStackMaxH && I <= kStackMaxI &&
+         H % 8 == 0 && I % 16 == 0;
+}
+
 bool decode_stack_supports(const DecodeStackArgs& a) {
   const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, D = kStackHeadDim;
-  if (a.layers < 1 || a.layers > kStackMaxLayers || H <= 0 || I <= 0 || Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0 ||
-      Hq / Hkv > kStackMaxGroup)
-    return false;
-  if (H > kStackMaxH || I > kStackMaxI || H % 8 != 0 || I % 16 != 0) return false;
+  if (!stack_shapes_supported(H, I, Hq, Hkv, a.layers)) return false;
   if (a.max_blocks <= 0 || a.block_size <= 0 || static_cast<int64_t>(a.max_blocks) * a.block_size > kStackMaxKeys)
     return false;
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size

@@ -120,6 +120,10 @@ struct DecodeStackArgs {
                              // count and generation, the attention splits' arrival tickets
 };
 
+// Whether the kernel takes a model of these sizes: H <= kStackMaxH, I <= kStackMaxI,
+// H % 8 == 0, I % 16 == 0, Hq / Hkv <= kStackMaxGroup, 1 .. kStackMaxLayers layers.
+bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers);
+
 // Shared memory a CTA uses (configure_decode_stack sets the kernels' limit).
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
