@@ -302,6 +302,9 @@ class CudaBackend final : public Backend {
   void matmul_add_rms_norm(const MatmulInput& in, const LinearWeight& w, Tensor& out, const RmsNorm& out_norm,
                            Tensor& residual, const RmsNorm& norm, Tensor& normed, Fp8Out normed_fp8) override;
   void decode_stack(const DecodeStack& s) override;
+  // cuda_decode_stack_trace, cuda_decode_stack_launches (cuda_backend.h).
+  bool decode_stack_trace(std::vector<uint64_t>* ns, int* layers, int* ctas);
+  int64_t decode_stack_launches() const { return stack_launches_; }
   bool fuses_decode_stack(const DecodeStack& s) const override;
   void prepare_decode_stack(const DecodeStack& s) override;
   // W8A8 weights, with CudaOptions::fuse_fp8_act_quant.
@@ -701,6 +704,14 @@ class CudaBackend final : public Backend {
   float* stack_partials_ = nullptr;
   size_t stack_partial_floats_ = 0;
   int* stack_barrier_ = nullptr;
+  // The weight images' arenas, [begin, end): one a prepare_decode_stack.
+  std::vector<std::pair<const void*, const void*>> stack_arenas_;
+  // CudaOptions::decode_stack_trace: u64 [layers][num_sms_][kStackTracePoints], the
+  // layers of the last launch.
+  unsigned long long* stack_trace_ = nullptr;
+  size_t stack_trace_words_ = 0;
+  int stack_trace_layers_ = 0;
+  int64_t stack_launches_ = 0;  // cuda_decode_stack_launches
   // The RoPE epilogue's (cos, sin) table [kFp8WgmmaMaxTokens, 64] (fp8_qkv_rope),
   // computed at a step's first use for its inv_freq: step_serial_ counts
   // set_step_metadata calls, rope_table_serial_ / rope_table_freq_ name the last fill.
@@ -1089,6 +1100,14 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return "hidden size " + std::to_string(H) + ", intermediate " + std::to_string(I) + ", " +
            std::to_string(q0.q_heads) + "/" + std::to_string(q0.kv_heads) + " heads, " +
            std::to_string(s.layers.size()) + " layers";
+  const int depth = options_.decode_stack_ring_depth, ahead = options_.decode_stack_l2_prefetch_units;
+  if (depth < cuda::kStackMinRingDepth || depth > cuda::kStackMaxRingDepth || ahead < 0 ||
+      ahead > cuda::kStackMaxL2Prefetch)
+    return "ring depth " + std::to_string(depth) + " or L2 prefetch " + std::to_string(ahead) + " out of range";
+  const size_t smem = cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth);
+  if (smem > cuda::kStackSmemLimit)
+    return "a ring of " + std::to_string(depth) + " units needs " + std::to_string(smem) +
+           " bytes of shared memory a CTA";
   return "";
 }
 
@@ -1106,10 +1125,12 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
       static_cast<size_t>(qweight(*d0.o).w.K) / cuda::kStackHeadDim * cuda::kStackMaxSplits * cuda::kStackPartFloats;
   // What the images and scratch take, checked before any of it is allocated (the KV
   // cache gets what they leave).
-  size_t bytes = (sum_floats + partial_floats) * sizeof(float) + cuda::kStackBarrierInts * sizeof(int);
+  size_t image_bytes = 0;
   for (const DecodeLayer& d : s.layers)
     for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down})
-      if (qweight(*w).stack.image == nullptr) bytes += cuda::stack_image_bytes(qweight(*w).w, num_sms_);
+      if (qweight(*w).stack.image == nullptr) image_bytes += cuda::stack_image_bytes(qweight(*w).w);
+  const size_t bytes =
+      image_bytes + (sum_floats + partial_floats) * sizeof(float) + cuda::kStackBarrierInts * sizeof(int);
   if (bytes >= kv_cache_budget_bytes()) {
     KR_LOG(kWarn,
            "decode stack kernel: not used: its weight images (%.2f GB) do not fit in the %.2f GB left for the "
@@ -1124,12 +1145,18 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
     allocated_bytes_ += n;
     return p;
   };
-  for (const DecodeLayer& d : s.layers) {
-    for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
-      auto& q = const_cast<CudaQuantWeight&>(qweight(*w));  // the backend owns it (owned_quant_)
-      if (q.stack.image != nullptr) continue;
-      void* image = device_alloc(cuda::stack_image_bytes(q.w, num_sms_));
-      q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, image, stream_);
+  // One arena, the images in the order the kernel reads them (its L2 prefetch runs
+  // through it: DecodeStackArgs::images_begin).
+  if (image_bytes > 0) {
+    uint8_t* arena = static_cast<uint8_t*>(device_alloc(image_bytes));
+    stack_arenas_.emplace_back(arena, arena + image_bytes);
+    for (const DecodeLayer& d : s.layers) {
+      for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
+        auto& q = const_cast<CudaQuantWeight&>(qweight(*w));  // the backend owns it (owned_quant_)
+        if (q.stack.image != nullptr) continue;
+        q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, arena, stream_);
+        arena += cuda::stack_image_bytes(q.w);
+      }
     }
   }
   if (sum_floats > stack_sums_floats_) {  // a smaller buffer stays allocated (a graph may use it)
@@ -1144,6 +1171,12 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
   if (stack_barrier_ == nullptr) {
     stack_barrier_ = static_cast<int*>(device_alloc(cuda::kStackBarrierInts * sizeof(int)));
     KR_CUDA_CHECK(cudaMemsetAsync(stack_barrier_, 0, cuda::kStackBarrierInts * sizeof(int), stream_));
+  }
+  const size_t trace_words = s.layers.size() * static_cast<size_t>(num_sms_) * cuda::kStackTracePoints;
+  if (options_.decode_stack_trace && trace_words > stack_trace_words_) {
+    stack_trace_ = static_cast<unsigned long long*>(device_alloc(trace_words * sizeof(uint64_t)));
+    KR_CUDA_CHECK(cudaMemsetAsync(stack_trace_, 0, trace_words * sizeof(uint64_t), stream_));
+    stack_trace_words_ = trace_words;
   }
   KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   KR_LOG(kInfo, "decode stack kernel: on for one-token steps over up to %d keys (%zu layers; %.2f GB of weight images)",
@@ -1201,6 +1234,20 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   KR_CHECK(s.attn_out->dtype == DType::kBF16 && s.attn_out->numel() >= a->q_heads * cuda::kStackHeadDim);
   a->attn_out = s.attn_out->data;
   a->barrier = stack_barrier_;
+  a->ring_depth = options_.decode_stack_ring_depth;
+  a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
+  // The arena of layer 0's images (decode_stack_supports checks that it holds them all).
+  const auto qkv0 = reinterpret_cast<uintptr_t>(a->layer[0].qkv.image);
+  for (const auto& [begin, end] : stack_arenas_) {
+    if (qkv0 >= reinterpret_cast<uintptr_t>(begin) && qkv0 < reinterpret_cast<uintptr_t>(end)) {
+      a->images_begin = begin;
+      a->images_end = end;
+    }
+  }
+  if (options_.decode_stack_trace) {
+    if (stack_trace_words_ < s.layers.size() * static_cast<size_t>(num_sms_) * cuda::kStackTracePoints) return false;
+    a->trace = stack_trace_;
+  }
   return cuda::decode_stack_supports(*a);
 }
 
@@ -1217,7 +1264,20 @@ void CudaBackend::decode_stack(const DecodeStack& s) {
   }
   late_signal_ = false;
   KR_CHECK(cuda::launch_decode_stack(*a, num_sms_, options_.pdl, op_stream()));
+  stack_trace_layers_ = a->layers;
+  ++stack_launches_;
 }
+
+bool CudaBackend::decode_stack_trace(std::vector<uint64_t>* ns, int* layers, int* ctas) {
+  if (stack_trace_ == nullptr || stack_trace_layers_ == 0) return false;
+  KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  ns->resize(static_cast<size_t>(stack_trace_layers_) * num_sms_ * cuda::kStackTracePoints);
+  KR_CUDA_CHECK(cudaMemcpy(ns->data(), stack_trace_, ns->size() * sizeof(uint64_t), cudaMemcpyDeviceToHost));
+  *layers = stack_trace_layers_;
+  *ctas = num_sms_;
+  return true;
+}
+
 
 void CudaBackend::quant_matmul(const Tensor& x, const cuda::QWeight& q, Tensor& out, const Fp8Rows* fp8) {
   const cudaStream_t s = op_stream();
@@ -1667,6 +1727,16 @@ void CudaBackend::end_graph() {
 }
 
 }  // namespace
+
+bool cuda_decode_stack_trace(Backend& b, std::vector<uint64_t>* ns, int* layers, int* ctas) {
+  auto* cb = dynamic_cast<CudaBackend*>(&b);
+  return cb != nullptr && cb->decode_stack_trace(ns, layers, ctas);
+}
+
+int64_t cuda_decode_stack_launches(Backend& b) {
+  auto* cb = dynamic_cast<CudaBackend*>(&b);
+  return cb != nullptr ? cb->decode_stack_launches() : -1;
+}
 
 bool cuda_device_available() {
   int n = 0;

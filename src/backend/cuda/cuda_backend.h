@@ -7,8 +7,10 @@
 // Threading: like every Backend, owned and called by one thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 
@@ -173,11 +175,20 @@ struct CudaOptions {
   // o_proj, MLP) for Llama-style models whose Linears are 4-bit with groups of 64 or
   // 128 columns (head dim 128, bf16 KV cache, block tables of up to 512 keys), instead of
   // ~7 kernels a layer. It keeps a second copy of those weights in the kernel's read
-  // order (1.8 GB for Llama-3.2-3B), made at load
+  // order (1.5 GB for Llama-3.2-3B), made at load
   // (Backend::prepare_decode_stack); its split-K sums are added atomically, so
   // batch-1 logits are not bit-for-bit repeatable run to run. kr-serve
   // --decode-stack-kernel, kr-cuda-bench and kr-backend-ops --decode-stack.
   bool decode_stack_kernel = false;
+  // Its tuning (cuda_decode_stack.h, DecodeStackArgs): ring units a streaming warp (2-6,
+  // as shared memory allows: a model whose ring does not fit runs the kernels a
+  // layer), units a warp prefetches into L2 past its ring (0-16; 0: none), and the
+  // per-phase timestamps of every launch (read by cuda_decode_stack_trace; kr-cuda-bench
+  // --decode-stack-trace). kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth,
+  // --decode-stack-l2-prefetch.
+  int decode_stack_ring_depth = 4;
+  int decode_stack_l2_prefetch_units = 0;
+  bool decode_stack_trace = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one
@@ -230,5 +241,15 @@ bool cuda_device_memory(int device, size_t* free_bytes, size_t* total_bytes);
 
 // Creates the backend on options.device. Returns nullptr when no device is usable.
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options);
+
+// The decode stack kernel's trace of its last launch (CudaOptions::decode_stack_trace):
+// the globaltimer (ns) at each cuda::StackTracePoint (cuda_decode_stack.h),
+// [layers][ctas][kStackTracePoints]. Synchronizes b's stream. False (ns untouched)
+// when b is not a CUDA backend, the option is off or no model was prepared for the
+// kernel. For benchmarks.
+bool cuda_decode_stack_trace(Backend& b, std::vector<uint64_t>* ns, int* layers, int* ctas);
+// How many times b launched the decode stack kernel (recorded into a step graph
+// counts once); -1 when b is not a CUDA backend. For checks.
+int64_t cuda_decode_stack_launches(Backend& b);
 
 }  // namespace kr

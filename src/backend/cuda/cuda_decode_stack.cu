@@ -20,10 +20,10 @@ namespace kr::cuda {
 namespace {
 
 constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
-// Warps 1 .. 15 of a CTA stream the weights (a ring each); warp 0 runs the attention
-// items, so that waiting for its keys never waits behind a ring's weight loads.
-constexpr int kUnitWarps = kWarps - 1;
-constexpr int kDepth = 4;  // ring units a warp (D 3 / 4 / 6 measured alike in the study)
+// Warps 1 .. 15 of a CTA stream the weights (a ring each, DecodeStackArgs::ring_depth
+// units); warp 0 runs the attention items, so that waiting for its keys never waits
+// behind a ring's weight loads.
+constexpr int kUnitWarps = kStackStreamWarps;
 constexpr int kHVecs = kStackMaxH / (4 * kThreads);  // float4s of h a thread
 constexpr int kGluVecs = kStackMaxI / (4 * kThreads);
 
@@ -37,27 +37,49 @@ struct Unit {
 
 __device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2bfloat16(v)); }
 
-// 32-bit arithmetic: units * W < 2^31 (decode_stack_supports).
-__device__ __host__ __forceinline__ int range_begin(int units, int w, int W) {
-  return static_cast<int>(static_cast<unsigned>(units) * static_cast<unsigned>(w) / static_cast<unsigned>(W));
-}
-
 // All CTAs meet (every CTA resident: a cooperative launch). count (64-bit) only
 // grows: barrier k of a launch waits for count >= base + (k + 1) * grid, base being
 // its value when the launch began (DecodeStackArgs::barrier; the last CTA 0 of a
 // launch stores the next base). The CTA's writes before it (the warps' red.add sums)
 // are visible to every CTA after it: __syncthreads, then thread 0's fence and arrival.
-__device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long target) {
+// trace: when not null, thread 0 stores the globaltimer at its arrival (trace[0]) and exit (trace[1]).
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long target,
+                                             unsigned long long* trace) {
   __syncthreads();
   if (threadIdx.x == 0) {
+    if (trace != nullptr) trace[0] = global_ns();
     __threadfence();
     asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(count) : "memory");
     unsigned long long v;
     do {
       asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(count) : "memory");
     } while (v < target);
+    if (trace != nullptr) trace[1] = global_ns();
   }
   __syncthreads();
+}
+
+// Waits until at most depth - 1 of the thread's cp.async groups are pending (depth:
+// kStackMinRingDepth .. kStackMaxRingDepth).
+__device__ __forceinline__ void ring_wait(int depth) {
+  switch (depth) {
+    case 2: cp_async_wait<1>(); break;
+    case 3: cp_async_wait<2>(); break;
+    case 4: cp_async_wait<3>(); break;
+    case 5: cp_async_wait<4>(); break;
+    default: cp_async_wait<5>(); break;
+  }
+}
+
+// Bytes [p, p + bytes) into L2 (no registers, no shared memory: the SM's bulk copy
+// engine; PTX ISA "cp.async.bulk.prefetch"); p 16-byte aligned, bytes a multiple of 16.
+__device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 }
 
 // Block-wide sum over the kThreads threads (red: kWarps floats); ends with every thread holding it.
@@ -174,6 +196,44 @@ __device__ __forceinline__ const StackMatrix& stack_matrix(const DecodeStackArgs
     default: return L.down;
   }
 }
+
+// A streaming warp's walk through its units of every matrix of the launch (matrix m,
+// unit i of the n of its range), in the order its ring takes them; src: the unit's
+// image (stack_unit_slot: i W + gw in the full rows, then the packed last row).
+struct UnitCursor {
+  int m = 0, i = 0, n = 0;
+  const uint8_t* src = nullptr;
+
+  __device__ __forceinline__ void enter(const DecodeStackArgs& a, int mm, int gw, int W, int unit_bytes) {
+    const StackMatrix& mt = stack_matrix(a, mm);
+    m = mm;
+    i = 0;
+    n = stack_range_begin(mt.units, gw + 1, W) - stack_range_begin(mt.units, gw, W);
+    src = static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, 0) * unit_bytes;
+  }
+  // Past the matrices where the warp has no unit; M: the launch's matrices.
+  __device__ __forceinline__ void skip_empty(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
+    while (i >= n && m < M) {
+      if (++m < M) enter(a, m, gw, W, unit_bytes);
+    }
+  }
+  __device__ __forceinline__ void start(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
+    enter(a, 0, gw, W, unit_bytes);
+    skip_empty(a, gw, W, M, unit_bytes);
+  }
+  __device__ __forceinline__ bool done(int M) const { return m >= M; }
+  __device__ __forceinline__ void advance(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
+    if (++i < n) {
+      // The next full row, or for a warp with one unit more than units / W, its last
+      // unit in the packed last row.
+      const StackMatrix& mt = stack_matrix(a, m);
+      src = i == n - 1 && n > mt.units / W
+                ? static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, i) * unit_bytes
+                : src + static_cast<size_t>(W) * unit_bytes;
+    }
+    skip_empty(a, gw, W, M, unit_bytes);
+  }
+};
 
 // f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
 __device__ __forceinline__ void zero_sums(float* p, int n) {
@@ -435,7 +495,9 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   }
 }
 
-template <int SU, bool kBias>
+// kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0 (forms of their own, so that
+// the default form carries none of their code or registers).
+template <int SU, bool kBias, bool kTrace, bool kPrefetch>
 __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
@@ -447,10 +509,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   float* red = reinterpret_cast<float*>(smem + ((xs_elems * 2 + 15) / 16) * 16);  // [32]
   bf16* qs = reinterpret_cast<bf16*>(red + 32);                                    // [G][D] warp 0's q
   uint8_t* stage = reinterpret_cast<uint8_t*>(red + 32) + G * D * 2;  // [kStageBytes] warp 0's first chunk
-  uint8_t* ring = stage + kStageBytes + static_cast<size_t>(max(warp - 1, 0)) * kDepth * UB;
+  uint8_t* ring = stage + kStageBytes + static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB;
   const int W = gridDim.x * kUnitWarps, gw = blockIdx.x * kUnitWarps + max(warp - 1, 0);
   const bool streams = warp > 0;  // warp 0: the attention items, no weights
-  const size_t stride = static_cast<size_t>(W) * UB;
   const uint32_t magic = opaque(0x43004300u);
   float* const qkvsum = a.sums;
   float* const osum = qkvsum + QKV;
@@ -459,39 +520,32 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const int M = 4 * a.layers;
 
   // The ring's cursor through the warp's units of every matrix (weights only: nothing
-  // the kernels before write, so it starts before the PDL wait).
-  int lm = 0, li = 0, ln = 0;
-  const uint8_t* lsrc = nullptr;
-  auto enter = [&](int m) {
-    const StackMatrix& mt = stack_matrix(a, m);
-    ln = range_begin(mt.units, gw + 1, W) - range_begin(mt.units, gw, W);
-    li = 0;
-    lsrc = static_cast<const uint8_t*>(mt.image) + static_cast<size_t>(gw) * UB;
-  };
-  auto next_matrix = [&]() {
-    while (li >= ln && lm < M)
-      if (++lm < M) enter(lm);
-  };
-  enter(0);
-  next_matrix();
-  int issued = 0;
+  // the kernels before write, so it starts before the PDL wait). With l2_prefetch_units
+  // P, each unit issued also sends the bytes P rows of the grid further on in the images'
+  // arena into L2 (a.images_begin .. images_end: every image in read order, so that the
+  // grid's prefetches cover the window P rows past its reads, across matrices and layers).
+  UnitCursor ring_at;
+  int issue_slot = 0;  // the ring slot the next unit goes to
   auto issue = [&]() {
-    if (lm < M) {
-      const uint4* src = reinterpret_cast<const uint4*>(lsrc);
-      uint4* dst = reinterpret_cast<uint4*>(ring + (issued % kDepth) * UB);
+    if (!ring_at.done(M)) {
+      const uint4* src = reinterpret_cast<const uint4*>(ring_at.src);
+      uint4* dst = reinterpret_cast<uint4*>(ring + issue_slot * UB);
 #pragma unroll
       for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
       if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
-      lsrc += stride;
-      ++li;
-      next_matrix();
+      if (kPrefetch && lane == 0) {
+        const uint8_t* p = ring_at.src + static_cast<size_t>(a.l2_prefetch_units) * W * UB;
+        if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
+      }
+      ring_at.advance(a, gw, W, M, UB);
     }
     cp_async_commit();  // an empty group past the end keeps the count
-    ++issued;
+    if (++issue_slot == a.ring_depth) issue_slot = 0;
   };
   if (streams) {
+    ring_at.start(a, gw, W, M, UB);
 #pragma unroll 1
-    for (int j = 0; j < kDepth; ++j) issue();
+    for (int j = 0; j < a.ring_depth; ++j) issue();
   }
   pdl_launch_dependents();
   pdl_wait();
@@ -507,7 +561,17 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   unsigned long long* const bar_base = reinterpret_cast<unsigned long long*>(a.barrier + 32);
   const unsigned long long base = __ldcg(bar_base);
   unsigned long long bars = 0;  // barriers passed in this launch
-  auto barrier = [&]() { grid_barrier(bar_count, base + (++bars) * gridDim.x); };
+  // Layer l's trace row of this CTA (DecodeStackArgs::trace), or none.
+  auto trace_row = [&](int l) {
+    return kTrace ? a.trace + (static_cast<size_t>(l) * gridDim.x + blockIdx.x) * kStackTracePoints : nullptr;
+  };
+  auto mark = [&](int l, int point) {
+    if (kTrace && tid == 0) trace_row(l)[point] = global_ns();
+  };
+  // Barrier k of layer l (0 .. 4; its trace points kTraceArrive0 + 2k and the next).
+  auto barrier = [&](int l, int k) {
+    grid_barrier(bar_count, base + (++bars) * gridDim.x, kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr);
+  };
   // Warp 0's first attention item (CTA c takes item c): its keys are loaded before the
   // wait for qkv.
   const bool staged_item = warp == 0 && static_cast<int>(blockIdx.x) < Hkv * S;
@@ -517,24 +581,24 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     const int i = 4 * (tid + j * kThreads);
     h[j] = i < H ? load_bf16x4(a.residual, i) : make_float4(0, 0, 0, 0);
   }
-  int consumed = 0;
+  int consume_slot = 0;  // the ring slot of the next unit to compute
   // The warp's units of matrix m, its sums added to out.
   auto run_matrix = [&](int m, float* out) {
     if (!streams) return;
     const StackMatrix& mt = stack_matrix(a, m);
-    const int b = range_begin(mt.units, gw, W), n = range_begin(mt.units, gw + 1, W) - b;
+    const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
     const int groups = mt.groups;
     const bool meta_f16 = mt.meta_f16;
     int pair = b / groups, grp = b - pair * groups;
     float acc[2][2] = {{0, 0}, {0, 0}};
 #pragma unroll 1
     for (int k = 0; k < n; ++k) {
-      cp_async_wait<kDepth - 1>();
+      ring_wait(a.ring_depth);
       __syncwarp();
-      compute_unit<SU, kBias>(ring + (consumed % kDepth) * UB, xs, grp, acc, lane, magic, meta_f16);
+      compute_unit<SU, kBias>(ring + consume_slot * UB, xs, grp, acc, lane, magic, meta_f16);
       __syncwarp();
       issue();
-      ++consumed;
+      if (++consume_slot == a.ring_depth) consume_slot = 0;
       if (++grp == groups) {  // the tile pair ends
         flush_pair(mt, out, pair, acc, lane);
         acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = 0.0f;
@@ -548,16 +612,18 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 #pragma unroll 1
   for (int l = 0; l < a.layers; ++l) {
     const StackLayer& L = a.layer[l];
+    mark(l, kTraceLayerStart);
     // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
     if (l > 0) {
-      barrier();
+      barrier(l, 0);
       add_sums(h, dsum, H);
       zero_sums(gusum, 2 * I);  // read by every CTA before the barrier
     }
     stage_norm(h, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    mark(l, kTraceQkvStaged);
     run_matrix(4 * l, qkvsum);
     if (staged_item) prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
-    barrier();
+    barrier(l, 1);
     zero_sums(dsum, H);
     // Attention: items (kv head, split) spread over the CTAs.
     for (int item = warp == 0 ? static_cast<int>(blockIdx.x) : Hkv * S; item < Hkv * S;
@@ -575,18 +641,21 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, lane); break;
       }
     }
-    barrier();
+    mark(l, kTraceAttentionDone);
+    barrier(l, 2);
     zero_sums(qkvsum, QKV);
     // o_proj's input: the merged attention, as it is.
     for (int v = tid; v < Hq * D / 8; v += kThreads)
       reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
     __syncthreads();
+    mark(l, kTraceOStaged);
     run_matrix(4 * l + 1, osum);
-    barrier();
+    barrier(l, 3);
     add_sums(h, osum, H);
     stage_norm(h, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    mark(l, kTraceGateUpStaged);
     run_matrix(4 * l + 2, gusum);
-    barrier();
+    barrier(l, 4);
     zero_sums(osum, H);
     {
       // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it.
@@ -609,10 +678,11 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       }
       __syncthreads();
     }
+    mark(l, kTraceDownStaged);
     run_matrix(4 * l + 3, dsum);
   }
   cp_async_wait<0>();
-  barrier();
+  grid_barrier(bar_count, base + (++bars) * gridDim.x, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
   zero_sums(gusum, 2 * I);
   if (blockIdx.x == 0) {
     if (tid == 0) *bar_base = base + bars * gridDim.x;  // every CTA has arrived: the next launch's base
@@ -642,13 +712,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 template <int SU>
 __global__ void build_image_kernel(QWeight q, StackMatrix m, uint8_t* dst) {
   const int W = gridDim.x, w = blockIdx.x, i = blockIdx.y;
-  const int b = range_begin(m.units, w, W), e = range_begin(m.units, w + 1, W);
+  const int b = stack_range_begin(m.units, w, W), e = stack_range_begin(m.units, w + 1, W);
   const int u = b + i;
   if (u >= e) return;
   const int pair = u / m.groups, grp = u - pair * m.groups;
   int tiles[2];
   pair_tiles(m, pair, tiles);
-  uint8_t* slot = dst + (static_cast<size_t>(i) * W + w) * Unit<SU>::kBytes;
+  uint8_t* slot = dst + stack_unit_slot(m.units, W, w, i) * Unit<SU>::kBytes;
   const int t = threadIdx.x;
   if (t < Unit<SU>::kCodeVecs) {
     const int s = t / 64, ti = (t / 32) % 2, lane = t % 32;  // [step][tile][lane]
@@ -663,12 +733,33 @@ __global__ void build_image_kernel(QWeight q, StackMatrix m, uint8_t* dst) {
 int steps_a_unit(const QWeight& w) { return w.group / 64; }
 int unit_bytes(int su) { return su == 1 ? Unit<1>::kBytes : Unit<2>::kBytes; }
 int units_of(const QWeight& w) { return (w.N / 32) * w.groups; }
-constexpr size_t kSmemLimit = 227 * 1024;
+constexpr size_t kSmemLimit = kStackSmemLimit;
 
+template <int SU, bool kBias, bool kTrace, bool kPrefetch>
+void configure_form() {
+  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemLimit)));
+}
 template <int SU, bool kBias>
 void configure_one() {
-  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(kSmemLimit)));
+  configure_form<SU, kBias, false, false>();
+  configure_form<SU, kBias, false, true>();
+  configure_form<SU, kBias, true, false>();
+  configure_form<SU, kBias, true, true>();
+}
+
+template <int SU, bool kBias>
+void launch_one(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a) {
+  const bool trace = a.trace != nullptr, prefetch = a.l2_prefetch_units > 0;
+  if (trace && prefetch) {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, true>, a));
+  } else if (trace) {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, false>, a));
+  } else if (prefetch) {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, true>, a));
+  } else {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, false>, a));
+  }
 }
 
 }  // namespace
@@ -678,10 +769,8 @@ bool stack_takes(const QWeight& w) {
          w.N % 32 == 0 && w.K % w.group == 0 && w.Kp == w.K && w.Np == w.N;
 }
 
-size_t stack_image_bytes(const QWeight& w, int ctas) {
-  const int W = ctas * kUnitWarps;
-  const size_t rows = (static_cast<size_t>(units_of(w)) + W - 1) / W;
-  return rows * W * unit_bytes(steps_a_unit(w));
+size_t stack_image_bytes(const QWeight& w) {
+  return static_cast<size_t>(units_of(w)) * unit_bytes(steps_a_unit(w));
 }
 
 StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* image, cudaStream_t stream) {
@@ -705,14 +794,17 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* ima
   return m;
 }
 
-size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
-  const StackMatrix& o = a.layer[0].o;
-  const int xs_elems = std::max(std::max(a.H, a.q_heads * kStackHeadDim), a.I);
-  const int su = o.groups > 0 ? o.K / o.groups / 64 : 1;
-  const int G = a.kv_heads > 0 ? a.q_heads / a.kv_heads : 0;
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth) {
+  const int xs_elems = std::max(std::max(H, q_heads * kStackHeadDim), I);
+  const int G = kv_heads > 0 ? q_heads / kv_heads : 0;
   return static_cast<size_t>((xs_elems * 2 + 15) / 16) * 16 + 32 * sizeof(float) +
          static_cast<size_t>(G) * kStackHeadDim * 2 + kStageBytes +
-         static_cast<size_t>(kUnitWarps) * kDepth * unit_bytes(su);
+         static_cast<size_t>(kUnitWarps) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
+}
+
+size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
+  const StackMatrix& o = a.layer[0].o;
+  return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, o.groups > 0 ? o.K / o.groups : 64, a.ring_depth);
 }
 
 void configure_decode_stack() {
@@ -733,13 +825,24 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
   if (!stack_shapes_supported(H, I, Hq, Hkv, a.layers)) return false;
   if (a.max_blocks <= 0 || a.block_size <= 0 || static_cast<int64_t>(a.max_blocks) * a.block_size > kStackMaxKeys)
     return false;
+  if (a.ring_depth < kStackMinRingDepth || a.ring_depth > kStackMaxRingDepth || a.l2_prefetch_units < 0 ||
+      a.l2_prefetch_units > kStackMaxL2Prefetch)
+    return false;
+  const uint8_t* arena_begin = static_cast<const uint8_t*>(a.images_begin);
+  const uint8_t* arena_end = static_cast<const uint8_t*>(a.images_end);
+  if (a.l2_prefetch_units > 0 && (arena_begin == nullptr || arena_end <= arena_begin)) return false;
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size
   if (g != 64 && g != 128) return false;
   for (int l = 0; l < a.layers; ++l) {
     const StackLayer& L = a.layer[l];
     const StackMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
-    for (const StackMatrix* m : mats)
+    for (const StackMatrix* m : mats) {
       if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g) return false;
+      const uint8_t* image = static_cast<const uint8_t*>(m->image);
+      if (a.l2_prefetch_units > 0 &&
+          (image < arena_begin || image + static_cast<size_t>(m->units) * unit_bytes(g / 64) > arena_end))
+        return false;  // prefetches past an image must stay inside the arena
+    }
     if (L.qkv.N != (Hq + 2 * Hkv) * D || L.qkv.K != H || L.o.N != H || L.o.K != Hq * D || L.gate_up.N != 2 * I ||
         L.gate_up.K != H || L.down.N != H || L.down.K != I || !L.gate_up.swiglu || L.qkv.swiglu || L.o.swiglu ||
         L.down.swiglu)
@@ -773,14 +876,14 @@ bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStrea
   const bool g128 = o.K / o.groups == 128;
   if (g128) {
     if (a.bias) {
-      KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<2, true>, a));
+      launch_one<2, true>(cfg, a);
     } else {
-      KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<2, false>, a));
+      launch_one<2, false>(cfg, a);
     }
   } else if (a.bias) {
-    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<1, true>, a));
+    launch_one<1, true>(cfg, a);
   } else {
-    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<1, false>, a));
+    launch_one<1, false>(cfg, a);
   }
   return true;
 }

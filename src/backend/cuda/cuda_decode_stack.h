@@ -28,10 +28,11 @@
 // red.add, so the low bits of a sum depend on the order the adds land in: batch-1
 // logits are not bit-for-bit repeatable run to run, as with cuBLAS's split-K).
 // The weights are copied at load (build_stack_image) into the order the warps read
-// them: unit i of warp w at image + (i W + w) x unit bytes, each unit a ring slot's
-// image (codes [step][tile][lane] uint4, then the meta words [tile][row]), so that
-// at every step the GPU reads one contiguous window. The image is a second copy of
-// the matrix (the other kernels keep reading the tiled layout).
+// them (stack_unit_slot: the i-th units of all warps side by side), each unit a ring
+// slot's image (codes [step][tile][lane] uint4, then the meta words [tile][row]), so
+// that at every step the GPU reads one contiguous window. The image is a second copy
+// of the matrix (the other kernels keep reading the tiled layout), of exactly its
+// units: no padding.
 //
 // Attention: warp 0 of CTA i takes item i = (kv head g, split s) of the Hkv x S (S
 // splits of ~32 keys, at most kStackMaxSplits): a key a lane, the G = Hq / Hkv q
@@ -65,6 +66,40 @@ constexpr int kStackMaxSplits = 16;   // key splits a kv head
 constexpr int kStackMaxKeys = 512;
 constexpr int kStackPartFloats = kStackHeadDim + 4;
 constexpr int kStackBarrierInts = 128;  // a split's (max, sum, -, -, acc[D]): 16-byte aligned acc
+constexpr int kStackStreamWarps = kStackWarps - 1;  // warps a CTA that stream weights (warp 0: attention)
+constexpr int kStackMinRingDepth = 2, kStackMaxRingDepth = 6;  // ring units a streaming warp
+constexpr int kStackMaxL2Prefetch = 16;  // units a warp prefetched into L2 past its ring
+// The trace (DecodeStackArgs::trace): per layer and CTA, the globaltimer (ns) at these points.
+enum StackTracePoint : int {
+  kTraceLayerStart,  // the layer's first instruction
+  kTraceArrive0,     // the first barrier of the layer: the CTA's arrival (its warps done), then its exit
+  kTraceExit0 = kTraceArrive0 + 1,
+  // barriers 1..4 of the layer follow as (arrive, exit) pairs; barrier 0 is the one before the
+  // input norm of layers 1.., after the last layer's down_proj (layer 0 has none: its pair stays 0)
+  kTraceQkvStaged = kTraceArrive0 + 10,  // x = norm(h) in shared memory
+  kTraceOStaged,                         // attention's output in shared memory
+  kTraceGateUpStaged,                    // x = norm(h) in shared memory
+  kTraceDownStaged,                      // the GLU in shared memory
+  kTraceAttentionDone,                   // warp 0's attention items done (before barrier 2's arrival)
+  kTraceFinalArrive,                     // the last layer's row only: the barrier after its down_proj
+  kTraceFinalExit,
+  kStackTracePoints
+};
+
+// Where unit i of streaming warp w's range of a matrix of `units` units sits in the
+// matrix's image, in units, for W streaming warps. Warp w takes the units
+// [stack_range_begin(w), stack_range_begin(w + 1)): n = units / W or n + 1 of them.
+// The i-th units of every warp lie side by side (i W + w) for i < n; the (n + 1)-th
+// units of the warps that have one follow, packed in warp order. build_stack_image
+// writes this layout and the kernel reads it; the image holds exactly `units` units.
+KR_HD int stack_range_begin(int units, int w, int W) {  // 32-bit: units * W < 2^31
+  return static_cast<int>(static_cast<unsigned>(units) * static_cast<unsigned>(w) / static_cast<unsigned>(W));
+}
+KR_HD int64_t stack_unit_slot(int units, int W, int w, int i) {
+  const int n = units / W;
+  if (i < n) return static_cast<int64_t>(i) * W + w;
+  return static_cast<int64_t>(n) * W + (stack_range_begin(units, w, W) - w * n);  // the long warps before w
+}
 
 // One matrix's image (build_stack_image) and what the kernel reads of its QWeight.
 struct StackMatrix {
@@ -79,9 +114,10 @@ struct StackMatrix {
 // Whether the kernel takes w: 4-bit integer codes (zero points or MLX biases), no
 // act-order permutation, groups of 64 or 128 columns, N a multiple of 32.
 bool stack_takes(const QWeight& w);
-// Bytes of w's image for a grid of `ctas` CTAs (a whole number of rows of W units).
-size_t stack_image_bytes(const QWeight& w, int ctas);
-// Fills `image` (stack_image_bytes) from w's tiled layout; swiglu: w is [gate; up]
+// Bytes of w's image: its units (stack_unit_slot), whatever the grid.
+size_t stack_image_bytes(const QWeight& w);
+// Fills `image` (stack_image_bytes) from w's tiled layout, in the read order of a grid
+// of `ctas` CTAs (the kernel must be launched on as many); swiglu: w is [gate; up]
 // and a unit's tile pair is gate tile p with up tile p + N / 32.
 StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* image, cudaStream_t stream);
 
@@ -118,13 +154,32 @@ struct DecodeStackArgs {
   void* attn_out = nullptr;  // bf16 [Hq D]: the merged attention, o_proj's input
   int* barrier = nullptr;    // [kStackBarrierInts], zero before the first launch: the grid barrier's
                              // count and generation, the attention splits' arrival tickets
+  // Tuning (CudaOptions): ring units a streaming warp (kStackMinRingDepth ..
+  // kStackMaxRingDepth, as shared memory allows), and how far ahead of the rings the
+  // weights are prefetched into L2 (0 .. kStackMaxL2Prefetch rows of the grid's units,
+  // W x unit bytes each; 0: none), so that they keep streaming from HBM while the rings
+  // are full and the CTAs wait at a barrier. Prefetching needs every image inside one
+  // arena [images_begin, images_end) in the order the kernel reads them (matrix after
+  // matrix, layer after layer): each unit's prefetch is the arena's bytes that many rows
+  // past it.
+  int ring_depth = 4;
+  int l2_prefetch_units = 0;
+  const void* images_begin = nullptr;
+  const void* images_end = nullptr;
+  // When not null, u64 [layers][grid][kStackTracePoints]: the globaltimer at each
+  // StackTracePoint of every layer and CTA (thread 0's view), written by every launch.
+  unsigned long long* trace = nullptr;
 };
 
 // Whether the kernel takes a model of these sizes: H <= kStackMaxH, I <= kStackMaxI,
 // H % 8 == 0, I % 16 == 0, Hq / Hkv <= kStackMaxGroup, 1 .. kStackMaxLayers layers.
 bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers);
 
-// Shared memory a CTA uses (configure_decode_stack sets the kernels' limit).
+// Shared memory a CTA uses (configure_decode_stack sets the kernels' limit,
+// kStackSmemLimit), for a model of these sizes (group: 64 or 128 columns) and a ring
+// of ring_depth units a streaming warp; decode_stack_smem_bytes: for a's.
+constexpr size_t kStackSmemLimit = 227 * 1024;
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth);
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
 void configure_decode_stack();

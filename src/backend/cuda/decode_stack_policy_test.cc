@@ -4,6 +4,7 @@
 // rules are what keeps a model or a context it was not measured on off it. Host code
 // only: no GPU (the image pointers are never dereferenced).
 #include <cstdint>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -27,10 +28,14 @@ QWeight awq(int N, int K, int group = 128) {
   return w;
 }
 
+// Every image's address (any non-null address: the host never reads it), and an
+// arena [kImages, kImages + kArenaBytes) that holds them all.
+const uint8_t* const kImages = reinterpret_cast<const uint8_t*>(uintptr_t{1} << 32);
+constexpr size_t kArenaBytes = size_t{1} << 34;
+
 StackMatrix matrix(int N, int K, bool swiglu = false, int group = 128) {
-  static const char kImage = 0;  // any non-null address: the host never reads it
   StackMatrix m;
-  m.image = &kImage;
+  m.image = kImages;
   m.N = N;
   m.K = K;
   m.groups = K / group;
@@ -85,12 +90,50 @@ TEST(DecodeStackPolicy, TakesFourBitWeightsOfSixtyFourAndOneTwentyEightColumnGro
   EXPECT_FALSE(stack_takes(w));
 }
 
-TEST(DecodeStackPolicy, ImagesHoldWholeRowsOfTheWarpsUnits) {
-  // o_proj of 3B: 96 tile pairs x 24 groups = 2,304 units over 132 x 15 streaming warps:
-  // two rows of 1,980 units of 2 KB of codes and 128 B of meta.
-  EXPECT_EQ(stack_image_bytes(awq(kH, kH), 132), size_t{2} * 132 * 15 * (2048 + 128));
+TEST(DecodeStackPolicy, ImagesHoldExactlyTheirUnits) {
+  // o_proj of 3B: 96 tile pairs x 24 groups = 2,304 units of 2 KB of codes and 128 B of meta
+  // (they had been padded to two rows of 132 x 15 warps: 3,960 units).
+  EXPECT_EQ(stack_image_bytes(awq(kH, kH)), size_t{2304} * (2048 + 128));
   // 64-column groups: units of one step.
-  EXPECT_EQ(stack_image_bytes(awq(kH, kH, 64), 132), size_t{3} * 132 * 15 * (1024 + 128));
+  EXPECT_EQ(stack_image_bytes(awq(kH, kH, 64)), size_t{96 * 48} * (1024 + 128));
+}
+
+// Every unit of every warp's range has its own slot, the slots are exactly 0 .. units - 1,
+// and the i-th units of the warps lie side by side (the GPU reads one window at a time).
+TEST(DecodeStackPolicy, UnitSlotsAreABijectionInReadOrder) {
+  const int Ws[] = {132 * kStackStreamWarps, 78 * kStackStreamWarps, 7, 1};
+  const int unit_counts[] = {1, 6, 7, 2304, 3840, 12288, 6144, 1979, 1980, 1981, 3961};
+  for (int W : Ws) {
+    for (int units : unit_counts) {
+      std::vector<int> owner(units, -1);
+      const int n = units / W;
+      for (int w = 0; w < W; ++w) {
+        const int b = stack_range_begin(units, w, W), e = stack_range_begin(units, w + 1, W);
+        ASSERT_TRUE(e - b == n || e - b == n + 1) << units << " units, W " << W << ", warp " << w;
+        for (int i = 0; i < e - b; ++i) {
+          const int64_t slot = stack_unit_slot(units, W, w, i);
+          ASSERT_GE(slot, 0);
+          ASSERT_LT(slot, units) << units << " units, W " << W << ", warp " << w << ", unit " << i;
+          ASSERT_EQ(owner[slot], -1) << "slot " << slot << " taken twice";
+          owner[slot] = w;
+          if (i < n) {
+            EXPECT_EQ(slot, int64_t{i} * W + w);
+          }
+        }
+      }
+      for (int u = 0; u < units; ++u) EXPECT_NE(owner[u], -1) << "slot " << u << " of " << units << " empty";
+      // The long warps' last units follow the full rows in warp order.
+      int64_t prev = -1;
+      for (int w = 0; w < W; ++w) {
+        const int len = stack_range_begin(units, w + 1, W) - stack_range_begin(units, w, W);
+        if (len == n + 1) {
+          const int64_t slot = stack_unit_slot(units, W, w, n);
+          EXPECT_GT(slot, prev);
+          prev = slot;
+        }
+      }
+    }
+  }
 }
 
 TEST(DecodeStackPolicy, LlamaShapesUpToFiveHundredTwelveKeys) {
@@ -101,6 +144,41 @@ TEST(DecodeStackPolicy, LlamaShapesUpToFiveHundredTwelveKeys) {
   const size_t smem = decode_stack_smem_bytes(llama_3b());
   EXPECT_GT(smem, size_t{150} << 10);
   EXPECT_LE(smem, size_t{227} << 10);
+}
+
+TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
+  DecodeStackArgs a = llama_3b();
+  for (int depth : {2, 4, 5, 6}) {  // 15 warps x depth x 2,176 B of ring next to 34 KB
+    a.ring_depth = depth;
+    EXPECT_TRUE(decode_stack_supports(a)) << depth;
+  }
+  for (int depth : {1, 7}) {
+    a.ring_depth = depth;
+    EXPECT_FALSE(decode_stack_supports(a)) << depth;
+  }
+  // The L2 prefetch reads past each unit inside the images' arena, so it needs one that
+  // holds every image.
+  a = llama_3b();
+  a.images_begin = kImages;
+  a.images_end = kImages + kArenaBytes;
+  for (int ahead : {0, 8, kStackMaxL2Prefetch}) {
+    a.l2_prefetch_units = ahead;
+    EXPECT_TRUE(decode_stack_supports(a)) << ahead;
+  }
+  for (int ahead : {-1, kStackMaxL2Prefetch + 1}) {
+    a.l2_prefetch_units = ahead;
+    EXPECT_FALSE(decode_stack_supports(a)) << ahead;
+  }
+  a.l2_prefetch_units = 8;
+  a.images_end = kImages + 1000;  // gate_up's image (25 MB) ends past it
+  EXPECT_FALSE(decode_stack_supports(a));
+  a.images_begin = a.images_end = nullptr;  // no arena
+  EXPECT_FALSE(decode_stack_supports(a));
+  a.l2_prefetch_units = 0;
+  EXPECT_TRUE(decode_stack_supports(a));
+  // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 5 units fit, 6 do not.
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5), kStackSmemLimit);
+  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6), kStackSmemLimit);
 }
 
 TEST(DecodeStackPolicy, RefusesWhatItWasNotBuiltFor) {

@@ -25,6 +25,11 @@
 //                       [--decode-stack] (CudaOptions::decode_stack_kernel on the GPU under test: the
 //                                         quantized models' one-token steps run the fused decoder
 //                                         layers; --only decode_stack: that op's own checks, with it on)
+//                       [--decode-stack-ring-depth N] [--decode-stack-l2-prefetch N]  (its tuning,
+//                                         CudaOptions::decode_stack_ring_depth / _l2_prefetch_units;
+//                                         a depth whose ring does not fit a shape's shared memory
+//                                         makes that shape's fused cases fail as not fused)
+//                       [--decode-stack-trace]  (the kernel's traced form, CudaOptions::decode_stack_trace)
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
 //                                     FP8 cache with scales k 0.75, v 1.25: the e4m3 paths)
 //                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
@@ -1348,6 +1353,10 @@ int main(int argc, char** argv) {
     else if (a == "--only" && has_value) only = argv[++i];
     else if (a == "--quant-only") quant_only = true;
     else if (a == "--decode-stack") options.decode_stack_kernel = true;
+    else if (a == "--decode-stack-ring-depth" && has_value) options.decode_stack_ring_depth = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-l2-prefetch" && has_value)
+      options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;
@@ -1509,7 +1518,11 @@ int main(int argc, char** argv) {
     stack_options.decode_stack_kernel = true;
     auto gpu_stack = kr::make_cuda_backend(stack_options);
     kr::CpuBackend cpu_plain(0, size_t{1} << 30, kr::CpuOptions{});
-    const int failures = kr::quant_ops::run_decode_stack(cpu_plain, *gpu_stack);
+    int failures = kr::quant_ops::run_decode_stack(cpu_plain, *gpu_stack);
+    kr::CudaOptions layer_options = options;
+    layer_options.decode_stack_kernel = false;
+    auto gpu_layers = kr::make_cuda_backend(layer_options);
+    failures += kr::quant_ops::run_decode_stack_models(cpu_plain, *gpu_layers, *gpu_stack);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }

@@ -20,11 +20,14 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_decode_stack.h"
 #include "backend/dtype_convert.h"
 #include "bench/cuda/backend_ops_error.h"
 #include "backend/float_codec.h"
 #include "backend/kv_cache_dtype.h"
+#include "model/hf_config.h"
 #include "model/model.h"
+#include "model/model_weights.h"
 
 namespace kr::quant_ops {
 namespace {
@@ -783,6 +786,120 @@ int check_model(Backend& gpu, const std::string& label, const std::string& dir, 
   return ok ? 0 : 1;
 }
 
+// A model of preset `arch`'s widths cut to `layers` layers and `vocab` tokens, with
+// random `format` weights (make_dummy_weights: the same weights on every backend for
+// one seed); null when it cannot be made.
+std::unique_ptr<Model> dummy_model(Backend& b, const std::string& arch, int layers, int vocab,
+                                   const std::string& format) {
+  auto preset = model_config_preset(arch);
+  if (!preset.ok()) return nullptr;
+  ModelConfig config = *preset;
+  config.num_hidden_layers = layers;
+  config.vocab_size = vocab;
+  auto weights = make_dummy_weights(config, b, 77, format);
+  if (!weights.ok()) return nullptr;
+  ModelOptions opt = model_options();
+  opt.max_tokens_per_step = 512;
+  auto m = std::make_unique<Model>(std::move(config), GenerationDefaults{}, std::move(*weights), b, opt);
+  return m->init().ok() ? std::move(m) : nullptr;
+}
+
+// The last position's logits [V] of a prefill of `prompt`, then of `steps` decode steps
+// after it (each step's block table as wide as its context needs, so that a run can
+// cross the decode stack kernel's key limit), eagerly or as step graphs (keys from
+// `key`). The steps' tokens: *next's, or with fill, each the argmax of the logits
+// before it, appended to *next. Empty on an error.
+std::vector<std::vector<float>> model_steps(Model& m, const std::vector<int32_t>& prompt, int steps,
+                                            std::vector<int32_t>* next, bool fill, bool graphs, uint64_t key) {
+  const int n = static_cast<int>(prompt.size()), bs = m.block_size(), V = m.config().vocab_size;
+  std::vector<std::vector<float>> out;
+  auto keep = [&](const StatusOr<Tensor>& l) {
+    if (!l.ok()) return false;
+    out.emplace_back(static_cast<size_t>(V));
+    m.backend().copy_to_host(out.back().data(), *l, static_cast<size_t>(V) * 4);
+    return true;
+  };
+  const std::vector<int32_t> last = {n - 1};
+  if (!keep(m.forward(seq_step(0, n, bs, (n + bs - 1) / bs), prompt, last))) return {};
+  for (int i = 0; i < steps; ++i) {
+    const int pos = n + i, width = (pos + 1 + bs - 1) / bs;
+    if (fill) {
+      next->push_back(static_cast<int32_t>(std::max_element(out.back().begin(), out.back().end()) - out.back().begin()));
+    }
+    if (static_cast<int>(next->size()) <= i) return {};
+    const bool graph = graphs && m.backend().begin_graph(key | static_cast<uint64_t>(width));
+    const std::vector<int32_t> one = {(*next)[static_cast<size_t>(i)]}, rows = {0};
+    auto l = m.forward(seq_step(pos, 1, bs, width), one, rows);
+    if (graph) m.backend().end_graph();
+    if (!keep(l)) return {};
+  }
+  return out;
+}
+
+// The largest of max |got - ref| / max |ref| over the steps; infinity on a mismatch of sizes.
+double steps_rel_error(const std::vector<std::vector<float>>& got, const std::vector<std::vector<float>>& ref) {
+  if (got.size() != ref.size() || ref.empty()) return INFINITY;
+  double worst = 0.0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    double diff = 0.0, scale = 0.0;
+    for (size_t v = 0; v < ref[i].size(); ++v) {
+      diff = std::max(diff, std::fabs(static_cast<double>(got[i][v]) - ref[i][v]));
+      scale = std::max(scale, std::fabs(static_cast<double>(ref[i][v])));
+    }
+    worst = std::max(worst, scale > 0.0 ? diff / scale : diff);
+  }
+  return worst;
+}
+
+// A whole model through the decode stack kernel (gpu_stack) against the CPU: a prompt
+// of `prompt_len` random tokens, then `steps` decode steps, each fed the CPU's argmax
+// of the step before; eagerly and as step graphs. The kernel's logits must be within
+// max(2%, twice the kernels a layer's (gpu_layers) distance from the CPU), and it must
+// have run for every step whose block table holds at most kStackMaxKeys keys (eagerly;
+// a graph records it once). Prints one line a form; returns the number of failures.
+int check_decode_stack_model(Backend& cpu, Backend& gpu_layers, Backend& gpu_stack, const std::string& format,
+                             int prompt_len, int steps, uint64_t key) {
+  const std::string arch = "llama-3.2-3b";
+  const int layers = 3, vocab = 4096;
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s x%d layers, %s, ctx %d+%d", arch.c_str(), layers, format.c_str(), prompt_len,
+                steps);
+  auto on_cpu = dummy_model(cpu, arch, layers, vocab, format);
+  auto on_layers = dummy_model(gpu_layers, arch, layers, vocab, format);
+  auto on_stack = dummy_model(gpu_stack, arch, layers, vocab, format);
+  if (!on_cpu || !on_layers || !on_stack) {
+    std::printf("decode_stack_model %-50s cannot make the models FAIL\n", shape);
+    return 1;
+  }
+  std::mt19937_64 r(key);
+  std::vector<int32_t> prompt(static_cast<size_t>(prompt_len)), next;
+  for (int32_t& id : prompt) id = static_cast<int32_t>(r() % vocab);
+  // The CPU's run, each step fed its own argmax; the GPUs are fed the same tokens.
+  const std::vector<std::vector<float>> ref = model_steps(*on_cpu, prompt, steps, &next, true, false, 0);
+  const double layers_err = steps_rel_error(model_steps(*on_layers, prompt, steps, &next, false, false, 0), ref);
+  const double tol = std::max(0.02, 2.0 * layers_err);
+  int expected = 0;  // decode steps within the kernel's key limit
+  for (int i = 0; i < steps; ++i) {
+    const int bs = on_stack->block_size(), pos = prompt_len + i;
+    if ((pos + 1 + bs - 1) / bs * bs <= cuda::kStackMaxKeys) ++expected;
+  }
+  int failures = 0;
+  for (bool graphs : {false, true}) {
+    const int64_t before = cuda_decode_stack_launches(gpu_stack);
+    const double err = steps_rel_error(model_steps(*on_stack, prompt, steps, &next, false, graphs, key << 32), ref);
+    const int64_t launched = cuda_decode_stack_launches(gpu_stack) - before;
+    const bool ran = graphs ? (launched >= 1) == (expected >= 1) : launched == expected;
+    const bool ok = err <= tol && ran;
+    failures += ok ? 0 : 1;
+    std::printf("decode_stack_model %-50s %s: %.3g of the cpu's logits (kernels a layer %.3g, tolerance %.3g); "
+                "%lld launches (%d steps within %d keys) %s\n",
+                shape, graphs ? "graphs" : "eager ", err, layers_err, tol, static_cast<long long>(launched), expected,
+                cuda::kStackMaxKeys, ok ? "ok" : "FAIL");
+  }
+  std::fflush(stdout);
+  return failures;
+}
+
 // One quantized model folder: the plain reference is the golden, or the plain CPU
 // where there is none yet. A model with FP8 W8A8 Linears is checked twice: on
 // `gpu`, whose prefills of >= fp8_w8a8_min_tokens tokens quantize activations,
@@ -908,6 +1025,16 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
     test_matmul_silu_mul(e, spec("ct-int4-channel"), 300, 384, 48, norm, gemma);
   }
   return g_failures;
+}
+
+int run_decode_stack_models(CpuBackend& cpu, Backend& gpu_layers, Backend& gpu_stack) {
+  int failures = 0;
+  uint64_t key = 0x5d00;
+  for (const char* format : {"awq", "mlx4"}) {
+    failures += check_decode_stack_model(cpu, gpu_layers, gpu_stack, format, 24, 12, ++key);
+    failures += check_decode_stack_model(cpu, gpu_layers, gpu_stack, format, 490, 30, ++key);  // past 512 keys
+  }
+  return failures;
 }
 
 int run_decode_stack(CpuBackend& cpu, Backend& gpu) {

@@ -33,6 +33,13 @@ int run_ops(CpuBackend& cpu, Backend& gpu);
 // contexts the kernel does not take (composed). Returns the number of failures.
 int run_decode_stack(CpuBackend& cpu, Backend& gpu);
 
+// Whole models through the decode stack kernel: Llama-3.2-3B's widths cut to 3 layers
+// and 4,096 tokens, random AWQ and MLX-4 weights, a prompt then decode steps (one run
+// crossing the kernel's 512-key limit), eagerly and as step graphs, on gpu_stack (the
+// kernel on) against the CPU, within twice gpu_layers' (the kernel off) distance from
+// it; the kernel must run for every step it takes. Returns the number of failures.
+int run_decode_stack_models(CpuBackend& cpu, Backend& gpu_layers, Backend& gpu_stack);
+
 // The T <= 8 path of every format through each of `kernels` (label, a CUDA
 // backend with that CudaOptions::quant_gemv / quant_gemv_split): matmul at odd
 // shapes and T = 1..8, Llama shapes, and the fused qkv_rope_store and

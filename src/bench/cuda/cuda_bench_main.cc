@@ -29,6 +29,10 @@
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--decode-stack]  (one-token steps: every decoder layer as one persistent
 //                                        kernel, CudaOptions::decode_stack_kernel)
+//                      [--decode-stack-ring-depth N] [--decode-stack-l2-prefetch N]   (its ring units a
+//                                        warp and L2 prefetch: decode_stack_ring_depth, _l2_prefetch_units)
+//                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
+//                                        the last step's critical path a layer, stack_trace_summary.h)
 //                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
 //                      [--decode-at B:CTX[:STEPS][,...]]  (also batch-B decode at context CTX, after the batch-1 ones)
 //                      [--brief]         (batch-1 decode at ctx 128, pp512, batch-64 decode)
@@ -92,6 +96,7 @@
 #include "bench/cuda/launch_bench.h"
 #include "bench/cuda/mega_gemv_bench.h"
 #include "bench/cuda/persistent_gemv_bench.h"
+#include "bench/cuda/stack_trace_summary.h"
 #include "model/hf_config.h"
 #include "model/model.h"
 #include "model/quant/dummy_quant.h"
@@ -454,6 +459,8 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["flash_decode_warps"] = set.options.flash_decode_warps;
   r["pdl_flash_decode"] = set.options.pdl_flash_decode;
   r["decode_stack_kernel"] = set.options.decode_stack_kernel;
+  r["decode_stack_ring_depth"] = set.options.decode_stack_ring_depth;
+  r["decode_stack_l2_prefetch_units"] = set.options.decode_stack_l2_prefetch_units;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
@@ -515,6 +522,23 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
     r[key + "_roofline_fraction"] = tps / roofline;
     std::printf("decode batch %-2d ctx %-5d %8.1f tok/s; %.3f GB/step; %.0f%% of the %.0f tok/s roofline (3.9 TB/s)\n",
                 B, ctx, tps, bytes / 1e9, 100.0 * tps / roofline, roofline);
+    std::vector<uint64_t> trace;
+    int trace_layers = 0, trace_ctas = 0;
+    StackTraceSummary st;
+    if (B == 1 && set.options.decode_stack_trace && cuda_decode_stack_trace(gpu, &trace, &trace_layers, &trace_ctas) &&
+        summarize_stack_trace(trace, trace_layers, trace_ctas, &st)) {
+      nlohmann::json seg;
+      std::string line;
+      char buf[64];
+      for (int k = 0; k < kStackSegments; ++k) {
+        seg[stack_segment_name(k)] = st.us[k];
+        std::snprintf(buf, sizeof buf, " %s %.2f", stack_segment_name(k), st.us[k]);
+        line += buf;
+      }
+      r[key + "_stack_trace_us"] = {{"layer", st.layer_us}, {"launch", st.launch_us}, {"segments", seg}};
+      std::printf("  decode stack kernel, the last step: %.1f us a launch, %.2f us a layer (critical path, us):%s\n",
+                  st.launch_us, st.layer_us, line.c_str());
+    }
     std::fflush(stdout);
   };
   for (int ctx : set.brief ? std::vector<int>{128} : std::vector<int>{128, 4096, 32768}) decode_at(1, ctx, 128);
@@ -608,6 +632,10 @@ int main(int argc, char** argv) {
     else if (a == "--no-pdl-after-late-signal") options.pdl_after_late_signal = false;
     else if (a == "--no-pdl-flash-decode") options.pdl_flash_decode = false;
     else if (a == "--decode-stack") options.decode_stack_kernel = true;
+    else if (a == "--decode-stack-ring-depth" && i + 1 < argc) options.decode_stack_ring_depth = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-l2-prefetch" && i + 1 < argc)
+      options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--flash-decode-warps" && i + 1 < argc) options.flash_decode_warps = std::atoi(argv[++i]);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The decode stack kernel (CudaOptions::decode_stack_kernel) on a GPU machine: its
+# checks against the CPU in each kernel form, then batch-1 decode with each tuning
+# variant next to the kernels a layer, alternated, in one go. Prints a line a run;
+# raw output and kr-cuda-bench JSON go to OUT.
+#
+# Usage: scripts/decode-stack-sweep.sh BIN OUT [ARCH] [QUANT]
+#   BIN: the folder of kr-backend-ops and kr-cuda-bench; ARCH default llama-3.2-3b,
+#   QUANT default awq (mlx4 for MLX's 64-column groups with biases).
+#   BASE_BIN (environment, optional): an earlier build's kr-cuda-bench folder, whose
+#   kernel runs in each round too (the same options: --decode-stack only).
+set -u
+BIN=$1
+OUT=$2
+ARCH=${3:-llama-3.2-3b}
+QUANT=${4:-awq}
+mkdir -p "$OUT"
+
+check() {  # NAME FLAGS...: kr-backend-ops --only decode_stack with the kernel form FLAGS select
+  local name=$1
+  shift
+  local t0=$SECONDS
+  "$BIN/kr-backend-ops" --only decode_stack "$@" > "$OUT/check-$name.txt" 2>&1
+  local rc=$?
+  echo "check $name rc=$rc $((SECONDS - t0))s: $(grep -c ' ok' "$OUT/check-$name.txt") ok," \
+       "$(grep -c 'FAIL' "$OUT/check-$name.txt") FAIL"
+}
+
+bench() {  # NAME FLAGS...: batch 1 at contexts 128 and 400 (BENCH_BIN's binary, default BIN's)
+  local name=$1
+  shift
+  "${BENCH_BIN:-$BIN}/kr-cuda-bench" --arch "$ARCH" --quant "$QUANT" --brief --decode-only --decode-at 1:400:64 \
+    --json "$OUT/bench-$name.json" "$@" > "$OUT/bench-$name.txt" 2>&1
+  local rc=$?
+  echo "bench $name rc=$rc: $(grep -E '^decode batch 1 ' "$OUT/bench-$name.txt" | awk '{printf "ctx %s %s tok/s; ", $5, $6}')"
+  grep -E 'decode stack kernel, the last step' "$OUT/bench-$name.txt" | head -2
+}
+
+check default
+check depth5 --decode-stack-ring-depth 5
+check prefetch8 --decode-stack-l2-prefetch 8
+check trace --decode-stack-trace
+
+for round in 1 2; do
+  bench "layers-$round"
+  bench "stack-$round" --decode-stack
+  if [ -n "${BASE_BIN:-}" ]; then BENCH_BIN=$BASE_BIN bench "base-stack-$round" --decode-stack; fi
+  bench "depth5-$round" --decode-stack --decode-stack-ring-depth 5
+  bench "prefetch4-$round" --decode-stack --decode-stack-l2-prefetch 4
+  bench "prefetch8-$round" --decode-stack --decode-stack-l2-prefetch 8
+  bench "prefetch12-$round" --decode-stack --decode-stack-l2-prefetch 12
+done
+bench depth6 --decode-stack --decode-stack-ring-depth 6
+bench depth5-prefetch8 --decode-stack --decode-stack-ring-depth 5 --decode-stack-l2-prefetch 8
+bench trace --decode-stack --decode-stack-trace
+bench trace-prefetch8 --decode-stack --decode-stack-trace --decode-stack-l2-prefetch 8

@@ -1,0 +1,59 @@
+#include "bench/cuda/stack_trace_summary.h"
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_decode_stack.h"
+
+namespace kr {
+
+const char* stack_segment_name(int segment) {
+  static const char* const kNames[kStackSegments] = {
+      "qkv_norm", "qkv", "qkv_barrier", "attention", "attention_barrier", "o_stage", "o", "o_barrier",
+      "mlp_norm", "gate_up", "gate_up_barrier", "glu", "down", "down_barrier"};
+  return segment >= 0 && segment < kStackSegments ? kNames[segment] : "?";
+}
+
+bool summarize_stack_trace(const std::vector<uint64_t>& ns, int layers, int ctas, StackTraceSummary* out) {
+  using namespace cuda;
+  constexpr int P = kStackTracePoints;
+  if (layers < 2 || ctas < 1 || ns.size() != static_cast<size_t>(layers) * ctas * P) return false;
+  // The last (max) or first (min) CTA's mark of point p in layer l.
+  auto last = [&](int l, int p) {
+    uint64_t v = 0;
+    for (int c = 0; c < ctas; ++c) v = std::max(v, ns[(static_cast<size_t>(l) * ctas + c) * P + p]);
+    return v;
+  };
+  auto first = [&](int l, int p) {
+    uint64_t v = UINT64_MAX;
+    for (int c = 0; c < ctas; ++c) v = std::min(v, ns[(static_cast<size_t>(l) * ctas + c) * P + p]);
+    return v;
+  };
+  auto arrive = [](int k) { return kTraceArrive0 + 2 * k; };
+  auto exit = [](int k) { return kTraceArrive0 + 2 * k + 1; };
+  StackTraceSummary s;
+  for (int l = 1; l < layers; ++l) {
+    const bool final_layer = l == layers - 1;
+    const int nl = final_layer ? l : l + 1;  // the row of the barrier that ends the layer
+    const int end_arrive = final_layer ? kTraceFinalArrive : arrive(0);
+    const int end_exit = final_layer ? kTraceFinalExit : exit(0);
+    const uint64_t marks[kStackSegments + 1] = {
+        last(l, exit(0)),          last(l, kTraceQkvStaged), last(l, arrive(1)),       last(l, exit(1)),
+        last(l, arrive(2)),        last(l, exit(2)),         last(l, kTraceOStaged),   last(l, arrive(3)),
+        last(l, exit(3)),          last(l, kTraceGateUpStaged), last(l, arrive(4)),    last(l, exit(4)),
+        last(l, kTraceDownStaged), last(nl, end_arrive),     last(nl, end_exit)};
+    for (int k = 0; k < kStackSegments; ++k) {
+      if (marks[k] == 0 || marks[k + 1] < marks[k]) return false;
+      s.us[k] += static_cast<double>(marks[k + 1] - marks[k]) / 1e3;
+    }
+  }
+  s.layers = layers - 1;
+  for (double& v : s.us) v /= s.layers;
+  for (double v : s.us) s.layer_us += v;
+  const uint64_t start = first(0, kTraceLayerStart), end = last(layers - 1, kTraceFinalExit);
+  if (start == 0 || end < start) return false;
+  s.launch_us = static_cast<double>(end - start) / 1e3;
+  *out = s;
+  return true;
+}
+
+}  // namespace kr

@@ -1,0 +1,50 @@
+// What a decode stack kernel launch spent its time on, from its trace
+// (CudaOptions::decode_stack_trace, cuda_decode_stack_trace; the points are
+// cuda::StackTracePoint of cuda_decode_stack.h). Host code; kr-cuda-bench
+// --decode-stack-trace prints it and saves it in its JSON.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kr {
+
+// The critical path of a layer, in order: each segment runs from the LAST CTA's
+// mark at its start to the last CTA's mark at its end, so the segments add up to
+// the layer (from the last CTA's exit of the layer's first barrier to the next
+// layer's). Barriers: from the last arrival to the last exit.
+enum StackSegment : int {
+  kSegQkvNorm,      // the input norm into shared memory
+  kSegQkv,          // the qkv GEMV (every CTA's warps done)
+  kSegQkvBarrier,
+  kSegAttention,    // warp 0's attention items and the merge
+  kSegAttentionBarrier,
+  kSegOStage,       // attention's output into shared memory
+  kSegO,            // the o_proj GEMV
+  kSegOBarrier,
+  kSegMlpNorm,      // h += o_proj; the MLP norm into shared memory
+  kSegGateUp,       // the gate_up GEMV
+  kSegGateUpBarrier,
+  kSegGlu,          // the GLU into shared memory
+  kSegDown,         // the down GEMV
+  kSegDownBarrier,  // the next layer's first barrier (the last layer: the final one)
+  kStackSegments
+};
+
+// A segment's name in output ("qkv_norm", "qkv", "qkv_barrier", ...).
+const char* stack_segment_name(int segment);
+
+struct StackTraceSummary {
+  int layers = 0;                               // the layers averaged: 1 .. L - 1 (layer 0 has no first barrier)
+  std::array<double, kStackSegments> us{};      // mean over those layers, us
+  double layer_us = 0.0;                        // their sum: the mean layer
+  double launch_us = 0.0;                       // first CTA's start of layer 0 to the last CTA's final exit
+};
+
+// ns: [layers][ctas][cuda::kStackTracePoints] (cuda_decode_stack_trace). False with
+// fewer than 2 layers, a size that does not match, or marks out of order.
+bool summarize_stack_trace(const std::vector<uint64_t>& ns, int layers, int ctas, StackTraceSummary* out);
+
+}  // namespace kr

@@ -1,0 +1,73 @@
+// summarize_stack_trace on made-up traces whose segments are known.
+#include "bench/cuda/stack_trace_summary.h"
+
+#include <gtest/gtest.h>
+
+#include "backend/cuda/cuda_decode_stack.h"
+
+namespace kr {
+namespace {
+
+using namespace cuda;
+
+// 3 layers, 2 CTAs. Every CTA passes each mark of a layer in order, CTA 1 always
+// 100 ns after CTA 0, except at barrier exits, which both leave together; segment k
+// of a layer lasts (k + 1) us for CTA 0 (the layer's marks in the order of StackSegment).
+struct Trace {
+  static constexpr int kLayers = 3, kCtas = 2;
+  std::vector<uint64_t> ns = std::vector<uint64_t>(static_cast<size_t>(kLayers) * kCtas * kStackTracePoints, 0);
+  uint64_t& at(int l, int c, int p) { return ns[(static_cast<size_t>(l) * kCtas + c) * kStackTracePoints + p]; }
+
+  Trace() {
+    // The marks a layer passes, in order: (point, is a barrier exit).
+    const int order[] = {kTraceArrive0 + 1, kTraceQkvStaged,    kTraceArrive0 + 2, kTraceArrive0 + 3,
+                         kTraceArrive0 + 4, kTraceArrive0 + 5,  kTraceOStaged,     kTraceArrive0 + 6,
+                         kTraceArrive0 + 7, kTraceGateUpStaged, kTraceArrive0 + 8, kTraceArrive0 + 9,
+                         kTraceDownStaged};
+    uint64_t t = 1000000;
+    for (int l = 0; l < kLayers; ++l) {
+      for (int c = 0; c < kCtas; ++c) at(l, c, kTraceLayerStart) = t + 100 * c;
+      for (int i = 0; i < 13; ++i) {
+        const int p = order[i];
+        const bool exit = p >= kTraceArrive0 && p < kTraceArrive0 + 10 && (p - kTraceArrive0) % 2 == 1;
+        if (i > 0) t += 1000 * i;  // the segment before mark i lasts i us (CTA 0)
+        for (int c = 0; c < kCtas; ++c) at(l, c, p) = exit ? t + 100 : t + 100 * c;
+      }
+      // The barrier that ends the layer: arrival 13 us after the GLU, exit 14 us after that.
+      const bool last_layer = l == kLayers - 1;
+      const int arrive = last_layer ? kTraceFinalArrive : kTraceArrive0;
+      const int row = last_layer ? l : l + 1;
+      t += 13000;
+      for (int c = 0; c < kCtas; ++c) at(row, c, arrive) = t + 100 * c;
+      t += 14000;
+      for (int c = 0; c < kCtas; ++c) at(row, c, arrive + 1) = t + 100;
+    }
+    for (int c = 0; c < kCtas; ++c) at(0, c, kTraceArrive0) = at(0, c, kTraceArrive0 + 1) = 0;  // layer 0: none
+  }
+};
+
+TEST(StackTraceSummary, SegmentsOfTheCriticalPath) {
+  Trace tr;
+  StackTraceSummary s;
+  ASSERT_TRUE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas, &s));
+  EXPECT_EQ(s.layers, 2);
+  // Every mark's last CTA is 100 ns past CTA 0's, so segment k lasts exactly k + 1 us.
+  for (int k = 0; k < kStackSegments; ++k) EXPECT_NEAR(s.us[k], k + 1.0, 1e-9) << stack_segment_name(k);
+  EXPECT_NEAR(s.layer_us, 105.0, 1e-9);  // 1 + 2 + ... + 14
+  EXPECT_GT(s.launch_us, 3 * 105.0 - 1.0);
+  EXPECT_STREQ(stack_segment_name(kSegAttention), "attention");
+  EXPECT_STREQ(stack_segment_name(kSegDownBarrier), "down_barrier");
+}
+
+TEST(StackTraceSummary, RefusesWhatIsNotATrace) {
+  Trace tr;
+  StackTraceSummary s;
+  EXPECT_FALSE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas + 1, &s));  // size
+  EXPECT_FALSE(summarize_stack_trace(std::vector<uint64_t>(kStackTracePoints, 0), 1, 1, &s));
+  tr.at(1, 1, kTraceOStaged) = 1;  // no later than what came before it: the latest CTA now earlier
+  tr.at(1, 0, kTraceOStaged) = 1;
+  EXPECT_FALSE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas, &s));
+}
+
+}  // namespace
+}  // namespace kr
