@@ -4,9 +4,11 @@
 # variant next to the kernels a layer, alternated, in one go. Prints a line a run;
 # raw output and kr-cuda-bench JSON go to OUT.
 #
-# Usage: scripts/decode-stack-sweep.sh BIN OUT [ARCH] [QUANT]
+# Usage: scripts/decode-stack-sweep.sh BIN OUT [ARCH] [QUANT] [PARTS]
 #   BIN: the folder of kr-backend-ops and kr-cuda-bench; ARCH default llama-3.2-3b,
-#   QUANT default awq (mlx4 for MLX's 64-column groups with biases).
+#   QUANT default awq (mlx4 for MLX's 64-column groups with biases); PARTS: which of
+#   checks, round1, round2, extra to run (comma-separated; default all: about 10
+#   minutes on an H200, so split them over calls of a shorter limit).
 #   BASE_BIN (environment, optional): an earlier build's kr-cuda-bench folder, whose
 #   kernel runs in each round too (the same options: --decode-stack only).
 set -u
@@ -14,6 +16,7 @@ BIN=$1
 OUT=$2
 ARCH=${3:-llama-3.2-3b}
 QUANT=${4:-awq}
+PARTS=",${5:-checks,round1,round2,extra},"
 mkdir -p "$OUT"
 
 check() {  # NAME FLAGS...: kr-backend-ops --only decode_stack with the kernel form FLAGS select
@@ -36,12 +39,16 @@ bench() {  # NAME FLAGS...: batch 1 at contexts 128 and 400 (BENCH_BIN's binary,
   grep -E 'decode stack kernel, the last step' "$OUT/bench-$name.txt" | head -2
 }
 
-check default
-check depth5 --decode-stack-ring-depth 5
-check prefetch8 --decode-stack-l2-prefetch 8
-check trace --decode-stack-trace
+if [[ $PARTS == *,checks,* ]]; then
+  check default
+  check depth5 --decode-stack-ring-depth 5
+  check prefetch8 --decode-stack-l2-prefetch 8
+  check trace --decode-stack-trace
+  check cta-attention --decode-stack-cta-attention
+fi
 
 for round in 1 2; do
+  [[ $PARTS == *,round$round,* ]] || continue
   bench "layers-$round"
   bench "stack-$round" --decode-stack
   if [ -n "${BASE_BIN:-}" ]; then BENCH_BIN=$BASE_BIN bench "base-stack-$round" --decode-stack; fi
@@ -49,8 +56,14 @@ for round in 1 2; do
   bench "prefetch4-$round" --decode-stack --decode-stack-l2-prefetch 4
   bench "prefetch8-$round" --decode-stack --decode-stack-l2-prefetch 8
   bench "prefetch12-$round" --decode-stack --decode-stack-l2-prefetch 12
+  bench "cta-attention-$round" --decode-stack --decode-stack-cta-attention
 done
-bench depth6 --decode-stack --decode-stack-ring-depth 6
-bench depth5-prefetch8 --decode-stack --decode-stack-ring-depth 5 --decode-stack-l2-prefetch 8
-bench trace --decode-stack --decode-stack-trace
-bench trace-prefetch8 --decode-stack --decode-stack-trace --decode-stack-l2-prefetch 8
+
+if [[ $PARTS == *,extra,* ]]; then
+  bench depth6 --decode-stack --decode-stack-ring-depth 6
+  bench depth5-prefetch8 --decode-stack --decode-stack-ring-depth 5 --decode-stack-l2-prefetch 8
+  bench cta-attention-prefetch8 --decode-stack --decode-stack-cta-attention --decode-stack-l2-prefetch 8
+  bench trace --decode-stack --decode-stack-trace
+  bench trace-prefetch8 --decode-stack --decode-stack-trace --decode-stack-l2-prefetch 8
+  bench trace-cta-attention --decode-stack --decode-stack-trace --decode-stack-cta-attention
+fi

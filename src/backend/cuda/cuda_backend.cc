@@ -1104,7 +1104,11 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   if (depth < cuda::kStackMinRingDepth || depth > cuda::kStackMaxRingDepth || ahead < 0 ||
       ahead > cuda::kStackMaxL2Prefetch)
     return "ring depth " + std::to_string(depth) + " or L2 prefetch " + std::to_string(ahead) + " out of range";
-  const size_t smem = cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth);
+  const bool cta = options_.decode_stack_cta_attention;
+  if (cta && q0.q_heads / q0.kv_heads > cuda::kStackCtaMaxGroup)
+    return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
+           std::to_string(cuda::kStackCtaMaxGroup) + ")";
+  const size_t smem = cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, cta);
   if (smem > cuda::kStackSmemLimit)
     return "a ring of " + std::to_string(depth) + " units needs " + std::to_string(smem) +
            " bytes of shared memory a CTA";
@@ -1236,6 +1240,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->barrier = stack_barrier_;
   a->ring_depth = options_.decode_stack_ring_depth;
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
+  a->cta_attention = options_.decode_stack_cta_attention;
   // The arena of layer 0's images (decode_stack_supports checks that it holds them all).
   const auto qkv0 = reinterpret_cast<uintptr_t>(a->layer[0].qkv.image);
   for (const auto& [begin, end] : stack_arenas_) {

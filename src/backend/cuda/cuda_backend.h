@@ -185,10 +185,13 @@ struct CudaOptions {
   // layer), units a warp prefetches into L2 past its ring (0-16; 0: none), and the
   // per-phase timestamps of every launch (read by cuda_decode_stack_trace; kr-cuda-bench
   // --decode-stack-trace). kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth,
-  // --decode-stack-l2-prefetch.
+  // --decode-stack-l2-prefetch. decode_stack_cta_attention: its attention a kv head a
+  // CTA, merged in shared memory (DecodeStackArgs::cta_attention; at most 4 q heads a
+  // kv head), --decode-stack-cta-attention.
   int decode_stack_ring_depth = 4;
   int decode_stack_l2_prefetch_units = 0;
   bool decode_stack_trace = false;
+  bool decode_stack_cta_attention = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

@@ -24,6 +24,14 @@ constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
 // units); warp 0 runs the attention items, so that waiting for its keys never waits
 // behind a ring's weight loads.
 constexpr int kUnitWarps = kStackStreamWarps;
+// Bytes of shared memory's first region (16-byte rounded): the largest matrix input (bf16
+// [max(H, Hq D, I)]), which is also attention_cta's scratch (f32 [kWarps][G][2] + [G][D]).
+__host__ __device__ __forceinline__ int stack_xs_bytes(int H, int I, int Hq, int Hkv, bool cta_attention) {
+  const int elems = H > Hq * kStackHeadDim ? (H > I ? H : I) : (Hq * kStackHeadDim > I ? Hq * kStackHeadDim : I);
+  const int G = Hkv > 0 ? Hq / Hkv : 0;
+  const int scratch = cta_attention ? (kStackWarps * G * 2 + G * kStackHeadDim) * 4 : 0;
+  return ((elems * 2 > scratch ? elems * 2 : scratch) + 15) / 16 * 16;
+}
 constexpr int kHVecs = kStackMaxH / (4 * kThreads);  // float4s of h a thread
 constexpr int kGluVecs = kStackMaxI / (4 * kThreads);
 
@@ -292,16 +300,25 @@ __device__ __forceinline__ int key_row(const DecodeStackArgs& a, int j) {
   return a.block_table[j / a.block_size] * a.block_size + j % a.block_size;
 }
 
-// Warp: cp.async of the cached keys of the first chunk of item (g, s) into stage (the
-// new key, at pos, is not in the cache yet: the attention writes it there itself).
-__device__ __forceinline__ void prefetch_chunk(const DecodeStackArgs& a, const StackLayer& L, int g, int s, int S,
-                                               int pos, uint8_t* stage, int lane) {
-  constexpr int D = kStackHeadDim;
+// The offset (elements) in a layer's K and V caches of kv head g's row of the lane's key
+// in the first chunk (32 keys) of split s of S; false when the lane has none (past the
+// split, or the new key at pos: not in the cache yet, the attention writes it itself).
+__device__ __forceinline__ bool chunk_key_offset(const DecodeStackArgs& a, int g, int s, int S, int pos, int lane,
+                                                 size_t* off) {
   int k0, k1;
   split_keys(s, S, pos + 1, k0, k1);
   const int j = k0 + lane;
-  if (j < min(k1, pos)) {
-    const size_t off = (static_cast<size_t>(key_row(a, j)) * a.kv_heads + g) * D;
+  if (j >= min(k1, pos)) return false;
+  *off = (static_cast<size_t>(key_row(a, j)) * a.kv_heads + g) * kStackHeadDim;
+  return true;
+}
+
+// Warp: cp.async of the cached keys of the first chunk of item (g, s) into stage.
+__device__ __forceinline__ void prefetch_chunk(const DecodeStackArgs& a, const StackLayer& L, int g, int s, int S,
+                                               int pos, uint8_t* stage, int lane) {
+  constexpr int D = kStackHeadDim;
+  size_t off;
+  if (chunk_key_offset(a, g, s, S, pos, lane, &off)) {
     const uint4* ks = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.k_cache) + off);
     const uint4* vs = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.v_cache) + off);
 #pragma unroll
@@ -313,62 +330,17 @@ __device__ __forceinline__ void prefetch_chunk(const DecodeStackArgs& a, const S
   cp_async_commit();
 }
 
-// Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
-// and v this split stores when it holds it), for the G q heads of g; (max, sum, acc)
-// of each into a.partials; the split that finishes last merges the S splits of its
-// heads into attn_out (bf16, as the attention kernels write it). qs: the warp's
-// [G][D] bf16 of rotated q; cs, sn: RoPE's cos and sin at pos of pairs lane and
-// lane + 32; stage: the first chunk's keys when `staged` (prefetch_chunk).
+// Warp: the online softmax of the G q heads of kv head g (qs: their rotated q, [G][D]
+// bf16) over the keys [k0, k1) in the caches, a key a lane, 32 at a time (the first 32 from
+// stage when staged): each head's running max m, sum l and this lane's 4 dims of
+// the weighted sum of V (dims 4 lane .. 4 lane + 3).
 template <int G>
-__device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int s, int S,
-                               int pos, const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
-                               bool staged, int* tickets, int lane) {
-  constexpr int D = kStackHeadDim, half = D / 2;
+__device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const StackLayer& L, int g, int k0, int k1,
+                                            const bf16* qs, const uint8_t* stage, bool staged, int lane,
+                                            float (&m)[G], float (&l)[G], float (&acc)[G][4]) {
+  constexpr int D = kStackHeadDim;
   constexpr int B = G > 4 ? 4 : 8;  // K vectors and V rows in flight a lane (registers)
-  const int Hq = a.q_heads, Hkv = a.kv_heads;
-  const int nkeys = pos + 1;
-  int k0, k1;
-  split_keys(s, S, nkeys, k0, k1);
-  // RoPE (rope_kernel's: the projection's bf16, rotated in float, rounded).
-#pragma unroll
-  for (int gi = 0; gi < G; ++gi) {
-    const float* x = qkvsum + (g * G + gi) * D;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int i = lane + 32 * r;
-      rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
-    }
-  }
-  if (k1 == nkeys) {  // the split with the new key stores it (and stages it, if it is in the first chunk)
-    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
-    const float* xk = qkvsum + (Hq + g) * D;
-    const float* xv = qkvsum + (Hq + Hkv + g) * D;
-    bf16* kc = static_cast<bf16*>(L.k_cache) + row;
-    bf16* vc = static_cast<bf16*>(L.v_cache) + row;
-    const bool in_stage = staged && pos - k0 < 32;
-    bf16* sk = reinterpret_cast<bf16*>(stage + (pos - k0) * kKRowBytes);
-    bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + (pos - k0) * D * 2);
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int i = lane + 32 * r;
-      bf16 ka, kb;
-      rope_rotate(bfr(__ldcg(xk + i)), bfr(__ldcg(xk + i + half)), cs[r], sn[r], &ka, &kb);
-      const bf16 va = __float2bfloat16(__ldcg(xv + i)), vb = __float2bfloat16(__ldcg(xv + i + half));
-      kc[i] = ka;
-      kc[i + half] = kb;
-      vc[i] = va;
-      vc[i + half] = vb;
-      if (in_stage) {
-        sk[i] = ka;
-        sk[i + half] = kb;
-        sv[i] = va;
-        sv[i + half] = vb;
-      }
-    }
-  }
-  if (staged) cp_async_wait<0>();
-  __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
-  float m[G], l[G], acc[G][4];
+  const int Hkv = a.kv_heads;
 #pragma unroll
   for (int gi = 0; gi < G; ++gi) {
     m[gi] = -INFINITY;
@@ -446,6 +418,64 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
       }
     }
   }
+}
+
+// Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
+// and v this split stores when it holds it), for the G q heads of g; (max, sum, acc)
+// of each into a.partials; the split that finishes last merges the S splits of its
+// heads into attn_out (bf16, as the attention kernels write it). qs: the warp's
+// [G][D] bf16 of rotated q; cs, sn: RoPE's cos and sin at pos of pairs lane and
+// lane + 32; stage: the first chunk's keys when `staged` (prefetch_chunk).
+template <int G>
+__device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int s, int S,
+                               int pos, const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
+                               bool staged, int* tickets, int lane) {
+  constexpr int D = kStackHeadDim, half = D / 2;
+  const int Hq = a.q_heads, Hkv = a.kv_heads;
+  const int nkeys = pos + 1;
+  int k0, k1;
+  split_keys(s, S, nkeys, k0, k1);
+  // RoPE (rope_kernel's: the projection's bf16, rotated in float, rounded).
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+    const float* x = qkvsum + (g * G + gi) * D;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = lane + 32 * r;
+      rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
+    }
+  }
+  if (k1 == nkeys) {  // the split with the new key stores it (and stages it, if it is in the first chunk)
+    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
+    const float* xk = qkvsum + (Hq + g) * D;
+    const float* xv = qkvsum + (Hq + Hkv + g) * D;
+    bf16* kc = static_cast<bf16*>(L.k_cache) + row;
+    bf16* vc = static_cast<bf16*>(L.v_cache) + row;
+    const bool in_stage = staged && pos - k0 < 32;
+    bf16* sk = reinterpret_cast<bf16*>(stage + (pos - k0) * kKRowBytes);
+    bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + (pos - k0) * D * 2);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = lane + 32 * r;
+      bf16 ka, kb;
+      rope_rotate(bfr(__ldcg(xk + i)), bfr(__ldcg(xk + i + half)), cs[r], sn[r], &ka, &kb);
+      const bf16 va = __float2bfloat16(__ldcg(xv + i)), vb = __float2bfloat16(__ldcg(xv + i + half));
+      kc[i] = ka;
+      kc[i + half] = kb;
+      vc[i] = va;
+      vc[i + half] = vb;
+      if (in_stage) {
+        sk[i] = ka;
+        sk[i + half] = kb;
+        sv[i] = va;
+        sv[i + half] = vb;
+      }
+    }
+  }
+  if (staged) cp_async_wait<0>();
+  __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
+  float m[G], l[G], acc[G][4];
+  attend_keys<G>(a, L, g, k0, k1, qs, stage, staged, lane, m, l, acc);
 #pragma unroll
   for (int gi = 0; gi < G; ++gi) {
     float* out = a.partials + (static_cast<size_t>(g * G + gi) * kStackMaxSplits + s) * kStackPartFloats;
@@ -495,6 +525,102 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   }
 }
 
+// Warp: the cached keys and values of the lanes' keys of split s of S (the new key at
+// pos excepted) into L2 (prefetch.global.L2, no registers held), before the wait for
+// qkv, for the CTA attention's warps that have no stage (attention_cta).
+__device__ __forceinline__ void prefetch_chunk_l2(const DecodeStackArgs& a, const StackLayer& L, int g, int s, int S,
+                                                  int pos, int lane) {
+  size_t off;
+  if (chunk_key_offset(a, g, s, S, pos, lane, &off)) {
+    const bf16* k = static_cast<const bf16*>(L.k_cache) + off;
+    const bf16* v = static_cast<const bf16*>(L.v_cache) + off;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(k));       // D bf16 = 256 B: two 128-byte lines
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(k + 64));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(v));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(v + 64));
+  }
+}
+
+// The CTA attention (DecodeStackArgs::cta_attention): CTA g (< Hkv), all its threads,
+// takes kv head g over all nkeys = pos + 1 keys, in S = ceil(nkeys / 32) splits (at
+// most kStackMaxKeys / 32 = 16: one a warp, a key a lane). First the CTA rotates the G
+// heads' q into qs and stores the new key's k and v (into the stage too when warp 0's
+// staged chunk holds it); warp w < S then runs split w (attend_keys; warp 0's from the
+// stage when staged), and the splits are merged in shared memory (scratch: f32
+// [kWarps][G][2] of (max, sum), then [G][D] of the sum, added by shared atomics) into
+// attn_out: no partials or tickets in global memory. cs, sn: as attention_item's.
+// Not inlined: the serving form keeps its registers (inlined, every form spilled several
+// times more, ptxas -v).
+template <int G>
+__device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int pos,
+                              const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage, bool staged,
+                              float* scratch, int warp, int lane) {
+  constexpr int D = kStackHeadDim, half = D / 2;
+  const int Hq = a.q_heads, Hkv = a.kv_heads, nkeys = pos + 1, S = (nkeys + 31) / 32;
+  float* ml = scratch;                       // [kWarps][G][2]
+  float* sum = scratch + kWarps * G * 2;     // [G][D]
+  // Warps 0 .. 2G - 1: half r of the pairs of q head gi; warps 2G, 2G + 1: half r of k and v.
+  if (warp < 2 * G) {
+    const int gi = warp >> 1, r = warp & 1, i = lane + 32 * r;
+    const float* x = qkvsum + (g * G + gi) * D;
+    rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
+  } else if (warp < 2 * G + 2) {
+    const int r = warp - 2 * G, i = lane + 32 * r;
+    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
+    const float* xk = qkvsum + (Hq + g) * D;
+    const float* xv = qkvsum + (Hq + Hkv + g) * D;
+    bf16 ka, kb;
+    rope_rotate(bfr(__ldcg(xk + i)), bfr(__ldcg(xk + i + half)), cs[r], sn[r], &ka, &kb);
+    const bf16 va = __float2bfloat16(__ldcg(xv + i)), vb = __float2bfloat16(__ldcg(xv + i + half));
+    bf16* kc = static_cast<bf16*>(L.k_cache) + row;
+    bf16* vc = static_cast<bf16*>(L.v_cache) + row;
+    kc[i] = ka;
+    kc[i + half] = kb;
+    vc[i] = va;
+    vc[i + half] = vb;
+    if (staged && S == 1) {  // split 0 holds the new key, row pos of the stage
+      bf16* sk = reinterpret_cast<bf16*>(stage + pos * kKRowBytes);
+      bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + pos * D * 2);
+      sk[i] = ka;
+      sk[i + half] = kb;
+      sv[i] = va;
+      sv[i + half] = vb;
+    }
+  }
+  for (int i = threadIdx.x; i < G * D; i += kThreads) sum[i] = 0.0f;
+  if (warp == 0 && staged) cp_async_wait<0>();
+  __syncthreads();  // q, the new key (caches and stage), the staged chunk, the zeroed sum: for every thread
+  float m[G], l[G], acc[G][4];
+  if (warp < S) {
+    int k0, k1;
+    split_keys(warp, S, nkeys, k0, k1);
+    attend_keys<G>(a, L, g, k0, k1, qs, stage, staged && warp == 0, lane, m, l, acc);
+    if (lane == 0) {
+#pragma unroll
+      for (int gi = 0; gi < G; ++gi) {
+        ml[(warp * G + gi) * 2] = m[gi];
+        ml[(warp * G + gi) * 2 + 1] = l[gi];
+      }
+    }
+  }
+  __syncthreads();
+  if (warp < S) {
+#pragma unroll
+    for (int gi = 0; gi < G; ++gi) {
+      float M = -INFINITY;
+      for (int t = 0; t < S; ++t) M = fmaxf(M, ml[(t * G + gi) * 2]);
+      float den = 0.0f;
+      for (int t = 0; t < S; ++t) den = fmaf(__expf(ml[(t * G + gi) * 2] - M), ml[(t * G + gi) * 2 + 1], den);
+      const float f = __expf(m[gi] - M) / den;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) atomicAdd(&sum[gi * D + 4 * lane + e], acc[gi][e] * f);
+    }
+  }
+  __syncthreads();
+  bf16* o = static_cast<bf16*>(a.attn_out) + g * G * D;  // heads g G .. g G + G - 1
+  for (int i = threadIdx.x; i < G * D; i += kThreads) o[i] = __float2bfloat16(sum[i]);
+}
+
 // kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0 (forms of their own, so that
 // the default form carries none of their code or registers).
 template <int SU, bool kBias, bool kTrace, bool kPrefetch>
@@ -503,10 +629,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
   const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, G = Hq / Hkv;
   const int QKV = (Hq + 2 * Hkv) * D;
-  const int xs_elems = max(max(H, Hq * D), I);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  bf16* xs = reinterpret_cast<bf16*>(smem);                                       // [xs_elems] the matrix's input
-  float* red = reinterpret_cast<float*>(smem + ((xs_elems * 2 + 15) / 16) * 16);  // [32]
+  bf16* xs = reinterpret_cast<bf16*>(smem);                          // the matrix's input (and attention_cta's scratch)
+  float* red = reinterpret_cast<float*>(smem + stack_xs_bytes(H, I, Hq, Hkv, a.cta_attention));  // [32]
   bf16* qs = reinterpret_cast<bf16*>(red + 32);                                    // [G][D] warp 0's q
   uint8_t* stage = reinterpret_cast<uint8_t*>(red + 32) + G * D * 2;  // [kStageBytes] warp 0's first chunk
   uint8_t* ring = stage + kStageBytes + static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB;
@@ -551,7 +676,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   pdl_wait();
 
   const int pos = __ldcg(a.position);
-  const int S = attention_splits(pos + 1);
+  // Key splits a kv head: attention_item's (~32 keys each, over the CTAs' warps 0), or
+  // with cta_attention one a warp of CTA g (attention_cta).
+  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1);
   // RoPE's cos and sin at pos of pairs lane and lane + 32, for every layer's q and k.
   float cs[2], sn[2];
 #pragma unroll
@@ -572,9 +699,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   auto barrier = [&](int l, int k) {
     grid_barrier(bar_count, base + (++bars) * gridDim.x, kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr);
   };
-  // Warp 0's first attention item (CTA c takes item c): its keys are loaded before the
-  // wait for qkv.
-  const bool staged_item = warp == 0 && static_cast<int>(blockIdx.x) < Hkv * S;
+  // Warp 0's first attention item (CTA c takes item c; with cta_attention, split 0 of
+  // kv head c): its keys are loaded before the wait for qkv.
+  const bool staged_item = warp == 0 && static_cast<int>(blockIdx.x) < (a.cta_attention ? Hkv : Hkv * S);
   float4 h[kHVecs];  // the residual (bf16 values), this thread's float4s of it
 #pragma unroll
   for (int j = 0; j < kHVecs; ++j) {
@@ -622,11 +749,25 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     stage_norm(h, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     run_matrix(4 * l, qkvsum);
-    if (staged_item) prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
+    if (a.cta_attention) {
+      if (staged_item) prefetch_chunk(a, L, blockIdx.x, 0, S, pos, stage, lane);
+      if (warp > 0 && warp < S && static_cast<int>(blockIdx.x) < Hkv) prefetch_chunk_l2(a, L, blockIdx.x, warp, S, pos, lane);
+    } else if (staged_item) {
+      prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
+    }
     barrier(l, 1);
     zero_sums(dsum, H);
-    // Attention: items (kv head, split) spread over the CTAs.
-    for (int item = warp == 0 ? static_cast<int>(blockIdx.x) : Hkv * S; item < Hkv * S;
+    // Attention: items (kv head, split) spread over the CTAs' warps 0, or a kv head a CTA.
+    if (a.cta_attention && static_cast<int>(blockIdx.x) < Hkv) {
+      float* scratch = reinterpret_cast<float*>(xs);  // xs is free until o_proj's input
+      switch (G) {
+        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+      }
+    }
+    for (int item = warp == 0 && !a.cta_attention ? static_cast<int>(blockIdx.x) : Hkv * S; item < Hkv * S;
          item += static_cast<int>(gridDim.x)) {
       const int g = item / S, s = item % S;
       const bool staged = staged_item && item == static_cast<int>(blockIdx.x);
@@ -794,17 +935,17 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* ima
   return m;
 }
 
-size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth) {
-  const int xs_elems = std::max(std::max(H, q_heads * kStackHeadDim), I);
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention) {
   const int G = kv_heads > 0 ? q_heads / kv_heads : 0;
-  return static_cast<size_t>((xs_elems * 2 + 15) / 16) * 16 + 32 * sizeof(float) +
+  return static_cast<size_t>(stack_xs_bytes(H, I, q_heads, kv_heads, cta_attention)) + 32 * sizeof(float) +
          static_cast<size_t>(G) * kStackHeadDim * 2 + kStageBytes +
          static_cast<size_t>(kUnitWarps) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
 }
 
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
   const StackMatrix& o = a.layer[0].o;
-  return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, o.groups > 0 ? o.K / o.groups : 64, a.ring_depth);
+  return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, o.groups > 0 ? o.K / o.groups : 64, a.ring_depth,
+                          a.cta_attention);
 }
 
 void configure_decode_stack() {
@@ -831,6 +972,7 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
   const uint8_t* arena_begin = static_cast<const uint8_t*>(a.images_begin);
   const uint8_t* arena_end = static_cast<const uint8_t*>(a.images_end);
   if (a.l2_prefetch_units > 0 && (arena_begin == nullptr || arena_end <= arena_begin)) return false;
+  if (a.cta_attention && a.q_heads / a.kv_heads > kStackCtaMaxGroup) return false;
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size
   if (g != 64 && g != 128) return false;
   for (int l = 0; l < a.layers; ++l) {
@@ -858,7 +1000,7 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
 }
 
 bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStream_t stream) {
-  if (!decode_stack_supports(a)) return false;
+  if (!decode_stack_supports(a) || (a.cta_attention && a.kv_heads > ctas)) return false;
   // Every CTA waits for all the others at the grid barriers: the cooperative launch
   // makes the driver start the grid only with all of them resident.
   cudaLaunchConfig_t cfg{};

@@ -39,7 +39,8 @@
 // heads of g at once, online softmax; the split holding the new key also stores it.
 // The first chunk of an item's cached keys is loaded into shared memory before the
 // wait for qkv. The last split of a kv head to finish merges the splits' (max, sum,
-// acc) into o_proj's input (attn_out).
+// acc) into o_proj's input (attn_out). With cta_attention, CTA g takes kv head g
+// instead: its warps a split of up to 32 keys each, merged in shared memory.
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
@@ -68,7 +69,8 @@ constexpr int kStackPartFloats = kStackHeadDim + 4;
 constexpr int kStackBarrierInts = 128;  // a split's (max, sum, -, -, acc[D]): 16-byte aligned acc
 constexpr int kStackStreamWarps = kStackWarps - 1;  // warps a CTA that stream weights (warp 0: attention)
 constexpr int kStackMinRingDepth = 2, kStackMaxRingDepth = 6;  // ring units a streaming warp
-constexpr int kStackMaxL2Prefetch = 16;  // units a warp prefetched into L2 past its ring
+constexpr int kStackMaxL2Prefetch = 16;  // rows of the grid's units prefetched into L2 past the rings
+constexpr int kStackCtaMaxGroup = 4;     // q heads a kv head of the CTA attention (DecodeStackArgs::cta_attention)
 // The trace (DecodeStackArgs::trace): per layer and CTA, the globaltimer (ns) at these points.
 enum StackTracePoint : int {
   kTraceLayerStart,  // the layer's first instruction
@@ -164,6 +166,10 @@ struct DecodeStackArgs {
   // past it.
   int ring_depth = 4;
   int l2_prefetch_units = 0;
+  // The attention a kv head a CTA (attention_cta: the block table's keys split over
+  // its warps, merged in shared memory; at most kStackCtaMaxGroup q heads a kv head)
+  // instead of splits of ~32 keys over the CTAs' warps 0 merged through global memory.
+  bool cta_attention = false;
   const void* images_begin = nullptr;
   const void* images_end = nullptr;
   // When not null, u64 [layers][grid][kStackTracePoints]: the globaltimer at each
@@ -179,7 +185,7 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
 // kStackSmemLimit), for a model of these sizes (group: 64 or 128 columns) and a ring
 // of ring_depth units a streaming warp; decode_stack_smem_bytes: for a's.
 constexpr size_t kStackSmemLimit = 227 * 1024;
-size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth);
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention);
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
 void configure_decode_stack();

@@ -177,8 +177,28 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   a.l2_prefetch_units = 0;
   EXPECT_TRUE(decode_stack_supports(a));
   // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 5 units fit, 6 do not.
-  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5), kStackSmemLimit);
-  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6), kStackSmemLimit);
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, false), kStackSmemLimit);
+  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, false), kStackSmemLimit);
+}
+
+TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
+  DecodeStackArgs a = llama_3b();  // 3 q heads a kv head
+  a.cta_attention = true;
+  EXPECT_TRUE(decode_stack_supports(a));
+  EXPECT_EQ(decode_stack_smem_bytes(a), decode_stack_smem_bytes(llama_3b()));  // its scratch fits in xs
+  a = llama_3b();
+  a.cta_attention = true;
+  a.q_heads = 48;  // 6 q heads a kv head: the shared-memory merge takes at most 4
+  for (int l = 0; l < kLayers; ++l) {
+    a.layer[l].qkv = matrix((48 + 2 * kHkv) * kD, kH);
+    a.layer[l].o = matrix(kH, 48 * kD);
+  }
+  EXPECT_FALSE(decode_stack_supports(a));
+  a.cta_attention = false;
+  EXPECT_TRUE(decode_stack_supports(a));
+  // A small model: the scratch (16 warps x 4 heads x 2 + 4 x 128 floats) outgrows the
+  // matrix inputs (512 bf16) and sets the first region's size.
+  EXPECT_GT(stack_smem_bytes(128, 256, 4, 1, 128, 4, true), stack_smem_bytes(128, 256, 4, 1, 128, 4, false));
 }
 
 TEST(DecodeStackPolicy, RefusesWhatItWasNotBuiltFor) {

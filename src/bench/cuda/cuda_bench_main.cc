@@ -31,6 +31,8 @@
 //                                        kernel, CudaOptions::decode_stack_kernel)
 //                      [--decode-stack-ring-depth N] [--decode-stack-l2-prefetch N]   (its ring units a
 //                                        warp and L2 prefetch: decode_stack_ring_depth, _l2_prefetch_units)
+//                      [--decode-stack-cta-attention]   (its attention a kv head a CTA:
+//                                        decode_stack_cta_attention)
 //                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
 //                                        the last step's critical path a layer, stack_trace_summary.h)
 //                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
@@ -461,6 +463,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["decode_stack_kernel"] = set.options.decode_stack_kernel;
   r["decode_stack_ring_depth"] = set.options.decode_stack_ring_depth;
   r["decode_stack_l2_prefetch_units"] = set.options.decode_stack_l2_prefetch_units;
+  r["decode_stack_cta_attention"] = set.options.decode_stack_cta_attention;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
@@ -636,6 +639,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-l2-prefetch" && i + 1 < argc)
       options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
+    else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--flash-decode-warps" && i + 1 < argc) options.flash_decode_warps = std::atoi(argv[++i]);
