@@ -712,6 +712,9 @@ class CudaBackend final : public Backend {
   size_t stack_trace_words_ = 0;
   int stack_trace_layers_ = 0;
   int64_t stack_launches_ = 0;  // cuda_decode_stack_launches
+  // The kernel's launch arguments (~15 KB), filled by decode_stack_args: one buffer
+  // instead of an allocation at every fuses_decode_stack and decode_stack call.
+  std::unique_ptr<cuda::DecodeStackArgs> stack_args_ = std::make_unique<cuda::DecodeStackArgs>();
   // The RoPE epilogue's (cos, sin) table [kFp8WgmmaMaxTokens, 64] (fp8_qkv_rope),
   // computed at a step's first use for its inv_freq: step_serial_ counts
   // set_step_metadata calls, rope_table_serial_ / rope_table_freq_ name the last fill.
@@ -1070,26 +1073,27 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   const cuda::QWeight* first = nullptr;
   for (size_t l = 0; l < s.layers.size(); ++l) {
     const DecodeLayer& d = s.layers[l];
-    const std::string at = "layer " + std::to_string(l) + ": ";
+    // Built only for a refusal: this runs at every eager one-token step.
+    auto at = [l] { return "layer " + std::to_string(l) + ": "; };
     for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
-      if (!w->quantized()) return at + "a Linear that is not quantized";
+      if (!w->quantized()) return at() + "a Linear that is not quantized";
       const cuda::QWeight& q = qweight(*w).w;
       if (!cuda::stack_takes(q))
-        return at + "a Linear not 4-bit with 64- or 128-column groups without act-order (" + w->quant_desc + ")";
+        return at() + "a Linear not 4-bit with 64- or 128-column groups without act-order (" + w->quant_desc + ")";
       if (first == nullptr) first = &q;
-      if (q.group != first->group || q.has_bias != first->has_bias) return at + "Linears of two quantization forms";
+      if (q.group != first->group || q.has_bias != first->has_bias) return at() + "Linears of two quantization forms";
     }
     if (!d.input_norm.present() || !d.mlp_norm.present() || d.input_norm.kind != n0.kind ||
         d.mlp_norm.kind != n0.kind || d.input_norm.eps != n0.eps || d.mlp_norm.eps != n0.eps)
-      return at + "norms of another form";
+      return at() + "norms of another form";
     const QkvParams& q = *d.qkv_params;
     const AttentionParams& p = *d.attn_params;
-    if (q.bias != nullptr || q.q_norm.present()) return at + "q/k/v biases or q/k norms";
+    if (q.bias != nullptr || q.q_norm.present()) return at() + "q/k/v biases or q/k norms";
     if (q.rope != q0.rope || p.sliding_window != 0 || p.softcap != 0.0f || p.scale != d0.attn_params->scale)
-      return at + "a sliding window, a soft-cap or another RoPE";
+      return at() + "a sliding window, a soft-cap or another RoPE";
     if (q.head_dim() != cuda::kStackHeadDim || p.head_dim != cuda::kStackHeadDim || q.q_heads != p.q_heads ||
         q.kv_heads != p.kv_heads || q.q_heads != q0.q_heads || q.kv_heads != q0.kv_heads)
-      return at + "head dim " + std::to_string(q.head_dim()) + " (the kernel takes " +
+      return at() + "head dim " + std::to_string(q.head_dim()) + " (the kernel takes " +
              std::to_string(cuda::kStackHeadDim) + ")";
     if (d.kv->k.dtype != DType::kBF16 || d.kv->v.dtype != DType::kBF16) return "an FP8 KV cache";
   }
@@ -1241,6 +1245,8 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->ring_depth = options_.decode_stack_ring_depth;
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
   a->cta_attention = options_.decode_stack_cta_attention;
+  a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear
+  a->images_begin = a->images_end = nullptr;
   // The arena of layer 0's images (decode_stack_supports checks that it holds them all).
   const auto qkv0 = reinterpret_cast<uintptr_t>(a->layer[0].qkv.image);
   for (const auto& [begin, end] : stack_arenas_) {
@@ -1257,13 +1263,12 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
 }
 
 bool CudaBackend::fuses_decode_stack(const DecodeStack& s) const {
-  auto a = std::make_unique<cuda::DecodeStackArgs>();
-  return decode_stack_args(s, a.get());
+  return decode_stack_args(s, stack_args_.get());
 }
 
 void CudaBackend::decode_stack(const DecodeStack& s) {
-  auto a = std::make_unique<cuda::DecodeStackArgs>();
-  if (!decode_stack_args(s, a.get())) {
+  cuda::DecodeStackArgs* a = stack_args_.get();
+  if (!decode_stack_args(s, a)) {
     Backend::decode_stack(s);
     return;
   }

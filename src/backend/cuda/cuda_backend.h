@@ -182,7 +182,8 @@ struct CudaOptions {
   bool decode_stack_kernel = false;
   // Its tuning (cuda_decode_stack.h, DecodeStackArgs): ring units a streaming warp (2-6,
   // as shared memory allows: a model whose ring does not fit runs the kernels a
-  // layer), units a warp prefetches into L2 past its ring (0-16; 0: none), and the
+  // layer), how far ahead of its loads a warp prefetches the weights into L2, in rows
+  // of the grid's units (0-16; 0: none), and the
   // per-phase timestamps of every launch (read by cuda_decode_stack_trace; kr-cuda-bench
   // --decode-stack-trace). kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth,
   // --decode-stack-l2-prefetch. decode_stack_cta_attention: its attention a kv head a
