@@ -7,7 +7,7 @@
 # Usage: scripts/decode-stack-sweep.sh BIN OUT [ARCH] [QUANT] [PARTS]
 #   BIN: the folder of kr-backend-ops and kr-cuda-bench; ARCH default llama-3.2-3b,
 #   QUANT default awq (mlx4 for MLX's 64-column groups with biases); PARTS: which of
-#   checks, round1, round2, extra to run (comma-separated; default all: about 10
+#   checks, round1, round2, extra to run (comma-separated; default all: about 13
 #   minutes on an H200, so split them over calls of a shorter limit).
 #   BASE_BIN (environment, optional): an earlier build's kr-cuda-bench folder, whose
 #   kernel runs in each round too (the same options: --decode-stack only).
@@ -45,6 +45,8 @@ if [[ $PARTS == *,checks,* ]]; then
   check prefetch8 --decode-stack-l2-prefetch 8
   check trace --decode-stack-trace
   check cta-attention --decode-stack-cta-attention
+  check flags --decode-stack-flags
+  check flags-cta-attention --decode-stack-flags --decode-stack-cta-attention
 fi
 
 for round in 1 2; do
@@ -57,6 +59,9 @@ for round in 1 2; do
   bench "prefetch8-$round" --decode-stack --decode-stack-l2-prefetch 8
   bench "prefetch12-$round" --decode-stack --decode-stack-l2-prefetch 12
   bench "cta-attention-$round" --decode-stack --decode-stack-cta-attention
+  bench "flags-$round" --decode-stack --decode-stack-flags
+  bench "flags-cta-attention-$round" --decode-stack --decode-stack-flags --decode-stack-cta-attention
+  bench "flags-prefetch8-$round" --decode-stack --decode-stack-flags --decode-stack-l2-prefetch 8
 done
 
 if [[ $PARTS == *,extra,* ]]; then
@@ -66,4 +71,6 @@ if [[ $PARTS == *,extra,* ]]; then
   bench trace --decode-stack --decode-stack-trace
   bench trace-prefetch8 --decode-stack --decode-stack-trace --decode-stack-l2-prefetch 8
   bench trace-cta-attention --decode-stack --decode-stack-trace --decode-stack-cta-attention
+  bench trace-flags --decode-stack --decode-stack-trace --decode-stack-flags
+  bench flags-depth5 --decode-stack --decode-stack-flags --decode-stack-ring-depth 5
 fi

@@ -1112,7 +1112,8 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   if (cta && q0.q_heads / q0.kv_heads > cuda::kStackCtaMaxGroup)
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
-  const size_t smem = cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, cta);
+  const size_t smem =
+      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, cta, options_.decode_stack_flags);
   if (smem > cuda::kStackSmemLimit)
     return "a ring of " + std::to_string(depth) + " units needs " + std::to_string(smem) +
            " bytes of shared memory a CTA";
@@ -1127,8 +1128,9 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
     return;
   }
   const DecodeLayer& d0 = s.layers[0];
-  const int64_t H = qweight(*d0.o).w.N, I = qweight(*d0.down).w.K, QKV = qweight(*d0.qkv).w.N;
-  const size_t sum_floats = static_cast<size_t>(QKV + 2 * H + 2 * I);
+  const int64_t H = qweight(*d0.o).w.N, I = qweight(*d0.down).w.K;
+  const size_t sum_floats = cuda::stack_sum_floats(static_cast<int>(H), static_cast<int>(I),
+                                                   d0.qkv_params->q_heads, d0.qkv_params->kv_heads);
   const size_t partial_floats =
       static_cast<size_t>(qweight(*d0.o).w.K) / cuda::kStackHeadDim * cuda::kStackMaxSplits * cuda::kStackPartFloats;
   // What the images and scratch take, checked before any of it is allocated (the KV
@@ -1219,7 +1221,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->I = static_cast<int>(qweight(*d0.down).w.K);
   a->q_heads = d0.qkv_params->q_heads;
   a->kv_heads = d0.qkv_params->kv_heads;
-  if (stack_sums_floats_ < static_cast<size_t>((a->q_heads + 2 * a->kv_heads) * cuda::kStackHeadDim + 2 * a->H + 2 * a->I) ||
+  if (stack_sums_floats_ < cuda::stack_sum_floats(a->H, a->I, a->q_heads, a->kv_heads) ||
       stack_partial_floats_ < static_cast<size_t>(a->q_heads) * cuda::kStackMaxSplits * cuda::kStackPartFloats)
     return false;
   KR_CHECK(s.residual->dtype == DType::kBF16 && s.residual->numel() == a->H && s.normed->dtype == DType::kBF16 &&
@@ -1245,6 +1247,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->ring_depth = options_.decode_stack_ring_depth;
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
   a->cta_attention = options_.decode_stack_cta_attention;
+  a->flags = options_.decode_stack_flags;
   a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear
   a->images_begin = a->images_end = nullptr;
   // The arena of layer 0's images (decode_stack_supports checks that it holds them all).

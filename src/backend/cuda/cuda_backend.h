@@ -188,11 +188,14 @@ struct CudaOptions {
   // --decode-stack-trace). kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth,
   // --decode-stack-l2-prefetch. decode_stack_cta_attention: its attention a kv head a
   // CTA, merged in shared memory (DecodeStackArgs::cta_attention; at most 4 q heads a
-  // kv head), --decode-stack-cta-attention.
+  // kv head), --decode-stack-cta-attention. decode_stack_flags: three of its five grid
+  // barriers a layer replaced by counters that only each phase's consumers wait on
+  // (DecodeStackArgs::flags), --decode-stack-flags.
   int decode_stack_ring_depth = 4;
   int decode_stack_l2_prefetch_units = 0;
   bool decode_stack_trace = false;
   bool decode_stack_cta_attention = false;
+  bool decode_stack_flags = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

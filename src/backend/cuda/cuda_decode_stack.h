@@ -65,8 +65,21 @@ constexpr int kStackMaxSplits = 16;   // key splits a kv head
 // flash decode kernel (3B AWQ batch 1 on an H200 at 1,024 / 4,000 keys: 460 / 208 tok/s
 // against 560 / 567; docs/performance.md), so those steps take the kernels a layer.
 constexpr int kStackMaxKeys = 512;
-constexpr int kStackPartFloats = kStackHeadDim + 4;
-constexpr int kStackBarrierInts = 128;  // a split's (max, sum, -, -, acc[D]): 16-byte aligned acc
+constexpr int kStackPartFloats = kStackHeadDim + 4;  // a split's (max, sum, -, -, acc[D]): 16-byte aligned acc
+constexpr int kStackMaxKvHeads = 64;  // kv heads (the tickets' and flags' room in DecodeStackArgs::barrier)
+// DecodeStackArgs::barrier, ints: [0, 2) the grid barrier's u64 count, [32, 34) its u64 base,
+// [kStackTicketsAt, + Hkv) the attention splits' tickets, and the flags form's u32 counters
+// (DecodeStackArgs::flags), one a 128-byte line (kStackFlagStride ints: the warps that poll
+// one do not queue at the L2 slice of another): from kStackQkvFlagsAt, kv head g's qkv units
+// done; from kStackAttnFlagsAt, kv head g's attention merged; from kStackGluFlagsAt, down_proj's
+// column group c's gate_up units done.
+constexpr int kStackTicketsAt = 64;
+constexpr int kStackFlagStride = 32;
+constexpr int kStackFlags = 2 * kStackMaxKvHeads + kStackMaxI / 64;  // counters
+constexpr int kStackQkvFlagsAt = kStackTicketsAt + kStackMaxKvHeads;
+constexpr int kStackAttnFlagsAt = kStackQkvFlagsAt + kStackMaxKvHeads * kStackFlagStride;
+constexpr int kStackGluFlagsAt = kStackAttnFlagsAt + kStackMaxKvHeads * kStackFlagStride;
+constexpr int kStackBarrierInts = kStackGluFlagsAt + kStackMaxI / 64 * kStackFlagStride;
 constexpr int kStackStreamWarps = kStackWarps - 1;  // warps a CTA that stream weights (warp 0: attention)
 constexpr int kStackMinRingDepth = 2, kStackMaxRingDepth = 6;  // ring units a streaming warp
 constexpr int kStackMaxL2Prefetch = 16;  // rows of the grid's units prefetched into L2 past the rings
@@ -77,12 +90,14 @@ enum StackTracePoint : int {
   kTraceArrive0,     // the first barrier of the layer: the CTA's arrival (its warps done), then its exit
   kTraceExit0 = kTraceArrive0 + 1,
   // barriers 1..4 of the layer follow as (arrive, exit) pairs; barrier 0 is the one before the
-  // input norm of layers 1.., after the last layer's down_proj (layer 0 has none: its pair stays 0)
+  // input norm of layers 1.., after the last layer's down_proj (layer 0 has none: its pair stays 0).
+  // The flags form (DecodeStackArgs::flags) has barriers 0 and 3 only, and no kTraceOStaged
+  // or kTraceDownStaged: those marks stay 0.
   kTraceQkvStaged = kTraceArrive0 + 10,  // x = norm(h) in shared memory
   kTraceOStaged,                         // attention's output in shared memory
   kTraceGateUpStaged,                    // x = norm(h) in shared memory
   kTraceDownStaged,                      // the GLU in shared memory
-  kTraceAttentionDone,                   // warp 0's attention items done (before barrier 2's arrival)
+  kTraceAttentionDone,                   // warp 0's attention items done (and merged, in the flags form)
   kTraceFinalArrive,                     // the last layer's row only: the barrier after its down_proj
   kTraceFinalExit,
   kStackTracePoints
@@ -101,6 +116,30 @@ KR_HD int64_t stack_unit_slot(int units, int W, int w, int i) {
   const int n = units / W;
   if (i < n) return static_cast<int64_t>(i) * W + w;
   return static_cast<int64_t>(n) * W + (stack_range_begin(units, w, W) - w * n);  // the long warps before w
+}
+
+// The flags form's counters (DecodeStackArgs::flags). Each layer, a counter's producers add
+// the units they summed of the tile pairs that feed it, and its consumers wait for all of them:
+// - qkv tile pair `pair` (rows 32 pair ..; q heads, then k heads, then v heads, D rows each)
+//   feeds kv head stack_qkv_flag's attention, which waits for stack_qkv_flag_units;
+// - gate_up tile pair `pair` (gate rows 16 pair ..) feeds down_proj's column group
+//   stack_glu_flag (its GLU inputs), which waits for stack_glu_flag_units;
+// - o_proj's column group grp (o_group columns) reads the attention of kv head
+//   stack_o_flag, merged once a layer.
+KR_HD int stack_qkv_flag(int pair, int q_heads, int kv_heads) {
+  const int head = pair / (kStackHeadDim / 32);
+  const int group = q_heads / kv_heads;
+  return head < q_heads ? head / group : head < q_heads + kv_heads ? head - q_heads : head - q_heads - kv_heads;
+}
+KR_HD unsigned stack_qkv_flag_units(int q_heads, int kv_heads, int qkv_groups) {
+  return static_cast<unsigned>((q_heads / kv_heads + 2) * (kStackHeadDim / 32) * qkv_groups);
+}
+KR_HD int stack_glu_flag(int pair, int down_group) { return pair * 16 / down_group; }
+KR_HD unsigned stack_glu_flag_units(int down_group, int gate_up_groups) {
+  return static_cast<unsigned>(down_group / 16 * gate_up_groups);
+}
+KR_HD int stack_o_flag(int grp, int o_group, int q_heads, int kv_heads) {
+  return grp * o_group / (kStackHeadDim * (q_heads / kv_heads));
 }
 
 // One matrix's image (build_stack_image) and what the kernel reads of its QWeight.
@@ -150,12 +189,13 @@ struct DecodeStackArgs {
   const int32_t* slot = nullptr;
   const int32_t* block_table = nullptr;
   int max_blocks = 0, block_size = 0;
-  // Scratch, zero before the first launch; every launch leaves `sums` zero:
-  float* sums = nullptr;     // f32 [(Hq + 2 Hkv) D + H + 2 I + H]: qkv's, o's, gate_up's, down's outputs
+  // Scratch, zero before the first launch; every launch leaves `sums` and the flags zero:
+  float* sums = nullptr;     // f32 [stack_sum_floats]: qkv's [(Hq + 2 Hkv) D], o's [2][H], gate_up's [2 I],
+                             // down's [2][H] outputs (o's and down's by layer parity in the flags form)
   float* partials = nullptr; // f32 [Hq][kStackMaxSplits][kStackPartFloats]: the attention splits' (max, sum, acc)
   void* attn_out = nullptr;  // bf16 [Hq D]: the merged attention, o_proj's input
   int* barrier = nullptr;    // [kStackBarrierInts], zero before the first launch: the grid barrier's
-                             // count and generation, the attention splits' arrival tickets
+                             // count and base, the attention splits' tickets, the flags (kStackTicketsAt ..)
   // Tuning (CudaOptions): ring units a streaming warp (kStackMinRingDepth ..
   // kStackMaxRingDepth, as shared memory allows), and how far ahead of the rings the
   // weights are prefetched into L2 (0 .. kStackMaxL2Prefetch rows of the grid's units,
@@ -170,6 +210,15 @@ struct DecodeStackArgs {
   // its warps, merged in shared memory; at most kStackCtaMaxGroup q heads a kv head)
   // instead of splits of ~32 keys over the CTAs' warps 0 merged through global memory.
   bool cta_attention = false;
+  // The flags form: three of a layer's five grid barriers (after qkv, the attention and
+  // gate_up) replaced by counters that only the phases' consumers wait on. A streaming
+  // warp that flushes qkv (gate_up) sums adds the units it summed to kv head g's (down's
+  // column group c's) counter after a fence; an attention item waits for its kv head's
+  // qkv rows, its merge bumps the head's counter, and o_proj's (down_proj's) units wait
+  // for the counter of their input's head (column group) and read that input from L2
+  // (the merged attention; the GLU computed from gate_up's sums) instead of from a copy
+  // every CTA stages. The norms still need all of h: the barriers after o_proj and down_proj stay.
+  bool flags = false;
   const void* images_begin = nullptr;
   const void* images_end = nullptr;
   // When not null, u64 [layers][grid][kStackTracePoints]: the globaltimer at each
@@ -177,15 +226,23 @@ struct DecodeStackArgs {
   unsigned long long* trace = nullptr;
 };
 
+// Floats of DecodeStackArgs::sums for a model of these sizes.
+constexpr size_t stack_sum_floats(int H, int I, int q_heads, int kv_heads) {
+  return static_cast<size_t>(q_heads + 2 * kv_heads) * kStackHeadDim + 4 * static_cast<size_t>(H) +
+         2 * static_cast<size_t>(I);
+}
+
 // Whether the kernel takes a model of these sizes: H <= kStackMaxH, I <= kStackMaxI,
-// H % 8 == 0, I % 16 == 0, Hq / Hkv <= kStackMaxGroup, 1 .. kStackMaxLayers layers.
+// H % 8 == 0, I % 16 == 0, Hq / Hkv <= kStackMaxGroup, Hkv <= kStackMaxKvHeads, 1 .. kStackMaxLayers layers.
 bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers);
 
 // Shared memory a CTA uses (configure_decode_stack sets the kernels' limit,
 // kStackSmemLimit), for a model of these sizes (group: 64 or 128 columns) and a ring
-// of ring_depth units a streaming warp; decode_stack_smem_bytes: for a's.
+// of ring_depth units a streaming warp, in the form cta_attention and flags choose (the
+// flags form adds a GLU scratch of 256 bytes a streaming warp); decode_stack_smem_bytes: for a's.
 constexpr size_t kStackSmemLimit = 227 * 1024;
-size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention);
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention,
+                        bool flags);
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
 void configure_decode_stack();

@@ -136,6 +136,79 @@ TEST(DecodeStackPolicy, UnitSlotsAreABijectionInReadOrder) {
   }
 }
 
+// The flags form (DecodeStackArgs::flags): a consumer waits until its counter holds as many
+// units as the producers of its input add, each flush adding the units it summed of its tile
+// pair. A target above that total hangs the kernel; one below it reads partial sums. Here,
+// for every warp's range at several grids: each counter's total is its target, and each tile
+// pair feeds the counter of the consumer that reads its rows.
+TEST(DecodeStackPolicy, FlagsCountEveryUnitOfTheirInputs) {
+  struct Shape {
+    int H, I, Hq, Hkv, group;
+  };
+  const Shape shapes[] = {{3072, 8192, 24, 8, 128}, {3072, 8192, 24, 8, 64},   // Llama-3.2-3B
+                          {4096, 14336, 32, 8, 128},                            // Llama-3.1-8B
+                          {2560, 9728, 32, 8, 128},                             // Qwen3-4B
+                          {256, 512, 4, 2, 64},      {128, 256, 2, 2, 128}};    // small, MHA
+  const int Ws[] = {132 * kStackStreamWarps, 78 * kStackStreamWarps, 7, 1};
+  // Each warp's flushes of a matrix of `units` units in tile pairs of `groups` units:
+  // (pair, units of the pair it summed), as the kernel's run_matrix flushes them.
+  auto flushes = [](int units, int groups, int W, auto&& emit) {
+    for (int w = 0; w < W; ++w) {
+      const int b = stack_range_begin(units, w, W), e = stack_range_begin(units, w + 1, W);
+      if (b == e) continue;
+      int pair = b / groups, summed = 0;
+      for (int u = b; u < e; ++u) {
+        if (u / groups != pair) {
+          emit(pair, summed);
+          pair = u / groups;
+          summed = 0;
+        }
+        ++summed;
+      }
+      emit(pair, summed);
+    }
+  };
+  for (const Shape& sh : shapes) {
+    const int G = sh.Hq / sh.Hkv, groups = sh.H / sh.group;
+    ASSERT_LE(sh.Hkv, kStackMaxKvHeads);
+    ASSERT_LE(sh.I / sh.group, kStackFlags - 2 * kStackMaxKvHeads);
+    for (int W : Ws) {
+      // qkv: kv head g's attention reads q heads g G .. g G + G - 1, k head g and v head g.
+      std::vector<unsigned> qkv(sh.Hkv, 0);
+      const int qkv_pairs = (sh.Hq + 2 * sh.Hkv) * kD / 32;
+      flushes(qkv_pairs * groups, groups, W, [&](int pair, int summed) {
+        const int f = stack_qkv_flag(pair, sh.Hq, sh.Hkv);
+        ASSERT_GE(f, 0);
+        ASSERT_LT(f, sh.Hkv);
+        const int row = pair * 32, head = row / kD;  // the pair's 32 rows lie in one head
+        ASSERT_EQ((row + 31) / kD, head);
+        const bool read = (head >= f * G && head < f * G + G) || head == sh.Hq + f || head == sh.Hq + sh.Hkv + f;
+        ASSERT_TRUE(read) << "qkv pair " << pair << " counted for kv head " << f;
+        qkv[f] += static_cast<unsigned>(summed);
+      });
+      for (int g = 0; g < sh.Hkv; ++g)
+        EXPECT_EQ(qkv[g], stack_qkv_flag_units(sh.Hq, sh.Hkv, groups)) << "kv head " << g << ", W " << W;
+      // gate_up: down_proj's column group c reads the GLU of gate rows c group .. (c + 1) group - 1.
+      std::vector<unsigned> glu(sh.I / sh.group, 0);
+      flushes(sh.I / 16 * groups, groups, W, [&](int pair, int summed) {
+        const int c = stack_glu_flag(pair, sh.group);
+        ASSERT_GE(c, 0);
+        ASSERT_LT(c, sh.I / sh.group);
+        ASSERT_TRUE(pair * 16 >= c * sh.group && pair * 16 + 16 <= (c + 1) * sh.group) << "gate_up pair " << pair;
+        glu[c] += static_cast<unsigned>(summed);
+      });
+      for (size_t c = 0; c < glu.size(); ++c)
+        EXPECT_EQ(glu[c], stack_glu_flag_units(sh.group, groups)) << "column group " << c << ", W " << W;
+    }
+    // o_proj: column group grp reads q heads of kv head stack_o_flag only.
+    for (int grp = 0; grp < sh.Hq * kD / sh.group; ++grp) {
+      const int f = stack_o_flag(grp, sh.group, sh.Hq, sh.Hkv);
+      ASSERT_GE(grp * sh.group, f * G * kD);
+      ASSERT_LE((grp + 1) * sh.group, (f + 1) * G * kD) << "o_proj column group " << grp;
+    }
+  }
+}
+
 TEST(DecodeStackPolicy, LlamaShapesUpToFiveHundredTwelveKeys) {
   EXPECT_TRUE(decode_stack_supports(llama_3b(512)));
   EXPECT_TRUE(decode_stack_supports(llama_3b(16)));
@@ -176,9 +249,18 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   EXPECT_FALSE(decode_stack_supports(a));
   a.l2_prefetch_units = 0;
   EXPECT_TRUE(decode_stack_supports(a));
+  // The flags form's GLU scratch (15 x 256 B) leaves 3B's rings 5 units.
+  a = llama_3b();
+  a.flags = true;
+  a.ring_depth = 5;
+  EXPECT_TRUE(decode_stack_supports(a));
+  a.ring_depth = 6;
+  EXPECT_FALSE(decode_stack_supports(a));
+  EXPECT_EQ(stack_smem_bytes(kH, kI, kHq, kHkv, 128, 4, false, true),
+            stack_smem_bytes(kH, kI, kHq, kHkv, 128, 4, false, false) + kStackStreamWarps * 256);
   // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 5 units fit, 6 do not.
-  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, false), kStackSmemLimit);
-  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, false), kStackSmemLimit);
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, false, false), kStackSmemLimit);
+  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, false, false), kStackSmemLimit);
 }
 
 TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
@@ -198,7 +280,7 @@ TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
   EXPECT_TRUE(decode_stack_supports(a));
   // A small model: the scratch (16 warps x 4 heads x 2 + 4 x 128 floats) outgrows the
   // matrix inputs (512 bf16) and sets the first region's size.
-  EXPECT_GT(stack_smem_bytes(128, 256, 4, 1, 128, 4, true), stack_smem_bytes(128, 256, 4, 1, 128, 4, false));
+  EXPECT_GT(stack_smem_bytes(128, 256, 4, 1, 128, 4, true, false), stack_smem_bytes(128, 256, 4, 1, 128, 4, false, false));
 }
 
 TEST(DecodeStackPolicy, RefusesWhatItWasNotBuiltFor) {

@@ -33,6 +33,8 @@
 //                       [--decode-stack-cta-attention]  (its attention a kv head a CTA,
 //                                         CudaOptions::decode_stack_cta_attention; fused cases of
 //                                         more than 4 q heads a kv head fail as not fused)
+//                       [--decode-stack-flags]  (its barriers after qkv, the attention and gate_up as
+//                                         counters, CudaOptions::decode_stack_flags)
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
 //                                     FP8 cache with scales k 0.75, v 1.25: the e4m3 paths)
 //                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
@@ -1361,6 +1363,7 @@ int main(int argc, char** argv) {
       options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
+    else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;

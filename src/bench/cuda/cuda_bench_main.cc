@@ -33,6 +33,8 @@
 //                                        warp and L2 prefetch: decode_stack_ring_depth, _l2_prefetch_units)
 //                      [--decode-stack-cta-attention]   (its attention a kv head a CTA:
 //                                        decode_stack_cta_attention)
+//                      [--decode-stack-flags]   (its barriers after qkv, the attention and gate_up as
+//                                        counters: decode_stack_flags)
 //                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
 //                                        the last step's critical path a layer, stack_trace_summary.h)
 //                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
@@ -464,6 +466,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["decode_stack_ring_depth"] = set.options.decode_stack_ring_depth;
   r["decode_stack_l2_prefetch_units"] = set.options.decode_stack_l2_prefetch_units;
   r["decode_stack_cta_attention"] = set.options.decode_stack_cta_attention;
+  r["decode_stack_flags"] = set.options.decode_stack_flags;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
@@ -539,8 +542,9 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
         line += buf;
       }
       r[key + "_stack_trace_us"] = {{"layer", st.layer_us}, {"launch", st.launch_us}, {"segments", seg}};
-      std::printf("  decode stack kernel, the last step: %.1f us a launch, %.2f us a layer (critical path, us):%s\n",
-                  st.launch_us, st.layer_us, line.c_str());
+      r[key + "_stack_trace_us"]["flags_form"] = st.flags;
+      std::printf("  decode stack kernel%s, the last step: %.1f us a launch, %.2f us a layer (critical path, us):%s\n",
+                  st.flags ? " (flags form)" : "", st.launch_us, st.layer_us, line.c_str());
     }
     std::fflush(stdout);
   };
@@ -640,6 +644,7 @@ int main(int argc, char** argv) {
       options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
+    else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--flash-decode-warps" && i + 1 < argc) options.flash_decode_warps = std::atoi(argv[++i]);

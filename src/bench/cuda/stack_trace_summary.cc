@@ -1,6 +1,7 @@
 #include "bench/cuda/stack_trace_summary.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "backend/cuda/cuda_decode_stack.h"
 
@@ -31,19 +32,48 @@ bool summarize_stack_trace(const std::vector<uint64_t>& ns, int layers, int ctas
   auto arrive = [](int k) { return kTraceArrive0 + 2 * k; };
   auto exit = [](int k) { return kTraceArrive0 + 2 * k + 1; };
   StackTraceSummary s;
+  // The flags form (DecodeStackArgs::flags) has no barrier 1: its layers pass fewer marks.
+  s.flags = last(1, arrive(1)) == 0;
   for (int l = 1; l < layers; ++l) {
     const bool final_layer = l == layers - 1;
     const int nl = final_layer ? l : l + 1;  // the row of the barrier that ends the layer
     const int end_arrive = final_layer ? kTraceFinalArrive : arrive(0);
     const int end_exit = final_layer ? kTraceFinalExit : exit(0);
-    const uint64_t marks[kStackSegments + 1] = {
-        last(l, exit(0)),          last(l, kTraceQkvStaged), last(l, arrive(1)),       last(l, exit(1)),
-        last(l, arrive(2)),        last(l, exit(2)),         last(l, kTraceOStaged),   last(l, arrive(3)),
-        last(l, exit(3)),          last(l, kTraceGateUpStaged), last(l, arrive(4)),    last(l, exit(4)),
-        last(l, kTraceDownStaged), last(nl, end_arrive),     last(nl, end_exit)};
-    for (int k = 0; k < kStackSegments; ++k) {
-      if (marks[k] == 0 || marks[k + 1] < marks[k]) return false;
-      s.us[k] += static_cast<double>(marks[k + 1] - marks[k]) / 1e3;
+    // The marks in order, each ending the segment beside it (the first: the layer's start).
+    struct Mark {
+      uint64_t ns;
+      int segment;  // the segment the mark ends
+    };
+    std::vector<Mark> marks;
+    if (s.flags) {
+      marks = {{last(l, exit(0)), -1},
+               {last(l, kTraceQkvStaged), kSegQkvNorm},
+               {last(l, kTraceAttentionDone), kSegAttention},  // qkv, then the attention and its merge
+               {last(l, arrive(3)), kSegO},
+               {last(l, exit(3)), kSegOBarrier},
+               {last(l, kTraceGateUpStaged), kSegMlpNorm},
+               {last(nl, end_arrive), kSegDown},  // gate_up, then down_proj
+               {last(nl, end_exit), kSegDownBarrier}};
+    } else {
+      marks = {{last(l, exit(0)), -1},
+               {last(l, kTraceQkvStaged), kSegQkvNorm},
+               {last(l, arrive(1)), kSegQkv},
+               {last(l, exit(1)), kSegQkvBarrier},
+               {last(l, arrive(2)), kSegAttention},
+               {last(l, exit(2)), kSegAttentionBarrier},
+               {last(l, kTraceOStaged), kSegOStage},
+               {last(l, arrive(3)), kSegO},
+               {last(l, exit(3)), kSegOBarrier},
+               {last(l, kTraceGateUpStaged), kSegMlpNorm},
+               {last(l, arrive(4)), kSegGateUp},
+               {last(l, exit(4)), kSegGateUpBarrier},
+               {last(l, kTraceDownStaged), kSegGlu},
+               {last(nl, end_arrive), kSegDown},
+               {last(nl, end_exit), kSegDownBarrier}};
+    }
+    for (size_t k = 1; k < marks.size(); ++k) {
+      if (marks[k - 1].ns == 0 || marks[k].ns < marks[k - 1].ns) return false;
+      s.us[marks[k].segment] += static_cast<double>(marks[k].ns - marks[k - 1].ns) / 1e3;
     }
   }
   s.layers = layers - 1;

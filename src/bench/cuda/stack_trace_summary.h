@@ -14,7 +14,10 @@ namespace kr {
 // The critical path of a layer, in order: each segment runs from the LAST CTA's
 // mark at its start to the last CTA's mark at its end, so the segments add up to
 // the layer (from the last CTA's exit of the layer's first barrier to the next
-// layer's). Barriers: from the last arrival to the last exit.
+// layer's). Barriers: from the last arrival to the last exit. The flags form
+// (DecodeStackArgs::flags) has no barriers after qkv, the attention and gate_up, nor the
+// stagings after them: its qkv time is in kSegAttention (input staged to the last
+// attention merged), its gate_up time in kSegDown, and those six segments stay 0.
 enum StackSegment : int {
   kSegQkvNorm,      // the input norm into shared memory
   kSegQkv,          // the qkv GEMV (every CTA's warps done)
@@ -38,6 +41,7 @@ const char* stack_segment_name(int segment);
 
 struct StackTraceSummary {
   int layers = 0;                               // the layers averaged: 1 .. L - 1 (layer 0 has no first barrier)
+  bool flags = false;                           // the flags form's trace (no barrier 1)
   std::array<double, kStackSegments> us{};      // mean over those layers, us
   double layer_us = 0.0;                        // their sum: the mean layer
   double launch_us = 0.0;                       // first CTA's start of layer 0 to the last CTA's final exit

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 #include "backend/cuda/cuda_decode_stack.h"
 
 namespace kr {
@@ -57,6 +60,43 @@ TEST(StackTraceSummary, SegmentsOfTheCriticalPath) {
   EXPECT_GT(s.launch_us, 3 * 105.0 - 1.0);
   EXPECT_STREQ(stack_segment_name(kSegAttention), "attention");
   EXPECT_STREQ(stack_segment_name(kSegDownBarrier), "down_barrier");
+}
+
+// The flags form's trace: barriers 0 and 3 only; 3 layers, 2 CTAs, CTA 1 100 ns after
+// CTA 0 except at barrier exits; the segments of a layer last 1 .. 7 us in order.
+TEST(StackTraceSummary, FlagsForm) {
+  constexpr int kLayers = 3, kCtas = 2;
+  std::vector<uint64_t> ns(static_cast<size_t>(kLayers) * kCtas * kStackTracePoints, 0);
+  auto at = [&](int l, int c, int p) -> uint64_t& {
+    return ns[(static_cast<size_t>(l) * kCtas + c) * kStackTracePoints + p];
+  };
+  const int segs[] = {kSegQkvNorm, kSegAttention, kSegO, kSegOBarrier, kSegMlpNorm, kSegDown, kSegDownBarrier};
+  uint64_t t = 1000000;
+  for (int l = 0; l < kLayers; ++l) {
+    for (int c = 0; c < kCtas; ++c) at(l, c, kTraceLayerStart) = at(l, c, kTraceArrive0 + 1) = t + 100;
+    const bool last_layer = l == kLayers - 1;
+    const int row = last_layer ? l : l + 1;
+    const int end = last_layer ? kTraceFinalArrive : kTraceArrive0;
+    const std::pair<int, int> order[] = {{l, kTraceQkvStaged},     {l, kTraceAttentionDone}, {l, kTraceArrive0 + 6},
+                                         {l, kTraceArrive0 + 7},   {l, kTraceGateUpStaged},  {row, end},
+                                         {row, end + 1}};
+    for (int i = 0; i < 7; ++i) {
+      t += 1000 * (i + 1);
+      const bool exit = order[i].second == kTraceArrive0 + 7 || order[i].second == end + 1;
+      for (int c = 0; c < kCtas; ++c) at(order[i].first, c, order[i].second) = exit ? t + 100 : t + 100 * c;
+    }
+  }
+  for (int c = 0; c < kCtas; ++c) at(0, c, kTraceArrive0) = at(0, c, kTraceArrive0 + 1) = 0;
+  StackTraceSummary s;
+  ASSERT_TRUE(summarize_stack_trace(ns, kLayers, kCtas, &s));
+  EXPECT_TRUE(s.flags);
+  std::vector<double> want(kStackSegments, 0.0);
+  for (int i = 0; i < 7; ++i) want[segs[i]] = i + 1.0;
+  for (int k = 0; k < kStackSegments; ++k) EXPECT_NEAR(s.us[k], want[k], 1e-9) << stack_segment_name(k);
+  EXPECT_NEAR(s.layer_us, 28.0, 1e-9);
+  Trace tr;  // the other form is not read as this one
+  ASSERT_TRUE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas, &s));
+  EXPECT_FALSE(s.flags);
 }
 
 TEST(StackTraceSummary, RefusesWhatIsNotATrace) {

@@ -1,0 +1,1090 @@
+// The decode stack kernel (cuda_decode_stack.h), its device code and the templates that
+// configure and launch its forms. Included by cuda_decode_stack.cu (the forms with
+// grid barriers between all phases, the image builder and the host functions) and
+// cuda_decode_stack_flags.cu (the flags forms, DecodeStackArgs::flags): two translation
+// units that compile side by side. Its unit arithmetic is the serving stream GEMV's
+// (qgemv_stream_kernel, cuda_qgemm.cu): codes into the mma as stored (128 + q), a second
+// mma with an all-ones A for Σx, the group folded as s Σ(code x) + beta Σx
+// (decode_fold_meta). The persistent form was measured first as a design study
+// (kr-cuda-bench --mega-gemv-bench, mega_gemv_bench.h).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <type_traits>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_cp_async.cuh"
+#include "backend/cuda/cuda_decode_stack.h"
+#include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_qgemm_device.cuh"
+
+namespace kr::cuda {
+namespace {
+
+constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
+// Warps 1 .. 15 of a CTA stream the weights (a ring each, DecodeStackArgs::ring_depth
+// units); warp 0 runs the attention items, so that waiting for its keys never waits
+// behind a ring's weight loads.
+constexpr int kUnitWarps = kStackStreamWarps;
+// Bytes of shared memory's first region (16-byte rounded): the largest matrix input (bf16
+// [max(H, Hq D, I)]), which is also attention_cta's scratch (f32 [kWarps][G][2] + [G][D]).
+__host__ __device__ __forceinline__ int stack_xs_bytes(int H, int I, int Hq, int Hkv, bool cta_attention) {
+  const int elems = H > Hq * kStackHeadDim ? (H > I ? H : I) : (Hq * kStackHeadDim > I ? Hq * kStackHeadDim : I);
+  const int G = Hkv > 0 ? Hq / Hkv : 0;
+  const int scratch = cta_attention ? (kStackWarps * G * 2 + G * kStackHeadDim) * 4 : 0;
+  return ((elems * 2 > scratch ? elems * 2 : scratch) + 15) / 16 * 16;
+}
+constexpr int kHVecs = kStackMaxH / (4 * kThreads);  // float4s of h a thread
+constexpr int kGluVecs = kStackMaxI / (4 * kThreads);
+
+// A unit of SU 64-column steps (one group): codes [step][tile][lane] uint4, then the
+// meta words [tile][row].
+template <int SU>
+struct Unit {
+  static constexpr int kCodeVecs = SU * 2 * 32;
+  static constexpr int kBytes = kCodeVecs * 16 + 2 * 16 * 4;
+};
+
+__device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2bfloat16(v)); }
+
+// All CTAs meet (every CTA resident: a cooperative launch). count (64-bit) only
+// grows: barrier k of a launch waits for count >= base + (k + 1) * grid, base being
+// its value when the launch began (DecodeStackArgs::barrier; the last CTA 0 of a
+// launch stores the next base). The CTA's writes before it (the warps' red.add sums)
+// are visible to every CTA after it: __syncthreads, then thread 0's fence and arrival.
+// trace: when not null, thread 0 stores the globaltimer at its arrival (trace[0]) and exit (trace[1]).
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long target,
+                                             unsigned long long* trace) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (trace != nullptr) trace[0] = global_ns();
+    __threadfence();
+    asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(count) : "memory");
+    unsigned long long v;
+    do {
+      asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(count) : "memory");
+    } while (v < target);
+    if (trace != nullptr) trace[1] = global_ns();
+  }
+  __syncthreads();
+}
+
+// The flags form's counters (DecodeStackArgs::flags; u32, zero at a launch's start, only
+// growing within it). flag_add: the warp's writes before it (red.add sums, stores) are
+// visible to whoever sees the count it adds: the warp's sync orders every lane's writes
+// before lane 0's release, which is cumulative (PTX ISA, memory consistency model: release
+// patterns). flag_wait: lane 0 waits for the count to reach target; the warp's reads after
+// it see what the adders wrote before (the acquire, then the warp's sync).
+__device__ __forceinline__ void flag_add(unsigned* flag, unsigned n, int lane) {
+  __syncwarp();
+  if (lane == 0) asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(flag), "r"(n) : "memory");
+}
+__device__ __forceinline__ void flag_wait(const unsigned* flag, unsigned target, int lane) {
+  if (lane == 0) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(flag) : "memory");
+    while (v < target) {  // backing off: up to ~2,000 warps poll a few lines
+      __nanosleep(64);
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(flag) : "memory");
+    }
+  }
+  __syncwarp();
+}
+
+// Waits until at most depth - 1 of the thread's cp.async groups are pending (depth:
+// kStackMinRingDepth .. kStackMaxRingDepth).
+__device__ __forceinline__ void ring_wait(int depth) {
+  switch (depth) {
+    case 2: cp_async_wait<1>(); break;
+    case 3: cp_async_wait<2>(); break;
+    case 4: cp_async_wait<3>(); break;
+    case 5: cp_async_wait<4>(); break;
+    default: cp_async_wait<5>(); break;
+  }
+}
+
+// Bytes [p, p + bytes) into L2 (no registers, no shared memory: the SM's bulk copy
+// engine; PTX ISA "cp.async.bulk.prefetch"); p 16-byte aligned, bytes a multiple of 16.
+__device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+}
+
+// Block-wide sum over the kThreads threads (red: kWarps floats); ends with every thread holding it.
+__device__ __forceinline__ float cta_sum(float v, float* red) {
+  v = warp_sum(v);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) total += red[w];
+  return total;
+}
+
+// A matrix's input as compute_unit reads it: the 8 bf16 (16 bytes) at element i.
+struct SharedInput {  // staged in shared memory by the CTA
+  const bf16* xs;
+  __device__ __forceinline__ uint4 operator()(int i) const { return *reinterpret_cast<const uint4*>(xs + i); }
+};
+struct L2Input {  // in global memory, read through L2 (the flags form's merged attention)
+  const void* x;
+  __device__ __forceinline__ uint4 operator()(int i) const {
+    return __ldcg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(x) + i));
+  }
+};
+// The flags form's down_proj input: the GLU of gate_up's f32 sums gu [2 I] (gate, then up)
+// over one unit's column group at a time, which the warp makes (stage: SU * 2 values a
+// lane, rounded as the staged GLU and the GEMV's GLU epilogue round them) into its own
+// shared scratch buf [SU 64] before the unit's mma read it.
+template <int SU>
+struct GluInput {
+  const float* gu;
+  bf16* buf;
+  int I, activation;
+  __device__ __forceinline__ void stage(int grp, int lane) const {
+    constexpr int V = SU * 2;
+    const int i = grp * SU * 64 + V * lane;
+    float g[V], u[V];
+    if constexpr (SU == 2) {
+      const float4 g4 = __ldcg(reinterpret_cast<const float4*>(gu + i));
+      const float4 u4 = __ldcg(reinterpret_cast<const float4*>(gu + I + i));
+      g[0] = g4.x, g[1] = g4.y, g[2] = g4.z, g[3] = g4.w;
+      u[0] = u4.x, u[1] = u4.y, u[2] = u4.z, u[3] = u4.w;
+    } else {
+      const float2 g2 = __ldcg(reinterpret_cast<const float2*>(gu + i));
+      const float2 u2 = __ldcg(reinterpret_cast<const float2*>(gu + I + i));
+      g[0] = g2.x, g[1] = g2.y;
+      u[0] = u2.x, u[1] = u2.y;
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) buf[V * lane + e] = __float2bfloat16(bfr(glu_activation(bfr(g[e]), activation)) * bfr(u[e]));
+    __syncwarp();
+  }
+  __device__ __forceinline__ uint4 operator()(int i) const {
+    return *reinterpret_cast<const uint4*>(buf + (i & (SU * 64 - 1)));  // i: in the staged group
+  }
+};
+
+// One unit (a slot) into the warp's sums of rows g and g + 8 of both tiles; x: the
+// matrix's input (SharedInput, L2Input or GluInput).
+template <int SU, bool kBias, class X>
+__device__ __forceinline__ void compute_unit(const uint8_t* slot, const X& x, int grp, float (&acc)[2][2],
+                                             int lane, uint32_t magic, bool meta_f16) {
+  const int t = lane & 3, g = lane >> 2;
+  const uint4* sw = reinterpret_cast<const uint4*>(slot);
+  const uint32_t* sm = reinterpret_cast<const uint32_t*>(slot + Unit<SU>::kCodeVecs * 16);
+  float part[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, psum[4] = {0, 0, 0, 0};
+  constexpr uint32_t kOnes = 0x3F803F80u;  // bf16x2 (1, 1)
+  const uint32_t ones[4] = {kOnes, kOnes, kOnes, kOnes};
+#pragma unroll
+  for (int s = 0; s < SU; ++s) {
+    const uint4 w0 = sw[(s * 2) * 32 + lane], w1 = sw[(s * 2 + 1) * 32 + lane];
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      // Lane t's 8 columns of chunk c of the step (qgemm_layout.h's lane-contiguous k).
+      const uint4 xv = x((grp * SU + s) * 64 + c * 32 + 8 * t);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t b0 = word_of(xv, 2 * i), b1 = word_of(xv, 2 * i + 1);
+        uint32_t af[4];
+        a_fragment_raw<QCode::kU4>(af, word_of(w0, 2 * c), word_of(w0, 2 * c + 1), i, magic);
+        mma_bf16(part[0], af, b0, b1);
+        a_fragment_raw<QCode::kU4>(af, word_of(w1, 2 * c), word_of(w1, 2 * c + 1), i, magic);
+        mma_bf16(part[1], af, b0, b1);
+        mma_bf16(psum, ones, b0, b1);
+      }
+    }
+  }
+  // Every column of B is x, so column 2t of C holds the row's sum on every lane.
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+    const float2 m0 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g], meta_f16);
+    const float2 m1 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g + 8], meta_f16);
+    acc[ti][0] = fmaf(m0.x, part[ti][0], fmaf(m0.y, psum[0], acc[ti][0]));
+    acc[ti][1] = fmaf(m1.x, part[ti][2], fmaf(m1.y, psum[2], acc[ti][1]));
+  }
+}
+
+__device__ __forceinline__ void pair_tiles(const StackMatrix& m, int pair, int (&tiles)[2]) {
+  tiles[0] = m.swiglu ? pair : 2 * pair;
+  tiles[1] = m.swiglu ? pair + m.N / 32 : 2 * pair + 1;
+}
+
+// The warp's sums of tile pair `pair` added to out (f32 [N]).
+__device__ __forceinline__ void flush_pair(const StackMatrix& m, float* out, int pair, const float (&acc)[2][2],
+                                           int lane) {
+  if ((lane & 3) != 0) return;
+  int tiles[2];
+  pair_tiles(m, pair, tiles);
+  const int g = lane >> 2;
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+    atomicAdd(out + tiles[ti] * 16 + g, acc[ti][0]);
+    atomicAdd(out + tiles[ti] * 16 + g + 8, acc[ti][1]);
+  }
+}
+
+// 4 bf16 of p[i..i+3] (8-byte aligned) as floats.
+__device__ __forceinline__ float4 load_bf16x4(const void* p, int i) {
+  const uint2 v = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i));
+  const __nv_bfloat162 a = *reinterpret_cast<const __nv_bfloat162*>(&v.x);
+  const __nv_bfloat162 b = *reinterpret_cast<const __nv_bfloat162*>(&v.y);
+  return make_float4(__low2float(a), __high2float(a), __low2float(b), __high2float(b));
+}
+__device__ __forceinline__ float4 load_bf16x4_shared(const void* p, int i) {
+  const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i);
+  const __nv_bfloat162 a = *reinterpret_cast<const __nv_bfloat162*>(&v.x);
+  const __nv_bfloat162 b = *reinterpret_cast<const __nv_bfloat162*>(&v.y);
+  return make_float4(__low2float(a), __high2float(a), __low2float(b), __high2float(b));
+}
+__device__ __forceinline__ uint2 load_raw4(const void* p, int i) {
+  return *reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i);
+}
+// norm_apply of 4 values with the weights' 4 bf16 (raw), stored at d.
+__device__ __forceinline__ void norm4(const float4& h, float inv, uint2 wr, int kind, bf16* d) {
+  const bf16* w = reinterpret_cast<const bf16*>(&wr);
+  d[0] = norm_apply(h.x, inv, w[0], kind);
+  d[1] = norm_apply(h.y, inv, w[1], kind);
+  d[2] = norm_apply(h.z, inv, w[2], kind);
+  d[3] = norm_apply(h.w, inv, w[3], kind);
+}
+__device__ __forceinline__ float4 add_rounded(const float4& r, const float4& o) {
+  // residual + bf16(o), rounded to bf16: the unfused norm kernel's residual add.
+  return make_float4(bfr(r.x + bfr(o.x)), bfr(r.y + bfr(o.y)), bfr(r.z + bfr(o.z)), bfr(r.w + bfr(o.w)));
+}
+
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Matrix m of the step's sequence: layer m / 4's qkv, o, gate_up, down.
+__device__ __forceinline__ const StackMatrix& stack_matrix(const DecodeStackArgs& a, int m) {
+  const StackLayer& L = a.layer[m >> 2];
+  switch (m & 3) {
+    case 0: return L.qkv;
+    case 1: return L.o;
+    case 2: return L.gate_up;
+    default: return L.down;
+  }
+}
+
+// A streaming warp's walk through its units of every matrix of the launch (matrix m,
+// unit i of the n of its range), in the order its ring takes them; src: the unit's
+// image (stack_unit_slot: i W + gw in the full rows, then the packed last row).
+struct UnitCursor {
+  int m = 0, i = 0, n = 0;
+  const uint8_t* src = nullptr;
+
+  __device__ __forceinline__ void enter(const DecodeStackArgs& a, int mm, int gw, int W, int unit_bytes) {
+    const StackMatrix& mt = stack_matrix(a, mm);
+    m = mm;
+    i = 0;
+    n = stack_range_begin(mt.units, gw + 1, W) - stack_range_begin(mt.units, gw, W);
+    src = static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, 0) * unit_bytes;
+  }
+  // Past the matrices where the warp has no unit; M: the launch's matrices.
+  __device__ __forceinline__ void skip_empty(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
+    while (i >= n && m < M) {
+      if (++m < M) enter(a, m, gw, W, unit_bytes);
+    }
+  }
+  __device__ __forceinline__ void start(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
+    enter(a, 0, gw, W, unit_bytes);
+    skip_empty(a, gw, W, M, unit_bytes);
+  }
+  __device__ __forceinline__ bool done(int M) const { return m >= M; }
+  __device__ __forceinline__ void advance(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
+    if (++i < n) {
+      // The next full row, or for a warp with one unit more than units / W, its last
+      // unit in the packed last row.
+      const StackMatrix& mt = stack_matrix(a, m);
+      src = i == n - 1 && n > mt.units / W
+                ? static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, i) * unit_bytes
+                : src + static_cast<size_t>(W) * unit_bytes;
+    }
+    skip_empty(a, gw, W, M, unit_bytes);
+  }
+};
+
+// f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
+__device__ __forceinline__ void zero_sums(float* p, int n) {
+  for (int v = blockIdx.x * kThreads + threadIdx.x; v < n / 4; v += gridDim.x * kThreads)
+    __stcg(reinterpret_cast<float4*>(p) + v, make_float4(0, 0, 0, 0));
+}
+
+// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with a barrier.
+__device__ __forceinline__ void stage_norm(const float4 (&h)[kHVecs], const void* w, int H, float eps, int kind,
+                                           bf16* xs, float* red) {
+  uint2 wr[kHVecs];
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (threadIdx.x + j * kThreads);
+    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
+    ss += h[j].x * h[j].x + h[j].y * h[j].y + h[j].z * h[j].z + h[j].w * h[j].w;
+  }
+  const float inv = rsqrtf(cta_sum(ss, red) / static_cast<float>(H) + eps);
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (threadIdx.x + j * kThreads);
+    if (i < H) norm4(h[j], inv, wr[j], kind, xs + i);
+  }
+  __syncthreads();
+}
+
+// h = bf16(h + bf16(sums)) for this thread's float4s.
+__device__ __forceinline__ void add_sums(float4 (&h)[kHVecs], const float* sums, int H) {
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (threadIdx.x + j * kThreads);
+    if (i < H) h[j] = add_rounded(h[j], __ldcg(reinterpret_cast<const float4*>(sums + i)));
+  }
+}
+
+// Key splits of the attention phase for nkeys keys: about 32 keys a split.
+__device__ __forceinline__ int attention_splits(int nkeys) {
+  return min(kStackMaxSplits, max(1, (nkeys + 31) / 32));
+}
+
+// The keys [k0, k1) of split s of S over nkeys keys.
+__device__ __forceinline__ void split_keys(int s, int S, int nkeys, int& k0, int& k1) {
+  k0 = static_cast<int>(static_cast<int64_t>(s) * nkeys / S);
+  k1 = static_cast<int>(static_cast<int64_t>(s + 1) * nkeys / S);
+}
+
+// Shared memory of a warp's first chunk of 32 keys, loaded before the wait for qkv
+// (cp.async): K rows padded to 272 bytes (16-byte reads of 32 rows without bank
+// conflicts), then V rows.
+constexpr int kKRowBytes = kStackHeadDim * 2 + 16;
+constexpr int kStageBytes = 32 * kKRowBytes + 32 * kStackHeadDim * 2;
+// The flags form's GLU scratch of each streaming warp (GluInput: a group of up to 128 columns).
+constexpr int kGluScratchBytes = kUnitWarps * 128 * 2;
+
+// The paged cache row of key j of the sequence.
+__device__ __forceinline__ int key_row(const DecodeStackArgs& a, int j) {
+  return a.block_table[j / a.block_size] * a.block_size + j % a.block_size;
+}
+
+// The offset (elements) in a layer's K and V caches of kv head g's row of the lane's key
+// in the first chunk (32 keys) of split s of S; false when the lane has none (past the
+// split, or the new key at pos: not in the cache yet, the attention writes it itself).
+__device__ __forceinline__ bool chunk_key_offset(const DecodeStackArgs& a, int g, int s, int S, int pos, int lane,
+                                                 size_t* off) {
+  int k0, k1;
+  split_keys(s, S, pos + 1, k0, k1);
+  const int j = k0 + lane;
+  if (j >= min(k1, pos)) return false;
+  *off = (static_cast<size_t>(key_row(a, j)) * a.kv_heads + g) * kStackHeadDim;
+  return true;
+}
+
+// Warp: cp.async of the cached keys of the first chunk of item (g, s) into stage.
+__device__ __forceinline__ void prefetch_chunk(const DecodeStackArgs& a, const StackLayer& L, int g, int s, int S,
+                                               int pos, uint8_t* stage, int lane) {
+  constexpr int D = kStackHeadDim;
+  size_t off;
+  if (chunk_key_offset(a, g, s, S, pos, lane, &off)) {
+    const uint4* ks = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.k_cache) + off);
+    const uint4* vs = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.v_cache) + off);
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c) {
+      cp_async16(stage + lane * kKRowBytes + 16 * c, ks + c);
+      cp_async16(stage + 32 * kKRowBytes + lane * D * 2 + 16 * c, vs + c);
+    }
+  }
+  cp_async_commit();
+}
+
+// Warp: the online softmax of the G q heads of kv head g (qs: their rotated q, [G][D]
+// bf16) over the keys [k0, k1) in the caches, a key a lane, 32 at a time (the first 32 from
+// stage when staged): each head's running max m, sum l and this lane's 4 dims of
+// the weighted sum of V (dims 4 lane .. 4 lane + 3).
+template <int G>
+__device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const StackLayer& L, int g, int k0, int k1,
+                                            const bf16* qs, const uint8_t* stage, bool staged, int lane,
+                                            float (&m)[G], float (&l)[G], float (&acc)[G][4]) {
+  constexpr int D = kStackHeadDim;
+  constexpr int B = G > 4 ? 4 : 8;  // K vectors and V rows in flight a lane (registers)
+  const int Hkv = a.kv_heads;
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+    m[gi] = -INFINITY;
+    l[gi] = 0.0f;
+    acc[gi][0] = acc[gi][1] = acc[gi][2] = acc[gi][3] = 0.0f;
+  }
+  for (int j0 = k0; j0 < k1; j0 += 32) {
+    const int j = j0 + lane;
+    const bool valid = j < k1;
+    const bool from_stage = staged && j0 == k0;
+    const int row = valid ? key_row(a, j) : 0;
+    float sc[G];
+#pragma unroll
+    for (int gi = 0; gi < G; ++gi) sc[gi] = 0.0f;
+    // The lane's key row (staged, or B of its 16-byte vectors in flight at a time).
+    const uint4* kr = from_stage ? reinterpret_cast<const uint4*>(stage + lane * kKRowBytes)
+                                 : reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.k_cache) +
+                                                                  (static_cast<size_t>(row) * Hkv + g) * D);
+#pragma unroll
+    for (int c0 = 0; c0 < D / 8; c0 += B) {
+      Vec8 kv[B];
+#pragma unroll
+      for (int c = 0; c < B; ++c)
+        kv[c].u = !valid ? make_uint4(0, 0, 0, 0) : from_stage ? kr[c0 + c] : __ldcg(kr + c0 + c);
+#pragma unroll
+      for (int c = 0; c < B; ++c) {
+#pragma unroll
+        for (int gi = 0; gi < G; ++gi) {
+          Vec8 qv;
+          qv.u = *reinterpret_cast<const uint4*>(qs + gi * D + (c0 + c) * 8);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) sc[gi] = fmaf(__bfloat162float(qv.h[e]), __bfloat162float(kv[c].h[e]), sc[gi]);
+        }
+      }
+    }
+    float p[G];
+#pragma unroll
+    for (int gi = 0; gi < G; ++gi) {
+      const float sv = valid ? sc[gi] * a.scale : -INFINITY;
+      const float mnew = fmaxf(m[gi], warp_max(sv));
+      p[gi] = valid ? __expf(sv - mnew) : 0.0f;
+      const float corr = __expf(m[gi] - mnew);
+      l[gi] = l[gi] * corr + warp_sum(p[gi]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[gi][e] *= corr;
+      m[gi] = mnew;
+    }
+    // p . V: lane holds dims 4 lane .. 4 lane + 3; B keys' V vectors in flight at a time
+    // (lanes past the chunk's keys have p = 0 and row 0).
+    const int cnt = min(32, k1 - j0);
+    for (int jb = 0; jb < cnt; jb += B) {
+      float4 v[B];
+#pragma unroll
+      for (int u = 0; u < B; ++u) {
+        const int jj = (jb + u) & 31;
+        const int rj = __shfl_sync(0xffffffffu, row, jj);
+        if (jb + u >= cnt) {  // past the chunk's keys (a staged row there holds stale bytes)
+          v[u] = make_float4(0, 0, 0, 0);
+        } else if (from_stage) {
+          v[u] = load_bf16x4_shared(stage + 32 * kKRowBytes + jj * D * 2, 4 * lane);
+        } else {
+          v[u] = load_bf16x4(static_cast<const bf16*>(L.v_cache) + (static_cast<size_t>(rj) * Hkv + g) * D, 4 * lane);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < B; ++u) {
+#pragma unroll
+        for (int gi = 0; gi < G; ++gi) {
+          const float pj = __shfl_sync(0xffffffffu, p[gi], (jb + u) & 31);
+          acc[gi][0] = fmaf(pj, v[u].x, acc[gi][0]);
+          acc[gi][1] = fmaf(pj, v[u].y, acc[gi][1]);
+          acc[gi][2] = fmaf(pj, v[u].z, acc[gi][2]);
+          acc[gi][3] = fmaf(pj, v[u].w, acc[gi][3]);
+        }
+      }
+    }
+  }
+}
+
+// Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
+// and v this split stores when it holds it), for the G q heads of g; (max, sum, acc)
+// of each into a.partials; the split that finishes last merges the S splits of its
+// heads into attn_out (bf16, as the attention kernels write it), then adds 1 to
+// `merged` when not null (the flags form's counter of kv head g). qs: the warp's
+// [G][D] bf16 of rotated q; cs, sn: RoPE's cos and sin at pos of pairs lane and
+// lane + 32; stage: the first chunk's keys when `staged` (prefetch_chunk).
+template <int G>
+__device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int s, int S,
+                               int pos, const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
+                               bool staged, int* tickets, unsigned* merged, int lane) {
+  constexpr int D = kStackHeadDim, half = D / 2;
+  const int Hq = a.q_heads, Hkv = a.kv_heads;
+  const int nkeys = pos + 1;
+  int k0, k1;
+  split_keys(s, S, nkeys, k0, k1);
+  // RoPE (rope_kernel's: the projection's bf16, rotated in float, rounded).
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+    const float* x = qkvsum + (g * G + gi) * D;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = lane + 32 * r;
+      rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
+    }
+  }
+  if (k1 == nkeys) {  // the split with the new key stores it (and stages it, if it is in the first chunk)
+    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
+    const float* xk = qkvsum + (Hq + g) * D;
+    const float* xv = qkvsum + (Hq + Hkv + g) * D;
+    bf16* kc = static_cast<bf16*>(L.k_cache) + row;
+    bf16* vc = static_cast<bf16*>(L.v_cache) + row;
+    const bool in_stage = staged && pos - k0 < 32;
+    bf16* sk = reinterpret_cast<bf16*>(stage + (pos - k0) * kKRowBytes);
+    bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + (pos - k0) * D * 2);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = lane + 32 * r;
+      bf16 ka, kb;
+      rope_rotate(bfr(__ldcg(xk + i)), bfr(__ldcg(xk + i + half)), cs[r], sn[r], &ka, &kb);
+      const bf16 va = __float2bfloat16(__ldcg(xv + i)), vb = __float2bfloat16(__ldcg(xv + i + half));
+      kc[i] = ka;
+      kc[i + half] = kb;
+      vc[i] = va;
+      vc[i + half] = vb;
+      if (in_stage) {
+        sk[i] = ka;
+        sk[i + half] = kb;
+        sv[i] = va;
+        sv[i + half] = vb;
+      }
+    }
+  }
+  if (staged) cp_async_wait<0>();
+  __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
+  float m[G], l[G], acc[G][4];
+  attend_keys<G>(a, L, g, k0, k1, qs, stage, staged, lane, m, l, acc);
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+    float* out = a.partials + (static_cast<size_t>(g * G + gi) * kStackMaxSplits + s) * kStackPartFloats;
+    if (lane == 0) {
+      out[0] = m[gi];
+      out[1] = l[gi];
+    }
+    *reinterpret_cast<float4*>(out + 4 + 4 * lane) = make_float4(acc[gi][0], acc[gi][1], acc[gi][2], acc[gi][3]);
+  }
+  // The last split of kv head g to finish merges its heads (the threadFenceReduction pattern).
+  __threadfence();
+  __syncwarp();
+  int ticket = 0;
+  if (lane == 0) ticket = atomicAdd(&tickets[g], 1);
+  ticket = __shfl_sync(0xffffffffu, ticket, 0);
+  if (ticket != S - 1) return;
+  __threadfence();
+  if (lane == 0) tickets[g] = 0;  // for the next layer (after barriers)
+#pragma unroll 1
+  for (int gi = 0; gi < G; ++gi) {
+    const float* ph = a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats;
+    float M = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < kStackMaxSplits; ++t)
+      if (t < S) M = fmaxf(M, __ldcg(ph + t * kStackPartFloats));
+    float den = 0.0f;
+    float4 num = make_float4(0, 0, 0, 0);
+#pragma unroll
+    for (int t = 0; t < kStackMaxSplits; ++t) {
+      if (t < S) {
+        const float* pt = ph + t * kStackPartFloats;
+        const float w = __expf(__ldcg(pt) - M);
+        const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * lane));
+        den = fmaf(w, __ldcg(pt + 1), den);
+        num.x = fmaf(w, at.x, num.x);
+        num.y = fmaf(w, at.y, num.y);
+        num.z = fmaf(w, at.z, num.z);
+        num.w = fmaf(w, at.w, num.w);
+      }
+    }
+    const float inv = 1.0f / den;
+    bf16* o = static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane;
+    o[0] = __float2bfloat16(num.x * inv);
+    o[1] = __float2bfloat16(num.y * inv);
+    o[2] = __float2bfloat16(num.z * inv);
+    o[3] = __float2bfloat16(num.w * inv);
+  }
+  if (merged != nullptr) flag_add(merged, 1u, lane);  // the flags form: kv head g's heads are in attn_out
+}
+
+// Warp: the cached keys and values of the lanes' keys of split s of S (the new key at
+// pos excepted) into L2 (prefetch.global.L2, no registers held), before the wait for
+// qkv, for the CTA attention's warps that have no stage (attention_cta).
+__device__ __forceinline__ void prefetch_chunk_l2(const DecodeStackArgs& a, const StackLayer& L, int g, int s, int S,
+                                                  int pos, int lane) {
+  size_t off;
+  if (chunk_key_offset(a, g, s, S, pos, lane, &off)) {
+    const bf16* k = static_cast<const bf16*>(L.k_cache) + off;
+    const bf16* v = static_cast<const bf16*>(L.v_cache) + off;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(k));       // D bf16 = 256 B: two 128-byte lines
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(k + 64));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(v));
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(v + 64));
+  }
+}
+
+// The CTA attention (DecodeStackArgs::cta_attention): CTA g (< Hkv), all its threads,
+// takes kv head g over all nkeys = pos + 1 keys, in S = ceil(nkeys / 32) splits (at
+// most kStackMaxKeys / 32 = 16: one a warp, a key a lane). First the CTA rotates the G
+// heads' q into qs and stores the new key's k and v (into the stage too when warp 0's
+// staged chunk holds it); warp w < S then runs split w (attend_keys; warp 0's from the
+// stage when staged), and the splits are merged in shared memory (scratch: f32
+// [kWarps][G][2] of (max, sum), then [G][D] of the sum, added by shared atomics) into
+// attn_out: no partials or tickets in global memory. cs, sn: as attention_item's.
+// Not inlined: the serving form keeps its registers (inlined, every form spilled several
+// times more, ptxas -v).
+template <int G>
+__device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int pos,
+                              const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage, bool staged,
+                              float* scratch, int warp, int lane) {
+  constexpr int D = kStackHeadDim, half = D / 2;
+  const int Hq = a.q_heads, Hkv = a.kv_heads, nkeys = pos + 1, S = (nkeys + 31) / 32;
+  float* ml = scratch;                       // [kWarps][G][2]
+  float* sum = scratch + kWarps * G * 2;     // [G][D]
+  // Warps 0 .. 2G - 1: half r of the pairs of q head gi; warps 2G, 2G + 1: half r of k and v.
+  if (warp < 2 * G) {
+    const int gi = warp >> 1, r = warp & 1, i = lane + 32 * r;
+    const float* x = qkvsum + (g * G + gi) * D;
+    rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
+  } else if (warp < 2 * G + 2) {
+    const int r = warp - 2 * G, i = lane + 32 * r;
+    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
+    const float* xk = qkvsum + (Hq + g) * D;
+    const float* xv = qkvsum + (Hq + Hkv + g) * D;
+    bf16 ka, kb;
+    rope_rotate(bfr(__ldcg(xk + i)), bfr(__ldcg(xk + i + half)), cs[r], sn[r], &ka, &kb);
+    const bf16 va = __float2bfloat16(__ldcg(xv + i)), vb = __float2bfloat16(__ldcg(xv + i + half));
+    bf16* kc = static_cast<bf16*>(L.k_cache) + row;
+    bf16* vc = static_cast<bf16*>(L.v_cache) + row;
+    kc[i] = ka;
+    kc[i + half] = kb;
+    vc[i] = va;
+    vc[i + half] = vb;
+    if (staged && S == 1) {  // split 0 holds the new key, row pos of the stage
+      bf16* sk = reinterpret_cast<bf16*>(stage + pos * kKRowBytes);
+      bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + pos * D * 2);
+      sk[i] = ka;
+      sk[i + half] = kb;
+      sv[i] = va;
+      sv[i + half] = vb;
+    }
+  }
+  for (int i = threadIdx.x; i < G * D; i += kThreads) sum[i] = 0.0f;
+  if (warp == 0 && staged) cp_async_wait<0>();
+  __syncthreads();  // q, the new key (caches and stage), the staged chunk, the zeroed sum: for every thread
+  float m[G], l[G], acc[G][4];
+  if (warp < S) {
+    int k0, k1;
+    split_keys(warp, S, nkeys, k0, k1);
+    attend_keys<G>(a, L, g, k0, k1, qs, stage, staged && warp == 0, lane, m, l, acc);
+    if (lane == 0) {
+#pragma unroll
+      for (int gi = 0; gi < G; ++gi) {
+        ml[(warp * G + gi) * 2] = m[gi];
+        ml[(warp * G + gi) * 2 + 1] = l[gi];
+      }
+    }
+  }
+  __syncthreads();
+  if (warp < S) {
+#pragma unroll
+    for (int gi = 0; gi < G; ++gi) {
+      float M = -INFINITY;
+      for (int t = 0; t < S; ++t) M = fmaxf(M, ml[(t * G + gi) * 2]);
+      float den = 0.0f;
+      for (int t = 0; t < S; ++t) den = fmaf(__expf(ml[(t * G + gi) * 2] - M), ml[(t * G + gi) * 2 + 1], den);
+      const float f = __expf(m[gi] - M) / den;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) atomicAdd(&sum[gi * D + 4 * lane + e], acc[gi][e] * f);
+    }
+  }
+  __syncthreads();
+  bf16* o = static_cast<bf16*>(a.attn_out) + g * G * D;  // heads g G .. g G + G - 1
+  for (int i = threadIdx.x; i < G * D; i += kThreads) o[i] = __float2bfloat16(sum[i]);
+}
+
+// What a matrix does with the flags form's counters (the kernel's run_matrix).
+enum : int { kRolePlain, kRoleQkv, kRoleO, kRoleGateUp, kRoleDown };
+template <int R>
+struct Role {
+  static constexpr int value = R;
+};
+
+// kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0; kFlags: a.flags (forms of
+// their own, so that the default form carries none of their code or registers).
+template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
+__global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
+  const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, G = Hq / Hkv;
+  const int QKV = (Hq + 2 * Hkv) * D;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  bf16* xs = reinterpret_cast<bf16*>(smem);                          // the matrix's input (and attention_cta's scratch)
+  float* red = reinterpret_cast<float*>(smem + stack_xs_bytes(H, I, Hq, Hkv, a.cta_attention));  // [32]
+  bf16* qs = reinterpret_cast<bf16*>(red + 32);                                    // [G][D] warp 0's q
+  uint8_t* stage = reinterpret_cast<uint8_t*>(red + 32) + G * D * 2;  // [kStageBytes] warp 0's first chunk
+  bf16* glu_scratch = reinterpret_cast<bf16*>(stage + kStageBytes) + max(warp - 1, 0) * 128;  // GluInput's
+  uint8_t* ring = stage + kStageBytes + (kFlags ? kGluScratchBytes : 0) +
+                  static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB;
+  const int W = gridDim.x * kUnitWarps, gw = blockIdx.x * kUnitWarps + max(warp - 1, 0);
+  const bool streams = warp > 0;  // warp 0: the attention items, no weights
+  const uint32_t magic = opaque(0x43004300u);
+  float* const qkvsum = a.sums;     // [QKV]
+  float* const osum = qkvsum + QKV;  // [2][H]: buffer l & 1 in the flags form, else 0
+  float* const gusum = osum + 2 * H; // [2 I]
+  float* const dsum = gusum + 2 * I; // [2][H], as osum
+  const int M = 4 * a.layers;
+
+  // The ring's cursor through the warp's units of every matrix (weights only: nothing
+  // the kernels before write, so it starts before the PDL wait). With l2_prefetch_units
+  // P, each unit issued also sends the bytes P rows of the grid further on in the images'
+  // arena into L2 (a.images_begin .. images_end: every image in read order, so that the
+  // grid's prefetches cover the window P rows past its reads, across matrices and layers).
+  UnitCursor ring_at;
+  int issue_slot = 0;  // the ring slot the next unit goes to
+  auto issue = [&]() {
+    if (!ring_at.done(M)) {
+      const uint4* src = reinterpret_cast<const uint4*>(ring_at.src);
+      uint4* dst = reinterpret_cast<uint4*>(ring + issue_slot * UB);
+#pragma unroll
+      for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
+      if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
+      if (kPrefetch && lane == 0) {
+        const uint8_t* p = ring_at.src + static_cast<size_t>(a.l2_prefetch_units) * W * UB;
+        if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
+      }
+      ring_at.advance(a, gw, W, M, UB);
+    }
+    cp_async_commit();  // an empty group past the end keeps the count
+    if (++issue_slot == a.ring_depth) issue_slot = 0;
+  };
+  if (streams) {
+    ring_at.start(a, gw, W, M, UB);
+#pragma unroll 1
+    for (int j = 0; j < a.ring_depth; ++j) issue();
+  }
+  pdl_launch_dependents();
+  pdl_wait();
+
+  const int pos = __ldcg(a.position);
+  // Key splits a kv head: attention_item's (~32 keys each, over the CTAs' warps 0), or
+  // with cta_attention one a warp of CTA g (attention_cta).
+  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1);
+  // RoPE's cos and sin at pos of pairs lane and lane + 32, for every layer's q and k.
+  float cs[2], sn[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) rope_cos_sin(pos, a.inv_freq[lane + 32 * r], &cs[r], &sn[r]);
+  int* const tickets = a.barrier + kStackTicketsAt;  // [Hkv] arrivals of the attention splits
+  // The flags form's counters (DecodeStackArgs::flags) and what each counts in a layer:
+  // qkv_units, the units of kv head g's rows (its G q heads, k and v: D / 32 tile pairs
+  // each); one merge of kv head g; glu_units, the units of gate_up's tile pairs that make
+  // down_proj's column group c (its group / 16 gate tiles).
+  unsigned* const qkv_flags = reinterpret_cast<unsigned*>(a.barrier + kStackQkvFlagsAt);
+  unsigned* const attn_flags = reinterpret_cast<unsigned*>(a.barrier + kStackAttnFlagsAt);
+  unsigned* const glu_flags = reinterpret_cast<unsigned*>(a.barrier + kStackGluFlagsAt);
+  const int o_group = a.layer[0].o.K / a.layer[0].o.groups, down_group = I / a.layer[0].down.groups;
+  const unsigned qkv_units = stack_qkv_flag_units(Hq, Hkv, a.layer[0].qkv.groups);
+  const unsigned glu_units = stack_glu_flag_units(down_group, a.layer[0].gate_up.groups);
+  unsigned long long* const bar_count = reinterpret_cast<unsigned long long*>(a.barrier);
+  unsigned long long* const bar_base = reinterpret_cast<unsigned long long*>(a.barrier + 32);
+  const unsigned long long base = __ldcg(bar_base);
+  unsigned long long bars = 0;  // barriers passed in this launch
+  // Layer l's trace row of this CTA (DecodeStackArgs::trace), or none.
+  auto trace_row = [&](int l) {
+    return kTrace ? a.trace + (static_cast<size_t>(l) * gridDim.x + blockIdx.x) * kStackTracePoints : nullptr;
+  };
+  auto mark = [&](int l, int point) {
+    if (kTrace && tid == 0) trace_row(l)[point] = global_ns();
+  };
+  // Barrier k of layer l (0 .. 4; its trace points kTraceArrive0 + 2k and the next).
+  auto barrier = [&](int l, int k) {
+    grid_barrier(bar_count, base + (++bars) * gridDim.x, kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr);
+  };
+  // Warp 0's first attention item (CTA c takes item c; with cta_attention, split 0 of
+  // kv head c): its keys are loaded before the wait for qkv.
+  const bool staged_item = warp == 0 && static_cast<int>(blockIdx.x) < (a.cta_attention ? Hkv : Hkv * S);
+  float4 h[kHVecs];  // the residual (bf16 values), this thread's float4s of it
+#pragma unroll
+  for (int j = 0; j < kHVecs; ++j) {
+    const int i = 4 * (tid + j * kThreads);
+    h[j] = i < H ? load_bf16x4(a.residual, i) : make_float4(0, 0, 0, 0);
+  }
+  int consume_slot = 0;  // the ring slot of the next unit to compute
+  // The warp's units of matrix m, its sums added to out, its input read through x
+  // (SharedInput, L2Input, GluInput). role (a Role): in the flags form, the counters its
+  // tile pairs' flushes add to (kRoleQkv: kv head g's; kRoleGateUp: down's column
+  // group's), or wait on before a unit (kRoleO: the attention of the unit's head;
+  // kRoleDown: the GLU's column group), up to `target`; kRolePlain: neither.
+  auto run_matrix = [&](int m, float* out, const auto& x, auto role, unsigned target) {
+    constexpr int R = decltype(role)::value;
+    if (!streams) return;
+    const StackMatrix& mt = stack_matrix(a, m);
+    const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
+    const int groups = mt.groups;
+    const bool meta_f16 = mt.meta_f16;
+    int pair = b / groups, grp = b - pair * groups;
+    float acc[2][2] = {{0, 0}, {0, 0}};
+    int in_pair = 0;                // units of `pair` summed (producers)
+    int pending = -1;               // the counter the units summed since the last flag_add go to
+    unsigned pending_units = 0;
+    int ready = -1;                 // the last counter seen at its target (consumers)
+    auto flush = [&]() {
+      flush_pair(mt, out, pair, acc, lane);
+      if constexpr (R == kRoleQkv || R == kRoleGateUp) {
+        const int f = R == kRoleQkv ? stack_qkv_flag(pair, Hq, Hkv) : stack_glu_flag(pair, down_group);
+        if (f != pending) {
+          if (pending >= 0)
+            flag_add((R == kRoleQkv ? qkv_flags : glu_flags) + pending * kStackFlagStride, pending_units, lane);
+          pending = f;
+          pending_units = 0;
+        }
+        pending_units += static_cast<unsigned>(in_pair);
+        in_pair = 0;
+      }
+    };
+#pragma unroll 1
+    for (int k = 0; k < n; ++k) {
+      if constexpr (R == kRoleO || R == kRoleDown) {
+        const int f = R == kRoleO ? stack_o_flag(grp, o_group, Hq, Hkv) : grp;
+        if (f != ready) {
+          flag_wait((R == kRoleO ? attn_flags : glu_flags) + f * kStackFlagStride, target, lane);
+          ready = f;
+        }
+      }
+      if constexpr (R == kRoleDown) x.stage(grp, lane);
+      ring_wait(a.ring_depth);
+      __syncwarp();
+      compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
+      __syncwarp();
+      issue();
+      if (++consume_slot == a.ring_depth) consume_slot = 0;
+      if constexpr (R == kRoleQkv || R == kRoleGateUp) ++in_pair;
+      if (++grp == groups) {  // the tile pair ends
+        flush();
+        acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = 0.0f;
+        grp = 0;
+        ++pair;
+      }
+    }
+    if (n > 0 && grp != 0) flush();
+    if constexpr (R == kRoleQkv || R == kRoleGateUp) {
+      if (pending >= 0)
+        flag_add((R == kRoleQkv ? qkv_flags : glu_flags) + pending * kStackFlagStride, pending_units, lane);
+    }
+  };
+  const SharedInput staged_x{xs};
+  constexpr bool flags = kFlags;
+
+#pragma unroll 1
+  for (int l = 0; l < a.layers; ++l) {
+    const StackLayer& L = a.layer[l];
+    // o's and down's sums: this layer's buffer and the last layer's (the flags form
+    // alternates them, so that each is zeroed with a grid barrier between its last read and
+    // its next write; the other form has the barriers and uses buffer 0).
+    float* const o_out = osum + (flags ? l & 1 : 0) * H;
+    float* const d_out = dsum + (flags ? l & 1 : 0) * H;
+    float* const o_last = osum + (flags ? (l + 1) & 1 : 0) * H;
+    float* const d_last = dsum + (flags ? (l + 1) & 1 : 0) * H;
+    const unsigned layer_n = static_cast<unsigned>(l + 1);
+    mark(l, kTraceLayerStart);
+    // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
+    if (l > 0) {
+      barrier(l, 0);
+      add_sums(h, d_last, H);
+      zero_sums(gusum, 2 * I);  // read by every CTA before the barrier
+      if (flags) zero_sums(o_last, H);
+    }
+    stage_norm(h, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    mark(l, kTraceQkvStaged);
+    if (flags) {
+      run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
+    } else {
+      run_matrix(4 * l, qkvsum, staged_x, Role<kRolePlain>{}, 0u);
+    }
+    if (a.cta_attention) {
+      if (staged_item) prefetch_chunk(a, L, blockIdx.x, 0, S, pos, stage, lane);
+      if (warp > 0 && warp < S && static_cast<int>(blockIdx.x) < Hkv) prefetch_chunk_l2(a, L, blockIdx.x, warp, S, pos, lane);
+    } else if (staged_item) {
+      prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
+    }
+    if (!flags) {
+      barrier(l, 1);
+      zero_sums(dsum, H);
+    }
+    // Attention: items (kv head, split) spread over the CTAs' warps 0, or a kv head a CTA.
+    if (a.cta_attention && static_cast<int>(blockIdx.x) < Hkv) {
+      float* scratch = reinterpret_cast<float*>(xs);  // xs is free until o_proj's input
+      if (flags) {  // kv head g's qkv rows summed (and the CTA's warps done with xs)
+        if (warp == 0) flag_wait(qkv_flags + blockIdx.x * kStackFlagStride, layer_n * qkv_units, lane);
+        __syncthreads();
+      }
+      switch (G) {
+        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+      }
+      if (flags) {  // every thread's attn_out stores, then the head's count (a release, as flag_add's)
+        __syncthreads();
+        if (tid == 0)
+          asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(attn_flags + blockIdx.x * kStackFlagStride)
+                       : "memory");
+      }
+    }
+    for (int item = warp == 0 && !a.cta_attention ? static_cast<int>(blockIdx.x) : Hkv * S; item < Hkv * S;
+         item += static_cast<int>(gridDim.x)) {
+      const int g = item / S, s = item % S;
+      const bool staged = staged_item && item == static_cast<int>(blockIdx.x);
+      unsigned* const merged = flags ? attn_flags + g * kStackFlagStride : nullptr;
+      if (flags) flag_wait(qkv_flags + g * kStackFlagStride, layer_n * qkv_units, lane);
+      switch (G) {  // the q heads of a kv head as a constant: their sums stay in registers
+        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+      }
+    }
+    mark(l, kTraceAttentionDone);
+    if (flags) {
+      // o_proj: each unit waits for its head's merged attention and reads it from L2.
+      run_matrix(4 * l + 1, o_out, L2Input{a.attn_out}, Role<kRoleO>{}, layer_n);
+    } else {
+      barrier(l, 2);
+      zero_sums(qkvsum, QKV);
+      // o_proj's input: the merged attention, as it is.
+      for (int v = tid; v < Hq * D / 8; v += kThreads)
+        reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
+      __syncthreads();
+      mark(l, kTraceOStaged);
+      run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
+    }
+    barrier(l, 3);
+    add_sums(h, o_out, H);
+    if (flags) {
+      zero_sums(qkvsum, QKV);           // the attention read it before the barrier
+      if (l > 0) zero_sums(d_last, H);  // read after barrier 0
+    }
+    stage_norm(h, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    mark(l, kTraceGateUpStaged);
+    if (flags) {
+      run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
+      // down_proj: each unit waits for its column group of gate_up and makes its GLU itself.
+      run_matrix(4 * l + 3, d_out, GluInput<SU>{gusum, glu_scratch, I, a.activation}, Role<kRoleDown>{},
+                 layer_n * glu_units);
+      continue;
+    }
+    run_matrix(4 * l + 2, gusum, staged_x, Role<kRolePlain>{}, 0u);
+    barrier(l, 4);
+    zero_sums(osum, H);
+    {
+      // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it.
+      float4 gv[kGluVecs], uv[kGluVecs];
+#pragma unroll
+      for (int j = 0; j < kGluVecs; ++j) {
+        const int i = 4 * (tid + j * kThreads);
+        gv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + i)) : make_float4(0, 0, 0, 0);
+        uv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + I + i)) : make_float4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int j = 0; j < kGluVecs; ++j) {
+        const int i = 4 * (tid + j * kThreads);
+        if (i < I) {
+          const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            xs[i + e] = __float2bfloat16(bfr(glu_activation(bfr(g4[e]), a.activation)) * bfr(u4[e]));
+        }
+      }
+      __syncthreads();
+    }
+    mark(l, kTraceDownStaged);
+    run_matrix(4 * l + 3, d_out, staged_x, Role<kRolePlain>{}, 0u);
+  }
+  cp_async_wait<0>();
+  grid_barrier(bar_count, base + (++bars) * gridDim.x, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
+  zero_sums(gusum, 2 * I);
+  if (flags) zero_sums(osum + ((a.layers - 1) & 1) * H, H);  // read after the last barrier 3
+  if (blockIdx.x == 0) {
+    if (tid == 0) *bar_base = base + bars * gridDim.x;  // every CTA has arrived: the next launch's base
+    if (flags) {  // every CTA is past its last wait: the counters back to zero for the next launch
+      for (int i = tid; i < kStackFlags; i += kThreads) __stcg(a.barrier + kStackQkvFlagsAt + i * kStackFlagStride, 0);
+    }
+    // residual = h + bf16(down sums); normed = norm(residual, final_norm); the sums back to zero.
+    float* const d_final = dsum + (flags ? (a.layers - 1) & 1 : 0) * H;
+#pragma unroll
+    for (int j = 0; j < kHVecs; ++j) {
+      const int i = 4 * (tid + j * kThreads);
+      if (i < H) {
+        float4* dp = reinterpret_cast<float4*>(d_final + i);
+        h[j] = add_rounded(h[j], __ldcg(dp));
+        __stcg(dp, make_float4(0, 0, 0, 0));
+        bf16* r = static_cast<bf16*>(a.residual) + i;
+        r[0] = __float2bfloat16(h[j].x);
+        r[1] = __float2bfloat16(h[j].y);
+        r[2] = __float2bfloat16(h[j].z);
+        r[3] = __float2bfloat16(h[j].w);
+      }
+    }
+    stage_norm(h, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
+    for (int v = tid; v < H / 8; v += kThreads)
+      reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
+  }
+}
+
+template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
+void configure_form() {
+  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch, kFlags>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kStackSmemLimit)));
+}
+template <int SU, bool kBias, bool kFlags>
+void configure_one() {
+  configure_form<SU, kBias, false, false, kFlags>();
+  configure_form<SU, kBias, false, true, kFlags>();
+  configure_form<SU, kBias, true, false, kFlags>();
+  configure_form<SU, kBias, true, true, kFlags>();
+}
+// The shared-memory limit of every form of this kFlags.
+template <bool kFlags>
+void configure_forms() {
+  configure_one<1, false, kFlags>();
+  configure_one<1, true, kFlags>();
+  configure_one<2, false, kFlags>();
+  configure_one<2, true, kFlags>();
+}
+
+template <int SU, bool kBias, bool kFlags>
+void launch_one(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a) {
+  const bool trace = a.trace != nullptr, prefetch = a.l2_prefetch_units > 0;
+  if (trace && prefetch) {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, true, kFlags>, a));
+  } else if (trace) {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, false, kFlags>, a));
+  } else if (prefetch) {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, true, kFlags>, a));
+  } else {
+    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, false, kFlags>, a));
+  }
+}
+// The form of a's group size (64 or 128 columns: units of 1 or 2 steps), biases, trace and
+// prefetch, with this kFlags (decode_stack_supports(a) holds).
+template <bool kFlags>
+void launch_form(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a) {
+  const StackMatrix& o = a.layer[0].o;
+  if (o.K / o.groups == 128) {
+    if (a.bias) {
+      launch_one<2, true, kFlags>(cfg, a);
+    } else {
+      launch_one<2, false, kFlags>(cfg, a);
+    }
+  } else if (a.bias) {
+    launch_one<1, true, kFlags>(cfg, a);
+  } else {
+    launch_one<1, false, kFlags>(cfg, a);
+  }
+}
+
+}  // namespace
+
+// The flags forms' entry points (cuda_decode_stack_flags.cu).
+void configure_decode_stack_flags_forms();
+void launch_decode_stack_flags_form(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a);
+
+}  // namespace kr::cuda
