@@ -2,7 +2,7 @@
 # The decode stack kernel (CudaOptions::decode_stack_kernel) on a GPU machine: its
 # checks against the CPU in each kernel form, then batch-1 decode with each tuning
 # variant next to the kernels a layer, alternated, in one go. Prints a line a run;
-# raw output and kr-cuda-bench JSON go to OUT.
+# raw output and kr-cuda-bench JSON go to OUT. Each run has a time limit (rc 124: it hung).
 #
 # Usage: scripts/decode-stack-sweep.sh BIN OUT [ARCH] [QUANT] [PARTS]
 #   BIN: the folder of kr-backend-ops and kr-cuda-bench; ARCH default llama-3.2-3b,
@@ -23,7 +23,7 @@ check() {  # NAME FLAGS...: kr-backend-ops --only decode_stack with the kernel f
   local name=$1
   shift
   local t0=$SECONDS
-  "$BIN/kr-backend-ops" --only decode_stack "$@" > "$OUT/check-$name.txt" 2>&1
+  timeout 150 "$BIN/kr-backend-ops" --only decode_stack "$@" > "$OUT/check-$name.txt" 2>&1
   local rc=$?
   echo "check $name rc=$rc $((SECONDS - t0))s: $(grep -c ' ok' "$OUT/check-$name.txt") ok," \
        "$(grep -c 'FAIL' "$OUT/check-$name.txt") FAIL"
@@ -32,7 +32,7 @@ check() {  # NAME FLAGS...: kr-backend-ops --only decode_stack with the kernel f
 bench() {  # NAME FLAGS...: batch 1 at contexts 128 and 400 (BENCH_BIN's binary, default BIN's)
   local name=$1
   shift
-  "${BENCH_BIN:-$BIN}/kr-cuda-bench" --arch "$ARCH" --quant "$QUANT" --brief --decode-only --decode-at 1:400:64 \
+  timeout 90 "${BENCH_BIN:-$BIN}/kr-cuda-bench" --arch "$ARCH" --quant "$QUANT" --brief --decode-only --decode-at 1:400:64 \
     --json "$OUT/bench-$name.json" "$@" > "$OUT/bench-$name.txt" 2>&1
   local rc=$?
   echo "bench $name rc=$rc: $(grep -E '^decode batch 1 ' "$OUT/bench-$name.txt" | awk '{printf "ctx %s %s tok/s; ", $5, $6}')"

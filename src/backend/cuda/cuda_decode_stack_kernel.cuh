@@ -91,9 +91,15 @@ __device__ __forceinline__ void flag_wait(const unsigned* flag, unsigned target,
   if (lane == 0) {
     unsigned v;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(flag) : "memory");
-    while (v < target) {  // backing off: up to ~2,000 warps poll a few lines
-      __nanosleep(64);
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(flag) : "memory");
+    if (v < target) {
+      // A count that never comes is a bug in the counters' arithmetic: a launch error after
+      // ~2 s rather than a hung device.
+      const unsigned long long start = global_ns();
+      do {  // backing off: up to ~2,000 warps poll a few lines
+        __nanosleep(64);
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(flag) : "memory");
+        if (v < target && global_ns() - start > 2000000000ull) __trap();
+      } while (v < target);
     }
   }
   __syncwarp();
