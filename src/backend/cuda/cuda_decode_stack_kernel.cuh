@@ -914,15 +914,19 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     // Attention: items (kv head, split) spread over the CTAs' warps 0, or a kv head a CTA.
     if (a.cta_attention && static_cast<int>(blockIdx.x) < Hkv) {
       float* scratch = reinterpret_cast<float*>(xs);  // xs is free until o_proj's input
+      // `staged` (attention_cta) is the same on every warp: warp 0 of CTA g < Hkv always stages
+      // split 0 (staged_item), and warps 2G, 2G + 1 store the new key into that stage when it is
+      // there. (Passing staged_item, true on warp 0 only, left the stage's new-key row stale at
+      // contexts under 32 keys: kr-backend-ops on an H100 failed the ctx-0 cases.)
       if (flags) {  // kv head g's qkv rows summed (and the CTA's warps done with xs)
         if (warp == 0) flag_wait(qkv_flags + blockIdx.x * kStackFlagStride, layer_n * qkv_units, lane);
         __syncthreads();
       }
       switch (G) {
-        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
-        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
-        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
-        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, staged_item, scratch, warp, lane); break;
+        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
+        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
+        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
+        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
       }
       if (flags) {  // every thread's attn_out stores, then the head's count (a release, as flag_add's)
         __syncthreads();

@@ -795,6 +795,7 @@ std::unique_ptr<Model> dummy_model(Backend& b, const std::string& arch, int laye
   if (!preset.ok()) return nullptr;
   ModelConfig config = *preset;
   config.num_hidden_layers = layers;
+  config.arch.layer_attention.resize(static_cast<size_t>(layers));  // the preset's first layers' kinds
   config.vocab_size = vocab;
   auto weights = make_dummy_weights(config, b, 77, format);
   if (!weights.ok()) return nullptr;
