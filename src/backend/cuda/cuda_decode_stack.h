@@ -213,7 +213,7 @@ struct DecodeStackArgs {
   // The flags form: three of a layer's five grid barriers (after qkv, the attention and
   // gate_up) replaced by counters that only the phases' consumers wait on. A streaming
   // warp that flushes qkv (gate_up) sums adds the units it summed to kv head g's (down's
-  // column group c's) counter after a fence; an attention item waits for its kv head's
+  // column group c's) counter by a release; an attention item waits for its kv head's
   // qkv rows, its merge bumps the head's counter, and o_proj's (down_proj's) units wait
   // for the counter of their input's head (column group) and read that input from L2
   // (the merged attention; the GLU computed from gate_up's sums) instead of from a copy

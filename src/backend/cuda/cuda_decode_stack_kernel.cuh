@@ -627,15 +627,15 @@ __device__ __forceinline__ void prefetch_chunk_l2(const DecodeStackArgs& a, cons
 // takes kv head g over all nkeys = pos + 1 keys, in S = ceil(nkeys / 32) splits (at
 // most kStackMaxKeys / 32 = 16: one a warp, a key a lane). First the CTA rotates the G
 // heads' q into qs and stores the new key's k and v (into the stage too when warp 0's
-// staged chunk holds it); warp w < S then runs split w (attend_keys; warp 0's from the
-// stage when staged), and the splits are merged in shared memory (scratch: f32
+// staged chunk holds it: split 0 is always staged, prefetch_chunk before the wait for qkv);
+// warp w < S then runs split w (attend_keys; warp 0's from the stage), and the splits are merged in shared memory (scratch: f32
 // [kWarps][G][2] of (max, sum), then [G][D] of the sum, added by shared atomics) into
 // attn_out: no partials or tickets in global memory. cs, sn: as attention_item's.
 // Not inlined: the serving form keeps its registers (inlined, every form spilled several
 // times more, ptxas -v).
 template <int G>
 __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int pos,
-                              const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage, bool staged,
+                              const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
                               float* scratch, int warp, int lane) {
   constexpr int D = kStackHeadDim, half = D / 2;
   const int Hq = a.q_heads, Hkv = a.kv_heads, nkeys = pos + 1, S = (nkeys + 31) / 32;
@@ -660,7 +660,7 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
     kc[i + half] = kb;
     vc[i] = va;
     vc[i + half] = vb;
-    if (staged && S == 1) {  // split 0 holds the new key, row pos of the stage
+    if (S == 1) {  // split 0 holds the new key, row pos of the stage (written by these warps, not warp 0)
       bf16* sk = reinterpret_cast<bf16*>(stage + pos * kKRowBytes);
       bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + pos * D * 2);
       sk[i] = ka;
@@ -670,13 +670,13 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
     }
   }
   for (int i = threadIdx.x; i < G * D; i += kThreads) sum[i] = 0.0f;
-  if (warp == 0 && staged) cp_async_wait<0>();
+  if (warp == 0) cp_async_wait<0>();
   __syncthreads();  // q, the new key (caches and stage), the staged chunk, the zeroed sum: for every thread
   float m[G], l[G], acc[G][4];
   if (warp < S) {
     int k0, k1;
     split_keys(warp, S, nkeys, k0, k1);
-    attend_keys<G>(a, L, g, k0, k1, qs, stage, staged && warp == 0, lane, m, l, acc);
+    attend_keys<G>(a, L, g, k0, k1, qs, stage, warp == 0, lane, m, l, acc);
     if (lane == 0) {
 #pragma unroll
       for (int gi = 0; gi < G; ++gi) {
@@ -914,19 +914,15 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     // Attention: items (kv head, split) spread over the CTAs' warps 0, or a kv head a CTA.
     if (a.cta_attention && static_cast<int>(blockIdx.x) < Hkv) {
       float* scratch = reinterpret_cast<float*>(xs);  // xs is free until o_proj's input
-      // `staged` (attention_cta) is the same on every warp: warp 0 of CTA g < Hkv always stages
-      // split 0 (staged_item), and warps 2G, 2G + 1 store the new key into that stage when it is
-      // there. (Passing staged_item, true on warp 0 only, left the stage's new-key row stale at
-      // contexts under 32 keys: kr-backend-ops on an H100 failed the ctx-0 cases.)
       if (flags) {  // kv head g's qkv rows summed (and the CTA's warps done with xs)
         if (warp == 0) flag_wait(qkv_flags + blockIdx.x * kStackFlagStride, layer_n * qkv_units, lane);
         __syncthreads();
       }
       switch (G) {
-        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
-        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
-        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
-        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, true, scratch, warp, lane); break;
+        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
+        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
+        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
+        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
       }
       if (flags) {  // every thread's attn_out stores, then the head's count (a release, as flag_add's)
         __syncthreads();
