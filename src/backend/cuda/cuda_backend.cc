@@ -1246,6 +1246,8 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->barrier = stack_barrier_;
   a->ring_depth = options_.decode_stack_ring_depth;
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
+  a->l2_prefetch_at_waits = options_.decode_stack_l2_prefetch_at_waits;
+  a->stage_merge = options_.decode_stack_stage_merge;
   a->cta_attention = options_.decode_stack_cta_attention;
   a->flags = options_.decode_stack_flags;
   a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear

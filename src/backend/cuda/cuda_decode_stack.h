@@ -100,6 +100,10 @@ enum StackTracePoint : int {
   kTraceAttentionDone,                   // warp 0's attention items done (and merged, in the flags form)
   kTraceFinalArrive,                     // the last layer's row only: the barrier after its down_proj
   kTraceFinalExit,
+  // Inside warp 0's last attention item of the layer (attention_item; 0 where the CTA has none):
+  kTraceAttnQ,       // q rotated and the new key stored: its keys next
+  kTraceAttnKeys,    // its keys attended, the partial stored
+  kTraceAttnTicket,  // the fence and the ticket taken (the merge, if it is the last split, next)
   kStackTracePoints
 };
 
@@ -206,6 +210,17 @@ struct DecodeStackArgs {
   // past it.
   int ring_depth = 4;
   int l2_prefetch_units = 0;
+  // With l2_prefetch_units P > 0: false, each unit a warp issues to its ring also
+  // prefetches the unit P rows further on (while the rings stream, HBM is busy anyway);
+  // true, a warp prefetches the P rows past its ring (lane k: row k) only when it ends a
+  // matrix, i.e. just before it waits at a barrier or a counter, when the rings are full
+  // and HBM would idle through the attention, the barriers and the stagings.
+  bool l2_prefetch_at_waits = false;
+  // The splits' partials merged by every CTA as it stages o_proj's input (after the barrier
+  // that ends the attention), instead of by the last split of each kv head after a fence
+  // and an atomic ticket (then attn_out is not written). The default form only: the flags
+  // form and the CTA attention merge as before.
+  bool stage_merge = false;
   // The attention a kv head a CTA (attention_cta: the block table's keys split over
   // its warps, merged in shared memory; at most kStackCtaMaxGroup q heads a kv head)
   // instead of splits of ~32 keys over the CTAs' warps 0 merged through global memory.

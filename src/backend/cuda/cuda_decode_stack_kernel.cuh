@@ -431,7 +431,7 @@ __device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const Stac
     const int j = j0 + lane;
     const bool valid = j < k1;
     const bool from_stage = staged && j0 == k0;
-    const int row = valid ? key_row(a, j) : 0;
+    const int row = valid && !from_stage ? key_row(a, j) : 0;  // a staged chunk reads no cache row
     float sc[G];
 #pragma unroll
     for (int gi = 0; gi < G; ++gi) sc[gi] = 0.0f;
@@ -500,6 +500,36 @@ __device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const Stac
   }
 }
 
+// One q head's 4 dims (4 ln .. 4 ln + 3) of the merged attention from the S splits'
+// partials ph (f32 [kStackMaxSplits][kStackPartFloats]): the arithmetic, in its order, of
+// attention_item's merge, so that both give the same bf16.
+__device__ __forceinline__ void merge_partials(const float* ph, int S, int ln, bf16* o) {
+  float M = -INFINITY;
+#pragma unroll
+  for (int t = 0; t < kStackMaxSplits; ++t)
+    if (t < S) M = fmaxf(M, __ldcg(ph + t * kStackPartFloats));
+  float den = 0.0f;
+  float4 num = make_float4(0, 0, 0, 0);
+#pragma unroll
+  for (int t = 0; t < kStackMaxSplits; ++t) {
+    if (t < S) {
+      const float* pt = ph + t * kStackPartFloats;
+      const float w = __expf(__ldcg(pt) - M);
+      const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * ln));
+      den = fmaf(w, __ldcg(pt + 1), den);
+      num.x = fmaf(w, at.x, num.x);
+      num.y = fmaf(w, at.y, num.y);
+      num.z = fmaf(w, at.z, num.z);
+      num.w = fmaf(w, at.w, num.w);
+    }
+  }
+  const float inv = 1.0f / den;
+  o[0] = __float2bfloat16(num.x * inv);
+  o[1] = __float2bfloat16(num.y * inv);
+  o[2] = __float2bfloat16(num.z * inv);
+  o[3] = __float2bfloat16(num.w * inv);
+}
+
 // Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
 // and v this split stores when it holds it), for the G q heads of g; (max, sum, acc)
 // of each into a.partials; the split that finishes last merges the S splits of its
@@ -507,10 +537,15 @@ __device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const Stac
 // `merged` when not null (the flags form's counter of kv head g). qs: the warp's
 // [G][D] bf16 of rotated q; cs, sn: RoPE's cos and sin at pos of pairs lane and
 // lane + 32; stage: the first chunk's keys when `staged` (prefetch_chunk).
+//
+// stage_merge (DecodeStackArgs::stage_merge): the partials only (no fence, no ticket, no
+// merge: stage_merged_attention does it after the barrier). trace: when not null, the
+// CTA's trace row, where lane 0 marks kTraceAttnQ, kTraceAttnKeys and kTraceAttnTicket.
 template <int G>
 __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int s, int S,
                                int pos, const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
-                               bool staged, int* tickets, unsigned* merged, int lane) {
+                               bool staged, int* tickets, unsigned* merged, bool stage_merge,
+                               unsigned long long* trace, int lane) {
   constexpr int D = kStackHeadDim, half = D / 2;
   const int Hq = a.q_heads, Hkv = a.kv_heads;
   const int nkeys = pos + 1;
@@ -555,6 +590,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   }
   if (staged) cp_async_wait<0>();
   __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
+  if (trace != nullptr && lane == 0) trace[kTraceAttnQ] = global_ns();
   float m[G], l[G], acc[G][4];
   attend_keys<G>(a, L, g, k0, k1, qs, stage, staged, lane, m, l, acc);
 #pragma unroll
@@ -566,45 +602,39 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
     }
     *reinterpret_cast<float4*>(out + 4 + 4 * lane) = make_float4(acc[gi][0], acc[gi][1], acc[gi][2], acc[gi][3]);
   }
+  if (trace != nullptr && lane == 0) trace[kTraceAttnKeys] = global_ns();
+  if (stage_merge) return;
   // The last split of kv head g to finish merges its heads (the threadFenceReduction pattern).
   __threadfence();
   __syncwarp();
   int ticket = 0;
   if (lane == 0) ticket = atomicAdd(&tickets[g], 1);
   ticket = __shfl_sync(0xffffffffu, ticket, 0);
+  if (trace != nullptr && lane == 0) trace[kTraceAttnTicket] = global_ns();
   if (ticket != S - 1) return;
   __threadfence();
   if (lane == 0) tickets[g] = 0;  // for the next layer (after barriers)
 #pragma unroll 1
-  for (int gi = 0; gi < G; ++gi) {
-    const float* ph = a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats;
-    float M = -INFINITY;
-#pragma unroll
-    for (int t = 0; t < kStackMaxSplits; ++t)
-      if (t < S) M = fmaxf(M, __ldcg(ph + t * kStackPartFloats));
-    float den = 0.0f;
-    float4 num = make_float4(0, 0, 0, 0);
-#pragma unroll
-    for (int t = 0; t < kStackMaxSplits; ++t) {
-      if (t < S) {
-        const float* pt = ph + t * kStackPartFloats;
-        const float w = __expf(__ldcg(pt) - M);
-        const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * lane));
-        den = fmaf(w, __ldcg(pt + 1), den);
-        num.x = fmaf(w, at.x, num.x);
-        num.y = fmaf(w, at.y, num.y);
-        num.z = fmaf(w, at.z, num.z);
-        num.w = fmaf(w, at.w, num.w);
-      }
-    }
-    const float inv = 1.0f / den;
-    bf16* o = static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane;
-    o[0] = __float2bfloat16(num.x * inv);
-    o[1] = __float2bfloat16(num.y * inv);
-    o[2] = __float2bfloat16(num.z * inv);
-    o[3] = __float2bfloat16(num.w * inv);
-  }
+  for (int gi = 0; gi < G; ++gi)
+    merge_partials(a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats, S, lane,
+                   static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane);
   if (merged != nullptr) flag_add(merged, 1u, lane);  // the flags form: kv head g's heads are in attn_out
+}
+
+// CTA (DecodeStackArgs::stage_merge): o_proj's input xs (bf16 [Hq D]) merged from the splits'
+// partials, after the barrier that ends the attention: a thread a head's 4 dims, two at a
+// time (3B: 768 of them over 512 threads), so that its loads are in flight together.
+__device__ __forceinline__ void stage_merged_attention(const float* partials, int Hq, int S, bf16* xs) {
+  constexpr int D = kStackHeadDim;
+  const int n = Hq * (D / 4);
+  for (int p = threadIdx.x; p < n; p += 2 * kThreads) {
+    const int q = p + kThreads;
+    merge_partials(partials + static_cast<size_t>(p / 32) * kStackMaxSplits * kStackPartFloats, S, p % 32,
+                   xs + (p / 32) * D + 4 * (p % 32));
+    if (q < n)
+      merge_partials(partials + static_cast<size_t>(q / 32) * kStackMaxSplits * kStackPartFloats, S, q % 32,
+                     xs + (q / 32) * D + 4 * (q % 32));
+  }
 }
 
 // Warp: the cached keys and values of the lanes' keys of split s of S (the new key at
@@ -749,7 +779,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 #pragma unroll
       for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
       if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
-      if (kPrefetch && lane == 0) {
+      if (kPrefetch && !a.l2_prefetch_at_waits && lane == 0) {
         const uint8_t* p = ring_at.src + static_cast<size_t>(a.l2_prefetch_units) * W * UB;
         if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
       }
@@ -757,6 +787,15 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     }
     cp_async_commit();  // an empty group past the end keeps the count
     if (++issue_slot == a.ring_depth) issue_slot = 0;
+  };
+  // DecodeStackArgs::l2_prefetch_at_waits: the P rows of the arena past the warp's ring,
+  // lane k the unit k rows past it (a warp whose matrices end near the arena's end
+  // prefetches only what is inside it).
+  auto prefetch_ahead = [&]() {
+    if (kPrefetch && a.l2_prefetch_at_waits && !ring_at.done(M) && lane < a.l2_prefetch_units) {
+      const uint8_t* p = ring_at.src + static_cast<size_t>(lane) * W * UB;
+      if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
+    }
   };
   if (streams) {
     ring_at.start(a, gw, W, M, UB);
@@ -867,6 +906,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       }
     }
     if (n > 0 && grp != 0) flush();
+    prefetch_ahead();  // the warp is done with the matrix: next, it waits
     if constexpr (R == kRoleQkv || R == kRoleGateUp) {
       if (pending >= 0)
         flag_add((R == kRoleQkv ? qkv_flags : glu_flags) + pending * kStackFlagStride, pending_units, lane);
@@ -874,6 +914,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   };
   const SharedInput staged_x{xs};
   constexpr bool flags = kFlags;
+  const bool stage_merge = a.stage_merge && !flags && !a.cta_attention;
 
 #pragma unroll 1
   for (int l = 0; l < a.layers; ++l) {
@@ -936,16 +977,17 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       const int g = item / S, s = item % S;
       const bool staged = staged_item && item == static_cast<int>(blockIdx.x);
       unsigned* const merged = flags ? attn_flags + g * kStackFlagStride : nullptr;
+      unsigned long long* const item_trace = kTrace ? trace_row(l) : nullptr;
       if (flags) flag_wait(qkv_flags + g * kStackFlagStride, layer_n * qkv_units, lane);
       switch (G) {  // the q heads of a kv head as a constant: their sums stay in registers
-        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
-        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
-        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
-        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
-        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
-        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
-        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
-        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, lane); break;
+        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
       }
     }
     mark(l, kTraceAttentionDone);
@@ -955,9 +997,12 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     } else {
       barrier(l, 2);
       zero_sums(qkvsum, QKV);
-      // o_proj's input: the merged attention, as it is.
-      for (int v = tid; v < Hq * D / 8; v += kThreads)
-        reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
+      if (stage_merge) {
+        stage_merged_attention(a.partials, Hq, S, xs);
+      } else {  // o_proj's input: the merged attention, as it is.
+        for (int v = tid; v < Hq * D / 8; v += kThreads)
+          reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
+      }
       __syncthreads();
       mark(l, kTraceOStaged);
       run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);

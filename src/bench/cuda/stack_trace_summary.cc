@@ -14,6 +14,11 @@ const char* stack_segment_name(int segment) {
   return segment >= 0 && segment < kStackSegments ? kNames[segment] : "?";
 }
 
+const char* stack_attention_step_name(int step) {
+  static const char* const kNames[4] = {"q", "keys", "ticket", "merge"};
+  return step >= 0 && step < 4 ? kNames[step] : "?";
+}
+
 bool summarize_stack_trace(const std::vector<uint64_t>& ns, int layers, int ctas, StackTraceSummary* out) {
   using namespace cuda;
   constexpr int P = kStackTracePoints;
@@ -75,7 +80,27 @@ bool summarize_stack_trace(const std::vector<uint64_t>& ns, int layers, int ctas
       if (marks[k - 1].ns == 0 || marks[k].ns < marks[k - 1].ns) return false;
       s.us[marks[k].segment] += static_cast<double>(marks[k].ns - marks[k - 1].ns) / 1e3;
     }
+    // The attention's last CTA and its item's marks (a CTA without an item this launch keeps
+    // an earlier launch's marks: out of order, or outside its span, the layer is left out).
+    int lc = 0;
+    for (int c = 1; c < ctas; ++c)
+      if (ns[(static_cast<size_t>(l) * ctas + c) * P + kTraceAttentionDone] >
+          ns[(static_cast<size_t>(l) * ctas + lc) * P + kTraceAttentionDone])
+        lc = c;
+    const uint64_t* row = &ns[(static_cast<size_t>(l) * ctas + lc) * P];
+    const uint64_t begin = s.flags ? row[kTraceQkvStaged] : row[exit(1)];
+    const bool ticketed = row[kTraceAttnTicket] >= row[kTraceAttnKeys] && row[kTraceAttnTicket] <= row[kTraceAttentionDone];
+    const uint64_t steps[5] = {begin, row[kTraceAttnQ], row[kTraceAttnKeys],
+                               ticketed ? row[kTraceAttnTicket] : row[kTraceAttnKeys], row[kTraceAttentionDone]};
+    bool in_order = begin != 0;
+    for (int k = 1; k < 5; ++k) in_order = in_order && steps[k] >= steps[k - 1];
+    if (in_order) {
+      for (int k = 0; k < 4; ++k) s.attention_us[k] += static_cast<double>(steps[k + 1] - steps[k]) / 1e3;
+      ++s.attention_layers;
+    }
   }
+  if (s.attention_layers > 0)
+    for (double& v : s.attention_us) v /= s.attention_layers;
   s.layers = layers - 1;
   for (double& v : s.us) v /= s.layers;
   for (double v : s.us) s.layer_us += v;

@@ -45,7 +45,17 @@ struct StackTraceSummary {
   std::array<double, kStackSegments> us{};      // mean over those layers, us
   double layer_us = 0.0;                        // their sum: the mean layer
   double launch_us = 0.0;                       // first CTA's start of layer 0 to the last CTA's final exit
+  // Inside the attention: the CTA whose attention ends last, its last item's steps (us, mean
+  // over the layers where its marks are in order): from its exit of the barrier after qkv
+  // (the flags form: its input staged) to q rotated and the new key stored (q), to its keys
+  // attended and partial stored (keys), to the fence and ticket taken (ticket; 0 with
+  // DecodeStackArgs::stage_merge, which has none), to its attention done (the merge, when
+  // it was the last split). attention_layers: the layers averaged (0: no detail).
+  int attention_layers = 0;
+  std::array<double, 4> attention_us{};  // q, keys, ticket, merge
 };
+// The names of StackTraceSummary::attention_us in output.
+const char* stack_attention_step_name(int step);
 
 // ns: [layers][ctas][cuda::kStackTracePoints] (cuda_decode_stack_trace). False with
 // fewer than 2 layers, a size that does not match, or marks out of order.

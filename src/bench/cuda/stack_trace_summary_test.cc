@@ -99,6 +99,38 @@ TEST(StackTraceSummary, FlagsForm) {
   EXPECT_FALSE(s.flags);
 }
 
+// The attention's steps come from the CTA whose attention ends last (CTA 1 here, its
+// marks 0.5, 1.0, 0.5 and 1.0 us apart from its exit of barrier 1); CTA 0, which ends
+// first, holds an earlier launch's marks. Without a ticket (stage_merge), the ticket step is
+// 0 and the rest after the keys counts as the merge. A layer whose marks are out of order
+// is left out.
+TEST(StackTraceSummary, AttentionStepsOfItsLastCta) {
+  Trace tr;
+  for (int l = 0; l < Trace::kLayers; ++l) {
+    const uint64_t e = tr.at(l, 1, kTraceArrive0 + 3);  // CTA 1's exit of barrier 1
+    tr.at(l, 0, kTraceAttentionDone) = e + 1000;
+    tr.at(l, 0, kTraceAttnQ) = 5, tr.at(l, 0, kTraceAttnKeys) = 7, tr.at(l, 0, kTraceAttnTicket) = 6;  // stale
+    tr.at(l, 1, kTraceAttnQ) = e + 500;
+    tr.at(l, 1, kTraceAttnKeys) = e + 1500;
+    tr.at(l, 1, kTraceAttnTicket) = e + 2000;
+    tr.at(l, 1, kTraceAttentionDone) = e + 3000;
+  }
+  StackTraceSummary s;
+  ASSERT_TRUE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas, &s));
+  EXPECT_EQ(s.attention_layers, 2);
+  const double want[4] = {0.5, 1.0, 0.5, 1.0};
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(s.attention_us[k], want[k], 1e-9) << stack_attention_step_name(k);
+  for (int l = 0; l < Trace::kLayers; ++l) tr.at(l, 1, kTraceAttnTicket) = 0;  // stage_merge: no ticket
+  tr.at(2, 1, kTraceAttnKeys) = tr.at(2, 1, kTraceAttnQ) - 1;                    // layer 2 out of order
+  ASSERT_TRUE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas, &s));
+  EXPECT_EQ(s.attention_layers, 1);
+  const double want2[4] = {0.5, 1.0, 0.0, 1.5};
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(s.attention_us[k], want2[k], 1e-9) << stack_attention_step_name(k);
+  Trace none;  // no attention marks at all
+  ASSERT_TRUE(summarize_stack_trace(none.ns, Trace::kLayers, Trace::kCtas, &s));
+  EXPECT_EQ(s.attention_layers, 0);
+}
+
 TEST(StackTraceSummary, RefusesWhatIsNotATrace) {
   Trace tr;
   StackTraceSummary s;
