@@ -221,6 +221,9 @@ struct DecodeStackArgs {
   // and an atomic ticket (then attn_out is not written). The default form only: the flags
   // form and the CTA attention merge as before.
   bool stage_merge = false;
+  // Keys a split of the attention items (1 .. 32; the splits of a kv head are at most
+  // kStackMaxSplits, so that long contexts get longer splits). Not the CTA attention's.
+  int split_keys = 32;
   // The attention a kv head a CTA (attention_cta: the block table's keys split over
   // its warps, merged in shared memory; at most kStackCtaMaxGroup q heads a kv head)
   // instead of splits of ~32 keys over the CTAs' warps 0 merged through global memory.

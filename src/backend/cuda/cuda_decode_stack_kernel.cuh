@@ -357,8 +357,9 @@ __device__ __forceinline__ void add_sums(float4 (&h)[kHVecs], const float* sums,
 }
 
 // Key splits of the attention phase for nkeys keys: about 32 keys a split.
-__device__ __forceinline__ int attention_splits(int nkeys) {
-  return min(kStackMaxSplits, max(1, (nkeys + 31) / 32));
+// split: DecodeStackArgs::split_keys (1 .. 32: the stage holds a split's first 32 keys).
+__device__ __forceinline__ int attention_splits(int nkeys, int split) {
+  return min(kStackMaxSplits, max(1, (nkeys + split - 1) / split));
 }
 
 // The keys [k0, k1) of split s of S over nkeys keys.
@@ -808,7 +809,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const int pos = __ldcg(a.position);
   // Key splits a kv head: attention_item's (~32 keys each, over the CTAs' warps 0), or
   // with cta_attention one a warp of CTA g (attention_cta).
-  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1);
+  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1, a.split_keys);
   // RoPE's cos and sin at pos of pairs lane and lane + 32, for every layer's q and k.
   float cs[2], sn[2];
 #pragma unroll
