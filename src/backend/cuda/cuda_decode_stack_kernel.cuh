@@ -288,6 +288,7 @@ __device__ __forceinline__ const StackMatrix& stack_matrix(const DecodeStackArgs
 // image (stack_unit_slot: i W + gw in the full rows, then the packed last row).
 struct UnitCursor {
   int m = 0, i = 0, n = 0;
+  bool packed_last = false;  // the warp's last unit of matrix m sits in its packed last row
   const uint8_t* src = nullptr;
 
   __device__ __forceinline__ void enter(const DecodeStackArgs& a, int mm, int gw, int W, int unit_bytes) {
@@ -295,6 +296,7 @@ struct UnitCursor {
     m = mm;
     i = 0;
     n = stack_range_begin(mt.units, gw + 1, W) - stack_range_begin(mt.units, gw, W);
+    packed_last = n > mt.units / W;
     src = static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, 0) * unit_bytes;
   }
   // Past the matrices where the warp has no unit; M: the launch's matrices.
@@ -311,11 +313,13 @@ struct UnitCursor {
   __device__ __forceinline__ void advance(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
     if (++i < n) {
       // The next full row, or for a warp with one unit more than units / W, its last
-      // unit in the packed last row.
-      const StackMatrix& mt = stack_matrix(a, m);
-      src = i == n - 1 && n > mt.units / W
-                ? static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, i) * unit_bytes
-                : src + static_cast<size_t>(W) * unit_bytes;
+      // unit in the packed last row (the matrix looked up only then).
+      if (i == n - 1 && packed_last) {
+        const StackMatrix& mt = stack_matrix(a, m);
+        src = static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, i) * unit_bytes;
+      } else {
+        src += static_cast<size_t>(W) * unit_bytes;
+      }
     }
     skip_empty(a, gw, W, M, unit_bytes);
   }
@@ -501,34 +505,44 @@ __device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const Stac
   }
 }
 
-// One q head's 4 dims (4 ln .. 4 ln + 3) of the merged attention from the S splits'
-// partials ph (f32 [kStackMaxSplits][kStackPartFloats]): the arithmetic, in its order, of
-// attention_item's merge, so that both give the same bf16.
+// One q head's 4 V dims (4 V ln .. 4 V ln + 4 V - 1) of the merged attention from the S
+// splits' partials ph (f32 [kStackMaxSplits][kStackPartFloats]): every dim by the same
+// arithmetic, in the same order, for any V, so that attention_item's merge (V = 1, a lane
+// 4 dims) and stage_merged_attention (V = 2) give the same bf16.
+template <int V>
 __device__ __forceinline__ void merge_partials(const float* ph, int S, int ln, bf16* o) {
   float M = -INFINITY;
 #pragma unroll
   for (int t = 0; t < kStackMaxSplits; ++t)
     if (t < S) M = fmaxf(M, __ldcg(ph + t * kStackPartFloats));
   float den = 0.0f;
-  float4 num = make_float4(0, 0, 0, 0);
+  float4 num[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) num[v] = make_float4(0, 0, 0, 0);
 #pragma unroll
   for (int t = 0; t < kStackMaxSplits; ++t) {
     if (t < S) {
       const float* pt = ph + t * kStackPartFloats;
       const float w = __expf(__ldcg(pt) - M);
-      const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * ln));
       den = fmaf(w, __ldcg(pt + 1), den);
-      num.x = fmaf(w, at.x, num.x);
-      num.y = fmaf(w, at.y, num.y);
-      num.z = fmaf(w, at.z, num.z);
-      num.w = fmaf(w, at.w, num.w);
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * (V * ln + v)));
+        num[v].x = fmaf(w, at.x, num[v].x);
+        num[v].y = fmaf(w, at.y, num[v].y);
+        num[v].z = fmaf(w, at.z, num[v].z);
+        num[v].w = fmaf(w, at.w, num[v].w);
+      }
     }
   }
   const float inv = 1.0f / den;
-  o[0] = __float2bfloat16(num.x * inv);
-  o[1] = __float2bfloat16(num.y * inv);
-  o[2] = __float2bfloat16(num.z * inv);
-  o[3] = __float2bfloat16(num.w * inv);
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    o[4 * v + 0] = __float2bfloat16(num[v].x * inv);
+    o[4 * v + 1] = __float2bfloat16(num[v].y * inv);
+    o[4 * v + 2] = __float2bfloat16(num[v].z * inv);
+    o[4 * v + 3] = __float2bfloat16(num[v].w * inv);
+  }
 }
 
 // Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
@@ -617,25 +631,19 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   if (lane == 0) tickets[g] = 0;  // for the next layer (after barriers)
 #pragma unroll 1
   for (int gi = 0; gi < G; ++gi)
-    merge_partials(a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats, S, lane,
+    merge_partials<1>(a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats, S, lane,
                    static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane);
   if (merged != nullptr) flag_add(merged, 1u, lane);  // the flags form: kv head g's heads are in attn_out
 }
 
 // CTA (DecodeStackArgs::stage_merge): o_proj's input xs (bf16 [Hq D]) merged from the splits'
-// partials, after the barrier that ends the attention: a thread a head's 4 dims, two at a
-// time (3B: 768 of them over 512 threads), so that its loads are in flight together.
+// partials, after the barrier that ends the attention: a thread a head's 8 dims (3B: 384 of
+// 512 threads, one merge each: its loads in flight together, two L2 round trips).
 __device__ __forceinline__ void stage_merged_attention(const float* partials, int Hq, int S, bf16* xs) {
-  constexpr int D = kStackHeadDim;
-  const int n = Hq * (D / 4);
-  for (int p = threadIdx.x; p < n; p += 2 * kThreads) {
-    const int q = p + kThreads;
-    merge_partials(partials + static_cast<size_t>(p / 32) * kStackMaxSplits * kStackPartFloats, S, p % 32,
-                   xs + (p / 32) * D + 4 * (p % 32));
-    if (q < n)
-      merge_partials(partials + static_cast<size_t>(q / 32) * kStackMaxSplits * kStackPartFloats, S, q % 32,
-                     xs + (q / 32) * D + 4 * (q % 32));
-  }
+  constexpr int D = kStackHeadDim, kLanes = D / 8;
+  for (int p = threadIdx.x; p < Hq * kLanes; p += kThreads)
+    merge_partials<2>(partials + static_cast<size_t>(p / kLanes) * kStackMaxSplits * kStackPartFloats, S,
+                      p % kLanes, xs + (p / kLanes) * D + 8 * (p % kLanes));
 }
 
 // Warp: the cached keys and values of the lanes' keys of split s of S (the new key at
