@@ -7,8 +7,8 @@
 # Usage: scripts/decode-stack-sweep.sh BIN OUT [ARCH] [QUANT] [PARTS]
 #   BIN: the folder of kr-backend-ops and kr-cuda-bench; ARCH default llama-3.2-3b,
 #   QUANT default awq (mlx4 for MLX's 64-column groups with biases); PARTS: which of
-#   checks, round1, round2, extra to run (comma-separated; default all: about 13
-#   minutes on an H200, so split them over calls of a shorter limit).
+#   checks, round1, round2, extra to run (comma-separated; default all: about 8
+#   minutes on an H100, so split them over calls of a shorter limit).
 #   BASE_BIN (environment, optional): an earlier build's kr-cuda-bench folder, whose
 #   kernel runs in each round too (the same options: --decode-stack only).
 set -u
@@ -36,41 +36,37 @@ bench() {  # NAME FLAGS...: batch 1 at contexts 128 and 400 (BENCH_BIN's binary,
     --json "$OUT/bench-$name.json" "$@" > "$OUT/bench-$name.txt" 2>&1
   local rc=$?
   echo "bench $name rc=$rc: $(grep -E '^decode batch 1 ' "$OUT/bench-$name.txt" | awk '{printf "ctx %s %s tok/s; ", $5, $6}')"
-  grep -E 'decode stack kernel, the last step' "$OUT/bench-$name.txt" | head -2
+  grep -E "decode stack kernel, the last step|attention's last CTA" "$OUT/bench-$name.txt" | head -4
 }
 
 if [[ $PARTS == *,checks,* ]]; then
   check default
-  check depth5 --decode-stack-ring-depth 5
-  check prefetch8 --decode-stack-l2-prefetch 8
+  check stage-merge --decode-stack-stage-merge
   check trace --decode-stack-trace
+  check prefetch-waits6 --decode-stack-l2-prefetch 6 --decode-stack-l2-prefetch-at-waits
   check cta-attention --decode-stack-cta-attention
   check flags --decode-stack-flags
-  check flags-cta-attention --decode-stack-flags --decode-stack-cta-attention
 fi
 
+# The rounds: the variants still in question (session 23's H100 calls found every L2 weight
+# prefetch, splits under 32 keys, the CTA attention and the flags form slower; extra keeps
+# one run of each, and the traces).
 for round in 1 2; do
   [[ $PARTS == *,round$round,* ]] || continue
   bench "layers-$round"
   bench "stack-$round" --decode-stack
   if [ -n "${BASE_BIN:-}" ]; then BENCH_BIN=$BASE_BIN bench "base-stack-$round" --decode-stack; fi
-  bench "depth5-$round" --decode-stack --decode-stack-ring-depth 5
-  bench "prefetch4-$round" --decode-stack --decode-stack-l2-prefetch 4
-  bench "prefetch8-$round" --decode-stack --decode-stack-l2-prefetch 8
-  bench "prefetch12-$round" --decode-stack --decode-stack-l2-prefetch 12
-  bench "cta-attention-$round" --decode-stack --decode-stack-cta-attention
-  bench "flags-$round" --decode-stack --decode-stack-flags
-  bench "flags-cta-attention-$round" --decode-stack --decode-stack-flags --decode-stack-cta-attention
-  bench "flags-prefetch8-$round" --decode-stack --decode-stack-flags --decode-stack-l2-prefetch 8
+  bench "stage-merge-$round" --decode-stack --decode-stack-stage-merge
+  bench "stage-merge-depth5-$round" --decode-stack --decode-stack-stage-merge --decode-stack-ring-depth 5
 done
 
 if [[ $PARTS == *,extra,* ]]; then
-  bench depth6 --decode-stack --decode-stack-ring-depth 6
-  bench depth5-prefetch8 --decode-stack --decode-stack-ring-depth 5 --decode-stack-l2-prefetch 8
-  bench cta-attention-prefetch8 --decode-stack --decode-stack-cta-attention --decode-stack-l2-prefetch 8
   bench trace --decode-stack --decode-stack-trace
-  bench trace-prefetch8 --decode-stack --decode-stack-trace --decode-stack-l2-prefetch 8
-  bench trace-cta-attention --decode-stack --decode-stack-trace --decode-stack-cta-attention
+  bench trace-stage-merge --decode-stack --decode-stack-trace --decode-stack-stage-merge
   bench trace-flags --decode-stack --decode-stack-trace --decode-stack-flags
-  bench flags-depth5 --decode-stack --decode-stack-flags --decode-stack-ring-depth 5
+  bench flags --decode-stack --decode-stack-flags
+  bench cta-attention --decode-stack --decode-stack-cta-attention
+  bench prefetch4 --decode-stack --decode-stack-l2-prefetch 4
+  bench prefetch-waits6 --decode-stack --decode-stack-l2-prefetch 6 --decode-stack-l2-prefetch-at-waits
+  bench split16 --decode-stack --decode-stack-split-keys 16
 fi
