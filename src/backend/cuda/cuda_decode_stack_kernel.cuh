@@ -360,7 +360,7 @@ __device__ __forceinline__ void add_sums(float4 (&h)[kHVecs], const float* sums,
   }
 }
 
-// Key splits of the attention phase for nkeys keys: about 32 keys a split.
+// Key splits of the attention phase for nkeys keys: about `split` keys a split.
 // split: DecodeStackArgs::split_keys (1 .. 32: the stage holds a split's first 32 keys).
 __device__ __forceinline__ int attention_splits(int nkeys, int split) {
   return min(kStackMaxSplits, max(1, (nkeys + split - 1) / split));
@@ -632,7 +632,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 #pragma unroll 1
   for (int gi = 0; gi < G; ++gi)
     merge_partials<1>(a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats, S, lane,
-                   static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane);
+                      static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane);
   if (merged != nullptr) flag_add(merged, 1u, lane);  // the flags form: kv head g's heads are in attn_out
 }
 
