@@ -43,7 +43,6 @@ if [[ $PARTS == *,checks,* ]]; then
   check default
   check stage-merge --decode-stack-stage-merge
   check trace --decode-stack-trace
-  check prefetch-waits6 --decode-stack-l2-prefetch 6 --decode-stack-l2-prefetch-at-waits
   check cta-attention --decode-stack-cta-attention
   check flags --decode-stack-flags
 fi
@@ -67,6 +66,4 @@ if [[ $PARTS == *,extra,* ]]; then
   bench flags --decode-stack --decode-stack-flags
   bench cta-attention --decode-stack --decode-stack-cta-attention
   bench prefetch4 --decode-stack --decode-stack-l2-prefetch 4
-  bench prefetch-waits6 --decode-stack --decode-stack-l2-prefetch 6 --decode-stack-l2-prefetch-at-waits
-  bench split16 --decode-stack --decode-stack-split-keys 16
 fi

@@ -1108,8 +1108,6 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   if (depth < cuda::kStackMinRingDepth || depth > cuda::kStackMaxRingDepth || ahead < 0 ||
       ahead > cuda::kStackMaxL2Prefetch)
     return "ring depth " + std::to_string(depth) + " or L2 prefetch " + std::to_string(ahead) + " out of range";
-  if (options_.decode_stack_split_keys < 1 || options_.decode_stack_split_keys > 32)
-    return "attention splits of " + std::to_string(options_.decode_stack_split_keys) + " keys (it takes 1-32)";
   const bool cta = options_.decode_stack_cta_attention;
   if (cta && q0.q_heads / q0.kv_heads > cuda::kStackCtaMaxGroup)
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
@@ -1248,9 +1246,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->barrier = stack_barrier_;
   a->ring_depth = options_.decode_stack_ring_depth;
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
-  a->l2_prefetch_at_waits = options_.decode_stack_l2_prefetch_at_waits;
   a->stage_merge = options_.decode_stack_stage_merge;
-  a->split_keys = options_.decode_stack_split_keys;
   a->cta_attention = options_.decode_stack_cta_attention;
   a->flags = options_.decode_stack_flags;
   a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear

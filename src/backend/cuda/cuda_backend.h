@@ -193,15 +193,9 @@ struct CudaOptions {
   // (DecodeStackArgs::flags), --decode-stack-flags.
   int decode_stack_ring_depth = 4;
   int decode_stack_l2_prefetch_units = 0;
-  // The prefetch issued when a warp ends a matrix instead of with every unit
-  // (DecodeStackArgs::l2_prefetch_at_waits); --decode-stack-l2-prefetch-at-waits.
-  bool decode_stack_l2_prefetch_at_waits = false;
   // The attention's splits merged by every CTA as it stages o_proj's input instead of by
   // each kv head's last split (DecodeStackArgs::stage_merge); --decode-stack-stage-merge.
   bool decode_stack_stage_merge = false;
-  // Keys a split of its attention items (1-32, DecodeStackArgs::split_keys);
-  // --decode-stack-split-keys.
-  int decode_stack_split_keys = 32;
   bool decode_stack_trace = false;
   bool decode_stack_cta_attention = false;
   bool decode_stack_flags = false;

@@ -210,20 +210,11 @@ struct DecodeStackArgs {
   // past it.
   int ring_depth = 4;
   int l2_prefetch_units = 0;
-  // With l2_prefetch_units P > 0: false, each unit a warp issues to its ring also
-  // prefetches the unit P rows further on (while the rings stream, HBM is busy anyway);
-  // true, a warp prefetches the P rows past its ring (lane k: row k) only when it ends a
-  // matrix, i.e. just before it waits at a barrier or a counter, when the rings are full
-  // and HBM would idle through the attention, the barriers and the stagings.
-  bool l2_prefetch_at_waits = false;
   // The splits' partials merged by every CTA as it stages o_proj's input (after the barrier
   // that ends the attention), instead of by the last split of each kv head after a fence
   // and an atomic ticket (then attn_out is not written). The default form only: the flags
   // form and the CTA attention merge as before.
   bool stage_merge = false;
-  // Keys a split of the attention items (1 .. 32; the splits of a kv head are at most
-  // kStackMaxSplits, so that long contexts get longer splits). Not the CTA attention's.
-  int split_keys = 32;
   // The attention a kv head a CTA (attention_cta: the block table's keys split over
   // its warps, merged in shared memory; at most kStackCtaMaxGroup q heads a kv head)
   // instead of splits of ~32 keys over the CTAs' warps 0 merged through global memory.

@@ -360,10 +360,10 @@ __device__ __forceinline__ void add_sums(float4 (&h)[kHVecs], const float* sums,
   }
 }
 
-// Key splits of the attention phase for nkeys keys: about `split` keys a split.
-// split: DecodeStackArgs::split_keys (1 .. 32: the stage holds a split's first 32 keys).
-__device__ __forceinline__ int attention_splits(int nkeys, int split) {
-  return min(kStackMaxSplits, max(1, (nkeys + split - 1) / split));
+// Key splits of the attention phase for nkeys keys: about 32 keys a split (a key a lane:
+// shorter splits are no faster, session 23).
+__device__ __forceinline__ int attention_splits(int nkeys) {
+  return min(kStackMaxSplits, max(1, (nkeys + 31) / 32));
 }
 
 // The keys [k0, k1) of split s of S over nkeys keys.
@@ -788,7 +788,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 #pragma unroll
       for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
       if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
-      if (kPrefetch && !a.l2_prefetch_at_waits && lane == 0) {
+      if (kPrefetch && lane == 0) {
         const uint8_t* p = ring_at.src + static_cast<size_t>(a.l2_prefetch_units) * W * UB;
         if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
       }
@@ -796,15 +796,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     }
     cp_async_commit();  // an empty group past the end keeps the count
     if (++issue_slot == a.ring_depth) issue_slot = 0;
-  };
-  // DecodeStackArgs::l2_prefetch_at_waits: the P rows of the arena past the warp's ring,
-  // lane k the unit k rows past it (a warp whose matrices end near the arena's end
-  // prefetches only what is inside it).
-  auto prefetch_ahead = [&]() {
-    if (kPrefetch && a.l2_prefetch_at_waits && !ring_at.done(M) && lane < a.l2_prefetch_units) {
-      const uint8_t* p = ring_at.src + static_cast<size_t>(lane) * W * UB;
-      if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
-    }
   };
   if (streams) {
     ring_at.start(a, gw, W, M, UB);
@@ -817,7 +808,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const int pos = __ldcg(a.position);
   // Key splits a kv head: attention_item's (~32 keys each, over the CTAs' warps 0), or
   // with cta_attention one a warp of CTA g (attention_cta).
-  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1, a.split_keys);
+  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1);
   // RoPE's cos and sin at pos of pairs lane and lane + 32, for every layer's q and k.
   float cs[2], sn[2];
 #pragma unroll
@@ -915,7 +906,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       }
     }
     if (n > 0 && grp != 0) flush();
-    prefetch_ahead();  // the warp is done with the matrix: next, it waits
     if constexpr (R == kRoleQkv || R == kRoleGateUp) {
       if (pending >= 0)
         flag_add((R == kRoleQkv ? qkv_flags : glu_flags) + pending * kStackFlagStride, pending_units, lane);

@@ -249,16 +249,6 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   EXPECT_FALSE(decode_stack_supports(a));
   a.l2_prefetch_units = 0;
   EXPECT_TRUE(decode_stack_supports(a));
-  // Splits of 1 to 32 keys: the stage holds a split's first 32.
-  a = llama_3b();
-  for (int keys : {1, 16, 32}) {
-    a.split_keys = keys;
-    EXPECT_TRUE(decode_stack_supports(a)) << keys;
-  }
-  for (int keys : {0, 33}) {
-    a.split_keys = keys;
-    EXPECT_FALSE(decode_stack_supports(a)) << keys;
-  }
   // The flags form's GLU scratch (15 x 256 B) leaves 3B's rings 5 units.
   a = llama_3b();
   a.flags = true;

@@ -33,12 +33,8 @@
 //                       [--decode-stack-cta-attention]  (its attention a kv head a CTA,
 //                                         CudaOptions::decode_stack_cta_attention; fused cases of
 //                                         more than 4 q heads a kv head fail as not fused)
-//                       [--decode-stack-l2-prefetch-at-waits]  (that prefetch issued when a warp ends
-//                                         a matrix, CudaOptions::decode_stack_l2_prefetch_at_waits)
 //                       [--decode-stack-stage-merge]  (the attention's splits merged as o_proj's input
 //                                         is staged, CudaOptions::decode_stack_stage_merge)
-//                       [--decode-stack-split-keys N]  (keys a split of its attention items, 1-32,
-//                                         CudaOptions::decode_stack_split_keys)
 //                       [--decode-stack-flags]  (its barriers after qkv, the attention and gate_up as
 //                                         counters, CudaOptions::decode_stack_flags)
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
@@ -1369,10 +1365,7 @@ int main(int argc, char** argv) {
       options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
-    else if (a == "--decode-stack-l2-prefetch-at-waits") options.decode_stack_l2_prefetch_at_waits = true;
     else if (a == "--decode-stack-stage-merge") options.decode_stack_stage_merge = true;
-    else if (a == "--decode-stack-split-keys" && has_value)
-      options.decode_stack_split_keys = std::atoi(argv[++i]);
     else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
