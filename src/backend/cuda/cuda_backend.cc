@@ -1247,6 +1247,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->ring_depth = options_.decode_stack_ring_depth;
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
   a->stage_merge = options_.decode_stack_stage_merge;
+  a->mma_keys = options_.decode_stack_mma_keys;
   a->cta_attention = options_.decode_stack_cta_attention;
   a->flags = options_.decode_stack_flags;
   a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear

@@ -193,9 +193,14 @@ struct CudaOptions {
   // (DecodeStackArgs::flags), --decode-stack-flags.
   int decode_stack_ring_depth = 4;
   int decode_stack_l2_prefetch_units = 0;
-  // The attention's splits merged by every CTA as it stages o_proj's input instead of by
-  // each kv head's last split (DecodeStackArgs::stage_merge); --decode-stack-stage-merge.
-  bool decode_stack_stage_merge = false;
+  // The attention's splits merged by every CTA as it stages o_proj's input (the default:
+  // +6% at batch 1 on an H100, session 24) instead of by each kv head's last split
+  // (DecodeStackArgs::stage_merge); false: kr-cuda-bench and kr-backend-ops
+  // --decode-stack-item-merge.
+  bool decode_stack_stage_merge = true;
+  // Its attention's keys on the tensor cores (DecodeStackArgs::mma_keys); false: kr-cuda-bench
+  // and kr-backend-ops --decode-stack-cuda-core-keys.
+  bool decode_stack_mma_keys = true;
   bool decode_stack_trace = false;
   bool decode_stack_cta_attention = false;
   bool decode_stack_flags = false;

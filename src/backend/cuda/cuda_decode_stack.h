@@ -214,7 +214,11 @@ struct DecodeStackArgs {
   // that ends the attention), instead of by the last split of each kv head after a fence
   // and an atomic ticket (then attn_out is not written). The default form only: the flags
   // form and the CTA attention merge as before.
-  bool stage_merge = false;
+  bool stage_merge = true;
+  // An item's keys, when they are all in its stage (a split of at most 32 keys on the CTA
+  // that prefetched them: every item when the grid has a CTA an item), on the tensor cores
+  // (attend_staged_mma) instead of a key a lane on the CUDA cores (attend_keys).
+  bool mma_keys = true;
   // The attention a kv head a CTA (attention_cta: the block table's keys split over
   // its warps, merged in shared memory; at most kStackCtaMaxGroup q heads a kv head)
   // instead of splits of ~32 keys over the CTAs' warps 0 merged through global memory.

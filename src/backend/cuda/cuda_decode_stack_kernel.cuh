@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_decode_stack.h"
 #include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_qgemm_device.cuh"
 
 namespace kr::cuda {
@@ -373,10 +374,12 @@ __device__ __forceinline__ void split_keys(int s, int S, int nkeys, int& k0, int
 }
 
 // Shared memory of a warp's first chunk of 32 keys, loaded before the wait for qkv
-// (cp.async): K rows padded to 272 bytes (16-byte reads of 32 rows without bank
-// conflicts), then V rows.
+// (cp.async): K rows, then V rows, each padded to 272 bytes (16-byte reads of 32 rows, and
+// ldmatrix's 8 rows, without bank conflicts). A V row past the chunk's keys is zero
+// (prefetch_chunk), so that the tensor-core P V (attend_staged_mma) adds 0 x 0 there.
 constexpr int kKRowBytes = kStackHeadDim * 2 + 16;
-constexpr int kStageBytes = 32 * kKRowBytes + 32 * kStackHeadDim * 2;
+constexpr int kVRowBytes = kKRowBytes;
+constexpr int kStageBytes = 32 * kKRowBytes + 32 * kVRowBytes;
 // The flags form's GLU scratch of each streaming warp (GluInput: a group of up to 128 columns).
 constexpr int kGluScratchBytes = kUnitWarps * 128 * 2;
 
@@ -403,14 +406,18 @@ __device__ __forceinline__ void prefetch_chunk(const DecodeStackArgs& a, const S
                                                int pos, uint8_t* stage, int lane) {
   constexpr int D = kStackHeadDim;
   size_t off;
+  uint8_t* vrow = stage + 32 * kKRowBytes + lane * kVRowBytes;
   if (chunk_key_offset(a, g, s, S, pos, lane, &off)) {
     const uint4* ks = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.k_cache) + off);
     const uint4* vs = reinterpret_cast<const uint4*>(static_cast<const bf16*>(L.v_cache) + off);
 #pragma unroll
     for (int c = 0; c < D / 8; ++c) {
       cp_async16(stage + lane * kKRowBytes + 16 * c, ks + c);
-      cp_async16(stage + 32 * kKRowBytes + lane * D * 2 + 16 * c, vs + c);
+      cp_async16(vrow + 16 * c, vs + c);
     }
+  } else {  // no cached key (the new key's row is written by its item later, in this warp's order)
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c) reinterpret_cast<uint4*>(vrow)[c] = make_uint4(0, 0, 0, 0);
   }
   cp_async_commit();
 }
@@ -485,7 +492,7 @@ __device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const Stac
         if (jb + u >= cnt) {  // past the chunk's keys (a staged row there holds stale bytes)
           v[u] = make_float4(0, 0, 0, 0);
         } else if (from_stage) {
-          v[u] = load_bf16x4_shared(stage + 32 * kKRowBytes + jj * D * 2, 4 * lane);
+          v[u] = load_bf16x4_shared(stage + 32 * kKRowBytes + jj * kVRowBytes, 4 * lane);
         } else {
           v[u] = load_bf16x4(static_cast<const bf16*>(L.v_cache) + (static_cast<size_t>(rj) * Hkv + g) * D, 4 * lane);
         }
@@ -505,35 +512,143 @@ __device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const Stac
   }
 }
 
+// Warp: attend_keys's online softmax for a chunk of cnt <= 32 keys that is all in the stage
+// (its rows past cnt: V zero, K anything), on the tensor cores (DecodeStackArgs::mma_keys),
+// written as split s's partials: head gi's at out + gi * kStackMaxSplits * kStackPartFloats
+// ([0] max, [1] sum, [4 + d] the weighted sum of V). S = Q K^T in m16n8k16 tiles of (q
+// head, key) with the G heads as rows 0 .. G - 1 (the others zero) and 4 tiles of 8 keys;
+// the scores' C fragments are P's A fragments (cuda_flash_common.cuh's header); P V in 16
+// tiles of 8 dims, with p split into bf16 hi + lo so that p keeps ~16 of its bits (the
+// CUDA-core path multiplies f32 p). About 100 mma and 32 ldmatrix where attend_keys runs
+// ~1,500 dependent FMAs and 30 shuffles in one warp (its keys step: 6.3 us a layer on an
+// H100, session 23).
+template <int G>
+__device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t* stage, int cnt, float scale,
+                                                  float* out, int lane) {
+  static_assert(G >= 1 && G <= 8, "the q heads are the rows 0 .. 7 of the A tiles");
+  constexpr int D = kStackHeadDim, KSteps = D / 16;
+  const int g = lane >> 2, t = lane & 3;
+  const bool head = g < G;  // this lane's C rows g hold q head g
+  // q (row g of A; rows g + 8 zero): dims 16 kk + 2t (a0) and 16 kk + 8 + 2t (a2).
+  uint32_t qa[KSteps][2];
+#pragma unroll
+  for (int kk = 0; kk < KSteps; ++kk) {
+    qa[kk][0] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 2 * t) : 0u;
+    qa[kk][1] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 8 + 2 * t) : 0u;
+  }
+  // S: key tile nt (keys 8 nt .. 8 nt + 7 as B's n); ldmatrix.x4 of 4 16-byte chunks of the 8
+  // K rows (lane L: row L % 8 of chunk L / 8) gives b0, b1 of two k-steps.
+  const uint32_t kaddr = smem_u32(stage) + (lane & 7) * kKRowBytes + (lane >> 3) * 16;
+  float sc[4][4];
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt) {
+    sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < KSteps / 2; ++c) {
+      uint32_t kb[4];
+      ldmatrix_x4(kb, kaddr + nt * 8 * kKRowBytes + c * 64);
+      const uint32_t a0[4] = {qa[2 * c][0], 0u, qa[2 * c][1], 0u};
+      const uint32_t a1[4] = {qa[2 * c + 1][0], 0u, qa[2 * c + 1][1], 0u};
+      mma_bf16(sc[nt], a0, kb[0], kb[1]);
+      mma_bf16(sc[nt], a1, kb[2], kb[3]);
+    }
+  }
+  // Softmax of row g: this lane's keys 8 nt + 2t + e, the row's 4 lanes by shuffles.
+  float mx = -INFINITY;
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      sc[nt][e] = nt * 8 + 2 * t + e < cnt ? sc[nt][e] * scale : -INFINITY;
+      mx = fmaxf(mx, sc[nt][e]);
+    }
+  }
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  float sum = 0.0f;
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      sc[nt][e] = __expf(sc[nt][e] - mx);  // 0 past cnt
+      sum += sc[nt][e];
+    }
+  }
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+  // P's A fragments of k-step kk (keys 16 kk ..): a0 from tile 2 kk, a2 from tile 2 kk + 1.
+  uint32_t ph[2][2], pl[2][2];
+#pragma unroll
+  for (int kk = 0; kk < 2; ++kk) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float p0 = sc[2 * kk + h][0], p1 = sc[2 * kk + h][1];
+      ph[kk][h] = pack_bf16(p0, p1);
+      const float2 back = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&ph[kk][h]));
+      pl[kk][h] = pack_bf16(p0 - back.x, p1 - back.y);
+    }
+  }
+  // P V: dim tiles 2 d2 and 2 d2 + 1; ldmatrix.x4.trans of V rows (lane L: key 16 kk + L % 8
+  // + 8 ((L / 8) % 2), chunk 2 d2 + L / 16) gives b0, b1 of both tiles.
+  const uint32_t vaddr = smem_u32(stage + 32 * kKRowBytes) + ((lane & 7) + ((lane >> 3) & 1) * 8) * kVRowBytes +
+                         (lane >> 4) * 16;
+  float* const og = out + static_cast<size_t>(head ? g : 0) * kStackMaxSplits * kStackPartFloats;
+#pragma unroll
+  for (int d2 = 0; d2 < D / 16; ++d2) {
+    float o[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk) {
+      uint32_t vb[4];
+      ldmatrix_x4_trans(vb, vaddr + kk * 16 * kVRowBytes + d2 * 32);
+      const uint32_t ah[4] = {ph[kk][0], 0u, ph[kk][1], 0u};
+      const uint32_t al[4] = {pl[kk][0], 0u, pl[kk][1], 0u};
+      mma_bf16(o[0], ah, vb[0], vb[1]);
+      mma_bf16(o[0], al, vb[0], vb[1]);
+      mma_bf16(o[1], ah, vb[2], vb[3]);
+      mma_bf16(o[1], al, vb[2], vb[3]);
+    }
+    if (head) {
+      *reinterpret_cast<float2*>(og + 4 + d2 * 16 + 2 * t) = make_float2(o[0][0], o[0][1]);
+      *reinterpret_cast<float2*>(og + 4 + d2 * 16 + 8 + 2 * t) = make_float2(o[1][0], o[1][1]);
+    }
+  }
+  if (head && t == 0) {
+    og[0] = mx;
+    og[1] = sum;
+  }
+}
+
 // One q head's 4 V dims (4 V ln .. 4 V ln + 4 V - 1) of the merged attention from the S
 // splits' partials ph (f32 [kStackMaxSplits][kStackPartFloats]): every dim by the same
 // arithmetic, in the same order, for any V, so that attention_item's merge (V = 1, a lane
-// 4 dims) and stage_merged_attention (V = 2) give the same bf16.
+// 4 dims) and stage_merged_attention (V = 2) give the same bf16. One pass, the running max
+// rescaling the sums (as the online softmax): a split's loads do not wait for the max
+// over all splits, so that four splits' loads are in flight together (one L2 round trip
+// where the two passes took two).
 template <int V>
 __device__ __forceinline__ void merge_partials(const float* ph, int S, int ln, bf16* o) {
-  float M = -INFINITY;
-#pragma unroll
-  for (int t = 0; t < kStackMaxSplits; ++t)
-    if (t < S) M = fmaxf(M, __ldcg(ph + t * kStackPartFloats));
-  float den = 0.0f;
+  float M = -INFINITY, den = 0.0f;
   float4 num[V];
 #pragma unroll
   for (int v = 0; v < V; ++v) num[v] = make_float4(0, 0, 0, 0);
+#pragma unroll 4
+  for (int t = 0; t < S; ++t) {
+    const float* pt = ph + t * kStackPartFloats;
+    const float mt = __ldcg(pt), lt = __ldcg(pt + 1);
+    float4 at[V];
 #pragma unroll
-  for (int t = 0; t < kStackMaxSplits; ++t) {
-    if (t < S) {
-      const float* pt = ph + t * kStackPartFloats;
-      const float w = __expf(__ldcg(pt) - M);
-      den = fmaf(w, __ldcg(pt + 1), den);
+    for (int v = 0; v < V; ++v) at[v] = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * (V * ln + v)));
+    const float Mn = fmaxf(M, mt);  // a split's max is finite: it holds at least one key
+    const float c = __expf(M - Mn), w = __expf(mt - Mn);  // c = 0 at the first split
+    den = fmaf(w, lt, den * c);
 #pragma unroll
-      for (int v = 0; v < V; ++v) {
-        const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * (V * ln + v)));
-        num[v].x = fmaf(w, at.x, num[v].x);
-        num[v].y = fmaf(w, at.y, num[v].y);
-        num[v].z = fmaf(w, at.z, num[v].z);
-        num[v].w = fmaf(w, at.w, num[v].w);
-      }
+    for (int v = 0; v < V; ++v) {
+      num[v].x = fmaf(w, at[v].x, num[v].x * c);
+      num[v].y = fmaf(w, at[v].y, num[v].y * c);
+      num[v].z = fmaf(w, at[v].z, num[v].z * c);
+      num[v].w = fmaf(w, at[v].w, num[v].w * c);
     }
+    M = Mn;
   }
   const float inv = 1.0f / den;
 #pragma unroll
@@ -584,7 +699,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
     bf16* vc = static_cast<bf16*>(L.v_cache) + row;
     const bool in_stage = staged && pos - k0 < 32;
     bf16* sk = reinterpret_cast<bf16*>(stage + (pos - k0) * kKRowBytes);
-    bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + (pos - k0) * D * 2);
+    bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + (pos - k0) * kVRowBytes);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int i = lane + 32 * r;
@@ -606,16 +721,21 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   if (staged) cp_async_wait<0>();
   __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
   if (trace != nullptr && lane == 0) trace[kTraceAttnQ] = global_ns();
-  float m[G], l[G], acc[G][4];
-  attend_keys<G>(a, L, g, k0, k1, qs, stage, staged, lane, m, l, acc);
+  if (a.mma_keys && staged && k1 - k0 <= 32) {
+    attend_staged_mma<G>(qs, stage, k1 - k0, a.scale,
+                         a.partials + (static_cast<size_t>(g * G) * kStackMaxSplits + s) * kStackPartFloats, lane);
+  } else {
+    float m[G], l[G], acc[G][4];
+    attend_keys<G>(a, L, g, k0, k1, qs, stage, staged, lane, m, l, acc);
 #pragma unroll
-  for (int gi = 0; gi < G; ++gi) {
-    float* out = a.partials + (static_cast<size_t>(g * G + gi) * kStackMaxSplits + s) * kStackPartFloats;
-    if (lane == 0) {
-      out[0] = m[gi];
-      out[1] = l[gi];
+    for (int gi = 0; gi < G; ++gi) {
+      float* out = a.partials + (static_cast<size_t>(g * G + gi) * kStackMaxSplits + s) * kStackPartFloats;
+      if (lane == 0) {
+        out[0] = m[gi];
+        out[1] = l[gi];
+      }
+      *reinterpret_cast<float4*>(out + 4 + 4 * lane) = make_float4(acc[gi][0], acc[gi][1], acc[gi][2], acc[gi][3]);
     }
-    *reinterpret_cast<float4*>(out + 4 + 4 * lane) = make_float4(acc[gi][0], acc[gi][1], acc[gi][2], acc[gi][3]);
   }
   if (trace != nullptr && lane == 0) trace[kTraceAttnKeys] = global_ns();
   if (stage_merge) return;
@@ -701,7 +821,7 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
     vc[i + half] = vb;
     if (S == 1) {  // split 0 holds the new key, row pos of the stage (written by these warps, not warp 0)
       bf16* sk = reinterpret_cast<bf16*>(stage + pos * kKRowBytes);
-      bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + pos * D * 2);
+      bf16* sv = reinterpret_cast<bf16*>(stage + 32 * kKRowBytes + pos * kVRowBytes);
       sk[i] = ka;
       sk[i + half] = kb;
       sv[i] = va;

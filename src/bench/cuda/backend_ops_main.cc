@@ -33,8 +33,11 @@
 //                       [--decode-stack-cta-attention]  (its attention a kv head a CTA,
 //                                         CudaOptions::decode_stack_cta_attention; fused cases of
 //                                         more than 4 q heads a kv head fail as not fused)
-//                       [--decode-stack-stage-merge]  (the attention's splits merged as o_proj's input
-//                                         is staged, CudaOptions::decode_stack_stage_merge)
+//                       [--decode-stack-item-merge]  (the attention's splits merged by each kv head's
+//                                         last split, not as o_proj's input is staged:
+//                                         CudaOptions::decode_stack_stage_merge false)
+//                       [--decode-stack-cuda-core-keys]  (its attention's keys a key a lane, not on
+//                                         the tensor cores: CudaOptions::decode_stack_mma_keys false)
 //                       [--decode-stack-flags]  (its barriers after qkv, the attention and gate_up as
 //                                         counters, CudaOptions::decode_stack_flags)
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
@@ -1365,7 +1368,8 @@ int main(int argc, char** argv) {
       options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
-    else if (a == "--decode-stack-stage-merge") options.decode_stack_stage_merge = true;
+    else if (a == "--decode-stack-item-merge") options.decode_stack_stage_merge = false;
+    else if (a == "--decode-stack-cuda-core-keys") options.decode_stack_mma_keys = false;
     else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);

@@ -33,8 +33,10 @@
 //                                        warp and L2 prefetch: decode_stack_ring_depth, _l2_prefetch_units)
 //                      [--decode-stack-cta-attention]   (its attention a kv head a CTA:
 //                                        decode_stack_cta_attention)
-//                      [--decode-stack-stage-merge]   (the attention's splits merged as o_proj's input is
-//                                        staged: decode_stack_stage_merge)
+//                      [--decode-stack-item-merge]   (the attention's splits merged by each kv head's
+//                                        last split: decode_stack_stage_merge false)
+//                      [--decode-stack-cuda-core-keys]   (its attention's keys a key a lane, not on the
+//                                        tensor cores: decode_stack_mma_keys false)
 //                      [--decode-stack-flags]   (its barriers after qkv, the attention and gate_up as
 //                                        counters: decode_stack_flags)
 //                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
@@ -469,6 +471,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["decode_stack_l2_prefetch_units"] = set.options.decode_stack_l2_prefetch_units;
   r["decode_stack_cta_attention"] = set.options.decode_stack_cta_attention;
   r["decode_stack_stage_merge"] = set.options.decode_stack_stage_merge;
+  r["decode_stack_mma_keys"] = set.options.decode_stack_mma_keys;
   r["decode_stack_flags"] = set.options.decode_stack_flags;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
@@ -659,7 +662,8 @@ int main(int argc, char** argv) {
       options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
-    else if (a == "--decode-stack-stage-merge") options.decode_stack_stage_merge = true;
+    else if (a == "--decode-stack-item-merge") options.decode_stack_stage_merge = false;
+    else if (a == "--decode-stack-cuda-core-keys") options.decode_stack_mma_keys = false;
     else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
