@@ -41,27 +41,31 @@ bench() {  # NAME FLAGS...: batch 1 at contexts 128 and 400 (BENCH_BIN's binary,
 
 if [[ $PARTS == *,checks,* ]]; then
   check default
-  check stage-merge --decode-stack-stage-merge
+  check item-merge --decode-stack-item-merge
+  check cuda-core-keys --decode-stack-cuda-core-keys
   check trace --decode-stack-trace
   check cta-attention --decode-stack-cta-attention
   check flags --decode-stack-flags
 fi
 
-# The rounds: the variants still in question (session 23's H100 calls found every L2 weight
-# prefetch, splits under 32 keys, the CTA attention and the flags form slower; extra keeps
-# one run of each, and the traces).
+# The rounds: the default against the variants still in question (session 24's H100 calls:
+# the default's stage merge, tensor-core keys and ring depth, 2 units of 128-column groups or 4
+# of 64, each measured faster than the alternative; session 23's: every L2 weight prefetch,
+# splits under 32 keys, the CTA attention and the flags form slower; extra keeps one run of
+# each, and the traces).
 for round in 1 2; do
   [[ $PARTS == *,round$round,* ]] || continue
   bench "layers-$round"
   bench "stack-$round" --decode-stack
   if [ -n "${BASE_BIN:-}" ]; then BENCH_BIN=$BASE_BIN bench "base-stack-$round" --decode-stack; fi
-  bench "stage-merge-$round" --decode-stack --decode-stack-stage-merge
-  bench "stage-merge-depth5-$round" --decode-stack --decode-stack-stage-merge --decode-stack-ring-depth 5
+  bench "item-merge-$round" --decode-stack --decode-stack-item-merge
+  bench "cuda-core-keys-$round" --decode-stack --decode-stack-cuda-core-keys
+  bench "depth3-$round" --decode-stack --decode-stack-ring-depth 3
 done
 
 if [[ $PARTS == *,extra,* ]]; then
   bench trace --decode-stack --decode-stack-trace
-  bench trace-stage-merge --decode-stack --decode-stack-trace --decode-stack-stage-merge
+  bench trace-item-merge --decode-stack --decode-stack-trace --decode-stack-item-merge
   bench trace-flags --decode-stack --decode-stack-trace --decode-stack-flags
   bench flags --decode-stack --decode-stack-flags
   bench cta-attention --decode-stack --decode-stack-cta-attention

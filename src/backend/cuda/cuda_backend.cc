@@ -1104,7 +1104,9 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return "hidden size " + std::to_string(H) + ", intermediate " + std::to_string(I) + ", " +
            std::to_string(q0.q_heads) + "/" + std::to_string(q0.kv_heads) + " heads, " +
            std::to_string(s.layers.size()) + " layers";
-  const int depth = options_.decode_stack_ring_depth, ahead = options_.decode_stack_l2_prefetch_units;
+  const int depth = options_.decode_stack_ring_depth > 0 ? options_.decode_stack_ring_depth
+                                                         : cuda::stack_auto_ring_depth(first->group);
+  const int ahead = options_.decode_stack_l2_prefetch_units;
   if (depth < cuda::kStackMinRingDepth || depth > cuda::kStackMaxRingDepth || ahead < 0 ||
       ahead > cuda::kStackMaxL2Prefetch)
     return "ring depth " + std::to_string(depth) + " or L2 prefetch " + std::to_string(ahead) + " out of range";
@@ -1244,7 +1246,9 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   KR_CHECK(s.attn_out->dtype == DType::kBF16 && s.attn_out->numel() >= a->q_heads * cuda::kStackHeadDim);
   a->attn_out = s.attn_out->data;
   a->barrier = stack_barrier_;
-  a->ring_depth = options_.decode_stack_ring_depth;
+  a->ring_depth = options_.decode_stack_ring_depth > 0
+                      ? options_.decode_stack_ring_depth
+                      : cuda::stack_auto_ring_depth(static_cast<int>(qweight(*d0.o).w.group));
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
   a->stage_merge = options_.decode_stack_stage_merge;
   a->mma_keys = options_.decode_stack_mma_keys;

@@ -182,7 +182,7 @@ struct CudaOptions {
   bool decode_stack_kernel = false;
   // Its tuning (cuda_decode_stack.h, DecodeStackArgs): ring units a streaming warp (2-6,
   // as shared memory allows: a model whose ring does not fit runs the kernels a
-  // layer), how far ahead of its loads a warp prefetches the weights into L2, in rows
+  // layer; 0, the default: cuda::stack_auto_ring_depth), how far ahead of its loads a warp prefetches the weights into L2, in rows
   // of the grid's units (0-16; 0: none), and the
   // per-phase timestamps of every launch (read by cuda_decode_stack_trace; kr-cuda-bench
   // --decode-stack-trace). kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth,
@@ -191,7 +191,7 @@ struct CudaOptions {
   // kv head), --decode-stack-cta-attention. decode_stack_flags: three of its five grid
   // barriers a layer replaced by counters that only each phase's consumers wait on
   // (DecodeStackArgs::flags), --decode-stack-flags.
-  int decode_stack_ring_depth = 4;
+  int decode_stack_ring_depth = 0;  // 0: cuda::stack_auto_ring_depth (2 or 4 units)
   int decode_stack_l2_prefetch_units = 0;
   // The attention's splits merged by every CTA as it stages o_proj's input (the default:
   // +6% at batch 1 on an H100, session 24) instead of by each kv head's last split

@@ -749,7 +749,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   if (ticket != S - 1) return;
   __threadfence();
   if (lane == 0) tickets[g] = 0;  // for the next layer (after barriers)
-#pragma unroll 1
+#pragma unroll  // the G heads' merges independent: their loads in flight together
   for (int gi = 0; gi < G; ++gi)
     merge_partials<1>(a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats, S, lane,
                       static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane);
