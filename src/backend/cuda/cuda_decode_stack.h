@@ -201,7 +201,8 @@ struct DecodeStackArgs {
   int* barrier = nullptr;    // [kStackBarrierInts], zero before the first launch: the grid barrier's
                              // count and base, the attention splits' tickets, the flags (kStackTicketsAt ..)
   // Tuning (CudaOptions): ring units a streaming warp (kStackMinRingDepth ..
-  // kStackMaxRingDepth, as shared memory allows), and how far ahead of the rings the
+  // kStackMaxRingDepth, as shared memory allows; the backend's default is
+  // stack_auto_ring_depth), and how far ahead of the rings the
   // weights are prefetched into L2 (0 .. kStackMaxL2Prefetch rows of the grid's units,
   // W x unit bytes each; 0: none), so that they keep streaming from HBM while the rings
   // are full and the CTAs wait at a barrier. Prefetching needs every image inside one

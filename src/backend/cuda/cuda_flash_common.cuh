@@ -1,6 +1,6 @@
 // Device helpers shared by the flash prefill and decode kernels (included only
-// by cuda_flash_prefill.cu and cuda_flash_decode.cu): tensor-core fragments
-// (ldmatrix, mma.sync m16n8k16 bf16 → f32), cp.async (the zero-filling copy; commit
+// by cuda_flash_prefill.cu and cuda_flash_decode.cu): tensor-core fragment layouts
+// (below; the ldmatrix and mma.sync m16n8k16 helpers are cuda_mma.cuh's), cp.async (the zero-filling copy; commit
 // and wait in cuda_cp_async.cuh), the swizzled shared-memory
 // layout of a [rows, D] bf16 tile, paged K/V tile loads and the split merge.
 //
