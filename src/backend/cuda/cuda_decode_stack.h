@@ -256,8 +256,8 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
 // flags form adds a GLU scratch of 256 bytes a streaming warp); decode_stack_smem_bytes: for a's.
 constexpr size_t kStackSmemLimit = 227 * 1024;
 // The ring depth of CudaOptions::decode_stack_ring_depth 0 (the default) for groups of
-// `group` columns: about 4.3 KB of ring a streaming warp, 2 units of 128-column groups or 4 of
-// 64, the fastest measured (H100, 3B batch 1, session 24: AWQ at depths 2 / 3 / 4 / 5, MLX-4
+// `group` columns: 4.3-4.5 KB of ring a streaming warp, 2 units of 128-column groups (2,176 B
+// each) or 4 of 64 (1,152 B), the fastest measured (H100, 3B batch 1, session 24: AWQ at depths 2 / 3 / 4 / 5, MLX-4
 // at 2 / 3 / 4 / 6; deeper rings were slower, docs/performance.md).
 constexpr int stack_auto_ring_depth(int group) { return group == 128 ? 2 : 4; }
 size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention,

@@ -219,17 +219,18 @@ TEST(DecodeStackPolicy, LlamaShapesUpToFiveHundredTwelveKeys) {
   EXPECT_LE(smem, size_t{227} << 10);
 }
 
-// The default ring (CudaOptions::decode_stack_ring_depth 0) holds the same bytes a warp for
-// both group sizes, 2 units of 128 columns (2,176 B each) or 4 of 64 (1,088 B), and fits.
-TEST(DecodeStackPolicy, AutoRingDepthHoldsTheSameBytesForBothGroupSizes) {
+// The default ring (CudaOptions::decode_stack_ring_depth 0) holds about the same bytes a
+// warp for both group sizes, 2 units of 128 columns (2,176 B each) or 4 of 64 (1,152 B),
+// and fits.
+TEST(DecodeStackPolicy, AutoRingDepthHoldsAboutTheSameBytesForBothGroupSizes) {
   EXPECT_EQ(stack_auto_ring_depth(128), 2);
   EXPECT_EQ(stack_auto_ring_depth(64), 4);
   auto ring_bytes = [](int group) {
     return stack_smem_bytes(kH, kI, kHq, kHkv, group, stack_auto_ring_depth(group), false, false) -
            stack_smem_bytes(kH, kI, kHq, kHkv, group, 0, false, false);
   };
-  EXPECT_EQ(ring_bytes(128), ring_bytes(64));
-  EXPECT_EQ(ring_bytes(128), static_cast<size_t>(kStackStreamWarps) * 4352);
+  EXPECT_EQ(ring_bytes(128), static_cast<size_t>(kStackStreamWarps) * 2 * 2176);
+  EXPECT_EQ(ring_bytes(64), static_cast<size_t>(kStackStreamWarps) * 4 * 1152);
   DecodeStackArgs a = llama_3b();
   a.ring_depth = stack_auto_ring_depth(128);
   EXPECT_TRUE(decode_stack_supports(a));
