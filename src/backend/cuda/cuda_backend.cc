@@ -48,6 +48,11 @@ constexpr size_t kCublasWorkspaceBytes = size_t{64} << 20;
 constexpr size_t kReserveBytes = size_t{1} << 30;          // left free after the KV cache: workspace, cuBLAS
 constexpr int kTargetBlocks = 528;                         // 4 blocks per SM (132 SMs) for split decode
 constexpr int kMaxSampleRows = 4096;                       // rows of one argmax_logprob call
+
+// The decode stack's ring depth for CudaOptions::decode_stack_ring_depth `option` and Linears of
+// `group`-column groups: 0 takes cuda::stack_auto_ring_depth; any other value is itself (the
+// refusal checks its range, so a negative one is refused, not taken as the default).
+int stack_ring_depth(int option, int group) { return option == 0 ? cuda::stack_auto_ring_depth(group) : option; }
 constexpr size_t kQPartialFloats = size_t{4} << 20;        // split-K partial sums of the quantized kernels
 constexpr int kQCounters = 1 << 16;                        // their arrival counters
 constexpr int kActRows = 2048;                             // rows per chunk of gathered / FP8 activations
@@ -1104,8 +1109,7 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return "hidden size " + std::to_string(H) + ", intermediate " + std::to_string(I) + ", " +
            std::to_string(q0.q_heads) + "/" + std::to_string(q0.kv_heads) + " heads, " +
            std::to_string(s.layers.size()) + " layers";
-  const int depth = options_.decode_stack_ring_depth > 0 ? options_.decode_stack_ring_depth
-                                                         : cuda::stack_auto_ring_depth(first->group);
+  const int depth = stack_ring_depth(options_.decode_stack_ring_depth, first->group);
   const int ahead = options_.decode_stack_l2_prefetch_units;
   if (depth < cuda::kStackMinRingDepth || depth > cuda::kStackMaxRingDepth || ahead < 0 ||
       ahead > cuda::kStackMaxL2Prefetch)
@@ -1246,9 +1250,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   KR_CHECK(s.attn_out->dtype == DType::kBF16 && s.attn_out->numel() >= a->q_heads * cuda::kStackHeadDim);
   a->attn_out = s.attn_out->data;
   a->barrier = stack_barrier_;
-  a->ring_depth = options_.decode_stack_ring_depth > 0
-                      ? options_.decode_stack_ring_depth
-                      : cuda::stack_auto_ring_depth(static_cast<int>(qweight(*d0.o).w.group));
+  a->ring_depth = stack_ring_depth(options_.decode_stack_ring_depth, qweight(*d0.o).w.group);
   a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
   a->stage_merge = options_.decode_stack_stage_merge;
   a->mma_keys = options_.decode_stack_mma_keys;
