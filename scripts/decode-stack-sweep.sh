@@ -46,26 +46,29 @@ if [[ $PARTS == *,checks,* ]]; then
   check trace --decode-stack-trace
   check cta-attention --decode-stack-cta-attention
   check flags --decode-stack-flags
+  check warp-merge --decode-stack-warp-merge
 fi
 
 # The rounds: the default against the variants still in question (session 24's H100 calls:
 # the default's stage merge, tensor-core keys and ring depth, 2 units of 128-column groups or 4
 # of 64, each measured faster than the alternative; session 23's: every L2 weight prefetch,
 # splits under 32 keys, the CTA attention and the flags form slower; extra keeps one run of
-# each, and the traces).
+# each, and the traces). Session 25 (no device): the warp merge is new, and the cursor and
+# residual moved to shared memory, so the ring depth is worth a second look.
 for round in 1 2; do
   [[ $PARTS == *,round$round,* ]] || continue
   bench "layers-$round"
   bench "stack-$round" --decode-stack
   if [ -n "${BASE_BIN:-}" ]; then BENCH_BIN=$BASE_BIN bench "base-stack-$round" --decode-stack; fi
-  bench "item-merge-$round" --decode-stack --decode-stack-item-merge
-  bench "cuda-core-keys-$round" --decode-stack --decode-stack-cuda-core-keys
+  bench "warp-merge-$round" --decode-stack --decode-stack-warp-merge
   bench "depth3-$round" --decode-stack --decode-stack-ring-depth 3
 done
 
 if [[ $PARTS == *,extra,* ]]; then
   bench trace --decode-stack --decode-stack-trace
-  bench trace-item-merge --decode-stack --decode-stack-trace --decode-stack-item-merge
+  bench trace-warp-merge --decode-stack --decode-stack-trace --decode-stack-warp-merge
+  bench item-merge --decode-stack --decode-stack-item-merge
+  bench cuda-core-keys --decode-stack --decode-stack-cuda-core-keys
   bench trace-flags --decode-stack --decode-stack-trace --decode-stack-flags
   bench flags --decode-stack --decode-stack-flags
   bench cta-attention --decode-stack --decode-stack-cta-attention

@@ -310,6 +310,7 @@ class CudaBackend final : public Backend {
   // cuda_decode_stack_trace, cuda_decode_stack_launches (cuda_backend.h).
   bool decode_stack_trace(std::vector<uint64_t>* ns, int* layers, int* ctas);
   int64_t decode_stack_launches() const { return stack_launches_; }
+  int decode_stack_ring_depth() const { return stack_ring_depth_; }
   bool fuses_decode_stack(const DecodeStack& s) const override;
   void prepare_decode_stack(const DecodeStack& s) override;
   // W8A8 weights, with CudaOptions::fuse_fp8_act_quant.
@@ -717,6 +718,7 @@ class CudaBackend final : public Backend {
   size_t stack_trace_words_ = 0;
   int stack_trace_layers_ = 0;
   int64_t stack_launches_ = 0;  // cuda_decode_stack_launches
+  int stack_ring_depth_ = 0;    // cuda_decode_stack_ring_depth: the last launch's
   // The kernel's launch arguments (~15 KB), filled by decode_stack_args: one buffer
   // instead of an allocation at every fuses_decode_stack and decode_stack call.
   std::unique_ptr<cuda::DecodeStackArgs> stack_args_ = std::make_unique<cuda::DecodeStackArgs>();
@@ -1119,7 +1121,8 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
   const size_t smem =
-      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, cta, options_.decode_stack_flags);
+      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, cta,
+                             cuda::stack_warp_scratch_bytes(options_.decode_stack_flags, options_.decode_stack_warp_merge));
   if (smem > cuda::kStackSmemLimit)
     return "a ring of " + std::to_string(depth) + " units needs " + std::to_string(smem) +
            " bytes of shared memory a CTA";
@@ -1256,6 +1259,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->mma_keys = options_.decode_stack_mma_keys;
   a->cta_attention = options_.decode_stack_cta_attention;
   a->flags = options_.decode_stack_flags;
+  a->warp_merge = options_.decode_stack_warp_merge;
   a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear
   a->images_begin = a->images_end = nullptr;
   // The arena of layer 0's images (decode_stack_supports checks that it holds them all).
@@ -1286,6 +1290,7 @@ void CudaBackend::decode_stack(const DecodeStack& s) {
   late_signal_ = false;
   KR_CHECK(cuda::launch_decode_stack(*a, num_sms_, options_.pdl, op_stream()));
   stack_trace_layers_ = a->layers;
+  stack_ring_depth_ = a->ring_depth;
   ++stack_launches_;
 }
 
@@ -1757,6 +1762,11 @@ bool cuda_decode_stack_trace(Backend& b, std::vector<uint64_t>* ns, int* layers,
 int64_t cuda_decode_stack_launches(Backend& b) {
   auto* cb = dynamic_cast<CudaBackend*>(&b);
   return cb != nullptr ? cb->decode_stack_launches() : -1;
+}
+
+int cuda_decode_stack_ring_depth(Backend& b) {
+  auto* cb = dynamic_cast<CudaBackend*>(&b);
+  return cb != nullptr ? cb->decode_stack_ring_depth() : 0;
 }
 
 bool cuda_device_available() {

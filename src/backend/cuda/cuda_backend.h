@@ -204,6 +204,10 @@ struct CudaOptions {
   bool decode_stack_trace = false;
   bool decode_stack_cta_attention = false;
   bool decode_stack_flags = false;
+  // o_proj's input merged by each streaming warp for its own units instead of by every CTA
+  // for all heads (DecodeStackArgs::warp_merge; the barrier form without the CTA attention):
+  // kr-cuda-bench and kr-backend-ops --decode-stack-warp-merge. Not measured yet (session 25).
+  bool decode_stack_warp_merge = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one
@@ -266,5 +270,9 @@ bool cuda_decode_stack_trace(Backend& b, std::vector<uint64_t>* ns, int* layers,
 // How many times b launched the decode stack kernel (recorded into a step graph
 // counts once); -1 when b is not a CUDA backend. For checks.
 int64_t cuda_decode_stack_launches(Backend& b);
+// The ring depth (units a streaming warp) of b's last decode stack launch, as the
+// option resolved it (CudaOptions::decode_stack_ring_depth 0: stack_auto_ring_depth);
+// 0 when b launched none or is not a CUDA backend. For benchmarks' records.
+int cuda_decode_stack_ring_depth(Backend& b);
 
 }  // namespace kr

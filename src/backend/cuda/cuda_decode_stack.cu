@@ -74,17 +74,18 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* ima
 }
 
 size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention,
-                        bool flags) {
+                        int warp_scratch_bytes) {
   const int G = kv_heads > 0 ? q_heads / kv_heads : 0;
-  return static_cast<size_t>(stack_xs_bytes(H, I, q_heads, kv_heads, cta_attention)) + 32 * sizeof(float) +
-         static_cast<size_t>(G) * kStackHeadDim * 2 + kStageBytes + (flags ? kGluScratchBytes : 0) +
+  return static_cast<size_t>(kStackStaticSmemBytes) +
+         static_cast<size_t>(stack_xs_bytes(H, I, q_heads, kv_heads, cta_attention)) + stack_hs_bytes(H) + 32 * sizeof(float) +
+         static_cast<size_t>(G) * kStackHeadDim * 2 + kStageBytes + static_cast<size_t>(kUnitWarps) * warp_scratch_bytes +
          static_cast<size_t>(kUnitWarps) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
 }
 
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
   const StackMatrix& o = a.layer[0].o;
   return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, o.groups > 0 ? o.K / o.groups : 64, a.ring_depth,
-                          a.cta_attention, a.flags);
+                          a.cta_attention, stack_warp_scratch_bytes(a.flags, a.warp_merge));
 }
 
 void configure_decode_stack() {
@@ -143,7 +144,7 @@ bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStrea
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(ctas));
   cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = decode_stack_smem_bytes(a);
+  cfg.dynamicSmemBytes = decode_stack_smem_bytes(a) - kStackStaticSmemBytes;  // the static part is the kernel's
   cfg.stream = stream;
   cudaLaunchAttribute attrs[2];
   attrs[0].id = cudaLaunchAttributeCooperative;

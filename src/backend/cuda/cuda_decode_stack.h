@@ -56,7 +56,7 @@ namespace kr::cuda {
 
 constexpr int kStackWarps = 16;       // a CTA's warps; one CTA an SM
 constexpr int kStackMaxLayers = 64;   // layers in the kernel's parameters
-constexpr int kStackMaxH = 4096;      // hidden size: the residual stays in registers (2 float4 a thread)
+constexpr int kStackMaxH = 4096;      // hidden size (the residual: bf16 [H] in shared memory, 2 float4s a thread in the norms)
 constexpr int kStackMaxI = 16384;     // intermediate size: the GLU's loads in registers (8 float4 a thread)
 constexpr int kStackHeadDim = 128;    // the attention phase's head dim (4 dims a lane)
 constexpr int kStackMaxGroup = 8;     // q heads a kv head
@@ -216,6 +216,12 @@ struct DecodeStackArgs {
   // and an atomic ticket (then attn_out is not written). The default form only: the flags
   // form and the CTA attention merge as before.
   bool stage_merge = true;
+  // o_proj's input merged by each streaming warp for its own units (the barrier form, not
+  // the CTA attention): a unit's columns (64 or 128 dims of one head) from the splits'
+  // partials into the warp's scratch, instead of every CTA merging all Hq heads (the stage
+  // merge) and meeting at a __syncthreads before o_proj. At 3B a warp has one or two o_proj
+  // units, so this is one L2 round trip a warp where the CTA's stage merge takes two.
+  bool warp_merge = false;
   // An item's keys, when they are all in its stage (a split of at most 32 keys on the CTA
   // that prefetched them: every item when the grid has a CTA an item), on the tensor cores
   // (attend_staged_mma) instead of a key a lane on the CUDA cores (attend_keys).
@@ -250,18 +256,21 @@ constexpr size_t stack_sum_floats(int H, int I, int q_heads, int kv_heads) {
 // H % 8 == 0, I % 16 == 0, Hq / Hkv <= kStackMaxGroup, Hkv <= kStackMaxKvHeads, 1 .. kStackMaxLayers layers.
 bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers);
 
-// Shared memory a CTA uses (configure_decode_stack sets the kernels' limit,
-// kStackSmemLimit), for a model of these sizes (group: 64 or 128 columns) and a ring
-// of ring_depth units a streaming warp, in the form cta_attention and flags choose (the
-// flags form adds a GLU scratch of 256 bytes a streaming warp); decode_stack_smem_bytes: for a's.
+// Shared memory a CTA uses, static and dynamic (configure_decode_stack sets the kernels'
+// limit, kStackSmemLimit), for a model of these sizes (group: 64 or 128 columns) and a ring
+// of ring_depth units a streaming warp, in the form cta_attention chooses, with
+// warp_scratch_bytes (stack_warp_scratch_bytes) a streaming warp; decode_stack_smem_bytes: for a's.
 constexpr size_t kStackSmemLimit = 227 * 1024;
 // The ring depth of CudaOptions::decode_stack_ring_depth 0 (the default) for groups of
 // `group` columns: 4.3-4.5 KB of ring a streaming warp, 2 units of 128-column groups (2,176 B
 // each) or 4 of 64 (1,152 B), the fastest measured (H100, 3B batch 1, session 24: AWQ at depths 2 / 3 / 4 / 5, MLX-4
 // at 2 / 3 / 4 / 6; deeper rings were slower, docs/performance.md).
 constexpr int stack_auto_ring_depth(int group) { return group == 128 ? 2 : 4; }
+// Bytes of a streaming warp's input scratch: a unit's GLU (the flags form) or merged attention
+// (warp_merge), up to 128 columns of bf16.
+KR_HD int stack_warp_scratch_bytes(bool flags, bool warp_merge) { return flags || warp_merge ? 256 : 0; }
 size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention,
-                        bool flags);
+                        int warp_scratch_bytes);
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
 void configure_decode_stack();

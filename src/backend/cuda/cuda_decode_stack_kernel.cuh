@@ -38,6 +38,8 @@ __host__ __device__ __forceinline__ int stack_xs_bytes(int H, int I, int Hq, int
   const int scratch = cta_attention ? (kStackWarps * G * 2 + G * kStackHeadDim) * 4 : 0;
   return ((elems * 2 > scratch ? elems * 2 : scratch) + 15) / 16 * 16;
 }
+// Bytes of the residual's region (bf16 [H], 16-byte rounded).
+__host__ __device__ __forceinline__ int stack_hs_bytes(int H) { return (H * 2 + 15) / 16 * 16; }
 constexpr int kHVecs = kStackMaxH / (4 * kThreads);  // float4s of h a thread
 constexpr int kGluVecs = kStackMaxI / (4 * kThreads);
 
@@ -54,7 +56,9 @@ __device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2
 // All CTAs meet (every CTA resident: a cooperative launch). count (64-bit) only
 // grows: barrier k of a launch waits for count >= base + (k + 1) * grid, base being
 // its value when the launch began (DecodeStackArgs::barrier; the last CTA 0 of a
-// launch stores the next base). The CTA's writes before it (the warps' red.add sums)
+// launch stores the next base). target: thread 0's running target in shared memory (base
+// at the launch's start, grown by the grid at each barrier; not in registers, which the
+// kernel is short of). The CTA's writes before it (the warps' red.add sums)
 // are visible to every CTA after it: __syncthreads, then thread 0's fence and arrival.
 // trace: when not null, thread 0 stores the globaltimer at its arrival (trace[0]) and exit (trace[1]).
 __device__ __forceinline__ unsigned long long global_ns() {
@@ -62,17 +66,18 @@ __device__ __forceinline__ unsigned long long global_ns() {
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
-__device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long target,
+__device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long* target,
                                              unsigned long long* trace) {
   __syncthreads();
   if (threadIdx.x == 0) {
     if (trace != nullptr) trace[0] = global_ns();
+    const unsigned long long t = *target += gridDim.x;
     __threadfence();
     asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(count) : "memory");
     unsigned long long v;
     do {
       asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(count) : "memory");
-    } while (v < target);
+    } while (v < t);
     if (trace != nullptr) trace[1] = global_ns();
   }
   __syncthreads();
@@ -135,12 +140,16 @@ __device__ __forceinline__ float cta_sum(float v, float* red) {
   return total;
 }
 
-// A matrix's input as compute_unit reads it: the 8 bf16 (16 bytes) at element i.
+// A matrix's input as compute_unit reads it: the 8 bf16 (16 bytes) at element i. kStaging:
+// what the warp does before a unit (run_matrix): 0 nothing, 1 stage(grp, lane) (that unit's
+// columns into the warp's scratch).
 struct SharedInput {  // staged in shared memory by the CTA
+  static constexpr int kStaging = 0;
   const bf16* xs;
   __device__ __forceinline__ uint4 operator()(int i) const { return *reinterpret_cast<const uint4*>(xs + i); }
 };
 struct L2Input {  // in global memory, read through L2 (the flags form's merged attention)
+  static constexpr int kStaging = 0;
   const void* x;
   __device__ __forceinline__ uint4 operator()(int i) const {
     return __ldcg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(x) + i));
@@ -150,8 +159,24 @@ struct L2Input {  // in global memory, read through L2 (the flags form's merged 
 // over one unit's column group at a time, which the warp makes (stage: SU * 2 values a
 // lane, rounded as the staged GLU and the GEMV's GLU epilogue round them) into its own
 // shared scratch buf [SU 64] before the unit's mma read it.
+// bf16(bf16(f(bf16 g)) * bf16 u): the GLU as the GEMV's GLU epilogue rounds it (every form's).
+__device__ __forceinline__ bf16 glu_bf16(float g, float u, int activation) {
+  return __float2bfloat16(bfr(glu_activation(bfr(g), activation)) * bfr(u));
+}
+// The V = SU * 2 f32 at gu + i (8-byte aligned) into v.
+template <int SU>
+__device__ __forceinline__ void load_lane_sums(const float* p, float (&v)[SU * 2]) {
+  if constexpr (SU == 2) {
+    const float4 q = __ldcg(reinterpret_cast<const float4*>(p));
+    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+  } else {
+    const float2 q = __ldcg(reinterpret_cast<const float2*>(p));
+    v[0] = q.x, v[1] = q.y;
+  }
+}
 template <int SU>
 struct GluInput {
+  static constexpr int kStaging = 1;
   const float* gu;
   bf16* buf;
   int I, activation;
@@ -159,26 +184,16 @@ struct GluInput {
     constexpr int V = SU * 2;
     const int i = grp * SU * 64 + V * lane;
     float g[V], u[V];
-    if constexpr (SU == 2) {
-      const float4 g4 = __ldcg(reinterpret_cast<const float4*>(gu + i));
-      const float4 u4 = __ldcg(reinterpret_cast<const float4*>(gu + I + i));
-      g[0] = g4.x, g[1] = g4.y, g[2] = g4.z, g[3] = g4.w;
-      u[0] = u4.x, u[1] = u4.y, u[2] = u4.z, u[3] = u4.w;
-    } else {
-      const float2 g2 = __ldcg(reinterpret_cast<const float2*>(gu + i));
-      const float2 u2 = __ldcg(reinterpret_cast<const float2*>(gu + I + i));
-      g[0] = g2.x, g[1] = g2.y;
-      u[0] = u2.x, u[1] = u2.y;
-    }
+    load_lane_sums<SU>(gu + i, g);
+    load_lane_sums<SU>(gu + I + i, u);
 #pragma unroll
-    for (int e = 0; e < V; ++e) buf[V * lane + e] = __float2bfloat16(bfr(glu_activation(bfr(g[e]), activation)) * bfr(u[e]));
+    for (int e = 0; e < V; ++e) buf[V * lane + e] = glu_bf16(g[e], u[e], activation);
     __syncwarp();
   }
   __device__ __forceinline__ uint4 operator()(int i) const {
     return *reinterpret_cast<const uint4*>(buf + (i & (SU * 64 - 1)));  // i: in the staged group
   }
 };
-
 // One unit (a slot) into the warp's sums of rows g and g + 8 of both tiles; x: the
 // matrix's input (SharedInput, L2Input or GluInput).
 template <int SU, bool kBias, class X>
@@ -326,21 +341,37 @@ struct UnitCursor {
   }
 };
 
+// The kernel's static shared memory, rounded up to 256 bytes: the threads' cursors (UnitCursor
+// [kThreads]) and the grid barrier's target (u64). The dynamic part is stack_smem_bytes less this.
+constexpr int kStackStaticSmemBytes = (kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + 255) / 256 * 256;
+
 // f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
 __device__ __forceinline__ void zero_sums(float* p, int n) {
   for (int v = blockIdx.x * kThreads + threadIdx.x; v < n / 4; v += gridDim.x * kThreads)
     __stcg(reinterpret_cast<float4*>(p) + v, make_float4(0, 0, 0, 0));
 }
 
+// The residual h: bf16 [H] in shared memory (hs), every thread reading and writing only its own
+// 4-value vectors i = 4 (thread + j kThreads), so that no barrier orders them. Its values are
+// bf16 (add_rounded rounds them), so the bf16 store loses nothing; in shared memory rather
+// than 2 float4s a thread of registers, which the kernel, at its 128-register limit, spilled.
+__device__ __forceinline__ float4 h_load(const bf16* hs, int i) { return load_bf16x4_shared(hs, i); }
+__device__ __forceinline__ void h_store(bf16* hs, int i, const float4& v) {
+  __nv_bfloat162 p[2] = {__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)};
+  *reinterpret_cast<uint2*>(hs + i) = *reinterpret_cast<const uint2*>(p);
+}
+
 // x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with a barrier.
-__device__ __forceinline__ void stage_norm(const float4 (&h)[kHVecs], const void* w, int H, float eps, int kind,
-                                           bf16* xs, float* red) {
+__device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H, float eps, int kind, bf16* xs,
+                                           float* red) {
   uint2 wr[kHVecs];
+  float4 h[kHVecs];
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < kHVecs; ++j) {
     const int i = 4 * (threadIdx.x + j * kThreads);
     wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
+    h[j] = i < H ? h_load(hs, i) : make_float4(0, 0, 0, 0);
     ss += h[j].x * h[j].x + h[j].y * h[j].y + h[j].z * h[j].z + h[j].w * h[j].w;
   }
   const float inv = rsqrtf(cta_sum(ss, red) / static_cast<float>(H) + eps);
@@ -353,11 +384,11 @@ __device__ __forceinline__ void stage_norm(const float4 (&h)[kHVecs], const void
 }
 
 // h = bf16(h + bf16(sums)) for this thread's float4s.
-__device__ __forceinline__ void add_sums(float4 (&h)[kHVecs], const float* sums, int H) {
+__device__ __forceinline__ void add_sums(bf16* hs, const float* sums, int H) {
 #pragma unroll
   for (int j = 0; j < kHVecs; ++j) {
     const int i = 4 * (threadIdx.x + j * kThreads);
-    if (i < H) h[j] = add_rounded(h[j], __ldcg(reinterpret_cast<const float4*>(sums + i)));
+    if (i < H) h_store(hs, i, add_rounded(h_load(hs, i), __ldcg(reinterpret_cast<const float4*>(sums + i))));
   }
 }
 
@@ -380,8 +411,6 @@ __device__ __forceinline__ void split_keys(int s, int S, int nkeys, int& k0, int
 constexpr int kKRowBytes = kStackHeadDim * 2 + 16;
 constexpr int kVRowBytes = kKRowBytes;
 constexpr int kStageBytes = 32 * kKRowBytes + 32 * kVRowBytes;
-// The flags form's GLU scratch of each streaming warp (GluInput: a group of up to 128 columns).
-constexpr int kGluScratchBytes = kUnitWarps * 128 * 2;
 
 // The paged cache row of key j of the sequence.
 __device__ __forceinline__ int key_row(const DecodeStackArgs& a, int j) {
@@ -660,6 +689,28 @@ __device__ __forceinline__ void merge_partials(const float* ph, int S, int ln, b
   }
 }
 
+// The barrier form's o_proj input with DecodeStackArgs::warp_merge: a unit's C = SU 64 columns
+// of the attention (dims of one q head) merged by the warp itself from the splits' partials
+// (merge_partials, a lane 4 dims: the bf16 of stage_merged_attention) into its scratch buf [C]
+// before the unit's mma read it; instead of every CTA merging all Hq heads after the barrier.
+template <int SU>
+struct MergedInput {
+  static constexpr int kStaging = 1, C = SU * 64;
+  const float* partials;  // f32 [Hq][kStackMaxSplits][kStackPartFloats]
+  bf16* buf;
+  int S;
+  __device__ __forceinline__ void stage(int grp, int lane) const {
+    const int head = grp * C / kStackHeadDim, d0 = grp * C % kStackHeadDim;
+    if (lane < C / 4)
+      merge_partials<1>(partials + static_cast<size_t>(head) * kStackMaxSplits * kStackPartFloats, S, d0 / 4 + lane,
+                        buf + 4 * lane);
+    __syncwarp();
+  }
+  __device__ __forceinline__ uint4 operator()(int i) const {
+    return *reinterpret_cast<const uint4*>(buf + (i & (C - 1)));  // i: in the staged group
+  }
+};
+
 // Warp: kv head g over split s of S of the keys [0, pos] (pos: the new token, whose k
 // and v this split stores when it holds it), for the G q heads of g; (max, sum, acc)
 // of each into a.partials; the split that finishes last merges the S splits of its
@@ -878,12 +929,19 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, G = Hq / Hkv;
   const int QKV = (Hq + 2 * Hkv) * D;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  bf16* xs = reinterpret_cast<bf16*>(smem);                          // the matrix's input (and attention_cta's scratch)
-  float* red = reinterpret_cast<float*>(smem + stack_xs_bytes(H, I, Hq, Hkv, a.cta_attention));  // [32]
-  bf16* qs = reinterpret_cast<bf16*>(red + 32);                                    // [G][D] warp 0's q
-  uint8_t* stage = reinterpret_cast<uint8_t*>(red + 32) + G * D * 2;  // [kStageBytes] warp 0's first chunk
-  bf16* glu_scratch = reinterpret_cast<bf16*>(stage + kStageBytes) + max(warp - 1, 0) * 128;  // GluInput's
-  uint8_t* ring = stage + kStageBytes + (kFlags ? kGluScratchBytes : 0) +
+  // The threads' cursors and the grid barrier's target in static shared memory
+  // (kStackStaticSmemBytes; at addresses the compiler knows, which it keeps out of registers).
+  __shared__ UnitCursor cursors[kThreads];
+  __shared__ unsigned long long bar_target[1];  // grid_barrier's (thread 0's)
+  bf16* xs = reinterpret_cast<bf16*>(smem);  // the matrix's input (and attention_cta's scratch)
+  bf16* hs = reinterpret_cast<bf16*>(smem + stack_xs_bytes(H, I, Hq, Hkv, a.cta_attention));  // [H] the residual
+  float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(hs) + stack_hs_bytes(H));  // [32]
+  bf16* qs = reinterpret_cast<bf16*>(red + 32);                                            // [G][D] warp 0's q
+  uint8_t* stage = reinterpret_cast<uint8_t*>(qs) + G * D * 2;  // [kStageBytes] warp 0's first chunk
+  // The streaming warps' input scratch (GluInput, MergedInput), then their rings.
+  const int scratch_bytes = stack_warp_scratch_bytes(kFlags, a.warp_merge);
+  bf16* warp_scratch = reinterpret_cast<bf16*>(stage + kStageBytes + max(warp - 1, 0) * scratch_bytes);
+  uint8_t* ring = stage + kStageBytes + kUnitWarps * scratch_bytes +
                   static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB;
   const int W = gridDim.x * kUnitWarps, gw = blockIdx.x * kUnitWarps + max(warp - 1, 0);
   const bool streams = warp > 0;  // warp 0: the attention items, no weights
@@ -899,7 +957,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // P, each unit issued also sends the bytes P rows of the grid further on in the images'
   // arena into L2 (a.images_begin .. images_end: every image in read order, so that the
   // grid's prefetches cover the window P rows past its reads, across matrices and layers).
-  UnitCursor ring_at;
+  // Each thread's copy of the cursor lives in static shared memory (cursors[tid]: the lanes
+  // of a warp hold equal copies and none reads another's): in registers it was live through
+  // the whole kernel, and at the kernel's 128-register limit ptxas spilled it and each unit
+  // reloaded it from local memory (SASS, session 24's call 2). With it (and the residual,
+  // the barrier's target) in shared memory, ptxas -v of the default form: 40 B of spill
+  // stores and 136 of loads where it was 268 and 592.
+  UnitCursor& ring_at = cursors[tid];
   int issue_slot = 0;  // the ring slot the next unit goes to
   auto issue = [&]() {
     if (!ring_at.done(M)) {
@@ -946,8 +1010,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const unsigned glu_units = stack_glu_flag_units(down_group, a.layer[0].gate_up.groups);
   unsigned long long* const bar_count = reinterpret_cast<unsigned long long*>(a.barrier);
   unsigned long long* const bar_base = reinterpret_cast<unsigned long long*>(a.barrier + 32);
-  const unsigned long long base = __ldcg(bar_base);
-  unsigned long long bars = 0;  // barriers passed in this launch
+  if (tid == 0) *bar_target = __ldcg(bar_base);
   // Layer l's trace row of this CTA (DecodeStackArgs::trace), or none.
   auto trace_row = [&](int l) {
     return kTrace ? a.trace + (static_cast<size_t>(l) * gridDim.x + blockIdx.x) * kStackTracePoints : nullptr;
@@ -957,16 +1020,15 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   };
   // Barrier k of layer l (0 .. 4; its trace points kTraceArrive0 + 2k and the next).
   auto barrier = [&](int l, int k) {
-    grid_barrier(bar_count, base + (++bars) * gridDim.x, kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr);
+    grid_barrier(bar_count, bar_target, kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr);
   };
   // Warp 0's first attention item (CTA c takes item c; with cta_attention, split 0 of
   // kv head c): its keys are loaded before the wait for qkv.
   const bool staged_item = warp == 0 && static_cast<int>(blockIdx.x) < (a.cta_attention ? Hkv : Hkv * S);
-  float4 h[kHVecs];  // the residual (bf16 values), this thread's float4s of it
-#pragma unroll
+#pragma unroll  // the residual: this thread's float4s of it into hs
   for (int j = 0; j < kHVecs; ++j) {
     const int i = 4 * (tid + j * kThreads);
-    h[j] = i < H ? load_bf16x4(a.residual, i) : make_float4(0, 0, 0, 0);
+    if (i < H) *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
   int consume_slot = 0;  // the ring slot of the next unit to compute
   // The warp's units of matrix m, its sums added to out, its input read through x
@@ -1010,7 +1072,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
           ready = f;
         }
       }
-      if constexpr (R == kRoleDown) x.stage(grp, lane);
+      if constexpr (std::decay_t<decltype(x)>::kStaging == 1) x.stage(grp, lane);
       ring_wait(a.ring_depth);
       __syncwarp();
       compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
@@ -1033,7 +1095,10 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   };
   const SharedInput staged_x{xs};
   constexpr bool flags = kFlags;
-  const bool stage_merge = a.stage_merge && !flags && !a.cta_attention;
+  // The barrier form's o_proj input merged by each warp (DecodeStackArgs::warp_merge); the
+  // attention items then leave their partials to the merge, as with stage_merge.
+  const bool warp_merge = a.warp_merge && !flags && !a.cta_attention;
+  const bool stage_merge = (a.stage_merge || warp_merge) && !flags && !a.cta_attention;
 
 #pragma unroll 1
   for (int l = 0; l < a.layers; ++l) {
@@ -1050,11 +1115,11 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
     if (l > 0) {
       barrier(l, 0);
-      add_sums(h, d_last, H);
+      add_sums(hs, d_last, H);
       zero_sums(gusum, 2 * I);  // read by every CTA before the barrier
       if (flags) zero_sums(o_last, H);
     }
-    stage_norm(h, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
@@ -1116,28 +1181,33 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     } else {
       barrier(l, 2);
       zero_sums(qkvsum, QKV);
-      if (stage_merge) {
-        stage_merged_attention(a.partials, Hq, S, xs);
-      } else {  // o_proj's input: the merged attention, as it is.
-        for (int v = tid; v < Hq * D / 8; v += kThreads)
-          reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
+      if (warp_merge) {  // each warp merges its own units' heads
+        mark(l, kTraceOStaged);
+        run_matrix(4 * l + 1, o_out, MergedInput<SU>{a.partials, warp_scratch, S}, Role<kRolePlain>{}, 0u);
+      } else {
+        if (stage_merge) {
+          stage_merged_attention(a.partials, Hq, S, xs);
+        } else {  // o_proj's input: the merged attention, as it is.
+          for (int v = tid; v < Hq * D / 8; v += kThreads)
+            reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
+        }
+        __syncthreads();
+        mark(l, kTraceOStaged);
+        run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
       }
-      __syncthreads();
-      mark(l, kTraceOStaged);
-      run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
     }
     barrier(l, 3);
-    add_sums(h, o_out, H);
+    add_sums(hs, o_out, H);
     if (flags) {
       zero_sums(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums(d_last, H);  // read after barrier 0
     }
-    stage_norm(h, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
       run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
       // down_proj: each unit waits for its column group of gate_up and makes its GLU itself.
-      run_matrix(4 * l + 3, d_out, GluInput<SU>{gusum, glu_scratch, I, a.activation}, Role<kRoleDown>{},
+      run_matrix(4 * l + 3, d_out, GluInput<SU>{gusum, warp_scratch, I, a.activation}, Role<kRoleDown>{},
                  layer_n * glu_units);
       continue;
     }
@@ -1145,22 +1215,26 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     barrier(l, 4);
     zero_sums(osum, H);
     {
-      // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it.
-      float4 gv[kGluVecs], uv[kGluVecs];
+      // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it; 4 float4s of
+      // g and u a thread at a time (the 3B shape's all), not kGluVecs (the registers' peak).
+      constexpr int kChunk = 4;
+#pragma unroll 1
+      for (int j0 = 0; j0 < kGluVecs && 4 * (tid + j0 * kThreads) < I; j0 += kChunk) {
+        float4 gv[kChunk], uv[kChunk];
 #pragma unroll
-      for (int j = 0; j < kGluVecs; ++j) {
-        const int i = 4 * (tid + j * kThreads);
-        gv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + i)) : make_float4(0, 0, 0, 0);
-        uv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + I + i)) : make_float4(0, 0, 0, 0);
-      }
+        for (int j = 0; j < kChunk; ++j) {
+          const int i = 4 * (tid + (j0 + j) * kThreads);
+          gv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + i)) : make_float4(0, 0, 0, 0);
+          uv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + I + i)) : make_float4(0, 0, 0, 0);
+        }
 #pragma unroll
-      for (int j = 0; j < kGluVecs; ++j) {
-        const int i = 4 * (tid + j * kThreads);
-        if (i < I) {
-          const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
+        for (int j = 0; j < kChunk; ++j) {
+          const int i = 4 * (tid + (j0 + j) * kThreads);
+          if (i < I) {
+            const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
-            xs[i + e] = __float2bfloat16(bfr(glu_activation(bfr(g4[e]), a.activation)) * bfr(u4[e]));
+            for (int e = 0; e < 4; ++e) xs[i + e] = glu_bf16(g4[e], u4[e], a.activation);
+          }
         }
       }
       __syncthreads();
@@ -1169,11 +1243,11 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     run_matrix(4 * l + 3, d_out, staged_x, Role<kRolePlain>{}, 0u);
   }
   cp_async_wait<0>();
-  grid_barrier(bar_count, base + (++bars) * gridDim.x, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
+  grid_barrier(bar_count, bar_target, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
   zero_sums(gusum, 2 * I);
   if (flags) zero_sums(osum + ((a.layers - 1) & 1) * H, H);  // read after the last barrier 3
   if (blockIdx.x == 0) {
-    if (tid == 0) *bar_base = base + bars * gridDim.x;  // every CTA has arrived: the next launch's base
+    if (tid == 0) *bar_base = *bar_target;  // every CTA has arrived: the next launch's base
     if (flags) {  // every CTA is past its last wait: the counters back to zero for the next launch
       for (int i = tid; i < kStackFlags; i += kThreads) __stcg(a.barrier + kStackQkvFlagsAt + i * kStackFlagStride, 0);
     }
@@ -1184,16 +1258,12 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       const int i = 4 * (tid + j * kThreads);
       if (i < H) {
         float4* dp = reinterpret_cast<float4*>(d_final + i);
-        h[j] = add_rounded(h[j], __ldcg(dp));
+        h_store(hs, i, add_rounded(h_load(hs, i), __ldcg(dp)));
         __stcg(dp, make_float4(0, 0, 0, 0));
-        bf16* r = static_cast<bf16*>(a.residual) + i;
-        r[0] = __float2bfloat16(h[j].x);
-        r[1] = __float2bfloat16(h[j].y);
-        r[2] = __float2bfloat16(h[j].z);
-        r[3] = __float2bfloat16(h[j].w);
+        *reinterpret_cast<uint2*>(static_cast<bf16*>(a.residual) + i) = *reinterpret_cast<const uint2*>(hs + i);
       }
     }
-    stage_norm(h, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm(hs, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
     for (int v = tid; v < H / 8; v += kThreads)
       reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
   }
@@ -1202,7 +1272,8 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
 void configure_form() {
   KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch, kFlags>,
-                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kStackSmemLimit)));
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(kStackSmemLimit) - kStackStaticSmemBytes));
 }
 template <int SU, bool kBias, bool kFlags>
 void configure_one() {

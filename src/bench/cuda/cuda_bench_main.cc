@@ -39,6 +39,8 @@
 //                                        tensor cores: decode_stack_mma_keys false)
 //                      [--decode-stack-flags]   (its barriers after qkv, the attention and gate_up as
 //                                        counters: decode_stack_flags)
+//                      [--decode-stack-warp-merge]   (o_proj's input merged by each warp for its own
+//                                        units: decode_stack_warp_merge)
 //                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
 //                                        the last step's critical path a layer, stack_trace_summary.h)
 //                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
@@ -473,6 +475,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["decode_stack_stage_merge"] = set.options.decode_stack_stage_merge;
   r["decode_stack_mma_keys"] = set.options.decode_stack_mma_keys;
   r["decode_stack_flags"] = set.options.decode_stack_flags;
+  r["decode_stack_warp_merge"] = set.options.decode_stack_warp_merge;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
@@ -567,6 +570,8 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
     std::fflush(stdout);
   };
   for (int ctx : set.brief ? std::vector<int>{128} : std::vector<int>{128, 4096, 32768}) decode_at(1, ctx, 128);
+  // The ring depth the batch-1 steps ran (decode_stack_ring_depth above is the option: 0 = auto).
+  if (set.options.decode_stack_kernel) r["decode_stack_ring_depth_used"] = cuda_decode_stack_ring_depth(gpu);
   if (!set.brief) decode_at(16, 32768, 32);
   for (const auto& [B, ctx, steps] : set.decode_at) decode_at(B, ctx, steps);
   {
@@ -665,6 +670,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-item-merge") options.decode_stack_stage_merge = false;
     else if (a == "--decode-stack-cuda-core-keys") options.decode_stack_mma_keys = false;
     else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
+    else if (a == "--decode-stack-warp-merge") options.decode_stack_warp_merge = true;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--flash-decode-warps" && i + 1 < argc) options.flash_decode_warps = std::atoi(argv[++i]);
