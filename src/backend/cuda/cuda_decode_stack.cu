@@ -75,10 +75,8 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* ima
 
 size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention,
                         int warp_scratch_bytes) {
-  const int G = kv_heads > 0 ? q_heads / kv_heads : 0;
-  return static_cast<size_t>(kStackStaticSmemBytes) +
-         static_cast<size_t>(stack_xs_bytes(H, I, q_heads, kv_heads, cta_attention)) + stack_hs_bytes(H) + 32 * sizeof(float) +
-         static_cast<size_t>(G) * kStackHeadDim * 2 + kStageBytes + static_cast<size_t>(kUnitWarps) * warp_scratch_bytes +
+  const StackSmemLayout lay = stack_smem_layout(H, I, q_heads, kv_heads, cta_attention, warp_scratch_bytes);
+  return static_cast<size_t>(kStackStaticSmemBytes) + static_cast<size_t>(lay.ring) +
          static_cast<size_t>(kUnitWarps) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
 }
 

@@ -107,6 +107,35 @@ enum StackTracePoint : int {
   kStackTracePoints
 };
 
+// The kernel's dynamic shared memory, byte offsets from its start (each 16-byte aligned):
+// xs at 0 (the matrix's input, bf16 [max(H, Hq D, I)], which is also the CTA attention's
+// scratch, f32 [kStackWarps][G][2] + [G][D]), the residual hs (bf16 [H]), red (f32 [32]), warp
+// 0's q (bf16 [G][D]) and stage (kStackStageBytes: 32 K rows and 32 V rows of D bf16, each
+// padded by 16 bytes), the streaming warps' input scratch (scratch_bytes each,
+// stack_warp_scratch_bytes), then their rings. One function for the kernel's pointers and the
+// host's size (stack_smem_bytes), so that the two agree.
+constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
+// The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
+// cursors (512 x 24 B) and the grid barrier's target (u64), rounded up to 256 bytes.
+constexpr int kStackStaticSmemBytes = 12544;
+struct StackSmemLayout {
+  int hs = 0, red = 0, qs = 0, stage = 0, scratch = 0, ring = 0;
+};
+KR_HD int stack_round16(int bytes) { return (bytes + 15) / 16 * 16; }
+KR_HD StackSmemLayout stack_smem_layout(int H, int I, int Hq, int Hkv, bool cta_attention, int scratch_bytes) {
+  const int G = Hkv > 0 ? Hq / Hkv : 0;
+  const int elems = H > Hq * kStackHeadDim ? (H > I ? H : I) : (Hq * kStackHeadDim > I ? Hq * kStackHeadDim : I);
+  const int cta_scratch = cta_attention ? (kStackWarps * G * 2 + G * kStackHeadDim) * 4 : 0;
+  StackSmemLayout l;
+  l.hs = stack_round16(elems * 2 > cta_scratch ? elems * 2 : cta_scratch);
+  l.red = l.hs + stack_round16(H * 2);
+  l.qs = l.red + 32 * 4;
+  l.stage = l.qs + G * kStackHeadDim * 2;
+  l.scratch = l.stage + kStackStageBytes;
+  l.ring = l.scratch + kStackStreamWarps * scratch_bytes;
+  return l;
+}
+
 // Where unit i of streaming warp w's range of a matrix of `units` units sits in the
 // matrix's image, in units, for W streaming warps. Warp w takes the units
 // [stack_range_begin(w), stack_range_begin(w + 1)): n = units / W or n + 1 of them.

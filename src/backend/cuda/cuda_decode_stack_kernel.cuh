@@ -30,16 +30,6 @@ constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
 // units); warp 0 runs the attention items, so that waiting for its keys never waits
 // behind a ring's weight loads.
 constexpr int kUnitWarps = kStackStreamWarps;
-// Bytes of shared memory's first region (16-byte rounded): the largest matrix input (bf16
-// [max(H, Hq D, I)]), which is also attention_cta's scratch (f32 [kWarps][G][2] + [G][D]).
-__host__ __device__ __forceinline__ int stack_xs_bytes(int H, int I, int Hq, int Hkv, bool cta_attention) {
-  const int elems = H > Hq * kStackHeadDim ? (H > I ? H : I) : (Hq * kStackHeadDim > I ? Hq * kStackHeadDim : I);
-  const int G = Hkv > 0 ? Hq / Hkv : 0;
-  const int scratch = cta_attention ? (kStackWarps * G * 2 + G * kStackHeadDim) * 4 : 0;
-  return ((elems * 2 > scratch ? elems * 2 : scratch) + 15) / 16 * 16;
-}
-// Bytes of the residual's region (bf16 [H], 16-byte rounded).
-__host__ __device__ __forceinline__ int stack_hs_bytes(int H) { return (H * 2 + 15) / 16 * 16; }
 constexpr int kHVecs = kStackMaxH / (4 * kThreads);  // float4s of h a thread
 constexpr int kGluVecs = kStackMaxI / (4 * kThreads);
 
@@ -341,9 +331,9 @@ struct UnitCursor {
   }
 };
 
-// The kernel's static shared memory, rounded up to 256 bytes: the threads' cursors (UnitCursor
-// [kThreads]) and the grid barrier's target (u64). The dynamic part is stack_smem_bytes less this.
-constexpr int kStackStaticSmemBytes = (kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + 255) / 256 * 256;
+// The kernel's static shared memory (the threads' cursors, the grid barrier's target) fits
+// the room cuda_decode_stack.h keeps for it.
+static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 <= kStackStaticSmemBytes, "static shared memory");
 
 // f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
 __device__ __forceinline__ void zero_sums(float* p, int n) {
@@ -411,6 +401,7 @@ __device__ __forceinline__ void split_keys(int s, int S, int nkeys, int& k0, int
 constexpr int kKRowBytes = kStackHeadDim * 2 + 16;
 constexpr int kVRowBytes = kKRowBytes;
 constexpr int kStageBytes = 32 * kKRowBytes + 32 * kVRowBytes;
+static_assert(kStageBytes == kStackStageBytes, "stack_smem_layout's stage");
 
 // The paged cache row of key j of the sequence.
 __device__ __forceinline__ int key_row(const DecodeStackArgs& a, int j) {
@@ -933,16 +924,17 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // (kStackStaticSmemBytes; at addresses the compiler knows, which it keeps out of registers).
   __shared__ UnitCursor cursors[kThreads];
   __shared__ unsigned long long bar_target[1];  // grid_barrier's (thread 0's)
-  bf16* xs = reinterpret_cast<bf16*>(smem);  // the matrix's input (and attention_cta's scratch)
-  bf16* hs = reinterpret_cast<bf16*>(smem + stack_xs_bytes(H, I, Hq, Hkv, a.cta_attention));  // [H] the residual
-  float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(hs) + stack_hs_bytes(H));  // [32]
-  bf16* qs = reinterpret_cast<bf16*>(red + 32);                                            // [G][D] warp 0's q
-  uint8_t* stage = reinterpret_cast<uint8_t*>(qs) + G * D * 2;  // [kStageBytes] warp 0's first chunk
-  // The streaming warps' input scratch (GluInput, MergedInput), then their rings.
+  // The dynamic regions (stack_smem_layout); the streaming warps' input scratch is for
+  // GluInput and MergedInput.
   const int scratch_bytes = stack_warp_scratch_bytes(kFlags, a.warp_merge);
-  bf16* warp_scratch = reinterpret_cast<bf16*>(stage + kStageBytes + max(warp - 1, 0) * scratch_bytes);
-  uint8_t* ring = stage + kStageBytes + kUnitWarps * scratch_bytes +
-                  static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB;
+  const StackSmemLayout lay = stack_smem_layout(H, I, Hq, Hkv, a.cta_attention, scratch_bytes);
+  bf16* xs = reinterpret_cast<bf16*>(smem);                 // the matrix's input (and attention_cta's scratch)
+  bf16* hs = reinterpret_cast<bf16*>(smem + lay.hs);        // [H] the residual
+  float* red = reinterpret_cast<float*>(smem + lay.red);    // [32]
+  bf16* qs = reinterpret_cast<bf16*>(smem + lay.qs);        // [G][D] warp 0's q
+  uint8_t* stage = smem + lay.stage;                         // [kStageBytes] warp 0's first chunk
+  bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + max(warp - 1, 0) * scratch_bytes);
+  uint8_t* ring = smem + lay.ring + static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB;
   const int W = gridDim.x * kUnitWarps, gw = blockIdx.x * kUnitWarps + max(warp - 1, 0);
   const bool streams = warp > 0;  // warp 0: the attention items, no weights
   const uint32_t magic = opaque(0x43004300u);
@@ -960,9 +952,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // Each thread's copy of the cursor lives in static shared memory (cursors[tid]: the lanes
   // of a warp hold equal copies and none reads another's): in registers it was live through
   // the whole kernel, and at the kernel's 128-register limit ptxas spilled it and each unit
-  // reloaded it from local memory (SASS, session 24's call 2). With it (and the residual,
-  // the barrier's target) in shared memory, ptxas -v of the default form: 40 B of spill
-  // stores and 136 of loads where it was 268 and 592.
+  // reloaded it from local memory (SASS, session 24's call 2). With it, the residual and the
+  // barrier's target in shared memory, most of the kernel's spills went (ptxas -v,
+  // docs/performance.md, session 25).
   UnitCursor& ring_at = cursors[tid];
   int issue_slot = 0;  // the ring slot the next unit goes to
   auto issue = [&]() {

@@ -3,7 +3,9 @@
 // it refuses runs the kernels a layer (CudaBackend::decode_stack_args), so these
 // rules are what keeps a model or a context it was not measured on off it. Host code
 // only: no GPU (the image pointers are never dereferenced).
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -335,6 +337,38 @@ TEST(DecodeStackPolicy, RefusesWhatItWasNotBuiltFor) {
     a.layer[l].down = matrix(8192, kI);
   }
   EXPECT_FALSE(decode_stack_supports(a));
+}
+
+// The shared-memory layout the kernel's pointers and the host's size both come from: every
+// region 16-byte aligned (cp.async, ldmatrix, uint4 reads) and as large as what it holds, one
+// after another; the size is the static part, the regions and the rings.
+TEST(DecodeStackPolicy, SharedMemoryRegionsHoldWhatTheyHoldAndDoNotOverlap) {
+  struct Shape {
+    int H, I, Hq, Hkv;
+  };
+  for (const Shape& m : {Shape{kH, kI, kHq, kHkv}, Shape{4096, 14336, 32, 8}, Shape{2048, 8192, 32, 8},
+                         Shape{128, 256, 4, 1}, Shape{136, 272, 2, 2}}) {
+    for (bool cta : {false, true}) {
+      for (int scratch : {0, stack_warp_scratch_bytes(false, true)}) {
+        const StackSmemLayout l = stack_smem_layout(m.H, m.I, m.Hq, m.Hkv, cta, scratch);
+        const int G = m.Hq / m.Hkv;
+        const int inputs = 2 * std::max({m.H, m.I, m.Hq * kStackHeadDim});
+        const int cta_scratch = cta ? (kStackWarps * G * 2 + G * kStackHeadDim) * 4 : 0;
+        const std::string at = std::to_string(m.H) + "/" + std::to_string(m.I) + " cta " + std::to_string(cta) +
+                               " scratch " + std::to_string(scratch);
+        for (int off : {l.hs, l.red, l.qs, l.stage, l.scratch, l.ring}) EXPECT_EQ(off % 16, 0) << at;
+        EXPECT_GE(l.hs, std::max(inputs, cta_scratch)) << at;  // xs
+        EXPECT_GE(l.red - l.hs, 2 * m.H) << at;                // the residual
+        EXPECT_GE(l.qs - l.red, 32 * 4) << at;                  // red
+        EXPECT_GE(l.stage - l.qs, G * kStackHeadDim * 2) << at;
+        EXPECT_GE(l.scratch - l.stage, kStackStageBytes) << at;
+        EXPECT_GE(l.ring - l.scratch, kStackStreamWarps * scratch) << at;
+        EXPECT_EQ(stack_smem_bytes(m.H, m.I, m.Hq, m.Hkv, 128, 3, cta, scratch),
+                  static_cast<size_t>(kStackStaticSmemBytes + l.ring + kStackStreamWarps * 3 * 2176))
+            << at;
+      }
+    }
+  }
 }
 
 }  // namespace
