@@ -48,11 +48,6 @@ constexpr size_t kCublasWorkspaceBytes = size_t{64} << 20;
 constexpr size_t kReserveBytes = size_t{1} << 30;          // left free after the KV cache: workspace, cuBLAS
 constexpr int kTargetBlocks = 528;                         // 4 blocks per SM (132 SMs) for split decode
 constexpr int kMaxSampleRows = 4096;                       // rows of one argmax_logprob call
-
-// The decode stack's ring depth for CudaOptions::decode_stack_ring_depth `option` and Linears of
-// `group`-column groups: 0 takes cuda::stack_auto_ring_depth; any other value is itself (the
-// refusal checks its range, so a negative one is refused, not taken as the default).
-int stack_ring_depth(int option, int group) { return option == 0 ? cuda::stack_auto_ring_depth(group) : option; }
 constexpr size_t kQPartialFloats = size_t{4} << 20;        // split-K partial sums of the quantized kernels
 constexpr int kQCounters = 1 << 16;                        // their arrival counters
 constexpr int kActRows = 2048;                             // rows per chunk of gathered / FP8 activations
@@ -62,6 +57,11 @@ constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(
                                      kQPartialFloats * sizeof(float) + kQCounters * sizeof(int);
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// The decode stack's ring depth for CudaOptions::decode_stack_ring_depth `option` and Linears of
+// `group`-column groups: 0 takes cuda::stack_auto_ring_depth; any other value is itself (the
+// refusal checks its range, so a negative one is refused, not taken as the default).
+int stack_ring_depth(int option, int group) { return option == 0 ? cuda::stack_auto_ring_depth(group) : option; }
 
 // A quantized weight on this GPU: the device image of cuda_quant_repack.h.
 struct CudaQuantWeight final : QuantizedWeight {
@@ -1122,7 +1122,8 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
   const size_t smem =
       cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, cta,
-                             cuda::stack_warp_scratch_bytes(options_.decode_stack_flags, options_.decode_stack_warp_merge));
+                             cuda::stack_warp_scratch_bytes(options_.decode_stack_flags,
+                                                            options_.decode_stack_warp_merge));
   if (smem > cuda::kStackSmemLimit)
     return "a ring of " + std::to_string(depth) + " units needs " + std::to_string(smem) +
            " bytes of shared memory a CTA";

@@ -181,9 +181,9 @@ struct CudaOptions {
   // --decode-stack-kernel, kr-cuda-bench and kr-backend-ops --decode-stack.
   bool decode_stack_kernel = false;
   // Its tuning (cuda_decode_stack.h, DecodeStackArgs): ring units a streaming warp (2-6,
-  // as shared memory allows: a model whose ring does not fit runs the kernels a
-  // layer; 0, the default: cuda::stack_auto_ring_depth), how far ahead of its loads a warp prefetches the weights into L2, in rows
-  // of the grid's units (0-16; 0: none), and the
+  // as shared memory allows: a model whose ring does not fit runs the kernels a layer;
+  // 0, the default: cuda::stack_auto_ring_depth), how far ahead of its loads a warp
+  // prefetches the weights into L2, in rows of the grid's units (0-16; 0: none), and the
   // per-phase timestamps of every launch (read by cuda_decode_stack_trace; kr-cuda-bench
   // --decode-stack-trace). kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth,
   // --decode-stack-l2-prefetch. decode_stack_cta_attention: its attention a kv head a

@@ -56,8 +56,8 @@ namespace kr::cuda {
 
 constexpr int kStackWarps = 16;       // a CTA's warps; one CTA an SM
 constexpr int kStackMaxLayers = 64;   // layers in the kernel's parameters
-constexpr int kStackMaxH = 4096;      // hidden size (the residual: bf16 [H] in shared memory, 2 float4s a thread in the norms)
-constexpr int kStackMaxI = 16384;     // intermediate size: the GLU's loads in registers (8 float4 a thread)
+constexpr int kStackMaxH = 4096;      // hidden size (the residual: bf16 [H] in shared memory)
+constexpr int kStackMaxI = 16384;     // intermediate size (the CTA's GLU: up to 8 float4s of g and u a thread)
 constexpr int kStackHeadDim = 128;    // the attention phase's head dim (4 dims a lane)
 constexpr int kStackMaxGroup = 8;     // q heads a kv head
 constexpr int kStackMaxSplits = 16;   // key splits a kv head

@@ -145,15 +145,11 @@ struct L2Input {  // in global memory, read through L2 (the flags form's merged 
     return __ldcg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(x) + i));
   }
 };
-// The flags form's down_proj input: the GLU of gate_up's f32 sums gu [2 I] (gate, then up)
-// over one unit's column group at a time, which the warp makes (stage: SU * 2 values a
-// lane, rounded as the staged GLU and the GEMV's GLU epilogue round them) into its own
-// shared scratch buf [SU 64] before the unit's mma read it.
 // bf16(bf16(f(bf16 g)) * bf16 u): the GLU as the GEMV's GLU epilogue rounds it (every form's).
 __device__ __forceinline__ bf16 glu_bf16(float g, float u, int activation) {
   return __float2bfloat16(bfr(glu_activation(bfr(g), activation)) * bfr(u));
 }
-// The V = SU * 2 f32 at gu + i (8-byte aligned) into v.
+// The V = SU * 2 f32 at p (8-byte aligned) into v.
 template <int SU>
 __device__ __forceinline__ void load_lane_sums(const float* p, float (&v)[SU * 2]) {
   if constexpr (SU == 2) {
@@ -164,6 +160,10 @@ __device__ __forceinline__ void load_lane_sums(const float* p, float (&v)[SU * 2
     v[0] = q.x, v[1] = q.y;
   }
 }
+// The flags form's down_proj input: the GLU of gate_up's f32 sums gu [2 I] (gate, then up)
+// over one unit's column group at a time, which the warp makes (stage: SU * 2 values a
+// lane, rounded as the staged GLU and the GEMV's GLU epilogue round them) into its own
+// shared scratch buf [SU 64] before the unit's mma read it.
 template <int SU>
 struct GluInput {
   static constexpr int kStaging = 1;
@@ -184,6 +184,7 @@ struct GluInput {
     return *reinterpret_cast<const uint4*>(buf + (i & (SU * 64 - 1)));  // i: in the staged group
   }
 };
+
 // One unit (a slot) into the warp's sums of rows g and g + 8 of both tiles; x: the
 // matrix's input (SharedInput, L2Input or GluInput).
 template <int SU, bool kBias, class X>
@@ -1020,7 +1021,8 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 #pragma unroll  // the residual: this thread's float4s of it into hs
   for (int j = 0; j < kHVecs; ++j) {
     const int i = 4 * (tid + j * kThreads);
-    if (i < H) *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
+    if (i < H)
+      *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
   int consume_slot = 0;  // the ring slot of the next unit to compute
   // The warp's units of matrix m, its sums added to out, its input read through x
