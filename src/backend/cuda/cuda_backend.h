@@ -208,6 +208,13 @@ struct CudaOptions {
   // for all heads (DecodeStackArgs::warp_merge; the barrier form without the CTA attention):
   // kr-cuda-bench and kr-backend-ops --decode-stack-warp-merge. Not measured yet (session 25).
   bool decode_stack_warp_merge = false;
+  // o_proj's and down_proj's units ordered in blocks of columns (a head's for o_proj, 512 for
+  // down_proj: stack_o_group_block, stack_down_group_block), so that each CTA merges the
+  // attention (or makes the GLU) of only the columns its own units read, instead of all of
+  // them: every CTA reading every head's partials and all of gate_up's sums from L2 made those
+  // stagings 4.6 us (7.1 at 400 keys) and 2.1 us a layer (H100, session 26). The images are
+  // built at load in that order; kr-cuda-bench and kr-backend-ops --decode-stack-local-staging.
+  bool decode_stack_local_staging = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_decode_stack_kernel.cuh"
+#include "base/check.h"
 
 namespace kr::cuda {
 namespace {
@@ -22,7 +23,8 @@ __global__ void build_image_kernel(QWeight q, StackMatrix m, uint8_t* dst) {
   const int b = stack_range_begin(m.units, w, W), e = stack_range_begin(m.units, w + 1, W);
   const int u = b + i;
   if (u >= e) return;
-  const int pair = u / m.groups, grp = u - pair * m.groups;
+  int pair, grp;
+  stack_unit_pair_group(u, m.N / 32, m.group_block, &pair, &grp);
   int tiles[2];
   pair_tiles(m, pair, tiles);
   uint8_t* slot = dst + stack_unit_slot(m.units, W, w, i) * Unit<SU>::kBytes;
@@ -52,13 +54,17 @@ size_t stack_image_bytes(const QWeight& w) {
   return static_cast<size_t>(units_of(w)) * unit_bytes(steps_a_unit(w));
 }
 
-StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* image, cudaStream_t stream) {
+StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group_block, void* image,
+                              cudaStream_t stream) {
+  KR_CHECK_MSG(group_block >= 0 && group_block <= w.groups && (group_block == 0 || w.groups % group_block == 0),
+               "decode stack image: a group block that does not divide the matrix's groups");
   StackMatrix m;
   m.image = image;
   m.N = w.N;
   m.K = w.K;
   m.groups = w.groups;
   m.units = units_of(w);
+  m.group_block = group_block == 0 ? w.groups : group_block;
   m.swiglu = swiglu;
   m.meta_f16 = w.meta_f16;
   const int W = ctas * kUnitWarps;
@@ -115,7 +121,9 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
     const StackLayer& L = a.layer[l];
     const StackMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
     for (const StackMatrix* m : mats) {
-      if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g) return false;
+      if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g || m->group_block <= 0 ||
+          m->groups % m->group_block != 0)
+        return false;
       const uint8_t* image = static_cast<const uint8_t*>(m->image);
       if (a.l2_prefetch_units > 0 &&
           (image < arena_begin || image + static_cast<size_t>(m->units) * unit_bytes(g / 64) > arena_end))

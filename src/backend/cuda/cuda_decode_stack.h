@@ -151,6 +151,55 @@ KR_HD int64_t stack_unit_slot(int units, int W, int w, int i) {
   return static_cast<int64_t>(n) * W + (stack_range_begin(units, w, W) - w * n);  // the long warps before w
 }
 
+// The order of a matrix's units (tile pair, scale group) in unit index u, by blocks of
+// group_block groups (which divide `groups`): block after block, in a block pair after pair,
+// in a pair its block's groups. group_block == groups is the plain pair-major order (pair
+// u / groups, group u % groups). Smaller blocks keep each CTA's units (a stretch of u) in a
+// few column groups, so that it stages only those columns of the matrix's input (the
+// attention's merge for o_proj, the GLU for down_proj; stack_cta_groups); a warp's sums still
+// go out once per tile pair it leaves.
+KR_HD void stack_unit_pair_group(int u, int pairs, int group_block, int* pair, int* grp) {
+  const int block_units = pairs * group_block;
+  const int block = u / block_units, r = u - block * block_units;
+  *pair = r / group_block;
+  *grp = block * group_block + (r - *pair * group_block);
+}
+// From unit u's (pair, grp) to unit u + 1's, gi being grp's place in its block (grp %
+// group_block): the kernel's walk through a warp's range. Unit u is the last of its tile
+// pair in the block (the warp's sums of the pair go out) when gi == group_block - 1.
+KR_HD void stack_next_unit(int pairs, int group_block, int* pair, int* grp, int* gi) {
+  ++*grp;
+  if (++*gi < group_block) return;
+  *gi = 0;
+  *grp -= group_block;
+  if (++*pair == pairs) {  // the next block
+    *pair = 0;
+    *grp += group_block;
+  }
+}
+// The column groups [*g0, *g1) that the units of CTA `cta` (its streaming warps'
+// ranges, stack_range_begin over W = ctas x kStackStreamWarps) read: whole blocks of
+// group_block groups, from the block of its first unit to that of its last; empty (g0 ==
+// g1) for a CTA without units.
+KR_HD void stack_cta_groups(int units, int pairs, int group_block, int cta, int ctas, int* g0, int* g1) {
+  const int W = ctas * kStackStreamWarps;
+  const int u0 = stack_range_begin(units, cta * kStackStreamWarps, W);
+  const int u1 = stack_range_begin(units, (cta + 1) * kStackStreamWarps, W);
+  if (u1 <= u0) {
+    *g0 = *g1 = 0;
+    return;
+  }
+  const int block_units = pairs * group_block;
+  *g0 = u0 / block_units * group_block;
+  *g1 = ((u1 - 1) / block_units + 1) * group_block;
+}
+// The largest divisor of `groups` that is at most `want` (at least 1): a matrix's group_block.
+KR_HD int stack_group_block(int groups, int want) {
+  int b = want < groups ? want : groups;
+  while (b > 1 && groups % b != 0) --b;
+  return b < 1 ? 1 : b;
+}
+
 // The flags form's counters (DecodeStackArgs::flags). Each layer, a counter's producers add
 // the units they summed of the tile pairs that feed it, and its consumers wait for all of them:
 // - qkv tile pair `pair` (rows 32 pair ..; q heads, then k heads, then v heads, D rows each)
@@ -181,6 +230,7 @@ struct StackMatrix {
   int N = 0, K = 0;
   int groups = 0;  // K / group
   int units = 0;   // tile pairs x groups
+  int group_block = 0;  // the unit order's blocks of groups (stack_unit_pair_group; groups: pair-major)
   bool swiglu = false;
   bool meta_f16 = false;
 };
@@ -192,8 +242,15 @@ bool stack_takes(const QWeight& w);
 size_t stack_image_bytes(const QWeight& w);
 // Fills `image` (stack_image_bytes) from w's tiled layout, in the read order of a grid
 // of `ctas` CTAs (the kernel must be launched on as many); swiglu: w is [gate; up]
-// and a unit's tile pair is gate tile p with up tile p + N / 32.
-StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, void* image, cudaStream_t stream);
+// and a unit's tile pair is gate tile p with up tile p + N / 32. group_block: the unit
+// order's blocks (a divisor of w's groups, stack_unit_pair_group; 0: all groups, pair-major).
+StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group_block, void* image,
+                              cudaStream_t stream);
+// The group_block of o_proj and down_proj for CudaOptions::decode_stack_local_staging: a head's
+// columns (kStackHeadDim) for o_proj, 512 columns for down_proj, in groups of `group` columns
+// (as divisors of their groups allow).
+KR_HD int stack_o_group_block(int o_groups, int group) { return stack_group_block(o_groups, kStackHeadDim / group); }
+KR_HD int stack_down_group_block(int down_groups, int group) { return stack_group_block(down_groups, 512 / group); }
 
 struct StackLayer {
   StackMatrix qkv, o, gate_up, down;  // [(Hq + 2 Hkv) D, H], [H, Hq D], [2 I, H], [H, I]

@@ -802,11 +802,20 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 // CTA (DecodeStackArgs::stage_merge): o_proj's input xs (bf16 [Hq D]) merged from the splits'
 // partials, after the barrier that ends the attention: a thread a head's 8 dims (3B: 384 of
 // 512 threads, one merge each: its loads in flight together, two L2 round trips).
-__device__ __forceinline__ void stage_merged_attention(const float* partials, int Hq, int S, bf16* xs) {
+// Only the heads [h0, h1), those the CTA's o_proj units read (stack_cta_groups).
+__device__ __forceinline__ void stage_merged_attention(const float* partials, int h0, int h1, int S, bf16* xs) {
   constexpr int D = kStackHeadDim, kLanes = D / 8;
-  for (int p = threadIdx.x; p < Hq * kLanes; p += kThreads)
+  for (int p = h0 * kLanes + threadIdx.x; p < h1 * kLanes; p += kThreads)
     merge_partials<2>(partials + static_cast<size_t>(p / kLanes) * kStackMaxSplits * kStackPartFloats, S,
                       p % kLanes, xs + (p / kLanes) * D + 8 * (p % kLanes));
+}
+// The columns [*c0, *c1) of matrix m's input that this CTA's units read (stack_cta_groups).
+__device__ __forceinline__ void cta_columns(const StackMatrix& m, int* c0, int* c1) {
+  int g0, g1;
+  stack_cta_groups(m.units, m.N / 32, m.group_block, blockIdx.x, gridDim.x, &g0, &g1);
+  const int cols = m.K / m.groups;
+  *c0 = g0 * cols;
+  *c1 = g1 * cols;
 }
 
 // Warp: the cached keys and values of the lanes' keys of split s of S (the new key at
@@ -1035,9 +1044,11 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if (!streams) return;
     const StackMatrix& mt = stack_matrix(a, m);
     const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
-    const int groups = mt.groups;
+    const int gb = mt.group_block;  // the unit order (stack_unit_pair_group)
     const bool meta_f16 = mt.meta_f16;
-    int pair = b / groups, grp = b - pair * groups;
+    int pair, grp;
+    stack_unit_pair_group(b, mt.N / 32, gb, &pair, &grp);
+    int gi = grp - grp / gb * gb;   // grp's place in its block
     float acc[2][2] = {{0, 0}, {0, 0}};
     int in_pair = 0;                // units of `pair` summed (producers)
     int pending = -1;               // the counter the units summed since the last flag_add go to
@@ -1074,14 +1085,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       issue();
       if (++consume_slot == a.ring_depth) consume_slot = 0;
       if constexpr (R == kRoleQkv || R == kRoleGateUp) ++in_pair;
-      if (++grp == groups) {  // the tile pair ends
+      if (gi == gb - 1) {  // the tile pair's last group of the block: its sums out
         flush();
         acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = 0.0f;
-        grp = 0;
-        ++pair;
       }
+      stack_next_unit(mt.N / 32, gb, &pair, &grp, &gi);
     }
-    if (n > 0 && grp != 0) flush();
+    if (n > 0 && gi != 0) flush();
     if constexpr (R == kRoleQkv || R == kRoleGateUp) {
       if (pending >= 0)
         flag_add((R == kRoleQkv ? qkv_flags : glu_flags) + pending * kStackFlagStride, pending_units, lane);
@@ -1179,10 +1189,12 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         mark(l, kTraceOStaged);
         run_matrix(4 * l + 1, o_out, MergedInput<SU>{a.partials, warp_scratch, S}, Role<kRolePlain>{}, 0u);
       } else {
+        int c0, c1;  // the columns of o_proj's input that this CTA's units read
+        cta_columns(L.o, &c0, &c1);
         if (stage_merge) {
-          stage_merged_attention(a.partials, Hq, S, xs);
+          stage_merged_attention(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
         } else {  // o_proj's input: the merged attention, as it is.
-          for (int v = tid; v < Hq * D / 8; v += kThreads)
+          for (int v = c0 / 8 + tid; v < c1 / 8; v += kThreads)
             reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
         }
         __syncthreads();
@@ -1209,22 +1221,25 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     barrier(l, 4);
     zero_sums(osum, H);
     {
-      // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it; 4 float4s of
-      // g and u a thread at a time (the 3B shape's all), not kGluVecs (the registers' peak).
+      // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it, over the
+      // columns [c0, c1) that this CTA's down_proj units read; 4 float4s of g and u a thread at
+      // a time (the 3B shape's all), not kGluVecs (the registers' peak).
+      int c0, c1;
+      cta_columns(L.down, &c0, &c1);
       constexpr int kChunk = 4;
 #pragma unroll 1
-      for (int j0 = 0; j0 < kGluVecs && 4 * (tid + j0 * kThreads) < I; j0 += kChunk) {
+      for (int j0 = 0; j0 < kGluVecs && c0 + 4 * (tid + j0 * kThreads) < c1; j0 += kChunk) {
         float4 gv[kChunk], uv[kChunk];
 #pragma unroll
         for (int j = 0; j < kChunk; ++j) {
-          const int i = 4 * (tid + (j0 + j) * kThreads);
-          gv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + i)) : make_float4(0, 0, 0, 0);
-          uv[j] = i < I ? __ldcg(reinterpret_cast<const float4*>(gusum + I + i)) : make_float4(0, 0, 0, 0);
+          const int i = c0 + 4 * (tid + (j0 + j) * kThreads);
+          gv[j] = i < c1 ? __ldcg(reinterpret_cast<const float4*>(gusum + i)) : make_float4(0, 0, 0, 0);
+          uv[j] = i < c1 ? __ldcg(reinterpret_cast<const float4*>(gusum + I + i)) : make_float4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int j = 0; j < kChunk; ++j) {
-          const int i = 4 * (tid + (j0 + j) * kThreads);
-          if (i < I) {
+          const int i = c0 + 4 * (tid + (j0 + j) * kThreads);
+          if (i < c1) {
             const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
 #pragma unroll
             for (int e = 0; e < 4; ++e) xs[i + e] = glu_bf16(g4[e], u4[e], a.activation);

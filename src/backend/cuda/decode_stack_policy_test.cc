@@ -42,6 +42,7 @@ StackMatrix matrix(int N, int K, bool swiglu = false, int group = 128) {
   m.K = K;
   m.groups = K / group;
   m.units = (N / 32) * m.groups;
+  m.group_block = m.groups;
   m.swiglu = swiglu;
   return m;
 }
@@ -132,6 +133,102 @@ TEST(DecodeStackPolicy, UnitSlotsAreABijectionInReadOrder) {
           const int64_t slot = stack_unit_slot(units, W, w, n);
           EXPECT_GT(slot, prev);
           prev = slot;
+        }
+      }
+    }
+  }
+}
+
+// The unit order in blocks of groups (stack_unit_pair_group): every (tile pair, group) once;
+// pair-major when the block is all the groups (the order before blocks); inside a block, pair
+// after pair over the block's groups. The kernel's walk (stack_next_unit from a warp's first
+// unit) gives the same units, and a warp's sums go out exactly when the next unit is of another
+// pair: with gi == group_block - 1, or at the end of its range.
+TEST(DecodeStackPolicy, UnitOrderInGroupBlocksIsABijectionTheKernelWalks) {
+  struct Shape {
+    int pairs, groups;
+  };
+  const Shape shapes[] = {{96, 24}, {96, 64}, {96, 48}, {128, 32}, {128, 112}, {3, 5}};
+  const int Ws[] = {132 * kStackStreamWarps, 114 * kStackStreamWarps, 7, 1};
+  for (const Shape& sh : shapes) {
+    for (int gb = 1; gb <= sh.groups; ++gb) {
+      if (sh.groups % gb != 0) continue;
+      const int units = sh.pairs * sh.groups;
+      std::vector<int> seen(units, 0);
+      for (int u = 0; u < units; ++u) {
+        int pair = -1, grp = -1;
+        stack_unit_pair_group(u, sh.pairs, gb, &pair, &grp);
+        ASSERT_TRUE(pair >= 0 && pair < sh.pairs && grp >= 0 && grp < sh.groups) << u << " gb " << gb;
+        ++seen[pair * sh.groups + grp];
+        if (gb == sh.groups) {
+          EXPECT_EQ(pair, u / sh.groups);
+          EXPECT_EQ(grp, u % sh.groups);
+        }
+        EXPECT_EQ(grp / gb, u / (sh.pairs * gb)) << "unit " << u << " outside its block, gb " << gb;
+      }
+      for (int i = 0; i < units; ++i) ASSERT_EQ(seen[i], 1) << "unit (pair, group) " << i << ", gb " << gb;
+      for (int W : Ws) {
+        for (int w = 0; w < W; ++w) {
+          const int b = stack_range_begin(units, w, W), e = stack_range_begin(units, w + 1, W);
+          if (e <= b) continue;
+          int pair, grp;
+          stack_unit_pair_group(b, sh.pairs, gb, &pair, &grp);
+          int gi = grp % gb;
+          for (int u = b; u < e; ++u) {
+            int p2, g2;
+            stack_unit_pair_group(u, sh.pairs, gb, &p2, &g2);
+            ASSERT_EQ(pair, p2) << "warp " << w << " unit " << u << " gb " << gb;
+            ASSERT_EQ(grp, g2) << "warp " << w << " unit " << u << " gb " << gb;
+            ASSERT_EQ(gi, g2 % gb);
+            const bool flush = gi == gb - 1;
+            stack_next_unit(sh.pairs, gb, &pair, &grp, &gi);
+            if (u + 1 < units) {
+              int p3, g3;
+              stack_unit_pair_group(u + 1, sh.pairs, gb, &p3, &g3);
+              EXPECT_EQ(flush, p3 != p2) << "warp " << w << " unit " << u << " gb " << gb;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// stack_cta_groups: the column groups a CTA stages hold every group its warps' units read, and
+// with the blocks of CudaOptions::decode_stack_local_staging only a few: at 3B on 132 SMs, at
+// most 2 of o_proj's 24 heads and 8 of down_proj's 64 groups (every CTA staging all of them
+// is what made those stagings slow).
+TEST(DecodeStackPolicy, CtaGroupsHoldEveryGroupItsUnitsReadAndFewOthers) {
+  struct Case {
+    int pairs, groups, gb, max_width;  // max_width at 132 CTAs; 0: not checked
+  };
+  const Case cases[] = {{96, 24, 24, 0},  {96, 24, stack_o_group_block(24, 128), 2},
+                        {96, 48, stack_o_group_block(48, 64), 4},  {96, 64, stack_down_group_block(64, 128), 8},
+                        {96, 128, stack_down_group_block(128, 64), 16}, {96, 64, 64, 0}, {3, 5, 5, 0}, {3, 5, 1, 0}};
+  EXPECT_EQ(stack_o_group_block(24, 128), 1);
+  EXPECT_EQ(stack_o_group_block(48, 64), 2);
+  EXPECT_EQ(stack_down_group_block(64, 128), 4);
+  EXPECT_EQ(stack_down_group_block(112, 128), 4);
+  EXPECT_EQ(stack_down_group_block(224, 64), 8);
+  EXPECT_EQ(stack_group_block(30, 8), 6);  // the largest divisor at most 8
+  for (const Case& c : cases) {
+    const int units = c.pairs * c.groups;
+    for (int ctas : {132, 114, 7, 1}) {
+      const int W = ctas * kStackStreamWarps;
+      for (int cta = 0; cta < ctas; ++cta) {
+        int g0 = -1, g1 = -1;
+        stack_cta_groups(units, c.pairs, c.gb, cta, ctas, &g0, &g1);
+        ASSERT_TRUE(0 <= g0 && g0 <= g1 && g1 <= c.groups) << g0 << " " << g1;
+        for (int w = cta * kStackStreamWarps; w < (cta + 1) * kStackStreamWarps; ++w) {
+          for (int u = stack_range_begin(units, w, W); u < stack_range_begin(units, w + 1, W); ++u) {
+            int pair, grp;
+            stack_unit_pair_group(u, c.pairs, c.gb, &pair, &grp);
+            ASSERT_TRUE(grp >= g0 && grp < g1) << "CTA " << cta << " of " << ctas << " unit " << u << " group " << grp
+                                               << " outside [" << g0 << ", " << g1 << "), gb " << c.gb;
+          }
+        }
+        if (ctas == 132 && c.max_width > 0) {
+          EXPECT_LE(g1 - g0, c.max_width) << "CTA " << cta << ", gb " << c.gb;
         }
       }
     }
