@@ -214,6 +214,7 @@ struct CudaOptions {
   // them: every CTA reading every head's partials and all of gate_up's sums from L2 made those
   // stagings 4.6 us (7.1 at 400 keys) and 2.1 us a layer (H100, session 26). The images are
   // built at load in that order; kr-cuda-bench and kr-backend-ops --decode-stack-local-staging.
+  // Off until measured (no device could be started after session 26's first call).
   bool decode_stack_local_staging = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
