@@ -1176,10 +1176,10 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
         if (q.stack.image != nullptr) continue;
         // o_proj's and down_proj's units in blocks of columns with local staging (a CTA stages
         // only its units' columns of their input); the others pair-major (0).
-        int group_block = 0;
-        if (options_.decode_stack_local_staging && w == d.o) group_block = cuda::stack_o_group_block(q.w.groups, q.w.group);
-        if (options_.decode_stack_local_staging && w == d.down)
-          group_block = cuda::stack_down_group_block(q.w.groups, q.w.group);
+        const bool local = options_.decode_stack_local_staging;
+        const int group_block = local && w == d.o      ? cuda::stack_o_group_block(q.w.groups, q.w.group)
+                                : local && w == d.down ? cuda::stack_down_group_block(q.w.groups, q.w.group)
+                                                       : 0;
         q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, group_block, arena, stream_);
         arena += cuda::stack_image_bytes(q.w);
       }
