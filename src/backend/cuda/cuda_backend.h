@@ -216,6 +216,10 @@ struct CudaOptions {
   // built at load in that order; kr-cuda-bench and kr-backend-ops --decode-stack-local-staging.
   // Off until measured (no device could be started after session 26's first call).
   bool decode_stack_local_staging = false;
+  // The decode stack's weight rings filled by one bulk copy a unit (DecodeStackArgs::bulk_copy)
+  // instead of the warp's 16-byte cp.async; kr-cuda-bench and kr-backend-ops
+  // --decode-stack-bulk-copy. Not measured yet (session 27).
+  bool decode_stack_bulk_copy = false;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets
   // what the rest leaves (never more than is free). For several models on one

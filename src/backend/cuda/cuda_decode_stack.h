@@ -116,8 +116,9 @@ enum StackTracePoint : int {
 // host's size (stack_smem_bytes), so that the two agree.
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
 // The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
-// cursors (512 x 24 B) and the grid barrier's target (u64), rounded up to 256 bytes.
-constexpr int kStackStaticSmemBytes = 12544;
+// cursors (512 x 24 B), the grid barrier's target (u64) and the ring slots' barriers
+// (DecodeStackArgs::bulk_copy: 15 x kStackMaxRingDepth u64), rounded up to 256 bytes.
+constexpr int kStackStaticSmemBytes = 13056;
 struct StackSmemLayout {
   int hs = 0, red = 0, qs = 0, stage = 0, scratch = 0, ring = 0;
 };
@@ -308,6 +309,12 @@ struct DecodeStackArgs {
   // merge) and meeting at a __syncthreads before o_proj. At 3B a warp has one or two o_proj
   // units, so this is one L2 round trip a warp where the CTA's stage merge takes two.
   bool warp_merge = false;
+  // Each ring unit (a contiguous run of 1,152 or 2,176 bytes) fetched by one bulk copy
+  // (cp.async.bulk, the SM's copy engine) that lane 0 issues and that completes on the
+  // slot's mbarrier, instead of by the warp's 32 lanes in 16-byte cp.async (4-5 each) waited
+  // on by cp.async.wait_group. One instruction a unit instead of the lanes' copies. Not with
+  // flags or l2_prefetch_units (decode_stack_supports refuses those).
+  bool bulk_copy = false;
   // An item's keys, when they are all in its stage (a split of at most 32 keys on the CTA
   // that prefetched them: every item when the grid has a CTA an item), on the tensor cores
   // (attend_staged_mma) instead of a key a lane on the CUDA cores (attend_keys).

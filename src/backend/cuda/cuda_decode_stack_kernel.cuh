@@ -14,6 +14,7 @@
 
 #include <type_traits>
 
+#include "backend/cuda/cuda_bulk_copy.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_cp_async.cuh"
@@ -334,7 +335,9 @@ struct UnitCursor {
 
 // The kernel's static shared memory (the threads' cursors, the grid barrier's target) fits
 // the room cuda_decode_stack.h keeps for it.
-static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 <= kStackStaticSmemBytes, "static shared memory");
+static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + kUnitWarps * kStackMaxRingDepth * 8 <=
+                  kStackStaticSmemBytes,
+              "static shared memory");
 
 // f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
 __device__ __forceinline__ void zero_sums(float* p, int n) {
@@ -921,9 +924,11 @@ struct Role {
   static constexpr int value = R;
 };
 
-// kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0; kFlags: a.flags (forms of
-// their own, so that the default form carries none of their code or registers).
-template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
+// kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0; kFlags: a.flags; kBulk:
+// a.bulk_copy (forms of their own, so that the default form carries none of their code or
+// registers: a.bulk_copy as a branch took the default form's spills from 56 / 228 bytes to
+// 196 / 1,480, ptxas -v).
+template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags, bool kBulk = false>
 __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
@@ -934,6 +939,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // (kStackStaticSmemBytes; at addresses the compiler knows, which it keeps out of registers).
   __shared__ UnitCursor cursors[kThreads];
   __shared__ unsigned long long bar_target[1];  // grid_barrier's (thread 0's)
+  // DecodeStackArgs::bulk_copy: each ring slot's barrier (streaming warp w - 1's slots at
+  // (w - 1) kStackMaxRingDepth), on which the slot's bulk copy completes.
+  __shared__ uint64_t ring_full[kUnitWarps * kStackMaxRingDepth];
   // The dynamic regions (stack_smem_layout); the streaming warps' input scratch is for
   // GluInput and MergedInput.
   const int scratch_bytes = stack_warp_scratch_bytes(kFlags, a.warp_merge);
@@ -967,23 +975,37 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // docs/performance.md, session 25).
   UnitCursor& ring_at = cursors[tid];
   int issue_slot = 0;  // the ring slot the next unit goes to
+  uint64_t* const slot_bar = ring_full + max(warp - 1, 0) * kStackMaxRingDepth;  // the warp's slots' barriers
   auto issue = [&]() {
     if (!ring_at.done(M)) {
-      const uint4* src = reinterpret_cast<const uint4*>(ring_at.src);
-      uint4* dst = reinterpret_cast<uint4*>(ring + issue_slot * UB);
+      if constexpr (kBulk) {  // the unit's UB contiguous bytes by one bulk copy (lane 0)
+        if (lane == 0) {
+          mbar_expect_tx(slot_bar + issue_slot, UB);
+          bulk_copy_to_shared(ring + issue_slot * UB, ring_at.src, UB, slot_bar + issue_slot);
+        }
+      } else {
+        const uint4* src = reinterpret_cast<const uint4*>(ring_at.src);
+        uint4* dst = reinterpret_cast<uint4*>(ring + issue_slot * UB);
 #pragma unroll
-      for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
-      if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
+        for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
+        if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
+      }
       if (kPrefetch && lane == 0) {
         const uint8_t* p = ring_at.src + static_cast<size_t>(a.l2_prefetch_units) * W * UB;
         if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
       }
       ring_at.advance(a, gw, W, M, UB);
     }
-    cp_async_commit();  // an empty group past the end keeps the count
+    if constexpr (!kBulk) cp_async_commit();  // an empty group past the end keeps the count
     if (++issue_slot == a.ring_depth) issue_slot = 0;
   };
   if (streams) {
+    if constexpr (kBulk) {  // one arrival (lane 0's expect_tx) a phase; the bytes complete it
+      if (lane == 0)
+        for (int j = 0; j < a.ring_depth; ++j) mbar_init(slot_bar + j, 1);
+      mbar_init_fence();
+      __syncwarp();
+    }
     ring_at.start(a, gw, W, M, UB);
 #pragma unroll 1
     for (int j = 0; j < a.ring_depth; ++j) issue();
@@ -1034,6 +1056,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
   int consume_slot = 0;  // the ring slot of the next unit to compute
+  uint32_t consume_parity = 0;  // bulk_copy: the phase of the slots' barriers this pass of the ring waits for
   // The warp's units of matrix m, its sums added to out, its input read through x
   // (SharedInput, L2Input, GluInput). role (a Role): in the flags form, the counters its
   // tile pairs' flushes add to (kRoleQkv: kv head g's; kRoleGateUp: down's column
@@ -1078,12 +1101,19 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         }
       }
       if constexpr (std::decay_t<decltype(x)>::kStaging == 1) x.stage(grp, lane);
-      ring_wait(a.ring_depth);
+      if constexpr (kBulk) {
+        mbar_wait(slot_bar + consume_slot, consume_parity);
+      } else {
+        ring_wait(a.ring_depth);
+      }
       __syncwarp();
       compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
       __syncwarp();
       issue();
-      if (++consume_slot == a.ring_depth) consume_slot = 0;
+      if (++consume_slot == a.ring_depth) {
+        consume_slot = 0;
+        consume_parity ^= 1u;
+      }
       if constexpr (R == kRoleQkv || R == kRoleGateUp) ++in_pair;
       if (gi == gb - 1) {  // the tile pair's last group of the block: its sums out
         flush();
@@ -1278,9 +1308,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   }
 }
 
-template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
+template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags, bool kBulk = false>
 void configure_form() {
-  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch, kFlags>,
+  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch, kFlags, kBulk>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(kStackSmemLimit) - kStackStaticSmemBytes));
 }
@@ -1290,6 +1320,10 @@ void configure_one() {
   configure_form<SU, kBias, false, true, kFlags>();
   configure_form<SU, kBias, true, false, kFlags>();
   configure_form<SU, kBias, true, true, kFlags>();
+  if constexpr (!kFlags) {  // the bulk-copy forms (no L2 prefetch, not the flags form: decode_stack_supports)
+    configure_form<SU, kBias, false, false, kFlags, true>();
+    configure_form<SU, kBias, true, false, kFlags, true>();
+  }
 }
 // The shared-memory limit of every form of this kFlags.
 template <bool kFlags>
@@ -1303,6 +1337,16 @@ void configure_forms() {
 template <int SU, bool kBias, bool kFlags>
 void launch_one(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a) {
   const bool trace = a.trace != nullptr, prefetch = a.l2_prefetch_units > 0;
+  if constexpr (!kFlags) {
+    if (a.bulk_copy) {
+      if (trace) {
+        KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, false, kFlags, true>, a));
+      } else {
+        KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, false, kFlags, true>, a));
+      }
+      return;
+    }
+  }
   if (trace && prefetch) {
     KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, true, kFlags>, a));
   } else if (trace) {
