@@ -47,8 +47,7 @@ if [[ $PARTS == *,checks,* ]]; then
   check cta-attention --decode-stack-cta-attention
   check flags --decode-stack-flags
   check warp-merge --decode-stack-warp-merge
-  check local-staging --decode-stack-local-staging
-  check local-staging-flags --decode-stack-local-staging --decode-stack-flags
+  check global-staging --decode-stack-global-staging
 fi
 
 # The rounds: the default against the variants still in question (session 24's H100 calls:
@@ -57,21 +56,22 @@ fi
 # splits under 32 keys, the CTA attention and the flags form slower; extra keeps one run of
 # each, and the traces). Session 25 (no device): the warp merge is new, and the cursor and
 # residual moved to shared memory, so the ring depth is worth a second look. Session 26: the
-# local staging (o_proj's and down_proj's units in column blocks) is new, not yet measured.
+# local staging (o_proj's and down_proj's units in column blocks), measured faster in session
+# 27 and the default since; the old order is --decode-stack-global-staging.
 for round in 1 2; do
   [[ $PARTS == *,round$round,* ]] || continue
   bench "layers-$round"
   bench "stack-$round" --decode-stack
   if [ -n "${BASE_BIN:-}" ]; then BENCH_BIN=$BASE_BIN bench "base-stack-$round" --decode-stack; fi
   bench "warp-merge-$round" --decode-stack --decode-stack-warp-merge
-  bench "local-staging-$round" --decode-stack --decode-stack-local-staging
+  bench "global-staging-$round" --decode-stack --decode-stack-global-staging
   bench "depth3-$round" --decode-stack --decode-stack-ring-depth 3
 done
 
 if [[ $PARTS == *,extra,* ]]; then
   bench trace --decode-stack --decode-stack-trace
   bench trace-warp-merge --decode-stack --decode-stack-trace --decode-stack-warp-merge
-  bench trace-local-staging --decode-stack --decode-stack-trace --decode-stack-local-staging
+  bench trace-global-staging --decode-stack --decode-stack-trace --decode-stack-global-staging
   bench item-merge --decode-stack --decode-stack-item-merge
   bench cuda-core-keys --decode-stack --decode-stack-cuda-core-keys
   bench trace-flags --decode-stack --decode-stack-trace --decode-stack-flags

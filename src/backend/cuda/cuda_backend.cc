@@ -1267,7 +1267,6 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->cta_attention = options_.decode_stack_cta_attention;
   a->flags = options_.decode_stack_flags;
   a->warp_merge = options_.decode_stack_warp_merge;
-  a->bulk_copy = options_.decode_stack_bulk_copy;
   a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear
   a->images_begin = a->images_end = nullptr;
   // The arena of layer 0's images (decode_stack_supports checks that it holds them all).

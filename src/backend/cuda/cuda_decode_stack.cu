@@ -115,7 +115,6 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
   const uint8_t* arena_end = static_cast<const uint8_t*>(a.images_end);
   if (a.l2_prefetch_units > 0 && (arena_begin == nullptr || arena_end <= arena_begin)) return false;
   if (a.cta_attention && a.q_heads / a.kv_heads > kStackCtaMaxGroup) return false;
-  if (a.bulk_copy && (a.flags || a.l2_prefetch_units > 0)) return false;  // no such forms (launch_one)
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size
   if (g != 64 && g != 128) return false;
   for (int l = 0; l < a.layers; ++l) {

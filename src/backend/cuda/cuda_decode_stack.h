@@ -45,6 +45,7 @@
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -116,9 +117,8 @@ enum StackTracePoint : int {
 // host's size (stack_smem_bytes), so that the two agree.
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
 // The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
-// cursors (512 x 24 B), the grid barrier's target (u64) and the ring slots' barriers
-// (DecodeStackArgs::bulk_copy: 15 x kStackMaxRingDepth u64), rounded up to 256 bytes.
-constexpr int kStackStaticSmemBytes = 13056;
+// cursors (512 x 24 B) and the grid barrier's target (u64), rounded up to 256 bytes.
+constexpr int kStackStaticSmemBytes = 12544;
 struct StackSmemLayout {
   int hs = 0, red = 0, qs = 0, stage = 0, scratch = 0, ring = 0;
 };
@@ -195,6 +195,19 @@ KR_HD void stack_cta_groups(int units, int pairs, int group_block, int cta, int 
   *g1 = ((u1 - 1) / block_units + 1) * group_block;
 }
 // The largest divisor of `groups` that is at most `want` (at least 1): a matrix's group_block.
+// (M, den, num): a softmax's running max, sum of exp(score - M) and the exp-weighted sums of V
+// (8 dims) over some keys, taking in another such triple (m2, l2, n2) over other keys: the
+// result is the triple over both. An empty triple (max -inf, sums 0) adds nothing, and two
+// empty ones stay empty (no exp(-inf - -inf)). The stage merge's arithmetic
+// (stage_merged_attention): each way's splits, then the ways by shuffles.
+KR_HD void stack_merge_softmax(float& M, float& den, float (&num)[8], float m2, float l2, const float (&n2)[8]) {
+  const float Mn = M > m2 ? M : m2;
+  const float c = M == -INFINITY ? 0.0f : expf(M - Mn), w = m2 == -INFINITY ? 0.0f : expf(m2 - Mn);
+  den = fmaf(w, l2, den * c);
+  for (int e = 0; e < 8; ++e) num[e] = fmaf(w, n2[e], num[e] * c);
+  M = Mn;
+}
+
 KR_HD int stack_group_block(int groups, int want) {
   int b = want < groups ? want : groups;
   while (b > 1 && groups % b != 0) --b;
@@ -248,8 +261,8 @@ size_t stack_image_bytes(const QWeight& w);
 StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group_block, void* image,
                               cudaStream_t stream);
 // The group_block of o_proj and down_proj for CudaOptions::decode_stack_local_staging: a head's
-// columns (kStackHeadDim) for o_proj, 512 columns for down_proj, in groups of `group` columns
-// (as divisors of their groups allow).
+// columns (kStackHeadDim) for o_proj, 512 columns for down_proj (256, 1,024 and 2,048 were no
+// faster at 3B, H200, session 27), in groups of `group` columns (as divisors of their groups allow).
 KR_HD int stack_o_group_block(int o_groups, int group) { return stack_group_block(o_groups, kStackHeadDim / group); }
 KR_HD int stack_down_group_block(int down_groups, int group) { return stack_group_block(down_groups, 512 / group); }
 
@@ -309,12 +322,6 @@ struct DecodeStackArgs {
   // merge) and meeting at a __syncthreads before o_proj. At 3B a warp has one or two o_proj
   // units, so this is one L2 round trip a warp where the CTA's stage merge takes two.
   bool warp_merge = false;
-  // Each ring unit (a contiguous run of 1,152 or 2,176 bytes) fetched by one bulk copy
-  // (cp.async.bulk, the SM's copy engine) that lane 0 issues and that completes on the
-  // slot's mbarrier, instead of by the warp's 32 lanes in 16-byte cp.async (4-5 each) waited
-  // on by cp.async.wait_group. One instruction a unit instead of the lanes' copies. Not with
-  // flags or l2_prefetch_units (decode_stack_supports refuses those).
-  bool bulk_copy = false;
   // An item's keys, when they are all in its stage (a split of at most 32 keys on the CTA
   // that prefetched them: every item when the grid has a CTA an item), on the tensor cores
   // (attend_staged_mma) instead of a key a lane on the CUDA cores (attend_keys).

@@ -14,7 +14,6 @@
 
 #include <type_traits>
 
-#include "backend/cuda/cuda_bulk_copy.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_cp_async.cuh"
@@ -50,7 +49,11 @@ __device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2
 // launch stores the next base). target: thread 0's running target in shared memory (base
 // at the launch's start, grown by the grid at each barrier; not in registers, which the
 // kernel is short of). The CTA's writes before it (the warps' red.add sums)
-// are visible to every CTA after it: __syncthreads, then thread 0's fence and arrival.
+// are visible to every CTA after it: __syncthreads, then thread 0's arrival, a red.release
+// (PTX ISA, memory consistency model: a release is cumulative, so it orders the writes the
+// __syncthreads ordered before it; CUTLASS's GenericBarrier arrives the same way, with
+// fence.acq_rel and a relaxed red). No __threadfence (fence.sc.gpu) before it: it only made
+// each barrier slower (docs/performance.md, session 27).
 // trace: when not null, thread 0 stores the globaltimer at its arrival (trace[0]) and exit (trace[1]).
 __device__ __forceinline__ unsigned long long global_ns() {
   unsigned long long t;
@@ -63,7 +66,6 @@ __device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned
   if (threadIdx.x == 0) {
     if (trace != nullptr) trace[0] = global_ns();
     const unsigned long long t = *target += gridDim.x;
-    __threadfence();
     asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(count) : "memory");
     unsigned long long v;
     do {
@@ -335,9 +337,7 @@ struct UnitCursor {
 
 // The kernel's static shared memory (the threads' cursors, the grid barrier's target) fits
 // the room cuda_decode_stack.h keeps for it.
-static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + kUnitWarps * kStackMaxRingDepth * 8 <=
-                  kStackStaticSmemBytes,
-              "static shared memory");
+static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 <= kStackStaticSmemBytes, "static shared memory");
 
 // f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
 __device__ __forceinline__ void zero_sums(float* p, int n) {
@@ -643,9 +643,8 @@ __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t*
 }
 
 // One q head's 4 V dims (4 V ln .. 4 V ln + 4 V - 1) of the merged attention from the S
-// splits' partials ph (f32 [kStackMaxSplits][kStackPartFloats]): every dim by the same
-// arithmetic, in the same order, for any V, so that attention_item's merge (V = 1, a lane
-// 4 dims) and stage_merged_attention (V = 2) give the same bf16. One pass, the running max
+// splits' partials ph (f32 [kStackMaxSplits][kStackPartFloats]): attention_item's merge and
+// the warp merge (V = 1, a lane 4 dims). One pass, the running max
 // rescaling the sums (as the online softmax): a split's loads do not wait for the max
 // over all splits, so that four splits' loads are in flight together (one L2 round trip
 // where the two passes took two).
@@ -686,7 +685,7 @@ __device__ __forceinline__ void merge_partials(const float* ph, int S, int ln, b
 
 // The barrier form's o_proj input with DecodeStackArgs::warp_merge: a unit's C = SU 64 columns
 // of the attention (dims of one q head) merged by the warp itself from the splits' partials
-// (merge_partials, a lane 4 dims: the bf16 of stage_merged_attention) into its scratch buf [C]
+// (merge_partials, a lane 4 dims) into its scratch buf [C]
 // before the unit's mma read it; instead of every CTA merging all Hq heads after the barrier.
 template <int SU>
 struct MergedInput {
@@ -803,14 +802,62 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 }
 
 // CTA (DecodeStackArgs::stage_merge): o_proj's input xs (bf16 [Hq D]) merged from the splits'
-// partials, after the barrier that ends the attention: a thread a head's 8 dims (3B: 384 of
-// 512 threads, one merge each: its loads in flight together, two L2 round trips).
-// Only the heads [h0, h1), those the CTA's o_proj units read (stack_cta_groups).
+// partials after the barrier that ends the attention, for the heads [h0, h1) that the CTA's
+// o_proj units read (stack_cta_groups). kMergeWays threads a head's 8 dims, way w taking splits
+// w, w + kMergeWays, .. (all its loads issued before any arithmetic: one L2 round trip for up to
+// kStackMaxSplits splits), then the ways combined by shuffles within their aligned group of
+// lanes (a thread walking all of a head's splits four at a time waited for a round trip every
+// four: docs/performance.md, session 27). A warp's lanes run together (the shuffles): a lane
+// past h1 merges nothing and stores nothing.
+constexpr int kMergeWays = 4;
+static_assert(kStackMaxSplits % kMergeWays == 0, "a way's splits");
 __device__ __forceinline__ void stage_merged_attention(const float* partials, int h0, int h1, int S, bf16* xs) {
-  constexpr int D = kStackHeadDim, kLanes = D / 8;
-  for (int p = h0 * kLanes + threadIdx.x; p < h1 * kLanes; p += kThreads)
-    merge_partials<2>(partials + static_cast<size_t>(p / kLanes) * kStackMaxSplits * kStackPartFloats, S,
-                      p % kLanes, xs + (p / kLanes) * D + 8 * (p % kLanes));
+  constexpr int D = kStackHeadDim, kChunks = D / 8, kPer = kChunks * kMergeWays, kRounds = kStackMaxSplits / kMergeWays;
+  const int lane = threadIdx.x & 31;
+  for (int base = h0 * kPer + static_cast<int>(threadIdx.x) - lane; base < h1 * kPer; base += kThreads) {
+    const int p = base + lane;
+    const bool valid = p < h1 * kPer;
+    const int head = p / kPer, chunk = p / kMergeWays % kChunks, way = p % kMergeWays;
+    const float* ph = partials + static_cast<size_t>(head) * kStackMaxSplits * kStackPartFloats;
+    float mt[kRounds], lt[kRounds];
+    float4 a0[kRounds], a1[kRounds];
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      const int t = way + kMergeWays * r;
+      if (valid && t < S) {
+        const float* pt = ph + t * kStackPartFloats;
+        mt[r] = __ldcg(pt);
+        lt[r] = __ldcg(pt + 1);
+        a0[r] = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 8 * chunk));
+        a1[r] = __ldcg(reinterpret_cast<const float4*>(pt + 8 + 8 * chunk));
+      } else {
+        mt[r] = -INFINITY;
+        lt[r] = 0.0f;
+        a0[r] = a1[r] = make_float4(0, 0, 0, 0);
+      }
+    }
+    float M = -INFINITY, den = 0.0f, num[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      const float n2[8] = {a0[r].x, a0[r].y, a0[r].z, a0[r].w, a1[r].x, a1[r].y, a1[r].z, a1[r].w};
+      stack_merge_softmax(M, den, num, mt[r], lt[r], n2);
+    }
+#pragma unroll
+    for (int o = 1; o < kMergeWays; o <<= 1) {
+      float n2[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) n2[e] = __shfl_xor_sync(0xffffffffu, num[e], o);
+      const float m2 = __shfl_xor_sync(0xffffffffu, M, o), l2 = __shfl_xor_sync(0xffffffffu, den, o);
+      stack_merge_softmax(M, den, num, m2, l2, n2);
+    }
+    if (valid && way == 0) {
+      const float inv = 1.0f / den;
+      __nv_bfloat162 v[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) v[e] = __floats2bfloat162_rn(num[2 * e] * inv, num[2 * e + 1] * inv);
+      *reinterpret_cast<uint4*>(xs + head * D + 8 * chunk) = *reinterpret_cast<const uint4*>(v);
+    }
+  }
 }
 // The columns [*c0, *c1) of matrix m's input that this CTA's units read (stack_cta_groups).
 __device__ __forceinline__ void cta_columns(const StackMatrix& m, int* c0, int* c1) {
@@ -924,11 +971,9 @@ struct Role {
   static constexpr int value = R;
 };
 
-// kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0; kFlags: a.flags; kBulk:
-// a.bulk_copy (forms of their own, so that the default form carries none of their code or
-// registers: a.bulk_copy as a branch took the default form's spills from 56 / 228 bytes to
-// 196 / 1,480, ptxas -v).
-template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags, bool kBulk = false>
+// kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0; kFlags: a.flags (forms of
+// their own, so that the default form carries none of their code or registers).
+template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
 __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
@@ -939,9 +984,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // (kStackStaticSmemBytes; at addresses the compiler knows, which it keeps out of registers).
   __shared__ UnitCursor cursors[kThreads];
   __shared__ unsigned long long bar_target[1];  // grid_barrier's (thread 0's)
-  // DecodeStackArgs::bulk_copy: each ring slot's barrier (streaming warp w - 1's slots at
-  // (w - 1) kStackMaxRingDepth), on which the slot's bulk copy completes.
-  __shared__ uint64_t ring_full[kUnitWarps * kStackMaxRingDepth];
   // The dynamic regions (stack_smem_layout); the streaming warps' input scratch is for
   // GluInput and MergedInput.
   const int scratch_bytes = stack_warp_scratch_bytes(kFlags, a.warp_merge);
@@ -975,37 +1017,23 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // docs/performance.md, session 25).
   UnitCursor& ring_at = cursors[tid];
   int issue_slot = 0;  // the ring slot the next unit goes to
-  uint64_t* const slot_bar = ring_full + max(warp - 1, 0) * kStackMaxRingDepth;  // the warp's slots' barriers
   auto issue = [&]() {
     if (!ring_at.done(M)) {
-      if constexpr (kBulk) {  // the unit's UB contiguous bytes by one bulk copy (lane 0)
-        if (lane == 0) {
-          mbar_expect_tx(slot_bar + issue_slot, UB);
-          bulk_copy_to_shared(ring + issue_slot * UB, ring_at.src, UB, slot_bar + issue_slot);
-        }
-      } else {
-        const uint4* src = reinterpret_cast<const uint4*>(ring_at.src);
-        uint4* dst = reinterpret_cast<uint4*>(ring + issue_slot * UB);
+      const uint4* src = reinterpret_cast<const uint4*>(ring_at.src);
+      uint4* dst = reinterpret_cast<uint4*>(ring + issue_slot * UB);
 #pragma unroll
-        for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
-        if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
-      }
+      for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
+      if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
       if (kPrefetch && lane == 0) {
         const uint8_t* p = ring_at.src + static_cast<size_t>(a.l2_prefetch_units) * W * UB;
         if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
       }
       ring_at.advance(a, gw, W, M, UB);
     }
-    if constexpr (!kBulk) cp_async_commit();  // an empty group past the end keeps the count
+    cp_async_commit();  // an empty group past the end keeps the count
     if (++issue_slot == a.ring_depth) issue_slot = 0;
   };
   if (streams) {
-    if constexpr (kBulk) {  // one arrival (lane 0's expect_tx) a phase; the bytes complete it
-      if (lane == 0)
-        for (int j = 0; j < a.ring_depth; ++j) mbar_init(slot_bar + j, 1);
-      mbar_init_fence();
-      __syncwarp();
-    }
     ring_at.start(a, gw, W, M, UB);
 #pragma unroll 1
     for (int j = 0; j < a.ring_depth; ++j) issue();
@@ -1056,7 +1084,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
   int consume_slot = 0;  // the ring slot of the next unit to compute
-  uint32_t consume_parity = 0;  // bulk_copy: the phase of the slots' barriers this pass of the ring waits for
   // The warp's units of matrix m, its sums added to out, its input read through x
   // (SharedInput, L2Input, GluInput). role (a Role): in the flags form, the counters its
   // tile pairs' flushes add to (kRoleQkv: kv head g's; kRoleGateUp: down's column
@@ -1101,19 +1128,12 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         }
       }
       if constexpr (std::decay_t<decltype(x)>::kStaging == 1) x.stage(grp, lane);
-      if constexpr (kBulk) {
-        mbar_wait(slot_bar + consume_slot, consume_parity);
-      } else {
-        ring_wait(a.ring_depth);
-      }
+      ring_wait(a.ring_depth);
       __syncwarp();
       compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
       __syncwarp();
       issue();
-      if (++consume_slot == a.ring_depth) {
-        consume_slot = 0;
-        consume_parity ^= 1u;
-      }
+      if (++consume_slot == a.ring_depth) consume_slot = 0;
       if constexpr (R == kRoleQkv || R == kRoleGateUp) ++in_pair;
       if (gi == gb - 1) {  // the tile pair's last group of the block: its sums out
         flush();
@@ -1308,9 +1328,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   }
 }
 
-template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags, bool kBulk = false>
+template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
 void configure_form() {
-  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch, kFlags, kBulk>,
+  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch, kFlags>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(kStackSmemLimit) - kStackStaticSmemBytes));
 }
@@ -1320,10 +1340,6 @@ void configure_one() {
   configure_form<SU, kBias, false, true, kFlags>();
   configure_form<SU, kBias, true, false, kFlags>();
   configure_form<SU, kBias, true, true, kFlags>();
-  if constexpr (!kFlags) {  // the bulk-copy forms (no L2 prefetch, not the flags form: decode_stack_supports)
-    configure_form<SU, kBias, false, false, kFlags, true>();
-    configure_form<SU, kBias, true, false, kFlags, true>();
-  }
 }
 // The shared-memory limit of every form of this kFlags.
 template <bool kFlags>
@@ -1337,16 +1353,6 @@ void configure_forms() {
 template <int SU, bool kBias, bool kFlags>
 void launch_one(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a) {
   const bool trace = a.trace != nullptr, prefetch = a.l2_prefetch_units > 0;
-  if constexpr (!kFlags) {
-    if (a.bulk_copy) {
-      if (trace) {
-        KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, false, kFlags, true>, a));
-      } else {
-        KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, false, kFlags, true>, a));
-      }
-      return;
-    }
-  }
   if (trace && prefetch) {
     KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, true, kFlags>, a));
   } else if (trace) {

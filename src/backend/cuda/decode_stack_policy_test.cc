@@ -4,6 +4,7 @@
 // rules are what keeps a model or a context it was not measured on off it. Host code
 // only: no GPU (the image pointers are never dereferenced).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -466,6 +467,81 @@ TEST(DecodeStackPolicy, SharedMemoryRegionsHoldWhatTheyHoldAndDoNotOverlap) {
       }
     }
   }
+}
+
+
+// The stage merge's arithmetic (stack_merge_softmax): splits merged in any grouping (each of 4
+// ways over every 4th split, then the ways pairwise, as the kernel's shuffles do) equal a softmax
+// over all the keys, and ways with no split (the lanes of heads past the CTA's, or S < 4) add
+// nothing and make no NaN.
+TEST(DecodeStackPolicy, SoftmaxMergeOfSplitsInWaysEqualsOneSoftmax) {
+  uint32_t seed = 7;
+  auto uniform = [&seed]() {  // [0, 1)
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<double>(seed >> 8) / 16777216.0;
+  };
+  for (int S : {1, 2, 3, 5, 13, 16}) {
+    const int keys_per_split = 7;
+    std::vector<double> score(S * keys_per_split), v(S * keys_per_split * 8);
+    for (double& x : score) x = 8.0 * uniform() - 4.0;
+    for (double& x : v) x = 2.0 * uniform() - 1.0;
+    // Each split's triple, as attend_staged_mma writes it: its own max, sum and weighted V.
+    std::vector<float> m(S), l(S), acc(S * 8);
+    for (int s = 0; s < S; ++s) {
+      double mx = -INFINITY;
+      for (int j = 0; j < keys_per_split; ++j) mx = std::max(mx, score[s * keys_per_split + j]);
+      double sum = 0.0, a[8] = {};
+      for (int j = 0; j < keys_per_split; ++j) {
+        const double p = std::exp(score[s * keys_per_split + j] - mx);
+        sum += p;
+        for (int e = 0; e < 8; ++e) a[e] += p * v[(s * keys_per_split + j) * 8 + e];
+      }
+      m[s] = static_cast<float>(mx);
+      l[s] = static_cast<float>(sum);
+      for (int e = 0; e < 8; ++e) acc[s * 8 + e] = static_cast<float>(a[e]);
+    }
+    // The reference: one softmax over every key, in double.
+    double mx = -INFINITY;
+    for (double x : score) mx = std::max(mx, x);
+    double den = 0.0, ref[8] = {};
+    for (int k = 0; k < S * keys_per_split; ++k) {
+      const double p = std::exp(score[k] - mx);
+      den += p;
+      for (int e = 0; e < 8; ++e) ref[e] += p * v[k * 8 + e];
+    }
+    // The kernel's order: way w over splits w, w + 4, ..; then ways (0, 1), (2, 3), then the pairs.
+    constexpr int kWays = 4;
+    float M[kWays], D[kWays], N[kWays][8];
+    for (int w = 0; w < kWays; ++w) {
+      M[w] = -INFINITY;
+      D[w] = 0.0f;
+      for (float& x : N[w]) x = 0.0f;
+      for (int t = w; t < S; t += kWays) {
+        float n2[8];
+        for (int e = 0; e < 8; ++e) n2[e] = acc[t * 8 + e];
+        stack_merge_softmax(M[w], D[w], N[w], m[t], l[t], n2);
+      }
+    }
+    for (int o = 1; o < kWays; o <<= 1) {
+      for (int w = 0; w < kWays; w += 2 * o) {
+        stack_merge_softmax(M[w], D[w], N[w], M[w + o], D[w + o], N[w + o]);
+      }
+    }
+    ASSERT_FALSE(std::isnan(D[0])) << "S " << S;
+    for (int e = 0; e < 8; ++e) EXPECT_NEAR(N[0][e] / D[0], ref[e] / den, 1e-5) << "S " << S << " dim " << e;
+  }
+  // Two empty triples stay empty, and an empty one leaves the other exactly as it was.
+  float M = -INFINITY, den = 0.0f, num[8] = {};
+  const float empty[8] = {};
+  stack_merge_softmax(M, den, num, -INFINITY, 0.0f, empty);
+  EXPECT_EQ(M, -INFINITY);
+  EXPECT_EQ(den, 0.0f);
+  EXPECT_FALSE(std::isnan(num[0]));
+  const float n2[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  stack_merge_softmax(M, den, num, 0.5f, 3.0f, n2);
+  EXPECT_EQ(M, 0.5f);
+  EXPECT_EQ(den, 3.0f);
+  for (int e = 0; e < 8; ++e) EXPECT_EQ(num[e], n2[e]);
 }
 
 }  // namespace

@@ -42,10 +42,8 @@
 //                                         counters, CudaOptions::decode_stack_flags)
 //                       [--decode-stack-warp-merge]  (o_proj's input merged by each warp for its own
 //                                         units, CudaOptions::decode_stack_warp_merge)
-//                       [--decode-stack-local-staging]  (o_proj's and down_proj's units in column blocks, each
-//                                         CTA staging only its units' columns: decode_stack_local_staging)
-//                       [--decode-stack-bulk-copy]  (its weight rings filled by one bulk copy a unit:
-//                                             decode_stack_bulk_copy)
+//                       [--decode-stack-global-staging]  (every CTA staging all of o_proj's and down_proj's
+//                                         input, pair-major units: decode_stack_local_staging false)
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
 //                                     FP8 cache with scales k 0.75, v 1.25: the e4m3 paths)
 //                       [--long-prompt N]   (default 32000 tokens; 0: skip the greedy check)
@@ -1378,8 +1376,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-cuda-core-keys") options.decode_stack_mma_keys = false;
     else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--decode-stack-warp-merge") options.decode_stack_warp_merge = true;
-    else if (a == "--decode-stack-local-staging") options.decode_stack_local_staging = true;
-    else if (a == "--decode-stack-bulk-copy") options.decode_stack_bulk_copy = true;
+    else if (a == "--decode-stack-global-staging") options.decode_stack_local_staging = false;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--qgemv" && has_value && kr::parse_quant_gemv(argv[i + 1], &options.quant_gemv)) ++i;

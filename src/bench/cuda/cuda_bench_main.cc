@@ -41,10 +41,8 @@
 //                                        counters: decode_stack_flags)
 //                      [--decode-stack-warp-merge]   (o_proj's input merged by each warp for its own
 //                                        units: decode_stack_warp_merge)
-//                      [--decode-stack-local-staging]  (o_proj's and down_proj's units in column blocks, each
-//                                        CTA staging only its units' columns: decode_stack_local_staging)
-//                      [--decode-stack-bulk-copy]  (its weight rings filled by one bulk copy a unit:
-//                                            decode_stack_bulk_copy)
+//                      [--decode-stack-global-staging]  (every CTA staging all of o_proj's and down_proj's
+//                                        input, pair-major units: decode_stack_local_staging false)
 //                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
 //                                        the last step's critical path a layer, stack_trace_summary.h)
 //                      [--kv-cache-dtype auto|bf16|fp8]   (ModelOptions::kv_cache_dtype: fp8 = e4m3 KV, twice the blocks)
@@ -481,7 +479,6 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["decode_stack_flags"] = set.options.decode_stack_flags;
   r["decode_stack_warp_merge"] = set.options.decode_stack_warp_merge;
   r["decode_stack_local_staging"] = set.options.decode_stack_local_staging;
-  r["decode_stack_bulk_copy"] = set.options.decode_stack_bulk_copy;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
   r["quant_gemm"] = kr::quant_gemm_name(set.options.quant_gemm);
@@ -677,8 +674,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-cuda-core-keys") options.decode_stack_mma_keys = false;
     else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--decode-stack-warp-merge") options.decode_stack_warp_merge = true;
-    else if (a == "--decode-stack-local-staging") options.decode_stack_local_staging = true;
-    else if (a == "--decode-stack-bulk-copy") options.decode_stack_bulk_copy = true;
+    else if (a == "--decode-stack-global-staging") options.decode_stack_local_staging = false;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
     else if (a == "--flash-decode-warps" && i + 1 < argc) options.flash_decode_warps = std::atoi(argv[++i]);
