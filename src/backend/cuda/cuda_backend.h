@@ -213,9 +213,9 @@ struct CudaOptions {
   // attention (or makes the GLU) of only the columns its own units read, instead of all of
   // them: every CTA reading every head's partials and all of gate_up's sums from L2 made those
   // stagings 4.6 us (7.1 at 400 keys) and 2.1 us a layer (H100, session 26). The images are
-  // built at load in that order. On by default: 3B AWQ batch 1 +3.1% / +4.5% at 128 / 400 keys,
-  // MLX-4 +4% / +5%, 8B AWQ +5% / +7% (H100, session 27); false: kr-cuda-bench and
-  // kr-backend-ops --decode-stack-global-staging.
+  // built at load in that order. On by default (faster in every measured shape:
+  // docs/performance.md, session 27); false: kr-cuda-bench and kr-backend-ops
+  // --decode-stack-global-staging.
   bool decode_stack_local_staging = true;
   // > 0: everything this backend allocates on the device (weights, workspace,
   // the KV cache and a reserve) stays within this many bytes; the KV cache gets

@@ -261,8 +261,8 @@ size_t stack_image_bytes(const QWeight& w);
 StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group_block, void* image,
                               cudaStream_t stream);
 // The group_block of o_proj and down_proj for CudaOptions::decode_stack_local_staging: a head's
-// columns (kStackHeadDim) for o_proj, 512 columns for down_proj (256, 1,024 and 2,048 were no
-// faster at 3B, H200, session 27), in groups of `group` columns (as divisors of their groups allow).
+// columns (kStackHeadDim) for o_proj, 512 columns for down_proj (other blocks were no faster:
+// docs/performance.md, session 27), in groups of `group` columns (as divisors of their groups allow).
 KR_HD int stack_o_group_block(int o_groups, int group) { return stack_group_block(o_groups, kStackHeadDim / group); }
 KR_HD int stack_down_group_block(int down_groups, int group) { return stack_group_block(down_groups, 512 / group); }
 
