@@ -196,15 +196,16 @@ KR_HD void stack_cta_groups(int units, int pairs, int group_block, int cta, int 
 }
 // The largest divisor of `groups` that is at most `want` (at least 1): a matrix's group_block.
 // (M, den, num): a softmax's running max, sum of exp(score - M) and the exp-weighted sums of V
-// (8 dims) over some keys, taking in another such triple (m2, l2, n2) over other keys: the
+// (N dims) over some keys, taking in another such triple (m2, l2, n2) over other keys: the
 // result is the triple over both. An empty triple (max -inf, sums 0) adds nothing, and two
-// empty ones stay empty (no exp(-inf - -inf)). The stage merge's arithmetic
-// (stage_merged_attention): each way's splits, then the ways by shuffles.
-KR_HD void stack_merge_softmax(float& M, float& den, float (&num)[8], float m2, float l2, const float (&n2)[8]) {
+// empty ones stay empty (no exp(-inf - -inf)). Every merge of the attention splits' partials
+// (merge_partials, stage_merged_attention).
+template <int N>
+KR_HD void stack_merge_softmax(float& M, float& den, float (&num)[N], float m2, float l2, const float (&n2)[N]) {
   const float Mn = M > m2 ? M : m2;
   const float c = M == -INFINITY ? 0.0f : expf(M - Mn), w = m2 == -INFINITY ? 0.0f : expf(m2 - Mn);
   den = fmaf(w, l2, den * c);
-  for (int e = 0; e < 8; ++e) num[e] = fmaf(w, n2[e], num[e] * c);
+  for (int e = 0; e < N; ++e) num[e] = fmaf(w, n2[e], num[e] * c);
   M = Mn;
 }
 

@@ -642,45 +642,23 @@ __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t*
   }
 }
 
-// One q head's 4 V dims (4 V ln .. 4 V ln + 4 V - 1) of the merged attention from the S
-// splits' partials ph (f32 [kStackMaxSplits][kStackPartFloats]): attention_item's merge and
-// the warp merge (V = 1, a lane 4 dims). One pass, the running max
-// rescaling the sums (as the online softmax): a split's loads do not wait for the max
-// over all splits, so that four splits' loads are in flight together (one L2 round trip
-// where the two passes took two).
-template <int V>
+// One q head's 4 dims (4 ln .. 4 ln + 3) of the merged attention from the S splits' partials
+// ph (f32 [kStackMaxSplits][kStackPartFloats]): attention_item's merge and the warp merge, a
+// lane 4 dims. One pass, the running max rescaling the sums (stack_merge_softmax, as the
+// online softmax): a split's loads do not wait for the max over all splits, so that four
+// splits' loads are in flight together (one L2 round trip where the two passes took two).
 __device__ __forceinline__ void merge_partials(const float* ph, int S, int ln, bf16* o) {
-  float M = -INFINITY, den = 0.0f;
-  float4 num[V];
-#pragma unroll
-  for (int v = 0; v < V; ++v) num[v] = make_float4(0, 0, 0, 0);
+  float M = -INFINITY, den = 0.0f, num[4] = {0, 0, 0, 0};
 #pragma unroll 4
   for (int t = 0; t < S; ++t) {
     const float* pt = ph + t * kStackPartFloats;
-    const float mt = __ldcg(pt), lt = __ldcg(pt + 1);
-    float4 at[V];
-#pragma unroll
-    for (int v = 0; v < V; ++v) at[v] = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * (V * ln + v)));
-    const float Mn = fmaxf(M, mt);  // a split's max is finite: it holds at least one key
-    const float c = __expf(M - Mn), w = __expf(mt - Mn);  // c = 0 at the first split
-    den = fmaf(w, lt, den * c);
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-      num[v].x = fmaf(w, at[v].x, num[v].x * c);
-      num[v].y = fmaf(w, at[v].y, num[v].y * c);
-      num[v].z = fmaf(w, at[v].z, num[v].z * c);
-      num[v].w = fmaf(w, at[v].w, num[v].w * c);
-    }
-    M = Mn;
+    const float4 at = __ldcg(reinterpret_cast<const float4*>(pt + 4 + 4 * ln));
+    const float n2[4] = {at.x, at.y, at.z, at.w};
+    stack_merge_softmax(M, den, num, __ldcg(pt), __ldcg(pt + 1), n2);
   }
   const float inv = 1.0f / den;
 #pragma unroll
-  for (int v = 0; v < V; ++v) {
-    o[4 * v + 0] = __float2bfloat16(num[v].x * inv);
-    o[4 * v + 1] = __float2bfloat16(num[v].y * inv);
-    o[4 * v + 2] = __float2bfloat16(num[v].z * inv);
-    o[4 * v + 3] = __float2bfloat16(num[v].w * inv);
-  }
+  for (int e = 0; e < 4; ++e) o[e] = __float2bfloat16(num[e] * inv);
 }
 
 // The barrier form's o_proj input with DecodeStackArgs::warp_merge: a unit's C = SU 64 columns
@@ -696,7 +674,7 @@ struct MergedInput {
   __device__ __forceinline__ void stage(int grp, int lane) const {
     const int head = grp * C / kStackHeadDim, d0 = grp * C % kStackHeadDim;
     if (lane < C / 4)
-      merge_partials<1>(partials + static_cast<size_t>(head) * kStackMaxSplits * kStackPartFloats, S, d0 / 4 + lane,
+      merge_partials(partials + static_cast<size_t>(head) * kStackMaxSplits * kStackPartFloats, S, d0 / 4 + lane,
                         buf + 4 * lane);
     __syncwarp();
   }
@@ -796,7 +774,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   if (lane == 0) tickets[g] = 0;  // for the next layer (after barriers)
 #pragma unroll  // the G heads' merges independent: their loads in flight together
   for (int gi = 0; gi < G; ++gi)
-    merge_partials<1>(a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats, S, lane,
+    merge_partials(a.partials + static_cast<size_t>(g * G + gi) * kStackMaxSplits * kStackPartFloats, S, lane,
                       static_cast<bf16*>(a.attn_out) + (g * G + gi) * D + 4 * lane);
   if (merged != nullptr) flag_add(merged, 1u, lane);  // the flags form: kv head g's heads are in attn_out
 }
