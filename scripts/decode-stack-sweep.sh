@@ -77,5 +77,6 @@ if [[ $PARTS == *,extra,* ]]; then
   bench trace-flags --decode-stack --decode-stack-trace --decode-stack-flags
   bench flags --decode-stack --decode-stack-flags
   bench cta-attention --decode-stack --decode-stack-cta-attention
-  bench prefetch4 --decode-stack --decode-stack-l2-prefetch 4
+  bench row-ring --decode-stack --decode-stack-row-ring
+  bench trace-row-ring --decode-stack --decode-stack-trace --decode-stack-row-ring
 fi

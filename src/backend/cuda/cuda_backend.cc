@@ -58,10 +58,20 @@ constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-// The decode stack's ring depth for CudaOptions::decode_stack_ring_depth `option` and Linears of
-// `group`-column groups: 0 takes cuda::stack_auto_ring_depth; any other value is itself (the
-// refusal checks its range, so a negative one is refused, not taken as the default).
-int stack_ring_depth(int option, int group) { return option == 0 ? cuda::stack_auto_ring_depth(group) : option; }
+// The decode stack's ring depth for CudaOptions::decode_stack_ring_depth and Linears of
+// `group`-column groups, for a model of these sizes: 0 takes cuda::stack_auto_ring_depth, or
+// with the row ring (decode_stack_row_ring) the most rows shared memory holds (at most
+// cuda::kStackMaxRingRows); any other value is itself (the refusal checks its range, so a
+// negative one is refused, not taken as the default).
+int stack_ring_depth(const CudaOptions& o, int group, int H, int I, int q_heads, int kv_heads) {
+  if (o.decode_stack_ring_depth != 0) return o.decode_stack_ring_depth;
+  if (!o.decode_stack_row_ring) return cuda::stack_auto_ring_depth(group);
+  int rows = cuda::kStackMinRingDepth;
+  while (rows < cuda::kStackMaxRingRows &&
+         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, false, 0) <= cuda::kStackSmemLimit)
+    ++rows;
+  return rows;
+}
 
 // A quantized weight on this GPU: the device image of cuda_quant_repack.h.
 struct CudaQuantWeight final : QuantizedWeight {
@@ -710,8 +720,6 @@ class CudaBackend final : public Backend {
   float* stack_partials_ = nullptr;
   size_t stack_partial_floats_ = 0;
   int* stack_barrier_ = nullptr;
-  // The weight images' arenas, [begin, end): one a prepare_decode_stack.
-  std::vector<std::pair<const void*, const void*>> stack_arenas_;
   // CudaOptions::decode_stack_trace: u64 [layers][num_sms_][kStackTracePoints], the
   // layers of the last launch.
   unsigned long long* stack_trace_ = nullptr;
@@ -1111,11 +1119,16 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return "hidden size " + std::to_string(H) + ", intermediate " + std::to_string(I) + ", " +
            std::to_string(q0.q_heads) + "/" + std::to_string(q0.kv_heads) + " heads, " +
            std::to_string(s.layers.size()) + " layers";
-  const int depth = stack_ring_depth(options_.decode_stack_ring_depth, first->group);
-  const int ahead = options_.decode_stack_l2_prefetch_units;
-  if (depth < cuda::kStackMinRingDepth || depth > cuda::kStackMaxRingDepth || ahead < 0 ||
-      ahead > cuda::kStackMaxL2Prefetch)
-    return "ring depth " + std::to_string(depth) + " or L2 prefetch " + std::to_string(ahead) + " out of range";
+  const bool row_ring = options_.decode_stack_row_ring;
+  const int depth = stack_ring_depth(options_, first->group, H, I, q0.q_heads, q0.kv_heads);
+  const int in_flight = options_.decode_stack_rows_in_flight;
+  if (depth < cuda::kStackMinRingDepth || depth > (row_ring ? cuda::kStackMaxRingRows : cuda::kStackMaxRingDepth) ||
+      (row_ring && (in_flight < 1 || in_flight > depth)))
+    return "ring depth " + std::to_string(depth) + (row_ring ? " or rows in flight " + std::to_string(in_flight) : "") +
+           " out of range";
+  if (row_ring && (options_.decode_stack_flags || options_.decode_stack_cta_attention ||
+                   options_.decode_stack_warp_merge))
+    return "the row ring with the flags form, the CTA attention or the warp merge";
   const bool cta = options_.decode_stack_cta_attention;
   if (cta && q0.q_heads / q0.kv_heads > cuda::kStackCtaMaxGroup)
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
@@ -1165,11 +1178,9 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
     allocated_bytes_ += n;
     return p;
   };
-  // One arena, the images in the order the kernel reads them (its L2 prefetch runs
-  // through it: DecodeStackArgs::images_begin).
+  // One arena, the images in the order the kernel reads them.
   if (image_bytes > 0) {
     uint8_t* arena = static_cast<uint8_t*>(device_alloc(image_bytes));
-    stack_arenas_.emplace_back(arena, arena + image_bytes);
     for (const DecodeLayer& d : s.layers) {
       for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down}) {
         auto& q = const_cast<CudaQuantWeight&>(qweight(*w));  // the backend owns it (owned_quant_)
@@ -1260,23 +1271,15 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   KR_CHECK(s.attn_out->dtype == DType::kBF16 && s.attn_out->numel() >= a->q_heads * cuda::kStackHeadDim);
   a->attn_out = s.attn_out->data;
   a->barrier = stack_barrier_;
-  a->ring_depth = stack_ring_depth(options_.decode_stack_ring_depth, qweight(*d0.o).w.group);
-  a->l2_prefetch_units = options_.decode_stack_l2_prefetch_units;
+  a->ring_depth = stack_ring_depth(options_, qweight(*d0.o).w.group, a->H, a->I, a->q_heads, a->kv_heads);
+  a->row_ring = options_.decode_stack_row_ring;
+  a->rows_in_flight = options_.decode_stack_rows_in_flight;
   a->stage_merge = options_.decode_stack_stage_merge;
   a->mma_keys = options_.decode_stack_mma_keys;
   a->cta_attention = options_.decode_stack_cta_attention;
   a->flags = options_.decode_stack_flags;
   a->warp_merge = options_.decode_stack_warp_merge;
   a->trace = nullptr;  // the buffer is reused (stack_args_): what is set only on a condition starts clear
-  a->images_begin = a->images_end = nullptr;
-  // The arena of layer 0's images (decode_stack_supports checks that it holds them all).
-  const auto qkv0 = reinterpret_cast<uintptr_t>(a->layer[0].qkv.image);
-  for (const auto& [begin, end] : stack_arenas_) {
-    if (qkv0 >= reinterpret_cast<uintptr_t>(begin) && qkv0 < reinterpret_cast<uintptr_t>(end)) {
-      a->images_begin = begin;
-      a->images_end = end;
-    }
-  }
   if (options_.decode_stack_trace) {
     if (stack_trace_words_ < s.layers.size() * static_cast<size_t>(num_sms_) * cuda::kStackTracePoints) return false;
     a->trace = stack_trace_;

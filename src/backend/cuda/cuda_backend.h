@@ -182,17 +182,20 @@ struct CudaOptions {
   bool decode_stack_kernel = false;
   // Its tuning (cuda_decode_stack.h, DecodeStackArgs): ring units a streaming warp (2-6,
   // as shared memory allows: a model whose ring does not fit runs the kernels a layer;
-  // 0, the default: cuda::stack_auto_ring_depth), how far ahead of its loads a warp
-  // prefetches the weights into L2, in rows of the grid's units (0-16; 0: none), and the
-  // per-phase timestamps of every launch (read by cuda_decode_stack_trace; kr-cuda-bench
-  // --decode-stack-trace). kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth,
-  // --decode-stack-l2-prefetch. decode_stack_cta_attention: its attention a kv head a
+  // 0, the default: cuda::stack_auto_ring_depth), or with decode_stack_row_ring the rows of
+  // the CTA's ring (2-8; 0: as many as shared memory holds), and the per-phase timestamps of
+  // every launch (read by cuda_decode_stack_trace; kr-cuda-bench --decode-stack-trace).
+  // kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth. decode_stack_row_ring: one
+  // ring a CTA filled by warp 0 with bulk copies whatever phase the others are in, at most
+  // decode_stack_rows_in_flight rows requested at a time (DecodeStackArgs::row_ring),
+  // --decode-stack-row-ring, --decode-stack-rows-in-flight. decode_stack_cta_attention: its attention a kv head a
   // CTA, merged in shared memory (DecodeStackArgs::cta_attention; at most 4 q heads a
   // kv head), --decode-stack-cta-attention. decode_stack_flags: three of its five grid
   // barriers a layer replaced by counters that only each phase's consumers wait on
   // (DecodeStackArgs::flags), --decode-stack-flags.
   int decode_stack_ring_depth = 0;  // 0: cuda::stack_auto_ring_depth (2 or 4 units)
-  int decode_stack_l2_prefetch_units = 0;
+  bool decode_stack_row_ring = false;
+  int decode_stack_rows_in_flight = 2;
   // The attention's splits merged by every CTA as it stages o_proj's input (the default:
   // +6% at batch 1 on an H100, session 24) instead of by each kv head's last split
   // (DecodeStackArgs::stage_merge); false: kr-cuda-bench and kr-backend-ops

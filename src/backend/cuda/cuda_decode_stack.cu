@@ -108,12 +108,11 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
   if (!stack_shapes_supported(H, I, Hq, Hkv, a.layers)) return false;
   if (a.max_blocks <= 0 || a.block_size <= 0 || static_cast<int64_t>(a.max_blocks) * a.block_size > kStackMaxKeys)
     return false;
-  if (a.ring_depth < kStackMinRingDepth || a.ring_depth > kStackMaxRingDepth || a.l2_prefetch_units < 0 ||
-      a.l2_prefetch_units > kStackMaxL2Prefetch)
+  if (a.ring_depth < kStackMinRingDepth || a.ring_depth > (a.row_ring ? kStackMaxRingRows : kStackMaxRingDepth))
     return false;
-  const uint8_t* arena_begin = static_cast<const uint8_t*>(a.images_begin);
-  const uint8_t* arena_end = static_cast<const uint8_t*>(a.images_end);
-  if (a.l2_prefetch_units > 0 && (arena_begin == nullptr || arena_end <= arena_begin)) return false;
+  if (a.row_ring && (a.rows_in_flight < 1 || a.rows_in_flight > a.ring_depth || a.flags || a.cta_attention ||
+                     a.warp_merge))
+    return false;
   if (a.cta_attention && a.q_heads / a.kv_heads > kStackCtaMaxGroup) return false;
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size
   if (g != 64 && g != 128) return false;
@@ -124,11 +123,9 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
       if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g || m->group_block <= 0 ||
           m->groups % m->group_block != 0)
         return false;
-      const uint8_t* image = static_cast<const uint8_t*>(m->image);
-      if (a.l2_prefetch_units > 0 &&
-          (image < arena_begin || image + static_cast<size_t>(m->units) * unit_bytes(g / 64) > arena_end))
-        return false;  // prefetches past an image must stay inside the arena
     }
+    // (Every layer's matrices have the same N, K and group, so the same units: the row ring
+    // counts a CTA's rows of a matrix from layer 0's, run_matrix.)
     if (L.qkv.N != (Hq + 2 * Hkv) * D || L.qkv.K != H || L.o.N != H || L.o.K != Hq * D || L.gate_up.N != 2 * I ||
         L.gate_up.K != H || L.down.N != H || L.down.K != I || !L.gate_up.swiglu || L.qkv.swiglu || L.o.swiglu ||
         L.down.swiglu)

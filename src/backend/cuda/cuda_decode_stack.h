@@ -83,7 +83,7 @@ constexpr int kStackGluFlagsAt = kStackAttnFlagsAt + kStackMaxKvHeads * kStackFl
 constexpr int kStackBarrierInts = kStackGluFlagsAt + kStackMaxI / 64 * kStackFlagStride;
 constexpr int kStackStreamWarps = kStackWarps - 1;  // warps a CTA that stream weights (warp 0: attention)
 constexpr int kStackMinRingDepth = 2, kStackMaxRingDepth = 6;  // ring units a streaming warp
-constexpr int kStackMaxL2Prefetch = 16;  // rows of the grid's units prefetched into L2 past the rings
+constexpr int kStackMaxRingRows = 8;     // rows of the row ring (DecodeStackArgs::row_ring)
 constexpr int kStackCtaMaxGroup = 4;     // q heads a kv head of the CTA attention (DecodeStackArgs::cta_attention)
 // The trace (DecodeStackArgs::trace): per layer and CTA, the globaltimer (ns) at these points.
 enum StackTracePoint : int {
@@ -194,6 +194,32 @@ KR_HD void stack_cta_groups(int units, int pairs, int group_block, int cta, int 
   *g0 = u0 / block_units * group_block;
   *g1 = ((u1 - 1) / block_units + 1) * group_block;
 }
+// The row ring (DecodeStackArgs::row_ring): CTA cta's rows of a matrix of `units` units, in
+// the order of its streaming warps' units (W = grid x kStackStreamWarps): n = units / W full
+// rows, row i holding unit i of each of its kStackStreamWarps warps side by side (slots
+// i W + its first warp, stack_unit_slot), then, when some of its warps have one unit more,
+// one packed row of those units (their slots in the image's last row, contiguous: a CTA's
+// warps are consecutive). The kernel's producer copies these rows in this order, and each
+// streaming warp takes its units from them (decode_stack_policy_test checks the two agree).
+struct CtaRows {
+  int n = 0;       // full rows
+  int packed = 0;  // units in the packed row (0: no packed row)
+  int p0 = 0;      // the packed row's first slot
+  int pos = 0;     // streaming warp gw's place in the packed row (when it has a unit there)
+};
+KR_HD CtaRows cta_rows(int units, int cta, int W, int gw) {
+  CtaRows r;
+  const int c0 = cta * kStackStreamWarps, c1 = c0 + kStackStreamWarps;
+  r.n = units / W;
+  // Warp w's units before it in the packed row: stack_range_begin(w) - w n (stack_unit_slot).
+  const int before0 = stack_range_begin(units, c0, W) - c0 * r.n;
+  r.packed = stack_range_begin(units, c1, W) - c1 * r.n - before0;
+  r.p0 = r.n * W + before0;
+  r.pos = stack_range_begin(units, gw, W) - gw * r.n - before0;
+  return r;
+}
+KR_HD int cta_row_count(const CtaRows& r) { return r.n + (r.packed > 0 ? 1 : 0); }
+
 // The largest divisor of `groups` that is at most `want` (at least 1): a matrix's group_block.
 // (M, den, num): a softmax's running max, sum of exp(score - M) and the exp-weighted sums of V
 // (N dims) over some keys, taking in another such triple (m2, l2, n2) over other keys: the
@@ -303,15 +329,22 @@ struct DecodeStackArgs {
                              // count and base, the attention splits' tickets, the flags (kStackTicketsAt ..)
   // Tuning (CudaOptions): ring units a streaming warp (kStackMinRingDepth ..
   // kStackMaxRingDepth, as shared memory allows; the backend's default is
-  // stack_auto_ring_depth), and how far ahead of the rings the
-  // weights are prefetched into L2 (0 .. kStackMaxL2Prefetch rows of the grid's units,
-  // W x unit bytes each; 0: none), so that they keep streaming from HBM while the rings
-  // are full and the CTAs wait at a barrier. Prefetching needs every image inside one
-  // arena [images_begin, images_end) in the order the kernel reads them (matrix after
-  // matrix, layer after layer): each unit's prefetch is the arena's bytes that many rows
-  // past it.
+  // stack_auto_ring_depth), or with row_ring the ring's rows (kStackMinRingDepth ..
+  // kStackMaxRingRows).
   int ring_depth = 4;
-  int l2_prefetch_units = 0;
+  // The row ring: instead of each streaming warp keeping its own ring of units filled by its
+  // lanes' cp.async after each unit it computes (so that a ring is refilled only while its warp
+  // computes, and at each barrier the grid's rings hold what they hold), warp 0's lane 0 of
+  // each CTA fills ONE ring of ring_depth rows (a row: the kStackStreamWarps units of one i of
+  // a matrix that the CTA's warps take, side by side in the image, by one cp.async.bulk
+  // completed on the row's mbarrier) through every matrix of the launch, whatever phase the
+  // other warps are in, keeping at most rows_in_flight rows requested and not landed; the
+  // streaming warps wait on a row's barrier and release it on another. Warp 0 still runs the
+  // attention items, on its own: the CTA's shared work (norms, stagings, the grid barrier's
+  // arrival) is done by warps 1-15, who meet at a named barrier. The barrier form only
+  // (not flags, cta_attention or warp_merge).
+  bool row_ring = false;
+  int rows_in_flight = 2;  // 1 .. ring_depth
   // The splits' partials merged by every CTA as it stages o_proj's input (after the barrier
   // that ends the attention), instead of by the last split of each kv head after a fence
   // and an atomic ticket (then attn_out is not written). The default form only: the flags
@@ -340,8 +373,6 @@ struct DecodeStackArgs {
   // (the merged attention; the GLU computed from gate_up's sums) instead of from a copy
   // every CTA stages. The norms still need all of h: the barriers after o_proj and down_proj stay.
   bool flags = false;
-  const void* images_begin = nullptr;
-  const void* images_end = nullptr;
   // When not null, u64 [layers][grid][kStackTracePoints]: the globaltimer at each
   // StackTracePoint of every layer and CTA (thread 0's view), written by every launch.
   unsigned long long* trace = nullptr;

@@ -14,6 +14,7 @@
 
 #include <type_traits>
 
+#include "backend/cuda/cuda_bulk_copy.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_cp_async.cuh"
@@ -30,8 +31,37 @@ constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
 // units); warp 0 runs the attention items, so that waiting for its keys never waits
 // behind a ring's weight loads.
 constexpr int kUnitWarps = kStackStreamWarps;
-constexpr int kHVecs = kStackMaxH / (4 * kThreads);  // float4s of h a thread
-constexpr int kGluVecs = kStackMaxI / (4 * kThreads);
+
+// A CTA's crew: the threads that share its per-phase work (the residual h, the norms, the
+// stagings, the grid barrier's arrival by its first thread) and meet at its barriers. Every
+// thread with per-warp rings (Crew<false>: __syncthreads); with the row ring
+// (DecodeStackArgs::row_ring) warps 1 .. 15 (Crew<true>: named barrier 1 of their 480
+// threads), while warp 0 keeps the ring filled and runs the attention items on its own.
+template <bool kRowRing>
+struct Crew {
+  static constexpr int kFirst = kRowRing ? 32 : 0;  // its first thread (the grid barrier's)
+  static constexpr int kCount = kThreads - kFirst;
+  static constexpr int kHVecs = (kStackMaxH / 4 + kCount - 1) / kCount;    // float4s of h a thread
+  static constexpr int kGluVecs = (kStackMaxI / 4 + kCount - 1) / kCount;  // float4s of the GLU a thread
+  __device__ __forceinline__ static int rank() { return static_cast<int>(threadIdx.x) - kFirst; }
+  __device__ __forceinline__ static void sync() {
+    if constexpr (kRowRing) {
+      asm volatile("bar.sync 1, %0;" ::"n"(kCount) : "memory");
+    } else {
+      __syncthreads();
+    }
+  }
+};
+// A shared-memory word written by one thread and polled by another (the row ring's signals
+// between the crew and warp 0): release / acquire at CTA scope.
+__device__ __forceinline__ void store_release_cta(unsigned* p, unsigned v) {
+  asm volatile("st.release.cta.shared::cta.u32 [%0], %1;" ::"r"(smem_u32(p)), "r"(v) : "memory");
+}
+__device__ __forceinline__ unsigned load_acquire_cta(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.cta.shared::cta.u32 %0, [%1];" : "=r"(v) : "r"(smem_u32(p)) : "memory");
+  return v;
+}
 
 // A unit of SU 64-column steps (one group): codes [step][tile][lane] uint4, then the
 // meta words [tile][row].
@@ -55,15 +85,25 @@ __device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2
 // fence.acq_rel and a relaxed red). No __threadfence (fence.sc.gpu) before it: it only made
 // each barrier slower (docs/performance.md, session 27).
 // trace: when not null, thread 0 stores the globaltimer at its arrival (trace[0]) and exit (trace[1]).
+// C: the crew (its first thread arrives). await: when not null, that thread first waits until
+// *await >= await_value (the row ring: warp 0's attention done, its writes then ordered before
+// the release by causality); publish: when not null, it stores publish_value there as it exits
+// (the row ring: the barriers the crew has passed, which warp 0 waits on).
 __device__ __forceinline__ unsigned long long global_ns() {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
+template <class C>
 __device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long* target,
-                                             unsigned long long* trace) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
+                                             unsigned long long* trace, const unsigned* await = nullptr,
+                                             unsigned await_value = 0, unsigned* publish = nullptr,
+                                             unsigned publish_value = 0) {
+  C::sync();
+  if (threadIdx.x == C::kFirst) {
+    if (await != nullptr)
+      while (load_acquire_cta(await) < await_value) {
+      }
     if (trace != nullptr) trace[0] = global_ns();
     const unsigned long long t = *target += gridDim.x;
     asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(count) : "memory");
@@ -71,9 +111,10 @@ __device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned
     do {
       asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(count) : "memory");
     } while (v < t);
+    if (publish != nullptr) store_release_cta(publish, publish_value);
     if (trace != nullptr) trace[1] = global_ns();
   }
-  __syncthreads();
+  C::sync();
 }
 
 // The flags form's counters (DecodeStackArgs::flags; u32, zero at a launch's start, only
@@ -116,20 +157,15 @@ __device__ __forceinline__ void ring_wait(int depth) {
   }
 }
 
-// Bytes [p, p + bytes) into L2 (no registers, no shared memory: the SM's bulk copy
-// engine; PTX ISA "cp.async.bulk.prefetch"); p 16-byte aligned, bytes a multiple of 16.
-__device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
-
-// Block-wide sum over the kThreads threads (red: kWarps floats); ends with every thread holding it.
+// Sum over the crew C's threads (red: its warps' floats); ends with every thread of it holding it.
+template <class C>
 __device__ __forceinline__ float cta_sum(float v, float* red) {
   v = warp_sum(v);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-  __syncthreads();
+  if ((threadIdx.x & 31) == 0) red[C::rank() >> 5] = v;
+  C::sync();
   float total = 0.0f;
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w) total += red[w];
+  for (int w = 0; w < C::kCount / 32; ++w) total += red[w];
   return total;
 }
 
@@ -335,18 +371,69 @@ struct UnitCursor {
   }
 };
 
-// The kernel's static shared memory (the threads' cursors, the grid barrier's target) fits
-// the room cuda_decode_stack.h keeps for it.
-static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 <= kStackStaticSmemBytes, "static shared memory");
+// The row ring's producer (warp 0's lane 0 of each CTA): its walk through the CTA's rows of
+// every matrix of the launch (matrix m, row i of it), the rows issued and the rows it has
+// seen landed. In static shared memory, not registers: it lives through the attention.
+struct RowProducer {
+  int m, i;
+  unsigned issued, landed;
+};
+static_assert(sizeof(RowProducer) == 16, "the static shared memory's budget");
 
-// f32 [n] back to zero, by every CTA's share (grid-stride, float4s; n % 4 == 0).
+// The kernel's static shared memory (the threads' cursors, the grid barrier's target, the
+// row ring's barriers, producer and signals) fits the room cuda_decode_stack.h keeps for it.
+static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + 2 * kStackMaxRingRows * 8 +
+                      static_cast<int>(sizeof(RowProducer)) + 8 <=
+                  kStackStaticSmemBytes,
+              "static shared memory");
+
+// Producer: issues the CTA's next rows into the ring (R rows of kUnitWarps UB bytes at ring,
+// full / empty their barriers) while a slot is free (its last row released by the 15
+// streaming warps: the empty barrier's phase) and fewer than P rows are issued and not seen
+// landed (the full barriers' phases; P <= R, so a full barrier is never tested two phases
+// behind). Returns without waiting, whether it issued a row; the caller polls it. Its
+// matrices: m < M.
+__device__ __forceinline__ bool pump_rows(RowProducer& p, const DecodeStackArgs& a, uint8_t* ring, uint64_t* full,
+                                          uint64_t* empty, int W, int M, int UB, int R, int P) {
+  unsigned issued = p.issued, landed = p.landed;
+  while (landed < issued && mbar_test(full + landed % R, (landed / R) & 1u)) ++landed;
+  int m = p.m, i = p.i;
+  while (m < M && issued - landed < static_cast<unsigned>(P)) {
+    const int slot = static_cast<int>(issued % R);
+    if (issued >= static_cast<unsigned>(R) && !mbar_test(empty + slot, (issued / R - 1) & 1u)) break;
+    const StackMatrix& mt = stack_matrix(a, m);
+    const CtaRows r = cta_rows(mt.units, blockIdx.x, W, 0);
+    const bool full_row = i < r.n;
+    const uint32_t bytes = static_cast<uint32_t>((full_row ? kUnitWarps : r.packed) * UB);
+    const size_t first = full_row ? static_cast<size_t>(i) * W + blockIdx.x * kUnitWarps : static_cast<size_t>(r.p0);
+    mbar_expect_tx(full + slot, bytes);
+    bulk_copy_to_shared(ring + static_cast<size_t>(slot) * kUnitWarps * UB,
+                        static_cast<const uint8_t*>(mt.image) + first * UB, bytes, full + slot);
+    ++issued;
+    // The next row: of this matrix, or the first of the next that has rows for this CTA.
+    if (++i >= cta_row_count(r)) {
+      i = 0;
+      while (++m < M && cta_row_count(cta_rows(stack_matrix(a, m).units, blockIdx.x, W, 0)) == 0) {
+      }
+    }
+  }
+  const bool issued_any = issued != p.issued;
+  p.m = m;
+  p.i = i;
+  p.issued = issued;
+  p.landed = landed;
+  return issued_any;
+}
+
+// f32 [n] back to zero, by every CTA's crew's share (grid-stride, float4s; n % 4 == 0).
+template <class C>
 __device__ __forceinline__ void zero_sums(float* p, int n) {
-  for (int v = blockIdx.x * kThreads + threadIdx.x; v < n / 4; v += gridDim.x * kThreads)
+  for (int v = blockIdx.x * C::kCount + C::rank(); v < n / 4; v += gridDim.x * C::kCount)
     __stcg(reinterpret_cast<float4*>(p) + v, make_float4(0, 0, 0, 0));
 }
 
-// The residual h: bf16 [H] in shared memory (hs), every thread reading and writing only its own
-// 4-value vectors i = 4 (thread + j kThreads), so that no barrier orders them. Its values are
+// The residual h: bf16 [H] in shared memory (hs), every thread of the crew reading and writing
+// only its own 4-value vectors i = 4 (rank + j C::kCount), so that no barrier orders them. Its values are
 // bf16 (add_rounded rounds them), so the bf16 store loses nothing; in shared memory rather
 // than 2 float4s a thread of registers, which the kernel, at its 128-register limit, spilled.
 __device__ __forceinline__ float4 h_load(const bf16* hs, int i) { return load_bf16x4_shared(hs, i); }
@@ -355,33 +442,35 @@ __device__ __forceinline__ void h_store(bf16* hs, int i, const float4& v) {
   *reinterpret_cast<uint2*>(hs + i) = *reinterpret_cast<const uint2*>(p);
 }
 
-// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with a barrier.
+// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with the crew's barrier.
+template <class C>
 __device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H, float eps, int kind, bf16* xs,
                                            float* red) {
-  uint2 wr[kHVecs];
-  float4 h[kHVecs];
+  uint2 wr[C::kHVecs];
+  float4 h[C::kHVecs];
   float ss = 0.0f;
 #pragma unroll
-  for (int j = 0; j < kHVecs; ++j) {
-    const int i = 4 * (threadIdx.x + j * kThreads);
+  for (int j = 0; j < C::kHVecs; ++j) {
+    const int i = 4 * (C::rank() + j * C::kCount);
     wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
     h[j] = i < H ? h_load(hs, i) : make_float4(0, 0, 0, 0);
     ss += h[j].x * h[j].x + h[j].y * h[j].y + h[j].z * h[j].z + h[j].w * h[j].w;
   }
-  const float inv = rsqrtf(cta_sum(ss, red) / static_cast<float>(H) + eps);
+  const float inv = rsqrtf(cta_sum<C>(ss, red) / static_cast<float>(H) + eps);
 #pragma unroll
-  for (int j = 0; j < kHVecs; ++j) {
-    const int i = 4 * (threadIdx.x + j * kThreads);
+  for (int j = 0; j < C::kHVecs; ++j) {
+    const int i = 4 * (C::rank() + j * C::kCount);
     if (i < H) norm4(h[j], inv, wr[j], kind, xs + i);
   }
-  __syncthreads();
+  C::sync();
 }
 
 // h = bf16(h + bf16(sums)) for this thread's float4s.
+template <class C>
 __device__ __forceinline__ void add_sums(bf16* hs, const float* sums, int H) {
 #pragma unroll
-  for (int j = 0; j < kHVecs; ++j) {
-    const int i = 4 * (threadIdx.x + j * kThreads);
+  for (int j = 0; j < C::kHVecs; ++j) {
+    const int i = 4 * (C::rank() + j * C::kCount);
     if (i < H) h_store(hs, i, add_rounded(h_load(hs, i), __ldcg(reinterpret_cast<const float4*>(sums + i))));
   }
 }
@@ -789,10 +878,11 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 // past h1 merges nothing and stores nothing.
 constexpr int kMergeWays = 4;
 static_assert(kStackMaxSplits % kMergeWays == 0, "a way's splits");
+template <class C>
 __device__ __forceinline__ void stage_merged_attention(const float* partials, int h0, int h1, int S, bf16* xs) {
   constexpr int D = kStackHeadDim, kChunks = D / 8, kPer = kChunks * kMergeWays, kRounds = kStackMaxSplits / kMergeWays;
   const int lane = threadIdx.x & 31;
-  for (int base = h0 * kPer + static_cast<int>(threadIdx.x) - lane; base < h1 * kPer; base += kThreads) {
+  for (int base = h0 * kPer + C::rank() - lane; base < h1 * kPer; base += C::kCount) {
     const int p = base + lane;
     const bool valid = p < h1 * kPer;
     const int head = p / kPer, chunk = p / kMergeWays % kChunks, way = p % kMergeWays;
@@ -949,10 +1039,12 @@ struct Role {
   static constexpr int value = R;
 };
 
-// kTrace: a.trace is set; kPrefetch: a.l2_prefetch_units > 0; kFlags: a.flags (forms of
-// their own, so that the default form carries none of their code or registers).
-template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
+// kTrace: a.trace is set; kRowRing: a.row_ring; kFlags: a.flags (forms of their own, so that
+// the default form carries none of their code or registers).
+template <int SU, bool kBias, bool kTrace, bool kRowRing, bool kFlags>
 __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
+  static_assert(!(kRowRing && kFlags), "the row ring runs the barrier form's phases");
+  using C = Crew<kRowRing>;
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
   const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, G = Hq / Hkv;
@@ -961,7 +1053,14 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // The threads' cursors and the grid barrier's target in static shared memory
   // (kStackStaticSmemBytes; at addresses the compiler knows, which it keeps out of registers).
   __shared__ UnitCursor cursors[kThreads];
-  __shared__ unsigned long long bar_target[1];  // grid_barrier's (thread 0's)
+  __shared__ unsigned long long bar_target[1];  // grid_barrier's (the crew's first thread's)
+  // The row ring (kRowRing): its rows' barriers (full: the row's bytes landed; empty: the
+  // kUnitWarps streaming warps done with it), its producer, and the signals between the crew
+  // and warp 0: the crew's grid barriers passed (crew_phase: 8 l + k + 1 after barrier k of
+  // layer l) and the layers whose attention warp 0 has done (attn_done).
+  __shared__ uint64_t row_full[kStackMaxRingRows], row_empty[kStackMaxRingRows];
+  __shared__ RowProducer producer;
+  __shared__ unsigned crew_phase, attn_done;
   // The dynamic regions (stack_smem_layout); the streaming warps' input scratch is for
   // GluInput and MergedInput.
   const int scratch_bytes = stack_warp_scratch_bytes(kFlags, a.warp_merge);
@@ -972,7 +1071,8 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   bf16* qs = reinterpret_cast<bf16*>(smem + lay.qs);        // [G][D] warp 0's q
   uint8_t* stage = smem + lay.stage;                         // [kStageBytes] warp 0's first chunk
   bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + max(warp - 1, 0) * scratch_bytes);
-  uint8_t* ring = smem + lay.ring + static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB;
+  // The warp's ring, or with kRowRing the CTA's (a.ring_depth rows of kUnitWarps units).
+  uint8_t* ring = smem + lay.ring + (kRowRing ? 0 : static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB);
   const int W = gridDim.x * kUnitWarps, gw = blockIdx.x * kUnitWarps + max(warp - 1, 0);
   const bool streams = warp > 0;  // warp 0: the attention items, no weights
   const uint32_t magic = opaque(0x43004300u);
@@ -983,11 +1083,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const int M = 4 * a.layers;
 
   // The ring's cursor through the warp's units of every matrix (weights only: nothing
-  // the kernels before write, so it starts before the PDL wait). With l2_prefetch_units
-  // P, each unit issued also sends the bytes P rows of the grid further on in the images'
-  // arena into L2 (a.images_begin .. images_end: every image in read order, so that the
-  // grid's prefetches cover the window P rows past its reads, across matrices and layers).
-  // Each thread's copy of the cursor lives in static shared memory (cursors[tid]: the lanes
+  // the kernels before write, so it starts before the PDL wait). Each thread's copy of the cursor lives in static shared memory (cursors[tid]: the lanes
   // of a warp hold equal copies and none reads another's): in registers it was live through
   // the whole kernel, and at the kernel's 128-register limit ptxas spilled it and each unit
   // reloaded it from local memory (SASS, session 24's call 2). With it, the residual and the
@@ -1002,16 +1098,34 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 #pragma unroll
       for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
       if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
-      if (kPrefetch && lane == 0) {
-        const uint8_t* p = ring_at.src + static_cast<size_t>(a.l2_prefetch_units) * W * UB;
-        if (p + UB <= static_cast<const uint8_t*>(a.images_end)) prefetch_l2(p, UB);
-      }
       ring_at.advance(a, gw, W, M, UB);
     }
     cp_async_commit();  // an empty group past the end keeps the count
     if (++issue_slot == a.ring_depth) issue_slot = 0;
   };
-  if (streams) {
+  // The row ring's producer: fills the ring while a slot is free, up to a.rows_in_flight rows;
+  // when it could issue nothing, it backs off a little (its polls take issue slots from the
+  // streaming warps that share its scheduler).
+  auto pump = [&]() {
+    if (!pump_rows(producer, a, ring, row_full, row_empty, W, M, UB, a.ring_depth, a.rows_in_flight))
+      __nanosleep(32);
+  };
+  if constexpr (kRowRing) {
+    if (tid == 0) {
+      for (int r = 0; r < a.ring_depth; ++r) {
+        mbar_init(row_full + r, 1);  // the producer's expect_tx; the bytes complete it
+        mbar_init(row_empty + r, kUnitWarps);
+      }
+      int m0 = 0;  // the first matrix with rows for this CTA
+      while (m0 < M && cta_row_count(cta_rows(stack_matrix(a, m0).units, blockIdx.x, W, 0)) == 0) ++m0;
+      producer = RowProducer{m0, 0, 0u, 0u};
+      crew_phase = 0;
+      attn_done = 0;
+      mbar_init_fence();
+    }
+    __syncthreads();
+    if (tid == 0) pump();
+  } else if (streams) {
     ring_at.start(a, gw, W, M, UB);
 #pragma unroll 1
     for (int j = 0; j < a.ring_depth; ++j) issue();
@@ -1040,25 +1154,33 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const unsigned glu_units = stack_glu_flag_units(down_group, a.layer[0].gate_up.groups);
   unsigned long long* const bar_count = reinterpret_cast<unsigned long long*>(a.barrier);
   unsigned long long* const bar_base = reinterpret_cast<unsigned long long*>(a.barrier + 32);
-  if (tid == 0) *bar_target = __ldcg(bar_base);
+  if (tid == C::kFirst) *bar_target = __ldcg(bar_base);
   // Layer l's trace row of this CTA (DecodeStackArgs::trace), or none.
   auto trace_row = [&](int l) {
     return kTrace ? a.trace + (static_cast<size_t>(l) * gridDim.x + blockIdx.x) * kStackTracePoints : nullptr;
   };
   auto mark = [&](int l, int point) {
-    if (kTrace && tid == 0) trace_row(l)[point] = global_ns();
+    if (kTrace && tid == C::kFirst) trace_row(l)[point] = global_ns();
   };
-  // Barrier k of layer l (0 .. 4; its trace points kTraceArrive0 + 2k and the next).
+  // Barrier k of layer l (0 .. 4; its trace points kTraceArrive0 + 2k and the next). With the
+  // row ring, barrier 2 (after the attention) waits for warp 0's attention of layer l, and each
+  // barrier tells warp 0 it has been passed.
   auto barrier = [&](int l, int k) {
-    grid_barrier(bar_count, bar_target, kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr);
+    unsigned long long* t = kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr;
+    if constexpr (kRowRing) {
+      grid_barrier<C>(bar_count, bar_target, t, k == 2 ? &attn_done : nullptr, static_cast<unsigned>(l + 1),
+                      &crew_phase, static_cast<unsigned>(8 * l + k + 1));
+    } else {
+      grid_barrier<C>(bar_count, bar_target, t);
+    }
   };
   // Warp 0's first attention item (CTA c takes item c; with cta_attention, split 0 of
   // kv head c): its keys are loaded before the wait for qkv.
   const bool staged_item = warp == 0 && static_cast<int>(blockIdx.x) < (a.cta_attention ? Hkv : Hkv * S);
-#pragma unroll  // the residual: this thread's float4s of it into hs
-  for (int j = 0; j < kHVecs; ++j) {
-    const int i = 4 * (tid + j * kThreads);
-    if (i < H)
+#pragma unroll  // the residual: this crew thread's float4s of it into hs
+  for (int j = 0; j < C::kHVecs; ++j) {
+    const int i = 4 * (C::rank() + j * C::kCount);
+    if (i < H && tid >= C::kFirst)
       *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
   int consume_slot = 0;  // the ring slot of the next unit to compute
@@ -1074,6 +1196,20 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
     const int gb = mt.group_block;  // the unit order (stack_unit_pair_group)
     const bool meta_f16 = mt.meta_f16;
+    // The row ring: the CTA's rows before matrix m's (every layer's matrices have the same
+    // units), this warp's place in the packed row, and whether the CTA has one.
+    [[maybe_unused]] CtaRows rows;
+    [[maybe_unused]] unsigned rr = 0;
+    if constexpr (kRowRing) {
+      const int per_layer = cta_row_count(cta_rows(a.layer[0].qkv.units, blockIdx.x, W, 0)) +
+                            cta_row_count(cta_rows(a.layer[0].o.units, blockIdx.x, W, 0)) +
+                            cta_row_count(cta_rows(a.layer[0].gate_up.units, blockIdx.x, W, 0)) +
+                            cta_row_count(cta_rows(a.layer[0].down.units, blockIdx.x, W, 0));
+      rr = static_cast<unsigned>((m >> 2) * per_layer);
+      for (int j = 4 * (m >> 2); j < m; ++j) rr += cta_row_count(cta_rows(stack_matrix(a, j).units, blockIdx.x, W, 0));
+      rows = cta_rows(mt.units, blockIdx.x, W, gw);
+    }
+    [[maybe_unused]] const int rows_r = a.ring_depth;  // the row ring's rows
     int pair, grp;
     stack_unit_pair_group(b, mt.N / 32, gb, &pair, &grp);
     int gi = grp - grp / gb * gb;   // grp's place in its block
@@ -1106,12 +1242,22 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         }
       }
       if constexpr (std::decay_t<decltype(x)>::kStaging == 1) x.stage(grp, lane);
-      ring_wait(a.ring_depth);
-      __syncwarp();
-      compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
-      __syncwarp();
-      issue();
-      if (++consume_slot == a.ring_depth) consume_slot = 0;
+      if constexpr (kRowRing) {  // unit k: its row's place, or its place in the packed row
+        const int slot = static_cast<int>(rr % rows_r);
+        mbar_wait(row_full + slot, (rr / rows_r) & 1u);
+        compute_unit<SU, kBias>(ring + (static_cast<size_t>(slot) * kUnitWarps + (k < rows.n ? warp - 1 : rows.pos)) * UB,
+                                x, grp, acc, lane, magic, meta_f16);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(row_empty + slot);
+        ++rr;
+      } else {
+        ring_wait(a.ring_depth);
+        __syncwarp();
+        compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
+        __syncwarp();
+        issue();
+        if (++consume_slot == a.ring_depth) consume_slot = 0;
+      }
       if constexpr (R == kRoleQkv || R == kRoleGateUp) ++in_pair;
       if (gi == gb - 1) {  // the tile pair's last group of the block: its sums out
         flush();
@@ -1120,6 +1266,15 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       stack_next_unit(mt.N / 32, gb, &pair, &grp, &gi);
     }
     if (n > 0 && gi != 0) flush();
+    if constexpr (kRowRing) {
+      // A packed row without a unit of this warp: released once it has landed (so that this
+      // arrival counts toward its phase, not the slot's last).
+      if (rows.packed > 0 && n == rows.n) {
+        const int slot = static_cast<int>(rr % rows_r);
+        mbar_wait(row_full + slot, (rr / rows_r) & 1u);
+        if (lane == 0) mbar_arrive(row_empty + slot);
+      }
+    }
     if constexpr (R == kRoleQkv || R == kRoleGateUp) {
       if (pending >= 0)
         flag_add((R == kRoleQkv ? qkv_flags : glu_flags) + pending * kStackFlagStride, pending_units, lane);
@@ -1131,6 +1286,51 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // attention items then leave their partials to the merge, as with stage_merge.
   const bool warp_merge = a.warp_merge && !flags && !a.cta_attention;
   const bool stage_merge = (a.stage_merge || warp_merge) && !flags && !a.cta_attention;
+  // Warp 0's attention items of layer l (kv head, split), spread over the CTAs' warps 0.
+  auto attention_items = [&](int l, const StackLayer& L) {
+    for (int item = warp == 0 && !a.cta_attention ? static_cast<int>(blockIdx.x) : Hkv * S; item < Hkv * S;
+         item += static_cast<int>(gridDim.x)) {
+      const int g = item / S, s = item % S;
+      const bool staged = staged_item && item == static_cast<int>(blockIdx.x);
+      unsigned* const merged = flags ? attn_flags + g * kStackFlagStride : nullptr;
+      unsigned long long* const item_trace = kTrace ? trace_row(l) : nullptr;
+      if (flags) flag_wait(qkv_flags + g * kStackFlagStride, static_cast<unsigned>(l + 1) * qkv_units, lane);
+      switch (G) {  // the q heads of a kv head as a constant: their sums stay in registers
+        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+      }
+    }
+  };
+
+  if constexpr (kRowRing) {
+    if (warp == 0) {
+      // Warp 0: per layer, its item's first keys into the stage, the ring filled until the
+      // crew has passed the barrier after qkv (qkv's sums complete), the attention, and the
+      // crew told; then the ring filled to its last row. It takes no part in the crew's work.
+#pragma unroll 1
+      for (int l = 0; l < a.layers; ++l) {
+        const StackLayer& L = a.layer[l];
+        if (staged_item) prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
+        if (lane == 0)
+          while (load_acquire_cta(&crew_phase) < static_cast<unsigned>(8 * l + 2)) pump();
+        __syncwarp();
+        attention_items(l, L);
+        if (kTrace && lane == 0) trace_row(l)[kTraceAttentionDone] = global_ns();
+        __syncwarp();  // every lane's partials and cache stores before lane 0's release
+        if (lane == 0) store_release_cta(&attn_done, static_cast<unsigned>(l + 1));
+      }
+      if (lane == 0)
+        while (producer.m < M) pump();
+      cp_async_wait<0>();
+      return;
+    }
+  }
 
 #pragma unroll 1
   for (int l = 0; l < a.layers; ++l) {
@@ -1147,29 +1347,31 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
     if (l > 0) {
       barrier(l, 0);
-      add_sums(hs, d_last, H);
-      zero_sums(gusum, 2 * I);  // read by every CTA before the barrier
-      if (flags) zero_sums(o_last, H);
+      add_sums<C>(hs, d_last, H);
+      zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
+      if (flags) zero_sums<C>(o_last, H);
     }
-    stage_norm(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
     } else {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRolePlain>{}, 0u);
     }
-    if (a.cta_attention) {
-      if (staged_item) prefetch_chunk(a, L, blockIdx.x, 0, S, pos, stage, lane);
-      if (warp > 0 && warp < S && static_cast<int>(blockIdx.x) < Hkv) prefetch_chunk_l2(a, L, blockIdx.x, warp, S, pos, lane);
-    } else if (staged_item) {
-      prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
+    if constexpr (!kRowRing) {  // (the row ring: warp 0 prefetches its keys itself)
+      if (a.cta_attention) {
+        if (staged_item) prefetch_chunk(a, L, blockIdx.x, 0, S, pos, stage, lane);
+        if (warp > 0 && warp < S && static_cast<int>(blockIdx.x) < Hkv) prefetch_chunk_l2(a, L, blockIdx.x, warp, S, pos, lane);
+      } else if (staged_item) {
+        prefetch_chunk(a, L, blockIdx.x / S, blockIdx.x % S, S, pos, stage, lane);
+      }
     }
     if (!flags) {
       barrier(l, 1);
-      zero_sums(dsum, H);
+      zero_sums<C>(dsum, H);
     }
     // Attention: items (kv head, split) spread over the CTAs' warps 0, or a kv head a CTA.
-    if (a.cta_attention && static_cast<int>(blockIdx.x) < Hkv) {
+    if (!kRowRing && a.cta_attention && static_cast<int>(blockIdx.x) < Hkv) {
       float* scratch = reinterpret_cast<float*>(xs);  // xs is free until o_proj's input
       if (flags) {  // kv head g's qkv rows summed (and the CTA's warps done with xs)
         if (warp == 0) flag_wait(qkv_flags + blockIdx.x * kStackFlagStride, layer_n * qkv_units, lane);
@@ -1188,31 +1390,16 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
                        : "memory");
       }
     }
-    for (int item = warp == 0 && !a.cta_attention ? static_cast<int>(blockIdx.x) : Hkv * S; item < Hkv * S;
-         item += static_cast<int>(gridDim.x)) {
-      const int g = item / S, s = item % S;
-      const bool staged = staged_item && item == static_cast<int>(blockIdx.x);
-      unsigned* const merged = flags ? attn_flags + g * kStackFlagStride : nullptr;
-      unsigned long long* const item_trace = kTrace ? trace_row(l) : nullptr;
-      if (flags) flag_wait(qkv_flags + g * kStackFlagStride, layer_n * qkv_units, lane);
-      switch (G) {  // the q heads of a kv head as a constant: their sums stay in registers
-        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-      }
+    if constexpr (!kRowRing) {
+      attention_items(l, L);
+      mark(l, kTraceAttentionDone);
     }
-    mark(l, kTraceAttentionDone);
     if (flags) {
       // o_proj: each unit waits for its head's merged attention and reads it from L2.
       run_matrix(4 * l + 1, o_out, L2Input{a.attn_out}, Role<kRoleO>{}, layer_n);
     } else {
       barrier(l, 2);
-      zero_sums(qkvsum, QKV);
+      zero_sums<C>(qkvsum, QKV);
       if (warp_merge) {  // each warp merges its own units' heads
         mark(l, kTraceOStaged);
         run_matrix(4 * l + 1, o_out, MergedInput<SU>{a.partials, warp_scratch, S}, Role<kRolePlain>{}, 0u);
@@ -1220,23 +1407,23 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         int c0, c1;  // the columns of o_proj's input that this CTA's units read
         cta_columns(L.o, &c0, &c1);
         if (stage_merge) {
-          stage_merged_attention(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
+          stage_merged_attention<C>(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
         } else {  // o_proj's input: the merged attention, as it is.
-          for (int v = c0 / 8 + tid; v < c1 / 8; v += kThreads)
+          for (int v = c0 / 8 + C::rank(); v < c1 / 8; v += C::kCount)
             reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
         }
-        __syncthreads();
+        C::sync();
         mark(l, kTraceOStaged);
         run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
       }
     }
     barrier(l, 3);
-    add_sums(hs, o_out, H);
+    add_sums<C>(hs, o_out, H);
     if (flags) {
-      zero_sums(qkvsum, QKV);           // the attention read it before the barrier
-      if (l > 0) zero_sums(d_last, H);  // read after barrier 0
+      zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
+      if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
     }
-    stage_norm(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
       run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
@@ -1247,26 +1434,27 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     }
     run_matrix(4 * l + 2, gusum, staged_x, Role<kRolePlain>{}, 0u);
     barrier(l, 4);
-    zero_sums(osum, H);
+    zero_sums<C>(osum, H);
     {
       // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it, over the
       // columns [c0, c1) that this CTA's down_proj units read; 4 float4s of g and u a thread at
-      // a time (the 3B shape's all), not kGluVecs (the registers' peak).
+      // a time (the 3B shape's all), not C::kGluVecs (the registers' peak).
       int c0, c1;
       cta_columns(L.down, &c0, &c1);
       constexpr int kChunk = 4;
+      const int r = C::rank();
 #pragma unroll 1
-      for (int j0 = 0; j0 < kGluVecs && c0 + 4 * (tid + j0 * kThreads) < c1; j0 += kChunk) {
+      for (int j0 = 0; j0 < C::kGluVecs && c0 + 4 * (r + j0 * C::kCount) < c1; j0 += kChunk) {
         float4 gv[kChunk], uv[kChunk];
 #pragma unroll
         for (int j = 0; j < kChunk; ++j) {
-          const int i = c0 + 4 * (tid + (j0 + j) * kThreads);
+          const int i = c0 + 4 * (r + (j0 + j) * C::kCount);
           gv[j] = i < c1 ? __ldcg(reinterpret_cast<const float4*>(gusum + i)) : make_float4(0, 0, 0, 0);
           uv[j] = i < c1 ? __ldcg(reinterpret_cast<const float4*>(gusum + I + i)) : make_float4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int j = 0; j < kChunk; ++j) {
-          const int i = c0 + 4 * (tid + (j0 + j) * kThreads);
+          const int i = c0 + 4 * (r + (j0 + j) * C::kCount);
           if (i < c1) {
             const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
 #pragma unroll
@@ -1274,25 +1462,25 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
           }
         }
       }
-      __syncthreads();
+      C::sync();
     }
     mark(l, kTraceDownStaged);
     run_matrix(4 * l + 3, d_out, staged_x, Role<kRolePlain>{}, 0u);
   }
   cp_async_wait<0>();
-  grid_barrier(bar_count, bar_target, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
-  zero_sums(gusum, 2 * I);
-  if (flags) zero_sums(osum + ((a.layers - 1) & 1) * H, H);  // read after the last barrier 3
+  grid_barrier<C>(bar_count, bar_target, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
+  zero_sums<C>(gusum, 2 * I);
+  if (flags) zero_sums<C>(osum + ((a.layers - 1) & 1) * H, H);  // read after the last barrier 3
   if (blockIdx.x == 0) {
-    if (tid == 0) *bar_base = *bar_target;  // every CTA has arrived: the next launch's base
+    if (tid == C::kFirst) *bar_base = *bar_target;  // every CTA has arrived: the next launch's base
     if (flags) {  // every CTA is past its last wait: the counters back to zero for the next launch
-      for (int i = tid; i < kStackFlags; i += kThreads) __stcg(a.barrier + kStackQkvFlagsAt + i * kStackFlagStride, 0);
+      for (int i = C::rank(); i < kStackFlags; i += C::kCount) __stcg(a.barrier + kStackQkvFlagsAt + i * kStackFlagStride, 0);
     }
     // residual = h + bf16(down sums); normed = norm(residual, final_norm); the sums back to zero.
     float* const d_final = dsum + (flags ? (a.layers - 1) & 1 : 0) * H;
 #pragma unroll
-    for (int j = 0; j < kHVecs; ++j) {
-      const int i = 4 * (tid + j * kThreads);
+    for (int j = 0; j < C::kHVecs; ++j) {
+      const int i = 4 * (C::rank() + j * C::kCount);
       if (i < H) {
         float4* dp = reinterpret_cast<float4*>(d_final + i);
         h_store(hs, i, add_rounded(h_load(hs, i), __ldcg(dp)));
@@ -1300,24 +1488,26 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         *reinterpret_cast<uint2*>(static_cast<bf16*>(a.residual) + i) = *reinterpret_cast<const uint2*>(hs + i);
       }
     }
-    stage_norm(hs, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
-    for (int v = tid; v < H / 8; v += kThreads)
+    stage_norm<C>(hs, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
+    for (int v = C::rank(); v < H / 8; v += C::kCount)
       reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
   }
 }
 
-template <int SU, bool kBias, bool kTrace, bool kPrefetch, bool kFlags>
+template <int SU, bool kBias, bool kTrace, bool kRowRing, bool kFlags>
 void configure_form() {
-  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kPrefetch, kFlags>,
+  KR_CUDA_CHECK(cudaFuncSetAttribute(decode_stack_kernel<SU, kBias, kTrace, kRowRing, kFlags>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(kStackSmemLimit) - kStackStaticSmemBytes));
 }
 template <int SU, bool kBias, bool kFlags>
 void configure_one() {
   configure_form<SU, kBias, false, false, kFlags>();
-  configure_form<SU, kBias, false, true, kFlags>();
   configure_form<SU, kBias, true, false, kFlags>();
-  configure_form<SU, kBias, true, true, kFlags>();
+  if constexpr (!kFlags) {  // the row ring: the barrier form only
+    configure_form<SU, kBias, false, true, kFlags>();
+    configure_form<SU, kBias, true, true, kFlags>();
+  }
 }
 // The shared-memory limit of every form of this kFlags.
 template <bool kFlags>
@@ -1330,19 +1520,25 @@ void configure_forms() {
 
 template <int SU, bool kBias, bool kFlags>
 void launch_one(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a) {
-  const bool trace = a.trace != nullptr, prefetch = a.l2_prefetch_units > 0;
-  if (trace && prefetch) {
-    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, true, kFlags>, a));
-  } else if (trace) {
+  const bool trace = a.trace != nullptr;
+  if constexpr (!kFlags) {
+    if (a.row_ring) {
+      if (trace) {
+        KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, true, kFlags>, a));
+      } else {
+        KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, true, kFlags>, a));
+      }
+      return;
+    }
+  }
+  if (trace) {
     KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, true, false, kFlags>, a));
-  } else if (prefetch) {
-    KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, true, kFlags>, a));
   } else {
     KR_CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_stack_kernel<SU, kBias, false, false, kFlags>, a));
   }
 }
 // The form of a's group size (64 or 128 columns: units of 1 or 2 steps), biases, trace and
-// prefetch, with this kFlags (decode_stack_supports(a) holds).
+// row ring, with this kFlags (decode_stack_supports(a) holds).
 template <bool kFlags>
 void launch_form(const cudaLaunchConfig_t& cfg, const DecodeStackArgs& a) {
   const StackMatrix& o = a.layer[0].o;

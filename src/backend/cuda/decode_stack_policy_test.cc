@@ -31,10 +31,8 @@ QWeight awq(int N, int K, int group = 128) {
   return w;
 }
 
-// Every image's address (any non-null address: the host never reads it), and an
-// arena [kImages, kImages + kArenaBytes) that holds them all.
+// Every image's address (any non-null address: the host never reads it).
 const uint8_t* const kImages = reinterpret_cast<const uint8_t*>(uintptr_t{1} << 32);
-constexpr size_t kArenaBytes = size_t{1} << 34;
 
 StackMatrix matrix(int N, int K, bool swiglu = false, int group = 128) {
   StackMatrix m;
@@ -236,6 +234,55 @@ TEST(DecodeStackPolicy, CtaGroupsHoldEveryGroupItsUnitsReadAndFewOthers) {
   }
 }
 
+// The row ring (DecodeStackArgs::row_ring): the kernel's producer copies each CTA's rows of
+// a matrix (cta_rows: n full rows of kStackStreamWarps slots, then a packed row) in order,
+// and streaming warp w takes its unit i from row i at its place (w's index in the CTA), or,
+// its last unit when it has n + 1, from the packed row at its pos. Here, for several unit
+// counts and grids: the slots the rows hold are exactly the CTA's warps' slots
+// (stack_unit_slot), each warp's units found where the kernel reads them, in its order.
+TEST(DecodeStackPolicy, RowRingRowsHoldEachWarpsUnitsWhereItReadsThem) {
+  for (int units : {3840, 2304, 12288, 6144, 1979, 1980, 1981, 5, 0, 40}) {
+    for (int ctas : {132, 114, 7, 1}) {
+      const int W = ctas * kStackStreamWarps;
+      for (int cta = 0; cta < ctas; ++cta) {
+        const CtaRows r = cta_rows(units, cta, W, cta * kStackStreamWarps);
+        ASSERT_GE(r.packed, 0);
+        ASSERT_LE(r.packed, kStackStreamWarps);
+        // The slots of the CTA's rows, in the producer's order.
+        std::vector<int64_t> row_slots;
+        for (int i = 0; i < r.n; ++i)
+          for (int w = 0; w < kStackStreamWarps; ++w)
+            row_slots.push_back(static_cast<int64_t>(i) * W + cta * kStackStreamWarps + w);
+        for (int k = 0; k < r.packed; ++k) row_slots.push_back(r.p0 + k);
+        ASSERT_EQ(cta_row_count(r), r.n + (r.packed > 0 ? 1 : 0));
+        std::vector<int64_t> warp_slots;
+        for (int wi = 0; wi < kStackStreamWarps; ++wi) {
+          const int gw = cta * kStackStreamWarps + wi;
+          const CtaRows rw = cta_rows(units, cta, W, gw);
+          ASSERT_EQ(rw.n, r.n);
+          ASSERT_EQ(rw.packed, r.packed);
+          ASSERT_EQ(rw.p0, r.p0);
+          const int n = stack_range_begin(units, gw + 1, W) - stack_range_begin(units, gw, W);
+          ASSERT_TRUE(n == r.n || n == r.n + 1) << n;
+          for (int i = 0; i < n; ++i) {
+            // Where the kernel reads unit i: row i at wi, or the packed row at pos.
+            const size_t at = i < r.n ? static_cast<size_t>(i) * kStackStreamWarps + wi
+                                      : static_cast<size_t>(r.n) * kStackStreamWarps + rw.pos;
+            ASSERT_LT(at, row_slots.size()) << "units " << units << " CTA " << cta << " warp " << wi;
+            EXPECT_EQ(row_slots[at], stack_unit_slot(units, W, gw, i))
+                << "units " << units << " ctas " << ctas << " CTA " << cta << " warp " << wi << " unit " << i;
+            warp_slots.push_back(stack_unit_slot(units, W, gw, i));
+          }
+        }
+        std::sort(warp_slots.begin(), warp_slots.end());
+        std::vector<int64_t> sorted = row_slots;
+        std::sort(sorted.begin(), sorted.end());
+        EXPECT_EQ(sorted, warp_slots) << "units " << units << " ctas " << ctas << " CTA " << cta;
+      }
+    }
+  }
+}
+
 // The flags form (DecodeStackArgs::flags): a consumer waits until its counter holds as many
 // units as the producers of its input add, each flush adding the units it summed of its tile
 // pair. A target above that total hangs the kernel; one below it reads partial sums. Here,
@@ -348,26 +395,38 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
     a.ring_depth = depth;
     EXPECT_FALSE(decode_stack_supports(a)) << depth;
   }
-  // The L2 prefetch reads past each unit inside the images' arena, so it needs one that
-  // holds every image.
+  // The row ring: rows of 15 units as shared memory allows (the same bytes as 15 rings of that
+  // depth), up to kStackMaxRingRows, at most as many rows in flight as it has, the barrier
+  // form only.
   a = llama_3b();
-  a.images_begin = kImages;
-  a.images_end = kImages + kArenaBytes;
-  for (int ahead : {0, 8, kStackMaxL2Prefetch}) {
-    a.l2_prefetch_units = ahead;
-    EXPECT_TRUE(decode_stack_supports(a)) << ahead;
+  a.row_ring = true;
+  for (int rows : {2, 4, 5}) {
+    a.ring_depth = rows;
+    for (int in_flight : {1, rows}) {
+      a.rows_in_flight = in_flight;
+      EXPECT_TRUE(decode_stack_supports(a)) << rows << " " << in_flight;
+    }
+    a.rows_in_flight = 0;
+    EXPECT_FALSE(decode_stack_supports(a)) << rows;
+    a.rows_in_flight = rows + 1;
+    EXPECT_FALSE(decode_stack_supports(a)) << rows;
   }
-  for (int ahead : {-1, kStackMaxL2Prefetch + 1}) {
-    a.l2_prefetch_units = ahead;
-    EXPECT_FALSE(decode_stack_supports(a)) << ahead;
-  }
-  a.l2_prefetch_units = 8;
-  a.images_end = kImages + 1000;  // gate_up's image (25 MB) ends past it
+  a.ring_depth = 6;  // 15 x 6 x 2,176 B: more than shared memory
+  a.rows_in_flight = 2;
   EXPECT_FALSE(decode_stack_supports(a));
-  a.images_begin = a.images_end = nullptr;  // no arena
-  EXPECT_FALSE(decode_stack_supports(a));
-  a.l2_prefetch_units = 0;
+  a.ring_depth = 4;
   EXPECT_TRUE(decode_stack_supports(a));
+  a.flags = true;
+  EXPECT_FALSE(decode_stack_supports(a));
+  a.flags = false;
+  a.cta_attention = true;
+  EXPECT_FALSE(decode_stack_supports(a));
+  a.cta_attention = false;
+  a.warp_merge = true;
+  EXPECT_FALSE(decode_stack_supports(a));
+  a.warp_merge = false;
+  a.ring_depth = kStackMaxRingRows + 1;
+  EXPECT_FALSE(decode_stack_supports(a));
   // The flags form's GLU scratch and the warp merge's (15 x 256 B each) leave 3B's rings 5 units.
   for (bool warp_merge : {false, true}) {
     a = llama_3b();

@@ -25,10 +25,11 @@
 //                       [--decode-stack] (CudaOptions::decode_stack_kernel on the GPU under test: the
 //                                         quantized models' one-token steps run the fused decoder
 //                                         layers; --only decode_stack: that op's own checks, with it on)
-//                       [--decode-stack-ring-depth N] [--decode-stack-l2-prefetch N]  (its tuning,
-//                                         CudaOptions::decode_stack_ring_depth / _l2_prefetch_units;
-//                                         a depth whose ring does not fit a shape's shared memory
-//                                         makes that shape's fused cases fail as not fused)
+//                       [--decode-stack-ring-depth N] [--decode-stack-row-ring]
+//                       [--decode-stack-rows-in-flight N]  (its tuning, CudaOptions::decode_stack_ring_depth,
+//                                         _row_ring, _rows_in_flight; a depth whose ring does not
+//                                         fit a shape's shared memory makes that shape's fused
+//                                         cases fail as not fused)
 //                       [--decode-stack-trace]  (the kernel's traced form, CudaOptions::decode_stack_trace)
 //                       [--decode-stack-cta-attention]  (its attention a kv head a CTA,
 //                                         CudaOptions::decode_stack_cta_attention; fused cases of
@@ -1368,8 +1369,9 @@ int main(int argc, char** argv) {
     else if (a == "--quant-only") quant_only = true;
     else if (a == "--decode-stack") options.decode_stack_kernel = true;
     else if (a == "--decode-stack-ring-depth" && has_value) options.decode_stack_ring_depth = std::atoi(argv[++i]);
-    else if (a == "--decode-stack-l2-prefetch" && has_value)
-      options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-row-ring") options.decode_stack_row_ring = true;
+    else if (a == "--decode-stack-rows-in-flight" && has_value)
+      options.decode_stack_rows_in_flight = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
     else if (a == "--decode-stack-item-merge") options.decode_stack_stage_merge = false;

@@ -29,8 +29,10 @@
 //                      [--decode-only]   (batch-1 decode only; the JSON holds what ran)
 //                      [--decode-stack]  (one-token steps: every decoder layer as one persistent
 //                                        kernel, CudaOptions::decode_stack_kernel)
-//                      [--decode-stack-ring-depth N] [--decode-stack-l2-prefetch N]   (its ring units a
-//                                        warp and L2 prefetch: decode_stack_ring_depth, _l2_prefetch_units)
+//                      [--decode-stack-ring-depth N]   (its ring units a warp, or rows of the row
+//                                        ring: decode_stack_ring_depth)
+//                      [--decode-stack-row-ring] [--decode-stack-rows-in-flight N]   (one ring a CTA
+//                                        filled by warp 0: decode_stack_row_ring, _rows_in_flight)
 //                      [--decode-stack-cta-attention]   (its attention a kv head a CTA:
 //                                        decode_stack_cta_attention)
 //                      [--decode-stack-item-merge]   (the attention's splits merged by each kv head's
@@ -472,7 +474,8 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["pdl_flash_decode"] = set.options.pdl_flash_decode;
   r["decode_stack_kernel"] = set.options.decode_stack_kernel;
   r["decode_stack_ring_depth"] = set.options.decode_stack_ring_depth;
-  r["decode_stack_l2_prefetch_units"] = set.options.decode_stack_l2_prefetch_units;
+  r["decode_stack_row_ring"] = set.options.decode_stack_row_ring;
+  r["decode_stack_rows_in_flight"] = set.options.decode_stack_rows_in_flight;
   r["decode_stack_cta_attention"] = set.options.decode_stack_cta_attention;
   r["decode_stack_stage_merge"] = set.options.decode_stack_stage_merge;
   r["decode_stack_mma_keys"] = set.options.decode_stack_mma_keys;
@@ -666,8 +669,9 @@ int main(int argc, char** argv) {
     else if (a == "--no-pdl-flash-decode") options.pdl_flash_decode = false;
     else if (a == "--decode-stack") options.decode_stack_kernel = true;
     else if (a == "--decode-stack-ring-depth" && i + 1 < argc) options.decode_stack_ring_depth = std::atoi(argv[++i]);
-    else if (a == "--decode-stack-l2-prefetch" && i + 1 < argc)
-      options.decode_stack_l2_prefetch_units = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-row-ring") options.decode_stack_row_ring = true;
+    else if (a == "--decode-stack-rows-in-flight" && i + 1 < argc)
+      options.decode_stack_rows_in_flight = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
     else if (a == "--decode-stack-item-merge") options.decode_stack_stage_merge = false;
