@@ -1122,8 +1122,9 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   const bool row_ring = options_.decode_stack_row_ring;
   const int depth = stack_ring_depth(options_, first->group, H, I, q0.q_heads, q0.kv_heads);
   const int in_flight = options_.decode_stack_rows_in_flight;
+  const int window = options_.decode_stack_window_rows_in_flight;
   if (depth < cuda::kStackMinRingDepth || depth > (row_ring ? cuda::kStackMaxRingRows : cuda::kStackMaxRingDepth) ||
-      (row_ring && (in_flight < 1 || in_flight > depth)))
+      (row_ring && (in_flight < 1 || in_flight > depth || (window != -1 && (window < 1 || window > in_flight)))))
     return "ring depth " + std::to_string(depth) + (row_ring ? " or rows in flight " + std::to_string(in_flight) : "") +
            " out of range";
   if (row_ring && (options_.decode_stack_flags || options_.decode_stack_cta_attention ||
@@ -1274,6 +1275,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->ring_depth = stack_ring_depth(options_, qweight(*d0.o).w.group, a->H, a->I, a->q_heads, a->kv_heads);
   a->row_ring = options_.decode_stack_row_ring;
   a->rows_in_flight = options_.decode_stack_rows_in_flight;
+  a->window_rows_in_flight = options_.decode_stack_window_rows_in_flight;
   a->stage_merge = options_.decode_stack_stage_merge;
   a->mma_keys = options_.decode_stack_mma_keys;
   a->cta_attention = options_.decode_stack_cta_attention;

@@ -187,8 +187,9 @@ struct CudaOptions {
   // every launch (read by cuda_decode_stack_trace; kr-cuda-bench --decode-stack-trace).
   // kr-cuda-bench and kr-backend-ops --decode-stack-ring-depth. decode_stack_row_ring: one
   // ring a CTA filled by warp 0 with bulk copies whatever phase the others are in, at most
-  // decode_stack_rows_in_flight rows requested at a time (DecodeStackArgs::row_ring),
-  // --decode-stack-row-ring, --decode-stack-rows-in-flight. decode_stack_cta_attention: its attention a kv head a
+  // decode_stack_rows_in_flight rows requested at a time (DecodeStackArgs::row_ring), or
+  // decode_stack_window_rows_in_flight between matrices (-1: the same),
+  // --decode-stack-row-ring, --decode-stack-rows-in-flight, --decode-stack-window-rows-in-flight. decode_stack_cta_attention: its attention a kv head a
   // CTA, merged in shared memory (DecodeStackArgs::cta_attention; at most 4 q heads a
   // kv head), --decode-stack-cta-attention. decode_stack_flags: three of its five grid
   // barriers a layer replaced by counters that only each phase's consumers wait on
@@ -196,6 +197,7 @@ struct CudaOptions {
   int decode_stack_ring_depth = 0;  // 0: cuda::stack_auto_ring_depth (2 or 4 units)
   bool decode_stack_row_ring = false;
   int decode_stack_rows_in_flight = 2;
+  int decode_stack_window_rows_in_flight = -1;
   // The attention's splits merged by every CTA as it stages o_proj's input (the default:
   // +6% at batch 1 on an H100, session 24) instead of by each kv head's last split
   // (DecodeStackArgs::stage_merge); false: kr-cuda-bench and kr-backend-ops

@@ -110,8 +110,8 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
     return false;
   if (a.ring_depth < kStackMinRingDepth || a.ring_depth > (a.row_ring ? kStackMaxRingRows : kStackMaxRingDepth))
     return false;
-  if (a.row_ring && (a.rows_in_flight < 1 || a.rows_in_flight > a.ring_depth || a.flags || a.cta_attention ||
-                     a.warp_merge))
+  if (a.row_ring && (a.rows_in_flight < 1 || a.rows_in_flight > a.ring_depth || (a.window_rows_in_flight < 1 && a.window_rows_in_flight != -1) ||
+                     a.window_rows_in_flight > a.rows_in_flight || a.flags || a.cta_attention || a.warp_merge))
     return false;
   if (a.cta_attention && a.q_heads / a.kv_heads > kStackCtaMaxGroup) return false;
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size

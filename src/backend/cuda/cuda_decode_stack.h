@@ -105,6 +105,12 @@ enum StackTracePoint : int {
   kTraceAttnQ,       // q rotated and the new key stored: its keys next
   kTraceAttnKeys,    // its keys attended, the partial stored
   kTraceAttnTicket,  // the fence and the ticket taken (the merge, if it is the last split, next)
+  // Streaming warp 1's first unit of each matrix of the layer in its ring slot (lane 0, after
+  // its wait): how long after the matrix's input was staged its weights were there.
+  kTraceQkvUnit,
+  kTraceOUnit,
+  kTraceGateUpUnit,
+  kTraceDownUnit,
   kStackTracePoints
 };
 
@@ -345,6 +351,11 @@ struct DecodeStackArgs {
   // (not flags, cta_attention or warp_merge).
   bool row_ring = false;
   int rows_in_flight = 2;  // 1 .. ring_depth
+  // The row ring's rows in flight while the crew is between matrices (from its arrival at a
+  // grid barrier to its next matrix's first unit: the barriers, stagings and attention, whose
+  // L2 round trips queue behind the weights' reads): 1 .. rows_in_flight (not 0: the rows of
+  // a matrix some warps are still in may not all be issued yet); -1: rows_in_flight.
+  int window_rows_in_flight = -1;
   // The splits' partials merged by every CTA as it stages o_proj's input (after the barrier
   // that ends the attention), instead of by the last split of each kv head after a fence
   // and an atomic ticket (then attn_out is not written). The default form only: the flags

@@ -88,7 +88,8 @@ __device__ __forceinline__ float bfr(float v) { return __bfloat162float(__float2
 // C: the crew (its first thread arrives). await: when not null, that thread first waits until
 // *await >= await_value (the row ring: warp 0's attention done, its writes then ordered before
 // the release by causality); publish: when not null, it stores publish_value there as it exits
-// (the row ring: the barriers the crew has passed, which warp 0 waits on).
+// (the row ring: the barriers the crew has passed, which warp 0 waits on); in_matrix: when not
+// null, it stores 0 there once the crew is done with its matrix (the row ring's window).
 __device__ __forceinline__ unsigned long long global_ns() {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -98,9 +99,10 @@ template <class C>
 __device__ __forceinline__ void grid_barrier(unsigned long long* count, unsigned long long* target,
                                              unsigned long long* trace, const unsigned* await = nullptr,
                                              unsigned await_value = 0, unsigned* publish = nullptr,
-                                             unsigned publish_value = 0) {
+                                             unsigned publish_value = 0, unsigned* in_matrix = nullptr) {
   C::sync();
   if (threadIdx.x == C::kFirst) {
+    if (in_matrix != nullptr) store_release_cta(in_matrix, 0);
     if (await != nullptr)
       while (load_acquire_cta(await) < await_value) {
       }
@@ -395,6 +397,7 @@ static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + 2 * kStackMa
 // matrices: m < M.
 __device__ __forceinline__ bool pump_rows(RowProducer& p, const DecodeStackArgs& a, uint8_t* ring, uint64_t* full,
                                           uint64_t* empty, int W, int M, int UB, int R, int P) {
+  // (P: the caller's, a.rows_in_flight or a.window_rows_in_flight as the crew is in a matrix or not.)
   unsigned issued = p.issued, landed = p.landed;
   while (landed < issued && mbar_test(full + landed % R, (landed / R) & 1u)) ++landed;
   int m = p.m, i = p.i;
@@ -1060,7 +1063,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // layer l) and the layers whose attention warp 0 has done (attn_done).
   __shared__ uint64_t row_full[kStackMaxRingRows], row_empty[kStackMaxRingRows];
   __shared__ RowProducer producer;
-  __shared__ unsigned crew_phase, attn_done;
+  __shared__ unsigned crew_phase, attn_done, in_matrix;
   // The dynamic regions (stack_smem_layout); the streaming warps' input scratch is for
   // GluInput and MergedInput.
   const int scratch_bytes = stack_warp_scratch_bytes(kFlags, a.warp_merge);
@@ -1106,9 +1109,10 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // The row ring's producer: fills the ring while a slot is free, up to a.rows_in_flight rows;
   // when it could issue nothing, it backs off a little (its polls take issue slots from the
   // streaming warps that share its scheduler).
+  const int window_rows = a.window_rows_in_flight < 0 ? a.rows_in_flight : a.window_rows_in_flight;
   auto pump = [&]() {
-    if (!pump_rows(producer, a, ring, row_full, row_empty, W, M, UB, a.ring_depth, a.rows_in_flight))
-      __nanosleep(32);
+    const int P = load_acquire_cta(&in_matrix) != 0 ? a.rows_in_flight : window_rows;
+    if (!pump_rows(producer, a, ring, row_full, row_empty, W, M, UB, a.ring_depth, P)) __nanosleep(32);
   };
   if constexpr (kRowRing) {
     if (tid == 0) {
@@ -1121,6 +1125,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       producer = RowProducer{m0, 0, 0u, 0u};
       crew_phase = 0;
       attn_done = 0;
+      in_matrix = 1;  // the first matrix's rows at the full rate
       mbar_init_fence();
     }
     __syncthreads();
@@ -1169,7 +1174,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     unsigned long long* t = kTrace ? trace_row(l) + kTraceArrive0 + 2 * k : nullptr;
     if constexpr (kRowRing) {
       grid_barrier<C>(bar_count, bar_target, t, k == 2 ? &attn_done : nullptr, static_cast<unsigned>(l + 1),
-                      &crew_phase, static_cast<unsigned>(8 * l + k + 1));
+                      &crew_phase, static_cast<unsigned>(8 * l + k + 1), &in_matrix);
     } else {
       grid_barrier<C>(bar_count, bar_target, t);
     }
@@ -1193,6 +1198,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     constexpr int R = decltype(role)::value;
     if (!streams) return;
     const StackMatrix& mt = stack_matrix(a, m);
+    if (kRowRing && tid == C::kFirst) store_release_cta(&in_matrix, 1);  // the window is over
     const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
     const int gb = mt.group_block;  // the unit order (stack_unit_pair_group)
     const bool meta_f16 = mt.meta_f16;
@@ -1245,6 +1251,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       if constexpr (kRowRing) {  // unit k: its row's place, or its place in the packed row
         const int slot = static_cast<int>(rr % rows_r);
         mbar_wait(row_full + slot, (rr / rows_r) & 1u);
+        if (kTrace && k == 0 && tid == 32) trace_row(m >> 2)[kTraceQkvUnit + (m & 3)] = global_ns();
         compute_unit<SU, kBias>(ring + (static_cast<size_t>(slot) * kUnitWarps + (k < rows.n ? warp - 1 : rows.pos)) * UB,
                                 x, grp, acc, lane, magic, meta_f16);
         __syncwarp();
@@ -1252,6 +1259,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         ++rr;
       } else {
         ring_wait(a.ring_depth);
+        if (kTrace && k == 0 && tid == 32) trace_row(m >> 2)[kTraceQkvUnit + (m & 3)] = global_ns();
         __syncwarp();
         compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
         __syncwarp();

@@ -26,8 +26,9 @@
 //                                         quantized models' one-token steps run the fused decoder
 //                                         layers; --only decode_stack: that op's own checks, with it on)
 //                       [--decode-stack-ring-depth N] [--decode-stack-row-ring]
-//                       [--decode-stack-rows-in-flight N]  (its tuning, CudaOptions::decode_stack_ring_depth,
-//                                         _row_ring, _rows_in_flight; a depth whose ring does not
+//                       [--decode-stack-rows-in-flight N] [--decode-stack-window-rows-in-flight N]
+//                                         (its tuning, CudaOptions::decode_stack_ring_depth, _row_ring,
+//                                         _rows_in_flight, _window_rows_in_flight; a depth whose ring does not
 //                                         fit a shape's shared memory makes that shape's fused
 //                                         cases fail as not fused)
 //                       [--decode-stack-trace]  (the kernel's traced form, CudaOptions::decode_stack_trace)
@@ -1372,6 +1373,8 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-row-ring") options.decode_stack_row_ring = true;
     else if (a == "--decode-stack-rows-in-flight" && has_value)
       options.decode_stack_rows_in_flight = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-window-rows-in-flight" && has_value)
+      options.decode_stack_window_rows_in_flight = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
     else if (a == "--decode-stack-item-merge") options.decode_stack_stage_merge = false;

@@ -32,7 +32,8 @@
 //                      [--decode-stack-ring-depth N]   (its ring units a warp, or rows of the row
 //                                        ring: decode_stack_ring_depth)
 //                      [--decode-stack-row-ring] [--decode-stack-rows-in-flight N]   (one ring a CTA
-//                                        filled by warp 0: decode_stack_row_ring, _rows_in_flight)
+//                      [--decode-stack-window-rows-in-flight N]  filled by warp 0: decode_stack_row_ring,
+//                                        _rows_in_flight, _window_rows_in_flight)
 //                      [--decode-stack-cta-attention]   (its attention a kv head a CTA:
 //                                        decode_stack_cta_attention)
 //                      [--decode-stack-item-merge]   (the attention's splits merged by each kv head's
@@ -476,6 +477,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["decode_stack_ring_depth"] = set.options.decode_stack_ring_depth;
   r["decode_stack_row_ring"] = set.options.decode_stack_row_ring;
   r["decode_stack_rows_in_flight"] = set.options.decode_stack_rows_in_flight;
+  r["decode_stack_window_rows_in_flight"] = set.options.decode_stack_window_rows_in_flight;
   r["decode_stack_cta_attention"] = set.options.decode_stack_cta_attention;
   r["decode_stack_stage_merge"] = set.options.decode_stack_stage_merge;
   r["decode_stack_mma_keys"] = set.options.decode_stack_mma_keys;
@@ -572,6 +574,15 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
         r[key + "_stack_trace_us"]["attention_layers"] = st.attention_layers;
         std::printf("  its attention's last CTA (%d layers, us):%s\n", st.attention_layers, line.c_str());
       }
+      nlohmann::json waits;
+      line.clear();
+      for (int m = 0; m < 4; ++m) {
+        waits[stack_unit_wait_name(m)] = st.unit_wait_us[m];
+        std::snprintf(buf, sizeof buf, " %s %.2f", stack_unit_wait_name(m), st.unit_wait_us[m]);
+        line += buf;
+      }
+      r[key + "_stack_trace_us"]["unit_wait"] = waits;
+      std::printf("  input staged to warp 1's first unit there (mean over CTAs, us):%s\n", line.c_str());
     }
     std::fflush(stdout);
   };
@@ -672,6 +683,8 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-row-ring") options.decode_stack_row_ring = true;
     else if (a == "--decode-stack-rows-in-flight" && i + 1 < argc)
       options.decode_stack_rows_in_flight = std::atoi(argv[++i]);
+    else if (a == "--decode-stack-window-rows-in-flight" && i + 1 < argc)
+      options.decode_stack_window_rows_in_flight = std::atoi(argv[++i]);
     else if (a == "--decode-stack-trace") options.decode_stack_trace = true;
     else if (a == "--decode-stack-cta-attention") options.decode_stack_cta_attention = true;
     else if (a == "--decode-stack-item-merge") options.decode_stack_stage_merge = false;

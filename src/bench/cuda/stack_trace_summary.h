@@ -53,7 +53,15 @@ struct StackTraceSummary {
   // it was the last split). attention_layers: the layers averaged (0: no detail).
   int attention_layers = 0;
   std::array<double, 4> attention_us{};  // q, keys, ticket, merge
+  // Each matrix's wait for its weights (qkv, o, gate_up, down): from a CTA's mark that its
+  // input is staged to its streaming warp 1's first unit in its slot (kTraceQkvUnit ..), the
+  // mean over the CTAs and layers whose marks are in order (wait_samples of them; the flags
+  // form has no o or down staged mark: those stay 0).
+  std::array<double, 4> unit_wait_us{};
+  std::array<int, 4> wait_samples{};
 };
+// The names of StackTraceSummary::unit_wait_us in output.
+const char* stack_unit_wait_name(int matrix);
 // The names of StackTraceSummary::attention_us in output.
 const char* stack_attention_step_name(int step);
 

@@ -62,6 +62,26 @@ TEST(StackTraceSummary, SegmentsOfTheCriticalPath) {
   EXPECT_STREQ(stack_segment_name(kSegDownBarrier), "down_barrier");
 }
 
+// Each matrix's wait for its weights: the mean over CTAs and layers 1 .. of warp 1's first unit
+// mark less the CTA's staged mark; a mark before its staged mark (left from an earlier launch)
+// or missing is left out.
+TEST(StackTraceSummary, UnitWaitIsTheMeanFromStagedToFirstUnit) {
+  Trace tr;
+  const int staged[4] = {kTraceQkvStaged, kTraceOStaged, kTraceGateUpStaged, kTraceDownStaged};
+  for (int l = 0; l < Trace::kLayers; ++l)
+    for (int c = 0; c < Trace::kCtas; ++c)
+      for (int m = 0; m < 4; ++m) tr.at(l, c, kTraceQkvUnit + m) = tr.at(l, c, staged[m]) + 100 * (m + 1) + 200 * c;
+  tr.at(1, 1, kTraceOUnit) = tr.at(1, 1, kTraceOStaged) - 5;  // stale: left out
+  StackTraceSummary s;
+  ASSERT_TRUE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas, &s));
+  EXPECT_EQ(s.wait_samples[0], 4);  // layers 1 and 2, 2 CTAs
+  EXPECT_EQ(s.wait_samples[1], 3);
+  EXPECT_NEAR(s.unit_wait_us[0], 0.2, 1e-9);                  // (0.1 + 0.3) / 2
+  EXPECT_NEAR(s.unit_wait_us[1], (0.2 + 0.2 + 0.4) / 3, 1e-9);  // without the stale one
+  EXPECT_NEAR(s.unit_wait_us[3], 0.5, 1e-9);
+  EXPECT_STREQ(stack_unit_wait_name(2), "gate_up");
+}
+
 // The flags form's trace: barriers 0 and 3 only; 3 layers, 2 CTAs, CTA 1 100 ns after
 // CTA 0 except at barrier exits; the segments of a layer last 1 .. 7 us in order.
 TEST(StackTraceSummary, FlagsForm) {
