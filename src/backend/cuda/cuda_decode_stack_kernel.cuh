@@ -331,6 +331,21 @@ __device__ __forceinline__ const StackMatrix& stack_matrix(const DecodeStackArgs
   }
 }
 
+// Matrix m's shape (N, K, groups, units, group_block, swiglu, meta_f16: the same in every
+// layer, decode_stack_supports) without its image: layer 0's, at an offset in the kernel's
+// parameters fixed by m & 3. Reading layer m / 4's instead indexes the ~15 KB of parameters
+// with a register, and each layer's first read missed the constant cache: an L2 round trip
+// at the start of every phase (0.6-0.8 us from a matrix's input staged to its first unit in
+// session 28's H100 trace, with its weights long in the ring).
+__device__ __forceinline__ const StackMatrix& stack_shape(const DecodeStackArgs& a, int m) {
+  switch (m & 3) {
+    case 0: return a.layer[0].qkv;
+    case 1: return a.layer[0].o;
+    case 2: return a.layer[0].gate_up;
+    default: return a.layer[0].down;
+  }
+}
+
 // A streaming warp's walk through its units of every matrix of the launch (matrix m,
 // unit i of the n of its range), in the order its ring takes them; src: the unit's
 // image (stack_unit_slot: i W + gw in the full rows, then the packed last row).
@@ -445,7 +460,15 @@ __device__ __forceinline__ void h_store(bf16* hs, int i, const float4& v) {
   *reinterpret_cast<uint2*>(hs + i) = *reinterpret_cast<const uint2*>(p);
 }
 
-// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with the crew's barrier.
+// Warp: cp.async of the norm weights w (bf16 [H], 16-byte aligned, H % 8 == 0) into dst
+// (shared memory), one group.
+__device__ __forceinline__ void prefetch_norm(bf16* dst, const void* w, int H, int lane) {
+  for (int v = lane; v < H / 8; v += 32) cp_async16(dst + 8 * v, static_cast<const uint4*>(w) + v);
+  cp_async_commit();
+}
+
+// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H], in shared or global
+// memory); ends with the crew's barrier.
 template <class C>
 __device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H, float eps, int kind, bf16* xs,
                                            float* red) {
@@ -788,8 +811,8 @@ struct MergedInput {
 // CTA's trace row, where lane 0 marks kTraceAttnQ, kTraceAttnKeys and kTraceAttnTicket.
 template <int G>
 __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int s, int S,
-                               int pos, const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
-                               bool staged, int* tickets, unsigned* merged, bool stage_merge,
+                               int pos, int slot, const float (&cs)[2], const float (&sn)[2], bf16* qs,
+                               uint8_t* stage, bool staged, int* tickets, unsigned* merged, bool stage_merge,
                                unsigned long long* trace, int lane) {
   constexpr int D = kStackHeadDim, half = D / 2;
   const int Hq = a.q_heads, Hkv = a.kv_heads;
@@ -807,7 +830,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
     }
   }
   if (k1 == nkeys) {  // the split with the new key stores it (and stages it, if it is in the first chunk)
-    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
+    const size_t row = (static_cast<size_t>(slot) * Hkv + g) * D;
     const float* xk = qkvsum + (Hq + g) * D;
     const float* xv = qkvsum + (Hq + Hkv + g) * D;
     bf16* kc = static_cast<bf16*>(L.k_cache) + row;
@@ -967,7 +990,7 @@ __device__ __forceinline__ void prefetch_chunk_l2(const DecodeStackArgs& a, cons
 // times more, ptxas -v).
 template <int G>
 __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const StackLayer& L, const float* qkvsum, int g, int pos,
-                              const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
+                              int slot, const float (&cs)[2], const float (&sn)[2], bf16* qs, uint8_t* stage,
                               float* scratch, int warp, int lane) {
   constexpr int D = kStackHeadDim, half = D / 2;
   const int Hq = a.q_heads, Hkv = a.kv_heads, nkeys = pos + 1, S = (nkeys + 31) / 32;
@@ -980,7 +1003,7 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
     rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
   } else if (warp < 2 * G + 2) {
     const int r = warp - 2 * G, i = lane + 32 * r;
-    const size_t row = (static_cast<size_t>(*a.slot) * Hkv + g) * D;
+    const size_t row = (static_cast<size_t>(slot) * Hkv + g) * D;
     const float* xk = qkvsum + (Hq + g) * D;
     const float* xv = qkvsum + (Hq + Hkv + g) * D;
     bf16 ka, kb;
@@ -1073,6 +1096,11 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   float* red = reinterpret_cast<float*>(smem + lay.red);    // [32]
   bf16* qs = reinterpret_cast<bf16*>(smem + lay.qs);        // [G][D] warp 0's q
   uint8_t* stage = smem + lay.stage;                         // [kStageBytes] warp 0's first chunk
+  // [2][H] the input norm's and the MLP norm's weights (the barrier forms: warp 0 copies each
+  // in while the streaming warps run the matrices before it, so that a norm's only L2 round
+  // trip after its barrier is the sums; the row ring reads them from global memory).
+  bf16* const norm_in = reinterpret_cast<bf16*>(smem + lay.normw);
+  bf16* const norm_mlp = norm_in + stack_round16(a.H * 2) / 2;
   bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + max(warp - 1, 0) * scratch_bytes);
   // The warp's ring, or with kRowRing the CTA's (a.ring_depth rows of kUnitWarps units).
   uint8_t* ring = smem + lay.ring + (kRowRing ? 0 : static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB);
@@ -1139,6 +1167,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   pdl_wait();
 
   const int pos = __ldcg(a.position);
+  const int cache_slot = __ldcg(a.slot);  // the new token's cache row (read once, not at each layer's attention)
   // Key splits a kv head: attention_item's (~32 keys each, over the CTAs' warps 0), or
   // with cta_attention one a warp of CTA g (attention_cta).
   const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1);
@@ -1188,6 +1217,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if (i < H && tid >= C::kFirst)
       *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
+  if constexpr (!kRowRing) {  // layer 0's input norm into shared memory
+    if (warp == 0) {
+      prefetch_norm(norm_in, a.layer[0].input_norm_w, H, lane);
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+  }
   int consume_slot = 0;  // the ring slot of the next unit to compute
   // The warp's units of matrix m, its sums added to out, its input read through x
   // (SharedInput, L2Input, GluInput). role (a Role): in the flags form, the counters its
@@ -1197,7 +1233,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   auto run_matrix = [&](int m, float* out, const auto& x, auto role, unsigned target) {
     constexpr int R = decltype(role)::value;
     if (!streams) return;
-    const StackMatrix& mt = stack_matrix(a, m);
+    const StackMatrix& mt = stack_shape(a, m);  // (its image is the ring cursor's business)
     if (kRowRing && tid == C::kFirst) store_release_cta(&in_matrix, 1);  // the window is over
     const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
     const int gb = mt.group_block;  // the unit order (stack_unit_pair_group)
@@ -1212,7 +1248,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
                             cta_row_count(cta_rows(a.layer[0].gate_up.units, blockIdx.x, W, 0)) +
                             cta_row_count(cta_rows(a.layer[0].down.units, blockIdx.x, W, 0));
       rr = static_cast<unsigned>((m >> 2) * per_layer);
-      for (int j = 4 * (m >> 2); j < m; ++j) rr += cta_row_count(cta_rows(stack_matrix(a, j).units, blockIdx.x, W, 0));
+      for (int j = 4 * (m >> 2); j < m; ++j) rr += cta_row_count(cta_rows(stack_shape(a, j).units, blockIdx.x, W, 0));
       rows = cta_rows(mt.units, blockIdx.x, W, gw);
     }
     [[maybe_unused]] const int rows_r = a.ring_depth;  // the row ring's rows
@@ -1304,14 +1340,14 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       unsigned long long* const item_trace = kTrace ? trace_row(l) : nullptr;
       if (flags) flag_wait(qkv_flags + g * kStackFlagStride, static_cast<unsigned>(l + 1) * qkv_units, lane);
       switch (G) {  // the q heads of a kv head as a constant: their sums stay in registers
-        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
-        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 1: attention_item<1>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 2: attention_item<2>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 3: attention_item<3>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 4: attention_item<4>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 5: attention_item<5>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 6: attention_item<6>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        case 7: attention_item<7>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
+        default: attention_item<8>(a, L, qkvsum, g, s, S, pos, cache_slot, cs, sn, qs, stage, staged, tickets, merged, stage_merge, item_trace, lane); break;
       }
     }
   };
@@ -1359,7 +1395,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
       if (flags) zero_sums<C>(o_last, H);
     }
-    stage_norm<C>(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, kRowRing ? L.input_norm_w : norm_in, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
@@ -1386,10 +1422,10 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         __syncthreads();
       }
       switch (G) {
-        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
-        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
-        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
-        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cs, sn, qs, stage, scratch, warp, lane); break;
+        case 1: attention_cta<1>(a, L, qkvsum, blockIdx.x, pos, cache_slot, cs, sn, qs, stage, scratch, warp, lane); break;
+        case 2: attention_cta<2>(a, L, qkvsum, blockIdx.x, pos, cache_slot, cs, sn, qs, stage, scratch, warp, lane); break;
+        case 3: attention_cta<3>(a, L, qkvsum, blockIdx.x, pos, cache_slot, cs, sn, qs, stage, scratch, warp, lane); break;
+        default: attention_cta<4>(a, L, qkvsum, blockIdx.x, pos, cache_slot, cs, sn, qs, stage, scratch, warp, lane); break;
       }
       if (flags) {  // every thread's attn_out stores, then the head's count (a release, as flag_add's)
         __syncthreads();
@@ -1401,6 +1437,10 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if constexpr (!kRowRing) {
       attention_items(l, L);
       mark(l, kTraceAttentionDone);
+      if (warp == 0) {  // the next norms' weights (their slots' last readers are past), waited before barrier 3
+        prefetch_norm(norm_mlp, L.mlp_norm_w, H, lane);
+        if (l + 1 < a.layers) prefetch_norm(norm_in, a.layer[l + 1].input_norm_w, H, lane);
+      }
     }
     if (flags) {
       // o_proj: each unit waits for its head's merged attention and reads it from L2.
@@ -1413,7 +1453,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, MergedInput<SU>{a.partials, warp_scratch, S}, Role<kRolePlain>{}, 0u);
       } else {
         int c0, c1;  // the columns of o_proj's input that this CTA's units read
-        cta_columns(L.o, &c0, &c1);
+        cta_columns(a.layer[0].o, &c0, &c1);
         if (stage_merge) {
           stage_merged_attention<C>(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
         } else {  // o_proj's input: the merged attention, as it is.
@@ -1425,13 +1465,14 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
       }
     }
+    if (!kRowRing && warp == 0) cp_async_wait<0>();  // the norm weights, for every thread after the barrier
     barrier(l, 3);
     add_sums<C>(hs, o_out, H);
     if (flags) {
       zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
     }
-    stage_norm<C>(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, kRowRing ? L.mlp_norm_w : norm_mlp, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
       run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
@@ -1448,7 +1489,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       // columns [c0, c1) that this CTA's down_proj units read; 4 float4s of g and u a thread at
       // a time (the 3B shape's all), not C::kGluVecs (the registers' peak).
       int c0, c1;
-      cta_columns(L.down, &c0, &c1);
+      cta_columns(a.layer[0].down, &c0, &c1);
       constexpr int kChunk = 4;
       const int r = C::rank();
 #pragma unroll 1
