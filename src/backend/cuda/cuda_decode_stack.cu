@@ -132,9 +132,6 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
       return false;
     if (L.input_norm_w == nullptr || L.mlp_norm_w == nullptr || L.k_cache == nullptr || L.v_cache == nullptr)
       return false;
-    // (warp 0 copies the norm weights into shared memory 16 bytes at a time)
-    if (reinterpret_cast<uintptr_t>(L.input_norm_w) % 16 != 0 || reinterpret_cast<uintptr_t>(L.mlp_norm_w) % 16 != 0)
-      return false;
   }
   if (a.residual == nullptr || a.normed == nullptr || a.final_norm_w == nullptr || a.inv_freq == nullptr ||
       a.position == nullptr || a.slot == nullptr || a.block_table == nullptr || a.sums == nullptr ||

@@ -105,21 +105,20 @@ enum StackTracePoint : int {
   kTraceAttnQ,       // q rotated and the new key stored: its keys next
   kTraceAttnKeys,    // its keys attended, the partial stored
   kTraceAttnTicket,  // the fence and the ticket taken (the merge, if it is the last split, next)
-  // Streaming warp 1's first unit of each matrix of the layer in its ring slot (lane 0, after
-  // its wait): how long after the matrix's input was staged its weights were there.
-  kTraceQkvUnit,
-  kTraceOUnit,
-  kTraceGateUpUnit,
-  kTraceDownUnit,
-  kStackTracePoints
+  // Streaming warp 1 (lane 0) in each matrix of the layer (qkv, o, gate_up, down in order):
+  // its range worked out (before its first wait), its first unit in its ring slot (after the
+  // wait), and its last unit computed (before its last flush).
+  kTraceQkvSetup,
+  kTraceQkvUnit = kTraceQkvSetup + 4,
+  kTraceQkvLast = kTraceQkvUnit + 4,
+  kStackTracePoints = kTraceQkvLast + 4
 };
 
 // The kernel's dynamic shared memory, byte offsets from its start (each 16-byte aligned):
 // xs at 0 (the matrix's input, bf16 [max(H, Hq D, I)], which is also the CTA attention's
 // scratch, f32 [kStackWarps][G][2] + [G][D]), the residual hs (bf16 [H]), red (f32 [32]), warp
 // 0's q (bf16 [G][D]) and stage (kStackStageBytes: 32 K rows and 32 V rows of D bf16, each
-// padded by 16 bytes), the norm weights (normw: bf16 [2][H], each 16-byte rounded: the input
-// norm's and the MLP norm's, which warp 0 copies in ahead of their use), the streaming warps' input scratch (scratch_bytes each,
+// padded by 16 bytes), the streaming warps' input scratch (scratch_bytes each,
 // stack_warp_scratch_bytes), then their rings. One function for the kernel's pointers and the
 // host's size (stack_smem_bytes), so that the two agree.
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
@@ -127,7 +126,7 @@ constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
 // cursors (512 x 24 B) and the grid barrier's target (u64), rounded up to 256 bytes.
 constexpr int kStackStaticSmemBytes = 12544;
 struct StackSmemLayout {
-  int hs = 0, red = 0, qs = 0, stage = 0, normw = 0, scratch = 0, ring = 0;
+  int hs = 0, red = 0, qs = 0, stage = 0, scratch = 0, ring = 0;
 };
 KR_HD int stack_round16(int bytes) { return (bytes + 15) / 16 * 16; }
 KR_HD StackSmemLayout stack_smem_layout(int H, int I, int Hq, int Hkv, bool cta_attention, int scratch_bytes) {
@@ -139,8 +138,7 @@ KR_HD StackSmemLayout stack_smem_layout(int H, int I, int Hq, int Hkv, bool cta_
   l.red = l.hs + stack_round16(H * 2);
   l.qs = l.red + 32 * 4;
   l.stage = l.qs + G * kStackHeadDim * 2;
-  l.normw = l.stage + kStackStageBytes;
-  l.scratch = l.normw + 2 * stack_round16(H * 2);
+  l.scratch = l.stage + kStackStageBytes;
   l.ring = l.scratch + kStackStreamWarps * scratch_bytes;
   return l;
 }

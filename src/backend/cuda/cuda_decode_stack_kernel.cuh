@@ -460,15 +460,7 @@ __device__ __forceinline__ void h_store(bf16* hs, int i, const float4& v) {
   *reinterpret_cast<uint2*>(hs + i) = *reinterpret_cast<const uint2*>(p);
 }
 
-// Warp: cp.async of the norm weights w (bf16 [H], 16-byte aligned, H % 8 == 0) into dst
-// (shared memory), one group.
-__device__ __forceinline__ void prefetch_norm(bf16* dst, const void* w, int H, int lane) {
-  for (int v = lane; v < H / 8; v += 32) cp_async16(dst + 8 * v, static_cast<const uint4*>(w) + v);
-  cp_async_commit();
-}
-
-// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H], in shared or global
-// memory); ends with the crew's barrier.
+// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with the crew's barrier.
 template <class C>
 __device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H, float eps, int kind, bf16* xs,
                                            float* red) {
@@ -1096,11 +1088,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   float* red = reinterpret_cast<float*>(smem + lay.red);    // [32]
   bf16* qs = reinterpret_cast<bf16*>(smem + lay.qs);        // [G][D] warp 0's q
   uint8_t* stage = smem + lay.stage;                         // [kStageBytes] warp 0's first chunk
-  // [2][H] the input norm's and the MLP norm's weights (the barrier forms: warp 0 copies each
-  // in while the streaming warps run the matrices before it, so that a norm's only L2 round
-  // trip after its barrier is the sums; the row ring reads them from global memory).
-  bf16* const norm_in = reinterpret_cast<bf16*>(smem + lay.normw);
-  bf16* const norm_mlp = norm_in + stack_round16(a.H * 2) / 2;
   bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + max(warp - 1, 0) * scratch_bytes);
   // The warp's ring, or with kRowRing the CTA's (a.ring_depth rows of kUnitWarps units).
   uint8_t* ring = smem + lay.ring + (kRowRing ? 0 : static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB);
@@ -1217,13 +1204,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if (i < H && tid >= C::kFirst)
       *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
-  if constexpr (!kRowRing) {  // layer 0's input norm into shared memory
-    if (warp == 0) {
-      prefetch_norm(norm_in, a.layer[0].input_norm_w, H, lane);
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-  }
   int consume_slot = 0;  // the ring slot of the next unit to compute
   // The warp's units of matrix m, its sums added to out, its input read through x
   // (SharedInput, L2Input, GluInput). role (a Role): in the flags form, the counters its
@@ -1255,6 +1235,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     int pair, grp;
     stack_unit_pair_group(b, mt.N / 32, gb, &pair, &grp);
     int gi = grp - grp / gb * gb;   // grp's place in its block
+    if (kTrace && tid == 32 && n > 0) trace_row(m >> 2)[kTraceQkvSetup + (m & 3)] = global_ns();
     float acc[2][2] = {{0, 0}, {0, 0}};
     int in_pair = 0;                // units of `pair` summed (producers)
     int pending = -1;               // the counter the units summed since the last flag_add go to
@@ -1309,6 +1290,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       }
       stack_next_unit(mt.N / 32, gb, &pair, &grp, &gi);
     }
+    if (kTrace && tid == 32 && n > 0) trace_row(m >> 2)[kTraceQkvLast + (m & 3)] = global_ns();
     if (n > 0 && gi != 0) flush();
     if constexpr (kRowRing) {
       // A packed row without a unit of this warp: released once it has landed (so that this
@@ -1395,7 +1377,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
       if (flags) zero_sums<C>(o_last, H);
     }
-    stage_norm<C>(hs, kRowRing ? L.input_norm_w : norm_in, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
@@ -1437,10 +1419,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if constexpr (!kRowRing) {
       attention_items(l, L);
       mark(l, kTraceAttentionDone);
-      if (warp == 0) {  // the next norms' weights (their slots' last readers are past), waited before barrier 3
-        prefetch_norm(norm_mlp, L.mlp_norm_w, H, lane);
-        if (l + 1 < a.layers) prefetch_norm(norm_in, a.layer[l + 1].input_norm_w, H, lane);
-      }
     }
     if (flags) {
       // o_proj: each unit waits for its head's merged attention and reads it from L2.
@@ -1465,14 +1443,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
       }
     }
-    if (!kRowRing && warp == 0) cp_async_wait<0>();  // the norm weights, for every thread after the barrier
     barrier(l, 3);
     add_sums<C>(hs, o_out, H);
     if (flags) {
       zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
     }
-    stage_norm<C>(hs, kRowRing ? L.mlp_norm_w : norm_mlp, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
       run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);

@@ -574,15 +574,19 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
         r[key + "_stack_trace_us"]["attention_layers"] = st.attention_layers;
         std::printf("  its attention's last CTA (%d layers, us):%s\n", st.attention_layers, line.c_str());
       }
-      nlohmann::json waits;
+      nlohmann::json units;
       line.clear();
       for (int m = 0; m < 4; ++m) {
-        waits[stack_unit_wait_name(m)] = st.unit_wait_us[m];
-        std::snprintf(buf, sizeof buf, " %s %.2f", stack_unit_wait_name(m), st.unit_wait_us[m]);
+        std::snprintf(buf, sizeof buf, "%s %s", m > 0 ? ";" : "", stack_unit_matrix_name(m));
         line += buf;
+        for (int k = 0; k < 4; ++k) {
+          units[stack_unit_matrix_name(m)][stack_unit_step_name(k)] = st.unit_steps_us[m][k];
+          std::snprintf(buf, sizeof buf, " %s %.2f", stack_unit_step_name(k), st.unit_steps_us[m][k]);
+          line += buf;
+        }
       }
-      r[key + "_stack_trace_us"]["unit_wait"] = waits;
-      std::printf("  input staged to warp 1's first unit there (mean over CTAs, us):%s\n", line.c_str());
+      r[key + "_stack_trace_us"]["warp1_steps"] = units;
+      std::printf("  warp 1 from each input staged to its CTA's arrival (mean over CTAs, us):%s\n", line.c_str());
     }
     std::fflush(stdout);
   };

@@ -14,9 +14,14 @@ const char* stack_segment_name(int segment) {
   return segment >= 0 && segment < kStackSegments ? kNames[segment] : "?";
 }
 
-const char* stack_unit_wait_name(int matrix) {
+const char* stack_unit_matrix_name(int matrix) {
   static const char* const kNames[4] = {"qkv", "o", "gate_up", "down"};
   return matrix >= 0 && matrix < 4 ? kNames[matrix] : "?";
+}
+
+const char* stack_unit_step_name(int step) {
+  static const char* const kNames[4] = {"setup", "wait", "units", "tail"};
+  return step >= 0 && step < 4 ? kNames[step] : "?";
 }
 
 const char* stack_attention_step_name(int step) {
@@ -103,22 +108,27 @@ bool summarize_stack_trace(const std::vector<uint64_t>& ns, int layers, int ctas
       for (int k = 0; k < 4; ++k) s.attention_us[k] += static_cast<double>(steps[k + 1] - steps[k]) / 1e3;
       ++s.attention_layers;
     }
-    // Each CTA's wait for each matrix's weights (a mark left from an earlier launch, or none,
-    // is out of order or past the layer's end: left out).
+    // Each CTA's warp 1 in each matrix (marks left from an earlier launch, or missing, are out
+    // of order: left out).
     const int staged[4] = {kTraceQkvStaged, kTraceOStaged, kTraceGateUpStaged, kTraceDownStaged};
-    const uint64_t layer_end = last(nl, end_exit);
     for (int c = 0; c < ctas; ++c) {
       const uint64_t* r = &ns[(static_cast<size_t>(l) * ctas + c) * P];
+      const uint64_t arrivals[4] = {r[arrive(1)], r[arrive(3)], r[arrive(4)],
+                                    ns[(static_cast<size_t>(nl) * ctas + c) * P + end_arrive]};
       for (int m = 0; m < 4; ++m) {
-        const uint64_t from = r[staged[m]], to = r[kTraceQkvUnit + m];
-        if (from == 0 || to < from || to > layer_end) continue;
-        s.unit_wait_us[m] += static_cast<double>(to - from) / 1e3;
-        ++s.wait_samples[m];
+        const uint64_t t[5] = {r[staged[m]], r[kTraceQkvSetup + m], r[kTraceQkvUnit + m], r[kTraceQkvLast + m],
+                               arrivals[m]};
+        bool ok = t[0] != 0;
+        for (int k = 1; k < 5; ++k) ok = ok && t[k] >= t[k - 1];
+        if (!ok) continue;
+        for (int k = 0; k < 4; ++k) s.unit_steps_us[m][k] += static_cast<double>(t[k + 1] - t[k]) / 1e3;
+        ++s.unit_samples[m];
       }
     }
   }
   for (int m = 0; m < 4; ++m)
-    if (s.wait_samples[m] > 0) s.unit_wait_us[m] /= s.wait_samples[m];
+    if (s.unit_samples[m] > 0)
+      for (double& v : s.unit_steps_us[m]) v /= s.unit_samples[m];
   if (s.attention_layers > 0)
     for (double& v : s.attention_us) v /= s.attention_layers;
   s.layers = layers - 1;

@@ -53,15 +53,19 @@ struct StackTraceSummary {
   // it was the last split). attention_layers: the layers averaged (0: no detail).
   int attention_layers = 0;
   std::array<double, 4> attention_us{};  // q, keys, ticket, merge
-  // Each matrix's wait for its weights (qkv, o, gate_up, down): from a CTA's mark that its
-  // input is staged to its streaming warp 1's first unit in its slot (kTraceQkvUnit ..), the
-  // mean over the CTAs and layers whose marks are in order (wait_samples of them; the flags
-  // form has no o or down staged mark: those stay 0).
-  std::array<double, 4> unit_wait_us{};
-  std::array<int, 4> wait_samples{};
+  // Streaming warp 1 in each matrix (qkv, o, gate_up, down), from its CTA's mark that the
+  // matrix's input is staged to the CTA's arrival at the barrier after the matrix, in four
+  // steps (kTraceQkvSetup ..): setup (its range worked out), wait (its first unit in its
+  // slot), units (its units to its last computed), tail (its last flush and the CTA's other
+  // warps, to the arrival). The mean over the CTAs and layers whose marks are in order
+  // (unit_samples of them); the flags form has no staged mark for o or down, nor a barrier
+  // after qkv or gate_up: those stay 0.
+  std::array<std::array<double, 4>, 4> unit_steps_us{};
+  std::array<int, 4> unit_samples{};
 };
-// The names of StackTraceSummary::unit_wait_us in output.
-const char* stack_unit_wait_name(int matrix);
+// The names of the matrices and steps of StackTraceSummary::unit_steps_us in output.
+const char* stack_unit_matrix_name(int matrix);
+const char* stack_unit_step_name(int step);
 // The names of StackTraceSummary::attention_us in output.
 const char* stack_attention_step_name(int step);
 

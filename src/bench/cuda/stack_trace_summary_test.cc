@@ -62,24 +62,36 @@ TEST(StackTraceSummary, SegmentsOfTheCriticalPath) {
   EXPECT_STREQ(stack_segment_name(kSegDownBarrier), "down_barrier");
 }
 
-// Each matrix's wait for its weights: the mean over CTAs and layers 1 .. of warp 1's first unit
-// mark less the CTA's staged mark; a mark before its staged mark (left from an earlier launch)
-// or missing is left out.
-TEST(StackTraceSummary, UnitWaitIsTheMeanFromStagedToFirstUnit) {
+// Warp 1's steps in each matrix: from the CTA's staged mark, setup, wait, units and tail to the
+// CTA's arrival at the barrier after the matrix (down_proj's: the next layer's barrier 0, or the
+// final one), the mean over CTAs and layers 1 ..; a CTA whose marks are out of order (one left
+// from an earlier launch) is left out.
+TEST(StackTraceSummary, WarpOneStepsFromStagedToArrival) {
   Trace tr;
   const int staged[4] = {kTraceQkvStaged, kTraceOStaged, kTraceGateUpStaged, kTraceDownStaged};
   for (int l = 0; l < Trace::kLayers; ++l)
     for (int c = 0; c < Trace::kCtas; ++c)
-      for (int m = 0; m < 4; ++m) tr.at(l, c, kTraceQkvUnit + m) = tr.at(l, c, staged[m]) + 100 * (m + 1) + 200 * c;
-  tr.at(1, 1, kTraceOUnit) = tr.at(1, 1, kTraceOStaged) - 5;  // stale: left out
+      for (int m = 0; m < 4; ++m) {
+        const uint64_t t0 = tr.at(l, c, staged[m]);
+        tr.at(l, c, kTraceQkvSetup + m) = t0 + 10 * (c + 1);
+        tr.at(l, c, kTraceQkvUnit + m) = t0 + 10 * (c + 1) + 100;
+        tr.at(l, c, kTraceQkvLast + m) = t0 + 10 * (c + 1) + 100 + 300;
+      }
+  tr.at(1, 1, kTraceQkvUnit + 1) = tr.at(1, 1, kTraceOStaged) - 5;  // o_proj's, stale: left out
   StackTraceSummary s;
   ASSERT_TRUE(summarize_stack_trace(tr.ns, Trace::kLayers, Trace::kCtas, &s));
-  EXPECT_EQ(s.wait_samples[0], 4);  // layers 1 and 2, 2 CTAs
-  EXPECT_EQ(s.wait_samples[1], 3);
-  EXPECT_NEAR(s.unit_wait_us[0], 0.2, 1e-9);                  // (0.1 + 0.3) / 2
-  EXPECT_NEAR(s.unit_wait_us[1], (0.2 + 0.2 + 0.4) / 3, 1e-9);  // without the stale one
-  EXPECT_NEAR(s.unit_wait_us[3], 0.5, 1e-9);
-  EXPECT_STREQ(stack_unit_wait_name(2), "gate_up");
+  EXPECT_EQ(s.unit_samples[0], 4);  // layers 1 and 2, 2 CTAs
+  EXPECT_EQ(s.unit_samples[1], 3);
+  EXPECT_NEAR(s.unit_steps_us[0][0], 0.015, 1e-9);  // (0.01 + 0.02) / 2
+  EXPECT_NEAR(s.unit_steps_us[2][1], 0.1, 1e-9);
+  EXPECT_NEAR(s.unit_steps_us[3][2], 0.3, 1e-9);
+  // The tail: the staged mark to the arrival after the matrix (the layer's next segment ends
+  // there: gate_up's barrier 4 arrival is 10 us after its staged mark), less the steps before.
+  EXPECT_NEAR(s.unit_steps_us[2][3], 10.0 - 0.015 - 0.1 - 0.3, 1e-9);
+  // down_proj's tail runs to the next layer's barrier 0 (13 us after the GLU's staged mark).
+  EXPECT_NEAR(s.unit_steps_us[3][3], 13.0 - 0.015 - 0.1 - 0.3, 1e-9);
+  EXPECT_STREQ(stack_unit_matrix_name(2), "gate_up");
+  EXPECT_STREQ(stack_unit_step_name(3), "tail");
 }
 
 // The flags form's trace: barriers 0 and 3 only; 3 layers, 2 CTAs, CTA 1 100 ns after
