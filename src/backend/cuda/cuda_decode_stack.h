@@ -118,17 +118,15 @@ enum StackTracePoint : int {
 // xs at 0 (the matrix's input, bf16 [max(H, Hq D, I)], which is also the CTA attention's
 // scratch, f32 [kStackWarps][G][2] + [G][D]), the residual hs (bf16 [H]), red (f32 [32]), warp
 // 0's q (bf16 [G][D]) and stage (kStackStageBytes: 32 K rows and 32 V rows of D bf16, each
-// padded by 16 bytes), the streaming warps' ranges (setup: kStackSetupBytes, each warp's first
-// unit of each of the 4 matrices, worked out once a launch), the streaming warps' input scratch (scratch_bytes each,
+// padded by 16 bytes), the streaming warps' input scratch (scratch_bytes each,
 // stack_warp_scratch_bytes), then their rings. One function for the kernel's pointers and the
 // host's size (stack_smem_bytes), so that the two agree.
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
-constexpr int kStackSetupBytes = kStackStreamWarps * 4 * 16;  // int4 (n, pair, group, place in block) a warp and matrix
 // The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
 // cursors (512 x 24 B) and the grid barrier's target (u64), rounded up to 256 bytes.
 constexpr int kStackStaticSmemBytes = 12544;
 struct StackSmemLayout {
-  int hs = 0, red = 0, qs = 0, stage = 0, setup = 0, scratch = 0, ring = 0;
+  int hs = 0, red = 0, qs = 0, stage = 0, scratch = 0, ring = 0;
 };
 KR_HD int stack_round16(int bytes) { return (bytes + 15) / 16 * 16; }
 KR_HD StackSmemLayout stack_smem_layout(int H, int I, int Hq, int Hkv, bool cta_attention, int scratch_bytes) {
@@ -140,8 +138,7 @@ KR_HD StackSmemLayout stack_smem_layout(int H, int I, int Hq, int Hkv, bool cta_
   l.red = l.hs + stack_round16(H * 2);
   l.qs = l.red + 32 * 4;
   l.stage = l.qs + G * kStackHeadDim * 2;
-  l.setup = l.stage + kStackStageBytes;
-  l.scratch = l.setup + kStackSetupBytes;
+  l.scratch = l.stage + kStackStageBytes;
   l.ring = l.scratch + kStackStreamWarps * scratch_bytes;
   return l;
 }

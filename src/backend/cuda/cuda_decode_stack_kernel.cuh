@@ -1204,17 +1204,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if (i < H && tid >= C::kFirst)
       *reinterpret_cast<uint2*>(hs + i) = __ldcg(reinterpret_cast<const uint2*>(static_cast<const bf16*>(a.residual) + i));
   }
-  // Each streaming warp's range of each matrix kind (stack_range_begin over W; its first unit's
-  // tile pair, group and place in its block, stack_unit_pair_group), by its lane m < 4, read
-  // by run_matrix after the CTA's next barrier.
-  int4* const warp_setup = reinterpret_cast<int4*>(smem + lay.setup) + max(warp - 1, 0) * 4;
-  if (streams && lane < 4) {
-    const StackMatrix& mt = stack_shape(a, lane);
-    const int b = stack_range_begin(mt.units, gw, W);
-    int pair, grp;
-    stack_unit_pair_group(b, mt.N / 32, mt.group_block, &pair, &grp);
-    warp_setup[lane] = make_int4(stack_range_begin(mt.units, gw + 1, W) - b, pair, grp, grp % mt.group_block);
-  }
   int consume_slot = 0;  // the ring slot of the next unit to compute
   // The warp's units of matrix m, its sums added to out, its input read through x
   // (SharedInput, L2Input, GluInput). role (a Role): in the flags form, the counters its
@@ -1226,11 +1215,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if (!streams) return;
     const StackMatrix& mt = stack_shape(a, m);  // (its image is the ring cursor's business)
     if (kRowRing && tid == C::kFirst) store_release_cta(&in_matrix, 1);  // the window is over
-    // The warp's range of matrix m (the same in every layer), worked out at the launch's start:
-    // 15 warps working it out at each matrix took 0.4-0.6 us of integer arithmetic after
-    // each staging (session 28's trace).
-    const int4 range = warp_setup[m & 3];
-    const int n = range.x;
+    const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
     const int gb = mt.group_block;  // the unit order (stack_unit_pair_group)
     const bool meta_f16 = mt.meta_f16;
     // The row ring: the CTA's rows before matrix m's (every layer's matrices have the same
@@ -1247,8 +1232,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       rows = cta_rows(mt.units, blockIdx.x, W, gw);
     }
     [[maybe_unused]] const int rows_r = a.ring_depth;  // the row ring's rows
-    int pair = range.y, grp = range.z;
-    int gi = range.w;  // grp's place in its block
+    int pair, grp;
+    stack_unit_pair_group(b, mt.N / 32, gb, &pair, &grp);
+    int gi = grp - grp / gb * gb;   // grp's place in its block
     if (kTrace && tid == 32 && n > 0) trace_row(m >> 2)[kTraceQkvSetup + (m & 3)] = global_ns();
     float acc[2][2] = {{0, 0}, {0, 0}};
     int in_pair = 0;                // units of `pair` summed (producers)
