@@ -333,10 +333,8 @@ __device__ __forceinline__ const StackMatrix& stack_matrix(const DecodeStackArgs
 
 // Matrix m's shape (N, K, groups, units, group_block, swiglu, meta_f16: the same in every
 // layer, decode_stack_supports) without its image: layer 0's, at an offset in the kernel's
-// parameters fixed by m & 3. Reading layer m / 4's instead indexes the ~15 KB of parameters
-// with a register, and each layer's first read missed the constant cache: an L2 round trip
-// at the start of every phase (0.6-0.8 us from a matrix's input staged to its first unit in
-// session 28's H100 trace, with its weights long in the ring).
+// parameters fixed by m & 3, rather than layer m / 4's, which indexes the ~15 KB of parameters
+// with a register (for the phases' own reads; the ring cursor reads each layer's image).
 __device__ __forceinline__ const StackMatrix& stack_shape(const DecodeStackArgs& a, int m) {
   switch (m & 3) {
     case 0: return a.layer[0].qkv;
