@@ -1119,17 +1119,14 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return "hidden size " + std::to_string(H) + ", intermediate " + std::to_string(I) + ", " +
            std::to_string(q0.q_heads) + "/" + std::to_string(q0.kv_heads) + " heads, " +
            std::to_string(s.layers.size()) + " layers";
-  const bool row_ring = options_.decode_stack_row_ring;
   const int depth = stack_ring_depth(options_, first->group, H, I, q0.q_heads, q0.kv_heads);
-  const int in_flight = options_.decode_stack_rows_in_flight;
-  const int window = options_.decode_stack_window_rows_in_flight;
-  if (depth < cuda::kStackMinRingDepth || depth > (row_ring ? cuda::kStackMaxRingRows : cuda::kStackMaxRingDepth) ||
-      (row_ring && (in_flight < 1 || in_flight > depth || (window != -1 && (window < 1 || window > in_flight)))))
-    return "ring depth " + std::to_string(depth) + (row_ring ? " or rows in flight " + std::to_string(in_flight) : "") +
-           " out of range";
-  if (row_ring && (options_.decode_stack_flags || options_.decode_stack_cta_attention ||
-                   options_.decode_stack_warp_merge))
-    return "the row ring with the flags form, the CTA attention or the warp merge";
+  if (const char* e = cuda::stack_tuning_error(
+          depth, options_.decode_stack_row_ring, options_.decode_stack_rows_in_flight,
+          options_.decode_stack_window_rows_in_flight, options_.decode_stack_flags,
+          options_.decode_stack_cta_attention, options_.decode_stack_warp_merge))
+    return std::string(e) + ": ring depth " + std::to_string(depth) + ", rows in flight " +
+           std::to_string(options_.decode_stack_rows_in_flight) + " / " +
+           std::to_string(options_.decode_stack_window_rows_in_flight);
   const bool cta = options_.decode_stack_cta_attention;
   if (cta && q0.q_heads / q0.kv_heads > cuda::kStackCtaMaxGroup)
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +

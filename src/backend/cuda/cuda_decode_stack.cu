@@ -103,15 +103,25 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
          H <= kStackMaxH && I <= kStackMaxI && H % 8 == 0 && I % 16 == 0;
 }
 
+const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight, int window_rows_in_flight,
+                               bool flags, bool cta_attention, bool warp_merge) {
+  if (ring_depth < kStackMinRingDepth || ring_depth > (row_ring ? kStackMaxRingRows : kStackMaxRingDepth))
+    return row_ring ? "ring rows out of range (2 .. 8)" : "ring depth out of range (2 .. 6)";
+  if (!row_ring) return nullptr;
+  if (rows_in_flight < 1 || rows_in_flight > ring_depth) return "rows in flight out of range (1 .. the ring's rows)";
+  if (window_rows_in_flight != -1 && (window_rows_in_flight < 1 || window_rows_in_flight > rows_in_flight))
+    return "window rows in flight out of range (1 .. the rows in flight, or -1)";
+  if (flags || cta_attention || warp_merge) return "the row ring with the flags form, the CTA attention or the warp merge";
+  return nullptr;
+}
+
 bool decode_stack_supports(const DecodeStackArgs& a) {
   const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, D = kStackHeadDim;
   if (!stack_shapes_supported(H, I, Hq, Hkv, a.layers)) return false;
   if (a.max_blocks <= 0 || a.block_size <= 0 || static_cast<int64_t>(a.max_blocks) * a.block_size > kStackMaxKeys)
     return false;
-  if (a.ring_depth < kStackMinRingDepth || a.ring_depth > (a.row_ring ? kStackMaxRingRows : kStackMaxRingDepth))
-    return false;
-  if (a.row_ring && (a.rows_in_flight < 1 || a.rows_in_flight > a.ring_depth || (a.window_rows_in_flight < 1 && a.window_rows_in_flight != -1) ||
-                     a.window_rows_in_flight > a.rows_in_flight || a.flags || a.cta_attention || a.warp_merge))
+  if (stack_tuning_error(a.ring_depth, a.row_ring, a.rows_in_flight, a.window_rows_in_flight, a.flags,
+                         a.cta_attention, a.warp_merge) != nullptr)
     return false;
   if (a.cta_attention && a.q_heads / a.kv_heads > kStackCtaMaxGroup) return false;
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size

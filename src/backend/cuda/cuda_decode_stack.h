@@ -417,6 +417,11 @@ size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int 
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
 void configure_decode_stack();
+// Why the kernel does not take this tuning (DecodeStackArgs::ring_depth, row_ring, rows_in_flight,
+// window_rows_in_flight beside the form's flags, cta_attention and warp_merge), or nullptr
+// when it does: decode_stack_supports and the backend's refusal both ask it.
+const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight, int window_rows_in_flight,
+                               bool flags, bool cta_attention, bool warp_merge);
 // Whether launch_decode_stack runs these shapes (stack_takes for each matrix, one group
 // size, H <= kStackMaxH, I <= kStackMaxI, D = kStackHeadDim, Hq / Hkv <= kStackMaxGroup,
 // at most kStackMaxKeys keys in the block table, the shared memory fits).

@@ -1099,7 +1099,8 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const int M = 4 * a.layers;
 
   // The ring's cursor through the warp's units of every matrix (weights only: nothing
-  // the kernels before write, so it starts before the PDL wait). Each thread's copy of the cursor lives in static shared memory (cursors[tid]: the lanes
+  // the kernels before write, so it starts before the PDL wait). Each thread's copy of the
+  // cursor lives in static shared memory (cursors[tid]: the lanes
   // of a warp hold equal copies and none reads another's): in registers it was live through
   // the whole kernel, and at the kernel's 128-register limit ptxas spilled it and each unit
   // reloaded it from local memory (SASS, session 24's call 2). With it, the residual and the
@@ -1181,6 +1182,10 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   auto mark = [&](int l, int point) {
     if (kTrace && tid == C::kFirst) trace_row(l)[point] = global_ns();
   };
+  // The marks of streaming warp 1 (its lane 0, thread 32) in each matrix (kTraceQkvSetup ..).
+  auto mark_warp1 = [&](int l, int point) {
+    if (kTrace && tid == 32) trace_row(l)[point] = global_ns();
+  };
   // Barrier k of layer l (0 .. 4; its trace points kTraceArrive0 + 2k and the next). With the
   // row ring, barrier 2 (after the attention) waits for warp 0's attention of layer l, and each
   // barrier tells warp 0 it has been passed.
@@ -1233,7 +1238,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     int pair, grp;
     stack_unit_pair_group(b, mt.N / 32, gb, &pair, &grp);
     int gi = grp - grp / gb * gb;   // grp's place in its block
-    if (kTrace && tid == 32 && n > 0) trace_row(m >> 2)[kTraceQkvSetup + (m & 3)] = global_ns();
+    if (n > 0) mark_warp1(m >> 2, kTraceQkvSetup + (m & 3));
     float acc[2][2] = {{0, 0}, {0, 0}};
     int in_pair = 0;                // units of `pair` summed (producers)
     int pending = -1;               // the counter the units summed since the last flag_add go to
@@ -1266,7 +1271,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       if constexpr (kRowRing) {  // unit k: its row's place, or its place in the packed row
         const int slot = static_cast<int>(rr % rows_r);
         mbar_wait(row_full + slot, (rr / rows_r) & 1u);
-        if (kTrace && k == 0 && tid == 32) trace_row(m >> 2)[kTraceQkvUnit + (m & 3)] = global_ns();
+        if (k == 0) mark_warp1(m >> 2, kTraceQkvUnit + (m & 3));
         compute_unit<SU, kBias>(ring + (static_cast<size_t>(slot) * kUnitWarps + (k < rows.n ? warp - 1 : rows.pos)) * UB,
                                 x, grp, acc, lane, magic, meta_f16);
         __syncwarp();
@@ -1274,7 +1279,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         ++rr;
       } else {
         ring_wait(a.ring_depth);
-        if (kTrace && k == 0 && tid == 32) trace_row(m >> 2)[kTraceQkvUnit + (m & 3)] = global_ns();
+        if (k == 0) mark_warp1(m >> 2, kTraceQkvUnit + (m & 3));
         __syncwarp();
         compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
         __syncwarp();
@@ -1288,7 +1293,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       }
       stack_next_unit(mt.N / 32, gb, &pair, &grp, &gi);
     }
-    if (kTrace && tid == 32 && n > 0) trace_row(m >> 2)[kTraceQkvLast + (m & 3)] = global_ns();
+    if (n > 0) mark_warp1(m >> 2, kTraceQkvLast + (m & 3));
     if (n > 0 && gi != 0) flush();
     if constexpr (kRowRing) {
       // A packed row without a unit of this warp: released once it has landed (so that this

@@ -427,6 +427,14 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   a.warp_merge = false;
   a.ring_depth = kStackMaxRingRows + 1;
   EXPECT_FALSE(decode_stack_supports(a));
+  // The same rules give the backend's refusal its reason.
+  EXPECT_EQ(stack_tuning_error(2, false, 0, 0, true, false, false), nullptr);  // rows in flight: row ring only
+  EXPECT_NE(stack_tuning_error(7, false, 2, -1, false, false, false), nullptr);
+  EXPECT_EQ(stack_tuning_error(8, true, 8, -1, false, false, false), nullptr);
+  EXPECT_NE(stack_tuning_error(4, true, 2, 3, false, false, false), nullptr);  // window above the rows in flight
+  EXPECT_NE(stack_tuning_error(4, true, 2, 0, false, false, false), nullptr);
+  EXPECT_EQ(stack_tuning_error(4, true, 2, 1, false, false, false), nullptr);
+  EXPECT_NE(stack_tuning_error(4, true, 2, -1, false, false, true), nullptr);
   // The flags form's GLU scratch and the warp merge's (15 x 256 B each) leave 3B's rings 5 units.
   for (bool warp_merge : {false, true}) {
     a = llama_3b();
