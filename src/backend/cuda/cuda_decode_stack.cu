@@ -103,6 +103,8 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
          H <= kStackMaxH && I <= kStackMaxI && H % 8 == 0 && I % 16 == 0;
 }
 
+static_assert(kStackMinRingDepth == 2 && kStackMaxRingRows == 8 && kStackMaxRingDepth == 6,
+              "stack_tuning_error's messages name these ranges");
 const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight, int window_rows_in_flight,
                                bool flags, bool cta_attention, bool warp_merge) {
   if (ring_depth < kStackMinRingDepth || ring_depth > (row_ring ? kStackMaxRingRows : kStackMaxRingDepth))

@@ -336,12 +336,7 @@ __device__ __forceinline__ const StackMatrix& stack_matrix(const DecodeStackArgs
 // parameters fixed by m & 3, rather than layer m / 4's, which indexes the ~15 KB of parameters
 // with a register (for the phases' own reads; the ring cursor reads each layer's image).
 __device__ __forceinline__ const StackMatrix& stack_shape(const DecodeStackArgs& a, int m) {
-  switch (m & 3) {
-    case 0: return a.layer[0].qkv;
-    case 1: return a.layer[0].o;
-    case 2: return a.layer[0].gate_up;
-    default: return a.layer[0].down;
-  }
+  return stack_matrix(a, m & 3);  // layer (m & 3) >> 2 = 0: a constant
 }
 
 // A streaming warp's walk through its units of every matrix of the launch (matrix m,
