@@ -65,6 +65,10 @@ def main():
     args = ap.parse_args()
     header, rows = load(args.csv)
     stalls = [k for k in header if k.startswith("stall_") and "Not Issued" not in k]
+    missing = [k for k in ("Source", "# Samples", "Instructions Executed") if k not in header]
+    if missing or not stalls:
+        raise SystemExit(f"{args.csv}: not a source page with warp-stall samples (missing {missing or 'stall_* columns'}): "
+                         "profile with --set full and export --page source --csv --print-source sass")
     units = [int(u) for u in args.units.split(",")]
     names = ["qkv", "o", "gate_up", "down"]
     bounds = [loop_bounds(rows, u * args.layers) for u in units]
