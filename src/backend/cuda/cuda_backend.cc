@@ -68,7 +68,7 @@ int stack_ring_depth(const CudaOptions& o, int group, int H, int I, int q_heads,
   if (!o.decode_stack_row_ring) return cuda::stack_auto_ring_depth(group);
   int rows = cuda::kStackMinRingDepth;
   while (rows < cuda::kStackMaxRingRows &&
-         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, false, 0) <= cuda::kStackSmemLimit)
+         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, true, false, 0) <= cuda::kStackSmemLimit)
     ++rows;
   return rows;
 }
@@ -1132,7 +1132,7 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
   const size_t smem =
-      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, cta,
+      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, options_.decode_stack_row_ring, cta,
                              cuda::stack_warp_scratch_bytes(options_.decode_stack_flags,
                                                             options_.decode_stack_warp_merge));
   if (smem > cuda::kStackSmemLimit)
@@ -1189,7 +1189,9 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
         const int group_block = local && w == d.o      ? cuda::stack_o_group_block(q.w.groups, q.w.group)
                                 : local && w == d.down ? cuda::stack_down_group_block(q.w.groups, q.w.group)
                                                        : 0;
-        q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, group_block, arena, stream_);
+        q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_,
+                                          cuda::stack_stream_warps(options_.decode_stack_row_ring), group_block,
+                                          arena, stream_);
         arena += cuda::stack_image_bytes(q.w);
       }
     }

@@ -54,10 +54,12 @@ size_t stack_image_bytes(const QWeight& w) {
   return static_cast<size_t>(units_of(w)) * unit_bytes(steps_a_unit(w));
 }
 
-StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group_block, void* image,
+StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_warps, int group_block, void* image,
                               cudaStream_t stream) {
   KR_CHECK_MSG(group_block >= 0 && group_block <= w.groups && (group_block == 0 || w.groups % group_block == 0),
                "decode stack image: a group block that does not divide the matrix's groups");
+  KR_CHECK_MSG(cta_warps == stack_stream_warps(false) || cta_warps == stack_stream_warps(true),
+               "decode stack image: streaming warps a CTA other than a form's");
   StackMatrix m;
   m.image = image;
   m.N = w.N;
@@ -67,7 +69,8 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group
   m.group_block = group_block == 0 ? w.groups : group_block;
   m.swiglu = swiglu;
   m.meta_f16 = w.meta_f16;
-  const int W = ctas * kUnitWarps;
+  m.cta_warps = cta_warps;
+  const int W = ctas * cta_warps;
   const int rows = (m.units + W - 1) / W;
   if (steps_a_unit(w) == 1) {
     launch(false, build_image_kernel<1>, dim3(W, rows), dim3(Unit<1>::kCodeVecs + 32), 0, stream, w, m,
@@ -79,17 +82,17 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group
   return m;
 }
 
-size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention,
-                        int warp_scratch_bytes) {
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool row_ring,
+                        bool cta_attention, int warp_scratch_bytes) {
   const StackSmemLayout lay = stack_smem_layout(H, I, q_heads, kv_heads, cta_attention, warp_scratch_bytes);
   return static_cast<size_t>(kStackStaticSmemBytes) + static_cast<size_t>(lay.ring) +
-         static_cast<size_t>(kUnitWarps) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
+         static_cast<size_t>(stack_stream_warps(row_ring)) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
 }
 
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
   const StackMatrix& o = a.layer[0].o;
   return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, o.groups > 0 ? o.K / o.groups : 64, a.ring_depth,
-                          a.cta_attention, stack_warp_scratch_bytes(a.flags, a.warp_merge));
+                          a.row_ring, a.cta_attention, stack_warp_scratch_bytes(a.flags, a.warp_merge));
 }
 
 void configure_decode_stack() {
@@ -133,7 +136,7 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
     const StackMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
     for (const StackMatrix* m : mats) {
       if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g || m->group_block <= 0 ||
-          m->groups % m->group_block != 0)
+          m->groups % m->group_block != 0 || m->cta_warps != stack_stream_warps(a.row_ring))
         return false;
     }
     // (Every layer's matrices have the same N, K and group, so the same units: the row ring

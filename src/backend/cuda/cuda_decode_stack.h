@@ -14,16 +14,18 @@
 // starting, waiting on and draining a kernel (~6.8 us a matrix above streaming on an
 // H200, docs/performance.md). A kernel a layer does not help: its CTAs take whole
 // SMs, so the kernels around it cannot start early (measured slower than the
-// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM: warps
-// 1-15 each keep a cp.async ring of weight units in shared memory that runs ahead
+// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM: every
+// warp keeps a cp.async ring of weight units in shared memory that runs ahead
 // through every matrix of every layer, so the next weights stream while a phase waits
-// for its input; warp 0 runs the attention. The CTAs meet at a grid barrier between
+// for its input; warp 0 also runs the attention items (between the barriers that end
+// qkv and the attention, when no matrix streams). With the row ring, warp 0 fills the
+// CTA's one ring instead and warps 1-15 stream (stack_stream_warps). The CTAs meet at a grid barrier between
 // phases (5 a layer, on a 64-bit count that only grows), and every CTA builds the
 // next matrix's whole input (norm, copy or GLU) in shared memory from f32 sums.
 //
 // Layout: a unit is one scale group (64 or 128 columns) of one tile pair (two
 // 16-row mma tiles of qgemm_layout.h: rows 2p, 2p + 1, or gate tile p with up tile
-// p + I / 16). Streaming warp w of the W = grid x 15 takes the units
+// p + I / 16). Streaming warp w of the W = grid x stack_stream_warps takes the units
 // [U w / W, U (w + 1) / W) of each matrix (split K: its sums go to f32 outputs by
 // red.add, so the low bits of a sum depend on the order the adds land in: batch-1
 // logits are not bit-for-bit repeatable run to run, as with cuBLAS's split-K).
@@ -81,7 +83,14 @@ constexpr int kStackQkvFlagsAt = kStackTicketsAt + kStackMaxKvHeads;
 constexpr int kStackAttnFlagsAt = kStackQkvFlagsAt + kStackMaxKvHeads * kStackFlagStride;
 constexpr int kStackGluFlagsAt = kStackAttnFlagsAt + kStackMaxKvHeads * kStackFlagStride;
 constexpr int kStackBarrierInts = kStackGluFlagsAt + kStackMaxI / 64 * kStackFlagStride;
-constexpr int kStackStreamWarps = kStackWarps - 1;  // warps a CTA that stream weights (warp 0: attention)
+// Warps a CTA that stream weights: all 16, warp 0 between its attention items; with the row
+// ring (DecodeStackArgs::row_ring) warps 1-15, warp 0 being the ring's producer. With 15 a
+// CTA, 3B's matrices (3,840 / 2,304 / 12,288 / 6,144 units over 1,980 warps) had busiest warps
+// of 2 / 2 / 7 / 4 units against means of 1.94 / 1.16 / 6.21 / 3.10; with 16 (2,112 warps),
+// 2 / 2 / 6 / 3 (docs/performance.md, session 30). A matrix's image is built for one of the
+// two (StackMatrix::cta_warps).
+constexpr int kStackRowRingWarps = kStackWarps - 1;
+KR_HD constexpr int stack_stream_warps(bool row_ring) { return row_ring ? kStackRowRingWarps : kStackWarps; }
 constexpr int kStackMinRingDepth = 2, kStackMaxRingDepth = 6;  // ring units a streaming warp
 constexpr int kStackMaxRingRows = 8;     // rows of the row ring (DecodeStackArgs::row_ring)
 constexpr int kStackCtaMaxGroup = 4;     // q heads a kv head of the CTA attention (DecodeStackArgs::cta_attention)
@@ -119,7 +128,7 @@ enum StackTracePoint : int {
 // scratch, f32 [kStackWarps][G][2] + [G][D]), the residual hs (bf16 [H]), red (f32 [32]), warp
 // 0's q (bf16 [G][D]) and stage (kStackStageBytes: 32 K rows and 32 V rows of D bf16, each
 // padded by 16 bytes), the streaming warps' input scratch (scratch_bytes each,
-// stack_warp_scratch_bytes), then their rings. One function for the kernel's pointers and the
+// stack_warp_scratch_bytes; room for kStackWarps), then their rings. One function for the kernel's pointers and the
 // host's size (stack_smem_bytes), so that the two agree.
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
 // The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
@@ -139,7 +148,7 @@ KR_HD StackSmemLayout stack_smem_layout(int H, int I, int Hq, int Hkv, bool cta_
   l.qs = l.red + 32 * 4;
   l.stage = l.qs + G * kStackHeadDim * 2;
   l.scratch = l.stage + kStackStageBytes;
-  l.ring = l.scratch + kStackStreamWarps * scratch_bytes;
+  l.ring = l.scratch + kStackWarps * scratch_bytes;
   return l;
 }
 
@@ -184,14 +193,15 @@ KR_HD void stack_next_unit(int pairs, int group_block, int* pair, int* grp, int*
     *grp += group_block;
   }
 }
-// The column groups [*g0, *g1) that the units of CTA `cta` (its streaming warps'
-// ranges, stack_range_begin over W = ctas x kStackStreamWarps) read: whole blocks of
+// The column groups [*g0, *g1) that the units of CTA `cta` (its cta_warps streaming warps'
+// ranges, stack_range_begin over W = ctas x cta_warps) read: whole blocks of
 // group_block groups, from the block of its first unit to that of its last; empty (g0 ==
 // g1) for a CTA without units.
-KR_HD void stack_cta_groups(int units, int pairs, int group_block, int cta, int ctas, int* g0, int* g1) {
-  const int W = ctas * kStackStreamWarps;
-  const int u0 = stack_range_begin(units, cta * kStackStreamWarps, W);
-  const int u1 = stack_range_begin(units, (cta + 1) * kStackStreamWarps, W);
+KR_HD void stack_cta_groups(int units, int pairs, int group_block, int cta, int ctas, int cta_warps, int* g0,
+                            int* g1) {
+  const int W = ctas * cta_warps;
+  const int u0 = stack_range_begin(units, cta * cta_warps, W);
+  const int u1 = stack_range_begin(units, (cta + 1) * cta_warps, W);
   if (u1 <= u0) {
     *g0 = *g1 = 0;
     return;
@@ -201,8 +211,8 @@ KR_HD void stack_cta_groups(int units, int pairs, int group_block, int cta, int 
   *g1 = ((u1 - 1) / block_units + 1) * group_block;
 }
 // The row ring (DecodeStackArgs::row_ring): CTA cta's rows of a matrix of `units` units, in
-// the order of its streaming warps' units (W = grid x kStackStreamWarps): n = units / W full
-// rows, row i holding unit i of each of its kStackStreamWarps warps side by side (slots
+// the order of its streaming warps' units (W = grid x kStackRowRingWarps): n = units / W full
+// rows, row i holding unit i of each of its kStackRowRingWarps warps side by side (slots
 // i W + its first warp, stack_unit_slot), then, when some of its warps have one unit more,
 // one packed row of those units (their slots in the image's last row, contiguous: a CTA's
 // warps are consecutive). The kernel's producer copies these rows in this order, and each
@@ -215,7 +225,7 @@ struct CtaRows {
 };
 KR_HD CtaRows cta_rows(int units, int cta, int W, int gw) {
   CtaRows r;
-  const int c0 = cta * kStackStreamWarps, c1 = c0 + kStackStreamWarps;
+  const int c0 = cta * kStackRowRingWarps, c1 = c0 + kStackRowRingWarps;
   r.n = units / W;
   // Warp w's units before it in the packed row: stack_range_begin(w) - w n (stack_unit_slot).
   const int before0 = stack_range_begin(units, c0, W) - c0 * r.n;
@@ -278,6 +288,7 @@ struct StackMatrix {
   int groups = 0;  // K / group
   int units = 0;   // tile pairs x groups
   int group_block = 0;  // the unit order's blocks of groups (stack_unit_pair_group; groups: pair-major)
+  int cta_warps = 0;    // the streaming warps a CTA of the read order (stack_stream_warps)
   bool swiglu = false;
   bool meta_f16 = false;
 };
@@ -288,10 +299,11 @@ bool stack_takes(const QWeight& w);
 // Bytes of w's image: its units (stack_unit_slot), whatever the grid.
 size_t stack_image_bytes(const QWeight& w);
 // Fills `image` (stack_image_bytes) from w's tiled layout, in the read order of a grid
-// of `ctas` CTAs (the kernel must be launched on as many); swiglu: w is [gate; up]
+// of `ctas` CTAs of cta_warps streaming warps (stack_stream_warps of the form the kernel
+// runs; it must be launched on as many CTAs); swiglu: w is [gate; up]
 // and a unit's tile pair is gate tile p with up tile p + N / 32. group_block: the unit
 // order's blocks (a divisor of w's groups, stack_unit_pair_group; 0: all groups, pair-major).
-StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int group_block, void* image,
+StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_warps, int group_block, void* image,
                               cudaStream_t stream);
 // The group_block of o_proj and down_proj for CudaOptions::decode_stack_local_staging: a head's
 // columns (kStackHeadDim) for o_proj, 512 columns for down_proj (other blocks were no faster:
@@ -341,7 +353,7 @@ struct DecodeStackArgs {
   // The row ring: instead of each streaming warp keeping its own ring of units filled by its
   // lanes' cp.async after each unit it computes (so that a ring is refilled only while its warp
   // computes, and at each barrier the grid's rings hold what they hold), warp 0's lane 0 of
-  // each CTA fills ONE ring of ring_depth rows (a row: the kStackStreamWarps units of one i of
+  // each CTA fills ONE ring of ring_depth rows (a row: the kStackRowRingWarps units of one i of
   // a matrix that the CTA's warps take, side by side in the image, by one cp.async.bulk
   // completed on the row's mbarrier) through every matrix of the launch, whatever phase the
   // other warps are in, keeping at most rows_in_flight rows requested and not landed; the
@@ -401,7 +413,8 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
 
 // Shared memory a CTA uses, static and dynamic (configure_decode_stack sets the kernels'
 // limit, kStackSmemLimit), for a model of these sizes (group: 64 or 128 columns) and a ring
-// of ring_depth units a streaming warp, in the form cta_attention chooses, with
+// of ring_depth units a streaming warp (with row_ring: ring_depth rows of kStackRowRingWarps
+// units), in the form cta_attention chooses, with
 // warp_scratch_bytes (stack_warp_scratch_bytes) a streaming warp; decode_stack_smem_bytes: for a's.
 constexpr size_t kStackSmemLimit = 227 * 1024;
 // The ring depth of CudaOptions::decode_stack_ring_depth 0 (the default) for groups of
@@ -412,8 +425,8 @@ constexpr int stack_auto_ring_depth(int group) { return group == 128 ? 2 : 4; }
 // Bytes of a streaming warp's input scratch: a unit's GLU (the flags form) or merged attention
 // (warp_merge), up to 128 columns of bf16.
 KR_HD int stack_warp_scratch_bytes(bool flags, bool warp_merge) { return flags || warp_merge ? 256 : 0; }
-size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool cta_attention,
-                        int warp_scratch_bytes);
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool row_ring,
+                        bool cta_attention, int warp_scratch_bytes);
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
 void configure_decode_stack();
@@ -424,7 +437,8 @@ const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight
                                bool flags, bool cta_attention, bool warp_merge);
 // Whether launch_decode_stack runs these shapes (stack_takes for each matrix, one group
 // size, H <= kStackMaxH, I <= kStackMaxI, D = kStackHeadDim, Hq / Hkv <= kStackMaxGroup,
-// at most kStackMaxKeys keys in the block table, the shared memory fits).
+// at most kStackMaxKeys keys in the block table, the shared memory fits, every image built
+// for the form's streaming warps: StackMatrix::cta_warps == stack_stream_warps(a.row_ring)).
 bool decode_stack_supports(const DecodeStackArgs& a);
 // Launches the kernel on `ctas` CTAs (the images' grid; every CTA resident at once:
 // a cooperative launch), with programmatic dependent launch when pdl. False

@@ -27,10 +27,11 @@ namespace kr::cuda {
 namespace {
 
 constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
-// Warps 1 .. 15 of a CTA stream the weights (a ring each, DecodeStackArgs::ring_depth
-// units); warp 0 runs the attention items, so that waiting for its keys never waits
-// behind a ring's weight loads.
-constexpr int kUnitWarps = kStackStreamWarps;
+// Every warp of a CTA streams the weights (a ring each, DecodeStackArgs::ring_depth units),
+// warp 0 also running the attention items between the barriers that end qkv and the
+// attention; with the row ring, warps 1 .. 15 take their units from the CTA's one ring,
+// which warp 0 fills (kRowRingWarps a row).
+constexpr int kRowRingWarps = kStackRowRingWarps;
 
 // A CTA's crew: the threads that share its per-phase work (the residual h, the norms, the
 // stagings, the grid barrier's arrival by its first thread) and meet at its barriers. Every
@@ -397,7 +398,7 @@ static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + 2 * kStackMa
                   kStackStaticSmemBytes,
               "static shared memory");
 
-// Producer: issues the CTA's next rows into the ring (R rows of kUnitWarps UB bytes at ring,
+// Producer: issues the CTA's next rows into the ring (R rows of kRowRingWarps UB bytes at ring,
 // full / empty their barriers) while a slot is free (its last row released by the 15
 // streaming warps: the empty barrier's phase) and fewer than P rows are issued and not seen
 // landed (the full barriers' phases; P <= R, so a full barrier is never tested two phases
@@ -415,10 +416,10 @@ __device__ __forceinline__ bool pump_rows(RowProducer& p, const DecodeStackArgs&
     const StackMatrix& mt = stack_matrix(a, m);
     const CtaRows r = cta_rows(mt.units, blockIdx.x, W, 0);
     const bool full_row = i < r.n;
-    const uint32_t bytes = static_cast<uint32_t>((full_row ? kUnitWarps : r.packed) * UB);
-    const size_t first = full_row ? static_cast<size_t>(i) * W + blockIdx.x * kUnitWarps : static_cast<size_t>(r.p0);
+    const uint32_t bytes = static_cast<uint32_t>((full_row ? kRowRingWarps : r.packed) * UB);
+    const size_t first = full_row ? static_cast<size_t>(i) * W + blockIdx.x * kRowRingWarps : static_cast<size_t>(r.p0);
     mbar_expect_tx(full + slot, bytes);
-    bulk_copy_to_shared(ring + static_cast<size_t>(slot) * kUnitWarps * UB,
+    bulk_copy_to_shared(ring + static_cast<size_t>(slot) * kRowRingWarps * UB,
                         static_cast<const uint8_t*>(mt.image) + first * UB, bytes, full + slot);
     ++issued;
     // The next row: of this matrix, or the first of the next that has rows for this CTA.
@@ -938,10 +939,11 @@ __device__ __forceinline__ void stage_merged_attention(const float* partials, in
     }
   }
 }
-// The columns [*c0, *c1) of matrix m's input that this CTA's units read (stack_cta_groups).
-__device__ __forceinline__ void cta_columns(const StackMatrix& m, int* c0, int* c1) {
+// The columns [*c0, *c1) of matrix m's input that this CTA's units read (stack_cta_groups),
+// for CTAs of cta_warps streaming warps.
+__device__ __forceinline__ void cta_columns(const StackMatrix& m, int cta_warps, int* c0, int* c1) {
   int g0, g1;
-  stack_cta_groups(m.units, m.N / 32, m.group_block, blockIdx.x, gridDim.x, &g0, &g1);
+  stack_cta_groups(m.units, m.N / 32, m.group_block, blockIdx.x, gridDim.x, cta_warps, &g0, &g1);
   const int cols = m.K / m.groups;
   *c0 = g0 * cols;
   *c1 = g1 * cols;
@@ -1056,6 +1058,8 @@ template <int SU, bool kBias, bool kTrace, bool kRowRing, bool kFlags>
 __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
   static_assert(!(kRowRing && kFlags), "the row ring runs the barrier form's phases");
   using C = Crew<kRowRing>;
+  // The streaming warps a CTA (stack_stream_warps): its first, and how many.
+  constexpr int kFirstStreamWarp = kRowRing ? 1 : 0, kCtaWarps = stack_stream_warps(kRowRing);
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
   const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, G = Hq / Hkv;
@@ -1066,7 +1070,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   __shared__ UnitCursor cursors[kThreads];
   __shared__ unsigned long long bar_target[1];  // grid_barrier's (the crew's first thread's)
   // The row ring (kRowRing): its rows' barriers (full: the row's bytes landed; empty: the
-  // kUnitWarps streaming warps done with it), its producer, and the signals between the crew
+  // kRowRingWarps streaming warps done with it), its producer, and the signals between the crew
   // and warp 0: the crew's grid barriers passed (crew_phase: 8 l + k + 1 after barrier k of
   // layer l) and the layers whose attention warp 0 has done (attn_done).
   __shared__ uint64_t row_full[kStackMaxRingRows], row_empty[kStackMaxRingRows];
@@ -1081,11 +1085,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   float* red = reinterpret_cast<float*>(smem + lay.red);    // [32]
   bf16* qs = reinterpret_cast<bf16*>(smem + lay.qs);        // [G][D] warp 0's q
   uint8_t* stage = smem + lay.stage;                         // [kStageBytes] warp 0's first chunk
-  bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + max(warp - 1, 0) * scratch_bytes);
-  // The warp's ring, or with kRowRing the CTA's (a.ring_depth rows of kUnitWarps units).
-  uint8_t* ring = smem + lay.ring + (kRowRing ? 0 : static_cast<size_t>(max(warp - 1, 0)) * a.ring_depth * UB);
-  const int W = gridDim.x * kUnitWarps, gw = blockIdx.x * kUnitWarps + max(warp - 1, 0);
-  const bool streams = warp > 0;  // warp 0: the attention items, no weights
+  // The warp's place among the CTA's streaming warps (with the row ring, warp 0 has none: 0).
+  const int sw = max(warp - kFirstStreamWarp, 0);
+  bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + sw * scratch_bytes);
+  // The warp's ring, or with kRowRing the CTA's (a.ring_depth rows of kRowRingWarps units).
+  uint8_t* ring = smem + lay.ring + (kRowRing ? 0 : static_cast<size_t>(sw) * a.ring_depth * UB);
+  const int W = gridDim.x * kCtaWarps, gw = blockIdx.x * kCtaWarps + sw;
+  const bool streams = warp >= kFirstStreamWarp;  // the row ring's warp 0: its producer, no units
   const uint32_t magic = opaque(0x43004300u);
   float* const qkvsum = a.sums;     // [QKV]
   float* const osum = qkvsum + QKV;  // [2][H]: buffer l & 1 in the flags form, else 0
@@ -1127,7 +1133,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if (tid == 0) {
       for (int r = 0; r < a.ring_depth; ++r) {
         mbar_init(row_full + r, 1);  // the producer's expect_tx; the bytes complete it
-        mbar_init(row_empty + r, kUnitWarps);
+        mbar_init(row_empty + r, kRowRingWarps);
       }
       int m0 = 0;  // the first matrix with rows for this CTA
       while (m0 < M && cta_row_count(cta_rows(stack_matrix(a, m0).units, blockIdx.x, W, 0)) == 0) ++m0;
@@ -1267,7 +1273,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         const int slot = static_cast<int>(rr % rows_r);
         mbar_wait(row_full + slot, (rr / rows_r) & 1u);
         if (k == 0) mark_warp1(m >> 2, kTraceQkvUnit + (m & 3));
-        compute_unit<SU, kBias>(ring + (static_cast<size_t>(slot) * kUnitWarps + (k < rows.n ? warp - 1 : rows.pos)) * UB,
+        compute_unit<SU, kBias>(ring + (static_cast<size_t>(slot) * kRowRingWarps + (k < rows.n ? warp - 1 : rows.pos)) * UB,
                                 x, grp, acc, lane, magic, meta_f16);
         __syncwarp();
         if (lane == 0) mbar_arrive(row_empty + slot);
@@ -1429,7 +1435,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, MergedInput<SU>{a.partials, warp_scratch, S}, Role<kRolePlain>{}, 0u);
       } else {
         int c0, c1;  // the columns of o_proj's input that this CTA's units read
-        cta_columns(a.layer[0].o, &c0, &c1);
+        cta_columns(a.layer[0].o, kCtaWarps, &c0, &c1);
         if (stage_merge) {
           stage_merged_attention<C>(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
         } else {  // o_proj's input: the merged attention, as it is.
@@ -1464,7 +1470,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       // columns [c0, c1) that this CTA's down_proj units read; 4 float4s of g and u a thread at
       // a time (the 3B shape's all), not C::kGluVecs (the registers' peak).
       int c0, c1;
-      cta_columns(a.layer[0].down, &c0, &c1);
+      cta_columns(a.layer[0].down, kCtaWarps, &c0, &c1);
       constexpr int kChunk = 4;
       const int r = C::rank();
 #pragma unroll 1

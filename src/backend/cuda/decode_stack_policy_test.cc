@@ -43,7 +43,15 @@ StackMatrix matrix(int N, int K, bool swiglu = false, int group = 128) {
   m.units = (N / 32) * m.groups;
   m.group_block = m.groups;
   m.swiglu = swiglu;
+  m.cta_warps = stack_stream_warps(false);
   return m;
+}
+
+// a's images as built for CTAs of cta_warps streaming warps (the row ring's: kStackRowRingWarps).
+void set_cta_warps(DecodeStackArgs& a, int cta_warps) {
+  for (int l = 0; l < a.layers; ++l)
+    for (StackMatrix* m : {&a.layer[l].qkv, &a.layer[l].o, &a.layer[l].gate_up, &a.layer[l].down})
+      m->cta_warps = cta_warps;
 }
 
 // The 3B model at a block table of `keys` keys (16-token blocks).
@@ -103,7 +111,7 @@ TEST(DecodeStackPolicy, ImagesHoldExactlyTheirUnits) {
 // Every unit of every warp's range has its own slot, the slots are exactly 0 .. units - 1,
 // and the i-th units of the warps lie side by side (the GPU reads one window at a time).
 TEST(DecodeStackPolicy, UnitSlotsAreABijectionInReadOrder) {
-  const int Ws[] = {132 * kStackStreamWarps, 78 * kStackStreamWarps, 7, 1};
+  const int Ws[] = {132 * kStackWarps, 132 * kStackRowRingWarps, 78 * kStackRowRingWarps, 7, 1};
   const int unit_counts[] = {1, 6, 7, 2304, 3840, 12288, 6144, 1979, 1980, 1981, 3961};
   for (int W : Ws) {
     for (int units : unit_counts) {
@@ -148,7 +156,7 @@ TEST(DecodeStackPolicy, UnitOrderInGroupBlocksIsABijectionTheKernelWalks) {
     int pairs, groups;
   };
   const Shape shapes[] = {{96, 24}, {96, 64}, {96, 48}, {128, 32}, {128, 112}, {3, 5}};
-  const int Ws[] = {132 * kStackStreamWarps, 114 * kStackStreamWarps, 7, 1};
+  const int Ws[] = {132 * kStackWarps, 132 * kStackRowRingWarps, 114 * kStackRowRingWarps, 7, 1};
   for (const Shape& sh : shapes) {
     for (int gb = 1; gb <= sh.groups; ++gb) {
       if (sh.groups % gb != 0) continue;
@@ -213,12 +221,13 @@ TEST(DecodeStackPolicy, CtaGroupsHoldEveryGroupItsUnitsReadAndFewOthers) {
   for (const Case& c : cases) {
     const int units = c.pairs * c.groups;
     for (int ctas : {132, 114, 7, 1}) {
-      const int W = ctas * kStackStreamWarps;
+     for (int cw : {stack_stream_warps(false), stack_stream_warps(true)}) {
+      const int W = ctas * cw;
       for (int cta = 0; cta < ctas; ++cta) {
         int g0 = -1, g1 = -1;
-        stack_cta_groups(units, c.pairs, c.gb, cta, ctas, &g0, &g1);
+        stack_cta_groups(units, c.pairs, c.gb, cta, ctas, cw, &g0, &g1);
         ASSERT_TRUE(0 <= g0 && g0 <= g1 && g1 <= c.groups) << g0 << " " << g1;
-        for (int w = cta * kStackStreamWarps; w < (cta + 1) * kStackStreamWarps; ++w) {
+        for (int w = cta * cw; w < (cta + 1) * cw; ++w) {
           for (int u = stack_range_begin(units, w, W); u < stack_range_begin(units, w + 1, W); ++u) {
             int pair, grp;
             stack_unit_pair_group(u, c.pairs, c.gb, &pair, &grp);
@@ -227,15 +236,16 @@ TEST(DecodeStackPolicy, CtaGroupsHoldEveryGroupItsUnitsReadAndFewOthers) {
           }
         }
         if (ctas == 132 && c.max_width > 0) {
-          EXPECT_LE(g1 - g0, c.max_width) << "CTA " << cta << ", gb " << c.gb;
+          EXPECT_LE(g1 - g0, c.max_width) << "CTA " << cta << ", gb " << c.gb << ", warps " << cw;
         }
       }
+     }
     }
   }
 }
 
 // The row ring (DecodeStackArgs::row_ring): the kernel's producer copies each CTA's rows of
-// a matrix (cta_rows: n full rows of kStackStreamWarps slots, then a packed row) in order,
+// a matrix (cta_rows: n full rows of kStackRowRingWarps slots, then a packed row) in order,
 // and streaming warp w takes its unit i from row i at its place (w's index in the CTA), or,
 // its last unit when it has n + 1, from the packed row at its pos. Here, for several unit
 // counts and grids: the slots the rows hold are exactly the CTA's warps' slots
@@ -243,21 +253,21 @@ TEST(DecodeStackPolicy, CtaGroupsHoldEveryGroupItsUnitsReadAndFewOthers) {
 TEST(DecodeStackPolicy, RowRingRowsHoldEachWarpsUnitsWhereItReadsThem) {
   for (int units : {3840, 2304, 12288, 6144, 1979, 1980, 1981, 5, 0, 40}) {
     for (int ctas : {132, 114, 7, 1}) {
-      const int W = ctas * kStackStreamWarps;
+      const int W = ctas * kStackRowRingWarps;
       for (int cta = 0; cta < ctas; ++cta) {
-        const CtaRows r = cta_rows(units, cta, W, cta * kStackStreamWarps);
+        const CtaRows r = cta_rows(units, cta, W, cta * kStackRowRingWarps);
         ASSERT_GE(r.packed, 0);
-        ASSERT_LE(r.packed, kStackStreamWarps);
+        ASSERT_LE(r.packed, kStackRowRingWarps);
         // The slots of the CTA's rows, in the producer's order.
         std::vector<int64_t> row_slots;
         for (int i = 0; i < r.n; ++i)
-          for (int w = 0; w < kStackStreamWarps; ++w)
-            row_slots.push_back(static_cast<int64_t>(i) * W + cta * kStackStreamWarps + w);
+          for (int w = 0; w < kStackRowRingWarps; ++w)
+            row_slots.push_back(static_cast<int64_t>(i) * W + cta * kStackRowRingWarps + w);
         for (int k = 0; k < r.packed; ++k) row_slots.push_back(r.p0 + k);
         ASSERT_EQ(cta_row_count(r), r.n + (r.packed > 0 ? 1 : 0));
         std::vector<int64_t> warp_slots;
-        for (int wi = 0; wi < kStackStreamWarps; ++wi) {
-          const int gw = cta * kStackStreamWarps + wi;
+        for (int wi = 0; wi < kStackRowRingWarps; ++wi) {
+          const int gw = cta * kStackRowRingWarps + wi;
           const CtaRows rw = cta_rows(units, cta, W, gw);
           ASSERT_EQ(rw.n, r.n);
           ASSERT_EQ(rw.packed, r.packed);
@@ -266,8 +276,8 @@ TEST(DecodeStackPolicy, RowRingRowsHoldEachWarpsUnitsWhereItReadsThem) {
           ASSERT_TRUE(n == r.n || n == r.n + 1) << n;
           for (int i = 0; i < n; ++i) {
             // Where the kernel reads unit i: row i at wi, or the packed row at pos.
-            const size_t at = i < r.n ? static_cast<size_t>(i) * kStackStreamWarps + wi
-                                      : static_cast<size_t>(r.n) * kStackStreamWarps + rw.pos;
+            const size_t at = i < r.n ? static_cast<size_t>(i) * kStackRowRingWarps + wi
+                                      : static_cast<size_t>(r.n) * kStackRowRingWarps + rw.pos;
             ASSERT_LT(at, row_slots.size()) << "units " << units << " CTA " << cta << " warp " << wi;
             EXPECT_EQ(row_slots[at], stack_unit_slot(units, W, gw, i))
                 << "units " << units << " ctas " << ctas << " CTA " << cta << " warp " << wi << " unit " << i;
@@ -296,7 +306,7 @@ TEST(DecodeStackPolicy, FlagsCountEveryUnitOfTheirInputs) {
                           {4096, 14336, 32, 8, 128},                            // Llama-3.1-8B
                           {2560, 9728, 32, 8, 128},                             // Qwen3-4B
                           {256, 512, 4, 2, 64},      {128, 256, 2, 2, 128}};    // small, MHA
-  const int Ws[] = {132 * kStackStreamWarps, 78 * kStackStreamWarps, 7, 1};
+  const int Ws[] = {132 * kStackWarps, 132 * kStackRowRingWarps, 78 * kStackRowRingWarps, 7, 1};
   // Each warp's flushes of a matrix of `units` units in tile pairs of `groups` units:
   // (pair, units of the pair it summed), as the kernel's run_matrix flushes them.
   auto flushes = [](int units, int groups, int W, auto&& emit) {
@@ -373,11 +383,11 @@ TEST(DecodeStackPolicy, AutoRingDepthHoldsAboutTheSameBytesForBothGroupSizes) {
   EXPECT_EQ(stack_auto_ring_depth(128), 2);
   EXPECT_EQ(stack_auto_ring_depth(64), 4);
   auto ring_bytes = [](int group) {
-    return stack_smem_bytes(kH, kI, kHq, kHkv, group, stack_auto_ring_depth(group), false, 0) -
-           stack_smem_bytes(kH, kI, kHq, kHkv, group, 0, false, 0);
+    return stack_smem_bytes(kH, kI, kHq, kHkv, group, stack_auto_ring_depth(group), false, false, 0) -
+           stack_smem_bytes(kH, kI, kHq, kHkv, group, 0, false, false, 0);
   };
-  EXPECT_EQ(ring_bytes(128), static_cast<size_t>(kStackStreamWarps) * 2 * 2176);
-  EXPECT_EQ(ring_bytes(64), static_cast<size_t>(kStackStreamWarps) * 4 * 1152);
+  EXPECT_EQ(ring_bytes(128), static_cast<size_t>(kStackWarps) * 2 * 2176);
+  EXPECT_EQ(ring_bytes(64), static_cast<size_t>(kStackWarps) * 4 * 1152);
   DecodeStackArgs a = llama_3b();
   a.ring_depth = stack_auto_ring_depth(128);
   EXPECT_TRUE(decode_stack_supports(a));
@@ -385,7 +395,7 @@ TEST(DecodeStackPolicy, AutoRingDepthHoldsAboutTheSameBytesForBothGroupSizes) {
 
 TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   DecodeStackArgs a = llama_3b();
-  // 15 warps x depth x 2,176 B of ring next to ~59 KB (of which the threads' cursors 12.5 KB
+  // 16 warps x depth x 2,176 B of ring next to ~53 KB (of which the threads' cursors 12.5 KB
   // and the residual 6 KB: session 25 took them out of registers; 6 units fitted before).
   for (int depth : {2, 4, 5}) {
     a.ring_depth = depth;
@@ -400,6 +410,7 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   // form only.
   a = llama_3b();
   a.row_ring = true;
+  set_cta_warps(a, kStackRowRingWarps);
   for (int rows : {2, 4, 5}) {
     a.ring_depth = rows;
     for (int in_flight : {1, rows}) {
@@ -435,7 +446,7 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   EXPECT_NE(stack_tuning_error(4, true, 2, 0, false, false, false), nullptr);
   EXPECT_EQ(stack_tuning_error(4, true, 2, 1, false, false, false), nullptr);
   EXPECT_NE(stack_tuning_error(4, true, 2, -1, false, false, true), nullptr);
-  // The flags form's GLU scratch and the warp merge's (15 x 256 B each) leave 3B's rings 5 units.
+  // The flags form's GLU scratch and the warp merge's (16 x 256 B each) leave 3B's rings 5 units.
   for (bool warp_merge : {false, true}) {
     a = llama_3b();
     a.flags = !warp_merge;
@@ -443,13 +454,16 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
     a.ring_depth = 5;
     EXPECT_TRUE(decode_stack_supports(a)) << warp_merge;
     EXPECT_EQ(decode_stack_smem_bytes(a),
-              stack_smem_bytes(kH, kI, kHq, kHkv, 128, 5, false, 0) + kStackStreamWarps * 256) << warp_merge;
+              stack_smem_bytes(kH, kI, kHq, kHkv, 128, 5, false, false, 0) + kStackWarps * 256) << warp_merge;
   }
   EXPECT_EQ(stack_warp_scratch_bytes(false, false), 0);
   EXPECT_EQ(stack_warp_scratch_bytes(true, true), 256);
-  // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 5 units fit, 6 do not.
-  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, false, 0), kStackSmemLimit);
-  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, false, 0), kStackSmemLimit);
+  // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 4 units fit, 5 do not; the row ring's
+  // rows of 15 units: 5 fit, 6 do not.
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 4, false, false, 0), kStackSmemLimit);
+  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, false, false, 0), kStackSmemLimit);
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, true, false, 0), kStackSmemLimit);
+  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, true, false, 0), kStackSmemLimit);
 }
 
 TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
@@ -469,7 +483,39 @@ TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
   EXPECT_TRUE(decode_stack_supports(a));
   // A small model: the scratch (16 warps x 4 heads x 2 + 4 x 128 floats) outgrows the
   // matrix inputs (512 bf16) and sets the first region's size.
-  EXPECT_GT(stack_smem_bytes(128, 256, 4, 1, 128, 4, true, 0), stack_smem_bytes(128, 256, 4, 1, 128, 4, false, 0));
+  EXPECT_GT(stack_smem_bytes(128, 256, 4, 1, 128, 4, false, true, 0),
+            stack_smem_bytes(128, 256, 4, 1, 128, 4, false, false, 0));
+}
+
+// Every warp streams except the row ring's producer, and an image is read in the order of the
+// warps it was built for: the kernel never runs on images of the other form (their units would
+// go to the wrong warps, and the row ring's rows would be copied from the wrong slots).
+TEST(DecodeStackPolicy, ImagesAreReadByTheWarpsTheyWereBuiltFor) {
+  EXPECT_EQ(stack_stream_warps(false), kStackWarps);
+  EXPECT_EQ(stack_stream_warps(true), kStackWarps - 1);
+  DecodeStackArgs a = llama_3b();
+  EXPECT_TRUE(decode_stack_supports(a));
+  a.layer[13].o.cta_warps = kStackRowRingWarps;  // one image of the row ring's order
+  EXPECT_FALSE(decode_stack_supports(a));
+  a = llama_3b();
+  a.row_ring = true;
+  EXPECT_FALSE(decode_stack_supports(a));  // 16-warp images
+  set_cta_warps(a, kStackRowRingWarps);
+  EXPECT_TRUE(decode_stack_supports(a));
+  // Why warp 0 streams: at 3B on 132 SMs the busiest warp of each matrix (qkv, o, gate_up,
+  // down) computes 2 / 2 / 6 / 3 units with 16 warps a CTA, 2 / 2 / 7 / 4 with 15; every grid
+  // barrier waits for the busiest.
+  const int units[4] = {3840, 2304, 12288, 6144};
+  const int busiest16[4] = {2, 2, 6, 3}, busiest15[4] = {2, 2, 7, 4};
+  for (int k = 0; k < 4; ++k) {
+    for (bool row_ring : {false, true}) {
+      const int W = 132 * stack_stream_warps(row_ring);
+      int most = 0;
+      for (int w = 0; w < W; ++w)
+        most = std::max(most, stack_range_begin(units[k], w + 1, W) - stack_range_begin(units[k], w, W));
+      EXPECT_EQ(most, row_ring ? busiest15[k] : busiest16[k]) << "matrix " << k << " row ring " << row_ring;
+    }
+  }
 }
 
 TEST(DecodeStackPolicy, RefusesWhatItWasNotBuiltFor) {
@@ -527,10 +573,12 @@ TEST(DecodeStackPolicy, SharedMemoryRegionsHoldWhatTheyHoldAndDoNotOverlap) {
         EXPECT_GE(l.qs - l.red, 32 * 4) << at;                  // red
         EXPECT_GE(l.stage - l.qs, G * kStackHeadDim * 2) << at;
         EXPECT_GE(l.scratch - l.stage, kStackStageBytes) << at;
-        EXPECT_GE(l.ring - l.scratch, kStackStreamWarps * scratch) << at;
-        EXPECT_EQ(stack_smem_bytes(m.H, m.I, m.Hq, m.Hkv, 128, 3, cta, scratch),
-                  static_cast<size_t>(kStackStaticSmemBytes + l.ring + kStackStreamWarps * 3 * 2176))
-            << at;
+        EXPECT_GE(l.ring - l.scratch, kStackWarps * scratch) << at;
+        for (bool row_ring : {false, true}) {
+          EXPECT_EQ(stack_smem_bytes(m.H, m.I, m.Hq, m.Hkv, 128, 3, row_ring, cta, scratch),
+                    static_cast<size_t>(kStackStaticSmemBytes + l.ring + stack_stream_warps(row_ring) * 3 * 2176))
+              << at << " row ring " << row_ring;
+        }
       }
     }
   }
