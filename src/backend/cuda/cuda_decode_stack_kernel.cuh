@@ -454,41 +454,18 @@ __device__ __forceinline__ void h_store(bf16* hs, int i, const float4& v) {
   *reinterpret_cast<uint2*>(hs + i) = *reinterpret_cast<const uint2*>(p);
 }
 
-// The norm weights w (bf16 [H]) into L2 (prefetch.global.L2, no registers held), a 128-byte
-// line a crew thread: issued before the grid barrier that precedes the norm, so that
-// stage_norm's loads of them after it hit L2 beside its loads of the sums (the weights,
-// read once a launch, are otherwise evicted by the streamed matrices and come from HBM).
+// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with the crew's barrier.
 template <class C>
-__device__ __forceinline__ void prefetch_norm_weights(const void* w, int H) {
-  const int bytes = 2 * H, lines = (bytes + 127) / 128;  // + 1: w need not start a line
-  for (int i = C::rank(); i <= lines; i += C::kCount)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(static_cast<const uint8_t*>(w) + min(128 * i, bytes - 2)));
-}
-
-// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]), h first taking
-// bf16(h + bf16(sums)) when sums is not null (the matrix before's f32 outputs, complete after
-// the barrier before); ends with the crew's barrier. Every load (weights, sums, h) is issued
-// before any arithmetic: one L2 round trip.
-template <class C>
-__device__ __forceinline__ void stage_norm(bf16* hs, const float* sums, const void* w, int H, float eps, int kind,
-                                           bf16* xs, float* red) {
+__device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H, float eps, int kind, bf16* xs,
+                                           float* red) {
   uint2 wr[C::kHVecs];
-  float4 h[C::kHVecs], sv[C::kHVecs];
-#pragma unroll
-  for (int j = 0; j < C::kHVecs; ++j) {
-    const int i = 4 * (C::rank() + j * C::kCount);
-    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
-    sv[j] = i < H && sums != nullptr ? __ldcg(reinterpret_cast<const float4*>(sums + i)) : make_float4(0, 0, 0, 0);
-    h[j] = i < H ? h_load(hs, i) : make_float4(0, 0, 0, 0);
-  }
+  float4 h[C::kHVecs];
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < C::kHVecs; ++j) {
     const int i = 4 * (C::rank() + j * C::kCount);
-    if (sums != nullptr && i < H) {
-      h[j] = add_rounded(h[j], sv[j]);
-      h_store(hs, i, h[j]);
-    }
+    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
+    h[j] = i < H ? h_load(hs, i) : make_float4(0, 0, 0, 0);
     ss += h[j].x * h[j].x + h[j].y * h[j].y + h[j].z * h[j].z + h[j].w * h[j].w;
   }
   const float inv = rsqrtf(cta_sum<C>(ss, red) / static_cast<float>(H) + eps);
@@ -498,6 +475,16 @@ __device__ __forceinline__ void stage_norm(bf16* hs, const float* sums, const vo
     if (i < H) norm4(h[j], inv, wr[j], kind, xs + i);
   }
   C::sync();
+}
+
+// h = bf16(h + bf16(sums)) for this thread's float4s.
+template <class C>
+__device__ __forceinline__ void add_sums(bf16* hs, const float* sums, int H) {
+#pragma unroll
+  for (int j = 0; j < C::kHVecs; ++j) {
+    const int i = 4 * (C::rank() + j * C::kCount);
+    if (i < H) h_store(hs, i, add_rounded(h_load(hs, i), __ldcg(reinterpret_cast<const float4*>(sums + i))));
+  }
 }
 
 // Key splits of the attention phase for nkeys keys: about 32 keys a split (a key a lane:
@@ -1388,13 +1375,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     const unsigned layer_n = static_cast<unsigned>(l + 1);
     mark(l, kTraceLayerStart);
     // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
-    prefetch_norm_weights<C>(L.input_norm_w, H);
     if (l > 0) {
       barrier(l, 0);
+      add_sums<C>(hs, d_last, H);
       zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
       if (flags) zero_sums<C>(o_last, H);
     }
-    stage_norm<C>(hs, l > 0 ? d_last : nullptr, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
@@ -1460,14 +1447,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
       }
     }
-    // gate_up: x = norm(h, mlp_norm), h first taking o_proj.
-    prefetch_norm_weights<C>(L.mlp_norm_w, H);
     barrier(l, 3);
+    add_sums<C>(hs, o_out, H);
     if (flags) {
       zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
     }
-    stage_norm<C>(hs, o_out, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
       run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
@@ -1532,7 +1518,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         *reinterpret_cast<uint2*>(static_cast<bf16*>(a.residual) + i) = *reinterpret_cast<const uint2*>(hs + i);
       }
     }
-    stage_norm<C>(hs, nullptr, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
     for (int v = C::rank(); v < H / 8; v += C::kCount)
       reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
   }
