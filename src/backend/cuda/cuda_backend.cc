@@ -68,7 +68,8 @@ int stack_ring_depth(const CudaOptions& o, int group, int H, int I, int q_heads,
   if (!o.decode_stack_row_ring) return cuda::stack_auto_ring_depth(group);
   int rows = cuda::kStackMinRingDepth;
   while (rows < cuda::kStackMaxRingRows &&
-         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, true, false, 0) <= cuda::kStackSmemLimit)
+         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, cuda::kStackRowRingWarps, false, 0) <=
+             cuda::kStackSmemLimit)
     ++rows;
   return rows;
 }
@@ -1122,7 +1123,7 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   const int depth = stack_ring_depth(options_, first->group, H, I, q0.q_heads, q0.kv_heads);
   if (const char* e = cuda::stack_tuning_error(
           depth, options_.decode_stack_row_ring, options_.decode_stack_rows_in_flight,
-          options_.decode_stack_window_rows_in_flight, options_.decode_stack_flags,
+          options_.decode_stack_window_rows_in_flight, options_.decode_stack_warp0_streams, options_.decode_stack_flags,
           options_.decode_stack_cta_attention, options_.decode_stack_warp_merge))
     return std::string(e) + ": ring depth " + std::to_string(depth) + ", rows in flight " +
            std::to_string(options_.decode_stack_rows_in_flight) + " / " +
@@ -1132,7 +1133,9 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
   const size_t smem =
-      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, options_.decode_stack_row_ring, cta,
+      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth,
+                             cuda::stack_stream_warps(options_.decode_stack_row_ring, options_.decode_stack_warp0_streams),
+                             cta,
                              cuda::stack_warp_scratch_bytes(options_.decode_stack_flags,
                                                             options_.decode_stack_warp_merge));
   if (smem > cuda::kStackSmemLimit)
@@ -1190,7 +1193,9 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
                                 : local && w == d.down ? cuda::stack_down_group_block(q.w.groups, q.w.group)
                                                        : 0;
         q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_,
-                                          cuda::stack_stream_warps(options_.decode_stack_row_ring), group_block,
+                                          cuda::stack_stream_warps(options_.decode_stack_row_ring,
+                                                                   options_.decode_stack_warp0_streams),
+                                          group_block,
                                           arena, stream_);
         arena += cuda::stack_image_bytes(q.w);
       }
@@ -1273,6 +1278,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->barrier = stack_barrier_;
   a->ring_depth = stack_ring_depth(options_, qweight(*d0.o).w.group, a->H, a->I, a->q_heads, a->kv_heads);
   a->row_ring = options_.decode_stack_row_ring;
+  a->warp0_streams = options_.decode_stack_warp0_streams;
   a->rows_in_flight = options_.decode_stack_rows_in_flight;
   a->window_rows_in_flight = options_.decode_stack_window_rows_in_flight;
   a->stage_merge = options_.decode_stack_stage_merge;

@@ -58,8 +58,9 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_w
                               cudaStream_t stream) {
   KR_CHECK_MSG(group_block >= 0 && group_block <= w.groups && (group_block == 0 || w.groups % group_block == 0),
                "decode stack image: a group block that does not divide the matrix's groups");
-  KR_CHECK_MSG(cta_warps == stack_stream_warps(false) || cta_warps == stack_stream_warps(true),
+  KR_CHECK_MSG(cta_warps == stack_stream_warps(false, false) || cta_warps == stack_stream_warps(false, true),
                "decode stack image: streaming warps a CTA other than a form's");
+  KR_CHECK_MSG(stack_image_bytes(w) < (size_t{1} << 31), "decode stack image: 2 GB or more (32-bit offsets)");
   StackMatrix m;
   m.image = image;
   m.N = w.N;
@@ -82,17 +83,18 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_w
   return m;
 }
 
-size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool row_ring,
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, int cta_warps,
                         bool cta_attention, int warp_scratch_bytes) {
   const StackSmemLayout lay = stack_smem_layout(H, I, q_heads, kv_heads, cta_attention, warp_scratch_bytes);
   return static_cast<size_t>(kStackStaticSmemBytes) + static_cast<size_t>(lay.ring) +
-         static_cast<size_t>(stack_stream_warps(row_ring)) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
+         static_cast<size_t>(cta_warps) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
 }
 
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
   const StackMatrix& o = a.layer[0].o;
   return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, o.groups > 0 ? o.K / o.groups : 64, a.ring_depth,
-                          a.row_ring, a.cta_attention, stack_warp_scratch_bytes(a.flags, a.warp_merge));
+                          stack_stream_warps(a.row_ring, a.warp0_streams), a.cta_attention,
+                          stack_warp_scratch_bytes(a.flags, a.warp_merge));
 }
 
 void configure_decode_stack() {
@@ -109,10 +111,11 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
 static_assert(kStackMinRingDepth == 2 && kStackMaxRingRows == 8 && kStackMaxRingDepth == 6,
               "stack_tuning_error's messages name these ranges");
 const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight, int window_rows_in_flight,
-                               bool flags, bool cta_attention, bool warp_merge) {
+                               bool warp0_streams, bool flags, bool cta_attention, bool warp_merge) {
   if (ring_depth < kStackMinRingDepth || ring_depth > (row_ring ? kStackMaxRingRows : kStackMaxRingDepth))
     return row_ring ? "ring rows out of range (2 .. 8)" : "ring depth out of range (2 .. 6)";
   if (!row_ring) return nullptr;
+  if (warp0_streams) return "warp 0 streaming with the row ring (warp 0 is its producer)";
   if (rows_in_flight < 1 || rows_in_flight > ring_depth) return "rows in flight out of range (1 .. the ring's rows)";
   if (window_rows_in_flight != -1 && (window_rows_in_flight < 1 || window_rows_in_flight > rows_in_flight))
     return "window rows in flight out of range (1 .. the rows in flight, or -1)";
@@ -125,8 +128,8 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
   if (!stack_shapes_supported(H, I, Hq, Hkv, a.layers)) return false;
   if (a.max_blocks <= 0 || a.block_size <= 0 || static_cast<int64_t>(a.max_blocks) * a.block_size > kStackMaxKeys)
     return false;
-  if (stack_tuning_error(a.ring_depth, a.row_ring, a.rows_in_flight, a.window_rows_in_flight, a.flags,
-                         a.cta_attention, a.warp_merge) != nullptr)
+  if (stack_tuning_error(a.ring_depth, a.row_ring, a.rows_in_flight, a.window_rows_in_flight, a.warp0_streams,
+                         a.flags, a.cta_attention, a.warp_merge) != nullptr)
     return false;
   if (a.cta_attention && a.q_heads / a.kv_heads > kStackCtaMaxGroup) return false;
   const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size
@@ -136,7 +139,7 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
     const StackMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
     for (const StackMatrix* m : mats) {
       if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g || m->group_block <= 0 ||
-          m->groups % m->group_block != 0 || m->cta_warps != stack_stream_warps(a.row_ring))
+          m->groups % m->group_block != 0 || m->cta_warps != stack_stream_warps(a.row_ring, a.warp0_streams))
         return false;
     }
     // (Every layer's matrices have the same N, K and group, so the same units: the row ring

@@ -14,12 +14,11 @@
 // starting, waiting on and draining a kernel (~6.8 us a matrix above streaming on an
 // H200, docs/performance.md). A kernel a layer does not help: its CTAs take whole
 // SMs, so the kernels around it cannot start early (measured slower than the
-// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM: every
-// warp keeps a cp.async ring of weight units in shared memory that runs ahead
+// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM: warps
+// 1-15 each keep a cp.async ring of weight units in shared memory that runs ahead
 // through every matrix of every layer, so the next weights stream while a phase waits
-// for its input; warp 0 also runs the attention items (between the barriers that end
-// qkv and the attention, when no matrix streams). With the row ring, warp 0 fills the
-// CTA's one ring instead and warps 1-15 stream (stack_stream_warps). The CTAs meet at a grid barrier between
+// for its input; warp 0 runs the attention (and with DecodeStackArgs::warp0_streams
+// streams units too; stack_stream_warps). The CTAs meet at a grid barrier between
 // phases (5 a layer, on a 64-bit count that only grows), and every CTA builds the
 // next matrix's whole input (norm, copy or GLU) in shared memory from f32 sums.
 //
@@ -83,14 +82,16 @@ constexpr int kStackQkvFlagsAt = kStackTicketsAt + kStackMaxKvHeads;
 constexpr int kStackAttnFlagsAt = kStackQkvFlagsAt + kStackMaxKvHeads * kStackFlagStride;
 constexpr int kStackGluFlagsAt = kStackAttnFlagsAt + kStackMaxKvHeads * kStackFlagStride;
 constexpr int kStackBarrierInts = kStackGluFlagsAt + kStackMaxI / 64 * kStackFlagStride;
-// Warps a CTA that stream weights: all 16, warp 0 between its attention items; with the row
-// ring (DecodeStackArgs::row_ring) warps 1-15, warp 0 being the ring's producer. With 15 a
-// CTA, 3B's matrices (3,840 / 2,304 / 12,288 / 6,144 units over 1,980 warps) had busiest warps
-// of 2 / 2 / 7 / 4 units against means of 1.94 / 1.16 / 6.21 / 3.10; with 16 (2,112 warps),
-// 2 / 2 / 6 / 3 (docs/performance.md, session 30). A matrix's image is built for one of the
-// two (StackMatrix::cta_warps).
+// Warps a CTA that stream weights: warps 1-15 (warp 0 runs the attention items; with the row
+// ring it is also the ring's producer), or all 16 with DecodeStackArgs::warp0_streams (not with
+// the row ring). With 15 a CTA, 3B's matrices (3,840 / 2,304 / 12,288 / 6,144 units over 1,980
+// warps) have busiest warps of 2 / 2 / 7 / 4 units against means of 1.94 / 1.16 / 6.21 / 3.10;
+// with 16 (2,112 warps), 2 / 2 / 6 / 3 (docs/performance.md, session 30). A matrix's image is
+// built for one of the two (StackMatrix::cta_warps).
 constexpr int kStackRowRingWarps = kStackWarps - 1;
-KR_HD constexpr int stack_stream_warps(bool row_ring) { return row_ring ? kStackRowRingWarps : kStackWarps; }
+KR_HD constexpr int stack_stream_warps(bool row_ring, bool warp0_streams) {
+  return row_ring || !warp0_streams ? kStackRowRingWarps : kStackWarps;
+}
 constexpr int kStackMinRingDepth = 2, kStackMaxRingDepth = 6;  // ring units a streaming warp
 constexpr int kStackMaxRingRows = 8;     // rows of the row ring (DecodeStackArgs::row_ring)
 constexpr int kStackCtaMaxGroup = 4;     // q heads a kv head of the CTA attention (DecodeStackArgs::cta_attention)
@@ -132,8 +133,9 @@ enum StackTracePoint : int {
 // host's size (stack_smem_bytes), so that the two agree.
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
 // The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
-// cursors (512 x 24 B) and the grid barrier's target (u64), rounded up to 256 bytes.
-constexpr int kStackStaticSmemBytes = 12544;
+// cursors (512 x 24 B), the streaming warps' ranges (16 x 4 x 16 B), the grid barrier's target
+// (u64) and the row ring's barriers and signals, rounded up to 256 bytes.
+constexpr int kStackStaticSmemBytes = 13568;
 struct StackSmemLayout {
   int hs = 0, red = 0, qs = 0, stage = 0, scratch = 0, ring = 0;
 };
@@ -193,6 +195,38 @@ KR_HD void stack_next_unit(int pairs, int group_block, int* pair, int* grp, int*
     *grp += group_block;
   }
 }
+// A streaming warp's range of a matrix (stack_range_begin over W warps) as the kernel walks it,
+// for units of unit_bytes: worked out once a launch for each of a layer's four matrices (their
+// units are the same in every layer), not at every matrix (the 32-bit divisions of
+// stack_range_begin, stack_unit_slot and stack_unit_pair_group lay on the path from each grid
+// barrier to the warp's first unit, and, for a warp with a unit in the packed last row, in the
+// ring's refill after a unit: session 30's profile).
+// 16 bytes (the kernel keeps 16 x 4 of them in static shared memory): n, pair and grp are below
+// 2^15 for the shapes the kernel takes (at most kStackMaxI / 16 tile pairs, 256 groups).
+struct StackWarpRange {
+  int first = 0;      // its first unit's byte offset in the image (stack_unit_slot x unit_bytes)
+  int last_step = 0;  // bytes from its unit n - 2 to unit n - 1: W unit_bytes, or into the packed row
+  short n = 0;        // its units
+  short pair = 0, grp = 0, gi = 0;  // its first unit's (tile pair, group), grp's place in its block
+};
+KR_HD StackWarpRange stack_warp_range(int units, int pairs, int group_block, int W, int gw, int unit_bytes) {
+  StackWarpRange r;
+  const int b = stack_range_begin(units, gw, W), n = stack_range_begin(units, gw + 1, W) - b;
+  r.n = static_cast<short>(n);
+  r.first = static_cast<int>(stack_unit_slot(units, W, gw, 0) * unit_bytes);
+  r.last_step = n >= 2 ? static_cast<int>((stack_unit_slot(units, W, gw, n - 1) -
+                                           stack_unit_slot(units, W, gw, n - 2)) * unit_bytes)
+                       : W * unit_bytes;
+  if (n > 0) {
+    int pair, grp;
+    stack_unit_pair_group(b, pairs, group_block, &pair, &grp);
+    r.pair = static_cast<short>(pair);
+    r.grp = static_cast<short>(grp);
+    r.gi = static_cast<short>(grp % group_block);
+  }
+  return r;
+}
+
 // The column groups [*g0, *g1) that the units of CTA `cta` (its cta_warps streaming warps'
 // ranges, stack_range_begin over W = ctas x cta_warps) read: whole blocks of
 // group_block groups, from the block of its first unit to that of its last; empty (g0 ==
@@ -298,9 +332,10 @@ struct StackMatrix {
 bool stack_takes(const QWeight& w);
 // Bytes of w's image: its units (stack_unit_slot), whatever the grid.
 size_t stack_image_bytes(const QWeight& w);
-// Fills `image` (stack_image_bytes) from w's tiled layout, in the read order of a grid
-// of `ctas` CTAs of cta_warps streaming warps (stack_stream_warps of the form the kernel
-// runs; it must be launched on as many CTAs); swiglu: w is [gate; up]
+// Fills `image` (stack_image_bytes, below 2 GB: the kernel's offsets are 32-bit) from w's tiled
+// layout, in the read order of a grid of `ctas` CTAs of cta_warps streaming warps
+// (stack_stream_warps of the form the kernel runs; it must be launched on as many CTAs);
+// swiglu: w is [gate; up]
 // and a unit's tile pair is gate tile p with up tile p + N / 32. group_block: the unit
 // order's blocks (a divisor of w's groups, stack_unit_pair_group; 0: all groups, pair-major).
 StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_warps, int group_block, void* image,
@@ -363,6 +398,11 @@ struct DecodeStackArgs {
   // (not flags, cta_attention or warp_merge).
   bool row_ring = false;
   int rows_in_flight = 2;  // 1 .. ring_depth
+  // Warp 0 streams weight units too, beside its attention items (its wait for an item's keys
+  // then also waits for its units in flight): 16 streaming warps a CTA instead of 15
+  // (stack_stream_warps), so that the busiest warp of a matrix has fewer units. Not with the
+  // row ring, whose producer warp 0 is. The images must be built for it (StackMatrix::cta_warps).
+  bool warp0_streams = false;
   // The row ring's rows in flight while the crew is between matrices (from its arrival at a
   // grid barrier to its next matrix's first unit: the barriers, stagings and attention, whose
   // L2 round trips queue behind the weights' reads): 1 .. rows_in_flight (not 0: the rows of
@@ -413,8 +453,8 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
 
 // Shared memory a CTA uses, static and dynamic (configure_decode_stack sets the kernels'
 // limit, kStackSmemLimit), for a model of these sizes (group: 64 or 128 columns) and a ring
-// of ring_depth units a streaming warp (with row_ring: ring_depth rows of kStackRowRingWarps
-// units), in the form cta_attention chooses, with
+// of ring_depth units for each of cta_warps streaming warps (stack_stream_warps; with the row
+// ring: ring_depth rows of kStackRowRingWarps units), in the form cta_attention chooses, with
 // warp_scratch_bytes (stack_warp_scratch_bytes) a streaming warp; decode_stack_smem_bytes: for a's.
 constexpr size_t kStackSmemLimit = 227 * 1024;
 // The ring depth of CudaOptions::decode_stack_ring_depth 0 (the default) for groups of
@@ -425,20 +465,21 @@ constexpr int stack_auto_ring_depth(int group) { return group == 128 ? 2 : 4; }
 // Bytes of a streaming warp's input scratch: a unit's GLU (the flags form) or merged attention
 // (warp_merge), up to 128 columns of bf16.
 KR_HD int stack_warp_scratch_bytes(bool flags, bool warp_merge) { return flags || warp_merge ? 256 : 0; }
-size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, bool row_ring,
+size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int ring_depth, int cta_warps,
                         bool cta_attention, int warp_scratch_bytes);
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a);
 // Sets the kernels' shared-memory limit; once, outside any graph capture.
 void configure_decode_stack();
 // Why the kernel does not take this tuning (DecodeStackArgs::ring_depth, row_ring, rows_in_flight,
-// window_rows_in_flight beside the form's flags, cta_attention and warp_merge), or nullptr
-// when it does: decode_stack_supports and the backend's refusal both ask it.
+// window_rows_in_flight, warp0_streams beside the form's flags, cta_attention and warp_merge), or
+// nullptr when it does: decode_stack_supports and the backend's refusal both ask it.
 const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight, int window_rows_in_flight,
-                               bool flags, bool cta_attention, bool warp_merge);
+                               bool warp0_streams, bool flags, bool cta_attention, bool warp_merge);
 // Whether launch_decode_stack runs these shapes (stack_takes for each matrix, one group
 // size, H <= kStackMaxH, I <= kStackMaxI, D = kStackHeadDim, Hq / Hkv <= kStackMaxGroup,
 // at most kStackMaxKeys keys in the block table, the shared memory fits, every image built
-// for the form's streaming warps: StackMatrix::cta_warps == stack_stream_warps(a.row_ring)).
+// for the form's streaming warps: StackMatrix::cta_warps == stack_stream_warps(a.row_ring,
+// a.warp0_streams)).
 bool decode_stack_supports(const DecodeStackArgs& a);
 // Launches the kernel on `ctas` CTAs (the images' grid; every CTA resident at once:
 // a cooperative launch), with programmatic dependent launch when pdl. False

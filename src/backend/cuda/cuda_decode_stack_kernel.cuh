@@ -27,10 +27,10 @@ namespace kr::cuda {
 namespace {
 
 constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
-// Every warp of a CTA streams the weights (a ring each, DecodeStackArgs::ring_depth units),
-// warp 0 also running the attention items between the barriers that end qkv and the
-// attention; with the row ring, warps 1 .. 15 take their units from the CTA's one ring,
-// which warp 0 fills (kRowRingWarps a row).
+// Warps 1 .. 15 of a CTA stream the weights (a ring each, DecodeStackArgs::ring_depth units);
+// warp 0 runs the attention items, and with DecodeStackArgs::warp0_streams streams units too
+// (its ring's loads in flight then wait with its keys). With the row ring, warps 1 .. 15 take
+// their units from the CTA's one ring, which warp 0 fills (kRowRingWarps a row).
 constexpr int kRowRingWarps = kStackRowRingWarps;
 
 // A CTA's crew: the threads that share its per-phase work (the residual h, the norms, the
@@ -342,43 +342,37 @@ __device__ __forceinline__ const StackMatrix& stack_shape(const DecodeStackArgs&
 
 // A streaming warp's walk through its units of every matrix of the launch (matrix m,
 // unit i of the n of its range), in the order its ring takes them; src: the unit's
-// image (stack_unit_slot: i W + gw in the full rows, then the packed last row).
+// image (stack_unit_slot: i W + gw in the full rows, then the packed last row). range: the
+// warp's StackWarpRange of each of a layer's four matrices (m & 3).
 struct UnitCursor {
   int m = 0, i = 0, n = 0;
-  bool packed_last = false;  // the warp's last unit of matrix m sits in its packed last row
+  int last_step = 0;  // StackWarpRange::last_step of matrix m
   const uint8_t* src = nullptr;
 
-  __device__ __forceinline__ void enter(const DecodeStackArgs& a, int mm, int gw, int W, int unit_bytes) {
-    const StackMatrix& mt = stack_matrix(a, mm);
+  __device__ __forceinline__ void enter(const DecodeStackArgs& a, int mm, const StackWarpRange* range) {
+    const StackWarpRange& r = range[mm & 3];
     m = mm;
     i = 0;
-    n = stack_range_begin(mt.units, gw + 1, W) - stack_range_begin(mt.units, gw, W);
-    packed_last = n > mt.units / W;
-    src = static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, 0) * unit_bytes;
+    n = r.n;
+    last_step = r.last_step;
+    src = static_cast<const uint8_t*>(stack_matrix(a, mm).image) + r.first;
   }
   // Past the matrices where the warp has no unit; M: the launch's matrices.
-  __device__ __forceinline__ void skip_empty(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
+  __device__ __forceinline__ void skip_empty(const DecodeStackArgs& a, const StackWarpRange* range, int M) {
     while (i >= n && m < M) {
-      if (++m < M) enter(a, m, gw, W, unit_bytes);
+      if (++m < M) enter(a, m, range);
     }
   }
-  __device__ __forceinline__ void start(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
-    enter(a, 0, gw, W, unit_bytes);
-    skip_empty(a, gw, W, M, unit_bytes);
+  __device__ __forceinline__ void start(const DecodeStackArgs& a, const StackWarpRange* range, int M) {
+    enter(a, 0, range);
+    skip_empty(a, range, M);
   }
   __device__ __forceinline__ bool done(int M) const { return m >= M; }
-  __device__ __forceinline__ void advance(const DecodeStackArgs& a, int gw, int W, int M, int unit_bytes) {
-    if (++i < n) {
-      // The next full row, or for a warp with one unit more than units / W, its last
-      // unit in the packed last row (the matrix looked up only then).
-      if (i == n - 1 && packed_last) {
-        const StackMatrix& mt = stack_matrix(a, m);
-        src = static_cast<const uint8_t*>(mt.image) + stack_unit_slot(mt.units, W, gw, i) * unit_bytes;
-      } else {
-        src += static_cast<size_t>(W) * unit_bytes;
-      }
-    }
-    skip_empty(a, gw, W, M, unit_bytes);
+  // row_bytes: W unit bytes, the step from a full row to the next.
+  __device__ __forceinline__ void advance(const DecodeStackArgs& a, const StackWarpRange* range, int M,
+                                          int row_bytes) {
+    if (++i < n) src += i == n - 1 ? last_step : row_bytes;  // the last may sit in the packed row
+    skip_empty(a, range, M);
   }
 };
 
@@ -391,10 +385,11 @@ struct RowProducer {
 };
 static_assert(sizeof(RowProducer) == 16, "the static shared memory's budget");
 
-// The kernel's static shared memory (the threads' cursors, the grid barrier's target, the
-// row ring's barriers, producer and signals) fits the room cuda_decode_stack.h keeps for it.
-static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + 8 + 2 * kStackMaxRingRows * 8 +
-                      static_cast<int>(sizeof(RowProducer)) + 8 <=
+// The kernel's static shared memory (the threads' cursors, the warps' ranges, the grid
+// barrier's target, the row ring's barriers, producer and signals) fits the room
+// cuda_decode_stack.h keeps for it.
+static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + kWarps * 4 * static_cast<int>(sizeof(StackWarpRange)) +
+                      8 + 2 * kStackMaxRingRows * 8 + static_cast<int>(sizeof(RowProducer)) + 12 <=
                   kStackStaticSmemBytes,
               "static shared memory");
 
@@ -1058,8 +1053,8 @@ template <int SU, bool kBias, bool kTrace, bool kRowRing, bool kFlags>
 __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
   static_assert(!(kRowRing && kFlags), "the row ring runs the barrier form's phases");
   using C = Crew<kRowRing>;
-  // The streaming warps a CTA (stack_stream_warps): its first, and how many.
-  constexpr int kFirstStreamWarp = kRowRing ? 1 : 0, kCtaWarps = stack_stream_warps(kRowRing);
+  // The streaming warps a CTA (stack_stream_warps): warps first_sw .. 15.
+  const int first_sw = kRowRing || !a.warp0_streams ? 1 : 0, cta_warps = kWarps - first_sw;
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
   const int H = a.H, I = a.I, Hq = a.q_heads, Hkv = a.kv_heads, G = Hq / Hkv;
@@ -1068,6 +1063,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   // The threads' cursors and the grid barrier's target in static shared memory
   // (kStackStaticSmemBytes; at addresses the compiler knows, which it keeps out of registers).
   __shared__ UnitCursor cursors[kThreads];
+  __shared__ StackWarpRange ranges[kWarps][4];  // each streaming warp's of the four matrices (m & 3)
   __shared__ unsigned long long bar_target[1];  // grid_barrier's (the crew's first thread's)
   // The row ring (kRowRing): its rows' barriers (full: the row's bytes landed; empty: the
   // kRowRingWarps streaming warps done with it), its producer, and the signals between the crew
@@ -1085,13 +1081,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   float* red = reinterpret_cast<float*>(smem + lay.red);    // [32]
   bf16* qs = reinterpret_cast<bf16*>(smem + lay.qs);        // [G][D] warp 0's q
   uint8_t* stage = smem + lay.stage;                         // [kStageBytes] warp 0's first chunk
-  // The warp's place among the CTA's streaming warps (with the row ring, warp 0 has none: 0).
-  const int sw = max(warp - kFirstStreamWarp, 0);
+  // The warp's place among the CTA's streaming warps (0 for a warp 0 that does not stream).
+  const int sw = max(warp - first_sw, 0);
   bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + sw * scratch_bytes);
   // The warp's ring, or with kRowRing the CTA's (a.ring_depth rows of kRowRingWarps units).
   uint8_t* ring = smem + lay.ring + (kRowRing ? 0 : static_cast<size_t>(sw) * a.ring_depth * UB);
-  const int W = gridDim.x * kCtaWarps, gw = blockIdx.x * kCtaWarps + sw;
-  const bool streams = warp >= kFirstStreamWarp;  // the row ring's warp 0: its producer, no units
+  const int W = gridDim.x * cta_warps, gw = blockIdx.x * cta_warps + sw;
+  const bool streams = warp >= first_sw;  // warp 0 (unless warp0_streams): no units
   const uint32_t magic = opaque(0x43004300u);
   float* const qkvsum = a.sums;     // [QKV]
   float* const osum = qkvsum + QKV;  // [2][H]: buffer l & 1 in the flags form, else 0
@@ -1116,7 +1112,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
 #pragma unroll
       for (int k = 0; k < Unit<SU>::kCodeVecs / 32; ++k) cp_async16(dst + lane + 32 * k, src + lane + 32 * k);
       if (lane < 8) cp_async16(dst + Unit<SU>::kCodeVecs + lane, src + Unit<SU>::kCodeVecs + lane);
-      ring_at.advance(a, gw, W, M, UB);
+      ring_at.advance(a, ranges[warp], M, W * UB);
     }
     cp_async_commit();  // an empty group past the end keeps the count
     if (++issue_slot == a.ring_depth) issue_slot = 0;
@@ -1129,6 +1125,12 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     const int P = load_acquire_cta(&in_matrix) != 0 ? a.rows_in_flight : window_rows;
     if (!pump_rows(producer, a, ring, row_full, row_empty, W, M, UB, a.ring_depth, P)) __nanosleep(32);
   };
+  // The warp's ranges of the four matrices, a lane each (weights only: before the PDL wait).
+  if (streams && lane < 4) {
+    const StackMatrix& mt = stack_matrix(a, lane);
+    ranges[warp][lane] = stack_warp_range(mt.units, mt.N / 32, mt.group_block, W, gw, UB);
+  }
+  __syncwarp();
   if constexpr (kRowRing) {
     if (tid == 0) {
       for (int r = 0; r < a.ring_depth; ++r) {
@@ -1146,7 +1148,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     __syncthreads();
     if (tid == 0) pump();
   } else if (streams) {
-    ring_at.start(a, gw, W, M, UB);
+    ring_at.start(a, ranges[warp], M);
 #pragma unroll 1
     for (int j = 0; j < a.ring_depth; ++j) issue();
   }
@@ -1219,7 +1221,8 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     if (!streams) return;
     const StackMatrix& mt = stack_shape(a, m);  // (its image is the ring cursor's business)
     if (kRowRing && tid == C::kFirst) store_release_cta(&in_matrix, 1);  // the window is over
-    const int b = stack_range_begin(mt.units, gw, W), n = stack_range_begin(mt.units, gw + 1, W) - b;
+    const StackWarpRange& range = ranges[warp][m & 3];
+    const int n = range.n;
     const int gb = mt.group_block;  // the unit order (stack_unit_pair_group)
     const bool meta_f16 = mt.meta_f16;
     // The row ring: the CTA's rows before matrix m's (every layer's matrices have the same
@@ -1236,9 +1239,8 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       rows = cta_rows(mt.units, blockIdx.x, W, gw);
     }
     [[maybe_unused]] const int rows_r = a.ring_depth;  // the row ring's rows
-    int pair, grp;
-    stack_unit_pair_group(b, mt.N / 32, gb, &pair, &grp);
-    int gi = grp - grp / gb * gb;   // grp's place in its block
+    int pair = range.pair, grp = range.grp;
+    int gi = range.gi;              // grp's place in its block
     if (n > 0) mark_warp1(m >> 2, kTraceQkvSetup + (m & 3));
     float acc[2][2] = {{0, 0}, {0, 0}};
     int in_pair = 0;                // units of `pair` summed (producers)
@@ -1435,7 +1437,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, MergedInput<SU>{a.partials, warp_scratch, S}, Role<kRolePlain>{}, 0u);
       } else {
         int c0, c1;  // the columns of o_proj's input that this CTA's units read
-        cta_columns(a.layer[0].o, kCtaWarps, &c0, &c1);
+        cta_columns(a.layer[0].o, cta_warps, &c0, &c1);
         if (stage_merge) {
           stage_merged_attention<C>(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
         } else {  // o_proj's input: the merged attention, as it is.
@@ -1470,7 +1472,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       // columns [c0, c1) that this CTA's down_proj units read; 4 float4s of g and u a thread at
       // a time (the 3B shape's all), not C::kGluVecs (the registers' peak).
       int c0, c1;
-      cta_columns(a.layer[0].down, kCtaWarps, &c0, &c1);
+      cta_columns(a.layer[0].down, cta_warps, &c0, &c1);
       constexpr int kChunk = 4;
       const int r = C::rank();
 #pragma unroll 1

@@ -43,7 +43,7 @@ StackMatrix matrix(int N, int K, bool swiglu = false, int group = 128) {
   m.units = (N / 32) * m.groups;
   m.group_block = m.groups;
   m.swiglu = swiglu;
-  m.cta_warps = stack_stream_warps(false);
+  m.cta_warps = stack_stream_warps(false, false);
   return m;
 }
 
@@ -221,7 +221,7 @@ TEST(DecodeStackPolicy, CtaGroupsHoldEveryGroupItsUnitsReadAndFewOthers) {
   for (const Case& c : cases) {
     const int units = c.pairs * c.groups;
     for (int ctas : {132, 114, 7, 1}) {
-     for (int cw : {stack_stream_warps(false), stack_stream_warps(true)}) {
+     for (int cw : {kStackRowRingWarps, kStackWarps}) {
       const int W = ctas * cw;
       for (int cta = 0; cta < ctas; ++cta) {
         int g0 = -1, g1 = -1;
@@ -383,11 +383,11 @@ TEST(DecodeStackPolicy, AutoRingDepthHoldsAboutTheSameBytesForBothGroupSizes) {
   EXPECT_EQ(stack_auto_ring_depth(128), 2);
   EXPECT_EQ(stack_auto_ring_depth(64), 4);
   auto ring_bytes = [](int group) {
-    return stack_smem_bytes(kH, kI, kHq, kHkv, group, stack_auto_ring_depth(group), false, false, 0) -
-           stack_smem_bytes(kH, kI, kHq, kHkv, group, 0, false, false, 0);
+    return stack_smem_bytes(kH, kI, kHq, kHkv, group, stack_auto_ring_depth(group), 15, false, 0) -
+           stack_smem_bytes(kH, kI, kHq, kHkv, group, 0, 15, false, 0);
   };
-  EXPECT_EQ(ring_bytes(128), static_cast<size_t>(kStackWarps) * 2 * 2176);
-  EXPECT_EQ(ring_bytes(64), static_cast<size_t>(kStackWarps) * 4 * 1152);
+  EXPECT_EQ(ring_bytes(128), size_t{15} * 2 * 2176);
+  EXPECT_EQ(ring_bytes(64), size_t{15} * 4 * 1152);
   DecodeStackArgs a = llama_3b();
   a.ring_depth = stack_auto_ring_depth(128);
   EXPECT_TRUE(decode_stack_supports(a));
@@ -395,7 +395,7 @@ TEST(DecodeStackPolicy, AutoRingDepthHoldsAboutTheSameBytesForBothGroupSizes) {
 
 TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   DecodeStackArgs a = llama_3b();
-  // 16 warps x depth x 2,176 B of ring next to ~53 KB (of which the threads' cursors 12.5 KB
+  // 15 warps x depth x 2,176 B of ring next to ~54 KB (of which the threads' cursors 12.5 KB
   // and the residual 6 KB: session 25 took them out of registers; 6 units fitted before).
   for (int depth : {2, 4, 5}) {
     a.ring_depth = depth;
@@ -410,7 +410,6 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   // form only.
   a = llama_3b();
   a.row_ring = true;
-  set_cta_warps(a, kStackRowRingWarps);
   for (int rows : {2, 4, 5}) {
     a.ring_depth = rows;
     for (int in_flight : {1, rows}) {
@@ -439,14 +438,16 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   a.ring_depth = kStackMaxRingRows + 1;
   EXPECT_FALSE(decode_stack_supports(a));
   // The same rules give the backend's refusal its reason.
-  EXPECT_EQ(stack_tuning_error(2, false, 0, 0, true, false, false), nullptr);  // rows in flight: row ring only
-  EXPECT_NE(stack_tuning_error(7, false, 2, -1, false, false, false), nullptr);
-  EXPECT_EQ(stack_tuning_error(8, true, 8, -1, false, false, false), nullptr);
-  EXPECT_NE(stack_tuning_error(4, true, 2, 3, false, false, false), nullptr);  // window above the rows in flight
-  EXPECT_NE(stack_tuning_error(4, true, 2, 0, false, false, false), nullptr);
-  EXPECT_EQ(stack_tuning_error(4, true, 2, 1, false, false, false), nullptr);
-  EXPECT_NE(stack_tuning_error(4, true, 2, -1, false, false, true), nullptr);
-  // The flags form's GLU scratch and the warp merge's (16 x 256 B each) leave 3B's rings 5 units.
+  EXPECT_EQ(stack_tuning_error(2, false, 0, 0, true, true, false, false), nullptr);  // rows in flight: row ring only
+  EXPECT_NE(stack_tuning_error(7, false, 2, -1, false, false, false, false), nullptr);
+  EXPECT_EQ(stack_tuning_error(8, true, 8, -1, false, false, false, false), nullptr);
+  EXPECT_NE(stack_tuning_error(4, true, 2, 3, false, false, false, false), nullptr);  // window above the rows in flight
+  EXPECT_NE(stack_tuning_error(4, true, 2, 0, false, false, false, false), nullptr);
+  EXPECT_EQ(stack_tuning_error(4, true, 2, 1, false, false, false, false), nullptr);
+  EXPECT_NE(stack_tuning_error(4, true, 2, -1, false, false, false, true), nullptr);
+  EXPECT_NE(stack_tuning_error(4, true, 2, -1, true, false, false, false), nullptr);  // warp 0: the producer
+  // The flags form's GLU scratch and the warp merge's (room for 16 x 256 B) leave 3B's rings 5
+  // units; with warp 0 streaming (16 rings), 4.
   for (bool warp_merge : {false, true}) {
     a = llama_3b();
     a.flags = !warp_merge;
@@ -454,16 +455,21 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
     a.ring_depth = 5;
     EXPECT_TRUE(decode_stack_supports(a)) << warp_merge;
     EXPECT_EQ(decode_stack_smem_bytes(a),
-              stack_smem_bytes(kH, kI, kHq, kHkv, 128, 5, false, false, 0) + kStackWarps * 256) << warp_merge;
+              stack_smem_bytes(kH, kI, kHq, kHkv, 128, 5, 15, false, 0) + kStackWarps * 256) << warp_merge;
+    a.warp0_streams = true;
+    set_cta_warps(a, kStackWarps);
+    EXPECT_FALSE(decode_stack_supports(a)) << warp_merge;
+    a.ring_depth = 4;
+    EXPECT_TRUE(decode_stack_supports(a)) << warp_merge;
   }
   EXPECT_EQ(stack_warp_scratch_bytes(false, false), 0);
   EXPECT_EQ(stack_warp_scratch_bytes(true, true), 256);
-  // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 4 units fit, 5 do not; the row ring's
-  // rows of 15 units: 5 fit, 6 do not.
-  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 4, false, false, 0), kStackSmemLimit);
-  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, false, false, 0), kStackSmemLimit);
-  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, true, false, 0), kStackSmemLimit);
-  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, true, false, 0), kStackSmemLimit);
+  // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 5 units fit, 6 do not; with warp 0
+  // streaming (16 rings), 4 fit, 5 do not.
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, 15, false, 0), kStackSmemLimit);
+  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, 15, false, 0), kStackSmemLimit);
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 4, 16, false, 0), kStackSmemLimit);
+  EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, 16, false, 0), kStackSmemLimit);
 }
 
 TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
@@ -483,25 +489,31 @@ TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
   EXPECT_TRUE(decode_stack_supports(a));
   // A small model: the scratch (16 warps x 4 heads x 2 + 4 x 128 floats) outgrows the
   // matrix inputs (512 bf16) and sets the first region's size.
-  EXPECT_GT(stack_smem_bytes(128, 256, 4, 1, 128, 4, false, true, 0),
-            stack_smem_bytes(128, 256, 4, 1, 128, 4, false, false, 0));
+  EXPECT_GT(stack_smem_bytes(128, 256, 4, 1, 128, 4, 15, true, 0),
+            stack_smem_bytes(128, 256, 4, 1, 128, 4, 15, false, 0));
 }
 
-// Every warp streams except the row ring's producer, and an image is read in the order of the
-// warps it was built for: the kernel never runs on images of the other form (their units would
-// go to the wrong warps, and the row ring's rows would be copied from the wrong slots).
+// Warps 1-15 stream, or all 16 with warp0_streams (not with the row ring, whose producer warp 0
+// is), and an image is read in the order of the warps it was built for: the kernel never runs on
+// images of the other count (their units would go to the wrong warps).
 TEST(DecodeStackPolicy, ImagesAreReadByTheWarpsTheyWereBuiltFor) {
-  EXPECT_EQ(stack_stream_warps(false), kStackWarps);
-  EXPECT_EQ(stack_stream_warps(true), kStackWarps - 1);
+  EXPECT_EQ(stack_stream_warps(false, false), kStackWarps - 1);
+  EXPECT_EQ(stack_stream_warps(false, true), kStackWarps);
+  EXPECT_EQ(stack_stream_warps(true, false), kStackWarps - 1);
   DecodeStackArgs a = llama_3b();
   EXPECT_TRUE(decode_stack_supports(a));
-  a.layer[13].o.cta_warps = kStackRowRingWarps;  // one image of the row ring's order
+  a.warp0_streams = true;
+  EXPECT_FALSE(decode_stack_supports(a));  // 15-warp images
+  set_cta_warps(a, kStackWarps);
+  EXPECT_TRUE(decode_stack_supports(a));
+  a.layer[13].o.cta_warps = kStackRowRingWarps;  // one image of the other order
   EXPECT_FALSE(decode_stack_supports(a));
   a = llama_3b();
   a.row_ring = true;
-  EXPECT_FALSE(decode_stack_supports(a));  // 16-warp images
-  set_cta_warps(a, kStackRowRingWarps);
   EXPECT_TRUE(decode_stack_supports(a));
+  a.warp0_streams = true;
+  set_cta_warps(a, kStackWarps);
+  EXPECT_FALSE(decode_stack_supports(a));
   // Why warp 0 streams: at 3B on 132 SMs the busiest warp of each matrix (qkv, o, gate_up,
   // down) computes 2 / 2 / 6 / 3 units with 16 warps a CTA, 2 / 2 / 7 / 4 with 15; every grid
   // barrier waits for the busiest.
@@ -509,12 +521,57 @@ TEST(DecodeStackPolicy, ImagesAreReadByTheWarpsTheyWereBuiltFor) {
   const int busiest16[4] = {2, 2, 6, 3}, busiest15[4] = {2, 2, 7, 4};
   for (int k = 0; k < 4; ++k) {
     for (bool row_ring : {false, true}) {
-      const int W = 132 * stack_stream_warps(row_ring);
+      const int W = 132 * (row_ring ? kStackRowRingWarps : kStackWarps);
       int most = 0;
       for (int w = 0; w < W; ++w)
         most = std::max(most, stack_range_begin(units[k], w + 1, W) - stack_range_begin(units[k], w, W));
       EXPECT_EQ(most, row_ring ? busiest15[k] : busiest16[k]) << "matrix " << k << " row ring " << row_ring;
     }
+  }
+}
+
+// stack_warp_range (what the kernel works out once a launch, a warp and a matrix of a layer):
+// its first offset and last step walk the warp's units to exactly stack_unit_slot's places, a
+// full row (W units) apart but for a last unit in the packed row; its (pair, group, gi) is
+// stack_unit_pair_group's of the warp's first unit.
+TEST(DecodeStackPolicy, WarpRangesWalkTheImageAsItsSlots) {
+  struct Shape {
+    int pairs, groups, gb;
+  };
+  const Shape shapes[] = {{120, 24, 24}, {96, 24, 1}, {512, 24, 24}, {96, 64, 4}, {96, 48, 2}, {3, 5, 5}, {896, 32, 32}};
+  for (const Shape& sh : shapes) {
+    const int units = sh.pairs * sh.groups;
+    for (int W : {132 * kStackWarps, 132 * kStackRowRingWarps, 114 * kStackRowRingWarps, 7, 1}) {
+      for (int gw = 0; gw < W; ++gw) {
+        const int ub = 2176;
+        const StackWarpRange r = stack_warp_range(units, sh.pairs, sh.gb, W, gw, ub);
+        const int b = stack_range_begin(units, gw, W);
+        ASSERT_EQ(r.n, stack_range_begin(units, gw + 1, W) - b);
+        int64_t at = r.first;
+        for (int i = 0; i < r.n; ++i) {
+          ASSERT_EQ(at, stack_unit_slot(units, W, gw, i) * ub) << units << " units, W " << W << " warp " << gw << " unit " << i;
+          at += i + 1 == r.n - 1 ? r.last_step : int64_t{W} * ub;  // the cursor's step
+        }
+        if (r.n > 0) {
+          int pair, grp;
+          stack_unit_pair_group(b, sh.pairs, sh.gb, &pair, &grp);
+          EXPECT_EQ(r.pair, pair);
+          EXPECT_EQ(r.grp, grp);
+          EXPECT_EQ(r.gi, grp % sh.gb);
+        }
+      }
+    }
+  }
+  // The largest shapes the kernel takes keep the ranges' 16-bit fields: gate_up of I =
+  // kStackMaxI (2 I / 32 tile pairs) in 64-column groups of K = kStackMaxH, on a small grid.
+  const int pairs = 2 * kStackMaxI / 32, groups = kStackMaxH / 64, W = 8 * kStackRowRingWarps;
+  for (int gw : {0, W / 2, W - 1}) {
+    const StackWarpRange r = stack_warp_range(pairs * groups, pairs, groups, W, gw, 1152);
+    int pair, grp;
+    stack_unit_pair_group(stack_range_begin(pairs * groups, gw, W), pairs, groups, &pair, &grp);
+    EXPECT_EQ(r.n, stack_range_begin(pairs * groups, gw + 1, W) - stack_range_begin(pairs * groups, gw, W));
+    EXPECT_EQ(r.pair, pair);
+    EXPECT_EQ(r.grp, grp);
   }
 }
 
@@ -574,10 +631,10 @@ TEST(DecodeStackPolicy, SharedMemoryRegionsHoldWhatTheyHoldAndDoNotOverlap) {
         EXPECT_GE(l.stage - l.qs, G * kStackHeadDim * 2) << at;
         EXPECT_GE(l.scratch - l.stage, kStackStageBytes) << at;
         EXPECT_GE(l.ring - l.scratch, kStackWarps * scratch) << at;
-        for (bool row_ring : {false, true}) {
-          EXPECT_EQ(stack_smem_bytes(m.H, m.I, m.Hq, m.Hkv, 128, 3, row_ring, cta, scratch),
-                    static_cast<size_t>(kStackStaticSmemBytes + l.ring + stack_stream_warps(row_ring) * 3 * 2176))
-              << at << " row ring " << row_ring;
+        for (int cta_warps : {15, 16}) {
+          EXPECT_EQ(stack_smem_bytes(m.H, m.I, m.Hq, m.Hkv, 128, 3, cta_warps, cta, scratch),
+                    static_cast<size_t>(kStackStaticSmemBytes + l.ring + cta_warps * 3 * 2176))
+              << at << " warps " << cta_warps;
         }
       }
     }
