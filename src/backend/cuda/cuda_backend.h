@@ -215,7 +215,8 @@ struct CudaOptions {
   bool decode_stack_warp_merge = false;
   // Warp 0 of each CTA streams weight units too, beside the attention (DecodeStackArgs::
   // warp0_streams: 16 streaming warps a CTA instead of 15; not with the row ring); the images are
-  // built at load for it. kr-cuda-bench and kr-backend-ops --decode-stack-warp0-streams.
+  // built at load for it. kr-cuda-bench and kr-backend-ops --decode-stack-warp0-streams. No
+  // faster than 15 warps (H100, session 30: the SM's units are the same work however spread).
   bool decode_stack_warp0_streams = false;
   // o_proj's and down_proj's units ordered in blocks of columns (a head's for o_proj, 512 for
   // down_proj: stack_o_group_block, stack_down_group_block), so that each CTA merges the
