@@ -74,6 +74,12 @@ int stack_ring_depth(const CudaOptions& o, int group, int H, int I, int q_heads,
   return rows;
 }
 
+// The decode stack's streaming warps a CTA for these options (the images' read order and the
+// rings' shared memory both follow it).
+int stack_cta_warps(const CudaOptions& o) {
+  return cuda::stack_stream_warps(o.decode_stack_row_ring, o.decode_stack_warp0_streams);
+}
+
 // A quantized weight on this GPU: the device image of cuda_quant_repack.h.
 struct CudaQuantWeight final : QuantizedWeight {
   cuda::QWeight w;
@@ -1123,8 +1129,8 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   const int depth = stack_ring_depth(options_, first->group, H, I, q0.q_heads, q0.kv_heads);
   if (const char* e = cuda::stack_tuning_error(
           depth, options_.decode_stack_row_ring, options_.decode_stack_rows_in_flight,
-          options_.decode_stack_window_rows_in_flight, options_.decode_stack_warp0_streams, options_.decode_stack_flags,
-          options_.decode_stack_cta_attention, options_.decode_stack_warp_merge))
+          options_.decode_stack_window_rows_in_flight, options_.decode_stack_warp0_streams,
+          options_.decode_stack_flags, options_.decode_stack_cta_attention, options_.decode_stack_warp_merge))
     return std::string(e) + ": ring depth " + std::to_string(depth) + ", rows in flight " +
            std::to_string(options_.decode_stack_rows_in_flight) + " / " +
            std::to_string(options_.decode_stack_window_rows_in_flight);
@@ -1133,9 +1139,7 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
   const size_t smem =
-      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth,
-                             cuda::stack_stream_warps(options_.decode_stack_row_ring, options_.decode_stack_warp0_streams),
-                             cta,
+      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, stack_cta_warps(options_), cta,
                              cuda::stack_warp_scratch_bytes(options_.decode_stack_flags,
                                                             options_.decode_stack_warp_merge));
   if (smem > cuda::kStackSmemLimit)
@@ -1192,10 +1196,7 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
         const int group_block = local && w == d.o      ? cuda::stack_o_group_block(q.w.groups, q.w.group)
                                 : local && w == d.down ? cuda::stack_down_group_block(q.w.groups, q.w.group)
                                                        : 0;
-        q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_,
-                                          cuda::stack_stream_warps(options_.decode_stack_row_ring,
-                                                                   options_.decode_stack_warp0_streams),
-                                          group_block,
+        q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, stack_cta_warps(options_), group_block,
                                           arena, stream_);
         arena += cuda::stack_image_bytes(q.w);
       }

@@ -129,8 +129,8 @@ enum StackTracePoint : int {
 // scratch, f32 [kStackWarps][G][2] + [G][D]), the residual hs (bf16 [H]), red (f32 [32]), warp
 // 0's q (bf16 [G][D]) and stage (kStackStageBytes: 32 K rows and 32 V rows of D bf16, each
 // padded by 16 bytes), the streaming warps' input scratch (scratch_bytes each,
-// stack_warp_scratch_bytes; room for kStackWarps), then their rings. One function for the kernel's pointers and the
-// host's size (stack_smem_bytes), so that the two agree.
+// stack_warp_scratch_bytes; room for kStackWarps), then their rings. One function for the
+// kernel's pointers and the host's size (stack_smem_bytes), so that the two agree.
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
 // The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
 // cursors (512 x 24 B), the streaming warps' ranges (16 x 4 x 16 B), the grid barrier's target
@@ -202,7 +202,8 @@ KR_HD void stack_next_unit(int pairs, int group_block, int* pair, int* grp, int*
 // barrier to the warp's first unit, and, for a warp with a unit in the packed last row, in the
 // ring's refill after a unit: session 30's profile).
 // 16 bytes (the kernel keeps 16 x 4 of them in static shared memory): n, pair and grp are below
-// 2^15 for the shapes the kernel takes (at most kStackMaxI / 16 tile pairs, 256 groups).
+// 2^15 for the shapes and grids the kernel takes (at most kStackMaxI / 16 tile pairs and 256
+// groups, so at most 2^16 units over W >= 15 warps).
 struct StackWarpRange {
   int first = 0;      // its first unit's byte offset in the image (stack_unit_slot x unit_bytes)
   int last_step = 0;  // bytes from its unit n - 2 to unit n - 1: W unit_bytes, or into the packed row
@@ -395,7 +396,7 @@ struct DecodeStackArgs {
   // streaming warps wait on a row's barrier and release it on another. Warp 0 still runs the
   // attention items, on its own: the CTA's shared work (norms, stagings, the grid barrier's
   // arrival) is done by warps 1-15, who meet at a named barrier. The barrier form only
-  // (not flags, cta_attention or warp_merge).
+  // (not flags, cta_attention, warp_merge or warp0_streams).
   bool row_ring = false;
   int rows_in_flight = 2;  // 1 .. ring_depth
   // Warp 0 streams weight units too, beside its attention items (its wait for an item's keys
