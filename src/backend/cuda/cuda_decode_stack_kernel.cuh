@@ -1410,7 +1410,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   };
   // The matrices' staged inputs: f16 for qkv, o and gate_up (a normed h, the attention's
   // output: compute_unit's f16 codes take a quarter fewer instructions a unit), bf16 for
-  // down_proj's GLU (f16_of) and the final norm's output.
+  // down_proj's GLU unless a.down_f16 (f16_of) and for the final norm's output.
   const SharedInput<true> staged_f16{xs};
   const SharedInput<false> staged_x{xs};
   constexpr bool flags = kFlags;
@@ -1569,8 +1569,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     zero_sums<C>(osum, H);
     {
       // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it, over the
-      // columns [c0, c1) that this CTA's down_proj units read; 4 float4s of g and u a thread at
-      // a time (the 3B shape's all), not C::kGluVecs (the registers' peak).
+      // columns [c0, c1) that this CTA's down_proj units read (stored as f16 with a.down_f16,
+      // f16_of); 4 float4s of g and u a thread at a time (the 3B shape's all), not
+      // C::kGluVecs (the registers' peak).
       int c0, c1;
       cta_columns(a.layer[0].down, cta_warps, &c0, &c1);
       constexpr int kChunk = 4;
@@ -1589,15 +1590,25 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
           const int i = c0 + 4 * (r + (j0 + j) * C::kCount);
           if (i < c1) {
             const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
+            if (a.down_f16) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) xs[i + e] = glu_bf16(g4[e], u4[e], a.activation);
+              for (int e = 0; e < 4; ++e)
+                reinterpret_cast<__half*>(xs)[i + e] = f16_of(__bfloat162float(glu_bf16(g4[e], u4[e], a.activation)));
+            } else {
+#pragma unroll
+              for (int e = 0; e < 4; ++e) xs[i + e] = glu_bf16(g4[e], u4[e], a.activation);
+            }
           }
         }
       }
       C::sync();
     }
     mark(l, kTraceDownStaged);
-    run_matrix(4 * l + 3, d_out, staged_x, Role<kRolePlain>{}, 0u);
+    if (a.down_f16) {
+      run_matrix(4 * l + 3, d_out, staged_f16, Role<kRolePlain>{}, 0u);
+    } else {
+      run_matrix(4 * l + 3, d_out, staged_x, Role<kRolePlain>{}, 0u);
+    }
   }
   cp_async_wait<0>();
   grid_barrier<C>(bar_count, bar_target, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
