@@ -366,40 +366,32 @@ __device__ __forceinline__ float4 load_bf16x4_shared(const void* p, int i) {
 __device__ __forceinline__ uint2 load_raw4(const void* p, int i) {
   return *reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i);
 }
-// A bf16 value v as f16 for an f16 input (SharedInput<true>): exact for 2^-17 <= |v| <= 65504
-// (f16's range; below it f16's subnormals keep what they can, ~6e-8 absolute). Beyond 65504 it
-// saturates rather than becoming an infinity (NaN stays NaN): the inputs staged so are a
-// normed h and the attention's output, which real models keep far below it; down_proj's
-// input (the GLU, where large activations live) stays bf16.
-__device__ __forceinline__ __half f16_of(float v) {
-  return __float2half_rn(fabsf(v) > 65504.0f ? copysignf(65504.0f, v) : v);
+// Two bf16 (a bf16x2 word) as two f16 (an f16x2 word) for an f16 input (SharedInput<true>):
+// exact for 2^-17 <= |v| <= 65504 (f16's range; below it f16's subnormals keep what they can,
+// ~6e-8 absolute); beyond 65504 it saturates (cvt's .satfinite) rather than becoming an
+// infinity, and NaN stays NaN. The inputs staged so are a normed h, the attention's output and
+// with DecodeStackArgs::down_f16 the GLU. Three instructions a pair: the halves as floats,
+// one cvt of both (PTX ISA: cvt.rn.satfinite.f16x2.f32 d, a, b puts a in d's upper half).
+__device__ __forceinline__ uint32_t f16x2_of(uint32_t bf16x2) {
+  const float lo = __uint_as_float(bf16x2 << 16), hi = __uint_as_float(bf16x2 & 0xFFFF0000u);
+  uint32_t d;
+  asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
 }
-// 8 bf16 (a uint4) as 8 f16 (f16_of).
+// 8 bf16 (a uint4) as 8 f16 (f16x2_of).
 __device__ __forceinline__ uint4 f16_of8(uint4 v) {
-  uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[e]));
-    const __half2 h = __halves2half2(f16_of(f.x), f16_of(f.y));
-    w[e] = *reinterpret_cast<const uint32_t*>(&h);
-  }
-  return make_uint4(w[0], w[1], w[2], w[3]);
+  return make_uint4(f16x2_of(v.x), f16x2_of(v.y), f16x2_of(v.z), f16x2_of(v.w));
 }
-// norm_apply of 4 values with the weights' 4 bf16 (raw), stored at d: as bf16, or with kF16
-// the same bf16 values as f16 (f16_of).
+// norm_apply of 4 values with the weights' 4 bf16 (raw), stored at d (8-byte aligned): as
+// bf16, or with kF16 the same bf16 values as f16 (f16x2_of).
 template <bool kF16>
 __device__ __forceinline__ void norm4(const float4& h, float inv, uint2 wr, int kind, bf16* d) {
   const bf16* w = reinterpret_cast<const bf16*>(&wr);
-  const bf16 v[4] = {norm_apply(h.x, inv, w[0], kind), norm_apply(h.y, inv, w[1], kind),
-                     norm_apply(h.z, inv, w[2], kind), norm_apply(h.w, inv, w[3], kind)};
-  if constexpr (kF16) {
-    __half* o = reinterpret_cast<__half*>(d);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) o[e] = f16_of(__bfloat162float(v[e]));
-  } else {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) d[e] = v[e];
-  }
+  const __nv_bfloat162 v[2] = {__halves2bfloat162(norm_apply(h.x, inv, w[0], kind), norm_apply(h.y, inv, w[1], kind)),
+                               __halves2bfloat162(norm_apply(h.z, inv, w[2], kind), norm_apply(h.w, inv, w[3], kind))};
+  uint2 o = *reinterpret_cast<const uint2*>(v);
+  if constexpr (kF16) o = make_uint2(f16x2_of(o.x), f16x2_of(o.y));
+  *reinterpret_cast<uint2*>(d) = o;
 }
 __device__ __forceinline__ float4 add_rounded(const float4& r, const float4& o) {
   // residual + bf16(o), rounded to bf16: the unfused norm kernel's residual add.
@@ -969,7 +961,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 }
 
 // CTA (DecodeStackArgs::stage_merge): o_proj's input xs ([Hq D]: bf16 values, stored as bf16
-// or with kF16 as f16, f16_of) merged from the splits' partials after the barrier that ends
+// or with kF16 as f16, f16x2_of) merged from the splits' partials after the barrier that ends
 // the attention, for the heads [h0, h1) that the CTA's o_proj units read (stack_cta_groups).
 // kMergeWays threads a head's 8 dims, way w taking splits
 // w, w + kMergeWays, .. (all its loads issued before any arithmetic: one L2 round trip for up to
@@ -1410,7 +1402,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   };
   // The matrices' staged inputs: f16 for qkv, o and gate_up (a normed h, the attention's
   // output: compute_unit's f16 codes take a quarter fewer instructions a unit), bf16 for
-  // down_proj's GLU unless a.down_f16 (f16_of) and for the final norm's output.
+  // down_proj's GLU unless a.down_f16 (f16x2_of) and for the final norm's output.
   const SharedInput<true> staged_f16{xs};
   const SharedInput<false> staged_x{xs};
   constexpr bool flags = kFlags;
@@ -1570,7 +1562,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     {
       // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it, over the
       // columns [c0, c1) that this CTA's down_proj units read (stored as f16 with a.down_f16,
-      // f16_of); 4 float4s of g and u a thread at a time (the 3B shape's all), not
+      // f16x2_of); 4 float4s of g and u a thread at a time (the 3B shape's all), not
       // C::kGluVecs (the registers' peak).
       int c0, c1;
       cta_columns(a.layer[0].down, cta_warps, &c0, &c1);
@@ -1590,14 +1582,11 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
           const int i = c0 + 4 * (r + (j0 + j) * C::kCount);
           if (i < c1) {
             const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
-            if (a.down_f16) {
-#pragma unroll
-              for (int e = 0; e < 4; ++e)
-                reinterpret_cast<__half*>(xs)[i + e] = f16_of(__bfloat162float(glu_bf16(g4[e], u4[e], a.activation)));
-            } else {
-#pragma unroll
-              for (int e = 0; e < 4; ++e) xs[i + e] = glu_bf16(g4[e], u4[e], a.activation);
-            }
+            const __nv_bfloat162 v[2] = {__halves2bfloat162(glu_bf16(g4[0], u4[0], a.activation), glu_bf16(g4[1], u4[1], a.activation)),
+                                         __halves2bfloat162(glu_bf16(g4[2], u4[2], a.activation), glu_bf16(g4[3], u4[3], a.activation))};
+            uint2 o = *reinterpret_cast<const uint2*>(v);
+            if (a.down_f16) o = make_uint2(f16x2_of(o.x), f16x2_of(o.y));
+            *reinterpret_cast<uint2*>(xs + i) = o;
           }
         }
       }
