@@ -1280,7 +1280,6 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->ring_depth = stack_ring_depth(options_, qweight(*d0.o).w.group, a->H, a->I, a->q_heads, a->kv_heads);
   a->row_ring = options_.decode_stack_row_ring;
   a->warp0_streams = options_.decode_stack_warp0_streams;
-  a->down_f16 = options_.decode_stack_down_f16;
   a->rows_in_flight = options_.decode_stack_rows_in_flight;
   a->window_rows_in_flight = options_.decode_stack_window_rows_in_flight;
   a->stage_merge = options_.decode_stack_stage_merge;

@@ -218,10 +218,6 @@ struct CudaOptions {
   // built at load for it. kr-cuda-bench and kr-backend-ops --decode-stack-warp0-streams. No
   // faster than 15 warps (H100, session 30: the SM's units are the same work however spread).
   bool decode_stack_warp0_streams = false;
-  // down_proj's input staged as f16 as qkv's, o's and gate_up's are (DecodeStackArgs::down_f16),
-  // so that its units take the f16 codes too. kr-cuda-bench and kr-backend-ops
-  // --decode-stack-down-f16.
-  bool decode_stack_down_f16 = false;
   // o_proj's and down_proj's units ordered in blocks of columns (a head's for o_proj, 512 for
   // down_proj: stack_o_group_block, stack_down_group_block), so that each CTA merges the
   // attention (or makes the GLU) of only the columns its own units read, instead of all of

@@ -404,11 +404,6 @@ struct DecodeStackArgs {
   // (stack_stream_warps), so that the busiest warp of a matrix has fewer units. Not with the
   // row ring, whose producer warp 0 is. The images must be built for it (StackMatrix::cta_warps).
   bool warp0_streams = false;
-  // down_proj's input (the GLU) staged as f16 too, so that its units take the f16 codes as
-  // qkv's, o's and gate_up's do (compute_unit); else bf16 (its values saturate at f16's 65504,
-  // and the GLU is where a model's large activations are). The barrier forms: the flags form's
-  // down_proj makes its GLU a unit at a time, in bf16 (GluInput).
-  bool down_f16 = false;
   // The row ring's rows in flight while the crew is between matrices (from its arrival at a
   // grid barrier to its next matrix's first unit: the barriers, stagings and attention, whose
   // L2 round trips queue behind the weights' reads): 1 .. rows_in_flight (not 0: the rows of
