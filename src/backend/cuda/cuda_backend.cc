@@ -58,6 +58,12 @@ constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
+// The decode stack's streaming warps a CTA for these options (the images' read order and the
+// rings' shared memory both follow it).
+int stack_cta_warps(const CudaOptions& o) {
+  return cuda::stack_stream_warps(o.decode_stack_row_ring, o.decode_stack_warp0_streams);
+}
+
 // The decode stack's ring depth for CudaOptions::decode_stack_ring_depth and Linears of
 // `group`-column groups, for a model of these sizes: 0 takes cuda::stack_auto_ring_depth, or
 // with the row ring (decode_stack_row_ring) the most rows shared memory holds (at most
@@ -68,16 +74,10 @@ int stack_ring_depth(const CudaOptions& o, int group, int H, int I, int q_heads,
   if (!o.decode_stack_row_ring) return cuda::stack_auto_ring_depth(group);
   int rows = cuda::kStackMinRingDepth;
   while (rows < cuda::kStackMaxRingRows &&
-         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, cuda::kStackRowRingWarps, false, 0) <=
+         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, stack_cta_warps(o), false, 0) <=
              cuda::kStackSmemLimit)
     ++rows;
   return rows;
-}
-
-// The decode stack's streaming warps a CTA for these options (the images' read order and the
-// rings' shared memory both follow it).
-int stack_cta_warps(const CudaOptions& o) {
-  return cuda::stack_stream_warps(o.decode_stack_row_ring, o.decode_stack_warp0_streams);
 }
 
 // A quantized weight on this GPU: the device image of cuda_quant_repack.h.

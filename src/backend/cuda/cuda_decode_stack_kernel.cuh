@@ -149,9 +149,9 @@ __device__ __forceinline__ void flag_wait(const unsigned* flag, unsigned target,
 }
 
 // Waits until at most depth - 1 of the thread's cp.async groups are pending (depth:
-// kStackMinRingDepth .. kStackMaxRingDepth).
-// The defaults (2 for groups of 128, 4 for 64) first, by compare and branch: a switch over all
-// five compiled to an indexed jump (BRX) at every unit.
+// kStackMinRingDepth .. kStackMaxRingDepth). The defaults (2 for groups of 128, 4 for 64) are
+// tested first, by compare and branch: a switch over all five compiled to an indexed jump
+// (BRX) at every unit.
 __device__ __forceinline__ void ring_wait(int depth) {
   if (depth == 2) {
     cp_async_wait<1>();
@@ -1058,7 +1058,9 @@ template <int SU, bool kBias, bool kTrace, bool kRowRing, bool kFlags>
 __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
   static_assert(!(kRowRing && kFlags), "the row ring runs the barrier form's phases");
   using C = Crew<kRowRing>;
-  // The streaming warps a CTA (stack_stream_warps): warps first_sw .. 15.
+  // The streaming warps a CTA: warps first_sw .. 15, as many as stack_stream_warps(kRowRing,
+  // a.warp0_streams), whose rule this spells out (decode_stack_supports checks the images were
+  // built for it); written so, since the helper's form changed the kernel's PTX.
   const int first_sw = kRowRing || !a.warp0_streams ? 1 : 0, cta_warps = kWarps - first_sw;
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int UB = Unit<SU>::kBytes, D = kStackHeadDim;
