@@ -134,7 +134,8 @@ enum StackTracePoint : int {
 constexpr int kStackStageBytes = 2 * 32 * (kStackHeadDim * 2 + 16);
 // The kernel's static shared memory, kept apart from the dynamic part above: the threads' ring
 // cursors (512 x 24 B), the streaming warps' ranges (16 x 4 x 16 B), the grid barrier's target
-// (u64) and the row ring's barriers and signals, rounded up to 256 bytes.
+// (u64), the row ring's barriers and signals and the CTA's columns of o_proj's and down_proj's
+// inputs (4 ints), rounded up to 256 bytes.
 constexpr int kStackStaticSmemBytes = 13568;
 struct StackSmemLayout {
   int hs = 0, red = 0, qs = 0, stage = 0, scratch = 0, ring = 0;

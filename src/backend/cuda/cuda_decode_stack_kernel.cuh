@@ -391,10 +391,10 @@ struct RowProducer {
 static_assert(sizeof(RowProducer) == 16, "the static shared memory's budget");
 
 // The kernel's static shared memory (the threads' cursors, the warps' ranges, the grid
-// barrier's target, the row ring's barriers, producer and signals) fits the room
+// barrier's target, the row ring's barriers, producer and signals, the stage columns) fits the room
 // cuda_decode_stack.h keeps for it.
 static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + kWarps * 4 * static_cast<int>(sizeof(StackWarpRange)) +
-                      8 + 2 * kStackMaxRingRows * 8 + static_cast<int>(sizeof(RowProducer)) + 12 <=
+                      8 + 2 * kStackMaxRingRows * 8 + static_cast<int>(sizeof(RowProducer)) + 12 + 16 <=
                   kStackStaticSmemBytes,
               "static shared memory");
 
@@ -477,13 +477,22 @@ __device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H,
   C::sync();
 }
 
-// h = bf16(h + bf16(sums)) for this thread's float4s.
+// h = bf16(h + bf16(sums)) for this thread's float4s. Every load is issued before the first
+// store: with a load and a store a vector, the second vector's load sat behind a branch after
+// the first's store, a second L2 round trip after the barrier (the SASS of session 30's
+// profile, call 2).
 template <class C>
 __device__ __forceinline__ void add_sums(bf16* hs, const float* sums, int H) {
+  float4 s[C::kHVecs];
 #pragma unroll
   for (int j = 0; j < C::kHVecs; ++j) {
     const int i = 4 * (C::rank() + j * C::kCount);
-    if (i < H) h_store(hs, i, add_rounded(h_load(hs, i), __ldcg(reinterpret_cast<const float4*>(sums + i))));
+    s[j] = i < H ? __ldcg(reinterpret_cast<const float4*>(sums + i)) : make_float4(0, 0, 0, 0);
+  }
+#pragma unroll
+  for (int j = 0; j < C::kHVecs; ++j) {
+    const int i = 4 * (C::rank() + j * C::kCount);
+    if (i < H) h_store(hs, i, add_rounded(h_load(hs, i), s[j]));
   }
 }
 
@@ -493,10 +502,13 @@ __device__ __forceinline__ int attention_splits(int nkeys) {
   return min(kStackMaxSplits, max(1, (nkeys + 31) / 32));
 }
 
-// The keys [k0, k1) of split s of S over nkeys keys.
+// The keys [k0, k1) of split s of S over nkeys keys. 32-bit: the kernel takes at most
+// kStackMaxKeys keys in at most kStackMaxSplits splits (a 64-bit division is a called
+// routine, on the path from the barrier after qkv to an attention item's first loads).
+static_assert(static_cast<long long>(kStackMaxSplits) * (kStackMaxKeys + 1) < (1LL << 31), "split_keys's products");
 __device__ __forceinline__ void split_keys(int s, int S, int nkeys, int& k0, int& k1) {
-  k0 = static_cast<int>(static_cast<int64_t>(s) * nkeys / S);
-  k1 = static_cast<int>(static_cast<int64_t>(s + 1) * nkeys / S);
+  k0 = s * nkeys / S;
+  k1 = (s + 1) * nkeys / S;
 }
 
 // Shared memory of a warp's first chunk of 32 keys, loaded before the wait for qkv
@@ -654,29 +666,32 @@ __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t*
   constexpr int D = kStackHeadDim, KSteps = D / 16;
   const int g = lane >> 2, t = lane & 3;
   const bool head = g < G;  // this lane's C rows g hold q head g
-  // q (row g of A; rows g + 8 zero): dims 16 kk + 2t (a0) and 16 kk + 8 + 2t (a2).
-  uint32_t qa[KSteps][2];
-#pragma unroll
-  for (int kk = 0; kk < KSteps; ++kk) {
-    qa[kk][0] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 2 * t) : 0u;
-    qa[kk][1] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 8 + 2 * t) : 0u;
-  }
   // S: key tile nt (keys 8 nt .. 8 nt + 7 as B's n); ldmatrix.x4 of 4 16-byte chunks of the 8
-  // K rows (lane L: row L % 8 of chunk L / 8) gives b0, b1 of two k-steps.
+  // K rows (lane L: row L % 8 of chunk L / 8) gives b0, b1 of two k-steps. q is row g of A
+  // (rows g + 8 zero): dims 16 kk + 2t (a0) and 16 kk + 8 + 2t (a2). The four tiles' sums are
+  // four chains of 8 mmas, issued a k-step of all four at a time, so that each mma waits for
+  // its chain's last three mmas back rather than the one just before it (tile after tile,
+  // ptxas ran the chains one after another: 32 dependent mmas).
   const uint32_t kaddr = smem_u32(stage) + (lane & 7) * kKRowBytes + (lane >> 3) * 16;
   float sc[4][4];
 #pragma unroll
-  for (int nt = 0; nt < 4; ++nt) {
-    sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+  for (int nt = 0; nt < 4; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
 #pragma unroll
-    for (int c = 0; c < KSteps / 2; ++c) {
-      uint32_t kb[4];
-      ldmatrix_x4(kb, kaddr + nt * 8 * kKRowBytes + c * 64);
-      const uint32_t a0[4] = {qa[2 * c][0], 0u, qa[2 * c][1], 0u};
-      const uint32_t a1[4] = {qa[2 * c + 1][0], 0u, qa[2 * c + 1][1], 0u};
-      mma_bf16(sc[nt], a0, kb[0], kb[1]);
-      mma_bf16(sc[nt], a1, kb[2], kb[3]);
+  for (int c = 0; c < KSteps / 2; ++c) {
+    uint32_t kb[4][4], a[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int kk = 2 * c + h;
+      a[h][0] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 2 * t) : 0u;
+      a[h][2] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 8 + 2 * t) : 0u;
+      a[h][1] = a[h][3] = 0u;
     }
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) ldmatrix_x4(kb[nt], kaddr + nt * 8 * kKRowBytes + c * 64);
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) mma_bf16(sc[nt], a[0], kb[nt][0], kb[nt][1]);
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) mma_bf16(sc[nt], a[1], kb[nt][2], kb[nt][3]);
   }
   // Softmax of row g: this lane's keys 8 nt + 2t + e, the row's 4 lanes by shuffles.
   float mx = -INFINITY;
@@ -718,23 +733,27 @@ __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t*
   const uint32_t vaddr = smem_u32(stage + 32 * kKRowBytes) + ((lane & 7) + ((lane >> 3) & 1) * 8) * kVRowBytes +
                          (lane >> 4) * 16;
   float* const og = out + static_cast<size_t>(head ? g : 0) * kStackMaxSplits * kStackPartFloats;
+  // Two d2 at a time: four chains of 4 mmas (hi and lo of both k-steps), each mma issued with
+  // the other three chains' between it and its chain's last.
 #pragma unroll
-  for (int d2 = 0; d2 < D / 16; ++d2) {
-    float o[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+  for (int d2 = 0; d2 < D / 16; d2 += 2) {
+    float o[4][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
 #pragma unroll
     for (int kk = 0; kk < 2; ++kk) {
-      uint32_t vb[4];
-      ldmatrix_x4_trans(vb, vaddr + kk * 16 * kVRowBytes + d2 * 32);
+      uint32_t vb[2][4];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) ldmatrix_x4_trans(vb[e], vaddr + kk * 16 * kVRowBytes + (d2 + e) * 32);
       const uint32_t ah[4] = {ph[kk][0], 0u, ph[kk][1], 0u};
       const uint32_t al[4] = {pl[kk][0], 0u, pl[kk][1], 0u};
-      mma_bf16(o[0], ah, vb[0], vb[1]);
-      mma_bf16(o[0], al, vb[0], vb[1]);
-      mma_bf16(o[1], ah, vb[2], vb[3]);
-      mma_bf16(o[1], al, vb[2], vb[3]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) mma_bf16(o[e], ah, vb[e >> 1][2 * (e & 1)], vb[e >> 1][2 * (e & 1) + 1]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) mma_bf16(o[e], al, vb[e >> 1][2 * (e & 1)], vb[e >> 1][2 * (e & 1) + 1]);
     }
     if (head) {
-      *reinterpret_cast<float2*>(og + 4 + d2 * 16 + 2 * t) = make_float2(o[0][0], o[0][1]);
-      *reinterpret_cast<float2*>(og + 4 + d2 * 16 + 8 + 2 * t) = make_float2(o[1][0], o[1][1]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e)  // tile e: dims 16 (d2 + e / 2) + 8 (e % 2) ..
+        *reinterpret_cast<float2*>(og + 4 + (d2 + (e >> 1)) * 16 + 8 * (e & 1) + 2 * t) = make_float2(o[e][0], o[e][1]);
     }
   }
   if (head && t == 0) {
@@ -805,20 +824,44 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   const int nkeys = pos + 1;
   int k0, k1;
   split_keys(s, S, nkeys, k0, k1);
-  // RoPE (rope_kernel's: the projection's bf16, rotated in float, rounded).
+  // q's, and for the split with the new key k's and v's, sums of the lane's dims (i, i + half
+  // for i = lane, lane + 32): every load issued before the first store, one L2 round trip.
+  // (Rotating and storing as it loaded, the split with the new key waited for three: q's,
+  // then k's and v's at each r behind the stores before them; the SASS of session 30's
+  // profile, call 2.)
+  const bool new_key = k1 == nkeys;
+  float qv[G][2][2], kv[2][2] = {{0, 0}, {0, 0}}, vv[2][2] = {{0, 0}, {0, 0}};
 #pragma unroll
   for (int gi = 0; gi < G; ++gi) {
     const float* x = qkvsum + (g * G + gi) * D;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int i = lane + 32 * r;
-      rope_rotate(bfr(__ldcg(x + i)), bfr(__ldcg(x + i + half)), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
+      qv[gi][r][0] = __ldcg(x + lane + 32 * r);
+      qv[gi][r][1] = __ldcg(x + lane + 32 * r + half);
     }
   }
-  if (k1 == nkeys) {  // the split with the new key stores it (and stages it, if it is in the first chunk)
-    const size_t row = (static_cast<size_t>(slot) * Hkv + g) * D;
+  if (new_key) {
     const float* xk = qkvsum + (Hq + g) * D;
     const float* xv = qkvsum + (Hq + Hkv + g) * D;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      kv[r][0] = __ldcg(xk + lane + 32 * r);
+      kv[r][1] = __ldcg(xk + lane + 32 * r + half);
+      vv[r][0] = __ldcg(xv + lane + 32 * r);
+      vv[r][1] = __ldcg(xv + lane + 32 * r + half);
+    }
+  }
+  // RoPE (rope_kernel's: the projection's bf16, rotated in float, rounded).
+#pragma unroll
+  for (int gi = 0; gi < G; ++gi) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = lane + 32 * r;
+      rope_rotate(bfr(qv[gi][r][0]), bfr(qv[gi][r][1]), cs[r], sn[r], &qs[gi * D + i], &qs[gi * D + i + half]);
+    }
+  }
+  if (new_key) {  // the split with the new key stores it (and stages it, if it is in the first chunk)
+    const size_t row = (static_cast<size_t>(slot) * Hkv + g) * D;
     bf16* kc = static_cast<bf16*>(L.k_cache) + row;
     bf16* vc = static_cast<bf16*>(L.v_cache) + row;
     const bool in_stage = staged && pos - k0 < 32;
@@ -828,8 +871,8 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
     for (int r = 0; r < 2; ++r) {
       const int i = lane + 32 * r;
       bf16 ka, kb;
-      rope_rotate(bfr(__ldcg(xk + i)), bfr(__ldcg(xk + i + half)), cs[r], sn[r], &ka, &kb);
-      const bf16 va = __float2bfloat16(__ldcg(xv + i)), vb = __float2bfloat16(__ldcg(xv + i + half));
+      rope_rotate(bfr(kv[r][0]), bfr(kv[r][1]), cs[r], sn[r], &ka, &kb);
+      const bf16 va = __float2bfloat16(vv[r][0]), vb = __float2bfloat16(vv[r][1]);
       kc[i] = ka;
       kc[i + half] = kb;
       vc[i] = va;
@@ -883,12 +926,14 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 // CTA (DecodeStackArgs::stage_merge): o_proj's input xs (bf16 [Hq D]) merged from the splits'
 // partials after the barrier that ends the attention, for the heads [h0, h1) that the CTA's
 // o_proj units read (stack_cta_groups). kMergeWays threads a head's 8 dims, way w taking splits
-// w, w + kMergeWays, .. (all its loads issued before any arithmetic: one L2 round trip for up to
-// kStackMaxSplits splits), then the ways combined by shuffles within their aligned group of
-// lanes (a thread walking all of a head's splits four at a time waited for a round trip every
-// four: docs/performance.md, session 27). A warp's lanes run together (the shuffles): a lane
-// past h1 merges nothing and stores nothing.
-constexpr int kMergeWays = 4;
+// w, w + kMergeWays, .. (kStackMaxSplits / kMergeWays rounds), then the ways combined by
+// shuffles within their aligned group of lanes (a thread walking all of a head's splits four at
+// a time waited for a round trip every four: docs/performance.md, session 27). One round, a
+// split a way: with 4 ways (4 rounds, 40 registers of loads) ptxas issued the last round's
+// loads after the first round's arithmetic, a second L2 round trip past 12 splits (the SASS of
+// session 30's profile, call 2). 2 heads a pass of 512 threads. A warp's lanes run together
+// (the shuffles): a lane past h1 merges nothing and stores nothing.
+constexpr int kMergeWays = kStackMaxSplits;
 static_assert(kStackMaxSplits % kMergeWays == 0, "a way's splits");
 template <class C>
 __device__ __forceinline__ void stage_merged_attention(const float* partials, int h0, int h1, int S, bf16* xs) {
@@ -1079,6 +1124,10 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   __shared__ uint64_t row_full[kStackMaxRingRows], row_empty[kStackMaxRingRows];
   __shared__ RowProducer producer;
   __shared__ unsigned crew_phase, attn_done, in_matrix;
+  // The columns [c0, c1) of o_proj's and of down_proj's inputs that this CTA's units read
+  // (cta_columns), worked out once a launch: at each layer their 32-bit divisions lay on the
+  // path from the grid barrier to the o stage and the GLU.
+  __shared__ int stage_cols[4];
   // The dynamic regions (stack_smem_layout); the streaming warps' input scratch is for
   // GluInput and MergedInput.
   const int scratch_bytes = stack_warp_scratch_bytes(kFlags, a.warp_merge);
@@ -1138,6 +1187,11 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     ranges[warp][lane] = stack_warp_range(mt.units, mt.N / 32, mt.group_block, W, gw, UB);
   }
   __syncwarp();
+  // (Read after the crew's barriers that end layer 0's qkv norm.)
+  if (tid == C::kFirst) {
+    cta_columns(a.layer[0].o, cta_warps, &stage_cols[0], &stage_cols[1]);
+    cta_columns(a.layer[0].down, cta_warps, &stage_cols[2], &stage_cols[3]);
+  }
   if constexpr (kRowRing) {
     if (tid == 0) {
       for (int r = 0; r < a.ring_depth; ++r) {
@@ -1443,8 +1497,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         mark(l, kTraceOStaged);
         run_matrix(4 * l + 1, o_out, MergedInput<SU>{a.partials, warp_scratch, S}, Role<kRolePlain>{}, 0u);
       } else {
-        int c0, c1;  // the columns of o_proj's input that this CTA's units read
-        cta_columns(a.layer[0].o, cta_warps, &c0, &c1);
+        const int c0 = stage_cols[0], c1 = stage_cols[1];  // the columns of o_proj's input this CTA's units read
         if (stage_merge) {
           stage_merged_attention<C>(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
         } else {  // o_proj's input: the merged attention, as it is.
@@ -1478,8 +1531,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
       // x = bf16(bf16(f(bf16 g)) * bf16 u), as the GEMV's GLU epilogue rounds it, over the
       // columns [c0, c1) that this CTA's down_proj units read; 4 float4s of g and u a thread at
       // a time (the 3B shape's all), not C::kGluVecs (the registers' peak).
-      int c0, c1;
-      cta_columns(a.layer[0].down, cta_warps, &c0, &c1);
+      const int c0 = stage_cols[2], c1 = stage_cols[3];
       constexpr int kChunk = 4;
       const int r = C::rank();
 #pragma unroll 1
