@@ -454,28 +454,17 @@ __device__ __forceinline__ void h_store(bf16* hs, int i, const float4& v) {
   *reinterpret_cast<uint2*>(hs + i) = *reinterpret_cast<const uint2*>(p);
 }
 
-// This thread's 4-value vectors of the norm weights w [H] (raw bf16), as stage_norm uses them.
-// Loaded before the grid barrier that precedes the norm, so that their round trip (each
-// layer's weights, not in L1) runs through the barrier instead of after the residual's.
+// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with the crew's barrier.
 template <class C>
-__device__ __forceinline__ void load_norm_weights(const void* w, int H, uint2 (&wr)[C::kHVecs]) {
-#pragma unroll
-  for (int j = 0; j < C::kHVecs; ++j) {
-    const int i = 4 * (C::rank() + j * C::kCount);
-    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
-  }
-}
-
-// x = norm(h) into xs (this thread's float4s of h, its vectors wr of the norm weights,
-// load_norm_weights); ends with the crew's barrier.
-template <class C>
-__device__ __forceinline__ void stage_norm(const bf16* hs, const uint2 (&wr)[C::kHVecs], int H, float eps, int kind,
-                                           bf16* xs, float* red) {
+__device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H, float eps, int kind, bf16* xs,
+                                           float* red) {
+  uint2 wr[C::kHVecs];
   float4 h[C::kHVecs];
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < C::kHVecs; ++j) {
     const int i = 4 * (C::rank() + j * C::kCount);
+    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
     h[j] = i < H ? h_load(hs, i) : make_float4(0, 0, 0, 0);
     ss += h[j].x * h[j].x + h[j].y * h[j].y + h[j].z * h[j].z + h[j].w * h[j].w;
   }
@@ -507,14 +496,9 @@ __device__ __forceinline__ void add_sums(bf16* hs, const float* sums, int H) {
   }
 }
 
-// Key splits of the attention phase for nkeys keys over kv_heads kv heads: at most 16 keys a
-// split (attend_staged_mma at NT 2, half the mmas of a split of 32) where that many items
-// still fit one a CTA (each CTA's warp 0 stages its item's keys before the wait for qkv)
-// and kStackMaxSplits, else about 32 keys a split (a key a lane on the CUDA cores past the
-// stage; shorter splits were no faster there, session 23).
-__device__ __forceinline__ int attention_splits(int nkeys, int kv_heads, int ctas) {
-  const int s16 = (nkeys + 15) / 16;
-  if (s16 <= kStackMaxSplits && kv_heads * s16 <= ctas) return s16;
+// Key splits of the attention phase for nkeys keys: about 32 keys a split (a key a lane:
+// shorter splits are no faster, session 23).
+__device__ __forceinline__ int attention_splits(int nkeys) {
   return min(kStackMaxSplits, max(1, (nkeys + 31) / 32));
 }
 
@@ -665,53 +649,53 @@ __device__ __forceinline__ void attend_keys(const DecodeStackArgs& a, const Stac
   }
 }
 
-// Warp: attend_keys's online softmax for a chunk of cnt <= 8 NT keys that is all in the stage
+// Warp: attend_keys's online softmax for a chunk of cnt <= 32 keys that is all in the stage
 // (its rows past cnt: V zero, K anything), on the tensor cores (DecodeStackArgs::mma_keys),
 // written as split s's partials: head gi's at out + gi * kStackMaxSplits * kStackPartFloats
 // ([0] max, [1] sum, [4 + d] the weighted sum of V). S = Q K^T in m16n8k16 tiles of (q
-// head, key) with the G heads as rows 0 .. G - 1 (the others zero) and NT tiles of 8 keys
-// (4: up to 32 keys; 2: up to 16, half the mmas); the scores' C fragments are P's A
-// fragments (cuda_flash_common.cuh's header); P V in 16 tiles of 8 dims over NT / 2 k-steps
-// of 16 keys, with p split into bf16 hi + lo so that p keeps ~16 of its bits (the CUDA-core
-// path multiplies f32 p). At NT 4 about 100 mma and 32 ldmatrix where attend_keys runs
+// head, key) with the G heads as rows 0 .. G - 1 (the others zero) and 4 tiles of 8 keys;
+// the scores' C fragments are P's A fragments (cuda_flash_common.cuh's header); P V in 16
+// tiles of 8 dims, with p split into bf16 hi + lo so that p keeps ~16 of its bits (the
+// CUDA-core path multiplies f32 p). About 100 mma and 32 ldmatrix where attend_keys runs
 // ~1,500 dependent FMAs and 30 shuffles in one warp (its keys step: 6.3 us a layer on an
 // H100, session 23).
-template <int G, int NT>
+template <int G>
 __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t* stage, int cnt, float scale,
                                                   float* out, int lane) {
   static_assert(G >= 1 && G <= 8, "the q heads are the rows 0 .. 7 of the A tiles");
-  static_assert(NT == 2 || NT == 4, "16 or 32 keys");
-  constexpr int D = kStackHeadDim, KSteps = D / 16, PK = NT / 2;
+  constexpr int D = kStackHeadDim, KSteps = D / 16;
   const int g = lane >> 2, t = lane & 3;
   const bool head = g < G;  // this lane's C rows g hold q head g
-  // q (row g of A; rows g + 8 zero): dims 16 kk + 2t (a0) and 16 kk + 8 + 2t (a2).
-  uint32_t qa[KSteps][2];
-#pragma unroll
-  for (int kk = 0; kk < KSteps; ++kk) {
-    qa[kk][0] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 2 * t) : 0u;
-    qa[kk][1] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 8 + 2 * t) : 0u;
-  }
   // S: key tile nt (keys 8 nt .. 8 nt + 7 as B's n); ldmatrix.x4 of 4 16-byte chunks of the 8
-  // K rows (lane L: row L % 8 of chunk L / 8) gives b0, b1 of two k-steps.
+  // K rows (lane L: row L % 8 of chunk L / 8) gives b0, b1 of two k-steps. q is row g of A
+  // (rows g + 8 zero): dims 16 kk + 2t (a0) and 16 kk + 8 + 2t (a2). Written a k-step of
+  // all four tiles at a time, but ptxas still issues each tile's chain of 8 mmas in turn
+  // (cuobjdump, session 32 call 1), as it did for the tile-after-tile loop before.
   const uint32_t kaddr = smem_u32(stage) + (lane & 7) * kKRowBytes + (lane >> 3) * 16;
-  float sc[NT][4];
+  float sc[4][4];
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+  for (int nt = 0; nt < 4; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
 #pragma unroll
-    for (int c = 0; c < KSteps / 2; ++c) {
-      uint32_t kb[4];
-      ldmatrix_x4(kb, kaddr + nt * 8 * kKRowBytes + c * 64);
-      const uint32_t a0[4] = {qa[2 * c][0], 0u, qa[2 * c][1], 0u};
-      const uint32_t a1[4] = {qa[2 * c + 1][0], 0u, qa[2 * c + 1][1], 0u};
-      mma_bf16(sc[nt], a0, kb[0], kb[1]);
-      mma_bf16(sc[nt], a1, kb[2], kb[3]);
+  for (int c = 0; c < KSteps / 2; ++c) {
+    uint32_t kb[4][4], a[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int kk = 2 * c + h;
+      a[h][0] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 2 * t) : 0u;
+      a[h][2] = head ? *reinterpret_cast<const uint32_t*>(qs + g * D + kk * 16 + 8 + 2 * t) : 0u;
+      a[h][1] = a[h][3] = 0u;
     }
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) ldmatrix_x4(kb[nt], kaddr + nt * 8 * kKRowBytes + c * 64);
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) mma_bf16(sc[nt], a[0], kb[nt][0], kb[nt][1]);
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) mma_bf16(sc[nt], a[1], kb[nt][2], kb[nt][3]);
   }
   // Softmax of row g: this lane's keys 8 nt + 2t + e, the row's 4 lanes by shuffles.
   float mx = -INFINITY;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
+  for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       sc[nt][e] = nt * 8 + 2 * t + e < cnt ? sc[nt][e] * scale : -INFINITY;
@@ -722,7 +706,7 @@ __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t*
   mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
   float sum = 0.0f;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
+  for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       sc[nt][e] = __expf(sc[nt][e] - mx);  // 0 past cnt
@@ -732,9 +716,9 @@ __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t*
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
   sum += __shfl_xor_sync(0xffffffffu, sum, 2);
   // P's A fragments of k-step kk (keys 16 kk ..): a0 from tile 2 kk, a2 from tile 2 kk + 1.
-  uint32_t ph[PK][2], pl[PK][2];
+  uint32_t ph[2][2], pl[2][2];
 #pragma unroll
-  for (int kk = 0; kk < PK; ++kk) {
+  for (int kk = 0; kk < 2; ++kk) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const float p0 = sc[2 * kk + h][0], p1 = sc[2 * kk + h][1];
@@ -748,13 +732,13 @@ __device__ __forceinline__ void attend_staged_mma(const bf16* qs, const uint8_t*
   const uint32_t vaddr = smem_u32(stage + 32 * kKRowBytes) + ((lane & 7) + ((lane >> 3) & 1) * 8) * kVRowBytes +
                          (lane >> 4) * 16;
   float* const og = out + static_cast<size_t>(head ? g : 0) * kStackMaxSplits * kStackPartFloats;
-  // Two d2 at a time: four independent chains (hi and lo of each k-step), so that an mma does
-  // not wait for the one just before it (d2 after d2, the chains of one d2 were two).
+  // Two d2 at a time: four independent chains of 4 mmas (hi and lo of both k-steps), which
+  // ptxas interleaves (cuobjdump, session 32 call 1); d2 after d2 there were two.
 #pragma unroll
   for (int d2 = 0; d2 < D / 16; d2 += 2) {
     float o[4][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
 #pragma unroll
-    for (int kk = 0; kk < PK; ++kk) {
+    for (int kk = 0; kk < 2; ++kk) {
       uint32_t vb[2][4];
 #pragma unroll
       for (int e = 0; e < 2; ++e) ldmatrix_x4_trans(vb[e], vaddr + kk * 16 * kVRowBytes + (d2 + e) * 32);
@@ -904,12 +888,8 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   __syncwarp();  // q and the staged keys in shared memory, the new k / v in global memory, for every lane
   if (trace != nullptr && lane == 0) trace[kTraceAttnQ] = global_ns();
   if (a.mma_keys && staged && k1 - k0 <= 32) {
-    float* const part = a.partials + (static_cast<size_t>(g * G) * kStackMaxSplits + s) * kStackPartFloats;
-    if (k1 - k0 <= 16) {
-      attend_staged_mma<G, 2>(qs, stage, k1 - k0, a.scale, part, lane);
-    } else {
-      attend_staged_mma<G, 4>(qs, stage, k1 - k0, a.scale, part, lane);
-    }
+    attend_staged_mma<G>(qs, stage, k1 - k0, a.scale,
+                         a.partials + (static_cast<size_t>(g * G) * kStackMaxSplits + s) * kStackPartFloats, lane);
   } else {
     float m[G], l[G], acc[G][4];
     attend_keys<G>(a, L, g, k0, k1, qs, stage, staged, lane, m, l, acc);
@@ -1239,7 +1219,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
   const int cache_slot = __ldcg(a.slot);  // the new token's cache row (read once, not at each layer's attention)
   // Key splits a kv head: attention_item's (~32 keys each, over the CTAs' warps 0), or
   // with cta_attention one a warp of CTA g (attention_cta).
-  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1, Hkv, static_cast<int>(gridDim.x));
+  const int S = a.cta_attention ? (pos + 32) / 32 : attention_splits(pos + 1);
   // RoPE's cos and sin at pos of pairs lane and lane + 32, for every layer's q and k.
   float cs[2], sn[2];
 #pragma unroll
@@ -1457,15 +1437,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     const unsigned layer_n = static_cast<unsigned>(l + 1);
     mark(l, kTraceLayerStart);
     // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
-    uint2 norm_w[C::kHVecs];
-    load_norm_weights<C>(L.input_norm_w, H, norm_w);
     if (l > 0) {
       barrier(l, 0);
       add_sums<C>(hs, d_last, H);
       zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
       if (flags) zero_sums<C>(o_last, H);
     }
-    stage_norm<C>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
@@ -1530,14 +1508,13 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
       }
     }
-    load_norm_weights<C>(L.mlp_norm_w, H, norm_w);
     barrier(l, 3);
     add_sums<C>(hs, o_out, H);
     if (flags) {
       zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
     }
-    stage_norm<C>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
       run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
@@ -1601,9 +1578,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         *reinterpret_cast<uint2*>(static_cast<bf16*>(a.residual) + i) = *reinterpret_cast<const uint2*>(hs + i);
       }
     }
-    uint2 final_w[C::kHVecs];
-    load_norm_weights<C>(a.final_norm_w, H, final_w);
-    stage_norm<C>(hs, final_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
     for (int v = C::rank(); v < H / 8; v += C::kCount)
       reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
   }
