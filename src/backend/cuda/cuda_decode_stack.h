@@ -36,12 +36,15 @@
 // units: no padding.
 //
 // Attention: warp 0 of CTA i takes item i = (kv head g, split s) of the Hkv x S (S
-// splits of ~32 keys, at most kStackMaxSplits): a key a lane, the G = Hq / Hkv q
-// heads of g at once, online softmax; the split holding the new key also stores it.
-// The first chunk of an item's cached keys is loaded into shared memory before the
-// wait for qkv. The last split of a kv head to finish merges the splits' (max, sum,
-// acc) into o_proj's input (attn_out). With cta_attention, CTA g takes kv head g
-// instead: its warps a split of up to 32 keys each, merged in shared memory.
+// splits of ~32 keys, at most kStackMaxSplits), the G = Hq / Hkv q heads of g at once:
+// on the tensor cores when the split's keys are all in its stage (mma_keys), else a key
+// a lane with an online softmax; the split holding the new key also stores it. The
+// first chunk of an item's cached keys is loaded into shared memory before the wait for
+// qkv. After the barrier that ends the attention, every CTA merges the splits' (max,
+// sum, acc) of the heads its o_proj units read into its copy of o_proj's input
+// (stage_merge; without it, the last split of a kv head to finish merges them into
+// attn_out). With cta_attention, CTA g takes kv head g instead: its warps a split of up
+// to 32 keys each, merged in shared memory.
 //
 // Threading: called only from the thread that owns the CudaBackend.
 #pragma once
