@@ -454,17 +454,28 @@ __device__ __forceinline__ void h_store(bf16* hs, int i, const float4& v) {
   *reinterpret_cast<uint2*>(hs + i) = *reinterpret_cast<const uint2*>(p);
 }
 
-// x = norm(h) into xs (this thread's float4s of h, the norm weights w [H]); ends with the crew's barrier.
+// This thread's 4-value vectors of the norm weights w [H] (raw bf16), as stage_norm uses them.
+// Loaded before the grid barrier that precedes the norm, so that their round trip (each
+// layer's weights, not in L1) runs through the barrier instead of after the residual's.
 template <class C>
-__device__ __forceinline__ void stage_norm(const bf16* hs, const void* w, int H, float eps, int kind, bf16* xs,
-                                           float* red) {
-  uint2 wr[C::kHVecs];
+__device__ __forceinline__ void load_norm_weights(const void* w, int H, uint2 (&wr)[C::kHVecs]) {
+#pragma unroll
+  for (int j = 0; j < C::kHVecs; ++j) {
+    const int i = 4 * (C::rank() + j * C::kCount);
+    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
+  }
+}
+
+// x = norm(h) into xs (this thread's float4s of h, its vectors wr of the norm weights,
+// load_norm_weights); ends with the crew's barrier.
+template <class C>
+__device__ __forceinline__ void stage_norm(const bf16* hs, const uint2 (&wr)[C::kHVecs], int H, float eps, int kind,
+                                           bf16* xs, float* red) {
   float4 h[C::kHVecs];
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < C::kHVecs; ++j) {
     const int i = 4 * (C::rank() + j * C::kCount);
-    wr[j] = i < H ? load_raw4(w, i) : make_uint2(0, 0);
     h[j] = i < H ? h_load(hs, i) : make_float4(0, 0, 0, 0);
     ss += h[j].x * h[j].x + h[j].y * h[j].y + h[j].z * h[j].z + h[j].w * h[j].w;
   }
@@ -1437,13 +1448,15 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
     const unsigned layer_n = static_cast<unsigned>(l + 1);
     mark(l, kTraceLayerStart);
     // qkv: x = norm(h, input_norm), h first taking the last layer's down_proj.
+    uint2 norm_w[C::kHVecs];
+    load_norm_weights<C>(L.input_norm_w, H, norm_w);
     if (l > 0) {
       barrier(l, 0);
       add_sums<C>(hs, d_last, H);
       zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
       if (flags) zero_sums<C>(o_last, H);
     }
-    stage_norm<C>(hs, L.input_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
       run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
@@ -1508,13 +1521,14 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
       }
     }
+    load_norm_weights<C>(L.mlp_norm_w, H, norm_w);
     barrier(l, 3);
     add_sums<C>(hs, o_out, H);
     if (flags) {
       zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
     }
-    stage_norm<C>(hs, L.mlp_norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
       run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
@@ -1578,7 +1592,9 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         *reinterpret_cast<uint2*>(static_cast<bf16*>(a.residual) + i) = *reinterpret_cast<const uint2*>(hs + i);
       }
     }
-    stage_norm<C>(hs, a.final_norm_w, H, a.eps, a.norm_kind, xs, red);
+    uint2 final_w[C::kHVecs];
+    load_norm_weights<C>(a.final_norm_w, H, final_w);
+    stage_norm<C>(hs, final_w, H, a.eps, a.norm_kind, xs, red);
     for (int v = C::rank(); v < H / 8; v += C::kCount)
       reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
   }
