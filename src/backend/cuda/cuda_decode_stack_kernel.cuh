@@ -941,7 +941,8 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 // a time waited for a round trip every four: docs/performance.md, session 27). One round, a
 // split a way: with 4 ways (4 rounds, 40 registers of loads) ptxas issued the last round's
 // loads after the first round's arithmetic, a second L2 round trip past 12 splits (the SASS of
-// session 30's profile, call 2). 2 heads a pass of 512 threads. A warp's lanes run together
+// session 30's profile, call 2). 2 heads a pass of the crew's 512 threads (480 with the row
+// ring: a pass then ends inside a head, which the next takes up). A warp's lanes run together
 // (the shuffles): a lane past h1 merges nothing and stores nothing.
 constexpr int kMergeWays = kStackMaxSplits;
 static_assert(kStackMaxSplits % kMergeWays == 0, "a way's splits");
