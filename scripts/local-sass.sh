@@ -13,7 +13,7 @@
 # (its e_flags encode the architecture differently), so the script gives the cubin the
 # header of CUDA 12's format first (OS ABI 0x33 version 7, e_flags 0x005a055a: sm_90,
 # virtual sm_90, 64-bit addresses, unified textures). Checked against the device's cuobjdump in
-# session 33: the same unit loops, to within a few instructions of label placement.
+# session 33: the same unit loops, HMMA and LDL/STL counts; lengths within 10 instructions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/kr-sass}
