@@ -31,12 +31,16 @@ if [ ! -x "$NVDISASM" ]; then
   sed 's/^Components: main$/Components: main non-free/' "$SRC" > "$CACHE/apt/nonfree.sources"
   APT=(-o Dir::Etc::sourcelist="$CACHE/apt/nonfree.sources" -o Dir::Etc::sourceparts=/dev/null
        -o Dir::State::Lists="$CACHE/apt/lists" -o Dir::Cache="$CACHE/apt")
-  apt-get "${APT[@]}" update > "$CACHE/apt/update.log" 2>&1
-  (cd "$CACHE/apt" && apt-get "${APT[@]}" download nvidia-cuda-toolkit > download.log 2>&1)
+  apt-get "${APT[@]}" update > "$CACHE/apt/update.log" 2>&1 ||
+    { echo "local-sass: apt-get update with non-free failed: $CACHE/apt/update.log" >&2; exit 1; }
+  (cd "$CACHE/apt" && apt-get "${APT[@]}" download nvidia-cuda-toolkit > download.log 2>&1) ||
+    { echo "local-sass: could not download nvidia-cuda-toolkit: $CACHE/apt/download.log" >&2; exit 1; }
   dpkg -x "$CACHE"/apt/nvidia-cuda-toolkit_*.deb "$CACHE"
+  [ -x "$NVDISASM" ] || { echo "local-sass: the package held no usr/bin/nvdisasm" >&2; exit 1; }
 fi
 nvcc -O3 -arch=sm_90a --use_fast_math -lineinfo -std=c++17 -I src -isystem /usr/local/cuda/include -Xptxas -v \
-  -cubin src/backend/cuda/cuda_decode_stack.cu -o "$OUT/stack.cubin" > "$OUT/ptxas.txt" 2>&1
+  -cubin src/backend/cuda/cuda_decode_stack.cu -o "$OUT/stack.cubin" > "$OUT/ptxas.txt" 2>&1 ||
+  { echo "local-sass: nvcc failed: $OUT/ptxas.txt" >&2; exit 1; }
 python3 - "$OUT/stack.cubin" "$OUT/stack12.cubin" <<'PY'
 import struct, sys
 d = bytearray(open(sys.argv[1], 'rb').read())
@@ -44,7 +48,9 @@ d[7], d[8] = 0x33, 7
 struct.pack_into('<I', d, 0x30, 0x005a055a)
 open(sys.argv[2], 'wb').write(d)
 PY
-"$NVDISASM" -c "$OUT/stack12.cubin" > "$OUT/stack.sass" 2> "$OUT/nvdisasm.txt"
+"$NVDISASM" -c "$OUT/stack12.cubin" > "$OUT/stack.sass" 2> "$OUT/nvdisasm.txt" || true  # (warnings: rc != 0)
+grep -q "decode_stack_kernel" "$OUT/stack.sass" ||
+  { echo "local-sass: nvdisasm gave no decode stack kernel (a header it does not read?): $OUT/nvdisasm.txt" >&2; exit 1; }
 for f in "${FORMS[@]}"; do
   awk -v f="$f" '/^\/\/-----.*\.text\./{p=index($0,f)>0} p' "$OUT/stack.sass" > "$OUT/$f.sass"
   echo "== $f: $(grep -A2 "Compiling entry.*$f" "$OUT/ptxas.txt" | grep -o '[0-9]* bytes spill stores, [0-9]* bytes spill loads')"

@@ -33,7 +33,10 @@ def parse(path):
                 labels[name] = a
             pending = []
             out.append((a, m.group(2).strip()))
-    return [(a, re.sub(r"`\((\.L_x_\d+)\)", lambda l: hex(labels.get(l.group(1), 0)), t)) for a, t in out]
+    # A label that labels no instruction stays as it is (its branch is then no loop), rather than
+    # becoming address 0, which would make a loop of everything before the branch.
+    return [(a, re.sub(r"`\((\.L_x_\d+)\)", lambda l: hex(labels[l.group(1)]) if l.group(1) in labels else l.group(0), t))
+            for a, t in out]
 
 
 def main():
