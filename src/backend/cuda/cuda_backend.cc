@@ -53,7 +53,6 @@ constexpr int kQCounters = 1 << 16;                        // their arrival coun
 constexpr int kActRows = 2048;                             // rows per chunk of gathered / FP8 activations
 // What the constructor allocates on the device.
 constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(int32_t) + kAttnScratchBytes +
-                                     kMaxSampleRows * (sizeof(int32_t) + sizeof(float)) +
                                      kQPartialFloats * sizeof(float) + kQCounters * sizeof(int);
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
@@ -110,8 +109,12 @@ class CudaBackend final : public Backend {
     KR_CUDA_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&meta_dev_), kMetaInts * sizeof(int32_t)));
     KR_CUDA_CHECK(cudaMalloc(&attn_scratch_, kAttnScratchBytes));
-    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_ids_dev_), kMaxSampleRows * sizeof(int32_t)));
-    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sample_lp_dev_), kMaxSampleRows * sizeof(float)));
+    // argmax_logprob's results: pinned host memory the kernel writes through its mapping, so
+    // that no copy follows the kernel (there were two, into the caller's pageable arrays:
+    // docs/performance.md, session 34).
+    KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&sample_out_host_),
+                                kMaxSampleRows * (sizeof(int32_t) + sizeof(float)), cudaHostAllocMapped));
+    KR_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&sample_out_dev_), sample_out_host_, 0));
     sampler_ = std::make_unique<cuda::CudaSampler>();  // its device and pinned buffers (grown on demand)
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
     KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
@@ -142,8 +145,7 @@ class CudaBackend final : public Backend {
     cudaFree(cublas_ws_);
     cudaFree(meta_dev_);
     cudaFree(attn_scratch_);
-    cudaFree(sample_ids_dev_);
-    cudaFree(sample_lp_dev_);
+    cudaFreeHost(sample_out_host_);
     cudaFreeHost(mask_host_);
     cudaFree(mask_dev_);
     cudaFreeHost(mask_rows_host_);
@@ -340,11 +342,14 @@ class CudaBackend final : public Backend {
     KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
     const int64_t R = logits.dim(0), V = logits.dim(1);
     KR_CHECK(logits.dtype == DType::kF32 && R <= kMaxSampleRows);
-    cuda::launch_argmax_logprob(logits.as<float>(), static_cast<int>(R), static_cast<int>(V), sample_ids_dev_,
-                                sample_lp_dev_, stream_);
-    KR_CUDA_CHECK(cudaMemcpyAsync(ids, sample_ids_dev_, R * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
-    KR_CUDA_CHECK(cudaMemcpyAsync(logprobs, sample_lp_dev_, R * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-    KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // ids [R] then logprobs [R], written by the kernel into the mapped host buffer.
+    int32_t* const ids_dev = sample_out_dev_;
+    float* const lps_dev = reinterpret_cast<float*>(sample_out_dev_ + R);
+    cuda::launch_argmax_logprob(logits.as<float>(), static_cast<int>(R), static_cast<int>(V), ids_dev, lps_dev,
+                                stream_);
+    KR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the kernel's writes are visible once it is done
+    std::memcpy(ids, sample_out_host_, R * sizeof(int32_t));
+    std::memcpy(logprobs, sample_out_host_ + R, R * sizeof(float));
     return true;
   }
 
@@ -693,8 +698,10 @@ class CudaBackend final : public Backend {
   int prefill_max_keys_ = 0, decode_max_keys_ = 0;
   void* attn_scratch_ = nullptr;
 
-  int32_t* sample_ids_dev_ = nullptr;
-  float* sample_lp_dev_ = nullptr;
+  // argmax_logprob's ids [R] then logprobs [R] (as int32 bits): pinned, mapped; the device's
+  // address of the same bytes.
+  int32_t* sample_out_host_ = nullptr;
+  int32_t* sample_out_dev_ = nullptr;
   // Token masks: pinned host words (token_mask_host_buffer) and their device
   // copy, grown on demand; the rows they belong to.
   void reserve_masks(size_t words, size_t rows);
