@@ -167,12 +167,19 @@ test('nginx in front of two replicas: streaming, affinity, and failover when one
     let stopAt = Infinity;
     let killAt = 0;
     let runningOnVictimAtKill = new Set();
+    // Each client runs until 3 s after the kill and until one of its requests
+    // that started after the kill has ended, so every client puts at least one
+    // request on the survivor however slow a request is (sanitizer builds on
+    // 2 cores take seconds per request; a wall-clock stop alone left clients
+    // whose only request after the kill had not started yet).
     const client = async () => {
-      while (Date.now() < stopAt) {
+      let endedAfterKill = false;
+      while (Date.now() < stopAt || !endedAfterKill) {
         const p = streamRequest(lbPort, { onHeaders: (rec) => running.add(rec) });
         const rec = await p;
         running.delete(rec);
         records.push(rec);
+        if (killAt && rec.start >= killAt) endedAfterKill = true;
       }
     };
     const clients = [...Array(LOAD_CLIENTS)].map(client);
