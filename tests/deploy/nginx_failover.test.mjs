@@ -220,7 +220,8 @@ test('nginx in front of two replicas: streaming, affinity, and failover when one
     // Both replicas took load before the kill, and the kill hit running streams.
     assert.ok(counts.before_kill_on_victim > 0 && counts.before_kill_on_survivor > 0, JSON.stringify(counts));
     assert.ok(counts.streams_on_victim_at_kill > 0, 'no stream was running on the killed replica');
-    assert.ok(counts.after_kill >= LOAD_CLIENTS, JSON.stringify(counts));
+    // (after_kill >= LOAD_CLIENTS holds by construction: a client stops only after one of its
+    // requests that started after the kill has ended, so it is not asserted.)
     // Nothing else may fail; every new request after the kill succeeds on the survivor.
     assert.deepEqual(failed(mustSucceed).map((r) => `${r.upstream}: ${r.error}`), []);
     for (const r of after) assert.equal(servedBy(r), addr[1 - victim]);
