@@ -57,10 +57,10 @@ constexpr size_t kFixedDeviceBytes = kCublasWorkspaceBytes + kMetaInts * sizeof(
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-// The decode stack's streaming warps a CTA for these options (the images' read order and the
-// rings' shared memory both follow it).
-int stack_cta_warps(const CudaOptions& o) {
-  return cuda::stack_stream_warps(o.decode_stack_row_ring, o.decode_stack_warp0_streams);
+// The decode stack's streaming warps a CTA for these options and Linears of `group`-column
+// groups (the images' read order and the rings' shared memory both follow it).
+int stack_stream_warps(const CudaOptions& o, int group) {
+  return cuda::stack_stream_warps(group, o.decode_stack_row_ring, o.decode_stack_warp0_streams);
 }
 
 // The decode stack's ring depth for CudaOptions::decode_stack_ring_depth and Linears of
@@ -73,7 +73,7 @@ int stack_ring_depth(const CudaOptions& o, int group, int H, int I, int q_heads,
   if (!o.decode_stack_row_ring) return cuda::stack_auto_ring_depth(group);
   int rows = cuda::kStackMinRingDepth;
   while (rows < cuda::kStackMaxRingRows &&
-         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, stack_cta_warps(o), false, 0) <=
+         cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, stack_stream_warps(o, group), false, 0) <=
              cuda::kStackSmemLimit)
     ++rows;
   return rows;
@@ -1145,8 +1145,13 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
   if (cta && q0.q_heads / q0.kv_heads > cuda::kStackCtaMaxGroup)
     return std::to_string(q0.q_heads / q0.kv_heads) + " q heads a kv head for the CTA attention (it takes " +
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
+  if (cta && !cuda::stack_cta_attention_fits(first->group))
+    return "the CTA attention with Linears of " + std::to_string(first->group) + "-column groups (their form has " +
+           std::to_string(cuda::stack_cta_warps(first->group, false)) + " warps a CTA; it runs " +
+           std::to_string(cuda::kStackMaxSplits) + " key splits, one a warp)";
   const size_t smem =
-      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth, stack_cta_warps(options_), cta,
+      cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth,
+                             stack_stream_warps(options_, first->group), cta,
                              cuda::stack_warp_scratch_bytes(options_.decode_stack_flags,
                                                             options_.decode_stack_warp_merge));
   if (smem > cuda::kStackSmemLimit)
@@ -1203,7 +1208,8 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
         const int group_block = local && w == d.o      ? cuda::stack_o_group_block(q.w.groups, q.w.group)
                                 : local && w == d.down ? cuda::stack_down_group_block(q.w.groups, q.w.group)
                                                        : 0;
-        q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, stack_cta_warps(options_), group_block,
+        q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, stack_stream_warps(options_, q.w.group),
+                                          group_block,
                                           arena, stream_);
         arena += cuda::stack_image_bytes(q.w);
       }

@@ -191,7 +191,7 @@ struct CudaOptions {
   // decode_stack_window_rows_in_flight between matrices (-1: the same),
   // --decode-stack-row-ring, --decode-stack-rows-in-flight, --decode-stack-window-rows-in-flight. decode_stack_cta_attention: its attention a kv head a
   // CTA, merged in shared memory (DecodeStackArgs::cta_attention; at most 4 q heads a
-  // kv head), --decode-stack-cta-attention. decode_stack_flags: three of its five grid
+  // kv head, 64-column groups: cuda::stack_cta_attention_fits), --decode-stack-cta-attention. decode_stack_flags: three of its five grid
   // barriers a layer replaced by counters that only each phase's consumers wait on
   // (DecodeStackArgs::flags), --decode-stack-flags.
   int decode_stack_ring_depth = 0;  // 0: cuda::stack_auto_ring_depth (2 or 4 units)

@@ -42,6 +42,11 @@ __global__ void build_image_kernel(QWeight q, StackMatrix m, uint8_t* dst) {
 int steps_a_unit(const QWeight& w) { return w.group / 64; }
 int unit_bytes(int su) { return su == 1 ? Unit<1>::kBytes : Unit<2>::kBytes; }
 int units_of(const QWeight& w) { return (w.N / 32) * w.groups; }
+// The Linears' group size (columns; one for every matrix, decode_stack_supports), 0 without groups.
+int decode_stack_group(const DecodeStackArgs& a) {
+  const StackMatrix& o = a.layer[0].o;
+  return o.groups > 0 ? o.K / o.groups : 0;
+}
 
 }  // namespace
 
@@ -58,7 +63,9 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_w
                               cudaStream_t stream) {
   KR_CHECK_MSG(group_block >= 0 && group_block <= w.groups && (group_block == 0 || w.groups % group_block == 0),
                "decode stack image: a group block that does not divide the matrix's groups");
-  KR_CHECK_MSG(cta_warps == stack_stream_warps(false, false) || cta_warps == stack_stream_warps(false, true),
+  KR_CHECK_MSG(cta_warps == stack_stream_warps(w.group, false, false) ||
+                   cta_warps == stack_stream_warps(w.group, false, true) ||
+                   cta_warps == stack_stream_warps(w.group, true, false),
                "decode stack image: streaming warps a CTA other than a form's");
   KR_CHECK_MSG(stack_image_bytes(w) < (size_t{1} << 31), "decode stack image: 2 GB or more (32-bit offsets)");
   StackMatrix m;
@@ -91,9 +98,9 @@ size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int 
 }
 
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
-  const StackMatrix& o = a.layer[0].o;
-  return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, o.groups > 0 ? o.K / o.groups : 64, a.ring_depth,
-                          stack_stream_warps(a.row_ring, a.warp0_streams), a.cta_attention,
+  const int group = decode_stack_group(a);
+  return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, group, a.ring_depth,
+                          stack_stream_warps(group, a.row_ring, a.warp0_streams), a.cta_attention,
                           stack_warp_scratch_bytes(a.flags, a.warp_merge));
 }
 
@@ -132,14 +139,15 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
                          a.flags, a.cta_attention, a.warp_merge) != nullptr)
     return false;
   if (a.cta_attention && a.q_heads / a.kv_heads > kStackCtaMaxGroup) return false;
-  const int g = a.layer[0].o.groups > 0 ? a.layer[0].o.K / a.layer[0].o.groups : 0;  // one group size
+  const int g = decode_stack_group(a);  // one group size
   if (g != 64 && g != 128) return false;
+  if (a.cta_attention && !stack_cta_attention_fits(g)) return false;
   for (int l = 0; l < a.layers; ++l) {
     const StackLayer& L = a.layer[l];
     const StackMatrix* mats[4] = {&L.qkv, &L.o, &L.gate_up, &L.down};
     for (const StackMatrix* m : mats) {
       if (m->image == nullptr || m->groups <= 0 || m->K / m->groups != g || m->group_block <= 0 ||
-          m->groups % m->group_block != 0 || m->cta_warps != stack_stream_warps(a.row_ring, a.warp0_streams))
+          m->groups % m->group_block != 0 || m->cta_warps != stack_stream_warps(g, a.row_ring, a.warp0_streams))
         return false;
     }
     // (Every layer's matrices have the same N, K and group, so the same units: the row ring
@@ -164,7 +172,7 @@ bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStrea
   // makes the driver start the grid only with all of them resident.
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(ctas));
-  cfg.blockDim = dim3(kThreads);
+  cfg.blockDim = dim3(static_cast<unsigned>(stack_cta_warps(decode_stack_group(a), a.row_ring) * 32));
   cfg.dynamicSmemBytes = decode_stack_smem_bytes(a) - kStackStaticSmemBytes;  // the static part is the kernel's
   cfg.stream = stream;
   cudaLaunchAttribute attrs[2];

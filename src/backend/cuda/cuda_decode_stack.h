@@ -14,8 +14,8 @@
 // starting, waiting on and draining a kernel (~6.8 us a matrix above streaming on an
 // H200, docs/performance.md). A kernel a layer does not help: its CTAs take whole
 // SMs, so the kernels around it cannot start early (measured slower than the
-// kernels it replaced, docs/performance.md). Here one CTA of 16 warps an SM: warps
-// 1-15 each keep a cp.async ring of weight units in shared memory that runs ahead
+// kernels it replaced, docs/performance.md). Here one CTA of 12 or 16 warps an SM
+// (stack_cta_warps): warps 1 .. 11 or 15 each keep a cp.async ring of weight units in shared memory that runs ahead
 // through every matrix of every layer, so the next weights stream while a phase waits
 // for its input; warp 0 runs the attention (and with DecodeStackArgs::warp0_streams
 // streams units too; stack_stream_warps). The CTAs meet at a grid barrier between
@@ -59,7 +59,7 @@
 
 namespace kr::cuda {
 
-constexpr int kStackWarps = 16;       // a CTA's warps; one CTA an SM
+constexpr int kStackWarps = 16;       // a CTA's warps at most (stack_cta_warps); one CTA an SM
 constexpr int kStackMaxLayers = 64;   // layers in the kernel's parameters
 constexpr int kStackMaxH = 4096;      // hidden size (the residual: bf16 [H] in shared memory)
 constexpr int kStackMaxI = 16384;     // intermediate size (the CTA's GLU: up to 8 float4s of g and u a thread)
@@ -85,16 +85,30 @@ constexpr int kStackQkvFlagsAt = kStackTicketsAt + kStackMaxKvHeads;
 constexpr int kStackAttnFlagsAt = kStackQkvFlagsAt + kStackMaxKvHeads * kStackFlagStride;
 constexpr int kStackGluFlagsAt = kStackAttnFlagsAt + kStackMaxKvHeads * kStackFlagStride;
 constexpr int kStackBarrierInts = kStackGluFlagsAt + kStackMaxI / 64 * kStackFlagStride;
-// Warps a CTA that stream weights: warps 1-15 (warp 0 runs the attention items; with the row
-// ring it is also the ring's producer), or all 16 with DecodeStackArgs::warp0_streams (not with
-// the row ring). With 15 a CTA, 3B's matrices (3,840 / 2,304 / 12,288 / 6,144 units over 1,980
-// warps) have busiest warps of 2 / 2 / 7 / 4 units against means of 1.94 / 1.16 / 6.21 / 3.10;
-// with 16 (2,112 warps), 2 / 2 / 6 / 3 (docs/performance.md, session 30). A matrix's image is
-// built for one of the two (StackMatrix::cta_warps).
+// A CTA's warps in the form for Linears of `group`-column groups: 12 in the per-warp ring
+// forms of group 128 (units of 2 steps), so that __launch_bounds__ leaves ptxas 168 registers a
+// thread instead of 128, which compute_unit spends on two mma chains a tile (stack_mma_chains);
+// kStackWarps (16) otherwise: group 64's units of one step ran 5% slower with 12 warps, and
+// the row ring's producer and the CTA attention's splits (one a warp, up to kStackMaxSplits)
+// take 16 (docs/performance.md, session 36).
+KR_HD constexpr int stack_cta_warps(int group, bool row_ring) { return group == 128 && !row_ring ? 12 : kStackWarps; }
+// Warps a CTA that stream weights: warps 1 .. stack_cta_warps - 1 (warp 0 runs the attention
+// items; with the row ring it is also the ring's producer), or all of them with
+// DecodeStackArgs::warp0_streams (not with the row ring). With 15 a CTA, 3B's matrices (3,840 /
+// 2,304 / 12,288 / 6,144 units over 1,980 warps) have busiest warps of 2 / 2 / 7 / 4 units
+// against means of 1.94 / 1.16 / 6.21 / 3.10; with 16 (2,112 warps), 2 / 2 / 6 / 3
+// (docs/performance.md, session 30); with 11 and 12, 3 / 2 / 9 / 5 and 3 / 2 / 8 / 4. A
+// matrix's image is built for one of them (StackMatrix::cta_warps).
 constexpr int kStackRowRingWarps = kStackWarps - 1;
-KR_HD constexpr int stack_stream_warps(bool row_ring, bool warp0_streams) {
-  return row_ring || !warp0_streams ? kStackRowRingWarps : kStackWarps;
+KR_HD constexpr int stack_stream_warps(int group, bool row_ring, bool warp0_streams) {
+  return stack_cta_warps(group, row_ring) - (row_ring || !warp0_streams ? 1 : 0);
 }
+// compute_unit's mma chains a tile in a form of cta_warps warps: two (each SU * 2 deep) where
+// the form has the registers for them (fewer than kStackWarps warps a CTA), else one (SU * 4).
+KR_HD constexpr int stack_mma_chains(int cta_warps) { return cta_warps < kStackWarps ? 2 : 1; }
+// Whether the CTA attention (DecodeStackArgs::cta_attention) runs in the form for
+// `group`-column Linears: it runs one key split a warp, up to kStackMaxSplits of them.
+KR_HD constexpr bool stack_cta_attention_fits(int group) { return stack_cta_warps(group, false) >= kStackMaxSplits; }
 constexpr int kStackMinRingDepth = 2, kStackMaxRingDepth = 6;  // ring units a streaming warp
 constexpr int kStackMaxRingRows = 8;     // rows of the row ring (DecodeStackArgs::row_ring)
 constexpr int kStackCtaMaxGroup = 4;     // q heads a kv head of the CTA attention (DecodeStackArgs::cta_attention)
@@ -483,8 +497,8 @@ const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight
 // Whether launch_decode_stack runs these shapes (stack_takes for each matrix, one group
 // size, H <= kStackMaxH, I <= kStackMaxI, D = kStackHeadDim, Hq / Hkv <= kStackMaxGroup,
 // at most kStackMaxKeys keys in the block table, the shared memory fits, every image built
-// for the form's streaming warps: StackMatrix::cta_warps == stack_stream_warps(a.row_ring,
-// a.warp0_streams)).
+// for the form's streaming warps: StackMatrix::cta_warps == stack_stream_warps(group,
+// a.row_ring, a.warp0_streams), the CTA attention only where stack_cta_attention_fits).
 bool decode_stack_supports(const DecodeStackArgs& a);
 // Launches the kernel on `ctas` CTAs (the images' grid; every CTA resident at once:
 // a cooperative launch), with programmatic dependent launch when pdl. False

@@ -26,22 +26,23 @@
 namespace kr::cuda {
 namespace {
 
-constexpr int kWarps = kStackWarps, kThreads = kWarps * 32;
-// Warps 1 .. 15 of a CTA stream the weights (a ring each, DecodeStackArgs::ring_depth units);
+// A form's CTA has stack_cta_warps(SU * 64, kRowRing) warps (12 or 16; the kernel's kWarps).
+// Warps 1 .. kWarps - 1 of a CTA stream the weights (a ring each, DecodeStackArgs::ring_depth units);
 // warp 0 runs the attention items, and with DecodeStackArgs::warp0_streams streams units too
-// (its ring's loads in flight then wait with its keys). With the row ring, warps 1 .. 15 take
+// (its ring's loads in flight then wait with its keys). With the row ring (16 warps), warps 1 .. 15 take
 // their units from the CTA's one ring, which warp 0 fills (kRowRingWarps a row).
 constexpr int kRowRingWarps = kStackRowRingWarps;
 
 // A CTA's crew: the threads that share its per-phase work (the residual h, the norms, the
 // stagings, the grid barrier's arrival by its first thread) and meet at its barriers. Every
-// thread with per-warp rings (Crew<false>: __syncthreads); with the row ring
-// (DecodeStackArgs::row_ring) warps 1 .. 15 (Crew<true>: named barrier 1 of their 480
+// thread with per-warp rings (Crew<false, kThreads>: __syncthreads); with the row ring
+// (DecodeStackArgs::row_ring) warps 1 .. 15 (Crew<true, 512>: named barrier 1 of their 480
 // threads), while warp 0 keeps the ring filled and runs the attention items on its own.
-template <bool kRowRing>
+// kCtaThreads: the CTA's threads.
+template <bool kRowRing, int kCtaThreads>
 struct Crew {
   static constexpr int kFirst = kRowRing ? 32 : 0;  // its first thread (the grid barrier's)
-  static constexpr int kCount = kThreads - kFirst;
+  static constexpr int kCount = kCtaThreads - kFirst;
   static constexpr int kHVecs = (kStackMaxH / 4 + kCount - 1) / kCount;    // float4s of h a thread
   static constexpr int kGluVecs = (kStackMaxI / 4 + kCount - 1) / kCount;  // float4s of the GLU a thread
   __device__ __forceinline__ static int rank() { return static_cast<int>(threadIdx.x) - kFirst; }
@@ -235,13 +236,16 @@ struct GluInput {
 
 // One unit (a slot) into the warp's sums of rows g and g + 8 of both tiles; x: the
 // matrix's input (SharedInput, L2Input or GluInput).
-template <int SU, bool kBias, class X>
+template <int SU, bool kBias, int kChains, class X>
 __device__ __forceinline__ void compute_unit(const uint8_t* slot, const X& x, int grp, float (&acc)[2][2],
                                              int lane, uint32_t magic, bool meta_f16) {
   const int t = lane & 3, g = lane >> 2;
   const uint4* sw = reinterpret_cast<const uint4*>(slot);
   const uint32_t* sm = reinterpret_cast<const uint32_t*>(slot + Unit<SU>::kCodeVecs * 16);
-  float part[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}}, psum[4] = {0, 0, 0, 0};
+  // kChains accumulators a tile and for Σx (1, or 2: chunk c of each step into accumulator c,
+  // so that each mma chain is SU * 4 / kChains deep; stack_mma_chains).
+  static_assert(kChains == 1 || kChains == 2, "one or two mma chains a tile");
+  float part[2][kChains][4] = {}, psum[kChains][4] = {};
   constexpr uint32_t kOnes = 0x3F803F80u;  // bf16x2 (1, 1)
   const uint32_t ones[4] = {kOnes, kOnes, kOnes, kOnes};
 #pragma unroll
@@ -256,10 +260,10 @@ __device__ __forceinline__ void compute_unit(const uint8_t* slot, const X& x, in
         const uint32_t b0 = word_of(xv, 2 * i), b1 = word_of(xv, 2 * i + 1);
         uint32_t af[4];
         a_fragment_raw<QCode::kU4>(af, word_of(w0, 2 * c), word_of(w0, 2 * c + 1), i, magic);
-        mma_bf16(part[0], af, b0, b1);
+        mma_bf16(part[0][c % kChains], af, b0, b1);
         a_fragment_raw<QCode::kU4>(af, word_of(w1, 2 * c), word_of(w1, 2 * c + 1), i, magic);
-        mma_bf16(part[1], af, b0, b1);
-        mma_bf16(psum, ones, b0, b1);
+        mma_bf16(part[1][c % kChains], af, b0, b1);
+        mma_bf16(psum[c % kChains], ones, b0, b1);
       }
     }
   }
@@ -268,8 +272,15 @@ __device__ __forceinline__ void compute_unit(const uint8_t* slot, const X& x, in
   for (int ti = 0; ti < 2; ++ti) {
     const float2 m0 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g], meta_f16);
     const float2 m1 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g + 8], meta_f16);
-    acc[ti][0] = fmaf(m0.x, part[ti][0], fmaf(m0.y, psum[0], acc[ti][0]));
-    acc[ti][1] = fmaf(m1.x, part[ti][2], fmaf(m1.y, psum[2], acc[ti][1]));
+    float p0 = part[ti][0][0], p2 = part[ti][0][2], s0 = psum[0][0], s2 = psum[0][2];
+    if constexpr (kChains == 2) {
+      p0 += part[ti][1][0];
+      p2 += part[ti][1][2];
+      s0 += psum[1][0];
+      s2 += psum[1][2];
+    }
+    acc[ti][0] = fmaf(m0.x, p0, fmaf(m0.y, s0, acc[ti][0]));
+    acc[ti][1] = fmaf(m1.x, p2, fmaf(m1.y, s2, acc[ti][1]));
   }
 }
 
@@ -393,7 +404,8 @@ static_assert(sizeof(RowProducer) == 16, "the static shared memory's budget");
 // The kernel's static shared memory (the threads' cursors, the warps' ranges, the grid
 // barrier's target, the row ring's barriers, producer and signals, the stage columns) fits the room
 // cuda_decode_stack.h keeps for it.
-static_assert(kThreads * static_cast<int>(sizeof(UnitCursor)) + kWarps * 4 * static_cast<int>(sizeof(StackWarpRange)) +
+static_assert(kStackWarps * 32 * static_cast<int>(sizeof(UnitCursor)) +
+                      kStackWarps * 4 * static_cast<int>(sizeof(StackWarpRange)) +
                       8 + 2 * kStackMaxRingRows * 8 + static_cast<int>(sizeof(RowProducer)) + 12 + 16 <=
                   kStackStaticSmemBytes,
               "static shared memory");
@@ -1027,7 +1039,7 @@ __device__ __forceinline__ void prefetch_chunk_l2(const DecodeStackArgs& a, cons
 // heads' q into qs and stores the new key's k and v (into the stage too when warp 0's
 // staged chunk holds it: split 0 is always staged, prefetch_chunk before the wait for qkv);
 // warp w < S then runs split w (attend_keys; warp 0's from the stage), and the splits are merged in shared memory (scratch: f32
-// [kWarps][G][2] of (max, sum), then [G][D] of the sum, added by shared atomics) into
+// [kStackWarps][G][2] of (max, sum), then [G][D] of the sum, added by shared atomics) into
 // attn_out: no partials or tickets in global memory. cs, sn: as attention_item's.
 // Not inlined: the serving form keeps its registers (inlined, every form spilled several
 // times more, ptxas -v).
@@ -1037,8 +1049,8 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
                               float* scratch, int warp, int lane) {
   constexpr int D = kStackHeadDim, half = D / 2;
   const int Hq = a.q_heads, Hkv = a.kv_heads, nkeys = pos + 1, S = (nkeys + 31) / 32;
-  float* ml = scratch;                       // [kWarps][G][2]
-  float* sum = scratch + kWarps * G * 2;     // [G][D]
+  float* ml = scratch;                         // [kStackWarps][G][2] (the layout's room)
+  float* sum = scratch + kStackWarps * G * 2;  // [G][D]
   // Warps 0 .. 2G - 1: half r of the pairs of q head gi; warps 2G, 2G + 1: half r of k and v.
   if (warp < 2 * G) {
     const int gi = warp >> 1, r = warp & 1, i = lane + 32 * r;
@@ -1067,7 +1079,7 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
       sv[i + half] = vb;
     }
   }
-  for (int i = threadIdx.x; i < G * D; i += kThreads) sum[i] = 0.0f;
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x) sum[i] = 0.0f;
   if (warp == 0) cp_async_wait<0>();
   __syncthreads();  // q, the new key (caches and stage), the staged chunk, the zeroed sum: for every thread
   float m[G], l[G], acc[G][4];
@@ -1098,7 +1110,7 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
   }
   __syncthreads();
   bf16* o = static_cast<bf16*>(a.attn_out) + g * G * D;  // heads g G .. g G + G - 1
-  for (int i = threadIdx.x; i < G * D; i += kThreads) o[i] = __float2bfloat16(sum[i]);
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x) o[i] = __float2bfloat16(sum[i]);
 }
 
 // What a matrix does with the flags form's counters (the kernel's run_matrix).
@@ -1111,11 +1123,14 @@ struct Role {
 // kTrace: a.trace is set; kRowRing: a.row_ring; kFlags: a.flags (forms of their own, so that
 // the default form carries none of their code or registers).
 template <int SU, bool kBias, bool kTrace, bool kRowRing, bool kFlags>
-__global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
+__global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
+    decode_stack_kernel(const __grid_constant__ DecodeStackArgs a) {
   static_assert(!(kRowRing && kFlags), "the row ring runs the barrier form's phases");
-  using C = Crew<kRowRing>;
-  // The streaming warps a CTA: warps first_sw .. 15, as many as stack_stream_warps(kRowRing,
-  // a.warp0_streams), whose rule this spells out (decode_stack_supports checks the images were
+  constexpr int kWarps = stack_cta_warps(SU * 64, kRowRing), kThreads = kWarps * 32;
+  constexpr int kChains = stack_mma_chains(kWarps);  // compute_unit's mma chains a tile
+  using C = Crew<kRowRing, kThreads>;
+  // The streaming warps a CTA: warps first_sw .. kWarps - 1, as many as stack_stream_warps(SU *
+  // 64, kRowRing, a.warp0_streams), whose rule this spells out (decode_stack_supports checks the images were
   // built for it); written so, since the helper's form changed the kernel's PTX.
   const int first_sw = kRowRing || !a.warp0_streams ? 1 : 0, cta_warps = kWarps - first_sw;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -1347,7 +1362,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         const int slot = static_cast<int>(rr % rows_r);
         mbar_wait(row_full + slot, (rr / rows_r) & 1u);
         if (k == 0) mark_warp1(m >> 2, kTraceQkvUnit + (m & 3));
-        compute_unit<SU, kBias>(ring + (static_cast<size_t>(slot) * kRowRingWarps + (k < rows.n ? warp - 1 : rows.pos)) * UB,
+        compute_unit<SU, kBias, kChains>(ring + (static_cast<size_t>(slot) * kRowRingWarps + (k < rows.n ? warp - 1 : rows.pos)) * UB,
                                 x, grp, acc, lane, magic, meta_f16);
         __syncwarp();
         if (lane == 0) mbar_arrive(row_empty + slot);
@@ -1356,7 +1371,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_stack_kernel(const __grid_
         ring_wait(a.ring_depth);
         if (k == 0) mark_warp1(m >> 2, kTraceQkvUnit + (m & 3));
         __syncwarp();
-        compute_unit<SU, kBias>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
+        compute_unit<SU, kBias, kChains>(ring + consume_slot * UB, x, grp, acc, lane, magic, meta_f16);
         __syncwarp();
         issue();
         if (++consume_slot == a.ring_depth) consume_slot = 0;

@@ -43,7 +43,7 @@ StackMatrix matrix(int N, int K, bool swiglu = false, int group = 128) {
   m.units = (N / 32) * m.groups;
   m.group_block = m.groups;
   m.swiglu = swiglu;
-  m.cta_warps = stack_stream_warps(false, false);
+  m.cta_warps = stack_stream_warps(group, false, false);
   return m;
 }
 
@@ -54,17 +54,18 @@ void set_cta_warps(DecodeStackArgs& a, int cta_warps) {
       m->cta_warps = cta_warps;
 }
 
-// The 3B model at a block table of `keys` keys (16-token blocks).
-DecodeStackArgs llama_3b(int keys = 512) {
+// The 3B model at a block table of `keys` keys (16-token blocks), Linears of `group`-column
+// groups, images for the per-warp rings of warps 1 .. (stack_stream_warps(group, false, false)).
+DecodeStackArgs llama_3b(int keys = 512, int group = 128) {
   static char scratch[16];
   DecodeStackArgs a;
   a.layers = kLayers;
   for (int l = 0; l < kLayers; ++l) {
     StackLayer& L = a.layer[l];
-    L.qkv = matrix((kHq + 2 * kHkv) * kD, kH);
-    L.o = matrix(kH, kHq * kD);
-    L.gate_up = matrix(2 * kI, kH, true);
-    L.down = matrix(kH, kI);
+    L.qkv = matrix((kHq + 2 * kHkv) * kD, kH, false, group);
+    L.o = matrix(kH, kHq * kD, false, group);
+    L.gate_up = matrix(2 * kI, kH, true, group);
+    L.down = matrix(kH, kI, false, group);
     L.input_norm_w = L.mlp_norm_w = L.k_cache = L.v_cache = scratch;
   }
   a.H = kH;
@@ -371,9 +372,13 @@ TEST(DecodeStackPolicy, LlamaShapesUpToFiveHundredTwelveKeys) {
   EXPECT_TRUE(decode_stack_supports(llama_3b(16)));
   // Past 512 keys the kernel's attention was slower than the flash decode kernel.
   EXPECT_FALSE(decode_stack_supports(llama_3b(528)));
+  // Group 128: the 12-warp form's 11 rings (of DecodeStackArgs::ring_depth 4 here); group 64: 15.
   const size_t smem = decode_stack_smem_bytes(llama_3b());
-  EXPECT_GT(smem, size_t{150} << 10);
+  EXPECT_EQ(smem, stack_smem_bytes(kH, kI, kHq, kHkv, 128, 4, 11, false, 0));
+  EXPECT_GT(smem, size_t{140} << 10);
   EXPECT_LE(smem, size_t{227} << 10);
+  EXPECT_TRUE(decode_stack_supports(llama_3b(512, 64)));
+  EXPECT_EQ(decode_stack_smem_bytes(llama_3b(512, 64)), stack_smem_bytes(kH, kI, kHq, kHkv, 64, 4, 15, false, 0));
 }
 
 // The default ring (CudaOptions::decode_stack_ring_depth 0) holds about the same bytes a
@@ -395,21 +400,25 @@ TEST(DecodeStackPolicy, AutoRingDepthHoldsAboutTheSameBytesForBothGroupSizes) {
 
 TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   DecodeStackArgs a = llama_3b();
-  // 15 warps x depth x 2,176 B of ring next to ~54 KB (of which the threads' cursors 12.5 KB
-  // and the residual 6 KB: session 25 took them out of registers; 6 units fitted before).
-  for (int depth : {2, 4, 5}) {
+  // 11 warps x depth x 2,176 B of ring next to ~54 KB (of which the threads' cursors 12.5 KB
+  // and the residual 6 KB: session 25 took them out of registers): every depth the tuning
+  // takes (up to kStackMaxRingDepth) fits; with 15 warps (the 16-warp form) 6 did not.
+  for (int depth : {2, 4, 5, 6}) {
     a.ring_depth = depth;
     EXPECT_TRUE(decode_stack_supports(a)) << depth;
   }
-  for (int depth : {1, 6, 7}) {
+  for (int depth : {1, 7}) {
     a.ring_depth = depth;
     EXPECT_FALSE(decode_stack_supports(a)) << depth;
   }
-  // The row ring: rows of 15 units as shared memory allows (the same bytes as 15 rings of that
-  // depth), up to kStackMaxRingRows, at most as many rows in flight as it has, the barrier
-  // form only.
+  EXPECT_GT(stack_smem_bytes(kH, kI, kHq, kHkv, 128, 6, 15, false, 0), kStackSmemLimit);
+  // The row ring (16 warps a CTA for both group sizes): rows of 15 units as shared memory allows
+  // (the same bytes as 15 rings of that depth), up to kStackMaxRingRows, at most as many rows in
+  // flight as it has, the barrier form only.
   a = llama_3b();
   a.row_ring = true;
+  EXPECT_FALSE(decode_stack_supports(a));  // images for 11 streaming warps
+  set_cta_warps(a, kStackRowRingWarps);
   for (int rows : {2, 4, 5}) {
     a.ring_depth = rows;
     for (int in_flight : {1, rows}) {
@@ -446,43 +455,55 @@ TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
   EXPECT_EQ(stack_tuning_error(4, true, 2, 1, false, false, false, false), nullptr);
   EXPECT_NE(stack_tuning_error(4, true, 2, -1, false, false, false, true), nullptr);
   EXPECT_NE(stack_tuning_error(4, true, 2, -1, true, false, false, false), nullptr);  // warp 0: the producer
-  // The flags form's GLU scratch and the warp merge's (room for 16 x 256 B) leave 3B's rings 5
-  // units; with warp 0 streaming (16 rings), 4.
+  // The flags form's GLU scratch and the warp merge's (room for 16 x 256 B) leave 3B's rings
+  // (11 a CTA, or 12 with warp 0 streaming) every depth up to kStackMaxRingDepth. With 15 rings
+  // of the 16-warp form they left 5 units, with 16, 4.
   for (bool warp_merge : {false, true}) {
     a = llama_3b();
     a.flags = !warp_merge;
     a.warp_merge = warp_merge;
-    a.ring_depth = 5;
+    a.ring_depth = kStackMaxRingDepth;
     EXPECT_TRUE(decode_stack_supports(a)) << warp_merge;
     EXPECT_EQ(decode_stack_smem_bytes(a),
-              stack_smem_bytes(kH, kI, kHq, kHkv, 128, 5, 15, false, 0) + kStackWarps * 256) << warp_merge;
+              stack_smem_bytes(kH, kI, kHq, kHkv, 128, kStackMaxRingDepth, 11, false, 0) + kStackWarps * 256)
+        << warp_merge;
     a.warp0_streams = true;
-    set_cta_warps(a, kStackWarps);
-    EXPECT_FALSE(decode_stack_supports(a)) << warp_merge;
-    a.ring_depth = 4;
+    EXPECT_FALSE(decode_stack_supports(a)) << warp_merge;  // images for 11 streaming warps
+    set_cta_warps(a, 12);
     EXPECT_TRUE(decode_stack_supports(a)) << warp_merge;
+    EXPECT_LE(stack_smem_bytes(kH, kI, kHq, kHkv, 128, 5, 15, false, 256), kStackSmemLimit);
+    EXPECT_GT(stack_smem_bytes(kH, kI, kHq, kHkv, 128, 5, 16, false, 256), kStackSmemLimit);
   }
   EXPECT_EQ(stack_warp_scratch_bytes(false, false), 0);
   EXPECT_EQ(stack_warp_scratch_bytes(true, true), 256);
-  // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 5 units fit, 6 do not; with warp 0
-  // streaming (16 rings), 4 fit, 5 do not.
+  // Llama-3.1-8B (I = 14,336: 28 KB of GLU input): 6 units fit with 11 or 12 rings; with 15
+  // rings 5 fit, 6 do not; with 16, 4 fit, 5 do not.
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, 11, false, 0), kStackSmemLimit);
+  EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, 12, false, 0), kStackSmemLimit);
   EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, 15, false, 0), kStackSmemLimit);
   EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 6, 15, false, 0), kStackSmemLimit);
   EXPECT_LE(stack_smem_bytes(4096, 14336, 32, 8, 128, 4, 16, false, 0), kStackSmemLimit);
   EXPECT_GT(stack_smem_bytes(4096, 14336, 32, 8, 128, 5, 16, false, 0), kStackSmemLimit);
 }
 
-TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
-  DecodeStackArgs a = llama_3b();  // 3 q heads a kv head
+// The CTA attention runs a key split a warp (up to kStackMaxSplits): the 16-warp forms (group
+// 64) only; the 12-warp form of group 128 refuses it.
+TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHeadOnSixteenWarps) {
+  EXPECT_TRUE(stack_cta_attention_fits(64));
+  EXPECT_FALSE(stack_cta_attention_fits(128));
+  DecodeStackArgs a = llama_3b(512, 128);
+  a.cta_attention = true;
+  EXPECT_FALSE(decode_stack_supports(a));
+  a = llama_3b(512, 64);  // 3 q heads a kv head
   a.cta_attention = true;
   EXPECT_TRUE(decode_stack_supports(a));
-  EXPECT_EQ(decode_stack_smem_bytes(a), decode_stack_smem_bytes(llama_3b()));  // its scratch fits in xs
-  a = llama_3b();
+  EXPECT_EQ(decode_stack_smem_bytes(a), decode_stack_smem_bytes(llama_3b(512, 64)));  // its scratch fits in xs
+  a = llama_3b(512, 64);
   a.cta_attention = true;
   a.q_heads = 48;  // 6 q heads a kv head: the shared-memory merge takes at most 4
   for (int l = 0; l < kLayers; ++l) {
-    a.layer[l].qkv = matrix((48 + 2 * kHkv) * kD, kH);
-    a.layer[l].o = matrix(kH, 48 * kD);
+    a.layer[l].qkv = matrix((48 + 2 * kHkv) * kD, kH, false, 64);
+    a.layer[l].o = matrix(kH, 48 * kD, false, 64);
   }
   EXPECT_FALSE(decode_stack_supports(a));
   a.cta_attention = false;
@@ -493,39 +514,56 @@ TEST(DecodeStackPolicy, CtaAttentionUpToFourQHeadsAKvHead) {
             stack_smem_bytes(128, 256, 4, 1, 128, 4, 15, false, 0));
 }
 
-// Warps 1-15 stream, or all 16 with warp0_streams (not with the row ring, whose producer warp 0
+// A CTA has 12 warps in the per-warp ring forms of group 128, else 16 (stack_cta_warps); warps
+// 1 .. stream, or all of them with warp0_streams (not with the row ring, whose producer warp 0
 // is), and an image is read in the order of the warps it was built for: the kernel never runs on
-// images of the other count (their units would go to the wrong warps).
+// images of another count (their units would go to the wrong warps).
 TEST(DecodeStackPolicy, ImagesAreReadByTheWarpsTheyWereBuiltFor) {
-  EXPECT_EQ(stack_stream_warps(false, false), kStackWarps - 1);
-  EXPECT_EQ(stack_stream_warps(false, true), kStackWarps);
-  EXPECT_EQ(stack_stream_warps(true, false), kStackWarps - 1);
-  DecodeStackArgs a = llama_3b();
-  EXPECT_TRUE(decode_stack_supports(a));
-  a.warp0_streams = true;
-  EXPECT_FALSE(decode_stack_supports(a));  // 15-warp images
-  set_cta_warps(a, kStackWarps);
-  EXPECT_TRUE(decode_stack_supports(a));
-  a.layer[13].o.cta_warps = kStackRowRingWarps;  // one image of the other order
-  EXPECT_FALSE(decode_stack_supports(a));
-  a = llama_3b();
-  a.row_ring = true;
-  EXPECT_TRUE(decode_stack_supports(a));
-  a.warp0_streams = true;
-  set_cta_warps(a, kStackWarps);
-  EXPECT_FALSE(decode_stack_supports(a));
+  EXPECT_EQ(stack_cta_warps(128, false), 12);
+  EXPECT_EQ(stack_cta_warps(128, true), kStackWarps);
+  EXPECT_EQ(stack_cta_warps(64, false), kStackWarps);
+  EXPECT_EQ(stack_cta_warps(64, true), kStackWarps);
+  EXPECT_EQ(stack_stream_warps(128, false, false), 11);
+  EXPECT_EQ(stack_stream_warps(128, false, true), 12);
+  EXPECT_EQ(stack_stream_warps(128, true, false), kStackRowRingWarps);
+  EXPECT_EQ(stack_stream_warps(64, false, false), kStackWarps - 1);
+  EXPECT_EQ(stack_stream_warps(64, false, true), kStackWarps);
+  EXPECT_EQ(stack_stream_warps(64, true, false), kStackRowRingWarps);
+  // Two mma chains a tile where a form has the registers (12 warps), else one.
+  EXPECT_EQ(stack_mma_chains(stack_cta_warps(128, false)), 2);
+  EXPECT_EQ(stack_mma_chains(stack_cta_warps(128, true)), 1);
+  EXPECT_EQ(stack_mma_chains(stack_cta_warps(64, false)), 1);
+  for (int group : {128, 64}) {
+    const int cw = stack_cta_warps(group, false);
+    DecodeStackArgs a = llama_3b(512, group);
+    EXPECT_TRUE(decode_stack_supports(a)) << group;
+    a.warp0_streams = true;
+    EXPECT_FALSE(decode_stack_supports(a)) << group;  // cw - 1 warp images
+    set_cta_warps(a, cw);
+    EXPECT_TRUE(decode_stack_supports(a)) << group;
+    a.layer[13].o.cta_warps = cw - 1;  // one image of the other order
+    EXPECT_FALSE(decode_stack_supports(a)) << group;
+    a = llama_3b(512, group);
+    a.row_ring = true;
+    set_cta_warps(a, kStackRowRingWarps);
+    EXPECT_TRUE(decode_stack_supports(a)) << group;
+    a.warp0_streams = true;
+    set_cta_warps(a, kStackWarps);
+    EXPECT_FALSE(decode_stack_supports(a)) << group;
+  }
   // Why warp 0 streams: at 3B on 132 SMs the busiest warp of each matrix (qkv, o, gate_up,
-  // down) computes 2 / 2 / 6 / 3 units with 16 warps a CTA, 2 / 2 / 7 / 4 with 15; every grid
-  // barrier waits for the busiest.
+  // down) computes 2 / 2 / 6 / 3 units with 16 warps a CTA, 2 / 2 / 7 / 4 with 15, 3 / 2 / 8 / 4
+  // with 12 and 3 / 2 / 9 / 5 with 11; every grid barrier waits for the busiest.
   const int units[4] = {3840, 2304, 12288, 6144};
-  const int busiest16[4] = {2, 2, 6, 3}, busiest15[4] = {2, 2, 7, 4};
+  const int busiest[4][4] = {{2, 2, 6, 3}, {2, 2, 7, 4}, {3, 2, 8, 4}, {3, 2, 9, 5}};
+  const int cta_warps[4] = {16, 15, 12, 11};
   for (int k = 0; k < 4; ++k) {
-    for (bool row_ring : {false, true}) {
-      const int W = 132 * (row_ring ? kStackRowRingWarps : kStackWarps);
+    for (int c = 0; c < 4; ++c) {
+      const int W = 132 * cta_warps[c];
       int most = 0;
       for (int w = 0; w < W; ++w)
         most = std::max(most, stack_range_begin(units[k], w + 1, W) - stack_range_begin(units[k], w, W));
-      EXPECT_EQ(most, row_ring ? busiest15[k] : busiest16[k]) << "matrix " << k << " row ring " << row_ring;
+      EXPECT_EQ(most, busiest[c][k]) << "matrix " << k << " warps " << cta_warps[c];
     }
   }
 }

@@ -1546,11 +1546,12 @@ int main(int argc, char** argv) {
     stack_options.decode_stack_kernel = true;
     auto gpu_stack = kr::make_cuda_backend(stack_options);
     kr::CpuBackend cpu_plain(0, size_t{1} << 30, kr::CpuOptions{});
-    int failures = kr::quant_ops::run_decode_stack(cpu_plain, *gpu_stack);
+    int failures = kr::quant_ops::run_decode_stack(cpu_plain, *gpu_stack, stack_options.decode_stack_cta_attention);
     kr::CudaOptions layer_options = options;
     layer_options.decode_stack_kernel = false;
     auto gpu_layers = kr::make_cuda_backend(layer_options);
-    failures += kr::quant_ops::run_decode_stack_models(cpu_plain, *gpu_layers, *gpu_stack);
+    failures += kr::quant_ops::run_decode_stack_models(cpu_plain, *gpu_layers, *gpu_stack,
+                                                          stack_options.decode_stack_cta_attention);
     std::printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
   }

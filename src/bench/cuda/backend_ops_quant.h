@@ -30,15 +30,17 @@ int run_ops(CpuBackend& cpu, Backend& gpu);
 // CudaOptions::decode_stack_kernel): 4-bit formats with 64- and 128-column groups at
 // the tiny models', Llama's, Qwen3's and Gemma's shapes and options, contexts from
 // the first token to 480 keys, several steps in a row (fused), and weights or
-// contexts the kernel does not take (composed). Returns the number of failures.
-int run_decode_stack(CpuBackend& cpu, Backend& gpu);
+// contexts the kernel does not take (composed; with cta_attention, gpu's
+// CudaOptions::decode_stack_cta_attention, group 128 too). Returns the number of failures.
+int run_decode_stack(CpuBackend& cpu, Backend& gpu, bool cta_attention);
 
 // Whole models through the decode stack kernel: Llama-3.2-3B's widths cut to 3 layers
 // and 4,096 tokens, random AWQ and MLX-4 weights, a prompt then decode steps (one run
 // crossing the kernel's 512-key limit), eagerly and as step graphs, on gpu_stack (the
 // kernel on) against the CPU, within twice gpu_layers' (the kernel off) distance from
-// it; the kernel must run for every step it takes. Returns the number of failures.
-int run_decode_stack_models(CpuBackend& cpu, Backend& gpu_layers, Backend& gpu_stack);
+// it; the kernel must run for every step it takes (none of AWQ's with cta_attention, gpu_stack's
+// CudaOptions::decode_stack_cta_attention). Returns the number of failures.
+int run_decode_stack_models(CpuBackend& cpu, Backend& gpu_layers, Backend& gpu_stack, bool cta_attention);
 
 // The T <= 8 path of every format through each of `kernels` (label, a CUDA
 // backend with that CudaOptions::quant_gemv / quant_gemv_split): matmul at odd
