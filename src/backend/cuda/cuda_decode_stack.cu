@@ -63,9 +63,7 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_w
                               cudaStream_t stream) {
   KR_CHECK_MSG(group_block >= 0 && group_block <= w.groups && (group_block == 0 || w.groups % group_block == 0),
                "decode stack image: a group block that does not divide the matrix's groups");
-  KR_CHECK_MSG(cta_warps == stack_stream_warps(w.group, false, false) ||
-                   cta_warps == stack_stream_warps(w.group, false, true) ||
-                   cta_warps == stack_stream_warps(w.group, true, false),
+  KR_CHECK_MSG(stack_form_stream_warps(w.group, cta_warps),
                "decode stack image: streaming warps a CTA other than a form's");
   KR_CHECK_MSG(stack_image_bytes(w) < (size_t{1} << 31), "decode stack image: 2 GB or more (32-bit offsets)");
   StackMatrix m;

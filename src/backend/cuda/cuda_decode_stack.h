@@ -103,6 +103,12 @@ constexpr int kStackRowRingWarps = kStackWarps - 1;
 KR_HD constexpr int stack_stream_warps(int group, bool row_ring, bool warp0_streams) {
   return stack_cta_warps(group, row_ring) - (row_ring || !warp0_streams ? 1 : 0);
 }
+// Whether some form streams with cta_warps warps a CTA for `group`-column Linears (the per-warp
+// rings without and with warp 0 streaming, the row ring): the counts an image may be built for.
+KR_HD constexpr bool stack_form_stream_warps(int group, int cta_warps) {
+  return cta_warps == stack_stream_warps(group, false, false) || cta_warps == stack_stream_warps(group, false, true) ||
+         cta_warps == stack_stream_warps(group, true, false);
+}
 // compute_unit's mma chains a tile in a form of cta_warps warps: two (each SU * 2 deep) where
 // the form has the registers for them (fewer than kStackWarps warps a CTA), else one (SU * 4).
 KR_HD constexpr int stack_mma_chains(int cta_warps) { return cta_warps < kStackWarps ? 2 : 1; }

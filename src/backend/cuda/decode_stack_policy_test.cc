@@ -529,6 +529,11 @@ TEST(DecodeStackPolicy, ImagesAreReadByTheWarpsTheyWereBuiltFor) {
   EXPECT_EQ(stack_stream_warps(64, false, false), kStackWarps - 1);
   EXPECT_EQ(stack_stream_warps(64, false, true), kStackWarps);
   EXPECT_EQ(stack_stream_warps(64, true, false), kStackRowRingWarps);
+  // The counts build_stack_image takes: every form's, the row ring's 15 for group 128 too.
+  for (int cw : {11, 12, 15}) EXPECT_TRUE(stack_form_stream_warps(128, cw)) << cw;
+  for (int cw : {10, 13, 16}) EXPECT_FALSE(stack_form_stream_warps(128, cw)) << cw;
+  for (int cw : {15, 16}) EXPECT_TRUE(stack_form_stream_warps(64, cw)) << cw;
+  for (int cw : {11, 12, 14}) EXPECT_FALSE(stack_form_stream_warps(64, cw)) << cw;
   // Two mma chains a tile where a form has the registers (12 warps), else one.
   EXPECT_EQ(stack_mma_chains(stack_cta_warps(128, false)), 2);
   EXPECT_EQ(stack_mma_chains(stack_cta_warps(128, true)), 1);
