@@ -1147,7 +1147,7 @@ std::string CudaBackend::decode_stack_refusal(const DecodeStack& s) const {
            std::to_string(cuda::kStackCtaMaxGroup) + ")";
   if (cta && !cuda::stack_cta_attention_fits(first->group))
     return "the CTA attention with Linears of " + std::to_string(first->group) + "-column groups (their form has " +
-           std::to_string(cuda::stack_cta_warps(first->group, false)) + " warps a CTA; it runs " +
+           std::to_string(cuda::stack_cta_warps(first->group, false)) + " warps a CTA; it runs up to " +
            std::to_string(cuda::kStackMaxSplits) + " key splits, one a warp)";
   const size_t smem =
       cuda::stack_smem_bytes(H, I, q0.q_heads, q0.kv_heads, first->group, depth,

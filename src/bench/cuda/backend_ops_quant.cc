@@ -8,13 +8,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -949,6 +949,12 @@ int check_fixture(Backend& cpu, CpuBackend& cpu_w8a8, Backend& gpu, Backend& gpu
   failures += check_model(gpu_w8a16, "qmodel w8a16", dir, plain, plain, index);
   return failures;
 }
+// Whether the kernel takes a model of `group`-column groups with the CTA attention on or off
+// (it runs in the 16-warp forms only: cuda::stack_cta_attention_fits).
+bool stack_takes_attention(bool cta_attention, int64_t group) {
+  return !cta_attention || cuda::stack_cta_attention_fits(static_cast<int>(group));
+}
+
 }  // namespace
 
 int run_ops(CpuBackend& cpu, Backend& gpu) {
@@ -1033,8 +1039,9 @@ int run_ops(CpuBackend& cpu, Backend& gpu) {
 int run_decode_stack_models(CpuBackend& cpu, Backend& gpu_layers, Backend& gpu_stack, bool cta_attention) {
   int failures = 0;
   uint64_t key = 0x5d00;
-  for (const char* format : {"awq", "mlx4"}) {  // groups of 128 and 64 columns
-    const bool taken = !cta_attention || cuda::stack_cta_attention_fits(std::strcmp(format, "awq") == 0 ? 128 : 64);
+  const std::pair<const char*, int> formats[] = {{"awq", 128}, {"mlx4", 64}};  // (format, group)
+  for (const auto& [format, group] : formats) {
+    const bool taken = stack_takes_attention(cta_attention, group);
     failures += check_decode_stack_model(cpu, gpu_layers, gpu_stack, format, 24, 12, ++key, taken);
     failures += check_decode_stack_model(cpu, gpu_layers, gpu_stack, format, 490, 30, ++key, taken);  // past 512 keys
   }
@@ -1046,16 +1053,15 @@ int run_decode_stack(CpuBackend& cpu, Backend& gpu, bool cta_attention) {
   Env e(cpu, gpu);
   const Fam gemma{NormKind::kTimesOnePlusWeight, false, false, Activation::kGeluTanh};
   for (const char* name : {"awq-int4-g128", "mlx-int4-g64"}) {
-    // The CTA attention runs in the 16-warp forms only: group 128 then takes the composed ops.
-    const bool f = !cta_attention || cuda::stack_cta_attention_fits(static_cast<int>(spec(name).group));
+    const bool f = stack_takes_attention(cta_attention, spec(name).group);  // else the composed ops
     test_decode_stack(e, spec(name), 2, 128, 4, 2, 256, 0, f);       // the first token; most warps idle
     test_decode_stack(e, spec(name), 3, 384, 4, 1, 1152, 37, f, {}, 3);  // GQA 4, I % 32 != 0
     test_decode_stack(e, spec(name), 2, 3072, 24, 8, 8192, 127, f);  // Llama-3.2-3B, 5 splits
     test_decode_stack(e, spec(name), 2, 2560, 32, 8, 9728, 460, f);  // Qwen3-4B's widths, 15-16 splits
     test_decode_stack(e, spec(name), 2, 384, 6, 2, 1024, 300, f, gemma);  // (1 + w) norms, GeGLU
   }
-  // Llama-3.1-8B, 480 keys
-  test_decode_stack(e, spec("awq-int4-g128"), 1, 4096, 32, 8, 14336, 470, !cta_attention, {}, 2, 32);
+  test_decode_stack(e, spec("awq-int4-g128"), 1, 4096, 32, 8, 14336, 470, stack_takes_attention(cta_attention, 128),
+                    {}, 2, 32);  // Llama-3.1-8B, 480 keys
   // Not taken by the kernel: the composed ops run.
   test_decode_stack(e, spec("gptq-int4-g32-sym"), 2, 384, 6, 2, 1024, 20, false);        // 32-column groups
   test_decode_stack(e, spec("gptq-int4-g128-actorder"), 2, 384, 6, 2, 1024, 20, false);  // act-order
