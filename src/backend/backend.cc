@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "base/check.h"
@@ -111,6 +112,16 @@ void Backend::apply_token_mask(Tensor& logits, std::span<const int32_t> rows, co
     }
     copy_from_host(t, row.data(), row.size() * sizeof(float));
   }
+}
+
+void Backend::read_argmax(int64_t ticket, int32_t* ids, float* logprobs) {
+  (void)ids, (void)logprobs;
+  KR_CHECK_MSG(false, ("read_argmax(" + std::to_string(ticket) + "): " + name() + " has no launch_argmax").c_str());
+}
+
+void Backend::feed_sampled_ids(Tensor& ids) {
+  (void)ids;
+  KR_CHECK_MSG(false, ("feed_sampled_ids: " + name() + " has no launch_argmax").c_str());
 }
 
 }  // namespace kr

@@ -383,6 +383,26 @@ class Backend {
   // Whether sample() is implemented at all, so a caller need not draw random bits
   // for rows a backend would refuse.
   virtual bool implements_sample() const { return false; }
+  // ---- overlapped greedy decode (ForwardRunner::launch / collect) ----
+  // The engine may launch decode step t + 1 before it reads step t's tokens; step
+  // t + 1 then takes its token ids from step t's argmax on the backend.
+  // launch_argmax: argmax_logprob's work on logits [R, V] f32, enqueued after every
+  // op before it; the host does not wait. Returns a ticket (tickets grow from 1), or
+  // -1 where unsupported (then nothing was enqueued). At most kArgmaxSlots launches
+  // may be unread: launching another overwrites the oldest unread one's results.
+  // read_argmax(ticket, ...): waits for that launch only (not for ops enqueued after
+  // it) and copies its R ids and logprobs into host arrays of R.
+  // feed_sampled_ids(ids): an op (recorded in a step graph, run after every op
+  // before it): ids [T] int32 on the backend gets the first T ids of the latest
+  // launch_argmax enqueued before it (T <= that launch's R). Eager or inside a graph.
+  static constexpr int kArgmaxSlots = 2;
+  virtual bool implements_launch_argmax() const { return false; }
+  virtual int64_t launch_argmax(const Tensor& logits) {
+    (void)logits;
+    return -1;
+  }
+  virtual void read_argmax(int64_t ticket, int32_t* ids, float* logprobs);
+  virtual void feed_sampled_ids(Tensor& ids);
   // Token masks of constrained decoding, applied to the logits before any
   // sampling path: for m in [0, M), row r = rows[m] of logits [R, V] f32 gets
   // -inf at every id i whose bit (masks[m * words_per_row + i / 32] >> (i % 32))

@@ -94,11 +94,19 @@ struct Engine::Impl {
   void loop();
   void take_inbox();
   void step(bool fast_path);
-  Status run(const SchedulerOutput& out);
-  void postprocess(const SchedulerOutput& out, int64_t now_ns);
+  void begin_record(StepRecord* r, bool fast_path);
+  SeqStep seq_step(const ScheduledSeq& ss) const;
+  Status launch(const SchedulerOutput& out);
+  Status collect(const SchedulerOutput& out);
+  bool plan_continuation(const SchedulerOutput& prev, SchedulerOutput* next);
+  void postprocess(const SchedulerOutput& out, int64_t now_ns, StepRecord* r);
   FinishReason check_finish(const Sequence& s, int32_t token) const;
   void publish(Sequence* s);
+  // Publishes the final event; the sequence leaves (blocks freed, Sequence deleted)
+  // now, or, while a launched step still feeds it, at reap_finished().
   void finish(Sequence* s, FinishReason reason, Status error);
+  void remove(Sequence* s);
+  void reap_finished();
   void check_timeouts(int64_t now_ns);
   void publish_gauges();
 
@@ -128,11 +136,13 @@ struct Engine::Impl {
   std::vector<int32_t> eos;
   std::mt19937_64 seed_source;
   std::unordered_map<RequestId, std::unique_ptr<Sequence>> seqs;
-  // Per-step scratch, reused.
-  SchedulerOutput out;
-  StepRecord record;
+  // Per-step scratch, reused: the step being collected (out, record) and, in an
+  // overlapped decode, the one launched after it (next, next_record).
+  SchedulerOutput out, next;
+  StepRecord record, next_record;
   std::vector<SeqStep> steps;
   std::vector<SampledToken> sampled;
+  std::vector<Sequence*> finished_in_flight;  // finished while a launched step fed them
   std::thread thread;
 };
 
@@ -258,11 +268,19 @@ void Engine::Impl::loop() {
   publish_gauges();
 }
 
-// One step: schedule, run, postprocess; then one observer call with its record.
+void Engine::Impl::begin_record(StepRecord* r, bool fast_path) {
+  r->clear();
+  r->fast_path = fast_path;
+  r->start_ns = clock->now_ns();
+}
+
+// One step: schedule, run (launch, collect), postprocess; then one observer call
+// with its record. Overlapped decode (EngineConfig::overlap_decode): while the step
+// in flight is a greedy decode of every running sequence and nothing waits, the
+// step after it is planned and launched before its tokens are read, so the device
+// never waits for the host; such a chain runs inside one call, a record per step.
 void Engine::Impl::step(bool fast_path) {
-  record.clear();
-  record.fast_path = fast_path;
-  record.start_ns = clock->now_ns();
+  begin_record(&record, fast_path);
   const PrefixCacheStats before = prefix_cache ? prefix_cache->stats() : PrefixCacheStats{};
   const KvHostTierStats host_before = host_tier ? host_tier->stats() : KvHostTierStats{};
   sched.schedule(record.start_ns, &out);
@@ -279,54 +297,124 @@ void Engine::Impl::step(bool fast_path) {
     record.blocks_offloaded = host_tier->stats().blocks_offloaded - host_before.blocks_offloaded;
     record.blocks_reloaded = host_tier->stats().blocks_reloaded - host_before.blocks_reloaded;
   }
-  if (!out.empty()) {
-    const Status st = run(out);
+  if (out.empty()) {
+    observer.on_step(record);
+    return;
+  }
+  Status st = launch(out);
+  bool first = true;
+  for (;;) {
+    bool chained = false;
+    if (st.ok() && plan_continuation(out, &next)) {
+      chained = true;
+      begin_record(&next_record, false);
+      if (host_tier) host_tier->flush();
+      next_record.scheduled(next);
+      const Status next_st = launch(next);
+      if (!next_st.ok()) {
+        // Nothing of it was enqueued: its sequences fail (after the step before).
+        for (const ScheduledSeq& ss : next.seqs) finish(ss.seq, FinishReason::kError, next_st);
+        chained = false;
+      }
+    }
+    if (st.ok()) st = collect(out);
     record.end_ns = clock->now_ns();
     record.ok = st.ok();
-    // A step that sampled nothing did not wait for the device: its time is only
-    // the launch, and the device's work lands on the next step that waits.
-    const bool waited = std::any_of(out.seqs.begin(), out.seqs.end(), [](const ScheduledSeq& ss) { return ss.sample; });
-    if (st.ok()) sched.on_step_timed(static_cast<double>(record.end_ns - record.start_ns) * 1e-6, waited);
+    if (first) {
+      // A step that sampled nothing did not wait for the device: its time is only
+      // the launch, and the device's work lands on the next step that waits.
+      const bool waited =
+          std::any_of(out.seqs.begin(), out.seqs.end(), [](const ScheduledSeq& ss) { return ss.sample; });
+      if (st.ok()) sched.on_step_timed(static_cast<double>(record.end_ns - record.start_ns) * 1e-6, waited);
+    }
     if (st.ok()) {
-      postprocess(out, record.end_ns);
+      postprocess(out, record.end_ns, &record);
     } else {
       // The step's sequences are in an unknown state: fail them, keep the rest.
-      for (const ScheduledSeq& ss : out.seqs) finish(ss.seq, FinishReason::kError, st);
+      for (const ScheduledSeq& ss : out.seqs)
+        if (!ss.seq->finished) finish(ss.seq, FinishReason::kError, st);
     }
+    observer.on_step(record);
+    reap_finished();
+    if (!chained) break;
+    std::swap(out, next);
+    std::swap(record, next_record);
+    first = false;
   }
-  observer.on_step(record);
+  reap_finished();
 }
 
-// One forward over the scheduled sequences (prefill chunks and decode tokens)
-// and a token for each that samples.
-Status Engine::Impl::run(const SchedulerOutput& o) {
-  steps.clear();
-  for (const ScheduledSeq& ss : o.seqs) {
-    Sequence* s = ss.seq;
-    SeqStep st;
-    st.seq_id = s->id();
-    st.tokens = std::span<const int32_t>(s->tokens.data() + s->num_computed, static_cast<size_t>(ss.num_tokens));
-    st.start_pos = s->num_computed;
-    st.block_table = s->block_table;
-    st.sample = ss.sample;
-    if (ss.sample) {
-      st.sampling.params = &s->request.sampling;
-      st.sampling.prompt_ids = std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(s->num_prompt_tokens));
-      st.sampling.output_ids = std::span<const int32_t>(s->tokens.data() + s->num_prompt_tokens,
-                                                        static_cast<size_t>(s->num_output_tokens()));
-      st.sampling.suppress_eos = s->num_output_tokens() < s->request.min_tokens;
-      st.sampling.rng = &s->rng;
-      st.constraint = s->constraint.get();
-    }
-    steps.push_back(st);
+// The runner's input for one scheduled sequence. A fed one (overlapped decode) is
+// launched while the step before it is in flight: its token is not on the host yet
+// (a placeholder stands for it) and it sits one position further than num_computed.
+SeqStep Engine::Impl::seq_step(const ScheduledSeq& ss) const {
+  static constexpr int32_t kFedPlaceholder = 0;
+  Sequence* s = ss.seq;
+  SeqStep st;
+  st.seq_id = s->id();
+  st.fed = ss.fed;
+  const int32_t ahead = ss.fed ? 1 : 0;  // the token the step in flight samples
+  st.tokens = ss.fed ? std::span<const int32_t>(&kFedPlaceholder, 1)
+                     : std::span<const int32_t>(s->tokens.data() + s->num_computed, static_cast<size_t>(ss.num_tokens));
+  st.start_pos = s->num_computed + ahead;
+  st.block_table = s->block_table;
+  st.sample = ss.sample;
+  if (ss.sample) {
+    st.sampling.params = &s->request.sampling;
+    st.sampling.prompt_ids = std::span<const int32_t>(s->tokens.data(), static_cast<size_t>(s->num_prompt_tokens));
+    st.sampling.output_ids = std::span<const int32_t>(s->tokens.data() + s->num_prompt_tokens,
+                                                      static_cast<size_t>(s->num_output_tokens()));
+    st.sampling.suppress_eos = s->num_output_tokens() + ahead < s->request.min_tokens;
+    st.sampling.rng = &s->rng;
+    st.constraint = s->constraint.get();
   }
+  return st;
+}
+
+// Enqueues one forward over the scheduled sequences (prefill chunks and decode
+// tokens) and the sampling of a token for each that samples.
+Status Engine::Impl::launch(const SchedulerOutput& o) {
+  steps.clear();
+  for (const ScheduledSeq& ss : o.seqs) steps.push_back(seq_step(ss));
+  KR_RETURN_IF_ERROR(runner->launch(steps));
+  for (const ScheduledSeq& ss : o.seqs) ++ss.seq->launched_steps;
+  return Status::Ok();
+}
+
+// The tokens of the oldest launched step (o), waiting for the device.
+Status Engine::Impl::collect(const SchedulerOutput& o) {
+  for (const ScheduledSeq& ss : o.seqs) --ss.seq->launched_steps;
   sampled.clear();
-  return runner->step(steps, &sampled);
+  return runner->collect(&sampled);
+}
+
+// The overlapped decode's next step, planned while `prev` is in flight: only when
+// it is switched on, nothing arrived or was cancelled (those go through schedule()),
+// and every sequence of prev would sample its next token the same way on the device
+// without the host seeing prev's token (Scheduler::schedule_continuation says the rest).
+bool Engine::Impl::plan_continuation(const SchedulerOutput& prev, SchedulerOutput* n) {
+  if (!config.overlap_decode) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!inbox.empty() || !cancels.empty() || stopping) return false;
+  }
+  const int64_t now = clock->now_ns();
+  auto may_continue = [&](const Sequence& s) {
+    const GenerationRequest& r = s.request;
+    if (s.finished || s.constraint != nullptr) return false;
+    // prev's token makes num_output_tokens() + 1: one that surely ends there is not continued.
+    if (s.num_output_tokens() + 1 >= r.max_tokens || s.num_tokens() + 1 >= max_model_len) return false;
+    if (config.request_timeout_s > 0 && static_cast<double>(now - s.arrival_ns()) >= config.request_timeout_s * 1e9)
+      return false;
+    return runner->can_feed(seq_step({const_cast<Sequence*>(&s), 1, true, true}));
+  };
+  return sched.schedule_continuation(prev, may_continue, n);
 }
 
 // Advances the KV positions, commits each sampled token (its latency goes to
-// the step record), finishes what is done and publishes the rest.
-void Engine::Impl::postprocess(const SchedulerOutput& o, int64_t now_ns) {
+// the step record), finishes what is done and publishes the rest. A sequence
+// that finished while this step was in flight gets nothing more.
+void Engine::Impl::postprocess(const SchedulerOutput& o, int64_t now_ns, StepRecord* r) {
   sched.on_step_done(o);
   size_t j = 0;
   for (const ScheduledSeq& ss : o.seqs) {
@@ -334,6 +422,7 @@ void Engine::Impl::postprocess(const SchedulerOutput& o, int64_t now_ns) {
     KR_CHECK_MSG(j < sampled.size(), "the runner returned fewer tokens than sampling sequences");
     SampledToken& t = sampled[j++];
     Sequence* s = ss.seq;
+    if (s->finished) continue;
     if (t.non_finite) {
       finish(s, FinishReason::kError, Internal("the model produced non-finite logits"));
       continue;
@@ -351,10 +440,10 @@ void Engine::Impl::postprocess(const SchedulerOutput& o, int64_t now_ns) {
     s->pending.push_back(std::move(t));
     if (s->first_token_ns == 0) {
       s->first_token_ns = now_ns;
-      record.ttft_s.push_back(static_cast<double>(now_ns - s->arrival_ns()) * 1e-9);
-      record.prefill_s.push_back(static_cast<double>(now_ns - s->first_scheduled_ns) * 1e-9);
+      r->ttft_s.push_back(static_cast<double>(now_ns - s->arrival_ns()) * 1e-9);
+      r->prefill_s.push_back(static_cast<double>(now_ns - s->first_scheduled_ns) * 1e-9);
     } else {
-      record.itl_s.push_back(static_cast<double>(now_ns - s->last_token_ns) * 1e-9);
+      r->itl_s.push_back(static_cast<double>(now_ns - s->last_token_ns) * 1e-9);
     }
     s->last_token_ns = now_ns;
     const FinishReason reason = check_finish(*s, id);
@@ -390,8 +479,9 @@ void Engine::Impl::publish(Sequence* s) {
 }
 
 void Engine::Impl::finish(Sequence* s, FinishReason reason, Status error) {
+  KR_CHECK(!s->finished);
   const int64_t now = clock->now_ns();
-  sched.remove(s);  // frees its KV blocks
+  s->finished = true;
   TokenEvent ev;
   ev.request_id = s->id();
   ev.tokens.swap(s->pending);
@@ -408,12 +498,34 @@ void Engine::Impl::finish(Sequence* s, FinishReason reason, Status error) {
   observer.on_finish(reason, ev.e2e_s, s->first_token_ns != 0 ? static_cast<double>(now - s->first_token_ns) * 1e-9 : -1.0,
                      ev.prompt_tokens, ev.completion_tokens);
   if (s->request.on_event) s->request.on_event(std::move(ev));
+  if (s->launched_steps > 0) {
+    finished_in_flight.push_back(s);  // a launched step still writes its KV blocks
+    return;
+  }
+  remove(s);
+}
+
+// The finished sequence leaves the scheduler (its KV blocks are freed) and the engine.
+void Engine::Impl::remove(Sequence* s) {
+  sched.remove(s);
   const RequestId id = s->id();
   {
     std::lock_guard<std::mutex> lock(mu);
     live_ids.erase(id);
   }
   seqs.erase(id);  // s is gone from here on
+}
+
+void Engine::Impl::reap_finished() {
+  size_t kept = 0;
+  for (Sequence* s : finished_in_flight) {
+    if (s->launched_steps > 0) {
+      finished_in_flight[kept++] = s;
+    } else {
+      remove(s);
+    }
+  }
+  finished_in_flight.resize(kept);
 }
 
 void Engine::Impl::publish_gauges() {

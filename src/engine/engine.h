@@ -1,9 +1,11 @@
 // Engine: the single submission point. One engine thread owns the ModelRunner
 // (device + KV cache); every other thread talks to it only through submit()
 // and cancel(), which never block on a step. Each step of the engine thread
-// is schedule (Scheduler), run (ModelRunner::step), postprocess (commit
-// tokens, finish, publish events), then one EngineObserver call for metrics
-// and auto-tune (engine/engine_observer.h).
+// is schedule (Scheduler), run (ModelRunner::launch, then collect), postprocess
+// (commit tokens, finish, publish events), then one EngineObserver call for
+// metrics and auto-tune (engine/engine_observer.h). With
+// EngineConfig::overlap_decode, a greedy decode step is launched before the
+// step in flight is collected (engine.cc, Engine::Impl::step).
 //
 // Threading: submit, cancel, max_model_len and the num_* counters: any
 // thread. start/stop: the owner thread. on_event callbacks run on the engine

@@ -78,6 +78,10 @@ const EngineVariable kVariables[] = {
      "KV cache elements: fp8 = e4m3 with the checkpoint's per-layer k/v scales (else 1.0), twice the blocks of "
      "bf16; auto = fp8 when the checkpoint declares an FP8 KV cache, else bf16",
      KR_INT(kv_cache_dtype), kKvCacheDTypeNames, 3},
+    {"KR_OVERLAP_DECODE", nullptr, V::kBool, 0, 0,
+     "while every running request decodes greedily and nothing waits, each step is launched before the last "
+     "step's tokens are read (its token ids come from the last step's argmax on the device)",
+     KR_BOOL(overlap_decode)},
 };
 static_assert(sizeof(kKvCacheDTypeNames) / sizeof(kKvCacheDTypeNames[0]) == 3);
 

@@ -44,6 +44,7 @@ struct EngineConfig {
   bool prefix_caching = true;         // KR_PREFIX_CACHING: reuse cached KV of shared prefixes (--no-prefix-caching)
   double kv_offload_gb = 0;           // KR_KV_OFFLOAD_GB: host-memory tier of the prefix cache, GiB; 0 = none
   int32_t kv_cache_dtype = 0;         // KR_KV_CACHE_DTYPE: KvCacheDType (0 auto, 1 bf16, 2 fp8)
+  bool overlap_decode = true;         // KR_OVERLAP_DECODE: launch a greedy decode step before reading the last one's tokens
 };
 
 // One setting of the table.

@@ -19,6 +19,7 @@
 #include <deque>
 #include <cstdint>
 #include <mutex>
+#include <map>
 #include <set>
 #include <span>
 #include <thread>
@@ -115,7 +116,8 @@ class FakeRunner final : public ModelRunner {
       SampledToken t;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        t.non_finite = non_finite_ids_.count(s.seq_id) != 0;
+        const auto it = non_finite_ids_.find(s.seq_id);
+        t.non_finite = it != non_finite_ids_.end() && end >= it->second;
       }
       t.id = t.non_finite ? -1 : fake_next_token(ctx);
       t.logprob = -0.5f;
@@ -124,9 +126,24 @@ class FakeRunner final : public ModelRunner {
     return Status::Ok();
   }
 
-  void make_non_finite(int64_t seq_id) {
+  // Overlapped decode: with `feeds` set, a sampling row without a constraint can be fed
+  // (the default ModelRunner::launch then runs each step at launch, in order, as a
+  // device stream would).
+  bool can_feed(const SeqStep& s) const override { return feeds.load() && s.sample && s.constraint == nullptr; }
+  Status launch(std::span<const SeqStep> seqs) override {
+    if (!seqs.empty() && seqs[0].fed) {
+      if (!feeds.load()) return InvalidArgument("fed step while feeds is off");
+      fed_steps.fetch_add(1);
+    }
+    return ModelRunner::launch(seqs);
+  }
+  std::atomic<bool> feeds{false};
+  std::atomic<int64_t> fed_steps{0};  // launched steps whose tokens were fed
+
+  // The sequence's logits are non-finite from context length `from_context` on.
+  void make_non_finite(int64_t seq_id, int64_t from_context = 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    non_finite_ids_.insert(seq_id);
+    non_finite_ids_[seq_id] = from_context;
   }
 
   std::atomic<int64_t> steps{0};
@@ -156,7 +173,7 @@ class FakeRunner final : public ModelRunner {
   uint64_t last_ticket_ = 0, applied_ticket_ = 0, wait_ticket_ = 0;
   std::vector<int32_t> eos_{2};
   std::mutex mu_;
-  std::set<int64_t> non_finite_ids_;
+  std::map<int64_t, int64_t> non_finite_ids_;  // seq id -> from which context length
 };
 
 }  // namespace kr

@@ -153,14 +153,15 @@ Status ForwardRunner::build_metadata(std::span<const SeqStep> seqs) {
 }
 
 // Pure decode steps (one token per sequence, all sampling) replay a recorded
-// step graph where the backend has them, keyed by batch size and the padded
-// block-table width (see Backend::begin_graph).
-StatusOr<Tensor> ForwardRunner::forward() {
+// step graph where the backend has them, keyed by batch size, the padded
+// block-table width (see Backend::begin_graph) and whether the ids are fed.
+StatusOr<Tensor> ForwardRunner::forward(bool fed_ids) {
   const bool decode_only = meta_.num_tokens == meta_.num_seqs &&
                            static_cast<int32_t>(logit_rows_.size()) == meta_.num_seqs;
-  const bool graph = decode_only && backend_->begin_graph((static_cast<uint64_t>(meta_.num_seqs) << 32) |
-                                                          static_cast<uint32_t>(meta_.max_blocks_per_seq));
-  auto logits = model_->forward(meta_, token_ids_, logit_rows_);
+  const uint64_t key = (fed_ids ? uint64_t{1} << 62 : 0) | (static_cast<uint64_t>(meta_.num_seqs) << 32) |
+                       static_cast<uint32_t>(meta_.max_blocks_per_seq);
+  const bool graph = decode_only && backend_->begin_graph(key);
+  auto logits = model_->forward(meta_, token_ids_, logit_rows_, fed_ids);
   if (graph) backend_->end_graph();
   return logits;
 }
@@ -173,7 +174,33 @@ bool ForwardRunner::warm_up(std::span<const int32_t> step_tokens) {
 
 Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) {
   out->clear();
+  if (!launched_.empty()) return FailedPrecondition("step: a launched step is uncollected");
+  KR_RETURN_IF_ERROR(launch(seqs));
+  return collect(out);
+}
+
+bool ForwardRunner::can_feed(const SeqStep& s) const {
+  return s.sample && s.sampling.params != nullptr && s.constraint == nullptr && is_plain_greedy(s.sampling) &&
+         backend_->implements_launch_argmax();
+}
+
+Status ForwardRunner::launch(std::span<const SeqStep> seqs) {
   if (seqs.empty()) return InvalidArgument("step: no sequences");
+  if (launched_.size() >= 2) return FailedPrecondition("launch: two launched steps are uncollected");
+  const bool fed = seqs[0].fed;
+  Launched l;
+  for (const SeqStep& s : seqs) {
+    if (s.fed != fed) return InvalidArgument("launch: fed and unfed sequences in one step");
+    if (s.sample) l.seq_ids.push_back(s.seq_id);
+  }
+  if (fed) {
+    // Row i's token is the previous launch's row i, left on the device by its argmax.
+    const Launched* prev = launched_.empty() ? nullptr : &launched_.back();
+    if (prev == nullptr || !prev->on_device || prev->seq_ids != l.seq_ids || l.seq_ids.size() != seqs.size())
+      return InvalidArgument("launch: fed sequences do not follow a launched greedy step of the same sequences");
+    for (const SeqStep& s : seqs)
+      if (s.tokens.size() != 1 || !can_feed(s)) return InvalidArgument("launch: a fed sequence that cannot be fed");
+  }
   const int64_t t0 = steady_now_ns();
   KR_RETURN_IF_ERROR(build_metadata(seqs));
   const int64_t t1 = steady_now_ns();
@@ -184,30 +211,37 @@ Status ForwardRunner::step(std::span<const SeqStep> seqs, std::vector<SampledTok
     const size_t words = (static_cast<size_t>(model_->config().vocab_size) + 31) / 32;
     masks_.start(row_constraints_, words, backend_->token_mask_host_buffer(num_masked * words));
   }
-  auto logits = forward();  // [R, V] f32
+  auto logits = forward(fed);  // [R, V] f32
   const int64_t t2 = steady_now_ns();
   if (num_masked > 0) masks_.wait();  // also on a failed forward: the workers must be done
   if (!logits.ok()) return logits.status();
-  // KR_LOG_LEVEL=debug: where the host time of a step with a prefill chunk goes
-  // (launching the forward, then sampling, which waits for the device).
-  auto log_times = [&] {
-    if (meta_.num_tokens == meta_.num_seqs) return;
-    const int64_t t3 = steady_now_ns();
-    KR_LOG(kDebug, "forward: %d tokens, %d sequences: metadata %.3f ms, launch %.3f ms, sample (device wait) %.3f ms",
-           meta_.num_tokens, meta_.num_seqs, (t1 - t0) * 1e-6, (t2 - t1) * 1e-6, (t3 - t2) * 1e-6);
-  };
-  if (num_masked == 0) {
-    sampler_.sample(*logits, sample_rows_, out);
-    log_times();
-    return Status::Ok();
-  }
   StepTokenMasks m;
-  m.rows = masks_.masked_rows();
-  m.words = masks_.masks();
-  m.words_per_row = masks_.words_per_row();
-  sampler_.sample(*logits, sample_rows_, m, out);
-  for (int32_t r : masks_.dead_ends()) (*out)[static_cast<size_t>(r)].no_allowed_token = true;
-  log_times();
+  if (num_masked > 0) {
+    m.rows = masks_.masked_rows();
+    m.words = masks_.masks();
+    m.words_per_row = masks_.words_per_row();
+    l.dead_ends.assign(masks_.dead_ends().begin(), masks_.dead_ends().end());
+  }
+  l.on_device = sampler_.begin(*logits, sample_rows_, m);
+  const bool l_on_device = l.on_device;
+  launched_.push_back(std::move(l));
+  // KR_LOG_LEVEL=debug: where the host time of a step with a prefill chunk goes
+  // (launching the forward, then sampling: a host or device-sampling path waits for
+  // the device here, the argmax path at collect).
+  if (meta_.num_tokens != meta_.num_seqs) {
+    const int64_t t3 = steady_now_ns();
+    KR_LOG(kDebug, "forward: %d tokens, %d sequences: metadata %.3f ms, launch %.3f ms, sample (%s) %.3f ms",
+           meta_.num_tokens, meta_.num_seqs, (t1 - t0) * 1e-6, (t2 - t1) * 1e-6,
+           l_on_device ? "argmax launched" : "device wait", (t3 - t2) * 1e-6);
+  }
+  return Status::Ok();
+}
+
+Status ForwardRunner::collect(std::vector<SampledToken>* out) {
+  if (launched_.empty()) return FailedPrecondition("collect: no launched step");
+  sampler_.finish(out);
+  for (int32_t r : launched_.front().dead_ends) (*out)[static_cast<size_t>(r)].no_allowed_token = true;
+  launched_.pop_front();
   return Status::Ok();
 }
 

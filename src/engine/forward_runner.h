@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -48,6 +49,14 @@ class ForwardRunner final : public ModelRunner {
   // max_tokens_per_step tokens or max_logit_rows samplers, a block table that
   // does not cover start_pos + tokens, or a sampling SeqStep without params.
   Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) override;
+  // Overlapped decode: step() is launch() then collect(). A step whose rows are all
+  // plain greedy and unconstrained leaves its argmax on the device at launch (its ids
+  // feed the next launch's fed step: Backend::feed_sampled_ids); any other step is
+  // sampled at launch (the host waits there) and handed over at collect.
+  bool can_feed(const SeqStep& s) const override;
+  Status launch(std::span<const SeqStep> seqs) override;
+  Status collect(std::vector<SampledToken>* out) override;
+  int num_launched() const override { return static_cast<int>(launched_.size()); }
 
   // The host tier: host slots of kv_block_bytes() from Backend::alloc_host_memory,
   // copies through Backend::copy_kv_blocks.
@@ -65,7 +74,7 @@ class ForwardRunner final : public ModelRunner {
 
  private:
   Status build_metadata(std::span<const SeqStep> seqs);
-  StatusOr<Tensor> forward();
+  StatusOr<Tensor> forward(bool fed_ids);
 
   std::unique_ptr<Backend> backend_;  // declared first: destroyed after the model
   std::unique_ptr<Model> model_;
@@ -79,6 +88,15 @@ class ForwardRunner final : public ModelRunner {
   int32_t host_slots_ = 0;
   std::vector<TokenConstraint*> row_constraints_;  // [R] null: free
   StepMasks masks_;
+  // Launched steps, oldest first: their sampling sequences (a fed step must follow
+  // the same), whether the argmax stayed on the device, and the rows whose grammar
+  // allowed no token.
+  struct Launched {
+    std::vector<int64_t> seq_ids;
+    bool on_device = false;
+    std::vector<int32_t> dead_ends;
+  };
+  std::deque<Launched> launched_;
 };
 
 // Loads `model_dir` (or options.arch with options.dummy_weights) onto `backend`

@@ -217,6 +217,96 @@ TEST(ForwardRunner, RejectsBadSteps) {
             (std::vector<int32_t>{128001, 128008, 128009}));
 }
 
+// Overlapped decode: a prefill, then decode steps each launched before the step
+// before it is collected, their tokens fed from that step's argmax on the backend,
+// give the tokens and logprobs of step() run one at a time with the ids on the host.
+// A fed step that does not follow a greedy launch of the same sequences is refused.
+TEST(ForwardRunner, FedStepsMatchStepsOneAtATime) {
+  constexpr int kSteps = 6;
+  auto seq_runner = make_tiny_runner(4);
+  auto fed_runner = make_tiny_runner(4);
+  ASSERT_NE(seq_runner, nullptr);
+  ASSERT_NE(fed_runner, nullptr);
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  const std::vector<std::vector<int32_t>> prompts = {{128000, 791, 6864, 315, 9822, 374}, {128000, 40, 1093}};
+  const std::vector<std::vector<int32_t>> tables = {{3, 0, 5, 1}, {2, 6, 4}};  // 16 and 12 positions
+  auto prefill = [&](std::vector<SeqStep>* b) {
+    b->assign(2, SeqStep{});
+    for (int i = 0; i < 2; ++i) {
+      (*b)[i].seq_id = 10 + i;
+      (*b)[i].tokens = prompts[i];
+      (*b)[i].block_table = tables[i];
+      (*b)[i].sample = true;
+      (*b)[i].sampling.params = &greedy;
+    }
+  };
+  // One at a time.
+  std::vector<std::vector<SampledToken>> want;
+  std::vector<SeqStep> batch;
+  prefill(&batch);
+  std::vector<SampledToken> out;
+  ASSERT_TRUE(seq_runner->step(batch, &out).ok());
+  want.push_back(out);
+  std::vector<int32_t> ids(2);
+  for (int t = 0; t < kSteps; ++t) {
+    for (int i = 0; i < 2; ++i) {
+      ids[i] = out[i].id;
+      batch[i].tokens = std::span<const int32_t>(&ids[i], 1);
+      batch[i].start_pos = static_cast<int32_t>(prompts[i].size()) + t;
+    }
+    ASSERT_TRUE(seq_runner->step(batch, &out).ok());
+    want.push_back(out);
+  }
+  // Overlapped: launch t + 1 (fed), then collect t.
+  const int32_t placeholder = 0;
+  prefill(&batch);
+  ASSERT_TRUE(fed_runner->launch(batch).ok());
+  std::vector<std::vector<SampledToken>> got;
+  for (int t = 0; t < kSteps; ++t) {
+    for (int i = 0; i < 2; ++i) {
+      batch[i].tokens = std::span<const int32_t>(&placeholder, 1);
+      batch[i].start_pos = static_cast<int32_t>(prompts[i].size()) + t;
+      batch[i].fed = true;
+    }
+    ASSERT_TRUE(fed_runner->launch(batch).ok()) << t;
+    EXPECT_EQ(fed_runner->num_launched(), 2);
+    EXPECT_EQ(fed_runner->step(batch, &out).code(), StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(fed_runner->collect(&out).ok());
+    got.push_back(out);
+  }
+  ASSERT_TRUE(fed_runner->collect(&out).ok());
+  got.push_back(out);
+  EXPECT_EQ(fed_runner->num_launched(), 0);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t t = 0; t < want.size(); ++t) {
+    ASSERT_EQ(got[t].size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(got[t][i].id, want[t][i].id) << "step " << t << " row " << i;
+      EXPECT_EQ(got[t][i].logprob, want[t][i].logprob) << "step " << t << " row " << i;
+    }
+  }
+  // Refused: a fed step with nothing launched before it, after a step sampled on
+  // the host (top logprobs), or of other sequences.
+  EXPECT_EQ(fed_runner->launch(batch).code(), StatusCode::kInvalidArgument);
+  SamplingParams with_top = greedy;
+  with_top.logprobs = 1;
+  std::vector<SeqStep> host_batch;
+  prefill(&host_batch);
+  for (SeqStep& st : host_batch) st.sampling.params = &with_top;
+  EXPECT_FALSE(fed_runner->can_feed(host_batch[0]));
+  EXPECT_TRUE(fed_runner->can_feed(batch[0]));
+  ASSERT_TRUE(fed_runner->launch(host_batch).ok());
+  EXPECT_EQ(fed_runner->launch(batch).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(fed_runner->collect(&out).ok());
+  prefill(&host_batch);
+  ASSERT_TRUE(fed_runner->launch(host_batch).ok());
+  std::swap(batch[0], batch[1]);
+  EXPECT_EQ(fed_runner->launch(batch).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(fed_runner->collect(&out).ok());
+  EXPECT_EQ(fed_runner->collect(&out).code(), StatusCode::kFailedPrecondition);
+}
+
 // The reference's top-40 logits at the last position of a golden prompt.
 struct GoldenLast {
   std::vector<int32_t> ids;       // the prompt

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,10 @@ struct SeqStep {
   // fills its mask and samples within it; the engine accepts the token after
   // the step. A row whose grammar allows nothing comes back no_allowed_token.
   TokenConstraint* constraint = nullptr;
+  // Overlapped decode (ModelRunner::launch): the one token fed is the one this
+  // sequence samples in the step launched just before, not known to the host yet;
+  // `tokens` holds a placeholder of size 1.
+  bool fed = false;
 };
 
 class ModelRunner {
@@ -48,8 +53,26 @@ class ModelRunner {
     return false;
   }
   // Runs one step. `out`, empty on entry, gets one SampledToken per
-  // SeqStep with sample == true, in order.
+  // SeqStep with sample == true, in order. Not while a launched step is uncollected.
   virtual Status step(std::span<const SeqStep> seqs, std::vector<SampledToken>* out) = 0;
+
+  // ---- overlapped decode: step t + 1 launched before step t's tokens are read ----
+  // launch: a step's work, enqueued; collect: the tokens of the oldest launched step
+  // (as step() gives them), waiting for it. At most two launched steps uncollected. A
+  // step whose SeqSteps are `fed` (all or none) must follow a launched step of the same
+  // sequences in the same order, each sampling and each can_feed. A launch that fails
+  // enqueued nothing. The default runs step() at launch (fed tokens taken from the
+  // previous launch's results) and keeps the tokens for collect.
+  // Whether s's sampled token can feed the next step without the host seeing it first
+  // (its sampling needs no host work: plain greedy, no constraint). Default: no.
+  virtual bool can_feed(const SeqStep& s) const {
+    (void)s;
+    return false;
+  }
+  virtual Status launch(std::span<const SeqStep> seqs);
+  virtual Status collect(std::vector<SampledToken>* out);
+  // Launched steps not yet collected.
+  virtual int num_launched() const { return static_cast<int>(launched_.size()); }
 
   // ---- the KV cache's host tier (--kv-offload-gb, engine/kv_host_tier.h); defaults: none ----
   // Bytes of one KV block over all layers, K and V: the size of a host slot (0: no host tier).
@@ -74,6 +97,53 @@ class ModelRunner {
   }
   // The next step's forward runs after the copies of `ticket` (the device waits, not the host).
   virtual void wait_kv_copies(uint64_t ticket) { (void)ticket; }
+
+ private:
+  // The default launch's results, oldest first, with the sequences they belong to.
+  struct Launched {
+    std::vector<int64_t> seq_ids;  // of the sampling SeqSteps
+    std::vector<SampledToken> tokens;
+  };
+  std::deque<Launched> launched_;
 };
+
+inline Status ModelRunner::launch(std::span<const SeqStep> seqs) {
+  if (launched_.size() >= 2) return FailedPrecondition("launch: two launched steps are uncollected");
+  Launched l;
+  std::vector<SeqStep> fed_seqs;
+  std::vector<int32_t> fed_tokens;
+  const bool fed = !seqs.empty() && seqs[0].fed;
+  if (fed) {
+    // The previous launch's tokens, row for row.
+    const Launched* prev = launched_.empty() ? nullptr : &launched_.back();
+    if (prev == nullptr || prev->seq_ids.size() != seqs.size())
+      return InvalidArgument("launch: fed sequences do not follow a launched step of the same sequences");
+    fed_seqs.assign(seqs.begin(), seqs.end());
+    fed_tokens.resize(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (!seqs[i].fed || seqs[i].tokens.size() != 1 || prev->seq_ids[i] != seqs[i].seq_id)
+        return InvalidArgument("launch: fed sequences do not follow a launched step of the same sequences");
+      fed_tokens[i] = prev->tokens[i].id;
+      fed_seqs[i].tokens = std::span<const int32_t>(&fed_tokens[i], 1);
+      fed_seqs[i].fed = false;
+    }
+    seqs = fed_seqs;
+  } else {
+    for (const SeqStep& s : seqs)
+      if (s.fed) return InvalidArgument("launch: fed and unfed sequences in one step");
+  }
+  KR_RETURN_IF_ERROR(step(seqs, &l.tokens));
+  for (const SeqStep& s : seqs)
+    if (s.sample) l.seq_ids.push_back(s.seq_id);
+  launched_.push_back(std::move(l));
+  return Status::Ok();
+}
+
+inline Status ModelRunner::collect(std::vector<SampledToken>* out) {
+  if (launched_.empty()) return FailedPrecondition("collect: no launched step");
+  out->swap(launched_.front().tokens);
+  launched_.pop_front();
+  return Status::Ok();
+}
 
 }  // namespace kr

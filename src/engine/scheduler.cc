@@ -268,8 +268,40 @@ Scheduler::Admit Scheduler::admit_blocks(Sequence* s, int32_t budget, int32_t* n
   return cache_->admit(s, m, *n) ? Admit::kOk : Admit::kNoBlocks;
 }
 
+bool Scheduler::schedule_continuation(const SchedulerOutput& prev,
+                                      const std::function<bool(const Sequence&)>& may_continue,
+                                      SchedulerOutput* next) {
+  if (prev.empty() || !waiting_.empty() || !prev.preempted.empty() || prev.seqs.size() != running_.size()) return false;
+  int32_t blocks_needed = 0;
+  for (const ScheduledSeq& ss : prev.seqs) {
+    const Sequence* s = ss.seq;
+    if (ss.num_tokens != 1 || !ss.sample || s->state != SeqState::kRunning || !may_continue(*s)) return false;
+    // prev feeds the last token, tokens[num_computed] (prev is not done; a fed prev's
+    // token was appended when the step before it was done); next feeds the one after.
+    if (s->num_tokens() != s->num_computed + 1) return false;
+    blocks_needed += blocks_->blocks_needed(s->block_table, s->num_computed + 2);
+  }
+  if (blocks_needed > blocks_->num_free_blocks()) return false;
+  next->clear();
+  ++step_;
+  for (const ScheduledSeq& ss : prev.seqs) {
+    Sequence* s = ss.seq;
+    KR_CHECK(blocks_->allocate(&s->block_table, s->num_computed + 2));
+    s->scheduled_in_step = step_;
+    next->seqs.push_back({s, 1, true, true});
+    next->num_tokens += 1;
+  }
+  step_has_chunk_ = false;
+  step_has_decode_ = true;
+  step_tokens_ = next->num_tokens;
+  return true;
+}
+
 void Scheduler::on_step_done(const SchedulerOutput& out) {
   for (const ScheduledSeq& ss : out.seqs) {
+    // Finished while the step was in flight (an overlapped decode): its last token
+    // may never have been committed, and it leaves once the step is collected.
+    if (ss.seq->finished) continue;
     ss.seq->num_computed += ss.num_tokens;
     KR_CHECK(ss.seq->num_computed <= ss.seq->num_tokens());
     if (cache_ != nullptr) cache_->on_computed(ss.seq);

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <vector>
 
 #include "engine/engine_config.h"
@@ -43,6 +44,10 @@ struct ScheduledSeq {
   Sequence* seq = nullptr;
   int32_t num_tokens = 0;  // tokens[num_computed, num_computed + num_tokens) fed this step
   bool sample = false;     // the chunk reaches the end of the sequence: sample a token
+  // Overlapped decode (Scheduler::schedule_continuation): the one token is the one the
+  // step before samples, fed on the device; that step is in flight (not done) when this
+  // one is planned and launched, so the position is num_computed + 1 then.
+  bool fed = false;
 };
 
 struct SchedulerOutput {
@@ -78,7 +83,18 @@ class Scheduler {
   // Fills `out` (cleared first; the caller reuses it step after step).
   void schedule(int64_t now_ns, SchedulerOutput* out);
 
-  // After the runner's step: advances num_computed of the scheduled sequences.
+  // Overlapped decode: plans the step after `prev` (scheduled, launched, its tokens not
+  // yet known): the same sequences in the same order, one token each (the one prev
+  // samples for it, `fed` on the device), one position further, with the KV block
+  // for it. Every running sequence must be in prev as a sampling single-token decode,
+  // nothing may wait, prev must have preempted nothing, each sequence must pass
+  // `may_continue` (the engine: it can be fed and does not surely finish at prev),
+  // and the blocks must be free (no preemption here). Otherwise false, nothing changed.
+  bool schedule_continuation(const SchedulerOutput& prev, const std::function<bool(const Sequence&)>& may_continue,
+                             SchedulerOutput* next);
+
+  // After the runner's step: advances num_computed of the scheduled sequences (not of
+  // those that finished meanwhile).
   void on_step_done(const SchedulerOutput& out);
 
   // The runner's step cost model (ModelRunner::step_cost_model); unknown: no time budget.

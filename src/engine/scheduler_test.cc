@@ -314,5 +314,84 @@ TEST(Scheduler, RandomWorkloadFreesEveryBlock) {
   for (int32_t b = 0; b < h.blocks.num_blocks(); ++b) EXPECT_EQ(h.blocks.refcount(b), 0);
 }
 
+// Overlapped decode: the step after a launched pure decode is planned before its
+// tokens exist: the same sequences in order, one fed token each, one position on,
+// with the block that position needs; anything else in the way plans nothing.
+TEST(Scheduler, ContinuationRepeatsTheDecodesOnePositionOn) {
+  EngineConfig c;
+  Harness h(c, 6, 4);
+  Sequence* a = h.add("A", 3, 50);
+  Sequence* b = h.add("B", 2, 50);
+  auto any = [](const Sequence&) { return true; };
+  EXPECT_EQ(h.step(), "A:3* B:2*");  // prefills; each now has one uncomputed token
+  // Plan from a decode step that is "in flight" (scheduled, not done).
+  SchedulerOutput prev, next;
+  h.sched.schedule(h.now_ns, &prev);
+  ASSERT_EQ(prev.seqs.size(), 2u);
+  EXPECT_EQ(a->num_computed, 3);
+  EXPECT_EQ(a->block_table.size(), 1u);  // positions 0-3
+  ASSERT_TRUE(h.sched.schedule_continuation(prev, any, &next));
+  ASSERT_EQ(next.seqs.size(), 2u);
+  EXPECT_EQ(next.seqs[0].seq, prev.seqs[0].seq);
+  EXPECT_EQ(next.seqs[1].seq, prev.seqs[1].seq);
+  for (const ScheduledSeq& ss : next.seqs) EXPECT_TRUE(ss.fed && ss.sample && ss.num_tokens == 1);
+  // A's next token sits at position 4: a second block; B's at 3: still the first.
+  EXPECT_EQ(a->block_table.size(), 2u);
+  EXPECT_EQ(b->block_table.size(), 1u);
+  EXPECT_EQ(h.blocks.num_free_blocks(), 3);
+  // prev is done: its tokens land; next may be continued in turn.
+  h.sched.on_step_done(prev);
+  a->tokens.push_back(7);
+  b->tokens.push_back(7);
+  SchedulerOutput next2;
+  ASSERT_TRUE(h.sched.schedule_continuation(next, any, &next2));
+  EXPECT_EQ(b->block_table.size(), 2u);  // B's position 4
+  h.sched.on_step_done(next);
+  EXPECT_EQ(a->num_computed, 5);
+  EXPECT_EQ(a->num_tokens(), 5);  // next2's token is not on the host yet
+  // No continuation when a sequence may not continue, when one waits, or when the
+  // blocks run short (positions 8+ need a third block each; one is free).
+  a->tokens.push_back(7);
+  b->tokens.push_back(7);
+  SchedulerOutput n3;
+  EXPECT_FALSE(h.sched.schedule_continuation(next2, [&](const Sequence& s) { return &s != b; }, &n3));
+  Sequence* w = h.add("W", 2, 5);
+  EXPECT_FALSE(h.sched.schedule_continuation(next2, any, &n3));
+  h.sched.remove(w);
+  EXPECT_EQ(h.blocks.num_free_blocks(), 2);
+  ASSERT_TRUE(h.sched.schedule_continuation(next2, any, &n3));  // positions 6 and 5: no new block
+  EXPECT_EQ(h.blocks.num_free_blocks(), 2);
+  h.sched.on_step_done(next2);
+  a->tokens.push_back(7);
+  b->tokens.push_back(7);
+  SchedulerOutput n4, n5;
+  ASSERT_TRUE(h.sched.schedule_continuation(n3, any, &n4));  // positions 7 and 6: no new block
+  h.sched.on_step_done(n3);
+  a->tokens.push_back(7);
+  b->tokens.push_back(7);
+  BlockTable elsewhere;
+  ASSERT_TRUE(h.blocks.allocate(&elsewhere, 8));  // the two free blocks
+  EXPECT_FALSE(h.sched.schedule_continuation(n4, any, &n5));  // A's position 8 needs a block
+  EXPECT_EQ(a->block_table.size(), 2u);  // nothing allocated by the refusal
+  EXPECT_EQ(b->block_table.size(), 2u);
+  h.blocks.free(&elsewhere);
+  ASSERT_TRUE(h.sched.schedule_continuation(n4, any, &n5));
+  EXPECT_EQ(a->block_table.size(), 3u);
+  EXPECT_EQ(h.blocks.num_free_blocks(), 1);
+}
+
+// A step with a prefill chunk (or one that leaves a running sequence out) is not continued.
+TEST(Scheduler, NoContinuationOfAPrefill) {
+  EngineConfig c;
+  Harness h(c, 16, 4);
+  h.add("A", 6, 50);
+  SchedulerOutput prev, next;
+  h.sched.schedule(h.now_ns, &prev);
+  ASSERT_EQ(prev.seqs.size(), 1u);
+  EXPECT_EQ(prev.seqs[0].num_tokens, 6);
+  EXPECT_FALSE(h.sched.schedule_continuation(prev, [](const Sequence&) { return true; }, &next));
+  EXPECT_TRUE(next.empty());
+}
+
 }  // namespace
 }  // namespace kr

@@ -35,6 +35,12 @@ struct Sequence {
   int64_t first_scheduled_ns = 0, first_token_ns = 0, last_token_ns = 0;
   int32_t num_preemptions = 0;
   int64_t scheduled_in_step = -1;  // Scheduler's step counter when last scheduled
+  // Overlapped decode (engine.cc): launched steps of the runner that feed this
+  // sequence and are not collected yet; a sequence that finishes meanwhile has its
+  // final event published at once (`finished`) and leaves the scheduler, freeing its
+  // blocks, only when none is left.
+  int32_t launched_steps = 0;
+  bool finished = false;
   // Prefix caching (engine/prefix_cache.h).
   std::vector<BlockHash> block_hashes;  // of the full blocks of `tokens` (block i: tokens [0, (i + 1) bs))
   BlockHash root_hash;                  // the chain's start: from request.cache_salt

@@ -206,7 +206,7 @@ Status Model::init() {
 }
 
 Status Model::validate_step(const StepMetadata& m, std::span<const int32_t> ids,
-                                 std::span<const int32_t> rows) const {
+                                 std::span<const int32_t> rows, bool fed_ids) const {
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T == 0 || m.num_tokens != T) return InvalidArgument("forward: token count does not match the step metadata");
   if (T > options_.max_tokens_per_step)
@@ -216,7 +216,7 @@ Status Model::validate_step(const StepMetadata& m, std::span<const int32_t> ids,
     return InvalidArgument("forward: " + std::to_string(rows.size()) + " logit rows exceed max_logit_rows " +
                            std::to_string(options_.max_logit_rows));
   if (m.block_size != options_.block_size) return InvalidArgument("forward: step block_size differs from the model's");
-  for (int32_t id : ids)
+  for (int32_t id : fed_ids ? std::span<const int32_t>{} : ids)
     if (id < 0 || id >= config_.vocab_size)
       return InvalidArgument("forward: token id " + std::to_string(id) + " is outside the vocabulary");
   for (int32_t r : rows)
@@ -240,8 +240,8 @@ Status Model::validate_step(const StepMetadata& m, std::span<const int32_t> ids,
 }
 
 StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
-                                std::span<const int32_t> logit_rows) {
-  KR_RETURN_IF_ERROR(validate_step(meta, token_ids, logit_rows));
+                                std::span<const int32_t> logit_rows, bool fed_ids) {
+  KR_RETURN_IF_ERROR(validate_step(meta, token_ids, logit_rows, fed_ids));
   const ModelConfig& c = config_;
   const int64_t T = static_cast<int64_t>(token_ids.size()), R = static_cast<int64_t>(logit_rows.size());
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -254,7 +254,7 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
   // node, and one in the middle of the layer chain would sit on its critical path.
   backend_.set_step_metadata(meta);
   Tensor ids = ids_.rows(0, T);
-  backend_.copy_from_host(ids, token_ids.data(), token_ids.size_bytes());
+  if (!fed_ids) backend_.copy_from_host(ids, token_ids.data(), token_ids.size_bytes());
   Tensor idx = row_idx_.rows(0, R);
   if (R > 0 && gather) backend_.copy_from_host(idx, logit_rows.data(), logit_rows.size_bytes());
   Tensor logits = logits_.rows(0, R);  // [R, V] f32
@@ -281,6 +281,7 @@ StatusOr<Tensor> Model::forward(const StepMetadata& meta, std::span<const int32_
   auto fp8_out = [](Fp8Rows& rows, const LinearWeight* reader) {
     return rows.codes.data != nullptr ? Fp8Out{&rows, reader} : Fp8Out{};
   };
+  if (fed_ids) backend_.feed_sampled_ids(ids);
   backend_.embedding(weights_->embed, ids, embed_scale_, residual);
   // Every layer as one op where the backend fuses them (a plain pre-norm model
   // without FP8 rows): the same ops as the loop below.

@@ -58,8 +58,11 @@ class Model {
   // InvalidArgument for ids out of vocabulary, too many tokens/rows, bad block ids.
   // Inside a replayed step graph (Backend::begin_graph) it copies the step's inputs
   // and leaves the ops to the recording, which runs at end_graph().
+  // fed_ids (an overlapped decode step): the step's token ids are not copied from
+  // token_ids (whose values are then ignored, only its size counts) but come from the
+  // backend's latest launch_argmax, by Backend::feed_sampled_ids, the step's first op.
   StatusOr<Tensor> forward(const StepMetadata& meta, std::span<const int32_t> token_ids,
-                           std::span<const int32_t> logit_rows);
+                           std::span<const int32_t> logit_rows, bool fed_ids = false);
 
   // Runs each distinct matmul of a layer once at every step size T in `step_tokens`
   // (each <= max_tokens_per_step; the step buffers are scratch here, the KV cache
@@ -86,7 +89,7 @@ class Model {
 
  private:
   Status validate_step(const StepMetadata& meta, std::span<const int32_t> token_ids,
-                       std::span<const int32_t> logit_rows) const;
+                       std::span<const int32_t> logit_rows, bool fed_ids) const;
 
   ModelConfig config_;
   GenerationDefaults gen_;

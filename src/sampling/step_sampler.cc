@@ -44,8 +44,16 @@ SamplingPath StepSampler::choose_path(std::span<const SampleInput> rows) const {
 
 void StepSampler::sample(const Tensor& logits, std::span<const SampleInput> rows, const StepTokenMasks& masks,
                          std::vector<SampledToken>* out) {
-  out->clear();
-  if (rows.empty()) return;
+  KR_CHECK_MSG(begun_.empty(), "StepSampler::sample while begun steps are unfinished");
+  begin(logits, rows, masks);
+  finish(out);
+}
+
+bool StepSampler::begin(const Tensor& logits, std::span<const SampleInput> rows, const StepTokenMasks& masks) {
+  KR_CHECK_MSG(begun_.size() < static_cast<size_t>(Backend::kArgmaxSlots), "StepSampler: too many begun steps");
+  Begun& b = begun_.emplace_back();
+  b.num_rows = rows.size();
+  if (rows.empty()) return false;
   if (!masks.rows.empty()) {
     for (int32_t r : masks.rows)
       KR_CHECK_MSG(r >= 0 && static_cast<size_t>(r) < rows.size() && rows[static_cast<size_t>(r)].masked,
@@ -56,20 +64,44 @@ void StepSampler::sample(const Tensor& logits, std::span<const SampleInput> rows
   last_path_ = choose_path(rows);
   // A device path the backend refuses falls to the next: argmax -> device sampling -> host.
   if (last_path_ == SamplingPath::kDeviceArgmax) {
-    if (sample_argmax(logits, rows.size(), out)) return;
+    b.ticket = backend_->launch_argmax(logits);
+    if (b.ticket > 0) return true;
+    b.ticket = 0;
+    if (sample_argmax(logits, rows.size(), &b.tokens)) return false;
     last_path_ = use_device_sampling_ && fits_device_sampling(rows) ? SamplingPath::kDeviceSample : SamplingPath::kHost;
   }
   if (last_path_ == SamplingPath::kDeviceSample) {
-    if (sample_on_device(logits, rows, out)) return;
+    if (sample_on_device(logits, rows, &b.tokens)) return false;
     last_path_ = SamplingPath::kHost;
   }
-  sample_on_host(logits, rows, out);
+  sample_on_host(logits, rows, &b.tokens);
+  return false;
+}
+
+void StepSampler::finish(std::vector<SampledToken>* out) {
+  KR_CHECK_MSG(!begun_.empty(), "StepSampler::finish without a begun step");
+  Begun& b = begun_.front();
+  out->clear();
+  if (b.ticket > 0) {
+    argmax_ids_.resize(b.num_rows);
+    argmax_logprobs_.resize(b.num_rows);
+    backend_->read_argmax(b.ticket, argmax_ids_.data(), argmax_logprobs_.data());
+    argmax_tokens(b.num_rows, out);
+  } else {
+    out->swap(b.tokens);
+  }
+  begun_.pop_front();
 }
 
 bool StepSampler::sample_argmax(const Tensor& logits, size_t num_rows, std::vector<SampledToken>* out) {
   argmax_ids_.resize(num_rows);
   argmax_logprobs_.resize(num_rows);
   if (!backend_->argmax_logprob(logits, argmax_ids_.data(), argmax_logprobs_.data())) return false;
+  argmax_tokens(num_rows, out);
+  return true;
+}
+
+void StepSampler::argmax_tokens(size_t num_rows, std::vector<SampledToken>* out) const {
   out->resize(num_rows);
   for (size_t r = 0; r < num_rows; ++r) {
     SampledToken& t = (*out)[r];
@@ -77,7 +109,6 @@ bool StepSampler::sample_argmax(const Tensor& logits, size_t num_rows, std::vect
     t.non_finite = !std::isfinite(t.logprob);
     t.id = t.non_finite ? -1 : argmax_ids_[r];
   }
-  return true;
 }
 
 bool StepSampler::sample_on_device(const Tensor& logits, std::span<const SampleInput> rows,

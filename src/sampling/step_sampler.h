@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <random>
 #include <span>
 #include <utility>
@@ -67,14 +68,26 @@ class StepSampler {
     sample(logits, rows, StepTokenMasks{}, out);
   }
   // The same after masking `masks.rows` of the logits in place; those rows'
-  // SampleInputs must have `masked` set.
+  // SampleInputs must have `masked` set. sample() is begin() then finish().
   void sample(const Tensor& logits, std::span<const SampleInput> rows, const StepTokenMasks& masks,
               std::vector<SampledToken>* out);
 
-  SamplingPath last_path() const { return last_path_; }  // the path the last sample() took
+  // A step's sampling in two halves, for the overlapped decode (ForwardRunner::launch /
+  // collect). begin: on the device argmax path it only enqueues the backend's argmax
+  // (Backend::launch_argmax) and returns true: the ids stay on the device for the next
+  // step (Backend::feed_sampled_ids) and reach the host at finish(). On the other paths
+  // it samples now (waiting for the device) and returns false. finish: the tokens of the
+  // oldest begun step, R in order (it waits for that step's argmax only). At most
+  // Backend::kArgmaxSlots begun and not finished.
+  bool begin(const Tensor& logits, std::span<const SampleInput> rows, const StepTokenMasks& masks);
+  void finish(std::vector<SampledToken>* out);
+  size_t num_begun() const { return begun_.size(); }  // begun, not finished
+
+  SamplingPath last_path() const { return last_path_; }  // the path the last begin() took
 
  private:
   bool sample_argmax(const Tensor& logits, size_t num_rows, std::vector<SampledToken>* out);
+  void argmax_tokens(size_t num_rows, std::vector<SampledToken>* out) const;
   bool sample_on_device(const Tensor& logits, std::span<const SampleInput> rows, std::vector<SampledToken>* out);
   void sample_on_host(const Tensor& logits, std::span<const SampleInput> rows, std::vector<SampledToken>* out);
 
@@ -87,6 +100,14 @@ class StepSampler {
   // Device paths' scratch.
   std::vector<int32_t> argmax_ids_;      // [R]
   std::vector<float> argmax_logprobs_;   // [R]
+  // Begun steps, oldest first: an argmax launch's ticket and rows, or (ticket 0) tokens
+  // sampled already.
+  struct Begun {
+    int64_t ticket = 0;
+    size_t num_rows = 0;
+    std::vector<SampledToken> tokens;
+  };
+  std::deque<Begun> begun_;
   DeviceSamplingBatch device_batch_;
   std::vector<DeviceSampleResult> device_results_;  // [R]
   // Host path: one Sampler per part, parts run on the pool.

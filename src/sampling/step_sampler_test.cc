@@ -73,6 +73,40 @@ TEST(StepSampler, ChoosesThePathFromTheRows) {
   EXPECT_EQ(d.choose_path(rows), SamplingPath::kHost);
 }
 
+// begin / finish (the overlapped decode): two steps begun before either is finished
+// come back in order, each as sample() gives it; the argmax path leaves its ids on
+// the backend (begin true), the host path samples at begin (false).
+TEST(StepSampler, BegunStepsFinishInOrder) {
+  auto cpu = make_cpu_backend(1, 0);
+  StepSampler s(cpu.get(), kVocab, kEos);
+  const int64_t R = 3;
+  const Tensor l1 = upload_logits(*cpu, random_logits(R, 21), R), l2 = upload_logits(*cpu, random_logits(R, 22), R);
+  SamplingParams greedy, greedy_top;
+  greedy.temperature = 0;
+  greedy_top = greedy;
+  greedy_top.logprobs = 1;
+  const std::vector<SampleInput> plain(R, row_of(&greedy)), topped(R, row_of(&greedy_top));
+  std::vector<SampledToken> want1, want2, got;
+  s.sample(l1, plain, &want1);
+  s.sample(l2, plain, &want2);
+  EXPECT_TRUE(s.begin(l1, plain, {}));
+  EXPECT_TRUE(s.begin(l2, plain, {}));
+  EXPECT_EQ(s.num_begun(), 2u);
+  s.finish(&got);
+  ASSERT_EQ(got.size(), static_cast<size_t>(R));
+  for (int64_t r = 0; r < R; ++r) EXPECT_EQ(got[r].id, want1[r].id);
+  EXPECT_FALSE(s.begin(l1, topped, {}));  // host path: sampled now
+  EXPECT_EQ(s.last_path(), SamplingPath::kHost);
+  s.finish(&got);
+  for (int64_t r = 0; r < R; ++r) EXPECT_EQ(got[r].id, want2[r].id);
+  s.finish(&got);
+  for (int64_t r = 0; r < R; ++r) {
+    EXPECT_EQ(got[r].id, want1[r].id);
+    EXPECT_EQ(got[r].top.size(), 1u);
+  }
+  EXPECT_EQ(s.num_begun(), 0u);
+}
+
 // The same rows through device argmax, device sampling (the host-sampling
 // fake), a refused device call and the host: the same tokens.
 TEST(StepSampler, EveryPathMatchesTheHostSampler) {

@@ -255,4 +255,30 @@ bool CpuBackend::argmax_logprob(const Tensor& logits, int32_t* ids, float* logpr
   return true;
 }
 
+int64_t CpuBackend::launch_argmax(const Tensor& logits) {
+  KR_CHECK(logits.dtype == DType::kF32 && logits.ndim == 2);
+  const int64_t ticket = ++argmax_tickets_;
+  ArgmaxSlot& slot = argmax_slots_[ticket % kArgmaxSlots];
+  slot.ticket = ticket;
+  slot.ids.resize(static_cast<size_t>(logits.dim(0)));
+  slot.logprobs.resize(static_cast<size_t>(logits.dim(0)));
+  argmax_logprob(logits, slot.ids.data(), slot.logprobs.data());
+  return ticket;
+}
+
+void CpuBackend::read_argmax(int64_t ticket, int32_t* ids, float* logprobs) {
+  const ArgmaxSlot& slot = argmax_slots_[ticket % kArgmaxSlots];
+  KR_CHECK_MSG(ticket > 0 && slot.ticket == ticket, "read_argmax: the launch was overwritten or never made");
+  std::copy(slot.ids.begin(), slot.ids.end(), ids);
+  std::copy(slot.logprobs.begin(), slot.logprobs.end(), logprobs);
+}
+
+void CpuBackend::feed_sampled_ids(Tensor& ids) {
+  KR_CHECK(ids.dtype == DType::kI32 && ids.ndim == 1);
+  KR_CHECK_MSG(argmax_tickets_ > 0, "feed_sampled_ids before any launch_argmax");
+  const ArgmaxSlot& slot = argmax_slots_[argmax_tickets_ % kArgmaxSlots];
+  KR_CHECK_MSG(static_cast<size_t>(ids.dim(0)) <= slot.ids.size(), "feed_sampled_ids: more ids than the argmax gave");
+  std::copy_n(slot.ids.begin(), ids.dim(0), ids.as<int32_t>());
+}
+
 }  // namespace kr

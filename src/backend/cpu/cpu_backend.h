@@ -100,6 +100,11 @@ class CpuBackend final : public Backend {
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
   void softcap(Tensor& x, float cap) override;
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override;
+  // Synchronous here: the argmax runs in launch_argmax, read_argmax copies its results.
+  bool implements_launch_argmax() const override { return true; }
+  int64_t launch_argmax(const Tensor& logits) override;
+  void read_argmax(int64_t ticket, int32_t* ids, float* logprobs) override;
+  void feed_sampled_ids(Tensor& ids) override;
 
   ThreadPool& pool() { return pool_; }
   const CpuOptions& options() const { return options_; }
@@ -125,6 +130,14 @@ class CpuBackend final : public Backend {
   StepMetadata meta_;
   std::vector<int32_t> token_seq_;  // [T] sequence index of each token, from meta_
   std::vector<void*> allocations_;
+  // launch_argmax's results, slot ticket % kArgmaxSlots: [R] ids and logprobs.
+  struct ArgmaxSlot {
+    int64_t ticket = 0;
+    std::vector<int32_t> ids;
+    std::vector<float> logprobs;
+  };
+  ArgmaxSlot argmax_slots_[kArgmaxSlots];
+  int64_t argmax_tickets_ = 0;  // the latest launch's ticket
 };
 
 // Reads element i of a weight/activation row of any float dtype as float32.

@@ -112,12 +112,17 @@ class CudaBackend final : public Backend {
     // argmax_logprob's results: pinned host memory the kernel writes through its mapping, so
     // that no copy follows the kernel (there were two, into the caller's pageable arrays:
     // docs/performance.md, session 34).
+    // One slot per unread launch_argmax (Backend::kArgmaxSlots), each ids [R] then logprobs [R].
     KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&sample_out_host_),
-                                kMaxSampleRows * (sizeof(int32_t) + sizeof(float)), cudaHostAllocMapped));
+                                kArgmaxSlots * kSampleSlotInts * sizeof(int32_t), cudaHostAllocMapped));
     KR_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&sample_out_dev_), sample_out_host_, 0));
+    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&fed_ids_dev_), kMaxSampleRows * sizeof(int32_t)));
+    for (cudaEvent_t& e : argmax_done_) KR_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     sampler_ = std::make_unique<cuda::CudaSampler>();  // its device and pinned buffers (grown on demand)
-    KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault));
-    KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_, cudaEventDisableTiming));
+    for (int h = 0; h < 2; ++h) {
+      KR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&staging_[h]), kStagingBytes, cudaHostAllocDefault));
+      KR_CUDA_CHECK(cudaEventCreateWithFlags(&graph_done_[h], cudaEventDisableTiming));
+    }
     cuda::configure_attention_kernels();
     cuda::configure_flash_attention(options_.flash_prefill_variant);
     cuda::configure_flash_attention(options_.flash_prefill_short_variant);  // before any step-graph capture
@@ -137,7 +142,8 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     kv_copier_.reset();
     for (auto& [key, g] : graphs_)
-      if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
+      for (cudaGraphExec_t e : g.exec)
+        if (e != nullptr) cudaGraphExecDestroy(e);
     for (const auto& [p, bytes] : allocations_) cudaFree(p);
     fp8_gemm_.reset();
     cudaFree(q_partials_);
@@ -146,13 +152,17 @@ class CudaBackend final : public Backend {
     cudaFree(meta_dev_);
     cudaFree(attn_scratch_);
     cudaFreeHost(sample_out_host_);
+    cudaFree(fed_ids_dev_);
+    for (cudaEvent_t e : argmax_done_) cudaEventDestroy(e);
     cudaFreeHost(mask_host_);
     cudaFree(mask_dev_);
     cudaFreeHost(mask_rows_host_);
     cudaFree(mask_rows_dev_);
     sampler_.reset();
-    cudaFreeHost(staging_);
-    cudaEventDestroy(graph_done_);
+    for (int h = 0; h < 2; ++h) {
+      cudaFreeHost(staging_[h]);
+      cudaEventDestroy(graph_done_[h]);
+    }
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
   }
@@ -339,18 +349,44 @@ class CudaBackend final : public Backend {
   bool attention_writes_fp8_rows() const override { return options_.fp8_attention_out; }
 
   bool argmax_logprob(const Tensor& logits, int32_t* ids, float* logprobs) override {
-    KR_CHECK_MSG(mode_ == Mode::kEager, "argmax_logprob inside a step graph");
+    read_argmax(launch_argmax(logits), ids, logprobs);
+    return true;
+  }
+
+  // The kernel writes a slot of the mapped host buffer (no copy follows it) and the
+  // device's fed_ids_dev_, which feed_sampled_ids copies from inside the next step.
+  bool implements_launch_argmax() const override { return true; }
+  int64_t launch_argmax(const Tensor& logits) override {
+    KR_CHECK_MSG(mode_ == Mode::kEager, "launch_argmax inside a step graph");
     const int64_t R = logits.dim(0), V = logits.dim(1);
     KR_CHECK(logits.dtype == DType::kF32 && R <= kMaxSampleRows);
-    // ids [R] then logprobs [R], written by the kernel into the mapped host buffer.
-    int32_t* const ids_dev = sample_out_dev_;
-    float* const lps_dev = reinterpret_cast<float*>(sample_out_dev_ + R);
+    const int64_t ticket = ++argmax_tickets_;
+    const int slot = static_cast<int>(ticket % kArgmaxSlots);
+    int32_t* const ids_dev = sample_out_dev_ + slot * kSampleSlotInts;
+    float* const lps_dev = reinterpret_cast<float*>(ids_dev + R);
     cuda::launch_argmax_logprob(logits.as<float>(), static_cast<int>(R), static_cast<int>(V), ids_dev, lps_dev,
-                                stream_);
-    KR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the kernel's writes are visible once it is done
-    std::memcpy(ids, sample_out_host_, R * sizeof(int32_t));
-    std::memcpy(logprobs, sample_out_host_ + R, R * sizeof(float));
-    return true;
+                                fed_ids_dev_, stream_);
+    KR_CUDA_CHECK(cudaEventRecord(argmax_done_[slot], stream_));
+    argmax_rows_[slot] = R;
+    argmax_slot_ticket_[slot] = ticket;
+    return ticket;
+  }
+
+  void read_argmax(int64_t ticket, int32_t* ids, float* logprobs) override {
+    const int slot = static_cast<int>(ticket % kArgmaxSlots);
+    KR_CHECK_MSG(ticket > 0 && argmax_slot_ticket_[slot] == ticket, "read_argmax: the launch was overwritten or never made");
+    // The kernel's writes to mapped memory are visible once its event has completed.
+    KR_CUDA_CHECK(cudaEventSynchronize(argmax_done_[slot]));
+    const int64_t R = argmax_rows_[slot];
+    const int32_t* host = sample_out_host_ + slot * kSampleSlotInts;
+    std::memcpy(ids, host, R * sizeof(int32_t));
+    std::memcpy(logprobs, host + R, R * sizeof(float));
+  }
+
+  void feed_sampled_ids(Tensor& ids) override {
+    KR_CHECK(ids.dtype == DType::kI32 && ids.ndim == 1 && ids.dim(0) <= kMaxSampleRows);
+    KR_CHECK_MSG(argmax_tickets_ > 0, "feed_sampled_ids before any launch_argmax");
+    KR_CUDA_CHECK(cudaMemcpyAsync(ids.data, fed_ids_dev_, ids.bytes(), cudaMemcpyDeviceToDevice, op_stream()));
   }
 
   bool sample(const Tensor& logits, std::span<const DeviceSamplingRow> rows, std::span<const int32_t> penalty_ids,
@@ -427,7 +463,7 @@ class CudaBackend final : public Backend {
  private:
   enum class Mode { kEager, kCapture, kReplay };
   struct Graph {
-    cudaGraphExec_t exec = nullptr;
+    cudaGraphExec_t exec[2] = {};    // one per half of the staging (half_)
     std::vector<size_t> copy_bytes;  // sizes of the staged copies, in order, for the replay check
   };
   // tile_key_ of a decode step: one token per tile, whatever the kernel and group.
@@ -657,9 +693,13 @@ class CudaBackend final : public Backend {
   // Forgets every recorded step graph (the stream is idle: free() synchronised it).
   void drop_graphs() {
     for (auto& [key, g] : graphs_)
-      if (g.exec != nullptr) KR_CUDA_CHECK(cudaGraphExecDestroy(g.exec));
+      for (cudaGraphExec_t e : g.exec)
+        if (e != nullptr) KR_CUDA_CHECK(cudaGraphExecDestroy(e));
     graphs_.clear();
   }
+  // The recording's staged copies (memcpy nodes reading staging_[from]) made to read
+  // the same offsets of staging_[from ^ 1]: the other half's instance of one recording.
+  void retarget_staged_copies(cudaGraph_t graph, int from, size_t expected_copies);
   // Appends (seq, first token, count) tiles of at most per_tile tokens for every
   // sequence whose new-token count n satisfies min_n <= n <= max_n; returns the
   // largest context of those sequences (0 when none).
@@ -698,10 +738,17 @@ class CudaBackend final : public Backend {
   int prefill_max_keys_ = 0, decode_max_keys_ = 0;
   void* attn_scratch_ = nullptr;
 
-  // argmax_logprob's ids [R] then logprobs [R] (as int32 bits): pinned, mapped; the device's
-  // address of the same bytes.
+  // launch_argmax's slots, each ids [R] then logprobs [R] (as int32 bits): pinned, mapped;
+  // the device's address of the same bytes. Slot ticket % kArgmaxSlots; its event, rows
+  // and ticket. fed_ids_dev_ [kMaxSampleRows]: the latest launch's ids on the device.
+  static constexpr int64_t kSampleSlotInts = 2 * int64_t{kMaxSampleRows};
   int32_t* sample_out_host_ = nullptr;
   int32_t* sample_out_dev_ = nullptr;
+  int32_t* fed_ids_dev_ = nullptr;
+  cudaEvent_t argmax_done_[kArgmaxSlots] = {};
+  int64_t argmax_rows_[kArgmaxSlots] = {};
+  int64_t argmax_slot_ticket_[kArgmaxSlots] = {};
+  int64_t argmax_tickets_ = 0;
   // Token masks: pinned host words (token_mask_host_buffer) and their device
   // copy, grown on demand; the rows they belong to.
   void reserve_masks(size_t words, size_t rows);
@@ -755,12 +802,18 @@ class CudaBackend final : public Backend {
 
   // Graphs.
   Mode mode_ = Mode::kEager;
+  // The staging in two halves, used in turn (half_): a step graph's copies read its
+  // half at replay time, so the next step may fill the other half while it runs (an
+  // overlapped decode launches step t + 1 before step t is done). graph_done_[h]: the
+  // last replay from half h is done. A key is recorded once; its recording is
+  // instantiated twice, once for each half (retarget_staged_copies).
   std::unordered_map<uint64_t, Graph> graphs_;
   uint64_t graph_key_ = 0;
-  char* staging_ = nullptr;  // pinned; graph copies read from here at replay time
+  int half_ = 0;
+  char* staging_[2] = {};  // pinned; graph copies read from here at replay time
   size_t staging_used_ = 0;
   size_t staged_copies_ = 0;
-  cudaEvent_t graph_done_ = nullptr;
+  cudaEvent_t graph_done_[2] = {};
 };
 
 void CudaBackend::reserve_masks(size_t words, size_t rows) {
@@ -784,12 +837,12 @@ void CudaBackend::reserve_masks(size_t words, size_t rows) {
 void CudaBackend::staged_copy(void* dst, const void* src, size_t bytes) {
   const size_t off = staging_used_;
   KR_CHECK_MSG(off + bytes <= kStagingBytes, "step graph: staged copies exceed the staging buffer");
-  std::memcpy(staging_ + off, src, bytes);
+  std::memcpy(staging_[half_] + off, src, bytes);
   staging_used_ = align_up(off + bytes, 256);
   Graph& g = graphs_[graph_key_];
   if (mode_ == Mode::kCapture) {
     g.copy_bytes.push_back(bytes);
-    KR_CUDA_CHECK(cudaMemcpyAsync(dst, staging_ + off, bytes, cudaMemcpyHostToDevice, stream_));
+    KR_CUDA_CHECK(cudaMemcpyAsync(dst, staging_[half_] + off, bytes, cudaMemcpyHostToDevice, stream_));
   } else {
     KR_CHECK_MSG(staged_copies_ < g.copy_bytes.size() && g.copy_bytes[staged_copies_] == bytes,
                  "step graph replay: copies differ from the recorded step");
@@ -1750,14 +1803,15 @@ BackendRates CudaBackend::rates() const {
 
 bool CudaBackend::begin_graph(uint64_t key) {
   KR_CHECK_MSG(mode_ == Mode::kEager, "begin_graph twice");
-  // The previous replay may still read the pinned staging buffer.
-  KR_CUDA_CHECK(cudaEventSynchronize(graph_done_));
+  // This half's last replay (two steps ago) may still read its pinned staging.
+  half_ ^= 1;
+  KR_CUDA_CHECK(cudaEventSynchronize(graph_done_[half_]));
   graph_key_ = key;
   staging_used_ = 0;
   staged_copies_ = 0;
   rope_table_freq_ = nullptr;  // a recorded graph holds its own table fill (fp8_qkv_rope)
   auto it = graphs_.find(key);
-  if (it != graphs_.end() && it->second.exec != nullptr) {
+  if (it != graphs_.end() && it->second.exec[half_] != nullptr) {
     mode_ = Mode::kReplay;
     return true;
   }
@@ -1767,20 +1821,44 @@ bool CudaBackend::begin_graph(uint64_t key) {
   return true;
 }
 
+void CudaBackend::retarget_staged_copies(cudaGraph_t graph, int from, size_t expected_copies) {
+  size_t n = 0;
+  KR_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &n));
+  std::vector<cudaGraphNode_t> nodes(n);
+  KR_CUDA_CHECK(cudaGraphGetNodes(graph, nodes.data(), &n));
+  const char* const lo = staging_[from];
+  size_t moved = 0;
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType type;
+    KR_CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+    if (type != cudaGraphNodeTypeMemcpy) continue;
+    cudaMemcpy3DParms p = {};
+    KR_CUDA_CHECK(cudaGraphMemcpyNodeGetParams(node, &p));
+    const char* src = static_cast<const char*>(p.srcPtr.ptr);
+    if (src < lo || src >= lo + kStagingBytes) continue;
+    p.srcPtr.ptr = staging_[from ^ 1] + (src - lo);
+    KR_CUDA_CHECK(cudaGraphMemcpyNodeSetParams(node, &p));
+    ++moved;
+  }
+  KR_CHECK_MSG(moved == expected_copies, "step graph: not every staged copy was found in the recording");
+}
+
 void CudaBackend::end_graph() {
   Graph& g = graphs_[graph_key_];
   if (mode_ == Mode::kCapture) {
     cudaGraph_t graph = nullptr;
     KR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-    KR_CUDA_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
+    KR_CUDA_CHECK(cudaGraphInstantiate(&g.exec[half_], graph, 0));
+    retarget_staged_copies(graph, half_, g.copy_bytes.size());
+    KR_CUDA_CHECK(cudaGraphInstantiate(&g.exec[half_ ^ 1], graph, 0));
     KR_CUDA_CHECK(cudaGraphDestroy(graph));
   } else {
     KR_CHECK_MSG(mode_ == Mode::kReplay, "end_graph without begin_graph");
     KR_CHECK_MSG(staged_copies_ == g.copy_bytes.size(), "step graph replay: fewer copies than recorded");
   }
   mode_ = Mode::kEager;
-  KR_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
-  KR_CUDA_CHECK(cudaEventRecord(graph_done_, stream_));
+  KR_CUDA_CHECK(cudaGraphLaunch(g.exec[half_], stream_));
+  KR_CUDA_CHECK(cudaEventRecord(graph_done_[half_], stream_));
 }
 
 }  // namespace

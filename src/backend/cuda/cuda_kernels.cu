@@ -477,7 +477,7 @@ __device__ ArgmaxLse shfl_xor(const ArgmaxLse& v, int o) {
 // memory latency, so each thread keeps 8 float4 loads in flight (a 128k-entry
 // row is then about four round trips; history in docs/performance.md).
 __global__ void __launch_bounds__(1024) argmax_logprob_kernel(const float* logits, int V, int32_t* ids,
-                                                              float* logprobs) {
+                                                              float* logprobs, int32_t* ids_copy) {
   pdl_launch_dependents();
   pdl_wait();
   constexpr int kUnroll = 8;
@@ -513,6 +513,7 @@ __global__ void __launch_bounds__(1024) argmax_logprob_kernel(const float* logit
     for (int o = 16; o > 0; o >>= 1) acc.merge(shfl_xor(acc, o));
     if (lane == 0) {
       ids[blockIdx.x] = acc.i;
+      if (ids_copy != nullptr) ids_copy[blockIdx.x] = acc.i;
       // logits[id] - (max + log Σ exp(x - max)) with logits[id] == max; an infinite max
       // is reported as NaN like any other non-finite row (the caller fails the request).
       logprobs[blockIdx.x] = isfinite(acc.m) ? -logf(acc.s) : NAN;
@@ -715,9 +716,10 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
   }
 }
 
-void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream) {
+void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, int32_t* ids_copy,
+                           cudaStream_t stream) {
   if (R == 0) return;
-  launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs);
+  launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs, ids_copy);
 }
 
 void launch_apply_token_mask(float* logits, int V, const int32_t* rows, int M, const uint32_t* masks, int words,

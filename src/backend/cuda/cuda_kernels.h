@@ -110,8 +110,10 @@ void launch_gather_rows(const void* x, const int32_t* idx, void* out, int R, int
 constexpr int kGemvMaxTokens = 4;
 void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, bool pdl,
                  cudaStream_t stream);
-// Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row).
-void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, cudaStream_t stream);
+// Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row);
+// ids_copy (null: none) gets the ids too.
+void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, int32_t* ids_copy,
+                           cudaStream_t stream);
 // Token masks (Backend::apply_token_mask): for m < M, row rows[m] of logits [R, V]
 // f32 gets -inf where bit i of masks[m * words + i / 32] is 0, and +Inf at every
 // NaN/±Inf entry. rows [M], masks [M, words]: device memory.

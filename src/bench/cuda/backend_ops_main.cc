@@ -60,7 +60,7 @@
 //                       [--only kv_block_copy | --only token_mask | --only short_decode |
 //                        --only quant_models | --only quant_ops | --only quant_batched | --only quant_gemv |
 //                        --only fp8_act | --only fp8_small | --only fp8_wgmma |
-//                        --only decode_stack]  (that group
+//                        --only decode_stack | --only argmax_feed]  (that group
 //                                         alone; quant_ops: the quantized ops and fused ops
 //                                         against the CPU (no per-kernel sweeps, no models);
 //                                         quant_batched: every T > 8 quantized kernel, v1
@@ -870,6 +870,67 @@ void test_argmax(Ctx& c, int R, int V) {
          want_lp, mismatches ? std::vector<float>(R, NAN) : got_lp, 1e-3);
 }
 
+// The overlapped decode's ops: two launch_argmax calls unread at once, each read
+// back (in launch order) as argmax_logprob gives it, and feed_sampled_ids, eager and
+// in a step graph replayed from both halves of the staging, copying the latest
+// launch's ids on the device.
+void test_argmax_feed(Ctx& c, int R, int V) {
+  if (!start_case("argmax feed R" + std::to_string(R) + " V" + std::to_string(V))) return;
+  int wrong = 0;
+  std::vector<int32_t> want_ids[2], got_ids(R), fed(R);
+  std::vector<float> want_lps[2], got_lps(R);
+  Pair l[2] = {c.f32({R, V}), c.f32({R, V})};
+  for (int k = 0; k < 2; ++k) {
+    const std::vector<float> logits = random_bf16_values(static_cast<size_t>(R) * V, 8.0f);
+    c.gpu.copy_from_host(l[k].gpu, logits.data(), logits.size() * 4);
+    want_ids[k].resize(R);
+    want_lps[k].resize(R);
+    if (!c.gpu.argmax_logprob(l[k].gpu, want_ids[k].data(), want_lps[k].data())) ++wrong;
+  }
+  Pair ids = c.ints({R}, std::vector<int32_t>(R, -1));
+  const int64_t t0 = c.gpu.launch_argmax(l[0].gpu), t1 = c.gpu.launch_argmax(l[1].gpu);
+  if (t0 <= 0 || t1 <= t0) {
+    ++g_failures;
+    std::printf("argmax feed: launch_argmax unsupported FAIL\n");
+    return;
+  }
+  c.gpu.feed_sampled_ids(ids.gpu);  // the latest launch's: l[1]'s
+  c.gpu.copy_to_host(fed.data(), ids.gpu, R * 4);
+  wrong += fed != want_ids[1];
+  c.gpu.read_argmax(t0, got_ids.data(), got_lps.data());
+  wrong += got_ids != want_ids[0] || got_lps != want_lps[0];
+  c.gpu.read_argmax(t1, got_ids.data(), got_lps.data());
+  wrong += got_ids != want_ids[1] || got_lps != want_lps[1];
+  std::printf("%-14s R%-4d V%-7d eager: %d wrong %s\n", "argmax feed", R, V, wrong, wrong ? "FAIL" : "ok");
+  g_failures += wrong != 0;
+  // In a step graph (key 79, recorded in round 0), with a staged copy before the feed.
+  int graph_wrong = 0;
+  Pair stamp = c.ints({1}, {0});
+  for (int round = 0; round < 4; ++round) {
+    const int k = round % 2;
+    std::vector<int32_t> stamp_v = {round}, stamp_got(1);
+    const std::vector<int32_t> poison(R, -1);
+    c.gpu.copy_from_host(ids.gpu, poison.data(), R * 4);
+    const int64_t t = c.gpu.launch_argmax(l[k].gpu);
+    if (!c.gpu.begin_graph(79)) {
+      ++g_failures;
+      std::printf("argmax feed: begin_graph unsupported FAIL\n");
+      return;
+    }
+    c.gpu.copy_from_host(stamp.gpu, stamp_v.data(), 4);
+    if ((round > 0) != c.gpu.replaying_graph()) ++graph_wrong;
+    if (!c.gpu.replaying_graph()) c.gpu.feed_sampled_ids(ids.gpu);
+    c.gpu.end_graph();
+    c.gpu.read_argmax(t, got_ids.data(), got_lps.data());
+    c.gpu.copy_to_host(fed.data(), ids.gpu, R * 4);
+    c.gpu.copy_to_host(stamp_got.data(), stamp.gpu, 4);
+    graph_wrong += fed != want_ids[k] || got_ids != want_ids[k] || stamp_got != stamp_v;
+  }
+  std::printf("%-14s R%-4d V%-7d step graph, 4 rounds: %d wrong %s\n", "argmax feed", R, V, graph_wrong,
+              graph_wrong ? "FAIL" : "ok");
+  g_failures += graph_wrong != 0;
+}
+
 // Token masks (constrained decoding): the kernel against the CPU reference
 // (Backend's default apply_token_mask), bit for bit, on R rows of which M are
 // masked (every other row), with a NaN, a +Inf and a -inf planted in the
@@ -1407,10 +1468,11 @@ int main(int argc, char** argv) {
   }
   if (!only.empty() && only != "kv_block_copy" && only != "token_mask" && only != "short_decode" &&
       only != "quant_models" && only != "quant_ops" && only != "quant_batched" && only != "quant_gemv" &&
-      only != "fp8_act" && only != "fp8_small" && only != "fp8_wgmma" && only != "decode_stack") {
+      only != "fp8_act" && only != "fp8_small" && only != "fp8_wgmma" && only != "decode_stack" &&
+      only != "argmax_feed") {
     std::fprintf(stderr,
                  "kr-backend-ops: --only takes kv_block_copy, token_mask, short_decode, quant_models, quant_ops, "
-                 "quant_batched, quant_gemv, fp8_act, fp8_small, fp8_wgmma or decode_stack, got '%s'\n",
+                 "quant_batched, quant_gemv, fp8_act, fp8_small, fp8_wgmma, decode_stack or argmax_feed, got '%s'\n",
                  only.c_str());
     return 2;
   }
@@ -1583,6 +1645,16 @@ int main(int argc, char** argv) {
     std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
     return kr::g_failures ? 1 : 0;
   }
+  if (only == "argmax_feed") {  // the overlapped decode's ops and the step graphs'
+    kr::Ctx c(*cpu, *gpu);
+    kr::test_argmax(c, 3, 128256);
+    kr::test_argmax_feed(c, 1, 128256);
+    kr::test_argmax_feed(c, 7, 32000);
+    kr::test_graph(c);
+    kr::test_graph_after_free(c);
+    std::printf("%s: %d failure(s)\n", kr::g_failures ? "FAIL" : "PASS", kr::g_failures);
+    return kr::g_failures ? 1 : 0;
+  }
   if (only == "token_mask") {
     kr::Ctx c(*cpu, *gpu);
     kr::test_token_mask(c, 5, 1000);
@@ -1624,6 +1696,8 @@ int main(int argc, char** argv) {
     kr::test_argmax(c, 5, 151936);
     kr::test_argmax(c, 32, 128256);
     kr::test_argmax(c, 33, 32000);
+    kr::test_argmax_feed(c, 1, 128256);
+    kr::test_argmax_feed(c, 7, 32000);
     kr::test_token_mask(c, 5, 1000);
     kr::test_token_mask(c, 3, 1001);  // V % 4 != 0: the scalar path
     kr::test_token_mask(c, 128, 128256);  // 64 masked rows of the Llama-3 vocabulary

@@ -4,7 +4,9 @@
 // and the fraction of the 3.9 TB/s roofline that makes), batch-16 decode at
 // 32768 (the split attention filling the GPU; its roofline too), batched decode. Decode steps run
 // as step graphs (one per batch size) and sample greedily on the device, as a
-// server step would. Also dumps logits for comparison with Hugging Face.
+// server step would: each step launched before the step before's ids are read,
+// its ids fed on the device (the engine's overlapped decode; --no-overlap: read
+// first). Also dumps logits for comparison with Hugging Face.
 //
 // With --quant FORMAT the decoder layers' Linears are random quantized weights of
 // that format (model/quant/dummy_quant.h: awq, gptq, gptq8, mlx4, mlx8, fp8,
@@ -12,7 +14,7 @@
 // step reads count their codes, scales and zeros.
 //
 // Usage: kr-cuda-bench [--model DIR | --arch NAME[,NAME...]] [--quant FORMAT] [--json FILE] [--json-dir DIR]
-//                      [--no-graphs] [--no-pdl] [--no-pdl-norms] [--no-pdl-after-late-signal] [--no-pdl-flash-decode] [--no-flash] [--flash-decode-min-keys N] [--flash-decode-warps 0|2|4] [--quant-dense-min N] [--quant8-dense-min N] [--w8a8-min N]
+//                      [--no-graphs] [--no-overlap] [--no-pdl] [--no-pdl-norms] [--no-pdl-after-late-signal] [--no-pdl-flash-decode] [--no-flash] [--flash-decode-min-keys N] [--flash-decode-warps 0|2|4] [--quant-dense-min N] [--quant8-dense-min N] [--w8a8-min N]
 //                      [--no-fused-act-quant]   (W8A8 matmuls quantize their own activations:
 //                                        CudaOptions::fuse_fp8_act_quant off, to compare)
 //                      [--no-fp8-rope-epilogue] (W8A8 qkv: the rope kernel after the GEMM:
@@ -156,6 +158,19 @@ struct Bench {
   Backend& gpu;
   Model& model;
   bool graphs = true;
+  // Greedy decode as the engine runs it by default (EngineConfig::overlap_decode):
+  // step t + 1 is launched, its ids fed from step t's argmax on the device
+  // (Model::forward's fed_ids), before step t's ids are read.
+  bool overlap = true;
+
+  // One decode step's forward as the runner issues it (ForwardRunner::forward's graph key).
+  StatusOr<Tensor> decode_forward(const StepMetadata& m, const std::vector<int32_t>& ids,
+                                  const std::vector<int32_t>& rows, uint64_t key, bool use_graphs, bool fed) {
+    const bool g = use_graphs && gpu.begin_graph(key | (fed ? uint64_t{1} << 62 : 0));
+    auto l = model.forward(m, ids, rows, fed);
+    if (g) gpu.end_graph();
+    return l;
+  }
 
   // Prefill of one sequence of n tokens; returns tokens/s (best of reps).
   double prefill(int n, int reps) {
@@ -178,24 +193,42 @@ struct Bench {
 
   // Greedy decode of B sequences for `steps` steps, with or without step graphs;
   // returns the ids and logprobs of every step (same inputs both ways).
-  std::vector<float> greedy_trace(int B, int ctx0, int steps, bool use_graphs) {
+  // fed: each step after the first takes its ids from the step before's argmax on
+  // the device and is launched before that step's ids are read (the overlapped decode).
+  std::vector<float> greedy_trace(int B, int ctx0, int steps, bool use_graphs, bool fed = false) {
     const int bs = model.block_size();
     const int width = (ctx0 + steps + bs - 1) / bs;
     std::vector<int32_t> ids(B), rows(B), out_ids(B);
     for (int i = 0; i < B; ++i) ids[i] = 1000 + 17 * i, rows[i] = i;
     std::vector<float> lps(B), trace;
-    for (int i = 0; i < steps; ++i) {
-      const StepMetadata m = make_step(B, 1, ctx0 + i, bs, width);
-      const bool g = use_graphs && gpu.begin_graph((uint64_t{1} << 63) | static_cast<uint64_t>(B));
-      auto l = model.forward(m, ids, rows);
-      KR_CHECK(l.ok());
-      if (g) gpu.end_graph();
-      KR_CHECK(gpu.argmax_logprob(*l, out_ids.data(), lps.data()));
+    auto take = [&] {
       for (int s = 0; s < B; ++s) {
         ids[s] = out_ids[s];
         trace.push_back(static_cast<float>(out_ids[s]));
         trace.push_back(lps[s]);
       }
+    };
+    int64_t unread = 0;
+    for (int i = 0; i < steps; ++i) {
+      const StepMetadata m = make_step(B, 1, ctx0 + i, bs, width);
+      auto l = decode_forward(m, ids, rows, (uint64_t{1} << 63) | static_cast<uint64_t>(B), use_graphs, fed && i > 0);
+      KR_CHECK(l.ok());
+      if (!fed) {
+        KR_CHECK(gpu.argmax_logprob(*l, out_ids.data(), lps.data()));
+        take();
+        continue;
+      }
+      const int64_t ticket = gpu.launch_argmax(*l);
+      KR_CHECK(ticket > 0);
+      if (unread > 0) {
+        gpu.read_argmax(unread, out_ids.data(), lps.data());
+        take();
+      }
+      unread = ticket;
+    }
+    if (unread > 0) {
+      gpu.read_argmax(unread, out_ids.data(), lps.data());
+      take();
     }
     return trace;
   }
@@ -212,20 +245,28 @@ struct Bench {
     for (int i = 0; i < B; ++i) rows[i] = i;
     const uint64_t key = (static_cast<uint64_t>(B) << 32) | static_cast<uint32_t>(width);
     double t0 = 0.0;
-    for (int i = -3; i < steps; ++i) {  // 3 warm-up steps record the graph
+    int64_t unread = 0;  // overlap: the launched argmax whose ids are not read yet
+    for (int i = -3; i < steps; ++i) {  // 3 warm-up steps record the graphs
       if (i == 0) {
         gpu.synchronize();
         t0 = now_s();
       }
       const StepMetadata m = make_step(B, 1, ctx0 + 3 + i, bs, width);
-      const bool g = graphs && gpu.begin_graph(key);
-      auto l = model.forward(m, ids, rows);
+      const bool fed = overlap && sample && unread > 0;
+      auto l = decode_forward(m, ids, rows, key, graphs, fed);
       KR_CHECK(l.ok());
-      if (g) gpu.end_graph();
       if (!sample && i >= 0) continue;
-      KR_CHECK(gpu.argmax_logprob(*l, out_ids.data(), lps.data()));
-      for (int s = 0; s < B; ++s) ids[s] = out_ids[s];
+      if (!overlap) {
+        KR_CHECK(gpu.argmax_logprob(*l, out_ids.data(), lps.data()));
+        for (int s = 0; s < B; ++s) ids[s] = out_ids[s];
+        continue;
+      }
+      const int64_t ticket = gpu.launch_argmax(*l);
+      KR_CHECK(ticket > 0);
+      if (unread > 0) gpu.read_argmax(unread, out_ids.data(), lps.data());  // while this step runs
+      unread = ticket;
     }
+    if (unread > 0) gpu.read_argmax(unread, out_ids.data(), lps.data());
     gpu.synchronize();
     return static_cast<double>(B) * steps / (now_s() - t0);
   }
@@ -400,6 +441,7 @@ int dump_logits(Backend& gpu, Model& model, const std::string& ids_path, const s
 // What one run measures (the flags).
 struct RunSettings {
   bool graphs = true, decode_only = false, brief = false, pdl = true, pdl_norms = true;
+  bool overlap = true;  // --no-overlap: read each step's ids before launching the next
   int profile_decode_steps = 0;  // --profile-decode N: only N decode steps inside cudaProfilerStart/Stop
   int profile_batch = 1;         // --profile-batch B: of B sequences (context 128)
   int profile_prefill = 0;       // --profile-prefill N: one prefill of N tokens instead
@@ -465,6 +507,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["kv_cache_blocks"] = model.num_kv_blocks();
   r["device_memory_used_bytes"] = free0 - free1;
   r["graphs"] = set.graphs;
+  r["decode_overlap"] = set.overlap;
   r["pdl"] = set.pdl;
   r["pdl_norms"] = set.pdl && set.pdl_norms;
   r["pdl_after_late_signal"] = set.pdl && set.options.pdl_after_late_signal;
@@ -498,7 +541,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
               kv_cache_dtype_name(model.kv_cache_dtype()), model.kv_cache_bytes() / 1e9, model.num_kv_blocks(),
               model.block_size(), (free0 - free1) / 1e9);
   std::fflush(stdout);
-  Bench b{gpu, model, set.graphs};
+  Bench b{gpu, model, set.graphs, set.overlap};
   if (set.profile_prefill > 0) {
     b.prefill(set.profile_prefill, 1);  // warm-up outside the range
     gpu.synchronize();
@@ -528,6 +571,13 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
     const bool same = eager == replay;
     r["graph_replay_equals_eager"] = same;
     std::printf("graph replay check (5 seqs x 12 steps, ids and logprobs): %s\n", same ? "equal" : "DIFFERENT");
+    // The overlapped decode's fed steps must give the same ids and logprobs.
+    const std::vector<float> fed = b.greedy_trace(5, 40, 12, true, true);
+    const std::vector<float> fed_eager = b.greedy_trace(5, 40, 12, false, true);
+    r["fed_steps_equal_eager"] = fed == eager && fed_eager == eager;
+    std::printf("fed steps check (graphs, eager): %s, %s\n", fed == eager ? "equal" : "DIFFERENT",
+                fed_eager == eager ? "equal" : "DIFFERENT");
+    if (!same || fed != eager || fed_eager != eager) *exit_code = 1;
   }
   r["arch"] = model.config().arch.architecture;
   // Batch B at context ctx: a step reads the weights once and each sequence's K/V.
@@ -681,6 +731,7 @@ int main(int argc, char** argv) {
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--json-dir" && i + 1 < argc) json_dir = argv[++i];
     else if (a == "--no-graphs") set.graphs = false;
+    else if (a == "--no-overlap") set.overlap = false;
     else if (a == "--no-pdl") set.pdl = false;
     else if (a == "--no-pdl-norms") set.pdl_norms = false;
     else if (a == "--no-pdl-after-late-signal") options.pdl_after_late_signal = false;
