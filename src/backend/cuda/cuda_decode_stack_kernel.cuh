@@ -182,13 +182,18 @@ __device__ __forceinline__ float cta_sum(float v, float* red) {
 // A matrix's input as compute_unit reads it: the 8 bf16 (16 bytes) at element i. kStaging:
 // what the warp does before a unit (run_matrix): 0 nothing, 1 stage(grp, lane) (that unit's
 // columns into the warp's scratch).
+// kF16: the input's 16-bit values are f16 (staged so by the CTA: stage_norm, the o stage),
+// and compute_unit takes the codes into f16 mmas (compute_unit); else bf16.
+template <bool kF16In>
 struct SharedInput {  // staged in shared memory by the CTA
   static constexpr int kStaging = 0;
-  const bf16* xs;
+  static constexpr bool kF16 = kF16In;
+  const bf16* xs;  // (f16 bits when kF16)
   __device__ __forceinline__ uint4 operator()(int i) const { return *reinterpret_cast<const uint4*>(xs + i); }
 };
 struct L2Input {  // in global memory, read through L2 (the flags form's merged attention)
   static constexpr int kStaging = 0;
+  static constexpr bool kF16 = false;
   const void* x;
   __device__ __forceinline__ uint4 operator()(int i) const {
     return __ldcg(reinterpret_cast<const uint4*>(static_cast<const bf16*>(x) + i));
@@ -216,6 +221,7 @@ __device__ __forceinline__ void load_lane_sums(const float* p, float (&v)[SU * 2
 template <int SU>
 struct GluInput {
   static constexpr int kStaging = 1;
+  static constexpr bool kF16 = false;
   const float* gu;
   bf16* buf;
   int I, activation;
@@ -234,8 +240,30 @@ struct GluInput {
   }
 };
 
+// The f16 codes of one mma's A fragment (rows g and g + 8) from the lane's words of those
+// rows, shifted right by 8 i for mma i (the nibbles a_fragment_raw takes at shifts 8 i and
+// 8 i + 4): the k of the mma's first 8 columns as 1024 + q (mantissa bits 0-3 under the
+// exponent of 1024), those of its last 8 as 64 + q (bits 4-7 under the exponent of 64: the
+// nibble where it is, so one shift a word serves four pairs where bf16's 7-bit mantissa
+// takes three). f16's exact integers: 1024 + q and 64 + q both are.
+__device__ __forceinline__ void a_fragment_f16(uint32_t (&a)[4], uint32_t rg, uint32_t rg8) {
+  constexpr uint32_t kLo = 0x64006400u, kHi = 0x54005400u;  // f16x2 (1024, 1024), (64, 64)
+  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;" : "=r"(a[0]) : "r"(rg), "r"(kLo));  // (a & b) | c
+  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;" : "=r"(a[1]) : "r"(rg8), "r"(kLo));
+  asm("lop3.b32 %0, %1, 0x00F000F0, %2, 0xEA;" : "=r"(a[2]) : "r"(rg), "r"(kHi));
+  asm("lop3.b32 %0, %1, 0x00F000F0, %2, 0xEA;" : "=r"(a[3]) : "r"(rg8), "r"(kHi));
+}
+
 // One unit (a slot) into the warp's sums of rows g and g + 8 of both tiles; x: the
 // matrix's input (SharedInput, L2Input or GluInput).
+//
+// X::kF16 (an f16 input): the codes go into f16 mmas as a_fragment_f16 makes them, so a row's
+// part is Σ q x + 1024 Σlo x + 64 Σhi x (lo: the k of each mma's first 8 columns, hi: its last
+// 8). The Σx mma's A is 1 in rows 0-7 at lo and 1/16 at hi, and 1 in rows 8-15: its row g
+// (psum[.][0]) holds Σlo x + Σhi x / 16, the offsets / 1024, and row g + 8 (psum[.][2]) Σx. A
+// row of the unit then adds s (part - 1024 psum[0]) + beta psum[2], beta being the zero point's
+// -s z or MLX's bias (decode_fold_meta with no offset). Else (bf16) the codes are 128 + q,
+// the Σx mma's A all ones, and a row adds s part + beta Σx with beta carrying the 128.
 template <int SU, bool kBias, int kChains, class X>
 __device__ __forceinline__ void compute_unit(const uint8_t* slot, const X& x, int grp, float (&acc)[2][2],
                                              int lane, uint32_t magic, bool meta_f16) {
@@ -246,8 +274,11 @@ __device__ __forceinline__ void compute_unit(const uint8_t* slot, const X& x, in
   // so that each mma chain is SU * 4 / kChains deep; stack_mma_chains).
   static_assert(kChains == 1 || kChains == 2, "one or two mma chains a tile");
   float part[2][kChains][4] = {}, psum[kChains][4] = {};
-  constexpr uint32_t kOnes = 0x3F803F80u;  // bf16x2 (1, 1)
-  const uint32_t ones[4] = {kOnes, kOnes, kOnes, kOnes};
+  constexpr uint32_t kOnes = 0x3F803F80u;                            // bf16x2 (1, 1)
+  constexpr uint32_t kOne16 = 0x3C003C00u, kSixteenth = 0x2C002C00u;  // f16x2 (1, 1), (1/16, 1/16)
+  // The Σx mma's A: f16, rows g and g + 8 at lo, then at hi; bf16, all ones.
+  const uint32_t ones[4] = {X::kF16 ? kOne16 : kOnes, X::kF16 ? kOne16 : kOnes, X::kF16 ? kSixteenth : kOnes,
+                            X::kF16 ? kOne16 : kOnes};
 #pragma unroll
   for (int s = 0; s < SU; ++s) {
     const uint4 w0 = sw[(s * 2) * 32 + lane], w1 = sw[(s * 2 + 1) * 32 + lane];
@@ -259,28 +290,39 @@ __device__ __forceinline__ void compute_unit(const uint8_t* slot, const X& x, in
       for (int i = 0; i < 2; ++i) {
         const uint32_t b0 = word_of(xv, 2 * i), b1 = word_of(xv, 2 * i + 1);
         uint32_t af[4];
-        a_fragment_raw<QCode::kU4>(af, word_of(w0, 2 * c), word_of(w0, 2 * c + 1), i, magic);
-        mma_bf16(part[0][c % kChains], af, b0, b1);
-        a_fragment_raw<QCode::kU4>(af, word_of(w1, 2 * c), word_of(w1, 2 * c + 1), i, magic);
-        mma_bf16(part[1][c % kChains], af, b0, b1);
-        mma_bf16(psum[c % kChains], ones, b0, b1);
+        if constexpr (X::kF16) {
+          a_fragment_f16(af, word_of(w0, 2 * c) >> (8 * i), word_of(w0, 2 * c + 1) >> (8 * i));
+          mma_f16(part[0][c % kChains], af, b0, b1);
+          a_fragment_f16(af, word_of(w1, 2 * c) >> (8 * i), word_of(w1, 2 * c + 1) >> (8 * i));
+          mma_f16(part[1][c % kChains], af, b0, b1);
+          mma_f16(psum[c % kChains], ones, b0, b1);
+        } else {
+          a_fragment_raw<QCode::kU4>(af, word_of(w0, 2 * c), word_of(w0, 2 * c + 1), i, magic);
+          mma_bf16(part[0][c % kChains], af, b0, b1);
+          a_fragment_raw<QCode::kU4>(af, word_of(w1, 2 * c), word_of(w1, 2 * c + 1), i, magic);
+          mma_bf16(part[1][c % kChains], af, b0, b1);
+          mma_bf16(psum[c % kChains], ones, b0, b1);
+        }
       }
     }
   }
   // Every column of B is x, so column 2t of C holds the row's sum on every lane.
+  constexpr int kOffset = X::kF16 ? 0 : 128;  // what the codes carry above q that beta takes out
+  float s0 = psum[0][0], s2 = psum[0][2];
+  if constexpr (kChains == 2) s0 += psum[1][0], s2 += psum[1][2];
 #pragma unroll
   for (int ti = 0; ti < 2; ++ti) {
-    const float2 m0 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g], meta_f16);
-    const float2 m1 = decode_fold_meta<QCode::kU4, kBias>(sm[ti * 16 + g + 8], meta_f16);
-    float p0 = part[ti][0][0], p2 = part[ti][0][2], s0 = psum[0][0], s2 = psum[0][2];
-    if constexpr (kChains == 2) {
-      p0 += part[ti][1][0];
-      p2 += part[ti][1][2];
-      s0 += psum[1][0];
-      s2 += psum[1][2];
+    const float2 m0 = decode_fold_meta<QCode::kU4, kBias, kOffset>(sm[ti * 16 + g], meta_f16);
+    const float2 m1 = decode_fold_meta<QCode::kU4, kBias, kOffset>(sm[ti * 16 + g + 8], meta_f16);
+    float p0 = part[ti][0][0], p2 = part[ti][0][2];
+    if constexpr (kChains == 2) p0 += part[ti][1][0], p2 += part[ti][1][2];
+    if constexpr (X::kF16) {
+      acc[ti][0] = fmaf(m0.x, p0 - 1024.0f * s0, fmaf(m0.y, s2, acc[ti][0]));
+      acc[ti][1] = fmaf(m1.x, p2 - 1024.0f * s0, fmaf(m1.y, s2, acc[ti][1]));
+    } else {
+      acc[ti][0] = fmaf(m0.x, p0, fmaf(m0.y, s0, acc[ti][0]));
+      acc[ti][1] = fmaf(m1.x, p2, fmaf(m1.y, s2, acc[ti][1]));
     }
-    acc[ti][0] = fmaf(m0.x, p0, fmaf(m0.y, s0, acc[ti][0]));
-    acc[ti][1] = fmaf(m1.x, p2, fmaf(m1.y, s2, acc[ti][1]));
   }
 }
 
@@ -319,12 +361,32 @@ __device__ __forceinline__ float4 load_bf16x4_shared(const void* p, int i) {
 __device__ __forceinline__ uint2 load_raw4(const void* p, int i) {
   return *reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i);
 }
-// norm_apply of 4 values with the weights' 4 bf16 (raw), stored at d (8-byte aligned) by one store.
+// Two bf16 (a bf16x2 word) as two f16 (an f16x2 word) for an f16 input (SharedInput<true>):
+// exact for 2^-17 <= |v| <= 65504 (f16's range; below it f16's subnormals keep what they can,
+// ~6e-8 absolute); beyond 65504 it saturates (cvt's .satfinite) rather than becoming an
+// infinity, and NaN stays NaN. The inputs staged so are a normed h and the attention's output,
+// not the GLU (down_proj's input stays bf16). Three instructions a pair: the halves as floats,
+// one cvt of both (PTX ISA: cvt.rn.satfinite.f16x2.f32 d, a, b puts a in d's upper half).
+__device__ __forceinline__ uint32_t f16x2_of(uint32_t bf16x2) {
+  const float lo = __uint_as_float(bf16x2 << 16), hi = __uint_as_float(bf16x2 & 0xFFFF0000u);
+  uint32_t d;
+  asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+// 8 bf16 (a uint4) as 8 f16 (f16x2_of).
+__device__ __forceinline__ uint4 f16_of8(uint4 v) {
+  return make_uint4(f16x2_of(v.x), f16x2_of(v.y), f16x2_of(v.z), f16x2_of(v.w));
+}
+// norm_apply of 4 values with the weights' 4 bf16 (raw), stored at d (8-byte aligned): as
+// bf16, or with kF16 the same bf16 values as f16 (f16x2_of).
+template <bool kF16>
 __device__ __forceinline__ void norm4(const float4& h, float inv, uint2 wr, int kind, bf16* d) {
   const bf16* w = reinterpret_cast<const bf16*>(&wr);
   const __nv_bfloat162 v[2] = {__halves2bfloat162(norm_apply(h.x, inv, w[0], kind), norm_apply(h.y, inv, w[1], kind)),
                                __halves2bfloat162(norm_apply(h.z, inv, w[2], kind), norm_apply(h.w, inv, w[3], kind))};
-  *reinterpret_cast<uint2*>(d) = *reinterpret_cast<const uint2*>(v);
+  uint2 o = *reinterpret_cast<const uint2*>(v);
+  if constexpr (kF16) o = make_uint2(f16x2_of(o.x), f16x2_of(o.y));
+  *reinterpret_cast<uint2*>(d) = o;
 }
 __device__ __forceinline__ float4 add_rounded(const float4& r, const float4& o) {
   // residual + bf16(o), rounded to bf16: the unfused norm kernel's residual add.
@@ -479,8 +541,8 @@ __device__ __forceinline__ void load_norm_weights(const void* w, int H, uint2 (&
 }
 
 // x = norm(h) into xs (this thread's float4s of h, its vectors wr of the norm weights,
-// load_norm_weights); ends with the crew's barrier.
-template <class C>
+// load_norm_weights), as bf16 or with kF16 as f16 (norm4); ends with the crew's barrier.
+template <class C, bool kF16>
 __device__ __forceinline__ void stage_norm(const bf16* hs, const uint2 (&wr)[C::kHVecs], int H, float eps, int kind,
                                            bf16* xs, float* red) {
   float4 h[C::kHVecs];
@@ -495,7 +557,7 @@ __device__ __forceinline__ void stage_norm(const bf16* hs, const uint2 (&wr)[C::
 #pragma unroll
   for (int j = 0; j < C::kHVecs; ++j) {
     const int i = 4 * (C::rank() + j * C::kCount);
-    if (i < H) norm4(h[j], inv, wr[j], kind, xs + i);
+    if (i < H) norm4<kF16>(h[j], inv, wr[j], kind, xs + i);
   }
   C::sync();
 }
@@ -810,6 +872,7 @@ __device__ __forceinline__ void merge_partials(const float* ph, int S, int ln, b
 template <int SU>
 struct MergedInput {
   static constexpr int kStaging = 1, C = SU * 64;
+  static constexpr bool kF16 = false;
   const float* partials;  // f32 [Hq][kStackMaxSplits][kStackPartFloats]
   bf16* buf;
   int S;
@@ -945,7 +1008,8 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
   if (merged != nullptr) flag_add(merged, 1u, lane);  // the flags form: kv head g's heads are in attn_out
 }
 
-// CTA (DecodeStackArgs::stage_merge): o_proj's input xs (bf16 [Hq D]) merged from the splits'
+// CTA (DecodeStackArgs::stage_merge): o_proj's input xs ([Hq D]: bf16 values, stored
+// as bf16 or with kF16 as f16, f16x2_of) merged from the splits'
 // partials after the barrier that ends the attention, for the heads [h0, h1) that the CTA's
 // o_proj units read (stack_cta_groups). kMergeWays threads a head's 8 dims, way w taking splits
 // w, w + kMergeWays, .. (kStackMaxSplits / kMergeWays rounds), then the ways combined by
@@ -958,7 +1022,7 @@ __device__ void attention_item(const DecodeStackArgs& a, const StackLayer& L, co
 // (the shuffles): a lane past h1 merges nothing and stores nothing.
 constexpr int kMergeWays = kStackMaxSplits;
 static_assert(kStackMaxSplits % kMergeWays == 0, "a way's splits");
-template <class C>
+template <class C, bool kF16>
 __device__ __forceinline__ void stage_merged_attention(const float* partials, int h0, int h1, int S, bf16* xs) {
   constexpr int D = kStackHeadDim, kChunks = D / 8, kPer = kChunks * kMergeWays, kRounds = kStackMaxSplits / kMergeWays;
   const int lane = threadIdx.x & 31;
@@ -1003,7 +1067,9 @@ __device__ __forceinline__ void stage_merged_attention(const float* partials, in
       __nv_bfloat162 v[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) v[e] = __floats2bfloat162_rn(num[2 * e] * inv, num[2 * e + 1] * inv);
-      *reinterpret_cast<uint4*>(xs + head * D + 8 * chunk) = *reinterpret_cast<const uint4*>(v);
+      uint4 o = *reinterpret_cast<const uint4*>(v);  // bf16, as attn_out holds it; f16 for an f16 input
+      if constexpr (kF16) o = f16_of8(o);
+      *reinterpret_cast<uint4*>(xs + head * D + 8 * chunk) = o;
     }
   }
 }
@@ -1399,7 +1465,11 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
         flag_add((R == kRoleQkv ? qkv_flags : glu_flags) + pending * kStackFlagStride, pending_units, lane);
     }
   };
-  const SharedInput staged_x{xs};
+  // The matrices' staged inputs: f16 for qkv, o and gate_up (a normed h, the attention's
+  // output: compute_unit's f16 codes take a quarter fewer instructions a unit), bf16 for
+  // down_proj's GLU (whose values may pass f16's 65504) and for the final norm's output.
+  const SharedInput<true> staged_f16{xs};
+  const SharedInput<false> staged_x{xs};
   constexpr bool flags = kFlags;
   // The barrier form's o_proj input merged by each warp (DecodeStackArgs::warp_merge); the
   // attention items then leave their partials to the merge, as with stage_merge.
@@ -1472,12 +1542,12 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
       zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
       if (flags) zero_sums<C>(o_last, H);
     }
-    stage_norm<C>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C, true>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceQkvStaged);
     if (flags) {
-      run_matrix(4 * l, qkvsum, staged_x, Role<kRoleQkv>{}, 0u);
+      run_matrix(4 * l, qkvsum, staged_f16, Role<kRoleQkv>{}, 0u);
     } else {
-      run_matrix(4 * l, qkvsum, staged_x, Role<kRolePlain>{}, 0u);
+      run_matrix(4 * l, qkvsum, staged_f16, Role<kRolePlain>{}, 0u);
     }
     if constexpr (!kRowRing) {  // (the row ring: warp 0 prefetches its keys itself)
       if (a.cta_attention) {
@@ -1527,14 +1597,14 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
       } else {
         const int c0 = stage_cols[0], c1 = stage_cols[1];  // the columns of o_proj's input this CTA's units read
         if (stage_merge) {
-          stage_merged_attention<C>(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
-        } else {  // o_proj's input: the merged attention, as it is.
+          stage_merged_attention<C, true>(a.partials, c0 / D, (c1 + D - 1) / D, S, xs);
+        } else {  // o_proj's input: the merged attention, as f16.
           for (int v = c0 / 8 + C::rank(); v < c1 / 8; v += C::kCount)
-            reinterpret_cast<uint4*>(xs)[v] = __ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v);
+            reinterpret_cast<uint4*>(xs)[v] = f16_of8(__ldcg(reinterpret_cast<const uint4*>(a.attn_out) + v));
         }
         C::sync();
         mark(l, kTraceOStaged);
-        run_matrix(4 * l + 1, o_out, staged_x, Role<kRolePlain>{}, 0u);
+        run_matrix(4 * l + 1, o_out, staged_f16, Role<kRolePlain>{}, 0u);
       }
     }
     load_norm_weights<C>(L.mlp_norm_w, H, norm_w);
@@ -1544,16 +1614,16 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
       zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
     }
-    stage_norm<C>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C, true>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
     mark(l, kTraceGateUpStaged);
     if (flags) {
-      run_matrix(4 * l + 2, gusum, staged_x, Role<kRoleGateUp>{}, 0u);
+      run_matrix(4 * l + 2, gusum, staged_f16, Role<kRoleGateUp>{}, 0u);
       // down_proj: each unit waits for its column group of gate_up and makes its GLU itself.
       run_matrix(4 * l + 3, d_out, GluInput<SU>{gusum, warp_scratch, I, a.activation}, Role<kRoleDown>{},
                  layer_n * glu_units);
       continue;
     }
-    run_matrix(4 * l + 2, gusum, staged_x, Role<kRolePlain>{}, 0u);
+    run_matrix(4 * l + 2, gusum, staged_f16, Role<kRolePlain>{}, 0u);
     barrier(l, 4);
     zero_sums<C>(osum, H);
     {
@@ -1577,8 +1647,9 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
           const int i = c0 + 4 * (r + (j0 + j) * C::kCount);
           if (i < c1) {
             const float g4[4] = {gv[j].x, gv[j].y, gv[j].z, gv[j].w}, u4[4] = {uv[j].x, uv[j].y, uv[j].z, uv[j].w};
-#pragma unroll
-            for (int e = 0; e < 4; ++e) xs[i + e] = glu_bf16(g4[e], u4[e], a.activation);
+            const __nv_bfloat162 v[2] = {__halves2bfloat162(glu_bf16(g4[0], u4[0], a.activation), glu_bf16(g4[1], u4[1], a.activation)),
+                                         __halves2bfloat162(glu_bf16(g4[2], u4[2], a.activation), glu_bf16(g4[3], u4[3], a.activation))};
+            *reinterpret_cast<uint2*>(xs + i) = *reinterpret_cast<const uint2*>(v);
           }
         }
       }
@@ -1610,7 +1681,7 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
     }
     uint2 final_w[C::kHVecs];
     load_norm_weights<C>(a.final_norm_w, H, final_w);
-    stage_norm<C>(hs, final_w, H, a.eps, a.norm_kind, xs, red);
+    stage_norm<C, false>(hs, final_w, H, a.eps, a.norm_kind, xs, red);
     for (int v = C::rank(); v < H / 8; v += C::kCount)
       reinterpret_cast<uint4*>(a.normed)[v] = reinterpret_cast<const uint4*>(xs)[v];
   }

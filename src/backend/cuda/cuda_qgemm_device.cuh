@@ -232,20 +232,21 @@ __device__ __forceinline__ void a_fragment_raw(uint32_t (&a)[4], uint32_t rg, ui
 }
 
 // (s, beta) of one meta word: a fold adds s * Σ(code · x) + beta * Σx (qgemv_stream_kernel, cuda_qgemm.cu).
-// The zero point hi (< 2^16) becomes a float through the exponent 2^23 (one lop3 and the fadd
-// the codes' offset needs anyway) rather than an I2F, which runs on the SM's slower
-// conversion pipe.
-template <QCode C, bool kBias>
+// kOffset: what the codes carry above q (a_fragment_raw's 4-bit codes 128 + q; 0 where the
+// caller folds its offsets itself). The zero point hi (< 2^16) becomes a float through the
+// exponent 2^23 (one lop3 and the fadd the offset needs anyway) rather than an I2F, which runs
+// on the SM's slower conversion pipe.
+template <QCode C, bool kBias, int kOffset = (C == QCode::kU4 ? 128 : 0)>
 __device__ __forceinline__ float2 decode_fold_meta(uint32_t m, bool meta_f16) {
   if constexpr (C == QCode::kFp8) {
     return make_float2(__uint_as_float(m), 0.0f);
   } else {
     const float s = meta_float(m & 0xFFFFu, meta_f16);
     const uint32_t hi = m >> 16;
-    constexpr float kOffset = C == QCode::kU4 ? 128.0f : 0.0f;  // what a_fragment_raw adds to q
-    if constexpr (kBias) return make_float2(s, meta_float(hi, meta_f16) - kOffset * s);
+    constexpr float kOff = static_cast<float>(kOffset);
+    if constexpr (kBias) return make_float2(s, meta_float(hi, meta_f16) - kOff * s);
     // kOffset + hi, exactly: (2^23 + hi) - (2^23 - kOffset), both exact in f32.
-    return make_float2(s, -s * (__uint_as_float(0x4B000000u | hi) - (8388608.0f - kOffset)));
+    return make_float2(s, -s * (__uint_as_float(0x4B000000u | hi) - (8388608.0f - kOff)));
   }
 }
 
