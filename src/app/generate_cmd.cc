@@ -52,6 +52,7 @@ struct GenerateArgs {
   int32_t logprobs = -1;
   bool ignore_eos = false;
   bool json_out = false;
+  bool no_overlap_decode = false;
   int32_t threads = 0;
   bool dummy_weights = false;
   std::string arch;
@@ -132,6 +133,8 @@ FlagSet generate_flags(GenerateArgs* a) {
   f.choice("kv-cache-dtype", {"auto", "bf16", "fp8"}, &a->kv_cache_dtype,
            "KV cache elements (fp8: e4m3 with the checkpoint's k/v scales; auto: fp8 when the checkpoint declares it)");
   f.switch_("dummy-weights", &a->dummy_weights, "random weights of the configured shape (speed tests)");
+  f.switch_("no-overlap-decode", &a->no_overlap_decode,
+            "read each greedy step's token before launching the next (the engine's --overlap-decode off)");
   f.string("arch", "NAME", &a->arch, "built-in shape instead of DIR/config.json (llama-3.2-3b, llama-3.1-8b, qwen3-8b, qwen2.5-7b, mistral-7b-v0.3, gemma-3-4b)");
   return f;
 }
@@ -239,6 +242,7 @@ int run_generate(int argc, char** argv) {
   EngineConfig ec;
   ec.max_num_seqs = 1;
   ec.max_batched_tokens = opt.max_tokens_per_step;
+  ec.overlap_decode = !a.no_overlap_decode;
   SteadyClock clock;
   Engine engine(runner->get(), ec, &clock, /*metrics=*/nullptr);
   Collected got;

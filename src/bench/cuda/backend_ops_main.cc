@@ -903,7 +903,8 @@ void test_argmax_feed(Ctx& c, int R, int V) {
   wrong += got_ids != want_ids[1] || got_lps != want_lps[1];
   std::printf("%-14s R%-4d V%-7d eager: %d wrong %s\n", "argmax feed", R, V, wrong, wrong ? "FAIL" : "ok");
   g_failures += wrong != 0;
-  // In a step graph (key 79, recorded in round 0), with a staged copy before the feed.
+  // In a step graph (a key of its own per R: recorded in round 0), with a staged copy
+  // before the feed.
   int graph_wrong = 0;
   Pair stamp = c.ints({1}, {0});
   for (int round = 0; round < 4; ++round) {
@@ -912,7 +913,7 @@ void test_argmax_feed(Ctx& c, int R, int V) {
     const std::vector<int32_t> poison(R, -1);
     c.gpu.copy_from_host(ids.gpu, poison.data(), R * 4);
     const int64_t t = c.gpu.launch_argmax(l[k].gpu);
-    if (!c.gpu.begin_graph(79)) {
+    if (!c.gpu.begin_graph((uint64_t{79} << 32) | static_cast<uint64_t>(R))) {
       ++g_failures;
       std::printf("argmax feed: begin_graph unsupported FAIL\n");
       return;
