@@ -25,7 +25,7 @@ kinds=("$@")
 # (several models: a ModelRegistry with an engine thread per model and a loader thread),
 # hostile_battery and kr_bench_serve_test drive a TSan-built kr-serve; grammar_concurrency_test
 # shares compiled grammars between matcher threads.
-TSAN_TESTS=(base_tests thread_pool_test engine_test engine_overlap_test engine_tiny_llama_test metrics_test metrics_parts_test
+TSAN_TESTS=(base_tests thread_pool_test engine_test engine_tiny_llama_test metrics_test metrics_parts_test
             grammar_concurrency_test http_server_test kr_bench_client_test kr_bench_cli_test kr_bench_serve_test
             integration_server integration_models hostile_battery)
 
