@@ -1,8 +1,9 @@
 // StepSampler: one token per logits row of a step. It picks one of three paths
 // for the whole step, explicitly (choose_path), and runs it:
 //  - kDeviceArgmax: every row is plain greedy (no penalties, no EOS
-//    suppression, no top logprobs): Backend::argmax_logprob, ids and logprobs
-//    come back;
+//    suppression, no top logprobs): Backend::launch_argmax, ids and logprobs
+//    come back at finish() (Backend::argmax_logprob where launch_argmax is
+//    not implemented);
 //  - kDeviceSample: device sampling is on (the backend implements
 //    Backend::sample and it was not switched off) and every row fits it (at
 //    most kDeviceSamplingMaxTop logprobs): Backend::sample on rows packed by
