@@ -336,12 +336,12 @@ void Engine::Impl::step(bool fast_path) {
     }
     observer.on_step(record);
     reap_finished();
-    if (!chained) break;
+    if (!chained) break;  // loop() publishes the gauges after this call
+    publish_gauges();     // a chain may run for thousands of steps: /stats and /metrics follow it
     std::swap(out, next);
     std::swap(record, next_record);
     first = false;
   }
-  reap_finished();
 }
 
 // The runner's input for one scheduled sequence. A fed one (overlapped decode) is

@@ -497,6 +497,26 @@ TEST(EngineOverlap, CancelAndArrivalsEndTheChain) {
   EXPECT_TRUE(wait_until([&] { return engine.num_free_blocks() == 64; }));
 }
 
+// The gauges (/stats, /metrics) follow a chain of fed steps: a lone request's KV
+// blocks grow while it streams, and the free-block count shows it before it ends.
+TEST(EngineOverlap, GaugesFollowAChain) {
+  FakeRunner runner(4, 256, 1024);
+  runner.feeds = true;
+  runner.step_delay_us = 300;
+  SteadyClock clock;
+  Collector col;
+  Engine engine(&runner, small_config(), &clock, nullptr);
+  engine.start();
+  ASSERT_TRUE(engine.submit(make_request(1, {5, 6, 7}, 400, &col)).ok());
+  ASSERT_TRUE(col.wait_tokens(1, 8));
+  const int32_t early = engine.num_free_blocks();
+  ASSERT_TRUE(col.wait_tokens(1, 80));
+  EXPECT_GT(runner.fed_steps.load(), 70);
+  EXPECT_LT(engine.num_free_blocks(), early - 10);  // ~18 more blocks of 4 tokens
+  engine.cancel(1);
+  ASSERT_TRUE(col.wait_finished(1));
+}
+
 // With the runner refusing to feed (a device without launch_argmax, or rows that
 // need the host), the engine never launches a fed step.
 TEST(EngineOverlap, NoFedStepWhereTheRunnerCannotFeed) {
