@@ -117,6 +117,9 @@ class CudaBackend final : public Backend {
                                 kArgmaxSlots * kSampleSlotInts * sizeof(int32_t), cudaHostAllocMapped));
     KR_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&sample_out_dev_), sample_out_host_, 0));
     KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&fed_ids_dev_), kMaxSampleRows * sizeof(int32_t)));
+    KR_CUDA_CHECK(cudaMalloc(&argmax_scratch_.partials, cuda::argmax_scratch_bytes()));
+    KR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&argmax_scratch_.tickets), cuda::kArgmaxSplitRows * sizeof(unsigned)));
+    KR_CUDA_CHECK(cudaMemset(argmax_scratch_.tickets, 0, cuda::kArgmaxSplitRows * sizeof(unsigned)));
     for (cudaEvent_t& e : argmax_done_) KR_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     sampler_ = std::make_unique<cuda::CudaSampler>();  // its device and pinned buffers (grown on demand)
     for (int h = 0; h < 2; ++h) {
@@ -153,6 +156,8 @@ class CudaBackend final : public Backend {
     cudaFree(attn_scratch_);
     cudaFreeHost(sample_out_host_);
     cudaFree(fed_ids_dev_);
+    cudaFree(argmax_scratch_.partials);
+    cudaFree(argmax_scratch_.tickets);
     for (cudaEvent_t e : argmax_done_) cudaEventDestroy(e);
     cudaFreeHost(mask_host_);
     cudaFree(mask_dev_);
@@ -365,7 +370,7 @@ class CudaBackend final : public Backend {
     int32_t* const ids_dev = sample_out_dev_ + slot * kSampleSlotInts;
     float* const lps_dev = reinterpret_cast<float*>(ids_dev + R);
     cuda::launch_argmax_logprob(logits.as<float>(), static_cast<int>(R), static_cast<int>(V), ids_dev, lps_dev,
-                                fed_ids_dev_, stream_);
+                                fed_ids_dev_, argmax_scratch_, stream_);
     KR_CUDA_CHECK(cudaEventRecord(argmax_done_[slot], stream_));
     argmax_rows_[slot] = R;
     argmax_slot_ticket_[slot] = ticket;
@@ -745,6 +750,7 @@ class CudaBackend final : public Backend {
   int32_t* sample_out_host_ = nullptr;
   int32_t* sample_out_dev_ = nullptr;
   int32_t* fed_ids_dev_ = nullptr;
+  cuda::ArgmaxScratch argmax_scratch_;  // the split argmax's partials and tickets (every argmax of the stream)
   cudaEvent_t argmax_done_[kArgmaxSlots] = {};
   int64_t argmax_rows_[kArgmaxSlots] = {};
   int64_t argmax_slot_ticket_[kArgmaxSlots] = {};
@@ -1226,12 +1232,38 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
                                                    d0.qkv_params->q_heads, d0.qkv_params->kv_heads);
   const size_t partial_floats =
       static_cast<size_t>(qweight(*d0.o).w.K) / cuda::kStackHeadDim * cuda::kStackMaxSplits * cuda::kStackPartFloats;
+  // The cluster MLP form where asked for and the model, grid and device take it.
+  const int group = qweight(*d0.o).w.group;
+  bool cluster = false;
+  if (options_.decode_stack_cluster_mlp) {
+    const int depth = stack_ring_depth(options_, group, static_cast<int>(H), static_cast<int>(I),
+                                       d0.qkv_params->q_heads, d0.qkv_params->kv_heads);
+    if (options_.decode_stack_row_ring || options_.decode_stack_flags) {
+      KR_LOG(kWarn, "decode stack kernel: the cluster MLP form is not used with the row ring or the flags form");
+    } else if (!cuda::stack_cluster_mlp_fits(static_cast<int>(H), static_cast<int>(I), group, num_sms_)) {
+      KR_LOG(kWarn, "decode stack kernel: the cluster MLP form does not take intermediate size %lld on %d CTAs",
+             static_cast<long long>(I), num_sms_);
+    } else if (!cuda::stack_cluster_mlp_resident(static_cast<int>(H), static_cast<int>(I), d0.qkv_params->q_heads,
+                                                 d0.qkv_params->kv_heads, group, qweight(*d0.o).w.has_bias, depth,
+                                                 num_sms_)) {
+      KR_LOG(kWarn, "decode stack kernel: the cluster MLP form's %d clusters of two do not fit the device at once",
+             num_sms_ / 2);
+    } else {
+      cluster = true;
+    }
+  }
+  auto image_bytes_of = [&](const DecodeLayer& d, const LinearWeight* w) {
+    const bool mlp = w == d.gate_up || w == d.down;
+    return cluster && mlp ? cuda::stack_cluster_image_bytes(qweight(*w).w, w == d.gate_up, num_sms_,
+                                                            stack_stream_warps(options_, group))
+                          : cuda::stack_image_bytes(qweight(*w).w);
+  };
   // What the images and scratch take, checked before any of it is allocated (the KV
   // cache gets what they leave).
   size_t image_bytes = 0;
   for (const DecodeLayer& d : s.layers)
     for (const LinearWeight* w : {d.qkv, d.o, d.gate_up, d.down})
-      if (qweight(*w).stack.image == nullptr) image_bytes += cuda::stack_image_bytes(qweight(*w).w);
+      if (qweight(*w).stack.image == nullptr) image_bytes += image_bytes_of(d, w);
   const size_t bytes =
       image_bytes + (sum_floats + partial_floats) * sizeof(float) + cuda::kStackBarrierInts * sizeof(int);
   if (bytes >= kv_cache_budget_bytes()) {
@@ -1257,14 +1289,17 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
         if (q.stack.image != nullptr) continue;
         // o_proj's and down_proj's units in blocks of columns with local staging (a CTA stages
         // only its units' columns of their input); the others pair-major (0).
+        // In the cluster MLP form, gate_up pair-major and down_proj by slices, in its order.
         const bool local = options_.decode_stack_local_staging;
-        const int group_block = local && w == d.o      ? cuda::stack_o_group_block(q.w.groups, q.w.group)
-                                : local && w == d.down ? cuda::stack_down_group_block(q.w.groups, q.w.group)
-                                                       : 0;
+        const bool in_cluster = cluster && (w == d.gate_up || w == d.down);
+        const int group_block = in_cluster && w == d.down ? cuda::stack_cluster_down_group_block(q.w.group)
+                                : in_cluster              ? 0
+                                : local && w == d.o       ? cuda::stack_o_group_block(q.w.groups, q.w.group)
+                                : local && w == d.down    ? cuda::stack_down_group_block(q.w.groups, q.w.group)
+                                                          : 0;
         q.stack = cuda::build_stack_image(q.w, w == d.gate_up, num_sms_, stack_stream_warps(options_, q.w.group),
-                                          group_block,
-                                          arena, stream_);
-        arena += cuda::stack_image_bytes(q.w);
+                                          group_block, arena, stream_, in_cluster);
+        arena += image_bytes_of(d, w);
       }
     }
   }
@@ -1288,8 +1323,9 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
     stack_trace_words_ = trace_words;
   }
   KR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  KR_LOG(kInfo, "decode stack kernel: on for one-token steps over up to %d keys (%zu layers; %.2f GB of weight images)",
-         cuda::kStackMaxKeys, s.layers.size(), static_cast<double>(bytes) / 1e9);
+  KR_LOG(kInfo, "decode stack kernel: on for one-token steps over up to %d keys (%zu layers; %.2f GB of weight images%s)",
+         cuda::kStackMaxKeys, s.layers.size(), static_cast<double>(bytes) / 1e9,
+         cluster ? "; gate_up and down_proj in clusters of two CTAs" : "");
 }
 
 bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs* a) const {
@@ -1346,6 +1382,7 @@ bool CudaBackend::decode_stack_args(const DecodeStack& s, cuda::DecodeStackArgs*
   a->ring_depth = stack_ring_depth(options_, qweight(*d0.o).w.group, a->H, a->I, a->q_heads, a->kv_heads);
   a->row_ring = options_.decode_stack_row_ring;
   a->warp0_streams = options_.decode_stack_warp0_streams;
+  a->cluster_mlp = qweight(*d0.gate_up).stack.cluster_order;
   a->rows_in_flight = options_.decode_stack_rows_in_flight;
   a->window_rows_in_flight = options_.decode_stack_window_rows_in_flight;
   a->stage_merge = options_.decode_stack_stage_merge;

@@ -1,5 +1,6 @@
 // Thread-block cluster primitives (sm_90) for the kernels that merge K slices
-// through distributed shared memory (cuda_qgemm.cu, cuda_fp8_gemm_wgmma.cu):
+// through distributed shared memory (cuda_qgemm.cu, cuda_fp8_gemm_wgmma.cu) and the decode
+// stack's cluster MLP form (cuda_decode_stack_kernel.cuh):
 // the cluster barrier and loads / stores to another block's shared memory. PTX
 // ISA: "barrier.cluster", "mapa", "ld / st .shared::cluster". Included only by .cu
 // files.
@@ -29,6 +30,9 @@ __device__ __forceinline__ uint32_t cluster_smem_addr(const void* p, int rank) {
 __device__ __forceinline__ void st_cluster_f32x4(uint32_t addr, float4 v) {
   asm volatile("st.shared::cluster.v4.f32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
                : "memory");
+}
+__device__ __forceinline__ void st_cluster_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared::cluster.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
 }
 __device__ __forceinline__ float4 ld_cluster_f32x4(uint32_t addr) {
   float4 v;

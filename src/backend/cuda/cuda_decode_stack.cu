@@ -17,17 +17,25 @@ namespace {
 
 // Unit i of warp w's range of w's units into the image, as a ring slot's image:
 // block (w, i), Unit::kCodeVecs + 32 threads (the code vectors, then the meta words).
+// In the cluster MLP form's order (m.cluster_order), unit i of w's span at slot i W + w.
 template <int SU>
 __global__ void build_image_kernel(QWeight q, StackMatrix m, uint8_t* dst) {
   const int W = gridDim.x, w = blockIdx.x, i = blockIdx.y;
-  const int b = stack_range_begin(m.units, w, W), e = stack_range_begin(m.units, w + 1, W);
+  int b = 0, n = 0;
+  if (m.cluster_order) {
+    stack_cluster_span(!m.swiglu, m.N / 32, m.groups, m.group_block, m.cta_warps, w, &b, &n);
+  } else {
+    b = stack_range_begin(m.units, w, W);
+    n = stack_range_begin(m.units, w + 1, W) - b;
+  }
+  if (i >= n) return;
   const int u = b + i;
-  if (u >= e) return;
   int pair, grp;
   stack_unit_pair_group(u, m.N / 32, m.group_block, &pair, &grp);
   int tiles[2];
   pair_tiles(m, pair, tiles);
-  uint8_t* slot = dst + stack_unit_slot(m.units, W, w, i) * Unit<SU>::kBytes;
+  const int64_t at = m.cluster_order ? static_cast<int64_t>(i) * W + w : stack_unit_slot(m.units, W, w, i);
+  uint8_t* slot = dst + at * Unit<SU>::kBytes;
   const int t = threadIdx.x;
   if (t < Unit<SU>::kCodeVecs) {
     const int s = t / 64, ti = (t / 32) % 2, lane = t % 32;  // [step][tile][lane]
@@ -59,13 +67,24 @@ size_t stack_image_bytes(const QWeight& w) {
   return static_cast<size_t>(units_of(w)) * unit_bytes(steps_a_unit(w));
 }
 
+size_t stack_cluster_image_bytes(const QWeight& w, bool swiglu, int ctas, int cta_warps) {
+  const int group_block = swiglu ? w.groups : stack_cluster_down_group_block(w.group);
+  return static_cast<size_t>(stack_cluster_rows(!swiglu, w.N / 32, w.groups, group_block, cta_warps)) * ctas *
+         cta_warps * unit_bytes(steps_a_unit(w));
+}
+
 StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_warps, int group_block, void* image,
-                              cudaStream_t stream) {
+                              cudaStream_t stream, bool cluster_order) {
   KR_CHECK_MSG(group_block >= 0 && group_block <= w.groups && (group_block == 0 || w.groups % group_block == 0),
                "decode stack image: a group block that does not divide the matrix's groups");
   KR_CHECK_MSG(stack_form_stream_warps(w.group, cta_warps),
                "decode stack image: streaming warps a CTA other than a form's");
-  KR_CHECK_MSG(stack_image_bytes(w) < (size_t{1} << 31), "decode stack image: 2 GB or more (32-bit offsets)");
+  const size_t bytes = cluster_order ? stack_cluster_image_bytes(w, swiglu, ctas, cta_warps) : stack_image_bytes(w);
+  KR_CHECK_MSG(bytes < (size_t{1} << 31), "decode stack image: 2 GB or more (32-bit offsets)");
+  KR_CHECK_MSG(!cluster_order || (stack_cluster_mlp_fits(swiglu ? w.K : w.N, swiglu ? w.N / 2 : w.K, w.group, ctas) &&
+                                  (group_block == 0 ? w.groups : group_block) ==
+                                      (swiglu ? w.groups : stack_cluster_down_group_block(w.group))),
+               "decode stack image: the cluster MLP order for a shape, grid or group block it does not take");
   StackMatrix m;
   m.image = image;
   m.N = w.N;
@@ -76,8 +95,10 @@ StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_w
   m.swiglu = swiglu;
   m.meta_f16 = w.meta_f16;
   m.cta_warps = cta_warps;
+  m.cluster_order = cluster_order;
   const int W = ctas * cta_warps;
-  const int rows = (m.units + W - 1) / W;
+  const int rows = cluster_order ? stack_cluster_rows(!swiglu, m.N / 32, m.groups, m.group_block, cta_warps)
+                                 : (m.units + W - 1) / W;
   if (steps_a_unit(w) == 1) {
     launch(false, build_image_kernel<1>, dim3(W, rows), dim3(Unit<1>::kCodeVecs + 32), 0, stream, w, m,
            static_cast<uint8_t*>(image));
@@ -156,7 +177,15 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
       return false;
     if (L.input_norm_w == nullptr || L.mlp_norm_w == nullptr || L.k_cache == nullptr || L.v_cache == nullptr)
       return false;
+    // The cluster MLP form: both MLP images in its order, the others not.
+    if (L.gate_up.cluster_order != a.cluster_mlp || L.down.cluster_order != a.cluster_mlp || L.qkv.cluster_order ||
+        L.o.cluster_order)
+      return false;
+    if (a.cluster_mlp && (L.gate_up.group_block != L.gate_up.groups ||
+                          L.down.group_block != stack_cluster_down_group_block(g)))
+      return false;
   }
+  if (a.cluster_mlp && (a.row_ring || a.flags)) return false;
   if (a.residual == nullptr || a.normed == nullptr || a.final_norm_w == nullptr || a.inv_freq == nullptr ||
       a.position == nullptr || a.slot == nullptr || a.block_table == nullptr || a.sums == nullptr ||
       a.partials == nullptr || a.barrier == nullptr || a.attn_out == nullptr)
@@ -164,8 +193,41 @@ bool decode_stack_supports(const DecodeStackArgs& a) {
   return decode_stack_smem_bytes(a) <= kStackSmemLimit;
 }
 
+namespace {
+template <int SU, bool kBias>
+int max_active_clusters(const cudaLaunchConfig_t& cfg) {
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, decode_stack_kernel<SU, kBias, false, false, false>, &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+}  // namespace
+
+bool stack_cluster_mlp_resident(int H, int I, int q_heads, int kv_heads, int group, bool bias, int ring_depth,
+                                int ctas) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(ctas));
+  cfg.blockDim = dim3(static_cast<unsigned>(stack_cta_warps(group, false) * 32));
+  cfg.dynamicSmemBytes = stack_smem_bytes(H, I, q_heads, kv_heads, group, ring_depth,
+                                          stack_stream_warps(group, false, false), false, 0) -
+                         kStackStaticSmemBytes;
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = 2;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  const int n = group == 128 ? (bias ? max_active_clusters<2, true>(cfg) : max_active_clusters<2, false>(cfg))
+                             : (bias ? max_active_clusters<1, true>(cfg) : max_active_clusters<1, false>(cfg));
+  return 2 * n >= ctas;
+}
+
 bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStream_t stream) {
   if (!decode_stack_supports(a) || (a.cta_attention && a.kv_heads > ctas)) return false;
+  if (a.cluster_mlp && !stack_cluster_mlp_fits(a.H, a.I, decode_stack_group(a), ctas)) return false;
   // Every CTA waits for all the others at the grid barriers: the cooperative launch
   // makes the driver start the grid only with all of them resident.
   cudaLaunchConfig_t cfg{};
@@ -173,12 +235,19 @@ bool launch_decode_stack(const DecodeStackArgs& a, int ctas, bool pdl, cudaStrea
   cfg.blockDim = dim3(static_cast<unsigned>(stack_cta_warps(decode_stack_group(a), a.row_ring) * 32));
   cfg.dynamicSmemBytes = decode_stack_smem_bytes(a) - kStackStaticSmemBytes;  // the static part is the kernel's
   cfg.stream = stream;
-  cudaLaunchAttribute attrs[2];
+  cudaLaunchAttribute attrs[3];
   attrs[0].id = cudaLaunchAttributeCooperative;
   attrs[0].val.cooperative = 1;
   attrs[1] = pdl_attr(pdl);
   cfg.attrs = attrs;
   cfg.numAttrs = 2;
+  if (a.cluster_mlp) {  // CTAs 2k and 2k + 1 share their GLU (stack_cluster_span)
+    attrs[2].id = cudaLaunchAttributeClusterDimension;
+    attrs[2].val.clusterDim.x = 2;
+    attrs[2].val.clusterDim.y = 1;
+    attrs[2].val.clusterDim.z = 1;
+    cfg.numAttrs = 3;
+  }
   if (a.flags) {
     launch_decode_stack_flags_form(cfg, a);
   } else {

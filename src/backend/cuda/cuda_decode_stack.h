@@ -253,6 +253,75 @@ KR_HD StackWarpRange stack_warp_range(int units, int pairs, int group_block, int
   return r;
 }
 
+// The cluster MLP form (DecodeStackArgs::cluster_mlp): no grid barrier between gate_up and
+// down_proj. The grid's CTAs pair into clusters of two (CTA c is rank c % 2 of cluster c / 2);
+// cluster k takes the intermediate columns [kStackSliceCols k, kStackSliceCols (k + 1)) (a
+// slice) of both matrices. CTA h of it sums gate_up's rows of half the slice over all of K
+// (kStackSliceCols / 32 tile pairs, gate tile p with up tile p: tile pairs 4 c .. 4 c + 3),
+// makes their GLU and writes it into the shared memory of both CTAs (DSMEM); after a cluster
+// barrier each takes the slice's groups of down_proj for half of its output tile pairs, its
+// sums going to the output by red.add as in the other forms. Clusters past the slices take no
+// unit of either matrix. A warp's units are a stretch of the matrix's unit order
+// (stack_unit_pair_group: gate_up pair-major, down_proj by blocks of a slice's groups), split
+// evenly over the CTA's streaming warps (stack_cluster_span); the image holds them row-major,
+// unit i of warp gw at slot i W + gw, stack_cluster_rows rows (slots past a warp's units stay
+// unwritten and unread). The CTA's gate_up sums (f32 [kStackSliceCols]) and its cluster's GLU
+// (bf16 [kStackSliceCols]) sit in the matrix inputs' region xs past its first H values (gate_up's
+// input), which I >= H + 3 kStackSliceCols leaves room for.
+constexpr int kStackSliceCols = 128;
+// Whether the form takes intermediate size I, hidden size H and `group`-column groups on a
+// grid of `ctas` CTAs: every slice has its cluster, and down_proj's tile pairs split in two.
+KR_HD constexpr bool stack_cluster_mlp_fits(int H, int I, int group, int ctas) {
+  return ctas % 2 == 0 && I % kStackSliceCols == 0 && I / kStackSliceCols <= ctas / 2 && H % 64 == 0 &&
+         I >= H + 3 * kStackSliceCols && (group == 64 || group == 128);
+}
+// down_proj's group_block in the form: a slice's groups.
+KR_HD constexpr int stack_cluster_down_group_block(int group) { return kStackSliceCols / group; }
+// The units [*b, *b + *n) of streaming warp gw (cta_warps a CTA) of gate_up (down == false:
+// pairs = I / 16, pair-major, group_block == groups) or down_proj (pairs = H / 32,
+// group_block = stack_cluster_down_group_block).
+KR_HD void stack_cluster_span(bool down, int pairs, int groups, int group_block, int cta_warps, int gw, int* b,
+                              int* n) {
+  const int cta = gw / cta_warps, sw = gw - cta * cta_warps, k = cta >> 1, h = cta & 1;
+  int u0 = 0, cu = 0;  // the CTA's first unit and its units
+  if (!down) {
+    constexpr int per = kStackSliceCols / 32;  // tile pairs of half a slice
+    if ((k + 1) * 2 * per <= pairs) {
+      u0 = cta * per * groups;
+      cu = per * groups;
+    }
+  } else if (k < groups / group_block) {
+    const int p0 = pairs * h / 2, p1 = pairs * (h + 1) / 2;
+    u0 = (k * pairs + p0) * group_block;
+    cu = (p1 - p0) * group_block;
+  }
+  *b = u0 + cu * sw / cta_warps;
+  *n = u0 + cu * (sw + 1) / cta_warps - *b;
+}
+// Rows of the form's image: the most units a warp has.
+KR_HD int stack_cluster_rows(bool down, int pairs, int groups, int group_block, int cta_warps) {
+  const int cu = down ? (pairs + 1) / 2 * group_block : kStackSliceCols / 32 * groups;
+  return (cu + cta_warps - 1) / cta_warps;
+}
+// The form's StackWarpRange of streaming warp gw of W (W / cta_warps CTAs).
+KR_HD StackWarpRange stack_cluster_range(bool down, int pairs, int groups, int group_block, int W, int cta_warps,
+                                         int gw, int unit_bytes) {
+  int b = 0, n = 0;
+  stack_cluster_span(down, pairs, groups, group_block, cta_warps, gw, &b, &n);
+  StackWarpRange r;
+  r.n = static_cast<short>(n);
+  r.first = gw * unit_bytes;
+  r.last_step = W * unit_bytes;
+  if (n > 0) {
+    int pair, grp;
+    stack_unit_pair_group(b, pairs, group_block, &pair, &grp);
+    r.pair = static_cast<short>(pair);
+    r.grp = static_cast<short>(grp);
+    r.gi = static_cast<short>(grp % group_block);
+  }
+  return r;
+}
+
 // The column groups [*g0, *g1) that the units of CTA `cta` (its cta_warps streaming warps'
 // ranges, stack_range_begin over W = ctas x cta_warps) read: whole blocks of
 // group_block groups, from the block of its first unit to that of its last; empty (g0 ==
@@ -351,6 +420,9 @@ struct StackMatrix {
   int cta_warps = 0;    // the streaming warps a CTA of the read order (stack_stream_warps)
   bool swiglu = false;
   bool meta_f16 = false;
+  // The cluster MLP form's order (stack_cluster_span; gate_up when swiglu, else down_proj)
+  // instead of stack_unit_slot's.
+  bool cluster_order = false;
 };
 
 // Whether the kernel takes w: 4-bit integer codes (zero points or MLX biases), no
@@ -358,14 +430,19 @@ struct StackMatrix {
 bool stack_takes(const QWeight& w);
 // Bytes of w's image: its units (stack_unit_slot), whatever the grid.
 size_t stack_image_bytes(const QWeight& w);
+// Bytes of w's image in the cluster MLP form's order (stack_cluster_rows x ctas x cta_warps
+// units; swiglu: w is gate_up, else down_proj).
+size_t stack_cluster_image_bytes(const QWeight& w, bool swiglu, int ctas, int cta_warps);
 // Fills `image` (stack_image_bytes, below 2 GB: the kernel's offsets are 32-bit) from w's tiled
 // layout, in the read order of a grid of `ctas` CTAs of cta_warps streaming warps
 // (stack_stream_warps of the form the kernel runs; it must be launched on as many CTAs);
 // swiglu: w is [gate; up]
 // and a unit's tile pair is gate tile p with up tile p + N / 32. group_block: the unit
 // order's blocks (a divisor of w's groups, stack_unit_pair_group; 0: all groups, pair-major).
+// cluster_order: the cluster MLP form's order (stack_cluster_span; image of
+// stack_cluster_image_bytes; group_block as that form has it).
 StackMatrix build_stack_image(const QWeight& w, bool swiglu, int ctas, int cta_warps, int group_block, void* image,
-                              cudaStream_t stream);
+                              cudaStream_t stream, bool cluster_order = false);
 // The group_block of o_proj and down_proj for CudaOptions::decode_stack_local_staging: a head's
 // columns (kStackHeadDim) for o_proj, 512 columns for down_proj (other blocks were no faster:
 // docs/performance.md, session 27), in groups of `group` columns (as divisors of their groups allow).
@@ -462,6 +539,11 @@ struct DecodeStackArgs {
   // (the merged attention; the GLU computed from gate_up's sums) instead of from a copy
   // every CTA stages. The norms still need all of h: the barriers after o_proj and down_proj stay.
   bool flags = false;
+  // The cluster MLP form (stack_cluster_span): gate_up's sums, GLU and down_proj within
+  // clusters of two CTAs, without the grid barrier between them. The barrier form only (not
+  // flags or the row ring); launched with clusters of 2; gate_up's and down_proj's images
+  // built in its order (StackMatrix::cluster_order).
+  bool cluster_mlp = false;
   // When not null, u64 [layers][grid][kStackTracePoints]: the globaltimer at each
   // StackTracePoint of every layer and CTA (thread 0's view), written by every launch.
   unsigned long long* trace = nullptr;
@@ -507,6 +589,11 @@ const char* stack_tuning_error(int ring_depth, bool row_ring, int rows_in_flight
 // for the form's streaming warps: StackMatrix::cta_warps == stack_stream_warps(group,
 // a.row_ring, a.warp0_streams), the CTA attention only where stack_cta_attention_fits).
 bool decode_stack_supports(const DecodeStackArgs& a);
+// Whether the cluster MLP form's clusters of two all fit on the device at once for a grid of
+// `ctas` CTAs (cudaOccupancyMaxActiveClusters of the default form's kernel at this ring depth):
+// its grid barriers need every CTA resident.
+bool stack_cluster_mlp_resident(int H, int I, int q_heads, int kv_heads, int group, bool bias, int ring_depth,
+                                int ctas);
 // Launches the kernel on `ctas` CTAs (the images' grid; every CTA resident at once:
 // a cooperative launch), with programmatic dependent launch when pdl. False
 // (nothing launched) when !decode_stack_supports.

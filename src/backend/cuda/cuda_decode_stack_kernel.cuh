@@ -16,6 +16,7 @@
 
 #include "backend/cuda/cuda_bulk_copy.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_cluster.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_cp_async.cuh"
 #include "backend/cuda/cuda_decode_stack.h"
@@ -342,6 +343,43 @@ __device__ __forceinline__ void flush_pair(const StackMatrix& m, float* out, int
   for (int ti = 0; ti < 2; ++ti) {
     atomicAdd(out + tiles[ti] * 16 + g, acc[ti][0]);
     atomicAdd(out + tiles[ti] * 16 + g + 8, acc[ti][1]);
+  }
+}
+
+// flush_pair as 16-byte reductions (red.global.v4.f32.add, sm_90): lanes 0 and 16 take rows g
+// .. g + 3 of each half tile from lanes 4, 8 and 12 below them, 8 reductions a pair instead of
+// 32. The cluster MLP form's down_proj flushes each unit (its units are one group of a pair
+// each), 64 slices' sums to every output row, 4x the reductions of the other form's blocks of
+// groups; as scalars they queued at L2 (H100, session 39: its units 28% slower).
+__device__ __forceinline__ void flush_pair_v4(const StackMatrix& m, float* out, int pair, const float (&acc)[2][2],
+                                              int lane) {
+  int tiles[2];
+  pair_tiles(m, pair, tiles);
+  const int g = lane >> 2;
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {  // rows g (h 0) and g + 8 (h 1) of the tile
+      const float v = acc[ti][h];
+      const float v1 = __shfl_down_sync(0xffffffffu, v, 4), v2 = __shfl_down_sync(0xffffffffu, v, 8),
+                  v3 = __shfl_down_sync(0xffffffffu, v, 12);
+      if ((lane & 15) == 0)
+        asm volatile("red.global.v4.f32.add [%0], {%1, %2, %3, %4};" ::"l"(out + tiles[ti] * 16 + 8 * h + g), "f"(v),
+                     "f"(v1), "f"(v2), "f"(v3)
+                     : "memory");
+    }
+  }
+}
+
+// The cluster MLP form's gate_up flush: the warp's sums of the CTA's tile pair lp (0 .. 3) into
+// its shared sums gul (gate rows [0, 64), up rows [64, 128): 16 lp + row).
+__device__ __forceinline__ void flush_pair_local(float* gul, int lp, const float (&acc)[2][2], int lane) {
+  if ((lane & 3) != 0) return;
+  const int g = lane >> 2;
+#pragma unroll
+  for (int ti = 0; ti < 2; ++ti) {
+    atomicAdd(gul + ti * (kStackSliceCols / 2) + lp * 16 + g, acc[ti][0]);
+    atomicAdd(gul + ti * (kStackSliceCols / 2) + lp * 16 + g + 8, acc[ti][1]);
   }
 }
 
@@ -1180,7 +1218,7 @@ __device__ __noinline__ void attention_cta(const DecodeStackArgs& a, const Stack
 }
 
 // What a matrix does with the flags form's counters (the kernel's run_matrix).
-enum : int { kRolePlain, kRoleQkv, kRoleO, kRoleGateUp, kRoleDown };
+enum : int { kRolePlain, kRoleQkv, kRoleO, kRoleGateUp, kRoleDown, kRoleSlice, kRoleSliceDown };
 template <int R>
 struct Role {
   static constexpr int value = R;
@@ -1229,6 +1267,10 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
   float* red = reinterpret_cast<float*>(smem + lay.red);    // [32]
   bf16* qs = reinterpret_cast<bf16*>(smem + lay.qs);        // [G][D] warp 0's q
   uint8_t* stage = smem + lay.stage;                         // [kStageBytes] warp 0's first chunk
+  // The cluster MLP form's: the CTA's gate_up sums [kStackSliceCols] and its cluster's GLU
+  // [kStackSliceCols], in xs past gate_up's input (stack_cluster_mlp_fits leaves the room).
+  float* gul = reinterpret_cast<float*>(xs + a.H);
+  bf16* dx = xs + a.H + 2 * kStackSliceCols;
   // The warp's place among the CTA's streaming warps (0 for a warp 0 that does not stream).
   const int sw = max(warp - first_sw, 0);
   bf16* warp_scratch = reinterpret_cast<bf16*>(smem + lay.scratch + sw * scratch_bytes);
@@ -1276,7 +1318,9 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
   // The warp's ranges of the four matrices, a lane each (weights only: before the PDL wait).
   if (streams && lane < 4) {
     const StackMatrix& mt = stack_matrix(a, lane);
-    ranges[warp][lane] = stack_warp_range(mt.units, mt.N / 32, mt.group_block, W, gw, UB);
+    ranges[warp][lane] = a.cluster_mlp && lane >= 2
+                             ? stack_cluster_range(lane == 3, mt.N / 32, mt.groups, mt.group_block, W, cta_warps, gw, UB)
+                             : stack_warp_range(mt.units, mt.N / 32, mt.group_block, W, gw, UB);
   }
   __syncwarp();
   // (Read after the crew's barriers that end layer 0's qkv norm.)
@@ -1368,7 +1412,9 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
   // (SharedInput, L2Input, GluInput). role (a Role): in the flags form, the counters its
   // tile pairs' flushes add to (kRoleQkv: kv head g's; kRoleGateUp: down's column
   // group's), or wait on before a unit (kRoleO: the attention of the unit's head;
-  // kRoleDown: the GLU's column group), up to `target`; kRolePlain: neither.
+  // kRoleDown: the GLU's column group), up to `target`; kRolePlain: neither; kRoleSlice: the
+  // cluster MLP's gate_up, whose flushes go to the CTA's shared sums (flush_pair_local);
+  // kRoleSliceDown: its down_proj, flushed by 16-byte reductions (flush_pair_v4).
   auto run_matrix = [&](int m, float* out, const auto& x, auto role, unsigned target) {
     constexpr int R = decltype(role)::value;
     if (!streams) return;
@@ -1401,7 +1447,13 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
     unsigned pending_units = 0;
     int ready = -1;                 // the last counter seen at its target (consumers)
     auto flush = [&]() {
-      flush_pair(mt, out, pair, acc, lane);
+      if constexpr (R == kRoleSlice) {  // the cluster MLP's gate_up: into the CTA's sums
+        flush_pair_local(gul, pair - static_cast<int>(blockIdx.x) * (kStackSliceCols / 32), acc, lane);
+      } else if constexpr (R == kRoleSliceDown) {
+        flush_pair_v4(mt, out, pair, acc, lane);
+      } else {
+        flush_pair(mt, out, pair, acc, lane);
+      }
       if constexpr (R == kRoleQkv || R == kRoleGateUp) {
         const int f = R == kRoleQkv ? stack_qkv_flag(pair, Hq, Hkv) : stack_glu_flag(pair, down_group);
         if (f != pending) {
@@ -1539,7 +1591,11 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
     if (l > 0) {
       barrier(l, 0);
       add_sums<C>(hs, d_last, H);
-      zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
+      if (a.cluster_mlp) {
+        zero_sums<C>(osum, H);  // read after barrier 3 (the form has no barrier 4)
+      } else {
+        zero_sums<C>(gusum, 2 * I);  // read by every CTA before the barrier
+      }
       if (flags) zero_sums<C>(o_last, H);
     }
     stage_norm<C, true>(hs, norm_w, H, a.eps, a.norm_kind, xs, red);
@@ -1610,6 +1666,9 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
     load_norm_weights<C>(L.mlp_norm_w, H, norm_w);
     barrier(l, 3);
     add_sums<C>(hs, o_out, H);
+    // The cluster MLP's sums back to zero (xs past H was the o stage's or the CTA attention's),
+    // before stage_norm's barrier and gate_up's flushes.
+    if (a.cluster_mlp && C::rank() >= 0 && C::rank() < kStackSliceCols) gul[C::rank()] = 0.0f;
     if (flags) {
       zero_sums<C>(qkvsum, QKV);           // the attention read it before the barrier
       if (l > 0) zero_sums<C>(d_last, H);  // read after barrier 0
@@ -1621,6 +1680,34 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
       // down_proj: each unit waits for its column group of gate_up and makes its GLU itself.
       run_matrix(4 * l + 3, d_out, GluInput<SU>{gusum, warp_scratch, I, a.activation}, Role<kRoleDown>{},
                  layer_n * glu_units);
+      continue;
+    }
+    if (a.cluster_mlp) {
+      run_matrix(4 * l + 2, gusum, staged_f16, Role<kRoleSlice>{}, 0u);
+      // The CTA's GLU of its half of its cluster's slice (gul: every warp's gate_up sums) into
+      // both CTAs' dx (this one's at 64 h, its partner's through DSMEM); the cluster barrier then
+      // orders the partner's stores before this CTA's down_proj reads. (The partner writes
+      // this CTA's dx only after barrier 3, when nothing else of xs past H is in use here.)
+      // (Traced as barrier 4: its arrival after the CTA's sync, its exit after the cluster's.)
+      C::sync();
+      mark(l, kTraceArrive0 + 8);
+      const int r = C::rank(), h = static_cast<int>(blockIdx.x & 1), half = kStackSliceCols / 2;
+      if (r >= 0 && r < half / 2) {
+        const float g0 = gul[2 * r], g1 = gul[2 * r + 1], u0 = gul[half + 2 * r], u1 = gul[half + 2 * r + 1];
+        const __nv_bfloat162 v = __halves2bfloat162(glu_bf16(g0, u0, a.activation), glu_bf16(g1, u1, a.activation));
+        const uint32_t bits = *reinterpret_cast<const uint32_t*>(&v);
+        uint32_t* const mine = reinterpret_cast<uint32_t*>(dx + half * h + 2 * r);
+        *mine = bits;
+        st_cluster_u32(cluster_smem_addr(mine, h ^ 1), bits);
+      }
+      cluster_arrive_release();
+      cluster_wait_acquire();
+      mark(l, kTraceArrive0 + 9);
+      mark(l, kTraceDownStaged);
+      // down_proj's units read the slice's columns [kStackSliceCols k, + kStackSliceCols) of
+      // its input: dx as that stretch of it.
+      const SharedInput<false> slice_x{dx - kStackSliceCols * static_cast<int>(blockIdx.x >> 1)};
+      run_matrix(4 * l + 3, d_out, slice_x, Role<kRoleSliceDown>{}, 0u);
       continue;
     }
     run_matrix(4 * l + 2, gusum, staged_f16, Role<kRolePlain>{}, 0u);
@@ -1660,7 +1747,11 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
   }
   cp_async_wait<0>();
   grid_barrier<C>(bar_count, bar_target, kTrace ? trace_row(a.layers - 1) + kTraceFinalArrive : nullptr);
-  zero_sums<C>(gusum, 2 * I);
+  if (a.cluster_mlp) {
+    zero_sums<C>(osum, H);  // read after the last barrier 3
+  } else {
+    zero_sums<C>(gusum, 2 * I);
+  }
   if (flags) zero_sums<C>(osum + ((a.layers - 1) & 1) * H, H);  // read after the last barrier 3
   if (blockIdx.x == 0) {
     if (tid == C::kFirst) *bar_base = *bar_target;  // every CTA has arrived: the next launch's base

@@ -521,6 +521,78 @@ __global__ void __launch_bounds__(1024) argmax_logprob_kernel(const float* logit
   }
 }
 
+// Rows spread over kArgmaxBlocks blocks each (launch_argmax_logprob's few-row path): block b of
+// row r takes the float4s [nvec b / B, nvec (b + 1) / B) (the last block also the scalar tail)
+// into partials[r B + b]; the row's last block to finish (its ticket, a fence before) merges
+// the B partials in block order (the same result every run) and writes the outputs, then
+// sets the ticket back to zero for the next launch.
+constexpr int kArgmaxBlocks = 32, kArgmaxThreads = 256;
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_logprob_split_kernel(const float* logits, int V, int32_t* ids,
+                                                                             float* logprobs, int32_t* ids_copy,
+                                                                             ArgmaxLse* partials, unsigned* tickets) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int r = blockIdx.y, b = blockIdx.x, B = gridDim.x;
+  const float* row = logits + static_cast<size_t>(r) * V;
+  const int nvec = (V % 4 == 0) ? V / 4 : 0;  // rows of V % 4 != 0 are not 16-byte aligned: scalar path
+  const int v0 = static_cast<int>(static_cast<int64_t>(nvec) * b / B);
+  const int v1 = static_cast<int>(static_cast<int64_t>(nvec) * (b + 1) / B);
+  const float4* rv = reinterpret_cast<const float4*>(row);
+  ArgmaxLse acc;
+  constexpr int kUnroll = 4;
+  for (int base = v0; base < v1; base += kUnroll * kArgmaxThreads) {
+    float4 q[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int v = base + u * kArgmaxThreads + threadIdx.x;
+      q[u] = v < v1 ? __ldcs(rv + v) : make_float4(-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int v = base + u * kArgmaxThreads + threadIdx.x;
+      if (v >= v1) continue;
+      acc.add(q[u].x, 4 * v);
+      acc.add(q[u].y, 4 * v + 1);
+      acc.add(q[u].z, 4 * v + 2);
+      acc.add(q[u].w, 4 * v + 3);
+    }
+  }
+  if (b == B - 1)
+    for (int i = 4 * nvec + threadIdx.x; i < V; i += kArgmaxThreads) acc.add(row[i], i);
+  for (int o = 16; o > 0; o >>= 1) acc.merge(shfl_xor(acc, o));
+  __shared__ ArgmaxLse s_part[kArgmaxThreads / 32];
+  __shared__ bool s_last;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) s_part[warp] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    ArgmaxLse part = s_part[0];
+    for (int w = 1; w < kArgmaxThreads / 32; ++w) part.merge(s_part[w]);
+    partials[r * B + b] = part;
+    __threadfence();
+    s_last = atomicAdd(tickets + r, 1u) == static_cast<unsigned>(B - 1);
+  }
+  __syncthreads();
+  if (!s_last || warp != 0) return;
+  __threadfence();  // the other blocks' partials, published before their tickets
+  // Lane l merges partials l, l + 32, ... (in order), then the lanes by the fixed butterfly.
+  ArgmaxLse m;
+  for (int j = lane; j < B; j += 32) {
+    ArgmaxLse p;
+    p.m = __ldcg(&partials[r * B + j].m);
+    p.i = __ldcg(&partials[r * B + j].i);
+    p.s = __ldcg(&partials[r * B + j].s);
+    m.merge(p);
+  }
+  for (int o = 16; o > 0; o >>= 1) m.merge(shfl_xor(m, o));
+  if (lane == 0) {
+    ids[r] = m.i;
+    if (ids_copy != nullptr) ids_copy[r] = m.i;
+    logprobs[r] = isfinite(m.m) ? -logf(m.s) : NAN;
+    tickets[r] = 0;
+  }
+}
+
 // One masked logit: +Inf for a non-finite value (the row must fail), -inf
 // where the mask bit is 0, else unchanged.
 __device__ __forceinline__ float masked_logit(float x, unsigned allowed) {
@@ -717,10 +789,17 @@ void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, i
 }
 
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, int32_t* ids_copy,
-                           cudaStream_t stream) {
+                           const ArgmaxScratch& scratch, cudaStream_t stream) {
   if (R == 0) return;
+  if (R <= kArgmaxSplitRows && scratch.partials != nullptr && V >= 4 * kArgmaxBlocks * kArgmaxThreads) {
+    launch(false, argmax_logprob_split_kernel, dim3(kArgmaxBlocks, R), dim3(kArgmaxThreads), 0, stream, logits, V, ids,
+           logprobs, ids_copy, static_cast<ArgmaxLse*>(scratch.partials), scratch.tickets);
+    return;
+  }
   launch(false, argmax_logprob_kernel, dim3(R), dim3(1024), 0, stream, logits, V, ids, logprobs, ids_copy);
 }
+
+size_t argmax_scratch_bytes() { return static_cast<size_t>(kArgmaxSplitRows) * kArgmaxBlocks * sizeof(ArgmaxLse); }
 
 void launch_apply_token_mask(float* logits, int V, const int32_t* rows, int M, const uint32_t* masks, int words,
                              cudaStream_t stream) {

@@ -111,9 +111,19 @@ constexpr int kGemvMaxTokens = 4;
 void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int T, int N, int K, bool pdl,
                  cudaStream_t stream);
 // Per row of logits [R, V] f32: ids[r] = argmax, logprobs[r] = logits[r, id] - logsumexp(row);
-// ids_copy (null: none) gets the ids too.
+// ids_copy (null: none) gets the ids too. Up to kArgmaxSplitRows rows of a large vocabulary
+// are each spread over several blocks (one block reading a 128k row took ~15 us), merged by
+// the row's last block through `scratch` (device memory of the caller's, one launch at a
+// time: partials of argmax_scratch_bytes, tickets [kArgmaxSplitRows] zero before the first
+// launch and left zero by each); more rows, or no scratch, take a block a row.
+constexpr int kArgmaxSplitRows = 8;
+struct ArgmaxScratch {
+  void* partials = nullptr;
+  unsigned* tickets = nullptr;
+};
+size_t argmax_scratch_bytes();
 void launch_argmax_logprob(const float* logits, int R, int V, int32_t* ids, float* logprobs, int32_t* ids_copy,
-                           cudaStream_t stream);
+                           const ArgmaxScratch& scratch, cudaStream_t stream);
 // Token masks (Backend::apply_token_mask): for m < M, row rows[m] of logits [R, V]
 // f32 gets -inf where bit i of masks[m * words + i / 32] is 0, and +Inf at every
 // NaN/±Inf entry. rows [M], masks [M, words]: device memory.

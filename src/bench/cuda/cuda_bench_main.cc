@@ -48,6 +48,8 @@
 //                                        units: decode_stack_warp_merge)
 //                      [--decode-stack-warp0-streams]   (warp 0 streams weight units too, 16 warps a
 //                                        CTA: decode_stack_warp0_streams)
+//                      [--decode-stack-cluster-mlp]  (gate_up, GLU and down_proj in clusters of two CTAs,
+//                                                    no grid barrier between them: decode_stack_cluster_mlp)
 //                      [--decode-stack-global-staging]  (every CTA staging all of o_proj's and down_proj's
 //                                        input, pair-major units: decode_stack_local_staging false)
 //                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
@@ -529,6 +531,7 @@ nlohmann::json run_model(Backend& gpu, const std::string& model_dir, const std::
   r["decode_stack_flags"] = set.options.decode_stack_flags;
   r["decode_stack_warp_merge"] = set.options.decode_stack_warp_merge;
   r["decode_stack_warp0_streams"] = set.options.decode_stack_warp0_streams;
+  r["decode_stack_cluster_mlp"] = set.options.decode_stack_cluster_mlp;
   r["decode_stack_local_staging"] = set.options.decode_stack_local_staging;
   r["quant_gemv"] = kr::quant_gemv_name(set.options.quant_gemv);
   r["quant_gemv_split"] = set.options.quant_gemv_split;
@@ -750,6 +753,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-flags") options.decode_stack_flags = true;
     else if (a == "--decode-stack-warp-merge") options.decode_stack_warp_merge = true;
     else if (a == "--decode-stack-warp0-streams") options.decode_stack_warp0_streams = true;
+    else if (a == "--decode-stack-cluster-mlp") options.decode_stack_cluster_mlp = true;
     else if (a == "--decode-stack-global-staging") options.decode_stack_local_staging = false;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
