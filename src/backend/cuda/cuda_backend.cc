@@ -1238,10 +1238,11 @@ void CudaBackend::prepare_decode_stack(const DecodeStack& s) {
   if (options_.decode_stack_cluster_mlp) {
     const int depth = stack_ring_depth(options_, group, static_cast<int>(H), static_cast<int>(I),
                                        d0.qkv_params->q_heads, d0.qkv_params->kv_heads);
+    // (On by default: where it does not apply, the log says so and the grid barrier form runs.)
     if (options_.decode_stack_row_ring || options_.decode_stack_flags) {
-      KR_LOG(kWarn, "decode stack kernel: the cluster MLP form is not used with the row ring or the flags form");
+      KR_LOG(kInfo, "decode stack kernel: the cluster MLP form is not used with the row ring or the flags form");
     } else if (!cuda::stack_cluster_mlp_fits(static_cast<int>(H), static_cast<int>(I), group, num_sms_)) {
-      KR_LOG(kWarn, "decode stack kernel: the cluster MLP form does not take intermediate size %lld on %d CTAs",
+      KR_LOG(kInfo, "decode stack kernel: the cluster MLP form does not take intermediate size %lld on %d CTAs",
              static_cast<long long>(I), num_sms_);
     } else if (!cuda::stack_cluster_mlp_resident(static_cast<int>(H), static_cast<int>(I), d0.qkv_params->q_heads,
                                                  d0.qkv_params->kv_heads, group, qweight(*d0.o).w.has_bias, depth,

@@ -220,10 +220,11 @@ struct CudaOptions {
   bool decode_stack_warp0_streams = false;
   // gate_up, its GLU and down_proj within clusters of two CTAs, without the grid barrier
   // between them (DecodeStackArgs::cluster_mlp; not with the row ring or the flags form; where
-  // stack_cluster_mlp_fits the model and the grid, and its clusters all fit the device at once).
-  // The images of gate_up and down_proj are built at load in its order. kr-cuda-bench and
-  // kr-backend-ops --decode-stack-cluster-mlp.
-  bool decode_stack_cluster_mlp = false;
+  // stack_cluster_mlp_fits the model and the grid, and its clusters all fit the device at once:
+  // Llama-3.2-3B on 132 SMs, not 8B). The images of gate_up and down_proj are built at load in
+  // its order. On by default since session 39 (3B AWQ batch 1 +1.9-2.2% on an H100); false:
+  // kr-cuda-bench and kr-backend-ops --decode-stack-no-cluster-mlp.
+  bool decode_stack_cluster_mlp = true;
   // o_proj's and down_proj's units ordered in blocks of columns (a head's for o_proj, 512 for
   // down_proj: stack_o_group_block, stack_down_group_block), so that each CTA merges the
   // attention (or makes the GLU) of only the columns its own units read, instead of all of

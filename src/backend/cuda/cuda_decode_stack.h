@@ -21,7 +21,9 @@
 // with DecodeStackArgs::warp0_streams streams units too; stack_stream_warps). The CTAs
 // meet at a grid barrier between phases (5 a layer, on a 64-bit count that only
 // grows), and every CTA builds the next matrix's whole input (norm, copy or GLU) in
-// shared memory from f32 sums.
+// shared memory from f32 sums. In the cluster MLP form (DecodeStackArgs::cluster_mlp, the
+// default where it fits) gate_up and down_proj meet at a barrier of two CTAs instead
+// (stack_cluster_span): 4 grid barriers a layer.
 //
 // Layout: a unit is one scale group (64 or 128 columns) of one tile pair (two
 // 16-row mma tiles of qgemm_layout.h: rows 2p, 2p + 1, or gate tile p with up tile

@@ -46,8 +46,8 @@
 //                                         units, CudaOptions::decode_stack_warp_merge)
 //                       [--decode-stack-warp0-streams]  (warp 0 streams weight units too, 16 warps a CTA:
 //                                         CudaOptions::decode_stack_warp0_streams)
-//                       [--decode-stack-cluster-mlp]  (gate_up, GLU and down_proj in clusters of two CTAs,
-//                                                     no grid barrier between them: decode_stack_cluster_mlp)
+//                       [--decode-stack-no-cluster-mlp]  (gate_up, GLU and down_proj at grid barriers instead
+//                                                     of in clusters of two CTAs: decode_stack_cluster_mlp false)
 //                       [--decode-stack-global-staging]  (every CTA staging all of o_proj's and down_proj's
 //                                         input, pair-major units: decode_stack_local_staging false)
 //                       [--kv-fp8]   (every KV cache of the attention, store and layer checks an
@@ -1449,6 +1449,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-warp-merge") options.decode_stack_warp_merge = true;
     else if (a == "--decode-stack-warp0-streams") options.decode_stack_warp0_streams = true;
     else if (a == "--decode-stack-cluster-mlp") options.decode_stack_cluster_mlp = true;
+    else if (a == "--decode-stack-no-cluster-mlp") options.decode_stack_cluster_mlp = false;
     else if (a == "--decode-stack-global-staging") options.decode_stack_local_staging = false;
     else if (a == "--fp8-small-gemm" && has_value) options.fp8_small_gemm_max_tokens = std::atoi(argv[++i]);
     else if (a == "--fp8-wgmma-gemm" && has_value) options.fp8_wgmma_gemm_max_tokens = std::atoi(argv[++i]);

@@ -48,8 +48,8 @@
 //                                        units: decode_stack_warp_merge)
 //                      [--decode-stack-warp0-streams]   (warp 0 streams weight units too, 16 warps a
 //                                        CTA: decode_stack_warp0_streams)
-//                      [--decode-stack-cluster-mlp]  (gate_up, GLU and down_proj in clusters of two CTAs,
-//                                                    no grid barrier between them: decode_stack_cluster_mlp)
+//                      [--decode-stack-no-cluster-mlp]  (gate_up, GLU and down_proj at grid barriers instead
+//                                                    of in clusters of two CTAs: decode_stack_cluster_mlp false)
 //                      [--decode-stack-global-staging]  (every CTA staging all of o_proj's and down_proj's
 //                                        input, pair-major units: decode_stack_local_staging false)
 //                      [--decode-stack-trace]   (its per-phase timestamps: after each batch-1 decode run,
@@ -754,6 +754,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-stack-warp-merge") options.decode_stack_warp_merge = true;
     else if (a == "--decode-stack-warp0-streams") options.decode_stack_warp0_streams = true;
     else if (a == "--decode-stack-cluster-mlp") options.decode_stack_cluster_mlp = true;
+    else if (a == "--decode-stack-no-cluster-mlp") options.decode_stack_cluster_mlp = false;
     else if (a == "--decode-stack-global-staging") options.decode_stack_local_staging = false;
     else if (a == "--no-flash") options.flash_attention = false;
     else if (a == "--flash-decode-min-keys" && i + 1 < argc) options.flash_decode_min_keys = std::atoi(argv[++i]);
