@@ -237,6 +237,14 @@ struct StackWarpRange {
   short n = 0;        // its units
   short pair = 0, grp = 0, gi = 0;  // its first unit's (tile pair, group), grp's place in its block
 };
+// r's first unit (tile pair, group, the group's place in its block) for unit index b.
+KR_HD void stack_range_first_unit(StackWarpRange* r, int b, int pairs, int group_block) {
+  int pair, grp;
+  stack_unit_pair_group(b, pairs, group_block, &pair, &grp);
+  r->pair = static_cast<short>(pair);
+  r->grp = static_cast<short>(grp);
+  r->gi = static_cast<short>(grp % group_block);
+}
 KR_HD StackWarpRange stack_warp_range(int units, int pairs, int group_block, int W, int gw, int unit_bytes) {
   StackWarpRange r;
   const int b = stack_range_begin(units, gw, W), n = stack_range_begin(units, gw + 1, W) - b;
@@ -245,13 +253,7 @@ KR_HD StackWarpRange stack_warp_range(int units, int pairs, int group_block, int
   r.last_step = n >= 2 ? static_cast<int>((stack_unit_slot(units, W, gw, n - 1) -
                                            stack_unit_slot(units, W, gw, n - 2)) * unit_bytes)
                        : W * unit_bytes;
-  if (n > 0) {
-    int pair, grp;
-    stack_unit_pair_group(b, pairs, group_block, &pair, &grp);
-    r.pair = static_cast<short>(pair);
-    r.grp = static_cast<short>(grp);
-    r.gi = static_cast<short>(grp % group_block);
-  }
+  if (n > 0) stack_range_first_unit(&r, b, pairs, group_block);
   return r;
 }
 
@@ -314,13 +316,7 @@ KR_HD StackWarpRange stack_cluster_range(bool down, int pairs, int groups, int g
   r.n = static_cast<short>(n);
   r.first = gw * unit_bytes;
   r.last_step = W * unit_bytes;
-  if (n > 0) {
-    int pair, grp;
-    stack_unit_pair_group(b, pairs, group_block, &pair, &grp);
-    r.pair = static_cast<short>(pair);
-    r.grp = static_cast<short>(grp);
-    r.gi = static_cast<short>(grp % group_block);
-  }
+  if (n > 0) stack_range_first_unit(&r, b, pairs, group_block);
   return r;
 }
 
