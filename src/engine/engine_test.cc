@@ -436,7 +436,7 @@ TEST(EngineOverlap, ChainedDecodesGiveEachRequestItsTokens) {
     for (const auto& [id, tokens] : want) {
       const Collector::Result r = col.get(id);
       EXPECT_EQ(r.tokens, tokens) << id;
-            EXPECT_EQ(r.reason, want_reason[id]) << id;
+      EXPECT_EQ(r.reason, want_reason[id]) << id;
     }
     EXPECT_TRUE(wait_until([&] { return engine.num_free_blocks() == kBlocks && engine.num_running() == 0; }));
     if (overlap) {

@@ -618,6 +618,37 @@ TEST(DecodeStackPolicy, WarpRangesWalkTheImageAsItsSlots) {
   }
 }
 
+// Every streaming warp's cluster MLP range of one matrix (stack_cluster_span, _range) walked as
+// the kernel walks it: its units in the span's order (stack_unit_pair_group), at the image's
+// slots i W + gw, within stack_cluster_rows; every unit in exactly one span. visit(cta, pair,
+// grp, gi) sees each unit.
+template <class Visit>
+void walk_cluster_spans(bool down, int pairs, int groups, int gb, int ctas, int cta_warps, int ub,
+                        const std::string& at, Visit visit) {
+  const int W = ctas * cta_warps;
+  std::vector<int> seen(static_cast<size_t>(pairs) * groups, 0);
+  for (int gw = 0; gw < W; ++gw) {
+    int b = 0, n = 0;
+    stack_cluster_span(down, pairs, groups, gb, cta_warps, gw, &b, &n);
+    const StackWarpRange r = stack_cluster_range(down, pairs, groups, gb, W, cta_warps, gw, ub);
+    ASSERT_EQ(r.n, n) << at;
+    ASSERT_LE(n, stack_cluster_rows(down, pairs, groups, gb, cta_warps)) << at;
+    EXPECT_EQ(r.first, gw * ub) << at;
+    EXPECT_EQ(r.last_step, W * ub) << at;
+    int pair = r.pair, grp = r.grp, gi = r.gi;
+    for (int i = 0; i < n; ++i) {
+      int p2, g2;
+      stack_unit_pair_group(b + i, pairs, gb, &p2, &g2);
+      ASSERT_EQ(pair, p2) << at << " warp " << gw << " unit " << i;
+      ASSERT_EQ(grp, g2) << at << " warp " << gw << " unit " << i;
+      ++seen[static_cast<size_t>(b + i)];
+      visit(gw / cta_warps, pair, grp, gi);
+      stack_next_unit(pairs, gb, &pair, &grp, &gi);
+    }
+  }
+  for (size_t u = 0; u < seen.size(); ++u) ASSERT_EQ(seen[u], 1) << at << " unit " << u;
+}
+
 // The cluster MLP form (stack_cluster_span): on each shape it takes, every unit of gate_up and
 // of down_proj is in exactly one warp's span; CTA c's gate_up units are all of tile pairs 4 c ..
 // 4 c + 3 (its half of its cluster's slice: every group, so its sums are whole in it); the down
@@ -631,64 +662,27 @@ TEST(DecodeStackPolicy, ClusterMlpSpansPartitionBothMatricesBySlice) {
                           {128, 512, 128, 132, 11},   {3072, 8192, 128, 128, 11}, {256, 768, 64, 12, 15}};
   for (const Shape& sh : shapes) {
     ASSERT_TRUE(stack_cluster_mlp_fits(sh.H, sh.I, sh.group, sh.ctas)) << sh.H << "/" << sh.I;
-    const int W = sh.ctas * sh.cta_warps, ub = sh.group == 128 ? 2176 : 1152;
+    const int ub = sh.group == 128 ? 2176 : 1152;
     const std::string at = std::to_string(sh.H) + "/" + std::to_string(sh.I) + " group " + std::to_string(sh.group) +
                            " on " + std::to_string(sh.ctas);
-    // gate_up: pairs I / 16 gate tiles with their up tiles, K = H, pair-major.
-    {
-      const int pairs = sh.I / 16, groups = sh.H / sh.group;
-      std::vector<int> seen(static_cast<size_t>(pairs) * groups, 0);
-      for (int gw = 0; gw < W; ++gw) {
-        int b = 0, n = 0;
-        stack_cluster_span(false, pairs, groups, groups, sh.cta_warps, gw, &b, &n);
-        const int cta = gw / sh.cta_warps;
-        const StackWarpRange r = stack_cluster_range(false, pairs, groups, groups, W, sh.cta_warps, gw, ub);
-        ASSERT_EQ(r.n, n) << at;
-        ASSERT_LE(n, stack_cluster_rows(false, pairs, groups, groups, sh.cta_warps)) << at;
-        EXPECT_EQ(r.first, gw * ub);
-        EXPECT_EQ(r.last_step, W * ub);
-        int pair = r.pair, grp = r.grp, gi = r.gi;
-        for (int i = 0; i < n; ++i) {
-          int p2, g2;
-          stack_unit_pair_group(b + i, pairs, groups, &p2, &g2);
-          ASSERT_EQ(pair, p2) << at << " warp " << gw << " unit " << i;
-          ASSERT_EQ(grp, g2) << at;
-          ASSERT_EQ(pair / (kStackSliceCols / 32), cta) << at << ": a tile pair of another CTA";
-          ++seen[static_cast<size_t>(b + i)];
-          stack_next_unit(pairs, groups, &pair, &grp, &gi);
-        }
-      }
-      for (size_t u = 0; u < seen.size(); ++u) ASSERT_EQ(seen[u], 1) << at << " gate_up unit " << u;
-    }
-    // down_proj: pairs H / 32, K = I, blocks of a slice's groups.
-    {
-      const int pairs = sh.H / 32, groups = sh.I / sh.group, gb = stack_cluster_down_group_block(sh.group);
-      std::vector<int> seen(static_cast<size_t>(pairs) * groups, 0);
-      std::vector<int> pairs_of_cta(static_cast<size_t>(sh.ctas), 0);
-      for (int gw = 0; gw < W; ++gw) {
-        int b = 0, n = 0;
-        stack_cluster_span(true, pairs, groups, gb, sh.cta_warps, gw, &b, &n);
-        const int cta = gw / sh.cta_warps;
-        const StackWarpRange r = stack_cluster_range(true, pairs, groups, gb, W, sh.cta_warps, gw, ub);
-        ASSERT_EQ(r.n, n) << at;
-        ASSERT_LE(n, stack_cluster_rows(true, pairs, groups, gb, sh.cta_warps)) << at;
-        int pair = r.pair, grp = r.grp, gi = r.gi;
-        for (int i = 0; i < n; ++i) {
-          int p2, g2;
-          stack_unit_pair_group(b + i, pairs, gb, &p2, &g2);
-          ASSERT_EQ(pair, p2) << at << " warp " << gw << " unit " << i;
-          ASSERT_EQ(grp, g2) << at;
-          ASSERT_EQ(grp * sh.group / kStackSliceCols, cta / 2) << at << ": columns of another slice";
-          ASSERT_EQ(pair < pairs / 2 ? 0 : 1, cta % 2) << at << ": the other CTA's half of the output";
-          ++seen[static_cast<size_t>(b + i)];
-          if (gi == gb - 1) ++pairs_of_cta[static_cast<size_t>(cta)];
-          stack_next_unit(pairs, gb, &pair, &grp, &gi);
-        }
-      }
-      for (size_t u = 0; u < seen.size(); ++u) ASSERT_EQ(seen[u], 1) << at << " down unit " << u;
-      for (int c = 0; c < sh.ctas; ++c)
-        EXPECT_EQ(pairs_of_cta[static_cast<size_t>(c)], c / 2 < sh.I / kStackSliceCols ? pairs / 2 : 0) << at;
-    }
+    // gate_up: pairs I / 16 gate tiles with their up tiles, K = H, pair-major: CTA c's units
+    // are all of tile pairs 4 c .. 4 c + 3.
+    walk_cluster_spans(false, sh.I / 16, sh.H / sh.group, sh.H / sh.group, sh.ctas, sh.cta_warps, ub, at + " gate_up",
+                       [&](int cta, int pair, int, int) {
+                         EXPECT_EQ(pair / (kStackSliceCols / 32), cta) << at << ": a tile pair of another CTA";
+                       });
+    // down_proj: pairs H / 32, K = I, blocks of a slice's groups: CTA c's units read only slice
+    // c / 2's columns, for half of the output's tile pairs (each of them whole).
+    const int pairs = sh.H / 32, gb = stack_cluster_down_group_block(sh.group);
+    std::vector<int> pairs_of_cta(static_cast<size_t>(sh.ctas), 0);
+    walk_cluster_spans(true, pairs, sh.I / sh.group, gb, sh.ctas, sh.cta_warps, ub, at + " down",
+                       [&](int cta, int pair, int grp, int gi) {
+                         EXPECT_EQ(grp * sh.group / kStackSliceCols, cta / 2) << at << ": columns of another slice";
+                         EXPECT_EQ(pair < pairs / 2 ? 0 : 1, cta % 2) << at << ": the other CTA's half of the output";
+                         if (gi == gb - 1) ++pairs_of_cta[static_cast<size_t>(cta)];
+                       });
+    for (int c = 0; c < sh.ctas; ++c)
+      EXPECT_EQ(pairs_of_cta[static_cast<size_t>(c)], c / 2 < sh.I / kStackSliceCols ? pairs / 2 : 0) << at;
   }
   // What it does not take: 8B's 112 slices on 132 CTAs (66 clusters), an odd grid, I not a
   // whole number of slices, an intermediate size without room past H in xs for the sums and GLU.
