@@ -86,7 +86,8 @@
 //                      attention alone, 3B shape, chunks against long cached contexts, per flash
 //                      prefill variant, each checked against variant 0: attn_bench.h)
 //        kr-cuda-bench --launch-bench [--json FILE]   (one kernel boundary inside a replayed graph,
-//                      with and without PDL, at 1 / SMs / 4 x SMs blocks: launch_bench.h)
+//                      with and without PDL, at 1 / SMs / 4 x SMs blocks; the greedy step's argmax
+//                      after a graph or inside it: launch_bench.h)
 //        kr-cuda-bench --persistent-gemv-bench [--layers N] [--json FILE]   (the 4-bit GEMVs of a
 //                      3B batch-1 step as one persistent kernel vs one kernel a matrix: persistent_gemv_bench.h)
 //        kr-cuda-bench --mega-gemv-bench [--layers N] [--json FILE]   (the same chain as one persistent
@@ -823,9 +824,17 @@ int main(int argc, char** argv) {
       rows.push_back({{"blocks", r.blocks}, {"pdl", r.pdl}, {"us_per_kernel", r.us_per_kernel}, {"ordered", r.ordered}});
       ordered &= r.ordered;
     }
+    const kr::ArgmaxTailResult tail = kr::run_argmax_tail_bench();
     if (!json_path.empty()) {
       std::ofstream out(json_path);
-      out << nlohmann::json{{"launch_chain", rows}}.dump(2) << "\n";
+      out << nlohmann::json{{"launch_chain", rows},
+                            {"argmax_tail_us",
+                             {{"chain", tail.chain_us},
+                              {"after_graph", tail.after_graph_us},
+                              {"in_graph", tail.in_graph_us},
+                              {"in_chain", tail.in_chain_us}}}}
+                 .dump(2)
+          << "\n";
     }
     return ordered ? 0 : 1;
   }

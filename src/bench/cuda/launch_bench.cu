@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
 
 namespace kr {
@@ -61,7 +62,102 @@ LaunchBenchRow run_chain(int blocks, bool pdl, cudaStream_t stream, int* counter
   return row;
 }
 
+constexpr int kChainHops = 100;  // hop kernels in a tail bench step's graph
+constexpr int kTailSteps = 50;   // steps a timed round
+constexpr int kTailRounds = 3;
+constexpr int kVocab = 128256;
+
+cudaGraphExec_t capture(cudaStream_t stream, const auto& body) {
+  cudaGraph_t graph = nullptr;
+  KR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  body();
+  KR_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  KR_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  KR_CUDA_CHECK(cudaGraphDestroy(graph));
+  return exec;
+}
+
+// Microseconds of one `step` (enqueued kTailSteps times between two events), best round.
+double time_steps(cudaStream_t stream, const auto& step) {
+  cudaEvent_t t0, t1;
+  KR_CUDA_CHECK(cudaEventCreate(&t0));
+  KR_CUDA_CHECK(cudaEventCreate(&t1));
+  step();  // warm-up
+  float best_ms = 1e30f;
+  for (int r = 0; r < kTailRounds; ++r) {
+    KR_CUDA_CHECK(cudaEventRecord(t0, stream));
+    for (int i = 0; i < kTailSteps; ++i) step();
+    KR_CUDA_CHECK(cudaEventRecord(t1, stream));
+    KR_CUDA_CHECK(cudaEventSynchronize(t1));
+    float ms = 0.0f;
+    KR_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
+    best_ms = std::min(best_ms, ms);
+  }
+  KR_CUDA_CHECK(cudaEventDestroy(t0));
+  KR_CUDA_CHECK(cudaEventDestroy(t1));
+  return best_ms * 1e3 / kTailSteps;
+}
+
 }  // namespace
+
+ArgmaxTailResult run_argmax_tail_bench() {
+  int device = 0, sms = 0;
+  KR_CUDA_CHECK(cudaGetDevice(&device));
+  KR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  cudaStream_t stream = nullptr;
+  KR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  int* counter = nullptr;
+  float* logits = nullptr;    // [1, kVocab]
+  int32_t* ids_copy = nullptr;
+  void* host = nullptr;       // ids [1] then logprobs [1], mapped
+  cuda::ArgmaxScratch scratch;
+  KR_CUDA_CHECK(cudaMalloc(&counter, sizeof(int)));
+  KR_CUDA_CHECK(cudaMalloc(&logits, kVocab * sizeof(float)));
+  KR_CUDA_CHECK(cudaMemset(logits, 0, kVocab * sizeof(float)));
+  KR_CUDA_CHECK(cudaMalloc(&ids_copy, sizeof(int32_t)));
+  KR_CUDA_CHECK(cudaMalloc(&scratch.partials, cuda::argmax_scratch_bytes()));
+  KR_CUDA_CHECK(cudaMalloc(&scratch.tickets, cuda::kArgmaxSplitRows * sizeof(unsigned)));
+  KR_CUDA_CHECK(cudaMemset(scratch.tickets, 0, cuda::kArgmaxSplitRows * sizeof(unsigned)));
+  KR_CUDA_CHECK(cudaHostAlloc(&host, 64, cudaHostAllocMapped));
+  void* host_dev = nullptr;
+  KR_CUDA_CHECK(cudaHostGetDevicePointer(&host_dev, host, 0));
+  int32_t* const ids = static_cast<int32_t*>(host_dev);
+  float* const lps = reinterpret_cast<float*>(ids + 1);
+  auto argmax = [&] { cuda::launch_argmax_logprob(logits, 1, kVocab, ids, lps, ids_copy, scratch, stream); };
+  auto chain = [&] {
+    for (int i = 0; i < kChainHops; ++i) cuda::launch(false, hop_kernel, dim3(sms), dim3(kThreads), 0, stream, counter);
+  };
+  cudaGraphExec_t plain = capture(stream, chain);
+  cudaGraphExec_t with_argmax = capture(stream, [&] {
+    chain();
+    argmax();
+  });
+  cudaGraphExec_t argmaxes = capture(stream, [&] {
+    for (int i = 0; i < kTailSteps; ++i) argmax();
+  });
+  ArgmaxTailResult r;
+  r.chain_us = time_steps(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(plain, stream)); });
+  r.after_graph_us = time_steps(stream, [&] {
+    KR_CUDA_CHECK(cudaGraphLaunch(plain, stream));
+    argmax();
+  }) - r.chain_us;
+  r.in_graph_us = time_steps(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(with_argmax, stream)); }) - r.chain_us;
+  KR_CUDA_CHECK(cudaGraphLaunch(argmaxes, stream));  // warm-up
+  r.in_chain_us = time_steps(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(argmaxes, stream)); }) / kTailSteps;
+  std::printf("argmax tail (1 row of %d logits, mapped outputs): a graph of %d hops (%d blocks) %.2f us; "
+              "the argmax after it +%.2f us, as its last node +%.2f us; alone in a graph %.2f us a kernel\n",
+              kVocab, kChainHops, sms, r.chain_us, r.after_graph_us, r.in_graph_us, r.in_chain_us);
+  for (cudaGraphExec_t e : {plain, with_argmax, argmaxes}) KR_CUDA_CHECK(cudaGraphExecDestroy(e));
+  KR_CUDA_CHECK(cudaFreeHost(host));
+  KR_CUDA_CHECK(cudaFree(scratch.tickets));
+  KR_CUDA_CHECK(cudaFree(scratch.partials));
+  KR_CUDA_CHECK(cudaFree(ids_copy));
+  KR_CUDA_CHECK(cudaFree(logits));
+  KR_CUDA_CHECK(cudaFree(counter));
+  KR_CUDA_CHECK(cudaStreamDestroy(stream));
+  return r;
+}
 
 std::vector<LaunchBenchRow> run_launch_bench() {
   int device = 0, sms = 0;

@@ -19,7 +19,20 @@ struct LaunchBenchRow {
   bool ordered = false;  // the counter reached its expected value
 };
 
+// The greedy step's tail: a graph of kChainHops hop kernels (the step's graph, 132 blocks
+// each) replayed kTailSteps times back to back (a), each followed by the split argmax of a
+// 128,256-logit row launched on its own after the graph (b, as the overlapped decode does),
+// or with the argmax as the graph's last node (c); the argmax writes mapped host memory, as
+// the backend's does. Microseconds a step beyond (a), best of the timed rounds.
+struct ArgmaxTailResult {
+  double chain_us = 0.0;          // (a): one replay of the chain
+  double after_graph_us = 0.0;    // (b) - (a)
+  double in_graph_us = 0.0;       // (c) - (a)
+  double in_chain_us = 0.0;       // a graph of kTailSteps argmax kernels alone, per kernel
+};
+
 // Runs every configuration on the current device and prints one line each.
 std::vector<LaunchBenchRow> run_launch_bench();
+ArgmaxTailResult run_argmax_tail_bench();
 
 }  // namespace kr
