@@ -332,27 +332,13 @@ __device__ __forceinline__ void pair_tiles(const StackMatrix& m, int pair, int (
   tiles[1] = m.swiglu ? pair + m.N / 32 : 2 * pair + 1;
 }
 
-// The warp's sums of tile pair `pair` added to out (f32 [N]).
+// The warp's sums of tile pair `pair` added to out (f32 [N]) as 16-byte reductions
+// (red.global.v4.f32.add, sm_90): lanes 0 and 16 take rows g .. g + 3 of each half tile from
+// lanes 4, 8 and 12 below them, 8 reductions a pair instead of 32 scalar ones. Every matrix's
+// flush but the cluster MLP's gate_up (flush_pair_local): as scalars they queued at L2 and
+// held up each grid barrier's release (docs/performance.md, sessions 39 and 40).
 __device__ __forceinline__ void flush_pair(const StackMatrix& m, float* out, int pair, const float (&acc)[2][2],
                                            int lane) {
-  if ((lane & 3) != 0) return;
-  int tiles[2];
-  pair_tiles(m, pair, tiles);
-  const int g = lane >> 2;
-#pragma unroll
-  for (int ti = 0; ti < 2; ++ti) {
-    atomicAdd(out + tiles[ti] * 16 + g, acc[ti][0]);
-    atomicAdd(out + tiles[ti] * 16 + g + 8, acc[ti][1]);
-  }
-}
-
-// flush_pair as 16-byte reductions (red.global.v4.f32.add, sm_90): lanes 0 and 16 take rows g
-// .. g + 3 of each half tile from lanes 4, 8 and 12 below them, 8 reductions a pair instead of
-// 32. The cluster MLP form's down_proj flushes each unit (its units are one group of a pair
-// each), 64 slices' sums to every output row, 4x the reductions of the other form's blocks of
-// groups; as scalars they queued at L2 (H100, session 39: its units 28% slower).
-__device__ __forceinline__ void flush_pair_v4(const StackMatrix& m, float* out, int pair, const float (&acc)[2][2],
-                                              int lane) {
   int tiles[2];
   pair_tiles(m, pair, tiles);
   const int g = lane >> 2;
@@ -1414,7 +1400,7 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
   // group's), or wait on before a unit (kRoleO: the attention of the unit's head;
   // kRoleDown: the GLU's column group), up to `target`; kRolePlain: neither; kRoleSlice: the
   // cluster MLP's gate_up, whose flushes go to the CTA's shared sums (flush_pair_local);
-  // kRoleSliceDown: its down_proj, flushed by 16-byte reductions (flush_pair_v4).
+  // kRoleSliceDown: its down_proj.
   auto run_matrix = [&](int m, float* out, const auto& x, auto role, unsigned target) {
     constexpr int R = decltype(role)::value;
     if (!streams) return;
@@ -1449,8 +1435,6 @@ __global__ void __launch_bounds__(stack_cta_warps(SU * 64, kRowRing) * 32, 1)
     auto flush = [&]() {
       if constexpr (R == kRoleSlice) {  // the cluster MLP's gate_up: into the CTA's sums
         flush_pair_local(gul, pair - static_cast<int>(blockIdx.x) * (kStackSliceCols / 32), acc, lane);
-      } else if constexpr (R == kRoleSliceDown) {
-        flush_pair_v4(mt, out, pair, acc, lane);
       } else {
         flush_pair(mt, out, pair, acc, lane);
       }
