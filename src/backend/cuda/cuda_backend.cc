@@ -70,7 +70,8 @@ int stack_stream_warps(const CudaOptions& o, int group) {
 // negative one is refused, not taken as the default).
 int stack_ring_depth(const CudaOptions& o, int group, int H, int I, int q_heads, int kv_heads) {
   if (o.decode_stack_ring_depth != 0) return o.decode_stack_ring_depth;
-  if (!o.decode_stack_row_ring) return cuda::stack_auto_ring_depth(group);
+  if (!o.decode_stack_row_ring)
+    return cuda::stack_auto_ring_depth(H, I, q_heads, kv_heads, group, stack_stream_warps(o, group));
   int rows = cuda::kStackMinRingDepth;
   while (rows < cuda::kStackMaxRingRows &&
          cuda::stack_smem_bytes(H, I, q_heads, kv_heads, group, rows + 1, stack_stream_warps(o, group), false, 0) <=

@@ -194,7 +194,7 @@ struct CudaOptions {
   // kv head, 64-column groups: cuda::stack_cta_attention_fits), --decode-stack-cta-attention. decode_stack_flags: three of its five grid
   // barriers a layer replaced by counters that only each phase's consumers wait on
   // (DecodeStackArgs::flags), --decode-stack-flags.
-  int decode_stack_ring_depth = 0;  // 0: cuda::stack_auto_ring_depth (2 or 4 units)
+  int decode_stack_ring_depth = 0;  // 0: cuda::stack_auto_ring_depth (4 units where they fit)
   bool decode_stack_row_ring = false;
   int decode_stack_rows_in_flight = 2;
   int decode_stack_window_rows_in_flight = -1;

@@ -116,6 +116,14 @@ size_t stack_smem_bytes(int H, int I, int q_heads, int kv_heads, int group, int 
          static_cast<size_t>(cta_warps) * ring_depth * unit_bytes(group == 128 ? 2 : 1);
 }
 
+int stack_auto_ring_depth(int H, int I, int q_heads, int kv_heads, int group, int cta_warps) {
+  int depth = kStackAutoRingDepth;
+  while (depth > kStackMinRingDepth &&
+         stack_smem_bytes(H, I, q_heads, kv_heads, group, depth, cta_warps, false, 0) > kStackSmemLimit)
+    --depth;
+  return depth;
+}
+
 size_t decode_stack_smem_bytes(const DecodeStackArgs& a) {
   const int group = decode_stack_group(a);
   return stack_smem_bytes(a.H, a.I, a.q_heads, a.kv_heads, group, a.ring_depth,

@@ -564,11 +564,15 @@ bool stack_shapes_supported(int H, int I, int q_heads, int kv_heads, int layers)
 // ring: ring_depth rows of kStackRowRingWarps units), in the form cta_attention chooses, with
 // warp_scratch_bytes (stack_warp_scratch_bytes) a streaming warp; decode_stack_smem_bytes: for a's.
 constexpr size_t kStackSmemLimit = 227 * 1024;
-// The ring depth of CudaOptions::decode_stack_ring_depth 0 (the default) for groups of
-// `group` columns: 4.3-4.5 KB of ring a streaming warp, 2 units of 128-column groups (2,176 B
-// each) or 4 of 64 (1,152 B), the fastest measured (H100, 3B batch 1, session 24: AWQ at depths 2 / 3 / 4 / 5, MLX-4
-// at 2 / 3 / 4 / 6; deeper rings were slower, docs/performance.md).
-constexpr int stack_auto_ring_depth(int group) { return group == 128 ? 2 : 4; }
+// The ring depth of CudaOptions::decode_stack_ring_depth 0 (the default):
+// kStackAutoRingDepth units a streaming warp, or the deepest below it (down to
+// kStackMinRingDepth) whose shared memory (stack_smem_bytes, the default form's) fits
+// kStackSmemLimit for a model of these sizes with cta_warps streaming warps of `group`-column
+// units. 4 was the fastest measured for both group sizes once every flush was a 16-byte
+// reduction (H100, session 40: 3B AWQ at depths 2-6, 8B AWQ at 2-5, MLX-4 at 4-6); with
+// scalar flushes depth 2 had been the fastest for 128-column groups (docs/performance.md).
+constexpr int kStackAutoRingDepth = 4;
+int stack_auto_ring_depth(int H, int I, int q_heads, int kv_heads, int group, int cta_warps);
 // Bytes of a streaming warp's input scratch: a unit's GLU (the flags form) or merged attention
 // (warp_merge), up to 128 columns of bf16.
 KR_HD int stack_warp_scratch_bytes(bool flags, bool warp_merge) { return flags || warp_merge ? 256 : 0; }

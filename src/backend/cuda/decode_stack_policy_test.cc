@@ -381,21 +381,36 @@ TEST(DecodeStackPolicy, LlamaShapesUpToFiveHundredTwelveKeys) {
   EXPECT_EQ(decode_stack_smem_bytes(llama_3b(512, 64)), stack_smem_bytes(kH, kI, kHq, kHkv, 64, 4, 15, false, 0));
 }
 
-// The default ring (CudaOptions::decode_stack_ring_depth 0) holds about the same bytes a
-// warp for both group sizes, 2 units of 128 columns (2,176 B each) or 4 of 64 (1,152 B),
-// and fits.
-TEST(DecodeStackPolicy, AutoRingDepthHoldsAboutTheSameBytesForBothGroupSizes) {
-  EXPECT_EQ(stack_auto_ring_depth(128), 2);
-  EXPECT_EQ(stack_auto_ring_depth(64), 4);
-  auto ring_bytes = [](int group) {
-    return stack_smem_bytes(kH, kI, kHq, kHkv, group, stack_auto_ring_depth(group), 15, false, 0) -
-           stack_smem_bytes(kH, kI, kHq, kHkv, group, 0, 15, false, 0);
-  };
-  EXPECT_EQ(ring_bytes(128), size_t{15} * 2 * 2176);
-  EXPECT_EQ(ring_bytes(64), size_t{15} * 4 * 1152);
+// The default ring (CudaOptions::decode_stack_ring_depth 0): 4 units a streaming warp where
+// shared memory holds them (3B and 8B at both group sizes, with their streaming warps), else
+// the deepest shallower ring that fits, down to kStackMinRingDepth.
+TEST(DecodeStackPolicy, AutoRingDepthIsTheDeepestUpToFourThatFits) {
+  for (int group : {64, 128}) {
+    const int warps = stack_stream_warps(group, false, false);
+    EXPECT_EQ(stack_auto_ring_depth(kH, kI, kHq, kHkv, group, warps), kStackAutoRingDepth) << group;
+    EXPECT_EQ(stack_auto_ring_depth(4096, 14336, 32, 8, group, warps), kStackAutoRingDepth) << group;
+  }
+  EXPECT_EQ(kStackAutoRingDepth, 4);
   DecodeStackArgs a = llama_3b();
-  a.ring_depth = stack_auto_ring_depth(128);
+  a.ring_depth = stack_auto_ring_depth(kH, kI, kHq, kHkv, 128, stack_stream_warps(128, false, false));
   EXPECT_TRUE(decode_stack_supports(a));
+  // Wider models: each answer fits, and is 4 or one shallower than a ring that does not fit;
+  // the widest needs a shallower ring (the fallback is taken).
+  bool shallower = false;
+  for (int H : {4096, 8192, 12288, 16384}) {
+    const int I = 4 * H, warps = stack_stream_warps(128, false, false);
+    const int d = stack_auto_ring_depth(H, I, H / 128, 8, 128, warps);
+    ASSERT_GE(d, kStackMinRingDepth) << H;
+    ASSERT_LE(d, kStackAutoRingDepth) << H;
+    if (d > kStackMinRingDepth) {  // (at the minimum it may not fit: the model is refused)
+      EXPECT_LE(stack_smem_bytes(H, I, H / 128, 8, 128, d, warps, false, 0), kStackSmemLimit) << H;
+    }
+    if (d < kStackAutoRingDepth) {
+      EXPECT_GT(stack_smem_bytes(H, I, H / 128, 8, 128, d + 1, warps, false, 0), kStackSmemLimit) << H;
+      shallower = true;
+    }
+  }
+  EXPECT_TRUE(shallower);
 }
 
 TEST(DecodeStackPolicy, RingDepthAsSharedMemoryAllows) {
