@@ -62,12 +62,20 @@ LaunchBenchRow run_chain(int blocks, bool pdl, cudaStream_t stream, int* counter
   return row;
 }
 
+int device_sms() {
+  int device = 0, sms = 0;
+  KR_CUDA_CHECK(cudaGetDevice(&device));
+  KR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return sms;
+}
+
 constexpr int kChainHops = 100;  // hop kernels in a tail bench step's graph
 constexpr int kTailSteps = 50;   // steps a timed round
 constexpr int kTailRounds = 3;
 constexpr int kVocab = 128256;
 
-cudaGraphExec_t capture(cudaStream_t stream, const auto& body) {
+template <class Body>
+cudaGraphExec_t capture(cudaStream_t stream, const Body& body) {
   cudaGraph_t graph = nullptr;
   KR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
   body();
@@ -79,7 +87,8 @@ cudaGraphExec_t capture(cudaStream_t stream, const auto& body) {
 }
 
 // Microseconds of one `step` (enqueued kTailSteps times between two events), best round.
-double time_steps(cudaStream_t stream, const auto& step) {
+template <class Step>
+double time_steps(cudaStream_t stream, const Step& step) {
   cudaEvent_t t0, t1;
   KR_CUDA_CHECK(cudaEventCreate(&t0));
   KR_CUDA_CHECK(cudaEventCreate(&t1));
@@ -102,9 +111,7 @@ double time_steps(cudaStream_t stream, const auto& step) {
 }  // namespace
 
 ArgmaxTailResult run_argmax_tail_bench() {
-  int device = 0, sms = 0;
-  KR_CUDA_CHECK(cudaGetDevice(&device));
-  KR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = device_sms();
   cudaStream_t stream = nullptr;
   KR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   int* counter = nullptr;
@@ -160,9 +167,7 @@ ArgmaxTailResult run_argmax_tail_bench() {
 }
 
 std::vector<LaunchBenchRow> run_launch_bench() {
-  int device = 0, sms = 0;
-  KR_CUDA_CHECK(cudaGetDevice(&device));
-  KR_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = device_sms();
   cudaStream_t stream = nullptr;
   KR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   int* counter = nullptr;
