@@ -568,9 +568,8 @@ constexpr size_t kStackSmemLimit = 227 * 1024;
 // kStackAutoRingDepth units a streaming warp, or the deepest below it (down to
 // kStackMinRingDepth) whose shared memory (stack_smem_bytes, the default form's) fits
 // kStackSmemLimit for a model of these sizes with cta_warps streaming warps of `group`-column
-// units. 4 was the fastest measured for both group sizes once every flush was a 16-byte
-// reduction (H100, session 40: 3B AWQ at depths 2-6, 8B AWQ at 2-5, MLX-4 at 4-6); with
-// scalar flushes depth 2 had been the fastest for 128-column groups (docs/performance.md).
+// units: the fastest measured for both group sizes since every flush is a 16-byte reduction
+// (docs/performance.md, session 40).
 constexpr int kStackAutoRingDepth = 4;
 int stack_auto_ring_depth(int H, int I, int q_heads, int kv_heads, int group, int cta_warps);
 // Bytes of a streaming warp's input scratch: a unit's GLU (the flags form) or merged attention
