@@ -25,35 +25,52 @@ __global__ void hop_kernel(int* counter) {
   if (blockIdx.x == 0 && threadIdx.x == 0) *counter = *counter + 1;
 }
 
-LaunchBenchRow run_chain(int blocks, bool pdl, cudaStream_t stream, int* counter) {
-  KR_CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof(int), stream));
-  KR_CUDA_CHECK(cudaStreamSynchronize(stream));
+// A graph of what body() enqueues on `stream`, instantiated.
+template <class Body>
+cudaGraphExec_t capture(cudaStream_t stream, const Body& body) {
   cudaGraph_t graph = nullptr;
   KR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < kHops; ++i) cuda::launch(pdl, hop_kernel, dim3(blocks), dim3(kThreads), 0, stream, counter);
+  body();
   KR_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   cudaGraphExec_t exec = nullptr;
   KR_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  KR_CUDA_CHECK(cudaGraphDestroy(graph));
+  return exec;
+}
+
+// Milliseconds of the fastest of `rounds` rounds, each `steps` calls of step() enqueued on
+// `stream` between two events, after one untimed step().
+template <class Step>
+float best_round_ms(cudaStream_t stream, int rounds, int steps, const Step& step) {
   cudaEvent_t t0, t1;
   KR_CUDA_CHECK(cudaEventCreate(&t0));
   KR_CUDA_CHECK(cudaEventCreate(&t1));
-  KR_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // warm-up
+  step();  // warm-up
   float best_ms = 1e30f;
-  for (int r = 0; r < kReplays; ++r) {
+  for (int r = 0; r < rounds; ++r) {
     KR_CUDA_CHECK(cudaEventRecord(t0, stream));
-    KR_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    for (int i = 0; i < steps; ++i) step();
     KR_CUDA_CHECK(cudaEventRecord(t1, stream));
     KR_CUDA_CHECK(cudaEventSynchronize(t1));
     float ms = 0.0f;
     KR_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
     best_ms = std::min(best_ms, ms);
   }
-  int value = 0;
-  KR_CUDA_CHECK(cudaMemcpy(&value, counter, sizeof(int), cudaMemcpyDeviceToHost));
   KR_CUDA_CHECK(cudaEventDestroy(t0));
   KR_CUDA_CHECK(cudaEventDestroy(t1));
+  return best_ms;
+}
+
+LaunchBenchRow run_chain(int blocks, bool pdl, cudaStream_t stream, int* counter) {
+  KR_CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof(int), stream));
+  KR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  cudaGraphExec_t exec = capture(stream, [&] {
+    for (int i = 0; i < kHops; ++i) cuda::launch(pdl, hop_kernel, dim3(blocks), dim3(kThreads), 0, stream, counter);
+  });
+  const float best_ms = best_round_ms(stream, kReplays, 1, [&] { KR_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  int value = 0;
+  KR_CUDA_CHECK(cudaMemcpy(&value, counter, sizeof(int), cudaMemcpyDeviceToHost));
   KR_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  KR_CUDA_CHECK(cudaGraphDestroy(graph));
   LaunchBenchRow row;
   row.blocks = blocks;
   row.pdl = pdl;
@@ -74,38 +91,10 @@ constexpr int kTailSteps = 50;   // steps a timed round
 constexpr int kTailRounds = 3;
 constexpr int kVocab = 128256;
 
-template <class Body>
-cudaGraphExec_t capture(cudaStream_t stream, const Body& body) {
-  cudaGraph_t graph = nullptr;
-  KR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  body();
-  KR_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-  cudaGraphExec_t exec = nullptr;
-  KR_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  KR_CUDA_CHECK(cudaGraphDestroy(graph));
-  return exec;
-}
-
-// Microseconds of one `step` (enqueued kTailSteps times between two events), best round.
+// Microseconds of one `step`, enqueued kTailSteps times a round, best of kTailRounds.
 template <class Step>
-double time_steps(cudaStream_t stream, const Step& step) {
-  cudaEvent_t t0, t1;
-  KR_CUDA_CHECK(cudaEventCreate(&t0));
-  KR_CUDA_CHECK(cudaEventCreate(&t1));
-  step();  // warm-up
-  float best_ms = 1e30f;
-  for (int r = 0; r < kTailRounds; ++r) {
-    KR_CUDA_CHECK(cudaEventRecord(t0, stream));
-    for (int i = 0; i < kTailSteps; ++i) step();
-    KR_CUDA_CHECK(cudaEventRecord(t1, stream));
-    KR_CUDA_CHECK(cudaEventSynchronize(t1));
-    float ms = 0.0f;
-    KR_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
-    best_ms = std::min(best_ms, ms);
-  }
-  KR_CUDA_CHECK(cudaEventDestroy(t0));
-  KR_CUDA_CHECK(cudaEventDestroy(t1));
-  return best_ms * 1e3 / kTailSteps;
+double tail_step_us(cudaStream_t stream, const Step& step) {
+  return best_round_ms(stream, kTailRounds, kTailSteps, step) * 1e3 / kTailSteps;
 }
 
 }  // namespace
@@ -144,14 +133,13 @@ ArgmaxTailResult run_argmax_tail_bench() {
     for (int i = 0; i < kTailSteps; ++i) argmax();
   });
   ArgmaxTailResult r;
-  r.chain_us = time_steps(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(plain, stream)); });
-  r.after_graph_us = time_steps(stream, [&] {
+  r.chain_us = tail_step_us(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(plain, stream)); });
+  r.after_graph_us = tail_step_us(stream, [&] {
     KR_CUDA_CHECK(cudaGraphLaunch(plain, stream));
     argmax();
   }) - r.chain_us;
-  r.in_graph_us = time_steps(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(with_argmax, stream)); }) - r.chain_us;
-  KR_CUDA_CHECK(cudaGraphLaunch(argmaxes, stream));  // warm-up
-  r.in_chain_us = time_steps(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(argmaxes, stream)); }) / kTailSteps;
+  r.in_graph_us = tail_step_us(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(with_argmax, stream)); }) - r.chain_us;
+  r.in_chain_us = tail_step_us(stream, [&] { KR_CUDA_CHECK(cudaGraphLaunch(argmaxes, stream)); }) / kTailSteps;
   std::printf("argmax tail (1 row of %d logits, mapped outputs): a graph of %d hops (%d blocks) %.2f us; "
               "the argmax after it +%.2f us, as its last node +%.2f us; alone in a graph %.2f us a kernel\n",
               kVocab, kChainHops, sms, r.chain_us, r.after_graph_us, r.in_graph_us, r.in_chain_us);
